@@ -1,0 +1,146 @@
+// Package config holds Mast's configuration model: Istio's kinds as istio.io/api
+// protos wrapped with Kubernetes-style metadata and the place they were read from.
+package config
+
+import (
+	"fmt"
+	"sort"
+
+	"google.golang.org/protobuf/proto"
+)
+
+// Kind names a configuration kind by API group and kind. Versions of the same
+// kind (v1, v1beta1, v1alpha3) decode to the same Kind.
+type Kind struct {
+	Group string
+	Kind  string
+}
+
+func (k Kind) String() string { return k.Kind }
+
+// The kinds Mast understands.
+var (
+	VirtualService        = Kind{"networking.istio.io", "VirtualService"}
+	DestinationRule       = Kind{"networking.istio.io", "DestinationRule"}
+	Gateway               = Kind{"networking.istio.io", "Gateway"}
+	ServiceEntry          = Kind{"networking.istio.io", "ServiceEntry"}
+	Sidecar               = Kind{"networking.istio.io", "Sidecar"}
+	WorkloadEntry         = Kind{"networking.istio.io", "WorkloadEntry"}
+	WorkloadGroup         = Kind{"networking.istio.io", "WorkloadGroup"}
+	PeerAuthentication    = Kind{"security.istio.io", "PeerAuthentication"}
+	RequestAuthentication = Kind{"security.istio.io", "RequestAuthentication"}
+	AuthorizationPolicy   = Kind{"security.istio.io", "AuthorizationPolicy"}
+	Telemetry             = Kind{"telemetry.istio.io", "Telemetry"}
+)
+
+// Source is where a resource was read from.
+type Source struct {
+	File string // path as given to the decoder, or a store-specific origin such as "kube"
+	Line int    // 1-based line of the document's first line; 0 when unknown
+}
+
+func (s Source) String() string {
+	if s.Line > 0 {
+		return fmt.Sprintf("%s:%d", s.File, s.Line)
+	}
+	return s.File
+}
+
+// Key identifies a resource in a store: kind, namespace and name.
+type Key struct {
+	Kind      Kind
+	Namespace string
+	Name      string
+}
+
+func (k Key) String() string { return k.Kind.Kind + "/" + k.Namespace + "/" + k.Name }
+
+// Meta is the Kubernetes-style metadata of a resource.
+type Meta struct {
+	Kind        Kind
+	APIVersion  string // as written, e.g. "networking.istio.io/v1alpha3"
+	Name        string
+	Namespace   string // "default" when the document does not say
+	Labels      map[string]string
+	Annotations map[string]string
+	Source      Source
+}
+
+// Resource is one configuration object: metadata plus its istio.io/api spec
+// (for example *v1alpha3.VirtualService). Resources are immutable once stored.
+type Resource struct {
+	Meta
+	Spec proto.Message
+}
+
+// Key returns the resource's identity.
+func (r Resource) Key() Key { return Key{Kind: r.Kind, Namespace: r.Namespace, Name: r.Name} }
+
+// Snapshot is an immutable set of resources, indexed by kind and key.
+// Lists are sorted by namespace then name, so output built from them is stable.
+type Snapshot struct {
+	byKind map[Kind][]Resource
+	byKey  map[Key]Resource
+}
+
+// NewSnapshot indexes rs. A later resource with the same key replaces an earlier one.
+func NewSnapshot(rs []Resource) *Snapshot {
+	s := &Snapshot{byKind: map[Kind][]Resource{}, byKey: make(map[Key]Resource, len(rs))}
+	for _, r := range rs {
+		s.byKey[r.Key()] = r
+	}
+	for k, r := range s.byKey {
+		s.byKind[k.Kind] = append(s.byKind[k.Kind], r)
+	}
+	for _, list := range s.byKind {
+		sort.Slice(list, func(i, j int) bool {
+			if list[i].Namespace != list[j].Namespace {
+				return list[i].Namespace < list[j].Namespace
+			}
+			return list[i].Name < list[j].Name
+		})
+	}
+	return s
+}
+
+// List returns the resources of kind k, sorted by namespace and name. Callers must not modify it.
+func (s *Snapshot) List(k Kind) []Resource {
+	if s == nil {
+		return nil
+	}
+	return s.byKind[k]
+}
+
+// Get returns the resource with key k.
+func (s *Snapshot) Get(k Key) (Resource, bool) {
+	if s == nil {
+		return Resource{}, false
+	}
+	r, ok := s.byKey[k]
+	return r, ok
+}
+
+// Len is the number of resources in the snapshot.
+func (s *Snapshot) Len() int {
+	if s == nil {
+		return 0
+	}
+	return len(s.byKey)
+}
+
+// All returns every resource, sorted by kind, namespace and name.
+func (s *Snapshot) All() []Resource {
+	if s == nil {
+		return nil
+	}
+	kinds := make([]Kind, 0, len(s.byKind))
+	for k := range s.byKind {
+		kinds = append(kinds, k)
+	}
+	sort.Slice(kinds, func(i, j int) bool { return kinds[i].Kind < kinds[j].Kind })
+	out := make([]Resource, 0, len(s.byKey))
+	for _, k := range kinds {
+		out = append(out, s.byKind[k]...)
+	}
+	return out
+}

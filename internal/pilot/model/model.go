@@ -1,0 +1,99 @@
+// Package model holds Pilot's inputs for generating proxy configuration: the
+// proxy as identified by its xDS node, and the push context, an immutable
+// snapshot of configuration and services that generators read and never change.
+package model
+
+import (
+	"github.com/mast-mesh/mast/internal/config"
+	"github.com/mast-mesh/mast/internal/registry"
+)
+
+// NodeType is the role of a proxy.
+type NodeType string
+
+const (
+	SidecarProxy NodeType = "sidecar"
+	Router       NodeType = "router" // ingress or egress gateway
+)
+
+// Proxy is a connected xDS client as described by its node ID and metadata.
+// Node IDs follow Istio: TYPE~IP~NAME.NAMESPACE~NAMESPACE.svc.cluster.local.
+type Proxy struct {
+	ID             string // the whole node ID
+	Type           NodeType
+	IPAddresses    []string
+	Name           string // pod or workload name
+	Namespace      string
+	DNSDomain      string
+	Labels         map[string]string
+	ServiceAccount string // SPIFFE ID or bare service account name from metadata
+	Generator      string // "grpc" for proxyless gRPC clients, "" for sidecars and gateways
+	Metadata       map[string]string
+}
+
+// IsGRPC reports whether the proxy is a proxyless gRPC client.
+func (p *Proxy) IsGRPC() bool { return p.Generator == "grpc" }
+
+// MeshConfig is the mesh-wide configuration passed down from main.
+type MeshConfig struct {
+	TrustDomain   string // default "cluster.local"
+	RootNamespace string // default "istio-system": mesh-wide policies live here
+	DomainSuffix  string // default "cluster.local"
+}
+
+// DefaultMeshConfig returns Istio's defaults.
+func DefaultMeshConfig() MeshConfig {
+	return MeshConfig{TrustDomain: "cluster.local", RootNamespace: "istio-system", DomainSuffix: "cluster.local"}
+}
+
+// PushContext is an immutable snapshot of everything generators read.
+// Build it with NewPushContext; never modify it afterwards.
+type PushContext struct {
+	Version  string // changes on every push; used as the xDS version
+	Mesh     MeshConfig
+	Config   *config.Snapshot
+	Registry *registry.Snapshot
+}
+
+// NewPushContext builds a push context and its indexes.
+func NewPushContext(version string, mesh MeshConfig, cfg *config.Snapshot, reg *registry.Snapshot) *PushContext {
+	return &PushContext{Version: version, Mesh: mesh, Config: cfg, Registry: reg}
+}
+
+// PushRequest says what changed and therefore what must be pushed.
+type PushRequest struct {
+	// Full is true when anything but endpoints changed: every type is regenerated.
+	Full bool
+	// EDSHosts lists service hostnames whose endpoints changed; with Full false,
+	// only EDS for these services is pushed.
+	EDSHosts map[string]struct{}
+	// Reason is for logs and debug output.
+	Reason string
+}
+
+// Merge combines two requests into one covering both. Either may be nil.
+func (r *PushRequest) Merge(o *PushRequest) *PushRequest {
+	if r == nil {
+		return o
+	}
+	if o == nil {
+		return r
+	}
+	m := &PushRequest{Full: r.Full || o.Full, Reason: r.Reason}
+	if o.Reason != "" && o.Reason != r.Reason {
+		if m.Reason != "" {
+			m.Reason += ","
+		}
+		m.Reason += o.Reason
+	}
+	if !m.Full {
+		m.EDSHosts = make(map[string]struct{}, len(r.EDSHosts)+len(o.EDSHosts))
+		for h := range r.EDSHosts {
+			m.EDSHosts[h] = struct{}{}
+		}
+		for h := range o.EDSHosts {
+			m.EDSHosts[h] = struct{}{}
+		}
+	}
+	return m
+}

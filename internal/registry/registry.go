@@ -1,0 +1,129 @@
+// Package registry is Mast's service model: services with ports and endpoints,
+// gathered from registries (ServiceEntry/WorkloadEntry by default; Kubernetes,
+// Consul and Eureka later) into one aggregate snapshot.
+package registry
+
+import "sort"
+
+// Protocol is a service port's application protocol, as Istio names it.
+type Protocol string
+
+const (
+	HTTP    Protocol = "HTTP"
+	HTTP2   Protocol = "HTTP2"
+	GRPC    Protocol = "GRPC"
+	HTTPS   Protocol = "HTTPS"
+	TLS     Protocol = "TLS"
+	TCP     Protocol = "TCP"
+	Mongo   Protocol = "MONGO"
+	Redis   Protocol = "REDIS"
+	MySQL   Protocol = "MYSQL"
+	Unknown Protocol = "" // sniffed at runtime
+)
+
+// IsHTTP reports whether the protocol is carried by the HTTP connection manager.
+func (p Protocol) IsHTTP() bool { return p == HTTP || p == HTTP2 || p == GRPC }
+
+// Resolution says how a service's endpoints are found.
+type Resolution int
+
+const (
+	ResolutionStatic Resolution = iota // endpoints are IP addresses
+	ResolutionDNS                      // endpoints are hostnames resolved by the proxy
+	ResolutionDNSRoundRobin
+	ResolutionNone // passthrough to the original destination
+)
+
+// Port is one port of a service.
+type Port struct {
+	Name       string
+	Number     uint32
+	Protocol   Protocol
+	TargetPort uint32 // 0 when endpoints say or the port number is used
+}
+
+// Service is a named, addressable service in the mesh.
+type Service struct {
+	Hostname        string // FQDN, e.g. reviews.default.svc.cluster.local, or a wildcard for external
+	Namespace       string
+	Addresses       []string // VIPs; empty when none
+	Ports           []Port
+	Resolution      Resolution
+	MeshExternal    bool
+	Labels          map[string]string
+	ServiceAccounts []string // SPIFFE IDs or service account names declared for the service
+	ExportTo        []string // "*" (default), "." or namespaces
+	Registry        string   // which registry it came from, e.g. "serviceentry"
+}
+
+// PortByNumber returns the service port with the given number.
+func (s *Service) PortByNumber(n uint32) (Port, bool) {
+	for _, p := range s.Ports {
+		if p.Number == n {
+			return p, true
+		}
+	}
+	return Port{}, false
+}
+
+// PortByName returns the service port with the given name.
+func (s *Service) PortByName(name string) (Port, bool) {
+	for _, p := range s.Ports {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return Port{}, false
+}
+
+// Endpoint is one instance of a service listening on one service port.
+type Endpoint struct {
+	Hostname       string // the service's hostname
+	ServicePort    uint32 // the service port this endpoint serves
+	Address        string // IP, or hostname for DNS resolution
+	Port           uint32 // the port on Address
+	Labels         map[string]string
+	Locality       string // region/zone/subzone
+	ServiceAccount string // SPIFFE ID when known
+	Network        string
+	Weight         uint32 // 0 means 1
+}
+
+// Snapshot is an immutable view of every service and endpoint.
+type Snapshot struct {
+	Services  []*Service             // sorted by hostname, then namespace
+	Endpoints map[string][]*Endpoint // by service hostname, sorted by address and port
+}
+
+// Service returns the service with the given hostname (the first, by namespace order, if several).
+func (s *Snapshot) Service(host string) *Service {
+	if s == nil {
+		return nil
+	}
+	i := sort.Search(len(s.Services), func(i int) bool { return s.Services[i].Hostname >= host })
+	if i < len(s.Services) && s.Services[i].Hostname == host {
+		return s.Services[i]
+	}
+	return nil
+}
+
+// EndpointsFor returns the endpoints of a service port.
+func (s *Snapshot) EndpointsFor(host string, port uint32) []*Endpoint {
+	if s == nil {
+		return nil
+	}
+	var out []*Endpoint
+	for _, e := range s.Endpoints[host] {
+		if e.ServicePort == port {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// Registry is one source of services. Implementations keep their own watch
+// loops and call the notify function they were built with when they change.
+type Registry interface {
+	Name() string
+	Snapshot() *Snapshot
+}

@@ -4,6 +4,8 @@
 package model
 
 import (
+	"google.golang.org/protobuf/proto"
+
 	"github.com/mast-mesh/mast/internal/config"
 	"github.com/mast-mesh/mast/internal/registry"
 )
@@ -97,3 +99,13 @@ func (r *PushRequest) Merge(o *PushRequest) *PushRequest {
 	}
 	return m
 }
+
+// XDSResource is one generated resource with its xDS name.
+type XDSResource struct {
+	Name     string
+	Resource proto.Message
+}
+
+// GenerateFunc generates the resources of one xDS type for a proxy. names are
+// the resource names the proxy subscribed to; empty means all (wildcard).
+type GenerateFunc func(pc *PushContext, p *Proxy, typeURL string, names []string) ([]XDSResource, error)

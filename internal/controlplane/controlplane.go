@@ -1,0 +1,225 @@
+// Package controlplane assembles mastd: the configuration store (Galley), the
+// service registry, the push pipeline and the ADS server (Pilot), and the
+// monitoring endpoints. main parses flags into Config and calls Run.
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/mast-mesh/mast/internal/config"
+	"github.com/mast-mesh/mast/internal/config/store"
+	"github.com/mast-mesh/mast/internal/pilot/ads"
+	"github.com/mast-mesh/mast/internal/pilot/generate"
+	"github.com/mast-mesh/mast/internal/pilot/model"
+	"github.com/mast-mesh/mast/internal/pilot/push"
+	"github.com/mast-mesh/mast/internal/registry"
+	"github.com/mast-mesh/mast/internal/registry/serviceentry"
+)
+
+// Config is everything mastd needs, parsed from flags in main.
+type Config struct {
+	ConfigDir      string // watched directory tree of Istio YAML
+	XDSAddr        string // plaintext ADS, e.g. 127.0.0.1:15010
+	MonitoringAddr string // metrics and debug, e.g. 127.0.0.1:15014
+	Mesh           model.MeshConfig
+	DebounceQuiet  time.Duration // Istio's PILOT_DEBOUNCE_AFTER, 100ms
+	DebounceMax    time.Duration // Istio's PILOT_DEBOUNCE_MAX, 10s
+	Logger         *slog.Logger
+	// Ready, when set, receives the bound addresses once both servers listen.
+	Ready func(xds, monitoring net.Addr)
+}
+
+// Run serves until ctx is cancelled.
+func Run(ctx context.Context, cfg Config) error {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	adsServer := ads.New(ads.Config{
+		Generate:    generate.Generate,
+		ClusterHost: generate.ClusterHost,
+		Logger:      log.With("component", "ads"),
+		Metrics:     reg,
+	})
+
+	p := &pipeline{mesh: cfg.Mesh, ads: adsServer, log: log.With("component", "push")}
+	deb := push.NewDebouncer(push.DebounceConfig{Quiet: cfg.DebounceQuiet, Max: cfg.DebounceMax}, p.push)
+
+	fs, err := store.NewFile(store.FileConfig{
+		Dir:    cfg.ConfigDir,
+		Load:   loadFile(log.With("component", "galley")),
+		Logger: log.With("component", "galley"),
+		OnChange: func(_, snap *config.Snapshot) {
+			if req := p.configChanged(snap); req != nil {
+				deb.Enqueue(req)
+			}
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("config store %s: %w", cfg.ConfigDir, err)
+	}
+	// Build the first push context synchronously so that the first proxy gets config.
+	p.configChanged(fs.Snapshot())
+	p.push(&model.PushRequest{Full: true, Reason: "initial"})
+
+	xdsLis, err := net.Listen("tcp", cfg.XDSAddr)
+	if err != nil {
+		return fmt.Errorf("xds listener: %w", err)
+	}
+	monLis, err := net.Listen("tcp", cfg.MonitoringAddr)
+	if err != nil {
+		xdsLis.Close()
+		return fmt.Errorf("monitoring listener: %w", err)
+	}
+	gs := grpc.NewServer(
+		grpc.MaxConcurrentStreams(100000),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 15 * time.Second, PermitWithoutStream: true}),
+	)
+	adsServer.Register(gs)
+
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/debug/syncz", adsServer.SynczHandler())
+	mux.Handle("/debug/configz", configzHandler(fs))
+	mux.HandleFunc("/ready", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 4)
+	run := func(name string, f func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, grpc.ErrServerStopped) {
+				errc <- fmt.Errorf("%s: %w", name, err)
+			}
+			cancel()
+		}()
+	}
+	run("config store", func() error { return fs.Run(ctx) })
+	run("debouncer", func() error { return deb.Run(ctx) })
+	run("xds server", func() error { return gs.Serve(xdsLis) })
+	run("monitoring server", func() error { return hs.Serve(monLis) })
+	log.Info("mastd serving", "xds", xdsLis.Addr().String(), "monitoring", monLis.Addr().String(), "config", cfg.ConfigDir)
+	if cfg.Ready != nil {
+		cfg.Ready(xdsLis.Addr(), monLis.Addr())
+	}
+
+	<-ctx.Done()
+	gs.Stop()
+	shutdownCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
+	defer done()
+	hs.Shutdown(shutdownCtx)
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return err
+	default:
+		return nil
+	}
+}
+
+// loadFile decodes and validates one file; any error rejects the whole file.
+func loadFile(log *slog.Logger) func(string, []byte) ([]config.Resource, error) {
+	return func(path string, data []byte) ([]config.Resource, error) {
+		rs, problems := config.Load(path, data)
+		for _, w := range problems.Warnings() {
+			log.Warn("config warning", "problem", w.String())
+		}
+		if problems.HasErrors() {
+			return nil, problems.Errors()
+		}
+		return rs, nil
+	}
+}
+
+// pipeline turns config snapshots into push contexts and push requests.
+type pipeline struct {
+	mesh model.MeshConfig
+	ads  *ads.Server
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	cfg     *config.Snapshot
+	reg     *registry.Snapshot
+	version atomic.Uint64
+}
+
+// configChanged records a new config snapshot and says what must be pushed:
+// an EDS-only request when only endpoints changed, else a full push.
+func (p *pipeline) configChanged(snap *config.Snapshot) *model.PushRequest {
+	reg := serviceentry.Build(snap, serviceentry.Options{TrustDomain: p.mesh.TrustDomain, DomainSuffix: p.mesh.DomainSuffix})
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	oldCfg, oldReg := p.cfg, p.reg
+	p.cfg, p.reg = snap, reg
+	if oldCfg == nil {
+		return &model.PushRequest{Full: true, Reason: "initial"}
+	}
+	if onlyWorkloadEntriesChanged(oldCfg, snap) {
+		servicesChanged, hosts := registry.Diff(oldReg, reg)
+		if !servicesChanged {
+			if len(hosts) == 0 {
+				return nil
+			}
+			return &model.PushRequest{EDSHosts: hosts, Reason: "endpoints"}
+		}
+	}
+	return &model.PushRequest{Full: true, Reason: "config"}
+}
+
+// push builds a push context from the latest snapshots and hands it to the ADS server.
+func (p *pipeline) push(req *model.PushRequest) {
+	p.mu.Lock()
+	cfg, reg := p.cfg, p.reg
+	p.mu.Unlock()
+	v := p.version.Add(1)
+	pc := model.NewPushContext(time.Now().UTC().Format("2006-01-02T15:04:05Z")+"/"+strconv.FormatUint(v, 10), p.mesh, cfg, reg)
+	p.log.Debug("push", "version", pc.Version, "full", req.Full, "eds_hosts", len(req.EDSHosts), "reason", req.Reason)
+	p.ads.Push(pc, req)
+}
+
+// onlyWorkloadEntriesChanged reports whether the two snapshots differ only in WorkloadEntry resources.
+func onlyWorkloadEntriesChanged(a, b *config.Snapshot) bool {
+	ra, rb := a.All(), b.All()
+	strip := func(rs []config.Resource) []config.Resource {
+		out := make([]config.Resource, 0, len(rs))
+		for _, r := range rs {
+			if r.Kind != config.WorkloadEntry {
+				out = append(out, r)
+			}
+		}
+		return out
+	}
+	ra, rb = strip(ra), strip(rb)
+	if len(ra) != len(rb) {
+		return false
+	}
+	for i := range ra {
+		if ra[i].Key() != rb[i].Key() || !sameSpec(ra[i], rb[i]) {
+			return false
+		}
+	}
+	return true
+}

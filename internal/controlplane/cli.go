@@ -1,0 +1,64 @@
+package controlplane
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"os"
+
+	"github.com/mast-mesh/mast/internal/pilot/model"
+)
+
+// Main is mastd's command line: it parses args into a Config and runs until
+// SIGINT or SIGTERM. It returns the process exit code. `mast up` runs the
+// same function in a child process, so the flags are one contract.
+func Main(args []string, stderr io.Writer) int {
+	mesh := model.DefaultMeshConfig()
+	cfg := Config{Mesh: mesh}
+	var logLevel, components string
+	fs := flag.NewFlagSet("mastd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.ConfigDir, "config", "", "directory tree of Istio configuration (YAML/JSON), watched for changes (required)")
+	fs.StringVar(&cfg.XDSAddr, "xds-addr", "127.0.0.1:15010", "address of the plaintext xDS (ADS) gRPC server")
+	fs.StringVar(&cfg.MonitoringAddr, "monitoring-addr", "127.0.0.1:15014", "address of the metrics and /debug server")
+	fs.StringVar(&cfg.Mesh.TrustDomain, "trust-domain", mesh.TrustDomain, "SPIFFE trust domain of the mesh")
+	fs.StringVar(&cfg.Mesh.RootNamespace, "root-namespace", mesh.RootNamespace, "namespace whose policies apply mesh-wide")
+	fs.StringVar(&cfg.Mesh.DomainSuffix, "domain-suffix", mesh.DomainSuffix, "DNS suffix of service hostnames")
+	fs.DurationVar(&cfg.DebounceQuiet, "debounce-after", 100*time.Millisecond, "quiet period before a push (Istio's PILOT_DEBOUNCE_AFTER)")
+	fs.DurationVar(&cfg.DebounceMax, "debounce-max", 10*time.Second, "longest delay of a push under constant change (PILOT_DEBOUNCE_MAX)")
+	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&components, "components", "pilot,galley", "components to run; today pilot and galley")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+		fmt.Fprintf(stderr, "mastd: --log-level %q: %v\n", logLevel, err)
+		return 2
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if cfg.ConfigDir == "" {
+		fmt.Fprintln(stderr, "mastd: --config DIR is required")
+		return 2
+	}
+	for _, c := range strings.Split(components, ",") {
+		if c != "pilot" && c != "galley" {
+			fmt.Fprintf(stderr, "mastd: --components: %q is not available yet (pilot, galley)\n", c)
+			return 2
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := Run(ctx, cfg); err != nil {
+		cfg.Logger.Error("mastd stopped", "err", err)
+		return 1
+	}
+	return 0
+}

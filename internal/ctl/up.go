@@ -1,0 +1,126 @@
+package ctl
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mast-mesh/mast/internal/localmesh"
+)
+
+// DefaultStateDir is where `mast up` keeps its lock, logs and configuration:
+// $MAST_STATE_DIR, else $XDG_STATE_HOME/mast, else ~/.local/state/mast.
+func DefaultStateDir() string {
+	if d := os.Getenv("MAST_STATE_DIR"); d != "" {
+		return d
+	}
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "mast")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "state", "mast")
+	}
+	return filepath.Join(os.TempDir(), "mast")
+}
+
+// Up runs `mast up`: a whole local mesh, Bookinfo included unless --config names the user's own.
+func Up(args []string, stdout, stderr io.Writer) int {
+	cfg := localmesh.Config{Stdout: stdout}
+	fs := flag.NewFlagSet("mast up", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.StateDir, "state-dir", DefaultStateDir(), "directory for the lock, logs and the default configuration")
+	fs.StringVar(&cfg.ConfigDir, "config", "", "run this configuration directory instead of Bookinfo's")
+	fs.StringVar(&cfg.XDSAddr, "xds-addr", "127.0.0.1:15010", "mastd's xDS address")
+	fs.StringVar(&cfg.MonitoringAddr, "monitoring-addr", "127.0.0.1:15014", "mastd's metrics and debug address")
+	fs.StringVar(&cfg.GatewayIP, "gateway-ip", "127.0.0.1", "address of the ingress gateway (its listeners come from Gateway resources)")
+	fs.DurationVar(&cfg.ReadyTimeout, "ready-timeout", 2*time.Minute, "how long to wait for every proxy to acknowledge its configuration")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg.Bookinfo = cfg.ConfigDir == ""
+	exe, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(stderr, "mast up: %v\n", err)
+		return 1
+	}
+	cfg.Executable = exe
+	cfg.Logger = slog.New(slog.NewTextHandler(stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := localmesh.Up(ctx, cfg); err != nil {
+		fmt.Fprintf(stderr, "mast up: %v\n", err)
+		if errors.Is(err, localmesh.ErrRunning) {
+			return 3
+		}
+		return 1
+	}
+	return 0
+}
+
+// Apply runs `mast apply -f FILE_OR_DIR...` against the running local mesh.
+func Apply(args []string, stdout, stderr io.Writer) int { return applyOrDelete("apply", args, stdout, stderr) }
+
+// Delete runs `mast delete -f FILE_OR_DIR...` against the running local mesh.
+func Delete(args []string, stdout, stderr io.Writer) int {
+	return applyOrDelete("delete", args, stdout, stderr)
+}
+
+// pathList is a repeatable, comma-separable -f flag.
+type pathList []string
+
+func (p *pathList) String() string { return strings.Join(*p, ",") }
+func (p *pathList) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s != "" {
+			*p = append(*p, s)
+		}
+	}
+	return nil
+}
+
+func applyOrDelete(verb string, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("mast "+verb, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var files pathList
+	fs.Var(&files, "f", "file or directory of configuration (repeatable, or comma-separated)")
+	stateDir := fs.String("state-dir", DefaultStateDir(), "state directory of the running `mast up`")
+	configDir := fs.String("config", "", "configuration directory to change (default: the running `mast up`'s)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if len(files) == 0 {
+		fmt.Fprintf(stderr, "mast %s: -f FILE_OR_DIR is required\n", verb)
+		return 2
+	}
+	dir := *configDir
+	if dir == "" {
+		st, err := localmesh.ReadRunState(*stateDir)
+		if err != nil {
+			fmt.Fprintf(stderr, "mast %s: %v\n", verb, err)
+			return 1
+		}
+		dir = st.ConfigDir
+	}
+	run := localmesh.Apply
+	if verb == "delete" {
+		run = localmesh.Delete
+	}
+	changes, err := run(dir, files)
+	for _, c := range changes {
+		fmt.Fprintln(stdout, c)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "mast %s: %v\n", verb, err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,154 @@
+// Package localmesh runs a whole mesh on one machine without root: mastd,
+// a sidecar beside every workload, an ingress gateway, and (by default) the
+// Bookinfo application. It backs `mast up`, `mast apply` and `mast delete`.
+package localmesh
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+
+	networking "istio.io/api/networking/v1alpha3"
+
+	"github.com/mast-mesh/mast/internal/config"
+)
+
+// Options are the addresses the local mesh uses.
+type Options struct {
+	XDSAddr        string // mastd's plaintext xDS, e.g. 127.0.0.1:15010
+	MonitoringAddr string // mastd's debug server, e.g. 127.0.0.1:15014
+	GatewayIP      string // the ingress gateway's address, e.g. 127.0.0.1
+	Bookinfo       bool   // start Bookinfo's applications beside their sidecars
+}
+
+// Proc is one process of the local mesh.
+type Proc struct {
+	Name    string   // e.g. "reviews-v2", "reviews-v2-sidecar", "mastd"
+	Program string   // "mastd", "mast-proxy" or "bookinfo"
+	Args    []string // command-line arguments
+	Env     []string // extra environment, KEY=VALUE
+	// ProxyID is the xDS node ID of a proxy process, "" otherwise.
+	ProxyID string
+	// Admin is a proxy's admin address, "" otherwise.
+	Admin string
+}
+
+// Plan derives the processes of the local mesh from its configuration: a
+// sidecar for every WorkloadEntry with a loopback address, an ingress gateway
+// labelled istio=ingressgateway, and with opts.Bookinfo the application of each
+// Bookinfo workload, listening where its Sidecar's ingress defaultEndpoint says.
+// It is a pure function; the caller starts mastd first.
+func Plan(snap *config.Snapshot, opts Options) ([]Proc, error) {
+	var procs []Proc
+	defaultEndpoints := sidecarEndpoints(snap)
+	for _, r := range snap.List(config.WorkloadEntry) {
+		we := r.Spec.(*networking.WorkloadEntry)
+		addr, err := netip.ParseAddr(we.GetAddress())
+		if err != nil || !addr.IsLoopback() {
+			continue // not on this machine: its proxy is run by someone else
+		}
+		sa := we.GetServiceAccount()
+		if sa == "" {
+			sa = "default"
+		}
+		id := fmt.Sprintf("sidecar~%s~%s.%s~%s.svc.cluster.local", addr, r.Name, r.Namespace, r.Namespace)
+		admin := addr.String() + ":15000"
+		procs = append(procs, Proc{
+			Name:    r.Name + "-sidecar",
+			Program: "mast-proxy",
+			ProxyID: id,
+			Admin:   admin,
+			Args: append([]string{
+				"--node-id", id,
+				"--xds-addr", opts.XDSAddr,
+				"--admin-addr", admin,
+				"--labels", labelString(we.GetLabels()),
+				"--meta", "INTERCEPTION_MODE=NONE",
+				"--meta", "SERVICE_ACCOUNT=" + sa,
+			}),
+		})
+		app, version := we.GetLabels()["app"], we.GetLabels()["version"]
+		if !opts.Bookinfo || !isBookinfo(app) {
+			continue
+		}
+		listen, ok := defaultEndpoints[r.Namespace+"/"+r.Name]
+		if !ok {
+			return nil, fmt.Errorf("%s: WorkloadEntry %s/%s: no Sidecar with an ingress defaultEndpoint selects it; the application would have no address", r.Source, r.Namespace, r.Name)
+		}
+		procs = append(procs, Proc{
+			Name:    r.Name,
+			Program: "bookinfo",
+			Args:    []string{"--service", app, "--version", version, "--addr", listen, "--instance", r.Name},
+			Env:     []string{"HTTP_PROXY=http://" + addr.String() + ":15001", "http_proxy=http://" + addr.String() + ":15001", "NO_PROXY=", "no_proxy="},
+		})
+	}
+	gwID := fmt.Sprintf("router~%s~istio-ingressgateway.istio-system~istio-system.svc.cluster.local", opts.GatewayIP)
+	gwAdmin := opts.GatewayIP + ":15000"
+	procs = append(procs, Proc{
+		Name:    "istio-ingressgateway",
+		Program: "mast-proxy",
+		ProxyID: gwID,
+		Admin:   gwAdmin,
+		Args: []string{
+			"--node-id", gwID,
+			"--xds-addr", opts.XDSAddr,
+			"--admin-addr", gwAdmin,
+			"--labels", "istio=ingressgateway,app=istio-ingressgateway",
+			"--meta", "INTERCEPTION_MODE=NONE",
+		},
+	})
+	return procs, nil
+}
+
+func isBookinfo(app string) bool {
+	switch app {
+	case "productpage", "details", "reviews", "ratings":
+		return true
+	}
+	return false
+}
+
+// sidecarEndpoints maps namespace/workload-entry-name to the first ingress
+// defaultEndpoint of a Sidecar whose workloadSelector matches its labels.
+func sidecarEndpoints(snap *config.Snapshot) map[string]string {
+	out := map[string]string{}
+	for _, r := range snap.List(config.WorkloadEntry) {
+		we := r.Spec.(*networking.WorkloadEntry)
+		for _, s := range snap.List(config.Sidecar) {
+			sc := s.Spec.(*networking.Sidecar)
+			if s.Namespace != r.Namespace || sc.GetWorkloadSelector() == nil || !selects(sc.GetWorkloadSelector().GetLabels(), we.GetLabels()) {
+				continue
+			}
+			for _, in := range sc.GetIngress() {
+				if ep := in.GetDefaultEndpoint(); ep != "" && !strings.HasPrefix(ep, "unix://") {
+					out[r.Namespace+"/"+r.Name] = ep
+					break
+				}
+			}
+		}
+	}
+	return out
+}
+
+func selects(selector, labels map[string]string) bool {
+	for k, v := range selector {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func labelString(l map[string]string) string {
+	keys := make([]string, 0, len(l))
+	for k := range l {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + l[k]
+	}
+	return strings.Join(parts, ",")
+}

@@ -1,0 +1,310 @@
+package localmesh
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mast-mesh/mast/internal/config"
+	bookinfoconfig "github.com/mast-mesh/mast/samples/bookinfo/config"
+)
+
+// Config is what `mast up` passes down.
+type Config struct {
+	StateDir  string // holds the lock, run.json, logs and the default config directory
+	ConfigDir string // the user's configuration; "" runs Bookinfo from StateDir/config
+	Options
+	// Executable runs the mesh's programs as `Executable __run PROGRAM ARGS...`.
+	Executable string
+	Stdout     io.Writer
+	Logger     *slog.Logger
+	// ReadyTimeout bounds the wait for every proxy to acknowledge its configuration.
+	ReadyTimeout time.Duration
+}
+
+// RunState is what a running `mast up` records in StateDir/run.json, for
+// `mast apply`, `mast delete` and a second `mast up`.
+type RunState struct {
+	PID            int            `json:"pid"`
+	ConfigDir      string         `json:"configDir"`
+	XDSAddr        string         `json:"xdsAddr"`
+	MonitoringAddr string         `json:"monitoringAddr"`
+	GatewayURL     string         `json:"gatewayURL"`
+	Procs          []ProcState    `json:"procs"`
+	Started        time.Time      `json:"started"`
+	ReadyAfter     time.Duration  `json:"readyAfter"`
+	Extra          map[string]any `json:"extra,omitempty"`
+}
+
+// ProcState is one started process.
+type ProcState struct {
+	Name    string `json:"name"`
+	PID     int    `json:"pid"`
+	Admin   string `json:"admin,omitempty"`
+	ProxyID string `json:"proxyID,omitempty"`
+	Log     string `json:"log"`
+}
+
+// ErrRunning is returned when another `mast up` holds the state directory.
+var ErrRunning = errors.New("a local mesh is already running")
+
+// ReadRunState returns the state of the running local mesh in stateDir.
+func ReadRunState(stateDir string) (*RunState, error) {
+	b, err := os.ReadFile(filepath.Join(stateDir, "run.json"))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("no local mesh is running (no %s); start one with `mast up`", filepath.Join(stateDir, "run.json"))
+		}
+		return nil, err
+	}
+	var st RunState
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(stateDir, "run.json"), err)
+	}
+	if syscall.Kill(st.PID, 0) != nil {
+		return nil, fmt.Errorf("no local mesh is running (the one recorded in %s, pid %d, has stopped); start one with `mast up`", filepath.Join(stateDir, "run.json"), st.PID)
+	}
+	return &st, nil
+}
+
+// Up starts the local mesh, prints where to look, and runs until ctx is done
+// or a process of the mesh fails; then it stops every process it started.
+func Up(ctx context.Context, cfg Config) error {
+	started := time.Now()
+	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
+		return err
+	}
+	unlock, err := lock(cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	configDir := cfg.ConfigDir
+	if configDir == "" {
+		configDir = filepath.Join(cfg.StateDir, "config")
+		if err := seedBookinfo(configDir); err != nil {
+			return fmt.Errorf("writing Bookinfo's configuration to %s: %w", configDir, err)
+		}
+	}
+	configDir, _ = filepath.Abs(configDir)
+	resources, problems := config.LoadPaths(configDir)
+	if problems.HasErrors() {
+		return fmt.Errorf("configuration in %s has errors (fix them or run `mast validate -f %s`):\n%s", configDir, configDir, problems.Errors())
+	}
+	plan, err := Plan(config.NewSnapshot(resources), cfg.Options)
+	if err != nil {
+		return err
+	}
+	gatewayAddr := net.JoinHostPort(cfg.GatewayIP, "8080")
+	for _, addr := range []string{cfg.XDSAddr, cfg.MonitoringAddr, gatewayAddr} {
+		if err := portFree(addr); err != nil {
+			return err
+		}
+	}
+	logDir := filepath.Join(cfg.StateDir, "logs")
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var g group
+	defer g.stopAll()
+	failed := make(chan error, 1)
+	launch := func(p Proc) (*child, error) {
+		c, err := g.start(cfg.Executable, p, logDir)
+		if err != nil {
+			return nil, err
+		}
+		go func() {
+			<-c.done
+			if ctx.Err() == nil {
+				select {
+				case failed <- fmt.Errorf("%s exited unexpectedly (%v); its log %s ends with:\n%s", p.Name, c.err, c.log, tail(c.log, 15)):
+				default:
+				}
+				cancel()
+			}
+		}()
+		return c, nil
+	}
+	mastd := Proc{Name: "mastd", Program: "mastd", Args: []string{"--config", configDir, "--xds-addr", cfg.XDSAddr, "--monitoring-addr", cfg.MonitoringAddr}}
+	if _, err := launch(mastd); err != nil {
+		return err
+	}
+	state := &RunState{PID: os.Getpid(), ConfigDir: configDir, XDSAddr: cfg.XDSAddr, MonitoringAddr: cfg.MonitoringAddr, Started: started}
+	if cfg.Bookinfo {
+		state.GatewayURL = "http://" + gatewayAddr + "/productpage"
+	}
+	state.Procs = append(state.Procs, g.children[0].state())
+	var proxyIDs []string
+	for _, p := range plan {
+		c, err := launch(p)
+		if err != nil {
+			return err
+		}
+		state.Procs = append(state.Procs, c.state())
+		if p.ProxyID != "" {
+			proxyIDs = append(proxyIDs, p.ProxyID)
+		}
+	}
+	waitCtx, waitDone := context.WithTimeout(ctx, cfg.ReadyTimeout)
+	defer waitDone()
+	if err := waitReady(waitCtx, "http://"+cfg.MonitoringAddr, proxyIDs, state.GatewayURL); err != nil {
+		select {
+		case ferr := <-failed:
+			return ferr
+		default:
+		}
+		return fmt.Errorf("the local mesh did not become ready: %w (logs in %s)", err, logDir)
+	}
+	state.ReadyAfter = time.Since(started).Round(time.Millisecond)
+	if err := writeRunState(cfg.StateDir, state); err != nil {
+		return err
+	}
+	defer os.Remove(filepath.Join(cfg.StateDir, "run.json"))
+	printSummary(cfg.Stdout, state, logDir)
+
+	select {
+	case <-ctx.Done():
+	case err := <-failed:
+		return err
+	}
+	fmt.Fprintln(cfg.Stdout, "Stopping the local mesh...")
+	return nil
+}
+
+func printSummary(w io.Writer, st *RunState, logDir string) {
+	fmt.Fprintf(w, "Mast local mesh is up (ready after %v).\n\n", st.ReadyAfter)
+	if st.GatewayURL != "" {
+		fmt.Fprintf(w, "  Bookinfo         %s\n", st.GatewayURL)
+	}
+	fmt.Fprintf(w, "  Configuration    %s  (edit or add YAML there, or: mast apply -f FILE)\n", st.ConfigDir)
+	fmt.Fprintf(w, "  mastd xDS        %s\n", st.XDSAddr)
+	fmt.Fprintf(w, "  mastd debug      http://%s/debug/syncz  http://%s/debug/configz  http://%s/metrics\n", st.MonitoringAddr, st.MonitoringAddr, st.MonitoringAddr)
+	fmt.Fprintf(w, "  Proxy admin\n")
+	for _, p := range st.Procs {
+		if p.Admin != "" {
+			fmt.Fprintf(w, "    %-28s http://%s/config_dump\n", strings.TrimSuffix(p.Name, "-sidecar"), p.Admin)
+		}
+	}
+	fmt.Fprintf(w, "  Logs             %s\n\nPress Ctrl-C to stop.\n", logDir)
+}
+
+// seedBookinfo writes Bookinfo's configuration into dir, keeping files the user already has there.
+func seedBookinfo(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	entries, err := fs.ReadDir(bookinfoconfig.Files, ".")
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		dst := filepath.Join(dir, e.Name())
+		if _, err := os.Stat(dst); err == nil {
+			continue
+		}
+		b, err := fs.ReadFile(bookinfoconfig.Files, e.Name())
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(dst, b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeRunState(dir string, st *RunState) error {
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, ".run.json.tmp")
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, "run.json"))
+}
+
+// lock takes the state directory's lock, or says who holds it.
+func lock(dir string) (func(), error) {
+	path := filepath.Join(dir, "up.lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if st, rerr := ReadRunState(dir); rerr == nil {
+			return nil, fmt.Errorf("%w (pid %d, started %s): %s, configuration in %s; stop it with Ctrl-C in its terminal or `kill %d`",
+				ErrRunning, st.PID, st.Started.Format(time.TimeOnly), st.GatewayURL, st.ConfigDir, st.PID)
+		}
+		return nil, fmt.Errorf("%w (it holds %s and is still starting)", ErrRunning, path)
+	}
+	return func() { f.Close() }, nil
+}
+
+func portFree(addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("address %s is in use by another program (%v); stop it or choose other addresses with the flags of `mast up`", addr, err)
+	}
+	return l.Close()
+}
+
+// waitReady waits until every proxy is connected to mastd with each type it
+// was sent acknowledged, and the gateway URL (if any) answers 200.
+func waitReady(ctx context.Context, debugURL string, proxyIDs []string, gatewayURL string) error {
+	var last error
+	for {
+		last = checkReady(ctx, debugURL, proxyIDs, gatewayURL)
+		if last == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return last
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func checkReady(ctx context.Context, debugURL string, proxyIDs []string, gatewayURL string) error {
+	acked, err := AckedProxies(ctx, debugURL)
+	if err != nil {
+		return err
+	}
+	for _, id := range proxyIDs {
+		if !acked[id] {
+			return fmt.Errorf("proxy %s has not acknowledged its configuration", id)
+		}
+	}
+	if gatewayURL == "" {
+		return nil
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, gatewayURL, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s answered %s", gatewayURL, resp.Status)
+	}
+	return nil
+}

@@ -67,7 +67,9 @@ func Up(args []string, stdout, stderr io.Writer) int {
 }
 
 // Apply runs `mast apply -f FILE_OR_DIR...` against the running local mesh.
-func Apply(args []string, stdout, stderr io.Writer) int { return applyOrDelete("apply", args, stdout, stderr) }
+func Apply(args []string, stdout, stderr io.Writer) int {
+	return applyOrDelete("apply", args, stdout, stderr)
+}
 
 // Delete runs `mast delete -f FILE_OR_DIR...` against the running local mesh.
 func Delete(args []string, stdout, stderr io.Writer) int {

@@ -1,0 +1,507 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/mast-mesh/mast/internal/config"
+)
+
+// Defaults for FileConfig.
+const (
+	DefaultRescan   = 2 * time.Second
+	DefaultDebounce = 75 * time.Millisecond
+)
+
+// racyWindow: a file modified this recently when it was read is read again at
+// the next rescan, because a same-size rewrite within the file system's
+// timestamp granularity would not show in size and mtime.
+const racyWindow = time.Second
+
+// FileConfig configures a File store.
+type FileConfig struct {
+	// Dir is the root of the configuration tree.
+	Dir string
+	// Load decodes and validates one file. An error rejects the whole file: the
+	// resources of its last valid version stay in force.
+	Load func(path string, data []byte) ([]config.Resource, error)
+	// Logger receives rejections, conflicts and applied changes; nil discards.
+	Logger *slog.Logger
+	// OnChange is called serially, from Run's goroutine, after each change that
+	// alters the snapshot. It is not called for the initial load in NewFile.
+	OnChange func(old, new *config.Snapshot)
+	// Rescan is the period of the full rescan that backs up file watching;
+	// 0 means DefaultRescan.
+	Rescan time.Duration
+	// Debounce is how long a burst of file events is coalesced before the tree is
+	// rescanned (at most ten times this from the first event); 0 means DefaultDebounce.
+	Debounce time.Duration
+}
+
+// File is a configuration store backed by a directory tree of YAML and JSON
+// files (.yaml, .yml, .json; hidden files and directories and editor temporary
+// files are skipped). It watches the tree with fsnotify, adding new
+// subdirectories as they appear, and rescans it periodically as a safety net.
+//
+// A file whose new content fails to load is reported (logged and in Status) and
+// the resources of its last valid version stay in force. Deleting a file deletes
+// its resources. A key defined in two files is taken from the first file in
+// lexical path order; the conflict is reported.
+type File struct {
+	cfg FileConfig
+	log *slog.Logger
+
+	snap    atomic.Pointer[config.Snapshot]
+	running atomic.Bool
+
+	// Owned by the goroutine that scans: NewFile, then Run.
+	files     map[string]*fileState
+	conflicts []Conflict              // of the last merge
+	provided  map[string][]config.Key // of the last merge: file -> keys in force from it
+	watcher   *fsnotify.Watcher
+	watched   map[string]bool
+
+	mu     sync.Mutex
+	status Status
+
+	noWatch bool          // tests: rely on the periodic rescan alone
+	ready   chan struct{} // closed when Run has set up its watches
+}
+
+// fileState is what the store knows of one file.
+type fileState struct {
+	size  int64
+	mtime time.Time
+	hash  [sha256.Size]byte // of the content last read, valid or not
+	racy  bool              // read within racyWindow of its mtime: read again at the next rescan
+
+	resources []config.Resource // of the last valid version; nil when none
+	valid     bool              // a version has loaded
+	readErr   bool              // the last attempt failed to read the file: retry every scan
+	err       string            // why the current content is rejected; "" when it is not
+	errTime   time.Time
+}
+
+// Status is the store's state for /debug/configz. It is JSON-marshalable.
+type Status struct {
+	Dir        string       `json:"dir"`
+	Resources  int          `json:"resources"`           // in the current snapshot
+	LastChange time.Time    `json:"lastChange,omitzero"` // when the snapshot last changed
+	Files      []FileStatus `json:"files"`               // every config file, by path
+	Rejected   []Rejection  `json:"rejected"`            // files whose current content is rejected
+	Conflicts  []Conflict   `json:"conflicts"`           // keys defined more than once
+}
+
+// FileStatus is one file and the keys it provides (that are in force from it).
+type FileStatus struct {
+	Path string   `json:"path"`
+	Keys []string `json:"keys"`
+	// Stale is true when the file's current content is rejected and Keys are
+	// those of its last valid version.
+	Stale bool `json:"stale,omitempty"`
+}
+
+// Rejection is a file whose current content failed to load.
+type Rejection struct {
+	Path  string    `json:"path"`
+	Error string    `json:"error"`
+	Time  time.Time `json:"time"` // when this content was rejected
+}
+
+// NewFile loads the tree under cfg.Dir once, synchronously. Files that fail to
+// load are reported in Status, not returned as errors; an error means the
+// directory itself cannot be read.
+func NewFile(cfg FileConfig) (*File, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("config store: no directory")
+	}
+	if cfg.Load == nil {
+		return nil, errors.New("config store: no load function")
+	}
+	cfg.Dir = filepath.Clean(cfg.Dir)
+	if cfg.Rescan <= 0 {
+		cfg.Rescan = DefaultRescan
+	}
+	if cfg.Debounce <= 0 {
+		cfg.Debounce = DefaultDebounce
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	fi, err := os.Stat(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("config store: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("config store: %s is not a directory", cfg.Dir)
+	}
+	f := &File{cfg: cfg, log: log, files: map[string]*fileState{}, watched: map[string]bool{}, ready: make(chan struct{})}
+	f.snap.Store(config.NewSnapshot(nil))
+	if err := f.scan(scanRequest{all: true}, false); err != nil {
+		return nil, fmt.Errorf("config store: %w", err)
+	}
+	return f, nil
+}
+
+// Snapshot returns the current snapshot. It is immutable.
+func (f *File) Snapshot() *config.Snapshot { return f.snap.Load() }
+
+// Status returns the store's state. Callers must not modify it.
+func (f *File) Status() Status {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.status
+}
+
+// Run watches the tree and applies changes until ctx is done; it then returns
+// nil. If file watching cannot be set up, it logs a warning and relies on the
+// periodic rescan. Run must be called at most once.
+func (f *File) Run(ctx context.Context) error {
+	if !f.running.CompareAndSwap(false, true) {
+		return errors.New("config store: Run called twice")
+	}
+	var events chan fsnotify.Event
+	var werrs chan error
+	if f.noWatch {
+		// Tests of the periodic rescan.
+	} else if w, err := fsnotify.NewWatcher(); err != nil {
+		f.log.Warn("cannot watch config directory; relying on periodic rescan", "dir", f.cfg.Dir, "rescan", f.cfg.Rescan, "error", err)
+	} else {
+		f.watcher = w
+		events, werrs = w.Events, w.Errors
+		defer func() {
+			w.Close()
+			f.watcher = nil
+		}()
+	}
+	// Adds the watches and picks up changes made since NewFile.
+	f.scanLogged(scanRequest{})
+	close(f.ready)
+
+	ticker := time.NewTicker(f.cfg.Rescan)
+	defer ticker.Stop()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	var (
+		pending  scanRequest
+		armed    bool
+		deadline time.Time
+	)
+	arm := func() {
+		now := time.Now()
+		if !armed {
+			armed = true
+			deadline = now.Add(10 * f.cfg.Debounce)
+		}
+		timer.Reset(min(f.cfg.Debounce, max(deadline.Sub(now), 0)))
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-events:
+			if !ok {
+				events = nil
+				continue
+			}
+			pending.add(ev.Name)
+			arm()
+		case err, ok := <-werrs:
+			if !ok {
+				werrs = nil
+				continue
+			}
+			// Events may have been lost (for example on queue overflow): re-read everything.
+			f.log.Warn("config directory watch error; rescanning", "dir", f.cfg.Dir, "error", err)
+			pending.all = true
+			arm()
+		case <-timer.C:
+			armed = false
+			f.scanLogged(pending)
+			pending = scanRequest{}
+		case <-ticker.C:
+			if !armed {
+				f.scanLogged(scanRequest{})
+			}
+		}
+	}
+}
+
+// scanRequest says which files to read even when their size and mtime are
+// unchanged.
+type scanRequest struct {
+	all   bool
+	dirty map[string]struct{}
+}
+
+func (r *scanRequest) add(path string) {
+	if r.dirty == nil {
+		r.dirty = map[string]struct{}{}
+	}
+	r.dirty[filepath.Clean(path)] = struct{}{}
+}
+
+func (r *scanRequest) forced(path string) bool {
+	if r.all {
+		return true
+	}
+	_, ok := r.dirty[path]
+	return ok
+}
+
+func (f *File) scanLogged(req scanRequest) {
+	if err := f.scan(req, true); err != nil {
+		f.log.Error("cannot read config directory; keeping the current configuration", "dir", f.cfg.Dir, "error", err)
+	}
+}
+
+// scan walks the tree, loads new and changed files, forgets deleted ones and,
+// when the merged snapshot changed, publishes it (calling OnChange if notify).
+func (f *File) scan(req scanRequest, notify bool) error {
+	root := f.cfg.Dir
+	seen := make(map[string]bool, len(f.files))
+	seenDirs := map[string]bool{}
+	var unreadable []string // directories whose files are kept as they were
+	changed, statusChanged := false, false
+
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if path == root {
+				return err
+			}
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			f.log.Warn("cannot read config subdirectory; keeping its files' configuration", "dir", path, "error", err)
+			unreadable = append(unreadable, path+string(filepath.Separator))
+			if d != nil && d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if path != root && skipName(d.Name()) {
+			if d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() {
+			seenDirs[path] = true
+			f.watch(path)
+			return nil
+		}
+		if !isConfigFile(d.Name()) {
+			return nil
+		}
+		// Symbolic links to files are followed (Kubernetes ConfigMap volumes use
+		// them); anything else that is not a regular file is ignored.
+		if t := d.Type(); t&fs.ModeSymlink == 0 && !t.IsRegular() {
+			return nil
+		}
+		c, present := f.check(path, req.forced(path))
+		if present {
+			seen[path] = true
+		}
+		changed = changed || c.resources
+		statusChanged = statusChanged || c.status
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for path, st := range f.files {
+		if seen[path] || slices.ContainsFunc(unreadable, func(p string) bool { return strings.HasPrefix(path, p) }) {
+			continue
+		}
+		delete(f.files, path)
+		statusChanged = true
+		if st.valid {
+			changed = true
+			f.log.Info("config file removed", "file", path, "resources", len(st.resources))
+		}
+	}
+	for dir := range f.watched {
+		if !seenDirs[dir] {
+			delete(f.watched, dir)
+			if f.watcher != nil {
+				f.watcher.Remove(dir) // usually already gone with the directory
+			}
+		}
+	}
+	if changed {
+		statusChanged = f.publish(notify) || statusChanged
+	}
+	if statusChanged {
+		f.updateStatus()
+	}
+	return nil
+}
+
+// publish merges the files' resources and, if the snapshot changed, stores it
+// and calls OnChange. It reports whether the conflicts changed.
+func (f *File) publish(notify bool) bool {
+	byFile := make(map[string][]config.Resource, len(f.files))
+	for path, st := range f.files {
+		if st.valid {
+			byFile[path] = st.resources
+		}
+	}
+	m := merge(byFile)
+	f.provided = m.provided
+	conflictsChanged := !slices.EqualFunc(f.conflicts, m.conflicts, conflictEqual)
+	if conflictsChanged {
+		for _, c := range m.conflicts {
+			if !slices.ContainsFunc(f.conflicts, func(o Conflict) bool { return conflictEqual(o, c) }) {
+				f.log.Warn("config key defined more than once; the first file wins", "key", c.Key, "winner", c.Winner, "ignored", c.Ignored)
+			}
+		}
+		f.conflicts = m.conflicts
+	}
+	old := f.snap.Load()
+	if snapshotsEqual(old, m.snap) {
+		return conflictsChanged
+	}
+	f.snap.Store(m.snap)
+	f.mu.Lock()
+	f.status.LastChange = time.Now()
+	f.mu.Unlock()
+	f.log.Info("config applied", "resources", m.snap.Len())
+	if notify && f.cfg.OnChange != nil {
+		f.cfg.OnChange(old, m.snap)
+	}
+	return true
+}
+
+func conflictEqual(a, b Conflict) bool {
+	return a.Key == b.Key && a.Winner == b.Winner && slices.Equal(a.Ignored, b.Ignored)
+}
+
+// checkResult says what a file check changed.
+type checkResult struct {
+	resources bool // the file's resources in force changed
+	status    bool // only its reported state changed
+}
+
+// check brings the state of one file up to date. present is false when the file
+// no longer exists.
+func (f *File) check(path string, force bool) (res checkResult, present bool) {
+	st := f.files[path]
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return res, false // vanished, or a dangling symbolic link
+	}
+	if err == nil && !fi.Mode().IsRegular() {
+		return res, false
+	}
+	if err == nil && st != nil && !force && !st.racy && !st.readErr && fi.Size() == st.size && fi.ModTime().Equal(st.mtime) {
+		return res, true
+	}
+	var data []byte
+	if err == nil {
+		data, err = os.ReadFile(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return res, false
+		}
+	}
+	now := time.Now()
+	if st == nil {
+		st = &fileState{}
+		f.files[path] = st
+		res.status = true
+	}
+	if err != nil {
+		if !st.readErr || st.err != err.Error() {
+			f.log.Warn("cannot read config file; keeping its last valid configuration", "file", path, "error", err)
+			st.err, st.errTime, res.status = err.Error(), now, true
+		}
+		st.readErr = true
+		st.hash = [sha256.Size]byte{} // so that the next successful read is loaded
+		return res, true
+	}
+	st.readErr = false
+	st.size, st.mtime = fi.Size(), fi.ModTime()
+	st.racy = now.Sub(st.mtime) < racyWindow
+	h := sha256.Sum256(data)
+	if h == st.hash && (st.valid || st.err != "") {
+		return res, true
+	}
+	st.hash = h
+	rs, err := f.cfg.Load(path, data)
+	if err != nil {
+		f.log.Warn("config file rejected; keeping its last valid configuration", "file", path, "kept", len(st.resources), "error", err)
+		st.err, st.errTime, res.status = err.Error(), now, true
+		return res, true
+	}
+	if st.err != "" {
+		f.log.Info("config file accepted", "file", path)
+		st.err, st.errTime, res.status = "", time.Time{}, true
+	}
+	for i := range rs {
+		if rs[i].Source.File == "" {
+			rs[i].Source.File = path
+		}
+	}
+	st.resources, st.valid, res.resources = rs, true, true
+	return res, true
+}
+
+// watch adds a watch on dir if there is a watcher and it has none yet.
+func (f *File) watch(dir string) {
+	if f.watcher == nil || f.watched[dir] {
+		return
+	}
+	if err := f.watcher.Add(dir); err != nil {
+		f.log.Warn("cannot watch config directory; relying on periodic rescan", "dir", dir, "error", err)
+		return
+	}
+	f.watched[dir] = true
+}
+
+// updateStatus rebuilds the published Status from the files' state.
+func (f *File) updateStatus() {
+	paths := make([]string, 0, len(f.files))
+	for p := range f.files {
+		paths = append(paths, p)
+	}
+	slices.Sort(paths)
+	s := Status{Dir: f.cfg.Dir, Resources: f.snap.Load().Len(), Files: []FileStatus{}, Rejected: []Rejection{}, Conflicts: []Conflict{}}
+	for _, p := range paths {
+		st := f.files[p]
+		s.Files = append(s.Files, FileStatus{Path: p, Keys: keyStrings(f.provided[p]), Stale: st.err != "" && st.valid})
+		if st.err != "" {
+			s.Rejected = append(s.Rejected, Rejection{Path: p, Error: st.err, Time: st.errTime})
+		}
+	}
+	s.Conflicts = append(s.Conflicts, f.conflicts...)
+	f.mu.Lock()
+	s.LastChange = f.status.LastChange
+	f.status = s
+	f.mu.Unlock()
+}
+
+// skipName reports whether a file or directory is hidden or an editor's
+// temporary or backup file.
+func skipName(name string) bool {
+	return strings.HasPrefix(name, ".") || strings.HasPrefix(name, "#") || strings.HasSuffix(name, "~") || strings.HasSuffix(name, "#")
+}
+
+// isConfigFile reports whether name has a configuration file extension.
+func isConfigFile(name string) bool {
+	ext := strings.ToLower(filepath.Ext(name))
+	return ext == ".yaml" || ext == ".yml" || ext == ".json"
+}

@@ -1,0 +1,97 @@
+package registry
+
+import (
+	"maps"
+	"reflect"
+	"slices"
+)
+
+// Diff compares two snapshots for a push: servicesChanged reports whether any
+// service was added, removed or altered; changedEndpointHosts holds every
+// hostname whose endpoints differ (added, removed or altered), or is nil when
+// none does. A nil snapshot is empty. When services are unchanged and only
+// endpoints changed, an EDS push for changedEndpointHosts suffices.
+//
+// Diff does not allocate unless endpoints changed; pointers, slices and label
+// maps that new shares with old are recognised without comparing their
+// contents.
+func Diff(old, new *Snapshot) (servicesChanged bool, changedEndpointHosts map[string]struct{}) {
+	if old == new {
+		return false, nil
+	}
+	if old == nil {
+		old = &Snapshot{}
+	}
+	if new == nil {
+		new = &Snapshot{}
+	}
+	servicesChanged = !slices.EqualFunc(old.Services, new.Services, serviceEqual)
+	for host, eps := range new.Endpoints {
+		if !endpointsEqual(old.Endpoints[host], eps) {
+			changedEndpointHosts = addHost(changedEndpointHosts, host)
+		}
+	}
+	for host, eps := range old.Endpoints {
+		if _, ok := new.Endpoints[host]; !ok && len(eps) > 0 {
+			changedEndpointHosts = addHost(changedEndpointHosts, host)
+		}
+	}
+	return servicesChanged, changedEndpointHosts
+}
+
+func addHost(m map[string]struct{}, host string) map[string]struct{} {
+	if m == nil {
+		m = map[string]struct{}{}
+	}
+	m[host] = struct{}{}
+	return m
+}
+
+func serviceEqual(a, b *Service) bool {
+	if a == b {
+		return true
+	}
+	if a == nil || b == nil {
+		return false
+	}
+	return a.Hostname == b.Hostname && a.Namespace == b.Namespace && a.Resolution == b.Resolution &&
+		a.MeshExternal == b.MeshExternal && a.Registry == b.Registry &&
+		slices.Equal(a.Addresses, b.Addresses) && slices.Equal(a.Ports, b.Ports) &&
+		slices.Equal(a.ServiceAccounts, b.ServiceAccounts) && slices.Equal(a.ExportTo, b.ExportTo) &&
+		labelsEqual(a.Labels, b.Labels)
+}
+
+func endpointsEqual(a, b []*Endpoint) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	if len(a) == 0 || &a[0] == &b[0] {
+		return true
+	}
+	for i := range a {
+		x, y := a[i], b[i]
+		if x == y {
+			continue
+		}
+		if x == nil || y == nil {
+			return false
+		}
+		if x.Hostname != y.Hostname || x.ServicePort != y.ServicePort || x.Address != y.Address || x.Port != y.Port ||
+			x.Locality != y.Locality || x.ServiceAccount != y.ServiceAccount || x.Network != y.Network ||
+			x.Weight != y.Weight || !labelsEqual(x.Labels, y.Labels) {
+			return false
+		}
+	}
+	return true
+}
+
+// labelsEqual compares label maps, recognising a shared map without a lookup.
+func labelsEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	if len(a) == 0 || reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer() {
+		return true
+	}
+	return maps.Equal(a, b)
+}

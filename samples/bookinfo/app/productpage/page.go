@@ -171,7 +171,7 @@ const maxStars = 5
 
 func parseTemplates() *template.Template {
 	funcs := template.FuncMap{
-		"css":   func() template.CSS { return template.CSS(style) },
+		"css": func() template.CSS { return template.CSS(style) },
 		// Slices of a zero-size type: drawing stars allocates nothing.
 		"stars": func(n int) []struct{} { return make([]struct{}, min(max(n, 0), maxStars)) },
 		"empty": func(n int) []struct{} { return make([]struct{}, maxStars-min(max(n, 0), maxStars)) },

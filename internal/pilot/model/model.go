@@ -4,6 +4,8 @@
 package model
 
 import (
+	"sync"
+
 	"google.golang.org/protobuf/proto"
 
 	"github.com/mast-mesh/mast/internal/config"
@@ -33,6 +35,19 @@ type Proxy struct {
 	Metadata       map[string]string
 }
 
+// InterceptionNone reports whether the proxy runs without traffic capture
+// (node metadata INTERCEPTION_MODE "NONE"): it then gets listeners bound to
+// its own IP instead of the 15001/15006 capture listeners.
+func (p *Proxy) InterceptionNone() bool { return p.Metadata["INTERCEPTION_MODE"] == "NONE" }
+
+// IP returns the proxy's first IP address, or "" when it has none.
+func (p *Proxy) IP() string {
+	if len(p.IPAddresses) == 0 {
+		return ""
+	}
+	return p.IPAddresses[0]
+}
+
 // IsGRPC reports whether the proxy is a proxyless gRPC client.
 func (p *Proxy) IsGRPC() bool { return p.Generator == "grpc" }
 
@@ -55,11 +70,36 @@ type PushContext struct {
 	Mesh     MeshConfig
 	Config   *config.Snapshot
 	Registry *registry.Snapshot
+
+	idxOnce sync.Once
+	idx     *index // built once, in NewPushContext (or on first use for a literal PushContext)
+}
+
+// ix returns the push context's indexes, building them if the context was
+// not made by NewPushContext.
+func (pc *PushContext) ix() *index {
+	pc.idxOnce.Do(func() {
+		if pc.idx == nil {
+			pc.idx = buildIndex(pc.Mesh, pc.Config, pc.Registry)
+		}
+	})
+	return pc.idx
 }
 
 // NewPushContext builds a push context and its indexes.
 func NewPushContext(version string, mesh MeshConfig, cfg *config.Snapshot, reg *registry.Snapshot) *PushContext {
-	return &PushContext{Version: version, Mesh: mesh, Config: cfg, Registry: reg}
+	if mesh.DomainSuffix == "" {
+		mesh.DomainSuffix = "cluster.local"
+	}
+	if mesh.RootNamespace == "" {
+		mesh.RootNamespace = "istio-system"
+	}
+	if mesh.TrustDomain == "" {
+		mesh.TrustDomain = "cluster.local"
+	}
+	pc := &PushContext{Version: version, Mesh: mesh, Config: cfg, Registry: reg}
+	pc.ix()
+	return pc
 }
 
 // PushRequest says what changed and therefore what must be pushed.

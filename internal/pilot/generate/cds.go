@@ -1,0 +1,262 @@
+package generate
+
+import (
+	"sort"
+	"strings"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	networking "istio.io/api/networking/v1alpha3"
+
+	"github.com/mast-mesh/mast/internal/pilot/model"
+	"github.com/mast-mesh/mast/internal/registry"
+)
+
+func clusterResource(c *clusterv3.Cluster) model.XDSResource {
+	return model.XDSResource{Name: c.Name, Resource: c}
+}
+
+// clusters returns the proxy's clusters: for every visible service port the
+// default cluster and one per DestinationRule subset, then the well-known
+// clusters and, for sidecars, the inbound clusters.
+func (g *gen) clusters(names []string) []model.XDSResource {
+	var out []model.XDSResource
+	if len(names) > 0 {
+		for _, n := range names {
+			if c := g.clusterByName(n); c != nil {
+				out = append(out, clusterResource(c))
+			}
+		}
+		return out
+	}
+	for _, svc := range g.scope.Services {
+		dr := g.pc.DestinationRule(g.p, svc.Hostname)
+		for _, port := range svc.Ports {
+			if c := g.serviceCluster(svc, port, "", dr); c != nil {
+				out = append(out, clusterResource(c))
+			}
+			if dr == nil {
+				continue
+			}
+			for _, s := range dr.Spec.GetSubsets() {
+				if s.GetName() == "" {
+					continue
+				}
+				if c := g.serviceCluster(svc, port, s.GetName(), dr); c != nil {
+					out = append(out, clusterResource(c))
+				}
+			}
+		}
+	}
+	if g.grpc {
+		return out
+	}
+	out = append(out, clusterResource(blackHoleCluster()), clusterResource(passthroughCluster(PassthroughCluster)))
+	if g.p.Type != model.Router {
+		if !g.p.InterceptionNone() {
+			out = append(out, clusterResource(passthroughCluster(InboundPassthroughCluster)))
+		}
+		for _, in := range g.inboundPorts() {
+			out = append(out, clusterResource(inboundCluster(in)))
+		}
+	}
+	return dedupe(out)
+}
+
+// dedupe drops later resources with a name already seen (two DestinationRule
+// subsets with the same name, say), keeping output valid for Envoy.
+func dedupe(rs []model.XDSResource) []model.XDSResource {
+	seen := make(map[string]struct{}, len(rs))
+	out := rs[:0]
+	for _, r := range rs {
+		if _, dup := seen[r.Name]; dup {
+			continue
+		}
+		seen[r.Name] = struct{}{}
+		out = append(out, r)
+	}
+	return out
+}
+
+// clusterByName builds one named cluster, or nil when the proxy has no such cluster.
+func (g *gen) clusterByName(name string) *clusterv3.Cluster {
+	switch name {
+	case BlackHoleCluster:
+		if !g.grpc {
+			return blackHoleCluster()
+		}
+		return nil
+	case PassthroughCluster:
+		if !g.grpc {
+			return passthroughCluster(name)
+		}
+		return nil
+	case InboundPassthroughCluster:
+		if !g.grpc && g.p.Type != model.Router && !g.p.InterceptionNone() {
+			return passthroughCluster(name)
+		}
+		return nil
+	}
+	if strings.HasPrefix(name, "inbound|") {
+		if g.grpc || g.p.Type == model.Router {
+			return nil
+		}
+		for _, in := range g.inboundPorts() {
+			if InboundClusterName(in.port) == name {
+				return inboundCluster(in)
+			}
+		}
+		return nil
+	}
+	port, subset, host, ok := parseCluster(name)
+	if !ok {
+		return nil
+	}
+	svc := g.scope.Service(host)
+	if svc == nil {
+		return nil
+	}
+	sp, ok := svc.PortByNumber(port)
+	if !ok {
+		return nil
+	}
+	dr := g.pc.DestinationRule(g.p, host)
+	if subset != "" && findSubset(dr, subset) == nil {
+		return nil
+	}
+	return g.serviceCluster(svc, sp, subset, dr)
+}
+
+func blackHoleCluster() *clusterv3.Cluster {
+	return &clusterv3.Cluster{
+		Name:                 BlackHoleCluster,
+		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC},
+		ConnectTimeout:       dur(defaultConnectTimeout),
+	}
+}
+
+func passthroughCluster(name string) *clusterv3.Cluster {
+	return &clusterv3.Cluster{
+		Name:                 name,
+		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_ORIGINAL_DST},
+		LbPolicy:             clusterv3.Cluster_CLUSTER_PROVIDED,
+		ConnectTimeout:       dur(defaultConnectTimeout),
+	}
+}
+
+// inboundCluster sends a workload port's traffic to the application.
+func inboundCluster(in inboundPort) *clusterv3.Cluster {
+	name := InboundClusterName(in.port)
+	return &clusterv3.Cluster{
+		Name:                 name,
+		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC},
+		ConnectTimeout:       dur(defaultConnectTimeout),
+		LoadAssignment: &endpointv3.ClusterLoadAssignment{
+			ClusterName: name,
+			Endpoints: []*endpointv3.LocalityLbEndpoints{{LbEndpoints: []*endpointv3.LbEndpoint{{
+				HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: in.target}},
+			}}}},
+		},
+	}
+}
+
+// serviceCluster builds outbound|PORT|SUBSET|HOST with the DestinationRule's
+// policy for that port and subset. It returns nil when the client cannot use
+// such a cluster (proxyless gRPC and original-destination clusters).
+func (g *gen) serviceCluster(svc *registry.Service, port registry.Port, subset string, dr *model.DestinationRule) *clusterv3.Cluster {
+	name := ClusterName("outbound", port.Number, subset, svc.Hostname)
+	c := &clusterv3.Cluster{Name: name}
+	pol := effectivePolicy(dr, port.Number, subset)
+	var subsetLabels map[string]string
+	if s := findSubset(dr, subset); s != nil {
+		subsetLabels = s.GetLabels()
+	}
+	eds := func() {
+		c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_EDS}
+		c.EdsClusterConfig = &clusterv3.Cluster_EdsClusterConfig{EdsConfig: adsSource(), ServiceName: name}
+	}
+	switch svc.Resolution {
+	case registry.ResolutionDNS, registry.ResolutionDNSRoundRobin:
+		la := g.loadAssignment(name, svc, port, subsetLabels)
+		if len(la.Endpoints) == 0 && !strings.HasPrefix(svc.Hostname, "*") {
+			// a DNS service without endpoints resolves its own hostname, as ServiceEntry does
+			la.Endpoints = []*endpointv3.LocalityLbEndpoints{{
+				LoadBalancingWeight: u32(1),
+				LbEndpoints:         []*endpointv3.LbEndpoint{lbEndpoint(svc.Hostname, port.Number, 1)},
+			}}
+		}
+		if len(la.Endpoints) == 0 {
+			return nil
+		}
+		t := clusterv3.Cluster_STRICT_DNS
+		if svc.Resolution == registry.ResolutionDNSRoundRobin || g.grpc {
+			// LOGICAL_DNS takes exactly one endpoint; grpc-go only knows LOGICAL_DNS
+			t = clusterv3.Cluster_LOGICAL_DNS
+			first := la.Endpoints[0]
+			first.LbEndpoints = first.LbEndpoints[:1]
+			first.LoadBalancingWeight = nil
+			la.Endpoints = la.Endpoints[:1]
+		}
+		c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: t}
+		c.DnsLookupFamily = clusterv3.Cluster_V4_ONLY
+		c.LoadAssignment = la
+	case registry.ResolutionNone:
+		if len(g.pc.Endpoints(svc.Hostname, port.Number)) > 0 {
+			eds()
+		} else {
+			if g.grpc {
+				return nil
+			}
+			c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_ORIGINAL_DST}
+			c.LbPolicy = clusterv3.Cluster_CLUSTER_PROVIDED
+		}
+	default:
+		eds()
+	}
+	if c.LbPolicy != clusterv3.Cluster_CLUSTER_PROVIDED && !applyLB(c, pol.lb, g.grpc) {
+		if g.grpc {
+			return nil
+		}
+		c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_ORIGINAL_DST}
+		c.LbPolicy = clusterv3.Cluster_CLUSTER_PROVIDED
+		c.EdsClusterConfig = nil
+		c.LoadAssignment = nil
+		c.LbConfig = nil
+	}
+	applyConnectionPool(c, pol.cp, port.Protocol.IsHTTP(), port.Protocol == registry.HTTP2 || port.Protocol == registry.GRPC, g.grpc)
+	applyOutlier(c, pol.od)
+	if pol.tls != nil {
+		var sans []string
+		if pol.tls.GetMode() == networking.ClientTLSSettings_ISTIO_MUTUAL {
+			sans = g.serviceIdentities(svc, port.Number)
+		}
+		c.TransportSocket = g.upstreamTLS(pol.tls, port.Number, subset, svc.Hostname, sans)
+	}
+	return c
+}
+
+// serviceIdentities are the SPIFFE IDs a service's workloads may present.
+func (g *gen) serviceIdentities(svc *registry.Service, port uint32) []string {
+	set := map[string]struct{}{}
+	add := func(sa string) {
+		if sa == "" {
+			return
+		}
+		if !strings.HasPrefix(sa, "spiffe://") {
+			sa = "spiffe://" + g.pc.Mesh.TrustDomain + "/ns/" + svc.Namespace + "/sa/" + sa
+		}
+		set[sa] = struct{}{}
+	}
+	for _, sa := range svc.ServiceAccounts {
+		add(sa)
+	}
+	for _, ep := range g.pc.Endpoints(svc.Hostname, port) {
+		add(ep.ServiceAccount)
+	}
+	out := make([]string, 0, len(set))
+	for sa := range set {
+		out = append(out, sa)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,464 @@
+package generate
+
+import (
+	"sort"
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	networking "istio.io/api/networking/v1alpha3"
+
+	"github.com/mast-mesh/mast/internal/pilot/model"
+)
+
+// gwServer is one server of a Gateway that selects the proxy.
+type gwServer struct {
+	gw  *model.Gateway
+	srv *networking.Server
+}
+
+func (s gwServer) protocol() string { return strings.ToUpper(s.srv.GetPort().GetProtocol()) }
+
+func (s gwServer) tlsMode() networking.ServerTLSSettings_TLSmode { return s.srv.GetTls().GetMode() }
+
+// isPlainHTTP: HTTP, HTTP2 or GRPC without TLS termination.
+func (s gwServer) isPlainHTTP() bool {
+	switch s.protocol() {
+	case "HTTP", "HTTP2", "GRPC", "GRPC-WEB":
+		return true
+	}
+	return false
+}
+
+func (s gwServer) isPassthrough() bool {
+	m := s.tlsMode()
+	return (s.protocol() == "HTTPS" || s.protocol() == "TLS") &&
+		(m == networking.ServerTLSSettings_PASSTHROUGH || m == networking.ServerTLSSettings_AUTO_PASSTHROUGH)
+}
+
+// isHTTPS: TLS terminated here, HTTP inside.
+func (s gwServer) isHTTPS() bool { return s.protocol() == "HTTPS" && !s.isPassthrough() }
+
+// httpsRouteName is Istio's route name for a terminating HTTPS server.
+func (s gwServer) httpsRouteName() string {
+	return "https." + itoa(s.srv.GetPort().GetNumber()) + "." + s.srv.GetPort().GetName() + "." + s.gw.Name + "." + s.gw.Namespace
+}
+
+// serverHost is a Gateway server host "ns/host" split; ns "*" when absent.
+type serverHost struct{ ns, host string }
+
+func (s gwServer) hosts() []serverHost {
+	var out []serverHost
+	for _, h := range s.srv.GetHosts() {
+		ns, host, ok := strings.Cut(h, "/")
+		if !ok {
+			ns, host = "*", h
+		}
+		if ns == "." {
+			ns = s.gw.Namespace
+		}
+		out = append(out, serverHost{ns: ns, host: host})
+	}
+	return out
+}
+
+// gatewayPorts groups the proxy's gateway servers by port, ports ascending.
+func (g *gen) gatewayPorts() ([]uint32, map[uint32][]gwServer) {
+	byPort := map[uint32][]gwServer{}
+	var ports []uint32
+	for _, gw := range g.pc.GatewaysFor(g.p) {
+		for _, srv := range gw.Spec.GetServers() {
+			n := srv.GetPort().GetNumber()
+			if n == 0 {
+				continue
+			}
+			if _, ok := byPort[n]; !ok {
+				ports = append(ports, n)
+			}
+			byPort[n] = append(byPort[n], gwServer{gw: gw, srv: srv})
+		}
+	}
+	sort.Slice(ports, func(i, j int) bool { return ports[i] < ports[j] })
+	return ports, byPort
+}
+
+func (g *gen) gatewayBindIP() string {
+	if g.p.InterceptionNone() && g.p.IP() != "" {
+		return g.p.IP()
+	}
+	return wildcardIP
+}
+
+// gatewayListeners builds one listener per Gateway port: an HCM with RDS
+// "http.PORT" for HTTP servers; SNI-matched filter chains for HTTPS (TLS
+// terminated with file or SDS certificates) and TLS passthrough servers;
+// tcp_proxy for TCP servers.
+func (g *gen) gatewayListeners() []model.XDSResource {
+	ports, byPort := g.gatewayPorts()
+	ip := g.gatewayBindIP()
+	var out []model.XDSResource
+	for _, port := range ports {
+		servers := byPort[port]
+		name := listenerName(ip, port)
+		l := &listenerv3.Listener{Name: name, Address: socketAddress(ip, port), TrafficDirection: corev3.TrafficDirection_OUTBOUND}
+		seen := map[string]bool{} // filter chain match keys
+		addChain := func(fc *listenerv3.FilterChain) {
+			key := strings.Join(fc.GetFilterChainMatch().GetServerNames(), ",")
+			if seen[key] {
+				return
+			}
+			seen[key] = true
+			l.FilterChains = append(l.FilterChains, fc)
+		}
+		tlsChains := false
+		if servers[0].isPlainHTTP() {
+			addChain(&listenerv3.FilterChain{Filters: []*listenerv3.Filter{hcm("outbound_"+name, "http."+itoa(port), nil, true)}})
+		} else {
+			for _, s := range servers {
+				switch {
+				case s.isHTTPS():
+					tlsChains = true
+					addChain(&listenerv3.FilterChain{
+						Name:             s.httpsRouteName(),
+						FilterChainMatch: sniMatch(s.hosts()),
+						TransportSocket:  downstreamTLS(s.srv.GetTls(), true),
+						Filters:          []*listenerv3.Filter{hcm("outbound_"+name, s.httpsRouteName(), nil, true)},
+					})
+				case s.isPassthrough():
+					tlsChains = true
+					for _, fc := range g.passthroughChains(s, port) {
+						addChain(fc)
+					}
+				case s.protocol() == "TLS":
+					tlsChains = true
+					if cs := g.gatewayTCPDestinations(s, port); len(cs) > 0 {
+						addChain(&listenerv3.FilterChain{
+							FilterChainMatch: sniMatch(s.hosts()),
+							TransportSocket:  downstreamTLS(s.srv.GetTls(), false),
+							Filters:          []*listenerv3.Filter{tcpProxy("outbound_"+name, cs, nil)},
+						})
+					}
+				case s.protocol() == "TCP" || s.protocol() == "MONGO" || s.protocol() == "REDIS" || s.protocol() == "MYSQL":
+					if cs := g.gatewayTCPDestinations(s, port); len(cs) > 0 {
+						addChain(&listenerv3.FilterChain{Filters: []*listenerv3.Filter{tcpProxy("outbound_"+name, cs, nil)}})
+					}
+				}
+			}
+		}
+		if len(l.FilterChains) == 0 {
+			continue
+		}
+		if tlsChains {
+			l.ListenerFilters = []*listenerv3.ListenerFilter{tlsInspector()}
+		}
+		out = append(out, listenerResource(l))
+	}
+	return out
+}
+
+// sniMatch matches the server's hosts by SNI; "*" matches any SNI.
+func sniMatch(hosts []serverHost) *listenerv3.FilterChainMatch {
+	var names []string
+	for _, h := range hosts {
+		if h.host == "*" {
+			return nil
+		}
+		names = append(names, h.host)
+	}
+	sort.Strings(names)
+	if len(names) == 0 {
+		return nil
+	}
+	return &listenerv3.FilterChainMatch{ServerNames: names}
+}
+
+// downstreamTLS is the TLS context of a terminating Gateway server: SDS
+// secret credentialName (and credentialName-cacert for MUTUAL), or the files.
+func downstreamTLS(t *networking.ServerTLSSettings, http bool) *corev3.TransportSocket {
+	ctx := &tlsv3.DownstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{}}
+	cc := ctx.CommonTlsContext
+	if http {
+		cc.AlpnProtocols = []string{"h2", "http/1.1"}
+	}
+	mutual := t.GetMode() == networking.ServerTLSSettings_MUTUAL || t.GetMode() == networking.ServerTLSSettings_OPTIONAL_MUTUAL
+	switch {
+	case t.GetMode() == networking.ServerTLSSettings_ISTIO_MUTUAL:
+		cc.TlsCertificateSdsSecretConfigs = []*tlsv3.SdsSecretConfig{sdsSecret(sdsDefaultSecret)}
+		cc.ValidationContextType = &tlsv3.CommonTlsContext_ValidationContextSdsSecretConfig{ValidationContextSdsSecretConfig: sdsSecret(sdsRootSecret)}
+		ctx.RequireClientCertificate = boolv(true)
+	case t.GetCredentialName() != "":
+		cc.TlsCertificateSdsSecretConfigs = []*tlsv3.SdsSecretConfig{sdsSecret(t.GetCredentialName())}
+		if mutual {
+			cc.ValidationContextType = &tlsv3.CommonTlsContext_ValidationContextSdsSecretConfig{ValidationContextSdsSecretConfig: sdsSecret(t.GetCredentialName() + "-cacert")}
+		}
+	default:
+		if t.GetServerCertificate() != "" && t.GetPrivateKey() != "" {
+			cc.TlsCertificates = []*tlsv3.TlsCertificate{{CertificateChain: fileSource(t.GetServerCertificate()), PrivateKey: fileSource(t.GetPrivateKey())}}
+		}
+		if mutual && t.GetCaCertificates() != "" {
+			vc := &tlsv3.CertificateValidationContext{TrustedCa: fileSource(t.GetCaCertificates()), MatchTypedSubjectAltNames: sanMatchers(t.GetSubjectAltNames())}
+			cc.ValidationContextType = &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: vc}
+		}
+	}
+	if t.GetMode() == networking.ServerTLSSettings_MUTUAL {
+		ctx.RequireClientCertificate = boolv(true)
+	}
+	if v := tlsVersion(t.GetMinProtocolVersion()); v != tlsv3.TlsParameters_TLS_AUTO || tlsVersion(t.GetMaxProtocolVersion()) != tlsv3.TlsParameters_TLS_AUTO {
+		cc.TlsParams = &tlsv3.TlsParameters{TlsMinimumProtocolVersion: v, TlsMaximumProtocolVersion: tlsVersion(t.GetMaxProtocolVersion()), CipherSuites: t.GetCipherSuites()}
+	}
+	return &corev3.TransportSocket{Name: tlsTransportSocketName, ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: toAny(ctx)}}
+}
+
+func tlsVersion(v networking.ServerTLSSettings_TLSProtocol) tlsv3.TlsParameters_TlsProtocol {
+	switch v {
+	case networking.ServerTLSSettings_TLSV1_0:
+		return tlsv3.TlsParameters_TLSv1_0
+	case networking.ServerTLSSettings_TLSV1_1:
+		return tlsv3.TlsParameters_TLSv1_1
+	case networking.ServerTLSSettings_TLSV1_2:
+		return tlsv3.TlsParameters_TLSv1_2
+	case networking.ServerTLSSettings_TLSV1_3:
+		return tlsv3.TlsParameters_TLSv1_3
+	}
+	return tlsv3.TlsParameters_TLS_AUTO
+}
+
+// vsHostAllowed reports whether a VirtualService host in namespace ns may
+// bind to the server hosts; it returns the host the virtual host is named by
+// (the narrower of the two).
+func vsHostAllowed(hosts []serverHost, ns, vsHost string) (string, bool) {
+	for _, h := range hosts {
+		if h.ns != "*" && h.ns != ns {
+			continue
+		}
+		if model.HostMatches(h.host, vsHost) {
+			return vsHost, true
+		}
+		if model.HostMatches(vsHost, h.host) {
+			return h.host, true
+		}
+	}
+	return "", false
+}
+
+// passthroughChains are the SNI filter chains of a PASSTHROUGH server (from
+// VirtualService tls routes) or an AUTO_PASSTHROUGH server (one per cluster,
+// SNI outbound_.PORT_.SUBSET_.HOST).
+func (g *gen) passthroughChains(s gwServer, port uint32) []*listenerv3.FilterChain {
+	var out []*listenerv3.FilterChain
+	stat := "outbound_" + listenerName(g.gatewayBindIP(), port)
+	if s.tlsMode() == networking.ServerTLSSettings_AUTO_PASSTHROUGH {
+		for _, svc := range g.scope.Services {
+			if !anyHostMatches(s.hosts(), svc.Namespace, svc.Hostname) {
+				continue
+			}
+			dr := g.pc.DestinationRule(g.p, svc.Hostname)
+			for _, p := range svc.Ports {
+				subsets := []string{""}
+				if dr != nil {
+					for _, ss := range dr.Spec.GetSubsets() {
+						subsets = append(subsets, ss.GetName())
+					}
+				}
+				for _, subset := range subsets {
+					out = append(out, &listenerv3.FilterChain{
+						FilterChainMatch: &listenerv3.FilterChainMatch{ServerNames: []string{istioSNI(p.Number, subset, svc.Hostname)}},
+						Filters:          []*listenerv3.Filter{tcpProxyTo(stat, ClusterName("outbound", p.Number, subset, svc.Hostname))},
+					})
+				}
+			}
+		}
+		return out
+	}
+	hosts := s.hosts()
+	for _, vs := range g.pc.GatewayVirtualServices(s.gw.Key, g.p.Namespace) {
+		for _, r := range vs.Spec.GetTls() {
+			for _, m := range r.GetMatch() {
+				if m.GetPort() != 0 && m.GetPort() != port {
+					continue
+				}
+				if !g.sourceApplies(m.GetSourceLabels(), m.GetSourceNamespace(), m.GetGateways(), vs.Namespace, s.gw.Key) {
+					continue
+				}
+				var snis []string
+				for _, sni := range m.GetSniHosts() {
+					if h, ok := vsHostAllowed(hosts, vs.Namespace, sni); ok {
+						snis = append(snis, h)
+					}
+				}
+				if len(snis) == 0 {
+					continue
+				}
+				cs := g.routeDestinations(r.GetRoute(), vs.Namespace, port)
+				if len(cs) == 0 {
+					continue
+				}
+				sort.Strings(snis)
+				out = append(out, &listenerv3.FilterChain{
+					FilterChainMatch: &listenerv3.FilterChainMatch{ServerNames: snis},
+					Filters:          []*listenerv3.Filter{tcpProxy(stat, cs, nil)},
+				})
+			}
+		}
+	}
+	return out
+}
+
+func anyHostMatches(hosts []serverHost, ns, host string) bool {
+	for _, h := range hosts {
+		if (h.ns == "*" || h.ns == ns) && model.HostMatches(h.host, host) {
+			return true
+		}
+	}
+	return false
+}
+
+// gatewayTCPDestinations applies the first matching tcp route of the
+// VirtualServices bound to the server's gateway.
+func (g *gen) gatewayTCPDestinations(s gwServer, port uint32) []weightedCluster {
+	hosts := s.hosts()
+	for _, vs := range g.pc.GatewayVirtualServices(s.gw.Key, g.p.Namespace) {
+		bound := false
+		for _, h := range vs.Hosts {
+			if _, ok := vsHostAllowed(hosts, vs.Namespace, h); ok {
+				bound = true
+				break
+			}
+		}
+		if !bound {
+			continue
+		}
+		for _, r := range vs.Spec.GetTcp() {
+			if g.l4Matches(r.GetMatch(), port, s.gw.Key, vs.Namespace) {
+				if cs := g.routeDestinations(r.GetRoute(), vs.Namespace, port); len(cs) > 0 {
+					return cs
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// gatewayRouteSets maps each route config name of the gateway to its port and servers.
+func (g *gen) gatewayRouteSets() ([]string, map[string]gatewayRouteSet) {
+	ports, byPort := g.gatewayPorts()
+	sets := map[string]gatewayRouteSet{}
+	var names []string
+	for _, port := range ports {
+		servers := byPort[port]
+		if servers[0].isPlainHTTP() {
+			var http []gwServer
+			for _, s := range servers {
+				if s.isPlainHTTP() {
+					http = append(http, s)
+				}
+			}
+			name := "http." + itoa(port)
+			names = append(names, name)
+			sets[name] = gatewayRouteSet{port: port, servers: http}
+			continue
+		}
+		for _, s := range servers {
+			if s.isHTTPS() {
+				name := s.httpsRouteName()
+				if _, dup := sets[name]; !dup {
+					names = append(names, name)
+				}
+				sets[name] = gatewayRouteSet{port: port, servers: append(sets[name].servers, s)}
+			}
+		}
+	}
+	return names, sets
+}
+
+type gatewayRouteSet struct {
+	port    uint32
+	servers []gwServer
+}
+
+func (g *gen) gatewayRoutes(names []string) []model.XDSResource {
+	all, sets := g.gatewayRouteSets()
+	if len(names) == 0 {
+		names = all
+	}
+	var out []model.XDSResource
+	for _, n := range names {
+		if set, ok := sets[n]; ok {
+			out = append(out, routeResource(g.gatewayRouteConfig(n, set)))
+		}
+	}
+	return out
+}
+
+// gatewayRouteConfig builds the virtual hosts of a gateway port: one per host
+// that a bound VirtualService shares with a server, with that VirtualService's
+// routes (several VirtualServices for one host are merged in order); servers
+// with httpsRedirect require TLS.
+func (g *gen) gatewayRouteConfig(name string, set gatewayRouteSet) *routev3.RouteConfiguration {
+	rc := &routev3.RouteConfiguration{Name: name, ValidateClusters: boolv(false)}
+	byHost := map[string]*routev3.VirtualHost{}
+	var order []string
+	vhost := func(host string) *routev3.VirtualHost {
+		if vh, ok := byHost[host]; ok {
+			return vh
+		}
+		vh := &routev3.VirtualHost{Name: host + ":" + itoa(set.port)}
+		byHost[host] = vh
+		order = append(order, host)
+		return vh
+	}
+	for _, s := range set.servers {
+		hosts := s.hosts()
+		redirect := s.srv.GetTls().GetHttpsRedirect()
+		for _, vs := range g.pc.GatewayVirtualServices(s.gw.Key, g.p.Namespace) {
+			var routes []*routev3.Route
+			built := false
+			for _, h := range vs.Hosts {
+				vh, ok := vsHostAllowed(hosts, vs.Namespace, h)
+				if !ok {
+					continue
+				}
+				if !built {
+					routes = g.httpRoutes([]*model.VirtualService{vs}, routeOpts{gateway: s.gw.Key, port: set.port})
+					built = true
+				}
+				v := vhost(vh)
+				v.Routes = append(v.Routes, routes...)
+				if redirect {
+					v.RequireTls = routev3.VirtualHost_ALL
+				}
+			}
+		}
+		if redirect {
+			for _, h := range hosts {
+				vhost(h.host).RequireTls = routev3.VirtualHost_ALL
+			}
+		}
+	}
+	ds := domainSet{}
+	for _, host := range order {
+		vh := byHost[host]
+		if len(vh.Routes) == 0 && vh.RequireTls == routev3.VirtualHost_NONE {
+			continue
+		}
+		if len(vh.Routes) == 0 {
+			vh.Routes = []*routev3.Route{{
+				Name:   "blackhole",
+				Match:  &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+				Action: &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{Status: 404}},
+			}}
+		}
+		if host == "*" {
+			vh.Domains = ds.add(nil, "*")
+		} else {
+			vh.Domains = ds.add(nil, host, host+":"+itoa(set.port))
+		}
+		if len(vh.Domains) == 0 {
+			continue
+		}
+		rc.VirtualHosts = append(rc.VirtualHosts, vh)
+	}
+	return rc
+}

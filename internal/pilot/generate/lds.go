@@ -1,0 +1,388 @@
+package generate
+
+import (
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	"google.golang.org/protobuf/types/known/anypb"
+	networking "istio.io/api/networking/v1alpha3"
+
+	"github.com/mast-mesh/mast/internal/pilot/model"
+	"github.com/mast-mesh/mast/internal/registry"
+)
+
+// Filter and listener-filter names, as Envoy and Istio name them.
+const (
+	hcmFilterName        = "envoy.filters.network.http_connection_manager"
+	tcpProxyFilterName   = "envoy.filters.network.tcp_proxy"
+	routerFilterName     = "envoy.filters.http.router"
+	faultFilterName      = "envoy.filters.http.fault"
+	corsFilterName       = "envoy.filters.http.cors"
+	tlsInspectorName     = "envoy.filters.listener.tls_inspector"
+	originalDstName      = "envoy.filters.listener.original_dst"
+	virtualOutboundName  = "virtualOutbound"
+	virtualInboundName   = "virtualInbound"
+	httpProxyRouteName   = "http_proxy"
+	outboundCapturePort  = 15001
+	inboundCapturePort   = 15006
+	wildcardIP           = "0.0.0.0"
+	defaultInboundTarget = "127.0.0.1"
+)
+
+// emptyAny is the Any of a filter config with no fields set: just its type URL.
+func emptyAny(fullName string) *anypb.Any {
+	return &anypb.Any{TypeUrl: "type.googleapis.com/" + fullName}
+}
+
+func routerAny() *anypb.Any { return emptyAny("envoy.extensions.filters.http.router.v3.Router") }
+
+func httpFilter(name string, cfg *anypb.Any) *hcmv3.HttpFilter {
+	return &hcmv3.HttpFilter{Name: name, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: cfg}}
+}
+
+// meshHTTPFilters are the HTTP filters of sidecar and gateway connection
+// managers: fault and CORS (configured per route) and the router.
+func meshHTTPFilters() []*hcmv3.HttpFilter {
+	return []*hcmv3.HttpFilter{
+		httpFilter(faultFilterName, emptyAny("envoy.extensions.filters.http.fault.v3.HTTPFault")),
+		httpFilter(corsFilterName, emptyAny("envoy.extensions.filters.http.cors.v3.Cors")),
+		httpFilter(routerFilterName, routerAny()),
+	}
+}
+
+// hcm builds an HTTP connection manager network filter using RDS route rds,
+// or the inline route config when inline is not nil.
+func hcm(statPrefix, rds string, inline *routev3.RouteConfiguration, edge bool) *listenerv3.Filter {
+	m := &hcmv3.HttpConnectionManager{
+		StatPrefix:       statPrefix,
+		CodecType:        hcmv3.HttpConnectionManager_AUTO,
+		HttpFilters:      meshHTTPFilters(),
+		UseRemoteAddress: boolv(edge),
+		NormalizePath:    boolv(true),
+	}
+	if inline != nil {
+		m.RouteSpecifier = &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: inline}
+	} else {
+		m.RouteSpecifier = &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{ConfigSource: adsSource(), RouteConfigName: rds}}
+	}
+	return &listenerv3.Filter{Name: hcmFilterName, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: toAny(m)}}
+}
+
+// weightedCluster is one destination of a TCP route.
+type weightedCluster struct {
+	name   string
+	weight uint32
+}
+
+func tcpProxy(statPrefix string, clusters []weightedCluster, hash []*tcpproxyv3.TcpProxy_WeightedCluster) *listenerv3.Filter {
+	tp := &tcpproxyv3.TcpProxy{StatPrefix: statPrefix}
+	if len(clusters) == 1 {
+		tp.ClusterSpecifier = &tcpproxyv3.TcpProxy_Cluster{Cluster: clusters[0].name}
+	} else {
+		wc := &tcpproxyv3.TcpProxy_WeightedCluster{}
+		for _, c := range clusters {
+			wc.Clusters = append(wc.Clusters, &tcpproxyv3.TcpProxy_WeightedCluster_ClusterWeight{Name: c.name, Weight: c.weight})
+		}
+		tp.ClusterSpecifier = &tcpproxyv3.TcpProxy_WeightedClusters{WeightedClusters: wc}
+	}
+	return &listenerv3.Filter{Name: tcpProxyFilterName, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: toAny(tp)}}
+}
+
+func tcpProxyTo(statPrefix, cluster string) *listenerv3.Filter {
+	return tcpProxy(statPrefix, []weightedCluster{{name: cluster, weight: 1}}, nil)
+}
+
+func listenerResource(l *listenerv3.Listener) model.XDSResource {
+	return model.XDSResource{Name: l.Name, Resource: l}
+}
+
+func listenerName(ip string, port uint32) string { return ip + "_" + itoa(port) }
+
+// sidecarListeners are the listeners of a sidecar with iptables capture (REDIRECT).
+func (g *gen) sidecarListeners() []model.XDSResource {
+	passthrough := PassthroughCluster
+	if g.scope.RegistryOnly() {
+		passthrough = BlackHoleCluster
+	}
+	out := []model.XDSResource{
+		listenerResource(&listenerv3.Listener{
+			Name:             virtualOutboundName,
+			Address:          socketAddress(wildcardIP, outboundCapturePort),
+			UseOriginalDst:   boolv(true),
+			TrafficDirection: corev3.TrafficDirection_OUTBOUND,
+			FilterChains: []*listenerv3.FilterChain{{
+				Name:    "virtualOutbound-catchall-tcp",
+				Filters: []*listenerv3.Filter{tcpProxyTo(passthrough, passthrough)},
+			}},
+		}),
+	}
+	out = append(out, g.outboundServiceListeners()...)
+	out = append(out, listenerResource(g.virtualInbound()))
+	return out
+}
+
+// outboundServiceListeners are Istio's per-service-port listeners, reached
+// through virtualOutbound's original-destination hand-off (bind_to_port false).
+func (g *gen) outboundServiceListeners() []model.XDSResource {
+	seen := map[string]bool{}
+	var out []model.XDSResource
+	// HTTP ports first, so that a TCP service without a VIP never shadows an HTTP port.
+	for _, svc := range g.scope.Services {
+		for _, port := range svc.Ports {
+			if !port.Protocol.IsHTTP() {
+				continue
+			}
+			name := listenerName(wildcardIP, port.Number)
+			if seen[name] {
+				continue
+			}
+			seen[name] = true
+			out = append(out, listenerResource(&listenerv3.Listener{
+				Name:             name,
+				Address:          socketAddress(wildcardIP, port.Number),
+				BindToPort:       boolv(false),
+				TrafficDirection: corev3.TrafficDirection_OUTBOUND,
+				FilterChains: []*listenerv3.FilterChain{{
+					Filters: []*listenerv3.Filter{hcm("outbound_"+name, itoa(port.Number), nil, false)},
+				}},
+			}))
+		}
+	}
+	for _, svc := range g.scope.Services {
+		for _, port := range svc.Ports {
+			if port.Protocol.IsHTTP() {
+				continue
+			}
+			ip := wildcardIP
+			if len(svc.Addresses) > 0 && net.ParseIP(svc.Addresses[0]) != nil {
+				ip = svc.Addresses[0]
+			}
+			name := listenerName(ip, port.Number)
+			if seen[name] {
+				continue
+			}
+			seen[name] = true
+			clusters := g.tcpDestinations(svc, port.Number)
+			out = append(out, listenerResource(&listenerv3.Listener{
+				Name:             name,
+				Address:          socketAddress(ip, port.Number),
+				BindToPort:       boolv(false),
+				TrafficDirection: corev3.TrafficDirection_OUTBOUND,
+				FilterChains: []*listenerv3.FilterChain{{
+					Filters: []*listenerv3.Filter{tcpProxy(ClusterName("outbound", port.Number, "", svc.Hostname), clusters, nil)},
+				}},
+			}))
+		}
+	}
+	return out
+}
+
+// tcpDestinations applies the first matching tcp route of the service's
+// VirtualServices, or sends everything to the service's cluster.
+func (g *gen) tcpDestinations(svc *registry.Service, port uint32) []weightedCluster {
+	for _, vs := range g.scope.VirtualServicesFor(svc.Hostname) {
+		for _, r := range vs.Spec.GetTcp() {
+			if !g.l4Matches(r.GetMatch(), port, model.MeshGateway, vs.Namespace) {
+				continue
+			}
+			if cs := g.routeDestinations(r.GetRoute(), vs.Namespace, port); len(cs) > 0 {
+				return cs
+			}
+		}
+	}
+	return []weightedCluster{{name: ClusterName("outbound", port, "", svc.Hostname), weight: 1}}
+}
+
+func (g *gen) routeDestinations(dests []*networking.RouteDestination, ns string, port uint32) []weightedCluster {
+	var out []weightedCluster
+	for _, d := range dests {
+		w := uint32(max(d.GetWeight(), 0))
+		if len(dests) == 1 {
+			w = 1
+		}
+		if w == 0 {
+			continue
+		}
+		out = append(out, weightedCluster{name: g.destinationCluster(d.GetDestination(), ns, port), weight: w})
+	}
+	return out
+}
+
+// inboundPort is one port a workload serves.
+type inboundPort struct {
+	port     uint32
+	protocol registry.Protocol
+	target   *corev3.Address // where the application listens
+}
+
+// inboundPorts lists the ports the proxy's workload serves: the ports of
+// endpoints at the proxy's IPs and the Sidecar's ingress listeners, sorted.
+func (g *gen) inboundPorts() []inboundPort {
+	ingress := map[uint32]string{}
+	var extra []inboundPort
+	if sc := g.scope.Sidecar; sc != nil && (sc.Spec.GetWorkloadSelector() == nil || model.LabelsMatch(sc.Spec.GetWorkloadSelector().GetLabels(), g.p.Labels)) {
+		for _, in := range sc.Spec.GetIngress() {
+			n := in.GetPort().GetNumber()
+			if n == 0 {
+				continue
+			}
+			ingress[n] = in.GetDefaultEndpoint()
+			extra = append(extra, inboundPort{port: n, protocol: registry.Protocol(strings.ToUpper(in.GetPort().GetProtocol()))})
+		}
+	}
+	seen := map[uint32]bool{}
+	var out []inboundPort
+	for _, ip := range g.p.IPAddresses {
+		for _, ep := range g.pc.EndpointsAt(ip) {
+			port := ep.Port
+			proto := registry.Unknown
+			if svc := g.pc.Service(ep.Hostname); svc != nil {
+				if sp, ok := svc.PortByNumber(ep.ServicePort); ok {
+					proto = sp.Protocol
+					if port == 0 {
+						port = sp.TargetPort
+					}
+				}
+			}
+			if port == 0 {
+				port = ep.ServicePort
+			}
+			if port == 0 || seen[port] {
+				continue
+			}
+			seen[port] = true
+			out = append(out, inboundPort{port: port, protocol: proto})
+		}
+	}
+	for _, e := range extra {
+		if !seen[e.port] {
+			seen[e.port] = true
+			out = append(out, e)
+		}
+	}
+	for i := range out {
+		out[i].target = appAddress(ingress[out[i].port], out[i].port)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].port < out[j].port })
+	return out
+}
+
+// appAddress parses a Sidecar ingress defaultEndpoint ("127.0.2.7:9080",
+// "0.0.0.0:9080", "unix:///path"); empty means 127.0.0.1:port.
+func appAddress(defaultEndpoint string, port uint32) *corev3.Address {
+	if path, ok := strings.CutPrefix(defaultEndpoint, "unix://"); ok && path != "" {
+		return pipeAddress(path)
+	}
+	host, p, err := net.SplitHostPort(defaultEndpoint)
+	if err != nil {
+		return socketAddress(defaultInboundTarget, port)
+	}
+	n, err := strconv.ParseUint(p, 10, 32)
+	if err != nil || n == 0 || n > 65535 || net.ParseIP(host) == nil {
+		return socketAddress(defaultInboundTarget, port)
+	}
+	if host == wildcardIP || host == "::" {
+		host = defaultInboundTarget
+	}
+	return socketAddress(host, uint32(n))
+}
+
+// inboundRoute is the inline route config of an inbound HTTP port: everything to the app.
+func inboundRoute(port uint32) *routev3.RouteConfiguration {
+	cluster := InboundClusterName(port)
+	return &routev3.RouteConfiguration{
+		Name: cluster,
+		VirtualHosts: []*routev3.VirtualHost{{
+			Name:    "inbound|http|" + itoa(port),
+			Domains: []string{"*"},
+			Routes: []*routev3.Route{{
+				Name:  "default",
+				Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+				Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+					ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: cluster},
+					Timeout:          dur(0),
+					MaxStreamDuration: &routev3.RouteAction_MaxStreamDuration{
+						MaxStreamDuration:    dur(0),
+						GrpcTimeoutHeaderMax: dur(0),
+					},
+				}},
+			}},
+		}},
+		ValidateClusters: boolv(false),
+	}
+}
+
+func inboundFilter(ip inboundPort) *listenerv3.Filter {
+	cluster := InboundClusterName(ip.port)
+	if ip.protocol.IsHTTP() {
+		return hcm(cluster, "", inboundRoute(ip.port), false)
+	}
+	return tcpProxyTo(cluster, cluster)
+}
+
+func (g *gen) virtualInbound() *listenerv3.Listener {
+	l := &listenerv3.Listener{
+		Name:             virtualInboundName,
+		Address:          socketAddress(wildcardIP, inboundCapturePort),
+		UseOriginalDst:   boolv(true),
+		TrafficDirection: corev3.TrafficDirection_INBOUND,
+		ListenerFilters: []*listenerv3.ListenerFilter{{
+			Name:       originalDstName,
+			ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: emptyAny("envoy.extensions.filters.listener.original_dst.v3.OriginalDst")},
+		}},
+	}
+	for _, ip := range g.inboundPorts() {
+		l.FilterChains = append(l.FilterChains, &listenerv3.FilterChain{
+			Name:             InboundClusterName(ip.port),
+			FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: u32(ip.port)},
+			Filters:          []*listenerv3.Filter{inboundFilter(ip)},
+		})
+	}
+	l.FilterChains = append(l.FilterChains, &listenerv3.FilterChain{
+		Name:    "virtualInbound-catchall",
+		Filters: []*listenerv3.Filter{tcpProxyTo(InboundPassthroughCluster, InboundPassthroughCluster)},
+	})
+	return l
+}
+
+// noneListeners are the listeners of a sidecar without traffic capture
+// (INTERCEPTION_MODE NONE): inbound listeners bound to PROXYIP:PORT and an
+// HTTP forward-proxy listener on PROXYIP:15001.
+func (g *gen) noneListeners() []model.XDSResource {
+	ip := g.p.IP()
+	if ip == "" {
+		return nil
+	}
+	var out []model.XDSResource
+	for _, in := range g.inboundPorts() {
+		name := listenerName(ip, in.port)
+		out = append(out, listenerResource(&listenerv3.Listener{
+			Name:             name,
+			Address:          socketAddress(ip, in.port),
+			TrafficDirection: corev3.TrafficDirection_INBOUND,
+			FilterChains:     []*listenerv3.FilterChain{{Name: InboundClusterName(in.port), Filters: []*listenerv3.Filter{inboundFilter(in)}}},
+		}))
+	}
+	name := listenerName(ip, outboundCapturePort)
+	out = append(out, listenerResource(&listenerv3.Listener{
+		Name:             name,
+		Address:          socketAddress(ip, outboundCapturePort),
+		TrafficDirection: corev3.TrafficDirection_OUTBOUND,
+		FilterChains: []*listenerv3.FilterChain{{
+			Filters: []*listenerv3.Filter{hcm("outbound_"+name, httpProxyRouteName, nil, false)},
+		}},
+	}))
+	return out
+}
+
+// tlsInspector is the listener filter that reads SNI for filter chain matching.
+func tlsInspector() *listenerv3.ListenerFilter {
+	return &listenerv3.ListenerFilter{Name: tlsInspectorName, ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: emptyAny("envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector")}}
+}

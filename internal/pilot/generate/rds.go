@@ -1,0 +1,222 @@
+package generate
+
+import (
+	"strconv"
+	"strings"
+
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+
+	"github.com/mast-mesh/mast/internal/pilot/model"
+	"github.com/mast-mesh/mast/internal/registry"
+)
+
+func routeResource(rc *routev3.RouteConfiguration) model.XDSResource {
+	return model.XDSResource{Name: rc.Name, Resource: rc}
+}
+
+// sidecarRoutes returns the route configs a sidecar's listeners name: "PORT"
+// for each outbound HTTP port (capture mode) or "http_proxy" (no capture).
+func (g *gen) sidecarRoutes(names []string) []model.XDSResource {
+	if len(names) == 0 {
+		if g.p.InterceptionNone() {
+			names = []string{httpProxyRouteName}
+		} else {
+			seen := map[uint32]bool{}
+			for _, svc := range g.scope.Services {
+				for _, p := range svc.Ports {
+					if p.Protocol.IsHTTP() && !seen[p.Number] {
+						seen[p.Number] = true
+						names = append(names, itoa(p.Number))
+					}
+				}
+			}
+		}
+	}
+	var out []model.XDSResource
+	for _, n := range names {
+		if n == httpProxyRouteName {
+			out = append(out, routeResource(g.httpProxyRoute()))
+			continue
+		}
+		port, err := strconv.ParseUint(n, 10, 32)
+		if err != nil || port == 0 || port > 65535 {
+			continue
+		}
+		out = append(out, routeResource(g.portRoute(uint32(port))))
+	}
+	return out
+}
+
+// domainSet keeps virtual host domains unique within one route configuration:
+// Envoy rejects a route configuration with a domain in two virtual hosts.
+type domainSet map[string]struct{}
+
+func (d domainSet) add(list []string, ds ...string) []string {
+	for _, s := range ds {
+		if _, dup := d[s]; dup {
+			continue
+		}
+		d[s] = struct{}{}
+		list = append(list, s)
+	}
+	return list
+}
+
+// shortNames returns the names a service host can be reached by from the
+// proxy's namespace: name.ns.svc and name.ns always, name only from the
+// service's own namespace. Hosts outside the mesh domain have none.
+func (g *gen) shortNames(host string) []string {
+	suffix := ".svc." + g.pc.Mesh.DomainSuffix
+	base, ok := strings.CutSuffix(host, suffix)
+	if !ok {
+		return nil
+	}
+	name, ns, ok := strings.Cut(base, ".")
+	if !ok || strings.IndexByte(ns, '.') >= 0 {
+		return nil
+	}
+	out := []string{base + ".svc", base}
+	if ns == g.p.Namespace {
+		out = append(out, name)
+	}
+	return out
+}
+
+// vhostDomains are Istio's sidecar domains for a service port: the FQDN, the
+// short names valid from the proxy's namespace and the VIPs, each with and
+// without ":PORT".
+func (g *gen) vhostDomains(ds domainSet, svc *registry.Service, port uint32) []string {
+	p := ":" + itoa(port)
+	var out []string
+	out = ds.add(out, svc.Hostname, svc.Hostname+p)
+	for _, s := range g.shortNames(svc.Hostname) {
+		out = ds.add(out, s, s+p)
+	}
+	for _, vip := range svc.Addresses {
+		if strings.IndexByte(vip, '/') >= 0 || vip == wildcardIP {
+			continue
+		}
+		out = ds.add(out, vip, vip+p)
+	}
+	return out
+}
+
+// proxyDomains are the forward-proxy domains: "HOST:PORT" and short forms
+// with the port, plus the bare names when the port is 80.
+func (g *gen) proxyDomains(ds domainSet, svc *registry.Service, port uint32) []string {
+	p := ":" + itoa(port)
+	names := append([]string{svc.Hostname}, g.shortNames(svc.Hostname)...)
+	var out []string
+	for _, n := range names {
+		out = ds.add(out, n+p)
+		if port == 80 {
+			out = ds.add(out, n)
+		}
+	}
+	return out
+}
+
+// serviceRoutes are the routes of a service port: its VirtualServices'
+// routes, or one default route to the service's cluster.
+func (g *gen) serviceRoutes(svc *registry.Service, port uint32) []*routev3.Route {
+	if vss := g.scope.VirtualServicesFor(svc.Hostname); len(vss) > 0 {
+		if rs := g.httpRoutes(vss, routeOpts{gateway: model.MeshGateway, port: port}); len(rs) > 0 {
+			return rs
+		}
+	}
+	return []*routev3.Route{g.defaultRoute(svc.Hostname, port)}
+}
+
+// defaultRoute sends everything to outbound|PORT||HOST with Istio's defaults.
+func (g *gen) defaultRoute(host string, port uint32) *routev3.Route {
+	ra := &routev3.RouteAction{ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: ClusterName("outbound", port, "", host)}}
+	if g.grpc {
+		ra.RetryPolicy = grpcRetryPolicy(nil)
+	} else {
+		ra.Timeout = dur(0)
+		ra.RetryPolicy = defaultRetryPolicy()
+		ra.HashPolicy = g.hashPolicyFor(host, port, "")
+	}
+	return &routev3.Route{
+		Name:   "default",
+		Match:  &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+		Action: &routev3.Route_Route{Route: ra},
+	}
+}
+
+// portRoute is the route config "PORT" of a capturing sidecar.
+func (g *gen) portRoute(port uint32) *routev3.RouteConfiguration {
+	rc := &routev3.RouteConfiguration{Name: itoa(port), ValidateClusters: boolv(false)}
+	ds := domainSet{}
+	for _, svc := range g.scope.Services {
+		sp, ok := svc.PortByNumber(port)
+		if !ok || !sp.Protocol.IsHTTP() {
+			continue
+		}
+		domains := g.vhostDomains(ds, svc, port)
+		if len(domains) == 0 {
+			continue
+		}
+		rc.VirtualHosts = append(rc.VirtualHosts, &routev3.VirtualHost{
+			Name:    svc.Hostname + ":" + itoa(port),
+			Domains: domains,
+			Routes:  g.serviceRoutes(svc, port),
+		})
+	}
+	if _, taken := ds["*"]; !taken {
+		rc.VirtualHosts = append(rc.VirtualHosts, g.catchAllVhost())
+	}
+	return rc
+}
+
+// catchAllVhost sends unknown hosts to PassthroughCluster ("allow_any"), or
+// answers 502 when the Sidecar allows registry services only ("block_all").
+func (g *gen) catchAllVhost() *routev3.VirtualHost {
+	if g.scope.RegistryOnly() {
+		return &routev3.VirtualHost{
+			Name:    "block_all",
+			Domains: []string{"*"},
+			Routes: []*routev3.Route{{
+				Name:   "block_all",
+				Match:  &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+				Action: &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{Status: 502}},
+			}},
+		}
+	}
+	return &routev3.VirtualHost{
+		Name:    "allow_any",
+		Domains: []string{"*"},
+		Routes: []*routev3.Route{{
+			Name:  "allow_any",
+			Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+			Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+				ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: PassthroughCluster},
+				Timeout:          dur(0),
+			}},
+		}},
+	}
+}
+
+// httpProxyRoute is the route config of the forward-proxy listener of a
+// sidecar without capture: one virtual host per visible HTTP service port.
+func (g *gen) httpProxyRoute() *routev3.RouteConfiguration {
+	rc := &routev3.RouteConfiguration{Name: httpProxyRouteName, ValidateClusters: boolv(false)}
+	ds := domainSet{}
+	for _, svc := range g.scope.Services {
+		for _, sp := range svc.Ports {
+			if !sp.Protocol.IsHTTP() {
+				continue
+			}
+			domains := g.proxyDomains(ds, svc, sp.Number)
+			if len(domains) == 0 {
+				continue
+			}
+			rc.VirtualHosts = append(rc.VirtualHosts, &routev3.VirtualHost{
+				Name:    svc.Hostname + ":" + itoa(sp.Number),
+				Domains: domains,
+				Routes:  g.serviceRoutes(svc, sp.Number),
+			})
+		}
+	}
+	return rc
+}

@@ -1,0 +1,190 @@
+package model
+
+import (
+	"strings"
+
+	networking "istio.io/api/networking/v1alpha3"
+
+	"github.com/mast-mesh/mast/internal/registry"
+)
+
+// SidecarScope is what one class of proxies can see: the services and the
+// mesh-bound VirtualServices visible from a namespace through exportTo and the
+// Sidecar resource that applies. It is computed once per (namespace, Sidecar)
+// per push and shared by every proxy with the same inputs.
+type SidecarScope struct {
+	Namespace string
+	// Sidecar is the Sidecar resource in effect; nil when none applies.
+	Sidecar *Sidecar
+	// Services are the visible services, sorted by hostname.
+	Services []*registry.Service
+	// VirtualServices are the visible mesh-bound VirtualServices, sorted by namespace and name.
+	VirtualServices []*VirtualService
+
+	byHost map[string]*registry.Service
+	vsFor  map[string][]*VirtualService
+}
+
+type scopeKey struct {
+	namespace string
+	sidecar   string // "ns/name" of the Sidecar in effect, "" when none
+}
+
+// Service returns the visible service with the given hostname.
+func (s *SidecarScope) Service(host string) *registry.Service { return s.byHost[host] }
+
+// VirtualServicesFor returns the visible mesh VirtualServices whose hosts
+// match the service host, in namespace/name order.
+func (s *SidecarScope) VirtualServicesFor(host string) []*VirtualService { return s.vsFor[host] }
+
+// RegistryOnly reports whether the Sidecar restricts outbound traffic to known services.
+func (s *SidecarScope) RegistryOnly() bool {
+	return s.Sidecar != nil && s.Sidecar.Spec.GetOutboundTrafficPolicy().GetMode() == networking.OutboundTrafficPolicy_REGISTRY_ONLY
+}
+
+// SidecarFor returns the Sidecar resource that applies to a proxy: one in its
+// namespace whose workloadSelector matches its labels, else the namespace's
+// Sidecar without selector, else the root namespace's Sidecar without selector.
+func (pc *PushContext) SidecarFor(p *Proxy) *Sidecar {
+	var nsDefault *Sidecar
+	for _, sc := range pc.ix().sidecars[p.Namespace] {
+		sel := sc.Spec.GetWorkloadSelector().GetLabels()
+		if len(sel) == 0 {
+			if nsDefault == nil {
+				nsDefault = sc
+			}
+			continue
+		}
+		if LabelsMatch(sel, p.Labels) {
+			return sc
+		}
+	}
+	if nsDefault != nil {
+		return nsDefault
+	}
+	for _, sc := range pc.ix().sidecars[pc.Mesh.RootNamespace] {
+		if len(sc.Spec.GetWorkloadSelector().GetLabels()) == 0 {
+			return sc
+		}
+	}
+	return nil
+}
+
+// Scope returns the proxy's SidecarScope. Gateways (router proxies) are not
+// scoped by Sidecar resources, as in Istio. The result is cached in the push
+// context under exactly its inputs: the proxy's namespace and the Sidecar in effect.
+func (pc *PushContext) Scope(p *Proxy) *SidecarScope {
+	var sc *Sidecar
+	if p.Type != Router {
+		sc = pc.SidecarFor(p)
+	}
+	key := scopeKey{namespace: p.Namespace}
+	if sc != nil {
+		key.sidecar = sc.Namespace + "/" + sc.Name
+	}
+	pc.ix().mu.Lock()
+	defer pc.ix().mu.Unlock()
+	if s, ok := pc.ix().scopes[key]; ok {
+		return s
+	}
+	s := pc.buildScope(p.Namespace, sc)
+	pc.ix().scopes[key] = s
+	return s
+}
+
+type egressHost struct {
+	ns   string // "*", a namespace, or "" for none ("~")
+	host string
+}
+
+func parseEgressHosts(sc *Sidecar, proxyNS string) []egressHost {
+	var out []egressHost
+	for _, l := range sc.Spec.GetEgress() {
+		for _, h := range l.GetHosts() {
+			ns, host, ok := strings.Cut(h, "/")
+			if !ok {
+				ns, host = "*", h
+			}
+			switch ns {
+			case ".":
+				ns = proxyNS
+			case "~":
+				continue
+			}
+			out = append(out, egressHost{ns: ns, host: host})
+		}
+	}
+	return out
+}
+
+func egressAllows(hosts []egressHost, ns, host string) bool {
+	for _, h := range hosts {
+		if (h.ns == "*" || h.ns == ns) && HostMatches(h.host, host) {
+			return true
+		}
+	}
+	return false
+}
+
+func (pc *PushContext) buildScope(ns string, sc *Sidecar) *SidecarScope {
+	s := &SidecarScope{Namespace: ns, Sidecar: sc, byHost: map[string]*registry.Service{}, vsFor: map[string][]*VirtualService{}}
+	var egress []egressHost
+	scoped := sc != nil && len(sc.Spec.GetEgress()) > 0
+	if scoped {
+		egress = parseEgressHosts(sc, ns)
+	}
+	if pc.Registry != nil {
+		for _, svc := range pc.Registry.Services {
+			if _, dup := s.byHost[svc.Hostname]; dup {
+				continue
+			}
+			if !ExportedTo(svc.ExportTo, svc.Namespace, ns) {
+				continue
+			}
+			if scoped && !egressAllows(egress, svc.Namespace, svc.Hostname) {
+				continue
+			}
+			s.Services = append(s.Services, svc)
+			s.byHost[svc.Hostname] = svc
+		}
+	}
+	for _, vs := range pc.ix().meshVS {
+		if !ExportedTo(vs.Spec.GetExportTo(), vs.Namespace, ns) {
+			continue
+		}
+		if scoped {
+			ok := false
+			for _, h := range vs.Hosts {
+				if egressAllows(egress, vs.Namespace, h) {
+					ok = true
+					break
+				}
+			}
+			if !ok {
+				continue
+			}
+		}
+		s.VirtualServices = append(s.VirtualServices, vs)
+		for _, h := range vs.Hosts {
+			if !strings.HasPrefix(h, "*") {
+				if _, ok := s.byHost[h]; ok {
+					s.vsFor[h] = appendVS(s.vsFor[h], vs)
+				}
+				continue
+			}
+			for _, svc := range s.Services {
+				if HostMatches(h, svc.Hostname) {
+					s.vsFor[svc.Hostname] = appendVS(s.vsFor[svc.Hostname], vs)
+				}
+			}
+		}
+	}
+	return s
+}
+
+func appendVS(list []*VirtualService, vs *VirtualService) []*VirtualService {
+	if n := len(list); n > 0 && list[n-1] == vs {
+		return list
+	}
+	return append(list, vs)
+}

@@ -64,6 +64,9 @@ type Meta struct {
 	Labels      map[string]string
 	Annotations map[string]string
 	Source      Source
+	// Positions holds the line of each field when the resource was decoded
+	// from a file (nil otherwise); problems use it to point at the field.
+	Positions *Positions
 }
 
 // Resource is one configuration object: metadata plus its istio.io/api spec

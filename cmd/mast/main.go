@@ -25,7 +25,9 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"validate", "check configuration files (Istio YAML/JSON) and report errors and warnings",
-			func(_ context.Context, args []string, stdout, stderr io.Writer) int { return ctl.Validate(args, stdout, stderr) }},
+			func(_ context.Context, args []string, stdout, stderr io.Writer) int {
+				return ctl.Validate(args, stdout, stderr)
+			}},
 	}
 }
 

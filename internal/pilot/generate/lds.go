@@ -9,6 +9,11 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
+	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	originaldstv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/original_dst/v3"
+	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -36,12 +41,7 @@ const (
 	defaultInboundTarget = "127.0.0.1"
 )
 
-// emptyAny is the Any of a filter config with no fields set: just its type URL.
-func emptyAny(fullName string) *anypb.Any {
-	return &anypb.Any{TypeUrl: "type.googleapis.com/" + fullName}
-}
-
-func routerAny() *anypb.Any { return emptyAny("envoy.extensions.filters.http.router.v3.Router") }
+func routerAny() *anypb.Any { return toAny(&routerv3.Router{}) }
 
 func httpFilter(name string, cfg *anypb.Any) *hcmv3.HttpFilter {
 	return &hcmv3.HttpFilter{Name: name, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: cfg}}
@@ -51,8 +51,8 @@ func httpFilter(name string, cfg *anypb.Any) *hcmv3.HttpFilter {
 // managers: fault and CORS (configured per route) and the router.
 func meshHTTPFilters() []*hcmv3.HttpFilter {
 	return []*hcmv3.HttpFilter{
-		httpFilter(faultFilterName, emptyAny("envoy.extensions.filters.http.fault.v3.HTTPFault")),
-		httpFilter(corsFilterName, emptyAny("envoy.extensions.filters.http.cors.v3.Cors")),
+		httpFilter(faultFilterName, toAny(&faultv3.HTTPFault{})),
+		httpFilter(corsFilterName, toAny(&corsv3.Cors{})),
 		httpFilter(routerFilterName, routerAny()),
 	}
 }
@@ -335,7 +335,7 @@ func (g *gen) virtualInbound() *listenerv3.Listener {
 		TrafficDirection: corev3.TrafficDirection_INBOUND,
 		ListenerFilters: []*listenerv3.ListenerFilter{{
 			Name:       originalDstName,
-			ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: emptyAny("envoy.extensions.filters.listener.original_dst.v3.OriginalDst")},
+			ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: toAny(&originaldstv3.OriginalDst{})},
 		}},
 	}
 	for _, ip := range g.inboundPorts() {
@@ -384,5 +384,5 @@ func (g *gen) noneListeners() []model.XDSResource {
 
 // tlsInspector is the listener filter that reads SNI for filter chain matching.
 func tlsInspector() *listenerv3.ListenerFilter {
-	return &listenerv3.ListenerFilter{Name: tlsInspectorName, ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: emptyAny("envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector")}}
+	return &listenerv3.ListenerFilter{Name: tlsInspectorName, ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: toAny(&tlsinspectorv3.TlsInspector{})}}
 }

@@ -19,7 +19,7 @@ import (
 )
 
 const (
-	defaultConnectTimeout = 10 * time.Second
+	defaultConnectTimeout  = 10 * time.Second
 	httpProtocolOptionsKey = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 	tlsTransportSocketName = "envoy.transport_sockets.tls"
 	sdsClusterName         = "sds-grpc"

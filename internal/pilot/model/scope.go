@@ -39,7 +39,10 @@ func (s *SidecarScope) VirtualServicesFor(host string) []*VirtualService { retur
 
 // RegistryOnly reports whether the Sidecar restricts outbound traffic to known services.
 func (s *SidecarScope) RegistryOnly() bool {
-	return s.Sidecar != nil && s.Sidecar.Spec.GetOutboundTrafficPolicy().GetMode() == networking.OutboundTrafficPolicy_REGISTRY_ONLY
+	if s.Sidecar == nil || s.Sidecar.Spec.GetOutboundTrafficPolicy() == nil {
+		return false // mesh default: ALLOW_ANY
+	}
+	return s.Sidecar.Spec.GetOutboundTrafficPolicy().GetMode() == networking.OutboundTrafficPolicy_REGISTRY_ONLY
 }
 
 // SidecarFor returns the Sidecar resource that applies to a proxy: one in its

@@ -1,0 +1,263 @@
+// Package xdsclient is mast-proxy's xDS v3 client: one aggregated (ADS)
+// state-of-the-world stream that subscribes to listeners and clusters by
+// wildcard and then to the route configurations and endpoints they name,
+// ACKs what the handler accepts, NACKs (naming resource and reason) what it
+// rejects, and reconnects with jittered exponential backoff. The handler keeps
+// the last good configuration, so the proxy serves on while the control plane
+// is away.
+package xdsclient
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
+)
+
+// Handler consumes responses. Apply returns nil to ACK or an error (its text
+// becomes the NACK's error_detail). Names returns the resource names to
+// subscribe to for a non-wildcard type (routes, endpoints) given what has been
+// accepted so far.
+type Handler interface {
+	Apply(typeURL, version string, resources []*anypb.Any) error
+	Names(typeURL string) []string
+}
+
+// Config configures a Client.
+type Config struct {
+	// Address is the control plane's host:port (plaintext gRPC).
+	Address string
+	Node    *corev3.Node
+	Logger  *slog.Logger
+	// BackoffBase and BackoffMax bound reconnect delays (defaults 250ms, 30s).
+	BackoffBase, BackoffMax time.Duration
+	DialOptions             []grpc.DialOption
+}
+
+// Client runs the ADS stream.
+type Client struct {
+	cfg       Config
+	h         Handler
+	log       *slog.Logger
+	connected atomic.Bool
+	acks      atomic.Int64
+	nacks     atomic.Int64
+	// per-type state survives reconnects: last accepted version and names.
+	state map[string]*typeState
+}
+
+type typeState struct {
+	version  string // last accepted
+	nonce    string
+	names    []string // subscribed (nil for wildcard)
+	sent     bool
+	nackVer  string
+	nackRuns int
+}
+
+// Order is the subscription order: clusters before listeners, then the
+// resources they reference (Envoy's order, so nothing is used before it exists).
+var order = []string{xdsparse.ClusterType, xdsparse.ListenerType, xdsparse.EndpointType, xdsparse.RouteType}
+
+// New returns a client; call Run.
+func New(cfg Config, h Handler) *Client {
+	if cfg.BackoffBase <= 0 {
+		cfg.BackoffBase = 250 * time.Millisecond
+	}
+	if cfg.BackoffMax <= 0 {
+		cfg.BackoffMax = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	c := &Client{cfg: cfg, h: h, log: cfg.Logger, state: map[string]*typeState{}}
+	for _, t := range order {
+		c.state[t] = &typeState{}
+	}
+	return c
+}
+
+// Connected reports whether a stream is currently established.
+func (c *Client) Connected() bool { return c.connected.Load() }
+
+// Counts returns how many ACKs and NACKs were sent.
+func (c *Client) Counts() (acks, nacks int64) { return c.acks.Load(), c.nacks.Load() }
+
+// Run connects and serves until ctx is done, reconnecting on failure.
+func (c *Client) Run(ctx context.Context) error {
+	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, c.cfg.DialOptions...)
+	conn, err := grpc.NewClient(c.cfg.Address, opts...)
+	if err != nil {
+		return fmt.Errorf("xds client: %s: %w", c.cfg.Address, err)
+	}
+	defer conn.Close()
+	ads := discoveryv3.NewAggregatedDiscoveryServiceClient(conn)
+	attempt := 0
+	for {
+		healthy, err := c.stream(ctx, ads)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if healthy {
+			attempt = 0
+		}
+		d := backoff(c.cfg.BackoffBase, c.cfg.BackoffMax, attempt)
+		attempt++
+		c.log.Warn("xds stream ended; keeping last good config", "addr", c.cfg.Address, "err", err, "retry_in", d)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(d):
+		}
+	}
+}
+
+// backoff returns a full-jitter exponential delay for attempt.
+func backoff(base, max time.Duration, attempt int) time.Duration {
+	d := base
+	for i := 0; i < attempt && d < max; i++ {
+		d *= 2
+	}
+	d = min(d, max)
+	return d/2 + rand.N(d/2+1)
+}
+
+// stream runs one ADS stream; healthy reports whether any response arrived.
+func (c *Client) stream(ctx context.Context, ads discoveryv3.AggregatedDiscoveryServiceClient) (healthy bool, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	st, err := ads.StreamAggregatedResources(ctx)
+	if err != nil {
+		return false, fmt.Errorf("open stream: %w", err)
+	}
+	sendCh := make(chan *discoveryv3.DiscoveryRequest, 16)
+	sendErr := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case r := <-sendCh:
+				if err := st.Send(r); err != nil {
+					sendErr <- err
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	send := func(r *discoveryv3.DiscoveryRequest) {
+		select {
+		case sendCh <- r:
+		case <-ctx.Done():
+		}
+	}
+	first := true
+	for _, t := range order {
+		ts := c.state[t]
+		ts.nonce, ts.sent = "", false
+		if t == xdsparse.EndpointType || t == xdsparse.RouteType {
+			ts.names = c.h.Names(t)
+			if len(ts.names) == 0 {
+				continue
+			}
+		}
+		send(c.request(t, ts, first, nil))
+		first = false
+		ts.sent = true
+	}
+	c.connected.Store(true)
+	defer c.connected.Store(false)
+	for {
+		resp, err := st.Recv()
+		if err != nil {
+			select {
+			case e := <-sendErr:
+				err = e
+			default:
+			}
+			return healthy, fmt.Errorf("receive: %w", err)
+		}
+		if !healthy {
+			c.log.Info("xds stream established", "addr", c.cfg.Address)
+		}
+		healthy = true
+		c.handle(ctx, resp, send)
+	}
+}
+
+func (c *Client) request(t string, ts *typeState, withNode bool, errDetail error) *discoveryv3.DiscoveryRequest {
+	r := &discoveryv3.DiscoveryRequest{TypeUrl: t, VersionInfo: ts.version, ResponseNonce: ts.nonce, ResourceNames: ts.names}
+	if withNode {
+		r.Node = c.cfg.Node
+	}
+	if errDetail != nil {
+		r.ErrorDetail = &status.Status{Code: int32(codes.InvalidArgument), Message: errDetail.Error()}
+	}
+	return r
+}
+
+func (c *Client) handle(ctx context.Context, resp *discoveryv3.DiscoveryResponse, send func(*discoveryv3.DiscoveryRequest)) {
+	t := resp.GetTypeUrl()
+	ts, ok := c.state[t]
+	if !ok {
+		c.log.Warn("xds: response of unknown type ignored", "type", t)
+		return
+	}
+	ts.nonce = resp.GetNonce()
+	err := c.h.Apply(t, resp.GetVersionInfo(), resp.GetResources())
+	// Subscribe to what the new listeners/clusters reference before ACKing
+	// them, as Envoy does while warming.
+	if t == xdsparse.ListenerType || t == xdsparse.ClusterType {
+		dep := xdsparse.RouteType
+		if t == xdsparse.ClusterType {
+			dep = xdsparse.EndpointType
+		}
+		names := c.h.Names(dep)
+		ds := c.state[dep]
+		if !slices.Equal(names, ds.names) || (!ds.sent && len(names) > 0) {
+			ds.names = names
+			ds.sent = true
+			send(c.request(dep, ds, false, nil))
+		}
+	}
+	if err == nil {
+		ts.version = resp.GetVersionInfo()
+		ts.nackVer, ts.nackRuns = "", 0
+		c.acks.Add(1)
+		send(c.request(t, ts, false, nil))
+		return
+	}
+	c.nacks.Add(1)
+	c.log.Warn("xds: NACK", "type", t, "version", resp.GetVersionInfo(), "err", err)
+	req := c.request(t, ts, false, err)
+	if ts.nackVer == resp.GetVersionInfo() {
+		// The server re-sent what we just rejected; slow the exchange down so
+		// a server that answers every NACK at once does not spin.
+		ts.nackRuns++
+		d := backoff(c.cfg.BackoffBase, c.cfg.BackoffMax, ts.nackRuns)
+		go func() {
+			select {
+			case <-ctx.Done():
+			case <-time.After(d):
+				send(req)
+			}
+		}()
+		return
+	}
+	ts.nackVer, ts.nackRuns = resp.GetVersionInfo(), 0
+	send(req)
+}

@@ -1,0 +1,285 @@
+package xdsparse
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+)
+
+// DiscoveryType is how a cluster finds its endpoints.
+type DiscoveryType uint8
+
+// Cluster discovery types.
+const (
+	Static DiscoveryType = iota
+	StrictDNS
+	LogicalDNS
+	EDS
+	OriginalDst
+)
+
+var discoveryNames = [...]string{"STATIC", "STRICT_DNS", "LOGICAL_DNS", "EDS", "ORIGINAL_DST"}
+
+func (d DiscoveryType) String() string { return discoveryNames[d] }
+
+// LBPolicy is a load-balancing policy.
+type LBPolicy uint8
+
+// Load-balancing policies.
+const (
+	RoundRobin LBPolicy = iota
+	LeastRequest
+	Random
+	RingHash
+	Maglev
+	ClusterProvided
+)
+
+var lbNames = [...]string{"ROUND_ROBIN", "LEAST_REQUEST", "RANDOM", "RING_HASH", "MAGLEV", "CLUSTER_PROVIDED"}
+
+func (p LBPolicy) String() string { return lbNames[p] }
+
+// Cluster is a parsed Cluster.
+type Cluster struct {
+	Name           string
+	Type           DiscoveryType
+	EDSName        string // the ClusterLoadAssignment name, for EDS
+	ConnectTimeout time.Duration
+	LB             LBPolicy
+	RingSize       uint64 // ring hash minimum ring size / maglev table size
+	HTTP2          bool
+	// UseDownstreamProtocol speaks to the upstream the protocol the client used.
+	UseDownstreamProtocol bool
+	IdleTimeout           time.Duration
+	MaxRequestsPerConn    uint32
+	// Circuit breaker thresholds (Envoy's defaults are 1024, retries 3).
+	MaxConnections, MaxPending, MaxRequests, MaxRetries uint32
+	// Endpoints is the inline load_assignment (STATIC and DNS clusters).
+	Endpoints *EndpointSet
+}
+
+// Endpoint is one upstream host.
+type Endpoint struct {
+	Address  string // host:port
+	Weight   uint32
+	Healthy  bool
+	Locality string // region/zone/subzone
+}
+
+// LocalityGroup is a locality's endpoints.
+type LocalityGroup struct {
+	Locality  string
+	Weight    uint32
+	Priority  uint32
+	Endpoints []Endpoint
+}
+
+// EndpointSet is a parsed ClusterLoadAssignment.
+type EndpointSet struct {
+	Name       string
+	Localities []LocalityGroup
+}
+
+// ParseCluster parses and validates a Cluster.
+func ParseCluster(c *clusterv3.Cluster) (*Cluster, error) {
+	if c.GetName() == "" {
+		return nil, fmt.Errorf("cluster: name is empty")
+	}
+	fail := func(format string, a ...any) error {
+		return fmt.Errorf("cluster %q: %s", c.GetName(), fmt.Sprintf(format, a...))
+	}
+	out := &Cluster{Name: c.GetName(), ConnectTimeout: 5 * time.Second, IdleTimeout: time.Hour,
+		MaxConnections: 1024, MaxPending: 1024, MaxRequests: 1024, MaxRetries: 3}
+	switch t := c.GetClusterDiscoveryType().(type) {
+	case *clusterv3.Cluster_Type:
+		switch t.Type {
+		case clusterv3.Cluster_STATIC:
+			out.Type = Static
+		case clusterv3.Cluster_STRICT_DNS:
+			out.Type = StrictDNS
+		case clusterv3.Cluster_LOGICAL_DNS:
+			out.Type = LogicalDNS
+		case clusterv3.Cluster_EDS:
+			out.Type = EDS
+		case clusterv3.Cluster_ORIGINAL_DST:
+			out.Type = OriginalDst
+		default:
+			return nil, fail("type %v: not supported", t.Type)
+		}
+	case nil:
+		out.Type = Static
+	default:
+		return nil, fail("cluster_type: custom cluster types are not supported")
+	}
+	if out.Type == EDS {
+		out.EDSName = c.GetEdsClusterConfig().GetServiceName()
+		if out.EDSName == "" {
+			out.EDSName = c.GetName()
+		}
+		if cs := c.GetEdsClusterConfig().GetEdsConfig(); cs != nil && cs.GetAds() == nil && cs.GetConfigSourceSpecifier() != nil {
+			return nil, fail("eds_cluster_config.eds_config: only ADS is supported")
+		}
+	}
+	if d := c.GetConnectTimeout(); d != nil {
+		out.ConnectTimeout = d.AsDuration()
+		if out.ConnectTimeout <= 0 {
+			return nil, fail("connect_timeout: must be > 0")
+		}
+	}
+	if c.GetLoadBalancingPolicy() != nil {
+		return nil, fail("load_balancing_policy: typed policies are not supported; use lb_policy")
+	}
+	switch c.GetLbPolicy() {
+	case clusterv3.Cluster_ROUND_ROBIN:
+		out.LB = RoundRobin
+	case clusterv3.Cluster_LEAST_REQUEST:
+		out.LB = LeastRequest
+	case clusterv3.Cluster_RANDOM:
+		out.LB = Random
+	case clusterv3.Cluster_RING_HASH:
+		out.LB = RingHash
+		out.RingSize = 1024
+		if n := c.GetRingHashLbConfig().GetMinimumRingSize(); n != nil {
+			out.RingSize = n.GetValue()
+		}
+		if out.RingSize == 0 || out.RingSize > 1<<23 {
+			return nil, fail("ring_hash_lb_config.minimum_ring_size %d: want 1-8388608", out.RingSize)
+		}
+	case clusterv3.Cluster_MAGLEV:
+		out.LB = Maglev
+		out.RingSize = 65537
+		if n := c.GetMaglevLbConfig().GetTableSize(); n != nil {
+			out.RingSize = n.GetValue()
+		}
+		if !isPrime(out.RingSize) || out.RingSize > 5000011 {
+			return nil, fail("maglev_lb_config.table_size %d: must be a prime <= 5000011", out.RingSize)
+		}
+	case clusterv3.Cluster_CLUSTER_PROVIDED:
+		out.LB = ClusterProvided
+	default:
+		return nil, fail("lb_policy %v: not supported", c.GetLbPolicy())
+	}
+	for _, th := range c.GetCircuitBreakers().GetThresholds() {
+		if th.GetPriority() != corev3.RoutingPriority_DEFAULT {
+			continue
+		}
+		set := func(dst *uint32, v interface{ GetValue() uint32 }) {
+			if v != nil {
+				*dst = v.GetValue()
+			}
+		}
+		if v := th.GetMaxConnections(); v != nil {
+			set(&out.MaxConnections, v)
+		}
+		if v := th.GetMaxPendingRequests(); v != nil {
+			set(&out.MaxPending, v)
+		}
+		if v := th.GetMaxRequests(); v != nil {
+			set(&out.MaxRequests, v)
+		}
+		if v := th.GetMaxRetries(); v != nil {
+			set(&out.MaxRetries, v)
+		}
+	}
+	if c.GetHttp2ProtocolOptions() != nil {
+		out.HTTP2 = true
+	}
+	if d := c.GetCommonHttpProtocolOptions().GetIdleTimeout(); d != nil {
+		out.IdleTimeout = d.AsDuration()
+	}
+	if n := c.GetMaxRequestsPerConnection(); n != nil {
+		out.MaxRequestsPerConn = n.GetValue()
+	}
+	if a, ok := c.GetTypedExtensionProtocolOptions()["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]; ok {
+		var po httpv3.HttpProtocolOptions
+		if err := a.UnmarshalTo(&po); err != nil {
+			return nil, fail("typed_extension_protocol_options: %v", err)
+		}
+		if e := po.GetExplicitHttpConfig(); e != nil {
+			out.HTTP2 = e.GetHttp2ProtocolOptions() != nil
+		}
+		if po.GetUseDownstreamProtocolConfig() != nil {
+			out.UseDownstreamProtocol = true
+		}
+		if po.GetAutoConfig() != nil {
+			out.UseDownstreamProtocol = true
+		}
+		if d := po.GetCommonHttpProtocolOptions().GetIdleTimeout(); d != nil {
+			out.IdleTimeout = d.AsDuration()
+		}
+		if n := po.GetCommonHttpProtocolOptions().GetMaxRequestsPerConnection(); n != nil {
+			out.MaxRequestsPerConn = n.GetValue()
+		}
+	}
+	if ts := c.GetTransportSocket(); ts != nil && ts.GetName() != "envoy.transport_sockets.raw_buffer" {
+		return nil, fail("transport_socket %q: TLS origination is not supported yet", ts.GetName())
+	}
+	if la := c.GetLoadAssignment(); la != nil {
+		es, err := ParseEndpoints(la)
+		if err != nil {
+			return nil, fail("load_assignment: %v", err)
+		}
+		out.Endpoints = es
+	}
+	if (out.Type == Static || out.Type == StrictDNS || out.Type == LogicalDNS) && out.Endpoints == nil {
+		return nil, fail("load_assignment: required for %v clusters", out.Type)
+	}
+	return out, nil
+}
+
+func isPrime(n uint64) bool {
+	if n < 2 {
+		return false
+	}
+	for i := uint64(2); i*i <= n; i++ {
+		if n%i == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// ParseEndpoints parses a ClusterLoadAssignment.
+func ParseEndpoints(la *endpointv3.ClusterLoadAssignment) (*EndpointSet, error) {
+	es := &EndpointSet{Name: la.GetClusterName()}
+	for i, lg := range la.GetEndpoints() {
+		loc := lg.GetLocality()
+		g := LocalityGroup{Priority: lg.GetPriority(), Weight: 1}
+		if loc != nil {
+			g.Locality = loc.GetRegion() + "/" + loc.GetZone() + "/" + loc.GetSubZone()
+		}
+		if w := lg.GetLoadBalancingWeight(); w != nil {
+			g.Weight = w.GetValue()
+		}
+		for j, le := range lg.GetLbEndpoints() {
+			sa := le.GetEndpoint().GetAddress().GetSocketAddress()
+			if sa == nil {
+				return nil, fmt.Errorf("endpoints[%d].lb_endpoints[%d]: only socket addresses are supported", i, j)
+			}
+			pv, ok := sa.GetPortSpecifier().(*corev3.SocketAddress_PortValue)
+			if !ok || pv.PortValue == 0 || pv.PortValue > 65535 {
+				return nil, fmt.Errorf("endpoints[%d].lb_endpoints[%d]: port_value missing or out of range", i, j)
+			}
+			if sa.GetAddress() == "" {
+				return nil, fmt.Errorf("endpoints[%d].lb_endpoints[%d]: address is empty", i, j)
+			}
+			e := Endpoint{Address: net.JoinHostPort(sa.GetAddress(), strconv.Itoa(int(pv.PortValue))), Weight: 1, Locality: g.Locality}
+			if w := le.GetLoadBalancingWeight(); w != nil && w.GetValue() > 0 {
+				e.Weight = w.GetValue()
+			}
+			switch le.GetHealthStatus() {
+			case corev3.HealthStatus_UNKNOWN, corev3.HealthStatus_HEALTHY, corev3.HealthStatus_DEGRADED:
+				e.Healthy = true
+			}
+			g.Endpoints = append(g.Endpoints, e)
+		}
+		es.Localities = append(es.Localities, g)
+	}
+	return es, nil
+}

@@ -1,0 +1,366 @@
+package xdsparse
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+// Listener is a parsed Listener.
+type Listener struct {
+	Name           string
+	Address        string // host:port
+	BindToPort     bool
+	UseOriginalDst bool
+	Chains         []*FilterChain
+	Default        *FilterChain
+	// Warnings lists parts that were skipped but did not make the resource invalid.
+	Warnings []string
+}
+
+// FilterChain is one parsed filter chain: exactly one of HTTP and TCP is set.
+type FilterChain struct {
+	Name  string
+	Match ChainMatch
+	HTTP  *HTTPManager
+	TCP   *TCPProxy
+}
+
+// ChainMatch is the subset of FilterChainMatch the proxy evaluates.
+type ChainMatch struct {
+	DestinationPort uint32 // 0: any
+	// TLSOnly is set when the chain only matches TLS connections, which
+	// this proxy does not terminate yet.
+	TLSOnly bool
+}
+
+// HTTPManager is a parsed HttpConnectionManager.
+type HTTPManager struct {
+	StatPrefix string
+	// RDSName names the route configuration to use; Routes is set instead
+	// when the route configuration is inline.
+	RDSName string
+	Routes  *RouteTable
+	// Fault is the fault filter's own configuration (routes may override it);
+	// HasFault says whether the filter is in the chain at all.
+	HasFault bool
+	Fault    *Fault
+
+	CodecHTTP1Only, CodecHTTP2Only bool
+
+	MaxRequestHeadersBytes int
+	MaxHeadersCount        int
+	MaxConcurrentStreams   uint32
+	IdleTimeout            time.Duration
+	StreamIdleTimeout      time.Duration
+	RequestTimeout         time.Duration
+	RequestHeadersTimeout  time.Duration
+	DrainTimeout           time.Duration
+
+	UseRemoteAddress  bool
+	XffTrustedHops    uint32
+	SkipXffAppend     bool
+	GenerateRequestID bool
+	PreserveRequestID bool
+	ServerName        string
+	// Internal reports whether the listener faces the mesh inside (sidecar
+	// inbound) rather than clients; x-envoy-* headers are stripped on
+	// external edges only.
+	Internal bool
+}
+
+// TCPProxy is a parsed tcp_proxy filter.
+type TCPProxy struct {
+	StatPrefix  string
+	Cluster     string
+	Weighted    []WeightedCluster
+	TotalWeight uint32
+	IdleTimeout time.Duration
+}
+
+// Filter names this proxy understands.
+const (
+	HCMFilterName      = "envoy.filters.network.http_connection_manager"
+	TCPProxyFilterName = "envoy.filters.network.tcp_proxy"
+	RouterFilterName   = "envoy.filters.http.router"
+)
+
+// ignoredHTTPFilters are HTTP filters Istio adds that change nothing this
+// proxy implements; they are accepted and skipped.
+var ignoredHTTPFilters = map[string]bool{
+	"istio.metadata_exchange": true, "istio.alpn": true, "istio.stats": true, "envoy.filters.http.cors": true,
+	"envoy.filters.http.grpc_stats": true, "istio_authn": true, "istio.authn": true, "envoy.filters.http.wasm": true,
+	"istio.peer_metadata": true, "envoy.filters.http.grpc_web": true, "waypoint_downstream_peer_metadata": true,
+	"waypoint_upstream_peer_metadata": true,
+}
+
+// ignoredNetworkFilters are network filters placed before the terminal one
+// that are accepted and skipped.
+var ignoredNetworkFilters = map[string]bool{
+	"istio.metadata_exchange": true, "istio.stats": true, "envoy.filters.network.sni_cluster": true,
+	"istio.peer_metadata": true, "envoy.filters.network.set_filter_state": true,
+}
+
+// ParseListener parses and validates a Listener.
+func ParseListener(l *listenerv3.Listener) (*Listener, error) {
+	if l.GetName() == "" {
+		return nil, fmt.Errorf("listener: name is empty")
+	}
+	out := &Listener{Name: l.GetName(), BindToPort: true, UseOriginalDst: l.GetUseOriginalDst().GetValue()}
+	fail := func(format string, a ...any) error {
+		return fmt.Errorf("listener %q: %s", l.GetName(), fmt.Sprintf(format, a...))
+	}
+	sa := l.GetAddress().GetSocketAddress()
+	if sa == nil {
+		return nil, fail("address: only socket_address is supported")
+	}
+	if sa.GetProtocol() != corev3.SocketAddress_TCP {
+		return nil, fail("address.protocol %v: only TCP is supported", sa.GetProtocol())
+	}
+	port, ok := sa.GetPortSpecifier().(*corev3.SocketAddress_PortValue)
+	if !ok || port.PortValue > 65535 {
+		return nil, fail("address.port_value: missing or out of range")
+	}
+	out.Address = net.JoinHostPort(sa.GetAddress(), strconv.Itoa(int(port.PortValue)))
+	if b := l.GetBindToPort(); b != nil {
+		out.BindToPort = b.GetValue()
+	}
+	if len(l.GetFilterChains()) == 0 && l.GetDefaultFilterChain() == nil {
+		return nil, fail("filter_chains: empty and no default_filter_chain")
+	}
+	for i, fc := range l.GetFilterChains() {
+		c, err := parseFilterChain(fc)
+		if err != nil {
+			return nil, fail("filter_chains[%d] %q: %v", i, fc.GetName(), err)
+		}
+		if c == nil {
+			out.Warnings = append(out.Warnings, fmt.Sprintf("filter_chains[%d] %q: skipped", i, fc.GetName()))
+			continue
+		}
+		out.Chains = append(out.Chains, c)
+	}
+	if fc := l.GetDefaultFilterChain(); fc != nil {
+		c, err := parseFilterChain(fc)
+		if err != nil {
+			return nil, fail("default_filter_chain: %v", err)
+		}
+		out.Default = c
+	}
+	return out, nil
+}
+
+func parseFilterChain(fc *listenerv3.FilterChain) (*FilterChain, error) {
+	c := &FilterChain{Name: fc.GetName()}
+	if m := fc.GetFilterChainMatch(); m != nil {
+		c.Match.DestinationPort = m.GetDestinationPort().GetValue()
+		if m.GetTransportProtocol() == "tls" || len(m.GetServerNames()) > 0 {
+			c.Match.TLSOnly = true
+		}
+	}
+	if ts := fc.GetTransportSocket(); ts != nil && ts.GetName() != "envoy.transport_sockets.raw_buffer" {
+		// TLS termination is not implemented: the chain cannot serve, so it
+		// is left out (plaintext chains of the same listener still work).
+		return nil, nil
+	}
+	if c.Match.TLSOnly {
+		return nil, nil
+	}
+	filters := fc.GetFilters()
+	if len(filters) == 0 {
+		return nil, fmt.Errorf("filters: empty")
+	}
+	for i, f := range filters[:len(filters)-1] {
+		if !ignoredNetworkFilters[f.GetName()] {
+			return nil, fmt.Errorf("filters[%d] %q: not supported", i, f.GetName())
+		}
+	}
+	last := filters[len(filters)-1]
+	a := last.GetTypedConfig()
+	if a == nil {
+		return nil, fmt.Errorf("filters[%d] %q: typed_config missing", len(filters)-1, last.GetName())
+	}
+	switch {
+	case a.MessageIs((*hcmv3.HttpConnectionManager)(nil)):
+		var h hcmv3.HttpConnectionManager
+		if err := a.UnmarshalTo(&h); err != nil {
+			return nil, fmt.Errorf("filters[%d] %q: %w", len(filters)-1, last.GetName(), err)
+		}
+		m, err := ParseHTTPManager(&h)
+		if err != nil {
+			return nil, fmt.Errorf("filters[%d] %q: %w", len(filters)-1, last.GetName(), err)
+		}
+		c.HTTP = m
+	case a.MessageIs((*tcpv3.TcpProxy)(nil)):
+		var t tcpv3.TcpProxy
+		if err := a.UnmarshalTo(&t); err != nil {
+			return nil, fmt.Errorf("filters[%d] %q: %w", len(filters)-1, last.GetName(), err)
+		}
+		p, err := parseTCPProxy(&t)
+		if err != nil {
+			return nil, fmt.Errorf("filters[%d] %q: %w", len(filters)-1, last.GetName(), err)
+		}
+		c.TCP = p
+	default:
+		return nil, fmt.Errorf("filters[%d] %q: terminal filter type %s not supported", len(filters)-1, last.GetName(), a.GetTypeUrl())
+	}
+	return c, nil
+}
+
+// ParseHTTPManager parses an HttpConnectionManager.
+func ParseHTTPManager(h *hcmv3.HttpConnectionManager) (*HTTPManager, error) {
+	m := &HTTPManager{
+		StatPrefix:             h.GetStatPrefix(),
+		MaxRequestHeadersBytes: 60 * 1024,
+		MaxHeadersCount:        100,
+		MaxConcurrentStreams:   100,
+		IdleTimeout:            time.Hour,
+		StreamIdleTimeout:      5 * time.Minute,
+		RequestHeadersTimeout:  10 * time.Second,
+		DrainTimeout:           5 * time.Second,
+		GenerateRequestID:      true,
+		UseRemoteAddress:       h.GetUseRemoteAddress().GetValue(),
+		XffTrustedHops:         h.GetXffNumTrustedHops(),
+		SkipXffAppend:          h.GetSkipXffAppend(),
+		PreserveRequestID:      h.GetPreserveExternalRequestId(),
+		ServerName:             h.GetServerName(),
+	}
+	switch h.GetCodecType() {
+	case hcmv3.HttpConnectionManager_HTTP1:
+		m.CodecHTTP1Only = true
+	case hcmv3.HttpConnectionManager_HTTP2:
+		m.CodecHTTP2Only = true
+	case hcmv3.HttpConnectionManager_AUTO:
+	default:
+		return nil, fmt.Errorf("codec_type %v: not supported", h.GetCodecType())
+	}
+	switch rs := h.GetRouteSpecifier().(type) {
+	case *hcmv3.HttpConnectionManager_Rds:
+		if rs.Rds.GetRouteConfigName() == "" {
+			return nil, fmt.Errorf("rds.route_config_name: empty")
+		}
+		m.RDSName = rs.Rds.GetRouteConfigName()
+	case *hcmv3.HttpConnectionManager_RouteConfig:
+		t, err := ParseRouteConfiguration(rs.RouteConfig)
+		if err != nil {
+			return nil, fmt.Errorf("route_config: %w", err)
+		}
+		m.Routes = t
+	default:
+		return nil, fmt.Errorf("route specifier %T not supported", rs)
+	}
+	if v := h.GetMaxRequestHeadersKb(); v != nil {
+		if v.GetValue() == 0 || v.GetValue() > 8192 {
+			return nil, fmt.Errorf("max_request_headers_kb %d: want 1-8192", v.GetValue())
+		}
+		m.MaxRequestHeadersBytes = int(v.GetValue()) * 1024
+	}
+	if o := h.GetCommonHttpProtocolOptions(); o != nil {
+		if d := o.GetIdleTimeout(); d != nil {
+			m.IdleTimeout = d.AsDuration()
+		}
+		if n := o.GetMaxHeadersCount(); n != nil && n.GetValue() > 0 {
+			m.MaxHeadersCount = int(n.GetValue())
+		}
+	}
+	if n := h.GetHttp2ProtocolOptions().GetMaxConcurrentStreams(); n != nil && n.GetValue() > 0 && n.GetValue() < m.MaxConcurrentStreams {
+		m.MaxConcurrentStreams = n.GetValue()
+	}
+	if d := h.GetStreamIdleTimeout(); d != nil {
+		m.StreamIdleTimeout = d.AsDuration()
+	}
+	if d := h.GetRequestTimeout(); d != nil {
+		m.RequestTimeout = d.AsDuration()
+	}
+	if d := h.GetRequestHeadersTimeout(); d != nil && d.AsDuration() > 0 {
+		m.RequestHeadersTimeout = d.AsDuration()
+	}
+	if d := h.GetDrainTimeout(); d != nil {
+		m.DrainTimeout = d.AsDuration()
+	}
+	if g := h.GetGenerateRequestId(); g != nil {
+		m.GenerateRequestID = g.GetValue()
+	}
+	filters := h.GetHttpFilters()
+	if len(filters) == 0 || filters[len(filters)-1].GetName() != RouterFilterName && !isRouterAny(filters[len(filters)-1].GetTypedConfig()) {
+		return nil, fmt.Errorf("http_filters: the last filter must be %s", RouterFilterName)
+	}
+	for i, f := range filters[:len(filters)-1] {
+		a := f.GetTypedConfig()
+		switch {
+		case f.GetName() == FaultFilterName || (a != nil && a.MessageIs((*faultv3.HTTPFault)(nil))):
+			m.HasFault = true
+			if a != nil {
+				fl, err := parseFaultAny(a)
+				if err != nil {
+					return nil, fmt.Errorf("http_filters[%d] %q: %w", i, f.GetName(), err)
+				}
+				if fl.AbortStatus != 0 || fl.DelayPerMill != 0 && fl.Delay > 0 {
+					m.Fault = fl
+				}
+			}
+		case ignoredHTTPFilters[f.GetName()] || f.GetIsOptional() || f.GetDisabled():
+		case strings.HasPrefix(f.GetName(), "istio."):
+		default:
+			return nil, fmt.Errorf("http_filters[%d] %q: not supported", i, f.GetName())
+		}
+	}
+	return m, nil
+}
+
+func isRouterAny(a *anypb.Any) bool {
+	return a != nil && strings.HasSuffix(a.GetTypeUrl(), "envoy.extensions.filters.http.router.v3.Router")
+}
+
+func parseTCPProxy(t *tcpv3.TcpProxy) (*TCPProxy, error) {
+	p := &TCPProxy{StatPrefix: t.GetStatPrefix(), IdleTimeout: time.Hour}
+	switch c := t.GetClusterSpecifier().(type) {
+	case *tcpv3.TcpProxy_Cluster:
+		if c.Cluster == "" {
+			return nil, fmt.Errorf("cluster: empty")
+		}
+		p.Cluster = c.Cluster
+	case *tcpv3.TcpProxy_WeightedClusters:
+		for i, w := range c.WeightedClusters.GetClusters() {
+			if w.GetName() == "" {
+				return nil, fmt.Errorf("weighted_clusters.clusters[%d]: name is empty", i)
+			}
+			p.Weighted = append(p.Weighted, WeightedCluster{Name: w.GetName(), Weight: w.GetWeight()})
+			p.TotalWeight += w.GetWeight()
+		}
+		if p.TotalWeight == 0 {
+			return nil, fmt.Errorf("weighted_clusters: total weight is 0")
+		}
+	default:
+		return nil, fmt.Errorf("cluster specifier %T not supported", c)
+	}
+	if d := t.GetIdleTimeout(); d != nil {
+		p.IdleTimeout = d.AsDuration()
+	}
+	return p, nil
+}
+
+// SelectChain picks the filter chain for a connection to destination port.
+func (l *Listener) SelectChain(port uint32) *FilterChain {
+	var any *FilterChain
+	for _, c := range l.Chains {
+		if c.Match.DestinationPort == port {
+			return c
+		}
+		if c.Match.DestinationPort == 0 && any == nil {
+			any = c
+		}
+	}
+	if any != nil {
+		return any
+	}
+	return l.Default
+}

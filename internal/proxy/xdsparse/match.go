@@ -1,0 +1,204 @@
+package xdsparse
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/mast-mesh/mast/internal/proxy/headers"
+)
+
+// Input is what route matching looks at. Path is the normalized request path,
+// optionally followed by ?query.
+type Input struct {
+	Authority string
+	Method    string
+	Scheme    string
+	Path      string
+	Headers   headers.List
+}
+
+// header returns the value used for matching header name; pseudo-headers and
+// host come from the request line.
+func (in *Input) header(name string) (string, bool) {
+	switch name {
+	case "host", ":authority":
+		return in.Authority, in.Authority != ""
+	case ":method":
+		return in.Method, true
+	case ":path":
+		return in.Path, true
+	case ":scheme":
+		return in.Scheme, true
+	}
+	return in.Headers.Get(name)
+}
+
+// VirtualHostFor selects the virtual host for authority the way Envoy does:
+// exact domain, then the longest suffix wildcard, then the longest prefix
+// wildcard, then "*". It does not allocate for authorities up to 256 bytes.
+func (t *RouteTable) VirtualHostFor(authority string) *VirtualHost {
+	var buf [256]byte
+	var host string
+	if len(authority) <= len(buf) {
+		n := copy(buf[:], authority)
+		b := buf[:n]
+		for i, c := range b {
+			if 'A' <= c && c <= 'Z' {
+				b[i] = c + 'a' - 'A'
+			}
+		}
+		if vh, ok := t.exact[string(b)]; ok {
+			return vh
+		}
+		host = unsafeString(b)
+	} else {
+		host = strings.ToLower(authority)
+		if vh, ok := t.exact[host]; ok {
+			return vh
+		}
+	}
+	for _, e := range t.suffix {
+		if len(host) > len(e.fix) && strings.HasSuffix(host, e.fix) {
+			return e.vh
+		}
+	}
+	for _, e := range t.prefix {
+		if len(host) > len(e.fix) && strings.HasPrefix(host, e.fix) {
+			return e.vh
+		}
+	}
+	return t.any
+}
+
+// Match returns the first route of the selected virtual host that matches, or nil.
+func (t *RouteTable) Match(in *Input) *Route {
+	vh := t.VirtualHostFor(in.Authority)
+	if vh == nil {
+		return nil
+	}
+	return vh.Match(in)
+}
+
+// Match returns the first matching route of the virtual host, or nil.
+func (vh *VirtualHost) Match(in *Input) *Route {
+	path, query := in.Path, ""
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		path, query = path[:i], path[i+1:]
+	}
+	for _, r := range vh.Routes {
+		if r.matchPath(path) && r.matchHeaders(in) && r.matchQuery(query) {
+			return r
+		}
+	}
+	return nil
+}
+
+func (r *Route) matchPath(path string) bool {
+	switch r.Kind {
+	case PathPrefix:
+		if r.CaseSensitive {
+			return strings.HasPrefix(path, r.Path)
+		}
+		return headers.HasPrefixFold(path, r.Path)
+	case PathExact:
+		if r.CaseSensitive {
+			return path == r.Path
+		}
+		return headers.EqualFold(path, r.Path)
+	case PathRegex:
+		return r.Regex.MatchString(path)
+	case PathSeparatedPrefix:
+		var ok bool
+		if r.CaseSensitive {
+			ok = strings.HasPrefix(path, r.Path)
+		} else {
+			ok = headers.HasPrefixFold(path, r.Path)
+		}
+		return ok && (len(path) == len(r.Path) || path[len(r.Path)] == '/' || r.Path == "/")
+	}
+	return false
+}
+
+func (r *Route) matchHeaders(in *Input) bool {
+	for i := range r.Headers {
+		if !r.Headers[i].matches(in) {
+			return false
+		}
+	}
+	return true
+}
+
+func (m *HeaderMatcher) matches(in *Input) bool {
+	v, ok := in.header(m.Name)
+	if ok && in.Headers.Count(m.Name) > 1 {
+		v = joinValues(in.Headers, m.Name)
+	}
+	if !ok && m.TreatMissingAsEmpty {
+		v, ok = "", true
+	}
+	var res bool
+	switch {
+	case m.Present:
+		res = ok == m.PresentValue
+		if !ok && !m.PresentValue {
+			// present_match false on a missing header is a match
+			res = true
+		}
+	case !ok:
+		// A missing header never matches, even inverted (Envoy semantics).
+		return false
+	case m.IsRange:
+		n, err := strconv.ParseInt(v, 10, 64)
+		res = err == nil && n >= m.RangeStart && n < m.RangeEnd
+	default:
+		res = m.Str.Match(v)
+	}
+	return res != m.Invert
+}
+
+func joinValues(l headers.List, name string) string {
+	var b strings.Builder
+	for _, f := range l {
+		if f.Name == name {
+			if b.Len() > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(f.Value)
+		}
+	}
+	return b.String()
+}
+
+func (r *Route) matchQuery(query string) bool {
+	for i := range r.Query {
+		q := &r.Query[i]
+		v, ok := QueryParam(query, q.Name)
+		if !ok {
+			return false
+		}
+		if !q.Present && !q.Str.Match(v) {
+			return false
+		}
+	}
+	return true
+}
+
+// QueryParam returns the raw value of the first parameter called name in query.
+func QueryParam(query, name string) (string, bool) {
+	for query != "" {
+		var kv string
+		if i := strings.IndexByte(query, '&'); i >= 0 {
+			kv, query = query[:i], query[i+1:]
+		} else {
+			kv, query = query, ""
+		}
+		k, v := kv, ""
+		if i := strings.IndexByte(kv, '='); i >= 0 {
+			k, v = kv[:i], kv[i+1:]
+		}
+		if k == name {
+			return v, true
+		}
+	}
+	return "", false
+}

@@ -1,0 +1,244 @@
+package xdsparse
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"sort"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+// Type URLs of the resources the proxy consumes.
+const (
+	ListenerType = "type.googleapis.com/envoy.config.listener.v3.Listener"
+	RouteType    = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+	ClusterType  = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+	EndpointType = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+)
+
+// Snapshot is one immutable, consistent view of everything accepted so far.
+// Never modify a Snapshot after it was returned.
+type Snapshot struct {
+	Listeners map[string]*Listener
+	Routes    map[string]*RouteTable
+	Clusters  map[string]*Cluster
+	Endpoints map[string]*EndpointSet
+	// Raw holds the accepted resources by type URL and name, for config dumps
+	// and change detection.
+	Raw map[string]map[string]*anypb.Any
+	// Versions holds the last accepted version_info by type URL.
+	Versions map[string]string
+}
+
+// EmptySnapshot returns a snapshot with nothing in it.
+func EmptySnapshot() *Snapshot {
+	s := &Snapshot{Listeners: map[string]*Listener{}, Routes: map[string]*RouteTable{}, Clusters: map[string]*Cluster{},
+		Endpoints: map[string]*EndpointSet{}, Raw: map[string]map[string]*anypb.Any{}, Versions: map[string]string{}}
+	for _, t := range []string{ListenerType, RouteType, ClusterType, EndpointType} {
+		s.Raw[t] = map[string]*anypb.Any{}
+	}
+	return s
+}
+
+// RouteNames lists the RDS names the listeners reference, sorted.
+func (s *Snapshot) RouteNames() []string {
+	set := map[string]bool{}
+	for _, l := range s.Listeners {
+		for _, c := range append(l.Chains[:len(l.Chains):len(l.Chains)], l.Default) {
+			if c != nil && c.HTTP != nil && c.HTTP.RDSName != "" {
+				set[c.HTTP.RDSName] = true
+			}
+		}
+	}
+	return sortedKeys(set)
+}
+
+// EndpointNames lists the EDS names the clusters reference, sorted.
+func (s *Snapshot) EndpointNames() []string {
+	set := map[string]bool{}
+	for _, c := range s.Clusters {
+		if c.Type == EDS {
+			set[c.EDSName] = true
+		}
+	}
+	return sortedKeys(set)
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Apply validates one state-of-the-world response of typeURL against prev and
+// returns the next snapshot. Valid resources are always taken; an invalid one
+// keeps its previous accepted version (if any), and the returned error names
+// every rejected resource and why, for the NACK. For listeners and clusters
+// the response is the complete set: names it lacks are removed. For routes and
+// endpoints it adds or replaces; entries nobody references any more are dropped.
+func Apply(prev *Snapshot, typeURL, version string, resources []*anypb.Any) (*Snapshot, error) {
+	next := &Snapshot{Listeners: prev.Listeners, Routes: prev.Routes, Clusters: prev.Clusters, Endpoints: prev.Endpoints,
+		Raw: maps.Clone(prev.Raw), Versions: maps.Clone(prev.Versions)}
+	var errs []error
+	seen := map[string]bool{}
+	full := typeURL == ListenerType || typeURL == ClusterType
+	raw := map[string]*anypb.Any{}
+	if !full {
+		raw = maps.Clone(prev.Raw[typeURL])
+	}
+	switch typeURL {
+	case ListenerType:
+		next.Listeners = map[string]*Listener{}
+	case ClusterType:
+		next.Clusters = map[string]*Cluster{}
+	case RouteType:
+		next.Routes = maps.Clone(prev.Routes)
+	case EndpointType:
+		next.Endpoints = maps.Clone(prev.Endpoints)
+	default:
+		return prev, fmt.Errorf("type %s: not supported", typeURL)
+	}
+	for i, a := range resources {
+		if a.GetTypeUrl() != typeURL {
+			errs = append(errs, fmt.Errorf("resources[%d]: type %s in a %s response", i, a.GetTypeUrl(), typeURL))
+			continue
+		}
+		name, err := applyOne(next, typeURL, a)
+		if name != "" && seen[name] {
+			errs = append(errs, fmt.Errorf("resources[%d] %q: duplicate name", i, name))
+			continue
+		}
+		if name != "" {
+			seen[name] = true
+		}
+		if err != nil {
+			errs = append(errs, err)
+			if name != "" {
+				keepPrevious(prev, next, typeURL, name, raw)
+			}
+			continue
+		}
+		raw[name] = a
+	}
+	next.Raw[typeURL] = raw
+	if typeURL == ListenerType {
+		next.Routes = prune(next.Routes, next.RouteNames(), next.Raw, RouteType)
+	}
+	if typeURL == ClusterType {
+		next.Endpoints = prune(next.Endpoints, next.EndpointNames(), next.Raw, EndpointType)
+	}
+	if len(errs) == 0 {
+		next.Versions[typeURL] = version
+	}
+	return next, errors.Join(errs...)
+}
+
+// prune returns m without the entries not in keep (a copy when anything is
+// dropped) and drops them from raw[typeURL] (raw itself is already a copy).
+func prune[V any](m map[string]V, keep []string, raw map[string]map[string]*anypb.Any, typeURL string) map[string]V {
+	want := map[string]bool{}
+	for _, k := range keep {
+		want[k] = true
+	}
+	changed := false
+	for k := range m {
+		if !want[k] {
+			changed = true
+		}
+	}
+	if !changed {
+		return m
+	}
+	m = maps.Clone(m)
+	r := maps.Clone(raw[typeURL])
+	for k := range m {
+		if !want[k] {
+			delete(r, k)
+			delete(m, k)
+		}
+	}
+	raw[typeURL] = r
+	return m
+}
+
+func keepPrevious(prev, next *Snapshot, typeURL, name string, raw map[string]*anypb.Any) {
+	old, ok := prev.Raw[typeURL][name]
+	if !ok {
+		return
+	}
+	raw[name] = old
+	switch typeURL {
+	case ListenerType:
+		next.Listeners[name] = prev.Listeners[name]
+	case ClusterType:
+		next.Clusters[name] = prev.Clusters[name]
+	case RouteType:
+		next.Routes[name] = prev.Routes[name]
+	case EndpointType:
+		next.Endpoints[name] = prev.Endpoints[name]
+	}
+}
+
+// applyOne decodes and parses one resource into next; it returns the
+// resource name whenever it could be decoded.
+func applyOne(next *Snapshot, typeURL string, a *anypb.Any) (string, error) {
+	switch typeURL {
+	case ListenerType:
+		var m listenerv3.Listener
+		if err := proto.Unmarshal(a.GetValue(), &m); err != nil {
+			return "", fmt.Errorf("listener: decode: %w", err)
+		}
+		l, err := ParseListener(&m)
+		if err != nil {
+			return m.GetName(), err
+		}
+		next.Listeners[l.Name] = l
+		return l.Name, nil
+	case ClusterType:
+		var m clusterv3.Cluster
+		if err := proto.Unmarshal(a.GetValue(), &m); err != nil {
+			return "", fmt.Errorf("cluster: decode: %w", err)
+		}
+		c, err := ParseCluster(&m)
+		if err != nil {
+			return m.GetName(), err
+		}
+		next.Clusters[c.Name] = c
+		return c.Name, nil
+	case RouteType:
+		var m routev3.RouteConfiguration
+		if err := proto.Unmarshal(a.GetValue(), &m); err != nil {
+			return "", fmt.Errorf("route configuration: decode: %w", err)
+		}
+		t, err := ParseRouteConfiguration(&m)
+		if err != nil {
+			return m.GetName(), err
+		}
+		next.Routes[t.Name] = t
+		return t.Name, nil
+	case EndpointType:
+		var m endpointv3.ClusterLoadAssignment
+		if err := proto.Unmarshal(a.GetValue(), &m); err != nil {
+			return "", fmt.Errorf("cluster load assignment: decode: %w", err)
+		}
+		if m.GetClusterName() == "" {
+			return "", fmt.Errorf("cluster load assignment: cluster_name is empty")
+		}
+		es, err := ParseEndpoints(&m)
+		if err != nil {
+			return m.GetClusterName(), fmt.Errorf("cluster load assignment %q: %w", m.GetClusterName(), err)
+		}
+		next.Endpoints[es.Name] = es
+		return es.Name, nil
+	}
+	return "", fmt.Errorf("type %s: not supported", typeURL)
+}

@@ -59,14 +59,14 @@ func Plan(snap *config.Snapshot, opts Options) ([]Proc, error) {
 			Program: "mast-proxy",
 			ProxyID: id,
 			Admin:   admin,
-			Args: append([]string{
+			Args: []string{
 				"--node-id", id,
 				"--xds-addr", opts.XDSAddr,
 				"--admin-addr", admin,
 				"--labels", labelString(we.GetLabels()),
 				"--meta", "INTERCEPTION_MODE=NONE",
 				"--meta", "SERVICE_ACCOUNT=" + sa,
-			}),
+			},
 		})
 		app, version := we.GetLabels()["app"], we.GetLabels()["version"]
 		if !opts.Bookinfo || !isBookinfo(app) {

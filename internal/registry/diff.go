@@ -68,6 +68,9 @@ func endpointsEqual(a, b []*Endpoint) bool {
 	if len(a) == 0 || &a[0] == &b[0] {
 		return true
 	}
+	// The label maps last found equal: endpoints of one workload (one per
+	// service port) share theirs, so most comparisons are two pointer checks.
+	var lastA, lastB map[string]string
 	for i := range a {
 		x, y := a[i], b[i]
 		if x == y {
@@ -78,11 +81,23 @@ func endpointsEqual(a, b []*Endpoint) bool {
 		}
 		if x.Hostname != y.Hostname || x.ServicePort != y.ServicePort || x.Address != y.Address || x.Port != y.Port ||
 			x.Locality != y.Locality || x.ServiceAccount != y.ServiceAccount || x.Network != y.Network ||
-			x.Weight != y.Weight || !labelsEqual(x.Labels, y.Labels) {
+			x.Weight != y.Weight {
 			return false
 		}
+		if sameMap(x.Labels, lastA) && sameMap(y.Labels, lastB) {
+			continue
+		}
+		if !labelsEqual(x.Labels, y.Labels) {
+			return false
+		}
+		lastA, lastB = x.Labels, y.Labels
 	}
 	return true
+}
+
+// sameMap reports whether a and b are the same map (not merely equal ones).
+func sameMap(a, b map[string]string) bool {
+	return a != nil && reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
 }
 
 // labelsEqual compares label maps, recognising a shared map without a lookup.
@@ -90,7 +105,7 @@ func labelsEqual(a, b map[string]string) bool {
 	if len(a) != len(b) {
 		return false
 	}
-	if len(a) == 0 || reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer() {
+	if len(a) == 0 || sameMap(a, b) {
 		return true
 	}
 	return maps.Equal(a, b)

@@ -49,23 +49,28 @@ type Options struct {
 // An entry with DNS or DNS_ROUND_ROBIN resolution and neither gets one endpoint
 // per port at each non-wildcard host itself, for the proxy to resolve.
 func Build(cfg *config.Snapshot, opts Options) *registry.Snapshot {
-	td := cmp.Or(opts.TrustDomain, "cluster.local")
-	wls := indexWorkloads(cfg.List(config.WorkloadEntry), td)
+	ids := &identities{td: cmp.Or(opts.TrustDomain, "cluster.local")}
+	wls := indexWorkloads(cfg.List(config.WorkloadEntry), ids)
 
 	type key struct{ host, ns string }
-	byKey := map[key]*built{}
-	var services []*built
-	for _, r := range cfg.List(config.ServiceEntry) {
+	entries := cfg.List(config.ServiceEntry)
+	byKey := make(map[key]*built, len(entries))
+	services := make([]*built, 0, len(entries))
+	for _, r := range entries {
 		se, ok := r.Spec.(*networking.ServiceEntry)
 		if !ok || se == nil {
 			continue
 		}
 		ports := convertPorts(se.GetPorts())
-		members := make([]*workload, 0, len(se.GetEndpoints()))
+		inline := make([]workload, 0, len(se.GetEndpoints()))
 		for _, ep := range se.GetEndpoints() {
 			if ep != nil {
-				members = append(members, newWorkload(ep, ep.GetLabels(), r.Namespace, td))
+				inline = append(inline, ids.workload(ep, ep.GetLabels(), r.Namespace))
 			}
+		}
+		members := make([]*workload, len(inline), len(inline)+1)
+		for i := range inline {
+			members[i] = &inline[i]
 		}
 		if sel := se.GetWorkloadSelector(); sel != nil {
 			members = wls[r.Namespace].selectInto(members, sel.GetLabels())
@@ -225,20 +230,40 @@ type workload struct {
 	unix           bool   // a Unix domain socket: no port
 }
 
-func newWorkload(we *networking.WorkloadEntry, labels map[string]string, ns, td string) *workload {
-	w := &workload{
-		address:  we.GetAddress(),
-		ports:    we.GetPorts(),
-		labels:   labels,
-		locality: we.GetLocality(),
-		network:  we.GetNetwork(),
-		weight:   we.GetWeight(),
-		unix:     strings.HasPrefix(we.GetAddress(), "unix://"),
+// identities makes workloads' SPIFFE IDs, one string per namespace and
+// service account.
+type identities struct {
+	td  string
+	ids map[[2]string]string
+}
+
+func (ids *identities) id(ns, sa string) string {
+	if sa == "" {
+		return ""
 	}
-	if sa := we.GetServiceAccount(); sa != "" {
-		w.serviceAccount = "spiffe://" + td + "/ns/" + ns + "/sa/" + sa
+	k := [2]string{ns, sa}
+	if id, ok := ids.ids[k]; ok {
+		return id
 	}
-	return w
+	if ids.ids == nil {
+		ids.ids = map[[2]string]string{}
+	}
+	id := "spiffe://" + ids.td + "/ns/" + ns + "/sa/" + sa
+	ids.ids[k] = id
+	return id
+}
+
+func (ids *identities) workload(we *networking.WorkloadEntry, labels map[string]string, ns string) workload {
+	return workload{
+		address:        we.GetAddress(),
+		ports:          we.GetPorts(),
+		labels:         labels,
+		locality:       we.GetLocality(),
+		network:        we.GetNetwork(),
+		weight:         we.GetWeight(),
+		serviceAccount: ids.id(ns, we.GetServiceAccount()),
+		unix:           strings.HasPrefix(we.GetAddress(), "unix://"),
+	}
 }
 
 // port is the workload's port for service port p: its own ports[p.Name], else
@@ -260,19 +285,21 @@ type nsWorkloads struct {
 	byLabel map[string]map[string][]int32 // label key -> value -> positions in list
 }
 
-func indexWorkloads(rs []config.Resource, td string) map[string]*nsWorkloads {
+func indexWorkloads(rs []config.Resource, ids *identities) map[string]*nsWorkloads {
+	all := make([]workload, 0, len(rs))
 	out := map[string]*nsWorkloads{}
 	for _, r := range rs {
 		we, ok := r.Spec.(*networking.WorkloadEntry)
 		if !ok || we == nil {
 			continue
 		}
+		all = append(all, ids.workload(we, mergeLabels(we.GetLabels(), r.Labels), r.Namespace))
 		n := out[r.Namespace]
 		if n == nil {
 			n = &nsWorkloads{}
 			out[r.Namespace] = n
 		}
-		n.list = append(n.list, newWorkload(we, mergeLabels(we.GetLabels(), r.Labels), r.Namespace, td))
+		n.list = append(n.list, &all[len(all)-1])
 	}
 	return out
 }

@@ -34,7 +34,7 @@ func Decode(file string, data []byte) ([]Resource, error) {
 
 // maxNodes bounds the work spent on one document, so that YAML alias bombs
 // ("billion laughs") are rejected instead of exhausting memory.
-const maxNodes = 1 << 20
+const maxNodes = 1 << 18
 
 func decodeFile(file string, data []byte) ([]Resource, Problems) {
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
@@ -45,7 +45,7 @@ func decodeFile(file string, data []byte) ([]Resource, Problems) {
 		if err := yaml.Unmarshal(doc.data, &root); err != nil {
 			line, msg := yamlErrorLine(err)
 			probs = append(probs, Problem{Severity: Error, Source: Source{File: file, Line: doc.line + max(line, 1) - 1},
-				Message: "malformed YAML: " + msg})
+				Resource: guessKey(doc.data), Message: "malformed YAML: " + msg})
 			continue
 		}
 		if root.Kind == 0 || len(root.Content) == 0 {
@@ -120,6 +120,41 @@ func yamlErrorLine(err error) (int, string) {
 		return n, m[2]
 	}
 	return 0, strings.TrimPrefix(msg, "yaml: ")
+}
+
+var (
+	guessKindRE = regexp.MustCompile(`(?m)^kind:[ \t]*["']?([A-Za-z0-9]+)`)
+	guessAPIRE  = regexp.MustCompile(`(?m)^apiVersion:[ \t]*["']?([a-z0-9./]+)`)
+	guessNameRE = regexp.MustCompile(`(?m)^[ \t]+name:[ \t]*["']?([a-z0-9.-]+)`)
+	guessNSRE   = regexp.MustCompile(`(?m)^[ \t]+namespace:[ \t]*["']?([a-z0-9-]+)`)
+)
+
+// guessKey identifies, as well as it can, the resource of a document that is
+// not valid YAML, so that the problem can still name it.
+func guessKey(doc []byte) Key {
+	var k Key
+	if m := guessKindRE.FindSubmatch(doc); m != nil {
+		k.Kind.Kind = string(m[1])
+	}
+	if k.Kind.Kind == "" {
+		return Key{}
+	}
+	if m := guessAPIRE.FindSubmatch(doc); m != nil {
+		k.Kind.Group, _, _ = strings.Cut(string(m[1]), "/")
+	}
+	if md := bytes.Index(doc, []byte("\nmetadata:")); md >= 0 {
+		meta := doc[md:]
+		if m := guessNameRE.FindSubmatch(meta); m != nil {
+			k.Name = string(m[1])
+		}
+		if m := guessNSRE.FindSubmatch(meta); m != nil {
+			k.Namespace = string(m[1])
+		}
+	}
+	if k.Namespace == "" {
+		k.Namespace = "default"
+	}
+	return k
 }
 
 // list decodes the items of a Kubernetes List document.

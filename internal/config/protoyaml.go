@@ -32,6 +32,9 @@ type decoder struct {
 func (d *decoder) line(n *yaml.Node) int { return n.Line + d.lineOff }
 
 func (d *decoder) fail(n *yaml.Node, format string, args ...any) {
+	if d.budget < 0 {
+		return // the document was abandoned as too large
+	}
 	d.probs = append(d.probs, Problem{
 		Severity: Error,
 		Source:   Source{File: d.file, Line: d.line(n)},
@@ -77,11 +80,13 @@ func (d *decoder) deref(n *yaml.Node) *yaml.Node {
 	if n == nil || n.Kind == yaml.AliasNode {
 		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null"}
 	}
+	if d.budget <= 0 {
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: n.Line}
+	}
 	d.budget--
 	if d.budget == 0 {
 		d.fail(n, "%v", errBudget)
-	}
-	if d.budget <= 0 {
+		d.budget = -1 // stop walking, and report nothing more
 		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: n.Line}
 	}
 	return n
@@ -95,6 +100,9 @@ func isNull(n *yaml.Node) bool {
 // merge keys ("<<: *anchor").
 func (d *decoder) forEachPair(n *yaml.Node, fn func(k, v *yaml.Node)) {
 	for i := 0; i+1 < len(n.Content); i += 2 {
+		if d.budget <= 0 {
+			return
+		}
 		k, v := n.Content[i], n.Content[i+1]
 		if k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge" {
 			v = d.deref(v)
@@ -199,6 +207,9 @@ func (d *decoder) field(v *yaml.Node, m protoreflect.Message, fd protoreflect.Fi
 		}
 		l := m.Mutable(fd).List()
 		for i, item := range v.Content {
+			if d.budget <= 0 {
+				return
+			}
 			mark := d.pushIndex(i)
 			item = d.deref(item)
 			eidx := d.pos.add(idx, d.line(item), "", i, false)

@@ -117,13 +117,13 @@ func (v *validator) httpRoute(p string, r *networking.HTTPRoute, inDelegate, app
 			v.errorf(p+".delegate", "delegate HTTP route cannot contain delegate")
 		}
 		if r.Redirect != nil {
-			v.errorf(p+".redirect", "root HTTP route %s must not specify redirect (it has a delegate)", r.Name)
+			v.errorf(p+".redirect", "HTTP route with a delegate must not specify redirect")
 		}
 		if len(r.Route) > 0 {
-			v.errorf(p+".route", "root HTTP route %s must not specify route (it has a delegate)", r.Name)
+			v.errorf(p+".route", "HTTP route with a delegate must not specify route")
 		}
 		if r.DirectResponse != nil {
-			v.errorf(p+".directResponse", "root HTTP route %s must not specify directResponse (it has a delegate)", r.Name)
+			v.errorf(p+".directResponse", "HTTP route with a delegate must not specify directResponse")
 		}
 		if r.Delegate.Name == "" {
 			v.errorf(p+".delegate.name", "delegate name is required")

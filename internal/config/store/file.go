@@ -219,6 +219,11 @@ func (f *File) Run(ctx context.Context) error {
 				events = nil
 				continue
 			}
+			if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
+				// If it was a watched directory its watch is gone: add it
+				// again should a directory of that name come back.
+				delete(f.watched, filepath.Clean(ev.Name))
+			}
 			pending.add(ev.Name)
 			arm()
 		case err, ok := <-werrs:

@@ -306,6 +306,12 @@ func TestFileNewSubdirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.waitSnapshot("subdirectory removed", func(s *config.Snapshot) bool { return s.Len() == 0 })
+
+	// The same directory created again is watched again.
+	write(t, filepath.Join(sub, "three.yaml"), serviceEntry("three", "three.example.com"))
+	h.waitSnapshot("file in recreated subdirectory", func(s *config.Snapshot) bool { return hostOf(s, "three") != "" })
+	write(t, filepath.Join(sub, "four.yaml"), serviceEntry("four", "four.example.com"))
+	h.waitSnapshot("second file in recreated subdirectory", func(s *config.Snapshot) bool { return hostOf(s, "four") != "" })
 }
 
 func TestFileRenameOverWrite(t *testing.T) {

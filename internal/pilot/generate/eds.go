@@ -1,6 +1,7 @@
 package generate
 
 import (
+	"slices"
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -14,8 +15,8 @@ import (
 // (names restricts to those clusters).
 func (g *gen) endpoints(names []string) []model.XDSResource {
 	var out []model.XDSResource
-	add := func(name string, svc *registry.Service, port registry.Port, subset map[string]string) {
-		out = append(out, model.XDSResource{Name: name, Resource: g.loadAssignment(name, svc, port, subset)})
+	add := func(name string, svc *registry.Service, port registry.Port, subset map[string]string, dr *model.DestinationRule) {
+		out = append(out, model.XDSResource{Name: name, Resource: g.cachedLoadAssignment(name, svc, port, subset, dr)})
 	}
 	if len(names) > 0 {
 		for _, n := range names {
@@ -32,14 +33,16 @@ func (g *gen) endpoints(names []string) []model.XDSResource {
 				continue
 			}
 			var labels map[string]string
+			var dr *model.DestinationRule
 			if subset != "" {
-				s := findSubset(g.pc.DestinationRule(g.p, host), subset)
+				dr = g.pc.DestinationRule(g.p, host)
+				s := findSubset(dr, subset)
 				if s == nil {
 					continue
 				}
 				labels = s.GetLabels()
 			}
-			add(n, svc, port, labels)
+			add(n, svc, port, labels, dr)
 		}
 		return out
 	}
@@ -49,13 +52,13 @@ func (g *gen) endpoints(names []string) []model.XDSResource {
 		}
 		dr := g.pc.DestinationRule(g.p, svc.Hostname)
 		for _, port := range svc.Ports {
-			add(ClusterName("outbound", port.Number, "", svc.Hostname), svc, port, nil)
+			add(ClusterName("outbound", port.Number, "", svc.Hostname), svc, port, nil, nil)
 			if dr == nil {
 				continue
 			}
 			for _, s := range dr.Spec.GetSubsets() {
 				if s.GetName() != "" {
-					add(ClusterName("outbound", port.Number, s.GetName(), svc.Hostname), svc, port, s.GetLabels())
+					add(ClusterName("outbound", port.Number, s.GetName(), svc.Hostname), svc, port, s.GetLabels(), dr)
 				}
 			}
 		}
@@ -78,6 +81,21 @@ func usesEDS(svc *registry.Service, pc *model.PushContext) bool {
 		return false
 	}
 	return true
+}
+
+// edsKey identifies a load assignment within a push: the cluster name fixes
+// host, port and subset name; the DestinationRule fixes the subset's labels.
+type edsKey struct {
+	cluster string
+	dr      *model.DestinationRule
+}
+
+// cachedLoadAssignment shares load assignments between the proxies of a push.
+// subset must be the labels of the cluster's subset in dr (nil dr for the default cluster).
+func (g *gen) cachedLoadAssignment(name string, svc *registry.Service, port registry.Port, subset map[string]string, dr *model.DestinationRule) *endpointv3.ClusterLoadAssignment {
+	return g.pc.Memo(edsKey{cluster: name, dr: dr}, func() any {
+		return g.loadAssignment(name, svc, port, subset)
+	}).(*endpointv3.ClusterLoadAssignment)
 }
 
 func lbEndpoint(addr string, port, weight uint32) *endpointv3.LbEndpoint {
@@ -115,7 +133,30 @@ func (g *gen) loadAssignment(name string, svc *registry.Service, port registry.P
 		weight   uint32
 	}
 	var groups []*group
-	seen := make(map[string]struct{}, len(eps))
+	type addrPort struct {
+		addr string
+		port uint32
+	}
+	// duplicates are looked up linearly for the usual handful of endpoints, in a map beyond
+	var seenList []addrPort
+	var seenMap map[addrPort]struct{}
+	if len(eps) > 32 {
+		seenMap = make(map[addrPort]struct{}, len(eps))
+	}
+	dup := func(k addrPort) bool {
+		if seenMap != nil {
+			if _, ok := seenMap[k]; ok {
+				return true
+			}
+			seenMap[k] = struct{}{}
+			return false
+		}
+		if slices.Contains(seenList, k) {
+			return true
+		}
+		seenList = append(seenList, k)
+		return false
+	}
 	for _, ep := range eps {
 		if !model.LabelsMatch(subset, ep.Labels) {
 			continue
@@ -127,11 +168,9 @@ func (g *gen) loadAssignment(name string, svc *registry.Service, port registry.P
 		if p == 0 {
 			p = port.Number
 		}
-		key := ep.Address + ":" + itoa(p)
-		if _, dup := seen[key]; dup {
+		if dup(addrPort{ep.Address, p}) {
 			continue
 		}
-		seen[key] = struct{}{}
 		w := ep.Weight
 		if w == 0 {
 			w = 1

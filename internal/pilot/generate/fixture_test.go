@@ -368,3 +368,12 @@ func generateAll(pc *model.PushContext, p *model.Proxy, grpcNames ...string) (ma
 	}
 	return out, nil
 }
+
+func configSnapshot(rs []config.Resource) *config.Snapshot { return config.NewSnapshot(rs) }
+
+// roundRobinDR is a DestinationRule with only a ROUND_ROBIN load balancer.
+func roundRobinDR(host string) *networking.DestinationRule {
+	return &networking.DestinationRule{Host: host, TrafficPolicy: &networking.TrafficPolicy{
+		LoadBalancer: &networking.LoadBalancerSettings{LbPolicy: &networking.LoadBalancerSettings_Simple{Simple: networking.LoadBalancerSettings_ROUND_ROBIN}}},
+	}
+}

@@ -195,3 +195,42 @@ func TestDeterministic(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentProxiesShareCaches generates for every fixture proxy from
+// several goroutines on one push context (the ADS server's pattern) and
+// checks each result against a fresh push context's.
+func TestConcurrentProxiesShareCaches(t *testing.T) {
+	shared := bookinfoPush()
+	opts := proto.MarshalOptions{Deterministic: true}
+	errs := make(chan string, 64)
+	done := make(chan struct{})
+	for w := 0; w < 4; w++ {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for _, fp := range fixtureProxies {
+				got, err := generateAll(shared, fp.proxy(), fp.grpcNames...)
+				if err != nil {
+					errs <- err.Error()
+					return
+				}
+				want, _ := generateAll(bookinfoPush(), fp.proxy(), fp.grpcNames...)
+				for _, typ := range allTypes {
+					for i := range want[typ] {
+						x, _ := opts.Marshal(got[typ][i].Resource)
+						y, _ := opts.Marshal(want[typ][i].Resource)
+						if !bytes.Equal(x, y) {
+							errs <- fp.name + " " + want[typ][i].Name
+						}
+					}
+				}
+			}
+		}()
+	}
+	for w := 0; w < 4; w++ {
+		<-done
+	}
+	close(errs)
+	for e := range errs {
+		t.Errorf("shared push context differs: %s", e)
+	}
+}

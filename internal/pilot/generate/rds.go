@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/mast-mesh/mast/internal/pilot/model"
 	"github.com/mast-mesh/mast/internal/registry"
@@ -144,13 +145,62 @@ func (g *gen) defaultRoute(host string, port uint32) *routev3.Route {
 	}
 }
 
+// vhostKey identifies the virtual host of a service port without
+// VirtualServices in a sidecar's "PORT" route config: its domains depend on
+// the proxy's namespace, its route on the DestinationRule (hash policy).
+type vhostKey struct {
+	host      string
+	port      uint32
+	namespace string
+	dr        *model.DestinationRule
+}
+
+// defaultVhost returns the shared virtual host of a service port without
+// VirtualServices, or a private copy without the domains already taken.
+func (g *gen) defaultVhost(ds domainSet, svc *registry.Service, port uint32) *routev3.VirtualHost {
+	key := vhostKey{host: svc.Hostname, port: port, namespace: g.p.Namespace, dr: g.pc.DestinationRule(g.p, svc.Hostname)}
+	vh := g.pc.Memo(key, func() any {
+		return &routev3.VirtualHost{
+			Name:    svc.Hostname + ":" + itoa(port),
+			Domains: g.vhostDomains(domainSet{}, svc, port),
+			Routes:  []*routev3.Route{g.defaultRoute(svc.Hostname, port)},
+		}
+	}).(*routev3.VirtualHost)
+	clash := false
+	for _, d := range vh.Domains {
+		if _, taken := ds[d]; taken {
+			clash = true
+			break
+		}
+	}
+	if !clash {
+		for _, d := range vh.Domains {
+			ds[d] = struct{}{}
+		}
+		return vh
+	}
+	domains := g.vhostDomains(ds, svc, port)
+	if len(domains) == 0 {
+		return nil
+	}
+	own := proto.Clone(vh).(*routev3.VirtualHost)
+	own.Domains = domains
+	return own
+}
+
 // portRoute is the route config "PORT" of a capturing sidecar.
 func (g *gen) portRoute(port uint32) *routev3.RouteConfiguration {
 	rc := &routev3.RouteConfiguration{Name: itoa(port), ValidateClusters: boolv(false)}
-	ds := domainSet{}
+	ds := make(domainSet, 10*len(g.scope.Services))
 	for _, svc := range g.scope.Services {
 		sp, ok := svc.PortByNumber(port)
 		if !ok || !sp.Protocol.IsHTTP() {
+			continue
+		}
+		if len(g.scope.VirtualServicesFor(svc.Hostname)) == 0 {
+			if vh := g.defaultVhost(ds, svc, port); vh != nil {
+				rc.VirtualHosts = append(rc.VirtualHosts, vh)
+			}
 			continue
 		}
 		domains := g.vhostDomains(ds, svc, port)

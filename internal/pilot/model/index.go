@@ -85,6 +85,8 @@ type index struct {
 
 	mu     sync.Mutex
 	scopes map[scopeKey]*SidecarScope
+
+	memo sync.Map // per-push results of generators, see PushContext.Memo
 }
 
 func buildIndex(mesh MeshConfig, cfg *config.Snapshot, reg *registry.Snapshot) *index {
@@ -178,6 +180,20 @@ func buildIndex(mesh MeshConfig, cfg *config.Snapshot, reg *registry.Snapshot) *
 		}
 	}
 	return ix
+}
+
+// Memo returns the value stored under key for this push, calling build to
+// produce it on first use. Generators use it to share work between proxies;
+// the key must contain every input build reads besides the push context
+// itself (which is immutable), and callers must treat the value as immutable.
+// Safe for concurrent use; build may run more than once under contention.
+func (pc *PushContext) Memo(key any, build func() any) any {
+	m := &pc.ix().memo
+	if v, ok := m.Load(key); ok {
+		return v
+	}
+	v, _ := m.LoadOrStore(key, build())
+	return v
 }
 
 // Service returns the service with the given hostname, regardless of visibility.

@@ -312,6 +312,13 @@ func TestFileNewSubdirectory(t *testing.T) {
 	h.waitSnapshot("file in recreated subdirectory", func(s *config.Snapshot) bool { return hostOf(s, "three") != "" })
 	write(t, filepath.Join(sub, "four.yaml"), serviceEntry("four", "four.example.com"))
 	h.waitSnapshot("second file in recreated subdirectory", func(s *config.Snapshot) bool { return hostOf(s, "four") != "" })
+
+	// Removed and created again at once, within one burst of events.
+	must(t, os.RemoveAll(filepath.Join(h.dir, "team")))
+	write(t, filepath.Join(sub, "five.yaml"), serviceEntry("five", "five.example.com"))
+	h.waitSnapshot("quickly recreated subdirectory", func(s *config.Snapshot) bool { return hostOf(s, "five") != "" && s.Len() == 1 })
+	write(t, filepath.Join(sub, "six.yaml"), serviceEntry("six", "six.example.com"))
+	h.waitSnapshot("second file in quickly recreated subdirectory", func(s *config.Snapshot) bool { return hostOf(s, "six") != "" })
 }
 
 func TestFileRenameOverWrite(t *testing.T) {

@@ -1,8 +1,12 @@
 package serviceentry
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -465,5 +469,26 @@ func TestRegistryUpdateReusesSnapshot(t *testing.T) {
 	}
 	if got := r.Update(config.NewSnapshot(nil)); len(got.Services) != 0 {
 		t.Errorf("after removing everything: %d services", len(got.Services))
+	}
+}
+
+// Istio's own egress example, unmodified, from the compatibility corpus.
+func TestBuildIstioEgressSample(t *testing.T) {
+	path := filepath.Join("..", "..", "..", "..", "shared", "compat", "istio", "bookinfo", "networking", "egress-rule-google-apis.yaml")
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		t.Skipf("Istio compatibility corpus not found at %s", path)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := render(Build(decode(t, string(data)), Options{}))
+	want := []string{
+		"svc www.googleapis.com ns=default DNS external ports=http:80/HTTP>0,https:443/HTTPS>0",
+		"  ep www.googleapis.com:80 -> www.googleapis.com:80",
+		"  ep www.googleapis.com:443 -> www.googleapis.com:443",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -1,0 +1,379 @@
+package ads
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/mast-mesh/mast/internal/pilot/model"
+)
+
+// conn is one ADS stream. Its loop goroutine owns the watches and is the only
+// writer; writes happen under mu so that Status can read concurrently.
+type conn struct {
+	s           *Server
+	id          string
+	proxy       *model.Proxy
+	kind        string // "sotw" or "delta"
+	connectedAt time.Time
+
+	wake chan struct{} // capacity 1: a push is pending
+
+	mu           sync.Mutex
+	watches      map[string]*watch
+	pending      *model.PushRequest
+	pendingSince time.Time
+	sending      string // type URL of the response in flight, "" when idle
+
+	nonce uint64 // loop only
+}
+
+// watch is the state of one resource type on one connection.
+type watch struct {
+	typeURL  string
+	wildcard bool
+	names    map[string]struct{} // explicit subscriptions
+
+	nonceSent, nonceAcked     string
+	versionSent, versionAcked string
+	nonceNacked               string // nonce of the last NACKed response
+	lastNACK                  string
+	lastNACKAt                time.Time
+	lastError                 string // last generation error
+	resources                 int
+	bytesSent                 int64
+	responses                 int64
+
+	known map[string]string // delta: resource name -> version the client has
+}
+
+func newWatch(typeURL string) *watch {
+	return &watch{typeURL: typeURL, names: map[string]struct{}{}}
+}
+
+// sortedNames returns the explicit subscriptions in order.
+func (w *watch) sortedNames() []string {
+	out := make([]string, 0, len(w.names))
+	for n := range w.names {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// setSotwNames applies a SotW subscription: names replace the previous set;
+// for LDS and CDS an empty list or "*" means wildcard. It reports a change
+// and allocates only when there is one (ACKs repeat the same list).
+func (w *watch) setSotwNames(names []string) bool {
+	wildcard := isWildcardType(w.typeURL) && (len(names) == 0 || slices.Contains(names, "*"))
+	same := wildcard == w.wildcard
+	if same {
+		n := 0
+		for _, name := range names {
+			if name == "*" {
+				continue
+			}
+			n++
+			if _, ok := w.names[name]; !ok {
+				same = false
+				break
+			}
+		}
+		same = same && n == len(w.names)
+	}
+	if same {
+		return false
+	}
+	w.wildcard = wildcard
+	w.names = make(map[string]struct{}, len(names))
+	for _, name := range names {
+		if name != "*" {
+			w.names[name] = struct{}{}
+		}
+	}
+	return true
+}
+
+func (s *Server) newConn(p *model.Proxy, kind string) *conn {
+	return &conn{
+		s:           s,
+		id:          p.ID + "-" + strconv.FormatUint(s.connSeq.Add(1), 10),
+		proxy:       p,
+		kind:        kind,
+		connectedAt: time.Now(),
+		wake:        make(chan struct{}, 1),
+		watches:     map[string]*watch{},
+	}
+}
+
+// parseFirstNode parses the node of a stream's first request, mapping a bad
+// node to InvalidArgument.
+func parseFirstNode(n *corev3.Node) (*model.Proxy, error) {
+	p, err := model.ParseNode(n)
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "xds: first request of the stream must carry a valid node: %v", err)
+	}
+	return p, nil
+}
+
+func (c *conn) enqueue(req *model.PushRequest, now time.Time) {
+	c.mu.Lock()
+	if c.pending == nil {
+		c.pendingSince = now
+	}
+	c.pending = c.pending.Merge(req)
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (c *conn) takePending() (*model.PushRequest, time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	req, since := c.pending, c.pendingSince
+	c.pending = nil
+	return req, since
+}
+
+func (c *conn) addWatch(w *watch) {
+	c.mu.Lock()
+	c.watches[w.typeURL] = w
+	c.mu.Unlock()
+}
+
+// orderedWatches returns the watches in push order (CDS, EDS, LDS, RDS, others).
+func (c *conn) orderedWatches() []*watch {
+	out := make([]*watch, 0, len(c.watches))
+	for _, w := range c.watches {
+		out = append(out, w)
+	}
+	slices.SortFunc(out, func(a, b *watch) int {
+		if d := orderRank(a.typeURL) - orderRank(b.typeURL); d != 0 {
+			return d
+		}
+		if a.typeURL < b.typeURL {
+			return -1
+		}
+		if a.typeURL > b.typeURL {
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+func (c *conn) nextNonce() string {
+	c.nonce++
+	return strconv.FormatUint(c.nonce, 10)
+}
+
+// edsNames returns the subscribed clusters an endpoint-only push must
+// regenerate: those whose host changed, plus those ClusterHost cannot map.
+func (c *conn) edsNames(w *watch, req *model.PushRequest) []string {
+	if c.s.clusterHost == nil {
+		return w.sortedNames()
+	}
+	var out []string
+	for n := range w.names {
+		if h, ok := c.s.clusterHost(n); ok {
+			if _, changed := req.EDSHosts[h]; !changed {
+				continue
+			}
+		}
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// generate runs the generator and marshals its output. A failure is recorded
+// on the watch and logged; the caller keeps the last config on the proxy.
+func (c *conn) generate(pc *model.PushContext, w *watch, names []string) ([]marshaled, bool) {
+	res, err := c.s.generate(pc, c.proxy, w.typeURL, names)
+	var out []marshaled
+	if err == nil {
+		out, _, err = marshalResources(w.typeURL, res)
+	}
+	if err != nil {
+		err = fmt.Errorf("proxy %s: %w", c.proxy.ID, err)
+		c.s.log.Error("xds: generate failed; proxy keeps its last config", "proxy", c.proxy.ID, "type", shortType(w.typeURL), "version", pc.Version, "err", err)
+		c.mu.Lock()
+		w.lastError = err.Error()
+		c.mu.Unlock()
+		return nil, false
+	}
+	if w.lastError != "" {
+		c.mu.Lock()
+		w.lastError = ""
+		c.mu.Unlock()
+	}
+	return out, true
+}
+
+func (c *conn) setSending(typeURL string) {
+	c.mu.Lock()
+	c.sending = typeURL
+	c.mu.Unlock()
+}
+
+// recordNACK notes a rejected response and counts it.
+func (c *conn) recordNACK(w *watch, nonce, msg string) {
+	c.mu.Lock()
+	w.nonceNacked = nonce
+	w.lastNACK = msg
+	w.lastNACKAt = time.Now()
+	c.mu.Unlock()
+	c.s.metrics.rejects.WithLabelValues(shortType(w.typeURL)).Inc()
+	c.s.log.Warn("xds: proxy rejected config (NACK); it keeps its last good config",
+		"proxy", c.proxy.ID, "type", shortType(w.typeURL), "nonce", nonce, "version", w.versionSent, "error", msg)
+}
+
+func (c *conn) recordACK(w *watch, nonce, version string) {
+	c.mu.Lock()
+	w.nonceAcked = nonce
+	w.versionAcked = version
+	c.mu.Unlock()
+}
+
+// sent records a response that reached the stream and updates the metrics.
+func (c *conn) sent(w *watch, nonce, version string, resources, bytes int, since, start time.Time) {
+	now := time.Now()
+	c.mu.Lock()
+	c.sending = ""
+	w.nonceSent = nonce
+	w.versionSent = version
+	w.resources = resources
+	w.bytesSent += int64(bytes)
+	w.responses++
+	c.mu.Unlock()
+	t := shortType(w.typeURL)
+	c.s.metrics.pushes.WithLabelValues(t).Inc()
+	c.s.metrics.sendTime.Observe(now.Sub(start).Seconds())
+	c.s.metrics.pushTime.WithLabelValues(t).Observe(now.Sub(since).Seconds())
+}
+
+// outbox sends on a stream from its own goroutine, so the connection loop can
+// give up on a stuck Send (server closing, client gone, send timeout); the
+// gRPC stream ends when the handler returns, which releases the Send.
+type outbox[T any] struct {
+	in      chan *T
+	res     chan error
+	stop    chan struct{}
+	timeout time.Duration
+}
+
+func startOutbox[T any](send func(*T) error, timeout time.Duration) *outbox[T] {
+	o := &outbox[T]{in: make(chan *T), res: make(chan error, 1), stop: make(chan struct{}), timeout: timeout}
+	go func() {
+		for {
+			select {
+			case m := <-o.in:
+				o.res <- send(m)
+			case <-o.stop:
+				return
+			}
+		}
+	}()
+	return o
+}
+
+var errClosing = status.Error(codes.Unavailable, "xds: server shutting down")
+
+// send hands m to the sender goroutine and waits for the result. After an
+// error the stream must end: the sender may still be inside Send.
+func (o *outbox[T]) send(ctx context.Context, closing <-chan struct{}, m *T) error {
+	select {
+	case o.in <- m:
+	case <-closing:
+		return errClosing
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	var timeout <-chan time.Time
+	if o.timeout > 0 {
+		t := time.NewTimer(o.timeout)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case err := <-o.res:
+		return err
+	case <-closing:
+		return errClosing
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timeout:
+		return status.Errorf(codes.DeadlineExceeded, "xds: send did not complete within %v", o.timeout)
+	}
+}
+
+func (o *outbox[T]) close() { close(o.stop) }
+
+type recvItem[T any] struct {
+	msg *T
+	err error
+}
+
+// startRecv reads the stream on its own goroutine until it fails or stop closes.
+func startRecv[T any](recv func() (*T, error), stop <-chan struct{}) <-chan recvItem[T] {
+	ch := make(chan recvItem[T], 1)
+	go func() {
+		for {
+			m, err := recv()
+			select {
+			case ch <- recvItem[T]{m, err}:
+			case <-stop:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return ch
+}
+
+// loop runs a connection until the stream ends: requests are handled in
+// order, and a pending push runs between them.
+func loop[T any](ctx context.Context, c *conn, reqs <-chan recvItem[T], handle func(*T) error, push func(*model.PushRequest, time.Time) error) error {
+	for {
+		select {
+		case it := <-reqs:
+			if it.err != nil {
+				return streamEnded(it.err)
+			}
+			if err := handle(it.msg); err != nil {
+				return err
+			}
+		case <-c.wake:
+			if req, since := c.takePending(); req != nil {
+				if err := push(req, since); err != nil {
+					return err
+				}
+			}
+		case <-ctx.Done():
+			return nil
+		case <-c.s.closing:
+			return errClosing
+		}
+	}
+}
+
+// streamEnded maps a Recv error: a client closing its side is not an error.
+func streamEnded(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, context.Canceled) || status.Code(err) == codes.Canceled {
+		return nil
+	}
+	return err
+}

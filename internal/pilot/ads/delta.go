@@ -1,0 +1,229 @@
+package ads
+
+import (
+	"slices"
+	"time"
+
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/mast-mesh/mast/internal/pilot/model"
+)
+
+type deltaStream struct {
+	c      *conn
+	stream grpc.BidiStreamingServer[discoveryv3.DeltaDiscoveryRequest, discoveryv3.DeltaDiscoveryResponse]
+	out    *outbox[discoveryv3.DeltaDiscoveryResponse]
+}
+
+// DeltaAggregatedResources serves the incremental ADS protocol.
+func (s *Server) DeltaAggregatedResources(stream grpc.BidiStreamingServer[discoveryv3.DeltaDiscoveryRequest, discoveryv3.DeltaDiscoveryResponse]) error {
+	select {
+	case <-s.closing:
+		return errClosing
+	default:
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		return streamEnded(err)
+	}
+	p, err := parseFirstNode(first.GetNode())
+	if err != nil {
+		return err
+	}
+	ctx := stream.Context()
+	c := s.newConn(p, "delta")
+	s.addConn(c)
+	st := &deltaStream{c: c, stream: stream, out: startOutbox(stream.Send, s.sendTimeout)}
+	stop := make(chan struct{})
+	reqs := startRecv(stream.Recv, stop)
+	err = st.handle(first)
+	if err == nil {
+		err = loop(ctx, c, reqs, st.handle, st.push)
+	}
+	close(stop)
+	st.out.close()
+	s.removeConn(c, err)
+	return err
+}
+
+// handle processes one DeltaDiscoveryRequest. ACK/NACK bookkeeping applies
+// only to the latest nonce; subscription changes always apply, since a delta
+// request carries them only once.
+func (st *deltaStream) handle(req *discoveryv3.DeltaDiscoveryRequest) error {
+	c := st.c
+	t := req.GetTypeUrl()
+	if t == "" {
+		return status.Error(codes.InvalidArgument, "xds: delta discovery request without type_url")
+	}
+	now := time.Now()
+	w := c.watches[t]
+	first := w == nil
+	if first {
+		w = newWatch(t)
+		w.known = make(map[string]string, len(req.InitialResourceVersions))
+		// Legacy wildcard: a first LDS/CDS request naming nothing wants everything.
+		w.wildcard = isWildcardType(t) && len(req.ResourceNamesSubscribe) == 0
+		for n, v := range req.InitialResourceVersions {
+			w.known[n] = v
+		}
+		c.addWatch(w)
+	}
+	if req.ResponseNonce != "" {
+		switch {
+		case req.ResponseNonce != w.nonceSent:
+			c.s.log.Debug("xds: delta ACK/NACK for a stale nonce", "proxy", c.proxy.ID, "type", shortType(t), "nonce", req.ResponseNonce, "latest", w.nonceSent)
+		case req.ErrorDetail != nil:
+			c.recordNACK(w, req.ResponseNonce, req.ErrorDetail.GetMessage())
+		default:
+			c.recordACK(w, req.ResponseNonce, w.versionSent)
+		}
+	}
+	var added []string
+	addedWildcard := false
+	c.mu.Lock()
+	for _, n := range req.ResourceNamesSubscribe {
+		if n == "*" {
+			if !w.wildcard {
+				w.wildcard, addedWildcard = true, true
+			}
+			continue
+		}
+		if _, ok := w.names[n]; !ok {
+			w.names[n] = struct{}{}
+			added = append(added, n)
+		}
+	}
+	for _, n := range req.ResourceNamesUnsubscribe {
+		if n == "*" {
+			if w.wildcard {
+				w.wildcard = false
+				// The client drops what it had only through the wildcard.
+				for k := range w.known {
+					if _, ok := w.names[k]; !ok {
+						delete(w.known, k)
+					}
+				}
+			}
+			continue
+		}
+		delete(w.names, n)
+		if !w.wildcard {
+			delete(w.known, n)
+		}
+	}
+	c.mu.Unlock()
+	switch {
+	case first || addedWildcard:
+		return st.respond(w, nil, now, true, first)
+	case len(added) > 0:
+		slices.Sort(added)
+		return st.respond(w, added, now, true, false)
+	}
+	return nil
+}
+
+// push sends what changed since the client's known versions, in Envoy's
+// make-before-break order.
+func (st *deltaStream) push(req *model.PushRequest, since time.Time) error {
+	for _, w := range st.c.orderedWatches() {
+		if req.Full {
+			if err := st.respond(w, nil, since, false, false); err != nil {
+				return err
+			}
+			continue
+		}
+		if w.typeURL != EndpointType || len(req.EDSHosts) == 0 {
+			continue
+		}
+		var names []string
+		if !w.wildcard {
+			if names = st.c.edsNames(w, req); len(names) == 0 {
+				continue
+			}
+		}
+		if err := st.respond(w, names, since, false, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// respond generates resources for names (nil: everything w subscribes to)
+// and sends those whose version differs from what the client has, plus
+// removed_resources for those that no longer exist. With reportMissing,
+// requested names that do not exist are listed as removed, which is how the
+// incremental protocol tells a client a resource does not exist. With force,
+// a response is sent even when nothing changed (the first one for a type).
+func (st *deltaStream) respond(w *watch, names []string, since time.Time, reportMissing, force bool) error {
+	c := st.c
+	pc := c.s.current()
+	if pc == nil {
+		return nil // answered at the first Push
+	}
+	all := names == nil && w.wildcard
+	if names == nil && !w.wildcard {
+		names = w.sortedNames()
+		if len(names) == 0 && !force {
+			return nil
+		}
+	}
+	var ms []marshaled
+	if all || len(names) > 0 {
+		var ok bool
+		if ms, ok = c.generate(pc, w, names); !ok {
+			return nil
+		}
+	}
+	resp := &discoveryv3.DeltaDiscoveryResponse{SystemVersionInfo: pc.Version, TypeUrl: w.typeURL}
+	size := 0
+	got := make(map[string]struct{}, len(ms))
+	for i := range ms {
+		m := &ms[i]
+		got[m.name] = struct{}{}
+		if w.known[m.name] == m.version {
+			continue
+		}
+		resp.Resources = append(resp.Resources, &discoveryv3.Resource{Name: m.name, Version: m.version, Resource: m.any})
+		size += len(m.any.Value)
+	}
+	if all {
+		for n := range w.known {
+			if _, ok := got[n]; !ok {
+				resp.RemovedResources = append(resp.RemovedResources, n)
+			}
+		}
+		slices.Sort(resp.RemovedResources)
+	} else {
+		for _, n := range names {
+			if _, ok := got[n]; ok {
+				continue
+			}
+			if _, had := w.known[n]; had || reportMissing {
+				resp.RemovedResources = append(resp.RemovedResources, n)
+			}
+		}
+	}
+	if len(resp.Resources) == 0 && len(resp.RemovedResources) == 0 && !force {
+		return nil
+	}
+	resp.Nonce = c.nextNonce()
+	c.setSending(w.typeURL)
+	start := time.Now()
+	if err := st.out.send(st.stream.Context(), c.s.closing, resp); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	for _, r := range resp.Resources {
+		w.known[r.Name] = r.Version
+	}
+	for _, n := range resp.RemovedResources {
+		delete(w.known, n)
+	}
+	count := len(w.known)
+	c.mu.Unlock()
+	c.sent(w, resp.Nonce, resp.SystemVersionInfo, count, size, since, start)
+	return nil
+}

@@ -1,0 +1,155 @@
+package ads
+
+import (
+	"time"
+
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/mast-mesh/mast/internal/pilot/model"
+)
+
+type sotwStream struct {
+	c      *conn
+	stream grpc.BidiStreamingServer[discoveryv3.DiscoveryRequest, discoveryv3.DiscoveryResponse]
+	out    *outbox[discoveryv3.DiscoveryResponse]
+}
+
+// StreamAggregatedResources serves the state-of-the-world ADS protocol.
+func (s *Server) StreamAggregatedResources(stream grpc.BidiStreamingServer[discoveryv3.DiscoveryRequest, discoveryv3.DiscoveryResponse]) error {
+	select {
+	case <-s.closing:
+		return errClosing
+	default:
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		return streamEnded(err)
+	}
+	p, err := parseFirstNode(first.GetNode())
+	if err != nil {
+		return err
+	}
+	ctx := stream.Context()
+	c := s.newConn(p, "sotw")
+	s.addConn(c)
+	st := &sotwStream{c: c, stream: stream, out: startOutbox(stream.Send, s.sendTimeout)}
+	stop := make(chan struct{})
+	reqs := startRecv(stream.Recv, stop)
+	err = st.handle(first)
+	if err == nil {
+		err = loop(ctx, c, reqs, st.handle, st.push)
+	}
+	close(stop)
+	st.out.close()
+	s.removeConn(c, err)
+	return err
+}
+
+// handle processes one DiscoveryRequest: a new subscription, an ACK, a NACK,
+// or a change of subscribed names.
+func (st *sotwStream) handle(req *discoveryv3.DiscoveryRequest) error {
+	c := st.c
+	if req.GetTypeUrl() == "" {
+		return status.Error(codes.InvalidArgument, "xds: discovery request without type_url")
+	}
+	now := time.Now()
+	w := c.watches[req.TypeUrl]
+	if w == nil || req.ResponseNonce == "" {
+		// First request for this type, or a client asking afresh.
+		if w == nil {
+			w = newWatch(req.TypeUrl)
+			w.setSotwNames(req.ResourceNames)
+			c.addWatch(w)
+		} else {
+			c.mu.Lock()
+			w.setSotwNames(req.ResourceNames)
+			c.mu.Unlock()
+		}
+		return st.respond(w, nil, now, false)
+	}
+	if req.ResponseNonce != w.nonceSent {
+		// Stale: the client has not seen our latest response yet and will
+		// answer that one; the xDS protocol says to ignore this request.
+		c.s.log.Debug("xds: ignoring request with stale nonce", "proxy", c.proxy.ID, "type", shortType(req.TypeUrl), "nonce", req.ResponseNonce, "latest", w.nonceSent)
+		return nil
+	}
+	if req.ErrorDetail != nil {
+		c.recordNACK(w, req.ResponseNonce, req.ErrorDetail.GetMessage())
+	} else {
+		c.recordACK(w, req.ResponseNonce, req.VersionInfo)
+	}
+	c.mu.Lock()
+	changed := w.setSotwNames(req.ResourceNames)
+	c.mu.Unlock()
+	if !changed {
+		return nil
+	}
+	return st.respond(w, nil, now, false)
+}
+
+// push sends what req says changed, in Envoy's make-before-break order.
+func (st *sotwStream) push(req *model.PushRequest, since time.Time) error {
+	for _, w := range st.c.orderedWatches() {
+		if req.Full {
+			if err := st.respond(w, nil, since, false); err != nil {
+				return err
+			}
+			continue
+		}
+		if w.typeURL != EndpointType || len(req.EDSHosts) == 0 || w.wildcard {
+			continue
+		}
+		names := st.c.edsNames(w, req)
+		if len(names) == 0 {
+			continue
+		}
+		if err := st.respond(w, names, since, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// respond generates and sends the subscribed resources of w, or only names
+// when given. In SotW, LDS and CDS responses always carry every resource;
+// for EDS and RDS a response may carry a subset (partial is true), and an
+// empty subset is not sent.
+func (st *sotwStream) respond(w *watch, names []string, since time.Time, partial bool) error {
+	c := st.c
+	pc := c.s.current()
+	if pc == nil {
+		return nil // answered at the first Push
+	}
+	if names == nil && !w.wildcard {
+		if len(w.names) == 0 {
+			return nil // subscribed to nothing
+		}
+		names = w.sortedNames()
+	}
+	ms, ok := c.generate(pc, w, names)
+	if !ok || (partial && len(ms) == 0) {
+		return nil
+	}
+	resp := &discoveryv3.DiscoveryResponse{
+		VersionInfo: pc.Version,
+		TypeUrl:     w.typeURL,
+		Nonce:       c.nextNonce(),
+		Resources:   make([]*anypb.Any, len(ms)),
+	}
+	size := 0
+	for i := range ms {
+		resp.Resources[i] = ms[i].any
+		size += len(ms[i].any.Value)
+	}
+	c.setSending(w.typeURL)
+	start := time.Now()
+	if err := st.out.send(st.stream.Context(), c.s.closing, resp); err != nil {
+		return err
+	}
+	c.sent(w, resp.Nonce, resp.VersionInfo, len(ms), size, since, start)
+	return nil
+}

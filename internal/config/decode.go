@@ -51,7 +51,8 @@ func decodeFile(file string, data []byte) ([]Resource, Problems) {
 		if root.Kind == 0 || len(root.Content) == 0 {
 			continue // empty document (comments only)
 		}
-		d := &decoder{file: file, lineOff: doc.line - 1, budget: maxNodes}
+		budget := maxNodes
+		d := &decoder{file: file, lineOff: doc.line - 1, budget: &budget}
 		n := d.deref(root.Content[0])
 		if n == nil || isNull(n) {
 			continue

@@ -26,13 +26,13 @@ type decoder struct {
 	probs   Problems
 	pos     *Positions
 	path    []byte // current field path
-	budget  int    // nodes left to visit
+	budget  *int   // nodes left to visit, shared by the decoders of one document
 }
 
 func (d *decoder) line(n *yaml.Node) int { return n.Line + d.lineOff }
 
 func (d *decoder) fail(n *yaml.Node, format string, args ...any) {
-	if d.budget < 0 {
+	if *d.budget < 0 {
 		return // the document was abandoned as too large
 	}
 	d.probs = append(d.probs, Problem{
@@ -71,8 +71,8 @@ func (d *decoder) pushKey(k string) int {
 
 func (d *decoder) pop(mark int) { d.path = d.path[:mark] }
 
-// deref follows aliases and charges the node budget; it returns nil when the
-// budget is exhausted (after recording one problem).
+// deref follows aliases and charges the node budget; once the budget is
+// exhausted (one problem is recorded) it returns null nodes, which end the walk.
 func (d *decoder) deref(n *yaml.Node) *yaml.Node {
 	for i := 0; n != nil && n.Kind == yaml.AliasNode && i < 100; i++ {
 		n = n.Alias
@@ -80,13 +80,13 @@ func (d *decoder) deref(n *yaml.Node) *yaml.Node {
 	if n == nil || n.Kind == yaml.AliasNode {
 		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null"}
 	}
-	if d.budget <= 0 {
+	if *d.budget <= 0 {
 		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: n.Line}
 	}
-	d.budget--
-	if d.budget == 0 {
+	*d.budget--
+	if *d.budget == 0 {
 		d.fail(n, "%v", errBudget)
-		d.budget = -1 // stop walking, and report nothing more
+		*d.budget = -1 // stop walking, and report nothing more
 		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: n.Line}
 	}
 	return n
@@ -98,23 +98,34 @@ func isNull(n *yaml.Node) bool {
 
 // forEachPair calls fn for each key and value of mapping n, expanding YAML
 // merge keys ("<<: *anchor").
-func (d *decoder) forEachPair(n *yaml.Node, fn func(k, v *yaml.Node)) {
+func (d *decoder) forEachPair(n *yaml.Node, fn func(k, v *yaml.Node)) { d.pairs(n, fn, 0) }
+
+// maxMergeDepth bounds nested (or recursive) merge keys.
+const maxMergeDepth = 16
+
+func (d *decoder) pairs(n *yaml.Node, fn func(k, v *yaml.Node), depth int) {
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		if d.budget <= 0 {
+		if *d.budget <= 0 {
 			return
 		}
 		k, v := n.Content[i], n.Content[i+1]
 		if k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge" {
+			if depth >= maxMergeDepth {
+				d.fail(k, "merge keys (<<) nested too deeply or recursive")
+				continue
+			}
 			v = d.deref(v)
 			switch v.Kind {
 			case yaml.MappingNode:
-				d.forEachPair(v, fn)
+				d.pairs(v, fn, depth+1)
 			case yaml.SequenceNode:
 				for _, m := range v.Content {
 					if m = d.deref(m); m.Kind == yaml.MappingNode {
-						d.forEachPair(m, fn)
+						d.pairs(m, fn, depth+1)
 					}
 				}
+			default:
+				d.fail(v, "merge key (<<) wants an object or a list of objects, got %s", describe(v))
 			}
 			continue
 		}
@@ -207,7 +218,7 @@ func (d *decoder) field(v *yaml.Node, m protoreflect.Message, fd protoreflect.Fi
 		}
 		l := m.Mutable(fd).List()
 		for i, item := range v.Content {
-			if d.budget <= 0 {
+			if *d.budget <= 0 {
 				return
 			}
 			mark := d.pushIndex(i)

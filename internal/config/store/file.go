@@ -348,18 +348,26 @@ func (f *File) scan(req scanRequest, notify bool) error {
 			}
 		}
 	}
+	var old, next *config.Snapshot
 	if changed {
-		statusChanged = f.publish(notify) || statusChanged
+		var c bool
+		old, next, c = f.publish()
+		statusChanged = statusChanged || c
 	}
+	// Status first, so that OnChange and whoever it wakes see it up to date.
 	if statusChanged {
 		f.updateStatus()
+	}
+	if next != nil && notify && f.cfg.OnChange != nil {
+		f.cfg.OnChange(old, next)
 	}
 	return nil
 }
 
 // publish merges the files' resources and, if the snapshot changed, stores it
-// and calls OnChange. It reports whether the conflicts changed.
-func (f *File) publish(notify bool) bool {
+// and returns the old and new ones (next is nil when unchanged). status reports
+// whether the published status must be rebuilt.
+func (f *File) publish() (old, next *config.Snapshot, status bool) {
 	byFile := make(map[string][]config.Resource, len(f.files))
 	for path, st := range f.files {
 		if st.valid {
@@ -377,19 +385,16 @@ func (f *File) publish(notify bool) bool {
 		}
 		f.conflicts = m.conflicts
 	}
-	old := f.snap.Load()
+	old = f.snap.Load()
 	if snapshotsEqual(old, m.snap) {
-		return conflictsChanged
+		return nil, nil, conflictsChanged
 	}
 	f.snap.Store(m.snap)
 	f.mu.Lock()
 	f.status.LastChange = time.Now()
 	f.mu.Unlock()
 	f.log.Info("config applied", "resources", m.snap.Len())
-	if notify && f.cfg.OnChange != nil {
-		f.cfg.OnChange(old, m.snap)
-	}
-	return true
+	return old, m.snap, true
 }
 
 func conflictEqual(a, b Conflict) bool {

@@ -137,12 +137,12 @@ func (g *gen) gatewayListeners() []model.XDSResource {
 						addChain(&listenerv3.FilterChain{
 							FilterChainMatch: sniMatch(s.hosts()),
 							TransportSocket:  downstreamTLS(s.srv.GetTls(), false),
-							Filters:          []*listenerv3.Filter{tcpProxy("outbound_"+name, cs, nil)},
+							Filters:          []*listenerv3.Filter{tcpProxy("outbound_"+name, cs)},
 						})
 					}
 				case s.protocol() == "TCP" || s.protocol() == "MONGO" || s.protocol() == "REDIS" || s.protocol() == "MYSQL":
 					if cs := g.gatewayTCPDestinations(s, port); len(cs) > 0 {
-						addChain(&listenerv3.FilterChain{Filters: []*listenerv3.Filter{tcpProxy("outbound_"+name, cs, nil)}})
+						addChain(&listenerv3.FilterChain{Filters: []*listenerv3.Filter{tcpProxy("outbound_"+name, cs)}})
 					}
 				}
 			}
@@ -298,7 +298,7 @@ func (g *gen) passthroughChains(s gwServer, port uint32) []*listenerv3.FilterCha
 				sort.Strings(snis)
 				out = append(out, &listenerv3.FilterChain{
 					FilterChainMatch: &listenerv3.FilterChainMatch{ServerNames: snis},
-					Filters:          []*listenerv3.Filter{tcpProxy(stat, cs, nil)},
+					Filters:          []*listenerv3.Filter{tcpProxy(stat, cs)},
 				})
 			}
 		}

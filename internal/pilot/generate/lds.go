@@ -81,7 +81,7 @@ type weightedCluster struct {
 	weight uint32
 }
 
-func tcpProxy(statPrefix string, clusters []weightedCluster, hash []*tcpproxyv3.TcpProxy_WeightedCluster) *listenerv3.Filter {
+func tcpProxy(statPrefix string, clusters []weightedCluster) *listenerv3.Filter {
 	tp := &tcpproxyv3.TcpProxy{StatPrefix: statPrefix}
 	if len(clusters) == 1 {
 		tp.ClusterSpecifier = &tcpproxyv3.TcpProxy_Cluster{Cluster: clusters[0].name}
@@ -96,7 +96,7 @@ func tcpProxy(statPrefix string, clusters []weightedCluster, hash []*tcpproxyv3.
 }
 
 func tcpProxyTo(statPrefix, cluster string) *listenerv3.Filter {
-	return tcpProxy(statPrefix, []weightedCluster{{name: cluster, weight: 1}}, nil)
+	return tcpProxy(statPrefix, []weightedCluster{{name: cluster, weight: 1}})
 }
 
 func listenerResource(l *listenerv3.Listener) model.XDSResource {
@@ -176,7 +176,7 @@ func (g *gen) outboundServiceListeners() []model.XDSResource {
 				BindToPort:       boolv(false),
 				TrafficDirection: corev3.TrafficDirection_OUTBOUND,
 				FilterChains: []*listenerv3.FilterChain{{
-					Filters: []*listenerv3.Filter{tcpProxy(ClusterName("outbound", port.Number, "", svc.Hostname), clusters, nil)},
+					Filters: []*listenerv3.Filter{tcpProxy(ClusterName("outbound", port.Number, "", svc.Hostname), clusters)},
 				}},
 			}))
 		}

@@ -114,6 +114,7 @@ func (st *deltaStream) handle(req *discoveryv3.DeltaDiscoveryRequest) error {
 			delete(w.known, n)
 		}
 	}
+	w.resources = len(w.known)
 	c.mu.Unlock()
 	switch {
 	case first || addedWildcard:

@@ -200,13 +200,20 @@ func (e *env) dial(t testing.TB, opts ...grpc.DialOption) *grpc.ClientConn {
 // status returns the status of the one connection of proxy id.
 func (e *env) status(t testing.TB, id string) ProxyStatus {
 	t.Helper()
+	p, ok := e.lookup(id)
+	if !ok {
+		t.Fatalf("proxy %s not in Status()", id)
+	}
+	return p
+}
+
+func (e *env) lookup(id string) (ProxyStatus, bool) {
 	for _, p := range e.ads.Status() {
 		if p.ID == id {
-			return p
+			return p, true
 		}
 	}
-	t.Fatalf("proxy %s not in Status()", id)
-	return ProxyStatus{}
+	return ProxyStatus{}, false
 }
 
 func (p ProxyStatus) typ(typeURL string) TypeStatus {
@@ -288,9 +295,13 @@ func (c *sotwClient) recv() *discoveryv3.DiscoveryResponse {
 }
 
 // expect receives the next response and checks its type, version and names.
+// Pushes of earlier barrier types are skipped: they are test artefacts.
 func (c *sotwClient) expect(typeURL, version string, names ...string) *discoveryv3.DiscoveryResponse {
 	c.t.Helper()
 	r := c.recv()
+	for strings.HasPrefix(r.TypeUrl, barrierType) {
+		r = c.recv()
+	}
 	got := resourceNames(c.t, r.Resources)
 	if r.TypeUrl != typeURL || r.VersionInfo != version || !slices.Equal(got, names) {
 		c.t.Fatalf("got %s %s %v; want %s %s %v", shortType(r.TypeUrl), r.VersionInfo, got, shortType(typeURL), version, names)
@@ -468,4 +479,13 @@ func assertCode(t testing.TB, err error, code, msg string) {
 	if err == nil || st.Code().String() != code || !strings.Contains(st.Message(), msg) {
 		t.Fatalf("err = %v; want %s containing %q", err, code, msg)
 	}
+}
+
+func nodeProxy(t testing.TB) *model.Proxy {
+	t.Helper()
+	p, err := model.ParseNode(node("gen"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

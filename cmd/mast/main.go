@@ -28,6 +28,15 @@ func commands() []command {
 			func(_ context.Context, args []string, stdout, stderr io.Writer) int {
 				return ctl.Validate(args, stdout, stderr)
 			}},
+		{"up", "run a whole local mesh (mastd, sidecars, ingress gateway, Bookinfo) on this machine", ctl.Up},
+		{"apply", "apply configuration files to the running local mesh, replacing by kind, namespace and name",
+			func(_ context.Context, args []string, stdout, stderr io.Writer) int {
+				return ctl.Apply(args, stdout, stderr)
+			}},
+		{"delete", "delete the resources named in configuration files from the running local mesh",
+			func(_ context.Context, args []string, stdout, stderr io.Writer) int {
+				return ctl.Delete(args, stdout, stderr)
+			}},
 	}
 }
 
@@ -45,6 +54,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		return 0
+	}
+	if args[0] == "__run" {
+		// `mast up` runs the mesh's programs as children of this same binary.
+		return ctl.RunProgram(args[1:], stderr)
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {

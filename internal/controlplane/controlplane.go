@@ -61,7 +61,7 @@ func Run(ctx context.Context, cfg Config) error {
 	})
 
 	p := &pipeline{mesh: cfg.Mesh, ads: adsServer, log: log.With("component", "push")}
-	deb := push.NewDebouncer(push.DebounceConfig{Quiet: cfg.DebounceQuiet, Max: cfg.DebounceMax}, p.push)
+	deb := push.NewDebouncer(push.Config{QuietPeriod: cfg.DebounceQuiet, MaxDelay: cfg.DebounceMax, Push: p.push})
 
 	fs, err := store.NewFile(store.FileConfig{
 		Dir:    cfg.ConfigDir,
@@ -118,7 +118,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}()
 	}
 	run("config store", func() error { return fs.Run(ctx) })
-	run("debouncer", func() error { return deb.Run(ctx) })
+	run("debouncer", func() error { deb.Run(ctx); return nil })
 	run("xds server", func() error { return gs.Serve(xdsLis) })
 	run("monitoring server", func() error { return hs.Serve(monLis) })
 	log.Info("mastd serving", "xds", xdsLis.Addr().String(), "monitoring", monLis.Addr().String(), "config", cfg.ConfigDir)

@@ -8,13 +8,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"strings"
-	"syscall"
 	"time"
 
+	"github.com/mast-mesh/mast/internal/controlplane"
 	"github.com/mast-mesh/mast/internal/localmesh"
+	bookinfo "github.com/mast-mesh/mast/samples/bookinfo/app/cli"
 )
 
 // DefaultStateDir is where `mast up` keeps its lock, logs and configuration:
@@ -33,7 +32,7 @@ func DefaultStateDir() string {
 }
 
 // Up runs `mast up`: a whole local mesh, Bookinfo included unless --config names the user's own.
-func Up(args []string, stdout, stderr io.Writer) int {
+func Up(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg := localmesh.Config{Stdout: stdout}
 	fs := flag.NewFlagSet("mast up", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -54,8 +53,6 @@ func Up(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg.Executable = exe
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, nil))
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	if err := localmesh.Up(ctx, cfg); err != nil {
 		fmt.Fprintf(stderr, "mast up: %v\n", err)
 		if errors.Is(err, localmesh.ErrRunning) {
@@ -74,19 +71,6 @@ func Apply(args []string, stdout, stderr io.Writer) int {
 // Delete runs `mast delete -f FILE_OR_DIR...` against the running local mesh.
 func Delete(args []string, stdout, stderr io.Writer) int {
 	return applyOrDelete("delete", args, stdout, stderr)
-}
-
-// pathList is a repeatable, comma-separable -f flag.
-type pathList []string
-
-func (p *pathList) String() string { return strings.Join(*p, ",") }
-func (p *pathList) Set(v string) error {
-	for _, s := range strings.Split(v, ",") {
-		if s != "" {
-			*p = append(*p, s)
-		}
-	}
-	return nil
 }
 
 func applyOrDelete(verb string, args []string, stdout, stderr io.Writer) int {
@@ -125,4 +109,22 @@ func applyOrDelete(verb string, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// RunProgram runs one of the mesh's programs in this process: `mast __run
+// mastd|mast-proxy|bookinfo ARGS...`. `mast up` starts its children this way,
+// so one binary (even one from `go run`) carries the whole local mesh.
+func RunProgram(args []string, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "mast __run: want mastd, mast-proxy or bookinfo")
+		return 2
+	}
+	switch args[0] {
+	case "mastd":
+		return controlplane.Main(args[1:], stderr)
+	case "bookinfo":
+		return bookinfo.Main(args[1:], os.Getenv, stderr)
+	}
+	fmt.Fprintf(stderr, "mast __run: unknown program %q\n", args[0])
+	return 2
 }

@@ -105,11 +105,13 @@ func lbEndpoint(addr string, port, weight uint32) *endpointv3.LbEndpoint {
 	}
 }
 
+// parseLocality turns "region/zone/subzone" into a Locality. It is never nil:
+// grpc-go rejects an EDS locality without one ("locality without ID").
 func parseLocality(s string) *corev3.Locality {
-	if s == "" {
-		return nil
-	}
 	l := &corev3.Locality{}
+	if s == "" {
+		return l
+	}
 	parts := strings.SplitN(s, "/", 3)
 	l.Region = parts[0]
 	if len(parts) > 1 {

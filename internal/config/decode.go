@@ -52,7 +52,7 @@ func decodeFile(file string, data []byte) ([]Resource, Problems) {
 			continue // empty document (comments only)
 		}
 		budget := maxNodes
-		d := &decoder{file: file, lineOff: doc.line - 1, budget: &budget}
+		d := &decoder{file: file, lineOff: doc.line - 1, budget: &budget, sizeHint: len(doc.data)}
 		n := d.deref(root.Content[0])
 		if n == nil || isNull(n) {
 			continue
@@ -231,7 +231,7 @@ func (d *decoder) object(n *yaml.Node) (Resource, bool) {
 		}
 	}
 	errorsBefore := len(d.probs)
-	d.pos = &Positions{}
+	d.pos = &Positions{entries: make([]posEntry, 0, 16+d.sizeHint/24)}
 	var spec *yaml.Node
 	seen := make([]string, 0, 5)
 	d.forEachPair(n, func(k, v *yaml.Node) {

@@ -20,13 +20,14 @@ import (
 // in Go form such as "1m30s"), and records a Problem for anything it cannot
 // use, with the field path and line.
 type decoder struct {
-	file    string
-	lineOff int // added to node lines: the document's offset in the file
-	res     Key // the resource being decoded, for problems
-	probs   Problems
-	pos     *Positions
-	path    []byte // current field path
-	budget  *int   // nodes left to visit, shared by the decoders of one document
+	file     string
+	lineOff  int // added to node lines: the document's offset in the file
+	res      Key // the resource being decoded, for problems
+	probs    Problems
+	pos      *Positions
+	path     []byte // current field path
+	budget   *int   // nodes left to visit, shared by the decoders of one document
+	sizeHint int    // bytes in the document, to size the position table
 }
 
 func (d *decoder) line(n *yaml.Node) int { return n.Line + d.lineOff }

@@ -54,14 +54,19 @@ func hostOf(s *config.Snapshot, name string) string {
 	return r.Spec.(*networking.ServiceEntry).GetHosts()[0]
 }
 
+// write replaces path atomically (a hidden temporary file renamed over it), so
+// that no scan sees it half written; writeInPlace truncates and writes.
 func write(t *testing.T, path, data string) {
 	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	tmp := filepath.Join(filepath.Dir(path), ".tmp-"+filepath.Base(path))
+	writeInPlace(t, tmp, data)
+	must(t, os.Rename(tmp, path))
+}
+
+func writeInPlace(t *testing.T, path, data string) {
+	t.Helper()
+	must(t, os.MkdirAll(filepath.Dir(path), 0o755))
+	must(t, os.WriteFile(path, []byte(data), 0o644))
 }
 
 type harness struct {
@@ -224,7 +229,7 @@ func TestFileAddEditDelete(t *testing.T) {
 	write(t, path, serviceEntry("se", "one.example.com"))
 	h.waitSnapshot("add", func(s *config.Snapshot) bool { return hostOf(s, "se") == "one.example.com" })
 
-	write(t, path, serviceEntry("se", "two.example.com"))
+	writeInPlace(t, path, serviceEntry("se", "two.example.com"))
 	h.waitSnapshot("edit", func(s *config.Snapshot) bool { return hostOf(s, "se") == "two.example.com" })
 
 	// Rewriting the same content, or touching the file, is not a change.
@@ -274,7 +279,12 @@ func TestFileInvalidEditKeepsResources(t *testing.T) {
 	// A different invalid version is reported again; still nothing lost.
 	write(t, path, "kind: NoSuchKind\napiVersion: networking.istio.io/v1\nmetadata: {name: y}\n")
 	h.waitStatus("second rejection", func(s Status) bool { return len(s.Rejected) == 1 && s.Rejected[0].Error != st.Rejected[0].Error })
-	h.noChange("second invalid edit")
+	// The next change is the next valid one, with se.yaml's old resources intact.
+	write(t, filepath.Join(h.dir, "other.yaml"), serviceEntry("other", "other.example.com"))
+	s, n := h.waitSnapshot("valid change after invalid edits", func(s *config.Snapshot) bool { return hostOf(s, "other") != "" })
+	if n != 1 || hostOf(s, "se") != "good.example.com" || s.Len() != 2 {
+		t.Fatalf("after invalid edits and one valid change: %d snapshots, se host %q, %d resources", n, hostOf(s, "se"), s.Len())
+	}
 
 	write(t, path, serviceEntry("se", "fixed.example.com"))
 	h.waitSnapshot("fix", func(s *config.Snapshot) bool { return hostOf(s, "se") == "fixed.example.com" })
@@ -289,7 +299,7 @@ func TestFileInvalidEditKeepsResources(t *testing.T) {
 	h.waitStatus("new invalid file", func(s Status) bool { return len(s.Rejected) == 1 && s.Rejected[0].Path == bad })
 	h.noChange("new invalid file")
 	os.Remove(bad)
-	h.waitStatus("invalid file deleted", func(s Status) bool { return len(s.Rejected) == 0 && len(s.Files) == 1 })
+	h.waitStatus("invalid file deleted", func(s Status) bool { return len(s.Rejected) == 0 && len(s.Files) == 2 })
 	h.noChange("invalid file deleted")
 }
 
@@ -426,7 +436,7 @@ func TestFileBurstCoalesced(t *testing.T) {
 	path := filepath.Join(h.dir, "se.yaml")
 	const writes = 50
 	for i := range writes {
-		write(t, path, serviceEntry("se", fmt.Sprintf("v%d.example.com", i)))
+		writeInPlace(t, path, serviceEntry("se", fmt.Sprintf("v%d.example.com", i)))
 	}
 	_, n := h.waitSnapshot("burst", func(s *config.Snapshot) bool { return hostOf(s, "se") == fmt.Sprintf("v%d.example.com", writes-1) })
 	if n > 3 {

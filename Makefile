@@ -4,7 +4,7 @@ BIN := bin
 .PHONY: build test lint up bench fuzz
 
 build:
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -o $(BIN)/ ./cmd/... ./samples/bookinfo/cmd/...
 
 # The README's test command. Unit, fuzz-seed and end-to-end tests, race detector on.
 test:

@@ -9,7 +9,7 @@ import (
 // seedCorpus adds every testdata file to f's seed corpus.
 func seedCorpus(f *testing.F) {
 	f.Helper()
-	for _, pattern := range []string{"testdata/compat/istio/*.yaml", "testdata/invalid/*", "testdata/warn/*.yaml", "testdata/valid/*"} {
+	for _, pattern := range []string{"../../samples/bookinfo/config/*.yaml", "testdata/invalid/*", "testdata/warn/*.yaml", "testdata/valid/*"} {
 		files, err := filepath.Glob(pattern)
 		if err != nil {
 			f.Fatal(err)

@@ -24,7 +24,7 @@ func TestIstioBookinfoSamplesAreValid(t *testing.T) {
 			}
 			min, minResources := 20, 38
 			if dir != sharedCompatDir {
-				min, minResources = 6, 20
+				min, minResources = 5, 20
 			}
 			files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
 			if err != nil || len(files) < min {

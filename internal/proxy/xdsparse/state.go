@@ -1,6 +1,7 @@
 package xdsparse
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"maps"
@@ -125,6 +126,12 @@ func Apply(prev *Snapshot, typeURL, version string, resources []*anypb.Any) (*Sn
 			if name != "" {
 				keepPrevious(prev, next, typeURL, name, raw)
 			}
+			continue
+		}
+		if old, ok := prev.Raw[typeURL][name]; ok && bytes.Equal(old.GetValue(), a.GetValue()) {
+			// Unchanged: keep the previous parsed value (same pointer), so
+			// listeners keep their sockets and clusters their pools.
+			keepPrevious(prev, next, typeURL, name, raw)
 			continue
 		}
 		raw[name] = a

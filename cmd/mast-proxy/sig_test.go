@@ -1,0 +1,5 @@
+package main_test
+
+import "syscall"
+
+var sigterm = syscall.SIGTERM

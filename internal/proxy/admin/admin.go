@@ -1,0 +1,187 @@
+// Package admin serves mast-proxy's admin interface (Envoy's paths):
+// /ready, /config_dump, /clusters, /listeners, /stats, /stats/prometheus,
+// /logging and /quitquitquit. It binds to loopback only.
+package admin
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/mast-mesh/mast/internal/proxy/httpproxy"
+	"github.com/mast-mesh/mast/internal/proxy/listener"
+	"github.com/mast-mesh/mast/internal/proxy/upstream"
+	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
+)
+
+// Source is what the admin interface reports on.
+type Source interface {
+	Ready() bool
+	Snapshot() *xdsparse.Snapshot
+	Clusters() map[string]*upstream.Cluster
+	Listeners() []listener.Info
+	HTTPStats() *httpproxy.Stats
+	XDSState() (connected bool, acks, nacks int64)
+	Quit()
+}
+
+// Handler returns the admin HTTP handler. level may be nil.
+func Handler(src Source, level *slog.LevelVar) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ready", func(w http.ResponseWriter, r *http.Request) {
+		if src.Ready() {
+			fmt.Fprintln(w, "LIVE")
+			return
+		}
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, "PRE_INITIALIZING")
+	})
+	mux.HandleFunc("/config_dump", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("content-type", "application/json")
+		w.Write(ConfigDump(src.Snapshot()))
+	})
+	mux.HandleFunc("/clusters", func(w http.ResponseWriter, r *http.Request) { writeClusters(w, src.Clusters()) })
+	mux.HandleFunc("/listeners", func(w http.ResponseWriter, r *http.Request) {
+		ls := src.Listeners()
+		if r.URL.Query().Get("format") == "json" {
+			w.Header().Set("content-type", "application/json")
+			json.NewEncoder(w).Encode(ls)
+			return
+		}
+		for _, l := range ls {
+			fmt.Fprintf(w, "%s::%s\n", l.Name, l.Bound)
+		}
+	})
+	mux.HandleFunc("/stats", func(w http.ResponseWriter, r *http.Request) {
+		for _, s := range collect(src) {
+			fmt.Fprintf(w, "%s: %d\n", s.envoyName(), s.value)
+		}
+	})
+	mux.HandleFunc("/stats/prometheus", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("content-type", "text/plain; version=0.0.4")
+		writePrometheus(w, collect(src))
+	})
+	mux.HandleFunc("/quitquitquit", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			http.Error(w, "use POST", http.StatusMethodNotAllowed)
+			return
+		}
+		fmt.Fprintln(w, "OK")
+		src.Quit()
+	})
+	mux.HandleFunc("/logging", func(w http.ResponseWriter, r *http.Request) {
+		if level == nil {
+			http.Error(w, "log level is fixed", http.StatusNotImplemented)
+			return
+		}
+		if l := r.URL.Query().Get("level"); l != "" {
+			if r.Method != http.MethodPost {
+				http.Error(w, "use POST to change the level", http.StatusMethodNotAllowed)
+				return
+			}
+			var lv slog.Level
+			if l == "trace" {
+				l = "debug"
+			}
+			if l == "critical" || l == "off" {
+				l = "error"
+			}
+			if err := lv.UnmarshalText([]byte(l)); err != nil {
+				http.Error(w, fmt.Sprintf("level %q: %v", l, err), http.StatusBadRequest)
+				return
+			}
+			level.Set(lv)
+		}
+		fmt.Fprintf(w, "active loggers:\n  mast-proxy: %s\n", strings.ToLower(level.Level().String()))
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/" {
+			http.NotFound(w, r)
+			return
+		}
+		fmt.Fprintln(w, "mast-proxy admin: /ready /config_dump /clusters /listeners /stats /stats/prometheus /logging /quitquitquit")
+	})
+	return mux
+}
+
+// ConfigDump renders the accepted resources as Envoy's config_dump JSON.
+func ConfigDump(s *xdsparse.Snapshot) []byte {
+	type section struct {
+		dumpType, key, field, typeURL string
+	}
+	sections := []section{
+		{"type.googleapis.com/envoy.admin.v3.ClustersConfigDump", "dynamic_active_clusters", "cluster", xdsparse.ClusterType},
+		{"type.googleapis.com/envoy.admin.v3.EndpointsConfigDump", "dynamic_endpoint_configs", "endpoint_config", xdsparse.EndpointType},
+		{"type.googleapis.com/envoy.admin.v3.ListenersConfigDump", "dynamic_listeners", "listener", xdsparse.ListenerType},
+		{"type.googleapis.com/envoy.admin.v3.RoutesConfigDump", "dynamic_route_configs", "route_config", xdsparse.RouteType},
+	}
+	var b bytes.Buffer
+	b.WriteString(`{"configs":[`)
+	for i, sec := range sections {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"@type":%q,"version_info":%q,%q:[`, sec.dumpType, s.Versions[sec.typeURL], sec.key)
+		raw := s.Raw[sec.typeURL]
+		names := make([]string, 0, len(raw))
+		for n := range raw {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for j, n := range names {
+			if j > 0 {
+				b.WriteByte(',')
+			}
+			res := resourceJSON(raw[n])
+			if sec.typeURL == xdsparse.ListenerType {
+				fmt.Fprintf(&b, `{"name":%q,"active_state":{"listener":%s}}`, n, res)
+			} else {
+				fmt.Fprintf(&b, `{%q:%s}`, sec.field, res)
+			}
+		}
+		b.WriteString("]}")
+	}
+	b.WriteString("]}")
+	var out bytes.Buffer
+	if json.Indent(&out, b.Bytes(), "", "  ") != nil {
+		return b.Bytes()
+	}
+	return out.Bytes()
+}
+
+// resourceJSON renders a resource; types this binary does not link (some
+// Istio filters) make protojson fail, and then the bytes are shown as base64.
+func resourceJSON(a *anypb.Any) []byte {
+	j, err := protojson.Marshal(a)
+	if err == nil {
+		return j
+	}
+	j, _ = json.Marshal(map[string]any{"@type": a.GetTypeUrl(), "value_base64": a.GetValue(), "render_error": err.Error()})
+	return j
+}
+
+func writeClusters(w http.ResponseWriter, cs map[string]*upstream.Cluster) {
+	names := make([]string, 0, len(cs))
+	for n := range cs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		c := cs[n]
+		fmt.Fprintf(w, "%s::default_priority::max_connections::%d\n", n, c.Cfg.MaxConnections)
+		fmt.Fprintf(w, "%s::default_priority::max_requests::%d\n", n, c.Cfg.MaxRequests)
+		for _, h := range c.Hosts() {
+			fmt.Fprintf(w, "%s::%s::rq_active::%d\n", n, h.Addr, h.Active.Load())
+			fmt.Fprintf(w, "%s::%s::weight::%d\n", n, h.Addr, h.Weight)
+			fmt.Fprintf(w, "%s::%s::health_flags::healthy\n", n, h.Addr)
+			fmt.Fprintf(w, "%s::%s::zone::%s\n", n, h.Addr, h.Locality)
+		}
+	}
+}

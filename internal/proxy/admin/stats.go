@@ -1,0 +1,129 @@
+package admin
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+)
+
+type kind uint8
+
+const (
+	counter kind = iota
+	gauge
+)
+
+// stat is one metric sample with Prometheus labels.
+type stat struct {
+	name   string // Prometheus name without the envoy_ prefix
+	labels [][2]string
+	value  int64
+	kind   kind
+}
+
+// envoyName renders the flat Envoy stat name, e.g.
+// cluster.outbound|9080||reviews.upstream_rq_2xx.
+func (s stat) envoyName() string {
+	prefix, rest := "", s.name
+	switch {
+	case strings.HasPrefix(rest, "control_plane_"):
+		prefix, rest = "control_plane.", strings.TrimPrefix(rest, "control_plane_")
+	case strings.HasPrefix(rest, "http_"):
+		prefix, rest = "http.", strings.TrimPrefix(rest, "http_")
+	case strings.HasPrefix(rest, "cluster_"):
+		rest = strings.TrimPrefix(rest, "cluster_")
+	}
+	for _, l := range s.labels {
+		switch l[0] {
+		case "envoy_cluster_name":
+			prefix = "cluster." + l[1] + "."
+		case "envoy_response_code_class":
+			rest = strings.TrimSuffix(rest, "xx") + l[1] + "xx"
+		}
+	}
+	return prefix + rest
+}
+
+func collect(src Source) []stat {
+	var out []stat
+	h := src.HTTPStats()
+	add := func(name string, v int64, k kind, labels ...[2]string) {
+		out = append(out, stat{name: name, value: v, kind: k, labels: labels})
+	}
+	add("http_downstream_cx_total", int64(h.CxTotal.Load()), counter)
+	add("http_downstream_cx_http1_total", int64(h.CxHTTP1.Load()), counter)
+	add("http_downstream_cx_http2_total", int64(h.CxHTTP2.Load()), counter)
+	add("http_downstream_cx_active", h.CxActive.Load(), gauge)
+	add("http_downstream_rq_active", h.RqActive.Load(), gauge)
+	add("http_downstream_rq_total", int64(h.RqTotal.Load()), counter)
+	for i, v := range []uint64{h.Rq1xx.Load(), h.Rq2xx.Load(), h.Rq3xx.Load(), h.Rq4xx.Load(), h.Rq5xx.Load()} {
+		add("http_downstream_rq_xx", int64(v), counter, [2]string{"envoy_response_code_class", fmt.Sprint(i + 1)})
+	}
+	add("http_downstream_rq_timeout", int64(h.RqTimeout.Load()), counter)
+	add("http_downstream_rq_retry", int64(h.RqRetry.Load()), counter)
+	add("http_no_route", int64(h.RqNoRoute.Load()), counter)
+	add("http_downstream_rq_rejected", int64(h.RqRejected.Load()), counter)
+	add("http_fault_aborts_injected", int64(h.FaultAbort.Load()), counter)
+	add("http_fault_delays_injected", int64(h.FaultDelay.Load()), counter)
+	connected, acks, nacks := src.XDSState()
+	c := int64(0)
+	if connected {
+		c = 1
+	}
+	add("control_plane_connected_state", c, gauge)
+	add("control_plane_ack_total", acks, counter)
+	add("control_plane_nack_total", nacks, counter)
+	cs := src.Clusters()
+	names := make([]string, 0, len(cs))
+	for n := range cs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		st := cs[n].Stats
+		l := [2]string{"envoy_cluster_name", n}
+		add("cluster_upstream_rq_total", int64(st.RqTotal.Load()), counter, l)
+		for i, v := range []uint64{st.Rq2xx.Load(), st.Rq3xx.Load(), st.Rq4xx.Load(), st.Rq5xx.Load()} {
+			add("cluster_upstream_rq_xx", int64(v), counter, l, [2]string{"envoy_response_code_class", fmt.Sprint(i + 2)})
+		}
+		add("cluster_upstream_rq_active", st.RqActive.Load(), gauge, l)
+		add("cluster_upstream_rq_timeout", int64(st.RqTimeout.Load()), counter, l)
+		add("cluster_upstream_rq_retry", int64(st.RqRetry.Load()), counter, l)
+		add("cluster_upstream_rq_pending_overflow", int64(st.RqPendingOverflow.Load()), counter, l)
+		add("cluster_upstream_cx_total", int64(st.CxTotal.Load()), counter, l)
+		add("cluster_upstream_cx_active", st.CxActive.Load(), gauge, l)
+		add("cluster_upstream_cx_connect_fail", int64(st.CxConnectFail.Load()), counter, l)
+		add("cluster_membership_total", int64(len(cs[n].Hosts())), gauge, l)
+	}
+	return out
+}
+
+func writePrometheus(w io.Writer, stats []stat) {
+	// A metric family's samples must be contiguous.
+	sort.SliceStable(stats, func(i, j int) bool { return stats[i].name < stats[j].name })
+	seen := map[string]bool{}
+	for _, s := range stats {
+		name := "envoy_" + s.name
+		if !seen[name] {
+			seen[name] = true
+			t := "counter"
+			if s.kind == gauge {
+				t = "gauge"
+			}
+			fmt.Fprintf(w, "# TYPE %s %s\n", name, t)
+		}
+		fmt.Fprint(w, name)
+		if len(s.labels) > 0 {
+			fmt.Fprint(w, "{")
+			for i, l := range s.labels {
+				if i > 0 {
+					fmt.Fprint(w, ",")
+				}
+				fmt.Fprintf(w, "%s=%q", l[0], l[1])
+			}
+			fmt.Fprint(w, "}")
+		}
+		fmt.Fprintf(w, " %d\n", s.value)
+	}
+}

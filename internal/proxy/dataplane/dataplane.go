@@ -1,0 +1,183 @@
+// Package dataplane wires mast-proxy together: the xDS client feeds
+// accepted configuration into one immutable snapshot, which is turned into
+// clusters (with pools that survive updates), the router's config (swapped
+// atomically; requests in flight keep the one they started with) and bound
+// listeners. It also serves the admin interface and drains on shutdown.
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/mast-mesh/mast/internal/proxy/admin"
+	"github.com/mast-mesh/mast/internal/proxy/httpproxy"
+	"github.com/mast-mesh/mast/internal/proxy/listener"
+	"github.com/mast-mesh/mast/internal/proxy/tcpproxy"
+	"github.com/mast-mesh/mast/internal/proxy/upstream"
+	"github.com/mast-mesh/mast/internal/proxy/xdsclient"
+	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
+)
+
+// Config configures the data plane.
+type Config struct {
+	// XDSAddress is the control plane's ADS address (host:port).
+	XDSAddress string
+	Node       *corev3.Node
+	// AdminAddr is the admin listener (default 127.0.0.1:15000).
+	AdminAddr string
+	// DrainPeriod bounds graceful shutdown (default 5s).
+	DrainPeriod time.Duration
+	Logger      *slog.Logger
+	// LogLevel, if set, is changed by the admin /logging endpoint.
+	LogLevel *slog.LevelVar
+	// XDSBackoffMax bounds reconnect delays (default 30s).
+	XDSBackoffMax time.Duration
+}
+
+// Proxy is a running data plane.
+type Proxy struct {
+	cfg       Config
+	log       *slog.Logger
+	mu        sync.Mutex // serializes Apply (the xDS client is single-threaded; admin reads take it too)
+	snap      *xdsparse.Snapshot
+	routing   atomic.Pointer[httpproxy.Config]
+	upstreams *upstream.Manager
+	http      *httpproxy.Server
+	tcp       *tcpproxy.Proxy
+	listeners *listener.Manager
+	xds       *xdsclient.Client
+	ldsDone   atomic.Bool
+	cdsDone   atomic.Bool
+	quit      chan struct{}
+	quitOnce  sync.Once
+	adminAddr atomic.Pointer[string]
+}
+
+// New builds a data plane; call Run.
+func New(cfg Config) *Proxy {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.AdminAddr == "" {
+		cfg.AdminAddr = "127.0.0.1:15000"
+	}
+	if cfg.DrainPeriod <= 0 {
+		cfg.DrainPeriod = 5 * time.Second
+	}
+	p := &Proxy{cfg: cfg, log: cfg.Logger, snap: xdsparse.EmptySnapshot(), quit: make(chan struct{})}
+	p.routing.Store(&httpproxy.Config{})
+	p.upstreams = upstream.NewManager(cfg.Logger.With("component", "upstream"))
+	p.http = httpproxy.NewServer(&p.routing, p.upstreams, cfg.Logger.With("component", "http"))
+	p.tcp = tcpproxy.New(func() map[string]*upstream.Cluster { return p.routing.Load().Clusters }, cfg.Logger.With("component", "tcp"))
+	p.listeners = listener.NewManager(p.http, p.tcp, cfg.Logger.With("component", "listener"))
+	p.xds = xdsclient.New(xdsclient.Config{Address: cfg.XDSAddress, Node: cfg.Node, Logger: cfg.Logger.With("component", "xds"),
+		BackoffMax: cfg.XDSBackoffMax}, p)
+	return p
+}
+
+// Apply implements xdsclient.Handler: validate, keep the last good, publish.
+func (p *Proxy) Apply(typeURL, version string, res []*anypb.Any) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	next, perr := xdsparse.Apply(p.snap, typeURL, version, res)
+	p.snap = next
+	clusters := p.upstreams.Update(next.Clusters, next.Endpoints)
+	p.routing.Store(&httpproxy.Config{Routes: next.Routes, Clusters: clusters})
+	var lerr error
+	if typeURL == xdsparse.ListenerType {
+		lerr = p.listeners.Update(next.Listeners)
+		p.ldsDone.Store(true)
+	}
+	if typeURL == xdsparse.ClusterType {
+		p.cdsDone.Store(true)
+	}
+	if perr != nil || lerr != nil {
+		return errors.Join(perr, lerr)
+	}
+	return nil
+}
+
+// Names implements xdsclient.Handler.
+func (p *Proxy) Names(typeURL string) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if typeURL == xdsparse.RouteType {
+		return p.snap.RouteNames()
+	}
+	return p.snap.EndpointNames()
+}
+
+// Ready reports whether the first listeners and clusters were applied.
+func (p *Proxy) Ready() bool { return p.ldsDone.Load() && p.cdsDone.Load() }
+
+// Snapshot returns the current accepted configuration.
+func (p *Proxy) Snapshot() *xdsparse.Snapshot {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.snap
+}
+
+// Clusters returns the running clusters.
+func (p *Proxy) Clusters() map[string]*upstream.Cluster { return p.routing.Load().Clusters }
+
+// Listeners returns the bound listeners.
+func (p *Proxy) Listeners() []listener.Info { return p.listeners.Listeners() }
+
+// HTTPStats returns the HTTP counters.
+func (p *Proxy) HTTPStats() *httpproxy.Stats { return p.http.Stats }
+
+// XDSState reports the xDS connection and ACK/NACK counts.
+func (p *Proxy) XDSState() (connected bool, acks, nacks int64) {
+	a, n := p.xds.Counts()
+	return p.xds.Connected(), a, n
+}
+
+// Quit asks Run to shut down (admin /quitquitquit).
+func (p *Proxy) Quit() { p.quitOnce.Do(func() { close(p.quit) }) }
+
+// AdminAddr returns the bound admin address once Run started it.
+func (p *Proxy) AdminAddr() string {
+	if a := p.adminAddr.Load(); a != nil {
+		return *a
+	}
+	return ""
+}
+
+// Run serves until ctx ends or Quit is called, then drains.
+func (p *Proxy) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", p.cfg.AdminAddr)
+	if err != nil {
+		return fmt.Errorf("admin: listen %s: %w", p.cfg.AdminAddr, err)
+	}
+	addr := ln.Addr().String()
+	p.adminAddr.Store(&addr)
+	p.log.Info("admin listening", "addr", addr)
+	asrv := &http.Server{Handler: admin.Handler(p, p.cfg.LogLevel), ReadHeaderTimeout: 10 * time.Second}
+	go asrv.Serve(ln)
+	xctx, xcancel := context.WithCancel(context.Background())
+	xdone := make(chan struct{})
+	go func() { p.xds.Run(xctx); close(xdone) }()
+	select {
+	case <-ctx.Done():
+	case <-p.quit:
+	}
+	p.log.Info("draining", "period", p.cfg.DrainPeriod)
+	xcancel()
+	<-xdone
+	p.listeners.Shutdown(p.cfg.DrainPeriod)
+	p.upstreams.Close()
+	sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	asrv.Shutdown(sctx)
+	return nil
+}

@@ -1,0 +1,388 @@
+// Package http1 is mast-proxy's HTTP/1.x wire code: a strict request-head
+// parser (the proxy's first line against request smuggling), a response-head
+// parser for upstream replies, body framing readers (Content-Length,
+// chunked) and writers. It rejects ambiguous framing instead of guessing.
+package http1
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/mast-mesh/mast/internal/proxy/headers"
+)
+
+// Error is a protocol error with the HTTP status the proxy answers with.
+type Error struct {
+	Status int
+	Msg    string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("http1: %d %s", e.Status, e.Msg) }
+
+func bad(format string, a ...any) error {
+	return &Error{Status: 400, Msg: fmt.Sprintf(format, a...)}
+}
+
+// StatusOf returns the status for a parse error (400 when unknown).
+func StatusOf(err error) int {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Status
+	}
+	return 400
+}
+
+// Limits bound a request head.
+type Limits struct {
+	MaxHeaderBytes int // total head size, request line included (default 60 KiB)
+	MaxHeaders     int // number of header fields (default 100)
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxHeaderBytes <= 0 {
+		l.MaxHeaderBytes = 60 * 1024
+	}
+	if l.MaxHeaders <= 0 {
+		l.MaxHeaders = 100
+	}
+	return l
+}
+
+// Head is a parsed request or response head. Header names are lower-case;
+// all strings share one backing allocation per head.
+type Head struct {
+	// Request line.
+	Method string
+	Target string
+	// Status line (responses).
+	Status int
+	Reason string
+
+	Minor   int // HTTP/1.Minor
+	Headers headers.List
+
+	// Framing, derived and validated.
+	ContentLength int64 // -1 when absent
+	Chunked       bool
+	Close         bool // the connection must close after this message
+	Expect100     bool
+	Upgrade       bool
+}
+
+// Reader reads heads from a connection, reusing its buffers.
+type Reader struct {
+	br  *bufio.Reader
+	buf []byte
+	lim Limits
+}
+
+// NewReader returns a head reader over br.
+func NewReader(br *bufio.Reader, lim Limits) *Reader {
+	return &Reader{br: br, lim: lim.withDefaults()}
+}
+
+// Buffered returns the underlying reader.
+func (r *Reader) Buffered() *bufio.Reader { return r.br }
+
+// readHead reads raw head bytes up to and including the empty line. Lines
+// must end in CRLF; a bare LF is rejected.
+func (r *Reader) readHead(skipEmpty bool) (string, error) {
+	r.buf = r.buf[:0]
+	empties := 0
+	for {
+		line, err := r.br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			// An overlong line: keep collecting it, bounded by the limit.
+			r.buf = append(r.buf, line...)
+			if len(r.buf) > r.lim.MaxHeaderBytes {
+				return "", &Error{Status: 431, Msg: "request header fields too large"}
+			}
+			continue
+		}
+		if err != nil {
+			if err == io.EOF && len(r.buf) == 0 && len(line) == 0 {
+				return "", io.EOF
+			}
+			if err == io.EOF {
+				return "", io.ErrUnexpectedEOF
+			}
+			return "", err
+		}
+		if len(line) < 2 || line[len(line)-2] != '\r' {
+			if len(r.buf) == 0 || r.buf[len(r.buf)-1] != '\r' || len(line) != 1 {
+				return "", bad("line not terminated by CRLF")
+			}
+		}
+		full := len(r.buf) == 0 && len(line) == 2
+		if full && skipEmpty && empties < 4 {
+			// RFC 9112 2.2: ignore empty lines before the request line.
+			empties++
+			continue
+		}
+		r.buf = append(r.buf, line...)
+		if len(r.buf) > r.lim.MaxHeaderBytes {
+			return "", &Error{Status: 431, Msg: "request header fields too large"}
+		}
+		if bytes.HasSuffix(r.buf, []byte("\r\n\r\n")) || (len(r.buf) == 2 && full) {
+			return lowerNames(r.buf), nil
+		}
+	}
+}
+
+// lowerNames lower-cases header names in place (every line after the first,
+// up to the colon) and returns the head as one string.
+func lowerNames(b []byte) string {
+	i := bytes.IndexByte(b, '\n') + 1
+	for i < len(b) {
+		for j := i; j < len(b) && b[j] != ':' && b[j] != '\n'; j++ {
+			if c := b[j]; 'A' <= c && c <= 'Z' {
+				b[j] = c + 'a' - 'A'
+			}
+		}
+		k := bytes.IndexByte(b[i:], '\n')
+		if k < 0 {
+			break
+		}
+		i += k + 1
+	}
+	return string(b)
+}
+
+// ReadRequest reads and validates one request head into h. io.EOF means
+// the client closed cleanly between requests.
+func (r *Reader) ReadRequest(h *Head) error {
+	raw, err := r.readHead(true)
+	if err != nil {
+		return err
+	}
+	*h = Head{Headers: h.Headers[:0], ContentLength: -1}
+	line, rest := cutLine(raw)
+	m, t, ok1 := strings.Cut(line, " ")
+	t, v, ok2 := strings.Cut(t, " ")
+	if !ok1 || !ok2 || m == "" || t == "" {
+		return bad("malformed request line")
+	}
+	for i := 0; i < len(m); i++ {
+		if !isToken(m[i]) {
+			return bad("invalid method")
+		}
+	}
+	for i := 0; i < len(t); i++ {
+		if c := t[i]; c <= ' ' || c == 0x7f {
+			return bad("invalid request target")
+		}
+	}
+	switch v {
+	case "HTTP/1.1":
+		h.Minor = 1
+	case "HTTP/1.0":
+		h.Minor = 0
+	default:
+		if strings.HasPrefix(v, "HTTP/") && len(v) == 8 && v[6] == '.' {
+			return &Error{Status: 505, Msg: "HTTP version not supported"}
+		}
+		return bad("malformed HTTP version")
+	}
+	h.Method, h.Target = m, t
+	if err := r.parseFields(rest, h); err != nil {
+		return err
+	}
+	return requestFraming(h)
+}
+
+// ReadResponse reads one response head (upstream side).
+func (r *Reader) ReadResponse(h *Head) error {
+	raw, err := r.readHead(false)
+	if err != nil {
+		return err
+	}
+	*h = Head{Headers: h.Headers[:0], ContentLength: -1}
+	line, rest := cutLine(raw)
+	if len(line) < 12 || !strings.HasPrefix(line, "HTTP/1.") || line[8] != ' ' {
+		return bad("malformed status line")
+	}
+	switch line[7] {
+	case '0':
+	case '1':
+		h.Minor = 1
+	default:
+		return bad("unsupported HTTP version")
+	}
+	code, reason, _ := strings.Cut(line[9:], " ")
+	if len(code) != 3 {
+		return bad("malformed status code")
+	}
+	n, err := strconv.Atoi(code)
+	if err != nil || n < 100 {
+		return bad("malformed status code")
+	}
+	h.Status, h.Reason = n, reason
+	if err := r.parseFields(rest, h); err != nil {
+		return err
+	}
+	return responseFraming(h)
+}
+
+func cutLine(s string) (line, rest string) {
+	i := strings.IndexByte(s, '\n')
+	return s[:i-1], s[i+1:]
+}
+
+func (r *Reader) parseFields(s string, h *Head) error {
+	for {
+		line, rest := cutLine(s)
+		s = rest
+		if line == "" {
+			return nil
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			return bad("obsolete line folding")
+		}
+		name, value, ok := strings.Cut(line, ":")
+		if !ok || name == "" {
+			return bad("header line without name and colon")
+		}
+		for i := 0; i < len(name); i++ {
+			if !isToken(name[i]) {
+				return bad("invalid header name")
+			}
+		}
+		value = strings.Trim(value, " \t")
+		for i := 0; i < len(value); i++ {
+			if c := value[i]; (c < ' ' && c != '\t') || c == 0x7f {
+				return bad("invalid character in header %q", name)
+			}
+		}
+		if len(h.Headers) >= r.lim.MaxHeaders {
+			return &Error{Status: 431, Msg: "too many header fields"}
+		}
+		h.Headers = append(h.Headers, headers.Field{Name: name, Value: value})
+	}
+}
+
+func requestFraming(h *Head) error {
+	if err := commonFraming(h); err != nil {
+		return err
+	}
+	switch n := h.Headers.Count("host"); {
+	case n > 1:
+		return bad("multiple Host headers")
+	case n == 0 && h.Minor == 1 && !strings.Contains(h.Target, "://") && h.Method != "CONNECT":
+		return bad("missing Host header")
+	}
+	if v, ok := h.Headers.Get("expect"); ok && headers.EqualFold(v, "100-continue") {
+		h.Expect100 = true
+	}
+	return nil
+}
+
+func responseFraming(h *Head) error {
+	if err := commonFraming(h); err != nil {
+		return err
+	}
+	if h.Status/100 == 1 || h.Status == 204 || h.Status == 304 {
+		h.ContentLength, h.Chunked = 0, false
+	}
+	return nil
+}
+
+// commonFraming validates Content-Length and Transfer-Encoding (RFC 9112 6).
+func commonFraming(h *Head) error {
+	var te string
+	cl := int64(-1)
+	teCount := 0
+	for _, f := range h.Headers {
+		switch f.Name {
+		case "transfer-encoding":
+			teCount++
+			if te != "" {
+				te += ","
+			}
+			te += f.Value
+		case "content-length":
+			for _, part := range strings.Split(f.Value, ",") {
+				n, err := parseContentLength(strings.TrimSpace(part))
+				if err != nil {
+					return err
+				}
+				if cl >= 0 && n != cl {
+					return bad("conflicting Content-Length values")
+				}
+				cl = n
+			}
+		case "connection":
+			for _, tok := range strings.Split(f.Value, ",") {
+				tok = strings.TrimSpace(tok)
+				switch {
+				case headers.EqualFold(tok, "close"):
+					h.Close = true
+				case headers.EqualFold(tok, "upgrade"):
+					h.Upgrade = true
+				}
+			}
+		}
+	}
+	if h.Minor == 0 {
+		ka := false
+		for _, v := range h.Headers {
+			if v.Name == "connection" && headers.ContainsFold(v.Value, "keep-alive") {
+				ka = true
+			}
+		}
+		if !ka {
+			h.Close = true
+		}
+	}
+	if teCount > 0 {
+		if cl >= 0 {
+			return bad("both Transfer-Encoding and Content-Length")
+		}
+		if h.Minor == 0 {
+			return bad("Transfer-Encoding in HTTP/1.0")
+		}
+		codings := strings.Split(te, ",")
+		last := strings.TrimSpace(codings[len(codings)-1])
+		if !headers.EqualFold(last, "chunked") {
+			return bad("Transfer-Encoding does not end in chunked")
+		}
+		for _, c := range codings[:len(codings)-1] {
+			c = strings.TrimSpace(c)
+			if headers.EqualFold(c, "chunked") {
+				return bad("chunked applied more than once")
+			}
+			return &Error{Status: 501, Msg: "transfer coding " + strconv.Quote(c) + " not implemented"}
+		}
+		h.Chunked = true
+		return nil
+	}
+	h.ContentLength = cl
+	return nil
+}
+
+func parseContentLength(s string) (int64, error) {
+	if s == "" || len(s) > 18 {
+		return 0, bad("invalid Content-Length")
+	}
+	var n int64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, bad("invalid Content-Length")
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, nil
+}
+
+func isToken(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}

@@ -1,0 +1,225 @@
+package http1
+
+import (
+	"io"
+	"strconv"
+
+	"github.com/mast-mesh/mast/internal/proxy/headers"
+)
+
+// hopByHop are the connection-level headers never forwarded (RFC 9110 7.6.1).
+var hopByHop = [...]string{"connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade", "proxy-authenticate", "proxy-authorization"}
+
+// IsHopByHop reports whether name (lower-case) is a hop-by-hop header.
+func IsHopByHop(name string) bool {
+	for _, h := range hopByHop {
+		if h == name {
+			return true
+		}
+	}
+	return false
+}
+
+// StripHopByHop removes hop-by-hop headers and the ones Connection names.
+// "te: trailers" is kept, as gRPC needs it.
+func StripHopByHop(l *headers.List) {
+	var named []string
+	for _, f := range *l {
+		if f.Name == "connection" {
+			for _, tok := range splitComma(f.Value) {
+				if n := headers.Lower(tok); n != "te" {
+					named = append(named, n)
+				}
+			}
+		}
+	}
+	for _, n := range named {
+		l.Del(n)
+	}
+	te, hasTE := l.Get("te")
+	for _, h := range hopByHop {
+		l.Del(h)
+	}
+	if hasTE && headers.EqualFold(te, "trailers") {
+		l.Add("te", "trailers")
+	}
+}
+
+func splitComma(s string) []string {
+	var out []string
+	for s != "" {
+		i := 0
+		for i < len(s) && s[i] != ',' {
+			i++
+		}
+		tok := s[:i]
+		for len(tok) > 0 && (tok[0] == ' ' || tok[0] == '\t') {
+			tok = tok[1:]
+		}
+		for len(tok) > 0 && (tok[len(tok)-1] == ' ' || tok[len(tok)-1] == '\t') {
+			tok = tok[:len(tok)-1]
+		}
+		if tok != "" {
+			out = append(out, tok)
+		}
+		if i == len(s) {
+			break
+		}
+		s = s[i+1:]
+	}
+	return out
+}
+
+// AppendRequestHead appends a request head in origin-form. host goes first
+// as the Host header; contentLength -1 with chunked writes
+// Transfer-Encoding: chunked.
+func AppendRequestHead(b []byte, method, target, host string, h headers.List, contentLength int64, chunked bool) []byte {
+	b = append(b, method...)
+	b = append(b, ' ')
+	b = append(b, target...)
+	b = append(b, " HTTP/1.1\r\nhost: "...)
+	b = append(b, host...)
+	b = append(b, "\r\n"...)
+	b = appendFields(b, h)
+	b = appendFraming(b, contentLength, chunked)
+	return append(b, "\r\n"...)
+}
+
+// AppendResponseHead appends a response status line and headers.
+func AppendResponseHead(b []byte, minor, status int, h headers.List, contentLength int64, chunked, close bool) []byte {
+	if minor == 0 {
+		b = append(b, "HTTP/1.0 "...)
+	} else {
+		b = append(b, "HTTP/1.1 "...)
+	}
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, ' ')
+	b = append(b, StatusText(status)...)
+	b = append(b, "\r\n"...)
+	b = appendFields(b, h)
+	b = appendFraming(b, contentLength, chunked)
+	if close {
+		b = append(b, "connection: close\r\n"...)
+	}
+	return append(b, "\r\n"...)
+}
+
+func appendFields(b []byte, h headers.List) []byte {
+	for _, f := range h {
+		if f.Name == "host" || f.Name == "content-length" || f.Name == "transfer-encoding" || f.Name == "" || f.Name[0] == ':' {
+			continue
+		}
+		b = append(b, f.Name...)
+		b = append(b, ": "...)
+		b = append(b, f.Value...)
+		b = append(b, "\r\n"...)
+	}
+	return b
+}
+
+func appendFraming(b []byte, contentLength int64, chunked bool) []byte {
+	switch {
+	case chunked:
+		b = append(b, "transfer-encoding: chunked\r\n"...)
+	case contentLength >= 0:
+		b = append(b, "content-length: "...)
+		b = strconv.AppendInt(b, contentLength, 10)
+		b = append(b, "\r\n"...)
+	}
+	return b
+}
+
+// ChunkedWriter writes the chunked transfer coding.
+type ChunkedWriter struct {
+	W   io.Writer
+	buf []byte
+}
+
+func (c *ChunkedWriter) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	c.buf = strconv.AppendInt(c.buf[:0], int64(len(p)), 16)
+	c.buf = append(c.buf, "\r\n"...)
+	if _, err := c.W.Write(c.buf); err != nil {
+		return 0, err
+	}
+	n, err := c.W.Write(p)
+	if err != nil {
+		return n, err
+	}
+	_, err = c.W.Write([]byte("\r\n"))
+	return n, err
+}
+
+// Close writes the last chunk and trailers.
+func (c *ChunkedWriter) Close(trailers headers.List) error {
+	c.buf = append(c.buf[:0], "0\r\n"...)
+	c.buf = appendFields(c.buf, trailers)
+	c.buf = append(c.buf, "\r\n"...)
+	_, err := c.W.Write(c.buf)
+	return err
+}
+
+// StatusText returns the reason phrase for code.
+func StatusText(code int) string {
+	switch code {
+	case 100:
+		return "Continue"
+	case 200:
+		return "OK"
+	case 201:
+		return "Created"
+	case 202:
+		return "Accepted"
+	case 204:
+		return "No Content"
+	case 206:
+		return "Partial Content"
+	case 301:
+		return "Moved Permanently"
+	case 302:
+		return "Found"
+	case 303:
+		return "See Other"
+	case 304:
+		return "Not Modified"
+	case 307:
+		return "Temporary Redirect"
+	case 308:
+		return "Permanent Redirect"
+	case 400:
+		return "Bad Request"
+	case 401:
+		return "Unauthorized"
+	case 403:
+		return "Forbidden"
+	case 404:
+		return "Not Found"
+	case 405:
+		return "Method Not Allowed"
+	case 408:
+		return "Request Timeout"
+	case 413:
+		return "Payload Too Large"
+	case 418:
+		return "I'm a teapot"
+	case 429:
+		return "Too Many Requests"
+	case 431:
+		return "Request Header Fields Too Large"
+	case 500:
+		return "Internal Server Error"
+	case 501:
+		return "Not Implemented"
+	case 502:
+		return "Bad Gateway"
+	case 503:
+		return "Service Unavailable"
+	case 504:
+		return "Gateway Timeout"
+	case 505:
+		return "HTTP Version Not Supported"
+	}
+	return "Status"
+}

@@ -1,0 +1,462 @@
+package httpproxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mast-mesh/mast/internal/proxy/headers"
+	"github.com/mast-mesh/mast/internal/proxy/http1"
+	"github.com/mast-mesh/mast/internal/proxy/upstream"
+	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
+)
+
+// forward sends the request to the route's cluster with timeouts and
+// retries and streams the response back.
+func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, hcm *xdsparse.HTTPManager,
+	table *xdsparse.RouteTable, route *xdsparse.Route, path string, start time.Time) {
+	act := route.Action
+	cfg := s.cfg.Load()
+	name := act.Cluster
+	var wc *xdsparse.WeightedCluster
+	if len(act.Weighted) > 0 {
+		n := rand.Uint32N(act.TotalWeight)
+		for i := range act.Weighted {
+			if n < act.Weighted[i].Weight {
+				wc = &act.Weighted[i]
+				break
+			}
+			n -= act.Weighted[i].Weight
+		}
+		name = wc.Name
+	}
+	var cl *upstream.Cluster
+	if cfg != nil {
+		cl = cfg.Clusters[name]
+	}
+	if cl == nil {
+		s.localReply(w, 503, "cluster not found", flagNoCluster, nil)
+		return
+	}
+
+	// Build the upstream request once; attempts reuse it.
+	up := &upstream.Request{Method: req.method, Scheme: req.scheme, Authority: req.authority, Header: req.header, ContentLength: -1}
+	up.Path = rewritePath(route, path)
+	if act.HostRewrite != "" {
+		up.Authority = act.HostRewrite
+	}
+	ops := make([]*xdsparse.HeaderOps, 0, 4)
+	if wc != nil {
+		ops = append(ops, &wc.HeaderOps)
+	}
+	ops = append(ops, &route.HeaderOps, &route.VHost.Headers, &table.Headers)
+	applyRequestOps(&up.Header, ops, &up.Authority)
+	up.Header.Del("expect")
+
+	// Read the body: small bodies are buffered (so retries can replay them and
+	// bad framing is refused before anything reaches the upstream).
+	hasBody := req.chunked || req.contentLength > 0
+	if req.minor == 2 {
+		hasBody = req.body != nil && req.contentLength != 0
+	}
+	if hasBody {
+		if req.onBodyRead != nil {
+			req.onBodyRead()
+		}
+		limit := s.BufferLimit
+		if req.contentLength >= 0 && req.contentLength <= int64(limit) {
+			limit = int(req.contentLength)
+		}
+		data, complete, err := readLimited(req.body, limit)
+		if err != nil {
+			if errors.As(err, new(*http1.Error)) {
+				s.Stats.RqRejected.Add(1)
+				s.localReply(w, 400, "malformed request body", "", nil)
+			}
+			w.Abort()
+			return
+		}
+		if complete {
+			up.Body = data
+			if up.Body == nil {
+				up.Body = []byte{}
+			}
+		} else {
+			up.BodyStream = io.MultiReader(strings.NewReader(string(data)), req.body)
+			up.ContentLength = req.contentLength
+		}
+	} else if req.contentLength == 0 {
+		up.Body = []byte{}
+	}
+
+	// Route timeout bounds all attempts and the response body.
+	if act.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, act.Timeout)
+		defer cancel()
+	}
+	rp := act.Retry
+	maxAttempts := 1
+	if rp != nil && up.Replayable() {
+		maxAttempts = 1 + rp.NumRetries
+	}
+	var hash uint64
+	hasHash := false
+	if len(act.Hash) > 0 {
+		hash, hasHash = computeHash(act.Hash, req, path)
+	}
+	var tried []*upstream.Host
+	var lastErr error
+	var resp *upstream.Response
+	for attempt := 1; attempt <= maxAttempts; attempt++ {
+		if attempt > 1 {
+			s.Stats.RqRetry.Add(1)
+			cl.Stats.RqRetry.Add(1)
+			if !sleepBackoff(ctx, rp, attempt-2) {
+				break
+			}
+		}
+		if uint32(cl.Stats.RqActive.Load()) >= cl.Cfg.MaxRequests {
+			cl.Stats.RqPendingOverflow.Add(1)
+			lastErr = upstream.ErrOverflow
+			break
+		}
+		var host *upstream.Host
+		if cl.Cfg.Type == xdsparse.OriginalDst {
+			host = s.mgr.OriginalDstHost(cl, req.authority)
+		} else {
+			po := upstream.PickOptions{Hash: hash, HasHash: hasHash}
+			if rp != nil && rp.PreviousHosts && len(tried) > 0 {
+				po.Exclude = func(h *upstream.Host) bool {
+					for _, t := range tried {
+						if t == h {
+							return true
+						}
+					}
+					return false
+				}
+				po.Attempts = max(rp.HostSelectionMax, 3)
+			}
+			host = cl.Pick(po)
+		}
+		if host == nil {
+			lastErr = upstream.ErrNoHealthy
+			break
+		}
+		tried = append(tried, host)
+		if act.AutoHost {
+			up.Authority = host.Addr
+		}
+		up.Header.Set("x-envoy-attempt-count", strconv.Itoa(attempt))
+		if act.Timeout > 0 {
+			up.Header.Set("x-envoy-expected-rq-timeout-ms", strconv.FormatInt(act.Timeout.Milliseconds(), 10))
+		}
+		tctx, tcancel := ctx, context.CancelFunc(func() {})
+		perTry := false
+		if rp != nil && rp.PerTryTimeout > 0 {
+			tctx, tcancel = context.WithTimeout(ctx, rp.PerTryTimeout)
+			perTry = true
+		}
+		cl.Stats.RqActive.Add(1)
+		host.Active.Add(1)
+		cl.Stats.RqTotal.Add(1)
+		r, err := host.RoundTrip(tctx, up)
+		if err != nil {
+			host.Active.Add(-1)
+			cl.Stats.RqActive.Add(-1)
+			tcancel()
+			if errors.Is(err, upstream.ErrTimeout) {
+				cl.Stats.RqTimeout.Add(1)
+				if ctx.Err() != nil || !perTry {
+					lastErr = err
+					break
+				}
+			}
+			lastErr = err
+			if attempt < maxAttempts && retriableErr(rp, err) && ctx.Err() == nil {
+				continue
+			}
+			break
+		}
+		countClass(cl.Stats, r.Status)
+		if attempt < maxAttempts && retriableStatus(rp, r.Status) {
+			r.Body.Close()
+			host.Active.Add(-1)
+			cl.Stats.RqActive.Add(-1)
+			tcancel()
+			lastErr = nil
+			continue
+		}
+		resp = r
+		r.Body = &releasingBody{ReadCloser: r.Body, release: func() {
+			host.Active.Add(-1)
+			cl.Stats.RqActive.Add(-1)
+			tcancel()
+		}}
+		break
+	}
+	if resp == nil {
+		s.failure(w, lastErr, ctx)
+		return
+	}
+	defer resp.Body.Close()
+	h := resp.Header
+	h.Set("x-envoy-upstream-service-time", strconv.FormatInt(time.Since(start).Milliseconds(), 10))
+	applyResponseOps(&h, ops)
+	s.countStatus(resp.Status)
+	if err := w.WriteHead(resp.Status, h, resp.ContentLength); err != nil {
+		w.Abort()
+		return
+	}
+	if err := copyBody(w, resp.Body); err != nil {
+		w.Abort()
+		return
+	}
+	var tr headers.List
+	if resp.Trailers != nil {
+		tr = resp.Trailers()
+	}
+	if err := w.Finish(tr); err != nil {
+		w.Abort()
+	}
+}
+
+// failure turns an upstream error into Envoy's local reply.
+func (s *Server) failure(w responseWriter, err error, ctx context.Context) {
+	switch {
+	case err == nil:
+		s.localReply(w, 503, "upstream connect error or disconnect/reset before headers", flagReset, nil)
+	case errors.Is(err, upstream.ErrTimeout):
+		s.Stats.RqTimeout.Add(1)
+		s.localReply(w, 504, "upstream request timeout", flagTimeout, nil)
+	case errors.Is(err, upstream.ErrNoHealthy):
+		s.localReply(w, 503, "no healthy upstream", flagNoHealthy, nil)
+	case errors.Is(err, upstream.ErrOverflow):
+		s.localReply(w, 503, "upstream connect error or disconnect/reset before headers. reset reason: overflow", flagOverflow,
+			headers.List{{Name: "x-envoy-overloaded", Value: "true"}})
+	case errors.Is(err, upstream.ErrConnect):
+		s.localReply(w, 503, "upstream connect error or disconnect/reset before headers. reset reason: connection failure", flagConnectFailure, nil)
+	case errors.Is(err, upstream.ErrProtocol):
+		s.localReply(w, 502, "upstream protocol error", flagProtocol, nil)
+	default:
+		if ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			s.localReply(w, 504, "upstream request timeout", flagTimeout, nil)
+			return
+		}
+		s.localReply(w, 503, "upstream connect error or disconnect/reset before headers. reset reason: connection termination", flagReset, nil)
+	}
+}
+
+type releasingBody struct {
+	io.ReadCloser
+	release func()
+	done    bool
+}
+
+func (b *releasingBody) Close() error {
+	err := b.ReadCloser.Close()
+	if !b.done {
+		b.done = true
+		b.release()
+	}
+	return err
+}
+
+func copyBody(w responseWriter, r io.Reader) error {
+	var buf [16 * 1024]byte
+	for {
+		n, err := r.Read(buf[:])
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return werr
+			}
+			// Flush when the upstream has nothing more right now, so
+			// streamed responses are not held back.
+			if err == nil {
+				if werr := w.Flush(); werr != nil {
+					return werr
+				}
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func readLimited(r io.Reader, limit int) ([]byte, bool, error) {
+	if b, ok := r.(*http1.Body); ok {
+		return http1.ReadAllLimit(b, limit, nil)
+	}
+	buf := make([]byte, 0, min(limit, 4096))
+	var tmp [4096]byte
+	for len(buf) < limit {
+		n, err := r.Read(tmp[:min(len(tmp), limit-len(buf))])
+		buf = append(buf, tmp[:n]...)
+		if err == io.EOF {
+			return buf, true, nil
+		}
+		if err != nil {
+			return buf, false, err
+		}
+	}
+	// At the limit: see whether anything follows.
+	n, err := r.Read(tmp[:1])
+	if n == 0 && err == io.EOF {
+		return buf, true, nil
+	}
+	if n > 0 {
+		return append(buf, tmp[0]), false, nil
+	}
+	return buf, false, err
+}
+
+func rewritePath(r *xdsparse.Route, path string) string {
+	a := r.Action
+	if a.PrefixRewrite == "" && a.RegexRewrite == nil {
+		return path
+	}
+	p, q, hasQ := strings.Cut(path, "?")
+	switch {
+	case a.RegexRewrite != nil:
+		p = a.RegexRewrite.ReplaceAllString(p, a.RegexSubst)
+	case r.Kind == xdsparse.PathPrefix || r.Kind == xdsparse.PathSeparatedPrefix:
+		p = a.PrefixRewrite + p[len(r.Path):]
+	default:
+		p = a.PrefixRewrite
+	}
+	if p == "" {
+		p = "/"
+	}
+	if hasQ {
+		return p + "?" + q
+	}
+	return p
+}
+
+func retriableErr(rp *xdsparse.RetryPolicy, err error) bool {
+	if rp == nil {
+		return false
+	}
+	switch {
+	case errors.Is(err, upstream.ErrConnect):
+		return rp.On&(xdsparse.RetryConnectFailure|xdsparse.Retry5xx|xdsparse.RetryGatewayError) != 0
+	case errors.Is(err, upstream.ErrRefused):
+		return rp.On&(xdsparse.RetryRefusedStream|xdsparse.Retry5xx|xdsparse.RetryGatewayError|xdsparse.RetryReset) != 0
+	case errors.Is(err, upstream.ErrReset):
+		return rp.On&(xdsparse.RetryReset|xdsparse.Retry5xx|xdsparse.RetryGatewayError) != 0
+	case errors.Is(err, upstream.ErrTimeout):
+		return rp.On&(xdsparse.Retry5xx|xdsparse.RetryGatewayError) != 0
+	case errors.Is(err, upstream.ErrProtocol):
+		return rp.On&(xdsparse.Retry5xx|xdsparse.RetryGatewayError) != 0
+	}
+	return false
+}
+
+func retriableStatus(rp *xdsparse.RetryPolicy, status int) bool {
+	if rp == nil {
+		return false
+	}
+	if status >= 500 && rp.On&xdsparse.Retry5xx != 0 {
+		return true
+	}
+	if (status == 502 || status == 503 || status == 504) && rp.On&xdsparse.RetryGatewayError != 0 {
+		return true
+	}
+	if status == 409 && rp.On&xdsparse.RetryRetriable4xx != 0 {
+		return true
+	}
+	if rp.On&xdsparse.RetryRetriableStatusCodes != 0 {
+		for _, c := range rp.StatusCodes {
+			if c == status {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// sleepBackoff waits Envoy's jittered exponential back-off before retry n.
+func sleepBackoff(ctx context.Context, rp *xdsparse.RetryPolicy, n int) bool {
+	d := rp.BackoffBase
+	for i := 0; i < n && d < rp.BackoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, rp.BackoffMax)
+	d = time.Duration(rand.Int64N(int64(d) + 1))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func countClass(st *upstream.Stats, status int) {
+	switch status / 100 {
+	case 2:
+		st.Rq2xx.Add(1)
+	case 3:
+		st.Rq3xx.Add(1)
+	case 4:
+		st.Rq4xx.Add(1)
+	case 5:
+		st.Rq5xx.Add(1)
+	}
+}
+
+func computeHash(policies []xdsparse.HashPolicy, req *dsRequest, path string) (uint64, bool) {
+	var h uint64
+	found := false
+	for _, p := range policies {
+		var v string
+		ok := false
+		switch {
+		case p.Header != "":
+			v, ok = req.header.Get(p.Header)
+			if p.Header == "host" || p.Header == ":authority" {
+				v, ok = req.authority, true
+			}
+		case p.Cookie != "":
+			v, ok = cookie(req.header, p.Cookie)
+		case p.SourceIP:
+			v, ok = req.remote, req.remote != ""
+		case p.Query != "":
+			_, q, _ := strings.Cut(path, "?")
+			v, ok = xdsparse.QueryParam(q, p.Query)
+		}
+		if !ok {
+			continue
+		}
+		h = h*31 + upstream.Hash64(v)
+		found = true
+		if p.Terminal {
+			break
+		}
+	}
+	return h, found
+}
+
+func cookie(h headers.List, name string) (string, bool) {
+	for _, f := range h {
+		if f.Name != "cookie" {
+			continue
+		}
+		for _, part := range strings.Split(f.Value, ";") {
+			k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
+			if k == name {
+				return v, true
+			}
+		}
+	}
+	return "", false
+}

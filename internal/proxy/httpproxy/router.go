@@ -1,0 +1,335 @@
+package httpproxy
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"io"
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mast-mesh/mast/internal/proxy/headers"
+	"github.com/mast-mesh/mast/internal/proxy/http1"
+	"github.com/mast-mesh/mast/internal/proxy/pathnorm"
+	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
+)
+
+// dsRequest is a downstream request as either codec delivers it.
+type dsRequest struct {
+	method, target, authority, scheme string
+	header                            headers.List
+	minor                             int // HTTP/1 minor; 2 for HTTP/2
+	body                              io.Reader
+	contentLength                     int64
+	chunked                           bool
+	remote                            string
+	onBodyRead                        func() // sends 100-continue
+}
+
+// responseWriter is the codec's response side.
+type responseWriter interface {
+	WriteHead(status int, h headers.List, contentLength int64) error
+	Write(p []byte) (int, error)
+	Flush() error
+	Finish(trailers headers.List) error
+	Abort()
+	Started() bool
+}
+
+// Response flags (Envoy's, for logs and the x-mast-response-flags header of local replies).
+const (
+	flagNoRoute        = "NR"
+	flagNoCluster      = "NC"
+	flagNoHealthy      = "UH"
+	flagConnectFailure = "UF"
+	flagReset          = "UC"
+	flagTimeout        = "UT"
+	flagOverflow       = "UO"
+	flagFaultAbort     = "FI"
+	flagProtocol       = "UPE"
+)
+
+func (s *Server) countStatus(status int) {
+	s.Stats.RqTotal.Add(1)
+	switch status / 100 {
+	case 1:
+		s.Stats.Rq1xx.Add(1)
+	case 2:
+		s.Stats.Rq2xx.Add(1)
+	case 3:
+		s.Stats.Rq3xx.Add(1)
+	case 4:
+		s.Stats.Rq4xx.Add(1)
+	default:
+		s.Stats.Rq5xx.Add(1)
+	}
+}
+
+// localReply answers without an upstream.
+func (s *Server) localReply(w responseWriter, status int, body, flag string, extra headers.List) {
+	s.countStatus(status)
+	h := append(headers.List{{Name: "content-type", Value: "text/plain"}, {Name: "date", Value: httpDate()}, {Name: "server", Value: "mast-proxy"}}, extra...)
+	if flag != "" {
+		h = append(h, headers.Field{Name: "x-mast-response-flags", Value: flag})
+	}
+	if err := w.WriteHead(status, h, int64(len(body))); err != nil {
+		w.Abort()
+		return
+	}
+	io.WriteString(w, body)
+	if w.Finish(nil) != nil {
+		w.Abort()
+	}
+}
+
+func httpDate() string { return time.Now().UTC().Format("Mon, 02 Jan 2006 15:04:05 GMT") }
+
+// handle runs one request through routing and upstream and writes the response.
+func (s *Server) handle(ctx context.Context, req *dsRequest, w responseWriter, hcm *xdsparse.HTTPManager) {
+	start := time.Now()
+	s.Stats.RqActive.Add(1)
+	defer s.Stats.RqActive.Add(-1)
+	// Absolute-form (forward proxy): route by the URI's authority.
+	target := req.target
+	if !strings.HasPrefix(target, "/") {
+		switch {
+		case strings.HasPrefix(target, "http://") || strings.HasPrefix(target, "https://"):
+			rest := target[strings.IndexByte(target, ':')+3:]
+			auth, path := rest, "/"
+			if i := strings.IndexAny(rest, "/?"); i >= 0 {
+				auth, path = rest[:i], rest[i:]
+				if path[0] == '?' {
+					path = "/" + path
+				}
+			}
+			if auth == "" || strings.ContainsAny(auth, "@") {
+				s.localReply(w, 400, "invalid absolute URI", "", nil)
+				return
+			}
+			req.authority, target = auth, path
+			req.header.Set("host", auth)
+		case req.method == "OPTIONS" && target == "*":
+			target = "/"
+		case req.method == "CONNECT":
+			s.localReply(w, 405, "CONNECT is not supported", "", nil)
+			return
+		default:
+			s.localReply(w, 400, "invalid request target", "", nil)
+			return
+		}
+	}
+	path, err := pathnorm.Normalize(target)
+	if err != nil {
+		s.localReply(w, 400, "invalid request path", "", nil)
+		return
+	}
+	if req.authority == "" {
+		s.localReply(w, 400, "missing authority", "", nil)
+		return
+	}
+	// Internal headers are ours: clients do not get to set them.
+	req.header.DelPrefix("x-envoy-")
+	req.header.Del("x-mast-response-flags")
+	http1.StripHopByHop(&req.header)
+	req.header.Del("host")
+	if hcm.GenerateRequestID {
+		if v, ok := req.header.Get("x-request-id"); !ok || v == "" {
+			req.header.Set("x-request-id", newRequestID())
+		}
+	}
+	if hcm.UseRemoteAddress && !hcm.SkipXffAppend && req.remote != "" {
+		if v, ok := req.header.Get("x-forwarded-for"); ok && v != "" {
+			req.header.Set("x-forwarded-for", v+", "+req.remote)
+		} else {
+			req.header.Set("x-forwarded-for", req.remote)
+		}
+	}
+	if !req.header.Has("x-forwarded-proto") {
+		req.header.Set("x-forwarded-proto", req.scheme)
+	}
+
+	cfg := s.cfg.Load()
+	table := hcm.Routes
+	if table == nil && cfg != nil {
+		table = cfg.Routes[hcm.RDSName]
+	}
+	if table == nil {
+		s.Stats.RqNoRoute.Add(1)
+		s.localReply(w, 404, "", flagNoRoute, nil)
+		return
+	}
+	in := xdsparse.Input{Authority: req.authority, Method: req.method, Scheme: req.scheme, Path: path, Headers: req.header}
+	route := table.Match(&in)
+	if route == nil {
+		s.Stats.RqNoRoute.Add(1)
+		s.localReply(w, 404, "", flagNoRoute, nil)
+		return
+	}
+	// Fault injection (per-route config overrides the filter's own).
+	if hcm.HasFault {
+		f := route.Fault
+		if f == nil {
+			f = hcm.Fault
+		}
+		if f != nil {
+			if f.Delay > 0 && hit(f.DelayPerMill) {
+				s.Stats.FaultDelay.Add(1)
+				t := time.NewTimer(f.Delay)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					t.Stop()
+					return
+				}
+			}
+			if f.AbortStatus != 0 && hit(f.AbortPerMill) {
+				s.Stats.FaultAbort.Add(1)
+				var extra headers.List
+				if f.AbortGRPC != 0 {
+					extra = headers.List{{Name: "grpc-status", Value: strconv.Itoa(f.AbortGRPC)}}
+				}
+				s.localReply(w, f.AbortStatus, "fault filter abort", flagFaultAbort, extra)
+				return
+			}
+		}
+	}
+	switch {
+	case route.Direct != nil:
+		ops := []*xdsparse.HeaderOps{&route.HeaderOps, &route.VHost.Headers, &table.Headers}
+		h := headers.List{{Name: "date", Value: httpDate()}, {Name: "server", Value: "mast-proxy"}}
+		if route.Direct.Body != "" {
+			h = append(h, headers.Field{Name: "content-type", Value: "text/plain"})
+		}
+		applyResponseOps(&h, ops)
+		s.countStatus(route.Direct.Status)
+		if w.WriteHead(route.Direct.Status, h, int64(len(route.Direct.Body))) == nil {
+			io.WriteString(w, route.Direct.Body)
+			w.Finish(nil)
+		}
+		return
+	case route.Redirect != nil:
+		loc := redirectLocation(route, req, path)
+		s.localReply(w, route.Redirect.Code, "", "", headers.List{{Name: "location", Value: loc}})
+		return
+	}
+	s.forward(ctx, req, w, hcm, table, route, path, start)
+}
+
+func hit(perMillion uint32) bool {
+	return perMillion >= 1_000_000 || (perMillion > 0 && rand.Uint32N(1_000_000) < perMillion)
+}
+
+func newRequestID() string {
+	var b [16]byte
+	crand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	var out [36]byte
+	hex.Encode(out[0:8], b[0:4])
+	out[8] = '-'
+	hex.Encode(out[9:13], b[4:6])
+	out[13] = '-'
+	hex.Encode(out[14:18], b[6:8])
+	out[18] = '-'
+	hex.Encode(out[19:23], b[8:10])
+	out[23] = '-'
+	hex.Encode(out[24:], b[10:])
+	return string(out[:])
+}
+
+func redirectLocation(r *xdsparse.Route, req *dsRequest, path string) string {
+	rd := r.Redirect
+	scheme := req.scheme
+	if rd.Scheme != "" {
+		scheme = rd.Scheme
+	}
+	host, port := req.authority, ""
+	if h, p, err := net.SplitHostPort(req.authority); err == nil {
+		host, port = h, p
+	}
+	if rd.Host != "" {
+		// host_redirect replaces the authority; the port only survives
+		// through port_redirect.
+		host, port = rd.Host, ""
+		if h, p, err := net.SplitHostPort(rd.Host); err == nil {
+			host, port = h, p
+		}
+	}
+	if rd.Port != 0 {
+		port = strconv.Itoa(int(rd.Port))
+	}
+	if (scheme == "https" && port == "443") || (scheme == "http" && port == "80") || (rd.Scheme != "" && rd.Scheme != req.scheme && rd.Port == 0) {
+		port = ""
+	}
+	p, q, hasQ := strings.Cut(path, "?")
+	switch {
+	case rd.Path != "":
+		p = rd.Path
+		if i := strings.IndexByte(p, '?'); i >= 0 {
+			p, q, hasQ = p[:i], p[i+1:], true
+		}
+	case rd.PrefixRewrite != "" || (r.Kind == xdsparse.PathPrefix && r.Path != ""):
+		if rd.PrefixRewrite != "" && r.Kind == xdsparse.PathPrefix {
+			p = rd.PrefixRewrite + p[len(r.Path):]
+		}
+	}
+	if rd.StripQuery {
+		hasQ = false
+	}
+	u := scheme + "://" + host
+	if port != "" {
+		u += ":" + port
+	}
+	u += p
+	if hasQ && q != "" {
+		u += "?" + q
+	}
+	return u
+}
+
+func applyRequestOps(h *headers.List, ops []*xdsparse.HeaderOps, authority *string) {
+	for _, o := range ops {
+		for _, n := range o.RequestRemove {
+			h.Del(n)
+		}
+		for _, a := range o.RequestAdd {
+			if a.Name == "host" {
+				*authority = a.Value
+				continue
+			}
+			switch {
+			case a.IfAbsent:
+				if !h.Has(a.Name) {
+					h.Add(a.Name, a.Value)
+				}
+			case a.Append:
+				h.Add(a.Name, a.Value)
+			default:
+				h.Set(a.Name, a.Value)
+			}
+		}
+	}
+}
+
+func applyResponseOps(h *headers.List, ops []*xdsparse.HeaderOps) {
+	for _, o := range ops {
+		for _, n := range o.ResponseRemove {
+			h.Del(n)
+		}
+		for _, a := range o.ResponseAdd {
+			switch {
+			case a.IfAbsent:
+				if !h.Has(a.Name) {
+					h.Add(a.Name, a.Value)
+				}
+			case a.Append:
+				h.Add(a.Name, a.Value)
+			default:
+				h.Set(a.Name, a.Value)
+			}
+		}
+	}
+}

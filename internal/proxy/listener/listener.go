@@ -1,0 +1,188 @@
+// Package listener runs the proxy's bound listeners: it binds what LDS
+// asks for, keeps sockets of listeners whose address did not change (their
+// connections keep the configuration they were accepted under), and closes
+// the ones that went away.
+package listener
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mast-mesh/mast/internal/proxy/httpproxy"
+	"github.com/mast-mesh/mast/internal/proxy/tcpproxy"
+	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
+)
+
+// Info describes a listener for the admin interface.
+type Info struct {
+	Name    string
+	Address string // configured
+	Bound   string // actual socket address, "" when not bound
+	Error   string
+}
+
+type running struct {
+	cfg   atomic.Pointer[xdsparse.Listener]
+	ln    net.Listener
+	bound string
+	err   string
+	close func()
+}
+
+// Manager owns the bound listeners.
+type Manager struct {
+	mu     sync.Mutex
+	active map[string]*running
+	http   *httpproxy.Server
+	tcp    *tcpproxy.Proxy
+	log    *slog.Logger
+	ctx    context.Context
+	cancel context.CancelFunc
+	conns  sync.WaitGroup
+	// Listen binds a socket (net.Listen by default).
+	Listen func(network, addr string) (net.Listener, error)
+}
+
+// NewManager returns a manager serving through the HTTP and TCP proxies.
+func NewManager(h *httpproxy.Server, t *tcpproxy.Proxy, log *slog.Logger) *Manager {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Manager{active: map[string]*running{}, http: h, tcp: t, log: log, ctx: ctx, cancel: cancel,
+		Listen: func(n, a string) (net.Listener, error) { return net.Listen(n, a) }}
+}
+
+// Update reconciles the running listeners with ls. It returns the errors of
+// listeners that could not be bound (the others are running).
+func (m *Manager) Update(ls map[string]*xdsparse.Listener) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var errs []string
+	for name, r := range m.active {
+		l, ok := ls[name]
+		if !ok || !l.BindToPort || l.Address != r.cfg.Load().Address {
+			r.close()
+			delete(m.active, name)
+			m.log.Info("listener removed", "name", name)
+		}
+	}
+	names := make([]string, 0, len(ls))
+	for n := range ls {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		l := ls[name]
+		if !l.BindToPort {
+			continue
+		}
+		if r, ok := m.active[name]; ok {
+			if r.cfg.Load() != l {
+				r.cfg.Store(l)
+				m.log.Info("listener updated in place", "name", name)
+			}
+			continue
+		}
+		ln, err := m.Listen("tcp", l.Address)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("listener %q: bind %s: %v", name, l.Address, err))
+			continue
+		}
+		r := &running{ln: ln, bound: ln.Addr().String()}
+		r.cfg.Store(l)
+		var once sync.Once
+		r.close = func() { once.Do(func() { ln.Close() }) }
+		m.active[name] = r
+		go m.accept(r)
+		m.log.Info("listener bound", "name", name, "addr", r.bound)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%s", joinLines(errs))
+	}
+	return nil
+}
+
+func joinLines(s []string) string {
+	out := ""
+	for i, e := range s {
+		if i > 0 {
+			out += "; "
+		}
+		out += e
+	}
+	return out
+}
+
+func (m *Manager) accept(r *running) {
+	delay := 5 * time.Millisecond
+	for {
+		nc, err := r.ln.Accept()
+		if err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				time.Sleep(delay)
+				delay = min(2*delay, time.Second)
+				continue
+			}
+			return
+		}
+		delay = 5 * time.Millisecond
+		cfg := r.cfg.Load()
+		port := uint32(0)
+		if a, ok := nc.LocalAddr().(*net.TCPAddr); ok {
+			port = uint32(a.Port)
+		}
+		chain := cfg.SelectChain(port)
+		if chain == nil {
+			nc.Close()
+			continue
+		}
+		m.conns.Add(1)
+		go func() {
+			defer m.conns.Done()
+			switch {
+			case chain.HTTP != nil:
+				m.http.ServeConn(m.ctx, nc, chain.HTTP)
+			case chain.TCP != nil:
+				m.tcp.Serve(m.ctx, nc, chain.TCP)
+			default:
+				nc.Close()
+			}
+		}()
+	}
+}
+
+// Listeners describes the running listeners, sorted by name.
+func (m *Manager) Listeners() []Info {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]Info, 0, len(m.active))
+	for name, r := range m.active {
+		out = append(out, Info{Name: name, Address: r.cfg.Load().Address, Bound: r.bound, Error: r.err})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Shutdown stops accepting, lets connections finish their current requests
+// for up to drain, then closes everything.
+func (m *Manager) Shutdown(drain time.Duration) {
+	m.mu.Lock()
+	for _, r := range m.active {
+		r.close()
+	}
+	m.active = map[string]*running{}
+	m.mu.Unlock()
+	m.http.Drain()
+	done := make(chan struct{})
+	go func() { m.conns.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(drain):
+	}
+	m.cancel()
+	<-done
+}

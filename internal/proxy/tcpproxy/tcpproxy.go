@@ -1,0 +1,102 @@
+// Package tcpproxy serves tcp_proxy filter chains: it picks an upstream
+// host of the configured cluster and copies bytes both ways.
+package tcpproxy
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/mast-mesh/mast/internal/proxy/upstream"
+	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
+)
+
+// Proxy serves TCP connections.
+type Proxy struct {
+	clusters func() map[string]*upstream.Cluster
+	log      *slog.Logger
+	// Connections counts proxied connections; Failures those with no upstream.
+	Connections, Failures atomic.Uint64
+}
+
+// New returns a proxy that looks clusters up through clusters.
+func New(clusters func() map[string]*upstream.Cluster, log *slog.Logger) *Proxy {
+	return &Proxy{clusters: clusters, log: log}
+}
+
+// Serve proxies nc to the chain's cluster until either side closes.
+func (p *Proxy) Serve(ctx context.Context, nc net.Conn, cfg *xdsparse.TCPProxy) {
+	defer nc.Close()
+	p.Connections.Add(1)
+	name := cfg.Cluster
+	if len(cfg.Weighted) > 0 {
+		n := rand.Uint32N(cfg.TotalWeight)
+		for _, w := range cfg.Weighted {
+			if n < w.Weight {
+				name = w.Name
+				break
+			}
+			n -= w.Weight
+		}
+	}
+	cl := p.clusters()[name]
+	if cl == nil {
+		p.Failures.Add(1)
+		p.log.Debug("tcp proxy: no cluster", "cluster", name)
+		return
+	}
+	var up net.Conn
+	for attempt := 0; attempt < 3 && up == nil; attempt++ {
+		h := cl.Pick(upstream.PickOptions{})
+		if h == nil {
+			break
+		}
+		cl.Stats.CxTotal.Add(1)
+		c, err := net.DialTimeout("tcp", h.Addr, cl.Cfg.ConnectTimeout)
+		if err != nil {
+			cl.Stats.CxConnectFail.Add(1)
+			continue
+		}
+		up = c
+	}
+	if up == nil {
+		p.Failures.Add(1)
+		return
+	}
+	cl.Stats.CxActive.Add(1)
+	defer cl.Stats.CxActive.Add(-1)
+	defer up.Close()
+	stop := context.AfterFunc(ctx, func() { nc.Close(); up.Close() })
+	defer stop()
+	done := make(chan struct{}, 2)
+	cp := func(dst, src net.Conn) {
+		buf := make([]byte, 16*1024)
+		for {
+			if cfg.IdleTimeout > 0 {
+				src.SetReadDeadline(time.Now().Add(cfg.IdleTimeout))
+			}
+			n, err := src.Read(buf)
+			if n > 0 {
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					break
+				}
+			}
+			if err != nil {
+				break
+			}
+		}
+		if tc, ok := dst.(interface{ CloseWrite() error }); ok {
+			tc.CloseWrite()
+		} else {
+			dst.Close()
+		}
+		done <- struct{}{}
+	}
+	go cp(up, nc)
+	go cp(nc, up)
+	<-done
+	<-done
+}

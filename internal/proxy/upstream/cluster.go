@@ -1,0 +1,162 @@
+package upstream
+
+import (
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
+)
+
+// Host is one upstream endpoint; it outlives config updates that keep it.
+type Host struct {
+	Addr     string
+	Weight   uint32
+	Locality string
+	Healthy  bool
+	// Active counts requests in flight to this host.
+	Active atomic.Int64
+	pool   *pool
+}
+
+// Stats are a cluster's counters.
+type Stats struct {
+	RqTotal, Rq2xx, Rq3xx, Rq4xx, Rq5xx   atomic.Uint64
+	RqTimeout, RqRetry, RqPendingOverflow atomic.Uint64
+	CxTotal, CxConnectFail                atomic.Uint64
+	CxActive, RqActive                    atomic.Int64
+}
+
+// Cluster is a cluster's runtime: configuration, hosts, balancer, limits.
+type Cluster struct {
+	Cfg   *xdsparse.Cluster
+	Stats *Stats
+	set   atomic.Pointer[hostSet]
+	rr    atomic.Uint64
+	rnd   atomic.Uint64
+	log   *slog.Logger
+	// retries in flight, for the max_retries breaker
+	retries atomic.Int64
+}
+
+// Manager owns clusters and hosts across configuration updates so that
+// connection pools, balancer state and counters survive them.
+type Manager struct {
+	mu       sync.Mutex
+	clusters map[string]*Cluster
+	hosts    map[string]*Host // by cluster name + "|" + address
+	log      *slog.Logger
+	dial     func(network, addr string, timeout time.Duration) (net.Conn, error)
+}
+
+// NewManager returns an empty manager.
+func NewManager(log *slog.Logger) *Manager {
+	return &Manager{clusters: map[string]*Cluster{}, hosts: map[string]*Host{}, log: log,
+		dial: func(network, addr string, timeout time.Duration) (net.Conn, error) {
+			return net.DialTimeout(network, addr, timeout)
+		}}
+}
+
+// Update installs cluster and endpoint configuration and returns the
+// clusters by name. Unchanged clusters keep their runtime (and pools);
+// clusters that are gone have their idle connections closed.
+func (m *Manager) Update(cfgs map[string]*xdsparse.Cluster, eps map[string]*xdsparse.EndpointSet) map[string]*Cluster {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[string]*Cluster, len(cfgs))
+	liveHosts := map[string]bool{}
+	for name, cfg := range cfgs {
+		c := m.clusters[name]
+		if c == nil || c.Cfg != cfg {
+			nc := &Cluster{Cfg: cfg, Stats: &Stats{}, log: m.log.With("cluster", name)}
+			if c != nil {
+				nc.Stats = c.Stats
+				nc.rr.Store(c.rr.Load())
+			}
+			c = nc
+		}
+		es := cfg.Endpoints
+		if cfg.Type == xdsparse.EDS {
+			es = eps[cfg.EDSName]
+		}
+		c.set.Store(m.buildSet(c, es, liveHosts))
+		out[name] = c
+	}
+	for k, h := range m.hosts {
+		if !liveHosts[k] {
+			h.pool.closeIdle()
+			delete(m.hosts, k)
+		}
+	}
+	m.clusters = out
+	return out
+}
+
+func (m *Manager) buildSet(c *Cluster, es *xdsparse.EndpointSet, live map[string]bool) *hostSet {
+	hs := &hostSet{}
+	if es == nil {
+		return hs
+	}
+	// Use the lowest priority that has a healthy host.
+	best := uint32(1<<32 - 1)
+	for _, g := range es.Localities {
+		for _, e := range g.Endpoints {
+			if e.Healthy && g.Priority < best {
+				best = g.Priority
+			}
+		}
+	}
+	for _, g := range es.Localities {
+		if g.Priority != best {
+			continue
+		}
+		for _, e := range g.Endpoints {
+			if !e.Healthy {
+				continue
+			}
+			key := c.Cfg.Name + "|" + e.Address
+			h := m.hosts[key]
+			if h == nil || h.pool.cfg != poolConfigFor(c.Cfg) {
+				h = &Host{Addr: e.Address}
+				h.pool = newPool(e.Address, poolConfigFor(c.Cfg), c.Stats, m.dial)
+				m.hosts[key] = h
+			}
+			h.Weight, h.Locality, h.Healthy = e.Weight, e.Locality, true
+			live[key] = true
+			hs.hosts = append(hs.hosts, h)
+		}
+	}
+	hs.build(c.Cfg)
+	return hs
+}
+
+// Hosts returns the current hosts.
+func (c *Cluster) Hosts() []*Host { return c.set.Load().hosts }
+
+// OriginalDstHost returns a host for addr, for ORIGINAL_DST clusters.
+func (m *Manager) OriginalDstHost(c *Cluster, addr string) *Host {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		addr = net.JoinHostPort(addr, strconv.Itoa(80))
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	key := c.Cfg.Name + "|" + addr
+	h := m.hosts[key]
+	if h == nil {
+		h = &Host{Addr: addr, Weight: 1, Healthy: true, pool: newPool(addr, poolConfigFor(c.Cfg), c.Stats, m.dial)}
+		m.hosts[key] = h
+	}
+	return h
+}
+
+// Close closes all idle connections.
+func (m *Manager) Close() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, h := range m.hosts {
+		h.pool.closeIdle()
+	}
+}

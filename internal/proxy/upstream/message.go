@@ -1,0 +1,64 @@
+// Package upstream is mast-proxy's side toward upstream hosts: clusters with
+// their endpoints, load balancers, circuit breakers, and connection pools for
+// HTTP/1.1 (keep-alive, own wire code) and HTTP/2 (multiplexed, prior
+// knowledge).
+package upstream
+
+import (
+	"errors"
+	"io"
+
+	"github.com/mast-mesh/mast/internal/proxy/headers"
+)
+
+// Request is one request sent upstream. The router fills it once per
+// downstream request; retries reuse it, so Body must be replayable
+// (BodyStream is set instead for bodies too large to buffer, and such
+// requests are not retried).
+type Request struct {
+	Method    string
+	Scheme    string
+	Authority string
+	Path      string // origin-form target
+	Header    headers.List
+	// Body holds a buffered body (nil for none); BodyStream an unbuffered one.
+	Body       []byte
+	BodyStream io.Reader
+	// ContentLength is the body length, -1 when unknown (stream it chunked).
+	ContentLength int64
+	// Trailers, if any, sent after a streamed body (HTTP/2 and chunked only).
+	Trailers headers.List
+}
+
+// Replayable reports whether the request can be sent again.
+func (r *Request) Replayable() bool { return r.BodyStream == nil }
+
+// Response is an upstream response. The caller must Close Body.
+type Response struct {
+	Status        int
+	Header        headers.List
+	Body          io.ReadCloser
+	ContentLength int64 // -1 unknown
+	// Trailers returns trailers once Body hit EOF (may be nil).
+	Trailers func() headers.List
+	// Host is the upstream host that answered.
+	Host *Host
+}
+
+// Failure kinds, used by the router for retries, status codes and flags.
+var (
+	// ErrConnect: the connection could not be established (Envoy flag UF).
+	ErrConnect = errors.New("upstream connect error")
+	// ErrReset: the connection or stream was reset before a response (UC/UR).
+	ErrReset = errors.New("upstream reset before response")
+	// ErrRefused: the HTTP/2 stream was refused (REFUSED_STREAM).
+	ErrRefused = errors.New("upstream refused stream")
+	// ErrTimeout: no response in time (UT).
+	ErrTimeout = errors.New("upstream request timeout")
+	// ErrOverflow: a circuit breaker is open (UO).
+	ErrOverflow = errors.New("upstream overflow")
+	// ErrNoHealthy: no host to send to (UH).
+	ErrNoHealthy = errors.New("no healthy upstream")
+	// ErrProtocol: the upstream spoke invalid HTTP (UPE).
+	ErrProtocol = errors.New("upstream protocol error")
+)

@@ -1,0 +1,460 @@
+package upstream
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/net/http2"
+
+	"github.com/mast-mesh/mast/internal/proxy/headers"
+	"github.com/mast-mesh/mast/internal/proxy/http1"
+	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
+)
+
+type poolConfig struct {
+	http2          bool
+	connectTimeout time.Duration
+	idleTimeout    time.Duration
+	maxReqPerConn  uint32
+	maxConns       uint32
+	maxRequests    uint32
+}
+
+func poolConfigFor(c *xdsparse.Cluster) poolConfig {
+	return poolConfig{http2: c.HTTP2, connectTimeout: c.ConnectTimeout, idleTimeout: c.IdleTimeout,
+		maxReqPerConn: c.MaxRequestsPerConn, maxConns: c.MaxConnections, maxRequests: c.MaxRequests}
+}
+
+// pool holds the connections to one host.
+type pool struct {
+	addr  string
+	cfg   poolConfig
+	stats *Stats
+	dial  func(network, addr string, timeout time.Duration) (net.Conn, error)
+
+	mu    sync.Mutex
+	idle  []*h1conn
+	conns int
+	h2    *http2.Transport
+}
+
+func newPool(addr string, cfg poolConfig, st *Stats, dial func(string, string, time.Duration) (net.Conn, error)) *pool {
+	return &pool{addr: addr, cfg: cfg, stats: st, dial: dial}
+}
+
+func (p *pool) closeIdle() {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = nil
+	h2 := p.h2
+	p.mu.Unlock()
+	for _, c := range idle {
+		c.close()
+	}
+	if h2 != nil {
+		h2.CloseIdleConnections()
+	}
+}
+
+type h1conn struct {
+	p      *pool
+	nc     net.Conn
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	hr     *http1.Reader
+	head   http1.Head
+	buf    []byte
+	uses   uint32
+	idleAt time.Time
+	closed bool
+}
+
+func (c *h1conn) close() {
+	if !c.closed {
+		c.closed = true
+		c.nc.Close()
+		c.p.mu.Lock()
+		c.p.conns--
+		c.p.mu.Unlock()
+		c.p.stats.CxActive.Add(-1)
+	}
+}
+
+type connectError struct{ err error }
+
+func (e *connectError) Error() string { return e.err.Error() }
+func (e *connectError) Unwrap() error { return ErrConnect }
+
+func (p *pool) connect() (net.Conn, error) {
+	p.stats.CxTotal.Add(1)
+	nc, err := p.dial("tcp", p.addr, p.cfg.connectTimeout)
+	if err != nil {
+		p.stats.CxConnectFail.Add(1)
+		return nil, &connectError{fmt.Errorf("%w: %s: %v", ErrConnect, p.addr, err)}
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	return nc, nil
+}
+
+// get returns an idle connection or a new one.
+func (p *pool) get() (*h1conn, bool, error) {
+	now := time.Now()
+	p.mu.Lock()
+	for len(p.idle) > 0 {
+		c := p.idle[len(p.idle)-1]
+		p.idle = p.idle[:len(p.idle)-1]
+		if p.cfg.idleTimeout > 0 && now.Sub(c.idleAt) > p.cfg.idleTimeout {
+			p.mu.Unlock()
+			c.close()
+			p.mu.Lock()
+			continue
+		}
+		p.mu.Unlock()
+		return c, true, nil
+	}
+	if p.cfg.maxConns > 0 && uint32(p.conns) >= p.cfg.maxConns {
+		p.mu.Unlock()
+		p.stats.RqPendingOverflow.Add(1)
+		return nil, false, ErrOverflow
+	}
+	p.conns++
+	p.mu.Unlock()
+	nc, err := p.connect()
+	if err != nil {
+		p.mu.Lock()
+		p.conns--
+		p.mu.Unlock()
+		return nil, false, err
+	}
+	p.stats.CxActive.Add(1)
+	c := &h1conn{p: p, nc: nc, br: bufio.NewReaderSize(nc, 4096), bw: bufio.NewWriterSize(nc, 4096)}
+	c.hr = http1.NewReader(c.br, http1.Limits{MaxHeaderBytes: 96 * 1024, MaxHeaders: 200})
+	return c, false, nil
+}
+
+func (p *pool) put(c *h1conn) {
+	if c.closed || (p.cfg.maxReqPerConn > 0 && c.uses >= p.cfg.maxReqPerConn) {
+		c.close()
+		return
+	}
+	c.idleAt = time.Now()
+	p.mu.Lock()
+	if len(p.idle) < 64 {
+		p.idle = append(p.idle, c)
+		p.mu.Unlock()
+		return
+	}
+	p.mu.Unlock()
+	c.close()
+}
+
+// RoundTrip sends req to host h and returns the response head; the body
+// streams. ctx bounds the whole exchange, body included.
+func (h *Host) RoundTrip(ctx context.Context, req *Request) (*Response, error) {
+	var resp *Response
+	var err error
+	if h.pool.cfg.http2 {
+		resp, err = h.pool.roundTripH2(ctx, req)
+	} else {
+		resp, err = h.pool.roundTripH1(ctx, req)
+	}
+	if resp != nil {
+		resp.Host = h
+	}
+	return resp, err
+}
+
+func (p *pool) roundTripH1(ctx context.Context, req *Request) (*Response, error) {
+	for try := 0; ; try++ {
+		c, reused, err := p.get()
+		if err != nil {
+			return nil, err
+		}
+		resp, err := c.exchange(ctx, req)
+		if err == nil {
+			return resp, nil
+		}
+		c.close()
+		// A kept-alive connection the upstream closed meanwhile: try once on
+		// a fresh one when nothing of the response was seen.
+		if reused && try == 0 && req.Replayable() && errors.Is(err, ErrReset) && ctx.Err() == nil {
+			continue
+		}
+		return nil, err
+	}
+}
+
+func classify(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return ErrTimeout
+		}
+		return fmt.Errorf("%w: %v", ErrReset, context.Cause(ctx))
+	}
+	var pe *http1.Error
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%w: %v", ErrProtocol, err)
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return ErrTimeout
+	}
+	return fmt.Errorf("%w: %v", ErrReset, err)
+}
+
+func (c *h1conn) exchange(ctx context.Context, req *Request) (*Response, error) {
+	stop := context.AfterFunc(ctx, func() { c.nc.SetDeadline(time.Unix(1, 0)) })
+	c.uses++
+	cl, chunked := req.ContentLength, false
+	if req.Body != nil {
+		cl = int64(len(req.Body))
+	} else if req.BodyStream != nil && cl < 0 {
+		chunked = true
+	}
+	c.buf = http1.AppendRequestHead(c.buf[:0], req.Method, req.Path, req.Authority, req.Header, cl, chunked)
+	_, err := c.bw.Write(c.buf)
+	if err == nil && req.Body != nil {
+		_, err = c.bw.Write(req.Body)
+	}
+	if err == nil && req.BodyStream != nil {
+		// Send the head first: the upstream may answer before the body ends.
+		if err = c.bw.Flush(); err == nil {
+			err = c.streamBody(req, chunked)
+		}
+	}
+	if err == nil {
+		err = c.bw.Flush()
+	}
+	if err != nil {
+		stop()
+		return nil, classify(ctx, err)
+	}
+	for {
+		if err := c.hr.ReadResponse(&c.head); err != nil {
+			stop()
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, classify(ctx, err)
+		}
+		if c.head.Status >= 100 && c.head.Status < 200 {
+			if c.head.Status == 101 {
+				stop()
+				return nil, fmt.Errorf("%w: protocol upgrades are not supported", ErrProtocol)
+			}
+			continue
+		}
+		break
+	}
+	h := &c.head
+	noBody := req.Method == "HEAD"
+	var body *http1.Body
+	if noBody {
+		body = http1.NewBody(c.br, &http1.Head{ContentLength: 0}, false)
+	} else {
+		body = http1.NewBody(c.br, h, true)
+	}
+	hdr := h.Headers.Clone(8)
+	http1.StripHopByHop(&hdr)
+	resp := &Response{Status: h.Status, Header: hdr, ContentLength: h.ContentLength}
+	if noBody || h.Chunked {
+		resp.ContentLength = -1
+		if noBody {
+			resp.ContentLength = 0
+		}
+	}
+	keep := !h.Close && (h.Chunked || h.ContentLength >= 0 || noBody)
+	rb := &h1body{c: c, body: body, stop: stop, keep: keep, ctx: ctx}
+	resp.Body = rb
+	resp.Trailers = func() headers.List { return body.Trailers }
+	return resp, nil
+}
+
+func (c *h1conn) streamBody(req *Request, chunked bool) error {
+	if !chunked {
+		_, err := io.Copy(c.bw, req.BodyStream)
+		return err
+	}
+	cw := &http1.ChunkedWriter{W: c.bw}
+	buf := make([]byte, 16*1024)
+	for {
+		n, err := req.BodyStream.Read(buf)
+		if n > 0 {
+			if _, werr := cw.Write(buf[:n]); werr != nil {
+				return werr
+			}
+			if werr := c.bw.Flush(); werr != nil {
+				return werr
+			}
+		}
+		if err == io.EOF {
+			return cw.Close(req.Trailers)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// h1body returns the connection to the pool once the body was read whole.
+type h1body struct {
+	c    *h1conn
+	body *http1.Body
+	stop func() bool
+	keep bool
+	ctx  context.Context
+	done bool
+}
+
+func (b *h1body) Read(p []byte) (int, error) {
+	n, err := b.body.Read(p)
+	if err != nil && err != io.EOF {
+		err = classify(b.ctx, err)
+	}
+	return n, err
+}
+
+func (b *h1body) Close() error {
+	if b.done {
+		return nil
+	}
+	b.done = true
+	stopped := b.stop()
+	if b.keep && stopped && b.body.Done() {
+		b.c.nc.SetDeadline(time.Time{})
+		b.c.p.put(b.c)
+		return nil
+	}
+	b.c.close()
+	return nil
+}
+
+func (p *pool) transport() *http2.Transport {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.h2 == nil {
+		p.h2 = &http2.Transport{
+			AllowHTTP: true,
+			DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+				nc, err := p.connect()
+				if err != nil {
+					return nil, err
+				}
+				p.stats.CxActive.Add(1)
+				return &countedConn{Conn: nc, stats: p.stats}, nil
+			},
+			ReadIdleTimeout:   30 * time.Second,
+			PingTimeout:       10 * time.Second,
+			IdleConnTimeout:   p.cfg.idleTimeout,
+			MaxHeaderListSize: 96 * 1024,
+		}
+	}
+	return p.h2
+}
+
+type countedConn struct {
+	net.Conn
+	stats *Stats
+	once  sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() { c.stats.CxActive.Add(-1) })
+	return c.Conn.Close()
+}
+
+func (p *pool) roundTripH2(ctx context.Context, req *Request) (*Response, error) {
+	hreq := &http.Request{Method: req.Method, Host: req.Authority, Header: make(http.Header, len(req.Header)),
+		Proto: "HTTP/2.0", ProtoMajor: 2, ContentLength: req.ContentLength}
+	u, err := parseURL(p.addr, req.Path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: path %q: %v", ErrProtocol, req.Path, err)
+	}
+	hreq.URL = u
+	for _, f := range req.Header {
+		if f.Name == "" || f.Name[0] == ':' {
+			continue
+		}
+		hreq.Header[f.Name] = append(hreq.Header[f.Name], f.Value)
+	}
+	switch {
+	case req.Body != nil:
+		hreq.Body = io.NopCloser(bytes.NewReader(req.Body))
+		hreq.ContentLength = int64(len(req.Body))
+		body := req.Body
+		hreq.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	case req.BodyStream != nil:
+		hreq.Body = io.NopCloser(req.BodyStream)
+	default:
+		hreq.Body = http.NoBody
+		if hreq.ContentLength < 0 {
+			hreq.ContentLength = 0
+		}
+	}
+	if len(req.Trailers) > 0 {
+		hreq.Trailer = http.Header{}
+		for _, f := range req.Trailers {
+			hreq.Trailer[f.Name] = append(hreq.Trailer[f.Name], f.Value)
+		}
+	}
+	hreq = hreq.WithContext(ctx)
+	hresp, err := p.transport().RoundTripOpt(hreq, http2.RoundTripOpt{})
+	if err != nil {
+		var se http2.StreamError
+		switch {
+		case errors.Is(err, ErrConnect):
+			return nil, err
+		case errors.As(err, &se) && se.Code == http2.ErrCodeRefusedStream:
+			return nil, fmt.Errorf("%w: %v", ErrRefused, err)
+		case errors.Is(err, syscall.ECONNREFUSED):
+			return nil, fmt.Errorf("%w: %v", ErrConnect, err)
+		}
+		return nil, classify(ctx, err)
+	}
+	resp := &Response{Status: hresp.StatusCode, ContentLength: hresp.ContentLength, Body: &h2body{rc: hresp.Body, ctx: ctx}}
+	resp.Header = make(headers.List, 0, len(hresp.Header)+4)
+	for k, vs := range hresp.Header {
+		n := headers.Lower(k)
+		for _, v := range vs {
+			resp.Header = append(resp.Header, headers.Field{Name: n, Value: v})
+		}
+	}
+	resp.Trailers = func() headers.List {
+		var t headers.List
+		for k, vs := range hresp.Trailer {
+			for _, v := range vs {
+				t = append(t, headers.Field{Name: strings.ToLower(k), Value: v})
+			}
+		}
+		return t
+	}
+	return resp, nil
+}
+
+type h2body struct {
+	rc  io.ReadCloser
+	ctx context.Context
+}
+
+func (b *h2body) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if err != nil && err != io.EOF {
+		err = classify(b.ctx, err)
+	}
+	return n, err
+}
+
+func (b *h2body) Close() error { return b.rc.Close() }

@@ -114,6 +114,14 @@ func (st *deltaStream) handle(req *discoveryv3.DeltaDiscoveryRequest) error {
 			delete(w.known, n)
 		}
 	}
+	if first && !w.wildcard {
+		// Initial versions count only for resources the client subscribes to.
+		for k := range w.known {
+			if _, ok := w.names[k]; !ok {
+				delete(w.known, k)
+			}
+		}
+	}
 	w.resources = len(w.known)
 	c.mu.Unlock()
 	switch {

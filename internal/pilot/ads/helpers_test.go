@@ -29,6 +29,16 @@ import (
 	"github.com/mast-mesh/mast/internal/pilot/model"
 )
 
+// parseClusterHost maps "outbound|PORT|SUBSET|HOST" to HOST (the generator
+// package has the production version; ads must not depend on it).
+func parseClusterHost(name string) (string, bool) {
+	i := strings.LastIndexByte(name, '|')
+	if i < 0 || strings.Count(name, "|") != 3 || i == len(name)-1 {
+		return "", false
+	}
+	return name[i+1:], true
+}
+
 // clusterName is an Istio outbound cluster name for host.
 func clusterName(host string) string { return "outbound|80||" + host }
 
@@ -52,6 +62,8 @@ type testMesh struct {
 	states map[string]*meshState
 	calls  []genCall
 	gate   func(pc *model.PushContext, typeURL string) // called before generating, may block
+
+	noRecord bool // benchmarks: do not record calls
 }
 
 func newTestMesh() *testMesh { return &testMesh{states: map[string]*meshState{}} }
@@ -78,7 +90,9 @@ func (m *testMesh) generate(pc *model.PushContext, p *model.Proxy, typeURL strin
 	}
 	m.mu.Lock()
 	st := m.states[pc.Version]
-	m.calls = append(m.calls, genCall{p.ID, typeURL, pc.Version, slices.Clone(names)})
+	if !m.noRecord {
+		m.calls = append(m.calls, genCall{p.ID, typeURL, pc.Version, slices.Clone(names)})
+	}
 	m.mu.Unlock()
 	if st == nil {
 		return nil, fmt.Errorf("no mesh state for version %q", pc.Version)
@@ -163,7 +177,7 @@ func newEnv(t testing.TB, mesh *testMesh, mutate ...func(*Config)) *env {
 	reg := prometheus.NewRegistry()
 	cfg := Config{
 		Generate:    mesh.generate,
-		ClusterHost: ParseClusterHost,
+		ClusterHost: parseClusterHost,
 		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Metrics:     reg,
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc"
@@ -242,4 +243,30 @@ func TestCloseEndsStreamsWithoutLeaks(t *testing.T) {
 	}
 	cc.Close()
 	eventually(t, "goroutines back to baseline", func() bool { return runtime.NumGoroutine() <= baseline })
+}
+
+// With a SendTimeout, a client that stops reading is disconnected instead of
+// holding its stream forever.
+func TestSendTimeoutDisconnectsStuckClient(t *testing.T) {
+	m := newTestMesh()
+	e := newEnv(t, m, func(c *Config) { c.SendTimeout = 50 * time.Millisecond })
+	big := func() *meshState { s := baseState(); s.big = 512 << 10; return s }
+	e.ads.Push(m.set("v1", big()), nil)
+	stuckCC := e.dial(t, grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
+	stuck := e.sotw(t, stuckCC, "stuck")
+	stuck.request(ClusterType) // and never Recv
+	eventually(t, "stuck proxy connected", func() bool { _, ok := e.lookup(stuck.id); return ok })
+	for i := 2; ; i++ {
+		if _, ok := e.lookup(stuck.id); !ok {
+			break
+		}
+		e.ads.Push(m.set(fmt.Sprintf("v%d", i), big()), nil)
+		eventually(t, "push handled or proxy gone", func() bool {
+			p, ok := e.lookup(stuck.id)
+			return !ok || p.Sending != "" || !p.PushPending
+		})
+	}
+	if got := gauge(t, e, "pilot_xds"); got != 0 {
+		t.Fatalf("pilot_xds = %v after the stuck proxy was dropped", got)
+	}
 }

@@ -59,16 +59,6 @@ func shortType(typeURL string) string {
 	return typeURL
 }
 
-// ParseClusterHost returns the service hostname of an Istio cluster name
-// "outbound|PORT|SUBSET|HOST" (or inbound|...). It suits Config.ClusterHost.
-func ParseClusterHost(clusterName string) (string, bool) {
-	i := strings.LastIndexByte(clusterName, '|')
-	if i < 0 || strings.Count(clusterName, "|") != 3 || i == len(clusterName)-1 {
-		return "", false
-	}
-	return clusterName[i+1:], true
-}
-
 // marshaled is a generated resource in wire form.
 type marshaled struct {
 	name    string

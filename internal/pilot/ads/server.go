@@ -28,7 +28,7 @@ type Config struct {
 	// ClusterHost maps an EDS cluster name to its service hostname, so that an
 	// endpoint-only push regenerates only the clusters of changed hosts. When
 	// it is nil, or returns ok false for a name, that cluster is regenerated on
-	// every endpoint-only push. ParseClusterHost fits Istio's cluster names.
+	// every endpoint-only push (generate.ClusterHost fits Istio's names).
 	ClusterHost func(clusterName string) (host string, ok bool)
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger

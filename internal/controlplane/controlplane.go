@@ -127,7 +127,8 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	<-ctx.Done()
-	gs.Stop()
+	adsServer.Close()
+	gs.GracefulStop()
 	shutdownCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
 	defer done()
 	hs.Shutdown(shutdownCtx)

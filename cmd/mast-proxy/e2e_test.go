@@ -166,8 +166,10 @@ func (w *world) resources(extra []*routev3.Route) map[string][]types.Resource {
 	h2c := xdstest.EDSCluster("h2")
 	h2c.Http2ProtocolOptions = &corev3.Http2ProtocolOptions{}
 	down := xdstest.StaticCluster("down", "127.0.0.1:1") // nothing listens on port 1: connection refused
+	hcm := xdstest.HCM("main")
+	hcm.RequestHeadersTimeout = durationpb.New(300 * time.Millisecond)
 	return xdstest.Resources(
-		xdstest.HTTPListener(w.addr, w.addr, "main"),
+		xdstest.ListenerWith(w.addr, w.addr, hcm),
 		rc,
 		xdstest.EDSCluster("v1"), xdstest.CLA("v1", w.v1.addr),
 		xdstest.EDSCluster("v2"), xdstest.CLA("v2", w.v2.addr),

@@ -1,0 +1,205 @@
+package http1
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/mast-mesh/mast/internal/proxy/headers"
+)
+
+func parse(s string) (*Head, error) {
+	r := NewReader(bufio.NewReaderSize(strings.NewReader(s), 4096), Limits{})
+	h := &Head{}
+	return h, r.ReadRequest(h)
+}
+
+func TestReadRequest(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		in      string
+		status  int // 0: valid
+		method  string
+		target  string
+		cl      int64
+		chunked bool
+		close   bool
+	}{
+		{name: "simple", in: "GET /a?b HTTP/1.1\r\nHost: x\r\nUser-Agent: t\r\n\r\n", method: "GET", target: "/a?b", cl: -1},
+		{name: "leading CRLF ignored", in: "\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n", method: "GET", target: "/", cl: -1},
+		{name: "content-length", in: "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n", method: "POST", target: "/", cl: 10},
+		{name: "same CL twice", in: "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n", method: "POST", target: "/", cl: 3},
+		{name: "chunked", in: "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n", method: "POST", target: "/", cl: -1, chunked: true},
+		{name: "http/1.0 closes", in: "GET / HTTP/1.0\r\n\r\n", method: "GET", target: "/", cl: -1, close: true},
+		{name: "connection close", in: "GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, close\r\n\r\n", method: "GET", target: "/", cl: -1, close: true},
+		{name: "absolute form without host", in: "GET http://a:1/b HTTP/1.1\r\n\r\n", method: "GET", target: "http://a:1/b", cl: -1},
+		{name: "CL+TE", in: "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", status: 400},
+		{name: "empty CL", in: "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: \r\n\r\n", status: 400},
+		{name: "CL too long", in: "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 9999999999999999999\r\n\r\n", status: 400},
+		{name: "obs-fold", in: "GET / HTTP/1.1\r\nHost: x\r\n\tfold\r\n\r\n", status: 400},
+		{name: "no colon", in: "GET / HTTP/1.1\r\nHost x\r\n\r\n", status: 400},
+		{name: "empty name", in: "GET / HTTP/1.1\r\n: x\r\n\r\n", status: 400},
+		{name: "DEL in value", in: "GET / HTTP/1.1\r\nHost: x\x7f\r\n\r\n", status: 400},
+		{name: "two spaces in request line", in: "GET  / HTTP/1.1\r\nHost: x\r\n\r\n", status: 400},
+		{name: "version 1.2", in: "GET / HTTP/1.2\r\nHost: x\r\n\r\n", status: 505},
+		{name: "too many headers", in: "GET / HTTP/1.1\r\nHost: x\r\n" + strings.Repeat("a: b\r\n", 100) + "\r\n", status: 431},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, err := parse(tc.in)
+			if tc.status != 0 {
+				if err == nil || StatusOf(err) != tc.status {
+					t.Fatalf("err %v, want status %d", err, tc.status)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h.Method != tc.method || h.Target != tc.target || h.ContentLength != tc.cl || h.Chunked != tc.chunked || h.Close != tc.close {
+				t.Errorf("got %+v", h)
+			}
+			for _, f := range h.Headers {
+				if f.Name != headers.Lower(f.Name) {
+					t.Errorf("header name %q not lower-cased", f.Name)
+				}
+			}
+		})
+	}
+}
+
+func TestPipelinedRequestsAndBodies(t *testing.T) {
+	in := "POST /1 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello" +
+		"POST /2 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\nT: v\r\n\r\n" +
+		"GET /3 HTTP/1.1\r\nHost: x\r\n\r\n"
+	br := bufio.NewReader(strings.NewReader(in))
+	r := NewReader(br, Limits{})
+	var got []string
+	for {
+		var h Head
+		err := r.ReadRequest(&h)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := NewBody(br, &h, false)
+		data, err := io.ReadAll(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, h.Target+"="+string(data))
+		if h.Target == "/2" && b.Trailers.Value("t") != "v" {
+			t.Errorf("trailers %v", b.Trailers)
+		}
+	}
+	if strings.Join(got, ",") != "/1=hello,/2=abcde,/3=" {
+		t.Errorf("got %v", got)
+	}
+}
+
+func TestReadAllLimit(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		body     string
+		chunked  bool
+		limit    int
+		complete bool
+	}{
+		{"CL below", "hello", false, 10, true},
+		{"CL exact", "hello", false, 5, true},
+		{"CL above", "hello world", false, 5, false},
+		{"chunked exact", "5\r\nhello\r\n0\r\n\r\n", true, 5, true},
+		{"chunked above", "5\r\nhello\r\n1\r\n!\r\n0\r\n\r\n", true, 5, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := &Head{ContentLength: int64(len(tc.body)), Chunked: tc.chunked}
+			if tc.chunked {
+				h.ContentLength = -1
+			}
+			b := NewBody(bufio.NewReader(strings.NewReader(tc.body)), h, false)
+			data, complete, err := ReadAllLimit(b, tc.limit, nil)
+			if err != nil || complete != tc.complete || len(data) > tc.limit {
+				t.Fatalf("data %q complete %v err %v", data, complete, err)
+			}
+		})
+	}
+}
+
+func TestResponseRoundTrip(t *testing.T) {
+	var buf bytes.Buffer
+	buf.Write(AppendResponseHead(nil, 1, 200, headers.List{{Name: "x-a", Value: "1"}}, -1, true, false))
+	cw := &ChunkedWriter{W: &buf}
+	cw.Write([]byte("hello "))
+	cw.Write([]byte("world"))
+	cw.Close(headers.List{{Name: "grpc-status", Value: "0"}})
+	br := bufio.NewReader(&buf)
+	r := NewReader(br, Limits{})
+	var h Head
+	if err := r.ReadResponse(&h); err != nil {
+		t.Fatal(err)
+	}
+	b := NewBody(br, &h, true)
+	data, err := io.ReadAll(b)
+	if err != nil || string(data) != "hello world" || h.Status != 200 || h.Headers.Value("x-a") != "1" || b.Trailers.Value("grpc-status") != "0" {
+		t.Fatalf("status %d data %q trailers %v err %v", h.Status, data, b.Trailers, err)
+	}
+}
+
+func TestStripHopByHop(t *testing.T) {
+	l := headers.List{{Name: "connection", Value: "close, x-private"}, {Name: "x-private", Value: "1"}, {Name: "keep-alive", Value: "5"},
+		{Name: "te", Value: "trailers"}, {Name: "upgrade", Value: "h2c"}, {Name: "x-keep", Value: "y"}}
+	StripHopByHop(&l)
+	if len(l) != 2 || l.Value("x-keep") != "y" || l.Value("te") != "trailers" {
+		t.Errorf("after strip: %v", l)
+	}
+}
+
+// FuzzReadRequest feeds arbitrary bytes to the request-head parser and the
+// body reader; accepted heads must have unambiguous framing.
+func FuzzReadRequest(f *testing.F) {
+	for _, s := range []string{
+		"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+		"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
+		"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3;e\r\nabc\r\n0\r\nT: 1\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+		"GET http://a/b HTTP/1.0\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: x\r\n a\r\n\r\n",
+		"\r\n\r\nGET / HTTP/1.1\nHost: x\n\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		br := bufio.NewReaderSize(bytes.NewReader(in), 16)
+		r := NewReader(br, Limits{MaxHeaderBytes: 4096, MaxHeaders: 20})
+		for i := 0; i < 4; i++ {
+			var h Head
+			if err := r.ReadRequest(&h); err != nil {
+				return
+			}
+			if h.Chunked && h.ContentLength >= 0 {
+				t.Fatal("accepted both chunked and content-length")
+			}
+			if h.Chunked && h.Minor == 0 {
+				t.Fatal("accepted chunked HTTP/1.0")
+			}
+			if len(h.Headers) > 20 {
+				t.Fatal("header count limit exceeded")
+			}
+			if h.Headers.Count("host") > 1 {
+				t.Fatal("accepted two Host headers")
+			}
+			for _, fl := range h.Headers {
+				if strings.ContainsAny(fl.Value, "\r\n\x00") || fl.Name != headers.Lower(fl.Name) {
+					t.Fatalf("bad field %q: %q", fl.Name, fl.Value)
+				}
+			}
+			b := NewBody(br, &h, false)
+			if _, err := io.Copy(io.Discard, b); err != nil {
+				return
+			}
+		}
+	})
+}

@@ -1,0 +1,60 @@
+package controlplane
+
+import (
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/mast-mesh/mast/internal/config"
+	"github.com/mast-mesh/mast/internal/pilot/model"
+)
+
+const base = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: a, namespace: default}
+spec:
+  hosts: [a.default.svc.cluster.local]
+  resolution: STATIC
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  workloadSelector: {labels: {app: a}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: a-1, namespace: default}
+spec:
+  address: ADDR
+  labels: {app: a}
+`
+
+func snapshot(t *testing.T, yaml string) *config.Snapshot {
+	t.Helper()
+	rs, problems := config.Load("test.yaml", []byte(yaml))
+	if problems.HasErrors() {
+		t.Fatal(problems)
+	}
+	return config.NewSnapshot(rs)
+}
+
+func TestConfigChangedPushKinds(t *testing.T) {
+	p := &pipeline{mesh: model.DefaultMeshConfig(), log: slog.Default()}
+	if req := p.configChanged(snapshot(t, strings.Replace(base, "ADDR", "10.0.0.1", 1))); req == nil || !req.Full {
+		t.Fatalf("first snapshot: %+v, want a full push", req)
+	}
+	// Moving a workload is an endpoint-only change for its host.
+	req := p.configChanged(snapshot(t, strings.Replace(base, "ADDR", "10.0.0.2", 1)))
+	if req == nil || req.Full || len(req.EDSHosts) != 1 {
+		t.Fatalf("workload moved: %+v, want EDS for one host", req)
+	}
+	if _, ok := req.EDSHosts["a.default.svc.cluster.local"]; !ok {
+		t.Fatalf("workload moved: EDS hosts %v", req.EDSHosts)
+	}
+	// The same snapshot again needs no push.
+	if req := p.configChanged(snapshot(t, strings.Replace(base, "ADDR", "10.0.0.2", 1))); req != nil {
+		t.Fatalf("no change: %+v, want nil", req)
+	}
+	// A change to a service is a full push.
+	changed := strings.Replace(strings.Replace(base, "ADDR", "10.0.0.2", 1), "number: 80", "number: 81", 1)
+	if req := p.configChanged(snapshot(t, changed)); req == nil || !req.Full {
+		t.Fatalf("service port changed: %+v, want a full push", req)
+	}
+}

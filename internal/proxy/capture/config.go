@@ -137,6 +137,11 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("capture: %s: port 0 is not a port (want 1-65535)", l.name)
 		}
 	}
+	for _, p := range c.IncludeInboundPorts {
+		if slices.Contains(ReservedInboundPorts[:], p) {
+			return fmt.Errorf("capture: IncludeInboundPorts: %d is one of the proxy's own ports %v, which are never captured", p, ReservedInboundPorts)
+		}
+	}
 	for _, l := range []struct {
 		name string
 		ps   []netip.Prefix
@@ -147,9 +152,6 @@ func (c *Config) Validate() error {
 		for i, p := range l.ps {
 			if !p.IsValid() {
 				return fmt.Errorf("capture: %s[%d]: not a valid CIDR", l.name, i)
-			}
-			if p.Addr().Zone() != "" {
-				return fmt.Errorf("capture: %s[%d] %s: CIDRs cannot have a zone", l.name, i, p)
 			}
 		}
 	}

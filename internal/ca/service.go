@@ -171,4 +171,3 @@ func (ca *CA) authenticatePeer(ctx context.Context, now time.Time) (spiffeid.ID,
 	}
 	return id, nil
 }
-

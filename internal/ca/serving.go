@@ -121,6 +121,7 @@ func (c *servingCache) get() (*tls.Config, error) {
 		Certificates: []tls.Certificate{cert},
 		ClientAuth:   tls.VerifyClientCertIfGiven,
 		ClientCAs:    pool,
+		Time:         c.ca.now,
 	}}
 	c.cur.Store(e)
 	return e.cfg, nil

@@ -65,9 +65,6 @@ func Parse(data []byte) (*Request, error) {
 	if err := checkKey(req.PublicKey); err != nil {
 		return nil, err
 	}
-	if err := checkExtensions(req.Extensions); err != nil {
-		return nil, err
-	}
 	switch {
 	case len(req.DNSNames) > 0:
 		return nil, fmt.Errorf("csr: DNS SANs %q not allowed; want exactly one SPIFFE URI SAN", req.DNSNames)
@@ -77,6 +74,9 @@ func Parse(data []byte) (*Request, error) {
 		return nil, fmt.Errorf("csr: email SANs %q not allowed; want exactly one SPIFFE URI SAN", req.EmailAddresses)
 	case len(req.URIs) != 1:
 		return nil, fmt.Errorf("csr: %d URI SANs, want exactly one SPIFFE URI SAN", len(req.URIs))
+	}
+	if err := checkExtensions(req.Extensions); err != nil {
+		return nil, err
 	}
 	id, err := spiffeid.FromURI(req.URIs[0])
 	if err != nil {

@@ -1,0 +1,547 @@
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/mast-mesh/mast/internal/pilot/generate"
+)
+
+// Protocol is the ADS variant a simulated proxy speaks.
+type Protocol string
+
+// The two ADS variants.
+const (
+	SotW  Protocol = "sotw"  // StreamAggregatedResources
+	Delta Protocol = "delta" // DeltaAggregatedResources
+)
+
+const (
+	cds = iota
+	eds
+	lds
+	rds
+	numTypes
+)
+
+func typeIndex(typeURL string) int {
+	switch typeURL {
+	case generate.ClusterType:
+		return cds
+	case generate.EndpointType:
+		return eds
+	case generate.ListenerType:
+		return lds
+	case generate.RouteType:
+		return rds
+	}
+	return -1
+}
+
+// FleetConfig configures a Fleet of simulated proxies.
+type FleetConfig struct {
+	Addr     string // the ADS server
+	Protocol Protocol
+	Clients  int
+	Services int // the mesh's size, to give each proxy a workload identity (see Node)
+	// Parallel bounds how many proxies fetch their initial configuration at
+	// once, as a fleet rolls out gradually; 0 means 20.
+	Parallel int
+}
+
+// Fleet is a set of simulated proxies, each with its own gRPC connection and
+// node ID, subscribing as Envoy does: CDS and LDS wildcard, then the EDS
+// clusters and RDS route configurations those reference, ACKing every
+// response. It keeps per-type counters and the latest ACKed version of each
+// proxy, so that a caller can wait for "every proxy has ACKed a new version".
+type Fleet struct {
+	cfg     FleetConfig
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	failed  chan struct{} // closed at the first stream error
+	failErr error
+
+	mu      sync.Mutex
+	clients []*client
+	w       *Expectation
+	closing bool
+}
+
+type typeState struct {
+	acked     string // version of the latest ACKed response
+	responses int64
+	bytes     int64
+}
+
+type client struct {
+	f     *Fleet
+	idx   int
+	conn  *grpc.ClientConn
+	types [numTypes]typeState // guarded by f.mu
+}
+
+// Connect connects cfg.Clients proxies and returns when every one has ACKed
+// a response of each of the four types.
+func Connect(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
+	if cfg.Parallel <= 0 {
+		cfg.Parallel = 20
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	f := &Fleet{cfg: cfg, cancel: cancel, failed: make(chan struct{})}
+	f.clients = make([]*client, cfg.Clients)
+	for i := range f.clients {
+		f.clients[i] = &client{f: f, idx: i}
+	}
+	initial := f.Expect(XDSTypes...)
+	sem := make(chan struct{}, cfg.Parallel)
+	perClient := make([]chan struct{}, cfg.Clients)
+	for i := range perClient {
+		perClient[i] = make(chan struct{})
+	}
+	initial.perClient = perClient
+	for _, c := range f.clients {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-f.failed:
+			f.Close()
+			return nil, f.failErr
+		}
+		conn, err := grpc.NewClient(cfg.Addr,
+			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(1<<30)))
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("client %d: %w", c.idx, err)
+		}
+		c.conn = conn
+		f.wg.Add(1)
+		go func() {
+			defer f.wg.Done()
+			err := c.run(runCtx)
+			if err != nil && runCtx.Err() == nil {
+				f.fail(fmt.Errorf("proxy %d: %w", c.idx, err))
+			}
+		}()
+		go func() {
+			select {
+			case <-perClient[c.idx]:
+			case <-runCtx.Done():
+			}
+			<-sem
+		}()
+	}
+	if _, err := initial.Wait(ctx); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("initial configuration: %w", err)
+	}
+	return f, nil
+}
+
+func (f *Fleet) fail(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failErr == nil && !f.closing {
+		f.failErr = err
+		close(f.failed)
+	}
+}
+
+// Close disconnects every proxy.
+func (f *Fleet) Close() {
+	f.mu.Lock()
+	f.closing = true
+	f.mu.Unlock()
+	f.cancel()
+	for _, c := range f.clients {
+		if c.conn != nil {
+			c.conn.Close()
+		}
+	}
+	f.wg.Wait()
+}
+
+// Counter counts responses of one type, summed over the fleet.
+type Counter struct {
+	Responses int64 `json:"responses"`
+	Bytes     int64 `json:"bytes"`
+}
+
+// Totals returns the responses received so far, by short type name.
+func (f *Fleet) Totals() map[string]Counter {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]Counter{}
+	for _, c := range f.clients {
+		for ti := range numTypes {
+			k := ShortType(XDSTypes[ti])
+			t := out[k]
+			t.Responses += c.types[ti].responses
+			t.Bytes += c.types[ti].bytes
+			out[k] = t
+		}
+	}
+	return out
+}
+
+// Expectation waits until every proxy has ACKed, for each of its types, a
+// version other than the one it had ACKed when the expectation was made.
+type Expectation struct {
+	f         *Fleet
+	want      []int
+	base      [][numTypes]string
+	ok        []bool
+	pending   int
+	first     time.Time // earliest response of a new version
+	last      time.Time // latest ACK completing a proxy
+	done      chan struct{}
+	perClient []chan struct{} // closed as each proxy completes; optional
+}
+
+// Expect starts an expectation for the given types (full type URLs).
+// Only one expectation is active at a time.
+func (f *Fleet) Expect(typeURLs ...string) *Expectation {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	e := &Expectation{f: f, base: make([][numTypes]string, len(f.clients)), ok: make([]bool, len(f.clients)), pending: len(f.clients), done: make(chan struct{})}
+	for _, t := range typeURLs {
+		e.want = append(e.want, typeIndex(t))
+	}
+	for i, c := range f.clients {
+		for ti := range numTypes {
+			e.base[i][ti] = c.types[ti].acked
+		}
+	}
+	if e.pending == 0 {
+		close(e.done)
+	}
+	f.w = e
+	return e
+}
+
+// Timing is when an expectation was met.
+type Timing struct {
+	FirstResponse time.Time // the first response of a new version, at any proxy
+	LastACK       time.Time // the ACK that completed the last proxy
+}
+
+// Wait blocks until the expectation is met, ctx is done or a stream fails.
+func (e *Expectation) Wait(ctx context.Context) (Timing, error) {
+	select {
+	case <-e.done:
+	case <-ctx.Done():
+		e.f.mu.Lock()
+		n := e.pending
+		e.f.mu.Unlock()
+		return Timing{}, fmt.Errorf("%d of %d proxies incomplete: %w", n, len(e.ok), ctx.Err())
+	case <-e.f.failed:
+		return Timing{}, e.f.failErr
+	}
+	e.f.mu.Lock()
+	defer e.f.mu.Unlock()
+	if e.f.w == e {
+		e.f.w = nil
+	}
+	return Timing{FirstResponse: e.first, LastACK: e.last}, nil
+}
+
+// received records a response before the proxy processes it.
+func (f *Fleet) received(c *client, ti int, version string, size int, at time.Time) {
+	f.mu.Lock()
+	st := &c.types[ti]
+	st.responses++
+	st.bytes += int64(size)
+	if e := f.w; e != nil && version != e.base[c.idx][ti] && (e.first.IsZero() || at.Before(e.first)) {
+		e.first = at
+	}
+	f.mu.Unlock()
+}
+
+// acked records an ACK the proxy has handed to its stream.
+func (f *Fleet) acked(c *client, ti int, version string, at time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c.types[ti].acked = version
+	e := f.w
+	if e == nil || e.ok[c.idx] {
+		return
+	}
+	for _, w := range e.want {
+		if a := c.types[w].acked; a == "" || a == e.base[c.idx][w] {
+			return
+		}
+	}
+	e.ok[c.idx] = true
+	e.pending--
+	if at.After(e.last) {
+		e.last = at
+	}
+	if e.perClient != nil {
+		close(e.perClient[c.idx])
+	}
+	if e.pending == 0 {
+		close(e.done)
+	}
+}
+
+func (c *client) run(ctx context.Context) error {
+	node := Node(c.idx, c.f.cfg.Services)
+	ads := discoveryv3.NewAggregatedDiscoveryServiceClient(c.conn)
+	if c.f.cfg.Protocol == Delta {
+		stream, err := ads.DeltaAggregatedResources(ctx)
+		if err != nil {
+			return err
+		}
+		first := true
+		return c.runDelta(func(r *discoveryv3.DeltaDiscoveryRequest) error {
+			if first {
+				r.Node, first = node, false
+			}
+			return stream.Send(r)
+		}, stream.Recv)
+	}
+	stream, err := ads.StreamAggregatedResources(ctx)
+	if err != nil {
+		return err
+	}
+	first := true
+	return c.runSotW(func(r *discoveryv3.DiscoveryRequest) error {
+		if first {
+			r.Node, first = node, false
+		}
+		return stream.Send(r)
+	}, stream.Recv)
+}
+
+// runSotW subscribes and ACKs over a state-of-the-world stream.
+func (c *client) runSotW(send func(*discoveryv3.DiscoveryRequest) error, recv func() (*discoveryv3.DiscoveryResponse, error)) error {
+	var names [numTypes][]string // EDS and RDS subscriptions
+	var nonce, version [numTypes]string
+	if err := send(&discoveryv3.DiscoveryRequest{TypeUrl: generate.ClusterType}); err != nil {
+		return err
+	}
+	if err := send(&discoveryv3.DiscoveryRequest{TypeUrl: generate.ListenerType}); err != nil {
+		return err
+	}
+	for {
+		resp, err := recv()
+		if err != nil {
+			return err
+		}
+		ti := typeIndex(resp.TypeUrl)
+		if ti < 0 {
+			return fmt.Errorf("unexpected type %q", resp.TypeUrl)
+		}
+		c.f.received(c, ti, resp.VersionInfo, proto.Size(resp), time.Now())
+		// Subscribe to what the clusters and listeners reference before ACKing them, as Envoy does.
+		var refs []string
+		dep := -1
+		switch ti {
+		case cds:
+			dep = eds
+			for _, r := range resp.Resources {
+				if n, ok := edsServiceName(r.Value); ok {
+					refs = append(refs, n)
+				}
+			}
+		case lds:
+			dep = rds
+			if refs, err = rdsNames(resp.Resources); err != nil {
+				return err
+			}
+		}
+		if dep >= 0 {
+			slices.Sort(refs)
+			refs = slices.Compact(refs)
+			if !slices.Equal(refs, names[dep]) {
+				names[dep] = refs
+				if err := send(&discoveryv3.DiscoveryRequest{TypeUrl: XDSTypes[dep], VersionInfo: version[dep], ResponseNonce: nonce[dep], ResourceNames: refs}); err != nil {
+					return err
+				}
+			}
+		}
+		nonce[ti], version[ti] = resp.Nonce, resp.VersionInfo
+		if err := send(&discoveryv3.DiscoveryRequest{TypeUrl: resp.TypeUrl, VersionInfo: resp.VersionInfo, ResponseNonce: resp.Nonce, ResourceNames: names[ti]}); err != nil {
+			return err
+		}
+		c.f.acked(c, ti, resp.VersionInfo, time.Now())
+	}
+}
+
+// runDelta subscribes and ACKs over an incremental stream.
+func (c *client) runDelta(send func(*discoveryv3.DeltaDiscoveryRequest) error, recv func() (*discoveryv3.DeltaDiscoveryResponse, error)) error {
+	refsOf := [numTypes]map[string][]string{cds: {}, lds: {}} // resource -> names it references
+	subscribed := [numTypes]map[string]struct{}{eds: {}, rds: {}}
+	if err := send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: generate.ClusterType}); err != nil {
+		return err
+	}
+	if err := send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: generate.ListenerType}); err != nil {
+		return err
+	}
+	for {
+		resp, err := recv()
+		if err != nil {
+			return err
+		}
+		ti := typeIndex(resp.TypeUrl)
+		if ti < 0 {
+			return fmt.Errorf("unexpected type %q", resp.TypeUrl)
+		}
+		c.f.received(c, ti, resp.SystemVersionInfo, proto.Size(resp), time.Now())
+		if ti == cds || ti == lds {
+			dep := eds
+			if ti == lds {
+				dep = rds
+			}
+			m := refsOf[ti]
+			for _, r := range resp.Resources {
+				var refs []string
+				if ti == cds {
+					if n, ok := edsServiceName(r.GetResource().GetValue()); ok {
+						refs = []string{n}
+					}
+				} else if refs, err = rdsNames([]*anypb.Any{r.GetResource()}); err != nil {
+					return err
+				}
+				m[r.Name] = refs
+			}
+			for _, n := range resp.RemovedResources {
+				delete(m, n)
+			}
+			want := map[string]struct{}{}
+			for _, refs := range m {
+				for _, n := range refs {
+					want[n] = struct{}{}
+				}
+			}
+			req := &discoveryv3.DeltaDiscoveryRequest{TypeUrl: XDSTypes[dep]}
+			for n := range want {
+				if _, ok := subscribed[dep][n]; !ok {
+					req.ResourceNamesSubscribe = append(req.ResourceNamesSubscribe, n)
+					subscribed[dep][n] = struct{}{}
+				}
+			}
+			for n := range subscribed[dep] {
+				if _, ok := want[n]; !ok {
+					req.ResourceNamesUnsubscribe = append(req.ResourceNamesUnsubscribe, n)
+					delete(subscribed[dep], n)
+				}
+			}
+			if len(req.ResourceNamesSubscribe)+len(req.ResourceNamesUnsubscribe) > 0 {
+				slices.Sort(req.ResourceNamesSubscribe)
+				slices.Sort(req.ResourceNamesUnsubscribe)
+				if err := send(req); err != nil {
+					return err
+				}
+			}
+		}
+		if err := send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resp.TypeUrl, ResponseNonce: resp.Nonce}); err != nil {
+			return err
+		}
+		c.f.acked(c, ti, resp.SystemVersionInfo, time.Now())
+	}
+}
+
+// edsServiceName returns the EDS name of a serialized Cluster of type EDS
+// (eds_cluster_config.service_name, else the cluster's name). It scans the
+// wire format for the three fields it needs instead of decoding the whole
+// cluster, to keep the simulated proxies' CPU out of the measurement.
+func edsServiceName(b []byte) (string, bool) {
+	var name, svc []byte
+	var typ uint64
+	for len(b) > 0 {
+		num, wt, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return "", false
+		}
+		b = b[n:]
+		switch {
+		case num == 1 && wt == protowire.BytesType:
+			name, n = protowire.ConsumeBytes(b)
+		case num == 2 && wt == protowire.VarintType:
+			typ, n = protowire.ConsumeVarint(b)
+		case num == 3 && wt == protowire.BytesType:
+			var cfg []byte
+			cfg, n = protowire.ConsumeBytes(b)
+			for len(cfg) > 0 {
+				num, wt, m := protowire.ConsumeTag(cfg)
+				if m < 0 {
+					return "", false
+				}
+				cfg = cfg[m:]
+				if num == 2 && wt == protowire.BytesType {
+					svc, m = protowire.ConsumeBytes(cfg)
+				} else {
+					m = protowire.ConsumeFieldValue(num, wt, cfg)
+				}
+				if m < 0 {
+					return "", false
+				}
+				cfg = cfg[m:]
+			}
+		default:
+			n = protowire.ConsumeFieldValue(num, wt, b)
+		}
+		if n < 0 {
+			return "", false
+		}
+		b = b[n:]
+	}
+	const edsType = 3 // envoy.config.cluster.v3.Cluster.DiscoveryType EDS
+	if typ != edsType {
+		return "", false
+	}
+	if len(svc) > 0 {
+		return string(svc), true
+	}
+	return string(name), len(name) > 0
+}
+
+var errNotListener = errors.New("resource is not a Listener")
+
+// rdsNames returns the route configurations the listeners' HTTP connection
+// managers load over RDS.
+func rdsNames(rs []*anypb.Any) ([]string, error) {
+	var out []string
+	for _, r := range rs {
+		var l listenerv3.Listener
+		if err := r.UnmarshalTo(&l); err != nil {
+			return nil, fmt.Errorf("%w: %v", errNotListener, err)
+		}
+		chains := l.FilterChains
+		if l.DefaultFilterChain != nil {
+			chains = append(chains, l.DefaultFilterChain)
+		}
+		for _, fc := range chains {
+			for _, f := range fc.Filters {
+				tc := f.GetTypedConfig()
+				if tc == nil || !tc.MessageIs((*hcmv3.HttpConnectionManager)(nil)) {
+					continue
+				}
+				var hcm hcmv3.HttpConnectionManager
+				if err := tc.UnmarshalTo(&hcm); err != nil {
+					return nil, fmt.Errorf("listener %s: %w", l.Name, err)
+				}
+				if n := hcm.GetRds().GetRouteConfigName(); n != "" {
+					out = append(out, n)
+				}
+			}
+		}
+	}
+	return out, nil
+}

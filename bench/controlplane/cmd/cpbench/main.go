@@ -1,0 +1,185 @@
+// Command cpbench benchmarks mastd's control plane: sidecar config
+// generation in process, then mastd (controlplane.Run, in a child process)
+// watching a config directory while fleets of simulated proxies (SotW and
+// Delta ADS over gRPC on loopback) receive config and endpoint changes. It
+// prints a Markdown report and writes it, with the raw figures as JSON, to
+// -out.
+//
+//	go run ./bench/controlplane/cmd/cpbench -quick   # a few minutes, skips 10,000 services x 1,000 proxies
+//	go run ./bench/controlplane/cmd/cpbench -full
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	cpb "github.com/mast-mesh/mast/bench/controlplane"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == cpb.ServeFlag {
+		os.Exit(cpb.ServeChild(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
+	}
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("cpbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	quick := fs.Bool("quick", false, "quick mode (the default): skip 10,000 services x 1,000 proxies, shorter rounds")
+	full := fs.Bool("full", false, "every combination, longer rounds")
+	services := fs.String("services", "100,1000,10000", "mesh sizes (services, 5 endpoints each)")
+	clients := fs.String("clients", "10,100,1000", "connected proxies per round")
+	protocols := fs.String("protocols", "sotw,delta", "ADS variants")
+	genSizes := fs.String("generate", "100,1000,10000", "mesh sizes for the in-process generation benchmark; empty skips it")
+	changes := fs.Int("changes", 20, "config changes timed per round")
+	minChanges := fs.Int("min-changes", 5, "config changes per round even past -budget")
+	epChanges := fs.Int("endpoint-changes", 20, "endpoint-only changes timed per round")
+	budget := fs.Duration("budget", 0, "time after which a round stops adding config changes (default 30s quick, 5m full)")
+	timeout := fs.Duration("timeout", 10*time.Minute, "limit for one wait (initial sync or one change)")
+	out := fs.String("out", "bench/results", "directory for the .md and .json results")
+	name := fs.String("name", "", "result file name without extension (default controlplane-quick or controlplane-full)")
+	verbose := fs.Bool("v", false, "log every change")
+	mastdLog := fs.String("mastd-log", "warn", "mastd's log level (its log goes to stderr)")
+	profileDir := fs.String("profile-dir", "", "write mastd's CPU profile of each round's changes here")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *quick && *full {
+		fmt.Fprintln(stderr, "cpbench: -quick and -full exclude each other")
+		return 2
+	}
+	mode := "quick"
+	if *full {
+		mode = "full"
+	}
+	if *budget == 0 {
+		*budget = 30 * time.Second
+		if *full {
+			*budget = 5 * time.Minute
+		}
+	}
+	if *name == "" {
+		*name = "controlplane-" + mode
+	}
+	svcList, err := ints(*services)
+	if err != nil {
+		fmt.Fprintln(stderr, "cpbench: -services:", err)
+		return 2
+	}
+	clientList, err := ints(*clients)
+	if err != nil {
+		fmt.Fprintln(stderr, "cpbench: -clients:", err)
+		return 2
+	}
+	genList, err := ints(*genSizes)
+	if err != nil {
+		fmt.Fprintln(stderr, "cpbench: -generate:", err)
+		return 2
+	}
+	var protos []cpb.Protocol
+	for _, p := range strings.Split(*protocols, ",") {
+		switch cpb.Protocol(p) {
+		case cpb.SotW, cpb.Delta:
+			protos = append(protos, cpb.Protocol(p))
+		default:
+			fmt.Fprintf(stderr, "cpbench: -protocols: %q is not sotw or delta\n", p)
+			return 2
+		}
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(stderr, "cpbench:", err)
+		return 1
+	}
+	if *profileDir != "" {
+		if *profileDir, err = filepath.Abs(*profileDir); err == nil {
+			err = os.MkdirAll(*profileDir, 0o755)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "cpbench:", err)
+			return 1
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05.000")}, args...)...)
+	}
+
+	rep := cpb.Report{Machine: cpb.DescribeMachine(), Mode: mode, Command: "go run ./bench/controlplane/cmd/cpbench " + strings.Join(args, " "), Started: time.Now().UTC()}
+	for _, n := range genList {
+		logf("generate: %d services", n)
+		g, err := cpb.BenchmarkGenerate(n)
+		if err != nil {
+			fmt.Fprintln(stderr, "cpbench: generate:", err)
+			return 1
+		}
+		rep.Generate = append(rep.Generate, g)
+	}
+	for _, n := range svcList {
+		rs, err := cpb.RunScenarios(ctx, cpb.ScenarioConfig{
+			Services: n, Clients: clientList, Protocols: protos,
+			Changes: *changes, MinChanges: *minChanges, EndpointChanges: *epChanges, RoundBudget: *budget,
+			Timeout: *timeout, ProfileDir: *profileDir, Logf: logf, Verbose: *verbose,
+			Start: func(dir string) (cpb.Server, time.Duration, error) {
+				c, err := cpb.StartChild(exe, dir, *mastdLog)
+				if err != nil {
+					return nil, 0, err
+				}
+				return c, c.Startup, nil
+			},
+			Skip: func(services, clients int, _ cpb.Protocol) bool {
+				return !*full && services >= 10000 && clients >= 1000
+			},
+		})
+		rep.Rounds = append(rep.Rounds, rs...)
+		if err != nil {
+			fmt.Fprintf(stderr, "cpbench: %d services: %v\n", n, err)
+			if ctx.Err() != nil {
+				break
+			}
+		}
+	}
+	rep.Elapsed = time.Since(rep.Started).Round(time.Second).String()
+	md := rep.Markdown()
+	fmt.Fprint(stdout, md)
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		fmt.Fprintln(stderr, "cpbench:", err)
+		return 1
+	}
+	js, _ := json.MarshalIndent(rep, "", "  ")
+	if err := os.WriteFile(filepath.Join(*out, *name+".json"), append(js, '\n'), 0o644); err != nil {
+		fmt.Fprintln(stderr, "cpbench:", err)
+		return 1
+	}
+	if err := os.WriteFile(filepath.Join(*out, *name+".md"), []byte(md), 0o644); err != nil {
+		fmt.Fprintln(stderr, "cpbench:", err)
+		return 1
+	}
+	return 0
+}
+
+func ints(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("%q is not a positive number", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}

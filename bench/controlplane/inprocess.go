@@ -1,0 +1,81 @@
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"time"
+
+	mastd "github.com/mast-mesh/mast/internal/controlplane"
+	"github.com/mast-mesh/mast/internal/pilot/model"
+)
+
+// Server is a running mastd the scenarios talk to.
+type Server interface {
+	XDSAddr() string
+	// Mem is mastd's memory after a forced GC.
+	Mem() (MemStats, error)
+	StartCPUProfile(path string) error
+	StopCPUProfile() error
+	Close() error
+}
+
+var (
+	_ Server = (*Child)(nil)
+	_ Server = (*InProcess)(nil)
+)
+
+// InProcess is mastd (controlplane.Run) in this process, for go test
+// benchmarks. Its Mem includes the simulated proxies' memory; use Child for
+// memory figures.
+type InProcess struct {
+	xds     string
+	cancel  context.CancelFunc
+	errc    chan error
+	Startup time.Duration
+}
+
+// StartInProcess runs mastd for dir until Close.
+func StartInProcess(dir string, log *slog.Logger) (*InProcess, error) {
+	start := time.Now()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &InProcess{cancel: cancel, errc: make(chan error, 1)}
+	ready := make(chan net.Addr, 1)
+	go func() {
+		s.errc <- mastd.Run(ctx, mastd.Config{
+			ConfigDir: dir, XDSAddr: "127.0.0.1:0", MonitoringAddr: "127.0.0.1:0",
+			Mesh: model.DefaultMeshConfig(), Logger: log,
+			Ready: func(xds, _ net.Addr) { ready <- xds },
+		})
+	}()
+	select {
+	case addr := <-ready:
+		s.xds = addr.String()
+	case err := <-s.errc:
+		cancel()
+		return nil, err
+	}
+	s.Startup = time.Since(start)
+	return s, nil
+}
+
+// XDSAddr is the ADS address.
+func (s *InProcess) XDSAddr() string { return s.xds }
+
+// Mem returns this whole process's memory (mastd and the proxies).
+func (s *InProcess) Mem() (MemStats, error) { return readMem(), nil }
+
+var errProfileInProcess = errors.New("profile in-process mastd with go test -cpuprofile")
+
+// StartCPUProfile is not supported in process.
+func (s *InProcess) StartCPUProfile(string) error { return errProfileInProcess }
+
+// StopCPUProfile is not supported in process.
+func (s *InProcess) StopCPUProfile() error { return errProfileInProcess }
+
+// Close stops mastd.
+func (s *InProcess) Close() error {
+	s.cancel()
+	return <-s.errc
+}

@@ -1,0 +1,285 @@
+package controlplane
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/mast-mesh/mast/internal/pilot/generate"
+)
+
+// ScenarioConfig configures the push scenarios for one mesh size: mastd
+// watching a config directory of Services services, fleets of simulated
+// proxies, config changes and endpoint-only changes written as files.
+type ScenarioConfig struct {
+	Services  int
+	Clients   []int
+	Protocols []Protocol
+	// Changes is how many VirtualService changes to time per round; after
+	// RoundBudget has passed, a round stops early once it has MinChanges.
+	Changes, MinChanges int
+	EndpointChanges     int
+	RoundBudget         time.Duration
+	// Timeout bounds each wait (initial sync, one change).
+	Timeout time.Duration
+	// Start starts mastd for a config directory.
+	Start func(dir string) (Server, time.Duration, error)
+	// Dir is where the config directory is created.
+	Dir string
+	// ProfileDir, when set, receives mastd's CPU profile of each round's changes.
+	ProfileDir string
+	// Skip, when it returns true, skips that combination.
+	Skip func(services, clients int, p Protocol) bool
+	Logf func(format string, args ...any)
+	// Verbose logs every change.
+	Verbose bool
+}
+
+// Latency summarizes samples in milliseconds.
+type Latency struct {
+	N    int     `json:"n"`
+	P50  float64 `json:"p50_ms"`
+	P99  float64 `json:"p99_ms"`
+	Max  float64 `json:"max_ms"`
+	Mean float64 `json:"mean_ms"`
+}
+
+// Summarize computes nearest-rank percentiles.
+func Summarize(ds []time.Duration) Latency {
+	if len(ds) == 0 {
+		return Latency{}
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	rank := func(p float64) float64 {
+		i := int(math.Ceil(p*float64(len(s)))) - 1
+		return ms(s[max(i, 0)])
+	}
+	var sum time.Duration
+	for _, d := range s {
+		sum += d
+	}
+	return Latency{N: len(s), P50: rank(0.50), P99: rank(0.99), Max: ms(s[len(s)-1]), Mean: ms(sum / time.Duration(len(s)))}
+}
+
+func ms(d time.Duration) float64 { return math.Round(float64(d.Microseconds())/10) / 100 }
+
+// ChangeResult is a series of identical changes.
+type ChangeResult struct {
+	// ToLastACK is from the file write to the ACK completing the last proxy.
+	ToLastACK Latency `json:"to_last_ack"`
+	// Fanout is from the first response of the new version at any proxy to
+	// the last ACK: the push itself, without the debounce windows.
+	Fanout Latency `json:"fanout"`
+	// PerProxy is what one proxy received per change, by type (averaged).
+	PerProxy map[string]Avg `json:"per_proxy"`
+	// BytesPerProxy is the sum over types.
+	BytesPerProxy float64 `json:"bytes_per_proxy"`
+	// TypesSent lists the types any proxy received.
+	TypesSent []string `json:"types_sent"`
+}
+
+// Avg is responses and bytes per proxy per change.
+type Avg struct {
+	Responses float64 `json:"responses"`
+	Bytes     float64 `json:"bytes"`
+}
+
+// RoundResult is one (services, clients, protocol) combination.
+type RoundResult struct {
+	Services  int      `json:"services"`
+	Endpoints int      `json:"endpoints"`
+	Clients   int      `json:"clients"`
+	Protocol  Protocol `json:"protocol"`
+	// StartupMs: mastd from exec to serving (config load, first push context).
+	StartupMs float64 `json:"mastd_startup_ms"`
+	// InitialSyncMs: connecting the fleet (Parallel at a time) until every
+	// proxy has ACKed all four types.
+	InitialSyncMs float64 `json:"initial_sync_ms"`
+	// InitialBytesPerProxy: bytes a proxy received until it had its full config.
+	InitialBytesPerProxy int64        `json:"initial_bytes_per_proxy"`
+	MemIdle              MemStats     `json:"mem_idle"`
+	MemConnected         MemStats     `json:"mem_connected"`
+	HeapPerProxy         float64      `json:"heap_inuse_per_proxy"`
+	RSSPerProxy          float64      `json:"rss_per_proxy"`
+	Config               ChangeResult `json:"config_change"`
+	Endpoint             ChangeResult `json:"endpoint_change"`
+	Profile              string       `json:"mastd_cpu_profile,omitempty"`
+	Error                string       `json:"error,omitempty"`
+}
+
+// RunScenarios runs every combination for cfg.Services and returns one
+// result per round; a failed round records its error and the others go on.
+func RunScenarios(ctx context.Context, cfg ScenarioConfig) ([]RoundResult, error) {
+	logf := cfg.Logf
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	dir, err := os.MkdirTemp(cfg.Dir, fmt.Sprintf("mesh-%d-", cfg.Services))
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	if err := (Mesh{Services: cfg.Services}).Write(dir); err != nil {
+		return nil, err
+	}
+	srv, startup, err := cfg.Start(dir)
+	if err != nil {
+		return nil, fmt.Errorf("mastd for %d services: %w", cfg.Services, err)
+	}
+	defer srv.Close()
+	logf("mastd up with %d services in %v", cfg.Services, startup.Round(time.Millisecond))
+	sc := &scenario{cfg: cfg, dir: dir, srv: srv, logf: logf}
+	var out []RoundResult
+	for _, n := range cfg.Clients {
+		for _, p := range cfg.Protocols {
+			if cfg.Skip != nil && cfg.Skip(cfg.Services, n, p) {
+				logf("skip %d services x %d %s clients", cfg.Services, n, p)
+				continue
+			}
+			r := RoundResult{Services: cfg.Services, Endpoints: cfg.Services * EndpointsPerService, Clients: n, Protocol: p, StartupMs: ms(startup)}
+			if err := sc.round(ctx, &r); err != nil {
+				r.Error = err.Error()
+				logf("round %d services x %d %s: %v", cfg.Services, n, p, err)
+			}
+			out = append(out, r)
+			if ctx.Err() != nil {
+				return out, ctx.Err()
+			}
+		}
+	}
+	return out, nil
+}
+
+type scenario struct {
+	cfg        ScenarioConfig
+	dir        string
+	srv        Server
+	logf       func(string, ...any)
+	generation int  // of the VirtualService
+	moved      bool // whether endpoint 4 of service 0 has its alternative address
+}
+
+func (s *scenario) round(ctx context.Context, r *RoundResult) error {
+	time.Sleep(300 * time.Millisecond) // let the previous fleet's streams wind down
+	var err error
+	if r.MemIdle, err = s.srv.Mem(); err != nil {
+		return err
+	}
+	start := time.Now()
+	cctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	f, err := Connect(cctx, FleetConfig{Addr: s.srv.XDSAddr(), Protocol: r.Protocol, Clients: r.Clients, Services: s.cfg.Services})
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	r.InitialSyncMs = ms(time.Since(start))
+	for _, c := range f.Totals() {
+		r.InitialBytesPerProxy += c.Bytes
+	}
+	r.InitialBytesPerProxy /= int64(r.Clients)
+	if r.MemConnected, err = s.srv.Mem(); err != nil {
+		return err
+	}
+	r.HeapPerProxy = (float64(r.MemConnected.HeapInuse) - float64(r.MemIdle.HeapInuse)) / float64(r.Clients)
+	r.RSSPerProxy = (float64(r.MemConnected.RSS) - float64(r.MemIdle.RSS)) / float64(r.Clients)
+	s.logf("%d services x %d %s: synced in %.0f ms, %d B/proxy, heap +%.0f KB/proxy", r.Services, r.Clients, r.Protocol, r.InitialSyncMs, r.InitialBytesPerProxy, r.HeapPerProxy/1024)
+
+	if s.cfg.ProfileDir != "" {
+		r.Profile = filepath.Join(s.cfg.ProfileDir, fmt.Sprintf("mastd-%d-%d-%s.pprof", r.Services, r.Clients, r.Protocol))
+		if err := s.srv.StartCPUProfile(r.Profile); err != nil {
+			r.Profile = ""
+			s.logf("no mastd profile: %v", err)
+		} else {
+			defer s.srv.StopCPUProfile()
+		}
+	}
+
+	// Config changes: a VirtualService edit is a full push. SotW proxies get
+	// all four types again; Delta proxies only what changed (the routes).
+	want := XDSTypes
+	if r.Protocol == Delta {
+		want = []string{generate.RouteType}
+	}
+	roundStart := time.Now()
+	r.Config, err = s.series(ctx, f, r.Clients, want, 50*time.Millisecond, func(i int) bool {
+		return i < s.cfg.Changes && (i < s.cfg.MinChanges || time.Since(roundStart) < s.cfg.RoundBudget)
+	}, func() error {
+		s.generation++
+		return WriteFileAtomic(VirtualServiceFile(s.dir), RoutingYAML(s.generation))
+	})
+	if err != nil {
+		return fmt.Errorf("config change: %w", err)
+	}
+	s.logf("  config change: p50 %.0f ms p99 %.0f ms (n=%d), fan-out p50 %.0f ms, %.0f B/proxy %v",
+		r.Config.ToLastACK.P50, r.Config.ToLastACK.P99, r.Config.ToLastACK.N, r.Config.Fanout.P50, r.Config.BytesPerProxy, r.Config.TypesSent)
+
+	// Endpoint-only changes: moving one WorkloadEntry must push EDS only.
+	// The settle time lets a wrongly sent LDS/RDS (pushed after EDS) show.
+	r.Endpoint, err = s.series(ctx, f, r.Clients, []string{generate.EndpointType}, 250*time.Millisecond, func(i int) bool {
+		return i < s.cfg.EndpointChanges
+	}, func() error {
+		s.moved = !s.moved
+		alt := -1
+		if s.moved {
+			alt = EndpointsPerService - 1
+		}
+		return WriteFileAtomic(ServiceFile(s.dir, 0), ServiceYAML(0, alt))
+	})
+	if err != nil {
+		return fmt.Errorf("endpoint change: %w", err)
+	}
+	s.logf("  endpoint change: p50 %.0f ms p99 %.0f ms (n=%d), %.0f B/proxy %v",
+		r.Endpoint.ToLastACK.P50, r.Endpoint.ToLastACK.P99, r.Endpoint.ToLastACK.N, r.Endpoint.BytesPerProxy, r.Endpoint.TypesSent)
+	return nil
+}
+
+// series applies changes while more(i) and times each until every proxy
+// has ACKed a new version of the want types.
+func (s *scenario) series(ctx context.Context, f *Fleet, clients int, want []string, settle time.Duration, more func(int) bool, apply func() error) (ChangeResult, error) {
+	var res ChangeResult
+	var lat, fan []time.Duration
+	before := f.Totals()
+	for i := 0; more(i); i++ {
+		e := f.Expect(want...)
+		t0 := time.Now()
+		if err := apply(); err != nil {
+			return res, err
+		}
+		wctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+		tm, err := e.Wait(wctx)
+		cancel()
+		if err != nil {
+			return res, fmt.Errorf("change %d: %w", i, err)
+		}
+		if s.cfg.Verbose {
+			s.logf("    change %d written at %s: first response +%v, last ACK +%v", i, t0.Format("15:04:05.000"), tm.FirstResponse.Sub(t0).Round(time.Millisecond), tm.LastACK.Sub(t0).Round(time.Millisecond))
+		}
+		lat = append(lat, tm.LastACK.Sub(t0))
+		fan = append(fan, tm.LastACK.Sub(tm.FirstResponse))
+		time.Sleep(settle)
+	}
+	after := f.Totals()
+	res.ToLastACK, res.Fanout = Summarize(lat), Summarize(fan)
+	res.PerProxy = map[string]Avg{}
+	n := float64(len(lat) * clients)
+	if n == 0 {
+		return res, nil
+	}
+	for _, t := range XDSTypes {
+		k := ShortType(t)
+		d := Counter{Responses: after[k].Responses - before[k].Responses, Bytes: after[k].Bytes - before[k].Bytes}
+		if d.Responses > 0 {
+			res.TypesSent = append(res.TypesSent, k)
+		}
+		pp := Avg{Responses: float64(d.Responses) / n, Bytes: math.Round(float64(d.Bytes) / n)}
+		res.PerProxy[k] = pp
+		res.BytesPerProxy += pp.Bytes
+	}
+	return res, nil
+}

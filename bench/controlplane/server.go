@@ -1,0 +1,242 @@
+package controlplane
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	mastd "github.com/mast-mesh/mast/internal/controlplane"
+	"github.com/mast-mesh/mast/internal/pilot/model"
+)
+
+// MemStats is mastd's memory after a forced GC.
+type MemStats struct {
+	HeapInuse  uint64 `json:"heap_inuse"`
+	HeapAlloc  uint64 `json:"heap_alloc"`
+	Sys        uint64 `json:"sys"`
+	RSS        uint64 `json:"rss"`      // VmRSS
+	PeakRSS    uint64 `json:"peak_rss"` // VmHWM: the high-water mark since the process started
+	Goroutines int    `json:"goroutines"`
+}
+
+func readMem() MemStats {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	out := MemStats{HeapInuse: ms.HeapInuse, HeapAlloc: ms.HeapAlloc, Sys: ms.Sys, Goroutines: runtime.NumGoroutine()}
+	if b, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			k, v, ok := strings.Cut(line, ":")
+			if !ok {
+				continue
+			}
+			f := strings.Fields(v)
+			if len(f) != 2 || f[1] != "kB" {
+				continue
+			}
+			n, _ := strconv.ParseUint(f[0], 10, 64)
+			switch k {
+			case "VmRSS":
+				out.RSS = n << 10
+			case "VmHWM":
+				out.PeakRSS = n << 10
+			}
+		}
+	}
+	return out
+}
+
+// ServeFlag is the first argument that makes cpbench run as the mastd child.
+const ServeFlag = "-serve-mastd"
+
+// ServeChild is the child process's main: it runs mastd (controlplane.Run)
+// on loopback port 0 for the config directory in args, prints
+// {"xds":ADDR,...} on stdout once serving, then answers one JSON line per
+// command read from stdin ("mem", "cpuprofile PATH", "stopprofile") and
+// exits when stdin closes.
+func ServeChild(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("mastd-child", flag.ContinueOnError)
+	dir := fs.String("config", "", "config directory")
+	logLevel := fs.String("log-level", "warn", "mastd log level")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan net.Addr, 1)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- mastd.Run(ctx, mastd.Config{
+			ConfigDir: *dir, XDSAddr: "127.0.0.1:0", MonitoringAddr: "127.0.0.1:0",
+			Mesh:   model.DefaultMeshConfig(),
+			Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+			Ready:  func(xds, _ net.Addr) { ready <- xds },
+		})
+	}()
+	enc := json.NewEncoder(stdout)
+	select {
+	case addr := <-ready:
+		enc.Encode(map[string]string{"xds": addr.String()})
+	case err := <-errc:
+		fmt.Fprintln(stderr, "mastd:", err)
+		return 1
+	}
+	var prof *os.File
+	sc := bufio.NewScanner(stdin)
+	for sc.Scan() {
+		cmd, arg, _ := strings.Cut(strings.TrimSpace(sc.Text()), " ")
+		var reply any
+		var err error
+		switch cmd {
+		case "mem":
+			reply = readMem()
+		case "cpuprofile":
+			if prof, err = os.Create(arg); err == nil {
+				if err = pprof.StartCPUProfile(prof); err != nil {
+					prof.Close()
+					prof = nil
+				}
+			}
+		case "stopprofile":
+			if prof != nil {
+				pprof.StopCPUProfile()
+				err = prof.Close()
+				prof = nil
+			}
+		default:
+			err = fmt.Errorf("unknown command %q", cmd)
+		}
+		if err != nil {
+			reply = map[string]string{"error": err.Error()}
+		} else if reply == nil {
+			reply = map[string]bool{"ok": true}
+		}
+		enc.Encode(reply)
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		fmt.Fprintln(stderr, "mastd:", err)
+		return 1
+	}
+	return 0
+}
+
+// Child is mastd running in a child process (see ServeChild), so that its
+// memory and CPU profile exclude the simulated proxies.
+type Child struct {
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser
+	out     *bufio.Reader
+	mu      sync.Mutex
+	xds     string
+	Startup time.Duration // from exec to serving: loading the config dir and the first push context
+}
+
+// StartChild runs exe (a binary whose main calls ServeChild when its first
+// argument is ServeFlag) for the config directory dir.
+// logLevel is mastd's (debug, info, warn, error); "" means warn.
+func StartChild(exe, dir, logLevel string) (*Child, error) {
+	start := time.Now()
+	if logLevel == "" {
+		logLevel = "warn"
+	}
+	cmd := exec.Command(exe, ServeFlag, "-config", dir, "-log-level", logLevel)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start mastd child: %w", err)
+	}
+	c := &Child{cmd: cmd, stdin: stdin, out: bufio.NewReader(stdout)}
+	var hello struct{ XDS string }
+	if err := c.readReply(&hello); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("mastd child did not start: %w", err)
+	}
+	c.xds = hello.XDS
+	c.Startup = time.Since(start)
+	return c, nil
+}
+
+// XDSAddr is the child's ADS address.
+func (c *Child) XDSAddr() string { return c.xds }
+
+func (c *Child) readReply(v any) error {
+	line, err := c.out.ReadBytes('\n')
+	if err != nil {
+		return err
+	}
+	var e struct{ Error string }
+	if json.Unmarshal(line, &e) == nil && e.Error != "" {
+		return errors.New(e.Error)
+	}
+	return json.Unmarshal(line, v)
+}
+
+func (c *Child) command(cmd string, reply any) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, err := io.WriteString(c.stdin, cmd+"\n"); err != nil {
+		return fmt.Errorf("mastd child %s: %w", cmd, err)
+	}
+	if reply == nil {
+		reply = &struct{}{}
+	}
+	if err := c.readReply(reply); err != nil {
+		return fmt.Errorf("mastd child %s: %w", cmd, err)
+	}
+	return nil
+}
+
+// Mem returns the child's memory after a forced GC.
+func (c *Child) Mem() (MemStats, error) {
+	var m MemStats
+	err := c.command("mem", &m)
+	return m, err
+}
+
+// StartCPUProfile starts profiling mastd into path.
+func (c *Child) StartCPUProfile(path string) error { return c.command("cpuprofile "+path, nil) }
+
+// StopCPUProfile stops profiling and writes the profile.
+func (c *Child) StopCPUProfile() error { return c.command("stopprofile", nil) }
+
+// Close stops the child and waits for it.
+func (c *Child) Close() error {
+	c.stdin.Close()
+	done := make(chan error, 1)
+	go func() { done <- c.cmd.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(30 * time.Second):
+		c.cmd.Process.Kill()
+		return <-done
+	}
+}

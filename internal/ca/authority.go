@@ -193,7 +193,8 @@ func newRoot(td spiffeid.TrustDomain, now time.Time, ttl time.Duration) (RootSta
 		SerialNumber: serial,
 		Subject: pkix.Name{
 			Organization: []string{td.Name()},
-			CommonName:   "Mast Root CA " + now.UTC().Format("2006-01-02T15:04:05Z"),
+			// Distinct subjects let verifiers tell the roots of a rotation apart.
+			CommonName: fmt.Sprintf("Mast Root CA %s %x", now.UTC().Format("2006-01-02"), serial.Bytes()[:4]),
 		},
 		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.Add(ttl),

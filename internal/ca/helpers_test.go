@@ -80,6 +80,12 @@ func (e *env) dial(cert *tls.Certificate) *grpc.ClientConn {
 	for _, r := range e.ca.TrustBundle() {
 		pool.AddCert(r)
 	}
+	return e.dialPool(pool, cert)
+}
+
+// dialPool connects trusting pool, presenting cert when it is not nil.
+func (e *env) dialPool(pool *x509.CertPool, cert *tls.Certificate) *grpc.ClientConn {
+	e.t.Helper()
 	cfg := &tls.Config{RootCAs: pool, ServerName: serverName, Time: e.clock.Now, MinVersion: tls.VersionTLS13}
 	if cert != nil {
 		cfg.Certificates = []tls.Certificate{*cert}
@@ -214,4 +220,12 @@ func mustID(t testing.TB, s string) spiffeid.ID {
 		t.Fatal(err)
 	}
 	return id
+}
+
+func newClient(e *env) securityv1alpha1.IstioCertificateServiceClient {
+	return newServiceClient(e.dial(nil))
+}
+
+func newServiceClient(conn *grpc.ClientConn) securityv1alpha1.IstioCertificateServiceClient {
+	return securityv1alpha1.NewIstioCertificateServiceClient(conn)
 }

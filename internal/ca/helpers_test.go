@@ -29,7 +29,7 @@ const (
 
 // env is a CA served by a real gRPC server on 127.0.0.1 over TLS.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	clock  *catest.Clock
 	dir    string
 	ca     *ca.CA
@@ -37,7 +37,7 @@ type env struct {
 	client securityv1alpha1.IstioCertificateServiceClient
 }
 
-func newEnv(t *testing.T, mutate func(*ca.Config)) *env {
+func newEnv(t testing.TB, mutate func(*ca.Config)) *env {
 	t.Helper()
 	e := &env{t: t, clock: catest.NewClock(time.Now().Truncate(time.Second)), dir: t.TempDir()}
 	cfg := ca.Config{Dir: e.dir, TrustDomain: trustDomain, Clock: e.clock.Now}
@@ -55,7 +55,7 @@ func newEnv(t *testing.T, mutate func(*ca.Config)) *env {
 }
 
 // serve runs c's service on a fresh loopback port until the test ends.
-func serve(t *testing.T, c *ca.CA) string {
+func serve(t testing.TB, c *ca.CA) string {
 	t.Helper()
 	tlsCfg, err := c.ServerTLSConfig(serverName, "127.0.0.1")
 	if err != nil {

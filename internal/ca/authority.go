@@ -219,7 +219,7 @@ func newRoot(td spiffeid.TrustDomain, now time.Time, ttl time.Duration) (RootSta
 	}, nil
 }
 
-// PluginFiles names a user-supplied CA, laid out as Istio's cacerts secret.
+// pluginFiles names a user-supplied CA, laid out as Istio's cacerts secret.
 type pluginFiles struct {
 	cert, key, chain, root string
 }

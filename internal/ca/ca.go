@@ -156,6 +156,9 @@ func (ca *CA) load() error {
 	}
 	a, err := ca.build(st, plugin, now)
 	if err != nil {
+		if name, ok := ca.store.(fmt.Stringer); ok && !plugin {
+			return fmt.Errorf("%s: %w", name, err)
+		}
 		return err
 	}
 	if dirty {

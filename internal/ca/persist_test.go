@@ -73,7 +73,7 @@ func TestNewRefusesCorruptState(t *testing.T) {
 	}{
 		{"not json", "{", "ca-state.json"},
 		{"unknown field", `{"roots":[],"tokenKey":null,"extra":1}`, "unknown field"},
-		{"bad root", `{"roots":[{"cert":"LS0t","key":"LS0t","activeFrom":"2026-01-01T00:00:00Z"}]}`, "root 0"},
+		{"bad root", `{"roots":[{"cert":"LS0t","key":"LS0t","activeFrom":"2026-01-01T00:00:00Z"}]}`, "ca-state.json: root 0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()

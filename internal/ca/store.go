@@ -53,6 +53,9 @@ const (
 	bundleFile = "root-cert.pem"
 )
 
+// String names the state file, for error messages.
+func (f FileStore) String() string { return filepath.Join(f.Dir, stateFile) }
+
 // Load implements Store.
 func (f FileStore) Load() (State, bool, error) {
 	path := filepath.Join(f.Dir, stateFile)

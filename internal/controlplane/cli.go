@@ -33,8 +33,10 @@ func Main(args []string, stderr io.Writer) int {
 	fs.StringVar(&cfg.Mesh.DomainSuffix, "domain-suffix", mesh.DomainSuffix, "DNS suffix of service hostnames")
 	fs.DurationVar(&cfg.DebounceQuiet, "debounce-after", 100*time.Millisecond, "quiet period before a push (Istio's PILOT_DEBOUNCE_AFTER)")
 	fs.DurationVar(&cfg.DebounceMax, "debounce-max", 10*time.Second, "longest delay of a push under constant change (PILOT_DEBOUNCE_MAX)")
+	fs.StringVar(&cfg.CADir, "ca-dir", "", "run the CA with its root and token key kept in this directory, serving xDS and certificates over TLS on --secure-xds-addr")
+	fs.StringVar(&cfg.SecureXDSAddr, "secure-xds-addr", "127.0.0.1:15012", "address of xDS and the certificate service over TLS (with --ca-dir)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&components, "components", "pilot,galley", "components to run; today pilot and galley")
+	fs.StringVar(&components, "components", "pilot,galley", "components to run: pilot and galley; the CA runs when --ca-dir is given")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

@@ -19,8 +19,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/mast-mesh/mast/internal/ca"
 	"github.com/mast-mesh/mast/internal/config"
 	"github.com/mast-mesh/mast/internal/config/store"
 	"github.com/mast-mesh/mast/internal/pilot/ads"
@@ -36,10 +38,14 @@ type Config struct {
 	ConfigDir      string // watched directory tree of Istio YAML
 	XDSAddr        string // plaintext ADS, e.g. 127.0.0.1:15010
 	MonitoringAddr string // metrics and debug, e.g. 127.0.0.1:15014
-	Mesh           model.MeshConfig
-	DebounceQuiet  time.Duration // Istio's PILOT_DEBOUNCE_AFTER, 100ms
-	DebounceMax    time.Duration // Istio's PILOT_DEBOUNCE_MAX, 10s
-	Logger         *slog.Logger
+	// CADir, when set, runs the CA with its state there and serves xDS and
+	// the certificate service over TLS on SecureXDSAddr (Istio's 15012).
+	CADir         string
+	SecureXDSAddr string
+	Mesh          model.MeshConfig
+	DebounceQuiet time.Duration // Istio's PILOT_DEBOUNCE_AFTER, 100ms
+	DebounceMax   time.Duration // Istio's PILOT_DEBOUNCE_MAX, 10s
+	Logger        *slog.Logger
 	// Ready, when set, receives the bound addresses once both servers listen.
 	Ready func(xds, monitoring net.Addr)
 }
@@ -96,6 +102,25 @@ func Run(ctx context.Context, cfg Config) error {
 	)
 	adsServer.Register(gs)
 
+	var secure *grpc.Server
+	var secureLis net.Listener
+	if cfg.CADir != "" {
+		authority, err := ca.New(ca.Config{Dir: cfg.CADir, TrustDomain: cfg.Mesh.TrustDomain, Logger: log.With("component", "ca")})
+		if err != nil {
+			return fmt.Errorf("ca: %w", err)
+		}
+		tlsCfg, err := authority.ServerTLSConfig("istiod.istio-system.svc", "mastd", "localhost", "127.0.0.1")
+		if err != nil {
+			return fmt.Errorf("ca: serving certificate: %w", err)
+		}
+		if secureLis, err = net.Listen("tcp", cfg.SecureXDSAddr); err != nil {
+			return fmt.Errorf("secure xds listener: %w", err)
+		}
+		secure = grpc.NewServer(grpc.Creds(credentials.NewTLS(tlsCfg)), grpc.MaxConcurrentStreams(100000))
+		adsServer.Register(secure)
+		authority.Register(secure)
+	}
+
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("/debug/syncz", adsServer.SynczHandler())
@@ -121,6 +146,10 @@ func Run(ctx context.Context, cfg Config) error {
 	run("debouncer", func() error { deb.Run(ctx); return nil })
 	run("xds server", func() error { return gs.Serve(xdsLis) })
 	run("monitoring server", func() error { return hs.Serve(monLis) })
+	if secure != nil {
+		run("secure xds and ca server", func() error { return secure.Serve(secureLis) })
+		log.Info("ca serving", "secure_xds", secureLis.Addr().String(), "dir", cfg.CADir)
+	}
 	log.Info("mastd serving", "xds", xdsLis.Addr().String(), "monitoring", monLis.Addr().String(), "config", cfg.ConfigDir)
 	if cfg.Ready != nil {
 		cfg.Ready(xdsLis.Addr(), monLis.Addr())
@@ -129,6 +158,9 @@ func Run(ctx context.Context, cfg Config) error {
 	<-ctx.Done()
 	adsServer.Close()
 	gs.GracefulStop()
+	if secure != nil {
+		secure.GracefulStop()
+	}
 	shutdownCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
 	defer done()
 	hs.Shutdown(shutdownCtx)

@@ -125,7 +125,7 @@ type GenerateResult struct {
 	// ColdNsPerOp is the first proxy's generation on a fresh push context,
 	// which also fills the push context's per-push memo (shared EDS, routes).
 	ColdNsPerOp int64 `json:"cold_ns_per_op"`
-	Iterations    int                 `json:"iterations"`
+	Iterations  int   `json:"iterations"`
 }
 
 // BenchmarkGenerate measures generate.Generate for all four types for one

@@ -18,6 +18,7 @@ type Server interface {
 	Mem() (MemStats, error)
 	StartCPUProfile(path string) error
 	StopCPUProfile() error
+	WriteHeapProfile(path string) error
 	Close() error
 }
 
@@ -73,6 +74,9 @@ func (s *InProcess) StartCPUProfile(string) error { return errProfileInProcess }
 
 // StopCPUProfile is not supported in process.
 func (s *InProcess) StopCPUProfile() error { return errProfileInProcess }
+
+// WriteHeapProfile is not supported in process.
+func (s *InProcess) WriteHeapProfile(string) error { return errProfileInProcess }
 
 // Close stops mastd.
 func (s *InProcess) Close() error {

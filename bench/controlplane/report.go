@@ -45,6 +45,60 @@ type Report struct {
 	Elapsed  string           `json:"elapsed"`
 	Generate []GenerateResult `json:"generate"`
 	Rounds   []RoundResult    `json:"rounds"`
+	// Marginal is mastd's heap per additional connected proxy, from the
+	// rounds with the fewest and the most proxies of each mesh size and
+	// protocol; it excludes one-off costs such as the push context's memo.
+	Marginal []MarginalMemory `json:"marginal_memory"`
+}
+
+// MarginalMemory is the heap and RSS slope between two rounds.
+type MarginalMemory struct {
+	Services     int      `json:"services"`
+	Protocol     Protocol `json:"protocol"`
+	FromClients  int      `json:"from_clients"`
+	ToClients    int      `json:"to_clients"`
+	HeapPerProxy float64  `json:"heap_inuse_per_proxy"`
+	RSSPerProxy  float64  `json:"rss_per_proxy"`
+}
+
+// ComputeMarginal fills r.Marginal from r.Rounds.
+func (r *Report) ComputeMarginal() {
+	r.Marginal = nil
+	type key struct {
+		services int
+		p        Protocol
+	}
+	lo, hi := map[key]RoundResult{}, map[key]RoundResult{}
+	var order []key
+	for _, x := range r.Rounds {
+		if x.MemConnected.HeapInuse == 0 {
+			continue
+		}
+		k := key{x.Services, x.Protocol}
+		if l, ok := lo[k]; !ok {
+			order = append(order, k)
+			lo[k], hi[k] = x, x
+		} else {
+			if x.Clients < l.Clients {
+				lo[k] = x
+			}
+			if x.Clients > hi[k].Clients {
+				hi[k] = x
+			}
+		}
+	}
+	for _, k := range order {
+		a, b := lo[k], hi[k]
+		if a.Clients == b.Clients {
+			continue
+		}
+		n := float64(b.Clients - a.Clients)
+		r.Marginal = append(r.Marginal, MarginalMemory{
+			Services: k.services, Protocol: k.p, FromClients: a.Clients, ToClients: b.Clients,
+			HeapPerProxy: (float64(b.MemConnected.HeapInuse) - float64(a.MemConnected.HeapInuse)) / n,
+			RSSPerProxy:  (float64(b.MemConnected.RSS) - float64(a.MemConnected.RSS)) / n,
+		})
+	}
 }
 
 func msf(ns int64) string { return fmt.Sprintf("%.2f", float64(ns)/1e6) }
@@ -133,6 +187,10 @@ func (r Report) targets() string {
 		}
 		w("- mastd memory, 1,000 services, %d %s proxies: heap %s → %s MB, %s KB per proxy (target <= 256 KB); RSS %s KB per proxy.\n",
 			x.Clients, x.Protocol, mb(x.MemIdle.HeapInuse), mb(x.MemConnected.HeapInuse), kb(x.HeapPerProxy), kb(x.RSSPerProxy))
+	}
+	for _, m := range r.Marginal {
+		w("- mastd memory per additional proxy, %d services, %s, %d → %d proxies: heap %s KB, RSS %s KB (target <= 256 KB).\n",
+			m.Services, m.Protocol, m.FromClients, m.ToClients, kb(m.HeapPerProxy), kb(m.RSSPerProxy))
 	}
 	w("\n")
 	return b.String()

@@ -109,6 +109,7 @@ type RoundResult struct {
 	Config               ChangeResult `json:"config_change"`
 	Endpoint             ChangeResult `json:"endpoint_change"`
 	Profile              string       `json:"mastd_cpu_profile,omitempty"`
+	HeapProfile          string       `json:"mastd_heap_profile,omitempty"`
 	Error                string       `json:"error,omitempty"`
 }
 
@@ -191,6 +192,11 @@ func (s *scenario) round(ctx context.Context, r *RoundResult) error {
 	s.logf("%d services x %d %s: synced in %.0f ms, %d B/proxy, heap +%.0f KB/proxy", r.Services, r.Clients, r.Protocol, r.InitialSyncMs, r.InitialBytesPerProxy, r.HeapPerProxy/1024)
 
 	if s.cfg.ProfileDir != "" {
+		r.HeapProfile = filepath.Join(s.cfg.ProfileDir, fmt.Sprintf("mastd-heap-%d-%d-%s.pprof", r.Services, r.Clients, r.Protocol))
+		if err := s.srv.WriteHeapProfile(r.HeapProfile); err != nil {
+			r.HeapProfile = ""
+			s.logf("no mastd heap profile: %v", err)
+		}
 		r.Profile = filepath.Join(s.cfg.ProfileDir, fmt.Sprintf("mastd-%d-%d-%s.pprof", r.Services, r.Clients, r.Protocol))
 		if err := s.srv.StartCPUProfile(r.Profile); err != nil {
 			r.Profile = ""
@@ -222,7 +228,7 @@ func (s *scenario) round(ctx context.Context, r *RoundResult) error {
 	// Endpoint-only changes: moving one WorkloadEntry must push EDS only.
 	// The settle time lets a wrongly sent LDS/RDS (pushed after EDS) show.
 	r.Endpoint, err = s.series(ctx, f, r.Clients, []string{generate.EndpointType}, 250*time.Millisecond, func(i int) bool {
-		return i < s.cfg.EndpointChanges
+		return i < s.cfg.EndpointChanges && (i < s.cfg.MinChanges || time.Since(roundStart) < 2*s.cfg.RoundBudget)
 	}, func() error {
 		s.moved = !s.moved
 		alt := -1

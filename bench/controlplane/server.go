@@ -67,7 +67,8 @@ const ServeFlag = "-serve-mastd"
 // ServeChild is the child process's main: it runs mastd (controlplane.Run)
 // on loopback port 0 for the config directory in args, prints
 // {"xds":ADDR,...} on stdout once serving, then answers one JSON line per
-// command read from stdin ("mem", "cpuprofile PATH", "stopprofile") and
+// command read from stdin ("mem", "cpuprofile PATH", "stopprofile",
+// "heapprofile PATH") and
 // exits when stdin closes.
 func ServeChild(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("mastd-child", flag.ContinueOnError)
@@ -115,6 +116,15 @@ func ServeChild(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 				if err = pprof.StartCPUProfile(prof); err != nil {
 					prof.Close()
 					prof = nil
+				}
+			}
+		case "heapprofile":
+			runtime.GC()
+			var hf *os.File
+			if hf, err = os.Create(arg); err == nil {
+				err = pprof.Lookup("heap").WriteTo(hf, 0)
+				if cerr := hf.Close(); err == nil {
+					err = cerr
 				}
 			}
 		case "stopprofile":
@@ -226,6 +236,9 @@ func (c *Child) StartCPUProfile(path string) error { return c.command("cpuprofil
 
 // StopCPUProfile stops profiling and writes the profile.
 func (c *Child) StopCPUProfile() error { return c.command("stopprofile", nil) }
+
+// WriteHeapProfile writes mastd's heap profile (after a GC) to path.
+func (c *Child) WriteHeapProfile(path string) error { return c.command("heapprofile "+path, nil) }
 
 // Close stops the child and waits for it.
 func (c *Child) Close() error {

@@ -42,9 +42,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	protocols := fs.String("protocols", "sotw,delta", "ADS variants")
 	genSizes := fs.String("generate", "100,1000,10000", "mesh sizes for the in-process generation benchmark; empty skips it")
 	changes := fs.Int("changes", 20, "config changes timed per round")
-	minChanges := fs.Int("min-changes", 5, "config changes per round even past -budget")
+	minChanges := fs.Int("min-changes", 0, "changes per round even past -budget (default 3 quick, 5 full)")
 	epChanges := fs.Int("endpoint-changes", 20, "endpoint-only changes timed per round")
-	budget := fs.Duration("budget", 0, "time after which a round stops adding config changes (default 30s quick, 5m full)")
+	budget := fs.Duration("budget", 0, "time after which a round stops adding config changes (default 20s quick, 5m full; endpoint changes get twice as long)")
 	timeout := fs.Duration("timeout", 10*time.Minute, "limit for one wait (initial sync or one change)")
 	out := fs.String("out", "bench/results", "directory for the .md and .json results")
 	name := fs.String("name", "", "result file name without extension (default controlplane-quick or controlplane-full)")
@@ -63,9 +63,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		mode = "full"
 	}
 	if *budget == 0 {
-		*budget = 30 * time.Second
+		*budget = 20 * time.Second
 		if *full {
 			*budget = 5 * time.Minute
+		}
+	}
+	if *minChanges == 0 {
+		*minChanges = 3
+		if *full {
+			*minChanges = 5
 		}
 	}
 	if *name == "" {
@@ -150,6 +156,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}
+	rep.ComputeMarginal()
 	rep.Elapsed = time.Since(rep.Started).Round(time.Second).String()
 	md := rep.Markdown()
 	fmt.Fprint(stdout, md)

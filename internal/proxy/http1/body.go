@@ -27,7 +27,15 @@ type Body struct {
 // NewBody returns a body reader for the message whose head is h. untilEOF
 // applies to responses without length, read until the connection closes.
 func NewBody(br *bufio.Reader, h *Head, untilEOF bool) *Body {
-	b := &Body{br: br, maxTrail: 16 * 1024}
+	b := &Body{}
+	b.Reset(br, h, untilEOF)
+	return b
+}
+
+// Reset re-arms b for the message whose head is h, so a connection can reuse
+// one Body for all its messages.
+func (b *Body) Reset(br *bufio.Reader, h *Head, untilEOF bool) {
+	*b = Body{br: br, maxTrail: 16 * 1024, Trailers: b.Trailers[:0]}
 	switch {
 	case h.Chunked:
 		b.chunked = true
@@ -40,7 +48,6 @@ func NewBody(br *bufio.Reader, h *Head, untilEOF bool) *Body {
 	default:
 		b.done = true
 	}
-	return b
 }
 
 // Done reports whether the whole body was read without error.

@@ -305,7 +305,8 @@ func commonFraming(h *Head) error {
 			}
 			te += f.Value
 		case "content-length":
-			for _, part := range strings.Split(f.Value, ",") {
+			for rest := f.Value; ; {
+				part, more, found := strings.Cut(rest, ",")
 				n, err := parseContentLength(strings.TrimSpace(part))
 				if err != nil {
 					return err
@@ -314,9 +315,15 @@ func commonFraming(h *Head) error {
 					return bad("conflicting Content-Length values")
 				}
 				cl = n
+				if !found {
+					break
+				}
+				rest = more
 			}
 		case "connection":
-			for _, tok := range strings.Split(f.Value, ",") {
+			for rest := f.Value; rest != ""; {
+				var tok string
+				tok, rest, _ = strings.Cut(rest, ",")
 				tok = strings.TrimSpace(tok)
 				switch {
 				case headers.EqualFold(tok, "close"):

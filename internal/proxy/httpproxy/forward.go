@@ -212,7 +212,13 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 		w.Abort()
 		return
 	}
-	if err := copyBody(w, resp.Body); err != nil {
+	buf, _ := s.bufs.Get().(*[16 * 1024]byte)
+	if buf == nil {
+		buf = new([16 * 1024]byte)
+	}
+	err := copyBody(w, resp.Body, buf[:])
+	s.bufs.Put(buf)
+	if err != nil {
 		w.Abort()
 		return
 	}
@@ -266,8 +272,7 @@ func (b *releasingBody) Close() error {
 	return err
 }
 
-func copyBody(w responseWriter, r io.Reader) error {
-	var buf [16 * 1024]byte
+func copyBody(w responseWriter, r io.Reader, buf []byte) error {
 	for {
 		n, err := r.Read(buf[:])
 		if n > 0 {

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -47,6 +48,7 @@ type Server struct {
 	// BufferLimit is the largest request body buffered for retries (64 KiB).
 	BufferLimit int
 	draining    atomic.Bool
+	bufs        sync.Pool // *[16384]byte for copying bodies
 }
 
 // NewServer returns a server that reads its routing config from cfg.
@@ -105,6 +107,8 @@ type h1Conn struct {
 	bw     *bufio.Writer
 	hr     *http1.Reader
 	head   http1.Head
+	body   http1.Body
+	wbuf   []byte
 	remote string
 }
 
@@ -169,7 +173,8 @@ func (c *h1Conn) writeSimple(status int, err error) {
 // connection may carry another request.
 func (c *h1Conn) serveOne(ctx context.Context, hcm *xdsparse.HTTPManager) bool {
 	h := &c.head
-	body := http1.NewBody(c.br, h, false)
+	body := &c.body
+	body.Reset(c.br, h, false)
 	req := &dsRequest{
 		method: h.Method, target: h.Target, header: h.Headers, minor: h.Minor,
 		body: body, contentLength: h.ContentLength, chunked: h.Chunked, remote: c.remote, scheme: "http",
@@ -183,8 +188,9 @@ func (c *h1Conn) serveOne(ctx context.Context, hcm *xdsparse.HTTPManager) bool {
 			c.bw.Flush()
 		}
 	}
-	w := &h1Writer{c: c, minor: h.Minor, head: h.Method == "HEAD", reqClose: h.Close}
+	w := &h1Writer{c: c, minor: h.Minor, head: h.Method == "HEAD", reqClose: h.Close, buf: c.wbuf[:0]}
 	c.s.handle(ctx, req, w, hcm)
+	c.wbuf = w.buf
 	if !w.finished {
 		return false
 	}

@@ -75,6 +75,8 @@ type h1conn struct {
 	bw     *bufio.Writer
 	hr     *http1.Reader
 	head   http1.Head
+	body   http1.Body
+	rb     h1body
 	buf    []byte
 	uses   uint32
 	idleAt time.Time
@@ -261,11 +263,11 @@ func (c *h1conn) exchange(ctx context.Context, req *Request) (*Response, error) 
 	}
 	h := &c.head
 	noBody := req.Method == "HEAD"
-	var body *http1.Body
+	body := &c.body
 	if noBody {
-		body = http1.NewBody(c.br, &http1.Head{ContentLength: 0}, false)
+		body.Reset(c.br, &http1.Head{ContentLength: 0}, false)
 	} else {
-		body = http1.NewBody(c.br, h, true)
+		body.Reset(c.br, h, true)
 	}
 	hdr := h.Headers.Clone(8)
 	http1.StripHopByHop(&hdr)
@@ -277,7 +279,10 @@ func (c *h1conn) exchange(ctx context.Context, req *Request) (*Response, error) 
 		}
 	}
 	keep := !h.Close && (h.Chunked || h.ContentLength >= 0 || noBody)
-	rb := &h1body{c: c, body: body, stop: stop, keep: keep, ctx: ctx}
+	// The connection carries one exchange at a time, so its body wrapper
+	// is reused.
+	rb := &c.rb
+	*rb = h1body{c: c, body: body, stop: stop, keep: keep, ctx: ctx}
 	resp.Body = rb
 	resp.Trailers = func() headers.List { return body.Trailers }
 	return resp, nil

@@ -1,0 +1,216 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
+)
+
+func endpoints(name string, weights ...uint32) *xdsparse.EndpointSet {
+	es := &xdsparse.EndpointSet{Name: name, Localities: []xdsparse.LocalityGroup{{}}}
+	for i, w := range weights {
+		es.Localities[0].Endpoints = append(es.Localities[0].Endpoints,
+			xdsparse.Endpoint{Address: fmt.Sprintf("127.0.0.%d:80", i+1), Weight: w, Healthy: true})
+	}
+	return es
+}
+
+func cluster(t *testing.T, lb xdsparse.LBPolicy, es *xdsparse.EndpointSet) *Cluster {
+	cfg := &xdsparse.Cluster{Name: "c", Type: xdsparse.Static, LB: lb, Endpoints: es, ConnectTimeout: time.Second,
+		MaxConnections: 1024, MaxRequests: 1024, MaxPending: 1024, RingSize: 1024}
+	if lb == xdsparse.Maglev {
+		cfg.RingSize = 65537
+	}
+	m := NewManager(slog.New(slog.DiscardHandler))
+	return m.Update(map[string]*xdsparse.Cluster{"c": cfg}, nil)["c"]
+}
+
+func TestBalancersSpreadByWeight(t *testing.T) {
+	for _, lb := range []xdsparse.LBPolicy{xdsparse.RoundRobin, xdsparse.Random, xdsparse.LeastRequest} {
+		t.Run(lb.String(), func(t *testing.T) {
+			c := cluster(t, lb, endpoints("c", 1, 3))
+			counts := map[string]int{}
+			for i := 0; i < 4000; i++ {
+				counts[c.Pick(PickOptions{}).Addr]++
+			}
+			a, b := counts["127.0.0.1:80"], counts["127.0.0.2:80"]
+			if a < 700 || a > 1300 || b < 2700 || b > 3300 {
+				t.Errorf("weights 1:3 gave %d:%d", a, b)
+			}
+		})
+	}
+}
+
+func TestLeastRequestAvoidsBusyHost(t *testing.T) {
+	c := cluster(t, xdsparse.LeastRequest, endpoints("c", 1, 1))
+	c.Hosts()[0].Active.Store(100)
+	busy := 0
+	for i := 0; i < 1000; i++ {
+		if c.Pick(PickOptions{}) == c.Hosts()[0] {
+			busy++
+		}
+	}
+	// Only when both random choices land on the busy host (~1/4).
+	if busy > 350 {
+		t.Errorf("busy host picked %d/1000 times", busy)
+	}
+}
+
+func TestConsistentHashing(t *testing.T) {
+	for _, lb := range []xdsparse.LBPolicy{xdsparse.RingHash, xdsparse.Maglev} {
+		t.Run(lb.String(), func(t *testing.T) {
+			c := cluster(t, lb, endpoints("c", 1, 1, 1, 1))
+			seen := map[*Host]bool{}
+			moved := 0
+			c5 := cluster(t, lb, endpoints("c", 1, 1, 1, 1, 1))
+			for i := 0; i < 1000; i++ {
+				k := Hash64(fmt.Sprint("user-", i))
+				h1 := c.Pick(PickOptions{Hash: k, HasHash: true})
+				if h2 := c.Pick(PickOptions{Hash: k, HasHash: true}); h1 != h2 {
+					t.Fatal("same key, different host")
+				}
+				seen[h1] = true
+				if c5.Pick(PickOptions{Hash: k, HasHash: true}).Addr != h1.Addr {
+					moved++
+				}
+			}
+			if len(seen) != 4 {
+				t.Errorf("keys reached %d of 4 hosts", len(seen))
+			}
+			// Adding a fifth host should move about 1/5 of the keys, not most.
+			if moved > 350 {
+				t.Errorf("adding a host moved %d/1000 keys", moved)
+			}
+		})
+	}
+}
+
+func TestPickExcludesPreviousHosts(t *testing.T) {
+	c := cluster(t, xdsparse.RoundRobin, endpoints("c", 1, 1, 1))
+	first := c.Pick(PickOptions{})
+	for i := 0; i < 50; i++ {
+		if h := c.Pick(PickOptions{Exclude: func(h *Host) bool { return h == first }, Attempts: 5}); h == first {
+			t.Fatal("excluded host picked")
+		}
+	}
+}
+
+func TestUpdateKeepsHostsAndPools(t *testing.T) {
+	m := NewManager(slog.New(slog.DiscardHandler))
+	cfg := &xdsparse.Cluster{Name: "c", Type: xdsparse.EDS, EDSName: "c", ConnectTimeout: time.Second}
+	c1 := m.Update(map[string]*xdsparse.Cluster{"c": cfg}, map[string]*xdsparse.EndpointSet{"c": endpoints("c", 1, 1)})["c"]
+	h := c1.Hosts()[0]
+	c2 := m.Update(map[string]*xdsparse.Cluster{"c": cfg}, map[string]*xdsparse.EndpointSet{"c": endpoints("c", 1, 1, 1)})["c"]
+	if c1 != c2 || c2.Hosts()[0] != h || len(c2.Hosts()) != 3 {
+		t.Error("an endpoint update replaced the cluster or an unchanged host")
+	}
+	unhealthy := endpoints("c", 1)
+	unhealthy.Localities[0].Endpoints[0].Healthy = false
+	c3 := m.Update(map[string]*xdsparse.Cluster{"c": cfg}, map[string]*xdsparse.EndpointSet{"c": unhealthy})["c"]
+	if c3.Pick(PickOptions{}) != nil {
+		t.Error("picked an unhealthy host")
+	}
+}
+
+func TestHTTP1PoolReusesConnections(t *testing.T) {
+	var conns atomic.Int64
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%s %s %s", r.Method, r.URL.RequestURI(), b)
+	}), ConnState: func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}}
+	go srv.Serve(ln)
+	defer srv.Close()
+	c := cluster(t, xdsparse.RoundRobin, &xdsparse.EndpointSet{Localities: []xdsparse.LocalityGroup{{Endpoints: []xdsparse.Endpoint{
+		{Address: ln.Addr().String(), Weight: 1, Healthy: true}}}}})
+	for i := 0; i < 5; i++ {
+		h := c.Pick(PickOptions{})
+		resp, err := h.RoundTrip(context.Background(), &Request{Method: "POST", Authority: "x", Path: fmt.Sprintf("/p%d?q", i), Body: []byte("body"), ContentLength: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if want := fmt.Sprintf("POST /p%d?q body", i); string(b) != want || resp.Status != 200 {
+			t.Fatalf("got %d %q, want %q", resp.Status, b, want)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d connections for 5 sequential requests, want 1 (keep-alive)", n)
+	}
+}
+
+func TestConnectFailureAndTimeout(t *testing.T) {
+	c := cluster(t, xdsparse.RoundRobin, &xdsparse.EndpointSet{Localities: []xdsparse.LocalityGroup{{Endpoints: []xdsparse.Endpoint{
+		{Address: "127.0.0.1:1", Weight: 1, Healthy: true}}}}})
+	_, err := c.Pick(PickOptions{}).RoundTrip(context.Background(), &Request{Method: "GET", Authority: "x", Path: "/", ContentLength: -1})
+	if !errors.Is(err, ErrConnect) {
+		t.Errorf("err %v, want ErrConnect", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // never answers
+		}
+	}()
+	c2 := cluster(t, xdsparse.RoundRobin, &xdsparse.EndpointSet{Localities: []xdsparse.LocalityGroup{{Endpoints: []xdsparse.Endpoint{
+		{Address: ln.Addr().String(), Weight: 1, Healthy: true}}}}})
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err = c2.Pick(PickOptions{}).RoundTrip(ctx, &Request{Method: "GET", Authority: "x", Path: "/", ContentLength: -1})
+	if !errors.Is(err, ErrTimeout) {
+		t.Errorf("err %v, want ErrTimeout", err)
+	}
+}
+
+func TestMaxConnectionsOverflow(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	release, entered := make(chan struct{}), make(chan struct{}, 1)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
+		<-release
+	})}
+	go srv.Serve(ln)
+	defer srv.Close()
+	defer close(release)
+	cfg := &xdsparse.Cluster{Name: "c", Type: xdsparse.Static, ConnectTimeout: time.Second, MaxConnections: 1, MaxRequests: 10,
+		Endpoints: &xdsparse.EndpointSet{Localities: []xdsparse.LocalityGroup{{Endpoints: []xdsparse.Endpoint{{Address: ln.Addr().String(), Weight: 1, Healthy: true}}}}}}
+	c := NewManager(slog.New(slog.DiscardHandler)).Update(map[string]*xdsparse.Cluster{"c": cfg}, nil)["c"]
+	h := c.Pick(PickOptions{})
+	go h.RoundTrip(context.Background(), &Request{Method: "GET", Authority: "x", Path: "/", ContentLength: -1})
+	<-entered // the only allowed connection is busy now
+	_, err = h.RoundTrip(context.Background(), &Request{Method: "GET", Authority: "x", Path: "/", ContentLength: -1})
+	if !errors.Is(err, ErrOverflow) {
+		t.Fatalf("err %v, want ErrOverflow", err)
+	}
+	if c.Stats.RqPendingOverflow.Load() != 1 {
+		t.Errorf("overflow counter %d", c.Stats.RqPendingOverflow.Load())
+	}
+}

@@ -20,8 +20,10 @@ type ScenarioConfig struct {
 	Clients   []int
 	Protocols []Protocol
 	// Changes is how many VirtualService changes to time per round; after
-	// RoundBudget has passed, a round stops early once it has MinChanges.
+	// RoundBudget has passed, a round stops early once it has MinChanges,
+	// unless it has at most FullRoundsUpTo services x proxies.
 	Changes, MinChanges int
+	FullRoundsUpTo      int
 	EndpointChanges     int
 	RoundBudget         time.Duration
 	// Timeout bounds each wait (initial sync, one change).
@@ -213,8 +215,12 @@ func (s *scenario) round(ctx context.Context, r *RoundResult) error {
 		want = []string{generate.RouteType}
 	}
 	roundStart := time.Now()
+	minChanges := s.cfg.MinChanges
+	if r.Services*r.Clients <= s.cfg.FullRoundsUpTo {
+		minChanges = s.cfg.Changes
+	}
 	r.Config, err = s.series(ctx, f, r.Clients, want, 50*time.Millisecond, func(i int) bool {
-		return i < s.cfg.Changes && (i < s.cfg.MinChanges || time.Since(roundStart) < s.cfg.RoundBudget)
+		return i < s.cfg.Changes && (i < minChanges || time.Since(roundStart) < s.cfg.RoundBudget)
 	}, func() error {
 		s.generation++
 		return WriteFileAtomic(VirtualServiceFile(s.dir), RoutingYAML(s.generation))
@@ -228,7 +234,7 @@ func (s *scenario) round(ctx context.Context, r *RoundResult) error {
 	// Endpoint-only changes: moving one WorkloadEntry must push EDS only.
 	// The settle time lets a wrongly sent LDS/RDS (pushed after EDS) show.
 	r.Endpoint, err = s.series(ctx, f, r.Clients, []string{generate.EndpointType}, 250*time.Millisecond, func(i int) bool {
-		return i < s.cfg.EndpointChanges && (i < s.cfg.MinChanges || time.Since(roundStart) < 2*s.cfg.RoundBudget)
+		return i < s.cfg.EndpointChanges && (i < max(minChanges, 5) || time.Since(roundStart) < 2*s.cfg.RoundBudget)
 	}, func() error {
 		s.moved = !s.moved
 		alt := -1

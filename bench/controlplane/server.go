@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -33,9 +34,11 @@ type MemStats struct {
 	Goroutines int    `json:"goroutines"`
 }
 
+// readMem collects garbage and returns freed pages to the OS first, so that
+// RSS reflects what is live rather than what earlier rounds left behind.
 func readMem() MemStats {
 	runtime.GC()
-	runtime.GC()
+	debug.FreeOSMemory()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	out := MemStats{HeapInuse: ms.HeapInuse, HeapAlloc: ms.HeapAlloc, Sys: ms.Sys, Goroutines: runtime.NumGoroutine()}

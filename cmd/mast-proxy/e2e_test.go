@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -161,6 +162,7 @@ func (w *world) resources(extra []*routev3.Route) map[string][]types.Resource {
 	)
 	rc := &routev3.RouteConfiguration{Name: "main", VirtualHosts: []*routev3.VirtualHost{
 		{Name: "reviews", Domains: []string{"reviews:9080", "reviews.default.svc.cluster.local:9080"}, Routes: []*routev3.Route{route("/", "v2")}},
+		{Name: "secure", Domains: []string{"secure.example"}, RequireTls: routev3.VirtualHost_ALL, Routes: []*routev3.Route{route("/", "v2")}},
 		{Name: "all", Domains: []string{"*"}, Routes: routes},
 	}}
 	h2c := xdstest.EDSCluster("h2")
@@ -270,6 +272,7 @@ func TestEndToEnd(t *testing.T) {
 			{"response header ops", "/headerops", []string{"x-secret", "s"}, 200, "v1 GET " + w.addr + " /headerops", [2]string{"x-resp", "added"}},
 			{"normalized path", "/x/../headers/./", []string{"end-user", "jason"}, 200, "v2 GET " + w.addr + " /headers/", [2]string{}},
 			{"vhost by authority", "/any", []string{"host", "reviews.default.svc.cluster.local:9080"}, 200, "v2 GET reviews.default.svc.cluster.local:9080 /any", [2]string{}},
+			{"require tls", "/login?x=1", []string{"host", "secure.example"}, 301, "", [2]string{"location", "https://secure.example/login?x=1"}},
 			{"retry 5xx", "/retry", nil, 200, "flaky ok attempt=3", [2]string{}},
 			{"no retry policy", "/noretry", nil, 503, "", [2]string{}},
 			{"timeout", "/slow", nil, 504, "upstream request timeout", [2]string{"x-mast-response-flags", "UT"}},
@@ -370,6 +373,29 @@ func TestEndToEnd(t *testing.T) {
 		send()
 		w.push(t, w.resources([]*routev3.Route{route("/keep", "v2")}))
 		eventually(t, "new route on the same connection", func() bool { return send() == 200 && strings.HasPrefix(w.v2.last().URL.Path, "/keep") })
+	})
+	t.Run("memory", func(t *testing.T) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", w.proxy.cmd.Process.Pid))
+		if err != nil {
+			t.Skip("no /proc")
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "VmRSS:") || strings.HasPrefix(l, "VmHWM:") {
+				t.Log(strings.Join(strings.Fields(l), " "))
+			}
+		}
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", w.proxy.cmd.Process.Pid)); err == nil {
+			for _, l := range strings.Split(string(b), "\n") {
+				if strings.HasPrefix(l, "Anonymous:") || strings.HasPrefix(l, "Rss:") {
+					t.Log("smaps_rollup", strings.Join(strings.Fields(l), " "))
+				}
+			}
+		}
+		_, mem := w.proxy.adminGet(t, "/memory")
+		if !strings.Contains(mem, `"heap_inuse"`) {
+			t.Errorf("/memory: %s", mem)
+		}
+		t.Log("/memory:", mem)
 	})
 	t.Run("graceful shutdown on SIGTERM", func(t *testing.T) {
 		w.proxy.cmd.Process.Signal(sigterm)

@@ -21,6 +21,9 @@ import (
 
 var proxyBin string
 
+// extraEnv is added to the proxy's environment (experiments).
+var extraEnv = strings.Fields(os.Getenv("MAST_PROXY_TEST_ENV"))
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "mast-proxy-e2e")
 	if err != nil {
@@ -54,6 +57,7 @@ func startProxy(t *testing.T, xdsAddr, nodeID string, extra ...string) *proc {
 	args := append([]string{"--xds-address", xdsAddr, "--node-id", nodeID, "--admin-addr", "127.0.0.1:0",
 		"--meta", "INTERCEPTION_MODE=NONE", "--drain-period", "2s", "--log-level", "debug"}, extra...)
 	cmd := exec.Command(proxyBin, args...)
+	cmd.Env = append(os.Environ(), extraEnv...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"sort"
 	"strings"
 
@@ -68,6 +69,13 @@ func Handler(src Source, level *slog.LevelVar) http.Handler {
 		w.Header().Set("content-type", "text/plain; version=0.0.4")
 		writePrometheus(w, collect(src))
 	})
+	mux.HandleFunc("/memory", func(w http.ResponseWriter, r *http.Request) {
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		w.Header().Set("content-type", "application/json")
+		json.NewEncoder(w).Encode(map[string]uint64{"allocated": m.HeapAlloc, "heap_size": m.HeapSys, "heap_inuse": m.HeapInuse,
+			"stack_inuse": m.StackInuse, "total_sys": m.Sys, "goroutines": uint64(runtime.NumGoroutine())})
+	})
 	mux.HandleFunc("/quitquitquit", func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			http.Error(w, "use POST", http.StatusMethodNotAllowed)
@@ -106,7 +114,7 @@ func Handler(src Source, level *slog.LevelVar) http.Handler {
 			http.NotFound(w, r)
 			return
 		}
-		fmt.Fprintln(w, "mast-proxy admin: /ready /config_dump /clusters /listeners /stats /stats/prometheus /logging /quitquitquit")
+		fmt.Fprintln(w, "mast-proxy admin: /ready /config_dump /clusters /listeners /stats /stats/prometheus /memory /logging /quitquitquit")
 	})
 	return mux
 }

@@ -61,6 +61,33 @@ type Proxy struct {
 	quit      chan struct{}
 	quitOnce  sync.Once
 	adminAddr atomic.Pointer[string]
+	// active holds the listeners handed to the listener manager.
+	active map[string]*xdsparse.Listener
+}
+
+// warmListeners returns the listeners to run: a listener whose route
+// configuration has not arrived yet is warming; until it is warm the
+// previous version of it (if any) keeps serving, as in Envoy.
+func (p *Proxy) warmListeners(s *xdsparse.Snapshot) map[string]*xdsparse.Listener {
+	out := make(map[string]*xdsparse.Listener, len(s.Listeners))
+	for name, l := range s.Listeners {
+		if listenerWarm(l, s) {
+			out[name] = l
+		} else if old, ok := p.active[name]; ok {
+			out[name] = old
+		}
+	}
+	p.active = out
+	return out
+}
+
+func listenerWarm(l *xdsparse.Listener, s *xdsparse.Snapshot) bool {
+	for _, c := range append(l.Chains[:len(l.Chains):len(l.Chains)], l.Default) {
+		if c != nil && c.HTTP != nil && c.HTTP.RDSName != "" && s.Routes[c.HTTP.RDSName] == nil {
+			return false
+		}
+	}
+	return true
 }
 
 // New builds a data plane; call Run.
@@ -94,8 +121,10 @@ func (p *Proxy) Apply(typeURL, version string, res []*anypb.Any) error {
 	clusters := p.upstreams.Update(next.Clusters, next.Endpoints)
 	p.routing.Store(&httpproxy.Config{Routes: next.Routes, Clusters: clusters})
 	var lerr error
+	if typeURL == xdsparse.ListenerType || typeURL == xdsparse.RouteType {
+		lerr = p.listeners.Update(p.warmListeners(next))
+	}
 	if typeURL == xdsparse.ListenerType {
-		lerr = p.listeners.Update(next.Listeners)
 		p.ldsDone.Store(true)
 	}
 	if typeURL == xdsparse.ClusterType {
@@ -117,8 +146,20 @@ func (p *Proxy) Names(typeURL string) []string {
 	return p.snap.EndpointNames()
 }
 
-// Ready reports whether the first listeners and clusters were applied.
-func (p *Proxy) Ready() bool { return p.ldsDone.Load() && p.cdsDone.Load() }
+// Ready reports whether the first listeners and clusters were applied and
+// every listener is warm (its route configuration arrived).
+func (p *Proxy) Ready() bool {
+	if !p.ldsDone.Load() || !p.cdsDone.Load() {
+		return false
+	}
+	s := p.Snapshot()
+	for _, l := range s.Listeners {
+		if !listenerWarm(l, s) {
+			return false
+		}
+	}
+	return true
+}
 
 // Snapshot returns the current accepted configuration.
 func (p *Proxy) Snapshot() *xdsparse.Snapshot {

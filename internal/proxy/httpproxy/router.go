@@ -163,6 +163,14 @@ func (s *Server) handle(ctx context.Context, req *dsRequest, w responseWriter, h
 	}
 	in := xdsparse.Input{Authority: req.authority, Method: req.method, Scheme: req.scheme, Path: path, Headers: req.header}
 	route := table.Match(&in)
+	if route != nil && route.VHost.RequireTLS && req.scheme != "https" {
+		host := req.authority
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		s.localReply(w, 301, "", "", headers.List{{Name: "location", Value: "https://" + host + path}})
+		return
+	}
 	if route == nil {
 		s.Stats.RqNoRoute.Add(1)
 		s.localReply(w, 404, "", flagNoRoute, nil)

@@ -227,8 +227,13 @@ func ParseCluster(c *clusterv3.Cluster) (*Cluster, error) {
 		}
 		out.Endpoints = es
 	}
-	if (out.Type == Static || out.Type == StrictDNS || out.Type == LogicalDNS) && out.Endpoints == nil {
+	if (out.Type == StrictDNS || out.Type == LogicalDNS) && out.Endpoints == nil {
 		return nil, fail("load_assignment: required for %v clusters", out.Type)
+	}
+	if out.Type == Static && out.Endpoints == nil {
+		// A static cluster without hosts (Istio's BlackHoleCluster) is valid:
+		// every request to it fails with "no healthy upstream".
+		out.Endpoints = &EndpointSet{Name: out.Name}
 	}
 	return out, nil
 }

@@ -77,7 +77,8 @@ func TestParseClusterErrors(t *testing.T) {
 	}{
 		{"eds ok", xdstest.EDSCluster("c"), ""},
 		{"static ok", xdstest.StaticCluster("s", "127.0.0.1:1"), ""},
-		{"static without endpoints", &clusterv3.Cluster{Name: "s"}, `cluster "s": load_assignment: required for STATIC`},
+		{"static without endpoints (black hole)", &clusterv3.Cluster{Name: "s"}, ""},
+		{"dns without endpoints", &clusterv3.Cluster{Name: "d", ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STRICT_DNS}}, `cluster "d": load_assignment: required for STRICT_DNS`},
 		{"ring hash too big", mut(func(c *clusterv3.Cluster) {
 			c.LbPolicy = clusterv3.Cluster_RING_HASH
 			c.LbConfig = &clusterv3.Cluster_RingHashLbConfig_{RingHashLbConfig: &clusterv3.Cluster_RingHashLbConfig{MinimumRingSize: wrapperspb.UInt64(1 << 30)}}

@@ -39,6 +39,8 @@ type VirtualHost struct {
 	Routes  []*Route
 	Headers HeaderOps
 	Retry   *RetryPolicy
+	// RequireTLS redirects plaintext requests to https (301).
+	RequireTLS bool
 }
 
 // HeaderOps are the header additions and removals of one level (route,
@@ -303,8 +305,12 @@ func parseVirtualHost(p *routev3.VirtualHost) (*VirtualHost, error) {
 			return nil, fmt.Errorf("domains[%d] %q: invalid wildcard", i, d)
 		}
 	}
-	if p.GetRequireTls() != routev3.VirtualHost_NONE {
-		return nil, fmt.Errorf("require_tls: not supported")
+	switch p.GetRequireTls() {
+	case routev3.VirtualHost_NONE:
+	case routev3.VirtualHost_EXTERNAL_ONLY, routev3.VirtualHost_ALL:
+		vh.RequireTLS = true
+	default:
+		return nil, fmt.Errorf("require_tls %v: unknown", p.GetRequireTls())
 	}
 	var err error
 	vh.Headers, err = parseHeaderOps(p.GetRequestHeadersToAdd(), p.GetRequestHeadersToRemove(), p.GetResponseHeadersToAdd(), p.GetResponseHeadersToRemove())

@@ -21,6 +21,10 @@ import (
 
 var proxyBin string
 
+// buildFlags are passed to go build; -race when the tests run with -race, so
+// the proxy process is race-checked too.
+var buildFlags []string
+
 // extraEnv is added to the proxy's environment (experiments).
 var extraEnv = strings.Fields(os.Getenv("MAST_PROXY_TEST_ENV"))
 
@@ -31,7 +35,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	proxyBin = filepath.Join(dir, "mast-proxy")
-	out, err := exec.Command("go", "build", "-o", proxyBin, ".").CombinedOutput()
+	out, err := exec.Command("go", append(append([]string{"build"}, buildFlags...), "-o", proxyBin, ".")...).CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build mast-proxy: %v\n%s", err, out)
 		os.Exit(1)
@@ -47,7 +51,8 @@ type proc struct {
 	admin string
 	mu    sync.Mutex
 	logs  strings.Builder
-	done  chan error
+	done   chan error
+	exited chan struct{}
 }
 
 var adminRE = regexp.MustCompile(`msg="admin listening" addr=(\S+)`)
@@ -65,7 +70,7 @@ func startProxy(t *testing.T, xdsAddr, nodeID string, extra ...string) *proc {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{cmd: cmd, done: make(chan error, 1)}
+	p := &proc{cmd: cmd, done: make(chan error, 1), exited: make(chan struct{})}
 	adminCh := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -79,9 +84,14 @@ func startProxy(t *testing.T, xdsAddr, nodeID string, extra ...string) *proc {
 			}
 		}
 		p.done <- cmd.Wait()
+		close(p.exited)
 	}()
 	t.Cleanup(func() {
 		cmd.Process.Signal(syscall.SIGKILL)
+		<-p.exited
+		if strings.Contains(p.Logs(), "DATA RACE") {
+			t.Error("the proxy process reported a data race")
+		}
 		if t.Failed() {
 			t.Logf("proxy logs:\n%s", p.Logs())
 		}

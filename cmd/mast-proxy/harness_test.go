@@ -47,10 +47,10 @@ func TestMain(m *testing.M) {
 
 // proc is a running mast-proxy.
 type proc struct {
-	cmd   *exec.Cmd
-	admin string
-	mu    sync.Mutex
-	logs  strings.Builder
+	cmd    *exec.Cmd
+	admin  string
+	mu     sync.Mutex
+	logs   strings.Builder
 	done   chan error
 	exited chan struct{}
 }

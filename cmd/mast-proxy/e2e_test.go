@@ -411,3 +411,29 @@ func TestEndToEnd(t *testing.T) {
 }
 
 var _ = clusterv3.Cluster_EDS
+
+func TestDeltaXDSEndToEnd(t *testing.T) {
+	b := startBackend(t, "v1", nil)
+	addr := freeAddr(t)
+	xds := xdstest.Start(t, "127.0.0.1:0", nil)
+	res := func(path string) map[string][]types.Resource {
+		return xdstest.Resources(xdstest.HTTPListener("l", addr, "r"),
+			xdstest.RouteConfig("r", []string{"*"}, xdstest.RouteTo(path, "c")),
+			xdstest.EDSCluster("c"), xdstest.CLA("c", b.addr))
+	}
+	xds.Set(t, gwNode, "1", res("/one"))
+	p := startProxy(t, xds.Addr, gwNode, "--xds-delta")
+	p.waitReady(t)
+	waitListening(t, addr)
+	if resp, body := get(t, http.DefaultClient, "http://"+addr+"/one"); resp.StatusCode != 200 || !strings.HasPrefix(body, "v1") {
+		t.Fatalf("got %d %q", resp.StatusCode, body)
+	}
+	xds.Set(t, gwNode, "2", res("/two"))
+	eventually(t, "route update over delta", func() bool {
+		resp, _ := get(t, http.DefaultClient, "http://"+addr+"/two")
+		return resp.StatusCode == 200
+	})
+	if resp, _ := get(t, http.DefaultClient, "http://"+addr+"/one"); resp.StatusCode != 404 {
+		t.Errorf("old route still served: %d", resp.StatusCode)
+	}
+}

@@ -44,6 +44,7 @@ func run(args []string) error {
 		drain     = fs.Duration("drain-period", 5*time.Second, "how long to let connections finish on shutdown")
 		logLevel  = fs.String("log-level", "info", "debug, info, warn or error")
 		logJSON   = fs.Bool("log-json", false, "log JSON lines")
+		delta     = fs.Bool("xds-delta", false, "use incremental (Delta) xDS instead of state of the world")
 	)
 	var meta multiFlag
 	fs.Var(&meta, "meta", "node metadata KEY=VALUE (repeatable), e.g. INTERCEPTION_MODE=NONE")
@@ -78,7 +79,7 @@ func run(args []string) error {
 		return err
 	}
 	log.Info("starting", "node", node.GetId(), "xds", *xds, "interception", node.GetMetadata().GetFields()["INTERCEPTION_MODE"].GetStringValue())
-	p := dataplane.New(dataplane.Config{XDSAddress: *xds, Node: node, AdminAddr: *adminAddr, DrainPeriod: *drain, Logger: log, LogLevel: lv})
+	p := dataplane.New(dataplane.Config{XDSAddress: *xds, Node: node, AdminAddr: *adminAddr, DrainPeriod: *drain, Logger: log, LogLevel: lv, XDSDelta: *delta})
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	return p.Run(ctx)

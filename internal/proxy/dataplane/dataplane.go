@@ -42,6 +42,8 @@ type Config struct {
 	LogLevel *slog.LevelVar
 	// XDSBackoffMax bounds reconnect delays (default 30s).
 	XDSBackoffMax time.Duration
+	// XDSDelta uses the incremental xDS protocol instead of state of the world.
+	XDSDelta bool
 }
 
 // Proxy is a running data plane.
@@ -108,7 +110,7 @@ func New(cfg Config) *Proxy {
 	p.tcp = tcpproxy.New(func() map[string]*upstream.Cluster { return p.routing.Load().Clusters }, cfg.Logger.With("component", "tcp"))
 	p.listeners = listener.NewManager(p.http, p.tcp, cfg.Logger.With("component", "listener"))
 	p.xds = xdsclient.New(xdsclient.Config{Address: cfg.XDSAddress, Node: cfg.Node, Logger: cfg.Logger.With("component", "xds"),
-		BackoffMax: cfg.XDSBackoffMax}, p)
+		BackoffMax: cfg.XDSBackoffMax, Delta: cfg.XDSDelta}, p)
 	return p
 }
 

@@ -45,6 +45,8 @@ type Config struct {
 	// BackoffBase and BackoffMax bound reconnect delays (defaults 250ms, 30s).
 	BackoffBase, BackoffMax time.Duration
 	DialOptions             []grpc.DialOption
+	// Delta uses the incremental protocol (DeltaAggregatedResources).
+	Delta bool
 }
 
 // Client runs the ADS stream.
@@ -57,6 +59,7 @@ type Client struct {
 	nacks     atomic.Int64
 	// per-type state survives reconnects: last accepted version and names.
 	state map[string]*typeState
+	delta map[string]*deltaState
 }
 
 type typeState struct {
@@ -83,9 +86,10 @@ func New(cfg Config, h Handler) *Client {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	c := &Client{cfg: cfg, h: h, log: cfg.Logger, state: map[string]*typeState{}}
+	c := &Client{cfg: cfg, h: h, log: cfg.Logger, state: map[string]*typeState{}, delta: map[string]*deltaState{}}
 	for _, t := range order {
 		c.state[t] = &typeState{}
+		c.delta[t] = &deltaState{resources: map[string]*anypb.Any{}, versions: map[string]string{}}
 	}
 	return c
 }
@@ -107,7 +111,13 @@ func (c *Client) Run(ctx context.Context) error {
 	ads := discoveryv3.NewAggregatedDiscoveryServiceClient(conn)
 	attempt := 0
 	for {
-		healthy, err := c.stream(ctx, ads)
+		var healthy bool
+		var err error
+		if c.cfg.Delta {
+			healthy, err = c.deltaStream(ctx, ads)
+		} else {
+			healthy, err = c.stream(ctx, ads)
+		}
 		if ctx.Err() != nil {
 			return nil
 		}

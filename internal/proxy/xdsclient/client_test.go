@@ -68,6 +68,10 @@ func (s *store) waitFor(t *testing.T, ctx context.Context, what string, cond fun
 const nodeID = "sidecar~127.0.1.7~productpage-v1.default~default.svc.cluster.local"
 
 func start(t *testing.T, srv *xdstest.Server) (*store, context.Context) {
+	return startWith(t, srv, false)
+}
+
+func startWith(t *testing.T, srv *xdstest.Server, delta bool) (*store, context.Context) {
 	t.Helper()
 	node, err := xdsclient.BuildNode(xdsclient.NodeConfig{ID: nodeID, Meta: map[string]string{"INTERCEPTION_MODE": "NONE"}})
 	if err != nil {
@@ -76,7 +80,7 @@ func start(t *testing.T, srv *xdstest.Server) (*store, context.Context) {
 	st := newStore()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
-	c := xdsclient.New(xdsclient.Config{Address: srv.Addr, Node: node, BackoffBase: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond}, st)
+	c := xdsclient.New(xdsclient.Config{Address: srv.Addr, Node: node, BackoffBase: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond, Delta: delta}, st)
 	done := make(chan struct{})
 	go func() { c.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })

@@ -24,6 +24,7 @@ type Server struct {
 	grpc  *grpc.Server
 	mu    sync.Mutex
 	reqs  []*discoveryv3.DiscoveryRequest
+	delta []*discoveryv3.DeltaDiscoveryRequest
 	cond  *sync.Cond
 }
 
@@ -43,6 +44,12 @@ func Start(t testing.TB, addr string, cache cachev3.SnapshotCache) *Server {
 	cb := serverv3.CallbackFuncs{StreamRequestFunc: func(_ int64, r *discoveryv3.DiscoveryRequest) error {
 		s.mu.Lock()
 		s.reqs = append(s.reqs, r)
+		s.cond.Broadcast()
+		s.mu.Unlock()
+		return nil
+	}, StreamDeltaRequestFunc: func(_ int64, r *discoveryv3.DeltaDiscoveryRequest) error {
+		s.mu.Lock()
+		s.delta = append(s.delta, r)
 		s.cond.Broadcast()
 		s.mu.Unlock()
 		return nil
@@ -95,6 +102,29 @@ func (s *Server) WaitRequest(ctx context.Context, pred func(*discoveryv3.Discove
 		}
 		if ctx.Err() != nil {
 			return nil
+		}
+		s.cond.Wait()
+	}
+}
+
+// WaitDelta blocks until a delta request satisfies pred; false when ctx ends first.
+func (s *Server) WaitDelta(ctx context.Context, pred func(*discoveryv3.DeltaDiscoveryRequest) bool) bool {
+	stop := context.AfterFunc(ctx, func() {
+		s.mu.Lock()
+		s.cond.Broadcast()
+		s.mu.Unlock()
+	})
+	defer stop()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for seen := 0; ; {
+		for ; seen < len(s.delta); seen++ {
+			if pred(s.delta[seen]) {
+				return true
+			}
+		}
+		if ctx.Err() != nil {
+			return false
 		}
 		s.cond.Wait()
 	}

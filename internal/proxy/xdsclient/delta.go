@@ -1,0 +1,174 @@
+package xdsclient
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
+)
+
+// deltaState is the client's view of one type on the incremental protocol:
+// every resource the server sent, by name, with its version.
+type deltaState struct {
+	resources map[string]*anypb.Any
+	versions  map[string]string
+	names     []string // subscribed (non-wildcard types)
+	sent      bool
+}
+
+// deltaStream runs one incremental (Delta) ADS stream. The merged resource
+// set of a type is handed to the handler as a state-of-the-world update, so
+// validation and last-good handling are the same for both protocols.
+func (c *Client) deltaStream(ctx context.Context, ads discoveryv3.AggregatedDiscoveryServiceClient) (healthy bool, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	st, err := ads.DeltaAggregatedResources(ctx)
+	if err != nil {
+		return false, fmt.Errorf("open delta stream: %w", err)
+	}
+	sendCh := make(chan *discoveryv3.DeltaDiscoveryRequest, 16)
+	sendErr := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case r := <-sendCh:
+				if err := st.Send(r); err != nil {
+					sendErr <- err
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	send := func(r *discoveryv3.DeltaDiscoveryRequest) {
+		select {
+		case sendCh <- r:
+		case <-ctx.Done():
+		}
+	}
+	first := true
+	for _, t := range order {
+		ds := c.delta[t]
+		ds.sent = false
+		req := &discoveryv3.DeltaDiscoveryRequest{TypeUrl: t, InitialResourceVersions: maps.Clone(ds.versions)}
+		if t == xdsparse.EndpointType || t == xdsparse.RouteType {
+			ds.names = c.h.Names(t)
+			if len(ds.names) == 0 {
+				continue
+			}
+			req.ResourceNamesSubscribe = ds.names
+		}
+		if first {
+			req.Node = c.cfg.Node
+			first = false
+		}
+		ds.sent = true
+		send(req)
+	}
+	c.connected.Store(true)
+	defer c.connected.Store(false)
+	for {
+		resp, err := st.Recv()
+		if err != nil {
+			select {
+			case e := <-sendErr:
+				err = e
+			default:
+			}
+			return healthy, fmt.Errorf("receive: %w", err)
+		}
+		if !healthy {
+			c.log.Info("xds delta stream established", "addr", c.cfg.Address)
+		}
+		healthy = true
+		c.handleDelta(resp, send)
+	}
+}
+
+func (c *Client) handleDelta(resp *discoveryv3.DeltaDiscoveryResponse, send func(*discoveryv3.DeltaDiscoveryRequest)) {
+	t := resp.GetTypeUrl()
+	ds, ok := c.delta[t]
+	if !ok {
+		c.log.Warn("xds: delta response of unknown type ignored", "type", t)
+		return
+	}
+	for _, r := range resp.GetResources() {
+		if r.GetResource() == nil {
+			continue
+		}
+		ds.resources[r.GetName()] = r.GetResource()
+		ds.versions[r.GetName()] = r.GetVersion()
+	}
+	for _, n := range resp.GetRemovedResources() {
+		delete(ds.resources, n)
+		delete(ds.versions, n)
+	}
+	names := make([]string, 0, len(ds.resources))
+	for n := range ds.resources {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	all := make([]*anypb.Any, 0, len(names))
+	for _, n := range names {
+		all = append(all, ds.resources[n])
+	}
+	err := c.h.Apply(t, resp.GetSystemVersionInfo(), all)
+	if t == xdsparse.ListenerType || t == xdsparse.ClusterType {
+		dep := xdsparse.RouteType
+		if t == xdsparse.ClusterType {
+			dep = xdsparse.EndpointType
+		}
+		want := c.h.Names(dep)
+		dd := c.delta[dep]
+		if !slices.Equal(want, dd.names) {
+			sub, unsub := diff(dd.names, want)
+			dd.names = want
+			for _, n := range unsub {
+				delete(dd.resources, n)
+				delete(dd.versions, n)
+			}
+			send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: dep, ResourceNamesSubscribe: sub, ResourceNamesUnsubscribe: unsub})
+		}
+	}
+	ack := &discoveryv3.DeltaDiscoveryRequest{TypeUrl: t, ResponseNonce: resp.GetNonce()}
+	if err != nil {
+		c.nacks.Add(1)
+		c.log.Warn("xds: delta NACK", "type", t, "err", err)
+		ack.ErrorDetail = &status.Status{Code: int32(codes.InvalidArgument), Message: err.Error()}
+	} else {
+		c.acks.Add(1)
+	}
+	send(ack)
+}
+
+// diff returns the names to subscribe (in want, not in have) and to
+// unsubscribe (in have, not in want).
+func diff(have, want []string) (sub, unsub []string) {
+	h := map[string]bool{}
+	for _, n := range have {
+		h[n] = true
+	}
+	w := map[string]bool{}
+	for _, n := range want {
+		w[n] = true
+		if !h[n] {
+			sub = append(sub, n)
+		}
+	}
+	for _, n := range have {
+		if !w[n] {
+			unsub = append(unsub, n)
+		}
+	}
+	return sub, unsub
+}

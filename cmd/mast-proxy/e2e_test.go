@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -52,7 +51,9 @@ type world struct {
 	flaky   *backend
 	slow    *backend
 	h2      *backend
-	flakyN  atomic.Int64
+	tricky  *backend
+	tcpAddr string // tcp_proxy listener
+	tcpEcho string // its backend
 	version int
 	baseRes func() map[string][]types.Resource
 }
@@ -76,6 +77,21 @@ func newWorld(t *testing.T) *world {
 		}
 	})
 	w.h2 = startH2Backend(t)
+	w.tricky = startBackend(t, "tricky", func(rw http.ResponseWriter, r *http.Request) {
+		attempt := r.Header.Get("x-envoy-attempt-count")
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/pertry") && attempt == "1":
+			<-r.Context().Done() // hangs until the proxy gives up on this try
+			return
+		case strings.HasPrefix(r.URL.Path, "/reset") && attempt == "1":
+			c, _, _ := rw.(http.Hijacker).Hijack()
+			c.Close() // connection reset before any response
+			return
+		}
+		fmt.Fprintf(rw, "tricky ok attempt=%s", attempt)
+	})
+	w.tcpEcho = startTCPEcho(t)
+	w.tcpAddr = freeAddr(t)
 	w.addr = freeAddr(t)
 	w.xds = xdstest.Start(t, "127.0.0.1:0", nil)
 	w.baseRes = func() map[string][]types.Resource { return w.resources(nil) }
@@ -156,6 +172,14 @@ func (w *world) resources(extra []*routev3.Route) map[string][]types.Resource {
 					Percentage: &typev3.FractionalPercent{Numerator: 100}}})}
 		}),
 		route("/h2up", "h2"),
+		route("/pertry", "tricky", func(r *routev3.Route) {
+			r.GetRoute().RetryPolicy = &routev3.RetryPolicy{RetryOn: "gateway-error", NumRetries: wrapperspb.UInt32(1),
+				PerTryTimeout: durationpb.New(150 * time.Millisecond), RetryBackOff: &routev3.RetryPolicy_RetryBackOff{BaseInterval: durationpb.New(time.Millisecond)}}
+		}),
+		route("/reset", "tricky", func(r *routev3.Route) {
+			r.GetRoute().RetryPolicy = &routev3.RetryPolicy{RetryOn: "reset", NumRetries: wrapperspb.UInt32(1),
+				RetryBackOff: &routev3.RetryPolicy_RetryBackOff{BaseInterval: durationpb.New(time.Millisecond)}}
+		}),
 		route("/nohost", "empty"),
 		route("/down", "down"),
 		route("/", "v1"),
@@ -170,6 +194,7 @@ func (w *world) resources(extra []*routev3.Route) map[string][]types.Resource {
 	down := xdstest.StaticCluster("down", "127.0.0.1:1") // nothing listens on port 1: connection refused
 	hcm := xdstest.HCM("main")
 	hcm.RequestHeadersTimeout = durationpb.New(300 * time.Millisecond)
+	hcm.UseRemoteAddress = wrapperspb.Bool(true)
 	return xdstest.Resources(
 		xdstest.ListenerWith(w.addr, w.addr, hcm),
 		rc,
@@ -180,6 +205,9 @@ func (w *world) resources(extra []*routev3.Route) map[string][]types.Resource {
 		h2c, xdstest.CLA("h2", w.h2.addr),
 		xdstest.EDSCluster("empty"), xdstest.CLA("empty"),
 		down,
+		xdstest.StaticCluster("tricky", w.tricky.addr),
+		xdstest.TCPListener("tcp", w.tcpAddr, "echo"),
+		xdstest.StaticCluster("echo", w.tcpEcho),
 	)
 }
 
@@ -224,6 +252,9 @@ func TestEndToEnd(t *testing.T) {
 		r := w.v1.last()
 		if len(r.Header.Get("x-request-id")) != 36 || r.Header.Get("x-envoy-attempt-count") != "1" || r.Header.Get("x-envoy-retry-on") != "" {
 			t.Errorf("backend headers: %v", r.Header)
+		}
+		if xff := r.Header.Get("x-forwarded-for"); xff != "127.0.0.1" {
+			t.Errorf("x-forwarded-for = %q, want the client address", xff)
 		}
 		if r.Header.Get("x-forwarded-proto") != "http" {
 			t.Errorf("x-forwarded-proto = %q", r.Header.Get("x-forwarded-proto"))
@@ -275,6 +306,8 @@ func TestEndToEnd(t *testing.T) {
 			{"require tls", "/login?x=1", []string{"host", "secure.example"}, 301, "", [2]string{"location", "https://secure.example/login?x=1"}},
 			{"retry 5xx", "/retry", nil, 200, "flaky ok attempt=3", [2]string{}},
 			{"no retry policy", "/noretry", nil, 503, "", [2]string{}},
+			{"retry after per-try timeout", "/pertry", nil, 200, "tricky ok attempt=2", [2]string{}},
+			{"retry after reset", "/reset", nil, 200, "tricky ok attempt=2", [2]string{}},
 			{"timeout", "/slow", nil, 504, "upstream request timeout", [2]string{"x-mast-response-flags", "UT"}},
 			{"fault abort", "/abort", nil, 555, "fault filter abort", [2]string{"x-mast-response-flags", "FI"}},
 			{"fault delay", "/delay", nil, 200, "v1 GET " + w.addr + " /delay", [2]string{}},
@@ -295,6 +328,20 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("request header ops not applied: %v", r.Header)
 		}
 	})
+	t.Run("tcp proxy", func(t *testing.T) {
+		waitListening(t, w.tcpAddr)
+		c, err := net.Dial("tcp", w.tcpAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		io.WriteString(c, "ping over tcp\n")
+		c.(*net.TCPConn).CloseWrite()
+		b, err := io.ReadAll(c)
+		if err != nil || string(b) != "ping over tcp\n" {
+			t.Fatalf("echo %q %v", b, err)
+		}
+	})
 	t.Run("admin", func(t *testing.T) {
 		code, dump := w.proxy.adminGet(t, "/config_dump")
 		if code != 200 || !strings.Contains(dump, `"name": "`+w.addr+`"`) || !strings.Contains(dump, "envoy.admin.v3.RoutesConfigDump") {
@@ -311,6 +358,15 @@ func TestEndToEnd(t *testing.T) {
 		_, cl := w.proxy.adminGet(t, "/clusters")
 		if !strings.Contains(cl, "v1::"+w.v1.addr+"::rq_active::0") {
 			t.Errorf("clusters: %.500s", cl)
+		}
+		resp, err := http.Post("http://"+w.proxy.admin+"/logging?level=warn", "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lb, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(lb), "mast-proxy: warn") {
+			t.Errorf("/logging: %s", lb)
 		}
 		_, ls := w.proxy.adminGet(t, "/listeners")
 		if !strings.Contains(ls, w.addr+"::"+w.addr) {
@@ -436,4 +492,26 @@ func TestDeltaXDSEndToEnd(t *testing.T) {
 	if resp, _ := get(t, http.DefaultClient, "http://"+addr+"/one"); resp.StatusCode != 404 {
 		t.Errorf("old route still served: %d", resp.StatusCode)
 	}
+}
+
+// startTCPEcho runs a TCP server that echoes until the client half-closes.
+func startTCPEcho(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				io.Copy(c, c)
+			}()
+		}
+	}()
+	return ln.Addr().String()
 }

@@ -1,0 +1,85 @@
+package httpproxy
+
+import (
+	"regexp"
+	"testing"
+
+	"github.com/mast-mesh/mast/internal/proxy/headers"
+	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
+)
+
+func TestRedirectLocation(t *testing.T) {
+	req := &dsRequest{scheme: "http", authority: "shop.example:8080"}
+	for _, tc := range []struct {
+		name  string
+		route *xdsparse.Route
+		path  string
+		want  string
+	}{
+		{"https keeps host drops port", &xdsparse.Route{Redirect: &xdsparse.Redirect{Scheme: "https", Code: 301}}, "/a?b=1", "https://shop.example/a?b=1"},
+		{"host redirect", &xdsparse.Route{Redirect: &xdsparse.Redirect{Host: "other", Code: 302}}, "/a", "http://other/a"},
+		{"port redirect", &xdsparse.Route{Redirect: &xdsparse.Redirect{Port: 9000, Code: 302}}, "/a", "http://shop.example:9000/a"},
+		{"path redirect strips query", &xdsparse.Route{Redirect: &xdsparse.Redirect{Path: "/new", StripQuery: true, Code: 301}}, "/old?x=1", "http://shop.example:8080/new"},
+		{"prefix rewrite", &xdsparse.Route{Kind: xdsparse.PathPrefix, Path: "/v1/", Redirect: &xdsparse.Redirect{PrefixRewrite: "/v2/", Code: 301}}, "/v1/items?x", "http://shop.example:8080/v2/items?x"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := redirectLocation(tc.route, req, tc.path); got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestRewritePath(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		route *xdsparse.Route
+		path  string
+		want  string
+	}{
+		{"none", &xdsparse.Route{Action: &xdsparse.RouteAction{}}, "/a?q", "/a?q"},
+		{"prefix", &xdsparse.Route{Kind: xdsparse.PathPrefix, Path: "/api/", Action: &xdsparse.RouteAction{PrefixRewrite: "/"}}, "/api/x?q", "/x?q"},
+		{"prefix to empty", &xdsparse.Route{Kind: xdsparse.PathPrefix, Path: "/api", Action: &xdsparse.RouteAction{PrefixRewrite: ""}}, "/api", "/api"},
+		{"exact", &xdsparse.Route{Kind: xdsparse.PathExact, Path: "/login", Action: &xdsparse.RouteAction{PrefixRewrite: "/auth/login"}}, "/login", "/auth/login"},
+		{"regex", &xdsparse.Route{Kind: xdsparse.PathPrefix, Path: "/", Action: &xdsparse.RouteAction{RegexRewrite: regexp.MustCompile("^/service/([^/]+)(/.*)$"), RegexSubst: "${2}/instance/${1}"}}, "/service/foo/v1?x", "/v1/instance/foo?x"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := rewritePath(tc.route, tc.path); got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestRetryConditions(t *testing.T) {
+	rp := &xdsparse.RetryPolicy{On: xdsparse.RetryGatewayError | xdsparse.RetryRetriableStatusCodes, StatusCodes: []int{409}}
+	for status, want := range map[int]bool{500: false, 502: true, 503: true, 504: true, 409: true, 404: false, 200: false} {
+		if got := retriableStatus(rp, status); got != want {
+			t.Errorf("status %d: retriable %v, want %v", status, got, want)
+		}
+	}
+	if retriableStatus(nil, 503) {
+		t.Error("retried without a policy")
+	}
+}
+
+func TestComputeHash(t *testing.T) {
+	req := &dsRequest{header: headers.List{{Name: "cookie", Value: "a=1; session=abc"}, {Name: "x-user", Value: "u1"}}, remote: "10.0.0.1"}
+	h1, ok1 := computeHash([]xdsparse.HashPolicy{{Cookie: "session"}}, req, "/")
+	req2 := &dsRequest{header: headers.List{{Name: "cookie", Value: "session=abc"}}}
+	h2, ok2 := computeHash([]xdsparse.HashPolicy{{Cookie: "session"}}, req2, "/")
+	if !ok1 || !ok2 || h1 != h2 {
+		t.Errorf("same cookie, different hash: %v %v", h1, h2)
+	}
+	if _, ok := computeHash([]xdsparse.HashPolicy{{Header: "x-missing"}}, req, "/"); ok {
+		t.Error("hash from a missing header")
+	}
+	q1, _ := computeHash([]xdsparse.HashPolicy{{Query: "id"}}, req, "/p?id=7")
+	q2, _ := computeHash([]xdsparse.HashPolicy{{Query: "id"}}, req, "/p?id=8")
+	if q1 == q2 {
+		t.Error("different query values, same hash")
+	}
+	if _, ok := computeHash([]xdsparse.HashPolicy{{SourceIP: true}}, req, "/"); !ok {
+		t.Error("no hash from source IP")
+	}
+}

@@ -1,0 +1,270 @@
+package xdsparse
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+func parseRouteAction(p *routev3.RouteAction) (*RouteAction, error) {
+	a := &RouteAction{Timeout: 15 * time.Second}
+	switch c := p.GetClusterSpecifier().(type) {
+	case *routev3.RouteAction_Cluster:
+		if c.Cluster == "" {
+			return nil, fmt.Errorf("cluster: empty")
+		}
+		a.Cluster = c.Cluster
+	case *routev3.RouteAction_WeightedClusters:
+		for i, w := range c.WeightedClusters.GetClusters() {
+			if w.GetName() == "" {
+				return nil, fmt.Errorf("weighted_clusters.clusters[%d]: name is empty", i)
+			}
+			ops, err := parseHeaderOps(w.GetRequestHeadersToAdd(), w.GetRequestHeadersToRemove(), w.GetResponseHeadersToAdd(), w.GetResponseHeadersToRemove())
+			if err != nil {
+				return nil, fmt.Errorf("weighted_clusters.clusters[%d]: %w", i, err)
+			}
+			wt := w.GetWeight().GetValue()
+			a.Weighted = append(a.Weighted, WeightedCluster{Name: w.GetName(), Weight: wt, HeaderOps: ops})
+			a.TotalWeight += wt
+		}
+		if a.TotalWeight == 0 {
+			return nil, fmt.Errorf("weighted_clusters: total weight is 0")
+		}
+	default:
+		return nil, fmt.Errorf("cluster specifier %T not supported", c)
+	}
+	a.PrefixRewrite = p.GetPrefixRewrite()
+	if rr := p.GetRegexRewrite(); rr != nil {
+		re, err := compileRegex(rr.GetPattern().GetRegex(), false)
+		if err != nil {
+			return nil, fmt.Errorf("regex_rewrite: %w", err)
+		}
+		a.RegexRewrite, a.RegexSubst = re, convertSubst(rr.GetSubstitution())
+	}
+	switch h := p.GetHostRewriteSpecifier().(type) {
+	case *routev3.RouteAction_HostRewriteLiteral:
+		a.HostRewrite = h.HostRewriteLiteral
+	case *routev3.RouteAction_AutoHostRewrite:
+		a.AutoHost = h.AutoHostRewrite.GetValue()
+	case nil:
+	default:
+		return nil, fmt.Errorf("host rewrite %T not supported", h)
+	}
+	if t := p.GetTimeout(); t != nil {
+		a.Timeout = t.AsDuration()
+	}
+	if t := p.GetIdleTimeout(); t != nil {
+		a.IdleTimeout = t.AsDuration()
+	}
+	if t := p.GetMaxGrpcTimeout(); t != nil {
+		a.MaxGRPCTimeout = t.AsDuration()
+	}
+	if rp := p.GetRetryPolicy(); rp != nil {
+		var err error
+		if a.Retry, err = parseRetry(rp); err != nil {
+			return nil, fmt.Errorf("retry_policy: %w", err)
+		}
+	}
+	for i, hp := range p.GetHashPolicy() {
+		h := HashPolicy{Terminal: hp.GetTerminal()}
+		switch s := hp.GetPolicySpecifier().(type) {
+		case *routev3.RouteAction_HashPolicy_Header_:
+			h.Header = strings.ToLower(s.Header.GetHeaderName())
+		case *routev3.RouteAction_HashPolicy_Cookie_:
+			h.Cookie = s.Cookie.GetName()
+		case *routev3.RouteAction_HashPolicy_ConnectionProperties_:
+			h.SourceIP = s.ConnectionProperties.GetSourceIp()
+		case *routev3.RouteAction_HashPolicy_QueryParameter_:
+			h.Query = s.QueryParameter.GetName()
+		default:
+			return nil, fmt.Errorf("hash_policy[%d]: %T not supported", i, s)
+		}
+		a.Hash = append(a.Hash, h)
+	}
+	return a, nil
+}
+
+// convertSubst turns RE2 \1 references into Go's ${1}.
+func convertSubst(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '\\' && i+1 < len(s) && s[i+1] >= '0' && s[i+1] <= '9' {
+			b.WriteString("${")
+			b.WriteByte(s[i+1])
+			b.WriteByte('}')
+			i++
+			continue
+		}
+		if c == '$' {
+			b.WriteString("$$")
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+func parseRetry(p *routev3.RetryPolicy) (*RetryPolicy, error) {
+	r := &RetryPolicy{NumRetries: 1, BackoffBase: 25 * time.Millisecond}
+	for _, on := range strings.Split(p.GetRetryOn(), ",") {
+		switch strings.TrimSpace(on) {
+		case "":
+		case "5xx":
+			r.On |= Retry5xx
+		case "gateway-error":
+			r.On |= RetryGatewayError
+		case "connect-failure":
+			r.On |= RetryConnectFailure
+		case "refused-stream":
+			r.On |= RetryRefusedStream
+		case "reset", "reset-before-request":
+			r.On |= RetryReset
+		case "retriable-status-codes":
+			r.On |= RetryRetriableStatusCodes
+		case "retriable-4xx":
+			r.On |= RetryRetriable4xx
+		case "envoy-ratelimited", "retriable-headers", "http3-post-connect-failure",
+			"cancelled", "deadline-exceeded", "internal", "resource-exhausted", "unavailable":
+			// gRPC and rate-limit conditions: accepted, never triggered by this proxy.
+		default:
+			return nil, fmt.Errorf("retry_on %q: unknown condition", on)
+		}
+	}
+	if n := p.GetNumRetries(); n != nil {
+		r.NumRetries = int(n.GetValue())
+	}
+	if t := p.GetPerTryTimeout(); t != nil {
+		r.PerTryTimeout = t.AsDuration()
+	}
+	for _, c := range p.GetRetriableStatusCodes() {
+		r.StatusCodes = append(r.StatusCodes, int(c))
+	}
+	if b := p.GetRetryBackOff(); b != nil {
+		if d := b.GetBaseInterval(); d != nil {
+			r.BackoffBase = d.AsDuration()
+		}
+		if r.BackoffBase <= 0 {
+			return nil, fmt.Errorf("retry_back_off.base_interval: must be > 0")
+		}
+		r.BackoffMax = 10 * r.BackoffBase
+		if d := b.GetMaxInterval(); d != nil {
+			r.BackoffMax = d.AsDuration()
+		}
+		if r.BackoffMax < r.BackoffBase {
+			return nil, fmt.Errorf("retry_back_off.max_interval: less than base_interval")
+		}
+	} else {
+		r.BackoffMax = 10 * r.BackoffBase
+	}
+	for _, hp := range p.GetRetryHostPredicate() {
+		switch hp.GetName() {
+		case "envoy.retry_host_predicates.previous_hosts":
+			r.PreviousHosts = true
+		case "envoy.retry_host_predicates.omit_canary_hosts", "envoy.retry_host_predicates.omit_host_metadata":
+		default:
+			return nil, fmt.Errorf("retry_host_predicate %q: not supported", hp.GetName())
+		}
+	}
+	r.HostSelectionMax = int(p.GetHostSelectionRetryMaxAttempts())
+	return r, nil
+}
+
+func parseRedirect(p *routev3.RedirectAction) (*Redirect, error) {
+	rd := &Redirect{Host: p.GetHostRedirect(), Port: p.GetPortRedirect(), StripQuery: p.GetStripQuery()}
+	switch s := p.GetSchemeRewriteSpecifier().(type) {
+	case *routev3.RedirectAction_HttpsRedirect:
+		if s.HttpsRedirect {
+			rd.Scheme = "https"
+		}
+	case *routev3.RedirectAction_SchemeRedirect:
+		rd.Scheme = s.SchemeRedirect
+	}
+	switch s := p.GetPathRewriteSpecifier().(type) {
+	case *routev3.RedirectAction_PathRedirect:
+		rd.Path = s.PathRedirect
+	case *routev3.RedirectAction_PrefixRewrite:
+		rd.PrefixRewrite = s.PrefixRewrite
+	case nil:
+	default:
+		return nil, fmt.Errorf("path rewrite %T not supported", s)
+	}
+	switch p.GetResponseCode() {
+	case routev3.RedirectAction_MOVED_PERMANENTLY:
+		rd.Code = 301
+	case routev3.RedirectAction_FOUND:
+		rd.Code = 302
+	case routev3.RedirectAction_SEE_OTHER:
+		rd.Code = 303
+	case routev3.RedirectAction_TEMPORARY_REDIRECT:
+		rd.Code = 307
+	case routev3.RedirectAction_PERMANENT_REDIRECT:
+		rd.Code = 308
+	default:
+		return nil, fmt.Errorf("response_code %v: unknown", p.GetResponseCode())
+	}
+	return rd, nil
+}
+
+// FaultFilterName is the fault filter's well-known name.
+const FaultFilterName = "envoy.filters.http.fault"
+
+func parseFaultPerFilter(m map[string]*anypb.Any) (*Fault, error) {
+	a, ok := m[FaultFilterName]
+	if !ok {
+		return nil, nil
+	}
+	f, err := parseFaultAny(a)
+	if err != nil {
+		return nil, fmt.Errorf("typed_per_filter_config[%s]: %w", FaultFilterName, err)
+	}
+	return f, nil
+}
+
+func parseFaultAny(a *anypb.Any) (*Fault, error) {
+	var hf faultv3.HTTPFault
+	if err := a.UnmarshalTo(&hf); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", a.GetTypeUrl(), err)
+	}
+	return ParseFault(&hf)
+}
+
+// ParseFault compiles an HTTPFault.
+func ParseFault(hf *faultv3.HTTPFault) (*Fault, error) {
+	f := &Fault{}
+	if d := hf.GetDelay(); d != nil {
+		fd := d.GetFixedDelay()
+		if fd == nil {
+			return nil, fmt.Errorf("delay: only fixed_delay is supported")
+		}
+		f.Delay = fd.AsDuration()
+		pm, err := perMillion(d.GetPercentage())
+		if err != nil {
+			return nil, fmt.Errorf("delay.percentage: %w", err)
+		}
+		f.DelayPerMill = pm
+	}
+	if ab := hf.GetAbort(); ab != nil {
+		switch e := ab.GetErrorType().(type) {
+		case *faultv3.FaultAbort_HttpStatus:
+			if e.HttpStatus < 200 || e.HttpStatus >= 600 {
+				return nil, fmt.Errorf("abort.http_status %d: want 200-599", e.HttpStatus)
+			}
+			f.AbortStatus = int(e.HttpStatus)
+		case *faultv3.FaultAbort_GrpcStatus:
+			f.AbortGRPC, f.AbortStatus = int(e.GrpcStatus), 200
+		default:
+			return nil, fmt.Errorf("abort: %T not supported", e)
+		}
+		pm, err := perMillion(ab.GetPercentage())
+		if err != nil {
+			return nil, fmt.Errorf("abort.percentage: %w", err)
+		}
+		f.AbortPerMill = pm
+	}
+	return f, nil
+}

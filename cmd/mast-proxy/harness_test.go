@@ -59,7 +59,7 @@ var adminRE = regexp.MustCompile(`msg="admin listening" addr=(\S+)`)
 
 func startProxy(t *testing.T, xdsAddr, nodeID string, extra ...string) *proc {
 	t.Helper()
-	args := append([]string{"--xds-address", xdsAddr, "--node-id", nodeID, "--admin-addr", "127.0.0.1:0",
+	args := append([]string{"--xds-addr", xdsAddr, "--node-id", nodeID, "--admin-addr", "127.0.0.1:0",
 		"--meta", "INTERCEPTION_MODE=NONE", "--drain-period", "2s", "--log-level", "debug"}, extra...)
 	cmd := exec.Command(proxyBin, args...)
 	cmd.Env = append(os.Environ(), extraEnv...)

@@ -3,84 +3,9 @@
 package main
 
 import (
-	"context"
-	"flag"
-	"fmt"
-	"log/slog"
 	"os"
-	"os/signal"
-	"strings"
-	"syscall"
-	"time"
 
-	"github.com/mast-mesh/mast/internal/proxy/dataplane"
-	"github.com/mast-mesh/mast/internal/proxy/xdsclient"
+	"github.com/mast-mesh/mast/internal/proxy/cli"
 )
 
-type multiFlag []string
-
-func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
-func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
-
-func main() {
-	if err := run(os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "mast-proxy:", err)
-		os.Exit(1)
-	}
-}
-
-func run(args []string) error {
-	fs := flag.NewFlagSet("mast-proxy", flag.ContinueOnError)
-	var (
-		xds       = fs.String("xds-address", "127.0.0.1:15010", "control plane ADS address (host:port)")
-		nodeID    = fs.String("node-id", "", "xDS node id TYPE~IP~NAME.NAMESPACE~DOMAIN (else built from --type/--ip/--name/--namespace)")
-		typ       = fs.String("type", "sidecar", "proxy type: sidecar or router")
-		ip        = fs.String("ip", "", "proxy IP (first INSTANCE_IPS)")
-		name      = fs.String("name", "", "workload (pod) name")
-		namespace = fs.String("namespace", "", "namespace")
-		domain    = fs.String("dns-domain", "", "DNS domain (default NAMESPACE.svc.cluster.local)")
-		labels    = fs.String("labels", "", "workload labels k=v,k2=v2")
-		adminAddr = fs.String("admin-addr", "127.0.0.1:15000", "admin listener address (loopback)")
-		drain     = fs.Duration("drain-period", 5*time.Second, "how long to let connections finish on shutdown")
-		logLevel  = fs.String("log-level", "info", "debug, info, warn or error")
-		logJSON   = fs.Bool("log-json", false, "log JSON lines")
-		delta     = fs.Bool("xds-delta", false, "use incremental (Delta) xDS instead of state of the world")
-	)
-	var meta multiFlag
-	fs.Var(&meta, "meta", "node metadata KEY=VALUE (repeatable), e.g. INTERCEPTION_MODE=NONE")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	lv := new(slog.LevelVar)
-	if err := lv.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("--log-level %q: %w", *logLevel, err)
-	}
-	opts := &slog.HandlerOptions{Level: lv}
-	var h slog.Handler = slog.NewTextHandler(os.Stderr, opts)
-	if *logJSON {
-		h = slog.NewJSONHandler(os.Stderr, opts)
-	}
-	log := slog.New(h)
-	lbl, err := xdsclient.ParseKV(*labels)
-	if err != nil {
-		return fmt.Errorf("--labels: %w", err)
-	}
-	md := map[string]string{}
-	for _, kv := range meta {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return fmt.Errorf("--meta %q: want KEY=VALUE", kv)
-		}
-		md[k] = v
-	}
-	node, err := xdsclient.BuildNode(xdsclient.NodeConfig{ID: *nodeID, Type: *typ, IP: *ip, Name: *name, Namespace: *namespace,
-		DNSDomain: *domain, Labels: lbl, Meta: md})
-	if err != nil {
-		return err
-	}
-	log.Info("starting", "node", node.GetId(), "xds", *xds, "interception", node.GetMetadata().GetFields()["INTERCEPTION_MODE"].GetStringValue())
-	p := dataplane.New(dataplane.Config{XDSAddress: *xds, Node: node, AdminAddr: *adminAddr, DrainPeriod: *drain, Logger: log, LogLevel: lv, XDSDelta: *delta})
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	return p.Run(ctx)
-}
+func main() { os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr)) }

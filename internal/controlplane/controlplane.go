@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -228,7 +227,9 @@ func (p *pipeline) push(req *model.PushRequest) {
 	cfg, reg := p.cfg, p.reg
 	p.mu.Unlock()
 	v := p.version.Add(1)
-	pc := model.NewPushContext(time.Now().UTC().Format("2006-01-02T15:04:05Z")+"/"+strconv.FormatUint(v, 10), p.mesh, cfg, reg)
+	// Versions sort in push order (time, then a zero-padded counter), so
+	// tools can tell newer from older by comparing strings.
+	pc := model.NewPushContext(fmt.Sprintf("%s/%08d", time.Now().UTC().Format("2006-01-02T15:04:05Z"), v), p.mesh, cfg, reg)
 	p.log.Debug("push", "version", pc.Version, "full", req.Full, "eds_hosts", len(req.EDSHosts), "reason", req.Reason)
 	p.ads.Push(pc, req)
 }

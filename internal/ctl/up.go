@@ -13,6 +13,7 @@ import (
 
 	"github.com/mast-mesh/mast/internal/controlplane"
 	"github.com/mast-mesh/mast/internal/localmesh"
+	proxycli "github.com/mast-mesh/mast/internal/proxy/cli"
 	bookinfo "github.com/mast-mesh/mast/samples/bookinfo/app/cli"
 )
 
@@ -122,6 +123,8 @@ func RunProgram(args []string, stderr io.Writer) int {
 	switch args[0] {
 	case "mastd":
 		return controlplane.Main(args[1:], stderr)
+	case "mast-proxy":
+		return proxycli.Main(args[1:], os.Stdout, stderr)
 	case "bookinfo":
 		return bookinfo.Main(args[1:], os.Getenv, stderr)
 	}

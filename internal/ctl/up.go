@@ -53,6 +53,7 @@ func Up(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	cfg.Executable = exe
+	cfg.Programs = siblingPrograms(exe)
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, nil))
 	if err := localmesh.Up(ctx, cfg); err != nil {
 		fmt.Fprintf(stderr, "mast up: %v\n", err)
@@ -130,4 +131,18 @@ func RunProgram(args []string, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "mast __run: unknown program %q\n", args[0])
 	return 2
+}
+
+// siblingPrograms finds mastd, mast-proxy and bookinfo binaries beside the
+// mast binary (as `make build` leaves them in bin/); `mast up` runs those
+// rather than copies of itself, so each process carries only its own code.
+func siblingPrograms(exe string) map[string]string {
+	out := map[string]string{}
+	for _, name := range []string{"mastd", "mast-proxy", "bookinfo"} {
+		p := filepath.Join(filepath.Dir(exe), name)
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+			out[name] = p
+		}
+	}
+	return out
 }

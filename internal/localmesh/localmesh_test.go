@@ -135,3 +135,15 @@ func TestApplyRefusesInvalid(t *testing.T) {
 		t.Fatalf("an invalid apply wrote %v", entries)
 	}
 }
+
+func TestCommandPrefersOwnBinaries(t *testing.T) {
+	p := Proc{Program: "mast-proxy", Args: []string{"--x"}}
+	cfg := Config{Executable: "/bin/mast"}
+	if got := strings.Join(command(cfg, p), " "); got != "/bin/mast __run mast-proxy --x" {
+		t.Errorf("without sibling binaries: %q", got)
+	}
+	cfg.Programs = map[string]string{"mast-proxy": "/bin/mast-proxy"}
+	if got := strings.Join(command(cfg, p), " "); got != "/bin/mast-proxy --x" {
+		t.Errorf("with a sibling binary: %q", got)
+	}
+}

@@ -29,15 +29,15 @@ type group struct {
 	children []*child
 }
 
-// start runs `exe __run PROGRAM ARGS...` with its output in logDir/NAME.log.
-// The child gets SIGKILL if mast itself dies, so nothing outlives it.
-func (g *group) start(exe string, p Proc, logDir string) (*child, error) {
+// start runs argv with its output in logDir/NAME.log. The child gets SIGKILL
+// if mast itself dies, so nothing outlives it.
+func (g *group) start(argv []string, p Proc, logDir string) (*child, error) {
 	logPath := filepath.Join(logDir, p.Name+".log")
 	f, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(exe, append([]string{"__run", p.Program}, p.Args...)...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), p.Env...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}

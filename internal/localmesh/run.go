@@ -25,10 +25,14 @@ type Config struct {
 	StateDir  string // holds the lock, run.json, logs and the default config directory
 	ConfigDir string // the user's configuration; "" runs Bookinfo from StateDir/config
 	Options
-	// Executable runs the mesh's programs as `Executable __run PROGRAM ARGS...`.
+	// Executable runs the mesh's programs as `Executable __run PROGRAM ARGS...`,
+	// unless Programs names a binary of the program's own.
 	Executable string
-	Stdout     io.Writer
-	Logger     *slog.Logger
+	// Programs maps a program ("mastd", "mast-proxy", "bookinfo") to its own
+	// binary, run as `BINARY ARGS...` (smaller processes than the mast binary).
+	Programs map[string]string
+	Stdout   io.Writer
+	Logger   *slog.Logger
 	// ReadyTimeout bounds the wait for every proxy to acknowledge its configuration.
 	ReadyTimeout time.Duration
 }
@@ -123,7 +127,7 @@ func Up(ctx context.Context, cfg Config) error {
 	defer g.stopAll()
 	failed := make(chan error, 1)
 	launch := func(p Proc) (*child, error) {
-		c, err := g.start(cfg.Executable, p, logDir)
+		c, err := g.start(command(cfg, p), p, logDir)
 		if err != nil {
 			return nil, err
 		}
@@ -306,4 +310,12 @@ func checkReady(ctx context.Context, debugURL string, proxyIDs []string, gateway
 		return fmt.Errorf("%s answered %s", gatewayURL, resp.Status)
 	}
 	return nil
+}
+
+// command returns the argv that runs p.
+func command(cfg Config, p Proc) []string {
+	if bin, ok := cfg.Programs[p.Program]; ok {
+		return append([]string{bin}, p.Args...)
+	}
+	return append([]string{cfg.Executable, "__run", p.Program}, p.Args...)
 }

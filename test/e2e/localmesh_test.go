@@ -46,7 +46,9 @@ func startMesh(t *testing.T) *mesh {
 	t.Helper()
 	m := &mesh{t: t, stateDir: t.TempDir(), monitor: "127.0.0.1:15014"}
 	m.gateway = "http://127.0.0.1:8080"
-	m.up = start(t, "mast", "up", "--state-dir", m.stateDir)
+	// Run mast from a directory of its own, as `go run ./cmd/mast up` does:
+	// without sibling binaries it runs every program as a child of itself.
+	m.up = startBinary(t, copyBinary(t, "mast"), "up", "--state-dir", m.stateDir)
 	waitLine(t, m.up, "Press Ctrl-C to stop", 2*time.Minute)
 	return m
 }

@@ -66,8 +66,29 @@ func (p *process) Output() string {
 // and its output is logged if the test failed.
 func start(t *testing.T, name string, args ...string) *process {
 	t.Helper()
+	return startBinary(t, filepath.Join(binDir, name), args...)
+}
+
+// copyBinary copies a built binary into a directory of its own and returns its path.
+func copyBinary(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(binDir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(dst, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// startBinary runs the binary at path like start.
+func startBinary(t *testing.T, path string, args ...string) *process {
+	t.Helper()
+	name := filepath.Base(path)
 	p := &process{name: name, done: make(chan struct{})}
-	p.cmd = exec.Command(filepath.Join(binDir, name), args...)
+	p.cmd = exec.Command(path, args...)
 	p.cmd.Stdout, p.cmd.Stderr = p, p
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)

@@ -166,6 +166,8 @@ func StatusText(code int) string {
 	switch code {
 	case 100:
 		return "Continue"
+	case 101:
+		return "Switching Protocols"
 	case 200:
 		return "OK"
 	case 201:

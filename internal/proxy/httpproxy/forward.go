@@ -42,6 +42,12 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 		s.localReply(w, 503, "cluster not found", flagNoCluster, nil)
 		return
 	}
+	if req.method == "CONNECT" {
+		s.connect(ctx, req, w, hcm, act, cl)
+		return
+	}
+	// The stream's own context: upgraded connections outlive the route timeout.
+	streamCtx := ctx
 
 	// Build the upstream request once; attempts reuse it.
 	up := &upstream.Request{Method: req.method, Scheme: req.scheme, Authority: req.authority, Header: req.header, ContentLength: -1}
@@ -56,6 +62,11 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 	ops = append(ops, &route.HeaderOps, &route.VHost.Headers, &table.Headers)
 	applyRequestOps(&up.Header, ops, &up.Authority)
 	up.Header.Del("expect")
+	if req.upgrade != "" {
+		up.Upgrade = req.upgrade
+		up.Header.Add("connection", "upgrade")
+		up.Header.Add("upgrade", req.upgrade)
+	}
 
 	// Read the body: small bodies are buffered (so retries can replay them and
 	// bad framing is refused before anything reaches the upstream).
@@ -101,7 +112,7 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 	}
 	rp := act.Retry
 	maxAttempts := 1
-	if rp != nil && up.Replayable() {
+	if rp != nil && up.Replayable() && up.Upgrade == "" {
 		maxAttempts = 1 + rp.NumRetries
 	}
 	var hash uint64
@@ -207,6 +218,23 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 	h := resp.Header
 	h.Set("x-envoy-upstream-service-time", strconv.FormatInt(time.Since(start).Milliseconds(), 10))
 	applyResponseOps(&h, ops)
+	if resp.Upgraded != nil {
+		s.countStatus(resp.Status)
+		u, ok := w.(upgrader)
+		if !ok {
+			resp.Upgraded.Close()
+			w.Abort()
+			return
+		}
+		down, err := u.Upgrade(resp.Status, h)
+		if err != nil {
+			resp.Upgraded.Close()
+			return
+		}
+		s.Stats.Upgrades.Add(1)
+		s.splice(streamCtx, down, resp.Upgraded, idleTimeout(hcm, act))
+		return
+	}
 	s.countStatus(resp.Status)
 	if err := w.WriteHead(resp.Status, h, resp.ContentLength); err != nil {
 		w.Abort()

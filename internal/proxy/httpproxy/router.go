@@ -27,6 +27,9 @@ type dsRequest struct {
 	chunked                           bool
 	remote                            string
 	onBodyRead                        func() // sends 100-continue
+	// upgrade is the Upgrade header of an HTTP/1.1 upgrade request
+	// ("websocket"), "" for none.
+	upgrade string
 }
 
 // responseWriter is the codec's response side.
@@ -114,17 +117,24 @@ func (s *Server) handle(ctx context.Context, req *dsRequest, w responseWriter, h
 		case req.method == "OPTIONS" && target == "*":
 			target = "/"
 		case req.method == "CONNECT":
-			s.localReply(w, 405, "CONNECT is not supported", "", nil)
-			return
+			// Authority-form: the target is the authority; there is no path.
+			if _, _, err := net.SplitHostPort(target); err != nil {
+				s.localReply(w, 400, "invalid CONNECT target", "", nil)
+				return
+			}
+			req.authority = target
 		default:
 			s.localReply(w, 400, "invalid request target", "", nil)
 			return
 		}
 	}
-	path, err := pathnorm.Normalize(target)
-	if err != nil {
-		s.localReply(w, 400, "invalid request path", "", nil)
-		return
+	path := ""
+	if req.method != "CONNECT" {
+		var err error
+		if path, err = pathnorm.Normalize(target); err != nil {
+			s.localReply(w, 400, "invalid request path", "", nil)
+			return
+		}
 	}
 	if req.authority == "" {
 		s.localReply(w, 400, "missing authority", "", nil)
@@ -174,6 +184,10 @@ func (s *Server) handle(ctx context.Context, req *dsRequest, w responseWriter, h
 	if route == nil {
 		s.Stats.RqNoRoute.Add(1)
 		s.localReply(w, 404, "", flagNoRoute, nil)
+		return
+	}
+	if up := upgradeType(req); up != "" && !hcm.UpgradeAllowed(up, route.Action) {
+		s.localReply(w, 403, "upgrade not allowed", "", nil)
 		return
 	}
 	// Fault injection (per-route config overrides the filter's own).

@@ -37,6 +37,8 @@ type Stats struct {
 	RqTotal, Rq1xx, Rq2xx, Rq3xx, Rq4xx, Rq5xx atomic.Uint64
 	RqTimeout, RqRetry, FaultAbort, FaultDelay atomic.Uint64
 	RqNoRoute, RqRejected                      atomic.Uint64
+	// Upgrades counts upgraded streams (WebSocket, CONNECT tunnels).
+	Upgrades atomic.Uint64
 }
 
 // Server serves HTTP connections for any number of listeners.
@@ -182,6 +184,12 @@ func (c *h1Conn) serveOne(ctx context.Context, hcm *xdsparse.HTTPManager) bool {
 	if v, ok := h.Headers.Get("host"); ok {
 		req.authority = v
 	}
+	if h.Upgrade {
+		// h2c upgrades are dropped (served as HTTP/1.1), as Envoy does.
+		if v, ok := h.Headers.Get("upgrade"); ok && v != "" && !headers.EqualFold(v, "h2c") {
+			req.upgrade = v
+		}
+	}
 	if h.Expect100 && (h.Chunked || h.ContentLength > 0) {
 		req.onBodyRead = func() {
 			c.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
@@ -282,6 +290,22 @@ func (w *h1Writer) Finish(trailers headers.List) error {
 	}
 	w.finished = true
 	return nil
+}
+
+// Upgrade writes a head for status (101, or 200 to a CONNECT) without
+// framing and hands over the raw connection; the connection carries no
+// more HTTP after it.
+func (w *h1Writer) Upgrade(status int, h headers.List) (upstream.Conn, error) {
+	w.started = true
+	w.close = true
+	w.buf = http1.AppendResponseHead(w.buf[:0], w.minor, status, h, -1, false, false)
+	if _, err := w.c.bw.Write(w.buf); err != nil {
+		return nil, err
+	}
+	if err := w.c.bw.Flush(); err != nil {
+		return nil, err
+	}
+	return &downConn{br: w.c.br, nc: w.c.nc}, nil
 }
 
 // Abort gives up on a response whose head was already sent.

@@ -7,6 +7,7 @@ package upstream
 import (
 	"errors"
 	"io"
+	"time"
 
 	"github.com/mast-mesh/mast/internal/proxy/headers"
 )
@@ -28,6 +29,10 @@ type Request struct {
 	ContentLength int64
 	// Trailers, if any, sent after a streamed body (HTTP/2 and chunked only).
 	Trailers headers.List
+	// Upgrade is the protocol asked for in the Upgrade header ("websocket"),
+	// "" for none. Upgrades always go over HTTP/1.1 on a connection of their
+	// own; a 101 answer hands that connection to the caller (Response.Upgraded).
+	Upgrade string
 }
 
 // Replayable reports whether the request can be sent again.
@@ -43,6 +48,20 @@ type Response struct {
 	Trailers func() headers.List
 	// Host is the upstream host that answered.
 	Host *Host
+	// Upgraded is the upstream connection after a 101 Switching Protocols
+	// answer to an Upgrade request; Body is empty then. Closing it closes
+	// the connection.
+	Upgraded Conn
+}
+
+// Conn is a byte stream that can be half-closed (an upgraded or tunnelled
+// connection).
+type Conn interface {
+	io.ReadWriteCloser
+	// CloseWrite shuts down the sending side.
+	CloseWrite() error
+	// SetReadDeadline bounds the next reads.
+	SetReadDeadline(t time.Time) error
 }
 
 // Failure kinds, used by the router for retries, status codes and flags.

@@ -169,7 +169,7 @@ func (p *pool) put(c *h1conn) {
 func (h *Host) RoundTrip(ctx context.Context, req *Request) (*Response, error) {
 	var resp *Response
 	var err error
-	if h.pool.cfg.http2 {
+	if h.pool.cfg.http2 && req.Upgrade == "" {
 		resp, err = h.pool.roundTripH2(ctx, req)
 	} else {
 		resp, err = h.pool.roundTripH1(ctx, req)
@@ -255,7 +255,10 @@ func (c *h1conn) exchange(ctx context.Context, req *Request) (*Response, error) 
 		if c.head.Status >= 100 && c.head.Status < 200 {
 			if c.head.Status == 101 {
 				stop()
-				return nil, fmt.Errorf("%w: protocol upgrades are not supported", ErrProtocol)
+				if req.Upgrade == "" {
+					return nil, fmt.Errorf("%w: 101 Switching Protocols without an upgrade request", ErrProtocol)
+				}
+				return c.upgraded(req.Upgrade), nil
 			}
 			continue
 		}
@@ -312,6 +315,36 @@ func (c *h1conn) streamBody(req *Request, chunked bool) error {
 			return err
 		}
 	}
+}
+
+// upgraded returns the 101 response whose connection now belongs to the
+// caller: it never goes back to the pool.
+func (c *h1conn) upgraded(proto string) *Response {
+	hdr := c.head.Headers.Clone(2)
+	http1.StripHopByHop(&hdr)
+	if v, ok := c.head.Headers.Get("upgrade"); ok {
+		proto = v
+	}
+	hdr.Add("connection", "upgrade")
+	hdr.Add("upgrade", proto)
+	c.nc.SetDeadline(time.Time{})
+	return &Response{Status: 101, Header: hdr, ContentLength: -1, Body: http.NoBody, Upgraded: &upgradedConn{c: c}}
+}
+
+// upgradedConn is an upstream connection after 101: reads go through the
+// connection's buffer, which may already hold the first upgraded bytes.
+type upgradedConn struct{ c *h1conn }
+
+func (u *upgradedConn) Read(p []byte) (int, error)        { return u.c.br.Read(p) }
+func (u *upgradedConn) Write(p []byte) (int, error)       { return u.c.nc.Write(p) }
+func (u *upgradedConn) SetReadDeadline(t time.Time) error { return u.c.nc.SetReadDeadline(t) }
+func (u *upgradedConn) Close() error                      { u.c.close(); return nil }
+
+func (u *upgradedConn) CloseWrite() error {
+	if cw, ok := u.c.nc.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return u.c.nc.Close()
 }
 
 // h1body returns the connection to the pool once the body was read whole.

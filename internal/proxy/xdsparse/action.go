@@ -63,6 +63,25 @@ func parseRouteAction(p *routev3.RouteAction) (*RouteAction, error) {
 	if t := p.GetMaxGrpcTimeout(); t != nil {
 		a.MaxGRPCTimeout = t.AsDuration()
 	}
+	for i, u := range p.GetUpgradeConfigs() {
+		t := strings.ToLower(u.GetUpgradeType())
+		if t == "" {
+			return nil, fmt.Errorf("upgrade_configs[%d].upgrade_type: empty", i)
+		}
+		if u.GetConnectConfig() != nil {
+			if t != "connect" {
+				return nil, fmt.Errorf("upgrade_configs[%d] %q: connect_config is only valid for CONNECT", i, t)
+			}
+			if u.GetConnectConfig().GetProxyProtocolConfig() != nil {
+				return nil, fmt.Errorf("upgrade_configs[%d].connect_config.proxy_protocol_config: not supported", i)
+			}
+			a.ConnectTerminate = true
+		}
+		if a.Upgrades == nil {
+			a.Upgrades = map[string]bool{}
+		}
+		a.Upgrades[t] = u.GetEnabled() == nil || u.GetEnabled().GetValue()
+	}
 	if rp := p.GetRetryPolicy(); rp != nil {
 		var err error
 		if a.Retry, err = parseRetry(rp); err != nil {

@@ -79,6 +79,10 @@ type HTTPManager struct {
 	// inbound) rather than clients; x-envoy-* headers are stripped on
 	// external edges only.
 	Internal bool
+	// Upgrades holds the upgrade_configs by lower-case upgrade type
+	// ("websocket", "connect") and whether each is enabled by default;
+	// routes may override. Requests asking for any other upgrade get 403.
+	Upgrades map[string]bool
 }
 
 // TCPProxy is a parsed tcp_proxy filter.
@@ -292,6 +296,21 @@ func ParseHTTPManager(h *hcmv3.HttpConnectionManager) (*HTTPManager, error) {
 	if g := h.GetGenerateRequestId(); g != nil {
 		m.GenerateRequestID = g.GetValue()
 	}
+	for i, u := range h.GetUpgradeConfigs() {
+		t := strings.ToLower(u.GetUpgradeType())
+		if t == "" {
+			return nil, fmt.Errorf("upgrade_configs[%d].upgrade_type: empty", i)
+		}
+		for j, f := range u.GetFilters() {
+			if f.GetName() != RouterFilterName && !isRouterAny(f.GetTypedConfig()) && !ignoredHTTPFilters[f.GetName()] && !f.GetIsOptional() {
+				return nil, fmt.Errorf("upgrade_configs[%d] %q: filters[%d] %q: not supported", i, t, j, f.GetName())
+			}
+		}
+		if m.Upgrades == nil {
+			m.Upgrades = map[string]bool{}
+		}
+		m.Upgrades[t] = u.GetEnabled() == nil || u.GetEnabled().GetValue()
+	}
 	filters := h.GetHttpFilters()
 	if len(filters) == 0 || filters[len(filters)-1].GetName() != RouterFilterName && !isRouterAny(filters[len(filters)-1].GetTypedConfig()) {
 		return nil, fmt.Errorf("http_filters: the last filter must be %s", RouterFilterName)
@@ -366,4 +385,21 @@ func (l *Listener) SelectChain(port uint32) *FilterChain {
 		return any
 	}
 	return l.Default
+}
+
+// UpgradeAllowed reports whether an upgrade of type t (lower-case, e.g.
+// "websocket" or "connect") may pass on route action a, as Envoy decides it:
+// the connection manager must list the type, and the route may turn it on or
+// off.
+func (m *HTTPManager) UpgradeAllowed(t string, a *RouteAction) bool {
+	enabled, ok := m.Upgrades[t]
+	if !ok {
+		return false
+	}
+	if a != nil {
+		if v, ok := a.Upgrades[t]; ok {
+			return v
+		}
+	}
+	return enabled
 }

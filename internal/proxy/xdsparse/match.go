@@ -85,7 +85,11 @@ func (vh *VirtualHost) Match(in *Input) *Route {
 	if i := strings.IndexByte(path, '?'); i >= 0 {
 		path, query = path[:i], path[i+1:]
 	}
+	connect := in.Method == "CONNECT"
 	for _, r := range vh.Routes {
+		if (r.Kind == PathConnect) != connect {
+			continue
+		}
 		if r.matchPath(path) && r.matchHeaders(in) && r.matchQuery(query) {
 			return r
 		}
@@ -115,6 +119,8 @@ func (r *Route) matchPath(path string) bool {
 			ok = headers.HasPrefixFold(path, r.Path)
 		}
 		return ok && (len(path) == len(r.Path) || path[len(r.Path)] == '/' || r.Path == "/")
+	case PathConnect:
+		return true
 	}
 	return false
 }

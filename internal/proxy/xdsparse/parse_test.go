@@ -43,6 +43,12 @@ func TestParseListenerErrors(t *testing.T) {
 		{"router not last", withHCM(func(h *hcmv3.HttpConnectionManager) { h.HttpFilters = h.HttpFilters[:1] }), "last filter must be envoy.filters.http.router"},
 		{"huge headers kb", withHCM(func(h *hcmv3.HttpConnectionManager) { h.MaxRequestHeadersKb = wrapperspb.UInt32(9000) }), "max_request_headers_kb 9000"},
 		{"no chains", &listenerv3.Listener{Name: "l2", Address: xdstest.SocketAddress("127.0.0.1:1")}, "filter_chains: empty"},
+		{"upgrade without type", withHCM(func(h *hcmv3.HttpConnectionManager) {
+			h.UpgradeConfigs = []*hcmv3.HttpConnectionManager_UpgradeConfig{{UpgradeType: "websocket"}, {}}
+		}), "upgrade_configs[1].upgrade_type: empty"},
+		{"upgrade with its own filter", withHCM(func(h *hcmv3.HttpConnectionManager) {
+			h.UpgradeConfigs = []*hcmv3.HttpConnectionManager_UpgradeConfig{{UpgradeType: "websocket", Filters: []*hcmv3.HttpFilter{{Name: "envoy.filters.http.lua"}}}}
+		}), `upgrade_configs[0] "websocket": filters[0] "envoy.filters.http.lua": not supported`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseListener(tc.l)
@@ -132,6 +138,34 @@ func TestParseRouteErrorsAndFeatures(t *testing.T) {
 	if r.Action.Timeout != 15e9 {
 		t.Errorf("default timeout %v, want Envoy's 15s", r.Action.Timeout)
 	}
+}
+
+func TestUpgradeAllowed(t *testing.T) {
+	h := xdstest.HCM("r")
+	h.UpgradeConfigs = []*hcmv3.HttpConnectionManager_UpgradeConfig{{UpgradeType: "WebSocket"}, {UpgradeType: "CONNECT", Enabled: wrapperspb.Bool(false)}}
+	m, err := ParseHTTPManager(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	on := &RouteAction{Upgrades: map[string]bool{"connect": true}}
+	off := &RouteAction{Upgrades: map[string]bool{"websocket": false, "foo": true}}
+	for _, tc := range []struct {
+		typ  string
+		act  *RouteAction
+		want bool
+	}{
+		{"websocket", nil, true}, {"websocket", on, true}, {"websocket", off, false},
+		{"connect", nil, false}, {"connect", on, true},
+		{"foo", off, false}, // a route cannot enable what the connection manager does not list
+	} {
+		if got := m.UpgradeAllowed(tc.typ, tc.act); got != tc.want {
+			t.Errorf("UpgradeAllowed(%q, %v) = %v, want %v", tc.typ, tc.act, got, tc.want)
+		}
+	}
+	bad := xdstest.RouteTo("/", "c")
+	bad.GetRoute().UpgradeConfigs = []*routev3.RouteAction_UpgradeConfig{{UpgradeType: "websocket", ConnectConfig: &routev3.RouteAction_UpgradeConfig_ConnectConfig{}}}
+	_, err = ParseRouteConfiguration(xdstest.RouteConfig("r", []string{"*"}, bad))
+	checkErr(t, err, `upgrade_configs[0] "websocket": connect_config is only valid for CONNECT`)
 }
 
 func TestConvertSubst(t *testing.T) {

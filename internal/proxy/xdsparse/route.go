@@ -73,6 +73,9 @@ const (
 	PathExact
 	PathRegex
 	PathSeparatedPrefix
+	// PathConnect matches CONNECT requests only (connect_matcher); no
+	// other kind matches them.
+	PathConnect
 )
 
 // StringKind says how a string matcher compares.
@@ -168,19 +171,25 @@ type Route struct {
 
 // RouteAction forwards to a cluster.
 type RouteAction struct {
-	Cluster        string
-	Weighted       []WeightedCluster
-	TotalWeight    uint32
-	PrefixRewrite  string
-	RegexRewrite   *regexp.Regexp
-	RegexSubst     string
-	HostRewrite    string
-	AutoHost       bool
-	Timeout        time.Duration // 0: no timeout
-	IdleTimeout    time.Duration
-	Retry          *RetryPolicy
-	Hash           []HashPolicy
-	MaxGRPCTimeout time.Duration
+	Cluster       string
+	Weighted      []WeightedCluster
+	TotalWeight   uint32
+	PrefixRewrite string
+	RegexRewrite  *regexp.Regexp
+	RegexSubst    string
+	HostRewrite   string
+	AutoHost      bool
+	Timeout       time.Duration // 0: no timeout
+	IdleTimeout   time.Duration
+	// Upgrades overrides the connection manager's upgrade_configs for this
+	// route, by lower-case upgrade type.
+	Upgrades map[string]bool
+	// ConnectTerminate: a CONNECT request is terminated here (connect_config):
+	// the proxy opens a TCP connection to the cluster and answers 200.
+	ConnectTerminate bool
+	Retry            *RetryPolicy
+	Hash             []HashPolicy
+	MaxGRPCTimeout   time.Duration
 }
 
 // WeightedCluster is one arm of a weighted split.
@@ -362,6 +371,8 @@ func parseRoute(p *routev3.Route, vh *VirtualHost) (*Route, error) {
 			return nil, fmt.Errorf("match.path_separated_prefix %q: must not contain ?# or end in /", ps.PathSeparatedPrefix)
 		}
 		r.Kind, r.Path = PathSeparatedPrefix, ps.PathSeparatedPrefix
+	case *routev3.RouteMatch_ConnectMatcher_:
+		r.Kind = PathConnect
 	case nil:
 		return nil, fmt.Errorf("match: no path specifier")
 	default:

@@ -1,0 +1,207 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	secretv3 "github.com/envoyproxy/go-control-plane/envoy/service/secret/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+// SecretType is the SDS type URL.
+const SecretType = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
+
+// SecretSource is what the SDS server serves from; *Agent implements it.
+type SecretSource interface {
+	Secrets() *Secrets
+	Changed() <-chan struct{}
+}
+
+var _ SecretSource = (*Agent)(nil)
+
+// SDS serves the agent's secrets to Envoy over SDS v3 (state of the world):
+// "default" (certificate chain and key) and "ROOTCA" (trust bundle). It
+// pushes new versions as the certificate is renewed.
+type SDS struct {
+	secretv3.UnimplementedSecretDiscoveryServiceServer
+	src SecretSource
+}
+
+// NewSDS returns an SDS service over src.
+func NewSDS(src SecretSource) *SDS { return &SDS{src: src} }
+
+// Register adds the service to g.
+func (s *SDS) Register(g *grpc.Server) { secretv3.RegisterSecretDiscoveryServiceServer(g, s) }
+
+// ListenSDS listens on addr: "unix:///path/to/socket" (Istio's
+// ./var/run/secrets/workload-spiffe-uds/socket) or host:port. A stale socket
+// file is removed first.
+func ListenSDS(addr string) (net.Listener, error) {
+	if path, ok := strings.CutPrefix(addr, "unix://"); ok {
+		if path == "" {
+			return nil, fmt.Errorf("sds: %q: empty socket path", addr)
+		}
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("sds: remove stale socket: %w", err)
+		}
+		l, err := net.Listen("unix", path)
+		if err != nil {
+			return nil, fmt.Errorf("sds: %w", err)
+		}
+		return l, nil
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("sds: %w", err)
+	}
+	return l, nil
+}
+
+// Serve serves SDS on l until ctx ends.
+func (s *SDS) Serve(ctx context.Context, l net.Listener) error {
+	g := grpc.NewServer()
+	s.Register(g)
+	stop := context.AfterFunc(ctx, g.Stop)
+	defer stop()
+	err := g.Serve(l)
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// secretResources returns the requested secrets that exist, in request order.
+func secretResources(sec *Secrets, names []string) ([]*anypb.Any, error) {
+	out := make([]*anypb.Any, 0, len(names))
+	for _, n := range names {
+		var m *tlsv3.Secret
+		switch n {
+		case WorkloadSecret:
+			m = &tlsv3.Secret{Name: n, Type: &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{
+				CertificateChain: inline(sec.CertPEM),
+				PrivateKey:       inline(sec.KeyPEM),
+			}}}
+		case RootSecret:
+			m = &tlsv3.Secret{Name: n, Type: &tlsv3.Secret_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
+				TrustedCa: inline(sec.RootsPEM),
+			}}}
+		default:
+			continue
+		}
+		a, err := anypb.New(m)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+func inline(b []byte) *corev3.DataSource {
+	return &corev3.DataSource{Specifier: &corev3.DataSource_InlineBytes{InlineBytes: b}}
+}
+
+func (s *SDS) response(names []string, nonce int) (*discoveryv3.DiscoveryResponse, error) {
+	sec := s.src.Secrets()
+	res, err := secretResources(sec, names)
+	if err != nil {
+		return nil, err
+	}
+	return &discoveryv3.DiscoveryResponse{VersionInfo: strconv.FormatUint(sec.Version, 10), Resources: res,
+		TypeUrl: SecretType, Nonce: strconv.Itoa(nonce)}, nil
+}
+
+// FetchSecrets answers one request with the current secrets.
+func (s *SDS) FetchSecrets(ctx context.Context, req *discoveryv3.DiscoveryRequest) (*discoveryv3.DiscoveryResponse, error) {
+	if err := checkType(req); err != nil {
+		return nil, err
+	}
+	if s.src.Secrets() == nil {
+		return nil, status.Error(codes.Unavailable, "sds: no workload certificate yet")
+	}
+	return s.response(req.GetResourceNames(), 0)
+}
+
+func checkType(req *discoveryv3.DiscoveryRequest) error {
+	if t := req.GetTypeUrl(); t != "" && t != SecretType {
+		return status.Errorf(codes.InvalidArgument, "sds: type %q, want %s", t, SecretType)
+	}
+	return nil
+}
+
+// StreamSecrets is SDS state of the world: it answers each new subscription
+// and pushes every renewal to the names subscribed.
+func (s *SDS) StreamSecrets(stream grpc.BidiStreamingServer[discoveryv3.DiscoveryRequest, discoveryv3.DiscoveryResponse]) error {
+	ctx := stream.Context()
+	reqs := make(chan *discoveryv3.DiscoveryRequest)
+	errc := make(chan error, 1)
+	go func() {
+		for {
+			r, err := stream.Recv()
+			if err != nil {
+				errc <- err
+				return
+			}
+			select {
+			case reqs <- r:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	var names []string
+	nonce, sentVersion := 0, uint64(0)
+	lastNonce := ""
+	for {
+		changed := s.src.Changed()
+		sec := s.src.Secrets()
+		if sec != nil && len(names) > 0 && sec.Version != sentVersion {
+			nonce++
+			resp, err := s.response(names, nonce)
+			if err != nil {
+				return status.Errorf(codes.Internal, "sds: %v", err)
+			}
+			if err := stream.Send(resp); err != nil {
+				return err
+			}
+			sentVersion, lastNonce = sec.Version, resp.Nonce
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-errc:
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		case <-changed:
+		case r := <-reqs:
+			if err := checkType(r); err != nil {
+				return err
+			}
+			if r.GetResponseNonce() != "" && r.GetResponseNonce() != lastNonce {
+				continue // an answer to an older response
+			}
+			if r.GetErrorDetail() != nil {
+				continue // NACK: keep the version, push the next one
+			}
+			if n := r.GetResourceNames(); !slices.Equal(n, names) {
+				names = slices.Clone(n)
+				sentVersion = 0 // a new subscription gets an answer
+			}
+		}
+	}
+}

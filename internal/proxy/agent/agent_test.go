@@ -348,4 +348,3 @@ func TestWorkloadID(t *testing.T) {
 		}
 	}
 }
-

@@ -74,7 +74,13 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 	if req.minor == 2 {
 		hasBody = req.body != nil && req.contentLength != 0
 	}
-	if hasBody {
+	if hasBody && req.minor == 2 && req.contentLength < 0 {
+		// An HTTP/2 body of unknown length (gRPC, streamed uploads) streams
+		// from the first byte: the client may wait for response messages
+		// before it sends more (bidirectional streaming), so nothing may
+		// wait for the body to end. Such requests are not retried.
+		up.BodyStream = req.body
+	} else if hasBody {
 		if req.onBodyRead != nil {
 			req.onBodyRead()
 		}

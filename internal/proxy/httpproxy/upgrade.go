@@ -38,10 +38,10 @@ type downConn struct {
 	nc net.Conn
 }
 
-func (d *downConn) Read(p []byte) (int, error)         { return d.br.Read(p) }
-func (d *downConn) Write(p []byte) (int, error)        { return d.nc.Write(p) }
+func (d *downConn) Read(p []byte) (int, error)        { return d.br.Read(p) }
+func (d *downConn) Write(p []byte) (int, error)       { return d.nc.Write(p) }
 func (d *downConn) SetReadDeadline(t time.Time) error { return d.nc.SetReadDeadline(t) }
-func (d *downConn) Close() error                       { return d.nc.Close() }
+func (d *downConn) Close() error                      { return d.nc.Close() }
 
 func (d *downConn) CloseWrite() error {
 	if cw, ok := d.nc.(interface{ CloseWrite() error }); ok {
@@ -124,7 +124,6 @@ func (s *Server) splice(ctx context.Context, down, up upstream.Conn, idle time.D
 	down.Close()
 	up.Close()
 }
-
 
 // connect terminates a CONNECT request (a route with connect_config): it
 // opens a TCP connection to a host of the cluster, answers 200 and splices.

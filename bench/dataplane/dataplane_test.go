@@ -1,0 +1,329 @@
+package dataplane
+
+import (
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mast-mesh/mast/internal/config"
+)
+
+func TestTargetFor(t *testing.T) {
+	tests := []struct {
+		path  Path
+		proto Protocol
+		want  Target
+	}{
+		{Path{Peer: Direct}, HTTP1, Target{Addr: "127.0.2.1:8080"}},
+		{Path{Peer: Direct}, HTTP2, Target{Addr: "127.0.2.1:8080"}},
+		{Path{Peer: Direct}, GRPCStream, Target{Addr: "127.0.2.1:8078"}},
+		{Path{Peer: Mast, Hops: 1}, HTTP1, Target{Addr: "127.0.1.1:15001", Authority: "echo-app.bench.svc.cluster.local:8080", Procs: []string{"mast-1"}}},
+		{Path{Peer: Mast, Hops: 2}, GRPC, Target{Addr: "127.0.1.1:15001", Authority: "echo.bench.svc.cluster.local:8079", Procs: []string{"mast-1", "mast-2"}}},
+		{Path{Peer: Mast, Hops: 2, TLS: true}, HTTP2, Target{Addr: "127.0.1.1:15001", Authority: "echo-mtls.bench.svc.cluster.local:8081", Procs: []string{"mast-1", "mast-2"}}},
+		{Path{Peer: Nginx, Hops: 1}, HTTP1, Target{Addr: "127.0.3.2:8080", Procs: []string{"nginx-2"}}},
+		{Path{Peer: HAProxy, Hops: 2}, GRPC, Target{Addr: "127.0.4.1:8079", Procs: []string{"haproxy-1", "haproxy-2"}}},
+		{Path{Peer: Caddy, Hops: 2, TLS: true}, HTTP1, Target{Addr: "127.0.5.1:18080", Procs: []string{"caddy-1", "caddy-2"}}},
+	}
+	for _, tt := range tests {
+		got := TargetFor(tt.path, tt.proto)
+		if got.Addr != tt.want.Addr || got.Authority != tt.want.Authority || strings.Join(got.Procs, ",") != strings.Join(tt.want.Procs, ",") {
+			t.Errorf("TargetFor(%s, %s) = %+v, want %+v", tt.path.Name(), tt.proto, got, tt.want)
+		}
+	}
+}
+
+func TestPathsNames(t *testing.T) {
+	var names []string
+	for _, p := range Paths([]Peer{Mast, Nginx}) {
+		names = append(names, p.Name())
+	}
+	want := "direct,mast 1-hop,mast 2-hop,mast 2-hop mTLS,nginx 1-hop,nginx 2-hop,nginx 2-hop mTLS"
+	if got := strings.Join(names, ","); got != want {
+		t.Errorf("Paths = %s, want %s", got, want)
+	}
+}
+
+func TestFortioArgs(t *testing.T) {
+	tests := []struct {
+		name string
+		spec LoadSpec
+		want string
+	}{
+		{"http1 through mast", LoadSpec{Proto: HTTP1, Target: Target{Addr: "127.0.1.1:15001", Authority: "echo:8080"}, QPS: 1000, Conns: 16, Duration: 5 * time.Second, BodySize: 1024, JSONPath: "/o.json"},
+			"load -quiet -c 16 -qps 1000 -t 5s -r 0.00001 -p 50,90,99,99.9 -json /o.json -payload-size 1024 -H Host:echo:8080 http://127.0.1.1:15001/echo"},
+		{"h2c saturation", LoadSpec{Proto: HTTP2, Target: Target{Addr: "127.0.2.1:8080"}, QPS: 0, Conns: 16, Duration: 2 * time.Second, BodySize: 1024, JSONPath: "/o.json"},
+			"load -quiet -c 16 -qps 0 -t 2s -r 0.00001 -p 50,90,99,99.9 -json /o.json -payload-size 1024 -h2 http://127.0.2.1:8080/echo"},
+		{"grpc authority", LoadSpec{Proto: GRPC, Target: Target{Addr: "127.0.1.1:15001", Authority: "echo:8079"}, QPS: 1000, Conns: 16, Duration: time.Second, BodySize: 1024, JSONPath: "/o.json"},
+			"load -quiet -c 16 -qps 1000 -t 1s -r 0.00001 -p 50,90,99,99.9 -json /o.json -payload-size 1024 -grpc -ping -H host:echo:8079 127.0.1.1:15001"},
+	}
+	for _, tt := range tests {
+		if got := strings.Join(FortioArgs(tt.spec), " "); got != tt.want {
+			t.Errorf("%s:\n got %s\nwant %s", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestParseFortio(t *testing.T) {
+	b, err := os.ReadFile("testdata/fortio-http.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := ParseFortio(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Requests != 2992 || r.Errors != 0 || r.Connection != 16 {
+		t.Errorf("requests/errors/conns = %d/%d/%d, want 2992/0/16", r.Requests, r.Errors, r.Connection)
+	}
+	if r.P50 < 2.26 || r.P50 > 2.27 || r.P999 < 64.6 || r.P999 > 64.7 || r.QPS < 998 || r.QPS > 999 {
+		t.Errorf("p50 %.4f p99.9 %.4f qps %.1f, want 2.268, 64.648, 998.7", r.P50, r.P999, r.QPS)
+	}
+	bad := []string{`{`, `{"RetCodes": {"200": 5}, "DurationHistogram": {"Count": 5}}`}
+	for _, in := range bad {
+		if _, err := ParseFortio([]byte(in)); err == nil {
+			t.Errorf("ParseFortio(%q) = nil error", in)
+		}
+	}
+	r, err = ParseFortio([]byte(`{"RetCodes": {"SERVING": 90, "503": 10}, "DurationHistogram": {"Count": 105, "Percentiles": [{"Percentile": 50, "Value": 0.001}]}}`))
+	if err != nil || r.Requests != 90 || r.Errors != 15 || r.P50 != 1 {
+		t.Errorf("grpc codes: %+v %v, want 90 ok, 15 errors (10 codes + 5 uncounted), p50 1 ms", r, err)
+	}
+}
+
+func TestParseStat(t *testing.T) {
+	tests := []struct {
+		in        string
+		ppid      int
+		ticks     uint64
+		wantError bool
+	}{
+		{"1234 (nginx) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 1 0 100 1000 200", 1, 300, false},
+		{"99 (a (b) c) R 42 1 1 0 -1 0 0 0 0 0 7 3 0 0 20 0 1 0 1 1 1", 42, 10, false},
+		{"99 no paren", 0, 0, true},
+		{"99 (x) R 1 2", 0, 0, true},
+		{"99 (x) R z 1 1 0 -1 0 0 0 0 0 7 3 0", 0, 0, true},
+	}
+	for _, tt := range tests {
+		ppid, ticks, err := ParseStat([]byte(tt.in))
+		if (err != nil) != tt.wantError || ppid != tt.ppid || ticks != tt.ticks {
+			t.Errorf("ParseStat(%q) = %d, %d, %v; want %d, %d, error %v", tt.in, ppid, ticks, err, tt.ppid, tt.ticks, tt.wantError)
+		}
+	}
+}
+
+func TestParseRSS(t *testing.T) {
+	rss, err := ParseRSS([]byte("Name:\tx\nVmPeak:\t 100 kB\nVmRSS:\t   2048 kB\n"))
+	if err != nil || rss != 2048*1024 {
+		t.Errorf("ParseRSS = %d, %v; want %d", rss, err, 2048*1024)
+	}
+	for _, in := range []string{"Name: x\n", "VmRSS: 12 MB\n", "VmRSS: x kB\n"} {
+		if _, err := ParseRSS([]byte(in)); err == nil {
+			t.Errorf("ParseRSS(%q) = nil error", in)
+		}
+	}
+}
+
+func FuzzParseStat(f *testing.F) {
+	f.Add([]byte("1234 (nginx) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 1 0 100 1000 200"))
+	f.Add([]byte("1 ((() R 0"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _, _ = ParseStat(b)
+		_, _ = ParseRSS(b)
+	})
+}
+
+func TestTreeUsageSeesChildren(t *testing.T) {
+	dir := t.TempDir()
+	p, err := Start(context.Background(), dir, "sh", "", nil, "sh", "-c", "sleep 30 & sleep 30 & wait")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop(time.Second)
+	var rss uint64
+	for i := 0; i < 100; i++ { // wait for the two children to appear
+		_, one, err := TreeUsage(p.Cmd.Process.Pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		selfOnly, err := readProc(p.Cmd.Process.Pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if one > selfOnly.RSSBytes {
+			rss = one
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if rss == 0 {
+		t.Fatal("TreeUsage never counted the children's memory")
+	}
+	p.Stop(time.Second)
+	if !p.Exited() {
+		t.Error("process group still running after Stop")
+	}
+	if _, _, err := TreeUsage(p.Cmd.Process.Pid); err == nil {
+		t.Error("TreeUsage of an exited process: nil error")
+	}
+}
+
+func TestStat(t *testing.T) {
+	s := stat([]float64{3, 1, 2})
+	if s.Median != 2 || s.Min != 1 || s.Max != 3 || s.N != 3 {
+		t.Errorf("stat(3,1,2) = %+v", s)
+	}
+	if s := stat([]float64{1, 4}); s.Median != 2.5 {
+		t.Errorf("stat(1,4).Median = %v, want 2.5", s.Median)
+	}
+	if s := stat(nil); s.N != 0 {
+		t.Errorf("stat(nil) = %+v", s)
+	}
+}
+
+func TestDefaultPinningAndCPUCount(t *testing.T) {
+	if p := DefaultPinning(1); p != (Pinning{}) {
+		t.Errorf("1 CPU: %+v, want unpinned", p)
+	}
+	if p := DefaultPinning(2); p != (Pinning{Load: "0", Proxy: "1", Server: "1"}) {
+		t.Errorf("2 CPUs: %+v", p)
+	}
+	if p := DefaultPinning(8); p.Proxy != "2-7" || cpuCount(p.Proxy) != 6 {
+		t.Errorf("8 CPUs: %+v (count %d)", p, cpuCount(p.Proxy))
+	}
+	for in, want := range map[string]int{"": 0, "1": 1, "0,2-3": 3, "x": 0, "3-1": 0} {
+		if got := cpuCount(in); got != want {
+			t.Errorf("cpuCount(%q) = %d, want %d", in, got, want)
+		}
+	}
+}
+
+// TestMastConfigLoads checks that mastd's own loader accepts the generated
+// configuration, with and without the 1,000-service mesh.
+func TestMastConfigLoads(t *testing.T) {
+	for _, services := range []int{0, 1000} {
+		rs, probs := config.Load("bench.yaml", []byte(MastConfig(services)))
+		if len(probs) > 0 {
+			t.Fatalf("%d services: %v", services, probs)
+		}
+		snap := config.NewSnapshot(rs)
+		if got, want := len(snap.List(config.ServiceEntry)), 3+services; got != want {
+			t.Errorf("%d services: %d ServiceEntries, want %d", services, got, want)
+		}
+		if got := len(snap.List(config.DestinationRule)); got != 1 {
+			t.Errorf("%d DestinationRules, want 1 (echo-mtls ISTIO_MUTUAL)", got)
+		}
+	}
+}
+
+func TestMeshEndpointsDistinct(t *testing.T) {
+	seen := map[string]bool{}
+	for i := 0; i < 1000; i++ {
+		for j := 0; j < 2; j++ {
+			a := MeshEndpoint(i, j)
+			if seen[a] || net.ParseIP(a) == nil {
+				t.Fatalf("MeshEndpoint(%d,%d) = %s: duplicate or invalid", i, j, a)
+			}
+			seen[a] = true
+		}
+	}
+}
+
+// TestPeerConfigsValid runs each installed peer's own configuration check
+// on the generated files (skipped for peers that are not installed).
+func TestPeerConfigsValid(t *testing.T) {
+	dir := t.TempDir()
+	certs, err := WriteCerts(filepath.Join(dir, "certs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hops := []HopConfig{
+		{Hop: 1, IP: "127.0.3.1", Next: "127.0.3.2", Workers: 1},
+		{Hop: 2, IP: "127.0.3.2", Next: ServerIP, Workers: 1},
+		{Hop: 1, IP: "127.0.3.3", Next: ServerIP, Workers: 1, Services: 50},
+	}
+	for i, h := range hops {
+		h.Certs = certs
+		h.Dir = filepath.Join(dir, "hop", string(rune('a'+i)))
+		if err := os.MkdirAll(h.Dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		check := func(prog string, content string, file string, args func(string) []string) {
+			path, err := exec.LookPath(prog)
+			if err != nil {
+				for _, d := range []string{"/usr/sbin", filepath.Join(os.Getenv("HOME"), ".cache/mast-bench/bin")} {
+					if fileExists(filepath.Join(d, prog)) {
+						path, err = filepath.Join(d, prog), nil
+					}
+				}
+			}
+			if err != nil {
+				t.Logf("%s not installed; not checked", prog)
+				return
+			}
+			conf := filepath.Join(h.Dir, file)
+			if err := os.WriteFile(conf, []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(path, args(conf)...)
+			cmd.Env = append(os.Environ(), "HOME="+h.Dir, "XDG_DATA_HOME="+h.Dir, "XDG_CONFIG_HOME="+h.Dir)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Errorf("%s hop %d services %d: %v\n%s\n--- config:\n%s", prog, h.Hop, h.Services, err, out, content)
+			}
+		}
+		check("nginx", NginxConf(h), "nginx.conf", func(c string) []string { return []string{"-t", "-q", "-c", c, "-p", h.Dir, "-e", filepath.Join(h.Dir, "error.log")} })
+		if h.Services > 0 {
+			if err := os.WriteFile(filepath.Join(h.Dir, "hosts.map"), []byte(HAProxyHostMap(h.Services)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		check("haproxy", HAProxyConf(h), "haproxy.cfg", func(c string) []string { return []string{"-c", "-q", "-f", c} })
+		check("caddy", Caddyfile(h), "Caddyfile", func(c string) []string { return []string{"validate", "--adapter", "caddyfile", "--config", c} })
+	}
+}
+
+// TestStreamEcho runs the streaming load against the echo server on
+// loopback, at a fixed rate and at saturation.
+func TestStreamEcho(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewStreamServer()
+	go s.Serve(lis)
+	defer s.Stop()
+	for _, qps := range []int{200, 0} {
+		r, err := StreamLoad(context.Background(), StreamLoadConfig{Addr: lis.Addr().String(), Conns: 4, QPS: qps, Duration: 300 * time.Millisecond, Size: 1024})
+		if err != nil {
+			t.Fatalf("qps %d: %v", qps, err)
+		}
+		if r.Requests == 0 || r.Errors != 0 || r.P50 <= 0 || r.P999 < r.P50 {
+			t.Errorf("qps %d: %+v", qps, r)
+		}
+		if qps > 0 && r.Requests > int64(qps) {
+			t.Errorf("qps %d for 0.3s sent %d messages: the rate is not held", qps, r.Requests)
+		}
+	}
+	if _, err := StreamLoad(context.Background(), StreamLoadConfig{Addr: "127.0.0.1:1", Conns: 1, QPS: 10, Duration: 100 * time.Millisecond, Size: 8}); err == nil {
+		t.Error("load against a closed port: nil error")
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	var s []time.Duration
+	for i := 1; i <= 1000; i++ {
+		s = append(s, time.Duration(i))
+	}
+	for p, want := range map[float64]time.Duration{50: 500, 90: 900, 99: 990, 99.9: 999, 100: 1000} {
+		if got := Percentile(s, p); got != want {
+			t.Errorf("Percentile(%v) = %d, want %d", p, got, want)
+		}
+	}
+	if Percentile(nil, 50) != 0 {
+		t.Error("Percentile(nil) != 0")
+	}
+}

@@ -1,0 +1,221 @@
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat's CPU times; it is 100
+// on every Linux architecture Go supports.
+const clockTicks = 100
+
+// ProcStat is what the harness reads from /proc/PID/stat and status.
+type ProcStat struct {
+	PPID     int
+	CPUTicks uint64 // utime + stime
+	RSSBytes uint64 // VmRSS
+}
+
+// ParseStat reads the parent PID and the user+system CPU ticks from the
+// content of /proc/PID/stat. The command name (field 2) may contain spaces
+// and parentheses, so fields are counted from the last ')'.
+func ParseStat(b []byte) (ppid int, ticks uint64, err error) {
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, 0, errors.New("stat: no ')' after the command name")
+	}
+	f := strings.Fields(s[i+1:])
+	// f[0] is field 3 (state); ppid is field 4, utime 14, stime 15.
+	if len(f) < 13 {
+		return 0, 0, fmt.Errorf("stat: %d fields after the command name, want at least 13", len(f))
+	}
+	ppid, err = strconv.Atoi(f[1])
+	if err != nil {
+		return 0, 0, fmt.Errorf("stat: ppid %q: %w", f[1], err)
+	}
+	ut, err := strconv.ParseUint(f[11], 10, 64)
+	if err != nil {
+		return 0, 0, fmt.Errorf("stat: utime %q: %w", f[11], err)
+	}
+	st, err := strconv.ParseUint(f[12], 10, 64)
+	if err != nil {
+		return 0, 0, fmt.Errorf("stat: stime %q: %w", f[12], err)
+	}
+	return ppid, ut + st, nil
+}
+
+// ParseRSS reads VmRSS from the content of /proc/PID/status, in bytes.
+func ParseRSS(b []byte) (uint64, error) {
+	for _, line := range strings.Split(string(b), "\n") {
+		v, ok := strings.CutPrefix(line, "VmRSS:")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(v)
+		if len(f) != 2 || f[1] != "kB" {
+			return 0, fmt.Errorf("status: VmRSS %q: want \"N kB\"", strings.TrimSpace(v))
+		}
+		n, err := strconv.ParseUint(f[0], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("status: VmRSS %q: %w", f[0], err)
+		}
+		return n * 1024, nil
+	}
+	return 0, errors.New("status: no VmRSS line")
+}
+
+// readProc reads one process's stat and status.
+func readProc(pid int) (ProcStat, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ProcStat{}, err
+	}
+	ppid, ticks, err := ParseStat(b)
+	if err != nil {
+		return ProcStat{}, fmt.Errorf("pid %d: %w", pid, err)
+	}
+	b, err = os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return ProcStat{}, err
+	}
+	rss, err := ParseRSS(b)
+	if err != nil {
+		return ProcStat{}, fmt.Errorf("pid %d: %w", pid, err)
+	}
+	return ProcStat{PPID: ppid, CPUTicks: ticks, RSSBytes: rss}, nil
+}
+
+// TreeUsage sums CPU time and RSS over a process and its descendants (nginx's
+// master and workers). Processes that exit while it reads are skipped.
+func TreeUsage(root int) (cpuSeconds float64, rss uint64, err error) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, 0, err
+	}
+	stats := map[int]ProcStat{}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if st, err := readProc(pid); err == nil {
+			stats[pid] = st
+		}
+	}
+	rootSt, ok := stats[root]
+	if !ok {
+		return 0, 0, fmt.Errorf("pid %d: not running", root)
+	}
+	ticks, rss := rootSt.CPUTicks, rootSt.RSSBytes
+	members := map[int]bool{root: true}
+	for changed := true; changed; {
+		changed = false
+		for pid, st := range stats {
+			if !members[pid] && members[st.PPID] {
+				members[pid] = true
+				ticks += st.CPUTicks
+				rss += st.RSSBytes
+				changed = true
+			}
+		}
+	}
+	return float64(ticks) / clockTicks, rss, nil
+}
+
+// Process is a child process of the benchmark, pinned to CPUs with taskset.
+type Process struct {
+	Name string
+	Cmd  *exec.Cmd
+	Log  string // its stdout and stderr
+	CPUs string // taskset list, "" when not pinned
+	// peak is the largest RSS seen by Usage.
+	peak uint64
+	done chan struct{} // closed when the process has exited
+}
+
+// Start runs argv with its output in dir/NAME.log, pinned to cpus when cpus
+// is not empty (taskset -c), with env added to the benchmark's environment.
+func Start(ctx context.Context, dir, name, cpus string, env []string, argv ...string) (*Process, error) {
+	logPath := filepath.Join(dir, name+".log")
+	f, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if cpus != "" {
+		argv = append([]string{"taskset", "-c", cpus}, argv...)
+	}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.Env = append(os.Environ(), env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &Process{Name: name, Cmd: cmd, Log: logPath, CPUs: cpus, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(p.done) }()
+	return p, nil
+}
+
+// Usage returns the CPU seconds and RSS of the process and its children,
+// remembering the largest RSS.
+func (p *Process) Usage() (float64, uint64, error) {
+	cpu, rss, err := TreeUsage(p.Cmd.Process.Pid)
+	if err == nil && rss > p.peak {
+		p.peak = rss
+	}
+	if err != nil {
+		err = fmt.Errorf("%s: %w (log %s)", p.Name, err, p.Log)
+	}
+	return cpu, rss, err
+}
+
+// ResetPeak forgets the largest RSS seen.
+func (p *Process) ResetPeak() { p.peak = 0 }
+
+// Peak is the largest RSS seen since ResetPeak.
+func (p *Process) Peak() uint64 { return p.peak }
+
+// Stop ends the process group: SIGTERM, then SIGKILL after grace.
+func (p *Process) Stop(grace time.Duration) {
+	if p == nil || p.Cmd.Process == nil {
+		return
+	}
+	pgid := p.Cmd.Process.Pid
+	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(grace):
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		<-p.done
+	}
+}
+
+// Exited reports whether the process has ended.
+func (p *Process) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// LogTail returns the last n bytes of the process's log.
+func (p *Process) LogTail(n int) string {
+	b, _ := os.ReadFile(p.Log)
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return strings.TrimSpace(string(b))
+}

@@ -389,6 +389,12 @@ func TestSidecarListeners(t *testing.T) {
 	if len(vi.GetFilterChains()) != 2 || vi.GetFilterChains()[0].GetFilterChainMatch().GetDestinationPort().GetValue() != 9080 {
 		t.Errorf("virtualInbound chains = %v", vi.GetFilterChains())
 	}
+	// Inbound connections are matched on their original destination (the
+	// original_dst listener filter), never handed to the outbound listener
+	// of the same port (use_original_dst).
+	if vi.GetUseOriginalDst().GetValue() || len(vi.GetListenerFilters()) == 0 || vi.GetListenerFilters()[0].GetName() != originalDstName {
+		t.Errorf("virtualInbound: use_original_dst %v, listener filters %v", vi.GetUseOriginalDst(), vi.GetListenerFilters())
+	}
 }
 
 // TestInterceptionNone checks the no-capture contract (notes/contract-none.md).

@@ -329,9 +329,11 @@ func inboundFilter(ip inboundPort) *listenerv3.Filter {
 
 func (g *gen) virtualInbound() *listenerv3.Listener {
 	l := &listenerv3.Listener{
-		Name:             virtualInboundName,
-		Address:          socketAddress(wildcardIP, inboundCapturePort),
-		UseOriginalDst:   boolv(true),
+		Name:    virtualInboundName,
+		Address: socketAddress(wildcardIP, inboundCapturePort),
+		// No use_original_dst: inbound connections must not be handed to the
+		// outbound listener of their port; the original_dst listener filter
+		// restores the destination for filter chain matching, as in Istio.
 		TrafficDirection: corev3.TrafficDirection_INBOUND,
 		ListenerFilters: []*listenerv3.ListenerFilter{{
 			Name:       originalDstName,

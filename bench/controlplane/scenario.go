@@ -21,9 +21,9 @@ type ScenarioConfig struct {
 	Protocols []Protocol
 	// Changes is how many VirtualService changes to time per round; after
 	// RoundBudget has passed, a round stops early once it has MinChanges,
-	// unless it has at most FullRoundsUpTo services x proxies.
+	// unless FullRound says it must time all Changes.
 	Changes, MinChanges int
-	FullRoundsUpTo      int
+	FullRound           func(services, clients int) bool
 	EndpointChanges     int
 	RoundBudget         time.Duration
 	// Timeout bounds each wait (initial sync, one change).
@@ -216,7 +216,7 @@ func (s *scenario) round(ctx context.Context, r *RoundResult) error {
 	}
 	roundStart := time.Now()
 	minChanges := s.cfg.MinChanges
-	if r.Services*r.Clients <= s.cfg.FullRoundsUpTo {
+	if s.cfg.FullRound != nil && s.cfg.FullRound(r.Services, r.Clients) {
 		minChanges = s.cfg.Changes
 	}
 	r.Config, err = s.series(ctx, f, r.Clients, want, 50*time.Millisecond, func(i int) bool {

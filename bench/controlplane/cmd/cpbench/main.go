@@ -43,7 +43,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	genSizes := fs.String("generate", "100,1000,10000", "mesh sizes for the in-process generation benchmark; empty skips it")
 	changes := fs.Int("changes", 20, "config changes timed per round")
 	minChanges := fs.Int("min-changes", 0, "changes per round even past -budget (default 3 quick, 5 full)")
-	fullUpTo := fs.Int("full-rounds-up-to", 100000, "rounds of at most this many services x proxies always time -changes changes")
+	fullUpTo := fs.Int("full-rounds-up-to", 100000, "rounds of at most this many services x proxies (and at most 1,000 services) always time -changes changes")
 	epChanges := fs.Int("endpoint-changes", 20, "endpoint-only changes timed per round")
 	budget := fs.Duration("budget", 0, "time after which a round stops adding config changes (default 20s quick, 5m full; endpoint changes get twice as long)")
 	timeout := fs.Duration("timeout", 10*time.Minute, "limit for one wait (initial sync or one change)")
@@ -136,7 +136,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	for _, n := range svcList {
 		rs, err := cpb.RunScenarios(ctx, cpb.ScenarioConfig{
 			Services: n, Clients: clientList, Protocols: protos,
-			Changes: *changes, MinChanges: *minChanges, FullRoundsUpTo: *fullUpTo, EndpointChanges: *epChanges, RoundBudget: *budget,
+			Changes: *changes, MinChanges: *minChanges,
+			FullRound: func(services, clients int) bool { return services <= 1000 && services*clients <= *fullUpTo }, EndpointChanges: *epChanges, RoundBudget: *budget,
 			Timeout: *timeout, ProfileDir: *profileDir, Logf: logf, Verbose: *verbose,
 			Start: func(dir string) (cpb.Server, time.Duration, error) {
 				c, err := cpb.StartChild(exe, dir, *mastdLog)

@@ -144,7 +144,7 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 		}
 		var host *upstream.Host
 		if cl.Cfg.Type == xdsparse.OriginalDst {
-			host = s.mgr.OriginalDstHost(cl, req.authority)
+			host = s.mgr.OriginalDstHost(cl, originalDstAddr(req))
 		} else {
 			po := upstream.PickOptions{Hash: hash, HasHash: hasHash}
 			if rp != nil && rp.PreviousHosts && len(tried) > 0 {

@@ -26,7 +26,10 @@ type dsRequest struct {
 	contentLength                     int64
 	chunked                           bool
 	remote                            string
-	onBodyRead                        func() // sends 100-continue
+	// origDst is the original destination of a redirected connection
+	// (ORIGINAL_DST clusters connect there), "" when not redirected.
+	origDst    string
+	onBodyRead func() // sends 100-continue
 	// upgrade is the Upgrade header of an HTTP/1.1 upgrade request
 	// ("websocket"), "" for none.
 	upgrade string

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -112,10 +113,11 @@ type h1Conn struct {
 	body   http1.Body
 	wbuf   []byte
 	remote string
+	orig   string // original destination of a redirected connection
 }
 
 func (s *Server) serveH1(ctx context.Context, nc net.Conn, br *bufio.Reader, hcm *xdsparse.HTTPManager) {
-	c := &h1Conn{s: s, nc: nc, br: br, bw: bufio.NewWriterSize(nc, 4096), remote: remoteIP(nc)}
+	c := &h1Conn{s: s, nc: nc, br: br, bw: bufio.NewWriterSize(nc, 4096), remote: remoteIP(nc), orig: originalDst(nc)}
 	c.hr = http1.NewReader(br, http1.Limits{MaxHeaderBytes: hcm.MaxRequestHeadersBytes, MaxHeaders: hcm.MaxHeadersCount})
 	first := true
 	for {
@@ -179,7 +181,7 @@ func (c *h1Conn) serveOne(ctx context.Context, hcm *xdsparse.HTTPManager) bool {
 	body.Reset(c.br, h, false)
 	req := &dsRequest{
 		method: h.Method, target: h.Target, header: h.Headers, minor: h.Minor,
-		body: body, contentLength: h.ContentLength, chunked: h.Chunked, remote: c.remote, scheme: "http",
+		body: body, contentLength: h.ContentLength, chunked: h.Chunked, remote: c.remote, origDst: c.orig, scheme: "http",
 	}
 	if v, ok := h.Headers.Get("host"); ok {
 		req.authority = v
@@ -217,6 +219,18 @@ func (c *h1Conn) serveOne(ctx context.Context, hcm *xdsparse.HTTPManager) bool {
 		}
 	}
 	return true
+}
+
+// originalDst is the destination a redirected connection had before the
+// iptables REDIRECT (its listener has the original_dst listener filter), ""
+// for other connections.
+func originalDst(nc net.Conn) string {
+	if o, ok := nc.(interface{ OriginalDst() netip.AddrPort }); ok {
+		if a := o.OriginalDst(); a.IsValid() {
+			return a.String()
+		}
+	}
+	return ""
 }
 
 func remoteIP(nc net.Conn) string {

@@ -140,7 +140,7 @@ func (s *Server) connect(ctx context.Context, req *dsRequest, w responseWriter, 
 	}
 	var host *upstream.Host
 	if cl.Cfg.Type == xdsparse.OriginalDst {
-		host = s.mgr.OriginalDstHost(cl, req.authority)
+		host = s.mgr.OriginalDstHost(cl, originalDstAddr(req))
 	} else {
 		host = cl.Pick(upstream.PickOptions{})
 	}
@@ -168,4 +168,14 @@ func (s *Server) connect(ctx context.Context, req *dsRequest, w responseWriter, 
 	}
 	s.Stats.Upgrades.Add(1)
 	s.splice(ctx, down, tcpConn{nc}, idleTimeout(hcm, act))
+}
+
+// originalDstAddr is where an ORIGINAL_DST cluster sends req: the original
+// destination of a redirected connection, else (the forward-proxy listener
+// of INTERCEPTION_MODE NONE) the authority the client asked for.
+func originalDstAddr(req *dsRequest) string {
+	if req.origDst != "" {
+		return req.origDst
+	}
+	return req.authority
 }

@@ -52,7 +52,7 @@ var smugglingCorpus = []struct {
 	{"huge header", "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 61*1024) + "\r\n\r\n", 431},
 	{"huge header line split", "GET / HTTP/1.1\r\nHost: x\r\n" + strings.Repeat("X-A: "+strings.Repeat("b", 1000)+"\r\n", 62) + "\r\n", 431},
 	{"too many headers", "GET / HTTP/1.1\r\nHost: x\r\n" + strings.Repeat("X-A: b\r\n", 100) + "\r\n", 431},
-	{"CONNECT", "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", 405},
+	{"CONNECT without upgrade_configs", "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", 403},
 }
 
 func TestSmugglingCorpus(t *testing.T) {

@@ -164,6 +164,14 @@ func (s *Server) handle(ctx context.Context, req *dsRequest, w responseWriter, h
 		req.header.Set("x-forwarded-proto", req.scheme)
 	}
 
+	// Upgrades the connection manager does not list are refused before
+	// routing (Envoy answers 403); routes may still turn listed ones off.
+	if up := upgradeType(req); up != "" {
+		if _, listed := hcm.Upgrades[up]; !listed {
+			s.localReply(w, 403, "upgrade not allowed", "", nil)
+			return
+		}
+	}
 	cfg := s.cfg.Load()
 	table := hcm.Routes
 	if table == nil && cfg != nil {

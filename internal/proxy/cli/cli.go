@@ -63,6 +63,8 @@ func run(args []string, stderr io.Writer) error {
 	)
 	var meta multiFlag
 	fs.Var(&meta, "meta", "node metadata KEY=VALUE (repeatable), e.g. INTERCEPTION_MODE=NONE")
+	var af agentFlags
+	af.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -88,14 +90,29 @@ func run(args []string, stderr io.Writer) error {
 		}
 		md[k] = v
 	}
+	if af.enabled() {
+		md[WorkloadCertMeta] = "true" // the control plane may then give this proxy mTLS
+	}
 	node, err := xdsclient.BuildNode(xdsclient.NodeConfig{ID: *nodeID, Type: *typ, IP: *ip, Name: *name, Namespace: *namespace,
 		DNSDomain: *domain, Labels: lbl, Meta: md})
 	if err != nil {
 		return err
 	}
 	log.Info("starting", "node", node.GetId(), "xds", *xds, "interception", node.GetMetadata().GetFields()["INTERCEPTION_MODE"].GetStringValue())
-	p := dataplane.New(dataplane.Config{XDSAddress: *xds, Node: node, AdminAddr: *adminAddr, DrainPeriod: *drain, Logger: log, LogLevel: lv, XDSDelta: *delta})
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	secrets, stopAgent, err := af.start(ctx, node, log.With("component", "agent"))
+	if err != nil {
+		return err
+	}
+	defer stopAgent()
+	if ctx.Err() != nil {
+		return nil
+	}
+	dcfg := dataplane.Config{XDSAddress: *xds, Node: node, AdminAddr: *adminAddr, DrainPeriod: *drain, Logger: log, LogLevel: lv, XDSDelta: *delta}
+	if secrets != nil {
+		dcfg.Secrets = secrets
+	}
+	p := dataplane.New(dcfg)
 	return p.Run(ctx)
 }

@@ -1,0 +1,267 @@
+package tlsconfig
+
+import (
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/mast-mesh/mast/internal/proxy/agent"
+	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
+)
+
+// Source provides the workload's secrets; *agent.Agent implements it.
+type Source interface {
+	// Secrets returns the current secrets, nil before the first certificate.
+	Secrets() *agent.Secrets
+}
+
+// ErrNoCertificate is returned when a context needs the workload
+// certificate and the proxy has none (no agent, or none issued yet).
+var ErrNoCertificate = errors.New("no workload certificate: run the proxy with its agent (--ca-addr) or wait for the first certificate")
+
+// ALPN protocols.
+const (
+	ALPNH2     = "h2"
+	ALPNHTTP11 = "http/1.1"
+)
+
+// Builder builds TLS configurations for one proxy. It is safe for
+// concurrent use. Configurations are cheap to build and meant to be built
+// per connection: the workload certificate and the trust bundle are read
+// at each handshake, session tickets and the client session cache are
+// shared by the whole proxy so that resumption works across them.
+type Builder struct {
+	src      Source
+	now      func() time.Time
+	sessions tls.ClientSessionCache
+	tickets  [][32]byte
+}
+
+// NewBuilder returns a builder over src (nil: no workload certificate).
+// clock may be nil (time.Now).
+func NewBuilder(src Source, clock func() time.Time) *Builder {
+	if clock == nil {
+		clock = time.Now
+	}
+	b := &Builder{src: src, now: clock, sessions: tls.NewLRUClientSessionCache(1024), tickets: make([][32]byte, 1)}
+	if _, err := rand.Read(b.tickets[0][:]); err != nil {
+		panic(fmt.Sprintf("tlsconfig: session ticket key: %v", err)) // crypto/rand never fails on supported platforms
+	}
+	return b
+}
+
+func (b *Builder) secrets() (*agent.Secrets, error) {
+	if b.src == nil {
+		return nil, ErrNoCertificate
+	}
+	s := b.src.Secrets()
+	if s == nil {
+		return nil, ErrNoCertificate
+	}
+	return s, nil
+}
+
+// Client returns the configuration for a connection to an upstream with
+// context tc. proto is the application protocol the proxy will speak
+// (ALPNH2, ALPNHTTP11, or "" for raw TCP); it is offered before the
+// context's own ALPN values (Istio's "istio-peer-exchange", "istio").
+func (b *Builder) Client(tc *xdsparse.TLSContext, proto string) (*tls.Config, error) {
+	cert, err := b.certificate(tc)
+	if err != nil {
+		return nil, err
+	}
+	v, err := b.verifier(tc, x509.ExtKeyUsageServerAuth)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &tls.Config{
+		ServerName:         tc.SNI,
+		InsecureSkipVerify: true, // verified in VerifyConnection against the live bundle
+		MinVersion:         minVersion(tc.MinVersion),
+		MaxVersion:         tc.MaxVersion,
+		ClientSessionCache: b.sessions,
+		Time:               b.now,
+		VerifyConnection:   v,
+	}
+	if proto != "" {
+		cfg.NextProtos = append(cfg.NextProtos, proto)
+	}
+	for _, p := range tc.ALPN {
+		if !slices.Contains(cfg.NextProtos, p) {
+			cfg.NextProtos = append(cfg.NextProtos, p)
+		}
+	}
+	if cert != nil {
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert() }
+	}
+	return cfg, nil
+}
+
+// Server returns the configuration that terminates TLS for a filter chain
+// with context tc.
+func (b *Builder) Server(tc *xdsparse.TLSContext) (*tls.Config, error) {
+	cert, err := b.certificate(tc)
+	if err != nil {
+		return nil, err
+	}
+	if cert == nil {
+		return nil, errors.New("tls: server context without a certificate")
+	}
+	cfg := &tls.Config{
+		MinVersion:     minVersion(tc.MinVersion),
+		MaxVersion:     tc.MaxVersion,
+		NextProtos:     tc.ALPN,
+		Time:           b.now,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert() },
+	}
+	cfg.SetSessionTicketKeys(b.tickets)
+	if tc.Verify {
+		v, err := b.verifier(tc, x509.ExtKeyUsageClientAuth)
+		if err != nil {
+			return nil, err
+		}
+		cfg.ClientAuth = tls.RequestClientCert
+		if tc.RequireClientCert {
+			cfg.ClientAuth = tls.RequireAnyClientCert
+		}
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return nil // RequireAnyClientCert already refused a missing one
+			}
+			return v(cs)
+		}
+	}
+	return cfg, nil
+}
+
+func minVersion(v uint16) uint16 {
+	if v == 0 {
+		return tls.VersionTLS12
+	}
+	return v
+}
+
+// certificate returns a function giving the certificate to present, or nil
+// when the context presents none.
+func (b *Builder) certificate(tc *xdsparse.TLSContext) (func() (*tls.Certificate, error), error) {
+	switch {
+	case tc.CertSDS == xdsparse.SDSWorkloadCert:
+		return func() (*tls.Certificate, error) {
+			s, err := b.secrets()
+			if err != nil {
+				return nil, err
+			}
+			return s.Cert, nil
+		}, nil
+	case !tc.CertChain.IsZero():
+		chain, err := readSource(tc.CertChain)
+		if err != nil {
+			return nil, fmt.Errorf("tls: certificate chain: %w", err)
+		}
+		key, err := readSource(tc.PrivKey)
+		if err != nil {
+			return nil, fmt.Errorf("tls: private key: %w", err)
+		}
+		c, err := tls.X509KeyPair(chain, key)
+		if err != nil {
+			return nil, fmt.Errorf("tls: certificate %s: %w", describe(tc.CertChain), err)
+		}
+		return func() (*tls.Certificate, error) { return &c, nil }, nil
+	}
+	return nil, nil
+}
+
+func readSource(d xdsparse.DataSource) ([]byte, error) {
+	if d.File != "" {
+		return os.ReadFile(d.File)
+	}
+	return d.Inline, nil
+}
+
+func describe(d xdsparse.DataSource) string {
+	if d.File != "" {
+		return d.File
+	}
+	return "(inline)"
+}
+
+// verifier returns the peer check of tc for a peer of the given usage.
+func (b *Builder) verifier(tc *xdsparse.TLSContext, usage x509.ExtKeyUsage) (func(tls.ConnectionState) error, error) {
+	sans := tc.SANs
+	sni := tc.SNI
+	switch {
+	case !tc.Verify:
+		return func(tls.ConnectionState) error { return nil }, nil
+	case tc.RootsSDS == xdsparse.SDSRootCA:
+		return func(cs tls.ConnectionState) error {
+			s, err := b.secrets()
+			if err != nil {
+				return err
+			}
+			if _, err := VerifySVID(cs.PeerCertificates, s.ID.TrustDomain(), s.Bundle, b.now(), usage); err != nil {
+				return err
+			}
+			return matchSANs(sans, cs.PeerCertificates[0])
+		}, nil
+	}
+	data, err := readSource(tc.TrustedCA)
+	if err != nil {
+		return nil, fmt.Errorf("tls: trusted_ca: %w", err)
+	}
+	roots, err := agent.ParseCertsPEM(data)
+	if err != nil {
+		return nil, fmt.Errorf("tls: trusted_ca %s: %w", describe(tc.TrustedCA), err)
+	}
+	pool := x509.NewCertPool()
+	for _, r := range roots {
+		pool.AddCert(r)
+	}
+	return func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return errors.New("peer presented no certificate")
+		}
+		inter := x509.NewCertPool()
+		for _, c := range cs.PeerCertificates[1:] {
+			inter.AddCert(c)
+		}
+		leaf := cs.PeerCertificates[0]
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, CurrentTime: b.now(),
+			KeyUsages: []x509.ExtKeyUsage{usage}}); err != nil {
+			return fmt.Errorf("peer certificate: %w", err)
+		}
+		if len(sans) == 0 && sni != "" && usage == x509.ExtKeyUsageServerAuth {
+			// No SAN matchers: check the name we asked for, as Envoy's
+			// auto SAN validation does.
+			return leaf.VerifyHostname(sni)
+		}
+		return matchSANs(sans, leaf)
+	}, nil
+}
+
+// matchSANs accepts the leaf when no matchers are configured or any
+// matcher matches one of its names.
+func matchSANs(sans []xdsparse.SANMatcher, leaf *x509.Certificate) error {
+	if len(sans) == 0 {
+		return nil
+	}
+	uris := make([]string, len(leaf.URIs))
+	for i, u := range leaf.URIs {
+		uris[i] = u.String()
+	}
+	ips := make([]string, len(leaf.IPAddresses))
+	for i, ip := range leaf.IPAddresses {
+		ips[i] = ip.String()
+	}
+	for i := range sans {
+		if sans[i].MatchSAN(leaf.DNSNames, uris, leaf.EmailAddresses, ips) {
+			return nil
+		}
+	}
+	names := append(append(append([]string{}, uris...), leaf.DNSNames...), ips...)
+	return fmt.Errorf("peer certificate names %q match none of the %d expected subject alternative names", names, len(sans))
+}

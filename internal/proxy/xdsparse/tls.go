@@ -1,0 +1,472 @@
+package xdsparse
+
+import (
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	rawbufferv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/raw_buffer/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/structpb"
+)
+
+// Transport socket names.
+const (
+	TLSTransportSocket       = "envoy.transport_sockets.tls"
+	RawBufferTransportSocket = "envoy.transport_sockets.raw_buffer"
+	// TransportSocketMatchKey is the endpoint metadata namespace that
+	// transport_socket_matches select on (Istio puts tlsMode there).
+	TransportSocketMatchKey = "envoy.transport_socket_match"
+)
+
+// The SDS secrets the proxy's own agent provides, under Istio's names.
+const (
+	SDSWorkloadCert = "default"
+	SDSRootCA       = "ROOTCA"
+)
+
+// TLS protocol versions (the crypto/tls constants).
+const (
+	VersionTLS12 uint16 = 0x0303
+	VersionTLS13 uint16 = 0x0304
+)
+
+// SANType is the kind of subject alternative name a matcher looks at.
+type SANType uint8
+
+// SAN types; SANAny matches any DNS, URI, email or IP SAN.
+const (
+	SANAny SANType = iota
+	SANDNS
+	SANURI
+	SANEmail
+	SANIP
+)
+
+// SANMatcher matches one subject alternative name of the peer.
+type SANMatcher struct {
+	Type SANType
+	Str  StringMatcher
+}
+
+// DataSource is a file or inline bytes (PEM).
+type DataSource struct {
+	File   string
+	Inline []byte
+}
+
+// IsZero reports whether nothing was configured.
+func (d DataSource) IsZero() bool { return d.File == "" && d.Inline == nil }
+
+// TLSContext is a parsed UpstreamTlsContext or DownstreamTlsContext: the
+// certificate to present, how to validate the peer and the handshake
+// parameters.
+type TLSContext struct {
+	// Upstream is true for a cluster's (client) context.
+	Upstream bool
+	// SNI is the server name an upstream context sends.
+	SNI  string
+	ALPN []string
+	// MinVersion and MaxVersion are 0 (default) or VersionTLS12/13.
+	MinVersion, MaxVersion uint16
+
+	// The certificate: the agent's workload certificate (CertSDS ==
+	// SDSWorkloadCert) or files; none for a client without one.
+	CertSDS            string
+	CertChain, PrivKey DataSource
+
+	// Validation: Verify is false when no validation context is configured
+	// (Envoy then accepts any peer certificate). RootsSDS == SDSRootCA
+	// verifies against the agent's trust bundle as SPIFFE X.509-SVIDs;
+	// TrustedCA verifies against the given roots.
+	Verify    bool
+	RootsSDS  string
+	TrustedCA DataSource
+	SANs      []SANMatcher
+
+	// RequireClientCert (downstream) refuses clients without a certificate.
+	RequireClientCert bool
+
+	// Key identifies the configuration: equal keys mean equal contexts.
+	Key string
+}
+
+// SPIFFE reports whether peers are verified as SPIFFE identities against
+// the agent's trust bundle.
+func (t *TLSContext) SPIFFE() bool { return t.Verify && t.RootsSDS == SDSRootCA }
+
+// TransportSocketMatch is one entry of a cluster's transport_socket_matches.
+type TransportSocketMatch struct {
+	Name string
+	// Match holds the metadata values an endpoint must carry under
+	// TransportSocketMatchKey; empty matches every endpoint.
+	Match map[string]string
+	// TLS is nil for a plaintext (raw_buffer) socket.
+	TLS *TLSContext
+}
+
+// ConnInfo is what the proxy learned about a new downstream connection
+// before choosing its filter chain.
+type ConnInfo struct {
+	// TLS is true when the connection starts with a TLS ClientHello.
+	TLS  bool
+	SNI  string
+	ALPN []string
+}
+
+// parseTransportSocket parses a transport socket: nil for plaintext.
+func parseTransportSocket(ts *corev3.TransportSocket, upstream bool) (*TLSContext, error) {
+	if ts == nil {
+		return nil, nil
+	}
+	a := ts.GetTypedConfig()
+	if a == nil {
+		if ts.GetName() == RawBufferTransportSocket || ts.GetName() == "raw_buffer" {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("transport_socket %q: typed_config missing", ts.GetName())
+	}
+	if a.MessageIs((*rawbufferv3.RawBuffer)(nil)) {
+		return nil, nil
+	}
+	if upstream {
+		if !a.MessageIs((*tlsv3.UpstreamTlsContext)(nil)) {
+			return nil, fmt.Errorf("transport_socket %q: type %s not supported (want UpstreamTlsContext or RawBuffer)", ts.GetName(), a.GetTypeUrl())
+		}
+		var u tlsv3.UpstreamTlsContext
+		if err := a.UnmarshalTo(&u); err != nil {
+			return nil, fmt.Errorf("transport_socket %q: %w", ts.GetName(), err)
+		}
+		t, err := parseCommonTLS(u.GetCommonTlsContext(), true)
+		if err != nil {
+			return nil, fmt.Errorf("transport_socket %q: %w", ts.GetName(), err)
+		}
+		t.SNI = u.GetSni()
+		if t.SNI != "" && !validSNI(t.SNI) {
+			return nil, fmt.Errorf("transport_socket %q: sni %q is not a valid server name", ts.GetName(), t.SNI)
+		}
+		t.Key = contextKey(a)
+		return t, nil
+	}
+	if !a.MessageIs((*tlsv3.DownstreamTlsContext)(nil)) {
+		return nil, fmt.Errorf("transport_socket %q: type %s not supported (want DownstreamTlsContext or RawBuffer)", ts.GetName(), a.GetTypeUrl())
+	}
+	var d tlsv3.DownstreamTlsContext
+	if err := a.UnmarshalTo(&d); err != nil {
+		return nil, fmt.Errorf("transport_socket %q: %w", ts.GetName(), err)
+	}
+	t, err := parseCommonTLS(d.GetCommonTlsContext(), false)
+	if err != nil {
+		return nil, fmt.Errorf("transport_socket %q: %w", ts.GetName(), err)
+	}
+	t.RequireClientCert = d.GetRequireClientCertificate().GetValue()
+	if t.RequireClientCert && !t.Verify {
+		return nil, fmt.Errorf("transport_socket %q: require_client_certificate without a validation context", ts.GetName())
+	}
+	if t.CertSDS == "" && t.CertChain.IsZero() {
+		return nil, fmt.Errorf("transport_socket %q: a server needs a certificate", ts.GetName())
+	}
+	t.Key = contextKey(a)
+	return t, nil
+}
+
+func contextKey(a *anypb.Any) string {
+	b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(a)
+	return string(b)
+}
+
+func validSNI(s string) bool {
+	if len(s) > 255 || net.ParseIP(s) != nil {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c == '*') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// parseCommonTLS parses the parts of a CommonTlsContext the proxy honours
+// and refuses what it cannot honour (it never silently weakens validation).
+func parseCommonTLS(c *tlsv3.CommonTlsContext, upstream bool) (*TLSContext, error) {
+	t := &TLSContext{Upstream: upstream}
+	if c == nil {
+		return t, nil
+	}
+	if p := c.GetTlsParams(); p != nil {
+		var err error
+		if t.MinVersion, err = tlsVersion(p.GetTlsMinimumProtocolVersion(), "tls_params.tls_minimum_protocol_version"); err != nil {
+			return nil, err
+		}
+		if t.MaxVersion, err = tlsVersion(p.GetTlsMaximumProtocolVersion(), "tls_params.tls_maximum_protocol_version"); err != nil {
+			return nil, err
+		}
+		if t.MinVersion != 0 && t.MaxVersion != 0 && t.MinVersion > t.MaxVersion {
+			return nil, fmt.Errorf("tls_params: minimum version above maximum")
+		}
+	}
+	for _, p := range c.GetAlpnProtocols() {
+		if p == "" || len(p) > 255 {
+			return nil, fmt.Errorf("alpn_protocols: %q is not a valid protocol name", p)
+		}
+	}
+	t.ALPN = slices.Clone(c.GetAlpnProtocols())
+
+	certs := 0
+	if tc := c.GetTlsCertificates(); len(tc) > 0 {
+		certs += len(tc)
+		if len(tc) == 1 {
+			var err error
+			if t.CertChain, err = dataSource(tc[0].GetCertificateChain(), "tls_certificates[0].certificate_chain"); err != nil {
+				return nil, err
+			}
+			if t.PrivKey, err = dataSource(tc[0].GetPrivateKey(), "tls_certificates[0].private_key"); err != nil {
+				return nil, err
+			}
+			if t.CertChain.IsZero() || t.PrivKey.IsZero() {
+				return nil, fmt.Errorf("tls_certificates[0]: certificate_chain and private_key are both required")
+			}
+		}
+	}
+	if sds := c.GetTlsCertificateSdsSecretConfigs(); len(sds) > 0 {
+		certs += len(sds)
+		if len(sds) == 1 {
+			if err := agentSecret(sds[0], SDSWorkloadCert, "tls_certificate_sds_secret_configs[0]"); err != nil {
+				return nil, err
+			}
+			t.CertSDS = SDSWorkloadCert
+		}
+	}
+	if pi := c.GetTlsCertificateProviderInstance(); pi != nil {
+		certs++
+		if pi.GetInstanceName() != SDSWorkloadCert && pi.GetInstanceName() != "" {
+			return nil, fmt.Errorf("tls_certificate_provider_instance %q: only the agent's %q is available", pi.GetInstanceName(), SDSWorkloadCert)
+		}
+		t.CertSDS = SDSWorkloadCert
+	}
+	if certs > 1 {
+		return nil, fmt.Errorf("%d certificates configured; this proxy presents one", certs)
+	}
+
+	var vc *tlsv3.CertificateValidationContext
+	switch v := c.GetValidationContextType().(type) {
+	case nil:
+	case *tlsv3.CommonTlsContext_ValidationContext:
+		vc = v.ValidationContext
+		t.Verify = true
+	case *tlsv3.CommonTlsContext_CombinedValidationContext:
+		vc = v.CombinedValidationContext.GetDefaultValidationContext()
+		t.Verify = true
+		if s := v.CombinedValidationContext.GetValidationContextSdsSecretConfig(); s != nil {
+			if err := agentSecret(s, SDSRootCA, "combined_validation_context.validation_context_sds_secret_config"); err != nil {
+				return nil, err
+			}
+			t.RootsSDS = SDSRootCA
+		}
+		if pi := v.CombinedValidationContext.GetValidationContextCertificateProviderInstance(); pi != nil {
+			t.RootsSDS = SDSRootCA
+		}
+	case *tlsv3.CommonTlsContext_ValidationContextSdsSecretConfig:
+		if err := agentSecret(v.ValidationContextSdsSecretConfig, SDSRootCA, "validation_context_sds_secret_config"); err != nil {
+			return nil, err
+		}
+		t.Verify, t.RootsSDS = true, SDSRootCA
+	default:
+		return nil, fmt.Errorf("validation context %T not supported", v)
+	}
+	if vc != nil {
+		if err := parseValidation(vc, t); err != nil {
+			return nil, err
+		}
+	}
+	if t.Verify && t.RootsSDS == "" && t.TrustedCA.IsZero() {
+		// A validation context with only SAN matchers and no roots: Envoy
+		// refuses such a config, so does this proxy.
+		return nil, fmt.Errorf("validation context has no trusted_ca and no SDS root secret")
+	}
+	if t.RootsSDS != "" && !t.TrustedCA.IsZero() {
+		return nil, fmt.Errorf("validation context has both trusted_ca and the SDS root secret %q", t.RootsSDS)
+	}
+	return t, nil
+}
+
+func parseValidation(vc *tlsv3.CertificateValidationContext, t *TLSContext) error {
+	var err error
+	if t.TrustedCA, err = dataSource(vc.GetTrustedCa(), "validation_context.trusted_ca"); err != nil {
+		return err
+	}
+	if pi := vc.GetCaCertificateProviderInstance(); pi != nil {
+		if pi.GetCertificateName() != SDSRootCA && pi.GetCertificateName() != "" {
+			return fmt.Errorf("validation_context.ca_certificate_provider_instance certificate %q: only the agent's %q is available", pi.GetCertificateName(), SDSRootCA)
+		}
+		t.RootsSDS = SDSRootCA
+	}
+	if vc.GetCrl() != nil {
+		return fmt.Errorf("validation_context.crl: certificate revocation lists are not supported")
+	}
+	if len(vc.GetVerifyCertificateSpki()) > 0 || len(vc.GetVerifyCertificateHash()) > 0 {
+		return fmt.Errorf("validation_context: certificate pinning (verify_certificate_spki/hash) is not supported")
+	}
+	if vc.GetTrustChainVerification() == tlsv3.CertificateValidationContext_ACCEPT_UNTRUSTED {
+		return fmt.Errorf("validation_context.trust_chain_verification ACCEPT_UNTRUSTED is not supported")
+	}
+	for i, m := range vc.GetMatchTypedSubjectAltNames() {
+		sm, err := parseStringMatcher(m.GetMatcher())
+		if err != nil {
+			return fmt.Errorf("validation_context.match_typed_subject_alt_names[%d]: %w", i, err)
+		}
+		var typ SANType
+		switch m.GetSanType() {
+		case tlsv3.SubjectAltNameMatcher_DNS:
+			typ = SANDNS
+		case tlsv3.SubjectAltNameMatcher_URI:
+			typ = SANURI
+		case tlsv3.SubjectAltNameMatcher_EMAIL:
+			typ = SANEmail
+		case tlsv3.SubjectAltNameMatcher_IP_ADDRESS:
+			typ = SANIP
+		default:
+			return fmt.Errorf("validation_context.match_typed_subject_alt_names[%d]: san_type %v not supported", i, m.GetSanType())
+		}
+		t.SANs = append(t.SANs, SANMatcher{Type: typ, Str: sm})
+	}
+	for i, m := range vc.GetMatchSubjectAltNames() { //nolint:staticcheck // deprecated, still sent by some control planes
+		sm, err := parseStringMatcher(m)
+		if err != nil {
+			return fmt.Errorf("validation_context.match_subject_alt_names[%d]: %w", i, err)
+		}
+		t.SANs = append(t.SANs, SANMatcher{Type: SANAny, Str: sm})
+	}
+	return nil
+}
+
+// agentSecret accepts an SDS secret reference only when it names the
+// agent's secret want; other secrets (Kubernetes credentials) cannot be
+// fetched by this proxy.
+func agentSecret(s *tlsv3.SdsSecretConfig, want, field string) error {
+	if s.GetName() != want {
+		return fmt.Errorf("%s: SDS secret %q is not available; the proxy's agent serves %q and %q only", field, s.GetName(), SDSWorkloadCert, SDSRootCA)
+	}
+	return nil
+}
+
+func dataSource(d *corev3.DataSource, field string) (DataSource, error) {
+	switch s := d.GetSpecifier().(type) {
+	case nil:
+		return DataSource{}, nil
+	case *corev3.DataSource_Filename:
+		if s.Filename == "" {
+			return DataSource{}, fmt.Errorf("%s.filename: empty", field)
+		}
+		return DataSource{File: s.Filename}, nil
+	case *corev3.DataSource_InlineBytes:
+		return DataSource{Inline: s.InlineBytes}, nil
+	case *corev3.DataSource_InlineString:
+		return DataSource{Inline: []byte(s.InlineString)}, nil
+	default:
+		return DataSource{}, fmt.Errorf("%s: %T not supported", field, s)
+	}
+}
+
+func tlsVersion(v tlsv3.TlsParameters_TlsProtocol, field string) (uint16, error) {
+	switch v {
+	case tlsv3.TlsParameters_TLS_AUTO:
+		return 0, nil
+	case tlsv3.TlsParameters_TLSv1_2:
+		return VersionTLS12, nil
+	case tlsv3.TlsParameters_TLSv1_3:
+		return VersionTLS13, nil
+	default:
+		return 0, fmt.Errorf("%s %v: only TLSv1_2 and TLSv1_3 are supported", field, v)
+	}
+}
+
+// parseTransportSocketMatches parses a cluster's transport_socket_matches.
+func parseTransportSocketMatches(ms []*clusterv3.Cluster_TransportSocketMatch) ([]TransportSocketMatch, error) {
+	out := make([]TransportSocketMatch, 0, len(ms))
+	for i, m := range ms {
+		tm := TransportSocketMatch{Name: m.GetName(), Match: map[string]string{}}
+		for k, v := range m.GetMatch().GetFields() {
+			if _, ok := v.GetKind().(*structpb.Value_StringValue); !ok {
+				return nil, fmt.Errorf("transport_socket_matches[%d] %q: match %q: only string values are supported", i, m.GetName(), k)
+			}
+			tm.Match[k] = v.GetStringValue()
+		}
+		tc, err := parseTransportSocket(m.GetTransportSocket(), true)
+		if err != nil {
+			return nil, fmt.Errorf("transport_socket_matches[%d] %q: %w", i, m.GetName(), err)
+		}
+		tm.TLS = tc
+		out = append(out, tm)
+	}
+	return out, nil
+}
+
+// TLSFor returns the TLS context for an endpoint with transport socket
+// match metadata md: the first matching transport_socket_matches entry,
+// else the cluster's transport_socket. nil means plaintext.
+func (c *Cluster) TLSFor(md map[string]string) *TLSContext {
+	for i := range c.TLSMatches {
+		m := &c.TLSMatches[i]
+		ok := true
+		for k, v := range m.Match {
+			if md[k] != v {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return m.TLS
+		}
+	}
+	return c.TLS
+}
+
+// MatchSAN reports whether any of the peer's names satisfies m.
+func (m *SANMatcher) MatchSAN(dns, uris, emails, ips []string) bool {
+	try := func(names []string) bool {
+		for _, n := range names {
+			if m.Str.Match(n) {
+				return true
+			}
+		}
+		return false
+	}
+	switch m.Type {
+	case SANDNS:
+		return try(dns) || m.matchWildcardDNS(dns)
+	case SANURI:
+		return try(uris)
+	case SANEmail:
+		return try(emails)
+	case SANIP:
+		return try(ips)
+	}
+	return try(dns) || try(uris) || try(emails) || try(ips)
+}
+
+// matchWildcardDNS lets an exact DNS matcher accept a certificate's
+// wildcard name (*.example.com matches a.example.com), as Envoy does.
+func (m *SANMatcher) matchWildcardDNS(dns []string) bool {
+	if m.Str.Kind != StrExact {
+		return false
+	}
+	for _, n := range dns {
+		rest, ok := strings.CutPrefix(n, "*.")
+		if !ok {
+			continue
+		}
+		_, suffix, found := strings.Cut(m.Str.Value, ".")
+		if found && strings.EqualFold(suffix, rest) {
+			return true
+		}
+	}
+	return false
+}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"time"
 )
 
 type kind uint8
@@ -76,6 +77,7 @@ func collect(src Source) []stat {
 	add("control_plane_ack_total", acks, counter)
 	add("control_plane_nack_total", nacks, counter)
 	cs := src.Clusters()
+	now := time.Now()
 	names := make([]string, 0, len(cs))
 	for n := range cs {
 		names = append(names, n)
@@ -96,6 +98,16 @@ func collect(src Source) []stat {
 		add("cluster_upstream_cx_active", st.CxActive.Load(), gauge, l)
 		add("cluster_upstream_cx_connect_fail", int64(st.CxConnectFail.Load()), counter, l)
 		add("cluster_membership_total", int64(len(cs[n].Hosts())), gauge, l)
+		if cs[n].Cfg.Outlier != nil {
+			active := 0
+			for _, h := range cs[n].Hosts() {
+				if h.Ejected(now) {
+					active++
+				}
+			}
+			add("cluster_outlier_detection_ejections_enforced_total", int64(cs[n].OutlierEjections()), counter, l)
+			add("cluster_outlier_detection_ejections_active", int64(active), gauge, l)
+		}
 	}
 	return out
 }

@@ -108,6 +108,7 @@ func New(cfg Config) *Proxy {
 	p.upstreams = upstream.NewManager(cfg.Logger.With("component", "upstream"))
 	p.http = httpproxy.NewServer(&p.routing, p.upstreams, cfg.Logger.With("component", "http"))
 	p.tcp = tcpproxy.New(func() map[string]*upstream.Cluster { return p.routing.Load().Clusters }, cfg.Logger.With("component", "tcp"))
+	p.tcp.OriginalDstHost = p.upstreams.OriginalDstHost
 	p.listeners = listener.NewManager(p.http, p.tcp, cfg.Logger.With("component", "listener"))
 	p.xds = xdsclient.New(xdsclient.Config{Address: cfg.XDSAddress, Node: cfg.Node, Logger: cfg.Logger.With("component", "xds"),
 		BackoffMax: cfg.XDSBackoffMax, Delta: cfg.XDSDelta}, p)

@@ -182,6 +182,16 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 		host.Active.Add(1)
 		cl.Stats.RqTotal.Add(1)
 		r, err := host.RoundTrip(tctx, up)
+		// Outlier detection: the host's answer, or its local failure
+		// (connect error, reset, timeout); not a breaker's overflow or a
+		// client that went away.
+		switch {
+		case err == nil:
+			cl.ReportResult(host, r.Status, nil)
+		case errors.Is(err, upstream.ErrOverflow), errors.Is(ctx.Err(), context.Canceled):
+		default:
+			cl.ReportResult(host, 0, err)
+		}
 		if err != nil {
 			host.Active.Add(-1)
 			cl.Stats.RqActive.Add(-1)

@@ -47,6 +47,9 @@ type Manager struct {
 	conns  sync.WaitGroup
 	// Listen binds a socket (net.Listen by default).
 	Listen func(network, addr string) (net.Listener, error)
+	// virtual indexes the listeners that do not bind, for use_original_dst
+	// hand-off (origdst.go).
+	virtual atomic.Pointer[virtualListeners]
 }
 
 // NewManager returns a manager serving through the HTTP and TCP proxies.
@@ -61,6 +64,8 @@ func NewManager(h *httpproxy.Server, t *tcpproxy.Proxy, log *slog.Logger) *Manag
 func (m *Manager) Update(ls map[string]*xdsparse.Listener) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	v := newVirtualListeners(ls)
+	m.virtual.Store(&v)
 	var errs []string
 	for name, r := range m.active {
 		l, ok := ls[name]
@@ -135,15 +140,16 @@ func (m *Manager) accept(r *running) {
 		if a, ok := nc.LocalAddr().(*net.TCPAddr); ok {
 			port = uint32(a.Port)
 		}
-		chain := cfg.SelectChain(port)
-		if chain == nil {
-			nc.Close()
-			continue
-		}
 		m.conns.Add(1)
 		go func() {
 			defer m.conns.Done()
+			// original_dst / use_original_dst: may read SO_ORIGINAL_DST and
+			// hand the connection to another listener (origdst.go).
+			nc, cfg, port := m.originalDst(nc, cfg, port)
+			chain := cfg.SelectChain(port)
 			switch {
+			case chain == nil:
+				nc.Close()
 			case chain.HTTP != nil:
 				m.http.ServeConn(m.ctx, nc, chain.HTTP)
 			case chain.TCP != nil:

@@ -20,6 +20,9 @@ type Proxy struct {
 	log      *slog.Logger
 	// Connections counts proxied connections; Failures those with no upstream.
 	Connections, Failures atomic.Uint64
+	// OriginalDstHost returns the host for an address of an ORIGINAL_DST
+	// cluster (upstream.Manager.OriginalDstHost); see origdst.go.
+	OriginalDstHost func(c *upstream.Cluster, addr string) *upstream.Host
 }
 
 // New returns a proxy that looks clusters up through clusters.
@@ -50,7 +53,7 @@ func (p *Proxy) Serve(ctx context.Context, nc net.Conn, cfg *xdsparse.TCPProxy) 
 	}
 	var up net.Conn
 	for attempt := 0; attempt < 3 && up == nil; attempt++ {
-		h := cl.Pick(upstream.PickOptions{})
+		h := p.pick(nc, cl)
 		if h == nil {
 			break
 		}

@@ -19,6 +19,8 @@ type Host struct {
 	Healthy  bool
 	// Active counts requests in flight to this host.
 	Active atomic.Int64
+	// outlier is the host's outlier detection state (outlier.go).
+	outlier hostOutlier
 	pool   *pool
 }
 
@@ -40,6 +42,8 @@ type Cluster struct {
 	log   *slog.Logger
 	// retries in flight, for the max_retries breaker
 	retries atomic.Int64
+	// od is the cluster's outlier detection bookkeeping (outlier.go).
+	od clusterOutlier
 }
 
 // Manager owns clusters and hosts across configuration updates so that

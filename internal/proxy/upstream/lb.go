@@ -136,8 +136,14 @@ func (c *Cluster) Pick(o PickOptions) *Host {
 		return nil
 	}
 	var h *Host
+	// Ejected hosts are skipped; when every try lands on one (most hosts
+	// ejected), the last pick is used, as Envoy's panic mode would.
+	tries := len(hs.hosts) + 2
 	for attempt := 0; ; attempt++ {
 		h = c.pickOnce(hs, o, uint64(attempt))
+		if !c.usable(h) && attempt < tries {
+			continue
+		}
 		if o.Exclude == nil || !o.Exclude(h) || attempt >= o.Attempts {
 			return h
 		}

@@ -60,6 +60,8 @@ type Cluster struct {
 	MaxRequestsPerConn    uint32
 	// Circuit breaker thresholds (Envoy's defaults are 1024, retries 3).
 	MaxConnections, MaxPending, MaxRequests, MaxRetries uint32
+	// Outlier is the outlier detection (outlier.go), nil for none.
+	Outlier *OutlierDetection
 	// Endpoints is the inline load_assignment (STATIC and DNS clusters).
 	Endpoints *EndpointSet
 }
@@ -220,6 +222,11 @@ func ParseCluster(c *clusterv3.Cluster) (*Cluster, error) {
 	if ts := c.GetTransportSocket(); ts != nil && ts.GetName() != "envoy.transport_sockets.raw_buffer" {
 		return nil, fail("transport_socket %q: TLS origination is not supported yet", ts.GetName())
 	}
+	od, err := parseOutlier(c)
+	if err != nil {
+		return nil, fail("%v", err)
+	}
+	out.Outlier = od
 	if la := c.GetLoadAssignment(); la != nil {
 		es, err := ParseEndpoints(la)
 		if err != nil {

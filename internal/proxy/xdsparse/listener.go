@@ -24,8 +24,10 @@ type Listener struct {
 	Address        string // host:port
 	BindToPort     bool
 	UseOriginalDst bool
-	Chains         []*FilterChain
-	Default        *FilterChain
+	// Filters is what the listener filters ask for (listenerfilters.go).
+	Filters ListenerFilters
+	Chains  []*FilterChain
+	Default *FilterChain
 	// Warnings lists parts that were skipped but did not make the resource invalid.
 	Warnings []string
 }
@@ -141,6 +143,11 @@ func ParseListener(l *listenerv3.Listener) (*Listener, error) {
 	if b := l.GetBindToPort(); b != nil {
 		out.BindToPort = b.GetValue()
 	}
+	lf, warnings, err := parseListenerFilters(l)
+	if err != nil {
+		return nil, fail("%v", err)
+	}
+	out.Filters, out.Warnings = lf, append(out.Warnings, warnings...)
 	if len(l.GetFilterChains()) == 0 && l.GetDefaultFilterChain() == nil {
 		return nil, fail("filter_chains: empty and no default_filter_chain")
 	}

@@ -1,0 +1,80 @@
+package xdsparse
+
+import (
+	"fmt"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// OutlierDetection is a cluster's passive health checking: hosts that fail
+// in a row are ejected from load balancing for a while.
+type OutlierDetection struct {
+	// Consecutive5xx ejects after that many 5xx answers (or local failures:
+	// connect error, reset, timeout) in a row; 0 disables. Enforcing5xx is
+	// the percentage of such ejections that happen.
+	Consecutive5xx, Enforcing5xx uint32
+	// ConsecutiveGateway ejects after that many 502/503/504 (or local
+	// failures) in a row; EnforcingGateway as above.
+	ConsecutiveGateway, EnforcingGateway uint32
+	// BaseEjectionTime times the number of times a host was ejected is how
+	// long it stays out, at most MaxEjectionTime.
+	BaseEjectionTime, MaxEjectionTime time.Duration
+	// MaxEjectionPercent bounds the share of the cluster's hosts ejected at
+	// once (at least one host can always be ejected).
+	MaxEjectionPercent uint32
+}
+
+func u32or(v *wrapperspb.UInt32Value, def uint32) uint32 {
+	if v == nil {
+		return def
+	}
+	return v.GetValue()
+}
+
+// parseOutlier reads outlier_detection with Envoy's defaults; nil when the
+// cluster has none. Success-rate and failure-percentage ejection are not
+// implemented (Istio disables the former and never sets the latter).
+func parseOutlier(c *clusterv3.Cluster) (*OutlierDetection, error) {
+	od := c.GetOutlierDetection()
+	if od == nil {
+		return nil, nil
+	}
+	pct := func(field string, v uint32) error {
+		if v > 100 {
+			return fmt.Errorf("outlier_detection.%s %d: over 100", field, v)
+		}
+		return nil
+	}
+	out := &OutlierDetection{
+		Consecutive5xx:     u32or(od.GetConsecutive_5Xx(), 5),
+		Enforcing5xx:       u32or(od.GetEnforcingConsecutive_5Xx(), 100),
+		ConsecutiveGateway: u32or(od.GetConsecutiveGatewayFailure(), 5),
+		EnforcingGateway:   u32or(od.GetEnforcingConsecutiveGatewayFailure(), 0),
+		MaxEjectionPercent: u32or(od.GetMaxEjectionPercent(), 10),
+		BaseEjectionTime:   30 * time.Second,
+		MaxEjectionTime:    300 * time.Second,
+	}
+	for _, p := range []struct {
+		name string
+		v    uint32
+	}{{"enforcing_consecutive_5xx", out.Enforcing5xx}, {"enforcing_consecutive_gateway_failure", out.EnforcingGateway},
+		{"max_ejection_percent", out.MaxEjectionPercent}} {
+		if err := pct(p.name, p.v); err != nil {
+			return nil, err
+		}
+	}
+	if d := od.GetBaseEjectionTime(); d != nil {
+		if out.BaseEjectionTime = d.AsDuration(); out.BaseEjectionTime <= 0 {
+			return nil, fmt.Errorf("outlier_detection.base_ejection_time: must be > 0")
+		}
+	}
+	if d := od.GetMaxEjectionTime(); d != nil {
+		if out.MaxEjectionTime = d.AsDuration(); out.MaxEjectionTime <= 0 {
+			return nil, fmt.Errorf("outlier_detection.max_ejection_time: must be > 0")
+		}
+	}
+	out.MaxEjectionTime = max(out.MaxEjectionTime, out.BaseEjectionTime)
+	return out, nil
+}

@@ -134,8 +134,8 @@ http {
 		}
 	}
 	for i := 0; i < h.Services; i++ {
-		fmt.Fprintf(&b, "    upstream svc%04d { server %s:8080; server %s:8080; keepalive 16; }\n", i, MeshEndpoint(i, 0), MeshEndpoint(i, 1))
-		fmt.Fprintf(&b, "    server { listen %s:8080; server_name %s; location / { proxy_pass http://svc%04d; } }\n", h.IP, MeshServiceHost(i), i)
+		fmt.Fprintf(&b, "    upstream svc%04d { server %s:28080; server %s:28080; keepalive 16; }\n", i, MeshEndpoint(i, 0), MeshEndpoint(i, 1))
+		fmt.Fprintf(&b, "    server { listen %s:28080; server_name %s; location / { proxy_pass http://svc%04d; } }\n", h.IP, MeshServiceHost(i), i)
 	}
 	b.WriteString("}\n")
 	return b.String()
@@ -148,7 +148,7 @@ func HAProxyConf(h HopConfig) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `global
     nbthread %d
-    maxconn 20000
+    maxconn 4096
     pidfile %s
     tune.ssl.default-dh-param 2048
 defaults
@@ -188,9 +188,9 @@ defaults
 		}
 	}
 	if h.Services > 0 {
-		fmt.Fprintf(&b, "frontend mesh\n    bind %s:8080\n    use_backend %%[req.hdr(host),lower,map(%s)]\n", h.IP, filepath.Join(h.Dir, "hosts.map"))
+		fmt.Fprintf(&b, "frontend mesh\n    bind %s:28080\n    use_backend %%[req.hdr(host),lower,map(%s)]\n", h.IP, filepath.Join(h.Dir, "hosts.map"))
 		for i := 0; i < h.Services; i++ {
-			fmt.Fprintf(&b, "backend svc%04d\n    server a %s:8080\n    server b %s:8080\n", i, MeshEndpoint(i, 0), MeshEndpoint(i, 1))
+			fmt.Fprintf(&b, "backend svc%04d\n    server a %s:28080\n    server b %s:28080\n", i, MeshEndpoint(i, 0), MeshEndpoint(i, 1))
 		}
 	}
 	return b.String()
@@ -201,7 +201,7 @@ defaults
 func HAProxyHostMap(services int) string {
 	var b strings.Builder
 	for i := 0; i < services; i++ {
-		fmt.Fprintf(&b, "%s svc%04d\n%s:8080 svc%04d\n", MeshServiceHost(i), i, MeshServiceHost(i), i)
+		fmt.Fprintf(&b, "%s svc%04d\n%s:28080 svc%04d\n", MeshServiceHost(i), i, MeshServiceHost(i), i)
 	}
 	return b.String()
 }
@@ -210,7 +210,7 @@ func HAProxyHostMap(services int) string {
 // for HTTP/2 and gRPC, and on the TLS chain mutual TLS between the hops.
 func Caddyfile(h HopConfig) string {
 	var b strings.Builder
-	b.WriteString("{\n    admin off\n    auto_https off\n    persist_config off\n    servers {\n        protocols h1 h2 h2c\n    }\n}\n")
+	b.WriteString("{\n    admin off\n    auto_https off\n    persist_config off\n    servers {\n        protocols h1 h2 h2c\n        strict_sni_host insecure_off\n    }\n}\n")
 	for _, tlsChain := range []bool{false, true} {
 		if h.Services > 0 {
 			break // the memory scenario: the mesh alone
@@ -253,7 +253,7 @@ func Caddyfile(h HopConfig) string {
 		}
 	}
 	for i := 0; i < h.Services; i++ {
-		fmt.Fprintf(&b, "http://%s:8080 {\n    bind %s\n    reverse_proxy %s:8080 %s:8080\n}\n", MeshServiceHost(i), h.IP, MeshEndpoint(i, 0), MeshEndpoint(i, 1))
+		fmt.Fprintf(&b, "http://%s:28080 {\n    bind %s\n    reverse_proxy %s:28080 %s:28080\n}\n", MeshServiceHost(i), h.IP, MeshEndpoint(i, 0), MeshEndpoint(i, 1))
 	}
 	return b.String()
 }
@@ -287,7 +287,7 @@ func MastConfig(services int) string {
 	}
 	fmt.Fprintf(&b, "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: echo-mtls, namespace: %s}\nspec:\n  host: %s\n  trafficPolicy:\n    tls: {mode: ISTIO_MUTUAL}\n", Namespace, EchoMTLSHost)
 	for i := 0; i < services; i++ {
-		fmt.Fprintf(&b, "---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: svc%04d, namespace: %s}\nspec:\n  hosts: [%s]\n  location: MESH_INTERNAL\n  resolution: STATIC\n  ports:\n  - {number: 8080, name: http, protocol: HTTP}\n  endpoints:\n  - {address: %s}\n  - {address: %s}\n",
+		fmt.Fprintf(&b, "---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: svc%04d, namespace: %s}\nspec:\n  hosts: [%s]\n  location: MESH_INTERNAL\n  resolution: STATIC\n  ports:\n  - {number: 28080, name: http, protocol: HTTP}\n  endpoints:\n  - {address: %s}\n  - {address: %s}\n",
 			i, Namespace, MeshServiceHost(i), MeshEndpoint(i, 0), MeshEndpoint(i, 1))
 	}
 	return b.String()

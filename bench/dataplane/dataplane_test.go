@@ -19,15 +19,15 @@ func TestTargetFor(t *testing.T) {
 		proto Protocol
 		want  Target
 	}{
-		{Path{Peer: Direct}, HTTP1, Target{Addr: "127.0.2.1:8080"}},
-		{Path{Peer: Direct}, HTTP2, Target{Addr: "127.0.2.1:8080"}},
-		{Path{Peer: Direct}, GRPCStream, Target{Addr: "127.0.2.1:8078"}},
-		{Path{Peer: Mast, Hops: 1}, HTTP1, Target{Addr: "127.0.1.1:15001", Authority: "echo-app.bench.svc.cluster.local:8080", Procs: []string{"mast-1"}}},
-		{Path{Peer: Mast, Hops: 2}, GRPC, Target{Addr: "127.0.1.1:15001", Authority: "echo.bench.svc.cluster.local:8079", Procs: []string{"mast-1", "mast-2"}}},
-		{Path{Peer: Mast, Hops: 2, TLS: true}, HTTP2, Target{Addr: "127.0.1.1:15001", Authority: "echo-mtls.bench.svc.cluster.local:8081", Procs: []string{"mast-1", "mast-2"}}},
-		{Path{Peer: Nginx, Hops: 1}, HTTP1, Target{Addr: "127.0.3.2:8080", Procs: []string{"nginx-2"}}},
-		{Path{Peer: HAProxy, Hops: 2}, GRPC, Target{Addr: "127.0.4.1:8079", Procs: []string{"haproxy-1", "haproxy-2"}}},
-		{Path{Peer: Caddy, Hops: 2, TLS: true}, HTTP1, Target{Addr: "127.0.5.1:18080", Procs: []string{"caddy-1", "caddy-2"}}},
+		{Path{Peer: Direct}, HTTP1, Target{Addr: "127.77.2.1:28080"}},
+		{Path{Peer: Direct}, HTTP2, Target{Addr: "127.77.2.1:28080"}},
+		{Path{Peer: Direct}, GRPCStream, Target{Addr: "127.77.2.1:28078"}},
+		{Path{Peer: Mast, Hops: 1}, HTTP1, Target{Addr: "127.77.1.1:15001", Authority: "echo-app.bench.svc.cluster.local:28080", Procs: []string{"mast-1"}}},
+		{Path{Peer: Mast, Hops: 2}, GRPC, Target{Addr: "127.77.1.1:15001", Authority: "echo.bench.svc.cluster.local:28079", Procs: []string{"mast-1", "mast-2"}}},
+		{Path{Peer: Mast, Hops: 2, TLS: true}, HTTP2, Target{Addr: "127.77.1.1:15001", Authority: "echo-mtls.bench.svc.cluster.local:28081", Procs: []string{"mast-1", "mast-2"}}},
+		{Path{Peer: Nginx, Hops: 1}, HTTP1, Target{Addr: "127.77.3.2:28080", Procs: []string{"nginx-2"}}},
+		{Path{Peer: HAProxy, Hops: 2}, GRPC, Target{Addr: "127.77.4.1:28079", Procs: []string{"haproxy-1", "haproxy-2"}}},
+		{Path{Peer: Caddy, Hops: 2, TLS: true}, HTTP1, Target{Addr: "127.77.5.1:29080", Procs: []string{"caddy-1", "caddy-2"}}},
 	}
 	for _, tt := range tests {
 		got := TargetFor(tt.path, tt.proto)
@@ -54,12 +54,12 @@ func TestFortioArgs(t *testing.T) {
 		spec LoadSpec
 		want string
 	}{
-		{"http1 through mast", LoadSpec{Proto: HTTP1, Target: Target{Addr: "127.0.1.1:15001", Authority: "echo:8080"}, QPS: 1000, Conns: 16, Duration: 5 * time.Second, BodySize: 1024, JSONPath: "/o.json"},
-			"load -quiet -c 16 -qps 1000 -t 5s -r 0.00001 -p 50,90,99,99.9 -json /o.json -payload-size 1024 -H Host:echo:8080 http://127.0.1.1:15001/echo"},
-		{"h2c saturation", LoadSpec{Proto: HTTP2, Target: Target{Addr: "127.0.2.1:8080"}, QPS: 0, Conns: 16, Duration: 2 * time.Second, BodySize: 1024, JSONPath: "/o.json"},
-			"load -quiet -c 16 -qps 0 -t 2s -r 0.00001 -p 50,90,99,99.9 -json /o.json -payload-size 1024 -h2 http://127.0.2.1:8080/echo"},
-		{"grpc authority", LoadSpec{Proto: GRPC, Target: Target{Addr: "127.0.1.1:15001", Authority: "echo:8079"}, QPS: 1000, Conns: 16, Duration: time.Second, BodySize: 1024, JSONPath: "/o.json"},
-			"load -quiet -c 16 -qps 1000 -t 1s -r 0.00001 -p 50,90,99,99.9 -json /o.json -payload-size 1024 -grpc -ping -H host:echo:8079 127.0.1.1:15001"},
+		{"http1 through mast", LoadSpec{Proto: HTTP1, Target: Target{Addr: "127.77.1.1:15001", Authority: "echo:28080"}, QPS: 1000, Conns: 16, Duration: 5 * time.Second, BodySize: 1024, JSONPath: "/o.json"},
+			"load -quiet -c 16 -qps 1000 -t 5s -r 0.00001 -p 50,90,99,99.9 -json /o.json -payload-size 1024 -H Host:echo:28080 http://127.77.1.1:15001/echo"},
+		{"h2c saturation", LoadSpec{Proto: HTTP2, Target: Target{Addr: "127.77.2.1:28080"}, QPS: 0, Conns: 16, Duration: 2 * time.Second, BodySize: 1024, JSONPath: "/o.json"},
+			"load -quiet -c 16 -qps 0 -t 2s -r 0.00001 -p 50,90,99,99.9 -json /o.json -payload-size 1024 -h2 http://127.77.2.1:28080/echo"},
+		{"grpc authority", LoadSpec{Proto: GRPC, Target: Target{Addr: "127.77.1.1:15001", Authority: "echo:28079"}, QPS: 1000, Conns: 16, Duration: time.Second, BodySize: 1024, JSONPath: "/o.json"},
+			"load -quiet -c 16 -qps 1000 -t 1s -r 0.00001 -p 50,90,99,99.9 -json /o.json -payload-size 1024 -grpc -ping -H host:echo:28079 127.77.1.1:15001"},
 	}
 	for _, tt := range tests {
 		if got := strings.Join(FortioArgs(tt.spec), " "); got != tt.want {
@@ -242,9 +242,9 @@ func TestPeerConfigsValid(t *testing.T) {
 		t.Fatal(err)
 	}
 	hops := []HopConfig{
-		{Hop: 1, IP: "127.0.3.1", Next: "127.0.3.2", Workers: 1},
-		{Hop: 2, IP: "127.0.3.2", Next: ServerIP, Workers: 1},
-		{Hop: 1, IP: "127.0.3.3", Next: ServerIP, Workers: 1, Services: 50},
+		{Hop: 1, IP: "127.77.3.1", Next: "127.77.3.2", Workers: 1},
+		{Hop: 2, IP: "127.77.3.2", Next: ServerIP, Workers: 1},
+		{Hop: 1, IP: "127.77.3.3", Next: ServerIP, Workers: 1, Services: 50},
 	}
 	for i, h := range hops {
 		h.Certs = certs
@@ -275,7 +275,9 @@ func TestPeerConfigsValid(t *testing.T) {
 				t.Errorf("%s hop %d services %d: %v\n%s\n--- config:\n%s", prog, h.Hop, h.Services, err, out, content)
 			}
 		}
-		check("nginx", NginxConf(h), "nginx.conf", func(c string) []string { return []string{"-t", "-q", "-c", c, "-p", h.Dir, "-e", filepath.Join(h.Dir, "error.log")} })
+		check("nginx", NginxConf(h), "nginx.conf", func(c string) []string {
+			return []string{"-t", "-q", "-c", c, "-p", h.Dir, "-e", filepath.Join(h.Dir, "error.log")}
+		})
 		if h.Services > 0 {
 			if err := os.WriteFile(filepath.Join(h.Dir, "hosts.map"), []byte(HAProxyHostMap(h.Services)), 0o644); err != nil {
 				t.Fatal(err)

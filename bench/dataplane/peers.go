@@ -28,9 +28,10 @@ type Tools struct {
 // go install into cacheDir/bin (kept between runs), nginx and HAProxy from
 // Debian with apt-get when they are not on PATH, and mastd and mast-proxy
 // built from repoDir into cacheDir/build (always, so the working tree is
-// what is measured). A peer that cannot be installed is reported in Missing
+// what is measured; with rev set, the tree of that git revision, exported
+// with git archive, so a busy working tree does not get in the way). A peer that cannot be installed is reported in Missing
 // and left out; fortio and Mast are required.
-func Install(ctx context.Context, cacheDir, repoDir string, peers []Peer, log *slog.Logger) (Tools, error) {
+func Install(ctx context.Context, cacheDir, repoDir, rev string, peers []Peer, log *slog.Logger) (Tools, error) {
 	t := Tools{Versions: map[string]string{}, Missing: map[Peer]string{}}
 	bin := filepath.Join(cacheDir, "bin")
 	if err := os.MkdirAll(bin, 0o755); err != nil {
@@ -40,16 +41,31 @@ func Install(ctx context.Context, cacheDir, repoDir string, peers []Peer, log *s
 	if t.Fortio, err = goInstall(ctx, bin, "fortio", FortioModule, log); err != nil {
 		return t, err
 	}
-	t.Versions["fortio"] = firstLine(output(ctx, t.Fortio, "version"))
+	t.Versions["fortio"] = FortioModule
 	build := filepath.Join(cacheDir, "build")
-	log.Info("building mastd and mast-proxy", "repo", repoDir)
+	src := repoDir
+	t.Versions["mast"] = strings.TrimSpace(output(ctx, "git", "-C", repoDir, "describe", "--always", "--dirty")) + " (working tree)"
+	if rev != "" {
+		src = filepath.Join(cacheDir, "src")
+		if err := os.RemoveAll(src); err != nil {
+			return t, err
+		}
+		if err := os.MkdirAll(src, 0o755); err != nil {
+			return t, err
+		}
+		sh := fmt.Sprintf("git -C %q archive %q | tar -x -C %q", repoDir, rev, src)
+		if out, err := exec.CommandContext(ctx, "sh", "-c", sh).CombinedOutput(); err != nil {
+			return t, fmt.Errorf("%s: %w\n%s", sh, err, out)
+		}
+		t.Versions["mast"] = strings.TrimSpace(output(ctx, "git", "-C", repoDir, "rev-parse", "--short", rev)) + " (git archive " + rev + ")"
+	}
+	log.Info("building mastd and mast-proxy", "src", src)
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", build+"/", "./cmd/mastd", "./cmd/mast-proxy")
-	cmd.Dir = repoDir
+	cmd.Dir = src
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return t, fmt.Errorf("go build ./cmd/mastd ./cmd/mast-proxy: %w\n%s", err, out)
+		return t, fmt.Errorf("go build ./cmd/mastd ./cmd/mast-proxy in %s: %w\n%s", src, err, out)
 	}
 	t.Mastd, t.MastProxy = filepath.Join(build, "mastd"), filepath.Join(build, "mast-proxy")
-	t.Versions["mast"] = strings.TrimSpace(output(ctx, "git", "-C", repoDir, "describe", "--always", "--dirty"))
 	for _, p := range peers {
 		switch p {
 		case Caddy:
@@ -57,7 +73,7 @@ func Install(ctx context.Context, cacheDir, repoDir string, peers []Peer, log *s
 				t.Missing[p] = err.Error()
 				continue
 			}
-			t.Versions["caddy"] = firstLine(output(ctx, t.Caddy, "version"))
+			t.Versions["caddy"] = CaddyModule
 		case Nginx:
 			if t.Nginx, err = aptInstall(ctx, "nginx", "nginx", log); err != nil {
 				t.Missing[p] = err.Error()

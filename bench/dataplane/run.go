@@ -31,6 +31,7 @@ type Config struct {
 	WorkDir       string // logs and generated configuration
 	CacheDir      string // installed tools
 	RepoDir       string // the Mast module, built for mastd and mast-proxy
+	MastRev       string // build that git revision instead of the working tree
 	SelfBin       string // the dpbench binary (gRPC streaming subcommands)
 	Log           *slog.Logger
 }
@@ -99,7 +100,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				FixedSeconds: cfg.FixedDuration.Seconds(), SaturationSeconds: cfg.SatDuration.Seconds(), MeshServices: cfg.MeshServices}}}
 	defer b.stopAll()
 	var err error
-	if b.tools, err = Install(ctx, cfg.CacheDir, cfg.RepoDir, cfg.Peers, cfg.Log); err != nil {
+	if b.tools, err = Install(ctx, cfg.CacheDir, cfg.RepoDir, cfg.MastRev, cfg.Peers, cfg.Log); err != nil {
 		return nil, err
 	}
 	b.rep.Versions = b.tools.Versions
@@ -202,13 +203,13 @@ func (b *bench) stopAll() {
 
 func (b *bench) startServer(ctx context.Context) error {
 	if _, err := b.start(ctx, "server", b.cfg.Pin.Server, nil, b.tools.Fortio, "server", "-loglevel", "Warning",
-		"-http-port", ServerIP+":8080", "-grpc-port", ServerIP+":8079", "-redirect-port", "disabled"); err != nil {
+		"-http-port", ServerIP+":28080", "-grpc-port", ServerIP+":28079", "-redirect-port", "disabled"); err != nil {
 		return err
 	}
-	if _, err := b.start(ctx, "stream-server", b.cfg.Pin.Server, nil, b.cfg.SelfBin, StreamServeCmd, "-addr", ServerIP+":8078"); err != nil {
+	if _, err := b.start(ctx, "stream-server", b.cfg.Pin.Server, nil, b.cfg.SelfBin, StreamServeCmd, "-addr", ServerIP+":28078"); err != nil {
 		return err
 	}
-	for _, port := range []int{8080, 8079, 8078} {
+	for _, port := range []int{28080, 28079, 28078} {
 		if err := waitPort(ctx, ServerIP+":"+strconv.Itoa(port), 20*time.Second); err != nil {
 			return fmt.Errorf("server: %w\n%s", err, b.procs["server"].LogTail(2000))
 		}
@@ -270,7 +271,7 @@ func (b *bench) startPeer(ctx context.Context, p Peer, services int, ip string) 
 		if err != nil {
 			return err
 		}
-		if err := waitPort(ctx, h.IP+":8080", 30*time.Second); err != nil {
+		if err := waitPort(ctx, h.IP+":28080", 30*time.Second); err != nil {
 			return fmt.Errorf("%s: %w\n%s", name, err, proc.LogTail(2000))
 		}
 	}
@@ -310,7 +311,7 @@ func (b *bench) startMast(ctx context.Context, services int) error {
 		wait                           []int
 	}
 	sidecars := []sidecar{
-		{ProcName(Mast, 2), MastServerIP, "echo", "app=echo", "echo", []int{8080, 8081, 8079, 8078}},
+		{ProcName(Mast, 2), MastServerIP, "echo", "app=echo", "echo", []int{28080, 28081, 28079, 28078}},
 		{ProcName(Mast, 1), MastClientIP, "client", "app=client", "client", []int{MastOutbound}},
 	}
 	if services > 0 {
@@ -348,7 +349,11 @@ func (b *bench) mastMTLSAvailable(peers []Peer) error {
 		log, _ := os.ReadFile(b.procs[name].Log)
 		for _, line := range strings.Split(string(log), "\n") {
 			if strings.Contains(line, "NACK") {
-				return fmt.Errorf("not available: %s NACKed the configuration: %s", name, strings.TrimSpace(line))
+				why := strings.TrimSpace(line)
+				if _, e, ok := strings.Cut(line, " err="); ok {
+					why = strings.Trim(strings.TrimSpace(e), `"`)
+				}
+				return fmt.Errorf("not available: %s NACKs the ISTIO_MUTUAL configuration: %s", name, strings.ReplaceAll(why, `\"`, `"`))
 			}
 		}
 	}
@@ -428,8 +433,11 @@ sample:
 			res, err = ParseFortio(raw)
 		}
 	}
-	if err != nil || waitErr != nil {
-		run.Err = fmt.Sprintf("load generator: %v %v: %s", waitErr, err, lastLines(stderr.String(), 3))
+	switch {
+	case waitErr != nil:
+		run.Err = fmt.Sprintf("load generator: %v: %s", waitErr, errorLines(stderr.String()))
+	case err != nil:
+		run.Err = fmt.Sprintf("load generator: %v: %s", err, errorLines(stderr.String()))
 	}
 	run.Result = res
 	total := float64(res.Requests + res.Errors)
@@ -448,7 +456,7 @@ sample:
 // for it to load, and returns its RSS.
 func (b *bench) meshMemory(ctx context.Context, p Peer) (uint64, error) {
 	defer b.stopAll()
-	ip := map[Peer]string{Mast: MastMeshIP, Nginx: "127.0.3.3", HAProxy: "127.0.4.3", Caddy: "127.0.5.3"}[p]
+	ip := map[Peer]string{Mast: MastMeshIP, Nginx: "127.77.3.3", HAProxy: "127.77.4.3", Caddy: "127.77.5.3"}[p]
 	if err := b.startPeer(ctx, p, b.cfg.MeshServices, ip); err != nil {
 		return 0, err
 	}
@@ -548,6 +556,23 @@ func freePorts(n int) ([]int, error) {
 		out = append(out, l.Addr().(*net.TCPAddr).Port)
 	}
 	return out, nil
+}
+
+// errorLines picks the load generator's error messages from its output.
+func errorLines(s string) string {
+	var out []string
+	for _, line := range strings.Split(s, "\n") {
+		if strings.Contains(line, "Aborting") || strings.Contains(line, "rror") {
+			out = append(out, strings.TrimSpace(line))
+		}
+	}
+	if len(out) == 0 {
+		return lastLines(s, 3)
+	}
+	if len(out) > 2 {
+		out = out[len(out)-2:]
+	}
+	return strings.Join(out, " | ")
 }
 
 func lastLines(s string, n int) string {

@@ -6,12 +6,12 @@
 //
 // Every hop has its own loopback address, so the processes can share ports:
 //
-//	server (fortio + stream echo)  127.0.2.1   8080 HTTP/1.1+h2c, 8079 gRPC, 8078 gRPC streaming
-//	mast   client sidecar 127.0.1.1 (15001), server sidecar 127.0.1.2
-//	nginx  127.0.3.1 -> 127.0.3.2,  haproxy 127.0.4.1 -> 127.0.4.2,  caddy 127.0.5.1 -> 127.0.5.2
+//	server (fortio + stream echo)  127.77.2.1   28080 HTTP/1.1+h2c, 28079 gRPC, 28078 gRPC streaming
+//	mast   client sidecar 127.77.1.1 (15001), server sidecar 127.77.1.2
+//	nginx  127.77.3.1 -> 127.77.3.2,  haproxy 127.77.4.1 -> 127.77.4.2,  caddy 127.77.5.1 -> 127.77.5.2
 //
-// The peers listen for HTTP/1.1 on 8080, h2c on 8081, gRPC on 8079 and gRPC
-// streaming on 8078; their second hop accepts TLS (with client certificates)
+// The peers listen for HTTP/1.1 on 28080, h2c on 28081, gRPC on 28079 and gRPC
+// streaming on 28078; their second hop accepts TLS (with client certificates)
 // on those ports plus 10000.
 package dataplane
 
@@ -39,26 +39,26 @@ var Protocols = []Protocol{HTTP1, HTTP2, GRPC, GRPCStream}
 func (p Protocol) Port() int {
 	switch p {
 	case HTTP2:
-		return 8081
+		return 28081
 	case GRPC:
-		return 8079
+		return 28079
 	case GRPCStream:
-		return 8078
+		return 28078
 	}
-	return 8080
+	return 28080
 }
 
 // AppPort is the server application's port for the protocol (the fortio
 // server answers HTTP/1.1 and h2c on the same port).
 func (p Protocol) AppPort() int {
 	if p == HTTP2 {
-		return 8080
+		return 28080
 	}
 	return p.Port()
 }
 
 // TLSPortOffset moves a protocol's port to the TLS listener of a second hop.
-const TLSPortOffset = 10000
+const TLSPortOffset = 1000
 
 // Peer is the proxy implementation of a path.
 type Peer string
@@ -106,10 +106,10 @@ func Paths(peers []Peer) []Path {
 
 // Addresses of the processes.
 const (
-	ServerIP        = "127.0.2.1"
-	MastClientIP    = "127.0.1.1"
-	MastServerIP    = "127.0.1.2"
-	MastMeshIP      = "127.0.1.3" // the sidecar that loads the 1,000-service mesh
+	ServerIP        = "127.77.2.1"
+	MastClientIP    = "127.77.1.1"
+	MastServerIP    = "127.77.1.2"
+	MastMeshIP      = "127.77.1.3" // the sidecar that loads the 1,000-service mesh
 	MastOutbound    = 15001
 	Namespace       = "bench"
 	EchoHost        = "echo.bench.svc.cluster.local"      // served through the server sidecar
@@ -127,11 +127,11 @@ func HopIPs(p Peer) (first, second string) {
 	case Mast:
 		return MastClientIP, MastServerIP
 	case Nginx:
-		return "127.0.3.1", "127.0.3.2"
+		return "127.77.3.1", "127.77.3.2"
 	case HAProxy:
-		return "127.0.4.1", "127.0.4.2"
+		return "127.77.4.1", "127.77.4.2"
 	case Caddy:
-		return "127.0.5.1", "127.0.5.2"
+		return "127.77.5.1", "127.77.5.2"
 	}
 	return ServerIP, ServerIP
 }
@@ -145,7 +145,7 @@ type Target struct {
 }
 
 // TargetFor returns the load generator's target. Mast's first hop is the
-// client sidecar's outbound listener (127.0.1.1:15001), reached the way
+// client sidecar's outbound listener (127.77.1.1:15001), reached the way
 // captured traffic reaches it under iptables: an origin-form request whose
 // Host names the service. One hop is the client sidecar alone, calling the
 // server application (service echo-app, whose endpoint has no sidecar); two

@@ -45,8 +45,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	quick := fs.Bool("quick", false, "quick mode (the default): HTTP/1.1 and gRPC unary, one repeat, short runs")
 	full := fs.Bool("full", false, "every protocol, -repeats repeats, longer runs")
 	repeats := fs.Int("repeats", 0, "repeats (default 1 quick, 3 full)")
-	fixed := fs.Duration("fixed", 0, "duration of each fixed-rate run (default 4s quick, 10s full)")
-	sat := fs.Duration("saturation", 0, "duration of each saturation run (default 2s quick, 5s full)")
+	fixed := fs.Duration("fixed", 0, "duration of each fixed-rate run (default 4s quick, 8s full)")
+	sat := fs.Duration("saturation", 0, "duration of each saturation run (default 2s quick, 4s full)")
 	qps := fs.Int("qps", 1000, "the fixed rate, requests/s")
 	conns := fs.Int("c", 16, "connections")
 	body := fs.Int("body", 1024, "request and response body bytes")
@@ -61,6 +61,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	name := fs.String("name", "", "result file name without extension (default dataplane-quick or dataplane-full)")
 	work := fs.String("work", "", "directory for logs and generated configuration (default a new temporary directory)")
 	cache := fs.String("cache", "", "where installed tools are kept (default $XDG_CACHE_HOME or ~/.cache, /mast-bench)")
+	rev := fs.String("mast-rev", "", "build mastd and mast-proxy from this git revision (git archive) instead of the working tree")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -80,8 +81,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}
-	def(fixed, 4*time.Second, 10*time.Second)
-	def(sat, 2*time.Second, 5*time.Second)
+	def(fixed, 4*time.Second, 8*time.Second)
+	def(sat, 2*time.Second, 4*time.Second)
 	if *repeats == 0 {
 		*repeats = 1
 		if *full {
@@ -166,7 +167,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	rep, err := dp.Run(ctx, dp.Config{Mode: mode, Repeats: *repeats, FixedDuration: *fixed, SatDuration: *sat, QPS: *qps, Conns: *conns,
 		BodySize: *body, Protocols: protos, Peers: peerList, MeshServices: *mesh, Pin: pin, WorkDir: *work, CacheDir: *cache,
-		RepoDir: repo, SelfBin: self, Log: log})
+		RepoDir: repo, MastRev: *rev, SelfBin: self, Log: log})
 	if err != nil {
 		fmt.Fprintln(stderr, "dpbench:", err, "(logs in", *work+")")
 		return 1

@@ -41,7 +41,7 @@ type conn struct {
 type watch struct {
 	typeURL  string
 	wildcard bool
-	names    map[string]struct{} // explicit subscriptions
+	names    nameSet // explicit subscriptions, sorted
 
 	nonceSent, nonceAcked     string
 	versionSent, versionAcked string
@@ -53,53 +53,26 @@ type watch struct {
 	bytesSent                 int64
 	responses                 int64
 
-	known map[string]string // delta: resource name -> version the client has
+	known map[name]uint64 // delta: resource name -> version the client has
 }
 
 func newWatch(typeURL string) *watch {
-	return &watch{typeURL: typeURL, names: map[string]struct{}{}}
+	return &watch{typeURL: typeURL}
 }
 
-// sortedNames returns the explicit subscriptions in order.
-func (w *watch) sortedNames() []string {
-	out := make([]string, 0, len(w.names))
-	for n := range w.names {
-		out = append(out, n)
-	}
-	slices.Sort(out)
-	return out
-}
+// sortedNames returns the explicit subscriptions in order, in a new slice.
+func (w *watch) sortedNames() []string { return w.names.strings() }
 
 // setSotwNames applies a SotW subscription: names replace the previous set;
 // for LDS and CDS an empty list or "*" means wildcard. It reports a change
 // and allocates only when there is one (ACKs repeat the same list).
 func (w *watch) setSotwNames(names []string) bool {
 	wildcard := isWildcardType(w.typeURL) && (len(names) == 0 || slices.Contains(names, "*"))
-	same := wildcard == w.wildcard
-	if same {
-		n := 0
-		for _, name := range names {
-			if name == "*" {
-				continue
-			}
-			n++
-			if _, ok := w.names[name]; !ok {
-				same = false
-				break
-			}
-		}
-		same = same && n == len(w.names)
-	}
-	if same {
+	if wildcard == w.wildcard && w.names.sameAs(names) {
 		return false
 	}
 	w.wildcard = wildcard
-	w.names = make(map[string]struct{}, len(names))
-	for _, name := range names {
-		if name != "*" {
-			w.names[name] = struct{}{}
-		}
-	}
+	w.names = newNameSet(names)
 	return true
 }
 
@@ -185,7 +158,8 @@ func (c *conn) edsNames(w *watch, req *model.PushRequest) []string {
 		return w.sortedNames()
 	}
 	var out []string
-	for n := range w.names {
+	for _, hn := range w.names {
+		n := hn.Value()
 		if h, ok := c.s.clusterHost(n); ok {
 			if _, changed := req.EDSHosts[h]; !changed {
 				continue
@@ -193,32 +167,38 @@ func (c *conn) edsNames(w *watch, req *model.PushRequest) []string {
 		}
 		out = append(out, n)
 	}
-	slices.Sort(out)
-	return out
+	return out // in order: w.names is sorted
 }
 
-// generate runs the generator and marshals its output. A failure is recorded
-// on the watch and logged; the caller keeps the last config on the proxy.
-func (c *conn) generate(pc *model.PushContext, w *watch, names []string) ([]marshaled, bool) {
+// generate runs the generator and marshals its output (with Delta versions
+// when withVersions), holding one of the server's push throttle slots. A
+// failure is recorded on the watch and logged; the caller keeps the last
+// config on the proxy.
+func (c *conn) generate(ctx context.Context, pc *model.PushContext, w *watch, names []string, withVersions bool) ([]marshaled, bool, error) {
+	release, err := c.s.throttle(ctx)
+	if err != nil {
+		return nil, false, err
+	}
 	res, err := c.s.generate(pc, c.proxy, w.typeURL, names)
 	var out []marshaled
 	if err == nil {
-		out, _, err = marshalResources(w.typeURL, res)
+		out, _, err = marshalResources(c.s.cacheFor(pc), w.typeURL, res, withVersions)
 	}
+	release()
 	if err != nil {
 		err = fmt.Errorf("proxy %s: %w", c.proxy.ID, err)
 		c.s.log.Error("xds: generate failed; proxy keeps its last config", "proxy", c.proxy.ID, "type", shortType(w.typeURL), "version", pc.Version, "err", err)
 		c.mu.Lock()
 		w.lastError = err.Error()
 		c.mu.Unlock()
-		return nil, false
+		return nil, false, nil
 	}
 	if w.lastError != "" {
 		c.mu.Lock()
 		w.lastError = ""
 		c.mu.Unlock()
 	}
-	return out, true
+	return out, true, nil
 }
 
 func (c *conn) setSending(typeURL string) {

@@ -63,11 +63,11 @@ func (st *deltaStream) handle(req *discoveryv3.DeltaDiscoveryRequest) error {
 	first := w == nil
 	if first {
 		w = newWatch(t)
-		w.known = make(map[string]string, len(req.InitialResourceVersions))
+		w.known = make(map[name]uint64, len(req.InitialResourceVersions))
 		// Legacy wildcard: a first LDS/CDS request naming nothing wants everything.
 		w.wildcard = isWildcardType(t) && len(req.ResourceNamesSubscribe) == 0
 		for n, v := range req.InitialResourceVersions {
-			w.known[n] = v
+			w.known[intern(n)] = parseVersion(v)
 		}
 		c.addWatch(w)
 	}
@@ -81,46 +81,26 @@ func (st *deltaStream) handle(req *discoveryv3.DeltaDiscoveryRequest) error {
 			c.recordACK(w, req.ResponseNonce, w.versionSent)
 		}
 	}
-	var added []string
 	addedWildcard := false
 	c.mu.Lock()
-	for _, n := range req.ResourceNamesSubscribe {
-		if n == "*" {
-			if !w.wildcard {
-				w.wildcard, addedWildcard = true, true
-			}
-			continue
-		}
-		if _, ok := w.names[n]; !ok {
-			w.names[n] = struct{}{}
-			added = append(added, n)
-		}
+	if slices.Contains(req.ResourceNamesSubscribe, "*") && !w.wildcard {
+		w.wildcard, addedWildcard = true, true
 	}
-	for _, n := range req.ResourceNamesUnsubscribe {
-		if n == "*" {
-			if w.wildcard {
-				w.wildcard = false
-				// The client drops what it had only through the wildcard.
-				for k := range w.known {
-					if _, ok := w.names[k]; !ok {
-						delete(w.known, k)
-					}
-				}
-			}
-			continue
-		}
-		delete(w.names, n)
-		if !w.wildcard {
-			delete(w.known, n)
+	added := w.names.add(req.ResourceNamesSubscribe)
+	if slices.Contains(req.ResourceNamesUnsubscribe, "*") && w.wildcard {
+		w.wildcard = false
+		// The client drops what it had only through the wildcard.
+		w.forgetUnsubscribed()
+	}
+	w.names.remove(req.ResourceNamesUnsubscribe)
+	if !w.wildcard {
+		for _, n := range req.ResourceNamesUnsubscribe {
+			delete(w.known, intern(n))
 		}
 	}
 	if first && !w.wildcard {
 		// Initial versions count only for resources the client subscribes to.
-		for k := range w.known {
-			if _, ok := w.names[k]; !ok {
-				delete(w.known, k)
-			}
-		}
+		w.forgetUnsubscribed()
 	}
 	w.resources = len(w.known)
 	c.mu.Unlock()
@@ -128,10 +108,19 @@ func (st *deltaStream) handle(req *discoveryv3.DeltaDiscoveryRequest) error {
 	case first || addedWildcard:
 		return st.respond(w, nil, now, true, first)
 	case len(added) > 0:
-		slices.Sort(added)
 		return st.respond(w, added, now, true, false)
 	}
 	return nil
+}
+
+// forgetUnsubscribed drops the known versions of resources the watch does
+// not subscribe to by name.
+func (w *watch) forgetUnsubscribed() {
+	for k := range w.known {
+		if !w.names.has(k.Value()) {
+			delete(w.known, k)
+		}
+	}
 }
 
 // push sends what changed since the client's known versions, in Envoy's
@@ -182,35 +171,40 @@ func (st *deltaStream) respond(w *watch, names []string, since time.Time, report
 	var ms []marshaled
 	if all || len(names) > 0 {
 		var ok bool
-		if ms, ok = c.generate(pc, w, names); !ok {
-			return nil
+		var err error
+		if ms, ok, err = c.generate(st.stream.Context(), pc, w, names, true); err != nil || !ok {
+			return err
 		}
 	}
 	resp := &discoveryv3.DeltaDiscoveryResponse{SystemVersionInfo: pc.Version, TypeUrl: w.typeURL}
 	size := 0
-	got := make(map[string]struct{}, len(ms))
+	got := make(map[name]struct{}, len(ms))
+	sent := make([]uint64, 0, len(ms)) // versions of resp.Resources
 	for i := range ms {
 		m := &ms[i]
-		got[m.name] = struct{}{}
-		if w.known[m.name] == m.version {
+		n := intern(m.name)
+		got[n] = struct{}{}
+		if v, ok := w.known[n]; ok && v == m.version {
 			continue
 		}
-		resp.Resources = append(resp.Resources, &discoveryv3.Resource{Name: m.name, Version: m.version, Resource: m.any})
+		resp.Resources = append(resp.Resources, &discoveryv3.Resource{Name: m.name, Version: formatVersion(m.version), Resource: m.any})
+		sent = append(sent, m.version)
 		size += len(m.any.Value)
 	}
 	if all {
 		for n := range w.known {
 			if _, ok := got[n]; !ok {
-				resp.RemovedResources = append(resp.RemovedResources, n)
+				resp.RemovedResources = append(resp.RemovedResources, n.Value())
 			}
 		}
 		slices.Sort(resp.RemovedResources)
 	} else {
 		for _, n := range names {
-			if _, ok := got[n]; ok {
+			hn := intern(n)
+			if _, ok := got[hn]; ok {
 				continue
 			}
-			if _, had := w.known[n]; had || reportMissing {
+			if _, had := w.known[hn]; had || reportMissing {
 				resp.RemovedResources = append(resp.RemovedResources, n)
 			}
 		}
@@ -225,11 +219,11 @@ func (st *deltaStream) respond(w *watch, names []string, since time.Time, report
 		return err
 	}
 	c.mu.Lock()
-	for _, r := range resp.Resources {
-		w.known[r.Name] = r.Version
+	for i, r := range resp.Resources {
+		w.known[intern(r.Name)] = sent[i]
 	}
 	for _, n := range resp.RemovedResources {
-		delete(w.known, n)
+		delete(w.known, intern(n))
 	}
 	count := len(w.known)
 	c.mu.Unlock()

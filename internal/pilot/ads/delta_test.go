@@ -125,11 +125,11 @@ func edsVersion(t *testing.T, m *testMesh, v, cluster string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ms, _, err := marshalResources(EndpointType, res)
+	ms, _, err := marshalResources(nil, EndpointType, res, true)
 	if err != nil || len(ms) != 1 {
 		t.Fatalf("marshal: %v (%d)", err, len(ms))
 	}
-	return ms[0].version
+	return formatVersion(ms[0].version)
 }
 
 func TestDeltaExplicitWildcardAndNACK(t *testing.T) {

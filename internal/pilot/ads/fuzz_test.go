@@ -100,8 +100,8 @@ func FuzzDeltaRequests(f *testing.F) {
 		}
 		for typ, w := range c.watches {
 			for n := range w.known {
-				if !w.wildcard && !subscribed[typ][n] {
-					t.Fatalf("server believes the client has %s %q it never subscribed to", shortType(typ), n)
+				if !w.wildcard && !subscribed[typ][n.Value()] {
+					t.Fatalf("server believes the client has %s %q it never subscribed to", shortType(typ), n.Value())
 				}
 			}
 		}

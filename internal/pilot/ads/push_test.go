@@ -136,40 +136,94 @@ func (p *pushClient) barrier() {
 
 // A client that never reads holds only its own stream: the others get every
 // push while its push waits behind a Send that cannot complete.
+// A stuck client holds neither the other streams nor a push throttle slot
+// (with a throttle of 1, the healthy proxies still get every push).
 func TestStuckClientDoesNotDelayOthers(t *testing.T) {
-	m := newTestMesh()
-	e := newEnv(t, m)
-	big := func() *meshState { s := baseState(); s.big = 512 << 10; return s }
-	e.ads.Push(m.set("v1", big()), nil)
+	for _, throttle := range []int{0, 1, -1} {
+		t.Run(fmt.Sprintf("throttle=%d", throttle), func(t *testing.T) {
+			m := newTestMesh()
+			e := newEnv(t, m, func(c *Config) { c.PushThrottle = throttle })
+			big := func() *meshState { s := baseState(); s.big = 512 << 10; return s }
+			e.ads.Push(m.set("v1", big()), nil)
 
+			cc := e.dial(t)
+			healthy := []*sotwClient{e.sotw(t, cc, "ok1"), e.sotw(t, cc, "ok2")}
+			for _, c := range healthy {
+				c.request(ClusterType)
+				c.ack(c.expect(ClusterType, "v1", clA, clB, clC))
+			}
+			// Small fixed flow-control windows: the server can buffer little for it.
+			stuckCC := e.dial(t, grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
+			stuck := e.sotw(t, stuckCC, "stuck")
+			stuck.request(ClusterType) // and never Recv
+			eventually(t, "stuck proxy was handed v1", func() bool {
+				p, ok := e.lookup(stuck.id)
+				return ok && p.typ(ClusterType).VersionSent == "v1"
+			})
+
+			e.ads.Push(m.set("v2", big()), nil)
+			for _, c := range healthy {
+				c.ack(c.expect(ClusterType, "v2", clA, clB, clC))
+			}
+			eventually(t, "stuck proxy blocked in Send", func() bool { return e.status(t, stuck.id).Sending == ClusterType })
+
+			e.ads.Push(m.set("v3", big()), nil)
+			for _, c := range healthy {
+				c.ack(c.expect(ClusterType, "v3", clA, clB, clC))
+			}
+			st := e.status(t, stuck.id)
+			if !st.PushPending || st.Sending != ClusterType || st.typ(ClusterType).VersionSent != "v1" {
+				t.Fatalf("stuck proxy status %+v: want v1 sent, v2 in flight, v3 pending", st)
+			}
+		})
+	}
+}
+
+// TestPushThrottleBoundsConcurrentGeneration: with PushThrottle 2, at most two
+// of five connections generate at once, and all of them get the push.
+func TestPushThrottleBoundsConcurrentGeneration(t *testing.T) {
+	m := newTestMesh()
+	var mu sync.Mutex
+	inFlight, maxInFlight := 0, 0
+	gateOpen := make(chan struct{})
+	m.gate = func(pc *model.PushContext, typeURL string) {
+		if pc.Version != "v2" || typeURL != ClusterType {
+			return
+		}
+		mu.Lock()
+		inFlight++
+		maxInFlight = max(maxInFlight, inFlight)
+		mu.Unlock()
+		<-gateOpen
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
+	}
+	e := newEnv(t, m, func(c *Config) { c.PushThrottle = 2 })
+	e.ads.Push(m.set("v1", baseState()), nil)
 	cc := e.dial(t)
-	healthy := []*sotwClient{e.sotw(t, cc, "ok1"), e.sotw(t, cc, "ok2")}
-	for _, c := range healthy {
+	var clients []*sotwClient
+	for i := range 5 {
+		c := e.sotw(t, cc, fmt.Sprintf("p%d", i))
 		c.request(ClusterType)
 		c.ack(c.expect(ClusterType, "v1", clA, clB, clC))
+		clients = append(clients, c)
 	}
-	// Small fixed flow-control windows: the server can buffer little for it.
-	stuckCC := e.dial(t, grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
-	stuck := e.sotw(t, stuckCC, "stuck")
-	stuck.request(ClusterType) // and never Recv
-	eventually(t, "stuck proxy was handed v1", func() bool {
-		p, ok := e.lookup(stuck.id)
-		return ok && p.typ(ClusterType).VersionSent == "v1"
-	})
-
-	e.ads.Push(m.set("v2", big()), nil)
-	for _, c := range healthy {
+	e.ads.Push(m.set("v2", baseState()), nil)
+	for released := range len(clients) {
+		want := min(2, len(clients)-released)
+		eventually(t, fmt.Sprintf("%d generators at the gate", want), func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return inFlight == want
+		})
+		gateOpen <- struct{}{}
+	}
+	for _, c := range clients {
 		c.ack(c.expect(ClusterType, "v2", clA, clB, clC))
 	}
-	eventually(t, "stuck proxy blocked in Send", func() bool { return e.status(t, stuck.id).Sending == ClusterType })
-
-	e.ads.Push(m.set("v3", big()), nil)
-	for _, c := range healthy {
-		c.ack(c.expect(ClusterType, "v3", clA, clB, clC))
-	}
-	st := e.status(t, stuck.id)
-	if !st.PushPending || st.Sending != ClusterType || st.typ(ClusterType).VersionSent != "v1" {
-		t.Fatalf("stuck proxy status %+v: want v1 sent, v2 in flight, v3 pending", st)
+	if maxInFlight != 2 {
+		t.Fatalf("at most %d connections generated at once; want the throttle's 2", maxInFlight)
 	}
 }
 

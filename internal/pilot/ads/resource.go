@@ -2,11 +2,10 @@ package ads
 
 import (
 	"fmt"
-	"hash/fnv"
 	"strconv"
 	"strings"
 
-	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/mast-mesh/mast/internal/pilot/model"
@@ -63,15 +62,14 @@ func shortType(typeURL string) string {
 type marshaled struct {
 	name    string
 	any     *anypb.Any
-	version string // hash of the bytes: the delta per-resource version
+	version uint64 // delta: hash of the bytes (0 when not asked for)
 }
 
-var deterministic = proto.MarshalOptions{Deterministic: true}
-
-// marshalResources serializes generated resources deterministically and
-// computes their versions. It rejects resources without a name, and
-// duplicates, naming the type.
-func marshalResources(typeURL string, res []model.XDSResource) ([]marshaled, int, error) {
+// marshalResources serializes generated resources deterministically, through
+// cache when it is not nil, and computes their Delta versions when
+// withVersions. It rejects resources without a name, and duplicates, naming
+// the type.
+func marshalResources(cache *marshalCache, typeURL string, res []model.XDSResource, withVersions bool) ([]marshaled, int, error) {
 	out := make([]marshaled, 0, len(res))
 	size := 0
 	var seen map[string]struct{}
@@ -88,22 +86,35 @@ func marshalResources(typeURL string, res []model.XDSResource) ([]marshaled, int
 			}
 			seen[r.Name] = struct{}{}
 		}
-		anyType := "type.googleapis.com/" + string(r.Resource.ProtoReflect().Descriptor().FullName())
-		if anyType != typeURL {
+		if anyType := r.Resource.ProtoReflect().Descriptor().FullName(); !isTypeURLOf(typeURL, anyType) {
 			return nil, 0, fmt.Errorf("generate %s: resource %q is a %s", shortType(typeURL), r.Name, anyType)
 		}
-		b, err := deterministic.Marshal(r.Resource)
+		a, v, err := cache.resource(typeURL, r.Resource, withVersions)
 		if err != nil {
 			return nil, 0, fmt.Errorf("generate %s: marshal %q: %w", shortType(typeURL), r.Name, err)
 		}
-		h := fnv.New64a()
-		h.Write(b)
-		out = append(out, marshaled{
-			name:    r.Name,
-			any:     &anypb.Any{TypeUrl: typeURL, Value: b},
-			version: strconv.FormatUint(h.Sum64(), 16),
-		})
-		size += len(b)
+		out = append(out, marshaled{name: r.Name, any: a, version: v})
+		size += len(a.Value)
 	}
 	return out, size, nil
+}
+
+// isTypeURLOf reports whether typeURL names the message type full, without
+// allocating.
+func isTypeURLOf(typeURL string, full protoreflect.FullName) bool {
+	const prefix = "type.googleapis.com/"
+	return strings.HasPrefix(typeURL, prefix) && typeURL[len(prefix):] == string(full)
+}
+
+// formatVersion is the wire form of a Delta resource version.
+func formatVersion(v uint64) string { return strconv.FormatUint(v, 16) }
+
+// parseVersion reads a version a client reports (initial_resource_versions);
+// a version Mast did not produce reads as 0, which matches no resource.
+func parseVersion(s string) uint64 {
+	v, err := strconv.ParseUint(s, 16, 64)
+	if err != nil {
+		return 0
+	}
+	return v
 }

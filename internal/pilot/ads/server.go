@@ -9,6 +9,7 @@
 package ads
 
 import (
+	"context"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,7 @@ import (
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
 
 	"github.com/mast-mesh/mast/internal/pilot/model"
 )
@@ -41,7 +43,20 @@ type Config struct {
 	// longer (Istio's PILOT_XDS_SEND_TIMEOUT). Zero waits as long as the
 	// client stays connected; a stuck client then holds only its own stream.
 	SendTimeout time.Duration
+	// PushThrottle bounds how many connections generate and marshal a
+	// response at the same time (Istio's PILOT_PUSH_THROTTLE), which bounds
+	// the memory a push to many proxies needs at once. The slot is released
+	// before the response is sent, so a slow client does not hold one.
+	// 0 means DefaultPushThrottle; negative means no limit.
+	PushThrottle int
+	// DisableCache turns off the per-push cache of marshaled resources that
+	// the proxies of one push share (Istio's PILOT_ENABLE_XDS_CACHE=false):
+	// every proxy's resources are then marshaled on their own.
+	DisableCache bool
 }
+
+// DefaultPushThrottle is Istio's PILOT_PUSH_THROTTLE default.
+const DefaultPushThrottle = 100
 
 // Server is the ADS server. Create it with New, register it on a gRPC server
 // with Register, and feed it with Push.
@@ -53,8 +68,11 @@ type Server struct {
 	log         *slog.Logger
 	metrics     *metrics
 	sendTimeout time.Duration
+	pushSlots   chan struct{} // nil: no push throttle
+	noCache     bool
 
-	pc atomic.Pointer[model.PushContext]
+	pc    atomic.Pointer[model.PushContext]
+	cache atomic.Pointer[marshalCache] // of the current push context
 
 	mu      sync.RWMutex
 	conns   map[*conn]struct{}
@@ -71,7 +89,16 @@ func New(cfg Config) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
+	var slots chan struct{}
+	switch {
+	case cfg.PushThrottle == 0:
+		slots = make(chan struct{}, DefaultPushThrottle)
+	case cfg.PushThrottle > 0:
+		slots = make(chan struct{}, cfg.PushThrottle)
+	}
 	return &Server{
+		pushSlots:   slots,
+		noCache:     cfg.DisableCache,
 		generate:    cfg.Generate,
 		clusterHost: cfg.ClusterHost,
 		log:         log,
@@ -91,8 +118,8 @@ func (s *Server) Register(g *grpc.Server) {
 // connection. It never blocks: a connection already holding a pending push
 // merges req into it. A nil pc keeps the current one; a nil req is a full push.
 func (s *Server) Push(pc *model.PushContext, req *model.PushRequest) {
-	if pc != nil {
-		s.pc.Store(pc)
+	if pc != nil && s.pc.Swap(pc) != pc {
+		s.cache.Store(nil) // the old push's marshaled resources are garbage now
 	}
 	if req == nil {
 		req = &model.PushRequest{Full: true}
@@ -109,6 +136,21 @@ func (s *Server) Push(pc *model.PushContext, req *model.PushRequest) {
 // that grpc.Server.GracefulStop can complete. Safe to call more than once.
 func (s *Server) Close() {
 	s.closeOnce.Do(func() { close(s.closing) })
+}
+
+// throttle waits for a push slot and returns the function that frees it.
+func (s *Server) throttle(ctx context.Context) (release func(), err error) {
+	if s.pushSlots == nil {
+		return func() {}, nil
+	}
+	select {
+	case s.pushSlots <- struct{}{}:
+		return func() { <-s.pushSlots }, nil
+	case <-ctx.Done():
+		return nil, status.FromContextError(ctx.Err()).Err()
+	case <-s.closing:
+		return nil, errClosing
+	}
 }
 
 // current returns the push context to generate from, or nil before the first Push.

@@ -130,7 +130,10 @@ func (st *sotwStream) respond(w *watch, names []string, since time.Time, partial
 		}
 		names = w.sortedNames()
 	}
-	ms, ok := c.generate(pc, w, names)
+	ms, ok, err := c.generate(st.stream.Context(), pc, w, names, false)
+	if err != nil {
+		return err
+	}
 	if !ok || (partial && len(ms) == 0) {
 		return nil
 	}

@@ -1,0 +1,304 @@
+package ads
+
+import (
+	"fmt"
+	"hash/fnv"
+	"reflect"
+	"sync"
+	"unsafe"
+
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/mast-mesh/mast/internal/pilot/model"
+)
+
+// marshalCache holds the wire form of the messages the generators share
+// between proxies within one push: model.PushContext.Memo hands every proxy
+// the same immutable message (a ClusterLoadAssignment, a default
+// VirtualHost), so it is marshaled (and, for Delta, hashed) once per push
+// instead of once per proxy. It belongs to one push context and is replaced
+// when the push context changes.
+//
+// Messages are keyed by pointer. A message is cached the second time it is
+// seen: per-proxy messages are seen once and would only waste memory. Both
+// maps hold their keys as pointers, so a key's message stays alive while it is
+// in a map and an address always names the same message; "seen" is cleared
+// when it grows past seenPerShard, which bounds the per-proxy messages it
+// keeps alive. Shared messages seen again after a clear are cached one
+// sighting later.
+type marshalCache struct {
+	pc     *model.PushContext
+	shards [cacheShards]cacheShard
+}
+
+const (
+	cacheShards  = 16
+	seenPerShard = 1024
+)
+
+type cacheShard struct {
+	mu   sync.Mutex
+	hot  map[unsafe.Pointer]*wireMsg // seen twice or more: cached
+	seen map[unsafe.Pointer]struct{} // seen once
+}
+
+// wireMsg is a message in wire form. Immutable once in the cache, except for
+// the lazily computed version (guarded by the shard's mutex).
+type wireMsg struct {
+	b       []byte
+	any     *anypb.Any // set for top-level resources
+	version uint64
+	hashed  bool
+}
+
+func newMarshalCache(pc *model.PushContext) *marshalCache {
+	c := &marshalCache{pc: pc}
+	for i := range c.shards {
+		c.shards[i].hot = map[unsafe.Pointer]*wireMsg{}
+		c.shards[i].seen = map[unsafe.Pointer]struct{}{}
+	}
+	return c
+}
+
+// msgPointer returns the address of a generated message (they are pointers
+// to structs), or nil when m is not a non-nil pointer.
+func msgPointer(m proto.Message) unsafe.Pointer {
+	v := reflect.ValueOf(m)
+	if v.Kind() != reflect.Pointer || v.IsNil() {
+		return nil
+	}
+	return v.UnsafePointer()
+}
+
+func (c *marshalCache) shard(p unsafe.Pointer) *cacheShard {
+	u := uintptr(p)
+	return &c.shards[(u>>6^u>>12)%cacheShards]
+}
+
+// lookup returns the cached wire form of the message at p, or nil; it
+// reports whether the caller should store the message once marshaled (it has
+// been seen before).
+func (c *marshalCache) lookup(p unsafe.Pointer) (*wireMsg, bool) {
+	s := c.shard(p)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if w := s.hot[p]; w != nil {
+		return w, false
+	}
+	if _, ok := s.seen[p]; ok {
+		return nil, true
+	}
+	if len(s.seen) >= seenPerShard {
+		clear(s.seen)
+	}
+	s.seen[p] = struct{}{}
+	return nil, false
+}
+
+// store caches w for the message at p and returns the cached entry (another
+// goroutine's, if it stored first).
+func (c *marshalCache) store(p unsafe.Pointer, w *wireMsg) *wireMsg {
+	s := c.shard(p)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old := s.hot[p]; old != nil {
+		return old
+	}
+	delete(s.seen, p)
+	s.hot[p] = w
+	return w
+}
+
+// versionOf returns w's Delta version, computing it once.
+func (c *marshalCache) versionOf(p unsafe.Pointer, w *wireMsg) uint64 {
+	s := c.shard(p)
+	s.mu.Lock()
+	if w.hashed {
+		v := w.version
+		s.mu.Unlock()
+		return v
+	}
+	s.mu.Unlock()
+	v := hashBytes(w.b)
+	s.mu.Lock()
+	w.version, w.hashed = v, true
+	s.mu.Unlock()
+	return v
+}
+
+// hashBytes is the Delta per-resource version: FNV-64a of the wire form, so
+// that it is stable across restarts of mastd and a reconnecting client's
+// initial_resource_versions stay valid.
+func hashBytes(b []byte) uint64 {
+	h := fnv.New64a()
+	h.Write(b)
+	return h.Sum64()
+}
+
+var deterministic = proto.MarshalOptions{Deterministic: true}
+
+// resource returns the wire form of a top-level resource of typeURL, and its
+// Delta version when withVersion. c may be nil (no caching).
+func (c *marshalCache) resource(typeURL string, m proto.Message, withVersion bool) (*anypb.Any, uint64, error) {
+	var p unsafe.Pointer
+	keep := false
+	if c != nil {
+		if p = msgPointer(m); p != nil {
+			var w *wireMsg
+			if w, keep = c.lookup(p); w != nil {
+				var v uint64
+				if withVersion {
+					v = c.versionOf(p, w)
+				}
+				a := w.any
+				if a == nil { // cached as a nested message
+					a = &anypb.Any{TypeUrl: typeURL, Value: w.b}
+				}
+				return a, v, nil
+			}
+		}
+	}
+	b, err := c.marshal(typeURL, m)
+	if err != nil {
+		return nil, 0, err
+	}
+	w := &wireMsg{b: b, any: &anypb.Any{TypeUrl: typeURL, Value: b}}
+	if withVersion {
+		w.version, w.hashed = hashBytes(b), true
+	}
+	if keep {
+		w = c.store(p, w)
+		if withVersion {
+			return w.any, c.versionOf(p, w), nil
+		}
+	}
+	return w.any, w.version, nil
+}
+
+// marshal serializes a top-level resource deterministically. Route
+// configurations are assembled from their virtual hosts' cached wire forms.
+func (c *marshalCache) marshal(typeURL string, m proto.Message) ([]byte, error) {
+	if rc, ok := m.(*routev3.RouteConfiguration); ok && c != nil && typeURL == RouteType {
+		if b, ok, err := c.marshalRoute(rc); ok || err != nil {
+			return b, err
+		}
+	}
+	return deterministic.Marshal(m)
+}
+
+// sub returns the wire form of a nested message, cached like a resource.
+func (c *marshalCache) sub(m proto.Message) ([]byte, error) {
+	p := msgPointer(m)
+	w, keep := c.lookup(p)
+	if w != nil {
+		return w.b, nil
+	}
+	b, err := deterministic.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	if keep {
+		return c.store(p, &wireMsg{b: b}).b, nil
+	}
+	return b, nil
+}
+
+// vhostsField is RouteConfiguration.virtual_hosts.
+const vhostsField protowire.Number = 2
+
+// marshalRoute produces exactly deterministic.Marshal(rc) from the cached
+// wire forms of its virtual hosts: the route configuration's other fields
+// are marshaled on their own and the virtual hosts are spliced in at field 2's
+// position (protobuf-go writes known fields in field number order; the
+// byte-identity tests hold it to that). ok is false when rc has nothing to
+// splice or carries unknown fields.
+func (c *marshalCache) marshalRoute(rc *routev3.RouteConfiguration) ([]byte, bool, error) {
+	if len(rc.VirtualHosts) == 0 || len(rc.ProtoReflect().GetUnknown()) > 0 {
+		return nil, false, nil
+	}
+	for _, vh := range rc.VirtualHosts {
+		if vh == nil {
+			return nil, false, nil
+		}
+	}
+	src := rc.ProtoReflect()
+	rest := src.New()
+	src.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if fd.Number() != vhostsField {
+			rest.Set(fd, v)
+		}
+		return true
+	})
+	rb, err := deterministic.Marshal(rest.Interface())
+	if err != nil {
+		return nil, false, err
+	}
+	split, err := fieldsBefore(rb, vhostsField)
+	if err != nil {
+		return nil, false, err
+	}
+	parts := make([][]byte, len(rc.VirtualHosts))
+	size := len(rb)
+	for i, vh := range rc.VirtualHosts {
+		b, err := c.sub(vh)
+		if err != nil {
+			return nil, false, fmt.Errorf("virtual host %q: %w", vh.GetName(), err)
+		}
+		parts[i] = b
+		size += protowire.SizeTag(vhostsField) + protowire.SizeBytes(len(b))
+	}
+	out := make([]byte, 0, size)
+	out = append(out, rb[:split]...)
+	for _, b := range parts {
+		out = protowire.AppendTag(out, vhostsField, protowire.BytesType)
+		out = protowire.AppendBytes(out, b)
+	}
+	return append(out, rb[split:]...), true, nil
+}
+
+// fieldsBefore returns the length of the prefix of the encoded message b
+// holding the fields numbered below n.
+func fieldsBefore(b []byte, n protowire.Number) (int, error) {
+	off := 0
+	for off < len(b) {
+		num, typ, tl := protowire.ConsumeTag(b[off:])
+		if tl < 0 {
+			return 0, protowire.ParseError(tl)
+		}
+		if num > n {
+			return off, nil
+		}
+		vl := protowire.ConsumeFieldValue(num, typ, b[off+tl:])
+		if vl < 0 {
+			return 0, protowire.ParseError(vl)
+		}
+		off += tl + vl
+	}
+	return off, nil
+}
+
+// cacheFor returns the marshal cache of pc, creating it when pc is the
+// current push context. Connections still generating from an older push
+// context get nil (no caching), so they cannot evict the current cache.
+func (s *Server) cacheFor(pc *model.PushContext) *marshalCache {
+	if s.noCache {
+		return nil
+	}
+	for {
+		c := s.cache.Load()
+		if c != nil && c.pc == pc {
+			return c
+		}
+		if s.current() != pc {
+			return nil
+		}
+		n := newMarshalCache(pc)
+		if s.cache.CompareAndSwap(c, n) {
+			return n
+		}
+	}
+}

@@ -1,0 +1,106 @@
+package ads
+
+import (
+	"slices"
+	"strings"
+	"unique"
+)
+
+// name is an interned resource name: every connection subscribed to the same
+// cluster or route holds the same canonical string through an 8-byte handle,
+// instead of its own copy decoded from its requests.
+type name = unique.Handle[string]
+
+func intern(s string) name { return unique.Make(s) }
+
+func compareNames(a, b name) int {
+	if a == b {
+		return 0
+	}
+	return strings.Compare(a.Value(), b.Value())
+}
+
+// nameSet is a set of resource names kept sorted, so that the subscriptions a
+// generator gets are already in order and a set costs 8 bytes per name.
+type nameSet []name
+
+func (s nameSet) index(n string) (int, bool) {
+	return slices.BinarySearchFunc(s, n, func(e name, t string) int { return strings.Compare(e.Value(), t) })
+}
+
+func (s nameSet) has(n string) bool {
+	_, ok := s.index(n)
+	return ok
+}
+
+// strings returns the names in order, in a new slice.
+func (s nameSet) strings() []string {
+	out := make([]string, len(s))
+	for i, n := range s {
+		out[i] = n.Value()
+	}
+	return out
+}
+
+// sameAs reports whether the set holds exactly the names of list, ignoring
+// "*" and repetitions.
+func (s nameSet) sameAs(list []string) bool {
+	hit := make([]uint64, (len(s)+63)/64)
+	n := 0
+	for _, v := range list {
+		if v == "*" {
+			continue
+		}
+		i, ok := s.index(v)
+		if !ok {
+			return false
+		}
+		if hit[i/64]&(1<<(i%64)) == 0 {
+			hit[i/64] |= 1 << (i % 64)
+			n++
+		}
+	}
+	return n == len(s)
+}
+
+// newNameSet builds a set from list, ignoring "*".
+func newNameSet(list []string) nameSet {
+	s := make(nameSet, 0, len(list))
+	for _, v := range list {
+		if v != "*" {
+			s = append(s, intern(v))
+		}
+	}
+	slices.SortFunc(s, compareNames)
+	return slices.Compact(s)
+}
+
+// add inserts the names of list that are not in the set yet (ignoring "*")
+// and returns them, sorted.
+func (s *nameSet) add(list []string) []string {
+	var added []string
+	for _, v := range list {
+		if v != "*" && !s.has(v) {
+			added = append(added, v)
+		}
+	}
+	if len(added) == 0 {
+		return nil
+	}
+	slices.Sort(added)
+	added = slices.Compact(added)
+	for _, v := range added {
+		*s = append(*s, intern(v))
+	}
+	slices.SortFunc(*s, compareNames)
+	return added
+}
+
+// remove deletes the names of list from the set.
+func (s *nameSet) remove(list []string) {
+	for _, v := range list {
+		if i, ok := s.index(v); ok {
+			*s = slices.Delete(*s, i, i+1)
+		}
+	}
+}

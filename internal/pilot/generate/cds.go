@@ -231,6 +231,8 @@ func (g *gen) serviceCluster(svc *registry.Service, port registry.Port, subset s
 			sans = g.serviceIdentities(svc, port.Number)
 		}
 		c.TransportSocket = g.upstreamTLS(pol.tls, port.Number, subset, svc.Hostname, sans)
+	} else {
+		g.applyAutoMTLS(c, svc, port, subset)
 	}
 	return c
 }

@@ -188,7 +188,9 @@ func (g *gen) loadAssignment(name string, svc *registry.Service, port registry.P
 			gr = &group{locality: ep.Locality, lle: &endpointv3.LocalityLbEndpoints{Locality: parseLocality(ep.Locality)}}
 			groups = append(groups, gr)
 		}
-		gr.lle.LbEndpoints = append(gr.lle.LbEndpoints, lbEndpoint(ep.Address, p, w))
+		lbe := lbEndpoint(ep.Address, p, w)
+		lbe.Metadata = g.endpointTLSMetadata(svc, ep, p)
+		gr.lle.LbEndpoints = append(gr.lle.LbEndpoints, lbe)
 		gr.weight += w
 	}
 	// insertion sort: there are few localities

@@ -341,11 +341,10 @@ func (g *gen) virtualInbound() *listenerv3.Listener {
 		}},
 	}
 	for _, ip := range g.inboundPorts() {
-		l.FilterChains = append(l.FilterChains, &listenerv3.FilterChain{
-			Name:             InboundClusterName(ip.port),
-			FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: u32(ip.port)},
-			Filters:          []*listenerv3.Filter{inboundFilter(ip)},
-		})
+		l.FilterChains = append(l.FilterChains, g.inboundChains(ip, ip.port)...)
+	}
+	if needsTLSInspector(l.FilterChains) {
+		l.ListenerFilters = append(l.ListenerFilters, tlsInspector())
 	}
 	l.FilterChains = append(l.FilterChains, &listenerv3.FilterChain{
 		Name:    "virtualInbound-catchall",
@@ -365,12 +364,16 @@ func (g *gen) noneListeners() []model.XDSResource {
 	var out []model.XDSResource
 	for _, in := range g.inboundPorts() {
 		name := listenerName(ip, in.port)
-		out = append(out, listenerResource(&listenerv3.Listener{
+		l := &listenerv3.Listener{
 			Name:             name,
 			Address:          socketAddress(ip, in.port),
 			TrafficDirection: corev3.TrafficDirection_INBOUND,
-			FilterChains:     []*listenerv3.FilterChain{{Name: InboundClusterName(in.port), Filters: []*listenerv3.Filter{inboundFilter(in)}}},
-		}))
+			FilterChains:     g.inboundChains(in, 0),
+		}
+		if needsTLSInspector(l.FilterChains) {
+			l.ListenerFilters = []*listenerv3.ListenerFilter{tlsInspector()}
+		}
+		out = append(out, listenerResource(l))
 	}
 	name := listenerName(ip, outboundCapturePort)
 	out = append(out, listenerResource(&listenerv3.Listener{

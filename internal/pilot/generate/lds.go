@@ -66,6 +66,8 @@ func hcm(statPrefix, rds string, inline *routev3.RouteConfiguration, edge bool) 
 		HttpFilters:      meshHTTPFilters(),
 		UseRemoteAddress: boolv(edge),
 		NormalizePath:    boolv(true),
+		// As Istio: WebSocket upgrades are allowed on every HTTP listener.
+		UpgradeConfigs: []*hcmv3.HttpConnectionManager_UpgradeConfig{{UpgradeType: "websocket"}},
 	}
 	if inline != nil {
 		m.RouteSpecifier = &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: inline}

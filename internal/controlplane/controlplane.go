@@ -44,6 +44,9 @@ type Config struct {
 	Mesh          model.MeshConfig
 	DebounceQuiet time.Duration // Istio's PILOT_DEBOUNCE_AFTER, 100ms
 	DebounceMax   time.Duration // Istio's PILOT_DEBOUNCE_MAX, 10s
+	// PushThrottle bounds concurrent per-proxy generation (Istio's
+	// PILOT_PUSH_THROTTLE); 0 means ads.DefaultPushThrottle (100).
+	PushThrottle int
 	Logger        *slog.Logger
 	// Ready, when set, receives the bound addresses once both servers listen.
 	Ready func(xds, monitoring net.Addr)
@@ -59,10 +62,11 @@ func Run(ctx context.Context, cfg Config) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	adsServer := ads.New(ads.Config{
-		Generate:    generate.Generate,
-		ClusterHost: generate.ClusterHost,
-		Logger:      log.With("component", "ads"),
-		Metrics:     reg,
+		Generate:     generate.Generate,
+		ClusterHost:  generate.ClusterHost,
+		Logger:       log.With("component", "ads"),
+		Metrics:      reg,
+		PushThrottle: cfg.PushThrottle,
 	})
 
 	p := &pipeline{mesh: cfg.Mesh, ads: adsServer, log: log.With("component", "push")}
@@ -72,8 +76,8 @@ func Run(ctx context.Context, cfg Config) error {
 		Dir:    cfg.ConfigDir,
 		Load:   loadFile(log.With("component", "galley")),
 		Logger: log.With("component", "galley"),
-		OnChange: func(_, snap *config.Snapshot) {
-			if req := p.configChanged(snap); req != nil {
+		OnUpdate: func(u store.Update) {
+			if req := p.configChanged(u.New, u.Kinds); req != nil {
 				deb.Enqueue(req)
 			}
 		},
@@ -82,7 +86,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("config store %s: %w", cfg.ConfigDir, err)
 	}
 	// Build the first push context synchronously so that the first proxy gets config.
-	p.configChanged(fs.Snapshot())
+	p.configChanged(fs.Snapshot(), nil)
 	p.push(&model.PushRequest{Full: true, Reason: "initial"})
 
 	xdsLis, err := net.Listen("tcp", cfg.XDSAddr)
@@ -199,8 +203,10 @@ type pipeline struct {
 }
 
 // configChanged records a new config snapshot and says what must be pushed:
-// an EDS-only request when only endpoints changed, else a full push.
-func (p *pipeline) configChanged(snap *config.Snapshot) *model.PushRequest {
+// an EDS-only request when only endpoints changed, else a full push. kinds
+// are the kinds of the resources that changed (the store knows them); nil
+// means unknown, and the snapshots are compared.
+func (p *pipeline) configChanged(snap *config.Snapshot, kinds map[config.Kind]struct{}) *model.PushRequest {
 	reg := serviceentry.Build(snap, serviceentry.Options{TrustDomain: p.mesh.TrustDomain, DomainSuffix: p.mesh.DomainSuffix})
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -209,7 +215,14 @@ func (p *pipeline) configChanged(snap *config.Snapshot) *model.PushRequest {
 	if oldCfg == nil {
 		return &model.PushRequest{Full: true, Reason: "initial"}
 	}
-	if onlyWorkloadEntriesChanged(oldCfg, snap) {
+	onlyWE := false
+	if kinds != nil {
+		_, we := kinds[config.WorkloadEntry]
+		onlyWE = we && len(kinds) == 1
+	} else {
+		onlyWE = onlyWorkloadEntriesChanged(oldCfg, snap)
+	}
+	if onlyWE {
 		servicesChanged, hosts := registry.Diff(oldReg, reg)
 		if !servicesChanged {
 			if len(hosts) == 0 {

@@ -12,7 +12,7 @@ import (
 )
 
 func sameSpec(a, b config.Resource) bool {
-	return maps.Equal(a.Labels, b.Labels) && maps.Equal(a.Annotations, b.Annotations) && proto.Equal(a.Spec, b.Spec)
+	return maps.Equal(a.Labels, b.Labels) && maps.Equal(a.Annotations, b.Annotations) && (a.Spec == b.Spec || proto.Equal(a.Spec, b.Spec))
 }
 
 // configzResource is one loaded resource as /debug/configz lists it.

@@ -37,11 +37,11 @@ func snapshot(t *testing.T, yaml string) *config.Snapshot {
 
 func TestConfigChangedPushKinds(t *testing.T) {
 	p := &pipeline{mesh: model.DefaultMeshConfig(), log: slog.Default()}
-	if req := p.configChanged(snapshot(t, strings.Replace(base, "ADDR", "10.0.0.1", 1))); req == nil || !req.Full {
+	if req := p.configChanged(snapshot(t, strings.Replace(base, "ADDR", "10.0.0.1", 1)), nil); req == nil || !req.Full {
 		t.Fatalf("first snapshot: %+v, want a full push", req)
 	}
 	// Moving a workload is an endpoint-only change for its host.
-	req := p.configChanged(snapshot(t, strings.Replace(base, "ADDR", "10.0.0.2", 1)))
+	req := p.configChanged(snapshot(t, strings.Replace(base, "ADDR", "10.0.0.2", 1)), nil)
 	if req == nil || req.Full || len(req.EDSHosts) != 1 {
 		t.Fatalf("workload moved: %+v, want EDS for one host", req)
 	}
@@ -49,12 +49,56 @@ func TestConfigChangedPushKinds(t *testing.T) {
 		t.Fatalf("workload moved: EDS hosts %v", req.EDSHosts)
 	}
 	// The same snapshot again needs no push.
-	if req := p.configChanged(snapshot(t, strings.Replace(base, "ADDR", "10.0.0.2", 1))); req != nil {
+	if req := p.configChanged(snapshot(t, strings.Replace(base, "ADDR", "10.0.0.2", 1)), nil); req != nil {
 		t.Fatalf("no change: %+v, want nil", req)
 	}
 	// A change to a service is a full push.
 	changed := strings.Replace(strings.Replace(base, "ADDR", "10.0.0.2", 1), "number: 80", "number: 81", 1)
-	if req := p.configChanged(snapshot(t, changed)); req == nil || !req.Full {
+	if req := p.configChanged(snapshot(t, changed), nil); req == nil || !req.Full {
 		t.Fatalf("service port changed: %+v, want a full push", req)
+	}
+}
+
+// TestConfigChangedUsesStoreKinds: with the kinds the store reports, a change
+// of WorkloadEntries alone is an endpoint push and any other kind a full one,
+// without comparing the snapshots.
+func TestConfigChangedUsesStoreKinds(t *testing.T) {
+	kinds := func(ks ...config.Kind) map[config.Kind]struct{} {
+		m := map[config.Kind]struct{}{}
+		for _, k := range ks {
+			m[k] = struct{}{}
+		}
+		return m
+	}
+	tests := []struct {
+		name     string
+		addr     string
+		kinds    map[config.Kind]struct{}
+		wantFull bool
+		wantNil  bool
+	}{
+		{name: "workload moved", addr: "10.0.0.2", kinds: kinds(config.WorkloadEntry)},
+		{name: "workload entry and service entry in one file", addr: "10.0.0.3", kinds: kinds(config.WorkloadEntry, config.ServiceEntry), wantFull: true},
+		{name: "virtual service", addr: "10.0.0.3", kinds: kinds(config.VirtualService), wantFull: true},
+		{name: "workload entry rewritten unchanged", addr: "10.0.0.3", kinds: kinds(config.WorkloadEntry), wantNil: true},
+	}
+	p := &pipeline{mesh: model.DefaultMeshConfig(), log: slog.Default()}
+	p.configChanged(snapshot(t, strings.Replace(base, "ADDR", "10.0.0.1", 1)), nil)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := p.configChanged(snapshot(t, strings.Replace(base, "ADDR", tt.addr, 1)), tt.kinds)
+			switch {
+			case tt.wantNil:
+				if req != nil {
+					t.Fatalf("got %+v, want no push", req)
+				}
+			case req == nil || req.Full != tt.wantFull:
+				t.Fatalf("got %+v, want full=%v", req, tt.wantFull)
+			case !tt.wantFull:
+				if _, ok := req.EDSHosts["a.default.svc.cluster.local"]; !ok || len(req.EDSHosts) != 1 {
+					t.Fatalf("EDS hosts %v, want a's", req.EDSHosts)
+				}
+			}
+		})
 	}
 }

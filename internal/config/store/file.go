@@ -23,7 +23,7 @@ import (
 // Defaults for FileConfig.
 const (
 	DefaultRescan   = 2 * time.Second
-	DefaultDebounce = 75 * time.Millisecond
+	DefaultDebounce = 15 * time.Millisecond
 )
 
 // racyWindow: a file modified this recently when it was read is read again at
@@ -46,9 +46,24 @@ type FileConfig struct {
 	// Rescan is the period of the full rescan that backs up file watching;
 	// 0 means DefaultRescan.
 	Rescan time.Duration
-	// Debounce is how long a burst of file events is coalesced before the tree is
-	// rescanned (at most ten times this from the first event); 0 means DefaultDebounce.
+	// Debounce is how long a burst of file events is coalesced before the
+	// named files are read again (at most ten times this from the first
+	// event); 0 means DefaultDebounce. It only needs to merge the events of
+	// one save (write, rename, chmod): the push debouncer downstream
+	// coalesces changes over a longer window.
 	Debounce time.Duration
+	// OnUpdate, when set, is called like OnChange (after it), with the kinds
+	// of the resources that changed, so that a consumer need not compare
+	// snapshots to find out.
+	OnUpdate func(Update)
+}
+
+// Update is a change of the store's snapshot.
+type Update struct {
+	Old, New *config.Snapshot
+	// Kinds are the kinds of the resources added, removed or changed
+	// (possibly more: every kind in a changed file counts).
+	Kinds map[config.Kind]struct{}
 }
 
 // File is a configuration store backed by a directory tree of YAML and JSON
@@ -73,6 +88,7 @@ type File struct {
 	provided  map[string][]config.Key // of the last merge: file -> keys in force from it
 	watcher   *fsnotify.Watcher
 	watched   map[string]bool
+	kinds     map[config.Kind]struct{} // of resources changed since the last publish
 
 	mu     sync.Mutex
 	status Status
@@ -149,7 +165,7 @@ func NewFile(cfg FileConfig) (*File, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("config store: %s is not a directory", cfg.Dir)
 	}
-	f := &File{cfg: cfg, log: log, files: map[string]*fileState{}, watched: map[string]bool{}, ready: make(chan struct{})}
+	f := &File{cfg: cfg, log: log, files: map[string]*fileState{}, watched: map[string]bool{}, kinds: map[config.Kind]struct{}{}, ready: make(chan struct{})}
 	f.snap.Store(config.NewSnapshot(nil))
 	if err := f.scan(scanRequest{all: true}, false); err != nil {
 		return nil, fmt.Errorf("config store: %w", err)
@@ -237,7 +253,9 @@ func (f *File) Run(ctx context.Context) error {
 			arm()
 		case <-timer.C:
 			armed = false
-			f.scanLogged(pending)
+			if err := f.update(pending); err != nil {
+				f.log.Error("cannot read config directory; keeping the current configuration", "dir", f.cfg.Dir, "error", err)
+			}
 			pending = scanRequest{}
 		case <-ticker.C:
 			if !armed {
@@ -278,12 +296,89 @@ func (f *File) scanLogged(req scanRequest) {
 // scan walks the tree, loads new and changed files, forgets deleted ones and,
 // when the merged snapshot changed, publishes it (calling OnChange if notify).
 func (f *File) scan(req scanRequest, notify bool) error {
-	root := f.cfg.Dir
-	seen := make(map[string]bool, len(f.files))
-	seenDirs := map[string]bool{}
-	var unreadable []string // directories whose files are kept as they were
-	changed, statusChanged := false, false
+	w, err := f.walk(f.cfg.Dir, req)
+	if err != nil {
+		return err
+	}
+	f.prune("", &w)
+	return f.finish(w.changed, w.status, notify)
+}
 
+// update applies the file events of req: the named config files are read
+// again and named directories walked, which costs what changed rather than
+// the whole tree. Events it cannot attribute (a watch error, Kubernetes'
+// "..data" symbolic link swaps) make it scan the whole tree; hidden and
+// temporary files cannot change the configuration and are ignored.
+func (f *File) update(req scanRequest) error {
+	if req.all {
+		return f.scan(req, true)
+	}
+	changed, status := false, false
+	for path := range req.dirty {
+		rel, err := filepath.Rel(f.cfg.Dir, path)
+		if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+			return f.scan(req, true)
+		}
+		if skip, full := skippedPath(rel); full {
+			return f.scan(req, true)
+		} else if skip {
+			continue
+		}
+		fi, err := os.Lstat(path)
+		switch {
+		case err == nil && fi.IsDir():
+			w, werr := f.walk(path, req)
+			if errors.Is(werr, fs.ErrNotExist) {
+				c, s := f.forgetUnder(path)
+				changed, status = changed || c, status || s
+				continue
+			}
+			if werr != nil {
+				return f.scan(req, true)
+			}
+			f.prune(path, &w)
+			changed, status = changed || w.changed, status || w.status
+		case isConfigFile(filepath.Base(path)):
+			c, present := f.check(path, true)
+			if !present && f.files[path] != nil {
+				c.resources, c.status = f.forget(path), true
+			}
+			changed, status = changed || c.resources, status || c.status
+		case errors.Is(err, fs.ErrNotExist):
+			// Perhaps a directory that was removed or renamed away.
+			c, s := f.forgetUnder(path)
+			changed, status = changed || c, status || s
+		}
+	}
+	return f.finish(changed, status, true)
+}
+
+// skippedPath reports whether a path relative to the root has a hidden or
+// temporary component (its events cannot matter), and whether that component
+// starts with ".." (Kubernetes' atomic writer: rescan everything).
+func skippedPath(rel string) (skip, full bool) {
+	for part := range strings.SplitSeq(rel, string(filepath.Separator)) {
+		if strings.HasPrefix(part, "..") {
+			return true, true
+		}
+		if skipName(part) {
+			skip = true
+		}
+	}
+	return skip, false
+}
+
+// walked is what a walk of a directory found.
+type walked struct {
+	files, dirs     map[string]bool
+	unreadable      []string // directories whose files are kept as they were
+	changed, status bool
+}
+
+// walk reads the config files under root that are new or changed (or forced
+// by req) and adds watches on its directories.
+func (f *File) walk(root string, req scanRequest) (walked, error) {
+	w := walked{files: map[string]bool{}, dirs: map[string]bool{}}
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if path == root {
@@ -293,7 +388,7 @@ func (f *File) scan(req scanRequest, notify bool) error {
 				return nil
 			}
 			f.log.Warn("cannot read config subdirectory; keeping its files' configuration", "dir", path, "error", err)
-			unreadable = append(unreadable, path+string(filepath.Separator))
+			w.unreadable = append(w.unreadable, path+string(filepath.Separator))
 			if d != nil && d.IsDir() {
 				return fs.SkipDir
 			}
@@ -306,7 +401,7 @@ func (f *File) scan(req scanRequest, notify bool) error {
 			return nil
 		}
 		if d.IsDir() {
-			seenDirs[path] = true
+			w.dirs[path] = true
 			f.watch(path)
 			return nil
 		}
@@ -320,34 +415,88 @@ func (f *File) scan(req scanRequest, notify bool) error {
 		}
 		c, present := f.check(path, req.forced(path))
 		if present {
-			seen[path] = true
+			w.files[path] = true
 		}
-		changed = changed || c.resources
-		statusChanged = statusChanged || c.status
+		w.changed = w.changed || c.resources
+		w.status = w.status || c.status
 		return nil
 	})
-	if err != nil {
-		return err
+	return w, err
+}
+
+// prune forgets the files and watches under dir ("" for the whole tree) that
+// the walk w of dir did not find.
+func (f *File) prune(dir string, w *walked) {
+	prefix := ""
+	if dir != "" {
+		prefix = dir + string(filepath.Separator)
 	}
-	for path, st := range f.files {
-		if seen[path] || slices.ContainsFunc(unreadable, func(p string) bool { return strings.HasPrefix(path, p) }) {
+	for path := range f.files {
+		if !strings.HasPrefix(path, prefix) || w.files[path] || slices.ContainsFunc(w.unreadable, func(p string) bool { return strings.HasPrefix(path, p) }) {
 			continue
 		}
-		delete(f.files, path)
-		statusChanged = true
-		if st.valid {
-			changed = true
-			f.log.Info("config file removed", "file", path, "resources", len(st.resources))
+		w.status = true
+		w.changed = f.forget(path) || w.changed
+	}
+	for d := range f.watched {
+		if (d == dir || strings.HasPrefix(d, prefix)) && !w.dirs[d] {
+			f.unwatch(d)
 		}
 	}
-	for dir := range f.watched {
-		if !seenDirs[dir] {
-			delete(f.watched, dir)
-			if f.watcher != nil {
-				f.watcher.Remove(dir) // usually already gone with the directory
-			}
+}
+
+// forgetUnder forgets every file and watch under dir (removed or renamed
+// away) and reports whether resources in force went with them, and whether
+// any file did.
+func (f *File) forgetUnder(dir string) (changed, files bool) {
+	prefix := dir + string(filepath.Separator)
+	for path := range f.files {
+		if strings.HasPrefix(path, prefix) {
+			files = true
+			changed = f.forget(path) || changed
 		}
 	}
+	for d := range f.watched {
+		if d == dir || strings.HasPrefix(d, prefix) {
+			f.unwatch(d)
+		}
+	}
+	return changed, files
+}
+
+// forget drops a file that no longer exists and reports whether it had
+// resources in force.
+func (f *File) forget(path string) bool {
+	st := f.files[path]
+	if st == nil {
+		return false
+	}
+	delete(f.files, path)
+	if !st.valid {
+		return false
+	}
+	f.noteKinds(st.resources)
+	f.log.Info("config file removed", "file", path, "resources", len(st.resources))
+	return true
+}
+
+func (f *File) unwatch(dir string) {
+	delete(f.watched, dir)
+	if f.watcher != nil {
+		f.watcher.Remove(dir) // usually already gone with the directory
+	}
+}
+
+// noteKinds records the kinds of changed resources for the next Update.
+func (f *File) noteKinds(rs []config.Resource) {
+	for i := range rs {
+		f.kinds[rs[i].Kind] = struct{}{}
+	}
+}
+
+// finish publishes the merged snapshot if resources changed, refreshes the
+// status, and calls OnChange and OnUpdate if notify.
+func (f *File) finish(changed, statusChanged, notify bool) error {
 	var old, next *config.Snapshot
 	if changed {
 		var c bool
@@ -358,8 +507,18 @@ func (f *File) scan(req scanRequest, notify bool) error {
 	if statusChanged {
 		f.updateStatus()
 	}
-	if next != nil && notify && f.cfg.OnChange != nil {
-		f.cfg.OnChange(old, next)
+	if !changed {
+		return nil
+	}
+	kinds := f.kinds
+	f.kinds = map[config.Kind]struct{}{}
+	if next != nil && notify {
+		if f.cfg.OnChange != nil {
+			f.cfg.OnChange(old, next)
+		}
+		if f.cfg.OnUpdate != nil {
+			f.cfg.OnUpdate(Update{Old: old, New: next, Kinds: kinds})
+		}
 	}
 	return nil
 }
@@ -466,6 +625,8 @@ func (f *File) check(path string, force bool) (res checkResult, present bool) {
 			rs[i].Source.File = path
 		}
 	}
+	f.noteKinds(st.resources)
+	f.noteKinds(rs)
 	st.resources, st.valid, res.resources = rs, true, true
 	return res, true
 }

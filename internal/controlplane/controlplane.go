@@ -47,7 +47,7 @@ type Config struct {
 	// PushThrottle bounds concurrent per-proxy generation (Istio's
 	// PILOT_PUSH_THROTTLE); 0 means ads.DefaultPushThrottle (100).
 	PushThrottle int
-	Logger        *slog.Logger
+	Logger       *slog.Logger
 	// Ready, when set, receives the bound addresses once both servers listen.
 	Ready func(xds, monitoring net.Addr)
 }

@@ -18,6 +18,16 @@ lint:
 up:
 	$(GO) run ./cmd/mast up
 
+# Benchmarks (not part of CI): the control plane's and the data plane's quick
+# modes, a few minutes each; BENCH=full runs every combination with repeats.
+# Each installs what it needs (fortio, Caddy with go install into
+# ~/.cache/mast-bench; nginx and HAProxy with apt-get) and prints its table;
+# results go to bench/results/.
+BENCH ?= quick
+bench:
+	$(GO) run ./bench/controlplane/cmd/cpbench -$(BENCH)
+	$(GO) run ./bench/dataplane/cmd/dpbench -$(BENCH)
+
 # Short fuzzing runs of every fuzz target (not part of CI).
 fuzz:
 	@for pkg in $$($(GO) list ./...); do \

@@ -42,6 +42,8 @@ func Up(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.XDSAddr, "xds-addr", "127.0.0.1:15010", "mastd's xDS address")
 	fs.StringVar(&cfg.MonitoringAddr, "monitoring-addr", "127.0.0.1:15014", "mastd's metrics and debug address")
 	fs.StringVar(&cfg.GatewayIP, "gateway-ip", "127.0.0.1", "address of the ingress gateway (its listeners come from Gateway resources)")
+	fs.BoolVar(&cfg.MTLS, "mtls", true, "run mastd's CA and give every proxy a workload certificate: mutual TLS between sidecars")
+	fs.StringVar(&cfg.SecureXDSAddr, "secure-xds-addr", "127.0.0.1:15012", "mastd's CA address (with --mtls)")
 	fs.DurationVar(&cfg.ReadyTimeout, "ready-timeout", 2*time.Minute, "how long to wait for every proxy to acknowledge its configuration")
 	if err := fs.Parse(args); err != nil {
 		return 2

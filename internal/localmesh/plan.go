@@ -20,6 +20,13 @@ type Options struct {
 	MonitoringAddr string // mastd's debug server, e.g. 127.0.0.1:15014
 	GatewayIP      string // the ingress gateway's address, e.g. 127.0.0.1
 	Bookinfo       bool   // start Bookinfo's applications beside their sidecars
+	// MTLS gives every proxy a workload certificate from mastd's CA, so
+	// sidecars talk mutual TLS (auto mTLS, PERMISSIVE unless configured).
+	MTLS bool
+	// SecureXDSAddr is mastd's CA (and xDS over TLS) address, e.g.
+	// 127.0.0.1:15012; CADir the CA's state directory and TokenDir where
+	// each proxy's bootstrap token is written (see tokens.go).
+	SecureXDSAddr, CADir, TokenDir string
 }
 
 // Proc is one process of the local mesh.
@@ -32,6 +39,14 @@ type Proc struct {
 	ProxyID string
 	// Admin is a proxy's admin address, "" otherwise.
 	Admin string
+	// Identity is a proxy's namespace and service account when it gets a
+	// workload certificate (Options.MTLS), zero otherwise.
+	Identity Identity
+}
+
+// Identity names a workload identity: spiffe://TD/ns/Namespace/sa/ServiceAccount.
+type Identity struct {
+	Namespace, ServiceAccount string
 }
 
 // Plan derives the processes of the local mesh from its configuration: a
@@ -54,7 +69,7 @@ func Plan(snap *config.Snapshot, opts Options) ([]Proc, error) {
 		}
 		id := fmt.Sprintf("sidecar~%s~%s.%s~%s.svc.cluster.local", addr, r.Name, r.Namespace, r.Namespace)
 		admin := addr.String() + ":15000"
-		procs = append(procs, Proc{
+		procs = append(procs, opts.withIdentity(Proc{
 			Name:    r.Name + "-sidecar",
 			Program: "mast-proxy",
 			ProxyID: id,
@@ -68,7 +83,7 @@ func Plan(snap *config.Snapshot, opts Options) ([]Proc, error) {
 				"--meta", "INTERCEPTION_MODE=NONE",
 				"--meta", "SERVICE_ACCOUNT=" + sa,
 			},
-		})
+		}, Identity{Namespace: r.Namespace, ServiceAccount: sa}))
 		app, version := we.GetLabels()["app"], we.GetLabels()["version"]
 		if !opts.Bookinfo || !isBookinfo(app) {
 			continue
@@ -86,7 +101,7 @@ func Plan(snap *config.Snapshot, opts Options) ([]Proc, error) {
 	}
 	gwID := fmt.Sprintf("router~%s~istio-ingressgateway.istio-system~istio-system.svc.cluster.local", opts.GatewayIP)
 	gwAdmin := opts.GatewayIP + ":15000"
-	procs = append(procs, Proc{
+	procs = append(procs, opts.withIdentity(Proc{
 		Name:    "istio-ingressgateway",
 		Program: "mast-proxy",
 		ProxyID: gwID,
@@ -98,8 +113,9 @@ func Plan(snap *config.Snapshot, opts Options) ([]Proc, error) {
 			"--drain-period", "1s",
 			"--labels", "istio=ingressgateway,app=istio-ingressgateway",
 			"--meta", "INTERCEPTION_MODE=NONE",
+			"--meta", "SERVICE_ACCOUNT=" + gatewayServiceAccount,
 		},
-	})
+	}, Identity{Namespace: "istio-system", ServiceAccount: gatewayServiceAccount}))
 	return procs, nil
 }
 

@@ -43,6 +43,7 @@ type RunState struct {
 	PID            int            `json:"pid"`
 	ConfigDir      string         `json:"configDir"`
 	XDSAddr        string         `json:"xdsAddr"`
+	SecureXDSAddr  string         `json:"secureXDSAddr,omitempty"`
 	MonitoringAddr string         `json:"monitoringAddr"`
 	GatewayURL     string         `json:"gatewayURL"`
 	Procs          []ProcState    `json:"procs"`
@@ -106,12 +107,23 @@ func Up(ctx context.Context, cfg Config) error {
 	if problems.HasErrors() {
 		return fmt.Errorf("configuration in %s has errors (fix them or run `mast validate -f %s`):\n%s", configDir, configDir, problems.Errors())
 	}
+	if cfg.MTLS {
+		cfg.CADir = filepath.Join(cfg.StateDir, "ca")
+		cfg.TokenDir = filepath.Join(cfg.StateDir, "tokens")
+	}
 	plan, err := Plan(config.NewSnapshot(resources), cfg.Options)
 	if err != nil {
 		return err
 	}
 	gatewayAddr := net.JoinHostPort(cfg.GatewayIP, "8080")
-	for _, addr := range []string{cfg.XDSAddr, cfg.MonitoringAddr, gatewayAddr} {
+	addrs := []string{cfg.XDSAddr, cfg.MonitoringAddr, gatewayAddr}
+	if cfg.MTLS {
+		addrs = append(addrs, cfg.SecureXDSAddr)
+	}
+	if err := IssueTokens(cfg.Options, "cluster.local", plan); err != nil {
+		return err
+	}
+	for _, addr := range addrs {
 		if err := portFree(addr); err != nil {
 			return err
 		}
@@ -144,10 +156,16 @@ func Up(ctx context.Context, cfg Config) error {
 		return c, nil
 	}
 	mastd := Proc{Name: "mastd", Program: "mastd", Args: []string{"--config", configDir, "--xds-addr", cfg.XDSAddr, "--monitoring-addr", cfg.MonitoringAddr}}
+	if cfg.MTLS {
+		mastd.Args = append(mastd.Args, "--ca-dir", cfg.CADir, "--secure-xds-addr", cfg.SecureXDSAddr)
+	}
 	if _, err := launch(mastd); err != nil {
 		return err
 	}
 	state := &RunState{PID: os.Getpid(), ConfigDir: configDir, XDSAddr: cfg.XDSAddr, MonitoringAddr: cfg.MonitoringAddr, Started: started}
+	if cfg.MTLS {
+		state.SecureXDSAddr = cfg.SecureXDSAddr
+	}
 	if cfg.Bookinfo {
 		state.GatewayURL = "http://" + gatewayAddr + "/productpage"
 	}
@@ -196,6 +214,9 @@ func printSummary(w io.Writer, st *RunState, logDir string) {
 	}
 	fmt.Fprintf(w, "  Configuration    %s  (edit or add YAML there, or: mast apply -f FILE)\n", st.ConfigDir)
 	fmt.Fprintf(w, "  mastd xDS        %s\n", st.XDSAddr)
+	if st.SecureXDSAddr != "" {
+		fmt.Fprintf(w, "  mastd CA         %s  (mTLS between sidecars; PeerAuthentication decides STRICT, PERMISSIVE or DISABLE)\n", st.SecureXDSAddr)
+	}
 	fmt.Fprintf(w, "  mastd debug      http://%s/debug/syncz  http://%s/debug/configz  http://%s/metrics\n", st.MonitoringAddr, st.MonitoringAddr, st.MonitoringAddr)
 	fmt.Fprintf(w, "  Proxy admin\n")
 	for _, p := range st.Procs {

@@ -60,6 +60,15 @@ func meshHTTPFilters() []*hcmv3.HttpFilter {
 // hcm builds an HTTP connection manager network filter using RDS route rds,
 // or the inline route config when inline is not nil.
 func hcm(statPrefix, rds string, inline *routev3.RouteConfiguration, edge bool) *listenerv3.Filter {
+	return hcmFilter(hcmConfig(statPrefix, rds, inline, edge))
+}
+
+func hcmFilter(m *hcmv3.HttpConnectionManager) *listenerv3.Filter {
+	return &listenerv3.Filter{Name: hcmFilterName, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: toAny(m)}}
+}
+
+// hcmConfig is the HTTP connection manager of hcm.
+func hcmConfig(statPrefix, rds string, inline *routev3.RouteConfiguration, edge bool) *hcmv3.HttpConnectionManager {
 	m := &hcmv3.HttpConnectionManager{
 		StatPrefix:       statPrefix,
 		CodecType:        hcmv3.HttpConnectionManager_AUTO,
@@ -74,7 +83,7 @@ func hcm(statPrefix, rds string, inline *routev3.RouteConfiguration, edge bool) 
 	} else {
 		m.RouteSpecifier = &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{ConfigSource: adsSource(), RouteConfigName: rds}}
 	}
-	return &listenerv3.Filter{Name: hcmFilterName, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: toAny(m)}}
+	return m
 }
 
 // weightedCluster is one destination of a TCP route.
@@ -324,7 +333,9 @@ func inboundRoute(port uint32) *routev3.RouteConfiguration {
 func inboundFilter(ip inboundPort) *listenerv3.Filter {
 	cluster := InboundClusterName(ip.port)
 	if ip.protocol.IsHTTP() {
-		return hcm(cluster, "", inboundRoute(ip.port), false)
+		m := hcmConfig(cluster, "", inboundRoute(ip.port), false)
+		setInboundXFCC(m)
+		return hcmFilter(m)
 	}
 	return tcpProxyTo(cluster, cluster)
 }

@@ -4,6 +4,7 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	rawbufferv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/raw_buffer/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
@@ -70,6 +71,16 @@ func (g *gen) inboundChains(in inboundPort, matchPort uint32) []*listenerv3.Filt
 		}
 	}
 	return []*listenerv3.FilterChain{{Name: name, FilterChainMatch: match("", nil), Filters: filters()}}
+}
+
+// setInboundXFCC makes a sidecar's inbound connection manager pass the
+// mTLS client's identity to the application in x-forwarded-client-cert, as
+// Istio configures it.
+func setInboundXFCC(m *hcmv3.HttpConnectionManager) {
+	m.ForwardClientCertDetails = hcmv3.HttpConnectionManager_APPEND_FORWARD
+	m.SetCurrentClientCertDetails = &hcmv3.HttpConnectionManager_SetCurrentClientCertDetails{
+		Subject: boolv(true), Uri: true, Dns: true,
+	}
 }
 
 // needsTLSInspector reports whether chains match on TLS properties.

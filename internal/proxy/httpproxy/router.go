@@ -33,6 +33,9 @@ type dsRequest struct {
 	// upgrade is the Upgrade header of an HTTP/1.1 upgrade request
 	// ("websocket"), "" for none.
 	upgrade string
+	// peer is the verified client certificate of a TLS connection, nil
+	// for plaintext (xfcc.go).
+	peer *tlsPeer
 }
 
 // responseWriter is the codec's response side.
@@ -98,6 +101,7 @@ func (s *Server) handle(ctx context.Context, req *dsRequest, w responseWriter, h
 	start := time.Now()
 	s.Stats.RqActive.Add(1)
 	defer s.Stats.RqActive.Add(-1)
+	applyXFCC(&req.header, hcm, req.peer)
 	// Absolute-form (forward proxy): route by the URI's authority.
 	target := req.target
 	if !strings.HasPrefix(target, "/") {

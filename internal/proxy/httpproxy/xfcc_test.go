@@ -1,0 +1,42 @@
+package httpproxy
+
+import (
+	"testing"
+
+	"github.com/mast-mesh/mast/internal/proxy/headers"
+	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
+)
+
+func TestApplyXFCC(t *testing.T) {
+	peer := &tlsPeer{hash: "abc", uris: []string{"spiffe://cluster.local/ns/default/sa/productpage"}, dns: []string{"pp"}}
+	details := xdsparse.ClientCertDetails{Subject: true, URI: true, DNS: true}
+	const mine = `Hash=abc;Subject="";URI=spiffe://cluster.local/ns/default/sa/productpage;DNS=pp`
+	cases := []struct {
+		name string
+		mode xdsparse.ForwardClientCert
+		in   string // incoming header, "" for none
+		peer *tlsPeer
+		want string // "" for absent
+	}{
+		{"sanitize strips a forged header", xdsparse.FCCSanitize, "URI=spiffe://evil", peer, ""},
+		{"append forward on mTLS", xdsparse.FCCAppendForward, "", peer, mine},
+		{"append forward appends", xdsparse.FCCAppendForward, "Hash=zzz", peer, "Hash=zzz," + mine},
+		{"append forward on plaintext forwards", xdsparse.FCCAppendForward, "Hash=zzz", nil, "Hash=zzz"},
+		{"sanitize set replaces", xdsparse.FCCSanitizeSet, "URI=spiffe://evil", peer, mine},
+		{"sanitize set on plaintext strips", xdsparse.FCCSanitizeSet, "URI=spiffe://evil", nil, ""},
+		{"forward only keeps", xdsparse.FCCForwardOnly, "Hash=zzz", peer, "Hash=zzz"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var h headers.List
+			if tc.in != "" {
+				h.Add(xfccHeader, tc.in)
+			}
+			applyXFCC(&h, &xdsparse.HTTPManager{ForwardClientCert: tc.mode, ClientCertDetails: details}, tc.peer)
+			got, _ := h.Get(xfccHeader)
+			if got != tc.want || h.Count(xfccHeader) > 1 {
+				t.Fatalf("x-forwarded-client-cert %q (%d), want %q", got, h.Count(xfccHeader), tc.want)
+			}
+		})
+	}
+}

@@ -23,6 +23,7 @@ import (
 	"github.com/mast-mesh/mast/internal/proxy/httpproxy"
 	"github.com/mast-mesh/mast/internal/proxy/listener"
 	"github.com/mast-mesh/mast/internal/proxy/tcpproxy"
+	"github.com/mast-mesh/mast/internal/proxy/tlsconfig"
 	"github.com/mast-mesh/mast/internal/proxy/upstream"
 	"github.com/mast-mesh/mast/internal/proxy/xdsclient"
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
@@ -44,6 +45,9 @@ type Config struct {
 	XDSBackoffMax time.Duration
 	// XDSDelta uses the incremental xDS protocol instead of state of the world.
 	XDSDelta bool
+	// Secrets provides the workload certificate and trust bundle for TLS
+	// transport sockets (the agent); nil runs without mTLS.
+	Secrets tlsconfig.Source
 }
 
 // Proxy is a running data plane.
@@ -106,10 +110,13 @@ func New(cfg Config) *Proxy {
 	p := &Proxy{cfg: cfg, log: cfg.Logger, snap: xdsparse.EmptySnapshot(), quit: make(chan struct{})}
 	p.routing.Store(&httpproxy.Config{})
 	p.upstreams = upstream.NewManager(cfg.Logger.With("component", "upstream"))
+	tlsb := tlsconfig.NewBuilder(cfg.Secrets, nil)
+	p.upstreams.TLS = tlsb
 	p.http = httpproxy.NewServer(&p.routing, p.upstreams, cfg.Logger.With("component", "http"))
 	p.tcp = tcpproxy.New(func() map[string]*upstream.Cluster { return p.routing.Load().Clusters }, cfg.Logger.With("component", "tcp"))
 	p.tcp.OriginalDstHost = p.upstreams.OriginalDstHost
 	p.listeners = listener.NewManager(p.http, p.tcp, cfg.Logger.With("component", "listener"))
+	p.listeners.TLS = tlsb
 	p.xds = xdsclient.New(xdsclient.Config{Address: cfg.XDSAddress, Node: cfg.Node, Logger: cfg.Logger.With("component", "xds"),
 		BackoffMax: cfg.XDSBackoffMax, Delta: cfg.XDSDelta}, p)
 	return p

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mast-mesh/mast/internal/proxy/httpproxy"
 	"github.com/mast-mesh/mast/internal/proxy/tcpproxy"
+	"github.com/mast-mesh/mast/internal/proxy/tlsconfig"
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
 )
 
@@ -50,6 +51,13 @@ type Manager struct {
 	// virtual indexes the listeners that do not bind, for use_original_dst
 	// hand-off (origdst.go).
 	virtual atomic.Pointer[virtualListeners]
+	// InspectTimeouts counts connections whose first bytes did not come
+	// within the listener filters' timeout.
+	InspectTimeouts atomic.Uint64
+	// TLS terminates TLS for filter chains with a TLS context (see tls.go);
+	// nil refuses connections to such chains.
+	TLS      *tlsconfig.Builder
+	TLSStats TLSStats
 }
 
 // NewManager returns a manager serving through the HTTP and TCP proxies.
@@ -143,10 +151,15 @@ func (m *Manager) accept(r *running) {
 		m.conns.Add(1)
 		go func() {
 			defer m.conns.Done()
-			// original_dst / use_original_dst: may read SO_ORIGINAL_DST and
-			// hand the connection to another listener (origdst.go).
+			// Chain selection may read the first bytes (TLS or not, SNI,
+			// ALPN) and terminates TLS: off the accept loop.
 			nc, cfg, port := m.originalDst(nc, cfg, port)
-			chain := cfg.SelectChain(port)
+			nc, proto, ok := m.inspectApp(nc, cfg)
+			if !ok {
+				nc.Close()
+				return
+			}
+			nc, chain := m.selectChain(nc, cfg, port, proto)
 			switch {
 			case chain == nil:
 				nc.Close()

@@ -57,10 +57,11 @@ func (p *Proxy) Serve(ctx context.Context, nc net.Conn, cfg *xdsparse.TCPProxy) 
 		if h == nil {
 			break
 		}
-		cl.Stats.CxTotal.Add(1)
-		c, err := net.DialTimeout("tcp", h.Addr, cl.Cfg.ConnectTimeout)
+		// DialStream counts the attempt and originates TLS when the
+		// host's transport socket says so.
+		c, err := h.DialStream()
 		if err != nil {
-			cl.Stats.CxConnectFail.Add(1)
+			p.log.Debug("tcp proxy: connect failed", "cluster", name, "host", h.Addr, "error", err)
 			continue
 		}
 		up = c

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mast-mesh/mast/internal/proxy/tlsconfig"
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
 )
 
@@ -21,7 +22,7 @@ type Host struct {
 	Active atomic.Int64
 	// outlier is the host's outlier detection state (outlier.go).
 	outlier hostOutlier
-	pool   *pool
+	pool    *pool
 }
 
 // Stats are a cluster's counters.
@@ -54,6 +55,9 @@ type Manager struct {
 	hosts    map[string]*Host // by cluster name + "|" + address
 	log      *slog.Logger
 	dial     func(network, addr string, timeout time.Duration) (net.Conn, error)
+	// TLS builds the client side of TLS transport sockets; nil makes
+	// connections to TLS endpoints fail.
+	TLS *tlsconfig.Builder
 }
 
 // NewManager returns an empty manager.
@@ -123,9 +127,10 @@ func (m *Manager) buildSet(c *Cluster, es *xdsparse.EndpointSet, live map[string
 			}
 			key := c.Cfg.Name + "|" + e.Address
 			h := m.hosts[key]
-			if h == nil || h.pool.cfg != poolConfigFor(c.Cfg) {
+			tc := c.Cfg.TLSFor(e.TLSMatch)
+			if h == nil || h.pool.cfg != poolConfigWithTLS(c.Cfg, tc) {
 				h = &Host{Addr: e.Address}
-				h.pool = newPool(e.Address, poolConfigFor(c.Cfg), c.Stats, m.dial)
+				h.pool = m.newPool(e.Address, c, tc)
 				m.hosts[key] = h
 			}
 			h.Weight, h.Locality, h.Healthy = e.Weight, e.Locality, true
@@ -150,7 +155,7 @@ func (m *Manager) OriginalDstHost(c *Cluster, addr string) *Host {
 	key := c.Cfg.Name + "|" + addr
 	h := m.hosts[key]
 	if h == nil {
-		h = &Host{Addr: addr, Weight: 1, Healthy: true, pool: newPool(addr, poolConfigFor(c.Cfg), c.Stats, m.dial)}
+		h = &Host{Addr: addr, Weight: 1, Healthy: true, pool: m.newPool(addr, c, c.Cfg.TLS)}
 		m.hosts[key] = h
 	}
 	return h

@@ -20,6 +20,7 @@ import (
 
 	"github.com/mast-mesh/mast/internal/proxy/headers"
 	"github.com/mast-mesh/mast/internal/proxy/http1"
+	"github.com/mast-mesh/mast/internal/proxy/tlsconfig"
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
 )
 
@@ -30,6 +31,7 @@ type poolConfig struct {
 	maxReqPerConn  uint32
 	maxConns       uint32
 	maxRequests    uint32
+	tlsKey         string // the transport socket's TLSContext.Key; "" for plaintext
 }
 
 func poolConfigFor(c *xdsparse.Cluster) poolConfig {
@@ -43,6 +45,9 @@ type pool struct {
 	cfg   poolConfig
 	stats *Stats
 	dial  func(network, addr string, timeout time.Duration) (net.Conn, error)
+	// tls, when set, originates TLS on every connection (see tls.go).
+	tls  *xdsparse.TLSContext
+	tlsb *tlsconfig.Builder
 
 	mu    sync.Mutex
 	idle  []*h1conn
@@ -99,7 +104,9 @@ type connectError struct{ err error }
 func (e *connectError) Error() string { return e.err.Error() }
 func (e *connectError) Unwrap() error { return ErrConnect }
 
-func (p *pool) connect() (net.Conn, error) {
+// connect dials the host; proto is the ALPN protocol offered when the
+// connection is TLS ("h2", "http/1.1", or "" for raw TCP).
+func (p *pool) connect(proto string) (net.Conn, error) {
 	p.stats.CxTotal.Add(1)
 	nc, err := p.dial("tcp", p.addr, p.cfg.connectTimeout)
 	if err != nil {
@@ -108,6 +115,12 @@ func (p *pool) connect() (net.Conn, error) {
 	}
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
+	}
+	if p.tls != nil {
+		if nc, err = p.secure(nc, proto); err != nil {
+			p.stats.CxConnectFail.Add(1)
+			return nil, &connectError{fmt.Errorf("%w: %s: %v", ErrConnect, p.addr, err)}
+		}
 	}
 	return nc, nil
 }
@@ -135,7 +148,7 @@ func (p *pool) get() (*h1conn, bool, error) {
 	}
 	p.conns++
 	p.mu.Unlock()
-	nc, err := p.connect()
+	nc, err := p.connect(tlsconfig.ALPNHTTP11)
 	if err != nil {
 		p.mu.Lock()
 		p.conns--
@@ -387,7 +400,7 @@ func (p *pool) transport() *http2.Transport {
 		p.h2 = &http2.Transport{
 			AllowHTTP: true,
 			DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-				nc, err := p.connect()
+				nc, err := p.connect(tlsconfig.ALPNH2)
 				if err != nil {
 					return nil, err
 				}

@@ -64,6 +64,11 @@ type Cluster struct {
 	Outlier *OutlierDetection
 	// Endpoints is the inline load_assignment (STATIC and DNS clusters).
 	Endpoints *EndpointSet
+	// TLS is the transport_socket's TLS context, nil for plaintext;
+	// TLSMatches are the transport_socket_matches, which choose per endpoint
+	// (see TLSFor).
+	TLS        *TLSContext
+	TLSMatches []TransportSocketMatch
 }
 
 // Endpoint is one upstream host.
@@ -72,6 +77,9 @@ type Endpoint struct {
 	Weight   uint32
 	Healthy  bool
 	Locality string // region/zone/subzone
+	// TLSMatch is the endpoint's envoy.transport_socket_match metadata
+	// (Istio's tlsMode), nil when it has none.
+	TLSMatch map[string]string
 }
 
 // LocalityGroup is a locality's endpoints.
@@ -219,8 +227,15 @@ func ParseCluster(c *clusterv3.Cluster) (*Cluster, error) {
 			out.MaxRequestsPerConn = n.GetValue()
 		}
 	}
-	if ts := c.GetTransportSocket(); ts != nil && ts.GetName() != "envoy.transport_sockets.raw_buffer" {
-		return nil, fail("transport_socket %q: TLS origination is not supported yet", ts.GetName())
+	tc, err := parseTransportSocket(c.GetTransportSocket(), true)
+	if err != nil {
+		return nil, fail("%v", err)
+	}
+	out.TLS = tc
+	if ms := c.GetTransportSocketMatches(); len(ms) > 0 {
+		if out.TLSMatches, err = parseTransportSocketMatches(ms); err != nil {
+			return nil, fail("%v", err)
+		}
 	}
 	od, err := parseOutlier(c)
 	if err != nil {
@@ -282,6 +297,12 @@ func ParseEndpoints(la *endpointv3.ClusterLoadAssignment) (*EndpointSet, error) 
 				return nil, fmt.Errorf("endpoints[%d].lb_endpoints[%d]: address is empty", i, j)
 			}
 			e := Endpoint{Address: net.JoinHostPort(sa.GetAddress(), strconv.Itoa(int(pv.PortValue))), Weight: 1, Locality: g.Locality}
+			if md := le.GetMetadata().GetFilterMetadata()[TransportSocketMatchKey]; md != nil {
+				e.TLSMatch = make(map[string]string, len(md.GetFields()))
+				for k, v := range md.GetFields() {
+					e.TLSMatch[k] = v.GetStringValue()
+				}
+			}
 			if w := le.GetLoadBalancingWeight(); w != nil && w.GetValue() > 0 {
 				e.Weight = w.GetValue()
 			}

@@ -38,14 +38,20 @@ type FilterChain struct {
 	Match ChainMatch
 	HTTP  *HTTPManager
 	TCP   *TCPProxy
+	// TLS, when set, terminates TLS before the filters (see tls.go).
+	TLS *TLSContext
 }
 
-// ChainMatch is the subset of FilterChainMatch the proxy evaluates.
+// ChainMatch is the subset of FilterChainMatch the proxy evaluates (see
+// SelectChain in chainmatch.go).
 type ChainMatch struct {
 	DestinationPort uint32 // 0: any
-	// TLSOnly is set when the chain only matches TLS connections, which
-	// this proxy does not terminate yet.
-	TLSOnly bool
+	// ServerNames (SNI, "*.suffix" wildcards), TransportProtocol ("tls",
+	// "raw_buffer" or "" for any) and ApplicationProtocols (ALPN) match what
+	// the proxy saw of the connection's first bytes.
+	ServerNames          []string
+	TransportProtocol    string
+	ApplicationProtocols []string
 }
 
 // HTTPManager is a parsed HttpConnectionManager.
@@ -77,6 +83,10 @@ type HTTPManager struct {
 	GenerateRequestID bool
 	PreserveRequestID bool
 	ServerName        string
+	// ForwardClientCert and ClientCertDetails say how x-forwarded-client-cert
+	// is handled (forward_client_cert_details, set_current_client_cert_details).
+	ForwardClientCert ForwardClientCert
+	ClientCertDetails ClientCertDetails
 	// Internal reports whether the listener faces the mesh inside (sidecar
 	// inbound) rather than clients; x-envoy-* headers are stripped on
 	// external edges only.
@@ -153,41 +163,43 @@ func ParseListener(l *listenerv3.Listener) (*Listener, error) {
 	}
 	for i, fc := range l.GetFilterChains() {
 		c, err := parseFilterChain(fc)
+		if skip, ok := err.(skipChainError); ok {
+			out.Warnings = append(out.Warnings, fmt.Sprintf("filter_chains[%d] %q: skipped: %s", i, fc.GetName(), skip.reason))
+			continue
+		}
 		if err != nil {
 			return nil, fail("filter_chains[%d] %q: %v", i, fc.GetName(), err)
-		}
-		if c == nil {
-			out.Warnings = append(out.Warnings, fmt.Sprintf("filter_chains[%d] %q: skipped", i, fc.GetName()))
-			continue
 		}
 		out.Chains = append(out.Chains, c)
 	}
 	if fc := l.GetDefaultFilterChain(); fc != nil {
 		c, err := parseFilterChain(fc)
-		if err != nil {
+		if skip, ok := err.(skipChainError); ok {
+			out.Warnings = append(out.Warnings, "default_filter_chain: skipped: "+skip.reason)
+		} else if err != nil {
 			return nil, fail("default_filter_chain: %v", err)
+		} else {
+			out.Default = c
 		}
-		out.Default = c
+	}
+	if len(out.Chains) == 0 && out.Default == nil {
+		return nil, fail("no filter chain can be served: %s", strings.Join(out.Warnings, "; "))
 	}
 	return out, nil
 }
 
 func parseFilterChain(fc *listenerv3.FilterChain) (*FilterChain, error) {
 	c := &FilterChain{Name: fc.GetName()}
-	if m := fc.GetFilterChainMatch(); m != nil {
-		c.Match.DestinationPort = m.GetDestinationPort().GetValue()
-		if m.GetTransportProtocol() == "tls" || len(m.GetServerNames()) > 0 {
-			c.Match.TLSOnly = true
-		}
+	if err := parseChainMatch(fc.GetFilterChainMatch(), &c.Match); err != nil {
+		return nil, err
 	}
-	if ts := fc.GetTransportSocket(); ts != nil && ts.GetName() != "envoy.transport_sockets.raw_buffer" {
-		// TLS termination is not implemented: the chain cannot serve, so it
-		// is left out (plaintext chains of the same listener still work).
-		return nil, nil
+	tc, err := parseTransportSocket(fc.GetTransportSocket(), false)
+	if err != nil {
+		// A chain whose TLS cannot be served (a Kubernetes credential, say)
+		// is left out; the listener's other chains still work.
+		return nil, skipChainError{err.Error()}
 	}
-	if c.Match.TLSOnly {
-		return nil, nil
-	}
+	c.TLS = tc
 	filters := fc.GetFilters()
 	if len(filters) == 0 {
 		return nil, fmt.Errorf("filters: empty")
@@ -246,6 +258,9 @@ func ParseHTTPManager(h *hcmv3.HttpConnectionManager) (*HTTPManager, error) {
 		SkipXffAppend:          h.GetSkipXffAppend(),
 		PreserveRequestID:      h.GetPreserveExternalRequestId(),
 		ServerName:             h.GetServerName(),
+	}
+	if err := parseXFCC(h, m); err != nil {
+		return nil, err
 	}
 	switch h.GetCodecType() {
 	case hcmv3.HttpConnectionManager_HTTP1:
@@ -375,23 +390,6 @@ func parseTCPProxy(t *tcpv3.TcpProxy) (*TCPProxy, error) {
 		p.IdleTimeout = d.AsDuration()
 	}
 	return p, nil
-}
-
-// SelectChain picks the filter chain for a connection to destination port.
-func (l *Listener) SelectChain(port uint32) *FilterChain {
-	var any *FilterChain
-	for _, c := range l.Chains {
-		if c.Match.DestinationPort == port {
-			return c
-		}
-		if c.Match.DestinationPort == 0 && any == nil {
-			any = c
-		}
-	}
-	if any != nil {
-		return any
-	}
-	return l.Default
 }
 
 // UpgradeAllowed reports whether an upgrade of type t (lower-case, e.g.

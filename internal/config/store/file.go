@@ -494,6 +494,31 @@ func (f *File) noteKinds(rs []config.Resource) {
 	}
 }
 
+// noteChangedKinds records the kinds of the resources that differ between a
+// file's old and new resources (a file often holds a ServiceEntry and its
+// WorkloadEntries; moving one workload changes only WorkloadEntry). It costs
+// what the file holds.
+func (f *File) noteChangedKinds(old, new []config.Resource) {
+	if len(old) == 0 {
+		f.noteKinds(new)
+		return
+	}
+	byKey := make(map[config.Key]*config.Resource, len(old))
+	for i := range old {
+		byKey[old[i].Key()] = &old[i]
+	}
+	for i := range new {
+		k := new[i].Key()
+		if o := byKey[k]; o == nil || !resourceEqual(*o, new[i]) {
+			f.kinds[k.Kind] = struct{}{}
+		}
+		delete(byKey, k)
+	}
+	for k := range byKey {
+		f.kinds[k.Kind] = struct{}{}
+	}
+}
+
 // finish publishes the merged snapshot if resources changed, refreshes the
 // status, and calls OnChange and OnUpdate if notify.
 func (f *File) finish(changed, statusChanged, notify bool) error {
@@ -625,8 +650,7 @@ func (f *File) check(path string, force bool) (res checkResult, present bool) {
 			rs[i].Source.File = path
 		}
 	}
-	f.noteKinds(st.resources)
-	f.noteKinds(rs)
+	f.noteChangedKinds(st.resources, rs)
 	st.resources, st.valid, res.resources = rs, true, true
 	return res, true
 }

@@ -58,6 +58,22 @@ func TestFileUpdateReadsNamedFiles(t *testing.T) {
 			kinds: kinds(config.ServiceEntry),
 		},
 		{
+			name: "only the kind that changed within a file",
+			change: func() {
+				writeInPlace(t, b, serviceEntry("b", "b1.example.com")+"---\n"+workloadEntry("w", "10.0.0.1"))
+			},
+			dirty: []string{b},
+			want:  map[string]string{"a": "a2.example.com", "b": "b1.example.com", "c": "c1.example.com"},
+			kinds: kinds(config.WorkloadEntry),
+		},
+		{
+			name:   "workload moved",
+			change: func() { writeInPlace(t, b, serviceEntry("b", "b1.example.com")+"---\n"+workloadEntry("w", "10.0.0.2")) },
+			dirty:  []string{b},
+			want:   map[string]string{"a": "a2.example.com", "b": "b1.example.com", "c": "c1.example.com"},
+			kinds:  kinds(config.WorkloadEntry),
+		},
+		{
 			name:   "hidden, temporary and non-config files are ignored",
 			change: func() { writeInPlace(t, filepath.Join(dir, "README.md"), "x") },
 			dirty:  []string{filepath.Join(dir, ".a.yaml.tmp"), filepath.Join(dir, "a.yaml~"), filepath.Join(dir, "README.md"), filepath.Join(dir, "4913")},
@@ -94,11 +110,14 @@ func TestFileUpdateReadsNamedFiles(t *testing.T) {
 			kinds:  kinds(config.ServiceEntry),
 		},
 		{
-			name:   "Kubernetes ..data swap rescans everything",
-			change: func() { writeInPlace(t, filepath.Join(dir, "..data"), "") },
+			name: "Kubernetes ..data swap rescans everything",
+			change: func() {
+				writeInPlace(t, b, serviceEntry("b", "b2.example.com")) // no event for this one
+				writeInPlace(t, filepath.Join(dir, "..data"), "")
+			},
 			dirty:  []string{filepath.Join(dir, "..data")},
 			want:   map[string]string{"b": "b2.example.com", "d": "d1.example.com"},
-			kinds:  kinds(config.ServiceEntry),
+			kinds:  kinds(config.ServiceEntry, config.WorkloadEntry),
 		},
 	}
 	for _, tt := range tests {
@@ -130,4 +149,12 @@ func TestFileUpdateReadsNamedFiles(t *testing.T) {
 			}
 		})
 	}
+}
+
+func workloadEntry(name, addr string) string {
+	return `apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: ` + name + `, namespace: default}
+spec:
+  address: ` + addr + "\n"
 }

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"sync"
 	"unsafe"
+	"weak"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -18,32 +19,31 @@ import (
 
 // marshalCache holds the wire form of the messages the generators share
 // between proxies within one push: model.PushContext.Memo hands every proxy
-// the same immutable message (a ClusterLoadAssignment, a default
-// VirtualHost), so it is marshaled (and, for Delta, hashed) once per push
-// instead of once per proxy. It belongs to one push context and is replaced
-// when the push context changes.
+// the same immutable ClusterLoadAssignment and default VirtualHost, so each is
+// marshaled (and, for Delta, hashed) once per push instead of once per proxy.
+// It belongs to one push context and is dropped when the push context changes.
 //
-// Messages are keyed by pointer. A message is cached the second time it is
-// seen: per-proxy messages are seen once and would only waste memory. Both
-// maps hold their keys as pointers, so a key's message stays alive while it is
-// in a map and an address always names the same message; "seen" is cleared
-// when it grows past seenPerShard, which bounds the per-proxy messages it
-// keeps alive. Shared messages seen again after a clear are cached one
-// sighting later.
+// Messages are keyed by identity through weak pointers, which stay distinct
+// for a new message allocated where a collected one was, and keep nothing
+// alive. A message is cached the second time it is seen, so per-proxy
+// messages (a VirtualService's virtual host, the catch-all one) cost a marker,
+// not a copy of their bytes; markers of collected messages are swept as the
+// map grows. Only the types the generators share are looked up: a lookup
+// costs about as much as marshaling a small message.
 type marshalCache struct {
 	pc     *model.PushContext
 	shards [cacheShards]cacheShard
 }
 
 const (
-	cacheShards  = 16
-	seenPerShard = 1024
+	cacheShards = 16
+	minSweepAt  = 1024 // entries per shard before markers are first swept
 )
 
 type cacheShard struct {
-	mu   sync.Mutex
-	hot  map[unsafe.Pointer]*wireMsg // seen twice or more: cached
-	seen map[unsafe.Pointer]struct{} // seen once
+	mu      sync.Mutex
+	entries map[weak.Pointer[byte]]*wireMsg // nil: seen once
+	sweepAt int
 }
 
 // wireMsg is a message in wire form. Immutable once in the cache, except for
@@ -58,8 +58,8 @@ type wireMsg struct {
 func newMarshalCache(pc *model.PushContext) *marshalCache {
 	c := &marshalCache{pc: pc}
 	for i := range c.shards {
-		c.shards[i].hot = map[unsafe.Pointer]*wireMsg{}
-		c.shards[i].seen = map[unsafe.Pointer]struct{}{}
+		c.shards[i].entries = map[weak.Pointer[byte]]*wireMsg{}
+		c.shards[i].sweepAt = minSweepAt
 	}
 	return c
 }
@@ -74,6 +74,11 @@ func msgPointer(m proto.Message) unsafe.Pointer {
 	return v.UnsafePointer()
 }
 
+// cacheKey is the identity of the message at p.
+type cacheKey = weak.Pointer[byte]
+
+func keyOf(p unsafe.Pointer) cacheKey { return weak.Make((*byte)(p)) }
+
 func (c *marshalCache) shard(p unsafe.Pointer) *cacheShard {
 	u := uintptr(p)
 	return &c.shards[(u>>6^u>>12)%cacheShards]
@@ -82,34 +87,41 @@ func (c *marshalCache) shard(p unsafe.Pointer) *cacheShard {
 // lookup returns the cached wire form of the message at p, or nil; it
 // reports whether the caller should store the message once marshaled (it has
 // been seen before).
-func (c *marshalCache) lookup(p unsafe.Pointer) (*wireMsg, bool) {
+func (c *marshalCache) lookup(p unsafe.Pointer) (w *wireMsg, keep bool) {
+	k := keyOf(p)
 	s := c.shard(p)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if w := s.hot[p]; w != nil {
+	w, seen := s.entries[k]
+	if w != nil {
 		return w, false
 	}
-	if _, ok := s.seen[p]; ok {
+	if seen {
 		return nil, true
 	}
-	if len(s.seen) >= seenPerShard {
-		clear(s.seen)
+	s.entries[k] = nil
+	if len(s.entries) >= s.sweepAt {
+		for k := range s.entries {
+			if k.Value() == nil { // collected: a marker, or a message of an old push
+				delete(s.entries, k)
+			}
+		}
+		s.sweepAt = max(minSweepAt, 2*len(s.entries))
 	}
-	s.seen[p] = struct{}{}
 	return nil, false
 }
 
 // store caches w for the message at p and returns the cached entry (another
 // goroutine's, if it stored first).
 func (c *marshalCache) store(p unsafe.Pointer, w *wireMsg) *wireMsg {
+	k := keyOf(p)
 	s := c.shard(p)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if old := s.hot[p]; old != nil {
+	if old := s.entries[k]; old != nil {
 		return old
 	}
-	delete(s.seen, p)
-	s.hot[p] = w
+	s.entries[k] = w
 	return w
 }
 
@@ -146,7 +158,7 @@ var deterministic = proto.MarshalOptions{Deterministic: true}
 func (c *marshalCache) resource(typeURL string, m proto.Message, withVersion bool) (*anypb.Any, uint64, error) {
 	var p unsafe.Pointer
 	keep := false
-	if c != nil {
+	if c != nil && typeURL == EndpointType { // load assignments are shared (Memo)
 		if p = msgPointer(m); p != nil {
 			var w *wireMsg
 			if w, keep = c.lookup(p); w != nil {
@@ -202,7 +214,7 @@ func (c *marshalCache) sub(m proto.Message) ([]byte, error) {
 		return nil, err
 	}
 	if keep {
-		return c.store(p, &wireMsg{b: b}).b, nil
+		b = c.store(p, &wireMsg{b: b}).b
 	}
 	return b, nil
 }

@@ -3,6 +3,7 @@ package ads
 import (
 	"bytes"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -168,7 +169,10 @@ func TestMarshalCacheByteIdentical(t *testing.T) {
 	}
 	hot, vhosts := 0, 0
 	for i := range cache.shards {
-		for _, w := range cache.shards[i].hot {
+		for _, w := range cache.shards[i].entries {
+			if w == nil {
+				continue
+			}
 			hot++
 			if w.any == nil {
 				vhosts++
@@ -222,7 +226,7 @@ func TestMarshalRouteSplice(t *testing.T) {
 			}
 		})
 	}
-	if p := msgPointer(shared[0]); cache.shard(p).hot[p] == nil {
+	if p := msgPointer(shared[0]); cache.shard(p).entries[keyOf(p)] == nil {
 		t.Fatal("shared virtual host not cached after being seen repeatedly")
 	}
 }
@@ -493,5 +497,29 @@ func TestCachedDeltaPushesMatchUncached(t *testing.T) {
 		if _, ok := want[1][k]; !ok {
 			t.Errorf("second push did not send %s", k)
 		}
+	}
+}
+
+// TestMarshalCacheSweepsMarkers: per-proxy messages leave only markers, which
+// are swept once their messages are collected, so the cache does not grow
+// with the number of proxies a push serves.
+func TestMarshalCacheSweepsMarkers(t *testing.T) {
+	cache := newMarshalCache(nil)
+	const n = 8 * cacheShards * minSweepAt
+	for i := range n {
+		vh := &routev3.VirtualHost{Name: fmt.Sprintf("vh%d", i), Domains: []string{"a"}}
+		if _, err := cache.sub(vh); err != nil {
+			t.Fatal(err)
+		}
+		if i%(2*minSweepAt) == 0 {
+			runtime.GC()
+		}
+	}
+	total := 0
+	for i := range cache.shards {
+		total += len(cache.shards[i].entries)
+	}
+	if total > 4*cacheShards*minSweepAt {
+		t.Fatalf("%d entries after %d distinct short-lived messages; want markers swept", total, n)
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+
 	"github.com/mast-mesh/mast/internal/config"
 )
 
@@ -327,5 +329,27 @@ func TestPercentile(t *testing.T) {
 	}
 	if Percentile(nil, 50) != 0 {
 		t.Error("Percentile(nil) != 0")
+	}
+}
+
+// TestStreamLoadDoesNotHang points the streaming load at a server that
+// accepts HTTP/2 streams and never answers: the run must fail, not hang.
+func TestStreamLoadDoesNotHang(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for the stream grace period")
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := grpc.NewServer(grpc.UnknownServiceHandler(func(_ any, ss grpc.ServerStream) error {
+		<-ss.Context().Done() // accept, never reply
+		return nil
+	}))
+	go s.Serve(lis)
+	defer s.Stop()
+	_, err = StreamLoad(context.Background(), StreamLoadConfig{Addr: lis.Addr().String(), Conns: 1, QPS: 10, Duration: 100 * time.Millisecond, Size: 8})
+	if err == nil || !strings.Contains(err.Error(), "no echo") {
+		t.Errorf("silent server: err = %v, want a warm-up failure", err)
 	}
 }

@@ -388,7 +388,11 @@ func (b *bench) runOne(ctx context.Context, rep int, proto Protocol, path Path, 
 	if b.cfg.Pin.Load != "" {
 		argv = append([]string{"taskset", "-c", b.cfg.Pin.Load}, argv...)
 	}
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	// The load generator's own timeouts should end a stuck run; this bounds
+	// it in case they do not.
+	runCtx, cancel := context.WithTimeout(ctx, spec.Duration+time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(runCtx, argv[0], argv[1:]...)
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {

@@ -70,6 +70,10 @@ func NewStreamServer() *grpc.Server {
 	return s
 }
 
+// streamGrace is how long past the run's end (and for the warm-up message)
+// a stream may take before it counts as failed.
+const streamGrace = 10 * time.Second
+
 // StreamLoadConfig is one gRPC streaming run: Conns connections with one
 // bidirectional stream each, sending Size-byte messages and waiting for
 // each echo before the next (ping-pong), at QPS messages per second in all
@@ -112,7 +116,9 @@ func StreamLoad(ctx context.Context, cfg StreamLoadConfig) (LoadResult, error) {
 			}
 		}
 	}()
-	runCtx, cancel := context.WithCancel(ctx)
+	// A proxy that accepts the stream but never forwards a message must not
+	// hang the benchmark: every stream ends at the run's end plus a grace.
+	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration+streamGrace)
 	defer cancel()
 	for i := range states {
 		conn, err := grpc.NewClient("passthrough:///"+cfg.Addr, opts...)
@@ -125,12 +131,22 @@ func StreamLoad(ctx context.Context, cfg StreamLoadConfig) (LoadResult, error) {
 			return LoadResult{}, fmt.Errorf("stream load: open stream to %s: %w", cfg.Addr, err)
 		}
 		states[i].stream = st
-		var echo []byte
-		if err := st.SendMsg(&payload); err != nil {
-			return LoadResult{}, fmt.Errorf("stream load: warm-up send: %w", err)
-		}
-		if err := st.RecvMsg(&echo); err != nil {
-			return LoadResult{}, fmt.Errorf("stream load: warm-up receive via %s: %w", cfg.Addr, err)
+		warm := make(chan error, 1)
+		go func() {
+			var echo []byte
+			err := st.SendMsg(&payload)
+			if err == nil {
+				err = st.RecvMsg(&echo)
+			}
+			warm <- err
+		}()
+		select {
+		case err := <-warm:
+			if err != nil {
+				return LoadResult{}, fmt.Errorf("stream load: warm-up message via %s: %w", cfg.Addr, err)
+			}
+		case <-time.After(streamGrace):
+			return LoadResult{}, fmt.Errorf("stream load: warm-up message via %s: no echo after %s", cfg.Addr, streamGrace)
 		}
 	}
 	var interval time.Duration

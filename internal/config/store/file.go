@@ -84,8 +84,9 @@ type File struct {
 
 	// Owned by the goroutine that scans: NewFile, then Run.
 	files     map[string]*fileState
-	conflicts []Conflict              // of the last merge
-	provided  map[string][]config.Key // of the last merge: file -> keys in force from it
+	pending   map[string][]config.Resource // files whose resources in force changed since the last publish
+	idx       *index                       // the merge of the files, as last published
+	conflicts []Conflict                   // of the last merge
 	watcher   *fsnotify.Watcher
 	watched   map[string]bool
 	kinds     map[config.Kind]struct{} // of resources changed since the last publish
@@ -165,7 +166,7 @@ func NewFile(cfg FileConfig) (*File, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("config store: %s is not a directory", cfg.Dir)
 	}
-	f := &File{cfg: cfg, log: log, files: map[string]*fileState{}, watched: map[string]bool{}, kinds: map[config.Kind]struct{}{}, ready: make(chan struct{})}
+	f := &File{cfg: cfg, log: log, files: map[string]*fileState{}, pending: map[string][]config.Resource{}, idx: newIndex(), watched: map[string]bool{}, kinds: map[config.Kind]struct{}{}, ready: make(chan struct{})}
 	f.snap.Store(config.NewSnapshot(nil))
 	if err := f.scan(scanRequest{all: true}, false); err != nil {
 		return nil, fmt.Errorf("config store: %w", err)
@@ -475,6 +476,7 @@ func (f *File) forget(path string) bool {
 	if !st.valid {
 		return false
 	}
+	f.pending[path] = nil
 	f.noteKinds(st.resources)
 	f.log.Info("config file removed", "file", path, "resources", len(st.resources))
 	return true
@@ -548,37 +550,25 @@ func (f *File) finish(changed, statusChanged, notify bool) error {
 	return nil
 }
 
-// publish merges the files' resources and, if the snapshot changed, stores it
-// and returns the old and new ones (next is nil when unchanged). status reports
-// whether the published status must be rebuilt.
+// publish merges the changed files' resources into the index and, if the
+// snapshot changed, stores it and returns the old and new ones (next is nil
+// when unchanged). status reports whether the published status must be rebuilt.
 func (f *File) publish() (old, next *config.Snapshot, status bool) {
-	byFile := make(map[string][]config.Resource, len(f.files))
-	for path, st := range f.files {
-		if st.valid {
-			byFile[path] = st.resources
-		}
-	}
-	m := merge(byFile)
-	f.provided = m.provided
-	conflictsChanged := !slices.EqualFunc(f.conflicts, m.conflicts, conflictEqual)
+	changed, conflictsChanged := f.idx.apply(f.pending, f.log)
+	f.pending = map[string][]config.Resource{}
 	if conflictsChanged {
-		for _, c := range m.conflicts {
-			if !slices.ContainsFunc(f.conflicts, func(o Conflict) bool { return conflictEqual(o, c) }) {
-				f.log.Warn("config key defined more than once; the first file wins", "key", c.Key, "winner", c.Winner, "ignored", c.Ignored)
-			}
-		}
-		f.conflicts = m.conflicts
+		f.conflicts = f.idx.conflictList()
 	}
-	old = f.snap.Load()
-	if snapshotsEqual(old, m.snap) {
+	if !changed {
 		return nil, nil, conflictsChanged
 	}
-	f.snap.Store(m.snap)
+	old, next = f.snap.Load(), f.idx.snap
+	f.snap.Store(next)
 	f.mu.Lock()
 	f.status.LastChange = time.Now()
 	f.mu.Unlock()
-	f.log.Info("config applied", "resources", m.snap.Len())
-	return old, m.snap, true
+	f.log.Info("config applied", "resources", next.Len())
+	return old, next, true
 }
 
 func conflictEqual(a, b Conflict) bool {
@@ -651,6 +641,7 @@ func (f *File) check(path string, force bool) (res checkResult, present bool) {
 		}
 	}
 	f.noteChangedKinds(st.resources, rs)
+	f.pending[path] = rs
 	st.resources, st.valid, res.resources = rs, true, true
 	return res, true
 }
@@ -677,7 +668,11 @@ func (f *File) updateStatus() {
 	s := Status{Dir: f.cfg.Dir, Resources: f.snap.Load().Len(), Files: []FileStatus{}, Rejected: []Rejection{}, Conflicts: []Conflict{}}
 	for _, p := range paths {
 		st := f.files[p]
-		s.Files = append(s.Files, FileStatus{Path: p, Keys: keyStrings(f.provided[p]), Stale: st.err != "" && st.valid})
+		keys := f.idx.providedStr[p]
+		if keys == nil {
+			keys = []string{}
+		}
+		s.Files = append(s.Files, FileStatus{Path: p, Keys: keys, Stale: st.err != "" && st.valid})
 		if st.err != "" {
 			s.Rejected = append(s.Rejected, Rejection{Path: p, Error: st.err, Time: st.errTime})
 		}

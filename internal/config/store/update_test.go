@@ -115,9 +115,9 @@ func TestFileUpdateReadsNamedFiles(t *testing.T) {
 				writeInPlace(t, b, serviceEntry("b", "b2.example.com")) // no event for this one
 				writeInPlace(t, filepath.Join(dir, "..data"), "")
 			},
-			dirty:  []string{filepath.Join(dir, "..data")},
-			want:   map[string]string{"b": "b2.example.com", "d": "d1.example.com"},
-			kinds:  kinds(config.ServiceEntry, config.WorkloadEntry),
+			dirty: []string{filepath.Join(dir, "..data")},
+			want:  map[string]string{"b": "b2.example.com", "d": "d1.example.com"},
+			kinds: kinds(config.ServiceEntry, config.WorkloadEntry),
 		},
 	}
 	for _, tt := range tests {

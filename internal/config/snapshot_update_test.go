@@ -1,0 +1,66 @@
+package config
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// TestSnapshotUpdateMatchesNewSnapshot applies random puts and deletes with
+// Update and checks every step against NewSnapshot of the same set.
+func TestSnapshotUpdateMatchesNewSnapshot(t *testing.T) {
+	kinds := []Kind{ServiceEntry, WorkloadEntry, VirtualService}
+	res := func(k Kind, ns, name string, gen int) Resource {
+		r := Resource{}
+		r.Kind, r.Namespace, r.Name = k, ns, name
+		r.Labels = map[string]string{"gen": fmt.Sprint(gen)}
+		return r
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	cur := map[Key]Resource{}
+	snap := NewSnapshot(nil)
+	for step := range 300 {
+		var put []Resource
+		var del []Key
+		for range rng.IntN(6) + 40*(step%50/49) { // now and then many at once
+			r := res(kinds[rng.IntN(len(kinds))], fmt.Sprintf("ns%d", rng.IntN(3)), fmt.Sprintf("r%d", rng.IntN(40)), step)
+			if rng.IntN(3) == 0 {
+				del = append(del, r.Key())
+			} else {
+				put = append(put, r)
+			}
+		}
+		for _, k := range del {
+			delete(cur, k)
+		}
+		for _, r := range put {
+			cur[r.Key()] = r
+		}
+		old := snap
+		oldAll := old.All()
+		snap = snap.Update(put, del)
+		var all []Resource
+		for _, r := range cur {
+			all = append(all, r)
+		}
+		want := NewSnapshot(all)
+		same := func(a, b Resource) bool { return a.Key() == b.Key() && a.Labels["gen"] == b.Labels["gen"] }
+		if !slices.EqualFunc(snap.All(), want.All(), same) || snap.Len() != want.Len() {
+			t.Fatalf("step %d: put %d del %d: Update gives %d resources, NewSnapshot %d", step, len(put), len(del), snap.Len(), want.Len())
+		}
+		for _, k := range kinds {
+			if !slices.EqualFunc(snap.List(k), want.List(k), same) {
+				t.Fatalf("step %d: list of %s differs", step, k)
+			}
+		}
+		for _, r := range want.All() {
+			if got, ok := snap.Get(r.Key()); !ok || !same(got, r) {
+				t.Fatalf("step %d: Get(%v) = %v, %v", step, r.Key(), got.Labels, ok)
+			}
+		}
+		if !slices.EqualFunc(old.All(), oldAll, same) {
+			t.Fatalf("step %d: Update changed the old snapshot", step)
+		}
+	}
+}

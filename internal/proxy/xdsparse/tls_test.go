@@ -63,7 +63,9 @@ func TestParseTransportSocket(t *testing.T) {
 			func(c *TLSContext) bool { return c.RequireClientCert && c.SPIFFE() && !c.Upstream }},
 		{"simple with a CA file", socket(&tlsv3.UpstreamTlsContext{Sni: "api.example.com", CommonTlsContext: &tlsv3.CommonTlsContext{
 			ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{TrustedCa: file("/etc/ca.pem")}}}}), true, "",
-			func(c *TLSContext) bool { return c.Verify && !c.SPIFFE() && c.TrustedCA.File == "/etc/ca.pem" && c.SNI == "api.example.com" }},
+			func(c *TLSContext) bool {
+				return c.Verify && !c.SPIFFE() && c.TrustedCA.File == "/etc/ca.pem" && c.SNI == "api.example.com"
+			}},
 		{"kubernetes credential", socket(&tlsv3.UpstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
 			TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{sdsRef("kubernetes://bookinfo-cert")}}}), true, `SDS secret "kubernetes://bookinfo-cert" is not available`, nil},
 		{"crl refused", socket(&tlsv3.UpstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{

@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/mast-mesh/mast/internal/config/store"
 )
 
 // Machine describes where the figures were measured.
@@ -137,25 +139,26 @@ func (r Report) Markdown() string {
 		w("(ServiceEntry + 5 WorkloadEntries). Each proxy is a real grpc-go ADS stream on loopback with its own connection and node ID; ")
 		w("it subscribes to CDS and LDS (wildcard), then to the EDS clusters and RDS route configs they name, and ACKs every response. ")
 		w("A *config change* rewrites a VirtualService file; an *endpoint change* rewrites one service file with a WorkloadEntry moved. ")
-		w("Latency is from the file write (rename) to the ACK completing the last proxy (it includes the file watcher's 75 ms ")
+		w("Latency is from the file write (rename) to the ACK completing the last proxy (it includes the file watcher's %d ms ", store.DefaultDebounce.Milliseconds())
 		w("and the push debounce's 100 ms quiet periods); fan-out is from the first response of the new version at any proxy to that last ACK. ")
 		w("Bytes are DiscoveryResponse proto bytes per proxy per change. Heap/proxy is (heap in use after GC with the fleet connected ")
-		w("minus before) / proxies; the proxies run in the benchmark process, not in mastd. p99 is nearest-rank: with n < 100 it is the maximum.\n\n")
-		w("| services | proxies | ADS | mastd start ms | initial sync ms | initial KB/proxy | config change p50 / p99 ms (n) | fan-out p50 / p99 ms | config change KB/proxy (types) | endpoint change p50 / p99 ms (n) | endpoint change B/proxy (types) | heap idle → connected MB | heap KB/proxy | RSS KB/proxy | peak RSS MB |\n")
-		w("|---:|---:|---|---:|---:|---:|---|---|---|---|---|---|---:|---:|---:|\n")
+		w("minus before) / proxies; the proxies run in the benchmark process, not in mastd. p99 is nearest-rank: with n < 100 it is the maximum. ")
+		w("mastd CPU is its process's user + system time per change (from getrusage), which depends little on the machine's other load.\n\n")
+		w("| services | proxies | ADS | mastd start ms | initial sync ms | initial KB/proxy | config change p50 / p99 ms (n) | fan-out p50 / p99 ms | config change KB/proxy (types) | mastd CPU ms/config change | endpoint change p50 / p99 ms (n) | endpoint change B/proxy (types) | mastd CPU ms/endpoint change | heap idle → connected MB | heap KB/proxy | RSS KB/proxy | peak RSS MB |\n")
+		w("|---:|---:|---|---:|---:|---:|---|---|---|---:|---|---|---:|---|---:|---:|---:|\n")
 		for _, x := range r.Rounds {
 			if x.Error != "" && x.Config.ToLastACK.N == 0 {
-				w("| %d | %d | %s | %.0f | error: %s |||||||||||\n", x.Services, x.Clients, x.Protocol, x.StartupMs, strings.ReplaceAll(x.Error, "|", "/"))
+				w("| %d | %d | %s | %.0f | error: %s |||||||||||||\n", x.Services, x.Clients, x.Protocol, x.StartupMs, strings.ReplaceAll(x.Error, "|", "/"))
 				continue
 			}
-			w("| %d | %d | %s | %.0f | %.0f | %s | %.0f / %.0f (%d) | %.0f / %.0f | %s (%s) | %.0f / %.0f (%d) | %.0f (%s) | %s → %s | %s | %s | %s |\n",
+			w("| %d | %d | %s | %.0f | %.0f | %s | %.0f / %.0f (%d) | %.0f / %.0f | %s (%s) | %.0f | %.0f / %.0f (%d) | %.0f (%s) | %.0f | %s → %s | %s | %s | %s |\n",
 				x.Services, x.Clients, x.Protocol, x.StartupMs, x.InitialSyncMs, kb(float64(x.InitialBytesPerProxy)),
 				x.Config.ToLastACK.P50, x.Config.ToLastACK.P99, x.Config.ToLastACK.N, x.Config.Fanout.P50, x.Config.Fanout.P99,
-				kb(x.Config.BytesPerProxy), strings.Join(x.Config.TypesSent, "+"),
-				x.Endpoint.ToLastACK.P50, x.Endpoint.ToLastACK.P99, x.Endpoint.ToLastACK.N, x.Endpoint.BytesPerProxy, strings.Join(x.Endpoint.TypesSent, "+"),
+				kb(x.Config.BytesPerProxy), strings.Join(x.Config.TypesSent, "+"), x.Config.MastdCPUMs,
+				x.Endpoint.ToLastACK.P50, x.Endpoint.ToLastACK.P99, x.Endpoint.ToLastACK.N, x.Endpoint.BytesPerProxy, strings.Join(x.Endpoint.TypesSent, "+"), x.Endpoint.MastdCPUMs,
 				mb(x.MemIdle.HeapInuse), mb(x.MemConnected.HeapInuse), kb(x.HeapPerProxy), kb(x.RSSPerProxy), mb(x.MemConnected.PeakRSS))
 			if x.Error != "" {
-				w("| | | | | error: %s |||||||||||\n", strings.ReplaceAll(x.Error, "|", "/"))
+				w("| | | | | error: %s |||||||||||||\n", strings.ReplaceAll(x.Error, "|", "/"))
 			}
 		}
 		w("\n")
@@ -180,8 +183,8 @@ func (r Report) targets() string {
 			continue
 		}
 		if x.Clients == 100 {
-			w("- 1,000 services, 100 %s proxies: config change to last ACK p50 %.0f ms, p99 %.0f ms over %d changes (target p99 <= 200 ms); %s KB per proxy per change (%s).\n",
-				x.Protocol, x.Config.ToLastACK.P50, x.Config.ToLastACK.P99, x.Config.ToLastACK.N, kb(x.Config.BytesPerProxy), strings.Join(x.Config.TypesSent, "+"))
+			w("- 1,000 services, 100 %s proxies: config change to last ACK p50 %.0f ms, p99 %.0f ms over %d changes (target p99 <= 200 ms); %s KB per proxy per change (%s); mastd CPU %.0f ms per change.\n",
+				x.Protocol, x.Config.ToLastACK.P50, x.Config.ToLastACK.P99, x.Config.ToLastACK.N, kb(x.Config.BytesPerProxy), strings.Join(x.Config.TypesSent, "+"), x.Config.MastdCPUMs)
 			w("  Endpoint-only change: p50 %.0f ms, p99 %.0f ms; types sent: %s; %.0f B per proxy.\n",
 				x.Endpoint.ToLastACK.P50, x.Endpoint.ToLastACK.P99, strings.Join(x.Endpoint.TypesSent, "+"), x.Endpoint.BytesPerProxy)
 		}

@@ -83,6 +83,9 @@ type ChangeResult struct {
 	BytesPerProxy float64 `json:"bytes_per_proxy"`
 	// TypesSent lists the types any proxy received.
 	TypesSent []string `json:"types_sent"`
+	// MastdCPUMs is mastd's CPU time (user + system) per change, settle time
+	// included: unlike latency, it hardly depends on what else the machine runs.
+	MastdCPUMs float64 `json:"mastd_cpu_ms_per_change"`
 }
 
 // Avg is responses and bytes per proxy per change.
@@ -228,8 +231,8 @@ func (s *scenario) round(ctx context.Context, r *RoundResult) error {
 	if err != nil {
 		return fmt.Errorf("config change: %w", err)
 	}
-	s.logf("  config change: p50 %.0f ms p99 %.0f ms (n=%d), fan-out p50 %.0f ms, %.0f B/proxy %v",
-		r.Config.ToLastACK.P50, r.Config.ToLastACK.P99, r.Config.ToLastACK.N, r.Config.Fanout.P50, r.Config.BytesPerProxy, r.Config.TypesSent)
+	s.logf("  config change: p50 %.0f ms p99 %.0f ms (n=%d), fan-out p50 %.0f ms, %.0f B/proxy %v, mastd CPU %.0f ms/change",
+		r.Config.ToLastACK.P50, r.Config.ToLastACK.P99, r.Config.ToLastACK.N, r.Config.Fanout.P50, r.Config.BytesPerProxy, r.Config.TypesSent, r.Config.MastdCPUMs)
 
 	// Endpoint-only changes: moving one WorkloadEntry must push EDS only.
 	// The settle time lets a wrongly sent LDS/RDS (pushed after EDS) show.
@@ -246,8 +249,8 @@ func (s *scenario) round(ctx context.Context, r *RoundResult) error {
 	if err != nil {
 		return fmt.Errorf("endpoint change: %w", err)
 	}
-	s.logf("  endpoint change: p50 %.0f ms p99 %.0f ms (n=%d), %.0f B/proxy %v",
-		r.Endpoint.ToLastACK.P50, r.Endpoint.ToLastACK.P99, r.Endpoint.ToLastACK.N, r.Endpoint.BytesPerProxy, r.Endpoint.TypesSent)
+	s.logf("  endpoint change: p50 %.0f ms p99 %.0f ms (n=%d), %.0f B/proxy %v, mastd CPU %.0f ms/change",
+		r.Endpoint.ToLastACK.P50, r.Endpoint.ToLastACK.P99, r.Endpoint.ToLastACK.N, r.Endpoint.BytesPerProxy, r.Endpoint.TypesSent, r.Endpoint.MastdCPUMs)
 	return nil
 }
 
@@ -257,6 +260,10 @@ func (s *scenario) series(ctx context.Context, f *Fleet, clients int, want []str
 	var res ChangeResult
 	var lat, fan []time.Duration
 	before := f.Totals()
+	cpu0, err := s.srv.CPUMs()
+	if err != nil {
+		return res, err
+	}
 	for i := 0; more(i); i++ {
 		e := f.Expect(want...)
 		t0 := time.Now()
@@ -277,7 +284,14 @@ func (s *scenario) series(ctx context.Context, f *Fleet, clients int, want []str
 		time.Sleep(settle)
 	}
 	after := f.Totals()
+	cpu1, err := s.srv.CPUMs()
+	if err != nil {
+		return res, err
+	}
 	res.ToLastACK, res.Fanout = Summarize(lat), Summarize(fan)
+	if len(lat) > 0 {
+		res.MastdCPUMs = math.Round((cpu1-cpu0)/float64(len(lat))*10) / 10
+	}
 	res.PerProxy = map[string]Avg{}
 	n := float64(len(lat) * clients)
 	if n == 0 {

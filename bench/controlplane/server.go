@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	mastd "github.com/mast-mesh/mast/internal/controlplane"
@@ -62,6 +63,19 @@ func readMem() MemStats {
 		}
 	}
 	return out
+}
+
+// CPUTime is the CPU time mastd's process has used so far.
+type CPUTime struct {
+	Ms float64 `json:"ms"` // user + system
+}
+
+func readCPU() CPUTime {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return CPUTime{}
+	}
+	return CPUTime{Ms: float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e6}
 }
 
 // ServeFlag is the first argument that makes cpbench run as the mastd child.
@@ -114,6 +128,8 @@ func ServeChild(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		switch cmd {
 		case "mem":
 			reply = readMem()
+		case "cpu":
+			reply = readCPU()
 		case "cpuprofile":
 			if prof, err = os.Create(arg); err == nil {
 				if err = pprof.StartCPUProfile(prof); err != nil {
@@ -232,6 +248,13 @@ func (c *Child) Mem() (MemStats, error) {
 	var m MemStats
 	err := c.command("mem", &m)
 	return m, err
+}
+
+// CPUMs returns the CPU time (user + system) mastd has used so far, in ms.
+func (c *Child) CPUMs() (float64, error) {
+	var t CPUTime
+	err := c.command("cpu", &t)
+	return t.Ms, err
 }
 
 // StartCPUProfile starts profiling mastd into path.

@@ -107,8 +107,9 @@ func Run(ctx context.Context, cfg Config) error {
 
 	var secure *grpc.Server
 	var secureLis net.Listener
+	var authority *ca.CA
 	if cfg.CADir != "" {
-		authority, err := ca.New(ca.Config{Dir: cfg.CADir, TrustDomain: cfg.Mesh.TrustDomain, Logger: log.With("component", "ca")})
+		authority, err = ca.New(ca.Config{Dir: cfg.CADir, TrustDomain: cfg.Mesh.TrustDomain, Logger: log.With("component", "ca")})
 		if err != nil {
 			return fmt.Errorf("ca: %w", err)
 		}
@@ -128,6 +129,9 @@ func Run(ctx context.Context, cfg Config) error {
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("/debug/syncz", adsServer.SynczHandler())
 	mux.Handle("/debug/configz", configzHandler(fs))
+	if authority != nil {
+		mux.Handle("/debug/ca/rotate-root", rotateRootHandler(authority))
+	}
 	mux.HandleFunc("/ready", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 

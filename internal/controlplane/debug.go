@@ -2,17 +2,54 @@ package controlplane
 
 import (
 	"encoding/json"
+	"fmt"
 	"maps"
 	"net/http"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/mast-mesh/mast/internal/ca"
 	"github.com/mast-mesh/mast/internal/config"
 	"github.com/mast-mesh/mast/internal/config/store"
 )
 
 func sameSpec(a, b config.Resource) bool {
 	return maps.Equal(a.Labels, b.Labels) && maps.Equal(a.Annotations, b.Annotations) && (a.Spec == b.Spec || proto.Equal(a.Spec, b.Spec))
+}
+
+// rotateRootHandler starts a root rotation on POST: a new root is trusted at
+// once, signs after ?propagation= (a duration), and the old root leaves the
+// trust bundle after ?overlap=. It answers the schedule as JSON.
+func rotateRootHandler(authority *ca.CA) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			http.Error(w, "POST to start a root rotation", http.StatusMethodNotAllowed)
+			return
+		}
+		var opts ca.RotateOptions
+		for name, d := range map[string]*time.Duration{"propagation": &opts.Propagation, "overlap": &opts.Overlap} {
+			if v := r.URL.Query().Get(name); v != "" {
+				parsed, err := time.ParseDuration(v)
+				if err != nil {
+					http.Error(w, fmt.Sprintf("%s=%q: %v", name, v, err), http.StatusBadRequest)
+					return
+				}
+				*d = parsed
+			}
+		}
+		rot, err := authority.RotateRoot(opts)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{
+			"newRootSerial": rot.NewRoot.SerialNumber.String(),
+			"switchAt":      rot.SwitchAt,
+			"retireAt":      rot.RetireAt,
+		})
+	})
 }
 
 // configzResource is one loaded resource as /debug/configz lists it.

@@ -3,8 +3,15 @@ BIN := bin
 
 .PHONY: build test lint up bench fuzz
 
+# Release build: static (pure-Go resolver, no libc mapped), no debug info or
+# local paths, and gRPC without golang.org/x/net/trace, whose html/template
+# import disables the linker's dead-method elimination. For mast-proxy these
+# flags take the binary from 35 MB to 15 MB and its resident memory by about
+# 6 MB (bench/proxymem).
+BUILDFLAGS ?= -tags grpcnotrace -trimpath -ldflags='-s -w'
+
 build:
-	$(GO) build -o $(BIN)/ ./cmd/... ./samples/bookinfo/cmd/...
+	CGO_ENABLED=0 $(GO) build $(BUILDFLAGS) -o $(BIN)/ ./cmd/... ./samples/bookinfo/cmd/...
 
 # The README's test command. Unit, fuzz-seed and end-to-end tests, race detector on.
 test:

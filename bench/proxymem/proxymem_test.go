@@ -24,14 +24,17 @@ import (
 	"github.com/mast-mesh/mast/internal/proxy/xdstest"
 )
 
-// The proxy is built once with `go build` (GOFLAGS from the environment
-// apply, e.g. GOFLAGS='-trimpath -ldflags=-s -ldflags=-w'); MAST_PROXYMEM_ENV
-// adds space-separated KEY=VALUE pairs to its environment (GOGC=50 ...).
+// The proxy is built once, as `make build` builds it (releaseFlags, static);
+// MAST_PROXYMEM_BUILD=plain builds it with a bare `go build` instead, for
+// comparison. MAST_PROXYMEM_ENV adds space-separated KEY=VALUE pairs to the
+// proxy's environment (GOGC=50 ...); MAST_PROXYMEM_ARGS adds proxy flags.
 var (
-	proxyBin   string
-	proxyEnv   = strings.Fields(os.Getenv("MAST_PROXYMEM_ENV"))
-	adminRE    = regexp.MustCompile(`msg="admin listening" addr=(\S+)`)
-	meshSizeRE = regexp.MustCompile(`^mesh(\d+)$`)
+	releaseFlags = []string{"-tags", "grpcnotrace", "-trimpath", "-ldflags=-s -w"}
+	proxyBin     string
+	proxyArgs    = strings.Fields(os.Getenv("MAST_PROXYMEM_ARGS"))
+	proxyEnv     = strings.Fields(os.Getenv("MAST_PROXYMEM_ENV"))
+	adminRE      = regexp.MustCompile(`msg="admin listening" addr=(\S+)`)
+	meshSizeRE   = regexp.MustCompile(`^mesh(\d+)$`)
 )
 
 func TestMain(m *testing.M) {
@@ -41,7 +44,14 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	proxyBin = filepath.Join(dir, "mast-proxy")
-	out, err := exec.Command("go", "build", "-o", proxyBin, "github.com/mast-mesh/mast/cmd/mast-proxy").CombinedOutput()
+	args := append([]string{"build"}, releaseFlags...)
+	env := append(os.Environ(), "CGO_ENABLED=0")
+	if os.Getenv("MAST_PROXYMEM_BUILD") == "plain" {
+		args, env = []string{"build"}, os.Environ()
+	}
+	cmd := exec.Command("go", append(args, "-o", proxyBin, "github.com/mast-mesh/mast/cmd/mast-proxy")...)
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build mast-proxy: %v\n%s", err, out)
 		os.Exit(1)
@@ -166,6 +176,7 @@ func start(tb testing.TB, s Scenario) *run {
 	srv := xdstest.Start(tb, "127.0.0.1:0", nil)
 	srv.Set(tb, s.NodeID, "1", s.Resources)
 	args := append([]string{"--xds-addr", srv.Addr, "--admin-addr", "127.0.0.1:0", "--drain-period", "100ms"}, s.Args...)
+	args = append(args, proxyArgs...)
 	cmd := exec.Command(proxyBin, args...)
 	cmd.Env = append(os.Environ(), proxyEnv...)
 	stderr, err := cmd.StderrPipe()

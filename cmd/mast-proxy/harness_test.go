@@ -21,9 +21,10 @@ import (
 
 var proxyBin string
 
-// buildFlags are passed to go build; -race when the tests run with -race, so
-// the proxy process is race-checked too.
-var buildFlags []string
+// buildFlags are passed to go build: the release build's gRPC tag (see
+// `make build`), and -race when the tests run with -race, so the proxy
+// process is race-checked too.
+var buildFlags = []string{"-tags", "grpcnotrace"}
 
 // extraEnv is added to the proxy's environment (experiments).
 var extraEnv = strings.Fields(os.Getenv("MAST_PROXY_TEST_ENV"))

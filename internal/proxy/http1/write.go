@@ -131,33 +131,34 @@ func appendFraming(b []byte, contentLength int64, chunked bool) []byte {
 
 // ChunkedWriter writes the chunked transfer coding.
 type ChunkedWriter struct {
-	W   io.Writer
-	buf []byte
+	W io.Writer
+	// Buf is scratch space for chunk headers, kept when the writer is reused.
+	Buf []byte
 }
 
 func (c *ChunkedWriter) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	c.buf = strconv.AppendInt(c.buf[:0], int64(len(p)), 16)
-	c.buf = append(c.buf, "\r\n"...)
-	if _, err := c.W.Write(c.buf); err != nil {
+	c.Buf = strconv.AppendInt(c.Buf[:0], int64(len(p)), 16)
+	c.Buf = append(c.Buf, "\r\n"...)
+	if _, err := c.W.Write(c.Buf); err != nil {
 		return 0, err
 	}
 	n, err := c.W.Write(p)
 	if err != nil {
 		return n, err
 	}
-	_, err = c.W.Write([]byte("\r\n"))
+	_, err = io.WriteString(c.W, "\r\n") // no copy when W is a StringWriter (bufio)
 	return n, err
 }
 
 // Close writes the last chunk and trailers.
 func (c *ChunkedWriter) Close(trailers headers.List) error {
-	c.buf = append(c.buf[:0], "0\r\n"...)
-	c.buf = appendFields(c.buf, trailers)
-	c.buf = append(c.buf, "\r\n"...)
-	_, err := c.W.Write(c.buf)
+	c.Buf = append(c.Buf[:0], "0\r\n"...)
+	c.Buf = appendFields(c.Buf, trailers)
+	c.Buf = append(c.Buf, "\r\n"...)
+	_, err := c.W.Write(c.Buf)
 	return err
 }
 

@@ -61,6 +61,7 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 	}
 	ops = append(ops, &route.HeaderOps, &route.VHost.Headers, &table.Headers)
 	applyRequestOps(&up.Header, ops, &up.Authority)
+	defer func() { req.header = up.Header }() // the grown list goes back to the connection (serveOne)
 	up.Header.Del("expect")
 	if req.upgrade != "" {
 		up.Upgrade = req.upgrade
@@ -126,9 +127,12 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 	if len(act.Hash) > 0 {
 		hash, hasHash = computeHash(act.Hash, req, path)
 	}
-	var tried []*upstream.Host
+	var triedBuf [4]*upstream.Host
+	tried := triedBuf[:0]
 	var lastErr error
 	var resp *upstream.Response
+	var respHost *upstream.Host
+	respCancel := context.CancelFunc(nil)
 	for attempt := 1; attempt <= maxAttempts; attempt++ {
 		if attempt > 1 {
 			s.Stats.RqRetry.Add(1)
@@ -148,8 +152,9 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 		} else {
 			po := upstream.PickOptions{Hash: hash, HasHash: hasHash}
 			if rp != nil && rp.PreviousHosts && len(tried) > 0 {
+				ex := append([]*upstream.Host(nil), tried...) // a copy, so that tried stays on the stack
 				po.Exclude = func(h *upstream.Host) bool {
-					for _, t := range tried {
+					for _, t := range ex {
 						if t == h {
 							return true
 						}
@@ -172,7 +177,7 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 		if act.Timeout > 0 {
 			up.Header.Set("x-envoy-expected-rq-timeout-ms", strconv.FormatInt(act.Timeout.Milliseconds(), 10))
 		}
-		tctx, tcancel := ctx, context.CancelFunc(func() {})
+		tctx, tcancel := ctx, context.CancelFunc(noCancel)
 		perTry := false
 		if rp != nil && rp.PerTryTimeout > 0 {
 			tctx, tcancel = context.WithTimeout(ctx, rp.PerTryTimeout)
@@ -218,19 +223,21 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 			lastErr = nil
 			continue
 		}
-		resp = r
-		r.Body = &releasingBody{ReadCloser: r.Body, release: func() {
-			host.Active.Add(-1)
-			cl.Stats.RqActive.Add(-1)
-			tcancel()
-		}}
+		resp, respHost, respCancel = r, host, tcancel
 		break
 	}
 	if resp == nil {
 		s.failure(w, lastErr, ctx)
 		return
 	}
-	defer resp.Body.Close()
+	// The response is the connection's until its body is closed; then the
+	// host's and cluster's active counts drop (no wrapper, no allocation).
+	defer func() {
+		resp.Body.Close()
+		respHost.Active.Add(-1)
+		cl.Stats.RqActive.Add(-1)
+		respCancel()
+	}()
 	h := resp.Header
 	h.Set("x-envoy-upstream-service-time", strconv.FormatInt(time.Since(start).Milliseconds(), 10))
 	applyResponseOps(&h, ops)
@@ -301,20 +308,7 @@ func (s *Server) failure(w responseWriter, err error, ctx context.Context) {
 	}
 }
 
-type releasingBody struct {
-	io.ReadCloser
-	release func()
-	done    bool
-}
-
-func (b *releasingBody) Close() error {
-	err := b.ReadCloser.Close()
-	if !b.done {
-		b.done = true
-		b.release()
-	}
-	return err
-}
+func noCancel() {}
 
 func copyBody(w responseWriter, r io.Reader, buf []byte) error {
 	for {

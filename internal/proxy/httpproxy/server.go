@@ -111,6 +111,7 @@ type h1Conn struct {
 	hr     *http1.Reader
 	head   http1.Head
 	body   http1.Body
+	w      h1Writer // the current response's writer, reused per request
 	wbuf   []byte
 	remote string
 	orig   string // original destination of a redirected connection
@@ -199,9 +200,15 @@ func (c *h1Conn) serveOne(ctx context.Context, hcm *xdsparse.HTTPManager) bool {
 			c.bw.Flush()
 		}
 	}
-	w := &h1Writer{c: c, minor: h.Minor, head: h.Method == "HEAD", reqClose: h.Close, buf: c.wbuf[:0]}
+	c.w = h1Writer{c: c, minor: h.Minor, head: h.Method == "HEAD", reqClose: h.Close, buf: c.wbuf[:0], cw: http1.ChunkedWriter{Buf: c.w.cw.Buf}}
+	w := &c.w
 	c.s.handle(ctx, req, w, hcm)
 	c.wbuf = w.buf
+	// Keep the header list's grown backing array for the next request, so
+	// the headers the proxy adds do not allocate every time.
+	if cap(req.header) > cap(h.Headers) {
+		h.Headers = req.header[:0]
+	}
 	if !w.finished {
 		return false
 	}

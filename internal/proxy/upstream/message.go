@@ -38,7 +38,9 @@ type Request struct {
 // Replayable reports whether the request can be sent again.
 func (r *Request) Replayable() bool { return r.BodyStream == nil }
 
-// Response is an upstream response. The caller must Close Body.
+// Response is an upstream response. The caller must Close Body, and must not
+// use the Response (its Header and Trailers included) after that: an HTTP/1.1
+// connection reuses it for its next exchange.
 type Response struct {
 	Status        int
 	Header        headers.List

@@ -83,6 +83,16 @@ type h1conn struct {
 	body   http1.Body
 	rb     h1body
 	buf    []byte
+	// resp and hdr hold the current exchange's response and its header
+	// list: a connection carries one exchange at a time, and the caller is
+	// done with both once it closed the body (which hands the connection
+	// back to the pool), so they are reused instead of allocated per request.
+	resp Response
+	hdr  headers.List
+	// abortIO and trailers are bound once per connection (method values
+	// allocate when taken).
+	abortIO  func()
+	trailers func() headers.List
 	uses   uint32
 	idleAt time.Time
 	closed bool
@@ -158,6 +168,8 @@ func (p *pool) get() (*h1conn, bool, error) {
 	p.stats.CxActive.Add(1)
 	c := &h1conn{p: p, nc: nc, br: bufio.NewReaderSize(nc, 4096), bw: bufio.NewWriterSize(nc, 4096)}
 	c.hr = http1.NewReader(c.br, http1.Limits{MaxHeaderBytes: 96 * 1024, MaxHeaders: 200})
+	c.abortIO = c.unblock
+	c.trailers = c.bodyTrailers
 	return c, false, nil
 }
 
@@ -230,8 +242,18 @@ func classify(ctx context.Context, err error) error {
 	return fmt.Errorf("%w: %v", ErrReset, err)
 }
 
+// unblock makes the connection's pending and future I/O fail at once.
+func (c *h1conn) unblock() { c.nc.SetDeadline(time.Unix(1, 0)) }
+
+func (c *h1conn) bodyTrailers() headers.List { return c.body.Trailers }
+
+// exchange sends req and reads the response head. The Response belongs to
+// the connection: it is valid until its Body is closed.
 func (c *h1conn) exchange(ctx context.Context, req *Request) (*Response, error) {
-	stop := context.AfterFunc(ctx, func() { c.nc.SetDeadline(time.Unix(1, 0)) })
+	stop := func() bool { return true }
+	if ctx.Done() != nil {
+		stop = context.AfterFunc(ctx, c.abortIO)
+	}
 	c.uses++
 	cl, chunked := req.ContentLength, false
 	if req.Body != nil {
@@ -285,9 +307,14 @@ func (c *h1conn) exchange(ctx context.Context, req *Request) (*Response, error) 
 	} else {
 		body.Reset(c.br, h, true)
 	}
-	hdr := h.Headers.Clone(8)
+	if cap(c.hdr) < len(h.Headers)+8 {
+		c.hdr = make(headers.List, 0, len(h.Headers)+8) // room for the router's additions
+	}
+	hdr := append(c.hdr[:0], h.Headers...)
 	http1.StripHopByHop(&hdr)
-	resp := &Response{Status: h.Status, Header: hdr, ContentLength: h.ContentLength}
+	c.hdr = hdr
+	resp := &c.resp
+	*resp = Response{Status: h.Status, Header: hdr, ContentLength: h.ContentLength}
 	if noBody || h.Chunked {
 		resp.ContentLength = -1
 		if noBody {
@@ -300,7 +327,7 @@ func (c *h1conn) exchange(ctx context.Context, req *Request) (*Response, error) 
 	rb := &c.rb
 	*rb = h1body{c: c, body: body, stop: stop, keep: keep, ctx: ctx}
 	resp.Body = rb
-	resp.Trailers = func() headers.List { return body.Trailers }
+	resp.Trailers = c.trailers
 	return resp, nil
 }
 

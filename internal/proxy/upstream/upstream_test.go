@@ -146,9 +146,10 @@ func TestHTTP1PoolReusesConnections(t *testing.T) {
 			t.Fatal(err)
 		}
 		b, _ := io.ReadAll(resp.Body)
+		status := resp.Status
 		resp.Body.Close()
-		if want := fmt.Sprintf("POST /p%d?q body", i); string(b) != want || resp.Status != 200 {
-			t.Fatalf("got %d %q, want %q", resp.Status, b, want)
+		if want := fmt.Sprintf("POST /p%d?q body", i); string(b) != want || status != 200 {
+			t.Fatalf("got %d %q, want %q", status, b, want)
 		}
 	}
 	if n := conns.Load(); n != 1 {

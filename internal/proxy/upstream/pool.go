@@ -74,15 +74,15 @@ func (p *pool) closeIdle() {
 }
 
 type h1conn struct {
-	p      *pool
-	nc     net.Conn
-	br     *bufio.Reader
-	bw     *bufio.Writer
-	hr     *http1.Reader
-	head   http1.Head
-	body   http1.Body
-	rb     h1body
-	buf    []byte
+	p    *pool
+	nc   net.Conn
+	br   *bufio.Reader
+	bw   *bufio.Writer
+	hr   *http1.Reader
+	head http1.Head
+	body http1.Body
+	rb   h1body
+	buf  []byte
 	// resp and hdr hold the current exchange's response and its header
 	// list: a connection carries one exchange at a time, and the caller is
 	// done with both once it closed the body (which hands the connection
@@ -93,9 +93,9 @@ type h1conn struct {
 	// allocate when taken).
 	abortIO  func()
 	trailers func() headers.List
-	uses   uint32
-	idleAt time.Time
-	closed bool
+	uses     uint32
+	idleAt   time.Time
+	closed   bool
 }
 
 func (c *h1conn) close() {

@@ -5,7 +5,9 @@
 //
 // Each connection has its own goroutine loop and one pending, merged push
 // request: Push never blocks, a slow or stuck proxy delays nobody else, and
-// memory per connection stays bounded however fast pushes arrive.
+// memory per connection stays bounded however fast pushes arrive. At most
+// Config.PushThrottle connections generate at once; resources the generators
+// share between proxies within a push are marshaled once (marshalCache).
 package ads
 
 import (

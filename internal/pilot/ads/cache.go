@@ -2,12 +2,12 @@ package ads
 
 import (
 	"fmt"
-	"hash/fnv"
 	"reflect"
 	"sync"
 	"unsafe"
 	"weak"
 
+	"github.com/cespare/xxhash/v2"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -142,14 +142,11 @@ func (c *marshalCache) versionOf(p unsafe.Pointer, w *wireMsg) uint64 {
 	return v
 }
 
-// hashBytes is the Delta per-resource version: FNV-64a of the wire form, so
-// that it is stable across restarts of mastd and a reconnecting client's
-// initial_resource_versions stay valid.
-func hashBytes(b []byte) uint64 {
-	h := fnv.New64a()
-	h.Write(b)
-	return h.Sum64()
-}
+// hashBytes is the Delta per-resource version: xxHash64 of the wire form
+// (an order of magnitude faster than FNV on route configurations of hundreds
+// of kilobytes), stable across restarts of mastd so that a reconnecting
+// client's initial_resource_versions stay valid.
+func hashBytes(b []byte) uint64 { return xxhash.Sum64(b) }
 
 var deterministic = proto.MarshalOptions{Deterministic: true}
 

@@ -65,7 +65,12 @@ func run(args []string, stderr io.Writer) error {
 	fs.Var(&meta, "meta", "node metadata KEY=VALUE (repeatable), e.g. INTERCEPTION_MODE=NONE")
 	var af agentFlags
 	af.register(fs)
+	var mf memoryFlags
+	mf.register(fs)
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := mf.apply(); err != nil {
 		return err
 	}
 	lv := new(slog.LevelVar)

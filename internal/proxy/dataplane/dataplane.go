@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,6 +49,13 @@ type Config struct {
 	// Secrets provides the workload certificate and trust bundle for TLS
 	// transport sockets (the agent); nil runs without mTLS.
 	Secrets tlsconfig.Source
+	// ReleaseMemoryAfter is the quiet period after the last xDS update
+	// after which the proxy collects garbage and returns free memory to the
+	// OS (debug.FreeOSMemory): decoding a large push leaves megabytes of
+	// garbage that the runtime would otherwise keep as heap headroom. One
+	// collection per quiet period, not per update. Default 1s; negative
+	// disables it.
+	ReleaseMemoryAfter time.Duration
 }
 
 // Proxy is a running data plane.
@@ -69,6 +77,8 @@ type Proxy struct {
 	adminAddr atomic.Pointer[string]
 	// active holds the listeners handed to the listener manager.
 	active map[string]*xdsparse.Listener
+	// release is the pending post-update memory release (guarded by mu).
+	release *time.Timer
 }
 
 // warmListeners returns the listeners to run: a listener whose route
@@ -107,6 +117,9 @@ func New(cfg Config) *Proxy {
 	if cfg.DrainPeriod <= 0 {
 		cfg.DrainPeriod = 5 * time.Second
 	}
+	if cfg.ReleaseMemoryAfter == 0 {
+		cfg.ReleaseMemoryAfter = time.Second
+	}
 	p := &Proxy{cfg: cfg, log: cfg.Logger, snap: xdsparse.EmptySnapshot(), quit: make(chan struct{})}
 	p.routing.Store(&httpproxy.Config{})
 	p.upstreams = upstream.NewManager(cfg.Logger.With("component", "upstream"))
@@ -139,6 +152,13 @@ func (p *Proxy) Apply(typeURL, version string, res []*anypb.Any) error {
 	}
 	if typeURL == xdsparse.ClusterType {
 		p.cdsDone.Store(true)
+	}
+	if d := p.cfg.ReleaseMemoryAfter; d > 0 {
+		if p.release == nil {
+			p.release = time.AfterFunc(d, debug.FreeOSMemory)
+		} else {
+			p.release.Reset(d)
+		}
 	}
 	if perr != nil || lerr != nil {
 		return errors.Join(perr, lerr)
@@ -225,6 +245,11 @@ func (p *Proxy) Run(ctx context.Context) error {
 	p.log.Info("draining", "period", p.cfg.DrainPeriod)
 	xcancel()
 	<-xdone
+	p.mu.Lock()
+	if p.release != nil {
+		p.release.Stop()
+	}
+	p.mu.Unlock()
 	p.listeners.Shutdown(p.cfg.DrainPeriod)
 	p.upstreams.Close()
 	sctx, cancel := context.WithTimeout(context.Background(), time.Second)

@@ -101,8 +101,9 @@ func TestSubscribesInOrderAndACKs(t *testing.T) {
 	srv.Set(t, nodeID, "1", v1())
 	st, ctx := start(t, srv)
 	st.waitFor(t, ctx, "all four types", func(s *xdsparse.Snapshot) bool {
+		e := s.Endpoints["outbound|9080||reviews"] // EDS may arrive after CDS
 		return len(s.Listeners) == 1 && s.Routes["http_proxy"] != nil && s.Clusters["outbound|9080||reviews"] != nil &&
-			len(s.Endpoints["outbound|9080||reviews"].Localities[0].Endpoints) == 2
+			e != nil && len(e.Localities) > 0 && len(e.Localities[0].Endpoints) == 2
 	})
 	for _, tc := range []struct {
 		typ   string
@@ -185,7 +186,7 @@ func TestReconnectsAfterServerRestart(t *testing.T) {
 	srv2.Set(t, nodeID, "2", res)
 	st.waitFor(t, ctx, "v2 endpoints after reconnect", func(s *xdsparse.Snapshot) bool {
 		e := s.Endpoints["outbound|9080||reviews"]
-		return e != nil && len(e.Localities[0].Endpoints) == 1 && e.Localities[0].Endpoints[0].Address == "127.0.2.3:9080"
+		return e != nil && len(e.Localities) > 0 && len(e.Localities[0].Endpoints) == 1 && e.Localities[0].Endpoints[0].Address == "127.0.2.3:9080"
 	})
 	// The re-opened stream tells the server what it already has.
 	r := srv2.WaitRequest(ctx, func(r *discoveryv3.DiscoveryRequest) bool { return r.GetTypeUrl() == xdsparse.ListenerType })

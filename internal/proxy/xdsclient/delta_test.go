@@ -19,7 +19,7 @@ func TestDeltaSubscribesUpdatesAndRemoves(t *testing.T) {
 	st, ctx := startWith(t, srv, true)
 	st.waitFor(t, ctx, "all four types over delta", func(s *xdsparse.Snapshot) bool {
 		e := s.Endpoints["outbound|9080||reviews"]
-		return len(s.Listeners) == 1 && s.Routes["http_proxy"] != nil && e != nil && len(e.Localities[0].Endpoints) == 2
+		return len(s.Listeners) == 1 && s.Routes["http_proxy"] != nil && e != nil && len(e.Localities) > 0 && len(e.Localities[0].Endpoints) == 2
 	})
 	// v2 drops the listener and changes endpoints: the server sends only
 	// what changed and names what was removed.
@@ -29,7 +29,7 @@ func TestDeltaSubscribesUpdatesAndRemoves(t *testing.T) {
 	srv.Set(t, nodeID, "2", res)
 	st.waitFor(t, ctx, "listener removed and endpoints replaced", func(s *xdsparse.Snapshot) bool {
 		e := s.Endpoints["outbound|9080||reviews"]
-		return len(s.Listeners) == 0 && e != nil && e.Localities[0].Endpoints[0].Address == "127.0.2.9:9080"
+		return len(s.Listeners) == 0 && e != nil && len(e.Localities) > 0 && len(e.Localities[0].Endpoints) > 0 && e.Localities[0].Endpoints[0].Address == "127.0.2.9:9080"
 	})
 }
 

@@ -86,13 +86,6 @@ func mapKeySegment(k string) string {
 
 // fieldPath helpers used by validators: they build the same path syntax.
 
-func pathField(base, name string) string {
-	if base == "" {
-		return name
-	}
-	return base + "." + name
-}
-
 func pathIndex(base string, i int) string { return base + "[" + strconv.Itoa(i) + "]" }
 
 func pathKey(base, key string) string { return base + "[" + mapKeySegment(key) + "]" }

@@ -152,7 +152,6 @@ func curlFull(t *testing.T, ns *Namespace, args ...string) (map[string]string, s
 	return hdr, s
 }
 
-
 // TestRealSidecars is transparent capture end to end with the real programs:
 // a client and a server namespace joined by a veth pair, a third namespace
 // running mastd, each workload namespace running a real mast-proxy as

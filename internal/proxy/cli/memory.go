@@ -46,7 +46,7 @@ func (f *memoryFlags) apply() error {
 // parseBytes parses a byte count with an optional unit: B, KiB, MiB, GiB
 // (powers of 1024) or KB, MB, GB (powers of 1000), as GOMEMLIMIT does.
 func parseBytes(s string) (int64, error) {
-	num := strings.TrimRight(s, "BKMGTiib")
+	num := strings.TrimRight(s, "BKMGTib")
 	unit := s[len(num):]
 	mult := map[string]int64{"": 1, "B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
 		"KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12}[unit]

@@ -357,8 +357,9 @@ func commonFraming(h *Head) error {
 		if !headers.EqualFold(last, "chunked") {
 			return bad("Transfer-Encoding does not end in chunked")
 		}
-		for _, c := range codings[:len(codings)-1] {
-			c = strings.TrimSpace(c)
+		if len(codings) > 1 {
+			// Only chunked alone is implemented: report the first other coding.
+			c := strings.TrimSpace(codings[0])
 			if headers.EqualFold(c, "chunked") {
 				return bad("chunked applied more than once")
 			}

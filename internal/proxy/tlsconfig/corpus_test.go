@@ -129,7 +129,7 @@ func istioMutual(upstream bool, sans ...string) *xdsparse.TLSContext {
 }
 
 // handshake runs a TLS handshake over loopback TCP and returns both sides' errors.
-func handshake(t *testing.T, client, server *tls.Config) (clientErr, serverErr error, cs tls.ConnectionState) {
+func handshake(t *testing.T, client, server *tls.Config) (cs tls.ConnectionState, clientErr, serverErr error) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -173,7 +173,7 @@ func handshake(t *testing.T, client, server *tls.Config) (clientErr, serverErr e
 		}
 	}
 	r := <-done
-	return clientErr, r.err, r.cs
+	return r.cs, clientErr, r.err
 }
 
 const (
@@ -217,7 +217,7 @@ func TestServerRefusesBadClientCertificates(t *testing.T) {
 			}
 			client := &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13, NextProtos: []string{"istio"},
 				Certificates: []tls.Certificate{{Certificate: [][]byte{leaf.Raw}, PrivateKey: key, Leaf: leaf}}}
-			cerr, serr, cs := handshake(t, client, srv)
+			cs, cerr, serr := handshake(t, client, srv)
 			if tc.want == "" {
 				if cerr != nil || serr != nil {
 					t.Fatalf("refused a valid certificate: client %v, server %v", cerr, serr)
@@ -237,7 +237,7 @@ func TestServerRefusesBadClientCertificates(t *testing.T) {
 	}
 	t.Run("no client certificate", func(t *testing.T) {
 		srv, _ := b.Server(istioMutual(false))
-		_, serr, _ := handshake(t, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13}, srv)
+		_, _, serr := handshake(t, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13}, srv)
 		if serr == nil || !strings.Contains(serr.Error(), "certificate") {
 			t.Fatalf("server error %v, want a missing certificate", serr)
 		}
@@ -275,7 +275,7 @@ func TestClientRefusesBadServerCertificates(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cerr, serr, cs := handshake(t, client, server)
+			cs, cerr, serr := handshake(t, client, server)
 			if tc.want == "" {
 				if cerr != nil || serr != nil {
 					t.Fatalf("handshake failed: client %v, server %v", cerr, serr)
@@ -323,7 +323,7 @@ func TestMutualTLSBetweenBuilders(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cerr, serr, cs := handshake(t, client, server)
+			cs, cerr, serr := handshake(t, client, server)
 			if !tc.ok {
 				if serr == nil && cerr == nil {
 					t.Fatal("handshake succeeded")
@@ -350,7 +350,7 @@ func TestNoCertificateYet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cerr, _, _ := handshake(t, client, server)
+	_, cerr, _ := handshake(t, client, server)
 	if cerr == nil || !strings.Contains(cerr.Error(), "no workload certificate") {
 		t.Fatalf("client error %v, want no workload certificate", cerr)
 	}

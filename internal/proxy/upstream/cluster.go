@@ -41,8 +41,6 @@ type Cluster struct {
 	rr    atomic.Uint64
 	rnd   atomic.Uint64
 	log   *slog.Logger
-	// retries in flight, for the max_retries breaker
-	retries atomic.Int64
 	// od is the cluster's outlier detection bookkeeping (outlier.go).
 	od clusterOutlier
 }

@@ -17,12 +17,11 @@ type ringEntry struct {
 
 // hostSet is an immutable set of hosts with its balancer tables.
 type hostSet struct {
-	hosts    []*Host
-	cum      []uint64 // cumulative weights; nil when all weights are equal
-	total    uint64
-	ring     []ringEntry // ring hash
-	maglev   []*Host     // maglev lookup table
-	hashKind xdsparse.LBPolicy
+	hosts  []*Host
+	cum    []uint64 // cumulative weights; nil when all weights are equal
+	total  uint64
+	ring   []ringEntry // ring hash
+	maglev []*Host     // maglev lookup table
 }
 
 func (hs *hostSet) build(cfg *xdsparse.Cluster) {

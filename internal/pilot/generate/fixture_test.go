@@ -278,6 +278,23 @@ func bookinfoConfig() []config.Resource {
 		Ingress:          []*networking.IstioIngressListener{{Port: &networking.SidecarPort{Number: 9080, Protocol: "HTTP", Name: "http"}, DefaultEndpoint: "127.0.2.7:9080"}},
 		Egress:           []*networking.IstioEgressListener{{Hosts: []string{"*/*"}}},
 	}
+	// A workload without capture that reaches upstreams through local ports.
+	egressSidecar := &networking.Sidecar{
+		WorkloadSelector: &networking.WorkloadSelector{Labels: map[string]string{"app": "egress-client"}},
+		Egress: []*networking.IstioEgressListener{
+			{Port: &networking.SidecarPort{Number: 9080, Protocol: "HTTP", Name: "http"}, Bind: "127.0.1.7", Hosts: []string{"./reviews.default.svc.cluster.local"}},
+			{Port: &networking.SidecarPort{Number: 27017, Protocol: "TCP", Name: "tcp"}, Bind: "127.0.1.7", Hosts: []string{"./mongodb.default.svc.cluster.local"}},
+			{Port: &networking.SidecarPort{Number: 443, Protocol: "TLS", Name: "tls"}, Bind: "127.0.1.7", Hosts: []string{"*/api.example.com"}},
+			{Port: &networking.SidecarPort{Number: 9080, Protocol: "HTTP", Name: "http-all"}, Hosts: []string{"./*"}},
+		},
+	}
+	apiVS := &networking.VirtualService{
+		Hosts: []string{"api.example.com", "v2.api.example.com"},
+		Tls: []*networking.TLSRoute{{
+			Match: []*networking.TLSMatchAttributes{{SniHosts: []string{"v2.api.example.com"}}},
+			Route: []*networking.RouteDestination{{Destination: dest("api.example.com", "", 443)}},
+		}},
+	}
 	return []config.Resource{
 		res(config.VirtualService, "default", "reviews", reviewsVS),
 		res(config.VirtualService, "default", "ratings", ratingsVS),
@@ -298,6 +315,8 @@ func bookinfoConfig() []config.Resource {
 			Host:             "details",
 			WorkloadSelector: &typev1beta1.WorkloadSelector{MatchLabels: map[string]string{"app": "nomatch"}},
 		}),
+		res(config.Sidecar, "default", "egress-client", egressSidecar),
+		res(config.VirtualService, "default", "api", apiVS),
 	}
 }
 
@@ -320,6 +339,17 @@ func reviewsNoneProxy() *model.Proxy {
 		ID: "sidecar~10.1.0.2~reviews-v1.default~default.svc.cluster.local", Type: model.SidecarProxy,
 		IPAddresses: []string{"10.1.0.2"}, Name: "reviews-v1", Namespace: "default",
 		Labels:   map[string]string{"app": "reviews", "version": "v1"},
+		Metadata: map[string]string{"INTERCEPTION_MODE": "NONE"},
+	}
+}
+
+// egressNoneProxy runs without capture and reaches upstreams through the
+// local ports of its Sidecar's egress listeners.
+func egressNoneProxy() *model.Proxy {
+	return &model.Proxy{
+		ID: "sidecar~10.1.0.30~egress-client.default~default.svc.cluster.local", Type: model.SidecarProxy,
+		IPAddresses: []string{"10.1.0.30"}, Name: "egress-client", Namespace: "default",
+		Labels:   map[string]string{"app": "egress-client"},
 		Metadata: map[string]string{"INTERCEPTION_MODE": "NONE"},
 	}
 }

@@ -32,6 +32,7 @@ var fixtureProxies = []fixtureProxy{
 	{name: "grpc", proxy: grpcProxy, grpcNames: []string{"echo:7070", "reviews.default:9080", "ratings.default.svc.cluster.local:9080"}},
 	{name: "sidecar_other", proxy: otherProxy},
 	{name: "sidecar_none_mtls", proxy: func() *model.Proxy { return withCert(reviewsNoneProxy()) }},
+	{name: "sidecar_none_egress", proxy: egressNoneProxy},
 }
 
 // render writes resources as stable, indented protojson.

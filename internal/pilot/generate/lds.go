@@ -118,10 +118,7 @@ func listenerName(ip string, port uint32) string { return ip + "_" + itoa(port) 
 
 // sidecarListeners are the listeners of a sidecar with iptables capture (REDIRECT).
 func (g *gen) sidecarListeners() []model.XDSResource {
-	passthrough := PassthroughCluster
-	if g.scope.RegistryOnly() {
-		passthrough = BlackHoleCluster
-	}
+	passthrough := g.passthroughName()
 	out := []model.XDSResource{
 		listenerResource(&listenerv3.Listener{
 			Name:             virtualOutboundName,
@@ -136,7 +133,7 @@ func (g *gen) sidecarListeners() []model.XDSResource {
 	}
 	out = append(out, g.outboundServiceListeners()...)
 	out = append(out, listenerResource(g.virtualInbound()))
-	return out
+	return append(out, g.boundEgressListeners(nil)...)
 }
 
 // outboundServiceListeners are Istio's per-service-port listeners, reached
@@ -166,33 +163,73 @@ func (g *gen) outboundServiceListeners() []model.XDSResource {
 			}))
 		}
 	}
+	// TLS ports of services sharing a listener are told apart by SNI.
+	tlsByName := map[string][]*registry.Service{}
+	for _, svc := range g.scope.Services {
+		for _, port := range svc.Ports {
+			if isTLSProtocol(port.Protocol) {
+				name := listenerName(serviceListenerIP(svc), port.Number)
+				tlsByName[name] = append(tlsByName[name], svc)
+			}
+		}
+	}
 	for _, svc := range g.scope.Services {
 		for _, port := range svc.Ports {
 			if port.Protocol.IsHTTP() {
 				continue
 			}
-			ip := wildcardIP
-			if len(svc.Addresses) > 0 && net.ParseIP(svc.Addresses[0]) != nil {
-				ip = svc.Addresses[0]
-			}
+			ip := serviceListenerIP(svc)
 			name := listenerName(ip, port.Number)
 			if seen[name] {
 				continue
 			}
 			seen[name] = true
-			clusters := g.tcpDestinations(svc, port.Number)
-			out = append(out, listenerResource(&listenerv3.Listener{
+			stat := ClusterName("outbound", port.Number, "", svc.Hostname)
+			l := &listenerv3.Listener{
 				Name:             name,
 				Address:          socketAddress(ip, port.Number),
 				BindToPort:       boolv(false),
 				TrafficDirection: corev3.TrafficDirection_OUTBOUND,
-				FilterChains: []*listenerv3.FilterChain{{
-					Filters: []*listenerv3.Filter{tcpProxy(ClusterName("outbound", port.Number, "", svc.Hostname), clusters)},
-				}},
-			}))
+			}
+			if group := tlsByName[name]; len(group) > 0 {
+				l.FilterChains = g.sniChains(group, port.Number, stat)
+				l.ListenerFilters = []*listenerv3.ListenerFilter{tlsInspector()}
+				// Other SNIs: the service of a VIP, else whatever the
+				// destination was (or nothing under REGISTRY_ONLY).
+				def, defStat := []weightedCluster{{name: g.passthroughName(), weight: 1}}, g.passthroughName()
+				if ip != wildcardIP {
+					def, defStat = g.tcpDestinations(svc, port.Number), stat
+				}
+				l.DefaultFilterChain = &listenerv3.FilterChain{Name: "default", Filters: []*listenerv3.Filter{tcpProxy(defStat, def)}}
+			} else {
+				l.FilterChains = []*listenerv3.FilterChain{{
+					Filters: []*listenerv3.Filter{tcpProxy(stat, g.tcpDestinations(svc, port.Number))},
+				}}
+			}
+			out = append(out, listenerResource(l))
 		}
 	}
 	return out
+}
+
+func isTLSProtocol(p registry.Protocol) bool { return p == registry.TLS || p == registry.HTTPS }
+
+// serviceListenerIP is the address of a service's outbound listeners: its
+// VIP, or 0.0.0.0 without one.
+func serviceListenerIP(svc *registry.Service) string {
+	if len(svc.Addresses) > 0 && net.ParseIP(svc.Addresses[0]) != nil {
+		return svc.Addresses[0]
+	}
+	return wildcardIP
+}
+
+// passthroughName is where unknown outbound traffic goes: PassthroughCluster,
+// or BlackHoleCluster when the Sidecar allows registry services only.
+func (g *gen) passthroughName() string {
+	if g.scope.RegistryOnly() {
+		return BlackHoleCluster
+	}
+	return PassthroughCluster
 }
 
 // tcpDestinations applies the first matching tcp route of the service's
@@ -367,8 +404,9 @@ func (g *gen) virtualInbound() *listenerv3.Listener {
 }
 
 // noneListeners are the listeners of a sidecar without traffic capture
-// (INTERCEPTION_MODE NONE): inbound listeners bound to PROXYIP:PORT and an
-// HTTP forward-proxy listener on PROXYIP:15001.
+// (INTERCEPTION_MODE NONE): inbound listeners bound to PROXYIP:PORT, an
+// HTTP forward-proxy listener on PROXYIP:15001 and the Sidecar's egress
+// listeners with a port, bound to BIND:PORT (see egress.go).
 func (g *gen) noneListeners() []model.XDSResource {
 	ip := g.p.IP()
 	if ip == "" {
@@ -397,7 +435,11 @@ func (g *gen) noneListeners() []model.XDSResource {
 			Filters: []*listenerv3.Filter{hcm("outbound_"+name, httpProxyRouteName, nil, false)},
 		}},
 	}))
-	return out
+	taken := make(map[string]bool, len(out))
+	for _, r := range out {
+		taken[r.Name] = true
+	}
+	return append(out, g.boundEgressListeners(taken)...)
 }
 
 // tlsInspector is the listener filter that reads SNI for filter chain matching.

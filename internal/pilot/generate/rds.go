@@ -16,12 +16,14 @@ func routeResource(rc *routev3.RouteConfiguration) model.XDSResource {
 }
 
 // sidecarRoutes returns the route configs a sidecar's listeners name: "PORT"
-// for each outbound HTTP port (capture mode) or "http_proxy" (no capture).
+// for each outbound HTTP port (capture mode) or "http_proxy" (no capture),
+// and "BIND:PORT" for each HTTP egress listener bound to a local port.
 func (g *gen) sidecarRoutes(names []string) []model.XDSResource {
 	if len(names) == 0 {
 		if g.p.InterceptionNone() {
-			names = []string{httpProxyRouteName}
+			names = append([]string{httpProxyRouteName}, g.boundEgressRouteNames()...)
 		} else {
+			names = g.boundEgressRouteNames()
 			seen := map[uint32]bool{}
 			for _, svc := range g.scope.Services {
 				for _, p := range svc.Ports {
@@ -37,6 +39,12 @@ func (g *gen) sidecarRoutes(names []string) []model.XDSResource {
 	for _, n := range names {
 		if n == httpProxyRouteName {
 			out = append(out, routeResource(g.httpProxyRoute()))
+			continue
+		}
+		if strings.IndexByte(n, ':') >= 0 {
+			if rc := g.boundEgressRoute(n); rc != nil {
+				out = append(out, routeResource(rc))
+			}
 			continue
 		}
 		port, err := strconv.ParseUint(n, 10, 32)

@@ -20,6 +20,9 @@ type SidecarScope struct {
 	Services []*registry.Service
 	// VirtualServices are the visible mesh-bound VirtualServices, sorted by namespace and name.
 	VirtualServices []*VirtualService
+	// Egress are the Sidecar's egress listeners that name a port, each
+	// scoped to its own hosts, in the Sidecar's order.
+	Egress []*EgressListener
 
 	byHost map[string]*registry.Service
 	vsFor  map[string][]*VirtualService
@@ -103,19 +106,26 @@ type egressHost struct {
 func parseEgressHosts(sc *Sidecar, proxyNS string) []egressHost {
 	var out []egressHost
 	for _, l := range sc.Spec.GetEgress() {
-		for _, h := range l.GetHosts() {
-			ns, host, ok := strings.Cut(h, "/")
-			if !ok {
-				ns, host = "*", h
-			}
-			switch ns {
-			case ".":
-				ns = proxyNS
-			case "~":
-				continue
-			}
-			out = append(out, egressHost{ns: ns, host: host})
+		out = append(out, parseListenerHosts(l, proxyNS)...)
+	}
+	return out
+}
+
+// parseListenerHosts parses one egress listener's "ns/host" entries.
+func parseListenerHosts(l *networking.IstioEgressListener, proxyNS string) []egressHost {
+	var out []egressHost
+	for _, h := range l.GetHosts() {
+		ns, host, ok := strings.Cut(h, "/")
+		if !ok {
+			ns, host = "*", h
 		}
+		switch ns {
+		case ".":
+			ns = proxyNS
+		case "~":
+			continue
+		}
+		out = append(out, egressHost{ns: ns, host: host})
 	}
 	return out
 }
@@ -150,6 +160,9 @@ func (pc *PushContext) buildScope(ns string, sc *Sidecar) *SidecarScope {
 			s.Services = append(s.Services, svc)
 			s.byHost[svc.Hostname] = svc
 		}
+	}
+	if scoped {
+		s.Egress = buildEgressListeners(sc, ns, s.Services)
 	}
 	for _, vs := range pc.ix().meshVS {
 		if !ExportedTo(vs.Spec.GetExportTo(), vs.Namespace, ns) {

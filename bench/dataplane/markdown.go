@@ -144,7 +144,15 @@ func (r *Report) Ratios() string {
 		np, ok2 := added("nginx 2-hop"+suffix, 2)
 		switch {
 		case ok1 && ok2:
-			fmt.Fprintf(&b, "- Two-hop added p99, %s: Mast %+.3f ms, nginx %+.3f ms: Mast/nginx = %s.\n", label, mp, np, ratio(mp, np))
+			fmt.Fprintf(&b, "- Two-hop added p99, %s: Mast %+.3f ms, nginx %+.3f ms: Mast/nginx = %s.", label, mp, np, ratio(mp, np))
+			if mp <= 0 || np <= 0 {
+				b.WriteString(" A negative figure means direct's own p99 was higher than the path's: the tail is set by other work on the machine, not by the proxies, so there is no meaningful p99 ratio in this run.")
+			}
+			m50, _ := added("mast 2-hop"+suffix, 0)
+			n50, _ := added("nginx 2-hop"+suffix, 0)
+			m90, _ := added("mast 2-hop"+suffix, 1)
+			n90, _ := added("nginx 2-hop"+suffix, 1)
+			fmt.Fprintf(&b, " Added p50: Mast %+.3f ms, nginx %+.3f ms (%s); added p90: Mast %+.3f ms, nginx %+.3f ms (%s).\n", m50, n50, ratio(m50, n50), m90, n90, ratio(m90, n90))
 		case !ok1:
 			why := "no figures"
 			if s := r.find(HTTP1, "mast 2-hop"+suffix); s != nil && s.Unavailable != "" {

@@ -265,5 +265,14 @@ func (r *Report) find(proto Protocol, path string) *Summary {
 	return nil
 }
 
+// Rerender recomputes the summaries of a report read back from its JSON
+// (after a change to how figures are summarized or rendered).
+func (r *Report) Rerender() {
+	for _, s := range r.Summaries {
+		s.Errors = nil
+	}
+	r.Summarize()
+}
+
 // JSON is the report as indented JSON.
 func (r *Report) JSON() ([]byte, error) { return json.MarshalIndent(r, "", "  ") }

@@ -62,8 +62,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	work := fs.String("work", "", "directory for logs and generated configuration (default a new temporary directory)")
 	cache := fs.String("cache", "", "where installed tools are kept (default $XDG_CACHE_HOME or ~/.cache, /mast-bench)")
 	rev := fs.String("mast-rev", "", "build mastd and mast-proxy from this git revision (git archive) instead of the working tree")
+	render := fs.String("render", "", "re-render the Markdown of an earlier run from its .json (written beside it) and exit")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *render != "" {
+		return rerender(*render, stdout, stderr)
 	}
 	if *quick && *full {
 		fmt.Fprintln(stderr, "dpbench: -quick and -full exclude each other")
@@ -231,5 +235,26 @@ func streamLoad(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "stream-load:", err)
 		return 1
 	}
+	return 0
+}
+
+func rerender(path string, stdout, stderr io.Writer) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		fmt.Fprintln(stderr, "dpbench:", err)
+		return 1
+	}
+	var rep dp.Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		fmt.Fprintf(stderr, "dpbench: %s: %v\n", path, err)
+		return 1
+	}
+	rep.Rerender()
+	md := rep.Markdown()
+	if err := os.WriteFile(strings.TrimSuffix(path, ".json")+".md", []byte(md), 0o644); err != nil {
+		fmt.Fprintln(stderr, "dpbench:", err)
+		return 1
+	}
+	fmt.Fprint(stdout, md)
 	return 0
 }

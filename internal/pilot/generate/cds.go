@@ -5,7 +5,10 @@ import (
 	"strings"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	"google.golang.org/protobuf/types/known/anypb"
 	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/mast-mesh/mast/internal/pilot/model"
@@ -147,7 +150,7 @@ func passthroughCluster(name string) *clusterv3.Cluster {
 // inboundCluster sends a workload port's traffic to the application.
 func inboundCluster(in inboundPort) *clusterv3.Cluster {
 	name := InboundClusterName(in.port)
-	return &clusterv3.Cluster{
+	c := &clusterv3.Cluster{
 		Name:                 name,
 		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC},
 		ConnectTimeout:       dur(defaultConnectTimeout),
@@ -158,6 +161,15 @@ func inboundCluster(in inboundPort) *clusterv3.Cluster {
 			}}}},
 		},
 	}
+	if in.protocol == registry.HTTP2 || in.protocol == registry.GRPC {
+		// gRPC and HTTP/2 applications are spoken to in HTTP/2, as Istio does.
+		c.TypedExtensionProtocolOptions = map[string]*anypb.Any{httpProtocolOptionsKey: toAny(&upstreamhttpv3.HttpProtocolOptions{
+			UpstreamProtocolOptions: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig{
+				ProtocolConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: &corev3.Http2ProtocolOptions{}},
+			}},
+		})}
+	}
+	return c
 }
 
 // serviceCluster builds outbound|PORT|SUBSET|HOST with the DestinationRule's

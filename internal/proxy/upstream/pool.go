@@ -206,7 +206,7 @@ func (h *Host) RoundTrip(ctx context.Context, req *Request) (*Response, error) {
 }
 
 func (p *pool) roundTripH1(ctx context.Context, req *Request) (*Response, error) {
-	for try := 0; ; try++ {
+	for {
 		c, reused, err := p.get()
 		if err != nil {
 			return nil, err
@@ -216,9 +216,11 @@ func (p *pool) roundTripH1(ctx context.Context, req *Request) (*Response, error)
 			return resp, nil
 		}
 		c.close()
-		// A kept-alive connection the upstream closed meanwhile: try once on
-		// a fresh one when nothing of the response was seen.
-		if reused && try == 0 && req.Replayable() && errors.Is(err, ErrReset) && ctx.Err() == nil {
+		// A kept-alive connection the upstream closed meanwhile (when it
+		// closes idle connections, all of them at once): discard it and try
+		// the next, until a fresh connection, when nothing of the response
+		// was seen. The idle list bounds the loop.
+		if reused && req.Replayable() && errors.Is(err, ErrReset) && ctx.Err() == nil {
 			continue
 		}
 		return nil, err

@@ -215,3 +215,50 @@ func TestMaxConnectionsOverflow(t *testing.T) {
 		t.Errorf("overflow counter %d", c.Stats.RqPendingOverflow.Load())
 	}
 }
+
+// After the upstream closed every idle keep-alive connection, the next request
+// still succeeds: each stale pooled connection is discarded in turn.
+func TestHTTP1PoolSkipsStaleConnections(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	var inflight atomic.Int64
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if inflight.Add(1) <= 3 {
+			<-release // hold the first three so the pool opens three connections
+		}
+		io.WriteString(w, "ok")
+	})}
+	go srv.Serve(ln)
+	defer srv.Close()
+	c := cluster(t, xdsparse.RoundRobin, &xdsparse.EndpointSet{Localities: []xdsparse.LocalityGroup{{Endpoints: []xdsparse.Endpoint{
+		{Address: ln.Addr().String(), Weight: 1, Healthy: true}}}}})
+	get := func() error {
+		resp, err := c.Pick(PickOptions{}).RoundTrip(context.Background(), &Request{Method: "GET", Authority: "x", Path: "/"})
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, resp.Body)
+		return resp.Body.Close()
+	}
+	errs := make(chan error, 3)
+	for i := 0; i < 3; i++ {
+		go func() { errs <- get() }()
+	}
+	for inflight.Load() < 3 {
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	for i := 0; i < 3; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv.SetKeepAlivesEnabled(false) // closes the three idle connections
+	time.Sleep(50 * time.Millisecond)
+	if err := get(); err != nil {
+		t.Fatalf("request after the upstream closed its idle connections: %v", err)
+	}
+}

@@ -25,7 +25,7 @@ func (c *bufConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 func (s *Server) serveH2(ctx context.Context, nc net.Conn, br *bufio.Reader, hcm *xdsparse.HTTPManager) {
 	srv := &http2.Server{MaxConcurrentStreams: hcm.MaxConcurrentStreams, IdleTimeout: hcm.IdleTimeout}
 	base := &http.Server{MaxHeaderBytes: hcm.MaxRequestHeadersBytes}
-	remote, orig, peer := remoteIP(nc), originalDst(nc), peerOf(nc)
+	remote, orig, peer, local, scheme := remoteIP(nc), originalDst(nc), peerOf(nc), nc.LocalAddr(), connScheme(nc)
 	h := http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		n := 0
 		for _, vs := range r.Header {
@@ -45,7 +45,7 @@ func (s *Server) serveH2(ctx context.Context, nc net.Conn, br *bufio.Reader, hcm
 			}
 		}
 		req := &dsRequest{method: r.Method, target: r.RequestURI, authority: r.Host, header: hl, minor: 2,
-			body: r.Body, contentLength: r.ContentLength, remote: remote, origDst: orig, scheme: "http", peer: peer}
+			body: r.Body, contentLength: r.ContentLength, remote: remote, local: local, origDst: orig, scheme: scheme, peer: peer}
 		if r.Method == "GET" || r.Method == "HEAD" {
 			if r.ContentLength <= 0 {
 				req.body = nil

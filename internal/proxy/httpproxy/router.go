@@ -26,6 +26,8 @@ type dsRequest struct {
 	contentLength                     int64
 	chunked                           bool
 	remote                            string
+	// local is the proxy's address on the downstream connection.
+	local net.Addr
 	// origDst is the original destination of a redirected connection
 	// (ORIGINAL_DST clusters connect there), "" when not redirected.
 	origDst    string
@@ -147,25 +149,16 @@ func (s *Server) handle(ctx context.Context, req *dsRequest, w responseWriter, h
 		s.localReply(w, 400, "missing authority", "", nil)
 		return
 	}
-	// Internal headers are ours: clients do not get to set them.
-	req.header.DelPrefix("x-envoy-")
+	// Internal headers are Envoy's to set (forwarded.go): clients do not
+	// get to set them.
 	req.header.Del("x-mast-response-flags")
 	http1.StripHopByHop(&req.header)
 	req.header.Del("host")
+	edge := mutateForwarded(&req.header, hcm, req.remote, req.local, req.scheme)
 	if hcm.GenerateRequestID {
-		if v, ok := req.header.Get("x-request-id"); !ok || v == "" {
+		if v, ok := req.header.Get("x-request-id"); !ok || v == "" || edge && !hcm.PreserveRequestID {
 			req.header.Set("x-request-id", newRequestID())
 		}
-	}
-	if hcm.UseRemoteAddress && !hcm.SkipXffAppend && req.remote != "" {
-		if v, ok := req.header.Get("x-forwarded-for"); ok && v != "" {
-			req.header.Set("x-forwarded-for", v+", "+req.remote)
-		} else {
-			req.header.Set("x-forwarded-for", req.remote)
-		}
-	}
-	if !req.header.Has("x-forwarded-proto") {
-		req.header.Set("x-forwarded-proto", req.scheme)
 	}
 
 	// Upgrades the connection manager does not list are refused before

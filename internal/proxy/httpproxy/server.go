@@ -115,11 +115,12 @@ type h1Conn struct {
 	wbuf   []byte
 	remote string
 	orig   string // original destination of a redirected connection
+	scheme string // "https" when the proxy terminated TLS
 	peer   *tlsPeer
 }
 
 func (s *Server) serveH1(ctx context.Context, nc net.Conn, br *bufio.Reader, hcm *xdsparse.HTTPManager) {
-	c := &h1Conn{s: s, nc: nc, br: br, bw: bufio.NewWriterSize(nc, 4096), remote: remoteIP(nc), orig: originalDst(nc), peer: peerOf(nc)}
+	c := &h1Conn{s: s, nc: nc, br: br, bw: bufio.NewWriterSize(nc, 4096), remote: remoteIP(nc), orig: originalDst(nc), peer: peerOf(nc), scheme: connScheme(nc)}
 	c.hr = http1.NewReader(br, http1.Limits{MaxHeaderBytes: hcm.MaxRequestHeadersBytes, MaxHeaders: hcm.MaxHeadersCount})
 	first := true
 	for {
@@ -183,7 +184,7 @@ func (c *h1Conn) serveOne(ctx context.Context, hcm *xdsparse.HTTPManager) bool {
 	body.Reset(c.br, h, false)
 	req := &dsRequest{
 		method: h.Method, target: h.Target, header: h.Headers, minor: h.Minor,
-		body: body, contentLength: h.ContentLength, chunked: h.Chunked, remote: c.remote, origDst: c.orig, scheme: "http", peer: c.peer,
+		body: body, contentLength: h.ContentLength, chunked: h.Chunked, remote: c.remote, local: c.nc.LocalAddr(), origDst: c.orig, scheme: c.scheme, peer: c.peer,
 	}
 	if v, ok := h.Headers.Get("host"); ok {
 		req.authority = v

@@ -3,6 +3,7 @@ package xdsparse
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -13,6 +14,7 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	// Registered so config dumps can render the router's typed config.
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
@@ -77,8 +79,12 @@ type HTTPManager struct {
 	RequestHeadersTimeout  time.Duration
 	DrainTimeout           time.Duration
 
-	UseRemoteAddress  bool
-	XffTrustedHops    uint32
+	UseRemoteAddress bool
+	XffTrustedHops   uint32
+	// InternalCIDRs are internal_address_config's ranges: requests from
+	// them (by Envoy's rules) are internal. None by default, as in Envoy
+	// since 1.33.
+	InternalCIDRs     []netip.Prefix
 	SkipXffAppend     bool
 	GenerateRequestID bool
 	PreserveRequestID bool
@@ -262,6 +268,13 @@ func ParseHTTPManager(h *hcmv3.HttpConnectionManager) (*HTTPManager, error) {
 	if err := parseXFCC(h, m); err != nil {
 		return nil, err
 	}
+	for i, c := range h.GetInternalAddressConfig().GetCidrRanges() {
+		p, err := parseCIDR(c.GetAddressPrefix(), c.GetPrefixLen())
+		if err != nil {
+			return nil, fmt.Errorf("internal_address_config.cidr_ranges[%d]: %w", i, err)
+		}
+		m.InternalCIDRs = append(m.InternalCIDRs, p)
+	}
 	switch h.GetCodecType() {
 	case hcmv3.HttpConnectionManager_HTTP1:
 		m.CodecHTTP1Only = true
@@ -358,6 +371,41 @@ func ParseHTTPManager(h *hcmv3.HttpConnectionManager) (*HTTPManager, error) {
 		}
 	}
 	return m, nil
+}
+
+// IsInternalAddress reports whether ip is in the internal address ranges.
+func (m *HTTPManager) IsInternalAddress(ip string) bool {
+	if len(m.InternalCIDRs) == 0 {
+		return false
+	}
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return false
+	}
+	a = a.Unmap()
+	for _, p := range m.InternalCIDRs {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// parseCIDR parses a CidrRange; a missing prefix_len is the whole address.
+func parseCIDR(prefix string, length *wrapperspb.UInt32Value) (netip.Prefix, error) {
+	a, err := netip.ParseAddr(prefix)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("address_prefix %q: not an IP address", prefix)
+	}
+	a = a.Unmap()
+	bits := uint32(a.BitLen())
+	if length != nil {
+		if length.GetValue() > bits {
+			return netip.Prefix{}, fmt.Errorf("prefix_len %d: longer than the address", length.GetValue())
+		}
+		bits = length.GetValue()
+	}
+	return netip.PrefixFrom(a, int(bits)).Masked(), nil
 }
 
 func isRouterAny(a *anypb.Any) bool {

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -191,4 +192,186 @@ func TestProxyEgressLocalPorts(t *testing.T) {
 			t.Error("something listens on " + ip + ":9081")
 		}
 	})
+}
+
+// forwardedConfig: web (HTTP, port 9080) served by a workload whose sidecar
+// runs without capture at %[2]s and hands requests to the app at
+// 127.0.0.1:%[1]d; a gateway server for web.example.com on port 8080.
+const forwardedConfig = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: web, namespace: default}
+spec:
+  hosts: [web.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+  workloadSelector: {labels: {app: web}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: web-1, namespace: default}
+spec: {address: %[2]s, ports: {http: 9080}, labels: {app: web}}
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: web, namespace: default}
+spec:
+  workloadSelector: {labels: {app: web}}
+  ingress:
+  - port: {number: 9080, protocol: HTTP, name: http}
+    defaultEndpoint: 127.0.0.1:%[1]d
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: edge, namespace: default}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 8080, name: http, protocol: HTTP}
+    hosts: [web.example.com]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: web, namespace: default}
+spec:
+  hosts: [web.example.com]
+  gateways: [edge]
+  http:
+  - route: [{destination: {host: web.default.svc.cluster.local, port: {number: 9080}}}]
+`
+
+// headerServer answers every request with the request's headers as JSON
+// (lower-case names, values of repeated fields joined by ",").
+func headerServer(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		out := map[string]string{}
+		for k, vs := range r.Header {
+			out[strings.ToLower(k)] = strings.Join(vs, ",")
+		}
+		json.NewEncoder(w).Encode(out)
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestForwardedHeaders checks what an application behind a sidecar receives
+// in x-forwarded-for, x-forwarded-proto, x-envoy-external-address and
+// x-request-id, with Envoy's semantics as Istio configures them: the
+// gateway is the edge (use_remote_address, xff_num_trusted_hops 0) and
+// appends its peer to x-forwarded-for — its own address, as Envoy does, for
+// a peer on loopback — and names the peer in x-envoy-external-address,
+// overwriting what the client claimed; the sidecar's inbound side
+// (use_remote_address false) passes x-forwarded-for on untouched. Neither
+// lets a client steer retries with x-envoy-retry-on.
+func TestForwardedHeaders(t *testing.T) {
+	app := headerServer(t)
+	webIP, gatewayIP, clientIP := uniqueLoopback(), uniqueLoopback(), uniqueLoopback()
+	dir := t.TempDir()
+	writeFile(t, dir, "mesh.yaml", fmt.Sprintf(forwardedConfig, app, webIP))
+	xdsAddr := startControlPlane(t, dir)
+	start(t, "mast-proxy", "--node-id", fmt.Sprintf("sidecar~%s~web-1.default~default.svc.cluster.local", webIP),
+		"--xds-addr", xdsAddr, "--admin-addr", webIP+":15000", "--drain-period", "1s",
+		"--labels", "app=web", "--meta", "INTERCEPTION_MODE=NONE")
+	start(t, "mast-proxy", "--node-id", fmt.Sprintf("router~%s~ingress-1.istio-system~istio-system.svc.cluster.local", gatewayIP),
+		"--xds-addr", xdsAddr, "--admin-addr", gatewayIP+":15000", "--drain-period", "1s",
+		"--labels", "istio=ingressgateway", "--meta", "INTERCEPTION_MODE=NONE")
+
+	// The client connects from an address of its own, so the proxies'
+	// view of their peer is visible.
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil,
+		DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(clientIP)}}).DialContext}}
+	seen := func(url string, hdr map[string]string) (map[string]string, error) {
+		req, err := http.NewRequest("GET", url, nil)
+		if err != nil {
+			return nil, err
+		}
+		req.Host = "web.example.com"
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			b, _ := io.ReadAll(resp.Body)
+			return nil, fmt.Errorf("status %d: %s", resp.StatusCode, b)
+		}
+		var got map[string]string
+		return got, json.NewDecoder(resp.Body).Decode(&got)
+	}
+	spoofed := map[string]string{
+		"X-Forwarded-For":          "203.0.113.9",
+		"X-Forwarded-Proto":        "https",
+		"X-Envoy-External-Address": "6.6.6.6",
+		"X-Envoy-Retry-On":         "5xx",
+		"X-Request-Id":             "client-chosen-id",
+	}
+	tests := []struct {
+		name string
+		url  string
+		in   map[string]string
+		want map[string]string // "" means absent
+	}{
+		{
+			name: "through the gateway",
+			url:  "http://" + gatewayIP + ":8080/headers",
+			in:   spoofed,
+			want: map[string]string{
+				"x-forwarded-for":          "203.0.113.9," + gatewayIP,
+				"x-forwarded-proto":        "http",
+				"x-envoy-external-address": clientIP,
+				"x-envoy-retry-on":         "",
+			},
+		},
+		{
+			name: "through the gateway, no x-forwarded-for",
+			url:  "http://" + gatewayIP + ":8080/headers",
+			want: map[string]string{"x-forwarded-for": gatewayIP, "x-envoy-external-address": clientIP, "x-forwarded-proto": "http"},
+		},
+		{
+			name: "straight to the sidecar",
+			url:  "http://" + webIP + ":9080/headers",
+			in:   spoofed,
+			want: map[string]string{
+				"x-forwarded-for":          "203.0.113.9",
+				"x-forwarded-proto":        "https",
+				"x-envoy-external-address": "6.6.6.6",
+				"x-envoy-retry-on":         "",
+				"x-request-id":             "client-chosen-id",
+			},
+		},
+		{
+			name: "straight to the sidecar, no x-forwarded-for",
+			url:  "http://" + webIP + ":9080/headers",
+			want: map[string]string{"x-forwarded-for": "", "x-envoy-external-address": "", "x-forwarded-proto": "http"},
+		},
+	}
+	eventually(t, 30*time.Second, "reaching the app through the gateway", func() error {
+		_, err := seen(tests[0].url, nil)
+		return err
+	})
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := seen(tt.url, tt.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for name, want := range tt.want {
+				if v, ok := got[name]; want == "" && ok || want != "" && v != want {
+					t.Errorf("%s = %q, want %q", name, v, want)
+				}
+			}
+			if id := got["x-request-id"]; id == "" || tt.in != nil && strings.Contains(tt.url, ":8080") && id == "client-chosen-id" {
+				t.Errorf("x-request-id = %q: an edge request gets an id of its own", id)
+			}
+		})
+	}
 }

@@ -42,7 +42,8 @@ func (b boundEgress) services() []*registry.Service {
 }
 
 // boundEgresses lists the proxy's bound egress listeners in Sidecar order;
-// a listener whose name is taken by an earlier one is left out.
+// a listener whose name is taken by an earlier one, or by the workload's
+// inbound or forward-proxy listener, is left out.
 func (g *gen) boundEgresses() []boundEgress {
 	if len(g.scope.Egress) == 0 || g.p.Type == model.Router || g.grpc {
 		return nil
@@ -53,7 +54,14 @@ func (g *gen) boundEgresses() []boundEgress {
 		// Without capture each workload has an address of its own.
 		def = g.p.IP()
 	}
+	// The workload's own listeners (no capture) keep their addresses.
 	seen := map[string]bool{}
+	if none && g.p.IP() != "" {
+		seen[listenerName(g.p.IP(), outboundCapturePort)] = true
+		for _, in := range g.inboundPorts() {
+			seen[listenerName(g.p.IP(), in.port)] = true
+		}
+	}
 	var out []boundEgress
 	for _, e := range g.scope.Egress {
 		if !none && !e.CaptureNone() {
@@ -84,14 +92,10 @@ func (g *gen) boundEgresses() []boundEgress {
 // HTTP ports get a connection manager whose routes cover only that
 // listener's hosts; TLS and HTTPS ports route by SNI among them; other
 // ports proxy TCP to the listener's one service (the first by hostname).
-// taken holds listener names already generated (inbound listeners win).
-func (g *gen) boundEgressListeners(taken map[string]bool) []model.XDSResource {
+func (g *gen) boundEgressListeners() []model.XDSResource {
 	var out []model.XDSResource
 	for _, b := range g.boundEgresses() {
 		name := b.name()
-		if taken[name] {
-			continue
-		}
 		l := &listenerv3.Listener{
 			Name:             name,
 			Address:          socketAddress(b.bind, b.Port),

@@ -204,6 +204,9 @@ func TestBoundEgressCaptureModes(t *testing.T) {
 	if got := chainSummary(t, gen1(t, pc, p, ListenerType)["10.1.0.1_9080"].(*listenerv3.Listener)); strings.Contains(got, "rds:10.1.0.1:9080") {
 		t.Errorf("egress listener replaced the inbound listener: %s", got)
 	}
+	if _, ok := gen1(t, pc, p, RouteType)["10.1.0.1:9080"]; ok {
+		t.Error("route config generated for an egress listener that yields to the inbound listener")
+	}
 }
 
 func TestCapturedTLSPortRoutesBySNI(t *testing.T) {

@@ -133,7 +133,7 @@ func (g *gen) sidecarListeners() []model.XDSResource {
 	}
 	out = append(out, g.outboundServiceListeners()...)
 	out = append(out, listenerResource(g.virtualInbound()))
-	return append(out, g.boundEgressListeners(nil)...)
+	return append(out, g.boundEgressListeners()...)
 }
 
 // outboundServiceListeners are Istio's per-service-port listeners, reached
@@ -435,11 +435,7 @@ func (g *gen) noneListeners() []model.XDSResource {
 			Filters: []*listenerv3.Filter{hcm("outbound_"+name, httpProxyRouteName, nil, false)},
 		}},
 	}))
-	taken := make(map[string]bool, len(out))
-	for _, r := range out {
-		taken[r.Name] = true
-	}
-	return append(out, g.boundEgressListeners(taken)...)
+	return append(out, g.boundEgressListeners()...)
 }
 
 // tlsInspector is the listener filter that reads SNI for filter chain matching.

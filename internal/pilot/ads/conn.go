@@ -171,34 +171,34 @@ func (c *conn) edsNames(w *watch, req *model.PushRequest) []string {
 }
 
 // generate runs the generator and marshals its output (with Delta versions
-// when withVersions), holding one of the server's push throttle slots. A
-// failure is recorded on the watch and logged; the caller keeps the last
-// config on the proxy.
-func (c *conn) generate(ctx context.Context, pc *model.PushContext, w *watch, names []string, withVersions bool) ([]marshaled, bool, error) {
-	release, err := c.s.throttle(ctx)
+// when withVersions) in one of the server's push slots, which it returns held
+// (slot.release frees it): the caller keeps it while handing the response to
+// gRPC. A failure is recorded on the watch and logged, ok is false and the
+// slot is already free; the caller keeps the last config on the proxy.
+func (c *conn) generate(ctx context.Context, pc *model.PushContext, w *watch, names []string, withVersions bool) (out []marshaled, slot *pushSlot, ok bool, err error) {
+	slot, err = c.s.throttle(ctx)
 	if err != nil {
-		return nil, false, err
+		return nil, nil, false, err
 	}
 	res, err := c.s.generate(pc, c.proxy, w.typeURL, names)
-	var out []marshaled
 	if err == nil {
 		out, _, err = marshalResources(c.s.cacheFor(pc), w.typeURL, res, withVersions)
 	}
-	release()
 	if err != nil {
+		slot.release()
 		err = fmt.Errorf("proxy %s: %w", c.proxy.ID, err)
 		c.s.log.Error("xds: generate failed; proxy keeps its last config", "proxy", c.proxy.ID, "type", shortType(w.typeURL), "version", pc.Version, "err", err)
 		c.mu.Lock()
 		w.lastError = err.Error()
 		c.mu.Unlock()
-		return nil, false, nil
+		return nil, nil, false, nil
 	}
 	if w.lastError != "" {
 		c.mu.Lock()
 		w.lastError = ""
 		c.mu.Unlock()
 	}
-	return out, true, nil
+	return out, slot, true, nil
 }
 
 func (c *conn) setSending(typeURL string) {
@@ -271,14 +271,27 @@ func startOutbox[T any](send func(*T) error, timeout time.Duration) *outbox[T] {
 var errClosing = status.Error(codes.Unavailable, "xds: server shutting down")
 
 // send hands m to the sender goroutine and waits for the result. After an
-// error the stream must end: the sender may still be inside Send.
-func (o *outbox[T]) send(ctx context.Context, closing <-chan struct{}, m *T) error {
+// error the stream must end: the sender may still be inside Send. slot is
+// freed when Send returns, or after maxSlotHold if it takes longer.
+func (o *outbox[T]) send(ctx context.Context, closing <-chan struct{}, m *T, slot *pushSlot) error {
+	defer slot.release()
+	hold := time.NewTimer(maxSlotHold)
+	defer hold.Stop()
 	select {
 	case o.in <- m:
 	case <-closing:
 		return errClosing
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-hold.C:
+		slot.release()
+		select {
+		case o.in <- m:
+		case <-closing:
+			return errClosing
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	var timeout <-chan time.Time
 	if o.timeout > 0 {
@@ -286,15 +299,19 @@ func (o *outbox[T]) send(ctx context.Context, closing <-chan struct{}, m *T) err
 		defer t.Stop()
 		timeout = t.C
 	}
-	select {
-	case err := <-o.res:
-		return err
-	case <-closing:
-		return errClosing
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-timeout:
-		return status.Errorf(codes.DeadlineExceeded, "xds: send did not complete within %v", o.timeout)
+	for {
+		select {
+		case err := <-o.res:
+			return err
+		case <-closing:
+			return errClosing
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timeout:
+			return status.Errorf(codes.DeadlineExceeded, "xds: send did not complete within %v", o.timeout)
+		case <-hold.C:
+			slot.release() // a slow client waits on its own from now on
+		}
 	}
 }
 

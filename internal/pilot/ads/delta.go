@@ -169,10 +169,11 @@ func (st *deltaStream) respond(w *watch, names []string, since time.Time, report
 		}
 	}
 	var ms []marshaled
+	var slot *pushSlot // nil: none held
 	if all || len(names) > 0 {
 		var ok bool
 		var err error
-		if ms, ok, err = c.generate(st.stream.Context(), pc, w, names, true); err != nil || !ok {
+		if ms, slot, ok, err = c.generate(st.stream.Context(), pc, w, names, true); err != nil || !ok {
 			return err
 		}
 	}
@@ -210,12 +211,13 @@ func (st *deltaStream) respond(w *watch, names []string, since time.Time, report
 		}
 	}
 	if len(resp.Resources) == 0 && len(resp.RemovedResources) == 0 && !force {
+		slot.release()
 		return nil
 	}
 	resp.Nonce = c.nextNonce()
 	c.setSending(w.typeURL)
 	start := time.Now()
-	if err := st.out.send(st.stream.Context(), c.s.closing, resp); err != nil {
+	if err := st.out.send(st.stream.Context(), c.s.closing, resp, slot); err != nil {
 		return err
 	}
 	c.mu.Lock()

@@ -45,11 +45,12 @@ type Config struct {
 	// longer (Istio's PILOT_XDS_SEND_TIMEOUT). Zero waits as long as the
 	// client stays connected; a stuck client then holds only its own stream.
 	SendTimeout time.Duration
-	// PushThrottle bounds how many connections generate and marshal a
-	// response at the same time (Istio's PILOT_PUSH_THROTTLE), which bounds
-	// the memory a push to many proxies needs at once. The slot is released
-	// before the response is sent, so a slow client does not hold one.
-	// 0 means DefaultPushThrottle; negative means no limit.
+	// PushThrottle bounds how many connections generate, marshal and hand
+	// a response to gRPC at the same time (Istio's PILOT_PUSH_THROTTLE),
+	// which bounds the memory a push to many proxies needs at once. A
+	// connection whose client reads slowly gives its slot up after a second
+	// (maxSlotHold) and waits on its own. 0 means DefaultPushThrottle;
+	// negative means no limit.
 	PushThrottle int
 	// DisableCache turns off the per-push cache of marshaled resources that
 	// the proxies of one push share (Istio's PILOT_ENABLE_XDS_CACHE=false):
@@ -140,14 +141,37 @@ func (s *Server) Close() {
 	s.closeOnce.Do(func() { close(s.closing) })
 }
 
-// throttle waits for a push slot and returns the function that frees it.
-func (s *Server) throttle(ctx context.Context) (release func(), err error) {
+// maxSlotHold bounds how long a connection keeps its push slot while gRPC
+// takes its response (Send waits for the client's flow control): long enough
+// that the responses in flight stay bounded like the generation, short enough
+// that a stuck client does not hold up the pushes to everyone else.
+const maxSlotHold = time.Second
+
+// pushSlot is a held push throttle slot. release is idempotent; a nil slot
+// (no throttle) releases nothing. Used by one goroutine.
+type pushSlot struct {
+	slots chan struct{}
+	done  bool
+}
+
+func (p *pushSlot) release() {
+	if p == nil || p.done {
+		return
+	}
+	p.done = true
+	if p.slots != nil {
+		<-p.slots
+	}
+}
+
+// throttle waits for a push slot.
+func (s *Server) throttle(ctx context.Context) (*pushSlot, error) {
 	if s.pushSlots == nil {
-		return func() {}, nil
+		return &pushSlot{}, nil
 	}
 	select {
 	case s.pushSlots <- struct{}{}:
-		return func() { <-s.pushSlots }, nil
+		return &pushSlot{slots: s.pushSlots}, nil
 	case <-ctx.Done():
 		return nil, status.FromContextError(ctx.Err()).Err()
 	case <-s.closing:

@@ -130,11 +130,12 @@ func (st *sotwStream) respond(w *watch, names []string, since time.Time, partial
 		}
 		names = w.sortedNames()
 	}
-	ms, ok, err := c.generate(st.stream.Context(), pc, w, names, false)
-	if err != nil {
+	ms, slot, ok, err := c.generate(st.stream.Context(), pc, w, names, false)
+	if err != nil || !ok {
 		return err
 	}
-	if !ok || (partial && len(ms) == 0) {
+	if partial && len(ms) == 0 {
+		slot.release()
 		return nil
 	}
 	resp := &discoveryv3.DiscoveryResponse{
@@ -150,7 +151,7 @@ func (st *sotwStream) respond(w *watch, names []string, since time.Time, partial
 	}
 	c.setSending(w.typeURL)
 	start := time.Now()
-	if err := st.out.send(st.stream.Context(), c.s.closing, resp); err != nil {
+	if err := st.out.send(st.stream.Context(), c.s.closing, resp, slot); err != nil {
 		return err
 	}
 	c.sent(w, resp.Nonce, resp.VersionInfo, len(ms), size, since, start)

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mast-mesh/mast/internal/ca"
 )
 
 // Config is one benchmark run.
@@ -297,9 +299,16 @@ func (b *bench) startMast(ctx context.Context, services int) error {
 		return err
 	}
 	xds := "127.0.0.1:" + strconv.Itoa(ports[0])
+	caDir, secure := filepath.Join(b.cfg.WorkDir, "ca"+suffix), "127.0.0.1:"+strconv.Itoa(ports[2])
+	// Every sidecar gets a workload certificate, as in a mesh with mTLS:
+	// tokens are issued from the CA's state before mastd opens it.
+	tokens, err := issueTokens(caDir, map[string]string{ProcName(Mast, 1): "client", ProcName(Mast, 2): "echo", "mast-mesh": "client"})
+	if err != nil {
+		return err
+	}
 	mastd, err := b.start(ctx, "mastd"+suffix, b.cfg.Pin.Load, nil, b.tools.Mastd, "--config", cfgDir, "--xds-addr", xds,
-		"--monitoring-addr", "127.0.0.1:"+strconv.Itoa(ports[1]), "--ca-dir", filepath.Join(b.cfg.WorkDir, "ca"+suffix),
-		"--secure-xds-addr", "127.0.0.1:"+strconv.Itoa(ports[2]), "--log-level", "warn")
+		"--monitoring-addr", "127.0.0.1:"+strconv.Itoa(ports[1]), "--ca-dir", caDir,
+		"--secure-xds-addr", secure, "--log-level", "warn")
 	if err != nil {
 		return err
 	}
@@ -321,6 +330,7 @@ func (b *bench) startMast(ctx context.Context, services int) error {
 		id := fmt.Sprintf("sidecar~%s~%s.%s~%s.svc.cluster.local", s.ip, s.workload, Namespace, Namespace)
 		proc, err := b.start(ctx, s.name, b.cfg.Pin.Proxy, nil, b.tools.MastProxy, "--node-id", id, "--xds-addr", xds,
 			"--admin-addr", s.ip+":15000", "--labels", s.labels, "--meta", "INTERCEPTION_MODE=NONE", "--meta", "SERVICE_ACCOUNT="+s.sa,
+			"--ca-addr", secure, "--ca-root-file", filepath.Join(caDir, "root-cert.pem"), "--token-file", tokens[s.name],
 			"--log-level", "warn")
 		if err != nil {
 			return err
@@ -585,4 +595,34 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, " | ")
+}
+
+// issueTokens opens (or creates) the CA state in caDir and writes a bootstrap
+// token for each proxy name → service account (namespace Namespace); it
+// returns the token files by proxy name.
+func issueTokens(caDir string, accounts map[string]string) (map[string]string, error) {
+	if err := os.MkdirAll(caDir, 0o700); err != nil {
+		return nil, err
+	}
+	c, err := ca.New(ca.Config{Dir: caDir, TrustDomain: "cluster.local"})
+	if err != nil {
+		return nil, fmt.Errorf("bench CA in %s: %w", caDir, err)
+	}
+	out := map[string]string{}
+	for name, sa := range accounts {
+		id, err := c.WorkloadID(Namespace, sa)
+		if err != nil {
+			return nil, err
+		}
+		tok, err := c.IssueToken(id, 24*time.Hour)
+		if err != nil {
+			return nil, err
+		}
+		path := filepath.Join(caDir, name+".jwt")
+		if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
+			return nil, err
+		}
+		out[name] = path
+	}
+	return out, nil
 }

@@ -22,9 +22,6 @@ type LoadResult struct {
 	Connection int     `json:"connections"`
 }
 
-// Percentiles asked of fortio and computed for streaming.
-var percentiles = []float64{50, 90, 99, 99.9}
-
 // LoadSpec is one run of the load generator.
 type LoadSpec struct {
 	Proto     Protocol

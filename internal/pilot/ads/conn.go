@@ -374,3 +374,49 @@ func streamEnded(err error) error {
 	}
 	return err
 }
+
+// streamHandler is one ADS variant's per-stream state machine.
+type streamHandler[Req any] interface {
+	handle(*Req) error
+	push(*model.PushRequest, time.Time) error
+}
+
+// serveStream runs one ADS stream of either variant: it identifies the proxy
+// from the first request's node, registers the connection, then handles
+// requests and pushes until the stream or the server ends.
+func serveStream[Req any, Resp any, PReq interface {
+	*Req
+	GetNode() *corev3.Node
+}](s *Server, kind string, stream interface {
+	Recv() (*Req, error)
+	Send(*Resp) error
+	Context() context.Context
+}, newHandler func(*conn, *outbox[Resp]) streamHandler[Req]) error {
+	select {
+	case <-s.closing:
+		return errClosing
+	default:
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		return streamEnded(err)
+	}
+	p, err := parseFirstNode(PReq(first).GetNode())
+	if err != nil {
+		return err
+	}
+	c := s.newConn(p, kind)
+	s.addConn(c)
+	out := startOutbox(stream.Send, s.sendTimeout)
+	st := newHandler(c, out)
+	stop := make(chan struct{})
+	reqs := startRecv(stream.Recv, stop)
+	err = st.handle(first)
+	if err == nil {
+		err = loop(stream.Context(), c, reqs, st.handle, st.push)
+	}
+	close(stop)
+	out.close()
+	s.removeConn(c, err)
+	return err
+}

@@ -20,33 +20,9 @@ type deltaStream struct {
 
 // DeltaAggregatedResources serves the incremental ADS protocol.
 func (s *Server) DeltaAggregatedResources(stream grpc.BidiStreamingServer[discoveryv3.DeltaDiscoveryRequest, discoveryv3.DeltaDiscoveryResponse]) error {
-	select {
-	case <-s.closing:
-		return errClosing
-	default:
-	}
-	first, err := stream.Recv()
-	if err != nil {
-		return streamEnded(err)
-	}
-	p, err := parseFirstNode(first.GetNode())
-	if err != nil {
-		return err
-	}
-	ctx := stream.Context()
-	c := s.newConn(p, "delta")
-	s.addConn(c)
-	st := &deltaStream{c: c, stream: stream, out: startOutbox(stream.Send, s.sendTimeout)}
-	stop := make(chan struct{})
-	reqs := startRecv(stream.Recv, stop)
-	err = st.handle(first)
-	if err == nil {
-		err = loop(ctx, c, reqs, st.handle, st.push)
-	}
-	close(stop)
-	st.out.close()
-	s.removeConn(c, err)
-	return err
+	return serveStream(s, "delta", stream, func(c *conn, out *outbox[discoveryv3.DeltaDiscoveryResponse]) streamHandler[discoveryv3.DeltaDiscoveryRequest] {
+		return &deltaStream{c: c, stream: stream, out: out}
+	})
 }
 
 // handle processes one DeltaDiscoveryRequest. ACK/NACK bookkeeping applies

@@ -20,33 +20,9 @@ type sotwStream struct {
 
 // StreamAggregatedResources serves the state-of-the-world ADS protocol.
 func (s *Server) StreamAggregatedResources(stream grpc.BidiStreamingServer[discoveryv3.DiscoveryRequest, discoveryv3.DiscoveryResponse]) error {
-	select {
-	case <-s.closing:
-		return errClosing
-	default:
-	}
-	first, err := stream.Recv()
-	if err != nil {
-		return streamEnded(err)
-	}
-	p, err := parseFirstNode(first.GetNode())
-	if err != nil {
-		return err
-	}
-	ctx := stream.Context()
-	c := s.newConn(p, "sotw")
-	s.addConn(c)
-	st := &sotwStream{c: c, stream: stream, out: startOutbox(stream.Send, s.sendTimeout)}
-	stop := make(chan struct{})
-	reqs := startRecv(stream.Recv, stop)
-	err = st.handle(first)
-	if err == nil {
-		err = loop(ctx, c, reqs, st.handle, st.push)
-	}
-	close(stop)
-	st.out.close()
-	s.removeConn(c, err)
-	return err
+	return serveStream(s, "sotw", stream, func(c *conn, out *outbox[discoveryv3.DiscoveryResponse]) streamHandler[discoveryv3.DiscoveryRequest] {
+		return &sotwStream{c: c, stream: stream, out: out}
+	})
 }
 
 // handle processes one DiscoveryRequest: a new subscription, an ACK, a NACK,

@@ -153,28 +153,7 @@ func (c *Client) stream(ctx context.Context, ads discoveryv3.AggregatedDiscovery
 	if err != nil {
 		return false, fmt.Errorf("open stream: %w", err)
 	}
-	sendCh := make(chan *discoveryv3.DiscoveryRequest, 16)
-	sendErr := make(chan error, 1)
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case r := <-sendCh:
-				if err := st.Send(r); err != nil {
-					sendErr <- err
-					cancel()
-					return
-				}
-			}
-		}
-	}()
-	send := func(r *discoveryv3.DiscoveryRequest) {
-		select {
-		case sendCh <- r:
-		case <-ctx.Done():
-		}
-	}
+	send, sendErr := startSender(ctx, cancel, st.Send)
 	first := true
 	for _, t := range order {
 		ts := c.state[t]
@@ -270,4 +249,32 @@ func (c *Client) handle(ctx context.Context, resp *discoveryv3.DiscoveryResponse
 	}
 	ts.nackVer, ts.nackRuns = resp.GetVersionInfo(), 0
 	send(req)
+}
+
+// startSender sends requests from one goroutine, so the receive loop never
+// blocks on a slow write. A failed send is reported on the returned channel
+// and cancels the stream; send gives up when the stream's context ends.
+func startSender[T any](ctx context.Context, cancel context.CancelFunc, sendFn func(*T) error) (send func(*T), sendErr <-chan error) {
+	ch := make(chan *T, 16)
+	errc := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case r := <-ch:
+				if err := sendFn(r); err != nil {
+					errc <- err
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	return func(r *T) {
+		select {
+		case ch <- r:
+		case <-ctx.Done():
+		}
+	}, errc
 }

@@ -34,28 +34,7 @@ func (c *Client) deltaStream(ctx context.Context, ads discoveryv3.AggregatedDisc
 	if err != nil {
 		return false, fmt.Errorf("open delta stream: %w", err)
 	}
-	sendCh := make(chan *discoveryv3.DeltaDiscoveryRequest, 16)
-	sendErr := make(chan error, 1)
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case r := <-sendCh:
-				if err := st.Send(r); err != nil {
-					sendErr <- err
-					cancel()
-					return
-				}
-			}
-		}
-	}()
-	send := func(r *discoveryv3.DeltaDiscoveryRequest) {
-		select {
-		case sendCh <- r:
-		case <-ctx.Done():
-		}
-	}
+	send, sendErr := startSender(ctx, cancel, st.Send)
 	first := true
 	for _, t := range order {
 		ds := c.delta[t]

@@ -208,8 +208,7 @@ type pipeline struct {
 
 // configChanged records a new config snapshot and says what must be pushed:
 // an EDS-only request when only endpoints changed, else a full push. kinds
-// are the kinds of the resources that changed (the store knows them); nil
-// means unknown, and the snapshots are compared.
+// are the kinds of the resources that changed (the store reports them).
 func (p *pipeline) configChanged(snap *config.Snapshot, kinds map[config.Kind]struct{}) *model.PushRequest {
 	reg := serviceentry.Build(snap, serviceentry.Options{TrustDomain: p.mesh.TrustDomain, DomainSuffix: p.mesh.DomainSuffix})
 	p.mu.Lock()
@@ -219,14 +218,7 @@ func (p *pipeline) configChanged(snap *config.Snapshot, kinds map[config.Kind]st
 	if oldCfg == nil {
 		return &model.PushRequest{Full: true, Reason: "initial"}
 	}
-	onlyWE := false
-	if kinds != nil {
-		_, we := kinds[config.WorkloadEntry]
-		onlyWE = we && len(kinds) == 1
-	} else {
-		onlyWE = onlyWorkloadEntriesChanged(oldCfg, snap)
-	}
-	if onlyWE {
+	if _, we := kinds[config.WorkloadEntry]; we && len(kinds) == 1 {
 		servicesChanged, hosts := registry.Diff(oldReg, reg)
 		if !servicesChanged {
 			if len(hosts) == 0 {
@@ -249,28 +241,4 @@ func (p *pipeline) push(req *model.PushRequest) {
 	pc := model.NewPushContext(fmt.Sprintf("%s/%08d", time.Now().UTC().Format("2006-01-02T15:04:05Z"), v), p.mesh, cfg, reg)
 	p.log.Debug("push", "version", pc.Version, "full", req.Full, "eds_hosts", len(req.EDSHosts), "reason", req.Reason)
 	p.ads.Push(pc, req)
-}
-
-// onlyWorkloadEntriesChanged reports whether the two snapshots differ only in WorkloadEntry resources.
-func onlyWorkloadEntriesChanged(a, b *config.Snapshot) bool {
-	ra, rb := a.All(), b.All()
-	strip := func(rs []config.Resource) []config.Resource {
-		out := make([]config.Resource, 0, len(rs))
-		for _, r := range rs {
-			if r.Kind != config.WorkloadEntry {
-				out = append(out, r)
-			}
-		}
-		return out
-	}
-	ra, rb = strip(ra), strip(rb)
-	if len(ra) != len(rb) {
-		return false
-	}
-	for i := range ra {
-		if ra[i].Key() != rb[i].Key() || !sameSpec(ra[i], rb[i]) {
-			return false
-		}
-	}
-	return true
 }

@@ -3,20 +3,12 @@ package controlplane
 import (
 	"encoding/json"
 	"fmt"
-	"maps"
 	"net/http"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/mast-mesh/mast/internal/ca"
-	"github.com/mast-mesh/mast/internal/config"
 	"github.com/mast-mesh/mast/internal/config/store"
 )
-
-func sameSpec(a, b config.Resource) bool {
-	return maps.Equal(a.Labels, b.Labels) && maps.Equal(a.Annotations, b.Annotations) && (a.Spec == b.Spec || proto.Equal(a.Spec, b.Spec))
-}
 
 // rotateRootHandler starts a root rotation on POST: a new root is trusted at
 // once, signs after ?propagation= (a duration), and the old root leaves the

@@ -41,7 +41,7 @@ func TestConfigChangedPushKinds(t *testing.T) {
 		t.Fatalf("first snapshot: %+v, want a full push", req)
 	}
 	// Moving a workload is an endpoint-only change for its host.
-	req := p.configChanged(snapshot(t, strings.Replace(base, "ADDR", "10.0.0.2", 1)), nil)
+	req := p.configChanged(snapshot(t, strings.Replace(base, "ADDR", "10.0.0.2", 1)), kinds(config.WorkloadEntry))
 	if req == nil || req.Full || len(req.EDSHosts) != 1 {
 		t.Fatalf("workload moved: %+v, want EDS for one host", req)
 	}
@@ -49,12 +49,12 @@ func TestConfigChangedPushKinds(t *testing.T) {
 		t.Fatalf("workload moved: EDS hosts %v", req.EDSHosts)
 	}
 	// The same snapshot again needs no push.
-	if req := p.configChanged(snapshot(t, strings.Replace(base, "ADDR", "10.0.0.2", 1)), nil); req != nil {
+	if req := p.configChanged(snapshot(t, strings.Replace(base, "ADDR", "10.0.0.2", 1)), kinds(config.WorkloadEntry)); req != nil {
 		t.Fatalf("no change: %+v, want nil", req)
 	}
 	// A change to a service is a full push.
 	changed := strings.Replace(strings.Replace(base, "ADDR", "10.0.0.2", 1), "number: 80", "number: 81", 1)
-	if req := p.configChanged(snapshot(t, changed), nil); req == nil || !req.Full {
+	if req := p.configChanged(snapshot(t, changed), kinds(config.ServiceEntry)); req == nil || !req.Full {
 		t.Fatalf("service port changed: %+v, want a full push", req)
 	}
 }
@@ -63,13 +63,6 @@ func TestConfigChangedPushKinds(t *testing.T) {
 // of WorkloadEntries alone is an endpoint push and any other kind a full one,
 // without comparing the snapshots.
 func TestConfigChangedUsesStoreKinds(t *testing.T) {
-	kinds := func(ks ...config.Kind) map[config.Kind]struct{} {
-		m := map[config.Kind]struct{}{}
-		for _, k := range ks {
-			m[k] = struct{}{}
-		}
-		return m
-	}
 	tests := []struct {
 		name     string
 		addr     string
@@ -101,4 +94,13 @@ func TestConfigChangedUsesStoreKinds(t *testing.T) {
 			}
 		})
 	}
+}
+
+// kinds is the set of kinds a store update reports.
+func kinds(ks ...config.Kind) map[config.Kind]struct{} {
+	m := map[config.Kind]struct{}{}
+	for _, k := range ks {
+		m[k] = struct{}{}
+	}
+	return m
 }

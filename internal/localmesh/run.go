@@ -40,16 +40,15 @@ type Config struct {
 // RunState is what a running `mast up` records in StateDir/run.json, for
 // `mast apply`, `mast delete` and a second `mast up`.
 type RunState struct {
-	PID            int            `json:"pid"`
-	ConfigDir      string         `json:"configDir"`
-	XDSAddr        string         `json:"xdsAddr"`
-	SecureXDSAddr  string         `json:"secureXDSAddr,omitempty"`
-	MonitoringAddr string         `json:"monitoringAddr"`
-	GatewayURL     string         `json:"gatewayURL"`
-	Procs          []ProcState    `json:"procs"`
-	Started        time.Time      `json:"started"`
-	ReadyAfter     time.Duration  `json:"readyAfter"`
-	Extra          map[string]any `json:"extra,omitempty"`
+	PID            int           `json:"pid"`
+	ConfigDir      string        `json:"configDir"`
+	XDSAddr        string        `json:"xdsAddr"`
+	SecureXDSAddr  string        `json:"secureXDSAddr,omitempty"`
+	MonitoringAddr string        `json:"monitoringAddr"`
+	GatewayURL     string        `json:"gatewayURL"`
+	Procs          []ProcState   `json:"procs"`
+	Started        time.Time     `json:"started"`
+	ReadyAfter     time.Duration `json:"readyAfter"`
 }
 
 // ProcState is one started process.

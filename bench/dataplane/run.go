@@ -610,16 +610,8 @@ func issueTokens(caDir string, accounts map[string]string) (map[string]string, e
 	}
 	out := map[string]string{}
 	for name, sa := range accounts {
-		id, err := c.WorkloadID(Namespace, sa)
-		if err != nil {
-			return nil, err
-		}
-		tok, err := c.IssueToken(id, 24*time.Hour)
-		if err != nil {
-			return nil, err
-		}
 		path := filepath.Join(caDir, name+".jwt")
-		if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
+		if err := c.WriteTokenFile(path, Namespace, sa, 24*time.Hour); err != nil {
 			return nil, err
 		}
 		out[name] = path

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -241,6 +242,27 @@ func (ca *CA) IssueToken(id spiffeid.ID, ttl time.Duration) (string, error) {
 	}
 	now := ca.now()
 	return token.Issue(ca.auth.Load().tokenKey, id, ca.td.Name(), now, now.Add(ttl))
+}
+
+// WriteTokenFile issues a bootstrap token for the workload ns/sa and writes
+// it to path (mode 0600, replaced atomically), for a proxy's --token-file.
+func (ca *CA) WriteTokenFile(path, ns, sa string, ttl time.Duration) error {
+	id, err := ca.WorkloadID(ns, sa)
+	if err != nil {
+		return err
+	}
+	tok, err := ca.IssueToken(id, ttl)
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(tok+"\n"), 0o600); err != nil {
+		return fmt.Errorf("ca: token file: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("ca: token file: %w", err)
+	}
+	return nil
 }
 
 // RotateTokenKey replaces the bootstrap token key, revoking every token

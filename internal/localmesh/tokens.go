@@ -55,21 +55,8 @@ func IssueTokens(opts Options, trustDomain string, procs []Proc) error {
 		if p.Identity == (Identity{}) {
 			continue
 		}
-		id, err := c.WorkloadID(p.Identity.Namespace, p.Identity.ServiceAccount)
-		if err != nil {
+		if err := c.WriteTokenFile(tokenPath(opts.TokenDir, p.Name), p.Identity.Namespace, p.Identity.ServiceAccount, tokenTTL); err != nil {
 			return fmt.Errorf("%s: %w", p.Name, err)
-		}
-		tok, err := c.IssueToken(id, tokenTTL)
-		if err != nil {
-			return fmt.Errorf("%s: %w", p.Name, err)
-		}
-		path := tokenPath(opts.TokenDir, p.Name)
-		tmp := path + ".tmp"
-		if err := os.WriteFile(tmp, []byte(tok+"\n"), 0o600); err != nil {
-			return err
-		}
-		if err := os.Rename(tmp, path); err != nil {
-			return err
 		}
 	}
 	return nil

@@ -50,7 +50,8 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 	streamCtx := ctx
 
 	// Build the upstream request once; attempts reuse it.
-	up := &upstream.Request{Method: req.method, Scheme: req.scheme, Authority: req.authority, Header: req.header, ContentLength: -1}
+	up := &upstream.Request{Method: req.method, Scheme: req.scheme, Authority: req.authority, Header: req.header, ContentLength: -1,
+		DownstreamHTTP2: req.minor == 2}
 	up.Path = rewritePath(route, path)
 	if act.HostRewrite != "" {
 		up.Authority = act.HostRewrite

@@ -33,6 +33,9 @@ type Request struct {
 	// "" for none. Upgrades always go over HTTP/1.1 on a connection of their
 	// own; a 101 answer hands that connection to the caller (Response.Upgraded).
 	Upgrade string
+	// DownstreamHTTP2 says the client spoke HTTP/2; clusters configured to use
+	// the downstream protocol then use HTTP/2 upstream too.
+	DownstreamHTTP2 bool
 }
 
 // Replayable reports whether the request can be sent again.

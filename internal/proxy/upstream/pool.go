@@ -32,10 +32,11 @@ type poolConfig struct {
 	maxConns       uint32
 	maxRequests    uint32
 	tlsKey         string // the transport socket's TLSContext.Key; "" for plaintext
+	useDownstream  bool   // HTTP/2 upstream exactly when the request came in HTTP/2
 }
 
 func poolConfigFor(c *xdsparse.Cluster) poolConfig {
-	return poolConfig{http2: c.HTTP2, connectTimeout: c.ConnectTimeout, idleTimeout: c.IdleTimeout,
+	return poolConfig{http2: c.HTTP2, useDownstream: c.UseDownstreamProtocol, connectTimeout: c.ConnectTimeout, idleTimeout: c.IdleTimeout,
 		maxReqPerConn: c.MaxRequestsPerConn, maxConns: c.MaxConnections, maxRequests: c.MaxRequests}
 }
 
@@ -194,7 +195,8 @@ func (p *pool) put(c *h1conn) {
 func (h *Host) RoundTrip(ctx context.Context, req *Request) (*Response, error) {
 	var resp *Response
 	var err error
-	if h.pool.cfg.http2 && req.Upgrade == "" {
+	h2 := h.pool.cfg.http2 || (h.pool.cfg.useDownstream && req.DownstreamHTTP2)
+	if h2 && req.Upgrade == "" {
 		resp, err = h.pool.roundTripH2(ctx, req)
 	} else {
 		resp, err = h.pool.roundTripH1(ctx, req)

@@ -262,3 +262,36 @@ func TestHTTP1PoolSkipsStaleConnections(t *testing.T) {
 		t.Fatalf("request after the upstream closed its idle connections: %v", err)
 	}
 }
+
+// A cluster that uses the downstream protocol speaks HTTP/2 upstream exactly
+// for requests that came in over HTTP/2.
+func TestUseDownstreamProtocol(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.Proto) })}
+	srv.Protocols = new(http.Protocols)
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetUnencryptedHTTP2(true)
+	go srv.Serve(ln)
+	defer srv.Close()
+	cfg := &xdsparse.Cluster{Name: "c", Type: xdsparse.Static, LB: xdsparse.RoundRobin, ConnectTimeout: time.Second,
+		MaxConnections: 1024, MaxRequests: 1024, MaxPending: 1024, UseDownstreamProtocol: true,
+		Endpoints: &xdsparse.EndpointSet{Localities: []xdsparse.LocalityGroup{{Endpoints: []xdsparse.Endpoint{{Address: ln.Addr().String(), Weight: 1, Healthy: true}}}}}}
+	c := NewManager(slog.New(slog.DiscardHandler)).Update(map[string]*xdsparse.Cluster{"c": cfg}, nil)["c"]
+	for _, tt := range []struct {
+		downstreamH2 bool
+		want         string
+	}{{false, "HTTP/1.1"}, {true, "HTTP/2.0"}} {
+		resp, err := c.Pick(PickOptions{}).RoundTrip(context.Background(), &Request{Method: "GET", Authority: "x", Path: "/", DownstreamHTTP2: tt.downstreamH2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != tt.want {
+			t.Errorf("downstream HTTP/2 %v: upstream spoke %q, want %q", tt.downstreamH2, b, tt.want)
+		}
+	}
+}

@@ -111,6 +111,8 @@ var invalidCorpus = map[string]string{
 	"vs-wildcard-mesh.yaml":                 "spec.hosts[0]",
 	"vs-wrong-type.yaml":                    "spec.http[0].route[1].weight",
 	"we-missing-address.yaml":               "spec.address",
+	"proxyconfig-bad-concurrency.yaml":      "spec.concurrency",
+	"envoyfilter-unknown-apply-to.yaml":     "spec.configPatches[0].applyTo",
 	"wg-probe-port.yaml":                    "spec.probe.httpGet.port",
 }
 
@@ -225,6 +227,7 @@ func TestSuspiciousConfigWarnsButLoads(t *testing.T) {
 		if len(rs) == 0 {
 			t.Errorf("%s: no resources loaded", f)
 		}
+		ps = withoutNotHonoured(ps)
 		out := ps.Warnings().Error()
 		for _, want := range warnCorpus[filepath.Base(f)] {
 			if !strings.Contains(out, want) {
@@ -241,7 +244,7 @@ func TestSuspiciousConfigWarnsButLoads(t *testing.T) {
 // List, anchors: all load with no problem at all.
 func TestValidCorpus(t *testing.T) {
 	rs, ps := LoadPaths("testdata/valid")
-	if len(ps) != 0 {
+	if ps = withoutNotHonoured(ps); len(ps) != 0 {
 		t.Errorf("problems:\n%v", ps)
 	}
 	kinds := map[Kind]bool{}
@@ -253,9 +256,22 @@ func TestValidCorpus(t *testing.T) {
 			t.Errorf("no valid resource of kind %s", k)
 		}
 	}
-	if len(rs) != 15 {
-		t.Errorf("%d resources, want 15", len(rs))
+	if len(rs) != 17 {
+		t.Errorf("%d resources, want 17", len(rs))
 	}
+}
+
+// withoutNotHonoured drops the warnings about fields Mast does not honour
+// yet (support_test.go tests those), keeping the corpus tests about the rest.
+func withoutNotHonoured(ps Problems) Problems {
+	var out Problems
+	for _, p := range ps {
+		if p.Severity == Warning && strings.HasPrefix(p.Message, "not honoured by Mast") {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
 }
 
 func TestLoadPathsMissingPath(t *testing.T) {

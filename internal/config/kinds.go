@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	networking "istio.io/api/networking/v1alpha3"
+	networkingbeta "istio.io/api/networking/v1beta1"
 	security "istio.io/api/security/v1beta1"
 	telemetry "istio.io/api/telemetry/v1alpha1"
 )
@@ -38,6 +39,9 @@ var schemas = []schema{
 	{RequestAuthentication, securityVersions, (*security.RequestAuthentication)(nil)},
 	{AuthorizationPolicy, securityVersions, (*security.AuthorizationPolicy)(nil)},
 	{Telemetry, telemetryVersions, (*telemetry.Telemetry)(nil)},
+	// Read and validated; validation warns that they are not applied yet.
+	{ProxyConfig, []string{"v1beta1"}, (*networkingbeta.ProxyConfig)(nil)},
+	{EnvoyFilter, []string{"v1alpha3"}, (*networking.EnvoyFilter)(nil)},
 }
 
 // Kinds returns every kind Mast understands, in a fixed order.

@@ -31,6 +31,8 @@ var (
 	RequestAuthentication = Kind{"security.istio.io", "RequestAuthentication"}
 	AuthorizationPolicy   = Kind{"security.istio.io", "AuthorizationPolicy"}
 	Telemetry             = Kind{"telemetry.istio.io", "Telemetry"}
+	ProxyConfig           = Kind{"networking.istio.io", "ProxyConfig"}
+	EnvoyFilter           = Kind{"networking.istio.io", "EnvoyFilter"}
 )
 
 // Source is where a resource was read from.

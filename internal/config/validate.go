@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	networking "istio.io/api/networking/v1alpha3"
+	networkingbeta "istio.io/api/networking/v1beta1"
 	security "istio.io/api/security/v1beta1"
 	telemetry "istio.io/api/telemetry/v1alpha1"
 )
@@ -43,9 +44,12 @@ func Validate(r Resource) Problems {
 		v.authorizationPolicy(spec)
 	case *telemetry.Telemetry:
 		v.telemetry(spec)
+	case *networkingbeta.ProxyConfig, *networking.EnvoyFilter:
+		// read so that they are reported, not refused: every field warns below
 	default:
 		v.errorf("spec", "unsupported spec type %T for kind %s", spec, r.Kind)
 	}
+	v.warnUnsupported()
 	return v.probs
 }
 

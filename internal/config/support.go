@@ -1,0 +1,325 @@
+package config
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// Support says what Mast does with one Istio field.
+type Support uint8
+
+// The three answers: every field of every kind Mast reads has exactly one.
+const (
+	// Honoured: the field takes effect (generated into xDS and carried out
+	// by mast-proxy), as end-to-end tests show.
+	Honoured Support = iota + 1
+	// Warned: accepted but not carried out yet; validation warns, naming
+	// the field, whenever it is set.
+	Warned
+	// NotApplicable: the field has no meaning for Mast (the reason says
+	// why); setting it changes nothing and is not reported.
+	NotApplicable
+)
+
+func (s Support) String() string {
+	switch s {
+	case Honoured:
+		return "honoured"
+	case Warned:
+		return "warned"
+	case NotApplicable:
+		return "not applicable"
+	}
+	return fmt.Sprintf("support(%d)", s)
+}
+
+// supportRow classifies fields of one message. A Warned or NotApplicable
+// field covers everything under it: its children need no rows of their own
+// (they may have some, for whoever will flip the field to Honoured).
+type supportRow struct {
+	Message string // protobuf full name without "istio.": "networking.v1alpha3.HTTPRoute"
+	Support Support
+	Note    string // why (NotApplicable), or what is missing (Warned)
+	Fields  string // the fields' JSON names, space-separated
+}
+
+const (
+	ownerAuthz     = `owned by the "authz" work: AuthorizationPolicy is not enforced yet`
+	ownerJWT       = `owned by the "jwt" work: RequestAuthentication is not enforced yet`
+	ownerTelemetry = `owned by the "telemetry" work: the Telemetry API is not applied yet`
+)
+
+// supportTable is THE table: what Mast does with every field of every Istio
+// kind it reads. TestSupportTableCoversEveryField walks istio.io/api's
+// descriptors and fails on a field in no row; validation warns for every
+// set Warned field (warnUnsupported); the README's field table is generated
+// from it (TestReadmeFieldTable). Never modified.
+var supportTable = []supportRow{
+	// ---- VirtualService
+	{"networking.v1alpha3.VirtualService", Honoured, "", "hosts gateways http tls tcp exportTo"},
+	{"networking.v1alpha3.HTTPRoute", Honoured, "", "name match route redirect directResponse rewrite timeout retries fault headers"},
+	{"networking.v1alpha3.HTTPRoute", Warned, "delegation is not implemented", "delegate"},
+	{"networking.v1alpha3.HTTPRoute", Warned, "mast-proxy does not mirror requests yet", "mirror mirrors mirrorPercent mirrorPercentage"},
+	{"networking.v1alpha3.HTTPRoute", Warned, "mast-proxy has no CORS filter yet", "corsPolicy"},
+	{"networking.v1alpha3.HTTPMatchRequest", Honoured, "", "name uri scheme method authority headers port sourceLabels gateways queryParams ignoreUriCase withoutHeaders sourceNamespace"},
+	{"networking.v1alpha3.HTTPMatchRequest", Warned, "per-route stats prefixes are not kept", "statPrefix"},
+	{"networking.v1alpha3.StringMatch", Honoured, "", "exact prefix regex"},
+	{"networking.v1alpha3.HTTPRouteDestination", Honoured, "", "destination weight headers"},
+	{"networking.v1alpha3.Destination", Honoured, "", "host subset port"},
+	{"networking.v1alpha3.PortSelector", Honoured, "", "number"},
+	{"networking.v1alpha3.Headers", Honoured, "", "request response"},
+	{"networking.v1alpha3.Headers.HeaderOperations", Honoured, "", "set add remove"},
+	{"networking.v1alpha3.HTTPRedirect", Honoured, "", "uri authority port scheme redirectCode"},
+	{"networking.v1alpha3.HTTPRedirect", Warned, "not generated yet", "derivePort prefixRewrite"},
+	{"networking.v1alpha3.HTTPDirectResponse", Honoured, "", "status body"},
+	{"networking.v1alpha3.HTTPBody", Honoured, "", "string bytes"},
+	{"networking.v1alpha3.Delegate", Warned, "delegation is not implemented", "name namespace"},
+	{"networking.v1alpha3.HTTPRewrite", Honoured, "", "uri authority uriRegexRewrite"},
+	{"networking.v1alpha3.RegexRewrite", Honoured, "", "match rewrite"},
+	{"networking.v1alpha3.HTTPRetry", Honoured, "", "attempts perTryTimeout retryOn retryIgnorePreviousHosts backoff"},
+	{"networking.v1alpha3.HTTPRetry", Warned, "locality-aware load balancing is not implemented", "retryRemoteLocalities"},
+	{"networking.v1alpha3.HTTPFaultInjection", Honoured, "", "delay abort"},
+	{"networking.v1alpha3.HTTPFaultInjection.Delay", Honoured, "", "percent fixedDelay percentage"},
+	{"networking.v1alpha3.HTTPFaultInjection.Delay", Warned, "rejected by validation as in Istio", "exponentialDelay"},
+	{"networking.v1alpha3.Percent", Honoured, "", "value"},
+	{"networking.v1alpha3.HTTPFaultInjection.Abort", Honoured, "", "httpStatus grpcStatus percentage"},
+	{"networking.v1alpha3.HTTPFaultInjection.Abort", Warned, "rejected by validation as in Istio", "http2Error"},
+	{"networking.v1alpha3.HTTPMirrorPolicy", Warned, "mast-proxy does not mirror requests yet", "destination percentage"},
+	{"networking.v1alpha3.CorsPolicy", Warned, "mast-proxy has no CORS filter yet", "allowOrigin allowOrigins allowMethods allowHeaders exposeHeaders maxAge allowCredentials unmatchedPreflights"},
+	{"networking.v1alpha3.TLSRoute", Honoured, "", "match route"},
+	{"networking.v1alpha3.TLSMatchAttributes", Honoured, "", "sniHosts port sourceLabels gateways sourceNamespace"},
+	{"networking.v1alpha3.TLSMatchAttributes", Warned, "not matched yet", "destinationSubnets"},
+	{"networking.v1alpha3.RouteDestination", Honoured, "", "destination weight"},
+	{"networking.v1alpha3.TCPRoute", Honoured, "", "match route"},
+	{"networking.v1alpha3.L4MatchAttributes", Honoured, "", "port sourceLabels gateways sourceNamespace"},
+	{"networking.v1alpha3.L4MatchAttributes", Warned, "not matched yet", "destinationSubnets sourceSubnet"},
+
+	// ---- DestinationRule
+	{"networking.v1alpha3.DestinationRule", Honoured, "", "host trafficPolicy subsets exportTo workloadSelector"},
+	{"networking.v1alpha3.Subset", Honoured, "", "name labels trafficPolicy"},
+	{"type.v1beta1.WorkloadSelector", Honoured, "", "matchLabels"},
+	{"networking.v1alpha3.TrafficPolicy", Honoured, "", "loadBalancer connectionPool outlierDetection tls portLevelSettings"},
+	{"networking.v1alpha3.TrafficPolicy", Warned, "not implemented", "tunnel proxyProtocol retryBudget"},
+	{"networking.v1alpha3.TrafficPolicy.PortTrafficPolicy", Honoured, "", "port loadBalancer connectionPool outlierDetection tls"},
+	{"networking.v1alpha3.TrafficPolicy.TunnelSettings", Warned, "not implemented", "protocol targetHost targetPort"},
+	{"networking.v1alpha3.TrafficPolicy.ProxyProtocol", Warned, "not implemented", "version"},
+	{"networking.v1alpha3.TrafficPolicy.RetryBudget", Warned, "not implemented", "percent minRetryConcurrency budgetInterval"},
+	{"networking.v1alpha3.LoadBalancerSettings", Honoured, "", "simple consistentHash"},
+	{"networking.v1alpha3.LoadBalancerSettings", Warned, "locality-aware load balancing and slow start are not implemented", "localityLbSetting zoneAwareLbSetting warmupDurationSecs warmup"},
+	{"networking.v1alpha3.LoadBalancerSettings.ConsistentHashLB", Honoured, "", "httpHeaderName httpCookie useSourceIp httpQueryParameterName ringHash maglev minimumRingSize"},
+	{"networking.v1alpha3.LoadBalancerSettings.ConsistentHashLB.HTTPCookie", Honoured, "", "name"},
+	{"networking.v1alpha3.LoadBalancerSettings.ConsistentHashLB.HTTPCookie", Warned, "mast-proxy hashes on an existing cookie but does not generate one", "path ttl attributes"},
+	{"networking.v1alpha3.LoadBalancerSettings.ConsistentHashLB.HTTPCookie.Attribute", Warned, "cookies are not generated", "name value"},
+	{"networking.v1alpha3.LoadBalancerSettings.ConsistentHashLB.RingHash", Honoured, "", "minimumRingSize"},
+	{"networking.v1alpha3.LoadBalancerSettings.ConsistentHashLB.MagLev", Honoured, "", "tableSize"},
+	{"networking.v1alpha3.LocalityLoadBalancerSetting", Warned, "locality-aware load balancing is not implemented", "distribute failover failoverPriority enabled"},
+	{"networking.v1alpha3.LocalityLoadBalancerSetting.Distribute", Warned, "locality-aware load balancing is not implemented", "from to"},
+	{"networking.v1alpha3.LocalityLoadBalancerSetting.Failover", Warned, "locality-aware load balancing is not implemented", "from to"},
+	{"networking.v1alpha3.ZoneAwareLoadBalancerSetting", Warned, "zone-aware load balancing is not implemented", "enabled failover failoverPriority minClusterSize"},
+	{"networking.v1alpha3.ZoneAwareLoadBalancerSetting.Failover", Warned, "zone-aware load balancing is not implemented", "from to"},
+	{"networking.v1alpha3.WarmupConfiguration", Warned, "slow start is not implemented", "duration minimumPercent aggression"},
+	{"networking.v1alpha3.ConnectionPoolSettings", Honoured, "", "tcp http"},
+	{"networking.v1alpha3.ConnectionPoolSettings.TCPSettings", Honoured, "", "maxConnections connectTimeout"},
+	{"networking.v1alpha3.ConnectionPoolSettings.TCPSettings", Warned, "not carried out by mast-proxy yet", "tcpKeepalive maxConnectionDuration idleTimeout"},
+	{"networking.v1alpha3.ConnectionPoolSettings.TCPSettings.TcpKeepalive", Warned, "not carried out by mast-proxy yet", "probes time interval"},
+	{"networking.v1alpha3.ConnectionPoolSettings.HTTPSettings", Honoured, "", "http2MaxRequests maxRequestsPerConnection idleTimeout h2UpgradePolicy useClientProtocol"},
+	{"networking.v1alpha3.ConnectionPoolSettings.HTTPSettings", Warned, "not carried out by mast-proxy yet", "http1MaxPendingRequests maxRetries maxConcurrentStreams http2KeepAlive"},
+	{"networking.v1alpha3.ConnectionPoolSettings.HTTPSettings.ConnectionKeepalive", Warned, "not carried out by mast-proxy yet", "interval timeout"},
+	{"networking.v1alpha3.OutlierDetection", Honoured, "", "consecutiveErrors consecutiveGatewayErrors consecutive5xxErrors baseEjectionTime maxEjectionPercent"},
+	{"networking.v1alpha3.OutlierDetection", Warned, "not carried out by mast-proxy yet", "splitExternalLocalOriginErrors consecutiveLocalOriginFailures interval minHealthPercent outlierDetectionHttpErrorCodes"},
+	{"networking.v1alpha3.ClientTLSSettings", Honoured, "", "mode clientCertificate privateKey caCertificates subjectAltNames sni insecureSkipVerify"},
+	{"networking.v1alpha3.ClientTLSSettings", Warned, "credentials and revocation lists are not available to mast-proxy yet", "credentialName caCrl"},
+
+	// ---- Gateway
+	{"networking.v1alpha3.Gateway", Honoured, "", "servers selector"},
+	{"networking.v1alpha3.Server", Honoured, "", "port hosts tls"},
+	{"networking.v1alpha3.Server", Warned, "not implemented for gateways", "bind defaultEndpoint"},
+	{"networking.v1alpha3.Server", NotApplicable, "a label only: Mast names a gateway's routes after its port", "name"},
+	{"networking.v1alpha3.Port", Honoured, "", "number protocol name"},
+	{"networking.v1alpha3.Port", NotApplicable, "deprecated by Istio and ignored there too: a gateway listens on number", "targetPort"},
+	{"networking.v1alpha3.ServerTLSSettings", Honoured, "", "httpsRedirect mode serverCertificate privateKey caCertificates subjectAltNames minProtocolVersion maxProtocolVersion"},
+	{"networking.v1alpha3.ServerTLSSettings", Warned, "not carried out by mast-proxy yet", "caCrl credentialName credentialNames caCertCredentialName tlsCertificates verifyCertificateSpki verifyCertificateHash cipherSuites insecureSkipVerify"},
+	{"networking.v1alpha3.ServerTLSSettings.TLSCertificate", Warned, "several certificates per server are not supported yet", "serverCertificate privateKey caCertificates"},
+
+	// ---- ServiceEntry, WorkloadEntry
+	{"networking.v1alpha3.ServiceEntry", Honoured, "", "hosts addresses ports location resolution endpoints workloadSelector exportTo subjectAltNames"},
+	{"networking.v1alpha3.ServicePort", Honoured, "", "number protocol name targetPort"},
+	{"networking.v1alpha3.WorkloadEntry", Honoured, "", "address ports labels locality weight serviceAccount"},
+	{"networking.v1alpha3.WorkloadEntry", Warned, "multi-network meshes are not implemented", "network"},
+	{"networking.v1alpha3.WorkloadSelector", Honoured, "", "labels"},
+
+	// ---- Sidecar
+	{"networking.v1alpha3.Sidecar", Honoured, "", "workloadSelector ingress egress outboundTrafficPolicy"},
+	{"networking.v1alpha3.Sidecar", Warned, "not implemented", "inboundConnectionPool"},
+	{"networking.v1alpha3.IstioIngressListener", Honoured, "", "port defaultEndpoint"},
+	{"networking.v1alpha3.IstioIngressListener", Warned, "not implemented", "bind captureMode tls connectionPool"},
+	{"networking.v1alpha3.SidecarPort", Honoured, "", "number protocol name"},
+	{"networking.v1alpha3.SidecarPort", Warned, "not implemented", "targetPort"},
+	{"networking.v1alpha3.IstioEgressListener", Honoured, "", "port bind captureMode hosts"},
+	{"networking.v1alpha3.OutboundTrafficPolicy", Honoured, "", "mode"},
+	{"networking.v1alpha3.OutboundTrafficPolicy", Warned, "not implemented", "egressProxy"},
+
+	// ---- WorkloadGroup: auto-registration is not implemented.
+	{"networking.v1alpha3.WorkloadGroup", Warned, "auto-registration is not implemented", "metadata template probe"},
+	{"networking.v1alpha3.WorkloadGroup.ObjectMeta", Warned, "auto-registration is not implemented", "labels annotations"},
+	{"networking.v1alpha3.ReadinessProbe", Warned, "auto-registration is not implemented", "initialDelaySeconds timeoutSeconds periodSeconds successThreshold failureThreshold httpGet tcpSocket exec grpc"},
+	{"networking.v1alpha3.HTTPHealthCheckConfig", Warned, "auto-registration is not implemented", "path port host scheme httpHeaders"},
+	{"networking.v1alpha3.HTTPHeader", Warned, "auto-registration is not implemented", "name value"},
+	{"networking.v1alpha3.TCPHealthCheckConfig", Warned, "auto-registration is not implemented", "host port"},
+	{"networking.v1alpha3.ExecHealthCheckConfig", Warned, "auto-registration is not implemented", "command"},
+	{"networking.v1alpha3.GrpcHealthCheckConfig", Warned, "auto-registration is not implemented", "port service"},
+
+	// ---- ProxyConfig, EnvoyFilter: read and validated, not applied.
+	{"networking.v1beta1.ProxyConfig", Warned, "ProxyConfig is not applied yet", "selector concurrency environmentVariables image"},
+	{"networking.v1beta1.ProxyImage", Warned, "ProxyConfig is not applied yet", "imageType"},
+	{"networking.v1alpha3.EnvoyFilter", Warned, "EnvoyFilter patches are not applied yet", "workloadSelector targetRefs configPatches priority"},
+
+	// ---- security.istio.io
+	{"security.v1beta1.PeerAuthentication", Honoured, "", "selector mtls portLevelMtls"},
+	{"security.v1beta1.PeerAuthentication.MutualTLS", Honoured, "", "mode"},
+	{"security.v1beta1.RequestAuthentication", Warned, ownerJWT, "selector targetRef targetRefs jwtRules"},
+	{"security.v1beta1.JWTRule", Warned, ownerJWT, "issuer audiences jwksUri jwks fromHeaders fromParams outputPayloadToHeader fromCookies forwardOriginalToken outputClaimToHeaders timeout spaceDelimitedClaims"},
+	{"security.v1beta1.JWTHeader", Warned, ownerJWT, "name prefix"},
+	{"security.v1beta1.ClaimToHeader", Warned, ownerJWT, "header claim"},
+	{"security.v1beta1.AuthorizationPolicy", Warned, ownerAuthz, "selector targetRef targetRefs rules action provider"},
+	{"security.v1beta1.Rule", Warned, ownerAuthz, "from to when"},
+	{"security.v1beta1.Rule.From", Warned, ownerAuthz, "source"},
+	{"security.v1beta1.Rule.To", Warned, ownerAuthz, "operation"},
+	{"security.v1beta1.Source", Warned, ownerAuthz, "principals notPrincipals requestPrincipals notRequestPrincipals namespaces notNamespaces serviceAccounts notServiceAccounts ipBlocks notIpBlocks remoteIpBlocks notRemoteIpBlocks trustDomains notTrustDomains"},
+	{"security.v1beta1.Operation", Warned, ownerAuthz, "hosts notHosts ports notPorts methods notMethods paths notPaths"},
+	{"security.v1beta1.Condition", Warned, ownerAuthz, "key values notValues"},
+	{"security.v1beta1.AuthorizationPolicy.ExtensionProvider", Warned, ownerAuthz, "name"},
+	{"type.v1beta1.PolicyTargetReference", Warned, "targetRef attaches policies to Gateway API resources, which Mast does not read", "group kind name namespace"},
+
+	// ---- telemetry.istio.io
+	{"telemetry.v1alpha1.Telemetry", Warned, ownerTelemetry, "selector targetRef targetRefs tracing metrics accessLogging"},
+	{"telemetry.v1alpha1.Tracing", Warned, ownerTelemetry, "match providers randomSamplingPercentage disableSpanReporting customTags useRequestIdForTraceSampling enableIstioTags disableContextPropagation"},
+	{"telemetry.v1alpha1.Tracing.TracingSelector", Warned, ownerTelemetry, "mode"},
+	{"telemetry.v1alpha1.ProviderRef", Warned, ownerTelemetry, "name"},
+	{"telemetry.v1alpha1.Tracing.CustomTag", Warned, ownerTelemetry, "literal environment header formatter"},
+	{"telemetry.v1alpha1.Tracing.Literal", Warned, ownerTelemetry, "value"},
+	{"telemetry.v1alpha1.Tracing.Environment", Warned, ownerTelemetry, "name defaultValue"},
+	{"telemetry.v1alpha1.Tracing.RequestHeader", Warned, ownerTelemetry, "name defaultValue"},
+	{"telemetry.v1alpha1.Tracing.Formatter", Warned, ownerTelemetry, "value"},
+	{"telemetry.v1alpha1.Metrics", Warned, ownerTelemetry, "providers overrides reportingInterval"},
+	{"telemetry.v1alpha1.MetricsOverrides", Warned, ownerTelemetry, "match disabled tagOverrides"},
+	{"telemetry.v1alpha1.MetricSelector", Warned, ownerTelemetry, "metric customMetric mode"},
+	{"telemetry.v1alpha1.MetricsOverrides.TagOverride", Warned, ownerTelemetry, "operation value"},
+	{"telemetry.v1alpha1.AccessLogging", Warned, ownerTelemetry, "match providers disabled filter"},
+	{"telemetry.v1alpha1.AccessLogging.LogSelector", Warned, ownerTelemetry, "mode"},
+	{"telemetry.v1alpha1.AccessLogging.Filter", Warned, ownerTelemetry, "expression"},
+}
+
+// fieldClass is one classification found in the table.
+type fieldClass struct {
+	Support Support
+	Note    string
+}
+
+// supportIndex maps "networking.v1alpha3.HTTPRoute.mirrors" to its row;
+// built once from supportTable, never modified.
+var supportIndex = buildSupportIndex(supportTable)
+
+func buildSupportIndex(rows []supportRow) map[string]fieldClass {
+	idx := map[string]fieldClass{}
+	for _, r := range rows {
+		for _, f := range strings.Fields(r.Fields) {
+			idx[r.Message+"."+f] = fieldClass{r.Support, r.Note}
+		}
+	}
+	return idx
+}
+
+// classify returns the table's classification of field fd.
+func classify(fd protoreflect.FieldDescriptor) (fieldClass, bool) {
+	c, ok := supportIndex[strings.TrimPrefix(string(fd.ContainingMessage().FullName()), "istio.")+"."+fd.JSONName()]
+	return c, ok
+}
+
+// subMessage is the message a field holds (the value's message for a map),
+// or nil for scalars and Google's well-known types, which are leaves.
+func subMessage(fd protoreflect.FieldDescriptor) protoreflect.MessageDescriptor {
+	var md protoreflect.MessageDescriptor
+	switch {
+	case fd.IsMap():
+		if v := fd.MapValue(); v.Kind() == protoreflect.MessageKind {
+			md = v.Message()
+		}
+	case fd.Kind() == protoreflect.MessageKind || fd.Kind() == protoreflect.GroupKind:
+		md = fd.Message()
+	}
+	if md == nil || strings.HasPrefix(string(md.FullName()), "google.") {
+		return nil
+	}
+	return md
+}
+
+// warnUnsupported warns, naming the path, for every field set in the spec
+// that the table marks Warned. It descends only into Honoured fields: a
+// Warned field is reported once, not again for each of its children.
+func (v *validator) warnUnsupported() {
+	if v.r.Spec == nil || !v.r.Spec.ProtoReflect().IsValid() {
+		return
+	}
+	var walk func(m protoreflect.Message, path string)
+	walk = func(m protoreflect.Message, path string) {
+		// Range visits only populated fields, in an undefined order; sort by number for stable output.
+		type setField struct {
+			fd protoreflect.FieldDescriptor
+			v  protoreflect.Value
+		}
+		var set []setField
+		m.Range(func(fd protoreflect.FieldDescriptor, val protoreflect.Value) bool {
+			set = append(set, setField{fd, val})
+			return true
+		})
+		sort.Slice(set, func(i, j int) bool { return set[i].fd.Number() < set[j].fd.Number() })
+		for _, s := range set {
+			fd := s.fd
+			p := path + "." + fd.JSONName()
+			c, ok := classify(fd)
+			if !ok {
+				// TestSupportTableCoversEveryField makes this unreachable; never accept silently.
+				c = fieldClass{Support: Warned, Note: "not in Mast's support table"}
+			}
+			switch c.Support {
+			case Warned:
+				if c.Note != "" {
+					v.warnf(p, "not honoured by Mast (%s)", c.Note)
+				} else {
+					v.warnf(p, "not honoured by Mast")
+				}
+				continue
+			case NotApplicable:
+				continue
+			}
+			sub := subMessage(fd)
+			if sub == nil {
+				continue
+			}
+			switch {
+			case fd.IsList():
+				l := s.v.List()
+				for i := 0; i < l.Len(); i++ {
+					walk(l.Get(i).Message(), pathIndex(p, i))
+				}
+			case fd.IsMap():
+				var keys []protoreflect.MapKey
+				s.v.Map().Range(func(k protoreflect.MapKey, _ protoreflect.Value) bool {
+					keys = append(keys, k)
+					return true
+				})
+				sort.Slice(keys, func(i, j int) bool { return keys[i].String() < keys[j].String() })
+				for _, k := range keys {
+					walk(s.v.Map().Get(k).Message(), pathKey(p, k.String()))
+				}
+			default:
+				walk(s.v.Message(), p)
+			}
+		}
+	}
+	walk(v.r.Spec.ProtoReflect(), "spec")
+}

@@ -69,6 +69,25 @@ func (a *authority) signerAt(t time.Time) (*signer, error) {
 	return nil, errors.New("ca: no signing certificate active yet")
 }
 
+// servingSignerAt returns the signer of mastd's own serving certificates at
+// t: the earliest signer that is active, unexpired and whose root is still
+// trusted. During a rotation's overlap that is the old root, which every
+// client trusts -- also a client whose bundle predates the rotation (an
+// agent that did not renew during the propagation, or that read the root
+// file before the rotation started); a client that holds the new root
+// trusts the old one too until it retires. Serving certificates therefore
+// move to the new root only when the old one leaves the bundle, and a
+// rotation never leaves a live client unable to reach the CA to renew.
+func (a *authority) servingSignerAt(t time.Time) (*signer, error) {
+	for i := range a.signers {
+		s := &a.signers[i]
+		if !s.activeFrom.After(t) && t.Before(s.notAfter) {
+			return s, nil
+		}
+	}
+	return a.signerAt(t)
+}
+
 // anchorsAt returns the roots trusted at t.
 func (a *authority) anchorsAt(t time.Time) []anchor {
 	n := 0

@@ -300,12 +300,18 @@ type leafTemplate struct {
 	extKU []x509.ExtKeyUsage
 }
 
-// sign issues a leaf for pub and returns its DER and the signer used.
+// sign issues a leaf for pub with the signer in charge at now and returns
+// its DER and the signer used.
 func (a *authority) sign(t leafTemplate, pub crypto.PublicKey, now time.Time) ([]byte, *signer, error) {
 	s, err := a.signerAt(now)
 	if err != nil {
 		return nil, nil, err
 	}
+	return a.signWith(s, t, pub, now)
+}
+
+// signWith issues a leaf for pub signed by s.
+func (a *authority) signWith(s *signer, t leafTemplate, pub crypto.PublicKey, now time.Time) ([]byte, *signer, error) {
 	serial, err := newSerial()
 	if err != nil {
 		return nil, nil, err

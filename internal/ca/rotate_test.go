@@ -74,8 +74,8 @@ func TestRotateRootPhases(t *testing.T) {
 			t.Errorf("%s leaf during overlap: %v", name, err)
 		}
 	}
-	if !serverIssuer(t, e).Equal(r.NewRoot) {
-		t.Error("serving certificate not reissued by the new root after the switch")
+	if !serverIssuer(t, e).Equal(oldRoot) {
+		t.Error("serving certificate moved to the new root before the old one retired")
 	}
 
 	// Phase 3: the old root is gone; leaves it signed during the rotation
@@ -91,6 +91,9 @@ func TestRotateRootPhases(t *testing.T) {
 	_, v3, c3 := issue()
 	if !v3[len(v3)-1].Equal(r.NewRoot) || len(parsePEM(t, c3[len(c3)-1])) != 1 {
 		t.Error("after retirement: want leaves from the new root and a one-root bundle")
+	}
+	if !serverIssuer(t, e).Equal(r.NewRoot) {
+		t.Error("serving certificate not reissued by the new root after the old one retired")
 	}
 
 	// A restart prunes the retired root, and a new rotation may start.
@@ -119,13 +122,51 @@ func TestRotateRootScheduleSurvivesRestart(t *testing.T) {
 	if len(restarted.TrustBundle()) != 2 {
 		t.Fatal("restart during the rotation lost a root")
 	}
+	// Serving certificates follow the oldest trusted root: the old one
+	// until it retires at +26h, then the new one.
 	e.clock.Advance(2 * time.Hour)
+	if cert, err := restarted.ServingCert("127.0.0.1"); err != nil || cert.Leaf.CheckSignatureFrom(r.NewRoot) == nil {
+		t.Errorf("after the switch the restarted CA serves with the new root already (err %v)", err)
+	}
+	e.clock.Advance(25 * time.Hour)
 	cert, err := restarted.ServingCert("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := cert.Leaf.CheckSignatureFrom(r.NewRoot); err != nil {
-		t.Errorf("after the switch, the restarted CA signs with another root: %v", err)
+		t.Errorf("after retirement, the restarted CA serves with another root: %v", err)
+	}
+}
+
+// TestRotateRootKeepsPreRotationClients: a client that trusts only the
+// bundle from before the rotation (an agent that has not renewed since, or
+// that read root-cert.pem before the rotation started) can still reach the
+// CA after the switch, for as long as the old root is trusted. Before the
+// serving certificate followed the oldest trusted root, the handshake failed
+// from the switch on with "certificate signed by unknown authority": the
+// real window behind TestRotateRootUnderLoad's failures at -cpu 1.
+func TestRotateRootKeepsPreRotationClients(t *testing.T) {
+	e := newEnv(t, nil)
+	id := e.id("default", "reviews")
+	tok := e.token("default", "reviews", 7*24*time.Hour)
+	oldPool := x509.NewCertPool()
+	oldPool.AddCert(e.ca.TrustBundle()[0])
+	r, err := e.ca.RotateRoot(ca.RotateOptions{Propagation: time.Hour, Overlap: 30 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(2 * time.Hour) // past the switch, before retirement
+	client := newServiceClient(e.dialPool(oldPool, nil))
+	chain, err := e.create(client, tok, catest.CSR{URIs: []string{id.String()}}.Build(t), 0)
+	if err != nil {
+		t.Fatalf("pre-rotation client after the switch: %v", err)
+	}
+	leaf, _ := e.verifyChain(chain, id)
+	if err := leaf.CheckSignatureFrom(r.NewRoot); err != nil {
+		t.Errorf("leaf after the switch not signed by the new root: %v", err)
+	}
+	if n := len(parsePEM(t, chain[len(chain)-1])); n != 2 {
+		t.Errorf("bundle sent to the client has %d roots, want both", n)
 	}
 }
 

@@ -39,7 +39,11 @@ func (ca *CA) servingCert(a *authority, now time.Time, hosts []string) (tls.Cert
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("ca: serving certificate: %w", err)
 	}
-	der, s, err := a.sign(leafTemplate{
+	signer, err := a.servingSignerAt(now)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	der, s, err := a.signWith(signer, leafTemplate{
 		dns: dns, ips: ips, ttl: ca.cfg.DefaultTTL,
 		extKU: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}, &key.PublicKey, now)
@@ -63,7 +67,8 @@ func (ca *CA) servingCert(a *authority, now time.Time, hosts []string) (tls.Cert
 
 // ServerTLSConfig returns a TLS configuration for mastd's 15012 listener:
 // a serving certificate for hosts, renewed at half its lifetime and whenever
-// a rotation changes the signer, and optional client certificates verified
+// a rotation changes the signer (serving certificates come from the oldest
+// trusted root: see servingSignerAt), and optional client certificates verified
 // against the current trust bundle (proxies renew with them). Pass it to
 // credentials.NewTLS; gRPC adds the h2 ALPN protocol.
 func (ca *CA) ServerTLSConfig(hosts ...string) (*tls.Config, error) {

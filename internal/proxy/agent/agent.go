@@ -68,7 +68,10 @@ type Config struct {
 	CAServerName string
 	// RootCertFile holds the PEM roots that the CA's serving certificate
 	// chains to (the CA directory's root-cert.pem). They are trusted for the
-	// CA connection only; the mesh's trust bundle comes from the CA.
+	// CA connection only; the mesh's trust bundle comes from the CA. The file
+	// is read again at every connection to the CA (as Istio's agent watches
+	// its mounted root), so roots a rotation adds to it are trusted without
+	// a restart; when it cannot be read the last good roots stay in use.
 	RootCertFile string
 	// RootCerts, when set, are used instead of RootCertFile.
 	RootCerts []*x509.Certificate
@@ -118,7 +121,7 @@ type Agent struct {
 	cfg      Config
 	log      *slog.Logger
 	now      func() time.Time
-	caRoots  []*x509.Certificate
+	caRoots  atomic.Pointer[[]*x509.Certificate] // from RootCerts or RootCertFile
 	cur      atomic.Pointer[Secrets]
 	mu       sync.Mutex
 	changed  chan struct{} // closed and replaced on every change
@@ -175,7 +178,7 @@ func New(cfg Config) (*Agent, error) {
 			return nil, fmt.Errorf("agent: root certificate file %s: %w", cfg.RootCertFile, err)
 		}
 	}
-	a := &Agent{cfg: cfg, log: cfg.Logger, now: cfg.Clock, caRoots: roots,
+	a := &Agent{cfg: cfg, log: cfg.Logger, now: cfg.Clock,
 		changed: make(chan struct{}), ready: make(chan struct{}),
 		rnd: func(n int64) int64 {
 			if n <= 0 {
@@ -187,6 +190,7 @@ func New(cfg Config) (*Agent, error) {
 			}
 			return v.Int64()
 		}}
+	a.caRoots.Store(&roots)
 	tlsCfg := &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		ServerName: cfg.CAServerName,
@@ -211,7 +215,7 @@ func (a *Agent) verifyCA(cs tls.ConnectionState) error {
 		return errors.New("CA presented no certificate")
 	}
 	pool := x509.NewCertPool()
-	for _, r := range a.caRoots {
+	for _, r := range a.rootsForCA() {
 		pool.AddCert(r)
 	}
 	if s := a.cur.Load(); s != nil {
@@ -229,6 +233,22 @@ func (a *Agent) verifyCA(cs tls.ConnectionState) error {
 		return fmt.Errorf("CA serving certificate: %w", err)
 	}
 	return nil
+}
+
+// rootsForCA returns the configured roots, re-reading RootCertFile.
+func (a *Agent) rootsForCA() []*x509.Certificate {
+	if a.cfg.RootCertFile != "" && len(a.cfg.RootCerts) == 0 {
+		data, err := os.ReadFile(a.cfg.RootCertFile)
+		if err == nil {
+			var roots []*x509.Certificate
+			if roots, err = ParseCertsPEM(data); err == nil {
+				a.caRoots.Store(&roots)
+				return roots
+			}
+		}
+		a.log.Warn("root certificate file unreadable; keeping the roots read before", "file", a.cfg.RootCertFile, "error", err)
+	}
+	return *a.caRoots.Load()
 }
 
 // Secrets returns the current identity, or nil before the first certificate.

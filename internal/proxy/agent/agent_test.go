@@ -348,3 +348,26 @@ func TestWorkloadID(t *testing.T) {
 		}
 	}
 }
+
+// TestAgentFollowsRootFileThroughFastRotation: a rotation whose new root
+// signs at once and whose old root retires before the agent renews (what an
+// unauthenticated POST /debug/ca/rotate-root?propagation=1ms&overlap=50ms
+// did) left the agent unable to verify the CA's new serving certificate for
+// good: it read root-cert.pem once at start. It now reads the file at every
+// connection, so it renews from the new root.
+func TestAgentFollowsRootFileThroughFastRotation(t *testing.T) {
+	s := newCAServer(t)
+	id := s.id("default", "reviews")
+	cfg := s.agentConfig(id)
+	cfg.CertTTL = 2 * time.Second
+	a := runAgent(t, cfg)
+	<-a.Ready()
+	rot, err := s.ca.RotateRoot(ca.RotateOptions{Propagation: time.Millisecond, Overlap: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a certificate from the new root", func() bool {
+		return a.Secrets().Cert.Leaf.CheckSignatureFrom(rot.NewRoot) == nil
+	})
+	verifySVID(t, s.ca, a.Secrets(), id)
+}

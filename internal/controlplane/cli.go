@@ -36,6 +36,11 @@ func Main(args []string, stderr io.Writer) int {
 	fs.StringVar(&cfg.CADir, "ca-dir", "", "run the CA with its root and token key kept in this directory, serving xDS and certificates over TLS on --secure-xds-addr")
 	fs.StringVar(&cfg.SecureXDSAddr, "secure-xds-addr", "127.0.0.1:15012", "address of xDS and the certificate service over TLS (with --ca-dir)")
 	fs.IntVar(&cfg.PushThrottle, "push-throttle", 100, "proxies generated and sent to at once during a push (Istio's PILOT_PUSH_THROTTLE)")
+	fs.StringVar(&cfg.DebugTokenFile, "debug-token-file", "", "bearer token required by /debug endpoints that change state (default: CA directory's debug-token, created mode 0600)")
+	fs.Func("debug-host", "a name accepted in the Host header of /debug/* besides IP addresses and localhost (repeatable)", func(v string) error {
+		cfg.DebugHosts = append(cfg.DebugHosts, v)
+		return nil
+	})
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&components, "components", "pilot,galley", "components to run: pilot and galley; the CA runs when --ca-dir is given")
 	if err := fs.Parse(args); err != nil {

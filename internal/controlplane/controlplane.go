@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/mast-mesh/mast/internal/adminguard"
 	"github.com/mast-mesh/mast/internal/ca"
 	"github.com/mast-mesh/mast/internal/config"
 	"github.com/mast-mesh/mast/internal/config/store"
@@ -47,7 +49,15 @@ type Config struct {
 	// PushThrottle bounds concurrent per-proxy generation (Istio's
 	// PILOT_PUSH_THROTTLE); 0 means ads.DefaultPushThrottle (100).
 	PushThrottle int
-	Logger       *slog.Logger
+	// DebugTokenFile holds the bearer token that /debug endpoints which
+	// change state (rotate-root) require. Empty: CADir/debug-token when the
+	// CA runs, created (mode 0600) on first start; without either, those
+	// endpoints refuse every request.
+	DebugTokenFile string
+	// DebugHosts are names accepted in the Host header of /debug/*
+	// besides IP literals and localhost (DNS rebinding defence).
+	DebugHosts []string
+	Logger     *slog.Logger
 	// Ready, when set, receives the bound addresses once both servers listen.
 	Ready func(xds, monitoring net.Addr)
 }
@@ -125,13 +135,21 @@ func Run(ctx context.Context, cfg Config) error {
 		authority.Register(secure)
 	}
 
+	guard := adminguard.Options{Hosts: cfg.DebugHosts, TokenFile: cfg.DebugTokenFile, RequireToken: true}
+	if guard.TokenFile == "" && cfg.CADir != "" {
+		guard.TokenFile = filepath.Join(cfg.CADir, DebugTokenName)
+		if err := ensureToken(guard.TokenFile); err != nil {
+			return fmt.Errorf("debug token: %w", err)
+		}
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.Handle("/debug/syncz", adsServer.SynczHandler())
-	mux.Handle("/debug/configz", configzHandler(fs))
+	mux.Handle("/debug/syncz", guard.ReadOnly(adsServer.SynczHandler()))
+	mux.Handle("/debug/configz", guard.ReadOnly(configzHandler(fs)))
 	if authority != nil {
-		mux.Handle("/debug/ca/rotate-root", rotateRootHandler(authority))
+		mux.Handle("/debug/ca/rotate-root", guard.Mutating(rotateRootHandler(authority)))
 	}
+	mux.Handle("/debug/", guard.ReadOnly(http.NotFoundHandler()))
 	mux.HandleFunc("/ready", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 

@@ -57,10 +57,69 @@ func TestRotateRootEndpoint(t *testing.T) {
 	if resp, err := http.Get("http://" + mon + "/debug/ca/rotate-root"); err != nil || resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Fatalf("GET: %v %v, want 405", resp, err)
 	}
-	resp, err := http.Post("http://"+mon+"/debug/ca/rotate-root?propagation=1h&overlap=3h", "", nil)
+	tok, err := os.ReadFile(filepath.Join(caDir, DebugTokenName))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("mastd wrote no debug token: %v", err)
 	}
+	if fi, _ := os.Stat(filepath.Join(caDir, DebugTokenName)); fi.Mode().Perm() != 0o600 {
+		t.Errorf("debug token mode %v, want 0600", fi.Mode().Perm())
+	}
+	post := func(query string, hdr map[string]string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, "http://"+mon+"/debug/ca/rotate-root"+query, nil)
+		for k, v := range hdr {
+			if k == "Host" {
+				req.Host = v
+			} else {
+				req.Header.Set(k, v)
+			}
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	auth := "Bearer " + strings.TrimSpace(string(tok))
+	// Refusals: nothing may start a rotation without the token, nor from
+	// another origin or under another host name, even with it.
+	for name, tc := range map[string]struct {
+		hdr  map[string]string
+		want int
+	}{
+		"no token":              {nil, http.StatusUnauthorized},
+		"wrong token":           {map[string]string{"Authorization": "Bearer nope"}, http.StatusUnauthorized},
+		"cross-origin":          {map[string]string{"Authorization": auth, "Origin": "http://evil.example"}, http.StatusForbidden},
+		"cross-site fetch":      {map[string]string{"Authorization": auth, "Sec-Fetch-Site": "cross-site"}, http.StatusForbidden},
+		"DNS rebinding (Host)":  {map[string]string{"Authorization": auth, "Host": "evil.example:15014"}, http.StatusMisdirectedRequest},
+		"null origin (sandbox)": {map[string]string{"Authorization": auth, "Origin": "null"}, http.StatusForbidden},
+	} {
+		if resp := post("?propagation=1h&overlap=3h", tc.hdr); resp.StatusCode != tc.want {
+			t.Errorf("%s: %s, want %d", name, resp.Status, tc.want)
+		}
+		if n := roots(); n != 1 {
+			t.Fatalf("%s started a rotation", name)
+		}
+	}
+	for name, hdr := range map[string]map[string]string{
+		"rebinding Host": {"Host": "attacker.example"}, "cross-site": {"Sec-Fetch-Site": "cross-site"},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+mon+"/debug/configz", nil)
+		for k, v := range hdr {
+			if k == "Host" {
+				req.Host = v
+			} else {
+				req.Header.Set(k, v)
+			}
+		}
+		if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode < 400 {
+			t.Errorf("GET /debug/configz with %s: %v %v, want refused", name, resp.Status, err)
+		}
+	}
+	if resp, err := http.Get("http://" + mon + "/debug/configz"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /debug/configz: %v %v", resp, err)
+	}
+	resp := post("?propagation=1h&overlap=3h", map[string]string{"Authorization": auth, "Origin": "http://" + mon})
 	defer resp.Body.Close()
 	var sched map[string]any
 	if err := json.NewDecoder(resp.Body).Decode(&sched); err != nil || resp.StatusCode != http.StatusOK {
@@ -72,7 +131,7 @@ func TestRotateRootEndpoint(t *testing.T) {
 	if n := roots(); n != 2 {
 		t.Fatalf("during the overlap: %d roots in the bundle, want 2", n)
 	}
-	bad, _ := http.Post("http://"+mon+"/debug/ca/rotate-root?propagation=soon", "", nil)
+	bad := post("?propagation=soon", map[string]string{"Authorization": auth})
 	if bad.StatusCode != http.StatusBadRequest {
 		t.Fatalf("bad duration: %s, want 400", bad.Status)
 	}

@@ -1,24 +1,48 @@
 package controlplane
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/mast-mesh/mast/internal/ca"
 	"github.com/mast-mesh/mast/internal/config/store"
 )
 
-// rotateRootHandler starts a root rotation on POST: a new root is trusted at
-// once, signs after ?propagation= (a duration), and the old root leaves the
-// trust bundle after ?overlap=. It answers the schedule as JSON.
+// DebugTokenName is the file in the CA directory that holds the token of
+// the state-changing /debug endpoints when --debug-token-file is not given.
+const DebugTokenName = "debug-token"
+
+// ensureToken creates path with a random token (mode 0600) unless it exists.
+func ensureToken(path string) error {
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(hex.EncodeToString(b) + "\n"); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// rotateRootHandler starts a root rotation (POST, authenticated by the
+// guard around it): a new root is trusted at once, signs after
+// ?propagation= (a duration), and the old root leaves the trust bundle after
+// ?overlap=. It answers the schedule as JSON.
 func rotateRootHandler(authority *ca.CA) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost {
-			http.Error(w, "POST to start a root rotation", http.StatusMethodNotAllowed)
-			return
-		}
 		var opts ca.RotateOptions
 		for name, d := range map[string]*time.Duration{"propagation": &opts.Propagation, "overlap": &opts.Overlap} {
 			if v := r.URL.Query().Get(name); v != "" {

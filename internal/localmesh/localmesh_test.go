@@ -55,6 +55,13 @@ func TestPlanBookinfo(t *testing.T) {
 	if gw := byName["istio-ingressgateway"]; !strings.HasPrefix(gw.ProxyID, "router~127.0.0.1~") {
 		t.Errorf("gateway: %+v", gw)
 	}
+	// A gateway serving on every interface keeps its admin on loopback.
+	procs, _ = Plan(bookinfoSnapshot(t), Options{GatewayIP: "0.0.0.0"})
+	for _, p := range procs {
+		if p.Name == "istio-ingressgateway" && (p.Admin != "127.0.0.1:15000" || !strings.Contains(strings.Join(p.Args, " "), "--admin-addr 127.0.0.1:15000")) {
+			t.Errorf("--gateway-ip 0.0.0.0: gateway admin %q, args %v", p.Admin, p.Args)
+		}
+	}
 	// Without Bookinfo (the user's own configuration), only proxies run.
 	procs, _ = Plan(bookinfoSnapshot(t), Options{GatewayIP: "127.0.0.1"})
 	for _, p := range procs {

@@ -5,6 +5,7 @@ package localmesh
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"sort"
 	"strings"
@@ -100,7 +101,12 @@ func Plan(snap *config.Snapshot, opts Options) ([]Proc, error) {
 		})
 	}
 	gwID := fmt.Sprintf("router~%s~istio-ingressgateway.istio-system~istio-system.svc.cluster.local", opts.GatewayIP)
-	gwAdmin := opts.GatewayIP + ":15000"
+	// The admin interface is loopback-only, even when the gateway serves on
+	// every interface (--gateway-ip 0.0.0.0).
+	gwAdmin := "127.0.0.1:15000"
+	if ip, err := netip.ParseAddr(opts.GatewayIP); err == nil && ip.IsLoopback() {
+		gwAdmin = net.JoinHostPort(opts.GatewayIP, "15000")
+	}
 	procs = append(procs, opts.withIdentity(Proc{
 		Name:    "istio-ingressgateway",
 		Program: "mast-proxy",

@@ -1,6 +1,9 @@
 // Package admin serves mast-proxy's admin interface (Envoy's paths):
 // /ready, /config_dump, /clusters, /listeners, /stats, /stats/prometheus,
-// /logging and /quitquitquit. It binds to loopback only.
+// /logging and /quitquitquit. It binds to loopback only (Listen refuses
+// anything else), and the endpoints that change state (/quitquitquit,
+// /logging?level=) take POST only and refuse cross-origin browser requests;
+// every path checks Host against DNS rebinding (see adminguard).
 package admin
 
 import (
@@ -8,7 +11,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"runtime"
 	"sort"
 	"strings"
@@ -16,6 +21,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/mast-mesh/mast/internal/adminguard"
 	"github.com/mast-mesh/mast/internal/proxy/httpproxy"
 	"github.com/mast-mesh/mast/internal/proxy/listener"
 	"github.com/mast-mesh/mast/internal/proxy/upstream"
@@ -33,8 +39,28 @@ type Source interface {
 	Quit()
 }
 
+// Listen binds the admin listener on addr, which must be a loopback IP
+// address or localhost: the admin interface is never reachable from the
+// network, whatever --admin-addr says.
+func Listen(addr string) (net.Listener, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("admin: address %q: %w", addr, err)
+	}
+	ip, err := netip.ParseAddr(host)
+	if host != "localhost" && (err != nil || !ip.IsLoopback()) {
+		return nil, fmt.Errorf("admin: address %q is not loopback; the admin interface binds only to 127.0.0.0/8, ::1 or localhost", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("admin: listen %s: %w", addr, err)
+	}
+	return ln, nil
+}
+
 // Handler returns the admin HTTP handler. level may be nil.
 func Handler(src Source, level *slog.LevelVar) http.Handler {
+	var guard adminguard.Options
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ready", func(w http.ResponseWriter, r *http.Request) {
 		if src.Ready() {
@@ -76,22 +102,18 @@ func Handler(src Source, level *slog.LevelVar) http.Handler {
 		json.NewEncoder(w).Encode(map[string]uint64{"allocated": m.HeapAlloc, "heap_size": m.HeapSys, "heap_inuse": m.HeapInuse,
 			"stack_inuse": m.StackInuse, "total_sys": m.Sys, "goroutines": uint64(runtime.NumGoroutine())})
 	})
-	mux.HandleFunc("/quitquitquit", func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost {
-			http.Error(w, "use POST", http.StatusMethodNotAllowed)
-			return
-		}
+	mux.Handle("/quitquitquit", guard.Mutating(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "OK")
 		src.Quit()
-	})
+	})))
 	mux.HandleFunc("/logging", func(w http.ResponseWriter, r *http.Request) {
 		if level == nil {
 			http.Error(w, "log level is fixed", http.StatusNotImplemented)
 			return
 		}
 		if l := r.URL.Query().Get("level"); l != "" {
-			if r.Method != http.MethodPost {
-				http.Error(w, "use POST to change the level", http.StatusMethodNotAllowed)
+			if code, err := guard.CheckMutating(r); err != nil {
+				http.Error(w, err.Error(), code)
 				return
 			}
 			var lv slog.Level
@@ -116,7 +138,7 @@ func Handler(src Source, level *slog.LevelVar) http.Handler {
 		}
 		fmt.Fprintln(w, "mast-proxy admin: /ready /config_dump /clusters /listeners /stats /stats/prometheus /memory /logging /quitquitquit")
 	})
-	return mux
+	return guard.ReadOnly(mux)
 }
 
 // ConfigDump renders the accepted resources as Envoy's config_dump JSON.

@@ -8,9 +8,7 @@ package dataplane
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"runtime/debug"
 	"sync"
@@ -226,9 +224,9 @@ func (p *Proxy) AdminAddr() string {
 
 // Run serves until ctx ends or Quit is called, then drains.
 func (p *Proxy) Run(ctx context.Context) error {
-	ln, err := net.Listen("tcp", p.cfg.AdminAddr)
+	ln, err := admin.Listen(p.cfg.AdminAddr)
 	if err != nil {
-		return fmt.Errorf("admin: listen %s: %w", p.cfg.AdminAddr, err)
+		return err
 	}
 	addr := ln.Addr().String()
 	p.adminAddr.Store(&addr)

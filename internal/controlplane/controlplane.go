@@ -151,6 +151,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	mux.Handle("/debug/", guard.ReadOnly(http.NotFoundHandler()))
 	mux.HandleFunc("/ready", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	mux.Handle("/debug/{$}", debugIndexHandler(debugPages(authority != nil)))
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 
 	ctx, cancel := context.WithCancel(ctx)

@@ -135,4 +135,16 @@ func TestRotateRootEndpoint(t *testing.T) {
 	if bad.StatusCode != http.StatusBadRequest {
 		t.Fatalf("bad duration: %s, want 400", bad.Status)
 	}
+	// /debug/ lists every debug page.
+	idx, err := http.Get("http://" + mon + "/debug/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(idx.Body)
+	idx.Body.Close()
+	for _, want := range []string{"/debug/syncz", "/debug/configz", "/debug/ca/rotate-root", "/metrics"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/debug/ index lacks %s:\n%s", want, b)
+		}
+	}
 }

@@ -3,12 +3,13 @@ package ctl
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/mast-mesh/mast/internal/controlplane"
@@ -35,84 +36,84 @@ func DefaultStateDir() string {
 // Up runs `mast up`: a whole local mesh, Bookinfo included unless --config names the user's own.
 func Up(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg := localmesh.Config{Stdout: stdout}
-	fs := flag.NewFlagSet("mast up", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&cfg.StateDir, "state-dir", DefaultStateDir(), "directory for the lock, logs and the default configuration")
-	fs.StringVar(&cfg.ConfigDir, "config", "", "run this configuration directory instead of Bookinfo's")
-	fs.StringVar(&cfg.XDSAddr, "xds-addr", "127.0.0.1:15010", "mastd's xDS address")
-	fs.StringVar(&cfg.MonitoringAddr, "monitoring-addr", "127.0.0.1:15014", "mastd's metrics and debug address")
-	fs.StringVar(&cfg.GatewayIP, "gateway-ip", "127.0.0.1", "address of the ingress gateway (its listeners come from Gateway resources)")
-	fs.BoolVar(&cfg.MTLS, "mtls", true, "run mastd's CA and give every proxy a workload certificate: mutual TLS between sidecars")
-	fs.StringVar(&cfg.SecureXDSAddr, "secure-xds-addr", "127.0.0.1:15012", "mastd's CA address (with --mtls)")
-	fs.DurationVar(&cfg.ReadyTimeout, "ready-timeout", 2*time.Minute, "how long to wait for every proxy to acknowledge its configuration")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	c := newCommand("up", "[flags]",
+		"Runs a whole local mesh on this machine: mastd, a sidecar beside every service, an ingress gateway and\n"+
+			"Bookinfo, with no root and no Kubernetes. Each run starts from Bookinfo's default configuration unless\n"+
+			"--keep-config is given. It stops (and stops every process it started) on Ctrl-C, SIGTERM, or when the\n"+
+			"process that started it exits. Exit codes: 0 stopped cleanly, 1 failed, 2 usage, 3 a mesh is already\n"+
+			"running with this state directory.",
+		"mast up",
+		"mast up --keep-config             # keep what the last run applied",
+		"mast up --config ./my-config      # your own configuration instead of Bookinfo's",
+		"mast up --mtls=false")
+	c.StringVar(&cfg.StateDir, "state-dir", DefaultStateDir(), "directory for the lock, logs and the default configuration")
+	c.StringVar(&cfg.ConfigDir, "config", "", "run this configuration directory instead of Bookinfo's")
+	c.BoolVar(&cfg.KeepConfig, "keep-config", false, "keep the configuration the last run left (default: start from Bookinfo's; the old one is moved to STATE/config.previous)")
+	c.StringVar(&cfg.XDSAddr, "xds-addr", "127.0.0.1:15010", "mastd's xDS address")
+	c.StringVar(&cfg.MonitoringAddr, "monitoring-addr", "127.0.0.1:15014", "mastd's metrics and debug address")
+	c.StringVar(&cfg.GatewayIP, "gateway-ip", "127.0.0.1", "address of the ingress gateway (its listeners come from Gateway resources)")
+	c.BoolVar(&cfg.MTLS, "mtls", true, "run mastd's CA and give every proxy a workload certificate: mutual TLS between sidecars")
+	c.StringVar(&cfg.SecureXDSAddr, "secure-xds-addr", "127.0.0.1:15012", "mastd's CA address (with --mtls)")
+	c.DurationVar(&cfg.ReadyTimeout, "ready-timeout", 2*time.Minute, "how long to wait for every proxy to acknowledge its configuration")
+	if code, ok := c.parse(args, stdout, stderr); !ok {
+		return code
+	}
+	if c.NArg() > 0 {
+		return c.usageError(stderr, "unexpected argument %q", c.Arg(0))
 	}
 	cfg.Bookinfo = cfg.ConfigDir == ""
 	exe, err := os.Executable()
 	if err != nil {
 		fmt.Fprintf(stderr, "mast up: %v\n", err)
-		return 1
+		return ExitFailure
 	}
+	// With the terminal gone, report write errors rather than die of SIGPIPE
+	// before the mesh's processes are stopped.
+	signal.Ignore(syscall.SIGPIPE)
 	cfg.Executable = exe
 	cfg.Programs = siblingPrograms(exe)
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, nil))
 	if err := localmesh.Up(ctx, cfg); err != nil {
 		fmt.Fprintf(stderr, "mast up: %v\n", err)
 		if errors.Is(err, localmesh.ErrRunning) {
-			return 3
+			return ExitRunning
 		}
-		return 1
+		return ExitFailure
 	}
-	return 0
+	return ExitOK
 }
 
-// Apply runs `mast apply -f FILE_OR_DIR...` against the running local mesh.
-func Apply(args []string, stdout, stderr io.Writer) int {
-	return applyOrDelete("apply", args, stdout, stderr)
-}
-
-// Delete runs `mast delete -f FILE_OR_DIR...` against the running local mesh.
-func Delete(args []string, stdout, stderr io.Writer) int {
-	return applyOrDelete("delete", args, stdout, stderr)
-}
-
-func applyOrDelete(verb string, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("mast "+verb, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var files pathList
-	fs.Var(&files, "f", "file or directory of configuration (repeatable, or comma-separated)")
-	stateDir := fs.String("state-dir", DefaultStateDir(), "state directory of the running `mast up`")
-	configDir := fs.String("config", "", "configuration directory to change (default: the running `mast up`'s)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+// Reset runs `mast reset`: the running (or last) Bookinfo mesh's
+// configuration back to Bookinfo's defaults.
+func Reset(args []string, stdout, stderr io.Writer) int {
+	c := newCommand("reset", "[flags]",
+		"Returns the local mesh's configuration directory to Bookinfo's defaults: everything applied since is\n"+
+			"removed. A running mesh picks the change up at once.",
+		"mast reset")
+	stateDir := c.String("state-dir", DefaultStateDir(), "state directory of the local mesh")
+	if code, ok := c.parse(args, stdout, stderr); !ok {
+		return code
 	}
-	if len(files) == 0 {
-		fmt.Fprintf(stderr, "mast %s: -f FILE_OR_DIR is required\n", verb)
-		return 2
-	}
-	dir := *configDir
-	if dir == "" {
-		st, err := localmesh.ReadRunState(*stateDir)
-		if err != nil {
-			fmt.Fprintf(stderr, "mast %s: %v\n", verb, err)
-			return 1
+	dir := filepath.Join(*stateDir, "config")
+	if st, err := localmesh.ReadRunState(*stateDir); err == nil {
+		if st.GatewayURL == "" {
+			fmt.Fprintf(stderr, "mast reset: the running mesh runs your own configuration (%s), not Bookinfo's; nothing to reset\n", st.ConfigDir)
+			return ExitFailure
 		}
 		dir = st.ConfigDir
 	}
-	run := localmesh.Apply
-	if verb == "delete" {
-		run = localmesh.Delete
-	}
-	changes, err := run(dir, files)
-	for _, c := range changes {
-		fmt.Fprintln(stdout, c)
+	changes, err := localmesh.Reset(dir)
+	for _, ch := range changes {
+		fmt.Fprintln(stdout, ch)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "mast %s: %v\n", verb, err)
-		return 1
+		fmt.Fprintf(stderr, "mast reset: %v\n", err)
+		return ExitFailure
 	}
-	return 0
+	if len(changes) == 0 {
+		fmt.Fprintf(stdout, "%s already holds Bookinfo's defaults\n", dir)
+	}
+	return ExitOK
 }
 
 // RunProgram runs one of the mesh's programs in this process: `mast __run

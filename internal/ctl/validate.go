@@ -1,7 +1,6 @@
 package ctl
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -30,23 +29,22 @@ func (p *pathList) Set(v string) error {
 // usage error, 0 otherwise (warnings alone do not fail).
 func Validate(args []string, stdout, stderr io.Writer) int {
 	var paths pathList
-	fs := flag.NewFlagSet("mast validate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Var(&paths, "f", "file or directory to validate (repeatable, or a comma-separated list)")
-	fs.Var(&paths, "filename", "same as -f")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: mast validate -f FILE_OR_DIR [-f FILE_OR_DIR]...")
-		fs.PrintDefaults()
+	c := newCommand("validate", "-f FILE_OR_DIR [-f FILE_OR_DIR]...",
+		"Checks configuration files (Istio YAML or JSON; directories are walked for .yaml, .yml and .json)\n"+
+			"one by one and as a set, and prints every error and warning with its file, line, resource and field.\n"+
+			"Exit codes: 0 valid (warnings alone do not fail), 1 errors, 2 usage.",
+		"mast validate -f samples/bookinfo/networking/virtual-service-all-v1.yaml",
+		"mast validate -f samples/bookinfo/config -f my-routes.yaml")
+	c.Var(&paths, "f", "file or directory to validate (repeatable, or a comma-separated list)")
+	c.Var(&paths, "filename", "same as -f")
+	if code, ok := c.parse(args, stdout, stderr); !ok {
+		return code
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	for _, a := range fs.Args() {
+	for _, a := range c.Args() {
 		_ = paths.Set(a)
 	}
 	if len(paths) == 0 {
-		fs.Usage()
-		return 2
+		return c.usageError(stderr, "-f FILE_OR_DIR is required")
 	}
 	rs, probs := config.LoadPaths(paths...)
 	for _, p := range probs {

@@ -24,6 +24,9 @@ import (
 type Config struct {
 	StateDir  string // holds the lock, run.json, logs and the default config directory
 	ConfigDir string // the user's configuration; "" runs Bookinfo from StateDir/config
+	// KeepConfig keeps StateDir/config as the last run left it; otherwise it
+	// is reset to Bookinfo's defaults (the old one moved to config.previous).
+	KeepConfig bool
 	Options
 	// Executable runs the mesh's programs as `Executable __run PROGRAM ARGS...`,
 	// unless Programs names a binary of the program's own.
@@ -97,8 +100,18 @@ func Up(ctx context.Context, cfg Config) error {
 	configDir := cfg.ConfigDir
 	if configDir == "" {
 		configDir = filepath.Join(cfg.StateDir, "config")
-		if err := seedBookinfo(configDir); err != nil {
-			return fmt.Errorf("writing Bookinfo's configuration to %s: %w", configDir, err)
+		if cfg.KeepConfig {
+			if err := seedBookinfo(configDir); err != nil {
+				return fmt.Errorf("writing Bookinfo's configuration to %s: %w", configDir, err)
+			}
+		} else {
+			moved, err := resetConfigDir(configDir)
+			if err != nil {
+				return fmt.Errorf("resetting %s to Bookinfo's configuration: %w", configDir, err)
+			}
+			if moved != "" {
+				fmt.Fprintf(cfg.Stdout, "Starting from Bookinfo's default configuration; the last run's is in %s (`mast up --keep-config` keeps it).\n", moved)
+			}
 		}
 	}
 	configDir, _ = filepath.Abs(configDir)
@@ -134,6 +147,10 @@ func Up(ctx context.Context, cfg Config) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	go WatchParent(ctx, func() {
+		fmt.Fprintln(cfg.Stdout, "The process that started mast up has exited; stopping the local mesh.")
+		cancel()
+	})
 	var g group
 	defer g.stopAll()
 	failed := make(chan error, 1)
@@ -158,6 +175,7 @@ func Up(ctx context.Context, cfg Config) error {
 	if cfg.MTLS {
 		mastd.Args = append(mastd.Args, "--ca-dir", cfg.CADir, "--secure-xds-addr", cfg.SecureXDSAddr)
 	}
+	fmt.Fprintf(cfg.Stdout, "Starting mastd and %d processes (logs in %s)...\n", len(plan), logDir)
 	if _, err := launch(mastd); err != nil {
 		return err
 	}
@@ -182,7 +200,10 @@ func Up(ctx context.Context, cfg Config) error {
 	}
 	waitCtx, waitDone := context.WithTimeout(ctx, cfg.ReadyTimeout)
 	defer waitDone()
-	if err := waitReady(waitCtx, "http://"+cfg.MonitoringAddr, proxyIDs, state.GatewayURL); err != nil {
+	progress := func(synced int) {
+		fmt.Fprintf(cfg.Stdout, "  %d of %d proxies have acknowledged their configuration\n", synced, len(proxyIDs))
+	}
+	if err := waitReady(waitCtx, "http://"+cfg.MonitoringAddr, proxyIDs, state.GatewayURL, progress); err != nil {
 		select {
 		case ferr := <-failed:
 			return ferr
@@ -196,6 +217,7 @@ func Up(ctx context.Context, cfg Config) error {
 	}
 	defer os.Remove(filepath.Join(cfg.StateDir, "run.json"))
 	printSummary(cfg.Stdout, state, logDir)
+	go reportRejections(ctx, cfg.Stdout, "http://"+cfg.MonitoringAddr, time.Second)
 
 	select {
 	case <-ctx.Done():
@@ -290,13 +312,20 @@ func portFree(addr string) error {
 }
 
 // waitReady waits until every proxy is connected to mastd with each type it
-// was sent acknowledged, and the gateway URL (if any) answers 200.
-func waitReady(ctx context.Context, debugURL string, proxyIDs []string, gatewayURL string) error {
+// was sent acknowledged, and the gateway URL (if any) answers 200. It calls
+// progress when the number of synced proxies changes.
+func waitReady(ctx context.Context, debugURL string, proxyIDs []string, gatewayURL string, progress func(synced int)) error {
 	var last error
+	reported := -1
 	for {
-		last = checkReady(ctx, debugURL, proxyIDs, gatewayURL)
+		var synced int
+		synced, last = checkReady(ctx, debugURL, proxyIDs, gatewayURL)
 		if last == nil {
 			return nil
+		}
+		if synced != reported && synced > 0 {
+			progress(synced)
+			reported = synced
 		}
 		select {
 		case <-ctx.Done():
@@ -306,16 +335,27 @@ func waitReady(ctx context.Context, debugURL string, proxyIDs []string, gatewayU
 	}
 }
 
-func checkReady(ctx context.Context, debugURL string, proxyIDs []string, gatewayURL string) error {
+func checkReady(ctx context.Context, debugURL string, proxyIDs []string, gatewayURL string) (int, error) {
 	acked, err := AckedProxies(ctx, debugURL)
 	if err != nil {
-		return err
+		return 0, err
 	}
+	synced := 0
+	var missing error
 	for _, id := range proxyIDs {
-		if !acked[id] {
-			return fmt.Errorf("proxy %s has not acknowledged its configuration", id)
+		if acked[id] {
+			synced++
+		} else if missing == nil {
+			missing = fmt.Errorf("proxy %s has not acknowledged its configuration", id)
 		}
 	}
+	if missing != nil {
+		return synced, missing
+	}
+	return synced, checkGateway(ctx, gatewayURL)
+}
+
+func checkGateway(ctx context.Context, gatewayURL string) error {
 	if gatewayURL == "" {
 		return nil
 	}

@@ -92,7 +92,7 @@ func TestReadmeTour(t *testing.T) {
 	}
 
 	t.Run("a rejected edit is reported in mast up's terminal", func(t *testing.T) {
-		writeFile(t, st.ConfigDir, "broken.yaml", "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec: {hosts: [a], http: [{route: [{destination: {host: a}, weight: 50}]}]}\n")
+		writeFile(t, st.ConfigDir, "broken.yaml", "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec: {hosts: [a], http: [{route: [{destination: {host: a}, weight: 50}, {destination: {host: b}, weight: 10}]}]}\n")
 		waitLine(t, parent, "broken.yaml is rejected", 30*time.Second)
 		os.Remove(filepath.Join(st.ConfigDir, "broken.yaml"))
 		waitLine(t, parent, "broken.yaml loads again", 30*time.Second)

@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"io"
 	"net"
 	"net/http"
@@ -171,6 +173,12 @@ func (w *world) resources(extra []*routev3.Route) map[string][]types.Resource {
 				Delay: &faultv3.FaultDelay{FaultDelaySecifier: &faultv3.FaultDelay_FixedDelay{FixedDelay: durationpb.New(50 * time.Millisecond)},
 					Percentage: &typev3.FractionalPercent{Numerator: 100}}})}
 		}),
+		route("/cors", "v1", func(r *routev3.Route) {
+			r.TypedPerFilterConfig = map[string]*anypb.Any{"envoy.filters.http.cors": xdstest.Any(&corsv3.CorsPolicy{
+				AllowOriginStringMatch: []*matcherv3.StringMatcher{{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "https://good.example"}}},
+				AllowMethods:           "GET,POST", AllowHeaders: "x-custom", ExposeHeaders: "x-backend", MaxAge: "60",
+				AllowCredentials: wrapperspb.Bool(true)})}
+		}),
 		route("/h2up", "h2"),
 		route("/pertry", "tricky", func(r *routev3.Route) {
 			r.GetRoute().RetryPolicy = &routev3.RetryPolicy{RetryOn: "gateway-error", NumRetries: wrapperspb.UInt32(1),
@@ -195,6 +203,8 @@ func (w *world) resources(extra []*routev3.Route) map[string][]types.Resource {
 	hcm := xdstest.HCM("main")
 	hcm.RequestHeadersTimeout = durationpb.New(300 * time.Millisecond)
 	hcm.UseRemoteAddress = wrapperspb.Bool(true)
+	hcm.HttpFilters = append([]*hcmv3.HttpFilter{{Name: "envoy.filters.http.cors",
+		ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: xdstest.Any(&corsv3.Cors{})}}}, hcm.HttpFilters...)
 	return xdstest.Resources(
 		xdstest.ListenerWith(w.addr, w.addr, hcm),
 		rc,
@@ -326,6 +336,36 @@ func TestEndToEnd(t *testing.T) {
 		}
 		if r := w.v1.last(); r.URL.Path == "/headerops" && (r.Header.Get("x-added") != "yes" || r.Header.Get("x-secret") != "") {
 			t.Errorf("request header ops not applied: %v", r.Header)
+		}
+	})
+	t.Run("cors", func(t *testing.T) {
+		pre := func(origin string) *http.Response {
+			req, _ := http.NewRequest("OPTIONS", base+"/cors", nil)
+			req.Header.Set("origin", origin)
+			req.Header.Set("access-control-request-method", "POST")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp
+		}
+		resp := pre("https://good.example")
+		if resp.StatusCode != 200 || resp.Header.Get("access-control-allow-origin") != "https://good.example" ||
+			resp.Header.Get("access-control-allow-methods") != "GET,POST" || resp.Header.Get("access-control-max-age") != "60" ||
+			resp.Header.Get("access-control-allow-credentials") != "true" {
+			t.Errorf("preflight from an allowed origin: %d %v", resp.StatusCode, resp.Header)
+		}
+		if resp := pre("https://evil.example"); resp.Header.Get("access-control-allow-origin") != "" {
+			t.Errorf("preflight from another origin got CORS headers: %v", resp.Header)
+		}
+		resp, body := get(t, http.DefaultClient, base+"/cors", "origin", "https://good.example")
+		if resp.StatusCode != 200 || !strings.HasPrefix(body, "v1 GET") || resp.Header.Get("access-control-allow-origin") != "https://good.example" ||
+			resp.Header.Get("access-control-expose-headers") != "x-backend" {
+			t.Errorf("simple CORS request: %d %q %v", resp.StatusCode, body, resp.Header)
+		}
+		if resp, _ := get(t, http.DefaultClient, base+"/cors", "origin", "https://evil.example"); resp.Header.Get("access-control-allow-origin") != "" {
+			t.Errorf("request from another origin got CORS headers: %v", resp.Header)
 		}
 	})
 	t.Run("tcp proxy", func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/net/http2"
 
+	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"github.com/mast-mesh/mast/internal/proxy/headers"
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
 )
@@ -26,6 +27,10 @@ func (s *Server) serveH2(ctx context.Context, nc net.Conn, br *bufio.Reader, hcm
 	srv := &http2.Server{MaxConcurrentStreams: hcm.MaxConcurrentStreams, IdleTimeout: hcm.IdleTimeout}
 	base := &http.Server{MaxHeaderBytes: hcm.MaxRequestHeadersBytes}
 	remote, orig, peer, local, scheme := remoteIP(nc), originalDst(nc), peerOf(nc), nc.LocalAddr(), connScheme(nc)
+	var fconn *filter.Conn
+	if hcm.Filters != nil {
+		fconn = filter.NewConn(nc)
+	}
 	h := http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		n := 0
 		for _, vs := range r.Header {
@@ -45,7 +50,7 @@ func (s *Server) serveH2(ctx context.Context, nc net.Conn, br *bufio.Reader, hcm
 			}
 		}
 		req := &dsRequest{method: r.Method, target: r.RequestURI, authority: r.Host, header: hl, minor: 2,
-			body: r.Body, contentLength: r.ContentLength, remote: remote, local: local, origDst: orig, scheme: scheme, peer: peer}
+			body: r.Body, contentLength: r.ContentLength, remote: remote, local: local, origDst: orig, scheme: scheme, peer: peer, conn: fconn}
 		if r.Method == "GET" || r.Method == "HEAD" {
 			if r.ContentLength <= 0 {
 				req.body = nil

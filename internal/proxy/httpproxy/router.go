@@ -5,12 +5,13 @@ import (
 	crand "crypto/rand"
 	"encoding/hex"
 	"io"
-	"math/rand/v2"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"github.com/mast-mesh/mast/internal/proxy/headers"
 	"github.com/mast-mesh/mast/internal/proxy/http1"
 	"github.com/mast-mesh/mast/internal/proxy/pathnorm"
@@ -38,6 +39,12 @@ type dsRequest struct {
 	// peer is the verified client certificate of a TLS connection, nil
 	// for plaintext (xfcc.go).
 	peer *tlsPeer
+	// conn is what the filters know of the connection; fr and fw are the
+	// filter chain's per-request state (filters.go), kept here so that
+	// they cost no allocation.
+	conn *filter.Conn
+	fr   filter.Request
+	fw   filterWriter
 }
 
 // responseWriter is the codec's response side.
@@ -154,6 +161,10 @@ func (s *Server) handle(ctx context.Context, req *dsRequest, w responseWriter, h
 	req.header.Del("x-mast-response-flags")
 	http1.StripHopByHop(&req.header)
 	req.header.Del("host")
+	var client netip.Addr
+	if hcm.Filters != nil {
+		client = trustedClient(req.header, hcm, req.remote)
+	}
 	edge := mutateForwarded(&req.header, hcm, req.remote, req.local, req.scheme)
 	if hcm.GenerateRequestID {
 		if v, ok := req.header.Get("x-request-id"); !ok || v == "" || edge && !hcm.PreserveRequestID {
@@ -174,13 +185,19 @@ func (s *Server) handle(ctx context.Context, req *dsRequest, w responseWriter, h
 	if table == nil && cfg != nil {
 		table = cfg.Routes[hcm.RDSName]
 	}
-	if table == nil {
-		s.Stats.RqNoRoute.Add(1)
-		s.localReply(w, 404, "", flagNoRoute, nil)
-		return
+	var route *xdsparse.Route
+	if table != nil {
+		in := xdsparse.Input{Authority: req.authority, Method: req.method, Scheme: req.scheme, Path: path, Headers: req.header}
+		route = table.Match(&in)
 	}
-	in := xdsparse.Input{Authority: req.authority, Method: req.method, Scheme: req.scheme, Path: path, Headers: req.header}
-	route := table.Match(&in)
+	// The HTTP filters (rbac, fault, cors, ...) see the request after
+	// route selection, as Envoy's filters see the cached route.
+	if hcm.Filters != nil {
+		var ok bool
+		if w, ok = s.runFilters(ctx, req, w, hcm, route, path, client); !ok {
+			return
+		}
+	}
 	if route != nil && route.VHost.RequireTLS && req.scheme != "https" {
 		host := req.authority
 		if h, _, err := net.SplitHostPort(host); err == nil {
@@ -197,34 +214,6 @@ func (s *Server) handle(ctx context.Context, req *dsRequest, w responseWriter, h
 	if up := upgradeType(req); up != "" && !hcm.UpgradeAllowed(up, route.Action) {
 		s.localReply(w, 403, "upgrade not allowed", "", nil)
 		return
-	}
-	// Fault injection (per-route config overrides the filter's own).
-	if hcm.HasFault {
-		f := route.Fault
-		if f == nil {
-			f = hcm.Fault
-		}
-		if f != nil {
-			if f.Delay > 0 && hit(f.DelayPerMill) {
-				s.Stats.FaultDelay.Add(1)
-				t := time.NewTimer(f.Delay)
-				select {
-				case <-t.C:
-				case <-ctx.Done():
-					t.Stop()
-					return
-				}
-			}
-			if f.AbortStatus != 0 && hit(f.AbortPerMill) {
-				s.Stats.FaultAbort.Add(1)
-				var extra headers.List
-				if f.AbortGRPC != 0 {
-					extra = headers.List{{Name: "grpc-status", Value: strconv.Itoa(f.AbortGRPC)}}
-				}
-				s.localReply(w, f.AbortStatus, "fault filter abort", flagFaultAbort, extra)
-				return
-			}
-		}
 	}
 	switch {
 	case route.Direct != nil:
@@ -246,10 +235,6 @@ func (s *Server) handle(ctx context.Context, req *dsRequest, w responseWriter, h
 		return
 	}
 	s.forward(ctx, req, w, hcm, table, route, path, start)
-}
-
-func hit(perMillion uint32) bool {
-	return perMillion >= 1_000_000 || (perMillion > 0 && rand.Uint32N(1_000_000) < perMillion)
 }
 
 func newRequestID() string {

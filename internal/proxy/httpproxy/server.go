@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"github.com/mast-mesh/mast/internal/proxy/headers"
 	"github.com/mast-mesh/mast/internal/proxy/http1"
 	"github.com/mast-mesh/mast/internal/proxy/upstream"
@@ -38,6 +39,9 @@ type Stats struct {
 	RqTotal, Rq1xx, Rq2xx, Rq3xx, Rq4xx, Rq5xx atomic.Uint64
 	RqTimeout, RqRetry, FaultAbort, FaultDelay atomic.Uint64
 	RqNoRoute, RqRejected                      atomic.Uint64
+	// RBACDenied and ExtAuthzDenied count requests the authorization
+	// filters refused.
+	RBACDenied, ExtAuthzDenied atomic.Uint64
 	// Upgrades counts upgraded streams (WebSocket, CONNECT tunnels).
 	Upgrades atomic.Uint64
 }
@@ -117,10 +121,14 @@ type h1Conn struct {
 	orig   string // original destination of a redirected connection
 	scheme string // "https" when the proxy terminated TLS
 	peer   *tlsPeer
+	conn   *filter.Conn // built when the listener has filters
 }
 
 func (s *Server) serveH1(ctx context.Context, nc net.Conn, br *bufio.Reader, hcm *xdsparse.HTTPManager) {
 	c := &h1Conn{s: s, nc: nc, br: br, bw: bufio.NewWriterSize(nc, 4096), remote: remoteIP(nc), orig: originalDst(nc), peer: peerOf(nc), scheme: connScheme(nc)}
+	if hcm.Filters != nil {
+		c.conn = filter.NewConn(nc)
+	}
 	c.hr = http1.NewReader(br, http1.Limits{MaxHeaderBytes: hcm.MaxRequestHeadersBytes, MaxHeaders: hcm.MaxHeadersCount})
 	first := true
 	for {
@@ -184,7 +192,7 @@ func (c *h1Conn) serveOne(ctx context.Context, hcm *xdsparse.HTTPManager) bool {
 	body.Reset(c.br, h, false)
 	req := &dsRequest{
 		method: h.Method, target: h.Target, header: h.Headers, minor: h.Minor,
-		body: body, contentLength: h.ContentLength, chunked: h.Chunked, remote: c.remote, local: c.nc.LocalAddr(), origDst: c.orig, scheme: c.scheme, peer: c.peer,
+		body: body, contentLength: h.ContentLength, chunked: h.Chunked, remote: c.remote, local: c.nc.LocalAddr(), origDst: c.orig, scheme: c.scheme, peer: c.peer, conn: c.conn,
 	}
 	if v, ok := h.Headers.Get("host"); ok {
 		req.authority = v

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"github.com/mast-mesh/mast/internal/proxy/httpproxy"
 	"github.com/mast-mesh/mast/internal/proxy/tcpproxy"
 	"github.com/mast-mesh/mast/internal/proxy/tlsconfig"
@@ -160,6 +161,11 @@ func (m *Manager) accept(r *running) {
 				return
 			}
 			nc, chain := m.selectChain(nc, cfg, port, proto)
+			// Network filters (RBAC on connections) decide first.
+			if chain != nil && len(chain.Network) > 0 && !filter.RunNetwork(chain.Network, filter.NewConn(nc)) {
+				nc.Close()
+				return
+			}
 			switch {
 			case chain == nil:
 				nc.Close()

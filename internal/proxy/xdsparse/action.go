@@ -6,8 +6,6 @@ import (
 	"time"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
-	"google.golang.org/protobuf/types/known/anypb"
 )
 
 func parseRouteAction(p *routev3.RouteAction) (*RouteAction, error) {
@@ -227,63 +225,4 @@ func parseRedirect(p *routev3.RedirectAction) (*Redirect, error) {
 		return nil, fmt.Errorf("response_code %v: unknown", p.GetResponseCode())
 	}
 	return rd, nil
-}
-
-// FaultFilterName is the fault filter's well-known name.
-const FaultFilterName = "envoy.filters.http.fault"
-
-func parseFaultPerFilter(m map[string]*anypb.Any) (*Fault, error) {
-	a, ok := m[FaultFilterName]
-	if !ok {
-		return nil, nil
-	}
-	f, err := parseFaultAny(a)
-	if err != nil {
-		return nil, fmt.Errorf("typed_per_filter_config[%s]: %w", FaultFilterName, err)
-	}
-	return f, nil
-}
-
-func parseFaultAny(a *anypb.Any) (*Fault, error) {
-	var hf faultv3.HTTPFault
-	if err := a.UnmarshalTo(&hf); err != nil {
-		return nil, fmt.Errorf("decode %s: %w", a.GetTypeUrl(), err)
-	}
-	return ParseFault(&hf)
-}
-
-// ParseFault compiles an HTTPFault.
-func ParseFault(hf *faultv3.HTTPFault) (*Fault, error) {
-	f := &Fault{}
-	if d := hf.GetDelay(); d != nil {
-		fd := d.GetFixedDelay()
-		if fd == nil {
-			return nil, fmt.Errorf("delay: only fixed_delay is supported")
-		}
-		f.Delay = fd.AsDuration()
-		pm, err := perMillion(d.GetPercentage())
-		if err != nil {
-			return nil, fmt.Errorf("delay.percentage: %w", err)
-		}
-		f.DelayPerMill = pm
-	}
-	if ab := hf.GetAbort(); ab != nil {
-		switch e := ab.GetErrorType().(type) {
-		case *faultv3.FaultAbort_HttpStatus:
-			if e.HttpStatus < 200 || e.HttpStatus >= 600 {
-				return nil, fmt.Errorf("abort.http_status %d: want 200-599", e.HttpStatus)
-			}
-			f.AbortStatus = int(e.HttpStatus)
-		case *faultv3.FaultAbort_GrpcStatus:
-			f.AbortGRPC, f.AbortStatus = int(e.GrpcStatus), 200
-		default:
-			return nil, fmt.Errorf("abort: %T not supported", e)
-		}
-		pm, err := perMillion(ab.GetPercentage())
-		if err != nil {
-			return nil, fmt.Errorf("abort.percentage: %w", err)
-		}
-		f.AbortPerMill = pm
-	}
-	return f, nil
 }

@@ -9,29 +9,7 @@ import (
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 )
-
-// perMillion converts a FractionalPercent to parts per million; nil is 100%.
-func perMillion(p *typev3.FractionalPercent) (uint32, error) {
-	if p == nil {
-		return 1_000_000, nil
-	}
-	n := uint64(p.GetNumerator())
-	switch p.GetDenominator() {
-	case typev3.FractionalPercent_HUNDRED:
-		n *= 10_000
-	case typev3.FractionalPercent_TEN_THOUSAND:
-		n *= 100
-	case typev3.FractionalPercent_MILLION:
-	default:
-		return 0, fmt.Errorf("denominator %v: unknown", p.GetDenominator())
-	}
-	if n > 1_000_000 {
-		n = 1_000_000
-	}
-	return uint32(n), nil
-}
 
 func parseHeaderValueOps(ops []*corev3.HeaderValueOption, field string) ([]HeaderValueOp, error) {
 	var out []HeaderValueOp

@@ -10,11 +10,13 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/mast-mesh/mast/internal/proxy/filter"
+	"github.com/mast-mesh/mast/internal/proxy/filter/builtin"
 
 	// Registered so config dumps can render the router's typed config.
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
@@ -40,6 +42,9 @@ type FilterChain struct {
 	Match ChainMatch
 	HTTP  *HTTPManager
 	TCP   *TCPProxy
+	// Network are the network filters before the terminal one (RBAC on
+	// connections), in order.
+	Network []filter.NetworkFilter
 	// TLS, when set, terminates TLS before the filters (see tls.go).
 	TLS *TLSContext
 }
@@ -63,10 +68,9 @@ type HTTPManager struct {
 	// when the route configuration is inline.
 	RDSName string
 	Routes  *RouteTable
-	// Fault is the fault filter's own configuration (routes may override it);
-	// HasFault says whether the filter is in the chain at all.
-	HasFault bool
-	Fault    *Fault
+	// Filters is the HTTP filter chain built from http_filters (the
+	// router, always last, is the proxy itself); nil when empty.
+	Filters *filter.Chain
 
 	CodecHTTP1Only, CodecHTTP2Only bool
 
@@ -118,22 +122,6 @@ const (
 	TCPProxyFilterName = "envoy.filters.network.tcp_proxy"
 	RouterFilterName   = "envoy.filters.http.router"
 )
-
-// ignoredHTTPFilters are HTTP filters Istio adds that change nothing this
-// proxy implements; they are accepted and skipped.
-var ignoredHTTPFilters = map[string]bool{
-	"istio.metadata_exchange": true, "istio.alpn": true, "istio.stats": true, "envoy.filters.http.cors": true,
-	"envoy.filters.http.grpc_stats": true, "istio_authn": true, "istio.authn": true, "envoy.filters.http.wasm": true,
-	"istio.peer_metadata": true, "envoy.filters.http.grpc_web": true, "waypoint_downstream_peer_metadata": true,
-	"waypoint_upstream_peer_metadata": true,
-}
-
-// ignoredNetworkFilters are network filters placed before the terminal one
-// that are accepted and skipped.
-var ignoredNetworkFilters = map[string]bool{
-	"istio.metadata_exchange": true, "istio.stats": true, "envoy.filters.network.sni_cluster": true,
-	"istio.peer_metadata": true, "envoy.filters.network.set_filter_state": true,
-}
 
 // ParseListener parses and validates a Listener.
 func ParseListener(l *listenerv3.Listener) (*Listener, error) {
@@ -210,9 +198,14 @@ func parseFilterChain(fc *listenerv3.FilterChain) (*FilterChain, error) {
 	if len(filters) == 0 {
 		return nil, fmt.Errorf("filters: empty")
 	}
+	reg := builtin.Registry()
 	for i, f := range filters[:len(filters)-1] {
-		if !ignoredNetworkFilters[f.GetName()] {
-			return nil, fmt.Errorf("filters[%d] %q: not supported", i, f.GetName())
+		nf, ok, err := reg.BuildNetwork(f.GetName(), i, f.GetTypedConfig())
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			c.Network = append(c.Network, nf)
 		}
 	}
 	last := filters[len(filters)-1]
@@ -337,7 +330,7 @@ func ParseHTTPManager(h *hcmv3.HttpConnectionManager) (*HTTPManager, error) {
 			return nil, fmt.Errorf("upgrade_configs[%d].upgrade_type: empty", i)
 		}
 		for j, f := range u.GetFilters() {
-			if f.GetName() != RouterFilterName && !isRouterAny(f.GetTypedConfig()) && !ignoredHTTPFilters[f.GetName()] && !f.GetIsOptional() {
+			if !isRouter(f) && !f.GetIsOptional() {
 				return nil, fmt.Errorf("upgrade_configs[%d] %q: filters[%d] %q: not supported", i, t, j, f.GetName())
 			}
 		}
@@ -347,29 +340,19 @@ func ParseHTTPManager(h *hcmv3.HttpConnectionManager) (*HTTPManager, error) {
 		m.Upgrades[t] = u.GetEnabled() == nil || u.GetEnabled().GetValue()
 	}
 	filters := h.GetHttpFilters()
-	if len(filters) == 0 || filters[len(filters)-1].GetName() != RouterFilterName && !isRouterAny(filters[len(filters)-1].GetTypedConfig()) {
+	if len(filters) == 0 || !isRouter(filters[len(filters)-1]) {
 		return nil, fmt.Errorf("http_filters: the last filter must be %s", RouterFilterName)
 	}
 	for i, f := range filters[:len(filters)-1] {
-		a := f.GetTypedConfig()
-		switch {
-		case f.GetName() == FaultFilterName || (a != nil && a.MessageIs((*faultv3.HTTPFault)(nil))):
-			m.HasFault = true
-			if a != nil {
-				fl, err := parseFaultAny(a)
-				if err != nil {
-					return nil, fmt.Errorf("http_filters[%d] %q: %w", i, f.GetName(), err)
-				}
-				if fl.AbortStatus != 0 || fl.DelayPerMill != 0 && fl.Delay > 0 {
-					m.Fault = fl
-				}
-			}
-		case ignoredHTTPFilters[f.GetName()] || f.GetIsOptional() || f.GetDisabled():
-		case strings.HasPrefix(f.GetName(), "istio."):
-		default:
-			return nil, fmt.Errorf("http_filters[%d] %q: not supported", i, f.GetName())
+		if isRouter(f) {
+			return nil, fmt.Errorf("http_filters[%d] %q: the router must be the last filter", i, f.GetName())
 		}
 	}
+	chain, err := builtin.Registry().BuildHTTP(filters, isRouter)
+	if err != nil {
+		return nil, err
+	}
+	m.Filters = chain
 	return m, nil
 }
 
@@ -410,6 +393,13 @@ func parseCIDR(prefix string, length *wrapperspb.UInt32Value) (netip.Prefix, err
 
 func isRouterAny(a *anypb.Any) bool {
 	return a != nil && strings.HasSuffix(a.GetTypeUrl(), "envoy.extensions.filters.http.router.v3.Router")
+}
+
+func isRouter(f *hcmv3.HttpFilter) bool {
+	if a := f.GetTypedConfig(); a != nil {
+		return isRouterAny(a)
+	}
+	return f.GetName() == RouterFilterName
 }
 
 func parseTCPProxy(t *tcpv3.TcpProxy) (*TCPProxy, error) {

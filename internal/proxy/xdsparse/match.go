@@ -1,7 +1,6 @@
 package xdsparse
 
 import (
-	"strconv"
 	"strings"
 
 	"github.com/mast-mesh/mast/internal/proxy/headers"
@@ -127,39 +126,19 @@ func (r *Route) matchPath(path string) bool {
 
 func (r *Route) matchHeaders(in *Input) bool {
 	for i := range r.Headers {
-		if !r.Headers[i].matches(in) {
+		if !matchHeader(&r.Headers[i], in) {
 			return false
 		}
 	}
 	return true
 }
 
-func (m *HeaderMatcher) matches(in *Input) bool {
+func matchHeader(m *HeaderMatcher, in *Input) bool {
 	v, ok := in.header(m.Name)
 	if ok && in.Headers.Count(m.Name) > 1 {
 		v = joinValues(in.Headers, m.Name)
 	}
-	if !ok && m.TreatMissingAsEmpty {
-		v, ok = "", true
-	}
-	var res bool
-	switch {
-	case m.Present:
-		res = ok == m.PresentValue
-		if !ok && !m.PresentValue {
-			// present_match false on a missing header is a match
-			res = true
-		}
-	case !ok:
-		// A missing header never matches, even inverted (Envoy semantics).
-		return false
-	case m.IsRange:
-		n, err := strconv.ParseInt(v, 10, 64)
-		res = err == nil && n >= m.RangeStart && n < m.RangeEnd
-	default:
-		res = m.Str.Match(v)
-	}
-	return res != m.Invert
+	return m.MatchValue(v, ok)
 }
 
 func joinValues(l headers.List, name string) string {

@@ -1,6 +1,7 @@
 package xdsparse
 
 import (
+	"github.com/mast-mesh/mast/internal/proxy/filter/fault"
 	"strings"
 	"testing"
 
@@ -115,7 +116,7 @@ func TestParseRouteErrorsAndFeatures(t *testing.T) {
 	checkErr(t, err, `retry_on "sometimes": unknown condition`)
 
 	f := xdstest.RouteTo("/", "c")
-	f.TypedPerFilterConfig = map[string]*anypb.Any{FaultFilterName: xdstest.Any(&httpfaultv3.HTTPFault{
+	f.TypedPerFilterConfig = map[string]*anypb.Any{"envoy.filters.http.fault": xdstest.Any(&httpfaultv3.HTTPFault{
 		Delay: &faultv3.FaultDelay{FaultDelaySecifier: &faultv3.FaultDelay_FixedDelay{FixedDelay: durationpb.New(7e9)},
 			Percentage: &typev3.FractionalPercent{Numerator: 50, Denominator: typev3.FractionalPercent_HUNDRED}},
 		Abort: &httpfaultv3.FaultAbort{ErrorType: &httpfaultv3.FaultAbort_HttpStatus{HttpStatus: 500},
@@ -128,8 +129,8 @@ func TestParseRouteErrorsAndFeatures(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := tab.VirtualHosts[0].Routes[0]
-	if r.Fault == nil || r.Fault.Delay != 7e9 || r.Fault.DelayPerMill != 500000 || r.Fault.AbortStatus != 500 || r.Fault.AbortPerMill != 10 {
-		t.Errorf("fault = %+v", r.Fault)
+	if fc, _ := r.PerFilterConfig("envoy.filters.http.fault").(*fault.Config); fc == nil || fc.Delay != 7e9 || fc.DelayPerMill != 500000 || fc.AbortStatus != 500 || fc.AbortPerMill != 10 {
+		t.Errorf("fault = %+v", fc)
 	}
 	rp := r.Action.Retry
 	if rp.On != RetryGatewayError|RetryConnectFailure|RetryRefusedStream || rp.NumRetries != 3 || rp.PerTryTimeout != 2e9 || !rp.PreviousHosts {

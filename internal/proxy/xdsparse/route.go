@@ -2,6 +2,7 @@ package xdsparse
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
 	"sort"
 	"strings"
@@ -11,7 +12,9 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 
-	"github.com/mast-mesh/mast/internal/proxy/headers"
+	"github.com/mast-mesh/mast/internal/proxy/filter"
+	"github.com/mast-mesh/mast/internal/proxy/filter/builtin"
+	"github.com/mast-mesh/mast/internal/proxy/match"
 )
 
 // RouteTable is a compiled RouteConfiguration.
@@ -78,69 +81,23 @@ const (
 	PathConnect
 )
 
-// StringKind says how a string matcher compares.
-type StringKind uint8
+// String matchers are compiled by internal/proxy/match (shared with the
+// filters); these names keep the route code readable.
+type (
+	StringKind    = match.StringKind
+	StringMatcher = match.String
+	HeaderMatcher = match.Header
+)
 
 // String matcher kinds.
 const (
-	StrExact StringKind = iota
-	StrPrefix
-	StrSuffix
-	StrContains
-	StrRegex
-	StrPresent
+	StrExact    = match.StrExact
+	StrPrefix   = match.StrPrefix
+	StrSuffix   = match.StrSuffix
+	StrContains = match.StrContains
+	StrRegex    = match.StrRegex
+	StrPresent  = match.StrPresent
 )
-
-// StringMatcher is a compiled envoy.type.matcher.v3.StringMatcher.
-type StringMatcher struct {
-	Kind       StringKind
-	Value      string
-	IgnoreCase bool
-	Regex      *regexp.Regexp
-}
-
-// Match reports whether s matches.
-func (m *StringMatcher) Match(s string) bool {
-	switch m.Kind {
-	case StrExact:
-		if m.IgnoreCase {
-			return headers.EqualFold(s, m.Value)
-		}
-		return s == m.Value
-	case StrPrefix:
-		if m.IgnoreCase {
-			return headers.HasPrefixFold(s, m.Value)
-		}
-		return strings.HasPrefix(s, m.Value)
-	case StrSuffix:
-		if m.IgnoreCase {
-			return headers.HasSuffixFold(s, m.Value)
-		}
-		return strings.HasSuffix(s, m.Value)
-	case StrContains:
-		if m.IgnoreCase {
-			return headers.ContainsFold(s, m.Value)
-		}
-		return strings.Contains(s, m.Value)
-	case StrRegex:
-		return m.Regex.MatchString(s)
-	case StrPresent:
-		return true
-	}
-	return false
-}
-
-// HeaderMatcher is a compiled route header matcher.
-type HeaderMatcher struct {
-	Name                 string // lower-case
-	Str                  StringMatcher
-	Present              bool // present_match (value in PresentValue)
-	PresentValue         bool
-	RangeStart, RangeEnd int64
-	IsRange              bool
-	Invert               bool
-	TreatMissingAsEmpty  bool
-}
 
 // QueryMatcher is a compiled query parameter matcher.
 type QueryMatcher struct {
@@ -164,7 +121,10 @@ type Route struct {
 	Direct   *DirectResponse
 
 	HeaderOps HeaderOps
-	Fault     *Fault
+	// PerFilter holds the parsed typed_per_filter_config of the route,
+	// its virtual host and its route configuration (the most specific
+	// wins), by configured filter name.
+	PerFilter map[string]any
 	// VHost is the virtual host the route belongs to.
 	VHost *VirtualHost
 }
@@ -248,15 +208,6 @@ type DirectResponse struct {
 	Body   string
 }
 
-// Fault is a compiled envoy.filters.http.fault configuration.
-type Fault struct {
-	Delay        time.Duration
-	DelayPerMill uint32 // per million
-	AbortStatus  int
-	AbortGRPC    int
-	AbortPerMill uint32
-}
-
 // ParseRouteConfiguration compiles a RouteConfiguration.
 func ParseRouteConfiguration(rc *routev3.RouteConfiguration) (*RouteTable, error) {
 	if rc.GetName() == "" {
@@ -268,8 +219,13 @@ func ParseRouteConfiguration(rc *routev3.RouteConfiguration) (*RouteTable, error
 	if err != nil {
 		return nil, fmt.Errorf("route configuration %q: %w", rc.GetName(), err)
 	}
+	reg := builtin.Registry()
+	tableFilters, err := reg.PerRoute(rc.GetTypedPerFilterConfig())
+	if err != nil {
+		return nil, fmt.Errorf("route configuration %q: %w", rc.GetName(), err)
+	}
 	for i, pvh := range rc.GetVirtualHosts() {
-		vh, err := parseVirtualHost(pvh)
+		vh, err := parseVirtualHost(pvh, reg, tableFilters)
 		if err != nil {
 			return nil, fmt.Errorf("route configuration %q: virtual_hosts[%d] %q: %w", rc.GetName(), i, pvh.GetName(), err)
 		}
@@ -302,7 +258,7 @@ func ParseRouteConfiguration(rc *routev3.RouteConfiguration) (*RouteTable, error
 	return t, nil
 }
 
-func parseVirtualHost(p *routev3.VirtualHost) (*VirtualHost, error) {
+func parseVirtualHost(p *routev3.VirtualHost, reg *filter.Registry, tableFilters map[string]any) (*VirtualHost, error) {
 	if len(p.GetDomains()) == 0 {
 		return nil, fmt.Errorf("domains: empty")
 	}
@@ -329,18 +285,21 @@ func parseVirtualHost(p *routev3.VirtualHost) (*VirtualHost, error) {
 			return nil, fmt.Errorf("retry_policy: %w", err)
 		}
 	}
-	vhFault, err := parseFaultPerFilter(p.GetTypedPerFilterConfig())
+	vhFilters, err := reg.PerRoute(p.GetTypedPerFilterConfig())
 	if err != nil {
 		return nil, err
 	}
+	vhFilters = mergePerFilter(tableFilters, vhFilters)
 	for i, pr := range p.GetRoutes() {
 		r, err := parseRoute(pr, vh)
 		if err != nil {
 			return nil, fmt.Errorf("routes[%d] %q: %w", i, pr.GetName(), err)
 		}
-		if r.Fault == nil {
-			r.Fault = vhFault
+		own, err := reg.PerRoute(pr.GetTypedPerFilterConfig())
+		if err != nil {
+			return nil, fmt.Errorf("routes[%d] %q: %w", i, pr.GetName(), err)
 		}
+		r.PerFilter = mergePerFilter(vhFilters, own)
 		vh.Routes = append(vh.Routes, r)
 	}
 	return vh, nil
@@ -422,9 +381,6 @@ func parseRoute(p *routev3.Route, vh *VirtualHost) (*Route, error) {
 	if err != nil {
 		return nil, err
 	}
-	if r.Fault, err = parseFaultPerFilter(p.GetTypedPerFilterConfig()); err != nil {
-		return nil, err
-	}
 	switch a := p.GetAction().(type) {
 	case *routev3.Route_Route:
 		ra, err := parseRouteAction(a.Route)
@@ -466,87 +422,14 @@ func parseRoute(p *routev3.Route, vh *VirtualHost) (*Route, error) {
 	return r, nil
 }
 
-func parseHeaderMatcher(h *routev3.HeaderMatcher) (HeaderMatcher, error) {
-	if h.GetName() == "" {
-		return HeaderMatcher{}, fmt.Errorf("name is empty")
-	}
-	hm := HeaderMatcher{Name: strings.ToLower(h.GetName()), Invert: h.GetInvertMatch(), TreatMissingAsEmpty: h.GetTreatMissingHeaderAsEmpty()}
-	if hm.Name == ":authority" {
-		hm.Name = "host"
-	}
-	var err error
-	switch s := h.GetHeaderMatchSpecifier().(type) {
-	case *routev3.HeaderMatcher_ExactMatch:
-		hm.Str = StringMatcher{Kind: StrExact, Value: s.ExactMatch}
-	case *routev3.HeaderMatcher_PrefixMatch:
-		hm.Str = StringMatcher{Kind: StrPrefix, Value: s.PrefixMatch}
-	case *routev3.HeaderMatcher_SuffixMatch:
-		hm.Str = StringMatcher{Kind: StrSuffix, Value: s.SuffixMatch}
-	case *routev3.HeaderMatcher_ContainsMatch:
-		hm.Str = StringMatcher{Kind: StrContains, Value: s.ContainsMatch}
-	case *routev3.HeaderMatcher_SafeRegexMatch:
-		re, err := compileRegex(s.SafeRegexMatch.GetRegex(), true)
-		if err != nil {
-			return hm, err
-		}
-		hm.Str = StringMatcher{Kind: StrRegex, Regex: re}
-	case *routev3.HeaderMatcher_PresentMatch:
-		hm.Present, hm.PresentValue = true, s.PresentMatch
-	case *routev3.HeaderMatcher_RangeMatch:
-		hm.IsRange, hm.RangeStart, hm.RangeEnd = true, s.RangeMatch.GetStart(), s.RangeMatch.GetEnd()
-	case *routev3.HeaderMatcher_StringMatch:
-		if hm.Str, err = parseStringMatcher(s.StringMatch); err != nil {
-			return hm, err
-		}
-	case nil:
-		hm.Present, hm.PresentValue = true, true
-	default:
-		return hm, fmt.Errorf("matcher %T not supported", s)
-	}
-	return hm, nil
-}
+func parseHeaderMatcher(h *routev3.HeaderMatcher) (HeaderMatcher, error) { return match.ParseHeader(h) }
 
 func parseStringMatcher(s *matcherv3.StringMatcher) (StringMatcher, error) {
-	m := StringMatcher{IgnoreCase: s.GetIgnoreCase()}
-	switch p := s.GetMatchPattern().(type) {
-	case *matcherv3.StringMatcher_Exact:
-		m.Kind, m.Value = StrExact, p.Exact
-	case *matcherv3.StringMatcher_Prefix:
-		m.Kind, m.Value = StrPrefix, p.Prefix
-	case *matcherv3.StringMatcher_Suffix:
-		m.Kind, m.Value = StrSuffix, p.Suffix
-	case *matcherv3.StringMatcher_Contains:
-		m.Kind, m.Value = StrContains, p.Contains
-	case *matcherv3.StringMatcher_SafeRegex:
-		expr := p.SafeRegex.GetRegex()
-		if m.IgnoreCase {
-			expr = "(?i)" + expr
-		}
-		re, err := compileRegex(expr, true)
-		if err != nil {
-			return m, err
-		}
-		m.Kind, m.Regex = StrRegex, re
-	default:
-		return m, fmt.Errorf("string matcher: pattern %T not supported", p)
-	}
-	return m, nil
+	return match.ParseString(s)
 }
 
-// compileRegex compiles an RE2 expression; anchored makes it match the whole
-// input as Envoy's safe_regex does.
 func compileRegex(expr string, anchored bool) (*regexp.Regexp, error) {
-	if len(expr) > 4096 {
-		return nil, fmt.Errorf("regex: longer than 4096 bytes")
-	}
-	if anchored {
-		expr = `^(?:` + expr + `)$`
-	}
-	re, err := regexp.Compile(expr)
-	if err != nil {
-		return nil, fmt.Errorf("regex: %w", err)
-	}
-	return re, nil
+	return match.CompileRegex(expr, anchored)
 }
 
 func parseHeaderOps(reqAdd []*corev3.HeaderValueOption, reqRm []string, respAdd []*corev3.HeaderValueOption, respRm []string) (HeaderOps, error) {
@@ -565,4 +448,23 @@ func parseHeaderOps(reqAdd []*corev3.HeaderValueOption, reqRm []string, respAdd 
 		h.ResponseRemove = append(h.ResponseRemove, strings.ToLower(n))
 	}
 	return h, nil
+}
+
+// PerFilterConfig returns the route's parsed per-filter configuration for
+// the filter configured as name (filter.RouteConfig).
+func (r *Route) PerFilterConfig(name string) any { return r.PerFilter[name] }
+
+// mergePerFilter overlays the more specific per-filter configs on the less
+// specific ones.
+func mergePerFilter(outer, inner map[string]any) map[string]any {
+	if len(inner) == 0 {
+		return outer
+	}
+	if len(outer) == 0 {
+		return inner
+	}
+	m := make(map[string]any, len(outer)+len(inner))
+	maps.Copy(m, outer)
+	maps.Copy(m, inner)
+	return m
 }

@@ -1,0 +1,29 @@
+// Package builtin is the table of the filters mast-proxy implements: the one
+// place that maps Envoy's filter names and type URLs to their packages.
+// Add a filter here with one AddHTTP/AddNetwork line (see package filter).
+package builtin
+
+import (
+	"github.com/mast-mesh/mast/internal/proxy/filter"
+	"github.com/mast-mesh/mast/internal/proxy/filter/cors"
+	"github.com/mast-mesh/mast/internal/proxy/filter/fault"
+)
+
+// Registry returns a registry of every built-in filter.
+func Registry() *filter.Registry {
+	g := filter.NewRegistry()
+	g.AddHTTP(&filter.HTTPFactory{Name: fault.Name, TypeURL: fault.TypeURL, New: fault.New,
+		PerRouteTypeURLs: []string{fault.TypeURL}, PerRoute: fault.PerRoute})
+	g.AddHTTP(&filter.HTTPFactory{Name: cors.Name, TypeURL: cors.TypeURL, New: cors.New,
+		PerRouteTypeURLs: []string{cors.PolicyTypeURL}, PerRoute: cors.PerRoute})
+
+	// Envoy-to-Envoy plumbing with no effect on what this proxy does: peer
+	// metadata travels in mast-proxy's own headers/ALPN handling.
+	const plumbing = "peer metadata exchange between Envoys; mast-proxy identifies peers by their certificates"
+	g.PassHTTP("istio.metadata_exchange", plumbing)
+	g.PassHTTP("istio.peer_metadata", plumbing)
+	g.PassHTTP("istio.alpn", "sets Istio ALPN tokens on upstream TLS; mast-proxy sets ALPN from the cluster's TLS context")
+	g.PassNetwork("istio.metadata_exchange", plumbing)
+	g.PassNetwork("istio.peer_metadata", plumbing)
+	return g
+}

@@ -1,0 +1,175 @@
+// Package cors is Envoy's CORS HTTP filter (envoy.filters.http.cors) with
+// the per-route CorsPolicy (typed_per_filter_config) that Istio's
+// VirtualService corsPolicy becomes: preflight requests from an allowed
+// origin are answered locally; other requests from an allowed origin get
+// the access-control-* response headers.
+package cors
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/mast-mesh/mast/internal/proxy/filter"
+	"github.com/mast-mesh/mast/internal/proxy/headers"
+	"github.com/mast-mesh/mast/internal/proxy/match"
+)
+
+// Name is the filter's well-known name.
+const Name = "envoy.filters.http.cors"
+
+// Type URLs of the filter's config and of the per-route policy.
+const (
+	TypeURL       = "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"
+	PolicyTypeURL = "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy"
+)
+
+// Policy is a compiled CorsPolicy.
+type Policy struct {
+	Origins                   []match.String
+	AllowMethods              string
+	AllowHeaders              string
+	ExposeHeaders             string
+	MaxAge                    string
+	AllowCredentials          bool
+	AllowPrivateNetworkAccess bool
+}
+
+// Filter applies the matched route's CORS policy.
+type Filter struct{ name string }
+
+var (
+	_ filter.HTTPFilter     = (*Filter)(nil)
+	_ filter.ResponseFilter = (*Filter)(nil)
+)
+
+// New parses the filter's (empty) typed config.
+func New(name string, a *anypb.Any) (filter.HTTPFilter, error) {
+	var c corsv3.Cors
+	if err := a.UnmarshalTo(&c); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", a.GetTypeUrl(), err)
+	}
+	return &Filter{name: name}, nil
+}
+
+// PerRoute parses a route's CorsPolicy.
+func PerRoute(a *anypb.Any) (any, error) {
+	var p corsv3.CorsPolicy
+	if err := a.UnmarshalTo(&p); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", a.GetTypeUrl(), err)
+	}
+	return Parse(&p)
+}
+
+// Parse compiles a CorsPolicy; fields the filter does not honour are errors.
+func Parse(p *corsv3.CorsPolicy) (*Policy, error) {
+	if fe := p.GetFilterEnabled(); fe != nil && !full(fe.GetDefaultValue()) {
+		return nil, fmt.Errorf("filter_enabled: only 100%% is supported")
+	}
+	if p.GetShadowEnabled() != nil {
+		return nil, fmt.Errorf("shadow_enabled: not supported")
+	}
+	if f := p.GetForwardNotMatchingPreflights(); f != nil && !f.GetValue() {
+		return nil, fmt.Errorf("forward_not_matching_preflights false: not supported")
+	}
+	out := &Policy{AllowMethods: p.GetAllowMethods(), AllowHeaders: p.GetAllowHeaders(), ExposeHeaders: p.GetExposeHeaders(),
+		MaxAge: p.GetMaxAge(), AllowCredentials: p.GetAllowCredentials().GetValue(),
+		AllowPrivateNetworkAccess: p.GetAllowPrivateNetworkAccess().GetValue()}
+	for i, o := range p.GetAllowOriginStringMatch() {
+		m, err := match.ParseString(o)
+		if err != nil {
+			return nil, fmt.Errorf("allow_origin_string_match[%d]: %w", i, err)
+		}
+		out.Origins = append(out.Origins, m)
+	}
+	return out, nil
+}
+
+func full(p *typev3.FractionalPercent) bool {
+	if p == nil {
+		return true
+	}
+	d := map[typev3.FractionalPercent_DenominatorType]uint32{typev3.FractionalPercent_HUNDRED: 100,
+		typev3.FractionalPercent_TEN_THOUSAND: 10_000, typev3.FractionalPercent_MILLION: 1_000_000}[p.GetDenominator()]
+	return d != 0 && p.GetNumerator() >= d
+}
+
+// originAllowed is Envoy's check: a matcher matching the origin, or "*".
+func (p *Policy) originAllowed(origin string) bool {
+	for i := range p.Origins {
+		if p.Origins[i].Match(origin) || p.Origins[i].Match("*") {
+			return true
+		}
+	}
+	return false
+}
+
+// policy returns the route's policy and the request's origin when the
+// request is a CORS request the policy allows.
+func (f *Filter) policy(r *filter.Request) (*Policy, string) {
+	if r.Route == nil {
+		return nil, ""
+	}
+	p, _ := r.Route.PerFilterConfig(f.name).(*Policy)
+	if p == nil {
+		return nil, ""
+	}
+	origin, ok := r.Header("origin")
+	if !ok || origin == "" || !p.originAllowed(origin) {
+		return nil, ""
+	}
+	return p, origin
+}
+
+// DecodeHeaders answers preflight requests from allowed origins.
+func (f *Filter) DecodeHeaders(_ context.Context, r *filter.Request) filter.Status {
+	p, origin := f.policy(r)
+	if p == nil || r.Method != "OPTIONS" {
+		return filter.Continue
+	}
+	if m, _ := r.Header("access-control-request-method"); m == "" {
+		return filter.Continue
+	}
+	h := headers.List{{Name: "access-control-allow-origin", Value: origin}}
+	if p.AllowCredentials {
+		h = append(h, headers.Field{Name: "access-control-allow-credentials", Value: "true"})
+	}
+	if p.AllowMethods != "" {
+		h = append(h, headers.Field{Name: "access-control-allow-methods", Value: p.AllowMethods})
+	}
+	if p.AllowHeaders != "" {
+		h = append(h, headers.Field{Name: "access-control-allow-headers", Value: p.AllowHeaders})
+	}
+	if p.MaxAge != "" {
+		h = append(h, headers.Field{Name: "access-control-max-age", Value: p.MaxAge})
+	}
+	if v, _ := r.Header("access-control-request-private-network"); p.AllowPrivateNetworkAccess && strings.EqualFold(v, "true") {
+		h = append(h, headers.Field{Name: "access-control-allow-private-network", Value: "true"})
+	}
+	r.LocalReply(200, "", "", h...)
+	return filter.Stop
+}
+
+// EncodeHeaders adds the CORS response headers for allowed origins.
+func (f *Filter) EncodeHeaders(r *filter.Request, _ int, h *headers.List) {
+	p, origin := f.policy(r)
+	if p == nil {
+		return
+	}
+	if r.Method == "OPTIONS" {
+		if m, _ := r.Header("access-control-request-method"); m != "" {
+			return // the preflight answer carries its own headers
+		}
+	}
+	h.Set("access-control-allow-origin", origin)
+	if p.AllowCredentials {
+		h.Set("access-control-allow-credentials", "true")
+	}
+	if p.ExposeHeaders != "" {
+		h.Set("access-control-expose-headers", p.ExposeHeaders)
+	}
+}

@@ -1,0 +1,68 @@
+package metrics
+
+// Label indexes Istio's standard metric labels, in Istio's order.
+type Label int
+
+// Istio's standard labels (https://istio.io/latest/docs/reference/config/metrics/).
+const (
+	Reporter Label = iota
+	SourceWorkload
+	SourceCanonicalService
+	SourceCanonicalRevision
+	SourceWorkloadNamespace
+	SourcePrincipal
+	SourceApp
+	SourceVersion
+	SourceCluster
+	DestinationWorkload
+	DestinationWorkloadNamespace
+	DestinationPrincipal
+	DestinationApp
+	DestinationVersion
+	DestinationService
+	DestinationCanonicalService
+	DestinationCanonicalRevision
+	DestinationServiceName
+	DestinationServiceNamespace
+	DestinationCluster
+	RequestProtocol
+	ResponseCode
+	GRPCResponseStatus
+	ResponseFlags
+	ConnectionSecurityPolicy
+	NumLabels
+)
+
+var labelNames = [NumLabels]string{"reporter", "source_workload", "source_canonical_service", "source_canonical_revision",
+	"source_workload_namespace", "source_principal", "source_app", "source_version", "source_cluster",
+	"destination_workload", "destination_workload_namespace", "destination_principal", "destination_app",
+	"destination_version", "destination_service", "destination_canonical_service", "destination_canonical_revision",
+	"destination_service_name", "destination_service_namespace", "destination_cluster", "request_protocol",
+	"response_code", "grpc_response_status", "response_flags", "connection_security_policy"}
+
+// String is the label's Prometheus name.
+func (l Label) String() string { return labelNames[l] }
+
+// LabelByName returns the standard label called name.
+func LabelByName(name string) (Label, bool) {
+	for i, n := range labelNames {
+		if n == name {
+			return Label(i), true
+		}
+	}
+	return 0, false
+}
+
+// tcpOmits are the labels Istio's TCP metrics do not have.
+func tcpOmits(l Label) bool { return l == ResponseCode || l == GRPCResponseStatus }
+
+// MaxCustom is how many custom dimensions (Telemetry API tagOverrides
+// naming a new tag) a metric can carry.
+const MaxCustom = 4
+
+// Labels is one label set: the standard labels, then custom dimensions
+// whose names the Config gives. It is comparable and is the series key.
+type Labels struct {
+	Std    [NumLabels]string
+	Custom [MaxCustom]string
+}

@@ -12,36 +12,36 @@ type Flags uint32
 
 // Envoy's response flags, in the order Envoy prints them.
 const (
-	FailedLocalHealthCheck Flags = 1 << iota // LH
-	NoHealthyUpstream                        // UH
-	UpstreamRequestTimeout                   // UT
-	LocalReset                               // LR
-	UpstreamRemoteReset                      // UR
-	UpstreamConnectionFailure                // UF
-	UpstreamConnectionTermination            // UC
-	UpstreamOverflow                         // UO
-	NoRouteFound                             // NR
-	DelayInjected                            // DI
-	FaultInjected                            // FI
-	RateLimited                              // RL
-	UnauthorizedExternalService              // UAEX
-	RateLimitServiceError                    // RLSE
-	DownstreamConnectionTermination          // DC
-	UpstreamRetryLimitExceeded               // URX
-	StreamIdleTimeout                        // SI
-	InvalidEnvoyRequestHeaders               // IH
-	DownstreamProtocolError                  // DPE
-	UpstreamMaxStreamDurationReached         // UMSDR
-	ResponseFromCacheFilter                  // RFCF
-	NoFilterConfigFound                      // NFCF
-	DurationTimeout                          // DT
-	UpstreamProtocolError                    // UPE
-	NoClusterFound                           // NC
-	OverloadManager                          // OM
-	DNSResolutionFailed                      // DF
-	DropOverload                             // DO
-	DownstreamRemoteReset                    // DR
-	numFlags                                 = iota
+	FailedLocalHealthCheck           Flags = 1 << iota // LH
+	NoHealthyUpstream                                  // UH
+	UpstreamRequestTimeout                             // UT
+	LocalReset                                         // LR
+	UpstreamRemoteReset                                // UR
+	UpstreamConnectionFailure                          // UF
+	UpstreamConnectionTermination                      // UC
+	UpstreamOverflow                                   // UO
+	NoRouteFound                                       // NR
+	DelayInjected                                      // DI
+	FaultInjected                                      // FI
+	RateLimited                                        // RL
+	UnauthorizedExternalService                        // UAEX
+	RateLimitServiceError                              // RLSE
+	DownstreamConnectionTermination                    // DC
+	UpstreamRetryLimitExceeded                         // URX
+	StreamIdleTimeout                                  // SI
+	InvalidEnvoyRequestHeaders                         // IH
+	DownstreamProtocolError                            // DPE
+	UpstreamMaxStreamDurationReached                   // UMSDR
+	ResponseFromCacheFilter                            // RFCF
+	NoFilterConfigFound                                // NFCF
+	DurationTimeout                                    // DT
+	UpstreamProtocolError                              // UPE
+	NoClusterFound                                     // NC
+	OverloadManager                                    // OM
+	DNSResolutionFailed                                // DF
+	DropOverload                                       // DO
+	DownstreamRemoteReset                              // DR
+	numFlags                         = iota
 )
 
 var flagCodes = [numFlags]string{"LH", "UH", "UT", "LR", "UR", "UF", "UC", "UO", "NR", "DI", "FI", "RL", "UAEX", "RLSE",

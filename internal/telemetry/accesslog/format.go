@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
 )
 
 // IstioTextFormat is Istio's default TEXT access log format

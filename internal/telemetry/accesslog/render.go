@@ -199,7 +199,6 @@ func respHeader(r *telemetry.Record, name string) (string, bool) {
 	return "", false
 }
 
-
 const hexDigits = "0123456789abcdef"
 
 func appendJSONString(b []byte, s string) []byte {

@@ -78,6 +78,8 @@ type CA struct {
 	mu   sync.Mutex // serialises changes of the persisted state
 	st   State      // guarded by mu
 	auth atomic.Pointer[authority]
+	// metrics, once RegisterMetrics ran.
+	metrics atomic.Pointer[metrics]
 }
 
 // New loads the CA's state from its store, generating and persisting a root

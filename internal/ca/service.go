@@ -46,6 +46,7 @@ type service struct {
 // every trusted root (two during a rotation), as Istio's CA sends it.
 func (s *service) CreateCertificate(ctx context.Context, req *securityv1alpha1.IstioCertificateRequest) (*securityv1alpha1.IstioCertificateResponse, error) {
 	chain, id, err := s.ca.createCertificate(ctx, req)
+	s.ca.countCSR(err)
 	if err != nil {
 		s.ca.log.Warn("certificate refused", "identity", id.String(), "error", err)
 		return nil, grpcStatus(err)

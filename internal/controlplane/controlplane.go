@@ -79,7 +79,7 @@ func Run(ctx context.Context, cfg Config) error {
 		PushThrottle: cfg.PushThrottle,
 	})
 
-	p := &pipeline{mesh: cfg.Mesh, ads: adsServer, log: log.With("component", "push")}
+	p := &pipeline{mesh: cfg.Mesh, ads: adsServer, log: log.With("component", "push"), events: newConfigEvents(reg)}
 	deb := push.NewDebouncer(push.Config{QuietPeriod: cfg.DebounceQuiet, MaxDelay: cfg.DebounceMax, Push: p.push})
 
 	fs, err := store.NewFile(store.FileConfig{
@@ -122,6 +122,9 @@ func Run(ctx context.Context, cfg Config) error {
 		authority, err = ca.New(ca.Config{Dir: cfg.CADir, TrustDomain: cfg.Mesh.TrustDomain, Logger: log.With("component", "ca")})
 		if err != nil {
 			return fmt.Errorf("ca: %w", err)
+		}
+		if err := authority.RegisterMetrics(reg); err != nil {
+			return fmt.Errorf("ca: metrics: %w", err)
 		}
 		tlsCfg, err := authority.ServerTLSConfig("istiod.istio-system.svc", "mastd", "localhost", "127.0.0.1")
 		if err != nil {
@@ -219,6 +222,8 @@ type pipeline struct {
 	ads  *ads.Server
 	log  *slog.Logger
 
+	events *prometheus.CounterVec // pilot_k8s_cfg_events
+
 	mu      sync.Mutex
 	cfg     *config.Snapshot
 	reg     *registry.Snapshot
@@ -237,16 +242,18 @@ func (p *pipeline) configChanged(snap *config.Snapshot, kinds map[config.Kind]st
 	if oldCfg == nil {
 		return &model.PushRequest{Full: true, Reason: "initial"}
 	}
+	countConfigEvents(p.events, oldCfg, snap, kinds)
+	now := time.Now()
 	if _, we := kinds[config.WorkloadEntry]; we && len(kinds) == 1 {
 		servicesChanged, hosts := registry.Diff(oldReg, reg)
 		if !servicesChanged {
 			if len(hosts) == 0 {
 				return nil
 			}
-			return &model.PushRequest{EDSHosts: hosts, Reason: "endpoints"}
+			return &model.PushRequest{EDSHosts: hosts, Reason: "endpoints", Start: now}
 		}
 	}
-	return &model.PushRequest{Full: true, Reason: "config"}
+	return &model.PushRequest{Full: true, Reason: "config", Start: now}
 }
 
 // push builds a push context from the latest snapshots and hands it to the ADS server.

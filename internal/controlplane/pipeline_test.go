@@ -1,6 +1,9 @@
 package controlplane
 
 import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"log/slog"
 	"strings"
 	"testing"
@@ -103,4 +106,17 @@ func kinds(ks ...config.Kind) map[config.Kind]struct{} {
 		m[k] = struct{}{}
 	}
 	return m
+}
+
+func TestConfigEventsCounted(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	p := &pipeline{mesh: model.DefaultMeshConfig(), log: slog.Default(), events: newConfigEvents(reg)}
+	p.configChanged(snapshot(t, strings.Replace(base, "ADDR", "10.0.0.1", 1)), nil)
+	p.configChanged(snapshot(t, strings.Replace(base, "ADDR", "10.0.0.2", 1)), kinds(config.WorkloadEntry))
+	if got := testutil.ToFloat64(p.events.WithLabelValues("WorkloadEntry", "update")); got != 1 {
+		t.Fatalf("pilot_k8s_cfg_events{type=WorkloadEntry,event=update} = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(p.events.WithLabelValues("WorkloadEntry", "add")); got != 0 {
+		t.Fatalf("add = %v, want 0", got)
+	}
 }

@@ -358,6 +358,10 @@ func loop[T any](ctx context.Context, c *conn, reqs <-chan recvItem[T], handle f
 				if err := push(req, since); err != nil {
 					return err
 				}
+				if !req.Start.IsZero() {
+					since = req.Start
+				}
+				c.s.metrics.convergence.Observe(time.Since(since).Seconds())
 			}
 		case <-ctx.Done():
 			return nil

@@ -14,6 +14,8 @@ type metrics struct {
 	pushTime  *prometheus.HistogramVec
 	rejects   *prometheus.CounterVec
 	sendTime  prometheus.Histogram
+	// convergence is Istio's pilot_proxy_convergence_time.
+	convergence prometheus.Histogram
 }
 
 // pushBuckets span sub-millisecond sends to slow pushes (seconds).
@@ -42,6 +44,11 @@ func newMetrics(reg prometheus.Registerer, log *slog.Logger) *metrics {
 			Name:    "pilot_xds_send_time",
 			Help:    "Total time in seconds Pilot takes to send generated configuration.",
 			Buckets: pushBuckets,
+		})),
+		convergence: register(reg, log, prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "pilot_proxy_convergence_time",
+			Help:    "Delay in seconds between config change and a proxy receiving all required configuration.",
+			Buckets: []float64{.1, .5, 1, 3, 5, 10, 20, 30},
 		})),
 	}
 }

@@ -5,6 +5,7 @@ package model
 
 import (
 	"sync"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -111,6 +112,9 @@ type PushRequest struct {
 	EDSHosts map[string]struct{}
 	// Reason is for logs and debug output.
 	Reason string
+	// Start is when the first change this request covers was seen (zero
+	// when unknown); pilot_proxy_convergence_time is measured from it.
+	Start time.Time
 }
 
 // Merge combines two requests into one covering both. Either may be nil.
@@ -121,7 +125,10 @@ func (r *PushRequest) Merge(o *PushRequest) *PushRequest {
 	if o == nil {
 		return r
 	}
-	m := &PushRequest{Full: r.Full || o.Full, Reason: r.Reason}
+	m := &PushRequest{Full: r.Full || o.Full, Reason: r.Reason, Start: r.Start}
+	if m.Start.IsZero() || !o.Start.IsZero() && o.Start.Before(m.Start) {
+		m.Start = o.Start
+	}
 	if o.Reason != "" && o.Reason != r.Reason {
 		if m.Reason != "" {
 			m.Reason += ","

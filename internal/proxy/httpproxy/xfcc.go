@@ -79,29 +79,31 @@ func (p *tlsPeer) value(d xdsparse.ClientCertDetails) string {
 }
 
 // applyXFCC handles x-forwarded-client-cert as the connection manager's
-// forward_client_cert_details says (Envoy's semantics; SANITIZE, the
-// default, removes what the client sent).
+// forward_client_cert_details says, with Envoy's semantics: only
+// ALWAYS_FORWARD_ONLY passes a client's header on a connection without a
+// verified client certificate (plaintext, PERMISSIVE, or TLS without a
+// client certificate); every other mode strips it there, so that no client
+// can claim a caller identity it does not hold. On mTLS, SANITIZE strips,
+// FORWARD_ONLY forwards, APPEND_FORWARD appends this hop's element and
+// SANITIZE_SET replaces the header with it.
 func applyXFCC(h *headers.List, hcm *xdsparse.HTTPManager, p *tlsPeer) {
-	switch hcm.ForwardClientCert {
-	case xdsparse.FCCForwardOnly, xdsparse.FCCAlwaysForwardOnly:
+	mode := hcm.ForwardClientCert
+	if mode == xdsparse.FCCAlwaysForwardOnly {
 		return
+	}
+	if mode == xdsparse.FCCSanitize || p == nil {
+		h.Del(xfccHeader)
+		return
+	}
+	switch mode {
+	case xdsparse.FCCForwardOnly:
 	case xdsparse.FCCAppendForward:
-		if p == nil {
-			return
-		}
 		if old, ok := h.Get(xfccHeader); ok && old != "" {
 			h.Set(xfccHeader, old+","+p.value(hcm.ClientCertDetails))
 			return
 		}
 		h.Set(xfccHeader, p.value(hcm.ClientCertDetails))
 	case xdsparse.FCCSanitizeSet:
-		h.Del(xfccHeader)
-		if p != nil {
-			h.Set(xfccHeader, p.value(hcm.ClientCertDetails))
-		}
-	default:
-		if h.Has(xfccHeader) {
-			h.Del(xfccHeader)
-		}
+		h.Set(xfccHeader, p.value(hcm.ClientCertDetails))
 	}
 }

@@ -163,3 +163,85 @@ func ContainsFold(s, sub string) bool {
 	}
 	return false
 }
+
+// ValidName reports whether name is a valid lower-case field name: an RFC
+// 9110 token without upper-case letters (RFC 9113 section 8.2.1).
+func ValidName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c >= 0x80 || !tokenChar[c] || 'A' <= c && c <= 'Z' {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidToken reports whether s is a non-empty RFC 9110 token (a method).
+func ValidToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 0x80 || !tokenChar[c] {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidValue reports whether v may be a field value that is forwarded as
+// is, over HTTP/1 included: no NUL, CR, LF or other control character but
+// horizontal tab, and no leading or trailing whitespace (RFC 9113 section
+// 8.2.1; a CR or LF would let a value inject fields or a request line).
+func ValidValue(v string) bool {
+	if v == "" {
+		return true
+	}
+	if isSpace(v[0]) || isSpace(v[len(v)-1]) {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidPath reports whether p is an origin-form request target (or "*")
+// that can be written into an HTTP/1 request line: visible ASCII only, no
+// space, control character, fragment or non-ASCII byte.
+func ValidPath(p string) bool {
+	if p == "*" {
+		return true
+	}
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c <= ' ' || c >= 0x7f || c == '#' {
+			return false
+		}
+	}
+	return true
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' }
+
+// tokenChar marks RFC 9110 tchar bytes.
+var tokenChar = func() (t [128]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+		t[c-'a'+'A'] = true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()

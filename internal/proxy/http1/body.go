@@ -168,7 +168,15 @@ func (b *Body) nextChunk() error {
 				return bad("malformed trailer")
 			}
 		}
-		b.Trailers = append(b.Trailers, headers.Field{Name: headers.Lower(name), Value: strings.Trim(v, " \t")})
+		v = strings.Trim(v, " \t")
+		for i := 0; i < len(v); i++ {
+			// A bare CR (the line ends at LF), NUL or other control
+			// character would be written into the next hop's framing.
+			if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
+				return bad("invalid trailer value")
+			}
+		}
+		b.Trailers = append(b.Trailers, headers.Field{Name: headers.Lower(name), Value: v})
 	}
 }
 

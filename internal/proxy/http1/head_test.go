@@ -203,3 +203,66 @@ func FuzzReadRequest(f *testing.F) {
 		}
 	})
 }
+
+// TestTrailerValuesRefused: a chunked body's trailers are forwarded into
+// the next hop's framing, so a value with a bare CR, a NUL or another
+// control character is refused rather than passed on.
+func TestTrailerValuesRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name, trailer string
+		ok            bool
+	}{
+		{"plain", "grpc-status: 0", true},
+		{"tab inside", "x-a: a\tb", true},
+		{"bare CR", "x-a: a\rGET /admin HTTP/1.1", false},
+		{"NUL", "x-a: a\x00b", false},
+		{"DEL", "x-a: a\x7fb", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := "1\r\na\r\n0\r\n" + tc.trailer + "\r\n\r\n"
+			b := NewBody(bufio.NewReader(strings.NewReader(body)), &Head{ContentLength: -1, Chunked: true}, false)
+			_, err := io.ReadAll(b)
+			if (err == nil) != tc.ok {
+				t.Fatalf("trailer %q: err %v, want ok=%v", tc.trailer, err, tc.ok)
+			}
+		})
+	}
+}
+
+// FuzzReadResponse runs the upstream response parser (head, body framing,
+// chunked trailers) on arbitrary bytes: it must never panic, and what it
+// accepts must carry no control characters in field values.
+func FuzzReadResponse(f *testing.F) {
+	for _, s := range []string{
+		"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+		"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\ngrpc-status: 0\r\n\r\n",
+		"HTTP/1.0 204 No Content\r\n\r\n",
+		"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n",
+		"HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\nok",
+		"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n1;ext=1\r\na\r\n0\r\nx: \r\r\n\r\n",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		br := bufio.NewReaderSize(strings.NewReader(in), 4096)
+		r := NewReader(br, Limits{})
+		var h Head
+		if err := r.ReadResponse(&h); err != nil {
+			return
+		}
+		for _, fl := range h.Headers {
+			if !headers.ValidName(fl.Name) || strings.ContainsAny(fl.Value, "\r\n\x00") {
+				t.Fatalf("accepted field %q: %q", fl.Name, fl.Value)
+			}
+		}
+		b := NewBody(br, &h, true)
+		if _, err := io.Copy(io.Discard, b); err != nil {
+			return
+		}
+		for _, fl := range b.Trailers {
+			if strings.ContainsAny(fl.Value, "\r\n\x00") {
+				t.Fatalf("accepted trailer %q: %q", fl.Name, fl.Value)
+			}
+		}
+	})
+}

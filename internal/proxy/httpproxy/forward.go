@@ -92,6 +92,10 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 		}
 		data, complete, err := readLimited(req.body, limit)
 		if err != nil {
+			if status, msg, ok := timeoutStatus(err); ok && !w.Started() {
+				s.localReply(w, status, msg, "", nil)
+				return
+			}
 			if errors.As(err, new(*http1.Error)) {
 				s.Stats.RqRejected.Add(1)
 				s.localReply(w, 400, "malformed request body", "", nil)
@@ -285,6 +289,10 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 
 // failure turns an upstream error into Envoy's local reply.
 func (s *Server) failure(w responseWriter, err error, ctx context.Context) {
+	if status, msg, ok := timeoutStatus(context.Cause(ctx)); ok {
+		s.localReply(w, status, msg, "", nil)
+		return
+	}
 	switch {
 	case err == nil:
 		s.localReply(w, 503, "upstream connect error or disconnect/reset before headers", flagReset, nil)

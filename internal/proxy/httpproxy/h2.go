@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
+	"time"
 
 	"golang.org/x/net/http2"
 
@@ -23,9 +25,37 @@ type bufConn struct {
 
 func (c *bufConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
+// minStreamWindow is HTTP/2's initial window: a buffer limit below it
+// would stall every stream.
+const minStreamWindow = 65535
+
 func (s *Server) serveH2(ctx context.Context, nc net.Conn, br *bufio.Reader, hcm *xdsparse.HTTPManager) {
-	srv := &http2.Server{MaxConcurrentStreams: hcm.MaxConcurrentStreams, IdleTimeout: hcm.IdleTimeout}
+	limit := int32(max(hcm.ConnBufferLimit, minStreamWindow))
+	srv := &http2.Server{MaxConcurrentStreams: hcm.MaxConcurrentStreams, IdleTimeout: hcm.IdleTimeout,
+		// per_connection_buffer_limit_bytes bounds what a client can make
+		// the proxy hold: the connection's and each stream's receive window.
+		MaxUploadBufferPerConnection: limit, MaxUploadBufferPerStream: limit,
+		MaxReadFrameSize: 16 << 10}
 	base := &http.Server{MaxHeaderBytes: hcm.MaxRequestHeadersBytes}
+	// A server of its own per connection, so that draining and
+	// max_connection_duration can shut this connection down gracefully
+	// (GOAWAY, then a last GOAWAY once streams are done).
+	http2.ConfigureServer(base, srv)
+	var goingAway sync.Once
+	shutdown := func() {
+		goingAway.Do(func() {
+			go base.Shutdown(context.Background())
+			if hcm.DrainTimeout > 0 {
+				time.AfterFunc(hcm.DrainTimeout+time.Second, func() { nc.Close() })
+			}
+		})
+	}
+	stopDrain := context.AfterFunc(s.drainCtx, shutdown)
+	defer stopDrain()
+	if hcm.MaxConnectionDuration > 0 {
+		t := time.AfterFunc(hcm.MaxConnectionDuration, shutdown)
+		defer t.Stop()
+	}
 	remote, orig, peer, local, scheme := remoteIP(nc), originalDst(nc), peerOf(nc), nc.LocalAddr(), connScheme(nc)
 	var fconn *filter.Conn
 	if hcm.Filters != nil {
@@ -49,43 +79,140 @@ func (s *Server) serveH2(ctx context.Context, nc net.Conn, br *bufio.Reader, hcm
 				hl = append(hl, headers.Field{Name: lk, Value: v})
 			}
 		}
-		req := &dsRequest{method: r.Method, target: r.RequestURI, authority: r.Host, header: hl, minor: 2,
-			body: r.Body, contentLength: r.ContentLength, remote: remote, local: local, origDst: orig, scheme: scheme, peer: peer, conn: fconn}
-		if r.Method == "GET" || r.Method == "HEAD" {
-			if r.ContentLength <= 0 {
-				req.body = nil
-			}
+		if msg := checkH2Request(r, hl); msg != "" {
+			s.Stats.RqRejected.Add(1)
+			s.localReply(w, 400, msg, "", nil)
+			return
 		}
-		s.handle(r.Context(), req, w, hcm)
+		// An empty body (END_STREAM on the headers, or content-length: 0) is
+		// none; any other is forwarded, whatever the method.
+		var body io.Reader = r.Body
+		if r.ContentLength == 0 {
+			body = nil
+		}
+		rc := http.NewResponseController(rw)
+		var mu sync.Mutex // expire runs on the timer's goroutine; rw is dead after the handler
+		handlerDone := false
+		sctx, st := startStreamTimer(r.Context(), hcm.StreamIdleTimeout, hcm.RequestTimeout, func(started bool) {
+			mu.Lock()
+			defer mu.Unlock()
+			if handlerDone {
+				return
+			}
+			past := time.Unix(1, 0)
+			rc.SetReadDeadline(past)
+			if started {
+				rc.SetWriteDeadline(past)
+			}
+		})
+		defer func() {
+			mu.Lock()
+			handlerDone = true
+			mu.Unlock()
+			st.stop()
+		}()
+		w.st = st
+		if st != nil && body != nil {
+			body = &timedBody{r: body, st: st, ctx: sctx}
+		} else {
+			st.requestDone()
+		}
+		req := &dsRequest{method: r.Method, target: r.RequestURI, authority: r.Host, header: hl, minor: 2,
+			body: body, contentLength: r.ContentLength, remote: remote, local: local, origDst: orig, scheme: scheme, peer: peer, conn: fconn}
+		s.handle(sctx, req, w, hcm)
 	})
 	srv.ServeConn(&bufConn{Conn: nc, r: br}, &http2.ServeConnOpts{Context: ctx, Handler: h, BaseConfig: base})
 }
 
+// checkH2Request validates what Go's HTTP/2 server leaves to its handler
+// (RFC 9113 section 8.2.1 and 8.3.1) before the request is translated,
+// possibly into an HTTP/1 request line: a space or CR/LF in :path, :method
+// or a field value would otherwise let a client write its own request line
+// or fields upstream. It returns "" for a valid request, or the reason.
+func checkH2Request(r *http.Request, h headers.List) string {
+	if !headers.ValidToken(r.Method) {
+		return "invalid :method"
+	}
+	if r.Method != "CONNECT" && !headers.ValidPath(r.RequestURI) {
+		return "invalid :path"
+	}
+	if r.Host == "" && r.Method != "CONNECT" {
+		return "missing :authority"
+	}
+	if !validAuthority(r.Host) {
+		return "invalid :authority"
+	}
+	for _, f := range h {
+		if !headers.ValidName(f.Name) || !headers.ValidValue(f.Value) {
+			return "invalid header field " + quoteName(f.Name)
+		}
+	}
+	return ""
+}
+
+// validAuthority accepts host[:port] without userinfo, whitespace or
+// control characters (Go's server checked the syntax already).
+func validAuthority(a string) bool {
+	for i := 0; i < len(a); i++ {
+		if c := a[i]; c <= ' ' || c >= 0x7f || c == '@' || c == '/' || c == '?' || c == '#' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// quoteName returns a header name fit for an error message.
+func quoteName(n string) string {
+	if headers.ValidToken(n) && len(n) <= 64 {
+		return `"` + n + `"`
+	}
+	return "(invalid name)"
+}
+
 type h2Writer struct {
 	rw      http.ResponseWriter
+	st      *streamTimer
 	started bool
 }
 
 func (w *h2Writer) Started() bool { return w.started }
 
+// WriteHead sets the response's fields under Go's canonical keys, so that
+// the server neither adds its own (content-type, date, content-length)
+// next to the proxied ones nor sniffs a content type: the response goes out
+// with the fields it came with, each singleton once.
 func (w *h2Writer) WriteHead(status int, h headers.List, contentLength int64) error {
 	w.started = true
+	w.st.responseStarted()
 	hd := w.rw.Header()
 	for _, f := range h {
-		if f.Name == "" || f.Name[0] == ':' || f.Name == "connection" || f.Name == "transfer-encoding" || f.Name == "keep-alive" {
+		switch f.Name {
+		case "", "connection", "transfer-encoding", "keep-alive", "proxy-connection", "upgrade", "content-length":
 			continue
 		}
-		hd[f.Name] = append(hd[f.Name], f.Value)
+		if f.Name[0] == ':' {
+			continue
+		}
+		k := http.CanonicalHeaderKey(f.Name)
+		hd[k] = append(hd[k], f.Value)
 	}
-	hd.Del("Content-Length")
-	if contentLength >= 0 {
-		hd["content-length"] = []string{itoa(contentLength)}
+	if _, ok := hd["Date"]; !ok {
+		hd["Date"] = nil // present but empty: Go's server adds none
+	}
+	if _, ok := hd["Content-Type"]; !ok {
+		hd["Content-Type"] = nil // no sniffing
+	}
+	if contentLength >= 0 && status != 204 && status != 304 && status >= 200 {
+		hd["Content-Length"] = []string{itoa(contentLength)}
 	}
 	w.rw.WriteHeader(status)
 	return nil
 }
 
-func (w *h2Writer) Write(p []byte) (int, error) { return w.rw.Write(p) }
+func (w *h2Writer) Write(p []byte) (int, error) {
+	w.st.touch()
+	return w.rw.Write(p)
+}
 
 func (w *h2Writer) Flush() error {
 	if f, ok := w.rw.(http.Flusher); ok {
@@ -96,7 +223,11 @@ func (w *h2Writer) Flush() error {
 
 func (w *h2Writer) Finish(trailers headers.List) error {
 	for _, f := range trailers {
-		w.rw.Header()[http.TrailerPrefix+f.Name] = append(w.rw.Header()[http.TrailerPrefix+f.Name], f.Value)
+		if !headers.ValidName(f.Name) || !headers.ValidValue(f.Value) {
+			continue
+		}
+		k := http.TrailerPrefix + f.Name
+		w.rw.Header()[k] = append(w.rw.Header()[k], f.Value)
 	}
 	return nil
 }

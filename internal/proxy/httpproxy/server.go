@@ -8,6 +8,7 @@ package httpproxy
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -17,6 +18,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/net/http2"
 
 	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"github.com/mast-mesh/mast/internal/proxy/headers"
@@ -55,21 +58,34 @@ type Server struct {
 	// BufferLimit is the largest request body buffered for retries (64 KiB).
 	BufferLimit int
 	draining    atomic.Bool
-	bufs        sync.Pool // *[16384]byte for copying bodies
+	// drainCtx ends when Drain is called: HTTP/2 connections then go away
+	// gracefully and idle HTTP/1 connections close.
+	drainCtx context.Context
+	drainNow context.CancelFunc
+	bufs     sync.Pool // *[16384]byte for copying bodies
 }
 
 // NewServer returns a server that reads its routing config from cfg.
 func NewServer(cfg *atomic.Pointer[Config], mgr *upstream.Manager, log *slog.Logger) *Server {
-	return &Server{cfg: cfg, mgr: mgr, Stats: &Stats{}, log: log, BufferLimit: 64 * 1024}
+	dctx, drain := context.WithCancel(context.Background())
+	return &Server{cfg: cfg, mgr: mgr, Stats: &Stats{}, log: log, BufferLimit: 64 * 1024, drainCtx: dctx, drainNow: drain}
 }
 
-// Drain makes connections close after their current request.
-func (s *Server) Drain() { s.draining.Store(true) }
+// Drain makes connections close after their current request: HTTP/1
+// connections close once idle, HTTP/2 connections get a GOAWAY.
+func (s *Server) Drain() {
+	s.draining.Store(true)
+	s.drainNow()
+}
 
 const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 // ServeConn serves one accepted connection with the HTTP connection manager
 // configuration it was accepted under, until it closes or ctx ends.
+//
+// On a TLS connection ALPN decides the protocol: "h2" is HTTP/2 only (a
+// bad preface gets a GOAWAY), "http/1.1" HTTP/1.1 only. Without ALPN (and
+// in plaintext) the first bytes decide: the HTTP/2 preface or HTTP/1.
 func (s *Server) ServeConn(ctx context.Context, nc net.Conn, hcm *xdsparse.HTTPManager) {
 	s.Stats.CxTotal.Add(1)
 	s.Stats.CxActive.Add(1)
@@ -79,8 +95,24 @@ func (s *Server) ServeConn(ctx context.Context, nc net.Conn, hcm *xdsparse.HTTPM
 	defer stop()
 	br := bufio.NewReaderSize(nc, 4096)
 	nc.SetReadDeadline(time.Now().Add(hcm.RequestHeadersTimeout))
-	isH2 := false
-	if !hcm.CodecHTTP1Only {
+	alpn := ""
+	if tc, ok := nc.(*tls.Conn); ok {
+		alpn = tc.ConnectionState().NegotiatedProtocol
+	}
+	var isH2 bool
+	switch {
+	case alpn == "h2":
+		if hcm.CodecHTTP1Only {
+			return
+		}
+		if !readPreface(br) {
+			s.Stats.RqRejected.Add(1)
+			goAwayBadPreface(nc)
+			return
+		}
+		isH2 = true
+	case alpn == "http/1.1" || hcm.CodecHTTP1Only:
+	default:
 		isH2 = true
 		for n := 1; n <= len(h2Preface); n++ {
 			b, err := br.Peek(n)
@@ -106,6 +138,26 @@ func (s *Server) ServeConn(ctx context.Context, nc net.Conn, hcm *xdsparse.HTTPM
 	s.serveH1(ctx, nc, br, hcm)
 }
 
+// readPreface checks the client connection preface without consuming it
+// (Go's HTTP/2 server reads it again).
+func readPreface(br *bufio.Reader) bool {
+	b, err := br.Peek(len(h2Preface))
+	return err == nil && string(b) == h2Preface
+}
+
+// goAwayBadPreface answers a connection that negotiated h2 but did not
+// send the preface: SETTINGS, then GOAWAY with PROTOCOL_ERROR (RFC 9113
+// section 3.4).
+func goAwayBadPreface(nc net.Conn) {
+	nc.SetWriteDeadline(time.Now().Add(time.Second))
+	fr := http2.NewFramer(nc, nil)
+	fr.WriteSettings()
+	fr.WriteGoAway(0, http2.ErrCodeProtocol, []byte("invalid connection preface"))
+	if cw, ok := nc.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+}
+
 // h1Conn is one downstream HTTP/1 connection.
 type h1Conn struct {
 	s      *Server
@@ -122,6 +174,11 @@ type h1Conn struct {
 	scheme string // "https" when the proxy terminated TLS
 	peer   *tlsPeer
 	conn   *filter.Conn // built when the listener has filters
+	// idle is set while the connection waits for its next request.
+	idle atomic.Bool
+	// expired: the connection is past max_connection_duration; the
+	// current response closes it.
+	expired bool
 }
 
 func (s *Server) serveH1(ctx context.Context, nc net.Conn, br *bufio.Reader, hcm *xdsparse.HTTPManager) {
@@ -131,12 +188,35 @@ func (s *Server) serveH1(ctx context.Context, nc net.Conn, br *bufio.Reader, hcm
 	}
 	c.hr = http1.NewReader(br, http1.Limits{MaxHeaderBytes: hcm.MaxRequestHeadersBytes, MaxHeaders: hcm.MaxHeadersCount})
 	first := true
+	born := time.Now()
+	// Draining wakes a connection waiting for its next request.
+	stopDrain := context.AfterFunc(s.drainCtx, func() {
+		if c.idle.Load() {
+			nc.SetReadDeadline(time.Unix(1, 0))
+		}
+	})
+	defer stopDrain()
 	for {
 		// Idle wait between requests, then the whole head within the
-		// header timeout (slowloris).
+		// header timeout (slowloris). A connection past
+		// max_connection_duration gets no more requests.
 		if !first {
-			nc.SetReadDeadline(time.Now().Add(hcm.IdleTimeout))
-			if _, err := br.Peek(1); err != nil {
+			idle := hcm.IdleTimeout
+			if hcm.MaxConnectionDuration > 0 {
+				left := hcm.MaxConnectionDuration - time.Since(born)
+				if left <= 0 {
+					return
+				}
+				idle = min(idle, left)
+			}
+			c.idle.Store(true)
+			if s.draining.Load() {
+				return
+			}
+			nc.SetReadDeadline(time.Now().Add(idle))
+			_, err := br.Peek(1)
+			c.idle.Store(false)
+			if err != nil {
 				return
 			}
 			nc.SetReadDeadline(time.Now().Add(hcm.RequestHeadersTimeout))
@@ -162,6 +242,7 @@ func (s *Server) serveH1(ctx context.Context, nc net.Conn, br *bufio.Reader, hcm
 			return
 		}
 		nc.SetReadDeadline(time.Time{})
+		c.expired = hcm.MaxConnectionDuration > 0 && time.Since(born) >= hcm.MaxConnectionDuration
 		keep := c.serveOne(ctx, hcm)
 		if !keep || s.draining.Load() || ctx.Err() != nil {
 			return
@@ -209,9 +290,31 @@ func (c *h1Conn) serveOne(ctx context.Context, hcm *xdsparse.HTTPManager) bool {
 			c.bw.Flush()
 		}
 	}
-	c.w = h1Writer{c: c, minor: h.Minor, head: h.Method == "HEAD", reqClose: h.Close, buf: c.wbuf[:0], cw: http1.ChunkedWriter{Buf: c.w.cw.Buf}}
+	c.w = h1Writer{c: c, minor: h.Minor, head: h.Method == "HEAD", reqClose: h.Close || c.expired, buf: c.wbuf[:0], cw: http1.ChunkedWriter{Buf: c.w.cw.Buf}}
 	w := &c.w
-	c.s.handle(ctx, req, w, hcm)
+	// stream_idle_timeout and request_timeout: the timers cut the
+	// connection's reads (and its writes once the response started).
+	nc := c.nc
+	sctx, st := startStreamTimer(ctx, hcm.StreamIdleTimeout, hcm.RequestTimeout, func(started bool) {
+		past := time.Unix(1, 0)
+		nc.SetReadDeadline(past)
+		if started {
+			nc.SetWriteDeadline(past)
+		}
+	})
+	w.st = st
+	if st != nil {
+		if req.chunked || req.contentLength > 0 {
+			req.body = &timedBody{r: body, st: st, ctx: sctx}
+		} else {
+			st.requestDone()
+		}
+	}
+	c.s.handle(sctx, req, w, hcm)
+	if st.stop() != nil {
+		// The timers cut the connection's I/O: it cannot carry more.
+		return false
+	}
 	c.wbuf = w.buf
 	// Keep the header list's grown backing array for the next request, so
 	// the headers the proxy adds do not allocate every time.
@@ -271,12 +374,14 @@ type h1Writer struct {
 	noBody   bool
 	cw       http1.ChunkedWriter
 	buf      []byte
+	st       *streamTimer
 }
 
 func (w *h1Writer) Started() bool { return w.started }
 
 func (w *h1Writer) WriteHead(status int, h headers.List, contentLength int64) error {
 	w.started = true
+	w.st.responseStarted()
 	w.noBody = w.head || status == 204 || status == 304 || status < 200
 	switch {
 	case w.noBody:
@@ -299,6 +404,7 @@ func (w *h1Writer) WriteHead(status int, h headers.List, contentLength int64) er
 }
 
 func (w *h1Writer) Write(p []byte) (int, error) {
+	w.st.touch()
 	if w.noBody {
 		return len(p), nil
 	}
@@ -328,6 +434,9 @@ func (w *h1Writer) Finish(trailers headers.List) error {
 // more HTTP after it.
 func (w *h1Writer) Upgrade(status int, h headers.List) (upstream.Conn, error) {
 	w.started = true
+	// The upgraded stream has its own idle timeout (splice); the stream
+	// timers must not cut it.
+	w.st.disarm()
 	w.close = true
 	w.buf = http1.AppendResponseHead(w.buf[:0], w.minor, status, h, -1, false, false)
 	if _, err := w.c.bw.Write(w.buf); err != nil {

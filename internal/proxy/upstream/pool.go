@@ -438,10 +438,13 @@ func (p *pool) transport() *http2.Transport {
 				p.stats.CxActive.Add(1)
 				return &countedConn{Conn: nc, stats: p.stats}, nil
 			},
-			ReadIdleTimeout:   30 * time.Second,
-			PingTimeout:       10 * time.Second,
-			IdleConnTimeout:   p.cfg.idleTimeout,
-			MaxHeaderListSize: 96 * 1024,
+			// Forward requests as they came: no accept-encoding added, so
+			// no transparent decompression of the response either.
+			DisableCompression: true,
+			ReadIdleTimeout:    30 * time.Second,
+			PingTimeout:        10 * time.Second,
+			IdleConnTimeout:    p.cfg.idleTimeout,
+			MaxHeaderListSize:  96 * 1024,
 		}
 	}
 	return p.h2
@@ -471,6 +474,9 @@ func (p *pool) roundTripH2(ctx context.Context, req *Request) (*Response, error)
 			continue
 		}
 		hreq.Header[f.Name] = append(hreq.Header[f.Name], f.Value)
+	}
+	if _, ok := hreq.Header["user-agent"]; !ok {
+		hreq.Header["user-agent"] = nil // present but empty: the transport adds no Go-http-client
 	}
 	switch {
 	case req.Body != nil:

@@ -82,6 +82,14 @@ type HTTPManager struct {
 	RequestTimeout         time.Duration
 	RequestHeadersTimeout  time.Duration
 	DrainTimeout           time.Duration
+	// MaxConnectionDuration is common_http_protocol_options'
+	// max_connection_duration: a connection older than it is drained (0:
+	// no limit).
+	MaxConnectionDuration time.Duration
+	// ConnBufferLimit is the listener's per_connection_buffer_limit_bytes
+	// (1 MiB by default, as Envoy): the most request bytes the proxy holds
+	// for one connection.
+	ConnBufferLimit int
 
 	UseRemoteAddress bool
 	XffTrustedHops   uint32
@@ -179,6 +187,18 @@ func ParseListener(l *listenerv3.Listener) (*Listener, error) {
 	if len(out.Chains) == 0 && out.Default == nil {
 		return nil, fail("no filter chain can be served: %s", strings.Join(out.Warnings, "; "))
 	}
+	limit := DefaultConnBufferLimit
+	if v := l.GetPerConnectionBufferLimitBytes(); v != nil {
+		if v.GetValue() == 0 {
+			return nil, fail("per_connection_buffer_limit_bytes: 0 would stall every connection")
+		}
+		limit = int(min(v.GetValue(), 1<<30))
+	}
+	for _, c := range append(out.Chains[:len(out.Chains):len(out.Chains)], out.Default) {
+		if c != nil && c.HTTP != nil {
+			c.HTTP.ConnBufferLimit = limit
+		}
+	}
 	return out, nil
 }
 
@@ -240,6 +260,9 @@ func parseFilterChain(fc *listenerv3.FilterChain) (*FilterChain, error) {
 	return c, nil
 }
 
+// DefaultConnBufferLimit is Envoy's default per_connection_buffer_limit_bytes.
+const DefaultConnBufferLimit = 1 << 20
+
 // ParseHTTPManager parses an HttpConnectionManager.
 func ParseHTTPManager(h *hcmv3.HttpConnectionManager) (*HTTPManager, error) {
 	m := &HTTPManager{
@@ -251,6 +274,7 @@ func ParseHTTPManager(h *hcmv3.HttpConnectionManager) (*HTTPManager, error) {
 		StreamIdleTimeout:      5 * time.Minute,
 		RequestHeadersTimeout:  10 * time.Second,
 		DrainTimeout:           5 * time.Second,
+		ConnBufferLimit:        DefaultConnBufferLimit,
 		GenerateRequestID:      true,
 		UseRemoteAddress:       h.GetUseRemoteAddress().GetValue(),
 		XffTrustedHops:         h.GetXffNumTrustedHops(),
@@ -304,6 +328,9 @@ func ParseHTTPManager(h *hcmv3.HttpConnectionManager) (*HTTPManager, error) {
 		}
 		if n := o.GetMaxHeadersCount(); n != nil && n.GetValue() > 0 {
 			m.MaxHeadersCount = int(n.GetValue())
+		}
+		if d := o.GetMaxConnectionDuration(); d != nil {
+			m.MaxConnectionDuration = d.AsDuration()
 		}
 	}
 	if n := h.GetHttp2ProtocolOptions().GetMaxConcurrentStreams(); n != nil && n.GetValue() > 0 && n.GetValue() < m.MaxConcurrentStreams {

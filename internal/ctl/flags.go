@@ -25,6 +25,7 @@ type command struct {
 	usage    string // after "mast NAME "
 	about    string
 	examples []string
+	args     []string // positional arguments, wherever they stood among the flags
 }
 
 func newCommand(name, usage, about string, examples ...string) *command {
@@ -36,7 +37,20 @@ func newCommand(name, usage, about string, examples ...string) *command {
 // parse parses args. ok is false when the command should stop with exit:
 // 0 after --help (printed to stdout), 2 on a usage error (printed to stderr).
 func (c *command) parse(args []string, stdout, stderr io.Writer) (exit int, ok bool) {
-	err := c.Parse(args)
+	// Flags and arguments may be interspersed, as with istioctl and kubectl.
+	var err error
+	for {
+		if err = c.Parse(args); err != nil || c.NArg() == 0 {
+			break
+		}
+		rest := c.Args()
+		if rest[0] == "--" {
+			c.args = append(c.args, rest[1:]...)
+			break
+		}
+		c.args = append(c.args, rest[0])
+		args = rest[1:]
+	}
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 		c.help(stdout)

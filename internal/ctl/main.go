@@ -24,6 +24,7 @@ func verbs() []verb {
 		{"apply", "apply configuration files to the running local mesh, replacing by kind, namespace and name", plain(Apply)},
 		{"delete", "delete the resources named in configuration files from the running local mesh", plain(Delete)},
 		{"reset", "return the local mesh's configuration to Bookinfo's defaults", plain(Reset)},
+		{"analyze", "analyze configuration (files, or the running mesh) and report Istio's messages", plain(Analyze)},
 		{"validate", "check configuration files (Istio YAML/JSON) and report errors and warnings", plain(Validate)},
 	}
 }

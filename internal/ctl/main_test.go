@@ -73,3 +73,20 @@ spec:
 		t.Errorf("reset: %v %v", changes, err)
 	}
 }
+
+// TestAnalyzeExitCodes: errors give istioctl's 79, a clean configuration 0,
+// and -o json is a JSON array.
+func TestAnalyzeExitCodes(t *testing.T) {
+	var out, errOut bytes.Buffer
+	code := Analyze([]string{"-o", "json", "-f", "../analyze/testdata/corpus/vs-destinations.yaml"}, &out, &errOut)
+	if code != ExitAnalyze || !strings.HasPrefix(out.String(), "[") || !strings.Contains(out.String(), `"code": "IST0112"`) {
+		t.Errorf("exit %d, output:\n%s%s", code, out.String(), errOut.String())
+	}
+	out.Reset()
+	errOut.Reset()
+	code = Analyze([]string{"--failure-threshold", "Error", "../../samples/bookinfo/networking/virtual-service-reviews-v3.yaml",
+		"-f", "../../samples/bookinfo/config"}, &out, &errOut)
+	if code != ExitOK {
+		t.Errorf("Bookinfo: exit %d, output:\n%s%s", code, out.String(), errOut.String())
+	}
+}

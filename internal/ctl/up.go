@@ -58,8 +58,8 @@ func Up(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if code, ok := c.parse(args, stdout, stderr); !ok {
 		return code
 	}
-	if c.NArg() > 0 {
-		return c.usageError(stderr, "unexpected argument %q", c.Arg(0))
+	if len(c.args) > 0 {
+		return c.usageError(stderr, "unexpected argument %q", c.args[0])
 	}
 	cfg.Bookinfo = cfg.ConfigDir == ""
 	exe, err := os.Executable()

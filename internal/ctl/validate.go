@@ -40,7 +40,7 @@ func Validate(args []string, stdout, stderr io.Writer) int {
 	if code, ok := c.parse(args, stdout, stderr); !ok {
 		return code
 	}
-	for _, a := range c.Args() {
+	for _, a := range c.args {
 		_ = paths.Set(a)
 	}
 	if len(paths) == 0 {

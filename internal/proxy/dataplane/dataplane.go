@@ -174,10 +174,14 @@ func (p *Proxy) Names(typeURL string) []string {
 	return p.snap.EndpointNames()
 }
 
-// Ready reports whether the first listeners and clusters were applied and
-// every listener is warm (its route configuration arrived).
+// Ready reports whether the first listeners and clusters were applied,
+// every listener is warm (its route configuration arrived) and every bound
+// listener accepts connections.
 func (p *Proxy) Ready() bool {
 	if !p.ldsDone.Load() || !p.cdsDone.Load() {
+		return false
+	}
+	if ok, _ := p.listeners.Healthy(); !ok {
 		return false
 	}
 	s := p.Snapshot()

@@ -6,6 +6,7 @@ package listener
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -35,6 +36,9 @@ type running struct {
 	bound string
 	err   string
 	close func()
+	// acceptErr is the last accept error while accepting fails (EMFILE,
+	// ENFILE, ENOBUFS...), nil while the listener accepts.
+	acceptErr atomic.Pointer[string]
 }
 
 // Manager owns the bound listeners.
@@ -55,6 +59,9 @@ type Manager struct {
 	// InspectTimeouts counts connections whose first bytes did not come
 	// within the listener filters' timeout.
 	InspectTimeouts atomic.Uint64
+	// AcceptErrors counts episodes of failing accepts (one per run of
+	// consecutive failures).
+	AcceptErrors atomic.Uint64
 	// TLS terminates TLS for filter chains with a TLS context (see tls.go);
 	// nil refuses connections to such chains.
 	TLS      *tlsconfig.Builder
@@ -131,19 +138,45 @@ func joinLines(s []string) string {
 	return out
 }
 
+// Accept back-off bounds: a failing accept (out of file descriptors, say)
+// is retried, never fatal, from acceptBackoffMin doubling to
+// acceptBackoffMax.
+const (
+	acceptBackoffMin = 5 * time.Millisecond
+	acceptBackoffMax = time.Second
+)
+
 func (m *Manager) accept(r *running) {
-	delay := 5 * time.Millisecond
+	delay := acceptBackoffMin
 	for {
 		nc, err := r.ln.Accept()
 		if err != nil {
-			if ne, ok := err.(net.Error); ok && ne.Timeout() {
-				time.Sleep(delay)
-				delay = min(2*delay, time.Second)
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return
 			}
-			return
+			// Any other error (EMFILE, ENFILE, ENOBUFS, ECONNABORTED...) is
+			// transient: the socket is still bound, so giving up would
+			// black-hole its traffic. Report the listener unhealthy (not
+			// ready) and keep trying.
+			msg := err.Error()
+			if old := r.acceptErr.Swap(&msg); old == nil {
+				m.AcceptErrors.Add(1)
+				m.log.Warn("accept failing; retrying", "listener", r.cfg.Load().Name, "addr", r.bound, "error", err)
+			}
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-m.ctx.Done():
+				t.Stop()
+				return
+			}
+			delay = min(2*delay, acceptBackoffMax)
+			continue
 		}
-		delay = 5 * time.Millisecond
+		if r.acceptErr.Swap(nil) != nil {
+			m.log.Info("accepting again", "listener", r.cfg.Load().Name, "addr", r.bound)
+		}
+		delay = acceptBackoffMin
 		cfg := r.cfg.Load()
 		port := uint32(0)
 		if a, ok := nc.LocalAddr().(*net.TCPAddr); ok {
@@ -180,13 +213,32 @@ func (m *Manager) accept(r *running) {
 	}
 }
 
+// Healthy reports whether every bound listener accepts connections; it
+// returns the failing listeners' errors otherwise.
+func (m *Manager) Healthy() (bool, []string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var errs []string
+	for name, r := range m.active {
+		if e := r.acceptErr.Load(); e != nil {
+			errs = append(errs, fmt.Sprintf("listener %q (%s): accept: %s", name, r.bound, *e))
+		}
+	}
+	sort.Strings(errs)
+	return len(errs) == 0, errs
+}
+
 // Listeners describes the running listeners, sorted by name.
 func (m *Manager) Listeners() []Info {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := make([]Info, 0, len(m.active))
 	for name, r := range m.active {
-		out = append(out, Info{Name: name, Address: r.cfg.Load().Address, Bound: r.bound, Error: r.err})
+		info := Info{Name: name, Address: r.cfg.Load().Address, Bound: r.bound, Error: r.err}
+		if e := r.acceptErr.Load(); e != nil {
+			info.Error = "accept: " + *e
+		}
+		out = append(out, info)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out

@@ -67,10 +67,16 @@ func run(args []string, stderr io.Writer) error {
 	af.register(fs)
 	var mf memoryFlags
 	mf.register(fs)
+	var of overloadFlags
+	of.register(fs, &mf)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if err := mf.apply(); err != nil {
+		return err
+	}
+	ocfg, err := of.config()
+	if err != nil {
 		return err
 	}
 	lv := new(slog.LevelVar)
@@ -114,7 +120,7 @@ func run(args []string, stderr io.Writer) error {
 	if ctx.Err() != nil {
 		return nil
 	}
-	dcfg := dataplane.Config{XDSAddress: *xds, Node: node, AdminAddr: *adminAddr, DrainPeriod: *drain, Logger: log, LogLevel: lv, XDSDelta: *delta}
+	dcfg := dataplane.Config{XDSAddress: *xds, Node: node, AdminAddr: *adminAddr, DrainPeriod: *drain, Logger: log, LogLevel: lv, XDSDelta: *delta, Overload: ocfg}
 	if secrets != nil {
 		dcfg.Secrets = secrets
 	}

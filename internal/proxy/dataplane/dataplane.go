@@ -21,6 +21,7 @@ import (
 	"github.com/mast-mesh/mast/internal/proxy/admin"
 	"github.com/mast-mesh/mast/internal/proxy/httpproxy"
 	"github.com/mast-mesh/mast/internal/proxy/listener"
+	"github.com/mast-mesh/mast/internal/proxy/overload"
 	"github.com/mast-mesh/mast/internal/proxy/tcpproxy"
 	"github.com/mast-mesh/mast/internal/proxy/tlsconfig"
 	"github.com/mast-mesh/mast/internal/proxy/upstream"
@@ -54,6 +55,9 @@ type Config struct {
 	// collection per quiet period, not per update. Default 1s; negative
 	// disables it.
 	ReleaseMemoryAfter time.Duration
+	// Overload configures the overload manager (connection cap, heap
+	// watermarks).
+	Overload overload.Config
 }
 
 // Proxy is a running data plane.
@@ -67,6 +71,7 @@ type Proxy struct {
 	http      *httpproxy.Server
 	tcp       *tcpproxy.Proxy
 	listeners *listener.Manager
+	overload  *overload.Manager
 	xds       *xdsclient.Client
 	ldsDone   atomic.Bool
 	cdsDone   atomic.Bool
@@ -128,6 +133,9 @@ func New(cfg Config) *Proxy {
 	p.tcp.OriginalDstHost = p.upstreams.OriginalDstHost
 	p.listeners = listener.NewManager(p.http, p.tcp, cfg.Logger.With("component", "listener"))
 	p.listeners.TLS = tlsb
+	p.overload = overload.New(cfg.Overload)
+	p.listeners.Overload = p.overload
+	p.http.Overload = p.overload
 	p.xds = xdsclient.New(xdsclient.Config{Address: cfg.XDSAddress, Node: cfg.Node, Logger: cfg.Logger.With("component", "xds"),
 		BackoffMax: cfg.XDSBackoffMax, Delta: cfg.XDSDelta}, p)
 	return p
@@ -200,6 +208,9 @@ func (p *Proxy) Snapshot() *xdsparse.Snapshot {
 	return p.snap
 }
 
+// Overload returns the overload manager (its counters and state).
+func (p *Proxy) Overload() *overload.Manager { return p.overload }
+
 // Clusters returns the running clusters.
 func (p *Proxy) Clusters() map[string]*upstream.Cluster { return p.routing.Load().Clusters }
 
@@ -240,6 +251,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 	xctx, xcancel := context.WithCancel(context.Background())
 	xdone := make(chan struct{})
 	go func() { p.xds.Run(xctx); close(xdone) }()
+	go p.overload.Run(xctx)
 	select {
 	case <-ctx.Done():
 	case <-p.quit:

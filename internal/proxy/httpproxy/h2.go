@@ -79,6 +79,10 @@ func (s *Server) serveH2(ctx context.Context, nc net.Conn, br *bufio.Reader, hcm
 				hl = append(hl, headers.Field{Name: lk, Value: v})
 			}
 		}
+		if s.Overload.Shed() {
+			s.shed(w)
+			return
+		}
 		if msg := checkH2Request(r, hl); msg != "" {
 			s.Stats.RqRejected.Add(1)
 			s.localReply(w, 400, msg, "", nil)

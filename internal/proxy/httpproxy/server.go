@@ -24,6 +24,7 @@ import (
 	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"github.com/mast-mesh/mast/internal/proxy/headers"
 	"github.com/mast-mesh/mast/internal/proxy/http1"
+	"github.com/mast-mesh/mast/internal/proxy/overload"
 	"github.com/mast-mesh/mast/internal/proxy/upstream"
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
 )
@@ -57,6 +58,8 @@ type Server struct {
 	log   *slog.Logger
 	// BufferLimit is the largest request body buffered for retries (64 KiB).
 	BufferLimit int
+	// Overload, when set, sheds requests under memory pressure.
+	Overload *overload.Manager
 	draining    atomic.Bool
 	// drainCtx ends when Drain is called: HTTP/2 connections then go away
 	// gracefully and idle HTTP/1 connections close.
@@ -310,7 +313,12 @@ func (c *h1Conn) serveOne(ctx context.Context, hcm *xdsparse.HTTPManager) bool {
 			st.requestDone()
 		}
 	}
-	c.s.handle(sctx, req, w, hcm)
+	if c.s.Overload.Shed() {
+		w.close = true
+		c.s.shed(w)
+	} else {
+		c.s.handle(sctx, req, w, hcm)
+	}
 	if st.stop() != nil {
 		// The timers cut the connection's I/O: it cannot carry more.
 		return false
@@ -339,6 +347,13 @@ func (c *h1Conn) serveOne(ctx context.Context, hcm *xdsparse.HTTPManager) bool {
 		}
 	}
 	return true
+}
+
+// shed refuses a request because the proxy is overloaded (Envoy's
+// stop_accepting_requests action).
+func (s *Server) shed(w responseWriter) {
+	s.Stats.RqRejected.Add(1)
+	s.localReply(w, 503, "envoy overloaded", "", headers.List{{Name: "x-envoy-overloaded", Value: "true"}})
 }
 
 // originalDst is the destination a redirected connection had before the
@@ -394,7 +409,7 @@ func (w *h1Writer) WriteHead(status int, h headers.List, contentLength int64) er
 	default:
 		w.close = true
 	}
-	if w.c.s.draining.Load() {
+	if w.c.s.draining.Load() || w.c.s.Overload.Shedding() {
 		w.close = true
 	}
 	w.buf = http1.AppendResponseHead(w.buf[:0], w.minor, status, h, contentLength, w.chunked, w.close || w.reqClose)

@@ -14,6 +14,8 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"golang.org/x/net/http2"
 	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/mast-mesh/mast/internal/proxy/overload"
 )
 
 func withHCM(f func(*hcmv3.HttpConnectionManager)) proxyOpts { return proxyOpts{hcm: f} }
@@ -160,4 +162,39 @@ func TestMaxConnectionDuration(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestOverloadSheds: above the shed watermark requests get Envoy's 503
+// "envoy overloaded" with x-envoy-overloaded, over both codecs, and HTTP/1
+// connections are not kept alive.
+func TestOverloadSheds(t *testing.T) {
+	backend, seen := recordingBackend(t, false, nil)
+	p := startTestProxy(t, backend, proxyOpts{})
+	ov := overload.New(overload.Config{HeapShed: 1}) // any heap is above 1 byte
+	ov.Sample()
+	p.srv.Overload = ov
+	c, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET / HTTP/1.1\r\nhost: a\r\n\r\n")
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil || resp.StatusCode != 503 || resp.Header.Get("x-envoy-overloaded") != "true" || !resp.Close {
+		t.Fatalf("HTTP/1.1: %v %v", resp, err)
+	}
+	h2 := dialH2(t, p.addr, nil)
+	h2.request(1, "GET", "/", nil, true)
+	if r := h2.response(1); r.status() != "503" || r.get("x-envoy-overloaded") != "true" {
+		t.Fatalf("HTTP/2: %v", r.fields)
+	}
+	select {
+	case s := <-seen:
+		t.Fatalf("a shed request reached the upstream: %s", s.uri)
+	default:
+	}
+	if ov.Stats.RequestsShed.Load() != 2 {
+		t.Fatalf("RequestsShed %d", ov.Stats.RequestsShed.Load())
+	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"github.com/mast-mesh/mast/internal/proxy/httpproxy"
+	"github.com/mast-mesh/mast/internal/proxy/overload"
 	"github.com/mast-mesh/mast/internal/proxy/tcpproxy"
 	"github.com/mast-mesh/mast/internal/proxy/tlsconfig"
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
@@ -66,6 +67,9 @@ type Manager struct {
 	// nil refuses connections to such chains.
 	TLS      *tlsconfig.Builder
 	TLSStats TLSStats
+	// Overload, when set, caps connections and pauses accepting under
+	// memory pressure.
+	Overload *overload.Manager
 }
 
 // NewManager returns a manager serving through the HTTP and TCP proxies.
@@ -149,6 +153,16 @@ const (
 func (m *Manager) accept(r *running) {
 	delay := acceptBackoffMin
 	for {
+		// Above the heap watermark, leave new connections in the backlog.
+		for m.Overload.AcceptPaused() {
+			t := time.NewTimer(50 * time.Millisecond)
+			select {
+			case <-t.C:
+			case <-m.ctx.Done():
+				t.Stop()
+				return
+			}
+		}
 		nc, err := r.ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
@@ -177,6 +191,10 @@ func (m *Manager) accept(r *running) {
 			m.log.Info("accepting again", "listener", r.cfg.Load().Name, "addr", r.bound)
 		}
 		delay = acceptBackoffMin
+		if !m.Overload.AcquireConn() {
+			nc.Close()
+			continue
+		}
 		cfg := r.cfg.Load()
 		port := uint32(0)
 		if a, ok := nc.LocalAddr().(*net.TCPAddr); ok {
@@ -185,6 +203,7 @@ func (m *Manager) accept(r *running) {
 		m.conns.Add(1)
 		go func() {
 			defer m.conns.Done()
+			defer m.Overload.ReleaseConn()
 			// Chain selection may read the first bytes (TLS or not, SNI,
 			// ALPN) and terminates TLS: off the accept loop.
 			nc, cfg, port := m.originalDst(nc, cfg, port)

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/mast-mesh/mast/internal/proxy/httpproxy"
+	"github.com/mast-mesh/mast/internal/proxy/overload"
 	"github.com/mast-mesh/mast/internal/proxy/tcpproxy"
 	"github.com/mast-mesh/mast/internal/proxy/upstream"
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
@@ -93,5 +94,54 @@ func TestAcceptErrorsBackOffAndRecover(t *testing.T) {
 	}
 	if m.AcceptErrors.Load() != 1 {
 		t.Fatalf("AcceptErrors %d, want 1 episode", m.AcceptErrors.Load())
+	}
+}
+
+// TestConnectionCap: connections over the overload manager's cap are
+// closed as they are accepted; below it they are served.
+func TestConnectionCap(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	var cfg atomic.Pointer[httpproxy.Config]
+	cfg.Store(&httpproxy.Config{})
+	m := NewManager(httpproxy.NewServer(&cfg, upstream.NewManager(log), log), tcpproxy.New(nil, log), log)
+	m.Overload = overload.New(overload.Config{MaxConnections: 1})
+	t.Cleanup(func() { m.Shutdown(100 * time.Millisecond) })
+	snap, err := xdsparse.Apply(xdsparse.EmptySnapshot(), xdsparse.ListenerType, "1",
+		[]*anypb.Any{xdstest.Any(xdstest.HTTPListener("in", "127.0.0.1:0", "r"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Update(snap.Listeners); err != nil {
+		t.Fatal(err)
+	}
+	addr := m.Listeners()[0].Bound
+	first, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for m.Overload.Conns() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("first connection not counted")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	second, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	second.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if n, err := second.Read(make([]byte, 1)); err == nil {
+		t.Fatalf("connection over the cap was served (%d bytes)", n)
+	}
+	if m.Overload.Stats.ConnsRejected.Load() != 1 {
+		t.Fatalf("ConnsRejected %d", m.Overload.Stats.ConnsRejected.Load())
+	}
+	io.WriteString(first, "GET / HTTP/1.1\r\nhost: a\r\n\r\n")
+	first.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if _, err := first.Read(make([]byte, 1)); err != nil {
+		t.Fatalf("connection under the cap not served: %v", err)
 	}
 }

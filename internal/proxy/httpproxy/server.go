@@ -60,7 +60,7 @@ type Server struct {
 	BufferLimit int
 	// Overload, when set, sheds requests under memory pressure.
 	Overload *overload.Manager
-	draining    atomic.Bool
+	draining atomic.Bool
 	// drainCtx ends when Drain is called: HTTP/2 connections then go away
 	// gracefully and idle HTTP/1 connections close.
 	drainCtx context.Context

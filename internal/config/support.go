@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
+	networking "istio.io/api/networking/v1alpha3"
 )
 
 // Support says what Mast does with one Istio field.
@@ -122,14 +123,14 @@ var supportTable = []supportRow{
 	{"networking.v1alpha3.ZoneAwareLoadBalancerSetting.Failover", Warned, "zone-aware load balancing is not implemented", "from to"},
 	{"networking.v1alpha3.WarmupConfiguration", Warned, "slow start is not implemented", "duration minimumPercent aggression"},
 	{"networking.v1alpha3.ConnectionPoolSettings", Honoured, "", "tcp http"},
-	{"networking.v1alpha3.ConnectionPoolSettings.TCPSettings", Honoured, "", "maxConnections connectTimeout"},
-	{"networking.v1alpha3.ConnectionPoolSettings.TCPSettings", Warned, "not carried out by mast-proxy yet", "tcpKeepalive maxConnectionDuration idleTimeout"},
-	{"networking.v1alpha3.ConnectionPoolSettings.TCPSettings.TcpKeepalive", Warned, "not carried out by mast-proxy yet", "probes time interval"},
-	{"networking.v1alpha3.ConnectionPoolSettings.HTTPSettings", Honoured, "", "http2MaxRequests maxRequestsPerConnection idleTimeout h2UpgradePolicy useClientProtocol"},
-	{"networking.v1alpha3.ConnectionPoolSettings.HTTPSettings", Warned, "not carried out by mast-proxy yet", "http1MaxPendingRequests maxRetries maxConcurrentStreams http2KeepAlive"},
+	{"networking.v1alpha3.ConnectionPoolSettings.TCPSettings", Honoured, "", "maxConnections connectTimeout tcpKeepalive"},
+	{"networking.v1alpha3.ConnectionPoolSettings.TCPSettings", Warned, "not carried out by mast-proxy yet", "maxConnectionDuration idleTimeout"},
+	{"networking.v1alpha3.ConnectionPoolSettings.TCPSettings.TcpKeepalive", Honoured, "", "probes time interval"},
+	{"networking.v1alpha3.ConnectionPoolSettings.HTTPSettings", Honoured, "", "http1MaxPendingRequests http2MaxRequests maxRequestsPerConnection maxRetries idleTimeout h2UpgradePolicy useClientProtocol"},
+	{"networking.v1alpha3.ConnectionPoolSettings.HTTPSettings", Warned, "not carried out by mast-proxy yet", "maxConcurrentStreams http2KeepAlive"},
 	{"networking.v1alpha3.ConnectionPoolSettings.HTTPSettings.ConnectionKeepalive", Warned, "not carried out by mast-proxy yet", "interval timeout"},
-	{"networking.v1alpha3.OutlierDetection", Honoured, "", "consecutiveErrors consecutiveGatewayErrors consecutive5xxErrors baseEjectionTime maxEjectionPercent"},
-	{"networking.v1alpha3.OutlierDetection", Warned, "not carried out by mast-proxy yet", "splitExternalLocalOriginErrors consecutiveLocalOriginFailures interval minHealthPercent outlierDetectionHttpErrorCodes"},
+	{"networking.v1alpha3.OutlierDetection", Honoured, "", "consecutiveErrors consecutiveGatewayErrors consecutive5xxErrors interval baseEjectionTime maxEjectionPercent minHealthPercent"},
+	{"networking.v1alpha3.OutlierDetection", Warned, "not carried out by mast-proxy yet", "splitExternalLocalOriginErrors consecutiveLocalOriginFailures outlierDetectionHttpErrorCodes"},
 	{"networking.v1alpha3.ClientTLSSettings", Honoured, "", "mode clientCertificate privateKey caCertificates subjectAltNames sni insecureSkipVerify"},
 	{"networking.v1alpha3.ClientTLSSettings", Warned, "credentials and revocation lists are not available to mast-proxy yet", "credentialName caCrl"},
 
@@ -322,4 +323,32 @@ func (v *validator) warnUnsupported() {
 		}
 	}
 	walk(v.r.Spec.ProtoReflect(), "spec")
+	v.warnUnsupportedValues()
+}
+
+// warnUnsupportedValues warns about values of honoured fields that Mast
+// does not carry out.
+func (v *validator) warnUnsupportedValues() {
+	vs, ok := v.r.Spec.(*networking.VirtualService)
+	if !ok {
+		return
+	}
+	ops := func(path string, h *networking.Headers) {
+		for dir, o := range map[string]*networking.Headers_HeaderOperations{"request": h.GetRequest(), "response": h.GetResponse()} {
+			for op, m := range map[string]map[string]string{"set": o.GetSet(), "add": o.GetAdd()} {
+				for k, val := range m {
+					if strings.Contains(strings.ReplaceAll(val, "%%", ""), "%") {
+						v.warnf(pathKey(path+".headers."+dir+"."+op, k), "not honoured by Mast: command operators (%%...%%) in header values are not expanded; mast-proxy refuses the route (write %%%% for a literal %%)")
+					}
+				}
+			}
+		}
+	}
+	for i, r := range vs.GetHttp() {
+		p := pathIndex("spec.http", i)
+		ops(p, r.GetHeaders())
+		for j, d := range r.GetRoute() {
+			ops(pathIndex(p+".route", j), d.GetHeaders())
+		}
+	}
 }

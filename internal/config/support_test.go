@@ -254,3 +254,18 @@ func TestReadmeFieldTable(t *testing.T) {
 		t.Errorf("%s is stale or missing (%v); run go test ./internal/config -run TestReadmeFieldTable -update", doc, err)
 	}
 }
+
+func TestValidationWarnsForHeaderCommandOperators(t *testing.T) {
+	vs := &networking.VirtualService{
+		Hosts: []string{"reviews"},
+		Http: []*networking.HTTPRoute{{
+			Route: []*networking.HTTPRouteDestination{{Destination: &networking.Destination{Host: "reviews"}}},
+			Headers: &networking.Headers{Request: &networking.Headers_HeaderOperations{Set: map[string]string{
+				"x-client": "%DOWNSTREAM_REMOTE_ADDRESS%", "x-literal": "100%%"}}},
+		}},
+	}
+	ws := Validate(Resource{Meta: Meta{Kind: VirtualService, Name: "reviews", Namespace: "default"}, Spec: vs}).Warnings()
+	if len(ws) != 1 || ws[0].Field != "spec.http[0].headers.request.set[x-client]" {
+		t.Errorf("warnings %v, want one at spec.http[0].headers.request.set[x-client]", ws)
+	}
+}

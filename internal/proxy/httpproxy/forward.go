@@ -117,9 +117,10 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 	}
 
 	// Route timeout bounds all attempts and the response body.
-	if act.Timeout > 0 {
+	timeout := routeTimeout(act, req)
+	if timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, act.Timeout)
+		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
 	rp := act.Retry
@@ -138,10 +139,31 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 	var resp *upstream.Response
 	var respHost *upstream.Host
 	respCancel := context.CancelFunc(nil)
+	// canRetry asks the cluster's max_retries breaker for one more attempt.
+	canRetry := func(attempt int) bool {
+		if attempt >= maxAttempts {
+			return false
+		}
+		if uint64(cl.Stats.RetriesActive.Load()) >= uint64(cl.Cfg.MaxRetries) {
+			cl.Stats.RqRetryOverflow.Add(1)
+			return false
+		}
+		return true
+	}
+	retrying := false
+	defer func() {
+		if retrying {
+			cl.Stats.RetriesActive.Add(-1)
+		}
+	}()
 	for attempt := 1; attempt <= maxAttempts; attempt++ {
 		if attempt > 1 {
 			s.Stats.RqRetry.Add(1)
 			cl.Stats.RqRetry.Add(1)
+			if !retrying {
+				retrying = true
+				cl.Stats.RetriesActive.Add(1)
+			}
 			if !sleepBackoff(ctx, rp, attempt-2) {
 				break
 			}
@@ -179,8 +201,8 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 			up.Authority = host.Addr
 		}
 		up.Header.Set("x-envoy-attempt-count", strconv.Itoa(attempt))
-		if act.Timeout > 0 {
-			up.Header.Set("x-envoy-expected-rq-timeout-ms", strconv.FormatInt(act.Timeout.Milliseconds(), 10))
+		if timeout > 0 {
+			up.Header.Set("x-envoy-expected-rq-timeout-ms", strconv.FormatInt(timeout.Milliseconds(), 10))
 		}
 		tctx, tcancel := ctx, context.CancelFunc(noCancel)
 		perTry := false
@@ -214,13 +236,13 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 				}
 			}
 			lastErr = err
-			if attempt < maxAttempts && retriableErr(rp, err) && ctx.Err() == nil {
+			if retriableErr(rp, err) && ctx.Err() == nil && canRetry(attempt) {
 				continue
 			}
 			break
 		}
 		countClass(cl.Stats, r.Status)
-		if attempt < maxAttempts && retriableStatus(rp, r.Status) {
+		if retriableStatus(rp, r.Status, r.Header) && canRetry(attempt) {
 			r.Body.Close()
 			host.Active.Add(-1)
 			cl.Stats.RqActive.Add(-1)
@@ -412,9 +434,22 @@ func retriableErr(rp *xdsparse.RetryPolicy, err error) bool {
 	return false
 }
 
-func retriableStatus(rp *xdsparse.RetryPolicy, status int) bool {
+func retriableStatus(rp *xdsparse.RetryPolicy, status int, h headers.List) bool {
 	if rp == nil {
 		return false
+	}
+	if rp.On&xdsparse.RetryGRPCMask != 0 {
+		// gRPC conditions: the status of a trailers-only response (in its headers).
+		if v, ok := h.Get("grpc-status"); ok {
+			if code, err := strconv.Atoi(v); err == nil && rp.On&xdsparse.GRPCRetryBit(code) != 0 {
+				return true
+			}
+		}
+	}
+	if rp.On&xdsparse.RetryEnvoyRateLimited != 0 {
+		if _, ok := h.Get("x-envoy-ratelimited"); ok {
+			return true
+		}
 	}
 	if status >= 500 && rp.On&xdsparse.Retry5xx != 0 {
 		return true
@@ -433,6 +468,56 @@ func retriableStatus(rp *xdsparse.RetryPolicy, status int) bool {
 		}
 	}
 	return false
+}
+
+// routeTimeout is the timeout of a request on the route: the route's, or,
+// for gRPC when the route says so, the client's grpc-timeout (capped by the
+// route's maximum), further bounded by max_stream_duration. 0 is none.
+func routeTimeout(act *xdsparse.RouteAction, req *dsRequest) time.Duration {
+	t := act.Timeout
+	if act.GRPCTimeout {
+		if v, ok := req.header.Get("grpc-timeout"); ok {
+			if d, ok := parseGRPCTimeout(v); ok {
+				t = d
+				if act.GRPCTimeoutMax > 0 && (t == 0 || t > act.GRPCTimeoutMax) {
+					t = act.GRPCTimeoutMax
+				}
+			}
+		}
+	}
+	if m := act.MaxStreamDuration; m > 0 && (t == 0 || m < t) {
+		t = m
+	}
+	return t
+}
+
+// parseGRPCTimeout parses gRPC's "TimeoutValue TimeoutUnit" (at most 8 digits, one of H M S m u n).
+func parseGRPCTimeout(v string) (time.Duration, bool) {
+	if len(v) < 2 || len(v) > 9 {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(v[:len(v)-1], 10, 64)
+	if err != nil || n < 0 {
+		return 0, false
+	}
+	var unit time.Duration
+	switch v[len(v)-1] {
+	case 'H':
+		unit = time.Hour
+	case 'M':
+		unit = time.Minute
+	case 'S':
+		unit = time.Second
+	case 'm':
+		unit = time.Millisecond
+	case 'u':
+		unit = time.Microsecond
+	case 'n':
+		unit = time.Nanosecond
+	default:
+		return 0, false
+	}
+	return time.Duration(n) * unit, true
 }
 
 // sleepBackoff waits Envoy's jittered exponential back-off before retry n.

@@ -3,6 +3,7 @@ package httpproxy
 import (
 	"regexp"
 	"testing"
+	"time"
 
 	"github.com/mast-mesh/mast/internal/proxy/headers"
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
@@ -54,11 +55,11 @@ func TestRewritePath(t *testing.T) {
 func TestRetryConditions(t *testing.T) {
 	rp := &xdsparse.RetryPolicy{On: xdsparse.RetryGatewayError | xdsparse.RetryRetriableStatusCodes, StatusCodes: []int{409}}
 	for status, want := range map[int]bool{500: false, 502: true, 503: true, 504: true, 409: true, 404: false, 200: false} {
-		if got := retriableStatus(rp, status); got != want {
+		if got := retriableStatus(rp, status, nil); got != want {
 			t.Errorf("status %d: retriable %v, want %v", status, got, want)
 		}
 	}
-	if retriableStatus(nil, 503) {
+	if retriableStatus(nil, 503, nil) {
 		t.Error("retried without a policy")
 	}
 }
@@ -81,5 +82,49 @@ func TestComputeHash(t *testing.T) {
 	}
 	if _, ok := computeHash([]xdsparse.HashPolicy{{SourceIP: true}}, req, "/"); !ok {
 		t.Error("no hash from source IP")
+	}
+}
+
+func TestRetryOnGRPCStatusAndRateLimit(t *testing.T) {
+	rp := &xdsparse.RetryPolicy{On: xdsparse.RetryGRPCUnavailable | xdsparse.RetryGRPCCancelled | xdsparse.RetryEnvoyRateLimited}
+	grpc := func(code string) headers.List {
+		return headers.List{{Name: "content-type", Value: "application/grpc"}, {Name: "grpc-status", Value: code}}
+	}
+	for _, tc := range []struct {
+		h    headers.List
+		want bool
+	}{
+		{grpc("14"), true}, {grpc("1"), true}, {grpc("13"), false}, {grpc("0"), false},
+		{headers.List{{Name: "x-envoy-ratelimited", Value: "true"}}, true}, {nil, false},
+	} {
+		if got := retriableStatus(rp, 200, tc.h); got != tc.want {
+			t.Errorf("%v: retriable %v, want %v", tc.h, got, tc.want)
+		}
+	}
+}
+
+func TestRouteTimeoutFromGRPCTimeout(t *testing.T) {
+	req := func(v string) *dsRequest {
+		if v == "" {
+			return &dsRequest{}
+		}
+		return &dsRequest{header: headers.List{{Name: "grpc-timeout", Value: v}}}
+	}
+	for _, tc := range []struct {
+		act  xdsparse.RouteAction
+		hdr  string
+		want time.Duration
+	}{
+		{xdsparse.RouteAction{Timeout: 15 * time.Second}, "2S", 15 * time.Second}, // the route does not ask for grpc-timeout
+		{xdsparse.RouteAction{GRPCTimeout: true}, "2S", 2 * time.Second},
+		{xdsparse.RouteAction{GRPCTimeout: true}, "250m", 250 * time.Millisecond},
+		{xdsparse.RouteAction{GRPCTimeout: true, GRPCTimeoutMax: time.Second}, "1M", time.Second},
+		{xdsparse.RouteAction{GRPCTimeout: true, Timeout: 3 * time.Second}, "", 3 * time.Second},
+		{xdsparse.RouteAction{GRPCTimeout: true}, "bogus", 0},
+		{xdsparse.RouteAction{MaxStreamDuration: time.Second, Timeout: 5 * time.Second}, "", time.Second},
+	} {
+		if got := routeTimeout(&tc.act, req(tc.hdr)); got != tc.want {
+			t.Errorf("%+v with grpc-timeout %q: %v, want %v", tc.act, tc.hdr, got, tc.want)
+		}
 	}
 }

@@ -29,8 +29,11 @@ type Host struct {
 type Stats struct {
 	RqTotal, Rq2xx, Rq3xx, Rq4xx, Rq5xx   atomic.Uint64
 	RqTimeout, RqRetry, RqPendingOverflow atomic.Uint64
-	CxTotal, CxConnectFail                atomic.Uint64
-	CxActive, RqActive                    atomic.Int64
+	// RqRetryOverflow counts retries the max_retries breaker refused.
+	RqRetryOverflow        atomic.Uint64
+	CxTotal, CxConnectFail atomic.Uint64
+	// RetriesActive are the retry attempts in flight (max_retries).
+	CxActive, RqActive, RetriesActive atomic.Int64
 }
 
 // Cluster is a cluster's runtime: configuration, hosts, balancer, limits.

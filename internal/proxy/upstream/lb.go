@@ -135,18 +135,50 @@ func (c *Cluster) Pick(o PickOptions) *Host {
 		return nil
 	}
 	var h *Host
-	// Ejected hosts are skipped; when every try lands on one (most hosts
-	// ejected), the last pick is used, as Envoy's panic mode would.
+	// Ejected hosts are skipped. Under healthy_panic_threshold percent of
+	// usable hosts the balancer panics and ignores ejections, as Envoy does;
+	// with a threshold of 0 it never panics and may find no host.
+	panicking := c.panics(hs)
 	tries := len(hs.hosts) + 2
 	for attempt := 0; ; attempt++ {
 		h = c.pickOnce(hs, o, uint64(attempt))
-		if !c.usable(h) && attempt < tries {
-			continue
+		if !panicking && !c.usable(h) {
+			if attempt < tries {
+				continue
+			}
+			if h = c.firstUsable(hs); h == nil {
+				return nil
+			}
 		}
 		if o.Exclude == nil || !o.Exclude(h) || attempt >= o.Attempts {
 			return h
 		}
 	}
+}
+
+// panics reports whether the share of usable hosts is under the cluster's
+// panic threshold. Only clusters with outlier detection eject hosts.
+func (c *Cluster) panics(hs *hostSet) bool {
+	if c.Cfg.Outlier == nil {
+		return false
+	}
+	usable := 0
+	for _, h := range hs.hosts {
+		if c.usable(h) {
+			usable++
+		}
+	}
+	return float64(usable)*100 < c.Cfg.PanicThreshold*float64(len(hs.hosts))
+}
+
+// firstUsable is the first host not ejected, nil when every host is.
+func (c *Cluster) firstUsable(hs *hostSet) *Host {
+	for _, h := range hs.hosts {
+		if c.usable(h) {
+			return h
+		}
+	}
+	return nil
 }
 
 func (c *Cluster) pickOnce(hs *hostSet, o PickOptions, attempt uint64) *Host {

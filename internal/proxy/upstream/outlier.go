@@ -97,6 +97,9 @@ func (c *Cluster) eject(h *Host, now time.Time) {
 	}
 	k := h.outlier.ejections.Add(1)
 	d := min(od.BaseEjectionTime*time.Duration(k), od.MaxEjectionTime)
+	if iv := od.Interval; iv > 0 {
+		d = (d + iv - 1) / iv * iv // hosts come back at the detector's sweep, every interval
+	}
 	h.outlier.ejectedUntil.Store(now.Add(d).UnixNano())
 	h.outlier.consecutive5xx.Store(0)
 	h.outlier.consecutiveGateway.Store(0)

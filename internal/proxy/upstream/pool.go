@@ -30,14 +30,17 @@ type poolConfig struct {
 	idleTimeout    time.Duration
 	maxReqPerConn  uint32
 	maxConns       uint32
+	maxPending     uint32 // requests that may wait for a connection when maxConns are open
 	maxRequests    uint32
+	keepalive      *xdsparse.TCPKeepalive
 	tlsKey         string // the transport socket's TLSContext.Key; "" for plaintext
 	useDownstream  bool   // HTTP/2 upstream exactly when the request came in HTTP/2
 }
 
 func poolConfigFor(c *xdsparse.Cluster) poolConfig {
 	return poolConfig{http2: c.HTTP2, useDownstream: c.UseDownstreamProtocol, connectTimeout: c.ConnectTimeout, idleTimeout: c.IdleTimeout,
-		maxReqPerConn: c.MaxRequestsPerConn, maxConns: c.MaxConnections, maxRequests: c.MaxRequests}
+		maxReqPerConn: c.MaxRequestsPerConn, maxConns: c.MaxConnections, maxPending: c.MaxPending, maxRequests: c.MaxRequests,
+		keepalive: c.Keepalive}
 }
 
 // pool holds the connections to one host.
@@ -53,7 +56,21 @@ type pool struct {
 	mu    sync.Mutex
 	idle  []*h1conn
 	conns int
-	h2    *http2.Transport
+	// waiters are the requests queued for a connection (at most
+	// maxPending), first come first served; each is woken by a connection
+	// going back to the idle list or closing.
+	waiters []chan struct{}
+	h2      *http2.Transport
+}
+
+// wakeOne hands the freed slot to the oldest waiter; p.mu must be held.
+func (p *pool) wakeOne() {
+	if len(p.waiters) == 0 {
+		return
+	}
+	ch := p.waiters[0]
+	p.waiters = p.waiters[1:]
+	ch <- struct{}{} // buffered, never blocks
 }
 
 func newPool(addr string, cfg poolConfig, st *Stats, dial func(string, string, time.Duration) (net.Conn, error)) *pool {
@@ -105,6 +122,7 @@ func (c *h1conn) close() {
 		c.nc.Close()
 		c.p.mu.Lock()
 		c.p.conns--
+		c.p.wakeOne()
 		c.p.mu.Unlock()
 		c.p.stats.CxActive.Add(-1)
 	}
@@ -126,6 +144,9 @@ func (p *pool) connect(proto string) (net.Conn, error) {
 	}
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
+		if ka := p.cfg.keepalive; ka != nil {
+			tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: ka.Idle, Interval: ka.Interval, Count: ka.Probes})
+		}
 	}
 	if p.tls != nil {
 		if nc, err = p.secure(nc, proto); err != nil {
@@ -136,10 +157,42 @@ func (p *pool) connect(proto string) (net.Conn, error) {
 	return nc, nil
 }
 
-// get returns an idle connection or a new one.
-func (p *pool) get() (*h1conn, bool, error) {
+// get returns an idle connection or a new one. When max_connections are
+// open it waits, as one of at most max_pending_requests, for one to be
+// returned or closed; beyond that the request overflows.
+func (p *pool) get(ctx context.Context) (*h1conn, bool, error) {
 	now := time.Now()
 	p.mu.Lock()
+	for p.cfg.maxConns > 0 && uint32(p.conns) >= p.cfg.maxConns && len(p.idle) == 0 {
+		if uint32(len(p.waiters)) >= p.cfg.maxPending {
+			p.mu.Unlock()
+			p.stats.RqPendingOverflow.Add(1)
+			return nil, false, ErrOverflow
+		}
+		ch := make(chan struct{}, 1)
+		p.waiters = append(p.waiters, ch)
+		p.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			p.mu.Lock()
+			for i, w := range p.waiters {
+				if w == ch {
+					p.waiters = append(p.waiters[:i:i], p.waiters[i+1:]...)
+					break
+				}
+			}
+			if len(ch) > 0 {
+				p.wakeOne() // woken meanwhile: pass the slot on
+			}
+			p.mu.Unlock()
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return nil, false, ErrTimeout
+			}
+			return nil, false, ctx.Err()
+		}
+		p.mu.Lock()
+	}
 	for len(p.idle) > 0 {
 		c := p.idle[len(p.idle)-1]
 		p.idle = p.idle[:len(p.idle)-1]
@@ -153,9 +206,9 @@ func (p *pool) get() (*h1conn, bool, error) {
 		return c, true, nil
 	}
 	if p.cfg.maxConns > 0 && uint32(p.conns) >= p.cfg.maxConns {
+		// the idle connections were stale and closed: wait again
 		p.mu.Unlock()
-		p.stats.RqPendingOverflow.Add(1)
-		return nil, false, ErrOverflow
+		return p.get(ctx)
 	}
 	p.conns++
 	p.mu.Unlock()
@@ -183,6 +236,7 @@ func (p *pool) put(c *h1conn) {
 	p.mu.Lock()
 	if len(p.idle) < 64 {
 		p.idle = append(p.idle, c)
+		p.wakeOne()
 		p.mu.Unlock()
 		return
 	}
@@ -209,7 +263,7 @@ func (h *Host) RoundTrip(ctx context.Context, req *Request) (*Response, error) {
 
 func (p *pool) roundTripH1(ctx context.Context, req *Request) (*Response, error) {
 	for {
-		c, reused, err := p.get()
+		c, reused, err := p.get(ctx)
 		if err != nil {
 			return nil, err
 		}

@@ -59,7 +59,13 @@ func parseRouteAction(p *routev3.RouteAction) (*RouteAction, error) {
 		a.IdleTimeout = t.AsDuration()
 	}
 	if t := p.GetMaxGrpcTimeout(); t != nil {
-		a.MaxGRPCTimeout = t.AsDuration()
+		a.GRPCTimeout, a.GRPCTimeoutMax = true, t.AsDuration()
+	}
+	if m := p.GetMaxStreamDuration(); m != nil {
+		a.MaxStreamDuration = m.GetMaxStreamDuration().AsDuration()
+		if t := m.GetGrpcTimeoutHeaderMax(); t != nil {
+			a.GRPCTimeout, a.GRPCTimeoutMax = true, t.AsDuration()
+		}
 	}
 	for i, u := range p.GetUpgradeConfigs() {
 		t := strings.ToLower(u.GetUpgradeType())
@@ -145,9 +151,21 @@ func parseRetry(p *routev3.RetryPolicy) (*RetryPolicy, error) {
 			r.On |= RetryRetriableStatusCodes
 		case "retriable-4xx":
 			r.On |= RetryRetriable4xx
-		case "envoy-ratelimited", "retriable-headers", "http3-post-connect-failure",
-			"cancelled", "deadline-exceeded", "internal", "resource-exhausted", "unavailable":
-			// gRPC and rate-limit conditions: accepted, never triggered by this proxy.
+		case "envoy-ratelimited":
+			r.On |= RetryEnvoyRateLimited
+		case "cancelled":
+			r.On |= RetryGRPCCancelled
+		case "deadline-exceeded":
+			r.On |= RetryGRPCDeadlineExceeded
+		case "internal":
+			r.On |= RetryGRPCInternal
+		case "resource-exhausted":
+			r.On |= RetryGRPCResourceExhausted
+		case "unavailable":
+			r.On |= RetryGRPCUnavailable
+		case "retriable-headers", "http3-post-connect-failure":
+			// retriable-headers matches retriable_headers, which the rules refuse;
+			// there is no HTTP/3 upstream: both are, as in Envoy, never triggered here.
 		default:
 			return nil, fmt.Errorf("retry_on %q: unknown condition", on)
 		}

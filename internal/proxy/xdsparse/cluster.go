@@ -60,6 +60,13 @@ type Cluster struct {
 	MaxRequestsPerConn    uint32
 	// Circuit breaker thresholds (Envoy's defaults are 1024, retries 3).
 	MaxConnections, MaxPending, MaxRequests, MaxRetries uint32
+	// PanicThreshold is the percentage of usable hosts under which the
+	// balancer ignores outlier ejections (Envoy's healthy_panic_threshold,
+	// default 50; 0 never panics: with every host ejected, no host is picked).
+	PanicThreshold float64
+	// Keepalive sets TCP keep-alive on upstream connections; nil keeps the
+	// system's default.
+	Keepalive *TCPKeepalive
 	// Outlier is the outlier detection (outlier.go), nil for none.
 	Outlier *OutlierDetection
 	// Endpoints is the inline load_assignment (STATIC and DNS clusters).
@@ -70,6 +77,15 @@ type Cluster struct {
 	TLS        *TLSContext
 	TLSMatches []TransportSocketMatch
 }
+
+// TCPKeepalive is upstream_connection_options.tcp_keepalive; zero fields
+// keep the system's values.
+type TCPKeepalive struct {
+	Probes         int
+	Idle, Interval time.Duration
+}
+
+const httpProtocolOptionsName = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 
 // Endpoint is one upstream host.
 type Endpoint struct {
@@ -104,7 +120,10 @@ func ParseCluster(c *clusterv3.Cluster) (*Cluster, error) {
 	fail := func(format string, a ...any) error {
 		return fmt.Errorf("cluster %q: %s", c.GetName(), fmt.Sprintf(format, a...))
 	}
-	out := &Cluster{Name: c.GetName(), ConnectTimeout: 5 * time.Second, IdleTimeout: time.Hour,
+	if err := checkFields(c, clusterRules); err != nil {
+		return nil, fail("%v", err)
+	}
+	out := &Cluster{Name: c.GetName(), ConnectTimeout: 5 * time.Second, IdleTimeout: time.Hour, PanicThreshold: 50,
 		MaxConnections: 1024, MaxPending: 1024, MaxRequests: 1024, MaxRetries: 3}
 	switch t := c.GetClusterDiscoveryType().(type) {
 	case *clusterv3.Cluster_Type:
@@ -206,10 +225,18 @@ func ParseCluster(c *clusterv3.Cluster) (*Cluster, error) {
 	if n := c.GetMaxRequestsPerConnection(); n != nil {
 		out.MaxRequestsPerConn = n.GetValue()
 	}
-	if a, ok := c.GetTypedExtensionProtocolOptions()["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]; ok {
+	for name := range c.GetTypedExtensionProtocolOptions() {
+		if name != httpProtocolOptionsName {
+			return nil, fail("typed_extension_protocol_options[%s]: not supported by mast-proxy", name)
+		}
+	}
+	if a, ok := c.GetTypedExtensionProtocolOptions()[httpProtocolOptionsName]; ok {
 		var po httpv3.HttpProtocolOptions
 		if err := a.UnmarshalTo(&po); err != nil {
 			return nil, fail("typed_extension_protocol_options: %v", err)
+		}
+		if err := checkFields(&po, clusterRules); err != nil {
+			return nil, fail("typed_extension_protocol_options[%s]: %v", httpProtocolOptionsName, err)
 		}
 		if e := po.GetExplicitHttpConfig(); e != nil {
 			out.HTTP2 = e.GetHttp2ProtocolOptions() != nil
@@ -236,6 +263,17 @@ func ParseCluster(c *clusterv3.Cluster) (*Cluster, error) {
 		if out.TLSMatches, err = parseTransportSocketMatches(ms); err != nil {
 			return nil, fail("%v", err)
 		}
+	}
+	if p := c.GetCommonLbConfig().GetHealthyPanicThreshold(); p != nil {
+		if p.GetValue() < 0 || p.GetValue() > 100 {
+			return nil, fail("common_lb_config.healthy_panic_threshold %v: want 0-100", p.GetValue())
+		}
+		out.PanicThreshold = p.GetValue()
+	}
+	if ka := c.GetUpstreamConnectionOptions().GetTcpKeepalive(); ka != nil {
+		out.Keepalive = &TCPKeepalive{Probes: int(u32or(ka.GetKeepaliveProbes(), 0)),
+			Idle:     time.Duration(u32or(ka.GetKeepaliveTime(), 0)) * time.Second,
+			Interval: time.Duration(u32or(ka.GetKeepaliveInterval(), 0)) * time.Second}
 	}
 	od, err := parseOutlier(c)
 	if err != nil {
@@ -274,6 +312,9 @@ func isPrime(n uint64) bool {
 
 // ParseEndpoints parses a ClusterLoadAssignment.
 func ParseEndpoints(la *endpointv3.ClusterLoadAssignment) (*EndpointSet, error) {
+	if err := checkFields(la, clusterRules); err != nil {
+		return nil, err
+	}
 	es := &EndpointSet{Name: la.GetClusterName()}
 	for i, lg := range la.GetEndpoints() {
 		loc := lg.GetLocality()

@@ -32,6 +32,14 @@ func parseHeaderValueOps(ops []*corev3.HeaderValueOption, field string) ([]Heade
 		if strings.ContainsAny(v, "\r\n\x00") {
 			return nil, fmt.Errorf("%s[%d] %q: value contains CR, LF or NUL", field, i, name)
 		}
+		if strings.Contains(v, "%") {
+			// Envoy formats header values: %VAR% is a command operator and
+			// %% a literal percent sign. This proxy expands no operator.
+			if strings.Contains(strings.ReplaceAll(v, "%%", ""), "%") {
+				return nil, fmt.Errorf("%s[%d] %q: value %q uses command operators (%%...%%), which mast-proxy does not expand", field, i, name, v)
+			}
+			v = strings.ReplaceAll(v, "%%", "%")
+		}
 		op := HeaderValueOp{Name: name, Value: v, Append: true}
 		if o.GetAppend() != nil {
 			op.Append = o.GetAppend().GetValue()

@@ -48,10 +48,39 @@ func (lenientResolver) FindExtensionByNumber(m protoreflect.FullName, f protoref
 	return protoregistry.GlobalTypes.FindExtensionByNumber(m, f)
 }
 
+// notYetHonoured are the xDS fields the generators emit for Istio fields that
+// validation warns about (internal/config supportTable: Warned), which the
+// proxy therefore refuses by name. Nothing else may be refused.
+var notYetHonoured = []string{
+	"request_mirror_policies", // HTTPRoute.mirror, mirrors
+	"cookie.ttl",              // HTTPCookie.ttl: cookies are not generated
+	"typed_per_filter_config[envoy.filters.http.cors]", // HTTPRoute.corsPolicy
+}
+
+func onlyNotYetHonoured(msg string) bool {
+	_, list, ok := strings.Cut(msg, "not supported by mast-proxy")
+	if !ok {
+		return false
+	}
+	for _, f := range strings.Split(strings.TrimPrefix(list, ": "), ", ") {
+		known := false
+		for _, n := range notYetHonoured {
+			if strings.Contains(f, n) || strings.Contains(msg, n+": not supported") {
+				known = true
+			}
+		}
+		if !known {
+			return false
+		}
+	}
+	return true
+}
+
 // TestControlPlaneGoldenOutputParses feeds the xDS that Mast's own generators
 // produce for Bookinfo (their golden files) through the proxy's parser: the
 // proxy must accept every resource, TLS transport sockets included (gateway
-// chains naming Kubernetes credentials are skipped with a warning).
+// chains naming Kubernetes credentials are skipped with a warning), except
+// the ones refused for a field listed in notYetHonoured.
 func TestControlPlaneGoldenOutputParses(t *testing.T) {
 	files, _ := filepath.Glob("../../pilot/generate/testdata/*.golden")
 	if len(files) == 0 {
@@ -93,6 +122,7 @@ func TestControlPlaneGoldenOutputParses(t *testing.T) {
 				byType[typeURL] = append(byType[typeURL], a)
 			}
 			s := EmptySnapshot()
+			refused := map[string]bool{} // route configurations refused for a field in notYetHonoured
 			for _, typ := range []string{ClusterType, ListenerType, EndpointType, RouteType} {
 				next, err := Apply(s, typ, "1", byType[typ])
 				s = next
@@ -100,14 +130,19 @@ func TestControlPlaneGoldenOutputParses(t *testing.T) {
 					continue
 				}
 				for _, e := range strings.Split(err.Error(), "\n") {
-					t.Errorf("rejected: %s", e)
+					if !onlyNotYetHonoured(e) {
+						t.Errorf("rejected: %s", e)
+					} else if _, rest, ok := strings.Cut(e, `route configuration "`); ok {
+						name, _, _ := strings.Cut(rest, `"`)
+						refused[name] = true
+					}
 				}
 			}
 			if len(s.Listeners) == 0 || len(s.Clusters) == 0 {
 				t.Errorf("nothing accepted: %d listeners, %d clusters", len(s.Listeners), len(s.Clusters))
 			}
 			for _, name := range s.RouteNames() {
-				if s.Routes[name] == nil && len(byType[RouteType]) > 0 {
+				if s.Routes[name] == nil && len(byType[RouteType]) > 0 && !refused[name] {
 					t.Errorf("route configuration %q referenced but not accepted", name)
 				}
 			}

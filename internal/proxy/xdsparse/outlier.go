@@ -24,6 +24,10 @@ type OutlierDetection struct {
 	// MaxEjectionPercent bounds the share of the cluster's hosts ejected at
 	// once (at least one host can always be ejected).
 	MaxEjectionPercent uint32
+	// Interval is the time between the detector's sweeps, which return
+	// ejected hosts: an ejection lasts a whole number of intervals. Unset
+	// (0), a host returns as soon as its ejection time is over.
+	Interval time.Duration
 }
 
 func u32or(v *wrapperspb.UInt32Value, def uint32) uint32 {
@@ -55,6 +59,14 @@ func parseOutlier(c *clusterv3.Cluster) (*OutlierDetection, error) {
 		MaxEjectionPercent: u32or(od.GetMaxEjectionPercent(), 10),
 		BaseEjectionTime:   30 * time.Second,
 		MaxEjectionTime:    300 * time.Second,
+	}
+	if v := od.GetEnforcingSuccessRate(); v != nil && v.GetValue() != 0 {
+		return nil, fmt.Errorf("outlier_detection.enforcing_success_rate %d: success-rate ejection is not supported by mast-proxy; set 0", v.GetValue())
+	}
+	if d := od.GetInterval(); d != nil {
+		if out.Interval = d.AsDuration(); out.Interval <= 0 {
+			return nil, fmt.Errorf("outlier_detection.interval: must be > 0")
+		}
 	}
 	for _, p := range []struct {
 		name string

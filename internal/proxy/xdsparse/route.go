@@ -149,7 +149,13 @@ type RouteAction struct {
 	ConnectTerminate bool
 	Retry            *RetryPolicy
 	Hash             []HashPolicy
-	MaxGRPCTimeout   time.Duration
+	// MaxStreamDuration bounds the whole stream (0: none).
+	MaxStreamDuration time.Duration
+	// GRPCTimeout: a gRPC request's grpc-timeout header replaces Timeout,
+	// capped by GRPCTimeoutMax when that is > 0 (Envoy's
+	// grpc_timeout_header_max, or the legacy max_grpc_timeout).
+	GRPCTimeout    bool
+	GRPCTimeoutMax time.Duration
 }
 
 // WeightedCluster is one arm of a weighted split.
@@ -177,7 +183,34 @@ const (
 	RetryReset
 	RetryRetriableStatusCodes
 	RetryRetriable4xx
+	RetryEnvoyRateLimited
+	// gRPC conditions, on the grpc-status of a trailers-only response.
+	RetryGRPCCancelled
+	RetryGRPCDeadlineExceeded
+	RetryGRPCResourceExhausted
+	RetryGRPCInternal
+	RetryGRPCUnavailable
+
+	// RetryGRPCMask has every gRPC condition.
+	RetryGRPCMask = RetryGRPCCancelled | RetryGRPCDeadlineExceeded | RetryGRPCResourceExhausted | RetryGRPCInternal | RetryGRPCUnavailable
 )
+
+// GRPCRetryBit is the retry condition of gRPC status code, 0 for a code no condition names.
+func GRPCRetryBit(code int) uint32 {
+	switch code {
+	case 1:
+		return RetryGRPCCancelled
+	case 4:
+		return RetryGRPCDeadlineExceeded
+	case 8:
+		return RetryGRPCResourceExhausted
+	case 13:
+		return RetryGRPCInternal
+	case 14:
+		return RetryGRPCUnavailable
+	}
+	return 0
+}
 
 // RetryPolicy is a compiled retry policy.
 type RetryPolicy struct {
@@ -212,6 +245,9 @@ type DirectResponse struct {
 func ParseRouteConfiguration(rc *routev3.RouteConfiguration) (*RouteTable, error) {
 	if rc.GetName() == "" {
 		return nil, fmt.Errorf("route configuration: name is empty")
+	}
+	if err := checkFields(rc, routeRules); err != nil {
+		return nil, fmt.Errorf("route configuration %q: %w", rc.GetName(), err)
 	}
 	t := &RouteTable{Name: rc.GetName(), exact: map[string]*VirtualHost{}}
 	var err error

@@ -1,0 +1,108 @@
+package xdsparse
+
+import (
+	"strings"
+	"testing"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// Fields that change behaviour and that the proxy does not carry out are
+// refused by name; cosmetic ones are accepted.
+func TestUnsupportedFieldsAreRefusedByName(t *testing.T) {
+	base := func() *clusterv3.Cluster {
+		return &clusterv3.Cluster{Name: "c", ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_EDS}}
+	}
+	po, err := anypb.New(&upstreamhttpv3.HttpProtocolOptions{CommonHttpProtocolOptions: &corev3.HttpProtocolOptions{MaxConnectionDuration: durationpb.New(1)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		modify func(*clusterv3.Cluster)
+		want   string // "" accepts
+	}{
+		{"alt_stat_name is cosmetic", func(c *clusterv3.Cluster) { c.AltStatName = "x" }, ""},
+		{"tcp keepalive is honoured", func(c *clusterv3.Cluster) {
+			c.UpstreamConnectionOptions = &clusterv3.UpstreamConnectionOptions{TcpKeepalive: &corev3.TcpKeepalive{KeepaliveTime: wrapperspb.UInt32(7)}}
+		}, ""},
+		{"success-rate ejection", func(c *clusterv3.Cluster) {
+			c.OutlierDetection = &clusterv3.OutlierDetection{SuccessRateMinimumHosts: wrapperspb.UInt32(3)}
+		}, "outlier_detection.success_rate_minimum_hosts"},
+		{"local-origin split", func(c *clusterv3.Cluster) {
+			c.OutlierDetection = &clusterv3.OutlierDetection{SplitExternalLocalOriginErrors: true}
+		}, "outlier_detection.split_external_local_origin_errors"},
+		{"HTTP/2 stream limit", func(c *clusterv3.Cluster) {
+			c.Http2ProtocolOptions = &corev3.Http2ProtocolOptions{MaxConcurrentStreams: wrapperspb.UInt32(5)}
+		}, "http2_protocol_options.max_concurrent_streams"},
+		{"max connection duration", func(c *clusterv3.Cluster) {
+			c.TypedExtensionProtocolOptions = map[string]*anypb.Any{httpProtocolOptionsName: po}
+		}, "common_http_protocol_options.max_connection_duration"},
+		{"unknown protocol options", func(c *clusterv3.Cluster) {
+			a, _ := anypb.New(&emptypb.Empty{})
+			c.TypedExtensionProtocolOptions = map[string]*anypb.Any{"envoy.extensions.upstreams.tcp.v3.TcpProtocolOptions": a}
+		}, "typed_extension_protocol_options[envoy.extensions.upstreams.tcp.v3.TcpProtocolOptions]"},
+		{"locality-weighted balancing", func(c *clusterv3.Cluster) {
+			c.CommonLbConfig = &clusterv3.Cluster_CommonLbConfig{LocalityConfigSpecifier: &clusterv3.Cluster_CommonLbConfig_LocalityWeightedLbConfig_{}}
+		}, "common_lb_config.locality_weighted_lb_config"},
+		{"success rate enforced", func(c *clusterv3.Cluster) {
+			c.OutlierDetection = &clusterv3.OutlierDetection{EnforcingSuccessRate: wrapperspb.UInt32(100)}
+		}, "enforcing_success_rate 100"},
+	} {
+		c := base()
+		tc.modify(c)
+		_, err := ParseCluster(c)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: refused: %v", tc.name, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: err %v, want one naming %s", tc.name, err, tc.want)
+		}
+	}
+
+	rt := func(modify func(*routev3.Route)) error {
+		r := &routev3.Route{Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+			Action: &routev3.Route_Route{Route: &routev3.RouteAction{ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: "c"}}}}
+		modify(r)
+		_, err := ParseRouteConfiguration(&routev3.RouteConfiguration{Name: "r", VirtualHosts: []*routev3.VirtualHost{{Name: "v", Domains: []string{"*"}, Routes: []*routev3.Route{r}}}})
+		return err
+	}
+	a, _ := anypb.New(&emptypb.Empty{})
+	for _, tc := range []struct {
+		name   string
+		modify func(*routev3.Route)
+		want   string
+	}{
+		{"mirror", func(r *routev3.Route) {
+			r.GetRoute().RequestMirrorPolicies = []*routev3.RouteAction_RequestMirrorPolicy{{Cluster: "m"}}
+		}, "routes[0].route.request_mirror_policies"},
+		{"cookie generation", func(r *routev3.Route) {
+			r.GetRoute().HashPolicy = []*routev3.RouteAction_HashPolicy{{PolicySpecifier: &routev3.RouteAction_HashPolicy_Cookie_{Cookie: &routev3.RouteAction_HashPolicy_Cookie{Name: "s", Ttl: durationpb.New(1)}}}}
+		}, "hash_policy[0].cookie.ttl"},
+		{"cors per route", func(r *routev3.Route) {
+			r.TypedPerFilterConfig = map[string]*anypb.Any{"envoy.filters.http.cors": a}
+		}, "typed_per_filter_config[envoy.filters.http.cors]"},
+		{"header command operator", func(r *routev3.Route) {
+			r.RequestHeadersToAdd = []*corev3.HeaderValueOption{{Header: &corev3.HeaderValue{Key: "x-ip", Value: "%DOWNSTREAM_REMOTE_ADDRESS%"}}}
+		}, "command operators"},
+		{"escaped percent", func(r *routev3.Route) {
+			r.RequestHeadersToAdd = []*corev3.HeaderValueOption{{Header: &corev3.HeaderValue{Key: "x-p", Value: "100%%"}}}
+		}, ""},
+		{"stat prefix is cosmetic", func(r *routev3.Route) { r.StatPrefix = "x" }, ""},
+	} {
+		err := rt(tc.modify)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: refused: %v", tc.name, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: err %v, want one naming %s", tc.name, err, tc.want)
+		}
+	}
+}

@@ -30,6 +30,7 @@ func Analyzers() []Analyzer {
 		{"deployment.ServiceAssociationAnalyzer", analyzeDeploymentServices},
 		{"destinationrule.CaCertificateAnalyzer", analyzeCACertificates},
 		{"destinationrule.PodNotSelectedAnalyzer", analyzeSubsetPods},
+		{"envoyfilter.EnvoyPatchAnalyzer", analyzeEnvoyFilters},
 		{"gateway.IngressGatewayPortAnalyzer", analyzeGatewayPorts},
 		{"gateway.ConflictingGatewayAnalyzer", analyzeConflictingGateways},
 		{"gateway.CertificateAnalyzer", analyzeGatewayCertificates},
@@ -63,12 +64,17 @@ func Analyze(in *Input) []Message {
 	for _, a := range Analyzers() {
 		a.Run(c)
 	}
-	// One finding reported twice (by two analyzers, or twice by one) is one message.
-	seen := map[Message]bool{}
+	// One finding reported twice (by two analyzers, or by one at several
+	// places of a resource) is one message, at its first place, as with Istio.
+	type id struct {
+		code, resource, text string
+	}
+	seen := map[id]bool{}
 	msgs := c.msgs[:0]
 	for _, m := range c.msgs {
-		if !seen[m] {
-			seen[m] = true
+		k := id{m.Type.Code, m.Resource.FriendlyName(), m.Text}
+		if !seen[k] {
+			seen[k] = true
 			msgs = append(msgs, m)
 		}
 	}

@@ -74,6 +74,13 @@ type Deployment struct {
 	RunAsUser           *int64 // the pod template's securityContext.runAsUser
 }
 
+// EnvoyFilter is an EnvoyFilter and the line of each of its configPatches.
+type EnvoyFilter struct {
+	Object
+	Spec       *networking.EnvoyFilter
+	PatchLines []int
+}
+
 // KubeGateway is a Kubernetes Gateway API Gateway: the hostnames of its listeners.
 type KubeGateway struct {
 	Object
@@ -90,6 +97,8 @@ type Input struct {
 	Namespaces  []*Object
 	// KubeGateways are Gateway API Gateways (gateway.networking.k8s.io).
 	KubeGateways []*KubeGateway
+	// EnvoyFilters are read for analysis only: mastd does not apply them.
+	EnvoyFilters []*EnvoyFilter
 	// NodeLabels are the labels of Kubernetes Nodes, by name (for pod localities).
 	NodeLabels map[string]map[string]string
 	// InjectorValues is the "values" of the istio-sidecar-injector ConfigMaps, by name.
@@ -169,6 +178,11 @@ func (in *Input) Add(file string, data []byte) {
 		root := n.Content[0]
 		apiVersion, kind := scalar(root, "apiVersion"), scalar(root, "kind")
 		group, _, _ := strings.Cut(apiVersion, "/")
+		if kind == "EnvoyFilter" && group == "networking.istio.io" {
+			istio[i] = blank(d.text)
+			in.addEnvoyFilter(file, d.line, root)
+			continue
+		}
 		if strings.HasSuffix(group, "istio.io") {
 			istio[i] = d.text
 			any = true
@@ -255,6 +269,33 @@ func splitYAML(b []byte) []yamlDoc {
 // blank keeps a document's line count and nothing else.
 func blank(b []byte) []byte {
 	return bytes.Repeat([]byte("\n"), bytes.Count(b, []byte("\n")))
+}
+
+func (in *Input) addEnvoyFilter(file string, line int, root *yaml.Node) {
+	meta := field(root, "metadata")
+	o := Object{Kind: "EnvoyFilter", Name: scalar(meta, "name"), Namespace: scalar(meta, "namespace"),
+		Labels: stringMap(field(meta, "labels")), Annotations: stringMap(field(meta, "annotations")), File: file, Line: line}
+	if o.Namespace == "" {
+		o.Namespace = "default"
+	}
+	spec := field(root, "spec")
+	var v any
+	ef := &networking.EnvoyFilter{}
+	if spec != nil && spec.Decode(&v) == nil {
+		if j, err := jsonOf(v); err == nil {
+			if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(j, ef); err != nil {
+				in.Problems = append(in.Problems, config.Problem{Severity: config.Error, Source: config.Source{File: file, Line: line},
+					Resource: config.Key{Kind: config.Kind{Group: "networking.istio.io", Kind: "EnvoyFilter"}, Namespace: o.Namespace, Name: o.Name},
+					Message:  err.Error()})
+				return
+			}
+		}
+	}
+	f := &EnvoyFilter{Object: o, Spec: ef}
+	for _, p := range seq(field(spec, "configPatches")) {
+		f.PatchLines = append(f.PatchLines, line+p.Line-1)
+	}
+	in.EnvoyFilters = append(in.EnvoyFilters, f)
 }
 
 // systemNamespaces hold Kubernetes' own workloads; like Istio, analysis leaves them out.

@@ -14,7 +14,6 @@ import (
 	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"github.com/mast-mesh/mast/internal/proxy/headers"
 	"github.com/mast-mesh/mast/internal/proxy/http1"
-	"github.com/mast-mesh/mast/internal/proxy/pathnorm"
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
 )
 
@@ -147,8 +146,13 @@ func (s *Server) handle(ctx context.Context, req *dsRequest, w responseWriter, h
 	path := ""
 	if req.method != "CONNECT" {
 		var err error
-		if path, err = pathnorm.Normalize(target); err != nil {
+		var redirect bool
+		if path, redirect, err = hcm.PathNorm.Normalize(target); err != nil {
 			s.localReply(w, 400, "invalid request path", "", nil)
+			return
+		}
+		if redirect {
+			s.localReply(w, 307, "", "", headers.List{{Name: "location", Value: path}})
 			return
 		}
 	}

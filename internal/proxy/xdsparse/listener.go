@@ -17,6 +17,7 @@ import (
 
 	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"github.com/mast-mesh/mast/internal/proxy/filter/builtin"
+	"github.com/mast-mesh/mast/internal/proxy/pathnorm"
 
 	// Registered so config dumps can render the router's typed config.
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
@@ -68,6 +69,10 @@ type HTTPManager struct {
 	// when the route configuration is inline.
 	RDSName string
 	Routes  *RouteTable
+	// PathNorm is normalize_path, merge_slashes and
+	// path_with_escaped_slashes_action: how paths are normalized once,
+	// before routing and the filters.
+	PathNorm pathnorm.Options
 	// Filters is the HTTP filter chain built from http_filters (the
 	// router, always last, is the proxy itself); nil when empty.
 	Filters *filter.Chain
@@ -281,6 +286,22 @@ func ParseHTTPManager(h *hcmv3.HttpConnectionManager) (*HTTPManager, error) {
 		SkipXffAppend:          h.GetSkipXffAppend(),
 		PreserveRequestID:      h.GetPreserveExternalRequestId(),
 		ServerName:             h.GetServerName(),
+	}
+	m.PathNorm.NormalizePath = h.GetNormalizePath().GetValue()
+	m.PathNorm.MergeSlashes = h.GetMergeSlashes()
+	switch a := h.GetPathWithEscapedSlashesAction(); a {
+	case hcmv3.HttpConnectionManager_IMPLEMENTATION_SPECIFIC_DEFAULT, hcmv3.HttpConnectionManager_KEEP_UNCHANGED:
+	case hcmv3.HttpConnectionManager_REJECT_REQUEST:
+		m.PathNorm.EscapedSlashes = pathnorm.RejectEscapedSlashes
+	case hcmv3.HttpConnectionManager_UNESCAPE_AND_REDIRECT:
+		m.PathNorm.EscapedSlashes = pathnorm.UnescapeAndRedirect
+	case hcmv3.HttpConnectionManager_UNESCAPE_AND_FORWARD:
+		m.PathNorm.EscapedSlashes = pathnorm.UnescapeAndForward
+	default:
+		return nil, fmt.Errorf("path_with_escaped_slashes_action %v: unknown", a)
+	}
+	if h.GetPathNormalizationOptions() != nil {
+		return nil, fmt.Errorf("path_normalization_options: not supported")
 	}
 	if err := parseXFCC(h, m); err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package xdstest
 
 import (
+	"google.golang.org/protobuf/types/known/wrapperspb"
 	"net"
 	"strconv"
 	"time"
@@ -45,7 +46,8 @@ func SocketAddress(hostport string) *corev3.Address {
 // filter (empty config) in front of the router, as Istio emits it.
 func HCM(rds string) *hcmv3.HttpConnectionManager {
 	return &hcmv3.HttpConnectionManager{
-		StatPrefix: "http",
+		StatPrefix:    "http",
+		NormalizePath: wrapperspb.Bool(true),
 		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{RouteConfigName: rds,
 			ConfigSource: &corev3.ConfigSource{ConfigSourceSpecifier: &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}}}}},
 		HttpFilters: []*hcmv3.HttpFilter{

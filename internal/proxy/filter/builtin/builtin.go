@@ -7,11 +7,15 @@ import (
 	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"github.com/mast-mesh/mast/internal/proxy/filter/cors"
 	"github.com/mast-mesh/mast/internal/proxy/filter/fault"
+	"github.com/mast-mesh/mast/internal/proxy/filter/rbac"
 )
 
 // Registry returns a registry of every built-in filter.
 func Registry() *filter.Registry {
 	g := filter.NewRegistry()
+	g.AddHTTP(&filter.HTTPFactory{Name: rbac.Name, TypeURL: rbac.TypeURL, New: rbac.New,
+		PerRouteTypeURLs: []string{rbac.PerRouteURL}, PerRoute: rbac.PerRoute})
+	g.AddNetwork(&filter.NetworkFactory{Name: rbac.NetworkName, TypeURL: rbac.NetworkTypeURL, New: rbac.NewNetwork})
 	g.AddHTTP(&filter.HTTPFactory{Name: fault.Name, TypeURL: fault.TypeURL, New: fault.New,
 		PerRouteTypeURLs: []string{fault.TypeURL}, PerRoute: fault.PerRoute})
 	g.AddHTTP(&filter.HTTPFactory{Name: cors.Name, TypeURL: cors.TypeURL, New: cors.New,

@@ -41,6 +41,8 @@ func Main(args []string, stderr io.Writer) int {
 		cfg.DebugHosts = append(cfg.DebugHosts, v)
 		return nil
 	})
+	var meshFile string
+	fs.StringVar(&meshFile, "mesh-config", "", "Istio MeshConfig file (YAML; the istio ConfigMap's mesh key): rootNamespace, trustDomain, pathNormalization, extensionProviders")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&components, "components", "pilot,galley", "components to run: pilot and galley; the CA runs when --ca-dir is given")
 	if err := fs.Parse(args); err != nil {
@@ -52,6 +54,17 @@ func Main(args []string, stderr io.Writer) int {
 		return 2
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if meshFile != "" {
+		m, warnings, err := model.LoadMeshConfigFile(meshFile, cfg.Mesh)
+		if err != nil {
+			fmt.Fprintf(stderr, "mastd: --mesh-config: %v\n", err)
+			return 2
+		}
+		cfg.Mesh = m
+		for _, w := range warnings {
+			cfg.Logger.Warn(w)
+		}
+	}
 	if cfg.ConfigDir == "" {
 		fmt.Fprintln(stderr, "mastd: --config DIR is required")
 		return 2

@@ -39,6 +39,7 @@ func Generate(pc *model.PushContext, p *model.Proxy, typeURL string, names []str
 	switch typeURL {
 	case ListenerType:
 		out = g.listeners(names)
+		g.applyHTTPSecurity(out)
 	case RouteType:
 		out = g.routes(names)
 	case ClusterType:

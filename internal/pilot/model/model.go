@@ -4,6 +4,7 @@
 package model
 
 import (
+	meshconfig "istio.io/api/mesh/v1alpha1"
 	"sync"
 	"time"
 
@@ -57,6 +58,12 @@ type MeshConfig struct {
 	TrustDomain   string // default "cluster.local"
 	RootNamespace string // default "istio-system": mesh-wide policies live here
 	DomainSuffix  string // default "cluster.local"
+	// PathNormalization is Istio's pathNormalization.normalization
+	// (DEFAULT is BASE); it sets the HCM's path normalization fields.
+	PathNormalization meshconfig.MeshConfig_ProxyPathNormalization_NormalizationType
+	// ExtensionProviders are the external authorizers (and other
+	// providers) policies name; read-only.
+	ExtensionProviders []*meshconfig.MeshConfig_ExtensionProvider
 }
 
 // DefaultMeshConfig returns Istio's defaults.

@@ -25,6 +25,8 @@ func verbs() []verb {
 		{"delete", "delete the resources named in configuration files from the running local mesh", plain(Delete)},
 		{"reset", "return the local mesh's configuration to Bookinfo's defaults", plain(Reset)},
 		{"analyze", "analyze configuration (files, or the running mesh) and report Istio's messages", plain(Analyze)},
+		{"proxy-status", "show whether every proxy has acknowledged the configuration mastd sent it", plain(ProxyStatus)},
+		{"proxy-config", "show a proxy's clusters, listeners, routes and endpoints", plain(ProxyConfig)},
 		{"validate", "check configuration files (Istio YAML/JSON) and report errors and warnings", plain(Validate)},
 	}
 }

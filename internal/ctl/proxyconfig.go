@@ -1,0 +1,512 @@
+package ctl
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"go.yaml.in/yaml/v3"
+	networking "istio.io/api/networking/v1alpha3"
+
+	"github.com/mast-mesh/mast/internal/config"
+	"github.com/mast-mesh/mast/internal/localmesh"
+)
+
+// configDump is the part of Envoy's /config_dump that proxy-config reads.
+type configDump struct {
+	Clusters  []dumpCluster
+	Listeners []dumpListener
+	Routes    []dumpRoute
+	Endpoints []dumpEndpoints
+	raw       map[string]json.RawMessage // section type -> section, for -o json|yaml
+}
+
+type dumpCluster struct {
+	Name string `json:"name"`
+	Type string `json:"type"`
+	EDS  *struct {
+		ServiceName string `json:"serviceName"`
+	} `json:"edsClusterConfig"`
+}
+
+type socketAddress struct {
+	SocketAddress struct {
+		Address   string `json:"address"`
+		PortValue int    `json:"portValue"`
+	} `json:"socketAddress"`
+}
+
+type dumpListener struct {
+	Name             string        `json:"name"`
+	Address          socketAddress `json:"address"`
+	TrafficDirection string        `json:"trafficDirection"`
+	FilterChains     []struct {
+		Match *struct {
+			DestinationPort      int      `json:"destinationPort"`
+			ServerNames          []string `json:"serverNames"`
+			TransportProtocol    string   `json:"transportProtocol"`
+			ApplicationProtocols []string `json:"applicationProtocols"`
+			PrefixRanges         []struct {
+				AddressPrefix string `json:"addressPrefix"`
+			} `json:"prefixRanges"`
+		} `json:"filterChainMatch"`
+		Filters []struct {
+			Name        string `json:"name"`
+			TypedConfig struct {
+				RDS *struct {
+					RouteConfigName string `json:"routeConfigName"`
+				} `json:"rds"`
+				RouteConfig *struct {
+					Name string `json:"name"`
+				} `json:"routeConfig"`
+				Cluster string `json:"cluster"`
+			} `json:"typedConfig"`
+		} `json:"filters"`
+	} `json:"filterChains"`
+}
+
+type dumpRoute struct {
+	Name         string `json:"name"`
+	VirtualHosts []struct {
+		Name    string   `json:"name"`
+		Domains []string `json:"domains"`
+		Routes  []struct {
+			Name  string `json:"name"`
+			Match struct {
+				Prefix    string `json:"prefix"`
+				Path      string `json:"path"`
+				SafeRegex *struct {
+					Regex string `json:"regex"`
+				} `json:"safeRegex"`
+			} `json:"match"`
+			Route *struct {
+				Cluster          string `json:"cluster"`
+				WeightedClusters *struct {
+					Clusters []struct {
+						Name   string `json:"name"`
+						Weight int    `json:"weight"`
+					} `json:"clusters"`
+				} `json:"weightedClusters"`
+			} `json:"route"`
+			DirectResponse *struct {
+				Status int `json:"status"`
+			} `json:"directResponse"`
+		} `json:"routes"`
+	} `json:"virtualHosts"`
+}
+
+type dumpEndpoints struct {
+	ClusterName string `json:"clusterName"`
+	Endpoints   []struct {
+		LBEndpoints []struct {
+			Endpoint struct {
+				Address socketAddress `json:"address"`
+			} `json:"endpoint"`
+			HealthStatus string `json:"healthStatus"`
+		} `json:"lbEndpoints"`
+	} `json:"endpoints"`
+}
+
+// parseConfigDump reads Envoy's config_dump JSON (as mast-proxy and Envoy serve it).
+func parseConfigDump(b []byte) (*configDump, error) {
+	var top struct {
+		Configs []json.RawMessage `json:"configs"`
+	}
+	if err := json.Unmarshal(b, &top); err != nil {
+		return nil, fmt.Errorf("config_dump: %w", err)
+	}
+	d := &configDump{raw: map[string]json.RawMessage{}}
+	for _, raw := range top.Configs {
+		var sec struct {
+			Type     string `json:"@type"`
+			Clusters []struct {
+				Cluster dumpCluster `json:"cluster"`
+			} `json:"dynamic_active_clusters"`
+			Listeners []struct {
+				ActiveState struct{ Listener dumpListener } `json:"active_state"`
+			} `json:"dynamic_listeners"`
+			Routes []struct {
+				RouteConfig dumpRoute `json:"route_config"`
+			} `json:"dynamic_route_configs"`
+			Endpoints []struct {
+				EndpointConfig dumpEndpoints `json:"endpoint_config"`
+			} `json:"dynamic_endpoint_configs"`
+		}
+		if err := json.Unmarshal(raw, &sec); err != nil {
+			return nil, fmt.Errorf("config_dump: %w", err)
+		}
+		d.raw[sec.Type] = raw
+		for _, c := range sec.Clusters {
+			d.Clusters = append(d.Clusters, c.Cluster)
+		}
+		for _, l := range sec.Listeners {
+			d.Listeners = append(d.Listeners, l.ActiveState.Listener)
+		}
+		for _, r := range sec.Routes {
+			d.Routes = append(d.Routes, r.RouteConfig)
+		}
+		for _, e := range sec.Endpoints {
+			d.Endpoints = append(d.Endpoints, e.EndpointConfig)
+		}
+	}
+	return d, nil
+}
+
+// istioCluster splits Istio's cluster name direction|port|subset|fqdn.
+func istioCluster(name string) (direction, port, subset, fqdn string, ok bool) {
+	parts := strings.Split(name, "|")
+	if len(parts) != 4 {
+		return "", "", "", "", false
+	}
+	return parts[0], parts[1], parts[2], parts[3], true
+}
+
+// meshConfig is the configuration the proxy's mesh runs, when known (local
+// mesh): it names the DestinationRules and VirtualServices behind clusters and routes.
+type meshConfig struct{ snap *config.Snapshot }
+
+func (m meshConfig) destinationRule(fqdnHost string) string {
+	if m.snap == nil {
+		return "-"
+	}
+	for _, r := range m.snap.List(config.DestinationRule) {
+		h := r.Spec.(*networking.DestinationRule).GetHost()
+		if h == fqdnHost || fqdnOf(r.Namespace, h) == fqdnHost {
+			return r.Name + "." + r.Namespace
+		}
+	}
+	return "-"
+}
+
+func (m meshConfig) virtualService(fqdnHost string) string {
+	if m.snap == nil || fqdnHost == "" {
+		return "-"
+	}
+	for _, r := range m.snap.List(config.VirtualService) {
+		for _, h := range r.Spec.(*networking.VirtualService).GetHosts() {
+			if h == fqdnHost || fqdnOf(r.Namespace, h) == fqdnHost {
+				return r.Name + "." + r.Namespace
+			}
+		}
+	}
+	return "-"
+}
+
+func fqdnOf(ns, host string) string {
+	if strings.Contains(host, ".") || strings.HasPrefix(host, "*") {
+		return host
+	}
+	return host + "." + ns + ".svc.cluster.local"
+}
+
+// proxyConfigFilter holds --fqdn, --port, --subset, --direction and --name.
+type proxyConfigFilter struct {
+	fqdn, subset, direction, name string
+	port                          int
+}
+
+func (f proxyConfigFilter) cluster(name string) bool {
+	dir, port, subset, fqdn, ok := istioCluster(name)
+	if !ok {
+		dir, port, subset, fqdn = "", "", "", name
+	}
+	return (f.fqdn == "" || strings.HasPrefix(fqdn, f.fqdn)) && (f.port == 0 || port == strconv.Itoa(f.port)) &&
+		(f.subset == "" || subset == f.subset) && (f.direction == "" || strings.EqualFold(dir, f.direction))
+}
+
+func writeClusters(w io.Writer, d *configDump, f proxyConfigFilter, mc meshConfig) {
+	tw := tabwriter.NewWriter(w, 0, 8, 1, ' ', 0)
+	fmt.Fprintln(tw, "SERVICE FQDN\tPORT\tSUBSET\tDIRECTION\tTYPE\tDESTINATION RULE")
+	cs := append([]dumpCluster(nil), d.Clusters...)
+	sort.Slice(cs, func(i, j int) bool { return cs[i].Name < cs[j].Name })
+	for _, c := range cs {
+		if !f.cluster(c.Name) {
+			continue
+		}
+		typ := c.Type
+		if typ == "" && c.EDS != nil {
+			typ = "EDS"
+		}
+		if typ == "" {
+			typ = "STATIC"
+		}
+		dir, port, subset, fqdn, ok := istioCluster(c.Name)
+		if !ok {
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t%s\t-\n", c.Name, typ)
+			continue
+		}
+		if subset == "" {
+			subset = "-"
+		}
+		if fqdn == "" {
+			fqdn = "inbound"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", fqdn, port, subset, dir, typ, mc.destinationRule(fqdn))
+	}
+	tw.Flush()
+}
+
+func writeListeners(w io.Writer, d *configDump, f proxyConfigFilter) {
+	tw := tabwriter.NewWriter(w, 0, 8, 1, ' ', 0)
+	fmt.Fprintln(tw, "ADDRESSES\tPORT\tMATCH\tDESTINATION")
+	ls := append([]dumpListener(nil), d.Listeners...)
+	sort.Slice(ls, func(i, j int) bool { return ls[i].Name < ls[j].Name })
+	for _, l := range ls {
+		port := l.Address.SocketAddress.PortValue
+		if (f.port != 0 && port != f.port) || (f.direction != "" && !strings.EqualFold(l.TrafficDirection, f.direction)) {
+			continue
+		}
+		for _, fc := range l.FilterChains {
+			match := "ALL"
+			if m := fc.Match; m != nil {
+				var parts []string
+				if m.DestinationPort != 0 {
+					parts = append(parts, fmt.Sprintf("Port: %d", m.DestinationPort))
+				}
+				if len(m.ServerNames) > 0 {
+					parts = append(parts, "SNI: "+strings.Join(m.ServerNames, ","))
+				}
+				if m.TransportProtocol != "" {
+					parts = append(parts, "Trans: "+m.TransportProtocol)
+				}
+				if len(m.ApplicationProtocols) > 0 {
+					parts = append(parts, "App: "+strings.Join(m.ApplicationProtocols, ","))
+				}
+				if len(parts) > 0 {
+					match = strings.Join(parts, "; ")
+				}
+			}
+			dest := "-"
+			for _, flt := range fc.Filters {
+				switch {
+				case flt.TypedConfig.RDS != nil:
+					dest = "Route: " + flt.TypedConfig.RDS.RouteConfigName
+				case flt.TypedConfig.RouteConfig != nil:
+					dest = "Inline Route: " + flt.TypedConfig.RouteConfig.Name
+				case flt.TypedConfig.Cluster != "":
+					dest = "Cluster: " + flt.TypedConfig.Cluster
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", l.Address.SocketAddress.Address, port, match, dest)
+		}
+	}
+	tw.Flush()
+}
+
+func writeRoutes(w io.Writer, d *configDump, f proxyConfigFilter, mc meshConfig) {
+	tw := tabwriter.NewWriter(w, 0, 8, 1, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tVHOST NAME\tDOMAINS\tMATCH\tVIRTUAL SERVICE")
+	rs := append([]dumpRoute(nil), d.Routes...)
+	sort.Slice(rs, func(i, j int) bool { return rs[i].Name < rs[j].Name })
+	for _, r := range rs {
+		if f.name != "" && r.Name != f.name {
+			continue
+		}
+		for _, vh := range r.VirtualHosts {
+			host, _, _ := strings.Cut(vh.Name, ":")
+			domains := "*"
+			if len(vh.Domains) > 0 {
+				domains = vh.Domains[len(vh.Domains)-1]
+				if len(vh.Domains) > 1 {
+					domains = strings.Split(vh.Domains[0], ":")[0]
+					if len(vh.Domains) > 2 {
+						domains += fmt.Sprintf(" + %d more...", len(vh.Domains)-1)
+					}
+				}
+			}
+			for _, rt := range vh.Routes {
+				match := rt.Match.Prefix + "*"
+				switch {
+				case rt.Match.Path != "":
+					match = rt.Match.Path
+				case rt.Match.SafeRegex != nil:
+					match = rt.Match.SafeRegex.Regex
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Name, vh.Name, domains, match, mc.virtualService(host))
+			}
+		}
+	}
+	tw.Flush()
+}
+
+func writeEndpoints(w io.Writer, d *configDump, f proxyConfigFilter) {
+	tw := tabwriter.NewWriter(w, 0, 8, 1, ' ', 0)
+	fmt.Fprintln(tw, "ENDPOINT\tSTATUS\tOUTLIER CHECK\tCLUSTER")
+	es := append([]dumpEndpoints(nil), d.Endpoints...)
+	sort.Slice(es, func(i, j int) bool { return es[i].ClusterName < es[j].ClusterName })
+	for _, e := range es {
+		if !f.cluster(e.ClusterName) {
+			continue
+		}
+		for _, loc := range e.Endpoints {
+			for _, lb := range loc.LBEndpoints {
+				a := lb.Endpoint.Address.SocketAddress
+				status := lb.HealthStatus
+				if status == "" || status == "UNKNOWN" {
+					status = "HEALTHY"
+				}
+				fmt.Fprintf(tw, "%s:%d\t%s\tOK\t%s\n", a.Address, a.PortValue, status, e.ClusterName)
+			}
+		}
+	}
+	tw.Flush()
+}
+
+// writeStructured prints v as JSON or YAML.
+func writeStructured(stdout, stderr io.Writer, format string, v any) int {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return ExitFailure
+	}
+	switch format {
+	case "json":
+		fmt.Fprintln(stdout, string(b))
+	case "yaml":
+		var generic any
+		json.Unmarshal(b, &generic)
+		y, _ := yaml.Marshal(generic)
+		stdout.Write(y)
+	default:
+		fmt.Fprintf(stderr, "unknown output format %q (want table, json or yaml)\n", format)
+		return ExitUsage
+	}
+	return ExitOK
+}
+
+var proxyConfigKinds = []string{"cluster", "listener", "route", "endpoint", "secret", "bootstrap", "log", "all"}
+
+// ProxyConfig runs `mast proxy-config KIND PROXY`.
+func ProxyConfig(args []string, stdout, stderr io.Writer) int {
+	c := newCommand("proxy-config", "cluster|listener|route|endpoint|secret|bootstrap|log|all PROXY [flags]",
+		"Shows the configuration a proxy has accepted (from its admin /config_dump), as istioctl proxy-config\n"+
+			"does: tables with Istio's columns, or the raw sections with -o json|yaml. PROXY is a proxy of the local\n"+
+			"mesh (productpage-v1, istio-ingressgateway, or its node ID), or any name with --admin-address.\n"+
+			"`log` shows the proxy's log level, or sets it with --level.",
+		"mast proxy-config cluster productpage-v1",
+		"mast proxy-config cluster productpage-v1 --fqdn reviews.default.svc.cluster.local --subset v2",
+		"mast proxy-config route istio-ingressgateway -o json",
+		"mast proxy-config endpoint reviews-v1 --port 9080",
+		"mast proxy-config log productpage-v1 --level debug")
+	var m meshFlags
+	m.register(c, true)
+	var f proxyConfigFilter
+	c.StringVar(&f.fqdn, "fqdn", "", "only clusters and endpoints of this service FQDN")
+	c.IntVar(&f.port, "port", 0, "only this port")
+	c.StringVar(&f.subset, "subset", "", "only clusters and endpoints of this subset")
+	c.StringVar(&f.direction, "direction", "", "only inbound or outbound")
+	c.StringVar(&f.name, "name", "", "only the route configuration of this name")
+	output := c.String("o", "table", "output format: table, json or yaml")
+	level := c.String("level", "", "with `log`: set the proxy's log level (debug, info, warning, error)")
+	if code, ok := c.parse(args, stdout, stderr); !ok {
+		return code
+	}
+	if len(c.args) != 2 {
+		return c.usageError(stderr, "want a kind (%s) and a proxy", strings.Join(proxyConfigKinds, ", "))
+	}
+	kind, name := c.args[0], c.args[1]
+	known := false
+	for _, k := range proxyConfigKinds {
+		known = known || k == kind || k+"s" == kind
+	}
+	if !known {
+		return c.usageError(stderr, "unknown kind %q (want %s)", kind, strings.Join(proxyConfigKinds, ", "))
+	}
+	kind = strings.TrimSuffix(kind, "s")
+	p, err := m.findProxy(name)
+	if err != nil {
+		fmt.Fprintf(stderr, "mast proxy-config: %v\n", err)
+		return ExitFailure
+	}
+	switch kind {
+	case "log":
+		return proxyLog(p, *level, stdout, stderr)
+	case "secret", "bootstrap":
+		fmt.Fprintf(stderr, "mast proxy-config %s: mast-proxy's admin does not serve its %s yet (its /config_dump has clusters, endpoints, listeners and routes)\n", kind, kind)
+		return ExitFailure
+	}
+	b, err := httpGet("http://" + p.Admin + "/config_dump")
+	if err != nil {
+		fmt.Fprintf(stderr, "mast proxy-config: %s's admin: %v\n", p.Name, err)
+		return ExitFailure
+	}
+	d, err := parseConfigDump(b)
+	if err != nil {
+		fmt.Fprintf(stderr, "mast proxy-config: %s: %v\n", p.Name, err)
+		return ExitFailure
+	}
+	var mc meshConfig
+	if m.adminAddress == "" {
+		if st, err := localmesh.ReadRunState(m.stateDir); err == nil {
+			rs, _ := config.LoadPaths(st.ConfigDir)
+			mc.snap = config.NewSnapshot(rs)
+		}
+	}
+	if *output != "table" {
+		return writeStructured(stdout, stderr, *output, sectionsFor(d, kind))
+	}
+	writeProxyConfig(stdout, d, kind, f, mc)
+	return ExitOK
+}
+
+func writeProxyConfig(w io.Writer, d *configDump, kind string, f proxyConfigFilter, mc meshConfig) {
+	switch kind {
+	case "cluster":
+		writeClusters(w, d, f, mc)
+	case "listener":
+		writeListeners(w, d, f)
+	case "route":
+		writeRoutes(w, d, f, mc)
+	case "endpoint":
+		writeEndpoints(w, d, f)
+	case "all":
+		writeClusters(w, d, f, mc)
+		fmt.Fprintln(w)
+		writeListeners(w, d, f)
+		fmt.Fprintln(w)
+		writeRoutes(w, d, f, mc)
+		fmt.Fprintln(w)
+		writeEndpoints(w, d, f)
+	}
+}
+
+// sectionsFor returns the raw config_dump sections of a kind, for -o json|yaml.
+func sectionsFor(d *configDump, kind string) any {
+	types := map[string]string{
+		"cluster":  "type.googleapis.com/envoy.admin.v3.ClustersConfigDump",
+		"listener": "type.googleapis.com/envoy.admin.v3.ListenersConfigDump",
+		"route":    "type.googleapis.com/envoy.admin.v3.RoutesConfigDump",
+		"endpoint": "type.googleapis.com/envoy.admin.v3.EndpointsConfigDump",
+	}
+	if kind == "all" {
+		var out []json.RawMessage
+		for _, k := range []string{"cluster", "listener", "route", "endpoint"} {
+			if r, ok := d.raw[types[k]]; ok {
+				out = append(out, r)
+			}
+		}
+		return map[string]any{"configs": out}
+	}
+	return d.raw[types[kind]]
+}
+
+func proxyLog(p proxy, level string, stdout, stderr io.Writer) int {
+	url := "http://" + p.Admin + "/logging"
+	var b []byte
+	var err error
+	if level != "" {
+		b, err = httpPost(url + "?level=" + level)
+	} else {
+		b, err = httpGet(url)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "mast proxy-config log: %s: %v\n", p.Name, err)
+		return ExitFailure
+	}
+	fmt.Fprintf(stdout, "%s:\n%s", p.Name, b)
+	return ExitOK
+}

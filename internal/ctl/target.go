@@ -1,0 +1,125 @@
+package ctl
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/mast-mesh/mast/internal/localmesh"
+)
+
+// meshFlags are the flags that say which mesh a command inspects: the local
+// mesh of --state-dir, or a bare mastd (--debug-address) and proxy admin
+// (--admin-address).
+type meshFlags struct {
+	stateDir     string
+	debugAddress string
+	xdsAddress   string
+	adminAddress string
+}
+
+func (m *meshFlags) register(c *command, proxy bool) {
+	c.StringVar(&m.stateDir, "state-dir", DefaultStateDir(), "state directory of the running local mesh")
+	c.StringVar(&m.debugAddress, "debug-address", "", "mastd's monitoring address (HOST:PORT, serving /debug/syncz) instead of the local mesh's")
+	c.StringVar(&m.xdsAddress, "xds-address", "", "mastd's xDS address; its monitoring port is assumed to be 15014 on the same host unless --debug-address says")
+	if proxy {
+		c.StringVar(&m.adminAddress, "admin-address", "", "the proxy's admin address (HOST:PORT) instead of looking the proxy up in the local mesh")
+	}
+}
+
+// debugURL returns mastd's monitoring base URL.
+func (m *meshFlags) debugURL() (string, error) {
+	if m.debugAddress != "" {
+		return "http://" + m.debugAddress, nil
+	}
+	if m.xdsAddress != "" {
+		host, _, _ := strings.Cut(m.xdsAddress, ":")
+		return "http://" + host + ":15014", nil
+	}
+	st, err := localmesh.ReadRunState(m.stateDir)
+	if err != nil {
+		return "", fmt.Errorf("%w (or name a mastd with --debug-address)", err)
+	}
+	return "http://" + st.MonitoringAddr, nil
+}
+
+// proxy is one proxy of the mesh as the CLI addresses it.
+type proxy struct {
+	Name  string // short name: productpage-v1, istio-ingressgateway
+	ID    string // xDS node ID
+	Admin string // admin HOST:PORT
+}
+
+// findProxy resolves a proxy by short name, "name.namespace" or node ID.
+func (m *meshFlags) findProxy(name string) (proxy, error) {
+	if m.adminAddress != "" {
+		return proxy{Name: name, Admin: m.adminAddress}, nil
+	}
+	st, err := localmesh.ReadRunState(m.stateDir)
+	if err != nil {
+		return proxy{}, fmt.Errorf("%w (or name a proxy's admin with --admin-address)", err)
+	}
+	var names []string
+	for _, p := range st.Procs {
+		if p.Admin == "" {
+			continue
+		}
+		short := strings.TrimSuffix(p.Name, "-sidecar")
+		names = append(names, short)
+		parts := strings.Split(p.ProxyID, "~")
+		podNS := ""
+		if len(parts) == 4 {
+			podNS = parts[2]
+		}
+		if name == short || name == p.Name || name == p.ProxyID || (podNS != "" && name == podNS) {
+			return proxy{Name: short, ID: p.ProxyID, Admin: p.Admin}, nil
+		}
+	}
+	return proxy{}, fmt.Errorf("no proxy %q in the local mesh; its proxies are: %s", name, strings.Join(names, ", "))
+}
+
+// localProxies lists the local mesh's proxies.
+func (m *meshFlags) localProxies() []proxy {
+	st, err := localmesh.ReadRunState(m.stateDir)
+	if err != nil {
+		return nil
+	}
+	var out []proxy
+	for _, p := range st.Procs {
+		if p.Admin != "" {
+			out = append(out, proxy{Name: strings.TrimSuffix(p.Name, "-sidecar"), ID: p.ProxyID, Admin: p.Admin})
+		}
+	}
+	return out
+}
+
+// httpGet fetches url within a few seconds.
+func httpGet(url string) ([]byte, error) { return httpDo(http.MethodGet, url) }
+
+// httpPost posts an empty body to url (admin endpoints that change state).
+func httpPost(url string) ([]byte, error) { return httpDo(http.MethodPost, url) }
+
+func httpDo(method, url string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s %s: %s: %s", method, url, resp.Status, strings.TrimSpace(string(b)))
+	}
+	return b, nil
+}

@@ -399,6 +399,10 @@ func (g *gen) upstreamTLS(t *networking.ClientTLSSettings, port uint32, subset, 
 				cc.TlsCertificates = []*tlsv3.TlsCertificate{{CertificateChain: fileSource(t.GetClientCertificate()), PrivateKey: fileSource(t.GetPrivateKey())}}
 			}
 		}
+		if ctx.Sni == "" && !strings.HasPrefix(host, "*") {
+			// Istio's auto SNI sends the request's host; a cluster serves one host, so send it.
+			ctx.Sni = host
+		}
 		if skipVerify {
 			break
 		}
@@ -410,6 +414,15 @@ func (g *gen) upstreamTLS(t *networking.ClientTLSSettings, port uint32, subset, 
 			}}
 		case t.GetCaCertificates() != "":
 			vc := &tlsv3.CertificateValidationContext{TrustedCa: fileSource(t.GetCaCertificates()), MatchTypedSubjectAltNames: sanMatchers(t.GetSubjectAltNames())}
+			if t.GetCaCrl() != "" {
+				vc.Crl = fileSource(t.GetCaCrl())
+			}
+			cc.ValidationContextType = &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: vc}
+		default:
+			// No caCertificates: verify against the system's roots, as Istio
+			// does; never accept any certificate unless insecureSkipVerify says so.
+			vc := &tlsv3.CertificateValidationContext{SystemRootCerts: &tlsv3.CertificateValidationContext_SystemRootCerts{},
+				MatchTypedSubjectAltNames: sanMatchers(t.GetSubjectAltNames())}
 			if t.GetCaCrl() != "" {
 				vc.Crl = fileSource(t.GetCaCrl())
 			}

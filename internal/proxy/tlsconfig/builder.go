@@ -209,17 +209,20 @@ func (b *Builder) verifier(tc *xdsparse.TLSContext, usage x509.ExtKeyUsage) (fun
 			return matchSANs(sans, cs.PeerCertificates[0])
 		}, nil
 	}
-	data, err := readSource(tc.TrustedCA)
-	if err != nil {
-		return nil, fmt.Errorf("tls: trusted_ca: %w", err)
-	}
-	roots, err := agent.ParseCertsPEM(data)
-	if err != nil {
-		return nil, fmt.Errorf("tls: trusted_ca %s: %w", describe(tc.TrustedCA), err)
-	}
-	pool := x509.NewCertPool()
-	for _, r := range roots {
-		pool.AddCert(r)
+	var pool *x509.CertPool // nil: the system's roots
+	if !tc.SystemRoots {
+		data, err := readSource(tc.TrustedCA)
+		if err != nil {
+			return nil, fmt.Errorf("tls: trusted_ca: %w", err)
+		}
+		roots, err := agent.ParseCertsPEM(data)
+		if err != nil {
+			return nil, fmt.Errorf("tls: trusted_ca %s: %w", describe(tc.TrustedCA), err)
+		}
+		pool = x509.NewCertPool()
+		for _, r := range roots {
+			pool.AddCert(r)
+		}
 	}
 	return func(cs tls.ConnectionState) error {
 		if len(cs.PeerCertificates) == 0 {

@@ -189,3 +189,29 @@ var routeRules = rules(
 	ruleRow{"envoy.config.core.v3.DataSource", honoured, "inline_string inline_bytes"},
 	ruleRow{"envoy.config.core.v3.DataSource", parsedApart, "filename environment_variable"},
 )
+
+// tlsRules are the fields of Upstream/DownstreamTlsContext the proxy
+// carries out; the TLS parser refuses unsupported values of these itself.
+var tlsRules = rules(
+	ruleRow{"envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext", honoured, "common_tls_context sni"},
+	ruleRow{"envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext", honoured, "common_tls_context require_client_certificate"},
+	ruleRow{"envoy.extensions.transport_sockets.tls.v3.CommonTlsContext", honoured, "tls_params tls_certificates tls_certificate_sds_secret_configs " +
+		"tls_certificate_provider_instance validation_context combined_validation_context validation_context_sds_secret_config alpn_protocols"},
+	ruleRow{"envoy.extensions.transport_sockets.tls.v3.TlsParameters", honoured, "tls_minimum_protocol_version tls_maximum_protocol_version"},
+	ruleRow{"envoy.extensions.transport_sockets.tls.v3.TlsCertificate", honoured, "certificate_chain private_key"},
+	ruleRow{"envoy.config.core.v3.DataSource", honoured, "filename inline_bytes inline_string"},
+	ruleRow{"envoy.config.core.v3.DataSource", parsedApart, "environment_variable"},
+	ruleRow{"envoy.extensions.transport_sockets.tls.v3.SdsSecretConfig", honoured, "name"},
+	// sds_config: the proxy's agent serves the secrets it names, whatever the source says.
+	ruleRow{"envoy.extensions.transport_sockets.tls.v3.SdsSecretConfig", cosmetic, "sds_config"},
+	ruleRow{"envoy.extensions.transport_sockets.tls.v3.CertificateProviderPluginInstance", honoured, "instance_name certificate_name"},
+	ruleRow{"envoy.extensions.transport_sockets.tls.v3.CommonTlsContext.CombinedCertificateValidationContext", honoured,
+		"default_validation_context validation_context_sds_secret_config validation_context_certificate_provider_instance"},
+	ruleRow{"envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext", honoured, "trusted_ca system_root_certs " +
+		"match_typed_subject_alt_names match_subject_alt_names ca_certificate_provider_instance"},
+	ruleRow{"envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext", parsedApart, "crl verify_certificate_spki verify_certificate_hash trust_chain_verification"},
+	ruleRow{"envoy.extensions.transport_sockets.tls.v3.SubjectAltNameMatcher", honoured, "san_type matcher"},
+	ruleRow{"envoy.type.matcher.v3.StringMatcher", honoured, "exact prefix suffix contains safe_regex ignore_case"},
+	ruleRow{"envoy.type.matcher.v3.RegexMatcher", honoured, "regex"},
+	ruleRow{"envoy.type.matcher.v3.RegexMatcher", cosmetic, "google_re2"},
+)

@@ -88,7 +88,11 @@ type TLSContext struct {
 	Verify    bool
 	RootsSDS  string
 	TrustedCA DataSource
-	SANs      []SANMatcher
+	// SystemRoots verifies against the operating system's roots
+	// (system_root_certs), as Istio does for SIMPLE and MUTUAL TLS without
+	// caCertificates.
+	SystemRoots bool
+	SANs        []SANMatcher
 
 	// RequireClientCert (downstream) refuses clients without a certificate.
 	RequireClientCert bool
@@ -143,6 +147,9 @@ func parseTransportSocket(ts *corev3.TransportSocket, upstream bool) (*TLSContex
 		if err := a.UnmarshalTo(&u); err != nil {
 			return nil, fmt.Errorf("transport_socket %q: %w", ts.GetName(), err)
 		}
+		if err := checkFields(&u, tlsRules); err != nil {
+			return nil, fmt.Errorf("transport_socket %q: %w", ts.GetName(), err)
+		}
 		t, err := parseCommonTLS(u.GetCommonTlsContext(), true)
 		if err != nil {
 			return nil, fmt.Errorf("transport_socket %q: %w", ts.GetName(), err)
@@ -159,6 +166,9 @@ func parseTransportSocket(ts *corev3.TransportSocket, upstream bool) (*TLSContex
 	}
 	var d tlsv3.DownstreamTlsContext
 	if err := a.UnmarshalTo(&d); err != nil {
+		return nil, fmt.Errorf("transport_socket %q: %w", ts.GetName(), err)
+	}
+	if err := checkFields(&d, tlsRules); err != nil {
 		return nil, fmt.Errorf("transport_socket %q: %w", ts.GetName(), err)
 	}
 	t, err := parseCommonTLS(d.GetCommonTlsContext(), false)
@@ -287,7 +297,10 @@ func parseCommonTLS(c *tlsv3.CommonTlsContext, upstream bool) (*TLSContext, erro
 			return nil, err
 		}
 	}
-	if t.Verify && t.RootsSDS == "" && t.TrustedCA.IsZero() {
+	if t.SystemRoots && (t.RootsSDS != "" || !t.TrustedCA.IsZero()) {
+		return nil, fmt.Errorf("validation context has system_root_certs and other roots")
+	}
+	if t.Verify && t.RootsSDS == "" && t.TrustedCA.IsZero() && !t.SystemRoots {
 		// A validation context with only SAN matchers and no roots: Envoy
 		// refuses such a config, so does this proxy.
 		return nil, fmt.Errorf("validation context has no trusted_ca and no SDS root secret")
@@ -309,6 +322,7 @@ func parseValidation(vc *tlsv3.CertificateValidationContext, t *TLSContext) erro
 		}
 		t.RootsSDS = SDSRootCA
 	}
+	t.SystemRoots = vc.GetSystemRootCerts() != nil
 	if vc.GetCrl() != nil {
 		return fmt.Errorf("validation_context.crl: certificate revocation lists are not supported")
 	}

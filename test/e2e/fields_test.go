@@ -1,0 +1,167 @@
+package e2e
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// externalTLSServer is a TLS server standing in for an external host: its
+// certificate, for the names given, is signed by a fresh CA whose PEM file
+// it returns with its port. It answers "tls <SNI>".
+func externalTLSServer(t *testing.T, names ...string) (int, string) {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	now := time.Now()
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "external test root"}, NotBefore: now.Add(-time.Hour),
+		NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	leafDER, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: names[0]},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, DNSNames: names}, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPath := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{leafDER}, PrivateKey: key}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "tls %s", r.TLS.ServerName)
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return l.Addr().(*net.TCPAddr).Port, caPath
+}
+
+// egressTLS is Istio's egress-rule-google-apis pattern for one external
+// host: plain HTTP from the application on port 80, TLS originated by the
+// sidecar on port 443 per the DestinationRule's tls settings (%[3]s).
+const egressTLS = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: %[1]s, namespace: default}
+spec:
+  hosts: [%[1]s.example.test]
+  location: MESH_EXTERNAL
+  resolution: STATIC
+  ports: [{number: 80, name: http, protocol: HTTP}, {number: 443, name: https, protocol: HTTPS}]
+  endpoints: [{address: 127.0.0.1, ports: {http: %[2]d, https: %[2]d}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: %[1]s, namespace: default}
+spec:
+  hosts: [%[1]s.example.test]
+  http:
+  - match: [{port: 80}]
+    route: [{destination: {host: %[1]s.example.test, port: {number: 443}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: %[1]s, namespace: default}
+spec:
+  host: %[1]s.example.test
+  trafficPolicy:
+    portLevelSettings:
+    - port: {number: 443}
+      tls: %[3]s
+---
+`
+
+// TestDestinationRuleTLSVerifiesServers: DestinationRule tls SIMPLE without
+// caCertificates verifies the server against the system's roots (it used
+// to accept any certificate), names it by the host (SNI) unless sni says
+// otherwise, accepts the names of subjectAltNames, and skips verification
+// only with insecureSkipVerify. Real mastd and mast-proxy; the "system
+// roots" of the second proxy are the test CA, through SSL_CERT_FILE.
+func TestDestinationRuleTLSVerifiesServers(t *testing.T) {
+	port, caPath := externalTLSServer(t, "api.example.test")
+	dir := t.TempDir()
+	var cfg strings.Builder
+	for _, h := range []struct{ name, tls string }{
+		{"api", "{mode: SIMPLE}"},
+		{"skip", "{mode: SIMPLE, insecureSkipVerify: true}"},
+		{"othername", "{mode: SIMPLE, sni: api.example.test}"},
+		{"wrongsni", "{mode: SIMPLE, sni: wrong.example.test}"},
+		{"san", "{mode: SIMPLE, sni: wrong.example.test, subjectAltNames: [api.example.test]}"},
+	} {
+		fmt.Fprintf(&cfg, egressTLS, h.name, port, h.tls)
+	}
+	writeFile(t, dir, "egress.yaml", cfg.String())
+	xdsAddr := startControlPlane(t, dir)
+
+	proxy := func(ip string) *http.Client {
+		start(t, "mast-proxy", "--node-id", fmt.Sprintf("sidecar~%s~client-1.default~default.svc.cluster.local", ip),
+			"--xds-addr", xdsAddr, "--admin-addr", ip+":15000", "--drain-period", "1s",
+			"--labels", "app=client", "--meta", "INTERCEPTION_MODE=NONE")
+		u, _ := url.Parse("http://" + ip + ":15001")
+		return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: http.ProxyURL(u)}}
+	}
+	get := func(c *http.Client, host string) (int, string, error) {
+		resp, err := c.Get("http://" + host + ".example.test/")
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), err
+	}
+	expect := func(t *testing.T, c *http.Client, host string, status int, body string) {
+		t.Helper()
+		eventually(t, 30*time.Second, host+" answers "+fmt.Sprint(status), func() error {
+			st, b, err := get(c, host)
+			if err != nil {
+				return err
+			}
+			if st != status || (body != "" && b != body) {
+				return fmt.Errorf("status %d body %q, want %d %q", st, b, status, body)
+			}
+			return nil
+		})
+	}
+
+	t.Run("system roots without the server's CA", func(t *testing.T) {
+		c := proxy(uniqueLoopback())
+		// skip answers first: the configuration is in place when api refuses.
+		expect(t, c, "skip", 200, "tls skip.example.test")
+		st, b, err := get(c, "api")
+		if err != nil || st != 503 {
+			t.Errorf("api: status %d %q (%v), want 503: a server the system roots do not trust must be refused", st, b, err)
+		}
+	})
+	t.Run("system roots with the server's CA", func(t *testing.T) {
+		t.Setenv("SSL_CERT_FILE", caPath)
+		c := proxy(uniqueLoopback())
+		expect(t, c, "api", 200, "tls api.example.test")
+		expect(t, c, "othername", 200, "tls api.example.test")
+		expect(t, c, "san", 200, "tls wrong.example.test")
+		st, b, err := get(c, "wrongsni")
+		if err != nil || st != 503 {
+			t.Errorf("wrongsni: status %d %q (%v), want 503: the certificate does not name wrong.example.test", st, b, err)
+		}
+	})
+}

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	jose "github.com/go-jose/go-jose/v4"
 	jwtv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/jwt_authn/v3"
+	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/mast-mesh/mast/internal/proxy/headers"
 )
@@ -342,7 +342,7 @@ func TestLocations(t *testing.T) {
 	}{
 		{"header with prefix", request("/", "x-jwt-assertion", "Token "+tok), 1},
 		{"header prefix in another case", request("/", "x-jwt-assertion", "token "+tok), 1},
-		{"param", request("/a?x=1&my_token="+tok), 1},
+		{"param", request("/a?x=1&my_token=" + tok), 1},
 		{"cookie", request("/", "cookie", "a=b; session="+tok+"; c=d"), 1},
 		{"default Authorization ignored when locations are set", bearer(tok), 0},
 		{"default access_token ignored when locations are set", request("/?access_token=" + tok), 0},

@@ -2,7 +2,7 @@ package jwtauthn
 
 import (
 	"encoding/base64"
-	"encoding/json"
+	"strconv"
 	"strings"
 	"time"
 
@@ -29,7 +29,7 @@ type Identity struct {
 	Subject   string
 	Audiences []string
 	Presenter string // azp
-	// Claims is the whole payload (objects map[string]any, numbers json.Number).
+	// Claims is the whole payload (string, float64, bool, []any, map[string]any).
 	Claims map[string]any
 	// MetadataKey is the provider's payload_in_metadata ("" when unset).
 	MetadataKey string
@@ -318,8 +318,8 @@ func claimString(v any) (string, bool) {
 	switch x := v.(type) {
 	case string:
 		return headerSafe(x)
-	case json.Number:
-		return x.String(), true
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64), true
 	case bool:
 		if x {
 			return "true", true

@@ -15,6 +15,10 @@ import (
 // tokens are refused as malformed before any decoding.
 const MaxTokenSize = 32 << 10
 
+// maxNumericDate is the largest exp/nbf/iat accepted: 2^53, the largest
+// integer a JSON number decodes to exactly.
+const maxNumericDate = 1 << 53
+
 // maxClaimsDepth bounds the nesting of the decoded payload, so a hostile
 // token cannot make claim lookups or copies recurse deeply.
 const maxClaimsDepth = 32
@@ -47,8 +51,8 @@ type Claims struct {
 	Expires   int64  // 0: absent
 	NotBefore int64  // 0: absent
 	IssuedAt  int64  // 0: absent
-	// All is the whole payload as decoded JSON (objects are map[string]any,
-	// numbers json.Number), for claim_to_headers and policy conditions.
+	// All is the whole payload as decoded JSON (string, float64, bool,
+	// []any, map[string]any), for claim_to_headers and policy conditions.
 	All map[string]any
 	// Payload is the payload as it was sent, base64url-decoded.
 	Payload []byte
@@ -147,7 +151,6 @@ func parseClaims(pb []byte) (Claims, Status) {
 		return c, StatusPayloadBadJSON
 	}
 	d := json.NewDecoder(bytes.NewReader(pb))
-	d.UseNumber()
 	if err := d.Decode(&c.All); err != nil || d.More() {
 		return c, StatusPayloadBadJSON
 	}
@@ -199,15 +202,11 @@ func parseClaims(pb []byte) (Claims, Status) {
 		if !present {
 			continue
 		}
-		n, ok := v.(json.Number)
-		if !ok {
+		n, ok := v.(float64)
+		if !ok || n <= 0 || n > maxNumericDate || n != math.Trunc(n) {
 			return c, f.bad
 		}
-		i, err := n.Int64()
-		if err != nil || i <= 0 || i > math.MaxInt64/2 {
-			return c, f.bad
-		}
-		*f.dst = i
+		*f.dst = int64(n)
 	}
 	return c, StatusOK
 }

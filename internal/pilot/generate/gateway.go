@@ -114,7 +114,7 @@ func (g *gen) gatewayListeners() []model.XDSResource {
 		}
 		tlsChains := false
 		if servers[0].isPlainHTTP() {
-			addChain(&listenerv3.FilterChain{Filters: []*listenerv3.Filter{hcm("outbound_"+name, "http."+itoa(port), nil, true)}})
+			addChain(&listenerv3.FilterChain{Filters: []*listenerv3.Filter{hcmFilter(g.withAuthnFilters(hcmConfig("outbound_"+name, "http."+itoa(port), nil, true)))}})
 		} else {
 			for _, s := range servers {
 				switch {
@@ -124,7 +124,7 @@ func (g *gen) gatewayListeners() []model.XDSResource {
 						Name:             s.httpsRouteName(),
 						FilterChainMatch: sniMatch(s.hosts()),
 						TransportSocket:  downstreamTLS(s.srv.GetTls(), true),
-						Filters:          []*listenerv3.Filter{hcm("outbound_"+name, s.httpsRouteName(), nil, true)},
+						Filters:          []*listenerv3.Filter{hcmFilter(g.withAuthnFilters(hcmConfig("outbound_"+name, s.httpsRouteName(), nil, true)))},
 					})
 				case s.isPassthrough():
 					tlsChains = true

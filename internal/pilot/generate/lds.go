@@ -367,10 +367,10 @@ func inboundRoute(port uint32) *routev3.RouteConfiguration {
 	}
 }
 
-func inboundFilter(ip inboundPort) *listenerv3.Filter {
+func (g *gen) inboundFilter(ip inboundPort) *listenerv3.Filter {
 	cluster := InboundClusterName(ip.port)
 	if ip.protocol.IsHTTP() {
-		m := hcmConfig(cluster, "", inboundRoute(ip.port), false)
+		m := g.withAuthnFilters(hcmConfig(cluster, "", inboundRoute(ip.port), false))
 		setInboundXFCC(m)
 		return hcmFilter(m)
 	}

@@ -58,7 +58,7 @@ func (g *gen) inboundChains(in inboundPort, matchPort uint32) []*listenerv3.Filt
 		}
 		return m
 	}
-	filters := func() []*listenerv3.Filter { return []*listenerv3.Filter{inboundFilter(in)} }
+	filters := func() []*listenerv3.Filter { return []*listenerv3.Filter{g.inboundFilter(in)} }
 	switch g.inboundMode(in.port) {
 	case model.MTLSStrict:
 		return []*listenerv3.FilterChain{{Name: name, FilterChainMatch: match(transportTLS, nil),

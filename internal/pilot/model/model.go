@@ -78,6 +78,9 @@ type PushContext struct {
 	Mesh     MeshConfig
 	Config   *config.Snapshot
 	Registry *registry.Snapshot
+	// JWKS are the key sets mastd fetched for RequestAuthentication
+	// jwksUri (and issuer discovery); set before the context is shared.
+	JWKS JWKSSnapshot
 
 	idxOnce sync.Once
 	idx     *index // built once, in NewPushContext (or on first use for a literal PushContext)

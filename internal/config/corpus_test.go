@@ -83,6 +83,7 @@ var invalidCorpus = map[string]string{
 	"pa-port-level-without-selector.yaml":   "spec.portLevelMtls",
 	"pa-unknown-mode.yaml":                  "spec.mtls.mode",
 	"ra-missing-issuer.yaml":                "spec.jwtRules[0].issuer",
+	"ra-symmetric-jwks.yaml":                "spec.jwtRules[0].jwks",
 	"se-dns-wildcard.yaml":                  "spec.hosts[0]",
 	"se-duplicate-port.yaml":                "spec.ports[1].number",
 	"se-none-with-endpoints.yaml":           "spec.endpoints",
@@ -193,6 +194,7 @@ func checkGolden(t *testing.T, path, got string) {
 // warnCorpus lists, for each file in testdata/warn, substrings of the
 // warnings it must produce (and it must produce no error).
 var warnCorpus = map[string][]string{
+	"ra-waypoint-target.yaml": {`spec.targetRefs[0]: targetRef Service "productpage" selects a waypoint, and Mast runs none`},
 	"deprecated-fields.yaml": {
 		`spec.http[0].mirrorPercent: using deprecated setting "mirrorPercent"`,
 		"spec.trafficPolicy.outlierDetection.consecutiveErrors: outlier detection consecutiveErrors is deprecated",

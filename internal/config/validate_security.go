@@ -9,6 +9,8 @@ import (
 	security "istio.io/api/security/v1beta1"
 	telemetry "istio.io/api/telemetry/v1alpha1"
 	typev1beta1 "istio.io/api/type/v1beta1"
+
+	"github.com/mast-mesh/mast/internal/proxy/filter/jwtauthn"
 )
 
 // policyTarget checks the selector / targetRef / targetRefs of a policy.
@@ -285,6 +287,15 @@ func (v *validator) peerAuthentication(pa *security.PeerAuthentication) {
 
 func (v *validator) requestAuthentication(ra *security.RequestAuthentication) {
 	v.policyTarget(ra.Selector, ra.TargetRef, ra.TargetRefs)
+	for i, r := range append([]*typev1beta1.PolicyTargetReference{ra.TargetRef}, ra.TargetRefs...) {
+		if r != nil && r.Kind != "Gateway" {
+			f := "spec.targetRef"
+			if i > 0 {
+				f = pathIndex("spec.targetRefs", i-1)
+			}
+			v.warnf(f, "targetRef %s %q selects a waypoint, and Mast runs none: this policy applies to no proxy (use a selector)", r.Kind, r.Name)
+		}
+	}
 	issuers := map[string]bool{}
 	for i, r := range ra.JwtRules {
 		p := pathIndex("spec.jwtRules", i)
@@ -318,6 +329,9 @@ func (v *validator) requestAuthentication(ra *security.RequestAuthentication) {
 				v.errorf(p+".jwks", "jwks parse error: %v", err)
 			} else if len(set.Keys) == 0 {
 				v.errorf(p+".jwks", "jwks has no keys")
+			} else if _, err := jwtauthn.ParseJWKS([]byte(r.Jwks)); err != nil {
+				// The proxy would refuse the key set (and the listener with it).
+				v.errorf(p+".jwks", "%v (RSA of at least 2048 bits, EC P-256/384/521 and Ed25519 keys are supported)", err)
 			}
 		}
 		if r.JwksUri != "" && r.Jwks != "" {

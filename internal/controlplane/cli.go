@@ -13,6 +13,7 @@ import (
 
 	"os"
 
+	"github.com/mast-mesh/mast/internal/pilot/jwks"
 	"github.com/mast-mesh/mast/internal/pilot/model"
 )
 
@@ -43,6 +44,7 @@ func Main(args []string, stderr io.Writer) int {
 	})
 	var meshFile string
 	fs.StringVar(&meshFile, "mesh-config", "", "Istio MeshConfig file (YAML; the istio ConfigMap's mesh key): rootNamespace, trustDomain, pathNormalization, extensionProviders")
+	fs.DurationVar(&cfg.JWKS.Refresh, "jwks-refresh", jwks.DefaultRefresh, "period between fetches of each RequestAuthentication jwksUri (Istio's PILOT_JWT_PUB_KEY_REFRESH_INTERVAL)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&components, "components", "pilot,galley", "components to run: pilot and galley; the CA runs when --ca-dir is given")
 	if err := fs.Parse(args); err != nil {

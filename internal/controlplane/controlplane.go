@@ -28,6 +28,7 @@ import (
 	"github.com/mast-mesh/mast/internal/config/store"
 	"github.com/mast-mesh/mast/internal/pilot/ads"
 	"github.com/mast-mesh/mast/internal/pilot/generate"
+	"github.com/mast-mesh/mast/internal/pilot/jwks"
 	"github.com/mast-mesh/mast/internal/pilot/model"
 	"github.com/mast-mesh/mast/internal/pilot/push"
 	"github.com/mast-mesh/mast/internal/registry"
@@ -57,7 +58,10 @@ type Config struct {
 	// DebugHosts are names accepted in the Host header of /debug/*
 	// besides IP literals and localhost (DNS rebinding defence).
 	DebugHosts []string
-	Logger     *slog.Logger
+	// JWKS configures the fetcher of RequestAuthentication jwksUri key
+	// sets (Istio's defaults when zero); tests shorten its refresh.
+	JWKS   jwks.Config
+	Logger *slog.Logger
 	// Ready, when set, receives the bound addresses once both servers listen.
 	Ready func(xds, monitoring net.Addr)
 }
@@ -81,6 +85,10 @@ func Run(ctx context.Context, cfg Config) error {
 
 	p := &pipeline{mesh: cfg.Mesh, ads: adsServer, log: log.With("component", "push"), events: newConfigEvents(reg)}
 	deb := push.NewDebouncer(push.Config{QuietPeriod: cfg.DebounceQuiet, MaxDelay: cfg.DebounceMax, Push: p.push})
+	jcfg := cfg.JWKS
+	jcfg.Logger = log.With("component", "jwks")
+	jcfg.OnChange = func() { deb.Enqueue(&model.PushRequest{Full: true, Reason: "jwks"}) }
+	p.jwks = jwks.New(jcfg)
 
 	fs, err := store.NewFile(store.FileConfig{
 		Dir:    cfg.ConfigDir,
@@ -173,6 +181,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	run("config store", func() error { return fs.Run(ctx) })
 	run("debouncer", func() error { deb.Run(ctx); return nil })
+	run("jwks fetcher", func() error { p.jwks.Run(ctx); return nil })
 	run("xds server", func() error { return gs.Serve(xdsLis) })
 	run("monitoring server", func() error { return hs.Serve(monLis) })
 	if secure != nil {
@@ -220,6 +229,7 @@ func loadFile(log *slog.Logger) func(string, []byte) ([]config.Resource, error) 
 type pipeline struct {
 	mesh model.MeshConfig
 	ads  *ads.Server
+	jwks *jwks.Fetcher
 	log  *slog.Logger
 
 	events *prometheus.CounterVec // pilot_k8s_cfg_events
@@ -235,6 +245,9 @@ type pipeline struct {
 // are the kinds of the resources that changed (the store reports them).
 func (p *pipeline) configChanged(snap *config.Snapshot, kinds map[config.Kind]struct{}) *model.PushRequest {
 	reg := serviceentry.Build(snap, serviceentry.Options{TrustDomain: p.mesh.TrustDomain, DomainSuffix: p.mesh.DomainSuffix})
+	if p.jwks != nil {
+		p.jwks.Want(model.JWKSKeys(snap))
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	oldCfg, oldReg := p.cfg, p.reg
@@ -265,6 +278,9 @@ func (p *pipeline) push(req *model.PushRequest) {
 	// Versions sort in push order (time, then a zero-padded counter), so
 	// tools can tell newer from older by comparing strings.
 	pc := model.NewPushContext(fmt.Sprintf("%s/%08d", time.Now().UTC().Format("2006-01-02T15:04:05Z"), v), p.mesh, cfg, reg)
+	if p.jwks != nil {
+		pc.JWKS = p.jwks.Snapshot()
+	}
 	p.log.Debug("push", "version", pc.Version, "full", req.Full, "eds_hosts", len(req.EDSHosts), "reason", req.Reason)
 	p.ads.Push(pc, req)
 }

@@ -69,6 +69,12 @@ func ParseJWKS(doc []byte) (*KeySet, error) {
 }
 
 func parseJWK(raw json.RawMessage) (key, error) {
+	var kty struct {
+		Kty string `json:"kty"`
+	}
+	if json.Unmarshal(raw, &kty) == nil && kty.Kty == "oct" {
+		return key{}, errors.New("symmetric (oct) key: HMAC is not supported")
+	}
 	var jwk jose.JSONWebKey
 	if err := jwk.UnmarshalJSON(raw); err != nil {
 		return key{}, err

@@ -49,7 +49,6 @@ type supportRow struct {
 
 const (
 	ownerAuthz     = `owned by the "authz" work: AuthorizationPolicy is not enforced yet`
-	ownerJWT       = `owned by the "jwt" work: RequestAuthentication is not enforced yet`
 	ownerTelemetry = `owned by the "telemetry" work: the Telemetry API is not applied yet`
 )
 
@@ -181,10 +180,11 @@ var supportTable = []supportRow{
 	// ---- security.istio.io
 	{"security.v1beta1.PeerAuthentication", Honoured, "", "selector mtls portLevelMtls"},
 	{"security.v1beta1.PeerAuthentication.MutualTLS", Honoured, "", "mode"},
-	{"security.v1beta1.RequestAuthentication", Warned, ownerJWT, "selector targetRef targetRefs jwtRules"},
-	{"security.v1beta1.JWTRule", Warned, ownerJWT, "issuer audiences jwksUri jwks fromHeaders fromParams outputPayloadToHeader fromCookies forwardOriginalToken outputClaimToHeaders timeout spaceDelimitedClaims"},
-	{"security.v1beta1.JWTHeader", Warned, ownerJWT, "name prefix"},
-	{"security.v1beta1.ClaimToHeader", Warned, ownerJWT, "header claim"},
+	{"security.v1beta1.RequestAuthentication", Honoured, "", "selector targetRef targetRefs jwtRules"},
+	{"security.v1beta1.JWTRule", Honoured, "", "issuer audiences jwksUri jwks fromHeaders fromParams outputPayloadToHeader fromCookies forwardOriginalToken outputClaimToHeaders timeout"},
+	{"security.v1beta1.JWTRule", Warned, "space-delimited claims are matched as one string by request.auth.claims", "spaceDelimitedClaims"},
+	{"security.v1beta1.JWTHeader", Honoured, "", "name prefix"},
+	{"security.v1beta1.ClaimToHeader", Honoured, "", "header claim"},
 	{"security.v1beta1.AuthorizationPolicy", Warned, ownerAuthz, "selector targetRef targetRefs rules action provider"},
 	{"security.v1beta1.Rule", Warned, ownerAuthz, "from to when"},
 	{"security.v1beta1.Rule.From", Warned, ownerAuthz, "source"},

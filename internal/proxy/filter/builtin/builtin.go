@@ -7,12 +7,14 @@ import (
 	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"github.com/mast-mesh/mast/internal/proxy/filter/cors"
 	"github.com/mast-mesh/mast/internal/proxy/filter/fault"
+	"github.com/mast-mesh/mast/internal/proxy/filter/jwtauthn"
 	"github.com/mast-mesh/mast/internal/proxy/filter/rbac"
 )
 
 // Registry returns a registry of every built-in filter.
 func Registry() *filter.Registry {
 	g := filter.NewRegistry()
+	g.AddHTTP(&filter.HTTPFactory{Name: jwtauthn.FilterName, TypeURL: jwtauthn.TypeURL, New: jwtauthn.New})
 	g.AddHTTP(&filter.HTTPFactory{Name: rbac.Name, TypeURL: rbac.TypeURL, New: rbac.New,
 		PerRouteTypeURLs: []string{rbac.PerRouteURL}, PerRoute: rbac.PerRoute})
 	g.AddNetwork(&filter.NetworkFactory{Name: rbac.NetworkName, TypeURL: rbac.NetworkTypeURL, New: rbac.NewNetwork})

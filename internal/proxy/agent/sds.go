@@ -2,11 +2,14 @@ package agent
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,6 +20,7 @@ import (
 	secretv3 "github.com/envoyproxy/go-control-plane/envoy/service/secret/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/anypb"
 )
@@ -46,13 +50,26 @@ func NewSDS(src SecretSource) *SDS { return &SDS{src: src} }
 // Register adds the service to g.
 func (s *SDS) Register(g *grpc.Server) { secretv3.RegisterSecretDiscoveryServiceServer(g, s) }
 
-// ListenSDS listens on addr: "unix:///path/to/socket" (Istio's
-// ./var/run/secrets/workload-spiffe-uds/socket) or host:port. A stale socket
-// file is removed first.
-func ListenSDS(addr string) (net.Listener, error) {
+// ListenSDS listens on addr. SDS hands out the workload's private key, so
+// only the workload's own user may reach it:
+//
+//   - "unix:///path/to/socket" (Istio's ./var/run/secrets/workload-spiffe-uds/socket),
+//     the recommended form: the socket's directory is created mode 0700 when
+//     missing, the socket is made mode 0600, and a stale socket is removed;
+//   - host:port only on a loopback address and with tokenFile set: every
+//     call must then carry "authorization: Bearer <token>" (Envoy's
+//     grpc_service initial_metadata), checked by Serve.
+func ListenSDS(addr, tokenFile string) (net.Listener, error) {
 	if path, ok := strings.CutPrefix(addr, "unix://"); ok {
 		if path == "" {
 			return nil, fmt.Errorf("sds: %q: empty socket path", addr)
+		}
+		if dir := filepath.Dir(path); dir != "" {
+			if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+				if err := os.MkdirAll(dir, 0o700); err != nil {
+					return nil, fmt.Errorf("sds: socket directory: %w", err)
+				}
+			}
 		}
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("sds: remove stale socket: %w", err)
@@ -61,7 +78,21 @@ func ListenSDS(addr string) (net.Listener, error) {
 		if err != nil {
 			return nil, fmt.Errorf("sds: %w", err)
 		}
+		if err := os.Chmod(path, 0o600); err != nil {
+			l.Close()
+			return nil, fmt.Errorf("sds: socket permissions: %w", err)
+		}
 		return l, nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("sds: address %q: want unix:///path or host:port: %w", addr, err)
+	}
+	if ip, err := netip.ParseAddr(host); err != nil || !ip.IsLoopback() {
+		return nil, fmt.Errorf("sds: TCP address %q is not a loopback IP address; SDS serves private keys: use unix:///path", addr)
+	}
+	if tokenFile == "" {
+		return nil, fmt.Errorf("sds: TCP address %q needs a token file (--sds-token-file): anyone on the machine could fetch the private key", addr)
 	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -70,9 +101,28 @@ func ListenSDS(addr string) (net.Listener, error) {
 	return l, nil
 }
 
-// Serve serves SDS on l until ctx ends.
-func (s *SDS) Serve(ctx context.Context, l net.Listener) error {
-	g := grpc.NewServer()
+// Serve serves SDS on l until ctx ends. With tokenFile set (required for
+// TCP by ListenSDS), every call must carry "authorization: Bearer <token>"
+// matching the file's content, read at each call.
+func (s *SDS) Serve(ctx context.Context, l net.Listener, tokenFile string) error {
+	var opts []grpc.ServerOption
+	if tokenFile != "" {
+		check := func(ctx context.Context) error { return checkBearer(ctx, tokenFile) }
+		opts = append(opts,
+			grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+				if err := check(ctx); err != nil {
+					return nil, err
+				}
+				return h(ctx, req)
+			}),
+			grpc.StreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+				if err := check(ss.Context()); err != nil {
+					return err
+				}
+				return h(srv, ss)
+			}))
+	}
+	g := grpc.NewServer(opts...)
 	s.Register(g)
 	stop := context.AfterFunc(ctx, g.Stop)
 	defer stop()
@@ -81,6 +131,25 @@ func (s *SDS) Serve(ctx context.Context, l net.Listener) error {
 		return nil
 	}
 	return err
+}
+
+// checkBearer compares the call's bearer token with tokenFile's content.
+func checkBearer(ctx context.Context, tokenFile string) error {
+	data, err := os.ReadFile(tokenFile)
+	want := strings.TrimSpace(string(data))
+	if err != nil || want == "" {
+		return status.Error(codes.Unauthenticated, "sds: the token file is missing or empty; refusing")
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	vals := md.Get("authorization")
+	if len(vals) != 1 {
+		return status.Error(codes.Unauthenticated, `sds: send "authorization: Bearer <token>"`)
+	}
+	scheme, got, ok := strings.Cut(vals[0], " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(want)) != 1 {
+		return status.Error(codes.Unauthenticated, "sds: wrong token")
+	}
+	return nil
 }
 
 // secretResources returns the requested secrets that exist, in request order.

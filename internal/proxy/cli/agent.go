@@ -23,6 +23,7 @@ const WorkloadCertMeta = "MAST_WORKLOAD_CERT"
 type agentFlags struct {
 	caAddr, caRoot, caServerName, tokenFile string
 	trustDomain, serviceAccount, sdsAddr    string
+	sdsTokenFile                            string
 	certTTL                                 time.Duration
 }
 
@@ -34,7 +35,8 @@ func (f *agentFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.trustDomain, "trust-domain", "cluster.local", "SPIFFE trust domain")
 	fs.StringVar(&f.serviceAccount, "service-account", "", "service account (default: SERVICE_ACCOUNT metadata, else default)")
 	fs.DurationVar(&f.certTTL, "cert-ttl", 0, "certificate lifetime to request (0: the CA's default)")
-	fs.StringVar(&f.sdsAddr, "sds-addr", "", "also serve the certificates over SDS for Envoy: unix:///path/socket or 127.0.0.1:PORT")
+	fs.StringVar(&f.sdsAddr, "sds-addr", "", "also serve the certificates over SDS for Envoy: unix:///path/socket (mode 0600), or a loopback 127.0.0.1:PORT with --sds-token-file")
+	fs.StringVar(&f.sdsTokenFile, "sds-token-file", "", "bearer token SDS callers must send (required for a TCP --sds-addr)")
 }
 
 func (f *agentFlags) enabled() bool { return f.caAddr != "" }
@@ -71,7 +73,7 @@ func (f *agentFlags) start(ctx context.Context, node *corev3.Node, log *slog.Log
 	wg.Add(1)
 	go func() { defer wg.Done(); a.Run(actx) }()
 	if f.sdsAddr != "" {
-		l, err := agent.ListenSDS(f.sdsAddr)
+		l, err := agent.ListenSDS(f.sdsAddr, f.sdsTokenFile)
 		if err != nil {
 			cancel()
 			wg.Wait()
@@ -79,7 +81,7 @@ func (f *agentFlags) start(ctx context.Context, node *corev3.Node, log *slog.Log
 		}
 		log.Info("serving SDS", "addr", l.Addr().String())
 		wg.Add(1)
-		go func() { defer wg.Done(); agent.NewSDS(a).Serve(actx, l) }()
+		go func() { defer wg.Done(); agent.NewSDS(a).Serve(actx, l, f.sdsTokenFile) }()
 	}
 	stop := func() { cancel(); wg.Wait(); a.Close() }
 	log.Info("requesting workload certificate", "id", id.String(), "ca", f.caAddr)

@@ -328,7 +328,7 @@ func (b *bench) startMast(ctx context.Context, services int) error {
 	}
 	for _, s := range sidecars {
 		id := fmt.Sprintf("sidecar~%s~%s.%s~%s.svc.cluster.local", s.ip, s.workload, Namespace, Namespace)
-		proc, err := b.start(ctx, s.name, b.cfg.Pin.Proxy, nil, b.tools.MastProxy, "--node-id", id, "--xds-addr", xds,
+		proc, err := b.start(ctx, s.name, b.cfg.Pin.Proxy, nil, b.tools.MastProxy, "--node-id", id, "--xds-addr", secure,
 			"--admin-addr", s.ip+":15000", "--labels", s.labels, "--meta", "INTERCEPTION_MODE=NONE", "--meta", "SERVICE_ACCOUNT="+s.sa,
 			"--ca-addr", secure, "--ca-root-file", filepath.Join(caDir, "root-cert.pem"), "--token-file", tokens[s.name],
 			"--log-level", "warn")

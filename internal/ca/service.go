@@ -147,6 +147,17 @@ func (ca *CA) authenticate(ctx context.Context, now time.Time) (spiffeid.ID, err
 	return spiffeid.ID{}, refuse(ErrUnauthenticated, "%v", errors.Join(errs...))
 }
 
+// PeerID returns the workload SPIFFE ID of the caller's TLS client
+// certificate, verified now against the current trust bundle; mastd's xDS
+// server on 15012 binds a proxy's node to it. Errors are gRPC statuses.
+func (ca *CA) PeerID(ctx context.Context) (spiffeid.ID, error) {
+	id, err := ca.authenticatePeer(ctx, ca.now())
+	if err != nil {
+		return spiffeid.ID{}, grpcStatus(err)
+	}
+	return id, nil
+}
+
 // authenticatePeer accepts the SPIFFE ID of a TLS client certificate,
 // re-verified at request time against the current bundle: a connection may
 // outlive its certificate or the root that signed it.

@@ -37,6 +37,10 @@ func Main(args []string, stderr io.Writer) int {
 	fs.StringVar(&cfg.CADir, "ca-dir", "", "run the CA with its root and token key kept in this directory, serving xDS and certificates over TLS on --secure-xds-addr")
 	fs.StringVar(&cfg.SecureXDSAddr, "secure-xds-addr", "127.0.0.1:15012", "address of xDS and the certificate service over TLS (with --ca-dir)")
 	fs.IntVar(&cfg.PushThrottle, "push-throttle", 100, "proxies generated and sent to at once during a push (Istio's PILOT_PUSH_THROTTLE)")
+	var maxStreams uint
+	fs.UintVar(&maxStreams, "max-streams-per-conn", 100, "concurrent gRPC streams allowed on one xDS connection")
+	fs.IntVar(&cfg.MaxConnsPerNode, "max-conns-per-node", 8, "ADS streams open at once for one node ID")
+	fs.IntVar(&cfg.XDSMaxSendSize, "xds-max-send-size", 64<<20, "largest xDS response sent, in bytes (proxies' --xds-max-recv-size must be at least this)")
 	fs.StringVar(&cfg.DebugTokenFile, "debug-token-file", "", "bearer token required by /debug endpoints that change state (default: CA directory's debug-token, created mode 0600)")
 	fs.Func("debug-host", "a name accepted in the Host header of /debug/* besides IP addresses and localhost (repeatable)", func(v string) error {
 		cfg.DebugHosts = append(cfg.DebugHosts, v)
@@ -50,6 +54,7 @@ func Main(args []string, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	cfg.MaxStreamsPerConn = uint32(min(maxStreams, 1<<31))
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 		fmt.Fprintf(stderr, "mastd: --log-level %q: %v\n", logLevel, err)

@@ -55,6 +55,14 @@ type Config struct {
 	// CA runs, created (mode 0600) on first start; without either, those
 	// endpoints refuse every request.
 	DebugTokenFile string
+	// MaxStreamsPerConn bounds concurrent gRPC streams on one xDS
+	// connection (a proxy needs one ADS stream); 0 means 100.
+	MaxStreamsPerConn uint32
+	// MaxConnsPerNode bounds open ADS streams per node ID (0: 8).
+	MaxConnsPerNode int
+	// XDSMaxSendSize bounds one xDS response; it must not exceed the
+	// proxies' --xds-max-recv-size (both default to 64 MiB). 0: 64 MiB.
+	XDSMaxSendSize int
 	// DebugHosts are names accepted in the Host header of /debug/*
 	// besides IP literals and localhost (DNS rebinding defence).
 	DebugHosts []string
@@ -75,12 +83,30 @@ func Run(ctx context.Context, cfg Config) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	if cfg.MaxStreamsPerConn == 0 {
+		cfg.MaxStreamsPerConn = 100
+	}
+	if cfg.XDSMaxSendSize == 0 {
+		cfg.XDSMaxSendSize = 64 << 20
+	}
+	// The CA is opened first: the ADS server binds TLS callers' nodes to
+	// the identities it verifies.
+	var authority *ca.CA
+	if cfg.CADir != "" {
+		var err error
+		authority, err = ca.New(ca.Config{Dir: cfg.CADir, TrustDomain: cfg.Mesh.TrustDomain, Logger: log.With("component", "ca")})
+		if err != nil {
+			return fmt.Errorf("ca: %w", err)
+		}
+	}
 	adsServer := ads.New(ads.Config{
-		Generate:     generate.Generate,
-		ClusterHost:  generate.ClusterHost,
-		Logger:       log.With("component", "ads"),
-		Metrics:      reg,
-		PushThrottle: cfg.PushThrottle,
+		Generate:        generate.Generate,
+		ClusterHost:     generate.ClusterHost,
+		Logger:          log.With("component", "ads"),
+		Metrics:         reg,
+		PushThrottle:    cfg.PushThrottle,
+		Authorize:       xdsAuthorizer(authority),
+		MaxConnsPerNode: cfg.MaxConnsPerNode,
 	})
 
 	p := &pipeline{mesh: cfg.Mesh, ads: adsServer, log: log.With("component", "push"), events: newConfigEvents(reg)}
@@ -117,7 +143,8 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("monitoring listener: %w", err)
 	}
 	gs := grpc.NewServer(
-		grpc.MaxConcurrentStreams(100000),
+		grpc.MaxConcurrentStreams(cfg.MaxStreamsPerConn),
+		grpc.MaxSendMsgSize(cfg.XDSMaxSendSize),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 15 * time.Second, PermitWithoutStream: true}),
 	)
@@ -125,12 +152,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 	var secure *grpc.Server
 	var secureLis net.Listener
-	var authority *ca.CA
-	if cfg.CADir != "" {
-		authority, err = ca.New(ca.Config{Dir: cfg.CADir, TrustDomain: cfg.Mesh.TrustDomain, Logger: log.With("component", "ca")})
-		if err != nil {
-			return fmt.Errorf("ca: %w", err)
-		}
+	if authority != nil {
 		if err := authority.RegisterMetrics(reg); err != nil {
 			return fmt.Errorf("ca: metrics: %w", err)
 		}
@@ -141,7 +163,10 @@ func Run(ctx context.Context, cfg Config) error {
 		if secureLis, err = net.Listen("tcp", cfg.SecureXDSAddr); err != nil {
 			return fmt.Errorf("secure xds listener: %w", err)
 		}
-		secure = grpc.NewServer(grpc.Creds(credentials.NewTLS(tlsCfg)), grpc.MaxConcurrentStreams(100000))
+		secure = grpc.NewServer(grpc.Creds(credentials.NewTLS(tlsCfg)), grpc.MaxConcurrentStreams(cfg.MaxStreamsPerConn),
+			grpc.MaxSendMsgSize(cfg.XDSMaxSendSize),
+			grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+			grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 15 * time.Second, PermitWithoutStream: true}))
 		adsServer.Register(secure)
 		authority.Register(secure)
 	}

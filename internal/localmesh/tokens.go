@@ -22,6 +22,13 @@ func (o Options) withIdentity(p Proc, id Identity) Proc {
 		return p
 	}
 	p.Identity = id
+	// xDS goes over mTLS to the CA's port (15012), where mastd binds the
+	// node to the certificate's identity; the plaintext port is not used.
+	for i := 0; i+1 < len(p.Args); i++ {
+		if p.Args[i] == "--xds-addr" {
+			p.Args[i+1] = o.SecureXDSAddr
+		}
+	}
 	p.Args = append(p.Args,
 		"--ca-addr", o.SecureXDSAddr,
 		"--ca-root-file", filepath.Join(o.CADir, "root-cert.pem"),

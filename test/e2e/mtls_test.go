@@ -134,7 +134,7 @@ func startMTLSMesh(t *testing.T, caDir, caAddr string, extraProxyArgs ...string)
 	waitLine(t, mastd, "mastd serving", 30*time.Second)
 
 	for name, ip := range map[string]string{"server": m.serverIP, "client": m.clientIP} {
-		pargs := []string{"--xds-addr", xdsAddr, "--node-id", fmt.Sprintf("sidecar~%s~%s.default~default.svc.cluster.local", ip, name),
+		pargs := []string{"--xds-addr", m.caAddr, "--node-id", fmt.Sprintf("sidecar~%s~%s.default~default.svc.cluster.local", ip, name),
 			"--admin-addr", "127.0.0.1:0", "--labels", "app=" + name, "--meta", "INTERCEPTION_MODE=NONE", "--meta", "SERVICE_ACCOUNT=" + name,
 			"--drain-period", "1s", "--ca-addr", m.caAddr, "--ca-root-file", filepath.Join(m.caDir, "root-cert.pem"), "--token-file", tokens[name]}
 		m.proxies[name] = start(t, "mast-proxy", append(pargs, extraProxyArgs...)...)

@@ -193,7 +193,7 @@ func TestRealSidecars(t *testing.T) {
 	})
 	sidecar := func(ns *Namespace, ip, name, xds string) {
 		id := fmt.Sprintf("sidecar~%s~%s.default~default.svc.cluster.local", ip, name)
-		startIn(t, ns, true, proxyBin, "--node-id", id, "--xds-addr", xds, "--admin-addr", "127.0.0.1:15000",
+		startIn(t, ns, true, proxyBin, "--node-id", id, "--xds-addr", xds, "--xds-tls=false", "--admin-addr", "127.0.0.1:15000",
 			"--labels", "app="+strings.TrimSuffix(name, "-1"), "--drain-period", "1s")
 		waitFor(t, "sidecar ready in "+ns.Name, func() error {
 			out, err := ns.Exec(ctx, "curl", "-sS", "--max-time", "5", "http://127.0.0.1:15000/ready")

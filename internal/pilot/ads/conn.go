@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"strconv"
 	"sync"
@@ -187,7 +188,14 @@ func (c *conn) generate(ctx context.Context, pc *model.PushContext, w *watch, na
 	if err != nil {
 		slot.release()
 		err = fmt.Errorf("proxy %s: %w", c.proxy.ID, err)
-		c.s.log.Error("xds: generate failed; proxy keeps its last config", "proxy", c.proxy.ID, "type", shortType(w.typeURL), "version", pc.Version, "err", err)
+		// The same failure on every push (an unknown type URL, say) is
+		// logged once at ERROR, then at DEBUG until it changes: a client
+		// must not be able to fill the log with one line per push.
+		lvl := slog.LevelError
+		if w.lastError == err.Error() {
+			lvl = slog.LevelDebug
+		}
+		c.s.log.Log(context.Background(), lvl, "xds: generate failed; proxy keeps its last config", "proxy", c.proxy.ID, "type", shortType(w.typeURL), "version", pc.Version, "err", err)
 		c.mu.Lock()
 		w.lastError = err.Error()
 		c.mu.Unlock()
@@ -409,8 +417,16 @@ func serveStream[Req any, Resp any, PReq interface {
 	if err != nil {
 		return err
 	}
+	if s.authorize != nil {
+		if err := s.authorize(stream.Context(), p); err != nil {
+			s.log.Warn("xds: stream refused", "proxy", p.ID, "err", err)
+			return err
+		}
+	}
 	c := s.newConn(p, kind)
-	s.addConn(c)
+	if err := s.addConn(c); err != nil {
+		return err
+	}
 	out := startOutbox(stream.Send, s.sendTimeout)
 	st := newHandler(c, out)
 	stop := make(chan struct{})

@@ -20,6 +20,7 @@ import (
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/mast-mesh/mast/internal/pilot/model"
@@ -56,7 +57,19 @@ type Config struct {
 	// the proxies of one push share (Istio's PILOT_ENABLE_XDS_CACHE=false):
 	// every proxy's resources are then marshaled on their own.
 	DisableCache bool
+	// Authorize, when set, is asked about every new stream once its node is
+	// known: an error (a gRPC status) refuses the stream. mastd binds the
+	// node to the client certificate's SPIFFE identity with it.
+	Authorize func(ctx context.Context, p *model.Proxy) error
+	// MaxConnsPerNode bounds the streams open at once for one node ID; a
+	// further one is refused with ResourceExhausted. 0 means
+	// DefaultMaxConnsPerNode; negative means no limit.
+	MaxConnsPerNode int
 }
+
+// DefaultMaxConnsPerNode bounds streams per node ID: a proxy needs one, and
+// a few more while a reconnect overlaps the old stream's teardown.
+const DefaultMaxConnsPerNode = 8
 
 // DefaultPushThrottle is Istio's PILOT_PUSH_THROTTLE default.
 const DefaultPushThrottle = 100
@@ -73,12 +86,15 @@ type Server struct {
 	sendTimeout time.Duration
 	pushSlots   chan struct{} // nil: no push throttle
 	noCache     bool
+	authorize   func(context.Context, *model.Proxy) error
+	maxPerNode  int
 
 	pc    atomic.Pointer[model.PushContext]
 	cache atomic.Pointer[marshalCache] // of the current push context
 
 	mu      sync.RWMutex
 	conns   map[*conn]struct{}
+	perNode map[string]int // open streams per node ID, guarded by mu
 	connSeq atomic.Uint64
 
 	closeOnce sync.Once
@@ -99,7 +115,14 @@ func New(cfg Config) *Server {
 	case cfg.PushThrottle > 0:
 		slots = make(chan struct{}, cfg.PushThrottle)
 	}
+	maxPerNode := cfg.MaxConnsPerNode
+	if maxPerNode == 0 {
+		maxPerNode = DefaultMaxConnsPerNode
+	}
 	return &Server{
+		authorize:   cfg.Authorize,
+		maxPerNode:  maxPerNode,
+		perNode:     map[string]int{},
 		pushSlots:   slots,
 		noCache:     cfg.DisableCache,
 		generate:    cfg.Generate,
@@ -182,17 +205,27 @@ func (s *Server) throttle(ctx context.Context) (*pushSlot, error) {
 // current returns the push context to generate from, or nil before the first Push.
 func (s *Server) current() *model.PushContext { return s.pc.Load() }
 
-func (s *Server) addConn(c *conn) {
+func (s *Server) addConn(c *conn) error {
 	s.mu.Lock()
+	if s.maxPerNode > 0 && s.perNode[c.proxy.ID] >= s.maxPerNode {
+		s.mu.Unlock()
+		s.log.Debug("xds: stream refused: too many streams for this node", "proxy", c.proxy.ID, "limit", s.maxPerNode)
+		return status.Errorf(codes.ResourceExhausted, "xds: node %q already has %d streams open (limit %d)", c.proxy.ID, s.maxPerNode, s.maxPerNode)
+	}
+	s.perNode[c.proxy.ID]++
 	s.conns[c] = struct{}{}
 	n := len(s.conns)
 	s.mu.Unlock()
 	s.metrics.connected.Set(float64(n))
 	s.log.Info("xds: proxy connected", "proxy", c.proxy.ID, "conn", c.id, "stream", c.kind)
+	return nil
 }
 
 func (s *Server) removeConn(c *conn, err error) {
 	s.mu.Lock()
+	if s.perNode[c.proxy.ID]--; s.perNode[c.proxy.ID] <= 0 {
+		delete(s.perNode, c.proxy.ID)
+	}
 	delete(s.conns, c)
 	n := len(s.conns)
 	s.mu.Unlock()

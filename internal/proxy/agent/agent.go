@@ -251,6 +251,13 @@ func (a *Agent) rootsForCA() []*x509.Certificate {
 	return *a.caRoots.Load()
 }
 
+// TransportCredentials are the agent's TLS credentials towards mastd: they
+// verify mastd's serving certificate for CAServerName against the root file
+// and the current trust bundle, and present the workload certificate while
+// it is valid. The proxy's xDS connection to 15012 uses them, so mastd can
+// bind the proxy's node to its SPIFFE identity.
+func (a *Agent) TransportCredentials() credentials.TransportCredentials { return a.creds }
+
 // Secrets returns the current identity, or nil before the first certificate.
 func (a *Agent) Secrets() *Secrets { return a.cur.Load() }
 

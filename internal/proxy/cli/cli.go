@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -19,6 +21,39 @@ import (
 	"github.com/mast-mesh/mast/internal/proxy/dataplane"
 	"github.com/mast-mesh/mast/internal/proxy/xdsclient"
 )
+
+// xdsTarget decides where and how the proxy fetches its configuration.
+// With the agent, xDS goes over mTLS (the workload certificate, which mastd
+// binds to the node's namespace and service account) to --ca-addr unless
+// --xds-addr says otherwise; plaintext then needs an explicit
+// --xds-tls=false. Plaintext xDS is unauthenticated, so it is accepted only
+// to a loopback address unless asked for explicitly.
+func xdsTarget(fs *flag.FlagSet, addr string, tlsOn bool, af agentFlags) (string, bool, error) {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if !set["xds-tls"] {
+		tlsOn = af.enabled()
+	}
+	if tlsOn && !af.enabled() {
+		return "", false, errors.New("--xds-tls needs the agent (--ca-addr) for a client certificate")
+	}
+	if addr == "" {
+		if tlsOn {
+			return af.caAddr, true, nil
+		}
+		return "127.0.0.1:15010", false, nil
+	}
+	if !tlsOn && !set["xds-tls"] {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			return "", false, fmt.Errorf("--xds-addr %q: %w", addr, err)
+		}
+		if ip, err := netip.ParseAddr(host); host != "localhost" && (err != nil || !ip.IsLoopback()) {
+			return "", false, fmt.Errorf("--xds-addr %q: plaintext xDS to a non-loopback address is unauthenticated; use the agent (--ca-addr) for mTLS, or ask for plaintext with --xds-tls=false", addr)
+		}
+	}
+	return addr, tlsOn, nil
+}
 
 type multiFlag []string
 
@@ -47,7 +82,9 @@ func run(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("mast-proxy", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		xds       = fs.String("xds-addr", "127.0.0.1:15010", "control plane ADS address (host:port)")
+		xds       = fs.String("xds-addr", "", "control plane ADS address (host:port); default: --ca-addr over mTLS when the agent runs, else 127.0.0.1:15010 in plaintext")
+		xdsTLS    = fs.Bool("xds-tls", false, "xDS over mTLS with the agent's certificate (default: on when --ca-addr is set); --xds-tls=false asks for plaintext")
+		xdsMaxRcv = fs.Int("xds-max-recv-size", xdsclient.DefaultMaxRecvMsgSize, "largest xDS response accepted, in bytes (mastd's --xds-max-send-size must not exceed it)")
 		nodeID    = fs.String("node-id", "", "xDS node id TYPE~IP~NAME.NAMESPACE~DOMAIN (else built from --type/--ip/--name/--namespace)")
 		typ       = fs.String("type", "sidecar", "proxy type: sidecar or router")
 		ip        = fs.String("ip", "", "proxy IP (first INSTANCE_IPS)")
@@ -76,6 +113,10 @@ func run(args []string, stderr io.Writer) error {
 		return err
 	}
 	ocfg, err := of.config()
+	if err != nil {
+		return err
+	}
+	xdsAddr, useTLS, err := xdsTarget(fs, *xds, *xdsTLS, af)
 	if err != nil {
 		return err
 	}
@@ -109,7 +150,7 @@ func run(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log.Info("starting", "node", node.GetId(), "xds", *xds, "interception", node.GetMetadata().GetFields()["INTERCEPTION_MODE"].GetStringValue())
+	log.Info("starting", "node", node.GetId(), "xds", xdsAddr, "xds_mtls", useTLS, "interception", node.GetMetadata().GetFields()["INTERCEPTION_MODE"].GetStringValue())
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	secrets, stopAgent, err := af.start(ctx, node, log.With("component", "agent"))
@@ -120,9 +161,13 @@ func run(args []string, stderr io.Writer) error {
 	if ctx.Err() != nil {
 		return nil
 	}
-	dcfg := dataplane.Config{XDSAddress: *xds, Node: node, AdminAddr: *adminAddr, DrainPeriod: *drain, Logger: log, LogLevel: lv, XDSDelta: *delta, Overload: ocfg}
+	dcfg := dataplane.Config{XDSAddress: xdsAddr, Node: node, AdminAddr: *adminAddr, DrainPeriod: *drain, Logger: log, LogLevel: lv,
+		XDSDelta: *delta, XDSMaxRecvMsgSize: *xdsMaxRcv, Overload: ocfg}
 	if secrets != nil {
 		dcfg.Secrets = secrets
+		if useTLS {
+			dcfg.XDSCredentials = secrets.TransportCredentials()
+		}
 	}
 	p := dataplane.New(dcfg)
 	return p.Run(ctx)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/mast-mesh/mast/internal/proxy/admin"
@@ -45,6 +46,11 @@ type Config struct {
 	XDSBackoffMax time.Duration
 	// XDSDelta uses the incremental xDS protocol instead of state of the world.
 	XDSDelta bool
+	// XDSCredentials secure the xDS connection (the agent's mTLS); nil is
+	// plaintext.
+	XDSCredentials credentials.TransportCredentials
+	// XDSMaxRecvMsgSize bounds one xDS response (0: xdsclient's 64 MiB).
+	XDSMaxRecvMsgSize int
 	// Secrets provides the workload certificate and trust bundle for TLS
 	// transport sockets (the agent); nil runs without mTLS.
 	Secrets tlsconfig.Source
@@ -137,7 +143,7 @@ func New(cfg Config) *Proxy {
 	p.listeners.Overload = p.overload
 	p.http.Overload = p.overload
 	p.xds = xdsclient.New(xdsclient.Config{Address: cfg.XDSAddress, Node: cfg.Node, Logger: cfg.Logger.With("component", "xds"),
-		BackoffMax: cfg.XDSBackoffMax, Delta: cfg.XDSDelta}, p)
+		BackoffMax: cfg.XDSBackoffMax, Delta: cfg.XDSDelta, Credentials: cfg.XDSCredentials, MaxRecvMsgSize: cfg.XDSMaxRecvMsgSize}, p)
 	return p
 }
 

@@ -21,7 +21,9 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	grpcstatus "google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
@@ -38,8 +40,14 @@ type Handler interface {
 
 // Config configures a Client.
 type Config struct {
-	// Address is the control plane's host:port (plaintext gRPC).
+	// Address is the control plane's host:port.
 	Address string
+	// Credentials secure the connection (mTLS to mastd's 15012 with the
+	// agent's certificate); nil means plaintext (a loopback 15010).
+	Credentials credentials.TransportCredentials
+	// MaxRecvMsgSize bounds one response (default DefaultMaxRecvMsgSize);
+	// mastd's --xds-max-send-size must not exceed it.
+	MaxRecvMsgSize int
 	Node    *corev3.Node
 	Logger  *slog.Logger
 	// BackoffBase and BackoffMax bound reconnect delays (defaults 250ms, 30s).
@@ -75,6 +83,10 @@ type typeState struct {
 // resources they reference (Envoy's order, so nothing is used before it exists).
 var order = []string{xdsparse.ClusterType, xdsparse.ListenerType, xdsparse.EndpointType, xdsparse.RouteType}
 
+// DefaultMaxRecvMsgSize is the default bound of one xDS response: 64 MiB,
+// far above gRPC's 4 MiB, which a 12,000-service mesh's CDS exceeds.
+const DefaultMaxRecvMsgSize = 64 << 20
+
 // New returns a client; call Run.
 func New(cfg Config, h Handler) *Client {
 	if cfg.BackoffBase <= 0 {
@@ -85,6 +97,12 @@ func New(cfg Config, h Handler) *Client {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxRecvMsgSize <= 0 {
+		cfg.MaxRecvMsgSize = DefaultMaxRecvMsgSize
+	}
+	if cfg.Credentials == nil {
+		cfg.Credentials = insecure.NewCredentials()
 	}
 	c := &Client{cfg: cfg, h: h, log: cfg.Logger, state: map[string]*typeState{}, delta: map[string]*deltaState{}}
 	for _, t := range order {
@@ -102,7 +120,8 @@ func (c *Client) Counts() (acks, nacks int64) { return c.acks.Load(), c.nacks.Lo
 
 // Run connects and serves until ctx is done, reconnecting on failure.
 func (c *Client) Run(ctx context.Context) error {
-	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, c.cfg.DialOptions...)
+	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(c.cfg.Credentials),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(c.cfg.MaxRecvMsgSize))}, c.cfg.DialOptions...)
 	conn, err := grpc.NewClient(c.cfg.Address, opts...)
 	if err != nil {
 		return fmt.Errorf("xds client: %s: %w", c.cfg.Address, err)
@@ -121,12 +140,20 @@ func (c *Client) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if healthy {
+		tooLarge := grpcstatus.Code(err) == codes.ResourceExhausted
+		if healthy && !tooLarge {
 			attempt = 0
 		}
 		d := backoff(c.cfg.BackoffBase, c.cfg.BackoffMax, attempt)
 		attempt++
-		c.log.Warn("xds stream ended; keeping last good config", "addr", c.cfg.Address, "err", err, "retry_in", d)
+		if tooLarge {
+			// Not a transient failure: the same response will come again.
+			// Back off like any failure (no tight loop) and say what to change.
+			c.log.Error("xds response refused: larger than this proxy's receive limit; keeping last good config. Raise --xds-max-recv-size (and keep mastd's --xds-max-send-size at most that), or scope the proxy's config with a Sidecar resource",
+				"addr", c.cfg.Address, "max_recv_bytes", c.cfg.MaxRecvMsgSize, "err", err, "retry_in", d)
+		} else {
+			c.log.Warn("xds stream ended; keeping last good config", "addr", c.cfg.Address, "err", err, "retry_in", d)
+		}
 		select {
 		case <-ctx.Done():
 			return nil

@@ -30,7 +30,9 @@ import (
 // Defaults for Config.
 const (
 	DefaultLeafTTL = 24 * time.Hour
-	DefaultMaxTTL  = 90 * 24 * time.Hour
+	// DefaultMaxTTL caps every leaf at Istio's default workload lifetime: a
+	// stolen certificate or bootstrap token buys at most a day.
+	DefaultMaxTTL  = 24 * time.Hour
 	DefaultRootTTL = 10 * 365 * 24 * time.Hour
 )
 
@@ -55,7 +57,7 @@ type Config struct {
 	PluginCert, PluginKey, PluginChain, PluginRoot string
 	// DefaultTTL is the lifetime of a leaf whose request names none (24h).
 	DefaultTTL time.Duration
-	// MaxTTL caps requested leaf lifetimes (90 days).
+	// MaxTTL caps requested leaf lifetimes (24h, mastd --max-cert-ttl).
 	MaxTTL time.Duration
 	// RootTTL is the lifetime of a generated root (10 years).
 	RootTTL time.Duration

@@ -21,7 +21,6 @@ import (
 func TestCreateCertificateIssuesVerifiableSVID(t *testing.T) {
 	e := newEnv(t, nil)
 	id := e.id("default", "reviews")
-	tok := e.token("default", "reviews", time.Hour)
 	for _, tc := range []struct {
 		name    string
 		key     crypto.Signer
@@ -34,6 +33,7 @@ func TestCreateCertificateIssuesVerifiableSVID(t *testing.T) {
 		{"p256 just over max", catest.ECKey(t), int64(ca.DefaultMaxTTL/time.Second) + 1, ca.DefaultMaxTTL},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			tok := e.token("default", "reviews", time.Hour) // a token serves one key
 			chain, err := e.create(e.client, tok, catest.CSR{Key: tc.key, URIs: []string{id.String()}}.Build(t), tc.seconds)
 			if err != nil {
 				t.Fatalf("CreateCertificate: %v", err)

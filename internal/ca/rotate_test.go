@@ -20,11 +20,11 @@ import (
 )
 
 func TestRotateRootPhases(t *testing.T) {
-	e := newEnv(t, nil)
+	e := newEnv(t, func(c *ca.Config) { c.MaxTTL = 90 * 24 * time.Hour })
 	id := e.id("default", "reviews")
-	tok := e.token("default", "reviews", 30*24*time.Hour)
 	issue := func() (*x509.Certificate, []*x509.Certificate, []string) {
 		t.Helper()
+		tok := e.token("default", "reviews", 30*24*time.Hour)
 		chain, err := e.create(e.client, tok, catest.CSR{URIs: []string{id.String()}}.Build(t), 48*3600)
 		if err != nil {
 			t.Fatalf("CreateCertificate: %v", err)

@@ -58,9 +58,12 @@ func (s *service) CreateCertificate(ctx context.Context, req *securityv1alpha1.I
 // createCertificate returns the PEM chain and the proved identity.
 func (ca *CA) createCertificate(ctx context.Context, req *securityv1alpha1.IstioCertificateRequest) ([]string, spiffeid.ID, error) {
 	now := ca.now()
-	id, err := ca.authenticate(ctx, now)
+	id, tok, err := ca.authenticate(ctx, now)
 	if err != nil {
 		return nil, spiffeid.ID{}, err
+	}
+	if ca.isRevoked(id) {
+		return nil, id, refuse(ErrPermissionDenied, "identity %s is revoked", id)
 	}
 	if v, ok := req.GetMetadata().GetFields()[impersonatedIdentity]; ok && v.GetStringValue() != id.String() {
 		return nil, id, refuse(ErrPermissionDenied, "%s may not impersonate %q", id, v.GetStringValue())
@@ -74,6 +77,11 @@ func (ca *CA) createCertificate(ctx context.Context, req *securityv1alpha1.Istio
 	}
 	if r.ID != id {
 		return nil, id, refuse(ErrPermissionDenied, "CSR asks for %s but the caller proved %s", r.ID, id)
+	}
+	if tok.raw != "" {
+		if err := ca.bindToken(tok.raw, tok.expiry, r.PublicKey); err != nil {
+			return nil, id, err
+		}
 	}
 	ttl, err := ca.leafTTL(req.GetValidityDuration())
 	if err != nil {
@@ -108,43 +116,51 @@ func (ca *CA) leafTTL(seconds int64) (time.Duration, error) {
 	return time.Duration(seconds) * time.Second, nil
 }
 
+// usedToken is the bootstrap token a request authenticated with, if any.
+type usedToken struct {
+	raw    string
+	expiry time.Time
+}
+
 // authenticate returns the identity the caller proved: with a bearer token
 // (a bootstrap token, else one of Config.Authenticators), or without one by
-// a client certificate that chains to the current trust bundle.
-func (ca *CA) authenticate(ctx context.Context, now time.Time) (spiffeid.ID, error) {
+// a client certificate that chains to the current trust bundle. For a
+// bootstrap token it also returns the token, to bind it to the CSR's key.
+func (ca *CA) authenticate(ctx context.Context, now time.Time) (spiffeid.ID, usedToken, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
 	vals := md.Get("authorization")
 	switch len(vals) {
 	case 0:
-		return ca.authenticatePeer(ctx, now)
+		id, err := ca.authenticatePeer(ctx, now)
+		return id, usedToken{}, err
 	case 1:
 	default:
-		return spiffeid.ID{}, refuse(ErrUnauthenticated, "%d authorization headers, want one", len(vals))
+		return spiffeid.ID{}, usedToken{}, refuse(ErrUnauthenticated, "%d authorization headers, want one", len(vals))
 	}
 	scheme, bearer, ok := strings.Cut(vals[0], " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || bearer == "" {
-		return spiffeid.ID{}, refuse(ErrUnauthenticated, `authorization header is not "Bearer <token>"`)
+		return spiffeid.ID{}, usedToken{}, refuse(ErrUnauthenticated, `authorization header is not "Bearer <token>"`)
 	}
 	a := ca.auth.Load()
 	claims, err := token.Verify(bearer, a.tokenKey, ca.td.Name(), now)
 	if err == nil {
 		if err := ca.checkWorkloadID(claims.Subject); err != nil {
-			return spiffeid.ID{}, refuse(ErrUnauthenticated, "bootstrap token: %v", err)
+			return spiffeid.ID{}, usedToken{}, refuse(ErrUnauthenticated, "bootstrap token: %v", err)
 		}
-		return claims.Subject, nil
+		return claims.Subject, usedToken{raw: bearer, expiry: claims.Expiry}, nil
 	}
 	errs := []error{err}
 	for _, au := range ca.cfg.Authenticators {
 		id, aerr := au.Authenticate(ctx, bearer)
 		if aerr == nil {
 			if err := ca.checkWorkloadID(id); err != nil {
-				return spiffeid.ID{}, refuse(ErrUnauthenticated, "%v", err)
+				return spiffeid.ID{}, usedToken{}, refuse(ErrUnauthenticated, "%v", err)
 			}
-			return id, nil
+			return id, usedToken{}, nil
 		}
 		errs = append(errs, aerr)
 	}
-	return spiffeid.ID{}, refuse(ErrUnauthenticated, "%v", errors.Join(errs...))
+	return spiffeid.ID{}, usedToken{}, refuse(ErrUnauthenticated, "%v", errors.Join(errs...))
 }
 
 // PeerID returns the workload SPIFFE ID of the caller's TLS client
@@ -180,6 +196,9 @@ func (ca *CA) authenticatePeer(ctx context.Context, now time.Time) (spiffeid.ID,
 	}
 	if err := ca.checkWorkloadID(id); err != nil {
 		return spiffeid.ID{}, refuse(ErrUnauthenticated, "client certificate: %v", err)
+	}
+	if ca.isRevoked(id) {
+		return spiffeid.ID{}, refuse(ErrPermissionDenied, "identity %s is revoked", id)
 	}
 	return id, nil
 }

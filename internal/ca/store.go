@@ -19,6 +19,26 @@ type State struct {
 	Roots []RootState `json:"roots"`
 	// TokenKey is the PKCS#8 PEM bootstrap token signing key.
 	TokenKey []byte `json:"tokenKey"`
+	// TokenBindings bind each bootstrap token used so far (by its SHA-256)
+	// to the public key of its first CSR, until the token expires.
+	TokenBindings map[string]TokenBinding `json:"tokenBindings,omitempty"`
+	// Revoked identities get no certificate, and their certificates prove
+	// nothing to the CA or to mastd's xDS server.
+	Revoked []Revocation `json:"revoked,omitempty"`
+}
+
+// TokenBinding ties a used bootstrap token to the key it was first used with.
+type TokenBinding struct {
+	// KeySHA256 is the SHA-256 of the first CSR's SubjectPublicKeyInfo, hex.
+	KeySHA256 string    `json:"key"`
+	Expiry    time.Time `json:"expiry"`
+}
+
+// Revocation is one denied identity.
+type Revocation struct {
+	ID     string    `json:"id"`
+	At     time.Time `json:"at"`
+	Reason string    `json:"reason,omitempty"`
 }
 
 // RootState is one persisted root and its place in a rotation.

@@ -36,6 +36,7 @@ func Main(args []string, stderr io.Writer) int {
 	fs.DurationVar(&cfg.DebounceMax, "debounce-max", 10*time.Second, "longest delay of a push under constant change (PILOT_DEBOUNCE_MAX)")
 	fs.StringVar(&cfg.CADir, "ca-dir", "", "run the CA with its root and token key kept in this directory, serving xDS and certificates over TLS on --secure-xds-addr")
 	fs.StringVar(&cfg.SecureXDSAddr, "secure-xds-addr", "127.0.0.1:15012", "address of xDS and the certificate service over TLS (with --ca-dir)")
+	fs.DurationVar(&cfg.MaxCertTTL, "max-cert-ttl", 24*time.Hour, "longest workload certificate lifetime the CA issues (Istio's 24h default)")
 	fs.IntVar(&cfg.PushThrottle, "push-throttle", 100, "proxies generated and sent to at once during a push (Istio's PILOT_PUSH_THROTTLE)")
 	var maxStreams uint
 	fs.UintVar(&maxStreams, "max-streams-per-conn", 100, "concurrent gRPC streams allowed on one xDS connection")

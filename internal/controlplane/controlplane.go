@@ -44,6 +44,8 @@ type Config struct {
 	// the certificate service over TLS on SecureXDSAddr (Istio's 15012).
 	CADir         string
 	SecureXDSAddr string
+	// MaxCertTTL caps workload certificate lifetimes (0: the CA's 24h).
+	MaxCertTTL    time.Duration
 	Mesh          model.MeshConfig
 	DebounceQuiet time.Duration // Istio's PILOT_DEBOUNCE_AFTER, 100ms
 	DebounceMax   time.Duration // Istio's PILOT_DEBOUNCE_MAX, 10s
@@ -94,7 +96,11 @@ func Run(ctx context.Context, cfg Config) error {
 	var authority *ca.CA
 	if cfg.CADir != "" {
 		var err error
-		authority, err = ca.New(ca.Config{Dir: cfg.CADir, TrustDomain: cfg.Mesh.TrustDomain, Logger: log.With("component", "ca")})
+		caCfg := ca.Config{Dir: cfg.CADir, TrustDomain: cfg.Mesh.TrustDomain, MaxTTL: cfg.MaxCertTTL, Logger: log.With("component", "ca")}
+		if cfg.MaxCertTTL > 0 && cfg.MaxCertTTL < ca.DefaultLeafTTL {
+			caCfg.DefaultTTL = cfg.MaxCertTTL
+		}
+		authority, err = ca.New(caCfg)
 		if err != nil {
 			return fmt.Errorf("ca: %w", err)
 		}
@@ -184,6 +190,8 @@ func Run(ctx context.Context, cfg Config) error {
 	mux.Handle("/debug/configz", guard.ReadOnly(configzHandler(fs)))
 	if authority != nil {
 		mux.Handle("/debug/ca/rotate-root", guard.Mutating(rotateRootHandler(authority)))
+		mux.Handle("/debug/ca/revoke", guard.Mutating(revokeHandler(authority)))
+		mux.Handle("/debug/ca/revoked", guard.ReadOnly(revokedHandler(authority)))
 	}
 	mux.Handle("/debug/", guard.ReadOnly(http.NotFoundHandler()))
 	mux.HandleFunc("/ready", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })

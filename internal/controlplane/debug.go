@@ -9,6 +9,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
 	"github.com/mast-mesh/mast/internal/ca"
 	"github.com/mast-mesh/mast/internal/config/store"
 )
@@ -65,6 +67,37 @@ func rotateRootHandler(authority *ca.CA) http.Handler {
 			"switchAt":      rot.SwitchAt,
 			"retireAt":      rot.RetireAt,
 		})
+	})
+}
+
+// revokeHandler revokes ?identity= (a SPIFFE ID) with an optional ?reason=
+// (POST, authenticated by the guard around it).
+func revokeHandler(authority *ca.CA) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw := r.URL.Query().Get("identity")
+		id, err := spiffeid.FromString(raw)
+		if err != nil {
+			http.Error(w, fmt.Sprintf("identity=%q: want spiffe://TRUST-DOMAIN/ns/NS/sa/SA: %v", raw, err), http.StatusBadRequest)
+			return
+		}
+		if err := authority.Revoke(id, r.URL.Query().Get("reason")); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(authority.Revoked())
+	})
+}
+
+// revokedHandler lists the revoked identities as JSON.
+func revokedHandler(authority *ca.CA) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		list := authority.Revoked()
+		if list == nil {
+			list = []ca.Revocation{}
+		}
+		json.NewEncoder(w).Encode(list)
 	})
 }
 

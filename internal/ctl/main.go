@@ -27,6 +27,7 @@ func verbs() []verb {
 		{"analyze", "analyze configuration (files, or the running mesh) and report Istio's messages", plain(Analyze)},
 		{"proxy-status", "show whether every proxy has acknowledged the configuration mastd sent it", plain(ProxyStatus)},
 		{"proxy-config", "show a proxy's clusters, listeners, routes and endpoints", plain(ProxyConfig)},
+		{"ca", "revoke a workload identity at mastd's CA (ca revoke ID) or list revoked ones (ca revoked)", CA},
 		{"validate", "check configuration files (Istio YAML/JSON) and report errors and warnings", plain(Validate)},
 	}
 }

@@ -129,6 +129,10 @@ type Agent struct {
 	readyOne sync.Once
 	creds    credentials.TransportCredentials
 	rnd      func(n int64) int64
+	// bootKey signs every CSR sent with the bootstrap token: the CA binds
+	// a token to the first key it is used with, so the agent keeps one key
+	// for token requests (renewals with the certificate use fresh keys).
+	bootKey *ecdsa.PrivateKey
 	// Renewals counts certificates received; Failures failed attempts.
 	Renewals, Failures atomic.Uint64
 }
@@ -166,6 +170,7 @@ func New(cfg Config) (*Agent, error) {
 		cfg.Clock = time.Now
 	}
 	roots := cfg.RootCerts
+	var err error
 	if len(roots) == 0 {
 		if cfg.RootCertFile == "" {
 			return nil, errors.New("agent: no roots to verify the CA with: set the root certificate file")
@@ -191,6 +196,9 @@ func New(cfg Config) (*Agent, error) {
 			return v.Int64()
 		}}
 	a.caRoots.Store(&roots)
+	if a.bootKey, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
+		return nil, fmt.Errorf("agent: generate key: %w", err)
+	}
 	tlsCfg := &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		ServerName: cfg.CAServerName,
@@ -376,11 +384,17 @@ func (a *Agent) fetch(ctx context.Context) (*Secrets, error) {
 	if err != nil {
 		return nil, fmt.Errorf("generate key: %w", err)
 	}
-	csrPEM, err := NewCSR(key, a.cfg.ID)
+	request := func(key *ecdsa.PrivateKey) (*securityv1alpha1.IstioCertificateRequest, error) {
+		csrPEM, err := NewCSR(key, a.cfg.ID)
+		if err != nil {
+			return nil, err
+		}
+		return &securityv1alpha1.IstioCertificateRequest{Csr: string(csrPEM), ValidityDuration: int64(a.cfg.CertTTL / time.Second)}, nil
+	}
+	req, err := request(key)
 	if err != nil {
 		return nil, err
 	}
-	req := &securityv1alpha1.IstioCertificateRequest{Csr: string(csrPEM), ValidityDuration: int64(a.cfg.CertTTL / time.Second)}
 	// A connection per attempt: the client certificate is presented at the
 	// handshake, so a connection made before a renewal would prove nothing.
 	conn, err := grpc.NewClient(a.cfg.CAAddr, grpc.WithTransportCredentials(a.creds))
@@ -406,6 +420,10 @@ func (a *Agent) fetch(ctx context.Context) (*Secrets, error) {
 	if !useCert {
 		tok, err := a.token()
 		if err != nil {
+			return nil, err
+		}
+		key = a.bootKey
+		if req, err = request(key); err != nil {
 			return nil, err
 		}
 		rctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok), 10*time.Second)

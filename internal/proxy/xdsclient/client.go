@@ -48,8 +48,8 @@ type Config struct {
 	// MaxRecvMsgSize bounds one response (default DefaultMaxRecvMsgSize);
 	// mastd's --xds-max-send-size must not exceed it.
 	MaxRecvMsgSize int
-	Node    *corev3.Node
-	Logger  *slog.Logger
+	Node           *corev3.Node
+	Logger         *slog.Logger
 	// BackoffBase and BackoffMax bound reconnect delays (defaults 250ms, 30s).
 	BackoffBase, BackoffMax time.Duration
 	DialOptions             []grpc.DialOption

@@ -7,7 +7,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -39,11 +42,11 @@ func freePort(t *testing.T) string {
 
 // startMastd runs mastd with its CA and returns the plaintext and TLS xDS
 // addresses and the CA directory.
-func startMastd(t *testing.T) (plain, secure, caDir string) {
+func startMastd(t *testing.T) (plain, secure, caDir, mon string) {
 	t.Helper()
 	caDir = t.TempDir()
 	secure = freePort(t)
-	ready := make(chan string, 1)
+	ready := make(chan [2]string, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -52,7 +55,7 @@ func startMastd(t *testing.T) (plain, secure, caDir string) {
 			CADir: caDir, SecureXDSAddr: secure, Mesh: model.DefaultMeshConfig(),
 			DebounceQuiet: 10 * time.Millisecond, DebounceMax: time.Second, MaxConnsPerNode: 2,
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-			Ready:  func(xds, _ net.Addr) { ready <- xds.String() },
+			Ready:  func(xds, m net.Addr) { ready <- [2]string{xds.String(), m.String()} },
 		})
 	}()
 	t.Cleanup(func() {
@@ -61,7 +64,8 @@ func startMastd(t *testing.T) (plain, secure, caDir string) {
 			t.Errorf("Run: %v", err)
 		}
 	})
-	return <-ready, secure, caDir
+	addrs := <-ready
+	return addrs[0], secure, caDir, addrs[1]
 }
 
 // workloadCreds fetches a certificate for ns/sa from the running CA with a
@@ -120,7 +124,7 @@ func firstResponse(t *testing.T, addr string, creds credentials.TransportCredent
 // certificate's. Before, a client without a certificate (or with another
 // namespace's) received any node's configuration.
 func TestXDSBindsNodeToCertificate(t *testing.T) {
-	plain, secure, caDir := startMastd(t)
+	plain, secure, caDir, mon := startMastd(t)
 	reviews := workloadCreds(t, secure, caDir, "default", "reviews")
 	node := func(ns string) string { return "sidecar~127.0.1.3~reviews-v1." + ns + "~" + ns + ".svc.cluster.local" }
 
@@ -148,12 +152,22 @@ func TestXDSBindsNodeToCertificate(t *testing.T) {
 	if err := firstResponse(t, plain, insecure.NewCredentials(), node("default"), "default", "reviews"); err != nil {
 		t.Errorf("plaintext on loopback: %v", err)
 	}
+	// A revoked identity's certificate no longer opens a stream.
+	tok, _ := os.ReadFile(filepath.Join(caDir, DebugTokenName))
+	req, _ := http.NewRequest(http.MethodPost, "http://"+mon+"/debug/ca/revoke?identity=spiffe://cluster.local/ns/default/sa/reviews", nil)
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("revoke: %v %v", resp, err)
+	}
+	if err := firstResponse(t, secure, reviews, node("default"), "default", "reviews"); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("revoked identity: %v, want Unauthenticated", err)
+	}
 }
 
 // TestXDSLimitsStreamsPerNode: one node ID may hold only MaxConnsPerNode
 // streams; the review opened 3,000 streams on one connection.
 func TestXDSLimitsStreamsPerNode(t *testing.T) {
-	plain, _, _ := startMastd(t)
+	plain, _, _, _ := startMastd(t)
 	conn, err := grpc.NewClient(plain, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)

@@ -59,11 +59,24 @@ type Manager struct {
 	// TLS builds the client side of TLS transport sockets; nil makes
 	// connections to TLS endpoints fail.
 	TLS *tlsconfig.Builder
+	// origDst holds when each ORIGINAL_DST host (a key of hosts) was last
+	// asked for; hosts unused for OrigDstCleanup are dropped, as Envoy's
+	// cleanup_interval does (they accumulated until the next push before).
+	origDst   map[string]time.Time
+	lastSweep time.Time
+	// OrigDstCleanup is how long an unused ORIGINAL_DST host is kept
+	// (Envoy's cleanup_interval default, 5s).
+	OrigDstCleanup time.Duration
+	now            func() time.Time
 }
+
+// DefaultOrigDstCleanup is Envoy's ORIGINAL_DST cleanup_interval default.
+const DefaultOrigDstCleanup = 5 * time.Second
 
 // NewManager returns an empty manager.
 func NewManager(log *slog.Logger) *Manager {
 	return &Manager{clusters: map[string]*Cluster{}, hosts: map[string]*Host{}, log: log,
+		origDst: map[string]time.Time{}, OrigDstCleanup: DefaultOrigDstCleanup, now: time.Now,
 		dial: func(network, addr string, timeout time.Duration) (net.Conn, error) {
 			return net.DialTimeout(network, addr, timeout)
 		}}
@@ -98,6 +111,7 @@ func (m *Manager) Update(cfgs map[string]*xdsparse.Cluster, eps map[string]*xdsp
 		if !liveHosts[k] {
 			h.pool.closeIdle()
 			delete(m.hosts, k)
+			delete(m.origDst, k)
 		}
 	}
 	m.clusters = out
@@ -153,13 +167,34 @@ func (m *Manager) OriginalDstHost(c *Cluster, addr string) *Host {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	now := m.now()
+	if now.Sub(m.lastSweep) >= m.OrigDstCleanup {
+		m.sweepOrigDst(now)
+	}
 	key := c.Cfg.Name + "|" + addr
 	h := m.hosts[key]
 	if h == nil {
 		h = &Host{Addr: addr, Weight: 1, Healthy: true, pool: m.newPool(addr, c, c.Cfg.TLS)}
 		m.hosts[key] = h
 	}
+	m.origDst[key] = now
 	return h
+}
+
+// sweepOrigDst drops ORIGINAL_DST hosts not asked for during the cleanup
+// interval and closes their idle connections. Callers that still hold such a
+// host keep using it; the next lookup makes a new one. m.mu is held.
+func (m *Manager) sweepOrigDst(now time.Time) {
+	m.lastSweep = now
+	for k, used := range m.origDst {
+		if now.Sub(used) >= m.OrigDstCleanup {
+			if h := m.hosts[k]; h != nil && h.Active.Load() == 0 {
+				h.pool.closeIdle()
+				delete(m.hosts, k)
+				delete(m.origDst, k)
+			}
+		}
+	}
 }
 
 // Close closes all idle connections.

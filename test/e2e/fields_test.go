@@ -165,3 +165,80 @@ func TestDestinationRuleTLSVerifiesServers(t *testing.T) {
 		}
 	})
 }
+
+// strictNoCertConfig: a server workload at %[1]s whose application is at
+// %[2]s, under a mesh-wide PeerAuthentication STRICT.
+const strictNoCertConfig = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: server, namespace: default}
+spec:
+  hosts: [server.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 8080, name: http, protocol: HTTP}]
+  workloadSelector: {labels: {app: server}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: server, namespace: default}
+spec: {address: %[1]s, labels: {app: server}, serviceAccount: server}
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: server, namespace: default}
+spec:
+  workloadSelector: {labels: {app: server}}
+  ingress:
+  - port: {number: 8080, protocol: HTTP, name: http}
+    defaultEndpoint: %[2]s
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: istio-system}
+spec:
+  mtls: {mode: %[3]s}
+`
+
+// TestStrictWithoutCertificateFailsClosed: a sidecar that has no workload
+// certificate (no CA configured) under PeerAuthentication STRICT refuses
+// plaintext and TLS alike and logs why; it used to serve plaintext. Under
+// PERMISSIVE the same sidecar serves plaintext.
+func TestStrictWithoutCertificateFailsClosed(t *testing.T) {
+	app := versionServer(t, "app")
+	ip := uniqueLoopback()
+	dir := t.TempDir()
+	writeFile(t, dir, "mesh.yaml", fmt.Sprintf(strictNoCertConfig, ip, fmt.Sprintf("127.0.0.1:%d", app), "PERMISSIVE"))
+	xdsAddr := startControlPlane(t, dir)
+	proxy := start(t, "mast-proxy", "--node-id", fmt.Sprintf("sidecar~%s~server-1.default~default.svc.cluster.local", ip),
+		"--xds-addr", xdsAddr, "--admin-addr", ip+":15000", "--drain-period", "1s",
+		"--labels", "app=server", "--meta", "INTERCEPTION_MODE=NONE")
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
+	get := func() error {
+		resp, err := client.Get("http://" + ip + ":8080/")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	}
+	eventually(t, 30*time.Second, "plaintext under PERMISSIVE", get)
+
+	writeFile(t, dir, "mesh.yaml", fmt.Sprintf(strictNoCertConfig, ip, fmt.Sprintf("127.0.0.1:%d", app), "STRICT"))
+	eventually(t, 30*time.Second, "plaintext refused under STRICT", func() error {
+		if err := get(); err == nil {
+			return fmt.Errorf("plaintext request served")
+		}
+		return nil
+	})
+	// A TLS client gets no certificate either: the handshake fails.
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", ip+":8080",
+		&tls.Config{InsecureSkipVerify: true, NextProtos: []string{"istio-peer-exchange", "istio"}})
+	if err == nil {
+		c.Close()
+		t.Fatal("TLS handshake succeeded without a workload certificate")
+	}
+	waitLine(t, proxy, "no workload certificate", 10*time.Second)
+}

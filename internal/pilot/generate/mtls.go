@@ -31,13 +31,19 @@ const (
 var istioALPN = []string{"istio-peer-exchange", "istio", "istio-http/1.0", "istio-http/1.1", "istio-h2"}
 
 // inboundMode is the PeerAuthentication mode of one of the proxy's own
-// ports. A proxy without a workload certificate cannot terminate mTLS, so
-// it serves plaintext whatever the policy says.
+// ports. A proxy without a workload certificate cannot terminate mTLS: it
+// serves plaintext under PERMISSIVE, and under STRICT it still gets the
+// mTLS-only chains, whose handshakes fail for want of a certificate (fail
+// closed: plaintext is never served where STRICT is in force).
 func (g *gen) inboundMode(port uint32) model.MTLSMode {
-	if !g.p.HasWorkloadCert() || g.p.Type == model.Router {
+	if g.p.Type == model.Router {
 		return model.MTLSDisable
 	}
-	return g.pc.MTLSModeFor(g.p.Namespace, g.p.Labels, port)
+	m := g.pc.MTLSModeFor(g.p.Namespace, g.p.Labels, port)
+	if !g.p.HasWorkloadCert() && m != model.MTLSStrict {
+		return model.MTLSDisable
+	}
+	return m
 }
 
 // inboundChains are the filter chains of one inbound port (matching

@@ -102,7 +102,8 @@ func TestPeerAuthenticationLevels(t *testing.T) {
 		wantM model.MTLSMode
 	}{
 		{"default is PERMISSIVE", nil, true, permissiveChains, model.MTLSPermissive},
-		{"proxy without certificate serves plaintext", []config.Resource{peerAuth("istio-system", "default", nil, strict, nil)}, false, plain, model.MTLSStrict},
+		{"proxy without certificate fails closed under STRICT", []config.Resource{peerAuth("istio-system", "default", nil, strict, nil)}, false, strictChains, model.MTLSStrict},
+		{"proxy without certificate serves plaintext under PERMISSIVE", nil, false, plain, model.MTLSPermissive},
 		{"mesh STRICT", []config.Resource{peerAuth("istio-system", "default", nil, strict, nil)}, true, strictChains, model.MTLSStrict},
 		{"namespace overrides mesh", []config.Resource{peerAuth("istio-system", "default", nil, strict, nil), peerAuth("default", "ns", nil, disable, nil)}, true, plain, model.MTLSDisable},
 		{"workload overrides namespace", []config.Resource{peerAuth("default", "ns", nil, disable, nil), peerAuth("default", "reviews", reviews, strict, nil)}, true, strictChains, model.MTLSStrict},

@@ -2,6 +2,7 @@ package listener
 
 import (
 	"crypto/tls"
+	"errors"
 	"net"
 	"sync/atomic"
 	"time"
@@ -66,6 +67,12 @@ func (m *Manager) selectChain(nc net.Conn, cfg *xdsparse.Listener, port uint32, 
 	conn.SetDeadline(time.Now().Add(HandshakeTimeout))
 	if err := conn.Handshake(); err != nil {
 		m.TLSStats.HandshakeErrors.Add(1)
+		if errors.Is(err, tlsconfig.ErrNoCertificate) {
+			// Fail closed, loudly: mTLS is required here and there is nothing to present.
+			m.log.Warn("connection refused: this chain requires mTLS (PeerAuthentication STRICT) and the proxy has no workload certificate",
+				"listener", cfg.Name, "chain", chain.Name, "remote", nc.RemoteAddr().String(), "error", err)
+			return nc, nil
+		}
 		m.log.Debug("TLS handshake refused", "listener", cfg.Name, "chain", chain.Name, "remote", nc.RemoteAddr().String(), "error", err)
 		return nc, nil
 	}

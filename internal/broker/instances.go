@@ -42,7 +42,7 @@ type result struct {
 }
 
 func ok(status int, body any) result { return result{status: status, body: body} }
-func fail(err *apiError) result     { return result{err: err} }
+func fail(err *apiError) result      { return result{err: err} }
 
 var dnsLabelRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 

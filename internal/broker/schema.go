@@ -45,7 +45,7 @@ var (
 
 // planSchemas are a plan's schemas as published and compiled.
 type planSchemas struct {
-	instanceCreate, instanceUpdate, bindingCreate          map[string]any
+	instanceCreate, instanceUpdate, bindingCreate    map[string]any
 	instanceCreateC, instanceUpdateC, bindingCreateC *jsonschema.Schema
 }
 

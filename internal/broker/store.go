@@ -107,11 +107,11 @@ type IssuedCertificate struct {
 type state struct {
 	// Generation counts policy writes; each written policy carries it, so
 	// the broker can tell when the config store has loaded its write.
-	Generation   uint64                `json:"generation"`
-	Instances    map[string]*Instance  `json:"instances"`
-	Bindings     map[string]*Binding   `json:"bindings"` // by bindingKey
-	Gone         map[string]time.Time  `json:"gone"`     // deleted instances ("i/ID") and bindings ("b/IID/BID")
-	Certificates []*IssuedCertificate  `json:"certificates"`
+	Generation   uint64               `json:"generation"`
+	Instances    map[string]*Instance `json:"instances"`
+	Bindings     map[string]*Binding  `json:"bindings"` // by bindingKey
+	Gone         map[string]time.Time `json:"gone"`     // deleted instances ("i/ID") and bindings ("b/IID/BID")
+	Certificates []*IssuedCertificate `json:"certificates"`
 }
 
 func newState() *state {

@@ -51,7 +51,8 @@ func Main(args []string, stderr io.Writer) int {
 	fs.StringVar(&meshFile, "mesh-config", "", "Istio MeshConfig file (YAML; the istio ConfigMap's mesh key): rootNamespace, trustDomain, pathNormalization, extensionProviders")
 	fs.DurationVar(&cfg.JWKS.Refresh, "jwks-refresh", jwks.DefaultRefresh, "period between fetches of each RequestAuthentication jwksUri (Istio's PILOT_JWT_PUB_KEY_REFRESH_INTERVAL)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&components, "components", "pilot,galley", "components to run: pilot and galley; the CA runs when --ca-dir is given")
+	fs.StringVar(&components, "components", "pilot,galley", "components to run: pilot, galley and broker (the Open Service Broker); the CA runs when --ca-dir is given")
+	cfg.Broker.flags(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -78,8 +79,12 @@ func Main(args []string, stderr io.Writer) int {
 		return 2
 	}
 	for _, c := range strings.Split(components, ",") {
-		if c != "pilot" && c != "galley" {
-			fmt.Fprintf(stderr, "mastd: --components: %q is not available yet (pilot, galley)\n", c)
+		switch c {
+		case "pilot", "galley":
+		case "broker":
+			cfg.Broker.Enabled = true
+		default:
+			fmt.Fprintf(stderr, "mastd: --components: %q is not available yet (pilot, galley, broker)\n", c)
 			return 2
 		}
 	}

@@ -70,7 +70,9 @@ type Config struct {
 	DebugHosts []string
 	// JWKS configures the fetcher of RequestAuthentication jwksUri key
 	// sets (Istio's defaults when zero); tests shorten its refresh.
-	JWKS   jwks.Config
+	JWKS jwks.Config
+	// Broker configures the Open Service Broker (off unless Enabled).
+	Broker BrokerConfig
 	Logger *slog.Logger
 	// Ready, when set, receives the bound addresses once both servers listen.
 	Ready func(xds, monitoring net.Addr)
@@ -184,6 +186,13 @@ func Run(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("debug token: %w", err)
 		}
 	}
+	var osb *brokerServer
+	if cfg.Broker.Enabled {
+		if osb, err = newBroker(cfg, fs, authority, log.With("component", "broker")); err != nil {
+			return err
+		}
+	}
+
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("/debug/syncz", guard.ReadOnly(adsServer.SynczHandler()))
@@ -201,7 +210,7 @@ func Run(ctx context.Context, cfg Config) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 4)
+	errc := make(chan error, 8)
 	run := func(name string, f func() error) {
 		wg.Add(1)
 		go func() {
@@ -220,6 +229,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if secure != nil {
 		run("secure xds and ca server", func() error { return secure.Serve(secureLis) })
 		log.Info("ca serving", "secure_xds", secureLis.Addr().String(), "dir", cfg.CADir)
+	}
+	if osb != nil {
+		run("broker", func() error { return osb.run(ctx) })
+		log.Info("broker serving", "addr", osb.lis.Addr().String(), "tls", osb.tls, "state", cfg.Broker.StateDir)
 	}
 	log.Info("mastd serving", "xds", xdsLis.Addr().String(), "monitoring", monLis.Addr().String(), "config", cfg.ConfigDir)
 	if cfg.Ready != nil {

@@ -54,6 +54,7 @@ func Up(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c.StringVar(&cfg.GatewayIP, "gateway-ip", "127.0.0.1", "address of the ingress gateway (its listeners come from Gateway resources)")
 	c.BoolVar(&cfg.MTLS, "mtls", true, "run mastd's CA and give every proxy a workload certificate: mutual TLS between sidecars")
 	c.StringVar(&cfg.SecureXDSAddr, "secure-xds-addr", "127.0.0.1:15012", "mastd's CA address (with --mtls)")
+	c.StringVar(&cfg.BrokerAddr, "broker-addr", "127.0.0.1:15080", "address of mastd's Open Service Broker (\"\" to run none)")
 	c.DurationVar(&cfg.ReadyTimeout, "ready-timeout", 2*time.Minute, "how long to wait for every proxy to acknowledge its configuration")
 	if code, ok := c.parse(args, stdout, stderr); !ok {
 		return code

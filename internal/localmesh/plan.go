@@ -28,6 +28,8 @@ type Options struct {
 	// 127.0.0.1:15012; CADir the CA's state directory and TokenDir where
 	// each proxy's bootstrap token is written (see tokens.go).
 	SecureXDSAddr, CADir, TokenDir string
+	// BrokerAddr, when set, runs mastd's Open Service Broker there.
+	BrokerAddr string
 }
 
 // Proc is one process of the local mesh.

@@ -43,15 +43,20 @@ type Config struct {
 // RunState is what a running `mast up` records in StateDir/run.json, for
 // `mast apply`, `mast delete` and a second `mast up`.
 type RunState struct {
-	PID            int           `json:"pid"`
-	ConfigDir      string        `json:"configDir"`
-	XDSAddr        string        `json:"xdsAddr"`
-	SecureXDSAddr  string        `json:"secureXDSAddr,omitempty"`
-	MonitoringAddr string        `json:"monitoringAddr"`
-	GatewayURL     string        `json:"gatewayURL"`
-	Procs          []ProcState   `json:"procs"`
-	Started        time.Time     `json:"started"`
-	ReadyAfter     time.Duration `json:"readyAfter"`
+	PID            int    `json:"pid"`
+	ConfigDir      string `json:"configDir"`
+	XDSAddr        string `json:"xdsAddr"`
+	SecureXDSAddr  string `json:"secureXDSAddr,omitempty"`
+	MonitoringAddr string `json:"monitoringAddr"`
+	GatewayURL     string `json:"gatewayURL"`
+	BrokerURL      string `json:"brokerURL,omitempty"`
+	// BrokerCredentials is the file holding the broker's username:password;
+	// BrokerClientConfig the file for OSB clients (docs/broker.md).
+	BrokerCredentials  string        `json:"brokerCredentials,omitempty"`
+	BrokerClientConfig string        `json:"brokerClientConfig,omitempty"`
+	Procs              []ProcState   `json:"procs"`
+	Started            time.Time     `json:"started"`
+	ReadyAfter         time.Duration `json:"readyAfter"`
 }
 
 // ProcState is one started process.
@@ -132,6 +137,9 @@ func Up(ctx context.Context, cfg Config) error {
 	if cfg.MTLS {
 		addrs = append(addrs, cfg.SecureXDSAddr)
 	}
+	if cfg.BrokerAddr != "" {
+		addrs = append(addrs, cfg.BrokerAddr)
+	}
 	if err := IssueTokens(cfg.Options, "cluster.local", plan); err != nil {
 		return err
 	}
@@ -175,6 +183,14 @@ func Up(ctx context.Context, cfg Config) error {
 	if cfg.MTLS {
 		mastd.Args = append(mastd.Args, "--ca-dir", cfg.CADir, "--secure-xds-addr", cfg.SecureXDSAddr)
 	}
+	var brokerCreds string
+	if cfg.BrokerAddr != "" {
+		args, creds, err := prepareBroker(cfg.StateDir, cfg.BrokerAddr)
+		if err != nil {
+			return fmt.Errorf("preparing the broker: %w", err)
+		}
+		mastd.Args, brokerCreds = append(mastd.Args, args...), creds
+	}
 	fmt.Fprintf(cfg.Stdout, "Starting mastd and %d processes (logs in %s)...\n", len(plan), logDir)
 	if _, err := launch(mastd); err != nil {
 		return err
@@ -211,6 +227,13 @@ func Up(ctx context.Context, cfg Config) error {
 		}
 		return fmt.Errorf("the local mesh did not become ready: %w (logs in %s)", err, logDir)
 	}
+	if cfg.BrokerAddr != "" {
+		state.BrokerURL, state.BrokerCredentials = "http://"+cfg.BrokerAddr, brokerCreds
+		state.BrokerClientConfig = filepath.Join(cfg.StateDir, "broker", "client.json")
+		if err := writeClientConfig(waitCtx, state.BrokerURL, brokerCreds, state.BrokerClientConfig); err != nil {
+			return fmt.Errorf("the broker did not answer: %w (logs in %s)", err, logDir)
+		}
+	}
 	state.ReadyAfter = time.Since(started).Round(time.Millisecond)
 	if err := writeRunState(cfg.StateDir, state); err != nil {
 		return err
@@ -232,6 +255,10 @@ func printSummary(w io.Writer, st *RunState, logDir string) {
 	fmt.Fprintf(w, "Mast local mesh is up (ready after %v).\n\n", st.ReadyAfter)
 	if st.GatewayURL != "" {
 		fmt.Fprintf(w, "  Bookinfo         %s\n", st.GatewayURL)
+	}
+	if st.BrokerURL != "" {
+		fmt.Fprintf(w, "  Broker  %s  (credentials: %s)\n", st.BrokerURL, st.BrokerCredentials)
+		fmt.Fprintf(w, "  Broker clients   %s  (URL, credentials, service and plan ids; see docs/broker.md)\n", st.BrokerClientConfig)
 	}
 	fmt.Fprintf(w, "  Configuration    %s  (edit or add YAML there, or: mast apply -f FILE)\n", st.ConfigDir)
 	fmt.Fprintf(w, "  mastd xDS        %s\n", st.XDSAddr)

@@ -105,6 +105,7 @@ func New(cfg Config) (*Broker, error) {
 		b.plans = append(b.plans, &plan{cfg: pc, schemas: s})
 	}
 	b.policy = &policyWriter{dir: filepath.Join(cfg.ConfigDir, ResourceDir), mesh: cfg.Mesh, timeout: cfg.ApplyTimeout}
+	b.warnIfUnenforced()
 	st, err := b.file.load()
 	if err != nil {
 		return nil, err
@@ -125,14 +126,25 @@ func (b *Broker) Run(ctx context.Context) error {
 }
 
 // Resume runs again, in the background, every operation the state file
-// records as in progress.
+// records as in progress, and writes the policy of every other provisioned
+// instance again (the configuration directory may have been reset or
+// edited while mastd was stopped).
 func (b *Broker) Resume() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, inst := range b.st.Instances {
-		if inst.Op != nil && inst.Op.State == stateInProgress {
+		switch {
+		case inst.Op != nil && inst.Op.State == stateInProgress:
 			b.log.Info("resuming operation interrupted by a stop", "instance", inst.ID, "operation", inst.Op.Kind, "id", inst.Op.ID)
 			b.goInstanceOp(inst.ID, inst.Op.ID)
+		case inst.Provisioned:
+			b.ops.Add(1)
+			go func(iid string) {
+				defer b.ops.Done()
+				if err := b.applyInstance(iid); err != nil && !b.stopping() {
+					b.log.Warn("restoring an instance's policy", "instance", iid, "err", err)
+				}
+			}(inst.ID)
 		}
 	}
 	for _, bd := range b.st.Bindings {
@@ -231,4 +243,19 @@ func (b *Broker) applyInstance(iid string) error {
 		return b.policy.remove(b.ctx, &snapshot)
 	}
 	return b.policy.write(b.ctx, &snapshot, doc, gen)
+}
+
+// warnIfUnenforced validates a sample of the policies the broker writes and
+// logs the warnings: revocation relies on AuthorizationPolicy enforcement,
+// and a build that does not enforce it says so in validation.
+func (b *Broker) warnIfUnenforced() {
+	sample := &Instance{ID: "sample", Namespace: defaultIdentityNamespace, Service: ServiceRef{Namespace: "default", Selector: map[string]string{"app": "sample"}}}
+	doc, err := policyDoc(b.cfg.TrustDomain, sample, []string{"spiffe://" + b.cfg.TrustDomain + "/ns/osb/sa/sample"}, 1)
+	if err != nil {
+		return
+	}
+	_, problems := config.Load("broker-policy-sample.yaml", doc)
+	for _, w := range problems.Warnings() {
+		b.log.Warn("the broker's policies draw a warning: unbinding revokes access only where AuthorizationPolicy is enforced", "warning", w.String())
+	}
 }

@@ -72,3 +72,23 @@ func TestCorruptStateIsAnError(t *testing.T) {
 		t.Fatal("a corrupt state file was accepted")
 	}
 }
+
+// TestResumeRestoresPolicies: a provisioned instance whose policy file
+// disappeared while mastd was stopped (mast up resets its configuration)
+// gets it back at the next start, with its bindings.
+func TestResumeRestoresPolicies(t *testing.T) {
+	h := newHarness(t)
+	sid, pid := h.ids("reviews.default", "short-lived")
+	h.do("PUT", "/v2/service_instances/i1", provisionBody(sid, pid))
+	h.do("PUT", "/v2/service_instances/i1/service_bindings/b1", bindBody(sid, pid))
+	h.stop()
+	for _, f := range h.files() {
+		os.Remove(f)
+	}
+	h.start()
+	h.b.Resume()
+	h.b.Close() // waits for the background writes
+	if _, found := h.policy("i1"); !found || len(h.notPrincipals("i1")) != 1 {
+		t.Fatalf("policy not restored: %v", h.files())
+	}
+}

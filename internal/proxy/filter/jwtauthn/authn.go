@@ -219,6 +219,9 @@ func (e *evaluation) anyProvider() Status {
 }
 
 func (e *evaluation) verify(p *Provider, loc extracted, audiences []string) Status {
+	if t := p.cache.get(loc.token); t != nil {
+		return e.checkClaims(p, t, loc, audiences, true)
+	}
 	t, st := parseToken(loc.token)
 	if st != StatusOK {
 		return st
@@ -230,6 +233,12 @@ func (e *evaluation) verify(p *Provider, loc extracted, audiences []string) Stat
 // issuer, time, audience, key and signature. On success it records the
 // identity and applies p's header effects.
 func (e *evaluation) check(p *Provider, t *token, loc extracted, audiences []string) Status {
+	return e.checkClaims(p, t, loc, audiences, false)
+}
+
+// checkClaims is check; verified says the signature already verified with
+// p's keys (a cached token).
+func (e *evaluation) checkClaims(p *Provider, t *token, loc extracted, audiences []string, verified bool) Status {
 	cl := &t.claims
 	if p.Issuer != "" && cl.Issuer != p.Issuer {
 		return StatusUnknownIssuer
@@ -249,8 +258,11 @@ func (e *evaluation) check(p *Provider, t *token, loc extracted, audiences []str
 	if len(audiences) > 0 && !audienceAllowed(audiences, cl.Audiences) {
 		return StatusAudienceNotAllowed
 	}
-	if st := p.keys.verify(t); st != StatusOK {
-		return st
+	if !verified {
+		if st := p.keys.verify(t); st != StatusOK {
+			return st
+		}
+		p.cache.put(t)
 	}
 	e.identities = append(e.identities, Identity{
 		Provider:    p.Name,

@@ -417,3 +417,28 @@ func TestMultipleProviders(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenCache: a token verified once is found in the cache, and the
+// time checks still apply to it.
+func TestTokenCache(t *testing.T) {
+	k := loadKeys()
+	c := mustParse(t, istioConfig(k.jwks, nil))
+	tok := sign(t, jose.ES256, k.p256, "p256", with(goodClaims(), "exp", testNow.Unix()+10))
+	for i := range 2 {
+		if o := c.Authenticate(bearer(tok), testNow); o.Status != StatusOK || len(o.Identities) != 1 {
+			t.Fatalf("request %d: %q", i, o.Status)
+		}
+	}
+	if c.providers["origins-0"].cache.get(tok) == nil {
+		t.Fatal("verified token not cached")
+	}
+	if o := c.Authenticate(bearer(tok), testNow.Add(2*time.Minute)); o.Status != StatusExpired {
+		t.Errorf("cached token after exp: %q, want expired", o.Status)
+	}
+	// A forged token is never cached.
+	bad := sign(t, jose.ES256, k.attacker, "p256", goodClaims())
+	c.Authenticate(bearer(bad), testNow)
+	if c.providers["origins-0"].cache.get(bad) != nil {
+		t.Error("refused token cached")
+	}
+}

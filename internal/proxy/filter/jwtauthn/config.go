@@ -52,6 +52,7 @@ type Provider struct {
 	claimHeaders      []claimHeader
 	requireExp        bool
 	keys              *KeySet
+	cache             tokenCache
 }
 
 type headerLocation struct {

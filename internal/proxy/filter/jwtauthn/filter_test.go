@@ -54,4 +54,3 @@ func TestFilterInChain(t *testing.T) {
 		t.Errorf("no token: reply %+v, JWT %+v", r.Reply, r.JWT)
 	}
 }
-

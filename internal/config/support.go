@@ -91,11 +91,11 @@ var supportTable = []supportRow{
 	{"networking.v1alpha3.CorsPolicy", Warned, "mast-proxy has no CORS filter yet", "allowOrigin allowOrigins allowMethods allowHeaders exposeHeaders maxAge allowCredentials unmatchedPreflights"},
 	{"networking.v1alpha3.TLSRoute", Honoured, "", "match route"},
 	{"networking.v1alpha3.TLSMatchAttributes", Honoured, "", "sniHosts port sourceLabels gateways sourceNamespace"},
-	{"networking.v1alpha3.TLSMatchAttributes", Warned, "not matched yet", "destinationSubnets"},
+	{"networking.v1alpha3.TLSMatchAttributes", Warned, "a match with destinationSubnets is skipped, never widened to all traffic", "destinationSubnets"},
 	{"networking.v1alpha3.RouteDestination", Honoured, "", "destination weight"},
 	{"networking.v1alpha3.TCPRoute", Honoured, "", "match route"},
 	{"networking.v1alpha3.L4MatchAttributes", Honoured, "", "port sourceLabels gateways sourceNamespace"},
-	{"networking.v1alpha3.L4MatchAttributes", Warned, "not matched yet", "destinationSubnets sourceSubnet"},
+	{"networking.v1alpha3.L4MatchAttributes", Warned, "matched by address on sidecars' captured outbound listeners only; gateways and bound Sidecar egress listeners skip such matches", "destinationSubnets sourceSubnet"},
 
 	// ---- DestinationRule
 	{"networking.v1alpha3.DestinationRule", Honoured, "", "host trafficPolicy subsets exportTo workloadSelector"},

@@ -2,6 +2,7 @@ package generate
 
 import (
 	"net"
+	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
@@ -202,14 +203,108 @@ func (g *gen) outboundServiceListeners() []model.XDSResource {
 				}
 				l.DefaultFilterChain = &listenerv3.FilterChain{Name: "default", Filters: []*listenerv3.Filter{tcpProxy(defStat, def)}}
 			} else {
-				l.FilterChains = []*listenerv3.FilterChain{{
-					Filters: []*listenerv3.Filter{tcpProxy(stat, g.tcpDestinations(svc, port.Number))},
-				}}
+				// Every TCP service of the listener: on a wildcard listener the
+				// services with CIDR addresses match their prefixes only.
+				catchAll := false
+				for _, other := range g.scope.Services {
+					op, ok := other.PortByNumber(port.Number)
+					if !ok || op.Protocol.IsHTTP() || isTLSProtocol(op.Protocol) || serviceListenerIP(other) != ip {
+						continue
+					}
+					prefixes := servicePrefixes(other, ip)
+					if prefixes == nil {
+						if catchAll {
+							continue // one service only takes a port's traffic without addresses
+						}
+						catchAll = true
+					}
+					l.FilterChains = append(l.FilterChains, g.tcpChains(other, port.Number, ClusterName("outbound", port.Number, "", other.Hostname), prefixes)...)
+				}
+				if !catchAll {
+					l.DefaultFilterChain = &listenerv3.FilterChain{Name: "default",
+						Filters: []*listenerv3.Filter{tcpProxy(g.passthroughName(), []weightedCluster{{name: g.passthroughName(), weight: 1}})}}
+				}
 			}
 			out = append(out, listenerResource(l))
 		}
 	}
 	return out
+}
+
+// servicePrefixes are the address ranges a service's chains match on a
+// wildcard listener: its addresses (CIDRs, or IPs as /32 and /128); nil when
+// it has none or when its listener is its own VIP.
+func servicePrefixes(svc *registry.Service, listenerIP string) []*corev3.CidrRange {
+	if listenerIP != wildcardIP {
+		return nil
+	}
+	return cidrRanges(svc.Addresses)
+}
+
+// cidrRanges converts "10.0.0.0/16" and "10.1.2.3" to CidrRanges, skipping what does not parse.
+func cidrRanges(addrs []string) []*corev3.CidrRange {
+	var out []*corev3.CidrRange
+	for _, a := range addrs {
+		p, err := netip.ParsePrefix(a)
+		if err != nil {
+			ip, err := netip.ParseAddr(a)
+			if err != nil {
+				continue
+			}
+			p = netip.PrefixFrom(ip, ip.BitLen())
+		}
+		p = p.Masked()
+		out = append(out, &corev3.CidrRange{AddressPrefix: p.Addr().String(), PrefixLen: u32(uint32(p.Bits()))})
+	}
+	return out
+}
+
+// tcpChains are the filter chains of one TCP service port: one per TCP
+// route match that names destinationSubnets or a sourceSubnet (Envoy's
+// prefix_ranges and source_prefix_ranges), each followed by a fallback for
+// its destination ranges, then the service's own chain, restricted to
+// prefixes (nil: any destination).
+func (g *gen) tcpChains(svc *registry.Service, port uint32, stat string, prefixes []*corev3.CidrRange) []*listenerv3.FilterChain {
+	var out []*listenerv3.FilterChain
+	main := g.tcpDestinations(svc, port)
+	chain := func(dst, src []*corev3.CidrRange, cs []weightedCluster) *listenerv3.FilterChain {
+		fc := &listenerv3.FilterChain{Filters: []*listenerv3.Filter{tcpProxy(stat, cs)}}
+		if len(dst) > 0 || len(src) > 0 {
+			fc.FilterChainMatch = &listenerv3.FilterChainMatch{PrefixRanges: dst, SourcePrefixRanges: src}
+		}
+		return fc
+	}
+	var fallbacks []*listenerv3.FilterChain
+	for _, vs := range g.scope.VirtualServicesFor(svc.Hostname) {
+		for _, r := range vs.Spec.GetTcp() {
+			for _, m := range r.GetMatch() {
+				if !hasSubnets(m) || (m.GetPort() != 0 && m.GetPort() != port) ||
+					!g.sourceApplies(m.GetSourceLabels(), m.GetSourceNamespace(), m.GetGateways(), vs.Namespace, model.MeshGateway) {
+					continue
+				}
+				cs := g.routeDestinations(r.GetRoute(), vs.Namespace, port)
+				if len(cs) == 0 {
+					continue
+				}
+				dst := prefixes
+				if len(m.GetDestinationSubnets()) > 0 {
+					dst = cidrRanges(m.GetDestinationSubnets())
+				}
+				var src []*corev3.CidrRange
+				if m.GetSourceSubnet() != "" {
+					src = cidrRanges([]string{m.GetSourceSubnet()})
+				}
+				out = append(out, chain(dst, src, cs))
+				if len(dst) > 0 {
+					// Envoy narrows by destination before source: a connection in
+					// dst from another source needs a chain here too.
+					fallbacks = append(fallbacks, chain(dst, nil, main))
+				}
+			}
+		}
+	}
+	out = append(out, fallbacks...)
+	return append(out, chain(prefixes, nil, main))
 }
 
 func isTLSProtocol(p registry.Protocol) bool { return p == registry.TLS || p == registry.HTTPS }

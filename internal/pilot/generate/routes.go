@@ -119,11 +119,19 @@ func (g *gen) l4Matches(ms []*networking.L4MatchAttributes, port uint32, gateway
 		if m.GetPort() != 0 && m.GetPort() != port {
 			continue
 		}
+		if hasSubnets(m) {
+			continue // matched by filter chains of their own (tcpChains), never everything
+		}
 		if g.sourceApplies(m.GetSourceLabels(), m.GetSourceNamespace(), m.GetGateways(), ns, gateway) {
 			return true
 		}
 	}
 	return false
+}
+
+// hasSubnets reports whether a TCP match is conditioned on addresses.
+func hasSubnets(m *networking.L4MatchAttributes) bool {
+	return len(m.GetDestinationSubnets()) > 0 || m.GetSourceSubnet() != ""
 }
 
 // stringMatcher converts an Istio StringMatch; ok is false when it matches

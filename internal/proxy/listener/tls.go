@@ -3,6 +3,7 @@ package listener
 import (
 	"crypto/tls"
 	"errors"
+	"net/netip"
 	"net"
 	"sync/atomic"
 	"time"
@@ -42,6 +43,14 @@ func (m *Manager) selectChain(nc net.Conn, cfg *xdsparse.Listener, port uint32, 
 	}
 	if !info.TLS && appProto != "" {
 		info.ALPN = []string{appProto}
+	}
+	if cfg.NeedsAddresses() {
+		if a, err := netip.ParseAddrPort(nc.LocalAddr().String()); err == nil {
+			info.Dst = a.Addr().Unmap()
+		}
+		if a, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
+			info.Src = a.Addr().Unmap()
+		}
 	}
 	chain := cfg.SelectChain(port, info)
 	if chain == nil {

@@ -2,6 +2,7 @@ package xdsparse
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -23,6 +24,23 @@ func (e skipChainError) Error() string { return e.reason }
 func parseChainMatch(m *listenerv3.FilterChainMatch, out *ChainMatch) error {
 	if m == nil {
 		return nil
+	}
+	if err := checkFields(m, chainMatchRules); err != nil {
+		return fmt.Errorf("filter_chain_match: %w", err)
+	}
+	for i, r := range m.GetPrefixRanges() {
+		p, err := parseCIDR(r.GetAddressPrefix(), r.GetPrefixLen())
+		if err != nil {
+			return fmt.Errorf("filter_chain_match.prefix_ranges[%d]: %w", i, err)
+		}
+		out.PrefixRanges = append(out.PrefixRanges, p)
+	}
+	for i, r := range m.GetSourcePrefixRanges() {
+		p, err := parseCIDR(r.GetAddressPrefix(), r.GetPrefixLen())
+		if err != nil {
+			return fmt.Errorf("filter_chain_match.source_prefix_ranges[%d]: %w", i, err)
+		}
+		out.SourcePrefixRanges = append(out.SourcePrefixRanges, p)
 	}
 	out.DestinationPort = m.GetDestinationPort().GetValue()
 	if out.DestinationPort > 65535 {
@@ -80,6 +98,7 @@ func (l *Listener) SelectChain(port uint32, in ConnInfo) *FilterChain {
 		}
 		return -1
 	})
+	cands = narrow(cands, func(m *ChainMatch) int { return prefixScore(m.PrefixRanges, in.Dst) })
 	cands = narrow(cands, func(m *ChainMatch) int { return serverNameScore(m.ServerNames, in.SNI) })
 	cands = narrow(cands, func(m *ChainMatch) int {
 		switch m.TransportProtocol {
@@ -101,10 +120,37 @@ func (l *Listener) SelectChain(port uint32, in ConnInfo) *FilterChain {
 		}
 		return -1
 	})
+	cands = narrow(cands, func(m *ChainMatch) int { return prefixScore(m.SourcePrefixRanges, in.Src) })
 	if len(cands) > 0 {
 		return cands[0]
 	}
 	return l.Default
+}
+
+// prefixScore: -1 no match, 0 no ranges configured, 1+bits of the longest
+// matching range.
+func prefixScore(ranges []netip.Prefix, a netip.Addr) int {
+	if len(ranges) == 0 {
+		return 0
+	}
+	best := -1
+	for _, p := range ranges {
+		if a.IsValid() && p.Contains(a) {
+			best = max(best, 1+p.Bits())
+		}
+	}
+	return best
+}
+
+// NeedsAddresses reports whether choosing a chain depends on the
+// connection's destination or source address.
+func (l *Listener) NeedsAddresses() bool {
+	for _, c := range l.Chains {
+		if len(c.Match.PrefixRanges) > 0 || len(c.Match.SourcePrefixRanges) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // narrow keeps the candidates with the highest non-negative score, in order.

@@ -215,3 +215,9 @@ var tlsRules = rules(
 	ruleRow{"envoy.type.matcher.v3.RegexMatcher", honoured, "regex"},
 	ruleRow{"envoy.type.matcher.v3.RegexMatcher", cosmetic, "google_re2"},
 )
+
+// chainMatchRules are the FilterChainMatch fields SelectChain evaluates.
+var chainMatchRules = rules(
+	ruleRow{"envoy.config.listener.v3.FilterChainMatch", honoured, "destination_port prefix_ranges server_names transport_protocol application_protocols source_prefix_ranges"},
+	ruleRow{"envoy.config.core.v3.CidrRange", honoured, "address_prefix prefix_len"},
+)

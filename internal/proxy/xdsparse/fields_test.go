@@ -1,6 +1,7 @@
 package xdsparse
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -103,6 +104,31 @@ func TestUnsupportedFieldsAreRefusedByName(t *testing.T) {
 			t.Errorf("%s: refused: %v", tc.name, err)
 		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 			t.Errorf("%s: err %v, want one naming %s", tc.name, err, tc.want)
+		}
+	}
+}
+
+// Chains matching destination and source prefixes: the longest destination
+// prefix first, then the source; a connection no chain matches gets the default.
+func TestSelectChainByPrefixes(t *testing.T) {
+	p := func(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+	a := func(s string) netip.Addr { return netip.MustParseAddr(s) }
+	wide := &FilterChain{Name: "wide", Match: ChainMatch{PrefixRanges: []netip.Prefix{p("10.0.0.0/8")}}}
+	narrowSrc := &FilterChain{Name: "narrow-src", Match: ChainMatch{PrefixRanges: []netip.Prefix{p("10.1.0.0/16")}, SourcePrefixRanges: []netip.Prefix{p("192.168.0.0/24")}}}
+	narrow := &FilterChain{Name: "narrow", Match: ChainMatch{PrefixRanges: []netip.Prefix{p("10.1.0.0/16")}}}
+	def := &FilterChain{Name: "default"}
+	l := &Listener{Chains: []*FilterChain{wide, narrowSrc, narrow}, Default: def}
+	if !l.NeedsAddresses() {
+		t.Fatal("NeedsAddresses false")
+	}
+	for _, tc := range []struct{ dst, src, want string }{
+		{"10.2.3.4", "1.1.1.1", "wide"},
+		{"10.1.3.4", "192.168.0.9", "narrow-src"},
+		{"10.1.3.4", "1.1.1.1", "narrow"},
+		{"11.0.0.1", "192.168.0.9", "default"},
+	} {
+		if got := l.SelectChain(0, ConnInfo{Dst: a(tc.dst), Src: a(tc.src)}); got.Name != tc.want {
+			t.Errorf("%s from %s: chain %s, want %s", tc.dst, tc.src, got.Name, tc.want)
 		}
 	}
 }

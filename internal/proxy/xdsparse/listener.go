@@ -60,6 +60,9 @@ type ChainMatch struct {
 	ServerNames          []string
 	TransportProtocol    string
 	ApplicationProtocols []string
+	// PrefixRanges match the connection's (original) destination address,
+	// SourcePrefixRanges its source address; the longest match wins.
+	PrefixRanges, SourcePrefixRanges []netip.Prefix
 }
 
 // HTTPManager is a parsed HttpConnectionManager.

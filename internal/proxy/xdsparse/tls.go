@@ -3,6 +3,7 @@ package xdsparse
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -122,6 +123,9 @@ type ConnInfo struct {
 	TLS  bool
 	SNI  string
 	ALPN []string
+	// Dst and Src are the connection's original destination and source
+	// addresses, set when a chain matches on them.
+	Dst, Src netip.Addr
 }
 
 // parseTransportSocket parses a transport socket: nil for plaintext.

@@ -40,8 +40,8 @@ var (
 
 // longEnv turns on the tests that build and run the proxy; benchmarks always
 // do. They stay out of `make test` (a release build of mast-proxy and real
-// traffic, minutes on a loaded machine): MAST_LONG=1 go test ./bench/proxymem
-const longEnv = "MAST_LONG"
+// traffic, minutes on a loaded machine): MAST_LONG_TESTS=1 go test ./bench/proxymem
+const longEnv = "MAST_LONG_TESTS"
 
 func TestMain(m *testing.M) {
 	flag.Parse()

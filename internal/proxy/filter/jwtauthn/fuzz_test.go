@@ -1,6 +1,7 @@
 package jwtauthn
 
 import (
+	"encoding/base64"
 	"strings"
 	"testing"
 
@@ -8,14 +9,19 @@ import (
 )
 
 // FuzzParseToken feeds arbitrary strings to the token parser and, when one
-// parses, to verification: nothing may panic and nothing unsigned by the
-// issuer's keys may verify.
+// parses, to verification: nothing may panic, and only what the issuer's
+// keys really signed (the seeds' decoded header and payload) may verify.
 func FuzzParseToken(f *testing.F) {
 	k := loadKeys()
-	good := sign(f, jose.ES256, k.p256, "p256", goodClaims())
-	f.Add(good)
-	f.Add(sign(f, jose.RS256, k.rsa, "rsa", goodClaims()))
-	f.Add(sign(f, jose.EdDSA, k.ed, "ed", goodClaims()))
+	signed := map[string]bool{}
+	for _, tok := range []string{
+		sign(f, jose.ES256, k.p256, "p256", goodClaims()),
+		sign(f, jose.RS256, k.rsa, "rsa", goodClaims()),
+		sign(f, jose.EdDSA, k.ed, "ed", goodClaims()),
+	} {
+		f.Add(tok)
+		signed[signingInput(tok)] = true
+	}
 	for _, tc := range hostileTokens(f) {
 		if len(tc.token) < 4096 {
 			f.Add(tc.token)
@@ -33,15 +39,23 @@ func FuzzParseToken(f *testing.F) {
 			}
 			return
 		}
-		if ks.verify(tok) == StatusOK && !strings.HasPrefix(s, strings.Split(good, ".")[0]) && !isSigned(s) {
-			t.Fatalf("unexpected verification of %q", s)
+		if ks.verify(tok) == StatusOK && !signed[signingInput(s)] {
+			t.Fatalf("verified a token the issuer never signed: %q", s)
 		}
 	})
 }
 
-// isSigned reports whether s is one of the seeds the issuer really signed
-// (a fuzzer cannot forge a signature, but it can replay a seed).
-func isSigned(s string) bool { return strings.Count(s, ".") == 2 }
+// signingInput is a compact token's header and payload, decoded (so that
+// base64 spellings of the same bytes compare equal).
+func signingInput(s string) string {
+	parts := strings.SplitN(s, ".", 3)
+	if len(parts) < 2 {
+		return ""
+	}
+	h, _ := base64.RawURLEncoding.DecodeString(parts[0])
+	p, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	return string(h) + "." + string(p)
+}
 
 // FuzzParseJWKS feeds arbitrary documents to the JWKS parser.
 func FuzzParseJWKS(f *testing.F) {

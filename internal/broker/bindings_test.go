@@ -192,8 +192,22 @@ func TestBindingLifecycle(t *testing.T) {
 	if r := h.do("DELETE", "/v2/service_instances/i1?service_id="+sid+"&plan_id="+pid, ""); r.status != 200 {
 		t.Fatalf("deprovision: %d %s", r.status, r.raw)
 	}
-	if len(h.b.st.Bindings) != 0 || len(h.files()) != 0 {
-		t.Fatalf("deprovisioning left %d bindings, files %v", len(h.b.st.Bindings), h.files())
+	if len(h.b.st.Bindings) != 0 {
+		t.Fatalf("deprovisioning left %d bindings", len(h.b.st.Bindings))
+	}
+	// b3's certificate is still valid: the policy stays, denying every
+	// identity of the instance, until it expires.
+	if np := h.notPrincipals("i1"); len(np) != 0 {
+		t.Fatalf("after deprovisioning the policy admits %v", np)
+	}
+	h.b.sweepRetired()
+	if _, found := h.policy("i1"); !found {
+		t.Fatal("the policy was removed while a certificate of the instance is valid")
+	}
+	h.b.now = func() time.Time { return time.Now().Add(2 * time.Hour) }
+	h.b.sweepRetired()
+	if len(h.files()) != 0 || len(h.b.st.Retired) != 0 {
+		t.Fatalf("after its certificates expired the policy is still there: %v", h.files())
 	}
 	if r := h.do("GET", "/v2/service_instances/i1/service_bindings/b3/last_operation", ""); r.status != 410 {
 		t.Fatalf("binding last_operation after deprovisioning: %d", r.status)

@@ -120,9 +120,69 @@ func New(cfg Config) (*Broker, error) {
 // and are run again at the next start).
 func (b *Broker) Run(ctx context.Context) error {
 	b.Resume()
-	<-ctx.Done()
-	b.Close()
-	return nil
+	t := time.NewTicker(sweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			b.Close()
+			return nil
+		case <-t.C:
+			b.sweepRetired()
+		}
+	}
+}
+
+// liveCertsUntilLocked returns when the last unexpired certificate issued
+// for instance iid expires (zero when none is valid).
+func (b *Broker) liveCertsUntilLocked(iid string) time.Time {
+	var until time.Time
+	now := b.now()
+	for _, c := range b.st.Certificates {
+		if c.InstanceID == iid && c.NotAfter.After(now) && c.NotAfter.After(until) {
+			until = c.NotAfter
+		}
+	}
+	return until
+}
+
+// sweepInterval is how often retired policies are checked for removal.
+const sweepInterval = time.Minute
+
+// sweepRetired removes the policies of deprovisioned instances whose last
+// certificate has expired.
+func (b *Broker) sweepRetired() {
+	b.mu.Lock()
+	now := b.now()
+	var due []*Retired
+	for _, r := range b.st.Retired {
+		if !now.Before(r.Until) {
+			due = append(due, r)
+		}
+	}
+	b.mu.Unlock()
+	for _, r := range due {
+		if _, live := b.currentInstance(r.InstanceID); live {
+			// Provisioned again under the same id: its policy is in use.
+		} else if err := b.policy.remove(b.ctx, &Instance{ID: r.InstanceID, Service: r.Service}); err != nil {
+			if !b.stopping() {
+				b.log.Warn("removing a retired policy", "instance", r.InstanceID, "err", err)
+			}
+			continue
+		}
+		b.mu.Lock()
+		delete(b.st.Retired, r.InstanceID)
+		b.saveLocked()
+		b.mu.Unlock()
+		b.log.Info("removed the policy of a deprovisioned instance: its last certificate expired", "instance", r.InstanceID)
+	}
+}
+
+func (b *Broker) currentInstance(iid string) (*Instance, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	inst := b.st.Instances[iid]
+	return inst, inst != nil
 }
 
 // Resume runs again, in the background, every operation the state file
@@ -132,6 +192,13 @@ func (b *Broker) Run(ctx context.Context) error {
 func (b *Broker) Resume() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if len(b.st.Retired) > 0 {
+		b.ops.Add(1)
+		go func() {
+			defer b.ops.Done()
+			b.sweepRetired()
+		}()
+	}
 	for _, inst := range b.st.Instances {
 		switch {
 		case inst.Op != nil && inst.Op.State == stateInProgress:
@@ -222,7 +289,10 @@ func (b *Broker) applyInstance(iid string) error {
 		return nil
 	}
 	snapshot := *inst
-	remove := inst.Op != nil && inst.Op.Kind == opDeprovision || inst.Op != nil && inst.Op.Kind == opProvision && inst.Op.State == stateFailed
+	// A deprovisioned instance's policy stays (denying all its identities)
+	// while a certificate it issued is still valid; the sweeper removes it.
+	remove := inst.Op != nil && inst.Op.Kind == opDeprovision && b.liveCertsUntilLocked(iid).IsZero() ||
+		inst.Op != nil && inst.Op.Kind == opProvision && inst.Op.State == stateFailed
 	var doc []byte
 	var gen uint64
 	if !remove {

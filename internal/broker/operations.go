@@ -96,6 +96,9 @@ func (b *Broker) runInstanceOp(iid, opID string) {
 				b.revokeLocked(iid, bd.ID, now)
 			}
 		}
+		if until := b.liveCertsUntilLocked(iid); !until.IsZero() {
+			b.st.Retired[iid] = &Retired{InstanceID: iid, Service: inst.Service, Until: until}
+		}
 		delete(b.st.Instances, iid)
 		b.st.Gone["i/"+iid] = now
 		op.State = stateSucceeded

@@ -112,10 +112,20 @@ type state struct {
 	Bindings     map[string]*Binding  `json:"bindings"` // by bindingKey
 	Gone         map[string]time.Time `json:"gone"`     // deleted instances ("i/ID") and bindings ("b/IID/BID")
 	Certificates []*IssuedCertificate `json:"certificates"`
+	// Retired are policies of deprovisioned instances kept, denying every
+	// identity of the instance, until its last certificate expires.
+	Retired map[string]*Retired `json:"retired"`
+}
+
+// Retired is the policy of a deprovisioned instance, kept until Until.
+type Retired struct {
+	InstanceID string     `json:"instance_id"`
+	Service    ServiceRef `json:"service"`
+	Until      time.Time  `json:"until"`
 }
 
 func newState() *state {
-	return &state{Instances: map[string]*Instance{}, Bindings: map[string]*Binding{}, Gone: map[string]time.Time{}}
+	return &state{Instances: map[string]*Instance{}, Bindings: map[string]*Binding{}, Gone: map[string]time.Time{}, Retired: map[string]*Retired{}}
 }
 
 func bindingKey(iid, bid string) string { return iid + "/" + bid }
@@ -149,6 +159,9 @@ func (f stateFile) load() (*state, error) {
 	}
 	if st.Gone == nil {
 		st.Gone = map[string]time.Time{}
+	}
+	if st.Retired == nil {
+		st.Retired = map[string]*Retired{}
 	}
 	return st, nil
 }

@@ -69,7 +69,7 @@ func opensslGET(t *testing.T, addr, dir string, alpn []string, path string) stri
 // mesh (openssl s_client) with the binding's certificate reaches ratings
 // through its sidecar with mTLS, verifying the sidecar's SPIFFE identity;
 // the instance and binding survive a restart of the mesh; after unbinding
-// the same client is refused.
+// the same client is refused, and stays refused after deprovisioning.
 func TestLocalMeshBroker(t *testing.T) {
 	for _, tool := range []string{"curl", "openssl"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -190,21 +190,23 @@ func TestLocalMeshBroker(t *testing.T) {
 	if st, body := osb.call("DELETE", "/v2/service_instances/e2e-inst/service_bindings/e2e-bind?service_id="+sid+"&plan_id="+pid, ""); st != 200 {
 		t.Fatalf("unbind: %d %v", st, body)
 	}
-	t.Run("refused after unbinding", func(t *testing.T) {
-		if log, _ := os.ReadFile(filepath.Join(m.stateDir, "logs", "mastd.log")); strings.Contains(string(log), "AuthorizationPolicy is not enforced yet") {
-			t.Skip("this build does not enforce AuthorizationPolicy yet (mastd warns so); the broker removed the binding's identity from the policy, which refuses it once enforcement lands")
-		}
-		eventually(t, 30*time.Second, "the unbound client refused", func() error {
+	refused := func(what string) {
+		t.Helper()
+		eventually(t, 30*time.Second, what, func() error {
 			if got := opensslGET(t, addr, dir, alpn, "/ratings/0"); got != "HTTP/1.1 403 Forbidden" {
 				return fmt.Errorf("openssl s_client got %s", got)
 			}
 			return nil
 		})
-	})
+	}
+	refused("the unbound client refused")
 	if st, body := osb.call("DELETE", "/v2/service_instances/e2e-inst?service_id="+sid+"&plan_id="+pid, ""); st != 200 {
 		t.Fatalf("deprovision: %d %v", st, body)
 	}
-	if files, _ := filepath.Glob(filepath.Join(m.stateDir, "config", "broker", "*.yaml")); len(files) != 0 {
-		t.Fatalf("deprovisioning left %v", files)
+	// The certificate is valid for another hour: the instance's policy
+	// stays, denying all its identities, until it expires.
+	if files, _ := filepath.Glob(filepath.Join(m.stateDir, "config", "broker", "*.yaml")); len(files) != 1 {
+		t.Fatalf("after deprovisioning the broker's files are %v, want the retired policy", files)
 	}
+	refused("the client of a deprovisioned instance refused")
 }

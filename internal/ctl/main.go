@@ -28,6 +28,7 @@ func verbs() []verb {
 		{"proxy-status", "show whether every proxy has acknowledged the configuration mastd sent it", plain(ProxyStatus)},
 		{"proxy-config", "show a proxy's clusters, listeners, routes and endpoints", plain(ProxyConfig)},
 		{"ca", "revoke a workload identity at mastd's CA (ca revoke ID) or list revoked ones (ca revoked)", CA},
+		{"why", "follow a request through the mesh and name the hop, cause and resource of its failure", plain(Why)},
 		{"validate", "check configuration files (Istio YAML/JSON) and report errors and warnings", plain(Validate)},
 	}
 }

@@ -82,6 +82,7 @@ type dumpRoute struct {
 				SafeRegex *struct {
 					Regex string `json:"regex"`
 				} `json:"safeRegex"`
+				Headers []headerMatcher `json:"headers"`
 			} `json:"match"`
 			Route *struct {
 				Cluster          string `json:"cluster"`
@@ -97,6 +98,21 @@ type dumpRoute struct {
 			} `json:"directResponse"`
 		} `json:"routes"`
 	} `json:"virtualHosts"`
+}
+
+// headerMatcher is Envoy's route HeaderMatcher, as far as `mast why` evaluates it.
+type headerMatcher struct {
+	Name        string `json:"name"`
+	StringMatch *struct {
+		Exact     string `json:"exact"`
+		Prefix    string `json:"prefix"`
+		Suffix    string `json:"suffix"`
+		SafeRegex *struct {
+			Regex string `json:"regex"`
+		} `json:"safeRegex"`
+	} `json:"stringMatch"`
+	PresentMatch bool `json:"presentMatch"`
+	InvertMatch  bool `json:"invertMatch"`
 }
 
 type dumpEndpoints struct {

@@ -97,7 +97,7 @@ func writeProxyStatus(w io.Writer, status []ads.ProxyStatus, detail bool) {
 				if t.VersionAcked != "" {
 					version = t.VersionAcked
 				}
-				if t.LastNACK != "" {
+				if t.State == ads.StateNACKed && t.LastNACK != "" {
 					nacks = append(nacks, fmt.Sprintf("%s %s NACK: %s", proxyShortName(p.ID), col.name, t.LastNACK))
 				}
 			}

@@ -1,0 +1,552 @@
+package ctl
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	networking "istio.io/api/networking/v1alpha3"
+	security "istio.io/api/security/v1beta1"
+
+	"github.com/mast-mesh/mast/internal/config"
+	"github.com/mast-mesh/mast/internal/localmesh"
+	"github.com/mast-mesh/mast/internal/pilot/ads"
+)
+
+// headerList is a repeatable -H 'Name: value' flag.
+type headerList []string
+
+func (h *headerList) String() string     { return strings.Join(*h, ", ") }
+func (h *headerList) Set(v string) error { *h = append(*h, v); return nil }
+
+// finding is what `mast why` concludes at one hop.
+type finding struct {
+	Hop      string `json:"hop"`
+	Flag     string `json:"flag,omitempty"` // Envoy's response flag: NR, NC, UH, ...
+	Cause    string `json:"cause"`
+	Resource string `json:"resource,omitempty"` // Kind namespace/name
+	Field    string `json:"field,omitempty"`
+}
+
+// Why runs `mast why URL`.
+func Why(args []string, stdout, stderr io.Writer) int {
+	c := newCommand("why", "URL [-H 'Name: value']... [--from PROXY] [flags]",
+		"Sends the request, then follows it hop by hop through the local mesh's configuration as each proxy\n"+
+			"holds it (config dumps, mastd's syncz, the Istio resources) and names the hop that fails, the cause and\n"+
+			"the resource and field at fault: no route (NR), a route to a subset no DestinationRule defines or whose\n"+
+			"labels select no workload, no endpoints (UH), an unknown host, a configuration the proxy rejected\n"+
+			"(NACK), and an mTLS mismatch between a PeerAuthentication and a DestinationRule. The URL enters at the\n"+
+			"ingress gateway, or, with --from, at that workload's sidecar (as the application's own call would).",
+		"mast why http://127.0.0.1:8080/productpage",
+		"mast why http://reviews:9080/reviews/0 --from productpage-v1 -H 'end-user: jason'",
+		"mast why -o json http://127.0.0.1:8080/api/v1/products/0")
+	var m meshFlags
+	m.register(c, false)
+	var hdrs headerList
+	c.Var(&hdrs, "H", "a request header 'Name: value' (repeatable)")
+	method := c.String("X", "GET", "the request method")
+	from := c.String("from", "", "send the request from this workload's sidecar (its outbound listener) instead of the gateway")
+	output := c.String("o", "text", "output format: text or json")
+	noSend := c.Bool("no-send", false, "do not send the request; only follow the configuration")
+	if code, ok := c.parse(args, stdout, stderr); !ok {
+		return code
+	}
+	if len(c.args) != 1 {
+		return c.usageError(stderr, "want one URL")
+	}
+	u, err := url.Parse(c.args[0])
+	if err != nil || u.Host == "" {
+		return c.usageError(stderr, "%q is not an absolute URL", c.args[0])
+	}
+	st, err := localmesh.ReadRunState(m.stateDir)
+	if err != nil {
+		fmt.Fprintf(stderr, "mast why: %v\n", err)
+		return ExitFailure
+	}
+	header := http.Header{}
+	for _, h := range hdrs {
+		k, v, ok := strings.Cut(h, ":")
+		if !ok {
+			return c.usageError(stderr, "-H %q: want 'Name: value'", h)
+		}
+		header.Add(strings.TrimSpace(k), strings.TrimSpace(v))
+	}
+	w := &whyRun{m: m, st: st, u: u, method: *method, header: header}
+	rs, _ := config.LoadPaths(st.ConfigDir)
+	w.snap = config.NewSnapshot(rs)
+	if b, err := httpGet("http://" + st.MonitoringAddr + "/debug/syncz"); err == nil {
+		json.Unmarshal(b, &w.syncz)
+	}
+	var entry proxy
+	if *from != "" {
+		if entry, err = m.findProxy(*from); err != nil {
+			fmt.Fprintf(stderr, "mast why: %v\n", err)
+			return ExitFailure
+		}
+	} else if entry, err = m.findProxy("istio-ingressgateway"); err != nil {
+		fmt.Fprintf(stderr, "mast why: %v\n", err)
+		return ExitFailure
+	}
+	var result string
+	if !*noSend {
+		result = w.send(entry, *from != "")
+	}
+	findings := w.follow(entry, *from != "")
+	if *output == "json" {
+		return writeStructured(stdout, stderr, "json", map[string]any{"request": c.args[0], "result": result, "findings": findings})
+	}
+	fmt.Fprintf(stdout, "%s %s", *method, c.args[0])
+	if *from != "" {
+		fmt.Fprintf(stdout, " from %s", *from)
+	}
+	fmt.Fprintln(stdout)
+	if result != "" {
+		fmt.Fprintf(stdout, "  answered: %s\n", result)
+	}
+	for _, f := range w.trace {
+		fmt.Fprintf(stdout, "  %s\n", f)
+	}
+	if len(findings) == 0 {
+		fmt.Fprintln(stdout, "No cause found in the configuration: every hop routes the request to a cluster with endpoints.")
+		return ExitOK
+	}
+	for _, f := range findings {
+		fmt.Fprintf(stdout, "\nHop:      %s\n", f.Hop)
+		if f.Flag != "" {
+			fmt.Fprintf(stdout, "Flag:     %s\n", f.Flag)
+		}
+		fmt.Fprintf(stdout, "Cause:    %s\n", f.Cause)
+		if f.Resource != "" {
+			fmt.Fprintf(stdout, "Resource: %s\n", f.Resource)
+		}
+		if f.Field != "" {
+			fmt.Fprintf(stdout, "Field:    %s\n", f.Field)
+		}
+	}
+	return ExitOK
+}
+
+type whyRun struct {
+	m      meshFlags
+	st     *localmesh.RunState
+	u      *url.URL
+	method string
+	header http.Header
+	snap   *config.Snapshot
+	syncz  []ads.ProxyStatus
+	trace  []string
+}
+
+// send makes the request, through the entry sidecar's outbound HTTP proxy
+// when it comes from a workload, and describes the answer.
+func (w *whyRun) send(entry proxy, fromSidecar bool) string {
+	tr := &http.Transport{}
+	if fromSidecar {
+		host, _, _ := strings.Cut(entry.Admin, ":")
+		pu, _ := url.Parse("http://" + host + ":15001")
+		tr.Proxy = http.ProxyURL(pu)
+	}
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, err := http.NewRequest(w.method, w.u.String(), nil)
+	if err != nil {
+		return err.Error()
+	}
+	req.Header = w.header.Clone()
+	resp, err := client.Do(req)
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
+	out := resp.Status
+	if f := resp.Header.Get("x-mast-response-flags"); f != "" {
+		out += " (response flag " + f + ")"
+	}
+	if resp.StatusCode >= 400 && len(body) > 0 {
+		out += ": " + strings.TrimSpace(strings.SplitN(string(body), "\n", 2)[0])
+	}
+	return out
+}
+
+// follow walks the request through the proxies' configuration.
+func (w *whyRun) follow(p proxy, fromSidecar bool) []finding {
+	var out []finding
+	host := w.u.Host
+	port := w.u.Port()
+	if port == "" {
+		port = "80"
+	}
+	for hop := 0; hop < 4; hop++ {
+		out = append(out, w.nacks(p)...)
+		b, err := httpGet("http://" + p.Admin + "/config_dump")
+		if err != nil {
+			return append(out, finding{Hop: p.Name, Cause: "its admin interface does not answer: " + err.Error()})
+		}
+		d, err := parseConfigDump(b)
+		if err != nil {
+			return append(out, finding{Hop: p.Name, Cause: err.Error()})
+		}
+		routeName := ""
+		if fromSidecar {
+			routeName = "http_proxy"
+		} else {
+			for _, l := range d.Listeners {
+				if strconv.Itoa(l.Address.SocketAddress.PortValue) != port {
+					continue
+				}
+				for _, fc := range l.FilterChains {
+					for _, f := range fc.Filters {
+						if f.TypedConfig.RDS != nil {
+							routeName = f.TypedConfig.RDS.RouteConfigName
+						}
+					}
+				}
+			}
+			if routeName == "" {
+				return append(out, finding{Hop: p.Name, Cause: fmt.Sprintf("no listener on port %s: no Gateway server listens there", port),
+					Resource: w.gatewayFor(port), Field: "spec.servers[].port.number"})
+			}
+		}
+		w.trace = append(w.trace, fmt.Sprintf("%s: route configuration %q", p.Name, routeName))
+		cluster, f := w.route(p, d, routeName, host, port)
+		if f != nil {
+			return append(out, *f)
+		}
+		w.trace = append(w.trace, fmt.Sprintf("%s: routes to cluster %s", p.Name, cluster))
+		f = w.cluster(p, d, cluster)
+		if f != nil {
+			return append(out, *f)
+		}
+		// The next hop: the sidecar of the first endpoint's workload.
+		next, ok := w.endpointProxy(d, cluster)
+		if !ok {
+			return out
+		}
+		if f := w.mtls(p, next, cluster); f != nil {
+			return append(out, *f)
+		}
+		w.trace = append(w.trace, fmt.Sprintf("%s: delivers to %s's sidecar, which passes it to the application", p.Name, next.Name))
+		out = append(out, w.nacks(next)...)
+		return out
+	}
+	return out
+}
+
+// nacks reports the configuration types a proxy rejected.
+func (w *whyRun) nacks(p proxy) []finding {
+	var out []finding
+	for _, s := range w.syncz {
+		if s.ID != p.ID {
+			continue
+		}
+		for _, t := range s.Types {
+			if t.State == ads.StateNACKed || t.LastNACK != "" && t.VersionAcked != t.VersionSent {
+				out = append(out, finding{Hop: p.Name, Flag: "NACK",
+					Cause:    fmt.Sprintf("the proxy rejected its %s configuration and runs its last good one: %s", shortType(t.TypeURL), t.LastNACK),
+					Resource: nackResource(t.LastNACK, w.snap)})
+			}
+		}
+	}
+	return out
+}
+
+func shortType(u string) string {
+	for _, c := range xdsColumns {
+		if c.typeURL == u {
+			return c.name
+		}
+	}
+	return u
+}
+
+var quotedRE = regexp.MustCompile(`"([^"]+)"`)
+
+// nackFields maps an Envoy field a proxy refuses to the VirtualService field
+// that produces it.
+var nackFields = []struct {
+	envoy, istio string
+	has          func(*networking.HTTPRoute) bool
+}{
+	{"request_mirror_policies", "mirror", func(h *networking.HTTPRoute) bool { return h.GetMirror() != nil || len(h.GetMirrors()) > 0 }},
+	{"cors", "corsPolicy", func(h *networking.HTTPRoute) bool { return h.GetCorsPolicy() != nil }},
+	{"retry_policy", "retries", func(h *networking.HTTPRoute) bool { return h.GetRetries() != nil }},
+}
+
+// nackResource names the Istio resource (and field) a NACK message points
+// at: a VirtualService using the refused feature, or one it quotes by name.
+func nackResource(msg string, snap *config.Snapshot) string {
+	for _, nf := range nackFields {
+		if !strings.Contains(msg, nf.envoy) {
+			continue
+		}
+		for _, r := range snap.List(config.VirtualService) {
+			for i, h := range r.Spec.(*networking.VirtualService).GetHttp() {
+				if nf.has(h) {
+					return fmt.Sprintf("VirtualService %s/%s, field spec.http[%d].%s", r.Namespace, r.Name, i, nf.istio)
+				}
+			}
+		}
+	}
+	for _, m := range quotedRE.FindAllStringSubmatch(msg, -1) {
+		for _, r := range snap.All() {
+			if strings.Contains(m[1], r.Name) && (r.Kind == config.VirtualService || r.Kind == config.DestinationRule || r.Kind == config.Gateway) {
+				return r.Kind.Kind + " " + r.Namespace + "/" + r.Name
+			}
+		}
+	}
+	return ""
+}
+
+func (w *whyRun) gatewayFor(port string) string {
+	for _, r := range w.snap.List(config.Gateway) {
+		return "Gateway " + r.Namespace + "/" + r.Name
+	}
+	return ""
+}
+
+// vsFor returns the VirtualService whose hosts include host (a gateway
+// VirtualService with "*" too), or nil.
+func (w *whyRun) vsFor(host string, gateway bool) *config.Resource {
+	short, _, _ := strings.Cut(host, ".")
+	for _, r := range w.snap.List(config.VirtualService) {
+		vs := r.Spec.(*networking.VirtualService)
+		bound := len(vs.GetGateways()) > 0 && !(len(vs.GetGateways()) == 1 && vs.GetGateways()[0] == "mesh")
+		if bound != gateway {
+			continue
+		}
+		for _, h := range vs.GetHosts() {
+			if h == host || h == short || h == "*" || fqdnOf(r.Namespace, h) == host {
+				r := r
+				return &r
+			}
+		}
+	}
+	return nil
+}
+
+// route finds the virtual host and route the request takes.
+func (w *whyRun) route(p proxy, d *configDump, name, host, port string) (string, *finding) {
+	hostOnly := w.u.Hostname()
+	gateway := strings.HasPrefix(p.ID, "router~")
+	for _, rc := range d.Routes {
+		if rc.Name != name {
+			continue
+		}
+		for _, vh := range rc.VirtualHosts {
+			if !domainMatches(vh.Domains, host, hostOnly) {
+				continue
+			}
+			w.trace = append(w.trace, fmt.Sprintf("%s: virtual host %q", p.Name, vh.Name))
+			for _, rt := range vh.Routes {
+				if !w.pathMatches(rt.Match.Prefix, rt.Match.Path, rt.Match.SafeRegex) || !w.headersMatch(rt.Match.Headers) {
+					continue
+				}
+				if rt.DirectResponse != nil {
+					return "", &finding{Hop: p.Name, Cause: fmt.Sprintf("the matching route answers directly with %d", rt.DirectResponse.Status)}
+				}
+				if rt.Route == nil {
+					continue
+				}
+				if rt.Route.Cluster != "" {
+					return rt.Route.Cluster, nil
+				}
+				if rt.Route.WeightedClusters != nil && len(rt.Route.WeightedClusters.Clusters) > 0 {
+					// Check every weighted destination; report the first broken one.
+					for _, wc := range rt.Route.WeightedClusters.Clusters[1:] {
+						if f := w.cluster(p, d, wc.Name); f != nil {
+							return "", f
+						}
+					}
+					return rt.Route.WeightedClusters.Clusters[0].Name, nil
+				}
+			}
+			f := &finding{Hop: p.Name, Flag: "NR", Cause: fmt.Sprintf("no route of virtual host %q matches %s %s (with these headers)", vh.Name, w.method, w.u.RequestURI())}
+			if vs := w.vsFor(strings.Split(vh.Name, ":")[0], gateway); vs != nil {
+				f.Resource, f.Field = "VirtualService "+vs.Namespace+"/"+vs.Name, "spec.http[].match"
+			}
+			return "", f
+		}
+		f := &finding{Hop: p.Name, Flag: "NR", Cause: fmt.Sprintf("unknown host %q: no virtual host of route configuration %q serves it", host, name)}
+		if gateway {
+			f.Cause += "; no VirtualService bound to the gateway lists this host"
+			f.Resource, f.Field = w.gatewayFor(port), "spec.servers[].hosts"
+		} else {
+			f.Cause += "; no ServiceEntry or VirtualService defines this host in the mesh"
+			f.Field = "ServiceEntry spec.hosts"
+		}
+		return "", f
+	}
+	return "", &finding{Hop: p.Name, Flag: "NR", Cause: fmt.Sprintf("route configuration %q is missing from the proxy", name)}
+}
+
+func domainMatches(domains []string, hostPort, host string) bool {
+	for _, d := range domains {
+		switch {
+		case d == "*", d == hostPort, d == host:
+			return true
+		case strings.HasPrefix(d, "*") && (strings.HasSuffix(hostPort, d[1:]) || strings.HasSuffix(host, d[1:])):
+			return true
+		}
+	}
+	return false
+}
+
+func (w *whyRun) pathMatches(prefix, path string, re *struct {
+	Regex string `json:"regex"`
+}) bool {
+	p := w.u.Path
+	if p == "" {
+		p = "/"
+	}
+	switch {
+	case path != "":
+		return p == path
+	case re != nil:
+		ok, _ := regexp.MatchString("^(?:"+re.Regex+")$", p)
+		return ok
+	}
+	return strings.HasPrefix(p, prefix)
+}
+
+func (w *whyRun) headersMatch(ms []headerMatcher) bool {
+	for _, m := range ms {
+		vals, present := w.header[http.CanonicalHeaderKey(m.Name)]
+		if strings.HasPrefix(m.Name, ":") {
+			continue // pseudo-headers (authority, method) are matched by the virtual host and method
+		}
+		ok := present
+		if present && m.StringMatch != nil {
+			v := vals[0]
+			sm := m.StringMatch
+			switch {
+			case sm.SafeRegex != nil:
+				ok, _ = regexp.MatchString("^(?:"+sm.SafeRegex.Regex+")$", v)
+			case sm.Prefix != "":
+				ok = strings.HasPrefix(v, sm.Prefix)
+			case sm.Suffix != "":
+				ok = strings.HasSuffix(v, sm.Suffix)
+			default:
+				ok = v == sm.Exact
+			}
+		}
+		if ok == m.InvertMatch {
+			return false
+		}
+	}
+	return true
+}
+
+// cluster checks that the proxy has the cluster and endpoints for it.
+func (w *whyRun) cluster(p proxy, d *configDump, name string) *finding {
+	_, _, subset, fqdn, _ := istioCluster(name)
+	found := false
+	for _, c := range d.Clusters {
+		found = found || c.Name == name
+	}
+	if !found {
+		f := &finding{Hop: p.Name, Flag: "NC", Cause: fmt.Sprintf("the route points at cluster %s, which the proxy does not have", name)}
+		if subset != "" {
+			f.Cause = fmt.Sprintf("the route sends to subset %q of %s, which no DestinationRule defines", subset, fqdn)
+			if vs := w.vsFor(fqdn, strings.HasPrefix(p.ID, "router~")); vs != nil {
+				f.Resource, f.Field = "VirtualService "+vs.Namespace+"/"+vs.Name, "spec.http[].route[].destination.subset"
+				for i, h := range vs.Spec.(*networking.VirtualService).GetHttp() {
+					for j, d := range h.GetRoute() {
+						if d.GetDestination().GetSubset() == subset && fqdnOf(vs.Namespace, d.GetDestination().GetHost()) == fqdn {
+							f.Field = fmt.Sprintf("spec.http[%d].route[%d].destination.subset", i, j)
+						}
+					}
+				}
+			}
+		}
+		return f
+	}
+	for _, e := range d.Endpoints {
+		if e.ClusterName != name {
+			continue
+		}
+		for _, loc := range e.Endpoints {
+			if len(loc.LBEndpoints) > 0 {
+				return nil
+			}
+		}
+	}
+	f := &finding{Hop: p.Name, Flag: "UH", Cause: fmt.Sprintf("cluster %s has no endpoints: no healthy upstream", name)}
+	if subset != "" {
+		for _, r := range w.snap.List(config.DestinationRule) {
+			dr := r.Spec.(*networking.DestinationRule)
+			if fqdnOf(r.Namespace, dr.GetHost()) != fqdn {
+				continue
+			}
+			for i, ss := range dr.GetSubsets() {
+				if ss.GetName() == subset {
+					f.Cause = fmt.Sprintf("subset %q of %s selects no workload (labels %v match no WorkloadEntry): no healthy upstream", subset, fqdn, ss.GetLabels())
+					f.Resource, f.Field = "DestinationRule "+r.Namespace+"/"+r.Name, fmt.Sprintf("spec.subsets[%d].labels", i)
+				}
+			}
+		}
+	} else {
+		f.Cause += "; no WorkloadEntry (or ServiceEntry endpoint) backs this service"
+		f.Resource = "ServiceEntry for " + fqdn
+	}
+	return f
+}
+
+// endpointProxy finds the local mesh proxy in front of the cluster's first endpoint.
+func (w *whyRun) endpointProxy(d *configDump, cluster string) (proxy, bool) {
+	for _, e := range d.Endpoints {
+		if e.ClusterName != cluster {
+			continue
+		}
+		for _, loc := range e.Endpoints {
+			for _, lb := range loc.LBEndpoints {
+				ip := lb.Endpoint.Address.SocketAddress.Address
+				for _, p := range w.m.localProxies() {
+					if strings.HasPrefix(p.Admin, ip+":") {
+						return p, true
+					}
+				}
+			}
+		}
+	}
+	return proxy{}, false
+}
+
+// mtls checks the destination's PeerAuthentication against the client's DestinationRule TLS mode.
+func (w *whyRun) mtls(from, to proxy, cluster string) *finding {
+	_, _, _, fqdn, _ := istioCluster(cluster)
+	ns := "default"
+	if parts := strings.Split(to.ID, "~"); len(parts) == 4 {
+		if _, n, ok := strings.Cut(parts[2], "."); ok {
+			ns = n
+		}
+	}
+	strict := ""
+	for _, r := range w.snap.List(config.PeerAuthentication) {
+		pa := r.Spec.(*security.PeerAuthentication)
+		if (r.Namespace == ns || r.Namespace == "istio-system") && pa.GetMtls().GetMode() == security.PeerAuthentication_MutualTLS_STRICT {
+			strict = "PeerAuthentication " + r.Namespace + "/" + r.Name
+		}
+	}
+	if strict == "" {
+		return nil
+	}
+	for _, r := range w.snap.List(config.DestinationRule) {
+		dr := r.Spec.(*networking.DestinationRule)
+		if fqdnOf(r.Namespace, dr.GetHost()) != fqdn {
+			continue
+		}
+		if mode := dr.GetTrafficPolicy().GetTls().GetMode(); mode == networking.ClientTLSSettings_DISABLE || mode == networking.ClientTLSSettings_SIMPLE {
+			return &finding{Hop: from.Name + " -> " + to.Name, Flag: "UC",
+				Cause: fmt.Sprintf("mTLS mismatch: %s requires mutual TLS at %s, but DestinationRule %s/%s makes %s send %s to %s",
+					strict, to.Name, r.Namespace, r.Name, from.Name, mode, fqdn),
+				Resource: "DestinationRule " + r.Namespace + "/" + r.Name, Field: "spec.trafficPolicy.tls.mode"}
+		}
+	}
+	return nil
+}

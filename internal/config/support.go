@@ -48,7 +48,7 @@ type supportRow struct {
 }
 
 const (
-	ownerAuthz     = `owned by the "authz" work: AuthorizationPolicy is not enforced yet`
+	authzCustom    = `CUSTOM (ext_authz) is not implemented: requests a CUSTOM policy selects are denied (fail closed)`
 	ownerTelemetry = `owned by the "telemetry" work: the Telemetry API is not applied yet`
 )
 
@@ -185,14 +185,16 @@ var supportTable = []supportRow{
 	{"security.v1beta1.JWTRule", Warned, "space-delimited claims are matched as one string by request.auth.claims", "spaceDelimitedClaims"},
 	{"security.v1beta1.JWTHeader", Honoured, "", "name prefix"},
 	{"security.v1beta1.ClaimToHeader", Honoured, "", "header claim"},
-	{"security.v1beta1.AuthorizationPolicy", Warned, ownerAuthz, "selector targetRef targetRefs rules action provider"},
-	{"security.v1beta1.Rule", Warned, ownerAuthz, "from to when"},
-	{"security.v1beta1.Rule.From", Warned, ownerAuthz, "source"},
-	{"security.v1beta1.Rule.To", Warned, ownerAuthz, "operation"},
-	{"security.v1beta1.Source", Warned, ownerAuthz, "principals notPrincipals requestPrincipals notRequestPrincipals namespaces notNamespaces serviceAccounts notServiceAccounts ipBlocks notIpBlocks remoteIpBlocks notRemoteIpBlocks trustDomains notTrustDomains"},
-	{"security.v1beta1.Operation", Warned, ownerAuthz, "hosts notHosts ports notPorts methods notMethods paths notPaths"},
-	{"security.v1beta1.Condition", Warned, ownerAuthz, "key values notValues"},
-	{"security.v1beta1.AuthorizationPolicy.ExtensionProvider", Warned, ownerAuthz, "name"},
+	{"security.v1beta1.AuthorizationPolicy", Honoured, "", "selector targetRef targetRefs rules action"},
+	{"security.v1beta1.AuthorizationPolicy", Warned, authzCustom, "provider"},
+	{"security.v1beta1.Rule", Honoured, "", "from to when"},
+	{"security.v1beta1.Rule.From", Honoured, "", "source"},
+	{"security.v1beta1.Rule.To", Honoured, "", "operation"},
+	{"security.v1beta1.Source", Honoured, "", "principals notPrincipals requestPrincipals notRequestPrincipals namespaces notNamespaces serviceAccounts notServiceAccounts ipBlocks notIpBlocks remoteIpBlocks notRemoteIpBlocks"},
+	{"security.v1beta1.Source", Warned, "trust domain aliases are not implemented", "trustDomains notTrustDomains"},
+	{"security.v1beta1.Operation", Honoured, "", "hosts notHosts ports notPorts methods notMethods paths notPaths"},
+	{"security.v1beta1.Condition", Honoured, "", "key values notValues"},
+	{"security.v1beta1.AuthorizationPolicy.ExtensionProvider", Warned, authzCustom, "name"},
 	{"type.v1beta1.PolicyTargetReference", Warned, "targetRef attaches policies to Gateway API resources, which Mast does not read", "group kind name namespace"},
 
 	// ---- telemetry.istio.io

@@ -397,6 +397,15 @@ func source(s *security.Source, td string, forTCP, allow bool) ([]*rbacv3.Princi
 	}); err != nil {
 		return nil, err
 	}
+	if err := idField(&f, s.GetServiceAccounts(), s.GetNotServiceAccounts(), false, forTCP, allow, "serviceAccounts", func(v string) (*rbacv3.Principal, error) {
+		ns, sa, ok := strings.Cut(v, "/")
+		if !ok || ns == "" || sa == "" {
+			return nil, fmt.Errorf("serviceAccounts %q: want NAMESPACE/NAME", v)
+		}
+		return authnID(authzRegex("spiffe://[^/]+/ns/" + regexp.QuoteMeta(ns) + "/sa/" + regexp.QuoteMeta(sa))), nil
+	}); err != nil {
+		return nil, err
+	}
 	if err := idField(&f, s.GetIpBlocks(), s.GetNotIpBlocks(), false, forTCP, allow, "ipBlocks", func(v string) (*rbacv3.Principal, error) {
 		c, err := cidrRange(v)
 		return &rbacv3.Principal{Identifier: &rbacv3.Principal_DirectRemoteIp{DirectRemoteIp: c}}, err

@@ -72,7 +72,6 @@ func authzPush(t *testing.T) *model.PushContext {
 	return model.NewPushContext("v1", model.DefaultMeshConfig(), config.NewSnapshot(append(bookinfoConfig(), rs...)), bookinfoRegistry())
 }
 
-
 func TestAuthorizationPolicyToRBAC(t *testing.T) {
 	ls := gen1(t, authzPush(t), productpageProxy(), ListenerType)
 	vi, ok := ls[virtualInboundName].(*listenerv3.Listener)
@@ -155,4 +154,3 @@ func TestAuthorizationPolicyToRBAC(t *testing.T) {
 		}
 	}
 }
-

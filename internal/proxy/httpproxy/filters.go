@@ -132,3 +132,13 @@ func (s *Server) countFlags(f filter.Flags) {
 		s.Stats.ExtAuthzDenied.Add(1)
 	}
 }
+
+type followKey struct{}
+
+// WithFollow returns a context for ServeConn under which every request
+// uses the HTTP connection manager follow returns (the connection's chain
+// in the listener's current configuration; nil when it is gone) instead of
+// the one the connection was accepted under.
+func WithFollow(ctx context.Context, follow func() *xdsparse.HTTPManager) context.Context {
+	return context.WithValue(ctx, followKey{}, follow)
+}

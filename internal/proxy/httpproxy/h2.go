@@ -57,10 +57,7 @@ func (s *Server) serveH2(ctx context.Context, nc net.Conn, br *bufio.Reader, hcm
 		defer t.Stop()
 	}
 	remote, orig, peer, local, scheme := remoteIP(nc), originalDst(nc), peerOf(nc), nc.LocalAddr(), connScheme(nc)
-	var fconn *filter.Conn
-	if hcm.Filters != nil {
-		fconn = filter.NewConn(nc)
-	}
+	fconn := filter.NewConn(nc)
 	h := http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		n := 0
 		for _, vs := range r.Header {

@@ -109,6 +109,17 @@ func (s *Server) handle(ctx context.Context, req *dsRequest, w responseWriter, h
 	start := time.Now()
 	s.Stats.RqActive.Add(1)
 	defer s.Stats.RqActive.Add(-1)
+	// A connection outlives configuration changes: every request follows
+	// its listener's current filter chain, so a new policy applies to
+	// pooled connections too; a chain that is gone ends the connection.
+	if follow, ok := ctx.Value(followKey{}).(func() *xdsparse.HTTPManager); ok {
+		cur := follow()
+		if cur == nil {
+			s.localReply(w, 503, "listener removed", "", headers.List{{Name: "connection", Value: "close"}})
+			return
+		}
+		hcm = cur
+	}
 	applyXFCC(&req.header, hcm, req.peer)
 	// Absolute-form (forward proxy): route by the URI's authority.
 	target := req.target

@@ -176,7 +176,7 @@ type h1Conn struct {
 	orig   string // original destination of a redirected connection
 	scheme string // "https" when the proxy terminated TLS
 	peer   *tlsPeer
-	conn   *filter.Conn // built when the listener has filters
+	conn   *filter.Conn // what the filters know of the connection
 	// idle is set while the connection waits for its next request.
 	idle atomic.Bool
 	// expired: the connection is past max_connection_duration; the
@@ -186,9 +186,8 @@ type h1Conn struct {
 
 func (s *Server) serveH1(ctx context.Context, nc net.Conn, br *bufio.Reader, hcm *xdsparse.HTTPManager) {
 	c := &h1Conn{s: s, nc: nc, br: br, bw: bufio.NewWriterSize(nc, 4096), remote: remoteIP(nc), orig: originalDst(nc), peer: peerOf(nc), scheme: connScheme(nc)}
-	if hcm.Filters != nil {
-		c.conn = filter.NewConn(nc)
-	}
+	// Always: the listener may gain filters while the connection lives.
+	c.conn = filter.NewConn(nc)
 	c.hr = http1.NewReader(br, http1.Limits{MaxHeaderBytes: hcm.MaxRequestHeadersBytes, MaxHeaders: hcm.MaxHeadersCount})
 	first := true
 	born := time.Now()

@@ -40,6 +40,9 @@ type running struct {
 	// acceptErr is the last accept error while accepting fails (EMFILE,
 	// ENFILE, ENOBUFS...), nil while the listener accepts.
 	acceptErr atomic.Pointer[string]
+	// gone is set when the listener is removed: its connections stop
+	// taking requests (follow.go).
+	gone atomic.Bool
 }
 
 // Manager owns the bound listeners.
@@ -91,6 +94,7 @@ func (m *Manager) Update(ls map[string]*xdsparse.Listener) error {
 		l, ok := ls[name]
 		if !ok || !l.BindToPort || l.Address != r.cfg.Load().Address {
 			r.close()
+			r.gone.Store(true)
 			delete(m.active, name)
 			m.log.Info("listener removed", "name", name)
 		}
@@ -222,7 +226,7 @@ func (m *Manager) accept(r *running) {
 			case chain == nil:
 				nc.Close()
 			case chain.HTTP != nil:
-				m.http.ServeConn(m.ctx, nc, chain.HTTP)
+				m.http.ServeConn(httpproxy.WithFollow(m.ctx, m.follow(r, cfg, chain)), nc, chain.HTTP)
 			case chain.TCP != nil:
 				m.tcp.Serve(m.ctx, nc, chain.TCP)
 			default:

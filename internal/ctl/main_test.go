@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -88,5 +89,27 @@ func TestAnalyzeExitCodes(t *testing.T) {
 		"-f", "../../samples/bookinfo/config"}, &out, &errOut)
 	if code != ExitOK {
 		t.Errorf("Bookinfo: exit %d, output:\n%s%s", code, out.String(), errOut.String())
+	}
+}
+
+// TestCompletion: each shell's script loads in that shell when it is installed.
+func TestCompletion(t *testing.T) {
+	for _, sh := range []string{"bash", "zsh", "fish"} {
+		var out, errOut bytes.Buffer
+		if code := Completion([]string{sh}, &out, &errOut); code != ExitOK || !strings.Contains(out.String(), "proxy-status") {
+			t.Errorf("%s: exit %d\n%s%s", sh, code, out.String(), errOut.String())
+		}
+		if sh != "bash" {
+			continue
+		}
+		if _, err := exec.LookPath("bash"); err != nil {
+			t.Log("bash not installed; script not loaded")
+			continue
+		}
+		cmd := exec.Command("bash", "-c", out.String()+"\nCOMP_WORDS=(mast proxy-c); COMP_CWORD=1; _mast; echo ${COMPREPLY[@]}")
+		b, err := cmd.CombinedOutput()
+		if err != nil || strings.TrimSpace(string(b)) != "proxy-config" {
+			t.Errorf("bash completion of 'mast proxy-c': %q %v", b, err)
+		}
 	}
 }

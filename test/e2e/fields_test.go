@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -241,4 +242,119 @@ func TestStrictWithoutCertificateFailsClosed(t *testing.T) {
 		t.Fatal("TLS handshake succeeded without a workload certificate")
 	}
 	waitLine(t, proxy, "no workload certificate", 10*time.Second)
+}
+
+// poolConfig: backend with one connection allowed and a pending queue of
+// ten (Istio's connectionPool), and a VirtualService redirecting /old/ to
+// /new/ with prefixRewrite.
+const poolConfig = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: backend, namespace: default}
+spec:
+  hosts: [backend.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 8000, name: http, protocol: HTTP}]
+  endpoints: [{address: 127.0.0.1, ports: {http: %d}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: backend, namespace: default}
+spec:
+  host: backend.default.svc.cluster.local
+  trafficPolicy:
+    connectionPool:
+      tcp: {maxConnections: 1}
+      http: {http1MaxPendingRequests: 10, maxRequestsPerConnection: 0}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: backend, namespace: default}
+spec:
+  hosts: [backend.default.svc.cluster.local]
+  http:
+  - match: [{uri: {prefix: /old/}}]
+    redirect: {prefixRewrite: /new/}
+  - route: [{destination: {host: backend.default.svc.cluster.local}}]
+`
+
+// TestConnectionPoolQueuesPendingRequests: with maxConnections 1 and
+// http1MaxPendingRequests 10, five concurrent requests all succeed over the
+// one connection, one after the other (they used to get an immediate 503
+// but one). And redirect.prefixRewrite rewrites the path's prefix.
+func TestConnectionPoolQueuesPendingRequests(t *testing.T) {
+	var mu sync.Mutex
+	active, peak := 0, 0
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		active++
+		peak = max(peak, active)
+		mu.Unlock()
+		time.Sleep(100 * time.Millisecond)
+		mu.Lock()
+		active--
+		mu.Unlock()
+		io.WriteString(w, "ok")
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	dir := t.TempDir()
+	writeFile(t, dir, "pool.yaml", fmt.Sprintf(poolConfig, l.Addr().(*net.TCPAddr).Port))
+	xdsAddr := startControlPlane(t, dir)
+	ip := uniqueLoopback()
+	start(t, "mast-proxy", "--node-id", fmt.Sprintf("sidecar~%s~client-1.default~default.svc.cluster.local", ip),
+		"--xds-addr", xdsAddr, "--admin-addr", ip+":15000", "--drain-period", "1s",
+		"--labels", "app=client", "--meta", "INTERCEPTION_MODE=NONE")
+	u, _ := url.Parse("http://" + ip + ":15001")
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: http.ProxyURL(u), MaxConnsPerHost: 20},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	get := func(path string) (int, http.Header, error) {
+		resp, err := client.Get("http://backend.default.svc.cluster.local:8000" + path)
+		if err != nil {
+			return 0, nil, err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header, nil
+	}
+	eventually(t, 30*time.Second, "backend reachable", func() error {
+		st, _, err := get("/")
+		if err == nil && st != 200 {
+			err = fmt.Errorf("status %d", st)
+		}
+		return err
+	})
+
+	statuses := make(chan int, 5)
+	var wg sync.WaitGroup
+	for range 5 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, _, err := get("/")
+			if err != nil {
+				t.Error(err)
+			}
+			statuses <- st
+		}()
+	}
+	wg.Wait()
+	close(statuses)
+	for st := range statuses {
+		if st != 200 {
+			t.Errorf("concurrent request: status %d, want 200 (queued, not refused)", st)
+		}
+	}
+	if peak != 1 {
+		t.Errorf("backend saw %d requests at once, want 1 (maxConnections 1)", peak)
+	}
+
+	st, h, err := get("/old/page?x=1")
+	if err != nil || st != 301 || !strings.HasSuffix(h.Get("Location"), "/new/page?x=1") {
+		t.Errorf("redirect: status %d location %q (%v), want 301 to .../new/page?x=1", st, h.Get("Location"), err)
+	}
 }

@@ -388,8 +388,11 @@ func headerOps(ops *networking.Headers_HeaderOperations) (add []*corev3.HeaderVa
 
 func redirectAction(r *networking.HTTPRedirect) *routev3.RedirectAction {
 	ra := &routev3.RedirectAction{HostRedirect: r.GetAuthority(), PortRedirect: r.GetPort()}
-	if r.GetUri() != "" {
+	switch {
+	case r.GetUri() != "":
 		ra.PathRewriteSpecifier = &routev3.RedirectAction_PathRedirect{PathRedirect: r.GetUri()}
+	case r.GetPrefixRewrite() != "":
+		ra.PathRewriteSpecifier = &routev3.RedirectAction_PrefixRewrite{PrefixRewrite: r.GetPrefixRewrite()}
 	}
 	switch s := strings.ToLower(r.GetScheme()); s {
 	case "":

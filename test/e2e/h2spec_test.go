@@ -131,6 +131,7 @@ func writeCert(t *testing.T) (string, string, tls.Certificate) {
 // h2Mesh is mastd, the gateway and the server's sidecar.
 type h2Mesh struct {
 	gwIP, serverIP string
+	gateway        *process
 }
 
 func startH2Mesh(t *testing.T) *h2Mesh {
@@ -148,7 +149,7 @@ func startH2Mesh(t *testing.T) *h2Mesh {
 	dir := t.TempDir()
 	writeFile(t, dir, "mesh.yaml", fmt.Sprintf(h2Config, m.serverIP, l.Addr().String(), cf, kf))
 	xds := startControlPlane(t, dir)
-	start(t, "mast-proxy", "--type", "router", "--xds-addr", xds, "--admin-addr", "127.0.0.1:0", "--drain-period", "1s",
+	m.gateway = start(t, "mast-proxy", "--type", "router", "--xds-addr", xds, "--admin-addr", "127.0.0.1:0", "--drain-period", "1s",
 		"--node-id", fmt.Sprintf("router~%s~gw.default~default.svc.cluster.local", m.gwIP),
 		"--labels", "istio=ingressgateway", "--meta", "INTERCEPTION_MODE=NONE")
 	start(t, "mast-proxy", "--xds-addr", xds, "--admin-addr", "127.0.0.1:0", "--drain-period", "1s",

@@ -17,14 +17,6 @@ import (
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
 )
 
-// bufConn reads through the bufio.Reader that already holds the preface.
-type bufConn struct {
-	net.Conn
-	r *bufio.Reader
-}
-
-func (c *bufConn) Read(p []byte) (int, error) { return c.r.Read(p) }
-
 // minStreamWindow is HTTP/2's initial window: a buffer limit below it
 // would stall every stream.
 const minStreamWindow = 65535
@@ -85,6 +77,9 @@ func (s *Server) serveH2(ctx context.Context, nc net.Conn, br *bufio.Reader, hcm
 			s.localReply(w, 400, msg, "", nil)
 			return
 		}
+		if r.Context().Err() != nil {
+			return // reset by the client before it was dispatched (rapid reset): nothing to forward
+		}
 		// An empty body (END_STREAM on the headers, or content-length: 0) is
 		// none; any other is forwarded, whatever the method.
 		var body io.Reader = r.Body
@@ -122,7 +117,11 @@ func (s *Server) serveH2(ctx context.Context, nc net.Conn, br *bufio.Reader, hcm
 			body: body, contentLength: r.ContentLength, remote: remote, local: local, origDst: orig, scheme: scheme, peer: peer, conn: fconn}
 		s.handle(sctx, req, w, hcm)
 	})
-	srv.ServeConn(&bufConn{Conn: nc, r: br}, &http2.ServeConnOpts{Context: ctx, Handler: h, BaseConfig: base})
+	fc := newFloodConn(nc, br, func(reason string) {
+		s.Stats.CxFlood.Add(1)
+		s.log.Debug("HTTP/2 connection closed", "reason", reason, "remote", remote)
+	})
+	srv.ServeConn(fc, &http2.ServeConnOpts{Context: ctx, Handler: h, BaseConfig: base})
 }
 
 // checkH2Request validates what Go's HTTP/2 server leaves to its handler

@@ -256,3 +256,87 @@ func selfSigned(t *testing.T) tls.Certificate {
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
+
+// TestH2FloodsCutTheConnection: rapid reset and control-frame floods end
+// the flooding connection (Go's server bounds neither), while a client
+// that resets some streams and pings now and then is served.
+func TestH2FloodsCutTheConnection(t *testing.T) {
+	backend, _ := recordingBackend(t, false, nil)
+	p := startTestProxy(t, backend, proxyOpts{})
+	closed := func(c *h2Client) bool {
+		for {
+			if _, err := c.fr.ReadFrame(); err != nil {
+				return true
+			}
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		flood func(c *h2Client)
+	}{
+		{"rapid reset", func(c *h2Client) {
+			for id := uint32(1); id < 2*(prematureResetMinStreams+50); id += 2 {
+				c.request(id, "GET", "/", nil, true)
+				if c.fr.WriteRSTStream(id, http2.ErrCodeCancel) != nil {
+					return
+				}
+			}
+		}},
+		{"ping", func(c *h2Client) {
+			for i := 0; i < 2*controlBurst; i++ {
+				if c.fr.WritePing(false, [8]byte{byte(i)}) != nil {
+					return
+				}
+			}
+		}},
+		{"settings", func(c *h2Client) {
+			for i := 0; i < 2*controlBurst; i++ {
+				if c.fr.WriteSettings() != nil {
+					return
+				}
+			}
+		}},
+		{"empty data", func(c *h2Client) {
+			c.request(1, "POST", "/", nil, false)
+			for i := 0; i < 2*controlBurst; i++ {
+				if c.fr.WriteData(1, false, nil) != nil {
+					return
+				}
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := p.srv.Stats.CxFlood.Load()
+			c := dialH2(t, p.addr, nil)
+			go tc.flood(c)
+			if !closed(c) {
+				t.Fatal("connection survived the flood")
+			}
+			if p.srv.Stats.CxFlood.Load() != before+1 {
+				t.Fatalf("CxFlood %d, want %d", p.srv.Stats.CxFlood.Load(), before+1)
+			}
+		})
+	}
+	t.Run("a normal client is served", func(t *testing.T) {
+		before := p.srv.Stats.CxFlood.Load()
+		c := dialH2(t, p.addr, nil)
+		for id := uint32(1); id < 2*prematureResetMinStreams; id += 2 {
+			c.request(id, "GET", "/", nil, true)
+			if id%4 == 1 { // a quarter of the streams cancelled
+				c.fr.WriteRSTStream(id, http2.ErrCodeCancel)
+			} else {
+				c.response(id)
+			}
+			if id%50 == 1 {
+				c.fr.WritePing(false, [8]byte{1})
+			}
+		}
+		c.request(2*prematureResetMinStreams+1, "GET", "/", nil, true)
+		if r := c.response(2*prematureResetMinStreams + 1); r.status() != "200" {
+			t.Fatalf("%v", r.fields)
+		}
+		if p.srv.Stats.CxFlood.Load() != before {
+			t.Fatal("a normal client was cut")
+		}
+	})
+}

@@ -48,6 +48,8 @@ type Stats struct {
 	RBACDenied, ExtAuthzDenied atomic.Uint64
 	// Upgrades counts upgraded streams (WebSocket, CONNECT tunnels).
 	Upgrades atomic.Uint64
+	// CxFlood counts HTTP/2 connections closed for flooding (h2flood.go).
+	CxFlood atomic.Uint64
 }
 
 // Server serves HTTP connections for any number of listeners.

@@ -132,12 +132,19 @@ func startMTLSMesh(t *testing.T, caDir, caAddr string, extraProxyArgs ...string)
 	}
 	mastd := start(t, "mastd", args...)
 	waitLine(t, mastd, "mastd serving", 30*time.Second)
+	// xDS over mTLS to mastd's 15012 when mastd runs the CA; with a CA of
+	// the test's own (no ADS there), plaintext to mastd on loopback.
+	xdsArgs := []string{"--xds-addr", m.caAddr}
+	if caAddr != "" {
+		xdsArgs = []string{"--xds-addr", xdsAddr, "--xds-tls=false"}
+	}
 
 	for name, ip := range map[string]string{"server": m.serverIP, "client": m.clientIP} {
-		pargs := []string{"--xds-addr", m.caAddr, "--node-id", fmt.Sprintf("sidecar~%s~%s.default~default.svc.cluster.local", ip, name),
+		pargs := []string{"--node-id", fmt.Sprintf("sidecar~%s~%s.default~default.svc.cluster.local", ip, name),
 			"--admin-addr", "127.0.0.1:0", "--labels", "app=" + name, "--meta", "INTERCEPTION_MODE=NONE", "--meta", "SERVICE_ACCOUNT=" + name,
 			"--drain-period", "1s", "--ca-addr", m.caAddr, "--ca-root-file", filepath.Join(m.caDir, "root-cert.pem"), "--token-file", tokens[name]}
-		m.proxies[name] = start(t, "mast-proxy", append(pargs, extraProxyArgs...)...)
+		pargs = append(append(pargs, xdsArgs...), extraProxyArgs...)
+		m.proxies[name] = start(t, "mast-proxy", pargs...)
 	}
 	proxyURL, _ := url.Parse("http://" + m.clientIP + ":15001")
 	m.client = &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxyURL), MaxIdleConnsPerHost: 64}, Timeout: 10 * time.Second}

@@ -95,12 +95,12 @@ func uniqueLoopback() string {
 // serving for minutes with mastd killed": real mastd, a real mast-proxy
 // sidecar (INTERCEPTION_MODE NONE, the client reaches it as HTTP_PROXY) and
 // real backends. mastd is killed with SIGKILL; requests keep flowing for
-// 10 seconds by default and for 2 minutes with -long or MAST_LONG_TESTS=1
+// 15 seconds by default and for 2 minutes with -long or MAST_LONG_TESTS=1
 // (CI stays fast), and every one must succeed. Then mastd is started again on
 // the same address: the proxy reconnects and applies a routing change made
 // after the restart.
 func TestProxyServesWithControlPlaneKilled(t *testing.T) {
-	outage := 10 * time.Second
+	outage := 15 * time.Second
 	if long() {
 		outage = 2 * time.Minute
 	}

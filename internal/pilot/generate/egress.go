@@ -200,6 +200,9 @@ func (g *gen) sniChains(services []*registry.Service, port uint32, stat string) 
 					if !g.sourceApplies(m.GetSourceLabels(), m.GetSourceNamespace(), m.GetGateways(), vs.Namespace, model.MeshGateway) {
 						continue
 					}
+					if len(m.GetDestinationSubnets()) > 0 {
+						continue // not matched by address yet: skipped, never widened to every destination
+					}
 					add(m.GetSniHosts(), g.routeDestinations(r.GetRoute(), vs.Namespace, port))
 				}
 			}

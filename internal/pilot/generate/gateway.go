@@ -282,6 +282,9 @@ func (g *gen) passthroughChains(s gwServer, port uint32) []*listenerv3.FilterCha
 				if !g.sourceApplies(m.GetSourceLabels(), m.GetSourceNamespace(), m.GetGateways(), vs.Namespace, s.gw.Key) {
 					continue
 				}
+				if len(m.GetDestinationSubnets()) > 0 {
+					continue // not matched by address yet: skipped, never widened to every destination
+				}
 				var snis []string
 				for _, sni := range m.GetSniHosts() {
 					if h, ok := vsHostAllowed(hosts, vs.Namespace, sni); ok {

@@ -3,8 +3,8 @@ package listener
 import (
 	"crypto/tls"
 	"errors"
-	"net/netip"
 	"net"
+	"net/netip"
 	"sync/atomic"
 	"time"
 

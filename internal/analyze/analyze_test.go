@@ -29,8 +29,16 @@ func TestCorpus(t *testing.T) {
 			in := NewInput()
 			in.Add(filepath.Base(f), b)
 			in.AddDefaults()
+			// Which Istio fields Mast honours changes as Mast grows; the
+			// corpus tests the analyzers, so those warnings are left out.
+			var msgs []Message
+			for _, m := range Analyze(in) {
+				if !strings.Contains(m.Text, "not honoured by Mast") {
+					msgs = append(msgs, m)
+				}
+			}
 			var out bytes.Buffer
-			if err := Write(&out, "log", Analyze(in)); err != nil {
+			if err := Write(&out, "log", msgs); err != nil {
 				t.Fatal(err)
 			}
 			golden := strings.TrimSuffix(f, ".yaml") + ".golden"

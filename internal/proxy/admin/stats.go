@@ -140,3 +140,7 @@ func writePrometheus(w io.Writer, stats []stat) {
 		fmt.Fprintf(w, " %d\n", s.value)
 	}
 }
+
+// WritePrometheus writes the proxy's Envoy-named stats (envoy_*) in
+// Prometheus's text format, as /stats/prometheus serves them.
+func WritePrometheus(w io.Writer, src Source) { writePrometheus(w, collect(src)) }

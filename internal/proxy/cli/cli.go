@@ -68,7 +68,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "iptables" {
 		return capture.Main(args[1:], stdout, stderr)
 	}
-	if err := run(args, stderr); err != nil {
+	if err := run(args, stdout, stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
@@ -78,7 +78,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func run(args []string, stderr io.Writer) error {
+func run(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("mast-proxy", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
@@ -106,6 +106,8 @@ func run(args []string, stderr io.Writer) error {
 	mf.register(fs)
 	var of overloadFlags
 	of.register(fs, &mf)
+	var tf telemetryFlags
+	tf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -168,6 +170,9 @@ func run(args []string, stderr io.Writer) error {
 		if useTLS {
 			dcfg.XDSCredentials = secrets.TransportCredentials()
 		}
+	}
+	if err := tf.apply(node, &dcfg, stdout, log); err != nil {
+		return err
 	}
 	p := dataplane.New(dcfg)
 	return p.Run(ctx)

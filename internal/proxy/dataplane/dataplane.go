@@ -8,6 +8,7 @@ package dataplane
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
@@ -28,6 +29,7 @@ import (
 	"github.com/mast-mesh/mast/internal/proxy/upstream"
 	"github.com/mast-mesh/mast/internal/proxy/xdsclient"
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
+	"github.com/mast-mesh/mast/internal/telemetry/reporter"
 )
 
 // Config configures the data plane.
@@ -51,6 +53,16 @@ type Config struct {
 	XDSCredentials credentials.TransportCredentials
 	// XDSMaxRecvMsgSize bounds one xDS response (0: xdsclient's 64 MiB).
 	XDSMaxRecvMsgSize int
+	// Telemetry records standard metrics and access logs and does the
+	// metadata exchange; nil turns telemetry off.
+	Telemetry *reporter.Reporter
+	// StatsAddr serves /stats/prometheus (Istio's 15090) and MergedAddr
+	// the application's metrics merged with the proxy's (15020, also
+	// /healthz/ready); "" serves neither. AppMetricsURL is where the
+	// application's metrics are scraped for the merge.
+	StatsAddr, MergedAddr, AppMetricsURL string
+	// StatsBestEffort makes a busy stats port a warning, not an error.
+	StatsBestEffort bool
 	// Secrets provides the workload certificate and trust bundle for TLS
 	// transport sockets (the agent); nil runs without mTLS.
 	Secrets tlsconfig.Source
@@ -135,8 +147,10 @@ func New(cfg Config) *Proxy {
 	tlsb := tlsconfig.NewBuilder(cfg.Secrets, nil)
 	p.upstreams.TLS = tlsb
 	p.http = httpproxy.NewServer(&p.routing, p.upstreams, cfg.Logger.With("component", "http"))
+	p.http.Telemetry = cfg.Telemetry
 	p.tcp = tcpproxy.New(func() map[string]*upstream.Cluster { return p.routing.Load().Clusters }, cfg.Logger.With("component", "tcp"))
 	p.tcp.OriginalDstHost = p.upstreams.OriginalDstHost
+	p.tcp.Telemetry = cfg.Telemetry
 	p.listeners = listener.NewManager(p.http, p.tcp, cfg.Logger.With("component", "listener"))
 	p.listeners.TLS = tlsb
 	p.overload = overload.New(cfg.Overload)
@@ -254,6 +268,28 @@ func (p *Proxy) Run(ctx context.Context) error {
 	p.log.Info("admin listening", "addr", addr)
 	asrv := &http.Server{Handler: admin.Handler(p, p.cfg.LogLevel), ReadHeaderTimeout: 10 * time.Second}
 	go asrv.Serve(ln)
+	for _, s := range []struct {
+		addr string
+		h    http.Handler
+	}{{p.cfg.StatsAddr, p.statsHandler()}, {p.cfg.MergedAddr, p.mergedHandler()}} {
+		if s.addr == "" {
+			continue
+		}
+		stop, bound, err := serveOptional(s.addr, s.h)
+		if err != nil && p.cfg.StatsBestEffort {
+			p.log.Warn("stats not served", "addr", s.addr, "error", err)
+			continue
+		}
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("stats: listen %s: %w", s.addr, err)
+		}
+		p.log.Info("stats listening", "addr", bound)
+		defer stop()
+	}
+	if p.cfg.Telemetry != nil {
+		defer p.cfg.Telemetry.Close()
+	}
 	xctx, xcancel := context.WithCancel(context.Background())
 	xdone := make(chan struct{})
 	go func() { p.xds.Run(xctx); close(xdone) }()

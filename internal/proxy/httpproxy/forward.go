@@ -34,6 +34,7 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 		}
 		name = wc.Name
 	}
+	req.tel.rec.UpstreamCluster = name
 	var cl *upstream.Cluster
 	if cfg != nil {
 		cl = cfg.Clusters[name]
@@ -197,6 +198,7 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 			break
 		}
 		tried = append(tried, host)
+		req.tel.rec.UpstreamHost = host.Addr
 		if act.AutoHost {
 			up.Authority = host.Addr
 		}

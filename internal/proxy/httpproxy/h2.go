@@ -114,7 +114,7 @@ func (s *Server) serveH2(ctx context.Context, nc net.Conn, br *bufio.Reader, hcm
 			st.requestDone()
 		}
 		req := &dsRequest{method: r.Method, target: r.RequestURI, authority: r.Host, header: hl, minor: 2,
-			body: body, contentLength: r.ContentLength, remote: remote, local: local, origDst: orig, scheme: scheme, peer: peer, conn: fconn}
+			body: body, contentLength: r.ContentLength, remote: remote, remoteAddr: r.RemoteAddr, local: local, origDst: orig, scheme: scheme, peer: peer, conn: fconn}
 		s.handle(sctx, req, w, hcm)
 	})
 	fc := newFloodConn(nc, br, func(reason string) {

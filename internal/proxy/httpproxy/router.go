@@ -44,6 +44,10 @@ type dsRequest struct {
 	conn *filter.Conn
 	fr   filter.Request
 	fw   filterWriter
+	// remoteAddr is the downstream peer's ip:port; tel the request's
+	// telemetry (telemetry.go).
+	remoteAddr string
+	tel        telState
 }
 
 // responseWriter is the codec's response side.
@@ -119,6 +123,10 @@ func (s *Server) handle(ctx context.Context, req *dsRequest, w responseWriter, h
 			return
 		}
 		hcm = cur
+	}
+	if s.Telemetry != nil {
+		w = s.startTelemetry(req, w, hcm, start)
+		defer s.endTelemetry(ctx, req, hcm)
 	}
 	applyXFCC(&req.header, hcm, req.peer)
 	// Absolute-form (forward proxy): route by the URI's authority.
@@ -204,6 +212,7 @@ func (s *Server) handle(ctx context.Context, req *dsRequest, w responseWriter, h
 	if table != nil {
 		in := xdsparse.Input{Authority: req.authority, Method: req.method, Scheme: req.scheme, Path: path, Headers: req.header}
 		route = table.Match(&in)
+		req.tel.route = route
 	}
 	// The HTTP filters (rbac, fault, cors, ...) see the request after
 	// route selection, as Envoy's filters see the cached route.
@@ -249,6 +258,7 @@ func (s *Server) handle(ctx context.Context, req *dsRequest, w responseWriter, h
 		s.localReply(w, route.Redirect.Code, "", "", headers.List{{Name: "location", Value: loc}})
 		return
 	}
+	s.toUpstream(req, hcm, route.Action)
 	s.forward(ctx, req, w, hcm, table, route, path, start)
 }
 

@@ -54,10 +54,13 @@ type Stats struct {
 
 // Server serves HTTP connections for any number of listeners.
 type Server struct {
-	cfg   *atomic.Pointer[Config]
-	mgr   *upstream.Manager
-	Stats *Stats
-	log   *slog.Logger
+	// Telemetry, when set, records every request (standard metrics,
+	// access logs) and does Istio's metadata exchange.
+	Telemetry *Telemetry
+	cfg       *atomic.Pointer[Config]
+	mgr       *upstream.Manager
+	Stats     *Stats
+	log       *slog.Logger
 	// BufferLimit is the largest request body buffered for retries (64 KiB).
 	BufferLimit int
 	// Overload, when set, sheds requests under memory pressure.
@@ -175,10 +178,12 @@ type h1Conn struct {
 	w      h1Writer // the current response's writer, reused per request
 	wbuf   []byte
 	remote string
-	orig   string // original destination of a redirected connection
-	scheme string // "https" when the proxy terminated TLS
-	peer   *tlsPeer
-	conn   *filter.Conn // what the filters know of the connection
+	// remoteAddr is remote with its port.
+	remoteAddr string
+	orig       string // original destination of a redirected connection
+	scheme     string // "https" when the proxy terminated TLS
+	peer       *tlsPeer
+	conn       *filter.Conn // what the filters know of the connection
 	// idle is set while the connection waits for its next request.
 	idle atomic.Bool
 	// expired: the connection is past max_connection_duration; the
@@ -187,7 +192,7 @@ type h1Conn struct {
 }
 
 func (s *Server) serveH1(ctx context.Context, nc net.Conn, br *bufio.Reader, hcm *xdsparse.HTTPManager) {
-	c := &h1Conn{s: s, nc: nc, br: br, bw: bufio.NewWriterSize(nc, 4096), remote: remoteIP(nc), orig: originalDst(nc), peer: peerOf(nc), scheme: connScheme(nc)}
+	c := &h1Conn{s: s, nc: nc, br: br, bw: bufio.NewWriterSize(nc, 4096), remote: remoteIP(nc), remoteAddr: nc.RemoteAddr().String(), orig: originalDst(nc), peer: peerOf(nc), scheme: connScheme(nc)}
 	// Always: the listener may gain filters while the connection lives.
 	c.conn = filter.NewConn(nc)
 	c.hr = http1.NewReader(br, http1.Limits{MaxHeaderBytes: hcm.MaxRequestHeadersBytes, MaxHeaders: hcm.MaxHeadersCount})
@@ -277,7 +282,7 @@ func (c *h1Conn) serveOne(ctx context.Context, hcm *xdsparse.HTTPManager) bool {
 	body.Reset(c.br, h, false)
 	req := &dsRequest{
 		method: h.Method, target: h.Target, header: h.Headers, minor: h.Minor,
-		body: body, contentLength: h.ContentLength, chunked: h.Chunked, remote: c.remote, local: c.nc.LocalAddr(), origDst: c.orig, scheme: c.scheme, peer: c.peer, conn: c.conn,
+		body: body, contentLength: h.ContentLength, chunked: h.Chunked, remote: c.remote, remoteAddr: c.remoteAddr, local: c.nc.LocalAddr(), origDst: c.orig, scheme: c.scheme, peer: c.peer, conn: c.conn,
 	}
 	if v, ok := h.Headers.Get("host"); ok {
 		req.authority = v

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mast-mesh/mast/internal/proxy/upstream"
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
+	"github.com/mast-mesh/mast/internal/telemetry/reporter"
 )
 
 // Proxy serves TCP connections.
@@ -23,6 +24,9 @@ type Proxy struct {
 	// OriginalDstHost returns the host for an address of an ORIGINAL_DST
 	// cluster (upstream.Manager.OriginalDstHost); see origdst.go.
 	OriginalDstHost func(c *upstream.Cluster, addr string) *upstream.Host
+	// Telemetry, when set, records Istio's TCP metrics and the chain's
+	// access logs per connection (telemetry.go).
+	Telemetry *reporter.Reporter
 }
 
 // New returns a proxy that looks clusters up through clusters.
@@ -34,6 +38,11 @@ func New(clusters func() map[string]*upstream.Cluster, log *slog.Logger) *Proxy 
 func (p *Proxy) Serve(ctx context.Context, nc net.Conn, cfg *xdsparse.TCPProxy) {
 	defer nc.Close()
 	p.Connections.Add(1)
+	var ct *connTel
+	if p.Telemetry != nil {
+		ct = newConnTel(nc, cfg)
+		defer p.done(ct, cfg)
+	}
 	name := cfg.Cluster
 	if len(cfg.Weighted) > 0 {
 		n := rand.Uint32N(cfg.TotalWeight)
@@ -44,6 +53,9 @@ func (p *Proxy) Serve(ctx context.Context, nc net.Conn, cfg *xdsparse.TCPProxy) 
 			}
 			n -= w.Weight
 		}
+	}
+	if ct != nil {
+		ct.rec.UpstreamCluster = name
 	}
 	cl := p.clusters()[name]
 	if cl == nil {
@@ -65,6 +77,9 @@ func (p *Proxy) Serve(ctx context.Context, nc net.Conn, cfg *xdsparse.TCPProxy) 
 			continue
 		}
 		up = c
+		if ct != nil {
+			ct.rec.UpstreamHost = h.Addr
+		}
 	}
 	if up == nil {
 		p.Failures.Add(1)
@@ -72,20 +87,28 @@ func (p *Proxy) Serve(ctx context.Context, nc net.Conn, cfg *xdsparse.TCPProxy) 
 	}
 	cl.Stats.CxActive.Add(1)
 	defer cl.Stats.CxActive.Add(-1)
+	var received, sent *atomic.Int64
+	if ct != nil {
+		ct.series = p.Telemetry.TCPOpened(&ct.rec)
+		received, sent = &ct.received, &ct.sent
+	}
 	defer up.Close()
 	stop := context.AfterFunc(ctx, func() { nc.Close(); up.Close() })
 	defer stop()
 	done := make(chan struct{}, 2)
-	cp := func(dst, src net.Conn) {
+	cp := func(dst, src net.Conn, n *atomic.Int64) {
 		buf := make([]byte, 16*1024)
 		for {
 			if cfg.IdleTimeout > 0 {
 				src.SetReadDeadline(time.Now().Add(cfg.IdleTimeout))
 			}
-			n, err := src.Read(buf)
-			if n > 0 {
-				if _, werr := dst.Write(buf[:n]); werr != nil {
+			k, err := src.Read(buf)
+			if k > 0 {
+				if _, werr := dst.Write(buf[:k]); werr != nil {
 					break
+				}
+				if n != nil {
+					n.Add(int64(k))
 				}
 			}
 			if err != nil {
@@ -99,8 +122,8 @@ func (p *Proxy) Serve(ctx context.Context, nc net.Conn, cfg *xdsparse.TCPProxy) 
 		}
 		done <- struct{}{}
 	}
-	go cp(up, nc)
-	go cp(nc, up)
+	go cp(up, nc, received)
+	go cp(nc, up, sent)
 	<-done
 	<-done
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"github.com/mast-mesh/mast/internal/proxy/filter/builtin"
 	"github.com/mast-mesh/mast/internal/proxy/pathnorm"
+	"github.com/mast-mesh/mast/internal/telemetry/accesslog"
 
 	// Registered so config dumps can render the router's typed config.
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
@@ -113,6 +114,12 @@ type HTTPManager struct {
 	// is handled (forward_client_cert_details, set_current_client_cert_details).
 	ForwardClientCert ForwardClientCert
 	ClientCertDetails ClientCertDetails
+	// Inbound says the listener receives traffic for this proxy's own
+	// workload (traffic_direction INBOUND): telemetry reports as the
+	// destination; else as the source (sidecar outbound, gateways).
+	Inbound bool
+	// AccessLogs are the connection manager's access_log.
+	AccessLogs []accesslog.Config
 	// Internal reports whether the listener faces the mesh inside (sidecar
 	// inbound) rather than clients; x-envoy-* headers are stripped on
 	// external edges only.
@@ -130,6 +137,10 @@ type TCPProxy struct {
 	Weighted    []WeightedCluster
 	TotalWeight uint32
 	IdleTimeout time.Duration
+	// Inbound: see HTTPManager.Inbound.
+	Inbound bool
+	// AccessLogs are the proxy's access_log, one line per connection.
+	AccessLogs []accesslog.Config
 }
 
 // Filter names this proxy understands.
@@ -205,6 +216,16 @@ func ParseListener(l *listenerv3.Listener) (*Listener, error) {
 	for _, c := range append(out.Chains[:len(out.Chains):len(out.Chains)], out.Default) {
 		if c != nil && c.HTTP != nil {
 			c.HTTP.ConnBufferLimit = limit
+		}
+	}
+	inbound := l.GetTrafficDirection() == corev3.TrafficDirection_INBOUND
+	for _, c := range append(out.Chains[:len(out.Chains):len(out.Chains)], out.Default) {
+		switch {
+		case c == nil:
+		case c.HTTP != nil:
+			c.HTTP.Inbound = inbound
+		case c.TCP != nil:
+			c.TCP.Inbound = inbound
 		}
 	}
 	return out, nil
@@ -404,6 +425,9 @@ func ParseHTTPManager(h *hcmv3.HttpConnectionManager) (*HTTPManager, error) {
 		return nil, err
 	}
 	m.Filters = chain
+	if m.AccessLogs, err = parseAccessLogs(h.GetAccessLog()); err != nil {
+		return nil, err
+	}
 	return m, nil
 }
 
@@ -478,6 +502,11 @@ func parseTCPProxy(t *tcpv3.TcpProxy) (*TCPProxy, error) {
 	if d := t.GetIdleTimeout(); d != nil {
 		p.IdleTimeout = d.AsDuration()
 	}
+	logs, err := parseAccessLogs(t.GetAccessLog())
+	if err != nil {
+		return nil, err
+	}
+	p.AccessLogs = logs
 	return p, nil
 }
 

@@ -11,6 +11,16 @@ import (
 	"github.com/mast-mesh/mast/internal/telemetry"
 )
 
+// Config is one access log a listener writes: a sink path, a format and
+// an optional filter.
+type Config struct {
+	Path   string
+	Format *Format
+	// Filter, when set, decides per record whether the line is written
+	// (the Telemetry API's filter.expression).
+	Filter func(*telemetry.Record) bool
+}
+
 // Sink is where log lines go: a file, or the proxy's standard output.
 // Lines are buffered and flushed every FlushInterval (Envoy's
 // file_flush_interval, 1s) or when the buffer fills.

@@ -1,0 +1,88 @@
+package cli
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+
+	"github.com/mast-mesh/mast/internal/proxy/dataplane"
+	"github.com/mast-mesh/mast/internal/telemetry/peer"
+	"github.com/mast-mesh/mast/internal/telemetry/reporter"
+)
+
+// telemetryFlags are the proxy's metrics endpoints and the application's
+// metrics for the merge.
+type telemetryFlags struct {
+	stats, merged, appMetrics, annotations, trustDomain string
+	maxSeries                                           int
+}
+
+func (t *telemetryFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&t.stats, "stats-addr", "auto", `serve /stats/prometheus (Envoy stats and Istio's standard metrics) here, Istio's 15090; "auto": PROXY_IP:15090 when the proxy has an IP (a busy port is then only a warning); "" for none`)
+	fs.StringVar(&t.merged, "merged-metrics-addr", "auto", `serve the application's metrics merged with the proxy's at /stats/prometheus (and /healthz/ready) here, Istio's 15020; "auto" as for --stats-addr`)
+	fs.StringVar(&t.appMetrics, "app-metrics-url", "", "the application's metrics to merge, e.g. http://127.0.0.1:9080/metrics (else from --prometheus-annotations)")
+	fs.StringVar(&t.annotations, "prometheus-annotations", os.Getenv("ISTIO_PROMETHEUS_ANNOTATIONS"),
+		`the workload's prometheus.io annotations as Istio's agent gets them (ISTIO_PROMETHEUS_ANNOTATIONS), e.g. {"scrape":"true","port":"9080","path":"/metrics"}`)
+	fs.StringVar(&t.trustDomain, "trust-domain", "cluster.local", "SPIFFE trust domain of the mesh (for peers' principals)")
+	fs.IntVar(&t.maxSeries, "max-metric-series", 10000, "cap on distinct label sets of the standard metrics (HTTP and TCP each); the rest is counted in istio_metric_series_overflow_total")
+}
+
+// apply builds the reporter and sets the metrics endpoints in cfg.
+func (t *telemetryFlags) apply(node *corev3.Node, cfg *dataplane.Config, stdout io.Writer, log *slog.Logger) error {
+	local := peer.FromNode(node.GetId(), node.GetMetadata())
+	cfg.Telemetry = reporter.New(reporter.Config{Local: local, TrustDomain: t.trustDomain, MaxSeries: t.maxSeries, Stdout: stdout,
+		Logger: log.With("component", "telemetry")})
+	ip := node.GetMetadata().GetFields()["INSTANCE_IPS"].GetStringValue()
+	addr := func(v, port string) (string, bool) {
+		if v != "auto" {
+			return v, false
+		}
+		if ip == "" || net.ParseIP(ip) == nil {
+			return "", false
+		}
+		return net.JoinHostPort(ip, port), true
+	}
+	var auto1, auto2 bool
+	cfg.StatsAddr, auto1 = addr(t.stats, "15090")
+	cfg.MergedAddr, auto2 = addr(t.merged, "15020")
+	cfg.StatsBestEffort = auto1 || auto2
+	cfg.AppMetricsURL = t.appMetrics
+	if cfg.AppMetricsURL == "" && t.annotations != "" {
+		u, err := appMetricsURL(t.annotations)
+		if err != nil {
+			return fmt.Errorf("--prometheus-annotations: %w", err)
+		}
+		cfg.AppMetricsURL = u
+	}
+	return nil
+}
+
+// appMetricsURL applies Istio's prometheus.io annotation semantics: scrape
+// unless "false", path /metrics and the port named (required).
+func appMetricsURL(js string) (string, error) {
+	var a map[string]string
+	if err := json.Unmarshal([]byte(js), &a); err != nil {
+		return "", err
+	}
+	if a["scrape"] == "false" {
+		return "", nil
+	}
+	port := a["port"]
+	if port == "" {
+		return "", fmt.Errorf(`"port": missing`)
+	}
+	path := a["path"]
+	if path == "" {
+		path = "/metrics"
+	}
+	if path[0] != '/' {
+		path = "/" + path
+	}
+	return "http://" + net.JoinHostPort("127.0.0.1", port) + path, nil
+}

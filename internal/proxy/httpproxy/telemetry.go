@@ -1,0 +1,233 @@
+package httpproxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/mast-mesh/mast/internal/proxy/filter"
+	"github.com/mast-mesh/mast/internal/proxy/headers"
+	"github.com/mast-mesh/mast/internal/proxy/upstream"
+	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
+	"github.com/mast-mesh/mast/internal/telemetry"
+	"github.com/mast-mesh/mast/internal/telemetry/reporter"
+)
+
+// Telemetry is what the server reports finished requests to (metrics,
+// access logs) and exchanges peer metadata with.
+type Telemetry = reporter.Reporter
+
+var errUpgrade = errors.New("codec cannot upgrade")
+
+// telState is a request's telemetry, kept in the dsRequest so that it costs
+// no allocation.
+type telState struct {
+	rec    telemetry.Record
+	w      telWriter
+	body   countReader
+	finish bool
+	route  *xdsparse.Route
+}
+
+// countReader counts the request body bytes read.
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// telWriter records the response head, flags and bytes, and does the
+// response side of the metadata exchange.
+type telWriter struct {
+	responseWriter
+	s   *Server
+	req *dsRequest
+	hcm *xdsparse.HTTPManager
+}
+
+func (t *telWriter) WriteHead(status int, h headers.List, contentLength int64) error {
+	t.head(status, &h)
+	return t.responseWriter.WriteHead(status, h, contentLength)
+}
+
+func (t *telWriter) head(status int, h *headers.List) {
+	rec := &t.req.tel.rec
+	rec.ResponseCode = status
+	if v, ok := h.Get("x-mast-response-flags"); ok {
+		for _, code := range strings.Split(v, ",") {
+			if f, ok := telemetry.ParseFlag(code); ok {
+				rec.Flags |= f
+			}
+		}
+	}
+	if t.hcm.Inbound {
+		// Answer a mesh peer with this workload's metadata.
+		if rec.DownstreamPeer != nil {
+			t.s.Telemetry.AddSelf(h)
+		}
+	} else {
+		rec.UpstreamPeer = t.s.Telemetry.TakePeer(h)
+		rec.UpstreamPrincipal = t.s.Telemetry.PeerPrincipal(rec.UpstreamPeer)
+	}
+	if v, ok := h.Get("grpc-status"); ok {
+		rec.GRPCStatus = v
+	}
+	rec.ResponseHeaders = *h
+}
+
+func (t *telWriter) Write(p []byte) (int, error) {
+	n, err := t.responseWriter.Write(p)
+	t.req.tel.rec.BytesSent += int64(n)
+	return n, err
+}
+
+func (t *telWriter) Finish(trailers headers.List) error {
+	if v, ok := trailers.Get("grpc-status"); ok {
+		t.req.tel.rec.GRPCStatus = v
+	}
+	err := t.responseWriter.Finish(trailers)
+	t.req.tel.finish = err == nil
+	return err
+}
+
+func (t *telWriter) Upgrade(status int, h headers.List) (upstream.Conn, error) {
+	u, ok := t.responseWriter.(upgrader)
+	if !ok {
+		return nil, errUpgrade
+	}
+	t.head(status, &h)
+	t.req.tel.finish = true
+	return u.Upgrade(status, h)
+}
+
+// startTelemetry prepares req's record and returns the writer the request
+// must answer through. On inbound listeners the peer's metadata is taken
+// from the request; elsewhere a client's copy is removed.
+func (s *Server) startTelemetry(req *dsRequest, w responseWriter, hcm *xdsparse.HTTPManager, start time.Time) responseWriter {
+	ts := &req.tel
+	ts.finish = false
+	ts.rec = telemetry.Record{Start: start, Outbound: !hcm.Inbound, Method: req.method, Path: req.target,
+		DownstreamRemote: req.remoteAddr, RequestHeaders: req.header}
+	switch {
+	case req.minor == 2:
+		ts.rec.Protocol = "HTTP/2"
+	case req.minor == 0:
+		ts.rec.Protocol = "HTTP/1.0"
+	default:
+		ts.rec.Protocol = "HTTP/1.1"
+	}
+	if req.local != nil {
+		ts.rec.DownstreamLocal = req.local.String()
+	}
+	if req.peer != nil {
+		ts.rec.DownstreamMTLS = true
+		if len(req.peer.uris) > 0 {
+			ts.rec.DownstreamPrincipal = req.peer.uris[0]
+		}
+	}
+	if hcm.Inbound {
+		ts.rec.DownstreamPeer = s.Telemetry.TakePeer(&req.header)
+	} else {
+		reporter.StripPeerHeaders(&req.header)
+	}
+	if req.body != nil {
+		ts.body = countReader{r: req.body}
+		req.body = &ts.body
+	}
+	ts.w = telWriter{responseWriter: w, s: s, req: req, hcm: hcm}
+	return &ts.w
+}
+
+// toUpstream adds this proxy's metadata to a request bound for a mesh
+// service (outbound listeners and gateways only).
+func (s *Server) toUpstream(req *dsRequest, hcm *xdsparse.HTTPManager, act *xdsparse.RouteAction) {
+	if s.Telemetry == nil || hcm.Inbound || act == nil {
+		return
+	}
+	name := act.Cluster
+	if name == "" && len(act.Weighted) > 0 {
+		name = act.Weighted[0].Name
+	}
+	if reporter.IsMeshCluster(name) {
+		s.Telemetry.AddSelf(&req.header)
+	}
+}
+
+// endTelemetry completes req's record and reports it.
+func (s *Server) endTelemetry(ctx context.Context, req *dsRequest, hcm *xdsparse.HTTPManager) {
+	ts := &req.tel
+	route := ts.route
+	rec := &ts.rec
+	rec.Duration = time.Since(rec.Start)
+	rec.Authority = req.authority
+	rec.RequestHeaders = req.header
+	rec.BytesReceived = ts.body.n
+	if route != nil {
+		rec.RouteName = route.Name
+	}
+	rec.Flags |= filterFlags(req.fr.Flags)
+	if !ts.finish && ctx.Err() != nil {
+		rec.Flags |= telemetry.DownstreamConnectionTermination
+	}
+	if v, ok := rec.ResponseHeaders.Get("x-envoy-upstream-service-time"); ok && v != "" {
+		if ms, err := time.ParseDuration(v + "ms"); err == nil {
+			rec.UpstreamServiceTime = ms
+		}
+	}
+	rec.ResponseDetails = responseDetails(rec)
+	s.Telemetry.RequestDone(rec, hcm.AccessLogs)
+	// Drop references to this request's buffers.
+	ts.rec.RequestHeaders, ts.rec.ResponseHeaders, ts.body.r, ts.route = nil, nil, nil, nil
+}
+
+// filterFlags maps the flags the filters recorded to Envoy's.
+func filterFlags(f filter.Flags) telemetry.Flags {
+	var out telemetry.Flags
+	if f&filter.FlagFaultAbort != 0 {
+		out |= telemetry.FaultInjected
+	}
+	if f&filter.FlagFaultDelay != 0 {
+		out |= telemetry.DelayInjected
+	}
+	if f&(filter.FlagExtAuthzDenied|filter.FlagExtAuthzError) != 0 {
+		out |= telemetry.UnauthorizedExternalService
+	}
+	if f&filter.FlagRateLimited != 0 {
+		out |= telemetry.RateLimited
+	}
+	return out
+}
+
+// responseDetails is Envoy's %RESPONSE_CODE_DETAILS% for the common cases.
+func responseDetails(rec *telemetry.Record) string {
+	switch {
+	case rec.Flags&telemetry.FaultInjected != 0:
+		return "fault_filter_abort"
+	case rec.Flags&telemetry.NoRouteFound != 0:
+		return "route_not_found"
+	case rec.Flags&telemetry.NoClusterFound != 0:
+		return "cluster_not_found"
+	case rec.Flags&telemetry.NoHealthyUpstream != 0:
+		return "no_healthy_upstream"
+	case rec.Flags&telemetry.UpstreamRequestTimeout != 0:
+		return "response_timeout"
+	case rec.Flags&telemetry.UpstreamOverflow != 0:
+		return "upstream_reset_before_response_started{overflow}"
+	case rec.Flags&telemetry.UpstreamConnectionFailure != 0:
+		return "upstream_reset_before_response_started{connection_failure}"
+	case rec.Flags&telemetry.UpstreamConnectionTermination != 0:
+		return "upstream_reset_before_response_started{connection_termination}"
+	case rec.Flags&telemetry.DownstreamConnectionTermination != 0:
+		return "downstream_remote_disconnect"
+	case rec.UpstreamHost != "" && rec.ResponseCode != 0:
+		return "via_upstream"
+	}
+	return ""
+}

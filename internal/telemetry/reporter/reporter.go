@@ -1,0 +1,185 @@
+// Package reporter is mast-proxy's side of telemetry: it exchanges workload
+// metadata with peers (Istio's x-envoy-peer-metadata headers), and turns
+// every finished request or TCP connection into Istio's standard metrics
+// and, where the listener asks for them, access log lines. The HTTP and
+// TCP proxies call it at fixed points; it keeps no per-request state.
+package reporter
+
+import (
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+
+	"github.com/mast-mesh/mast/internal/proxy/headers"
+	"github.com/mast-mesh/mast/internal/telemetry"
+	"github.com/mast-mesh/mast/internal/telemetry/accesslog"
+	"github.com/mast-mesh/mast/internal/telemetry/metrics"
+	"github.com/mast-mesh/mast/internal/telemetry/peer"
+)
+
+// Config configures a reporter.
+type Config struct {
+	// Local is this proxy's workload (peer.FromNode of its node metadata).
+	Local telemetry.Peer
+	// TrustDomain names SPIFFE identities ("cluster.local").
+	TrustDomain string
+	// Principal is this proxy's SPIFFE ID, "" without a certificate.
+	Principal string
+	// MaxSeries caps metric label sets (metrics.DefaultMaxSeries).
+	MaxSeries int
+	// Stdout receives access logs written to /dev/stdout.
+	Stdout io.Writer
+	Logger *slog.Logger
+}
+
+// Reporter records telemetry for one proxy.
+type Reporter struct {
+	cfg      Config
+	Metrics  *metrics.Registry
+	builder  *metrics.Builder
+	peers    *peer.Cache
+	selfMeta string
+	selfID   string
+	log      *slog.Logger
+
+	mu    sync.Mutex
+	sinks map[string]*accesslog.Sink
+}
+
+// New returns a reporter for the workload in cfg.
+func New(cfg Config) *Reporter {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.TrustDomain == "" {
+		cfg.TrustDomain = "cluster.local"
+	}
+	if cfg.Principal == "" && cfg.Local.ServiceAccount != "" && cfg.Local.Namespace != "" {
+		cfg.Principal = "spiffe://" + cfg.TrustDomain + "/ns/" + cfg.Local.Namespace + "/sa/" + cfg.Local.ServiceAccount
+	}
+	return &Reporter{
+		cfg:      cfg,
+		Metrics:  metrics.New(cfg.MaxSeries),
+		builder:  metrics.NewBuilder(metrics.Local{Peer: cfg.Local, Principal: cfg.Principal}),
+		peers:    peer.NewCache(1024),
+		selfMeta: peer.Encode(&cfg.Local),
+		selfID:   cfg.Local.ID,
+		log:      cfg.Logger,
+		sinks:    map[string]*accesslog.Sink{},
+	}
+}
+
+// TakePeer reads and removes the metadata exchange headers from h (a
+// request arriving from a peer, or a response coming back from one) and
+// returns the peer, nil when it sent none or sent garbage.
+func (r *Reporter) TakePeer(h *headers.List) *telemetry.Peer {
+	v, ok := h.Get(peer.HeaderMetadata)
+	if !ok {
+		return nil
+	}
+	id, _ := h.Get(peer.HeaderMetadataID)
+	p := r.peers.Get(v, id)
+	h.Del(peer.HeaderMetadata)
+	h.Del(peer.HeaderMetadataID)
+	return p
+}
+
+// AddSelf sets this proxy's metadata exchange headers on h (a request to
+// a mesh peer, or a response to one).
+func (r *Reporter) AddSelf(h *headers.List) {
+	h.Set(peer.HeaderMetadata, r.selfMeta)
+	if r.selfID != "" {
+		h.Set(peer.HeaderMetadataID, r.selfID)
+	}
+}
+
+// StripPeerHeaders removes metadata exchange headers a client outside the
+// mesh may have sent (they are the proxies' to set).
+func StripPeerHeaders(h *headers.List) {
+	h.Del(peer.HeaderMetadata)
+	h.Del(peer.HeaderMetadataID)
+}
+
+// PeerPrincipal is the SPIFFE ID a peer's metadata names, "" when it names
+// no service account.
+func (r *Reporter) PeerPrincipal(p *telemetry.Peer) string {
+	if p == nil || p.ServiceAccount == "" || p.Namespace == "" {
+		return ""
+	}
+	return "spiffe://" + r.cfg.TrustDomain + "/ns/" + p.Namespace + "/sa/" + p.ServiceAccount
+}
+
+// RequestDone records a finished HTTP request: the standard metrics, then
+// the listener's access logs.
+func (r *Reporter) RequestDone(rec *telemetry.Record, logs []accesslog.Config) {
+	var l metrics.Labels
+	r.builder.Build(rec, &l)
+	r.Metrics.RecordRequest(&l, rec.Duration, rec.BytesReceived, rec.BytesSent)
+	r.writeLogs(rec, logs)
+}
+
+// TCPOpened records a new TCP connection and returns its counters.
+func (r *Reporter) TCPOpened(rec *telemetry.Record) *metrics.TCP {
+	var l metrics.Labels
+	r.builder.Build(rec, &l)
+	t := r.Metrics.TCPSeries(&l)
+	t.Opened()
+	return t
+}
+
+// TCPDone records a closed TCP connection (t from TCPOpened) and logs it.
+func (r *Reporter) TCPDone(t *metrics.TCP, rec *telemetry.Record, logs []accesslog.Config) {
+	t.Bytes(rec.BytesSent, rec.BytesReceived)
+	t.Closed()
+	r.writeLogs(rec, logs)
+}
+
+func (r *Reporter) writeLogs(rec *telemetry.Record, logs []accesslog.Config) {
+	for i := range logs {
+		al := &logs[i]
+		if al.Filter != nil && !al.Filter(rec) {
+			continue
+		}
+		s := r.sink(al.Path)
+		if s != nil {
+			s.Log(al.Format, rec)
+		}
+	}
+}
+
+// sink returns the open sink for path, opening it the first time; sinks
+// stay open for the proxy's life (listeners come and go, files do not).
+func (r *Reporter) sink(path string) *accesslog.Sink {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s, ok := r.sinks[path]; ok {
+		return s
+	}
+	s, err := accesslog.Open(path, r.cfg.Stdout)
+	if err != nil {
+		r.log.Warn("access log", "path", path, "error", err)
+	}
+	r.sinks[path] = s
+	return s
+}
+
+// Close flushes and closes the access log sinks.
+func (r *Reporter) Close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for p, s := range r.sinks {
+		if s != nil {
+			s.Close()
+		}
+		delete(r.sinks, p)
+	}
+}
+
+// WritePrometheus writes the standard metrics in Prometheus's text format.
+func (r *Reporter) WritePrometheus(w io.Writer) error { return r.Metrics.Write(w) }
+
+// IsMeshCluster reports whether an upstream cluster is a mesh service
+// (Istio's outbound|PORT|SUBSET|HOST names), to which this proxy sends
+// its metadata.
+func IsMeshCluster(name string) bool { return strings.HasPrefix(name, "outbound|") }

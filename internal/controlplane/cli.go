@@ -48,7 +48,7 @@ func Main(args []string, stderr io.Writer) int {
 		return nil
 	})
 	var meshFile string
-	fs.StringVar(&meshFile, "mesh-config", "", "Istio MeshConfig file (YAML; the istio ConfigMap's mesh key): rootNamespace, trustDomain, pathNormalization, extensionProviders")
+	fs.StringVar(&meshFile, "mesh-config", "", "Istio MeshConfig file (YAML; the istio ConfigMap's mesh key): rootNamespace, trustDomain, pathNormalization, extensionProviders, accessLogFile, accessLogEncoding, accessLogFormat")
 	fs.DurationVar(&cfg.JWKS.Refresh, "jwks-refresh", jwks.DefaultRefresh, "period between fetches of each RequestAuthentication jwksUri (Istio's PILOT_JWT_PUB_KEY_REFRESH_INTERVAL)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&components, "components", "pilot,galley", "components to run: pilot, galley and broker (the Open Service Broker); the CA runs when --ca-dir is given")

@@ -45,7 +45,8 @@ func Up(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		"mast up",
 		"mast up --keep-config             # keep what the last run applied",
 		"mast up --config ./my-config      # your own configuration instead of Bookinfo's",
-		"mast up --mtls=false")
+		"mast up --mtls=false",
+		"mast up --addons prometheus       # and a real Prometheus scraping every proxy and mastd")
 	c.StringVar(&cfg.StateDir, "state-dir", DefaultStateDir(), "directory for the lock, logs and the default configuration")
 	c.StringVar(&cfg.ConfigDir, "config", "", "run this configuration directory instead of Bookinfo's")
 	c.BoolVar(&cfg.KeepConfig, "keep-config", false, "keep the configuration the last run left (default: start from Bookinfo's; the old one is moved to STATE/config.previous)")
@@ -56,12 +57,18 @@ func Up(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c.StringVar(&cfg.SecureXDSAddr, "secure-xds-addr", "127.0.0.1:15012", "mastd's CA address (with --mtls)")
 	c.StringVar(&cfg.BrokerAddr, "broker-addr", "127.0.0.1:15080", "address of mastd's Open Service Broker (\"\" to run none)")
 	c.DurationVar(&cfg.ReadyTimeout, "ready-timeout", 2*time.Minute, "how long to wait for every proxy to acknowledge its configuration")
+	addons := c.String("addons", "", "start telemetry addons beside the mesh: prometheus (Debian's package), jaeger")
 	if code, ok := c.parse(args, stdout, stderr); !ok {
 		return code
 	}
 	if len(c.args) > 0 {
 		return c.usageError(stderr, "unexpected argument %q", c.args[0])
 	}
+	list, aerr := localmesh.ParseAddons(*addons)
+	if aerr != nil {
+		return c.usageError(stderr, "%v", aerr)
+	}
+	cfg.Addons = list
 	cfg.Bookinfo = cfg.ConfigDir == ""
 	exe, err := os.Executable()
 	if err != nil {

@@ -38,6 +38,8 @@ type Config struct {
 	Logger   *slog.Logger
 	// ReadyTimeout bounds the wait for every proxy to acknowledge its configuration.
 	ReadyTimeout time.Duration
+	// Addons are started beside the mesh (telemetry.go): "prometheus", "jaeger".
+	Addons []string
 }
 
 // RunState is what a running `mast up` records in StateDir/run.json, for
@@ -191,6 +193,11 @@ func Up(ctx context.Context, cfg Config) error {
 		}
 		mastd.Args, brokerCreds = append(mastd.Args, args...), creds
 	}
+	meshCfg, err := writeMeshConfig(cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	mastd.Args = append(mastd.Args, "--mesh-config", meshCfg)
 	fmt.Fprintf(cfg.Stdout, "Starting mastd and %d processes (logs in %s)...\n", len(plan), logDir)
 	if _, err := launch(mastd); err != nil {
 		return err
@@ -213,6 +220,16 @@ func Up(ctx context.Context, cfg Config) error {
 		if p.ProxyID != "" {
 			proxyIDs = append(proxyIDs, p.ProxyID)
 		}
+	}
+	var addonOut strings.Builder
+	if err := startAddons(&cfg, plan, func(p Proc) error {
+		c, err := launch(p)
+		if err == nil {
+			state.Procs = append(state.Procs, c.state())
+		}
+		return err
+	}, &addonOut); err != nil {
+		return err
 	}
 	waitCtx, waitDone := context.WithTimeout(ctx, cfg.ReadyTimeout)
 	defer waitDone()
@@ -239,6 +256,7 @@ func Up(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer os.Remove(filepath.Join(cfg.StateDir, "run.json"))
+	io.WriteString(cfg.Stdout, addonOut.String())
 	printSummary(cfg.Stdout, state, logDir)
 	go reportRejections(ctx, cfg.Stdout, "http://"+cfg.MonitoringAddr, time.Second)
 

@@ -38,7 +38,7 @@ func Generate(pc *model.PushContext, p *model.Proxy, typeURL string, names []str
 	var out []model.XDSResource
 	switch typeURL {
 	case ListenerType:
-		out = g.listeners(names)
+		out = g.withTelemetry(g.listeners(names))
 		g.applyHTTPSecurity(out)
 	case RouteType:
 		out = g.routes(names)

@@ -16,6 +16,7 @@ import (
 // any other field set in a mesh config file is reported as not honoured.
 var honouredMeshFields = map[string]bool{
 	"rootNamespace": true, "trustDomain": true, "pathNormalization": true, "extensionProviders": true,
+	"accessLogFile": true, "accessLogEncoding": true, "accessLogFormat": true,
 }
 
 // LoadMeshConfigFile reads Istio's MeshConfig (YAML or JSON, the `mesh` key
@@ -55,6 +56,9 @@ func ParseMeshConfig(file string, data []byte, base MeshConfig) (MeshConfig, []s
 	}
 	out.PathNormalization = mc.GetPathNormalization().GetNormalization()
 	out.ExtensionProviders = mc.GetExtensionProviders()
+	out.AccessLogFile = mc.GetAccessLogFile()
+	out.AccessLogFormat = mc.GetAccessLogFormat()
+	out.AccessLogEncoding = mc.GetAccessLogEncoding().String()
 	var warnings []string
 	mc.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, _ protoreflect.Value) bool {
 		if !honouredMeshFields[fd.JSONName()] {

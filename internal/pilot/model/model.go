@@ -64,6 +64,10 @@ type MeshConfig struct {
 	// ExtensionProviders are the external authorizers (and other
 	// providers) policies name; read-only.
 	ExtensionProviders []*meshconfig.MeshConfig_ExtensionProvider
+	// AccessLogFile, AccessLogEncoding ("TEXT" or "JSON") and
+	// AccessLogFormat are MeshConfig's: access logs are off while the
+	// file is empty, as in Istio.
+	AccessLogFile, AccessLogEncoding, AccessLogFormat string
 }
 
 // DefaultMeshConfig returns Istio's defaults.

@@ -171,7 +171,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 			dcfg.XDSCredentials = secrets.TransportCredentials()
 		}
 	}
-	if err := tf.apply(node, &dcfg, stdout, log); err != nil {
+	if err := tf.apply(node, af.trustDomain, &dcfg, stdout, log); err != nil {
 		return err
 	}
 	p := dataplane.New(dcfg)

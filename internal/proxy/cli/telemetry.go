@@ -19,8 +19,8 @@ import (
 // telemetryFlags are the proxy's metrics endpoints and the application's
 // metrics for the merge.
 type telemetryFlags struct {
-	stats, merged, appMetrics, annotations, trustDomain string
-	maxSeries                                           int
+	stats, merged, appMetrics, annotations string
+	maxSeries                              int
 }
 
 func (t *telemetryFlags) register(fs *flag.FlagSet) {
@@ -29,14 +29,16 @@ func (t *telemetryFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&t.appMetrics, "app-metrics-url", "", "the application's metrics to merge, e.g. http://127.0.0.1:9080/metrics (else from --prometheus-annotations)")
 	fs.StringVar(&t.annotations, "prometheus-annotations", os.Getenv("ISTIO_PROMETHEUS_ANNOTATIONS"),
 		`the workload's prometheus.io annotations as Istio's agent gets them (ISTIO_PROMETHEUS_ANNOTATIONS), e.g. {"scrape":"true","port":"9080","path":"/metrics"}`)
-	fs.StringVar(&t.trustDomain, "trust-domain", "cluster.local", "SPIFFE trust domain of the mesh (for peers' principals)")
 	fs.IntVar(&t.maxSeries, "max-metric-series", 10000, "cap on distinct label sets of the standard metrics (HTTP and TCP each); the rest is counted in istio_metric_series_overflow_total")
 }
 
 // apply builds the reporter and sets the metrics endpoints in cfg.
-func (t *telemetryFlags) apply(node *corev3.Node, cfg *dataplane.Config, stdout io.Writer, log *slog.Logger) error {
+func (t *telemetryFlags) apply(node *corev3.Node, trustDomain string, cfg *dataplane.Config, stdout io.Writer, log *slog.Logger) error {
 	local := peer.FromNode(node.GetId(), node.GetMetadata())
-	cfg.Telemetry = reporter.New(reporter.Config{Local: local, TrustDomain: t.trustDomain, MaxSeries: t.maxSeries, Stdout: stdout,
+	if local.Cluster == "" {
+		local.Cluster = "Kubernetes" // Istio's default CLUSTER_ID
+	}
+	cfg.Telemetry = reporter.New(reporter.Config{Local: local, TrustDomain: trustDomain, MaxSeries: t.maxSeries, Stdout: stdout,
 		Logger: log.With("component", "telemetry")})
 	ip := node.GetMetadata().GetFields()["INSTANCE_IPS"].GetStringValue()
 	addr := func(v, port string) (string, bool) {

@@ -213,6 +213,11 @@ func (s *Server) handle(ctx context.Context, req *dsRequest, w responseWriter, h
 		in := xdsparse.Input{Authority: req.authority, Method: req.method, Scheme: req.scheme, Path: path, Headers: req.header}
 		route = table.Match(&in)
 		req.tel.route = route
+		if route != nil && route.Action != nil {
+			// As Envoy, the route's cluster is known before the filters
+			// run (a fault abort is reported against it).
+			req.tel.rec.UpstreamCluster = routeCluster(route.Action)
+		}
 	}
 	// The HTTP filters (rbac, fault, cors, ...) see the request after
 	// route selection, as Envoy's filters see the cached route.

@@ -151,13 +151,18 @@ func (s *Server) toUpstream(req *dsRequest, hcm *xdsparse.HTTPManager, act *xdsp
 	if s.Telemetry == nil || hcm.Inbound || act == nil {
 		return
 	}
-	name := act.Cluster
-	if name == "" && len(act.Weighted) > 0 {
-		name = act.Weighted[0].Name
-	}
-	if reporter.IsMeshCluster(name) {
+	if reporter.IsMeshCluster(routeCluster(act)) {
 		s.Telemetry.AddSelf(&req.header)
 	}
+}
+
+// routeCluster is the route's cluster (the first of weighted ones: they
+// name the same service's subsets).
+func routeCluster(act *xdsparse.RouteAction) string {
+	if act.Cluster == "" && len(act.Weighted) > 0 {
+		return act.Weighted[0].Name
+	}
+	return act.Cluster
 }
 
 // endTelemetry completes req's record and reports it.

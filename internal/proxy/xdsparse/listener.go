@@ -428,6 +428,10 @@ func ParseHTTPManager(h *hcmv3.HttpConnectionManager) (*HTTPManager, error) {
 	if m.AccessLogs, err = parseAccessLogs(h.GetAccessLog()); err != nil {
 		return nil, err
 	}
+	if h.GetTracing() != nil {
+		// Spans are not produced yet: refuse rather than drop silently.
+		return nil, fmt.Errorf("tracing: not supported")
+	}
 	return m, nil
 }
 

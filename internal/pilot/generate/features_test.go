@@ -139,9 +139,10 @@ func TestSidecarRouteFeatures(t *testing.T) {
 			if len(wc[0].GetResponseHeadersToAdd()) != 1 {
 				t.Errorf("per-destination headers lost: %v", wc[0])
 			}
-			mp := r.GetRoute().GetRequestMirrorPolicies()
-			if len(mp) != 1 || mp[0].GetCluster() != "outbound|9080|v2|reviews.default.svc.cluster.local" || mp[0].GetRuntimeFraction().GetDefaultValue().GetNumerator() != 125000 {
-				t.Errorf("mirror = %v", mp)
+			// mirror is warned as not honoured: mastd leaves it out, so
+			// mast-proxy never NACKs the whole route configuration for it.
+			if mp := r.GetRoute().GetRequestMirrorPolicies(); len(mp) != 0 {
+				t.Errorf("mirror generated although not honoured: %v", mp)
 			}
 			if _, ok := r.GetTypedPerFilterConfig()[corsFilterName]; !ok {
 				t.Errorf("no CORS policy")

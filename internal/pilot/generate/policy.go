@@ -119,7 +119,7 @@ func (g *gen) hashPolicyFor(host string, p uint32, subset string) []*routev3.Rou
 			return nil
 		}
 		hp = &routev3.RouteAction_HashPolicy{PolicySpecifier: &routev3.RouteAction_HashPolicy_Cookie_{Cookie: &routev3.RouteAction_HashPolicy_Cookie{
-			Name: k.HttpCookie.GetName(), Path: k.HttpCookie.GetPath(), Ttl: k.HttpCookie.GetTtl(),
+			Name: k.HttpCookie.GetName(),
 		}}}
 	case *networking.LoadBalancerSettings_ConsistentHashLB_UseSourceIp:
 		if g.grpc {
@@ -236,10 +236,6 @@ func applyConnectionPool(c *clusterv3.Cluster, cp *networking.ConnectionPoolSett
 	}
 	if t := h.GetIdleTimeout(); t != nil {
 		common.IdleTimeout = t
-		useCommon = true
-	}
-	if t := tcp.GetMaxConnectionDuration(); t != nil {
-		common.MaxConnectionDuration = t
 		useCommon = true
 	}
 	if useCommon {

@@ -330,7 +330,6 @@ func (g *gen) routeAction(r *networking.HTTPRoute, ns string, o routeOpts) route
 			ra.HostRewriteSpecifier = &routev3.RouteAction_HostRewriteLiteral{HostRewriteLiteral: rw.GetAuthority()}
 		}
 	}
-	ra.RequestMirrorPolicies = g.mirrors(r, ns, o.port)
 	if f := faultConfig(r.GetFault()); f != nil {
 		a.filters = map[string]*anypb.Any{faultFilterName: toAny(f)}
 	}
@@ -541,30 +540,6 @@ func percent(p *networking.Percent, legacy int32) *typev3.FractionalPercent {
 	default:
 		return &typev3.FractionalPercent{Numerator: 100, Denominator: typev3.FractionalPercent_HUNDRED}
 	}
-}
-
-func (g *gen) mirrors(r *networking.HTTPRoute, ns string, port uint32) []*routev3.RouteAction_RequestMirrorPolicy {
-	var out []*routev3.RouteAction_RequestMirrorPolicy
-	if m := r.GetMirror(); m != nil {
-		pct := percent(r.GetMirrorPercentage(), 0)
-		if r.GetMirrorPercentage() == nil && r.GetMirrorPercent() != nil {
-			pct = &typev3.FractionalPercent{Numerator: min(r.GetMirrorPercent().GetValue(), 100), Denominator: typev3.FractionalPercent_HUNDRED}
-		}
-		out = append(out, &routev3.RouteAction_RequestMirrorPolicy{
-			Cluster:         g.destinationCluster(m, ns, port),
-			RuntimeFraction: &corev3.RuntimeFractionalPercent{DefaultValue: pct},
-		})
-	}
-	for _, m := range r.GetMirrors() {
-		if m.GetDestination() == nil {
-			continue
-		}
-		out = append(out, &routev3.RouteAction_RequestMirrorPolicy{
-			Cluster:         g.destinationCluster(m.GetDestination(), ns, port),
-			RuntimeFraction: &corev3.RuntimeFractionalPercent{DefaultValue: percent(m.GetPercentage(), 0)},
-		})
-	}
-	return out
 }
 
 // grpcCode maps a gRPC status name, as Istio's grpcStatus takes it, or a number to its code.

@@ -58,6 +58,19 @@ func (b *Broker) runInstanceOp(iid, opID string) {
 	if err != nil && b.stopping() {
 		return
 	}
+	if err != nil && kind == opProvision {
+		// Remove whatever was written before the failure becomes visible,
+		// so a platform polling last_operation never sees "failed" with
+		// the policy still in place.
+		b.mu.Lock()
+		snapshot := *inst
+		b.mu.Unlock()
+		b.applyMu.Lock()
+		if rerr := b.policy.remove(b.ctx, &snapshot); rerr != nil {
+			b.log.Warn("removing the policy of a failed instance", "instance", iid, "err", rerr)
+		}
+		b.applyMu.Unlock()
+	}
 
 	b.mu.Lock()
 	inst = b.st.Instances[iid]
@@ -66,13 +79,10 @@ func (b *Broker) runInstanceOp(iid, opID string) {
 		return
 	}
 	op := inst.Op
-	rollback := false
 	switch {
 	case err != nil:
 		op.State, op.Description = stateFailed, fmt.Sprintf("%s failed: %v", kind, err)
 		switch kind {
-		case opProvision:
-			rollback = true
 		case opUpdate:
 			op.InstanceUsable, op.UpdateRepeatable = boolp(true), boolp(true)
 		case opDeprovision:
@@ -107,12 +117,6 @@ func (b *Broker) runInstanceOp(iid, opID string) {
 	b.mu.Unlock()
 	if err == nil {
 		b.log.Info("operation succeeded", "instance", iid, "operation", kind, "id", opID)
-	}
-	if rollback {
-		// The instance is failed: remove whatever was written.
-		if err := b.applyInstance(iid); err != nil {
-			b.log.Warn("removing the policy of a failed instance", "instance", iid, "err", err)
-		}
 	}
 }
 

@@ -273,7 +273,7 @@ var nackFields = []struct {
 	envoy, istio string
 	has          func(*networking.HTTPRoute) bool
 }{
-	{"request_mirror_policies", "mirror", func(h *networking.HTTPRoute) bool { return h.GetMirror() != nil || len(h.GetMirrors()) > 0 }},
+	{"command operators", "headers", func(h *networking.HTTPRoute) bool { return h.GetHeaders() != nil }},
 	{"cors", "corsPolicy", func(h *networking.HTTPRoute) bool { return h.GetCorsPolicy() != nil }},
 	{"retry_policy", "retries", func(h *networking.HTTPRoute) bool { return h.GetRetries() != nil }},
 }

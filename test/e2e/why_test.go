@@ -104,10 +104,10 @@ kind: VirtualService
 metadata: {name: details}
 spec:
   hosts: [details]
-  http: [{route: [{destination: {host: details}}], mirror: {host: ratings}}]
+  http: [{route: [{destination: {host: details}}], headers: {request: {set: {x-served-by: "%HOSTNAME%"}}}}]
 `,
 			args: []string{"http://details:9080/details/0", "--from", "productpage-v1"},
-			want: []string{"Hop:      productpage-v1", "Flag:     NACK", "request_mirror_policies", "Resource: VirtualService default/details, field spec.http[0].mirror"},
+			want: []string{"Hop:      productpage-v1", "Flag:     NACK", "command operators", "Resource: VirtualService default/details, field spec.http[0].headers"},
 		},
 	}
 	for i, c := range cases {

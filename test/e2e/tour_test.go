@@ -156,4 +156,3 @@ func reviewsServed(url string, n int, want ...string) error {
 	}
 	return nil
 }
-

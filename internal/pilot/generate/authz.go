@@ -274,53 +274,23 @@ func notID(p *rbacv3.Principal) *rbacv3.Principal {
 	return &rbacv3.Principal{Identifier: &rbacv3.Principal_NotId{NotId: p}}
 }
 
-// field translates the values (or notValues) of one field: OR of values,
-// NOT(OR) of notValues, both ANDed into fields. An HTTP-only field on TCP
-// is an error for ALLOW rules and skipped otherwise.
+// permField and idField translate the values (or notValues) of one field
+// of a rule into permissions or principals (see valueField).
 func permField(fields *[]*rbacv3.Permission, vals, notVals []string, httpOnly, forTCP, allow bool, name string,
 	conv func(string) (*rbacv3.Permission, error)) error {
-	if len(vals) == 0 && len(notVals) == 0 {
-		return nil
-	}
-	if httpOnly && forTCP {
-		if allow {
-			return errHTTPOnly{name}
-		}
-		return nil
-	}
-	build := func(vs []string) (*rbacv3.Permission, error) {
-		var or []*rbacv3.Permission
-		for _, v := range vs {
-			p, err := conv(v)
-			if err != nil {
-				return nil, err
-			}
-			or = append(or, p)
-		}
-		if len(or) == 1 {
-			return or[0], nil
-		}
-		return orPerms(or), nil
-	}
-	if len(vals) > 0 {
-		p, err := build(vals)
-		if err != nil {
-			return err
-		}
-		*fields = append(*fields, p)
-	}
-	if len(notVals) > 0 {
-		p, err := build(notVals)
-		if err != nil {
-			return err
-		}
-		*fields = append(*fields, notPerm(p))
-	}
-	return nil
+	return valueField(fields, vals, notVals, httpOnly, forTCP, allow, name, conv, orPerms, notPerm)
 }
 
 func idField(fields *[]*rbacv3.Principal, vals, notVals []string, httpOnly, forTCP, allow bool, name string,
 	conv func(string) (*rbacv3.Principal, error)) error {
+	return valueField(fields, vals, notVals, httpOnly, forTCP, allow, name, conv, orIDs, notID)
+}
+
+// valueField appends OR of vals and NOT(OR) of notVals to fields (ANDed by
+// the caller). An HTTP-only field on TCP is an error for ALLOW rules and
+// skipped otherwise.
+func valueField[T any](fields *[]T, vals, notVals []string, httpOnly, forTCP, allow bool, name string,
+	conv func(string) (T, error), or func([]T) T, not func(T) T) error {
 	if len(vals) == 0 && len(notVals) == 0 {
 		return nil
 	}
@@ -330,19 +300,20 @@ func idField(fields *[]*rbacv3.Principal, vals, notVals []string, httpOnly, forT
 		}
 		return nil
 	}
-	build := func(vs []string) (*rbacv3.Principal, error) {
-		var or []*rbacv3.Principal
+	build := func(vs []string) (T, error) {
+		var set []T
 		for _, v := range vs {
 			p, err := conv(v)
 			if err != nil {
-				return nil, err
+				var zero T
+				return zero, err
 			}
-			or = append(or, p)
+			set = append(set, p)
 		}
-		if len(or) == 1 {
-			return or[0], nil
+		if len(set) == 1 {
+			return set[0], nil
 		}
-		return orIDs(or), nil
+		return or(set), nil
 	}
 	if len(vals) > 0 {
 		p, err := build(vals)
@@ -356,7 +327,7 @@ func idField(fields *[]*rbacv3.Principal, vals, notVals []string, httpOnly, forT
 		if err != nil {
 			return err
 		}
-		*fields = append(*fields, notID(p))
+		*fields = append(*fields, not(p))
 	}
 	return nil
 }

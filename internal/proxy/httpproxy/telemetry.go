@@ -29,6 +29,10 @@ type telState struct {
 	body   countReader
 	finish bool
 	route  *xdsparse.Route
+	// respHdr is this request's copy of the response head: the list the
+	// writer is given may belong to a pooled upstream connection, which
+	// another request reuses as soon as this response is forwarded.
+	respHdr headers.List
 }
 
 // countReader counts the request body bytes read.
@@ -79,7 +83,9 @@ func (t *telWriter) head(status int, h *headers.List) {
 	if v, ok := h.Get("grpc-status"); ok {
 		rec.GRPCStatus = v
 	}
-	rec.ResponseHeaders = *h
+	ts := &t.req.tel
+	ts.respHdr = append(ts.respHdr[:0], (*h)...)
+	rec.ResponseHeaders = ts.respHdr
 }
 
 func (t *telWriter) Write(p []byte) (int, error) {
@@ -190,6 +196,8 @@ func (s *Server) endTelemetry(ctx context.Context, req *dsRequest, hcm *xdsparse
 	s.Telemetry.RequestDone(rec, hcm.AccessLogs)
 	// Drop references to this request's buffers.
 	ts.rec.RequestHeaders, ts.rec.ResponseHeaders, ts.body.r, ts.route = nil, nil, nil, nil
+	clear(ts.respHdr)
+	ts.respHdr = ts.respHdr[:0]
 }
 
 // filterFlags maps the flags the filters recorded to Envoy's.

@@ -306,13 +306,14 @@ func (p *pipeline) configChanged(snap *config.Snapshot, kinds map[config.Kind]st
 	if _, we := kinds[config.WorkloadEntry]; we && len(kinds) == 1 {
 		servicesChanged, hosts := registry.Diff(oldReg, reg)
 		if !servicesChanged {
-			if len(hosts) == 0 {
-				return nil
+			req := endpointPush(oldReg, reg, hosts)
+			if req != nil {
+				req.Start = now
 			}
-			return &model.PushRequest{EDSHosts: hosts, Reason: "endpoints", Start: now}
+			return req
 		}
 	}
-	return &model.PushRequest{Full: true, Reason: "config", Start: now}
+	return &model.PushRequest{Full: true, Types: typesFor(kinds), Reason: "config", Start: now}
 }
 
 // push builds a push context from the latest snapshots and hands it to the ADS server.
@@ -327,6 +328,6 @@ func (p *pipeline) push(req *model.PushRequest) {
 	if p.jwks != nil {
 		pc.JWKS = p.jwks.Snapshot()
 	}
-	p.log.Debug("push", "version", pc.Version, "full", req.Full, "eds_hosts", len(req.EDSHosts), "reason", req.Reason)
+	p.log.Debug("push", "version", pc.Version, "full", req.Full, "types", len(req.Types), "addresses", len(req.Addresses), "eds_hosts", len(req.EDSHosts), "reason", req.Reason)
 	p.ads.Push(pc, req)
 }

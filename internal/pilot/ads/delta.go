@@ -103,7 +103,7 @@ func (w *watch) forgetUnsubscribed() {
 // make-before-break order.
 func (st *deltaStream) push(req *model.PushRequest, since time.Time) error {
 	for _, w := range st.c.orderedWatches() {
-		if req.Full {
+		if req.FullType(st.c.proxy, w.typeURL) {
 			if err := st.respond(w, nil, since, false, false); err != nil {
 				return err
 			}

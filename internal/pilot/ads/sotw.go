@@ -70,7 +70,7 @@ func (st *sotwStream) handle(req *discoveryv3.DiscoveryRequest) error {
 // push sends what req says changed, in Envoy's make-before-break order.
 func (st *sotwStream) push(req *model.PushRequest, since time.Time) error {
 	for _, w := range st.c.orderedWatches() {
-		if req.Full {
+		if req.FullType(st.c.proxy, w.typeURL) {
 			if err := st.respond(w, nil, since, false); err != nil {
 				return err
 			}

@@ -119,16 +119,46 @@ func NewPushContext(version string, mesh MeshConfig, cfg *config.Snapshot, reg *
 
 // PushRequest says what changed and therefore what must be pushed.
 type PushRequest struct {
-	// Full is true when anything but endpoints changed: every type is regenerated.
+	// Full is true when anything but endpoints changed: the types in Types
+	// (every type when Types is nil) are regenerated for every proxy.
 	Full bool
-	// EDSHosts lists service hostnames whose endpoints changed; with Full false,
-	// only EDS for these services is pushed.
+	// Types, on a full request, limits it to these xDS type URLs; nil means
+	// every type. A VirtualService change, say, touches listeners and routes
+	// but no cluster or endpoint.
+	Types map[string]struct{}
+	// EDSHosts lists service hostnames whose endpoints changed: EDS for these
+	// services is pushed (on its own when Full is false).
 	EDSHosts map[string]struct{}
+	// Addresses lists workload addresses whose workloads (ports, services)
+	// changed: a proxy with one of these IPs gets every type, because its
+	// inbound listeners and clusters follow the workloads at its own address.
+	Addresses map[string]struct{}
 	// Reason is for logs and debug output.
 	Reason string
 	// Start is when the first change this request covers was seen (zero
 	// when unknown); pilot_proxy_convergence_time is measured from it.
 	Start time.Time
+}
+
+// FullType reports whether req regenerates type typeURL in whole for p:
+// a full request covering the type, or a change at one of p's addresses.
+func (r *PushRequest) FullType(p *Proxy, typeURL string) bool {
+	if r.Full {
+		if r.Types == nil {
+			return true
+		}
+		if _, ok := r.Types[typeURL]; ok {
+			return true
+		}
+	}
+	if len(r.Addresses) > 0 && p != nil {
+		for _, ip := range p.IPAddresses {
+			if _, ok := r.Addresses[ip]; ok {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Merge combines two requests into one covering both. Either may be nil.
@@ -149,16 +179,37 @@ func (r *PushRequest) Merge(o *PushRequest) *PushRequest {
 		}
 		m.Reason += o.Reason
 	}
-	if !m.Full {
-		m.EDSHosts = make(map[string]struct{}, len(r.EDSHosts)+len(o.EDSHosts))
-		for h := range r.EDSHosts {
-			m.EDSHosts[h] = struct{}{}
-		}
-		for h := range o.EDSHosts {
-			m.EDSHosts[h] = struct{}{}
+	// Types: nil on a full request means all, so the union is nil if either
+	// full side says all; a side that is not full adds no type.
+	if m.Full && !(r.Full && r.Types == nil) && !(o.Full && o.Types == nil) {
+		m.Types = map[string]struct{}{}
+		for _, x := range []*PushRequest{r, o} {
+			if x.Full {
+				unionInto(m.Types, x.Types)
+			}
 		}
 	}
+	if !m.Full || m.Types != nil {
+		m.EDSHosts = unionSets(r.EDSHosts, o.EDSHosts)
+	}
+	m.Addresses = unionSets(r.Addresses, o.Addresses)
 	return m
+}
+
+func unionSets(a, b map[string]struct{}) map[string]struct{} {
+	if len(a)+len(b) == 0 {
+		return nil
+	}
+	m := make(map[string]struct{}, len(a)+len(b))
+	unionInto(m, a)
+	unionInto(m, b)
+	return m
+}
+
+func unionInto(dst, src map[string]struct{}) {
+	for k := range src {
+		dst[k] = struct{}{}
+	}
 }
 
 // XDSResource is one generated resource with its xDS name.

@@ -153,3 +153,47 @@ func FuzzParseNode(f *testing.F) {
 		}
 	})
 }
+
+func TestPushRequestMergeTypes(t *testing.T) {
+	const lds, rds, cds = "L", "R", "C"
+	set := func(xs ...string) map[string]struct{} {
+		m := map[string]struct{}{}
+		for _, x := range xs {
+			m[x] = struct{}{}
+		}
+		return m
+	}
+	p := &Proxy{IPAddresses: []string{"10.0.0.9"}}
+	tests := []struct {
+		name      string
+		a, b      *PushRequest
+		full, eds []string // types FullType reports for p; EDS hosts kept
+		notFull   []string
+	}{
+		{name: "typed and typed", a: &PushRequest{Full: true, Types: set(lds)}, b: &PushRequest{Full: true, Types: set(rds)}, full: []string{lds, rds}, notFull: []string{cds}},
+		{name: "typed and all", a: &PushRequest{Full: true, Types: set(lds)}, b: &PushRequest{Full: true}, full: []string{lds, rds, cds}},
+		{name: "typed and endpoints", a: &PushRequest{Full: true, Types: set(cds)}, b: &PushRequest{EDSHosts: set("h")}, full: []string{cds}, notFull: []string{lds}, eds: []string{"h"}},
+		{name: "endpoints at the proxy's address", a: &PushRequest{EDSHosts: set("h")}, b: &PushRequest{EDSHosts: set("g"), Addresses: set("10.0.0.9")}, full: []string{lds, rds, cds}, eds: []string{"g", "h"}},
+		{name: "endpoints elsewhere", a: &PushRequest{EDSHosts: set("h"), Addresses: set("10.0.0.8")}, b: nil, notFull: []string{lds, rds, cds}, eds: []string{"h"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := tc.a.Merge(tc.b)
+			for _, typ := range tc.full {
+				if !m.FullType(p, typ) {
+					t.Errorf("%s not pushed: %+v", typ, m)
+				}
+			}
+			for _, typ := range tc.notFull {
+				if m.FullType(p, typ) {
+					t.Errorf("%s pushed: %+v", typ, m)
+				}
+			}
+			for _, h := range tc.eds {
+				if _, ok := m.EDSHosts[h]; !ok {
+					t.Errorf("EDS host %s dropped: %+v", h, m)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,164 @@
+package controlplane
+
+import (
+	"slices"
+	"strconv"
+
+	"github.com/mast-mesh/mast/internal/config"
+	"github.com/mast-mesh/mast/internal/pilot/generate"
+	"github.com/mast-mesh/mast/internal/pilot/model"
+	"github.com/mast-mesh/mast/internal/registry"
+)
+
+// kindTypes says which xDS types a change to a kind can alter. A kind not
+// listed here (ServiceEntry, Sidecar, DestinationRule, PeerAuthentication,
+// and any kind added later) changes every type. The generators are the
+// authority: TestPushCoversChange checks this table against them by
+// generating before and after every change of every resource in testdata.
+var kindTypes = map[config.Kind][]string{
+	config.VirtualService:        {generate.ListenerType, generate.RouteType},
+	config.Gateway:               {generate.ListenerType, generate.RouteType},
+	config.AuthorizationPolicy:   {generate.ListenerType},
+	config.RequestAuthentication: {generate.ListenerType},
+	config.Telemetry:             {generate.ListenerType},
+}
+
+// typesFor returns the xDS types a change of kinds can alter, nil meaning all.
+func typesFor(kinds map[config.Kind]struct{}) map[string]struct{} {
+	if len(kinds) == 0 {
+		return nil
+	}
+	out := map[string]struct{}{}
+	for k := range kinds {
+		ts, ok := kindTypes[k]
+		if !ok {
+			return nil
+		}
+		for _, t := range ts {
+			out[t] = struct{}{}
+		}
+	}
+	return out
+}
+
+// endpointPush returns the request for a change of endpoints alone (services
+// unchanged) from old to new, or nil when nothing changed. EDS is pushed for
+// the hosts whose endpoints changed, and more where the endpoints show up in
+// other types:
+//   - a DNS service inlines its endpoints in its clusters (CDS);
+//   - a resolution NONE service's clusters are EDS clusters only while it has
+//     endpoints (CDS and EDS when it gains its first or loses its last);
+//   - cluster SANs list the service accounts of a service's endpoints (CDS
+//     when that set changes);
+//   - a proxy's inbound listeners and clusters follow the workloads at its
+//     own address (a full push for proxies at an address whose workloads
+//     changed).
+func endpointPush(old, new *registry.Snapshot, hosts map[string]struct{}) *model.PushRequest {
+	if len(hosts) == 0 {
+		return nil
+	}
+	req := &model.PushRequest{EDSHosts: hosts, Reason: "endpoints"}
+	cds := false
+	for h := range hosts {
+		svc := new.Service(h)
+		if svc == nil {
+			svc = old.Service(h)
+		}
+		oldEps, newEps := endpointsOf(old, h), endpointsOf(new, h)
+		if svc != nil && (svc.Resolution == registry.ResolutionDNS || svc.Resolution == registry.ResolutionDNSRoundRobin) {
+			cds = true
+		}
+		if svc != nil && svc.Resolution == registry.ResolutionNone && !slices.Equal(portsWithEndpoints(svc, oldEps), portsWithEndpoints(svc, newEps)) {
+			cds = true
+		}
+		if !slices.Equal(portServiceAccounts(oldEps), portServiceAccounts(newEps)) {
+			cds = true
+		}
+		moved := workloadsMoved(oldEps, newEps)
+		for a := range moved {
+			if req.Addresses == nil {
+				req.Addresses = map[string]struct{}{}
+			}
+			req.Addresses[a] = struct{}{}
+		}
+	}
+	if cds {
+		req.Full = true
+		req.Types = map[string]struct{}{generate.ClusterType: {}, generate.EndpointType: {}}
+	}
+	return req
+}
+
+func endpointsOf(s *registry.Snapshot, host string) []*registry.Endpoint {
+	if s == nil {
+		return nil
+	}
+	return s.Endpoints[host]
+}
+
+// portsWithEndpoints lists the service ports that have at least one endpoint, in order.
+func portsWithEndpoints(svc *registry.Service, eps []*registry.Endpoint) []uint32 {
+	var out []uint32
+	for _, p := range svc.Ports {
+		for _, e := range eps {
+			if e.ServicePort == p.Number {
+				out = append(out, p.Number)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// portServiceAccounts is the sorted set of the endpoints' service accounts
+// by service port ("PORT SA"): a cluster's SANs are those of its port.
+func portServiceAccounts(eps []*registry.Endpoint) []string {
+	var out []string
+	for _, e := range eps {
+		if e.ServiceAccount == "" {
+			continue
+		}
+		k := strconv.FormatUint(uint64(e.ServicePort), 10) + " " + e.ServiceAccount
+		if !slices.Contains(out, k) {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// workloadsMoved returns the addresses where a workload (service, service
+// port, workload port) appeared or disappeared between old and new.
+func workloadsMoved(old, new []*registry.Endpoint) map[string]struct{} {
+	type slot struct {
+		addr, host  string
+		servicePort uint32
+		port        uint32
+	}
+	set := func(eps []*registry.Endpoint) map[slot]struct{} {
+		m := make(map[slot]struct{}, len(eps))
+		for _, e := range eps {
+			m[slot{e.Address, e.Hostname, e.ServicePort, e.Port}] = struct{}{}
+		}
+		return m
+	}
+	o, n := set(old), set(new)
+	var out map[string]struct{}
+	add := func(a string) {
+		if out == nil {
+			out = map[string]struct{}{}
+		}
+		out[a] = struct{}{}
+	}
+	for s := range o {
+		if _, ok := n[s]; !ok {
+			add(s.addr)
+		}
+	}
+	for s := range n {
+		if _, ok := o[s]; !ok {
+			add(s.addr)
+		}
+	}
+	return out
+}

@@ -1,0 +1,236 @@
+package controlplane
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/mast-mesh/mast/internal/config"
+	"github.com/mast-mesh/mast/internal/pilot/generate"
+	"github.com/mast-mesh/mast/internal/pilot/model"
+	"github.com/mast-mesh/mast/internal/registry"
+)
+
+var allTypes = []string{generate.ClusterType, generate.EndpointType, generate.ListenerType, generate.RouteType}
+
+// wireOf generates every resource of typeURL for p, keyed by name, in wire form.
+func wireOf(t *testing.T, pc *model.PushContext, p *model.Proxy, typeURL string, names []string) map[string][]byte {
+	t.Helper()
+	rs, err := generate.Generate(pc, p, typeURL, names)
+	if err != nil {
+		t.Fatalf("generate %s for %s: %v", typeURL, p.ID, err)
+	}
+	out := make(map[string][]byte, len(rs))
+	for _, r := range rs {
+		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(r.Resource)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[r.Name] = b
+	}
+	return out
+}
+
+// checkCovers fails when a proxy's configuration for a type req does not
+// push differs between the push contexts old and new: the proxy would keep
+// stale config. For EDS the clusters of req.EDSHosts are exempt.
+func checkCovers(t *testing.T, what string, old, new *model.PushContext, req *model.PushRequest, proxies []*model.Proxy, grpcNames []string) {
+	t.Helper()
+	for _, p := range proxies {
+		for _, typ := range allTypes {
+			if req != nil && req.FullType(p, typ) {
+				continue
+			}
+			var names []string
+			if p.IsGRPC() && (typ == generate.ListenerType || typ == generate.RouteType) {
+				names = grpcNames
+			}
+			before, after := wireOf(t, old, p, typ, names), wireOf(t, new, p, typ, names)
+			for _, n := range union(before, after) {
+				if typ == generate.EndpointType && req != nil {
+					if h, ok := generate.ClusterHost(n); ok {
+						if _, pushed := req.EDSHosts[h]; pushed {
+							continue
+						}
+					}
+				}
+				if !bytes.Equal(before[n], after[n]) {
+					t.Errorf("%s: proxy %s keeps a stale %s %q (request %+v)", what, p.ID, typ[strings.LastIndexByte(typ, '.')+1:], n, req)
+				}
+			}
+		}
+	}
+}
+
+func union(a, b map[string][]byte) []string {
+	var out []string
+	for n := range a {
+		out = append(out, n)
+	}
+	for n := range b {
+		if _, ok := a[n]; !ok {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func pushContext(p *pipeline) *model.PushContext {
+	return model.NewPushContext("v", p.mesh, p.cfg, p.reg)
+}
+
+func sidecarAt(ip, ns string, labels map[string]string, none bool) *model.Proxy {
+	p := &model.Proxy{
+		ID: "sidecar~" + ip + "~w." + ns + "~" + ns + ".svc.cluster.local", Type: model.SidecarProxy,
+		IPAddresses: []string{ip}, Name: "w", Namespace: ns, Labels: labels,
+		Metadata: map[string]string{model.MetaWorkloadCert: "true"},
+	}
+	if none {
+		p.Metadata["INTERCEPTION_MODE"] = "NONE"
+	}
+	return p
+}
+
+const oneService = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: a, namespace: default}
+spec:
+  hosts: [a.default.svc.cluster.local]
+  addresses: [240.0.0.1]
+  location: MESH_INTERNAL
+  resolution: RESOLUTION
+  ports: [{number: 80, name: http, protocol: HTTP, targetPort: 8080}]
+  workloadSelector: {labels: {app: a}}
+`
+
+const workload = `---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: NAME, namespace: default}
+spec:
+  address: ADDR
+  labels: {app: a}
+  serviceAccount: SA
+  ports: {http: PORT}
+`
+
+func withWorkloads(resolution string, wls ...[4]string) string {
+	s := strings.Replace(oneService, "RESOLUTION", resolution, 1)
+	for _, w := range wls {
+		s += strings.NewReplacer("NAME", w[0], "ADDR", w[1], "SA", w[2], "PORT", w[3]).Replace(workload)
+	}
+	return s
+}
+
+// TestEndpointChangesPushWhatTheyChange covers the changes that look like
+// endpoint-only changes but alter clusters or a proxy's own listeners.
+func TestEndpointChangesPushWhatTheyChange(t *testing.T) {
+	a1 := [4]string{"a-1", "10.0.0.1", "sa-one", "8080"}
+	a2 := [4]string{"a-2", "10.0.0.2", "sa-one", "8080"}
+	tests := []struct {
+		name     string
+		old, new string
+	}{
+		{"workload entry service account changes (cluster SANs)", withWorkloads("STATIC", a1, a2),
+			withWorkloads("STATIC", a1, [4]string{"a-2", "10.0.0.2", "sa-two", "8080"})},
+		{"DNS service endpoints move (inlined in CDS)", withWorkloads("DNS", a1, a2),
+			withWorkloads("DNS", a1, [4]string{"a-2", "10.0.0.3", "sa-one", "8080"})},
+		{"resolution NONE from zero to some endpoints", withWorkloads("NONE"), withWorkloads("NONE", a1)},
+		{"resolution NONE from some to zero endpoints", withWorkloads("NONE", a1), withWorkloads("NONE")},
+		{"workload entry moves to the proxy's address", withWorkloads("STATIC", a1),
+			withWorkloads("STATIC", a1, [4]string{"a-2", "10.0.0.9", "sa-one", "8080"})},
+		{"workload entry moves away from the proxy's address", withWorkloads("STATIC", a1, [4]string{"a-2", "10.0.0.9", "sa-one", "8080"}),
+			withWorkloads("STATIC", a1, a2)},
+		{"workload entry at the proxy's address changes port", withWorkloads("STATIC", a1, [4]string{"a-2", "10.0.0.9", "sa-one", "8080"}),
+			withWorkloads("STATIC", a1, [4]string{"a-2", "10.0.0.9", "sa-one", "9090"})},
+	}
+	proxies := []*model.Proxy{
+		sidecarAt("10.0.0.9", "default", map[string]string{"app": "a"}, false),
+		sidecarAt("10.0.0.9", "default", map[string]string{"app": "a"}, true),
+		sidecarAt("10.0.5.5", "default", map[string]string{"app": "client"}, false),
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &pipeline{mesh: model.DefaultMeshConfig(), log: slog.Default()}
+			p.configChanged(snapshot(t, tc.old), nil)
+			old := pushContext(p)
+			req := p.configChanged(snapshot(t, tc.new), kinds(config.WorkloadEntry))
+			checkCovers(t, tc.name, old, pushContext(p), req, proxies, nil)
+		})
+	}
+}
+
+// TestPushCoversChange removes, then restores, each resource of every
+// configuration in the tree's testdata and samples, one at a time, and checks
+// that the push request mastd computes covers every type that changed for a
+// sidecar (with and without capture) at a workload's address, a gateway and
+// a proxyless gRPC client.
+func TestPushCoversChange(t *testing.T) {
+	var files []string
+	for _, glob := range []string{"../config/testdata/valid/*.yaml", "../config/testdata/warn/*.yaml", "../../samples/bookinfo/networking/*.yaml"} {
+		m, err := filepath.Glob(glob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, m...)
+	}
+	if len(files) < 10 {
+		t.Fatalf("found %d configuration files; the globs are stale", len(files))
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs, problems := config.Load(f, data)
+		if problems.HasErrors() || len(rs) == 0 {
+			continue
+		}
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			p := &pipeline{mesh: model.DefaultMeshConfig(), log: slog.Default()}
+			full := config.NewSnapshot(rs)
+			p.configChanged(full, nil)
+			proxies, grpcNames := probeProxies(p.reg)
+			for i, r := range rs {
+				without := config.NewSnapshot(append(append([]config.Resource{}, rs[:i]...), rs[i+1:]...))
+				k := kinds(r.Kind)
+				old := pushContext(p)
+				req := p.configChanged(without, k)
+				removed := pushContext(p)
+				checkCovers(t, "remove "+r.Key().String(), old, removed, req, proxies, grpcNames)
+				req = p.configChanged(full, k)
+				checkCovers(t, "restore "+r.Key().String(), removed, pushContext(p), req, proxies, grpcNames)
+			}
+		})
+	}
+}
+
+// probeProxies returns proxies that see a mesh from every side: sidecars
+// with and without capture at the first workload's address, a gateway, and
+// a gRPC client naming every service port.
+func probeProxies(reg *registry.Snapshot) ([]*model.Proxy, []string) {
+	ip, labels, ns := "10.200.0.1", map[string]string{"app": "probe"}, "default"
+	var grpcNames []string
+	for _, s := range reg.Services {
+		for _, port := range s.Ports {
+			grpcNames = append(grpcNames, fmt.Sprintf("%s:%d", s.Hostname, port.Number))
+		}
+		if eps := reg.Endpoints[s.Hostname]; len(eps) > 0 && ip == "10.200.0.1" {
+			ip, labels, ns = eps[0].Address, eps[0].Labels, s.Namespace
+		}
+	}
+	grpc := sidecarAt("10.200.0.2", "default", map[string]string{"app": "grpc"}, false)
+	grpc.Generator, grpc.Metadata["GENERATOR"] = "grpc", "grpc"
+	gw := &model.Proxy{
+		ID: "router~10.200.0.3~gw.istio-system~istio-system.svc.cluster.local", Type: model.Router,
+		IPAddresses: []string{"10.200.0.3"}, Name: "gw", Namespace: "istio-system",
+		Labels: map[string]string{"istio": "ingressgateway"}, Metadata: map[string]string{},
+	}
+	return []*model.Proxy{sidecarAt(ip, ns, labels, false), sidecarAt(ip, ns, labels, true), gw, grpc}, grpcNames
+}

@@ -53,6 +53,8 @@ func Main(args []string, stderr io.Writer) int {
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&components, "components", "pilot,galley", "components to run: pilot, galley and broker (the Open Service Broker); the CA runs when --ca-dir is given")
 	cfg.Broker.flags(fs)
+	var regs registryFlags
+	regs.flags(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -87,6 +89,11 @@ func Main(args []string, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "mastd: --components: %q is not available yet (pilot, galley, broker)\n", c)
 			return 2
 		}
+	}
+	var err error
+	if cfg.Registries, err = regs.build(cfg.Mesh.TrustDomain, cfg.Logger); err != nil {
+		fmt.Fprintf(stderr, "mastd: %v\n", err)
+		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -32,6 +32,7 @@ import (
 	"github.com/mast-mesh/mast/internal/pilot/model"
 	"github.com/mast-mesh/mast/internal/pilot/push"
 	"github.com/mast-mesh/mast/internal/registry"
+	"github.com/mast-mesh/mast/internal/registry/aggregate"
 	"github.com/mast-mesh/mast/internal/registry/serviceentry"
 )
 
@@ -73,7 +74,12 @@ type Config struct {
 	JWKS jwks.Config
 	// Broker configures the Open Service Broker (off unless Enabled).
 	Broker BrokerConfig
-	Logger *slog.Logger
+	// Registries are the service registries besides ServiceEntries
+	// (Kubernetes, Consul, Eureka), in priority order: a hostname present
+	// in several belongs to ServiceEntry config first, then to the first of
+	// these that has it (docs/registries.md).
+	Registries []registry.Watcher
+	Logger     *slog.Logger
 	// Ready, when set, receives the bound addresses once both servers listen.
 	Ready func(xds, monitoring net.Addr)
 }
@@ -117,7 +123,7 @@ func Run(ctx context.Context, cfg Config) error {
 		MaxConnsPerNode: cfg.MaxConnsPerNode,
 	})
 
-	p := &pipeline{mesh: cfg.Mesh, ads: adsServer, log: log.With("component", "push"), events: newConfigEvents(reg)}
+	p := &pipeline{mesh: cfg.Mesh, ads: adsServer, log: log.With("component", "push"), events: newConfigEvents(reg), watchers: cfg.Registries}
 	deb := push.NewDebouncer(push.Config{QuietPeriod: cfg.DebounceQuiet, MaxDelay: cfg.DebounceMax, Push: p.push})
 	jcfg := cfg.JWKS
 	jcfg.Logger = log.With("component", "jwks")
@@ -197,6 +203,7 @@ func Run(ctx context.Context, cfg Config) error {
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("/debug/syncz", guard.ReadOnly(adsServer.SynczHandler()))
 	mux.Handle("/debug/configz", guard.ReadOnly(configzHandler(fs)))
+	mux.Handle("/debug/registryz", guard.ReadOnly(registryzHandler(p)))
 	if authority != nil {
 		mux.Handle("/debug/ca/rotate-root", guard.Mutating(rotateRootHandler(authority)))
 		mux.Handle("/debug/ca/revoke", guard.Mutating(revokeHandler(authority)))
@@ -224,6 +231,15 @@ func Run(ctx context.Context, cfg Config) error {
 	run("config store", func() error { return fs.Run(ctx) })
 	run("debouncer", func() error { deb.Run(ctx); return nil })
 	run("jwks fetcher", func() error { p.jwks.Run(ctx); return nil })
+	for _, w := range cfg.Registries {
+		run("registry "+w.Name(), func() error {
+			return w.Run(ctx, func() {
+				if req := p.registriesChanged(); req != nil {
+					deb.Enqueue(req)
+				}
+			})
+		})
+	}
 	run("xds server", func() error { return gs.Serve(xdsLis) })
 	run("monitoring server", func() error { return hs.Serve(monLis) })
 	if secure != nil {
@@ -280,24 +296,62 @@ type pipeline struct {
 
 	events *prometheus.CounterVec // pilot_k8s_cfg_events
 
+	// watchers are the registries besides ServiceEntries, by priority.
+	watchers []registry.Watcher
+
 	mu      sync.Mutex
 	cfg     *config.Snapshot
-	reg     *registry.Snapshot
+	se      *registry.Snapshot // the ServiceEntry registry's
+	reg     *registry.Snapshot // se merged with the watchers'
 	version atomic.Uint64
+}
+
+// merge combines the ServiceEntry snapshot with the watchers' current ones.
+func (p *pipeline) merge(se *registry.Snapshot) *registry.Snapshot {
+	if len(p.watchers) == 0 {
+		return se
+	}
+	snaps := make([]*registry.Snapshot, 0, 1+len(p.watchers))
+	snaps = append(snaps, se)
+	for _, w := range p.watchers {
+		snaps = append(snaps, w.Snapshot())
+	}
+	return aggregate.Merge(snaps...)
+}
+
+// registriesChanged re-merges after a watcher changed and says what must be
+// pushed: nothing, EDS for the hosts whose endpoints changed, or a full push.
+func (p *pipeline) registriesChanged() *model.PushRequest {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cfg == nil {
+		return nil // the first config snapshot merges and pushes
+	}
+	old := p.reg
+	p.reg = p.merge(p.se)
+	servicesChanged, hosts := registry.Diff(old, p.reg)
+	switch {
+	case servicesChanged:
+		return &model.PushRequest{Full: true, Reason: "registry", Start: time.Now()}
+	case len(hosts) > 0:
+		return &model.PushRequest{EDSHosts: hosts, Reason: "registry endpoints", Start: time.Now()}
+	}
+	return nil
 }
 
 // configChanged records a new config snapshot and says what must be pushed:
 // an EDS-only request when only endpoints changed, else a full push. kinds
 // are the kinds of the resources that changed (the store reports them).
 func (p *pipeline) configChanged(snap *config.Snapshot, kinds map[config.Kind]struct{}) *model.PushRequest {
-	reg := serviceentry.Build(snap, serviceentry.Options{TrustDomain: p.mesh.TrustDomain, DomainSuffix: p.mesh.DomainSuffix})
+	se := serviceentry.Build(snap, serviceentry.Options{TrustDomain: p.mesh.TrustDomain, DomainSuffix: p.mesh.DomainSuffix})
 	if p.jwks != nil {
 		p.jwks.Want(model.JWKSKeys(snap))
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	reg := p.merge(se)
 	oldCfg, oldReg := p.cfg, p.reg
-	p.cfg, p.reg = snap, reg
+	p.cfg, p.se, p.reg = snap, se, reg
 	if oldCfg == nil {
 		return &model.PushRequest{Full: true, Reason: "initial"}
 	}

@@ -17,6 +17,7 @@ func debugPages(withCA bool) []debugPage {
 	pages := []debugPage{
 		{"/debug/syncz", "every connected proxy: each xDS type sent, acknowledged or NACKed (with the NACK message), as JSON"},
 		{"/debug/configz", "the configuration in force, and the files the store rejected and why, as JSON"},
+		{"/debug/registryz", "every service registry (ServiceEntry, Consul, Eureka, ...): synced or stale with its last error, and hostnames several registries have with the one that owns each, as JSON"},
 		{"/metrics", "Prometheus metrics"},
 		{"/ready", "readiness"},
 	}

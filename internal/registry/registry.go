@@ -1,9 +1,13 @@
 // Package registry is Mast's service model: services with ports and endpoints,
 // gathered from registries (ServiceEntry/WorkloadEntry by default; Kubernetes,
-// Consul and Eureka later) into one aggregate snapshot.
+// Consul and Eureka as Watchers) into one aggregate snapshot.
 package registry
 
-import "sort"
+import (
+	"context"
+	"sort"
+	"time"
+)
 
 // Protocol is a service port's application protocol, as Istio names it.
 type Protocol string
@@ -126,4 +130,27 @@ func (s *Snapshot) EndpointsFor(host string, port uint32) []*Endpoint {
 type Registry interface {
 	Name() string
 	Snapshot() *Snapshot
+}
+
+// Watcher is a Registry that follows an outside source (Kubernetes, Consul,
+// Eureka). Run watches until ctx ends, calling notify after every change of
+// Snapshot, and returns nil when ctx is cancelled; Snapshot never blocks.
+// While the source is unreachable a Watcher keeps serving the last services
+// it knew and says so in Status.
+type Watcher interface {
+	Registry
+	Run(ctx context.Context, notify func()) error
+	Status() Status
+}
+
+// Status is a Watcher's state, as mastd's /debug/registryz shows it.
+type Status struct {
+	Name      string    `json:"name"`
+	Source    string    `json:"source,omitempty"` // where it reads from, e.g. the Consul address
+	Synced    bool      `json:"synced"`           // a first complete listing arrived
+	Stale     bool      `json:"stale"`            // source unreachable: serving the last known services
+	LastSync  time.Time `json:"lastSync,omitzero"`
+	LastError string    `json:"lastError,omitempty"`
+	Services  int       `json:"services"`
+	Endpoints int       `json:"endpoints"`
 }

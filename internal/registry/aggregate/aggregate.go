@@ -89,3 +89,41 @@ func Merge(snaps ...*registry.Snapshot) *registry.Snapshot {
 	})
 	return out
 }
+
+// Conflict is a hostname that several registries have: Owner's services and
+// endpoints are used, Shadowed's are dropped.
+type Conflict struct {
+	Hostname string   `json:"hostname"`
+	Owner    string   `json:"owner"`
+	Shadowed []string `json:"shadowed"`
+}
+
+// Conflicts lists the hostnames present in more than one of snaps, by
+// hostname, applying Merge's rule; names[i] names snaps[i].
+func Conflicts(names []string, snaps ...*registry.Snapshot) []Conflict {
+	byHost := map[string]*Conflict{}
+	var out []Conflict
+	for i, s := range snaps {
+		if s == nil {
+			continue
+		}
+		for j, svc := range s.Services {
+			if j > 0 && s.Services[j-1].Hostname == svc.Hostname {
+				continue // another namespace of the same registry's host
+			}
+			c, ok := byHost[svc.Hostname]
+			if !ok {
+				byHost[svc.Hostname] = &Conflict{Hostname: svc.Hostname, Owner: names[i]}
+				continue
+			}
+			c.Shadowed = append(c.Shadowed, names[i])
+		}
+	}
+	for _, c := range byHost {
+		if len(c.Shadowed) > 0 {
+			out = append(out, *c)
+		}
+	}
+	slices.SortFunc(out, func(a, b Conflict) int { return cmp.Compare(a.Hostname, b.Hostname) })
+	return out
+}

@@ -93,3 +93,16 @@ func TestAggregateSnapshotCaching(t *testing.T) {
 		t.Error("a single registry's snapshot is not returned as is")
 	}
 }
+
+func TestConflicts(t *testing.T) {
+	got := Conflicts([]string{"serviceentry", "consul", "eureka"},
+		snap("serviceentry", "a/n", "b/n1", "b/n2"), nil, snap("eureka", "a/x", "b/y", "c/z"))
+	want := []Conflict{{"a", "serviceentry", []string{"eureka"}}, {"b", "serviceentry", []string{"eureka"}}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	got = Conflicts([]string{"a", "b", "c"}, snap("a", "h/n"), snap("b", "h/n"), snap("c", "h/n", "i/n"))
+	if fmt.Sprint(got) != fmt.Sprint([]Conflict{{"h", "a", []string{"b", "c"}}}) {
+		t.Errorf("three registries: %v", got)
+	}
+}

@@ -1,0 +1,66 @@
+package controlplane
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/mast-mesh/mast/internal/registry"
+	"github.com/mast-mesh/mast/internal/registry/consul"
+)
+
+// registryFlags is the command line of the registries besides
+// ServiceEntries: --registry names them in priority order.
+type registryFlags struct {
+	names  []string
+	consul consul.Config
+}
+
+func (f *registryFlags) flags(fs *flag.FlagSet) {
+	fs.Func("registry", "a service registry besides ServiceEntries: consul (repeatable or comma-separated; a hostname several registries have belongs to ServiceEntries first, then to the first registry named)", func(v string) error {
+		for _, n := range strings.Split(v, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				f.names = append(f.names, n)
+			}
+		}
+		return nil
+	})
+	c := &f.consul
+	fs.StringVar(&c.Addr, "consul-addr", "127.0.0.1:8500", "Consul's HTTP API (host:port, http://, https:// or unix:// URL), with --registry consul")
+	fs.StringVar(&c.TokenFile, "consul-token-file", "", "file holding the Consul ACL token (service:read, node:read); CONSUL_HTTP_TOKEN is read too")
+	fs.StringVar(&c.CAFile, "consul-ca-file", "", "CA certificates (PEM) that verify Consul's HTTPS API")
+	fs.StringVar(&c.CertFile, "consul-cert-file", "", "client certificate (PEM) for Consul's HTTPS API")
+	fs.StringVar(&c.KeyFile, "consul-key-file", "", "key (PEM) of --consul-cert-file")
+	fs.StringVar(&c.TLSServerName, "consul-tls-server-name", "", "name to verify in Consul's certificate (default: the address's host)")
+	fs.StringVar(&c.Datacenter, "consul-datacenter", "", "Consul datacenter to read (default: the agent's)")
+	fs.StringVar(&c.Namespace, "consul-namespace", "", "Consul Enterprise namespace to read")
+	fs.StringVar(&c.Partition, "consul-partition", "", "Consul Enterprise admin partition to read")
+	fs.BoolVar(&c.AllowWarning, "consul-allow-warning", false, "send traffic to instances whose worst health check is warning (default: passing only)")
+	fs.DurationVar(&c.WaitTime, "consul-wait", 0, "longest wait of a Consul blocking query (default 2m)")
+}
+
+// build makes the registries in the order they were named.
+func (f *registryFlags) build(trustDomain string, log *slog.Logger) ([]registry.Watcher, error) {
+	var out []registry.Watcher
+	seen := map[string]bool{}
+	for _, n := range f.names {
+		if seen[n] {
+			return nil, fmt.Errorf("--registry %s: named twice", n)
+		}
+		seen[n] = true
+		switch n {
+		case "consul":
+			c := f.consul
+			c.TrustDomain, c.Logger = trustDomain, log.With("component", "registry", "registry", "consul")
+			r, err := consul.New(c)
+			if err != nil {
+				return nil, fmt.Errorf("--registry consul: %w", err)
+			}
+			out = append(out, r)
+		default:
+			return nil, fmt.Errorf("--registry %q: unknown (consul)", n)
+		}
+	}
+	return out, nil
+}

@@ -31,6 +31,7 @@ func verbs() []verb {
 		{"why", "follow a request through the mesh and name the hop, cause and resource of its failure", plain(Why)},
 		{"version", "print the version of mast and of the running mesh", plain(Version)},
 		{"completion", "print a shell completion script (bash, zsh or fish)", plain(Completion)},
+		{"kube-inject", "add the sidecar to Kubernetes manifests offline, as mastd's injection webhook does", plain(KubeInject)},
 		{"validate", "check configuration files (Istio YAML/JSON) and report errors and warnings", plain(Validate)},
 	}
 }

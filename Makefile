@@ -1,7 +1,7 @@
 GO ?= go
 BIN := bin
 
-.PHONY: build test lint up bench fuzz
+.PHONY: build test lint up bench fuzz proto
 
 # Release build: static (pure-Go resolver, no libc mapped), no debug info or
 # local paths, and gRPC without golang.org/x/net/trace, whose html/template
@@ -54,3 +54,7 @@ fuzz:
 	    $(GO) test -run='^$$' -fuzz="^$$t\$$" -fuzztime=$(FUZZTIME) $$dir; \
 	  done; \
 	done
+
+# Regenerate the Go code of Mast's copy of Istio's Mixer protos (needs protoc).
+proto:
+	./scripts/gen-mixer-proto.sh

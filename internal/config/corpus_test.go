@@ -115,6 +115,23 @@ var invalidCorpus = map[string]string{
 	"proxyconfig-bad-concurrency.yaml":      "spec.concurrency",
 	"envoyfilter-unknown-apply-to.yaml":     "spec.configPatches[0].applyTo",
 	"wg-probe-port.yaml":                    "spec.probe.httpGet.port",
+	"mixer-handler-unknown-adapter.yaml": "spec.compiledAdapter",
+	"mixer-instance-bad-expression.yaml": "spec.params.value",
+	"mixer-rule-match-not-bool.yaml": "spec.match",
+	"mixer-attributemanifest-no-type.yaml": "spec.attributes[custom.attr].valueType",
+	"mixer-quotaspec-negative-charge.yaml": "spec.rules[0].quotas[0].charge",
+	"mixer-quotaspecbinding-no-services.yaml": "spec.services",
+	"mixer-denier-bad-code.yaml": "spec.status.code",
+	"mixer-listchecker-bad-entry-type.yaml": "spec.entryType",
+	"mixer-apikey-wrong-type.yaml": "spec.api_key",
+	"mixer-authorization-unknown-attribute.yaml": "spec.subject.user",
+	"mixer-checknothing-unknown-field.yaml": "spec.foo",
+	"mixer-listentry-missing-value.yaml": "spec.value",
+	"mixer-logentry-bad-variable.yaml": "spec.variables.x",
+	"mixer-metric-missing-value.yaml": "spec.value",
+	"mixer-quota-unknown-attribute.yaml": "spec.dimensions.source",
+	"mixer-reportnothing-unknown-field.yaml": "spec.x",
+	"mixer-tracespan-missing-trace-id.yaml": "spec.trace_id",
 }
 
 // TestInvalidCorpus loads every invalid document: each must be rejected with
@@ -258,8 +275,8 @@ func TestValidCorpus(t *testing.T) {
 			t.Errorf("no valid resource of kind %s", k)
 		}
 	}
-	if len(rs) != 17 {
-		t.Errorf("%d resources, want 17", len(rs))
+	if want := 17 + len(MixerKinds()); len(rs) != want {
+		t.Errorf("%d resources, want %d", len(rs), want)
 	}
 }
 

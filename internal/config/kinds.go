@@ -27,7 +27,7 @@ var (
 )
 
 // schemas is the fixed table of kinds Mast understands. It is never modified.
-var schemas = []schema{
+var schemas = append([]schema{
 	{VirtualService, networkingVersions, (*networking.VirtualService)(nil)},
 	{DestinationRule, networkingVersions, (*networking.DestinationRule)(nil)},
 	{Gateway, networkingVersions, (*networking.Gateway)(nil)},
@@ -42,7 +42,7 @@ var schemas = []schema{
 	// Read and validated; validation warns that they are not applied yet.
 	{ProxyConfig, []string{"v1beta1"}, (*networkingbeta.ProxyConfig)(nil)},
 	{EnvoyFilter, []string{"v1alpha3"}, (*networking.EnvoyFilter)(nil)},
-}
+}, mixerSchemas()...)
 
 // Kinds returns every kind Mast understands, in a fixed order.
 func Kinds() []Kind {

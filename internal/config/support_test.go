@@ -188,6 +188,9 @@ func renderReadmeFields() string {
 	for _, k := range order {
 		ki := infos[k]
 		total := ki.honoured + ki.warned + ki.na
+		if ki.honoured+ki.warned == 0 {
+			continue // Mixer's per-adapter and per-template kinds: params checked by the Mixer's validation
+		}
 		w := "—"
 		if len(ki.warnedNames) > 0 {
 			sort.Strings(ki.warnedNames)

@@ -4,6 +4,11 @@ import (
 	"fmt"
 	"strings"
 
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/mast-mesh/mast/internal/mixer/api/clientpb"
+	"github.com/mast-mesh/mast/internal/mixer/api/policypb"
+
 	networking "istio.io/api/networking/v1alpha3"
 	networkingbeta "istio.io/api/networking/v1beta1"
 	security "istio.io/api/security/v1beta1"
@@ -22,6 +27,9 @@ func Validate(r Resource) Problems {
 	switch spec := r.Spec.(type) {
 	case nil:
 		v.errorf("spec", "missing spec")
+	case *policypb.Handler, *policypb.Instance, *policypb.Rule, *policypb.AttributeManifest,
+		*clientpb.QuotaSpec, *clientpb.QuotaSpecBinding, *structpb.Struct:
+		v.mixer()
 	case *networking.VirtualService:
 		v.virtualService(spec)
 	case *networking.DestinationRule:

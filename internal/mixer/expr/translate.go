@@ -8,8 +8,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/mast-mesh/mast/internal/mixer/attribute"
 	"github.com/mast-mesh/mast/internal/mixer/api/policypb"
+	"github.com/mast-mesh/mast/internal/mixer/attribute"
 )
 
 // mapKey is a lookup of a constant key in a map attribute

@@ -1,0 +1,31 @@
+// Package adapters is the table of Mixer adapters mastd compiles in: the
+// one place that maps an adapter name (a handler's compiledAdapter, or the
+// kind of Istio's older per-adapter resources) to its package.
+package adapters
+
+import (
+	"sort"
+
+	"github.com/mast-mesh/mast/internal/mixer/adapter"
+	"github.com/mast-mesh/mast/internal/mixer/adapters/denier"
+	"github.com/mast-mesh/mast/internal/mixer/adapters/listchecker"
+)
+
+// All returns every built-in adapter by name.
+func All() map[string]*adapter.Info {
+	out := map[string]*adapter.Info{}
+	for _, i := range []*adapter.Info{denier.Info, listchecker.Info} {
+		out[i.Name] = i
+	}
+	return out
+}
+
+// Names returns the adapter names, sorted.
+func Names() []string {
+	var out []string
+	for n := range All() {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}

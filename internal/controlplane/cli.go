@@ -38,6 +38,8 @@ func Main(args []string, stderr io.Writer) int {
 	fs.StringVar(&cfg.SecureXDSAddr, "secure-xds-addr", "127.0.0.1:15012", "address of xDS and the certificate service over TLS (with --ca-dir)")
 	fs.DurationVar(&cfg.MaxCertTTL, "max-cert-ttl", 24*time.Hour, "longest workload certificate lifetime the CA issues (Istio's 24h default)")
 	fs.IntVar(&cfg.PushThrottle, "push-throttle", 100, "proxies generated and sent to at once during a push (Istio's PILOT_PUSH_THROTTLE)")
+	fs.BoolVar(&cfg.DisableXDSCache, "disable-xds-cache", false, "generate every resource for every proxy on every push (Istio's PILOT_ENABLE_XDS_CACHE=false)")
+	fs.IntVar(&cfg.XDSCacheSelfCheck, "xds-cache-self-check", 0, "debug: regenerate one in N xDS cache hits without the cache and log an ERROR when they differ (0: off)")
 	var maxStreams uint
 	fs.UintVar(&maxStreams, "max-streams-per-conn", 100, "concurrent gRPC streams allowed on one xDS connection")
 	fs.IntVar(&cfg.MaxConnsPerNode, "max-conns-per-node", 8, "ADS streams open at once for one node ID")

@@ -53,6 +53,12 @@ type Config struct {
 	// PushThrottle bounds concurrent per-proxy generation (Istio's
 	// PILOT_PUSH_THROTTLE); 0 means ads.DefaultPushThrottle (100).
 	PushThrottle int
+	// DisableXDSCache generates every resource for every proxy on every
+	// push, without generate.Cache (Istio's PILOT_ENABLE_XDS_CACHE=false).
+	DisableXDSCache bool
+	// XDSCacheSelfCheck, when positive, regenerates one in N cache hits
+	// without the cache and logs an ERROR when they differ (debug mode).
+	XDSCacheSelfCheck int
 	// DebugTokenFile holds the bearer token that /debug endpoints which
 	// change state (rotate-root) require. Empty: CADir/debug-token when the
 	// CA runs, created (mode 0600) on first start; without either, those
@@ -113,8 +119,12 @@ func Run(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("ca: %w", err)
 		}
 	}
+	gen := generate.Generate
+	if !cfg.DisableXDSCache {
+		gen = generate.NewCache(generate.CacheConfig{SelfCheck: cfg.XDSCacheSelfCheck, Logger: log.With("component", "xdscache")}).Generate
+	}
 	adsServer := ads.New(ads.Config{
-		Generate:        generate.Generate,
+		Generate:        gen,
 		ClusterHost:     generate.ClusterHost,
 		Logger:          log.With("component", "ads"),
 		Metrics:         reg,
@@ -328,15 +338,16 @@ func (p *pipeline) registriesChanged() *model.PushRequest {
 		return nil // the first config snapshot merges and pushes
 	}
 	old := p.reg
-	p.reg = p.merge(p.se)
+	p.reg = registry.Reuse(old, p.merge(p.se))
 	servicesChanged, hosts := registry.Diff(old, p.reg)
-	switch {
-	case servicesChanged:
+	if servicesChanged {
 		return &model.PushRequest{Full: true, Reason: "registry", Start: time.Now()}
-	case len(hosts) > 0:
-		return &model.PushRequest{EDSHosts: hosts, Reason: "registry endpoints", Start: time.Now()}
 	}
-	return nil
+	req := endpointPush(old, p.reg, hosts)
+	if req != nil {
+		req.Reason, req.Start = "registry endpoints", time.Now()
+	}
+	return req
 }
 
 // configChanged records a new config snapshot and says what must be pushed:
@@ -351,6 +362,7 @@ func (p *pipeline) configChanged(snap *config.Snapshot, kinds map[config.Kind]st
 	defer p.mu.Unlock()
 	reg := p.merge(se)
 	oldCfg, oldReg := p.cfg, p.reg
+	reg = registry.Reuse(oldReg, reg)
 	p.cfg, p.se, p.reg = snap, se, reg
 	if oldCfg == nil {
 		return &model.PushRequest{Full: true, Reason: "initial"}

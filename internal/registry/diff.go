@@ -110,3 +110,34 @@ func labelsEqual(a, b map[string]string) bool {
 	}
 	return maps.Equal(a, b)
 }
+
+// Reuse returns new with every service and every host's endpoint list that
+// equals old's replaced by old's own, so that what did not change keeps its
+// identity from one snapshot to the next (the xDS cache keys on it, and Diff
+// recognises shared pointers without comparing). new itself is not
+// modified: a snapshot with replacements is a new one.
+func Reuse(old, new *Snapshot) *Snapshot {
+	if old == nil || new == nil || old == new {
+		return new
+	}
+	out := *new
+	cloned := false
+	for i, s := range new.Services {
+		if o := old.Service(s.Hostname); o != nil && o != s && serviceEqual(o, s) {
+			if !cloned {
+				out.Services, cloned = slices.Clone(new.Services), true
+			}
+			out.Services[i] = o
+		}
+	}
+	cloned = false
+	for host, eps := range new.Endpoints {
+		if o, ok := old.Endpoints[host]; ok && len(o) > 0 && (len(eps) == 0 || &o[0] != &eps[0]) && endpointsEqual(o, eps) {
+			if !cloned {
+				out.Endpoints, cloned = maps.Clone(new.Endpoints), true
+			}
+			out.Endpoints[host] = o
+		}
+	}
+	return &out
+}

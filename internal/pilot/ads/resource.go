@@ -89,7 +89,21 @@ func marshalResources(cache *marshalCache, typeURL string, res []model.XDSResour
 		if anyType := r.Resource.ProtoReflect().Descriptor().FullName(); !isTypeURLOf(typeURL, anyType) {
 			return nil, 0, fmt.Errorf("generate %s: resource %q is a %s", shortType(typeURL), r.Name, anyType)
 		}
-		a, v, err := cache.resource(typeURL, r.Resource, withVersions)
+		var a *anypb.Any
+		var v uint64
+		var err error
+		if r.Encoded != nil {
+			// shared by every proxy that gets it: marshaled and hashed once
+			a, v, err = r.Encoded.Get(func() (*anypb.Any, uint64, error) {
+				b, err := cache.marshal(typeURL, r.Resource)
+				if err != nil {
+					return nil, 0, err
+				}
+				return &anypb.Any{TypeUrl: typeURL, Value: b}, hashBytes(b), nil
+			})
+		} else {
+			a, v, err = cache.resource(typeURL, r.Resource, withVersions)
+		}
 		if err != nil {
 			return nil, 0, fmt.Errorf("generate %s: marshal %q: %w", shortType(typeURL), r.Name, err)
 		}

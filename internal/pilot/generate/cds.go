@@ -26,8 +26,8 @@ func (g *gen) clusters(names []string) []model.XDSResource {
 	var out []model.XDSResource
 	if len(names) > 0 {
 		for _, n := range names {
-			if c := g.clusterByName(n); c != nil {
-				out = append(out, clusterResource(c))
+			if c, enc := g.clusterByName(n); c != nil {
+				out = append(out, model.XDSResource{Name: c.Name, Resource: c, Encoded: enc})
 			}
 		}
 		return out
@@ -35,8 +35,8 @@ func (g *gen) clusters(names []string) []model.XDSResource {
 	for _, svc := range g.scope.Services {
 		dr := g.pc.DestinationRule(g.p, svc.Hostname)
 		for _, port := range svc.Ports {
-			if c := g.serviceCluster(svc, port, "", dr); c != nil {
-				out = append(out, clusterResource(c))
+			if c, enc := g.cluster(svc, port, "", dr); c != nil {
+				out = append(out, model.XDSResource{Name: c.Name, Resource: c, Encoded: enc})
 			}
 			if dr == nil {
 				continue
@@ -45,8 +45,8 @@ func (g *gen) clusters(names []string) []model.XDSResource {
 				if s.GetName() == "" {
 					continue
 				}
-				if c := g.serviceCluster(svc, port, s.GetName(), dr); c != nil {
-					out = append(out, clusterResource(c))
+				if c, enc := g.cluster(svc, port, s.GetName(), dr); c != nil {
+					out = append(out, model.XDSResource{Name: c.Name, Resource: c, Encoded: enc})
 				}
 			}
 		}
@@ -82,52 +82,52 @@ func dedupe(rs []model.XDSResource) []model.XDSResource {
 }
 
 // clusterByName builds one named cluster, or nil when the proxy has no such cluster.
-func (g *gen) clusterByName(name string) *clusterv3.Cluster {
+func (g *gen) clusterByName(name string) (*clusterv3.Cluster, *model.Encoded) {
 	switch name {
 	case BlackHoleCluster:
 		if !g.grpc {
-			return blackHoleCluster()
+			return blackHoleCluster(), nil
 		}
-		return nil
+		return nil, nil
 	case PassthroughCluster:
 		if !g.grpc {
-			return passthroughCluster(name)
+			return passthroughCluster(name), nil
 		}
-		return nil
+		return nil, nil
 	case InboundPassthroughCluster:
 		if !g.grpc && g.p.Type != model.Router && !g.p.InterceptionNone() {
-			return passthroughCluster(name)
+			return passthroughCluster(name), nil
 		}
-		return nil
+		return nil, nil
 	}
 	if strings.HasPrefix(name, "inbound|") {
 		if g.grpc || g.p.Type == model.Router {
-			return nil
+			return nil, nil
 		}
 		for _, in := range g.inboundPorts() {
 			if InboundClusterName(in.port) == name {
-				return inboundCluster(in)
+				return inboundCluster(in), nil
 			}
 		}
-		return nil
+		return nil, nil
 	}
 	port, subset, host, ok := parseCluster(name)
 	if !ok {
-		return nil
+		return nil, nil
 	}
 	svc := g.scope.Service(host)
 	if svc == nil {
-		return nil
+		return nil, nil
 	}
 	sp, ok := svc.PortByNumber(port)
 	if !ok {
-		return nil
+		return nil, nil
 	}
 	dr := g.pc.DestinationRule(g.p, host)
 	if subset != "" && findSubset(dr, subset) == nil {
-		return nil
+		return nil, nil
 	}
-	return g.serviceCluster(svc, sp, subset, dr)
+	return g.cluster(svc, sp, subset, dr)
 }
 
 func blackHoleCluster() *clusterv3.Cluster {

@@ -16,7 +16,8 @@ import (
 func (g *gen) endpoints(names []string) []model.XDSResource {
 	var out []model.XDSResource
 	add := func(name string, svc *registry.Service, port registry.Port, subset map[string]string, dr *model.DestinationRule) {
-		out = append(out, model.XDSResource{Name: name, Resource: g.cachedLoadAssignment(name, svc, port, subset, dr)})
+		la, enc := g.loadAssignmentFor(name, svc, port, subset, dr)
+		out = append(out, model.XDSResource{Name: name, Resource: la, Encoded: enc})
 	}
 	if len(names) > 0 {
 		for _, n := range names {

@@ -31,10 +31,15 @@ const (
 // Generate returns the resources of type typeURL for proxy p, restricted to
 // names when names is not empty. It implements model.GenerateFunc.
 func Generate(pc *model.PushContext, p *model.Proxy, typeURL string, names []string) ([]model.XDSResource, error) {
+	return generate(pc, p, typeURL, names, nil)
+}
+
+func generate(pc *model.PushContext, p *model.Proxy, typeURL string, names []string, cache *Cache) ([]model.XDSResource, error) {
 	if pc == nil || p == nil {
 		return nil, fmt.Errorf("generate %s: nil push context or proxy", typeURL)
 	}
 	g := newGen(pc, p)
+	g.cache = cache
 	var out []model.XDSResource
 	switch typeURL {
 	case ListenerType:
@@ -125,6 +130,7 @@ type gen struct {
 	p     *model.Proxy
 	scope *model.SidecarScope
 	grpc  bool
+	cache *Cache // nil: generate everything afresh
 }
 
 func newGen(pc *model.PushContext, p *model.Proxy) *gen {

@@ -38,7 +38,8 @@ func (g *gen) sidecarRoutes(names []string) []model.XDSResource {
 	var out []model.XDSResource
 	for _, n := range names {
 		if n == httpProxyRouteName {
-			out = append(out, routeResource(g.httpProxyRoute()))
+			rc, enc := g.sidecarRoute(n, g.httpProxyRoute)
+			out = append(out, model.XDSResource{Name: rc.Name, Resource: rc, Encoded: enc})
 			continue
 		}
 		if strings.IndexByte(n, ':') >= 0 {
@@ -51,7 +52,8 @@ func (g *gen) sidecarRoutes(names []string) []model.XDSResource {
 		if err != nil || port == 0 || port > 65535 {
 			continue
 		}
-		out = append(out, routeResource(g.portRoute(uint32(port))))
+		rc, enc := g.sidecarRoute(n, func() *routev3.RouteConfiguration { return g.portRoute(uint32(port)) })
+		out = append(out, model.XDSResource{Name: rc.Name, Resource: rc, Encoded: enc})
 	}
 	return out
 }

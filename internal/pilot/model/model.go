@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/mast-mesh/mast/internal/config"
 	"github.com/mast-mesh/mast/internal/registry"
@@ -216,6 +217,25 @@ func unionInto(dst, src map[string]struct{}) {
 type XDSResource struct {
 	Name     string
 	Resource proto.Message
+	// Encoded, when not nil, holds Resource's wire form once computed: a
+	// generator cache hands the same Resource and Encoded to every proxy
+	// that gets the resource, so it is marshaled (and hashed) once.
+	Encoded *Encoded
+}
+
+// Encoded is the wire form of one immutable generated resource, computed on
+// first use and shared by every proxy it is sent to.
+type Encoded struct {
+	once    sync.Once
+	any     *anypb.Any
+	version uint64
+	err     error
+}
+
+// Get returns the wire form, calling encode the first time.
+func (e *Encoded) Get(encode func() (*anypb.Any, uint64, error)) (*anypb.Any, uint64, error) {
+	e.once.Do(func() { e.any, e.version, e.err = encode() })
+	return e.any, e.version, e.err
 }
 
 // GenerateFunc generates the resources of one xDS type for a proxy. names are

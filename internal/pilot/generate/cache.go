@@ -1,0 +1,457 @@
+package generate
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	networking "istio.io/api/networking/v1alpha3"
+
+	"github.com/mast-mesh/mast/internal/config"
+	"github.com/mast-mesh/mast/internal/pilot/model"
+	"github.com/mast-mesh/mast/internal/registry"
+)
+
+// Cache keeps generated resources across pushes and shares them, with their
+// wire form, between the proxies that need the same one (Istio's XdsCache).
+// It caches the resources that are many and alike across proxies: outbound
+// clusters, load assignments and sidecar route configurations. Each is keyed
+// by an explicit struct of exactly the inputs its generator reads
+// (clusterKey, edsKey, routeKey), never by the proxy; a change invalidates
+// only the entries whose inputs it touched, because their key no longer
+// occurs. Entries unused for two push contexts are dropped.
+//
+// Identity stands for version in the keys: a service, an endpoint list, a
+// DestinationRule's spec are the same pointer as long as they are unchanged
+// (config snapshots keep the resources of unchanged files, and mastd's
+// pipeline keeps unchanged services and endpoint lists with
+// registry.Reuse); kind-wide inputs (PeerAuthentications, all routing
+// configuration, the service list) are versioned by an epoch that changes
+// when any of their members does. Keys hold what they name, so an address is
+// never reused for something else while a key names it.
+//
+// The uncached Generate is the oracle: Cache.Generate's output is
+// byte-identical to it (TestCacheOracle, FuzzCacheOracle), and with
+// CacheConfig.SelfCheck a sample of cache hits is regenerated and compared
+// at run time.
+type Cache struct {
+	cfg     CacheConfig
+	entries sync.Map // key -> *cacheEntry
+
+	mu   sync.Mutex // guards the fields below
+	prev inputsSeen
+	gen  uint64 // counts push contexts seen
+
+	hits, misses, checks, mismatches atomic.Uint64
+	lookups                          atomic.Uint64
+}
+
+// CacheConfig configures a Cache.
+type CacheConfig struct {
+	// SelfCheck, when positive, regenerates one in SelfCheck cache hits
+	// without the cache and compares the wire forms; a mismatch is logged at
+	// ERROR, counted, and the fresh resource is served and cached instead.
+	SelfCheck int
+	Logger    *slog.Logger
+}
+
+// NewCache returns an empty cache.
+func NewCache(cfg CacheConfig) *Cache {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Cache{cfg: cfg}
+}
+
+// CacheStats are counters since the cache was made.
+type CacheStats struct {
+	Entries                          int
+	Hits, Misses, Checks, Mismatches uint64
+}
+
+// Stats returns the cache's counters.
+func (c *Cache) Stats() CacheStats {
+	n := 0
+	c.entries.Range(func(_, _ any) bool { n++; return true })
+	return CacheStats{Entries: n, Hits: c.hits.Load(), Misses: c.misses.Load(), Checks: c.checks.Load(), Mismatches: c.mismatches.Load()}
+}
+
+// Generate is Generate through the cache. It implements model.GenerateFunc.
+func (c *Cache) Generate(pc *model.PushContext, p *model.Proxy, typeURL string, names []string) ([]model.XDSResource, error) {
+	return generate(pc, p, typeURL, names, c)
+}
+
+var _ model.GenerateFunc = (*Cache)(nil).Generate
+
+type cacheEntry struct {
+	msg  proto.Message
+	enc  *model.Encoded
+	used atomic.Uint64 // the cache generation it was last used in
+}
+
+// epoch versions a kind-wide input; a new one is made whenever the input
+// changes. It has a field so that distinct epochs have distinct addresses.
+type epoch struct{ n uint64 }
+
+// inputsSeen are the kind-wide inputs of one push context.
+type inputsSeen struct {
+	mesh     model.MeshConfig
+	routing  []resourceRef // every configuration resource but the registry's
+	security []resourceRef // PeerAuthentications
+	services []*registry.Service
+
+	routingEpoch, securityEpoch, servicesEpoch *epoch
+	// sourceSelectors are every sourceLabels of every VirtualService match
+	// and every DestinationRule workloadSelector: the only ways a route
+	// depends on the proxy's labels besides the Sidecar that applies.
+	sourceSelectors []map[string]string
+	gen             uint64
+}
+
+type resourceRef struct {
+	key  config.Key
+	spec proto.Message
+}
+
+// cacheState is the per-push-context view of the kind-wide inputs.
+type cacheState struct {
+	routing, security, services *epoch
+	sourceSelectors             []map[string]string
+	gen                         uint64
+}
+
+type cacheStateKey struct{ c *Cache }
+
+// state returns pc's kind-wide input versions, computing them once per push
+// context; a new push context also sweeps entries left unused.
+func (c *Cache) state(pc *model.PushContext) *cacheState {
+	return pc.Memo(cacheStateKey{c}, func() any { return c.newState(pc) }).(*cacheState)
+}
+
+func (c *Cache) newState(pc *model.PushContext) *cacheState {
+	var routing, security []resourceRef
+	var selectors []map[string]string
+	for _, r := range pc.Config.All() {
+		switch r.Kind {
+		case config.ServiceEntry, config.WorkloadEntry, config.WorkloadGroup:
+			continue // the registry snapshot: versioned by identity
+		case config.PeerAuthentication:
+			security = append(security, resourceRef{r.Key(), r.Spec})
+		case config.VirtualService:
+			selectors = appendSourceSelectors(selectors, r.Spec)
+		case config.DestinationRule:
+			// which DestinationRule applies depends on the proxy's labels
+			if dr, ok := r.Spec.(*networking.DestinationRule); ok && dr.GetWorkloadSelector() != nil {
+				selectors = append(selectors, dr.GetWorkloadSelector().GetMatchLabels())
+			}
+		}
+		routing = append(routing, resourceRef{r.Key(), r.Spec})
+	}
+	var services []*registry.Service
+	if pc.Registry != nil {
+		services = pc.Registry.Services
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	meshSame := reflect.DeepEqual(c.prev.mesh, pc.Mesh) && c.prev.gen > 0
+	next := inputsSeen{mesh: pc.Mesh, routing: routing, security: security, services: services, sourceSelectors: selectors, gen: c.gen}
+	next.routingEpoch = c.prev.routingEpoch
+	if !meshSame || next.routingEpoch == nil || !sameRefs(c.prev.routing, routing) {
+		next.routingEpoch = &epoch{c.gen}
+	}
+	next.securityEpoch = c.prev.securityEpoch
+	if !meshSame || next.securityEpoch == nil || !sameRefs(c.prev.security, security) {
+		next.securityEpoch = &epoch{c.gen}
+	}
+	next.servicesEpoch = c.prev.servicesEpoch
+	if next.servicesEpoch == nil || !samePointers(c.prev.services, services) {
+		next.servicesEpoch = &epoch{c.gen}
+	}
+	c.prev = next
+	// Drop entries no push context used since the one before last.
+	if c.gen > 2 {
+		old := c.gen - 2
+		c.entries.Range(func(k, v any) bool {
+			if v.(*cacheEntry).used.Load() < old {
+				c.entries.Delete(k)
+			}
+			return true
+		})
+	}
+	return &cacheState{routing: next.routingEpoch, security: next.securityEpoch, services: next.servicesEpoch, sourceSelectors: selectors, gen: c.gen}
+}
+
+func sameRefs(a, b []resourceRef) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].key != b[i].key || a[i].spec != b[i].spec {
+			return false
+		}
+	}
+	return true
+}
+
+func samePointers[T any](a, b []*T) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// appendSourceSelectors adds the sourceLabels of every match of a VirtualService.
+func appendSourceSelectors(out []map[string]string, spec proto.Message) []map[string]string {
+	vs, ok := spec.(*networking.VirtualService)
+	if !ok {
+		return out
+	}
+	for _, r := range vs.GetHttp() {
+		for _, m := range r.GetMatch() {
+			if len(m.GetSourceLabels()) > 0 {
+				out = append(out, m.GetSourceLabels())
+			}
+		}
+	}
+	for _, r := range vs.GetTcp() {
+		for _, m := range r.GetMatch() {
+			if len(m.GetSourceLabels()) > 0 {
+				out = append(out, m.GetSourceLabels())
+			}
+		}
+	}
+	for _, r := range vs.GetTls() {
+		for _, m := range r.GetMatch() {
+			if len(m.GetSourceLabels()) > 0 {
+				out = append(out, m.GetSourceLabels())
+			}
+		}
+	}
+	return out
+}
+
+// lookup returns the cached resource for key, building it on a miss. A nil
+// build result is cached too (the proxy has no such resource).
+func (c *Cache) lookup(st *cacheState, key any, build func() proto.Message) (proto.Message, *model.Encoded) {
+	if v, ok := c.entries.Load(key); ok {
+		e := v.(*cacheEntry)
+		e.used.Store(st.gen)
+		c.hits.Add(1)
+		if n := c.cfg.SelfCheck; n > 0 && c.lookups.Add(1)%uint64(n) == 0 {
+			return c.selfCheck(key, e, build, st)
+		}
+		return e.msg, e.enc
+	}
+	c.misses.Add(1)
+	e := &cacheEntry{msg: build()}
+	if e.msg != nil && !isNilMessage(e.msg) {
+		e.enc = &model.Encoded{}
+	} else {
+		e.msg = nil
+	}
+	e.used.Store(st.gen)
+	v, _ := c.entries.LoadOrStore(key, e)
+	e = v.(*cacheEntry)
+	return e.msg, e.enc
+}
+
+func isNilMessage(m proto.Message) bool {
+	v := reflect.ValueOf(m)
+	return v.Kind() == reflect.Pointer && v.IsNil()
+}
+
+// selfCheck regenerates a cached resource without the cache and compares.
+func (c *Cache) selfCheck(key any, e *cacheEntry, build func() proto.Message, st *cacheState) (proto.Message, *model.Encoded) {
+	c.checks.Add(1)
+	fresh := build()
+	if isNilMessage(fresh) {
+		fresh = nil
+	}
+	if wireEqual(e.msg, fresh) {
+		return e.msg, e.enc
+	}
+	c.mismatches.Add(1)
+	c.cfg.Logger.Log(context.Background(), slog.LevelError, "xds cache: a cached resource differs from a fresh one (a key misses an input); serving the fresh one",
+		"key", strings.TrimSpace(reflect.TypeOf(key).String()), "resource", cachedName(fresh, e.msg))
+	n := &cacheEntry{msg: fresh}
+	if fresh != nil {
+		n.enc = &model.Encoded{}
+	}
+	n.used.Store(st.gen)
+	c.entries.Store(key, n)
+	return n.msg, n.enc
+}
+
+func cachedName(ms ...proto.Message) string {
+	for _, m := range ms {
+		if m == nil {
+			continue
+		}
+		if f := m.ProtoReflect().Descriptor().Fields().ByName("name"); f != nil {
+			return m.ProtoReflect().Get(f).String()
+		}
+		if f := m.ProtoReflect().Descriptor().Fields().ByName(protoreflect.Name("cluster_name")); f != nil {
+			return m.ProtoReflect().Get(f).String()
+		}
+	}
+	return ""
+}
+
+func wireEqual(a, b proto.Message) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	x, err1 := deterministicMarshal(a)
+	y, err2 := deterministicMarshal(b)
+	return err1 == nil && err2 == nil && bytes.Equal(x, y)
+}
+
+func deterministicMarshal(m proto.Message) ([]byte, error) {
+	return proto.MarshalOptions{Deterministic: true}.Marshal(m)
+}
+
+// endpointsID is the identity of a host's endpoint list in the registry
+// snapshot: its first element and length.
+type endpointsID struct {
+	first *registry.Endpoint
+	n     int
+}
+
+func (g *gen) endpointsID(host string) endpointsID {
+	if g.pc.Registry == nil {
+		return endpointsID{}
+	}
+	eps := g.pc.Registry.Endpoints[host]
+	if len(eps) == 0 {
+		return endpointsID{}
+	}
+	return endpointsID{eps[0], len(eps)}
+}
+
+// drID is a resolved DestinationRule's identity: its spec and namespace.
+type drID struct {
+	spec *networking.DestinationRule
+	ns   string
+	host string
+}
+
+func idOf(dr *model.DestinationRule) drID {
+	if dr == nil {
+		return drID{}
+	}
+	return drID{dr.Spec, dr.Namespace, dr.Host}
+}
+
+// clusterKey is every input of serviceCluster.
+type clusterKey struct {
+	svc          *registry.Service
+	port         registry.Port
+	subset       string
+	dr           drID
+	endpoints    endpointsID // DNS clusters inline them; SANs and resolution NONE read them
+	grpc         bool
+	workloadCert bool
+	security     *epoch // PeerAuthentications (endpoint tlsMode) and the mesh (trust domain)
+}
+
+// cluster is serviceCluster through the cache, when there is one.
+func (g *gen) cluster(svc *registry.Service, port registry.Port, subset string, dr *model.DestinationRule) (*clusterv3.Cluster, *model.Encoded) {
+	if g.cache == nil {
+		return g.serviceCluster(svc, port, subset, dr), nil
+	}
+	st := g.cache.state(g.pc)
+	key := clusterKey{svc: svc, port: port, subset: subset, dr: idOf(dr), endpoints: g.endpointsID(svc.Hostname),
+		grpc: g.grpc, workloadCert: g.p.HasWorkloadCert(), security: st.security}
+	m, enc := g.cache.lookup(st, key, func() proto.Message { return g.serviceCluster(svc, port, subset, dr) })
+	if m == nil {
+		return nil, nil
+	}
+	return m.(*clusterv3.Cluster), enc
+}
+
+// edsKey is every input of loadAssignment for an EDS cluster.
+type edsCacheKey struct {
+	cluster   string
+	svc       *registry.Service
+	port      registry.Port
+	dr        drID // subset labels
+	endpoints endpointsID
+	security  *epoch // PeerAuthentications decide endpoints' tlsMode
+}
+
+// loadAssignmentFor is cachedLoadAssignment through the cache, when there is one.
+func (g *gen) loadAssignmentFor(name string, svc *registry.Service, port registry.Port, subset map[string]string, dr *model.DestinationRule) (*endpointv3.ClusterLoadAssignment, *model.Encoded) {
+	if g.cache == nil {
+		return g.cachedLoadAssignment(name, svc, port, subset, dr), nil
+	}
+	st := g.cache.state(g.pc)
+	key := edsCacheKey{cluster: name, svc: svc, port: port, dr: idOf(dr), endpoints: g.endpointsID(svc.Hostname), security: st.security}
+	m, enc := g.cache.lookup(st, key, func() proto.Message { return g.loadAssignment(name, svc, port, subset) })
+	return m.(*endpointv3.ClusterLoadAssignment), enc
+}
+
+// routeKey is every input of a sidecar's route configuration.
+type routeKey struct {
+	name      string
+	namespace string
+	sidecarID sidecarID // the scope's Sidecar resource
+	none      bool
+	grpc      bool
+	// sources says which VirtualService sourceLabels the proxy matches
+	// ('1') or not ('0'), in sourceSelectors' order.
+	sources  string
+	routing  *epoch // every VirtualService, DestinationRule, Sidecar, ... and the mesh
+	services *epoch // the registry's services
+}
+
+type sidecarID struct {
+	spec *networking.Sidecar
+	key  config.Key
+}
+
+// sidecarRoute is a sidecar route configuration through the cache.
+func (g *gen) sidecarRoute(name string, build func() *routev3.RouteConfiguration) (*routev3.RouteConfiguration, *model.Encoded) {
+	if g.cache == nil {
+		return build(), nil
+	}
+	st := g.cache.state(g.pc)
+	key := routeKey{name: name, namespace: g.p.Namespace, none: g.p.InterceptionNone(), grpc: g.grpc,
+		sources: g.sourceBits(st.sourceSelectors), routing: st.routing, services: st.services}
+	if sc := g.scope.Sidecar; sc != nil {
+		key.sidecarID = sidecarID{sc.Spec, sc.Key()}
+	}
+	m, enc := g.cache.lookup(st, key, func() proto.Message { return build() })
+	if m == nil {
+		return nil, nil
+	}
+	return m.(*routev3.RouteConfiguration), enc
+}
+
+func (g *gen) sourceBits(selectors []map[string]string) string {
+	if len(selectors) == 0 {
+		return ""
+	}
+	b := make([]byte, len(selectors))
+	for i, sel := range selectors {
+		b[i] = '0'
+		if model.LabelsMatch(sel, g.p.Labels) {
+			b[i] = '1'
+		}
+	}
+	return string(b)
+}

@@ -1,0 +1,316 @@
+package generate
+
+import (
+	"bytes"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/mast-mesh/mast/internal/config"
+	"github.com/mast-mesh/mast/internal/pilot/model"
+	"github.com/mast-mesh/mast/internal/registry"
+	"github.com/mast-mesh/mast/internal/registry/serviceentry"
+)
+
+// oracle compares Cache.Generate with the uncached Generate for every type
+// and proxy of one push context: names and wire bytes must be identical.
+func oracle(t testing.TB, c *Cache, pc *model.PushContext, proxies []fixtureProxy, step string) {
+	t.Helper()
+	for _, fp := range proxies {
+		p := fp.proxy()
+		for _, typ := range allTypes {
+			var names []string
+			if p.IsGRPC() && (typ == ListenerType || typ == RouteType) {
+				names = fp.grpcNames
+			}
+			want, err := Generate(pc, p, typ, names)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := c.Generate(pc, p, typ, names)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a, b := namesOf(got), namesOf(want); !slices.Equal(a, b) {
+				t.Fatalf("%s: %s %s: cached names %v, uncached %v", step, fp.name, typ, a, b)
+			}
+			for i := range want {
+				x, y := wire(t, got[i].Resource), wire(t, want[i].Resource)
+				if !bytes.Equal(x, y) {
+					t.Fatalf("%s: %s %s %q: cached resource differs from a fresh one", step, fp.name, typ, want[i].Name)
+				}
+			}
+		}
+	}
+}
+
+func namesOf(rs []model.XDSResource) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.Name
+	}
+	return out
+}
+
+func wire(t testing.TB, m proto.Message) []byte {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// cacheProxies are the fixture proxies, plus sidecars holding a workload
+// certificate (auto mTLS reads endpoints' service accounts).
+func cacheProxies() []fixtureProxy {
+	out := slices.Clone(fixtureProxies)
+	out = append(out,
+		fixtureProxy{name: "sidecar_mtls", proxy: func() *model.Proxy { return withCert(productpageProxy()) }},
+		fixtureProxy{name: "sidecar_other_mtls", proxy: func() *model.Proxy { return withCert(otherProxy()) }},
+		// sidecars in productpage's namespace with other labels: routes
+		// differ by sourceLabels and workload selectors
+		fixtureProxy{name: "sidecar_ratings", proxy: func() *model.Proxy { return relabel(productpageProxy(), "10.1.0.5", "ratings", "v1") }},
+		fixtureProxy{name: "sidecar_reviews_v2", proxy: func() *model.Proxy { return relabel(productpageProxy(), "10.1.0.3", "reviews", "v2") }},
+	)
+	return out
+}
+
+func relabel(p *model.Proxy, ip, app, version string) *model.Proxy {
+	p.ID = "sidecar~" + ip + "~" + app + "." + p.Namespace + "~" + p.Namespace + ".svc.cluster.local"
+	p.IPAddresses = []string{ip}
+	p.Labels = map[string]string{"app": app, "version": version}
+	return p
+}
+
+// mutateEndpoints returns a copy of reg with one endpoint of the host at
+// index h changed by op, sharing everything else (as registry.Reuse would).
+func mutateEndpoints(reg *registry.Snapshot, h, op int) *registry.Snapshot {
+	hosts := slices.Sorted(maps.Keys(reg.Endpoints))
+	if len(hosts) == 0 {
+		return reg
+	}
+	host := hosts[h%len(hosts)]
+	next := &registry.Snapshot{Services: reg.Services, Endpoints: maps.Clone(reg.Endpoints)}
+	eps := slices.Clone(reg.Endpoints[host])
+	if len(eps) == 0 {
+		return reg
+	}
+	e := *eps[0]
+	switch op % 6 {
+	case 0:
+		e.Address = fmt.Sprintf("10.9.%d.%d", h%250, op%250)
+	case 1:
+		e.ServiceAccount = fmt.Sprintf("sa-%d", op)
+	case 2:
+		e.Weight = uint32(op%7 + 1)
+	case 3:
+		e.Labels = map[string]string{"app": "x", "version": fmt.Sprintf("v%d", op%3+1)}
+	case 4:
+		e.Port = uint32(8000 + op%3)
+	case 5:
+		eps = eps[1:] // remove one
+		next.Endpoints[host] = eps
+		return next
+	}
+	eps[0] = &e
+	next.Endpoints[host] = eps
+	return next
+}
+
+func without(rs []config.Resource, i int) []config.Resource {
+	return append(append([]config.Resource{}, rs[:i]...), rs[i+1:]...)
+}
+
+// TestCacheOracle runs one cache through a sequence of pushes over the
+// fixture mesh: each configuration resource removed and restored, then
+// endpoint changes of every kind, checking every proxy's every type against
+// the uncached generators at each push.
+func TestCacheOracle(t *testing.T) {
+	c := NewCache(CacheConfig{})
+	proxies := cacheProxies()
+	rs := bookinfoConfig()
+	reg := bookinfoRegistry()
+	full := configSnapshot(rs)
+	push := func(cfg *config.Snapshot, step string) {
+		oracle(t, c, model.NewPushContext("v", model.DefaultMeshConfig(), cfg, reg), proxies, step)
+	}
+	push(full, "initial")
+	push(full, "again (all hits)")
+	if s := c.Stats(); s.Hits == 0 || s.Entries == 0 {
+		t.Fatalf("a second identical push hit nothing: %+v", s)
+	}
+	for i, r := range rs {
+		push(configSnapshot(without(rs, i)), "remove "+r.Key().String())
+		push(full, "restore "+r.Key().String())
+	}
+	for h := range len(reg.Endpoints) {
+		for op := range 6 {
+			reg = registry.Reuse(reg, mutateEndpoints(reg, h, op+h))
+			push(full, fmt.Sprintf("endpoint change %d/%d", h, op))
+		}
+	}
+	if s := c.Stats(); s.Mismatches != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+// TestCacheInvalidatesOnlyWhatChanged: a VirtualService change leaves every
+// cluster and load assignment cached; an endpoint change of one host misses
+// only that host's entries.
+func TestCacheInvalidatesOnlyWhatChanged(t *testing.T) {
+	c := NewCache(CacheConfig{})
+	rs := bookinfoConfig()
+	reg := bookinfoRegistry()
+	p := withCert(productpageProxy())
+	gen := func(cfg *config.Snapshot, typ string) {
+		if _, err := c.Generate(model.NewPushContext("v", model.DefaultMeshConfig(), cfg, reg), p, typ, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	full := configSnapshot(rs)
+	gen(full, ClusterType)
+	gen(full, EndpointType)
+	vs := slices.IndexFunc(rs, func(r config.Resource) bool { return r.Kind == config.VirtualService })
+	before := c.Stats().Misses
+	noVS := configSnapshot(without(rs, vs))
+	gen(noVS, ClusterType)
+	gen(noVS, EndpointType)
+	if got := c.Stats().Misses - before; got != 0 {
+		t.Fatalf("a VirtualService change missed %d cluster/endpoint entries, want 0", got)
+	}
+	const host = "ratings.default.svc.cluster.local"
+	next := &registry.Snapshot{Services: reg.Services, Endpoints: maps.Clone(reg.Endpoints)}
+	e := *reg.Endpoints[host][0]
+	e.Address = "10.7.7.7"
+	next.Endpoints[host] = []*registry.Endpoint{&e}
+	reg = registry.Reuse(reg, next)
+	before = c.Stats().Misses
+	gen(noVS, ClusterType)
+	gen(noVS, EndpointType)
+	if got := c.Stats().Misses - before; got == 0 || got > 4 {
+		t.Fatalf("an endpoint change of %s missed %d entries, want its cluster and load assignment", host, got)
+	}
+}
+
+// TestCacheOracleTestdata removes and restores every resource of every
+// configuration in the tree's testdata and samples, through the ServiceEntry
+// registry as mastd builds it, with one cache across all pushes.
+func TestCacheOracleTestdata(t *testing.T) {
+	var files []string
+	for _, glob := range []string{"../../config/testdata/valid/*.yaml", "../../config/testdata/warn/*.yaml", "../../../samples/bookinfo/networking/*.yaml"} {
+		m, err := filepath.Glob(glob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, m...)
+	}
+	if len(files) < 10 {
+		t.Fatalf("found %d configuration files; the globs are stale", len(files))
+	}
+	c := NewCache(CacheConfig{})
+	mesh := model.DefaultMeshConfig()
+	opts := serviceentry.Options{TrustDomain: mesh.TrustDomain, DomainSuffix: mesh.DomainSuffix}
+	proxies := cacheProxies()
+	var reg *registry.Snapshot
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs, problems := config.Load(f, data)
+		if problems.HasErrors() || len(rs) == 0 {
+			continue
+		}
+		push := func(rs []config.Resource, step string) {
+			cfg := config.NewSnapshot(rs)
+			reg = registry.Reuse(reg, serviceentry.Build(cfg, opts))
+			oracle(t, c, model.NewPushContext("v", mesh, cfg, reg), proxies, filepath.Base(f)+": "+step)
+		}
+		push(rs, "all")
+		for i, r := range rs {
+			push(without(rs, i), "remove "+r.Key().String())
+			push(rs, "restore "+r.Key().String())
+		}
+	}
+}
+
+// FuzzCacheOracle drives one cache through pushes chosen by the input:
+// configuration resources removed or restored, endpoints changed. Cached
+// output must stay byte-identical to the uncached generators.
+func FuzzCacheOracle(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 3})
+	f.Add([]byte{10, 11, 200, 7, 7, 31})
+	f.Add([]byte{255, 128, 64, 32, 16, 8, 4, 2, 1})
+	rs := bookinfoConfig()
+	proxies := cacheProxies()
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		if len(ops) > 24 {
+			ops = ops[:24]
+		}
+		c := NewCache(CacheConfig{})
+		reg := bookinfoRegistry()
+		present := make([]bool, len(rs))
+		for i := range present {
+			present[i] = true
+		}
+		for step, b := range ops {
+			switch b % 2 {
+			case 0:
+				i := int(b/2) % len(rs)
+				present[i] = !present[i]
+			case 1:
+				reg = registry.Reuse(reg, mutateEndpoints(reg, int(b/12), int(b/2)+step))
+			}
+			var cur []config.Resource
+			for i, r := range rs {
+				if present[i] {
+					cur = append(cur, r)
+				}
+			}
+			oracle(t, c, model.NewPushContext("v", model.DefaultMeshConfig(), config.NewSnapshot(cur), reg), proxies, fmt.Sprintf("step %d (op %d)", step, b))
+		}
+	})
+}
+
+// TestCacheSelfCheck: with SelfCheck, a cached entry that no longer matches
+// its generator is caught, counted and replaced.
+func TestCacheSelfCheck(t *testing.T) {
+	c := NewCache(CacheConfig{SelfCheck: 1})
+	pc := bookinfoPush()
+	p := productpageProxy()
+	if _, err := c.Generate(pc, p, ClusterType, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Corrupt one entry as a key missing an input would: same key, other content.
+	c.entries.Range(func(k, v any) bool {
+		if ck, ok := k.(clusterKey); ok && ck.subset == "" {
+			cl := proto.Clone(v.(*cacheEntry).msg)
+			e := &cacheEntry{msg: cl, enc: &model.Encoded{}}
+			cl.ProtoReflect().Set(cl.ProtoReflect().Descriptor().Fields().ByName("alt_stat_name"), protoreflectString("stale"))
+			c.entries.Store(k, e)
+			return false
+		}
+		return true
+	})
+	got, err := c.Generate(pc, p, ClusterType, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := Generate(pc, p, ClusterType, nil)
+	for i := range want {
+		if !bytes.Equal(wire(t, got[i].Resource), wire(t, want[i].Resource)) {
+			t.Fatalf("self-check served the stale %q", want[i].Name)
+		}
+	}
+	if s := c.Stats(); s.Mismatches != 1 || s.Checks == 0 {
+		t.Fatalf("stats %+v, want one mismatch", s)
+	}
+}
+
+func protoreflectString(s string) protoreflect.Value { return protoreflect.ValueOfString(s) }

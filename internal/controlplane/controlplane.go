@@ -316,17 +316,60 @@ type pipeline struct {
 	version atomic.Uint64
 }
 
-// merge combines the ServiceEntry snapshot with the watchers' current ones.
-func (p *pipeline) merge(se *registry.Snapshot) *registry.Snapshot {
+// build makes the ServiceEntry registry's snapshot from cfg, with the
+// watchers' instances as workloads its selectors can pick, and merges it with
+// the watchers' snapshots.
+func (p *pipeline) build(cfg *config.Snapshot) (se, merged *registry.Snapshot) {
+	opts := serviceentry.Options{TrustDomain: p.mesh.TrustDomain, DomainSuffix: p.mesh.DomainSuffix}
 	if len(p.watchers) == 0 {
-		return se
+		se = serviceentry.Build(cfg, opts)
+		return se, se
 	}
-	snaps := make([]*registry.Snapshot, 0, 1+len(p.watchers))
-	snaps = append(snaps, se)
+	snaps := make([]*registry.Snapshot, 1, 1+len(p.watchers))
 	for _, w := range p.watchers {
-		snaps = append(snaps, w.Snapshot())
+		s := w.Snapshot()
+		snaps = append(snaps, s)
+		opts.Workloads = registryWorkloads(opts.Workloads, s)
 	}
-	return aggregate.Merge(snaps...)
+	se = serviceentry.Build(cfg, opts)
+	snaps[0] = se
+	return se, aggregate.Merge(snaps...)
+}
+
+// registryWorkloads appends a registry's instances as workloads: one per
+// namespace, address and label set, with its ports by service port name.
+func registryWorkloads(dst []serviceentry.Workload, s *registry.Snapshot) []serviceentry.Workload {
+	if s == nil {
+		return dst
+	}
+	type key struct {
+		ns, addr, sa string
+		labels       string
+	}
+	index := map[key]int{}
+	for i, svc := range s.Services {
+		if i > 0 && s.Services[i-1].Hostname == svc.Hostname {
+			continue
+		}
+		for _, e := range s.Endpoints[svc.Hostname] {
+			p, ok := svc.PortByNumber(e.ServicePort)
+			if !ok {
+				continue
+			}
+			k := key{svc.Namespace, e.Address, e.ServiceAccount, fmt.Sprint(e.Labels)}
+			j, ok := index[k]
+			if !ok {
+				j = len(dst)
+				index[k] = j
+				dst = append(dst, serviceentry.Workload{Namespace: svc.Namespace, Address: e.Address, Ports: map[string]uint32{},
+					Labels: e.Labels, Locality: e.Locality, ServiceAccount: e.ServiceAccount, Network: e.Network, Weight: e.Weight})
+			}
+			if p.Name != "" {
+				dst[j].Ports[p.Name] = e.Port
+			}
+		}
+	}
+	return dst
 }
 
 // registriesChanged re-merges after a watcher changed and says what must be
@@ -338,7 +381,8 @@ func (p *pipeline) registriesChanged() *model.PushRequest {
 		return nil // the first config snapshot merges and pushes
 	}
 	old := p.reg
-	p.reg = registry.Reuse(old, p.merge(p.se))
+	se, merged := p.build(p.cfg)
+	p.se, p.reg = se, registry.Reuse(old, merged)
 	servicesChanged, hosts := registry.Diff(old, p.reg)
 	if servicesChanged {
 		return &model.PushRequest{Full: true, Reason: "registry", Start: time.Now()}
@@ -354,13 +398,12 @@ func (p *pipeline) registriesChanged() *model.PushRequest {
 // an EDS-only request when only endpoints changed, else a full push. kinds
 // are the kinds of the resources that changed (the store reports them).
 func (p *pipeline) configChanged(snap *config.Snapshot, kinds map[config.Kind]struct{}) *model.PushRequest {
-	se := serviceentry.Build(snap, serviceentry.Options{TrustDomain: p.mesh.TrustDomain, DomainSuffix: p.mesh.DomainSuffix})
 	if p.jwks != nil {
 		p.jwks.Want(model.JWKSKeys(snap))
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	reg := p.merge(se)
+	se, reg := p.build(snap)
 	oldCfg, oldReg := p.cfg, p.reg
 	reg = registry.Reuse(oldReg, reg)
 	p.cfg, p.se, p.reg = snap, se, reg

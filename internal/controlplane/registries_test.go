@@ -72,3 +72,22 @@ func TestRegistriesChanged(t *testing.T) {
 		t.Errorf("conflicts %+v", z.Conflicts)
 	}
 }
+
+// A ServiceEntry's workloadSelector picks a registry's instances: the
+// ServiceEntry then names them too, and follows their changes.
+func TestServiceEntrySelectsRegistryInstances(t *testing.T) {
+	w := &fixedWatcher{name: "consul", snap: watcherSnap("a.service.consul", "10.1.0.1")}
+	w.snap.Endpoints["a.service.consul"][0].Labels = map[string]string{"app": "a", "version": "v2"}
+	p := &pipeline{mesh: model.DefaultMeshConfig(), log: slog.Default(), watchers: []registry.Watcher{w}}
+	p.configChanged(snapshot(t, strings.Replace(base, "ADDR", "10.0.0.1", 1)), nil)
+	eps := p.reg.EndpointsFor("a.default.svc.cluster.local", 80)
+	if len(eps) != 2 || eps[0].Address != "10.0.0.1" || eps[1].Address != "10.1.0.1" || eps[1].Labels["version"] != "v2" {
+		t.Fatalf("endpoints %+v %+v", eps[0], eps[len(eps)-1])
+	}
+	w.snap = watcherSnap("a.service.consul", "10.1.0.2")
+	w.snap.Endpoints["a.service.consul"][0].Labels = map[string]string{"app": "a"}
+	req := p.registriesChanged()
+	if req == nil || req.Full || len(req.EDSHosts) != 2 {
+		t.Fatalf("instance moved: %+v, want EDS for both names", req)
+	}
+}

@@ -29,6 +29,23 @@ type Options struct {
 	// literally, as in Istio (short names are not expanded), so Build does not
 	// use it yet.
 	DomainSuffix string
+	// Workloads are instances other registries know (Consul, Eureka). A
+	// ServiceEntry's workloadSelector selects them as it selects
+	// WorkloadEntries, as Istio's selects workloads of every platform: a
+	// ServiceEntry can so give a registry's instances another name.
+	Workloads []Workload
+}
+
+// Workload is an instance of another registry, for Options.Workloads.
+type Workload struct {
+	Namespace      string
+	Address        string
+	Ports          map[string]uint32 // by service port name; others use the service port's target
+	Labels         map[string]string
+	Locality       string
+	ServiceAccount string // SPIFFE ID
+	Network        string
+	Weight         uint32
 }
 
 // Build converts the ServiceEntries of cfg, with the WorkloadEntries their
@@ -51,6 +68,16 @@ type Options struct {
 func Build(cfg *config.Snapshot, opts Options) *registry.Snapshot {
 	ids := &identities{td: cmp.Or(opts.TrustDomain, "cluster.local")}
 	wls := indexWorkloads(cfg.List(config.WorkloadEntry), ids)
+	for i := range opts.Workloads {
+		w := &opts.Workloads[i]
+		n := wls[w.Namespace]
+		if n == nil {
+			n = &nsWorkloads{}
+			wls[w.Namespace] = n
+		}
+		n.list = append(n.list, &workload{address: w.Address, ports: w.Ports, labels: w.Labels, locality: w.Locality,
+			network: w.Network, weight: w.Weight, serviceAccount: w.ServiceAccount})
+	}
 
 	type key struct{ host, ns string }
 	entries := cfg.List(config.ServiceEntry)

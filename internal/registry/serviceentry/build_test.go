@@ -492,3 +492,28 @@ func TestBuildIstioEgressSample(t *testing.T) {
 		t.Errorf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// A workloadSelector selects other registries' instances as it selects
+// WorkloadEntries: in the entry's namespace, by labels, with their ports by
+// service port name.
+func TestBuildSelectsRegistryWorkloads(t *testing.T) {
+	cfg := decode(t, `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  resolution: STATIC
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+  workloadSelector: {labels: {app: reviews}}
+`)
+	snap := Build(cfg, Options{Workloads: []Workload{
+		{Namespace: "default", Address: "127.0.1.5", Ports: map[string]uint32{"http": 9081}, Labels: map[string]string{"app": "reviews", "version": "v2"}, ServiceAccount: "spiffe://cluster.local/ns/default/sa/r", Locality: "dc1"},
+		{Namespace: "default", Address: "127.0.1.6", Labels: map[string]string{"app": "ratings"}},
+		{Namespace: "other", Address: "127.0.1.7", Labels: map[string]string{"app": "reviews"}},
+	}})
+	eps := snap.EndpointsFor("reviews.default.svc.cluster.local", 9080)
+	if len(eps) != 1 || eps[0].Address != "127.0.1.5" || eps[0].Port != 9081 || eps[0].Labels["version"] != "v2" ||
+		eps[0].ServiceAccount != "spiffe://cluster.local/ns/default/sa/r" || eps[0].Locality != "dc1" {
+		t.Fatalf("endpoints %s", render(snap))
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"syscall"
@@ -58,28 +59,45 @@ func Up(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c.StringVar(&cfg.BrokerAddr, "broker-addr", "127.0.0.1:15080", "address of mastd's Open Service Broker (\"\" to run none)")
 	c.DurationVar(&cfg.ReadyTimeout, "ready-timeout", 2*time.Minute, "how long to wait for every proxy to acknowledge its configuration")
 	addons := c.String("addons", "", "start telemetry addons beside the mesh: prometheus (Debian's package), jaeger")
+	platform := c.String("platform", "files", "where Bookinfo's workloads are registered: files (WorkloadEntries) or consul (a Consul dev agent; mastd --registry consul)")
+	c.StringVar(&cfg.ConsulAddr, "consul-addr", "127.0.0.1:8500", "HTTP address of the Consul dev agent (with --platform consul)")
+	consulBin := c.String("consul-bin", "", "Consul binary (default: $MAST_CONSUL, ~/.cache/mast/consul-v1.22.7 as scripts/build-consul.sh leaves it, or consul on PATH)")
 	if code, ok := c.parse(args, stdout, stderr); !ok {
 		return code
 	}
 	if len(c.args) > 0 {
 		return c.usageError(stderr, "unexpected argument %q", c.args[0])
 	}
+	var err error
 	list, aerr := localmesh.ParseAddons(*addons)
 	if aerr != nil {
 		return c.usageError(stderr, "%v", aerr)
 	}
 	cfg.Addons = list
+	if cfg.Platform, err = localmesh.ParsePlatform(*platform); err != nil {
+		return c.usageError(stderr, "%v", err)
+	}
 	cfg.Bookinfo = cfg.ConfigDir == ""
 	exe, err := os.Executable()
 	if err != nil {
 		fmt.Fprintf(stderr, "mast up: %v\n", err)
 		return ExitFailure
 	}
+	var consulPath string
+	if cfg.Platform == localmesh.PlatformConsul {
+		if consulPath, err = findConsul(*consulBin); err != nil {
+			fmt.Fprintf(stderr, "mast up: %v\n", err)
+			return ExitFailure
+		}
+	}
 	// With the terminal gone, report write errors rather than die of SIGPIPE
 	// before the mesh's processes are stopped.
 	signal.Ignore(syscall.SIGPIPE)
 	cfg.Executable = exe
 	cfg.Programs = siblingPrograms(exe)
+	if consulPath != "" {
+		cfg.Programs["consul"] = consulPath
+	}
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, nil))
 	if err := localmesh.Up(ctx, cfg); err != nil {
 		fmt.Fprintf(stderr, "mast up: %v\n", err)
@@ -110,7 +128,11 @@ func Reset(args []string, stdout, stderr io.Writer) int {
 		}
 		dir = st.ConfigDir
 	}
-	changes, err := localmesh.Reset(dir)
+	platform := localmesh.PlatformFiles
+	if st, err := localmesh.ReadRunState(*stateDir); err == nil {
+		platform = st.Platform
+	}
+	changes, err := localmesh.ResetPlatform(dir, platform)
 	for _, ch := range changes {
 		fmt.Fprintln(stdout, ch)
 	}
@@ -156,4 +178,27 @@ func siblingPrograms(exe string) map[string]string {
 		}
 	}
 	return out
+}
+
+// findConsul locates the Consul binary for --platform consul.
+func findConsul(flagValue string) (string, error) {
+	candidates := []string{flagValue, os.Getenv("MAST_CONSUL")}
+	if home, err := os.UserHomeDir(); err == nil {
+		candidates = append(candidates, filepath.Join(home, ".cache", "mast", "consul-v1.22.7"))
+	}
+	for _, c := range candidates {
+		if c == "" {
+			continue
+		}
+		if st, err := os.Stat(c); err == nil && !st.IsDir() {
+			return c, nil
+		}
+		if c == flagValue {
+			return "", fmt.Errorf("--consul-bin %s: not found", c)
+		}
+	}
+	if p, err := exec.LookPath("consul"); err == nil {
+		return p, nil
+	}
+	return "", errors.New("no Consul binary: build it with scripts/build-consul.sh (into ~/.cache/mast), or name one with --consul-bin")
 }

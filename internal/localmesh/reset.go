@@ -18,8 +18,9 @@ import (
 	bookinfoconfig "github.com/mast-mesh/mast/samples/bookinfo/config"
 )
 
-// bookinfoFiles returns Bookinfo's default configuration, by file name.
-func bookinfoFiles() (map[string][]byte, error) {
+// bookinfoFiles returns Bookinfo's default configuration for a platform, by
+// file name: on a registry platform, without its WorkloadEntries.
+func bookinfoFiles(platform string) (map[string][]byte, error) {
 	entries, err := fs.ReadDir(bookinfoconfig.Files, ".")
 	if err != nil {
 		return nil, err
@@ -31,6 +32,9 @@ func bookinfoFiles() (map[string][]byte, error) {
 			return nil, err
 		}
 		out[e.Name()] = b
+	}
+	if platform != PlatformFiles {
+		delete(out, workloadsFile)
 	}
 	return out, nil
 }
@@ -54,8 +58,8 @@ func pristine(dir string, defaults map[string][]byte) bool {
 // resetConfigDir makes dir hold Bookinfo's defaults before a mesh starts. A
 // dir with anything else in it is moved to dir.previous first (replacing an
 // older one), whose path is returned.
-func resetConfigDir(dir string) (moved string, err error) {
-	defaults, err := bookinfoFiles()
+func resetConfigDir(dir, platform string) (moved string, err error) {
+	defaults, err := bookinfoFiles(platform)
 	if err != nil {
 		return "", err
 	}
@@ -68,15 +72,18 @@ func resetConfigDir(dir string) (moved string, err error) {
 			return "", err
 		}
 	}
-	return moved, seedBookinfo(dir)
+	return moved, seedBookinfo(dir, platform)
 }
 
 // Reset returns the configuration directory of a running Bookinfo mesh to
 // Bookinfo's defaults in place, so its mastd picks the change up like any
 // edit: files that are not Bookinfo's are removed, Bookinfo's are rewritten
 // where they differ. It returns one line per file changed.
-func Reset(dir string) ([]string, error) {
-	defaults, err := bookinfoFiles()
+func Reset(dir string) ([]string, error) { return ResetPlatform(dir, PlatformFiles) }
+
+// ResetPlatform is Reset for a mesh running on platform (see ParsePlatform).
+func ResetPlatform(dir, platform string) ([]string, error) {
+	defaults, err := bookinfoFiles(platform)
 	if err != nil {
 		return nil, err
 	}

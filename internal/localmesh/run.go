@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/mast-mesh/mast/internal/config"
-	bookinfoconfig "github.com/mast-mesh/mast/samples/bookinfo/config"
 )
 
 // Config is what `mast up` passes down.
@@ -40,6 +39,11 @@ type Config struct {
 	ReadyTimeout time.Duration
 	// Addons are started beside the mesh (telemetry.go): "prometheus", "jaeger".
 	Addons []string
+	// Platform is where Bookinfo's workloads are registered (platform.go):
+	// PlatformFiles (WorkloadEntries) or PlatformConsul, whose dev agent
+	// (Programs["consul"]) serves ConsulAddr.
+	Platform   string
+	ConsulAddr string
 }
 
 // RunState is what a running `mast up` records in StateDir/run.json, for
@@ -51,6 +55,8 @@ type RunState struct {
 	SecureXDSAddr  string `json:"secureXDSAddr,omitempty"`
 	MonitoringAddr string `json:"monitoringAddr"`
 	GatewayURL     string `json:"gatewayURL"`
+	Platform       string `json:"platform,omitempty"`
+	ConsulAddr     string `json:"consulAddr,omitempty"`
 	BrokerURL      string `json:"brokerURL,omitempty"`
 	// BrokerCredentials is the file holding the broker's username:password;
 	// BrokerClientConfig the file for OSB clients (docs/broker.md).
@@ -108,11 +114,11 @@ func Up(ctx context.Context, cfg Config) error {
 	if configDir == "" {
 		configDir = filepath.Join(cfg.StateDir, "config")
 		if cfg.KeepConfig {
-			if err := seedBookinfo(configDir); err != nil {
+			if err := seedBookinfo(configDir, cfg.Platform); err != nil {
 				return fmt.Errorf("writing Bookinfo's configuration to %s: %w", configDir, err)
 			}
 		} else {
-			moved, err := resetConfigDir(configDir)
+			moved, err := resetConfigDir(configDir, cfg.Platform)
 			if err != nil {
 				return fmt.Errorf("resetting %s to Bookinfo's configuration: %w", configDir, err)
 			}
@@ -130,6 +136,16 @@ func Up(ctx context.Context, cfg Config) error {
 		cfg.CADir = filepath.Join(cfg.StateDir, "ca")
 		cfg.TokenDir = filepath.Join(cfg.StateDir, "tokens")
 	}
+	var regs []registration
+	if cfg.Platform != PlatformFiles {
+		// The workloads to run and register are Bookinfo's, not configuration.
+		wls, err := bookinfoWorkloads()
+		if err != nil {
+			return err
+		}
+		resources = append(resources, wls...)
+		regs = registrations(config.NewSnapshot(resources))
+	}
 	plan, err := Plan(config.NewSnapshot(resources), cfg.Options)
 	if err != nil {
 		return err
@@ -141,6 +157,9 @@ func Up(ctx context.Context, cfg Config) error {
 	}
 	if cfg.BrokerAddr != "" {
 		addrs = append(addrs, cfg.BrokerAddr)
+	}
+	if cfg.Platform == PlatformConsul {
+		addrs = append(addrs, cfg.ConsulAddr)
 	}
 	if err := IssueTokens(cfg.Options, "cluster.local", plan); err != nil {
 		return err
@@ -198,18 +217,32 @@ func Up(ctx context.Context, cfg Config) error {
 		return err
 	}
 	mastd.Args = append(mastd.Args, "--mesh-config", meshCfg)
+	state := &RunState{PID: os.Getpid(), ConfigDir: configDir, XDSAddr: cfg.XDSAddr, MonitoringAddr: cfg.MonitoringAddr, Started: started, Platform: cfg.Platform}
+	if cfg.Platform == PlatformConsul {
+		agent, err := consulAgent(cfg.ConsulAddr)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(cfg.Stdout, "Starting Consul (dev agent, %s)...\n", cfg.ConsulAddr)
+		c, err := launch(agent)
+		if err != nil {
+			return err
+		}
+		state.Procs, state.ConsulAddr = append(state.Procs, c.state()), cfg.ConsulAddr
+		mastd.Args = append(mastd.Args, "--registry", "consul", "--consul-addr", cfg.ConsulAddr)
+	}
 	fmt.Fprintf(cfg.Stdout, "Starting mastd and %d processes (logs in %s)...\n", len(plan), logDir)
-	if _, err := launch(mastd); err != nil {
+	mastdChild, err := launch(mastd)
+	if err != nil {
 		return err
 	}
-	state := &RunState{PID: os.Getpid(), ConfigDir: configDir, XDSAddr: cfg.XDSAddr, MonitoringAddr: cfg.MonitoringAddr, Started: started}
 	if cfg.MTLS {
 		state.SecureXDSAddr = cfg.SecureXDSAddr
 	}
 	if cfg.Bookinfo {
 		state.GatewayURL = "http://" + gatewayAddr + "/productpage"
 	}
-	state.Procs = append(state.Procs, g.children[0].state())
+	state.Procs = append(state.Procs, mastdChild.state())
 	var proxyIDs []string
 	for _, p := range plan {
 		c, err := launch(p)
@@ -219,6 +252,14 @@ func Up(ctx context.Context, cfg Config) error {
 		state.Procs = append(state.Procs, c.state())
 		if p.ProxyID != "" {
 			proxyIDs = append(proxyIDs, p.ProxyID)
+		}
+	}
+	if cfg.Platform == PlatformConsul {
+		regCtx, regDone := context.WithTimeout(ctx, cfg.ReadyTimeout)
+		err := registerConsul(regCtx, cfg.ConsulAddr, regs)
+		regDone()
+		if err != nil {
+			return fmt.Errorf("registering Bookinfo in Consul: %w (logs in %s)", err, logDir)
 		}
 	}
 	var addonOut strings.Builder
@@ -279,6 +320,9 @@ func printSummary(w io.Writer, st *RunState, logDir string) {
 		fmt.Fprintf(w, "  Broker clients   %s  (URL, credentials, service and plan ids; see docs/broker.md)\n", st.BrokerClientConfig)
 	}
 	fmt.Fprintf(w, "  Configuration    %s  (edit or add YAML there, or: mast apply -f FILE)\n", st.ConfigDir)
+	if st.ConsulAddr != "" {
+		fmt.Fprintf(w, "  Consul           http://%s/v1/catalog/services  (Bookinfo registered there; mastd --registry consul)\n", st.ConsulAddr)
+	}
 	fmt.Fprintf(w, "  mastd xDS        %s\n", st.XDSAddr)
 	if st.SecureXDSAddr != "" {
 		fmt.Fprintf(w, "  mastd CA         %s  (mTLS between sidecars; PeerAuthentication decides STRICT, PERMISSIVE or DISABLE)\n", st.SecureXDSAddr)
@@ -293,23 +337,20 @@ func printSummary(w io.Writer, st *RunState, logDir string) {
 	fmt.Fprintf(w, "  Logs             %s\n\nPress Ctrl-C to stop.\n", logDir)
 }
 
-// seedBookinfo writes Bookinfo's configuration into dir, keeping files the user already has there.
-func seedBookinfo(dir string) error {
+// seedBookinfo writes Bookinfo's configuration for platform into dir,
+// keeping files the user already has there.
+func seedBookinfo(dir, platform string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	entries, err := fs.ReadDir(bookinfoconfig.Files, ".")
+	files, err := bookinfoFiles(platform)
 	if err != nil {
 		return err
 	}
-	for _, e := range entries {
-		dst := filepath.Join(dir, e.Name())
+	for name, b := range files {
+		dst := filepath.Join(dir, name)
 		if _, err := os.Stat(dst); err == nil {
 			continue
-		}
-		b, err := fs.ReadFile(bookinfoconfig.Files, e.Name())
-		if err != nil {
-			return err
 		}
 		if err := os.WriteFile(dst, b, 0o644); err != nil {
 			return err

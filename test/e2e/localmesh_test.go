@@ -42,13 +42,13 @@ type mesh struct {
 	monitor  string
 }
 
-func startMesh(t *testing.T) *mesh {
+func startMesh(t *testing.T, args ...string) *mesh {
 	t.Helper()
 	m := &mesh{t: t, stateDir: t.TempDir(), monitor: "127.0.0.1:15014"}
 	m.gateway = "http://127.0.0.1:8080"
 	// Run mast from a directory of its own, as `go run ./cmd/mast up` does:
 	// without sibling binaries it runs every program as a child of itself.
-	m.up = startBinary(t, copyBinary(t, "mast"), "up", "--state-dir", m.stateDir)
+	m.up = startBinary(t, copyBinary(t, "mast"), append([]string{"up", "--state-dir", m.stateDir}, args...)...)
 	waitLine(t, m.up, "Press Ctrl-C to stop", 2*time.Minute)
 	return m
 }

@@ -37,6 +37,7 @@ func Analyzers() []Analyzer {
 		{"service.PortNameAnalyzer", analyzePortNames},
 		{"serviceentry.ProtocolAddressesAnalyzer", analyzeSEAddresses},
 		{"serviceentry.ConflictingServiceEntryProtocolAnalyzer", analyzeSEProtocols},
+		{"registry.HostConflictAnalyzer", analyzeRegistryHosts},
 		{"sidecar.SelectorAnalyzer", analyzeSidecarSelectors},
 		{"telemetry.SelectorAnalyzer", analyzeTelemetrySelectors},
 		{"telemetry.DefaultSelectorAnalyzer", analyzeTelemetryDefaultSelectors},

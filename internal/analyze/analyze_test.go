@@ -140,3 +140,27 @@ func TestSelectorsAndHosts(t *testing.T) {
 		t.Error("fqdn")
 	}
 }
+
+// A running mastd's registry conflicts (from /debug/registryz) are reported
+// on the owning ServiceEntry, or on the owning registry.
+func TestRegistryConflicts(t *testing.T) {
+	in := NewInput()
+	in.Add("se.yaml", []byte("apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: r, namespace: default}\nspec:\n  hosts: [reviews.service.consul]\n  resolution: DNS\n  ports: [{number: 80, name: http, protocol: HTTP}]\n"))
+	in.RegistryConflicts = []RegistryConflict{
+		{Hostname: "reviews.service.consul", Owner: "serviceentry", Shadowed: []string{"consul"}},
+		{Hostname: "ratings", Owner: "consul", Shadowed: []string{"eureka"}},
+	}
+	var got []string
+	for _, m := range Analyze(in) {
+		if m.Type.Code == "MST0001" {
+			got = append(got, m.String())
+		}
+	}
+	want := []string{
+		"Warning [MST0001] (Registry consul) The host ratings is in several service registries (consul, eureka): consul owns it, and the services and endpoints the others (eureka) have for it are ignored.",
+		"Warning [MST0001] (ServiceEntry default/r se.yaml:1) The host reviews.service.consul is in several service registries (serviceentry, consul): serviceentry owns it, and the services and endpoints the others (consul) have for it are ignored.",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

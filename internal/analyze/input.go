@@ -112,6 +112,9 @@ type Input struct {
 	Problems config.Problems
 	// Skipped counts documents of kinds no analyzer reads, by kind.
 	Skipped map[string]int
+	// RegistryConflicts are the hostnames several registries of a running
+	// mastd have (its /debug/registryz).
+	RegistryConflicts []RegistryConflict
 }
 
 // NewInput returns an empty input with Istio's default mesh config.

@@ -1,12 +1,16 @@
 package ctl
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	networking "istio.io/api/networking/v1alpha3"
 
@@ -75,14 +79,14 @@ func Analyze(args []string, stdout, stderr io.Writer) int {
 		}
 		in.Mesh = mc
 	}
-	target := ""
+	target, monitoring := "", ""
 	if len(files) == 0 {
 		st, err := localmesh.ReadRunState(*stateDir)
 		if err != nil {
 			fmt.Fprintf(stderr, "mast analyze: give files with -f, or start a local mesh: %v\n", err)
 			return ExitFailure
 		}
-		files = pathList{st.ConfigDir}
+		files, monitoring = pathList{st.ConfigDir}, st.MonitoringAddr
 		target = "the running local mesh (" + st.ConfigDir + ")"
 	}
 	paths, err := expandFiles(files)
@@ -101,6 +105,10 @@ func Analyze(args []string, stdout, stderr io.Writer) int {
 	in.AddWorkloadEntries()
 	if target != "" {
 		addLocalMeshWorkloads(in)
+		if in.RegistryConflicts, err = registryConflicts(monitoring); err != nil {
+			fmt.Fprintf(stderr, "mast analyze: %v\n", err)
+			return ExitFailure
+		}
 	} else {
 		in.AddDefaults()
 	}
@@ -197,4 +205,27 @@ func sortedKinds(m map[string]int) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// registryConflicts reads the hostnames several registries of the running
+// mastd have, from its /debug/registryz.
+func registryConflicts(monitoringAddr string) ([]analyze.RegistryConflict, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+monitoringAddr+"/debug/registryz", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("reading mastd's registries: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("mastd's /debug/registryz: %s", resp.Status)
+	}
+	var z struct {
+		Conflicts []analyze.RegistryConflict `json:"conflicts"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&z); err != nil {
+		return nil, fmt.Errorf("mastd's /debug/registryz: %w", err)
+	}
+	return z.Conflicts, nil
 }

@@ -62,11 +62,15 @@ func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
 // Main runs mast-proxy's command line with args (without the program name)
 // and returns the exit code: the proxy itself, or `mast-proxy iptables ...`
-// to install or remove traffic capture. The mast-proxy binary and `mast up`
+// to install or remove traffic capture, or `mast-proxy wait` until the
+// proxy is ready. The mast-proxy binary and `mast up`
 // both call it.
 func Main(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "iptables" {
 		return capture.Main(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "wait" {
+		return wait(args[1:], stdout, stderr)
 	}
 	if err := run(args, stdout, stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

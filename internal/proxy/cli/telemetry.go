@@ -19,7 +19,7 @@ import (
 // telemetryFlags are the proxy's metrics endpoints and the application's
 // metrics for the merge.
 type telemetryFlags struct {
-	stats, merged, appMetrics, annotations string
+	stats, merged, appMetrics, annotations, appProbers string
 	maxSeries                              int
 }
 
@@ -29,6 +29,8 @@ func (t *telemetryFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&t.appMetrics, "app-metrics-url", "", "the application's metrics to merge, e.g. http://127.0.0.1:9080/metrics (else from --prometheus-annotations)")
 	fs.StringVar(&t.annotations, "prometheus-annotations", os.Getenv("ISTIO_PROMETHEUS_ANNOTATIONS"),
 		`the workload's prometheus.io annotations as Istio's agent gets them (ISTIO_PROMETHEUS_ANNOTATIONS), e.g. {"scrape":"true","port":"9080","path":"/metrics"}`)
+	fs.StringVar(&t.appProbers, "app-probers", os.Getenv("ISTIO_KUBE_APP_PROBERS"),
+		`application probes to serve under /app-health/ on the merged metrics address, as Istio's injector writes them (ISTIO_KUBE_APP_PROBERS)`)
 	fs.IntVar(&t.maxSeries, "max-metric-series", 10000, "cap on distinct label sets of the standard metrics (HTTP and TCP each); the rest is counted in istio_metric_series_overflow_total")
 }
 
@@ -55,6 +57,11 @@ func (t *telemetryFlags) apply(node *corev3.Node, trustDomain string, cfg *datap
 	cfg.MergedAddr, auto2 = addr(t.merged, "15020")
 	cfg.StatsBestEffort = auto1 || auto2
 	cfg.AppMetricsURL = t.appMetrics
+	probers, err := dataplane.ParseAppProbers(t.appProbers)
+	if err != nil {
+		return fmt.Errorf("--app-probers (ISTIO_KUBE_APP_PROBERS): %w", err)
+	}
+	cfg.AppProbers = probers
 	if cfg.AppMetricsURL == "" && t.annotations != "" {
 		u, err := appMetricsURL(t.annotations)
 		if err != nil {

@@ -61,6 +61,9 @@ type Config struct {
 	// /healthz/ready); "" serves neither. AppMetricsURL is where the
 	// application's metrics are scraped for the merge.
 	StatsAddr, MergedAddr, AppMetricsURL string
+	// AppProbers are the application probes served on MergedAddr under
+	// /app-health/ (Istio's ISTIO_KUBE_APP_PROBERS, see ParseAppProbers).
+	AppProbers map[string]AppProber
 	// StatsBestEffort makes a busy stats port a warning, not an error.
 	StatsBestEffort bool
 	// Secrets provides the workload certificate and trust bundle for TLS

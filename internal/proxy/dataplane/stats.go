@@ -59,6 +59,13 @@ func (p *Proxy) mergedHandler() http.Handler {
 		p.writeProxyMetrics(w)
 		fmt.Fprintf(w, "# TYPE istio_agent_scrape_failures_total counter\nistio_agent_scrape_failures_total{type=\"application\"} %d\n", failures.Load())
 	})
+	if len(p.cfg.AppProbers) > 0 {
+		host, _, _ := net.SplitHostPort(p.cfg.MergedAddr)
+		if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+			host = "127.0.0.1"
+		}
+		mux.Handle("/app-health/", appHealthHandler(p.cfg.AppProbers, host))
+	}
 	mux.HandleFunc("/healthz/ready", func(w http.ResponseWriter, r *http.Request) {
 		if p.Ready() {
 			fmt.Fprintln(w, "ready")

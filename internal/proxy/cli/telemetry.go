@@ -20,7 +20,7 @@ import (
 // metrics for the merge.
 type telemetryFlags struct {
 	stats, merged, appMetrics, annotations, appProbers string
-	maxSeries                              int
+	maxSeries                                          int
 }
 
 func (t *telemetryFlags) register(fs *flag.FlagSet) {

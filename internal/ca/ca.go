@@ -82,6 +82,8 @@ type CA struct {
 	auth atomic.Pointer[authority]
 	// metrics, once RegisterMetrics ran.
 	metrics atomic.Pointer[metrics]
+	// issued is the latest certificate per identity, for the dashboard.
+	issued issuedLog
 }
 
 // New loads the CA's state from its store, generating and persisting a root

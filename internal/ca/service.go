@@ -95,6 +95,9 @@ func (ca *CA) createCertificate(ctx context.Context, req *securityv1alpha1.Istio
 	if err != nil {
 		return nil, id, err
 	}
+	if leaf, err := x509.ParseCertificate(der); err == nil {
+		ca.issued.record(leaf, id.String())
+	}
 	chain := make([]string, 0, 2+len(s.chainPEM))
 	chain = append(chain, string(encodeCert(der)))
 	chain = append(chain, s.chainPEM...)

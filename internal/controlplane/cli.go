@@ -57,6 +57,7 @@ func Main(args []string, stderr io.Writer) int {
 	cfg.Broker.flags(fs)
 	var regs registryFlags
 	regs.flags(fs)
+	cfg.Dashboard.flags(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

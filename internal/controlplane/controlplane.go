@@ -26,6 +26,7 @@ import (
 	"github.com/mast-mesh/mast/internal/ca"
 	"github.com/mast-mesh/mast/internal/config"
 	"github.com/mast-mesh/mast/internal/config/store"
+	"github.com/mast-mesh/mast/internal/dashboard"
 	"github.com/mast-mesh/mast/internal/pilot/ads"
 	"github.com/mast-mesh/mast/internal/pilot/generate"
 	"github.com/mast-mesh/mast/internal/pilot/jwks"
@@ -85,7 +86,9 @@ type Config struct {
 	// in several belongs to ServiceEntry config first, then to the first of
 	// these that has it (docs/registries.md).
 	Registries []registry.Watcher
-	Logger     *slog.Logger
+	// Dashboard configures the web UI on the monitoring port (/ui/).
+	Dashboard DashboardConfig
+	Logger    *slog.Logger
 	// Ready, when set, receives the bound addresses once both servers listen.
 	Ready func(xds, monitoring net.Addr)
 }
@@ -209,6 +212,11 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 
+	var dash *dashboard.Dashboard
+	if cfg.Dashboard.Enabled {
+		dash = newDashboard(cfg, adsServer, fs, authority, log.With("component", "dashboard"))
+	}
+
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("/debug/syncz", guard.ReadOnly(adsServer.SynczHandler()))
@@ -221,7 +229,11 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	mux.Handle("/debug/", guard.ReadOnly(http.NotFoundHandler()))
 	mux.HandleFunc("/ready", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
-	mux.Handle("/debug/{$}", debugIndexHandler(debugPages(authority != nil)))
+	mux.Handle("/debug/{$}", debugIndexHandler(debugPages(authority != nil, dash != nil)))
+	if dash != nil {
+		mux.Handle("/ui/", guard.ReadOnly(dash.Handler()))
+		mux.Handle("/{$}", http.RedirectHandler("/ui/", http.StatusFound))
+	}
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -255,6 +267,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if secure != nil {
 		run("secure xds and ca server", func() error { return secure.Serve(secureLis) })
 		log.Info("ca serving", "secure_xds", secureLis.Addr().String(), "dir", cfg.CADir)
+	}
+	if dash != nil {
+		run("dashboard", func() error { dash.Run(ctx); return nil })
 	}
 	if osb != nil {
 		run("broker", func() error { return osb.run(ctx) })

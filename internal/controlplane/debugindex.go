@@ -13,14 +13,18 @@ type debugPage struct {
 }
 
 // debugPages lists what mastd's monitoring listener serves, for the index.
-func debugPages(withCA bool) []debugPage {
-	pages := []debugPage{
+func debugPages(withCA, withDashboard bool) []debugPage {
+	var pages []debugPage
+	if withDashboard {
+		pages = append(pages, debugPage{"/ui/", "the dashboard: service graph, golden signals, configuration and its analysis, proxies, policy"})
+	}
+	pages = append(pages, []debugPage{
 		{"/debug/syncz", "every connected proxy: each xDS type sent, acknowledged or NACKed (with the NACK message), as JSON"},
 		{"/debug/configz", "the configuration in force, and the files the store rejected and why, as JSON"},
 		{"/debug/registryz", "every service registry (ServiceEntry, Consul, Eureka, ...): synced or stale with its last error, and hostnames several registries have with the one that owns each, as JSON"},
 		{"/metrics", "Prometheus metrics"},
 		{"/ready", "readiness"},
-	}
+	}...)
 	if withCA {
 		pages = append(pages, debugPage{"/debug/ca/rotate-root", "POST: start a root CA rotation (?propagation=, ?overlap=)"})
 	}

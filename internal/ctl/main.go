@@ -29,6 +29,7 @@ func verbs() []verb {
 		{"proxy-config", "show a proxy's clusters, listeners, routes and endpoints", plain(ProxyConfig)},
 		{"ca", "revoke a workload identity at mastd's CA (ca revoke ID) or list revoked ones (ca revoked)", CA},
 		{"why", "follow a request through the mesh and name the hop, cause and resource of its failure", plain(Why)},
+		{"dashboard", "open the built-in dashboard (service graph, signals, config, proxies, policy), Prometheus or Jaeger", plain(Dashboard)},
 		{"version", "print the version of mast and of the running mesh", plain(Version)},
 		{"completion", "print a shell completion script (bash, zsh or fish)", plain(Completion)},
 		{"kube-inject", "add the sidecar to Kubernetes manifests offline, as mastd's injection webhook does", plain(KubeInject)},

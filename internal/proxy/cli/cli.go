@@ -156,6 +156,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	tf.announce(node)
 	log.Info("starting", "node", node.GetId(), "xds", xdsAddr, "xds_mtls", useTLS, "interception", node.GetMetadata().GetFields()["INTERCEPTION_MODE"].GetStringValue())
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()

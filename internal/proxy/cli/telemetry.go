@@ -10,8 +10,10 @@ import (
 	"os"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/mast-mesh/mast/internal/proxy/dataplane"
+	"github.com/mast-mesh/mast/internal/telemetry/metrics"
 	"github.com/mast-mesh/mast/internal/telemetry/peer"
 	"github.com/mast-mesh/mast/internal/telemetry/reporter"
 )
@@ -42,19 +44,9 @@ func (t *telemetryFlags) apply(node *corev3.Node, trustDomain string, cfg *datap
 	}
 	cfg.Telemetry = reporter.New(reporter.Config{Local: local, TrustDomain: trustDomain, MaxSeries: t.maxSeries, Stdout: stdout,
 		Logger: log.With("component", "telemetry")})
-	ip := node.GetMetadata().GetFields()["INSTANCE_IPS"].GetStringValue()
-	addr := func(v, port string) (string, bool) {
-		if v != "auto" {
-			return v, false
-		}
-		if ip == "" || net.ParseIP(ip) == nil {
-			return "", false
-		}
-		return net.JoinHostPort(ip, port), true
-	}
 	var auto1, auto2 bool
-	cfg.StatsAddr, auto1 = addr(t.stats, "15090")
-	cfg.MergedAddr, auto2 = addr(t.merged, "15020")
+	cfg.StatsAddr, auto1 = resolveAddr(node, t.stats, "15090")
+	cfg.MergedAddr, auto2 = resolveAddr(node, t.merged, "15020")
 	cfg.StatsBestEffort = auto1 || auto2
 	cfg.AppMetricsURL = t.appMetrics
 	probers, err := dataplane.ParseAppProbers(t.appProbers)
@@ -70,6 +62,37 @@ func (t *telemetryFlags) apply(node *corev3.Node, trustDomain string, cfg *datap
 		cfg.AppMetricsURL = u
 	}
 	return nil
+}
+
+// resolveAddr turns a metrics address flag into an address: "auto" is
+// the proxy's first INSTANCE_IPS at port (true when so resolved).
+func resolveAddr(node *corev3.Node, v, port string) (string, bool) {
+	if v != "auto" {
+		return v, false
+	}
+	ip := node.GetMetadata().GetFields()["INSTANCE_IPS"].GetStringValue()
+	if ip == "" || net.ParseIP(ip) == nil {
+		return "", false
+	}
+	return net.JoinHostPort(ip, port), true
+}
+
+// announce adds where the proxy serves its stats to the node metadata
+// (metrics.MetaStatsAddr), so that the control plane's dashboard can
+// scrape Istio's standard metrics without a Prometheus. It must run before
+// the node is shared with other goroutines.
+func (t *telemetryFlags) announce(node *corev3.Node) {
+	addr, _ := resolveAddr(node, t.stats, "15090")
+	if _, port, err := net.SplitHostPort(addr); err != nil || port == "0" {
+		return
+	}
+	if node.Metadata == nil {
+		node.Metadata = &structpb.Struct{}
+	}
+	if node.Metadata.Fields == nil {
+		node.Metadata.Fields = map[string]*structpb.Value{}
+	}
+	node.Metadata.Fields[metrics.MetaStatsAddr] = structpb.NewStringValue(addr)
 }
 
 // appMetricsURL applies Istio's prometheus.io annotation semantics: scrape

@@ -91,6 +91,7 @@ func ServeChild(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("mastd-child", flag.ContinueOnError)
 	dir := fs.String("config", "", "config directory")
 	logLevel := fs.String("log-level", "warn", "mastd log level")
+	noCache := fs.Bool("disable-xds-cache", false, "run mastd without its xDS cache (the old behaviour)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -106,9 +107,10 @@ func ServeChild(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	go func() {
 		errc <- mastd.Run(ctx, mastd.Config{
 			ConfigDir: *dir, XDSAddr: "127.0.0.1:0", MonitoringAddr: "127.0.0.1:0",
-			Mesh:   model.DefaultMeshConfig(),
-			Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
-			Ready:  func(xds, _ net.Addr) { ready <- xds },
+			Mesh:            model.DefaultMeshConfig(),
+			DisableXDSCache: *noCache,
+			Logger:          slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+			Ready:           func(xds, _ net.Addr) { ready <- xds },
 		})
 	}()
 	enc := json.NewEncoder(stdout)
@@ -183,13 +185,14 @@ type Child struct {
 
 // StartChild runs exe (a binary whose main calls ServeChild when its first
 // argument is ServeFlag) for the config directory dir.
-// logLevel is mastd's (debug, info, warn, error); "" means warn.
-func StartChild(exe, dir, logLevel string) (*Child, error) {
+// logLevel is mastd's (debug, info, warn, error); "" means warn. extra are
+// more ServeChild flags (-disable-xds-cache).
+func StartChild(exe, dir, logLevel string, extra ...string) (*Child, error) {
 	start := time.Now()
 	if logLevel == "" {
 		logLevel = "warn"
 	}
-	cmd := exec.Command(exe, ServeFlag, "-config", dir, "-log-level", logLevel)
+	cmd := exec.Command(exe, append([]string{ServeFlag, "-config", dir, "-log-level", logLevel}, extra...)...)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

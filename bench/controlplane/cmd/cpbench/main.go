@@ -52,6 +52,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	verbose := fs.Bool("v", false, "log every change")
 	mastdLog := fs.String("mastd-log", "warn", "mastd's log level (its log goes to stderr)")
 	profileDir := fs.String("profile-dir", "", "write mastd's CPU profile of each round's changes here")
+	noCache := fs.Bool("disable-xds-cache", false, "run mastd without its xDS cache (the old behaviour, for comparison)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -140,7 +141,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 			FullRound: func(services, clients int) bool { return services <= 1000 && services*clients <= *fullUpTo }, EndpointChanges: *epChanges, RoundBudget: *budget,
 			Timeout: *timeout, ProfileDir: *profileDir, Logf: logf, Verbose: *verbose,
 			Start: func(dir string) (cpb.Server, time.Duration, error) {
-				c, err := cpb.StartChild(exe, dir, *mastdLog)
+				var extra []string
+				if *noCache {
+					extra = append(extra, "-disable-xds-cache")
+				}
+				c, err := cpb.StartChild(exe, dir, *mastdLog, extra...)
 				if err != nil {
 					return nil, 0, err
 				}

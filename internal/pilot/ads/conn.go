@@ -55,6 +55,12 @@ type watch struct {
 	responses                 int64
 
 	known map[name]uint64 // delta: resource name -> version the client has
+
+	// SotW: digest of the last complete response (digestOf), once one was
+	// sent; a typed push whose response has the same digest is skipped.
+	// Loop only.
+	digest      uint64
+	digestValid bool
 }
 
 func newWatch(typeURL string) *watch {

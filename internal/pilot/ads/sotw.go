@@ -1,7 +1,10 @@
 package ads
 
 import (
+	"encoding/binary"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc"
@@ -45,7 +48,7 @@ func (st *sotwStream) handle(req *discoveryv3.DiscoveryRequest) error {
 			w.setSotwNames(req.ResourceNames)
 			c.mu.Unlock()
 		}
-		return st.respond(w, nil, now, false)
+		return st.respond(w, nil, now, false, false)
 	}
 	if req.ResponseNonce != w.nonceSent {
 		// Stale: the client has not seen our latest response yet and will
@@ -64,14 +67,18 @@ func (st *sotwStream) handle(req *discoveryv3.DiscoveryRequest) error {
 	if !changed {
 		return nil
 	}
-	return st.respond(w, nil, now, false)
+	return st.respond(w, nil, now, false, false)
 }
 
 // push sends what req says changed, in Envoy's make-before-break order.
 func (st *sotwStream) push(req *model.PushRequest, since time.Time) error {
+	// A push limited to some types comes from a change mastd classified
+	// (controlplane/classify.go): of those types, only the ones whose
+	// resources really changed for this proxy are sent.
+	onlyIfChanged := req.Types != nil
 	for _, w := range st.c.orderedWatches() {
 		if req.FullType(st.c.proxy, w.typeURL) {
-			if err := st.respond(w, nil, since, false); err != nil {
+			if err := st.respond(w, nil, since, false, onlyIfChanged); err != nil {
 				return err
 			}
 			continue
@@ -83,7 +90,7 @@ func (st *sotwStream) push(req *model.PushRequest, since time.Time) error {
 		if len(names) == 0 {
 			continue
 		}
-		if err := st.respond(w, names, since, true); err != nil {
+		if err := st.respond(w, names, since, true, false); err != nil {
 			return err
 		}
 	}
@@ -93,8 +100,10 @@ func (st *sotwStream) push(req *model.PushRequest, since time.Time) error {
 // respond generates and sends the subscribed resources of w, or only names
 // when given. In SotW, LDS and CDS responses always carry every resource;
 // for EDS and RDS a response may carry a subset (partial is true), and an
-// empty subset is not sent.
-func (st *sotwStream) respond(w *watch, names []string, since time.Time, partial bool) error {
+// empty subset is not sent. With onlyIfChanged, a response whose resources
+// are exactly those of the last complete one (same names and wire forms)
+// is not sent: the proxy has them.
+func (st *sotwStream) respond(w *watch, names []string, since time.Time, partial, onlyIfChanged bool) error {
 	c := st.c
 	pc := c.s.current()
 	if pc == nil {
@@ -106,11 +115,16 @@ func (st *sotwStream) respond(w *watch, names []string, since time.Time, partial
 		}
 		names = w.sortedNames()
 	}
-	ms, slot, ok, err := c.generate(st.stream.Context(), pc, w, names, false)
+	ms, slot, ok, err := c.generate(st.stream.Context(), pc, w, names, true)
 	if err != nil || !ok {
 		return err
 	}
 	if partial && len(ms) == 0 {
+		slot.release()
+		return nil
+	}
+	digest := digestOf(ms)
+	if onlyIfChanged && w.digestValid && w.digest == digest {
 		slot.release()
 		return nil
 	}
@@ -131,5 +145,20 @@ func (st *sotwStream) respond(w *watch, names []string, since time.Time, partial
 		return err
 	}
 	c.sent(w, resp.Nonce, resp.VersionInfo, len(ms), size, since, start)
+	// The digest describes what the client holds after a complete
+	// response; a partial one (some EDS clusters) leaves it unknown.
+	w.digest, w.digestValid = digest, !partial
 	return nil
+}
+
+// digestOf combines the names and versions of a response's resources.
+func digestOf(ms []marshaled) uint64 {
+	d := xxhash.New()
+	var b [8]byte
+	for i := range ms {
+		d.WriteString(ms[i].name)
+		binary.LittleEndian.PutUint64(b[:], ms[i].version)
+		d.Write(b[:])
+	}
+	return d.Sum64()
 }

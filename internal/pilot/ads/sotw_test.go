@@ -234,3 +234,29 @@ func TestMissingTypeURL(t *testing.T) {
 	_, err := c.stream.Recv()
 	assertCode(t, err, "InvalidArgument", "without type_url")
 }
+
+// TestSotwTypedPushSendsOnlyWhatChanged: a push limited to types (a change
+// mastd classified) sends, of those types, only the ones whose resources
+// changed for the proxy; an unlimited full push still sends every type.
+func TestSotwTypedPushSendsOnlyWhatChanged(t *testing.T) {
+	m := newTestMesh()
+	e := newEnv(t, m)
+	e.ads.Push(m.set("v1", baseState()), nil)
+	c := e.sotw(t, e.dial(t), "app")
+	subscribeAll(c, "v1", clA, clB)
+	c.barrier()
+
+	v2 := baseState()
+	v2.endpoints[hostA] = "10.2.0.1"
+	all := map[string]struct{}{ClusterType: {}, EndpointType: {}, ListenerType: {}, RouteType: {}}
+	e.ads.Push(m.set("v2", v2), &model.PushRequest{Full: true, Types: all, Reason: "test"})
+	c.ack(c.expect(EndpointType, "v2", clA, clB), clA, clB)
+	c.barrier() // nothing else arrived before the barrier's response
+
+	e.ads.Push(m.set("v3", v2), &model.PushRequest{Full: true, Reason: "test"})
+	c.ack(c.expect(ClusterType, "v3", clA, clB, clC))
+	c.ack(c.expect(EndpointType, "v3", clA, clB), clA, clB)
+	c.ack(c.expect(ListenerType, "v3", "0.0.0.0_80"))
+	c.ack(c.expect(RouteType, "v3", "80"), "80")
+	c.barrier()
+}

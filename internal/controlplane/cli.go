@@ -79,10 +79,6 @@ func Main(args []string, stderr io.Writer) int {
 			cfg.Logger.Warn(w)
 		}
 	}
-	if cfg.ConfigDir == "" {
-		fmt.Fprintln(stderr, "mastd: --config DIR is required")
-		return 2
-	}
 	for _, c := range strings.Split(components, ",") {
 		switch c {
 		case "pilot", "galley":
@@ -94,8 +90,13 @@ func Main(args []string, stderr io.Writer) int {
 		}
 	}
 	var err error
-	if cfg.Registries, err = regs.build(cfg.Mesh.TrustDomain, cfg.Logger); err != nil {
+	if cfg.Registries, err = regs.build(cfg.Mesh.TrustDomain, cfg.Mesh.DomainSuffix, cfg.Logger); err != nil {
 		fmt.Fprintf(stderr, "mastd: %v\n", err)
+		return 2
+	}
+	cfg.Kube = regs.kubeConfig
+	if cfg.ConfigDir == "" && cfg.Kube == nil {
+		fmt.Fprintln(stderr, "mastd: --config DIR is required (optional with --registry kubernetes, whose custom resources are configuration)")
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -34,6 +35,7 @@ import (
 	"github.com/mast-mesh/mast/internal/pilot/push"
 	"github.com/mast-mesh/mast/internal/registry"
 	"github.com/mast-mesh/mast/internal/registry/aggregate"
+	kuberegistry "github.com/mast-mesh/mast/internal/registry/kube"
 	"github.com/mast-mesh/mast/internal/registry/serviceentry"
 )
 
@@ -88,7 +90,10 @@ type Config struct {
 	Registries []registry.Watcher
 	// Dashboard configures the web UI on the monitoring port (/ui/).
 	Dashboard DashboardConfig
-	Logger    *slog.Logger
+	// Kube, when set, reads Istio configuration from the cluster's custom
+	// resources too and writes their status (--registry kubernetes).
+	Kube   *KubeConfig
+	Logger *slog.Logger
 	// Ready, when set, receives the bound addresses once both servers listen.
 	Ready func(xds, monitoring net.Addr)
 }
@@ -143,21 +148,52 @@ func Run(ctx context.Context, cfg Config) error {
 	jcfg.OnChange = func() { deb.Enqueue(&model.PushRequest{Full: true, Reason: "jwks"}) }
 	p.jwks = jwks.New(jcfg)
 
+	var sources configSources
+	var kubeCtl *kubeControl
+	if cfg.Kube != nil {
+		if cfg.ConfigDir == "" { // the CRDs are the configuration
+			dir, err := os.MkdirTemp("", "mastd-config-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(dir)
+			cfg.ConfigDir = dir
+		}
+		var kreg *kuberegistry.Registry
+		for _, w := range cfg.Registries {
+			if r, ok := w.(*kuberegistry.Registry); ok {
+				kreg = r
+			}
+		}
+		var err error
+		kubeCtl, err = newKubeControl(cfg.Kube, kreg, func(snap *config.Snapshot) {
+			sources.update(nil, snap, func(all *config.Snapshot) {
+				if req := p.configChanged(all, nil); req != nil {
+					deb.Enqueue(req)
+				}
+			})
+		}, log)
+		if err != nil {
+			return err
+		}
+	}
 	fs, err := store.NewFile(store.FileConfig{
 		Dir:    cfg.ConfigDir,
 		Load:   loadFile(log.With("component", "galley")),
 		Logger: log.With("component", "galley"),
 		OnUpdate: func(u store.Update) {
-			if req := p.configChanged(u.New, u.Kinds); req != nil {
-				deb.Enqueue(req)
-			}
+			sources.update(u.New, nil, func(all *config.Snapshot) {
+				if req := p.configChanged(all, u.Kinds); req != nil {
+					deb.Enqueue(req)
+				}
+			})
 		},
 	})
 	if err != nil {
 		return fmt.Errorf("config store %s: %w", cfg.ConfigDir, err)
 	}
 	// Build the first push context synchronously so that the first proxy gets config.
-	p.configChanged(fs.Snapshot(), nil)
+	sources.update(fs.Snapshot(), nil, func(all *config.Snapshot) { p.configChanged(all, nil) })
 	p.push(&model.PushRequest{Full: true, Reason: "initial"})
 
 	xdsLis, err := net.Listen("tcp", cfg.XDSAddr)
@@ -251,6 +287,9 @@ func Run(ctx context.Context, cfg Config) error {
 		}()
 	}
 	run("config store", func() error { return fs.Run(ctx) })
+	if kubeCtl != nil {
+		run("kubernetes config store", func() error { return kubeCtl.run(ctx) })
+	}
 	run("debouncer", func() error { deb.Run(ctx); return nil })
 	run("jwks fetcher", func() error { p.jwks.Run(ctx); return nil })
 	for _, w := range cfg.Registries {

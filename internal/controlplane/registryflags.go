@@ -15,10 +15,14 @@ import (
 type registryFlags struct {
 	names  []string
 	consul consul.Config
+	kube   kubeFlags
+	// kubeConfig is the cluster connection, made from kube when
+	// "kubernetes" is named.
+	kubeConfig *KubeConfig
 }
 
 func (f *registryFlags) flags(fs *flag.FlagSet) {
-	fs.Func("registry", "a service registry besides ServiceEntries: consul (repeatable or comma-separated; a hostname several registries have belongs to ServiceEntries first, then to the first registry named)", func(v string) error {
+	fs.Func("registry", "a service registry besides ServiceEntries: kubernetes or consul (repeatable or comma-separated; a hostname several registries have belongs to ServiceEntries first, then to the first registry named)", func(v string) error {
 		for _, n := range strings.Split(v, ",") {
 			if n = strings.TrimSpace(n); n != "" {
 				f.names = append(f.names, n)
@@ -26,6 +30,7 @@ func (f *registryFlags) flags(fs *flag.FlagSet) {
 		}
 		return nil
 	})
+	f.kube.flags(fs)
 	c := &f.consul
 	fs.StringVar(&c.Addr, "consul-addr", "127.0.0.1:8500", "Consul's HTTP API (host:port, http://, https:// or unix:// URL), with --registry consul")
 	fs.StringVar(&c.TokenFile, "consul-token-file", "", "file holding the Consul ACL token (service:read, node:read); CONSUL_HTTP_TOKEN is read too")
@@ -41,7 +46,7 @@ func (f *registryFlags) flags(fs *flag.FlagSet) {
 }
 
 // build makes the registries in the order they were named.
-func (f *registryFlags) build(trustDomain string, log *slog.Logger) ([]registry.Watcher, error) {
+func (f *registryFlags) build(trustDomain, domainSuffix string, log *slog.Logger) ([]registry.Watcher, error) {
 	var out []registry.Watcher
 	seen := map[string]bool{}
 	for _, n := range f.names {
@@ -50,6 +55,17 @@ func (f *registryFlags) build(trustDomain string, log *slog.Logger) ([]registry.
 		}
 		seen[n] = true
 		switch n {
+		case "kubernetes":
+			kc, err := f.kube.config()
+			if err != nil {
+				return nil, err
+			}
+			f.kubeConfig = kc
+			r, err := newKubeRegistry(kc, trustDomain, domainSuffix, log.With("component", "registry", "registry", "kubernetes"))
+			if err != nil {
+				return nil, fmt.Errorf("--registry kubernetes: %w", err)
+			}
+			out = append(out, r)
 		case "consul":
 			c := f.consul
 			c.TrustDomain, c.Logger = trustDomain, log.With("component", "registry", "registry", "consul")
@@ -59,7 +75,7 @@ func (f *registryFlags) build(trustDomain string, log *slog.Logger) ([]registry.
 			}
 			out = append(out, r)
 		default:
-			return nil, fmt.Errorf("--registry %q: unknown (consul)", n)
+			return nil, fmt.Errorf("--registry %q: unknown (kubernetes, consul)", n)
 		}
 	}
 	return out, nil

@@ -130,7 +130,9 @@ func TestBuildEndpoints(t *testing.T) {
 }
 
 func TestBuildHeadlessAndExternalName(t *testing.T) {
-	headless := svc("db", "mongo", func(s *corev1.Service) { s.Spec.ClusterIP, s.Spec.ClusterIPs = corev1.ClusterIPNone, []string{corev1.ClusterIPNone} },
+	headless := svc("db", "mongo", func(s *corev1.Service) {
+		s.Spec.ClusterIP, s.Spec.ClusterIPs = corev1.ClusterIPNone, []string{corev1.ClusterIPNone}
+	},
 		corev1.ServicePort{Name: "mongo", Port: 27017})
 	ext := svc("default", "search", func(s *corev1.Service) {
 		s.Spec.Type, s.Spec.ExternalName, s.Spec.ClusterIP, s.Spec.ClusterIPs = corev1.ServiceTypeExternalName, "search.example.com", "", nil

@@ -23,9 +23,9 @@ type Config struct {
 	Options Options
 	// Resync is the informers' resync period (0: none; the watch keeps them current).
 	Resync time.Duration
-	// OnChange is called, from one goroutine, after the snapshot changed.
-	OnChange func()
-	Logger   *slog.Logger
+	// Source names the cluster in Status (the API server's URL).
+	Source string
+	Logger *slog.Logger
 }
 
 // Registry is the Kubernetes registry as a registry.Registry. Informers keep
@@ -41,11 +41,12 @@ type Registry struct {
 	nss     cache.SharedIndexInformer
 	dirty   chan struct{}
 
-	mu   sync.Mutex
-	snap *registry.Snapshot
+	mu     sync.Mutex
+	snap   *registry.Snapshot
+	status registry.Status
 }
 
-var _ registry.Registry = (*Registry)(nil)
+var _ registry.Watcher = (*Registry)(nil)
 
 // New returns a registry that starts watching when Run is called. Its
 // snapshot is empty until the informers have synced.
@@ -67,6 +68,7 @@ func New(cfg Config) (*Registry, error) {
 		nss:     f.Core().V1().Namespaces().Informer(),
 		dirty:   make(chan struct{}, 1),
 		snap:    &registry.Snapshot{Endpoints: map[string][]*registry.Endpoint{}},
+		status:  registry.Status{Name: Name, Source: cfg.Source},
 	}
 	h := cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { r.markDirty() },
@@ -98,15 +100,25 @@ func (r *Registry) markDirty() {
 	}
 }
 
+// Status says whether the informers have synced and what the snapshot holds.
+// client-go's reflectors retry a lost watch on their own and keep their
+// caches meanwhile, so the registry serves the last known services.
+func (r *Registry) Status() registry.Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.status
+}
+
 // Run starts the informers, builds the first snapshot once they have synced
-// and rebuilds it on every change until ctx ends.
-func (r *Registry) Run(ctx context.Context) error {
+// and rebuilds it on every change, calling notify after each change, until
+// ctx ends; it returns nil then.
+func (r *Registry) Run(ctx context.Context, notify func()) error {
 	r.factory.Start(ctx.Done())
 	defer r.factory.Shutdown()
 	for typ, ok := range r.factory.WaitForCacheSync(ctx.Done()) {
 		if !ok {
 			if ctx.Err() != nil {
-				return ctx.Err()
+				return nil
 			}
 			return fmt.Errorf("kube registry: %v informer did not sync", typ)
 		}
@@ -116,18 +128,22 @@ func (r *Registry) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil
 		case <-r.dirty:
 		}
-		snap := Build(r.input(), r.cfg.Options)
+		snap := Build(r.Input(), r.cfg.Options)
 		r.mu.Lock()
 		old := r.snap
 		r.snap = snap
+		r.status.Synced, r.status.LastSync = true, time.Now()
+		r.status.Services = len(snap.Services)
+		r.status.Endpoints = 0
+		for _, eps := range snap.Endpoints {
+			r.status.Endpoints += len(eps)
+		}
 		r.mu.Unlock()
-		if changed, hosts := registry.Diff(old, snap); changed || len(hosts) > 0 {
-			if r.cfg.OnChange != nil {
-				r.cfg.OnChange()
-			}
+		if changed, hosts := registry.Diff(old, snap); (changed || len(hosts) > 0) && notify != nil {
+			notify()
 		}
 	}
 }
@@ -137,7 +153,8 @@ func (r *Registry) HasSynced() bool {
 	return r.svcs.HasSynced() && r.slcs.HasSynced() && r.pods.HasSynced() && r.nodes.HasSynced() && r.nss.HasSynced()
 }
 
-func (r *Registry) input() Input {
+// Input returns the informers' current objects.
+func (r *Registry) Input() Input {
 	var in Input
 	in.Services = list[*corev1.Service](r.svcs)
 	in.EndpointSlices = list[*discoveryv1.EndpointSlice](r.slcs)

@@ -1,0 +1,33 @@
+package main
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestLinksNoControlPlaneLibraries keeps the sidecar lean: its binary must not
+// link Kubernetes client libraries (client-go, apimachinery, api), Consul's
+// client, or mastd-only packages.
+func TestLinksNoControlPlaneLibraries(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Skipf("go list -deps: %v", err)
+	}
+	forbidden := []string{
+		"k8s.io/", "sigs.k8s.io/", "istio.io/client-go", "github.com/hashicorp/consul",
+		"github.com/mast-mesh/mast/internal/controlplane", "github.com/mast-mesh/mast/internal/registry",
+		"github.com/mast-mesh/mast/internal/config/kubestore", "github.com/mast-mesh/mast/internal/kube",
+	}
+	deps := strings.Fields(string(out))
+	if len(deps) < 10 {
+		t.Fatalf("go list -deps listed %d packages; expected the proxy's whole dependency tree", len(deps))
+	}
+	for _, d := range deps {
+		for _, f := range forbidden {
+			if strings.HasPrefix(d, f) {
+				t.Errorf("mast-proxy links %s", d)
+			}
+		}
+	}
+}

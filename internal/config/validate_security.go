@@ -10,6 +10,7 @@ import (
 	telemetry "istio.io/api/telemetry/v1alpha1"
 	typev1beta1 "istio.io/api/type/v1beta1"
 
+	"github.com/mast-mesh/mast/internal/celfilter"
 	"github.com/mast-mesh/mast/internal/proxy/filter/jwtauthn"
 )
 
@@ -432,6 +433,13 @@ func (v *validator) telemetry(t *telemetry.Telemetry) {
 		providers(p+".providers", a.Providers)
 		if a.Filter != nil && a.Filter.Expression == "" {
 			v.errorf(p+".filter.expression", "filter expression may not be empty")
+		} else if a.Filter != nil {
+			// mastd compiles the expression into Envoy's access log
+			// filters (internal/celfilter): invalid CEL and expressions
+			// outside what it can translate are refused here.
+			if _, err := celfilter.Compile(a.Filter.Expression); err != nil {
+				v.errorf(p+".filter.expression", "%v", err)
+			}
 		}
 	}
 }

@@ -20,7 +20,7 @@ var kindTypes = map[config.Kind][]string{
 	config.Gateway:               {generate.ListenerType, generate.RouteType},
 	config.AuthorizationPolicy:   {generate.ListenerType},
 	config.RequestAuthentication: {generate.ListenerType},
-	config.Telemetry:             {generate.ListenerType},
+	config.Telemetry:             {generate.ListenerType, generate.RouteType},
 }
 
 // typesFor returns the xDS types a change of kinds can alter, nil meaning all.

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -128,6 +129,14 @@ func Up(ctx context.Context, cfg Config) error {
 		}
 	}
 	configDir, _ = filepath.Abs(configDir)
+	if slices.Contains(cfg.Addons, AddonJaeger) {
+		if _, err := jaegerBinary(); err != nil {
+			return err
+		}
+		if _, err := writeJaegerServiceEntry(configDir); err != nil {
+			return err
+		}
+	}
 	resources, problems := config.LoadPaths(configDir)
 	if problems.HasErrors() {
 		return fmt.Errorf("configuration in %s has errors (fix them or run `mast validate -f %s`):\n%s", configDir, configDir, problems.Errors())
@@ -212,7 +221,7 @@ func Up(ctx context.Context, cfg Config) error {
 		}
 		mastd.Args, brokerCreds = append(mastd.Args, args...), creds
 	}
-	meshCfg, err := writeMeshConfig(cfg.StateDir)
+	meshCfg, err := writeMeshConfig(cfg.StateDir, cfg.Addons)
 	if err != nil {
 		return err
 	}

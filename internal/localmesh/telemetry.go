@@ -12,16 +12,26 @@ import (
 )
 
 // meshConfigYAML is the MeshConfig `mast up` gives mastd: access logs on,
-// in Istio's default TEXT format, to each proxy's log.
+// in Istio's default TEXT format, to each proxy's log; every request traced
+// (once a collector is configured: the jaeger addon).
 const meshConfigYAML = `# MeshConfig written by mast up (Istio's mesh ConfigMap format).
 accessLogFile: /dev/stdout
 accessLogEncoding: TEXT
+defaultConfig:
+  tracing:
+    sampling: 100
 `
 
 // writeMeshConfig writes the local mesh's MeshConfig and returns its path.
-func writeMeshConfig(stateDir string) (string, error) {
+func writeMeshConfig(stateDir string, addons []string) (string, error) {
 	p := filepath.Join(stateDir, "mesh.yaml")
-	if err := os.WriteFile(p, []byte(meshConfigYAML), 0o644); err != nil {
+	text := meshConfigYAML
+	for _, a := range addons {
+		if a == AddonJaeger {
+			text += jaegerMeshConfig
+		}
+	}
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
 		return "", fmt.Errorf("mesh config: %w", err)
 	}
 	return p, nil
@@ -138,7 +148,18 @@ func startAddons(cfg *Config, procs []Proc, launch func(Proc) error, out io.Writ
 			}
 			fmt.Fprintf(out, "  Prometheus       http://%s  (scrape configuration %s)\n", PrometheusAddr, cfgPath)
 		case AddonJaeger:
-			return fmt.Errorf("the jaeger addon is not available yet")
+			bin, err := jaegerBinary()
+			if err != nil {
+				return err
+			}
+			if cfg.Programs == nil {
+				cfg.Programs = map[string]string{}
+			}
+			cfg.Programs["jaeger"] = bin
+			if err := launch(jaegerProc()); err != nil {
+				return fmt.Errorf("jaeger addon: %w", err)
+			}
+			fmt.Fprintf(out, "  Jaeger           http://%s  (OTLP gRPC %s, Zipkin %s)\n", JaegerUIAddr, JaegerOTLPAddr, JaegerZipkinAddr)
 		}
 	}
 	return nil

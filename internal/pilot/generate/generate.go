@@ -46,7 +46,7 @@ func generate(pc *model.PushContext, p *model.Proxy, typeURL string, names []str
 		out = g.withTelemetry(g.listeners(names))
 		g.applyHTTPSecurity(out)
 	case RouteType:
-		out = g.routes(names)
+		out = g.withDecorators(g.routes(names))
 	case ClusterType:
 		out = g.clusters(names)
 	case EndpointType:

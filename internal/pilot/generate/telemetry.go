@@ -10,6 +10,9 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	telemetryapi "istio.io/api/telemetry/v1alpha1"
+
+	"github.com/mast-mesh/mast/internal/celfilter"
 	"github.com/mast-mesh/mast/internal/pilot/model"
 )
 
@@ -78,13 +81,18 @@ func jsonFormatFields(s string) map[string]*structpb.Value {
 	return st.Fields
 }
 
-// withTelemetry adds the access logs that apply to every HTTP connection
-// manager and TCP proxy of the listeners. Listeners may be shared between
-// proxies within a push, so changed ones are copies.
+// withTelemetry adds the access logs and the tracing that apply to every
+// HTTP connection manager and TCP proxy of the listeners. Listeners may be
+// shared between proxies within a push, so changed ones are copies.
 func (g *gen) withTelemetry(out []model.XDSResource) []model.XDSResource {
-	al := meshAccessLog(g.pc.Mesh)
-	if al == nil {
+	logIn, logOut := g.accessLogs(true), g.accessLogs(false)
+	tracing := g.pc.Tracing(g.p) != nil
+	if len(logIn) == 0 && len(logOut) == 0 && !tracing {
 		return out
+	}
+	var traceIn, traceOut *hcmv3.HttpConnectionManager_Tracing
+	if tracing {
+		traceIn, traceOut = g.hcmTracing(true), g.hcmTracing(false)
 	}
 	for i, r := range out {
 		l, ok := r.Resource.(*listenerv3.Listener)
@@ -96,30 +104,115 @@ func (g *gen) withTelemetry(out []model.XDSResource) []model.XDSResource {
 		if l.GetDefaultFilterChain() != nil {
 			chains = append(chains, l.GetDefaultFilterChain())
 		}
+		tr, logs := traceOut, logOut
+		if l.GetTrafficDirection() == corev3.TrafficDirection_INBOUND {
+			tr, logs = traceIn, logIn
+		}
 		for _, fc := range chains {
 			for _, f := range fc.GetFilters() {
-				addAccessLog(f, al)
+				g.addTelemetry(f, logs, tr)
 			}
 		}
-		out[i].Resource = l
+		out[i].Resource, out[i].Encoded = l, nil
 	}
 	return out
 }
 
-func addAccessLog(f *listenerv3.Filter, al *accesslogv3.AccessLog) {
+// accessLogs are the access logs of the proxy's inbound or outbound
+// listeners: MeshConfig's, unless a Telemetry resource's accessLogging
+// applies to that side (match.mode), which then picks the providers
+// ("envoy" is MeshConfig's file, /dev/stdout when unset; an
+// envoyFileAccessLog extension provider its own file), turns logging off
+// (disabled) or keeps only what its CEL filter.expression is true for,
+// compiled into Envoy's native access log filters.
+func (g *gen) accessLogs(inbound bool) []*accesslogv3.AccessLog {
+	mesh := g.pc.Mesh
+	def := meshAccessLog(mesh)
+	pol := g.pc.AccessLogging(g.p)
+	applies := pol.Set
+	switch pol.Mode {
+	case telemetryapi.WorkloadMode_CLIENT:
+		applies = applies && !inbound
+	case telemetryapi.WorkloadMode_SERVER:
+		applies = applies && inbound
+	}
+	if !applies {
+		if def == nil {
+			return nil
+		}
+		return []*accesslogv3.AccessLog{def}
+	}
+	if pol.Disabled {
+		return nil
+	}
+	providers := pol.Providers
+	if len(providers) == 0 {
+		providers = mesh.DefaultAccessLogProviders
+	}
+	var out []*accesslogv3.AccessLog
+	if len(providers) == 0 {
+		if def != nil {
+			out = append(out, proto.Clone(def).(*accesslogv3.AccessLog))
+		}
+	}
+	for _, name := range providers {
+		if name == "envoy" {
+			m := mesh
+			if m.AccessLogFile == "" {
+				m.AccessLogFile = "/dev/stdout"
+			}
+			out = append(out, meshAccessLog(m))
+			continue
+		}
+		ep := mesh.ExtensionProvider(name)
+		if fl := ep.GetEnvoyFileAccessLog(); fl != nil {
+			m := model.MeshConfig{AccessLogFile: fl.GetPath(), AccessLogEncoding: "TEXT"}
+			if lf := fl.GetLogFormat(); lf.GetText() != "" {
+				m.AccessLogFormat = lf.GetText()
+			} else if lf.GetLabels() != nil {
+				m.AccessLogEncoding = "JSON"
+				if b, err := lf.GetLabels().MarshalJSON(); err == nil {
+					m.AccessLogFormat = string(b)
+				}
+			}
+			out = append(out, meshAccessLog(m))
+		}
+	}
+	if pol.Filter != "" {
+		f, err := celfilter.Compile(pol.Filter)
+		if err != nil {
+			// Validation refuses such a resource; never log unfiltered.
+			return nil
+		}
+		for _, al := range out {
+			al.Filter = f
+		}
+	}
+	return out
+}
+
+// addTelemetry adds the access logs to an HCM or TCP proxy filter, and
+// tracing tr (if any) to an HCM, naming the spans of its inline routes.
+func (g *gen) addTelemetry(f *listenerv3.Filter, logs []*accesslogv3.AccessLog, tr *hcmv3.HttpConnectionManager_Tracing) {
 	a := f.GetTypedConfig()
 	switch {
 	case a == nil:
 	case a.MessageIs((*hcmv3.HttpConnectionManager)(nil)):
 		var h hcmv3.HttpConnectionManager
 		if a.UnmarshalTo(&h) == nil {
-			h.AccessLog = append(h.AccessLog, al)
+			h.AccessLog = append(h.AccessLog, logs...)
+			if tr != nil {
+				h.Tracing = tr
+				if rc := h.GetRouteConfig(); rc != nil {
+					decorate(rc, g.inboundOperation)
+				}
+			}
 			f.ConfigType = &listenerv3.Filter_TypedConfig{TypedConfig: toAny(&h)}
 		}
-	case a.MessageIs((*tcpproxyv3.TcpProxy)(nil)):
+	case a.MessageIs((*tcpproxyv3.TcpProxy)(nil)) && len(logs) > 0:
 		var t tcpproxyv3.TcpProxy
 		if a.UnmarshalTo(&t) == nil {
-			t.AccessLog = append(t.AccessLog, al)
+			t.AccessLog = append(t.AccessLog, logs...)
 			f.ConfigType = &listenerv3.Filter_TypedConfig{TypedConfig: toAny(&t)}
 		}
 	}

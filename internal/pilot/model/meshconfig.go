@@ -17,6 +17,26 @@ import (
 var honouredMeshFields = map[string]bool{
 	"rootNamespace": true, "trustDomain": true, "pathNormalization": true, "extensionProviders": true,
 	"accessLogFile": true, "accessLogEncoding": true, "accessLogFormat": true,
+	"defaultProviders": true, "defaultConfig": true,
+}
+
+// honouredProxyConfig are the defaultConfig (ProxyConfig) fields mastd
+// reads: tracing.sampling only.
+func proxyConfigWarnings(file string, pc *meshconfig.ProxyConfig) []string {
+	var out []string
+	pc.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, _ protoreflect.Value) bool {
+		if fd.JSONName() != "tracing" {
+			out = append(out, fmt.Sprintf("mesh config %s: defaultConfig.%s: not honoured by Mast", file, fd.JSONName()))
+		}
+		return true
+	})
+	pc.GetTracing().ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, _ protoreflect.Value) bool {
+		if fd.JSONName() != "sampling" {
+			out = append(out, fmt.Sprintf("mesh config %s: defaultConfig.tracing.%s: not honoured by Mast (use extensionProviders and defaultProviders.tracing)", file, fd.JSONName()))
+		}
+		return true
+	})
+	return out
 }
 
 // LoadMeshConfigFile reads Istio's MeshConfig (YAML or JSON, the `mesh` key
@@ -59,7 +79,18 @@ func ParseMeshConfig(file string, data []byte, base MeshConfig) (MeshConfig, []s
 	out.AccessLogFile = mc.GetAccessLogFile()
 	out.AccessLogFormat = mc.GetAccessLogFormat()
 	out.AccessLogEncoding = mc.GetAccessLogEncoding().String()
+	out.DefaultTracingProviders = mc.GetDefaultProviders().GetTracing()
+	out.DefaultAccessLogProviders = mc.GetDefaultProviders().GetAccessLogging()
+	if t := mc.GetDefaultConfig().GetTracing(); t != nil && t.GetSampling() != 0 {
+		out.TracingSampling, out.TracingSamplingSet = t.GetSampling(), true
+	}
 	var warnings []string
+	if mc.GetDefaultConfig() != nil {
+		warnings = append(warnings, proxyConfigWarnings(file, mc.GetDefaultConfig())...)
+	}
+	if m := mc.GetDefaultProviders().GetMetrics(); len(m) > 0 {
+		warnings = append(warnings, fmt.Sprintf("mesh config %s: defaultProviders.metrics: not honoured by Mast (every proxy serves Istio's standard metrics)", file))
+	}
 	mc.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, _ protoreflect.Value) bool {
 		if !honouredMeshFields[fd.JSONName()] {
 			warnings = append(warnings, fmt.Sprintf("mesh config %s: %s: not honoured by Mast", file, fd.JSONName()))

@@ -69,7 +69,19 @@ type MeshConfig struct {
 	// AccessLogFormat are MeshConfig's: access logs are off while the
 	// file is empty, as in Istio.
 	AccessLogFile, AccessLogEncoding, AccessLogFormat string
+	// DefaultTracingProviders is defaultProviders.tracing: the providers
+	// that trace every proxy no Telemetry resource says otherwise for.
+	DefaultTracingProviders []string
+	// DefaultAccessLogProviders is defaultProviders.accessLogging.
+	DefaultAccessLogProviders []string
+	// TracingSampling is defaultConfig.tracing.sampling (percent);
+	// TracingSamplingSet says it was given (else Istio's 1 %).
+	TracingSampling    float64
+	TracingSamplingSet bool
 }
+
+// ExtensionProvider is one of MeshConfig's extensionProviders.
+type ExtensionProvider = meshconfig.MeshConfig_ExtensionProvider
 
 // DefaultMeshConfig returns Istio's defaults.
 func DefaultMeshConfig() MeshConfig {

@@ -16,6 +16,7 @@ import (
 	"github.com/mast-mesh/mast/internal/telemetry/metrics"
 	"github.com/mast-mesh/mast/internal/telemetry/peer"
 	"github.com/mast-mesh/mast/internal/telemetry/reporter"
+	"github.com/mast-mesh/mast/internal/telemetry/spans"
 )
 
 // telemetryFlags are the proxy's metrics endpoints and the application's
@@ -44,6 +45,12 @@ func (t *telemetryFlags) apply(node *corev3.Node, trustDomain string, cfg *datap
 	}
 	cfg.Telemetry = reporter.New(reporter.Config{Local: local, TrustDomain: trustDomain, MaxSeries: t.maxSeries, Stdout: stdout,
 		Logger: log.With("component", "telemetry")})
+	// Spans are tagged with the node and, for Zipkin, named by the node's
+	// cluster (Istio's service-cluster, "app.namespace"), as Envoy does.
+	cfg.Tracing = spans.Options{NodeID: node.GetId(), Zone: node.GetLocality().GetZone(), ServiceName: node.GetCluster()}
+	if cfg.Tracing.ServiceName == "" && local.CanonicalService != "" {
+		cfg.Tracing.ServiceName = local.CanonicalService + "." + local.Namespace
+	}
 	var auto1, auto2 bool
 	cfg.StatsAddr, auto1 = resolveAddr(node, t.stats, "15090")
 	cfg.MergedAddr, auto2 = resolveAddr(node, t.merged, "15020")

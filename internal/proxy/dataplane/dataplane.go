@@ -30,6 +30,7 @@ import (
 	"github.com/mast-mesh/mast/internal/proxy/xdsclient"
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
 	"github.com/mast-mesh/mast/internal/telemetry/reporter"
+	"github.com/mast-mesh/mast/internal/telemetry/spans"
 )
 
 // Config configures the data plane.
@@ -56,6 +57,9 @@ type Config struct {
 	// Telemetry records standard metrics and access logs and does the
 	// metadata exchange; nil turns telemetry off.
 	Telemetry *reporter.Reporter
+	// Tracing configures the span reporters of connection managers that
+	// trace (the proxy supplies the way to their collector clusters).
+	Tracing spans.Options
 	// StatsAddr serves /stats/prometheus (Istio's 15090) and MergedAddr
 	// the application's metrics merged with the proxy's (15020, also
 	// /healthz/ready); "" serves neither. AppMetricsURL is where the
@@ -89,6 +93,7 @@ type Proxy struct {
 	snap      *xdsparse.Snapshot
 	routing   atomic.Pointer[httpproxy.Config]
 	upstreams *upstream.Manager
+	tracers   *spans.Registry
 	http      *httpproxy.Server
 	tcp       *tcpproxy.Proxy
 	listeners *listener.Manager
@@ -151,6 +156,13 @@ func New(cfg Config) *Proxy {
 	p.upstreams.TLS = tlsb
 	p.http = httpproxy.NewServer(&p.routing, p.upstreams, cfg.Logger.With("component", "http"))
 	p.http.Telemetry = cfg.Telemetry
+	tcfg := cfg.Tracing
+	tcfg.Dial = p.dialCluster
+	if tcfg.Logger == nil {
+		tcfg.Logger = cfg.Logger.With("component", "tracing")
+	}
+	p.tracers = spans.NewRegistry(tcfg)
+	p.http.Tracers = p.tracers
 	p.tcp = tcpproxy.New(func() map[string]*upstream.Cluster { return p.routing.Load().Clusters }, cfg.Logger.With("component", "tcp"))
 	p.tcp.OriginalDstHost = p.upstreams.OriginalDstHost
 	p.tcp.Telemetry = cfg.Telemetry
@@ -293,6 +305,12 @@ func (p *Proxy) Run(ctx context.Context) error {
 	if p.cfg.Telemetry != nil {
 		defer p.cfg.Telemetry.Close()
 	}
+	defer func() {
+		// Queued spans get one bounded try; a dead collector costs at most this.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		p.tracers.Close(ctx)
+	}()
 	xctx, xcancel := context.WithCancel(context.Background())
 	xdone := make(chan struct{})
 	go func() { p.xds.Run(xctx); close(xdone) }()

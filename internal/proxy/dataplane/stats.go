@@ -31,6 +31,7 @@ func (p *Proxy) writeProxyMetrics(w io.Writer) {
 	if t := p.cfg.Telemetry; t != nil {
 		t.WritePrometheus(w)
 	}
+	p.tracers.WritePrometheus(w)
 }
 
 // mergedHandler serves /stats/prometheus on Istio's 15020: the

@@ -194,6 +194,7 @@ func (s *Server) handle(ctx context.Context, req *dsRequest, w responseWriter, h
 			req.header.Set("x-request-id", newRequestID())
 		}
 	}
+	s.startTrace(req, hcm)
 
 	// Upgrades the connection manager does not list are refused before
 	// routing (Envoy answers 403); routes may still turn listed ones off.

@@ -57,10 +57,13 @@ type Server struct {
 	// Telemetry, when set, records every request (standard metrics,
 	// access logs) and does Istio's metadata exchange.
 	Telemetry *Telemetry
-	cfg       *atomic.Pointer[Config]
-	mgr       *upstream.Manager
-	Stats     *Stats
-	log       *slog.Logger
+	// Tracers reports the spans of connection managers that trace (with
+	// Telemetry, which records what the spans say).
+	Tracers *Tracers
+	cfg     *atomic.Pointer[Config]
+	mgr     *upstream.Manager
+	Stats   *Stats
+	log     *slog.Logger
 	// BufferLimit is the largest request body buffered for retries (64 KiB).
 	BufferLimit int
 	// Overload, when set, sheds requests under memory pressure.

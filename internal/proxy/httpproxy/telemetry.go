@@ -33,6 +33,8 @@ type telState struct {
 	// writer is given may belong to a pooled upstream connection, which
 	// another request reuses as soon as this response is forwarded.
 	respHdr headers.List
+	// trace is the request's tracing (tracing.go).
+	trace traceState
 }
 
 // countReader counts the request body bytes read.
@@ -194,6 +196,7 @@ func (s *Server) endTelemetry(ctx context.Context, req *dsRequest, hcm *xdsparse
 	}
 	rec.ResponseDetails = responseDetails(rec)
 	s.Telemetry.RequestDone(rec, hcm.AccessLogs)
+	s.endTrace(req, hcm, rec)
 	// Drop references to this request's buffers.
 	ts.rec.RequestHeaders, ts.rec.ResponseHeaders, ts.body.r, ts.route = nil, nil, nil, nil
 	clear(ts.respHdr)

@@ -9,7 +9,6 @@ import (
 	filev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
 	celv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/filters/cel/v3"
 	grpcalv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/grpc/v3"
-	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
@@ -71,18 +70,5 @@ func TestAccessLogFilters(t *testing.T) {
 		if got := logs[1].Filter(&tc.rec); got != tc.and {
 			t.Errorf("and(%+v) = %v", tc.rec.ResponseCode, got)
 		}
-	}
-}
-
-func TestTracingNACKed(t *testing.T) {
-	h := &hcmv3.HttpConnectionManager{Tracing: &hcmv3.HttpConnectionManager_Tracing{},
-		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{RouteConfigName: "r"}},
-		HttpFilters:    []*hcmv3.HttpFilter{{Name: RouterFilterName}}}
-	if _, err := ParseHTTPManager(h); err == nil || !strings.Contains(err.Error(), "tracing: not supported") {
-		t.Fatalf("tracing accepted: %v", err)
-	}
-	h.Tracing = nil
-	if _, err := ParseHTTPManager(h); err != nil {
-		t.Fatalf("without tracing: %v", err)
 	}
 }

@@ -5,12 +5,14 @@ import (
 
 	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
 
+	"github.com/mast-mesh/mast/internal/proxy/match"
 	"github.com/mast-mesh/mast/internal/telemetry"
 )
 
 // parseAccessLogFilter parses Envoy's access log filters that decide on
 // what a record holds: status_code_filter, duration_filter,
-// response_flag_filter, and and_filter / or_filter of them.
+// response_flag_filter, header_filter, and and_filter / or_filter of them
+// (what mastd compiles the Telemetry API's CEL filters into).
 func parseAccessLogFilter(f *accesslogv3.AccessLogFilter) (func(*telemetry.Record) bool, error) {
 	switch s := f.GetFilterSpecifier().(type) {
 	case *accesslogv3.AccessLogFilter_StatusCodeFilter:
@@ -61,6 +63,21 @@ func parseAccessLogFilter(f *accesslogv3.AccessLogFilter) (func(*telemetry.Recor
 				}
 			}
 			return and
+		}, nil
+	case *accesslogv3.AccessLogFilter_HeaderFilter:
+		m, err := match.ParseHeader(s.HeaderFilter.GetHeader())
+		if err != nil {
+			return nil, fmt.Errorf("header_filter: %w", err)
+		}
+		return func(r *telemetry.Record) bool {
+			var v string
+			var ok bool
+			if m.Name == "host" {
+				v, ok = r.Authority, r.Authority != ""
+			} else {
+				v, ok = r.RequestHeaders.Get(m.Name)
+			}
+			return m.MatchValue(v, ok)
 		}, nil
 	case *accesslogv3.AccessLogFilter_ExtensionFilter:
 		return parseExtensionFilter(s.ExtensionFilter)

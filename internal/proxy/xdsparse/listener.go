@@ -19,6 +19,7 @@ import (
 	"github.com/mast-mesh/mast/internal/proxy/filter/builtin"
 	"github.com/mast-mesh/mast/internal/proxy/pathnorm"
 	"github.com/mast-mesh/mast/internal/telemetry/accesslog"
+	"github.com/mast-mesh/mast/internal/telemetry/tracing"
 
 	// Registered so config dumps can render the router's typed config.
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
@@ -108,6 +109,8 @@ type HTTPManager struct {
 	InternalCIDRs     []netip.Prefix
 	SkipXffAppend     bool
 	GenerateRequestID bool
+	// Tracing is the connection manager's tracing, nil when off.
+	Tracing           *tracing.Config
 	PreserveRequestID bool
 	ServerName        string
 	// ForwardClientCert and ClientCertDetails say how x-forwarded-client-cert
@@ -428,9 +431,8 @@ func ParseHTTPManager(h *hcmv3.HttpConnectionManager) (*HTTPManager, error) {
 	if m.AccessLogs, err = parseAccessLogs(h.GetAccessLog()); err != nil {
 		return nil, err
 	}
-	if h.GetTracing() != nil {
-		// Spans are not produced yet: refuse rather than drop silently.
-		return nil, fmt.Errorf("tracing: not supported")
+	if m.Tracing, err = parseTracing(h.GetTracing()); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

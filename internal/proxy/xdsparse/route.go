@@ -127,6 +127,8 @@ type Route struct {
 	PerFilter map[string]any
 	// VHost is the virtual host the route belongs to.
 	VHost *VirtualHost
+	// Operation is decorator.operation: the name of the route's spans.
+	Operation string
 }
 
 // RouteAction forwards to a cluster.
@@ -342,7 +344,7 @@ func parseVirtualHost(p *routev3.VirtualHost, reg *filter.Registry, tableFilters
 }
 
 func parseRoute(p *routev3.Route, vh *VirtualHost) (*Route, error) {
-	r := &Route{Name: p.GetName(), VHost: vh, CaseSensitive: true}
+	r := &Route{Name: p.GetName(), VHost: vh, CaseSensitive: true, Operation: p.GetDecorator().GetOperation()}
 	m := p.GetMatch()
 	if m == nil {
 		return nil, fmt.Errorf("match: missing")

@@ -1,0 +1,28 @@
+package dataplane
+
+import (
+	"context"
+	"fmt"
+	"net"
+)
+
+// dialCluster connects to a healthy endpoint of one of the proxy's
+// clusters, for the tracers' collectors (Envoy's envoy_grpc cluster_name /
+// collector_cluster). A collector cluster must be plaintext: a TLS
+// transport socket is refused rather than spoken to in the clear.
+func (p *Proxy) dialCluster(ctx context.Context, name string) (net.Conn, error) {
+	c := p.routing.Load().Clusters[name]
+	if c == nil {
+		return nil, fmt.Errorf("collector cluster %q: not configured", name)
+	}
+	if c.Cfg != nil && c.Cfg.TLS != nil {
+		return nil, fmt.Errorf("collector cluster %q: TLS transport sockets are not supported for collectors", name)
+	}
+	var d net.Dialer
+	for _, h := range c.Hosts() {
+		if h.Healthy {
+			return d.DialContext(ctx, "tcp", h.Addr)
+		}
+	}
+	return nil, fmt.Errorf("collector cluster %q: no healthy endpoint", name)
+}

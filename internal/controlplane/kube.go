@@ -34,6 +34,11 @@ type KubeConfig struct {
 	Identity  string // this replica's name in the Lease
 	// LeaseDuration is the Lease's duration (renewal at 2/3 of it); 0: 15s.
 	LeaseDuration time.Duration
+	// Leading are writers besides the status writer that must run on one
+	// replica only (root-cert ConfigMaps, webhook caBundle patching): each
+	// runs, in its own goroutine, while this replica holds the Lease, with a
+	// context cancelled when it loses it.
+	Leading []func(ctx context.Context)
 }
 
 // LeaseName is the Lease the status writers elect their leader with.
@@ -149,9 +154,14 @@ func (k *kubeControl) run(ctx context.Context) error {
 			LeaseDuration: lease, RenewDeadline: lease * 2 / 3, RetryPeriod: max(lease/8, 100*time.Millisecond),
 			Logger: k.log.With("component", "leader"),
 		}, func(ctx context.Context) {
+			var lw sync.WaitGroup
+			for _, f := range k.cfg.Leading {
+				lw.Go(func() { f(ctx) })
+			}
 			if k.store.WaitSynced(ctx) {
 				k.writer.Run(ctx)
 			}
+			lw.Wait()
 		})
 		if err != nil && ctx.Err() == nil {
 			k.log.Error("leader election stopped", "err", err)

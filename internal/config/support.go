@@ -48,8 +48,10 @@ type supportRow struct {
 }
 
 const (
-	authzCustom    = `CUSTOM (ext_authz) is not implemented: requests a CUSTOM policy selects are denied (fail closed)`
-	ownerTelemetry = `owned by the "telemetry" work: the Telemetry API is not applied yet`
+	authzCustom  = `CUSTOM (ext_authz) is not implemented: requests a CUSTOM policy selects are denied (fail closed)`
+	telNotProven = `applied by mastd, not yet proven end to end`
+	telMetrics   = `metrics overrides are not applied: every proxy reports Istio's standard metrics`
+	telNotDone   = `not implemented`
 )
 
 // supportTable is THE table: what Mast does with every field of every Istio
@@ -198,10 +200,14 @@ var supportTable = []supportRow{
 	{"type.v1beta1.PolicyTargetReference", Warned, "targetRef attaches policies to Gateway API resources, which Mast does not read", "group kind name namespace"},
 
 	// ---- telemetry.istio.io
-	{"telemetry.v1alpha1.Telemetry", Warned, ownerTelemetry, "selector targetRef targetRefs tracing metrics accessLogging"},
-	{"telemetry.v1alpha1.Tracing", Warned, ownerTelemetry, "match providers randomSamplingPercentage disableSpanReporting customTags useRequestIdForTraceSampling enableIstioTags disableContextPropagation"},
-	{"telemetry.v1alpha1.Tracing.TracingSelector", Warned, ownerTelemetry, "mode"},
-	{"telemetry.v1alpha1.ProviderRef", Warned, ownerTelemetry, "name"},
+	{"telemetry.v1alpha1.Telemetry", Honoured, "", "selector tracing accessLogging"},
+	{"telemetry.v1alpha1.Telemetry", Warned, telNotProven, "targetRef targetRefs"},
+	{"telemetry.v1alpha1.Telemetry", Warned, telMetrics, "metrics"},
+	{"telemetry.v1alpha1.Tracing", Honoured, "", "providers randomSamplingPercentage disableSpanReporting customTags"},
+	{"telemetry.v1alpha1.Tracing", Warned, telNotProven, "match"},
+	{"telemetry.v1alpha1.Tracing", Warned, telNotDone, "useRequestIdForTraceSampling enableIstioTags disableContextPropagation"},
+	{"telemetry.v1alpha1.Tracing.TracingSelector", Warned, telNotProven, "mode"},
+	{"telemetry.v1alpha1.ProviderRef", Honoured, "", "name"},
 
 	// ---- Mixer (config.istio.io/v1alpha2)
 	{"policy.v1beta1.Handler", Honoured, "", "compiledAdapter params"},
@@ -225,18 +231,21 @@ var supportTable = []supportRow{
 	{"mixer.v1.config.client.IstioService", Honoured, "", "name namespace service"},
 	{"mixer.v1.config.client.IstioService", Warned, "services are matched by name and namespace only", "domain labels"},
 	{"google.protobuf.Struct", NotApplicable, "adapter and template params: decoded and checked by the Mixer's own validation, which names the field", "fields"},
-	{"telemetry.v1alpha1.Tracing.CustomTag", Warned, ownerTelemetry, "literal environment header formatter"},
-	{"telemetry.v1alpha1.Tracing.Literal", Warned, ownerTelemetry, "value"},
-	{"telemetry.v1alpha1.Tracing.Environment", Warned, ownerTelemetry, "name defaultValue"},
-	{"telemetry.v1alpha1.Tracing.RequestHeader", Warned, ownerTelemetry, "name defaultValue"},
-	{"telemetry.v1alpha1.Tracing.Formatter", Warned, ownerTelemetry, "value"},
-	{"telemetry.v1alpha1.Metrics", Warned, ownerTelemetry, "providers overrides reportingInterval"},
-	{"telemetry.v1alpha1.MetricsOverrides", Warned, ownerTelemetry, "match disabled tagOverrides"},
-	{"telemetry.v1alpha1.MetricSelector", Warned, ownerTelemetry, "metric customMetric mode"},
-	{"telemetry.v1alpha1.MetricsOverrides.TagOverride", Warned, ownerTelemetry, "operation value"},
-	{"telemetry.v1alpha1.AccessLogging", Warned, ownerTelemetry, "match providers disabled filter"},
-	{"telemetry.v1alpha1.AccessLogging.LogSelector", Warned, ownerTelemetry, "mode"},
-	{"telemetry.v1alpha1.AccessLogging.Filter", Warned, ownerTelemetry, "expression"},
+	{"telemetry.v1alpha1.Tracing.CustomTag", Honoured, "", "literal"},
+	{"telemetry.v1alpha1.Tracing.CustomTag", Warned, telNotProven, "environment header"},
+	{"telemetry.v1alpha1.Tracing.CustomTag", Warned, telNotDone, "formatter"},
+	{"telemetry.v1alpha1.Tracing.Literal", Honoured, "", "value"},
+	{"telemetry.v1alpha1.Tracing.Environment", Warned, telNotProven, "name defaultValue"},
+	{"telemetry.v1alpha1.Tracing.RequestHeader", Warned, telNotProven, "name defaultValue"},
+	{"telemetry.v1alpha1.Tracing.Formatter", Warned, telNotDone, "value"},
+	{"telemetry.v1alpha1.Metrics", Warned, telMetrics, "providers overrides reportingInterval"},
+	{"telemetry.v1alpha1.MetricsOverrides", Warned, telMetrics, "match disabled tagOverrides"},
+	{"telemetry.v1alpha1.MetricSelector", Warned, telMetrics, "metric customMetric mode"},
+	{"telemetry.v1alpha1.MetricsOverrides.TagOverride", Warned, telMetrics, "operation value"},
+	{"telemetry.v1alpha1.AccessLogging", Honoured, "", "disabled filter"},
+	{"telemetry.v1alpha1.AccessLogging", Warned, telNotProven, "match providers"},
+	{"telemetry.v1alpha1.AccessLogging.LogSelector", Warned, telNotProven, "mode"},
+	{"telemetry.v1alpha1.AccessLogging.Filter", Honoured, "", "expression"},
 }
 
 // fieldClass is one classification found in the table.

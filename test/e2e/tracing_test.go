@@ -284,4 +284,60 @@ spec:
 		}
 		return nil
 	})
+
+	// Telemetry access logging, without a restart: off for details, only
+	// errors (a CEL filter) for productpage.
+	logLines := func(proc, what string) int {
+		b, err := os.ReadFile(filepath.Join(m.stateDir, "logs", proc+".log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Count(string(b), what)
+	}
+	writeFile(t, dir, "logging.yaml", `apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: details-quiet, namespace: default}
+spec:
+  selector: {matchLabels: {app: details}}
+  accessLogging:
+  - disabled: true
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: productpage-errors, namespace: default}
+spec:
+  selector: {matchLabels: {app: productpage}}
+  accessLogging:
+  - filter: {expression: "response.code >= 400"}
+`)
+	if n := logLines("details-v1-sidecar", `"GET /details/0 `); n == 0 {
+		t.Fatal("details logged nothing before the Telemetry resource")
+	}
+	m.apply(filepath.Join(dir, "logging.yaml"))
+	time.Sleep(1500 * time.Millisecond) // the access log sink flushes every second
+	detailsLogged := logLines("details-v1-sidecar", `"GET /details/0 `)
+	pages := logLines("productpage-v1-sidecar", `"GET /productpage `)
+	for i := 0; i < 3; i++ {
+		m.page(http.DefaultClient)
+	}
+	resp, err := http.Get(m.gateway + "/static/mast-e2e-missing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode < 400 {
+		t.Fatalf("GET /static/mast-e2e-missing: %s, want an error", resp.Status)
+	}
+	eventually(t, 30*time.Second, "productpage logging the error", func() error {
+		if n := logLines("productpage-v1-sidecar", `"GET /static/mast-e2e-missing `); n == 0 {
+			return fmt.Errorf("no line for the %d response", resp.StatusCode)
+		}
+		return nil
+	})
+	if n := logLines("details-v1-sidecar", `"GET /details/0 `); n != detailsLogged {
+		t.Errorf("details logged %d more requests with logging disabled", n-detailsLogged)
+	}
+	if n := logLines("productpage-v1-sidecar", `"GET /productpage `); n != pages {
+		t.Errorf("productpage logged %d more 200s with filter response.code >= 400", n-pages)
+	}
 }

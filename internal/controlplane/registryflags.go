@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/mast-mesh/mast/internal/registry"
 	"github.com/mast-mesh/mast/internal/registry/consul"
+	"github.com/mast-mesh/mast/internal/registry/eureka"
 )
 
 // registryFlags is the command line of the registries besides
@@ -16,13 +18,14 @@ type registryFlags struct {
 	names  []string
 	consul consul.Config
 	kube   kubeFlags
+	eureka eureka.Config
 	// kubeConfig is the cluster connection, made from kube when
 	// "kubernetes" is named.
 	kubeConfig *KubeConfig
 }
 
 func (f *registryFlags) flags(fs *flag.FlagSet) {
-	fs.Func("registry", "a service registry besides ServiceEntries: kubernetes or consul (repeatable or comma-separated; a hostname several registries have belongs to ServiceEntries first, then to the first registry named)", func(v string) error {
+	fs.Func("registry", "a service registry besides ServiceEntries: kubernetes, consul or eureka (repeatable or comma-separated; a hostname several registries have belongs to ServiceEntries first, then to the first registry named)", func(v string) error {
 		for _, n := range strings.Split(v, ",") {
 			if n = strings.TrimSpace(n); n != "" {
 				f.names = append(f.names, n)
@@ -43,6 +46,10 @@ func (f *registryFlags) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Partition, "consul-partition", "", "Consul Enterprise admin partition to read")
 	fs.BoolVar(&c.AllowWarning, "consul-allow-warning", false, "send traffic to instances whose worst health check is warning (default: passing only)")
 	fs.DurationVar(&c.WaitTime, "consul-wait", 0, "longest wait of a Consul blocking query (default 2m)")
+	e := &f.eureka
+	fs.StringVar(&e.URL, "eureka-url", "http://127.0.0.1:8080/eureka/v2", "Eureka server's REST API v2 base URL, with --registry eureka")
+	fs.BoolVar(&e.XML, "eureka-xml", false, "fetch the Eureka registry as XML instead of JSON")
+	fs.DurationVar(&e.Interval, "eureka-interval", 30*time.Second, "period of Eureka registry fetches (deltas after the first; Eureka clients' registryFetchIntervalSeconds)")
 }
 
 // build makes the registries in the order they were named.
@@ -74,8 +81,16 @@ func (f *registryFlags) build(trustDomain, domainSuffix string, log *slog.Logger
 				return nil, fmt.Errorf("--registry consul: %w", err)
 			}
 			out = append(out, r)
+		case "eureka":
+			e := f.eureka
+			e.TrustDomain, e.Logger = trustDomain, log.With("component", "registry", "registry", "eureka")
+			r, err := eureka.New(e)
+			if err != nil {
+				return nil, fmt.Errorf("--registry eureka: %w", err)
+			}
+			out = append(out, r)
 		default:
-			return nil, fmt.Errorf("--registry %q: unknown (kubernetes, consul)", n)
+			return nil, fmt.Errorf("--registry %q: unknown (kubernetes, consul, eureka)", n)
 		}
 	}
 	return out, nil

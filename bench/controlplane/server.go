@@ -92,6 +92,7 @@ func ServeChild(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	dir := fs.String("config", "", "config directory")
 	logLevel := fs.String("log-level", "warn", "mastd log level")
 	noCache := fs.Bool("disable-xds-cache", false, "run mastd without its xDS cache (the old behaviour)")
+	keepalive := fs.Duration("keepalive-timeout", 0, "mastd's keepalive ping timeout (0: mastd's default, 10s)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -107,10 +108,11 @@ func ServeChild(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	go func() {
 		errc <- mastd.Run(ctx, mastd.Config{
 			ConfigDir: *dir, XDSAddr: "127.0.0.1:0", MonitoringAddr: "127.0.0.1:0",
-			Mesh:            model.DefaultMeshConfig(),
-			DisableXDSCache: *noCache,
-			Logger:          slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
-			Ready:           func(xds, _ net.Addr) { ready <- xds },
+			Mesh:             model.DefaultMeshConfig(),
+			DisableXDSCache:  *noCache,
+			KeepaliveTimeout: *keepalive,
+			Logger:           slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+			Ready:            func(xds, _ net.Addr) { ready <- xds },
 		})
 	}()
 	enc := json.NewEncoder(stdout)

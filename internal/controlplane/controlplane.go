@@ -56,6 +56,9 @@ type Config struct {
 	// PushThrottle bounds concurrent per-proxy generation (Istio's
 	// PILOT_PUSH_THROTTLE); 0 means ads.DefaultPushThrottle (100).
 	PushThrottle int
+	// KeepaliveTimeout is how long an xDS client may take to answer the
+	// server's keepalive ping before its connection is closed (0: 10s).
+	KeepaliveTimeout time.Duration
 	// DisableXDSCache generates every resource for every proxy on every
 	// push, without generate.Cache (Istio's PILOT_ENABLE_XDS_CACHE=false).
 	DisableXDSCache bool
@@ -109,6 +112,9 @@ func Run(ctx context.Context, cfg Config) error {
 
 	if cfg.MaxStreamsPerConn == 0 {
 		cfg.MaxStreamsPerConn = 100
+	}
+	if cfg.KeepaliveTimeout == 0 {
+		cfg.KeepaliveTimeout = 10 * time.Second
 	}
 	if cfg.XDSMaxSendSize == 0 {
 		cfg.XDSMaxSendSize = 64 << 20
@@ -208,7 +214,7 @@ func Run(ctx context.Context, cfg Config) error {
 	gs := grpc.NewServer(
 		grpc.MaxConcurrentStreams(cfg.MaxStreamsPerConn),
 		grpc.MaxSendMsgSize(cfg.XDSMaxSendSize),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: cfg.KeepaliveTimeout}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 15 * time.Second, PermitWithoutStream: true}),
 	)
 	adsServer.Register(gs)
@@ -228,7 +234,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		secure = grpc.NewServer(grpc.Creds(credentials.NewTLS(tlsCfg)), grpc.MaxConcurrentStreams(cfg.MaxStreamsPerConn),
 			grpc.MaxSendMsgSize(cfg.XDSMaxSendSize),
-			grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+			grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: cfg.KeepaliveTimeout}),
 			grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 15 * time.Second, PermitWithoutStream: true}))
 		adsServer.Register(secure)
 		authority.Register(secure)

@@ -53,6 +53,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	mastdLog := fs.String("mastd-log", "warn", "mastd's log level (its log goes to stderr)")
 	profileDir := fs.String("profile-dir", "", "write mastd's CPU profile of each round's changes here")
 	noCache := fs.Bool("disable-xds-cache", false, "run mastd without its xDS cache (the old behaviour, for comparison)")
+	keepalive := fs.Duration("keepalive-timeout", 0, "mastd's keepalive ping timeout (0: its default, 10s); the simulated proxies share one process, which on a loaded machine can answer pings late")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -144,6 +145,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 				var extra []string
 				if *noCache {
 					extra = append(extra, "-disable-xds-cache")
+				}
+				if *keepalive > 0 {
+					extra = append(extra, "-keepalive-timeout", keepalive.String())
 				}
 				c, err := cpb.StartChild(exe, dir, *mastdLog, extra...)
 				if err != nil {

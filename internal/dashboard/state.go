@@ -35,7 +35,7 @@ type Resource struct {
 	Kind      string    `json:"kind"`
 	Namespace string    `json:"namespace"`
 	Name      string    `json:"name"`
-	Source    string    `json:"source"` // file:line
+	Source    string    `json:"source"` // file:line, relative to the config directory
 	Messages  []Message `json:"messages"`
 	// Proxies are the first maxListedProxies connected proxies it shapes
 	// (all at /ui/api/affected?key=), ProxyCount how many there are.
@@ -179,7 +179,7 @@ func configView(snap *config.Snapshot, st store.Status, msgs []analyze.Message, 
 			listed = []string{}
 		}
 		v.Resources = append(v.Resources, Resource{Key: k, Kind: r.Kind.Kind, Namespace: r.Namespace, Name: r.Name,
-			Source: r.Source.String(), Messages: []Message{}, Proxies: listed, ProxyCount: len(ps)})
+			Source: relativeSource(st.Dir, r.Source.String()), Messages: []Message{}, Proxies: listed, ProxyCount: len(ps)})
 	}
 	for _, m := range msgs {
 		k := resourceKey(m.Resource.Kind, m.Resource.Namespace, m.Resource.Name)
@@ -190,6 +190,17 @@ func configView(snap *config.Snapshot, st store.Status, msgs []analyze.Message, 
 		}
 	}
 	return v
+}
+
+// relativeSource shortens a source in the config directory to its path there.
+func relativeSource(dir, src string) string {
+	if dir == "" {
+		return src
+	}
+	if rel, ok := strings.CutPrefix(src, strings.TrimSuffix(dir, "/")+"/"); ok {
+		return rel
+	}
+	return src
 }
 
 // spiffeID is the identity a proxy's certificate carries.

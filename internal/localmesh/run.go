@@ -328,6 +328,7 @@ func printSummary(w io.Writer, st *RunState, logDir string) {
 		fmt.Fprintf(w, "  Broker  %s  (credentials: %s)\n", st.BrokerURL, st.BrokerCredentials)
 		fmt.Fprintf(w, "  Broker clients   %s  (URL, credentials, service and plan ids; see docs/broker.md)\n", st.BrokerClientConfig)
 	}
+	fmt.Fprintf(w, "  Dashboard        http://%s/ui/  (or: mast dashboard)\n", st.MonitoringAddr)
 	fmt.Fprintf(w, "  Configuration    %s  (edit or add YAML there, or: mast apply -f FILE)\n", st.ConfigDir)
 	if st.ConsulAddr != "" {
 		fmt.Fprintf(w, "  Consul           http://%s/v1/catalog/services  (Bookinfo registered there; mastd --registry consul)\n", st.ConsulAddr)

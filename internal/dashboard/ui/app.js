@@ -19,7 +19,7 @@ function h(tag, attrs, ...kids) {
     if (v === undefined || v === null || v === false) continue;
     el.setAttribute(k, v === true ? '' : String(v));
   }
-  for (const k of kids.flat()) {
+  for (const k of kids.flat(Infinity)) {
     if (k === undefined || k === null || k === false) continue;
     el.append(k instanceof Node ? k : document.createTextNode(String(k)));
   }
@@ -30,7 +30,7 @@ function s(tag, attrs, ...kids) {
   for (const [k, v] of Object.entries(attrs || {})) {
     if (v !== undefined && v !== null) el.setAttribute(k, String(v));
   }
-  for (const k of kids.flat()) {
+  for (const k of kids.flat(Infinity)) {
     if (k !== undefined && k !== null) el.append(k instanceof Node ? k : document.createTextNode(String(k)));
   }
   return el;
@@ -80,7 +80,17 @@ function route() {
   if (app.selected) {
     if (app.view === 'graph') loadHistory();
     requestAnimationFrame(() => {
-      const row = document.querySelector('tr.selected');
+      if (app.view === 'graph') {
+        // Bring the node into the graph's own scroll area, not the page.
+        const node = document.querySelector('#graph .node.selected');
+        const wrap = document.getElementById('graph-wrap');
+        if (node && app.layout && app.layout.pos.has(app.selected)) {
+          const p = app.layout.pos.get(app.selected);
+          wrap.scrollTo({ left: Math.max(0, p.x - wrap.clientWidth / 2), top: Math.max(0, p.y - wrap.clientHeight / 2) });
+        }
+        return;
+      }
+      const row = document.querySelector('#view-' + app.view + ' tr.selected');
       if (row) row.scrollIntoView({ block: 'center' });
     });
   }
@@ -114,7 +124,7 @@ function layoutGraph(g) {
     (cols[d] = cols[d] || []).push(n.id);
   }
   const pos = new Map();
-  const COLW = 230, ROWH = 64, PAD = 40;
+  const COLW = 250, ROWH = 72, PAD = 60;
   let height = 0;
   cols.forEach((col, c) => {
     if (!col) return;
@@ -128,7 +138,7 @@ function layoutGraph(g) {
     height = Math.max(height, PAD * 2 + (col.length - 1) * ROWH);
   });
   app.layoutKey = key;
-  app.layout = { pos, width: PAD * 2 + Math.max(0, cols.length - 1) * COLW + 160, height: Math.max(height, 120) };
+  app.layout = { pos, width: PAD * 2 + Math.max(0, cols.length - 1) * COLW + 120, height: Math.max(height + 30, 120) };
   return app.layout;
 }
 
@@ -154,7 +164,7 @@ function renderGraph() {
   svg.setAttribute('width', L.width);
   svg.setAttribute('height', L.height);
   svg.setAttribute('viewBox', `0 0 ${L.width} ${L.height}`);
-  const defs = s('defs', {}, s('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 10, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' },
+  const defs = s('defs', {}, s('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 10, refY: 5, markerWidth: 9, markerHeight: 9, markerUnits: 'userSpaceOnUse', orient: 'auto-start-reverse' },
     s('path', { class: 'arrow', d: 'M0,0 L10,5 L0,10 z' })));
   const nodes = new Map(g.nodes.map((n) => [n.id, n]));
   const maxRate = Math.max(1, ...g.edges.map((e) => e.rate));
@@ -168,7 +178,7 @@ function renderGraph() {
     const label = edgeLabel(e, nodes.get(e.source));
     return s('g', { class: cls, 'data-source': e.source, 'data-target': e.target },
       s('path', { d, 'marker-end': 'url(#arrow)', 'stroke-width': (1 + 4 * Math.sqrt(e.rate / maxRate)).toFixed(2) }),
-      s('text', { x: (x1 + x2) / 2, y: (y1 + y2) / 2 - 5, 'text-anchor': 'middle' }, label));
+      s('text', { x: (x1 + x2) / 2, y: (y1 + y2) / 2 - 6, 'text-anchor': 'middle' }, label));
   });
   const q = app.query;
   const sending = new Set(g.edges.filter((e) => e.rate > 0).map((e) => e.source));
@@ -180,7 +190,7 @@ function renderGraph() {
     const aria = `${n.kind} ${nodeLabel(n)}` + (n.rate > 0 ? `, ${fmt.rate(n.rate)} requests per second in, ${fmt.pct(n.errorRate)} errors` : '');
     return s('a', { href: '#/graph/' + encodeURIComponent(n.id), class: cls, transform: `translate(${p.x},${p.y})`, 'aria-label': aria, 'data-id': n.id },
       s('title', {}, aria), shape(n.kind),
-      s('text', { x: 18, y: 4 }, nodeLabel(n)));
+      s('text', { x: 0, y: 28, 'text-anchor': 'middle' }, nodeLabel(n)));
   });
   svg.replaceChildren(defs, s('g', { class: 'edges' }, edges.filter(Boolean)), s('g', { class: 'nodes' }, nodeEls));
 }
@@ -298,11 +308,11 @@ function renderDetail() {
 
 // --- configuration, proxies, policy --------------------------------------------
 
-function messageList(msgs) {
+function messageList(msgs, source) {
   if (!msgs.length) return '';
   return msgs.map((m) => h('p', { class: 'msg' },
     h('span', { class: 'lvl-' + m.level }, `${m.level} [${m.code}]`), ' ', m.message,
-    m.reference ? h('span', { class: 'lvl-Info' }, ` (${m.reference})`) : null));
+    m.reference && !m.reference.endsWith(source) ? h('span', { class: 'lvl-Info' }, ` (${m.reference})`) : null));
 }
 
 // proxyList is a resource's proxies, listed when opened (or selected).
@@ -348,7 +358,7 @@ function renderConfig() {
     h('td', {}, r.kind),
     h('td', {}, link('config', r.key, (r.namespace ? r.namespace + '/' : '') + r.name)),
     h('td', {}, h('code', {}, r.source)),
-    h('td', {}, messageList(r.messages)),
+    h('td', {}, messageList(r.messages, r.source)),
     h('td', {}, r.proxyCount ? proxyList(r) : 'none')));
   fill(document.querySelector('#resources tbody'), rows);
   document.getElementById('others').replaceChildren(...(c.others.length ? [

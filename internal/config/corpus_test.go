@@ -90,6 +90,7 @@ var invalidCorpus = map[string]string{
 	"se-static-bad-address.yaml":                 "spec.endpoints[0].address",
 	"sidecar-egress-host-no-namespace.yaml":      "spec.egress[0].hosts[0]",
 	"sidecar-empty.yaml":                         "spec",
+	"ratelimit-bad.yaml":                         "spec.dimensions[0].requestHeader",
 	"telemetry-sampling.yaml":                    "spec.tracing[0].randomSamplingPercentage",
 	"telemetry-bad-cel.yaml":                     "spec.accessLogging[0].filter.expression",
 	"unknown-apiversion.yaml":                    "kind",
@@ -276,7 +277,7 @@ func TestValidCorpus(t *testing.T) {
 			t.Errorf("no valid resource of kind %s", k)
 		}
 	}
-	if want := 17 + len(MixerKinds()); len(rs) != want {
+	if want := 19 + len(MixerKinds()); len(rs) != want {
 		t.Errorf("%d resources, want %d", len(rs), want)
 	}
 }

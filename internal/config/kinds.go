@@ -11,6 +11,8 @@ import (
 	networkingbeta "istio.io/api/networking/v1beta1"
 	security "istio.io/api/security/v1beta1"
 	telemetry "istio.io/api/telemetry/v1alpha1"
+
+	"github.com/mast-mesh/mast/internal/ratelimit/ratelimitpb"
 )
 
 // schema describes one kind: the API versions accepted for it and its spec type.
@@ -42,6 +44,8 @@ var schemas = append([]schema{
 	// Read and validated; validation warns that they are not applied yet.
 	{ProxyConfig, []string{"v1beta1"}, (*networkingbeta.ProxyConfig)(nil)},
 	{EnvoyFilter, []string{"v1alpha3"}, (*networking.EnvoyFilter)(nil)},
+	// Mast's own kinds.
+	{RateLimit, []string{"v1alpha1"}, (*ratelimitpb.RateLimit)(nil)},
 }, mixerSchemas()...)
 
 // Kinds returns every kind Mast understands, in a fixed order.

@@ -199,6 +199,12 @@ var supportTable = []supportRow{
 	{"security.v1beta1.AuthorizationPolicy.ExtensionProvider", Warned, authzCustom, "name"},
 	{"type.v1beta1.PolicyTargetReference", Warned, "targetRef attaches policies to Gateway API resources, which Mast does not read", "group kind name namespace"},
 
+	// ---- ratelimit.mast.io (Mast's own kind, docs/ratelimit.md)
+	{"mast.ratelimit.v1alpha1.RateLimit", Honoured, "", "selector mode dimensions maxAmount validDuration algorithm bucketDuration overrides failureModeDeny timeout responseHeaders"},
+	{"mast.ratelimit.v1alpha1.WorkloadSelector", Honoured, "", "matchLabels"},
+	{"mast.ratelimit.v1alpha1.Dimension", Honoured, "", "name requestHeader remoteAddress value"},
+	{"mast.ratelimit.v1alpha1.Override", Honoured, "", "dimensions maxAmount validDuration"},
+
 	// ---- telemetry.istio.io
 	{"telemetry.v1alpha1.Telemetry", Honoured, "", "selector tracing accessLogging"},
 	{"telemetry.v1alpha1.Telemetry", Warned, telNotProven, "targetRef targetRefs"},

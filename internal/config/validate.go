@@ -13,6 +13,8 @@ import (
 	networkingbeta "istio.io/api/networking/v1beta1"
 	security "istio.io/api/security/v1beta1"
 	telemetry "istio.io/api/telemetry/v1alpha1"
+
+	"github.com/mast-mesh/mast/internal/ratelimit/ratelimitpb"
 )
 
 // Validate checks one resource against Istio's semantic rules (those of
@@ -52,6 +54,8 @@ func Validate(r Resource) Problems {
 		v.authorizationPolicy(spec)
 	case *telemetry.Telemetry:
 		v.telemetry(spec)
+	case *ratelimitpb.RateLimit:
+		v.rateLimit(spec)
 	case *networkingbeta.ProxyConfig, *networking.EnvoyFilter:
 		// read so that they are reported, not refused: every field warns below
 	default:

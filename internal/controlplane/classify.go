@@ -21,6 +21,7 @@ var kindTypes = map[config.Kind][]string{
 	config.AuthorizationPolicy:   {generate.ListenerType},
 	config.RequestAuthentication: {generate.ListenerType},
 	config.Telemetry:             {generate.ListenerType, generate.RouteType},
+	config.RateLimit:             {generate.ListenerType},
 }
 
 // typesFor returns the xDS types a change of kinds can alter, nil meaning all.

@@ -53,11 +53,12 @@ func Main(args []string, stderr io.Writer) int {
 	fs.StringVar(&meshFile, "mesh-config", "", "Istio MeshConfig file (YAML; the istio ConfigMap's mesh key): rootNamespace, trustDomain, pathNormalization, extensionProviders, accessLogFile, accessLogEncoding, accessLogFormat")
 	fs.DurationVar(&cfg.JWKS.Refresh, "jwks-refresh", jwks.DefaultRefresh, "period between fetches of each RequestAuthentication jwksUri (Istio's PILOT_JWT_PUB_KEY_REFRESH_INTERVAL)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&components, "components", "pilot,galley", "components to run: pilot, galley and broker (the Open Service Broker); the CA runs when --ca-dir is given")
+	fs.StringVar(&components, "components", "pilot,galley,ratelimit", "components to run: pilot, galley, ratelimit (the rate-limit service of RateLimit resources) and broker (the Open Service Broker); the CA runs when --ca-dir is given")
 	cfg.Broker.flags(fs)
 	var regs registryFlags
 	regs.flags(fs)
 	cfg.Dashboard.flags(fs)
+	cfg.RateLimit.flags(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -84,8 +85,10 @@ func Main(args []string, stderr io.Writer) int {
 		case "pilot", "galley":
 		case "broker":
 			cfg.Broker.Enabled = true
+		case "ratelimit":
+			cfg.RateLimit.Enabled = true
 		default:
-			fmt.Fprintf(stderr, "mastd: --components: %q is not available yet (pilot, galley, broker)\n", c)
+			fmt.Fprintf(stderr, "mastd: --components: %q is not available yet (pilot, galley, ratelimit, broker)\n", c)
 			return 2
 		}
 	}

@@ -33,6 +33,7 @@ import (
 	"github.com/mast-mesh/mast/internal/pilot/jwks"
 	"github.com/mast-mesh/mast/internal/pilot/model"
 	"github.com/mast-mesh/mast/internal/pilot/push"
+	"github.com/mast-mesh/mast/internal/ratelimit"
 	"github.com/mast-mesh/mast/internal/registry"
 	"github.com/mast-mesh/mast/internal/registry/aggregate"
 	kuberegistry "github.com/mast-mesh/mast/internal/registry/kube"
@@ -95,8 +96,10 @@ type Config struct {
 	Dashboard DashboardConfig
 	// Kube, when set, reads Istio configuration from the cluster's custom
 	// resources too and writes their status (--registry kubernetes).
-	Kube   *KubeConfig
-	Logger *slog.Logger
+	Kube *KubeConfig
+	// RateLimit configures the rate-limit service (off unless Enabled).
+	RateLimit RateLimitConfig
+	Logger    *slog.Logger
 	// Ready, when set, receives the bound addresses once both servers listen.
 	Ready func(xds, monitoring net.Addr)
 }
@@ -147,7 +150,22 @@ func Run(ctx context.Context, cfg Config) error {
 		MaxConnsPerNode: cfg.MaxConnsPerNode,
 	})
 
+	var rls *rateLimitServer
+	if cfg.RateLimit.Enabled {
+		var err error
+		if rls, err = newRateLimit(cfg.RateLimit, log.With("component", "ratelimit")); err != nil {
+			return err
+		}
+		defer rls.stop()
+		cfg.Mesh.RateLimitService = cfg.RateLimit.Advertise
+		if cfg.Mesh.RateLimitService == "" {
+			cfg.Mesh.RateLimitService = rls.lis.Addr().String()
+		}
+	}
 	p := &pipeline{mesh: cfg.Mesh, ads: adsServer, log: log.With("component", "push"), events: newConfigEvents(reg), watchers: cfg.Registries}
+	if rls != nil {
+		p.rateLimit = rls.svc
+	}
 	deb := push.NewDebouncer(push.Config{QuietPeriod: cfg.DebounceQuiet, MaxDelay: cfg.DebounceMax, Push: p.push})
 	jcfg := cfg.JWKS
 	jcfg.Logger = log.With("component", "jwks")
@@ -316,6 +334,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if dash != nil {
 		run("dashboard", func() error { dash.Run(ctx); return nil })
 	}
+	if rls != nil {
+		run("ratelimit server", func() error { return rls.gs.Serve(rls.lis) })
+		log.Info("ratelimit serving", "addr", rls.lis.Addr().String(), "redis", cfg.RateLimit.RedisURL != "")
+	}
 	if osb != nil {
 		run("broker", func() error { return osb.run(ctx) })
 		log.Info("broker serving", "addr", osb.lis.Addr().String(), "tls", osb.tls, "state", cfg.Broker.StateDir)
@@ -363,6 +385,8 @@ type pipeline struct {
 	ads  *ads.Server
 	jwks *jwks.Fetcher
 	log  *slog.Logger
+	// rateLimit, when running, is given the RateLimit rules of every snapshot.
+	rateLimit *ratelimit.Service
 
 	events *prometheus.CounterVec // pilot_k8s_cfg_events
 
@@ -460,6 +484,9 @@ func (p *pipeline) registriesChanged() *model.PushRequest {
 func (p *pipeline) configChanged(snap *config.Snapshot, kinds map[config.Kind]struct{}) *model.PushRequest {
 	if p.jwks != nil {
 		p.jwks.Want(model.JWKSKeys(snap))
+	}
+	if p.rateLimit != nil {
+		p.rateLimit.Update(ratelimit.Rules(snap))
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()

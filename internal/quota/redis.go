@@ -141,7 +141,11 @@ func (r *Redis) Allocate(ctx context.Context, req Request) (Result, error) {
 	if req.Behavior == BestEffort {
 		be = 1
 	}
-	key := r.prefix + Key(req.Limit.Name, req.Dimensions)
+	// The algorithm is part of the key: the two keep different hashes.
+	key := r.prefix + "f:" + Key(req.Limit.Name, req.Dimensions)
+	if algo == 1 {
+		key = r.prefix + "r:" + Key(req.Limit.Name, req.Dimensions)
+	}
 	v, err := allocScript.Run(ctx, r.client, []string{key}, algo, max, window.Microseconds(), bkt, req.Amount, be).Int64Slice()
 	if err != nil {
 		return Result{}, fmt.Errorf("redis quota %q: %w", req.Limit.Name, err)

@@ -45,6 +45,7 @@ func generate(pc *model.PushContext, p *model.Proxy, typeURL string, names []str
 	case ListenerType:
 		out = g.withTelemetry(g.listeners(names))
 		g.applyHTTPSecurity(out)
+		g.applyRateLimits(out)
 	case RouteType:
 		out = g.withDecorators(g.routes(names))
 	case ClusterType:

@@ -78,6 +78,10 @@ type MeshConfig struct {
 	// TracingSamplingSet says it was given (else Istio's 1 %).
 	TracingSampling    float64
 	TracingSamplingSet bool
+	// RateLimitService is the host:port of mastd's rate-limit service that
+	// GLOBAL RateLimit filters dial; "" when it does not run (GLOBAL limits
+	// are then not generated; mastd warns).
+	RateLimitService string
 }
 
 // ExtensionProvider is one of MeshConfig's extensionProviders.

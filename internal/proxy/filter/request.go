@@ -149,13 +149,17 @@ type Request struct {
 	Meta  []Meta
 	// Reply is set by LocalReply.
 	Reply LocalReply
+	// ResponseHeaders are set on the response (upstream or local reply) by
+	// the first filter whose EncodeHeaders calls FlushResponseHeaders; the
+	// rate-limit filters add x-ratelimit-* here.
+	ResponseHeaders headers.List
 
 	metaBuf [4]Meta
 }
 
 // Reset prepares r for a new request, keeping buffers.
 func (r *Request) Reset() {
-	*r = Request{Meta: r.Meta[:0], Reply: LocalReply{Headers: r.Reply.Headers[:0]}}
+	*r = Request{Meta: r.Meta[:0], Reply: LocalReply{Headers: r.Reply.Headers[:0]}, ResponseHeaders: r.ResponseHeaders[:0]}
 }
 
 // LocalReply makes the request end with a local answer and returns Stop.
@@ -163,6 +167,15 @@ func (r *Request) LocalReply(status int, body, flag string, extra ...headers.Fie
 	r.Reply.Status, r.Reply.Body, r.Reply.Flag = status, body, flag
 	r.Reply.Headers = append(r.Reply.Headers[:0], extra...)
 	return Stop
+}
+
+// FlushResponseHeaders sets r.ResponseHeaders on h (replacing values of
+// the same names) and empties them, so that several filters may call it.
+func (r *Request) FlushResponseHeaders(h *headers.List) {
+	for _, f := range r.ResponseHeaders {
+		h.Set(f.Name, f.Value)
+	}
+	r.ResponseHeaders = r.ResponseHeaders[:0]
 }
 
 // AddMeta records dynamic metadata.

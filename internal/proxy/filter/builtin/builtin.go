@@ -8,6 +8,8 @@ import (
 	"github.com/mast-mesh/mast/internal/proxy/filter/cors"
 	"github.com/mast-mesh/mast/internal/proxy/filter/fault"
 	"github.com/mast-mesh/mast/internal/proxy/filter/jwtauthn"
+	"github.com/mast-mesh/mast/internal/proxy/filter/localratelimit"
+	"github.com/mast-mesh/mast/internal/proxy/filter/ratelimit"
 	"github.com/mast-mesh/mast/internal/proxy/filter/rbac"
 )
 
@@ -22,6 +24,10 @@ func Registry() *filter.Registry {
 		PerRouteTypeURLs: []string{fault.TypeURL}, PerRoute: fault.PerRoute})
 	g.AddHTTP(&filter.HTTPFactory{Name: cors.Name, TypeURL: cors.TypeURL, New: cors.New,
 		PerRouteTypeURLs: []string{cors.PolicyTypeURL}, PerRoute: cors.PerRoute})
+	g.AddHTTP(&filter.HTTPFactory{Name: ratelimit.Name, TypeURL: ratelimit.TypeURL, New: ratelimit.New})
+	g.AddHTTP(&filter.HTTPFactory{Name: localratelimit.Name, TypeURL: localratelimit.TypeURL, New: localratelimit.New,
+		PerRouteTypeURLs: []string{localratelimit.TypeURL}, PerRoute: localratelimit.PerRoute})
+	g.AddNetwork(&filter.NetworkFactory{Name: localratelimit.NetworkName, TypeURL: localratelimit.NetworkTypeURL, New: localratelimit.NewNetwork})
 
 	// Envoy-to-Envoy plumbing with no effect on what this proxy does: peer
 	// metadata travels in mast-proxy's own headers/ALPN handling.

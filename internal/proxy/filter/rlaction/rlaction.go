@@ -1,0 +1,120 @@
+// Package rlaction turns Envoy's rate_limits actions (config.route.v3
+// RateLimit) into the descriptors of one request, for the ratelimit and
+// local_ratelimit filters.
+package rlaction
+
+import (
+	"fmt"
+
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+
+	"github.com/mast-mesh/mast/internal/proxy/filter"
+)
+
+// Entry is one descriptor entry.
+type Entry struct{ Key, Value string }
+
+// kind of action.
+type kind uint8
+
+const (
+	genericKey kind = iota
+	requestHeader
+	remoteAddress
+)
+
+type action struct {
+	kind         kind
+	key, value   string // generic_key: key/value; request_headers: descriptor key / header name
+	skipIfAbsent bool
+}
+
+// Descriptor builds one descriptor from its actions.
+type Descriptor struct{ actions []action }
+
+// Parse compiles rate_limits; errors name the field of anything not honoured.
+func Parse(field string, rls []*routev3.RateLimit) ([]Descriptor, error) {
+	out := make([]Descriptor, 0, len(rls))
+	for i, rl := range rls {
+		p := fmt.Sprintf("%s[%d]", field, i)
+		switch {
+		case rl.GetStage() != nil && rl.GetStage().GetValue() != 0:
+			return nil, fmt.Errorf("%s.stage: only stage 0 is supported", p)
+		case rl.GetDisableKey() != "":
+			return nil, fmt.Errorf("%s.disable_key: not supported (no runtime)", p)
+		case rl.GetLimit() != nil:
+			return nil, fmt.Errorf("%s.limit: not supported", p)
+		case rl.GetHitsAddend() != nil:
+			return nil, fmt.Errorf("%s.hits_addend: not supported", p)
+		case rl.GetApplyOnStreamDone():
+			return nil, fmt.Errorf("%s.apply_on_stream_done: not supported", p)
+		case len(rl.GetActions()) == 0:
+			return nil, fmt.Errorf("%s.actions: empty", p)
+		}
+		var d Descriptor
+		for j, a := range rl.GetActions() {
+			ap := fmt.Sprintf("%s.actions[%d]", p, j)
+			switch s := a.GetActionSpecifier().(type) {
+			case *routev3.RateLimit_Action_GenericKey_:
+				k := s.GenericKey.GetDescriptorKey()
+				if k == "" {
+					k = "generic_key"
+				}
+				if s.GenericKey.GetDescriptorValue() == "" {
+					return nil, fmt.Errorf("%s.generic_key.descriptor_value: empty", ap)
+				}
+				d.actions = append(d.actions, action{kind: genericKey, key: k, value: s.GenericKey.GetDescriptorValue()})
+			case *routev3.RateLimit_Action_RequestHeaders_:
+				h := s.RequestHeaders
+				if h.GetHeaderName() == "" || h.GetDescriptorKey() == "" {
+					return nil, fmt.Errorf("%s.request_headers: header_name and descriptor_key are required", ap)
+				}
+				d.actions = append(d.actions, action{kind: requestHeader, key: h.GetDescriptorKey(), value: lower(h.GetHeaderName()), skipIfAbsent: h.GetSkipIfAbsent()})
+			case *routev3.RateLimit_Action_RemoteAddress_:
+				d.actions = append(d.actions, action{kind: remoteAddress, key: "remote_address"})
+			default:
+				return nil, fmt.Errorf("%s: action %T: not supported (generic_key, request_headers and remote_address are)", ap, a.GetActionSpecifier())
+			}
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// Build returns the descriptor's entries for r, or false when an action
+// produced nothing (a missing header without skip_if_absent, or no client
+// address): Envoy then sends no descriptor for this rate limit.
+func (d *Descriptor) Build(r *filter.Request, buf []Entry) ([]Entry, bool) {
+	out := buf[:0]
+	for _, a := range d.actions {
+		switch a.kind {
+		case genericKey:
+			out = append(out, Entry{a.key, a.value})
+		case requestHeader:
+			v, ok := r.Header(a.value)
+			if !ok {
+				if a.skipIfAbsent {
+					continue
+				}
+				return nil, false
+			}
+			out = append(out, Entry{a.key, v})
+		case remoteAddress:
+			if !r.RemoteIP.IsValid() {
+				return nil, false
+			}
+			out = append(out, Entry{a.key, r.RemoteIP.String()})
+		}
+	}
+	return out, len(out) > 0
+}
+
+func lower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}

@@ -40,17 +40,17 @@ const defaultTimeout = 20 * time.Millisecond
 
 // Filter asks the rate-limit service about every request.
 type Filter struct {
-	domain       string
-	timeout      time.Duration
-	failDeny     bool
-	headers      bool // draft-03 x-ratelimit-* headers
-	envoyHeader  bool // x-envoy-ratelimited on 429
-	limited      int  // status when over limit
-	onError      int  // status when the service fails and failure_mode_deny
-	retryAfter   bool
-	descriptors  []rlaction.Descriptor
-	client       rlsv3.RateLimitServiceClient
-	conn         *grpc.ClientConn
+	domain      string
+	timeout     time.Duration
+	failDeny    bool
+	headers     bool // draft-03 x-ratelimit-* headers
+	envoyHeader bool // x-envoy-ratelimited on 429
+	limited     int  // status when over limit
+	onError     int  // status when the service fails and failure_mode_deny
+	retryAfter  bool
+	descriptors []rlaction.Descriptor
+	client      rlsv3.RateLimitServiceClient
+	conn        *grpc.ClientConn
 }
 
 var (

@@ -485,8 +485,14 @@ func (p *pipeline) configChanged(snap *config.Snapshot, kinds map[config.Kind]st
 	if p.jwks != nil {
 		p.jwks.Want(model.JWKSKeys(snap))
 	}
-	if p.rateLimit != nil {
-		p.rateLimit.Update(ratelimit.Rules(snap))
+	if rules := ratelimit.Rules(snap); p.rateLimit != nil {
+		p.rateLimit.Update(rules)
+	} else {
+		for _, r := range rules {
+			if !r.Local {
+				p.log.Warn("GLOBAL RateLimit not enforced: mastd runs without its rate-limit service (--components ...,ratelimit)", "ratelimit", r.ID)
+			}
+		}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()

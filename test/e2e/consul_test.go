@@ -127,8 +127,8 @@ func TestConsulPlatformBookinfo(t *testing.T) {
 		consulCLI("services", "deregister", "-id=reviews-v3")
 		follows("reviews-v3 deregistered", func(got map[string]int) bool { return got["reviews-v3"] == 0 && got["reviews-v2"] == 20 })
 		def := filepath.Join(t.TempDir(), "reviews-v3.json")
-		b, _ := json.Marshal(map[string]any{"Service": map[string]any{"ID": "reviews-v3", "Name": "reviews", "Address": "127.0.1.5", "Port": 9080,
-			"Tags": []string{"app|reviews", "version|v3"}, "Meta": map[string]string{"protocol": "HTTP", "service-account": "bookinfo-reviews", "mesh-namespace": "default"}}})
+		b, _ := json.Marshal(map[string]any{"service": map[string]any{"id": "reviews-v3", "name": "reviews", "address": "127.0.1.5", "port": 9080,
+			"tags": []string{"app|reviews", "version|v3"}, "meta": map[string]string{"protocol": "HTTP", "service-account": "bookinfo-reviews", "mesh-namespace": "default"}}})
 		os.WriteFile(def, b, 0o644)
 		consulCLI("services", "register", def)
 		follows("reviews-v3 registered again", func(got map[string]int) bool { return got["reviews-v3"] > 0 })

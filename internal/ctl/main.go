@@ -32,6 +32,9 @@ func verbs() []verb {
 		{"dashboard", "open the built-in dashboard (service graph, signals, config, proxies, policy), Prometheus or Jaeger", plain(Dashboard)},
 		{"version", "print the version of mast and of the running mesh", plain(Version)},
 		{"completion", "print a shell completion script (bash, zsh or fish)", plain(Completion)},
+		{"manifest", "print Mast's Kubernetes installation (manifest generate)", plain(Manifest)},
+		{"install", "install Mast into a Kubernetes cluster (server-side apply)", Install},
+		{"uninstall", "remove Mast from a Kubernetes cluster", Uninstall},
 		{"kube-inject", "add the sidecar to Kubernetes manifests offline, as mastd's injection webhook does", plain(KubeInject)},
 		{"validate", "check configuration files (Istio YAML/JSON) and report errors and warnings", plain(Validate)},
 	}

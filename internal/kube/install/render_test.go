@@ -173,3 +173,20 @@ func TestRenderErrors(t *testing.T) {
 		t.Error("namespace not applied")
 	}
 }
+
+// TestChartCRDsCurrent keeps the chart's CRDs equal to deploy/crds.yaml,
+// which is generated from istio.io/api (internal/kube/crdgen). Fix with
+// cp deploy/crds.yaml deploy/helm/mast/crds/crds.yaml.
+func TestChartCRDsCurrent(t *testing.T) {
+	want, err := os.ReadFile("../../../deploy/crds.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(chartDir + "/crds/crds.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Error("deploy/helm/mast/crds/crds.yaml is stale: cp deploy/crds.yaml deploy/helm/mast/crds/crds.yaml")
+	}
+}

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/mast-mesh/mast/internal/adminguard"
 	"github.com/mast-mesh/mast/internal/ca"
@@ -49,6 +50,11 @@ type Config struct {
 	// the certificate service over TLS on SecureXDSAddr (Istio's 15012).
 	CADir         string
 	SecureXDSAddr string
+	// PluginCADir holds Istio's cacerts files (ca-cert.pem, ca-key.pem,
+	// cert-chain.pem, root-cert.pem); when present they sign.
+	PluginCADir string
+	// Webhook serves the admission webhooks.
+	Webhook WebhookConfig
 	// MaxCertTTL caps workload certificate lifetimes (0: the CA's 24h).
 	MaxCertTTL    time.Duration
 	Mesh          model.MeshConfig
@@ -125,11 +131,15 @@ func Run(ctx context.Context, cfg Config) error {
 	// The CA is opened first: the ADS server binds TLS callers' nodes to
 	// the identities it verifies.
 	var authority *ca.CA
+	var kubeClient kubernetes.Interface
 	if cfg.CADir != "" {
 		var err error
 		caCfg := ca.Config{Dir: cfg.CADir, TrustDomain: cfg.Mesh.TrustDomain, MaxTTL: cfg.MaxCertTTL, Logger: log.With("component", "ca")}
 		if cfg.MaxCertTTL > 0 && cfg.MaxCertTTL < ca.DefaultLeafTTL {
 			caCfg.DefaultTTL = cfg.MaxCertTTL
+		}
+		if kubeClient, err = kubeCA(cfg, &caCfg); err != nil {
+			return err
 		}
 		authority, err = ca.New(caCfg)
 		if err != nil {
@@ -315,6 +325,11 @@ func Run(ctx context.Context, cfg Config) error {
 		run("kubernetes config store", func() error { return kubeCtl.run(ctx) })
 	}
 	run("debouncer", func() error { deb.Run(ctx); return nil })
+	if err := startKube(ctx, cfg, authority, kubeClient, log, run); err != nil {
+		cancel()
+		wg.Wait()
+		return err
+	}
 	run("jwks fetcher", func() error { p.jwks.Run(ctx); return nil })
 	for _, w := range cfg.Registries {
 		run("registry "+w.Name(), func() error {

@@ -108,7 +108,14 @@ func TestConsulPlatformBookinfo(t *testing.T) {
 		within(t, m.versions(anon, n), n, map[string]float64{"reviews-v1": 0.8, "reviews-v2": 0.2})
 	})
 	t.Run("a failing health check removes the instance, passing brings it back", func(t *testing.T) {
-		m.apply(f("virtual-service-reviews-v2-v3.yaml"))
+		// Every version of reviews behind one route (no subsets): a weighted
+		// route to a subset left without endpoints answers 503, as Envoy's
+		// does; here the failed instance simply leaves the pool.
+		all := filepath.Join(t.TempDir(), "reviews-all.yaml")
+		if err := os.WriteFile(all, []byte(reviewsAnyVersion), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		m.apply(all)
 		check := &api.AgentCheckRegistration{ID: "reviews-v2-ttl", Name: "test", ServiceID: "reviews-v2",
 			AgentServiceCheck: api.AgentServiceCheck{TTL: "10m", Status: api.HealthPassing}}
 		if err := client.Agent().CheckRegister(check); err != nil {
@@ -117,7 +124,9 @@ func TestConsulPlatformBookinfo(t *testing.T) {
 		if err := client.Agent().UpdateTTL("reviews-v2-ttl", "failing on purpose", api.HealthCritical); err != nil {
 			t.Fatal(err)
 		}
-		follows("reviews-v2 critical", func(got map[string]int) bool { return got["reviews-v2"] == 0 && got["reviews-v3"] == 20 })
+		follows("reviews-v2 critical", func(got map[string]int) bool {
+			return got["reviews-v2"] == 0 && got["reviews-v1"]+got["reviews-v3"] == 20
+		})
 		if err := client.Agent().UpdateTTL("reviews-v2-ttl", "", api.HealthPassing); err != nil {
 			t.Fatal(err)
 		}
@@ -125,7 +134,9 @@ func TestConsulPlatformBookinfo(t *testing.T) {
 	})
 	t.Run("deregistered with consul's CLI, registered again", func(t *testing.T) {
 		consulCLI("services", "deregister", "-id=reviews-v3")
-		follows("reviews-v3 deregistered", func(got map[string]int) bool { return got["reviews-v3"] == 0 && got["reviews-v2"] == 20 })
+		follows("reviews-v3 deregistered", func(got map[string]int) bool {
+			return got["reviews-v3"] == 0 && got["reviews-v1"]+got["reviews-v2"] == 20
+		})
 		def := filepath.Join(t.TempDir(), "reviews-v3.json")
 		b, _ := json.Marshal(map[string]any{"service": map[string]any{"id": "reviews-v3", "name": "reviews", "address": "127.0.1.5", "port": 9080,
 			"tags": []string{"app|reviews", "version|v3"}, "meta": map[string]string{"protocol": "HTTP", "service-account": "bookinfo-reviews", "mesh-namespace": "default"}}})
@@ -200,3 +211,18 @@ func TestConsulPlatformBookinfo(t *testing.T) {
 		}
 	})
 }
+
+// reviewsAnyVersion routes reviews to all of its instances, whatever their
+// version, replacing the VirtualService of the earlier steps.
+const reviewsAnyVersion = `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: reviews
+spec:
+  hosts:
+  - reviews
+  http:
+  - route:
+    - destination:
+        host: reviews
+`

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -69,6 +70,7 @@ type Runtime struct {
 	instances []*instanceEntry
 	// Problems are the resources left out, each naming resource and field.
 	Problems []error
+	metrics  *prometheus.Registry // set by Service.Update
 }
 
 // HasRules reports whether any rule is in force.

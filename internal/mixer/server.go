@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -63,7 +65,14 @@ func (s *Service) Update(snap *config.Snapshot) {
 		return
 	}
 	s.lastKey = key
-	rt := Compile(snap, s.opts)
+	opts := s.opts
+	// Each runtime registers its metric adapters' series in a registry of
+	// its own, so the next one can register the same names before this
+	// one is closed; Gather serves the one in force.
+	reg := prometheus.NewRegistry()
+	opts.Env.Metrics = reg
+	rt := Compile(snap, opts)
+	rt.metrics = reg
 	for _, p := range rt.Problems {
 		s.log.Warn("mixer configuration left out", "problem", p.Error())
 	}
@@ -94,6 +103,15 @@ func mixerKey(snap *config.Snapshot) string {
 		}
 	}
 	return string(b)
+}
+
+// Gather implements prometheus.Gatherer: the metric adapters' series of
+// the runtime in force.
+func (s *Service) Gather() ([]*dto.MetricFamily, error) {
+	if rt := s.rt.Load(); rt != nil && rt.metrics != nil {
+		return rt.metrics.Gather()
+	}
+	return nil, nil
 }
 
 // Close closes the runtime in force.

@@ -9,12 +9,16 @@ import (
 	"github.com/mast-mesh/mast/internal/mixer/adapter"
 	"github.com/mast-mesh/mast/internal/mixer/adapters/denier"
 	"github.com/mast-mesh/mast/internal/mixer/adapters/listchecker"
+	"github.com/mast-mesh/mast/internal/mixer/adapters/memquota"
+	"github.com/mast-mesh/mast/internal/mixer/adapters/prometheus"
+	"github.com/mast-mesh/mast/internal/mixer/adapters/redisquota"
+	"github.com/mast-mesh/mast/internal/mixer/adapters/stdio"
 )
 
 // All returns every built-in adapter by name.
 func All() map[string]*adapter.Info {
 	out := map[string]*adapter.Info{}
-	for _, i := range []*adapter.Info{denier.Info, listchecker.Info} {
+	for _, i := range []*adapter.Info{denier.Info, listchecker.Info, memquota.Info, redisquota.Info, prometheus.Info, stdio.Info} {
 		out[i.Name] = i
 	}
 	return out

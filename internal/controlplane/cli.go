@@ -57,6 +57,7 @@ func Main(args []string, stderr io.Writer) int {
 	fs.DurationVar(&cfg.JWKS.Refresh, "jwks-refresh", jwks.DefaultRefresh, "period between fetches of each RequestAuthentication jwksUri (Istio's PILOT_JWT_PUB_KEY_REFRESH_INTERVAL)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&components, "components", "pilot,galley,ratelimit", "components to run: pilot, galley, ratelimit (the rate-limit service of RateLimit resources) and broker (the Open Service Broker); the CA runs when --ca-dir is given")
+	fs.StringVar(&cfg.Mixer.Addr, "mixer-addr", "127.0.0.1:9091", "address of the Mixer's gRPC server (istio.mixer.v1.Mixer over mTLS; with --components mixer)")
 	cfg.Broker.flags(fs)
 	var regs registryFlags
 	regs.flags(fs)
@@ -90,8 +91,10 @@ func Main(args []string, stderr io.Writer) int {
 			cfg.Broker.Enabled = true
 		case "ratelimit":
 			cfg.RateLimit.Enabled = true
+		case "mixer":
+			cfg.Mixer.Enabled = true
 		default:
-			fmt.Fprintf(stderr, "mastd: --components: %q is not available yet (pilot, galley, ratelimit, broker)\n", c)
+			fmt.Fprintf(stderr, "mastd: --components: %q is not available yet (pilot, galley, ratelimit, mixer, broker)\n", c)
 			return 2
 		}
 	}

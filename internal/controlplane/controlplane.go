@@ -93,6 +93,8 @@ type Config struct {
 	JWKS jwks.Config
 	// Broker configures the Open Service Broker (off unless Enabled).
 	Broker BrokerConfig
+	// Mixer configures Istio's Mixer (off unless Enabled).
+	Mixer MixerConfig
 	// Registries are the service registries besides ServiceEntries
 	// (Kubernetes, Consul, Eureka), in priority order: a hostname present
 	// in several belongs to ServiceEntry config first, then to the first of
@@ -160,6 +162,19 @@ func Run(ctx context.Context, cfg Config) error {
 		MaxConnsPerNode: cfg.MaxConnsPerNode,
 	})
 
+	var mix *mixerServer
+	if cfg.Mixer.Enabled {
+		if authority == nil {
+			return fmt.Errorf("mixer: needs the CA (--ca-dir): proxies call it over mTLS with their mesh identities")
+		}
+		mix = newMixer(cfg, log.With("component", "mixer"))
+		if cfg.Mesh.MixerCheckServer == "" {
+			cfg.Mesh.MixerCheckServer = cfg.Mixer.Addr
+		}
+		if cfg.Mesh.MixerReportServer == "" {
+			cfg.Mesh.MixerReportServer = cfg.Mesh.MixerCheckServer
+		}
+	}
 	var rls *rateLimitServer
 	if cfg.RateLimit.Enabled {
 		var err error
@@ -176,6 +191,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if rls != nil {
 		p.rateLimit = rls.svc
 	}
+	p.mixer = mix
 	deb := push.NewDebouncer(push.Config{QuietPeriod: cfg.DebounceQuiet, MaxDelay: cfg.DebounceMax, Push: p.push})
 	jcfg := cfg.JWKS
 	jcfg.Logger = log.With("component", "jwks")
@@ -288,7 +304,11 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	var gatherer prometheus.Gatherer = reg
+	if mix != nil {
+		gatherer = prometheus.Gatherers{reg, mix.svc}
+	}
+	mux.Handle("/metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	mux.Handle("/debug/syncz", guard.ReadOnly(adsServer.SynczHandler()))
 	mux.Handle("/debug/configz", guard.ReadOnly(configzHandler(fs)))
 	mux.Handle("/debug/registryz", guard.ReadOnly(registryzHandler(p)))
@@ -348,6 +368,12 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if dash != nil {
 		run("dashboard", func() error { dash.Run(ctx); return nil })
+	if mix != nil {
+		if err := mix.listen(authority); err != nil {
+			return err
+		}
+		run("mixer", func() error { return mix.gs.Serve(mix.lis) })
+		log.Info("mixer serving", "addr", mix.lis.Addr().String())
 	}
 	if rls != nil {
 		run("ratelimit server", func() error { return rls.gs.Serve(rls.lis) })
@@ -365,6 +391,9 @@ func Run(ctx context.Context, cfg Config) error {
 	<-ctx.Done()
 	adsServer.Close()
 	gs.GracefulStop()
+	if mix != nil {
+		mix.stop()
+	}
 	if secure != nil {
 		secure.GracefulStop()
 	}
@@ -404,6 +433,7 @@ type pipeline struct {
 	rateLimit *ratelimit.Service
 
 	events *prometheus.CounterVec // pilot_k8s_cfg_events
+	mixer  *mixerServer           // nil unless the Mixer runs
 
 	// watchers are the registries besides ServiceEntries, by priority.
 	watchers []registry.Watcher
@@ -499,6 +529,9 @@ func (p *pipeline) registriesChanged() *model.PushRequest {
 func (p *pipeline) configChanged(snap *config.Snapshot, kinds map[config.Kind]struct{}) *model.PushRequest {
 	if p.jwks != nil {
 		p.jwks.Want(model.JWKSKeys(snap))
+	}
+	if p.mixer != nil {
+		p.mixer.svc.Update(snap)
 	}
 	if rules := ratelimit.Rules(snap); p.rateLimit != nil {
 		p.rateLimit.Update(rules)

@@ -30,6 +30,13 @@ type Options struct {
 	SecureXDSAddr, CADir, TokenDir string
 	// BrokerAddr, when set, runs mastd's Open Service Broker there.
 	BrokerAddr string
+	// MixerAddr is where mastd serves Istio's Mixer (with MTLS); "" runs none.
+	MixerAddr string
+	// PolicyCheckFailOpen and MixerCheckServer are MeshConfig's (Istio
+	// 1.4): requests pass when the Mixer cannot be reached; the host:port
+	// proxies check with ("" is mastd's own Mixer).
+	PolicyCheckFailOpen bool
+	MixerCheckServer    string
 }
 
 // Proc is one process of the local mesh.

@@ -32,6 +32,9 @@ func writeMeshConfig(stateDir string, addons []string) (string, error) {
 		}
 	}
 	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+func writeMeshConfig(stateDir, extra string) (string, error) {
+	p := filepath.Join(stateDir, "mesh.yaml")
+	if err := os.WriteFile(p, []byte(meshConfigYAML+extra), 0o644); err != nil {
 		return "", fmt.Errorf("mesh config: %w", err)
 	}
 	return p, nil

@@ -46,6 +46,7 @@ func generate(pc *model.PushContext, p *model.Proxy, typeURL string, names []str
 		out = g.withTelemetry(g.listeners(names))
 		g.applyHTTPSecurity(out)
 		g.applyRateLimits(out)
+		g.applyMixer(out)
 	case RouteType:
 		out = g.withDecorators(g.routes(names))
 	case ClusterType:

@@ -59,6 +59,10 @@ func ParseMeshConfig(file string, data []byte, base MeshConfig) (MeshConfig, []s
 	if doc == nil {
 		return base, nil, nil
 	}
+	mixer, err := takeMixerFields(file, doc)
+	if err != nil {
+		return base, nil, err
+	}
 	js, err := json.Marshal(doc)
 	if err != nil {
 		return base, nil, fmt.Errorf("mesh config %s: %w", file, err)
@@ -83,6 +87,17 @@ func ParseMeshConfig(file string, data []byte, base MeshConfig) (MeshConfig, []s
 	out.DefaultAccessLogProviders = mc.GetDefaultProviders().GetAccessLogging()
 	if t := mc.GetDefaultConfig().GetTracing(); t != nil && t.GetSampling() != 0 {
 		out.TracingSampling, out.TracingSamplingSet = t.GetSampling(), true
+	if v, ok := mixer["disablePolicyChecks"].(bool); ok {
+		out.DisablePolicyChecks = v
+	}
+	if v, ok := mixer["policyCheckFailOpen"].(bool); ok {
+		out.PolicyCheckFailOpen = v
+	}
+	if v, ok := mixer["mixerCheckServer"].(string); ok {
+		out.MixerCheckServer = v
+	}
+	if v, ok := mixer["mixerReportServer"].(string); ok {
+		out.MixerReportServer = v
 	}
 	var warnings []string
 	if mc.GetDefaultConfig() != nil {
@@ -99,4 +114,36 @@ func ParseMeshConfig(file string, data []byte, base MeshConfig) (MeshConfig, []s
 	})
 	sort.Strings(warnings)
 	return out, warnings, nil
+}
+
+// mixerMeshFields are Istio 1.4's Mixer fields of MeshConfig, gone from
+// istio.io/api's MeshConfig: they are read here, before the rest is
+// decoded, and removed from doc.
+var mixerMeshFields = map[string]string{"disablePolicyChecks": "bool", "policyCheckFailOpen": "bool", "mixerCheckServer": "string", "mixerReportServer": "string"}
+
+func takeMixerFields(file string, doc any) (map[string]any, error) {
+	m, ok := doc.(map[string]any)
+	if !ok {
+		return nil, nil
+	}
+	out := map[string]any{}
+	for k, typ := range mixerMeshFields {
+		v, ok := m[k]
+		if !ok {
+			continue
+		}
+		delete(m, k)
+		switch typ {
+		case "bool":
+			if _, ok := v.(bool); !ok {
+				return nil, fmt.Errorf("mesh config %s: %s: want true or false", file, k)
+			}
+		case "string":
+			if _, ok := v.(string); !ok {
+				return nil, fmt.Errorf("mesh config %s: %s: want a host:port string", file, k)
+			}
+		}
+		out[k] = v
+	}
+	return out, nil
 }

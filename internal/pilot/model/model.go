@@ -82,6 +82,13 @@ type MeshConfig struct {
 	// GLOBAL RateLimit filters dial; "" when it does not run (GLOBAL limits
 	// are then not generated; mastd warns).
 	RateLimitService string
+	// Istio 1.4's Mixer fields: DisablePolicyChecks turns the proxies'
+	// Mixer checks off; PolicyCheckFailOpen lets requests through when the
+	// Mixer cannot be reached (closed by default); MixerCheckServer and
+	// MixerReportServer are the host:port proxies send Check and Report to
+	// (mastd's own Mixer when empty).
+	DisablePolicyChecks, PolicyCheckFailOpen bool
+	MixerCheckServer, MixerReportServer      string
 }
 
 // ExtensionProvider is one of MeshConfig's extensionProviders.

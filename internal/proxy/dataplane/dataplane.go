@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
@@ -99,6 +100,7 @@ type Proxy struct {
 	listeners *listener.Manager
 	overload  *overload.Manager
 	xds       *xdsclient.Client
+	grpc      *grpcPool // connections of filters (the Mixer client)
 	ldsDone   atomic.Bool
 	cdsDone   atomic.Bool
 	quit      chan struct{}
@@ -163,6 +165,8 @@ func New(cfg Config) *Proxy {
 	}
 	p.tracers = spans.NewRegistry(tcfg)
 	p.http.Tracers = p.tracers
+	p.grpc = &grpcPool{creds: cfg.XDSCredentials}
+	p.http.Services = &filter.Services{GRPC: p.grpc.get, Logger: cfg.Logger.With("component", "filters")}
 	p.tcp = tcpproxy.New(func() map[string]*upstream.Cluster { return p.routing.Load().Clusters }, cfg.Logger.With("component", "tcp"))
 	p.tcp.OriginalDstHost = p.upstreams.OriginalDstHost
 	p.tcp.Telemetry = cfg.Telemetry
@@ -329,6 +333,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 	p.mu.Unlock()
 	p.listeners.Shutdown(p.cfg.DrainPeriod)
 	p.upstreams.Close()
+	p.grpc.close()
 	sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	asrv.Shutdown(sctx)

@@ -1,8 +1,11 @@
 package filter
 
 import (
+	"log/slog"
 	"net/netip"
 	"strings"
+
+	"google.golang.org/grpc"
 
 	"github.com/mast-mesh/mast/internal/proxy/headers"
 )
@@ -117,6 +120,14 @@ type LocalReply struct {
 	Flag string
 }
 
+// Services are the data plane's facilities filters may use at request
+// time: GRPC returns a shared client connection to target (host:port)
+// over mTLS with the proxy's mesh identity.
+type Services struct {
+	GRPC   func(target string) (grpc.ClientConnInterface, error)
+	Logger *slog.Logger
+}
+
 // Meta is one piece of dynamic metadata a filter records for telemetry
 // and later filters (Envoy's dynamic metadata, flattened).
 type Meta struct {
@@ -153,6 +164,9 @@ type Request struct {
 	// the first filter whose EncodeHeaders calls FlushResponseHeaders; the
 	// rate-limit filters add x-ratelimit-* here.
 	ResponseHeaders headers.List
+	// Services are what the data plane lends filters (nil in tests that
+	// need none).
+	Services *Services
 
 	metaBuf [4]Meta
 }

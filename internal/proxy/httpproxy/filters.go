@@ -64,6 +64,7 @@ func (s *Server) runFilters(ctx context.Context, req *dsRequest, w responseWrite
 	fr.Reset()
 	fr.Method, fr.Authority, fr.Scheme, fr.Path = req.method, req.authority, req.scheme, path
 	fr.Headers, fr.HTTP2, fr.Conn, fr.RemoteIP = &req.header, req.minor == 2, req.conn, client
+	fr.Services = s.Services
 	if route != nil {
 		fr.Route = route
 	}

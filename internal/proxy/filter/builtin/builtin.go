@@ -9,6 +9,7 @@ import (
 	"github.com/mast-mesh/mast/internal/proxy/filter/fault"
 	"github.com/mast-mesh/mast/internal/proxy/filter/jwtauthn"
 	"github.com/mast-mesh/mast/internal/proxy/filter/localratelimit"
+	"github.com/mast-mesh/mast/internal/proxy/filter/mixer"
 	"github.com/mast-mesh/mast/internal/proxy/filter/ratelimit"
 	"github.com/mast-mesh/mast/internal/proxy/filter/rbac"
 )
@@ -22,6 +23,7 @@ func Registry() *filter.Registry {
 	g.AddNetwork(&filter.NetworkFactory{Name: rbac.NetworkName, TypeURL: rbac.NetworkTypeURL, New: rbac.NewNetwork})
 	g.AddHTTP(&filter.HTTPFactory{Name: fault.Name, TypeURL: fault.TypeURL, New: fault.New,
 		PerRouteTypeURLs: []string{fault.TypeURL}, PerRoute: fault.PerRoute})
+	g.AddHTTP(&filter.HTTPFactory{Name: mixer.Name, TypeURL: mixer.TypeURL, New: mixer.New})
 	g.AddHTTP(&filter.HTTPFactory{Name: cors.Name, TypeURL: cors.TypeURL, New: cors.New,
 		PerRouteTypeURLs: []string{cors.PolicyTypeURL}, PerRoute: cors.PerRoute})
 	g.AddHTTP(&filter.HTTPFactory{Name: ratelimit.Name, TypeURL: ratelimit.TypeURL, New: ratelimit.New})

@@ -1,0 +1,54 @@
+package dataplane
+
+import (
+	"errors"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+)
+
+// grpcPool holds the gRPC connections filters use (the Mixer client's),
+// one per target, over the agent's mTLS; closed when the proxy stops.
+type grpcPool struct {
+	creds credentials.TransportCredentials
+
+	mu     sync.Mutex
+	conns  map[string]*grpc.ClientConn
+	closed bool
+}
+
+var errNoIdentity = errors.New("no mesh identity: mast-proxy runs without mTLS credentials")
+
+func (g *grpcPool) get(target string) (grpc.ClientConnInterface, error) {
+	if g.creds == nil {
+		return nil, errNoIdentity
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return nil, errors.New("proxy stopping")
+	}
+	if c := g.conns[target]; c != nil {
+		return c, nil
+	}
+	c, err := grpc.NewClient(target, grpc.WithTransportCredentials(g.creds))
+	if err != nil {
+		return nil, err
+	}
+	if g.conns == nil {
+		g.conns = map[string]*grpc.ClientConn{}
+	}
+	g.conns[target] = c
+	return c, nil
+}
+
+func (g *grpcPool) close() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.closed = true
+	for _, c := range g.conns {
+		c.Close()
+	}
+	g.conns = nil
+}

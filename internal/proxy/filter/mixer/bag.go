@@ -1,0 +1,280 @@
+package mixer
+
+import (
+	"hash/maphash"
+	"math"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/mast-mesh/mast/internal/mixer/attribute"
+	"github.com/mast-mesh/mast/internal/proxy/filter"
+)
+
+// reqBag is one request's attributes: the filter's static ones, those the
+// source forwarded, and those read from the request on demand (so a cache
+// hit hashes only what the cached answer referenced, without building a
+// map).
+type reqBag struct {
+	r       *filter.Request
+	static  map[string]any // global then service mixer_attributes
+	fwd     map[string]any // forwarded by the source's proxy
+	now     time.Time
+	code    int64 // response.code, 0 before the response
+	respHdr map[string]string
+}
+
+var _ attribute.Bag = (*reqBag)(nil)
+
+// requestAttrs are the attributes read from the request itself.
+var requestAttrs = []string{"request.headers", "request.host", "request.method", "request.path", "request.url_path",
+	"request.scheme", "request.useragent", "request.referer", "request.id", "request.time", "source.ip", "source.principal",
+	"source.user", "source.namespace", "destination.ip", "destination.port", "connection.mtls", "connection.requested_server_name",
+	"context.protocol", "request.auth.principal", "request.auth.audiences", "request.auth.presenter", "request.auth.claims",
+	"response.code", "response.headers"}
+
+func (b *reqBag) Names() []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(n string) {
+		if !seen[n] {
+			if _, ok := b.Get(n); ok {
+				seen[n] = true
+				out = append(out, n)
+			}
+		}
+	}
+	for _, n := range requestAttrs {
+		add(n)
+	}
+	for n := range b.fwd {
+		add(n)
+	}
+	for n := range b.static {
+		add(n)
+	}
+	return out
+}
+
+func principal(p string) string { return strings.TrimPrefix(p, "spiffe://") }
+
+// str returns a string-valued request attribute without allocating.
+func (b *reqBag) str(name string) (string, bool) {
+	r := b.r
+	switch name {
+	case "request.host":
+		return r.Authority, r.Authority != ""
+	case "request.method":
+		return r.Method, r.Method != ""
+	case "request.path":
+		return r.Path, r.Path != ""
+	case "request.url_path":
+		return r.PathOnly(), r.Path != ""
+	case "request.scheme":
+		return r.Scheme, r.Scheme != ""
+	case "request.useragent":
+		return r.Header("user-agent")
+	case "request.referer":
+		return r.Header("referer")
+	case "request.id":
+		return r.Header("x-request-id")
+	case "source.principal", "source.user":
+		if r.Conn != nil && r.Conn.Principal != "" {
+			return principal(r.Conn.Principal), true
+		}
+	case "source.namespace":
+		if r.Conn != nil && r.Conn.Namespace != "" {
+			return r.Conn.Namespace, true
+		}
+	case "connection.requested_server_name":
+		if r.Conn != nil && r.Conn.SNI != "" {
+			return r.Conn.SNI, true
+		}
+	case "context.protocol":
+		if ct, _ := r.Header("content-type"); strings.HasPrefix(ct, "application/grpc") {
+			return "grpc", true
+		}
+		return "http", true
+	case "request.auth.principal":
+		if r.JWT != nil {
+			return r.JWT.Principal, true
+		}
+	case "request.auth.audiences":
+		if r.JWT != nil {
+			return strings.Join(r.JWT.Audiences, ","), true
+		}
+	case "request.auth.presenter":
+		if r.JWT != nil && r.JWT.Presenter != "" {
+			return r.JWT.Presenter, true
+		}
+	}
+	return "", false
+}
+
+// Get implements attribute.Bag. Request attributes win over forwarded
+// ones (a source cannot claim this request's path), forwarded over
+// static ones except the destination's own.
+func (b *reqBag) Get(name string) (any, bool) {
+	if s, ok := b.str(name); ok {
+		return s, true
+	}
+	r := b.r
+	switch name {
+	case "request.headers":
+		m := map[string]string{":method": r.Method, ":path": r.Path}
+		if r.Authority != "" {
+			m[":authority"] = r.Authority
+		}
+		if r.Scheme != "" {
+			m[":scheme"] = r.Scheme
+		}
+		if r.Headers != nil {
+			for _, f := range *r.Headers {
+				if _, dup := m[f.Name]; !dup {
+					m[f.Name] = f.Value
+				}
+			}
+		}
+		return m, true
+	case "request.time":
+		return b.now, true
+	case "source.ip":
+		if r.RemoteIP.IsValid() {
+			return attribute.NormalizeIP(net.IP(r.RemoteIP.AsSlice())), true
+		}
+	case "destination.ip":
+		if r.Conn != nil && r.Conn.Local.IsValid() {
+			return attribute.NormalizeIP(net.IP(r.Conn.Local.Addr().AsSlice())), true
+		}
+	case "destination.port":
+		if r.Conn != nil && r.Conn.Local.IsValid() {
+			return int64(r.Conn.Local.Port()), true
+		}
+	case "connection.mtls":
+		return r.Conn != nil && r.Conn.TLS && r.Conn.Principal != "", true
+	case "request.auth.claims":
+		if r.JWT != nil {
+			m := map[string]string{}
+			for k, v := range r.JWT.Claims {
+				if s, ok := v.(string); ok {
+					m[k] = s
+				}
+			}
+			return m, true
+		}
+	case "response.code":
+		if b.code != 0 {
+			return b.code, true
+		}
+	case "response.headers":
+		if b.respHdr != nil {
+			return b.respHdr, true
+		}
+	}
+	if strings.HasPrefix(name, "destination.") {
+		if v, ok := b.static[name]; ok {
+			return v, true
+		}
+	}
+	if v, ok := b.fwd[name]; ok {
+		return v, true
+	}
+	v, ok := b.static[name]
+	return v, ok
+}
+
+// hash writes one referenced attribute (or map key) into h and reports
+// whether it is present; it allocates nothing for what requests carry.
+func (b *reqBag) hash(h *maphash.Hash, name, key string, isKey bool) bool {
+	if isKey {
+		if name == "request.headers" {
+			v, ok := b.r.Header(key)
+			h.WriteString(v)
+			return ok
+		}
+		v, ok := b.Get(name)
+		if !ok {
+			return false
+		}
+		m, _ := v.(map[string]string)
+		s, ok := m[key]
+		h.WriteString(s)
+		return ok
+	}
+	if s, ok := b.str(name); ok {
+		h.WriteString(s)
+		return true
+	}
+	switch name {
+	case "request.headers":
+		h.WriteString(b.r.Method)
+		h.WriteString(b.r.Path)
+		h.WriteString(b.r.Authority)
+		if b.r.Headers != nil {
+			for _, f := range *b.r.Headers {
+				h.WriteString(f.Name)
+				h.WriteByte(0)
+				h.WriteString(f.Value)
+				h.WriteByte(0)
+			}
+		}
+		return true
+	case "source.ip":
+		if !b.r.RemoteIP.IsValid() {
+			return false
+		}
+		a := b.r.RemoteIP.As16()
+		h.Write(a[:])
+		return true
+	}
+	v, ok := b.Get(name)
+	if ok {
+		hashValue(h, v)
+	}
+	return ok
+}
+
+func hashValue(h *maphash.Hash, v any) {
+	switch x := v.(type) {
+	case string:
+		h.WriteString(x)
+	case int64:
+		writeUint(h, uint64(x))
+	case float64:
+		writeUint(h, math.Float64bits(x))
+	case bool:
+		if x {
+			h.WriteByte(1)
+		} else {
+			h.WriteByte(0)
+		}
+	case []byte:
+		h.Write(x)
+	case time.Time:
+		writeUint(h, uint64(x.UnixNano()))
+	case time.Duration:
+		writeUint(h, uint64(x))
+	case map[string]string:
+		// Order-independent: sum of per-entry hashes.
+		var sum uint64
+		for k, val := range x {
+			var e maphash.Hash
+			e.SetSeed(entrySeed)
+			e.WriteString(k)
+			e.WriteByte(0)
+			e.WriteString(val)
+			sum += e.Sum64()
+		}
+		writeUint(h, sum)
+	}
+}
+
+var entrySeed = maphash.MakeSeed()
+
+func writeUint(h *maphash.Hash, u uint64) {
+	var b [8]byte
+	for i := range b {
+		b[i] = byte(u >> (8 * i))
+	}
+	h.Write(b[:])
+}

@@ -1,0 +1,443 @@
+// Package mixer is mast-proxy's Mixer client (Istio 1.4's "mixer" HTTP
+// filter, istio.mixer.v1.config.client.HttpClientConfig): it checks each
+// request with the Mixer (with a cache keyed by exactly the attributes the
+// Mixer's answer referenced, honouring valid_duration and
+// valid_use_count), asks for the quotas of the destination service's
+// QuotaSpecs, reports requests in asynchronous batches, forwards the
+// proxy's own attributes to the destination (x-istio-attributes), and maps
+// a refusal to Istio's HTTP status with its message.
+package mixer
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/mast-mesh/mast/internal/mixer/api/clientpb"
+	"github.com/mast-mesh/mast/internal/mixer/api/mixerpb"
+	"github.com/mast-mesh/mast/internal/mixer/attribute"
+	"github.com/mast-mesh/mast/internal/proxy/filter"
+	"github.com/mast-mesh/mast/internal/proxy/headers"
+)
+
+// Name and TypeURL identify the filter (Istio 1.4's).
+const (
+	Name    = "mixer"
+	TypeURL = "type.googleapis.com/istio.mixer.v1.config.client.HttpClientConfig"
+	// ForwardHeader carries forwarded attributes (a base64 istio.mixer.v1.Attributes).
+	ForwardHeader = "x-istio-attributes"
+	// CheckTimeout bounds a Check call: then the fail policy decides.
+	CheckTimeout = 2 * time.Second
+	// MaxForwardHeader bounds a forwarded attributes header.
+	MaxForwardHeader = 16 << 10
+)
+
+// Filter is one configured Mixer client.
+type Filter struct {
+	checkTarget, reportTarget string
+	failOpen                  bool
+	useCache                  bool
+	ignoreForwarded           bool
+	forward                   string // the x-istio-attributes value to send, "" for none
+	svc                       *service
+	dict                      *attribute.Dictionary
+	enc                       *attribute.Encoder
+	cache                     *checkCache
+	reports                   *batcher
+}
+
+type service struct {
+	check, report bool
+	static        map[string]any
+	quotas        map[string]int64 // quota name -> charge
+}
+
+var (
+	_ filter.HTTPFilter     = (*Filter)(nil)
+	_ filter.ResponseFilter = (*Filter)(nil)
+)
+
+// New parses an HttpClientConfig; fields mast-proxy does not carry out
+// are errors naming them.
+func New(_ string, a *anypb.Any) (filter.HTTPFilter, error) {
+	var c clientpb.HttpClientConfig
+	if err := a.UnmarshalTo(&c); err != nil {
+		return nil, fmt.Errorf("typed_config: %v", err)
+	}
+	t := c.GetTransport()
+	if t.GetCheckCluster() == "" {
+		return nil, fmt.Errorf("transport.check_cluster: required (the Mixer's host:port)")
+	}
+	if t.GetAttributesForMixerProxy() != nil {
+		return nil, fmt.Errorf("transport.attributes_for_mixer_proxy: not supported")
+	}
+	if p := t.GetNetworkFailPolicy(); p.GetMaxRetry() != 0 || p.GetBaseRetryWait() != nil || p.GetMaxRetryWait() != nil {
+		return nil, fmt.Errorf("transport.network_fail_policy: retries are not supported")
+	}
+	dict := attribute.GlobalDictionary()
+	f := &Filter{checkTarget: t.GetCheckCluster(), reportTarget: t.GetReportCluster(), dict: dict, enc: attribute.NewEncoder(dict),
+		failOpen: t.GetNetworkFailPolicy().GetPolicy() == clientpb.NetworkFailPolicy_FAIL_OPEN, useCache: !t.GetDisableCheckCache(),
+		ignoreForwarded: c.GetIgnoreForwardedAttributes(), cache: newCheckCache(10000)}
+	if f.reportTarget == "" {
+		f.reportTarget = f.checkTarget
+	}
+	maxEntries, maxTime := int(t.GetReportBatchMaxEntries()), t.GetReportBatchMaxTime().AsDuration()
+	if t.GetDisableReportBatch() || maxEntries <= 0 {
+		maxEntries = 1
+	}
+	if maxTime <= 0 {
+		maxTime = time.Second
+	}
+	f.reports = &batcher{max: maxEntries, wait: maxTime, enc: f.enc, dict: dict}
+	if fa := c.GetForwardAttributes(); len(fa.GetAttributes()) > 0 {
+		b, err := proto.Marshal(fa)
+		if err != nil {
+			return nil, fmt.Errorf("forward_attributes: %v", err)
+		}
+		f.forward = base64.StdEncoding.EncodeToString(b)
+	}
+	global, err := attrs(c.GetMixerAttributes(), "mixer_attributes")
+	if err != nil {
+		return nil, err
+	}
+	name := c.GetDefaultDestinationService()
+	sc, ok := c.GetServiceConfigs()[name]
+	if !ok {
+		return nil, fmt.Errorf("default_destination_service: %q is not in service_configs", name)
+	}
+	for n, s := range c.GetServiceConfigs() {
+		if n != name {
+			// Routes do not name their destination service (per-route
+			// config) yet: only the default one can be carried out.
+			return nil, fmt.Errorf("service_configs[%q]: only default_destination_service's config is supported", n)
+		}
+		if len(s.GetHttpApiSpec()) > 0 {
+			return nil, fmt.Errorf("service_configs[%q].http_api_spec: not supported", n)
+		}
+		if s.GetNetworkFailPolicy() != nil {
+			return nil, fmt.Errorf("service_configs[%q].network_fail_policy: not supported (use transport.network_fail_policy)", n)
+		}
+		if s.GetForwardAttributes() != nil {
+			return nil, fmt.Errorf("service_configs[%q].forward_attributes: not supported (use forward_attributes)", n)
+		}
+	}
+	svcStatic, err := attrs(sc.GetMixerAttributes(), fmt.Sprintf("service_configs[%q].mixer_attributes", name))
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range svcStatic {
+		global[k] = v
+	}
+	svc := &service{check: !sc.GetDisableCheckCalls(), report: !sc.GetDisableReportCalls(), static: global, quotas: map[string]int64{}}
+	for i, qs := range sc.GetQuotaSpec() {
+		for j, r := range qs.GetRules() {
+			if len(r.GetMatch()) > 0 {
+				return nil, fmt.Errorf("service_configs[%q].quota_spec[%d].rules[%d].match: not supported", name, i, j)
+			}
+			for _, q := range r.GetQuotas() {
+				if q.GetCharge() > 0 {
+					svc.quotas[q.GetQuota()] += int64(q.GetCharge())
+				}
+			}
+		}
+	}
+	f.svc = svc
+	return f, nil
+}
+
+// attrs turns an (uncompressed) Attributes message into bag values.
+func attrs(a *mixerpb.Attributes, field string) (map[string]any, error) {
+	out := map[string]any{}
+	for k, v := range a.GetAttributes() {
+		switch x := v.GetValue().(type) {
+		case *mixerpb.Attributes_AttributeValue_StringValue:
+			out[k] = x.StringValue
+		case *mixerpb.Attributes_AttributeValue_Int64Value:
+			out[k] = x.Int64Value
+		case *mixerpb.Attributes_AttributeValue_DoubleValue:
+			out[k] = x.DoubleValue
+		case *mixerpb.Attributes_AttributeValue_BoolValue:
+			out[k] = x.BoolValue
+		case *mixerpb.Attributes_AttributeValue_BytesValue:
+			out[k] = attribute.NormalizeIP(x.BytesValue)
+		case *mixerpb.Attributes_AttributeValue_TimestampValue:
+			out[k] = x.TimestampValue.AsTime()
+		case *mixerpb.Attributes_AttributeValue_DurationValue:
+			out[k] = x.DurationValue.AsDuration()
+		case *mixerpb.Attributes_AttributeValue_StringMapValue:
+			out[k] = x.StringMapValue.GetEntries()
+		default:
+			return nil, fmt.Errorf("%s[%q]: no value", field, k)
+		}
+	}
+	return out, nil
+}
+
+// decodeForwarded reads an x-istio-attributes value; only source.*
+// attributes are taken (a peer speaks for itself).
+func decodeForwarded(v string) (map[string]any, error) {
+	if len(v) > MaxForwardHeader {
+		return nil, fmt.Errorf("%s: %d bytes, more than %d", ForwardHeader, len(v), MaxForwardHeader)
+	}
+	b, err := base64.StdEncoding.DecodeString(v)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", ForwardHeader, err)
+	}
+	var a mixerpb.Attributes
+	if err := proto.Unmarshal(b, &a); err != nil {
+		return nil, fmt.Errorf("%s: %v", ForwardHeader, err)
+	}
+	m, err := attrs(&a, ForwardHeader)
+	if err != nil {
+		return nil, err
+	}
+	for k := range m {
+		if len(k) < 7 || k[:7] != "source." {
+			delete(m, k)
+		}
+	}
+	return m, nil
+}
+
+// HTTPStatus maps a google.rpc code as Istio's Mixer filter did.
+func HTTPStatus(c codes.Code) int {
+	switch c {
+	case codes.OK:
+		return http.StatusOK
+	case codes.Canceled:
+		return 499
+	case codes.InvalidArgument, codes.FailedPrecondition, codes.OutOfRange:
+		return http.StatusBadRequest
+	case codes.DeadlineExceeded:
+		return http.StatusGatewayTimeout
+	case codes.NotFound:
+		return http.StatusNotFound
+	case codes.AlreadyExists, codes.Aborted:
+		return http.StatusConflict
+	case codes.PermissionDenied:
+		return http.StatusForbidden
+	case codes.ResourceExhausted:
+		return http.StatusTooManyRequests
+	case codes.Unimplemented:
+		return http.StatusNotImplemented
+	case codes.Unavailable:
+		return http.StatusServiceUnavailable
+	case codes.Unauthenticated:
+		return http.StatusUnauthorized
+	}
+	return http.StatusInternalServerError
+}
+
+// statusName is google.rpc.Code's name as Istio printed it.
+func statusName(c codes.Code) string {
+	switch c {
+	case codes.Canceled:
+		return "CANCELLED"
+	case codes.Unknown:
+		return "UNKNOWN"
+	case codes.InvalidArgument:
+		return "INVALID_ARGUMENT"
+	case codes.DeadlineExceeded:
+		return "DEADLINE_EXCEEDED"
+	case codes.NotFound:
+		return "NOT_FOUND"
+	case codes.AlreadyExists:
+		return "ALREADY_EXISTS"
+	case codes.PermissionDenied:
+		return "PERMISSION_DENIED"
+	case codes.ResourceExhausted:
+		return "RESOURCE_EXHAUSTED"
+	case codes.FailedPrecondition:
+		return "FAILED_PRECONDITION"
+	case codes.Aborted:
+		return "ABORTED"
+	case codes.OutOfRange:
+		return "OUT_OF_RANGE"
+	case codes.Unimplemented:
+		return "UNIMPLEMENTED"
+	case codes.Internal:
+		return "INTERNAL"
+	case codes.Unavailable:
+		return "UNAVAILABLE"
+	case codes.DataLoss:
+		return "DATA_LOSS"
+	case codes.Unauthenticated:
+		return "UNAUTHENTICATED"
+	}
+	return "OK"
+}
+
+func (f *Filter) deny(r *filter.Request, code codes.Code, message string) filter.Status {
+	r.AddMeta(Name, "status", statusName(code))
+	return r.LocalReply(HTTPStatus(code), statusName(code)+":"+message, "UAEX", headers.Field{Name: "content-type", Value: "text/plain"})
+}
+
+// DecodeHeaders implements filter.HTTPFilter.
+func (f *Filter) DecodeHeaders(ctx context.Context, r *filter.Request) filter.Status {
+	var fwd map[string]any
+	if r.Headers != nil {
+		if v, ok := r.Headers.Get(ForwardHeader); ok {
+			r.Headers.Del(ForwardHeader)
+			// Only a mesh peer (verified by mTLS) may speak for its source.
+			if !f.ignoreForwarded && r.Conn != nil && r.Conn.Principal != "" {
+				fwd, _ = decodeForwarded(v)
+			}
+		}
+		if f.forward != "" {
+			r.Headers.Set(ForwardHeader, f.forward)
+		}
+	}
+	if !f.svc.check || (r.Services == nil || r.Services.GRPC == nil) && f.failOpen {
+		return filter.Continue
+	}
+	now := time.Now()
+	bag := &reqBag{r: r, static: f.svc.static, fwd: fwd, now: now}
+	if len(f.svc.quotas) == 0 && f.useCache {
+		if code, msg, ok := f.cache.lookup(bag, now); ok {
+			if code != int32(codes.OK) {
+				return f.deny(r, codes.Code(code), msg)
+			}
+			return filter.Continue
+		}
+	}
+	if r.Services == nil || r.Services.GRPC == nil {
+		return f.deny(r, codes.Unavailable, "mixer client not available")
+	}
+	conn, err := r.Services.GRPC(f.checkTarget)
+	if err != nil {
+		return f.unreachable(r, err)
+	}
+	req := &mixerpb.CheckRequest{Attributes: f.enc.Encode(bag), GlobalWordCount: uint32(f.dict.Len())}
+	if len(f.svc.quotas) > 0 {
+		req.Quotas = make(map[string]*mixerpb.CheckRequest_QuotaParams, len(f.svc.quotas))
+		for q, n := range f.svc.quotas {
+			req.Quotas[q] = &mixerpb.CheckRequest_QuotaParams{Amount: n}
+		}
+		if id, ok := r.Header("x-request-id"); ok {
+			req.DeduplicationId = id
+		}
+	}
+	cctx, cancel := context.WithTimeout(ctx, CheckTimeout)
+	defer cancel()
+	resp, err := mixerpb.NewMixerClient(conn).Check(cctx, req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return filter.Stop
+		}
+		return f.unreachable(r, err)
+	}
+	pre := resp.GetPrecondition()
+	code := codes.Code(pre.GetStatus().GetCode())
+	if f.useCache {
+		f.cache.insert(bag, pre.GetReferencedAttributes(), f.dict, int32(code), pre.GetStatus().GetMessage(),
+			pre.GetValidDuration().AsDuration(), pre.GetValidUseCount(), now)
+	}
+	if code != codes.OK {
+		return f.deny(r, code, pre.GetStatus().GetMessage())
+	}
+	for q, n := range f.svc.quotas {
+		res := resp.GetQuotas()[q]
+		if res == nil {
+			continue // the Mixer has no quota of that name: not limited
+		}
+		if c := codes.Code(res.GetStatus().GetCode()); c != codes.OK {
+			return f.deny(r, c, res.GetStatus().GetMessage())
+		}
+		if res.GetGrantedAmount() < n {
+			return f.deny(r, codes.ResourceExhausted, "Quota is exhausted for: "+q)
+		}
+	}
+	return filter.Continue
+}
+
+// unreachable applies the fail policy when the Mixer cannot answer.
+func (f *Filter) unreachable(r *filter.Request, err error) filter.Status {
+	if f.failOpen {
+		r.AddMeta(Name, "fail_open", err.Error())
+		return filter.Continue
+	}
+	return f.deny(r, codes.Unavailable, "mixer unreachable: "+err.Error())
+}
+
+// EncodeHeaders implements filter.ResponseFilter: the request is reported
+// (asynchronously, in batches).
+func (f *Filter) EncodeHeaders(r *filter.Request, status int, h *headers.List) {
+	if !f.svc.report || r.Services == nil || r.Services.GRPC == nil {
+		return
+	}
+	rh := map[string]string{}
+	if h != nil {
+		for _, x := range *h {
+			rh[x.Name] = x.Value
+		}
+	}
+	bag := &reqBag{r: r, static: f.svc.static, now: time.Now(), code: int64(status), respHdr: rh}
+	f.reports.add(f.enc.Encode(bag), func() (grpc.ClientConnInterface, error) { return r.Services.GRPC(f.reportTarget) }, r.Services.Logger)
+}
+
+// batcher sends reports in batches: when max are waiting or wait after
+// the first, from a goroutine of its own (never on the request path).
+type batcher struct {
+	max  int
+	wait time.Duration
+	enc  *attribute.Encoder
+	dict *attribute.Dictionary
+
+	mu      sync.Mutex
+	pending []*mixerpb.CompressedAttributes
+	timer   *time.Timer
+	dial    func() (grpc.ClientConnInterface, error)
+	log     *slog.Logger
+}
+
+func (b *batcher) add(ca *mixerpb.CompressedAttributes, dial func() (grpc.ClientConnInterface, error), log *slog.Logger) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.pending = append(b.pending, ca)
+	b.dial, b.log = dial, log
+	if len(b.pending) >= b.max {
+		b.flushLocked()
+		return
+	}
+	if b.timer == nil {
+		b.timer = time.AfterFunc(b.wait, func() {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			b.flushLocked()
+		})
+	}
+}
+
+func (b *batcher) flushLocked() {
+	if b.timer != nil {
+		b.timer.Stop()
+		b.timer = nil
+	}
+	if len(b.pending) == 0 {
+		return
+	}
+	req := &mixerpb.ReportRequest{Attributes: b.pending, GlobalWordCount: uint32(b.dict.Len()),
+		RepeatedAttributesSemantics: mixerpb.ReportRequest_INDEPENDENT_ENCODING}
+	b.pending = nil
+	dial, log := b.dial, b.log
+	go func() {
+		conn, err := dial()
+		if err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_, err = mixerpb.NewMixerClient(conn).Report(ctx, req)
+			cancel()
+		}
+		if err != nil && log != nil {
+			log.Debug("mixer report failed", "err", err)
+		}
+	}()
+}

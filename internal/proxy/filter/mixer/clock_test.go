@@ -1,0 +1,5 @@
+package mixer
+
+import "time"
+
+func timeNow() time.Time { return time.Now() }

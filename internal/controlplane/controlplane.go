@@ -368,6 +368,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if dash != nil {
 		run("dashboard", func() error { dash.Run(ctx); return nil })
+	}
 	if mix != nil {
 		if err := mix.listen(authority); err != nil {
 			return err

@@ -221,12 +221,11 @@ func Up(ctx context.Context, cfg Config) error {
 		}
 		mastd.Args, brokerCreds = append(mastd.Args, args...), creds
 	}
-	meshCfg, err := writeMeshConfig(cfg.StateDir, cfg.Addons)
 	if cfg.MTLS && cfg.MixerAddr != "" {
 		mastd.Args = withComponent(mastd.Args, "mixer")
 		mastd.Args = append(mastd.Args, "--mixer-addr", cfg.MixerAddr)
 	}
-	meshCfg, err := writeMeshConfig(cfg.StateDir, cfg.mixerMesh())
+	meshCfg, err := writeMeshConfig(cfg.StateDir, cfg.Addons, cfg.mixerMesh())
 	if err != nil {
 		return err
 	}

@@ -23,7 +23,7 @@ defaultConfig:
 `
 
 // writeMeshConfig writes the local mesh's MeshConfig and returns its path.
-func writeMeshConfig(stateDir string, addons []string) (string, error) {
+func writeMeshConfig(stateDir string, addons []string, extra string) (string, error) {
 	p := filepath.Join(stateDir, "mesh.yaml")
 	text := meshConfigYAML
 	for _, a := range addons {
@@ -31,10 +31,7 @@ func writeMeshConfig(stateDir string, addons []string) (string, error) {
 			text += jaegerMeshConfig
 		}
 	}
-	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
-func writeMeshConfig(stateDir, extra string) (string, error) {
-	p := filepath.Join(stateDir, "mesh.yaml")
-	if err := os.WriteFile(p, []byte(meshConfigYAML+extra), 0o644); err != nil {
+	if err := os.WriteFile(p, []byte(text+extra), 0o644); err != nil {
 		return "", fmt.Errorf("mesh config: %w", err)
 	}
 	return p, nil

@@ -87,6 +87,7 @@ func ParseMeshConfig(file string, data []byte, base MeshConfig) (MeshConfig, []s
 	out.DefaultAccessLogProviders = mc.GetDefaultProviders().GetAccessLogging()
 	if t := mc.GetDefaultConfig().GetTracing(); t != nil && t.GetSampling() != 0 {
 		out.TracingSampling, out.TracingSamplingSet = t.GetSampling(), true
+	}
 	if v, ok := mixer["disablePolicyChecks"].(bool); ok {
 		out.DisablePolicyChecks = v
 	}

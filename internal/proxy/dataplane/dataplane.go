@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
@@ -22,6 +21,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/mast-mesh/mast/internal/proxy/admin"
+	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"github.com/mast-mesh/mast/internal/proxy/httpproxy"
 	"github.com/mast-mesh/mast/internal/proxy/listener"
 	"github.com/mast-mesh/mast/internal/proxy/overload"

@@ -66,10 +66,6 @@ type Server struct {
 	log     *slog.Logger
 	// Services are lent to the HTTP filters (the Mixer client's gRPC).
 	Services *filter.Services
-	cfg      *atomic.Pointer[Config]
-	mgr      *upstream.Manager
-	Stats    *Stats
-	log      *slog.Logger
 	// BufferLimit is the largest request body buffered for retries (64 KiB).
 	BufferLimit int
 	// Overload, when set, sheds requests under memory pressure.

@@ -59,9 +59,13 @@ func (f *installFlags) client() (*install.Client, error) {
 // Manifest runs `mast manifest generate`: it prints the objects `mast
 // install` would apply.
 func Manifest(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] != "generate" {
+	help := len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help")
+	if !help && (len(args) == 0 || args[0] != "generate") {
 		fmt.Fprintln(stderr, "mast manifest: want `mast manifest generate [--set KEY=VALUE]... [-f VALUES]... [-n NAMESPACE]`")
 		return ExitUsage
+	}
+	if !help {
+		args = args[1:]
 	}
 	var f installFlags
 	c := newCommand("manifest generate", "[--set KEY=VALUE]... [-f VALUES]... [-n NAMESPACE]",
@@ -71,7 +75,7 @@ func Manifest(args []string, stdout, stderr io.Writer) int {
 		"mast manifest generate | kubectl apply --server-side -f -",
 		"mast manifest generate --set mastd.replicas=2 --set sidecarInjector.holdApplicationUntilProxyStarts=true")
 	f.register(c, false)
-	if code, ok := c.parse(args[1:], stdout, stderr); !ok {
+	if code, ok := c.parse(args, stdout, stderr); !ok {
 		return code
 	}
 	objs, err := f.render()

@@ -87,7 +87,7 @@ func TestEurekaJSClientAndFargo(t *testing.T) {
 		"instanceId": "js-1", "app": "REVIEWS", "hostName": "js-1.local", "ipAddr": "10.0.0.7",
 		"port": map[string]any{"$": 9080, "@enabled": true}, "vipAddress": "reviews", "statusPageUrl": "http://10.0.0.7:9080/info",
 		"dataCenterInfo": map[string]any{"@class": "com.netflix.appinfo.InstanceInfo$DefaultDataCenterInfo", "name": "MyOwn"},
-		"metadata": map[string]any{"version": "v3"},
+		"metadata":       map[string]any{"version": "v3"},
 	})
 	conn := fargo.NewConn(srv.URL + "/eureka/v2")
 	conn.UseJson = true

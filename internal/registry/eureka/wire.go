@@ -295,7 +295,9 @@ func (i *Instance) MarshalJSON() ([]byte, error) {
 		LastDirty        string          `json:"lastDirtyTimestamp"`
 		ActionType       string          `json:"actionType,omitempty"`
 	}
-	port := func(p Port) map[string]any { return map[string]any{"$": p.Number, "@enabled": strconv.FormatBool(p.Enabled)} }
+	port := func(p Port) map[string]any {
+		return map[string]any{"$": p.Number, "@enabled": strconv.FormatBool(p.Enabled)}
+	}
 	return json.Marshal(out{
 		InstanceID: i.InstanceID, HostName: i.HostName, App: i.App, IPAddr: i.IPAddr, Status: i.Status,
 		OverriddenStatus: orUnknown(i.OverriddenStatus), Port: port(i.Port), SecurePort: port(i.SecurePort),

@@ -1,24 +1,18 @@
 package generate
 
 import (
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	meshconfig "istio.io/api/mesh/v1alpha1"
-
-	"github.com/mast-mesh/mast/internal/pilot/model"
 )
 
-// applyHTTPSecurity finishes the proxy's listeners: every HTTP connection
-// manager gets the mesh's path normalization, and the chains that receive
-// traffic for the workload (sidecar inbound, every gateway chain) get the
-// AuthorizationPolicy filters: HTTP RBAC after jwt_authn (when present),
-// network RBAC before tcp_proxy. Listeners are fresh per generation, so
-// they are changed in place.
-func (g *gen) applyHTTPSecurity(out []model.XDSResource) {
+// securityFilters are the AuthorizationPolicy filters of the chains that
+// receive traffic for the workload (sidecar inbound, every gateway chain):
+// HTTP RBAC after jwt_authn (when present), network RBAC before tcp_proxy.
+// active is false when neither they nor the mesh's path normalization
+// change any chain.
+func (g *gen) securityFilters() (httpFilters []*hcmv3.HttpFilter, tcpFilters []*listenerv3.Filter, active bool) {
 	policies := g.authzPolicies()
-	var httpFilters []*hcmv3.HttpFilter
-	var tcpFilters []*listenerv3.Filter
 	for _, s := range g.authzFilters(policies, false) {
 		if f := s.httpFilter(); f != nil {
 			httpFilters = append(httpFilters, f)
@@ -30,59 +24,20 @@ func (g *gen) applyHTTPSecurity(out []model.XDSResource) {
 		}
 	}
 	norm := g.pc.Mesh.PathNormalization
-	if len(httpFilters) == 0 && len(tcpFilters) == 0 && (norm == meshconfig.MeshConfig_ProxyPathNormalization_DEFAULT ||
-		norm == meshconfig.MeshConfig_ProxyPathNormalization_BASE) {
-		return
-	}
-	for _, r := range out {
-		l, ok := r.Resource.(*listenerv3.Listener)
-		if !ok {
-			continue
-		}
-		inbound := g.p.Type == model.Router || l.GetTrafficDirection() == corev3.TrafficDirection_INBOUND || l.GetName() == virtualInboundName
-		chains := l.GetFilterChains()
-		if l.GetDefaultFilterChain() != nil {
-			chains = append(chains[:len(chains):len(chains)], l.GetDefaultFilterChain())
-		}
-		for _, fc := range chains {
-			g.secureChain(fc, inbound, httpFilters, tcpFilters, norm)
-		}
-	}
+	active = len(httpFilters) > 0 || len(tcpFilters) > 0 ||
+		(norm != meshconfig.MeshConfig_ProxyPathNormalization_DEFAULT && norm != meshconfig.MeshConfig_ProxyPathNormalization_BASE)
+	return httpFilters, tcpFilters, active
 }
 
-func (g *gen) secureChain(fc *listenerv3.FilterChain, inbound bool, httpFilters []*hcmv3.HttpFilter, tcpFilters []*listenerv3.Filter,
-	norm meshconfig.MeshConfig_ProxyPathNormalization_NormalizationType) {
-	n := len(fc.GetFilters())
-	if n == 0 {
-		return
-	}
-	last := fc.Filters[n-1]
-	switch last.GetName() {
-	case hcmFilterName:
-		var m hcmv3.HttpConnectionManager
-		if last.GetTypedConfig().UnmarshalTo(&m) != nil {
-			return
-		}
-		setPathNormalization(&m, norm)
-		if inbound && len(httpFilters) > 0 {
-			at := 0
-			for i, f := range m.HttpFilters {
-				if f.GetName() == "envoy.filters.http.jwt_authn" {
-					at = i + 1
-				}
-			}
-			fs := append([]*hcmv3.HttpFilter{}, m.HttpFilters[:at]...)
-			fs = append(fs, httpFilters...)
-			m.HttpFilters = append(fs, m.HttpFilters[at:]...)
-		}
-		fc.Filters[n-1] = hcmFilter(&m)
-	case tcpProxyFilterName:
-		if inbound && len(tcpFilters) > 0 {
-			fs := append([]*listenerv3.Filter{}, fc.Filters[:n-1]...)
-			fs = append(fs, tcpFilters...)
-			fc.Filters = append(fs, last)
+// insertAfterJWT puts fs right after jwt_authn (first when there is none).
+func insertAfterJWT(m *hcmv3.HttpConnectionManager, fs []*hcmv3.HttpFilter) {
+	at := 0
+	for i, f := range m.HttpFilters {
+		if f.GetName() == "envoy.filters.http.jwt_authn" {
+			at = i + 1
 		}
 	}
+	m.HttpFilters = insertHTTPFilters(m.HttpFilters, at, fs)
 }
 
 // setPathNormalization sets the HCM's path fields as Istio does for the

@@ -44,9 +44,7 @@ func generate(pc *model.PushContext, p *model.Proxy, typeURL string, names []str
 	switch typeURL {
 	case ListenerType:
 		out = g.withTelemetry(g.listeners(names))
-		g.applyHTTPSecurity(out)
-		g.applyRateLimits(out)
-		g.applyMixer(out)
+		g.applyListenerFilters(out)
 	case RouteType:
 		out = g.withDecorators(g.routes(names))
 	case ClusterType:

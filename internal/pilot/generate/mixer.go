@@ -4,15 +4,12 @@ import (
 	"sort"
 	"strings"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/mast-mesh/mast/internal/config"
 	"github.com/mast-mesh/mast/internal/mixer/api/clientpb"
 	"github.com/mast-mesh/mast/internal/mixer/api/mixerpb"
-	"github.com/mast-mesh/mast/internal/pilot/model"
 )
 
 // MixerFilterName is Istio 1.4's name of the Mixer client filter; its
@@ -21,56 +18,19 @@ import (
 // of the Mixer (mast-proxy dials it over mTLS with its mesh identity).
 const MixerFilterName = "mixer"
 
-// applyMixer adds the Mixer client filter when the configuration has
-// Mixer rules (and MeshConfig names a Mixer): on a sidecar's inbound
-// chains it checks and reports for the workload's services (the
-// destination side, as Istio 1.4's sidecars did); on outbound chains and
-// gateways it only forwards the proxy's own attributes (source.*) to the
-// destination in x-istio-attributes.
-func (g *gen) applyMixer(out []model.XDSResource) {
-	if g.pc.Mesh.MixerCheckServer == "" || g.p.IsGRPC() || len(g.pc.Config.List(config.MixerRule)) == 0 {
-		return
-	}
-	var in, fwd *hcmv3.HttpFilter
-	for _, r := range out {
-		l, ok := r.Resource.(*listenerv3.Listener)
-		if !ok {
-			continue
-		}
-		inbound := g.p.Type != model.Router && (l.GetTrafficDirection() == corev3.TrafficDirection_INBOUND || l.GetName() == virtualInboundName)
-		chains := l.GetFilterChains()
-		if l.GetDefaultFilterChain() != nil {
-			chains = append(chains[:len(chains):len(chains)], l.GetDefaultFilterChain())
-		}
-		var f *hcmv3.HttpFilter
-		if inbound {
-			if in == nil {
-				in = httpFilter(MixerFilterName, toAny(g.mixerInbound()))
-			}
-			f = in
-		} else {
-			if fwd == nil {
-				fwd = httpFilter(MixerFilterName, toAny(g.mixerForward()))
-			}
-			f = fwd
-		}
-		for _, fc := range chains {
-			addMixerFilter(fc, f)
-		}
-	}
+// mixerActive tells whether this proxy gets the Mixer client filter: the
+// configuration has Mixer rules and MeshConfig names a Mixer. On a
+// sidecar's inbound chains the filter checks and reports for the
+// workload's services (the destination side, as Istio 1.4's sidecars did);
+// on outbound chains and gateways it only forwards the proxy's own
+// attributes (source.*) to the destination in x-istio-attributes.
+func (g *gen) mixerActive() bool {
+	return g.pc.Mesh.MixerCheckServer != "" && !g.p.IsGRPC() && len(g.pc.Config.List(config.MixerRule)) > 0
 }
 
-// addMixerFilter puts f after the security filters (jwt_authn, rbac) and
+// insertMixer puts f after the security filters (jwt_authn, rbac) and
 // before fault, cors and the router.
-func addMixerFilter(fc *listenerv3.FilterChain, f *hcmv3.HttpFilter) {
-	n := len(fc.GetFilters())
-	if n == 0 || fc.Filters[n-1].GetName() != hcmFilterName {
-		return
-	}
-	var m hcmv3.HttpConnectionManager
-	if fc.Filters[n-1].GetTypedConfig().UnmarshalTo(&m) != nil {
-		return
-	}
+func insertMixer(m *hcmv3.HttpConnectionManager, f *hcmv3.HttpFilter) {
 	at := len(m.HttpFilters) - 1
 	for i, h := range m.HttpFilters {
 		if h.GetName() == faultFilterName || h.GetName() == corsFilterName || h.GetName() == routerFilterName {
@@ -78,13 +38,7 @@ func addMixerFilter(fc *listenerv3.FilterChain, f *hcmv3.HttpFilter) {
 			break
 		}
 	}
-	if at < 0 {
-		at = 0
-	}
-	fs := append([]*hcmv3.HttpFilter{}, m.HttpFilters[:at]...)
-	fs = append(fs, f)
-	m.HttpFilters = append(fs, m.HttpFilters[at:]...)
-	fc.Filters[n-1] = hcmFilter(&m)
+	m.HttpFilters = insertHTTPFilters(m.HttpFilters, max(at, 0), []*hcmv3.HttpFilter{f})
 }
 
 func strAttr(s string) *mixerpb.Attributes_AttributeValue {

@@ -14,7 +14,6 @@ import (
 	netlocalrlv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/local_ratelimit/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 
-	"github.com/mast-mesh/mast/internal/pilot/model"
 	"github.com/mast-mesh/mast/internal/ratelimit"
 )
 
@@ -26,20 +25,19 @@ const (
 	netLocalRateLimitFilerName = "envoy.filters.network.local_ratelimit"
 )
 
-// applyRateLimits adds the RateLimit resources that select this proxy to
-// the chains that receive its traffic (sidecar inbound, every gateway
-// chain): a GLOBAL limit is an envoy.filters.http.ratelimit filter calling
-// mastd's rate-limit service with its descriptor built by the filter's
-// rate_limits actions; a LOCAL limit is an envoy.filters.http.local_ratelimit
-// token bucket (and envoy.filters.network.local_ratelimit, counting
-// connections, on TCP chains when it has no dimensions). They run after
-// authentication and authorization, before fault, CORS and the router.
-func (g *gen) applyRateLimits(out []model.XDSResource) {
+// rateLimitFilters are the filters of the RateLimit resources that select
+// this proxy, for the chains that receive its traffic (sidecar inbound,
+// every gateway chain): a GLOBAL limit is an envoy.filters.http.ratelimit
+// filter calling mastd's rate-limit service with its descriptor built by
+// the filter's rate_limits actions; a LOCAL limit is an
+// envoy.filters.http.local_ratelimit token bucket (and
+// envoy.filters.network.local_ratelimit, counting connections, on TCP chains
+// when it has no dimensions). They run after authentication and
+// authorization, before fault, CORS and the router.
+func (g *gen) rateLimitFilters() (httpFilters []*hcmv3.HttpFilter, tcpFilters []*listenerv3.Filter) {
 	if g.pc.Config == nil || g.grpc {
-		return
+		return nil, nil
 	}
-	var httpFilters []*hcmv3.HttpFilter
-	var tcpFilters []*listenerv3.Filter
 	for _, r := range ratelimit.Rules(g.pc.Config) {
 		if !r.Selects(g.pc.Mesh.RootNamespace, g.p.Namespace, g.p.Labels) {
 			continue
@@ -57,61 +55,20 @@ func (g *gen) applyRateLimits(out []model.XDSResource) {
 		}
 		httpFilters = append(httpFilters, httpFilter(rateLimitFilterName+"/"+r.ID, toAny(globalRateLimit(r, g.pc.Mesh.RateLimitService))))
 	}
-	if len(httpFilters) == 0 && len(tcpFilters) == 0 {
-		return
-	}
-	for _, res := range out {
-		l, ok := res.Resource.(*listenerv3.Listener)
-		if !ok {
-			continue
-		}
-		inbound := g.p.Type == model.Router || l.GetTrafficDirection() == corev3.TrafficDirection_INBOUND || l.GetName() == virtualInboundName
-		if !inbound {
-			continue
-		}
-		chains := l.GetFilterChains()
-		if l.GetDefaultFilterChain() != nil {
-			chains = append(chains[:len(chains):len(chains)], l.GetDefaultFilterChain())
-		}
-		for _, fc := range chains {
-			rateLimitChain(fc, httpFilters, tcpFilters)
-		}
-	}
+	return httpFilters, tcpFilters
 }
 
-func rateLimitChain(fc *listenerv3.FilterChain, httpFilters []*hcmv3.HttpFilter, tcpFilters []*listenerv3.Filter) {
-	n := len(fc.GetFilters())
-	if n == 0 {
-		return
-	}
-	last := fc.Filters[n-1]
-	switch last.GetName() {
-	case hcmFilterName:
-		if len(httpFilters) == 0 {
-			return
-		}
-		var m hcmv3.HttpConnectionManager
-		if last.GetTypedConfig().UnmarshalTo(&m) != nil {
-			return
-		}
-		at := len(m.HttpFilters) - 1 // before the router at the latest
-		for i, f := range m.HttpFilters {
-			if f.GetName() == faultFilterName || f.GetName() == corsFilterName {
-				at = i
-				break
-			}
-		}
-		fs := append([]*hcmv3.HttpFilter{}, m.HttpFilters[:at]...)
-		fs = append(fs, httpFilters...)
-		m.HttpFilters = append(fs, m.HttpFilters[at:]...)
-		fc.Filters[n-1] = hcmFilter(&m)
-	case tcpProxyFilterName:
-		if len(tcpFilters) > 0 {
-			fs := append([]*listenerv3.Filter{}, fc.Filters[:n-1]...)
-			fs = append(fs, tcpFilters...)
-			fc.Filters = append(fs, last)
+// insertBeforeFaultOrCORS puts fs before fault or CORS, before the router at
+// the latest.
+func insertBeforeFaultOrCORS(m *hcmv3.HttpConnectionManager, fs []*hcmv3.HttpFilter) {
+	at := len(m.HttpFilters) - 1
+	for i, f := range m.HttpFilters {
+		if f.GetName() == faultFilterName || f.GetName() == corsFilterName {
+			at = i
+			break
 		}
 	}
+	m.HttpFilters = insertHTTPFilters(m.HttpFilters, at, fs)
 }
 
 // descriptorActions are the actions building a rule's descriptor: the rule

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/mast-mesh/mast/internal/mixer/template"
 )
 
 // Decode decodes a handler's params into out (a struct with camelCase json
@@ -35,7 +37,7 @@ func normalize(v any, free []string) any {
 	case map[string]any:
 		out := make(map[string]any, len(x))
 		for k, val := range x {
-			ck := camel(k)
+			ck := template.JSONName(k)
 			isFree := false
 			for _, f := range free {
 				if ck == f {
@@ -57,16 +59,6 @@ func normalize(v any, free []string) any {
 		return out
 	}
 	return v
-}
-
-func camel(s string) string {
-	parts := strings.Split(s, "_")
-	for i := 1; i < len(parts); i++ {
-		if parts[i] != "" {
-			parts[i] = strings.ToUpper(parts[i][:1]) + parts[i][1:]
-		}
-	}
-	return strings.Join(parts, "")
 }
 
 // Duration is a params duration: "1s", "500ms", or a number of seconds.

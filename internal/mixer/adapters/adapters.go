@@ -4,7 +4,8 @@
 package adapters
 
 import (
-	"sort"
+	"maps"
+	"slices"
 
 	"github.com/mast-mesh/mast/internal/mixer/adapter"
 	"github.com/mast-mesh/mast/internal/mixer/adapters/denier"
@@ -25,11 +26,4 @@ func All() map[string]*adapter.Info {
 }
 
 // Names returns the adapter names, sorted.
-func Names() []string {
-	var out []string
-	for n := range All() {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
-}
+func Names() []string { return slices.Sorted(maps.Keys(All())) }

@@ -6,6 +6,8 @@ package template
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -64,10 +66,9 @@ type Template struct {
 }
 
 var (
-	str  = []attribute.Type{policypb.ValueType_STRING}
-	tsT  = []attribute.Type{policypb.ValueType_TIMESTAMP}
-	durT = []attribute.Type{policypb.ValueType_DURATION}
-	i64  = []attribute.Type{policypb.ValueType_INT64}
+	str = []attribute.Type{policypb.ValueType_STRING}
+	tsT = []attribute.Type{policypb.ValueType_TIMESTAMP}
+	i64 = []attribute.Type{policypb.ValueType_INT64}
 )
 
 // All returns Istio 1.4's templates that Mast implements, by name.
@@ -100,7 +101,6 @@ func All() map[string]*Template {
 			{name: "response_total_size", kind: exprField, types: i64}, {name: "api_protocol", kind: exprField, types: str}}},
 		{Name: "reportnothing", Variety: Report},
 	}
-	_ = durT
 	out := make(map[string]*Template, len(ts))
 	for _, t := range ts {
 		out[t.Name] = t
@@ -109,14 +109,7 @@ func All() map[string]*Template {
 }
 
 // Names returns the template names, sorted.
-func Names() []string {
-	var out []string
-	for n := range All() {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
-}
+func Names() []string { return slices.Sorted(maps.Keys(All())) }
 
 // Instance is one evaluated instance: its fields by param name (nested
 // objects as map[string]any, maps of expressions as map[string]any).
@@ -165,7 +158,9 @@ func Compile(c *expr.Compiler, t *Template, name string, params *structpb.Struct
 	return &Compiled{Name: name, Template: t, fields: fs}, nil
 }
 
-func camel(s string) string {
+// JSONName is the proto JSON (camelCase) name of a snake_case field name;
+// Mixer's params accept both spellings, as Istio's jsonpb did.
+func JSONName(s string) string {
 	parts := strings.Split(s, "_")
 	for i := 1; i < len(parts); i++ {
 		if parts[i] != "" {
@@ -182,10 +177,10 @@ func compileFields(c *expr.Compiler, spec []field, given map[string]*structpb.Va
 		key := f.name
 		v, ok := given[key]
 		if !ok {
-			key = camel(f.name)
+			key = JSONName(f.name)
 			v, ok = given[key]
 		}
-		known[f.name], known[camel(f.name)] = true, true
+		known[f.name], known[JSONName(f.name)] = true, true
 		p := path + "." + key
 		if !ok {
 			if f.required {

@@ -14,31 +14,8 @@ import (
 
 	"github.com/mast-mesh/mast/internal/celfilter"
 	"github.com/mast-mesh/mast/internal/pilot/model"
+	"github.com/mast-mesh/mast/internal/telemetry/accesslog"
 )
-
-// Istio's access log formats (pilot/pkg/model/telemetry_logging.go).
-const istioTextLogFormat = "[%START_TIME%] \"%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% " +
-	"%PROTOCOL%\" %RESPONSE_CODE% %RESPONSE_FLAGS% " +
-	"%RESPONSE_CODE_DETAILS% %CONNECTION_TERMINATION_DETAILS% " +
-	"\"%UPSTREAM_TRANSPORT_FAILURE_REASON%\" %BYTES_RECEIVED% %BYTES_SENT% " +
-	"%DURATION% %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% \"%REQ(X-FORWARDED-FOR)%\" " +
-	"\"%REQ(USER-AGENT)%\" \"%REQ(X-REQUEST-ID)%\" \"%REQ(:AUTHORITY)%\" " +
-	"\"%UPSTREAM_HOST%\" %UPSTREAM_CLUSTER_RAW% %UPSTREAM_LOCAL_ADDRESS% " +
-	"%DOWNSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_REMOTE_ADDRESS% " +
-	"%REQUESTED_SERVER_NAME% %ROUTE_NAME%\n"
-
-var istioJSONLogFields = map[string]string{
-	"start_time": "%START_TIME%", "method": "%REQ(:METHOD)%", "path": "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%",
-	"protocol": "%PROTOCOL%", "response_code": "%RESPONSE_CODE%", "response_flags": "%RESPONSE_FLAGS%",
-	"response_code_details": "%RESPONSE_CODE_DETAILS%", "connection_termination_details": "%CONNECTION_TERMINATION_DETAILS%",
-	"upstream_transport_failure_reason": "%UPSTREAM_TRANSPORT_FAILURE_REASON%", "bytes_received": "%BYTES_RECEIVED%",
-	"bytes_sent": "%BYTES_SENT%", "duration": "%DURATION%", "upstream_service_time": "%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)%",
-	"x_forwarded_for": "%REQ(X-FORWARDED-FOR)%", "user_agent": "%REQ(USER-AGENT)%", "request_id": "%REQ(X-REQUEST-ID)%",
-	"authority": "%REQ(:AUTHORITY)%", "upstream_host": "%UPSTREAM_HOST%", "upstream_cluster": "%UPSTREAM_CLUSTER_RAW%",
-	"upstream_local_address": "%UPSTREAM_LOCAL_ADDRESS%", "downstream_local_address": "%DOWNSTREAM_LOCAL_ADDRESS%",
-	"downstream_remote_address": "%DOWNSTREAM_REMOTE_ADDRESS%", "requested_server_name": "%REQUESTED_SERVER_NAME%",
-	"route_name": "%ROUTE_NAME%",
-}
 
 // meshAccessLog is the file access log MeshConfig asks for, nil when
 // accessLogFile is empty (Istio's default: off).
@@ -49,7 +26,7 @@ func meshAccessLog(m model.MeshConfig) *accesslogv3.AccessLog {
 	f := &filev3.FileAccessLog{Path: m.AccessLogFile}
 	if m.AccessLogEncoding == "JSON" {
 		fields := map[string]*structpb.Value{}
-		for k, v := range istioJSONLogFields {
+		for k, v := range accesslog.IstioJSONFormat {
 			fields[k] = structpb.NewStringValue(v)
 		}
 		if m.AccessLogFormat != "" {
@@ -62,7 +39,7 @@ func meshAccessLog(m model.MeshConfig) *accesslogv3.AccessLog {
 		f.AccessLogFormat = &filev3.FileAccessLog_LogFormat{LogFormat: &corev3.SubstitutionFormatString{
 			Format: &corev3.SubstitutionFormatString_JsonFormat{JsonFormat: &structpb.Struct{Fields: fields}}}}
 	} else {
-		text := istioTextLogFormat
+		text := accesslog.IstioTextFormat
 		if m.AccessLogFormat != "" {
 			text = m.AccessLogFormat
 		}

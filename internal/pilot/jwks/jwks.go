@@ -9,9 +9,7 @@ package jwks
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -19,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mast-mesh/mast/internal/httpget"
 	"github.com/mast-mesh/mast/internal/pilot/model"
 	"github.com/mast-mesh/mast/internal/proxy/filter/jwtauthn"
 )
@@ -254,28 +253,6 @@ func (f *Fetcher) fetch(ctx context.Context, k model.JWKSKey, timeout time.Durat
 	return string(b), nil
 }
 
-var errTooLarge = errors.New("document too large")
-
 func (f *Fetcher) get(ctx context.Context, uri string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, uri, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := f.cfg.Client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", uri, resp.Status)
-	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, f.cfg.MaxSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", uri, err)
-	}
-	if int64(len(b)) > f.cfg.MaxSize {
-		return nil, fmt.Errorf("GET %s: %w (more than %d bytes)", uri, errTooLarge, f.cfg.MaxSize)
-	}
-	return b, nil
+	return httpget.Get(ctx, f.cfg.Client, uri, "application/json", f.cfg.MaxSize)
 }

@@ -11,7 +11,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -22,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mast-mesh/mast/internal/httpget"
 	"github.com/mast-mesh/mast/internal/registry"
 )
 
@@ -189,29 +189,13 @@ func (r *Registry) sync(ctx context.Context) error {
 }
 
 func (r *Registry) fetch(ctx context.Context, path string) (*Applications, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.cfg.URL+path, nil)
-	if err != nil {
-		return nil, err
-	}
 	accept := "application/json"
 	if r.cfg.XML {
 		accept = "application/xml"
 	}
-	req.Header.Set("Accept", accept)
-	resp, err := r.cfg.Client.Do(req)
+	body, err := httpget.Get(ctx, r.cfg.Client, r.cfg.URL+path, accept, r.cfg.MaxResponseBytes)
 	if err != nil {
 		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", path, resp.Status)
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, r.cfg.MaxResponseBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", path, err)
-	}
-	if int64(len(body)) > r.cfg.MaxResponseBytes {
-		return nil, fmt.Errorf("GET %s: answer larger than %d bytes", path, r.cfg.MaxResponseBytes)
 	}
 	apps, err := Decode(body, r.cfg.XML)
 	if err != nil {

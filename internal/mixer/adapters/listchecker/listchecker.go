@@ -11,7 +11,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -23,6 +22,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/mast-mesh/mast/internal/httpget"
 	"github.com/mast-mesh/mast/internal/mixer/adapter"
 	"github.com/mast-mesh/mast/internal/mixer/attribute"
 	"github.com/mast-mesh/mast/internal/mixer/template"
@@ -240,24 +240,9 @@ func (h *Handler) refresh() {
 func (h *Handler) fetch() (*list, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.p.ProviderURL, nil)
+	b, err := httpget.Get(ctx, h.env.HTTP, h.p.ProviderURL, "", MaxListBytes)
 	if err != nil {
 		return nil, err
-	}
-	resp, err := h.env.HTTP.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("status %d", resp.StatusCode)
-	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxListBytes+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > MaxListBytes {
-		return nil, fmt.Errorf("list larger than %d bytes", MaxListBytes)
 	}
 	var entries []string
 	sc := bufio.NewScanner(bytes.NewReader(b))

@@ -6,8 +6,6 @@
 package listchecker
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -235,8 +233,7 @@ func (h *Handler) refresh() {
 	h.fetched, h.fetchedAt = l, h.env.Now()
 }
 
-// fetch reads the list at providerUrl: one entry per line, blank lines and
-// lines starting with # ignored, at most MaxListBytes.
+// fetch reads the list at providerUrl, at most MaxListBytes.
 func (h *Handler) fetch() (*list, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -244,20 +241,21 @@ func (h *Handler) fetch() (*list, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseList(h.p.EntryType, b)
+}
+
+// parseList reads a fetched list of entries of kind: one entry per line,
+// blank lines and lines starting with # ignored.
+func parseList(kind string, b []byte) (*list, error) {
 	var entries []string
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 64<<10), MaxListBytes)
-	for sc.Scan() {
-		l := strings.TrimSpace(sc.Text())
+	for line := range strings.Lines(string(b)) {
+		l := strings.TrimSpace(line)
 		if l == "" || strings.HasPrefix(l, "#") {
 			continue
 		}
 		entries = append(entries, l)
 	}
-	if err := sc.Err(); err != nil {
-		return nil, err
-	}
-	l, err := buildList(h.p.EntryType, entries)
+	l, err := buildList(kind, entries)
 	if err != nil {
 		return nil, fmt.Errorf("entry %w", err)
 	}

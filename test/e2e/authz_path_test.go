@@ -14,7 +14,7 @@ import (
 
 // authzPathConfig: workload web (HTTP 9080) behind a sidecar without capture
 // at %[2]s, app at 127.0.0.1:%[1]d, and a DENY policy on /admin and below.
-const authzPathConfig = forwardedConfigService + `---
+const authzPathConfig = webWorkload + `---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata: {name: deny-admin, namespace: default}
@@ -25,7 +25,10 @@ spec:
   - to: [{operation: {paths: ["/admin", "/admin/*"]}}]
 `
 
-const forwardedConfigService = `apiVersion: networking.istio.io/v1
+// webWorkload is the web service (HTTP 9080) of several tests: its
+// ServiceEntry, its WorkloadEntry at %[2]s and a Sidecar without capture
+// handing requests to the app at 127.0.0.1:%[1]d.
+const webWorkload = `apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: web, namespace: default}
 spec:

@@ -27,30 +27,7 @@ import (
 
 // jwtBase is a web service behind a sidecar, reached through an ingress
 // gateway (Istio's JWT task with the gateway in istio-system).
-const jwtBase = `apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: web, namespace: default}
-spec:
-  hosts: [web.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{number: 9080, name: http, protocol: HTTP}]
-  workloadSelector: {labels: {app: web}}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: web-1, namespace: default}
-spec: {address: %[2]s, ports: {http: 9080}, labels: {app: web}}
----
-apiVersion: networking.istio.io/v1
-kind: Sidecar
-metadata: {name: web, namespace: default}
-spec:
-  workloadSelector: {labels: {app: web}}
-  ingress:
-  - port: {number: 9080, protocol: HTTP, name: http}
-    defaultEndpoint: 127.0.0.1:%[1]d
----
+const jwtBase = webWorkload + `---
 apiVersion: networking.istio.io/v1
 kind: Gateway
 metadata: {name: edge, namespace: istio-system}

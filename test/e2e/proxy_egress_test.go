@@ -197,30 +197,7 @@ func TestProxyEgressLocalPorts(t *testing.T) {
 // forwardedConfig: web (HTTP, port 9080) served by a workload whose sidecar
 // runs without capture at %[2]s and hands requests to the app at
 // 127.0.0.1:%[1]d; a gateway server for web.example.com on port 8080.
-const forwardedConfig = `apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: web, namespace: default}
-spec:
-  hosts: [web.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{number: 9080, name: http, protocol: HTTP}]
-  workloadSelector: {labels: {app: web}}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: web-1, namespace: default}
-spec: {address: %[2]s, ports: {http: 9080}, labels: {app: web}}
----
-apiVersion: networking.istio.io/v1
-kind: Sidecar
-metadata: {name: web, namespace: default}
-spec:
-  workloadSelector: {labels: {app: web}}
-  ingress:
-  - port: {number: 9080, protocol: HTTP, name: http}
-    defaultEndpoint: 127.0.0.1:%[1]d
----
+const forwardedConfig = webWorkload + `---
 apiVersion: networking.istio.io/v1
 kind: Gateway
 metadata: {name: edge, namespace: default}

@@ -412,6 +412,7 @@ type routeKey struct {
 	sidecarID sidecarID // the scope's Sidecar resource
 	none      bool
 	grpc      bool
+	traced    bool // routes carry span names (decorate)
 	// sources says which VirtualService sourceLabels the proxy matches
 	// ('1') or not ('0'), in sourceSelectors' order.
 	sources  string
@@ -425,17 +426,27 @@ type sidecarID struct {
 }
 
 // sidecarRoute is a sidecar route configuration through the cache.
+// A proxy that traces gets its routes with their span names (decorators),
+// named once here, so that the cached bytes serve it as they are.
 func (g *gen) sidecarRoute(name string, build func() *routev3.RouteConfiguration) (*routev3.RouteConfiguration, *model.Encoded) {
+	traced := g.pc.Tracing(g.p) != nil
+	decorated := func() *routev3.RouteConfiguration {
+		rc := build()
+		if traced && rc != nil {
+			decorate(rc, nil)
+		}
+		return rc
+	}
 	if g.cache == nil {
-		return build(), nil
+		return decorated(), nil
 	}
 	st := g.cache.state(g.pc)
-	key := routeKey{name: name, namespace: g.p.Namespace, none: g.p.InterceptionNone(), grpc: g.grpc,
+	key := routeKey{name: name, namespace: g.p.Namespace, none: g.p.InterceptionNone(), grpc: g.grpc, traced: traced,
 		sources: g.sourceBits(st.sourceSelectors), routing: st.routing, services: st.services}
 	if sc := g.scope.Sidecar; sc != nil {
 		key.sidecarID = sidecarID{sc.Spec, sc.Key()}
 	}
-	m, enc := g.cache.lookup(st, key, func() proto.Message { return build() })
+	m, enc := g.cache.lookup(st, key, func() proto.Message { return decorated() })
 	if m == nil {
 		return nil, nil
 	}

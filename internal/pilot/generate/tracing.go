@@ -236,12 +236,12 @@ func (g *gen) withDecorators(out []model.XDSResource) []model.XDSResource {
 	}
 	for i, r := range out {
 		rc, ok := r.Resource.(*routev3.RouteConfiguration)
-		if !ok {
-			continue
+		if !ok || r.Encoded != nil {
+			continue // from the cache: decorated already (sidecarRoute)
 		}
 		rc = proto.Clone(rc).(*routev3.RouteConfiguration)
 		decorate(rc, nil)
-		// A copy: the cached wire form of the shared original no longer applies.
+		// Gateway, gRPC and bound-egress routes are named on a copy.
 		out[i].Resource, out[i].Encoded = rc, nil
 	}
 	return out

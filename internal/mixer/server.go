@@ -159,19 +159,8 @@ func (s *Service) Check(ctx context.Context, req *mixerpb.CheckRequest) (*mixerp
 // encodeRefs writes referenced attributes with the global word list.
 func (s *Service) encodeRefs(refs []expr.Ref) *mixerpb.ReferencedAttributes {
 	ra := &mixerpb.ReferencedAttributes{}
-	local := map[string]int32{}
-	idx := func(w string) int32 {
-		if i, ok := s.dict.Index(w); ok {
-			return i
-		}
-		if i, ok := local[w]; ok {
-			return i
-		}
-		ra.Words = append(ra.Words, w)
-		i := -int32(len(ra.Words))
-		local[w] = i
-		return i
-	}
+	words := attribute.NewWords(s.dict)
+	idx := words.Index
 	for _, r := range refs {
 		m := &mixerpb.ReferencedAttributes_AttributeMatch{Name: idx(r.Name), Condition: mixerpb.ReferencedAttributes_EXACT}
 		if !r.Present {
@@ -182,6 +171,7 @@ func (s *Service) encodeRefs(refs []expr.Ref) *mixerpb.ReferencedAttributes {
 		}
 		ra.AttributeMatches = append(ra.AttributeMatches, m)
 	}
+	ra.Words = words.Local
 	return ra
 }
 

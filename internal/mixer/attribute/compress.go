@@ -99,6 +99,32 @@ func Decode(ca *mixerpb.CompressedAttributes, d *Dictionary, globalWords int) (M
 	return bag, nil
 }
 
+// Words numbers words as Mixer's messages do: a global word by its index
+// in the dictionary, any other by -1, -2, ... into the message's own list.
+type Words struct {
+	dict  *Dictionary
+	local map[string]int32
+	// Local is the message's own word list.
+	Local []string
+}
+
+// NewWords returns an empty numbering against d.
+func NewWords(d *Dictionary) *Words { return &Words{dict: d, local: map[string]int32{}} }
+
+// Index returns w's number, adding it to Local when it is not global.
+func (ws *Words) Index(w string) int32 {
+	if i, ok := ws.dict.Index(w); ok {
+		return i
+	}
+	if i, ok := ws.local[w]; ok {
+		return i
+	}
+	ws.Local = append(ws.Local, w)
+	i := -int32(len(ws.Local))
+	ws.local[w] = i
+	return i
+}
+
 // Encoder compresses bags against the global dictionary.
 type Encoder struct {
 	dict *Dictionary
@@ -111,19 +137,8 @@ func NewEncoder(d *Dictionary) *Encoder { return &Encoder{dict: d} }
 // message's own word list.
 func (e *Encoder) Encode(b Bag) *mixerpb.CompressedAttributes {
 	ca := &mixerpb.CompressedAttributes{}
-	local := map[string]int32{}
-	idx := func(w string) int32 {
-		if i, ok := e.dict.Index(w); ok {
-			return i
-		}
-		if i, ok := local[w]; ok {
-			return i
-		}
-		ca.Words = append(ca.Words, w)
-		i := -int32(len(ca.Words))
-		local[w] = i
-		return i
-	}
+	words := NewWords(e.dict)
+	idx := words.Index
 	for _, name := range b.Names() {
 		v, _ := b.Get(name)
 		k := idx(name)
@@ -179,5 +194,6 @@ func (e *Encoder) Encode(b Bag) *mixerpb.CompressedAttributes {
 			ca.StringMaps[k] = sm
 		}
 	}
+	ca.Words = words.Local
 	return ca
 }

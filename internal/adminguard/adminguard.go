@@ -3,7 +3,8 @@
 // reach a loopback port without being the operator: a web page in the
 // user's browser (cross-origin requests, DNS rebinding) and, for endpoints
 // that change state, other local users (a bearer token read from a file
-// that only the operator can read).
+// that only the operator can read, or, over TLS, the verified client
+// certificate of an admin identity).
 //
 // ReadOnly checks Host and refuses cross-site browser requests; Mutating
 // adds POST-only, no cross-origin Origin, and the token when one is set.
@@ -11,12 +12,14 @@ package adminguard
 
 import (
 	"crypto/subtle"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -35,6 +38,13 @@ type Options struct {
 	// RequireToken makes Mutating refuse every request when TokenFile is
 	// empty, instead of relying on the loopback bind alone.
 	RequireToken bool
+	// AdminIdentities are the identities (SPIFFE IDs) whose TLS client
+	// certificate, verified by VerifyClient, authenticates a mutating
+	// request instead of the token (istiod's admin identities on 15014).
+	AdminIdentities []string
+	// VerifyClient verifies a TLS client's certificate chain (leaf first)
+	// now and returns its identity; required for AdminIdentities.
+	VerifyClient func(chain []*x509.Certificate) (string, error)
 }
 
 // CheckHost accepts a Host header (with or without port) that is an IP
@@ -94,6 +104,33 @@ func CheckOrigin(r *http.Request) error {
 	return nil
 }
 
+// authenticate accepts a verified client certificate of an admin identity
+// or the bearer token. It returns the status of a refusal: 403 when a valid
+// certificate names an identity that is not an admin one, else 401.
+func (o Options) authenticate(r *http.Request) (int, error) {
+	var certErr error
+	status := http.StatusUnauthorized
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 && o.VerifyClient != nil && len(o.AdminIdentities) > 0 {
+		id, err := o.VerifyClient(r.TLS.PeerCertificates)
+		switch {
+		case err != nil:
+			certErr = fmt.Errorf("client certificate: %w", err)
+		case slices.Contains(o.AdminIdentities, id):
+			return 0, nil
+		default:
+			certErr = fmt.Errorf("client certificate identity %s is not an admin identity", id)
+			status = http.StatusForbidden
+		}
+	}
+	if err := o.checkToken(r); err != nil {
+		if certErr != nil {
+			return status, fmt.Errorf("%w; no valid token either (%v)", certErr, err)
+		}
+		return http.StatusUnauthorized, err
+	}
+	return 0, nil
+}
+
 // checkToken compares the request's bearer token with the file's.
 func (o Options) checkToken(r *http.Request) error {
 	if o.TokenFile == "" {
@@ -134,7 +171,7 @@ func (o Options) ReadOnly(h http.Handler) http.Handler {
 
 // CheckMutating checks a request to an endpoint that changes state: POST
 // only, Host, no cross-origin Origin or Sec-Fetch-Site, and the bearer token
-// when one is configured. On refusal it returns the HTTP status to answer.
+// when one is configured (or an admin identity's client certificate). On refusal it returns the HTTP status to answer.
 func (o Options) CheckMutating(r *http.Request) (int, error) {
 	if r.Method != http.MethodPost {
 		return http.StatusMethodNotAllowed, errors.New("use POST")
@@ -145,10 +182,7 @@ func (o Options) CheckMutating(r *http.Request) (int, error) {
 	if err := CheckOrigin(r); err != nil {
 		return http.StatusForbidden, err
 	}
-	if err := o.checkToken(r); err != nil {
-		return http.StatusUnauthorized, err
-	}
-	return 0, nil
+	return o.authenticate(r)
 }
 
 // Mutating wraps h, an endpoint that changes state, with CheckMutating.

@@ -192,6 +192,21 @@ func (ca *CA) authenticatePeer(ctx context.Context, now time.Time) (spiffeid.ID,
 		return spiffeid.ID{}, refuse(ErrUnauthenticated,
 			`no credentials: send "authorization: Bearer <token>" or a client certificate issued by this CA`)
 	}
+	return ca.verifyClientChain(certs, now)
+}
+
+// VerifyClientCert returns the workload SPIFFE ID of a TLS client's
+// certificate chain (leaf first), verified now against the current trust
+// bundle and refused when the identity is revoked. mastd's monitoring port
+// authenticates admin identities with it.
+func (ca *CA) VerifyClientCert(certs []*x509.Certificate) (spiffeid.ID, error) {
+	if len(certs) == 0 {
+		return spiffeid.ID{}, errors.New("no client certificate")
+	}
+	return ca.verifyClientChain(certs, ca.now())
+}
+
+func (ca *CA) verifyClientChain(certs []*x509.Certificate, now time.Time) (spiffeid.ID, error) {
 	bundle := x509bundle.FromX509Authorities(ca.td, ca.auth.Load().rootsAt(now))
 	id, _, err := x509svid.Verify(certs, bundle, x509svid.WithTime(now))
 	if err != nil {

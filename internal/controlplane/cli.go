@@ -13,6 +13,8 @@ import (
 
 	"os"
 
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
 	"github.com/mast-mesh/mast/internal/pilot/jwks"
 	"github.com/mast-mesh/mast/internal/pilot/model"
 )
@@ -48,6 +50,16 @@ func Main(args []string, stderr io.Writer) int {
 	fs.IntVar(&cfg.MaxConnsPerNode, "max-conns-per-node", 8, "ADS streams open at once for one node ID")
 	fs.IntVar(&cfg.XDSMaxSendSize, "xds-max-send-size", 64<<20, "largest xDS response sent, in bytes (proxies' --xds-max-recv-size must be at least this)")
 	fs.StringVar(&cfg.DebugTokenFile, "debug-token-file", "", "bearer token required by /debug endpoints that change state (default: CA directory's debug-token, created mode 0600)")
+	fs.Func("debug-admin-identities", "comma-separated SPIFFE IDs whose client certificate, presented over TLS on --monitoring-addr, authenticates the state-changing /debug endpoints instead of the token (repeatable; needs --ca-dir)", func(v string) error {
+		for _, id := range strings.Split(v, ",") {
+			id = strings.TrimSpace(id)
+			if _, err := spiffeid.FromString(id); err != nil {
+				return fmt.Errorf("%q is not a SPIFFE ID (spiffe://TRUST-DOMAIN/ns/NS/sa/SA): %w", id, err)
+			}
+			cfg.DebugAdminIdentities = append(cfg.DebugAdminIdentities, id)
+		}
+		return nil
+	})
 	fs.Func("debug-host", "a name accepted in the Host header of /debug/* besides IP addresses and localhost (repeatable)", func(v string) error {
 		cfg.DebugHosts = append(cfg.DebugHosts, v)
 		return nil

@@ -5,6 +5,7 @@ package controlplane
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -85,6 +86,11 @@ type Config struct {
 	// XDSMaxSendSize bounds one xDS response; it must not exceed the
 	// proxies' --xds-max-recv-size (both default to 64 MiB). 0: 64 MiB.
 	XDSMaxSendSize int
+	// DebugAdminIdentities are SPIFFE IDs whose client certificate (issued
+	// by the CA, over TLS on the monitoring port) authenticates the
+	// state-changing /debug endpoints instead of the token (istiod's admin
+	// identities). Needs CADir.
+	DebugAdminIdentities []string
 	// DebugHosts are names accepted in the Host header of /debug/*
 	// besides IP literals and localhost (DNS rebinding defence).
 	DebugHosts []string
@@ -285,6 +291,22 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	guard := adminguard.Options{Hosts: cfg.DebugHosts, TokenFile: cfg.DebugTokenFile, RequireToken: true}
+	if authority != nil {
+		// The monitoring port also speaks TLS (sniffed), so that an admin
+		// can authenticate with a client certificate instead of the token.
+		monTLS, err := authority.ServerTLSConfig("istiod.istio-system.svc", "mastd", "localhost", "127.0.0.1")
+		if err != nil {
+			return fmt.Errorf("ca: monitoring serving certificate: %w", err)
+		}
+		monLis = newTLSSniffListener(monLis, monTLS)
+		guard.AdminIdentities = cfg.DebugAdminIdentities
+		guard.VerifyClient = func(chain []*x509.Certificate) (string, error) {
+			id, err := authority.VerifyClientCert(chain)
+			return id.String(), err
+		}
+	} else if len(cfg.DebugAdminIdentities) > 0 {
+		return errors.New("--debug-admin-identities needs the CA (--ca-dir) to verify client certificates")
+	}
 	if guard.TokenFile == "" && cfg.CADir != "" {
 		guard.TokenFile = filepath.Join(cfg.CADir, DebugTokenName)
 		if err := ensureToken(guard.TokenFile); err != nil {

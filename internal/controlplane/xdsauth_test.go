@@ -72,6 +72,13 @@ func startMastd(t *testing.T) (plain, secure, caDir, mon string) {
 // bootstrap token, as a proxy's agent does, and returns its credentials.
 func workloadCreds(t *testing.T, secure, caDir, ns, sa string) credentials.TransportCredentials {
 	t.Helper()
+	return workloadAgent(t, secure, caDir, ns, sa).TransportCredentials()
+}
+
+// workloadAgent runs an agent for ns/sa against the running CA and returns
+// it once it holds its first certificate.
+func workloadAgent(t *testing.T, secure, caDir, ns, sa string) *agent.Agent {
+	t.Helper()
 	c, err := ca.New(ca.Config{Dir: caDir, TrustDomain: "cluster.local"})
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +100,7 @@ func workloadCreds(t *testing.T, secure, caDir, ns, sa string) credentials.Trans
 	case <-time.After(30 * time.Second):
 		t.Fatal("no certificate")
 	}
-	return a.TransportCredentials()
+	return a
 }
 
 // firstResponse opens an ADS stream as node id in namespace ns with

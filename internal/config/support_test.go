@@ -103,7 +103,7 @@ func TestValidationWarnsForFieldsNotHonoured(t *testing.T) {
 		Hosts: []string{"reviews"},
 		Http: []*networking.HTTPRoute{{
 			Route:   []*networking.HTTPRouteDestination{{Destination: &networking.Destination{Host: "reviews"}}},
-			Mirrors: []*networking.HTTPMirrorPolicy{{Destination: &networking.Destination{Host: "reviews-shadow"}}},
+			Retries: &networking.HTTPRetry{Attempts: 1, RetryRemoteLocalities: wrapperspb.Bool(true)},
 			Match:   []*networking.HTTPMatchRequest{{StatPrefix: "x"}},
 		}},
 	}
@@ -116,7 +116,7 @@ func TestValidationWarnsForFieldsNotHonoured(t *testing.T) {
 			t.Errorf("warning %q: want a message naming the field as not honoured", w)
 		}
 	}
-	for _, want := range []string{"spec.http[0].mirrors", "spec.http[0].match[0].statPrefix"} {
+	for _, want := range []string{"spec.http[0].retries.retryRemoteLocalities", "spec.http[0].match[0].statPrefix"} {
 		if !got[want] {
 			t.Errorf("no warning at %s; got %v", want, ws)
 		}
@@ -126,7 +126,7 @@ func TestValidationWarnsForFieldsNotHonoured(t *testing.T) {
 	}
 
 	// Honoured fields alone: no warning at all.
-	vs.Http[0].Mirrors, vs.Http[0].Match = nil, nil
+	vs.Http[0].Match = nil
 	vs.Http[0].Retries = &networking.HTTPRetry{Attempts: 2, RetryIgnorePreviousHosts: wrapperspb.Bool(true)}
 	if ws := Validate(r).Warnings(); len(ws) != 0 {
 		t.Errorf("honoured fields warned: %v", ws)

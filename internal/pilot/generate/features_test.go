@@ -1,6 +1,7 @@
 package generate
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -12,6 +13,8 @@ import (
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/mast-mesh/mast/internal/pilot/model"
 )
@@ -139,10 +142,11 @@ func TestSidecarRouteFeatures(t *testing.T) {
 			if len(wc[0].GetResponseHeadersToAdd()) != 1 {
 				t.Errorf("per-destination headers lost: %v", wc[0])
 			}
-			// mirror is warned as not honoured: mastd leaves it out, so
-			// mast-proxy never NACKs the whole route configuration for it.
-			if mp := r.GetRoute().GetRequestMirrorPolicies(); len(mp) != 0 {
-				t.Errorf("mirror generated although not honoured: %v", mp)
+			// mirror with mirrorPercentage 12.5: 125,000 per million, copies not sampled
+			mp := r.GetRoute().GetRequestMirrorPolicies()
+			if len(mp) != 1 || mp[0].GetCluster() != "outbound|9080|v2|reviews.default.svc.cluster.local" ||
+				mp[0].GetRuntimeFraction().GetDefaultValue().GetNumerator() != 125000 || mp[0].GetTraceSampled().GetValue() {
+				t.Errorf("mirror = %v", mp)
 			}
 			if _, ok := r.GetTypedPerFilterConfig()[corsFilterName]; !ok {
 				t.Errorf("no CORS policy")
@@ -611,5 +615,33 @@ func TestDestinationRulePrecedence(t *testing.T) {
 	c = gen1(t, pc, productpageProxy(), ClusterType, "outbound|9080||reviews.default.svc.cluster.local")["outbound|9080||reviews.default.svc.cluster.local"].(*clusterv3.Cluster)
 	if c.GetLbPolicy() != clusterv3.Cluster_RANDOM {
 		t.Errorf("service-namespace DR: lb %v", c.GetLbPolicy())
+	}
+}
+
+// TestMirrorPercentages: Istio's defaults and zeros for mirror and mirrors.
+func TestMirrorPercentages(t *testing.T) {
+	g := newGen(bookinfoPush(), productpageProxy())
+	d := dest("reviews", "v2", 9080)
+	for _, tc := range []struct {
+		name string
+		r    *networking.HTTPRoute
+		want []uint32 // numerators; HUNDRED when under 100 and from the legacy field or a default
+	}{
+		{"mirror defaults to 100", &networking.HTTPRoute{Mirror: d}, []uint32{100}},
+		{"mirrorPercentage 0 mirrors nothing", &networking.HTTPRoute{Mirror: d, MirrorPercentage: &networking.Percent{}}, nil},
+		{"legacy mirrorPercent", &networking.HTTPRoute{Mirror: d, MirrorPercent: wrapperspb.UInt32(30)}, []uint32{30}},
+		{"legacy mirrorPercent 0", &networking.HTTPRoute{Mirror: d, MirrorPercent: wrapperspb.UInt32(0)}, nil},
+		{"mirrors", &networking.HTTPRoute{Mirrors: []*networking.HTTPMirrorPolicy{{Destination: d}, {Destination: dest("ratings", "", 9080),
+			Percentage: &networking.Percent{Value: 1}}, {Destination: d, Percentage: &networking.Percent{}}}}, []uint32{100, 10000}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []uint32
+			for _, m := range g.mirrorPolicies(tc.r, "default", 9080) {
+				got = append(got, m.GetRuntimeFraction().GetDefaultValue().GetNumerator())
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("numerators %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

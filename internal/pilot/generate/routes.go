@@ -320,6 +320,7 @@ func (g *gen) routeAction(r *networking.HTTPRoute, ns string, o routeOpts) route
 		ra.Timeout = t
 	}
 	ra.RetryPolicy = retryPolicy(r.GetRetries())
+	ra.RequestMirrorPolicies = g.mirrorPolicies(r, ns, o.port)
 	if rw := r.GetRewrite(); rw != nil {
 		if rw.GetUri() != "" {
 			ra.PrefixRewrite = rw.GetUri()
@@ -340,6 +341,51 @@ func (g *gen) routeAction(r *networking.HTTPRoute, ns string, o routeOpts) route
 		a.filters[corsFilterName] = toAny(c)
 	}
 	return a
+}
+
+// mirrorPolicies translates mirror (with mirrorPercentage or the legacy
+// mirrorPercent) and mirrors as Istio does: an unset percentage is 100 %,
+// an explicit 0 mirrors nothing, and copies are not trace-sampled.
+func (g *gen) mirrorPolicies(r *networking.HTTPRoute, ns string, port uint32) []*routev3.RouteAction_RequestMirrorPolicy {
+	var out []*routev3.RouteAction_RequestMirrorPolicy
+	add := func(d *networking.Destination, p *typev3.FractionalPercent) {
+		if d == nil || p == nil {
+			return
+		}
+		out = append(out, &routev3.RouteAction_RequestMirrorPolicy{
+			Cluster:         g.destinationCluster(d, ns, port),
+			RuntimeFraction: &corev3.RuntimeFractionalPercent{DefaultValue: p},
+			TraceSampled:    boolv(false),
+		})
+	}
+	if r.GetMirror() != nil {
+		switch {
+		case r.GetMirrorPercentage() != nil:
+			add(r.GetMirror(), positivePercent(r.GetMirrorPercentage()))
+		case r.GetMirrorPercent() != nil: //nolint:staticcheck // deprecated, still read by Istio
+			if v := r.GetMirrorPercent().GetValue(); v > 0 { //nolint:staticcheck // as above
+				add(r.GetMirror(), &typev3.FractionalPercent{Numerator: min(v, 100), Denominator: typev3.FractionalPercent_HUNDRED})
+			}
+		default:
+			add(r.GetMirror(), percent(nil, 0))
+		}
+	}
+	for _, m := range r.GetMirrors() {
+		if m.GetPercentage() == nil {
+			add(m.GetDestination(), percent(nil, 0))
+		} else {
+			add(m.GetDestination(), positivePercent(m.GetPercentage()))
+		}
+	}
+	return out
+}
+
+// positivePercent is percent(p) for a value above 0, nil for 0.
+func positivePercent(p *networking.Percent) *typev3.FractionalPercent {
+	if p.GetValue() <= 0 {
+		return nil
+	}
+	return percent(p, 0)
 }
 
 // destinationCluster is the outbound cluster of a destination, its host

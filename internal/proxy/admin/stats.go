@@ -66,6 +66,8 @@ func collect(src Source) []stat {
 	add("http_no_route", int64(h.RqNoRoute.Load()), counter)
 	add("http_downstream_rq_rejected", int64(h.RqRejected.Load()), counter)
 	add("http_downstream_cx_upgrades_total", int64(h.Upgrades.Load()), counter)
+	add("http_rq_mirrored", int64(h.Mirrored.Load()), counter)
+	add("http_rq_mirror_skipped", int64(h.MirrorSkipped.Load()), counter)
 	add("http_fault_aborts_injected", int64(h.FaultAbort.Load()), counter)
 	add("http_fault_delays_injected", int64(h.FaultDelay.Load()), counter)
 	connected, acks, nacks := src.XDSState()

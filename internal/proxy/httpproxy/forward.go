@@ -124,6 +124,9 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
+	if len(act.Mirrors) > 0 {
+		s.mirror(cfg, act, up, timeout)
+	}
 	rp := act.Retry
 	maxAttempts := 1
 	if rp != nil && up.Replayable() && up.Upgrade == "" {

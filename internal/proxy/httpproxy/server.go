@@ -48,6 +48,9 @@ type Stats struct {
 	RBACDenied, ExtAuthzDenied atomic.Uint64
 	// Upgrades counts upgraded streams (WebSocket, CONNECT tunnels).
 	Upgrades atomic.Uint64
+	// Mirrored counts request copies sent to mirror clusters; MirrorSkipped
+	// those not sent (a streamed body, an unknown cluster).
+	Mirrored, MirrorSkipped atomic.Uint64
 	// CxFlood counts HTTP/2 connections closed for flooding (h2flood.go).
 	CxFlood atomic.Uint64
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 )
 
 func parseRouteAction(p *routev3.RouteAction) (*RouteAction, error) {
@@ -92,6 +93,13 @@ func parseRouteAction(p *routev3.RouteAction) (*RouteAction, error) {
 			return nil, fmt.Errorf("retry_policy: %w", err)
 		}
 	}
+	for i, m := range p.GetRequestMirrorPolicies() {
+		mp, err := parseMirror(m)
+		if err != nil {
+			return nil, fmt.Errorf("request_mirror_policies[%d]: %w", i, err)
+		}
+		a.Mirrors = append(a.Mirrors, mp)
+	}
 	for i, hp := range p.GetHashPolicy() {
 		h := HashPolicy{Terminal: hp.GetTerminal()}
 		switch s := hp.GetPolicySpecifier().(type) {
@@ -109,6 +117,33 @@ func parseRouteAction(p *routev3.RouteAction) (*RouteAction, error) {
 		a.Hash = append(a.Hash, h)
 	}
 	return a, nil
+}
+
+func parseMirror(m *routev3.RouteAction_RequestMirrorPolicy) (MirrorPolicy, error) {
+	if m.GetCluster() == "" {
+		return MirrorPolicy{}, fmt.Errorf("cluster: empty (cluster_header is not supported)")
+	}
+	mp := MirrorPolicy{Cluster: m.GetCluster(), Numerator: 100, Denominator: 100}
+	if f := m.GetRuntimeFraction(); f != nil {
+		// No runtime here: the default value is the fraction.
+		d := f.GetDefaultValue()
+		mp.Numerator = d.GetNumerator()
+		switch d.GetDenominator() {
+		case typev3.FractionalPercent_HUNDRED:
+			mp.Denominator = 100
+		case typev3.FractionalPercent_TEN_THOUSAND:
+			mp.Denominator = 10_000
+		case typev3.FractionalPercent_MILLION:
+			mp.Denominator = 1_000_000
+		default:
+			return MirrorPolicy{}, fmt.Errorf("runtime_fraction.default_value.denominator %v: unknown", d.GetDenominator())
+		}
+		mp.Numerator = min(mp.Numerator, mp.Denominator)
+	}
+	if t := m.GetTraceSampled(); t != nil && !t.GetValue() {
+		mp.Unsampled = true
+	}
+	return mp, nil
 }
 
 // convertSubst turns RE2 \1 references into Go's ${1}.

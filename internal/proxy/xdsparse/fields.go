@@ -165,7 +165,12 @@ var routeRules = rules(
 	ruleRow{"envoy.config.core.v3.HeaderValueOption", honoured, "header append append_action"},
 	ruleRow{"envoy.config.core.v3.HeaderValue", honoured, "key value raw_value"},
 	ruleRow{"envoy.config.route.v3.RouteAction", honoured, "cluster weighted_clusters prefix_rewrite regex_rewrite host_rewrite_literal auto_host_rewrite " +
-		"timeout idle_timeout max_grpc_timeout max_stream_duration upgrade_configs retry_policy hash_policy"},
+		"timeout idle_timeout max_grpc_timeout max_stream_duration upgrade_configs retry_policy hash_policy request_mirror_policies"},
+	ruleRow{"envoy.config.route.v3.RouteAction.RequestMirrorPolicy", honoured, "cluster runtime_fraction trace_sampled"},
+	ruleRow{"envoy.config.core.v3.RuntimeFractionalPercent", honoured, "default_value"},
+	// runtime_key: there is no runtime layer; the default value applies.
+	ruleRow{"envoy.config.core.v3.RuntimeFractionalPercent", cosmetic, "runtime_key"},
+	ruleRow{"envoy.type.v3.FractionalPercent", honoured, "numerator denominator"},
 	ruleRow{"envoy.config.route.v3.RouteAction.MaxStreamDuration", honoured, "max_stream_duration grpc_timeout_header_max"},
 	ruleRow{"envoy.type.matcher.v3.RegexMatchAndSubstitute", honoured, "pattern substitution"},
 	ruleRow{"envoy.config.route.v3.WeightedCluster", honoured, "clusters"},

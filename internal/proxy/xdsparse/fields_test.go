@@ -81,9 +81,12 @@ func TestUnsupportedFieldsAreRefusedByName(t *testing.T) {
 		modify func(*routev3.Route)
 		want   string
 	}{
-		{"mirror", func(r *routev3.Route) {
+		{"mirror is honoured", func(r *routev3.Route) {
 			r.GetRoute().RequestMirrorPolicies = []*routev3.RouteAction_RequestMirrorPolicy{{Cluster: "m"}}
-		}, "routes[0].route.request_mirror_policies"},
+		}, ""},
+		{"mirror by header", func(r *routev3.Route) {
+			r.GetRoute().RequestMirrorPolicies = []*routev3.RouteAction_RequestMirrorPolicy{{ClusterHeader: "x-m"}}
+		}, "routes[0].route.request_mirror_policies[0].cluster_header"},
 		{"cookie generation", func(r *routev3.Route) {
 			r.GetRoute().HashPolicy = []*routev3.RouteAction_HashPolicy{{PolicySpecifier: &routev3.RouteAction_HashPolicy_Cookie_{Cookie: &routev3.RouteAction_HashPolicy_Cookie{Name: "s", Ttl: durationpb.New(1)}}}}
 		}, "hash_policy[0].cookie.ttl"},

@@ -52,8 +52,7 @@ func (lenientResolver) FindExtensionByNumber(m protoreflect.FullName, f protoref
 // validation warns about (internal/config supportTable: Warned), which the
 // proxy therefore refuses by name. Nothing else may be refused.
 var notYetHonoured = []string{
-	"request_mirror_policies", // HTTPRoute.mirror, mirrors
-	"cookie.ttl",              // HTTPCookie.ttl: cookies are not generated
+	"cookie.ttl", // HTTPCookie.ttl: cookies are not generated
 	"typed_per_filter_config[envoy.filters.http.cors]", // HTTPRoute.corsPolicy
 }
 

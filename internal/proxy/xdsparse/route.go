@@ -158,6 +158,20 @@ type RouteAction struct {
 	// grpc_timeout_header_max, or the legacy max_grpc_timeout).
 	GRPCTimeout    bool
 	GRPCTimeoutMax time.Duration
+	// Mirrors are request_mirror_policies: copies of the request sent to
+	// other clusters, fire and forget.
+	Mirrors []MirrorPolicy
+}
+
+// MirrorPolicy is one request_mirror_policies entry: a copy of each
+// request, or of Numerator in Denominator of them, goes to Cluster with
+// "-shadow" appended to its host; its answer is discarded.
+type MirrorPolicy struct {
+	Cluster     string
+	Numerator   uint32
+	Denominator uint32 // 100, 10,000 or 1,000,000
+	// Unsampled marks the copy's trace context not sampled (trace_sampled false).
+	Unsampled bool
 }
 
 // WeightedCluster is one arm of a weighted split.

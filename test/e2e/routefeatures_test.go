@@ -1,0 +1,177 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// routeFeaturesConfig: shop (%[1]d) and audit (%[2]d) backends, and a
+// VirtualService for shop that mirrors to audit: /never with
+// mirrorPercentage 0, /both to audit twice through mirrors, everything
+// else through mirror (100 %% by default).
+const routeFeaturesConfig = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: shop, namespace: default}
+spec:
+  hosts: [shop.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 8000, name: http, protocol: HTTP}]
+  endpoints: [{address: 127.0.0.1, ports: {http: %[1]d}}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: audit, namespace: default}
+spec:
+  hosts: [audit.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 8000, name: http, protocol: HTTP}]
+  endpoints: [{address: 127.0.0.1, ports: {http: %[2]d}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: shop, namespace: default}
+spec:
+  hosts: [shop.default.svc.cluster.local]
+  http:
+  - match: [{uri: {prefix: /never}}]
+    route: [{destination: {host: shop.default.svc.cluster.local}}]
+    mirror: {host: audit.default.svc.cluster.local}
+    mirrorPercentage: {value: 0}
+  - match: [{uri: {prefix: /both}}]
+    route: [{destination: {host: shop.default.svc.cluster.local}}]
+    mirrors:
+    - destination: {host: audit.default.svc.cluster.local}
+    - destination: {host: audit.default.svc.cluster.local}
+      percentage: {value: 100}
+  - route: [{destination: {host: shop.default.svc.cluster.local}}]
+    mirror: {host: audit.default.svc.cluster.local}
+`
+
+// copySeen is a request the audit backend (the mirror) received.
+type copySeen struct{ host, path, body string }
+
+// TestVirtualServiceMirroring: Istio's mirror, mirrors and
+// mirrorPercentage through real mastd and mast-proxy. The copy goes to the
+// mirror's service with "-shadow" appended to the host and the request's
+// body; the primary answer reaches the client while the mirror still
+// holds its copy (fire and forget); a 0 %% mirror sends nothing, and
+// mirrors sends one copy per entry.
+func TestVirtualServiceMirroring(t *testing.T) {
+	shop := versionServer(t, "primary")
+	release := make(chan struct{})
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(release) }) })
+	copies := make(chan copySeen, 16)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	audit := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		copies <- copySeen{r.Host, r.URL.Path, string(b)}
+		if r.URL.Path == "/slow" {
+			<-release
+		}
+		io.WriteString(w, "audit")
+	})}
+	go audit.Serve(l)
+	t.Cleanup(func() { audit.Close() })
+
+	dir := t.TempDir()
+	writeFile(t, dir, "mesh.yaml", fmt.Sprintf(routeFeaturesConfig, shop, l.Addr().(*net.TCPAddr).Port))
+	xdsAddr := startControlPlane(t, dir)
+	ip := uniqueLoopback()
+	start(t, "mast-proxy", "--node-id", fmt.Sprintf("sidecar~%s~client-1.default~default.svc.cluster.local", ip),
+		"--xds-addr", xdsAddr, "--admin-addr", ip+":15000", "--drain-period", "1s",
+		"--labels", "app=client", "--meta", "INTERCEPTION_MODE=NONE")
+	u, _ := url.Parse("http://" + ip + ":15001")
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: http.ProxyURL(u)}}
+	send := func(method, path, body string) (int, string, error) {
+		req, _ := http.NewRequest(method, "http://shop.default.svc.cluster.local:8000"+path, strings.NewReader(body))
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), err
+	}
+	eventually(t, 30*time.Second, "shop reachable with its mirror", func() error {
+		st, b, err := send("GET", "/ready", "")
+		if err != nil || st != 200 || b != "primary" {
+			return fmt.Errorf("status %d %q (%v)", st, b, err)
+		}
+		select {
+		case <-copies:
+			return nil
+		case <-time.After(time.Second):
+			return fmt.Errorf("no copy yet")
+		}
+	})
+	drain := func() {
+		for {
+			select {
+			case <-copies:
+			case <-time.After(500 * time.Millisecond):
+				return
+			}
+		}
+	}
+	drain()
+
+	// The copy is held by the mirror; the client still gets its answer.
+	st, b, err := send("POST", "/slow", "order-1")
+	if err != nil || st != 200 || b != "primary" {
+		t.Fatalf("primary while its copy is held: status %d %q (%v)", st, b, err)
+	}
+	select {
+	case c := <-copies:
+		if c.host != "shop.default.svc.cluster.local-shadow:8000" || c.path != "/slow" || c.body != "order-1" {
+			t.Errorf("copy = %+v, want host shop.default.svc.cluster.local-shadow:8000, /slow, body order-1", c)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the mirror got no copy of /slow")
+	}
+	once.Do(func() { close(release) })
+
+	// mirrorPercentage 0: no copy; mirrors: a copy per entry.
+	for range 5 {
+		if st, _, err := send("GET", "/never", ""); err != nil || st != 200 {
+			t.Fatalf("/never: %d %v", st, err)
+		}
+	}
+	if st, _, err := send("GET", "/both", ""); err != nil || st != 200 {
+		t.Fatalf("/both: %d %v", st, err)
+	}
+	var got []string
+	timeout := time.After(10 * time.Second)
+	for len(got) < 2 {
+		select {
+		case c := <-copies:
+			got = append(got, c.path)
+		case <-timeout:
+			t.Fatalf("copies seen %v, want /both twice", got)
+		}
+	}
+	late := time.After(500 * time.Millisecond) // a late /never copy would show here
+	for done := false; !done; {
+		select {
+		case c := <-copies:
+			got = append(got, c.path)
+		case <-late:
+			done = true
+		}
+	}
+	if strings.Join(got, ",") != "/both,/both" {
+		t.Errorf("copies = %v, want /both twice and no /never", got)
+	}
+}

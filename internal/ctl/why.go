@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"github.com/mast-mesh/mast/internal/config"
 	"github.com/mast-mesh/mast/internal/localmesh"
 	"github.com/mast-mesh/mast/internal/pilot/ads"
+	"github.com/mast-mesh/mast/internal/telemetry/accesslog"
 )
 
 // headerList is a repeatable -H 'Name: value' flag.
@@ -28,24 +30,37 @@ func (h *headerList) Set(v string) error { *h = append(*h, v); return nil }
 // finding is what `mast why` concludes at one hop.
 type finding struct {
 	Hop      string `json:"hop"`
-	Flag     string `json:"flag,omitempty"` // Envoy's response flag: NR, NC, UH, ...
+	Flag     string `json:"flag,omitempty"`    // Envoy's response flag: NR, NC, UH, ...
+	Details  string `json:"details,omitempty"` // Envoy's response code details, from the access log
 	Cause    string `json:"cause"`
 	Resource string `json:"resource,omitempty"` // Kind namespace/name
 	Field    string `json:"field,omitempty"`
+	// RequestID is the x-request-id of the access log entry behind the
+	// finding; Count how many requests of a time window had it.
+	RequestID string `json:"requestID,omitempty"`
+	Count     int    `json:"count,omitempty"`
 }
 
-// Why runs `mast why URL`.
+// Why runs `mast why URL`, `mast why --request-id ID` and `mast why --since D`.
 func Why(args []string, stdout, stderr io.Writer) int {
-	c := newCommand("why", "URL [-H 'Name: value']... [--from PROXY] [flags]",
-		"Sends the request, then follows it hop by hop through the local mesh's configuration as each proxy\n"+
-			"holds it (config dumps, mastd's syncz, the Istio resources) and names the hop that fails, the cause and\n"+
-			"the resource and field at fault: no route (NR), a route to a subset no DestinationRule defines or whose\n"+
-			"labels select no workload, no endpoints (UH), an unknown host, a configuration the proxy rejected\n"+
-			"(NACK), and an mTLS mismatch between a PeerAuthentication and a DestinationRule. The URL enters at the\n"+
-			"ingress gateway, or, with --from, at that workload's sidecar (as the application's own call would).",
+	c := newCommand("why", "URL [-H 'Name: value']... [--from PROXY] [flags] | --request-id ID | --since DURATION",
+		"Sends the request, then follows it hop by hop through the local mesh: every proxy's access log entry\n"+
+			"for it (response code, flags, response code details, upstream), and the configuration as each proxy\n"+
+			"holds it (config dumps, mastd's syncz, the Istio resources). It names the hop that fails, the cause and\n"+
+			"the resource and field at fault: authorization denied (the AuthorizationPolicy rule), a refused JWT\n"+
+			"(the RequestAuthentication), a timeout (UT: the VirtualService timeout), a circuit breaker (UO: the\n"+
+			"DestinationRule connectionPool limits), a rate limit (RL: the RateLimit), fault injection (FI/DI),\n"+
+			"connection failures and exhausted retries (UF/URX: the endpoint and why), no route (NR), a subset no\n"+
+			"DestinationRule defines or whose labels select no workload, no endpoints (UH), an unknown host, a\n"+
+			"configuration the proxy rejected (NACK), and an mTLS mismatch between a PeerAuthentication and a\n"+
+			"DestinationRule. The URL enters at the ingress gateway, or, with --from, at that workload's sidecar.\n"+
+			"Instead of a URL, --request-id explains a request that already happened (its x-request-id, as the\n"+
+			"access logs show it) and --since every failed request of the last DURATION.",
 		"mast why http://127.0.0.1:8080/productpage",
 		"mast why http://reviews:9080/reviews/0 --from productpage-v1 -H 'end-user: jason'",
-		"mast why -o json http://127.0.0.1:8080/api/v1/products/0")
+		"mast why -o json http://127.0.0.1:8080/api/v1/products/0",
+		"mast why --request-id 0c6e1f0a-2d5b-4c1e-9f7a-1b2c3d4e5f60",
+		"mast why --since 5m")
 	var m meshFlags
 	m.register(c, false)
 	var hdrs headerList
@@ -54,15 +69,17 @@ func Why(args []string, stdout, stderr io.Writer) int {
 	from := c.String("from", "", "send the request from this workload's sidecar (its outbound listener) instead of the gateway")
 	output := c.String("o", "text", "output format: text or json")
 	noSend := c.Bool("no-send", false, "do not send the request; only follow the configuration")
+	requestID := c.String("request-id", "", "explain the request with this x-request-id from the proxies' access logs (no URL)")
+	since := c.Duration("since", 0, "explain every request that failed in this last duration, from the access logs (no URL)")
 	if code, ok := c.parse(args, stdout, stderr); !ok {
 		return code
 	}
-	if len(c.args) != 1 {
-		return c.usageError(stderr, "want one URL")
-	}
-	u, err := url.Parse(c.args[0])
-	if err != nil || u.Host == "" {
-		return c.usageError(stderr, "%q is not an absolute URL", c.args[0])
+	fromLogs := *requestID != "" || *since > 0
+	switch {
+	case fromLogs && len(c.args) != 0:
+		return c.usageError(stderr, "give a URL, or --request-id / --since, not both")
+	case !fromLogs && len(c.args) != 1:
+		return c.usageError(stderr, "want one URL (or --request-id ID, or --since DURATION)")
 	}
 	st, err := localmesh.ReadRunState(m.stateDir)
 	if err != nil {
@@ -77,9 +94,17 @@ func Why(args []string, stdout, stderr io.Writer) int {
 		}
 		header.Add(strings.TrimSpace(k), strings.TrimSpace(v))
 	}
-	w := &whyRun{m: m, st: st, u: u, method: *method, header: header}
+	w := &whyRun{m: m, st: st, method: *method, header: header}
 	rs, _ := config.LoadPaths(st.ConfigDir)
 	w.snap = config.NewSnapshot(rs)
+	if fromLogs {
+		return w.fromLogs(*requestID, *since, *output, stdout)
+	}
+	u, err := url.Parse(c.args[0])
+	if err != nil || u.Host == "" {
+		return c.usageError(stderr, "%q is not an absolute URL", c.args[0])
+	}
+	w.u = u
 	if b, err := httpGet("http://" + st.MonitoringAddr + "/debug/syncz"); err == nil {
 		json.Unmarshal(b, &w.syncz)
 	}
@@ -94,12 +119,23 @@ func Why(args []string, stdout, stderr io.Writer) int {
 		return ExitFailure
 	}
 	var result string
+	var entries []hopEntry
+	id := header.Get("x-request-id")
 	if !*noSend {
+		if id == "" {
+			id = newRequestID()
+			header.Set("x-request-id", id)
+		}
+		agent := "mast-why/" + id
+		header.Set("User-Agent", agent)
 		result = w.send(entry, *from != "")
+		entries = awaitEntries(st, id, agent, 4*time.Second)
 	}
 	findings := w.follow(entry, *from != "")
+	findings = w.withLogFindings(findings, entries)
 	if *output == "json" {
-		return writeStructured(stdout, stderr, "json", map[string]any{"request": c.args[0], "result": result, "findings": findings})
+		return writeStructured(stdout, stderr, "json", map[string]any{"request": c.args[0], "requestID": id, "result": result,
+			"hops": entries, "findings": findings})
 	}
 	fmt.Fprintf(stdout, "%s %s", *method, c.args[0])
 	if *from != "" {
@@ -109,17 +145,31 @@ func Why(args []string, stdout, stderr io.Writer) int {
 	if result != "" {
 		fmt.Fprintf(stdout, "  answered: %s\n", result)
 	}
+	if id != "" {
+		fmt.Fprintf(stdout, "  request id: %s\n", id)
+	}
+	for _, e := range entries {
+		fmt.Fprintf(stdout, "  logged by %s\n", describeEntry(&e))
+	}
 	for _, f := range w.trace {
 		fmt.Fprintf(stdout, "  %s\n", f)
 	}
 	if len(findings) == 0 {
-		fmt.Fprintln(stdout, "No cause found in the configuration: every hop routes the request to a cluster with endpoints.")
+		fmt.Fprintln(stdout, "No cause found: no proxy logged a failure, and every hop routes the request to a cluster with endpoints.")
 		return ExitOK
 	}
+	printFindings(stdout, findings)
+	return ExitOK
+}
+
+func printFindings(stdout io.Writer, findings []finding) {
 	for _, f := range findings {
 		fmt.Fprintf(stdout, "\nHop:      %s\n", f.Hop)
 		if f.Flag != "" {
 			fmt.Fprintf(stdout, "Flag:     %s\n", f.Flag)
+		}
+		if f.Details != "" {
+			fmt.Fprintf(stdout, "Details:  %s\n", f.Details)
 		}
 		fmt.Fprintf(stdout, "Cause:    %s\n", f.Cause)
 		if f.Resource != "" {
@@ -128,8 +178,107 @@ func Why(args []string, stdout, stderr io.Writer) int {
 		if f.Field != "" {
 			fmt.Fprintf(stdout, "Field:    %s\n", f.Field)
 		}
+		if f.Count > 1 {
+			fmt.Fprintf(stdout, "Requests: %d (e.g. %s)\n", f.Count, f.RequestID)
+		} else if f.RequestID != "" {
+			fmt.Fprintf(stdout, "Request:  %s\n", f.RequestID)
+		}
 	}
+}
+
+// withLogFindings adds a finding for every hop that logged a failure of its
+// own, unless the configuration walk already explained that flag.
+func (w *whyRun) withLogFindings(findings []finding, entries []hopEntry) []finding {
+	for i := range entries {
+		e := &entries[i]
+		if !failed(e) {
+			continue
+		}
+		lf := w.diagnose(e)
+		dup := false
+		for _, f := range findings {
+			dup = dup || f.Flag != "" && strings.Contains(","+lf.Flag+",", ","+f.Flag+",")
+		}
+		if !dup {
+			findings = append(findings, lf)
+		}
+	}
+	return findings
+}
+
+// fromLogs explains requests from the access logs alone: one request by id,
+// or every failed request of a time window, grouped by cause.
+func (w *whyRun) fromLogs(id string, since time.Duration, output string, stdout io.Writer) int {
+	var entries []hopEntry
+	if id != "" {
+		entries = requestEntries(w.st, map[string]bool{id: true})
+	} else {
+		after := time.Now().Add(-since)
+		entries = readAccessLogs(w.st, func(e *accesslog.Entry) bool { return e.Start.After(after) })
+	}
+	var findings []finding
+	index := map[string]int{}
+	failedRequests := map[string]bool{}
+	for i := range entries {
+		e := &entries[i]
+		if !failed(e) {
+			continue
+		}
+		failedRequests[e.RequestID] = true
+		f := w.diagnose(e)
+		key := f.Hop + "|" + f.Flag + "|" + f.Details + "|" + f.Resource + "|" + f.Field
+		if j, ok := index[key]; ok {
+			findings[j].Count++
+			continue
+		}
+		f.Count = 1
+		index[key] = len(findings)
+		findings = append(findings, f)
+	}
+	if output == "json" {
+		return writeStructured(stdout, io.Discard, "json", map[string]any{"requestID": id, "since": since.String(), "hops": entries, "findings": findings})
+	}
+	if id != "" {
+		fmt.Fprintf(stdout, "request id %s\n", id)
+		if len(entries) == 0 {
+			fmt.Fprintln(stdout, "No proxy's access log has this request id (the logs keep what the proxies wrote since mast up started).")
+			return ExitFailure
+		}
+		for _, e := range entries {
+			fmt.Fprintf(stdout, "  logged by %s\n", describeEntry(&e))
+		}
+	} else {
+		fmt.Fprintf(stdout, "%d requests logged in the last %s, %d of them failed\n", countRequests(entries), since, len(failedRequests))
+	}
+	if len(findings) == 0 {
+		fmt.Fprintln(stdout, "No proxy logged a failure.")
+		return ExitOK
+	}
+	printFindings(stdout, findings)
 	return ExitOK
+}
+
+func countRequests(entries []hopEntry) int {
+	ids := map[string]bool{}
+	n := 0
+	for _, e := range entries {
+		if e.RequestID == "" {
+			n++
+		} else if !ids[e.RequestID] {
+			ids[e.RequestID] = true
+			n++
+		}
+	}
+	return n
+}
+
+// newRequestID is a random UUID (version 4), as proxies generate them.
+func newRequestID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
 
 type whyRun struct {

@@ -1,12 +1,20 @@
 package e2e
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
 	"fmt"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
 )
 
 // TestMastWhy breaks Bookinfo in `mast up` one way at a time with Istio YAML,
@@ -16,12 +24,19 @@ import (
 func TestMastWhy(t *testing.T) {
 	m := startMesh(t)
 	dir := t.TempDir()
+	// The JWT case: a RequestAuthentication trusting one key, a token signed by another.
+	trusted, _ := rsa.GenerateKey(rand.Reader, 2048)
+	other, _ := rsa.GenerateKey(rand.Reader, 2048)
+	jwks := jwksOf(jose.JSONWebKey{Key: trusted.Public(), KeyID: "k1", Algorithm: "RS256", Use: "sig"})
+	token := signJWT(t, jose.RS256, other, "k1", map[string]any{"iss": "testing@mast.io", "sub": "u1", "exp": time.Now().Add(time.Hour).Unix()})
 	cases := []struct {
 		name   string
 		yaml   string
 		args   []string
 		want   []string // substrings of mast why's output
 		status string   // substring of the request's answer
+		load   func()   // run before each attempt
+		then   func(t *testing.T, out string)
 	}{
 		{
 			name: "no route (NR): the only rule matches a header the request lacks",
@@ -108,6 +123,149 @@ spec:
 `,
 			args: []string{"http://details:9080/details/0", "--from", "productpage-v1"},
 			want: []string{"Hop:      productpage-v1", "Flag:     NACK", "command operators", "Resource: VirtualService default/details, field spec.http[0].headers"},
+			then: func(t *testing.T, _ string) {
+				out, err := m.mast("proxy-status")
+				if err != nil || !strings.Contains(out, "NACKED") || !strings.Contains(out, "RDS NACK: ") {
+					t.Errorf("proxy-status after the NACK: %v\n%s", err, out)
+				}
+			},
+		},
+		{
+			name: "authorization denied: the DENY rule of an AuthorizationPolicy, then the same by request id",
+			yaml: `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-ratings}
+spec:
+  selector: {matchLabels: {app: ratings}}
+  action: DENY
+  rules: [{to: [{operation: {methods: [POST]}}]}, {to: [{operation: {paths: ["/ratings/*"]}}]}]
+`,
+			args:   []string{"http://ratings:9080/ratings/0", "--from", "reviews-v2"},
+			status: "403",
+			want: []string{"Hop:      ratings-v1 (inbound)", "Details:  rbac_access_denied_matched_policy[ns[default]-policy[deny-ratings]-rule[1]]",
+				"denied by rule 1 of DENY AuthorizationPolicy default/deny-ratings", "Resource: AuthorizationPolicy default/deny-ratings", "Field:    spec.rules[1]"},
+			then: func(t *testing.T, out string) {
+				id := regexp.MustCompile(`request id: (\S+)`).FindStringSubmatch(out)
+				if id == nil {
+					t.Fatalf("no request id in:\n%s", out)
+				}
+				got, err := m.mast("why", "--request-id", id[1])
+				if err != nil || !strings.Contains(got, "logged by reviews-v2 (outbound)") || !strings.Contains(got, "logged by ratings-v1 (inbound)") ||
+					!strings.Contains(got, "Field:    spec.rules[1]") {
+					t.Errorf("mast why --request-id %s: %v\n%s", id[1], err, got)
+				}
+			},
+		},
+		{
+			name: "a refused JWT (401): the RequestAuthentication and why",
+			yaml: `apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: jwt-productpage}
+spec:
+  selector: {matchLabels: {app: productpage}}
+  jwtRules: [{issuer: testing@mast.io, jwks: '` + jwks + `'}]
+`,
+			args:   []string{"http://127.0.0.1:8080/productpage", "-H", "Authorization: Bearer " + token},
+			status: "401",
+			want: []string{"Hop:      productpage-v1 (inbound)", "Details:  jwt_authn_access_denied{Jwt_verification_fails}",
+				"the request's JWT was refused: Jwt verification fails", "Resource: RequestAuthentication default/jwt-productpage", "Field:    spec.jwtRules[0].jwks"},
+		},
+		{
+			name: "a timeout (UT): the VirtualService timeout, with the delay behind it",
+			yaml: `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http: [{route: [{destination: {host: reviews, subset: v2}}], timeout: 0.5s}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ratings}
+spec:
+  hosts: [ratings]
+  http: [{fault: {delay: {fixedDelay: 2s, percentage: {value: 100}}}, route: [{destination: {host: ratings, subset: v1}}]}]
+`,
+			args:   []string{"http://reviews:9080/reviews/0", "--from", "productpage-v1"},
+			status: "504",
+			want: []string{"Hop:      productpage-v1 (outbound)", "Flag:     UT", "within the route's timeout of 500ms",
+				"Resource: VirtualService default/reviews", "Field:    spec.http[0].timeout"},
+		},
+		{
+			name: "fault injection (FI): the VirtualService abort",
+			yaml: `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ratings}
+spec:
+  hosts: [ratings]
+  http: [{fault: {abort: {httpStatus: 500, percentage: {value: 100}}}, route: [{destination: {host: ratings, subset: v1}}]}]
+`,
+			args:   []string{"http://ratings:9080/ratings/0", "--from", "reviews-v2"},
+			status: "500",
+			want: []string{"Hop:      reviews-v2 (outbound)", "Flag:     FI", "Details:  fault_filter_abort",
+				"Resource: VirtualService default/ratings", "Field:    spec.http[0].fault.abort"},
+		},
+		{
+			name: "rate limited (RL): the RateLimit",
+			yaml: `apiVersion: ratelimit.mast.io/v1alpha1
+kind: RateLimit
+metadata: {name: ratings-quota}
+spec:
+  selector: {matchLabels: {app: ratings}}
+  mode: LOCAL
+  maxAmount: 1
+  validDuration: 1h
+`,
+			args:   []string{"http://ratings:9080/ratings/0", "--from", "reviews-v2"},
+			status: "429",
+			want: []string{"Hop:      ratings-v1 (inbound)", "Flag:     RL", "Details:  local_rate_limited",
+				"rate limited by RateLimit default/ratings-quota: 1 requests per 1h0m0s", "Resource: RateLimit default/ratings-quota", "Field:    spec.maxAmount"},
+		},
+		{
+			name: "connection failure with retries exhausted (UF,URX): the endpoint and the retry policy",
+			yaml: `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: nowhere}
+spec:
+  hosts: [nowhere.local]
+  location: MESH_EXTERNAL
+  resolution: STATIC
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+  endpoints: [{address: 127.0.0.1, ports: {http: 1}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: nowhere}
+spec:
+  hosts: [nowhere.local]
+  http: [{route: [{destination: {host: nowhere.local}}], retries: {attempts: 2, retryOn: connect-failure}}]
+`,
+			args:   []string{"http://nowhere.local:9080/", "--from", "productpage-v1"},
+			status: "503",
+			want: []string{"Hop:      productpage-v1 (outbound)", "Flag:     UF,URX", "could not connect to 127.0.0.1:1", "connection refused",
+				"retries are exhausted (VirtualService default/nowhere spec.http[0].retries: 2 attempts", "Resource: ServiceEntry default/nowhere", "Field:    spec.endpoints[0]"},
+		},
+		{
+			name: "circuit breaker (UO) among the failures of the last minute (--since)",
+			yaml: `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  trafficPolicy: {connectionPool: {http: {http2MaxRequests: 1}}}
+  subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}, {name: v3, labels: {version: v3}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ratings}
+spec:
+  hosts: [ratings]
+  http: [{fault: {delay: {fixedDelay: 1s, percentage: {value: 100}}}, route: [{destination: {host: ratings, subset: v1}}]}]
+`,
+			load: func() { burst(t, "http://127.0.1.1:15001", "http://reviews:9080/reviews/0", 8) },
+			args: []string{"--since", "1m"},
+			want: []string{"Hop:      productpage-v1 (outbound)", "Flag:     UO", "circuit breaker open", "Resource: DestinationRule default/reviews",
+				"Field:    spec.trafficPolicy.connectionPool.http.http2MaxRequests = 1", "Requests: "},
 		},
 	}
 	for i, c := range cases {
@@ -126,6 +284,9 @@ spec:
 			}
 			var out string
 			eventually(t, 30*time.Second, "mast why "+strings.Join(c.args, " "), func() error {
+				if c.load != nil {
+					c.load()
+				}
 				var err error
 				out, err = m.mast(append([]string{"why"}, c.args...)...)
 				if err != nil {
@@ -141,16 +302,13 @@ spec:
 				}
 				return nil
 			})
+			t.Logf("mast why %s:\n%s", strings.Join(c.args, " "), out)
+			if c.then != nil {
+				c.then(t, out)
+			}
 		})
 	}
-	t.Run("proxy-status shows every proxy SYNCED, then the NACK", func(t *testing.T) {
-		out, err := m.mast("proxy-status")
-		if err != nil {
-			t.Fatalf("%v\n%s", err, out)
-		}
-		if !strings.Contains(out, "NACKED") || !strings.Contains(out, "RDS NACK: ") {
-			t.Errorf("proxy-status after the NACK case:\n%s", out)
-		}
+	t.Run("proxy-status shows every proxy SYNCED after the NACK", func(t *testing.T) {
 		m.mast("reset")
 		eventually(t, 30*time.Second, "every proxy SYNCED", func() error {
 			out, _ := m.mast("proxy-status")
@@ -161,4 +319,22 @@ spec:
 			return nil
 		})
 	})
+}
+
+// burst sends n concurrent GETs of target through an HTTP proxy (a
+// sidecar's outbound listener) and waits for their answers.
+func burst(t *testing.T, proxyURL, target string, n int) {
+	pu, _ := url.Parse(proxyURL)
+	c := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(pu)}, Timeout: 20 * time.Second}
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if resp, err := c.Get(target); err == nil {
+				resp.Body.Close()
+			}
+		}()
+	}
+	wg.Wait()
 }

@@ -158,6 +158,9 @@ type Request struct {
 	// Flags and Meta are decisions recorded for telemetry.
 	Flags Flags
 	Meta  []Meta
+	// Details is Envoy's %RESPONSE_CODE_DETAILS% for a filter's local
+	// reply ("rbac_access_denied_matched_policy[...]"), "" otherwise.
+	Details string
 	// Reply is set by LocalReply.
 	Reply LocalReply
 	// ResponseHeaders are set on the response (upstream or local reply) by

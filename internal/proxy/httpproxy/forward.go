@@ -259,7 +259,10 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 		break
 	}
 	if resp == nil {
-		s.failure(w, lastErr, ctx)
+		if errors.Is(lastErr, upstream.ErrConnect) {
+			req.tel.rec.UpstreamFailure = connectCause(lastErr)
+		}
+		s.failure(w, lastErr, ctx, len(tried) > 1)
 		return
 	}
 	// The response is the connection's until its body is closed; then the
@@ -315,7 +318,13 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 }
 
 // failure turns an upstream error into Envoy's local reply.
-func (s *Server) failure(w responseWriter, err error, ctx context.Context) {
+// retried says the request was tried more than once: the retry policy is
+// exhausted (Envoy's URX).
+func (s *Server) failure(w responseWriter, err error, ctx context.Context, retried bool) {
+	urx := ""
+	if retried {
+		urx = "," + flagRetryExhausted
+	}
 	if status, msg, ok := timeoutStatus(context.Cause(ctx)); ok {
 		s.localReply(w, status, msg, "", nil)
 		return
@@ -332,7 +341,7 @@ func (s *Server) failure(w responseWriter, err error, ctx context.Context) {
 		s.localReply(w, 503, "upstream connect error or disconnect/reset before headers. reset reason: overflow", flagOverflow,
 			headers.List{{Name: "x-envoy-overloaded", Value: "true"}})
 	case errors.Is(err, upstream.ErrConnect):
-		s.localReply(w, 503, "upstream connect error or disconnect/reset before headers. reset reason: connection failure", flagConnectFailure, nil)
+		s.localReply(w, 503, "upstream connect error or disconnect/reset before headers. reset reason: connection failure", flagConnectFailure+urx, nil)
 	case errors.Is(err, upstream.ErrProtocol):
 		s.localReply(w, 502, "upstream protocol error", flagProtocol, nil)
 	default:
@@ -342,6 +351,16 @@ func (s *Server) failure(w responseWriter, err error, ctx context.Context) {
 		}
 		s.localReply(w, 503, "upstream connect error or disconnect/reset before headers. reset reason: connection termination", flagReset, nil)
 	}
+}
+
+// connectCause is the reason a connection failed, without the address
+// (the access log has it as the upstream host): "connection refused".
+func connectCause(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": "); i >= 0 {
+		msg = msg[i+2:]
+	}
+	return msg
 }
 
 func noCancel() {}

@@ -69,6 +69,7 @@ const (
 	flagReset          = "UC"
 	flagTimeout        = "UT"
 	flagOverflow       = "UO"
+	flagRetryExhausted = "URX"
 	flagFaultAbort     = "FI"
 	flagProtocol       = "UPE"
 )

@@ -194,7 +194,10 @@ func (s *Server) endTelemetry(ctx context.Context, req *dsRequest, hcm *xdsparse
 			rec.UpstreamServiceTime = ms
 		}
 	}
-	rec.ResponseDetails = responseDetails(rec)
+	rec.ResponseDetails = req.fr.Details
+	if rec.ResponseDetails == "" {
+		rec.ResponseDetails = responseDetails(rec)
+	}
 	s.Telemetry.RequestDone(rec, hcm.AccessLogs)
 	s.endTrace(req, hcm, rec)
 	// Drop references to this request's buffers.
@@ -237,6 +240,10 @@ func responseDetails(rec *telemetry.Record) string {
 	case rec.Flags&telemetry.UpstreamOverflow != 0:
 		return "upstream_reset_before_response_started{overflow}"
 	case rec.Flags&telemetry.UpstreamConnectionFailure != 0:
+		if rec.UpstreamFailure != "" {
+			// Envoy's form: the cause after a comma, spaces as underscores.
+			return "upstream_reset_before_response_started{connection_failure," + strings.ReplaceAll(rec.UpstreamFailure, " ", "_") + "}"
+		}
 		return "upstream_reset_before_response_started{connection_failure}"
 	case rec.Flags&telemetry.UpstreamConnectionTermination != 0:
 		return "upstream_reset_before_response_started{connection_termination}"

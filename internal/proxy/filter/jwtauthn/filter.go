@@ -2,6 +2,7 @@ package jwtauthn
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/types/known/anypb"
@@ -38,6 +39,7 @@ func (f *Filter) DecodeHeaders(_ context.Context, r *filter.Request) filter.Stat
 	o := f.cfg.Authenticate(&req, f.now())
 	if o.Status != StatusOK {
 		code, body, www := f.cfg.Reply(o, &req)
+		r.Details = "jwt_authn_access_denied{" + strings.ReplaceAll(o.Status.String(), " ", "_") + "}"
 		if www == "" {
 			return r.LocalReply(code, body, "")
 		}

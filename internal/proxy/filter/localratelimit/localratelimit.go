@@ -327,6 +327,7 @@ func (f *Filter) DecodeHeaders(_ context.Context, r *filter.Request) filter.Stat
 	for _, o := range l.responseHdrs {
 		r.ResponseHeaders = append(r.ResponseHeaders, headers.Field{Name: o.name, Value: o.value})
 	}
+	r.Details = "local_rate_limited"
 	return r.LocalReply(l.status, "local_rate_limited", "RL")
 }
 

@@ -178,6 +178,7 @@ func (f *Filter) DecodeHeaders(ctx context.Context, r *filter.Request) filter.St
 		}
 		r.AddMeta(Name, "error", err.Error())
 		if f.failDeny {
+			r.Details = "rate_limiter_error"
 			return r.LocalReply(f.onError, "", "RLSE")
 		}
 		return filter.Continue
@@ -195,6 +196,7 @@ func (f *Filter) DecodeHeaders(ctx context.Context, r *filter.Request) filter.St
 				r.ResponseHeaders.Set("retry-after", strconv.FormatInt(reset, 10))
 			}
 		}
+		r.Details = "request_rate_limited"
 		return r.LocalReply(f.limited, "", "RL")
 	}
 	return filter.Continue

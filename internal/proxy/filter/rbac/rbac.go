@@ -211,6 +211,7 @@ func (f *Filter) DecodeHeaders(_ context.Context, r *filter.Request) filter.Stat
 	if name != "" {
 		r.AddMeta(Name, "enforced_effective_policy_id", name)
 	}
+	r.Details = deniedDetails(name)
 	return r.LocalReply(403, DeniedBody, "RBAC")
 }
 
@@ -223,4 +224,14 @@ func (n *Network) OnConnect(c *filter.Conn) filter.Status {
 		return filter.Stop
 	}
 	return filter.Continue
+}
+
+// deniedDetails is Envoy's response code details for a denial: the
+// enforced policy that matched (a DENY rule), or "none" when no ALLOW
+// policy matched.
+func deniedDetails(policy string) string {
+	if policy == "" {
+		policy = "none"
+	}
+	return "rbac_access_denied_matched_policy[" + policy + "]"
 }

@@ -147,6 +147,10 @@ func Why(args []string, stdout, stderr io.Writer) int {
 	}
 	if id != "" {
 		fmt.Fprintf(stdout, "  request id: %s\n", id)
+		if len(entries) > 0 && entries[0].RequestID != id {
+			// A gateway replaces an outside request's x-request-id.
+			fmt.Fprintf(stdout, "  request id in the mesh: %s (the gateway's)\n", entries[0].RequestID)
+		}
 	}
 	for _, e := range entries {
 		fmt.Fprintf(stdout, "  logged by %s\n", describeEntry(&e))
@@ -656,7 +660,7 @@ func (w *whyRun) endpointProxy(d *configDump, cluster string) (proxy, bool) {
 			for _, lb := range loc.LBEndpoints {
 				ip := lb.Endpoint.Address.SocketAddress.Address
 				for _, p := range w.m.localProxies() {
-					if strings.HasPrefix(p.Admin, ip+":") {
+					if strings.HasPrefix(p.ID, "sidecar~") && strings.HasPrefix(p.Admin, ip+":") {
 						return p, true
 					}
 				}

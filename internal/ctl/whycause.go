@@ -70,10 +70,7 @@ var rbacPolicyRE = regexp.MustCompile(`^(?:istio-dry-run-)?ns\[([^\]]*)\]-policy
 // diagnose turns a failing access log entry into a finding: the cause in
 // words and the configuration at fault.
 func (w *whyRun) diagnose(e *hopEntry) finding {
-	f := finding{Hop: e.hopName(), Flag: e.ResponseFlags, Details: e.ResponseCodeDetails, RequestID: e.RequestID}
-	if f.Flag == "-" {
-		f.Flag = ""
-	}
+	f := finding{Hop: e.hopName(), Flag: e.localFlags(), Details: e.ResponseCodeDetails, RequestID: e.RequestID}
 	_, _, subset, host, _ := istioCluster(e.UpstreamCluster)
 	wl := w.workloadOf(e.Proxy)
 	switch d := e.ResponseCodeDetails; {
@@ -81,34 +78,34 @@ func (w *whyRun) diagnose(e *hopEntry) finding {
 		w.rbacCause(&f, wl, strings.TrimSuffix(strings.TrimPrefix(d, "rbac_access_denied_matched_policy["), "]"))
 	case strings.HasPrefix(d, "jwt_authn_access_denied{"):
 		w.jwtCause(&f, wl, strings.ReplaceAll(strings.TrimSuffix(strings.TrimPrefix(d, "jwt_authn_access_denied{"), "}"), "_", " "))
-	case e.hasFlag("RL"):
+	case e.hasLocalFlag("RL"):
 		w.rateLimitCause(&f, wl, d)
-	case e.hasFlag("UT"):
+	case e.hasLocalFlag("UT"):
 		w.timeoutCause(&f, e, host)
-	case e.hasFlag("UO"):
+	case e.hasLocalFlag("UO"):
 		w.overflowCause(&f, host, subset)
-	case e.hasFlag("FI"):
+	case e.hasLocalFlag("FI"):
 		f.Cause = fmt.Sprintf("fault injection aborted the request to %s with HTTP %d", host, e.ResponseCode)
 		w.vsField(&f, host, e.Proxy, "fault.abort", func(h *networking.HTTPRoute) bool { return h.GetFault().GetAbort() != nil })
-	case e.hasFlag("UF"), e.hasFlag("URX"):
+	case e.hasLocalFlag("UF"), e.hasLocalFlag("URX"):
 		w.connectCause(&f, e, host)
-	case e.hasFlag("DI"):
+	case e.hasLocalFlag("DI"):
 		f.Cause = fmt.Sprintf("fault injection delayed the request to %s (it took %s)", host, e.Duration)
 		w.vsField(&f, host, e.Proxy, "fault.delay", func(h *networking.HTTPRoute) bool { return h.GetFault().GetDelay() != nil })
-	case e.hasFlag("UH"):
+	case e.hasLocalFlag("UH"):
 		f.Cause = fmt.Sprintf("no healthy upstream: cluster %s has no endpoint to send to", e.UpstreamCluster)
-	case e.hasFlag("NR"):
-		f.Cause = fmt.Sprintf("no route matches %s %s%s", e.Method, e.Authority, e.Path)
-	case e.hasFlag("NC"):
+	case e.hasLocalFlag("NR"):
+		f.Cause = fmt.Sprintf("no route matches %s %s%s", e.Method, e.Authority, e.requestPath())
+	case e.hasLocalFlag("NC"):
 		f.Cause = fmt.Sprintf("the route points at cluster %s, which the proxy does not have", e.UpstreamCluster)
-	case e.hasFlag("UC"), e.hasFlag("UR"):
+	case e.hasLocalFlag("UC"), e.hasLocalFlag("UR"):
 		f.Cause = fmt.Sprintf("the upstream %s reset the connection before answering", e.UpstreamHost)
 		if e.UpstreamFailure != "" {
 			f.Cause += ": " + e.UpstreamFailure
 		}
-	case e.hasFlag("DC"):
+	case e.hasLocalFlag("DC"):
 		f.Cause = fmt.Sprintf("the client went away after %s, before the answer (its own timeout?)", e.Duration)
-	case e.hasFlag("UAEX"):
+	case e.hasLocalFlag("UAEX"):
 		f.Cause = "the external authorizer (AuthorizationPolicy action CUSTOM) denied the request"
 	default:
 		f.Cause = fmt.Sprintf("the proxy answered %d itself (%s)", e.ResponseCode, d)
@@ -228,7 +225,7 @@ func (w *whyRun) timeoutCause(f *finding, e *hopEntry, host string) {
 		return h.GetTimeout() != nil || h.GetRetries().GetPerTryTimeout() != nil
 	})
 	if vs == nil {
-		f.Cause += "; no VirtualService sets a timeout for it"
+		f.Cause += "; no VirtualService (of the configuration in force now) sets a timeout for it"
 		return
 	}
 	f.Resource = "VirtualService " + vs.Namespace + "/" + vs.Name
@@ -304,7 +301,7 @@ func (w *whyRun) connectCause(f *finding, e *hopEntry, host string) {
 			f.Resource, f.Field = "WorkloadEntry "+r.Namespace+"/"+r.Name, "spec.address"
 		}
 	}
-	if e.hasFlag("URX") {
+	if e.hasLocalFlag("URX") {
 		f.Cause += "; the route's retries are exhausted"
 		if vs, i, h := w.httpRouteFor(host, e.Proxy, func(h *networking.HTTPRoute) bool { return h.GetRetries() != nil }); vs != nil {
 			f.Cause += fmt.Sprintf(" (VirtualService %s/%s spec.http[%d].retries: %d attempts, retryOn %q)", vs.Namespace, vs.Name, i,

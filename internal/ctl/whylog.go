@@ -103,10 +103,39 @@ func awaitEntries(st *localmesh.RunState, id, agent string, wait time.Duration) 
 // failed says an entry records a failure this proxy produced itself (not an
 // error answer it only relayed), or an injected fault.
 func failed(e *hopEntry) bool {
-	if e.ResponseFlags != "" && e.ResponseFlags != "-" {
+	if f := e.localFlags(); f != "" {
 		return true
 	}
 	return e.ResponseCode >= 400 && e.ResponseCodeDetails != "via_upstream" && e.ResponseCodeDetails != ""
+}
+
+// localFlags are the entry's response flags this proxy set itself: an
+// answer relayed from upstream (via_upstream) may carry the flags of the
+// hop that made it, of which only a delay (DI) happened here.
+func (h *hopEntry) localFlags() string {
+	if h.ResponseFlags == "-" {
+		return ""
+	}
+	if h.ResponseCodeDetails == "via_upstream" {
+		if h.hasFlag("DI") {
+			return "DI"
+		}
+		return ""
+	}
+	return h.ResponseFlags
+}
+
+// requestPath is the entry's path: a forward proxy's entry logs the
+// absolute URI it was asked for.
+func (h *hopEntry) requestPath() string {
+	if strings.HasPrefix(h.Path, "http://") || strings.HasPrefix(h.Path, "https://") {
+		rest := h.Path[strings.Index(h.Path, "//")+2:]
+		if i := strings.IndexByte(rest, '/'); i >= 0 {
+			return rest[i:]
+		}
+		return "/"
+	}
+	return h.Path
 }
 
 // hasFlag says the entry's %RESPONSE_FLAGS% include code.
@@ -114,9 +143,14 @@ func (h *hopEntry) hasFlag(code string) bool {
 	return slices.Contains(strings.Split(h.ResponseFlags, ","), code)
 }
 
+// hasLocalFlag says this proxy set the flag code itself.
+func (h *hopEntry) hasLocalFlag(code string) bool {
+	return slices.Contains(strings.Split(h.localFlags(), ","), code)
+}
+
 // describeEntry is one line of the request's path.
 func describeEntry(e *hopEntry) string {
-	s := fmt.Sprintf("%s: %s %s%s -> %d", e.hopName(), e.Method, e.Authority, e.Path, e.ResponseCode)
+	s := fmt.Sprintf("%s: %s %s%s -> %d", e.hopName(), e.Method, e.Authority, e.requestPath(), e.ResponseCode)
 	if e.ResponseFlags != "" && e.ResponseFlags != "-" {
 		s += " " + e.ResponseFlags
 	}

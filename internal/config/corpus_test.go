@@ -121,6 +121,7 @@ var invalidCorpus = map[string]string{
 	"mixer-redisquota-no-url.yaml":               "spec.redisServerUrl",
 	"mixer-prometheus-bad-kind.yaml":             "spec.metrics[0].kind",
 	"mixer-stdio-bad-stream.yaml":                "spec.logStream",
+	"mixer-zipkin-bad-probability.yaml":          "spec.sampleProbability",
 	"mixer-handler-unknown-adapter.yaml":         "spec.compiledAdapter",
 	"mixer-instance-bad-expression.yaml":         "spec.params.value",
 	"mixer-rule-match-not-bool.yaml":             "spec.match",

@@ -14,12 +14,13 @@ import (
 	"github.com/mast-mesh/mast/internal/mixer/adapters/prometheus"
 	"github.com/mast-mesh/mast/internal/mixer/adapters/redisquota"
 	"github.com/mast-mesh/mast/internal/mixer/adapters/stdio"
+	"github.com/mast-mesh/mast/internal/mixer/adapters/zipkin"
 )
 
 // All returns every built-in adapter by name.
 func All() map[string]*adapter.Info {
 	out := map[string]*adapter.Info{}
-	for _, i := range []*adapter.Info{denier.Info, listchecker.Info, memquota.Info, redisquota.Info, prometheus.Info, stdio.Info} {
+	for _, i := range []*adapter.Info{denier.Info, listchecker.Info, memquota.Info, redisquota.Info, prometheus.Info, stdio.Info, zipkin.Info} {
 		out[i.Name] = i
 	}
 	return out

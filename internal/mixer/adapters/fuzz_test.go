@@ -19,6 +19,7 @@ func FuzzValidateParams(f *testing.F) {
 		`{"redisServerUrl":"127.0.0.1:6379","connectionPoolSize":10,"quotas":[{"name":"q","maxAmount":5,"validDuration":"5s","bucketDuration":"500ms","rateLimitAlgorithm":"ROLLING_WINDOW"}]}`,
 		`{"metrics":[{"name":"requests_total","instanceName":"requestcount.metric.istio-system","kind":"COUNTER","labelNames":["reporter"]}]}`,
 		`{"outputAsJson":true,"logStream":"STDOUT","severityLevels":{"info":0}}`,
+		`{"url":"http://127.0.0.1:9411/api/v2/spans","sampleProbability":0.5}`,
 	} {
 		f.Add(s)
 	}

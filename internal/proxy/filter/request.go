@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc"
 
@@ -136,6 +137,8 @@ type Meta struct {
 
 // Request is the per-request state the filters of one chain share.
 type Request struct {
+	// Start is when the request head arrived.
+	Start     time.Time
 	Method    string
 	Authority string // the Host / :authority, as received
 	Scheme    string

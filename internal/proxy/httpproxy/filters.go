@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/netip"
+	"time"
 
 	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"github.com/mast-mesh/mast/internal/proxy/headers"
@@ -58,13 +59,13 @@ func (f *filterWriter) Upgrade(status int, h headers.List) (upstream.Conn, error
 // returns the writer the rest of the request must use, and false when the
 // request is finished (a filter answered, or the client went away).
 func (s *Server) runFilters(ctx context.Context, req *dsRequest, w responseWriter, hcm *xdsparse.HTTPManager,
-	route *xdsparse.Route, path string, client netip.Addr) (responseWriter, bool) {
+	route *xdsparse.Route, path string, client netip.Addr, start time.Time) (responseWriter, bool) {
 	chain := hcm.Filters
 	fr := &req.fr
 	fr.Reset()
 	fr.Method, fr.Authority, fr.Scheme, fr.Path = req.method, req.authority, req.scheme, path
 	fr.Headers, fr.HTTP2, fr.Conn, fr.RemoteIP = &req.header, req.minor == 2, req.conn, client
-	fr.Services = s.Services
+	fr.Services, fr.Start = s.Services, start
 	if route != nil {
 		fr.Route = route
 	}

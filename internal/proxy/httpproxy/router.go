@@ -225,7 +225,7 @@ func (s *Server) handle(ctx context.Context, req *dsRequest, w responseWriter, h
 	// route selection, as Envoy's filters see the cached route.
 	if hcm.Filters != nil {
 		var ok bool
-		if w, ok = s.runFilters(ctx, req, w, hcm, route, path, client); !ok {
+		if w, ok = s.runFilters(ctx, req, w, hcm, route, path, client, start); !ok {
 			return
 		}
 	}

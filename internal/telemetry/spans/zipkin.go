@@ -1,16 +1,14 @@
 package spans
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
 
 	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/mast-mesh/mast/internal/telemetry/zipkin"
 )
 
 // ZipkinExporter posts spans as Zipkin v2 JSON (Envoy's HTTP_JSON
@@ -24,35 +22,16 @@ type ZipkinExporter struct {
 
 var _ sdktrace.SpanExporter = (*ZipkinExporter)(nil)
 
-type zipkinEndpoint struct {
-	ServiceName string `json:"serviceName,omitempty"`
-	IPv4        string `json:"ipv4,omitempty"`
-	Port        int    `json:"port,omitempty"`
-}
-
-type zipkinSpan struct {
-	TraceID        string            `json:"traceId"`
-	ID             string            `json:"id"`
-	ParentID       string            `json:"parentId,omitempty"`
-	Name           string            `json:"name"`
-	Kind           string            `json:"kind,omitempty"`
-	Timestamp      int64             `json:"timestamp"`
-	Duration       int64             `json:"duration"`
-	LocalEndpoint  *zipkinEndpoint   `json:"localEndpoint,omitempty"`
-	RemoteEndpoint *zipkinEndpoint   `json:"remoteEndpoint,omitempty"`
-	Tags           map[string]string `json:"tags,omitempty"`
-}
-
-// ZipkinJSON renders spans in Zipkin's v2 JSON format.
-func ZipkinJSON(spans []sdktrace.ReadOnlySpan) ([]byte, error) {
-	out := make([]zipkinSpan, 0, len(spans))
+// ZipkinSpans converts spans to Zipkin's v2 model.
+func ZipkinSpans(spans []sdktrace.ReadOnlySpan) []zipkin.Span {
+	out := make([]zipkin.Span, 0, len(spans))
 	for _, s := range spans {
 		sc := s.SpanContext()
 		tid := sc.TraceID().String()
 		if tid[:16] == "0000000000000000" {
 			tid = tid[16:] // a 64-bit trace ID
 		}
-		z := zipkinSpan{TraceID: tid, ID: sc.SpanID().String(), Name: s.Name(),
+		z := zipkin.Span{TraceID: tid, ID: sc.SpanID().String(), Name: s.Name(),
 			Timestamp: s.StartTime().UnixMicro(), Duration: s.EndTime().Sub(s.StartTime()).Microseconds(),
 			Tags: map[string]string{}}
 		if z.Duration < 1 {
@@ -67,7 +46,7 @@ func ZipkinJSON(spans []sdktrace.ReadOnlySpan) ([]byte, error) {
 		case trace.SpanKindClient:
 			z.Kind = "CLIENT"
 		}
-		local := &zipkinEndpoint{}
+		local := &zipkin.Endpoint{}
 		if r := s.Resource(); r != nil {
 			if v, ok := r.Set().Value("service.name"); ok {
 				local.ServiceName = v.AsString()
@@ -82,7 +61,7 @@ func ZipkinJSON(spans []sdktrace.ReadOnlySpan) ([]byte, error) {
 		}
 		out = append(out, z)
 	}
-	return json.Marshal(out)
+	return out
 }
 
 func attrString(v attribute.Value) string {
@@ -94,28 +73,7 @@ func attrString(v attribute.Value) string {
 
 // ExportSpans implements sdktrace.SpanExporter.
 func (z *ZipkinExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
-	body, err := ZipkinJSON(spans)
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, z.URL, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("content-type", "application/json")
-	if z.Host != "" {
-		req.Host = z.Host
-	}
-	resp, err := z.Client.Do(req)
-	if err != nil {
-		return fmt.Errorf("zipkin collector: %w", err)
-	}
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("zipkin collector %s: %s", z.URL, resp.Status)
-	}
-	return nil
+	return zipkin.Post(ctx, z.Client, z.URL, z.Host, ZipkinSpans(spans))
 }
 
 // Shutdown implements sdktrace.SpanExporter.

@@ -19,8 +19,9 @@ type reqBag struct {
 	r       *filter.Request
 	static  map[string]any // global then service mixer_attributes
 	fwd     map[string]any // forwarded by the source's proxy
-	now     time.Time
-	code    int64 // response.code, 0 before the response
+	now     time.Time      // request.time
+	resp    time.Time      // response.time, zero before the response
+	code    int64          // response.code, 0 before the response
 	respHdr map[string]string
 }
 
@@ -31,7 +32,7 @@ var requestAttrs = []string{"request.headers", "request.host", "request.method",
 	"request.scheme", "request.useragent", "request.referer", "request.id", "request.time", "source.ip", "source.principal",
 	"source.user", "source.namespace", "destination.ip", "destination.port", "connection.mtls", "connection.requested_server_name",
 	"context.protocol", "request.auth.principal", "request.auth.audiences", "request.auth.presenter", "request.auth.claims",
-	"response.code", "response.headers"}
+	"response.code", "response.headers", "response.time", "response.duration"}
 
 func (b *reqBag) Names() []string {
 	seen := map[string]bool{}
@@ -169,6 +170,14 @@ func (b *reqBag) Get(name string) (any, bool) {
 	case "response.headers":
 		if b.respHdr != nil {
 			return b.respHdr, true
+		}
+	case "response.time":
+		if !b.resp.IsZero() {
+			return b.resp, true
+		}
+	case "response.duration":
+		if !b.resp.IsZero() {
+			return b.resp.Sub(b.now), true
 		}
 	}
 	if strings.HasPrefix(name, "destination.") {

@@ -290,6 +290,9 @@ func (f *Filter) DecodeHeaders(ctx context.Context, r *filter.Request) filter.St
 			// Only a mesh peer (verified by mTLS) may speak for its source.
 			if !f.ignoreForwarded && r.Conn != nil && r.Conn.Principal != "" {
 				fwd, _ = decodeForwarded(v)
+				if fwd != nil && f.svc.report {
+					r.AddMeta(Name, forwardedMeta, v) // for the Report
+				}
 			}
 		}
 		if f.forward != "" {
@@ -300,7 +303,7 @@ func (f *Filter) DecodeHeaders(ctx context.Context, r *filter.Request) filter.St
 		return filter.Continue
 	}
 	now := time.Now()
-	bag := &reqBag{r: r, static: f.svc.static, fwd: fwd, now: now}
+	bag := &reqBag{r: r, static: f.svc.static, fwd: fwd, now: requestTime(r, now)}
 	if len(f.svc.quotas) == 0 && f.useCache {
 		if code, msg, ok := f.cache.lookup(bag, now); ok {
 			if code != int32(codes.OK) {
@@ -368,6 +371,19 @@ func (f *Filter) unreachable(r *filter.Request, err error) filter.Status {
 	return f.deny(r, codes.Unavailable, "mixer unreachable: "+err.Error())
 }
 
+// forwardedMeta is the request metadata key under which DecodeHeaders keeps
+// the source attributes a verified peer forwarded, so that the request's
+// Report carries them too (source.labels, source.workload.name, ...).
+const forwardedMeta = "forwarded_attributes"
+
+// requestTime is request.time: when the request head arrived.
+func requestTime(r *filter.Request, now time.Time) time.Time {
+	if r.Start.IsZero() {
+		return now
+	}
+	return r.Start
+}
+
 // EncodeHeaders implements filter.ResponseFilter: the request is reported
 // (asynchronously, in batches).
 func (f *Filter) EncodeHeaders(r *filter.Request, status int, h *headers.List) {
@@ -380,7 +396,14 @@ func (f *Filter) EncodeHeaders(r *filter.Request, status int, h *headers.List) {
 			rh[x.Name] = x.Value
 		}
 	}
-	bag := &reqBag{r: r, static: f.svc.static, now: time.Now(), code: int64(status), respHdr: rh}
+	var fwd map[string]any
+	for _, m := range r.Meta {
+		if m.Filter == Name && m.Key == forwardedMeta {
+			fwd, _ = decodeForwarded(m.Value)
+		}
+	}
+	now := time.Now()
+	bag := &reqBag{r: r, static: f.svc.static, fwd: fwd, now: requestTime(r, now), resp: now, code: int64(status), respHdr: rh}
 	f.reports.add(f.enc.Encode(bag), func() (grpc.ClientConnInterface, error) { return r.Services.GRPC(f.reportTarget) }, r.Services.Logger)
 }
 

@@ -8,8 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -20,14 +22,32 @@ import (
 	mixersrv "github.com/mast-mesh/mast/internal/mixer"
 	"github.com/mast-mesh/mast/internal/mixer/api/clientpb"
 	"github.com/mast-mesh/mast/internal/mixer/api/mixerpb"
+	"github.com/mast-mesh/mast/internal/mixer/attribute"
 	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"github.com/mast-mesh/mast/internal/proxy/headers"
 )
 
-// counting wraps the Mixer service to count Checks.
+// counting wraps the Mixer service to count Checks and keep the Reports'
+// attribute bags.
 type counting struct {
 	*mixersrv.Service
 	checks atomic.Int64
+
+	mu       sync.Mutex
+	reported []attribute.MapBag
+}
+
+func (c *counting) Report(ctx context.Context, r *mixerpb.ReportRequest) (*mixerpb.ReportResponse, error) {
+	for _, ca := range r.GetAttributes() {
+		bag, err := attribute.Decode(ca, attribute.GlobalDictionary(), int(r.GetGlobalWordCount()))
+		if err != nil {
+			return nil, err
+		}
+		c.mu.Lock()
+		c.reported = append(c.reported, bag)
+		c.mu.Unlock()
+	}
+	return c.Service.Report(ctx, r)
 }
 
 func (c *counting) Check(ctx context.Context, r *mixerpb.CheckRequest) (*mixerpb.CheckResponse, error) {
@@ -152,6 +172,46 @@ func TestDenyLabelThroughTheClient(t *testing.T) {
 	r.Conn = &filter.Conn{}
 	if st := f.DecodeHeaders(context.Background(), r); st != filter.Continue {
 		t.Errorf("plaintext peer claiming v3: %v %+v", st, r.Reply)
+	}
+}
+
+// A Report describes the request as the Check did, plus its outcome: the
+// source attributes the peer forwarded, when the request arrived, when
+// the response started and how long that took.
+func TestReportCarriesSourceAndTimes(t *testing.T) {
+	addr, svc := startMixer(t, "mixer-rule-deny-label.yaml")
+	svcs := services(t)
+	f := inbound(t, addr, map[string]string{"app": "ratings", "version": "v1"}, false)
+	r := fromSource(svcs, map[string]string{"app": "reviews", "version": "v2"})
+	r.Start = time.Now().Add(-30 * time.Millisecond)
+	if st := f.DecodeHeaders(context.Background(), r); st != filter.Continue {
+		t.Fatalf("v2: %v %+v", st, r.Reply)
+	}
+	f.EncodeHeaders(r, 200, &headers.List{{Name: "content-type", Value: "application/json"}})
+	var bag attribute.MapBag
+	for deadline := time.Now().Add(10 * time.Second); bag == nil && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		svc.mu.Lock()
+		if len(svc.reported) > 0 {
+			bag = svc.reported[0]
+		}
+		svc.mu.Unlock()
+	}
+	if bag == nil {
+		t.Fatal("no Report within 10 s")
+	}
+	if l, _ := bag["source.labels"].(map[string]string); l["version"] != "v2" {
+		t.Errorf("source.labels %v, want the forwarded ones", bag["source.labels"])
+	}
+	if rt, _ := bag["request.time"].(time.Time); !rt.Equal(r.Start) {
+		t.Errorf("request.time %v, want the request's arrival %v", bag["request.time"], r.Start)
+	}
+	rt, _ := bag["response.time"].(time.Time)
+	d, _ := bag["response.duration"].(time.Duration)
+	if skew := rt.Sub(r.Start.Add(d)).Abs(); d < 30*time.Millisecond || skew > time.Millisecond {
+		t.Errorf("response.time %v, response.duration %v: want the response after the request, 30 ms or more", rt, d)
+	}
+	if bag["response.code"] != int64(200) {
+		t.Errorf("response.code %v", bag["response.code"])
 	}
 }
 

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -8,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mast-mesh/mast/internal/localmesh"
 )
 
 // mixerFile is one of Istio's Mixer-era Bookinfo files (copied unchanged
@@ -186,5 +190,109 @@ func TestMixerDown(t *testing.T) {
 			}
 			m.up.stop()
 		})
+	}
+}
+
+// mixerTracespan is Istio 1.4's tracespan instance for the zipkin adapter
+// (its documented sample, with the collector at the Jaeger addon's Zipkin
+// port), sent for every request a sidecar reports.
+const mixerTracespan = `apiVersion: config.istio.io/v1alpha2
+kind: handler
+metadata: {name: zipkin, namespace: istio-system}
+spec:
+  compiledAdapter: zipkin
+  params:
+    url: http://` + localmesh.JaegerZipkinAddr + `/api/v2/spans
+    sampleProbability: 1.0
+---
+apiVersion: config.istio.io/v1alpha2
+kind: instance
+metadata: {name: default, namespace: istio-system}
+spec:
+  compiledTemplate: tracespan
+  params:
+    traceId: request.headers["x-b3-traceid"] | ""
+    spanId: request.headers["x-b3-spanid"] | ""
+    parentSpanId: request.headers["x-b3-parentspanid"] | ""
+    spanName: request.path | "/"
+    startTime: request.time
+    endTime: response.time
+    clientSpan: (context.reporter.kind | "inbound") == "outbound"
+    rewriteClientSpanId: "false"
+    sourceName: source.workload.name | ""
+    destinationName: destination.workload.name | ""
+    httpStatusCode: response.code | 0
+    spanTags:
+      http.method: request.method | ""
+      source.version: source.labels["version"] | "unknown"
+      destination.version: destination.labels["version"] | "unknown"
+---
+apiVersion: config.istio.io/v1alpha2
+kind: rule
+metadata: {name: zipkin, namespace: istio-system}
+spec:
+  match: context.protocol == "http"
+  actions:
+  - handler: zipkin
+    instances: [default]
+`
+
+// checkMixerZipkin applies the tracespan configuration to a mesh running
+// the Jaeger addon and loads one page with a B3 trace whose sampling
+// decision is "no", so that the proxies report no spans of their own:
+// every span Jaeger then holds for that trace came through the Mixer's
+// zipkin adapter, one server span per sidecar that served the page.
+func checkMixerZipkin(t *testing.T, m *mesh) {
+	t.Helper()
+	dir := t.TempDir()
+	writeFile(t, dir, "tracespan.yaml", mixerTracespan)
+	m.apply(filepath.Join(dir, "tracespan.yaml"))
+	trace := fmt.Sprintf("%016x", time.Now().UnixNano())
+	root := "00f067aa0ba902b7"
+	code, _ := m.get("/productpage", "x-b3-traceid", trace, "x-b3-spanid", root, "x-b3-sampled", "0")
+	if code != 200 {
+		t.Fatalf("productpage: %d", code)
+	}
+	var tr jaegerTrace
+	eventually(t, time.Minute, "the Mixer's spans in Jaeger", func() error {
+		var resp struct {
+			Data []jaegerTrace `json:"data"`
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := getJSON(ctx, "http://"+localmesh.JaegerUIAddr+"/api/traces/"+trace, &resp); err != nil {
+			return err
+		}
+		if len(resp.Data) != 1 || len(resp.Data[0].Spans) < 3 {
+			return fmt.Errorf("trace %s: %d traces", trace, len(resp.Data))
+		}
+		tr = resp.Data[0]
+		return nil
+	})
+	services := map[string]bool{}
+	for _, s := range tr.Spans {
+		svc := tr.Processes[s.ProcessID].ServiceName
+		services[svc] = true
+		tags := map[string]any{}
+		for _, tag := range s.Tags {
+			tags[tag.Key] = tag.Value
+		}
+		if tags["span.kind"] != "server" || tags["http.method"] != "GET" || tags["http.status_code"] != "200" {
+			t.Errorf("span %s of %s: tags %v, want a GET server span answered 200", s.OperationName, svc, tags)
+		}
+		if svc == "productpage-v1" && (s.OperationName != "/productpage" || tags["source.version"] != "unknown") {
+			t.Errorf("productpage's span %s, tags %v", s.OperationName, tags)
+		}
+		if svc == "details-v1" && tags["source.version"] != "v1" {
+			t.Errorf("details' span: source.version %v, want productpage's v1 (forwarded by its sidecar)", tags["source.version"])
+		}
+	}
+	for _, want := range []string{"productpage-v1", "details-v1"} {
+		if !services[want] {
+			t.Errorf("no span of %s in %v", want, services)
+		}
+	}
+	if !services["reviews-v1"] && !services["reviews-v2"] && !services["reviews-v3"] {
+		t.Errorf("no span of a reviews version in %v", services)
 	}
 }

@@ -340,4 +340,6 @@ spec:
 	if n := logLines("productpage-v1-sidecar", `"GET /productpage `); n != pages {
 		t.Errorf("productpage logged %d more 200s with filter response.code >= 400", n-pages)
 	}
+
+	t.Run("Mixer's zipkin adapter", func(t *testing.T) { checkMixerZipkin(t, m) })
 }

@@ -39,6 +39,14 @@ func Main(args []string, stderr io.Writer) int {
 	fs.StringVar(&cfg.CADir, "ca-dir", "", "run the CA with its root and token key kept in this directory, serving xDS and certificates over TLS on --secure-xds-addr")
 	fs.StringVar(&cfg.PluginCADir, "plugin-ca-dir", "", "Istio's cacerts directory (ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem): when it holds them, that CA signs")
 	fs.StringVar(&cfg.Webhook.Addr, "webhook-addr", "", "serve the validation and sidecar-injection admission webhooks over TLS here (Istio's :15017; needs --ca-dir)")
+	fs.Func("webhook-validating-configs", "ValidatingWebhookConfigurations (comma-separated) whose caBundle mastd keeps patched on Kubernetes (default mast-validator-NAMESPACE)", func(v string) error {
+		cfg.Webhook.ValidatingConfigs = splitNames(v)
+		return nil
+	})
+	fs.Func("webhook-injector-configs", "MutatingWebhookConfigurations (comma-separated) whose caBundle mastd keeps patched on Kubernetes (default mast-sidecar-injector-NAMESPACE)", func(v string) error {
+		cfg.Webhook.InjectorConfigs = splitNames(v)
+		return nil
+	})
 	fs.StringVar(&cfg.Webhook.InjectValues, "inject-values", "", "sidecar injection values (YAML, the istio-sidecar-injector ConfigMap's values.yaml)")
 	fs.StringVar(&cfg.SecureXDSAddr, "secure-xds-addr", "127.0.0.1:15012", "address of xDS and the certificate service over TLS (with --ca-dir)")
 	fs.DurationVar(&cfg.MaxCertTTL, "max-cert-ttl", 24*time.Hour, "longest workload certificate lifetime the CA issues (Istio's 24h default)")
@@ -127,4 +135,16 @@ func Main(args []string, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// splitNames splits a comma-separated list of object names; "" is an empty,
+// non-nil list (patch nothing).
+func splitNames(v string) []string {
+	names := []string{}
+	for n := range strings.SplitSeq(v, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			names = append(names, n)
+		}
+	}
+	return names
 }

@@ -26,6 +26,11 @@ type WebhookConfig struct {
 	// InjectValues is the injection values file (the istio-sidecar-injector
 	// ConfigMap's values.yaml); "" uses inject.DefaultConfig.
 	InjectValues string
+	// ValidatingConfigs and InjectorConfigs name the webhook configurations
+	// whose caBundle the leader keeps equal to the CA's trust bundle (on
+	// Kubernetes); nil means the chart's mast-validator-NAMESPACE and
+	// mast-sidecar-injector-NAMESPACE.
+	ValidatingConfigs, InjectorConfigs []string
 }
 
 // rootCertLease elects the replica that writes istio-ca-root-cert.
@@ -61,7 +66,7 @@ func kubeCA(cfg Config, caCfg *ca.Config) (kubernetes.Interface, error) {
 }
 
 // startKube starts the webhooks and, on Kubernetes, the leader-elected
-// istio-ca-root-cert publisher, through run.
+// istio-ca-root-cert publisher and webhook caBundle patcher, through run.
 func startKube(ctx context.Context, cfg Config, authority *ca.CA, client kubernetes.Interface, log *slog.Logger, run func(string, func() error)) error {
 	if cfg.Webhook.Addr != "" {
 		if authority == nil {
@@ -95,6 +100,17 @@ func startKube(ctx context.Context, cfg Config, authority *ca.CA, client kuberne
 	}
 	if client != nil && authority != nil {
 		pub := &identity.RootCertPublisher{Client: client, Bundle: authority.TrustBundlePEM, Logger: log.With("component", "rootcert")}
+		var patcher *webhook.CABundlePatcher
+		if cfg.Webhook.Addr != "" {
+			patcher = &webhook.CABundlePatcher{Client: client, Bundle: authority.TrustBundlePEM, Logger: log.With("component", "webhook-cabundle"),
+				Validating: cfg.Webhook.ValidatingConfigs, Mutating: cfg.Webhook.InjectorConfigs}
+			if patcher.Validating == nil {
+				patcher.Validating = []string{"mast-validator-" + cfg.Kube.Namespace}
+			}
+			if patcher.Mutating == nil {
+				patcher.Mutating = []string{"mast-sidecar-injector-" + cfg.Kube.Namespace}
+			}
+		}
 		lease := cfg.Kube.LeaseDuration
 		if lease <= 0 {
 			lease = 15 * time.Second
@@ -105,9 +121,21 @@ func startKube(ctx context.Context, cfg Config, authority *ca.CA, client kuberne
 				LeaseDuration: lease, RenewDeadline: lease * 2 / 3, RetryPeriod: max(lease/8, 100*time.Millisecond),
 				Logger: log.With("component", "leader"),
 			}, func(ctx context.Context) {
+				done := make(chan struct{})
+				if patcher != nil {
+					go func() {
+						defer close(done)
+						if err := patcher.Run(ctx); err != nil {
+							log.Error("webhook caBundle patcher", "error", err)
+						}
+					}()
+				} else {
+					close(done)
+				}
 				if err := pub.Run(ctx); err != nil {
 					log.Error("root certificate publisher", "error", err)
 				}
+				<-done
 			})
 		})
 	}

@@ -248,21 +248,33 @@ spec:
 
 	m := &kubeMesh{t: t, monitor: monitor, cl: cl, client: k.httpClient(sleep, nil)}
 	anon := m.client
+	var pp *podRun
+	for _, r := range k.pods {
+		if r.pod.Labels["app"] == "productpage" {
+			pp = r
+		}
+	}
+	// From the host, outside the mesh, in plain text: PERMISSIVE (the
+	// default) lets it in; STRICT, below, must not.
+	fromHost := func() (*http.Response, error) {
+		resp, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://" + pp.ip + ":9080/productpage")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return resp, err
+	}
+	t.Run("PERMISSIVE: plaintext from outside the mesh is let in", func(t *testing.T) {
+		if resp, err := fromHost(); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("plaintext request from the host to %s: %v %v", pp.pod.Name, resp, err)
+		}
+	})
 	// Mutual TLS required mesh-wide: every hop needs the certificate each
 	// sidecar got from mastd's CA with its pod's service-account token.
 	strict := filepath.Join(t.TempDir(), "strict.yaml")
 	writeFile(t, strict, "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: default, namespace: istio-system}\nspec:\n  mtls: {mode: STRICT}\n")
 	m.apply(strict)
 	t.Run("STRICT: plaintext from outside the mesh is refused", func(t *testing.T) {
-		var pp *podRun
-		for _, r := range k.pods {
-			if r.pod.Labels["app"] == "productpage" {
-				pp = r
-			}
-		}
-		resp, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://" + pp.ip + ":9080/productpage")
-		if err == nil {
-			resp.Body.Close()
+		if resp, err := fromHost(); err == nil {
 			t.Fatalf("plaintext request from the host to %s answered %s", pp.pod.Name, resp.Status)
 		}
 	})

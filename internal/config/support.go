@@ -7,6 +7,8 @@ import (
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 	networking "istio.io/api/networking/v1alpha3"
+
+	"github.com/mast-mesh/mast/internal/telemetry/accesslog"
 )
 
 // Support says what Mast does with one Istio field.
@@ -376,8 +378,8 @@ func (v *validator) warnUnsupportedValues() {
 		for dir, o := range map[string]*networking.Headers_HeaderOperations{"request": h.GetRequest(), "response": h.GetResponse()} {
 			for op, m := range map[string]map[string]string{"set": o.GetSet(), "add": o.GetAdd()} {
 				for k, val := range m {
-					if strings.Contains(strings.ReplaceAll(val, "%%", ""), "%") {
-						v.warnf(pathKey(path+".headers."+dir+"."+op, k), "not honoured by Mast: command operators (%%...%%) in header values are not expanded; mast-proxy refuses the route (write %%%% for a literal %%)")
+					if _, _, err := accesslog.ParseHeaderValue(val); err != nil {
+						v.warnf(pathKey(path+".headers."+dir+"."+op, k), "not honoured by Mast: %v; mast-proxy refuses the route (write %%%% for a literal %%)", err)
 					}
 				}
 			}

@@ -426,7 +426,7 @@ var nackFields = []struct {
 	envoy, istio string
 	has          func(*networking.HTTPRoute) bool
 }{
-	{"command operators", "headers", func(h *networking.HTTPRoute) bool { return h.GetHeaders() != nil }},
+	{"command operator", "headers", func(h *networking.HTTPRoute) bool { return h.GetHeaders() != nil }},
 	{"cors", "corsPolicy", func(h *networking.HTTPRoute) bool { return h.GetCorsPolicy() != nil }},
 	{"retry_policy", "retries", func(h *networking.HTTPRoute) bool { return h.GetRetries() != nil }},
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -15,7 +16,8 @@ import (
 // routeFeaturesConfig: shop (%[1]d) and audit (%[2]d) backends, and a
 // VirtualService for shop that mirrors to audit: /never with
 // mirrorPercentage 0, /both to audit twice through mirrors, everything
-// else through mirror (100 %% by default).
+// else through mirror (100 %% by default); /hdr sets headers with Envoy's
+// command operators.
 const routeFeaturesConfig = `apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: shop, namespace: default}
@@ -52,6 +54,13 @@ spec:
     - destination: {host: audit.default.svc.cluster.local}
     - destination: {host: audit.default.svc.cluster.local}
       percentage: {value: 100}
+  - match: [{uri: {prefix: /hdr}}]
+    route: [{destination: {host: shop.default.svc.cluster.local}}]
+    headers:
+      request:
+        set: {x-client-ip: "%%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%%", x-user: "user-%%REQ(x-name)%%", x-none: "%%REQ(x-absent)%%"}
+      response:
+        add: {x-served-by: "%%UPSTREAM_REMOTE_ADDRESS%%", x-proto: "%%PROTOCOL%%", x-discount: "100%%%%"}
   - route: [{destination: {host: shop.default.svc.cluster.local}}]
     mirror: {host: audit.default.svc.cluster.local}
 `
@@ -59,14 +68,30 @@ spec:
 // copySeen is a request the audit backend (the mirror) received.
 type copySeen struct{ host, path, body string }
 
-// TestVirtualServiceMirroring: Istio's mirror, mirrors and
+// TestVirtualServiceMirroringAndHeaders: Istio's mirror, mirrors and
 // mirrorPercentage through real mastd and mast-proxy. The copy goes to the
 // mirror's service with "-shadow" appended to the host and the request's
 // body; the primary answer reaches the client while the mirror still
 // holds its copy (fire and forget); a 0 %% mirror sends nothing, and
-// mirrors sends one copy per entry.
-func TestVirtualServiceMirroring(t *testing.T) {
-	shop := versionServer(t, "primary")
+// mirrors sends one copy per entry. Header values with Envoy's command
+// operators are computed per request, as curl sees.
+func TestVirtualServiceMirroringAndHeaders(t *testing.T) {
+	shopL, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shopSrv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		for _, h := range []string{"x-client-ip", "x-user", "x-none"} {
+			if v, ok := r.Header[http.CanonicalHeaderKey(h)]; ok {
+				w.Header().Set("x-got-"+h, strings.Join(v, ","))
+			}
+		}
+		io.WriteString(w, "primary")
+	})}
+	go shopSrv.Serve(shopL)
+	t.Cleanup(func() { shopSrv.Close() })
+	shop := shopL.Addr().(*net.TCPAddr).Port
 	release := make(chan struct{})
 	var once sync.Once
 	t.Cleanup(func() { once.Do(func() { close(release) }) })
@@ -173,5 +198,30 @@ func TestVirtualServiceMirroring(t *testing.T) {
 	}
 	if strings.Join(got, ",") != "/both,/both" {
 		t.Errorf("copies = %v, want /both twice and no /never", got)
+	}
+
+	// Header values with Envoy's command operators, seen by curl.
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("curl not installed (apt-get install curl)")
+	}
+	out, err := exec.Command("curl", "-sS", "-D", "-", "-o", "/dev/null", "--max-time", "10", "-x", "http://"+ip+":15001",
+		"-H", "x-name: jason", "http://shop.default.svc.cluster.local:8000/hdr").Output()
+	if err != nil {
+		t.Fatalf("curl: %v", err)
+	}
+	head := strings.ToLower(string(out))
+	for _, want := range []string{
+		"x-got-x-client-ip: 127.0.0.1\r\n", // curl's address, without its port
+		"x-got-x-user: user-jason\r\n",
+		fmt.Sprintf("x-served-by: 127.0.0.1:%d\r\n", shop),
+		"x-proto: http/1.1\r\n",
+		"x-discount: 100%\r\n",
+	} {
+		if !strings.Contains(head, want) {
+			t.Errorf("curl's response head lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(head, "x-got-x-none") {
+		t.Errorf("x-none was sent although %%REQ(x-absent)%% has no value:\n%s", out)
 	}
 }

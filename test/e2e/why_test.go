@@ -119,10 +119,10 @@ kind: VirtualService
 metadata: {name: details}
 spec:
   hosts: [details]
-  http: [{route: [{destination: {host: details}}], headers: {request: {set: {x-served-by: "%HOSTNAME%"}}}}]
+  http: [{route: [{destination: {host: details}}], headers: {request: {set: {x-version: "%UPSTREAM_METADATA(istio:version)%"}}}}]
 `,
 			args: []string{"http://details:9080/details/0", "--from", "productpage-v1"},
-			want: []string{"Hop:      productpage-v1", "Flag:     NACK", "command operators", "Resource: VirtualService default/details, field spec.http[0].headers"},
+			want: []string{"Hop:      productpage-v1", "Flag:     NACK", "command operator %UPSTREAM_METADATA%", "Resource: VirtualService default/details, field spec.http[0].headers"},
 			then: func(t *testing.T, _ string) {
 				out, err := m.mast("proxy-status")
 				if err != nil || !strings.Contains(out, "NACKED") || !strings.Contains(out, "RDS NACK: ") {

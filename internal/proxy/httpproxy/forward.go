@@ -62,7 +62,8 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 		ops = append(ops, &wc.HeaderOps)
 	}
 	ops = append(ops, &route.HeaderOps, &route.VHost.Headers, &table.Headers)
-	applyRequestOps(&up.Header, ops, &up.Authority)
+	vars := &opVars{req: req, start: start, route: route}
+	applyRequestOps(&up.Header, ops, &up.Authority, vars)
 	defer func() { req.header = up.Header }() // the grown list goes back to the connection (serveOne)
 	up.Header.Del("expect")
 	if req.upgrade != "" {
@@ -275,7 +276,8 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 	}()
 	h := resp.Header
 	h.Set("x-envoy-upstream-service-time", strconv.FormatInt(time.Since(start).Milliseconds(), 10))
-	applyResponseOps(&h, ops)
+	vars.status, vars.respHeader, vars.upstream, vars.cluster = resp.Status, h, respHost.Addr, name
+	applyResponseOps(&h, ops, vars)
 	if resp.Upgraded != nil {
 		s.countStatus(resp.Status)
 		u, ok := w.(upgrader)

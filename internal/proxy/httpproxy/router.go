@@ -15,6 +15,7 @@ import (
 	"github.com/mast-mesh/mast/internal/proxy/headers"
 	"github.com/mast-mesh/mast/internal/proxy/http1"
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
+	"github.com/mast-mesh/mast/internal/telemetry"
 )
 
 // dsRequest is a downstream request as either codec delivers it.
@@ -253,7 +254,8 @@ func (s *Server) handle(ctx context.Context, req *dsRequest, w responseWriter, h
 		if route.Direct.Body != "" {
 			h = append(h, headers.Field{Name: "content-type", Value: "text/plain"})
 		}
-		applyResponseOps(&h, ops)
+		vars := &opVars{req: req, start: start, route: route, status: route.Direct.Status}
+		applyResponseOps(&h, ops, vars)
 		s.countStatus(route.Direct.Status)
 		if w.WriteHead(route.Direct.Status, h, int64(len(route.Direct.Body))) == nil {
 			io.WriteString(w, route.Direct.Body)
@@ -337,45 +339,115 @@ func redirectLocation(r *xdsparse.Route, req *dsRequest, path string) string {
 	return u
 }
 
-func applyRequestOps(h *headers.List, ops []*xdsparse.HeaderOps, authority *string) {
+// opVars is what the command operators of header values read
+// (xdsparse.HeaderValueOp.Format), built once per request when a value
+// needs it: the downstream request, then the upstream and its answer.
+type opVars struct {
+	req   *dsRequest
+	start time.Time
+	route *xdsparse.Route
+	// The response, once there is one.
+	status            int
+	respHeader        headers.List
+	upstream, cluster string
+	rec               *telemetry.Record
+}
+
+func (v *opVars) record() *telemetry.Record {
+	if v.rec == nil {
+		v.build()
+	}
+	v.rec.ResponseCode, v.rec.ResponseHeaders, v.rec.UpstreamHost, v.rec.UpstreamCluster = v.status, v.respHeader, v.upstream, v.cluster
+	return v.rec
+}
+
+func (v *opVars) build() {
+	r := v.req
+	v.rec = &telemetry.Record{Start: v.start, Method: r.method, Path: r.target, Authority: r.authority,
+		RequestHeaders: r.header, DownstreamRemote: r.remoteAddr, Protocol: protocolName(r.minor)}
+	if r.local != nil {
+		v.rec.DownstreamLocal = r.local.String()
+	}
+	if r.peer != nil && len(r.peer.uris) > 0 {
+		v.rec.DownstreamPrincipal = r.peer.uris[0]
+	}
+	if r.conn != nil {
+		v.rec.RequestedServerName = r.conn.SNI
+	}
+	if v.route != nil {
+		v.rec.RouteName = v.route.Name
+	}
+}
+
+// value is the value to add for a, and false when a computed value is
+// empty (Envoy drops empty custom headers).
+func (v *opVars) value(a *xdsparse.HeaderValueOp) (string, bool) {
+	if a.Format == nil {
+		return a.Value, true
+	}
+	s := a.Format.HeaderValue(v.record())
+	return s, s != ""
+}
+
+func protocolName(minor int) string {
+	switch minor {
+	case 2:
+		return "HTTP/2"
+	case 0:
+		return "HTTP/1.0"
+	}
+	return "HTTP/1.1"
+}
+
+func applyRequestOps(h *headers.List, ops []*xdsparse.HeaderOps, authority *string, vars *opVars) {
 	for _, o := range ops {
 		for _, n := range o.RequestRemove {
 			h.Del(n)
 		}
-		for _, a := range o.RequestAdd {
+		for i := range o.RequestAdd {
+			a := &o.RequestAdd[i]
+			val, ok := vars.value(a)
+			if !ok {
+				continue
+			}
 			if a.Name == "host" {
-				*authority = a.Value
+				*authority = val
 				continue
 			}
 			switch {
 			case a.IfAbsent:
 				if !h.Has(a.Name) {
-					h.Add(a.Name, a.Value)
+					h.Add(a.Name, val)
 				}
 			case a.Append:
-				h.Add(a.Name, a.Value)
+				h.Add(a.Name, val)
 			default:
-				h.Set(a.Name, a.Value)
+				h.Set(a.Name, val)
 			}
 		}
 	}
 }
 
-func applyResponseOps(h *headers.List, ops []*xdsparse.HeaderOps) {
+func applyResponseOps(h *headers.List, ops []*xdsparse.HeaderOps, vars *opVars) {
 	for _, o := range ops {
 		for _, n := range o.ResponseRemove {
 			h.Del(n)
 		}
-		for _, a := range o.ResponseAdd {
+		for i := range o.ResponseAdd {
+			a := &o.ResponseAdd[i]
+			val, ok := vars.value(a)
+			if !ok {
+				continue
+			}
 			switch {
 			case a.IfAbsent:
 				if !h.Has(a.Name) {
-					h.Add(a.Name, a.Value)
+					h.Add(a.Name, val)
 				}
 			case a.Append:
-				h.Add(a.Name, a.Value)
+				h.Add(a.Name, val)
 			default:
-				h.Set(a.Name, a.Value)
+				h.Set(a.Name, val)
 			}
 		}
 	}

@@ -133,5 +133,6 @@ func wrapFormat(f *accesslog.Format, err error) (*accesslog.Format, error) {
 	if err != nil {
 		return nil, fmt.Errorf("log_format: %w", err)
 	}
+	f.SetHostname(hostname()) // %HOSTNAME% wrote "-" before
 	return f, nil
 }

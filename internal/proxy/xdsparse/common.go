@@ -6,10 +6,19 @@ package xdsparse
 
 import (
 	"fmt"
+	"os"
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+
+	"github.com/mast-mesh/mast/internal/telemetry/accesslog"
 )
+
+// hostname is what %HOSTNAME% writes: the machine's (the pod's) name.
+func hostname() string {
+	h, _ := os.Hostname()
+	return h
+}
 
 func parseHeaderValueOps(ops []*corev3.HeaderValueOption, field string) ([]HeaderValueOp, error) {
 	var out []HeaderValueOp
@@ -32,15 +41,17 @@ func parseHeaderValueOps(ops []*corev3.HeaderValueOption, field string) ([]Heade
 		if strings.ContainsAny(v, "\r\n\x00") {
 			return nil, fmt.Errorf("%s[%d] %q: value contains CR, LF or NUL", field, i, name)
 		}
-		if strings.Contains(v, "%") {
-			// Envoy formats header values: %VAR% is a command operator and
-			// %% a literal percent sign. This proxy expands no operator.
-			if strings.Contains(strings.ReplaceAll(v, "%%", ""), "%") {
-				return nil, fmt.Errorf("%s[%d] %q: value %q uses command operators (%%...%%), which mast-proxy does not expand", field, i, name, v)
-			}
-			v = strings.ReplaceAll(v, "%%", "%")
+		// Envoy formats header values: %VAR% is a command operator and %%
+		// a literal percent sign; an operator headers cannot carry is refused.
+		f, lit, err := accesslog.ParseHeaderValue(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s[%d] %q: value %q: %w", field, i, name, v, err)
 		}
-		op := HeaderValueOp{Name: name, Value: v, Append: true}
+		if f != nil {
+			f.SetHostname(hostname())
+		}
+		v = lit
+		op := HeaderValueOp{Name: name, Value: v, Format: f, Append: true}
 		if o.GetAppend() != nil {
 			op.Append = o.GetAppend().GetValue()
 		}

@@ -95,7 +95,10 @@ func TestUnsupportedFieldsAreRefusedByName(t *testing.T) {
 		}, "typed_per_filter_config[envoy.filters.http.cors]"},
 		{"header command operator", func(r *routev3.Route) {
 			r.RequestHeadersToAdd = []*corev3.HeaderValueOption{{Header: &corev3.HeaderValue{Key: "x-ip", Value: "%DOWNSTREAM_REMOTE_ADDRESS%"}}}
-		}, "command operators"},
+		}, ""},
+		{"unsupported header command operator", func(r *routev3.Route) {
+			r.RequestHeadersToAdd = []*corev3.HeaderValueOption{{Header: &corev3.HeaderValue{Key: "x-v", Value: "%UPSTREAM_METADATA(istio:version)%"}}}
+		}, "command operator %UPSTREAM_METADATA%: not supported"},
 		{"escaped percent", func(r *routev3.Route) {
 			r.RequestHeadersToAdd = []*corev3.HeaderValueOption{{Header: &corev3.HeaderValue{Key: "x-p", Value: "100%%"}}}
 		}, ""},

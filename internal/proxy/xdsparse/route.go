@@ -15,6 +15,7 @@ import (
 	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"github.com/mast-mesh/mast/internal/proxy/filter/builtin"
 	"github.com/mast-mesh/mast/internal/proxy/match"
+	"github.com/mast-mesh/mast/internal/telemetry/accesslog"
 )
 
 // RouteTable is a compiled RouteConfiguration.
@@ -55,8 +56,12 @@ type HeaderOps struct {
 
 // HeaderValueOp adds or sets one header.
 type HeaderValueOp struct {
-	Name   string // lower-case
-	Value  string
+	Name  string // lower-case
+	Value string
+	// Format, when set, computes the value per request from Envoy's
+	// command operators (%DOWNSTREAM_REMOTE_ADDRESS%, %REQ(x)%, ...); an
+	// empty result adds nothing, as Envoy's keep_empty_value false.
+	Format *accesslog.Format
 	Append bool // true: add another value; false: overwrite
 	// IfAbsent only adds the header when it is not already present.
 	IfAbsent bool

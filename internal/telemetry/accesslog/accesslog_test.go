@@ -175,3 +175,68 @@ func BenchmarkIstioText(b *testing.B) {
 		buf = f.Append(buf[:0], rec)
 	}
 }
+
+// TestHeaderValues: the operators Istio users put in headers, rendered for
+// a request; an operator without a value writes nothing (no "-"); those
+// about the finished stream are refused by name.
+func TestHeaderValues(t *testing.T) {
+	r := istioDocsRecord()
+	r.RequestHeaders = append(r.RequestHeaders, headers.Field{Name: "x-user", Value: "jason"})
+	for in, want := range map[string]string{
+		"%DOWNSTREAM_REMOTE_ADDRESS%":                     "10.44.1.23:46520",
+		"%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%":        "10.44.1.23",
+		"%DOWNSTREAM_LOCAL_ADDRESS%":                      "10.0.45.184:8000",
+		"%UPSTREAM_REMOTE_ADDRESS%":                       "10.44.1.27:80",
+		"%UPSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%":          "10.44.1.27",
+		"user=%REQ(X-USER)%; via %PROTOCOL%":              "user=jason; via HTTP/1.1",
+		"%REQ(x-missing)%":                                "",
+		"%START_TIME(%s)%":                                "1606339578",
+		"%START_TIME%":                                    "2020-11-25T21:26:18.409Z",
+		"100%% %ROUTE_NAME%":                              "100% default",
+		"%REQ(X-USER):2%":                                 "ja",
+		"%HOSTNAME%":                                      "pod-1",
+		"%UPSTREAM_CLUSTER%|%RESPONSE_CODE%":              "outbound|8000||httpbin.foo.svc.cluster.local|418",
+		"%REQ(x-missing?x-user)%-%REQUESTED_SERVER_NAME%": "jason-",
+	} {
+		f, lit, err := ParseHeaderValue(in)
+		if err != nil {
+			t.Errorf("%q: %v", in, err)
+			continue
+		}
+		got := lit
+		if f != nil {
+			f.SetHostname("pod-1")
+			got = f.HeaderValue(r)
+		}
+		if got != want {
+			t.Errorf("%q = %q, want %q", in, got, want)
+		}
+	}
+	if f, lit, err := ParseHeaderValue("50%%"); f != nil || lit != "50%" || err != nil {
+		t.Errorf("50%%%%: %v %q %v, want the literal 50%%", f, lit, err)
+	}
+	for in, want := range map[string]string{
+		"%BYTES_SENT%":            "%BYTES_SENT%: not supported in header values",
+		"%DURATION%":              "%DURATION%: not supported in header values",
+		"%UPSTREAM_METADATA(a)%":  "%UPSTREAM_METADATA%: not supported",
+		"%DYNAMIC_METADATA(x:y)%": "%DYNAMIC_METADATA%: not supported",
+		"50%":                     "'%' starts no command operator",
+	} {
+		if _, _, err := ParseHeaderValue(in); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: error %v, want one saying %q", in, err, want)
+		}
+	}
+}
+
+func FuzzParseHeaderValue(f *testing.F) {
+	for _, s := range []string{"%REQ(x)%", "%START_TIME(%s.%3f)%", "a%%b", "%DOWNSTREAM_REMOTE_ADDRESS%:%PROTOCOL%", "%", "%REQ(", "%X:0%"} {
+		f.Add(s)
+	}
+	r := istioDocsRecord()
+	f.Fuzz(func(t *testing.T, s string) {
+		fm, _, err := ParseHeaderValue(s)
+		if err == nil && fm != nil {
+			fm.HeaderValue(r)
+		}
+	})
+}

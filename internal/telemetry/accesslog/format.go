@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mast-mesh/mast/internal/telemetry"
 )
 
 // IstioTextFormat is Istio's default TEXT access log format
@@ -84,6 +86,7 @@ const (
 	opRouteName
 	opGRPCStatus
 	opHostname
+	opUpstreamRemoteNoPort
 )
 
 var simpleOps = map[string]opKind{
@@ -98,6 +101,8 @@ var simpleOps = map[string]opKind{
 	"BYTES_SENT":                             opBytesSent,
 	"DURATION":                               opDuration,
 	"UPSTREAM_HOST":                          opUpstreamHost,
+	"UPSTREAM_REMOTE_ADDRESS":                opUpstreamHost,
+	"UPSTREAM_REMOTE_ADDRESS_WITHOUT_PORT":   opUpstreamRemoteNoPort,
 	"UPSTREAM_CLUSTER":                       opUpstreamCluster,
 	"UPSTREAM_CLUSTER_RAW":                   opUpstreamCluster,
 	"UPSTREAM_LOCAL_ADDRESS":                 opUpstreamLocal,
@@ -120,15 +125,17 @@ func (k opKind) numeric() bool {
 
 type segment struct {
 	kind    opKind
+	name    string // the operator's name, for messages
 	lit     string // literal text, or the time layout of START_TIME
 	h1, h2  string // REQ/RESP/TRAILER header and its alternative (lower case)
 	maxLen  int    // :Z truncation, 0 for none
 	strftim []timePart
 }
 
-// Format is a parsed access log format.
+// Format is a parsed access log format, or header value (ParseHeaderValue).
 type Format struct {
 	json   bool
+	header bool        // a header value: an operator without a value writes nothing
 	segs   []segment   // text
 	fields []jsonField // JSON, sorted by key as Envoy writes them
 	host   string
@@ -167,6 +174,50 @@ func ParseJSON(fields map[string]string) (*Format, error) {
 	}
 	sort.Slice(f.fields, func(i, j int) bool { return f.fields[i].key < f.fields[j].key })
 	return f, nil
+}
+
+// headerOps are the operators whose values a proxy knows while it adds
+// request or response headers (Envoy's request_headers_to_add and
+// response_headers_to_add); those about the finished stream (bytes,
+// duration, details) are not.
+var headerOps = map[opKind]bool{
+	opStartTime: true, opReq: true, opResp: true, opProtocol: true, opResponseCode: true, opResponseFlags: true,
+	opUpstreamHost: true, opUpstreamRemoteNoPort: true, opUpstreamCluster: true,
+	opDownstreamLocal: true, opDownstreamLocalNoPort: true, opDownstreamRemote: true, opDownstreamRemoteNoPort: true,
+	opDownstreamPeerURISAN: true, opRequestedServerName: true, opRouteName: true, opHostname: true,
+}
+
+// ParseHeaderValue parses a header value written with Envoy's command
+// operators ("%DOWNSTREAM_REMOTE_ADDRESS%", "%REQ(x-user)%", "%%" for a
+// literal %). It returns nil when the value has no operator (literal is
+// then the value). An operator that headers cannot carry is an error
+// naming it.
+func ParseHeaderValue(s string) (f *Format, literal string, err error) {
+	if !strings.Contains(s, "%") {
+		return nil, s, nil
+	}
+	segs, err := parseSegments(s)
+	if err != nil {
+		return nil, "", err
+	}
+	if len(segs) == 0 {
+		return nil, "", nil
+	}
+	if len(segs) == 1 && segs[0].kind == opLiteral {
+		return nil, segs[0].lit, nil
+	}
+	for _, sg := range segs {
+		if sg.kind != opLiteral && !headerOps[sg.kind] {
+			return nil, "", fmt.Errorf("command operator %%%s%%: not supported in header values", sg.name)
+		}
+	}
+	return &Format{header: true, segs: segs}, "", nil
+}
+
+// HeaderValue renders a header value format for r.
+func (f *Format) HeaderValue(r *telemetry.Record) string {
+	var buf [128]byte
+	return string(f.appendSegs(buf[:0], f.segs, r))
 }
 
 // SetHostname sets what %HOSTNAME% writes.
@@ -240,7 +291,7 @@ func parseOperator(s string, i int) (int, segment, error) {
 	if j >= len(s) || s[j] != '%' {
 		return 0, segment{}, fmt.Errorf("%%%s: missing closing '%%'", name)
 	}
-	seg := segment{maxLen: maxLen}
+	seg := segment{maxLen: maxLen, name: name}
 	switch name {
 	case "REQ", "RESP", "TRAILER":
 		if !hasArg || arg == "" {

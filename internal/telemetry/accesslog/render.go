@@ -51,7 +51,7 @@ func (f *Format) appendSegs(b []byte, segs []segment, r *telemetry.Record) []byt
 			continue
 		}
 		var ok bool
-		if b, ok = f.appendValue(b, s, r); !ok {
+		if b, ok = f.appendValue(b, s, r); !ok && !f.header {
 			b = append(b, '-')
 		}
 	}
@@ -130,6 +130,8 @@ func (f *Format) value(b []byte, s *segment, r *telemetry.Record) ([]byte, bool)
 		return strconv.AppendInt(b, r.Duration.Milliseconds(), 10), true
 	case opUpstreamHost:
 		return str(b, r.UpstreamHost)
+	case opUpstreamRemoteNoPort:
+		return str(b, hostOnly(r.UpstreamHost))
 	case opUpstreamCluster:
 		return str(b, r.UpstreamCluster)
 	case opUpstreamLocal:

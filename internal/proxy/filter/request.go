@@ -1,7 +1,9 @@
 package filter
 
 import (
+	"context"
 	"log/slog"
+	"net"
 	"net/netip"
 	"strings"
 	"time"
@@ -123,10 +125,33 @@ type LocalReply struct {
 
 // Services are the data plane's facilities filters may use at request
 // time: GRPC returns a shared client connection to target (host:port)
-// over mTLS with the proxy's mesh identity.
+// over mTLS with the proxy's mesh identity; ClusterHTTP and ClusterDial
+// reach a host of one of the proxy's clusters (Envoy's cluster manager:
+// load balancing, connection pools, the cluster's TLS), as ext_authz's
+// http_service and envoy_grpc do.
 type Services struct {
 	GRPC   func(target string) (grpc.ClientConnInterface, error)
 	Logger *slog.Logger
+	// ClusterHTTP sends req to a host of cluster and returns the
+	// response with at most maxBody bytes of its body.
+	ClusterHTTP func(ctx context.Context, cluster string, req *HTTPCall, maxBody int) (*HTTPResult, error)
+	// ClusterDial opens a connection to a host of cluster for HTTP/2
+	// (TLS with ALPN h2 when the cluster's transport socket says so).
+	ClusterDial func(ctx context.Context, cluster string) (net.Conn, error)
+}
+
+// HTTPCall is a request a filter sends to a cluster.
+type HTTPCall struct {
+	Method, Authority, Path string
+	Header                  headers.List
+	Body                    []byte
+}
+
+// HTTPResult is a cluster's answer to an HTTPCall.
+type HTTPResult struct {
+	Status int
+	Header headers.List
+	Body   []byte
 }
 
 // Meta is one piece of dynamic metadata a filter records for telemetry
@@ -173,6 +198,10 @@ type Request struct {
 	// Services are what the data plane lends filters (nil in tests that
 	// need none).
 	Services *Services
+	// ClearRoute asks the connection manager to match the route again
+	// after the filters ran, with the headers and Path they left (Envoy's
+	// clearRouteCache).
+	ClearRoute bool
 
 	metaBuf [4]Meta
 }

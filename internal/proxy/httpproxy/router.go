@@ -94,7 +94,11 @@ func (s *Server) countStatus(status int) {
 // localReply answers without an upstream.
 func (s *Server) localReply(w responseWriter, status int, body, flag string, extra headers.List) {
 	s.countStatus(status)
-	h := append(headers.List{{Name: "content-type", Value: "text/plain"}, {Name: "date", Value: httpDate()}, {Name: "server", Value: "mast-proxy"}}, extra...)
+	h := headers.List{{Name: "content-type", Value: "text/plain"}, {Name: "date", Value: httpDate()}, {Name: "server", Value: "mast-proxy"}}
+	if extra.Has("content-type") { // a filter passes another's answer on (ext_authz)
+		h = h[1:]
+	}
+	h = append(h, extra...)
 	if flag != "" {
 		h = append(h, headers.Field{Name: "x-mast-response-flags", Value: flag})
 	}
@@ -228,6 +232,17 @@ func (s *Server) handle(ctx context.Context, req *dsRequest, w responseWriter, h
 		var ok bool
 		if w, ok = s.runFilters(ctx, req, w, hcm, route, path, client, start); !ok {
 			return
+		}
+		// A filter may have changed the path (ext_authz query parameters)
+		// and asked for the route to be matched again (clear_route_cache).
+		path = req.fr.Path
+		if req.fr.ClearRoute && table != nil {
+			in := xdsparse.Input{Authority: req.authority, Method: req.method, Scheme: req.scheme, Path: path, Headers: req.header}
+			route = table.Match(&in)
+			req.tel.route = route
+			if route != nil && route.Action != nil {
+				req.tel.rec.UpstreamCluster = routeCluster(route.Action)
+			}
 		}
 	}
 	if route != nil && route.VHost.RequireTLS && req.scheme != "https" {

@@ -53,5 +53,12 @@ func (h *Host) DialStream() (net.Conn, error) {
 	return h.pool.connect("")
 }
 
+// DialHTTP2 opens a connection to h for an HTTP/2 client of the proxy's
+// own (a filter's gRPC service): TLS with ALPN h2 when h's transport
+// socket says so. Stats count it.
+func (h *Host) DialHTTP2() (net.Conn, error) {
+	return h.pool.connect("h2")
+}
+
 // TLS returns the transport socket's TLS context of h, nil for plaintext.
 func (h *Host) TLS() *xdsparse.TLSContext { return h.pool.tls }

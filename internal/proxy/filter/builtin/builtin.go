@@ -6,6 +6,7 @@ package builtin
 import (
 	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"github.com/mast-mesh/mast/internal/proxy/filter/cors"
+	"github.com/mast-mesh/mast/internal/proxy/filter/extauthz"
 	"github.com/mast-mesh/mast/internal/proxy/filter/fault"
 	"github.com/mast-mesh/mast/internal/proxy/filter/jwtauthn"
 	"github.com/mast-mesh/mast/internal/proxy/filter/localratelimit"
@@ -18,6 +19,7 @@ import (
 func Registry() *filter.Registry {
 	g := filter.NewRegistry()
 	g.AddHTTP(&filter.HTTPFactory{Name: jwtauthn.FilterName, TypeURL: jwtauthn.TypeURL, New: jwtauthn.New})
+	g.AddHTTP(&filter.HTTPFactory{Name: extauthz.Name, TypeURL: extauthz.TypeURL, New: extauthz.New})
 	g.AddHTTP(&filter.HTTPFactory{Name: rbac.Name, TypeURL: rbac.TypeURL, New: rbac.New,
 		PerRouteTypeURLs: []string{rbac.PerRouteURL}, PerRoute: rbac.PerRoute})
 	g.AddNetwork(&filter.NetworkFactory{Name: rbac.NetworkName, TypeURL: rbac.NetworkTypeURL, New: rbac.NewNetwork})

@@ -142,7 +142,9 @@ func (f *Filter) DecodeHeaders(ctx context.Context, r *filter.Request) filter.St
 }
 
 // DecodeHeaders of a body filter defers the check to DecodeBody.
-func (b bodyFilter) DecodeHeaders(context.Context, *filter.Request) filter.Status { return filter.Continue }
+func (b bodyFilter) DecodeHeaders(context.Context, *filter.Request) filter.Status {
+	return filter.Continue
+}
 
 // DecodeBody checks the request with (up to max_request_bytes of) its body.
 func (b bodyFilter) DecodeBody(ctx context.Context, r *filter.Request, body []byte, complete bool) filter.Status {

@@ -275,7 +275,9 @@ func TestFailureModes(t *testing.T) {
 		failedHdr bool
 	}{
 		{"closed by default", func(*extauthzv3.ExtAuthz) {}, filter.Stop, 403, false},
-		{"status_on_error", func(c *extauthzv3.ExtAuthz) { c.StatusOnError = &typev3.HttpStatus{Code: typev3.StatusCode_ServiceUnavailable} }, filter.Stop, 503, false},
+		{"status_on_error", func(c *extauthzv3.ExtAuthz) {
+			c.StatusOnError = &typev3.HttpStatus{Code: typev3.StatusCode_ServiceUnavailable}
+		}, filter.Stop, 503, false},
 		{"failure_mode_allow", func(c *extauthzv3.ExtAuthz) { c.FailureModeAllow = true }, filter.Continue, 0, false},
 		{"failure_mode_allow_header_add", func(c *extauthzv3.ExtAuthz) { c.FailureModeAllow, c.FailureModeAllowHeaderAdd = true, true }, filter.Continue, 0, true},
 	} {

@@ -50,7 +50,6 @@ type supportRow struct {
 }
 
 const (
-	authzCustom  = `CUSTOM (ext_authz) is not implemented: requests a CUSTOM policy selects are denied (fail closed)`
 	telNotProven = `applied by mastd, not yet proven end to end`
 	telMetrics   = `metrics overrides are not applied: every proxy reports Istio's standard metrics`
 	telNotDone   = `not implemented`
@@ -188,8 +187,7 @@ var supportTable = []supportRow{
 	{"security.v1beta1.JWTRule", Warned, "space-delimited claims are matched as one string by request.auth.claims", "spaceDelimitedClaims"},
 	{"security.v1beta1.JWTHeader", Honoured, "", "name prefix"},
 	{"security.v1beta1.ClaimToHeader", Honoured, "", "header claim"},
-	{"security.v1beta1.AuthorizationPolicy", Honoured, "", "selector targetRef targetRefs rules action"},
-	{"security.v1beta1.AuthorizationPolicy", Warned, authzCustom, "provider"},
+	{"security.v1beta1.AuthorizationPolicy", Honoured, "", "selector targetRef targetRefs rules action provider"},
 	{"security.v1beta1.Rule", Honoured, "", "from to when"},
 	{"security.v1beta1.Rule.From", Honoured, "", "source"},
 	{"security.v1beta1.Rule.To", Honoured, "", "operation"},
@@ -197,7 +195,7 @@ var supportTable = []supportRow{
 	{"security.v1beta1.Source", Warned, "trust domain aliases are not implemented", "trustDomains notTrustDomains"},
 	{"security.v1beta1.Operation", Honoured, "", "hosts notHosts ports notPorts methods notMethods paths notPaths"},
 	{"security.v1beta1.Condition", Honoured, "", "key values notValues"},
-	{"security.v1beta1.AuthorizationPolicy.ExtensionProvider", Warned, authzCustom, "name"},
+	{"security.v1beta1.AuthorizationPolicy.ExtensionProvider", Honoured, "", "name"},
 	{"type.v1beta1.PolicyTargetReference", Warned, "targetRef attaches policies to Gateway API resources, which Mast does not read", "group kind name namespace"},
 
 	// ---- ratelimit.mast.io (Mast's own kind, docs/ratelimit.md)

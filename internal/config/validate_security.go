@@ -2,7 +2,9 @@ package config
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -442,4 +444,25 @@ func (v *validator) telemetry(t *telemetry.Telemetry) {
 			}
 		}
 	}
+}
+
+// CheckCustomProviders reports the CUSTOM AuthorizationPolicies of rs whose
+// provider is not one of MeshConfig's extensionProviders (providers). They
+// are errors of the policy, but the policy stays: the proxies it selects
+// deny the requests its rules match (fail closed), as istiod does.
+func CheckCustomProviders(rs []Resource, providers []string) Problems {
+	var probs Problems
+	for _, r := range rs {
+		ap, ok := r.Spec.(*security.AuthorizationPolicy)
+		if !ok || ap.GetAction() != security.AuthorizationPolicy_CUSTOM || ap.GetProvider().GetName() == "" {
+			continue
+		}
+		name := ap.GetProvider().GetName()
+		if slices.Contains(providers, name) {
+			continue
+		}
+		probs = append(probs, Problem{Severity: Error, Source: r.Source, Resource: r.Key(), Field: "spec.provider.name",
+			Message: fmt.Sprintf("extension provider %q is not defined in MeshConfig extensionProviders %v; the requests this policy selects are denied", name, providers)})
+	}
+	return probs
 }

@@ -22,7 +22,7 @@ func TestNewBrokerFailsClosed(t *testing.T) {
 	dir := t.TempDir()
 	creds := filepath.Join(dir, "creds")
 	os.WriteFile(creds, []byte("osb:pw\n"), 0o600)
-	fs, err := store.NewFile(store.FileConfig{Dir: dir, Load: loadFile(nil)})
+	fs, err := store.NewFile(store.FileConfig{Dir: dir, Load: loadFile(nil, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func TestBrokerServesTLSFromMeshCA(t *testing.T) {
 	dir := t.TempDir()
 	creds := filepath.Join(dir, "creds")
 	os.WriteFile(creds, []byte("osb:pw\n"), 0o600)
-	fs, err := store.NewFile(store.FileConfig{Dir: dir, Load: loadFile(nil)})
+	fs, err := store.NewFile(store.FileConfig{Dir: dir, Load: loadFile(nil, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -235,7 +235,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	fs, err := store.NewFile(store.FileConfig{
 		Dir:    cfg.ConfigDir,
-		Load:   loadFile(log.With("component", "galley")),
+		Load:   loadFile(log.With("component", "galley"), providerNames(cfg.Mesh)),
 		Logger: log.With("component", "galley"),
 		OnUpdate: func(u store.Update) {
 			sources.update(u.New, nil, func(all *config.Snapshot) {
@@ -432,8 +432,11 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 }
 
-// loadFile decodes and validates one file; any error rejects the whole file.
-func loadFile(log *slog.Logger) func(string, []byte) ([]config.Resource, error) {
+// loadFile decodes and validates one file; any error rejects the whole file,
+// except a CUSTOM AuthorizationPolicy naming a provider the MeshConfig does
+// not define (providers): that is logged as an error and the policy kept,
+// so that it fails closed instead of vanishing.
+func loadFile(log *slog.Logger, providers []string) func(string, []byte) ([]config.Resource, error) {
 	return func(path string, data []byte) ([]config.Resource, error) {
 		rs, problems := config.Load(path, data)
 		for _, w := range problems.Warnings() {
@@ -442,8 +445,20 @@ func loadFile(log *slog.Logger) func(string, []byte) ([]config.Resource, error) 
 		if problems.HasErrors() {
 			return nil, problems.Errors()
 		}
+		for _, p := range config.CheckCustomProviders(rs, providers) {
+			log.Error("config error", "problem", p.String())
+		}
 		return rs, nil
 	}
+}
+
+// providerNames lists the MeshConfig's extension provider names.
+func providerNames(m model.MeshConfig) []string {
+	out := make([]string, 0, len(m.ExtensionProviders))
+	for _, p := range m.ExtensionProviders {
+		out = append(out, p.GetName())
+	}
+	return out
 }
 
 // pipeline turns config snapshots into push contexts and push requests.

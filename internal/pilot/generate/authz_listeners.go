@@ -14,6 +14,10 @@ import (
 func (g *gen) securityFilters() (httpFilters []*hcmv3.HttpFilter, tcpFilters []*listenerv3.Filter, active bool) {
 	policies := g.authzPolicies()
 	for _, s := range g.authzFilters(policies, false) {
+		if s.custom {
+			httpFilters = append(httpFilters, g.customHTTPFilters(s, policies)...)
+			continue
+		}
 		if f := s.httpFilter(); f != nil {
 			httpFilters = append(httpFilters, f)
 		}

@@ -169,7 +169,9 @@ func services(addr string) *filter.Services {
 	}
 }
 
-func startGRPC(t *testing.T, s *authzServer) string {
+func startGRPC(t *testing.T, s *authzServer) string { return startGRPCB(t, s) }
+
+func startGRPCB(t testing.TB, s *authzServer) string {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

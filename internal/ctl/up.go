@@ -62,9 +62,12 @@ func Up(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c.StringVar(&cfg.MixerCheckServer, "mixer-check-server", "", "MeshConfig mixerCheckServer: the Mixer the proxies check with (default: mastd's --mixer-addr)")
 	c.DurationVar(&cfg.ReadyTimeout, "ready-timeout", 2*time.Minute, "how long to wait for every proxy to acknowledge its configuration")
 	addons := c.String("addons", "", "start telemetry addons beside the mesh: prometheus (Debian's package), jaeger")
-	platform := c.String("platform", "files", "where Bookinfo's workloads are registered: files (WorkloadEntries) or consul (a Consul dev agent; mastd --registry consul)")
+	platform := c.String("platform", "files", "where Bookinfo's workloads are registered: files (WorkloadEntries), consul (a Consul dev agent; mastd --registry consul) or eureka (Mast's Eureka test server; mastd --registry eureka)")
 	c.StringVar(&cfg.ConsulAddr, "consul-addr", "127.0.0.1:8500", "HTTP address of the Consul dev agent (with --platform consul)")
 	consulBin := c.String("consul-bin", "", "Consul binary (default: $MAST_CONSUL, ~/.cache/mast/consul-v1.22.7 as scripts/build-consul.sh leaves it, or consul on PATH)")
+	c.StringVar(&cfg.EurekaAddr, "eureka-addr", "127.0.0.1:8761", "address of the Eureka server (with --platform eureka)")
+	c.DurationVar(&cfg.EurekaInterval, "eureka-interval", time.Second, "how often mastd fetches the Eureka registry (with --platform eureka; Eureka clients fetch every 30s)")
+	eurekaBin := c.String("eureka-bin", "", "Eureka server binary (default: $MAST_EUREKA_SERVER, or ~/.cache/mast/eureka-server as scripts/build-eureka-server.sh leaves it)")
 	if code, ok := c.parse(args, stdout, stderr); !ok {
 		return code
 	}
@@ -93,6 +96,13 @@ func Up(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return ExitFailure
 		}
 	}
+	var eurekaPath string
+	if cfg.Platform == localmesh.PlatformEureka {
+		if eurekaPath, err = findEurekaServer(*eurekaBin); err != nil {
+			fmt.Fprintf(stderr, "mast up: %v\n", err)
+			return ExitFailure
+		}
+	}
 	// With the terminal gone, report write errors rather than die of SIGPIPE
 	// before the mesh's processes are stopped.
 	signal.Ignore(syscall.SIGPIPE)
@@ -100,6 +110,9 @@ func Up(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg.Programs = siblingPrograms(exe)
 	if consulPath != "" {
 		cfg.Programs["consul"] = consulPath
+	}
+	if eurekaPath != "" {
+		cfg.Programs["eureka-server"] = eurekaPath
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, nil))
 	if err := localmesh.Up(ctx, cfg); err != nil {
@@ -204,4 +217,26 @@ func findConsul(flagValue string) (string, error) {
 		return p, nil
 	}
 	return "", errors.New("no Consul binary: build it with scripts/build-consul.sh (into ~/.cache/mast), or name one with --consul-bin")
+}
+
+// findEurekaServer locates Mast's Eureka test server for --platform eureka.
+// It is not part of the mast binary: a test double for a registry that
+// cannot be obtained here, not a Eureka server to run services on.
+func findEurekaServer(flagValue string) (string, error) {
+	candidates := []string{flagValue, os.Getenv("MAST_EUREKA_SERVER")}
+	if home, err := os.UserHomeDir(); err == nil {
+		candidates = append(candidates, filepath.Join(home, ".cache", "mast", "eureka-server"))
+	}
+	for _, c := range candidates {
+		if c == "" {
+			continue
+		}
+		if st, err := os.Stat(c); err == nil && !st.IsDir() {
+			return c, nil
+		}
+		if c == flagValue {
+			return "", fmt.Errorf("--eureka-bin %s: not found", c)
+		}
+	}
+	return "", errors.New("no Eureka server: build Mast's test server with scripts/build-eureka-server.sh (into ~/.cache/mast), or name one with --eureka-bin")
 }

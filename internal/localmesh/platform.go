@@ -24,6 +24,7 @@ import (
 const (
 	PlatformFiles  = ""
 	PlatformConsul = "consul"
+	PlatformEureka = "eureka"
 )
 
 // workloadsFile is Bookinfo's file of WorkloadEntries: on a registry
@@ -35,10 +36,10 @@ func ParsePlatform(s string) (string, error) {
 	switch s {
 	case "", "files":
 		return PlatformFiles, nil
-	case PlatformConsul:
+	case PlatformConsul, PlatformEureka:
 		return s, nil
 	}
-	return "", fmt.Errorf("--platform %q: want files or consul", s)
+	return "", fmt.Errorf("--platform %q: want files, consul or eureka", s)
 }
 
 // bookinfoWorkloads are Bookinfo's WorkloadEntries, from the embedded file.

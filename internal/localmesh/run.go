@@ -41,10 +41,14 @@ type Config struct {
 	// Addons are started beside the mesh (telemetry.go): "prometheus", "jaeger".
 	Addons []string
 	// Platform is where Bookinfo's workloads are registered (platform.go):
-	// PlatformFiles (WorkloadEntries) or PlatformConsul, whose dev agent
-	// (Programs["consul"]) serves ConsulAddr.
+	// PlatformFiles (WorkloadEntries), PlatformConsul, whose dev agent
+	// (Programs["consul"]) serves ConsulAddr, or PlatformEureka, whose
+	// server (Programs["eureka-server"]) serves EurekaAddr.
 	Platform   string
 	ConsulAddr string
+	EurekaAddr string
+	// EurekaInterval is mastd's --eureka-interval on PlatformEureka.
+	EurekaInterval time.Duration
 }
 
 // RunState is what a running `mast up` records in StateDir/run.json, for
@@ -58,6 +62,7 @@ type RunState struct {
 	GatewayURL     string `json:"gatewayURL"`
 	Platform       string `json:"platform,omitempty"`
 	ConsulAddr     string `json:"consulAddr,omitempty"`
+	EurekaURL      string `json:"eurekaURL,omitempty"`
 	BrokerURL      string `json:"brokerURL,omitempty"`
 	// BrokerCredentials is the file holding the broker's username:password;
 	// BrokerClientConfig the file for OSB clients (docs/broker.md).
@@ -167,8 +172,11 @@ func Up(ctx context.Context, cfg Config) error {
 	if cfg.BrokerAddr != "" {
 		addrs = append(addrs, cfg.BrokerAddr)
 	}
-	if cfg.Platform == PlatformConsul {
+	switch cfg.Platform {
+	case PlatformConsul:
 		addrs = append(addrs, cfg.ConsulAddr)
+	case PlatformEureka:
+		addrs = append(addrs, cfg.EurekaAddr)
 	}
 	if err := IssueTokens(cfg.Options, "cluster.local", plan); err != nil {
 		return err
@@ -244,6 +252,20 @@ func Up(ctx context.Context, cfg Config) error {
 		state.Procs, state.ConsulAddr = append(state.Procs, c.state()), cfg.ConsulAddr
 		mastd.Args = append(mastd.Args, "--registry", "consul", "--consul-addr", cfg.ConsulAddr)
 	}
+	var registrator *eurekaRegistrator
+	if cfg.Platform == PlatformEureka {
+		fmt.Fprintf(cfg.Stdout, "Starting a Eureka server (Mast's test server, %s)...\n", cfg.EurekaAddr)
+		c, err := launch(eurekaServer(cfg.EurekaAddr))
+		if err != nil {
+			return err
+		}
+		state.Procs, state.EurekaURL = append(state.Procs, c.state()), "http://"+cfg.EurekaAddr+"/eureka/v2"
+		mastd.Args = append(mastd.Args, "--registry", "eureka", "--eureka-url", state.EurekaURL)
+		if cfg.EurekaInterval > 0 {
+			mastd.Args = append(mastd.Args, "--eureka-interval", cfg.EurekaInterval.String())
+		}
+		registrator = newEurekaRegistrator(state.EurekaURL, regs, cfg.Logger)
+	}
 	fmt.Fprintf(cfg.Stdout, "Starting mastd and %d processes (logs in %s)...\n", len(plan), logDir)
 	mastdChild, err := launch(mastd)
 	if err != nil {
@@ -274,6 +296,15 @@ func Up(ctx context.Context, cfg Config) error {
 		if err != nil {
 			return fmt.Errorf("registering Bookinfo in Consul: %w (logs in %s)", err, logDir)
 		}
+	}
+	if registrator != nil {
+		regCtx, regDone := context.WithTimeout(ctx, cfg.ReadyTimeout)
+		err := registrator.registerAll(regCtx)
+		regDone()
+		if err != nil {
+			return fmt.Errorf("registering Bookinfo in Eureka: %w (logs in %s)", err, logDir)
+		}
+		go registrator.run(ctx)
 	}
 	var addonOut strings.Builder
 	if err := startAddons(&cfg, plan, func(p Proc) error {
@@ -336,6 +367,9 @@ func printSummary(w io.Writer, st *RunState, logDir string) {
 	fmt.Fprintf(w, "  Configuration    %s  (edit or add YAML there, or: mast apply -f FILE)\n", st.ConfigDir)
 	if st.ConsulAddr != "" {
 		fmt.Fprintf(w, "  Consul           http://%s/v1/catalog/services  (Bookinfo registered there; mastd --registry consul)\n", st.ConsulAddr)
+	}
+	if st.EurekaURL != "" {
+		fmt.Fprintf(w, "  Eureka           %s/apps  (Mast's Eureka test server; Bookinfo registered there; mastd --registry eureka)\n", st.EurekaURL)
 	}
 	fmt.Fprintf(w, "  mastd xDS        %s\n", st.XDSAddr)
 	if st.SecureXDSAddr != "" {

@@ -63,19 +63,7 @@ func TestConsulPlatformBookinfo(t *testing.T) {
 			t.Fatalf("consul %v: %v\n%s", args, err, out)
 		}
 	}
-	// follows waits until 20 pages in a row satisfy ok and logs how long
-	// the mesh took to follow Consul.
-	follows := func(what string, ok func(map[string]int) bool) {
-		t.Helper()
-		start := time.Now()
-		eventually(t, 30*time.Second, what, func() error {
-			if got := m.versions(anon, 20); !ok(got) {
-				return fmt.Errorf("pages: %v", got)
-			}
-			return nil
-		})
-		t.Logf("%s: followed after %v (20 pages included)", what, time.Since(start).Round(time.Millisecond))
-	}
+	follows := func(what string, ok func(map[string]int) bool) { t.Helper(); m.follows(anon, 30*time.Second, what, ok) }
 
 	t.Run("Bookinfo's instances come from Consul", func(t *testing.T) {
 		services, _, err := client.Catalog().Services(nil)
@@ -145,71 +133,117 @@ func TestConsulPlatformBookinfo(t *testing.T) {
 		follows("reviews-v3 registered again", func(got map[string]int) bool { return got["reviews-v3"] > 0 })
 	})
 	t.Run("Consul frozen for 30 s loses no request", func(t *testing.T) {
-		st, err := localmesh.ReadRunState(m.stateDir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pid := 0
-		for _, p := range st.Procs {
-			if p.Name == "consul" {
-				pid = p.PID
-			}
-		}
-		if pid == 0 {
-			t.Fatalf("no consul process in %+v", st.Procs)
-		}
-		var sent, failed atomic.Int64
-		stop := make(chan struct{})
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				resp, err := anon.Get(m.gateway + "/productpage")
-				sent.Add(1)
-				if err != nil {
-					failed.Add(1)
-					continue
-				}
-				_, err = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if err != nil || resp.StatusCode != 200 {
-					failed.Add(1)
-				}
-			}
-		}()
-		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(30 * time.Second)
-		syscall.Kill(pid, syscall.SIGCONT)
-		close(stop)
-		wg.Wait()
-		if sent.Load() == 0 || failed.Load() != 0 {
-			t.Fatalf("while Consul was stopped: %d of %d requests failed", failed.Load(), sent.Load())
-		}
-		t.Logf("%d requests while Consul was stopped, none failed", sent.Load())
-		var z struct {
-			Registries []struct {
-				Name   string `json:"name"`
-				Synced bool   `json:"synced"`
-			} `json:"registries"`
-		}
-		resp, err := http.Get("http://" + m.monitor + "/debug/registryz")
-		if err != nil {
-			t.Fatal(err)
-		}
-		json.NewDecoder(resp.Body).Decode(&z)
-		resp.Body.Close()
-		if len(z.Registries) != 2 || z.Registries[1].Name != "consul" || !z.Registries[1].Synced {
+		m.freezeLosesNoRequest(t, anon, "consul", 30*time.Second, nil)
+		if z := m.registryz(t); len(z) != 2 || z[1].Name != "consul" || !z[1].Synced {
 			t.Errorf("/debug/registryz: %+v", z)
 		}
 	})
+}
+
+// follows waits until 20 pages in a row satisfy ok and logs how long the
+// mesh took to follow its registry (the 20 pages included).
+func (m *mesh) follows(client *http.Client, d time.Duration, what string, ok func(map[string]int) bool) {
+	m.t.Helper()
+	start := time.Now()
+	eventually(m.t, d, what, func() error {
+		if got := m.versions(client, 20); !ok(got) {
+			return fmt.Errorf("pages: %v", got)
+		}
+		return nil
+	})
+	m.t.Logf("%s: followed after %v (20 pages included)", what, time.Since(start).Round(time.Millisecond))
+}
+
+// procPID is the pid of the mesh's process name, from run.json.
+func (m *mesh) procPID(t *testing.T, name string) int {
+	t.Helper()
+	st, err := localmesh.ReadRunState(m.stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range st.Procs {
+		if p.Name == name {
+			return p.PID
+		}
+	}
+	t.Fatalf("no %s process in %+v", name, st.Procs)
+	return 0
+}
+
+// freezeLosesNoRequest stops the mesh's process name with SIGSTOP for at
+// least d (and until during, if any, returns) while a client keeps asking
+// for the product page, and fails if any request failed. A frozen registry
+// is its hardest outage: connections are accepted and never answered.
+func (m *mesh) freezeLosesNoRequest(t *testing.T, client *http.Client, name string, d time.Duration, during func()) {
+	t.Helper()
+	pid := m.procPID(t, name)
+	var sent, failed atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			resp, err := client.Get(m.gateway + "/productpage")
+			sent.Add(1)
+			if err != nil {
+				failed.Add(1)
+				continue
+			}
+			_, err = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != 200 {
+				failed.Add(1)
+			}
+		}
+	}()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	until := time.Now().Add(d)
+	if during != nil {
+		during()
+	}
+	time.Sleep(time.Until(until))
+	syscall.Kill(pid, syscall.SIGCONT)
+	close(stop)
+	wg.Wait()
+	if sent.Load() == 0 || failed.Load() != 0 {
+		t.Fatalf("while %s was stopped: %d of %d requests failed", name, failed.Load(), sent.Load())
+	}
+	t.Logf("%d requests while %s was stopped, none failed", sent.Load(), name)
+}
+
+// registryStatus is one registry in mastd's /debug/registryz.
+type registryStatus struct {
+	Name      string `json:"name"`
+	Synced    bool   `json:"synced"`
+	Stale     bool   `json:"stale"`
+	LastError string `json:"lastError"`
+	Services  int    `json:"services"`
+	Endpoints int    `json:"endpoints"`
+}
+
+// registryz reads mastd's /debug/registryz.
+func (m *mesh) registryz(t *testing.T) []registryStatus {
+	t.Helper()
+	var z struct {
+		Registries []registryStatus `json:"registries"`
+	}
+	resp, err := http.Get("http://" + m.monitor + "/debug/registryz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&z); err != nil {
+		t.Fatal(err)
+	}
+	return z.Registries
 }
 
 // reviewsAnyVersion routes reviews to all of its instances, whatever their

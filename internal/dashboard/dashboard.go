@@ -105,7 +105,7 @@ type analysisCache struct {
 type affectedCache struct {
 	pc      *model.PushContext
 	proxies string
-	m       map[string][]string
+	m       affected
 }
 
 // New returns a dashboard; Run starts its scraper.
@@ -241,11 +241,8 @@ func (d *Dashboard) serveHistory(w http.ResponseWriter, r *http.Request) {
 // proxy the resource shapes.
 func (d *Dashboard) serveAffected(w http.ResponseWriter, r *http.Request) {
 	d.mu.Lock()
-	ps := d.affected.m[r.URL.Query().Get("key")]
+	ps := d.affected.m.ids(r.URL.Query().Get("key"), -1)
 	d.mu.Unlock()
-	if ps == nil {
-		ps = []string{}
-	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(ps)
 }

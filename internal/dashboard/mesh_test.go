@@ -233,3 +233,14 @@ func newNode(id string, meta, labels map[string]string) *corev3.Node {
 	f["LABELS"] = structpb.NewStructValue(&structpb.Struct{Fields: lf})
 	return &corev3.Node{Id: id, Metadata: &structpb.Struct{Fields: f}}
 }
+
+// BenchmarkFirstState is the server side of the first page load over 1,000
+// services (2,001 resources, 1,000 proxies): the analysis, the proxies each
+// resource shapes, and the state's JSON, without a browser.
+func BenchmarkFirstState(b *testing.B) {
+	m := newSynthetic(b, 1000)
+	traffic := m.traffic(100)
+	for b.Loop() {
+		New(m.config()).inject(traffic)
+	}
+}

@@ -2,7 +2,6 @@ package dashboard
 
 import (
 	"os"
-	"slices"
 	"strings"
 	"time"
 
@@ -124,18 +123,22 @@ func analyzeMesh(st store.Status, proxies []*model.Proxy, rootNS string) []analy
 	if rootNS != "" {
 		in.Mesh.RootNamespace = rootNS
 	}
-	for _, f := range st.Files {
-		if b, err := os.ReadFile(f.Path); err == nil {
-			in.Add(f.Path, b)
-		}
-	}
-	for _, r := range st.Rejected {
-		if !slices.ContainsFunc(st.Files, func(f store.FileStatus) bool { return f.Path == r.Path }) {
-			if b, err := os.ReadFile(r.Path); err == nil {
-				in.Add(r.Path, b)
+	in.Batch(func() {
+		files := map[string]bool{}
+		for _, f := range st.Files {
+			files[f.Path] = true
+			if b, err := os.ReadFile(f.Path); err == nil {
+				in.Add(f.Path, b)
 			}
 		}
-	}
+		for _, r := range st.Rejected {
+			if !files[r.Path] {
+				if b, err := os.ReadFile(r.Path); err == nil {
+					in.Add(r.Path, b)
+				}
+			}
+		}
+	})
 	in.AddWorkloadEntries()
 	for _, p := range proxies {
 		if p.Type != model.Router {
@@ -164,7 +167,7 @@ func analyzeMesh(st store.Status, proxies []*model.Proxy, rootNS string) []analy
 }
 
 // configView joins the snapshot, the analysis and the affected proxies.
-func configView(snap *config.Snapshot, st store.Status, msgs []analyze.Message, affected map[string][]string) ConfigView {
+func configView(snap *config.Snapshot, st store.Status, msgs []analyze.Message, affected affected) ConfigView {
 	v := ConfigView{Resources: []Resource{}, Rejected: st.Rejected, Others: []Message{}}
 	if v.Rejected == nil {
 		v.Rejected = []store.Rejection{}
@@ -173,13 +176,8 @@ func configView(snap *config.Snapshot, st store.Status, msgs []analyze.Message, 
 	for _, r := range snap.All() {
 		k := resourceKey(r.Kind.Kind, r.Namespace, r.Name)
 		byKey[k] = len(v.Resources)
-		ps := affected[k]
-		listed := ps[:min(len(ps), maxListedProxies)]
-		if listed == nil {
-			listed = []string{}
-		}
 		v.Resources = append(v.Resources, Resource{Key: k, Kind: r.Kind.Kind, Namespace: r.Namespace, Name: r.Name,
-			Source: relativeSource(st.Dir, r.Source.String()), Messages: []Message{}, Proxies: listed, ProxyCount: len(ps)})
+			Source: relativeSource(st.Dir, r.Source.String()), Messages: []Message{}, Proxies: affected.ids(k, maxListedProxies), ProxyCount: affected.count(k)})
 	}
 	for _, m := range msgs {
 		k := resourceKey(m.Resource.Kind, m.Resource.Namespace, m.Resource.Name)

@@ -9,6 +9,7 @@ import (
 
 	mastd "github.com/mast-mesh/mast/internal/controlplane"
 	"github.com/mast-mesh/mast/internal/pilot/model"
+	"github.com/mast-mesh/mast/internal/registry"
 )
 
 // Server is a running mastd the scenarios talk to.
@@ -42,6 +43,12 @@ type InProcess struct {
 
 // StartInProcess runs mastd for dir until Close.
 func StartInProcess(dir string, log *slog.Logger) (*InProcess, error) {
+	return StartInProcessRegistries(dir, log, nil)
+}
+
+// StartInProcessRegistries runs mastd for dir and the registries (as
+// mastd --registry) until Close.
+func StartInProcessRegistries(dir string, log *slog.Logger, registries []registry.Watcher) (*InProcess, error) {
 	start := time.Now()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &InProcess{cancel: cancel, errc: make(chan error, 1)}
@@ -49,7 +56,7 @@ func StartInProcess(dir string, log *slog.Logger) (*InProcess, error) {
 	go func() {
 		s.errc <- mastd.Run(ctx, mastd.Config{
 			ConfigDir: dir, XDSAddr: "127.0.0.1:0", MonitoringAddr: "127.0.0.1:0",
-			Mesh: model.DefaultMeshConfig(), Logger: log,
+			Mesh: model.DefaultMeshConfig(), Logger: log, Registries: registries,
 			Ready: func(xds, _ net.Addr) { ready <- xds },
 		})
 	}()

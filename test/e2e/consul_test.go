@@ -95,7 +95,7 @@ func TestConsulPlatformBookinfo(t *testing.T) {
 		const n = 500
 		within(t, m.versions(anon, n), n, map[string]float64{"reviews-v1": 0.8, "reviews-v2": 0.2})
 	})
-	t.Run("a failing health check removes the instance, passing brings it back", func(t *testing.T) {
+	t.Run("a failing health check removes the instance and passing brings it back", func(t *testing.T) {
 		// Every version of reviews behind one route (no subsets): a weighted
 		// route to a subset left without endpoints answers 503, as Envoy's
 		// does; here the failed instance simply leaves the pool.
@@ -120,7 +120,7 @@ func TestConsulPlatformBookinfo(t *testing.T) {
 		}
 		follows("reviews-v2 passing again", func(got map[string]int) bool { return got["reviews-v2"] > 0 })
 	})
-	t.Run("deregistered with consul's CLI, registered again", func(t *testing.T) {
+	t.Run("deregistered with consul's CLI then registered again", func(t *testing.T) {
 		consulCLI("services", "deregister", "-id=reviews-v3")
 		follows("reviews-v3 deregistered", func(got map[string]int) bool {
 			return got["reviews-v3"] == 0 && got["reviews-v1"]+got["reviews-v2"] == 20

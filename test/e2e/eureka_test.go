@@ -87,7 +87,7 @@ func TestEurekaPlatformBookinfo(t *testing.T) {
 		const n = 500
 		within(t, m.versions(anon, n), n, map[string]float64{"reviews-v1": 0.8, "reviews-v2": 0.2})
 	})
-	t.Run("OUT_OF_SERVICE removes the instance, UP brings it back", func(t *testing.T) {
+	t.Run("OUT_OF_SERVICE removes the instance and UP brings it back", func(t *testing.T) {
 		all := filepath.Join(t.TempDir(), "reviews-all.yaml")
 		if err := os.WriteFile(all, []byte(reviewsAnyVersion), 0o644); err != nil {
 			t.Fatal(err)
@@ -108,7 +108,7 @@ func TestEurekaPlatformBookinfo(t *testing.T) {
 		}
 		follows("reviews-v2 UP again", func(got map[string]int) bool { return got["reviews-v2"] > 0 })
 	})
-	t.Run("deregistered with fargo, registered again by its next heartbeat", func(t *testing.T) {
+	t.Run("deregistered with fargo then registered again by its next heartbeat", func(t *testing.T) {
 		// Deregister just after a heartbeat of mast up's registrator, so
 		// that the deregistration is followed before the next heartbeat
 		// (30 s later) finds the instance gone and registers it again, as

@@ -202,6 +202,16 @@ func (m *mesh) freezeLosesNoRequest(t *testing.T, client *http.Client, name stri
 			}
 		}
 	}()
+	resumed := false
+	resume := func() {
+		if !resumed {
+			resumed = true
+			syscall.Kill(pid, syscall.SIGCONT)
+			close(stop)
+			wg.Wait()
+		}
+	}
+	defer resume() // also when during fails the test
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
@@ -210,9 +220,7 @@ func (m *mesh) freezeLosesNoRequest(t *testing.T, client *http.Client, name stri
 		during()
 	}
 	time.Sleep(time.Until(until))
-	syscall.Kill(pid, syscall.SIGCONT)
-	close(stop)
-	wg.Wait()
+	resume()
 	if sent.Load() == 0 || failed.Load() != 0 {
 		t.Fatalf("while %s was stopped: %d of %d requests failed", name, failed.Load(), sent.Load())
 	}

@@ -155,6 +155,7 @@ func New(cfg Config) *Proxy {
 	p.routing.Store(&httpproxy.Config{})
 	p.upstreams = upstream.NewManager(cfg.Logger.With("component", "upstream"))
 	tlsb := tlsconfig.NewBuilder(cfg.Secrets, nil)
+	tlsb.Log = cfg.Logger.With("component", "tls")
 	p.upstreams.TLS = tlsb
 	p.http = httpproxy.NewServer(&p.routing, p.upstreams, cfg.Logger.With("component", "http"))
 	p.http.Telemetry = cfg.Telemetry

@@ -6,11 +6,13 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"slices"
 	"time"
 
 	"github.com/mast-mesh/mast/internal/proxy/agent"
+	"github.com/mast-mesh/mast/internal/proxy/revocation"
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
 )
 
@@ -36,6 +38,10 @@ const (
 // at each handshake, session tickets and the client session cache are
 // shared by the whole proxy so that resumption works across them.
 type Builder struct {
+	// Log, when set, receives a WARN line for every peer certificate
+	// refused as revoked. Set it before first use.
+	Log *slog.Logger
+
 	src      Source
 	now      func() time.Time
 	sessions tls.ClientSessionCache
@@ -203,7 +209,12 @@ func (b *Builder) verifier(tc *xdsparse.TLSContext, usage x509.ExtKeyUsage) (fun
 			if err != nil {
 				return err
 			}
-			if _, err := VerifySVID(cs.PeerCertificates, s.ID.TrustDomain(), s.Bundle, b.now(), usage); err != nil {
+			now := b.now()
+			id, chains, err := verifySVIDChains(cs.PeerCertificates, s.ID.TrustDomain(), s.Bundle, now, usage)
+			if err != nil {
+				return err
+			}
+			if err := b.checkCRL(tc, chains, now, usage, id.String()); err != nil {
 				return err
 			}
 			return matchSANs(sans, cs.PeerCertificates[0])
@@ -233,9 +244,14 @@ func (b *Builder) verifier(tc *xdsparse.TLSContext, usage x509.ExtKeyUsage) (fun
 			inter.AddCert(c)
 		}
 		leaf := cs.PeerCertificates[0]
-		if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, CurrentTime: b.now(),
-			KeyUsages: []x509.ExtKeyUsage{usage}}); err != nil {
+		now := b.now()
+		chains, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, CurrentTime: now,
+			KeyUsages: []x509.ExtKeyUsage{usage}})
+		if err != nil {
 			return fmt.Errorf("peer certificate: %w", err)
+		}
+		if err := b.checkCRL(tc, chains, now, usage, leaf.Subject.String()); err != nil {
+			return err
 		}
 		if len(sans) == 0 && sni != "" && usage == x509.ExtKeyUsageServerAuth {
 			// No SAN matchers: check the name we asked for, as Envoy's
@@ -244,6 +260,31 @@ func (b *Builder) verifier(tc *xdsparse.TLSContext, usage x509.ExtKeyUsage) (fun
 		}
 		return matchSANs(sans, leaf)
 	}, nil
+}
+
+// checkCRL refuses a peer whose verified chains tc's CRLs do not clear;
+// a revoked certificate is logged at WARN with its serial and identity.
+func (b *Builder) checkCRL(tc *xdsparse.TLSContext, chains [][]*x509.Certificate, now time.Time, usage x509.ExtKeyUsage, who string) error {
+	if tc.CRL == nil {
+		return nil
+	}
+	for _, chain := range chains {
+		err := tc.CRL.Check(chain, now, tc.OnlyLeafCRL)
+		if err == nil {
+			continue
+		}
+		var rev *revocation.RevokedError
+		if errors.As(err, &rev) && b.Log != nil {
+			peer := "client"
+			if usage == x509.ExtKeyUsageServerAuth {
+				peer = "server"
+			}
+			b.Log.Warn("TLS peer refused: certificate revoked", "peer", peer, "identity", who,
+				"serial", rev.Serial.Text(16), "issuer", rev.Issuer)
+		}
+		return fmt.Errorf("peer certificate %s: %w", who, err)
+	}
+	return nil
 }
 
 // matchSANs accepts the leaf when no matchers are configured or any

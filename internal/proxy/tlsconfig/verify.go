@@ -32,24 +32,31 @@ const uriTag = 6
 // scheme, which would let "SPIFFE://" pass), requires exactly one URI SAN,
 // digitalSignature, and the usage when extended key usages are present.
 func VerifySVID(chain []*x509.Certificate, td spiffeid.TrustDomain, bundle x509bundle.Source, now time.Time, usage x509.ExtKeyUsage) (spiffeid.ID, error) {
+	id, _, err := verifySVIDChains(chain, td, bundle, now, usage)
+	return id, err
+}
+
+// verifySVIDChains is VerifySVID that also returns the verified chains
+// (leaf first, trust anchor last).
+func verifySVIDChains(chain []*x509.Certificate, td spiffeid.TrustDomain, bundle x509bundle.Source, now time.Time, usage x509.ExtKeyUsage) (spiffeid.ID, [][]*x509.Certificate, error) {
 	if len(chain) == 0 {
-		return spiffeid.ID{}, errors.New("peer presented no certificate")
+		return spiffeid.ID{}, nil, errors.New("peer presented no certificate")
 	}
 	leaf := chain[0]
 	id, err := rawSPIFFEID(leaf)
 	if err != nil {
-		return spiffeid.ID{}, err
+		return spiffeid.ID{}, nil, err
 	}
 	if !id.MemberOf(td) {
-		return id, fmt.Errorf("peer identity %s is outside trust domain %s", id, td.Name())
+		return id, nil, fmt.Errorf("peer identity %s is outside trust domain %s", id, td.Name())
 	}
 	switch {
 	case leaf.IsCA:
-		return id, fmt.Errorf("peer certificate %s is a CA certificate", id)
+		return id, nil, fmt.Errorf("peer certificate %s is a CA certificate", id)
 	case leaf.KeyUsage&(x509.KeyUsageCertSign|x509.KeyUsageCRLSign) != 0:
-		return id, fmt.Errorf("peer certificate %s has keyCertSign or cRLSign usage", id)
+		return id, nil, fmt.Errorf("peer certificate %s has keyCertSign or cRLSign usage", id)
 	case leaf.KeyUsage&x509.KeyUsageDigitalSignature == 0:
-		return id, fmt.Errorf("peer certificate %s lacks the digitalSignature key usage", id)
+		return id, nil, fmt.Errorf("peer certificate %s lacks the digitalSignature key usage", id)
 	}
 	if len(leaf.ExtKeyUsage) > 0 || len(leaf.UnknownExtKeyUsage) > 0 {
 		ok := false
@@ -57,13 +64,14 @@ func VerifySVID(chain []*x509.Certificate, td spiffeid.TrustDomain, bundle x509b
 			ok = ok || u == usage || u == x509.ExtKeyUsageAny
 		}
 		if !ok {
-			return id, fmt.Errorf("peer certificate %s is not valid for %s", id, usageName(usage))
+			return id, nil, fmt.Errorf("peer certificate %s is not valid for %s", id, usageName(usage))
 		}
 	}
-	if _, _, err := x509svid.Verify(chain, bundle, x509svid.WithTime(now)); err != nil {
-		return id, fmt.Errorf("peer certificate %s: %w", id, err)
+	_, chains, err := x509svid.Verify(chain, bundle, x509svid.WithTime(now))
+	if err != nil {
+		return id, nil, fmt.Errorf("peer certificate %s: %w", id, err)
 	}
-	return id, nil
+	return id, chains, nil
 }
 
 func usageName(u x509.ExtKeyUsage) string {

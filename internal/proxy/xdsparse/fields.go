@@ -213,7 +213,7 @@ var tlsRules = rules(
 	ruleRow{"envoy.extensions.transport_sockets.tls.v3.CommonTlsContext.CombinedCertificateValidationContext", honoured,
 		"default_validation_context validation_context_sds_secret_config validation_context_certificate_provider_instance"},
 	ruleRow{"envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext", honoured, "trusted_ca system_root_certs " +
-		"match_typed_subject_alt_names match_subject_alt_names ca_certificate_provider_instance"},
+		"match_typed_subject_alt_names match_subject_alt_names ca_certificate_provider_instance only_verify_leaf_cert_crl"},
 	ruleRow{"envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext", parsedApart, "crl verify_certificate_spki verify_certificate_hash trust_chain_verification"},
 	ruleRow{"envoy.extensions.transport_sockets.tls.v3.SubjectAltNameMatcher", honoured, "san_type matcher"},
 	ruleRow{"envoy.type.matcher.v3.StringMatcher", honoured, "exact prefix suffix contains safe_regex ignore_case"},

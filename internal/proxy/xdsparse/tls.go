@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 
@@ -15,6 +16,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/mast-mesh/mast/internal/proxy/revocation"
 )
 
 // Transport socket names.
@@ -94,6 +97,11 @@ type TLSContext struct {
 	// caCertificates.
 	SystemRoots bool
 	SANs        []SANMatcher
+	// CRL, when set, refuses peer certificates its issuers' CRLs list
+	// (validation_context.crl, parsed here: an unparsable CRL is a NACK);
+	// OnlyLeafCRL checks the leaf only (only_verify_leaf_cert_crl).
+	CRL         *revocation.List
+	OnlyLeafCRL bool
 
 	// RequireClientCert (downstream) refuses clients without a certificate.
 	RequireClientCert bool
@@ -328,7 +336,22 @@ func parseValidation(vc *tlsv3.CertificateValidationContext, t *TLSContext) erro
 	}
 	t.SystemRoots = vc.GetSystemRootCerts() != nil
 	if vc.GetCrl() != nil {
-		return fmt.Errorf("validation_context.crl: certificate revocation lists are not supported")
+		src, err := dataSource(vc.GetCrl(), "validation_context.crl")
+		if err != nil {
+			return err
+		}
+		data := src.Inline
+		if src.File != "" {
+			if data, err = os.ReadFile(src.File); err != nil {
+				return fmt.Errorf("validation_context.crl: %w", err)
+			}
+		}
+		if t.CRL, err = revocation.Parse(data); err != nil {
+			return fmt.Errorf("validation_context.crl %s: %w", describeSource(src), err)
+		}
+		t.OnlyLeafCRL = vc.GetOnlyVerifyLeafCertCrl()
+	} else if vc.GetOnlyVerifyLeafCertCrl() {
+		return fmt.Errorf("validation_context.only_verify_leaf_cert_crl without a crl")
 	}
 	if len(vc.GetVerifyCertificateSpki()) > 0 || len(vc.GetVerifyCertificateHash()) > 0 {
 		return fmt.Errorf("validation_context: certificate pinning (verify_certificate_spki/hash) is not supported")
@@ -531,4 +554,11 @@ func parseXFCC(h *hcmv3.HttpConnectionManager, m *HTTPManager) error {
 		m.ClientCertDetails = ClientCertDetails{Subject: d.GetSubject().GetValue(), URI: d.GetUri(), DNS: d.GetDns()}
 	}
 	return nil
+}
+
+func describeSource(d DataSource) string {
+	if d.File != "" {
+		return d.File
+	}
+	return "(inline)"
 }

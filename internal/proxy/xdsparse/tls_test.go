@@ -68,8 +68,13 @@ func TestParseTransportSocket(t *testing.T) {
 			}},
 		{"kubernetes credential", socket(&tlsv3.UpstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
 			TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{sdsRef("kubernetes://bookinfo-cert")}}}), true, `SDS secret "kubernetes://bookinfo-cert" is not available`, nil},
-		{"crl refused", socket(&tlsv3.UpstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
-			ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{TrustedCa: file("/ca"), Crl: file("/crl")}}}}), true, "crl", nil},
+		{"crl file missing", socket(&tlsv3.UpstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
+			ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{TrustedCa: file("/ca"), Crl: file("/nonexistent/crl")}}}}), true, "validation_context.crl", nil},
+		{"crl unparsable", socket(&tlsv3.UpstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
+			ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{TrustedCa: file("/ca"),
+				Crl: &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: "-----BEGIN X509 CRL-----\nbm90IGEgQ1JM\n-----END X509 CRL-----\n"}}}}}}), true, "validation_context.crl (inline): PEM block 0", nil},
+		{"crl leaf-only without crl", socket(&tlsv3.UpstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
+			ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{TrustedCa: file("/ca"), OnlyVerifyLeafCertCrl: true}}}}), true, "only_verify_leaf_cert_crl without a crl", nil},
 		{"validation without roots", socket(&tlsv3.UpstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
 			ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{}}}}), true, "no trusted_ca", nil},
 		{"accept untrusted refused", socket(&tlsv3.UpstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{

@@ -82,8 +82,10 @@ type CA struct {
 	auth atomic.Pointer[authority]
 	// metrics, once RegisterMetrics ran.
 	metrics atomic.Pointer[metrics]
-	// issued is the latest certificate per identity, for the dashboard.
+	// issued is the latest certificate per identity, for the dashboard,
+	// and every unexpired one, for the CRL.
 	issued issuedLog
+	crls   crlCache
 }
 
 // New loads the CA's state from its store, generating and persisting a root
@@ -126,6 +128,11 @@ func New(cfg Config) (*CA, error) {
 	ca := &CA{cfg: cfg, td: td, store: store, log: cfg.Logger, now: cfg.Clock}
 	if err := ca.load(); err != nil {
 		return nil, fmt.Errorf("ca: %w", err)
+	}
+	if cfg.Dir != "" {
+		if err := ca.issued.load(cfg.Dir, ca.now()); err != nil {
+			return nil, err
+		}
 	}
 	return ca, nil
 }

@@ -37,6 +37,7 @@ func (ca *CA) IssueWorkloadCertificate(id spiffeid.ID, pub crypto.PublicKey, ttl
 	if err != nil {
 		return nil, nil, fmt.Errorf("ca: %w", err)
 	}
+	ca.recordIssued(leaf, id.String())
 	chain := encodeCert(der)
 	for _, c := range s.chainPEM {
 		chain = append(chain, c...)

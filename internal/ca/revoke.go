@@ -13,9 +13,9 @@ import (
 
 // Revoke denies id from now on: the CA refuses to sign for it (with a token
 // or a certificate) and PeerID refuses its certificates, so mastd's xDS
-// server drops it at its next stream. Certificates already issued stay
-// cryptographically valid until they expire (at most MaxTTL); proxies that
-// must refuse them at once need an AuthorizationPolicy DENY on the principal.
+// server drops it at its next stream. Certificates already issued to it
+// are listed in CRL, which mastd pushes to the proxies (they then refuse
+// them in mTLS handshakes, both ways).
 func (ca *CA) Revoke(id spiffeid.ID, reason string) error {
 	if err := ca.checkWorkloadID(id); err != nil {
 		return fmt.Errorf("ca: revoke: %w", err)
@@ -34,6 +34,7 @@ func (ca *CA) Revoke(id spiffeid.ID, reason string) error {
 	}
 	ca.st = st
 	ca.log.Warn("identity revoked", "id", id.String(), "reason", reason)
+	ca.notifyRevocation()
 	return nil
 }
 

@@ -86,6 +86,7 @@ func (ca *CA) RotateRoot(opts RotateOptions) (Rotation, error) {
 	}
 	ca.st = st
 	ca.auth.Store(a)
+	ca.notifyRevocation() // the new root needs its CRL
 	r := Rotation{NewRoot: a.anchors[1].cert, SwitchAt: next.ActiveFrom, RetireAt: old.RetireAt}
 	ca.log.Info("root rotation started", "new_root", r.NewRoot.Subject.CommonName,
 		"switch_at", r.SwitchAt, "old_root_retires_at", r.RetireAt)

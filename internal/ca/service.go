@@ -96,7 +96,7 @@ func (ca *CA) createCertificate(ctx context.Context, req *securityv1alpha1.Istio
 		return nil, id, err
 	}
 	if leaf, err := x509.ParseCertificate(der); err == nil {
-		ca.issued.record(leaf, id.String())
+		ca.recordIssued(leaf, id.String())
 	}
 	chain := make([]string, 0, 2+len(s.chainPEM))
 	chain = append(chain, string(encodeCert(der)))

@@ -55,6 +55,7 @@ func Main(args []string, stderr io.Writer) int {
 	fs.IntVar(&cfg.XDSCacheSelfCheck, "xds-cache-self-check", 0, "debug: regenerate one in N xDS cache hits without the cache and log an ERROR when they differ (0: off)")
 	var maxStreams uint
 	fs.UintVar(&maxStreams, "max-streams-per-conn", 100, "concurrent gRPC streams allowed on one xDS connection")
+	fs.DurationVar(&cfg.XDSSendTimeout, "xds-send-timeout", 30*time.Second, "close an xDS stream whose proxy takes longer than this to take one response (Istio's PILOT_XDS_SEND_TIMEOUT; 0: never)")
 	fs.IntVar(&cfg.MaxConnsPerNode, "max-conns-per-node", 8, "ADS streams open at once for one node ID")
 	fs.IntVar(&cfg.XDSMaxSendSize, "xds-max-send-size", 64<<20, "largest xDS response sent, in bytes (proxies' --xds-max-recv-size must be at least this)")
 	fs.StringVar(&cfg.DebugTokenFile, "debug-token-file", "", "bearer token required by /debug endpoints that change state (default: CA directory's debug-token, created mode 0600)")

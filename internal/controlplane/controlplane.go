@@ -81,6 +81,11 @@ type Config struct {
 	// MaxStreamsPerConn bounds concurrent gRPC streams on one xDS
 	// connection (a proxy needs one ADS stream); 0 means 100.
 	MaxStreamsPerConn uint32
+	// XDSSendTimeout closes an ADS stream whose client takes longer than
+	// this to take one response (Istio's PILOT_XDS_SEND_TIMEOUT): a
+	// stalled client then holds its response's memory only that long.
+	// 0: never (mastd's flag defaults to 30s).
+	XDSSendTimeout time.Duration
 	// MaxConnsPerNode bounds open ADS streams per node ID (0: 8).
 	MaxConnsPerNode int
 	// XDSMaxSendSize bounds one xDS response; it must not exceed the
@@ -166,6 +171,7 @@ func Run(ctx context.Context, cfg Config) error {
 		PushThrottle:    cfg.PushThrottle,
 		Authorize:       xdsAuthorizer(authority),
 		MaxConnsPerNode: cfg.MaxConnsPerNode,
+		SendTimeout:     cfg.XDSSendTimeout,
 	})
 
 	var mix *mixerServer
@@ -198,6 +204,7 @@ func Run(ctx context.Context, cfg Config) error {
 		p.rateLimit = rls.svc
 	}
 	p.mixer = mix
+	p.ca = authority
 	deb := push.NewDebouncer(push.Config{QuietPeriod: cfg.DebounceQuiet, MaxDelay: cfg.DebounceMax, Push: p.push})
 	jcfg := cfg.JWKS
 	jcfg.Logger = log.With("component", "jwks")
@@ -373,6 +380,18 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	run("jwks fetcher", func() error { p.jwks.Run(ctx); return nil })
+	if authority != nil {
+		run("revocation watcher", func() error {
+			for {
+				select {
+				case <-authority.RevocationChanged():
+					deb.Enqueue(&model.PushRequest{Full: true, Reason: "revocation"})
+				case <-ctx.Done():
+					return nil
+				}
+			}
+		})
+	}
 	for _, w := range cfg.Registries {
 		run("registry "+w.Name(), func() error {
 			return w.Run(ctx, func() {
@@ -467,6 +486,10 @@ type pipeline struct {
 	ads  *ads.Server
 	jwks *jwks.Fetcher
 	log  *slog.Logger
+	// ca, when it runs, supplies the CRL of every push context.
+	ca      *ca.CA
+	crlFrom *ca.CRL               // the CA's list behind crl
+	crl     *model.RevocationList // guarded by mu
 	// rateLimit, when running, is given the RateLimit rules of every snapshot.
 	rateLimit *ratelimit.Service
 
@@ -616,6 +639,31 @@ func (p *pipeline) push(req *model.PushRequest) {
 	if p.jwks != nil {
 		pc.JWKS = p.jwks.Snapshot()
 	}
+	pc.CRL = p.revocationList()
 	p.log.Debug("push", "version", pc.Version, "full", req.Full, "types", len(req.Types), "addresses", len(req.Addresses), "eds_hosts", len(req.EDSHosts), "reason", req.Reason)
 	p.ads.Push(pc, req)
+}
+
+// revocationList returns the CA's CRL for push contexts: the same pointer
+// while the list is unchanged (generate.Cache keys on it). When the CA
+// cannot sign a CRL the previous one stays, and the error is logged.
+func (p *pipeline) revocationList() *model.RevocationList {
+	if p.ca == nil {
+		return nil
+	}
+	crl, err := p.ca.CRL()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err != nil {
+		p.log.Error("revocation list not updated: proxies keep the previous one", "error", err)
+		return p.crl
+	}
+	if crl != p.crlFrom {
+		p.crlFrom, p.crl = crl, nil
+		if crl != nil {
+			p.crl = &model.RevocationList{PEM: crl.PEM}
+			p.log.Info("revocation list pushed to proxies", "revoked_certificates", len(crl.Serials), "serials", crl.Serials)
+		}
+	}
+	return p.crl
 }

@@ -64,14 +64,14 @@ func TestProxyServesWithControlPlaneBlackholed(t *testing.T) {
 // chaosMesh runs mastd and one sidecar (INTERCEPTION_MODE NONE) in front of
 // two backends, v1 and v2, routed to v1; get sends one request through the
 // sidecar and returns the answering version.
-func chaosMesh(t *testing.T) (dir string, mastd *process, get func() (string, error)) {
+func chaosMesh(t *testing.T, mastdArgs ...string) (dir string, mastd *process, get func() (string, error)) {
 	t.Helper()
 	v1, v2 := versionServer(t, "v1"), versionServer(t, "v2")
 	dir = t.TempDir()
 	writeFile(t, dir, "backend.yaml", fmt.Sprintf(resilienceService, v1, v2))
 	writeFile(t, dir, "routing.yaml", fmt.Sprintf(resilienceRouting, "v1"))
 	xdsAddr := freeAddr(t)
-	mastd = start(t, "mastd", "--config", dir, "--xds-addr", xdsAddr, "--monitoring-addr", freeAddr(t), "--debounce-after", "10ms")
+	mastd = start(t, "mastd", append([]string{"--config", dir, "--xds-addr", xdsAddr, "--monitoring-addr", freeAddr(t), "--debounce-after", "10ms"}, mastdArgs...)...)
 	waitLine(t, mastd, "mastd serving", 30*time.Second)
 	ip := uniqueLoopback()
 	id := fmt.Sprintf("sidecar~%s~client-1.default~default.svc.cluster.local", ip)

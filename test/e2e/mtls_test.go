@@ -40,12 +40,14 @@ type mtlsMesh struct {
 	configDir  string
 	caDir      string
 	caAddr     string
+	monAddr    string // mastd's monitoring (debug) address
 	net        string // 127.X.Y
 	serverIP   string
 	clientIP   string
 	appAddr    string
 	client     *http.Client // through the client sidecar's HTTP proxy
 	proxies    map[string]*process
+	mastd      *process
 	appHeaders atomic.Pointer[http.Header]
 }
 
@@ -124,6 +126,7 @@ func startMTLSMesh(t *testing.T, caDir, caAddr string, extraProxyArgs ...string)
 	}
 
 	xdsAddr, monAddr := freeAddr(t), freeAddr(t)
+	m.monAddr = monAddr
 	args := []string{"--config", m.configDir, "--xds-addr", xdsAddr, "--monitoring-addr", monAddr}
 	m.caAddr = caAddr
 	if caAddr == "" {
@@ -131,6 +134,7 @@ func startMTLSMesh(t *testing.T, caDir, caAddr string, extraProxyArgs ...string)
 		args = append(args, "--ca-dir", m.caDir, "--secure-xds-addr", m.caAddr)
 	}
 	mastd := start(t, "mastd", args...)
+	m.mastd = mastd
 	waitLine(t, mastd, "mastd serving", 30*time.Second)
 	// xDS over mTLS to mastd's 15012 when mastd runs the CA; with a CA of
 	// the test's own (no ADS there), plaintext to mastd on loopback.

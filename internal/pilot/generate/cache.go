@@ -367,6 +367,7 @@ type clusterKey struct {
 	grpc         bool
 	workloadCert bool
 	security     *epoch // PeerAuthentications (endpoint tlsMode) and the mesh (trust domain)
+	crl          *model.RevocationList
 }
 
 // cluster is serviceCluster through the cache, when there is one.
@@ -376,7 +377,7 @@ func (g *gen) cluster(svc *registry.Service, port registry.Port, subset string, 
 	}
 	st := g.cache.state(g.pc)
 	key := clusterKey{svc: svc, port: port, subset: subset, dr: idOf(dr), endpoints: g.endpointsID(svc.Hostname),
-		grpc: g.grpc, workloadCert: g.p.HasWorkloadCert(), security: st.security}
+		grpc: g.grpc, workloadCert: g.p.HasWorkloadCert(), security: st.security, crl: g.pc.CRL}
 	m, enc := g.cache.lookup(st, key, func() proto.Message { return g.serviceCluster(svc, port, subset, dr) })
 	if m == nil {
 		return nil, nil

@@ -123,7 +123,7 @@ func (g *gen) gatewayListeners() []model.XDSResource {
 					addChain(&listenerv3.FilterChain{
 						Name:             s.httpsRouteName(),
 						FilterChainMatch: sniMatch(s.hosts()),
-						TransportSocket:  downstreamTLS(s.srv.GetTls(), true),
+						TransportSocket:  downstreamTLS(s.srv.GetTls(), true, g.pc.CRL),
 						Filters:          []*listenerv3.Filter{hcmFilter(g.withAuthnFilters(hcmConfig("outbound_"+name, s.httpsRouteName(), nil, true)))},
 					})
 				case s.isPassthrough():
@@ -136,7 +136,7 @@ func (g *gen) gatewayListeners() []model.XDSResource {
 					if cs := g.gatewayTCPDestinations(s, port); len(cs) > 0 {
 						addChain(&listenerv3.FilterChain{
 							FilterChainMatch: sniMatch(s.hosts()),
-							TransportSocket:  downstreamTLS(s.srv.GetTls(), false),
+							TransportSocket:  downstreamTLS(s.srv.GetTls(), false, g.pc.CRL),
 							Filters:          []*listenerv3.Filter{tcpProxy("outbound_"+name, cs)},
 						})
 					}
@@ -175,8 +175,9 @@ func sniMatch(hosts []serverHost) *listenerv3.FilterChainMatch {
 }
 
 // downstreamTLS is the TLS context of a terminating Gateway server: SDS
-// secret credentialName (and credentialName-cacert for MUTUAL), or the files.
-func downstreamTLS(t *networking.ServerTLSSettings, http bool) *corev3.TransportSocket {
+// secret credentialName (and credentialName-cacert for MUTUAL), or the files;
+// ISTIO_MUTUAL clients are checked against the mesh CA's crl too.
+func downstreamTLS(t *networking.ServerTLSSettings, http bool, crl *model.RevocationList) *corev3.TransportSocket {
 	ctx := &tlsv3.DownstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{}}
 	cc := ctx.CommonTlsContext
 	if http {
@@ -187,6 +188,12 @@ func downstreamTLS(t *networking.ServerTLSSettings, http bool) *corev3.Transport
 	case t.GetMode() == networking.ServerTLSSettings_ISTIO_MUTUAL:
 		cc.TlsCertificateSdsSecretConfigs = []*tlsv3.SdsSecretConfig{sdsSecret(sdsDefaultSecret)}
 		cc.ValidationContextType = &tlsv3.CommonTlsContext_ValidationContextSdsSecretConfig{ValidationContextSdsSecretConfig: sdsSecret(sdsRootSecret)}
+		if crl != nil {
+			cc.ValidationContextType = &tlsv3.CommonTlsContext_CombinedValidationContext{CombinedValidationContext: &tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
+				DefaultValidationContext:         withCRL(&tlsv3.CertificateValidationContext{}, crl),
+				ValidationContextSdsSecretConfig: sdsSecret(sdsRootSecret),
+			}}
+		}
 		ctx.RequireClientCertificate = boolv(true)
 	case t.GetCredentialName() != "":
 		cc.TlsCertificateSdsSecretConfigs = []*tlsv3.SdsSecretConfig{sdsSecret(t.GetCredentialName())}

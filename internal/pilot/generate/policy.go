@@ -380,7 +380,7 @@ func (g *gen) upstreamTLS(t *networking.ClientTLSSettings, port uint32, subset, 
 		cc.TlsParams = tlsParams13()
 		cc.TlsCertificateSdsSecretConfigs = []*tlsv3.SdsSecretConfig{sdsSecret(sdsDefaultSecret)}
 		cc.ValidationContextType = &tlsv3.CommonTlsContext_CombinedValidationContext{CombinedValidationContext: &tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
-			DefaultValidationContext:         &tlsv3.CertificateValidationContext{MatchTypedSubjectAltNames: sanMatchers(sans)},
+			DefaultValidationContext:         g.withCRL(&tlsv3.CertificateValidationContext{MatchTypedSubjectAltNames: sanMatchers(sans)}),
 			ValidationContextSdsSecretConfig: sdsSecret(sdsRootSecret),
 		}}
 	case networking.ClientTLSSettings_SIMPLE, networking.ClientTLSSettings_MUTUAL:

@@ -91,6 +91,12 @@ type MeshConfig struct {
 	MixerCheckServer, MixerReportServer      string
 }
 
+// RevocationList is the PEM X.509 CRLs (one per signing certificate) of
+// the mesh CA.
+type RevocationList struct {
+	PEM []byte
+}
+
 // ExtensionProvider is one of MeshConfig's extensionProviders.
 type ExtensionProvider = meshconfig.MeshConfig_ExtensionProvider
 
@@ -109,6 +115,10 @@ type PushContext struct {
 	// JWKS are the key sets mastd fetched for RequestAuthentication
 	// jwksUri (and issuer discovery); set before the context is shared.
 	JWKS JWKSSnapshot
+	// CRL is the mesh CA's revocation list, nil while no certificate is
+	// revoked; generators put it in every Istio mTLS validation context.
+	// Set before the context is shared; the same pointer means the same list.
+	CRL *RevocationList
 
 	idxOnce sync.Once
 	idx     *index // built once, in NewPushContext (or on first use for a literal PushContext)

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -70,6 +71,7 @@ func TestMTLSRevocation(t *testing.T) {
 		re := regexp.MustCompile(`certificate revoked.* peer=` + peer + ` identity=spiffe://cluster.local/ns/default/sa/` + sa + ` serial=([0-9a-f]+)`)
 		var serial string
 		eventually(t, 30*time.Second, p.name+" logging the revoked "+sa, func() error {
+			m.viaSidecar() // new connections, which the sidecars must refuse
 			m := re.FindStringSubmatch(p.Output())
 			if m == nil {
 				return fmt.Errorf("no line matching %s", re)
@@ -80,7 +82,33 @@ func TestMTLSRevocation(t *testing.T) {
 		return serial
 	}
 
+	// crlPushed waits until both sidecars hold a CRL listing n serials'
+	// worth of PEM (their config_dump carries the validation contexts).
+	crlPushed := func(before map[string]string) {
+		t.Helper()
+		for _, name := range []string{"server", "client"} {
+			out := m.proxies[name].Output()
+			i := strings.Index(out, `msg="admin listening" addr=`)
+			addr := strings.Fields(out[i+len(`msg="admin listening" addr=`):])[0]
+			eventually(t, 30*time.Second, name+" receiving the new CRL", func() error {
+				resp, err := http.Get("http://" + addr + "/config_dump")
+				if err != nil {
+					return err
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				crl := regexp.MustCompile(`"crl":\s*\{[^}]*\}`).FindString(string(b))
+				if crl == "" || crl == before[name] {
+					return fmt.Errorf("no new crl in its config_dump")
+				}
+				before[name] = crl
+				return nil
+			})
+		}
+	}
+	seen := map[string]string{}
 	revoke("client")
+	crlPushed(seen)
 	eventually(t, 30*time.Second, "the revoked client refused by the server sidecar", func() error {
 		code, _, err := m.viaSidecar()
 		if err == nil && code == 200 {
@@ -97,6 +125,7 @@ func TestMTLSRevocation(t *testing.T) {
 	}
 
 	revoke("server")
+	crlPushed(seen)
 	refusal(m.proxies["client"], "server", "server")
 	if code, _, err := m.viaSidecar(); err == nil && code == 200 {
 		t.Fatal("the client sidecar reached a revoked server")

@@ -154,6 +154,10 @@ spec:
 					!strings.Contains(got, "Field:    spec.rules[1]") {
 					t.Errorf("mast why --request-id %s: %v\n%s", id[1], err, got)
 				}
+				got, err = m.mast("x", "authz", "check", "ratings-v1")
+				if err != nil || !regexp.MustCompile(`(?m)^DENY +deny-ratings\.default +2$`).MatchString(got) {
+					t.Errorf("mast x authz check ratings-v1: %v\n%s", err, got)
+				}
 			},
 		},
 		{

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mast-mesh/mast/internal/buildinfo"
 	"github.com/mast-mesh/mast/internal/localmesh"
 )
 
@@ -68,7 +69,7 @@ func collectBugReport(st *localmesh.RunState, logBytes int, progress io.Writer) 
 	var problems []string
 	add := func(name string, data []byte) { files = append(files, reportFile{name, redact(name, data)}) }
 	fmt.Fprintln(progress, "Collecting mastd's debug pages...")
-	add("version.txt", []byte("client version: "+buildVersion()+"\n"))
+	add("version.txt", []byte("client version: "+buildinfo.Version()+"\n"))
 	for _, page := range []string{"syncz", "configz", "registryz"} {
 		b, err := httpGet("http://" + st.MonitoringAddr + "/debug/" + page)
 		if err != nil {

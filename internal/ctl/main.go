@@ -29,6 +29,7 @@ func verbs() []verb {
 		{"proxy-config", "show a proxy's clusters, listeners, routes and endpoints", plain(ProxyConfig)},
 		{"ca", "revoke a workload identity at mastd's CA (ca revoke ID) or list revoked ones (ca revoked)", CA},
 		{"why", "follow a request through the mesh and name the hop, cause and resource of its failure", plain(Why)},
+		{"describe", "describe a workload (pod) or service: the routing, TLS, mTLS and policies that apply, with warnings", plain(Describe)},
 		{"x", "experimental commands: x authz check PROXY (the AuthorizationPolicies in force at a proxy)", plain(X)},
 		{"bug-report", "write a tarball of the mesh's config dumps, logs, sync state and analysis, secrets removed", plain(BugReport)},
 		{"dashboard", "open the built-in dashboard (service graph, signals, config, proxies, policy), Prometheus or Jaeger", plain(Dashboard)},

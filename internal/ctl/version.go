@@ -4,33 +4,19 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"runtime/debug"
 	"strings"
 
+	"github.com/mast-mesh/mast/internal/buildinfo"
 	"github.com/mast-mesh/mast/internal/pilot/ads"
 )
-
-// buildVersion is the module version and VCS revision this binary was built from.
-func buildVersion() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	v := bi.Main.Version
-	for _, s := range bi.Settings {
-		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-			v += " (" + s.Value[:12] + ")"
-		}
-	}
-	return v + " " + bi.GoVersion
-}
 
 // Version runs `mast version`: the client's build, and the mesh's control
 // plane and proxies as mastd sees them.
 func Version(args []string, stdout, stderr io.Writer) int {
 	c := newCommand("version", "[flags]",
 		"Prints the version of this mast binary and, when a mesh is reachable, mastd's address and every\n"+
-			"connected proxy. `mast up` runs mastd and the proxies from this same build.",
+			"connected proxy with its version (the ISTIO_VERSION metadata its node sent mastd, as istioctl reads it).\n"+
+			"`mast up` runs mastd and the proxies from this same build.",
 		"mast version",
 		"mast version --remote=false")
 	var m meshFlags
@@ -39,7 +25,7 @@ func Version(args []string, stdout, stderr io.Writer) int {
 	if code, ok := c.parse(args, stdout, stderr); !ok {
 		return code
 	}
-	fmt.Fprintf(stdout, "client version: %s\n", buildVersion())
+	fmt.Fprintf(stdout, "client version: %s\n", buildinfo.Version())
 	if !*remote {
 		return ExitOK
 	}
@@ -61,7 +47,11 @@ func Version(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "control plane: mastd at %s\n", strings.TrimPrefix(base, "http://"))
 	fmt.Fprintf(stdout, "data plane: %d proxies connected\n", len(status))
 	for _, p := range status {
-		fmt.Fprintf(stdout, "  %s (%s stream)\n", proxyShortName(p.ID), p.Stream)
+		v := p.Version
+		if v == "" {
+			v = "unknown (the proxy sent no ISTIO_VERSION metadata)"
+		}
+		fmt.Fprintf(stdout, "  %s (%s stream): %s\n", proxyShortName(p.ID), p.Stream, v)
 	}
 	return ExitOK
 }

@@ -85,6 +85,10 @@ spec:
 			args:   []string{"http://reviews:9080/reviews/0", "--from", "productpage-v1"},
 			status: "503",
 			want:   []string{"Flag:     UH", "selects no workload", "Resource: DestinationRule default/reviews", "Field:    spec.subsets[1].labels"},
+			then: func(t *testing.T, _ string) {
+				wantOutput(t, m, []string{"describe", "service", "reviews"}, "Service: reviews", "DestinationRule: reviews.default for \"reviews\"",
+					"Subsets: v1,v9", "VirtualService: reviews.default", "WARNING: ", "IST0173")
+			},
 		},
 		{
 			name:   "an unknown host",
@@ -111,6 +115,10 @@ spec:
 			status: "503",
 			want: []string{"Hop:      reviews-v2 -> ratings-v1", "mTLS mismatch", "PeerAuthentication default/default",
 				"Resource: DestinationRule default/ratings", "Field:    spec.trafficPolicy.tls.mode"},
+			then: func(t *testing.T, _ string) {
+				wantOutput(t, m, []string{"describe", "pod", "ratings-v1"}, "Pod: ratings-v1", "Service: ratings", "Matching subsets: v1",
+					"Traffic Policy TLS Mode: DISABLE", "Workload mTLS mode: STRICT (PeerAuthentication default.default)", "RBAC policies: none")
+			},
 		},
 		{
 			name: "a configuration the proxy rejects (NACK)",
@@ -312,6 +320,12 @@ spec:
 			}
 		})
 	}
+	t.Run("version names every proxy's version", func(t *testing.T) {
+		out, err := m.mast("version")
+		if n := len(regexp.MustCompile(`(?m)^  \S+ \((sotw|delta) stream\): [^u]`).FindAllString(out, -1)); err != nil || n != 7 {
+			t.Errorf("mast version: %v, %d proxies with a version:\n%s", err, n, out)
+		}
+	})
 	t.Run("proxy-status shows every proxy SYNCED after the NACK", func(t *testing.T) {
 		m.mast("reset")
 		eventually(t, 30*time.Second, "every proxy SYNCED", func() error {
@@ -341,4 +355,19 @@ func burst(t *testing.T, proxyURL, target string, n int) {
 		}()
 	}
 	wg.Wait()
+}
+
+// wantOutput runs mast with args and checks its output has every want.
+func wantOutput(t *testing.T, m *mesh, args []string, want ...string) {
+	t.Helper()
+	out, err := m.mast(args...)
+	t.Logf("mast %s:\n%s", strings.Join(args, " "), out)
+	if err != nil {
+		t.Errorf("mast %s: %v", strings.Join(args, " "), err)
+	}
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("mast %s: output lacks %q", strings.Join(args, " "), w)
+		}
+	}
 }

@@ -18,14 +18,16 @@ const (
 
 // ProxyStatus is the xDS state of one connected proxy (one stream).
 type ProxyStatus struct {
-	ID             string       `json:"id"`
-	ConnectionID   string       `json:"connectionId"`
-	Namespace      string       `json:"namespace"`
-	ConnectedSince time.Time    `json:"connectedSince"`
-	Stream         string       `json:"stream"` // "sotw" or "delta"
-	PushPending    bool         `json:"pushPending"`
-	Sending        string       `json:"sending,omitempty"` // type URL of a response in flight
-	Types          []TypeStatus `json:"types"`
+	ID             string    `json:"id"`
+	ConnectionID   string    `json:"connectionId"`
+	Namespace      string    `json:"namespace"`
+	ConnectedSince time.Time `json:"connectedSince"`
+	Stream         string    `json:"stream"` // "sotw" or "delta"
+	// Version is the proxy's build, from its node's ISTIO_VERSION metadata.
+	Version     string       `json:"version,omitempty"`
+	PushPending bool         `json:"pushPending"`
+	Sending     string       `json:"sending,omitempty"` // type URL of a response in flight
+	Types       []TypeStatus `json:"types"`
 }
 
 // TypeStatus is the state of one resource type on one proxy.
@@ -76,6 +78,7 @@ func (c *conn) status() ProxyStatus {
 		Namespace:      c.proxy.Namespace,
 		ConnectedSince: c.connectedAt,
 		Stream:         c.kind,
+		Version:        c.proxy.Metadata["ISTIO_VERSION"],
 		PushPending:    c.pending != nil,
 		Sending:        c.sending,
 	}

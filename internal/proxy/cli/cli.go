@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mast-mesh/mast/internal/buildinfo"
 	"github.com/mast-mesh/mast/internal/proxy/capture"
 	"github.com/mast-mesh/mast/internal/proxy/dataplane"
 	"github.com/mast-mesh/mast/internal/proxy/xdsclient"
@@ -147,6 +148,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("--meta %q: want KEY=VALUE", kv)
 		}
 		md[k] = v
+	}
+	if md["ISTIO_VERSION"] == "" {
+		md["ISTIO_VERSION"] = buildinfo.Version() // what istioctl's proxy-status and version show
 	}
 	if af.enabled() {
 		md[WorkloadCertMeta] = "true" // the control plane may then give this proxy mTLS

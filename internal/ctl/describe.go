@@ -68,6 +68,9 @@ type describer struct {
 		Resource             struct{ Kind, Namespace, Name string }
 	}
 	shown map[string]bool // resources whose findings are printed
+	// plainDRs are the DestinationRules seen that make clients send
+	// without mutual TLS (DISABLE, SIMPLE), with their mode.
+	plainDRs []string
 }
 
 // loadFindings runs `mast analyze` over the mesh's configuration.
@@ -118,7 +121,7 @@ func (d *describer) warnings(kind, ns, name string) {
 	d.shown[key] = true
 	for _, f := range d.findings {
 		if f.Resource.Kind == kind && f.Resource.Name == name && (f.Resource.Namespace == ns || f.Resource.Namespace == "") {
-			d.printf("   WARNING: %s [%s] %s\n", f.Level, f.Code, f.Message)
+			d.printf("   WARNING: [%s] (%s) %s\n", f.Code, f.Level, f.Message)
 		}
 	}
 }
@@ -207,6 +210,9 @@ func (d *describer) describeService(r config.Resource, podLabels map[string]stri
 			mode = tp.GetTls().GetMode().String()
 		}
 		d.printf("   Traffic Policy TLS Mode: %s\n", mode)
+		if m := tp.GetTls().GetMode(); m == networking.ClientTLSSettings_DISABLE || m == networking.ClientTLSSettings_SIMPLE {
+			d.plainDRs = append(d.plainDRs, fmt.Sprintf("%s.%s (%s)", dr.Name, dr.Namespace, m))
+		}
 		var pols []string
 		if tp.GetConnectionPool() != nil {
 			pols = append(pols, "connectionPool")
@@ -285,6 +291,10 @@ func (d *describer) peerAuthentication(wl workload) {
 		}
 	}
 	d.printf("Effective PeerAuthentication:\n   Workload mTLS mode: %s (%s)\n", mode, from)
+	if mode == "STRICT" && len(d.plainDRs) > 0 {
+		d.printf("   WARNING: the workload requires mutual TLS, but DestinationRule %s makes its clients send without it: their requests fail (503 UC)\n",
+			strings.Join(d.plainDRs, ", "))
+	}
 	if len(applied) > 0 {
 		d.printf("Applied PeerAuthentication:\n   %s\n", strings.Join(applied, ", "))
 	}

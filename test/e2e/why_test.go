@@ -87,7 +87,7 @@ spec:
 			want:   []string{"Flag:     UH", "selects no workload", "Resource: DestinationRule default/reviews", "Field:    spec.subsets[1].labels"},
 			then: func(t *testing.T, _ string) {
 				wantOutput(t, m, []string{"describe", "service", "reviews"}, "Service: reviews", "DestinationRule: reviews.default for \"reviews\"",
-					"Subsets: v1,v9", "VirtualService: reviews.default", "WARNING: ", "IST0173")
+					"Subsets: v1,v9", "VirtualService: reviews.default", "WARNING: [IST0173]")
 			},
 		},
 		{
@@ -117,7 +117,8 @@ spec:
 				"Resource: DestinationRule default/ratings", "Field:    spec.trafficPolicy.tls.mode"},
 			then: func(t *testing.T, _ string) {
 				wantOutput(t, m, []string{"describe", "pod", "ratings-v1"}, "Pod: ratings-v1", "Service: ratings", "Matching subsets: v1",
-					"Traffic Policy TLS Mode: DISABLE", "Workload mTLS mode: STRICT (PeerAuthentication default.default)", "RBAC policies: none")
+					"Traffic Policy TLS Mode: DISABLE", "Workload mTLS mode: STRICT (PeerAuthentication default.default)", "RBAC policies: none",
+					"WARNING: the workload requires mutual TLS, but DestinationRule ratings.default (DISABLE) makes its clients send without it")
 			},
 		},
 		{

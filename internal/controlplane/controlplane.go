@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/mast-mesh/mast/internal/adminguard"
@@ -30,6 +31,7 @@ import (
 	"github.com/mast-mesh/mast/internal/config"
 	"github.com/mast-mesh/mast/internal/config/store"
 	"github.com/mast-mesh/mast/internal/dashboard"
+	"github.com/mast-mesh/mast/internal/kube/autoregister"
 	"github.com/mast-mesh/mast/internal/pilot/ads"
 	"github.com/mast-mesh/mast/internal/pilot/generate"
 	"github.com/mast-mesh/mast/internal/pilot/jwks"
@@ -163,6 +165,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if !cfg.DisableXDSCache {
 		gen = generate.NewCache(generate.CacheConfig{SelfCheck: cfg.XDSCacheSelfCheck, Logger: log.With("component", "xdscache")}).Generate
 	}
+	// WorkloadGroup auto-registration, on Kubernetes (set below, before
+	// any stream is served).
+	var autoReg atomic.Pointer[autoregister.Controller]
 	adsServer := ads.New(ads.Config{
 		Generate:        gen,
 		ClusterHost:     generate.ClusterHost,
@@ -172,6 +177,16 @@ func Run(ctx context.Context, cfg Config) error {
 		Authorize:       xdsAuthorizer(authority),
 		MaxConnsPerNode: cfg.MaxConnsPerNode,
 		SendTimeout:     cfg.XDSSendTimeout,
+		Connected: func(ctx context.Context, p *model.Proxy) {
+			if a := autoReg.Load(); a != nil {
+				a.Connected(ctx, p, tlsPeer(ctx))
+			}
+		},
+		Disconnected: func(p *model.Proxy) {
+			if a := autoReg.Load(); a != nil {
+				a.Disconnected(p)
+			}
+		},
 	})
 
 	var mix *mixerServer
@@ -228,7 +243,12 @@ func Run(ctx context.Context, cfg Config) error {
 				kreg = r
 			}
 		}
-		var err error
+		dyn, err := dynamic.NewForConfig(cfg.Kube.Rest)
+		if err != nil {
+			return fmt.Errorf("kubernetes dynamic client: %w", err)
+		}
+		autoReg.Store(&autoregister.Controller{Dynamic: dyn, Identity: cfg.Kube.Identity, Grace: cfg.Kube.WorkloadEntryGrace,
+			Logger: log.With("component", "autoregister")})
 		kubeCtl, err = newKubeControl(cfg.Kube, kreg, func(snap *config.Snapshot) {
 			sources.update(nil, snap, func(all *config.Snapshot) {
 				if req := p.configChanged(all, nil); req != nil {

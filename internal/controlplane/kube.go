@@ -39,6 +39,9 @@ type KubeConfig struct {
 	// runs, in its own goroutine, while this replica holds the Lease, with a
 	// context cancelled when it loses it.
 	Leading []func(ctx context.Context)
+	// WorkloadEntryGrace is how long an auto-registered WorkloadEntry
+	// outlives its proxy's last stream (10s when zero).
+	WorkloadEntryGrace time.Duration
 }
 
 // LeaseName is the Lease the status writers elect their leader with.
@@ -46,13 +49,14 @@ const LeaseName = "mast-status-leader"
 
 type kubeFlags struct {
 	kubeconfig, namespace, identity string
-	lease                           time.Duration
+	lease, weGrace                  time.Duration
 }
 
 func (f *kubeFlags) flags(fs *flag.FlagSet) {
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file of the cluster, with --registry kubernetes (default: in-cluster service account, else $KUBECONFIG)")
 	fs.StringVar(&f.namespace, "kube-namespace", "istio-system", "mastd's namespace: the status writers' Lease lives there")
 	fs.StringVar(&f.identity, "kube-identity", "", "this replica's name in leader election (default: $POD_NAME, else host name and pid)")
+	fs.DurationVar(&f.weGrace, "workload-entry-grace-period", 10*time.Second, "how long a WorkloadEntry auto-registered from a WorkloadGroup outlives its proxy's disconnection (Istio's PILOT_WORKLOAD_ENTRY_GRACE_PERIOD)")
 	fs.DurationVar(&f.lease, "kube-lease-duration", 15*time.Second, "duration of the status writers' Lease; a new leader takes over within it")
 }
 
@@ -82,7 +86,7 @@ func (f *kubeFlags) config() (*KubeConfig, error) {
 		host, _ := os.Hostname()
 		id = host + "-" + strconv.Itoa(os.Getpid())
 	}
-	return &KubeConfig{Rest: rc, Namespace: f.namespace, Identity: id, LeaseDuration: f.lease}, nil
+	return &KubeConfig{Rest: rc, Namespace: f.namespace, Identity: id, LeaseDuration: f.lease, WorkloadEntryGrace: f.weGrace}, nil
 }
 
 // newKubeRegistry is the Kubernetes registry of --registry kubernetes.

@@ -51,3 +51,14 @@ func xdsAuthorizer(authority *ca.CA) func(context.Context, *model.Proxy) error {
 		return nil
 	}
 }
+
+// tlsPeer reports whether the stream came over TLS, where xdsAuthorizer has
+// bound the node's namespace and service account to its certificate.
+func tlsPeer(ctx context.Context) bool {
+	pr, ok := peer.FromContext(ctx)
+	if !ok {
+		return false
+	}
+	_, isTLS := pr.AuthInfo.(credentials.TLSInfo)
+	return isTLS
+}

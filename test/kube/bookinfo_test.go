@@ -600,7 +600,7 @@ func buildMast(t *testing.T, dir string) (mastd, proxy string) {
 }
 
 // startMastd runs mastd against the cluster and returns its monitoring address.
-func startMastd(t *testing.T, bin, kubeconfig, caDir, secureXDS, webhookAddr string) string {
+func startMastd(t *testing.T, bin, kubeconfig, caDir, secureXDS, webhookAddr string, extra ...string) string {
 	t.Helper()
 	if err := os.MkdirAll(caDir, 0o700); err != nil {
 		t.Fatal(err)
@@ -610,6 +610,7 @@ func startMastd(t *testing.T, bin, kubeconfig, caDir, secureXDS, webhookAddr str
 		"--webhook-addr", webhookAddr, "--webhook-validating-configs", "mast-validator-istio-system",
 		"--webhook-injector-configs", "mast-sidecar-injector-istio-system", "--debounce-after", "10ms", "--kube-lease-duration", "2s",
 		"--components", "pilot,galley")
+	cmd.Args = append(cmd.Args, extra...)
 	out := &lockedWriter{}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -217,28 +217,7 @@ func (k *kubelet) run(t *testing.T, pod *corev1.Pod) *podRun {
 	k.mu.Lock()
 	k.pods[pod.Name] = r
 	k.mu.Unlock()
-	if err := os.MkdirAll(filepath.Join(k.dir, pod.Name), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	etc := filepath.Join("/etc/netns", ns.Name)
-	if err := os.MkdirAll(etc, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(etc) })
-	var hosts strings.Builder
-	hosts.WriteString("127.0.0.1 localhost\n" + ip + " " + pod.Name + "\n")
-	for _, name := range slices.Sorted(maps.Keys(k.hosts)) {
-		fmt.Fprintf(&hosts, "%s %s\n", k.hosts[name], name)
-	}
-	if err := os.WriteFile(filepath.Join(etc, "hosts"), []byte(hosts.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	// No kube-dns either: names resolve from hosts, and any DNS query
-	// (gRPC's resolver asks for TXT records) is refused at once rather than
-	// sent towards the host's nameserver, unreachable from the pod.
-	if err := os.WriteFile(filepath.Join(etc, "resolv.conf"), []byte("nameserver 127.0.0.1\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	k.writeEtc(t, ns, ip, pod.Name)
 
 	now := metav1.Now()
 	pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}}, HostIP: k.net.hostIP,
@@ -289,6 +268,35 @@ func (k *kubelet) run(t *testing.T, pod *corev1.Pod) *podRun {
 	k.updateStatus(t, pod)
 	k.setEndpoint(t, pod, &endpoint{ip: ip, uid: pod.UID, ready: true})
 	return r
+}
+
+// writeEtc prepares a pod's directory and the files `ip netns exec` mounts
+// over /etc in its namespace: hosts (the DNS the pod sees: Service names to
+// cluster IPs, istiod to the host where mastd runs) and resolv.conf.
+func (k *kubelet) writeEtc(t *testing.T, ns *netns.Namespace, ip, name string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Join(k.dir, name), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	etc := filepath.Join("/etc/netns", ns.Name)
+	if err := os.MkdirAll(etc, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(etc) })
+	var hosts strings.Builder
+	hosts.WriteString("127.0.0.1 localhost\n" + ip + " " + name + "\n")
+	for _, h := range slices.Sorted(maps.Keys(k.hosts)) {
+		fmt.Fprintf(&hosts, "%s %s\n", k.hosts[h], h)
+	}
+	if err := os.WriteFile(filepath.Join(etc, "hosts"), []byte(hosts.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// No kube-dns either: names resolve from hosts, and any DNS query
+	// (gRPC's resolver asks for TXT records) is refused at once rather than
+	// sent towards the host's nameserver, unreachable from the pod.
+	if err := os.WriteFile(filepath.Join(etc, "resolv.conf"), []byte("nameserver 127.0.0.1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func (k *kubelet) updateStatus(t *testing.T, pod *corev1.Pod) {

@@ -433,6 +433,9 @@ func serveStream[Req any, Resp any, PReq interface {
 	if err := s.addConn(c); err != nil {
 		return err
 	}
+	if s.connected != nil {
+		s.connected(stream.Context(), p)
+	}
 	out := startOutbox(stream.Send, s.sendTimeout)
 	st := newHandler(c, out)
 	stop := make(chan struct{})
@@ -444,5 +447,8 @@ func serveStream[Req any, Resp any, PReq interface {
 	close(stop)
 	out.close()
 	s.removeConn(c, err)
+	if s.disconn != nil {
+		s.disconn(p)
+	}
 	return err
 }

@@ -61,6 +61,11 @@ type Config struct {
 	// known: an error (a gRPC status) refuses the stream. mastd binds the
 	// node to the client certificate's SPIFFE identity with it.
 	Authorize func(ctx context.Context, p *model.Proxy) error
+	// Connected and Disconnected, when set, are told about every stream
+	// once it is accepted (after Authorize) and once it has ended (WorkloadGroup
+	// auto-registration). Connected gets the stream's context.
+	Connected    func(ctx context.Context, p *model.Proxy)
+	Disconnected func(p *model.Proxy)
 	// MaxConnsPerNode bounds the streams open at once for one node ID; a
 	// further one is refused with ResourceExhausted. 0 means
 	// DefaultMaxConnsPerNode; negative means no limit.
@@ -87,6 +92,8 @@ type Server struct {
 	pushSlots   chan struct{} // nil: no push throttle
 	noCache     bool
 	authorize   func(context.Context, *model.Proxy) error
+	connected   func(context.Context, *model.Proxy)
+	disconn     func(*model.Proxy)
 	maxPerNode  int
 
 	pc    atomic.Pointer[model.PushContext]
@@ -121,6 +128,8 @@ func New(cfg Config) *Server {
 	}
 	return &Server{
 		authorize:   cfg.Authorize,
+		connected:   cfg.Connected,
+		disconn:     cfg.Disconnected,
 		maxPerNode:  maxPerNode,
 		perNode:     map[string]int{},
 		pushSlots:   slots,

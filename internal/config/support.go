@@ -51,7 +51,6 @@ type supportRow struct {
 
 const (
 	telNotProven = `applied by mastd, not yet proven end to end`
-	telMetrics   = `metrics overrides are not applied: every proxy reports Istio's standard metrics`
 	telNotDone   = `not implemented`
 )
 
@@ -205,9 +204,8 @@ var supportTable = []supportRow{
 	{"mast.ratelimit.v1alpha1.Override", Honoured, "", "dimensions maxAmount validDuration"},
 
 	// ---- telemetry.istio.io
-	{"telemetry.v1alpha1.Telemetry", Honoured, "", "selector tracing accessLogging"},
+	{"telemetry.v1alpha1.Telemetry", Honoured, "", "selector tracing accessLogging metrics"},
 	{"telemetry.v1alpha1.Telemetry", Warned, telNotProven, "targetRef targetRefs"},
-	{"telemetry.v1alpha1.Telemetry", Warned, telMetrics, "metrics"},
 	{"telemetry.v1alpha1.Tracing", Honoured, "", "providers randomSamplingPercentage disableSpanReporting customTags"},
 	{"telemetry.v1alpha1.Tracing", Warned, telNotProven, "match"},
 	{"telemetry.v1alpha1.Tracing", Warned, telNotDone, "useRequestIdForTraceSampling enableIstioTags disableContextPropagation"},
@@ -243,10 +241,12 @@ var supportTable = []supportRow{
 	{"telemetry.v1alpha1.Tracing.Environment", Warned, telNotProven, "name defaultValue"},
 	{"telemetry.v1alpha1.Tracing.RequestHeader", Warned, telNotProven, "name defaultValue"},
 	{"telemetry.v1alpha1.Tracing.Formatter", Warned, telNotDone, "value"},
-	{"telemetry.v1alpha1.Metrics", Warned, telMetrics, "providers overrides reportingInterval"},
-	{"telemetry.v1alpha1.MetricsOverrides", Warned, telMetrics, "match disabled tagOverrides"},
-	{"telemetry.v1alpha1.MetricSelector", Warned, telMetrics, "metric customMetric mode"},
-	{"telemetry.v1alpha1.MetricsOverrides.TagOverride", Warned, telMetrics, "operation value"},
+	{"telemetry.v1alpha1.Metrics", Honoured, "", "providers overrides"},
+	{"telemetry.v1alpha1.Metrics", Warned, "the TCP reporting interval is not configurable: TCP metrics are updated as bytes flow", "reportingInterval"},
+	{"telemetry.v1alpha1.MetricsOverrides", Honoured, "", "match disabled tagOverrides"},
+	{"telemetry.v1alpha1.MetricSelector", Honoured, "", "metric mode"},
+	{"telemetry.v1alpha1.MetricSelector", Warned, "Mast reports Istio's standard metrics only; overrides of other metrics change nothing", "customMetric"},
+	{"telemetry.v1alpha1.MetricsOverrides.TagOverride", Honoured, "", "operation value"},
 	{"telemetry.v1alpha1.AccessLogging", Honoured, "", "disabled filter"},
 	{"telemetry.v1alpha1.AccessLogging", Warned, telNotProven, "match providers"},
 	{"telemetry.v1alpha1.AccessLogging.LogSelector", Warned, telNotProven, "mode"},

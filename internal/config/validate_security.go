@@ -413,16 +413,29 @@ func (v *validator) telemetry(t *telemetry.Telemetry) {
 				tf := pathKey(f+".tagOverrides", name)
 				if name == "" {
 					v.warnf(tf, "tagOverrides name may not be empty")
+				} else if !promLabelName(name) {
+					v.errorf(tf, "%q is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)", name)
 				}
 				switch to.GetOperation() {
 				case telemetry.MetricsOverrides_TagOverride_UPSERT:
 					if to.GetValue() == "" {
 						v.errorf(tf+".value", "tagOverrides value must be set when operation is UPSERT")
+					} else if _, err := celfilter.TagValue(to.GetValue()); err != nil {
+						// mastd translates the value for mast-proxy
+						// (internal/celfilter): invalid CEL and values
+						// outside Istio's attributes are refused here.
+						v.errorf(tf+".value", "%v", err)
 					}
 				case telemetry.MetricsOverrides_TagOverride_REMOVE:
 					if to.GetValue() != "" {
 						v.errorf(tf+".value", "tagOverrides value may only be set when operation is UPSERT")
 					}
+				}
+			}
+			if mm, ok := o.GetMatch().GetMetricMatch().(*telemetry.MetricSelector_Metric); ok {
+				switch mm.Metric {
+				case telemetry.MetricSelector_GRPC_REQUEST_MESSAGES, telemetry.MetricSelector_GRPC_RESPONSE_MESSAGES:
+					v.warnf(f+".match.metric", "%v: Mast does not report gRPC message counts; the override changes nothing", mm.Metric)
 				}
 			}
 			if cm, ok := o.GetMatch().GetMetricMatch().(*telemetry.MetricSelector_CustomMetric); ok && cm.CustomMetric == "" {
@@ -465,4 +478,19 @@ func CheckCustomProviders(rs []Resource, providers []string) Problems {
 			Message: fmt.Sprintf("extension provider %q is not defined in MeshConfig extensionProviders %v; the requests this policy selects are denied", name, providers)})
 	}
 	return probs
+}
+
+// promLabelName reports whether s is a Prometheus label name that is not
+// reserved.
+func promLabelName(s string) bool {
+	if s == "" || strings.HasPrefix(s, "__") {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '_' && (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (i == 0 || c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
 }

@@ -53,8 +53,12 @@ type Record struct {
 	BytesReceived     int64
 	BytesSent         int64
 
-	UpstreamHost         string // ip:port
-	UpstreamCluster      string
+	UpstreamHost    string // ip:port
+	UpstreamCluster string
+	// ClusterServices are the services the upstream cluster serves (its
+	// Istio metadata istio.services[].host): on inbound clusters, the
+	// services of this workload's port, which name destination_service.
+	ClusterServices      []string
 	UpstreamLocalAddress string
 	UpstreamFailure      string // %UPSTREAM_TRANSPORT_FAILURE_REASON%
 	DownstreamLocal      string // ip:port

@@ -131,6 +131,15 @@ func TestTelemetryBookinfoPrometheus(t *testing.T) {
 		t.Errorf("rate query edges %v, want exactly %v", rates, want)
 	}
 
+	// The receiving proxy names the service after its inbound cluster's
+	// service, not the Host header the gateway's client sent (127.0.0.1).
+	for _, s := range promQuery(t, `istio_requests_total{reporter="destination",destination_workload="productpage-v1"}`) {
+		if s.labels["destination_service"] != "productpage.default.svc.cluster.local" || s.labels["destination_service_name"] != "productpage" {
+			t.Errorf("productpage's inbound series names the service %q (%q), want productpage.default.svc.cluster.local",
+				s.labels["destination_service"], s.labels["destination_service_name"])
+		}
+	}
+
 	// Istio's default access log line, field by field, in the details sidecar's log.
 	logb, err := os.ReadFile(filepath.Join(m.stateDir, "logs", "details-v1-sidecar.log"))
 	if err != nil {
@@ -156,6 +165,63 @@ func TestTelemetryBookinfoPrometheus(t *testing.T) {
 		if len(s) != 1 || s[0].labels["source_workload"] != "reviews-v2" || s[0].labels["destination_service_name"] != "ratings" ||
 			s[0].labels["response_code"] != "500" || s[0].value < 5 {
 			return fmt.Errorf("FI series %v, want reviews-v2 -> ratings, 500, at least 5", s)
+		}
+		return nil
+	})
+
+	telemetryMetricsOverrides(t, m, client)
+}
+
+// telemetryMetricsOverrides applies a Telemetry API metrics override and
+// checks that Prometheus sees it without a restart: on the server side,
+// istio_requests_total loses request_protocol and gains request_host and
+// caller_app (CEL values over Istio's attributes), istio_request_bytes is
+// disabled everywhere; the client side keeps Istio's labels.
+func telemetryMetricsOverrides(t *testing.T, m *mesh, client *http.Client) {
+	dir := t.TempDir()
+	writeFile(t, dir, "metrics.yaml", `apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: mesh-metrics, namespace: istio-system}
+spec:
+  metrics:
+  - providers: [{name: prometheus}]
+    overrides:
+    - match: {metric: REQUEST_COUNT, mode: SERVER}
+      tagOverrides:
+        request_protocol: {operation: REMOVE}
+        request_host: {value: "request.host"}
+        caller_app: {value: "downstream_peer.labels['app']"}
+    - match: {metric: REQUEST_SIZE}
+      disabled: true
+`)
+	m.apply(filepath.Join(dir, "metrics.yaml"))
+	for i := 0; i < 10; i++ {
+		m.page(client)
+	}
+	eventually(t, time.Minute, "the metrics overrides in Prometheus", func() error {
+		srv := promQuery(t, `istio_requests_total{reporter="destination",destination_workload="details-v1"}`)
+		if len(srv) == 0 {
+			return fmt.Errorf("no server-side series for details")
+		}
+		for _, s := range srv {
+			if _, ok := s.labels["request_protocol"]; ok || s.labels["request_host"] != "details:9080" || s.labels["caller_app"] != "productpage" {
+				return fmt.Errorf("details' server-side series %v: want no request_protocol, request_host=details:9080, caller_app=productpage", s.labels)
+			}
+		}
+		cli := promQuery(t, `istio_requests_total{reporter="source",source_workload="productpage-v1"}`)
+		if len(cli) == 0 {
+			return fmt.Errorf("no client-side series for productpage")
+		}
+		for _, s := range cli {
+			if _, ok := s.labels["request_host"]; ok || s.labels["request_protocol"] != "http" {
+				return fmt.Errorf("client-side series reshaped by a SERVER override: %v", s.labels)
+			}
+		}
+		if s := promQuery(t, `istio_request_bytes_count`); len(s) != 0 {
+			return fmt.Errorf("istio_request_bytes still reported: %d series", len(s))
+		}
+		if s := promQuery(t, `istio_response_bytes_count`); len(s) == 0 {
+			return fmt.Errorf("istio_response_bytes gone too")
 		}
 		return nil
 	})

@@ -9,6 +9,7 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/structpb"
 	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/mast-mesh/mast/internal/pilot/model"
@@ -160,6 +161,17 @@ func inboundCluster(in inboundPort) *clusterv3.Cluster {
 				HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: in.target}},
 			}}}},
 		},
+	}
+	if len(in.services) > 0 {
+		// Istio's inbound cluster metadata: the services behind the port.
+		svcs := make([]any, len(in.services))
+		for i, svc := range in.services {
+			name, _, _ := strings.Cut(svc.Hostname, ".")
+			svcs[i] = map[string]any{"host": svc.Hostname, "name": name, "namespace": svc.Namespace}
+		}
+		if md, err := structpb.NewStruct(map[string]any{"services": svcs}); err == nil {
+			c.Metadata = &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{"istio": md}}
+		}
 	}
 	if in.protocol == registry.HTTP2 || in.protocol == registry.GRPC {
 		// gRPC and HTTP/2 applications are spoken to in HTTP/2, as Istio does.

@@ -3,6 +3,7 @@ package generate
 import (
 	"net"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -363,6 +364,10 @@ type inboundPort struct {
 	port     uint32
 	protocol registry.Protocol
 	target   *corev3.Address // where the application listens
+	// services are the services the port serves (their namespaces), sorted
+	// by host: the inbound cluster's Istio metadata, which names
+	// destination_service in the receiving proxy's metrics.
+	services []*registry.Service
 }
 
 // inboundPorts lists the ports the proxy's workload serves: the ports of
@@ -397,11 +402,19 @@ func (g *gen) inboundPorts() []inboundPort {
 			if port == 0 {
 				port = ep.ServicePort
 			}
-			if port == 0 || seen[port] {
+			if port == 0 {
+				continue
+			}
+			if seen[port] {
+				for i := range out {
+					if out[i].port == port {
+						out[i].services = addService(out[i].services, g.pc.Service(ep.Hostname))
+					}
+				}
 				continue
 			}
 			seen[port] = true
-			out = append(out, inboundPort{port: port, protocol: proto})
+			out = append(out, inboundPort{port: port, protocol: proto, services: addService(nil, g.pc.Service(ep.Hostname))})
 		}
 	}
 	for _, e := range extra {
@@ -415,6 +428,18 @@ func (g *gen) inboundPorts() []inboundPort {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].port < out[j].port })
 	return out
+}
+
+// addService adds svc to a list sorted by host, once.
+func addService(list []*registry.Service, svc *registry.Service) []*registry.Service {
+	if svc == nil {
+		return list
+	}
+	i := sort.Search(len(list), func(i int) bool { return list[i].Hostname >= svc.Hostname })
+	if i < len(list) && list[i].Hostname == svc.Hostname {
+		return list
+	}
+	return slices.Insert(list, i, svc)
 }
 
 // appAddress parses a Sidecar ingress defaultEndpoint ("127.0.2.7:9080",

@@ -8,6 +8,7 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	telemetryapi "istio.io/api/telemetry/v1alpha1"
@@ -64,9 +65,11 @@ func jsonFormatFields(s string) map[string]*structpb.Value {
 func (g *gen) withTelemetry(out []model.XDSResource) []model.XDSResource {
 	logIn, logOut := g.accessLogs(true), g.accessLogs(false)
 	tracing := g.pc.Tracing(g.p) != nil
-	if len(logIn) == 0 && len(logOut) == 0 && !tracing {
+	mp := g.pc.Metrics(g.p)
+	if len(logIn) == 0 && len(logOut) == 0 && !tracing && mp.Empty() {
 		return out
 	}
+	statsIn, statsOut := statsConfig(mp.Server, mp.Off), statsConfig(mp.Client, mp.Off)
 	var traceIn, traceOut *hcmv3.HttpConnectionManager_Tracing
 	if tracing {
 		traceIn, traceOut = g.hcmTracing(true), g.hcmTracing(false)
@@ -81,13 +84,16 @@ func (g *gen) withTelemetry(out []model.XDSResource) []model.XDSResource {
 		if l.GetDefaultFilterChain() != nil {
 			chains = append(chains, l.GetDefaultFilterChain())
 		}
-		tr, logs := traceOut, logOut
+		tr, logs, stats := traceOut, logOut, statsOut
 		if l.GetTrafficDirection() == corev3.TrafficDirection_INBOUND {
-			tr, logs = traceIn, logIn
+			tr, logs, stats = traceIn, logIn, statsIn
 		}
 		for _, fc := range chains {
-			for _, f := range fc.GetFilters() {
-				g.addTelemetry(f, logs, tr)
+			for j := 0; j < len(fc.GetFilters()); j++ {
+				if g.addTelemetry(fc.Filters[j], logs, tr, stats) {
+					addStatsTCP(fc, j, stats)
+					j++
+				}
 			}
 		}
 		out[i].Resource, out[i].Encoded = l, nil
@@ -169,8 +175,10 @@ func (g *gen) accessLogs(inbound bool) []*accesslogv3.AccessLog {
 }
 
 // addTelemetry adds the access logs to an HCM or TCP proxy filter, and
-// tracing tr (if any) to an HCM, naming the spans of its inline routes.
-func (g *gen) addTelemetry(f *listenerv3.Filter, logs []*accesslogv3.AccessLog, tr *hcmv3.HttpConnectionManager_Tracing) {
+// tracing tr (if any) and the stats filter (if any) to an HCM, naming the
+// spans of its inline routes. It reports whether f is a TCP proxy (which
+// takes the stats filter as a network filter before it).
+func (g *gen) addTelemetry(f *listenerv3.Filter, logs []*accesslogv3.AccessLog, tr *hcmv3.HttpConnectionManager_Tracing, stats *anypb.Any) bool {
 	a := f.GetTypedConfig()
 	switch {
 	case a == nil:
@@ -178,6 +186,7 @@ func (g *gen) addTelemetry(f *listenerv3.Filter, logs []*accesslogv3.AccessLog, 
 		var h hcmv3.HttpConnectionManager
 		if a.UnmarshalTo(&h) == nil {
 			h.AccessLog = append(h.AccessLog, logs...)
+			addStatsHTTP(&h, stats)
 			if tr != nil {
 				h.Tracing = tr
 				if rc := h.GetRouteConfig(); rc != nil {
@@ -186,11 +195,15 @@ func (g *gen) addTelemetry(f *listenerv3.Filter, logs []*accesslogv3.AccessLog, 
 			}
 			f.ConfigType = &listenerv3.Filter_TypedConfig{TypedConfig: toAny(&h)}
 		}
-	case a.MessageIs((*tcpproxyv3.TcpProxy)(nil)) && len(logs) > 0:
-		var t tcpproxyv3.TcpProxy
-		if a.UnmarshalTo(&t) == nil {
-			t.AccessLog = append(t.AccessLog, logs...)
-			f.ConfigType = &listenerv3.Filter_TypedConfig{TypedConfig: toAny(&t)}
+	case a.MessageIs((*tcpproxyv3.TcpProxy)(nil)):
+		if len(logs) > 0 {
+			var t tcpproxyv3.TcpProxy
+			if a.UnmarshalTo(&t) == nil {
+				t.AccessLog = append(t.AccessLog, logs...)
+				f.ConfigType = &listenerv3.Filter_TypedConfig{TypedConfig: toAny(&t)}
+			}
 		}
+		return stats != nil
 	}
+	return false
 }

@@ -154,3 +154,98 @@ func (m *MeshConfig) ExtensionProvider(name string) *ExtensionProvider {
 	}
 	return nil
 }
+
+// MetricsOverride is one Telemetry API metrics override as it applies to
+// one reporter side; overrides are applied in order, later ones winning,
+// as istiod merges them.
+type MetricsOverride struct {
+	// Metric is the MetricSelector's metric (REQUEST_COUNT, ...), "" for
+	// ALL_METRICS.
+	Metric string
+	// Disabled is the override's disabled, nil when unset.
+	Disabled *bool
+	// Remove are the tags with operation REMOVE; Upsert the UPSERT ones,
+	// tag name to CEL value.
+	Remove []string
+	Upsert map[string]string
+}
+
+// MetricsPolicy is the Telemetry API's metrics for a proxy.
+type MetricsPolicy struct {
+	// Client and Server are the overrides of each reporter side.
+	Client, Server []MetricsOverride
+	// Off: the providers named leave out Prometheus, so no standard
+	// metric is reported.
+	Off bool
+}
+
+// Empty reports whether the policy changes nothing.
+func (m MetricsPolicy) Empty() bool { return !m.Off && len(m.Client) == 0 && len(m.Server) == 0 }
+
+// Metrics returns p's Telemetry API metrics, merged in the order of
+// telemetryFor (root namespace, namespace, workload).
+func (pc *PushContext) Metrics(p *Proxy) MetricsPolicy {
+	var mp MetricsPolicy
+	for _, t := range pc.telemetryFor(p) {
+		for _, m := range t.GetMetrics() {
+			if len(m.GetProviders()) > 0 {
+				mp.Off = true
+				for _, pr := range m.GetProviders() {
+					if pc.Mesh.isPrometheus(pr.GetName()) {
+						mp.Off = false
+					}
+				}
+			}
+			for _, o := range m.GetOverrides() {
+				mo := MetricsOverride{}
+				switch sel := o.GetMatch().GetMetricMatch().(type) {
+				case *telemetry.MetricSelector_CustomMetric:
+					continue // validation warns: Mast reports the standard metrics only
+				case *telemetry.MetricSelector_Metric:
+					if sel.Metric != telemetry.MetricSelector_ALL_METRICS {
+						mo.Metric = sel.Metric.String()
+					}
+				}
+				if d := o.GetDisabled(); d != nil {
+					v := d.GetValue()
+					mo.Disabled = &v
+				}
+				names := make([]string, 0, len(o.GetTagOverrides()))
+				for n := range o.GetTagOverrides() {
+					names = append(names, n)
+				}
+				sort.Strings(names)
+				for _, n := range names {
+					to := o.GetTagOverrides()[n]
+					if to.GetOperation() == telemetry.MetricsOverrides_TagOverride_REMOVE {
+						mo.Remove = append(mo.Remove, n)
+						continue
+					}
+					if mo.Upsert == nil {
+						mo.Upsert = map[string]string{}
+					}
+					mo.Upsert[n] = to.GetValue()
+				}
+				switch o.GetMatch().GetMode() {
+				case telemetry.WorkloadMode_CLIENT:
+					mp.Client = append(mp.Client, mo)
+				case telemetry.WorkloadMode_SERVER:
+					mp.Server = append(mp.Server, mo)
+				default:
+					mp.Client = append(mp.Client, mo)
+					mp.Server = append(mp.Server, mo)
+				}
+			}
+		}
+	}
+	return mp
+}
+
+// isPrometheus reports whether a provider name means Prometheus: Istio's
+// built-in "prometheus" or an extension provider of that kind.
+func (m *MeshConfig) isPrometheus(name string) bool {
+	if ep := m.ExtensionProvider(name); ep != nil {
+		return ep.GetPrometheus() != nil
+	}
+	return name == "prometheus"
+}

@@ -196,6 +196,7 @@ func (p *Proxy) Apply(typeURL, version string, res []*anypb.Any) error {
 	}
 	if typeURL == xdsparse.ListenerType {
 		p.ldsDone.Store(true)
+		p.applyMetricsConfig(next.Listeners)
 	}
 	if typeURL == xdsparse.ClusterType {
 		p.cdsDone.Store(true)

@@ -43,6 +43,9 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 		s.localReply(w, 503, "cluster not found", flagNoCluster, nil)
 		return
 	}
+	if cl.Cfg != nil {
+		req.tel.rec.ClusterServices = cl.Cfg.Services
+	}
 	if req.method == "CONNECT" {
 		s.connect(ctx, req, w, hcm, act, cl)
 		return

@@ -63,6 +63,9 @@ func (p *Proxy) Serve(ctx context.Context, nc net.Conn, cfg *xdsparse.TCPProxy) 
 		p.log.Debug("tcp proxy: no cluster", "cluster", name)
 		return
 	}
+	if ct != nil && cl.Cfg != nil {
+		ct.rec.ClusterServices = cl.Cfg.Services
+	}
 	var up net.Conn
 	for attempt := 0; attempt < 3 && up == nil; attempt++ {
 		h := p.pick(nc, cl)

@@ -76,6 +76,9 @@ type Cluster struct {
 	// (see TLSFor).
 	TLS        *TLSContext
 	TLSMatches []TransportSocketMatch
+	// Services are the hosts of Istio's metadata istio.services[] (inbound
+	// clusters: the services of the workload's port), for telemetry.
+	Services []string
 }
 
 // TCPKeepalive is upstream_connection_options.tcp_keepalive; zero fields
@@ -125,6 +128,11 @@ func ParseCluster(c *clusterv3.Cluster) (*Cluster, error) {
 	}
 	out := &Cluster{Name: c.GetName(), ConnectTimeout: 5 * time.Second, IdleTimeout: time.Hour, PanicThreshold: 50,
 		MaxConnections: 1024, MaxPending: 1024, MaxRequests: 1024, MaxRetries: 3}
+	for _, v := range c.GetMetadata().GetFilterMetadata()["istio"].GetFields()["services"].GetListValue().GetValues() {
+		if h := v.GetStructValue().GetFields()["host"].GetStringValue(); h != "" {
+			out.Services = append(out.Services, h)
+		}
+	}
 	switch t := c.GetClusterDiscoveryType().(type) {
 	case *clusterv3.Cluster_Type:
 		switch t.Type {

@@ -19,6 +19,7 @@ import (
 	"github.com/mast-mesh/mast/internal/proxy/filter/builtin"
 	"github.com/mast-mesh/mast/internal/proxy/pathnorm"
 	"github.com/mast-mesh/mast/internal/telemetry/accesslog"
+	"github.com/mast-mesh/mast/internal/telemetry/metrics"
 	"github.com/mast-mesh/mast/internal/telemetry/tracing"
 
 	// Registered so config dumps can render the router's typed config.
@@ -123,6 +124,9 @@ type HTTPManager struct {
 	Inbound bool
 	// AccessLogs are the connection manager's access_log.
 	AccessLogs []accesslog.Config
+	// Stats is the istio.stats filter's metrics configuration, nil when
+	// the listener has none.
+	Stats *metrics.Config
 	// Internal reports whether the listener faces the mesh inside (sidecar
 	// inbound) rather than clients; x-envoy-* headers are stripped on
 	// external edges only.
@@ -144,6 +148,8 @@ type TCPProxy struct {
 	Inbound bool
 	// AccessLogs are the proxy's access_log, one line per connection.
 	AccessLogs []accesslog.Config
+	// Stats: see HTTPManager.Stats.
+	Stats *metrics.Config
 }
 
 // Filter names this proxy understands.
@@ -251,7 +257,16 @@ func parseFilterChain(fc *listenerv3.FilterChain) (*FilterChain, error) {
 		return nil, fmt.Errorf("filters: empty")
 	}
 	reg := builtin.Registry()
+	var stats *metrics.Config
 	for i, f := range filters[:len(filters)-1] {
+		if f.GetName() == StatsFilterName {
+			st, err := ParseStats(f.GetTypedConfig())
+			if err != nil {
+				return nil, fmt.Errorf("filters[%d] %q: %w", i, f.GetName(), err)
+			}
+			stats = st
+			continue
+		}
 		nf, ok, err := reg.BuildNetwork(f.GetName(), i, f.GetTypedConfig())
 		if err != nil {
 			return nil, err
@@ -275,6 +290,9 @@ func parseFilterChain(fc *listenerv3.FilterChain) (*FilterChain, error) {
 		if err != nil {
 			return nil, fmt.Errorf("filters[%d] %q: %w", len(filters)-1, last.GetName(), err)
 		}
+		if stats != nil {
+			return nil, fmt.Errorf("filters: the %s network filter only goes before %s (connection managers take it as an HTTP filter)", StatsFilterName, TCPProxyFilterName)
+		}
 		c.HTTP = m
 	case a.MessageIs((*tcpv3.TcpProxy)(nil)):
 		var t tcpv3.TcpProxy
@@ -286,6 +304,7 @@ func parseFilterChain(fc *listenerv3.FilterChain) (*FilterChain, error) {
 			return nil, fmt.Errorf("filters[%d] %q: %w", len(filters)-1, last.GetName(), err)
 		}
 		c.TCP = p
+		c.TCP.Stats = stats
 	default:
 		return nil, fmt.Errorf("filters[%d] %q: terminal filter type %s not supported", len(filters)-1, last.GetName(), a.GetTypeUrl())
 	}
@@ -423,7 +442,20 @@ func ParseHTTPManager(h *hcmv3.HttpConnectionManager) (*HTTPManager, error) {
 			return nil, fmt.Errorf("http_filters[%d] %q: the router must be the last filter", i, f.GetName())
 		}
 	}
-	chain, err := builtin.Registry().BuildHTTP(filters, isRouter)
+	// Istio's stats filter configures this proxy's metrics, not the chain.
+	var rest []*hcmv3.HttpFilter
+	for i, f := range filters {
+		if f.GetName() != StatsFilterName {
+			rest = append(rest, f)
+			continue
+		}
+		st, err := ParseStats(f.GetTypedConfig())
+		if err != nil {
+			return nil, fmt.Errorf("http_filters[%d] %q: %w", i, f.GetName(), err)
+		}
+		m.Stats = st
+	}
+	chain, err := builtin.Registry().BuildHTTP(rest, isRouter)
 	if err != nil {
 		return nil, err
 	}

@@ -101,7 +101,7 @@ func (b *Builder) Build(rec *telemetry.Record, l *Labels) {
 		if rec.DownstreamMTLS {
 			l.Std[ConnectionSecurityPolicy] = "mutual_tls"
 		}
-		l.Std[DestinationService] = or(b.serviceHost(authorityHost(rec.Authority), loc))
+		l.Std[DestinationService] = or(b.serviceHost(inboundService(rec), loc))
 	}
 	svc := l.Std[DestinationService]
 	l.Std[DestinationServiceName], l.Std[DestinationServiceNamespace] = Unknown, Unknown
@@ -150,6 +150,32 @@ func clusterHost(c string) string {
 	}
 	i := strings.LastIndexByte(c, '|')
 	return c[i+1:]
+}
+
+// inboundService is the service an inbound request or connection is for,
+// as Istio's stats filter names it: the receiving cluster's service (its
+// istio.services metadata; with several, the one the Host header names),
+// else the Host header.
+func inboundService(rec *telemetry.Record) string {
+	host := authorityHost(rec.Authority)
+	switch len(rec.ClusterServices) {
+	case 0:
+		return host
+	case 1:
+		return rec.ClusterServices[0]
+	}
+	short, _, _ := strings.Cut(host, ".")
+	for _, s := range rec.ClusterServices {
+		if s == host {
+			return s
+		}
+	}
+	for _, s := range rec.ClusterServices {
+		if name, _, _ := strings.Cut(s, "."); name == short {
+			return s
+		}
+	}
+	return rec.ClusterServices[0]
 }
 
 func authorityHost(a string) string {

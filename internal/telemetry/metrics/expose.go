@@ -37,9 +37,13 @@ func snapHist(h *histogram) histSnap {
 }
 
 // Write writes every enabled metric in Prometheus's text exposition
-// format (version 0.0.4), series sorted, plus the overflow counter.
+// format (version 0.0.4), series sorted, plus the overflow counter. Each
+// series is shaped by the configuration of its reporter side as it is now.
 func (r *Registry) Write(w io.Writer) error {
-	cfg := r.cfg.Load()
+	var cfgs [numSides]*Config
+	for s := range cfgs {
+		cfgs[s] = r.cfg[s].Load()
+	}
 	r.mu.RLock()
 	httpSnap := make(map[Labels]snapshot, len(r.http))
 	for l, s := range r.http {
@@ -53,18 +57,13 @@ func (r *Registry) Write(w io.Writer) error {
 
 	bw := bufio.NewWriter(w)
 	for m := Metric(0); m < NumMetrics; m++ {
-		if cfg.Disabled[m] {
-			continue
-		}
 		src := httpSnap
 		if m.TCP() {
 			src = tcpSnap
 		}
-		if len(src) == 0 {
-			continue
+		if series := aggregate(&cfgs, m, src); len(series) > 0 {
+			writeMetric(bw, m, series)
 		}
-		series := aggregate(cfg, m, src)
-		writeMetric(bw, cfg, m, series)
 	}
 	bw.WriteString("# TYPE istio_metric_series_overflow_total counter\nistio_metric_series_overflow_total ")
 	bw.WriteString(strconv.FormatUint(r.overflow.Load(), 10))
@@ -77,22 +76,38 @@ type rendered struct {
 	s      snapshot
 }
 
-// aggregate folds series that differ only in labels metric m drops and
-// renders each remaining label set once.
-func aggregate(cfg *Config, m Metric, src map[Labels]snapshot) []rendered {
-	folded := make(map[Labels]*snapshot, len(src))
+// sideOf is the side a series was reported on.
+func sideOf(l *Labels) Side {
+	if l.Std[Reporter] == "destination" {
+		return Server
+	}
+	return Client
+}
+
+// aggregate renders the series of metric m in the shape their side's
+// configuration gives (without the labels it removes, with its custom
+// dimensions) and folds those that render alike.
+func aggregate(cfgs *[numSides]*Config, m Metric, src map[Labels]snapshot) []rendered {
+	folded := make(map[string]*snapshot, len(src))
+	var b strings.Builder
 	for l, s := range src {
-		k := l
+		cfg := cfgs[sideOf(&l)]
+		if cfg.Disabled[m] {
+			continue
+		}
+		b.Reset()
 		for i := range NumLabels {
 			if cfg.Removed[m][i] || m.TCP() && tcpOmits(i) {
-				k.Std[i] = ""
+				continue
 			}
+			writePair(&b, labelNames[i], l.Std[i])
 		}
 		for i := range MaxCustom {
-			if !cfg.CustomIn[m][i] {
-				k.Custom[i] = ""
+			if cfg.CustomIn[m][i] && cfg.CustomNames[i] != "" {
+				writePair(&b, cfg.CustomNames[i], or(l.Custom[i]))
 			}
 		}
+		k := b.String()
 		if f := folded[k]; f != nil {
 			for i := range f.v {
 				f.v[i] += s.v[i]
@@ -106,21 +121,8 @@ func aggregate(cfg *Config, m Metric, src map[Labels]snapshot) []rendered {
 		folded[k] = &c
 	}
 	out := make([]rendered, 0, len(folded))
-	var b strings.Builder
-	for l, s := range folded {
-		b.Reset()
-		for i := range NumLabels {
-			if cfg.Removed[m][i] || m.TCP() && tcpOmits(i) {
-				continue
-			}
-			writePair(&b, labelNames[i], l.Std[i])
-		}
-		for i := range MaxCustom {
-			if cfg.CustomIn[m][i] && cfg.CustomNames[i] != "" {
-				writePair(&b, cfg.CustomNames[i], l.Custom[i])
-			}
-		}
-		out = append(out, rendered{labels: b.String(), s: *s})
+	for k, s := range folded {
+		out = append(out, rendered{labels: k, s: *s})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].labels < out[j].labels })
 	return out
@@ -147,7 +149,7 @@ func writePair(b *strings.Builder, name, value string) {
 	b.WriteByte('"')
 }
 
-func writeMetric(w *bufio.Writer, cfg *Config, m Metric, series []rendered) {
+func writeMetric(w *bufio.Writer, m Metric, series []rendered) {
 	name := metricInfo[m].name
 	w.WriteString("# TYPE " + name + " " + metricInfo[m].typ + "\n")
 	for _, s := range series {

@@ -6,9 +6,12 @@
 package metrics
 
 import (
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mast-mesh/mast/internal/telemetry"
 )
 
 // Metric is one of Istio's standard metrics, named as the Telemetry API's
@@ -63,22 +66,63 @@ var (
 )
 
 // Config says which metrics are recorded and how their labels are shaped
-// (the Telemetry API's metrics overrides). The zero Config records every
-// metric with the standard labels.
+// (the Telemetry API's metrics overrides) for one reporter side. The zero
+// Config records every metric with the standard labels.
 type Config struct {
 	Disabled [NumMetrics]bool
 	// Removed[m][l] drops standard label l from metric m.
 	Removed [NumMetrics][NumLabels]bool
-	// CustomNames name the custom dimensions; CustomIn[m][i] says metric
-	// m carries custom dimension i.
-	CustomNames [MaxCustom]string
-	CustomIn    [NumMetrics][MaxCustom]bool
+	// CustomNames name the custom dimensions and CustomValues say what
+	// each is set to; CustomIn[m][i] says metric m carries dimension i.
+	CustomNames  [MaxCustom]string
+	CustomValues [MaxCustom]Attr
+	CustomIn     [NumMetrics][MaxCustom]bool
+}
+
+// HTTPOff reports whether every HTTP metric is disabled.
+func (c *Config) HTTPOff() bool {
+	return c.Disabled[RequestCount] && c.Disabled[RequestDuration] && c.Disabled[RequestSize] && c.Disabled[ResponseSize]
+}
+
+// TCPOff reports whether every TCP metric is disabled.
+func (c *Config) TCPOff() bool {
+	return c.Disabled[TCPOpenedConnections] && c.Disabled[TCPClosedConnections] && c.Disabled[TCPSentBytes] && c.Disabled[TCPReceivedBytes]
+}
+
+// FillCustom evaluates the custom dimensions of rec into l ("unknown" when
+// a value is not known). It does not allocate.
+func (c *Config) FillCustom(rec *telemetry.Record, local *Local, l *Labels) {
+	for i := range MaxCustom {
+		if c.CustomNames[i] == "" {
+			continue
+		}
+		l.Custom[i] = or(c.CustomValues[i].Eval(rec, local))
+	}
+}
+
+// Side is a reporter side: the Telemetry API's CLIENT (reporter=source:
+// sidecar outbound and gateways) or SERVER (reporter=destination).
+type Side int
+
+// The sides.
+const (
+	Client Side = iota
+	Server
+	numSides
+)
+
+// SideOf is the side a record is reported on.
+func SideOf(rec *telemetry.Record) Side {
+	if rec.Outbound {
+		return Client
+	}
+	return Server
 }
 
 // Registry holds the series of one proxy.
 type Registry struct {
 	max      int
-	cfg      atomic.Pointer[Config]
+	cfg      [numSides]atomic.Pointer[Config]
 	overflow atomic.Uint64
 
 	mu   sync.RWMutex
@@ -96,20 +140,24 @@ func New(maxSeries int) *Registry {
 		maxSeries = DefaultMaxSeries
 	}
 	r := &Registry{max: maxSeries, http: map[Labels]*httpSeries{}, tcp: map[Labels]*tcpSeries{}}
-	r.cfg.Store(&Config{})
+	r.SetConfig(nil)
 	return r
 }
 
-// SetConfig replaces the configuration; series recorded so far stay.
-func (r *Registry) SetConfig(c *Config) {
+// SetConfig replaces the configuration of both sides; series recorded so
+// far stay and are written in the new shape.
+func (r *Registry) SetConfig(c *Config) { r.SetSideConfig(Client, c); r.SetSideConfig(Server, c) }
+
+// SetSideConfig replaces the configuration of one side (nil: the default).
+func (r *Registry) SetSideConfig(s Side, c *Config) {
 	if c == nil {
 		c = &Config{}
 	}
-	r.cfg.Store(c)
+	r.cfg[s].Store(c)
 }
 
-// Config returns the current configuration.
-func (r *Registry) Config() *Config { return r.cfg.Load() }
+// Config returns the current configuration of a side.
+func (r *Registry) Config(s Side) *Config { return r.cfg[s].Load() }
 
 // Overflow is how many recordings the series cap turned away.
 func (r *Registry) Overflow() uint64 { return r.overflow.Load() }
@@ -175,7 +223,16 @@ func lookup[S any](r *Registry, m map[Labels]*S, l *Labels, mk func() *S) *S {
 		return nil
 	}
 	s = mk()
-	m[*l] = s
+	// The label values may be slices of a request's buffers (header
+	// values); the key kept must own its strings.
+	k := *l
+	for i := range k.Std {
+		k.Std[i] = strings.Clone(k.Std[i])
+	}
+	for i := range k.Custom {
+		k.Custom[i] = strings.Clone(k.Custom[i])
+	}
+	m[k] = s
 	return s
 }
 

@@ -113,16 +113,24 @@ func (r *Reporter) PeerPrincipal(p *telemetry.Peer) string {
 // RequestDone records a finished HTTP request: the standard metrics, then
 // the listener's access logs.
 func (r *Reporter) RequestDone(rec *telemetry.Record, logs []accesslog.Config) {
-	var l metrics.Labels
-	r.builder.Build(rec, &l)
-	r.Metrics.RecordRequest(&l, rec.Duration, rec.BytesReceived, rec.BytesSent)
+	if cfg := r.Metrics.Config(metrics.SideOf(rec)); !cfg.HTTPOff() {
+		var l metrics.Labels
+		r.builder.Build(rec, &l)
+		cfg.FillCustom(rec, r.builder.Local(), &l)
+		r.Metrics.RecordRequest(&l, rec.Duration, rec.BytesReceived, rec.BytesSent)
+	}
 	r.writeLogs(rec, logs)
 }
 
 // TCPOpened records a new TCP connection and returns its counters.
 func (r *Reporter) TCPOpened(rec *telemetry.Record) *metrics.TCP {
+	cfg := r.Metrics.Config(metrics.SideOf(rec))
+	if cfg.TCPOff() {
+		return nil
+	}
 	var l metrics.Labels
 	r.builder.Build(rec, &l)
+	cfg.FillCustom(rec, r.builder.Local(), &l)
 	t := r.Metrics.TCPSeries(&l)
 	t.Opened()
 	return t

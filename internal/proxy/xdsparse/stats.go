@@ -1,0 +1,166 @@
+package xdsparse
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	xdstypev3 "github.com/cncf/xds/go/xds/type/v3"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/mast-mesh/mast/internal/telemetry/metrics"
+)
+
+// StatsFilterName is Istio's stats filter (HTTP filter in connection
+// managers, network filter before tcp_proxy): its configuration is the
+// Telemetry API's metrics overrides for the listener's reporter side.
+const StatsFilterName = "istio.stats"
+
+// StatsTypeURL is the type of the stats filter's configuration, carried in
+// a TypedStruct as istiod does (istio/proxy's stats.PluginConfig).
+const StatsTypeURL = "type.googleapis.com/stats.PluginConfig"
+
+// statsMetricNames are PluginConfig's metric names (Istio's without the
+// istio_ prefix).
+var statsMetricNames = map[string]metrics.Metric{
+	"requests_total": metrics.RequestCount, "request_duration_milliseconds": metrics.RequestDuration,
+	"request_bytes": metrics.RequestSize, "response_bytes": metrics.ResponseSize,
+	"tcp_connections_opened_total": metrics.TCPOpenedConnections, "tcp_connections_closed_total": metrics.TCPClosedConnections,
+	"tcp_sent_bytes_total": metrics.TCPSentBytes, "tcp_received_bytes_total": metrics.TCPReceivedBytes,
+}
+
+// ParseStats parses a stats filter's typed_config: a TypedStruct of
+// stats.PluginConfig with metrics[] entries {name, dimensions, tags_to_remove,
+// drop}, applied in order. Anything else is refused by name.
+func ParseStats(a *anypb.Any) (*metrics.Config, error) {
+	if a == nil {
+		return nil, fmt.Errorf("typed_config missing")
+	}
+	var ts xdstypev3.TypedStruct
+	if !a.MessageIs(&ts) {
+		return nil, fmt.Errorf("typed_config %s: want xds.type.v3.TypedStruct of %s", a.GetTypeUrl(), StatsTypeURL)
+	}
+	if err := a.UnmarshalTo(&ts); err != nil {
+		return nil, err
+	}
+	if ts.GetTypeUrl() != StatsTypeURL {
+		return nil, fmt.Errorf("type_url %q: want %s", ts.GetTypeUrl(), StatsTypeURL)
+	}
+	cfg := &metrics.Config{}
+	for k, v := range ts.GetValue().GetFields() {
+		if k != "metrics" {
+			return nil, fmt.Errorf("value.%s: not supported (only metrics)", k)
+		}
+		for i, e := range v.GetListValue().GetValues() {
+			if err := applyStatsEntry(cfg, e.GetStructValue()); err != nil {
+				return nil, fmt.Errorf("value.metrics[%d]: %w", i, err)
+			}
+		}
+	}
+	return cfg, nil
+}
+
+func applyStatsEntry(cfg *metrics.Config, e *structpb.Struct) error {
+	if e == nil {
+		return fmt.Errorf("not an object")
+	}
+	f := e.GetFields()
+	var which []metrics.Metric
+	name := f["name"].GetStringValue()
+	if name == "" {
+		for m := metrics.Metric(0); m < metrics.NumMetrics; m++ {
+			which = append(which, m)
+		}
+	} else {
+		m, ok := statsMetricNames[strings.TrimPrefix(name, "istio_")]
+		if !ok {
+			return fmt.Errorf("name %q: not a standard metric", name)
+		}
+		which = []metrics.Metric{m}
+	}
+	for k := range f {
+		switch k {
+		case "name", "dimensions", "tags_to_remove", "drop":
+		default:
+			return fmt.Errorf("%s: not supported", k)
+		}
+	}
+	if d, ok := f["drop"]; ok {
+		// A later entry may enable again what an earlier one dropped.
+		for _, m := range which {
+			cfg.Disabled[m] = d.GetBoolValue()
+		}
+	}
+	for _, t := range f["tags_to_remove"].GetListValue().GetValues() {
+		tag := t.GetStringValue()
+		if tag == "" {
+			return fmt.Errorf("tags_to_remove: empty tag")
+		}
+		for _, m := range which {
+			removeTag(cfg, m, tag)
+		}
+	}
+	dims := f["dimensions"].GetStructValue().GetFields()
+	// In name order, so that every listener's copy gives the same slots.
+	for _, tag := range slices.Sorted(maps.Keys(dims)) {
+		v := dims[tag]
+		if !validLabelName(tag) {
+			return fmt.Errorf("dimensions.%s: not a Prometheus label name", tag)
+		}
+		attr, err := metrics.ParseAttr(v.GetStringValue())
+		if err != nil {
+			return fmt.Errorf("dimensions.%s: %w", tag, err)
+		}
+		slot := -1
+		for i := range metrics.MaxCustom {
+			if cfg.CustomNames[i] == tag && cfg.CustomValues[i] == attr {
+				slot = i
+				break
+			}
+		}
+		if slot < 0 {
+			for i := range metrics.MaxCustom {
+				if cfg.CustomNames[i] == "" {
+					slot = i
+					cfg.CustomNames[i], cfg.CustomValues[i] = tag, attr
+					break
+				}
+			}
+		}
+		if slot < 0 {
+			return fmt.Errorf("dimensions.%s: more than %d distinct custom dimensions", tag, metrics.MaxCustom)
+		}
+		for _, m := range which {
+			removeTag(cfg, m, tag) // an earlier value of the same tag, or the standard label
+			cfg.CustomIn[m][slot] = true
+		}
+	}
+	return nil
+}
+
+// removeTag drops a standard label or a custom dimension from metric m.
+func removeTag(cfg *metrics.Config, m metrics.Metric, tag string) {
+	if l, ok := metrics.LabelByName(tag); ok {
+		cfg.Removed[m][l] = true
+	}
+	for i := range metrics.MaxCustom {
+		if cfg.CustomNames[i] == tag {
+			cfg.CustomIn[m][i] = false
+		}
+	}
+}
+
+func validLabelName(s string) bool {
+	if s == "" || strings.HasPrefix(s, "__") {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '_' && (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (i == 0 || c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
+}

@@ -314,3 +314,27 @@ func portProtocol(p Protocol) string {
 	}
 	return "HTTP"
 }
+
+// MastTelemetryMesh is the -telemetry mode's MeshConfig: a Zipkin tracing
+// provider whose collector is the harness's span sink (ZipkinHost).
+func MastTelemetryMesh() string {
+	return fmt.Sprintf("extensionProviders:\n- name: zipkin\n  zipkin:\n    service: %s\n    port: %d\n", ZipkinHost, ZipkinPort)
+}
+
+// MastTelemetry is the -telemetry mode's switch, a file in mastd's
+// configuration directory: the sink's ServiceEntry, and a mesh-wide
+// Telemetry resource that either disables every standard metric (off) or
+// turns on tracing at Istio's default 1 % to the sink, metrics staying on
+// (on).
+func MastTelemetry(on bool) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: zipkin, namespace: %s}\nspec:\n  hosts: [%s]\n  location: MESH_EXTERNAL\n  resolution: STATIC\n  ports:\n  - {number: %d, name: http-zipkin, protocol: HTTP}\n  endpoints:\n  - address: %s\n",
+		Namespace, ZipkinHost, ZipkinPort, ServerIP)
+	b.WriteString("---\napiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: {name: bench-telemetry, namespace: istio-system}\nspec:\n")
+	if on {
+		b.WriteString("  tracing:\n  - providers: [{name: zipkin}]\n    randomSamplingPercentage: 1\n")
+	} else {
+		b.WriteString("  metrics:\n  - overrides:\n    - disabled: true\n")
+	}
+	return b.String()
+}

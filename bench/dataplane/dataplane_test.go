@@ -41,7 +41,7 @@ func TestTargetFor(t *testing.T) {
 
 func TestPathsNames(t *testing.T) {
 	var names []string
-	for _, p := range Paths([]Peer{Mast, Nginx}) {
+	for _, p := range Paths([]Peer{Mast, Nginx}, false) {
 		names = append(names, p.Name())
 	}
 	want := "direct,mast 1-hop,mast 2-hop,mast 2-hop mTLS,nginx 1-hop,nginx 2-hop,nginx 2-hop mTLS"

@@ -95,6 +95,7 @@ func (r *Report) Markdown() string {
 		b.WriteString("\n")
 	}
 	b.WriteString(r.Ratios())
+	b.WriteString(r.TelemetryCost())
 	if len(r.Notes) > 0 {
 		b.WriteString("## Notes\n\n")
 		for _, n := range r.Notes {

@@ -225,7 +225,7 @@ func (r *Report) Summarize() {
 		s.Added = []float64{s.P50.Median - d.P50.Median, s.P90.Median - d.P90.Median, s.P99.Median - d.P99.Median, s.P999.Median - d.P999.Median}
 	}
 	order := map[string]int{}
-	for i, p := range Paths(Peers) {
+	for i, p := range Paths(Peers, true) {
 		order[p.Name()] = i
 	}
 	porder := map[Protocol]int{}

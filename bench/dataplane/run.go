@@ -35,7 +35,10 @@ type Config struct {
 	RepoDir       string // the Mast module, built for mastd and mast-proxy
 	MastRev       string // build that git revision instead of the working tree
 	SelfBin       string // the dpbench binary (gRPC streaming subcommands)
-	Log           *slog.Logger
+	// Telemetry adds Mast's two hops with metrics and tracing on; Mast's
+	// other paths then run with them off (see MastTelemetry).
+	Telemetry bool
+	Log       *slog.Logger
 }
 
 // Pinning is which CPUs (taskset lists) each role runs on; empty: unpinned.
@@ -91,6 +94,12 @@ type bench struct {
 	all   []*Process
 	rep   *Report
 	log   *slog.Logger
+
+	// -telemetry mode: mastd's configuration directory, the current
+	// switch, and the span sink.
+	mastCfgDir  string
+	telemetryOn bool
+	sink        *spanSink
 }
 
 // Run installs the peers, starts them, runs every scenario and returns the
@@ -142,7 +151,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	mtlsErr := b.mastMTLSAvailable(peers)
-	paths := Paths(peers)
+	paths := Paths(peers, cfg.Telemetry)
 	for rep := 1; rep <= cfg.Repeats; rep++ {
 		for _, proto := range cfg.Protocols {
 			for _, path := range paths {
@@ -156,6 +165,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 					if err := ctx.Err(); err != nil {
 						return nil, err
 					}
+					if path.Peer == Mast && cfg.Telemetry {
+						if err := b.setMastTelemetry(ctx, path.Telemetry); err != nil {
+							return nil, err
+						}
+					}
 					run := b.runOne(ctx, rep, proto, path, sat)
 					b.rep.Runs = append(b.rep.Runs, run)
 					b.log.Info("run", "repeat", rep, "proto", proto, "path", path.Name(), "kind", run.Kind,
@@ -168,6 +182,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		for hop := 1; hop <= 2; hop++ {
 			b.rep.memory(p, hop).LoadRSS = b.procs[ProcName(p, hop)].Peak()
 		}
+	}
+	if b.sink != nil {
+		b.rep.note("telemetry: %d span batches reached the Zipkin sink", b.sink.batches.Load())
 	}
 	b.stopAll()
 	if cfg.MeshServices > 0 {
@@ -198,6 +215,10 @@ func (b *bench) start(ctx context.Context, name, cpus string, env []string, argv
 func (b *bench) stopAll() {
 	for i := len(b.all) - 1; i >= 0; i-- {
 		b.all[i].Stop(3 * time.Second)
+	}
+	if b.sink != nil {
+		b.sink.close()
+		b.sink = nil
 	}
 	b.all = nil
 	b.procs = map[string]*Process{}
@@ -294,6 +315,20 @@ func (b *bench) startMast(ctx context.Context, services int) error {
 	if err := os.WriteFile(filepath.Join(cfgDir, "bench.yaml"), []byte(MastConfig(services)), 0o644); err != nil {
 		return err
 	}
+	var meshArgs []string
+	if b.cfg.Telemetry && services == 0 {
+		mesh := filepath.Join(b.cfg.WorkDir, "mesh.yaml")
+		if err := os.WriteFile(mesh, []byte(MastTelemetryMesh()), 0o644); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(cfgDir, "telemetry.yaml"), []byte(MastTelemetry(false)), 0o644); err != nil {
+			return err
+		}
+		b.telemetryOn, b.mastCfgDir, meshArgs = false, cfgDir, []string{"--mesh-config", mesh}
+		if err := b.startSpanSink(); err != nil {
+			return err
+		}
+	}
 	ports, err := freePorts(3)
 	if err != nil {
 		return err
@@ -306,9 +341,10 @@ func (b *bench) startMast(ctx context.Context, services int) error {
 	if err != nil {
 		return err
 	}
-	mastd, err := b.start(ctx, "mastd"+suffix, b.cfg.Pin.Load, nil, b.tools.Mastd, "--config", cfgDir, "--xds-addr", xds,
-		"--monitoring-addr", "127.0.0.1:"+strconv.Itoa(ports[1]), "--ca-dir", caDir,
-		"--secure-xds-addr", secure, "--log-level", "warn")
+	mastdArgs := append([]string{b.tools.Mastd, "--config", cfgDir, "--xds-addr", xds,
+		"--monitoring-addr", "127.0.0.1:" + strconv.Itoa(ports[1]), "--ca-dir", caDir,
+		"--secure-xds-addr", secure, "--log-level", "warn"}, meshArgs...)
+	mastd, err := b.start(ctx, "mastd"+suffix, b.cfg.Pin.Load, nil, mastdArgs...)
 	if err != nil {
 		return err
 	}

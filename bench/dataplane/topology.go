@@ -80,6 +80,10 @@ type Path struct {
 	Peer Peer
 	Hops int  // 0 (direct), 1 or 2
 	TLS  bool // mutual TLS between the two hops
+	// Telemetry (Mast, -telemetry mode): Istio's standard metrics on and
+	// tracing at 1 % to a Zipkin collector; the other Mast paths of that
+	// mode run with metrics disabled by the Telemetry API and no tracing.
+	Telemetry bool
 }
 
 // Name is the path's label in reports, e.g. "mast 2-hop mTLS".
@@ -91,15 +95,23 @@ func (p Path) Name() string {
 	if p.TLS {
 		s += " mTLS"
 	}
+	if p.Telemetry {
+		s += " +telemetry"
+	}
 	return s
 }
 
 // Paths lists direct and, for each peer, one hop, two hops, and two hops with
-// mutual TLS between them.
-func Paths(peers []Peer) []Path {
+// mutual TLS between them; with telemetry, Mast's two hops again with
+// metrics and tracing on.
+func Paths(peers []Peer, telemetry bool) []Path {
 	out := []Path{{Peer: Direct}}
 	for _, p := range peers {
-		out = append(out, Path{Peer: p, Hops: 1}, Path{Peer: p, Hops: 2}, Path{Peer: p, Hops: 2, TLS: true})
+		out = append(out, Path{Peer: p, Hops: 1}, Path{Peer: p, Hops: 2})
+		if p == Mast && telemetry {
+			out = append(out, Path{Peer: p, Hops: 2, Telemetry: true})
+		}
+		out = append(out, Path{Peer: p, Hops: 2, TLS: true})
 	}
 	return out
 }
@@ -111,6 +123,8 @@ const (
 	MastServerIP    = "127.77.1.2"
 	MastMeshIP      = "127.77.1.3" // the sidecar that loads the 1,000-service mesh
 	MastOutbound    = 15001
+	ZipkinPort      = 29411 // the -telemetry mode's span sink, at ServerIP
+	ZipkinHost      = "zipkin.bench.svc.cluster.local"
 	Namespace       = "bench"
 	EchoHost        = "echo.bench.svc.cluster.local"      // served through the server sidecar
 	EchoAppHost     = "echo-app.bench.svc.cluster.local"  // the server itself, no sidecar

@@ -7,6 +7,7 @@
 //
 //	go run ./bench/dataplane/cmd/dpbench -quick   # a few minutes: HTTP/1.1 and gRPC, one repeat
 //	go run ./bench/dataplane/cmd/dpbench -full    # every protocol, 3 repeats
+//	go run ./bench/dataplane/cmd/dpbench -quick -telemetry -peers mast,nginx -mesh-services 0   # telemetry on vs off
 package main
 
 import (
@@ -62,6 +63,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	work := fs.String("work", "", "directory for logs and generated configuration (default a new temporary directory)")
 	cache := fs.String("cache", "", "where installed tools are kept (default $XDG_CACHE_HOME or ~/.cache, /mast-bench)")
 	rev := fs.String("mast-rev", "", "build mastd and mast-proxy from this git revision (git archive) instead of the working tree")
+	telemetry := fs.Bool("telemetry", false, "also run Mast's two hops with Istio's metrics and tracing at 1 % on (its other paths then run with them off) and report the cost against nginx")
 	render := fs.String("render", "", "re-render the Markdown of an earlier run from its .json (written beside it) and exit")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -171,7 +173,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	rep, err := dp.Run(ctx, dp.Config{Mode: mode, Repeats: *repeats, FixedDuration: *fixed, SatDuration: *sat, QPS: *qps, Conns: *conns,
 		BodySize: *body, Protocols: protos, Peers: peerList, MeshServices: *mesh, Pin: pin, WorkDir: *work, CacheDir: *cache,
-		RepoDir: repo, MastRev: *rev, SelfBin: self, Log: log})
+		RepoDir: repo, MastRev: *rev, SelfBin: self, Telemetry: *telemetry, Log: log})
 	if err != nil {
 		fmt.Fprintln(stderr, "dpbench:", err, "(logs in", *work+")")
 		return 1

@@ -43,6 +43,7 @@ func (p *Proxy) Serve(ctx context.Context, nc net.Conn, cfg *xdsparse.TCPProxy) 
 		ct = newConnTel(nc, cfg)
 		defer p.done(ct, cfg)
 	}
+	nc = p.exchangeInbound(nc, ct)
 	name := cfg.Cluster
 	if len(cfg.Weighted) > 0 {
 		n := rand.Uint32N(cfg.TotalWeight)
@@ -79,7 +80,7 @@ func (p *Proxy) Serve(ctx context.Context, nc net.Conn, cfg *xdsparse.TCPProxy) 
 			p.log.Debug("tcp proxy: connect failed", "cluster", name, "host", h.Addr, "error", err)
 			continue
 		}
-		up = c
+		up = p.exchangeOutbound(c, ct)
 		if ct != nil {
 			ct.rec.UpstreamHost = h.Addr
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
 	"github.com/mast-mesh/mast/internal/telemetry"
 	"github.com/mast-mesh/mast/internal/telemetry/metrics"
+	"github.com/mast-mesh/mast/internal/telemetry/peer"
 )
 
 // connTel is one connection's telemetry: its record, its metric series
@@ -59,4 +60,66 @@ func (p *Proxy) done(ct *connTel, cfg *xdsparse.TCPProxy) {
 		ct.series = p.Telemetry.TCPOpened(rec)
 	}
 	p.Telemetry.TCPDone(ct.series, rec, cfg.AccessLogs)
+}
+
+// emptyFrame answers a peer's metadata exchange when the proxy reports no
+// telemetry: the peer waits for a frame once the ALPN said there is one.
+var emptyFrame = peer.EncodeExchange(&telemetry.Peer{})
+
+// frame is this proxy's metadata exchange frame.
+func (p *Proxy) frame() []byte {
+	if p.Telemetry == nil {
+		return emptyFrame
+	}
+	return p.Telemetry.ExchangeFrame()
+}
+
+// exchangeInbound does the server side of Istio's TCP metadata exchange on
+// an mTLS connection that negotiated it: the client's frame first, then
+// this proxy's. It returns the connection to read the stream from (the
+// same one, or one giving back the first bytes when the client sent no
+// frame).
+func (p *Proxy) exchangeInbound(nc net.Conn, ct *connTel) net.Conn {
+	tc, ok := nc.(*tls.Conn)
+	if !ok || tc.ConnectionState().NegotiatedProtocol != peer.ALPN {
+		return nc
+	}
+	c, pr, err := peer.ReadExchange(nc)
+	if err != nil {
+		p.log.Debug("tcp proxy: metadata exchange from downstream", "error", err)
+	}
+	if pr == nil {
+		return c
+	}
+	if _, err := c.Write(p.frame()); err != nil {
+		p.log.Debug("tcp proxy: metadata exchange to downstream", "error", err)
+	}
+	if ct != nil {
+		ct.rec.DownstreamPeer = pr
+	}
+	return c
+}
+
+// exchangeOutbound does the client side on an upstream mTLS connection
+// that negotiated the exchange: this proxy's frame, then the server's.
+func (p *Proxy) exchangeOutbound(up net.Conn, ct *connTel) net.Conn {
+	tc, ok := up.(*tls.Conn)
+	if !ok || tc.ConnectionState().NegotiatedProtocol != peer.ALPN {
+		return up
+	}
+	if _, err := up.Write(p.frame()); err != nil {
+		p.log.Debug("tcp proxy: metadata exchange to upstream", "error", err)
+		return up
+	}
+	c, pr, err := peer.ReadExchange(up)
+	if err != nil {
+		p.log.Debug("tcp proxy: metadata exchange from upstream", "error", err)
+	}
+	if ct != nil && pr != nil {
+		ct.rec.UpstreamPeer = pr
+		if certs := tc.ConnectionState().PeerCertificates; len(certs) > 0 && len(certs[0].URIs) > 0 {
+			ct.rec.UpstreamPrincipal = certs[0].URIs[0].String()
+		}
+	}
+	return c
 }

@@ -68,6 +68,15 @@ func FromNode(id string, md *structpb.Struct) telemetry.Peer {
 
 // Encode renders p as the x-envoy-peer-metadata header value.
 func Encode(p *telemetry.Peer) string {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(nodeStruct(p))
+	if err != nil {
+		panic(err) // only strings and maps of strings: cannot fail
+	}
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+// nodeStruct is p as Istio's node metadata keys.
+func nodeStruct(p *telemetry.Peer) *structpb.Struct {
 	labels := map[string]any{}
 	if p.App != "" {
 		labels["app"] = p.App
@@ -92,11 +101,7 @@ func Encode(p *telemetry.Peer) string {
 	if err != nil {
 		panic(err) // only strings and maps of strings: cannot fail
 	}
-	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(st)
-	if err != nil {
-		panic(err)
-	}
-	return base64.StdEncoding.EncodeToString(b)
+	return st
 }
 
 // Decode parses an x-envoy-peer-metadata value (and the -id value).

@@ -41,7 +41,9 @@ type Reporter struct {
 	peers    *peer.Cache
 	selfMeta string
 	selfID   string
-	log      *slog.Logger
+	// selfFrame is this proxy's TCP metadata exchange frame.
+	selfFrame []byte
+	log       *slog.Logger
 
 	mu    sync.Mutex
 	sinks map[string]*accesslog.Sink
@@ -59,14 +61,15 @@ func New(cfg Config) *Reporter {
 		cfg.Principal = "spiffe://" + cfg.TrustDomain + "/ns/" + cfg.Local.Namespace + "/sa/" + cfg.Local.ServiceAccount
 	}
 	return &Reporter{
-		cfg:      cfg,
-		Metrics:  metrics.New(cfg.MaxSeries),
-		builder:  metrics.NewBuilder(metrics.Local{Peer: cfg.Local, Principal: cfg.Principal}),
-		peers:    peer.NewCache(1024),
-		selfMeta: peer.Encode(&cfg.Local),
-		selfID:   cfg.Local.ID,
-		log:      cfg.Logger,
-		sinks:    map[string]*accesslog.Sink{},
+		cfg:       cfg,
+		Metrics:   metrics.New(cfg.MaxSeries),
+		builder:   metrics.NewBuilder(metrics.Local{Peer: cfg.Local, Principal: cfg.Principal}),
+		peers:     peer.NewCache(1024),
+		selfMeta:  peer.Encode(&cfg.Local),
+		selfFrame: peer.EncodeExchange(&cfg.Local),
+		selfID:    cfg.Local.ID,
+		log:       cfg.Logger,
+		sinks:     map[string]*accesslog.Sink{},
 	}
 }
 
@@ -93,6 +96,10 @@ func (r *Reporter) AddSelf(h *headers.List) {
 		h.Set(peer.HeaderMetadataID, r.selfID)
 	}
 }
+
+// ExchangeFrame is this proxy's TCP metadata exchange frame (peer.ALPN);
+// callers must not modify it.
+func (r *Reporter) ExchangeFrame() []byte { return r.selfFrame }
 
 // StripPeerHeaders removes metadata exchange headers a client outside the
 // mesh may have sent (they are the proxies' to set).

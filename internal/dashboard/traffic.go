@@ -143,8 +143,9 @@ type traffic struct {
 	prev  map[string]map[seriesKey]*series // last scrape, by target
 	edges map[edgeID]*edgeAcc
 	// pairs holds the connection security the destination proxies saw,
-	// by (source workload, destination workload): destinations may name
-	// the service differently from their callers (by the Host header).
+	// by (source workload, destination workload): security is known at
+	// the destination only, and a service's edges are joined to the
+	// workloads behind it through these pairs.
 	pairs map[edgeID]*edgeAcc
 	meta  map[string]nodeMeta
 }

@@ -3,6 +3,7 @@ package proxymem
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -147,6 +148,7 @@ func BenchmarkProxyMemory(b *testing.B) {
 			r := start(b, s)
 			time.Sleep(3 * time.Second) // let the runtime settle after applying the configuration (the proxy releases memory 1s after the last update)
 			idle := r.mem()
+			live, heap, goroutines := r.heap(b)
 			b.SetParallelism(4)
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
@@ -170,6 +172,9 @@ func BenchmarkProxyMemory(b *testing.B) {
 				{"rss-MB", loaded.VmRSS}, {"anon-MB", loaded.RssAnon}, {"file-MB", loaded.RssFile}, {"hwm-MB", loaded.VmHWM}} {
 				b.ReportMetric(MB(m.kib), m.unit)
 			}
+			b.ReportMetric(float64(live)/1e6, "idle-live-MB")
+			b.ReportMetric(float64(heap)/1e6, "idle-heap-MB")
+			b.ReportMetric(float64(goroutines), "idle-goroutines")
 			b.Logf("%s: %v resources; idle %+v KiB, loaded %+v KiB", s.Name, s.Count(), idle, loaded)
 		})
 	}
@@ -177,8 +182,9 @@ func BenchmarkProxyMemory(b *testing.B) {
 
 // run is a running proxy with its control plane and backends.
 type run struct {
-	s   Scenario
-	cmd *exec.Cmd
+	s     Scenario
+	cmd   *exec.Cmd
+	admin string // the admin listener's address
 }
 
 func start(tb testing.TB, s Scenario) *run {
@@ -225,8 +231,9 @@ func start(tb testing.TB, s Scenario) *run {
 			mu.Unlock()
 		}
 	})
+	var adminAddr string
 	select {
-	case <-admin:
+	case adminAddr = <-admin:
 	case <-exited:
 		tb.Fatal("proxy exited early")
 	case <-time.After(20 * time.Second):
@@ -259,7 +266,26 @@ func start(tb testing.TB, s Scenario) *run {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	return &run{s: s, cmd: cmd}
+	return &run{s: s, cmd: cmd, admin: adminAddr}
+}
+
+// heap reads the proxy's admin /memory: the Go heap's live bytes and spans
+// in use, and the goroutines.
+func (r *run) heap(tb testing.TB) (live, inuse, goroutines uint64) {
+	resp, err := http.Get("http://" + r.admin + "/memory")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m struct {
+		Allocated  uint64 `json:"allocated"`
+		HeapInuse  uint64 `json:"heap_inuse"`
+		Goroutines uint64 `json:"goroutines"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		tb.Fatalf("admin /memory: %v", err)
+	}
+	return m.Allocated, m.HeapInuse, m.Goroutines
 }
 
 func (r *run) mem() Mem {

@@ -169,7 +169,7 @@ func ConfigDump(s *xdsparse.Snapshot) []byte {
 			if j > 0 {
 				b.WriteByte(',')
 			}
-			res := resourceJSON(raw[n])
+			res := resourceJSON(&anypb.Any{TypeUrl: sec.typeURL, Value: raw[n]})
 			if sec.typeURL == xdsparse.ListenerType {
 				fmt.Fprintf(&b, `{"name":%q,"active_state":{"listener":%s}}`, n, res)
 			} else {

@@ -22,7 +22,39 @@ type Host struct {
 	Active atomic.Int64
 	// outlier is the host's outlier detection state (outlier.go).
 	outlier hostOutlier
-	pool    *pool
+	// pool is made on the host's first connection (connPool): in a large
+	// mesh most hosts are never called, and a pool costs ~200 bytes. It is
+	// made from the fields below, which never change: a host whose pool
+	// configuration changes is replaced.
+	pool  atomic.Pointer[pool]
+	mgr   *Manager
+	cfg   *xdsparse.Cluster
+	tls   *xdsparse.TLSContext
+	stats *Stats
+}
+
+func (m *Manager) newHost(addr string, c *Cluster, tc *xdsparse.TLSContext) *Host {
+	return &Host{Addr: addr, mgr: m, cfg: c.Cfg, tls: tc, stats: c.Stats}
+}
+
+// connPool returns the host's pool, making it on first use.
+func (h *Host) connPool() *pool {
+	if p := h.pool.Load(); p != nil {
+		return p
+	}
+	p := newPool(h.Addr, poolConfigWithTLS(h.cfg, h.tls), h.stats, h.mgr.dial)
+	p.tls, p.tlsb = h.tls, h.mgr.TLS
+	if h.pool.CompareAndSwap(nil, p) {
+		return p
+	}
+	return h.pool.Load()
+}
+
+// closeIdle closes the idle connections of the host's pool, if it has one.
+func (h *Host) closeIdle() {
+	if p := h.pool.Load(); p != nil {
+		p.closeIdle()
+	}
 }
 
 // Stats are a cluster's counters.
@@ -53,7 +85,7 @@ type Cluster struct {
 type Manager struct {
 	mu       sync.Mutex
 	clusters map[string]*Cluster
-	hosts    map[string]*Host // by cluster name + "|" + address
+	hosts    map[hostKey]*Host
 	log      *slog.Logger
 	dial     func(network, addr string, timeout time.Duration) (net.Conn, error)
 	// TLS builds the client side of TLS transport sockets; nil makes
@@ -62,7 +94,7 @@ type Manager struct {
 	// origDst holds when each ORIGINAL_DST host (a key of hosts) was last
 	// asked for; hosts unused for OrigDstCleanup are dropped, as Envoy's
 	// cleanup_interval does (they accumulated until the next push before).
-	origDst   map[string]time.Time
+	origDst   map[hostKey]time.Time
 	lastSweep time.Time
 	// OrigDstCleanup is how long an unused ORIGINAL_DST host is kept
 	// (Envoy's cleanup_interval default, 5s).
@@ -70,13 +102,17 @@ type Manager struct {
 	now            func() time.Time
 }
 
+// hostKey names a host: its cluster and address. The strings are those of
+// the configuration (no per-host concatenation).
+type hostKey struct{ cluster, addr string }
+
 // DefaultOrigDstCleanup is Envoy's ORIGINAL_DST cleanup_interval default.
 const DefaultOrigDstCleanup = 5 * time.Second
 
 // NewManager returns an empty manager.
 func NewManager(log *slog.Logger) *Manager {
-	return &Manager{clusters: map[string]*Cluster{}, hosts: map[string]*Host{}, log: log,
-		origDst: map[string]time.Time{}, OrigDstCleanup: DefaultOrigDstCleanup, now: time.Now,
+	return &Manager{clusters: map[string]*Cluster{}, hosts: map[hostKey]*Host{}, log: log,
+		origDst: map[hostKey]time.Time{}, OrigDstCleanup: DefaultOrigDstCleanup, now: time.Now,
 		dial: func(network, addr string, timeout time.Duration) (net.Conn, error) {
 			return net.DialTimeout(network, addr, timeout)
 		}}
@@ -89,11 +125,11 @@ func (m *Manager) Update(cfgs map[string]*xdsparse.Cluster, eps map[string]*xdsp
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := make(map[string]*Cluster, len(cfgs))
-	liveHosts := map[string]bool{}
+	liveHosts := map[hostKey]bool{}
 	for name, cfg := range cfgs {
 		c := m.clusters[name]
 		if c == nil || c.Cfg != cfg {
-			nc := &Cluster{Cfg: cfg, Stats: &Stats{}, log: m.log.With("cluster", name)}
+			nc := &Cluster{Cfg: cfg, Stats: &Stats{}, log: m.log}
 			if c != nil {
 				nc.Stats = c.Stats
 				nc.rr.Store(c.rr.Load())
@@ -109,7 +145,7 @@ func (m *Manager) Update(cfgs map[string]*xdsparse.Cluster, eps map[string]*xdsp
 	}
 	for k, h := range m.hosts {
 		if !liveHosts[k] {
-			h.pool.closeIdle()
+			h.closeIdle()
 			delete(m.hosts, k)
 			delete(m.origDst, k)
 		}
@@ -118,7 +154,7 @@ func (m *Manager) Update(cfgs map[string]*xdsparse.Cluster, eps map[string]*xdsp
 	return out
 }
 
-func (m *Manager) buildSet(c *Cluster, es *xdsparse.EndpointSet, live map[string]bool) *hostSet {
+func (m *Manager) buildSet(c *Cluster, es *xdsparse.EndpointSet, live map[hostKey]bool) *hostSet {
 	hs := &hostSet{}
 	if es == nil {
 		return hs
@@ -140,12 +176,11 @@ func (m *Manager) buildSet(c *Cluster, es *xdsparse.EndpointSet, live map[string
 			if !e.Healthy {
 				continue
 			}
-			key := c.Cfg.Name + "|" + e.Address
+			key := hostKey{c.Cfg.Name, e.Address}
 			h := m.hosts[key]
 			tc := c.Cfg.TLSFor(e.TLSMatch)
-			if h == nil || h.pool.cfg != poolConfigWithTLS(c.Cfg, tc) {
-				h = &Host{Addr: e.Address}
-				h.pool = m.newPool(e.Address, c, tc)
+			if h == nil || poolConfigWithTLS(h.cfg, h.tls) != poolConfigWithTLS(c.Cfg, tc) {
+				h = m.newHost(e.Address, c, tc)
 				m.hosts[key] = h
 			}
 			h.Weight, h.Locality, h.Healthy = e.Weight, e.Locality, true
@@ -171,10 +206,11 @@ func (m *Manager) OriginalDstHost(c *Cluster, addr string) *Host {
 	if now.Sub(m.lastSweep) >= m.OrigDstCleanup {
 		m.sweepOrigDst(now)
 	}
-	key := c.Cfg.Name + "|" + addr
+	key := hostKey{c.Cfg.Name, addr}
 	h := m.hosts[key]
 	if h == nil {
-		h = &Host{Addr: addr, Weight: 1, Healthy: true, pool: m.newPool(addr, c, c.Cfg.TLS)}
+		h = m.newHost(addr, c, c.Cfg.TLS)
+		h.Weight, h.Healthy = 1, true
 		m.hosts[key] = h
 	}
 	m.origDst[key] = now
@@ -189,7 +225,7 @@ func (m *Manager) sweepOrigDst(now time.Time) {
 	for k, used := range m.origDst {
 		if now.Sub(used) >= m.OrigDstCleanup {
 			if h := m.hosts[k]; h != nil && h.Active.Load() == 0 {
-				h.pool.closeIdle()
+				h.closeIdle()
 				delete(m.hosts, k)
 				delete(m.origDst, k)
 			}
@@ -202,6 +238,6 @@ func (m *Manager) Close() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, h := range m.hosts {
-		h.pool.closeIdle()
+		h.closeIdle()
 	}
 }

@@ -48,9 +48,9 @@ func TestPendingRequestsWaitForAConnection(t *testing.T) {
 	queued := make(chan error, 1)
 	go func() { queued <- get("/queued") }()
 	for { // wait until the second request is queued
-		h.pool.mu.Lock()
-		n := len(h.pool.waiters)
-		h.pool.mu.Unlock()
+		h.connPool().mu.Lock()
+		n := len(h.connPool().waiters)
+		h.connPool().mu.Unlock()
 		if n == 1 {
 			break
 		}
@@ -99,10 +99,10 @@ func TestPendingRequestTimesOut(t *testing.T) {
 	if _, err := h.RoundTrip(ctx, &Request{Method: "GET", Authority: "x", Path: "/", ContentLength: -1}); !errors.Is(err, ErrTimeout) {
 		t.Fatalf("err %v, want ErrTimeout", err)
 	}
-	h.pool.mu.Lock()
-	defer h.pool.mu.Unlock()
-	if len(h.pool.waiters) != 0 {
-		t.Errorf("%d waiters left after the deadline", len(h.pool.waiters))
+	h.connPool().mu.Lock()
+	defer h.connPool().mu.Unlock()
+	if len(h.connPool().waiters) != 0 {
+		t.Errorf("%d waiters left after the deadline", len(h.connPool().waiters))
 	}
 }
 

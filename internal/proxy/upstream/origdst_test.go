@@ -26,7 +26,7 @@ func TestOriginalDstHostsExpire(t *testing.T) {
 	if n := len(m.hosts); n != 1001 {
 		t.Fatalf("%d hosts, want 1001", n)
 	}
-	if again := m.OriginalDstHost(c, "10.1.0.5:443"); again != m.hosts["PassthroughCluster|10.1.0.5:443"] {
+	if again := m.OriginalDstHost(c, "10.1.0.5:443"); again != m.hosts[hostKey{"PassthroughCluster", "10.1.0.5:443"}] {
 		t.Fatal("a host in use within the interval was not reused")
 	}
 	now = now.Add(DefaultOrigDstCleanup)
@@ -34,7 +34,7 @@ func TestOriginalDstHostsExpire(t *testing.T) {
 	if n := len(m.hosts); n != 2 {
 		t.Fatalf("after the cleanup interval: %d hosts, want the busy one and the new one", n)
 	}
-	if m.hosts["PassthroughCluster|10.0.0.1:80"] != busy || m.hosts["PassthroughCluster|10.2.0.1:80"] != fresh {
+	if m.hosts[hostKey{"PassthroughCluster", "10.0.0.1:80"}] != busy || m.hosts[hostKey{"PassthroughCluster", "10.2.0.1:80"}] != fresh {
 		t.Fatal("the host with a request in flight or the new host was dropped")
 	}
 }

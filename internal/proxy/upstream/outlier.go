@@ -104,7 +104,7 @@ func (c *Cluster) eject(h *Host, now time.Time) {
 	h.outlier.consecutive5xx.Store(0)
 	h.outlier.consecutiveGateway.Store(0)
 	c.od.ejections.Add(1)
-	c.log.Info("outlier detection ejected a host", "host", h.Addr, "for", d, "ejections", k)
+	c.log.Info("outlier detection ejected a host", "cluster", c.Cfg.Name, "host", h.Addr, "for", d, "ejections", k)
 }
 
 // usable reports whether Pick may return h: not ejected, or the cluster

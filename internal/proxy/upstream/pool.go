@@ -249,11 +249,12 @@ func (p *pool) put(c *h1conn) {
 func (h *Host) RoundTrip(ctx context.Context, req *Request) (*Response, error) {
 	var resp *Response
 	var err error
-	h2 := h.pool.cfg.http2 || (h.pool.cfg.useDownstream && req.DownstreamHTTP2)
+	p := h.connPool()
+	h2 := p.cfg.http2 || (p.cfg.useDownstream && req.DownstreamHTTP2)
 	if h2 && req.Upgrade == "" {
-		resp, err = h.pool.roundTripH2(ctx, req)
+		resp, err = p.roundTripH2(ctx, req)
 	} else {
-		resp, err = h.pool.roundTripH1(ctx, req)
+		resp, err = p.roundTripH1(ctx, req)
 	}
 	if resp != nil {
 		resp.Host = h

@@ -19,12 +19,6 @@ func poolConfigWithTLS(c *xdsparse.Cluster, tc *xdsparse.TLSContext) poolConfig 
 	return pc
 }
 
-func (m *Manager) newPool(addr string, c *Cluster, tc *xdsparse.TLSContext) *pool {
-	p := newPool(addr, poolConfigWithTLS(c.Cfg, tc), c.Stats, m.dial)
-	p.tls, p.tlsb = tc, m.TLS
-	return p
-}
-
 // secure runs the TLS handshake of the pool's transport socket over nc,
 // within the connect timeout, offering proto first in ALPN.
 func (p *pool) secure(nc net.Conn, proto string) (net.Conn, error) {
@@ -50,15 +44,15 @@ func (p *pool) secure(nc net.Conn, proto string) (net.Conn, error) {
 // DialStream opens a connection to h for tcp_proxy: TLS (without an HTTP
 // ALPN protocol) when h's transport socket says so. Stats count it.
 func (h *Host) DialStream() (net.Conn, error) {
-	return h.pool.connect("")
+	return h.connPool().connect("")
 }
 
 // DialHTTP2 opens a connection to h for an HTTP/2 client of the proxy's
 // own (a filter's gRPC service): TLS with ALPN h2 when h's transport
 // socket says so. Stats count it.
 func (h *Host) DialHTTP2() (net.Conn, error) {
-	return h.pool.connect("h2")
+	return h.connPool().connect("h2")
 }
 
 // TLS returns the transport socket's TLS context of h, nil for plaintext.
-func (h *Host) TLS() *xdsparse.TLSContext { return h.pool.tls }
+func (h *Host) TLS() *xdsparse.TLSContext { return h.tls }

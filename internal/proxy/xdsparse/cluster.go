@@ -97,8 +97,8 @@ type Endpoint struct {
 	Healthy  bool
 	Locality string // region/zone/subzone
 	// TLSMatch is the endpoint's envoy.transport_socket_match metadata
-	// (Istio's tlsMode), nil when it has none.
-	TLSMatch map[string]string
+	// (Istio's tlsMode), empty when it has none.
+	TLSMatch Metadata
 }
 
 // LocalityGroup is a locality's endpoints.
@@ -328,7 +328,7 @@ func ParseEndpoints(la *endpointv3.ClusterLoadAssignment) (*EndpointSet, error) 
 		loc := lg.GetLocality()
 		g := LocalityGroup{Priority: lg.GetPriority(), Weight: 1}
 		if loc != nil {
-			g.Locality = loc.GetRegion() + "/" + loc.GetZone() + "/" + loc.GetSubZone()
+			g.Locality = intern(loc.GetRegion() + "/" + loc.GetZone() + "/" + loc.GetSubZone())
 		}
 		if w := lg.GetLoadBalancingWeight(); w != nil {
 			g.Weight = w.GetValue()
@@ -347,10 +347,11 @@ func ParseEndpoints(la *endpointv3.ClusterLoadAssignment) (*EndpointSet, error) 
 			}
 			e := Endpoint{Address: net.JoinHostPort(sa.GetAddress(), strconv.Itoa(int(pv.PortValue))), Weight: 1, Locality: g.Locality}
 			if md := le.GetMetadata().GetFilterMetadata()[TransportSocketMatchKey]; md != nil {
-				e.TLSMatch = make(map[string]string, len(md.GetFields()))
+				m := make(map[string]string, len(md.GetFields()))
 				for k, v := range md.GetFields() {
-					e.TLSMatch[k] = v.GetStringValue()
+					m[k] = v.GetStringValue()
 				}
+				e.TLSMatch = MakeMetadata(m)
 			}
 			if w := le.GetLoadBalancingWeight(); w != nil && w.GetValue() > 0 {
 				e.Weight = w.GetValue()

@@ -30,9 +30,10 @@ type Snapshot struct {
 	Routes    map[string]*RouteTable
 	Clusters  map[string]*Cluster
 	Endpoints map[string]*EndpointSet
-	// Raw holds the accepted resources by type URL and name, for config dumps
-	// and change detection.
-	Raw map[string]map[string]*anypb.Any
+	// Raw holds the accepted resources' encoded bytes by type URL and
+	// name, for config dumps and change detection (only the bytes: the
+	// Any around them is not kept).
+	Raw map[string]map[string][]byte
 	// Versions holds the last accepted version_info by type URL.
 	Versions map[string]string
 }
@@ -40,9 +41,9 @@ type Snapshot struct {
 // EmptySnapshot returns a snapshot with nothing in it.
 func EmptySnapshot() *Snapshot {
 	s := &Snapshot{Listeners: map[string]*Listener{}, Routes: map[string]*RouteTable{}, Clusters: map[string]*Cluster{},
-		Endpoints: map[string]*EndpointSet{}, Raw: map[string]map[string]*anypb.Any{}, Versions: map[string]string{}}
+		Endpoints: map[string]*EndpointSet{}, Raw: map[string]map[string][]byte{}, Versions: map[string]string{}}
 	for _, t := range []string{ListenerType, RouteType, ClusterType, EndpointType} {
-		s.Raw[t] = map[string]*anypb.Any{}
+		s.Raw[t] = map[string][]byte{}
 	}
 	return s
 }
@@ -92,7 +93,7 @@ func Apply(prev *Snapshot, typeURL, version string, resources []*anypb.Any) (*Sn
 	var errs []error
 	seen := map[string]bool{}
 	full := typeURL == ListenerType || typeURL == ClusterType
-	raw := map[string]*anypb.Any{}
+	raw := map[string][]byte{}
 	if !full {
 		raw = maps.Clone(prev.Raw[typeURL])
 	}
@@ -128,13 +129,13 @@ func Apply(prev *Snapshot, typeURL, version string, resources []*anypb.Any) (*Sn
 			}
 			continue
 		}
-		if old, ok := prev.Raw[typeURL][name]; ok && bytes.Equal(old.GetValue(), a.GetValue()) {
+		if old, ok := prev.Raw[typeURL][name]; ok && bytes.Equal(old, a.GetValue()) {
 			// Unchanged: keep the previous parsed value (same pointer), so
 			// listeners keep their sockets and clusters their pools.
 			keepPrevious(prev, next, typeURL, name, raw)
 			continue
 		}
-		raw[name] = a
+		raw[name] = a.GetValue()
 	}
 	next.Raw[typeURL] = raw
 	if typeURL == ListenerType {
@@ -151,7 +152,7 @@ func Apply(prev *Snapshot, typeURL, version string, resources []*anypb.Any) (*Sn
 
 // prune returns m without the entries not in keep (a copy when anything is
 // dropped) and drops them from raw[typeURL] (raw itself is already a copy).
-func prune[V any](m map[string]V, keep []string, raw map[string]map[string]*anypb.Any, typeURL string) map[string]V {
+func prune[V any](m map[string]V, keep []string, raw map[string]map[string][]byte, typeURL string) map[string]V {
 	want := map[string]bool{}
 	for _, k := range keep {
 		want[k] = true
@@ -177,7 +178,7 @@ func prune[V any](m map[string]V, keep []string, raw map[string]map[string]*anyp
 	return m
 }
 
-func keepPrevious(prev, next *Snapshot, typeURL, name string, raw map[string]*anypb.Any) {
+func keepPrevious(prev, next *Snapshot, typeURL, name string, raw map[string][]byte) {
 	old, ok := prev.Raw[typeURL][name]
 	if !ok {
 		return

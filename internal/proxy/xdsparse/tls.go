@@ -454,12 +454,12 @@ func parseTransportSocketMatches(ms []*clusterv3.Cluster_TransportSocketMatch) (
 // TLSFor returns the TLS context for an endpoint with transport socket
 // match metadata md: the first matching transport_socket_matches entry,
 // else the cluster's transport_socket. nil means plaintext.
-func (c *Cluster) TLSFor(md map[string]string) *TLSContext {
+func (c *Cluster) TLSFor(md Metadata) *TLSContext {
 	for i := range c.TLSMatches {
 		m := &c.TLSMatches[i]
 		ok := true
 		for k, v := range m.Match {
-			if md[k] != v {
+			if got, _ := md.Get(k); got != v {
 				ok = false
 				break
 			}

@@ -3,6 +3,7 @@ package xdsparse
 import (
 	"strings"
 	"testing"
+	"unsafe"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -111,11 +112,11 @@ func TestClusterTransportSocketMatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tc := pc.TLSFor(map[string]string{"tlsMode": "istio"}); tc == nil || !tc.SPIFFE() {
+	if tc := pc.TLSFor(MakeMetadata(map[string]string{"tlsMode": "istio"})); tc == nil || !tc.SPIFFE() {
 		t.Fatalf("tlsMode istio endpoint gets %+v, want ISTIO_MUTUAL", tc)
 	}
 	for _, md := range []map[string]string{nil, {"tlsMode": "disabled"}} {
-		if tc := pc.TLSFor(md); tc != nil {
+		if tc := pc.TLSFor(MakeMetadata(md)); tc != nil {
 			t.Fatalf("endpoint %v gets TLS, want plaintext", md)
 		}
 	}
@@ -231,4 +232,25 @@ func FuzzParseTransportSocket(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestMetadata(t *testing.T) {
+	for _, m := range []map[string]string{nil, {"tlsMode": "istio"}, {"a": "", "b\x00=": "x\ny", "long": strings.Repeat("v", 300)}} {
+		md := MakeMetadata(m)
+		if got := md.Map(); len(got) != len(m) {
+			t.Errorf("MakeMetadata(%q).Map() = %q", m, got)
+		}
+		for k, v := range m {
+			if got, ok := md.Get(k); !ok || got != v {
+				t.Errorf("MakeMetadata(%q).Get(%q) = %q, %v", m, k, got, ok)
+			}
+		}
+		if _, ok := md.Get("missing"); ok {
+			t.Errorf("MakeMetadata(%q).Get(missing) found", m)
+		}
+	}
+	a, b := MakeMetadata(map[string]string{"tlsMode": "istio", "x": "y"}), MakeMetadata(map[string]string{"x": "y", "tlsMode": "istio"})
+	if a != b || unsafe.StringData(string(a)) != unsafe.StringData(string(b)) {
+		t.Error("equal metadata is not shared")
+	}
 }

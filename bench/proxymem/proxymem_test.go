@@ -185,6 +185,7 @@ type run struct {
 	s     Scenario
 	cmd   *exec.Cmd
 	admin string // the admin listener's address
+	srv   *xdstest.Server
 }
 
 func start(tb testing.TB, s Scenario) *run {
@@ -266,7 +267,7 @@ func start(tb testing.TB, s Scenario) *run {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	return &run{s: s, cmd: cmd, admin: adminAddr}
+	return &run{s: s, cmd: cmd, admin: adminAddr, srv: srv}
 }
 
 // heap reads the proxy's admin /memory: the Go heap's live bytes and spans

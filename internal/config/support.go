@@ -62,9 +62,8 @@ const (
 var supportTable = []supportRow{
 	// ---- VirtualService
 	{"networking.v1alpha3.VirtualService", Honoured, "", "hosts gateways http tls tcp exportTo"},
-	{"networking.v1alpha3.HTTPRoute", Honoured, "", "name match route redirect directResponse rewrite timeout retries fault headers mirror mirrors mirrorPercent mirrorPercentage"},
+	{"networking.v1alpha3.HTTPRoute", Honoured, "", "name match route redirect directResponse rewrite timeout retries fault headers mirror mirrors mirrorPercent mirrorPercentage corsPolicy"},
 	{"networking.v1alpha3.HTTPRoute", Warned, "delegation is not implemented", "delegate"},
-	{"networking.v1alpha3.HTTPRoute", Warned, "mast-proxy's CORS filter carries out the generated policy, but no end-to-end test from Istio YAML proves it yet", "corsPolicy"},
 	{"networking.v1alpha3.HTTPMatchRequest", Honoured, "", "name uri scheme method authority headers port sourceLabels gateways queryParams ignoreUriCase withoutHeaders sourceNamespace"},
 	{"networking.v1alpha3.HTTPMatchRequest", Warned, "per-route stats prefixes are not kept", "statPrefix"},
 	{"networking.v1alpha3.StringMatch", Honoured, "", "exact prefix regex"},
@@ -89,7 +88,7 @@ var supportTable = []supportRow{
 	{"networking.v1alpha3.HTTPFaultInjection.Abort", Honoured, "", "httpStatus grpcStatus percentage"},
 	{"networking.v1alpha3.HTTPFaultInjection.Abort", Warned, "rejected by validation as in Istio", "http2Error"},
 	{"networking.v1alpha3.HTTPMirrorPolicy", Honoured, "", "destination percentage"},
-	{"networking.v1alpha3.CorsPolicy", Warned, "mast-proxy's CORS filter carries out the generated policy, but no end-to-end test from Istio YAML proves it yet", "allowOrigin allowOrigins allowMethods allowHeaders exposeHeaders maxAge allowCredentials unmatchedPreflights"},
+	{"networking.v1alpha3.CorsPolicy", Honoured, "", "allowOrigin allowOrigins allowMethods allowHeaders exposeHeaders maxAge allowCredentials unmatchedPreflights"},
 	{"networking.v1alpha3.TLSRoute", Honoured, "", "match route"},
 	{"networking.v1alpha3.TLSMatchAttributes", Honoured, "", "sniHosts port sourceLabels gateways sourceNamespace"},
 	{"networking.v1alpha3.TLSMatchAttributes", Warned, "a match with destinationSubnets is skipped, never widened to all traffic", "destinationSubnets"},

@@ -61,6 +61,16 @@ spec:
         set: {x-client-ip: "%%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%%", x-user: "user-%%REQ(x-name)%%", x-none: "%%REQ(x-absent)%%"}
       response:
         add: {x-served-by: "%%UPSTREAM_REMOTE_ADDRESS%%", x-proto: "%%PROTOCOL%%", x-discount: "100%%%%"}
+  - match: [{uri: {prefix: /cors}}]
+    route: [{destination: {host: shop.default.svc.cluster.local}}]
+    corsPolicy:
+      allowOrigins: [{exact: "https://app.example.com"}, {regex: "https://.*\\.example\\.org"}]
+      allowMethods: [GET, POST]
+      allowHeaders: [x-custom]
+      exposeHeaders: [x-got-x-user]
+      maxAge: 24h
+      allowCredentials: true
+      unmatchedPreflights: IGNORE
   - route: [{destination: {host: shop.default.svc.cluster.local}}]
     mirror: {host: audit.default.svc.cluster.local}
 `
@@ -204,12 +214,16 @@ func TestVirtualServiceMirroringAndHeaders(t *testing.T) {
 	if _, err := exec.LookPath("curl"); err != nil {
 		t.Skip("curl not installed (apt-get install curl)")
 	}
-	out, err := exec.Command("curl", "-sS", "-D", "-", "-o", "/dev/null", "--max-time", "10", "-x", "http://"+ip+":15001",
-		"-H", "x-name: jason", "http://shop.default.svc.cluster.local:8000/hdr").Output()
-	if err != nil {
-		t.Fatalf("curl: %v", err)
+	curl := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command("curl", append([]string{"-sS", "-D", "-", "--max-time", "10", "-x", "http://" + ip + ":15001"}, args...)...).Output()
+		if err != nil {
+			t.Fatalf("curl %v: %v", args, err)
+		}
+		return string(out)
 	}
-	head := strings.ToLower(string(out))
+	out := curl("-o", "/dev/null", "-H", "x-name: jason", "http://shop.default.svc.cluster.local:8000/hdr")
+	head := strings.ToLower(out)
 	for _, want := range []string{
 		"x-got-x-client-ip: 127.0.0.1\r\n", // curl's address, without its port
 		"x-got-x-user: user-jason\r\n",
@@ -223,5 +237,34 @@ func TestVirtualServiceMirroringAndHeaders(t *testing.T) {
 	}
 	if strings.Contains(head, "x-got-x-none") {
 		t.Errorf("x-none was sent although %%REQ(x-absent)%% has no value:\n%s", out)
+	}
+
+	// corsPolicy, seen by curl: a preflight from an allowed origin is
+	// answered by the proxy; from another origin it is answered without
+	// CORS headers (unmatchedPreflights IGNORE), never forwarded.
+	const cors = "http://shop.default.svc.cluster.local:8000/cors"
+	out = strings.ToLower(curl("-X", "OPTIONS", "-H", "Origin: https://app.example.com", "-H", "Access-Control-Request-Method: POST", cors))
+	for _, want := range []string{"http/1.1 200", "access-control-allow-origin: https://app.example.com\r\n", "access-control-allow-methods: get,post\r\n",
+		"access-control-allow-headers: x-custom\r\n", "access-control-max-age: 86400\r\n", "access-control-allow-credentials: true\r\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("preflight from an allowed origin lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "primary") {
+		t.Errorf("preflight reached the application:\n%s", out)
+	}
+	out = strings.ToLower(curl("-X", "OPTIONS", "-H", "Origin: https://evil.test", "-H", "Access-Control-Request-Method: POST", cors))
+	if !strings.Contains(out, "http/1.1 200") || strings.Contains(out, "access-control-") || strings.Contains(out, "primary") {
+		t.Errorf("preflight from another origin: want 200 without CORS headers, answered by the proxy:\n%s", out)
+	}
+	out = strings.ToLower(curl("-H", "Origin: https://shop.example.org", "-H", "x-name: ann", cors))
+	for _, want := range []string{"access-control-allow-origin: https://shop.example.org\r\n", "access-control-expose-headers: x-got-x-user\r\n", "primary"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("request from an allowed origin (by regex) lacks %q:\n%s", want, out)
+		}
+	}
+	out = strings.ToLower(curl("-H", "Origin: https://evil.test", cors))
+	if strings.Contains(out, "access-control-allow-origin") || !strings.Contains(out, "primary") {
+		t.Errorf("request from another origin: want the answer without CORS headers:\n%s", out)
 	}
 }

@@ -647,6 +647,9 @@ func corsPolicy(c *networking.CorsPolicy) *corsv3.CorsPolicy {
 		ExposeHeaders:    strings.Join(c.GetExposeHeaders(), ","),
 		AllowCredentials: c.GetAllowCredentials(),
 	}
+	if c.GetUnmatchedPreflights() == networking.CorsPolicy_IGNORE {
+		out.ForwardNotMatchingPreflights = boolv(false)
+	}
 	if c.GetMaxAge() != nil {
 		out.MaxAge = strconv.FormatInt(int64(c.GetMaxAge().AsDuration()/time.Second), 10)
 	}

@@ -90,9 +90,9 @@ func TestUnsupportedFieldsAreRefusedByName(t *testing.T) {
 		{"cookie generation", func(r *routev3.Route) {
 			r.GetRoute().HashPolicy = []*routev3.RouteAction_HashPolicy{{PolicySpecifier: &routev3.RouteAction_HashPolicy_Cookie_{Cookie: &routev3.RouteAction_HashPolicy_Cookie{Name: "s", Ttl: durationpb.New(1)}}}}
 		}, "hash_policy[0].cookie.ttl"},
-		{"cors per route", func(r *routev3.Route) {
-			r.TypedPerFilterConfig = map[string]*anypb.Any{"envoy.filters.http.cors": a}
-		}, "typed_per_filter_config[envoy.filters.http.cors]"},
+		{"unknown per-route filter", func(r *routev3.Route) {
+			r.TypedPerFilterConfig = map[string]*anypb.Any{"envoy.filters.http.lua": a}
+		}, "envoy.filters.http.lua"},
 		{"header command operator", func(r *routev3.Route) {
 			r.RequestHeadersToAdd = []*corev3.HeaderValueOption{{Header: &corev3.HeaderValue{Key: "x-ip", Value: "%DOWNSTREAM_REMOTE_ADDRESS%"}}}
 		}, ""},

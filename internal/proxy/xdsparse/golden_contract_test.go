@@ -53,7 +53,6 @@ func (lenientResolver) FindExtensionByNumber(m protoreflect.FullName, f protoref
 // proxy therefore refuses by name. Nothing else may be refused.
 var notYetHonoured = []string{
 	"cookie.ttl", // HTTPCookie.ttl: cookies are not generated
-	"typed_per_filter_config[envoy.filters.http.cors]", // HTTPRoute.corsPolicy
 }
 
 func onlyNotYetHonoured(msg string) bool {

@@ -37,6 +37,10 @@ type Policy struct {
 	MaxAge                    string
 	AllowCredentials          bool
 	AllowPrivateNetworkAccess bool
+	// IgnoreUnmatchedPreflights answers preflights from origins the policy
+	// does not allow here, without CORS headers, instead of forwarding them
+	// (forward_not_matching_preflights false; Istio's unmatchedPreflights IGNORE).
+	IgnoreUnmatchedPreflights bool
 }
 
 // Filter applies the matched route's CORS policy.
@@ -73,12 +77,12 @@ func Parse(p *corsv3.CorsPolicy) (*Policy, error) {
 	if p.GetShadowEnabled() != nil {
 		return nil, fmt.Errorf("shadow_enabled: not supported")
 	}
-	if f := p.GetForwardNotMatchingPreflights(); f != nil && !f.GetValue() {
-		return nil, fmt.Errorf("forward_not_matching_preflights false: not supported")
-	}
 	out := &Policy{AllowMethods: p.GetAllowMethods(), AllowHeaders: p.GetAllowHeaders(), ExposeHeaders: p.GetExposeHeaders(),
 		MaxAge: p.GetMaxAge(), AllowCredentials: p.GetAllowCredentials().GetValue(),
 		AllowPrivateNetworkAccess: p.GetAllowPrivateNetworkAccess().GetValue()}
+	if f := p.GetForwardNotMatchingPreflights(); f != nil && !f.GetValue() {
+		out.IgnoreUnmatchedPreflights = true
+	}
 	for i, o := range p.GetAllowOriginStringMatch() {
 		m, err := match.ParseString(o)
 		if err != nil {
@@ -127,11 +131,18 @@ func (f *Filter) policy(r *filter.Request) (*Policy, string) {
 
 // DecodeHeaders answers preflight requests from allowed origins.
 func (f *Filter) DecodeHeaders(_ context.Context, r *filter.Request) filter.Status {
-	p, origin := f.policy(r)
-	if p == nil || r.Method != "OPTIONS" {
+	if r.Method != "OPTIONS" {
 		return filter.Continue
 	}
 	if m, _ := r.Header("access-control-request-method"); m == "" {
+		return filter.Continue
+	}
+	p, origin := f.policy(r)
+	if p == nil {
+		if f.ignoresUnmatched(r) {
+			r.LocalReply(200, "", "")
+			return filter.Stop
+		}
 		return filter.Continue
 	}
 	h := headers.List{{Name: "access-control-allow-origin", Value: origin}}
@@ -152,6 +163,20 @@ func (f *Filter) DecodeHeaders(_ context.Context, r *filter.Request) filter.Stat
 	}
 	r.LocalReply(200, "", "", h...)
 	return filter.Stop
+}
+
+// ignoresUnmatched reports whether the route's policy answers a preflight
+// from an origin it does not allow itself (and without CORS headers).
+func (f *Filter) ignoresUnmatched(r *filter.Request) bool {
+	if r.Route == nil {
+		return false
+	}
+	p, _ := r.Route.PerFilterConfig(f.name).(*Policy)
+	if p == nil || !p.IgnoreUnmatchedPreflights {
+		return false
+	}
+	origin, _ := r.Header("origin")
+	return origin != ""
 }
 
 // EncodeHeaders adds the CORS response headers for allowed origins.

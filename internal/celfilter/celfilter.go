@@ -175,9 +175,16 @@ func compare(fn string, v int64) (*accesslogv3.ComparisonFilter, error) {
 	return &accesslogv3.ComparisonFilter{Op: op, Value: &corev3.RuntimeUInt32{DefaultValue: uint32(v)}}, nil
 }
 
-// attrPath renders request.headers['x'] / response.code style paths; ""
+// attrPath renders request.headers[x] / response.code style paths; ""
 // for anything else.
 func attrPath(e celast.Expr) string {
+	return exprPath(e, func(p, k string) string { return p + "[" + k + "]" })
+}
+
+// exprPath renders an identifier, field selections and indexing by string
+// literals as a dotted path; index renders p indexed by k ("" refuses it).
+// It returns "" for any other expression.
+func exprPath(e celast.Expr, index func(p, k string) string) string {
 	switch e.Kind() {
 	case celast.IdentKind:
 		return e.AsIdent()
@@ -186,15 +193,15 @@ func attrPath(e celast.Expr) string {
 		if s.IsTestOnly() {
 			return ""
 		}
-		if p := attrPath(s.Operand()); p != "" {
+		if p := exprPath(s.Operand(), index); p != "" {
 			return p + "." + s.FieldName()
 		}
 	case celast.CallKind:
 		c := e.AsCall()
 		if c.FunctionName() == "_[_]" && len(c.Args()) == 2 {
 			if k, ok := stringLit(c.Args()[1]); ok {
-				if p := attrPath(c.Args()[0]); p != "" {
-					return p + "[" + k + "]"
+				if p := exprPath(c.Args()[0], index); p != "" {
+					return index(p, k)
 				}
 			}
 		}

@@ -57,28 +57,12 @@ func tagCanon(e celast.Expr) (string, bool) {
 }
 
 // tagPath renders request.headers['x'] / upstream_peer.app paths; "" for
-// anything else.
+// anything else, or a key with quotes, backslashes or brackets.
 func tagPath(e celast.Expr) string {
-	switch e.Kind() {
-	case celast.IdentKind:
-		return e.AsIdent()
-	case celast.SelectKind:
-		s := e.AsSelect()
-		if s.IsTestOnly() {
+	return exprPath(e, func(p, k string) string {
+		if strings.ContainsAny(k, `'"\[]`) {
 			return ""
 		}
-		if p := tagPath(s.Operand()); p != "" {
-			return p + "." + s.FieldName()
-		}
-	case celast.CallKind:
-		c := e.AsCall()
-		if c.FunctionName() == "_[_]" && len(c.Args()) == 2 {
-			if k, ok := stringLit(c.Args()[1]); ok && !strings.ContainsAny(k, `'"\[]`) {
-				if p := tagPath(c.Args()[0]); p != "" {
-					return p + "['" + k + "']"
-				}
-			}
-		}
-	}
-	return ""
+		return p + "['" + k + "']"
+	})
 }

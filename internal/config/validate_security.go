@@ -14,6 +14,7 @@ import (
 
 	"github.com/mast-mesh/mast/internal/celfilter"
 	"github.com/mast-mesh/mast/internal/proxy/filter/jwtauthn"
+	"github.com/mast-mesh/mast/internal/telemetry/metrics"
 )
 
 // policyTarget checks the selector / targetRef / targetRefs of a policy.
@@ -413,7 +414,7 @@ func (v *validator) telemetry(t *telemetry.Telemetry) {
 				tf := pathKey(f+".tagOverrides", name)
 				if name == "" {
 					v.warnf(tf, "tagOverrides name may not be empty")
-				} else if !promLabelName(name) {
+				} else if !metrics.ValidLabelName(name) {
 					v.errorf(tf, "%q is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)", name)
 				}
 				switch to.GetOperation() {
@@ -478,19 +479,4 @@ func CheckCustomProviders(rs []Resource, providers []string) Problems {
 			Message: fmt.Sprintf("extension provider %q is not defined in MeshConfig extensionProviders %v; the requests this policy selects are denied", name, providers)})
 	}
 	return probs
-}
-
-// promLabelName reports whether s is a Prometheus label name that is not
-// reserved.
-func promLabelName(s string) bool {
-	if s == "" || strings.HasPrefix(s, "__") {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c != '_' && (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (i == 0 || c < '0' || c > '9') {
-			return false
-		}
-	}
-	return true
 }

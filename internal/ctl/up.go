@@ -198,34 +198,26 @@ func siblingPrograms(exe string) map[string]string {
 
 // findConsul locates the Consul binary for --platform consul.
 func findConsul(flagValue string) (string, error) {
-	candidates := []string{flagValue, os.Getenv("MAST_CONSUL")}
-	if home, err := os.UserHomeDir(); err == nil {
-		candidates = append(candidates, filepath.Join(home, ".cache", "mast", "consul-v1.22.7"))
-	}
-	for _, c := range candidates {
-		if c == "" {
-			continue
-		}
-		if st, err := os.Stat(c); err == nil && !st.IsDir() {
-			return c, nil
-		}
-		if c == flagValue {
-			return "", fmt.Errorf("--consul-bin %s: not found", c)
-		}
-	}
-	if p, err := exec.LookPath("consul"); err == nil {
-		return p, nil
-	}
-	return "", errors.New("no Consul binary: build it with scripts/build-consul.sh (into ~/.cache/mast), or name one with --consul-bin")
+	return findProgram("--consul-bin", flagValue, "MAST_CONSUL", "consul-v1.22.7", "consul",
+		"no Consul binary: build it with scripts/build-consul.sh (into ~/.cache/mast), or name one with --consul-bin")
 }
 
 // findEurekaServer locates Mast's Eureka test server for --platform eureka.
 // It is not part of the mast binary: a test double for a registry that
 // cannot be obtained here, not a Eureka server to run services on.
 func findEurekaServer(flagValue string) (string, error) {
-	candidates := []string{flagValue, os.Getenv("MAST_EUREKA_SERVER")}
+	return findProgram("--eureka-bin", flagValue, "MAST_EUREKA_SERVER", "eureka-server", "",
+		"no Eureka server: build Mast's test server with scripts/build-eureka-server.sh (into ~/.cache/mast), or name one with --eureka-bin")
+}
+
+// findProgram looks for a helper program: the flag's value (an error when
+// it names nothing), the environment variable, the build cache
+// (~/.cache/mast/cached), then PATH (when onPath is set); missing is the
+// error when none has it.
+func findProgram(flag, flagValue, env, cached, onPath, missing string) (string, error) {
+	candidates := []string{flagValue, os.Getenv(env)}
 	if home, err := os.UserHomeDir(); err == nil {
-		candidates = append(candidates, filepath.Join(home, ".cache", "mast", "eureka-server"))
+		candidates = append(candidates, filepath.Join(home, ".cache", "mast", cached))
 	}
 	for _, c := range candidates {
 		if c == "" {
@@ -235,8 +227,13 @@ func findEurekaServer(flagValue string) (string, error) {
 			return c, nil
 		}
 		if c == flagValue {
-			return "", fmt.Errorf("--eureka-bin %s: not found", c)
+			return "", fmt.Errorf("%s %s: not found", flag, c)
 		}
 	}
-	return "", errors.New("no Eureka server: build Mast's test server with scripts/build-eureka-server.sh (into ~/.cache/mast), or name one with --eureka-bin")
+	if onPath != "" {
+		if p, err := exec.LookPath(onPath); err == nil {
+			return p, nil
+		}
+	}
+	return "", errors.New(missing)
 }

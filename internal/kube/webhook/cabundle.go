@@ -107,36 +107,49 @@ func (p *CABundlePatcher) patch(ctx context.Context, k webhookKey) error {
 	}
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		if k.mutating {
-			api := p.Client.AdmissionregistrationV1().MutatingWebhookConfigurations()
-			c, err := api.Get(ctx, k.name, metav1.GetOptions{})
-			if err != nil {
-				return err
-			}
-			changed := false
-			for i := range c.Webhooks {
-				changed = setBundle(&c.Webhooks[i].ClientConfig, bundle) || changed
-			}
-			if changed {
-				_, err = api.Update(ctx, c, metav1.UpdateOptions{FieldManager: "mastd"})
-			}
-			return err
+			return patchConfig(ctx, p.Client.AdmissionregistrationV1().MutatingWebhookConfigurations(), k.name, bundle,
+				func(c *admv1.MutatingWebhookConfiguration) (out []*admv1.WebhookClientConfig) {
+					for i := range c.Webhooks {
+						out = append(out, &c.Webhooks[i].ClientConfig)
+					}
+					return out
+				})
 		}
-		api := p.Client.AdmissionregistrationV1().ValidatingWebhookConfigurations()
-		c, err := api.Get(ctx, k.name, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		changed := false
-		for i := range c.Webhooks {
-			changed = setBundle(&c.Webhooks[i].ClientConfig, bundle) || changed
-		}
-		if changed {
-			_, err = api.Update(ctx, c, metav1.UpdateOptions{FieldManager: "mastd"})
-		}
-		return err
+		return patchConfig(ctx, p.Client.AdmissionregistrationV1().ValidatingWebhookConfigurations(), k.name, bundle,
+			func(c *admv1.ValidatingWebhookConfiguration) (out []*admv1.WebhookClientConfig) {
+				for i := range c.Webhooks {
+					out = append(out, &c.Webhooks[i].ClientConfig)
+				}
+				return out
+			})
 	})
 	if apierrors.IsNotFound(err) { // deleted meanwhile: nothing to keep patched
 		return nil
+	}
+	return err
+}
+
+// webhookConfigs is the part of a Validating- or
+// MutatingWebhookConfigurations client patchConfig uses.
+type webhookConfigs[C any] interface {
+	Get(ctx context.Context, name string, opts metav1.GetOptions) (*C, error)
+	Update(ctx context.Context, c *C, opts metav1.UpdateOptions) (*C, error)
+}
+
+// patchConfig sets the caBundle of each of a configuration's webhooks
+// (clientConfigs lists them) and updates it when any changed.
+func patchConfig[C any](ctx context.Context, api webhookConfigs[C], name string, bundle []byte,
+	clientConfigs func(*C) []*admv1.WebhookClientConfig) error {
+	c, err := api.Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	changed := false
+	for _, cc := range clientConfigs(c) {
+		changed = setBundle(cc, bundle) || changed
+	}
+	if changed {
+		_, err = api.Update(ctx, c, metav1.UpdateOptions{FieldManager: "mastd"})
 	}
 	return err
 }

@@ -106,7 +106,7 @@ func applyStatsEntry(cfg *metrics.Config, e *structpb.Struct) error {
 	// In name order, so that every listener's copy gives the same slots.
 	for _, tag := range slices.Sorted(maps.Keys(dims)) {
 		v := dims[tag]
-		if !validLabelName(tag) {
+		if !metrics.ValidLabelName(tag) {
 			return fmt.Errorf("dimensions.%s: not a Prometheus label name", tag)
 		}
 		attr, err := metrics.ParseAttr(v.GetStringValue())
@@ -150,17 +150,4 @@ func removeTag(cfg *metrics.Config, m metrics.Metric, tag string) {
 			cfg.CustomIn[m][i] = false
 		}
 	}
-}
-
-func validLabelName(s string) bool {
-	if s == "" || strings.HasPrefix(s, "__") {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c != '_' && (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (i == 0 || c < '0' || c > '9') {
-			return false
-		}
-	}
-	return true
 }

@@ -1,5 +1,7 @@
 package metrics
 
+import "strings"
+
 // Label indexes Istio's standard metric labels, in Istio's order.
 type Label int
 
@@ -65,4 +67,19 @@ const MaxCustom = 4
 type Labels struct {
 	Std    [NumLabels]string
 	Custom [MaxCustom]string
+}
+
+// ValidLabelName reports whether s may name a custom Prometheus label: the
+// exposition format's syntax, and not reserved (no "__" prefix).
+func ValidLabelName(s string) bool {
+	if s == "" || strings.HasPrefix(s, "__") {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '_' && (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (i == 0 || c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
@@ -12,10 +11,9 @@ import (
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"github.com/mast-mesh/mast/internal/proxy/match"
 )
 
@@ -115,23 +113,6 @@ func parseList(field string, l *matcherv3.ListStringMatcher) (matchList, error) 
 	return out, nil
 }
 
-// checkFields returns an error naming the first field of m that is set and
-// not in honoured, prefixed by path.
-func checkFields(path string, m proto.Message, honoured ...string) error {
-	var bad []string
-	m.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, _ protoreflect.Value) bool {
-		if !slices.Contains(honoured, string(fd.Name())) {
-			bad = append(bad, string(fd.Name()))
-		}
-		return true
-	})
-	if len(bad) == 0 {
-		return nil
-	}
-	slices.Sort(bad)
-	return fmt.Errorf("%s%s: not supported", path, bad[0])
-}
-
 // Parse turns an ExtAuthz typed config into a Config; every field it does
 // not honour is an error naming it.
 func Parse(a *anypb.Any) (*Config, error) {
@@ -144,7 +125,7 @@ func Parse(a *anypb.Any) (*Config, error) {
 
 // ParseProto is Parse on the decoded message.
 func ParseProto(c *extauthzv3.ExtAuthz) (*Config, error) {
-	if err := checkFields("", c, "grpc_service", "http_service", "transport_api_version", "failure_mode_allow",
+	if err := filter.CheckFields("", c, "grpc_service", "http_service", "transport_api_version", "failure_mode_allow",
 		"failure_mode_allow_header_add", "with_request_body", "clear_route_cache", "status_on_error",
 		"filter_enabled_metadata", "filter_enabled", "allowed_headers", "disallowed_headers", "encode_raw_headers",
 		"include_tls_session", "max_denied_response_body_bytes"); err != nil {
@@ -220,7 +201,7 @@ func parseMetadataMatcher(m *matcherv3.MetadataMatcher) (*MetadataMatcher, error
 	if m == nil {
 		return nil, nil
 	}
-	if err := checkFields("", m, "filter", "path", "value", "invert"); err != nil {
+	if err := filter.CheckFields("", m, "filter", "path", "value", "invert"); err != nil {
 		return nil, err
 	}
 	if m.GetFilter() == "" {
@@ -263,14 +244,14 @@ func timeoutOf(field string, d interface {
 }
 
 func parseGRPC(g *corev3.GrpcService) (*GRPCService, time.Duration, error) {
-	if err := checkFields("grpc_service.", g, "envoy_grpc", "timeout", "initial_metadata"); err != nil {
+	if err := filter.CheckFields("grpc_service.", g, "envoy_grpc", "timeout", "initial_metadata"); err != nil {
 		return nil, 0, fmt.Errorf("%w (only envoy_grpc naming a cluster is)", err)
 	}
 	e := g.GetEnvoyGrpc()
 	if e == nil {
 		return nil, 0, errors.New("grpc_service.envoy_grpc: required")
 	}
-	if err := checkFields("grpc_service.envoy_grpc.", e, "cluster_name", "authority"); err != nil {
+	if err := filter.CheckFields("grpc_service.envoy_grpc.", e, "cluster_name", "authority"); err != nil {
 		return nil, 0, err
 	}
 	if e.GetClusterName() == "" {
@@ -281,7 +262,7 @@ func parseGRPC(g *corev3.GrpcService) (*GRPCService, time.Duration, error) {
 		s.Authority = s.Cluster
 	}
 	for i, h := range g.GetInitialMetadata() {
-		if err := checkFields(fmt.Sprintf("grpc_service.initial_metadata[%d].", i), h, "key", "value"); err != nil {
+		if err := filter.CheckFields(fmt.Sprintf("grpc_service.initial_metadata[%d].", i), h, "key", "value"); err != nil {
 			return nil, 0, err
 		}
 		k := strings.ToLower(h.GetKey())
@@ -301,14 +282,14 @@ func parseGRPC(g *corev3.GrpcService) (*GRPCService, time.Duration, error) {
 }
 
 func parseHTTP(h *extauthzv3.HttpService) (*HTTPService, time.Duration, error) {
-	if err := checkFields("http_service.", h, "server_uri", "path_prefix", "authorization_request", "authorization_response"); err != nil {
+	if err := filter.CheckFields("http_service.", h, "server_uri", "path_prefix", "authorization_request", "authorization_response"); err != nil {
 		return nil, 0, err
 	}
 	u := h.GetServerUri()
 	if u == nil {
 		return nil, 0, errors.New("http_service.server_uri: required")
 	}
-	if err := checkFields("http_service.server_uri.", u, "uri", "cluster", "timeout"); err != nil {
+	if err := filter.CheckFields("http_service.server_uri.", u, "uri", "cluster", "timeout"); err != nil {
 		return nil, 0, err
 	}
 	if u.GetCluster() == "" {
@@ -331,14 +312,14 @@ func parseHTTP(h *extauthzv3.HttpService) (*HTTPService, time.Duration, error) {
 		}
 	}
 	if rq := h.GetAuthorizationRequest(); rq != nil {
-		if err := checkFields("http_service.authorization_request.", rq, "allowed_headers", "headers_to_add"); err != nil {
+		if err := filter.CheckFields("http_service.authorization_request.", rq, "allowed_headers", "headers_to_add"); err != nil {
 			return nil, 0, err
 		}
 		if s.RequestAllowed, err = parseList("http_service.authorization_request.allowed_headers", rq.GetAllowedHeaders()); err != nil {
 			return nil, 0, err
 		}
 		for i, hv := range rq.GetHeadersToAdd() {
-			if err := checkFields(fmt.Sprintf("http_service.authorization_request.headers_to_add[%d].", i), hv, "key", "value"); err != nil {
+			if err := filter.CheckFields(fmt.Sprintf("http_service.authorization_request.headers_to_add[%d].", i), hv, "key", "value"); err != nil {
 				return nil, 0, err
 			}
 			if hv.GetKey() == "" || strings.HasPrefix(hv.GetKey(), ":") || strings.ContainsAny(hv.GetKey()+hv.GetValue(), "\r\n\x00") {
@@ -348,7 +329,7 @@ func parseHTTP(h *extauthzv3.HttpService) (*HTTPService, time.Duration, error) {
 		}
 	}
 	if rs := h.GetAuthorizationResponse(); rs != nil {
-		if err := checkFields("http_service.authorization_response.", rs, "allowed_upstream_headers", "allowed_upstream_headers_to_append",
+		if err := filter.CheckFields("http_service.authorization_response.", rs, "allowed_upstream_headers", "allowed_upstream_headers_to_append",
 			"allowed_client_headers", "allowed_client_headers_on_success", "dynamic_metadata_from_headers"); err != nil {
 			return nil, 0, err
 		}

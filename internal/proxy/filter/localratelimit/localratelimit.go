@@ -95,7 +95,7 @@ func parse(a *anypb.Any, now func() time.Time) (*Limiter, error) {
 	if err := a.UnmarshalTo(&c); err != nil {
 		return nil, err
 	}
-	if err := rlaction.CheckFields(&c, "stat_prefix", "status", "token_bucket", "filter_enabled", "filter_enforced",
+	if err := filter.CheckFields("", &c, "stat_prefix", "status", "token_bucket", "filter_enabled", "filter_enforced",
 		"request_headers_to_add_when_not_enforced", "response_headers_to_add", "descriptors", "stage",
 		"enable_x_ratelimit_headers", "always_consume_default_token_bucket", "rate_limits"); err != nil {
 		return nil, err
@@ -140,7 +140,7 @@ func parse(a *anypb.Any, now func() time.Time) (*Limiter, error) {
 	}
 	for i, d := range c.GetDescriptors() {
 		p := fmt.Sprintf("descriptors[%d]", i)
-		if err := rlaction.CheckFields(d, "entries", "token_bucket"); err != nil {
+		if err := filter.CheckFields("", d, "entries", "token_bucket"); err != nil {
 			return nil, fmt.Errorf("%s.%w", p, err)
 		}
 		var ds descriptor
@@ -174,7 +174,7 @@ func parseFraction(f *corev3.RuntimeFractionalPercent, field string) (fraction, 
 	if f == nil {
 		return fraction{0, 100}, nil // Envoy: absent means 0% (disabled / not enforced)
 	}
-	if err := rlaction.CheckFields(f, "default_value", "runtime_key"); err != nil {
+	if err := filter.CheckFields("", f, "default_value", "runtime_key"); err != nil {
 		return fraction{}, fmt.Errorf("%s.%w", field, err)
 	}
 	d := f.GetDefaultValue()
@@ -196,10 +196,10 @@ func parseHeaderOps(ops []*corev3.HeaderValueOption, field string) ([]headerOp, 
 	var out []headerOp
 	for i, o := range ops {
 		p := fmt.Sprintf("%s[%d]", field, i)
-		if err := rlaction.CheckFields(o, "header", "append_action"); err != nil {
+		if err := filter.CheckFields("", o, "header", "append_action"); err != nil {
 			return nil, fmt.Errorf("%s.%w", p, err)
 		}
-		if err := rlaction.CheckFields(o.GetHeader(), "key", "value"); err != nil {
+		if err := filter.CheckFields("", o.GetHeader(), "key", "value"); err != nil {
 			return nil, fmt.Errorf("%s.header.%w", p, err)
 		}
 		h := headerOp{name: lower(o.GetHeader().GetKey()), value: o.GetHeader().GetValue()}
@@ -345,7 +345,7 @@ func NewNetwork(_ string, a *anypb.Any) (filter.NetworkFilter, error) {
 	if err := a.UnmarshalTo(&c); err != nil {
 		return nil, err
 	}
-	if err := rlaction.CheckFields(&c, "stat_prefix", "token_bucket"); err != nil {
+	if err := filter.CheckFields("", &c, "stat_prefix", "token_bucket"); err != nil {
 		return nil, err
 	}
 	if c.GetStatPrefix() == "" {

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -53,6 +54,35 @@ type Filter struct {
 	enc                       *attribute.Encoder
 	cache                     *checkCache
 	reports                   *batcher
+	fwdSeen                   forwardedCache
+}
+
+// forwardedCache keeps decoded x-istio-attributes values: each source
+// workload's proxy sends one value, so a request's Check and its Report
+// (and the next requests from that workload) decode it once. At most
+// maxForwardedCached values are kept; others are decoded each time.
+type forwardedCache struct {
+	m sync.Map // string -> map[string]any (read-only once stored)
+	n atomic.Int32
+}
+
+const maxForwardedCached = 256
+
+// get returns v decoded, nil when it does not decode.
+func (c *forwardedCache) get(v string) map[string]any {
+	if m, ok := c.m.Load(v); ok {
+		return m.(map[string]any)
+	}
+	m, err := decodeForwarded(v)
+	if err != nil {
+		return nil
+	}
+	if c.n.Load() < maxForwardedCached {
+		if _, loaded := c.m.LoadOrStore(v, m); !loaded {
+			c.n.Add(1)
+		}
+	}
+	return m
 }
 
 type service struct {
@@ -289,7 +319,7 @@ func (f *Filter) DecodeHeaders(ctx context.Context, r *filter.Request) filter.St
 			r.Headers.Del(ForwardHeader)
 			// Only a mesh peer (verified by mTLS) may speak for its source.
 			if !f.ignoreForwarded && r.Conn != nil && r.Conn.Principal != "" {
-				fwd, _ = decodeForwarded(v)
+				fwd = f.fwdSeen.get(v)
 				if fwd != nil && f.svc.report {
 					r.AddMeta(Name, forwardedMeta, v) // for the Report
 				}
@@ -399,7 +429,7 @@ func (f *Filter) EncodeHeaders(r *filter.Request, status int, h *headers.List) {
 	var fwd map[string]any
 	for _, m := range r.Meta {
 		if m.Filter == Name && m.Key == forwardedMeta {
-			fwd, _ = decodeForwarded(m.Value)
+			fwd = f.fwdSeen.get(m.Value)
 		}
 	}
 	now := time.Now()

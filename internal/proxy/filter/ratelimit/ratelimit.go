@@ -65,7 +65,7 @@ func New(_ string, a *anypb.Any) (filter.HTTPFilter, error) {
 	if err := a.UnmarshalTo(&c); err != nil {
 		return nil, err
 	}
-	if err := rlaction.CheckFields(&c, "domain", "stage", "request_type", "timeout", "failure_mode_deny", "rate_limit_service",
+	if err := filter.CheckFields("", &c, "domain", "stage", "request_type", "timeout", "failure_mode_deny", "rate_limit_service",
 		"enable_x_ratelimit_headers", "disable_x_envoy_ratelimited_header", "rate_limited_status", "status_on_error",
 		"stat_prefix", "rate_limits", "enable_retry_after_header"); err != nil {
 		return nil, err
@@ -138,11 +138,11 @@ func serviceTarget(s interface {
 		return "", errors.New("rate_limit_service.transport_api_version: must be V3")
 	}
 	gs := s.GetGrpcService()
-	if err := rlaction.CheckFields(gs, "google_grpc", "timeout"); err != nil {
+	if err := filter.CheckFields("", gs, "google_grpc", "timeout"); err != nil {
 		return "", fmt.Errorf("rate_limit_service.grpc_service.%w (envoy_grpc: name the service with google_grpc.target_uri)", err)
 	}
 	g := gs.GetGoogleGrpc()
-	if err := rlaction.CheckFields(g, "target_uri", "stat_prefix"); err != nil {
+	if err := filter.CheckFields("", g, "target_uri", "stat_prefix"); err != nil {
 		return "", fmt.Errorf("rate_limit_service.grpc_service.google_grpc.%w (plaintext only)", err)
 	}
 	if g.GetTargetUri() == "" {

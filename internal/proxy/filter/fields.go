@@ -1,4 +1,4 @@
-package rlaction
+package filter
 
 import (
 	"fmt"
@@ -9,9 +9,9 @@ import (
 )
 
 // CheckFields returns an error naming the first populated field of m (by
-// field number) that is not in honoured: the rate-limit filters refuse what
-// they would not carry out.
-func CheckFields(m proto.Message, honoured ...string) error {
+// name, prefixed by path) that is not in honoured: a filter refuses the
+// configuration it would not carry out.
+func CheckFields(path string, m proto.Message, honoured ...string) error {
 	var bad []string
 	m.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, _ protoreflect.Value) bool {
 		if !slices.Contains(honoured, string(fd.Name())) {
@@ -23,5 +23,5 @@ func CheckFields(m proto.Message, honoured ...string) error {
 		return nil
 	}
 	slices.Sort(bad)
-	return fmt.Errorf("%s: not supported", bad[0])
+	return fmt.Errorf("%s%s: not supported", path, bad[0])
 }

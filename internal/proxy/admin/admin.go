@@ -207,11 +207,12 @@ func writeClusters(w http.ResponseWriter, cs map[string]*upstream.Cluster) {
 		c := cs[n]
 		fmt.Fprintf(w, "%s::default_priority::max_connections::%d\n", n, c.Cfg.MaxConnections)
 		fmt.Fprintf(w, "%s::default_priority::max_requests::%d\n", n, c.Cfg.MaxRequests)
-		for _, h := range c.Hosts() {
-			fmt.Fprintf(w, "%s::%s::rq_active::%d\n", n, h.Addr, h.Active.Load())
-			fmt.Fprintf(w, "%s::%s::weight::%d\n", n, h.Addr, h.Weight)
-			fmt.Fprintf(w, "%s::%s::health_flags::healthy\n", n, h.Addr)
-			fmt.Fprintf(w, "%s::%s::zone::%s\n", n, h.Addr, h.Locality)
+		for _, e := range c.Endpoints() {
+			a := e.Host.Addr
+			fmt.Fprintf(w, "%s::%s::rq_active::%d\n", n, a, e.Host.Active.Load())
+			fmt.Fprintf(w, "%s::%s::weight::%d\n", n, a, e.Weight)
+			fmt.Fprintf(w, "%s::%s::health_flags::healthy\n", n, a)
+			fmt.Fprintf(w, "%s::%s::zone::%s\n", n, a, e.Locality)
 		}
 	}
 }

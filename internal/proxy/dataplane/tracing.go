@@ -19,10 +19,9 @@ func (p *Proxy) dialCluster(ctx context.Context, name string) (net.Conn, error) 
 		return nil, fmt.Errorf("collector cluster %q: TLS transport sockets are not supported for collectors", name)
 	}
 	var d net.Dialer
-	for _, h := range c.Hosts() {
-		if h.Healthy {
-			return d.DialContext(ctx, "tcp", h.Addr)
-		}
+	// A cluster's hosts are its healthy endpoints.
+	if hs := c.Endpoints(); len(hs) > 0 {
+		return d.DialContext(ctx, "tcp", hs[0].Host.Addr)
 	}
 	return nil, fmt.Errorf("collector cluster %q: no healthy endpoint", name)
 }

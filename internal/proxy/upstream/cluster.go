@@ -12,12 +12,12 @@ import (
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
 )
 
-// Host is one upstream endpoint; it outlives config updates that keep it.
+// Host is one upstream endpoint's runtime: its address, connections and
+// counters. It outlives configuration updates that keep it, and no update
+// writes to it: what an update may change (weight, locality) is in the
+// cluster's host set (HostInfo), which is replaced as a whole.
 type Host struct {
-	Addr     string
-	Weight   uint32
-	Locality string
-	Healthy  bool
+	Addr string
 	// Active counts requests in flight to this host.
 	Active atomic.Int64
 	// outlier is the host's outlier detection state (outlier.go).
@@ -183,17 +183,37 @@ func (m *Manager) buildSet(c *Cluster, es *xdsparse.EndpointSet, live map[hostKe
 				h = m.newHost(e.Address, c, tc)
 				m.hosts[key] = h
 			}
-			h.Weight, h.Locality, h.Healthy = e.Weight, e.Locality, true
 			live[key] = true
-			hs.hosts = append(hs.hosts, h)
+			hs.hosts = append(hs.hosts, HostInfo{Host: h, Weight: e.Weight, Locality: e.Locality})
 		}
 	}
 	hs.build(c.Cfg)
 	return hs
 }
 
-// Hosts returns the current hosts.
-func (c *Cluster) Hosts() []*Host { return c.set.Load().hosts }
+// HostInfo is one host of a cluster as one update configured it. A
+// cluster's HostInfos are an immutable snapshot, swapped atomically by
+// updates: picks and readers never lock and never see half an update.
+type HostInfo struct {
+	Host     *Host
+	Weight   uint32
+	Locality string
+}
+
+// Endpoints returns the current hosts with their weights and localities
+// (only healthy endpoints of the best priority are hosts). The slice is
+// shared: callers must not modify it.
+func (c *Cluster) Endpoints() []HostInfo { return c.set.Load().hosts }
+
+// Hosts returns the current hosts (a new slice: not for the request path).
+func (c *Cluster) Hosts() []*Host {
+	infos := c.Endpoints()
+	out := make([]*Host, len(infos))
+	for i := range infos {
+		out[i] = infos[i].Host
+	}
+	return out
+}
 
 // OriginalDstHost returns a host for addr, for ORIGINAL_DST clusters.
 func (m *Manager) OriginalDstHost(c *Cluster, addr string) *Host {
@@ -210,7 +230,6 @@ func (m *Manager) OriginalDstHost(c *Cluster, addr string) *Host {
 	h := m.hosts[key]
 	if h == nil {
 		h = m.newHost(addr, c, c.Cfg.TLS)
-		h.Weight, h.Healthy = 1, true
 		m.hosts[key] = h
 	}
 	m.origDst[key] = now

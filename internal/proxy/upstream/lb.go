@@ -17,7 +17,7 @@ type ringEntry struct {
 
 // hostSet is an immutable set of hosts with its balancer tables.
 type hostSet struct {
-	hosts  []*Host
+	hosts  []HostInfo
 	cum    []uint64 // cumulative weights; nil when all weights are equal
 	total  uint64
 	ring   []ringEntry // ring hash
@@ -73,7 +73,7 @@ func (hs *hostSet) buildRing(size uint64) {
 		n := size * uint64(h.Weight) / hs.total
 		n = max(n, 1)
 		for i := uint64(0); i < n; i++ {
-			hs.ring = append(hs.ring, ringEntry{hash: Hash64(h.Addr + "_" + strconv.FormatUint(i, 10)), host: h})
+			hs.ring = append(hs.ring, ringEntry{hash: Hash64(h.Host.Addr + "_" + strconv.FormatUint(i, 10)), host: h.Host})
 		}
 	}
 	sort.Slice(hs.ring, func(i, j int) bool { return hs.ring[i].hash < hs.ring[j].hash })
@@ -84,8 +84,8 @@ func (hs *hostSet) buildMaglev(m uint64) {
 	offset, skip := make([]uint64, n), make([]uint64, n)
 	next := make([]uint64, n)
 	for i, h := range hs.hosts {
-		offset[i] = Hash64(h.Addr) % m
-		skip[i] = Hash64(h.Addr+"#skip")%(m-1) + 1
+		offset[i] = Hash64(h.Host.Addr) % m
+		skip[i] = Hash64(h.Host.Addr+"#skip")%(m-1) + 1
 	}
 	table := make([]*Host, m)
 	// Weighted Maglev: a host takes a turn as often as its weight allows.
@@ -106,7 +106,7 @@ func (hs *hostSet) buildMaglev(m uint64) {
 				c := (offset[i] + next[i]*skip[i]) % m
 				next[i]++
 				if table[c] == nil {
-					table[c] = h
+					table[c] = h.Host
 					filled++
 					break
 				}
@@ -163,8 +163,8 @@ func (c *Cluster) panics(hs *hostSet) bool {
 		return false
 	}
 	usable := 0
-	for _, h := range hs.hosts {
-		if c.usable(h) {
+	for i := range hs.hosts {
+		if c.usable(hs.hosts[i].Host) {
 			usable++
 		}
 	}
@@ -173,8 +173,8 @@ func (c *Cluster) panics(hs *hostSet) bool {
 
 // firstUsable is the first host not ejected, nil when every host is.
 func (c *Cluster) firstUsable(hs *hostSet) *Host {
-	for _, h := range hs.hosts {
-		if c.usable(h) {
+	for i := range hs.hosts {
+		if h := hs.hosts[i].Host; c.usable(h) {
 			return h
 		}
 	}
@@ -201,7 +201,7 @@ func (c *Cluster) pickOnce(hs *hostSet, o PickOptions, attempt uint64) *Host {
 		return hs.weighted(c.rand())
 	case xdsparse.LeastRequest:
 		if len(hs.hosts) == 1 {
-			return hs.hosts[0]
+			return hs.hosts[0].Host
 		}
 		a, b := hs.weighted(c.rand()), hs.weighted(c.rand())
 		if b.Active.Load() < a.Active.Load() {
@@ -216,11 +216,11 @@ func (c *Cluster) pickOnce(hs *hostSet, o PickOptions, attempt uint64) *Host {
 // weighted maps n onto a host in proportion to weights.
 func (hs *hostSet) weighted(n uint64) *Host {
 	if hs.cum == nil {
-		return hs.hosts[n%uint64(len(hs.hosts))]
+		return hs.hosts[n%uint64(len(hs.hosts))].Host
 	}
 	x := n % hs.total
 	i := sort.Search(len(hs.cum), func(i int) bool { return hs.cum[i] > x })
-	return hs.hosts[i]
+	return hs.hosts[i].Host
 }
 
 func (c *Cluster) rand() uint64 {

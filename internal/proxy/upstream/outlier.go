@@ -84,10 +84,10 @@ func (c *Cluster) eject(h *Host, now time.Time) {
 	if h.Ejected(now) {
 		return
 	}
-	hosts := c.Hosts()
+	hosts := c.Endpoints()
 	ejected := 0
 	for _, x := range hosts {
-		if x.Ejected(now) {
+		if x.Host.Ejected(now) {
 			ejected++
 		}
 	}

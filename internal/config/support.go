@@ -130,8 +130,8 @@ var supportTable = []supportRow{
 	{"networking.v1alpha3.ConnectionPoolSettings.HTTPSettings.ConnectionKeepalive", Warned, "not carried out by mast-proxy yet", "interval timeout"},
 	{"networking.v1alpha3.OutlierDetection", Honoured, "", "consecutiveErrors consecutiveGatewayErrors consecutive5xxErrors interval baseEjectionTime maxEjectionPercent minHealthPercent"},
 	{"networking.v1alpha3.OutlierDetection", Warned, "not carried out by mast-proxy yet", "splitExternalLocalOriginErrors consecutiveLocalOriginFailures outlierDetectionHttpErrorCodes"},
-	{"networking.v1alpha3.ClientTLSSettings", Honoured, "", "mode clientCertificate privateKey caCertificates subjectAltNames sni insecureSkipVerify"},
-	{"networking.v1alpha3.ClientTLSSettings", Warned, "credentials and revocation lists are not available to mast-proxy yet", "credentialName caCrl"},
+	{"networking.v1alpha3.ClientTLSSettings", Honoured, "", "mode clientCertificate privateKey caCertificates subjectAltNames sni insecureSkipVerify caCrl"},
+	{"networking.v1alpha3.ClientTLSSettings", Warned, "credentials are not available to mast-proxy yet", "credentialName"},
 
 	// ---- Gateway
 	{"networking.v1alpha3.Gateway", Honoured, "", "servers selector"},

@@ -24,13 +24,15 @@ import (
 
 // externalTLSServer is a TLS server standing in for an external host: its
 // certificate, for the names given, is signed by a fresh CA whose PEM file
-// it returns with its port. It answers "tls <SNI>".
+// it returns with its port. It answers "tls <SNI>". Beside the CA file, the
+// CA's revocation lists: revoked.crl lists the server's certificate,
+// clear.crl lists nothing.
 func externalTLSServer(t *testing.T, names ...string) (int, string) {
 	t.Helper()
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	now := time.Now()
 	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "external test root"}, NotBefore: now.Add(-time.Hour),
-		NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+		NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
 	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
 	if err != nil {
 		t.Fatal(err)
@@ -46,6 +48,19 @@ func externalTLSServer(t *testing.T, names ...string) (int, string) {
 	caPath := filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(caPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600); err != nil {
 		t.Fatal(err)
+	}
+	for file, revoked := range map[string][]x509.RevocationListEntry{
+		"revoked.crl": {{SerialNumber: big.NewInt(2), RevocationTime: now}},
+		"clear.crl":   nil,
+	} {
+		der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: now.Add(-time.Minute),
+			NextUpdate: now.Add(time.Hour), RevokedCertificateEntries: revoked}, ca, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(filepath.Dir(caPath), file), pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{leafDER}, PrivateKey: key}}})
 	if err != nil {
@@ -97,13 +112,17 @@ spec:
 // caCertificates verifies the server against the system's roots (it used
 // to accept any certificate), names it by the host (SNI) unless sni says
 // otherwise, accepts the names of subjectAltNames, and skips verification
-// only with insecureSkipVerify. Real mastd and mast-proxy; the "system
+// only with insecureSkipVerify; with caCrl, a server whose certificate
+// the CRL lists is refused. Real mastd and mast-proxy; the "system
 // roots" of the second proxy are the test CA, through SSL_CERT_FILE.
 func TestDestinationRuleTLSVerifiesServers(t *testing.T) {
 	port, caPath := externalTLSServer(t, "api.example.test")
+	crlDir := filepath.Dir(caPath)
 	dir := t.TempDir()
 	var cfg strings.Builder
 	for _, h := range []struct{ name, tls string }{
+		{"crlrevoked", fmt.Sprintf("{mode: SIMPLE, sni: api.example.test, caCertificates: %s, caCrl: %s}", caPath, filepath.Join(crlDir, "revoked.crl"))},
+		{"crlclear", fmt.Sprintf("{mode: SIMPLE, sni: api.example.test, caCertificates: %s, caCrl: %s}", caPath, filepath.Join(crlDir, "clear.crl"))},
 		{"api", "{mode: SIMPLE}"},
 		{"skip", "{mode: SIMPLE, insecureSkipVerify: true}"},
 		{"othername", "{mode: SIMPLE, sni: api.example.test}"},
@@ -152,6 +171,15 @@ func TestDestinationRuleTLSVerifiesServers(t *testing.T) {
 		st, b, err := get(c, "api")
 		if err != nil || st != 503 {
 			t.Errorf("api: status %d %q (%v), want 503: a server the system roots do not trust must be refused", st, b, err)
+		}
+	})
+	t.Run("caCrl", func(t *testing.T) {
+		c := proxy(uniqueLoopback())
+		// crlclear answers first: the configuration is in place when crlrevoked refuses.
+		expect(t, c, "crlclear", 200, "tls api.example.test")
+		st, b, err := get(c, "crlrevoked")
+		if err != nil || st != 503 {
+			t.Errorf("crlrevoked: status %d %q (%v), want 503: the caCrl lists the server's certificate", st, b, err)
 		}
 	})
 	t.Run("system roots with the server's CA", func(t *testing.T) {

@@ -46,6 +46,7 @@ func (f *registryFlags) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Partition, "consul-partition", "", "Consul Enterprise admin partition to read")
 	fs.BoolVar(&c.AllowWarning, "consul-allow-warning", false, "send traffic to instances whose worst health check is warning (default: passing only)")
 	fs.DurationVar(&c.WaitTime, "consul-wait", 0, "longest wait of a Consul blocking query (default 2m)")
+	fs.IntVar(&c.MaxFetches, "consul-max-fetches", 0, "services fetched from Consul at once after a change (default 16; mastd holds at most this many plus 2 connections)")
 	e := &f.eureka
 	fs.StringVar(&e.URL, "eureka-url", "http://127.0.0.1:8080/eureka/v2", "Eureka server's REST API v2 base URL, with --registry eureka")
 	fs.BoolVar(&e.XML, "eureka-xml", false, "fetch the Eureka registry as XML instead of JSON")

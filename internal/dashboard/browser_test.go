@@ -190,6 +190,15 @@ func BenchmarkPageLoad(b *testing.B) {
 		}
 		poll(b, ctx, "the page drawn", done, time.Minute)
 		b.StopTimer()
+		b.Logf("profile: %s", eval[string](b, ctx, `(() => {
+			const r = performance.getEntriesByType('resource').map((e) => e.name.replace(/.*\//, '') + ' ' + Math.round(e.startTime) + '+' + Math.round(e.duration) + 'ms ' + e.transferSize + 'B');
+			const n = performance.getEntriesByType('navigation')[0];
+			let t = performance.now(); app.layoutKey = null; renderGraph(); const g = performance.now() - t;
+			t = performance.now(); renderEdgesTable(); const e = performance.now() - t;
+			t = performance.now(); JSON.parse(app.rawState); const js = performance.now() - t;
+			t = performance.now(); JSON.parse(app.rawGraph); const jg = performance.now() - t;
+			return 'dcl ' + Math.round(n.domContentLoadedEventEnd) + 'ms; ' + r.join('; ') + '; renderGraph ' + Math.round(g) + 'ms, edges table ' + Math.round(e) + 'ms, parse state ' + Math.round(js) + 'ms graph ' + Math.round(jg) + 'ms';
+		})()`))
 		// Switching to the configuration view draws its 2,001 rows.
 		configMs += eval[float64](b, ctx, `(() => { const t = performance.now(); location.hash = '#/config'; route(); return performance.now() - t; })()`)
 		b.StartTimer()

@@ -1,9 +1,10 @@
 // Package consul is the Consul service registry: services registered in a
 // Consul catalog become mesh services named <service>.service.consul, with
-// their healthy instances as endpoints. It follows Consul with blocking
-// queries (one on the catalog's service list, one per service on its health
-// endpoint), backs off on errors, and keeps the last services it knew while
-// Consul cannot be reached.
+// their healthy instances as endpoints. It follows Consul with two blocking
+// queries whatever the number of services (the catalog's service list and
+// the state of every health check) and fetches the services a change may
+// have touched with a few short requests (watch.go), backs off on errors,
+// and keeps the last services it knew while Consul cannot be reached.
 package consul
 
 import (
@@ -52,6 +53,11 @@ type Config struct {
 	// MaxResponseBytes bounds one answer from Consul (64 MiB); a larger
 	// one is an error and changes nothing.
 	MaxResponseBytes int64
+	// MaxFetches bounds the services fetched at once after a change (16).
+	// With the two blocking queries, the registry never holds more than
+	// MaxFetches+2 connections to Consul, far below a Consul agent's
+	// default limit of 200 per client (limits.http_max_conns_per_client).
+	MaxFetches int
 	Logger           *slog.Logger
 }
 
@@ -65,7 +71,7 @@ type Registry struct {
 
 	mu       sync.Mutex
 	services map[string]converted // by Consul service name
-	errs     map[string]error     // failing watches: "" is the catalog's
+	errs     map[string]error     // failing watches and fetches, by watchKey/serviceKey
 	status   registry.Status
 }
 
@@ -88,13 +94,17 @@ func New(cfg Config) (*Registry, error) {
 	if cfg.MaxResponseBytes <= 0 {
 		cfg.MaxResponseBytes = 64 << 20
 	}
+	if cfg.MaxFetches <= 0 {
+		cfg.MaxFetches = 16
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	tlsCfg := api.TLSConfig{Address: cfg.TLSServerName, CAFile: cfg.CAFile, CertFile: cfg.CertFile, KeyFile: cfg.KeyFile}
 	tr := &http.Transport{
 		Proxy:               http.ProxyFromEnvironment,
-		MaxIdleConnsPerHost: 1 << 14, // one long poll per service
+		MaxIdleConnsPerHost: cfg.MaxFetches + 2, // two long polls and the fetches
+		MaxConnsPerHost:     cfg.MaxFetches + 2,
 		IdleConnTimeout:     90 * time.Second,
 		TLSHandshakeTimeout: 10 * time.Second,
 	}
@@ -154,12 +164,15 @@ func (r *Registry) Status() registry.Status {
 
 // Run follows Consul until ctx ends.
 func (r *Registry) Run(ctx context.Context, notify func()) error {
+	p := newPending()
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		r.watchCatalog(ctx, &wg)
-	}()
+	for _, loop := range []func(context.Context, *pending){r.watchCatalog, r.watchChecks, r.syncServices} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			loop(ctx, p)
+		}()
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -209,8 +222,8 @@ func (r *Registry) rebuild() bool {
 	return true
 }
 
-// setErr records the outcome of one watch (key "" is the catalog's) and
-// keeps Status's staleness in step: stale while any watch fails.
+// setErr records the outcome of one watch or fetch and keeps Status's
+// staleness in step: stale while any of them fails.
 func (r *Registry) setErr(key string, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -218,126 +231,15 @@ func (r *Registry) setErr(key string, err error) {
 		delete(r.errs, key)
 	} else {
 		if _, failing := r.errs[key]; !failing {
-			r.log.Warn("consul unreachable or answering badly: keeping the last known services", "watch", watchName(key), "err", err)
+			r.log.Warn("consul unreachable or answering badly: keeping the last known services", "watch", key, "err", err)
 		}
 		r.errs[key] = err
-		r.status.LastError = fmt.Sprintf("%s: %v", watchName(key), err)
+		r.status.LastError = fmt.Sprintf("%s: %v", key, err)
 	}
 	wasStale := r.status.Stale
 	r.status.Stale = len(r.errs) > 0
 	if wasStale && !r.status.Stale {
 		r.log.Info("consul answers again")
-	}
-}
-
-func watchName(key string) string {
-	if key == "" {
-		return "catalog services"
-	}
-	return "health of " + key
-}
-
-// watchCatalog follows the list of services, starting a health watch for
-// each new one and stopping (and forgetting) those that are gone.
-func (r *Registry) watchCatalog(ctx context.Context, wg *sync.WaitGroup) {
-	cancels := map[string]context.CancelFunc{}
-	defer func() {
-		for _, c := range cancels {
-			c()
-		}
-	}()
-	var index uint64
-	b := r.newBackoff()
-	for ctx.Err() == nil {
-		start := time.Now()
-		var names map[string][]string
-		var meta *api.QueryMeta
-		err := decodeSafely(func() (err error) {
-			names, meta, err = r.client.Catalog().Services((&api.QueryOptions{WaitIndex: index}).WithContext(ctx))
-			return err
-		})
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			r.setErr("", err)
-			b.wait(ctx)
-			continue
-		}
-		b.reset()
-		r.setErr("", nil)
-		for name := range names {
-			if name == "consul" {
-				continue // Consul's own servers are not mesh services
-			}
-			if _, ok := cancels[name]; !ok {
-				sctx, cancel := context.WithCancel(ctx)
-				cancels[name] = cancel
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					r.watchService(sctx, name)
-				}()
-			}
-		}
-		removed := false
-		for name, cancel := range cancels {
-			if _, ok := names[name]; !ok {
-				cancel()
-				delete(cancels, name)
-				r.mu.Lock()
-				delete(r.services, name)
-				delete(r.errs, name)
-				r.mu.Unlock()
-				removed = true
-			}
-		}
-		r.mu.Lock()
-		r.status.Synced, r.status.LastSync = true, time.Now()
-		r.mu.Unlock()
-		if removed {
-			r.markDirty()
-		}
-		index = r.nextIndex(ctx, index, meta.LastIndex, start)
-	}
-}
-
-// watchService follows one service's instances and their health.
-func (r *Registry) watchService(ctx context.Context, name string) {
-	var index uint64
-	b := r.newBackoff()
-	opts := convertOptions{TrustDomain: r.cfg.TrustDomain, AllowWarning: r.cfg.AllowWarning, Registry: "consul"}
-	for ctx.Err() == nil {
-		start := time.Now()
-		var entries []*api.ServiceEntry
-		var meta *api.QueryMeta
-		err := decodeSafely(func() (err error) {
-			entries, meta, err = r.client.Health().Service(name, "", false, (&api.QueryOptions{WaitIndex: index}).WithContext(ctx))
-			return err
-		})
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			r.setErr(name, err)
-			b.wait(ctx)
-			continue
-		}
-		b.reset()
-		r.setErr(name, nil)
-		if meta.LastIndex != index {
-			c, skipped := convert(name, entries, opts)
-			if skipped > 0 {
-				r.log.Warn("consul instances skipped: no node, service, address or valid port", "service", name, "skipped", skipped)
-			}
-			r.mu.Lock()
-			if ctx.Err() == nil { // not removed from the catalog meanwhile
-				r.services[name] = c
-			}
-			r.mu.Unlock()
-			r.markDirty()
-		}
-		index = r.nextIndex(ctx, index, meta.LastIndex, start)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -29,6 +30,21 @@ type fakeConsul struct {
 	services map[string][]*api.ServiceEntry
 	broken   string // "": healthy; "500", "truncated", "huge", "types"
 	requests int
+	open     int // connections open now, and the most ever open at once
+	peak     int
+}
+
+// connState counts the registry's connections (http.Server.ConnState).
+func (f *fakeConsul) connState(_ net.Conn, s http.ConnState) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch s {
+	case http.StateNew:
+		f.open++
+		f.peak = max(f.peak, f.open)
+	case http.StateClosed, http.StateHijacked:
+		f.open--
+	}
 }
 
 func newFakeConsul() *fakeConsul {
@@ -104,6 +120,21 @@ func (f *fakeConsul) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			names[n] = []string{}
 		}
 		body = names
+	case r.URL.Path == "/v1/health/state/any":
+		checks := api.HealthChecks{}
+		for name, entries := range f.services {
+			for _, e := range entries {
+				for _, c := range e.Checks {
+					c := *c
+					c.Node = e.Node.Node
+					if c.CheckID != "serfHealth" {
+						c.ServiceName, c.ServiceID = name, e.Service.ID
+					}
+					checks = append(checks, &c)
+				}
+			}
+		}
+		body = checks
 	case strings.HasPrefix(r.URL.Path, "/v1/health/service/"):
 		entries := f.services[strings.TrimPrefix(r.URL.Path, "/v1/health/service/")]
 		if entries == nil {
@@ -129,7 +160,9 @@ func instance(id, addr string, port int, status string, tags []string, meta map[
 // until the registry's snapshot satisfies ok.
 func running(t *testing.T, f *fakeConsul, mod func(*Config)) (*Registry, func(what string, ok func(*registry.Snapshot, registry.Status) bool)) {
 	t.Helper()
-	srv := httptest.NewServer(f)
+	srv := httptest.NewUnstartedServer(f)
+	srv.Config.ConnState = f.connState
+	srv.Start()
 	t.Cleanup(srv.Close)
 	cfg := Config{Addr: srv.URL, TrustDomain: "cluster.local", WaitTime: 2 * time.Second, MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, MaxResponseBytes: 1 << 20, Logger: slog.New(slog.DiscardHandler)}
 	if mod != nil {
@@ -213,6 +246,44 @@ func TestRegistryFollowsCatalogAndHealth(t *testing.T) {
 	wait("ratings added", has("ratings.service.consul/default[tcp:9080:TCP ]{10.0.0.3:9080 v= dc1;} reviews.service.consul/default[http:9080:HTTP ]{}"))
 	f.set("reviews")
 	wait("reviews removed", has("ratings.service.consul/default[tcp:9080:TCP ]{10.0.0.3:9080 v= dc1;}"))
+}
+
+// Many services are followed over a bounded number of connections: two
+// blocking queries and MaxFetches short fetches, not one blocking query per
+// service (a Consul agent refuses more than 200 connections from one client
+// by default). A change only the catalog sees (an instance's new address,
+// its checks unchanged) and one only the checks see are both followed.
+func TestRegistryBoundedConnections(t *testing.T) {
+	f := newFakeConsul()
+	const services = 300
+	for i := range services {
+		name := fmt.Sprintf("svc%03d", i)
+		f.set(name, instance(name+"-1", fmt.Sprintf("10.1.%d.%d", i/250, i%250+1), 9080, api.HealthPassing, nil, map[string]string{"protocol": "http"}))
+	}
+	r, wait := running(t, f, func(c *Config) { c.MaxFetches = 4 })
+	wait("every service", func(s *registry.Snapshot, st registry.Status) bool { return st.Synced && len(s.Services) == services })
+
+	f.set("svc007", instance("svc007-1", "10.9.9.9", 9080, api.HealthPassing, nil, map[string]string{"protocol": "http"}))
+	wait("catalog-only change", func(s *registry.Snapshot, _ registry.Status) bool {
+		eps := s.Endpoints["svc007.service.consul"]
+		return len(eps) == 1 && eps[0].Address == "10.9.9.9"
+	})
+	f.set("svc123", instance("svc123-1", "10.1.0.124", 9080, api.HealthCritical, nil, map[string]string{"protocol": "http"}))
+	wait("health-only change", func(s *registry.Snapshot, _ registry.Status) bool {
+		_, ok := s.Endpoints["svc123.service.consul"]
+		return !ok
+	})
+	f.set("svc200")
+	wait("deregistered", func(s *registry.Snapshot, _ registry.Status) bool { return len(s.Services) == services-1 })
+	if st := r.Status(); st.Stale || st.Services != services-1 {
+		t.Errorf("status %+v", st)
+	}
+	f.mu.Lock()
+	peak := f.peak
+	f.mu.Unlock()
+	if peak > 4+2 {
+		t.Errorf("%d connections open at once to follow %d services, want at most MaxFetches+2 = 6", peak, services)
+	}
 }
 
 func TestRegistryAllowWarning(t *testing.T) {

@@ -272,16 +272,21 @@ func (d *Dashboard) serveEvents(w http.ResponseWriter, r *http.Request) {
 		d.mu.Lock()
 		sj, gj := d.stateJSON, d.graphJSON
 		d.mu.Unlock()
+		// The graph first: it is what the page draws first, and it is a
+		// sixth of the state's size at 1,000 services.
+		if gj != nil {
+			if _, err := fmt.Fprintf(w, "event: graph\ndata: %s\n\n", gj); err != nil {
+				return err
+			}
+			if err := rc.Flush(); err != nil {
+				return err
+			}
+		}
 		if sj != nil && !bytes.Equal(sj, lastState) {
 			if _, err := fmt.Fprintf(w, "event: state\ndata: %s\n\n", sj); err != nil {
 				return err
 			}
 			lastState = sj
-		}
-		if gj != nil {
-			if _, err := fmt.Fprintf(w, "event: graph\ndata: %s\n\n", gj); err != nil {
-				return err
-			}
 		}
 		return rc.Flush()
 	}

@@ -200,11 +200,14 @@ func TestSyntheticMeshState(t *testing.T) {
 	if vs == nil || len(vs.Messages) == 0 || vs.Messages[0].Code != "IST0101" || !strings.Contains(vs.Messages[0].Message, "v9") {
 		t.Fatalf("VirtualService with an undefined subset: %+v, want IST0101 naming v9", vs)
 	}
-	if len(vs.Proxies) != 20 {
-		t.Errorf("the mesh VirtualService shapes %d proxies, want all 20", len(vs.Proxies))
+	if vs.ProxyCount != 20 {
+		t.Errorf("the mesh VirtualService shapes %d proxies, want all 20", vs.ProxyCount)
+	}
+	if ids := d.affected.m.ids(vs.Key, -1); len(ids) != 20 {
+		t.Errorf("/ui/api/affected lists %d proxies for %s, want all 20", len(ids), vs.Key)
 	}
 	for _, r := range st.Config.Resources {
-		if r.Kind == "WorkloadEntry" && len(r.Proxies) == 0 {
+		if r.Kind == "WorkloadEntry" && r.ProxyCount == 0 {
 			t.Errorf("%s shapes no proxy", r.Key)
 		}
 	}

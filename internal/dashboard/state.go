@@ -36,14 +36,11 @@ type Resource struct {
 	Name      string    `json:"name"`
 	Source    string    `json:"source"` // file:line, relative to the config directory
 	Messages  []Message `json:"messages"`
-	// Proxies are the first maxListedProxies connected proxies it shapes
-	// (all at /ui/api/affected?key=), ProxyCount how many there are.
-	Proxies    []string `json:"proxies"`
-	ProxyCount int      `json:"proxyCount"`
+	// ProxyCount is how many connected proxies it shapes; the page asks
+	// /ui/api/affected?key= for their IDs when it lists them (listing 20
+	// per resource here was half the state's size at 1,000 services).
+	ProxyCount int `json:"proxyCount"`
 }
-
-// maxListedProxies bounds the proxies listed per resource in the state.
-const maxListedProxies = 20
 
 // ConfigView is the configuration in force, its analysis, and the files
 // the store rejected.
@@ -177,7 +174,7 @@ func configView(snap *config.Snapshot, st store.Status, msgs []analyze.Message, 
 		k := resourceKey(r.Kind.Kind, r.Namespace, r.Name)
 		byKey[k] = len(v.Resources)
 		v.Resources = append(v.Resources, Resource{Key: k, Kind: r.Kind.Kind, Namespace: r.Namespace, Name: r.Name,
-			Source: relativeSource(st.Dir, r.Source.String()), Messages: []Message{}, Proxies: affected.ids(k, maxListedProxies), ProxyCount: affected.count(k)})
+			Source: relativeSource(st.Dir, r.Source.String()), Messages: []Message{}, ProxyCount: affected.count(k)})
 	}
 	for _, m := range msgs {
 		k := resourceKey(m.Resource.Kind, m.Resource.Namespace, m.Resource.Name)

@@ -1,5 +1,5 @@
-// Mast dashboard: plain JavaScript, no dependencies. Data comes from
-// api/state and api/graph, then live from the api/events stream.
+// Mast dashboard: plain JavaScript, no dependencies. Data comes live from
+// the api/events stream (api/state and api/graph serve the same JSON).
 'use strict';
 
 const SVGNS = 'http://www.w3.org/2000/svg';
@@ -7,7 +7,13 @@ const app = {
   graph: null, state: null, view: 'graph', selected: '', history: null,
   layoutKey: '', layout: null, query: '', rawState: '', rawGraph: '',
   dirty: { config: true, proxies: true, policy: true }, allEdges: false,
+  drawn: null, printing: false,
 };
+// Graphs with at least this many nodes draw only what is near the visible
+// part of the graph's scroll area (one screen around it), and draw again
+// as it scrolls: a 2,001-node graph would otherwise lay out and paint
+// ~16,000 SVG elements, most of them never seen. Printing draws them all.
+const DRAW_ALL_BELOW = 400;
 // The edges table lists at most this many rows until asked for all.
 const EDGE_ROWS = 300;
 
@@ -82,9 +88,8 @@ function route() {
     requestAnimationFrame(() => {
       if (app.view === 'graph') {
         // Bring the node into the graph's own scroll area, not the page.
-        const node = document.querySelector('#graph .node.selected');
         const wrap = document.getElementById('graph-wrap');
-        if (node && app.layout && app.layout.pos.has(app.selected)) {
+        if (app.layout && app.layout.pos.has(app.selected)) {
           const p = app.layout.pos.get(app.selected);
           wrap.scrollTo({ left: Math.max(0, p.x - wrap.clientWidth / 2), top: Math.max(0, p.y - wrap.clientHeight / 2) });
         }
@@ -156,6 +161,33 @@ function edgeLabel(e, from) {
   return parts.join(' · ');
 }
 
+// drawWindow is the part of the graph to draw: null for all of it, else
+// the visible rectangle of the scroll area grown by one screen each way.
+function drawWindow(g) {
+  if (app.printing || g.nodes.length < DRAW_ALL_BELOW) return null;
+  const w = document.getElementById('graph-wrap');
+  const mx = Math.max(w.clientWidth, 300), my = Math.max(w.clientHeight, 300);
+  return { x0: w.scrollLeft - mx, x1: w.scrollLeft + 2 * mx, y0: w.scrollTop - my, y1: w.scrollTop + 2 * my };
+}
+// inWindow: whether a box (with the 80-pixel loops of backward edges and
+// the labels' width) meets the window.
+function inWindow(win, xa, ya, xb, yb) {
+  return !win || (Math.max(xa, xb) + 80 >= win.x0 && Math.min(xa, xb) - 80 <= win.x1 &&
+    Math.max(ya, yb) + 40 >= win.y0 && Math.min(ya, yb) - 80 <= win.y1);
+}
+// onGraphScroll draws again when the visible part leaves what is drawn.
+function onGraphScroll() {
+  const win = app.drawn;
+  if (!win || app.scrollQueued) return;
+  app.scrollQueued = true;
+  requestAnimationFrame(() => {
+    app.scrollQueued = false;
+    const w = document.getElementById('graph-wrap');
+    if (app.drawn && (w.scrollLeft < app.drawn.x0 + 1 || w.scrollTop < app.drawn.y0 + 1 ||
+      w.scrollLeft + w.clientWidth > app.drawn.x1 - 1 || w.scrollTop + w.clientHeight > app.drawn.y1 - 1)) renderGraph();
+  });
+}
+
 function renderGraph() {
   const g = app.graph;
   const svg = document.getElementById('graph');
@@ -164,13 +196,15 @@ function renderGraph() {
   svg.setAttribute('width', L.width);
   svg.setAttribute('height', L.height);
   svg.setAttribute('viewBox', `0 0 ${L.width} ${L.height}`);
+  const win = drawWindow(g);
+  app.drawn = win;
   const defs = s('defs', {}, s('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 10, refY: 5, markerWidth: 9, markerHeight: 9, markerUnits: 'userSpaceOnUse', orient: 'auto-start-reverse' },
     s('path', { class: 'arrow', d: 'M0,0 L10,5 L0,10 z' })));
   const nodes = new Map(g.nodes.map((n) => [n.id, n]));
   const maxRate = Math.max(1, ...g.edges.map((e) => e.rate));
   const edges = g.edges.map((e) => {
     const a = L.pos.get(e.source), b = L.pos.get(e.target);
-    if (!a || !b) return null;
+    if (!a || !b || !inWindow(win, a.x, a.y, b.x, b.y)) return null;
     const x1 = a.x + 14, y1 = a.y, x2 = b.x - 16, y2 = b.y;
     const mx = (x1 + x2) / 2;
     const d = x2 > x1 ? `M${x1},${y1} C${mx},${y1} ${mx},${y2} ${x2},${y2}` : `M${x1},${y1} C${x1 + 80},${y1 - 60} ${x2 - 80},${y2 - 60} ${x2},${y2}`;
@@ -182,7 +216,7 @@ function renderGraph() {
   });
   const q = app.query;
   const sending = new Set(g.edges.filter((e) => e.rate > 0).map((e) => e.source));
-  const nodeEls = g.nodes.map((n) => {
+  const nodeEls = g.nodes.filter((n) => { const p = L.pos.get(n.id); return inWindow(win, p.x, p.y, p.x, p.y); }).map((n) => {
     const p = L.pos.get(n.id);
     const idle = n.rate === 0 && !sending.has(n.id);
     const cls = `node ${n.kind}` + (idle ? ' idle' : '') + (n.id === app.selected ? ' selected' : '') +
@@ -316,12 +350,22 @@ function messageList(msgs, source) {
 }
 
 // proxyList is a resource's proxies, listed when opened (or selected).
+// proxyList is a resource's proxy count, which opens to list them (asked
+// of api/affected when opened: the state carries only the count).
 function proxyList(r) {
-  const list = () => h('ul', { class: 'plain' }, r.proxies.map((p) => h('li', {}, link('proxies', p, shortProxy(p)))),
-    r.proxyCount > r.proxies.length ? h('li', {}, h('a', { href: 'api/affected?key=' + encodeURIComponent(r.key) }, `all ${r.proxyCount} (JSON)`)) : null);
+  const list = async () => {
+    const ul = h('ul', { class: 'plain' }, h('li', {}, 'loading…'));
+    d.append(ul);
+    try {
+      const resp = await fetch('api/affected?key=' + encodeURIComponent(r.key));
+      if (!resp.ok) throw new Error(resp.statusText);
+      const ids = await resp.json();
+      ul.replaceChildren(...(ids || []).map((p) => h('li', {}, link('proxies', p, shortProxy(p)))));
+    } catch (e) { ul.replaceChildren(h('li', {}, 'could not list the proxies: ' + e.message)); }
+  };
   const open = r.key === app.selected;
-  const d = h('details', { open }, h('summary', {}, `${r.proxyCount} ${r.proxyCount === 1 ? 'proxy' : 'proxies'}`), open ? list() : null);
-  if (!open) d.addEventListener('toggle', () => { if (d.open && d.children.length === 1) d.append(list()); }, { once: true });
+  const d = h('details', { open }, h('summary', {}, `${r.proxyCount} ${r.proxyCount === 1 ? 'proxy' : 'proxies'}`));
+  if (open) list(); else d.addEventListener('toggle', () => { if (d.open && d.children.length === 1) list(); }, { once: true });
   return d;
 }
 
@@ -477,13 +521,16 @@ function setLive(text, down) {
 }
 
 function onGraph(g) {
+  const first = !app.graph;
   app.graph = g;
   if (app.selected && app.view === 'graph') appendHistory();
   setLive(`Live · updated ${new Date(g.time).toLocaleTimeString()}`);
   if (app.view === 'graph') { renderGraph(); renderEdgesTable(); renderDetail(); }
   if (app.query) renderResults();
+  if (first) performance.mark('mast-graph-drawn');
 }
 function onState(st) {
+  if (!app.state) performance.mark('mast-state');
   app.state = st;
   app.dirty = { config: true, proxies: true, policy: true };
   renderView(app.view);
@@ -515,15 +562,13 @@ async function start() {
   document.addEventListener('keydown', (ev) => {
     if (ev.key === '/' && document.activeElement !== input) { ev.preventDefault(); input.focus(); }
   });
-  window.addEventListener('beforeprint', renderAll);
-  try {
-    const [st, g] = await Promise.all([fetch('api/state'), fetch('api/graph')]);
-    if (st.ok) { app.rawState = await st.text(); app.state = JSON.parse(app.rawState); }
-    if (g.ok) { app.rawGraph = await g.text(); app.graph = JSON.parse(app.rawGraph); }
-  } catch (e) { setLive('mastd is not reachable', true); }
+  window.addEventListener('beforeprint', () => { app.printing = true; renderAll(); });
+  window.addEventListener('afterprint', () => { app.printing = false; if (app.view === 'graph') renderGraph(); });
+  document.getElementById('graph-wrap').addEventListener('scroll', onGraphScroll, { passive: true });
   route();
-  if (app.graph) setLive(`Live · updated ${new Date(app.graph.time).toLocaleTimeString()}`);
-  // The stream repeats the latest of both at once: skip what is drawn already.
+  // The stream sends the graph, then the state, at once, then each as it
+  // changes (a reconnection sends both again: what is drawn already is
+  // skipped). Nothing is fetched twice.
   const es = new EventSource('api/events');
   es.addEventListener('graph', (ev) => { if (ev.data !== app.rawGraph) { app.rawGraph = ev.data; onGraph(JSON.parse(ev.data)); } });
   es.addEventListener('state', (ev) => { if (ev.data !== app.rawState) { app.rawState = ev.data; onState(JSON.parse(ev.data)); } });

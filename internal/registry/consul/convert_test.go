@@ -120,3 +120,29 @@ func FuzzDecodeHealth(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeChecks feeds arbitrary answers of /v1/health/state/any through
+// the client's decoding and checkSums: nothing panics, and a sum depends
+// only on the set of checks, not their order.
+func FuzzDecodeChecks(f *testing.F) {
+	good, _ := json.Marshal(api.HealthChecks{
+		{Node: "n1", CheckID: "serfHealth", Status: api.HealthPassing, ModifyIndex: 3},
+		{Node: "n1", CheckID: "service:reviews-1", ServiceID: "reviews-1", ServiceName: "reviews", Status: api.HealthCritical, ModifyIndex: 9},
+	})
+	for _, seed := range []string{string(good), `[]`, `null`, `[null]`, `[{}]`, `[{"Definition":null}]`,
+		`[{"ServiceName":"a","ModifyIndex":-1}]`, string(good[:len(good)/2]), `{"CheckID":[1]}`} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var checks api.HealthChecks
+		if err := decodeSafely(func() error { return json.Unmarshal(data, &checks) }); err != nil {
+			return
+		}
+		sums := checkSums(checks)
+		reversed := slices.Clone(checks)
+		slices.Reverse(reversed)
+		if got := checkSums(reversed); !maps.Equal(got, sums) {
+			t.Fatalf("sums depend on the order: %v and %v", sums, got)
+		}
+	})
+}

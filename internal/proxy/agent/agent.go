@@ -397,7 +397,10 @@ func (a *Agent) fetch(ctx context.Context) (*Secrets, error) {
 	}
 	// A connection per attempt: the client certificate is presented at the
 	// handshake, so a connection made before a renewal would prove nothing.
-	conn, err := grpc.NewClient(a.cfg.CAAddr, grpc.WithTransportCredentials(a.creds))
+	// No service config from DNS: gRPC's resolver would also look up a TXT
+	// record, and a nameserver that does not answer it holds the request
+	// until the resolver's timeout.
+	conn, err := grpc.NewClient(a.cfg.CAAddr, grpc.WithTransportCredentials(a.creds), grpc.WithDisableServiceConfig())
 	if err != nil {
 		return nil, fmt.Errorf("CA %s: %w", a.cfg.CAAddr, err)
 	}

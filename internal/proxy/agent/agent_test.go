@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/x509"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -15,9 +16,11 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 	"google.golang.org/grpc"
+	"golang.org/x/net/dns/dnsmessage"
 	"google.golang.org/grpc/credentials"
 
 	"github.com/mast-mesh/mast/internal/ca"
+	"github.com/mast-mesh/mast/internal/dnsstub"
 	"github.com/mast-mesh/mast/internal/proxy/agent"
 )
 
@@ -369,5 +372,40 @@ func TestAgentFollowsRootFileThroughFastRotation(t *testing.T) {
 	waitFor(t, "a certificate from the new root", func() bool {
 		return a.Secrets().Cert.Leaf.CheckSignatureFrom(rot.NewRoot) == nil
 	})
+	verifySVID(t, s.ca, a.Secrets(), id)
+}
+
+// TestAgentDoesNotAskDNSForServiceConfig: gRPC's DNS resolver looks up a TXT
+// record (_grpc_config.NAME) for a service config besides the address. A
+// pod whose nameserver answers A but drops TXT (or none at all) would hold
+// every certificate request until the resolver gives up; the agent turns
+// that lookup off, so only the address is asked for.
+func TestAgentDoesNotAskDNSForServiceConfig(t *testing.T) {
+	s := newCAServer(t)
+	_, port, err := net.SplitHostPort(s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dns := dnsstub.Start(t, map[string]netip.Addr{agent.DefaultCAServerName: netip.MustParseAddr("127.0.0.1")}, dnsmessage.TypeTXT)
+	id := s.id("bookinfo", "ratings")
+	cfg := s.agentConfig(id)
+	cfg.CAAddr = "dns://" + dns.Addr + "/" + net.JoinHostPort(agent.DefaultCAServerName, port)
+	a := runAgent(t, cfg)
+	// Without the fix the certificate never comes (every attempt's deadline
+	// passes while the TXT query waits): fail on the query instead.
+	waitFor(t, "a certificate, or a TXT query", func() bool {
+		select {
+		case <-a.Ready():
+			return true
+		default:
+			return dns.Asked(dnsmessage.TypeTXT) > 0
+		}
+	})
+	if n := dns.Asked(dnsmessage.TypeTXT); n != 0 {
+		t.Fatalf("%d TXT (service config) queries for the CA's name, want none: %v", n, dns.Queries())
+	}
+	if n := dns.Asked(dnsmessage.TypeA); n == 0 {
+		t.Fatalf("the CA's name was never resolved through the stub (queries %v)", dns.Queries())
+	}
 	verifySVID(t, s.ca, a.Secrets(), id)
 }

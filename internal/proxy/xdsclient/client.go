@@ -120,7 +120,9 @@ func (c *Client) Counts() (acks, nacks int64) { return c.acks.Load(), c.nacks.Lo
 
 // Run connects and serves until ctx is done, reconnecting on failure.
 func (c *Client) Run(ctx context.Context) error {
-	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(c.cfg.Credentials),
+	// No service config from DNS (a TXT lookup that a nameserver may leave
+	// unanswered, holding the connection until the resolver's timeout).
+	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(c.cfg.Credentials), grpc.WithDisableServiceConfig(),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(c.cfg.MaxRecvMsgSize))}, c.cfg.DialOptions...)
 	conn, err := grpc.NewClient(c.cfg.Address, opts...)
 	if err != nil {

@@ -3,6 +3,8 @@ package xdsclient_test
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -11,9 +13,11 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"golang.org/x/net/dns/dnsmessage"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/mast-mesh/mast/internal/dnsstub"
 	"github.com/mast-mesh/mast/internal/proxy/xdsclient"
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
 	"github.com/mast-mesh/mast/internal/proxy/xdstest"
@@ -74,6 +78,11 @@ func start(t *testing.T, srv *xdstest.Server) (*store, context.Context) {
 
 func startWith(t *testing.T, srv *xdstest.Server, delta bool) (*store, context.Context) {
 	t.Helper()
+	return startAt(t, srv.Addr, delta)
+}
+
+func startAt(t *testing.T, addr string, delta bool) (*store, context.Context) {
+	t.Helper()
 	node, err := xdsclient.BuildNode(xdsclient.NodeConfig{ID: nodeID, Meta: map[string]string{"INTERCEPTION_MODE": "NONE"}})
 	if err != nil {
 		t.Fatal(err)
@@ -81,7 +90,7 @@ func startWith(t *testing.T, srv *xdstest.Server, delta bool) (*store, context.C
 	st := newStore()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
-	c := xdsclient.New(xdsclient.Config{Address: srv.Addr, Node: node, BackoffBase: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond, Delta: delta}, st)
+	c := xdsclient.New(xdsclient.Config{Address: addr, Node: node, BackoffBase: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond, Delta: delta}, st)
 	done := make(chan struct{})
 	go func() { c.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
@@ -209,4 +218,28 @@ func TestReceivesResponsesAboveGRPCDefault(t *testing.T) {
 	srv.Set(t, nodeID, "1", xdstest.Resources(res...))
 	st, ctx := start(t, srv)
 	st.waitFor(t, ctx, "25,000 clusters (more than 4 MiB)", func(s *xdsparse.Snapshot) bool { return len(s.Clusters) == 25000 })
+}
+
+// TestNoServiceConfigLookupInDNS: gRPC's DNS resolver also asks for a TXT
+// record (a service config) besides the address; a nameserver that leaves
+// it unanswered would hold the connection until the resolver's timeout. The
+// client turns that lookup off: only the address is asked for.
+func TestNoServiceConfigLookupInDNS(t *testing.T) {
+	srv := xdstest.Start(t, "127.0.0.1:0", nil)
+	srv.Set(t, nodeID, "1", v1())
+	_, port, err := net.SplitHostPort(srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dns := dnsstub.Start(t, map[string]netip.Addr{"istiod.istio-system.svc": netip.MustParseAddr("127.0.0.1")}, dnsmessage.TypeTXT)
+	st, ctx := startAt(t, "dns://"+dns.Addr+"/istiod.istio-system.svc:"+port, false)
+	st.waitFor(t, ctx, "the listener, or a TXT query", func(s *xdsparse.Snapshot) bool {
+		return len(s.Listeners) == 1 || dns.Asked(dnsmessage.TypeTXT) > 0
+	})
+	if n := dns.Asked(dnsmessage.TypeTXT); n != 0 {
+		t.Fatalf("%d TXT (service config) queries, want none: %v", n, dns.Queries())
+	}
+	if dns.Asked(dnsmessage.TypeA) == 0 {
+		t.Fatalf("the name was never resolved through the stub: %v", dns.Queries())
+	}
 }

@@ -34,8 +34,8 @@ func TestWorkloadAutoRegistration(t *testing.T) {
 	dir := netns.SharedDir(t)
 	mastdBin, proxyBin := buildMast(t, dir)
 	k := &kubelet{c: c, net: newPodNetwork(t), dir: dir, proxyBin: proxyBin,
-		hosts: map[string]string{}, eps: map[string]map[string]endpoint{}, pods: map[string]*podRun{}}
-	k.hosts["istiod.istio-system.svc"] = k.net.hostIP
+		hosts: map[string][]string{}, eps: map[string]map[string]endpoint{}, pods: map[string]*podRun{}}
+	k.hosts["istiod.istio-system.svc"] = []string{k.net.hostIP}
 
 	cl, err := install.NewClient(c.Config)
 	if err != nil {
@@ -81,7 +81,7 @@ spec:
 		t.Fatal(err)
 	}
 	monitor := startMastd(t, mastdBin, c.Kubeconfig, filepath.Join(dir, "ca"), k.net.hostIP+":15012", "127.0.0.1:"+freePort(t),
-		"--workload-entry-grace-period", "2s")
+		"--workload-entry-grace-period", "2s").monitor
 
 	var root string
 	eventually(t, time.Minute, "istio-ca-root-cert in vm", func() error {

@@ -72,8 +72,11 @@ func TestKubernetesBookinfo(t *testing.T) {
 	dir := netns.SharedDir(t)
 	mastdBin, proxyBin := buildMast(t, dir)
 	k := &kubelet{c: c, net: newPodNetwork(t), dir: dir, proxyBin: proxyBin, appBin: netns.CopyExecutable(t, dir),
-		hosts: map[string]string{}, eps: map[string]map[string]endpoint{}, pods: map[string]*podRun{}}
-	k.hosts["istiod.istio-system.svc"] = k.net.hostIP
+		hosts: map[string][]string{}, eps: map[string]map[string]endpoint{}, pods: map[string]*podRun{}}
+	// istiod's name has both replicas' addresses, as a headless Service's
+	// DNS would: the second replica starts later (its address refuses
+	// connections until then), and proxies reconnect to whichever answers.
+	k.hosts["istiod.istio-system.svc"] = []string{k.net.hostIP, k.net.secondHostIP}
 
 	// The CRDs, then mastd, which finds them at start.
 	cl, err := install.NewClient(c.Config)
@@ -109,9 +112,11 @@ func TestKubernetesBookinfo(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The webhook configurations, without caBundle: mastd patches it.
-	webhookAddr := "127.0.0.1:" + freePort(t)
-	url := "https://" + webhookAddr
+	// The webhook configurations, without caBundle: mastd patches it. The
+	// API server calls them at the istiod Service's address, which sends
+	// each connection to a live replica (kube-proxy, played by the test).
+	webhookA, webhookB := "127.0.0.1:"+freePort(t), "127.0.0.1:"+freePort(t)
+	url := "https://" + serviceProxy(t, webhookA, webhookB)
 	fail, none := admv1.Fail, admv1.SideEffectClassNone
 	if _, err := c.Client.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(ctx, &admv1.ValidatingWebhookConfiguration{
 		ObjectMeta: metav1.ObjectMeta{Name: "mast-validator-istio-system"},
@@ -137,7 +142,8 @@ func TestKubernetesBookinfo(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	monitor := startMastd(t, mastdBin, c.Kubeconfig, filepath.Join(dir, "ca"), k.net.hostIP+":15012", webhookAddr)
+	mastdA := startMastd(t, mastdBin, c.Kubeconfig, filepath.Join(dir, "ca-a"), k.net.hostIP+":15012", webhookA, "--kube-identity", "mastd-a")
+	monitor := mastdA.monitor
 
 	t.Run("mastd patches the webhooks' caBundle with its root", func(t *testing.T) {
 		var root string
@@ -199,7 +205,7 @@ spec:
 	}
 	for _, s := range svcs.Items {
 		for _, n := range []string{s.Name, s.Name + ".bookinfo", s.Name + ".bookinfo.svc", s.Name + ".bookinfo.svc.cluster.local"} {
-			k.hosts[n] = s.Spec.ClusterIP
+			k.hosts[n] = []string{s.Spec.ClusterIP}
 		}
 	}
 	// Two replicas of reviews-v1, through the scale subresource.
@@ -387,6 +393,20 @@ spec:
 		} else {
 			t.Logf("%d requests retried on the live replica after a connect failure", n)
 		}
+		// The kubelet notices: the dead replica's pod and endpoint go.
+		zero := int64(0)
+		if err := c.Client.CoreV1().Pods("bookinfo").Delete(ctx, v1[0].pod.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
+			t.Fatal(err)
+		}
+		before = m.pushVersion()
+		k.setEndpoint(t, v1[0].pod, nil)
+		waitConverged(t, monitor, len(k.pods)-2, before)
+	})
+	if t.Failed() {
+		t.FailNow()
+	}
+	t.Run("killing one of two mastd replicas loses no request", func(t *testing.T) {
+		testMastdFailover(t, failover{k: k, m: m, client: anon, first: mastdA, mastdBin: mastdBin, dir: dir, webhook: webhookB, reviews: tmpl["reviews-v3"]})
 	})
 }
 
@@ -503,8 +523,8 @@ func (k *kubelet) httpClient(r *podRun, jar http.CookieJar) *http.Client {
 			if err != nil {
 				return nil, err
 			}
-			if ip, ok := k.hosts[host]; ok {
-				host = ip
+			if ips, ok := k.hosts[host]; ok {
+				host = ips[0]
 			}
 			return dialIn(ctx, r.ns, network, net.JoinHostPort(host, port))
 		},
@@ -599,8 +619,14 @@ func buildMast(t *testing.T, dir string) (mastd, proxy string) {
 	return filepath.Join(dir, "mastd"), filepath.Join(dir, "mast-proxy")
 }
 
-// startMastd runs mastd against the cluster and returns its monitoring address.
-func startMastd(t *testing.T, bin, kubeconfig, caDir, secureXDS, webhookAddr string, extra ...string) string {
+// mastdProc is a running mastd.
+type mastdProc struct {
+	monitor string // its monitoring address (/debug/syncz)
+	kill    func() // SIGKILL, then wait for it
+}
+
+// startMastd runs mastd against the cluster.
+func startMastd(t *testing.T, bin, kubeconfig, caDir, secureXDS, webhookAddr string, extra ...string) *mastdProc {
 	t.Helper()
 	if err := os.MkdirAll(caDir, 0o700); err != nil {
 		t.Fatal(err)
@@ -634,25 +660,62 @@ func startMastd(t *testing.T, bin, kubeconfig, caDir, secureXDS, webhookAddr str
 		}
 	}()
 	var once sync.Once
-	t.Cleanup(func() {
+	kill := func() {
 		once.Do(func() {
 			_ = cmd.Process.Kill()
 			<-done
 			_ = cmd.Wait()
-			if t.Failed() {
-				t.Logf("--- mastd output:\n%s", out)
-			}
 		})
+	}
+	t.Cleanup(func() {
+		kill()
+		if t.Failed() {
+			t.Logf("--- mastd %s output:\n%s", secureXDS, out)
+		}
 	})
 	select {
 	case addr := <-monitor:
-		return addr
+		return &mastdProc{monitor: addr, kill: kill}
 	case <-done:
 		t.Fatalf("mastd exited:\n%s", out)
 	case <-time.After(2 * time.Minute):
 		t.Fatalf("mastd did not start:\n%s", out)
 	}
-	return ""
+	return nil
+}
+
+// serviceProxy plays kube-proxy for a Service with the given backends: it
+// listens on a free loopback port and sends each connection to the first
+// backend that accepts it.
+func serviceProxy(t *testing.T, backends ...string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			in, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer in.Close()
+				for _, b := range backends {
+					out, err := net.DialTimeout("tcp", b, 5*time.Second)
+					if err != nil {
+						continue
+					}
+					defer out.Close()
+					go func() { _, _ = io.Copy(out, in); out.(*net.TCPConn).CloseWrite() }()
+					_, _ = io.Copy(in, out)
+					return
+				}
+			}()
+		}
+	}()
+	return l.Addr().String()
 }
 
 func freePort(t *testing.T) string {

@@ -58,7 +58,10 @@ type podNetwork struct {
 	node   *netns.Namespace
 	prefix string // "10.79.N."
 	hostIP string
-	next   int
+	// secondHostIP is another address of the host on the same link, for a
+	// second mastd replica.
+	secondHostIP string
+	next         int
 }
 
 func newPodNetwork(t *testing.T) *podNetwork {
@@ -74,7 +77,7 @@ func newPodNetwork(t *testing.T) *podNetwork {
 			break
 		}
 	}
-	n.node, n.hostIP = node, n.prefix+"1"
+	n.node, n.hostIP, n.secondHostIP = node, n.prefix+"1", n.prefix+"254"
 	var b [3]byte
 	_, _ = rand.Read(b[:])
 	hostIf := "mk" + hex.EncodeToString(b[:])
@@ -87,6 +90,7 @@ func newPodNetwork(t *testing.T) *podNetwork {
 	run("link", "add", hostIf, "type", "veth", "peer", "name", "up0", "netns", node.Name)
 	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", hostIf).Run() })
 	run("addr", "add", n.hostIP+"/24", "dev", hostIf)
+	run("addr", "add", n.secondHostIP+"/24", "dev", hostIf)
 	run("link", "set", hostIf, "up")
 	for _, args := range [][]string{{"link", "add", "br0", "type", "bridge"}, {"link", "set", "br0", "up"},
 		{"link", "set", "up0", "master", "br0"}, {"link", "set", "up0", "up"}} {
@@ -129,8 +133,8 @@ type kubelet struct {
 	proxyBin, appBin string
 	// hosts is the DNS the pods see (written as each pod's /etc/hosts,
 	// which `ip netns exec` mounts): Service names to cluster IPs, and
-	// istiod's name to the host where mastd runs.
-	hosts map[string]string
+	// istiod's name to the host addresses where mastd replicas run.
+	hosts map[string][]string
 
 	mu    sync.Mutex
 	eps   map[string]map[string]endpoint // service -> pod -> endpoint
@@ -286,14 +290,16 @@ func (k *kubelet) writeEtc(t *testing.T, ns *netns.Namespace, ip, name string) {
 	var hosts strings.Builder
 	hosts.WriteString("127.0.0.1 localhost\n" + ip + " " + name + "\n")
 	for _, h := range slices.Sorted(maps.Keys(k.hosts)) {
-		fmt.Fprintf(&hosts, "%s %s\n", k.hosts[h], h)
+		for _, ip := range k.hosts[h] {
+			fmt.Fprintf(&hosts, "%s %s\n", ip, h)
+		}
 	}
 	if err := os.WriteFile(filepath.Join(etc, "hosts"), []byte(hosts.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// No kube-dns either: names resolve from hosts, and any DNS query
-	// (gRPC's resolver asks for TXT records) is refused at once rather than
-	// sent towards the host's nameserver, unreachable from the pod.
+	// No kube-dns either: names resolve from hosts, and any DNS query is
+	// refused at once rather than sent towards the host's nameserver,
+	// unreachable from the pod.
 	if err := os.WriteFile(filepath.Join(etc, "resolv.conf"), []byte("nameserver 127.0.0.1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -177,6 +177,11 @@ func (ca *CA) load() error {
 	}
 	if dirty {
 		if err := ca.store.Save(st); err != nil {
+			if !found && errors.Is(err, ErrCreatedElsewhere) {
+				// Another replica stored its root first: use that one.
+				ca.log.Info("CA state created by another replica; loading it", "error", err)
+				return ca.load()
+			}
 			return err
 		}
 	}

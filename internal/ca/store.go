@@ -56,9 +56,16 @@ type RootState struct {
 type Store interface {
 	// Load returns the stored state, or ok=false when nothing is stored yet.
 	Load() (st State, ok bool, err error)
-	// Save replaces the stored state atomically.
+	// Save replaces the stored state atomically. A store shared by several
+	// replicas returns an error wrapping ErrCreatedElsewhere when it had
+	// nothing and another replica stored a state first.
 	Save(State) error
 }
+
+// ErrCreatedElsewhere says that another replica created the shared state
+// while this one was creating it: the CA then loads and uses that state, so
+// replicas started together end up with one root.
+var ErrCreatedElsewhere = errors.New("the CA state was created by another replica first")
 
 // FileStore keeps the state in Dir/ca-state.json (mode 0600) and writes the
 // current trust bundle to Dir/root-cert.pem for operators and local tools.

@@ -36,7 +36,8 @@ import (
 const bookinfo = "../../../shared/compat/istio/bookinfo/platform/kube/bookinfo.yaml"
 
 // TestKubernetes shares one API server: install dry run, the CRDs, both
-// webhooks called by the API server, and TokenReview identities.
+// webhooks called by the API server, TokenReview identities, and the CA's
+// Secret and ConfigMap paths.
 func TestKubernetes(t *testing.T) {
 	bi, err := os.ReadFile(bookinfo)
 	if err != nil {
@@ -262,6 +263,7 @@ spec:
 			t.Error("a token for another audience was accepted")
 		}
 	})
+	t.Run("the CA's Secret and ConfigMap paths", func(t *testing.T) { testCAOnKubernetes(t, c) })
 }
 
 func sameContainers(a, b []corev1.Container) bool {

@@ -115,7 +115,9 @@ func (p *RootCertPublisher) publish(ctx context.Context, ns string) error {
 				Labels: map[string]string{"istio.io/config": "true", "app.kubernetes.io/managed-by": "mastd"}},
 			Data: map[string]string{RootCertKey: string(bundle)},
 		}, metav1.CreateOptions{})
-		if apierrors.IsAlreadyExists(err) || apierrors.IsNotFound(err) { // raced, or the namespace went away
+		// Raced, or the namespace went away or is going (the API server
+		// refuses creations in a terminating namespace).
+		if apierrors.IsAlreadyExists(err) || apierrors.IsNotFound(err) || apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
 			return nil
 		}
 		return err

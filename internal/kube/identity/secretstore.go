@@ -120,7 +120,9 @@ func (s *SecretStore) Save(st ca.State) error {
 	cur, err := secrets.Get(ctx, s.name(), metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
-		if _, err := secrets.Create(ctx, sec, metav1.CreateOptions{}); err != nil {
+		if _, err := secrets.Create(ctx, sec, metav1.CreateOptions{}); apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("ca store: create %s: %w", s, errors.Join(ca.ErrCreatedElsewhere, err))
+		} else if err != nil {
 			return fmt.Errorf("ca store: create %s: %w", s, err)
 		}
 		return nil

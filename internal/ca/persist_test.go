@@ -87,3 +87,39 @@ func TestNewRefusesCorruptState(t *testing.T) {
 		})
 	}
 }
+
+// racedStore is empty at the first Load, then another replica's state
+// appears: the first Save reports ErrCreatedElsewhere, as a shared store
+// (a Kubernetes Secret) does when another replica created it first.
+type racedStore struct {
+	theirs ca.State
+	loads  int
+	saved  []ca.State
+}
+
+func (s *racedStore) Load() (ca.State, bool, error) {
+	s.loads++
+	if s.loads == 1 {
+		return ca.State{}, false, nil
+	}
+	return s.theirs, true, nil
+}
+
+func (s *racedStore) Save(st ca.State) error {
+	if s.loads == 1 {
+		return fmt.Errorf("create: %w", ca.ErrCreatedElsewhere)
+	}
+	s.saved = append(s.saved, st)
+	return nil
+}
+
+func TestNewUsesStateCreatedByAnotherReplica(t *testing.T) {
+	// The other replica's state, as it stored it.
+	other := &racedStore{}
+	first, err := ca.New(ca.Config{Store: &memStore{}, TrustDomain: trustDomain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = first
+	_ = other
+}

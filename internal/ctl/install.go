@@ -6,17 +6,14 @@ import (
 	"io"
 	"time"
 
-	"k8s.io/client-go/tools/clientcmd"
-
 	"github.com/mast-mesh/mast/internal/kube/install"
 )
 
 // installFlags are the flags `manifest generate`, `install` and `uninstall`
 // share.
 type installFlags struct {
-	opts        install.Options
-	kubeconfig  string
-	kubecontext string
+	opts install.Options
+	kube kubeFlags
 }
 
 func (f *installFlags) register(c *command, cluster bool) {
@@ -31,8 +28,7 @@ func (f *installFlags) register(c *command, cluster bool) {
 	c.StringVar(&f.opts.Namespace, "n", "istio-system", "mastd's namespace")
 	c.StringVar(&f.opts.Namespace, "namespace", "istio-system", "same as -n")
 	if cluster {
-		c.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)")
-		c.StringVar(&f.kubecontext, "context", "", "kubeconfig context")
+		f.kube.register(c)
 	}
 }
 
@@ -45,13 +41,9 @@ func (f *installFlags) render() ([]install.Object, error) {
 }
 
 func (f *installFlags) client() (*install.Client, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	if f.kubeconfig != "" {
-		rules.ExplicitPath = f.kubeconfig
-	}
-	rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: f.kubecontext}).ClientConfig()
+	rc, err := f.kube.restConfig()
 	if err != nil {
-		return nil, fmt.Errorf("kubeconfig: %w", err)
+		return nil, err
 	}
 	return install.NewClient(rc)
 }

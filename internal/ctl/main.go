@@ -22,6 +22,7 @@ func verbs() []verb {
 	return []verb{
 		{"up", "run a whole local mesh (mastd, sidecars, ingress gateway, Bookinfo) on this machine", Up},
 		{"apply", "apply configuration files to the running local mesh, replacing by kind, namespace and name", plain(Apply)},
+		{"get", "list Istio resources with their status: Reconciled, and Istio's analysis messages", plain(Get)},
 		{"delete", "delete the resources named in configuration files from the running local mesh", plain(Delete)},
 		{"reset", "return the local mesh's configuration to Bookinfo's defaults", plain(Reset)},
 		{"analyze", "analyze configuration (files, or the running mesh) and report Istio's messages", plain(Analyze)},

@@ -51,6 +51,9 @@ type proxy struct {
 	Name  string // short name: productpage-v1, istio-ingressgateway
 	ID    string // xDS node ID
 	Admin string // admin HOST:PORT
+	// Labels are the workload's labels when the platform says them (a
+	// Kubernetes pod's); nil otherwise.
+	Labels map[string]string
 }
 
 // findProxy resolves a proxy by short name, "name.namespace" or node ID.

@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 
 	networking "istio.io/api/networking/v1alpha3"
 	security "istio.io/api/security/v1beta1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/mast-mesh/mast/internal/config"
 	"github.com/mast-mesh/mast/internal/localmesh"
@@ -55,14 +57,22 @@ func Why(args []string, stdout, stderr io.Writer) int {
 			"configuration the proxy rejected (NACK), and an mTLS mismatch between a PeerAuthentication and a\n"+
 			"DestinationRule. The URL enters at the ingress gateway, or, with --from, at that workload's sidecar.\n"+
 			"Instead of a URL, --request-id explains a request that already happened (its x-request-id, as the\n"+
-			"access logs show it) and --since every failed request of the last DURATION.",
+			"access logs show it) and --since every failed request of the last DURATION.\n\n"+
+			"On Kubernetes (--kubeconfig or --context), it reads the sidecars' access logs as kubectl logs does\n"+
+			"(container istio-proxy, through the API server; MeshConfig accessLogFile /dev/stdout) and the Istio\n"+
+			"resources from the API server: give --request-id or --since (send the request yourself with an\n"+
+			"x-request-id header, or find one in the logs).",
 		"mast why http://127.0.0.1:8080/productpage",
 		"mast why http://reviews:9080/reviews/0 --from productpage-v1 -H 'end-user: jason'",
 		"mast why -o json http://127.0.0.1:8080/api/v1/products/0",
 		"mast why --request-id 0c6e1f0a-2d5b-4c1e-9f7a-1b2c3d4e5f60",
-		"mast why --since 5m")
+		"mast why --since 5m",
+		"mast why --kubeconfig ~/.kube/config -n bookinfo --request-id 0c6e1f0a-2d5b-4c1e-9f7a-1b2c3d4e5f60")
 	var m meshFlags
 	m.register(c, false)
+	var kf kubeFlags
+	kf.register(c)
+	namespace := c.String("n", "", "on Kubernetes: read only this namespace's sidecars (default: every namespace)")
 	var hdrs headerList
 	c.Var(&hdrs, "H", "a request header 'Name: value' (repeatable)")
 	method := c.String("X", "GET", "the request method")
@@ -80,6 +90,16 @@ func Why(args []string, stdout, stderr io.Writer) int {
 		return c.usageError(stderr, "give a URL, or --request-id / --since, not both")
 	case !fromLogs && len(c.args) != 1:
 		return c.usageError(stderr, "want one URL (or --request-id ID, or --since DURATION)")
+	case kf.named() && !fromLogs:
+		return c.usageError(stderr, "on Kubernetes, send the request with an x-request-id header and give --request-id ID (or use --since DURATION)")
+	}
+	if kf.named() {
+		w, err := kubeWhy(context.Background(), kf, *namespace, *since)
+		if err != nil {
+			fmt.Fprintf(stderr, "mast why: %v\n", err)
+			return ExitFailure
+		}
+		return w.fromLogs(*requestID, *since, *output, stdout)
 	}
 	st, err := localmesh.ReadRunState(m.stateDir)
 	if err != nil {
@@ -94,7 +114,9 @@ func Why(args []string, stdout, stderr io.Writer) int {
 		}
 		header.Add(strings.TrimSpace(k), strings.TrimSpace(v))
 	}
-	w := &whyRun{m: m, st: st, method: *method, header: header}
+	w := &whyRun{m: m, st: st, method: *method, header: header,
+		logs:  func(keep func(*accesslog.Entry) bool) []hopEntry { return readAccessLogs(st, keep) },
+		where: "since mast up started"}
 	rs, _ := config.LoadPaths(st.ConfigDir)
 	w.snap = config.NewSnapshot(rs)
 	if fromLogs {
@@ -215,10 +237,10 @@ func (w *whyRun) withLogFindings(findings []finding, entries []hopEntry) []findi
 func (w *whyRun) fromLogs(id string, since time.Duration, output string, stdout io.Writer) int {
 	var entries []hopEntry
 	if id != "" {
-		entries = requestEntries(w.st, map[string]bool{id: true})
+		entries = w.logs(func(e *accesslog.Entry) bool { return e.RequestID == id })
 	} else {
 		after := time.Now().Add(-since)
-		entries = readAccessLogs(w.st, func(e *accesslog.Entry) bool { return e.Start.After(after) })
+		entries = w.logs(func(e *accesslog.Entry) bool { return e.Start.After(after) })
 	}
 	var findings []finding
 	index := map[string]int{}
@@ -240,12 +262,15 @@ func (w *whyRun) fromLogs(id string, since time.Duration, output string, stdout 
 		findings = append(findings, f)
 	}
 	if output == "json" {
-		return writeStructured(stdout, io.Discard, "json", map[string]any{"requestID": id, "since": since.String(), "hops": entries, "findings": findings})
+		return writeStructured(stdout, io.Discard, "json", map[string]any{"requestID": id, "since": since.String(), "hops": entries, "findings": findings, "notes": w.notes})
+	}
+	for _, n := range w.notes {
+		fmt.Fprintf(stdout, "note: %s\n", n)
 	}
 	if id != "" {
 		fmt.Fprintf(stdout, "request id %s\n", id)
 		if len(entries) == 0 {
-			fmt.Fprintln(stdout, "No proxy's access log has this request id (the logs keep what the proxies wrote since mast up started).")
+			fmt.Fprintf(stdout, "No proxy's access log has this request id (the logs read hold what the proxies wrote %s).\n", w.where)
 			return ExitFailure
 		}
 		for _, e := range entries {
@@ -286,8 +311,13 @@ func newRequestID() string {
 }
 
 type whyRun struct {
-	m      meshFlags
-	st     *localmesh.RunState
+	m  meshFlags
+	st *localmesh.RunState
+	// logs reads the proxies' access logs: the entries keep accepts,
+	// oldest first.
+	logs   func(keep func(*accesslog.Entry) bool) []hopEntry
+	where  string   // which part of the logs logs reads, for messages
+	notes  []string // what could not be read
 	u      *url.URL
 	method string
 	header http.Header
@@ -702,4 +732,37 @@ func (w *whyRun) mtls(from, to proxy, cluster string) *finding {
 		}
 	}
 	return nil
+}
+
+// kubeWhy prepares `mast why` on Kubernetes: the sidecars' logs through the
+// API server, and the Istio resources from it.
+func kubeWhy(ctx context.Context, kf kubeFlags, namespace string, since time.Duration) (*whyRun, error) {
+	rc, err := kf.restConfig()
+	if err != nil {
+		return nil, err
+	}
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := readConfig(ctx, rc)
+	if err != nil {
+		return nil, err
+	}
+	kl := &kubeLogs{client: client, namespace: namespace, since: since}
+	w := &whyRun{snap: cfg.snap, where: fmt.Sprintf("in their newest %d lines", podLogTail)}
+	if since > 0 {
+		w.where = "in the window"
+	}
+	w.logs = func(keep func(*accesslog.Entry) bool) []hopEntry {
+		entries, failed, err := kl.read(ctx, keep)
+		if err != nil {
+			w.notes = append(w.notes, err.Error())
+		}
+		if n := kubeNote(failed); n != "" {
+			w.notes = append(w.notes, n)
+		}
+		return entries
+	}
+	return w, nil
 }

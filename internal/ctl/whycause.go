@@ -41,6 +41,9 @@ func (w *whyRun) workloadOf(p proxy) workload {
 	if parts[0] == "router" {
 		return workload{namespace: ns, labels: map[string]string{"istio": "ingressgateway", "app": "istio-ingressgateway"}}
 	}
+	if p.Labels != nil {
+		return workload{namespace: ns, labels: p.Labels}
+	}
 	for _, r := range w.snap.List(config.WorkloadEntry) {
 		we := r.Spec.(*networking.WorkloadEntry)
 		if we.GetAddress() == parts[1] {

@@ -142,7 +142,13 @@ func TestKubernetesBookinfo(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	mastdA := startMastd(t, mastdBin, c.Kubeconfig, filepath.Join(dir, "ca-a"), k.net.hostIP+":15012", webhookA, "--kube-identity", "mastd-a")
+	// Access logs on the proxies' stdout, as Istio's documentation enables
+	// them (meshConfig.accessLogFile): `mast why` reads them with the pod logs.
+	meshConfig := filepath.Join(dir, "mesh.yaml")
+	writeFile(t, meshConfig, "accessLogFile: /dev/stdout\n")
+	k.serveLogs(t)
+	mastdA := startMastd(t, mastdBin, c.Kubeconfig, filepath.Join(dir, "ca-a"), k.net.hostIP+":15012", webhookA,
+		"--kube-identity", "mastd-a", "--mesh-config", meshConfig)
 	monitor := mastdA.monitor
 
 	t.Run("mastd patches the webhooks' caBundle with its root", func(t *testing.T) {
@@ -312,6 +318,12 @@ spec:
 			t.Fatalf("anonymous: got %v, want all on reviews-v1", got)
 		}
 	})
+	t.Run("mast why on Kubernetes: a fault named from the sidecars' pod logs", func(t *testing.T) {
+		testWhyOnKubernetes(t, m, anon, c.Kubeconfig)
+	})
+	t.Run("mast get on Kubernetes: the status mastd wrote", func(t *testing.T) {
+		testGetOnKubernetes(t, c.Kubeconfig)
+	})
 	if t.Failed() {
 		t.FailNow()
 	}
@@ -362,10 +374,12 @@ spec:
 		}
 		k.setEndpoint(t, gone.pod, nil)
 	})
+	top := t
 	t.Run("scaling back up and killing one of two replicas loses no request", func(t *testing.T) {
 		scale(t, c, "reviews-v1", 2)
 		before := m.pushVersion()
-		fresh := k.run(t, k.createPod(t, "bookinfo", "reviews-v1", tmpl["reviews-v1"]))
+		// Run for the rest of the test (a subtest's cleanup would stop it).
+		fresh := k.run(top, k.createPod(t, "bookinfo", "reviews-v1", tmpl["reviews-v1"]))
 		waitConverged(t, monitor, len(k.pods)-1, before)
 		if got := replicas(40); got[v1[0].pod.Name] == 0 || got[fresh.pod.Name] == 0 {
 			t.Fatalf("after scaling up: got %v, want %s and %s", got, v1[0].pod.Name, fresh.pod.Name)
@@ -406,7 +420,8 @@ spec:
 		t.FailNow()
 	}
 	t.Run("killing one of two mastd replicas loses no request", func(t *testing.T) {
-		testMastdFailover(t, failover{k: k, m: m, client: anon, first: mastdA, mastdBin: mastdBin, dir: dir, webhook: webhookB, reviews: tmpl["reviews-v3"]})
+		testMastdFailover(t, failover{top: top, k: k, m: m, client: anon, first: mastdA, mastdBin: mastdBin, dir: dir, webhook: webhookB,
+			meshConfig: meshConfig, reviews: tmpl["reviews-v3"]})
 	})
 }
 

@@ -22,6 +22,7 @@ import (
 // failover is what TestKubernetesBookinfo's mastd failover case needs of
 // the running mesh.
 type failover struct {
+	top      *testing.T // the whole test: pods started here run until it ends
 	k        *kubelet
 	m        *kubeMesh
 	client   *http.Client // the sleep pod's, anonymous
@@ -29,7 +30,9 @@ type failover struct {
 	mastdBin string
 	dir      string
 	webhook  string // the second replica's webhook address behind the Service
-	reviews  corev1.PodTemplateSpec
+	// meshConfig is the first replica's --mesh-config file.
+	meshConfig string
+	reviews    corev1.PodTemplateSpec
 }
 
 // leases are the Leases mastd's leader-only writers are elected with: the
@@ -70,7 +73,8 @@ func testMastdFailover(t *testing.T, f failover) {
 		t.Fatal(err)
 	}
 	proxies := len(before)
-	second := startMastd(t, f.mastdBin, f.k.c.Kubeconfig, f.dir+"/ca-b", f.k.net.secondHostIP+":15012", f.webhook, "--kube-identity", "mastd-b")
+	second := startMastd(t, f.mastdBin, f.k.c.Kubeconfig, f.dir+"/ca-b", f.k.net.secondHostIP+":15012", f.webhook,
+		"--kube-identity", "mastd-b", "--mesh-config", f.meshConfig)
 	if st, err := localmesh.Syncz(ctx, "http://"+second.monitor); err != nil || len(st) != 0 {
 		t.Fatalf("second replica: %d proxies connected (%v), want none before the kill", len(st), err)
 	}
@@ -192,7 +196,7 @@ func testMastdFailover(t *testing.T, f failover) {
 		// sidecar (certificate from the first replica) must accept it.
 		scale(t, f.k.c, "reviews-v3", 2)
 		ver := f.m.pushVersion()
-		fresh := f.k.run(t, f.k.createPod(t, "bookinfo", "reviews-v3", f.reviews))
+		fresh := f.k.run(f.top, f.k.createPod(t, "bookinfo", "reviews-v3", f.reviews))
 		waitConverged(t, second.monitor, proxies+1, ver)
 		eventually(t, time.Minute, "the new reviews-v3 replica to serve", func() error {
 			for range 20 {

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -496,6 +497,53 @@ func (k *kubelet) start(t *testing.T, r *podRun, c corev1.Container, vols map[st
 		}
 	})
 	return p
+}
+
+// serveLogs plays the kubelet's log API, which the API server's pods/log
+// subresource (kubectl logs) proxies to: GET /containerLogs/NS/POD/NAME
+// answers the container's output (stdout and stderr as they came; the
+// query's tailLines, sinceSeconds and timestamps are not played). It
+// registers the node with the address and port the API server dials; with
+// no --kubelet-certificate-authority the API server does not verify the
+// kubelet's serving certificate.
+func (k *kubelet) serveLogs(t *testing.T) {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		parts := strings.Split(strings.TrimPrefix(r.URL.Path, "/containerLogs/"), "/")
+		if len(parts) != 3 {
+			http.NotFound(w, r)
+			return
+		}
+		k.mu.Lock()
+		run := k.pods[parts[1]]
+		k.mu.Unlock()
+		if run != nil && run.pod.Namespace == parts[0] {
+			for _, p := range run.procs {
+				if p.name == parts[1]+"/"+parts[2] {
+					_, _ = io.WriteString(w, p.out.String())
+					return
+				}
+			}
+		}
+		http.NotFound(w, r)
+	}))
+	l, err := net.Listen("tcp", net.JoinHostPort(k.net.hostIP, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Listener = l
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	ctx := context.Background()
+	node, err := k.c.Client.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: nodeName}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	node.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: k.net.hostIP}}
+	node.Status.DaemonEndpoints.KubeletEndpoint.Port = int32(l.Addr().(*net.TCPAddr).Port)
+	if _, err := k.c.Client.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // kill ends every container of the pod at once (SIGKILL), as a crash or a

@@ -172,11 +172,9 @@ func SourceName(k config.Kind, ns, name string) string {
 	return SourcePrefix + k.Kind + "/" + ns + "/" + name
 }
 
-func (s *Store) upsert(k config.Kind, o any) {
-	u, ok := o.(*unstructured.Unstructured)
-	if !ok {
-		return
-	}
+// Decode reads one custom resource of kind k: the object with its problems
+// and status, and the resources it contributes (none when invalid).
+func Decode(k config.Kind, u *unstructured.Unstructured) (*Object, []config.Resource) {
 	src := SourceName(k, u.GetNamespace(), u.GetName())
 	data, err := json.Marshal(u.Object)
 	var rs []config.Resource
@@ -187,7 +185,17 @@ func (s *Store) upsert(k config.Kind, o any) {
 		rs, probs = config.Load(src, data)
 	}
 	status, _, _ := unstructured.NestedMap(u.Object, "status")
-	obj := &Object{Kind: k, Namespace: u.GetNamespace(), Name: u.GetName(), Generation: u.GetGeneration(), Problems: probs, Status: status}
+	return &Object{Kind: k, Namespace: u.GetNamespace(), Name: u.GetName(), Generation: u.GetGeneration(), Problems: probs, Status: status}, rs
+}
+
+func (s *Store) upsert(k config.Kind, o any) {
+	u, ok := o.(*unstructured.Unstructured)
+	if !ok {
+		return
+	}
+	src := SourceName(k, u.GetNamespace(), u.GetName())
+	obj, rs := Decode(k, u)
+	probs := obj.Problems
 	for _, p := range probs {
 		level := slog.LevelWarn
 		if p.Severity == config.Error {

@@ -2,6 +2,7 @@ package ca_test
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -113,13 +114,31 @@ func (s *racedStore) Save(st ca.State) error {
 	return nil
 }
 
+// memStore keeps the state in memory.
+type memStore struct {
+	st ca.State
+	ok bool
+}
+
+func (m *memStore) Load() (ca.State, bool, error) { return m.st, m.ok, nil }
+func (m *memStore) Save(st ca.State) error        { m.st, m.ok = st, true; return nil }
+
 func TestNewUsesStateCreatedByAnotherReplica(t *testing.T) {
-	// The other replica's state, as it stored it.
-	other := &racedStore{}
-	first, err := ca.New(ca.Config{Store: &memStore{}, TrustDomain: trustDomain})
+	theirs := &memStore{}
+	other, err := ca.New(ca.Config{Store: theirs, TrustDomain: trustDomain})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = first
-	_ = other
+	raced := &racedStore{theirs: theirs.st}
+	mine, err := ca.New(ca.Config{Store: raced, TrustDomain: trustDomain})
+	if err != nil {
+		t.Fatalf("a replica that lost the race to create the state: %v", err)
+	}
+	if raced.loads != 2 {
+		t.Fatalf("%d loads, want the state read again after the lost race", raced.loads)
+	}
+	a, b := mine.TrustBundle(), other.TrustBundle()
+	if len(a) != 1 || len(b) != 1 || !a[0].Equal(b[0]) {
+		t.Fatal("the replica kept its own root instead of the stored one")
+	}
 }

@@ -18,7 +18,7 @@ import (
 var shortNames = map[string]string{
 	"vs": "VirtualService", "dr": "DestinationRule", "gw": "Gateway", "se": "ServiceEntry",
 	"we": "WorkloadEntry", "wg": "WorkloadGroup", "pa": "PeerAuthentication", "ap": "AuthorizationPolicy",
-	"ra": "RequestAuthentication", "ef": "EnvoyFilter", "telemetry": "Telemetry",
+	"ra": "RequestAuthentication", "ef": "EnvoyFilter",
 }
 
 // kindsNamed resolves get's KIND argument: a kind, its plural, its short

@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -32,7 +33,11 @@ const (
 )
 
 // SecretStore keeps the CA state in a Secret. An Istio istio-ca-secret
-// without Mast's state is adopted: its root keeps signing.
+// without Mast's state is adopted: its root keeps signing. Saves are
+// conditional on the Secret being as this store last read or wrote it
+// (its resourceVersion), so a replica never overwrites state another
+// replica stored meanwhile: creating one that appeared since reports
+// ca.ErrCreatedElsewhere, replacing one changed since is an error.
 type SecretStore struct {
 	Client    kubernetes.Interface
 	Namespace string
@@ -40,6 +45,10 @@ type SecretStore struct {
 	Name string
 	// Timeout bounds each API call (10 s when zero).
 	Timeout time.Duration
+
+	mu      sync.Mutex
+	exists  bool   // the Secret existed when last loaded or saved
+	version string // its resourceVersion then
 }
 
 var _ ca.Store = (*SecretStore)(nil)
@@ -68,11 +77,13 @@ func (s *SecretStore) Load() (ca.State, bool, error) {
 	defer cancel()
 	sec, err := s.Client.CoreV1().Secrets(s.Namespace).Get(ctx, s.name(), metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
+		s.seen(false, "")
 		return ca.State{}, false, nil
 	}
 	if err != nil {
 		return ca.State{}, false, fmt.Errorf("ca store: %s: %w", s, err)
 	}
+	s.seen(true, sec.ResourceVersion)
 	if data, ok := sec.Data[keyState]; ok {
 		var st ca.State
 		dec := json.NewDecoder(bytes.NewReader(data))
@@ -117,27 +128,39 @@ func (s *SecretStore) Save(st ca.State) error {
 	ctx, cancel := s.ctx()
 	defer cancel()
 	secrets := s.Client.CoreV1().Secrets(s.Namespace)
-	cur, err := secrets.Get(ctx, s.name(), metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		if _, err := secrets.Create(ctx, sec, metav1.CreateOptions{}); apierrors.IsAlreadyExists(err) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.exists {
+		created, err := secrets.Create(ctx, sec, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("ca store: create %s: %w", s, errors.Join(ca.ErrCreatedElsewhere, err))
 		} else if err != nil {
 			return fmt.Errorf("ca store: create %s: %w", s, err)
 		}
+		s.exists, s.version = true, created.ResourceVersion
 		return nil
-	case err != nil:
+	}
+	cur, err := secrets.Get(ctx, s.name(), metav1.GetOptions{})
+	if err != nil {
 		return fmt.Errorf("ca store: %s: %w", s, err)
 	}
 	if cur.Type != CASecretType {
 		return fmt.Errorf("ca store: %s has type %q, want %q", s, cur.Type, CASecretType)
 	}
 	cur.Data = sec.Data
-	if _, err := secrets.Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
-		if apierrors.IsConflict(err) {
-			return errors.Join(fmt.Errorf("ca store: %s changed underneath (another mastd?)", s), err)
-		}
+	cur.ResourceVersion = s.version // only if nobody changed it since
+	updated, err := secrets.Update(ctx, cur, metav1.UpdateOptions{})
+	if apierrors.IsConflict(err) {
+		return errors.Join(fmt.Errorf("ca store: %s changed since this mastd read it (another replica?)", s), err)
+	} else if err != nil {
 		return fmt.Errorf("ca store: update %s: %w", s, err)
 	}
+	s.version = updated.ResourceVersion
 	return nil
+}
+
+func (s *SecretStore) seen(exists bool, version string) {
+	s.mu.Lock()
+	s.exists, s.version = exists, version
+	s.mu.Unlock()
 }

@@ -26,11 +26,14 @@ type Host struct {
 	// mesh most hosts are never called, and a pool costs ~200 bytes. It is
 	// made from the fields below, which never change: a host whose pool
 	// configuration changes is replaced.
-	pool  atomic.Pointer[pool]
-	mgr   *Manager
-	cfg   *xdsparse.Cluster
-	tls   *xdsparse.TLSContext
-	stats *Stats
+	pool atomic.Pointer[pool]
+	// retired: the host left its cluster or was replaced; its pool
+	// drains (retire).
+	retired atomic.Bool
+	mgr     *Manager
+	cfg     *xdsparse.Cluster
+	tls     *xdsparse.TLSContext
+	stats   *Stats
 }
 
 func (m *Manager) newHost(addr string, c *Cluster, tc *xdsparse.TLSContext) *Host {
@@ -45,15 +48,24 @@ func (h *Host) connPool() *pool {
 	p := newPool(h.Addr, poolConfigWithTLS(h.cfg, h.tls), h.stats, h.mgr.dial)
 	p.tls, p.tlsb = h.tls, h.mgr.TLS
 	if h.pool.CompareAndSwap(nil, p) {
+		// A request that picked the host before it was retired makes its
+		// pool drain at once (retire may not have seen the pool).
+		if h.retired.Load() {
+			p.drain()
+		}
 		return p
 	}
 	return h.pool.Load()
 }
 
-// closeIdle closes the idle connections of the host's pool, if it has one.
-func (h *Host) closeIdle() {
+// retire drains the host's pool, as Envoy drains the pools of a host that
+// is removed or whose cluster changed: idle connections close now, busy
+// ones when their requests end; none is reused. The host may still serve
+// requests that picked it before (on connections of their own).
+func (h *Host) retire() {
+	h.retired.Store(true)
 	if p := h.pool.Load(); p != nil {
-		p.closeIdle()
+		p.drain()
 	}
 }
 
@@ -145,7 +157,7 @@ func (m *Manager) Update(cfgs map[string]*xdsparse.Cluster, eps map[string]*xdsp
 	}
 	for k, h := range m.hosts {
 		if !liveHosts[k] {
-			h.closeIdle()
+			h.retire()
 			delete(m.hosts, k)
 			delete(m.origDst, k)
 		}
@@ -180,6 +192,11 @@ func (m *Manager) buildSet(c *Cluster, es *xdsparse.EndpointSet, live map[hostKe
 			h := m.hosts[key]
 			tc := c.Cfg.TLSFor(e.TLSMatch)
 			if h == nil || poolConfigWithTLS(h.cfg, h.tls) != poolConfigWithTLS(c.Cfg, tc) {
+				if h != nil {
+					// New transport settings (TLS, protocol, limits):
+					// the old connections must not carry new requests.
+					h.retire()
+				}
 				h = m.newHost(e.Address, c, tc)
 				m.hosts[key] = h
 			}
@@ -244,7 +261,7 @@ func (m *Manager) sweepOrigDst(now time.Time) {
 	for k, used := range m.origDst {
 		if now.Sub(used) >= m.OrigDstCleanup {
 			if h := m.hosts[k]; h != nil && h.Active.Load() == 0 {
-				h.closeIdle()
+				h.retire()
 				delete(m.hosts, k)
 				delete(m.origDst, k)
 			}
@@ -252,11 +269,11 @@ func (m *Manager) sweepOrigDst(now time.Time) {
 	}
 }
 
-// Close closes all idle connections.
+// Close closes all idle connections, and the others once their requests end.
 func (m *Manager) Close() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, h := range m.hosts {
-		h.closeIdle()
+		h.retire()
 	}
 }

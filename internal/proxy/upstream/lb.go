@@ -150,10 +150,34 @@ func (c *Cluster) Pick(o PickOptions) *Host {
 				return nil
 			}
 		}
-		if o.Exclude == nil || !o.Exclude(h) || attempt >= o.Attempts {
+		if o.Exclude == nil || !o.Exclude(h) {
+			return h
+		}
+		if attempt >= o.Attempts {
+			// Re-picks did not leave the excluded hosts (least request
+			// keeps choosing a host whose connections fail fast: it
+			// has no active requests). Another usable host, when there
+			// is one, beats retrying where the request just failed.
+			if other := c.firstUsableExcept(hs, o.Exclude, panicking); other != nil {
+				return other
+			}
 			return h
 		}
 	}
+}
+
+// firstUsableExcept is the first host not excluded and not ejected (ejection
+// ignored while panicking), nil when there is none.
+func (c *Cluster) firstUsableExcept(hs *hostSet, exclude func(*Host) bool, panicking bool) *Host {
+	n := uint64(len(hs.hosts))
+	start := c.rand() % n // not always the first: spread the fallbacks
+	for i := range n {
+		h := hs.hosts[(start+i)%n]
+		if !exclude(h) && (panicking || c.usable(h)) {
+			return h
+		}
+	}
+	return nil
 }
 
 // panics reports whether the share of usable hosts is under the cluster's

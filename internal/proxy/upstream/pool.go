@@ -13,6 +13,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -61,6 +62,10 @@ type pool struct {
 	// going back to the idle list or closing.
 	waiters []chan struct{}
 	h2      *http2.Transport
+	// draining: no connection goes back to idle (drain).
+	draining bool
+	// h2conns counts the open HTTP/2 connections.
+	h2conns atomic.Int64
 }
 
 // wakeOne hands the freed slot to the oldest waiter; p.mu must be held.
@@ -77,8 +82,16 @@ func newPool(addr string, cfg poolConfig, st *Stats, dial func(string, string, t
 	return &pool{addr: addr, cfg: cfg, stats: st, dial: dial}
 }
 
-func (p *pool) closeIdle() {
+// drain closes the idle connections and makes busy ones close when their
+// request ends. HTTP/2 connections are closed once idle (checked every
+// second until none is left: streams may be long).
+func (p *pool) drain() {
 	p.mu.Lock()
+	if p.draining {
+		p.mu.Unlock()
+		return
+	}
+	p.draining = true
 	idle := p.idle
 	p.idle = nil
 	h2 := p.h2
@@ -86,9 +99,23 @@ func (p *pool) closeIdle() {
 	for _, c := range idle {
 		c.close()
 	}
-	if h2 != nil {
-		h2.CloseIdleConnections()
+	if h2 == nil {
+		return
 	}
+	h2.CloseIdleConnections()
+	if p.h2conns.Load() == 0 {
+		return
+	}
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for range t.C {
+			h2.CloseIdleConnections()
+			if p.h2conns.Load() == 0 {
+				return
+			}
+		}
+	}()
 }
 
 type h1conn struct {
@@ -234,7 +261,7 @@ func (p *pool) put(c *h1conn) {
 	}
 	c.idleAt = time.Now()
 	p.mu.Lock()
-	if len(p.idle) < 64 {
+	if len(p.idle) < 64 && !p.draining {
 		p.idle = append(p.idle, c)
 		p.wakeOne()
 		p.mu.Unlock()
@@ -491,7 +518,8 @@ func (p *pool) transport() *http2.Transport {
 					return nil, err
 				}
 				p.stats.CxActive.Add(1)
-				return &countedConn{Conn: nc, stats: p.stats}, nil
+				p.h2conns.Add(1)
+				return &countedConn{Conn: nc, stats: p.stats, pool: p}, nil
 			},
 			// Forward requests as they came: no accept-encoding added, so
 			// no transparent decompression of the response either.
@@ -501,6 +529,11 @@ func (p *pool) transport() *http2.Transport {
 			IdleConnTimeout:    p.cfg.idleTimeout,
 			MaxHeaderListSize:  96 * 1024,
 		}
+		if p.draining {
+			// A request of a retired host: its connection closes soon
+			// after (drain's ticker started before this transport).
+			p.h2.IdleConnTimeout = time.Second
+		}
 	}
 	return p.h2
 }
@@ -508,11 +541,12 @@ func (p *pool) transport() *http2.Transport {
 type countedConn struct {
 	net.Conn
 	stats *Stats
+	pool  *pool
 	once  sync.Once
 }
 
 func (c *countedConn) Close() error {
-	c.once.Do(func() { c.stats.CxActive.Add(-1) })
+	c.once.Do(func() { c.stats.CxActive.Add(-1); c.pool.h2conns.Add(-1) })
 	return c.Conn.Close()
 }
 

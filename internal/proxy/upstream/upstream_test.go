@@ -104,6 +104,25 @@ func TestPickExcludesPreviousHosts(t *testing.T) {
 	}
 }
 
+// TestRetryLeavesFastFailingHost: least request prefers a host whose
+// connections are refused (it has no active requests while the others are
+// busy); a retry excluding it must still reach another host, as the proxy
+// restart test showed (3 % of retries went back to the dead host twice).
+func TestRetryLeavesFastFailingHost(t *testing.T) {
+	c := cluster(t, xdsparse.LeastRequest, endpoints("c", 1, 1))
+	dead, busy := c.Hosts()[0], c.Hosts()[1]
+	busy.Active.Store(8)
+	for i := 0; i < 2000; i++ {
+		if h := c.Pick(PickOptions{Exclude: func(h *Host) bool { return h == dead }, Attempts: 5}); h != busy {
+			t.Fatalf("pick %d: the excluded host again", i)
+		}
+	}
+	// With every host excluded the last pick stands (Envoy's rule).
+	if h := c.Pick(PickOptions{Exclude: func(*Host) bool { return true }, Attempts: 5}); h == nil {
+		t.Fatal("no host when all are excluded")
+	}
+}
+
 func TestUpdateKeepsHostsAndPools(t *testing.T) {
 	m := NewManager(slog.New(slog.DiscardHandler))
 	cfg := &xdsparse.Cluster{Name: "c", Type: xdsparse.EDS, EDSName: "c", ConnectTimeout: time.Second}

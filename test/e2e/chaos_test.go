@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -25,7 +26,8 @@ func TestProxyServesWithControlPlaneBlackholed(t *testing.T) {
 	if long() {
 		outage = 2 * time.Minute
 	}
-	dir, mastd, get := chaosMesh(t)
+	cm := chaosMesh(t)
+	dir, mastd, get := cm.dir, cm.mastd, cm.get
 	want := func(version string) func() error {
 		return func() error {
 			got, err := get()
@@ -59,27 +61,70 @@ func TestProxyServesWithControlPlaneBlackholed(t *testing.T) {
 	resumed = true
 	writeFile(t, dir, "routing.yaml", fmt.Sprintf(resilienceRouting, "v2"))
 	eventually(t, 60*time.Second, "the new route to v2 once mastd runs again", want("v2"))
+	eventually(t, 30*time.Second, "the proxy connected to mastd", func() error {
+		if v := cm.stat("control_plane.connected_state"); v != "1" {
+			return fmt.Errorf("connected_state %s", v)
+		}
+		return nil
+	})
 }
 
-// chaosMesh runs mastd and one sidecar (INTERCEPTION_MODE NONE) in front of
-// two backends, v1 and v2, routed to v1; get sends one request through the
+// chaos is mastd and one sidecar (INTERCEPTION_MODE NONE) in front of two
+// backends, v1 and v2, routed to v1; get sends one request through the
 // sidecar and returns the answering version.
-func chaosMesh(t *testing.T, mastdArgs ...string) (dir string, mastd *process, get func() (string, error)) {
+type chaos struct {
+	dir          string // mastd's config directory
+	mastd, proxy *process
+	admin, mon   string // the sidecar's admin and mastd's monitoring address
+	get          func() (string, error)
+}
+
+// stat reads one of the sidecar's /stats counters ("missing" if absent).
+func (c *chaos) stat(name string) string {
+	resp, err := http.Get("http://" + c.admin + "/stats")
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, name+": "); ok {
+			return v
+		}
+	}
+	return "missing"
+}
+
+// memory reads the sidecar's and mastd's memory.
+func (c *chaos) memory(t *testing.T) (proxy, mastd memSample) {
+	t.Helper()
+	proxy, err := proxyMemory(c.proxy, c.admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mastd, err = mastdMemory(c.mastd, c.mon)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return proxy, mastd
+}
+
+func chaosMesh(t *testing.T, mastdArgs ...string) *chaos {
 	t.Helper()
 	v1, v2 := versionServer(t, "v1"), versionServer(t, "v2")
-	dir = t.TempDir()
+	dir := t.TempDir()
 	writeFile(t, dir, "backend.yaml", fmt.Sprintf(resilienceService, v1, v2))
 	writeFile(t, dir, "routing.yaml", fmt.Sprintf(resilienceRouting, "v1"))
-	xdsAddr := freeAddr(t)
-	mastd = start(t, "mastd", append([]string{"--config", dir, "--xds-addr", xdsAddr, "--monitoring-addr", freeAddr(t), "--debounce-after", "10ms"}, mastdArgs...)...)
+	xdsAddr, mon := freeAddr(t), freeAddr(t)
+	mastd := start(t, "mastd", append([]string{"--config", dir, "--xds-addr", xdsAddr, "--monitoring-addr", mon, "--debounce-after", "10ms"}, mastdArgs...)...)
 	waitLine(t, mastd, "mastd serving", 30*time.Second)
 	ip := uniqueLoopback()
 	id := fmt.Sprintf("sidecar~%s~client-1.default~default.svc.cluster.local", ip)
-	start(t, "mast-proxy", "--node-id", id, "--xds-addr", xdsAddr, "--admin-addr", ip+":15000", "--drain-period", "1s",
+	proxy := start(t, "mast-proxy", "--node-id", id, "--xds-addr", xdsAddr, "--admin-addr", ip+":15000", "--drain-period", "1s",
 		"--labels", "app=client", "--meta", "INTERCEPTION_MODE=NONE")
 	proxyURL, _ := url.Parse("http://" + ip + ":15001")
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: http.ProxyURL(proxyURL), MaxIdleConnsPerHost: 8}}
-	get = func() (string, error) {
+	get := func() (string, error) {
 		resp, err := client.Get("http://backend.default.svc.cluster.local:8000/hello")
 		if err != nil {
 			return "", err
@@ -91,7 +136,7 @@ func chaosMesh(t *testing.T, mastdArgs ...string) (dir string, mastd *process, g
 		}
 		return string(b), err
 	}
-	return dir, mastd, get
+	return &chaos{dir: dir, mastd: mastd, proxy: proxy, admin: ip + ":15000", mon: mon, get: get}
 }
 
 // load runs 4 clients, 5 ms apart, until stop is closed, and returns the
@@ -130,13 +175,16 @@ func load(stop <-chan struct{}, check func() error) (sent, failed int64, first e
 // TestProxyServesThroughConfigPushes: the routing is rewritten 50 times at
 // 5 per second (1,000 with MAST_LONG_TESTS=1), alternating v1 and v2, under
 // bounded load; every request must be answered by v1 or v2 (none failed or
-// lost), and the proxy ends on the last route.
+// lost), the proxy ends on the last route, and neither the sidecar's nor
+// mastd's heap or goroutines grow from the first tenth of the pushes to the
+// last (readings every tenth are logged).
 func TestProxyServesThroughConfigPushes(t *testing.T) {
 	pushes := 50
 	if long() {
 		pushes = 1000
 	}
-	dir, _, get := chaosMesh(t)
+	cm := chaosMesh(t)
+	dir, get := cm.dir, cm.get
 	eventually(t, 30*time.Second, "routing through the sidecar", func() error { _, err := get(); return err })
 	stop := make(chan struct{})
 	type result struct {
@@ -157,10 +205,16 @@ func TestProxyServesThroughConfigPushes(t *testing.T) {
 	}()
 	tick := time.NewTicker(200 * time.Millisecond)
 	last := "v1"
+	var proxyMem, mastdMem []memSample
 	for i := range pushes {
 		<-tick.C
 		last = []string{"v1", "v2"}[i%2]
 		writeFile(t, dir, "routing.yaml", fmt.Sprintf(resilienceRouting, last))
+		if (i+1)%(pushes/10) == 0 {
+			p, m := cm.memory(t)
+			proxyMem, mastdMem = append(proxyMem, p), append(mastdMem, m)
+			t.Logf("after %d pushes: sidecar %v; mastd %v", i+1, p, m)
+		}
 	}
 	tick.Stop()
 	close(stop)
@@ -176,4 +230,10 @@ func TestProxyServesThroughConfigPushes(t *testing.T) {
 		}
 		return err
 	})
+	if g := grew(proxyMem[0], proxyMem[len(proxyMem)-1]); g != "" {
+		t.Errorf("the sidecar grew over %d pushes: %s", pushes, g)
+	}
+	if g := grew(mastdMem[0], mastdMem[len(mastdMem)-1]); g != "" {
+		t.Errorf("mastd grew over %d pushes: %s", pushes, g)
+	}
 }

@@ -124,7 +124,8 @@ func heapInuse(monAddr string) (int64, error) {
 // and mastd's heap must stay within a bound proportional to the streams.
 func TestSlowXDSClients(t *testing.T) {
 	const stalledN, slowN, pushes = 10, 10, 25
-	dir, mastd, get := chaosMesh(t, "--xds-send-timeout", "3s")
+	cm := chaosMesh(t, "--xds-send-timeout", "3s")
+	dir, mastd, get := cm.dir, cm.mastd, cm.get
 	writeFile(t, dir, "filler.yaml", manyServices(400))
 	eventually(t, 30*time.Second, "routing through the sidecar", func() error { _, err := get(); return err })
 	xdsAddr := flagValue(t, mastd, "--xds-addr")

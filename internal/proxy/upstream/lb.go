@@ -172,7 +172,7 @@ func (c *Cluster) firstUsableExcept(hs *hostSet, exclude func(*Host) bool, panic
 	n := uint64(len(hs.hosts))
 	start := c.rand() % n // not always the first: spread the fallbacks
 	for i := range n {
-		h := hs.hosts[(start+i)%n]
+		h := hs.hosts[(start+i)%n].Host
 		if !exclude(h) && (panicking || c.usable(h)) {
 			return h
 		}

@@ -102,7 +102,7 @@ func TestProxyRestartWithDrain(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "mesh.yaml", fmt.Sprintf(restartMesh, ipA, ipB, namedApp(t, "a"), namedApp(t, "b")))
 	xdsAddr := freeAddr(t)
-	mastd := start(t, "mastd", "--config", dir, "--xds-addr", xdsAddr, "--monitoring-addr", freeAddr(t), "--debounce-after", "10ms")
+	mastd := start(t, "mastd", "--config", dir, "--xds-addr", xdsAddr, "--monitoring-addr", freeAddr(t), "--ratelimit-addr", freeAddr(t), "--debounce-after", "10ms")
 	waitLine(t, mastd, "mastd serving", 30*time.Second)
 	sidecar := func(ip, name, version string) *process {
 		return start(t, "mast-proxy", "--node-id", fmt.Sprintf("sidecar~%s~%s.default~default.svc.cluster.local", ip, name),

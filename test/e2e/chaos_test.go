@@ -116,7 +116,7 @@ func chaosMesh(t *testing.T, mastdArgs ...string) *chaos {
 	writeFile(t, dir, "backend.yaml", fmt.Sprintf(resilienceService, v1, v2))
 	writeFile(t, dir, "routing.yaml", fmt.Sprintf(resilienceRouting, "v1"))
 	xdsAddr, mon := freeAddr(t), freeAddr(t)
-	mastd := start(t, "mastd", append([]string{"--config", dir, "--xds-addr", xdsAddr, "--monitoring-addr", mon, "--debounce-after", "10ms"}, mastdArgs...)...)
+	mastd := start(t, "mastd", append([]string{"--config", dir, "--xds-addr", xdsAddr, "--monitoring-addr", mon, "--ratelimit-addr", freeAddr(t), "--debounce-after", "10ms"}, mastdArgs...)...)
 	waitLine(t, mastd, "mastd serving", 30*time.Second)
 	ip := uniqueLoopback()
 	id := fmt.Sprintf("sidecar~%s~client-1.default~default.svc.cluster.local", ip)

@@ -127,7 +127,7 @@ func startMTLSMesh(t *testing.T, caDir, caAddr string, extraProxyArgs ...string)
 
 	xdsAddr, monAddr := freeAddr(t), freeAddr(t)
 	m.monAddr = monAddr
-	args := []string{"--config", m.configDir, "--xds-addr", xdsAddr, "--monitoring-addr", monAddr}
+	args := []string{"--config", m.configDir, "--xds-addr", xdsAddr, "--monitoring-addr", monAddr, "--ratelimit-addr", freeAddr(t)}
 	m.caAddr = caAddr
 	if caAddr == "" {
 		m.caAddr = freeAddr(t)

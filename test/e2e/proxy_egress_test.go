@@ -106,7 +106,7 @@ func tcpEcho(t *testing.T) int {
 func startControlPlane(t *testing.T, dir string) string {
 	t.Helper()
 	xdsAddr := freeAddr(t)
-	mastd := start(t, "mastd", "--config", dir, "--xds-addr", xdsAddr, "--monitoring-addr", freeAddr(t), "--debounce-after", "10ms")
+	mastd := start(t, "mastd", "--config", dir, "--xds-addr", xdsAddr, "--monitoring-addr", freeAddr(t), "--ratelimit-addr", freeAddr(t), "--debounce-after", "10ms")
 	waitLine(t, mastd, "mastd serving", 30*time.Second)
 	return xdsAddr
 }

@@ -109,7 +109,7 @@ func TestProxyServesWithControlPlaneKilled(t *testing.T) {
 	writeFile(t, dir, "backend.yaml", fmt.Sprintf(resilienceService, v1, v2))
 	writeFile(t, dir, "routing.yaml", fmt.Sprintf(resilienceRouting, "v1"))
 	xdsAddr := freeAddr(t)
-	mastdArgs := []string{"--config", dir, "--xds-addr", xdsAddr, "--monitoring-addr", freeAddr(t), "--debounce-after", "10ms"}
+	mastdArgs := []string{"--config", dir, "--xds-addr", xdsAddr, "--monitoring-addr", freeAddr(t), "--ratelimit-addr", freeAddr(t), "--debounce-after", "10ms"}
 	mastd := start(t, "mastd", mastdArgs...)
 	waitLine(t, mastd, "mastd serving", 30*time.Second)
 

@@ -129,7 +129,9 @@ func TestFetchRefreshKeepLastGood(t *testing.T) {
 
 func TestFetchBounds(t *testing.T) {
 	is := newIssuer(t)
-	f, _ := startFetcher(t, Config{MaxSize: 64, Timeout: 50 * time.Millisecond, MaxRetry: time.Hour})
+	// A timeout the size check cannot lose to on a loaded machine: this
+	// case is about size (a 50 ms timeout failed it at load 60).
+	f, _ := startFetcher(t, Config{MaxSize: 64, Timeout: 30 * time.Second, MaxRetry: time.Hour})
 	big := model.JWKSKey{URI: is.srv.URL + "/jwks"}
 	f.Want(map[model.JWKSKey]time.Duration{big: 0})
 	waitFor(t, "a failed fetch", func() bool { st := f.Statuses(); return len(st) == 1 && st[0].Failures > 0 })

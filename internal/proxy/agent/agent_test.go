@@ -163,7 +163,10 @@ func TestAgentBootstrapAndRenewal(t *testing.T) {
 	s := newCAServer(t)
 	id := s.id("bookinfo", "reviews")
 	cfg := s.agentConfig(id)
-	cfg.CertTTL = 2 * time.Second // renewed about every second
+	// Renewed about every 4 s. A shorter lifetime (2 s) let a renewal on a
+	// loaded machine (load 60, -race) start after the certificate expired,
+	// and the agent then rightly renewed with the token and its one key.
+	cfg.CertTTL = 8 * time.Second
 	a := runAgent(t, cfg)
 	<-a.Ready()
 	first := a.Secrets()
@@ -195,7 +198,7 @@ func TestAgentRenewsWithCertificateAfterTokenRevoked(t *testing.T) {
 	s := newCAServer(t)
 	id := s.id("default", "productpage")
 	cfg := s.agentConfig(id)
-	cfg.CertTTL = 2 * time.Second
+	cfg.CertTTL = 8 * time.Second // long enough to renew before it expires under load
 	a := runAgent(t, cfg)
 	<-a.Ready()
 	if err := s.ca.RotateTokenKey(); err != nil { // revokes the bootstrap token

@@ -433,12 +433,6 @@ func (v *validator) telemetry(t *telemetry.Telemetry) {
 					}
 				}
 			}
-			if mm, ok := o.GetMatch().GetMetricMatch().(*telemetry.MetricSelector_Metric); ok {
-				switch mm.Metric {
-				case telemetry.MetricSelector_GRPC_REQUEST_MESSAGES, telemetry.MetricSelector_GRPC_RESPONSE_MESSAGES:
-					v.warnf(f+".match.metric", "%v: Mast does not report gRPC message counts; the override changes nothing", mm.Metric)
-				}
-			}
 			if cm, ok := o.GetMatch().GetMetricMatch().(*telemetry.MetricSelector_CustomMetric); ok && cm.CustomMetric == "" {
 				v.errorf(f+".match.customMetric", "customMetric may not be empty")
 			}

@@ -78,36 +78,7 @@ spec:
 func TestTCPMetadataExchangeMTLS(t *testing.T) {
 	app := tcpEcho(t)
 	dbIP, clientIP := uniqueLoopback(), uniqueLoopback()
-	dir := t.TempDir()
-	writeFile(t, dir, "mesh.yaml", fmt.Sprintf(tcpExchangeConfig, dbIP, clientIP, app))
-	caDir := t.TempDir()
-	c, err := ca.New(ca.Config{Dir: caDir, TrustDomain: "cluster.local"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tokens := map[string]string{}
-	for _, sa := range []string{"db", "client"} {
-		id, _ := c.WorkloadID("default", sa)
-		tok, err := c.IssueToken(id, time.Hour)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := filepath.Join(t.TempDir(), sa+".jwt")
-		if err := os.WriteFile(p, []byte(tok), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		tokens[sa] = p
-	}
-	secure := freeAddr(t)
-	mastd := start(t, "mastd", "--config", dir, "--xds-addr", freeAddr(t), "--monitoring-addr", freeAddr(t), "--ca-dir", caDir,
-		"--secure-xds-addr", secure, "--debounce-after", "10ms")
-	waitLine(t, mastd, "mastd serving", 30*time.Second)
-	for _, s := range []struct{ name, ip, wl, app, version string }{{"db", dbIP, "db-1", "db", "v7"}, {"client", clientIP, "client-1", "client", "v1"}} {
-		start(t, "mast-proxy", "--node-id", fmt.Sprintf("sidecar~%s~%s.default~default.svc.cluster.local", s.ip, s.wl),
-			"--xds-addr", secure, "--admin-addr", "127.0.0.1:0", "--drain-period", "1s",
-			"--labels", "app="+s.app+",version="+s.version, "--meta", "INTERCEPTION_MODE=NONE", "--meta", "SERVICE_ACCOUNT="+s.name,
-			"--meta", "WORKLOAD_NAME="+s.wl, "--ca-addr", secure, "--ca-root-file", filepath.Join(caDir, "root-cert.pem"), "--token-file", tokens[s.name])
-	}
+	startExchangeMesh(t, fmt.Sprintf(tcpExchangeConfig, dbIP, clientIP, app), dbIP, clientIP)
 	addr := clientIP + ":5432"
 	eventually(t, 30*time.Second, "a TCP connection through both sidecars", func() error { return echoFrom(clientIP, addr) })
 	for i := 0; i < 3; i++ {
@@ -151,6 +122,43 @@ func TestTCPMetadataExchangeMTLS(t *testing.T) {
 			}
 			return nil
 		})
+	}
+}
+
+// startExchangeMesh runs mastd with its CA on config (which names the
+// workloads db-1 at dbIP and client-1 at clientIP) and the two sidecars,
+// each with its workload certificate.
+func startExchangeMesh(t *testing.T, config, dbIP, clientIP string) {
+	t.Helper()
+	dir := t.TempDir()
+	writeFile(t, dir, "mesh.yaml", config)
+	caDir := t.TempDir()
+	c, err := ca.New(ca.Config{Dir: caDir, TrustDomain: "cluster.local"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens := map[string]string{}
+	for _, sa := range []string{"db", "client"} {
+		id, _ := c.WorkloadID("default", sa)
+		tok, err := c.IssueToken(id, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(t.TempDir(), sa+".jwt")
+		if err := os.WriteFile(p, []byte(tok), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		tokens[sa] = p
+	}
+	secure := freeAddr(t)
+	mastd := start(t, "mastd", "--config", dir, "--xds-addr", freeAddr(t), "--monitoring-addr", freeAddr(t), "--ca-dir", caDir,
+		"--secure-xds-addr", secure, "--debounce-after", "10ms")
+	waitLine(t, mastd, "mastd serving", 30*time.Second)
+	for _, s := range []struct{ name, ip, wl, app, version string }{{"db", dbIP, "db-1", "db", "v7"}, {"client", clientIP, "client-1", "client", "v1"}} {
+		start(t, "mast-proxy", "--node-id", fmt.Sprintf("sidecar~%s~%s.default~default.svc.cluster.local", s.ip, s.wl),
+			"--xds-addr", secure, "--admin-addr", "127.0.0.1:0", "--drain-period", "1s",
+			"--labels", "app="+s.app+",version="+s.version, "--meta", "INTERCEPTION_MODE=NONE", "--meta", "SERVICE_ACCOUNT="+s.name,
+			"--meta", "WORKLOAD_NAME="+s.wl, "--ca-addr", secure, "--ca-root-file", filepath.Join(caDir, "root-cert.pem"), "--token-file", tokens[s.name])
 	}
 }
 

@@ -1,7 +1,9 @@
 package generate
 
 import (
+	"strconv"
 	"strings"
+	"time"
 
 	xdstypev3 "github.com/cncf/xds/go/xds/type/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
@@ -25,9 +27,11 @@ const (
 // Telemetry API's metrics overrides in order, each an entry of
 // PluginConfig.metrics {name, drop, tags_to_remove, dimensions} with the
 // CEL values translated to what mast-proxy evaluates (celfilter.TagValue).
-// nil when the side keeps Istio's standard metrics.
-func statsConfig(ovs []model.MetricsOverride, off bool) *anypb.Any {
-	if !off && len(ovs) == 0 {
+// nil when the side keeps Istio's standard metrics. A reporting interval
+// becomes tcp_reporting_duration, as istiod sends the Telemetry API's
+// reportingInterval.
+func statsConfig(ovs []model.MetricsOverride, off bool, interval time.Duration) *anypb.Any {
+	if !off && len(ovs) == 0 && interval == 0 {
 		return nil
 	}
 	var entries []any
@@ -66,7 +70,12 @@ func statsConfig(ovs []model.MetricsOverride, off bool) *anypb.Any {
 		}
 		entries = append(entries, e)
 	}
-	v, err := structpb.NewStruct(map[string]any{"metrics": entries})
+	cfg := map[string]any{"metrics": entries}
+	if interval > 0 {
+		// protobuf's JSON form of a Duration: seconds, suffix "s".
+		cfg["tcp_reporting_duration"] = strconv.FormatFloat(interval.Seconds(), 'f', -1, 64) + "s"
+	}
+	v, err := structpb.NewStruct(cfg)
 	if err != nil {
 		return nil
 	}

@@ -1,9 +1,12 @@
 package generate
 
 import (
+	"reflect"
 	"testing"
+	"time"
 
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	telemetry "istio.io/api/telemetry/v1alpha1"
 	typev1beta1 "istio.io/api/type/v1beta1"
@@ -47,7 +50,7 @@ func statsBySide(t *testing.T, ls []model.XDSResource) (client, server *metrics.
 	}
 	for s := range got {
 		for _, c := range got[s] {
-			if (c == nil) != (got[s][0] == nil) || c != nil && *c != *got[s][0] {
+			if (c == nil) != (got[s][0] == nil) || c != nil && !reflect.DeepEqual(c, got[s][0]) {
 				t.Fatalf("side %d: chains disagree on the stats configuration: %+v vs %+v", s, c, got[s][0])
 			}
 		}
@@ -81,7 +84,7 @@ func TestTelemetryMetrics(t *testing.T) {
 					"request_protocol": {Operation: telemetry.MetricsOverrides_TagOverride_REMOVE}}}}}}}),
 		res(config.Telemetry, "default", "pp", &telemetry.Telemetry{
 			Selector: &typev1beta1.WorkloadSelector{MatchLabels: map[string]string{"app": "productpage"}},
-			Metrics: []*telemetry.Metrics{{Overrides: []*telemetry.MetricsOverrides{
+			Metrics: []*telemetry.Metrics{{ReportingInterval: durationpb.New(1500 * time.Millisecond), Overrides: []*telemetry.MetricsOverrides{
 				{Match: &telemetry.MetricSelector{Mode: telemetry.WorkloadMode_SERVER},
 					TagOverrides: map[string]*telemetry.MetricsOverrides_TagOverride{
 						"user":                {Value: "request.headers['x-user']"},
@@ -108,20 +111,20 @@ func TestTelemetryMetrics(t *testing.T) {
 			t.Errorf("disabled: %v", c.Disabled)
 		}
 	}
-	if client.CustomNames != [metrics.MaxCustom]string{} {
-		t.Errorf("client side got the SERVER mode's dimensions: %v", client.CustomNames)
+	if client.ReportInterval != 1500*time.Millisecond || server.ReportInterval != 1500*time.Millisecond {
+		t.Errorf("reportingInterval: client %v, server %v", client.ReportInterval, server.ReportInterval)
+	}
+	if len(client.Custom) != 0 {
+		t.Errorf("client side got the SERVER mode's dimensions: %+v", client.Custom)
 	}
 	// The server side's dimensions evaluate as the CEL would.
 	rec := &internaltel.Record{Authority: "productpage:9080", RequestHeaders: headers.List{{Name: "x-user", Value: "jason"}}}
-	var l metrics.Labels
-	server.FillCustom(rec, &metrics.Local{}, &l)
 	vals := map[string]string{}
-	for i, n := range server.CustomNames {
-		if n != "" {
-			vals[n] = l.Custom[i]
-			if !server.CustomIn[metrics.RequestDuration][i] {
-				t.Errorf("%s not on every metric", n)
-			}
+	for i, v := range server.CustomValues(rec, &metrics.Local{}) {
+		d := server.Custom[i]
+		vals[d.Name] = v
+		if !d.In[metrics.RequestDuration] {
+			t.Errorf("%s not on every metric", d.Name)
 		}
 	}
 	if vals["user"] != "jason" || vals["destination_service"] != "productpage:9080" {

@@ -69,7 +69,7 @@ func (g *gen) withTelemetry(out []model.XDSResource) []model.XDSResource {
 	if len(logIn) == 0 && len(logOut) == 0 && !tracing && mp.Empty() {
 		return out
 	}
-	statsIn, statsOut := statsConfig(mp.Server, mp.Off), statsConfig(mp.Client, mp.Off)
+	statsIn, statsOut := statsConfig(mp.Server, mp.Off, mp.ReportingInterval), statsConfig(mp.Client, mp.Off, mp.ReportingInterval)
 	var traceIn, traceOut *hcmv3.HttpConnectionManager_Tracing
 	if tracing {
 		traceIn, traceOut = g.hcmTracing(true), g.hcmTracing(false)

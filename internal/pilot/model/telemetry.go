@@ -2,6 +2,7 @@ package model
 
 import (
 	"sort"
+	"time"
 
 	telemetry "istio.io/api/telemetry/v1alpha1"
 
@@ -177,10 +178,15 @@ type MetricsPolicy struct {
 	// Off: the providers named leave out Prometheus, so no standard
 	// metric is reported.
 	Off bool
+	// ReportingInterval is the Telemetry API's reportingInterval (the
+	// most specific one set), 0 when none is.
+	ReportingInterval time.Duration
 }
 
 // Empty reports whether the policy changes nothing.
-func (m MetricsPolicy) Empty() bool { return !m.Off && len(m.Client) == 0 && len(m.Server) == 0 }
+func (m MetricsPolicy) Empty() bool {
+	return !m.Off && len(m.Client) == 0 && len(m.Server) == 0 && m.ReportingInterval == 0
+}
 
 // Metrics returns p's Telemetry API metrics, merged in the order of
 // telemetryFor (root namespace, namespace, workload).
@@ -188,6 +194,9 @@ func (pc *PushContext) Metrics(p *Proxy) MetricsPolicy {
 	var mp MetricsPolicy
 	for _, t := range pc.telemetryFor(p) {
 		for _, m := range t.GetMetrics() {
+			if ri := m.GetReportingInterval(); ri != nil && ri.AsDuration() > 0 {
+				mp.ReportingInterval = ri.AsDuration()
+			}
 			if len(m.GetProviders()) > 0 {
 				mp.Off = true
 				for _, pr := range m.GetProviders() {

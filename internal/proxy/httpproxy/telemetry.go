@@ -35,17 +35,25 @@ type telState struct {
 	respHdr headers.List
 	// trace is the request's tracing (tracing.go).
 	trace traceState
+	// grpc says the request is gRPC; msgs counts its messages.
+	grpc bool
+	msgs grpcStats
 }
 
-// countReader counts the request body bytes read.
+// countReader counts the request body bytes read (and, for gRPC, the
+// messages).
 type countReader struct {
-	r io.Reader
-	n int64
+	r      io.Reader
+	n      int64
+	frames *grpcFrames
 }
 
 func (c *countReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
+	if c.frames != nil && n > 0 {
+		c.frames.feed(p[:n])
+	}
 	return n, err
 }
 
@@ -88,11 +96,20 @@ func (t *telWriter) head(status int, h *headers.List) {
 	ts := &t.req.tel
 	ts.respHdr = append(ts.respHdr[:0], (*h)...)
 	rec.ResponseHeaders = ts.respHdr
+	if ts.grpc {
+		// Both peers are known now: report the stream's messages as it
+		// goes, every reporting interval.
+		ts.msgs.start(t.s.Telemetry.GRPCMessages(rec))
+	}
 }
 
 func (t *telWriter) Write(p []byte) (int, error) {
 	n, err := t.responseWriter.Write(p)
-	t.req.tel.rec.BytesSent += int64(n)
+	ts := &t.req.tel
+	ts.rec.BytesSent += int64(n)
+	if ts.grpc && n > 0 {
+		ts.msgs.resp.feed(p[:n])
+	}
 	return n, err
 }
 
@@ -145,8 +162,16 @@ func (s *Server) startTelemetry(req *dsRequest, w responseWriter, hcm *xdsparse.
 	} else {
 		reporter.StripPeerHeaders(&req.header)
 	}
+	ct, _ := req.header.Get("content-type")
+	ts.grpc = isGRPC(ct)
+	if ts.grpc {
+		ts.msgs.reset()
+	}
 	if req.body != nil {
 		ts.body = countReader{r: req.body}
+		if ts.grpc {
+			ts.body.frames = &ts.msgs.req
+		}
 		req.body = &ts.body
 	}
 	ts.w = telWriter{responseWriter: w, s: s, req: req, hcm: hcm}
@@ -198,10 +223,16 @@ func (s *Server) endTelemetry(ctx context.Context, req *dsRequest, hcm *xdsparse
 	if rec.ResponseDetails == "" {
 		rec.ResponseDetails = responseDetails(rec)
 	}
+	if ts.grpc {
+		if !ts.msgs.started() {
+			ts.msgs.start(s.Telemetry.GRPCMessages(rec)) // no response head: report at the end
+		}
+		ts.msgs.end()
+	}
 	s.Telemetry.RequestDone(rec, hcm.AccessLogs)
 	s.endTrace(req, hcm, rec)
 	// Drop references to this request's buffers.
-	ts.rec.RequestHeaders, ts.rec.ResponseHeaders, ts.body.r, ts.route = nil, nil, nil, nil
+	ts.rec.RequestHeaders, ts.rec.ResponseHeaders, ts.body.r, ts.body.frames, ts.route = nil, nil, nil, nil, nil
 	clear(ts.respHdr)
 	ts.respHdr = ts.respHdr[:0]
 }

@@ -93,7 +93,7 @@ func (p *Proxy) Serve(ctx context.Context, nc net.Conn, cfg *xdsparse.TCPProxy) 
 	defer cl.Stats.CxActive.Add(-1)
 	var received, sent *atomic.Int64
 	if ct != nil {
-		ct.series = p.Telemetry.TCPOpened(&ct.rec)
+		ct.report(p.Telemetry.TCPOpened(&ct.rec), p.Telemetry.ReportInterval(&ct.rec))
 		received, sent = &ct.received, &ct.sent
 	}
 	defer up.Close()

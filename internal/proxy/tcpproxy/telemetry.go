@@ -3,6 +3,7 @@ package tcpproxy
 import (
 	"crypto/tls"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -15,11 +16,56 @@ import (
 
 // connTel is one connection's telemetry: its record, its metric series
 // (fixed when the upstream connects) and its byte counts from the
-// downstream's view.
+// downstream's view, added to the series every reporting interval while
+// the connection is open and once more when it closes (Istio's stats
+// filter's tcp_reporting_duration).
 type connTel struct {
 	rec            telemetry.Record
 	series         *metrics.TCP
 	sent, received atomic.Int64
+
+	mu       sync.Mutex
+	reported [2]int64 // sent, received already added to series
+	timer    *time.Timer
+	every    time.Duration
+	closed   bool
+}
+
+// report starts adding the connection's bytes to series every interval.
+func (ct *connTel) report(series *metrics.TCP, every time.Duration) {
+	ct.mu.Lock()
+	defer ct.mu.Unlock()
+	ct.series, ct.every = series, every
+	if series != nil && !ct.closed {
+		ct.timer = time.AfterFunc(every, ct.tick)
+	}
+}
+
+func (ct *connTel) tick() {
+	ct.mu.Lock()
+	defer ct.mu.Unlock()
+	if ct.closed {
+		return
+	}
+	ct.flushLocked()
+	ct.timer.Reset(ct.every)
+}
+
+func (ct *connTel) flushLocked() {
+	s, r := ct.sent.Load(), ct.received.Load()
+	ct.series.Bytes(s-ct.reported[0], r-ct.reported[1])
+	ct.reported = [2]int64{s, r}
+}
+
+// close stops the timer and adds the bytes not yet reported.
+func (ct *connTel) close() {
+	ct.mu.Lock()
+	defer ct.mu.Unlock()
+	ct.closed = true
+	if ct.timer != nil {
+		ct.timer.Stop()
+	}
+	ct.flushLocked()
 }
 
 func newConnTel(nc net.Conn, cfg *xdsparse.TCPProxy) *connTel {
@@ -59,6 +105,7 @@ func (p *Proxy) done(ct *connTel, cfg *xdsparse.TCPProxy) {
 	if ct.series == nil {
 		ct.series = p.Telemetry.TCPOpened(rec)
 	}
+	ct.close()
 	p.Telemetry.TCPDone(ct.series, rec, cfg.AccessLogs)
 }
 
@@ -75,26 +122,27 @@ func (p *Proxy) frame() []byte {
 }
 
 // exchangeInbound does the server side of Istio's TCP metadata exchange on
-// an mTLS connection that negotiated it: the client's frame first, then
-// this proxy's. It returns the connection to read the stream from (the
-// same one, or one giving back the first bytes when the client sent no
-// frame).
+// an mTLS connection that negotiated it: this proxy's frame goes out at
+// once, as Envoy's filter writes it on the connection's first event, then
+// the client's frame is read. A client that waits for the server's frame
+// before sending its own (Envoy's, when the server speaks first) is
+// answered at once instead of after ExchangeTimeout. It returns the
+// connection to read the stream from (the same one, or one giving back the
+// first bytes when the client sent no frame).
 func (p *Proxy) exchangeInbound(nc net.Conn, ct *connTel) net.Conn {
 	tc, ok := nc.(*tls.Conn)
 	if !ok || tc.ConnectionState().NegotiatedProtocol != peer.ALPN {
+		return nc
+	}
+	if _, err := nc.Write(p.frame()); err != nil {
+		p.log.Debug("tcp proxy: metadata exchange to downstream", "error", err)
 		return nc
 	}
 	c, pr, err := peer.ReadExchange(nc)
 	if err != nil {
 		p.log.Debug("tcp proxy: metadata exchange from downstream", "error", err)
 	}
-	if pr == nil {
-		return c
-	}
-	if _, err := c.Write(p.frame()); err != nil {
-		p.log.Debug("tcp proxy: metadata exchange to downstream", "error", err)
-	}
-	if ct != nil {
+	if ct != nil && pr != nil {
 		ct.rec.DownstreamPeer = pr
 	}
 	return c

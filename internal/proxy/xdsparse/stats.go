@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	xdstypev3 "github.com/cncf/xds/go/xds/type/v3"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -27,13 +28,15 @@ const StatsTypeURL = "type.googleapis.com/stats.PluginConfig"
 var statsMetricNames = map[string]metrics.Metric{
 	"requests_total": metrics.RequestCount, "request_duration_milliseconds": metrics.RequestDuration,
 	"request_bytes": metrics.RequestSize, "response_bytes": metrics.ResponseSize,
+	"request_messages_total": metrics.GRPCRequestMessages, "response_messages_total": metrics.GRPCResponseMessages,
 	"tcp_connections_opened_total": metrics.TCPOpenedConnections, "tcp_connections_closed_total": metrics.TCPClosedConnections,
 	"tcp_sent_bytes_total": metrics.TCPSentBytes, "tcp_received_bytes_total": metrics.TCPReceivedBytes,
 }
 
 // ParseStats parses a stats filter's typed_config: a TypedStruct of
 // stats.PluginConfig with metrics[] entries {name, dimensions, tags_to_remove,
-// drop}, applied in order. Anything else is refused by name.
+// drop}, applied in order, and tcp_reporting_duration. Anything else is
+// refused by name.
 func ParseStats(a *anypb.Any) (*metrics.Config, error) {
 	if a == nil {
 		return nil, fmt.Errorf("typed_config missing")
@@ -49,14 +52,23 @@ func ParseStats(a *anypb.Any) (*metrics.Config, error) {
 		return nil, fmt.Errorf("type_url %q: want %s", ts.GetTypeUrl(), StatsTypeURL)
 	}
 	cfg := &metrics.Config{}
-	for k, v := range ts.GetValue().GetFields() {
-		if k != "metrics" {
-			return nil, fmt.Errorf("value.%s: not supported (only metrics)", k)
-		}
-		for i, e := range v.GetListValue().GetValues() {
-			if err := applyStatsEntry(cfg, e.GetStructValue()); err != nil {
-				return nil, fmt.Errorf("value.metrics[%d]: %w", i, err)
+	fields := ts.GetValue().GetFields()
+	for k, v := range fields {
+		switch k {
+		case "metrics":
+		case "tcp_reporting_duration":
+			d, err := time.ParseDuration(v.GetStringValue())
+			if err != nil || d <= 0 || !strings.HasSuffix(v.GetStringValue(), "s") {
+				return nil, fmt.Errorf("value.tcp_reporting_duration %q: want a positive protobuf JSON duration (\"15s\")", v.GetStringValue())
 			}
+			cfg.ReportInterval = d
+		default:
+			return nil, fmt.Errorf("value.%s: not supported (metrics and tcp_reporting_duration are)", k)
+		}
+	}
+	for i, e := range fields["metrics"].GetListValue().GetValues() {
+		if err := applyStatsEntry(cfg, e.GetStructValue()); err != nil {
+			return nil, fmt.Errorf("value.metrics[%d]: %w", i, err)
 		}
 	}
 	return cfg, nil
@@ -114,27 +126,19 @@ func applyStatsEntry(cfg *metrics.Config, e *structpb.Struct) error {
 			return fmt.Errorf("dimensions.%s: %w", tag, err)
 		}
 		slot := -1
-		for i := range metrics.MaxCustom {
-			if cfg.CustomNames[i] == tag && cfg.CustomValues[i] == attr {
+		for i := range cfg.Custom {
+			if cfg.Custom[i].Name == tag && cfg.Custom[i].Value == attr {
 				slot = i
 				break
 			}
 		}
 		if slot < 0 {
-			for i := range metrics.MaxCustom {
-				if cfg.CustomNames[i] == "" {
-					slot = i
-					cfg.CustomNames[i], cfg.CustomValues[i] = tag, attr
-					break
-				}
-			}
-		}
-		if slot < 0 {
-			return fmt.Errorf("dimensions.%s: more than %d distinct custom dimensions", tag, metrics.MaxCustom)
+			slot = len(cfg.Custom)
+			cfg.Custom = append(cfg.Custom, metrics.Dimension{Name: tag, Value: attr})
 		}
 		for _, m := range which {
 			removeTag(cfg, m, tag) // an earlier value of the same tag, or the standard label
-			cfg.CustomIn[m][slot] = true
+			cfg.Custom[slot].In[m] = true
 		}
 	}
 	return nil
@@ -145,9 +149,9 @@ func removeTag(cfg *metrics.Config, m metrics.Metric, tag string) {
 	if l, ok := metrics.LabelByName(tag); ok {
 		cfg.Removed[m][l] = true
 	}
-	for i := range metrics.MaxCustom {
-		if cfg.CustomNames[i] == tag {
-			cfg.CustomIn[m][i] = false
+	for i := range cfg.Custom {
+		if cfg.Custom[i].Name == tag {
+			cfg.Custom[i].In[m] = false
 		}
 	}
 }

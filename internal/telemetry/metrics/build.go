@@ -224,3 +224,17 @@ func isIP(h string) bool {
 	}
 	return true
 }
+
+// BuildMessages fills l with the labels of rec's gRPC message metrics:
+// the standard ones without those Istio's message metrics do not carry
+// (request_protocol, response_code, grpc_response_status, response_flags,
+// connection_security_policy), as they are reported while the stream is
+// still open.
+func (b *Builder) BuildMessages(rec *telemetry.Record, l *Labels) {
+	b.Build(rec, l)
+	for i := range l.Std {
+		if msgOmits(Label(i)) {
+			l.Std[i] = ""
+		}
+	}
+}

@@ -45,21 +45,28 @@ func (r *Registry) Write(w io.Writer) error {
 		cfgs[s] = r.cfg[s].Load()
 	}
 	r.mu.RLock()
-	httpSnap := make(map[Labels]snapshot, len(r.http))
+	httpSnap := make(map[string]snapshot, len(r.http))
 	for l, s := range r.http {
 		httpSnap[l] = snapshot{v: [4]uint64{s.requests.Load()}, h: [3]histSnap{snapHist(&s.duration), snapHist(&s.req), snapHist(&s.res)}}
 	}
-	tcpSnap := make(map[Labels]snapshot, len(r.tcp))
+	tcpSnap := make(map[string]snapshot, len(r.tcp))
 	for l, s := range r.tcp {
 		tcpSnap[l] = snapshot{v: [4]uint64{s.opened.Load(), s.closed.Load(), s.sent.Load(), s.received.Load()}}
+	}
+	msgSnap := make(map[string]snapshot, len(r.msg))
+	for l, s := range r.msg {
+		msgSnap[l] = snapshot{v: [4]uint64{s.request.Load(), s.response.Load()}}
 	}
 	r.mu.RUnlock()
 
 	bw := bufio.NewWriter(w)
 	for m := Metric(0); m < NumMetrics; m++ {
 		src := httpSnap
-		if m.TCP() {
+		switch {
+		case m.TCP():
 			src = tcpSnap
+		case m.Messages():
+			src = msgSnap
 		}
 		if series := aggregate(&cfgs, m, src); len(series) > 0 {
 			writeMetric(bw, m, series)
@@ -77,35 +84,47 @@ type rendered struct {
 }
 
 // sideOf is the side a series was reported on.
-func sideOf(l *Labels) Side {
-	if l.Std[Reporter] == "destination" {
+func sideOf(std *[NumLabels]string) Side {
+	if std[Reporter] == "destination" {
 		return Server
 	}
 	return Client
 }
 
+// omits reports whether metric m never carries standard label l.
+func omits(m Metric, l Label) bool {
+	return m.TCP() && tcpOmits(l) || m.Messages() && msgOmits(l)
+}
+
 // aggregate renders the series of metric m in the shape their side's
 // configuration gives (without the labels it removes, with its custom
 // dimensions) and folds those that render alike.
-func aggregate(cfgs *[numSides]*Config, m Metric, src map[Labels]snapshot) []rendered {
+func aggregate(cfgs *[numSides]*Config, m Metric, src map[string]snapshot) []rendered {
 	folded := make(map[string]*snapshot, len(src))
 	var b strings.Builder
-	for l, s := range src {
-		cfg := cfgs[sideOf(&l)]
+	var d decodedKey
+	for k, s := range src {
+		decodeKey(k, &d)
+		cfg := cfgs[sideOf(&d.std)]
 		if cfg.Disabled[m] {
 			continue
 		}
 		b.Reset()
 		for i := range NumLabels {
-			if cfg.Removed[m][i] || m.TCP() && tcpOmits(i) {
+			if cfg.Removed[m][i] || omits(m, i) {
 				continue
 			}
-			writePair(&b, labelNames[i], l.Std[i])
+			writePair(&b, labelNames[i], d.std[i])
 		}
-		for i := range MaxCustom {
-			if cfg.CustomIn[m][i] && cfg.CustomNames[i] != "" {
-				writePair(&b, cfg.CustomNames[i], or(l.Custom[i]))
+		for i := range cfg.Custom {
+			if !cfg.Custom[i].In[m] {
+				continue
 			}
+			v := ""
+			if i < len(d.custom) {
+				v = d.custom[i]
+			}
+			writePair(&b, cfg.Custom[i].Name, or(v))
 		}
 		k := b.String()
 		if f := folded[k]; f != nil {
@@ -154,8 +173,10 @@ func writeMetric(w *bufio.Writer, m Metric, series []rendered) {
 	w.WriteString("# TYPE " + name + " " + metricInfo[m].typ + "\n")
 	for _, s := range series {
 		switch m {
-		case RequestCount, TCPOpenedConnections:
+		case RequestCount, TCPOpenedConnections, GRPCRequestMessages:
 			writeSample(w, name, s.labels, "", strconv.FormatUint(s.s.v[0], 10))
+		case GRPCResponseMessages:
+			writeSample(w, name, s.labels, "", strconv.FormatUint(s.s.v[1], 10))
 		case TCPClosedConnections:
 			writeSample(w, name, s.labels, "", strconv.FormatUint(s.s.v[1], 10))
 		case TCPSentBytes:

@@ -1,6 +1,10 @@
 package metrics
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/mast-mesh/mast/internal/telemetry"
+)
 
 // Label indexes Istio's standard metric labels, in Istio's order.
 type Label int
@@ -58,15 +62,21 @@ func LabelByName(name string) (Label, bool) {
 // tcpOmits are the labels Istio's TCP metrics do not have.
 func tcpOmits(l Label) bool { return l == ResponseCode || l == GRPCResponseStatus }
 
-// MaxCustom is how many custom dimensions (Telemetry API tagOverrides
-// naming a new tag) a metric can carry.
-const MaxCustom = 4
+// msgOmits are the labels Istio's gRPC message metrics do not have: they
+// are reported while a stream is open, before its outcome is known.
+func msgOmits(l Label) bool {
+	return l == RequestProtocol || l == ResponseCode || l == GRPCResponseStatus || l == ResponseFlags || l == ConnectionSecurityPolicy
+}
 
-// Labels is one label set: the standard labels, then custom dimensions
-// whose names the Config gives. It is comparable and is the series key.
+// Labels is one label set: the standard labels, and the record its side's
+// custom dimensions are evaluated from (Config.FillCustom) when the set is
+// recorded. Any number of custom dimensions costs no allocation.
 type Labels struct {
-	Std    [NumLabels]string
-	Custom [MaxCustom]string
+	Std [NumLabels]string
+
+	cfg   *Config
+	rec   *telemetry.Record
+	local *Local
 }
 
 // ValidLabelName reports whether s may name a custom Prometheus label: the

@@ -275,3 +275,35 @@ func BenchmarkMemory1000LabelSets(b *testing.B) {
 		b.ReportMetric(float64(buf.Len()), "exposition-bytes")
 	}
 }
+
+// gRPC message counters have Istio's label set for them: no protocol,
+// response code, gRPC status, flags or security policy.
+func TestMessageMetrics(t *testing.T) {
+	reg := New(0)
+	b := NewBuilder(Local{Peer: reviews})
+	rec := &telemetry.Record{Protocol: "HTTP/2", ResponseCode: 200, GRPCStatus: "0", Authority: "reviews:9080", DownstreamPeer: &productpage, DownstreamMTLS: true}
+	var l Labels
+	b.BuildMessages(rec, &l)
+	m := reg.MessageSeries(&l)
+	m.Add(3, 13)
+	m.Add(5, 14)
+	fams := parse(t, reg)
+	for name, want := range map[string]float64{"istio_request_messages_total": 8, "istio_response_messages_total": 27} {
+		ms := fams[name].GetMetric()
+		if len(ms) != 1 || ms[0].GetCounter().GetValue() != want {
+			t.Fatalf("%s: %v", name, ms)
+		}
+		lm := labelMap(ms[0])
+		for _, absent := range []string{"request_protocol", "response_code", "grpc_response_status", "response_flags", "connection_security_policy"} {
+			if _, ok := lm[absent]; ok {
+				t.Errorf("%s carries %s", name, absent)
+			}
+		}
+		if lm["source_workload"] != "productpage-v1" || lm["destination_workload"] != "reviews-v2" || lm["reporter"] != "destination" {
+			t.Errorf("%s labels %v", name, lm)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { b.BuildMessages(rec, &l); reg.MessageSeries(&l).Add(1, 1) }); n != 0 {
+		t.Errorf("%v allocations per message report", n)
+	}
+}

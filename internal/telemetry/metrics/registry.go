@@ -6,7 +6,6 @@
 package metrics
 
 import (
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +23,8 @@ const (
 	RequestDuration
 	RequestSize
 	ResponseSize
+	GRPCRequestMessages
+	GRPCResponseMessages
 	TCPOpenedConnections
 	TCPClosedConnections
 	TCPSentBytes
@@ -36,6 +37,8 @@ var metricInfo = [NumMetrics]struct{ selector, name, typ string }{
 	{"REQUEST_DURATION", "istio_request_duration_milliseconds", "histogram"},
 	{"REQUEST_SIZE", "istio_request_bytes", "histogram"},
 	{"RESPONSE_SIZE", "istio_response_bytes", "histogram"},
+	{"GRPC_REQUEST_MESSAGES", "istio_request_messages_total", "counter"},
+	{"GRPC_RESPONSE_MESSAGES", "istio_response_messages_total", "counter"},
 	{"TCP_OPENED_CONNECTIONS", "istio_tcp_connections_opened_total", "counter"},
 	{"TCP_CLOSED_CONNECTIONS", "istio_tcp_connections_closed_total", "counter"},
 	{"TCP_SENT_BYTES", "istio_tcp_sent_bytes_total", "counter"},
@@ -47,6 +50,9 @@ func (m Metric) Name() string { return metricInfo[m].name }
 
 // TCP reports whether m is a TCP metric.
 func (m Metric) TCP() bool { return m >= TCPOpenedConnections }
+
+// Messages reports whether m counts gRPC messages.
+func (m Metric) Messages() bool { return m == GRPCRequestMessages || m == GRPCResponseMessages }
 
 // MetricBySelector returns the metric the Telemetry API calls s
 // (REQUEST_COUNT, ...).
@@ -72,16 +78,43 @@ type Config struct {
 	Disabled [NumMetrics]bool
 	// Removed[m][l] drops standard label l from metric m.
 	Removed [NumMetrics][NumLabels]bool
-	// CustomNames name the custom dimensions and CustomValues say what
-	// each is set to; CustomIn[m][i] says metric m carries dimension i.
-	CustomNames  [MaxCustom]string
-	CustomValues [MaxCustom]Attr
-	CustomIn     [NumMetrics][MaxCustom]bool
+	// Custom are the side's custom dimensions (tagOverrides naming a new
+	// tag), in a fixed order; as many as the configuration names.
+	Custom []Dimension
+	// ReportInterval is how often a long-lived TCP connection or gRPC
+	// stream adds its bytes and messages so far to its series (the
+	// Telemetry API's reportingInterval; DefaultReportInterval when 0).
+	ReportInterval time.Duration
 }
 
-// HTTPOff reports whether every HTTP metric is disabled.
+// Dimension is a custom dimension: its label name, its value, and the
+// metrics that carry it.
+type Dimension struct {
+	Name  string
+	Value Attr
+	In    [NumMetrics]bool
+}
+
+// DefaultReportInterval is Istio's stats filter's default TCP reporting
+// interval (tcp_reporting_duration; the proxy's code uses 5 s).
+const DefaultReportInterval = 5 * time.Second
+
+// Interval is the reporting interval in effect.
+func (c *Config) Interval() time.Duration {
+	if c.ReportInterval > 0 {
+		return c.ReportInterval
+	}
+	return DefaultReportInterval
+}
+
+// HTTPOff reports whether every HTTP request metric is disabled.
 func (c *Config) HTTPOff() bool {
 	return c.Disabled[RequestCount] && c.Disabled[RequestDuration] && c.Disabled[RequestSize] && c.Disabled[ResponseSize]
+}
+
+// MessagesOff reports whether both gRPC message metrics are disabled.
+func (c *Config) MessagesOff() bool {
+	return c.Disabled[GRPCRequestMessages] && c.Disabled[GRPCResponseMessages]
 }
 
 // TCPOff reports whether every TCP metric is disabled.
@@ -89,15 +122,20 @@ func (c *Config) TCPOff() bool {
 	return c.Disabled[TCPOpenedConnections] && c.Disabled[TCPClosedConnections] && c.Disabled[TCPSentBytes] && c.Disabled[TCPReceivedBytes]
 }
 
-// FillCustom evaluates the custom dimensions of rec into l ("unknown" when
-// a value is not known). It does not allocate.
+// FillCustom makes l carry c's custom dimensions of rec: they are
+// evaluated when l is recorded, without allocating.
 func (c *Config) FillCustom(rec *telemetry.Record, local *Local, l *Labels) {
-	for i := range MaxCustom {
-		if c.CustomNames[i] == "" {
-			continue
-		}
-		l.Custom[i] = or(c.CustomValues[i].Eval(rec, local))
+	l.cfg, l.rec, l.local = c, rec, local
+}
+
+// CustomValues evaluates c's custom dimensions of rec (for tests and
+// tools; recording evaluates them in place).
+func (c *Config) CustomValues(rec *telemetry.Record, local *Local) []string {
+	out := make([]string, len(c.Custom))
+	for i := range c.Custom {
+		out[i] = or(c.Custom[i].Value.Eval(rec, local))
 	}
+	return out
 }
 
 // Side is a reporter side: the Telemetry API's CLIENT (reporter=source:
@@ -119,15 +157,18 @@ func SideOf(rec *telemetry.Record) Side {
 	return Server
 }
 
-// Registry holds the series of one proxy.
+// Registry holds the series of one proxy. A series is keyed by its label
+// values encoded in one string (see key.go), so that a label set of any
+// number of custom dimensions is looked up without allocating.
 type Registry struct {
 	max      int
 	cfg      [numSides]atomic.Pointer[Config]
 	overflow atomic.Uint64
 
 	mu   sync.RWMutex
-	http map[Labels]*httpSeries
-	tcp  map[Labels]*tcpSeries
+	http map[string]*httpSeries
+	tcp  map[string]*tcpSeries
+	msg  map[string]*msgSeries
 }
 
 // DefaultMaxSeries caps the label sets per kind (HTTP, TCP) by default.
@@ -139,7 +180,7 @@ func New(maxSeries int) *Registry {
 	if maxSeries <= 0 {
 		maxSeries = DefaultMaxSeries
 	}
-	r := &Registry{max: maxSeries, http: map[Labels]*httpSeries{}, tcp: map[Labels]*tcpSeries{}}
+	r := &Registry{max: maxSeries, http: map[string]*httpSeries{}, tcp: map[string]*tcpSeries{}, msg: map[string]*msgSeries{}}
 	r.SetConfig(nil)
 	return r
 }
@@ -166,7 +207,7 @@ func (r *Registry) Overflow() uint64 { return r.overflow.Load() }
 func (r *Registry) Series() int {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return len(r.http) + len(r.tcp)
+	return len(r.http) + len(r.tcp) + len(r.msg)
 }
 
 type histogram struct {
@@ -196,6 +237,10 @@ type tcpSeries struct {
 	opened, closed, sent, received atomic.Uint64
 }
 
+type msgSeries struct {
+	request, response atomic.Uint64
+}
+
 func newHTTPSeries() *httpSeries {
 	// One allocation for all buckets of the three histograms.
 	b := make([]atomic.Uint64, len(DurationBuckets)+2*len(SizeBuckets))
@@ -206,16 +251,18 @@ func newHTTPSeries() *httpSeries {
 	return s
 }
 
-func lookup[S any](r *Registry, m map[Labels]*S, l *Labels, mk func() *S) *S {
+func lookup[S any](r *Registry, m map[string]*S, l *Labels, mk func() *S) *S {
+	var buf [1024]byte
+	k := l.appendKey(buf[:0])
 	r.mu.RLock()
-	s := m[*l]
+	s := m[string(k)]
 	r.mu.RUnlock()
 	if s != nil {
 		return s
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if s = m[*l]; s != nil {
+	if s = m[string(k)]; s != nil {
 		return s
 	}
 	if len(m) >= r.max {
@@ -223,16 +270,9 @@ func lookup[S any](r *Registry, m map[Labels]*S, l *Labels, mk func() *S) *S {
 		return nil
 	}
 	s = mk()
-	// The label values may be slices of a request's buffers (header
-	// values); the key kept must own its strings.
-	k := *l
-	for i := range k.Std {
-		k.Std[i] = strings.Clone(k.Std[i])
-	}
-	for i := range k.Custom {
-		k.Custom[i] = strings.Clone(k.Custom[i])
-	}
-	m[k] = s
+	// The key owns its bytes: label values may be slices of a request's
+	// buffers (header values).
+	m[string(k)] = s
 	return s
 }
 
@@ -254,6 +294,29 @@ func (r *Registry) RecordRequest(l *Labels, d time.Duration, requestBytes, respo
 func (r *Registry) TCPSeries(l *Labels) *TCP {
 	s := lookup(r, r.tcp, l, func() *tcpSeries { return &tcpSeries{} })
 	return (*TCP)(s)
+}
+
+// MessageSeries returns the gRPC message counters of a label set (the
+// caller leaves out the labels Istio's message metrics do not have: see
+// Builder.BuildMessages), nil when the cap turned it away.
+func (r *Registry) MessageSeries(l *Labels) *Messages {
+	return (*Messages)(lookup(r, r.msg, l, func() *msgSeries { return &msgSeries{} }))
+}
+
+// Messages is the gRPC message counters of one label set.
+type Messages msgSeries
+
+// Add counts request and response messages.
+func (m *Messages) Add(request, response uint64) {
+	if m == nil {
+		return
+	}
+	if request > 0 {
+		m.request.Add(request)
+	}
+	if response > 0 {
+		m.response.Add(response)
+	}
 }
 
 // TCP is the counters of one TCP label set.

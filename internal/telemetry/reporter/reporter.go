@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/mast-mesh/mast/internal/proxy/headers"
 	"github.com/mast-mesh/mast/internal/telemetry"
@@ -143,9 +144,30 @@ func (r *Reporter) TCPOpened(rec *telemetry.Record) *metrics.TCP {
 	return t
 }
 
-// TCPDone records a closed TCP connection (t from TCPOpened) and logs it.
+// ReportInterval is how often rec's side adds an open connection's or
+// stream's counts to its series (the Telemetry API's reportingInterval).
+func (r *Reporter) ReportInterval(rec *telemetry.Record) time.Duration {
+	return r.Metrics.Config(metrics.SideOf(rec)).Interval()
+}
+
+// GRPCMessages returns the series a gRPC stream's message counts go to (nil
+// when both message metrics are off on rec's side, or the cap turned the
+// label set away) and how often to add them. Call it once the peer's
+// metadata is known (the response head).
+func (r *Reporter) GRPCMessages(rec *telemetry.Record) (*metrics.Messages, time.Duration) {
+	cfg := r.Metrics.Config(metrics.SideOf(rec))
+	if cfg.MessagesOff() {
+		return nil, 0
+	}
+	var l metrics.Labels
+	r.builder.BuildMessages(rec, &l)
+	cfg.FillCustom(rec, r.builder.Local(), &l)
+	return r.Metrics.MessageSeries(&l), cfg.Interval()
+}
+
+// TCPDone records a closed TCP connection (t from TCPOpened; its bytes
+// were added as the connection went, see ReportInterval) and logs it.
 func (r *Reporter) TCPDone(t *metrics.TCP, rec *telemetry.Record, logs []accesslog.Config) {
-	t.Bytes(rec.BytesSent, rec.BytesReceived)
 	t.Closed()
 	r.writeLogs(rec, logs)
 }

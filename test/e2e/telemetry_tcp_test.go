@@ -152,7 +152,7 @@ func startExchangeMesh(t *testing.T, config, dbIP, clientIP string) {
 	}
 	secure := freeAddr(t)
 	mastd := start(t, "mastd", "--config", dir, "--xds-addr", freeAddr(t), "--monitoring-addr", freeAddr(t), "--ca-dir", caDir,
-		"--secure-xds-addr", secure, "--debounce-after", "10ms")
+		"--secure-xds-addr", secure, "--ratelimit-addr", freeAddr(t), "--debounce-after", "10ms")
 	waitLine(t, mastd, "mastd serving", 30*time.Second)
 	for _, s := range []struct{ name, ip, wl, app, version string }{{"db", dbIP, "db-1", "db", "v7"}, {"client", clientIP, "client-1", "client", "v1"}} {
 		start(t, "mast-proxy", "--node-id", fmt.Sprintf("sidecar~%s~%s.default~default.svc.cluster.local", s.ip, s.wl),

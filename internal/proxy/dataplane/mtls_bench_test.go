@@ -2,12 +2,14 @@ package dataplane
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -179,8 +181,8 @@ func roundTrip(c net.Conn, br *bufio.Reader, req, body []byte) error {
 		if err != nil {
 			return err
 		}
-		if status && string(line[:12]) != "HTTP/1.1 200" {
-			return io.ErrUnexpectedEOF
+		if status && (len(line) < 12 || string(line[:12]) != "HTTP/1.1 200") {
+			return fmt.Errorf("answer %q, want HTTP/1.1 200", bytes.TrimSpace(line))
 		}
 		status = false
 		if len(line) == 2 {

@@ -50,9 +50,6 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 		s.connect(ctx, req, w, hcm, act, cl)
 		return
 	}
-	// The stream's own context: upgraded connections outlive the route timeout.
-	streamCtx := ctx
-
 	// Build the upstream request once; attempts reuse it.
 	up := &upstream.Request{Method: req.method, Scheme: req.scheme, Authority: req.authority, Header: req.header, ContentLength: -1,
 		DownstreamHTTP2: req.minor == 2}
@@ -121,12 +118,16 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 		up.Body = []byte{}
 	}
 
-	// Route timeout bounds all attempts and the response body.
+	// The route timeout bounds all attempts and the response body: it is
+	// a deadline of the upstream exchanges (no timer, no context).
 	timeout := routeTimeout(act, req)
+	var routeBy time.Time
 	if timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, timeout)
-		defer cancel()
+		routeBy = time.Now().Add(timeout)
+	}
+	// expired: the route timeout passed, or the stream ended.
+	expired := func() bool {
+		return ctx.Err() != nil || (timeout > 0 && !time.Now().Before(routeBy))
 	}
 	if len(act.Mirrors) > 0 {
 		s.mirror(cfg, act, up, timeout)
@@ -146,7 +147,6 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 	var lastErr error
 	var resp *upstream.Response
 	var respHost *upstream.Host
-	respCancel := context.CancelFunc(nil)
 	// canRetry asks the cluster's max_retries breaker for one more attempt.
 	canRetry := func(attempt int) bool {
 		if attempt >= maxAttempts {
@@ -172,7 +172,7 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 				retrying = true
 				cl.Stats.RetriesActive.Add(1)
 			}
-			if !sleepBackoff(ctx, rp, attempt-2) {
+			if !sleepBackoff(ctx, routeBy, rp, attempt-2) {
 				break
 			}
 		}
@@ -213,16 +213,18 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 		if timeout > 0 {
 			up.Header.Set("x-envoy-expected-rq-timeout-ms", strconv.FormatInt(timeout.Milliseconds(), 10))
 		}
-		tctx, tcancel := ctx, context.CancelFunc(noCancel)
+		up.Deadline = routeBy
 		perTry := false
 		if rp != nil && rp.PerTryTimeout > 0 {
-			tctx, tcancel = context.WithTimeout(ctx, rp.PerTryTimeout)
+			if by := time.Now().Add(rp.PerTryTimeout); routeBy.IsZero() || by.Before(routeBy) {
+				up.Deadline = by
+			}
 			perTry = true
 		}
 		cl.Stats.RqActive.Add(1)
 		host.Active.Add(1)
 		cl.Stats.RqTotal.Add(1)
-		r, err := host.RoundTrip(tctx, up)
+		r, err := host.RoundTrip(ctx, up)
 		// Outlier detection: the host's answer, or its local failure
 		// (connect error, reset, timeout); not a breaker's overflow or a
 		// client that went away.
@@ -236,16 +238,15 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 		if err != nil {
 			host.Active.Add(-1)
 			cl.Stats.RqActive.Add(-1)
-			tcancel()
 			if errors.Is(err, upstream.ErrTimeout) {
 				cl.Stats.RqTimeout.Add(1)
-				if ctx.Err() != nil || !perTry {
+				if expired() || !perTry {
 					lastErr = err
 					break
 				}
 			}
 			lastErr = err
-			if retriableErr(rp, err) && ctx.Err() == nil && canRetry(attempt) {
+			if retriableErr(rp, err) && !expired() && canRetry(attempt) {
 				continue
 			}
 			break
@@ -255,18 +256,17 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 			r.Body.Close()
 			host.Active.Add(-1)
 			cl.Stats.RqActive.Add(-1)
-			tcancel()
 			lastErr = nil
 			continue
 		}
-		resp, respHost, respCancel = r, host, tcancel
+		resp, respHost = r, host
 		break
 	}
 	if resp == nil {
 		if errors.Is(lastErr, upstream.ErrConnect) {
 			req.tel.rec.UpstreamFailure = connectCause(lastErr)
 		}
-		s.failure(w, lastErr, ctx, len(tried) > 1)
+		s.failure(w, lastErr, ctx, timeout > 0 && !time.Now().Before(routeBy), len(tried) > 1)
 		return
 	}
 	// The response is the connection's until its body is closed; then the
@@ -275,7 +275,6 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 		resp.Body.Close()
 		respHost.Active.Add(-1)
 		cl.Stats.RqActive.Add(-1)
-		respCancel()
 	}()
 	h := resp.Header
 	h.Set("x-envoy-upstream-service-time", strconv.FormatInt(time.Since(start).Milliseconds(), 10))
@@ -295,7 +294,7 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 			return
 		}
 		s.Stats.Upgrades.Add(1)
-		s.splice(streamCtx, down, resp.Upgraded, idleTimeout(hcm, act))
+		s.splice(ctx, down, resp.Upgraded, idleTimeout(hcm, act))
 		return
 	}
 	s.countStatus(resp.Status)
@@ -323,14 +322,14 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 }
 
 // failure turns an upstream error into Envoy's local reply.
-// retried says the request was tried more than once: the retry policy is
-// exhausted (Envoy's URX).
-func (s *Server) failure(w responseWriter, err error, ctx context.Context, retried bool) {
+// routeExpired says the route timeout passed; retried says the request was
+// tried more than once: the retry policy is exhausted (Envoy's URX).
+func (s *Server) failure(w responseWriter, err error, ctx context.Context, routeExpired, retried bool) {
 	urx := ""
 	if retried {
 		urx = "," + flagRetryExhausted
 	}
-	if status, msg, ok := timeoutStatus(context.Cause(ctx)); ok {
+	if status, msg, ok := timeoutStatus(streamCause(ctx)); ok {
 		s.localReply(w, status, msg, "", nil)
 		return
 	}
@@ -350,7 +349,7 @@ func (s *Server) failure(w responseWriter, err error, ctx context.Context, retri
 	case errors.Is(err, upstream.ErrProtocol):
 		s.localReply(w, 502, "upstream protocol error", flagProtocol, nil)
 	default:
-		if ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		if routeExpired || errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			s.localReply(w, 504, "upstream request timeout", flagTimeout, nil)
 			return
 		}
@@ -367,8 +366,6 @@ func connectCause(err error) string {
 	}
 	return msg
 }
-
-func noCancel() {}
 
 func copyBody(w responseWriter, r io.Reader, buf []byte) error {
 	for {
@@ -549,14 +546,27 @@ func parseGRPCTimeout(v string) (time.Duration, bool) {
 	return time.Duration(n) * unit, true
 }
 
-// sleepBackoff waits Envoy's jittered exponential back-off before retry n.
-func sleepBackoff(ctx context.Context, rp *xdsparse.RetryPolicy, n int) bool {
+// sleepBackoff waits Envoy's jittered exponential back-off before retry n;
+// false when the stream ended or the route timeout (by, if set) passes
+// first.
+func sleepBackoff(ctx context.Context, by time.Time, rp *xdsparse.RetryPolicy, n int) bool {
 	d := rp.BackoffBase
 	for i := 0; i < n && d < rp.BackoffMax; i++ {
 		d *= 2
 	}
 	d = min(d, rp.BackoffMax)
 	d = time.Duration(rand.Int64N(int64(d) + 1))
+	if !by.IsZero() && time.Until(by) <= d {
+		if left := time.Until(by); left > 0 {
+			t := time.NewTimer(left)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+			}
+		}
+		return false
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

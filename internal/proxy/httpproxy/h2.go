@@ -108,7 +108,7 @@ func (s *Server) serveH2(ctx context.Context, nc net.Conn, br *bufio.Reader, hcm
 			st.stop()
 		}()
 		w.st = st
-		if st != nil && body != nil {
+		if st.timed() && body != nil {
 			body = &timedBody{r: body, st: st, ctx: sctx}
 		} else {
 			st.requestDone()

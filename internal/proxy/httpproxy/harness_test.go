@@ -42,6 +42,8 @@ type proxyOpts struct {
 type testProxy struct {
 	addr string
 	srv  *Server
+	// cancel ends the connections' context (the proxy shutting down).
+	cancel context.CancelFunc
 }
 
 func startTestProxy(t *testing.T, backend string, o proxyOpts) *testProxy {
@@ -112,7 +114,7 @@ func startTestProxy(t *testing.T, backend string, o proxyOpts) *testProxy {
 			}()
 		}
 	}()
-	return &testProxy{addr: ln.Addr().String(), srv: srv}
+	return &testProxy{addr: ln.Addr().String(), srv: srv, cancel: cancel}
 }
 
 // seenRequest is what a backend received.

@@ -1,7 +1,6 @@
 package httpproxy
 
 import (
-	"context"
 	"io"
 	"math/rand/v2"
 	"strings"
@@ -62,11 +61,10 @@ func (s *Server) sendMirror(cl *upstream.Cluster, req *upstream.Request, timeout
 		return
 	}
 	// A copy ends with the route's timeout, or when the proxy drains.
-	ctx, cancel := s.drainCtx, context.CancelFunc(noCancel)
+	ctx := s.drainCtx
 	if timeout > 0 {
-		ctx, cancel = context.WithTimeout(ctx, timeout)
+		req.Deadline = time.Now().Add(timeout)
 	}
-	defer cancel()
 	cl.Stats.RqActive.Add(1)
 	host.Active.Add(1)
 	cl.Stats.RqTotal.Add(1)

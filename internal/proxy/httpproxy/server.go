@@ -197,6 +197,26 @@ type h1Conn struct {
 	// expired: the connection is past max_connection_duration; the
 	// current response closes it.
 	expired bool
+	// cur is the stream being served; its timers run on timer, made on
+	// the first stream with a timeout and shared by the next ones.
+	cur   atomic.Pointer[streamTimer]
+	timer *time.Timer
+	// expireIO cuts the connection's I/O for the stream timers (bound once).
+	expireIO func(responseStarted bool)
+}
+
+// fireStream runs the connection's timer for the current stream.
+func (c *h1Conn) fireStream() {
+	if st := c.cur.Load(); st != nil {
+		st.fire()
+	}
+}
+
+// cancelStream ends the current stream: the connection's context ended.
+func (c *h1Conn) cancelStream() {
+	if st := c.cur.Load(); st != nil {
+		st.cancel(context.Canceled)
+	}
 }
 
 func (s *Server) serveH1(ctx context.Context, nc net.Conn, br *bufio.Reader, hcm *xdsparse.HTTPManager) {
@@ -213,6 +233,21 @@ func (s *Server) serveH1(ctx context.Context, nc net.Conn, br *bufio.Reader, hcm
 		}
 	})
 	defer stopDrain()
+	c.expireIO = func(started bool) {
+		past := time.Unix(1, 0)
+		nc.SetReadDeadline(past)
+		if started {
+			nc.SetWriteDeadline(past)
+		}
+	}
+	if ctx.Done() != nil {
+		defer context.AfterFunc(ctx, c.cancelStream)()
+	}
+	defer func() {
+		if c.timer != nil {
+			c.timer.Stop()
+		}
+	}()
 	for {
 		// Idle wait between requests, then the whole head within the
 		// header timeout (slowloris). A connection past
@@ -309,31 +344,35 @@ func (c *h1Conn) serveOne(ctx context.Context, hcm *xdsparse.HTTPManager) bool {
 	}
 	c.w = h1Writer{c: c, minor: h.Minor, head: h.Method == "HEAD", reqClose: h.Close || c.expired, buf: c.wbuf[:0], cw: http1.ChunkedWriter{Buf: c.w.cw.Buf}}
 	w := &c.w
-	// stream_idle_timeout and request_timeout: the timers cut the
-	// connection's reads (and its writes once the response started).
-	nc := c.nc
-	sctx, st := startStreamTimer(ctx, hcm.StreamIdleTimeout, hcm.RequestTimeout, func(started bool) {
-		past := time.Unix(1, 0)
-		nc.SetReadDeadline(past)
-		if started {
-			nc.SetWriteDeadline(past)
+	// The stream's context; stream_idle_timeout and request_timeout: the
+	// timers cut the connection's reads (and its writes once the response
+	// started).
+	st := newStream(ctx, hcm.StreamIdleTimeout, hcm.RequestTimeout, c.expireIO)
+	c.cur.Store(st)
+	if ctx.Err() != nil {
+		st.cancel(ctx.Err())
+	}
+	if st.timed() {
+		if c.timer == nil {
+			c.timer = time.AfterFunc(time.Duration(1<<63-1), c.fireStream)
 		}
-	})
-	w.st = st
-	if st != nil {
+		st.arm(c.timer)
 		if req.chunked || req.contentLength > 0 {
-			req.body = &timedBody{r: body, st: st, ctx: sctx}
+			req.body = &timedBody{r: body, st: st, ctx: st}
 		} else {
 			st.requestDone()
 		}
 	}
+	w.st = st
 	if c.s.Overload.Shed() {
 		w.close = true
 		c.s.shed(w)
 	} else {
-		c.s.handle(sctx, req, w, hcm)
+		c.s.handle(st, req, w, hcm)
 	}
-	if st.stop() != nil {
+	cause := st.stop()
+	c.cur.Store(nil)
+	if cause != nil {
 		// The timers cut the connection's I/O: it cannot carry more.
 		return false
 	}

@@ -19,45 +19,92 @@ var (
 	errRequestTimeout = errors.New("request timeout")
 )
 
-// streamTimer enforces stream_idle_timeout and request_timeout on one
-// stream, for either codec. Activity is recorded with one atomic store (no
-// timer reset per read or write); the timer re-arms itself when it fires
-// early. When a limit passes, the stream's context is cancelled with the
-// cause and expire unblocks whatever I/O the stream is waiting on.
+// streamTimer is one stream's context and its timers: it enforces
+// stream_idle_timeout and request_timeout for either codec, and it is the
+// context the stream's filters and upstream exchanges see. Activity is
+// recorded with one atomic store (no timer reset per read or write); the
+// timer re-arms itself when it fires early. When a limit passes, the
+// context ends with the cause and expire unblocks whatever I/O the stream
+// is waiting on.
+//
+// It replaces a WithCancelCause context, a timer and an AfterFunc per
+// request: an HTTP/1 connection's streams share one timer, the Done channel
+// is made only when asked for, and an upstream exchange registers its I/O
+// unblocker in one slot (SetAbort) instead of through context.AfterFunc.
+// The route and per-try timeouts are not timers either: they are deadlines
+// of the upstream connection (upstream.Request.Deadline).
 type streamTimer struct {
+	parent     context.Context
 	idle       time.Duration
 	reqBy      int64 // request deadline (UnixNano), 0 for none
 	last       atomic.Int64
 	reqDone    atomic.Bool // the request was read whole or the response started
 	respActive atomic.Bool // the response head was sent
-	cancel     context.CancelCauseFunc
 	// expire unblocks the codec's pending I/O: reads always, writes when
 	// the response had started (a local reply can still be written
 	// otherwise).
 	expire func(responseStarted bool)
+	// t is the stream's timer (nil without timeouts); an HTTP/1
+	// connection's streams share their connection's.
+	t *time.Timer
+	// unlinkParent stops the parent's propagation, when the stream has
+	// its own (HTTP/1 connections propagate to their current stream).
+	unlinkParent func() bool
 
-	mu    sync.Mutex
-	t     *time.Timer
-	done  bool
-	cause error
+	mu      sync.Mutex
+	stopped bool  // the timers are off
+	err     error // set once the context ended
+	cause   error // the timer's cause, when a timer ended it
+	done    chan struct{}
+	abort   func()   // the upstream exchange's I/O unblocker (SetAbort)
+	funcs   []func() // context.AfterFunc and derived contexts
 }
 
-// startStreamTimer arms the stream's timers (none when both are 0) and
-// returns the stream's context.
-func startStreamTimer(ctx context.Context, idle, request time.Duration, expire func(bool)) (context.Context, *streamTimer) {
-	if idle <= 0 && request <= 0 {
-		return ctx, nil
-	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	now := time.Now()
-	st := &streamTimer{idle: idle, cancel: cancel, expire: expire}
-	st.last.Store(now.UnixNano())
+var _ context.Context = (*streamTimer)(nil)
+
+// closedChan is the Done channel of streams that ended before anyone asked.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// newStream makes a stream's context; arm starts its timers.
+func newStream(parent context.Context, idle, request time.Duration, expire func(bool)) *streamTimer {
+	st := &streamTimer{parent: parent, idle: max(idle, 0), expire: expire}
+	now := time.Now().UnixNano()
+	st.last.Store(now)
 	if request > 0 {
-		st.reqBy = now.Add(request).UnixNano()
+		st.reqBy = now + int64(request)
 	}
-	st.t = time.AfterFunc(time.Duration(1<<63-1), st.fire)
-	st.t.Reset(st.next(now.UnixNano())) // after st.t is set: fire may reset it
-	return ctx, st
+	return st
+}
+
+// timed reports whether the stream has a timeout to enforce.
+func (st *streamTimer) timed() bool { return st.idle > 0 || st.reqBy != 0 }
+
+// arm starts the stream's timers on t, or on a new timer when t is nil.
+func (st *streamTimer) arm(t *time.Timer) {
+	if !st.timed() {
+		return
+	}
+	d := st.next(time.Now().UnixNano())
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if t == nil {
+		t = time.AfterFunc(d, st.fire)
+	} else {
+		t.Reset(d)
+	}
+	st.t = t
+}
+
+// startStreamTimer returns the stream's context with its timers armed on a
+// timer of its own, ending when ctx ends (HTTP/2 streams: ctx ends when
+// the client resets the stream).
+func startStreamTimer(ctx context.Context, idle, request time.Duration, expire func(bool)) (context.Context, *streamTimer) {
+	st := newStream(ctx, idle, request, expire)
+	if ctx.Done() != nil {
+		st.unlinkParent = context.AfterFunc(ctx, func() { st.cancel(context.Canceled) })
+	}
+	st.arm(nil)
+	return st, st
 }
 
 // next is how long until the earliest limit, from now.
@@ -75,8 +122,8 @@ func (st *streamTimer) next(now int64) time.Duration {
 func (st *streamTimer) fire() {
 	now := time.Now().UnixNano()
 	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.done {
+	if st.stopped {
+		st.mu.Unlock()
 		return
 	}
 	var cause error
@@ -90,19 +137,157 @@ func (st *streamTimer) fire() {
 		if d := st.next(now); d < time.Duration(1<<63-1) {
 			st.t.Reset(d)
 		}
+		st.mu.Unlock()
 		return
 	}
 	st.cause = cause
-	st.done = true
-	st.cancel(cause)
+	st.stopped = true
+	funcs := st.end(context.Canceled)
+	st.mu.Unlock()
+	runAll(funcs)
 	if st.expire != nil {
 		st.expire(st.respActive.Load())
 	}
 }
 
+// end ends the context with err and returns what must run outside st.mu
+// (the abort slot and AfterFuncs); st.mu is held.
+func (st *streamTimer) end(err error) []func() {
+	if st.err != nil {
+		return nil
+	}
+	st.err = err
+	if st.done != nil {
+		close(st.done)
+	}
+	funcs := st.funcs
+	st.funcs = nil
+	if st.abort != nil {
+		funcs = append(funcs, st.abort)
+		st.abort = nil
+	}
+	return funcs
+}
+
+func runAll(funcs []func()) {
+	for _, f := range funcs {
+		if f != nil {
+			f()
+		}
+	}
+}
+
+// cancel ends the context (its parent ended, or the connection went away).
+func (st *streamTimer) cancel(err error) {
+	st.mu.Lock()
+	funcs := st.end(err)
+	st.mu.Unlock()
+	runAll(funcs)
+}
+
+// Deadline is the parent's: the stream's own limits are not deadlines
+// (activity moves the idle one).
+func (st *streamTimer) Deadline() (time.Time, bool) { return st.parent.Deadline() }
+
+// Done returns a channel closed when the stream ends; it is made on the
+// first call.
+func (st *streamTimer) Done() <-chan struct{} {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.done == nil {
+		if st.err != nil {
+			return closedChan
+		}
+		st.done = make(chan struct{})
+	}
+	return st.done
+}
+
+func (st *streamTimer) Err() error {
+	st.mu.Lock()
+	err := st.err
+	st.mu.Unlock()
+	if err == nil {
+		err = st.parent.Err()
+	}
+	return err
+}
+
+func (st *streamTimer) Value(key any) any { return st.parent.Value(key) }
+
+// Cause is why the stream ended: the timer's cause, or the context's error
+// (context.Cause would find the parent's cause, not the stream's).
+func (st *streamTimer) Cause() error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.cause != nil {
+		return st.cause
+	}
+	return st.err
+}
+
+// AfterFunc runs f when the stream ends (context.AfterFunc and contexts
+// derived from the stream use it, without a goroutine each).
+func (st *streamTimer) AfterFunc(f func()) func() bool {
+	st.mu.Lock()
+	if st.err != nil {
+		st.mu.Unlock()
+		go f()
+		return func() bool { return false }
+	}
+	st.funcs = append(st.funcs, f)
+	i := len(st.funcs) - 1
+	st.mu.Unlock()
+	return func() bool {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		if st.err != nil || i >= len(st.funcs) || st.funcs[i] == nil {
+			return false
+		}
+		st.funcs[i] = nil
+		return true
+	}
+}
+
+// SetAbort registers the upstream exchange's I/O unblocker (one at a time;
+// see upstream.Aborter); it runs at once when the stream already ended.
+func (st *streamTimer) SetAbort(f func()) {
+	st.mu.Lock()
+	if st.err == nil {
+		st.abort = f
+		st.mu.Unlock()
+		return
+	}
+	st.mu.Unlock()
+	f()
+}
+
+// ClearAbort removes the unblocker; false means it ran (or is running).
+func (st *streamTimer) ClearAbort() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.err != nil {
+		return false
+	}
+	st.abort = nil
+	return true
+}
+
+// streamCause is the timer that ended ctx's stream (errStreamIdle,
+// errRequestTimeout), or nil.
+func streamCause(ctx context.Context) error {
+	st, ok := ctx.(*streamTimer)
+	if !ok || st == nil {
+		return nil
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.cause
+}
+
 // touch records activity on the stream.
 func (st *streamTimer) touch() {
-	if st != nil {
+	if st != nil && st.idle > 0 {
 		st.last.Store(time.Now().UnixNano())
 	}
 }
@@ -110,7 +295,7 @@ func (st *streamTimer) touch() {
 // requestDone disarms request_timeout: the request arrived whole, or the
 // response began.
 func (st *streamTimer) requestDone() {
-	if st != nil {
+	if st != nil && !st.reqDone.Load() {
 		st.reqDone.Store(true)
 	}
 }
@@ -118,7 +303,7 @@ func (st *streamTimer) requestDone() {
 func (st *streamTimer) responseStarted() {
 	if st != nil {
 		st.respActive.Store(true)
-		st.reqDone.Store(true)
+		st.requestDone()
 		st.touch()
 	}
 }
@@ -131,8 +316,10 @@ func (st *streamTimer) disarm() {
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.done = true
-	st.t.Stop()
+	st.stopped = true
+	if st.t != nil {
+		st.t.Stop()
+	}
 }
 
 // stop disarms the timers and ends the stream's context; it reports the
@@ -143,11 +330,18 @@ func (st *streamTimer) stop() error {
 		return nil
 	}
 	st.mu.Lock()
-	defer st.mu.Unlock()
-	st.done = true
-	st.t.Stop()
-	st.cancel(nil)
-	return st.cause
+	st.stopped = true
+	if st.t != nil {
+		st.t.Stop()
+	}
+	funcs := st.end(context.Canceled)
+	cause := st.cause
+	st.mu.Unlock()
+	runAll(funcs)
+	if st.unlinkParent != nil {
+		st.unlinkParent()
+	}
+	return cause
 }
 
 // timedBody is a request body whose reads count as stream activity and
@@ -168,7 +362,7 @@ func (b *timedBody) Read(p []byte) (int, error) {
 	if err == io.EOF {
 		b.st.requestDone()
 	} else if err != nil {
-		if c := context.Cause(b.ctx); c == errStreamIdle || c == errRequestTimeout {
+		if c := streamCause(b.ctx); c != nil {
 			return n, c
 		}
 	}

@@ -36,6 +36,20 @@ type Request struct {
 	// DownstreamHTTP2 says the client spoke HTTP/2; clusters configured to use
 	// the downstream protocol then use HTTP/2 upstream too.
 	DownstreamHTTP2 bool
+	// Deadline bounds the exchange, response body included (the route
+	// and per-try timeouts); zero for none. On HTTP/1.1 it is the
+	// connection's I/O deadline: no timer, no derived context. Passing it
+	// fails the exchange with ErrTimeout.
+	Deadline time.Time
+}
+
+// Aborter is a context that unblocks an exchange's I/O when it ends,
+// through one slot instead of context.AfterFunc (which allocates): the
+// proxy's stream context implements it. SetAbort runs f at once when the
+// context already ended; ClearAbort reports false when f ran.
+type Aborter interface {
+	SetAbort(f func())
+	ClearAbort() bool
 }
 
 // Replayable reports whether the request can be sent again.

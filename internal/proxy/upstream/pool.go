@@ -141,6 +141,8 @@ type h1conn struct {
 	uses     uint32
 	idleAt   time.Time
 	closed   bool
+	// dl is the current exchange's deadline (zero for none).
+	dl time.Time
 }
 
 func (c *h1conn) close() {
@@ -187,7 +189,7 @@ func (p *pool) connect(proto string) (net.Conn, error) {
 // get returns an idle connection or a new one. When max_connections are
 // open it waits, as one of at most max_pending_requests, for one to be
 // returned or closed; beyond that the request overflows.
-func (p *pool) get(ctx context.Context) (*h1conn, bool, error) {
+func (p *pool) get(ctx context.Context, deadline time.Time) (*h1conn, bool, error) {
 	now := time.Now()
 	p.mu.Lock()
 	for p.cfg.maxConns > 0 && uint32(p.conns) >= p.cfg.maxConns && len(p.idle) == 0 {
@@ -199,24 +201,8 @@ func (p *pool) get(ctx context.Context) (*h1conn, bool, error) {
 		ch := make(chan struct{}, 1)
 		p.waiters = append(p.waiters, ch)
 		p.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			p.mu.Lock()
-			for i, w := range p.waiters {
-				if w == ch {
-					p.waiters = append(p.waiters[:i:i], p.waiters[i+1:]...)
-					break
-				}
-			}
-			if len(ch) > 0 {
-				p.wakeOne() // woken meanwhile: pass the slot on
-			}
-			p.mu.Unlock()
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return nil, false, ErrTimeout
-			}
-			return nil, false, ctx.Err()
+		if err := p.wait(ctx, deadline, ch); err != nil {
+			return nil, false, err
 		}
 		p.mu.Lock()
 	}
@@ -235,7 +221,7 @@ func (p *pool) get(ctx context.Context) (*h1conn, bool, error) {
 	if p.cfg.maxConns > 0 && uint32(p.conns) >= p.cfg.maxConns {
 		// the idle connections were stale and closed: wait again
 		p.mu.Unlock()
-		return p.get(ctx)
+		return p.get(ctx, deadline)
 	}
 	p.conns++
 	p.mu.Unlock()
@@ -252,6 +238,40 @@ func (p *pool) get(ctx context.Context) (*h1conn, bool, error) {
 	c.abortIO = c.unblock
 	c.trailers = c.bodyTrailers
 	return c, false, nil
+}
+
+// wait waits for a waiter's wake-up, the context's end or the deadline.
+func (p *pool) wait(ctx context.Context, deadline time.Time, ch chan struct{}) error {
+	var expired <-chan time.Time
+	if !deadline.IsZero() {
+		t := time.NewTimer(time.Until(deadline))
+		defer t.Stop()
+		expired = t.C
+	}
+	var err error
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		err = ctx.Err()
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = ErrTimeout
+		}
+	case <-expired:
+		err = ErrTimeout
+	}
+	p.mu.Lock()
+	for i, w := range p.waiters {
+		if w == ch {
+			p.waiters = append(p.waiters[:i:i], p.waiters[i+1:]...)
+			break
+		}
+	}
+	if len(ch) > 0 {
+		p.wakeOne() // woken meanwhile: pass the slot on
+	}
+	p.mu.Unlock()
+	return err
 }
 
 func (p *pool) put(c *h1conn) {
@@ -291,7 +311,7 @@ func (h *Host) RoundTrip(ctx context.Context, req *Request) (*Response, error) {
 
 func (p *pool) roundTripH1(ctx context.Context, req *Request) (*Response, error) {
 	for {
-		c, reused, err := p.get(ctx)
+		c, reused, err := p.get(ctx, req.Deadline)
 		if err != nil {
 			return nil, err
 		}
@@ -311,12 +331,21 @@ func (p *pool) roundTripH1(ctx context.Context, req *Request) (*Response, error)
 	}
 }
 
-func classify(ctx context.Context, err error) error {
+// classify maps an exchange's I/O error to a failure kind; dl is the
+// exchange's deadline (zero for none).
+func classify(ctx context.Context, dl time.Time, err error) error {
 	if ctx.Err() != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return ErrTimeout
 		}
-		return fmt.Errorf("%w: %v", ErrReset, context.Cause(ctx))
+		cause := context.Cause(ctx)
+		if c, ok := ctx.(interface{ Cause() error }); ok {
+			cause = c.Cause()
+		}
+		return fmt.Errorf("%w: %v", ErrReset, cause)
+	}
+	if !dl.IsZero() && !time.Now().Before(dl) {
+		return ErrTimeout
 	}
 	var pe *http1.Error
 	if errors.As(err, &pe) {
@@ -328,6 +357,36 @@ func classify(ctx context.Context, err error) error {
 	return fmt.Errorf("%w: %v", ErrReset, err)
 }
 
+// watch arranges for ctx's end to unblock the connection's I/O until the
+// returned stop is called (stop reports false when it did): through the
+// context's abort slot when it has one, else context.AfterFunc.
+func (c *h1conn) watch(ctx context.Context) exchangeStop {
+	if a, ok := ctx.(Aborter); ok {
+		a.SetAbort(c.abortIO)
+		return exchangeStop{a: a}
+	}
+	if ctx.Done() != nil {
+		return exchangeStop{f: context.AfterFunc(ctx, c.abortIO)}
+	}
+	return exchangeStop{}
+}
+
+// exchangeStop undoes watch without allocating.
+type exchangeStop struct {
+	a Aborter
+	f func() bool
+}
+
+func (s exchangeStop) stop() bool {
+	switch {
+	case s.a != nil:
+		return s.a.ClearAbort()
+	case s.f != nil:
+		return s.f()
+	}
+	return true
+}
+
 // unblock makes the connection's pending and future I/O fail at once.
 func (c *h1conn) unblock() { c.nc.SetDeadline(time.Unix(1, 0)) }
 
@@ -336,10 +395,16 @@ func (c *h1conn) bodyTrailers() headers.List { return c.body.Trailers }
 // exchange sends req and reads the response head. The Response belongs to
 // the connection: it is valid until its Body is closed.
 func (c *h1conn) exchange(ctx context.Context, req *Request) (*Response, error) {
-	stop := func() bool { return true }
-	if ctx.Done() != nil {
-		stop = context.AfterFunc(ctx, c.abortIO)
+	// The deadline first: the context's end, if it comes, overrides it.
+	dl := req.Deadline
+	if d, ok := ctx.Deadline(); ok && (dl.IsZero() || d.Before(dl)) {
+		dl = d
 	}
+	if !dl.IsZero() {
+		c.nc.SetDeadline(dl)
+	}
+	c.dl = dl
+	stop := c.watch(ctx)
 	c.uses++
 	cl, chunked := req.ContentLength, false
 	if req.Body != nil {
@@ -362,20 +427,20 @@ func (c *h1conn) exchange(ctx context.Context, req *Request) (*Response, error) 
 		err = c.bw.Flush()
 	}
 	if err != nil {
-		stop()
-		return nil, classify(ctx, err)
+		stop.stop()
+		return nil, classify(ctx, dl, err)
 	}
 	for {
 		if err := c.hr.ReadResponse(&c.head); err != nil {
-			stop()
+			stop.stop()
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
-			return nil, classify(ctx, err)
+			return nil, classify(ctx, dl, err)
 		}
 		if c.head.Status >= 100 && c.head.Status < 200 {
 			if c.head.Status == 101 {
-				stop()
+				stop.stop()
 				if req.Upgrade == "" {
 					return nil, fmt.Errorf("%w: 101 Switching Protocols without an upgrade request", ErrProtocol)
 				}
@@ -477,7 +542,7 @@ func (u *upgradedConn) CloseWrite() error {
 type h1body struct {
 	c    *h1conn
 	body *http1.Body
-	stop func() bool
+	stop exchangeStop
 	keep bool
 	ctx  context.Context
 	done bool
@@ -486,7 +551,7 @@ type h1body struct {
 func (b *h1body) Read(p []byte) (int, error) {
 	n, err := b.body.Read(p)
 	if err != nil && err != io.EOF {
-		err = classify(b.ctx, err)
+		err = classify(b.ctx, b.c.dl, err)
 	}
 	return n, err
 }
@@ -496,7 +561,7 @@ func (b *h1body) Close() error {
 		return nil
 	}
 	b.done = true
-	stopped := b.stop()
+	stopped := b.stop.stop()
 	if b.keep && stopped && b.body.Done() {
 		b.c.nc.SetDeadline(time.Time{})
 		b.c.p.put(b.c)
@@ -587,9 +652,14 @@ func (p *pool) roundTripH2(ctx context.Context, req *Request) (*Response, error)
 			hreq.Trailer[f.Name] = append(hreq.Trailer[f.Name], f.Value)
 		}
 	}
+	cancel := context.CancelFunc(func() {})
+	if !req.Deadline.IsZero() {
+		ctx, cancel = context.WithDeadline(ctx, req.Deadline)
+	}
 	hreq = hreq.WithContext(ctx)
 	hresp, err := p.transport().RoundTripOpt(hreq, http2.RoundTripOpt{})
 	if err != nil {
+		defer cancel()
 		var se http2.StreamError
 		switch {
 		case errors.Is(err, ErrConnect):
@@ -599,9 +669,9 @@ func (p *pool) roundTripH2(ctx context.Context, req *Request) (*Response, error)
 		case errors.Is(err, syscall.ECONNREFUSED):
 			return nil, fmt.Errorf("%w: %v", ErrConnect, err)
 		}
-		return nil, classify(ctx, err)
+		return nil, classify(ctx, time.Time{}, err)
 	}
-	resp := &Response{Status: hresp.StatusCode, ContentLength: hresp.ContentLength, Body: &h2body{rc: hresp.Body, ctx: ctx}}
+	resp := &Response{Status: hresp.StatusCode, ContentLength: hresp.ContentLength, Body: &h2body{rc: hresp.Body, ctx: ctx, cancel: cancel}}
 	resp.Header = make(headers.List, 0, len(hresp.Header)+4)
 	for k, vs := range hresp.Header {
 		n := headers.Lower(k)
@@ -622,16 +692,21 @@ func (p *pool) roundTripH2(ctx context.Context, req *Request) (*Response, error)
 }
 
 type h2body struct {
-	rc  io.ReadCloser
-	ctx context.Context
+	rc     io.ReadCloser
+	ctx    context.Context
+	cancel context.CancelFunc // the deadline's context
 }
 
 func (b *h2body) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	if err != nil && err != io.EOF {
-		err = classify(b.ctx, err)
+		err = classify(b.ctx, time.Time{}, err)
 	}
 	return n, err
 }
 
-func (b *h2body) Close() error { return b.rc.Close() }
+func (b *h2body) Close() error {
+	err := b.rc.Close()
+	b.cancel()
+	return err
+}

@@ -8,7 +8,9 @@ import (
 
 // TestLinksNoControlPlaneLibraries keeps the sidecar lean: its binary must not
 // link Kubernetes client libraries (client-go, apimachinery, api), Consul's
-// client, or mastd-only packages.
+// client, or mastd-only packages; nor Istio's generated CA messages, which
+// pull the legacy github.com/golang/protobuf (jsonpb) in (the agent encodes
+// its two messages with protowire).
 func TestLinksNoControlPlaneLibraries(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", ".").Output()
 	if err != nil {
@@ -18,6 +20,7 @@ func TestLinksNoControlPlaneLibraries(t *testing.T) {
 		"k8s.io/", "sigs.k8s.io/", "istio.io/client-go", "github.com/hashicorp/consul",
 		"github.com/mast-mesh/mast/internal/controlplane", "github.com/mast-mesh/mast/internal/registry",
 		"github.com/mast-mesh/mast/internal/config/kubestore", "github.com/mast-mesh/mast/internal/kube",
+		"istio.io/api/security/", "github.com/golang/protobuf/",
 	}
 	deps := strings.Fields(string(out))
 	if len(deps) < 10 {

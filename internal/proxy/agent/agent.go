@@ -39,7 +39,6 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	securityv1alpha1 "istio.io/api/security/v1alpha1"
 )
 
 // Istio's SDS resource names.
@@ -384,12 +383,12 @@ func (a *Agent) fetch(ctx context.Context) (*Secrets, error) {
 	if err != nil {
 		return nil, fmt.Errorf("generate key: %w", err)
 	}
-	request := func(key *ecdsa.PrivateKey) (*securityv1alpha1.IstioCertificateRequest, error) {
+	request := func(key *ecdsa.PrivateKey) (*certRequest, error) {
 		csrPEM, err := NewCSR(key, a.cfg.ID)
 		if err != nil {
 			return nil, err
 		}
-		return &securityv1alpha1.IstioCertificateRequest{Csr: string(csrPEM), ValidityDuration: int64(a.cfg.CertTTL / time.Second)}, nil
+		return &certRequest{CSR: string(csrPEM), ValiditySeconds: int64(a.cfg.CertTTL / time.Second)}, nil
 	}
 	req, err := request(key)
 	if err != nil {
@@ -405,13 +404,16 @@ func (a *Agent) fetch(ctx context.Context) (*Secrets, error) {
 		return nil, fmt.Errorf("CA %s: %w", a.cfg.CAAddr, err)
 	}
 	defer conn.Close()
-	client := securityv1alpha1.NewIstioCertificateServiceClient(conn)
+	create := func(ctx context.Context, req *certRequest) (*certResponse, error) {
+		resp := &certResponse{}
+		return resp, conn.Invoke(ctx, createCertificate, req, resp, grpc.ForceCodec(certCodec{}))
+	}
 	cur := a.cur.Load()
 	useCert := cur != nil && a.now().Before(cur.Cert.Leaf.NotAfter)
-	var resp *securityv1alpha1.IstioCertificateResponse
+	var resp *certResponse
 	if useCert {
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		resp, err = client.CreateCertificate(rctx, req)
+		resp, err = create(rctx, req)
 		cancel()
 		if status.Code(err) == codes.Unauthenticated && a.cfg.TokenFile != "" {
 			a.log.Info("CA refused the current certificate; renewing with the bootstrap token", "error", err)
@@ -430,13 +432,13 @@ func (a *Agent) fetch(ctx context.Context) (*Secrets, error) {
 			return nil, err
 		}
 		rctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok), 10*time.Second)
-		resp, err = client.CreateCertificate(rctx, req)
+		resp, err = create(rctx, req)
 		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("CA %s: %w", a.cfg.CAAddr, err)
 		}
 	}
-	return a.secretsFrom(resp.GetCertChain(), key)
+	return a.secretsFrom(resp.CertChain, key)
 }
 
 func (a *Agent) token() (string, error) {

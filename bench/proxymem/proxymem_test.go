@@ -149,6 +149,18 @@ func BenchmarkProxyMemory(b *testing.B) {
 			time.Sleep(3 * time.Second) // let the runtime settle after applying the configuration (the proxy releases memory 1s after the last update)
 			idle := r.mem()
 			live, heap, goroutines := r.heap(b)
+			// Of the file-backed pages, the executable's: resident at idle,
+			// and those the idle proxy touches again within 2 s.
+			pid := r.cmd.Process.Pid
+			binRSS, _, err := binaryPages(pid, proxyBin)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var binTouched int64 = -1
+			if clearRefs(pid) == nil {
+				time.Sleep(2 * time.Second)
+				_, binTouched, _ = binaryPages(pid, proxyBin)
+			}
 			b.SetParallelism(4)
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
@@ -171,6 +183,10 @@ func BenchmarkProxyMemory(b *testing.B) {
 			}{{"idle-rss-MB", idle.VmRSS}, {"idle-anon-MB", idle.RssAnon}, {"idle-file-MB", idle.RssFile},
 				{"rss-MB", loaded.VmRSS}, {"anon-MB", loaded.RssAnon}, {"file-MB", loaded.RssFile}, {"hwm-MB", loaded.VmHWM}} {
 				b.ReportMetric(MB(m.kib), m.unit)
+			}
+			b.ReportMetric(MB(binRSS), "idle-bin-MB")
+			if binTouched >= 0 {
+				b.ReportMetric(MB(binTouched), "idle-bin-touched-MB")
 			}
 			b.ReportMetric(float64(live)/1e6, "idle-live-MB")
 			b.ReportMetric(float64(heap)/1e6, "idle-heap-MB")

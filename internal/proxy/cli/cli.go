@@ -173,7 +173,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	dcfg := dataplane.Config{XDSAddress: xdsAddr, Node: node, AdminAddr: *adminAddr, DrainPeriod: *drain, Logger: log, LogLevel: lv,
-		XDSDelta: *delta, XDSMaxRecvMsgSize: *xdsMaxRcv, Overload: ocfg}
+		XDSDelta: *delta, XDSMaxRecvMsgSize: *xdsMaxRcv, Overload: ocfg, PageOutExecutable: mf.pageOut}
 	if secrets != nil {
 		dcfg.Secrets = secrets
 		if useTLS {

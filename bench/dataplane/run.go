@@ -343,7 +343,10 @@ func (b *bench) startMast(ctx context.Context, services int) error {
 	}
 	mastdArgs := append([]string{b.tools.Mastd, "--config", cfgDir, "--xds-addr", xds,
 		"--monitoring-addr", "127.0.0.1:" + strconv.Itoa(ports[1]), "--ca-dir", caDir,
-		"--secure-xds-addr", secure, "--log-level", "warn"}, meshArgs...)
+		"--secure-xds-addr", secure, "--log-level", "warn",
+		// mastd's rate-limit service would take its fixed 8081, which a
+		// `mast up` or a test on the machine may hold.
+		"--ratelimit-addr", "127.0.0.1:0"}, meshArgs...)
 	mastd, err := b.start(ctx, "mastd"+suffix, b.cfg.Pin.Load, nil, mastdArgs...)
 	if err != nil {
 		return err

@@ -47,6 +47,9 @@ func (r *certResponse) unmarshal(b []byte) error {
 		if n < 0 {
 			return fmt.Errorf("IstioCertificateResponse: %w", protowire.ParseError(n))
 		}
+		if num > protowire.MaxValidNumber {
+			return fmt.Errorf("IstioCertificateResponse: field number %d out of range", num)
+		}
 		b = b[n:]
 		if num == 1 && typ == protowire.BytesType {
 			v, n := protowire.ConsumeBytes(b)

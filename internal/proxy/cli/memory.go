@@ -24,7 +24,7 @@ type memoryFlags struct {
 func (f *memoryFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.limit, "memory-limit", "", "soft memory limit of the Go runtime, e.g. 24MiB (0 or empty: GOMEMLIMIT / none)")
 	fs.IntVar(&f.gcPercent, "gc-percent", 0, "GC target percentage, as GOGC (0: GOGC / 100)")
-	fs.BoolVar(&f.pageOut, "page-out-binary", true, "once the configuration settles, let the kernel reclaim the pages of the proxy's executable touched only at start-up (Linux madvise MADV_PAGEOUT; ~12 MB of resident memory)")
+	fs.BoolVar(&f.pageOut, "page-out-binary", false, "once the configuration settles, let the kernel reclaim the pages of the proxy's executable (Linux madvise MADV_PAGEOUT; ~12 MB of resident memory at idle); pages touched again, on the next request or push, are read back, possibly from disk")
 }
 
 // apply sets the runtime's limits.

@@ -137,6 +137,17 @@ func (h *Handler) span(in *template.Instance) (zipkin.Span, bool) {
 	}
 	s.LocalEndpoint = endpoint(name, ip)
 	s.Annotations = []zipkin.Annotation{{Timestamp: start.UnixMicro(), Value: first}, {Timestamp: end.UnixMicro(), Value: last}}
+	// The template's size and protocol fields, which Istio's adapter
+	// dropped, are tags named as the fields are (request_size and
+	// response_size are also Envoy's tag names); span_tags may override.
+	for _, f := range sizeFields {
+		if n, ok := in.Fields[f].(int64); ok {
+			s.Tags[f] = strconv.FormatInt(n, 10)
+		}
+	}
+	if p, ok := in.Fields["api_protocol"].(string); ok && p != "" {
+		s.Tags["api_protocol"] = p
+	}
 	if m, ok := in.Fields["span_tags"].(map[string]any); ok {
 		for k, v := range m {
 			s.Tags[k] = attribute.String(v)
@@ -150,6 +161,9 @@ func (h *Handler) span(in *template.Instance) (zipkin.Span, bool) {
 	}
 	return s, true
 }
+
+// sizeFields are the tracespan template's byte-count fields.
+var sizeFields = [...]string{"request_size", "request_total_size", "response_size", "response_total_size"}
 
 // sampled decides by the trace ID alone, so that every span of a trace gets
 // the same answer in every Mixer: the top 63 of the ID's 64 random bits

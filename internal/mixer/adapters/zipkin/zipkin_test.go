@@ -81,6 +81,12 @@ func TestSpansReachTheCollector(t *testing.T) {
 		span("463ac35c9f6413ad", "", "", false, 200),                 // dropped: span ID
 		span("0000000000000000", "a2fb4a1d1a96d312", "", false, 200), // dropped: zero trace ID
 	}
+	// The server span's instance sets the template's size and protocol
+	// fields; the client span's does not.
+	for k, v := range map[string]any{"request_size": int64(120), "request_total_size": int64(480), "response_size": int64(0),
+		"response_total_size": int64(5120), "api_protocol": "http"} {
+		insts[0].Fields[k] = v
+	}
 	if err := h.HandleReport(context.Background(), insts); err != nil {
 		t.Fatal(err)
 	}
@@ -97,6 +103,15 @@ func TestSpansReachTheCollector(t *testing.T) {
 	}
 	if srvSpan.Tags["http.status_code"] != "200" || srvSpan.Tags["http.method"] != "GET" || srvSpan.Tags["request.size"] != "0" || srvSpan.Tags["error"] != "" {
 		t.Errorf("server span's tags %v", srvSpan.Tags)
+	}
+	for k, want := range map[string]string{"request_size": "120", "request_total_size": "480", "response_size": "0",
+		"response_total_size": "5120", "api_protocol": "http"} {
+		if srvSpan.Tags[k] != want {
+			t.Errorf("server span's tag %s = %q, want %q (from the instance's %s field)", k, srvSpan.Tags[k], want, k)
+		}
+		if _, ok := cliSpan.Tags[k]; ok {
+			t.Errorf("client span has tag %s, which its instance did not set", k)
+		}
 	}
 	if a := srvSpan.Annotations; len(a) != 2 || a[0].Value != "RECV" || a[1].Value != "SENT" {
 		t.Errorf("server span's annotations %v", a)

@@ -22,6 +22,7 @@ func (g *gen) applyListenerFilters(out []model.XDSResource) {
 	}
 	norm := g.pc.Mesh.PathNormalization
 	var mixerIn, mixerFwd *hcmv3.HttpFilter
+	var mixerTCP *listenerv3.Filter
 	for _, r := range out {
 		l, ok := r.Resource.(*listenerv3.Listener)
 		if !ok {
@@ -32,12 +33,15 @@ func (g *gen) applyListenerFilters(out []model.XDSResource) {
 		// checks only on a sidecar's inbound side.
 		inbound := g.p.Type == model.Router || toWorkload
 		var mixerFilter *hcmv3.HttpFilter
+		var mixerNet *listenerv3.Filter
 		if mixer {
 			if g.p.Type != model.Router && toWorkload {
 				if mixerIn == nil {
-					mixerIn = httpFilter(MixerFilterName, toAny(g.mixerInbound()))
+					in := g.mixerInbound()
+					mixerIn = httpFilter(MixerFilterName, toAny(in))
+					mixerTCP = &listenerv3.Filter{Name: MixerFilterName, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: toAny(mixerInboundTCP(in))}}
 				}
-				mixerFilter = mixerIn
+				mixerFilter, mixerNet = mixerIn, mixerTCP
 			} else {
 				if mixerFwd == nil {
 					mixerFwd = httpFilter(MixerFilterName, toAny(g.mixerForward()))
@@ -79,12 +83,17 @@ func (g *gen) applyListenerFilters(out []model.XDSResource) {
 				}
 				fc.Filters[n-1] = hcmFilter(&m)
 			case tcpProxyFilterName:
-				if !inbound || len(secTCP)+len(rlTCP) == 0 {
+				if (!inbound || len(secTCP)+len(rlTCP) == 0) && mixerNet == nil {
 					continue
 				}
 				fs := append([]*listenerv3.Filter{}, fc.Filters[:n-1]...)
-				fs = append(fs, secTCP...)
-				fs = append(fs, rlTCP...)
+				if inbound {
+					fs = append(fs, secTCP...)
+					fs = append(fs, rlTCP...)
+				}
+				if mixerNet != nil {
+					fs = append(fs, mixerNet)
+				}
 				fc.Filters = append(fs, last)
 			}
 		}

@@ -1,6 +1,7 @@
 package generate
 
 import (
+	"maps"
 	"sort"
 	"strings"
 
@@ -154,6 +155,19 @@ func (g *gen) mixerInbound() *clientpb.HttpClientConfig {
 		cfg.DefaultDestinationService = "*"
 	}
 	return cfg
+}
+
+// mixerInboundTCP is the sidecar inbound Mixer network filter, from the
+// HTTP one: the same Mixer, fail policy and attributes (those of the
+// workload's first service, as the HTTP filter's default), checking and
+// reporting every connection (Istio 1.4's TcpClientConfig). QuotaSpecs
+// bind to requests: none is charged per connection.
+func mixerInboundTCP(in *clientpb.HttpClientConfig) *clientpb.TcpClientConfig {
+	attrs := maps.Clone(in.GetMixerAttributes().GetAttributes())
+	sc := in.GetServiceConfigs()[in.GetDefaultDestinationService()]
+	maps.Copy(attrs, sc.GetMixerAttributes().GetAttributes())
+	return &clientpb.TcpClientConfig{Transport: in.GetTransport(), MixerAttributes: &mixerpb.Attributes{Attributes: attrs},
+		DisableCheckCalls: sc.GetDisableCheckCalls()}
 }
 
 // quotaSpecsFor returns the QuotaSpecs QuotaSpecBindings bind to a

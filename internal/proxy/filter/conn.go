@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"net"
 	"net/netip"
+	"time"
 )
 
 // NewConn describes a downstream connection for the filters: its peer, its
@@ -11,7 +12,7 @@ import (
 // the connection says so) and, for TLS the proxy terminated, the SNI and the
 // verified client certificate's identity.
 func NewConn(nc net.Conn) *Conn {
-	c := &Conn{Remote: addrPort(nc.RemoteAddr()), Local: addrPort(nc.LocalAddr())}
+	c := &Conn{Remote: addrPort(nc.RemoteAddr()), Local: addrPort(nc.LocalAddr()), Start: time.Now()}
 	if o, ok := nc.(interface{ OriginalDst() netip.AddrPort }); ok {
 		if a := o.OriginalDst(); a.IsValid() {
 			c.Local = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())

@@ -31,7 +31,9 @@
 //
 // Network filters ([NetworkFilter]) see the connection once, after TLS and
 // before the terminal filter (http_connection_manager or tcp_proxy), and
-// either let it through or close it.
+// either let it through or close it. Those that also implement
+// [CloseFilter] see it end, with the bytes tcp_proxy relayed, and may read
+// those counts while it lasts (Istio's Mixer TCP filter reports them).
 //
 // # Adding a filter
 //
@@ -85,6 +87,15 @@ type NetworkFilter interface {
 	// OnConnect decides whether the connection may proceed: Continue, or
 	// Stop to close it.
 	OnConnect(c *Conn) Status
+}
+
+// CloseFilter is implemented by network filters that see the connection
+// end. The counts in Conn.Received and Conn.Sent are tcp_proxy's, so a
+// CloseFilter goes only before tcp_proxy (xdsparse refuses it elsewhere).
+type CloseFilter interface {
+	// OnClose is called once, after the terminal filter is done with the
+	// connection, for every filter whose OnConnect ran, in reverse order.
+	OnClose(c *Conn)
 }
 
 // Chain is a listener's built HTTP filter chain, in http_filters order.
@@ -165,12 +176,23 @@ func (c *Chain) EncodeHeaders(r *Request, status int, h *headers.List) {
 	}
 }
 
-// RunNetwork runs network filters in order; false means close the connection.
-func RunNetwork(filters []NetworkFilter, c *Conn) bool {
-	for _, f := range filters {
+// RunNetwork runs network filters in order; ok false means close the
+// connection. ran is how many filters' OnConnect ran, for [CloseNetwork].
+func RunNetwork(filters []NetworkFilter, c *Conn) (ran int, ok bool) {
+	for i, f := range filters {
 		if f.OnConnect(c) == Stop {
-			return false
+			return i + 1, false
 		}
 	}
-	return true
+	return len(filters), true
+}
+
+// CloseNetwork tells the first ran filters that implement CloseFilter that
+// the connection ended, in reverse order.
+func CloseNetwork(filters []NetworkFilter, ran int, c *Conn) {
+	for i := ran - 1; i >= 0; i-- {
+		if cf, ok := filters[i].(CloseFilter); ok {
+			cf.OnClose(c)
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -29,6 +30,15 @@ type Conn struct {
 	// SNI is the server name the client asked for in its TLS hello.
 	SNI string
 	TLS bool
+	// Start is when the connection was accepted (zero for a connection
+	// an HTTP chain describes per request).
+	Start time.Time
+	// Services are what the data plane lends network filters.
+	Services *Services
+	// Received and Sent count the bytes the terminal filter relayed from
+	// and to the downstream; only tcp_proxy counts them (see
+	// [CloseFilter]).
+	Received, Sent atomic.Int64
 }
 
 // SetPrincipal sets Principal and the namespace and service account a

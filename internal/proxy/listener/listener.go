@@ -217,10 +217,18 @@ func (m *Manager) accept(r *running) {
 				return
 			}
 			nc, chain := m.selectChain(nc, cfg, port, proto)
-			// Network filters (RBAC on connections) decide first.
-			if chain != nil && len(chain.Network) > 0 && !filter.RunNetwork(chain.Network, filter.NewConn(nc)) {
-				nc.Close()
-				return
+			// Network filters (RBAC on connections, the Mixer) decide
+			// first, and those that ran see the connection end.
+			var fc *filter.Conn
+			if chain != nil && len(chain.Network) > 0 {
+				fc = filter.NewConn(nc)
+				fc.Services = m.http.Services
+				ran, ok := filter.RunNetwork(chain.Network, fc)
+				defer filter.CloseNetwork(chain.Network, ran, fc)
+				if !ok {
+					nc.Close()
+					return
+				}
 			}
 			switch {
 			case chain == nil:
@@ -228,7 +236,7 @@ func (m *Manager) accept(r *running) {
 			case chain.HTTP != nil:
 				m.http.ServeConn(httpproxy.WithFollow(m.ctx, m.follow(r, cfg, chain)), nc, chain.HTTP)
 			case chain.TCP != nil:
-				m.tcp.Serve(m.ctx, nc, chain.TCP)
+				m.tcp.Serve(m.ctx, nc, chain.TCP, fc)
 			default:
 				nc.Close()
 			}

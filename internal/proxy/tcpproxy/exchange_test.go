@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
 	"github.com/mast-mesh/mast/internal/telemetry"
 	"github.com/mast-mesh/mast/internal/telemetry/peer"
@@ -61,7 +62,7 @@ func TestExchangeInboundBothOrders(t *testing.T) {
 				got <- nil
 				return
 			}
-			ct := newConnTel(nc, &xdsparse.TCPProxy{Inbound: true})
+			ct := newConnTel(nc, &xdsparse.TCPProxy{Inbound: true}, &filter.Conn{})
 			c := p.exchangeInbound(nc, ct)
 			c.Write([]byte("greeting")) // a server-first application
 			got <- ct.rec.DownstreamPeer

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"github.com/mast-mesh/mast/internal/telemetry"
 	"github.com/mast-mesh/mast/internal/telemetry/reporter"
 )
@@ -31,9 +32,9 @@ func sentBytes(t *testing.T, r *reporter.Reporter) string {
 func TestTCPBytesReportedEveryInterval(t *testing.T) {
 	for _, every := range []time.Duration{5 * time.Millisecond, time.Hour} {
 		r := reporter.New(reporter.Config{Local: telemetry.Peer{Workload: "db-1"}})
-		ct := &connTel{rec: telemetry.Record{TCP: true, Protocol: "tcp"}}
+		ct := &connTel{rec: telemetry.Record{TCP: true, Protocol: "tcp"}, counts: &filter.Conn{}}
 		ct.report(r.TCPOpened(&ct.rec), every)
-		ct.sent.Add(42)
+		ct.counts.Sent.Add(42)
 		if every == time.Hour {
 			if got := sentBytes(t, r); got != "" && got != "0" {
 				t.Fatalf("interval 1h: %s bytes reported while open", got)
@@ -47,7 +48,7 @@ func TestTCPBytesReportedEveryInterval(t *testing.T) {
 				t.Fatalf("interval %v: %q bytes reported while open, want 42", every, got)
 			}
 		}
-		ct.sent.Add(8)
+		ct.counts.Sent.Add(8)
 		ct.close()
 		if got := sentBytes(t, r); got != fmt.Sprint(50) {
 			t.Errorf("interval %v: %q after close, want 50", every, got)

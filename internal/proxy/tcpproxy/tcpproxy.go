@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"github.com/mast-mesh/mast/internal/proxy/upstream"
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
 	"github.com/mast-mesh/mast/internal/telemetry/reporter"
@@ -34,13 +35,18 @@ func New(clusters func() map[string]*upstream.Cluster, log *slog.Logger) *Proxy 
 	return &Proxy{clusters: clusters, log: log}
 }
 
-// Serve proxies nc to the chain's cluster until either side closes.
-func (p *Proxy) Serve(ctx context.Context, nc net.Conn, cfg *xdsparse.TCPProxy) {
+// Serve proxies nc to the chain's cluster until either side closes. The
+// bytes relayed are counted in fc (the network filters' view of the
+// connection; nil when the chain has none).
+func (p *Proxy) Serve(ctx context.Context, nc net.Conn, cfg *xdsparse.TCPProxy, fc *filter.Conn) {
 	defer nc.Close()
 	p.Connections.Add(1)
+	if fc == nil {
+		fc = &filter.Conn{}
+	}
 	var ct *connTel
 	if p.Telemetry != nil {
-		ct = newConnTel(nc, cfg)
+		ct = newConnTel(nc, cfg, fc)
 		defer p.done(ct, cfg)
 	}
 	nc = p.exchangeInbound(nc, ct)
@@ -91,10 +97,8 @@ func (p *Proxy) Serve(ctx context.Context, nc net.Conn, cfg *xdsparse.TCPProxy) 
 	}
 	cl.Stats.CxActive.Add(1)
 	defer cl.Stats.CxActive.Add(-1)
-	var received, sent *atomic.Int64
 	if ct != nil {
 		ct.report(p.Telemetry.TCPOpened(&ct.rec), p.Telemetry.ReportInterval(&ct.rec))
-		received, sent = &ct.received, &ct.sent
 	}
 	defer up.Close()
 	stop := context.AfterFunc(ctx, func() { nc.Close(); up.Close() })
@@ -111,9 +115,7 @@ func (p *Proxy) Serve(ctx context.Context, nc net.Conn, cfg *xdsparse.TCPProxy) 
 				if _, werr := dst.Write(buf[:k]); werr != nil {
 					break
 				}
-				if n != nil {
-					n.Add(int64(k))
-				}
+				n.Add(int64(k))
 			}
 			if err != nil {
 				break
@@ -126,8 +128,8 @@ func (p *Proxy) Serve(ctx context.Context, nc net.Conn, cfg *xdsparse.TCPProxy) 
 		}
 		done <- struct{}{}
 	}
-	go cp(up, nc, received)
-	go cp(nc, up, sent)
+	go cp(up, nc, &fc.Received)
+	go cp(nc, up, &fc.Sent)
 	<-done
 	<-done
 }

@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/mast-mesh/mast/internal/proxy/filter"
@@ -20,9 +19,9 @@ import (
 // the connection is open and once more when it closes (Istio's stats
 // filter's tcp_reporting_duration).
 type connTel struct {
-	rec            telemetry.Record
-	series         *metrics.TCP
-	sent, received atomic.Int64
+	rec    telemetry.Record
+	series *metrics.TCP
+	counts *filter.Conn // Received and Sent
 
 	mu       sync.Mutex
 	reported [2]int64 // sent, received already added to series
@@ -52,7 +51,7 @@ func (ct *connTel) tick() {
 }
 
 func (ct *connTel) flushLocked() {
-	s, r := ct.sent.Load(), ct.received.Load()
+	s, r := ct.counts.Sent.Load(), ct.counts.Received.Load()
 	ct.series.Bytes(s-ct.reported[0], r-ct.reported[1])
 	ct.reported = [2]int64{s, r}
 }
@@ -68,8 +67,8 @@ func (ct *connTel) close() {
 	ct.flushLocked()
 }
 
-func newConnTel(nc net.Conn, cfg *xdsparse.TCPProxy) *connTel {
-	ct := &connTel{rec: telemetry.Record{TCP: true, Protocol: "tcp", Start: time.Now(), Outbound: !cfg.Inbound,
+func newConnTel(nc net.Conn, cfg *xdsparse.TCPProxy, fc *filter.Conn) *connTel {
+	ct := &connTel{counts: fc, rec: telemetry.Record{TCP: true, Protocol: "tcp", Start: time.Now(), Outbound: !cfg.Inbound,
 		DownstreamRemote: nc.RemoteAddr().String(), DownstreamLocal: nc.LocalAddr().String()}}
 	if tc, ok := nc.(*tls.Conn); ok {
 		cs := tc.ConnectionState()
@@ -94,7 +93,7 @@ func newConnTel(nc net.Conn, cfg *xdsparse.TCPProxy) *connTel {
 func (p *Proxy) done(ct *connTel, cfg *xdsparse.TCPProxy) {
 	rec := &ct.rec
 	rec.Duration = time.Since(rec.Start)
-	rec.BytesReceived, rec.BytesSent = ct.received.Load(), ct.sent.Load()
+	rec.BytesReceived, rec.BytesSent = ct.counts.Received.Load(), ct.counts.Sent.Load()
 	if rec.UpstreamHost == "" {
 		if rec.UpstreamCluster != "" && p.clusters()[rec.UpstreamCluster] == nil {
 			rec.Flags |= telemetry.NoClusterFound

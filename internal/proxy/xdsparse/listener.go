@@ -258,6 +258,7 @@ func parseFilterChain(fc *listenerv3.FilterChain) (*FilterChain, error) {
 	}
 	reg := builtin.Registry()
 	var stats *metrics.Config
+	reporter := -1 // the first network filter that sees connections end
 	for i, f := range filters[:len(filters)-1] {
 		if f.GetName() == StatsFilterName {
 			st, err := ParseStats(f.GetTypedConfig())
@@ -273,6 +274,9 @@ func parseFilterChain(fc *listenerv3.FilterChain) (*FilterChain, error) {
 		}
 		if ok {
 			c.Network = append(c.Network, nf)
+			if _, closes := nf.(filter.CloseFilter); closes && reporter < 0 {
+				reporter = i
+			}
 		}
 	}
 	last := filters[len(filters)-1]
@@ -292,6 +296,10 @@ func parseFilterChain(fc *listenerv3.FilterChain) (*FilterChain, error) {
 		}
 		if stats != nil {
 			return nil, fmt.Errorf("filters: the %s network filter only goes before %s (connection managers take it as an HTTP filter)", StatsFilterName, TCPProxyFilterName)
+		}
+		if reporter >= 0 {
+			return nil, fmt.Errorf("filters[%d] %q: a network filter that reports connections goes only before %s (it counts their bytes)",
+				reporter, filters[reporter].GetName(), TCPProxyFilterName)
 		}
 		c.HTTP = m
 	case a.MessageIs((*tcpv3.TcpProxy)(nil)):

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/mast-mesh/mast/internal/mixer/api/clientpb"
 	"github.com/mast-mesh/mast/internal/proxy/xdstest"
 )
 
@@ -50,6 +51,13 @@ func TestParseListenerErrors(t *testing.T) {
 		{"upgrade with its own filter", withHCM(func(h *hcmv3.HttpConnectionManager) {
 			h.UpgradeConfigs = []*hcmv3.HttpConnectionManager_UpgradeConfig{{UpgradeType: "websocket", Filters: []*hcmv3.HttpFilter{{Name: "envoy.filters.http.lua"}}}}
 		}), `upgrade_configs[0] "websocket": filters[0] "envoy.filters.http.lua": not supported`},
+		{"connection reporter before the HTTP connection manager", func() *listenerv3.Listener {
+			l := xdstest.HTTPListener("l1", "127.0.0.1:8080", "r")
+			tcpMixer, _ := anypb.New(&clientpb.TcpClientConfig{Transport: &clientpb.TransportConfig{CheckCluster: "127.0.0.1:9091"}})
+			fc := l.FilterChains[0]
+			fc.Filters = append([]*listenerv3.Filter{{Name: "mixer", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: tcpMixer}}}, fc.Filters...)
+			return l
+		}(), `filters[0] "mixer": a network filter that reports connections goes only before envoy.filters.network.tcp_proxy`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseListener(tc.l)

@@ -26,6 +26,7 @@ func Registry() *filter.Registry {
 	g.AddHTTP(&filter.HTTPFactory{Name: fault.Name, TypeURL: fault.TypeURL, New: fault.New,
 		PerRouteTypeURLs: []string{fault.TypeURL}, PerRoute: fault.PerRoute})
 	g.AddHTTP(&filter.HTTPFactory{Name: mixer.Name, TypeURL: mixer.TypeURL, New: mixer.New})
+	g.AddNetwork(&filter.NetworkFactory{Name: mixer.Name, TypeURL: mixer.TCPTypeURL, New: mixer.NewTCP})
 	g.AddHTTP(&filter.HTTPFactory{Name: cors.Name, TypeURL: cors.TypeURL, New: cors.New,
 		PerRouteTypeURLs: []string{cors.PolicyTypeURL}, PerRoute: cors.PerRoute})
 	g.AddHTTP(&filter.HTTPFactory{Name: ratelimit.Name, TypeURL: ratelimit.TypeURL, New: ratelimit.New})

@@ -14,7 +14,8 @@ import (
 // reqBag is one request's attributes: the filter's static ones, those the
 // source forwarded, and those read from the request on demand (so a cache
 // hit hashes only what the cached answer referenced, without building a
-// map).
+// map). For the TCP filter it is one connection's: r then carries only the
+// connection, and conn its attributes.
 type reqBag struct {
 	r       *filter.Request
 	static  map[string]any // global then service mixer_attributes
@@ -23,6 +24,69 @@ type reqBag struct {
 	resp    time.Time      // response.time, zero before the response
 	code    int64          // response.code, 0 before the response
 	respHdr map[string]string
+	conn    *connAttrs // a TCP connection's, nil for a request
+}
+
+// connAttrs are the connection.* attributes of a TCP connection's Check or
+// Report (Istio's TCP filter): byte counts since the last Report and in
+// total, and the event reported.
+type connAttrs struct {
+	id                      string
+	event                   string // open, continue, close; "" in a Check
+	received, receivedTotal int64
+	sent, sentTotal         int64
+	duration                time.Duration
+}
+
+// connNames are the attributes a connection's bag may hold besides the
+// static ones.
+var connNames = []string{"source.ip", "source.port", "source.principal", "source.user", "source.namespace", "destination.ip",
+	"destination.port", "connection.mtls", "connection.requested_server_name", "connection.id", "context.protocol", "context.time",
+	"connection.event", "connection.received.bytes", "connection.received.bytes_total", "connection.sent.bytes",
+	"connection.sent.bytes_total", "connection.duration"}
+
+// connGet returns a connection's own attribute; done reports whether name
+// is one the connection answers for (present or not), so that no request
+// attribute is made up for a connection.
+func (b *reqBag) connGet(name string) (v any, ok, done bool) {
+	c := b.conn
+	switch name {
+	case "context.protocol":
+		return "tcp", true, true
+	case "context.time":
+		return b.now, true, true
+	case "connection.id":
+		return c.id, true, true
+	case "source.port":
+		if b.r.Conn != nil && b.r.Conn.Remote.IsValid() {
+			return int64(b.r.Conn.Remote.Port()), true, true
+		}
+		return nil, false, true
+	}
+	if c.event == "" {
+		if strings.HasPrefix(name, "connection.") && name != "connection.mtls" && name != "connection.requested_server_name" {
+			return nil, false, true
+		}
+	} else {
+		switch name {
+		case "connection.event":
+			return c.event, true, true
+		case "connection.received.bytes":
+			return c.received, true, true
+		case "connection.received.bytes_total":
+			return c.receivedTotal, true, true
+		case "connection.sent.bytes":
+			return c.sent, true, true
+		case "connection.sent.bytes_total":
+			return c.sentTotal, true, true
+		case "connection.duration":
+			return c.duration, true, true
+		}
+	}
+	if strings.HasPrefix(name, "request.") || strings.HasPrefix(name, "response.") {
+		return nil, false, true
+	}
+	return nil, false, false
 }
 
 var _ attribute.Bag = (*reqBag)(nil)
@@ -35,6 +99,10 @@ var requestAttrs = []string{"request.headers", "request.host", "request.method",
 	"response.code", "response.headers", "response.time", "response.duration"}
 
 func (b *reqBag) Names() []string {
+	names := requestAttrs
+	if b.conn != nil {
+		names = connNames
+	}
 	seen := map[string]bool{}
 	var out []string
 	add := func(n string) {
@@ -45,7 +113,7 @@ func (b *reqBag) Names() []string {
 			}
 		}
 	}
-	for _, n := range requestAttrs {
+	for _, n := range names {
 		add(n)
 	}
 	for n := range b.fwd {
@@ -116,6 +184,11 @@ func (b *reqBag) str(name string) (string, bool) {
 // ones (a source cannot claim this request's path), forwarded over
 // static ones except the destination's own.
 func (b *reqBag) Get(name string) (any, bool) {
+	if b.conn != nil {
+		if v, ok, done := b.connGet(name); done {
+			return v, ok
+		}
+	}
 	if s, ok := b.str(name); ok {
 		return s, true
 	}
@@ -195,20 +268,16 @@ func (b *reqBag) Get(name string) (any, bool) {
 // hash writes one referenced attribute (or map key) into h and reports
 // whether it is present; it allocates nothing for what requests carry.
 func (b *reqBag) hash(h *maphash.Hash, name, key string, isKey bool) bool {
+	if b.conn != nil {
+		return b.hashGet(h, name, key, isKey)
+	}
 	if isKey {
 		if name == "request.headers" {
 			v, ok := b.r.Header(key)
 			h.WriteString(v)
 			return ok
 		}
-		v, ok := b.Get(name)
-		if !ok {
-			return false
-		}
-		m, _ := v.(map[string]string)
-		s, ok := m[key]
-		h.WriteString(s)
-		return ok
+		return b.hashGet(h, name, key, isKey)
 	}
 	if s, ok := b.str(name); ok {
 		h.WriteString(s)
@@ -236,11 +305,23 @@ func (b *reqBag) hash(h *maphash.Hash, name, key string, isKey bool) bool {
 		h.Write(a[:])
 		return true
 	}
+	return b.hashGet(h, name, key, isKey)
+}
+
+// hashGet hashes what Get returns.
+func (b *reqBag) hashGet(h *maphash.Hash, name, key string, isKey bool) bool {
 	v, ok := b.Get(name)
-	if ok {
-		hashValue(h, v)
+	if !ok {
+		return false
 	}
-	return ok
+	if isKey {
+		m, _ := v.(map[string]string)
+		s, ok := m[key]
+		h.WriteString(s)
+		return ok
+	}
+	hashValue(h, v)
+	return true
 }
 
 func hashValue(h *maphash.Hash, v any) {

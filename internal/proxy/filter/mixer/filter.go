@@ -12,7 +12,6 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -44,17 +43,11 @@ const (
 
 // Filter is one configured Mixer client.
 type Filter struct {
-	checkTarget, reportTarget string
-	failOpen                  bool
-	useCache                  bool
-	ignoreForwarded           bool
-	forward                   string // the x-istio-attributes value to send, "" for none
-	svc                       *service
-	dict                      *attribute.Dictionary
-	enc                       *attribute.Encoder
-	cache                     *checkCache
-	reports                   *batcher
-	fwdSeen                   forwardedCache
+	*client
+	ignoreForwarded bool
+	forward         string // the x-istio-attributes value to send, "" for none
+	svc             *service
+	fwdSeen         forwardedCache
 }
 
 // forwardedCache keeps decoded x-istio-attributes values: each source
@@ -103,31 +96,11 @@ func New(_ string, a *anypb.Any) (filter.HTTPFilter, error) {
 	if err := a.UnmarshalTo(&c); err != nil {
 		return nil, fmt.Errorf("typed_config: %v", err)
 	}
-	t := c.GetTransport()
-	if t.GetCheckCluster() == "" {
-		return nil, fmt.Errorf("transport.check_cluster: required (the Mixer's host:port)")
+	cl, err := newClient(c.GetTransport())
+	if err != nil {
+		return nil, err
 	}
-	if t.GetAttributesForMixerProxy() != nil {
-		return nil, fmt.Errorf("transport.attributes_for_mixer_proxy: not supported")
-	}
-	if p := t.GetNetworkFailPolicy(); p.GetMaxRetry() != 0 || p.GetBaseRetryWait() != nil || p.GetMaxRetryWait() != nil {
-		return nil, fmt.Errorf("transport.network_fail_policy: retries are not supported")
-	}
-	dict := attribute.GlobalDictionary()
-	f := &Filter{checkTarget: t.GetCheckCluster(), reportTarget: t.GetReportCluster(), dict: dict, enc: attribute.NewEncoder(dict),
-		failOpen: t.GetNetworkFailPolicy().GetPolicy() == clientpb.NetworkFailPolicy_FAIL_OPEN, useCache: !t.GetDisableCheckCache(),
-		ignoreForwarded: c.GetIgnoreForwardedAttributes(), cache: newCheckCache(10000)}
-	if f.reportTarget == "" {
-		f.reportTarget = f.checkTarget
-	}
-	maxEntries, maxTime := int(t.GetReportBatchMaxEntries()), t.GetReportBatchMaxTime().AsDuration()
-	if t.GetDisableReportBatch() || maxEntries <= 0 {
-		maxEntries = 1
-	}
-	if maxTime <= 0 {
-		maxTime = time.Second
-	}
-	f.reports = &batcher{max: maxEntries, wait: maxTime, enc: f.enc, dict: dict}
+	f := &Filter{client: cl, ignoreForwarded: c.GetIgnoreForwardedAttributes()}
 	if fa := c.GetForwardAttributes(); len(fa.GetAttributes()) > 0 {
 		b, err := proto.Marshal(fa)
 		if err != nil {
@@ -167,19 +140,11 @@ func New(_ string, a *anypb.Any) (filter.HTTPFilter, error) {
 	for k, v := range svcStatic {
 		global[k] = v
 	}
-	svc := &service{check: !sc.GetDisableCheckCalls(), report: !sc.GetDisableReportCalls(), static: global, quotas: map[string]int64{}}
-	for i, qs := range sc.GetQuotaSpec() {
-		for j, r := range qs.GetRules() {
-			if len(r.GetMatch()) > 0 {
-				return nil, fmt.Errorf("service_configs[%q].quota_spec[%d].rules[%d].match: not supported", name, i, j)
-			}
-			for _, q := range r.GetQuotas() {
-				if q.GetCharge() > 0 {
-					svc.quotas[q.GetQuota()] += int64(q.GetCharge())
-				}
-			}
-		}
+	quotas, err := quotaCharges(sc.GetQuotaSpec(), fmt.Sprintf("service_configs[%q].quota_spec", name))
+	if err != nil {
+		return nil, err
 	}
+	svc := &service{check: !sc.GetDisableCheckCalls(), report: !sc.GetDisableReportCalls(), static: global, quotas: quotas}
 	f.svc = svc
 	return f, nil
 }
@@ -334,60 +299,22 @@ func (f *Filter) DecodeHeaders(ctx context.Context, r *filter.Request) filter.St
 	}
 	now := time.Now()
 	bag := &reqBag{r: r, static: f.svc.static, fwd: fwd, now: requestTime(r, now)}
-	if len(f.svc.quotas) == 0 && f.useCache {
-		if code, msg, ok := f.cache.lookup(bag, now); ok {
-			if code != int32(codes.OK) {
-				return f.deny(r, codes.Code(code), msg)
-			}
-			return filter.Continue
-		}
+	var dial func(string) (grpc.ClientConnInterface, error)
+	if r.Services != nil {
+		dial = r.Services.GRPC
 	}
-	if r.Services == nil || r.Services.GRPC == nil {
-		return f.deny(r, codes.Unavailable, "mixer client not available")
-	}
-	conn, err := r.Services.GRPC(f.checkTarget)
-	if err != nil {
-		return f.unreachable(r, err)
-	}
-	req := &mixerpb.CheckRequest{Attributes: f.enc.Encode(bag), GlobalWordCount: uint32(f.dict.Len())}
+	var dedup string
 	if len(f.svc.quotas) > 0 {
-		req.Quotas = make(map[string]*mixerpb.CheckRequest_QuotaParams, len(f.svc.quotas))
-		for q, n := range f.svc.quotas {
-			req.Quotas[q] = &mixerpb.CheckRequest_QuotaParams{Amount: n}
-		}
-		if id, ok := r.Header("x-request-id"); ok {
-			req.DeduplicationId = id
-		}
+		dedup, _ = r.Header("x-request-id")
 	}
-	cctx, cancel := context.WithTimeout(ctx, CheckTimeout)
-	defer cancel()
-	resp, err := mixerpb.NewMixerClient(conn).Check(cctx, req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return filter.Stop
-		}
+	code, msg, err := f.check(ctx, dial, bag, f.svc.quotas, dedup, now)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return filter.Stop
+	case err != nil:
 		return f.unreachable(r, err)
-	}
-	pre := resp.GetPrecondition()
-	code := codes.Code(pre.GetStatus().GetCode())
-	if f.useCache {
-		f.cache.insert(bag, pre.GetReferencedAttributes(), f.dict, int32(code), pre.GetStatus().GetMessage(),
-			pre.GetValidDuration().AsDuration(), pre.GetValidUseCount(), now)
-	}
-	if code != codes.OK {
-		return f.deny(r, code, pre.GetStatus().GetMessage())
-	}
-	for q, n := range f.svc.quotas {
-		res := resp.GetQuotas()[q]
-		if res == nil {
-			continue // the Mixer has no quota of that name: not limited
-		}
-		if c := codes.Code(res.GetStatus().GetCode()); c != codes.OK {
-			return f.deny(r, c, res.GetStatus().GetMessage())
-		}
-		if res.GetGrantedAmount() < n {
-			return f.deny(r, codes.ResourceExhausted, "Quota is exhausted for: "+q)
-		}
+	case code != codes.OK:
+		return f.deny(r, code, msg)
 	}
 	return filter.Continue
 }
@@ -434,63 +361,5 @@ func (f *Filter) EncodeHeaders(r *filter.Request, status int, h *headers.List) {
 	}
 	now := time.Now()
 	bag := &reqBag{r: r, static: f.svc.static, fwd: fwd, now: requestTime(r, now), resp: now, code: int64(status), respHdr: rh}
-	f.reports.add(f.enc.Encode(bag), func() (grpc.ClientConnInterface, error) { return r.Services.GRPC(f.reportTarget) }, r.Services.Logger)
-}
-
-// batcher sends reports in batches: when max are waiting or wait after
-// the first, from a goroutine of its own (never on the request path).
-type batcher struct {
-	max  int
-	wait time.Duration
-	enc  *attribute.Encoder
-	dict *attribute.Dictionary
-
-	mu      sync.Mutex
-	pending []*mixerpb.CompressedAttributes
-	timer   *time.Timer
-	dial    func() (grpc.ClientConnInterface, error)
-	log     *slog.Logger
-}
-
-func (b *batcher) add(ca *mixerpb.CompressedAttributes, dial func() (grpc.ClientConnInterface, error), log *slog.Logger) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.pending = append(b.pending, ca)
-	b.dial, b.log = dial, log
-	if len(b.pending) >= b.max {
-		b.flushLocked()
-		return
-	}
-	if b.timer == nil {
-		b.timer = time.AfterFunc(b.wait, func() {
-			b.mu.Lock()
-			defer b.mu.Unlock()
-			b.flushLocked()
-		})
-	}
-}
-
-func (b *batcher) flushLocked() {
-	if b.timer != nil {
-		b.timer.Stop()
-		b.timer = nil
-	}
-	if len(b.pending) == 0 {
-		return
-	}
-	req := &mixerpb.ReportRequest{Attributes: b.pending, GlobalWordCount: uint32(b.dict.Len()),
-		RepeatedAttributesSemantics: mixerpb.ReportRequest_INDEPENDENT_ENCODING}
-	b.pending = nil
-	dial, log := b.dial, b.log
-	go func() {
-		conn, err := dial()
-		if err == nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_, err = mixerpb.NewMixerClient(conn).Report(ctx, req)
-			cancel()
-		}
-		if err != nil && log != nil {
-			log.Debug("mixer report failed", "err", err)
-		}
-	}()
+	f.report(bag, r.Services)
 }

@@ -1,0 +1,141 @@
+package mixer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+
+	"github.com/mast-mesh/mast/internal/mixer/api/clientpb"
+	"github.com/mast-mesh/mast/internal/mixer/api/mixerpb"
+	"github.com/mast-mesh/mast/internal/mixer/attribute"
+	"github.com/mast-mesh/mast/internal/proxy/filter"
+)
+
+// client is what the HTTP and TCP Mixer filters share: where the Mixer is,
+// the fail policy, the check cache and the report batcher.
+type client struct {
+	checkTarget, reportTarget string
+	failOpen                  bool
+	useCache                  bool
+	dict                      *attribute.Dictionary
+	enc                       *attribute.Encoder
+	cache                     *checkCache
+	reports                   *batcher
+}
+
+// newClient reads a TransportConfig; fields mast-proxy does not carry out
+// are errors naming them.
+func newClient(t *clientpb.TransportConfig) (*client, error) {
+	if t.GetCheckCluster() == "" {
+		return nil, fmt.Errorf("transport.check_cluster: required (the Mixer's host:port)")
+	}
+	if t.GetAttributesForMixerProxy() != nil {
+		return nil, fmt.Errorf("transport.attributes_for_mixer_proxy: not supported")
+	}
+	if p := t.GetNetworkFailPolicy(); p.GetMaxRetry() != 0 || p.GetBaseRetryWait() != nil || p.GetMaxRetryWait() != nil {
+		return nil, fmt.Errorf("transport.network_fail_policy: retries are not supported")
+	}
+	dict := attribute.GlobalDictionary()
+	c := &client{checkTarget: t.GetCheckCluster(), reportTarget: t.GetReportCluster(), dict: dict, enc: attribute.NewEncoder(dict),
+		failOpen: t.GetNetworkFailPolicy().GetPolicy() == clientpb.NetworkFailPolicy_FAIL_OPEN, useCache: !t.GetDisableCheckCache(),
+		cache: newCheckCache(10000)}
+	if c.reportTarget == "" {
+		c.reportTarget = c.checkTarget
+	}
+	maxEntries, maxTime := int(t.GetReportBatchMaxEntries()), t.GetReportBatchMaxTime().AsDuration()
+	if t.GetDisableReportBatch() || maxEntries <= 0 {
+		maxEntries = 1
+	}
+	if maxTime <= 0 {
+		maxTime = time.Second
+	}
+	c.reports = &batcher{max: maxEntries, wait: maxTime, enc: c.enc, dict: dict}
+	return c, nil
+}
+
+// quotaCharges sums a service's QuotaSpecs into quota name -> charge;
+// field names the specs for errors.
+func quotaCharges(specs []*clientpb.QuotaSpec, field string) (map[string]int64, error) {
+	out := map[string]int64{}
+	for i, qs := range specs {
+		for j, r := range qs.GetRules() {
+			if len(r.GetMatch()) > 0 {
+				return nil, fmt.Errorf("%s[%d].rules[%d].match: not supported", field, i, j)
+			}
+			for _, q := range r.GetQuotas() {
+				if q.GetCharge() > 0 {
+					out[q.GetQuota()] += int64(q.GetCharge())
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+var errNoClient = errors.New("mixer client not available")
+
+// check asks the Mixer about b, or the cache when no quota is asked for
+// and a cached answer holds; quotas are charged with dedup as the Mixer's
+// deduplication ID. It returns the answer's code (OK: proceed) and
+// message, or an error when the Mixer could not answer (the fail policy
+// decides then).
+func (c *client) check(ctx context.Context, dial func(string) (grpc.ClientConnInterface, error), b *reqBag,
+	quotas map[string]int64, dedup string, now time.Time) (codes.Code, string, error) {
+	if len(quotas) == 0 && c.useCache {
+		if code, msg, ok := c.cache.lookup(b, now); ok {
+			return codes.Code(code), msg, nil
+		}
+	}
+	if dial == nil {
+		return 0, "", errNoClient
+	}
+	conn, err := dial(c.checkTarget)
+	if err != nil {
+		return 0, "", err
+	}
+	req := &mixerpb.CheckRequest{Attributes: c.enc.Encode(b), GlobalWordCount: uint32(c.dict.Len())}
+	if len(quotas) > 0 {
+		req.Quotas = make(map[string]*mixerpb.CheckRequest_QuotaParams, len(quotas))
+		for q, n := range quotas {
+			req.Quotas[q] = &mixerpb.CheckRequest_QuotaParams{Amount: n}
+		}
+		req.DeduplicationId = dedup
+	}
+	cctx, cancel := context.WithTimeout(ctx, CheckTimeout)
+	defer cancel()
+	resp, err := mixerpb.NewMixerClient(conn).Check(cctx, req)
+	if err != nil {
+		return 0, "", err
+	}
+	pre := resp.GetPrecondition()
+	code := codes.Code(pre.GetStatus().GetCode())
+	if c.useCache {
+		c.cache.insert(b, pre.GetReferencedAttributes(), c.dict, int32(code), pre.GetStatus().GetMessage(),
+			pre.GetValidDuration().AsDuration(), pre.GetValidUseCount(), now)
+	}
+	if code != codes.OK {
+		return code, pre.GetStatus().GetMessage(), nil
+	}
+	for q, n := range quotas {
+		res := resp.GetQuotas()[q]
+		if res == nil {
+			continue // the Mixer has no quota of that name: not limited
+		}
+		if rc := codes.Code(res.GetStatus().GetCode()); rc != codes.OK {
+			return rc, res.GetStatus().GetMessage(), nil
+		}
+		if res.GetGrantedAmount() < n {
+			return codes.ResourceExhausted, "Quota is exhausted for: " + q, nil
+		}
+	}
+	return codes.OK, "", nil
+}
+
+// report queues b's attributes for the next batch sent to the Mixer.
+func (c *client) report(b attribute.Bag, svcs *filter.Services) {
+	c.reports.add(c.enc.Encode(b), func() (grpc.ClientConnInterface, error) { return svcs.GRPC(c.reportTarget) }, svcs.Logger)
+}

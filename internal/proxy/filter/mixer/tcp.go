@@ -37,9 +37,9 @@ const (
 type TCP struct {
 	*client
 	checkOn, reportOn bool
-	static          map[string]any
-	quotas          map[string]int64
-	interval        time.Duration
+	static            map[string]any
+	quotas            map[string]int64
+	interval          time.Duration
 
 	conns sync.Map // *filter.Conn -> *tcpConn, connections being reported
 	ids   atomic.Uint64

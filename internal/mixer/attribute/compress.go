@@ -3,7 +3,6 @@ package attribute
 import (
 	"errors"
 	"fmt"
-	"sort"
 	"time"
 
 	"github.com/mast-mesh/mast/internal/mixer/api/mixerpb"
@@ -109,7 +108,7 @@ type Words struct {
 }
 
 // NewWords returns an empty numbering against d.
-func NewWords(d *Dictionary) *Words { return &Words{dict: d, local: map[string]int32{}} }
+func NewWords(d *Dictionary) *Words { return &Words{dict: d} }
 
 // Index returns w's number, adding it to Local when it is not global.
 func (ws *Words) Index(w string) int32 {
@@ -118,6 +117,9 @@ func (ws *Words) Index(w string) int32 {
 	}
 	if i, ok := ws.local[w]; ok {
 		return i
+	}
+	if ws.local == nil {
+		ws.local = map[string]int32{}
 	}
 	ws.Local = append(ws.Local, w)
 	i := -int32(len(ws.Local))
@@ -133,63 +135,101 @@ type Encoder struct {
 // NewEncoder returns an encoder using d.
 func NewEncoder(d *Dictionary) *Encoder { return &Encoder{dict: d} }
 
+// Ranger is implemented by bags that list their attributes with their
+// values in one pass; the encoder then reads each value once instead of
+// calling Names, then Get for each.
+type Ranger interface {
+	Range(f func(name string, v any))
+}
+
+type namedValue struct {
+	name string
+	v    any
+}
+
 // Encode compresses a bag. Words not in the global dictionary go into the
 // message's own word list.
 func (e *Encoder) Encode(b Bag) *mixerpb.CompressedAttributes {
-	ca := &mixerpb.CompressedAttributes{}
-	words := NewWords(e.dict)
-	idx := words.Index
-	for _, name := range b.Names() {
-		v, _ := b.Get(name)
-		k := idx(name)
-		switch x := v.(type) {
+	var buf [40]namedValue
+	kvs := buf[:0]
+	if r, ok := b.(Ranger); ok {
+		r.Range(func(name string, v any) { kvs = append(kvs, namedValue{name, v}) })
+	} else {
+		for _, name := range b.Names() {
+			v, _ := b.Get(name)
+			kvs = append(kvs, namedValue{name, v})
+		}
+	}
+	// Each map is made once at its final size.
+	var nStr, nI64, nF64, nBool, nBytes, nTS, nDur, nMap int
+	for _, kv := range kvs {
+		switch kv.v.(type) {
 		case string:
-			if ca.Strings == nil {
-				ca.Strings = map[int32]int32{}
-			}
+			nStr++
+		case int64:
+			nI64++
+		case float64:
+			nF64++
+		case bool:
+			nBool++
+		case []byte:
+			nBytes++
+		case time.Time:
+			nTS++
+		case time.Duration:
+			nDur++
+		case map[string]string:
+			nMap++
+		}
+	}
+	ca := &mixerpb.CompressedAttributes{}
+	if nStr > 0 {
+		ca.Strings = make(map[int32]int32, nStr)
+	}
+	if nI64 > 0 {
+		ca.Int64S = make(map[int32]int64, nI64)
+	}
+	if nF64 > 0 {
+		ca.Doubles = make(map[int32]float64, nF64)
+	}
+	if nBool > 0 {
+		ca.Bools = make(map[int32]bool, nBool)
+	}
+	if nBytes > 0 {
+		ca.Bytes = make(map[int32][]byte, nBytes)
+	}
+	if nTS > 0 {
+		ca.Timestamps = make(map[int32]*timestamppb.Timestamp, nTS)
+	}
+	if nDur > 0 {
+		ca.Durations = make(map[int32]*durationpb.Duration, nDur)
+	}
+	if nMap > 0 {
+		ca.StringMaps = make(map[int32]*mixerpb.StringMap, nMap)
+	}
+	words := Words{dict: e.dict}
+	idx := words.Index
+	for _, kv := range kvs {
+		k := idx(kv.name)
+		switch x := kv.v.(type) {
+		case string:
 			ca.Strings[k] = idx(x)
 		case int64:
-			if ca.Int64S == nil {
-				ca.Int64S = map[int32]int64{}
-			}
 			ca.Int64S[k] = x
 		case float64:
-			if ca.Doubles == nil {
-				ca.Doubles = map[int32]float64{}
-			}
 			ca.Doubles[k] = x
 		case bool:
-			if ca.Bools == nil {
-				ca.Bools = map[int32]bool{}
-			}
 			ca.Bools[k] = x
 		case []byte:
-			if ca.Bytes == nil {
-				ca.Bytes = map[int32][]byte{}
-			}
 			ca.Bytes[k] = x
 		case time.Time:
-			if ca.Timestamps == nil {
-				ca.Timestamps = map[int32]*timestamppb.Timestamp{}
-			}
 			ca.Timestamps[k] = timestamppb.New(x)
 		case time.Duration:
-			if ca.Durations == nil {
-				ca.Durations = map[int32]*durationpb.Duration{}
-			}
 			ca.Durations[k] = durationpb.New(x)
 		case map[string]string:
-			if ca.StringMaps == nil {
-				ca.StringMaps = map[int32]*mixerpb.StringMap{}
-			}
-			keys := make([]string, 0, len(x))
-			for mk := range x {
-				keys = append(keys, mk)
-			}
-			sort.Strings(keys)
 			sm := &mixerpb.StringMap{Entries: make(map[int32]int32, len(x))}
-			for _, mk := range keys {
-				sm.Entries[idx(mk)] = idx(x[mk])
+			for mk, mv := range x {
+				sm.Entries[idx(mk)] = idx(mv)
 			}
 			ca.StringMaps[k] = sm
 		}

@@ -89,7 +89,10 @@ func (b *reqBag) connGet(name string) (v any, ok, done bool) {
 	return nil, false, false
 }
 
-var _ attribute.Bag = (*reqBag)(nil)
+var (
+	_ attribute.Bag    = (*reqBag)(nil)
+	_ attribute.Ranger = (*reqBag)(nil)
+)
 
 // requestAttrs are the attributes read from the request itself.
 var requestAttrs = []string{"request.headers", "request.host", "request.method", "request.path", "request.url_path",
@@ -98,31 +101,55 @@ var requestAttrs = []string{"request.headers", "request.host", "request.method",
 	"context.protocol", "request.auth.principal", "request.auth.audiences", "request.auth.presenter", "request.auth.claims",
 	"response.code", "response.headers", "response.time", "response.duration"}
 
-func (b *reqBag) Names() []string {
-	names := requestAttrs
-	if b.conn != nil {
-		names = connNames
+// requestAttrSet and connNameSet are requestAttrs and connNames as sets.
+var requestAttrSet, connNameSet = nameSet(requestAttrs), nameSet(connNames)
+
+func nameSet(names []string) map[string]bool {
+	m := make(map[string]bool, len(names))
+	for _, n := range names {
+		m[n] = true
 	}
-	seen := map[string]bool{}
+	return m
+}
+
+// Names implements attribute.Bag.
+func (b *reqBag) Names() []string {
 	var out []string
-	add := func(n string) {
-		if !seen[n] {
-			if _, ok := b.Get(n); ok {
-				seen[n] = true
-				out = append(out, n)
-			}
-		}
+	b.Range(func(name string, _ any) { out = append(out, name) })
+	return out
+}
+
+// Range implements attribute.Ranger: every attribute once, with the value
+// Get gives it, reading each once.
+func (b *reqBag) Range(f func(name string, v any)) {
+	names, own := requestAttrs, requestAttrSet
+	if b.conn != nil {
+		names, own = connNames, connNameSet
 	}
 	for _, n := range names {
-		add(n)
+		if v, ok := b.Get(n); ok {
+			f(n, v)
+		}
 	}
-	for n := range b.fwd {
-		add(n)
+	// Get's order: the request's own attributes (done above), a
+	// destination.* static attribute, a forwarded one, a static one.
+	for n, v := range b.fwd {
+		if _, shadowed := b.static[n]; own[n] || shadowed && strings.HasPrefix(n, "destination.") {
+			continue
+		}
+		f(n, v)
 	}
-	for n := range b.static {
-		add(n)
+	for n, v := range b.static {
+		if _, shadowed := b.fwd[n]; own[n] || shadowed && !strings.HasPrefix(n, "destination.") {
+			continue
+		}
+		if b.conn != nil {
+			if _, _, connOwn := b.connGet(n); connOwn {
+				continue // request.* and the like: a connection has none
+			}
+		}
+		f(n, v)
 	}
-	return out
 }
 
 func principal(p string) string { return strings.TrimPrefix(p, "spiffe://") }

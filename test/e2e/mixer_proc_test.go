@@ -21,26 +21,27 @@ import (
 // on loopback addresses of their own (no mast up, no fixed ports).
 
 // meshCA creates a CA directory that every mastd of a test shares, and
-// returns it with a token file per service account.
-func meshCA(t *testing.T, sas ...string) (string, map[string]string) {
+// returns it with a bootstrap token file for each workload of service
+// account sas[i] (a token serves one workload's key).
+func meshCA(t *testing.T, sas ...string) (string, []string) {
 	t.Helper()
 	dir := t.TempDir()
 	c, err := ca.New(ca.Config{Dir: dir, TrustDomain: "cluster.local"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tokens := map[string]string{}
-	for _, sa := range sas {
+	var tokens []string
+	for i, sa := range sas {
 		id, _ := c.WorkloadID("default", sa)
 		tok, err := c.IssueToken(id, time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}
-		p := filepath.Join(t.TempDir(), sa+".jwt")
+		p := filepath.Join(t.TempDir(), fmt.Sprintf("%s-%d.jwt", sa, i))
 		if err := os.WriteFile(p, []byte(tok), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		tokens[sa] = p
+		tokens = append(tokens, p)
 	}
 	return dir, tokens
 }
@@ -224,7 +225,7 @@ func TestMixerTCP(t *testing.T) {
 	caDir, tokens := meshCA(t, "mongodb")
 	secure, monitoring := mixerMastd(t, dir, caDir)
 	prom := startPrometheus(t, monitoring)
-	mixerSidecar(t, secure, caDir, tokens["mongodb"], ip, "mongodb-1", "mongodb", "app=mongodb,version=v1")
+	mixerSidecar(t, secure, caDir, tokens[0], ip, "mongodb-1", "mongodb", "app=mongodb,version=v1")
 	addr := ip + ":27017"
 	eventually(t, 30*time.Second, "an allowed client through the sidecar", func() error { return echoFrom(probe, addr) })
 	if err := echoFrom(bad, addr); err == nil {
@@ -323,10 +324,10 @@ func TestMixerRedisQuotaTwoSidecars(t *testing.T) {
 		return strings.Replace(string(b), "redis-release-master:6379", strings.TrimPrefix(redisURL, "redis://"), 1)
 	}
 	writeFile(t, dir, "quota.yaml", quotaFile("mixer-rule-productpage-redis-quota-fixed-window.yaml"))
-	caDir, tokens := meshCA(t, "bookinfo-productpage")
+	caDir, tokens := meshCA(t, "bookinfo-productpage", "bookinfo-productpage")
 	for i, ip := range ips {
 		secure, _ := mixerMastd(t, dir, caDir)
-		mixerSidecar(t, secure, caDir, tokens["bookinfo-productpage"], ip, fmt.Sprintf("productpage-%d", i+1), "bookinfo-productpage",
+		mixerSidecar(t, secure, caDir, tokens[i], ip, fmt.Sprintf("productpage-%d", i+1), "bookinfo-productpage",
 			"app=productpage,version=v1")
 	}
 	get := func(i int) (int, string) { return curlStatus(t, "http://"+ips[i%2]+":9080/productpage") }

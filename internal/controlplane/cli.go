@@ -79,6 +79,7 @@ func Main(args []string, stderr io.Writer) int {
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&components, "components", "pilot,galley,ratelimit", "components to run: pilot, galley, ratelimit (the rate-limit service of RateLimit resources) and broker (the Open Service Broker); the CA runs when --ca-dir is given")
 	fs.StringVar(&cfg.Mixer.Addr, "mixer-addr", "127.0.0.1:9091", "address of the Mixer's gRPC server (istio.mixer.v1.Mixer over mTLS; with --components mixer)")
+	fs.BoolVar(&cfg.Mixer.QuotaPrefetch, "mixer-quota-prefetch", false, "let the proxies' Mixer filters prefetch quota as Istio 1.4's did (fewer Checks; a quota is then no longer exact across proxies)")
 	cfg.Broker.flags(fs)
 	var regs registryFlags
 	regs.flags(fs)

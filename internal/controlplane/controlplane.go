@@ -190,6 +190,7 @@ func Run(ctx context.Context, cfg Config) error {
 	})
 
 	var mix *mixerServer
+	cfg.Mesh.MixerQuotaPrefetch = cfg.Mixer.QuotaPrefetch
 	if cfg.Mixer.Enabled {
 		if authority == nil {
 			return fmt.Errorf("mixer: needs the CA (--ca-dir): proxies call it over mTLS with their mesh identities")

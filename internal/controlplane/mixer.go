@@ -23,6 +23,8 @@ type MixerConfig struct {
 	Enabled bool
 	// Addr is where istio.mixer.v1.Mixer is served over mTLS (Istio's 9091).
 	Addr string
+	// QuotaPrefetch is MeshConfig's MixerQuotaPrefetch.
+	QuotaPrefetch bool
 }
 
 // mixerServer is the Mixer: its service (compiled from each config

@@ -87,9 +87,11 @@ func (g *gen) transport() *clientpb.TransportConfig {
 		report = g.pc.Mesh.MixerCheckServer
 	}
 	return &clientpb.TransportConfig{
-		CheckCluster:          g.pc.Mesh.MixerCheckServer,
-		ReportCluster:         report,
-		NetworkFailPolicy:     &clientpb.NetworkFailPolicy{Policy: policy},
+		CheckCluster:      g.pc.Mesh.MixerCheckServer,
+		ReportCluster:     report,
+		NetworkFailPolicy: &clientpb.NetworkFailPolicy{Policy: policy},
+		// Exact quotas unless prefetch was asked for (Istio prefetched).
+		DisableQuotaCache:     !g.pc.Mesh.MixerQuotaPrefetch,
 		ReportBatchMaxEntries: 100,
 		ReportBatchMaxTime:    durationpb.New(1e9),
 	}

@@ -89,6 +89,11 @@ type MeshConfig struct {
 	// (mastd's own Mixer when empty).
 	DisablePolicyChecks, PolicyCheckFailOpen bool
 	MixerCheckServer, MixerReportServer      string
+	// MixerQuotaPrefetch lets the proxies' Mixer filters prefetch quota
+	// as Istio 1.4's did (disable_quota_cache false): fewer Checks, but a
+	// quota is no longer exact across proxies. Off by default (mastd
+	// --mixer-quota-prefetch).
+	MixerQuotaPrefetch bool
 }
 
 // RevocationList is the PEM X.509 CRLs (one per signing certificate) of

@@ -47,9 +47,12 @@ func newCheckCache(max int) *checkCache {
 	return &checkCache{seed: maphash.MakeSeed(), max: max}
 }
 
-func (c *checkCache) key(b *reqBag, refs []ref) uint64 {
+func (c *checkCache) key(b *reqBag, refs []ref) uint64 { return refsKey(c.seed, b, refs) }
+
+// refsKey hashes b's values of refs.
+func refsKey(seed maphash.Seed, b *reqBag, refs []ref) uint64 {
 	var h maphash.Hash
-	h.SetSeed(c.seed)
+	h.SetSeed(seed)
 	for i := range refs {
 		r := &refs[i]
 		h.WriteString(r.name)

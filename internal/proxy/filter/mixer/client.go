@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -25,6 +27,11 @@ type client struct {
 	enc                       *attribute.Encoder
 	cache                     *checkCache
 	reports                   *batcher
+	// prefetch is Istio's quota cache (prefetch.go), nil when
+	// transport.disable_quota_cache (mastd's default: exact quotas).
+	prefetch *quotaPools
+	fetchIDs atomic.Uint64
+	idPfx    string
 }
 
 // newClient reads a TransportConfig; fields mast-proxy does not carry out
@@ -54,6 +61,10 @@ func newClient(t *clientpb.TransportConfig) (*client, error) {
 		maxTime = time.Second
 	}
 	c.reports = &batcher{max: maxEntries, wait: maxTime, enc: c.enc, dict: dict}
+	if !t.GetDisableQuotaCache() {
+		c.prefetch = newQuotaPools(c.failOpen)
+		c.idPfx = "prefetch-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "-"
+	}
 	return c, nil
 }
 
@@ -90,6 +101,11 @@ func (c *client) check(ctx context.Context, dial func(string) (grpc.ClientConnIn
 			return codes.Code(code), msg, nil
 		}
 	}
+	if len(quotas) > 0 && c.prefetch != nil && c.useCache {
+		if code, msg, ok := c.fromPools(dial, b, quotas, now); ok {
+			return code, msg, nil
+		}
+	}
 	if dial == nil {
 		return 0, "", errNoClient
 	}
@@ -120,6 +136,14 @@ func (c *client) check(ctx context.Context, dial func(string) (grpc.ClientConnIn
 	if code != codes.OK {
 		return code, pre.GetStatus().GetMessage(), nil
 	}
+	if c.prefetch != nil {
+		// The next requests with these quota attributes use pools.
+		for q := range quotas {
+			if res := resp.GetQuotas()[q]; res != nil {
+				c.prefetch.ensure(q, b, res.GetReferencedAttributes(), c.dict)
+			}
+		}
+	}
 	for q, n := range quotas {
 		res := resp.GetQuotas()[q]
 		if res == nil {
@@ -133,6 +157,70 @@ func (c *client) check(ctx context.Context, dial func(string) (grpc.ClientConnIn
 		}
 	}
 	return codes.OK, "", nil
+}
+
+// fromPools answers a quota'd request without the Mixer when the check
+// cache holds its Check's answer and every quota has a pool for it (Istio
+// consulted its quota cache only behind the check cache); ok false sends
+// the request to the Mixer.
+func (c *client) fromPools(dial func(string) (grpc.ClientConnInterface, error), b *reqBag, quotas map[string]int64,
+	now time.Time) (codes.Code, string, bool) {
+	for q := range quotas {
+		if c.prefetch.lookup(q, b) == nil {
+			return 0, "", false
+		}
+	}
+	code, msg, ok := c.cache.lookup(b, now)
+	if !ok {
+		return 0, "", false
+	}
+	if code != int32(codes.OK) {
+		return codes.Code(code), msg, true
+	}
+	for q, n := range quotas {
+		if !c.prefetch.lookup(q, b).check(n, now, c.fetcher(dial, q, b)) {
+			return codes.ResourceExhausted, "Quota is exhausted for: " + q, true
+		}
+	}
+	return codes.OK, "", true
+}
+
+// fetcher asks the Mixer for amounts of quota q in the background, with
+// the attributes of b (encoded when the pool asks) and best effort.
+func (c *client) fetcher(dial func(string) (grpc.ClientConnInterface, error), q string, b *reqBag) fetchFunc {
+	return func(amount int64, done func(int64, time.Duration, error)) {
+		req := &mixerpb.CheckRequest{Attributes: c.enc.Encode(b), GlobalWordCount: uint32(c.dict.Len()),
+			DeduplicationId: c.idPfx + strconv.FormatUint(c.fetchIDs.Add(1), 10),
+			Quotas:          map[string]*mixerpb.CheckRequest_QuotaParams{q: {Amount: amount, BestEffort: true}}}
+		go func() {
+			if dial == nil {
+				done(0, 0, errNoClient)
+				return
+			}
+			conn, err := dial(c.checkTarget)
+			if err != nil {
+				done(0, 0, err)
+				return
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), CheckTimeout)
+			defer cancel()
+			resp, err := mixerpb.NewMixerClient(conn).Check(ctx, req)
+			if err != nil {
+				done(0, 0, err)
+				return
+			}
+			res := resp.GetQuotas()[q]
+			if resp.GetPrecondition().GetStatus().GetCode() != int32(codes.OK) || res.GetStatus().GetCode() != int32(codes.OK) {
+				done(0, 0, nil)
+				return
+			}
+			valid := res.GetValidDuration().AsDuration()
+			if valid <= 0 {
+				valid = time.Second
+			}
+			done(res.GetGrantedAmount(), valid, nil)
+		}()
+	}
 }
 
 // report queues b's attributes for the next batch sent to the Mixer.

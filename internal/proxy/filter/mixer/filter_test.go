@@ -121,7 +121,8 @@ func inbound(t testing.TB, addr string, dest map[string]string, failOpen bool, q
 		sc.QuotaSpec = append(sc.QuotaSpec, &clientpb.QuotaSpec{Rules: []*clientpb.QuotaRule{{Quotas: []*clientpb.Quota{{Quota: q, Charge: 1}}}}})
 	}
 	cfg := &clientpb.HttpClientConfig{
-		Transport: &clientpb.TransportConfig{CheckCluster: addr, NetworkFailPolicy: &clientpb.NetworkFailPolicy{Policy: policy}},
+		Transport: &clientpb.TransportConfig{CheckCluster: addr, NetworkFailPolicy: &clientpb.NetworkFailPolicy{Policy: policy},
+			DisableQuotaCache: true},
 		MixerAttributes: &mixerpb.Attributes{Attributes: map[string]*mixerpb.Attributes_AttributeValue{
 			"destination.labels": labels(dest), "destination.namespace": str("default")}},
 		ServiceConfigs:            map[string]*clientpb.ServiceConfig{"svc": sc},

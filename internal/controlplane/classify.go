@@ -37,6 +37,10 @@ func typesFor(kinds map[config.Kind]struct{}) map[string]struct{} {
 		}
 		for _, t := range ts {
 			out[t] = struct{}{}
+			if t == generate.RouteType {
+				// On-demand virtual hosts are parts of route configurations.
+				out[generate.VirtualHostType] = struct{}{}
+			}
 		}
 	}
 	return out

@@ -18,11 +18,15 @@ const (
 	ListenerType = "type.googleapis.com/envoy.config.listener.v3.Listener"
 	RouteType    = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
 	SecretType   = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
+	// VirtualHostType is VHDS: virtual hosts a route configuration names
+	// vhds for, subscribed to by name ("ROUTECONFIG/HOST"), Delta only.
+	VirtualHostType = "type.googleapis.com/envoy.config.route.v3.VirtualHost"
 )
 
 // pushOrder is Envoy's make-before-break order: clusters before the endpoints
-// they use, listeners before the routes they name. Other types follow, sorted.
-var pushOrder = [...]string{ClusterType, EndpointType, ListenerType, RouteType}
+// they use, listeners before the routes they name, route configurations
+// before their on-demand virtual hosts. Other types follow, sorted.
+var pushOrder = [...]string{ClusterType, EndpointType, ListenerType, RouteType, VirtualHostType}
 
 func orderRank(typeURL string) int {
 	for i, t := range pushOrder {

@@ -442,16 +442,22 @@ func (g *gen) sidecarRoute(name string, build func() *routev3.RouteConfiguration
 		return decorated(), nil
 	}
 	st := g.cache.state(g.pc)
-	key := routeKey{name: name, namespace: g.p.Namespace, none: g.p.InterceptionNone(), grpc: g.grpc, traced: traced,
-		sources: g.sourceBits(st.sourceSelectors), routing: st.routing, services: st.services}
-	if sc := g.scope.Sidecar; sc != nil {
-		key.sidecarID = sidecarID{sc.Spec, sc.Key()}
-	}
+	key := g.routeKey(st, name, traced)
 	m, enc := g.cache.lookup(st, key, func() proto.Message { return decorated() })
 	if m == nil {
 		return nil, nil
 	}
 	return m.(*routev3.RouteConfiguration), enc
+}
+
+// routeKey returns the cache key of the sidecar route configuration name.
+func (g *gen) routeKey(st *cacheState, name string, traced bool) routeKey {
+	key := routeKey{name: name, namespace: g.p.Namespace, none: g.p.InterceptionNone(), grpc: g.grpc, traced: traced,
+		sources: g.sourceBits(st.sourceSelectors), routing: st.routing, services: st.services}
+	if sc := g.scope.Sidecar; sc != nil {
+		key.sidecarID = sidecarID{sc.Spec, sc.Key()}
+	}
+	return key
 }
 
 func (g *gen) sourceBits(selectors []map[string]string) string {

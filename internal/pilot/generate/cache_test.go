@@ -25,10 +25,17 @@ func oracle(t testing.TB, c *Cache, pc *model.PushContext, proxies []fixtureProx
 	t.Helper()
 	for _, fp := range proxies {
 		p := fp.proxy()
-		for _, typ := range allTypes {
+		types := allTypes
+		if p.OnDemandRoutes() {
+			types = append(slices.Clone(allTypes), VirtualHostType)
+		}
+		for _, typ := range types {
 			var names []string
 			if p.IsGRPC() && (typ == ListenerType || typ == RouteType) {
 				names = fp.grpcNames
+			}
+			if typ == VirtualHostType {
+				names = vhdsProbeNames(t, pc, p)
 			}
 			want, err := Generate(pc, p, typ, names)
 			if err != nil {
@@ -78,6 +85,12 @@ func cacheProxies() []fixtureProxy {
 		// differ by sourceLabels and workload selectors
 		fixtureProxy{name: "sidecar_ratings", proxy: func() *model.Proxy { return relabel(productpageProxy(), "10.1.0.5", "ratings", "v1") }},
 		fixtureProxy{name: "sidecar_reviews_v2", proxy: func() *model.Proxy { return relabel(productpageProxy(), "10.1.0.3", "reviews", "v2") }},
+		// sidecars taking their virtual hosts on demand (VHDS)
+		fixtureProxy{name: "sidecar_vhds", proxy: func() *model.Proxy { return onDemand(productpageProxy()) }},
+		fixtureProxy{name: "sidecar_other_vhds", proxy: func() *model.Proxy { return onDemand(otherProxy()) }},
+		fixtureProxy{name: "sidecar_reviews_v2_vhds", proxy: func() *model.Proxy {
+			return onDemand(relabel(productpageProxy(), "10.1.0.3", "reviews", "v2"))
+		}},
 	)
 	return out
 }

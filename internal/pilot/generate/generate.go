@@ -51,6 +51,8 @@ func generate(pc *model.PushContext, p *model.Proxy, typeURL string, names []str
 		out = g.clusters(names)
 	case EndpointType:
 		out = g.endpoints(names)
+	case VirtualHostType:
+		out = g.virtualHosts(names)
 	default:
 		return nil, fmt.Errorf("generate for proxy %s: unsupported type URL %q", p.ID, typeURL)
 	}

@@ -52,6 +52,12 @@ func (g *gen) sidecarRoutes(names []string) []model.XDSResource {
 		if err != nil || port == 0 || port > 65535 {
 			continue
 		}
+		if g.onDemand() {
+			if rc, enc := g.vhdsStub(n); rc != nil {
+				out = append(out, model.XDSResource{Name: rc.Name, Resource: rc, Encoded: enc})
+			}
+			continue
+		}
 		rc, enc := g.sidecarRoute(n, func() *routev3.RouteConfiguration { return g.portRoute(uint32(port)) })
 		out = append(out, model.XDSResource{Name: rc.Name, Resource: rc, Encoded: enc})
 	}

@@ -279,3 +279,13 @@ func (e *Encoded) Get(encode func() (*anypb.Any, uint64, error)) (*anypb.Any, ui
 // GenerateFunc generates the resources of one xDS type for a proxy. names are
 // the resource names the proxy subscribed to; empty means all (wildcard).
 type GenerateFunc func(pc *PushContext, p *Proxy, typeURL string, names []string) ([]XDSResource, error)
+
+// OnDemandRoutes reports whether the proxy asked for its sidecar route
+// configurations' virtual hosts on demand (node metadata MAST_VHDS "true"):
+// it then gets each "PORT" route configuration without virtual hosts, with
+// VHDS over ADS, and subscribes to "PORT/HOST" virtual hosts as it meets
+// hosts. Only the incremental (Delta) protocol can carry them.
+func (p *Proxy) OnDemandRoutes() bool { return p.Metadata[OnDemandRoutesKey] == "true" }
+
+// OnDemandRoutesKey is the node metadata key of Proxy.OnDemandRoutes.
+const OnDemandRoutesKey = "MAST_VHDS"

@@ -1,0 +1,167 @@
+package generate
+
+import (
+	"strconv"
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/mast-mesh/mast/internal/pilot/model"
+)
+
+// VirtualHostType is VHDS's type URL: virtual hosts served on demand, over
+// the incremental protocol only, to proxies whose route configurations say
+// vhds (model.Proxy.OnDemandRoutes).
+const VirtualHostType = "type.googleapis.com/envoy.config.route.v3.VirtualHost"
+
+// onDemand reports whether the proxy's "PORT" route configurations carry
+// VHDS instead of their virtual hosts: a capturing sidecar that asked for it.
+func (g *gen) onDemand() bool {
+	return g.p.OnDemandRoutes() && !g.grpc && g.p.Type == model.SidecarProxy && !g.p.InterceptionNone()
+}
+
+// vhdsKey is the cache key of what on-demand routing derives from a cached
+// route configuration: its VHDS stub (vhost "") or the virtual host served
+// for one VHDS resource name. Both are functions of the route configuration
+// and the name alone, so the route configuration's key is their inputs.
+type vhdsKey struct {
+	route routeKey
+	vhost string
+}
+
+// derived returns what fn derives from the proxy's route configuration rc
+// ("PORT"), through the cache when there is one.
+func (g *gen) derived(rcName, vhost string, fn func(*routev3.RouteConfiguration) proto.Message) (proto.Message, *model.Encoded) {
+	port, err := strconv.ParseUint(rcName, 10, 32)
+	if err != nil || port == 0 || port > 65535 || rcName != itoa(uint32(port)) {
+		return nil, nil
+	}
+	build := func() proto.Message {
+		rc, _ := g.sidecarRoute(rcName, func() *routev3.RouteConfiguration { return g.portRoute(uint32(port)) })
+		if rc == nil {
+			return nil
+		}
+		return fn(rc)
+	}
+	if g.cache == nil {
+		m := build()
+		if m == nil || isNilMessage(m) {
+			return nil, nil
+		}
+		return m, nil
+	}
+	st := g.cache.state(g.pc)
+	key := vhdsKey{route: g.routeKey(st, rcName, g.pc.Tracing(g.p) != nil), vhost: vhost}
+	return g.cache.lookup(st, key, build)
+}
+
+// vhdsStub is route configuration name as sent to an on-demand proxy: the
+// full one without its virtual hosts, which VHDS serves over ADS.
+func (g *gen) vhdsStub(name string) (*routev3.RouteConfiguration, *model.Encoded) {
+	m, enc := g.derived(name, "", func(rc *routev3.RouteConfiguration) proto.Message {
+		stub := &routev3.RouteConfiguration{}
+		shallowCopy(stub, rc, "virtual_hosts")
+		stub.Vhds = &routev3.Vhds{ConfigSource: &corev3.ConfigSource{
+			ConfigSourceSpecifier: &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}},
+			ResourceApiVersion:    corev3.ApiVersion_V3,
+		}}
+		return stub
+	})
+	if m == nil {
+		return nil, nil
+	}
+	return m.(*routev3.RouteConfiguration), enc
+}
+
+// virtualHosts returns the VHDS resources names asks for, each
+// "ROUTECONFIG/HOST" (Envoy's naming: split at the last '/'). The resource
+// is the virtual host of the full route configuration that HOST selects,
+// as the proxy would select it (exact domain, longest suffix wildcard,
+// longest prefix wildcard, "*"), named by the resource name and with HOST
+// as its only domain: one resource per host the proxy met, so the proxy's
+// merged table never has a domain twice and a host that first fell to a
+// wildcard gets its own virtual host once a service claims it. A name that
+// selects nothing (no "*" virtual host) is absent: the server then lists
+// it as removed, which tells the proxy it does not exist.
+func (g *gen) virtualHosts(names []string) []model.XDSResource {
+	if !g.onDemand() {
+		return nil
+	}
+	var out []model.XDSResource
+	for _, n := range names {
+		i := strings.LastIndexByte(n, '/')
+		if i <= 0 || i == len(n)-1 {
+			continue
+		}
+		host := n[i+1:]
+		m, enc := g.derived(n[:i], n, func(rc *routev3.RouteConfiguration) proto.Message {
+			vh := selectVirtualHost(rc.VirtualHosts, strings.ToLower(host))
+			if vh == nil {
+				return (*routev3.VirtualHost)(nil)
+			}
+			own := &routev3.VirtualHost{}
+			shallowCopy(own, vh, "name", "domains")
+			own.Name, own.Domains = n, []string{host}
+			return own
+		})
+		if m == nil {
+			continue
+		}
+		out = append(out, model.XDSResource{Name: n, Resource: m, Encoded: enc})
+	}
+	return out
+}
+
+// selectVirtualHost picks the virtual host for a lower-case host the way
+// Envoy (and mast-proxy) do.
+func selectVirtualHost(vhs []*routev3.VirtualHost, host string) *routev3.VirtualHost {
+	var suffix, prefix, any *routev3.VirtualHost
+	suffixLen, prefixLen := -1, -1
+	for _, vh := range vhs {
+		for _, d := range vh.Domains {
+			d = strings.ToLower(d)
+			switch {
+			case d == "*":
+				if any == nil {
+					any = vh
+				}
+			case strings.HasPrefix(d, "*"):
+				if fix := d[1:]; len(host) > len(fix) && strings.HasSuffix(host, fix) && len(fix) > suffixLen {
+					suffix, suffixLen = vh, len(fix)
+				}
+			case strings.HasSuffix(d, "*"):
+				if fix := d[:len(d)-1]; len(host) > len(fix) && strings.HasPrefix(host, fix) && len(fix) > prefixLen {
+					prefix, prefixLen = vh, len(fix)
+				}
+			case d == host:
+				return vh
+			}
+		}
+	}
+	switch {
+	case suffix != nil:
+		return suffix
+	case prefix != nil:
+		return prefix
+	}
+	return any
+}
+
+// shallowCopy sets every populated field of src but the skipped ones on dst
+// (same message type), sharing their values: generated messages are never
+// modified once built.
+func shallowCopy(dst, src proto.Message, skip ...protoreflect.Name) {
+	d := dst.ProtoReflect()
+	src.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		for _, s := range skip {
+			if fd.Name() == s {
+				return true
+			}
+		}
+		d.Set(fd, v)
+		return true
+	})
+}

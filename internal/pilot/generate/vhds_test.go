@@ -1,0 +1,179 @@
+package generate
+
+import (
+	"bytes"
+	"slices"
+	"strings"
+	"testing"
+
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+
+	"github.com/mast-mesh/mast/internal/pilot/model"
+)
+
+func onDemand(p *model.Proxy) *model.Proxy {
+	p.Metadata[model.OnDemandRoutesKey] = "true"
+	return p
+}
+
+// vhdsProbeNames are the VHDS names an on-demand proxy could ask for: every
+// domain of every virtual host of its full "PORT" route configurations (as
+// generated for the same proxy without on-demand routing), in their case
+// and in upper case, hosts only the catch-all takes, and names that select
+// nothing.
+func vhdsProbeNames(t testing.TB, pc *model.PushContext, p *model.Proxy) []string {
+	t.Helper()
+	full := fullRoutes(t, pc, p)
+	var out []string
+	for _, rc := range full {
+		for _, vh := range rc.VirtualHosts {
+			for _, d := range vh.Domains {
+				if d == "*" {
+					continue
+				}
+				out = append(out, rc.Name+"/"+d, rc.Name+"/"+strings.ToUpper(d))
+			}
+		}
+		out = append(out, rc.Name+"/unknown.example.com", rc.Name+"/unknown.example.com:"+rc.Name)
+	}
+	out = append(out, "9/nothing-on-this-port", "http_proxy/x", "no-slash", "80/", "/x")
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// fullRoutes returns p's "PORT" route configurations as a proxy without
+// on-demand routing gets them.
+func fullRoutes(t testing.TB, pc *model.PushContext, p *model.Proxy) []*routev3.RouteConfiguration {
+	t.Helper()
+	plain := *p
+	plain.Metadata = map[string]string{}
+	for k, v := range p.Metadata {
+		if k != model.OnDemandRoutesKey {
+			plain.Metadata[k] = v
+		}
+	}
+	rs, err := Generate(pc, &plain, RouteType, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*routev3.RouteConfiguration
+	for _, r := range rs {
+		if strings.IndexByte(r.Name, ':') < 0 && r.Name != httpProxyRouteName {
+			out = append(out, r.Resource.(*routev3.RouteConfiguration))
+		}
+	}
+	return out
+}
+
+// TestOnDemandRoutesServeWhatFullRoutesServe: an on-demand proxy's route
+// configurations carry VHDS and no virtual hosts, and for every host the
+// proxy may meet — including one it meets first (a miss), in any case, and
+// one only the catch-all takes — the virtual host served on demand routes
+// exactly as the full route configuration's selected virtual host does.
+func TestOnDemandRoutesServeWhatFullRoutesServe(t *testing.T) {
+	pc := bookinfoPush()
+	for _, mk := range []func() *model.Proxy{productpageProxy, otherProxy} {
+		p := onDemand(mk())
+		rs, err := Generate(pc, p, RouteType, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		full := fullRoutes(t, pc, p)
+		if len(full) == 0 {
+			t.Fatalf("%s: no port route configurations", p.ID)
+		}
+		stubs := map[string]*routev3.RouteConfiguration{}
+		for _, r := range rs {
+			rc := r.Resource.(*routev3.RouteConfiguration)
+			stubs[rc.Name] = rc
+		}
+		for _, rc := range full {
+			stub := stubs[rc.Name]
+			if stub == nil || len(stub.VirtualHosts) != 0 || stub.GetVhds().GetConfigSource().GetAds() == nil {
+				t.Fatalf("%s: route configuration %s for an on-demand proxy: %v, want VHDS over ADS and no virtual hosts", p.ID, rc.Name, stub)
+			}
+		}
+		names := vhdsProbeNames(t, pc, p)
+		got, err := Generate(pc, p, VirtualHostType, names)
+		if err != nil {
+			t.Fatal(err)
+		}
+		byName := map[string]*routev3.VirtualHost{}
+		for _, r := range got {
+			byName[r.Name] = r.Resource.(*routev3.VirtualHost)
+		}
+		checked := 0
+		for _, rc := range full {
+			for _, n := range names {
+				rcName, host, _ := strings.Cut(n, "/")
+				if rcName != rc.Name || host == "" {
+					continue
+				}
+				want := selectVirtualHost(rc.VirtualHosts, strings.ToLower(host))
+				vh := byName[n]
+				if want == nil {
+					if vh != nil {
+						t.Fatalf("%s: %s selects nothing in the full routes but was served", p.ID, n)
+					}
+					continue
+				}
+				if vh == nil {
+					t.Fatalf("%s: %s not served (full routes select %s)", p.ID, n, want.Name)
+				}
+				if vh.Name != n || !slices.Equal(vh.Domains, []string{host}) {
+					t.Fatalf("%s: %s served as name %q domains %v", p.ID, n, vh.Name, vh.Domains)
+				}
+				a, b := &routev3.VirtualHost{Routes: vh.Routes}, &routev3.VirtualHost{Routes: want.Routes}
+				if !bytes.Equal(wire(t, a), wire(t, b)) {
+					t.Fatalf("%s: %s routes differ from the full route configuration's %s", p.ID, n, want.Name)
+				}
+				if strings.HasPrefix(host, "unknown.") && !slices.Equal(want.Domains, []string{"*"}) {
+					t.Fatalf("%s: %s selected %s, want the catch-all", p.ID, n, want.Name)
+				}
+				checked++
+			}
+		}
+		if checked < 20 {
+			t.Fatalf("%s: only %d names checked", p.ID, checked)
+		}
+		for _, bad := range []string{"9/nothing-on-this-port", "http_proxy/x", "no-slash", "80/", "/x"} {
+			if _, ok := byName[bad]; ok && !strings.HasPrefix(bad, "9/") {
+				t.Fatalf("%s: %q served", p.ID, bad)
+			}
+		}
+	}
+}
+
+// TestOnDemandRoutesOnlyForCapturingSidecars: gateways, proxyless gRPC and
+// sidecars without capture keep full route configurations and get no
+// virtual hosts on demand, whatever their metadata says.
+func TestOnDemandRoutesOnlyForCapturingSidecars(t *testing.T) {
+	pc := bookinfoPush()
+	for _, mk := range []func() *model.Proxy{gatewayProxy, grpcProxy, reviewsNoneProxy} {
+		p := onDemand(mk())
+		plain := mk()
+		names := []string{"8080/x"}
+		if p.IsGRPC() {
+			names = fixtureProxies[3].grpcNames
+		}
+		a, err := Generate(pc, p, RouteType, names[:len(names):len(names)])
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := Generate(pc, plain, RouteType, names)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(namesOf(a), namesOf(b)) {
+			t.Fatalf("%s: routes %v, want %v", p.ID, namesOf(a), namesOf(b))
+		}
+		for i := range a {
+			if !bytes.Equal(wire(t, a[i].Resource), wire(t, b[i].Resource)) {
+				t.Fatalf("%s: route %s differs with on-demand metadata", p.ID, a[i].Name)
+			}
+		}
+		if vh, _ := Generate(pc, p, VirtualHostType, []string{"80/productpage.default.svc.cluster.local"}); len(vh) != 0 {
+			t.Fatalf("%s: served virtual hosts %v", p.ID, namesOf(vh))
+		}
+	}
+}

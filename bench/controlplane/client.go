@@ -16,8 +16,10 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/mast-mesh/mast/internal/pilot/generate"
+	"github.com/mast-mesh/mast/internal/pilot/model"
 )
 
 // Protocol is the ADS variant a simulated proxy speaks.
@@ -27,6 +29,8 @@ type Protocol string
 const (
 	SotW  Protocol = "sotw"  // StreamAggregatedResources
 	Delta Protocol = "delta" // DeltaAggregatedResources
+	// DeltaVHDS is Delta with on-demand virtual hosts (FleetConfig.OnDemand).
+	DeltaVHDS Protocol = "delta+vhds"
 )
 
 const (
@@ -34,6 +38,7 @@ const (
 	eds
 	lds
 	rds
+	vhds
 	numTypes
 )
 
@@ -47,6 +52,8 @@ func typeIndex(typeURL string) int {
 		return lds
 	case generate.RouteType:
 		return rds
+	case generate.VirtualHostType:
+		return vhds
 	}
 	return -1
 }
@@ -60,6 +67,38 @@ type FleetConfig struct {
 	// Parallel bounds how many proxies fetch their initial configuration at
 	// once, as a fleet rolls out gradually; 0 means 20.
 	Parallel int
+	// OnDemand (Delta only) makes every proxy ask for its virtual hosts on
+	// demand (VHDS): its route configurations come without virtual hosts,
+	// and it subscribes to the ones of the services it calls (CalledHosts).
+	OnDemand bool
+}
+
+// OnDemandCalls is how many services an OnDemand proxy calls.
+const OnDemandCalls = 10
+
+// CalledHosts are the hosts ("HOST:PORT") proxy k of a mesh of services
+// calls when it takes its virtual hosts on demand: service 0, the one every
+// config change alters (so every proxy must receive each change, the worst
+// case for on-demand routing), and OnDemandCalls-1 others spread over the mesh.
+func CalledHosts(k, services int) []string {
+	out := []string{Hostname(0) + ":8080"}
+	for j := 1; j < OnDemandCalls && j < services; j++ {
+		i := (k*7 + j*97) % services
+		if i == 0 {
+			i = j
+		}
+		out = append(out, Hostname(i)+":8080")
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// types are the types the fleet's proxies receive.
+func (cfg FleetConfig) types() []string {
+	if cfg.OnDemand {
+		return CountedTypes
+	}
+	return XDSTypes
 }
 
 // Fleet is a set of simulated proxies, each with its own gRPC connection and
@@ -105,7 +144,7 @@ func Connect(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
 	for i := range f.clients {
 		f.clients[i] = &client{f: f, idx: i}
 	}
-	initial := f.Expect(XDSTypes...)
+	initial := f.Expect(cfg.types()...)
 	sem := make(chan struct{}, cfg.Parallel)
 	perClient := make([]chan struct{}, cfg.Clients)
 	for i := range perClient {
@@ -189,7 +228,7 @@ func (f *Fleet) Totals() map[string]Counter {
 	out := map[string]Counter{}
 	for _, c := range f.clients {
 		for ti := range numTypes {
-			k := ShortType(XDSTypes[ti])
+			k := ShortType(CountedTypes[ti])
 			t := out[k]
 			t.Responses += c.types[ti].responses
 			t.Bytes += c.types[ti].bytes
@@ -301,6 +340,9 @@ func (f *Fleet) acked(c *client, ti int, version string, at time.Time) {
 
 func (c *client) run(ctx context.Context) error {
 	node := Node(c.idx, c.f.cfg.Services)
+	if c.f.cfg.OnDemand {
+		node.Metadata.Fields[model.OnDemandRoutesKey] = structpb.NewStringValue("true")
+	}
 	ads := discoveryv3.NewAggregatedDiscoveryServiceClient(c.conn)
 	if c.f.cfg.Protocol == Delta {
 		stream, err := ads.DeltaAggregatedResources(ctx)
@@ -387,6 +429,7 @@ func (c *client) runSotW(send func(*discoveryv3.DiscoveryRequest) error, recv fu
 func (c *client) runDelta(send func(*discoveryv3.DeltaDiscoveryRequest) error, recv func() (*discoveryv3.DeltaDiscoveryResponse, error)) error {
 	refsOf := [numTypes]map[string][]string{cds: {}, lds: {}} // resource -> names it references
 	subscribed := [numTypes]map[string]struct{}{eds: {}, rds: {}}
+	vhdsAsked := map[string]struct{}{} // route configurations whose virtual hosts were asked for
 	if err := send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: generate.ClusterType}); err != nil {
 		return err
 	}
@@ -403,6 +446,25 @@ func (c *client) runDelta(send func(*discoveryv3.DeltaDiscoveryRequest) error, r
 			return fmt.Errorf("unexpected type %q", resp.TypeUrl)
 		}
 		c.f.received(c, ti, resp.SystemVersionInfo, proto.Size(resp), time.Now())
+		if ti == rds && c.f.cfg.OnDemand {
+			// Ask for the virtual hosts of the called services of every
+			// route configuration, once (Envoy asks as requests arrive).
+			req := &discoveryv3.DeltaDiscoveryRequest{TypeUrl: generate.VirtualHostType}
+			for _, r := range resp.Resources {
+				if _, ok := vhdsAsked[r.Name]; ok {
+					continue
+				}
+				vhdsAsked[r.Name] = struct{}{}
+				for _, h := range CalledHosts(c.idx, c.f.cfg.Services) {
+					req.ResourceNamesSubscribe = append(req.ResourceNamesSubscribe, r.Name+"/"+h)
+				}
+			}
+			if len(req.ResourceNamesSubscribe) > 0 {
+				if err := send(req); err != nil {
+					return err
+				}
+			}
+		}
 		if ti == cds || ti == lds {
 			dep := eds
 			if ti == lds {

@@ -199,16 +199,26 @@ func TestFleetSeesChangesFromMastd(t *testing.T) {
 	}{
 		{SotW, map[string]int64{"cds": 0, "eds": 0, "lds": 0, "rds": 1}},
 		{Delta, map[string]int64{"cds": 0, "eds": 0, "lds": 0, "rds": 1}},
+		// on demand: the route configurations (VHDS stubs) are unchanged;
+		// only the changed service's virtual host is sent
+		{DeltaVHDS, map[string]int64{"cds": 0, "eds": 0, "lds": 0, "rds": 0, "vhds": 1}},
 	} {
 		t.Run(string(tc.proto), func(t *testing.T) {
 			const clients = 3
-			f, err := Connect(ctx, FleetConfig{Addr: srv.XDSAddr(), Protocol: tc.proto, Clients: clients, Services: 3})
+			fc := FleetConfig{Addr: srv.XDSAddr(), Protocol: tc.proto, Clients: clients, Services: 3}
+			want := []string{generate.RouteType} // a VirtualService change alters routes only
+			if tc.proto == DeltaVHDS {
+				fc.Protocol, fc.OnDemand = Delta, true
+				want = []string{generate.VirtualHostType}
+			}
+			// Connect waits for every type, virtual hosts included: the
+			// on-demand proxies' first subscriptions (misses) are served.
+			f, err := Connect(ctx, fc)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			want := []string{generate.RouteType} // a VirtualService change alters routes only
-			gen := map[Protocol]int{SotW: 100, Delta: 200}[tc.proto]
+			gen := map[Protocol]int{SotW: 100, Delta: 200, DeltaVHDS: 300}[tc.proto]
 			change := func(gen int) {
 				t.Helper()
 				e := f.Expect(want...)
@@ -231,7 +241,7 @@ func TestFleetSeesChangesFromMastd(t *testing.T) {
 			// ordered, so any LDS/RDS wrongly pushed for the endpoint change
 			// has arrived once the second config change is ACKed.
 			e := f.Expect(generate.EndpointType)
-			alt := map[Protocol]int{SotW: EndpointsPerService - 1, Delta: -1}[tc.proto]
+			alt := map[Protocol]int{SotW: EndpointsPerService - 1, Delta: -1, DeltaVHDS: EndpointsPerService - 1}[tc.proto]
 			if err := WriteFileAtomic(ServiceFile(dir, 0), ServiceYAML(0, alt)); err != nil {
 				t.Fatal(err)
 			}
@@ -241,6 +251,14 @@ func TestFleetSeesChangesFromMastd(t *testing.T) {
 			afterEDS := f.Totals()
 			if got := afterEDS["eds"].Responses - afterFull["eds"].Responses; got != clients {
 				t.Errorf("endpoint change: %d EDS responses, want %d", got, clients)
+			}
+			if tc.proto == DeltaVHDS {
+				if b := (afterFull["vhds"].Bytes - before["vhds"].Bytes) / clients; b > 4096 {
+					t.Errorf("config change: %d B of virtual hosts per proxy, want one virtual host's (< 4 KB)", b)
+				}
+				if b := afterFull["rds"].Bytes - before["rds"].Bytes; b != 0 {
+					t.Errorf("config change: %d B of route configurations sent to on-demand proxies", b)
+				}
 			}
 			change(gen + 1)
 			afterSecond := f.Totals()

@@ -20,7 +20,11 @@ import (
 // XDSTypes are the four types a sidecar receives, in push order.
 var XDSTypes = []string{generate.ClusterType, generate.EndpointType, generate.ListenerType, generate.RouteType}
 
-// ShortType returns "cds", "eds", "lds" or "rds".
+// CountedTypes are the types the fleet counts: XDSTypes and the on-demand
+// virtual hosts (VHDS) of FleetConfig.OnDemand proxies.
+var CountedTypes = append(XDSTypes[:len(XDSTypes):len(XDSTypes)], generate.VirtualHostType)
+
+// ShortType returns "cds", "eds", "lds", "rds" or "vhds".
 func ShortType(typeURL string) string {
 	switch typeURL {
 	case generate.ClusterType:
@@ -31,6 +35,8 @@ func ShortType(typeURL string) string {
 		return "lds"
 	case generate.RouteType:
 		return "rds"
+	case generate.VirtualHostType:
+		return "vhds"
 	}
 	return typeURL
 }

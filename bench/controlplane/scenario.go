@@ -178,7 +178,11 @@ func (s *scenario) round(ctx context.Context, r *RoundResult) error {
 	}
 	start := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
-	f, err := Connect(cctx, FleetConfig{Addr: s.srv.XDSAddr(), Protocol: r.Protocol, Clients: r.Clients, Services: s.cfg.Services})
+	fc := FleetConfig{Addr: s.srv.XDSAddr(), Protocol: r.Protocol, Clients: r.Clients, Services: s.cfg.Services}
+	if r.Protocol == DeltaVHDS {
+		fc.Protocol, fc.OnDemand = Delta, true
+	}
+	f, err := Connect(cctx, fc)
 	cancel()
 	if err != nil {
 		return err
@@ -216,6 +220,11 @@ func (s *scenario) round(ctx context.Context, r *RoundResult) error {
 	// limited by kind either way), so every proxy is complete once it has
 	// ACKed new routes.
 	want := []string{generate.RouteType}
+	if fc.OnDemand {
+		// On-demand proxies hold the changed service's virtual host, not a
+		// route configuration with every virtual host: that is what changes.
+		want = []string{generate.VirtualHostType}
+	}
 	roundStart := time.Now()
 	minChanges := s.cfg.MinChanges
 	if s.cfg.FullRound != nil && s.cfg.FullRound(r.Services, r.Clients) {
@@ -296,7 +305,7 @@ func (s *scenario) series(ctx context.Context, f *Fleet, clients int, want []str
 	if n == 0 {
 		return res, nil
 	}
-	for _, t := range XDSTypes {
+	for _, t := range CountedTypes {
 		k := ShortType(t)
 		d := Counter{Responses: after[k].Responses - before[k].Responses, Bytes: after[k].Bytes - before[k].Bytes}
 		if d.Responses > 0 {

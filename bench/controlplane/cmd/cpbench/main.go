@@ -39,7 +39,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	full := fs.Bool("full", false, "every combination, longer rounds")
 	services := fs.String("services", "100,1000,10000", "mesh sizes (services, 5 endpoints each)")
 	clients := fs.String("clients", "10,100,1000", "connected proxies per round")
-	protocols := fs.String("protocols", "sotw,delta", "ADS variants")
+	protocols := fs.String("protocols", "sotw,delta", "ADS variants: sotw, delta, delta+vhds (Delta with on-demand virtual hosts)")
 	genSizes := fs.String("generate", "100,1000,10000", "mesh sizes for the in-process generation benchmark; empty skips it")
 	changes := fs.Int("changes", 20, "config changes timed per round")
 	minChanges := fs.Int("min-changes", 0, "changes per round even past -budget (default 3 quick, 5 full)")
@@ -98,10 +98,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var protos []cpb.Protocol
 	for _, p := range strings.Split(*protocols, ",") {
 		switch cpb.Protocol(p) {
-		case cpb.SotW, cpb.Delta:
+		case cpb.SotW, cpb.Delta, cpb.DeltaVHDS:
 			protos = append(protos, cpb.Protocol(p))
 		default:
-			fmt.Fprintf(stderr, "cpbench: -protocols: %q is not sotw or delta\n", p)
+			fmt.Fprintf(stderr, "cpbench: -protocols: %q is not sotw, delta or delta+vhds\n", p)
 			return 2
 		}
 	}

@@ -98,7 +98,7 @@ func (g *gen) virtualHosts(names []string) []model.XDSResource {
 		}
 		host := n[i+1:]
 		m, enc := g.derived(n[:i], n, func(rc *routev3.RouteConfiguration) proto.Message {
-			vh := selectVirtualHost(rc.VirtualHosts, strings.ToLower(host))
+			vh := g.domainIndex(rc).lookup(strings.ToLower(host))
 			if vh == nil {
 				return (*routev3.VirtualHost)(nil)
 			}
@@ -113,6 +113,51 @@ func (g *gen) virtualHosts(names []string) []model.XDSResource {
 		out = append(out, model.XDSResource{Name: n, Resource: m, Encoded: enc})
 	}
 	return out
+}
+
+// domainIndex indexes a route configuration's domains, so that each
+// on-demand name is selected in constant time instead of a scan of every
+// domain (a 1,000-service configuration has ~10,000).
+type domainIndex struct {
+	exact    map[string]*routev3.VirtualHost
+	wildcard []*routev3.VirtualHost // the virtual hosts with a wildcard domain
+}
+
+type domainIndexKey struct{ rc *routev3.RouteConfiguration }
+
+// domainIndex returns rc's index, built once per push context for a
+// route configuration shared through the cache.
+func (g *gen) domainIndex(rc *routev3.RouteConfiguration) *domainIndex {
+	build := func() any {
+		x := &domainIndex{exact: map[string]*routev3.VirtualHost{}}
+		for _, vh := range rc.VirtualHosts {
+			wild := false
+			for _, d := range vh.Domains {
+				if strings.IndexByte(d, '*') >= 0 {
+					wild = true
+					continue
+				}
+				if _, dup := x.exact[strings.ToLower(d)]; !dup {
+					x.exact[strings.ToLower(d)] = vh
+				}
+			}
+			if wild {
+				x.wildcard = append(x.wildcard, vh)
+			}
+		}
+		return x
+	}
+	if g.cache == nil {
+		return build().(*domainIndex)
+	}
+	return g.pc.Memo(domainIndexKey{rc}, build).(*domainIndex)
+}
+
+func (x *domainIndex) lookup(host string) *routev3.VirtualHost {
+	if vh, ok := x.exact[host]; ok {
+		return vh
+	}
+	return selectVirtualHost(x.wildcard, host)
 }
 
 // selectVirtualHost picks the virtual host for a lower-case host the way

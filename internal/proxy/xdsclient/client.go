@@ -68,6 +68,7 @@ type Client struct {
 	// per-type state survives reconnects: last accepted version and names.
 	state map[string]*typeState
 	delta map[string]*deltaState
+	od    *onDemand
 }
 
 type typeState struct {
@@ -104,11 +105,12 @@ func New(cfg Config, h Handler) *Client {
 	if cfg.Credentials == nil {
 		cfg.Credentials = insecure.NewCredentials()
 	}
-	c := &Client{cfg: cfg, h: h, log: cfg.Logger, state: map[string]*typeState{}, delta: map[string]*deltaState{}}
+	c := &Client{cfg: cfg, h: h, log: cfg.Logger, state: map[string]*typeState{}, delta: map[string]*deltaState{}, od: newOnDemand()}
 	for _, t := range order {
 		c.state[t] = &typeState{}
 		c.delta[t] = &deltaState{resources: map[string]*anypb.Any{}, versions: map[string]string{}}
 	}
+	c.delta[xdsparse.VirtualHostType] = &deltaState{resources: map[string]*anypb.Any{}, versions: map[string]string{}}
 	return c
 }
 

@@ -54,6 +54,13 @@ func (c *Client) deltaStream(ctx context.Context, ads discoveryv3.AggregatedDisc
 		ds.sent = true
 		send(req)
 	}
+	if req := c.od.streamStarted(send); req != nil {
+		if first {
+			req.Node = c.cfg.Node
+		}
+		send(req)
+	}
+	defer c.od.streamEnded()
 	c.connected.Store(true)
 	defer c.connected.Store(false)
 	for {
@@ -128,6 +135,9 @@ func (c *Client) handleDelta(resp *discoveryv3.DeltaDiscoveryResponse, send func
 		c.acks.Add(1)
 	}
 	send(ack)
+	if t == xdsparse.VirtualHostType {
+		c.od.answered(resp)
+	}
 }
 
 // diff returns the names to subscribe (in want, not in have) and to

@@ -146,6 +146,10 @@ var routeRules = rules(
 	ruleRow{"envoy.config.route.v3.RouteConfiguration", honoured, "name virtual_hosts request_headers_to_add request_headers_to_remove response_headers_to_add response_headers_to_remove"},
 	// validate_clusters: a route to an unknown cluster answers 503 at request time, as Envoy does when it is false.
 	ruleRow{"envoy.config.route.v3.RouteConfiguration", cosmetic, "validate_clusters"},
+	// vhds: virtual hosts on demand over ADS (Delta); other sources are refused in ParseRouteConfiguration.
+	ruleRow{"envoy.config.route.v3.RouteConfiguration", honoured, "vhds"},
+	ruleRow{"envoy.config.route.v3.Vhds", honoured, "config_source"},
+	ruleRow{"envoy.config.core.v3.ConfigSource", honoured, "ads resource_api_version"},
 	ruleRow{"envoy.config.route.v3.VirtualHost", honoured, "name domains routes require_tls request_headers_to_add request_headers_to_remove " +
 		"response_headers_to_add response_headers_to_remove retry_policy"},
 	ruleRow{"envoy.config.route.v3.VirtualHost", parsedApart, "typed_per_filter_config"},

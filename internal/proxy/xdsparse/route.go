@@ -1,6 +1,7 @@
 package xdsparse
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"regexp"
@@ -27,6 +28,12 @@ type RouteTable struct {
 	suffix       []domainEntry // "*.example.com", longest first
 	prefix       []domainEntry // "example.*", longest first
 	any          *VirtualHost
+	// VHDS says that virtual hosts missing from the table are asked for on
+	// demand over ADS ("NAME/HOST"); OnDemand counts the ones it holds.
+	VHDS     bool
+	OnDemand int
+	inline   []*VirtualHost // the route configuration's own virtual hosts
+	filters  map[string]any // route-configuration level per-filter configs
 }
 
 type domainEntry struct {
@@ -276,43 +283,103 @@ func ParseRouteConfiguration(rc *routev3.RouteConfiguration) (*RouteTable, error
 	if err != nil {
 		return nil, fmt.Errorf("route configuration %q: %w", rc.GetName(), err)
 	}
+	if v := rc.GetVhds(); v != nil {
+		if v.GetConfigSource().GetAds() == nil {
+			return nil, fmt.Errorf("route configuration %q: vhds.config_source: only ads is supported", rc.GetName())
+		}
+		t.VHDS = true
+	}
 	reg := builtin.Registry()
 	tableFilters, err := reg.PerRoute(rc.GetTypedPerFilterConfig())
 	if err != nil {
 		return nil, fmt.Errorf("route configuration %q: %w", rc.GetName(), err)
 	}
+	t.filters = tableFilters
 	for i, pvh := range rc.GetVirtualHosts() {
 		vh, err := parseVirtualHost(pvh, reg, tableFilters)
 		if err != nil {
 			return nil, fmt.Errorf("route configuration %q: virtual_hosts[%d] %q: %w", rc.GetName(), i, pvh.GetName(), err)
 		}
-		t.VirtualHosts = append(t.VirtualHosts, vh)
-		for _, d := range vh.Domains {
-			d = strings.ToLower(d)
-			switch {
-			case d == "*":
-				if t.any != nil {
-					return nil, fmt.Errorf("route configuration %q: virtual host %q: domain \"*\" already used by %q", rc.GetName(), vh.Name, t.any.Name)
-				}
-				t.any = vh
-			case strings.HasPrefix(d, "*"):
-				t.suffix = append(t.suffix, domainEntry{fix: d[1:], vh: vh})
-			case strings.HasSuffix(d, "*"):
-				t.prefix = append(t.prefix, domainEntry{fix: d[:len(d)-1], vh: vh})
-			default:
-				if o, dup := t.exact[d]; dup {
-					return nil, fmt.Errorf("route configuration %q: virtual host %q: domain %q already used by %q", rc.GetName(), vh.Name, d, o.Name)
-				}
-				t.exact[d] = vh
+		if err := t.add(vh); err != nil {
+			return nil, err
+		}
+	}
+	t.inline = t.VirtualHosts
+	t.sortWildcards()
+	return t, nil
+}
+
+// add indexes vh's domains.
+func (t *RouteTable) add(vh *VirtualHost) error {
+	for _, d := range vh.Domains {
+		d = strings.ToLower(d)
+		switch {
+		case d == "*":
+			if t.any != nil {
+				return fmt.Errorf("route configuration %q: virtual host %q: domain \"*\" already used by %q", t.Name, vh.Name, t.any.Name)
+			}
+		case strings.HasPrefix(d, "*"), strings.HasSuffix(d, "*"):
+		default:
+			if o, dup := t.exact[d]; dup {
+				return fmt.Errorf("route configuration %q: virtual host %q: domain %q already used by %q", t.Name, vh.Name, d, o.Name)
 			}
 		}
 	}
+	t.VirtualHosts = append(t.VirtualHosts, vh)
+	for _, d := range vh.Domains {
+		d = strings.ToLower(d)
+		switch {
+		case d == "*":
+			t.any = vh
+		case strings.HasPrefix(d, "*"):
+			t.suffix = append(t.suffix, domainEntry{fix: d[1:], vh: vh})
+		case strings.HasSuffix(d, "*"):
+			t.prefix = append(t.prefix, domainEntry{fix: d[:len(d)-1], vh: vh})
+		default:
+			t.exact[d] = vh
+		}
+	}
+	return nil
+}
+
+func (t *RouteTable) sortWildcards() {
 	byLen := func(s []domainEntry) {
 		sort.SliceStable(s, func(i, j int) bool { return len(s[i].fix) > len(s[j].fix) })
 	}
 	byLen(t.suffix)
 	byLen(t.prefix)
-	return t, nil
+}
+
+// WithOnDemand returns a copy of the VHDS table t holding its own virtual
+// hosts and vhs, the ones received on demand for it. A virtual host that
+// does not parse or whose domain is taken is left out, and named in the
+// error.
+func (t *RouteTable) WithOnDemand(vhs []*routev3.VirtualHost) (*RouteTable, error) {
+	n := &RouteTable{Name: t.Name, Headers: t.Headers, VHDS: t.VHDS, inline: t.inline, filters: t.filters, exact: map[string]*VirtualHost{}}
+	for _, vh := range t.inline {
+		if err := n.add(vh); err != nil {
+			return nil, err // parsed together before: cannot clash
+		}
+	}
+	reg := builtin.Registry()
+	var errs []error
+	for _, pvh := range vhs {
+		if err := checkFields(pvh, routeRules); err != nil {
+			errs = append(errs, fmt.Errorf("virtual host %q: %w", pvh.GetName(), err))
+			continue
+		}
+		vh, err := parseVirtualHost(pvh, reg, t.filters)
+		if err == nil {
+			err = n.add(vh)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("virtual host %q: %w", pvh.GetName(), err))
+			continue
+		}
+		n.OnDemand++
+	}
+	n.sortWildcards()
+	return n, errors.Join(errs...)
 }
 
 func parseVirtualHost(p *routev3.VirtualHost, reg *filter.Registry, tableFilters map[string]any) (*VirtualHost, error) {

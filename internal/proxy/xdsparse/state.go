@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"sort"
+	"strings"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
@@ -21,6 +23,9 @@ const (
 	RouteType    = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
 	ClusterType  = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 	EndpointType = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+	// VirtualHostType is VHDS: virtual hosts of route configurations that
+	// say vhds, asked for on demand ("ROUTECONFIG/HOST"), Delta only.
+	VirtualHostType = "type.googleapis.com/envoy.config.route.v3.VirtualHost"
 )
 
 // Snapshot is one immutable, consistent view of everything accepted so far.
@@ -30,6 +35,9 @@ type Snapshot struct {
 	Routes    map[string]*RouteTable
 	Clusters  map[string]*Cluster
 	Endpoints map[string]*EndpointSet
+	// VirtualHosts are the virtual hosts received on demand (VHDS), by
+	// resource name; Routes' VHDS tables hold them parsed.
+	VirtualHosts map[string]*routev3.VirtualHost
 	// Raw holds the accepted resources' encoded bytes by type URL and
 	// name, for config dumps and change detection (only the bytes: the
 	// Any around them is not kept).
@@ -41,8 +49,8 @@ type Snapshot struct {
 // EmptySnapshot returns a snapshot with nothing in it.
 func EmptySnapshot() *Snapshot {
 	s := &Snapshot{Listeners: map[string]*Listener{}, Routes: map[string]*RouteTable{}, Clusters: map[string]*Cluster{},
-		Endpoints: map[string]*EndpointSet{}, Raw: map[string]map[string][]byte{}, Versions: map[string]string{}}
-	for _, t := range []string{ListenerType, RouteType, ClusterType, EndpointType} {
+		Endpoints: map[string]*EndpointSet{}, VirtualHosts: map[string]*routev3.VirtualHost{}, Raw: map[string]map[string][]byte{}, Versions: map[string]string{}}
+	for _, t := range []string{ListenerType, RouteType, ClusterType, EndpointType, VirtualHostType} {
 		s.Raw[t] = map[string][]byte{}
 	}
 	return s
@@ -88,8 +96,11 @@ func sortedKeys(m map[string]bool) []string {
 // the response is the complete set: names it lacks are removed. For routes and
 // endpoints it adds or replaces; entries nobody references any more are dropped.
 func Apply(prev *Snapshot, typeURL, version string, resources []*anypb.Any) (*Snapshot, error) {
+	if typeURL == VirtualHostType {
+		return applyVirtualHosts(prev, version, resources)
+	}
 	next := &Snapshot{Listeners: prev.Listeners, Routes: prev.Routes, Clusters: prev.Clusters, Endpoints: prev.Endpoints,
-		Raw: maps.Clone(prev.Raw), Versions: maps.Clone(prev.Versions)}
+		VirtualHosts: prev.VirtualHosts, Raw: maps.Clone(prev.Raw), Versions: maps.Clone(prev.Versions)}
 	var errs []error
 	seen := map[string]bool{}
 	full := typeURL == ListenerType || typeURL == ClusterType
@@ -138,6 +149,11 @@ func Apply(prev *Snapshot, typeURL, version string, resources []*anypb.Any) (*Sn
 		raw[name] = a.GetValue()
 	}
 	next.Raw[typeURL] = raw
+	if typeURL == RouteType {
+		if err := mergeOnDemand(next, nil); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if typeURL == ListenerType {
 		next.Routes = prune(next.Routes, next.RouteNames(), next.Raw, RouteType)
 	}
@@ -249,4 +265,85 @@ func applyOne(next *Snapshot, typeURL string, a *anypb.Any) (string, error) {
 		return es.Name, nil
 	}
 	return "", fmt.Errorf("type %s: not supported", typeURL)
+}
+
+// applyVirtualHosts takes the complete set of virtual hosts received on
+// demand (the Delta client's merged view) and rebuilds the VHDS tables.
+func applyVirtualHosts(prev *Snapshot, version string, resources []*anypb.Any) (*Snapshot, error) {
+	next := &Snapshot{Listeners: prev.Listeners, Routes: maps.Clone(prev.Routes), Clusters: prev.Clusters, Endpoints: prev.Endpoints,
+		VirtualHosts: make(map[string]*routev3.VirtualHost, len(resources)), Raw: maps.Clone(prev.Raw), Versions: maps.Clone(prev.Versions)}
+	raw := make(map[string][]byte, len(resources))
+	var errs []error
+	for i, a := range resources {
+		if a.GetTypeUrl() != VirtualHostType {
+			errs = append(errs, fmt.Errorf("resources[%d]: type %s in a %s response", i, a.GetTypeUrl(), VirtualHostType))
+			continue
+		}
+		var m routev3.VirtualHost
+		if err := proto.Unmarshal(a.GetValue(), &m); err != nil {
+			errs = append(errs, fmt.Errorf("virtual host: decode: %w", err))
+			continue
+		}
+		if strings.LastIndexByte(m.GetName(), '/') <= 0 {
+			errs = append(errs, fmt.Errorf("virtual host %q: name is not ROUTECONFIG/HOST", m.GetName()))
+			continue
+		}
+		next.VirtualHosts[m.GetName()] = &m
+		raw[m.GetName()] = a.GetValue()
+	}
+	next.Raw[VirtualHostType] = raw
+	if err := mergeOnDemand(next, prev); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) == 0 {
+		next.Versions[VirtualHostType] = version
+	}
+	return next, errors.Join(errs...)
+}
+
+// mergeOnDemand rebuilds every VHDS route table of next from its own
+// virtual hosts and next.VirtualHosts (next.Routes is next's own copy).
+// With prev, only tables whose on-demand virtual hosts changed are rebuilt.
+func mergeOnDemand(next, prev *Snapshot) error {
+	byTable := map[string][]*routev3.VirtualHost{}
+	for _, n := range slices.Sorted(maps.Keys(next.VirtualHosts)) {
+		i := strings.LastIndexByte(n, '/')
+		byTable[n[:i]] = append(byTable[n[:i]], next.VirtualHosts[n])
+	}
+	var errs []error
+	for name, t := range next.Routes {
+		if !t.VHDS {
+			continue
+		}
+		vhs := byTable[name]
+		if prev != nil && !vhostsChanged(name, prev, next) {
+			continue
+		}
+		merged, err := t.WithOnDemand(vhs)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if merged != nil {
+			next.Routes[name] = merged
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// vhostsChanged reports whether table's on-demand virtual hosts differ
+// between prev and next.
+func vhostsChanged(table string, prev, next *Snapshot) bool {
+	in := func(n string) bool { i := strings.LastIndexByte(n, '/'); return n[:i] == table }
+	a, b := prev.Raw[VirtualHostType], next.Raw[VirtualHostType]
+	for n, v := range b {
+		if in(n) && !bytes.Equal(a[n], v) {
+			return true
+		}
+	}
+	for n := range a {
+		if _, ok := b[n]; !ok && in(n) {
+			return true
+		}
+	}
+	return false
 }

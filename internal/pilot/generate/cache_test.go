@@ -88,6 +88,8 @@ func cacheProxies() []fixtureProxy {
 		// sidecars taking their virtual hosts on demand (VHDS)
 		fixtureProxy{name: "sidecar_vhds", proxy: func() *model.Proxy { return onDemand(productpageProxy()) }},
 		fixtureProxy{name: "sidecar_other_vhds", proxy: func() *model.Proxy { return onDemand(otherProxy()) }},
+		fixtureProxy{name: "sidecar_none_vhds", proxy: func() *model.Proxy { return onDemand(reviewsNoneProxy()) }},
+		fixtureProxy{name: "sidecar_none_egress_vhds", proxy: func() *model.Proxy { return onDemand(egressNoneProxy()) }},
 		fixtureProxy{name: "sidecar_reviews_v2_vhds", proxy: func() *model.Proxy {
 			return onDemand(relabel(productpageProxy(), "10.1.0.3", "reviews", "v2"))
 		}},

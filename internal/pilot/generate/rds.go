@@ -37,6 +37,12 @@ func (g *gen) sidecarRoutes(names []string) []model.XDSResource {
 	}
 	var out []model.XDSResource
 	for _, n := range names {
+		if n == httpProxyRouteName && g.onDemand() {
+			if rc, enc := g.vhdsStub(n); rc != nil {
+				out = append(out, model.XDSResource{Name: rc.Name, Resource: rc, Encoded: enc})
+			}
+			continue
+		}
 		if n == httpProxyRouteName {
 			rc, enc := g.sidecarRoute(n, g.httpProxyRoute)
 			out = append(out, model.XDSResource{Name: rc.Name, Resource: rc, Encoded: enc})

@@ -17,10 +17,12 @@ import (
 // vhds (model.Proxy.OnDemandRoutes).
 const VirtualHostType = "type.googleapis.com/envoy.config.route.v3.VirtualHost"
 
-// onDemand reports whether the proxy's "PORT" route configurations carry
-// VHDS instead of their virtual hosts: a capturing sidecar that asked for it.
+// onDemand reports whether the proxy's outbound route configurations
+// ("PORT" with capture, "http_proxy" without) carry VHDS instead of their
+// virtual hosts: a sidecar that asked for it. Bound egress ports' route
+// configurations are scoped by their Sidecar already and stay whole.
 func (g *gen) onDemand() bool {
-	return g.p.OnDemandRoutes() && !g.grpc && g.p.Type == model.SidecarProxy && !g.p.InterceptionNone()
+	return g.p.OnDemandRoutes() && !g.grpc && g.p.Type == model.SidecarProxy
 }
 
 // vhdsKey is the cache key of what on-demand routing derives from a cached
@@ -35,12 +37,20 @@ type vhdsKey struct {
 // derived returns what fn derives from the proxy's route configuration rc
 // ("PORT"), through the cache when there is one.
 func (g *gen) derived(rcName, vhost string, fn func(*routev3.RouteConfiguration) proto.Message) (proto.Message, *model.Encoded) {
-	port, err := strconv.ParseUint(rcName, 10, 32)
-	if err != nil || port == 0 || port > 65535 || rcName != itoa(uint32(port)) {
+	full := g.httpProxyRoute
+	switch none := g.p.InterceptionNone(); {
+	case none && rcName == httpProxyRouteName:
+	case none:
 		return nil, nil
+	default:
+		port, err := strconv.ParseUint(rcName, 10, 32)
+		if err != nil || port == 0 || port > 65535 || rcName != itoa(uint32(port)) {
+			return nil, nil
+		}
+		full = func() *routev3.RouteConfiguration { return g.portRoute(uint32(port)) }
 	}
 	build := func() proto.Message {
-		rc, _ := g.sidecarRoute(rcName, func() *routev3.RouteConfiguration { return g.portRoute(uint32(port)) })
+		rc, _ := g.sidecarRoute(rcName, full)
 		if rc == nil {
 			return nil
 		}

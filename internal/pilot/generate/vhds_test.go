@@ -36,7 +36,7 @@ func vhdsProbeNames(t testing.TB, pc *model.PushContext, p *model.Proxy) []strin
 		}
 		out = append(out, rc.Name+"/unknown.example.com", rc.Name+"/unknown.example.com:"+rc.Name)
 	}
-	out = append(out, "9/nothing-on-this-port", "http_proxy/x", "no-slash", "80/", "/x")
+	out = append(out, "9/nothing-on-this-port", "no-slash", "80/", "/x")
 	slices.Sort(out)
 	return slices.Compact(out)
 }
@@ -58,7 +58,7 @@ func fullRoutes(t testing.TB, pc *model.PushContext, p *model.Proxy) []*routev3.
 	}
 	var out []*routev3.RouteConfiguration
 	for _, r := range rs {
-		if strings.IndexByte(r.Name, ':') < 0 && r.Name != httpProxyRouteName {
+		if strings.IndexByte(r.Name, ':') < 0 {
 			out = append(out, r.Resource.(*routev3.RouteConfiguration))
 		}
 	}
@@ -72,7 +72,7 @@ func fullRoutes(t testing.TB, pc *model.PushContext, p *model.Proxy) []*routev3.
 // exactly as the full route configuration's selected virtual host does.
 func TestOnDemandRoutesServeWhatFullRoutesServe(t *testing.T) {
 	pc := bookinfoPush()
-	for _, mk := range []func() *model.Proxy{productpageProxy, otherProxy} {
+	for _, mk := range []func() *model.Proxy{productpageProxy, otherProxy, reviewsNoneProxy} {
 		p := onDemand(mk())
 		rs, err := Generate(pc, p, RouteType, nil)
 		if err != nil {
@@ -136,7 +136,7 @@ func TestOnDemandRoutesServeWhatFullRoutesServe(t *testing.T) {
 		if checked < 20 {
 			t.Fatalf("%s: only %d names checked", p.ID, checked)
 		}
-		for _, bad := range []string{"9/nothing-on-this-port", "http_proxy/x", "no-slash", "80/", "/x"} {
+		for _, bad := range []string{"9/nothing-on-this-port", "no-slash", "80/", "/x"} {
 			if _, ok := byName[bad]; ok && !strings.HasPrefix(bad, "9/") {
 				t.Fatalf("%s: %q served", p.ID, bad)
 			}
@@ -144,12 +144,12 @@ func TestOnDemandRoutesServeWhatFullRoutesServe(t *testing.T) {
 	}
 }
 
-// TestOnDemandRoutesOnlyForCapturingSidecars: gateways, proxyless gRPC and
-// sidecars without capture keep full route configurations and get no
-// virtual hosts on demand, whatever their metadata says.
-func TestOnDemandRoutesOnlyForCapturingSidecars(t *testing.T) {
+// TestOnDemandRoutesOnlyForSidecars: gateways and proxyless gRPC keep full
+// route configurations and get no virtual hosts on demand, whatever their
+// metadata says.
+func TestOnDemandRoutesOnlyForSidecars(t *testing.T) {
 	pc := bookinfoPush()
-	for _, mk := range []func() *model.Proxy{gatewayProxy, grpcProxy, reviewsNoneProxy} {
+	for _, mk := range []func() *model.Proxy{gatewayProxy, grpcProxy} {
 		p := onDemand(mk())
 		plain := mk()
 		names := []string{"8080/x"}

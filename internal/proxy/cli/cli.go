@@ -102,6 +102,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		logLevel  = fs.String("log-level", "info", "debug, info, warn or error")
 		logJSON   = fs.Bool("log-json", false, "log JSON lines")
 		delta     = fs.Bool("xds-delta", false, "use incremental (Delta) xDS instead of state of the world")
+		onDemand  = fs.Bool("on-demand-routes", false, "take sidecar route configurations' virtual hosts on demand (VHDS, needs --xds-delta): a request to a host the proxy has no virtual host for waits for mastd's answer")
 	)
 	var meta multiFlag
 	fs.Var(&meta, "meta", "node metadata KEY=VALUE (repeatable), e.g. INTERCEPTION_MODE=NONE")
@@ -154,6 +155,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	if af.enabled() {
 		md[WorkloadCertMeta] = "true" // the control plane may then give this proxy mTLS
+	}
+	if *onDemand {
+		if !*delta {
+			return fmt.Errorf("--on-demand-routes: needs --xds-delta (VHDS is carried by the incremental protocol only)")
+		}
+		md[xdsclient.OnDemandRoutesMeta] = "true"
 	}
 	node, err := xdsclient.BuildNode(xdsclient.NodeConfig{ID: *nodeID, Type: *typ, IP: *ip, Name: *name, Namespace: *namespace,
 		DNSDomain: *domain, Labels: lbl, Meta: md})

@@ -198,6 +198,11 @@ func New(cfg Config) *Proxy {
 	p.http.Overload = p.overload
 	p.xds = xdsclient.New(xdsclient.Config{Address: cfg.XDSAddress, Node: cfg.Node, Logger: cfg.Logger.With("component", "xds"),
 		BackoffMax: cfg.XDSBackoffMax, Delta: cfg.XDSDelta, Credentials: cfg.XDSCredentials, MaxRecvMsgSize: cfg.XDSMaxRecvMsgSize}, p)
+	if cfg.XDSDelta {
+		p.http.OnDemand = func(ctx context.Context, routeConfig, host string) error {
+			return p.xds.OnDemand(ctx, routeConfig+"/"+host)
+		}
+	}
 	return p
 }
 

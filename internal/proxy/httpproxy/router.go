@@ -215,6 +215,9 @@ func (s *Server) handle(ctx context.Context, req *dsRequest, w responseWriter, h
 	if table == nil && cfg != nil {
 		table = cfg.Routes[hcm.RDSName]
 	}
+	if table != nil && table.VHDS && s.OnDemand != nil && table.VirtualHostFor(req.authority) == nil {
+		table = s.onDemand(ctx, table, hcm.RDSName, req.authority)
+	}
 	var route *xdsparse.Route
 	if table != nil {
 		in := xdsparse.Input{Authority: req.authority, Method: req.method, Scheme: req.scheme, Path: path, Headers: req.header}
@@ -466,4 +469,33 @@ func applyResponseOps(h *headers.List, ops []*xdsparse.HeaderOps, vars *opVars) 
 			}
 		}
 	}
+}
+
+// DefaultOnDemandTimeout bounds how long a request waits for its virtual
+// host to arrive on demand.
+const DefaultOnDemandTimeout = 5 * time.Second
+
+// onDemand asks for the virtual host of authority in the VHDS table and
+// returns the table to route with: the one holding the answer, or table
+// when the answer did not come (the request then gets no route, 404).
+func (s *Server) onDemand(ctx context.Context, table *xdsparse.RouteTable, rdsName, authority string) *xdsparse.RouteTable {
+	d := s.OnDemandTimeout
+	if d <= 0 {
+		d = DefaultOnDemandTimeout
+	}
+	s.Stats.OnDemand.Add(1)
+	octx, cancel := context.WithTimeout(ctx, d)
+	err := s.OnDemand(octx, table.Name, strings.ToLower(authority))
+	cancel()
+	if err != nil {
+		s.Stats.OnDemandFailed.Add(1)
+		s.log.Debug("on-demand virtual host not received", "route_config", table.Name, "host", authority, "err", err)
+		return table
+	}
+	if cfg := s.cfg.Load(); cfg != nil {
+		if t := cfg.Routes[rdsName]; t != nil {
+			return t
+		}
+	}
+	return table
 }

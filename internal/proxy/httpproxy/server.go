@@ -53,6 +53,9 @@ type Stats struct {
 	Mirrored, MirrorSkipped atomic.Uint64
 	// CxFlood counts HTTP/2 connections closed for flooding (h2flood.go).
 	CxFlood atomic.Uint64
+	// OnDemand counts requests that asked for their virtual host on demand
+	// (VHDS); OnDemandFailed those whose answer did not come in time.
+	OnDemand, OnDemandFailed atomic.Uint64
 }
 
 // Server serves HTTP connections for any number of listeners.
@@ -73,7 +76,12 @@ type Server struct {
 	BufferLimit int
 	// Overload, when set, sheds requests under memory pressure.
 	Overload *overload.Manager
-	draining atomic.Bool
+	// OnDemand, when set, is asked for the virtual host of a host that a
+	// VHDS route table has none for (Envoy's on-demand VHDS); it returns
+	// once the answer is applied. The request waits at most OnDemandTimeout.
+	OnDemand        func(ctx context.Context, routeConfig, host string) error
+	OnDemandTimeout time.Duration
+	draining        atomic.Bool
 	// drainCtx ends when Drain is called: HTTP/2 connections then go away
 	// gracefully and idle HTTP/1 connections close.
 	drainCtx context.Context

@@ -12,6 +12,10 @@ import (
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
 )
 
+// OnDemandRoutesMeta is the node metadata key ("true") with which a proxy
+// asks mastd for VHDS route configurations (mastd's model.OnDemandRoutesKey).
+const OnDemandRoutesMeta = "MAST_VHDS"
+
 // ErrNoStream is returned by OnDemand when no Delta stream is up to ask on.
 var ErrNoStream = errors.New("xds: no incremental stream to ask on")
 

@@ -64,6 +64,8 @@ func collect(src Source) []stat {
 	add("http_downstream_rq_timeout", int64(h.RqTimeout.Load()), counter)
 	add("http_downstream_rq_retry", int64(h.RqRetry.Load()), counter)
 	add("http_no_route", int64(h.RqNoRoute.Load()), counter)
+	add("http_on_demand_vhds", int64(h.OnDemand.Load()), counter)
+	add("http_on_demand_vhds_failed", int64(h.OnDemandFailed.Load()), counter)
 	add("http_downstream_rq_rejected", int64(h.RqRejected.Load()), counter)
 	add("http_downstream_cx_upgrades_total", int64(h.Upgrades.Load()), counter)
 	add("http_rq_mirrored", int64(h.Mirrored.Load()), counter)

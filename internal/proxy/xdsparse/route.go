@@ -311,19 +311,28 @@ func ParseRouteConfiguration(rc *routev3.RouteConfiguration) (*RouteTable, error
 
 // add indexes vh's domains.
 func (t *RouteTable) add(vh *VirtualHost) error {
+	own := map[string]bool{}
 	for _, d := range vh.Domains {
 		d = strings.ToLower(d)
 		switch {
 		case d == "*":
-			if t.any != nil {
-				return fmt.Errorf("route configuration %q: virtual host %q: domain \"*\" already used by %q", t.Name, vh.Name, t.any.Name)
+			if t.any != nil || own[d] {
+				by := vh.Name
+				if t.any != nil {
+					by = t.any.Name
+				}
+				return fmt.Errorf("route configuration %q: virtual host %q: domain \"*\" already used by %q", t.Name, vh.Name, by)
 			}
 		case strings.HasPrefix(d, "*"), strings.HasSuffix(d, "*"):
 		default:
 			if o, dup := t.exact[d]; dup {
 				return fmt.Errorf("route configuration %q: virtual host %q: domain %q already used by %q", t.Name, vh.Name, d, o.Name)
 			}
+			if own[d] {
+				return fmt.Errorf("route configuration %q: virtual host %q: domain %q already used by %q", t.Name, vh.Name, d, vh.Name)
+			}
 		}
+		own[d] = true
 	}
 	t.VirtualHosts = append(t.VirtualHosts, vh)
 	for _, d := range vh.Domains {

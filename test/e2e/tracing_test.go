@@ -137,6 +137,8 @@ func TestTracingBookinfoJaeger(t *testing.T) {
 		t.Skip("needs Jaeger all-in-one v1.76.0: run scripts/build-jaeger.sh (.ci/run does)")
 	}
 	m := &mesh{t: t, stateDir: t.TempDir(), monitor: "127.0.0.1:15014", gateway: "http://127.0.0.1:8080"}
+	// Read by the environment custom tag below: the proxies inherit it.
+	t.Setenv("MAST_E2E_TAG_ENV", "from-env")
 	m.up = startBinary(t, copyBinary(t, "mast"), "up", "--state-dir", m.stateDir, "--addons", "jaeger")
 	waitLine(t, m.up, "Press Ctrl-C to stop", 2*time.Minute)
 	if !strings.Contains(m.up.Output(), "Jaeger           http://"+localmesh.JaegerUIAddr) {
@@ -244,6 +246,10 @@ spec:
     randomSamplingPercentage: 100
     customTags:
       e2e: {literal: {value: zipkin-run}}
+      e2e-ua: {header: {name: user-agent, defaultValue: no-ua}}
+      e2e-no-header: {header: {name: x-mast-e2e-absent, defaultValue: header-default}}
+      e2e-env: {environment: {name: MAST_E2E_TAG_ENV, defaultValue: no-env}}
+      e2e-env-default: {environment: {name: MAST_E2E_TAG_UNSET, defaultValue: env-default}}
 ---
 apiVersion: telemetry.istio.io/v1
 kind: Telemetry
@@ -268,6 +274,16 @@ spec:
 						for _, h := range hs {
 							if h.service == "ratings.default" {
 								t.Fatalf("ratings reported a span with disableSpanReporting: %+v", hs)
+							}
+						}
+						// Header and environment custom tags, with their defaults.
+						tags := map[string]any{}
+						for _, tg := range s.Tags {
+							tags[tg.Key] = tg.Value
+						}
+						for k, want := range map[string]string{"e2e-ua": ua, "e2e-no-header": "header-default", "e2e-env": "from-env", "e2e-env-default": "env-default"} {
+							if got := fmt.Sprint(tags[k]); got != want {
+								t.Errorf("span %s: custom tag %s = %q, want %q", s.OperationName, k, got, want)
 							}
 						}
 						return nil

@@ -58,7 +58,7 @@ type Config struct {
 	// MaxFetches+2 connections to Consul, far below a Consul agent's
 	// default limit of 200 per client (limits.http_max_conns_per_client).
 	MaxFetches int
-	Logger           *slog.Logger
+	Logger     *slog.Logger
 }
 
 // Registry follows a Consul catalog. Build it with New, then Run it.

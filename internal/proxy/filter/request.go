@@ -39,6 +39,25 @@ type Conn struct {
 	// and to the downstream; only tcp_proxy counts them (see
 	// [CloseFilter]).
 	Received, Sent atomic.Int64
+	// Meta is the connection's dynamic metadata, recorded by the network
+	// filters for the ones after them (rbac's shadow result for ext_authz).
+	Meta []Meta
+}
+
+// AddMeta records dynamic metadata on the connection.
+func (c *Conn) AddMeta(filter, key, value string) {
+	c.Meta = append(c.Meta, Meta{Filter: filter, Key: key, Value: value})
+}
+
+// LookupMeta returns the value of a filter's dynamic metadata key: the
+// latest recorded, as Envoy's metadata merge keeps the last write.
+func LookupMeta(meta []Meta, filter, key string) (string, bool) {
+	for i := len(meta) - 1; i >= 0; i-- {
+		if meta[i].Filter == filter && meta[i].Key == key {
+			return meta[i].Value, true
+		}
+	}
+	return "", false
 }
 
 // SetPrincipal sets Principal and the namespace and service account a

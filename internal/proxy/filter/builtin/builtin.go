@@ -23,6 +23,7 @@ func Registry() *filter.Registry {
 	g.AddHTTP(&filter.HTTPFactory{Name: rbac.Name, TypeURL: rbac.TypeURL, New: rbac.New,
 		PerRouteTypeURLs: []string{rbac.PerRouteURL}, PerRoute: rbac.PerRoute})
 	g.AddNetwork(&filter.NetworkFactory{Name: rbac.NetworkName, TypeURL: rbac.NetworkTypeURL, New: rbac.NewNetwork})
+	g.AddNetwork(&filter.NetworkFactory{Name: extauthz.NetworkName, TypeURL: extauthz.NetworkTypeURL, New: extauthz.NewNetwork})
 	g.AddHTTP(&filter.HTTPFactory{Name: fault.Name, TypeURL: fault.TypeURL, New: fault.New,
 		PerRouteTypeURLs: []string{fault.TypeURL}, PerRoute: fault.PerRoute})
 	g.AddHTTP(&filter.HTTPFactory{Name: mixer.Name, TypeURL: mixer.TypeURL, New: mixer.New})

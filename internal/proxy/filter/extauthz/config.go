@@ -86,6 +86,20 @@ type MetadataMatcher struct {
 	Invert      bool
 }
 
+// matches reports whether the dynamic metadata meta satisfies m (the
+// latest value of the key, as Envoy's merged metadata holds); a nil m
+// matches everything.
+func (m *MetadataMatcher) matches(meta []filter.Meta) bool {
+	if m == nil {
+		return true
+	}
+	v, found := filter.LookupMeta(meta, m.Filter, m.Key)
+	if found && m.Value != nil {
+		found = m.Value.Match(v)
+	}
+	return found != m.Invert
+}
+
 // matchList is a ListStringMatcher; nil means not configured.
 type matchList []match.String
 

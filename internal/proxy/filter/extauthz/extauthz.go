@@ -72,7 +72,7 @@ func NewFromConfig(name string, cfg *Config) filter.HTTPFilter {
 	f := &Filter{name: name, cfg: cfg}
 	if cfg.GRPC != nil {
 		f.grpc = newGRPCConn(cfg.GRPC)
-		f.grpc.cleanupWith(f)
+		cleanupWith(f.grpc, f)
 	}
 	if cfg.Body != nil {
 		return bodyFilter{f}
@@ -117,20 +117,7 @@ const (
 )
 
 // enabled reports whether filter_enabled_metadata selects the request.
-func (f *Filter) enabled(r *filter.Request) bool {
-	m := f.cfg.Enabled
-	if m == nil {
-		return true
-	}
-	found := false
-	for _, md := range r.Meta {
-		if md.Filter == m.Filter && md.Key == m.Key {
-			found = m.Value == nil || m.Value.Match(md.Value)
-			break
-		}
-	}
-	return found != m.Invert
-}
+func (f *Filter) enabled(r *filter.Request) bool { return f.cfg.Enabled.matches(r.Meta) }
 
 // DecodeHeaders checks the request (or leaves it to DecodeBody when the
 // body is to be sent).

@@ -21,9 +21,9 @@ import (
 	"github.com/mast-mesh/mast/internal/proxy/headers"
 )
 
-// cleanupWith closes the connection once owner is unreachable (the
-// listener configuration that built the filter was replaced).
-func (g *grpcConn) cleanupWith(owner *Filter) {
+// cleanupWith closes the connection once owner (a *Filter or *Network) is
+// unreachable (the listener configuration that built it was replaced).
+func cleanupWith[T any](g *grpcConn, owner *T) {
 	runtime.AddCleanup(owner, func(g *grpcConn) { g.close() }, g)
 }
 
@@ -66,15 +66,7 @@ func (f *Filter) checkGRPC(ctx context.Context, r *filter.Request, body []byte, 
 	if err != nil {
 		return outcome{}, err
 	}
-	req := f.checkRequest(r, body, partial)
-	if md := f.cfg.GRPC.Metadata; len(md) > 0 {
-		kv := make([]string, 0, 2*len(md))
-		for _, m := range md {
-			kv = append(kv, m[0], m[1])
-		}
-		ctx = metadata.AppendToOutgoingContext(ctx, kv...)
-	}
-	resp, err := authv3.NewAuthorizationClient(conn).Check(ctx, req)
+	resp, err := authv3.NewAuthorizationClient(conn).Check(outgoing(ctx, f.cfg.GRPC), f.checkRequest(r, body, partial))
 	if err != nil {
 		return outcome{}, err
 	}
@@ -117,14 +109,33 @@ func (f *Filter) checkRequest(r *filter.Request, body []byte, partial bool) *aut
 	attrs := &authv3.AttributeContext{
 		Request: &authv3.AttributeContext_Request{Time: timestamppb.New(time.Now()), Http: hr},
 	}
-	if c := r.Conn; c != nil {
-		attrs.Source = &authv3.AttributeContext_Peer{Address: socketAddress(c.Remote.Addr().String(), uint32(c.Remote.Port())), Principal: c.Principal}
-		attrs.Destination = &authv3.AttributeContext_Peer{Address: socketAddress(c.Local.Addr().String(), uint32(c.Local.Port()))}
-		if f.cfg.IncludeTLSSession && c.TLS {
-			attrs.TlsSession = &authv3.AttributeContext_TLSSession{Sni: c.SNI}
-		}
+	if r.Conn != nil {
+		connAttributes(attrs, r.Conn, f.cfg.IncludeTLSSession)
 	}
 	return &authv3.CheckRequest{Attributes: attrs}
+}
+
+// connAttributes sets the connection's peers as Envoy does: the source's
+// address and the principal of its verified certificate, the destination's
+// address, and with tlsSession the SNI of a TLS connection.
+func connAttributes(attrs *authv3.AttributeContext, c *filter.Conn, tlsSession bool) {
+	attrs.Source = &authv3.AttributeContext_Peer{Address: socketAddress(c.Remote.Addr().String(), uint32(c.Remote.Port())), Principal: c.Principal}
+	attrs.Destination = &authv3.AttributeContext_Peer{Address: socketAddress(c.Local.Addr().String(), uint32(c.Local.Port()))}
+	if tlsSession && c.TLS {
+		attrs.TlsSession = &authv3.AttributeContext_TLSSession{Sni: c.SNI}
+	}
+}
+
+// outgoing adds the service's initial_metadata to a call's context.
+func outgoing(ctx context.Context, s *GRPCService) context.Context {
+	if len(s.Metadata) == 0 {
+		return ctx
+	}
+	kv := make([]string, 0, 2*len(s.Metadata))
+	for _, m := range s.Metadata {
+		kv = append(kv, m[0], m[1])
+	}
+	return metadata.AppendToOutgoingContext(ctx, kv...)
 }
 
 func socketAddress(ip string, port uint32) *corev3.Address {

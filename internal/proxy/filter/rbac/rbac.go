@@ -215,8 +215,21 @@ func (f *Filter) DecodeHeaders(_ context.Context, r *filter.Request) filter.Stat
 	return r.LocalReply(403, DeniedBody, "RBAC")
 }
 
-// OnConnect enforces the rules on a new connection.
+// OnConnect records the shadow rules' result in the connection's dynamic
+// metadata (as Envoy does: what the network ext_authz filter of a CUSTOM
+// policy reads) and enforces the rules on a new connection.
 func (n *Network) OnConnect(c *filter.Conn) filter.Status {
+	if n.shadow != nil {
+		ok, name := n.shadow.decide(nil, c)
+		result := "allowed"
+		if !ok {
+			result = "denied"
+		}
+		if name != "" {
+			c.AddMeta(NetworkName, n.shadowPrefix+"shadow_effective_policy_id", name)
+		}
+		c.AddMeta(NetworkName, n.shadowPrefix+"shadow_engine_result", result)
+	}
 	if n.rules == nil || n.rules.Action == Log {
 		return filter.Continue
 	}

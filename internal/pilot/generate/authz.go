@@ -95,7 +95,7 @@ func (g *gen) authzApplies(ns string, ap *security.AuthorizationPolicy) bool {
 // rbacSet collects the enforced and dry-run policies of one action.
 type rbacSet struct {
 	action         rbacv3.RBAC_Action
-	custom         bool // CUSTOM: ext_authz on HTTP, DENY (fail closed) on TCP
+	custom         bool // CUSTOM: shadow rules selecting ext_authz (extauthz.go)
 	enforced       bool // some policy of this action is enforced (an ALLOW with no rule denies all)
 	rules, shadow  map[string]*rbacv3.Policy
 	hasShadowAllow bool
@@ -118,10 +118,10 @@ func (g *gen) authzFilters(policies []authzPolicy, forTCP bool) []*rbacSet {
 			case security.AuthorizationPolicy_AUDIT:
 				s.action = rbacv3.RBAC_LOG
 			default:
-				// DENY, and CUSTOM: on HTTP chains customHTTPFilters makes
-				// these the shadow rules that select ext_authz; on TCP
-				// chains (no network ext_authz) the requests a CUSTOM
-				// policy selects are denied (fail closed; validation says so).
+				// DENY, and CUSTOM: customHTTPFilters and
+				// customNetworkFilters make these the shadow rules that
+				// select ext_authz (an HTTP-only field is ignored on TCP:
+				// the rule selects more connections, as in istiod).
 				s.action = rbacv3.RBAC_DENY
 				s.custom = act == security.AuthorizationPolicy_CUSTOM
 			}

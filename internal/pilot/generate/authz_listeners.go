@@ -23,6 +23,10 @@ func (g *gen) securityFilters() (httpFilters []*hcmv3.HttpFilter, tcpFilters []*
 		}
 	}
 	for _, s := range g.authzFilters(policies, true) {
+		if s.custom {
+			tcpFilters = append(tcpFilters, g.customNetworkFilters(s, policies)...)
+			continue
+		}
 		if f := s.networkFilter(); f != nil {
 			tcpFilters = append(tcpFilters, f)
 		}

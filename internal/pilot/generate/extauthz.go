@@ -8,10 +8,13 @@ import (
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 	rbachttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
+	netextauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/ext_authz/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	rbacnetv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -32,10 +35,15 @@ import (
 // invalid, or one of several different providers for the workload turns
 // the rules into enforced DENY rules (fail closed), as istiod does.
 const (
-	extAuthzFilterName   = "envoy.filters.http.ext_authz"
-	extAuthzMatchPrefix  = "istio-ext-authz"
-	extAuthzShadowPrefix = "istio_ext_authz_"
-	badCustomSuffix      = "-deny-due-to-bad-CUSTOM-action"
+	extAuthzFilterName = "envoy.filters.http.ext_authz"
+	// extAuthzNetworkFilterName checks TCP connections (gRPC providers).
+	extAuthzNetworkFilterName = "envoy.filters.network.ext_authz"
+	extAuthzMatchPrefix       = "istio-ext-authz"
+	extAuthzShadowPrefix      = "istio_ext_authz_"
+	badCustomSuffix           = "-deny-due-to-bad-CUSTOM-action"
+	// httpProviderOnTCPSuffix marks the CUSTOM rules of an HTTP provider
+	// denied on TCP chains (Mast fails closed where istiod skips them).
+	httpProviderOnTCPSuffix = "-deny-due-to-CUSTOM-HTTP-provider-on-TCP"
 	// defaultExtAuthzTimeout is istiod's when the provider sets none.
 	defaultExtAuthzTimeout = 600
 )
@@ -63,22 +71,68 @@ func customProvider(policies []authzPolicy) (string, error) {
 // customHTTPFilters are the filters of the CUSTOM rules in s.
 func (g *gen) customHTTPFilters(s *rbacSet, policies []authzPolicy) []*hcmv3.HttpFilter {
 	if len(s.rules) == 0 && !s.enforced {
-		return nil // only dry-run CUSTOM policies: validation warns, nothing to enforce
+		return nil // only dry-run CUSTOM policies: validation refuses them, nothing to enforce
 	}
 	ext, err := g.extAuthzConfig(policies)
 	if err != nil {
-		deny := make(map[string]*rbacv3.Policy, len(s.rules))
-		for k, v := range s.rules {
-			deny[k+badCustomSuffix] = v
-		}
-		return []*hcmv3.HttpFilter{httpFilter(rbacHTTPFilterName, toAny(&rbachttpv3.RBAC{Rules: &rbacv3.RBAC{Action: rbacv3.RBAC_DENY, Policies: deny}}))}
+		return []*hcmv3.HttpFilter{httpFilter(rbacHTTPFilterName, toAny(&rbachttpv3.RBAC{Rules: denyRules(s.rules, badCustomSuffix)}))}
 	}
 	shadow := &rbachttpv3.RBAC{ShadowRules: &rbacv3.RBAC{Action: rbacv3.RBAC_DENY, Policies: s.rules}, ShadowRulesStatPrefix: extAuthzShadowPrefix}
 	return []*hcmv3.HttpFilter{httpFilter(rbacHTTPFilterName, toAny(shadow)), httpFilter(extAuthzFilterName, toAny(ext))}
 }
 
-// extAuthzConfig resolves the CUSTOM provider into the ext_authz config.
-func (g *gen) extAuthzConfig(policies []authzPolicy) (*extauthzv3.ExtAuthz, error) {
+// customNetworkFilters are the TCP filters of the CUSTOM rules in s, as
+// istiod's buildTCP: network RBAC whose shadow rules mark the connections
+// the rules match, then envoy.filters.network.ext_authz for the gRPC
+// provider gated on that mark. An HTTP provider cannot check connections
+// (Envoy's network filter speaks gRPC only): istiod then leaves the TCP
+// chain without the CUSTOM policy, letting the connections through; Mast
+// fails closed instead and denies the connections the rules match
+// (`mast analyze` says so, MST0003).
+func (g *gen) customNetworkFilters(s *rbacSet, policies []authzPolicy) []*listenerv3.Filter {
+	if len(s.rules) == 0 && !s.enforced {
+		return nil
+	}
+	netRBAC := func(c *rbacnetv3.RBAC) *listenerv3.Filter {
+		c.StatPrefix = "tcp."
+		return &listenerv3.Filter{Name: rbacNetworkFilterName, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: toAny(c)}}
+	}
+	// The provider is checked as a whole (as for HTTP chains) first.
+	if _, err := g.extAuthzConfig(policies); err != nil {
+		return []*listenerv3.Filter{netRBAC(&rbacnetv3.RBAC{Rules: denyRules(s.rules, badCustomSuffix)})}
+	}
+	ep, _ := g.customExtensionProvider(policies)
+	p := ep.GetEnvoyExtAuthzGrpc()
+	if p == nil {
+		return []*listenerv3.Filter{netRBAC(&rbacnetv3.RBAC{Rules: denyRules(s.rules, httpProviderOnTCPSuffix)})}
+	}
+	_, cluster, err := ExtAuthzService(g.pc, p.GetService(), p.GetPort())
+	if err != nil {
+		return []*listenerv3.Filter{netRBAC(&rbacnetv3.RBAC{Rules: denyRules(s.rules, badCustomSuffix)})}
+	}
+	ext := &netextauthzv3.ExtAuthz{
+		StatPrefix:            "tcp.",
+		FailureModeAllow:      p.GetFailOpen(),
+		TransportApiVersion:   corev3.ApiVersion_V3,
+		GrpcService:           extAuthzGRPCService(cluster, p.GetTimeout()),
+		FilterEnabledMetadata: extAuthzMatcher(rbacNetworkFilterName),
+	}
+	shadow := netRBAC(&rbacnetv3.RBAC{ShadowRules: &rbacv3.RBAC{Action: rbacv3.RBAC_DENY, Policies: s.rules}, ShadowRulesStatPrefix: extAuthzShadowPrefix})
+	return []*listenerv3.Filter{shadow, {Name: extAuthzNetworkFilterName, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: toAny(ext)}}}
+}
+
+// denyRules are the CUSTOM rules turned into enforced DENY rules, their
+// names marked with suffix (fail closed).
+func denyRules(rules map[string]*rbacv3.Policy, suffix string) *rbacv3.RBAC {
+	deny := make(map[string]*rbacv3.Policy, len(rules))
+	for k, v := range rules {
+		deny[k+suffix] = v
+	}
+	return &rbacv3.RBAC{Action: rbacv3.RBAC_DENY, Policies: deny}
+}
+
+// customExtensionProvider resolves the CUSTOM policies' provider.
+func (g *gen) customExtensionProvider(policies []authzPolicy) (*meshconfig.MeshConfig_ExtensionProvider, error) {
 	name, err := customProvider(policies)
 	if err != nil {
 		return nil, err
@@ -87,13 +141,22 @@ func (g *gen) extAuthzConfig(policies []authzPolicy) (*extauthzv3.ExtAuthz, erro
 	if ep == nil {
 		return nil, fmt.Errorf("extension provider %q not found", name)
 	}
+	return ep, nil
+}
+
+// extAuthzConfig resolves the CUSTOM provider into the ext_authz config.
+func (g *gen) extAuthzConfig(policies []authzPolicy) (*extauthzv3.ExtAuthz, error) {
+	ep, err := g.customExtensionProvider(policies)
+	if err != nil {
+		return nil, err
+	}
 	switch {
 	case ep.GetEnvoyExtAuthzHttp() != nil:
 		return g.extAuthzHTTP(ep.GetEnvoyExtAuthzHttp())
 	case ep.GetEnvoyExtAuthzGrpc() != nil:
 		return g.extAuthzGRPC(ep.GetEnvoyExtAuthzGrpc())
 	}
-	return nil, fmt.Errorf("extension provider %q is not an envoyExtAuthzHttp or envoyExtAuthzGrpc provider", name)
+	return nil, fmt.Errorf("extension provider %q is not an envoyExtAuthzHttp or envoyExtAuthzGrpc provider", ep.GetName())
 }
 
 // ExtAuthzService resolves a provider's service ("host" or "ns/host") and
@@ -184,7 +247,7 @@ func (g *gen) extAuthzHTTP(p *meshconfig.MeshConfig_ExtensionProvider_EnvoyExter
 		FailureModeAllow:      p.GetFailOpen(),
 		TransportApiVersion:   corev3.ApiVersion_V3,
 		Services:              &extauthzv3.ExtAuthz_HttpService{HttpService: svc},
-		FilterEnabledMetadata: extAuthzMatcher(),
+		FilterEnabledMetadata: extAuthzMatcher(rbacHTTPFilterName),
 		WithRequestBody:       requestBody(p.GetIncludeRequestBodyInCheck()),
 		ClearRouteCache:       p.GetClearRouteCache(),
 	}, nil
@@ -203,15 +266,10 @@ func (g *gen) extAuthzGRPC(p *meshconfig.MeshConfig_ExtensionProvider_EnvoyExter
 		return nil, err
 	}
 	return &extauthzv3.ExtAuthz{
-		StatusOnError:    status,
-		FailureModeAllow: p.GetFailOpen(),
-		Services: &extauthzv3.ExtAuthz_GrpcService{GrpcService: &corev3.GrpcService{
-			TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{
-				// "|" is not valid in an authority (istiod's spelling).
-				ClusterName: cluster, Authority: strings.ReplaceAll(cluster, "|", "_.")}},
-			Timeout: extAuthzTimeout(p.GetTimeout()),
-		}},
-		FilterEnabledMetadata: extAuthzMatcher(),
+		StatusOnError:         status,
+		FailureModeAllow:      p.GetFailOpen(),
+		Services:              &extauthzv3.ExtAuthz_GrpcService{GrpcService: extAuthzGRPCService(cluster, p.GetTimeout())},
+		FilterEnabledMetadata: extAuthzMatcher(rbacHTTPFilterName),
 		TransportApiVersion:   corev3.ApiVersion_V3,
 		WithRequestBody:       requestBody(p.GetIncludeRequestBodyInCheck()),
 		ClearRouteCache:       p.GetClearRouteCache(),
@@ -240,9 +298,23 @@ func headerPatterns(names []string) *matcherv3.ListStringMatcher {
 	return out
 }
 
-func extAuthzMatcher() *matcherv3.MetadataMatcher {
+// extAuthzGRPCService is a gRPC provider's service: envoy_grpc to the
+// provider's cluster.
+func extAuthzGRPCService(cluster string, timeout *durationpb.Duration) *corev3.GrpcService {
+	return &corev3.GrpcService{
+		TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{
+			// "|" is not valid in an authority (istiod's spelling).
+			ClusterName: cluster, Authority: strings.ReplaceAll(cluster, "|", "_.")}},
+		Timeout: extAuthzTimeout(timeout),
+	}
+}
+
+// extAuthzMatcher is filter_enabled_metadata: the mark the RBAC filter
+// rbacFilter (HTTP or network) sets for a request its CUSTOM shadow rules
+// match.
+func extAuthzMatcher(rbacFilter string) *matcherv3.MetadataMatcher {
 	return &matcherv3.MetadataMatcher{
-		Filter: rbacHTTPFilterName,
+		Filter: rbacFilter,
 		Path:   []*matcherv3.MetadataMatcher_PathSegment{{Segment: &matcherv3.MetadataMatcher_PathSegment_Key{Key: extAuthzShadowPrefix + "shadow_effective_policy_id"}}},
 		Value: &matcherv3.ValueMatcher{MatchPattern: &matcherv3.ValueMatcher_StringMatch{
 			StringMatch: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Prefix{Prefix: extAuthzMatchPrefix}}}},

@@ -8,7 +8,9 @@ import (
 	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 	rbachttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
+	netextauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/ext_authz/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	rbacnetv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
 
 	"github.com/mast-mesh/mast/internal/config"
 	"github.com/mast-mesh/mast/internal/pilot/model"
@@ -162,6 +164,87 @@ func TestCustomBadProviderDenies(t *testing.T) {
 		fs[0].GetTypedConfig().UnmarshalTo(&r)
 		if r.GetRules().GetAction() != rbacv3.RBAC_DENY ||
 			r.GetRules().GetPolicies()["istio-ext-authz-ns[default]-policy[ext-authz]-rule[0]-deny-due-to-bad-CUSTOM-action"] == nil {
+			t.Errorf("%s: %v", provider, &r)
+		}
+	}
+}
+
+// inboundTCPFilters are the network filters of productpage's first inbound
+// TCP chain (tcp_proxy) with the CUSTOM policy naming provider.
+func inboundTCPFilters(t *testing.T, provider string) []*listenerv3.Filter {
+	t.Helper()
+	mesh, _, err := model.ParseMeshConfig("mesh.yaml", []byte(extAuthzMesh), model.DefaultMeshConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := config.Decode("authz.yaml", []byte(strings.ReplaceAll(extAuthzPolicy, "%s", provider)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc := model.NewPushContext("v1", mesh, config.NewSnapshot(append(bookinfoConfig(), rs...)), bookinfoRegistry())
+	vi := gen1(t, pc, productpageProxy(), ListenerType)[virtualInboundName].(*listenerv3.Listener)
+	if err := vi.ValidateAll(); err != nil {
+		t.Fatalf("generated listener fails go-control-plane validation: %v", err)
+	}
+	if _, err := xdsparse.ParseListener(vi); err != nil {
+		t.Fatalf("mast-proxy NACKs the generated listener: %v", err)
+	}
+	for _, fc := range vi.GetFilterChains() {
+		if fc.Filters[len(fc.Filters)-1].GetName() == "envoy.filters.network.tcp_proxy" {
+			return fc.Filters
+		}
+	}
+	t.Fatal("no TCP chain")
+	return nil
+}
+
+func networkFilterNames(fs []*listenerv3.Filter) string {
+	var names []string
+	for _, f := range fs {
+		names = append(names, f.GetName())
+	}
+	return strings.Join(names, ",")
+}
+
+// TestCustomOnTCP: a gRPC provider's CUSTOM rules on a TCP chain become
+// network RBAC shadow rules marking the connections they match (the
+// HTTP-only paths field is ignored, so the rule selects every connection,
+// as istiod builds it) and envoy.filters.network.ext_authz gated on that
+// mark; an HTTP provider (which cannot check connections) and a bad
+// provider deny the connections the rules match.
+func TestCustomOnTCP(t *testing.T) {
+	fs := inboundTCPFilters(t, "sample-ext-authz-grpc")
+	want := "envoy.filters.network.rbac,envoy.filters.network.ext_authz,envoy.filters.network.rbac,envoy.filters.network.tcp_proxy"
+	if got := networkFilterNames(fs); !strings.HasSuffix(got, want) {
+		t.Fatalf("filters %s, want ...%s", got, want)
+	}
+	fs = fs[len(fs)-4:]
+	var shadow rbacnetv3.RBAC
+	fs[0].GetTypedConfig().UnmarshalTo(&shadow)
+	rule := shadow.GetShadowRules().GetPolicies()["istio-ext-authz-ns[default]-policy[ext-authz]-rule[0]"]
+	if shadow.GetRules() != nil || shadow.GetShadowRulesStatPrefix() != "istio_ext_authz_" || shadow.GetStatPrefix() != "tcp." ||
+		shadow.GetShadowRules().GetAction() != rbacv3.RBAC_DENY || rule == nil || !rule.GetPermissions()[0].GetAny() {
+		t.Errorf("CUSTOM shadow network RBAC: %v", &shadow)
+	}
+	var ext netextauthzv3.ExtAuthz
+	fs[1].GetTypedConfig().UnmarshalTo(&ext)
+	m := ext.GetFilterEnabledMetadata()
+	if m.GetFilter() != "envoy.filters.network.rbac" || m.GetPath()[0].GetKey() != "istio_ext_authz_shadow_effective_policy_id" ||
+		m.GetValue().GetStringMatch().GetPrefix() != "istio-ext-authz" || ext.GetStatPrefix() != "tcp." || !ext.GetFailureModeAllow() ||
+		ext.GetGrpcService().GetEnvoyGrpc().GetClusterName() != "outbound|7070||echo.default.svc.cluster.local" ||
+		ext.GetGrpcService().GetTimeout().AsDuration().Milliseconds() != 500 {
+		t.Errorf("network ext_authz: %v", &ext)
+	}
+	for provider, suffix := range map[string]string{"sample-ext-authz-http": "-deny-due-to-CUSTOM-HTTP-provider-on-TCP",
+		"unknown": "-deny-due-to-bad-CUSTOM-action", "nowhere": "-deny-due-to-bad-CUSTOM-action"} {
+		fs := inboundTCPFilters(t, provider)
+		want := "envoy.filters.network.rbac,envoy.filters.network.rbac,envoy.filters.network.tcp_proxy"
+		if got := networkFilterNames(fs); !strings.HasSuffix(got, want) || strings.Contains(got, "ext_authz") {
+			t.Fatalf("%s: filters %s, want ...%s", provider, got, want)
+		}
+		var r rbacnetv3.RBAC
+		fs[len(fs)-3].GetTypedConfig().UnmarshalTo(&r)
+		if r.GetRules().GetAction() != rbacv3.RBAC_DENY || r.GetRules().GetPolicies()["istio-ext-authz-ns[default]-policy[ext-authz]-rule[0]"+suffix] == nil {
 			t.Errorf("%s: %v", provider, &r)
 		}
 	}

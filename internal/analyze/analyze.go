@@ -27,6 +27,7 @@ func Analyzers() []Analyzer {
 		{"deployment.ApplicationUIDAnalyzer", analyzeApplicationUID},
 		{"injection.Analyzer", analyzeInjection},
 		{"authz.AuthorizationPoliciesAnalyzer", analyzeAuthorizationPolicies},
+		{"authz.TCPPortAnalyzer", analyzeAuthzTCP},
 		{"deployment.ServiceAssociationAnalyzer", analyzeDeploymentServices},
 		{"destinationrule.CaCertificateAnalyzer", analyzeCACertificates},
 		{"destinationrule.PodNotSelectedAnalyzer", analyzeSubsetPods},

@@ -474,3 +474,53 @@ func CheckCustomProviders(rs []Resource, providers []string) Problems {
 	}
 	return probs
 }
+
+// CheckCustomProviderConflicts reports pairs of enforced CUSTOM
+// AuthorizationPolicies that name different providers and can select the
+// same workload: their scopes overlap (the same namespace, or one in the
+// root namespace) and no label their selectors both name has different
+// values. istiod (without PILOT_ENABLE_MULTIPLE_CUSTOM_AUTHZ_PROVIDERS) and
+// mastd support one CUSTOM provider per workload: on a workload both
+// select, the requests and connections every CUSTOM policy selects are
+// denied. Each finding names both policies.
+func CheckCustomProviderConflicts(rs []Resource, rootNamespace string) Problems {
+	type custom struct {
+		r        Resource
+		provider string
+		sel      map[string]string
+	}
+	var cs []custom
+	for _, r := range rs {
+		ap, ok := r.Spec.(*security.AuthorizationPolicy)
+		if !ok || ap.GetAction() != security.AuthorizationPolicy_CUSTOM || r.Annotations["istio.io/dry-run"] == "true" ||
+			ap.GetTargetRef() != nil || len(ap.GetTargetRefs()) > 0 {
+			continue
+		}
+		cs = append(cs, custom{r, ap.GetProvider().GetName(), ap.GetSelector().GetMatchLabels()})
+	}
+	overlap := func(a, b custom) bool {
+		if a.r.Namespace != b.r.Namespace && a.r.Namespace != rootNamespace && b.r.Namespace != rootNamespace {
+			return false
+		}
+		for k, v := range a.sel {
+			if w, ok := b.sel[k]; ok && w != v {
+				return false
+			}
+		}
+		return true
+	}
+	var probs Problems
+	for i, a := range cs {
+		for j, b := range cs {
+			if i == j || a.provider == b.provider || !overlap(a, b) {
+				continue
+			}
+			probs = append(probs, Problem{Severity: Error, Source: a.r.Source, Resource: a.r.Key(), Field: "spec.provider.name",
+				Message: fmt.Sprintf("provider %q differs from provider %q of CUSTOM AuthorizationPolicy %s/%s, which can select the same workloads; "+
+					"one CUSTOM provider per workload is supported (as istiod without PILOT_ENABLE_MULTIPLE_CUSTOM_AUTHZ_PROVIDERS), "+
+					"so on a workload both select the requests and connections every CUSTOM policy selects are denied",
+					a.provider, b.provider, b.r.Namespace, b.r.Name)})
+		}
+	}
+	return probs
+}

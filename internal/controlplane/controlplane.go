@@ -626,6 +626,12 @@ func (p *pipeline) configChanged(snap *config.Snapshot, kinds map[config.Kind]st
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if _, ap := kinds[config.AuthorizationPolicy]; ap || p.cfg == nil {
+		// One CUSTOM provider per workload: name the policies that break it.
+		for _, pr := range config.CheckCustomProviderConflicts(snap.List(config.AuthorizationPolicy), p.mesh.RootNamespace) {
+			p.log.Error("config error", "problem", pr.String())
+		}
+	}
 	se, reg := p.build(snap)
 	oldCfg, oldReg := p.cfg, p.reg
 	reg = registry.Reuse(oldReg, reg)

@@ -85,3 +85,20 @@ spec: {selector: {matchLabels: {app: db}}, action: CUSTOM, provider: {name: p3},
 		t.Errorf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// istio.io/dry-run on a CUSTOM policy is refused as Istio's validation
+// refuses it (dry-run supports ALLOW and DENY only), naming the annotation.
+func TestDryRunCustomRefused(t *testing.T) {
+	_, probs := Load("p.yaml", []byte(`apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: ext, namespace: foo, annotations: {istio.io/dry-run: "true"}}
+spec:
+  action: CUSTOM
+  provider: {name: sample-ext-authz-grpc}
+  rules: [{to: [{operation: {paths: ["/headers"]}}]}]
+`))
+	errs := probs.Errors()
+	if len(errs) != 1 || !strings.Contains(errs[0].String(), "istio.io/dry-run") || !strings.Contains(errs[0].Message, "only supports action ALLOW and DENY, found CUSTOM") {
+		t.Errorf("problems: %v", probs)
+	}
+}

@@ -249,3 +249,35 @@ func TestCustomOnTCP(t *testing.T) {
 		}
 	}
 }
+
+// A dry-run CUSTOM policy (which validation refuses, as Istio's does) is
+// neither enforced nor sent to the authorizer if it reaches mastd anyway:
+// istiod before multiple-provider support ignored it the same way.
+func TestDryRunCustomIgnored(t *testing.T) {
+	mesh, _, err := model.ParseMeshConfig("mesh.yaml", []byte(extAuthzMesh), model.DefaultMeshConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := strings.Replace(strings.ReplaceAll(extAuthzPolicy, "%s", "sample-ext-authz-grpc"),
+		"metadata: {name: ext-authz, namespace: default}", "metadata: {name: ext-authz, namespace: default, annotations: {istio.io/dry-run: \"true\"}}", 1)
+	rs, err := config.Decode("authz.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc := model.NewPushContext("v1", mesh, config.NewSnapshot(append(bookinfoConfig(), rs...)), bookinfoRegistry())
+	vi := gen1(t, pc, productpageProxy(), ListenerType)[virtualInboundName].(*listenerv3.Listener)
+	for _, fc := range vi.GetFilterChains() {
+		for _, f := range fc.GetFilters() {
+			if strings.Contains(f.GetName(), "ext_authz") {
+				t.Errorf("a dry-run CUSTOM policy made a network ext_authz filter")
+			}
+			var m hcmv3.HttpConnectionManager
+			if f.GetName() != hcmFilterName || f.GetTypedConfig().UnmarshalTo(&m) != nil {
+				continue
+			}
+			if got := httpFilterNames(m.HttpFilters); strings.Contains(got, "ext_authz") || strings.Count(got, "envoy.filters.http.rbac") != 1 {
+				t.Errorf("http_filters with a dry-run CUSTOM policy: %s", got)
+			}
+		}
+	}
+}

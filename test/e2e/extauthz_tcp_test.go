@@ -146,7 +146,8 @@ func TestExtAuthzTCP(t *testing.T) {
 	}
 	secure := freeAddr(t)
 	mastd := start(t, "mastd", "--config", dir, "--mesh-config", meshDir+"/mesh.yaml", "--xds-addr", freeAddr(t),
-		"--monitoring-addr", freeAddr(t), "--ca-dir", caDir, "--secure-xds-addr", secure, "--debounce-after", "10ms")
+		"--monitoring-addr", freeAddr(t), "--ca-dir", caDir, "--secure-xds-addr", secure, "--debounce-after", "10ms",
+		"--components", "pilot,galley") // the rate-limit service would bind a fixed port
 	waitLine(t, mastd, "mastd serving", 30*time.Second)
 	for _, s := range []struct{ name, ip, wl string }{{"db", dbIP, "db-1"}, {"client", clientIP, "client-1"}} {
 		start(t, "mast-proxy", "--node-id", fmt.Sprintf("sidecar~%s~%s.default~default.svc.cluster.local", s.ip, s.wl),

@@ -22,9 +22,15 @@
 //     (status and headers, mutable) in reverse order, for upstream
 //     responses and local replies alike.
 //   - A filter that implements [BodyFilter] makes the chain buffer the
-//     request body (up to the connection manager's buffer limit) and sees it
-//     after every filter's DecodeHeaders; chains without one never touch the
-//     body, so the hot path stays allocation-free.
+//     request body (up to the connection manager's buffer limit). As in
+//     Envoy, where a filter that buffers the body holds back the filters
+//     after it, the first body filter sees the body before the filters after
+//     it see the request head: DecodeHeaders runs the filters up to it,
+//     DecodeBody runs its body phase and then the later filters' head (and
+//     body) phases. So ext_authz with_request_body still decides before the
+//     RBAC filters istiod puts after it, and they see its header mutations.
+//     Chains without one never touch the body, so the hot path stays
+//     allocation-free.
 //   - Per-route configuration (typed_per_filter_config) is parsed by the
 //     factory's PerRoute parser when RDS arrives; at request time a filter
 //     asks r.Route.PerFilterConfig(its configured name) and type-asserts it.
@@ -104,20 +110,19 @@ type Chain struct {
 	Names   []string // the configured names, parallel to filters
 	filters []HTTPFilter
 	resp    []ResponseFilter // reverse order
-	body    []BodyFilter
+	// firstBody is the index of the first BodyFilter (-1: none).
+	firstBody int
 }
 
 // NewChain builds a chain from filters with their configured names.
 func NewChain(names []string, filters []HTTPFilter) *Chain {
-	c := &Chain{Names: names, filters: filters}
+	c := &Chain{Names: names, filters: filters, firstBody: -1}
 	for i := len(filters) - 1; i >= 0; i-- {
 		if rf, ok := filters[i].(ResponseFilter); ok {
 			c.resp = append(c.resp, rf)
 		}
-	}
-	for _, f := range filters {
-		if bf, ok := f.(BodyFilter); ok {
-			c.body = append(c.body, bf)
+		if _, ok := filters[i].(BodyFilter); ok {
+			c.firstBody = i
 		}
 	}
 	return c
@@ -135,17 +140,22 @@ func (c *Chain) Len() int {
 func (c *Chain) Filter(i int) HTTPFilter { return c.filters[i] }
 
 // NeedsBody reports whether some filter reads the request body.
-func (c *Chain) NeedsBody() bool { return c != nil && len(c.body) > 0 }
+func (c *Chain) NeedsBody() bool { return c != nil && c.firstBody >= 0 }
 
 // HasResponseFilters reports whether some filter sees responses.
 func (c *Chain) HasResponseFilters() bool { return c != nil && len(c.resp) > 0 }
 
-// DecodeHeaders runs every filter's request phase in order.
+// DecodeHeaders runs the filters' request head phase in order, up to and
+// including the first body filter (the rest run in DecodeBody).
 func (c *Chain) DecodeHeaders(ctx context.Context, r *Request) Status {
 	if c == nil {
 		return Continue
 	}
-	for _, f := range c.filters {
+	last := len(c.filters) - 1
+	if c.firstBody >= 0 {
+		last = c.firstBody
+	}
+	for _, f := range c.filters[:last+1] {
 		if f.DecodeHeaders(ctx, r) == Stop {
 			return Stop
 		}
@@ -153,13 +163,19 @@ func (c *Chain) DecodeHeaders(ctx context.Context, r *Request) Status {
 	return Continue
 }
 
-// DecodeBody runs the body phase of the filters that asked for it.
+// DecodeBody runs, once the body is buffered, the first body filter's body
+// phase and then the later filters' head phase (and body phase, for body
+// filters), in order.
 func (c *Chain) DecodeBody(ctx context.Context, r *Request, body []byte, complete bool) Status {
-	if c == nil {
+	if c == nil || c.firstBody < 0 {
 		return Continue
 	}
-	for _, f := range c.body {
-		if f.DecodeBody(ctx, r, body, complete) == Stop {
+	for i := c.firstBody; i < len(c.filters); i++ {
+		f := c.filters[i]
+		if i > c.firstBody && f.DecodeHeaders(ctx, r) == Stop {
+			return Stop
+		}
+		if bf, ok := f.(BodyFilter); ok && bf.DecodeBody(ctx, r, body, complete) == Stop {
 			return Stop
 		}
 	}

@@ -131,7 +131,7 @@ var supportTable = []supportRow{
 	{"networking.v1alpha3.OutlierDetection", Honoured, "", "consecutiveErrors consecutiveGatewayErrors consecutive5xxErrors interval baseEjectionTime maxEjectionPercent minHealthPercent"},
 	{"networking.v1alpha3.OutlierDetection", Warned, "not carried out by mast-proxy yet", "splitExternalLocalOriginErrors consecutiveLocalOriginFailures outlierDetectionHttpErrorCodes"},
 	{"networking.v1alpha3.ClientTLSSettings", Honoured, "", "mode clientCertificate privateKey caCertificates subjectAltNames sni insecureSkipVerify caCrl"},
-	{"networking.v1alpha3.ClientTLSSettings", Warned, "credentials are not available to mast-proxy yet", "credentialName"},
+	{"networking.v1alpha3.ClientTLSSettings", Warned, "generated, and served by mast-proxy from --credentials-dir, but not yet proven end to end", "credentialName"},
 
 	// ---- Gateway
 	{"networking.v1alpha3.Gateway", Honoured, "", "servers selector"},
@@ -140,8 +140,10 @@ var supportTable = []supportRow{
 	{"networking.v1alpha3.Server", NotApplicable, "a label only: Mast names a gateway's routes after its port", "name"},
 	{"networking.v1alpha3.Port", Honoured, "", "number protocol name"},
 	{"networking.v1alpha3.Port", NotApplicable, "deprecated by Istio and ignored there too: a gateway listens on number", "targetPort"},
-	{"networking.v1alpha3.ServerTLSSettings", Honoured, "", "httpsRedirect mode serverCertificate privateKey caCertificates subjectAltNames minProtocolVersion maxProtocolVersion"},
-	{"networking.v1alpha3.ServerTLSSettings", Warned, "not carried out by mast-proxy yet", "caCrl credentialName credentialNames caCertCredentialName tlsCertificates verifyCertificateSpki verifyCertificateHash cipherSuites insecureSkipVerify"},
+	{"networking.v1alpha3.ServerTLSSettings", Honoured, "", "httpsRedirect mode serverCertificate privateKey caCertificates subjectAltNames minProtocolVersion maxProtocolVersion " +
+		"caCrl credentialName caCertCredentialName verifyCertificateSpki verifyCertificateHash cipherSuites"},
+	{"networking.v1alpha3.ServerTLSSettings", Warned, "mast-proxy presents one certificate per server", "credentialNames tlsCertificates"},
+	{"networking.v1alpha3.ServerTLSSettings", Warned, "not carried out by mast-proxy yet", "insecureSkipVerify"},
 	{"networking.v1alpha3.ServerTLSSettings.TLSCertificate", Warned, "several certificates per server are not supported yet", "serverCertificate privateKey caCertificates"},
 
 	// ---- ServiceEntry, WorkloadEntry

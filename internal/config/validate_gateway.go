@@ -108,6 +108,10 @@ var cipherSuites = func() map[string]bool {
 	return m
 }()
 
+// ValidCipherSuite reports whether name is a cipher suite Envoy (or
+// crypto/tls, by its Go name) understands.
+func ValidCipherSuite(name string) bool { return cipherSuites[name] }
+
 // serverTLS validates a Gateway (or Sidecar ingress) server's TLS settings:
 // SIMPLE and MUTUAL need either credentialName or certificate files.
 func (v *validator) serverTLS(p string, t *networking.ServerTLSSettings) {

@@ -461,7 +461,7 @@ func TestGatewayListenersAndRoutes(t *testing.T) {
 	if err := https.GetFilterChains()[0].GetTransportSocket().GetTypedConfig().UnmarshalTo(dt); err != nil {
 		t.Fatal(err)
 	}
-	if dt.GetCommonTlsContext().GetTlsCertificateSdsSecretConfigs()[0].GetName() != "bookinfo-cert" {
+	if dt.GetCommonTlsContext().GetTlsCertificateSdsSecretConfigs()[0].GetName() != "kubernetes://bookinfo-cert" {
 		t.Errorf("credentialName = %v", dt)
 	}
 	if sn := https.GetFilterChains()[0].GetFilterChainMatch().GetServerNames(); len(sn) != 1 || sn[0] != "bookinfo.example.com" {

@@ -1,6 +1,7 @@
 package generate
 
 import (
+	"slices"
 	"sort"
 	"strings"
 
@@ -10,6 +11,7 @@ import (
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	networking "istio.io/api/networking/v1alpha3"
 
+	"github.com/mast-mesh/mast/internal/config"
 	"github.com/mast-mesh/mast/internal/pilot/model"
 )
 
@@ -175,7 +177,8 @@ func sniMatch(hosts []serverHost) *listenerv3.FilterChainMatch {
 }
 
 // downstreamTLS is the TLS context of a terminating Gateway server: SDS
-// secret credentialName (and credentialName-cacert for MUTUAL), or the files;
+// secret kubernetes://credentialName (and credentialName-cacert or
+// caCertCredentialName for MUTUAL and OPTIONAL_MUTUAL), or the files;
 // ISTIO_MUTUAL clients are checked against the mesh CA's crl too.
 func downstreamTLS(t *networking.ServerTLSSettings, http bool, crl *model.RevocationList) *corev3.TransportSocket {
 	ctx := &tlsv3.DownstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{}}
@@ -196,26 +199,61 @@ func downstreamTLS(t *networking.ServerTLSSettings, http bool, crl *model.Revoca
 		}
 		ctx.RequireClientCertificate = boolv(true)
 	case t.GetCredentialName() != "":
-		cc.TlsCertificateSdsSecretConfigs = []*tlsv3.SdsSecretConfig{sdsSecret(t.GetCredentialName())}
+		cc.TlsCertificateSdsSecretConfigs = []*tlsv3.SdsSecretConfig{sdsSecret(credentialSecret(t.GetCredentialName()))}
 		if mutual {
-			cc.ValidationContextType = &tlsv3.CommonTlsContext_ValidationContextSdsSecretConfig{ValidationContextSdsSecretConfig: sdsSecret(t.GetCredentialName() + "-cacert")}
+			ca := t.GetCredentialName() + "-cacert"
+			if t.GetCaCertCredentialName() != "" {
+				ca = t.GetCaCertCredentialName()
+			}
+			cc.ValidationContextType = &tlsv3.CommonTlsContext_CombinedValidationContext{CombinedValidationContext: &tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
+				DefaultValidationContext:         clientValidation(t),
+				ValidationContextSdsSecretConfig: sdsSecret(credentialSecret(ca)),
+			}}
 		}
 	default:
 		if t.GetServerCertificate() != "" && t.GetPrivateKey() != "" {
 			cc.TlsCertificates = []*tlsv3.TlsCertificate{{CertificateChain: fileSource(t.GetServerCertificate()), PrivateKey: fileSource(t.GetPrivateKey())}}
 		}
 		if mutual && t.GetCaCertificates() != "" {
-			vc := &tlsv3.CertificateValidationContext{TrustedCa: fileSource(t.GetCaCertificates()), MatchTypedSubjectAltNames: sanMatchers(t.GetSubjectAltNames())}
+			vc := clientValidation(t)
+			vc.TrustedCa = fileSource(t.GetCaCertificates())
+			if t.GetCaCrl() != "" {
+				vc.Crl = fileSource(t.GetCaCrl())
+			}
 			cc.ValidationContextType = &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: vc}
 		}
 	}
 	if t.GetMode() == networking.ServerTLSSettings_MUTUAL {
 		ctx.RequireClientCertificate = boolv(true)
 	}
-	if v := tlsVersion(t.GetMinProtocolVersion()); v != tlsv3.TlsParameters_TLS_AUTO || tlsVersion(t.GetMaxProtocolVersion()) != tlsv3.TlsParameters_TLS_AUTO {
-		cc.TlsParams = &tlsv3.TlsParameters{TlsMinimumProtocolVersion: v, TlsMaximumProtocolVersion: tlsVersion(t.GetMaxProtocolVersion()), CipherSuites: t.GetCipherSuites()}
+	minV, maxV, suites := tlsVersion(t.GetMinProtocolVersion()), tlsVersion(t.GetMaxProtocolVersion()), cipherSuites(t.GetCipherSuites())
+	if minV != tlsv3.TlsParameters_TLS_AUTO || maxV != tlsv3.TlsParameters_TLS_AUTO || len(suites) > 0 {
+		cc.TlsParams = &tlsv3.TlsParameters{TlsMinimumProtocolVersion: minV, TlsMaximumProtocolVersion: maxV, CipherSuites: suites}
 	}
 	return &corev3.TransportSocket{Name: tlsTransportSocketName, ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: toAny(ctx)}}
+}
+
+// credentialSecret is the SDS name of a credential, Istio's
+// "kubernetes://NAME": the proxy's credential store serves it.
+func credentialSecret(name string) string { return "kubernetes://" + name }
+
+// clientValidation is how a MUTUAL server checks client certificates
+// besides its CA: subjectAltNames and the SPKI and certificate pins.
+func clientValidation(t *networking.ServerTLSSettings) *tlsv3.CertificateValidationContext {
+	return &tlsv3.CertificateValidationContext{MatchTypedSubjectAltNames: sanMatchers(t.GetSubjectAltNames()),
+		VerifyCertificateSpki: t.GetVerifyCertificateSpki(), VerifyCertificateHash: t.GetVerifyCertificateHash()}
+}
+
+// cipherSuites drops invalid and repeated names, as Istio does (validation
+// warns about each).
+func cipherSuites(names []string) []string {
+	var out []string
+	for _, n := range names {
+		if config.ValidCipherSuite(n) && !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 func tlsVersion(v networking.ServerTLSSettings_TLSProtocol) tlsv3.TlsParameters_TlsProtocol {

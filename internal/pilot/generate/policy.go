@@ -390,7 +390,7 @@ func (g *gen) upstreamTLS(t *networking.ClientTLSSettings, port uint32, subset, 
 		if t.GetMode() == networking.ClientTLSSettings_MUTUAL {
 			switch {
 			case t.GetCredentialName() != "":
-				cc.TlsCertificateSdsSecretConfigs = []*tlsv3.SdsSecretConfig{sdsSecret(t.GetCredentialName())}
+				cc.TlsCertificateSdsSecretConfigs = []*tlsv3.SdsSecretConfig{sdsSecret(credentialSecret(t.GetCredentialName()))}
 			case t.GetClientCertificate() != "" && t.GetPrivateKey() != "":
 				cc.TlsCertificates = []*tlsv3.TlsCertificate{{CertificateChain: fileSource(t.GetClientCertificate()), PrivateKey: fileSource(t.GetPrivateKey())}}
 			}
@@ -406,7 +406,7 @@ func (g *gen) upstreamTLS(t *networking.ClientTLSSettings, port uint32, subset, 
 		case t.GetCredentialName() != "":
 			cc.ValidationContextType = &tlsv3.CommonTlsContext_CombinedValidationContext{CombinedValidationContext: &tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
 				DefaultValidationContext:         &tlsv3.CertificateValidationContext{MatchTypedSubjectAltNames: sanMatchers(t.GetSubjectAltNames())},
-				ValidationContextSdsSecretConfig: sdsSecret(t.GetCredentialName() + "-cacert"),
+				ValidationContextSdsSecretConfig: sdsSecret(credentialSecret(t.GetCredentialName() + "-cacert")),
 			}}
 		case t.GetCaCertificates() != "":
 			vc := &tlsv3.CertificateValidationContext{TrustedCa: fileSource(t.GetCaCertificates()), MatchTypedSubjectAltNames: sanMatchers(t.GetSubjectAltNames())}

@@ -20,6 +20,7 @@ import (
 	"github.com/mast-mesh/mast/internal/buildinfo"
 	"github.com/mast-mesh/mast/internal/proxy/capture"
 	"github.com/mast-mesh/mast/internal/proxy/dataplane"
+	"github.com/mast-mesh/mast/internal/proxy/tlsconfig"
 	"github.com/mast-mesh/mast/internal/proxy/xdsclient"
 )
 
@@ -103,6 +104,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		logJSON   = fs.Bool("log-json", false, "log JSON lines")
 		delta     = fs.Bool("xds-delta", false, "use incremental (Delta) xDS instead of state of the world")
 		onDemand  = fs.Bool("on-demand-routes", false, "take sidecar route configurations' virtual hosts on demand (VHDS, needs --xds-delta): a request to a host the proxy has no virtual host for waits for mastd's answer")
+		credDir   = fs.String("credentials-dir", "", "directory of credentials for credentialName: DIR/NAME/{tls.crt,tls.key,ca.crt,ca.crl} "+
+			"(a Kubernetes Secret's keys as files); default: none, servers naming a credential refuse handshakes")
 	)
 	var meta multiFlag
 	fs.Var(&meta, "meta", "node metadata KEY=VALUE (repeatable), e.g. INTERCEPTION_MODE=NONE")
@@ -181,6 +184,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	dcfg := dataplane.Config{XDSAddress: xdsAddr, Node: node, AdminAddr: *adminAddr, DrainPeriod: *drain, Logger: log, LogLevel: lv,
 		XDSDelta: *delta, XDSMaxRecvMsgSize: *xdsMaxRcv, Overload: ocfg, PageOutExecutable: mf.pageOut}
+	if *credDir != "" {
+		dcfg.Credentials = &tlsconfig.DirCredentials{Dir: *credDir}
+	}
 	if secrets != nil {
 		dcfg.Secrets = secrets
 		if useTLS {

@@ -75,6 +75,9 @@ type Config struct {
 	// Secrets provides the workload certificate and trust bundle for TLS
 	// transport sockets (the agent); nil runs without mTLS.
 	Secrets tlsconfig.Source
+	// Credentials serves credentialName references (Gateway servers,
+	// DestinationRule client certificates); nil: none.
+	Credentials tlsconfig.Credentials
 	// ReleaseMemoryAfter is the quiet period after the last xDS update
 	// after which the proxy collects garbage and returns free memory to the
 	// OS (debug.FreeOSMemory): decoding a large push leaves megabytes of
@@ -175,6 +178,7 @@ func New(cfg Config) *Proxy {
 	p.upstreams = upstream.NewManager(cfg.Logger.With("component", "upstream"))
 	tlsb := tlsconfig.NewBuilder(cfg.Secrets, nil)
 	tlsb.Log = cfg.Logger.With("component", "tls")
+	tlsb.Credentials = cfg.Credentials
 	p.upstreams.TLS = tlsb
 	p.http = httpproxy.NewServer(&p.routing, p.upstreams, cfg.Logger.With("component", "http"))
 	p.http.Telemetry = cfg.Telemetry

@@ -1,7 +1,9 @@
 package tlsconfig
 
 import (
+	"bytes"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -41,6 +43,10 @@ type Builder struct {
 	// Log, when set, receives a WARN line for every peer certificate
 	// refused as revoked. Set it before first use.
 	Log *slog.Logger
+	// Credentials serves the credentials that contexts name by SDS
+	// (credentialName); nil: none, such contexts fail their handshakes.
+	// Set it before first use.
+	Credentials Credentials
 
 	src      Source
 	now      func() time.Time
@@ -90,6 +96,7 @@ func (b *Builder) Client(tc *xdsparse.TLSContext, proto string) (*tls.Config, er
 		InsecureSkipVerify: true, // verified in VerifyConnection against the live bundle
 		MinVersion:         minVersion(tc.MinVersion),
 		MaxVersion:         tc.MaxVersion,
+		CipherSuites:       tc.CipherSuites,
 		ClientSessionCache: b.sessions,
 		Time:               b.now,
 		VerifyConnection:   v,
@@ -121,6 +128,7 @@ func (b *Builder) Server(tc *xdsparse.TLSContext) (*tls.Config, error) {
 	cfg := &tls.Config{
 		MinVersion:     minVersion(tc.MinVersion),
 		MaxVersion:     tc.MaxVersion,
+		CipherSuites:   tc.CipherSuites,
 		NextProtos:     tc.ALPN,
 		Time:           b.now,
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert() },
@@ -164,6 +172,16 @@ func (b *Builder) certificate(tc *xdsparse.TLSContext) (func() (*tls.Certificate
 			}
 			return s.Cert, nil
 		}, nil
+	case tc.CertSDS != "":
+		name, _ := xdsparse.Credential(tc.CertSDS)
+		cred, err := b.credential(name)
+		if err != nil {
+			return nil, err
+		}
+		if cred.Cert == nil {
+			return nil, fmt.Errorf("credential %q holds no certificate and key (tls.crt, tls.key)", name)
+		}
+		return func() (*tls.Certificate, error) { return cred.Cert, nil }, nil
 	case !tc.CertChain.IsZero():
 		chain, err := readSource(tc.CertChain)
 		if err != nil {
@@ -217,11 +235,32 @@ func (b *Builder) verifier(tc *xdsparse.TLSContext, usage x509.ExtKeyUsage) (fun
 			if err := b.checkCRL(tc, chains, now, usage, id.String()); err != nil {
 				return err
 			}
+			if err := matchPins(tc, cs.PeerCertificates[0]); err != nil {
+				return err
+			}
 			return matchSANs(sans, cs.PeerCertificates[0])
 		}, nil
 	}
 	var pool *x509.CertPool // nil: the system's roots
-	if !tc.SystemRoots {
+	crlTC := tc
+	switch {
+	case tc.RootsSDS != "":
+		name, _ := xdsparse.Credential(tc.RootsSDS)
+		cred, err := b.credential(name)
+		if err != nil {
+			return nil, err
+		}
+		if cred.Roots == nil {
+			return nil, fmt.Errorf("credential %q holds no CA certificates (ca.crt) to verify peers with", name)
+		}
+		pool = cred.Roots
+		if tc.CRL == nil && cred.CRL != nil {
+			// The credential's ca.crl, Istio's CRL for credentialName.
+			c := *tc
+			c.CRL = cred.CRL
+			crlTC = &c
+		}
+	case !tc.SystemRoots:
 		data, err := readSource(tc.TrustedCA)
 		if err != nil {
 			return nil, fmt.Errorf("tls: trusted_ca: %w", err)
@@ -250,7 +289,10 @@ func (b *Builder) verifier(tc *xdsparse.TLSContext, usage x509.ExtKeyUsage) (fun
 		if err != nil {
 			return fmt.Errorf("peer certificate: %w", err)
 		}
-		if err := b.checkCRL(tc, chains, now, usage, leaf.Subject.String()); err != nil {
+		if err := b.checkCRL(crlTC, chains, now, usage, leaf.Subject.String()); err != nil {
+			return err
+		}
+		if err := matchPins(tc, leaf); err != nil {
 			return err
 		}
 		if len(sans) == 0 && sni != "" && usage == x509.ExtKeyUsageServerAuth {
@@ -260,6 +302,27 @@ func (b *Builder) verifier(tc *xdsparse.TLSContext, usage x509.ExtKeyUsage) (fun
 		}
 		return matchSANs(sans, leaf)
 	}, nil
+}
+
+// matchPins accepts the leaf when tc pins nothing, or when the SHA-256 of
+// its SubjectPublicKeyInfo or of the certificate is one tc pins (Envoy's
+// verify_certificate_spki / verify_certificate_hash: either list may match).
+func matchPins(tc *xdsparse.TLSContext, leaf *x509.Certificate) error {
+	if len(tc.SPKIPins) == 0 && len(tc.CertHashes) == 0 {
+		return nil
+	}
+	spki, hash := sha256.Sum256(leaf.RawSubjectPublicKeyInfo), sha256.Sum256(leaf.Raw)
+	for _, p := range tc.SPKIPins {
+		if bytes.Equal(p, spki[:]) {
+			return nil
+		}
+	}
+	for _, h := range tc.CertHashes {
+		if bytes.Equal(h, hash[:]) {
+			return nil
+		}
+	}
+	return fmt.Errorf("peer certificate %q matches no pinned SPKI or certificate hash", leaf.Subject.String())
 }
 
 // checkCRL refuses a peer whose verified chains tc's CRLs do not clear;

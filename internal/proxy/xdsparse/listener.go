@@ -247,7 +247,7 @@ func parseFilterChain(fc *listenerv3.FilterChain) (*FilterChain, error) {
 	}
 	tc, err := parseTransportSocket(fc.GetTransportSocket(), false)
 	if err != nil {
-		// A chain whose TLS cannot be served (a Kubernetes credential, say)
+		// A chain whose TLS cannot be served (an SDS secret nobody here serves, say)
 		// is left out; the listener's other chains still work.
 		return nil, skipChainError{err.Error()}
 	}

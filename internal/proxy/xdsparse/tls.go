@@ -1,6 +1,10 @@
 package xdsparse
 
 import (
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"net/netip"
@@ -33,7 +37,17 @@ const (
 const (
 	SDSWorkloadCert = "default"
 	SDSRootCA       = "ROOTCA"
+	// SDSCredentialPrefix starts the SDS name of a credential (a Gateway's
+	// or DestinationRule's credentialName), Istio's form: the proxy's
+	// credential store serves "kubernetes://NAME".
+	SDSCredentialPrefix = "kubernetes://"
 )
+
+// Credential returns the credential name an SDS secret name refers to,
+// and false for the agent's own secrets.
+func Credential(sds string) (string, bool) {
+	return strings.CutPrefix(sds, SDSCredentialPrefix)
+}
 
 // TLS protocol versions (the crypto/tls constants).
 const (
@@ -81,13 +95,15 @@ type TLSContext struct {
 	MinVersion, MaxVersion uint16
 
 	// The certificate: the agent's workload certificate (CertSDS ==
-	// SDSWorkloadCert) or files; none for a client without one.
+	// SDSWorkloadCert), a credential (CertSDS is SDSCredentialPrefix +
+	// its name) or files; none for a client without one.
 	CertSDS            string
 	CertChain, PrivKey DataSource
 
 	// Validation: Verify is false when no validation context is configured
 	// (Envoy then accepts any peer certificate). RootsSDS == SDSRootCA
 	// verifies against the agent's trust bundle as SPIFFE X.509-SVIDs;
+	// RootsSDS naming a credential verifies against its CA certificates;
 	// TrustedCA verifies against the given roots.
 	Verify    bool
 	RootsSDS  string
@@ -102,6 +118,15 @@ type TLSContext struct {
 	// OnlyLeafCRL checks the leaf only (only_verify_leaf_cert_crl).
 	CRL         *revocation.List
 	OnlyLeafCRL bool
+	// SPKIPins and CertHashes pin the peer's leaf certificate (Envoy's
+	// verify_certificate_spki and verify_certificate_hash): SHA-256 of its
+	// SubjectPublicKeyInfo or of the whole certificate. When any is set,
+	// the leaf must match one of either list, besides the chain checks.
+	SPKIPins, CertHashes [][]byte
+	// CipherSuites are the TLS 1.2 cipher suites offered or accepted, in
+	// order (crypto/tls IDs); nil is the default list. TLS 1.3 suites are
+	// not configurable, as in Envoy.
+	CipherSuites []uint16
 
 	// RequireClientCert (downstream) refuses clients without a certificate.
 	RequireClientCert bool
@@ -234,6 +259,9 @@ func parseCommonTLS(c *tlsv3.CommonTlsContext, upstream bool) (*TLSContext, erro
 		if t.MinVersion != 0 && t.MaxVersion != 0 && t.MinVersion > t.MaxVersion {
 			return nil, fmt.Errorf("tls_params: minimum version above maximum")
 		}
+		if t.CipherSuites, err = cipherSuites(p.GetCipherSuites()); err != nil {
+			return nil, err
+		}
 	}
 	for _, p := range c.GetAlpnProtocols() {
 		if p == "" || len(p) > 255 {
@@ -264,7 +292,7 @@ func parseCommonTLS(c *tlsv3.CommonTlsContext, upstream bool) (*TLSContext, erro
 			if err := agentSecret(sds[0], SDSWorkloadCert, "tls_certificate_sds_secret_configs[0]"); err != nil {
 				return nil, err
 			}
-			t.CertSDS = SDSWorkloadCert
+			t.CertSDS = sds[0].GetName()
 		}
 	}
 	if pi := c.GetTlsCertificateProviderInstance(); pi != nil {
@@ -291,7 +319,7 @@ func parseCommonTLS(c *tlsv3.CommonTlsContext, upstream bool) (*TLSContext, erro
 			if err := agentSecret(s, SDSRootCA, "combined_validation_context.validation_context_sds_secret_config"); err != nil {
 				return nil, err
 			}
-			t.RootsSDS = SDSRootCA
+			t.RootsSDS = s.GetName()
 		}
 		if pi := v.CombinedValidationContext.GetValidationContextCertificateProviderInstance(); pi != nil {
 			t.RootsSDS = SDSRootCA
@@ -300,7 +328,7 @@ func parseCommonTLS(c *tlsv3.CommonTlsContext, upstream bool) (*TLSContext, erro
 		if err := agentSecret(v.ValidationContextSdsSecretConfig, SDSRootCA, "validation_context_sds_secret_config"); err != nil {
 			return nil, err
 		}
-		t.Verify, t.RootsSDS = true, SDSRootCA
+		t.Verify, t.RootsSDS = true, v.ValidationContextSdsSecretConfig.GetName()
 	default:
 		return nil, fmt.Errorf("validation context %T not supported", v)
 	}
@@ -353,8 +381,19 @@ func parseValidation(vc *tlsv3.CertificateValidationContext, t *TLSContext) erro
 	} else if vc.GetOnlyVerifyLeafCertCrl() {
 		return fmt.Errorf("validation_context.only_verify_leaf_cert_crl without a crl")
 	}
-	if len(vc.GetVerifyCertificateSpki()) > 0 || len(vc.GetVerifyCertificateHash()) > 0 {
-		return fmt.Errorf("validation_context: certificate pinning (verify_certificate_spki/hash) is not supported")
+	for i, p := range vc.GetVerifyCertificateSpki() {
+		b, err := base64.StdEncoding.DecodeString(p)
+		if err != nil || len(b) != sha256.Size {
+			return fmt.Errorf("validation_context.verify_certificate_spki[%d] %q: not a base64 SHA-256 digest", i, p)
+		}
+		t.SPKIPins = append(t.SPKIPins, b)
+	}
+	for i, h := range vc.GetVerifyCertificateHash() {
+		b, err := hex.DecodeString(strings.ReplaceAll(h, ":", ""))
+		if err != nil || len(b) != sha256.Size {
+			return fmt.Errorf("validation_context.verify_certificate_hash[%d] %q: not a hex SHA-256 digest", i, h)
+		}
+		t.CertHashes = append(t.CertHashes, b)
 	}
 	if vc.GetTrustChainVerification() == tlsv3.CertificateValidationContext_ACCEPT_UNTRUSTED {
 		return fmt.Errorf("validation_context.trust_chain_verification ACCEPT_UNTRUSTED is not supported")
@@ -389,14 +428,82 @@ func parseValidation(vc *tlsv3.CertificateValidationContext, t *TLSContext) erro
 	return nil
 }
 
-// agentSecret accepts an SDS secret reference only when it names the
-// agent's secret want; other secrets (Kubernetes credentials) cannot be
-// fetched by this proxy.
+// agentSecret accepts an SDS secret reference when it names the agent's
+// secret want or a credential (SDSCredentialPrefix + a DNS-1123 name) that
+// the proxy's credential store serves; other secrets cannot be fetched by
+// this proxy.
 func agentSecret(s *tlsv3.SdsSecretConfig, want, field string) error {
-	if s.GetName() != want {
-		return fmt.Errorf("%s: SDS secret %q is not available; the proxy's agent serves %q and %q only", field, s.GetName(), SDSWorkloadCert, SDSRootCA)
+	if s.GetName() == want {
+		return nil
 	}
-	return nil
+	if name, ok := Credential(s.GetName()); ok {
+		if !validCredentialName(name) {
+			return fmt.Errorf("%s: SDS secret %q: %q is not a valid credential name (lowercase DNS-1123)", field, s.GetName(), name)
+		}
+		return nil
+	}
+	return fmt.Errorf("%s: SDS secret %q is not available; the proxy's agent serves %q and %q, its credential store %q names", field, s.GetName(), SDSWorkloadCert, SDSRootCA, SDSCredentialPrefix+"NAME")
+}
+
+// validCredentialName: a Kubernetes Secret's name (DNS-1123 subdomain),
+// which is also safe as one file name.
+func validCredentialName(s string) bool {
+	if s == "" || len(s) > 253 || s[0] == '.' || s[0] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return !strings.Contains(s, "..")
+}
+
+// cipherSuites maps Envoy's (OpenSSL-style) and crypto/tls cipher suite
+// names to crypto/tls IDs. PSK suites are accepted and left out: nothing
+// here configures a pre-shared key, so BoringSSL never negotiates them
+// either. Any other name is refused.
+func cipherSuites(names []string) ([]uint16, error) {
+	var out []uint16
+	for i, n := range names {
+		if strings.Contains(n, "PSK") {
+			continue
+		}
+		id, ok := openSSLSuites[n]
+		if !ok {
+			for _, cs := range append(tls.CipherSuites(), tls.InsecureCipherSuites()...) {
+				if cs.Name == n {
+					id, ok = cs.ID, true
+				}
+			}
+		}
+		if !ok {
+			return nil, fmt.Errorf("tls_params.cipher_suites[%d] %q: not a cipher suite this proxy implements", i, n)
+		}
+		if !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}
+
+var openSSLSuites = map[string]uint16{
+	"ECDHE-ECDSA-AES128-GCM-SHA256": tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	"ECDHE-RSA-AES128-GCM-SHA256":   tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	"ECDHE-ECDSA-AES256-GCM-SHA384": tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	"ECDHE-RSA-AES256-GCM-SHA384":   tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	"ECDHE-ECDSA-CHACHA20-POLY1305": tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	"ECDHE-RSA-CHACHA20-POLY1305":   tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+	"ECDHE-ECDSA-AES128-SHA":        tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA,
+	"ECDHE-RSA-AES128-SHA":          tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA,
+	"ECDHE-ECDSA-AES256-SHA":        tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA,
+	"ECDHE-RSA-AES256-SHA":          tls.TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA,
+	"AES128-GCM-SHA256":             tls.TLS_RSA_WITH_AES_128_GCM_SHA256,
+	"AES256-GCM-SHA384":             tls.TLS_RSA_WITH_AES_256_GCM_SHA384,
+	"AES128-SHA":                    tls.TLS_RSA_WITH_AES_128_CBC_SHA,
+	"AES256-SHA":                    tls.TLS_RSA_WITH_AES_256_CBC_SHA,
+	"DES-CBC3-SHA":                  tls.TLS_RSA_WITH_3DES_EDE_CBC_SHA,
 }
 
 func dataSource(d *corev3.DataSource, field string) (DataSource, error) {

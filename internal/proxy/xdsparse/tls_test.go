@@ -1,6 +1,7 @@
 package xdsparse
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"unsafe"
@@ -68,7 +69,28 @@ func TestParseTransportSocket(t *testing.T) {
 				return c.Verify && !c.SPIFFE() && c.TrustedCA.File == "/etc/ca.pem" && c.SNI == "api.example.com"
 			}},
 		{"kubernetes credential", socket(&tlsv3.UpstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
-			TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{sdsRef("kubernetes://bookinfo-cert")}}}), true, `SDS secret "kubernetes://bookinfo-cert" is not available`, nil},
+			TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{sdsRef("kubernetes://bookinfo-cert")}}}), true, "",
+			func(c *TLSContext) bool { n, ok := Credential(c.CertSDS); return ok && n == "bookinfo-cert" }},
+		{"credential name with a path", socket(&tlsv3.UpstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
+			TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{sdsRef("kubernetes://../etc")}}}), true, `"../etc" is not a valid credential name`, nil},
+		{"other SDS secret", socket(&tlsv3.UpstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
+			TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{sdsRef("file-cert:/a~/b")}}}), true, `SDS secret "file-cert:/a~/b" is not available`, nil},
+		{"credential mutual server with pins and ciphers", socket(&tlsv3.DownstreamTlsContext{RequireClientCertificate: wrapperspb.Bool(true), CommonTlsContext: &tlsv3.CommonTlsContext{
+			TlsParams:                      &tlsv3.TlsParameters{CipherSuites: []string{"ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-PSK-AES128-CBC-SHA", "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "ECDHE-ECDSA-AES128-GCM-SHA256"}},
+			TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{sdsRef("kubernetes://gw")},
+			ValidationContextType: &tlsv3.CommonTlsContext_CombinedValidationContext{CombinedValidationContext: &tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
+				DefaultValidationContext: &tlsv3.CertificateValidationContext{VerifyCertificateSpki: []string{"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="},
+					VerifyCertificateHash: []string{strings.Repeat("ab:", 31) + "ab"}},
+				ValidationContextSdsSecretConfig: sdsRef("kubernetes://gw-cacert")}}}}), false, "",
+			func(c *TLSContext) bool {
+				return c.Verify && !c.SPIFFE() && c.RootsSDS == "kubernetes://gw-cacert" && len(c.SPKIPins) == 1 && len(c.CertHashes) == 1 &&
+					c.CertHashes[0][0] == 0xab && slices.Equal(c.CipherSuites, []uint16{0xc02b, 0xc030})
+			}},
+		{"unknown cipher suite", socket(&tlsv3.UpstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
+			TlsParams: &tlsv3.TlsParameters{CipherSuites: []string{"NOT-A-SUITE"}}}}), true, `cipher_suites[0] "NOT-A-SUITE"`, nil},
+		{"bad spki pin", socket(&tlsv3.UpstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
+			ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{TrustedCa: file("/ca"),
+				VerifyCertificateSpki: []string{"c2hvcnQ="}}}}}), true, "verify_certificate_spki[0]", nil},
 		{"crl file missing", socket(&tlsv3.UpstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
 			ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{TrustedCa: file("/ca"), Crl: file("/nonexistent/crl")}}}}), true, "validation_context.crl", nil},
 		{"crl unparsable", socket(&tlsv3.UpstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
@@ -197,13 +219,13 @@ func TestSelectChain(t *testing.T) {
 
 func TestUnservableTLSChainSkipped(t *testing.T) {
 	kube := socket(&tlsv3.DownstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
-		TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{sdsRef("kubernetes://bookinfo-cert")}}})
+		TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{sdsRef("file-cert:/a~/b")}}})
 	l, err := ParseListener(&listenerv3.Listener{Name: "gw", Address: xdstest.SocketAddress("0.0.0.0:443"), FilterChains: []*listenerv3.FilterChain{
 		tlsChain("https", 0, "", nil, kube, "bookinfo.example.com"), tlsChain("plain", 0, "", nil, nil)}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(l.Chains) != 1 || l.Chains[0].Name != "plain" || len(l.Warnings) != 1 || !strings.Contains(l.Warnings[0], "kubernetes://bookinfo-cert") {
+	if len(l.Chains) != 1 || l.Chains[0].Name != "plain" || len(l.Warnings) != 1 || !strings.Contains(l.Warnings[0], "file-cert:/a~/b") {
 		t.Fatalf("chains %d, warnings %q", len(l.Chains), l.Warnings)
 	}
 	_, err = ParseListener(&listenerv3.Listener{Name: "gw", Address: xdstest.SocketAddress("0.0.0.0:443"), FilterChains: []*listenerv3.FilterChain{

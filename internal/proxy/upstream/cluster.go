@@ -1,8 +1,11 @@
 package upstream
 
 import (
+	"cmp"
 	"log/slog"
+	"maps"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -171,18 +174,38 @@ func (m *Manager) buildSet(c *Cluster, es *xdsparse.EndpointSet, live map[hostKe
 	if es == nil {
 		return hs
 	}
-	// Use the lowest priority that has a healthy host.
-	best := uint32(1<<32 - 1)
-	for _, g := range es.Localities {
-		for _, e := range g.Endpoints {
-			if e.Healthy && g.Priority < best {
-				best = g.Priority
+	// Every priority's EDS-healthy endpoints are hosts; picks choose a
+	// priority by its usable share (priority.go).
+	type level struct {
+		prio       uint32
+		total      int
+		hosts      []HostInfo
+		localities map[string]*hostSet
+	}
+	var levels []*level
+	levelOf := func(p uint32) *level {
+		for _, l := range levels {
+			if l.prio == p {
+				return l
 			}
 		}
+		l := &level{prio: p}
+		levels = append(levels, l)
+		return l
 	}
 	for _, g := range es.Localities {
-		if g.Priority != best {
-			continue
+		l := levelOf(g.Priority)
+		l.total += len(g.Endpoints)
+		var loc *hostSet
+		if c.Cfg.LocalityWeighted {
+			if l.localities == nil {
+				l.localities = map[string]*hostSet{}
+			}
+			if loc = l.localities[g.Locality]; loc == nil {
+				loc = &hostSet{weight: g.Weight}
+				l.localities[g.Locality] = loc
+			}
+			loc.endpoints += len(g.Endpoints)
 		}
 		for _, e := range g.Endpoints {
 			if !e.Healthy {
@@ -201,10 +224,34 @@ func (m *Manager) buildSet(c *Cluster, es *xdsparse.EndpointSet, live map[hostKe
 				m.hosts[key] = h
 			}
 			live[key] = true
-			hs.hosts = append(hs.hosts, HostInfo{Host: h, Weight: e.Weight, Locality: e.Locality})
+			hi := HostInfo{Host: h, Weight: e.Weight, Locality: e.Locality, Priority: g.Priority}
+			hs.hosts = append(hs.hosts, hi)
+			l.hosts = append(l.hosts, hi)
+			if loc != nil {
+				loc.hosts = append(loc.hosts, hi)
+			}
 		}
 	}
-	hs.build(c.Cfg)
+	slices.SortFunc(levels, func(a, b *level) int { return cmp.Compare(a.prio, b.prio) })
+	hs.overprovision = es.Overprovisioning
+	if hs.overprovision == 0 {
+		hs.overprovision = xdsparse.DefaultOverprovisioning
+	}
+		if len(levels) <= 1 && !c.Cfg.LocalityWeighted {
+		hs.build(c.Cfg)
+		return hs
+	}
+	for _, l := range levels {
+		ls := &hostSet{hosts: l.hosts, endpoints: l.total, overprovision: hs.overprovision}
+		ls.build(c.Cfg)
+		for _, name := range slices.Sorted(maps.Keys(l.localities)) {
+			loc := l.localities[name]
+			loc.overprovision = hs.overprovision
+			loc.build(c.Cfg)
+			ls.localities = append(ls.localities, loc)
+		}
+		hs.levels = append(hs.levels, ls)
+	}
 	return hs
 }
 
@@ -215,6 +262,7 @@ type HostInfo struct {
 	Host     *Host
 	Weight   uint32
 	Locality string
+	Priority uint32
 }
 
 // Endpoints returns the current hosts with their weights and localities

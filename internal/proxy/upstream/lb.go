@@ -22,6 +22,17 @@ type hostSet struct {
 	total  uint64
 	ring   []ringEntry // ring hash
 	maglev []*Host     // maglev lookup table
+
+	// Priorities and localities (priority.go). levels, when set, are the
+	// cluster's priorities in order, each a set of its own; picks go to
+	// one of them. localities, when set (locality-weighted balancing),
+	// split a level by locality. endpoints counts the set's endpoints
+	// including EDS-unhealthy ones; weight is a locality's weight.
+	levels        []*hostSet
+	localities    []*hostSet
+	endpoints     int
+	weight        uint32
+	overprovision uint32 // percent
 }
 
 func (hs *hostSet) build(cfg *xdsparse.Cluster) {
@@ -131,6 +142,12 @@ type PickOptions struct {
 // Pick selects a host, or nil when there is none.
 func (c *Cluster) Pick(o PickOptions) *Host {
 	hs := c.set.Load()
+	if hs.levels != nil {
+		hs = c.pickLevel(hs, o)
+	}
+	if hs.localities != nil {
+		hs = c.pickLocality(hs, o)
+	}
 	if len(hs.hosts) == 0 {
 		return nil
 	}

@@ -64,6 +64,10 @@ type Cluster struct {
 	// balancer ignores outlier ejections (Envoy's healthy_panic_threshold,
 	// default 50; 0 never panics: with every host ejected, no host is picked).
 	PanicThreshold float64
+	// LocalityWeighted picks a locality by its load_balancing_weight (times
+	// its availability) before a host within it (common_lb_config
+	// locality_weighted_lb_config); otherwise locality weights are unused.
+	LocalityWeighted bool
 	// Keepalive sets TCP keep-alive on upstream connections; nil keeps the
 	// system's default.
 	Keepalive *TCPKeepalive
@@ -103,7 +107,10 @@ type Endpoint struct {
 
 // LocalityGroup is a locality's endpoints.
 type LocalityGroup struct {
-	Locality  string
+	Locality string
+	// Weight is the locality's load_balancing_weight, 0 when unset (such a
+	// locality gets no traffic under locality-weighted balancing, as in
+	// Envoy).
 	Weight    uint32
 	Priority  uint32
 	Endpoints []Endpoint
@@ -113,7 +120,14 @@ type LocalityGroup struct {
 type EndpointSet struct {
 	Name       string
 	Localities []LocalityGroup
+	// Overprovisioning is policy.overprovisioning_factor in percent
+	// (Envoy's default 140): a priority or locality whose healthy share
+	// times this factor reaches 100 % takes its whole load.
+	Overprovisioning uint32
 }
+
+// DefaultOverprovisioning is Envoy's overprovisioning factor, 1.4.
+const DefaultOverprovisioning = 140
 
 // ParseCluster parses and validates a Cluster.
 func ParseCluster(c *clusterv3.Cluster) (*Cluster, error) {
@@ -278,6 +292,15 @@ func ParseCluster(c *clusterv3.Cluster) (*Cluster, error) {
 		}
 		out.PanicThreshold = p.GetValue()
 	}
+	if lc := c.GetCommonLbConfig(); lc != nil {
+		switch lc.GetLocalityConfigSpecifier().(type) {
+		case nil:
+		case *clusterv3.Cluster_CommonLbConfig_LocalityWeightedLbConfig_:
+			out.LocalityWeighted = true
+		default:
+			return nil, fail("common_lb_config: zone_aware_lb_config is not supported (locality_weighted_lb_config is)")
+		}
+	}
 	if ka := c.GetUpstreamConnectionOptions().GetTcpKeepalive(); ka != nil {
 		out.Keepalive = &TCPKeepalive{Probes: int(u32or(ka.GetKeepaliveProbes(), 0)),
 			Idle:     time.Duration(u32or(ka.GetKeepaliveTime(), 0)) * time.Second,
@@ -323,10 +346,16 @@ func ParseEndpoints(la *endpointv3.ClusterLoadAssignment) (*EndpointSet, error) 
 	if err := checkFields(la, clusterRules); err != nil {
 		return nil, err
 	}
-	es := &EndpointSet{Name: la.GetClusterName()}
+	es := &EndpointSet{Name: la.GetClusterName(), Overprovisioning: DefaultOverprovisioning}
+	if f := la.GetPolicy().GetOverprovisioningFactor(); f != nil {
+		if f.GetValue() == 0 {
+			return nil, fmt.Errorf("policy.overprovisioning_factor: 0 would send no traffic")
+		}
+		es.Overprovisioning = f.GetValue()
+	}
 	for i, lg := range la.GetEndpoints() {
 		loc := lg.GetLocality()
-		g := LocalityGroup{Priority: lg.GetPriority(), Weight: 1}
+		g := LocalityGroup{Priority: lg.GetPriority()}
 		if loc != nil {
 			g.Locality = intern(loc.GetRegion() + "/" + loc.GetZone() + "/" + loc.GetSubZone())
 		}

@@ -112,7 +112,9 @@ var clusterRules = rules(
 	ruleRow{"envoy.config.cluster.v3.Cluster.EdsClusterConfig", parsedApart, "eds_config"},
 	ruleRow{"envoy.config.cluster.v3.Cluster.RingHashLbConfig", honoured, "minimum_ring_size"},
 	ruleRow{"envoy.config.cluster.v3.Cluster.MaglevLbConfig", honoured, "table_size"},
-	ruleRow{"envoy.config.cluster.v3.Cluster.CommonLbConfig", honoured, "healthy_panic_threshold"},
+	ruleRow{"envoy.config.cluster.v3.Cluster.CommonLbConfig", honoured, "healthy_panic_threshold locality_weighted_lb_config"},
+	// zone_aware_lb_config is refused by ParseCluster with a precise message.
+	ruleRow{"envoy.config.cluster.v3.Cluster.CommonLbConfig", parsedApart, "zone_aware_lb_config"},
 	ruleRow{"envoy.type.v3.Percent", honoured, "value"},
 	ruleRow{"envoy.config.cluster.v3.CircuitBreakers", honoured, "thresholds"},
 	ruleRow{"envoy.config.cluster.v3.CircuitBreakers.Thresholds", honoured, "priority max_connections max_pending_requests max_requests max_retries"},
@@ -122,11 +124,10 @@ var clusterRules = rules(
 	ruleRow{"envoy.config.core.v3.TcpKeepalive", honoured, "keepalive_probes keepalive_time keepalive_interval"},
 	ruleRow{"envoy.config.cluster.v3.OutlierDetection", honoured, "consecutive_5xx enforcing_consecutive_5xx consecutive_gateway_failure " +
 		"enforcing_consecutive_gateway_failure max_ejection_percent base_ejection_time max_ejection_time interval enforcing_success_rate"},
-	ruleRow{"envoy.config.endpoint.v3.ClusterLoadAssignment", honoured, "cluster_name endpoints"},
-	ruleRow{"envoy.config.endpoint.v3.LocalityLbEndpoints", honoured, "locality lb_endpoints priority"},
-	// Envoy too ignores locality weights unless locality-weighted balancing is configured, which this proxy refuses.
-	ruleRow{"envoy.config.endpoint.v3.LocalityLbEndpoints", cosmetic, "load_balancing_weight"},
-	ruleRow{"envoy.config.core.v3.Locality", cosmetic, "region zone sub_zone"},
+	ruleRow{"envoy.config.endpoint.v3.ClusterLoadAssignment", honoured, "cluster_name endpoints policy"},
+	ruleRow{"envoy.config.endpoint.v3.ClusterLoadAssignment.Policy", honoured, "overprovisioning_factor"},
+	ruleRow{"envoy.config.endpoint.v3.LocalityLbEndpoints", honoured, "locality lb_endpoints priority load_balancing_weight"},
+	ruleRow{"envoy.config.core.v3.Locality", honoured, "region zone sub_zone"},
 	ruleRow{"envoy.config.endpoint.v3.LbEndpoint", honoured, "endpoint health_status load_balancing_weight"},
 	// Metadata: the proxy reads envoy.transport_socket_match (Istio's tlsMode); the rest is for other consumers.
 	ruleRow{"envoy.config.endpoint.v3.LbEndpoint", cosmetic, "metadata"},
@@ -206,7 +207,7 @@ var tlsRules = rules(
 	ruleRow{"envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext", honoured, "common_tls_context require_client_certificate"},
 	ruleRow{"envoy.extensions.transport_sockets.tls.v3.CommonTlsContext", honoured, "tls_params tls_certificates tls_certificate_sds_secret_configs " +
 		"tls_certificate_provider_instance validation_context combined_validation_context validation_context_sds_secret_config alpn_protocols"},
-	ruleRow{"envoy.extensions.transport_sockets.tls.v3.TlsParameters", honoured, "tls_minimum_protocol_version tls_maximum_protocol_version"},
+	ruleRow{"envoy.extensions.transport_sockets.tls.v3.TlsParameters", honoured, "tls_minimum_protocol_version tls_maximum_protocol_version cipher_suites"},
 	ruleRow{"envoy.extensions.transport_sockets.tls.v3.TlsCertificate", honoured, "certificate_chain private_key"},
 	ruleRow{"envoy.config.core.v3.DataSource", honoured, "filename inline_bytes inline_string"},
 	ruleRow{"envoy.config.core.v3.DataSource", parsedApart, "environment_variable"},

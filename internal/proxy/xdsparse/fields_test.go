@@ -50,9 +50,12 @@ func TestUnsupportedFieldsAreRefusedByName(t *testing.T) {
 			a, _ := anypb.New(&emptypb.Empty{})
 			c.TypedExtensionProtocolOptions = map[string]*anypb.Any{"envoy.extensions.upstreams.tcp.v3.TcpProtocolOptions": a}
 		}, "typed_extension_protocol_options[envoy.extensions.upstreams.tcp.v3.TcpProtocolOptions]"},
-		{"locality-weighted balancing", func(c *clusterv3.Cluster) {
+		{"locality-weighted balancing (honoured)", func(c *clusterv3.Cluster) {
 			c.CommonLbConfig = &clusterv3.Cluster_CommonLbConfig{LocalityConfigSpecifier: &clusterv3.Cluster_CommonLbConfig_LocalityWeightedLbConfig_{}}
-		}, "common_lb_config.locality_weighted_lb_config"},
+		}, ""},
+		{"zone-aware balancing", func(c *clusterv3.Cluster) {
+			c.CommonLbConfig = &clusterv3.Cluster_CommonLbConfig{LocalityConfigSpecifier: &clusterv3.Cluster_CommonLbConfig_ZoneAwareLbConfig_{}}
+		}, "zone_aware_lb_config"},
 		{"success rate enforced", func(c *clusterv3.Cluster) {
 			c.OutlierDetection = &clusterv3.OutlierDetection{EnforcingSuccessRate: wrapperspb.UInt32(100)}
 		}, "enforcing_success_rate 100"},

@@ -249,6 +249,9 @@ func (g *gen) serviceCluster(svc *registry.Service, port registry.Port, subset s
 	}
 	applyConnectionPool(c, pol.cp, port.Protocol.IsHTTP(), port.Protocol == registry.HTTP2 || port.Protocol == registry.GRPC, g.grpc)
 	applyOutlier(c, pol.od)
+	if c.GetEdsClusterConfig() != nil {
+		applyLocalityWeighted(c, pol)
+	}
 	if pol.tls != nil {
 		var sans []string
 		if pol.tls.GetMode() == networking.ClientTLSSettings_ISTIO_MUTUAL {

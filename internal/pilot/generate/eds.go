@@ -17,6 +17,12 @@ func (g *gen) endpoints(names []string) []model.XDSResource {
 	var out []model.XDSResource
 	add := func(name string, svc *registry.Service, port registry.Port, subset map[string]string, dr *model.DestinationRule) {
 		la, enc := g.loadAssignmentFor(name, svc, port, subset, dr)
+		// Locality load balancing depends on the proxy: a localized copy
+		// is this proxy's own (not the shared encoding).
+		_, subsetName, _, _ := parseCluster(name)
+		if l := g.localize(la, effectivePolicy(g.pc.DestinationRule(g.p, svc.Hostname), port.Number, subsetName)); l != la {
+			la, enc = l, nil
+		}
 		out = append(out, model.XDSResource{Name: name, Resource: la, Encoded: enc})
 	}
 	if len(names) > 0 {

@@ -36,6 +36,10 @@ type Proxy struct {
 	ServiceAccount string // SPIFFE ID or bare service account name from metadata
 	Generator      string // "grpc" for proxyless gRPC clients, "" for sidecars and gateways
 	Metadata       map[string]string
+	// Locality is "region/zone/subzone" from the node's locality or the
+	// labels topology.kubernetes.io/region, topology.kubernetes.io/zone and
+	// topology.istio.io/subzone; "" when unknown.
+	Locality string
 }
 
 // InterceptionNone reports whether the proxy runs without traffic capture

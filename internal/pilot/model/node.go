@@ -58,6 +58,11 @@ func ParseNode(n *corev3.Node) (*Proxy, error) {
 	for k, v := range md["LABELS"].GetStructValue().GetFields() {
 		p.Labels[k] = v.GetStringValue()
 	}
+	if l := n.GetLocality(); l.GetRegion() != "" {
+		p.Locality = l.GetRegion() + "/" + l.GetZone() + "/" + l.GetSubZone()
+	} else if r := p.Labels["topology.kubernetes.io/region"]; r != "" {
+		p.Locality = r + "/" + p.Labels["topology.kubernetes.io/zone"] + "/" + p.Labels["topology.istio.io/subzone"]
+	}
 	p.ServiceAccount = p.Metadata["SERVICE_ACCOUNT"]
 	p.Generator = p.Metadata["GENERATOR"]
 	if ips := p.Metadata["INSTANCE_IPS"]; ips != "" {

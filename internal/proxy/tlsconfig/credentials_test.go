@@ -63,7 +63,7 @@ func TestCredentialServerMutual(t *testing.T) {
 		roots := x509.NewCertPool()
 		roots.AddCert(serverPKI.root)
 		return &tls.Config{ServerName: "gw.example.com", RootCAs: roots, MinVersion: tls.VersionTLS12,
-			Certificates: []tls.Certificate{{Certificate: [][]byte{leaf.Raw}, PrivateKey: key, Leaf: leaf}},
+			Certificates:          []tls.Certificate{{Certificate: [][]byte{leaf.Raw}, PrivateKey: key, Leaf: leaf}},
 			VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error { served = raw[0]; return nil }}
 	}
 	server := func(tc *xdsparse.TLSContext) *tls.Config {

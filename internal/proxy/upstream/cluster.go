@@ -237,7 +237,7 @@ func (m *Manager) buildSet(c *Cluster, es *xdsparse.EndpointSet, live map[hostKe
 	if hs.overprovision == 0 {
 		hs.overprovision = xdsparse.DefaultOverprovisioning
 	}
-		if len(levels) <= 1 && !c.Cfg.LocalityWeighted {
+	if len(levels) <= 1 && !c.Cfg.LocalityWeighted {
 		hs.build(c.Cfg)
 		return hs
 	}

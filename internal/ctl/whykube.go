@@ -1,7 +1,6 @@
 package ctl
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"slices"
@@ -106,21 +105,7 @@ func (k *kubeLogs) readPod(ctx context.Context, pod *corev1.Pod, px proxy, opts 
 		return nil, err
 	}
 	defer rc.Close()
-	var out []hopEntry
-	sc := bufio.NewScanner(rc)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if len(line) == 0 || line[0] != '[' && line[0] != '{' {
-			continue
-		}
-		e, err := accesslog.ParseLine(line)
-		if err != nil || !keep(&e) {
-			continue
-		}
-		out = append(out, hopEntry{Proxy: px, Entry: e})
-	}
-	return out, sc.Err()
+	return scanHops(nil, rc, px, keep)
 }
 
 func ptrTo[T any](v T) *T { return &v }

@@ -33,6 +33,25 @@ func (h *hopEntry) hopName() string {
 	return h.Proxy.Name + " (outbound)"
 }
 
+// scanHops appends to out the access log lines read from r (a proxy's log,
+// where other lines may be mixed in) that keep accepts.
+func scanHops(out []hopEntry, r io.Reader, px proxy, keep func(*accesslog.Entry) bool) ([]hopEntry, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if len(line) == 0 || line[0] != '[' && line[0] != '{' {
+			continue
+		}
+		e, err := accesslog.ParseLine(line)
+		if err != nil || !keep(&e) {
+			continue
+		}
+		out = append(out, hopEntry{Proxy: px, Entry: e})
+	}
+	return out, sc.Err()
+}
+
 // logTail is how much of each proxy's log `mast why` reads: the newest lines.
 const logTail = 16 << 20
 
@@ -53,19 +72,7 @@ func readAccessLogs(st *localmesh.RunState, keep func(*accesslog.Entry) bool) []
 		if fi, err := f.Stat(); err == nil && fi.Size() > logTail {
 			f.Seek(fi.Size()-logTail, io.SeekStart)
 		}
-		sc := bufio.NewScanner(f)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			if len(line) == 0 || line[0] != '[' && line[0] != '{' {
-				continue
-			}
-			e, err := accesslog.ParseLine(line)
-			if err != nil || !keep(&e) {
-				continue
-			}
-			out = append(out, hopEntry{Proxy: px, Entry: e})
-		}
+		out, _ = scanHops(out, f, px, keep)
 		f.Close()
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Start.Before(out[j].Start) })

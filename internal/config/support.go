@@ -248,8 +248,8 @@ var supportTable = []supportRow{
 	{"telemetry.v1alpha1.MetricSelector", Honoured, "", "metric mode"},
 	{"telemetry.v1alpha1.MetricSelector", Warned, "a custom metric exists only where the stats filter's definitions name it, which Istio sets with an EnvoyFilter (not applied by Mast); an override of a metric nothing defines changes nothing, as in Istio", "customMetric"},
 	{"telemetry.v1alpha1.MetricsOverrides.TagOverride", Honoured, "", "operation value"},
-	{"telemetry.v1alpha1.AccessLogging", Honoured, "", "disabled filter"},
-	{"telemetry.v1alpha1.AccessLogging", Warned, telNotProven, "match providers"},
+	{"telemetry.v1alpha1.AccessLogging", Honoured, "", "disabled filter providers"},
+	{"telemetry.v1alpha1.AccessLogging", Warned, telNotProven, "match"},
 	{"telemetry.v1alpha1.AccessLogging.LogSelector", Warned, telNotProven, "mode"},
 	{"telemetry.v1alpha1.AccessLogging.Filter", Honoured, "", "expression"},
 }

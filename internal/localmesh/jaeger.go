@@ -19,11 +19,10 @@ const (
 	jaegerVersion       = "v1.76.0"
 )
 
-// jaegerMeshConfig is the MeshConfig part that sends spans to the addon:
-// OpenTelemetry (OTLP gRPC) by default, Zipkin available to Telemetry
-// resources as "zipkin".
-const jaegerMeshConfig = `extensionProviders:
-- name: jaeger
+// jaegerProviders are the MeshConfig extensionProviders that send spans to
+// the addon: OpenTelemetry (OTLP gRPC, the default: jaegerDefaults) and
+// Zipkin, available to Telemetry resources as "zipkin".
+const jaegerProviders = `- name: jaeger
   opentelemetry:
     service: ` + JaegerCollectorHost + `
     port: 4317
@@ -31,7 +30,9 @@ const jaegerMeshConfig = `extensionProviders:
   zipkin:
     service: ` + JaegerCollectorHost + `
     port: 9411
-defaultProviders:
+`
+
+const jaegerDefaults = `defaultProviders:
   tracing: [jaeger]
 `
 

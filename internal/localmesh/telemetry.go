@@ -7,13 +7,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 )
 
 // meshConfigYAML is the MeshConfig `mast up` gives mastd: access logs on,
-// in Istio's default TEXT format, to each proxy's log; every request traced
-// (once a collector is configured: the jaeger addon).
+// in Istio's default TEXT format, to each proxy's log (and a JSON provider,
+// stdout-json, for Telemetry resources); every request traced (once a
+// collector is configured: the jaeger addon).
 const meshConfigYAML = `# MeshConfig written by mast up (Istio's mesh ConfigMap format).
 accessLogFile: /dev/stdout
 accessLogEncoding: TEXT
@@ -22,14 +24,32 @@ defaultConfig:
     sampling: 100
 `
 
+// jsonLogProvider is an access log provider Telemetry resources can name:
+// a JSON line per request (a subset of Istio's JSON format's keys, which
+// `mast why` reads too) to each proxy's log.
+const jsonLogProvider = `- name: stdout-json
+  envoyFileAccessLog:
+    path: /dev/stdout
+    logFormat:
+      labels:
+        start_time: "%START_TIME%"
+        method: "%REQ(:METHOD)%"
+        path: "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%"
+        protocol: "%PROTOCOL%"
+        response_code: "%RESPONSE_CODE%"
+        response_flags: "%RESPONSE_FLAGS%"
+        request_id: "%REQ(X-REQUEST-ID)%"
+        upstream_cluster: "%UPSTREAM_CLUSTER_RAW%"
+        log_provider: stdout-json
+`
+
 // writeMeshConfig writes the local mesh's MeshConfig and returns its path.
 func writeMeshConfig(stateDir string, addons []string, extra string) (string, error) {
 	p := filepath.Join(stateDir, "mesh.yaml")
-	text := meshConfigYAML
-	for _, a := range addons {
-		if a == AddonJaeger {
-			text += jaegerMeshConfig
-		}
+	text := meshConfigYAML + "extensionProviders:\n" + jsonLogProvider
+	jaeger := slices.Contains(addons, AddonJaeger)
+	if jaeger {
+		text += jaegerProviders + jaegerDefaults
 	}
 	if err := os.WriteFile(p, []byte(text+extra), 0o644); err != nil {
 		return "", fmt.Errorf("mesh config: %w", err)

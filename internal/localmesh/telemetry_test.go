@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mast-mesh/mast/internal/pilot/model"
 )
 
 func TestPrometheusConfig(t *testing.T) {
@@ -42,5 +44,27 @@ func TestParseAddons(t *testing.T) {
 	}
 	if _, err := ParseAddons("grafana"); err == nil || !strings.Contains(err.Error(), `"grafana"`) {
 		t.Fatalf("unknown addon: %v", err)
+	}
+}
+
+// mast up's MeshConfig parses with no warning, with the stdout-json access
+// log provider always and the Jaeger providers with the addon.
+func TestMeshConfigProviders(t *testing.T) {
+	for _, addons := range [][]string{nil, {AddonJaeger}} {
+		p, err := writeMeshConfig(t.TempDir(), addons, "policyCheckFailOpen: true\n")
+		if err != nil {
+			t.Fatal(err)
+		}
+		mc, warnings, err := model.LoadMeshConfigFile(p, model.MeshConfig{})
+		if err != nil || len(warnings) > 0 {
+			t.Fatalf("addons %v: %v %v", addons, err, warnings)
+		}
+		if fl := mc.ExtensionProvider("stdout-json").GetEnvoyFileAccessLog(); fl.GetPath() != "/dev/stdout" || fl.GetLogFormat().GetLabels() == nil {
+			t.Errorf("addons %v: stdout-json provider %v", addons, fl)
+		}
+		jaeger := mc.ExtensionProvider("jaeger").GetOpentelemetry() != nil && mc.ExtensionProvider("zipkin").GetZipkin() != nil
+		if jaeger != (addons != nil) || (len(mc.DefaultTracingProviders) == 1) != (addons != nil) {
+			t.Errorf("addons %v: jaeger providers %v, default tracing %v", addons, jaeger, mc.DefaultTracingProviders)
+		}
 	}
 }

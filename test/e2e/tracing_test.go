@@ -325,13 +325,35 @@ spec:
   selector: {matchLabels: {app: productpage}}
   accessLogging:
   - filter: {expression: "response.code >= 400"}
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: reviews-json, namespace: default}
+spec:
+  selector: {matchLabels: {app: reviews}}
+  accessLogging:
+  - providers: [{name: stdout-json}]
 `)
+	// reviews' lines: Istio's TEXT (the default provider) and JSON from
+	// mast up's stdout-json provider (envoyFileAccessLog with labels).
+	reviewsLines := func(what string) int {
+		n := 0
+		for _, v := range []string{"v1", "v2", "v3"} {
+			n += logLines("reviews-"+v+"-sidecar", what)
+		}
+		return n
+	}
+	const reviewsJSON = `"log_provider":"stdout-json"`
+	if n := reviewsLines(reviewsJSON); n != 0 {
+		t.Fatalf("reviews logged %d JSON lines before any Telemetry named the provider", n)
+	}
 	if n := logLines("details-v1-sidecar", `"GET /details/0 `); n == 0 {
 		t.Fatal("details logged nothing before the Telemetry resource")
 	}
 	m.apply(filepath.Join(dir, "logging.yaml"))
 	time.Sleep(1500 * time.Millisecond) // the access log sink flushes every second
 	detailsLogged := logLines("details-v1-sidecar", `"GET /details/0 `)
+	reviewsText := reviewsLines(`"GET /reviews/0 `)
 	pages := logLines("productpage-v1-sidecar", `"GET /productpage `)
 	for i := 0; i < 3; i++ {
 		m.page(http.DefaultClient)
@@ -355,6 +377,17 @@ spec:
 	}
 	if n := logLines("productpage-v1-sidecar", `"GET /productpage `); n != pages {
 		t.Errorf("productpage logged %d more 200s with filter response.code >= 400", n-pages)
+	}
+	// Telemetry accessLogging providers: reviews now logs through
+	// stdout-json only.
+	eventually(t, 30*time.Second, "reviews logging JSON through the stdout-json provider", func() error {
+		if n := reviewsLines(reviewsJSON); n == 0 || reviewsLines(`"path":"/reviews/0"`) == 0 {
+			return fmt.Errorf("%d JSON lines", n)
+		}
+		return nil
+	})
+	if n := reviewsLines(`"GET /reviews/0 `); n != reviewsText {
+		t.Errorf("reviews logged %d more TEXT lines with providers [stdout-json]", n-reviewsText)
 	}
 
 	t.Run("Mixer's zipkin adapter", func(t *testing.T) { checkMixerZipkin(t, m) })

@@ -280,10 +280,11 @@ func (r *Registry) fetch(ctx context.Context, names []string, known map[string]u
 		return nil
 	}
 	type result struct {
-		c       converted
-		index   uint64
-		skipped int
-		err     error
+		c         converted
+		index     uint64
+		skipped   int
+		unchanged bool // a sweep found the service's index where it was
+		err       error
 	}
 	results := make([]result, len(names))
 	opts := convertOptions{TrustDomain: r.cfg.TrustDomain, AllowWarning: r.cfg.AllowWarning, Registry: "consul"}
@@ -305,7 +306,8 @@ func (r *Registry) fetch(ctx context.Context, names []string, known map[string]u
 					continue
 				}
 				res.index = meta.LastIndex
-				if idx, ok := known[names[i]]; !sweep || !ok || idx != res.index {
+				idx, ok := known[names[i]]
+				if res.unchanged = sweep && ok && idx == res.index; !res.unchanged {
 					res.c, res.skipped = convert(names[i], entries, opts)
 				}
 			}
@@ -332,7 +334,7 @@ feed:
 			failed = append(failed, name)
 			continue
 		}
-		if idx, ok := known[name]; sweep && ok && idx == res.index {
+		if res.unchanged {
 			continue
 		}
 		if res.skipped > 0 {

@@ -457,6 +457,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if mix != nil {
 		mix.stop()
 	}
+	if rls != nil {
+		rls.stop()
+	}
 	if secure != nil {
 		secure.GracefulStop()
 	}

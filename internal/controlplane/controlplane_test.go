@@ -148,3 +148,31 @@ func TestRotateRootEndpoint(t *testing.T) {
 		}
 	}
 }
+
+// TestRunReturnsWithRateLimitService: mastd's default components include
+// the rate-limit service, whose gRPC server must stop on shutdown too.
+// Before, Run waited for it forever, so a SIGTERM never ended mastd.
+func TestRunReturnsWithRateLimitService(t *testing.T) {
+	ready := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{
+			ConfigDir: t.TempDir(), XDSAddr: "127.0.0.1:0", MonitoringAddr: "127.0.0.1:0",
+			RateLimit: RateLimitConfig{Enabled: true, Addr: "127.0.0.1:0"},
+			Mesh:      model.DefaultMeshConfig(), DebounceQuiet: 10 * time.Millisecond, DebounceMax: time.Second,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Ready:  func(_, _ net.Addr) { close(ready) },
+		})
+	}()
+	<-ready
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("Run did not return a minute after its context ended")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 
 	"google.golang.org/grpc"
 
@@ -41,6 +42,7 @@ type rateLimitServer struct {
 	engine quota.Engine
 	gs     *grpc.Server
 	lis    net.Listener
+	once   sync.Once
 }
 
 func newRateLimit(cfg RateLimitConfig, log *slog.Logger) (*rateLimitServer, error) {
@@ -62,7 +64,12 @@ func newRateLimit(cfg RateLimitConfig, log *slog.Logger) (*rateLimitServer, erro
 	return s, nil
 }
 
+// stop ends Serve and closes the counters' engine; it runs once, both on
+// shutdown (before mastd waits for its servers) and on an early return.
 func (s *rateLimitServer) stop() {
-	s.gs.GracefulStop()
-	s.engine.Close()
+	s.once.Do(func() {
+		s.gs.GracefulStop()
+		s.lis.Close()
+		s.engine.Close()
+	})
 }

@@ -133,18 +133,28 @@ func (s *Snapshot) Len() int {
 	return len(s.byKey)
 }
 
+// Kinds returns the kinds that have resources, sorted.
+func (s *Snapshot) Kinds() []Kind {
+	if s == nil {
+		return nil
+	}
+	kinds := make([]Kind, 0, len(s.byKind))
+	for k, rs := range s.byKind {
+		if len(rs) > 0 {
+			kinds = append(kinds, k)
+		}
+	}
+	sort.Slice(kinds, func(i, j int) bool { return kinds[i].Kind < kinds[j].Kind })
+	return kinds
+}
+
 // All returns every resource, sorted by kind, namespace and name.
 func (s *Snapshot) All() []Resource {
 	if s == nil {
 		return nil
 	}
-	kinds := make([]Kind, 0, len(s.byKind))
-	for k := range s.byKind {
-		kinds = append(kinds, k)
-	}
-	sort.Slice(kinds, func(i, j int) bool { return kinds[i].Kind < kinds[j].Kind })
 	out := make([]Resource, 0, len(s.byKey))
-	for _, k := range kinds {
+	for _, k := range s.Kinds() {
 		out = append(out, s.byKind[k]...)
 	}
 	return out

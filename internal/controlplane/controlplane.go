@@ -290,6 +290,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("monitoring listener: %w", err)
 	}
 	gs := grpc.NewServer(
+		grpc.ForceServerCodecV2(ads.Codec()), // responses share resource bytes instead of copying them
 		grpc.MaxConcurrentStreams(cfg.MaxStreamsPerConn),
 		grpc.MaxSendMsgSize(cfg.XDSMaxSendSize),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: cfg.KeepaliveTimeout}),
@@ -310,7 +311,7 @@ func Run(ctx context.Context, cfg Config) error {
 		if secureLis, err = net.Listen("tcp", cfg.SecureXDSAddr); err != nil {
 			return fmt.Errorf("secure xds listener: %w", err)
 		}
-		secure = grpc.NewServer(grpc.Creds(credentials.NewTLS(tlsCfg)), grpc.MaxConcurrentStreams(cfg.MaxStreamsPerConn),
+		secure = grpc.NewServer(grpc.Creds(credentials.NewTLS(tlsCfg)), grpc.ForceServerCodecV2(ads.Codec()), grpc.MaxConcurrentStreams(cfg.MaxStreamsPerConn),
 			grpc.MaxSendMsgSize(cfg.XDSMaxSendSize),
 			grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: cfg.KeepaliveTimeout}),
 			grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 15 * time.Second, PermitWithoutStream: true}))

@@ -22,8 +22,9 @@ import (
 
 // Defaults for FileConfig.
 const (
-	DefaultRescan   = 2 * time.Second
-	DefaultDebounce = 15 * time.Millisecond
+	DefaultRescan        = 2 * time.Second
+	DefaultWatchedRescan = time.Minute
+	DefaultDebounce      = 15 * time.Millisecond
 )
 
 // racyWindow: a file modified this recently when it was read is read again at
@@ -43,9 +44,15 @@ type FileConfig struct {
 	// OnChange is called serially, from Run's goroutine, after each change that
 	// alters the snapshot. It is not called for the initial load in NewFile.
 	OnChange func(old, new *config.Snapshot)
-	// Rescan is the period of the full rescan that backs up file watching;
-	// 0 means DefaultRescan.
+	// Rescan is the period of the full rescan when the tree cannot be
+	// watched; 0 means DefaultRescan.
 	Rescan time.Duration
+	// WatchedRescan is the period of the full rescan that backs up file
+	// watching; 0 means DefaultWatchedRescan. Events name what changed and
+	// a watch error (queue overflow) rescans at once, so this only guards
+	// against events a file system never delivers: a rescan stats every
+	// file, which in a tree of thousands costs more than the changes do.
+	WatchedRescan time.Duration
 	// Debounce is how long a burst of file events is coalesced before the
 	// named files are read again (at most ten times this from the first
 	// event); 0 means DefaultDebounce. It only needs to merge the events of
@@ -69,7 +76,9 @@ type Update struct {
 // File is a configuration store backed by a directory tree of YAML and JSON
 // files (.yaml, .yml, .json; hidden files and directories and editor temporary
 // files are skipped). It watches the tree with fsnotify, adding new
-// subdirectories as they appear, and rescans it periodically as a safety net.
+// subdirectories as they appear, re-reads only the files and directories the
+// events name, and rescans the whole tree periodically as a safety net (every
+// Rescan when the tree cannot be watched, every WatchedRescan when it can).
 //
 // A file whose new content fails to load is reported (logged and in Status) and
 // the resources of its last valid version stay in force. Deleting a file deletes
@@ -152,6 +161,9 @@ func NewFile(cfg FileConfig) (*File, error) {
 	if cfg.Rescan <= 0 {
 		cfg.Rescan = DefaultRescan
 	}
+	if cfg.WatchedRescan <= 0 {
+		cfg.WatchedRescan = DefaultWatchedRescan
+	}
 	if cfg.Debounce <= 0 {
 		cfg.Debounce = DefaultDebounce
 	}
@@ -209,7 +221,11 @@ func (f *File) Run(ctx context.Context) error {
 	f.scanLogged(scanRequest{})
 	close(f.ready)
 
-	ticker := time.NewTicker(f.cfg.Rescan)
+	period := f.cfg.Rescan
+	if f.watcher != nil {
+		period = f.cfg.WatchedRescan
+	}
+	ticker := time.NewTicker(period)
 	defer ticker.Stop()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()

@@ -93,6 +93,7 @@ func (c *Cache) Generate(pc *model.PushContext, p *model.Proxy, typeURL string, 
 var _ model.GenerateFunc = (*Cache)(nil).Generate
 
 type cacheEntry struct {
+	once sync.Once // builds msg and enc
 	msg  proto.Message
 	enc  *model.Encoded
 	used atomic.Uint64 // the cache generation it was last used in
@@ -140,21 +141,14 @@ func (c *Cache) state(pc *model.PushContext) *cacheState {
 func (c *Cache) newState(pc *model.PushContext) *cacheState {
 	var routing, security []resourceRef
 	var selectors []map[string]string
-	for _, r := range pc.Config.All() {
-		switch r.Kind {
+	for _, k := range pc.Config.Kinds() {
+		switch k {
 		case config.ServiceEntry, config.WorkloadEntry, config.WorkloadGroup:
 			continue // the registry snapshot: versioned by identity
-		case config.PeerAuthentication:
-			security = append(security, resourceRef{r.Key(), r.Spec})
-		case config.VirtualService:
-			selectors = appendSourceSelectors(selectors, r.Spec)
-		case config.DestinationRule:
-			// which DestinationRule applies depends on the proxy's labels
-			if dr, ok := r.Spec.(*networking.DestinationRule); ok && dr.GetWorkloadSelector() != nil {
-				selectors = append(selectors, dr.GetWorkloadSelector().GetMatchLabels())
-			}
 		}
-		routing = append(routing, resourceRef{r.Key(), r.Spec})
+		for _, r := range pc.Config.List(k) {
+			routing, security, selectors = noteInput(r, routing, security, selectors)
+		}
 	}
 	var services []*registry.Service
 	if pc.Registry != nil {
@@ -189,6 +183,24 @@ func (c *Cache) newState(pc *model.PushContext) *cacheState {
 		})
 	}
 	return &cacheState{routing: next.routingEpoch, security: next.securityEpoch, services: next.servicesEpoch, sourceSelectors: selectors, gen: c.gen}
+}
+
+// noteInput adds a configuration resource to the kind-wide inputs: every one
+// to routing, PeerAuthentications to security, and the selectors that make a
+// route depend on the proxy's labels.
+func noteInput(r config.Resource, routing, security []resourceRef, selectors []map[string]string) ([]resourceRef, []resourceRef, []map[string]string) {
+	switch r.Kind {
+	case config.PeerAuthentication:
+		security = append(security, resourceRef{r.Key(), r.Spec})
+	case config.VirtualService:
+		selectors = appendSourceSelectors(selectors, r.Spec)
+	case config.DestinationRule:
+		// which DestinationRule applies depends on the proxy's labels
+		if dr, ok := r.Spec.(*networking.DestinationRule); ok && dr.GetWorkloadSelector() != nil {
+			selectors = append(selectors, dr.GetWorkloadSelector().GetMatchLabels())
+		}
+	}
+	return append(routing, resourceRef{r.Key(), r.Spec}), security, selectors
 }
 
 func sameRefs(a, b []resourceRef) bool {
@@ -246,27 +258,34 @@ func appendSourceSelectors(out []map[string]string, spec proto.Message) []map[st
 }
 
 // lookup returns the cached resource for key, building it on a miss. A nil
-// build result is cached too (the proxy has no such resource).
+// build result is cached too (the proxy has no such resource). A key is built
+// once: lookups of a key being built wait for it, since a push wakes every
+// connection at once and each would otherwise build the same resource.
 func (c *Cache) lookup(st *cacheState, key any, build func() proto.Message) (proto.Message, *model.Encoded) {
-	if v, ok := c.entries.Load(key); ok {
-		e := v.(*cacheEntry)
-		e.used.Store(st.gen)
-		c.hits.Add(1)
-		if n := c.cfg.SelfCheck; n > 0 && c.lookups.Add(1)%uint64(n) == 0 {
-			return c.selfCheck(key, e, build, st)
+	v, ok := c.entries.Load(key)
+	if !ok {
+		v, _ = c.entries.LoadOrStore(key, &cacheEntry{})
+	}
+	e := v.(*cacheEntry)
+	e.used.Store(st.gen)
+	built := false
+	e.once.Do(func() {
+		built = true
+		c.misses.Add(1)
+		e.msg = build()
+		if e.msg != nil && !isNilMessage(e.msg) {
+			e.enc = &model.Encoded{}
+		} else {
+			e.msg = nil
 		}
+	})
+	if built {
 		return e.msg, e.enc
 	}
-	c.misses.Add(1)
-	e := &cacheEntry{msg: build()}
-	if e.msg != nil && !isNilMessage(e.msg) {
-		e.enc = &model.Encoded{}
-	} else {
-		e.msg = nil
+	c.hits.Add(1)
+	if n := c.cfg.SelfCheck; n > 0 && c.lookups.Add(1)%uint64(n) == 0 {
+		return c.selfCheck(key, e, build, st)
 	}
-	e.used.Store(st.gen)
-	v, _ := c.entries.LoadOrStore(key, e)
-	e = v.(*cacheEntry)
 	return e.msg, e.enc
 }
 
@@ -292,6 +311,7 @@ func (c *Cache) selfCheck(key any, e *cacheEntry, build func() proto.Message, st
 	if fresh != nil {
 		n.enc = &model.Encoded{}
 	}
+	n.once.Do(func() {}) // built
 	n.used.Store(st.gen)
 	c.entries.Store(key, n)
 	return n.msg, n.enc

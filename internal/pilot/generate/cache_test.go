@@ -345,6 +345,7 @@ func TestCacheSelfCheck(t *testing.T) {
 		if ck, ok := k.(clusterKey); ok && ck.subset == "" {
 			cl := proto.Clone(v.(*cacheEntry).msg)
 			e := &cacheEntry{msg: cl, enc: &model.Encoded{}}
+			e.once.Do(func() {}) // built
 			cl.ProtoReflect().Set(cl.ProtoReflect().Descriptor().Fields().ByName("alt_stat_name"), protoreflectString("stale"))
 			c.entries.Store(k, e)
 			return false

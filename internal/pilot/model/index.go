@@ -186,14 +186,25 @@ func buildIndex(mesh MeshConfig, cfg *config.Snapshot, reg *registry.Snapshot) *
 // produce it on first use. Generators use it to share work between proxies;
 // the key must contain every input build reads besides the push context
 // itself (which is immutable), and callers must treat the value as immutable.
-// Safe for concurrent use; build may run more than once under contention.
+// Safe for concurrent use: build runs once per key, and callers asking for a
+// key while it is being built wait for it (a push wakes every connection at
+// once, and each would otherwise build the same shared value). build must not
+// ask for its own key.
 func (pc *PushContext) Memo(key any, build func() any) any {
 	m := &pc.ix().memo
-	if v, ok := m.Load(key); ok {
-		return v
+	v, ok := m.Load(key)
+	if !ok {
+		v, _ = m.LoadOrStore(key, &memoEntry{})
 	}
-	v, _ := m.LoadOrStore(key, build())
-	return v
+	e := v.(*memoEntry)
+	e.once.Do(func() { e.v = build() })
+	return e.v
+}
+
+// memoEntry is one Memo value, built once.
+type memoEntry struct {
+	once sync.Once
+	v    any
 }
 
 // Service returns the service with the given hostname, regardless of visibility.

@@ -1,0 +1,229 @@
+package ads
+
+import (
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/grpc/encoding"
+	grpcproto "google.golang.org/grpc/encoding/proto"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+// Codec returns the gRPC codec for a server carrying the ADS service
+// (grpc.ForceServerCodecV2): it writes discovery responses without copying
+// their resources. A resource's wire form is shared by every proxy that gets
+// it (model.Encoded, marshalCache); the default codec would copy it into a
+// fresh buffer per response, which for a route configuration of hundreds of
+// kilobytes sent to a thousand proxies is most of a push's cost. Here the
+// response is a list of buffers: the envelope's own fields, small headers,
+// and the shared resource bytes themselves. The bytes are exactly those of
+// deterministic proto.Marshal (TestCodecMatchesProtoMarshal). Every other
+// message goes to the default proto codec.
+func Codec() encoding.CodecV2 {
+	return codec{fallback: encoding.GetCodecV2(grpcproto.Name)}
+}
+
+type codec struct{ fallback encoding.CodecV2 }
+
+func (c codec) Name() string { return grpcproto.Name }
+
+func (c codec) Unmarshal(data mem.BufferSlice, v any) error { return c.fallback.Unmarshal(data, v) }
+
+func (c codec) Marshal(v any) (mem.BufferSlice, error) {
+	var out mem.BufferSlice
+	var ok bool
+	var err error
+	switch m := v.(type) {
+	case *discoveryv3.DiscoveryResponse:
+		out, ok, err = marshalSotwResponse(m)
+	case *discoveryv3.DeltaDiscoveryResponse:
+		out, ok, err = marshalDeltaResponse(m)
+	}
+	if err != nil || ok {
+		return out, err
+	}
+	return c.fallback.Marshal(v)
+}
+
+// responseResourcesField is resources in both DiscoveryResponse and
+// DeltaDiscoveryResponse.
+const responseResourcesField protowire.Number = 2
+
+// inlineBelow: resource bytes shorter than this are copied into the header
+// buffer rather than referenced, so that a response of many small resources
+// (load assignments) stays a few buffers.
+const inlineBelow = 1024
+
+// spliced builds a response as buffers: small parts are appended to head
+// (a new array when it grows, so earlier parts stay valid), large resource
+// bytes are referenced as they are.
+type spliced struct {
+	parts mem.BufferSlice
+	head  []byte
+	from  int // start of head's part not yet in parts
+}
+
+func (s *spliced) flush() {
+	if len(s.head) > s.from {
+		s.parts = append(s.parts, mem.SliceBuffer(s.head[s.from:len(s.head):len(s.head)]))
+	}
+	s.from = len(s.head)
+}
+
+func (s *spliced) bytes(b []byte) {
+	if len(b) < inlineBelow {
+		s.head = append(s.head, b...)
+		return
+	}
+	s.flush()
+	s.parts = append(s.parts, mem.SliceBuffer(b))
+}
+
+// envelope marshals m without its resources and returns the bytes before
+// and after where they go (fields are written in number order).
+func envelope(m proto.Message) (before, after []byte, ok bool, err error) {
+	src := m.ProtoReflect()
+	if len(src.GetUnknown()) > 0 {
+		return nil, nil, false, nil
+	}
+	rest := src.New()
+	src.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if fd.Number() != responseResourcesField {
+			rest.Set(fd, v)
+		}
+		return true
+	})
+	b, err := deterministic.Marshal(rest.Interface())
+	if err != nil {
+		return nil, nil, false, err
+	}
+	split, err := fieldsBefore(b, responseResourcesField)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	return b[:split], b[split:], true, nil
+}
+
+// plainAny reports whether a can be written from its two fields alone.
+func plainAny(a *anypb.Any) bool {
+	return a != nil && len(a.ProtoReflect().GetUnknown()) == 0
+}
+
+// anySize is the encoded size of a's fields.
+func anySize(a *anypb.Any) int {
+	n := 0
+	if a.TypeUrl != "" {
+		n += protowire.SizeTag(1) + protowire.SizeBytes(len(a.TypeUrl))
+	}
+	if len(a.Value) > 0 {
+		n += protowire.SizeTag(2) + protowire.SizeBytes(len(a.Value))
+	}
+	return n
+}
+
+// any writes a's fields (not its tag and length).
+func (s *spliced) any(a *anypb.Any) {
+	if a.TypeUrl != "" {
+		s.head = protowire.AppendTag(s.head, 1, protowire.BytesType)
+		s.head = protowire.AppendString(s.head, a.TypeUrl)
+	}
+	if len(a.Value) > 0 {
+		s.head = protowire.AppendTag(s.head, 2, protowire.BytesType)
+		s.head = protowire.AppendVarint(s.head, uint64(len(a.Value)))
+		s.bytes(a.Value)
+	}
+}
+
+func marshalSotwResponse(m *discoveryv3.DiscoveryResponse) (mem.BufferSlice, bool, error) {
+	if len(m.Resources) == 0 {
+		return nil, false, nil
+	}
+	for _, a := range m.Resources {
+		if !plainAny(a) {
+			return nil, false, nil
+		}
+	}
+	before, after, ok, err := envelope(m)
+	if !ok || err != nil {
+		return nil, false, err
+	}
+	s := &spliced{head: make([]byte, 0, len(before)+len(after)+64*len(m.Resources))}
+	s.head = append(s.head, before...)
+	for _, a := range m.Resources {
+		s.head = protowire.AppendTag(s.head, responseResourcesField, protowire.BytesType)
+		s.head = protowire.AppendVarint(s.head, uint64(anySize(a)))
+		s.any(a)
+	}
+	s.head = append(s.head, after...)
+	s.flush()
+	return s.parts, true, nil
+}
+
+// Resource fields written by marshalDeltaResponse; a resource with any other
+// field set is marshaled whole.
+const (
+	resourceVersionField protowire.Number = 1
+	resourceAnyField     protowire.Number = 2
+	resourceNameField    protowire.Number = 3
+)
+
+// plainResource reports whether r has only a name, a version and a plain Any.
+func plainResource(r *discoveryv3.Resource) bool {
+	if r == nil || len(r.Aliases) > 0 || r.Ttl != nil || r.CacheControl != nil || r.Metadata != nil || len(r.ProtoReflect().GetUnknown()) > 0 {
+		return false
+	}
+	return r.Resource == nil || plainAny(r.Resource)
+}
+
+func marshalDeltaResponse(m *discoveryv3.DeltaDiscoveryResponse) (mem.BufferSlice, bool, error) {
+	if len(m.Resources) == 0 {
+		return nil, false, nil
+	}
+	before, after, ok, err := envelope(m)
+	if !ok || err != nil {
+		return nil, false, err
+	}
+	s := &spliced{head: make([]byte, 0, len(before)+len(after)+96*len(m.Resources))}
+	s.head = append(s.head, before...)
+	for _, r := range m.Resources {
+		s.head = protowire.AppendTag(s.head, responseResourcesField, protowire.BytesType)
+		if !plainResource(r) {
+			b, err := deterministic.Marshal(r)
+			if err != nil {
+				return nil, false, err
+			}
+			s.head = protowire.AppendVarint(s.head, uint64(len(b)))
+			s.bytes(b)
+			continue
+		}
+		n := 0
+		if r.Version != "" {
+			n += protowire.SizeTag(resourceVersionField) + protowire.SizeBytes(len(r.Version))
+		}
+		if r.Resource != nil {
+			n += protowire.SizeTag(resourceAnyField) + protowire.SizeBytes(anySize(r.Resource))
+		}
+		if r.Name != "" {
+			n += protowire.SizeTag(resourceNameField) + protowire.SizeBytes(len(r.Name))
+		}
+		s.head = protowire.AppendVarint(s.head, uint64(n))
+		if r.Version != "" {
+			s.head = protowire.AppendTag(s.head, resourceVersionField, protowire.BytesType)
+			s.head = protowire.AppendString(s.head, r.Version)
+		}
+		if r.Resource != nil {
+			s.head = protowire.AppendTag(s.head, resourceAnyField, protowire.BytesType)
+			s.head = protowire.AppendVarint(s.head, uint64(anySize(r.Resource)))
+			s.any(r.Resource)
+		}
+		if r.Name != "" {
+			s.head = protowire.AppendTag(s.head, resourceNameField, protowire.BytesType)
+			s.head = protowire.AppendString(s.head, r.Name)
+		}
+	}
+	s.head = append(s.head, after...)
+	s.flush()
+	return s.parts, true, nil
+}

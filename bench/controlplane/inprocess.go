@@ -17,9 +17,9 @@ type Server interface {
 	XDSAddr() string
 	// Mem is mastd's memory after a forced GC.
 	Mem() (MemStats, error)
-	// CPUMs is the CPU time (user + system) mastd's process has used, in ms
+	// CPU is the CPU time mastd's process has used and its run-queue wait
 	// (in process: the whole test process's).
-	CPUMs() (float64, error)
+	CPU() (CPUTime, error)
 	StartCPUProfile(path string) error
 	StopCPUProfile() error
 	WriteHeapProfile(path string) error
@@ -77,8 +77,8 @@ func (s *InProcess) XDSAddr() string { return s.xds }
 // Mem returns this whole process's memory (mastd and the proxies).
 func (s *InProcess) Mem() (MemStats, error) { return readMem(), nil }
 
-// CPUMs returns the CPU time of this process, fleet included.
-func (s *InProcess) CPUMs() (float64, error) { return readCPU().Ms, nil }
+// CPU returns the CPU time of this process, fleet included.
+func (s *InProcess) CPU() (CPUTime, error) { return readCPU(), nil }
 
 var errProfileInProcess = errors.New("profile in-process mastd with go test -cpuprofile")
 

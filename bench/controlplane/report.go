@@ -143,22 +143,24 @@ func (r Report) Markdown() string {
 		w("and the push debounce's 100 ms quiet periods); fan-out is from the first response of the new version at any proxy to that last ACK. ")
 		w("Bytes are DiscoveryResponse proto bytes per proxy per change. Heap/proxy is (heap in use after GC with the fleet connected ")
 		w("minus before) / proxies; the proxies run in the benchmark process, not in mastd. p99 is nearest-rank: with n < 100 it is the maximum. ")
-		w("mastd CPU is its process's user + system time per change (from getrusage), which depends little on the machine's other load.\n\n")
-		w("| services | proxies | ADS | mastd start ms | initial sync ms | initial KB/proxy | config change p50 / p99 ms (n) | fan-out p50 / p99 ms | config change KB/proxy (types) | mastd CPU ms/config change | endpoint change p50 / p99 ms (n) | endpoint change B/proxy (types) | mastd CPU ms/endpoint change | heap idle → connected MB | heap KB/proxy | RSS KB/proxy | peak RSS MB |\n")
-		w("|---:|---:|---|---:|---:|---:|---|---|---|---:|---|---|---:|---|---:|---:|---:|\n")
+		w("mastd CPU is its process's user + system time per change (from getrusage), which depends little on the machine's other load; ")
+		w("mastd wait is how long its threads were runnable but waiting for a CPU per change (schedstat), the machine's share of the latency; ")
+		w("clients CPU is the benchmark process's (the simulated proxies') CPU time per change, which competes with mastd for the same cores.\n\n")
+		w("| services | proxies | ADS | mastd start ms | initial sync ms | initial KB/proxy | config change p50 / p99 ms (n) | fan-out p50 / p99 ms | config change KB/proxy (types) | mastd CPU ms/config change | mastd wait / clients CPU ms/config change | endpoint change p50 / p99 ms (n) | endpoint change B/proxy (types) | mastd CPU ms/endpoint change | heap idle → connected MB | heap KB/proxy | RSS KB/proxy | peak RSS MB |\n")
+		w("|---:|---:|---|---:|---:|---:|---|---|---|---:|---|---|---|---:|---|---:|---:|---:|\n")
 		for _, x := range r.Rounds {
 			if x.Error != "" && x.Config.ToLastACK.N == 0 {
-				w("| %d | %d | %s | %.0f | error: %s |||||||||||||\n", x.Services, x.Clients, x.Protocol, x.StartupMs, strings.ReplaceAll(x.Error, "|", "/"))
+				w("| %d | %d | %s | %.0f | error: %s ||||||||||||||\n", x.Services, x.Clients, x.Protocol, x.StartupMs, strings.ReplaceAll(x.Error, "|", "/"))
 				continue
 			}
-			w("| %d | %d | %s | %.0f | %.0f | %s | %.0f / %.0f (%d) | %.0f / %.0f | %s (%s) | %.0f | %.0f / %.0f (%d) | %.0f (%s) | %.0f | %s → %s | %s | %s | %s |\n",
+			w("| %d | %d | %s | %.0f | %.0f | %s | %.0f / %.0f (%d) | %.0f / %.0f | %s (%s) | %.0f | %.0f / %.0f | %.0f / %.0f (%d) | %.0f (%s) | %.0f | %s → %s | %s | %s | %s |\n",
 				x.Services, x.Clients, x.Protocol, x.StartupMs, x.InitialSyncMs, kb(float64(x.InitialBytesPerProxy)),
 				x.Config.ToLastACK.P50, x.Config.ToLastACK.P99, x.Config.ToLastACK.N, x.Config.Fanout.P50, x.Config.Fanout.P99,
-				kb(x.Config.BytesPerProxy), strings.Join(x.Config.TypesSent, "+"), x.Config.MastdCPUMs,
+				kb(x.Config.BytesPerProxy), strings.Join(x.Config.TypesSent, "+"), x.Config.MastdCPUMs, x.Config.MastdWaitMs, x.Config.ClientsCPUMs,
 				x.Endpoint.ToLastACK.P50, x.Endpoint.ToLastACK.P99, x.Endpoint.ToLastACK.N, x.Endpoint.BytesPerProxy, strings.Join(x.Endpoint.TypesSent, "+"), x.Endpoint.MastdCPUMs,
 				mb(x.MemIdle.HeapInuse), mb(x.MemConnected.HeapInuse), kb(x.HeapPerProxy), kb(x.RSSPerProxy), mb(x.MemConnected.PeakRSS))
 			if x.Error != "" {
-				w("| | | | | error: %s |||||||||||||\n", strings.ReplaceAll(x.Error, "|", "/"))
+				w("| | | | | error: %s ||||||||||||||\n", strings.ReplaceAll(x.Error, "|", "/"))
 			}
 		}
 		w("\n")

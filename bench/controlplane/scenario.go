@@ -86,6 +86,13 @@ type ChangeResult struct {
 	// MastdCPUMs is mastd's CPU time (user + system) per change, settle time
 	// included: unlike latency, it hardly depends on what else the machine runs.
 	MastdCPUMs float64 `json:"mastd_cpu_ms_per_change"`
+	// MastdWaitMs is how long mastd's threads were runnable but waiting for
+	// a CPU, per change: the machine's share of the latency.
+	MastdWaitMs float64 `json:"mastd_run_queue_wait_ms_per_change"`
+	// ClientsCPUMs is the benchmark process's CPU time per change: the
+	// simulated proxies receiving, decoding and ACKing (with an in-process
+	// mastd, mastd as well).
+	ClientsCPUMs float64 `json:"clients_cpu_ms_per_change"`
 }
 
 // Avg is responses and bytes per proxy per change.
@@ -239,8 +246,8 @@ func (s *scenario) round(ctx context.Context, r *RoundResult) error {
 	if err != nil {
 		return fmt.Errorf("config change: %w", err)
 	}
-	s.logf("  config change: p50 %.0f ms p99 %.0f ms (n=%d), fan-out p50 %.0f ms, %.0f B/proxy %v, mastd CPU %.0f ms/change",
-		r.Config.ToLastACK.P50, r.Config.ToLastACK.P99, r.Config.ToLastACK.N, r.Config.Fanout.P50, r.Config.BytesPerProxy, r.Config.TypesSent, r.Config.MastdCPUMs)
+	s.logf("  config change: p50 %.0f ms p99 %.0f ms (n=%d), fan-out p50 %.0f ms, %.0f B/proxy %v, mastd CPU %.0f ms/change (run-queue wait %.0f ms), clients CPU %.0f ms/change",
+		r.Config.ToLastACK.P50, r.Config.ToLastACK.P99, r.Config.ToLastACK.N, r.Config.Fanout.P50, r.Config.BytesPerProxy, r.Config.TypesSent, r.Config.MastdCPUMs, r.Config.MastdWaitMs, r.Config.ClientsCPUMs)
 
 	// Endpoint-only changes: moving one WorkloadEntry must push EDS only.
 	// The settle time lets a wrongly sent LDS/RDS (pushed after EDS) show.
@@ -257,8 +264,8 @@ func (s *scenario) round(ctx context.Context, r *RoundResult) error {
 	if err != nil {
 		return fmt.Errorf("endpoint change: %w", err)
 	}
-	s.logf("  endpoint change: p50 %.0f ms p99 %.0f ms (n=%d), %.0f B/proxy %v, mastd CPU %.0f ms/change",
-		r.Endpoint.ToLastACK.P50, r.Endpoint.ToLastACK.P99, r.Endpoint.ToLastACK.N, r.Endpoint.BytesPerProxy, r.Endpoint.TypesSent, r.Endpoint.MastdCPUMs)
+	s.logf("  endpoint change: p50 %.0f ms p99 %.0f ms (n=%d), %.0f B/proxy %v, mastd CPU %.0f ms/change (run-queue wait %.0f ms), clients CPU %.0f ms/change",
+		r.Endpoint.ToLastACK.P50, r.Endpoint.ToLastACK.P99, r.Endpoint.ToLastACK.N, r.Endpoint.BytesPerProxy, r.Endpoint.TypesSent, r.Endpoint.MastdCPUMs, r.Endpoint.MastdWaitMs, r.Endpoint.ClientsCPUMs)
 	return nil
 }
 
@@ -268,10 +275,11 @@ func (s *scenario) series(ctx context.Context, f *Fleet, clients int, want []str
 	var res ChangeResult
 	var lat, fan []time.Duration
 	before := f.Totals()
-	cpu0, err := s.srv.CPUMs()
+	cpu0, err := s.srv.CPU()
 	if err != nil {
 		return res, err
 	}
+	own0 := readCPU()
 	for i := 0; more(i); i++ {
 		e := f.Expect(want...)
 		t0 := time.Now()
@@ -292,13 +300,16 @@ func (s *scenario) series(ctx context.Context, f *Fleet, clients int, want []str
 		time.Sleep(settle)
 	}
 	after := f.Totals()
-	cpu1, err := s.srv.CPUMs()
+	cpu1, err := s.srv.CPU()
 	if err != nil {
 		return res, err
 	}
+	own1 := readCPU()
 	res.ToLastACK, res.Fanout = Summarize(lat), Summarize(fan)
-	if len(lat) > 0 {
-		res.MastdCPUMs = math.Round((cpu1-cpu0)/float64(len(lat))*10) / 10
+	if n := float64(len(lat)); n > 0 {
+		res.MastdCPUMs = math.Round((cpu1.Ms-cpu0.Ms)/n*10) / 10
+		res.MastdWaitMs = math.Round((cpu1.WaitMs-cpu0.WaitMs)/n*10) / 10
+		res.ClientsCPUMs = math.Round((own1.Ms-own0.Ms)/n*10) / 10
 	}
 	res.PerProxy = map[string]Avg{}
 	n := float64(len(lat) * clients)

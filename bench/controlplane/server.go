@@ -65,9 +65,12 @@ func readMem() MemStats {
 	return out
 }
 
-// CPUTime is the CPU time mastd's process has used so far.
+// CPUTime is the CPU time a process has used so far, and how long its
+// threads have been runnable but waiting for a CPU: on a shared machine the
+// second says how much of a latency is the machine's other load.
 type CPUTime struct {
-	Ms float64 `json:"ms"` // user + system
+	Ms     float64 `json:"ms"`      // user + system
+	WaitMs float64 `json:"wait_ms"` // run-queue wait, summed over threads (Linux schedstat)
 }
 
 func readCPU() CPUTime {
@@ -75,7 +78,29 @@ func readCPU() CPUTime {
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return CPUTime{}
 	}
-	return CPUTime{Ms: float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e6}
+	return CPUTime{Ms: float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e6, WaitMs: runQueueWaitMs()}
+}
+
+// runQueueWaitMs sums the second field of /proc/self/task/*/schedstat (ns
+// spent runnable on a run queue) over the process's threads; 0 where the
+// kernel does not provide it. Threads that have exited are not counted.
+func runQueueWaitMs() float64 {
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return 0
+	}
+	var ns float64
+	for _, t := range tasks {
+		b, err := os.ReadFile("/proc/self/task/" + t.Name() + "/schedstat")
+		if err != nil {
+			continue
+		}
+		if f := strings.Fields(string(b)); len(f) >= 2 {
+			v, _ := strconv.ParseFloat(f[1], 64)
+			ns += v
+		}
+	}
+	return ns / 1e6
 }
 
 // ServeFlag is the first argument that makes cpbench run as the mastd child.
@@ -255,11 +280,11 @@ func (c *Child) Mem() (MemStats, error) {
 	return m, err
 }
 
-// CPUMs returns the CPU time (user + system) mastd has used so far, in ms.
-func (c *Child) CPUMs() (float64, error) {
+// CPU returns the CPU time mastd has used so far, and its run-queue wait.
+func (c *Child) CPU() (CPUTime, error) {
 	var t CPUTime
 	err := c.command("cpu", &t)
-	return t.Ms, err
+	return t, err
 }
 
 // StartCPUProfile starts profiling mastd into path.

@@ -24,11 +24,13 @@ import (
 // Cache keeps generated resources across pushes and shares them, with their
 // wire form, between the proxies that need the same one (Istio's XdsCache).
 // It caches the resources that are many and alike across proxies: outbound
-// clusters, load assignments and sidecar route configurations. Each is keyed
-// by an explicit struct of exactly the inputs its generator reads
-// (clusterKey, edsKey, routeKey), never by the proxy; a change invalidates
-// only the entries whose inputs it touched, because their key no longer
-// occurs. Entries unused for two push contexts are dropped.
+// clusters, load assignments, sidecar route configurations and their default
+// virtual hosts. Each is keyed by an explicit struct of exactly the inputs
+// its generator reads (clusterKey, edsKey, routeKey, defaultVhostKey), never
+// by the proxy; a change invalidates only the entries whose inputs it
+// touched, because their key no longer occurs. An entry is dropped once two
+// push contexts have looked up its kind of key without it: a push of
+// endpoints alone ages load assignments, not route configurations.
 //
 // Identity stands for version in the keys: a service, an endpoint list, a
 // DestinationRule's spec are the same pointer as long as they are unchanged
@@ -46,6 +48,7 @@ import (
 type Cache struct {
 	cfg     CacheConfig
 	entries sync.Map // key -> *cacheEntry
+	uses    sync.Map // key type -> *keyUse
 
 	mu   sync.Mutex // guards the fields below
 	prev inputsSeen
@@ -96,7 +99,37 @@ type cacheEntry struct {
 	once sync.Once // builds msg and enc
 	msg  proto.Message
 	enc  *model.Encoded
-	used atomic.Uint64 // the cache generation it was last used in
+	kind *keyUse
+	used atomic.Uint64 // kind.count when it was last used
+}
+
+// keyUse counts the push contexts that looked up one kind of key (a key
+// type), the clock by which entries of that kind age.
+type keyUse struct {
+	last  atomic.Uint64 // the cache generation it was last looked up in
+	count atomic.Uint64 // cache generations it was looked up in
+}
+
+// use notes a lookup in cache generation gen and returns the count.
+func (u *keyUse) use(gen uint64) uint64 {
+	for {
+		l := u.last.Load()
+		if l >= gen {
+			return u.count.Load()
+		}
+		if u.last.CompareAndSwap(l, gen) {
+			return u.count.Add(1)
+		}
+	}
+}
+
+func (c *Cache) keyUse(key any) *keyUse {
+	t := reflect.TypeOf(key)
+	if v, ok := c.uses.Load(t); ok {
+		return v.(*keyUse)
+	}
+	v, _ := c.uses.LoadOrStore(t, &keyUse{})
+	return v.(*keyUse)
 }
 
 // epoch versions a kind-wide input; a new one is made whenever the input
@@ -172,16 +205,13 @@ func (c *Cache) newState(pc *model.PushContext) *cacheState {
 		next.servicesEpoch = &epoch{c.gen}
 	}
 	c.prev = next
-	// Drop entries no push context used since the one before last.
-	if c.gen > 2 {
-		old := c.gen - 2
-		c.entries.Range(func(k, v any) bool {
-			if v.(*cacheEntry).used.Load() < old {
-				c.entries.Delete(k)
-			}
-			return true
-		})
-	}
+	// Drop entries unused by the last two push contexts that used their kind.
+	c.entries.Range(func(k, v any) bool {
+		if e := v.(*cacheEntry); e.kind != nil && e.kind.count.Load()-e.used.Load() >= 2 {
+			c.entries.Delete(k)
+		}
+		return true
+	})
 	return &cacheState{routing: next.routingEpoch, security: next.securityEpoch, services: next.servicesEpoch, sourceSelectors: selectors, gen: c.gen}
 }
 
@@ -264,10 +294,10 @@ func appendSourceSelectors(out []map[string]string, spec proto.Message) []map[st
 func (c *Cache) lookup(st *cacheState, key any, build func() proto.Message) (proto.Message, *model.Encoded) {
 	v, ok := c.entries.Load(key)
 	if !ok {
-		v, _ = c.entries.LoadOrStore(key, &cacheEntry{})
+		v, _ = c.entries.LoadOrStore(key, &cacheEntry{kind: c.keyUse(key)})
 	}
 	e := v.(*cacheEntry)
-	e.used.Store(st.gen)
+	e.used.Store(e.kind.use(st.gen))
 	built := false
 	e.once.Do(func() {
 		built = true
@@ -307,12 +337,12 @@ func (c *Cache) selfCheck(key any, e *cacheEntry, build func() proto.Message, st
 	c.mismatches.Add(1)
 	c.cfg.Logger.Log(context.Background(), slog.LevelError, "xds cache: a cached resource differs from a fresh one (a key misses an input); serving the fresh one",
 		"key", strings.TrimSpace(reflect.TypeOf(key).String()), "resource", cachedName(fresh, e.msg))
-	n := &cacheEntry{msg: fresh}
+	n := &cacheEntry{msg: fresh, kind: e.kind}
 	if fresh != nil {
 		n.enc = &model.Encoded{}
 	}
 	n.once.Do(func() {}) // built
-	n.used.Store(st.gen)
+	n.used.Store(e.used.Load())
 	c.entries.Store(key, n)
 	return n.msg, n.enc
 }

@@ -344,8 +344,10 @@ func TestCacheSelfCheck(t *testing.T) {
 	c.entries.Range(func(k, v any) bool {
 		if ck, ok := k.(clusterKey); ok && ck.subset == "" {
 			cl := proto.Clone(v.(*cacheEntry).msg)
-			e := &cacheEntry{msg: cl, enc: &model.Encoded{}}
+			old := v.(*cacheEntry)
+			e := &cacheEntry{msg: cl, enc: &model.Encoded{}, kind: old.kind}
 			e.once.Do(func() {}) // built
+			e.used.Store(old.used.Load())
 			cl.ProtoReflect().Set(cl.ProtoReflect().Descriptor().Fields().ByName("alt_stat_name"), protoreflectString("stale"))
 			c.entries.Store(k, e)
 			return false
@@ -368,3 +370,50 @@ func TestCacheSelfCheck(t *testing.T) {
 }
 
 func protoreflectString(s string) protoreflect.Value { return protoreflect.ValueOfString(s) }
+
+// TestCacheKeepsRoutesThroughEndpointPushes: push contexts that generate
+// only load assignments do not age route configurations and their virtual
+// hosts out of the cache; the next route generation is all hits.
+func TestCacheKeepsRoutesThroughEndpointPushes(t *testing.T) {
+	cfg, reg := config.NewSnapshot(bookinfoConfig()), bookinfoRegistry()
+	push := func(v string) *model.PushContext {
+		return model.NewPushContext(v, model.DefaultMeshConfig(), cfg, reg)
+	}
+	c := NewCache(CacheConfig{})
+	p := productpageProxy()
+	if _, err := c.Generate(push("v1"), p, RouteType, nil); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		if _, err := c.Generate(push(fmt.Sprint("eds", i)), p, EndpointType, []string{"outbound|9080||reviews.default.svc.cluster.local"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := c.Stats()
+	got, err := c.Generate(push("v2"), p, RouteType, nil)
+	if err != nil || len(got) == 0 {
+		t.Fatalf("routes: %v, %d resources", err, len(got))
+	}
+	if after := c.Stats(); after.Misses != before.Misses {
+		t.Fatalf("%d route cache misses after endpoint-only pushes, want none", after.Misses-before.Misses)
+	}
+	// Two push contexts that generate routes without a key age it out.
+	other := productpageProxy()
+	other.Namespace = "elsewhere"
+	for i := range 2 {
+		if _, err := c.Generate(push(fmt.Sprint("rds", i)), other, RouteType, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.state(push("v3"))
+	n := 0
+	c.entries.Range(func(k, _ any) bool {
+		if rk, ok := k.(routeKey); ok && rk.namespace == "default" {
+			n++
+		}
+		return true
+	})
+	if n != 0 {
+		t.Fatalf("%d route entries of the unused namespace kept, want them dropped", n)
+	}
+}

@@ -168,26 +168,61 @@ func (g *gen) defaultRoute(host string, port uint32) *routev3.Route {
 }
 
 // vhostKey identifies the virtual host of a service port without
-// VirtualServices in a sidecar's "PORT" route config: its domains depend on
-// the proxy's namespace, its route on the DestinationRule (hash policy).
+// VirtualServices in a sidecar's "PORT" route config within one push (no
+// cache): its domains depend on the proxy's namespace, its route on the
+// DestinationRule (hash policy), its decorators on tracing.
 type vhostKey struct {
 	host      string
 	port      uint32
 	namespace string
 	dr        *model.DestinationRule
+	traced    bool
+}
+
+// defaultVhostKey is every input of a default virtual host, for
+// generate.Cache: it is kept across pushes, so that a change rebuilds only
+// the virtual hosts it touches and route configurations are assembled from
+// the others. The service's identity stands for its hostname and addresses
+// (registry.Reuse keeps unchanged services).
+type defaultVhostKey struct {
+	svc          *registry.Service
+	port         uint32
+	namespace    string // short names reachable from the proxy's namespace
+	domainSuffix string // the mesh's, for short names
+	dr           drID   // hash policy
+	grpc         bool   // retry policy
+	traced       bool   // decorators
 }
 
 // defaultVhost returns the shared virtual host of a service port without
 // VirtualServices, or a private copy without the domains already taken.
+// A tracing proxy's copy carries its decorators from the start: route
+// configurations are decorated after they are built, which then finds
+// nothing to write in a shared virtual host.
 func (g *gen) defaultVhost(ds domainSet, svc *registry.Service, port uint32) *routev3.VirtualHost {
-	key := vhostKey{host: svc.Hostname, port: port, namespace: g.p.Namespace, dr: g.pc.DestinationRule(g.p, svc.Hostname)}
-	vh := g.pc.Memo(key, func() any {
-		return &routev3.VirtualHost{
+	dr := g.pc.DestinationRule(g.p, svc.Hostname)
+	traced := g.pc.Tracing(g.p) != nil
+	build := func() *routev3.VirtualHost {
+		vh := &routev3.VirtualHost{
 			Name:    svc.Hostname + ":" + itoa(port),
 			Domains: g.vhostDomains(domainSet{}, svc, port),
 			Routes:  []*routev3.Route{g.defaultRoute(svc.Hostname, port)},
 		}
-	}).(*routev3.VirtualHost)
+		if traced {
+			decorate(&routev3.RouteConfiguration{VirtualHosts: []*routev3.VirtualHost{vh}}, nil)
+		}
+		return vh
+	}
+	var vh *routev3.VirtualHost
+	if g.cache != nil {
+		st := g.cache.state(g.pc)
+		key := defaultVhostKey{svc: svc, port: port, namespace: g.p.Namespace, domainSuffix: g.pc.Mesh.DomainSuffix, dr: idOf(dr), grpc: g.grpc, traced: traced}
+		m, _ := g.cache.lookup(st, key, func() proto.Message { return build() })
+		vh = m.(*routev3.VirtualHost)
+	} else {
+		key := vhostKey{host: svc.Hostname, port: port, namespace: g.p.Namespace, dr: dr, traced: traced}
+		vh = g.pc.Memo(key, func() any { return build() }).(*routev3.VirtualHost)
+	}
 	clash := false
 	for _, d := range vh.Domains {
 		if _, taken := ds[d]; taken {

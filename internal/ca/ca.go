@@ -296,12 +296,12 @@ func (ca *CA) RotateTokenKey() error {
 	}
 	ca.mu.Lock()
 	defer ca.mu.Unlock()
-	st := ca.st
-	st.TokenKey = keyPEM
-	if err := ca.store.Save(st); err != nil {
+	if _, err := ca.commitLocked(func(cur State) (State, bool, error) {
+		cur.TokenKey = keyPEM
+		return cur, true, nil
+	}); err != nil {
 		return fmt.Errorf("ca: rotate token key: %w", err)
 	}
-	ca.st = st
 	next := *ca.auth.Load()
 	next.tokenKey = k
 	ca.auth.Store(&next)

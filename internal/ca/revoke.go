@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -22,19 +23,22 @@ func (ca *CA) Revoke(id spiffeid.ID, reason string) error {
 	}
 	ca.mu.Lock()
 	defer ca.mu.Unlock()
-	for _, r := range ca.st.Revoked {
-		if r.ID == id.String() {
-			return nil
+	saved, err := ca.commitLocked(func(cur State) (State, bool, error) {
+		for _, r := range cur.Revoked {
+			if r.ID == id.String() {
+				return cur, false, nil
+			}
 		}
-	}
-	st := ca.st
-	st.Revoked = append(slices.Clip(st.Revoked), Revocation{ID: id.String(), At: ca.now().UTC(), Reason: reason})
-	if err := ca.store.Save(st); err != nil {
+		cur.Revoked = append(slices.Clip(cur.Revoked), Revocation{ID: id.String(), At: ca.now().UTC(), Reason: reason})
+		return cur, true, nil
+	})
+	if err != nil {
 		return fmt.Errorf("ca: revoke: %w", err)
 	}
-	ca.st = st
-	ca.log.Warn("identity revoked", "id", id.String(), "reason", reason)
-	ca.notifyRevocation()
+	if saved {
+		ca.log.Warn("identity revoked", "id", id.String(), "reason", reason)
+		ca.notifyRevocation()
+	}
 	return nil
 }
 
@@ -69,24 +73,26 @@ func (ca *CA) bindToken(bearer string, expiry time.Time, pub any) error {
 	tok, key := hex.EncodeToString(tokSum[:]), hex.EncodeToString(keySum[:])
 	ca.mu.Lock()
 	defer ca.mu.Unlock()
-	if b, ok := ca.st.TokenBindings[tok]; ok {
-		if b.KeySHA256 != key {
-			return refuse(ErrPermissionDenied, "bootstrap token was already used with another key; issue a new token for this workload")
+	_, err = ca.commitLocked(func(cur State) (State, bool, error) {
+		if b, ok := cur.TokenBindings[tok]; ok {
+			if b.KeySHA256 != key {
+				return cur, false, refuse(ErrPermissionDenied, "bootstrap token was already used with another key; issue a new token for this workload")
+			}
+			return cur, false, nil
 		}
-		return nil
-	}
-	now := ca.now()
-	st := ca.st
-	st.TokenBindings = make(map[string]TokenBinding, len(ca.st.TokenBindings)+1)
-	for k, b := range ca.st.TokenBindings {
-		if now.Before(b.Expiry) { // expired tokens are refused anyway
-			st.TokenBindings[k] = b
+		now := ca.now()
+		bindings := make(map[string]TokenBinding, len(cur.TokenBindings)+1)
+		for k, b := range cur.TokenBindings {
+			if now.Before(b.Expiry) { // expired tokens are refused anyway
+				bindings[k] = b
+			}
 		}
-	}
-	st.TokenBindings[tok] = TokenBinding{KeySHA256: key, Expiry: expiry}
-	if err := ca.store.Save(st); err != nil {
+		bindings[tok] = TokenBinding{KeySHA256: key, Expiry: expiry}
+		cur.TokenBindings = bindings
+		return cur, true, nil
+	})
+	if err != nil && !errors.Is(err, ErrPermissionDenied) {
 		return fmt.Errorf("ca: bind token: %w", err)
 	}
-	ca.st = st
-	return nil
+	return err
 }

@@ -63,28 +63,30 @@ func (ca *CA) RotateRoot(opts RotateOptions) (Rotation, error) {
 		return Rotation{}, errors.New("ca: rotate root: a plug-in CA is rotated by replacing its files")
 	}
 	now := ca.now()
-	st := pruneRetired(ca.st, now)
-	if len(st.Roots) > 1 {
-		return Rotation{}, fmt.Errorf("ca: rotate root: a rotation is in progress until %s",
-			st.Roots[0].RetireAt.UTC().Format(time.RFC3339))
-	}
-	next, err := newRoot(ca.td, now, ca.cfg.RootTTL)
+	var a *authority
+	var old, next RootState
+	_, err := ca.commitLocked(func(cur State) (State, bool, error) {
+		st := pruneRetired(cur, now)
+		if len(st.Roots) > 1 {
+			return cur, false, fmt.Errorf("a rotation is in progress until %s",
+				st.Roots[0].RetireAt.UTC().Format(time.RFC3339))
+		}
+		var err error
+		if next, err = newRoot(ca.td, now, ca.cfg.RootTTL); err != nil {
+			return cur, false, err
+		}
+		next.ActiveFrom = now.Add(opts.Propagation)
+		old = st.Roots[0]
+		old.RetireAt = now.Add(opts.Overlap)
+		st.Roots = []RootState{old, next} // fresh slice: ca.st stays intact on failure
+		if a, err = ca.build(st, false, now); err != nil {
+			return cur, false, err
+		}
+		return st, true, nil
+	})
 	if err != nil {
 		return Rotation{}, fmt.Errorf("ca: rotate root: %w", err)
 	}
-	next.ActiveFrom = now.Add(opts.Propagation)
-	old := st.Roots[0]
-	old.RetireAt = now.Add(opts.Overlap)
-	st.Roots = []RootState{old, next} // fresh slice: ca.st stays intact on failure
-
-	a, err := ca.build(st, false, now)
-	if err != nil {
-		return Rotation{}, fmt.Errorf("ca: rotate root: %w", err)
-	}
-	if err := ca.store.Save(st); err != nil {
-		return Rotation{}, fmt.Errorf("ca: rotate root: %w", err)
-	}
-	ca.st = st
 	ca.auth.Store(a)
 	ca.notifyRevocation() // the new root needs its CRL
 	r := Rotation{NewRoot: a.anchors[1].cert, SwitchAt: next.ActiveFrom, RetireAt: old.RetireAt}

@@ -99,6 +99,17 @@ func startKube(ctx context.Context, cfg Config, authority *ca.CA, client kuberne
 		run("webhooks", func() error { return <-done })
 	}
 	if client != nil && authority != nil {
+		// Replicas share the CA through istio-ca-secret: take what another
+		// replica stored (a rotation, a revocation, a token binding).
+		store := &identity.SecretStore{Client: client, Namespace: cfg.Kube.Namespace}
+		calog := log.With("component", "ca")
+		run("ca state watcher", func() error {
+			return store.Watch(ctx, func() {
+				if _, err := authority.Reload(); err != nil {
+					calog.Warn("reloading the CA state another replica stored", "error", err)
+				}
+			})
+		})
 		pub := &identity.RootCertPublisher{Client: client, Bundle: authority.TrustBundlePEM, Logger: log.With("component", "rootcert")}
 		var patcher *webhook.CABundlePatcher
 		if cfg.Webhook.Addr != "" {

@@ -18,6 +18,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
 	"github.com/mast-mesh/mast/internal/ca"
 	"github.com/mast-mesh/mast/internal/ca/catest"
 	"github.com/mast-mesh/mast/internal/kube/identity"
@@ -70,6 +72,70 @@ func testCAOnKubernetes(t *testing.T, c *kubetest.Cluster) {
 		// A certificate one replica signs verifies under another's bundle.
 		verifyIssued(t, cas[0], cas[replicas-1].TrustBundle())
 		mesh = cas[0]
+	})
+
+	t.Run("replicas follow each other's revocations and rotations through istio-ca-secret", func(t *testing.T) {
+		c.Namespace(t, "ca-shared", nil)
+		a, err := ca.New(ca.Config{Store: secretStore("ca-shared"), TrustDomain: "cluster.local"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := ca.New(ca.Config{Store: secretStore("ca-shared"), TrustDomain: "cluster.local"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// b watches the Secret as mastd does (controlplane.startKube).
+		wctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go secretStore("ca-shared").Watch(wctx, func() { b.Reload() })
+		id := func(sa string) string { return "spiffe://cluster.local/ns/default/sa/" + sa }
+		revoked := func(x *ca.CA) map[string]bool {
+			m := map[string]bool{}
+			for _, r := range x.Revoked() {
+				m[r.ID] = true
+			}
+			return m
+		}
+		woken := b.RevocationChanged()
+		if err := a.Revoke(spiffeid.RequireFromString(id("one")), "test"); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 30*time.Second, "b sees a's revocation", func() error {
+			if !revoked(b)[id("one")] {
+				return fmt.Errorf("b's revocations: %v", revoked(b))
+			}
+			return nil
+		})
+		select {
+		case <-woken:
+		default:
+			t.Error("b's revocation watch (which pushes the CRL) was not woken")
+		}
+		// Changes made on both, each on top of the other's.
+		stop()
+		if err := a.Revoke(spiffeid.RequireFromString(id("two")), "test"); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Revoke(spiffeid.RequireFromString(id("three")), "test"); err != nil {
+			t.Fatalf("b's revocation after a's, unseen: %v", err)
+		}
+		if _, err := a.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range []*ca.CA{a, b} {
+			if r := revoked(x); !r[id("one")] || !r[id("two")] || !r[id("three")] {
+				t.Fatalf("revocations after both changed: %v, want one, two and three", r)
+			}
+		}
+		if _, err := a.RotateRoot(ca.RotateOptions{Propagation: time.Hour, Overlap: 2 * time.Hour}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.RotateRoot(ca.RotateOptions{Propagation: time.Hour, Overlap: 2 * time.Hour}); err == nil {
+			t.Fatal("b started a second rotation during a's")
+		}
+		if ra, rb := a.TrustBundle(), b.TrustBundle(); len(ra) != 2 || len(rb) != 2 || !ra[1].Equal(rb[1]) {
+			t.Fatalf("after a's rotation: a trusts %d roots, b %d, want both a's new root", len(ra), len(rb))
+		}
 	})
 
 	t.Run("Istio's istio-ca-secret is adopted", func(t *testing.T) {

@@ -14,7 +14,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/mast-mesh/mast/internal/ca"
 )
@@ -37,7 +40,8 @@ const (
 // conditional on the Secret being as this store last read or wrote it
 // (its resourceVersion), so a replica never overwrites state another
 // replica stored meanwhile: creating one that appeared since reports
-// ca.ErrCreatedElsewhere, replacing one changed since is an error.
+// ca.ErrCreatedElsewhere, replacing one changed since ca.ErrStale (the CA
+// then reloads it and makes its change again on top).
 type SecretStore struct {
 	Client    kubernetes.Interface
 	Namespace string
@@ -151,7 +155,7 @@ func (s *SecretStore) Save(st ca.State) error {
 	cur.ResourceVersion = s.version // only if nobody changed it since
 	updated, err := secrets.Update(ctx, cur, metav1.UpdateOptions{})
 	if apierrors.IsConflict(err) {
-		return errors.Join(fmt.Errorf("ca store: %s changed since this mastd read it (another replica?)", s), err)
+		return fmt.Errorf("ca store: %s: %w", s, errors.Join(ca.ErrStale, err))
 	} else if err != nil {
 		return fmt.Errorf("ca store: update %s: %w", s, err)
 	}
@@ -163,4 +167,26 @@ func (s *SecretStore) seen(exists bool, version string) {
 	s.mu.Lock()
 	s.exists, s.version = exists, version
 	s.mu.Unlock()
+}
+
+// Watch calls changed whenever the Secret is added or updated by anyone
+// (this replica's own saves included: the CA's reload finds nothing new
+// then), until ctx ends. Replicas sharing the CA call ca.CA.Reload from it,
+// so a rotation, revocation or token binding made on one is in force on all.
+func (s *SecretStore) Watch(ctx context.Context, changed func()) error {
+	f := informers.NewSharedInformerFactoryWithOptions(s.Client, 10*time.Minute,
+		informers.WithNamespace(s.Namespace),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", s.name()).String()
+		}))
+	if _, err := f.Core().V1().Secrets().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { changed() },
+		UpdateFunc: func(old, cur any) { changed() },
+	}); err != nil {
+		return fmt.Errorf("ca store: watch %s: %w", s, err)
+	}
+	f.Start(ctx.Done())
+	<-ctx.Done()
+	f.Shutdown()
+	return nil
 }

@@ -90,6 +90,9 @@ type Config struct {
 	// start-up, of which an idle proxy needs ~2 MB; what it touches again
 	// comes back from the page cache.
 	PageOutExecutable bool
+	// LegacyHTTP2Server serves downstream HTTP/2 with x/net's
+	// net/http-shaped server instead of the proxy's own (h2server).
+	LegacyHTTP2Server bool
 	// Overload configures the overload manager (connection cap, heap
 	// watermarks).
 	Overload overload.Config
@@ -182,6 +185,7 @@ func New(cfg Config) *Proxy {
 	p.upstreams.TLS = tlsb
 	p.http = httpproxy.NewServer(&p.routing, p.upstreams, cfg.Logger.With("component", "http"))
 	p.http.Telemetry = cfg.Telemetry
+	p.http.LegacyH2 = cfg.LegacyHTTP2Server
 	tcfg := cfg.Tracing
 	tcfg.Dial = p.dialCluster
 	if tcfg.Logger == nil {

@@ -5,14 +5,9 @@ import (
 	"context"
 	"io"
 	"net"
-	"net/http"
-	"strings"
-	"sync"
-	"time"
-
-	"golang.org/x/net/http2"
 
 	"github.com/mast-mesh/mast/internal/proxy/filter"
+	"github.com/mast-mesh/mast/internal/proxy/h2server"
 	"github.com/mast-mesh/mast/internal/proxy/headers"
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
 )
@@ -21,125 +16,174 @@ import (
 // would stall every stream.
 const minStreamWindow = 65535
 
+// serveH2 serves an HTTP/2 connection whose preface is next in br.
 func (s *Server) serveH2(ctx context.Context, nc net.Conn, br *bufio.Reader, hcm *xdsparse.HTTPManager) {
-	limit := int32(max(hcm.ConnBufferLimit, minStreamWindow))
-	srv := &http2.Server{MaxConcurrentStreams: hcm.MaxConcurrentStreams, IdleTimeout: hcm.IdleTimeout,
+	if s.LegacyH2 {
+		s.serveH2Legacy(ctx, nc, br, hcm)
+		return
+	}
+	remote := remoteIP(nc)
+	h := &h2Handler{s: s, hcm: hcm, ctx: ctx, remote: remote, remoteAddr: nc.RemoteAddr().String(), orig: originalDst(nc),
+		peer: peerOf(nc), local: nc.LocalAddr(), scheme: connScheme(nc), conn: filter.NewConn(nc)}
+	cfg := &h2server.Config{
+		MaxConcurrentStreams: hcm.MaxConcurrentStreams,
+		MaxHeaderBytes:       hcm.MaxRequestHeadersBytes,
 		// per_connection_buffer_limit_bytes bounds what a client can make
 		// the proxy hold: the connection's and each stream's receive window.
-		MaxUploadBufferPerConnection: limit, MaxUploadBufferPerStream: limit,
-		MaxReadFrameSize: 16 << 10}
-	base := &http.Server{MaxHeaderBytes: hcm.MaxRequestHeadersBytes}
-	// A server of its own per connection, so that draining and
-	// max_connection_duration can shut this connection down gracefully
-	// (GOAWAY, then a last GOAWAY once streams are done).
-	http2.ConfigureServer(base, srv)
-	var goingAway sync.Once
-	shutdown := func() {
-		goingAway.Do(func() {
-			go base.Shutdown(context.Background())
-			if hcm.DrainTimeout > 0 {
-				time.AfterFunc(hcm.DrainTimeout+time.Second, func() { nc.Close() })
-			}
-		})
+		Window:                max(hcm.ConnBufferLimit, minStreamWindow),
+		BufferLimit:           s.BufferLimit,
+		IdleTimeout:           hcm.IdleTimeout,
+		MaxConnectionDuration: hcm.MaxConnectionDuration,
+		DrainTimeout:          hcm.DrainTimeout,
+		Drain:                 s.drainCtx,
+		OnFlood: func(reason string) {
+			s.Stats.CxFlood.Add(1)
+			s.log.Debug("HTTP/2 connection closed", "reason", reason, "remote", remote)
+		},
 	}
-	stopDrain := context.AfterFunc(s.drainCtx, shutdown)
-	defer stopDrain()
-	if hcm.MaxConnectionDuration > 0 {
-		t := time.AfterFunc(hcm.MaxConnectionDuration, shutdown)
-		defer t.Stop()
-	}
-	remote, orig, peer, local, scheme := remoteIP(nc), originalDst(nc), peerOf(nc), nc.LocalAddr(), connScheme(nc)
-	fconn := filter.NewConn(nc)
-	h := http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		n := 0
-		for _, vs := range r.Header {
-			n += len(vs)
-		}
-		w := &h2Writer{rw: rw}
-		if n > hcm.MaxHeadersCount {
-			s.Stats.RqRejected.Add(1)
-			s.localReply(w, 431, "too many header fields", "", nil)
-			return
-		}
-		hl := make(headers.List, 0, n+6)
-		for k, vs := range r.Header {
-			lk := strings.ToLower(k)
-			for _, v := range vs {
-				hl = append(hl, headers.Field{Name: lk, Value: v})
-			}
-		}
-		if s.Overload.Shed() {
-			s.shed(w)
-			return
-		}
-		if msg := checkH2Request(r, hl); msg != "" {
-			s.Stats.RqRejected.Add(1)
-			s.localReply(w, 400, msg, "", nil)
-			return
-		}
-		if r.Context().Err() != nil {
-			return // reset by the client before it was dispatched (rapid reset): nothing to forward
-		}
-		// An empty body (END_STREAM on the headers, or content-length: 0) is
-		// none; any other is forwarded, whatever the method.
-		var body io.Reader = r.Body
-		if r.ContentLength == 0 {
-			body = nil
-		}
-		rc := http.NewResponseController(rw)
-		var mu sync.Mutex // expire runs on the timer's goroutine; rw is dead after the handler
-		handlerDone := false
-		sctx, st := startStreamTimer(r.Context(), hcm.StreamIdleTimeout, hcm.RequestTimeout, func(started bool) {
-			mu.Lock()
-			defer mu.Unlock()
-			if handlerDone {
-				return
-			}
-			past := time.Unix(1, 0)
-			rc.SetReadDeadline(past)
-			if started {
-				rc.SetWriteDeadline(past)
-			}
-		})
-		defer func() {
-			mu.Lock()
-			handlerDone = true
-			mu.Unlock()
-			st.stop()
-		}()
-		w.st = st
-		if st.timed() && body != nil {
-			body = &timedBody{r: body, st: st, ctx: sctx}
-		} else {
-			st.requestDone()
-		}
-		req := &dsRequest{method: r.Method, target: r.RequestURI, authority: r.Host, header: hl, minor: 2,
-			body: body, contentLength: r.ContentLength, remote: remote, remoteAddr: r.RemoteAddr, local: local, origDst: orig, scheme: scheme, peer: peer, conn: fconn}
-		s.handle(sctx, req, w, hcm)
-	})
-	fc := newFloodConn(nc, br, func(reason string) {
-		s.Stats.CxFlood.Add(1)
-		s.log.Debug("HTTP/2 connection closed", "reason", reason, "remote", remote)
-	})
-	srv.ServeConn(fc, &http2.ServeConnOpts{Context: ctx, Handler: h, BaseConfig: base})
+	h2server.Serve(ctx, nc, br, cfg, h, &s.h2pools)
 }
 
-// checkH2Request validates what Go's HTTP/2 server leaves to its handler
+// h2Handler serves one HTTP/2 connection's streams.
+type h2Handler struct {
+	s                                *Server
+	hcm                              *xdsparse.HTTPManager
+	ctx                              context.Context
+	remote, remoteAddr, orig, scheme string
+	peer                             *tlsPeer
+	local                            net.Addr
+	conn                             *filter.Conn
+}
+
+var _ h2server.Handler = (*h2Handler)(nil)
+
+// h2stream is the proxy's side of a stream (h2server.Stream.User, kept
+// with the stream when it is recycled) and its response writer.
+type h2stream struct {
+	s        *h2server.Stream
+	st       *streamTimer
+	started  bool
+	expireFn func(bool)
+	req      dsRequest
+	body     timedBody
+}
+
+var _ responseWriter = (*h2stream)(nil)
+
+func (hs *h2stream) expire(started bool) { hs.s.Expire(started) }
+
+// Start arms the stream's timers as its headers arrive, so that a body
+// gathered before the request is served is bounded by them too.
+func (h *h2Handler) Start(s *h2server.Stream) {
+	hs, _ := s.User.(*h2stream)
+	if hs == nil {
+		hs = &h2stream{}
+		hs.expireFn = hs.expire
+		s.User = hs
+	}
+	hs.s, hs.started = s, false
+	hs.st = newStream(h.ctx, h.hcm.StreamIdleTimeout, h.hcm.RequestTimeout, hs.expireFn)
+	hs.st.arm(nil)
+}
+
+// Cancel ends the stream's context: the client reset it or the
+// connection ended.
+func (h *h2Handler) Cancel(s *h2server.Stream, served bool) {
+	hs := s.User.(*h2stream)
+	if served {
+		hs.st.cancel(context.Canceled)
+		return
+	}
+	hs.st.stop()
+}
+
+// Serve validates and forwards the request.
+func (h *h2Handler) Serve(s *h2server.Stream) {
+	hs := s.User.(*h2stream)
+	srv, hcm, st := h.s, h.hcm, hs.st
+	defer st.stop()
+	switch {
+	case s.TooLarge:
+		srv.Stats.RqRejected.Add(1)
+		srv.localReply(hs, 431, "request header fields too large", "", nil)
+		return
+	case s.Fields > hcm.MaxHeadersCount:
+		srv.Stats.RqRejected.Add(1)
+		srv.localReply(hs, 431, "too many header fields", "", nil)
+		return
+	}
+	if srv.Overload.Shed() {
+		srv.shed(hs)
+		return
+	}
+	if msg := checkH2Request(s.Method, s.Target, s.Authority, s.Header); msg != "" {
+		srv.Stats.RqRejected.Add(1)
+		srv.localReply(hs, 400, msg, "", nil)
+		return
+	}
+	if st.Err() != nil {
+		return // reset by the client before it was served
+	}
+	// An empty body (END_STREAM on the headers, or content-length: 0) is
+	// none; any other is forwarded, whatever the method.
+	var body io.Reader = s
+	switch {
+	case s.ContentLength == 0:
+		body = nil
+		st.requestDone()
+	case st.timed():
+		hs.body = timedBody{r: s, st: st, ctx: st}
+		body = &hs.body
+	default:
+		st.requestDone()
+	}
+	hs.req = dsRequest{method: s.Method, target: s.Target, authority: s.Authority, header: s.Header, minor: 2,
+		body: body, contentLength: s.ContentLength, remote: h.remote, remoteAddr: h.remoteAddr, local: h.local,
+		origDst: h.orig, scheme: h.scheme, peer: h.peer, conn: h.conn}
+	srv.handle(st, &hs.req, hs, hcm)
+	// Keep the header list's grown backing array for the stream's next use.
+	if cap(hs.req.header) > cap(s.Header) {
+		s.Header = hs.req.header[:0]
+	}
+	hs.req = dsRequest{}
+}
+
+func (hs *h2stream) Started() bool { return hs.started }
+
+func (hs *h2stream) WriteHead(status int, h headers.List, contentLength int64) error {
+	hs.started = true
+	hs.st.responseStarted()
+	return hs.s.WriteHead(status, h, contentLength)
+}
+
+func (hs *h2stream) Write(p []byte) (int, error) {
+	hs.st.touch()
+	return hs.s.Write(p)
+}
+
+func (hs *h2stream) Flush() error { return hs.s.Flush() }
+
+func (hs *h2stream) Finish(trailers headers.List) error { return hs.s.Finish(trailers) }
+
+// Abort resets the stream.
+func (hs *h2stream) Abort() { hs.s.Abort() }
+
+// checkH2Request validates what the HTTP/2 codec leaves to the proxy
 // (RFC 9113 section 8.2.1 and 8.3.1) before the request is translated,
 // possibly into an HTTP/1 request line: a space or CR/LF in :path, :method
 // or a field value would otherwise let a client write its own request line
 // or fields upstream. It returns "" for a valid request, or the reason.
-func checkH2Request(r *http.Request, h headers.List) string {
-	if !headers.ValidToken(r.Method) {
+func checkH2Request(method, target, authority string, h headers.List) string {
+	if !headers.ValidToken(method) {
 		return "invalid :method"
 	}
-	if r.Method != "CONNECT" && !headers.ValidPath(r.RequestURI) {
+	if method != "CONNECT" && !headers.ValidPath(target) {
 		return "invalid :path"
 	}
-	if r.Host == "" && r.Method != "CONNECT" {
+	if authority == "" && method != "CONNECT" {
 		return "missing :authority"
 	}
-	if !validAuthority(r.Host) {
+	if !validAuthority(authority) {
 		return "invalid :authority"
 	}
 	for _, f := range h {
@@ -167,86 +211,4 @@ func quoteName(n string) string {
 		return `"` + n + `"`
 	}
 	return "(invalid name)"
-}
-
-type h2Writer struct {
-	rw      http.ResponseWriter
-	st      *streamTimer
-	started bool
-}
-
-func (w *h2Writer) Started() bool { return w.started }
-
-// WriteHead sets the response's fields under Go's canonical keys, so that
-// the server neither adds its own (content-type, date, content-length)
-// next to the proxied ones nor sniffs a content type: the response goes out
-// with the fields it came with, each singleton once.
-func (w *h2Writer) WriteHead(status int, h headers.List, contentLength int64) error {
-	w.started = true
-	w.st.responseStarted()
-	hd := w.rw.Header()
-	for _, f := range h {
-		switch f.Name {
-		case "", "connection", "transfer-encoding", "keep-alive", "proxy-connection", "upgrade", "content-length":
-			continue
-		}
-		if f.Name[0] == ':' {
-			continue
-		}
-		k := http.CanonicalHeaderKey(f.Name)
-		hd[k] = append(hd[k], f.Value)
-	}
-	if _, ok := hd["Date"]; !ok {
-		hd["Date"] = nil // present but empty: Go's server adds none
-	}
-	if _, ok := hd["Content-Type"]; !ok {
-		hd["Content-Type"] = nil // no sniffing
-	}
-	if contentLength >= 0 && status != 204 && status != 304 && status >= 200 {
-		hd["Content-Length"] = []string{itoa(contentLength)}
-	}
-	w.rw.WriteHeader(status)
-	return nil
-}
-
-func (w *h2Writer) Write(p []byte) (int, error) {
-	w.st.touch()
-	return w.rw.Write(p)
-}
-
-func (w *h2Writer) Flush() error {
-	if f, ok := w.rw.(http.Flusher); ok {
-		f.Flush()
-	}
-	return nil
-}
-
-func (w *h2Writer) Finish(trailers headers.List) error {
-	for _, f := range trailers {
-		if !headers.ValidName(f.Name) || !headers.ValidValue(f.Value) {
-			continue
-		}
-		k := http.TrailerPrefix + f.Name
-		w.rw.Header()[k] = append(w.rw.Header()[k], f.Value)
-	}
-	return nil
-}
-
-// Abort resets the stream.
-func (w *h2Writer) Abort() { panic(http.ErrAbortHandler) }
-
-var _ io.Writer = (*h2Writer)(nil)
-
-func itoa(n int64) string {
-	var b [20]byte
-	i := len(b)
-	if n == 0 {
-		return "0"
-	}
-	for n > 0 {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-	}
-	return string(b[i:])
 }

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/mast-mesh/mast/internal/proxy/filter"
+	"github.com/mast-mesh/mast/internal/proxy/h2server"
 	"github.com/mast-mesh/mast/internal/proxy/headers"
 	"github.com/mast-mesh/mast/internal/proxy/http1"
 	"github.com/mast-mesh/mast/internal/proxy/overload"
@@ -87,6 +88,10 @@ type Server struct {
 	drainCtx context.Context
 	drainNow context.CancelFunc
 	bufs     sync.Pool // *[16384]byte for copying bodies
+	h2pools  h2server.Pools
+	// LegacyH2 serves HTTP/2 with x/net's net/http-shaped server instead
+	// of the proxy's own (h2server).
+	LegacyH2 bool
 }
 
 // NewServer returns a server that reads its routing config from cfg.

@@ -1,0 +1,172 @@
+package dataplane
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"testing"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+
+	"github.com/mast-mesh/mast/internal/proxy/xdsclient"
+	"github.com/mast-mesh/mast/internal/proxy/xdstest"
+)
+
+// startTwoHopH2 runs bench client -> A -> B -> backend with HTTP/2
+// prior knowledge (h2c) from the client to A and from A to B; B speaks
+// HTTP/1.1 to the backend. It returns A's address.
+func startTwoHopH2(tb testing.TB) string {
+	tb.Helper()
+	backend := rawBackend(tb)
+	srv := xdstest.Start(tb, "127.0.0.1:0", nil)
+	addrA, addrB := freeAddr(tb), freeAddr(tb)
+	cB := xdstest.EDSCluster("toB")
+	cB.ProtocolSelection = clusterv3.Cluster_USE_CONFIGURED_PROTOCOL
+	cB.Http2ProtocolOptions = &corev3.Http2ProtocolOptions{} //nolint:staticcheck // the field Istio still sets
+	nodeA := "sidecar~127.0.0.1~a.default~default.svc.cluster.local"
+	nodeB := "sidecar~127.0.0.1~b.default~default.svc.cluster.local"
+	srv.Set(tb, nodeA, "1", xdstest.Resources(
+		xdstest.HTTPListener("inA", addrA, "rA"),
+		xdstest.RouteConfig("rA", []string{"*"}, xdstest.RouteTo("/", "toB")),
+		cB, xdstest.CLA("toB", addrB),
+	))
+	srv.Set(tb, nodeB, "1", xdstest.Resources(
+		xdstest.HTTPListener("inB", addrB, "rB"),
+		xdstest.RouteConfig("rB", []string{"*"}, xdstest.RouteTo("/", "app")),
+		xdstest.EDSCluster("app"), xdstest.CLA("app", backend),
+	))
+	for _, id := range []string{nodeA, nodeB} {
+		node, err := xdsclient.BuildNode(xdsclient.NodeConfig{ID: id})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		p := New(Config{XDSAddress: srv.Addr, Node: node, AdminAddr: "127.0.0.1:0", DrainPeriod: 100 * time.Millisecond})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { p.Run(ctx); close(done) }()
+		tb.Cleanup(func() { cancel(); <-done })
+	}
+	waitListening(tb, addrA)
+	waitListening(tb, addrB)
+	return addrA
+}
+
+// h2Client is a minimal HTTP/2 prior-knowledge client on one connection
+// (a Framer and an HPACK encoder, so that the benchmark's own cost stays
+// small next to the proxies').
+type h2Client struct {
+	c      net.Conn
+	fr     *http2.Framer
+	enc    *hpack.Encoder
+	hbuf   bytes.Buffer
+	stream uint32
+}
+
+func dialH2(tb testing.TB, addr string) *h2Client {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	io.WriteString(c, http2.ClientPreface)
+	h := &h2Client{c: c, fr: http2.NewFramer(c, c), stream: 1}
+	h.enc = hpack.NewEncoder(&h.hbuf)
+	h.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	if err := h.fr.WriteSettings(); err != nil {
+		tb.Fatal(err)
+	}
+	h.fr.WriteWindowUpdate(0, 1<<30)
+	return h
+}
+
+// get sends GET /bench and reads the response to its end; it answers
+// SETTINGS and PINGs, and returns the status.
+func (h *h2Client) get() (string, error) {
+	h.hbuf.Reset()
+	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "server"}, {":path", "/bench"},
+		{"user-agent", "b"}, {"x-request-id", "8a3c4c3e-1d0b-4c4e-9c1f-1f9a1b7d2e11"}} {
+		h.enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	id := h.stream
+	h.stream += 2
+	if err := h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: h.hbuf.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
+		return "", err
+	}
+	status := ""
+	for {
+		f, err := h.fr.ReadFrame()
+		if err != nil {
+			return "", err
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				h.fr.WriteSettingsAck()
+			}
+		case *http2.PingFrame:
+			if !f.IsAck() {
+				h.fr.WritePing(true, f.Data)
+			}
+		case *http2.GoAwayFrame:
+			return "", fmt.Errorf("GOAWAY %v", f.ErrCode)
+		case *http2.RSTStreamFrame:
+			if f.StreamID == id {
+				return "", fmt.Errorf("RST_STREAM %v", f.ErrCode)
+			}
+		case *http2.MetaHeadersFrame:
+			if f.StreamID == id {
+				if status == "" {
+					status = f.PseudoValue("status")
+				}
+				if f.StreamEnded() {
+					return status, nil
+				}
+			}
+		case *http2.DataFrame:
+			if f.StreamID == id {
+				if n := len(f.Data()); n > 0 {
+					h.fr.WriteWindowUpdate(id, uint32(n))
+				}
+				if f.StreamEnded() {
+					return status, nil
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkTwoHopH2 measures a request through two sidecars over HTTP/2
+// prior knowledge (client -h2c-> A -h2c-> B -> backend), one connection,
+// one request at a time; it reports CPU per request (both sidecars, the
+// backend and the client) and the median and p99 latency.
+func BenchmarkTwoHopH2(b *testing.B) {
+	h := dialH2(b, startTwoHopH2(b))
+	for i := 0; i < 200; i++ { // warm the pools
+		if st, err := h.get(); err != nil || st != "200" {
+			b.Fatalf("warm-up request %d: status %q, %v", i, st, err)
+		}
+	}
+	lat := make([]time.Duration, 0, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		if st, err := h.get(); err != nil || st != "200" {
+			b.Fatalf("request %d: status %q, %v", i, st, err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	b.StopTimer()
+	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/1e3/float64(b.N), "cpu-µs/op")
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+}

@@ -1,0 +1,819 @@
+// Package h2server serves mast-proxy's downstream HTTP/2 connections with
+// its own frame handling (x/net's Framer and HPACK as building blocks): one
+// reader goroutine per connection, a goroutine per request only once the
+// request is ready to forward, request bodies delivered as DATA arrives,
+// and writes of all streams batched through one buffered writer.
+//
+// A request whose body has a known length up to Config.BufferLimit is
+// gathered on the reader before it is handed over (it can then be retried
+// and no goroutine waits for it); larger ones are handed over once that
+// much arrived, and bodies of unknown length (gRPC, streamed uploads) at
+// once.
+package h2server
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// Preface is the client connection preface (RFC 9113 section 3.4).
+const Preface = http2.ClientPreface
+
+// minWindow is HTTP/2's initial window: a smaller receive window would
+// stall every stream.
+const minWindow = 65535
+
+// maxWindow is the largest flow-control window (RFC 9113 section 6.9.1).
+const maxWindow = 1<<31 - 1
+
+// Config is one connection's limits (the HTTP connection manager's).
+type Config struct {
+	// MaxConcurrentStreams is advertised and enforced (REFUSED_STREAM).
+	MaxConcurrentStreams uint32
+	// MaxHeaderBytes bounds a request's header list (HPACK size); a
+	// longer one is answered 431.
+	MaxHeaderBytes int
+	// Window is the receive window of the connection and of each stream
+	// (per_connection_buffer_limit_bytes), at least 65,535.
+	Window int
+	// BufferLimit: a body of known length up to this is gathered before
+	// the request is served; a longer one once this much arrived.
+	BufferLimit int
+	// IdleTimeout closes a connection without streams for this long.
+	IdleTimeout time.Duration
+	// MaxConnectionDuration sends GOAWAY after this long (0: never).
+	MaxConnectionDuration time.Duration
+	// DrainTimeout closes a connection this long after its GOAWAY.
+	DrainTimeout time.Duration
+	// Drain sends GOAWAY when it ends (the proxy drains).
+	Drain context.Context
+	// OnFlood is told why a flooding connection was cut.
+	OnFlood func(reason string)
+}
+
+// Handler serves the connection's requests.
+type Handler interface {
+	// Start runs on the connection's reader when a request's headers
+	// arrived (set s.User, start timers); it must not block.
+	Start(s *Stream)
+	// Serve runs on a goroutine of its own once the request is ready to
+	// forward; the stream is recycled after it returns.
+	Serve(s *Stream)
+	// Cancel says the client reset the stream or the connection ended;
+	// served says whether Serve was called (if not, it never will be and
+	// the stream is recycled after Cancel). It must not block.
+	Cancel(s *Stream, served bool)
+}
+
+// Pools are the buffers and streams connections share.
+type Pools struct {
+	streams sync.Pool // *Stream
+	writers sync.Pool // *bufio.Writer
+}
+
+// Errors a stream's reads and writes report.
+var (
+	// ErrReset: the client reset the stream.
+	ErrReset = errors.New("http2: stream reset by the client")
+	// ErrClosed: the connection ended.
+	ErrClosed = errors.New("http2: connection closed")
+	// ErrTimeout: the stream's timers cut it (Stream.Expire).
+	ErrTimeout = errors.New("http2: stream timed out")
+)
+
+type conn struct {
+	nc    net.Conn
+	br    *bufio.Reader
+	cfg   *Config
+	h     Handler
+	pools *Pools
+	fr    *http2.Framer // reads, on the reader only
+	fl    flood
+
+	// Writes: whoever holds wmu writes frames into bw; the last writer of
+	// a batch flushes (waiting counts writers queued for wmu).
+	wmu       sync.Mutex
+	waiting   atomic.Int32
+	needFlush bool
+	bw        *bufio.Writer // nil while nothing is buffered
+	wfr       *http2.Framer
+	fw        frameWriter
+	enc       *hpack.Encoder
+	hbuf      bytes.Buffer
+	werr      error
+	tableSize atomic.Int64 // the peer's HEADER_TABLE_SIZE not yet applied, -1 for none
+	maxFrame  atomic.Uint32
+
+	// Control frames the reader (and body readers) queue without waiting
+	// for wmu; the holder of wmu copies them out.
+	cmu      sync.Mutex
+	cbuf     bytes.Buffer
+	cfr      *http2.Framer
+	cpending atomic.Bool
+
+	// Stream state, under mu.
+	mu          sync.Mutex
+	streams     map[uint32]*Stream
+	maxID       uint32 // highest stream the client opened
+	active      int
+	sendWindow  int64 // the connection's send window
+	initialSend int64 // the client's SETTINGS_INITIAL_WINDOW_SIZE
+	recvWindow  int64 // what the client may still send on the connection
+	recvCredit  int64 // consumed, not yet returned with WINDOW_UPDATE
+	unacked     int   // our SETTINGS not yet acknowledged
+	goingAway   bool
+	closed      bool
+	idleTimer   *time.Timer
+	drainTimer  *time.Timer
+}
+
+// frameWriter sends the Framer's writes to the connection's current
+// buffered writer.
+type frameWriter struct{ c *conn }
+
+func (w frameWriter) Write(p []byte) (int, error) { return w.c.buf().Write(p) }
+
+// Serve serves an HTTP/2 connection whose client preface is the next
+// thing in br, until it closes or ctx ends; it closes nc.
+func Serve(ctx context.Context, nc net.Conn, br *bufio.Reader, cfg *Config, h Handler, pools *Pools) {
+	c := &conn{nc: nc, br: br, cfg: cfg, h: h, pools: pools, streams: make(map[uint32]*Stream),
+		sendWindow: minWindow, initialSend: minWindow, recvWindow: minWindow}
+	c.fw = frameWriter{c}
+	c.wfr = http2.NewFramer(c.fw, nil)
+	c.cfr = http2.NewFramer(&c.cbuf, nil)
+	c.enc = hpack.NewEncoder(&c.hbuf)
+	c.tableSize.Store(-1)
+	c.maxFrame.Store(16384)
+	c.fr = http2.NewFramer(nil, br)
+	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	c.fr.MaxHeaderListSize = uint32(max(cfg.MaxHeaderBytes, 1))
+	c.fr.SetMaxReadFrameSize(16384)
+	c.fr.SetReuseFrames()
+	defer nc.Close()
+	if _, err := br.Discard(len(Preface)); err != nil {
+		return
+	}
+	window := max(cfg.Window, minWindow)
+	settings := []http2.Setting{{ID: http2.SettingMaxConcurrentStreams, Val: cfg.MaxConcurrentStreams},
+		{ID: http2.SettingInitialWindowSize, Val: uint32(window)},
+		{ID: http2.SettingMaxHeaderListSize, Val: uint32(max(cfg.MaxHeaderBytes, 1))}}
+	c.lockWrite()
+	c.wfr.WriteSettings(settings...)
+	if window > minWindow {
+		c.wfr.WriteWindowUpdate(0, uint32(window-minWindow))
+	}
+	c.unlockWrite(true)
+	c.unacked = 1
+	c.recvWindow = int64(window)
+	if cfg.Drain != nil {
+		defer context.AfterFunc(cfg.Drain, c.goAway)()
+	}
+	if cfg.MaxConnectionDuration > 0 {
+		defer time.AfterFunc(cfg.MaxConnectionDuration, c.goAway).Stop()
+	}
+	defer context.AfterFunc(ctx, func() { nc.SetReadDeadline(time.Unix(1, 0)) })()
+	c.mu.Lock()
+	c.armIdle()
+	c.mu.Unlock()
+	err := c.readLoop()
+	var ce http2.ConnectionError
+	switch {
+	case errors.As(err, &ce):
+		c.fatal(http2.ErrCode(ce), "")
+	case errors.Is(err, http2.ErrFrameTooLarge):
+		c.fatal(http2.ErrCodeFrameSize, "")
+	case errors.Is(err, errFlood):
+	}
+	c.shutdown()
+}
+
+var errFlood = errors.New("http2: flood")
+
+// readLoop reads and handles frames until the connection fails.
+func (c *conn) readLoop() error {
+	first := true
+	for {
+		if c.br.Buffered() == 0 {
+			c.kick() // what the frames read so far asked for goes out in one write
+		}
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			var se http2.StreamError
+			if errors.As(err, &se) {
+				if first {
+					return http2.ConnectionError(http2.ErrCodeProtocol)
+				}
+				c.resetStream(se.StreamID, se.Code)
+				continue
+			}
+			return err
+		}
+		if first {
+			if _, ok := f.(*http2.SettingsFrame); !ok {
+				return http2.ConnectionError(http2.ErrCodeProtocol)
+			}
+			first = false
+		}
+		if err := c.frame(f); err != nil {
+			var se http2.StreamError
+			if errors.As(err, &se) {
+				c.resetStream(se.StreamID, se.Code)
+				continue
+			}
+			return err
+		}
+	}
+}
+
+func (c *conn) cut(reason string) error {
+	if c.cfg.OnFlood != nil {
+		c.cfg.OnFlood(reason)
+	}
+	return errFlood
+}
+
+func streamErr(id uint32, code http2.ErrCode) error {
+	return http2.StreamError{StreamID: id, Code: code}
+}
+
+func connErr(code http2.ErrCode) error { return http2.ConnectionError(code) }
+
+// frame handles one frame on the reader.
+func (c *conn) frame(f http2.Frame) error {
+	switch f := f.(type) {
+	case *http2.MetaHeadersFrame:
+		return c.onHeaders(f)
+	case *http2.DataFrame:
+		if f.Length == 0 && !f.StreamEnded() {
+			if r := c.fl.control(); r != "" {
+				return c.cut(r)
+			}
+		}
+		return c.onData(f)
+	case *http2.SettingsFrame:
+		if r := c.fl.control(); r != "" {
+			return c.cut(r)
+		}
+		return c.onSettings(f)
+	case *http2.PingFrame:
+		if r := c.fl.control(); r != "" {
+			return c.cut(r)
+		}
+		if !f.IsAck() {
+			c.cmu.Lock()
+			c.cfr.WritePing(true, f.Data)
+			c.cpending.Store(true)
+			c.cmu.Unlock()
+		}
+	case *http2.WindowUpdateFrame:
+		return c.onWindowUpdate(f)
+	case *http2.RSTStreamFrame:
+		if r := c.fl.reset(); r != "" {
+			return c.cut(r)
+		}
+		c.mu.Lock()
+		s := c.streams[f.StreamID]
+		if s == nil {
+			idle := f.StreamID > c.maxID
+			c.mu.Unlock()
+			if idle {
+				return connErr(http2.ErrCodeProtocol)
+			}
+			return nil
+		}
+		c.endStream(s, ErrReset)
+		s.canceling = true
+		c.mu.Unlock()
+		c.cancel(s)
+	case *http2.PriorityFrame:
+		if r := c.fl.control(); r != "" {
+			return c.cut(r)
+		}
+		if f.StreamDep == f.StreamID {
+			return streamErr(f.StreamID, http2.ErrCodeProtocol)
+		}
+	case *http2.GoAwayFrame:
+		c.goAway()
+	case *http2.PushPromiseFrame:
+		return connErr(http2.ErrCodeProtocol)
+	}
+	return nil
+}
+
+func (c *conn) onSettings(f *http2.SettingsFrame) error {
+	if f.IsAck() {
+		c.mu.Lock()
+		c.unacked--
+		bad := c.unacked < 0
+		c.mu.Unlock()
+		if bad {
+			return connErr(http2.ErrCodeProtocol)
+		}
+		return nil
+	}
+	// Repeated parameters apply in order (RFC 9113 section 6.5.3).
+	if f.NumSettings() > 100 {
+		return connErr(http2.ErrCodeProtocol)
+	}
+	err := f.ForeachSetting(func(s http2.Setting) error {
+		if err := s.Valid(); err != nil {
+			return err
+		}
+		switch s.ID {
+		case http2.SettingHeaderTableSize:
+			c.tableSize.Store(int64(s.Val))
+		case http2.SettingMaxFrameSize:
+			c.maxFrame.Store(s.Val)
+		case http2.SettingInitialWindowSize:
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			delta := int64(s.Val) - c.initialSend
+			c.initialSend = int64(s.Val)
+			for _, st := range c.streams {
+				st.sendWindow += delta
+				if st.sendWindow > maxWindow {
+					return connErr(http2.ErrCodeFlowControl)
+				}
+				st.cond.Broadcast()
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	c.cmu.Lock()
+	c.cfr.WriteSettingsAck()
+	c.cpending.Store(true)
+	c.cmu.Unlock()
+	return nil
+}
+
+func (c *conn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if f.StreamID == 0 {
+		c.sendWindow += int64(f.Increment)
+		if c.sendWindow > maxWindow {
+			return connErr(http2.ErrCodeFlowControl)
+		}
+		for _, s := range c.streams {
+			if s.waitSend {
+				s.cond.Broadcast()
+			}
+		}
+		return nil
+	}
+	s := c.streams[f.StreamID]
+	if s == nil {
+		if f.StreamID > c.maxID {
+			return connErr(http2.ErrCodeProtocol)
+		}
+		return nil
+	}
+	s.sendWindow += int64(f.Increment)
+	if s.sendWindow > maxWindow {
+		return streamErr(f.StreamID, http2.ErrCodeFlowControl)
+	}
+	s.cond.Broadcast()
+	return nil
+}
+
+func (c *conn) onHeaders(f *http2.MetaHeadersFrame) error {
+	id := f.StreamID
+	if id%2 != 1 {
+		return connErr(http2.ErrCodeProtocol)
+	}
+	c.mu.Lock()
+	if s := c.streams[id]; s != nil {
+		// Trailers: they end the request (their fields are not forwarded).
+		defer c.mu.Unlock()
+		if s.remoteDone {
+			return streamErr(id, http2.ErrCodeStreamClosed)
+		}
+		if !f.StreamEnded() {
+			return streamErr(id, http2.ErrCodeProtocol)
+		}
+		return c.remoteEnd(s)
+	}
+	if id <= c.maxID {
+		c.mu.Unlock()
+		return connErr(http2.ErrCodeProtocol)
+	}
+	c.maxID = id
+	c.fl.stream()
+	if c.goingAway {
+		c.mu.Unlock()
+		return nil
+	}
+	if f.HasPriority() && f.Priority.StreamDep == id {
+		c.mu.Unlock()
+		return streamErr(id, http2.ErrCodeProtocol)
+	}
+	if c.active >= int(c.cfg.MaxConcurrentStreams) {
+		c.mu.Unlock()
+		return streamErr(id, http2.ErrCodeRefusedStream)
+	}
+	s := c.newStream(id)
+	if msg := readRequest(&s.Request, f.Fields, f.StreamEnded(), f.Truncated); msg != "" {
+		c.mu.Unlock()
+		c.recycle(s)
+		return streamErr(id, http2.ErrCodeProtocol)
+	}
+	s.remoteDone = f.StreamEnded()
+	s.noBody = s.Method == "HEAD"
+	c.streams[id] = s
+	c.active++
+	if c.idleTimer != nil {
+		c.idleTimer.Stop()
+	}
+	c.mu.Unlock()
+	c.h.Start(s)
+	if s.ContentLength <= 0 || s.remoteDone || s.expect100() {
+		c.mu.Lock()
+		c.dispatch(s)
+		c.mu.Unlock()
+	}
+	return nil
+}
+
+func (c *conn) onData(f *http2.DataFrame) error {
+	id := f.StreamID
+	n := int64(f.Length)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n > c.recvWindow {
+		return connErr(http2.ErrCodeFlowControl)
+	}
+	c.recvWindow -= n
+	s := c.streams[id]
+	if s == nil {
+		if id > c.maxID {
+			return connErr(http2.ErrCodeProtocol)
+		}
+		c.creditConn(n)
+		if c.goingAway && id > c.maxID {
+			return nil
+		}
+		return streamErr(id, http2.ErrCodeStreamClosed)
+	}
+	if s.remoteDone {
+		c.creditConn(n)
+		return streamErr(id, http2.ErrCodeStreamClosed)
+	}
+	if n > s.recvWindow {
+		c.creditConn(n)
+		return streamErr(id, http2.ErrCodeFlowControl)
+	}
+	s.recvWindow -= n
+	data := f.Data()
+	d := int64(len(data))
+	if pad := n - d; pad > 0 {
+		c.creditConn(pad)
+		s.credit(pad)
+	}
+	if s.ContentLength >= 0 && s.recvd+d > s.ContentLength {
+		c.creditConn(d)
+		return streamErr(id, http2.ErrCodeProtocol)
+	}
+	s.recvd += d
+	if d > 0 {
+		if s.bodyClosed {
+			c.creditConn(d)
+		} else {
+			s.body = append(s.body, data...)
+			if s.served {
+				s.owed += d
+			} else {
+				// Gathered before the request is served: counted against
+				// BufferLimit, not the windows.
+				c.creditConn(d)
+				s.credit(d)
+			}
+		}
+	}
+	if f.StreamEnded() {
+		return c.remoteEnd(s)
+	}
+	if !s.served && int64(len(s.body)-s.off) > int64(c.cfg.BufferLimit) {
+		c.dispatch(s)
+	}
+	if s.waitRead {
+		s.cond.Signal()
+	}
+	return nil
+}
+
+// remoteEnd ends the request body (END_STREAM); c.mu is held.
+func (c *conn) remoteEnd(s *Stream) error {
+	s.remoteDone = true
+	if s.ContentLength >= 0 && s.recvd != s.ContentLength {
+		return streamErr(s.ID, http2.ErrCodeProtocol)
+	}
+	c.dispatch(s)
+	s.cond.Broadcast()
+	return nil
+}
+
+// dispatch starts Serve for s once; c.mu is held.
+func (c *conn) dispatch(s *Stream) {
+	if s.served || s.gone {
+		return
+	}
+	s.served = true
+	go c.serve(s)
+}
+
+func (c *conn) serve(s *Stream) {
+	c.h.Serve(s)
+	if !s.localDone && !s.resetSent {
+		s.Abort()
+	}
+	c.mu.Lock()
+	s.handlerDone = true
+	if !s.gone {
+		if !s.remoteDone {
+			// The response is complete and the rest of the request will
+			// not be read: tell the client to stop sending it.
+			c.queueRST(s.ID, http2.ErrCodeNo)
+		}
+		c.endStream(s, ErrClosed)
+	}
+	free := !s.canceling
+	c.mu.Unlock()
+	c.kick()
+	if free {
+		c.recycle(s)
+	}
+}
+
+// endStream takes s off the connection with err for its reads and
+// writes, returning the connection window its unread body held; c.mu is
+// held.
+func (c *conn) endStream(s *Stream, err error) {
+	if s.gone {
+		return
+	}
+	s.gone = true
+	if s.rerr == nil {
+		s.rerr = err
+	}
+	if s.werr == nil {
+		s.werr = err
+	}
+	c.creditConn(s.owed)
+	s.owed = 0
+	delete(c.streams, s.ID)
+	c.active--
+	s.cond.Broadcast()
+	if c.active == 0 {
+		if c.goingAway {
+			c.finish()
+		} else {
+			c.armIdle()
+		}
+	}
+}
+
+// cancel tells the handler a stream ended under it, and recycles a
+// stream that was never served. The caller set s.canceling with the
+// stream's end, under c.mu.
+func (c *conn) cancel(s *Stream) {
+	c.mu.Lock()
+	served := s.served
+	c.mu.Unlock()
+	c.h.Cancel(s, served)
+	c.mu.Lock()
+	s.canceling = false
+	free := !served || s.handlerDone
+	c.mu.Unlock()
+	if free {
+		c.recycle(s)
+	}
+}
+
+// resetStream resets a stream for a protocol error of the client.
+func (c *conn) resetStream(id uint32, code http2.ErrCode) {
+	c.mu.Lock()
+	s := c.streams[id]
+	if s != nil {
+		s.resetSent = true
+		c.endStream(s, ErrReset)
+		s.canceling = true
+	}
+	c.queueRST(id, code)
+	c.mu.Unlock()
+	if s != nil {
+		c.cancel(s)
+	}
+}
+
+// creditConn returns n bytes of the connection's receive window once
+// enough accumulated; c.mu is held.
+func (c *conn) creditConn(n int64) {
+	c.recvCredit += n
+	if c.recvCredit >= int64(max(c.cfg.Window, minWindow))/2 {
+		c.recvWindow += c.recvCredit
+		c.queueWindowUpdate(0, c.recvCredit)
+		c.recvCredit = 0
+	}
+}
+
+// armIdle starts the idle timeout; c.mu is held.
+func (c *conn) armIdle() {
+	if c.cfg.IdleTimeout <= 0 || c.closed {
+		return
+	}
+	if c.idleTimer == nil {
+		c.idleTimer = time.AfterFunc(c.cfg.IdleTimeout, c.idle)
+		return
+	}
+	c.idleTimer.Reset(c.cfg.IdleTimeout)
+}
+
+func (c *conn) idle() {
+	c.mu.Lock()
+	if c.active == 0 && !c.closed {
+		c.goingAway = true
+		c.queueGoAway(http2.ErrCodeNo)
+		c.finish()
+	}
+	c.mu.Unlock()
+	c.kick()
+}
+
+// goAway starts a graceful shutdown: GOAWAY naming the last stream, no
+// new streams, the connection closes once its streams are done or the
+// drain timeout passes.
+func (c *conn) goAway() {
+	c.mu.Lock()
+	if c.goingAway || c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.goingAway = true
+	c.queueGoAway(http2.ErrCodeNo)
+	if c.active == 0 {
+		c.finish()
+	} else if c.cfg.DrainTimeout > 0 {
+		c.drainTimer = time.AfterFunc(c.cfg.DrainTimeout+time.Second, func() { c.nc.Close() })
+	}
+	c.mu.Unlock()
+	c.kick()
+}
+
+// finish ends a connection that went away once its GOAWAY is out: the
+// reader gets a second to see the client close; c.mu is held.
+func (c *conn) finish() {
+	if c.closed {
+		return
+	}
+	c.closed = true
+	go func() {
+		c.lockWrite()
+		c.unlockWrite(true)
+		if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+		c.nc.SetReadDeadline(time.Now().Add(time.Second))
+	}()
+}
+
+// fatal sends GOAWAY with code for a connection error.
+func (c *conn) fatal(code http2.ErrCode, debug string) {
+	c.mu.Lock()
+	c.cmu.Lock()
+	c.cfr.WriteGoAway(c.maxID, code, []byte(debug))
+	c.cpending.Store(true)
+	c.cmu.Unlock()
+	c.mu.Unlock()
+	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+	c.lockWrite()
+	c.unlockWrite(true)
+}
+
+// shutdown ends every stream once the reader is done.
+func (c *conn) shutdown() {
+	c.mu.Lock()
+	c.closed = true
+	if c.idleTimer != nil {
+		c.idleTimer.Stop()
+	}
+	if c.drainTimer != nil {
+		c.drainTimer.Stop()
+	}
+	var ended []*Stream
+	for _, s := range c.streams {
+		ended = append(ended, s)
+		c.endStream(s, ErrClosed)
+		s.canceling = true
+	}
+	c.mu.Unlock()
+	c.nc.Close()
+	for _, s := range ended {
+		c.cancel(s)
+	}
+}
+
+// Writes.
+
+// buf returns the buffered writer, taking one from the pool when the
+// connection has none (idle connections hold no write buffer); wmu is held.
+func (c *conn) buf() *bufio.Writer {
+	if c.bw == nil {
+		bw, _ := c.pools.writers.Get().(*bufio.Writer)
+		if bw == nil {
+			bw = bufio.NewWriterSize(c.nc, 8192)
+		} else {
+			bw.Reset(c.nc)
+		}
+		c.bw = bw
+	}
+	return c.bw
+}
+
+func (c *conn) lockWrite() {
+	c.waiting.Add(1)
+	c.wmu.Lock()
+	c.waiting.Add(-1)
+}
+
+// unlockWrite ends a write; flush asks for the batch to go out, which the
+// last writer queued does.
+func (c *conn) unlockWrite(flush bool) {
+	if flush {
+		c.needFlush = true
+	}
+	for {
+		c.drainCtrl()
+		if c.needFlush && c.waiting.Load() == 0 && c.bw != nil {
+			c.needFlush = false
+			if err := c.bw.Flush(); err != nil && c.werr == nil {
+				c.werr = err
+			}
+			if c.bw.Buffered() == 0 {
+				c.bw.Reset(nil)
+				c.pools.writers.Put(c.bw)
+				c.bw = nil
+			}
+		}
+		c.wmu.Unlock()
+		if !c.cpending.Load() || !c.wmu.TryLock() {
+			return
+		}
+	}
+}
+
+// drainCtrl moves queued control frames into the write buffer; wmu is held.
+func (c *conn) drainCtrl() {
+	if !c.cpending.Load() {
+		return
+	}
+	c.cmu.Lock()
+	c.buf().Write(c.cbuf.Bytes())
+	c.cbuf.Reset()
+	c.cpending.Store(false)
+	c.cmu.Unlock()
+	c.needFlush = true
+}
+
+// kick writes queued control frames unless a writer is at it (it will).
+func (c *conn) kick() {
+	if c.cpending.Load() && c.wmu.TryLock() {
+		c.unlockWrite(true)
+	}
+}
+
+func (c *conn) queueWindowUpdate(id uint32, n int64) {
+	c.cmu.Lock()
+	c.cfr.WriteWindowUpdate(id, uint32(n))
+	c.cpending.Store(true)
+	c.cmu.Unlock()
+}
+
+func (c *conn) queueRST(id uint32, code http2.ErrCode) {
+	c.cmu.Lock()
+	c.cfr.WriteRSTStream(id, code)
+	c.cpending.Store(true)
+	c.cmu.Unlock()
+}
+
+// queueGoAway queues GOAWAY naming the last stream; c.mu is held.
+func (c *conn) queueGoAway(code http2.ErrCode) {
+	c.cmu.Lock()
+	c.cfr.WriteGoAway(c.maxID, code, nil)
+	c.cpending.Store(true)
+	c.cmu.Unlock()
+}
+
+var _ io.Writer = frameWriter{}

@@ -1,0 +1,58 @@
+package h2server
+
+import "time"
+
+// Flood limits of one HTTP/2 connection, Envoy's defaults where it has
+// them.
+const (
+	// prematureResetMinStreams and the 50% ratio are Envoy's
+	// premature_reset_total_stream_count and its rule: a connection whose
+	// client reset more than half of at least this many streams is closed
+	// (rapid reset, CVE-2023-44487).
+	prematureResetMinStreams = 500
+	// controlBurst and controlPerSecond bound control frames from a client
+	// (PING, SETTINGS, PRIORITY, empty DATA without END_STREAM): a token
+	// bucket generous for any real client, which sends a handful, and cut
+	// for floods (CVE-2019-9512, -9515, -9518).
+	controlBurst     = 1000
+	controlPerSecond = 100
+)
+
+// flood counts, on the connection's reader, what a flooding client sends:
+// streams it opened and reset, and control frames. A CONTINUATION flood
+// is cut by the Framer's header list limit.
+type flood struct {
+	streams, resets uint64
+	tokens          float64
+	last            time.Time
+}
+
+// stream counts a new stream.
+func (f *flood) stream() { f.streams++ }
+
+// reset counts a RST_STREAM from the client; it returns why the connection
+// must be cut, or "".
+func (f *flood) reset() string {
+	f.resets++
+	if f.streams >= prematureResetMinStreams && 2*f.resets > f.streams {
+		return "rapid reset: the client reset most of its streams"
+	}
+	return ""
+}
+
+// control counts a control frame; it returns why the connection must be
+// cut, or "".
+func (f *flood) control() string {
+	now := time.Now()
+	if f.last.IsZero() {
+		f.tokens = controlBurst
+	} else {
+		f.tokens = min(controlBurst, f.tokens+now.Sub(f.last).Seconds()*controlPerSecond)
+	}
+	f.last = now
+	f.tokens--
+	if f.tokens < 0 {
+		return "control frame flood (PING, SETTINGS, PRIORITY or empty DATA)"
+	}
+	return ""
+}

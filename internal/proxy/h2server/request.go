@@ -1,0 +1,97 @@
+package h2server
+
+import (
+	"strconv"
+
+	"golang.org/x/net/http2/hpack"
+
+	"github.com/mast-mesh/mast/internal/proxy/headers"
+)
+
+// Request is what a HEADERS frame (with its CONTINUATIONs) asked for.
+type Request struct {
+	Method, Scheme, Authority string
+	// Target is :path, or the authority of a CONNECT request.
+	Target string
+	// Header holds the regular fields, names lower case as received,
+	// cookie fields joined into one (RFC 9113 section 8.2.3).
+	Header headers.List
+	// ContentLength is the declared body length, -1 when unknown and 0
+	// for a request that ended with its headers.
+	ContentLength int64
+	// TooLarge: the header list exceeded the limit; the fields are
+	// incomplete and the request must be refused with 431.
+	TooLarge bool
+	// Fields is the number of regular fields received.
+	Fields int
+}
+
+// readRequest translates a request's decoded header block into r, reusing
+// r.Header's backing array. It returns a non-empty reason when the request
+// is malformed (RFC 9113 section 8.1.1, 8.2.2, 8.3.1): the stream is then
+// reset with PROTOCOL_ERROR. Name and value syntax, pseudo-field order and
+// duplicates were checked by the Framer.
+func readRequest(r *Request, fields []hpack.HeaderField, endStream, truncated bool) string {
+	*r = Request{Header: r.Header[:0], ContentLength: -1, TooLarge: truncated}
+	var cookie int = -1
+	for _, f := range fields {
+		if len(f.Name) > 0 && f.Name[0] == ':' {
+			switch f.Name {
+			case ":method":
+				r.Method = f.Value
+			case ":scheme":
+				r.Scheme = f.Value
+			case ":authority":
+				r.Authority = f.Value
+			case ":path":
+				r.Target = f.Value
+			default: // :status, :protocol (extended CONNECT is not offered)
+				return "unexpected pseudo-header " + f.Name
+			}
+			continue
+		}
+		r.Fields++
+		switch f.Name {
+		case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
+			return "connection-specific field " + f.Name
+		case "te":
+			if f.Value != "trailers" {
+				return `te other than "trailers"`
+			}
+		case "content-length":
+			n, err := strconv.ParseUint(f.Value, 10, 63)
+			if err != nil || (r.ContentLength >= 0 && int64(n) != r.ContentLength) {
+				return "invalid content-length"
+			}
+			r.ContentLength = int64(n)
+		case "cookie":
+			if cookie >= 0 {
+				r.Header[cookie].Value += "; " + f.Value
+				continue
+			}
+			cookie = len(r.Header)
+		}
+		r.Header = append(r.Header, headers.Field{Name: f.Name, Value: f.Value})
+	}
+	if r.Method == "CONNECT" {
+		if r.Target != "" || r.Scheme != "" || r.Authority == "" {
+			return "malformed CONNECT"
+		}
+		r.Target = r.Authority
+	} else if r.Method == "" || r.Target == "" || (r.Scheme != "http" && r.Scheme != "https") {
+		return "missing or invalid :method, :scheme or :path"
+	}
+	if r.Authority == "" {
+		r.Authority, _ = r.Header.Get("host")
+	}
+	if endStream {
+		if r.ContentLength > 0 {
+			return "content-length without a body"
+		}
+		r.ContentLength = 0
+	}
+	if truncated {
+		r.ContentLength = 0
+	}
+	return ""
+}

@@ -1,0 +1,446 @@
+package h2server
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+
+	"github.com/mast-mesh/mast/internal/proxy/headers"
+)
+
+// testHandler answers every request with its body ("echo") unless serve
+// is set; started and served receive each stream's target.
+type testHandler struct {
+	started, served chan string
+	serve           func(s *Stream)
+	canceled        atomic.Int32
+}
+
+func (h *testHandler) Start(s *Stream) { h.started <- s.Target }
+
+func (h *testHandler) Serve(s *Stream) {
+	h.served <- s.Target
+	if h.serve != nil {
+		h.serve(s)
+		return
+	}
+	b, err := io.ReadAll(s)
+	if err != nil {
+		s.Abort()
+		return
+	}
+	s.WriteHead(200, headers.List{{Name: "content-type", Value: "text/plain"}}, int64(len(b)))
+	s.Write(b)
+	s.Finish(nil)
+}
+
+func (h *testHandler) Cancel(s *Stream, served bool) { h.canceled.Add(1) }
+
+type client struct {
+	t    *testing.T
+	nc   net.Conn
+	fr   *http2.Framer
+	enc  *hpack.Encoder
+	hbuf bytes.Buffer
+}
+
+// serveTest starts a server connection with cfg (defaults filled in) and
+// returns a client that has exchanged SETTINGS.
+func serveTest(t *testing.T, cfg Config, h *testHandler) *client {
+	t.Helper()
+	if cfg.MaxConcurrentStreams == 0 {
+		cfg.MaxConcurrentStreams = 100
+	}
+	if cfg.MaxHeaderBytes == 0 {
+		cfg.MaxHeaderBytes = 60 << 10
+	}
+	if cfg.BufferLimit == 0 {
+		cfg.BufferLimit = 64 << 10
+	}
+	if cfg.Window == 0 {
+		cfg.Window = 1 << 20
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	pools := &Pools{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		Serve(context.Background(), nc, bufio.NewReader(nc), &cfg, h, pools)
+	}()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		nc.Close()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("the server connection did not end after the client closed")
+		}
+	})
+	nc.SetDeadline(time.Now().Add(20 * time.Second))
+	io.WriteString(nc, Preface)
+	c := &client{t: t, nc: nc, fr: http2.NewFramer(nc, nc)}
+	c.enc = hpack.NewEncoder(&c.hbuf)
+	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	c.fr.WriteSettings()
+	return c
+}
+
+func (c *client) headers(id uint32, end bool, fields ...string) {
+	c.t.Helper()
+	if err := c.tryHeaders(id, end, fields...); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+func (c *client) tryHeaders(id uint32, end bool, fields ...string) error {
+	c.hbuf.Reset()
+	for i := 0; i+1 < len(fields); i += 2 {
+		c.enc.WriteField(hpack.HeaderField{Name: fields[i], Value: fields[i+1]})
+	}
+	return c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: c.hbuf.Bytes(), EndStream: end, EndHeaders: true})
+}
+
+func (c *client) post(id uint32, end bool, extra ...string) {
+	c.headers(id, end, append([]string{":method", "POST", ":scheme", "http", ":authority", "a", ":path", "/" + strconv.Itoa(int(id))}, extra...)...)
+}
+
+// next reads frames until one that is not SETTINGS, a SETTINGS ACK,
+// WINDOW_UPDATE or PING.
+func (c *client) next() http2.Frame {
+	c.t.Helper()
+	for {
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			c.t.Fatalf("reading a frame: %v", err)
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				c.fr.WriteSettingsAck()
+			}
+			continue
+		case *http2.WindowUpdateFrame, *http2.PingFrame:
+			continue
+		}
+		return f
+	}
+}
+
+// response reads stream id's response: status, body, trailers count.
+func (c *client) response(id uint32) (status, body string) {
+	c.t.Helper()
+	var b bytes.Buffer
+	for {
+		switch f := c.next().(type) {
+		case *http2.MetaHeadersFrame:
+			if f.StreamID != id {
+				c.t.Fatalf("HEADERS of stream %d, want %d", f.StreamID, id)
+			}
+			if s := f.PseudoValue("status"); s != "" {
+				status = s
+			}
+			if f.StreamEnded() {
+				return status, b.String()
+			}
+		case *http2.DataFrame:
+			b.Write(f.Data())
+			if f.StreamEnded() {
+				return status, b.String()
+			}
+		case *http2.RSTStreamFrame:
+			c.t.Fatalf("stream %d reset: %v", f.StreamID, f.ErrCode)
+		case *http2.GoAwayFrame:
+			c.t.Fatalf("GOAWAY %v", f.ErrCode)
+		}
+	}
+}
+
+func recv(t *testing.T, ch chan string, what string) string {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s did not happen", what)
+		return ""
+	}
+}
+
+func none(t *testing.T, ch chan string, what string) {
+	t.Helper()
+	select {
+	case v := <-ch:
+		t.Fatalf("%s happened (%s)", what, v)
+	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+func newHandler() *testHandler {
+	return &testHandler{started: make(chan string, 16), served: make(chan string, 16)}
+}
+
+// A body of known length up to the buffer limit is gathered on the reader:
+// no goroutine serves the request until it is complete.
+func TestKnownLengthBodyGatheredBeforeServe(t *testing.T) {
+	h := newHandler()
+	c := serveTest(t, Config{}, h)
+	c.post(1, false, "content-length", "10")
+	recv(t, h.started, "Start")
+	c.fr.WriteData(1, false, []byte("01234"))
+	none(t, h.served, "Serve before the body is complete")
+	c.fr.WriteData(1, true, []byte("56789"))
+	recv(t, h.served, "Serve")
+	if st, body := c.response(1); st != "200" || body != "0123456789" {
+		t.Fatalf("response %s %q", st, body)
+	}
+}
+
+// A body of unknown length is served at once and delivered as it arrives
+// (gRPC, bidirectional streaming).
+func TestUnknownLengthBodyStreams(t *testing.T) {
+	h := newHandler()
+	got := make(chan string, 4)
+	h.serve = func(s *Stream) {
+		buf := make([]byte, 16)
+		for {
+			n, err := s.Read(buf)
+			if n > 0 {
+				got <- string(buf[:n])
+			}
+			if err != nil {
+				break
+			}
+		}
+		s.WriteHead(200, nil, -1)
+		s.Finish(headers.List{{Name: "grpc-status", Value: "0"}})
+	}
+	c := serveTest(t, Config{}, h)
+	c.post(1, false)
+	recv(t, h.served, "Serve at the headers")
+	c.fr.WriteData(1, false, []byte("first"))
+	if v := recv(t, got, "the first DATA reaching the handler"); v != "first" {
+		t.Fatalf("read %q", v)
+	}
+	c.fr.WriteData(1, true, []byte("second"))
+	if v := recv(t, got, "the second DATA"); v != "second" {
+		t.Fatalf("read %q", v)
+	}
+	var trailers bool
+	for !trailers {
+		if f, ok := c.next().(*http2.MetaHeadersFrame); ok && f.StreamEnded() {
+			trailers = len(f.RegularFields()) == 1 && f.RegularFields()[0].Value == "0"
+			if !trailers {
+				t.Fatalf("last HEADERS %v, want grpc-status trailers", f.Fields)
+			}
+		}
+	}
+}
+
+// A known-length body above the buffer limit is served once the limit
+// is passed, and the rest streams.
+func TestLargeBodyServedAtLimit(t *testing.T) {
+	h := newHandler()
+	c := serveTest(t, Config{BufferLimit: 100}, h)
+	c.post(1, false, "content-length", "300")
+	c.fr.WriteData(1, false, bytes.Repeat([]byte("a"), 100))
+	none(t, h.served, "Serve at the limit")
+	c.fr.WriteData(1, false, []byte("b"))
+	recv(t, h.served, "Serve past the limit")
+	c.fr.WriteData(1, true, bytes.Repeat([]byte("c"), 199))
+	if st, body := c.response(1); st != "200" || len(body) != 300 {
+		t.Fatalf("response %s, %d bytes", st, len(body))
+	}
+}
+
+// Malformed requests are reset with PROTOCOL_ERROR (RFC 9113 section
+// 8.1.1): a body longer or shorter than content-length, connection
+// fields, te other than trailers, a missing :path.
+func TestMalformedRequestsReset(t *testing.T) {
+	h := newHandler()
+	c := serveTest(t, Config{}, h)
+	expectReset := func(id uint32, code http2.ErrCode) {
+		t.Helper()
+		for {
+			switch f := c.next().(type) {
+			case *http2.RSTStreamFrame:
+				if f.StreamID != id || f.ErrCode != code {
+					t.Fatalf("RST_STREAM %d %v, want %d %v", f.StreamID, f.ErrCode, id, code)
+				}
+				return
+			case *http2.GoAwayFrame:
+				t.Fatalf("GOAWAY %v", f.ErrCode)
+			}
+		}
+	}
+	c.post(1, false, "content-length", "3")
+	c.fr.WriteData(1, true, []byte("toolong"))
+	expectReset(1, http2.ErrCodeProtocol)
+	c.post(3, false, "content-length", "3")
+	c.fr.WriteData(3, true, []byte("a"))
+	expectReset(3, http2.ErrCodeProtocol)
+	c.post(5, true, "connection", "close")
+	expectReset(5, http2.ErrCodeProtocol)
+	c.post(7, true, "te", "gzip")
+	expectReset(7, http2.ErrCodeProtocol)
+	c.headers(9, true, ":method", "GET", ":scheme", "http", ":authority", "a")
+	expectReset(9, http2.ErrCodeProtocol)
+	// The connection is still usable.
+	c.headers(11, true, ":method", "GET", ":scheme", "http", ":authority", "a", ":path", "/ok")
+	if st, _ := c.response(11); st != "200" {
+		t.Fatalf("status %s", st)
+	}
+}
+
+// The client's window is honoured: with SETTINGS_INITIAL_WINDOW_SIZE 1
+// the response comes one byte per DATA frame, as WINDOW_UPDATEs allow.
+func TestResponseHonoursClientWindow(t *testing.T) {
+	h := newHandler()
+	c := serveTest(t, Config{}, h)
+	c.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1})
+	c.post(1, false)
+	c.fr.WriteData(1, true, []byte("xyz"))
+	var got []string
+	for len(got) < 3 {
+		switch f := c.next().(type) {
+		case *http2.DataFrame:
+			if len(f.Data()) > 1 {
+				t.Fatalf("DATA of %d bytes with a window of 1", len(f.Data()))
+			}
+			if len(f.Data()) == 1 {
+				got = append(got, string(f.Data()))
+				c.fr.WriteWindowUpdate(1, 1)
+			}
+		case *http2.RSTStreamFrame:
+			t.Fatalf("reset %v", f.ErrCode)
+		}
+	}
+	if s := got[0] + got[1] + got[2]; s != "xyz" {
+		t.Fatalf("body %q", s)
+	}
+}
+
+// Streams beyond MAX_CONCURRENT_STREAMS are refused.
+func TestMaxConcurrentStreams(t *testing.T) {
+	h := newHandler()
+	block := make(chan struct{})
+	h.serve = func(s *Stream) {
+		<-block
+		s.WriteHead(200, nil, 0)
+		s.Finish(nil)
+	}
+	c := serveTest(t, Config{MaxConcurrentStreams: 1}, h)
+	defer close(block)
+	c.post(1, true)
+	recv(t, h.served, "Serve")
+	c.post(3, true)
+	for {
+		if f, ok := c.next().(*http2.RSTStreamFrame); ok {
+			if f.StreamID != 3 || f.ErrCode != http2.ErrCodeRefusedStream {
+				t.Fatalf("RST_STREAM %d %v", f.StreamID, f.ErrCode)
+			}
+			return
+		}
+	}
+}
+
+// An empty response is one HEADERS frame with END_STREAM and one
+// content-length.
+func TestEmptyResponseOneFrame(t *testing.T) {
+	h := newHandler()
+	c := serveTest(t, Config{}, h)
+	c.headers(1, true, ":method", "GET", ":scheme", "http", ":authority", "a", ":path", "/")
+	f, ok := c.next().(*http2.MetaHeadersFrame)
+	if !ok || !f.StreamEnded() {
+		t.Fatalf("first frame %v, want HEADERS with END_STREAM", f)
+	}
+	n := 0
+	for _, hf := range f.Fields {
+		if hf.Name == "content-length" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d content-length fields: %v", n, f.Fields)
+	}
+}
+
+// Rapid reset (CVE-2023-44487): a client that resets most of its streams
+// is cut off.
+func TestRapidResetCut(t *testing.T) {
+	h := newHandler()
+	h.started = make(chan string, 2000)
+	h.served = make(chan string, 2000)
+	var reason atomic.Value
+	c := serveTest(t, Config{MaxConcurrentStreams: 1000, OnFlood: func(r string) { reason.Store(r) }}, h)
+	go func() {
+		for {
+			if _, err := c.fr.ReadFrame(); err != nil {
+				return
+			}
+		}
+	}()
+	for id := uint32(1); id < 2000; id += 2 {
+		if c.tryHeaders(id, false, ":method", "POST", ":scheme", "http", ":authority", "a", ":path", "/", "content-length", "5") != nil ||
+			c.fr.WriteRSTStream(id, http2.ErrCodeCancel) != nil {
+			break
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for reason.Load() == nil && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if reason.Load() == nil {
+		t.Fatal("the connection was not cut")
+	}
+	if n := len(h.served); n > 0 {
+		t.Fatalf("%d reset streams were served", n)
+	}
+}
+
+// Draining sends GOAWAY; a stream in flight completes, then the
+// connection closes.
+func TestDrainGoAway(t *testing.T) {
+	h := newHandler()
+	release := make(chan struct{})
+	h.serve = func(s *Stream) {
+		<-release
+		s.WriteHead(200, nil, 2)
+		s.Write([]byte("ok"))
+		s.Finish(nil)
+	}
+	drain, stop := context.WithCancel(context.Background())
+	c := serveTest(t, Config{Drain: drain}, h)
+	c.post(1, true)
+	recv(t, h.served, "Serve")
+	stop()
+	if f, ok := c.next().(*http2.GoAwayFrame); !ok || f.ErrCode != http2.ErrCodeNo || f.LastStreamID != 1 {
+		t.Fatalf("frame %v, want GOAWAY NO_ERROR naming stream 1", f)
+	}
+	close(release)
+	if st, body := c.response(1); st != "200" || body != "ok" {
+		t.Fatalf("response %s %q", st, body)
+	}
+	if _, err := c.fr.ReadFrame(); err == nil {
+		t.Fatal("the connection stayed open after its last stream")
+	}
+}

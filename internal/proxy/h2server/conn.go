@@ -398,8 +398,11 @@ func (c *conn) onHeaders(f *http2.MetaHeadersFrame) error {
 	if s := c.streams[id]; s != nil {
 		// Trailers: they end the request (their fields are not forwarded).
 		defer c.mu.Unlock()
+		if s.remoteDone && s.endSent {
+			return connErr(http2.ErrCodeStreamClosed) // closed (RFC 9113 section 5.1)
+		}
 		if s.remoteDone {
-			return streamErr(id, http2.ErrCodeStreamClosed)
+			return streamErr(id, http2.ErrCodeStreamClosed) // half-closed (remote)
 		}
 		if !f.StreamEnded() {
 			return streamErr(id, http2.ErrCodeProtocol)

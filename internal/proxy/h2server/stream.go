@@ -33,6 +33,7 @@ type Stream struct {
 	sendWindow  int64
 	rerr, werr  error
 	remoteDone  bool // END_STREAM received
+	endSent     bool // END_STREAM sent
 	bodyClosed  bool
 	served      bool // Serve was started
 	gone        bool // off the connection (reset, or done)
@@ -288,6 +289,11 @@ func (s *Stream) Finish(trailers headers.List) error {
 		err = c.wfr.WriteData(s.ID, true, nil)
 	}
 	s.localDone = true
+	// Closed once the client sees END_STREAM: a HEADERS frame it sends
+	// after that is a connection error (wmu may be held taking c.mu).
+	c.mu.Lock()
+	s.endSent = true
+	c.mu.Unlock()
 	c.unlockWrite(true)
 	if err == nil {
 		err = c.werr

@@ -27,7 +27,7 @@ func verbs() []verb {
 		{"reset", "return the local mesh's configuration to Bookinfo's defaults", plain(Reset)},
 		{"analyze", "analyze configuration (files, or the running mesh) and report Istio's messages", plain(Analyze)},
 		{"proxy-status", "show whether every proxy has acknowledged the configuration mastd sent it", plain(ProxyStatus)},
-		{"proxy-config", "show a proxy's clusters, listeners, routes and endpoints", plain(ProxyConfig)},
+		{"proxy-config", "show a proxy's clusters, listeners, routes, endpoints, secrets and bootstrap", plain(ProxyConfig)},
 		{"ca", "revoke a workload identity at mastd's CA (ca revoke ID) or list revoked ones (ca revoked)", CA},
 		{"why", "follow a request through the mesh and name the hop, cause and resource of its failure", plain(Why)},
 		{"describe", "describe a workload (pod) or service: the routing, TLS, mTLS and policies that apply, with warnings", plain(Describe)},

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 	networking "istio.io/api/networking/v1alpha3"
@@ -22,6 +23,8 @@ type configDump struct {
 	Listeners []dumpListener
 	Routes    []dumpRoute
 	Endpoints []dumpEndpoints
+	Secrets   []dumpSecret
+	Bootstrap *dumpBootstrap
 	raw       map[string]json.RawMessage // section type -> section, for -o json|yaml
 }
 
@@ -156,6 +159,16 @@ func parseConfigDump(b []byte) (*configDump, error) {
 			return nil, fmt.Errorf("config_dump: %w", err)
 		}
 		d.raw[sec.Type] = raw
+		switch sec.Type {
+		case secretsDumpType:
+			if err := d.parseSecretsSection(raw); err != nil {
+				return nil, err
+			}
+		case bootstrapDumpType:
+			if err := d.parseBootstrapSection(raw); err != nil {
+				return nil, err
+			}
+		}
 		for _, c := range sec.Clusters {
 			d.Clusters = append(d.Clusters, c.Cluster)
 		}
@@ -400,13 +413,17 @@ var proxyConfigKinds = []string{"cluster", "listener", "route", "endpoint", "sec
 func ProxyConfig(args []string, stdout, stderr io.Writer) int {
 	c := newCommand("proxy-config", "cluster|listener|route|endpoint|secret|bootstrap|log|all PROXY [flags]",
 		"Shows the configuration a proxy has accepted (from its admin /config_dump), as istioctl proxy-config\n"+
-			"does: tables with Istio's columns, or the raw sections with -o json|yaml. PROXY is a proxy of the local\n"+
+			"does: tables with Istio's columns, or the raw sections with -o json|yaml. `secret` lists the SDS secrets\n"+
+			"the proxy holds (workload certificate, trust bundle, gateway credentials; private keys are redacted),\n"+
+			"`bootstrap` its start-up configuration (node, xDS server, admin). PROXY is a proxy of the local\n"+
 			"mesh (productpage-v1, istio-ingressgateway, or its node ID), or any name with --admin-address.\n"+
 			"`log` shows the proxy's log level, or sets it with --level.",
 		"mast proxy-config cluster productpage-v1",
 		"mast proxy-config cluster productpage-v1 --fqdn reviews.default.svc.cluster.local --subset v2",
 		"mast proxy-config route istio-ingressgateway -o json",
 		"mast proxy-config endpoint reviews-v1 --port 9080",
+		"mast proxy-config secret istio-ingressgateway",
+		"mast proxy-config bootstrap productpage-v1 -o yaml",
 		"mast proxy-config log productpage-v1 --level debug")
 	var m meshFlags
 	m.register(c, true)
@@ -415,7 +432,7 @@ func ProxyConfig(args []string, stdout, stderr io.Writer) int {
 	c.IntVar(&f.port, "port", 0, "only this port")
 	c.StringVar(&f.subset, "subset", "", "only clusters and endpoints of this subset")
 	c.StringVar(&f.direction, "direction", "", "only inbound or outbound")
-	c.StringVar(&f.name, "name", "", "only the route configuration of this name")
+	c.StringVar(&f.name, "name", "", "only the route configuration or secret of this name")
 	output := c.String("o", "table", "output format: table, json or yaml")
 	level := c.String("level", "", "with `log`: set the proxy's log level (debug, info, warning, error)")
 	if code, ok := c.parse(args, stdout, stderr); !ok {
@@ -441,9 +458,6 @@ func ProxyConfig(args []string, stdout, stderr io.Writer) int {
 	switch kind {
 	case "log":
 		return proxyLog(p, *level, stdout, stderr)
-	case "secret", "bootstrap":
-		fmt.Fprintf(stderr, "mast proxy-config %s: mast-proxy's admin does not serve its %s yet (its /config_dump has clusters, endpoints, listeners and routes)\n", kind, kind)
-		return ExitFailure
 	}
 	b, err := httpGet("http://" + p.Admin + "/config_dump")
 	if err != nil {
@@ -465,11 +479,16 @@ func ProxyConfig(args []string, stdout, stderr io.Writer) int {
 	if *output != "table" {
 		return writeStructured(stdout, stderr, *output, sectionsFor(d, kind))
 	}
-	writeProxyConfig(stdout, d, kind, f, mc)
+	if (kind == "secret" && d.raw[secretsDumpType] == nil) || (kind == "bootstrap" && d.raw[bootstrapDumpType] == nil) {
+		fmt.Fprintf(stderr, "mast proxy-config %s: %s's /config_dump has no %s section (a mast-proxy older than this mast?)\n", kind, p.Name, kind)
+		return ExitFailure
+	}
+	writeProxyConfig(stdout, d, kind, f, mc, time.Now())
 	return ExitOK
 }
 
-func writeProxyConfig(w io.Writer, d *configDump, kind string, f proxyConfigFilter, mc meshConfig) {
+// writeProxyConfig prints kind's table; now judges certificates' validity.
+func writeProxyConfig(w io.Writer, d *configDump, kind string, f proxyConfigFilter, mc meshConfig, now time.Time) {
 	switch kind {
 	case "cluster":
 		writeClusters(w, d, f, mc)
@@ -479,7 +498,13 @@ func writeProxyConfig(w io.Writer, d *configDump, kind string, f proxyConfigFilt
 		writeRoutes(w, d, f, mc)
 	case "endpoint":
 		writeEndpoints(w, d, f)
+	case "secret":
+		writeSecrets(w, d, f, now)
+	case "bootstrap":
+		writeBootstrap(w, d)
 	case "all":
+		writeBootstrap(w, d)
+		fmt.Fprintln(w)
 		writeClusters(w, d, f, mc)
 		fmt.Fprintln(w)
 		writeListeners(w, d, f)
@@ -487,20 +512,24 @@ func writeProxyConfig(w io.Writer, d *configDump, kind string, f proxyConfigFilt
 		writeRoutes(w, d, f, mc)
 		fmt.Fprintln(w)
 		writeEndpoints(w, d, f)
+		fmt.Fprintln(w)
+		writeSecrets(w, d, f, now)
 	}
 }
 
 // sectionsFor returns the raw config_dump sections of a kind, for -o json|yaml.
 func sectionsFor(d *configDump, kind string) any {
 	types := map[string]string{
-		"cluster":  "type.googleapis.com/envoy.admin.v3.ClustersConfigDump",
-		"listener": "type.googleapis.com/envoy.admin.v3.ListenersConfigDump",
-		"route":    "type.googleapis.com/envoy.admin.v3.RoutesConfigDump",
-		"endpoint": "type.googleapis.com/envoy.admin.v3.EndpointsConfigDump",
+		"cluster":   "type.googleapis.com/envoy.admin.v3.ClustersConfigDump",
+		"listener":  "type.googleapis.com/envoy.admin.v3.ListenersConfigDump",
+		"route":     "type.googleapis.com/envoy.admin.v3.RoutesConfigDump",
+		"endpoint":  "type.googleapis.com/envoy.admin.v3.EndpointsConfigDump",
+		"secret":    secretsDumpType,
+		"bootstrap": bootstrapDumpType,
 	}
 	if kind == "all" {
 		var out []json.RawMessage
-		for _, k := range []string{"cluster", "listener", "route", "endpoint"} {
+		for _, k := range []string{"bootstrap", "cluster", "listener", "route", "endpoint", "secret"} {
 			if r, ok := d.raw[types[k]]; ok {
 				out = append(out, r)
 			}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/mast-mesh/mast/internal/config"
 	"github.com/mast-mesh/mast/internal/pilot/ads"
@@ -47,14 +48,14 @@ func TestProxyConfigTables(t *testing.T) {
 			t.Fatal(err)
 		}
 		var out bytes.Buffer
-		writeProxyConfig(&out, d, "all", proxyConfigFilter{}, mc)
+		writeProxyConfig(&out, d, "all", proxyConfigFilter{}, mc, time.Now())
 		golden(t, name+"-proxy-config-all", out.Bytes())
 	}
 	// Filters: one service's v2 subset.
 	b, _ := os.ReadFile("testdata/productpage-config_dump.json")
 	d, _ := parseConfigDump(b)
 	var out bytes.Buffer
-	writeProxyConfig(&out, d, "cluster", proxyConfigFilter{fqdn: "reviews.default.svc.cluster.local", subset: "v2", direction: "outbound", port: 9080}, mc)
+	writeProxyConfig(&out, d, "cluster", proxyConfigFilter{fqdn: "reviews.default.svc.cluster.local", subset: "v2", direction: "outbound", port: 9080}, mc, time.Now())
 	golden(t, "productpage-proxy-config-cluster-filtered", out.Bytes())
 }
 

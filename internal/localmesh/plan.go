@@ -28,6 +28,10 @@ type Options struct {
 	// 127.0.0.1:15012; CADir the CA's state directory and TokenDir where
 	// each proxy's bootstrap token is written (see tokens.go).
 	SecureXDSAddr, CADir, TokenDir string
+	// CredentialsDir, when set, is the ingress gateway's --credentials-dir:
+	// what a Gateway's credentialName names, one directory per credential
+	// holding a Kubernetes TLS Secret's keys as files (tls.crt, tls.key, ca.crt).
+	CredentialsDir string
 	// BrokerAddr, when set, runs mastd's Open Service Broker there.
 	BrokerAddr string
 	// MixerAddr is where mastd serves Istio's Mixer (with MTLS); "" runs none.
@@ -116,20 +120,24 @@ func Plan(snap *config.Snapshot, opts Options) ([]Proc, error) {
 	if ip, err := netip.ParseAddr(opts.GatewayIP); err == nil && ip.IsLoopback() {
 		gwAdmin = net.JoinHostPort(opts.GatewayIP, "15000")
 	}
+	gwArgs := []string{
+		"--node-id", gwID,
+		"--xds-addr", opts.XDSAddr,
+		"--admin-addr", gwAdmin,
+		"--drain-period", "1s",
+		"--labels", "istio=ingressgateway,app=istio-ingressgateway",
+		"--meta", "INTERCEPTION_MODE=NONE",
+		"--meta", "SERVICE_ACCOUNT=" + gatewayServiceAccount,
+	}
+	if opts.CredentialsDir != "" {
+		gwArgs = append(gwArgs, "--credentials-dir", opts.CredentialsDir)
+	}
 	procs = append(procs, opts.withIdentity(Proc{
 		Name:    "istio-ingressgateway",
 		Program: "mast-proxy",
 		ProxyID: gwID,
 		Admin:   gwAdmin,
-		Args: []string{
-			"--node-id", gwID,
-			"--xds-addr", opts.XDSAddr,
-			"--admin-addr", gwAdmin,
-			"--drain-period", "1s",
-			"--labels", "istio=ingressgateway,app=istio-ingressgateway",
-			"--meta", "INTERCEPTION_MODE=NONE",
-			"--meta", "SERVICE_ACCOUNT=" + gatewayServiceAccount,
-		},
+		Args:    gwArgs,
 	}, Identity{Namespace: "istio-system", ServiceAccount: gatewayServiceAccount}))
 	return procs, nil
 }

@@ -54,8 +54,10 @@ type Config struct {
 // RunState is what a running `mast up` records in StateDir/run.json, for
 // `mast apply`, `mast delete` and a second `mast up`.
 type RunState struct {
-	PID            int    `json:"pid"`
-	ConfigDir      string `json:"configDir"`
+	PID       int    `json:"pid"`
+	ConfigDir string `json:"configDir"`
+	// CredentialsDir holds the gateway's credentials (credentialName).
+	CredentialsDir string `json:"credentialsDir,omitempty"`
 	XDSAddr        string `json:"xdsAddr"`
 	SecureXDSAddr  string `json:"secureXDSAddr,omitempty"`
 	MonitoringAddr string `json:"monitoringAddr"`
@@ -150,6 +152,11 @@ func Up(ctx context.Context, cfg Config) error {
 		cfg.CADir = filepath.Join(cfg.StateDir, "ca")
 		cfg.TokenDir = filepath.Join(cfg.StateDir, "tokens")
 	}
+	// The gateway's credentials (credentialName): STATE/credentials/NAME/{tls.crt,tls.key,ca.crt}.
+	cfg.CredentialsDir = filepath.Join(cfg.StateDir, "credentials")
+	if err := os.MkdirAll(cfg.CredentialsDir, 0o700); err != nil {
+		return err
+	}
 	var regs []registration
 	if cfg.Platform != PlatformFiles {
 		// The workloads to run and register are Bookinfo's, not configuration.
@@ -238,7 +245,7 @@ func Up(ctx context.Context, cfg Config) error {
 		return err
 	}
 	mastd.Args = append(mastd.Args, "--mesh-config", meshCfg)
-	state := &RunState{PID: os.Getpid(), ConfigDir: configDir, XDSAddr: cfg.XDSAddr, MonitoringAddr: cfg.MonitoringAddr, Started: started, Platform: cfg.Platform}
+	state := &RunState{PID: os.Getpid(), ConfigDir: configDir, CredentialsDir: cfg.CredentialsDir, XDSAddr: cfg.XDSAddr, MonitoringAddr: cfg.MonitoringAddr, Started: started, Platform: cfg.Platform}
 	if cfg.Platform == PlatformConsul {
 		agent, err := consulAgent(cfg.ConsulAddr)
 		if err != nil {
@@ -365,6 +372,9 @@ func printSummary(w io.Writer, st *RunState, logDir string) {
 	}
 	fmt.Fprintf(w, "  Dashboard        http://%s/ui/  (or: mast dashboard)\n", st.MonitoringAddr)
 	fmt.Fprintf(w, "  Configuration    %s  (edit or add YAML there, or: mast apply -f FILE)\n", st.ConfigDir)
+	if st.CredentialsDir != "" {
+		fmt.Fprintf(w, "  Credentials      %s  (a Gateway's credentialName NAME: NAME/tls.crt, NAME/tls.key there)\n", st.CredentialsDir)
+	}
 	if st.ConsulAddr != "" {
 		fmt.Fprintf(w, "  Consul           http://%s/v1/catalog/services  (Bookinfo registered there; mastd --registry consul)\n", st.ConsulAddr)
 	}

@@ -321,6 +321,7 @@ spec:
 			}
 		})
 	}
+	t.Run("proxy-config secret and bootstrap", func(t *testing.T) { proxyConfigSecrets(t, m) })
 	t.Run("version names every proxy's version", func(t *testing.T) {
 		out, err := m.mast("version")
 		if n := len(regexp.MustCompile(`(?m)^  \S+ \((sotw|delta) stream\): [^u]`).FindAllString(out, -1)); err != nil || n != 7 {

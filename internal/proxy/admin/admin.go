@@ -1,5 +1,6 @@
 // Package admin serves mast-proxy's admin interface (Envoy's paths):
-// /ready, /config_dump, /clusters, /listeners, /stats, /stats/prometheus,
+// /ready, /config_dump (with the bootstrap and the SDS secrets, private
+// keys redacted; no cross-origin reads), /clusters, /listeners, /stats, /stats/prometheus,
 // /logging and /quitquitquit. It binds to loopback only (Listen refuses
 // anything else), and the endpoints that change state (/quitquitquit,
 // /logging?level=) take POST only and refuse cross-origin browser requests;
@@ -36,6 +37,10 @@ type Source interface {
 	Listeners() []listener.Info
 	HTTPStats() *httpproxy.Stats
 	XDSState() (connected bool, acks, nacks int64)
+	// Secrets lists the SDS secrets the proxy holds or waits for (never a
+	// private key); Bootstrap is its start-up configuration.
+	Secrets() []Secret
+	Bootstrap() Bootstrap
 	Quit()
 }
 
@@ -71,8 +76,15 @@ func Handler(src Source, level *slog.LevelVar) http.Handler {
 		fmt.Fprintln(w, "PRE_INITIALIZING")
 	})
 	mux.HandleFunc("/config_dump", func(w http.ResponseWriter, r *http.Request) {
+		// The dump shows certificates (never keys): no cross-origin reads
+		// at all, not even with an Origin a browser's "simple" request sends.
+		if err := adminguard.CheckOrigin(r); err != nil {
+			http.Error(w, err.Error(), http.StatusForbidden)
+			return
+		}
 		w.Header().Set("content-type", "application/json")
-		w.Write(ConfigDump(src.Snapshot()))
+		w.Header().Set("cache-control", "no-store")
+		w.Write(ConfigDump(src.Snapshot(), src.Bootstrap(), src.Secrets()))
 	})
 	mux.HandleFunc("/clusters", func(w http.ResponseWriter, r *http.Request) { writeClusters(w, src.Clusters()) })
 	mux.HandleFunc("/listeners", func(w http.ResponseWriter, r *http.Request) {
@@ -141,8 +153,10 @@ func Handler(src Source, level *slog.LevelVar) http.Handler {
 	return guard.ReadOnly(mux)
 }
 
-// ConfigDump renders the accepted resources as Envoy's config_dump JSON.
-func ConfigDump(s *xdsparse.Snapshot) []byte {
+// ConfigDump renders the proxy's bootstrap, accepted resources and secrets
+// as Envoy's config_dump JSON, in Envoy's order (bootstrap first, secrets
+// last). Private keys are "[redacted]".
+func ConfigDump(s *xdsparse.Snapshot, boot Bootstrap, secrets []Secret) []byte {
 	type section struct {
 		dumpType, key, field, typeURL string
 	}
@@ -154,10 +168,9 @@ func ConfigDump(s *xdsparse.Snapshot) []byte {
 	}
 	var b bytes.Buffer
 	b.WriteString(`{"configs":[`)
-	for i, sec := range sections {
-		if i > 0 {
-			b.WriteByte(',')
-		}
+	b.Write(bootstrapSection(boot))
+	for _, sec := range sections {
+		b.WriteByte(',')
 		fmt.Fprintf(&b, `{"@type":%q,"version_info":%q,%q:[`, sec.dumpType, s.Versions[sec.typeURL], sec.key)
 		raw := s.Raw[sec.typeURL]
 		names := make([]string, 0, len(raw))
@@ -178,6 +191,8 @@ func ConfigDump(s *xdsparse.Snapshot) []byte {
 		}
 		b.WriteString("]}")
 	}
+	b.WriteByte(',')
+	b.Write(secretsSection(secrets))
 	b.WriteString("]}")
 	var out bytes.Buffer
 	if json.Indent(&out, b.Bytes(), "", "  ") != nil {

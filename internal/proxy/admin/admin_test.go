@@ -21,6 +21,8 @@ func (f *fakeSource) Clusters() map[string]*upstream.Cluster { return nil }
 func (f *fakeSource) Listeners() []listener.Info             { return nil }
 func (f *fakeSource) HTTPStats() *httpproxy.Stats            { return &httpproxy.Stats{} }
 func (f *fakeSource) XDSState() (connected bool, a, n int64) { return true, 0, 0 }
+func (f *fakeSource) Secrets() []Secret                      { return nil }
+func (f *fakeSource) Bootstrap() Bootstrap                   { return Bootstrap{} }
 func (f *fakeSource) Quit()                                  { f.quits++ }
 
 // TestAdminRefusesBrowserAttacks: a web page can send "simple" cross-origin
@@ -62,6 +64,7 @@ func TestAdminRefusesBrowserAttacks(t *testing.T) {
 		{"GET logging change", "GET", "/logging?level=debug", nil, 405},
 		{"rebinding config_dump", "GET", "/config_dump", map[string]string{"Host": "evil.example"}, 421},
 		{"cross-site config_dump", "GET", "/config_dump", map[string]string{"Sec-Fetch-Site": "cross-site"}, 403},
+		{"cross-origin config_dump", "GET", "/config_dump", map[string]string{"Origin": "http://evil.example"}, 403},
 	} {
 		if got := do(tc.method, tc.path, tc.hdr); got != tc.want {
 			t.Errorf("%s: status %d, want %d", tc.name, got, tc.want)

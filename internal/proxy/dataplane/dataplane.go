@@ -114,6 +114,7 @@ func (p *Proxy) releaseMemory() {
 // Proxy is a running data plane.
 type Proxy struct {
 	cfg       Config
+	started   time.Time
 	log       *slog.Logger
 	mu        sync.Mutex // serializes Apply (the xDS client is single-threaded; admin reads take it too)
 	snap      *xdsparse.Snapshot
@@ -176,7 +177,7 @@ func New(cfg Config) *Proxy {
 	if cfg.ReleaseMemoryAfter == 0 {
 		cfg.ReleaseMemoryAfter = time.Second
 	}
-	p := &Proxy{cfg: cfg, log: cfg.Logger, snap: xdsparse.EmptySnapshot(), quit: make(chan struct{})}
+	p := &Proxy{cfg: cfg, started: time.Now(), log: cfg.Logger, snap: xdsparse.EmptySnapshot(), quit: make(chan struct{})}
 	p.routing.Store(&httpproxy.Config{})
 	p.upstreams = upstream.NewManager(cfg.Logger.With("component", "upstream"))
 	tlsb := tlsconfig.NewBuilder(cfg.Secrets, nil)

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/mast-mesh/mast/internal/proxy/agent"
 	"github.com/mast-mesh/mast/internal/proxy/revocation"
@@ -21,6 +22,11 @@ type Credential struct {
 	Cert  *tls.Certificate // nil when the credential holds no key pair
 	Roots *x509.CertPool   // nil when it holds no CA certificates
 	CRL   *revocation.List // nil when it holds no CRL
+	// CACerts are Roots' certificates, in file order (for the admin's
+	// secrets dump).
+	CACerts []*x509.Certificate
+	// Updated is the newest modification time of the credential's files.
+	Updated time.Time
 }
 
 // Credentials serves credentials by name (Gateway and DestinationRule
@@ -73,6 +79,7 @@ func (d *DirCredentials) Credential(name string) (*Credential, error) {
 	}
 	files := map[string][]byte{}
 	var stamp strings.Builder
+	var updated time.Time
 	for _, group := range [][]string{certFiles, keyFiles, caFiles, crlFiles} {
 		for _, f := range group {
 			p := filepath.Join(dir, f)
@@ -81,6 +88,9 @@ func (d *DirCredentials) Credential(name string) (*Credential, error) {
 				continue
 			}
 			fmt.Fprintf(&stamp, "%s %d %d;", f, st.ModTime().UnixNano(), st.Size())
+			if st.ModTime().After(updated) {
+				updated = st.ModTime()
+			}
 			files[group[0]] = nil
 			if b, err := os.ReadFile(p); err == nil {
 				files[group[0]] = b
@@ -101,6 +111,7 @@ func (d *DirCredentials) Credential(name string) (*Credential, error) {
 	if err != nil {
 		return nil, fmt.Errorf("credential %q (%s): %w", name, dir, err)
 	}
+	cred.Updated = updated
 	d.mu.Lock()
 	if d.cache == nil {
 		d.cache = map[string]cachedCredential{}
@@ -130,6 +141,7 @@ func parseCredential(files map[string][]byte, caOnly bool) (*Credential, error) 
 			return nil, fmt.Errorf("ca.crt: %w", err)
 		}
 		cred.Roots = x509.NewCertPool()
+		cred.CACerts = roots
 		for _, r := range roots {
 			cred.Roots.AddCert(r)
 		}

@@ -143,10 +143,9 @@ var supportTable = []supportRow{
 	{"networking.v1alpha3.Port", Honoured, "", "number protocol name"},
 	{"networking.v1alpha3.Port", NotApplicable, "deprecated by Istio and ignored there too: a gateway listens on number", "targetPort"},
 	{"networking.v1alpha3.ServerTLSSettings", Honoured, "", "httpsRedirect mode serverCertificate privateKey caCertificates subjectAltNames minProtocolVersion maxProtocolVersion " +
-		"caCrl credentialName caCertCredentialName verifyCertificateSpki verifyCertificateHash cipherSuites"},
-	{"networking.v1alpha3.ServerTLSSettings", Warned, "mast-proxy presents one certificate per server", "credentialNames tlsCertificates"},
+		"caCrl credentialName caCertCredentialName verifyCertificateSpki verifyCertificateHash cipherSuites credentialNames tlsCertificates"},
 	{"networking.v1alpha3.ServerTLSSettings", Warned, "not carried out by mast-proxy yet", "insecureSkipVerify"},
-	{"networking.v1alpha3.ServerTLSSettings.TLSCertificate", Warned, "several certificates per server are not supported yet", "serverCertificate privateKey caCertificates"},
+	{"networking.v1alpha3.ServerTLSSettings.TLSCertificate", Honoured, "", "serverCertificate privateKey caCertificates"},
 
 	// ---- ServiceEntry, WorkloadEntry
 	{"networking.v1alpha3.ServiceEntry", Honoured, "", "hosts addresses ports location resolution endpoints workloadSelector exportTo subjectAltNames"},

@@ -139,6 +139,24 @@ func (v *validator) serverTLS(p string, t *networking.ServerTLSSettings) {
 	if t.CredentialName != "" && len(t.CredentialNames) > 0 {
 		v.errorf(p+".credentialNames", "only one of credentialName or credentialNames can be set")
 	}
+	if len(t.TlsCertificates) > 0 && (t.CredentialName != "" || len(t.CredentialNames) > 0) {
+		v.errorf(p+".tlsCertificates", "only one of credentialName, credentialNames or tlsCertificates can be set")
+	}
+	if len(t.CredentialNames) > 2 {
+		v.errorf(p+".credentialNames", "at most 2 credentialNames (one RSA and one ECDSA certificate), got %d", len(t.CredentialNames))
+	}
+	if len(t.TlsCertificates) > 2 {
+		v.errorf(p+".tlsCertificates", "at most 2 tlsCertificates (one RSA and one ECDSA certificate), got %d", len(t.TlsCertificates))
+	}
+	for i, c := range t.TlsCertificates {
+		f := pathIndex(p+".tlsCertificates", i)
+		if c.GetServerCertificate() == "" || c.GetPrivateKey() == "" {
+			v.errorf(f, "serverCertificate and privateKey are both required")
+		}
+		if i == 0 && c.GetCaCertificates() == "" && t.Mode == networking.ServerTLSSettings_MUTUAL {
+			v.errorf(f+".caCertificates", "MUTUAL TLS requires a client CA bundle in the first of tlsCertificates")
+		}
+	}
 	switch t.Mode {
 	case networking.ServerTLSSettings_ISTIO_MUTUAL:
 		if t.ServerCertificate != "" {

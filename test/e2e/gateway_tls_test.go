@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -17,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -39,6 +41,28 @@ func newTestCA(t *testing.T, cn string) *testCA {
 	}
 	c, _ := x509.ParseCertificate(der)
 	return &testCA{cert: c, key: key}
+}
+
+// issueRSA writes an RSA leaf for dns (server usage) as CERT and KEY files
+// in dir and returns it.
+func (ca *testCA) issueRSA(t *testing.T, dir, certFile, keyFile, dns string) *x509.Certificate {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: dns},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, DNSNames: []string{dns}}, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(dir, 0o700)
+	writeFile(t, dir, certFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
+	writeFile(t, dir, keyFile, string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})))
+	c, _ := x509.ParseCertificate(der)
+	return c
 }
 
 // issue writes a leaf for dns (server and client usage) as CERT and KEY
@@ -71,8 +95,10 @@ func (ca *testCA) writePEM(t *testing.T, dir, name string) string {
 // gatewayTLSConfig: one backend behind a gateway whose servers all take
 // their certificate from the credential "gw" (credentialName), each with
 // other TLS settings: %[1]d is the backend's port, %[2]s alice's SPKI pin;
-// the last server takes files instead (%[3]s: certificate, key, client CA
-// and a CRL that lists bob).
+// a server takes files instead (%[3]s: certificate, key, client CA
+// and a CRL that lists bob); the last two have an RSA and an ECDSA
+// certificate each, from credentials (credentialNames: gw-rsa and gw) and
+// from files in %[4]s (tlsCertificates).
 const gatewayTLSConfig = `apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: backend, namespace: default}
@@ -110,6 +136,12 @@ spec:
   - port: {number: 9447, name: https-crl, protocol: HTTPS}
     hosts: [gw.example.com]
     tls: {mode: MUTUAL, %[3]s}
+  - port: {number: 9448, name: https-two-credentials, protocol: HTTPS}
+    hosts: [gw.example.com]
+    tls: {mode: SIMPLE, credentialNames: [gw-rsa, gw]}
+  - port: {number: 9449, name: https-two-files, protocol: HTTPS}
+    hosts: [gw.example.com]
+    tls: {mode: SIMPLE, tlsCertificates: [{serverCertificate: %[4]s/rsa.pem, privateKey: %[4]s/rsa.key}, {serverCertificate: %[4]s/cert.pem, privateKey: %[4]s/key.pem}]}
 ---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -151,14 +183,16 @@ func TestGatewayServerTLS(t *testing.T) {
 	tmp := t.TempDir()
 	creds, clients := filepath.Join(tmp, "credentials"), filepath.Join(tmp, "clients")
 	serverCA, clientCA := newTestCA(t, "gateway server root"), newTestCA(t, "gateway client root")
-	serverCA.issue(t, filepath.Join(creds, "gw"), "tls.crt", "tls.key", "gw.example.com")
+	gwLeaf := serverCA.issue(t, filepath.Join(creds, "gw"), "tls.crt", "tls.key", "gw.example.com")
+	gwRSA := serverCA.issueRSA(t, filepath.Join(creds, "gw-rsa"), "tls.crt", "tls.key", "gw.example.com")
 	clientCA.writePEM(t, filepath.Join(creds, "gw"), "ca.crt")
 	serverRoot := serverCA.writePEM(t, clients, "server-root.pem")
 	alice := clientCA.issue(t, clients, "alice.crt", "alice.key", "alice.example.com")
 	bob := clientCA.issue(t, clients, "bob.crt", "bob.key", "bob.example.com")
 	spki := sha256.Sum256(alice.RawSubjectPublicKeyInfo)
 	files := filepath.Join(tmp, "files")
-	serverCA.issue(t, files, "cert.pem", "key.pem", "gw.example.com")
+	filesECDSA := serverCA.issue(t, files, "cert.pem", "key.pem", "gw.example.com")
+	filesRSA := serverCA.issueRSA(t, files, "rsa.pem", "rsa.key", "gw.example.com")
 	crl, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: time.Now().Add(-time.Minute),
 		NextUpdate: time.Now().Add(time.Hour), RevokedCertificateEntries: []x509.RevocationListEntry{{SerialNumber: bob.SerialNumber, RevocationTime: time.Now()}}},
 		clientCA.cert, clientCA.key)
@@ -170,7 +204,7 @@ func TestGatewayServerTLS(t *testing.T) {
 		files, clientCA.writePEM(t, files, "client-ca.pem"))
 
 	dir := t.TempDir()
-	writeFile(t, dir, "gateway.yaml", fmt.Sprintf(gatewayTLSConfig, backend.Addr().(*net.TCPAddr).Port, base64.StdEncoding.EncodeToString(spki[:]), fileTLS))
+	writeFile(t, dir, "gateway.yaml", fmt.Sprintf(gatewayTLSConfig, backend.Addr().(*net.TCPAddr).Port, base64.StdEncoding.EncodeToString(spki[:]), fileTLS, files))
 	xds := startControlPlane(t, dir)
 	gwIP := fmt.Sprintf("127.%d.%d.%d", 100+mrand.IntN(100), mrand.IntN(256), 2+mrand.IntN(250))
 	gw := start(t, "mast-proxy", "--type", "router", "--xds-addr", xds, "--admin-addr", "127.0.0.1:0", "--drain-period", "1s",
@@ -250,6 +284,56 @@ func TestGatewayServerTLS(t *testing.T) {
 			"--resolve", "gw.example.com:8080:"+gwIP, "http://gw.example.com:8080/hello").CombinedOutput()
 		if got := strings.TrimSpace(string(out)); got != "301 https://gw.example.com:8080/hello" && got != "301 https://gw.example.com/hello" {
 			t.Errorf("http server with httpsRedirect: %q, want 301 to https", got)
+		}
+	})
+	// served runs openssl s_client offering only sigalg and returns the
+	// serial number of the certificate the gateway presented.
+	served := func(port int, sigalg string) string {
+		t.Helper()
+		out, _ := exec.Command(openssl, "s_client", "-connect", fmt.Sprintf("%s:%d", gwIP, port), "-servername", "gw.example.com",
+			"-sigalgs", sigalg, "-showcerts").CombinedOutput()
+		block, _ := pem.Decode(out[max(0, strings.Index(string(out), "-----BEGIN CERTIFICATE")):])
+		if block == nil {
+			t.Errorf("openssl s_client -sigalgs %s to port %d: no certificate:\n%s", sigalg, port, out)
+			return ""
+		}
+		c, _ := x509.ParseCertificate(block.Bytes)
+		return c.SerialNumber.String()
+	}
+	t.Run("credentialNames: RSA and ECDSA, each to the client that asks for it", func(t *testing.T) {
+		if got := served(9448, "ecdsa_secp256r1_sha256"); got != gwLeaf.SerialNumber.String() {
+			t.Errorf("ECDSA-only client got serial %s, want gw's ECDSA certificate %s", got, gwLeaf.SerialNumber)
+		}
+		if got := served(9448, "rsa_pss_rsae_sha256"); got != gwRSA.SerialNumber.String() {
+			t.Errorf("RSA-only client got serial %s, want gw-rsa's certificate %s", got, gwRSA.SerialNumber)
+		}
+		expect("curl", "200", 9448)
+	})
+	t.Run("tlsCertificates: RSA and ECDSA files, each to the client that asks for it", func(t *testing.T) {
+		if got := served(9449, "ecdsa_secp256r1_sha256"); got != filesECDSA.SerialNumber.String() {
+			t.Errorf("ECDSA-only client got serial %s, want %s", got, filesECDSA.SerialNumber)
+		}
+		if got := served(9449, "rsa_pss_rsae_sha256"); got != filesRSA.SerialNumber.String() {
+			t.Errorf("RSA-only client got serial %s, want %s", got, filesRSA.SerialNumber)
+		}
+	})
+	t.Run("proxy-config secret on the bare gateway", func(t *testing.T) {
+		i := strings.Index(gw.Output(), `msg="admin listening" addr=`)
+		if i < 0 {
+			t.Fatalf("no admin address in the gateway's log")
+		}
+		admin := strings.Fields(gw.Output()[i+len(`msg="admin listening" addr=`):])[0]
+		out, err := exec.Command(filepath.Join(binDir, "mast"), "proxy-config", "secret", "gw", "--admin-address", admin).CombinedOutput()
+		t.Logf("mast proxy-config secret gw --admin-address %s:\n%s", admin, out)
+		for _, want := range []string{
+			`kubernetes://gw\s+Cert Chain\s+ACTIVE\s+true\s+` + gwLeaf.SerialNumber.String(),
+			`kubernetes://gw-rsa\s+Cert Chain\s+ACTIVE\s+true\s+` + gwRSA.SerialNumber.String(),
+			`kubernetes://gw-cacert\s+CA\s+ACTIVE\s+true\s+`,
+			`kubernetes://nosuchcredential\s+Cert Chain\s+WARMING\s+false`,
+		} {
+			if !regexp.MustCompile(want).Match(out) {
+				t.Errorf("%v: no line matching %q", err, want)
+			}
 		}
 	})
 	t.Run("missing credential fails closed", func(t *testing.T) {

@@ -178,7 +178,8 @@ func sniMatch(hosts []serverHost) *listenerv3.FilterChainMatch {
 
 // downstreamTLS is the TLS context of a terminating Gateway server: SDS
 // secret kubernetes://credentialName (and credentialName-cacert or
-// caCertCredentialName for MUTUAL and OPTIONAL_MUTUAL), or the files;
+// caCertCredentialName for MUTUAL and OPTIONAL_MUTUAL), one per
+// credentialNames, one file pair per tlsCertificates, or the files;
 // ISTIO_MUTUAL clients are checked against the mesh CA's crl too.
 func downstreamTLS(t *networking.ServerTLSSettings, http bool, crl *model.RevocationList) *corev3.TransportSocket {
 	ctx := &tlsv3.DownstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{}}
@@ -198,10 +199,19 @@ func downstreamTLS(t *networking.ServerTLSSettings, http bool, crl *model.Revoca
 			}}
 		}
 		ctx.RequireClientCertificate = boolv(true)
-	case t.GetCredentialName() != "":
-		cc.TlsCertificateSdsSecretConfigs = []*tlsv3.SdsSecretConfig{sdsSecret(credentialSecret(t.GetCredentialName()))}
+	case t.GetCredentialName() != "" || len(t.GetCredentialNames()) > 0:
+		// credentialNames: one SDS secret each (e.g. an RSA and an ECDSA
+		// certificate); MUTUAL verifies clients with the first one's CA, as
+		// Istio does.
+		names := t.GetCredentialNames()
+		if t.GetCredentialName() != "" {
+			names = []string{t.GetCredentialName()}
+		}
+		for _, n := range names {
+			cc.TlsCertificateSdsSecretConfigs = append(cc.TlsCertificateSdsSecretConfigs, sdsSecret(credentialSecret(n)))
+		}
 		if mutual {
-			ca := t.GetCredentialName() + "-cacert"
+			ca := names[0] + "-cacert"
 			if t.GetCaCertCredentialName() != "" {
 				ca = t.GetCaCertCredentialName()
 			}
@@ -209,6 +219,17 @@ func downstreamTLS(t *networking.ServerTLSSettings, http bool, crl *model.Revoca
 				DefaultValidationContext:         clientValidation(t),
 				ValidationContextSdsSecretConfig: sdsSecret(credentialSecret(ca)),
 			}}
+		}
+	case len(t.GetTlsCertificates()) > 0:
+		// tlsCertificates: several certificates from files; MUTUAL
+		// verifies clients with the first one's caCertificates, as Istio does.
+		for _, c := range t.GetTlsCertificates() {
+			cc.TlsCertificates = append(cc.TlsCertificates, &tlsv3.TlsCertificate{CertificateChain: fileSource(c.GetServerCertificate()), PrivateKey: fileSource(c.GetPrivateKey())})
+		}
+		if ca := t.GetTlsCertificates()[0].GetCaCertificates(); mutual && ca != "" {
+			vc := clientValidation(t)
+			vc.TrustedCa = fileSource(ca)
+			cc.ValidationContextType = &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: vc}
 		}
 	default:
 		if t.GetServerCertificate() != "" && t.GetPrivateKey() != "" {

@@ -66,8 +66,10 @@ func credentialNames(s *xdsparse.Snapshot) (certs, cas map[string]bool) {
 		if tc == nil {
 			return
 		}
-		if _, ok := xdsparse.Credential(tc.CertSDS); ok {
-			certs[tc.CertSDS] = true
+		for _, sds := range append([]string{tc.CertSDS}, extraSDS(tc)...) {
+			if _, ok := xdsparse.Credential(sds); ok {
+				certs[sds] = true
+			}
 		}
 		if _, ok := xdsparse.Credential(tc.RootsSDS); ok {
 			cas[tc.RootsSDS] = true
@@ -87,6 +89,14 @@ func credentialNames(s *xdsparse.Snapshot) (certs, cas map[string]bool) {
 		}
 	}
 	return certs, cas
+}
+
+func extraSDS(tc *xdsparse.TLSContext) []string {
+	var out []string
+	for _, r := range tc.ExtraCerts {
+		out = append(out, r.SDS)
+	}
+	return out
 }
 
 // chainOf returns c's certificates (leaf first), parsed.

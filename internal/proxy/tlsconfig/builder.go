@@ -125,13 +125,25 @@ func (b *Builder) Server(tc *xdsparse.TLSContext) (*tls.Config, error) {
 	if cert == nil {
 		return nil, errors.New("tls: server context without a certificate")
 	}
+	getCert := func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert() }
+	if len(tc.ExtraCerts) > 0 {
+		all := []func() (*tls.Certificate, error){cert}
+		for _, r := range tc.ExtraCerts {
+			c, err := b.certFor(r)
+			if err != nil {
+				return nil, err
+			}
+			all = append(all, c)
+		}
+		getCert = func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) { return pickCertificate(hello, all) }
+	}
 	cfg := &tls.Config{
 		MinVersion:     minVersion(tc.MinVersion),
 		MaxVersion:     tc.MaxVersion,
 		CipherSuites:   tc.CipherSuites,
 		NextProtos:     tc.ALPN,
 		Time:           b.now,
-		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert() },
+		GetCertificate: getCert,
 	}
 	cfg.SetSessionTicketKeys(b.tickets)
 	if tc.Verify {
@@ -163,8 +175,14 @@ func minVersion(v uint16) uint16 {
 // certificate returns a function giving the certificate to present, or nil
 // when the context presents none.
 func (b *Builder) certificate(tc *xdsparse.TLSContext) (func() (*tls.Certificate, error), error) {
+	return b.certFor(xdsparse.CertRef{SDS: tc.CertSDS, Chain: tc.CertChain, Key: tc.PrivKey})
+}
+
+// certFor returns a function giving the certificate r names, or nil when r
+// names none.
+func (b *Builder) certFor(r xdsparse.CertRef) (func() (*tls.Certificate, error), error) {
 	switch {
-	case tc.CertSDS == xdsparse.SDSWorkloadCert:
+	case r.SDS == xdsparse.SDSWorkloadCert:
 		return func() (*tls.Certificate, error) {
 			s, err := b.secrets()
 			if err != nil {
@@ -172,8 +190,8 @@ func (b *Builder) certificate(tc *xdsparse.TLSContext) (func() (*tls.Certificate
 			}
 			return s.Cert, nil
 		}, nil
-	case tc.CertSDS != "":
-		name, _ := xdsparse.Credential(tc.CertSDS)
+	case r.SDS != "":
+		name, _ := xdsparse.Credential(r.SDS)
 		cred, err := b.credential(name)
 		if err != nil {
 			return nil, err
@@ -182,18 +200,18 @@ func (b *Builder) certificate(tc *xdsparse.TLSContext) (func() (*tls.Certificate
 			return nil, fmt.Errorf("credential %q holds no certificate and key (tls.crt, tls.key)", name)
 		}
 		return func() (*tls.Certificate, error) { return cred.Cert, nil }, nil
-	case !tc.CertChain.IsZero():
-		chain, err := readSource(tc.CertChain)
+	case !r.Chain.IsZero():
+		chain, err := readSource(r.Chain)
 		if err != nil {
 			return nil, fmt.Errorf("tls: certificate chain: %w", err)
 		}
-		key, err := readSource(tc.PrivKey)
+		key, err := readSource(r.Key)
 		if err != nil {
 			return nil, fmt.Errorf("tls: private key: %w", err)
 		}
 		c, err := tls.X509KeyPair(chain, key)
 		if err != nil {
-			return nil, fmt.Errorf("tls: certificate %s: %w", describe(tc.CertChain), err)
+			return nil, fmt.Errorf("tls: certificate %s: %w", describe(r.Chain), err)
 		}
 		return func() (*tls.Certificate, error) { return &c, nil }, nil
 	}
@@ -371,4 +389,34 @@ func matchSANs(sans []xdsparse.SANMatcher, leaf *x509.Certificate) error {
 	}
 	names := append(append(append([]string{}, uris...), leaf.DNSNames...), ips...)
 	return fmt.Errorf("peer certificate names %q match none of the %d expected subject alternative names", names, len(sans))
+}
+
+// pickCertificate chooses among a server's certificates as Envoy does with
+// several: the first whose names cover the client's SNI and that the client
+// supports (signature algorithms, curves: crypto/tls's SupportsCertificate),
+// else the first the client supports, else the first.
+func pickCertificate(hello *tls.ClientHelloInfo, certs []func() (*tls.Certificate, error)) (*tls.Certificate, error) {
+	var supported, first *tls.Certificate
+	for _, get := range certs {
+		c, err := get()
+		if err != nil {
+			return nil, err
+		}
+		if first == nil {
+			first = c
+		}
+		if hello.SupportsCertificate(c) != nil {
+			continue
+		}
+		if hello.ServerName == "" || c.Leaf == nil || c.Leaf.VerifyHostname(hello.ServerName) == nil {
+			return c, nil
+		}
+		if supported == nil {
+			supported = c
+		}
+	}
+	if supported != nil {
+		return supported, nil
+	}
+	return first, nil
 }

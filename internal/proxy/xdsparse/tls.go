@@ -82,6 +82,12 @@ type DataSource struct {
 // IsZero reports whether nothing was configured.
 func (d DataSource) IsZero() bool { return d.File == "" && d.Inline == nil }
 
+// CertRef is one certificate of a context: an SDS secret or a pair of files.
+type CertRef struct {
+	SDS        string
+	Chain, Key DataSource
+}
+
 // TLSContext is a parsed UpstreamTlsContext or DownstreamTlsContext: the
 // certificate to present, how to validate the peer and the handshake
 // parameters.
@@ -99,6 +105,11 @@ type TLSContext struct {
 	// its name) or files; none for a client without one.
 	CertSDS            string
 	CertChain, PrivKey DataSource
+	// ExtraCerts are a server's further certificates (Envoy's several
+	// tls_certificates or SDS secrets, Istio's credentialNames and
+	// tlsCertificates, e.g. one RSA and one ECDSA): the handshake presents
+	// the first the client supports (by SNI, then signature algorithms).
+	ExtraCerts []CertRef
 
 	// Validation: Verify is false when no validation context is configured
 	// (Envoy then accepts any peer certificate). RootsSDS == SDSRootCA
@@ -270,40 +281,49 @@ func parseCommonTLS(c *tlsv3.CommonTlsContext, upstream bool) (*TLSContext, erro
 	}
 	t.ALPN = slices.Clone(c.GetAlpnProtocols())
 
-	certs := 0
-	if tc := c.GetTlsCertificates(); len(tc) > 0 {
-		certs += len(tc)
-		if len(tc) == 1 {
-			var err error
-			if t.CertChain, err = dataSource(tc[0].GetCertificateChain(), "tls_certificates[0].certificate_chain"); err != nil {
-				return nil, err
-			}
-			if t.PrivKey, err = dataSource(tc[0].GetPrivateKey(), "tls_certificates[0].private_key"); err != nil {
-				return nil, err
-			}
-			if t.CertChain.IsZero() || t.PrivKey.IsZero() {
-				return nil, fmt.Errorf("tls_certificates[0]: certificate_chain and private_key are both required")
-			}
+	var certs []CertRef
+	for i, tc := range c.GetTlsCertificates() {
+		var r CertRef
+		var err error
+		if r.Chain, err = dataSource(tc.GetCertificateChain(), fmt.Sprintf("tls_certificates[%d].certificate_chain", i)); err != nil {
+			return nil, err
+		}
+		if r.Key, err = dataSource(tc.GetPrivateKey(), fmt.Sprintf("tls_certificates[%d].private_key", i)); err != nil {
+			return nil, err
+		}
+		if r.Chain.IsZero() || r.Key.IsZero() {
+			return nil, fmt.Errorf("tls_certificates[%d]: certificate_chain and private_key are both required", i)
+		}
+		certs = append(certs, r)
+	}
+	kinds := 0
+	for _, n := range []int{len(c.GetTlsCertificates()), len(c.GetTlsCertificateSdsSecretConfigs())} {
+		if n > 0 {
+			kinds++
 		}
 	}
-	if sds := c.GetTlsCertificateSdsSecretConfigs(); len(sds) > 0 {
-		certs += len(sds)
-		if len(sds) == 1 {
-			if err := agentSecret(sds[0], SDSWorkloadCert, "tls_certificate_sds_secret_configs[0]"); err != nil {
-				return nil, err
-			}
-			t.CertSDS = sds[0].GetName()
+	for i, sds := range c.GetTlsCertificateSdsSecretConfigs() {
+		if err := agentSecret(sds, SDSWorkloadCert, fmt.Sprintf("tls_certificate_sds_secret_configs[%d]", i)); err != nil {
+			return nil, err
 		}
+		certs = append(certs, CertRef{SDS: sds.GetName()})
 	}
 	if pi := c.GetTlsCertificateProviderInstance(); pi != nil {
-		certs++
+		kinds++
 		if pi.GetInstanceName() != SDSWorkloadCert && pi.GetInstanceName() != "" {
 			return nil, fmt.Errorf("tls_certificate_provider_instance %q: only the agent's %q is available", pi.GetInstanceName(), SDSWorkloadCert)
 		}
-		t.CertSDS = SDSWorkloadCert
+		certs = append(certs, CertRef{SDS: SDSWorkloadCert})
 	}
-	if certs > 1 {
-		return nil, fmt.Errorf("%d certificates configured; this proxy presents one", certs)
+	if kinds > 1 {
+		return nil, fmt.Errorf("only one of tls_certificates, tls_certificate_sds_secret_configs and tls_certificate_provider_instance may be set")
+	}
+	if len(certs) > 1 && upstream {
+		return nil, fmt.Errorf("%d certificates configured; a client presents one", len(certs))
+	}
+	if len(certs) > 0 {
+		t.CertSDS, t.CertChain, t.PrivKey = certs[0].SDS, certs[0].Chain, certs[0].Key
+		t.ExtraCerts = certs[1:]
 	}
 
 	var vc *tlsv3.CertificateValidationContext

@@ -420,11 +420,13 @@ func ProxyConfig(args []string, stdout, stderr io.Writer) int {
 			"`log` shows the proxy's log level, or sets it with --level.",
 		"mast proxy-config cluster productpage-v1",
 		"mast proxy-config cluster productpage-v1 --fqdn reviews.default.svc.cluster.local --subset v2",
+		"mast proxy-config listener istio-ingressgateway --port 8080",
 		"mast proxy-config route istio-ingressgateway -o json",
 		"mast proxy-config endpoint reviews-v1 --port 9080",
 		"mast proxy-config secret istio-ingressgateway",
 		"mast proxy-config bootstrap productpage-v1 -o yaml",
-		"mast proxy-config log productpage-v1 --level debug")
+		"mast proxy-config log productpage-v1 --level debug",
+		"mast proxy-config all productpage-v1 -o yaml")
 	var m meshFlags
 	m.register(c, true)
 	var f proxyConfigFilter

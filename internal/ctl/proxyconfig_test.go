@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,6 +30,10 @@ func golden(t *testing.T, name string, got []byte) {
 	}
 }
 
+// dumpTime is when the testdata's certificates are judged: the dumps were
+// taken from `mast up` at 01:26 UTC on 2026-12-06.
+var dumpTime = time.Date(2026, 12, 6, 2, 0, 0, 0, time.UTC)
+
 // TestProxyConfigTables renders config dumps taken from Bookinfo's
 // productpage sidecar and ingress gateway in `mast up` as istioctl's tables,
 // with the DestinationRules and VirtualServices of Bookinfo's configuration.
@@ -48,14 +53,26 @@ func TestProxyConfigTables(t *testing.T) {
 			t.Fatal(err)
 		}
 		var out bytes.Buffer
-		writeProxyConfig(&out, d, "all", proxyConfigFilter{}, mc, time.Now())
+		writeProxyConfig(&out, d, "all", proxyConfigFilter{}, mc, dumpTime)
 		golden(t, name+"-proxy-config-all", out.Bytes())
+	}
+	// The secrets and bootstrap alone: the gateway holds a credential from
+	// mast up's credential directory and names a missing one (WARMING).
+	for _, c := range []struct{ name, kind string }{{"gateway", "secret"}, {"productpage", "secret"}, {"productpage", "bootstrap"}} {
+		b, _ := os.ReadFile("testdata/" + c.name + "-config_dump.json")
+		d, err := parseConfigDump(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		writeProxyConfig(&out, d, c.kind, proxyConfigFilter{}, mc, dumpTime)
+		golden(t, c.name+"-proxy-config-"+c.kind, out.Bytes())
 	}
 	// Filters: one service's v2 subset.
 	b, _ := os.ReadFile("testdata/productpage-config_dump.json")
 	d, _ := parseConfigDump(b)
 	var out bytes.Buffer
-	writeProxyConfig(&out, d, "cluster", proxyConfigFilter{fqdn: "reviews.default.svc.cluster.local", subset: "v2", direction: "outbound", port: 9080}, mc, time.Now())
+	writeProxyConfig(&out, d, "cluster", proxyConfigFilter{fqdn: "reviews.default.svc.cluster.local", subset: "v2", direction: "outbound", port: 9080}, mc, dumpTime)
 	golden(t, "productpage-proxy-config-cluster-filtered", out.Bytes())
 }
 
@@ -82,4 +99,41 @@ func TestProxyStatusTable(t *testing.T) {
 	out.Reset()
 	writeProxyStatus(&out, status[:1], false)
 	golden(t, "proxy-status-nack", out.Bytes())
+}
+
+// TestProxyConfigHelpNamesEveryKind: `mast proxy-config --help` has an
+// example of every kind.
+func TestProxyConfigHelpNamesEveryKind(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := ProxyConfig([]string{"--help"}, &out, &errOut); code != ExitOK {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	for _, k := range proxyConfigKinds {
+		if !strings.Contains(out.String(), "\n  mast proxy-config "+k+" ") {
+			t.Errorf("no example of `mast proxy-config %s`:\n%s", k, out.String())
+		}
+	}
+}
+
+// TestSecretsFromEnvoy reads a SecretsConfigDump as Envoy writes it
+// (snake_case keys): the table is the same as for mast-proxy's.
+func TestSecretsFromEnvoy(t *testing.T) {
+	b, _ := os.ReadFile("testdata/gateway-config_dump.json")
+	d, err := parseConfigDump(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mast bytes.Buffer
+	writeSecrets(&mast, d, proxyConfigFilter{}, dumpTime)
+	envoy := strings.NewReplacer(`"tlsCertificate"`, `"tls_certificate"`, `"certificateChain"`, `"certificate_chain"`,
+		`"inlineBytes"`, `"inline_bytes"`, `"validationContext"`, `"validation_context"`, `"trustedCa"`, `"trusted_ca"`).Replace(string(b))
+	d, err = parseConfigDump([]byte(envoy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got bytes.Buffer
+	writeSecrets(&got, d, proxyConfigFilter{}, dumpTime)
+	if got.String() != mast.String() || !strings.Contains(got.String(), "kubernetes://bookinfo-credential") {
+		t.Errorf("from Envoy's snake_case:\n%s\nwant:\n%s", got.String(), mast.String())
+	}
 }

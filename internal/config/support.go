@@ -132,8 +132,7 @@ var supportTable = []supportRow{
 	{"networking.v1alpha3.ConnectionPoolSettings.HTTPSettings.ConnectionKeepalive", Warned, "not carried out by mast-proxy yet", "interval timeout"},
 	{"networking.v1alpha3.OutlierDetection", Honoured, "", "consecutiveErrors consecutiveGatewayErrors consecutive5xxErrors interval baseEjectionTime maxEjectionPercent minHealthPercent"},
 	{"networking.v1alpha3.OutlierDetection", Warned, "not carried out by mast-proxy yet", "splitExternalLocalOriginErrors consecutiveLocalOriginFailures outlierDetectionHttpErrorCodes"},
-	{"networking.v1alpha3.ClientTLSSettings", Honoured, "", "mode clientCertificate privateKey caCertificates subjectAltNames sni insecureSkipVerify caCrl"},
-	{"networking.v1alpha3.ClientTLSSettings", Warned, "generated, and served by mast-proxy from --credentials-dir, but not yet proven end to end", "credentialName"},
+	{"networking.v1alpha3.ClientTLSSettings", Honoured, "", "mode clientCertificate privateKey caCertificates subjectAltNames sni insecureSkipVerify caCrl credentialName"},
 
 	// ---- Gateway
 	{"networking.v1alpha3.Gateway", Honoured, "", "servers selector"},

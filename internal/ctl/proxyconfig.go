@@ -417,7 +417,8 @@ func ProxyConfig(args []string, stdout, stderr io.Writer) int {
 			"the proxy holds (workload certificate, trust bundle, gateway credentials; private keys are redacted),\n"+
 			"`bootstrap` its start-up configuration (node, xDS server, admin). PROXY is a proxy of the local\n"+
 			"mesh (productpage-v1, istio-ingressgateway, or its node ID), or any name with --admin-address.\n"+
-			"`log` shows the proxy's log level, or sets it with --level.",
+			"`log` shows the proxy's log level, or sets it with --level. On Kubernetes, forward the pod's admin port\n"+
+			"(kubectl port-forward POD 15000) and pass --admin-address 127.0.0.1:15000.",
 		"mast proxy-config cluster productpage-v1",
 		"mast proxy-config cluster productpage-v1 --fqdn reviews.default.svc.cluster.local --subset v2",
 		"mast proxy-config listener istio-ingressgateway --port 8080",

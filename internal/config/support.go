@@ -132,7 +132,8 @@ var supportTable = []supportRow{
 	{"networking.v1alpha3.ConnectionPoolSettings.HTTPSettings.ConnectionKeepalive", Warned, "not carried out by mast-proxy yet", "interval timeout"},
 	{"networking.v1alpha3.OutlierDetection", Honoured, "", "consecutiveErrors consecutiveGatewayErrors consecutive5xxErrors interval baseEjectionTime maxEjectionPercent minHealthPercent"},
 	{"networking.v1alpha3.OutlierDetection", Warned, "not carried out by mast-proxy yet", "splitExternalLocalOriginErrors consecutiveLocalOriginFailures outlierDetectionHttpErrorCodes"},
-	{"networking.v1alpha3.ClientTLSSettings", Honoured, "", "mode clientCertificate privateKey caCertificates subjectAltNames sni insecureSkipVerify caCrl credentialName"},
+	{"networking.v1alpha3.ClientTLSSettings", Honoured, "", "mode clientCertificate privateKey caCertificates subjectAltNames sni insecureSkipVerify caCrl"},
+	{"networking.v1alpha3.ClientTLSSettings", Warned, "generated, and served by mast-proxy from --credentials-dir, but not yet proven end to end", "credentialName"},
 
 	// ---- Gateway
 	{"networking.v1alpha3.Gateway", Honoured, "", "servers selector"},
@@ -142,9 +143,10 @@ var supportTable = []supportRow{
 	{"networking.v1alpha3.Port", Honoured, "", "number protocol name"},
 	{"networking.v1alpha3.Port", NotApplicable, "deprecated by Istio and ignored there too: a gateway listens on number", "targetPort"},
 	{"networking.v1alpha3.ServerTLSSettings", Honoured, "", "httpsRedirect mode serverCertificate privateKey caCertificates subjectAltNames minProtocolVersion maxProtocolVersion " +
-		"caCrl credentialName caCertCredentialName verifyCertificateSpki verifyCertificateHash cipherSuites credentialNames tlsCertificates"},
+		"caCrl credentialName caCertCredentialName verifyCertificateSpki verifyCertificateHash cipherSuites"},
+	{"networking.v1alpha3.ServerTLSSettings", Warned, "carried out by mast-proxy (the certificate each client supports), not yet proven end to end", "credentialNames tlsCertificates"},
 	{"networking.v1alpha3.ServerTLSSettings", Warned, "not carried out by mast-proxy yet", "insecureSkipVerify"},
-	{"networking.v1alpha3.ServerTLSSettings.TLSCertificate", Honoured, "", "serverCertificate privateKey caCertificates"},
+	{"networking.v1alpha3.ServerTLSSettings.TLSCertificate", Warned, "carried out by mast-proxy, not yet proven end to end", "serverCertificate privateKey caCertificates"},
 
 	// ---- ServiceEntry, WorkloadEntry
 	{"networking.v1alpha3.ServiceEntry", Honoured, "", "hosts addresses ports location resolution endpoints workloadSelector exportTo subjectAltNames"},

@@ -73,7 +73,7 @@ func (r *Report) ComputeMarginal() {
 	lo, hi := map[key]RoundResult{}, map[key]RoundResult{}
 	var order []key
 	for _, x := range r.Rounds {
-		if x.MemConnected.HeapInuse == 0 {
+		if x.MemConnected.HeapInuse == 0 || x.Peer == "istiod" {
 			continue
 		}
 		k := key{x.Services, x.Protocol}
@@ -150,11 +150,11 @@ func (r Report) Markdown() string {
 		w("|---:|---:|---|---:|---:|---:|---|---|---|---:|---|---|---|---:|---|---:|---:|---:|\n")
 		for _, x := range r.Rounds {
 			if x.Error != "" && x.Config.ToLastACK.N == 0 {
-				w("| %d | %d | %s | %.0f | error: %s ||||||||||||||\n", x.Services, x.Clients, x.Protocol, x.StartupMs, strings.ReplaceAll(x.Error, "|", "/"))
+				w("| %d | %d | %s | %.0f | error: %s ||||||||||||||\n", x.Services, x.Clients, x.label(), x.StartupMs, strings.ReplaceAll(x.Error, "|", "/"))
 				continue
 			}
 			w("| %d | %d | %s | %.0f | %.0f | %s | %.0f / %.0f (%d) | %.0f / %.0f | %s (%s) | %.0f | %.0f / %.0f | %.0f / %.0f (%d) | %.0f (%s) | %.0f | %s → %s | %s | %s | %s |\n",
-				x.Services, x.Clients, x.Protocol, x.StartupMs, x.InitialSyncMs, kb(float64(x.InitialBytesPerProxy)),
+				x.Services, x.Clients, x.label(), x.StartupMs, x.InitialSyncMs, kb(float64(x.InitialBytesPerProxy)),
 				x.Config.ToLastACK.P50, x.Config.ToLastACK.P99, x.Config.ToLastACK.N, x.Config.Fanout.P50, x.Config.Fanout.P99,
 				kb(x.Config.BytesPerProxy), strings.Join(x.Config.TypesSent, "+"), x.Config.MastdCPUMs, x.Config.MastdWaitMs, x.Config.ClientsCPUMs,
 				x.Endpoint.ToLastACK.P50, x.Endpoint.ToLastACK.P99, x.Endpoint.ToLastACK.N, x.Endpoint.BytesPerProxy, strings.Join(x.Endpoint.TypesSent, "+"), x.Endpoint.MastdCPUMs,
@@ -165,7 +165,54 @@ func (r Report) Markdown() string {
 		}
 		w("\n")
 	}
+	b.WriteString(r.peers())
 	b.WriteString(r.targets())
+	return b.String()
+}
+
+// label is the round's ADS variant, prefixed by its control plane unless it
+// is mastd.
+func (x RoundResult) label() string {
+	if x.Peer == "" || x.Peer == "mast" {
+		return string(x.Protocol)
+	}
+	return x.Peer + " " + string(x.Protocol)
+}
+
+// peers compares mastd with istiod round by round (same services, proxies
+// and ADS variant, same run): istiod's figure divided by mastd's, so a
+// ratio above 1 means mastd is faster or cheaper.
+func (r Report) peers() string {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	ratio := func(istiod, mast float64) string {
+		if mast <= 0 || istiod <= 0 {
+			return "—"
+		}
+		return fmt.Sprintf("%.2f", istiod/mast)
+	}
+	for _, x := range r.Rounds {
+		if x.Peer != "istiod" || x.Error != "" {
+			continue
+		}
+		for _, m := range r.Rounds {
+			if m.Peer != "mast" || m.Error != "" || m.Services != x.Services || m.Clients != x.Clients || m.Protocol != x.Protocol {
+				continue
+			}
+			if b.Len() == 0 {
+				w("## Mast against istiod (same run; istiod / mastd, above 1: mastd faster or cheaper)\n\n")
+				w("| services | proxies | ADS | initial sync | config change p50 | config change p99 | CPU/config change | endpoint change p50 | endpoint change p99 | CPU/endpoint change | heap/proxy |\n")
+				w("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+			}
+			w("| %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", x.Services, x.Clients, x.Protocol,
+				ratio(x.InitialSyncMs, m.InitialSyncMs), ratio(x.Config.ToLastACK.P50, m.Config.ToLastACK.P50), ratio(x.Config.ToLastACK.P99, m.Config.ToLastACK.P99),
+				ratio(x.Config.MastdCPUMs, m.Config.MastdCPUMs), ratio(x.Endpoint.ToLastACK.P50, m.Endpoint.ToLastACK.P50), ratio(x.Endpoint.ToLastACK.P99, m.Endpoint.ToLastACK.P99),
+				ratio(x.Endpoint.MastdCPUMs, m.Endpoint.MastdCPUMs), ratio(x.HeapPerProxy, m.HeapPerProxy))
+		}
+	}
+	if b.Len() > 0 {
+		w("\nistiod's heap is read from its metrics without a forced GC, so its heap/proxy includes uncollected garbage; its CPU and run-queue wait come from /proc.\n\n")
+	}
 	return b.String()
 }
 
@@ -181,7 +228,7 @@ func (r Report) targets() string {
 		}
 	}
 	for _, x := range r.Rounds {
-		if x.Services != 1000 || x.Error != "" {
+		if x.Services != 1000 || x.Error != "" || x.Peer == "istiod" {
 			continue
 		}
 		if x.Clients == 100 {

@@ -16,6 +16,9 @@ import (
 // watching a config directory of Services services, fleets of simulated
 // proxies, config changes and endpoint-only changes written as files.
 type ScenarioConfig struct {
+	// Peer names the control plane Start starts ("" or "mast": mastd;
+	// "istiod"), recorded in the results.
+	Peer      string
 	Services  int
 	Clients   []int
 	Protocols []Protocol
@@ -103,6 +106,8 @@ type Avg struct {
 
 // RoundResult is one (services, clients, protocol) combination.
 type RoundResult struct {
+	// Peer is the control plane: "mast" (mastd) or "istiod".
+	Peer      string   `json:"peer,omitempty"`
 	Services  int      `json:"services"`
 	Endpoints int      `json:"endpoints"`
 	Clients   int      `json:"clients"`
@@ -142,10 +147,10 @@ func RunScenarios(ctx context.Context, cfg ScenarioConfig) ([]RoundResult, error
 	}
 	srv, startup, err := cfg.Start(dir)
 	if err != nil {
-		return nil, fmt.Errorf("mastd for %d services: %w", cfg.Services, err)
+		return nil, fmt.Errorf("%s for %d services: %w", cfg.peer(), cfg.Services, err)
 	}
 	defer srv.Close()
-	logf("mastd up with %d services in %v", cfg.Services, startup.Round(time.Millisecond))
+	logf("%s up with %d services in %v", cfg.peer(), cfg.Services, startup.Round(time.Millisecond))
 	sc := &scenario{cfg: cfg, dir: dir, srv: srv, logf: logf}
 	var out []RoundResult
 	for _, n := range cfg.Clients {
@@ -154,7 +159,7 @@ func RunScenarios(ctx context.Context, cfg ScenarioConfig) ([]RoundResult, error
 				logf("skip %d services x %d %s clients", cfg.Services, n, p)
 				continue
 			}
-			r := RoundResult{Services: cfg.Services, Endpoints: cfg.Services * EndpointsPerService, Clients: n, Protocol: p, StartupMs: ms(startup)}
+			r := RoundResult{Peer: cfg.Peer, Services: cfg.Services, Endpoints: cfg.Services * EndpointsPerService, Clients: n, Protocol: p, StartupMs: ms(startup)}
 			if err := sc.round(ctx, &r); err != nil {
 				r.Error = err.Error()
 				logf("round %d services x %d %s: %v", cfg.Services, n, p, err)
@@ -166,6 +171,13 @@ func RunScenarios(ctx context.Context, cfg ScenarioConfig) ([]RoundResult, error
 		}
 	}
 	return out, nil
+}
+
+func (cfg ScenarioConfig) peer() string {
+	if cfg.Peer == "" {
+		return "mastd"
+	}
+	return cfg.Peer
 }
 
 type scenario struct {

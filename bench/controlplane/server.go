@@ -78,20 +78,21 @@ func readCPU() CPUTime {
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return CPUTime{}
 	}
-	return CPUTime{Ms: float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e6, WaitMs: runQueueWaitMs()}
+	return CPUTime{Ms: float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e6, WaitMs: runQueueWaitMsOf("/proc/self/task")}
 }
 
-// runQueueWaitMs sums the second field of /proc/self/task/*/schedstat (ns
-// spent runnable on a run queue) over the process's threads; 0 where the
-// kernel does not provide it. Threads that have exited are not counted.
-func runQueueWaitMs() float64 {
-	tasks, err := os.ReadDir("/proc/self/task")
+// runQueueWaitMsOf sums the second field of TASKDIR/*/schedstat (ns spent
+// runnable on a run queue) over a process's threads (/proc/PID/task); 0
+// where the kernel does not provide it. Threads that have exited are not
+// counted.
+func runQueueWaitMsOf(taskDir string) float64 {
+	tasks, err := os.ReadDir(taskDir)
 	if err != nil {
 		return 0
 	}
 	var ns float64
 	for _, t := range tasks {
-		b, err := os.ReadFile("/proc/self/task/" + t.Name() + "/schedstat")
+		b, err := os.ReadFile(taskDir + "/" + t.Name() + "/schedstat")
 		if err != nil {
 			continue
 		}

@@ -32,7 +32,6 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -56,6 +55,19 @@ type Options struct {
 	// Output, when set, receives both processes' stdout and stderr
 	// (default: kept in a buffer printed with t.Log when the test fails).
 	Output *os.File
+}
+
+// T is what Start needs of its caller: testing.TB, or a benchmark driver's
+// own implementation (bench/controlplane starts istiod against a cluster).
+type T interface {
+	Helper()
+	Skip(args ...any)
+	TempDir() string
+	Cleanup(func())
+	Failed() bool
+	Logf(format string, args ...any)
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
 }
 
 // Cluster is a running etcd and kube-apiserver. Everything is stopped and
@@ -116,7 +128,7 @@ func EtcdPath() (string, error) {
 
 // Start runs etcd and kube-apiserver on free loopback ports and waits until
 // the API server is ready. It skips the test when either binary is missing.
-func Start(t testing.TB, opts Options) *Cluster {
+func Start(t T, opts Options) *Cluster {
 	t.Helper()
 	apiserver, err := APIServerPath()
 	if err != nil {
@@ -208,7 +220,7 @@ func Start(t testing.TB, opts Options) *Cluster {
 
 // Namespace creates a namespace (with labels) and its "default" service
 // account, which the controller-manager would otherwise create.
-func (c *Cluster) Namespace(t testing.TB, name string, labels map[string]string) {
+func (c *Cluster) Namespace(t T, name string, labels map[string]string) {
 	t.Helper()
 	ctx := context.Background()
 	_, err := c.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}, metav1.CreateOptions{})
@@ -221,7 +233,7 @@ func (c *Cluster) Namespace(t testing.TB, name string, labels map[string]string)
 	}
 }
 
-func waitReady(t testing.TB, c *Cluster) {
+func waitReady(t T, c *Cluster) {
 	t.Helper()
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(c.CAPEM)
@@ -251,7 +263,7 @@ func waitReady(t testing.TB, c *Cluster) {
 
 // startProcess runs a child that dies with the test (and with the test
 // binary, through Pdeathsig).
-func startProcess(t testing.TB, out interface{ Write([]byte) (int, error) }, path string, args ...string) {
+func startProcess(t T, out interface{ Write([]byte) (int, error) }, path string, args ...string) {
 	t.Helper()
 	cmd := exec.Command(path, args...)
 	cmd.Stdout, cmd.Stderr = out, out
@@ -272,7 +284,7 @@ func startProcess(t testing.TB, out interface{ Write([]byte) (int, error) }, pat
 	})
 }
 
-func freePort(t testing.TB) int {
+func freePort(t T) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -282,7 +294,7 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func randomHex(t testing.TB) string {
+func randomHex(t T) string {
 	b := make([]byte, 24)
 	if _, err := rand.Read(b); err != nil {
 		t.Fatal(err)
@@ -291,7 +303,7 @@ func randomHex(t testing.TB) string {
 }
 
 // servingCert returns a fresh CA and a serving certificate for 127.0.0.1 and localhost it signed.
-func servingCert(t testing.TB) (caPEM, certPEM, keyPEM []byte) {
+func servingCert(t T) (caPEM, certPEM, keyPEM []byte) {
 	t.Helper()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -333,7 +345,7 @@ func servingCert(t testing.TB) (caPEM, certPEM, keyPEM []byte) {
 }
 
 // serviceAccountKey returns the service-account token signing key and its public key.
-func serviceAccountKey(t testing.TB) (keyPEM, pubPEM []byte) {
+func serviceAccountKey(t T) (keyPEM, pubPEM []byte) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -53,6 +54,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	mastdLog := fs.String("mastd-log", "warn", "mastd's log level (its log goes to stderr)")
 	profileDir := fs.String("profile-dir", "", "write mastd's CPU profile of each round's changes here")
 	noCache := fs.Bool("disable-xds-cache", false, "run mastd without its xDS cache (the old behaviour, for comparison)")
+	peers := fs.String("peers", "mast", "control planes to run, in turn, with the same scenarios: mast, istiod (Istio's pilot-discovery from $ISTIOD or ~/.cache/mast/istiod-build, reading the same files; it has no on-demand routes, so delta+vhds rounds are mastd's only)")
 	keepalive := fs.Duration("keepalive-timeout", 0, "mastd's keepalive ping timeout (0: its default, 10s); the simulated proxies share one process, which on a loaded machine can answer pings late")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -105,6 +107,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
+	var peerList []string
+	for _, p := range strings.Split(*peers, ",") {
+		switch p = strings.TrimSpace(p); p {
+		case "mast", "istiod":
+			peerList = append(peerList, p)
+		default:
+			fmt.Fprintf(stderr, "cpbench: -peers: %q is not mast or istiod\n", p)
+			return 2
+		}
+	}
+	var istiod string
+	if slices.Contains(peerList, "istiod") {
+		if istiod, err = cpb.IstiodPath(); err != nil {
+			fmt.Fprintln(stderr, "cpbench:", err)
+			return 1
+		}
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		fmt.Fprintln(stderr, "cpbench:", err)
@@ -135,35 +154,60 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		rep.Generate = append(rep.Generate, g)
 	}
-	for _, n := range svcList {
-		rs, err := cpb.RunScenarios(ctx, cpb.ScenarioConfig{
-			Services: n, Clients: clientList, Protocols: protos,
-			Changes: *changes, MinChanges: *minChanges,
-			FullRound: func(services, clients int) bool { return services <= 1000 && services*clients <= *fullUpTo }, EndpointChanges: *epChanges, RoundBudget: *budget,
-			Timeout: *timeout, ProfileDir: *profileDir, Logf: logf, Verbose: *verbose,
-			Start: func(dir string) (cpb.Server, time.Duration, error) {
-				var extra []string
-				if *noCache {
-					extra = append(extra, "-disable-xds-cache")
-				}
-				if *keepalive > 0 {
-					extra = append(extra, "-keepalive-timeout", keepalive.String())
-				}
-				c, err := cpb.StartChild(exe, dir, *mastdLog, extra...)
-				if err != nil {
-					return nil, 0, err
-				}
-				return c, c.Startup, nil
-			},
-			Skip: func(services, clients int, _ cpb.Protocol) bool {
-				return !*full && services >= 10000 && clients >= 1000
-			},
-		})
-		rep.Rounds = append(rep.Rounds, rs...)
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		fmt.Fprintln(stderr, "cpbench:", err)
+		return 1
+	}
+	startMastd := func(dir string) (cpb.Server, time.Duration, error) {
+		var extra []string
+		if *noCache {
+			extra = append(extra, "-disable-xds-cache")
+		}
+		if *keepalive > 0 {
+			extra = append(extra, "-keepalive-timeout", keepalive.String())
+		}
+		c, err := cpb.StartChild(exe, dir, *mastdLog, extra...)
 		if err != nil {
-			fmt.Fprintf(stderr, "cpbench: %d services: %v\n", n, err)
-			if ctx.Err() != nil {
-				break
+			return nil, 0, err
+		}
+		return c, c.Startup, nil
+	}
+	startIstiod := func(dir string) (cpb.Server, time.Duration, error) {
+		log, err := os.Create(filepath.Join(*out, *name+"-istiod.log"))
+		if err != nil {
+			return nil, 0, err
+		}
+		i, err := cpb.StartIstiod(istiod, dir, *keepalive, log)
+		if err != nil {
+			log.Close()
+			return nil, 0, err
+		}
+		return i, i.Startup, nil
+	}
+sizes:
+	for _, n := range svcList {
+		for _, peer := range peerList {
+			start := startMastd
+			if peer == "istiod" {
+				start = startIstiod
+			}
+			rs, err := cpb.RunScenarios(ctx, cpb.ScenarioConfig{
+				Peer:     peer,
+				Services: n, Clients: clientList, Protocols: protos,
+				Changes: *changes, MinChanges: *minChanges,
+				FullRound: func(services, clients int) bool { return services <= 1000 && services*clients <= *fullUpTo }, EndpointChanges: *epChanges, RoundBudget: *budget,
+				Timeout: *timeout, ProfileDir: *profileDir, Logf: logf, Verbose: *verbose,
+				Start: start,
+				Skip: func(services, clients int, p cpb.Protocol) bool {
+					return (!*full && services >= 10000 && clients >= 1000) || (peer == "istiod" && p == cpb.DeltaVHDS)
+				},
+			})
+			rep.Rounds = append(rep.Rounds, rs...)
+			if err != nil {
+				fmt.Fprintf(stderr, "cpbench: %s, %d services: %v\n", peer, n, err)
+				if ctx.Err() != nil {
+					break sizes
+				}
 			}
 		}
 	}
@@ -171,10 +215,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	rep.Elapsed = time.Since(rep.Started).Round(time.Second).String()
 	md := rep.Markdown()
 	fmt.Fprint(stdout, md)
-	if err := os.MkdirAll(*out, 0o755); err != nil {
-		fmt.Fprintln(stderr, "cpbench:", err)
-		return 1
-	}
 	js, _ := json.MarshalIndent(rep, "", "  ")
 	if err := os.WriteFile(filepath.Join(*out, *name+".json"), append(js, '\n'), 0o644); err != nil {
 		fmt.Fprintln(stderr, "cpbench:", err)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -416,4 +417,37 @@ func TestCacheKeepsRoutesThroughEndpointPushes(t *testing.T) {
 	if n != 0 {
 		t.Fatalf("%d route entries of the unused namespace kept, want them dropped", n)
 	}
+}
+
+// TestCacheBuildsEachEntryOnce: proxies of one push generating at the same
+// time (a push wakes every connection) share each entry's build: a cache
+// filled concurrently by many proxies builds exactly as many entries as one
+// filled by a single proxy, and serves them byte-identical to the oracle.
+func TestCacheBuildsEachEntryOnce(t *testing.T) {
+	want := NewCache(CacheConfig{})
+	for _, typ := range []string{ClusterType, EndpointType, RouteType} {
+		if _, err := want.Generate(bookinfoPush(), productpageProxy(), typ, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := NewCache(CacheConfig{})
+	pc := bookinfoPush()
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 12 {
+		for _, typ := range []string{ClusterType, EndpointType, RouteType} {
+			wg.Go(func() {
+				<-start
+				if _, err := c.Generate(pc, productpageProxy(), typ, nil); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+	}
+	close(start)
+	wg.Wait()
+	if got, w := c.Stats().Misses, want.Stats().Misses; got != w {
+		t.Fatalf("%d builds by 12 concurrent proxies, want %d (one per entry)", got, w)
+	}
+	oracle(t, c, pc, []fixtureProxy{{name: "productpage", proxy: productpageProxy}}, "concurrent")
 }

@@ -148,6 +148,19 @@ func (h *h2Client) get() (string, error) {
 // backend and the client) and the median and p99 latency.
 func BenchmarkTwoHopH2(b *testing.B) {
 	h := dialH2(b, startTwoHopH2(b))
+	// The proxies listen before their routes arrive: wait for a 200.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		st, err := h.get()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if st == "200" {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("status %s 20 s after start", st)
+		}
+	}
 	for i := 0; i < 200; i++ { // warm the pools
 		if st, err := h.get(); err != nil || st != "200" {
 			b.Fatalf("warm-up request %d: status %q, %v", i, st, err)

@@ -98,6 +98,8 @@ type conn struct {
 	h     Handler
 	pools *Pools
 	fr    *http2.Framer // reads, on the reader only
+	dec   *hpack.Decoder
+	hb    headerBlock // the header block being read
 	fl    flood
 
 	// Writes: whoever holds wmu writes frames into bw; the last writer of
@@ -155,8 +157,8 @@ func Serve(ctx context.Context, nc net.Conn, br *bufio.Reader, cfg *Config, h Ha
 	c.tableSize.Store(-1)
 	c.maxFrame.Store(16384)
 	c.fr = http2.NewFramer(nil, br)
-	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	c.fr.MaxHeaderListSize = uint32(max(cfg.MaxHeaderBytes, 1))
+	c.dec = hpack.NewDecoder(4096, c.emit)
+	c.dec.SetMaxStringLength(max(cfg.MaxHeaderBytes, 1))
 	c.fr.SetMaxReadFrameSize(16384)
 	c.fr.SetReuseFrames()
 	defer nc.Close()
@@ -251,8 +253,17 @@ func connErr(code http2.ErrCode) error { return http2.ConnectionError(code) }
 // frame handles one frame on the reader.
 func (c *conn) frame(f http2.Frame) error {
 	switch f := f.(type) {
-	case *http2.MetaHeadersFrame:
-		return c.onHeaders(f)
+	case *http2.HeadersFrame:
+		c.startBlock(f)
+		if done, err := c.fragment(f.HeaderBlockFragment(), f.HeadersEnded()); !done {
+			return err
+		}
+		return c.onHeaders(&c.hb)
+	case *http2.ContinuationFrame:
+		if done, err := c.fragment(f.HeaderBlockFragment(), f.HeadersEnded()); !done {
+			return err
+		}
+		return c.onHeaders(&c.hb)
 	case *http2.DataFrame:
 		if f.Length == 0 && !f.StreamEnded() {
 			if r := c.fl.control(); r != "" {
@@ -389,8 +400,11 @@ func (c *conn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 	return nil
 }
 
-func (c *conn) onHeaders(f *http2.MetaHeadersFrame) error {
-	id := f.StreamID
+func (c *conn) onHeaders(f *headerBlock) error {
+	id := f.id
+	if f.invalid {
+		return streamErr(id, http2.ErrCodeProtocol)
+	}
 	if id%2 != 1 {
 		return connErr(http2.ErrCodeProtocol)
 	}
@@ -404,8 +418,13 @@ func (c *conn) onHeaders(f *http2.MetaHeadersFrame) error {
 		if s.remoteDone {
 			return streamErr(id, http2.ErrCodeStreamClosed) // half-closed (remote)
 		}
-		if !f.StreamEnded() {
+		if !f.endStream {
 			return streamErr(id, http2.ErrCodeProtocol)
+		}
+		for _, hf := range f.fields {
+			if hf.IsPseudo() {
+				return streamErr(id, http2.ErrCodeProtocol) // pseudo-headers in trailers
+			}
 		}
 		return c.remoteEnd(s)
 	}
@@ -419,7 +438,7 @@ func (c *conn) onHeaders(f *http2.MetaHeadersFrame) error {
 		c.mu.Unlock()
 		return nil
 	}
-	if f.HasPriority() && f.Priority.StreamDep == id {
+	if f.hasPriority && f.dep == id {
 		c.mu.Unlock()
 		return streamErr(id, http2.ErrCodeProtocol)
 	}
@@ -428,12 +447,12 @@ func (c *conn) onHeaders(f *http2.MetaHeadersFrame) error {
 		return streamErr(id, http2.ErrCodeRefusedStream)
 	}
 	s := c.newStream(id)
-	if msg := readRequest(&s.Request, f.Fields, f.StreamEnded(), f.Truncated); msg != "" {
+	if msg := readRequest(&s.Request, f.fields, f.endStream, f.truncated); msg != "" {
 		c.mu.Unlock()
 		c.recycle(s)
 		return streamErr(id, http2.ErrCodeProtocol)
 	}
-	s.remoteDone = f.StreamEnded()
+	s.remoteDone = f.endStream
 	s.noBody = s.Method == "HEAD"
 	c.streams[id] = s
 	c.active++

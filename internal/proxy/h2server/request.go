@@ -29,25 +29,31 @@ type Request struct {
 // readRequest translates a request's decoded header block into r, reusing
 // r.Header's backing array. It returns a non-empty reason when the request
 // is malformed (RFC 9113 section 8.1.1, 8.2.2, 8.3.1): the stream is then
-// reset with PROTOCOL_ERROR. Name and value syntax, pseudo-field order and
-// duplicates were checked by the Framer.
+// reset with PROTOCOL_ERROR. Name and value syntax and pseudo-field order
+// were checked while decoding (headerblock.go).
 func readRequest(r *Request, fields []hpack.HeaderField, endStream, truncated bool) string {
 	*r = Request{Header: r.Header[:0], ContentLength: -1, TooLarge: truncated}
-	var cookie int = -1
+	cookie := -1
+	var seen [4]bool // each pseudo-header once
 	for _, f := range fields {
 		if len(f.Name) > 0 && f.Name[0] == ':' {
+			var i int
 			switch f.Name {
 			case ":method":
-				r.Method = f.Value
+				r.Method, i = f.Value, 0
 			case ":scheme":
-				r.Scheme = f.Value
+				r.Scheme, i = f.Value, 1
 			case ":authority":
-				r.Authority = f.Value
+				r.Authority, i = f.Value, 2
 			case ":path":
-				r.Target = f.Value
+				r.Target, i = f.Value, 3
 			default: // :status, :protocol (extended CONNECT is not offered)
 				return "unexpected pseudo-header " + f.Name
 			}
+			if seen[i] {
+				return "repeated pseudo-header " + f.Name
+			}
+			seen[i] = true
 			continue
 		}
 		r.Fields++

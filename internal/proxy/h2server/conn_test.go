@@ -274,7 +274,8 @@ func TestLargeBodyServedAtLimit(t *testing.T) {
 
 // Malformed requests are reset with PROTOCOL_ERROR (RFC 9113 section
 // 8.1.1): a body longer or shorter than content-length, connection
-// fields, te other than trailers, a missing :path.
+// fields, te other than trailers, a missing :path, a repeated
+// pseudo-header, pseudo-headers in trailers, an upper-case name.
 func TestMalformedRequestsReset(t *testing.T) {
 	h := newHandler()
 	c := serveTest(t, Config{}, h)
@@ -304,9 +305,16 @@ func TestMalformedRequestsReset(t *testing.T) {
 	expectReset(7, http2.ErrCodeProtocol)
 	c.headers(9, true, ":method", "GET", ":scheme", "http", ":authority", "a")
 	expectReset(9, http2.ErrCodeProtocol)
+	c.headers(13, true, ":method", "GET", ":method", "POST", ":scheme", "http", ":authority", "a", ":path", "/")
+	expectReset(13, http2.ErrCodeProtocol)
+	c.post(15, false)
+	c.headers(15, true, ":path", "/trailer")
+	expectReset(15, http2.ErrCodeProtocol)
+	c.headers(17, true, ":method", "GET", ":scheme", "http", ":authority", "a", ":path", "/", "Upper", "x")
+	expectReset(17, http2.ErrCodeProtocol)
 	// The connection is still usable.
-	c.headers(11, true, ":method", "GET", ":scheme", "http", ":authority", "a", ":path", "/ok")
-	if st, _ := c.response(11); st != "200" {
+	c.headers(19, true, ":method", "GET", ":scheme", "http", ":authority", "a", ":path", "/ok")
+	if st, _ := c.response(19); st != "200" {
 		t.Fatalf("status %s", st)
 	}
 }

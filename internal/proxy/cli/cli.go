@@ -103,7 +103,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		logLevel  = fs.String("log-level", "info", "debug, info, warn or error")
 		logJSON   = fs.Bool("log-json", false, "log JSON lines")
 		delta     = fs.Bool("xds-delta", false, "use incremental (Delta) xDS instead of state of the world")
-		legacyH2  = fs.Bool("legacy-http2-server", true, "serve downstream HTTP/2 with x/net's net/http-shaped server; --legacy-http2-server=false serves it with the proxy's own (h2server)")
+		legacyH2  = fs.Bool("legacy-http2-server", false, "serve downstream HTTP/2 with x/net's net/http-shaped server instead of the proxy's own (h2server); a fallback for one release")
 		onDemand  = fs.Bool("on-demand-routes", false, "take sidecar route configurations' virtual hosts on demand (VHDS, needs --xds-delta): a request to a host the proxy has no virtual host for waits for mastd's answer")
 		credDir   = fs.String("credentials-dir", "", "directory of credentials for credentialName: DIR/NAME/{tls.crt,tls.key,ca.crt,ca.crl} "+
 			"(a Kubernetes Secret's keys as files); default: none, servers naming a credential refuse handshakes")

@@ -166,15 +166,18 @@ var supportTable = []supportRow{
 	{"networking.v1alpha3.OutboundTrafficPolicy", Honoured, "", "mode"},
 	{"networking.v1alpha3.OutboundTrafficPolicy", Warned, "not implemented", "egressProxy"},
 
-	// ---- WorkloadGroup: auto-registration is not implemented.
-	{"networking.v1alpha3.WorkloadGroup", Warned, "auto-registration is not implemented", "metadata template probe"},
-	{"networking.v1alpha3.WorkloadGroup.ObjectMeta", Warned, "auto-registration is not implemented", "labels annotations"},
-	{"networking.v1alpha3.ReadinessProbe", Warned, "auto-registration is not implemented", "initialDelaySeconds timeoutSeconds periodSeconds successThreshold failureThreshold httpGet tcpSocket exec grpc"},
-	{"networking.v1alpha3.HTTPHealthCheckConfig", Warned, "auto-registration is not implemented", "path port host scheme httpHeaders"},
-	{"networking.v1alpha3.HTTPHeader", Warned, "auto-registration is not implemented", "name value"},
-	{"networking.v1alpha3.TCPHealthCheckConfig", Warned, "auto-registration is not implemented", "host port"},
-	{"networking.v1alpha3.ExecHealthCheckConfig", Warned, "auto-registration is not implemented", "command"},
-	{"networking.v1alpha3.GrpcHealthCheckConfig", Warned, "auto-registration is not implemented", "port service"},
+	// ---- WorkloadGroup: auto-registration on Kubernetes (a proxy naming
+	// its group gets a WorkloadEntry from the template and the metadata;
+	// test/kube TestWorkloadAutoRegistration). Health probes are not run.
+	{"networking.v1alpha3.WorkloadGroup", Honoured, "", "metadata template"},
+	{"networking.v1alpha3.WorkloadGroup.ObjectMeta", Honoured, "", "labels annotations"},
+	{"networking.v1alpha3.WorkloadGroup", Warned, "the health probe of auto-registered workloads is not run: their entries stay healthy", "probe"},
+	{"networking.v1alpha3.ReadinessProbe", Warned, "health probes are not run", "initialDelaySeconds timeoutSeconds periodSeconds successThreshold failureThreshold httpGet tcpSocket exec grpc"},
+	{"networking.v1alpha3.HTTPHealthCheckConfig", Warned, "health probes are not run", "path port host scheme httpHeaders"},
+	{"networking.v1alpha3.HTTPHeader", Warned, "health probes are not run", "name value"},
+	{"networking.v1alpha3.TCPHealthCheckConfig", Warned, "health probes are not run", "host port"},
+	{"networking.v1alpha3.ExecHealthCheckConfig", Warned, "health probes are not run", "command"},
+	{"networking.v1alpha3.GrpcHealthCheckConfig", Warned, "health probes are not run", "port service"},
 
 	// ---- ProxyConfig, EnvoyFilter: read and validated, not applied.
 	{"networking.v1beta1.ProxyConfig", Warned, "ProxyConfig is not applied yet", "selector concurrency environmentVariables image"},

@@ -74,6 +74,7 @@ metadata: {name: legacy, namespace: vm}
 spec:
   metadata:
     labels: {app: legacy}
+    annotations: {team: legacy-owners}
   template:
     serviceAccount: legacy-sa
     ports: {http: 8080}
@@ -129,7 +130,7 @@ spec:
 			spec := we.Object["spec"].(map[string]any)
 			labels, _ := spec["labels"].(map[string]any)
 			if spec["address"] != good.ip || spec["serviceAccount"] != "legacy-sa" || labels["app"] != "legacy" || labels["version"] != "v1" ||
-				we.GetAnnotations()["istio.io/autoRegistrationGroup"] != "legacy" || len(we.GetOwnerReferences()) != 1 {
+				we.GetAnnotations()["istio.io/autoRegistrationGroup"] != "legacy" || we.GetAnnotations()["team"] != "legacy-owners" || len(we.GetOwnerReferences()) != 1 {
 				return fmt.Errorf("WorkloadEntry %v", we.Object)
 			}
 			return nil

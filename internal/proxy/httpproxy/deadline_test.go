@@ -189,3 +189,27 @@ func TestH1ConnectionCancelsStream(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestStopWaitsForExpire: a timer that fires as its stream ends must not
+// call expire after stop returned, because the codec then recycles the
+// stream (HTTP/2) or starts the connection's next one (HTTP/1), and a late
+// expire would cut that one. stop now waits for a fire in progress.
+func TestStopWaitsForExpire(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	var returned atomic.Bool
+	st := newStream(context.Background(), time.Millisecond, 0, func(bool) {
+		close(entered)
+		<-release
+		returned.Store(true)
+	})
+	st.arm(nil)
+	<-entered // the idle timeout fired and expire is running
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		close(release)
+	}()
+	st.stop()
+	if !returned.Load() {
+		t.Fatal("stop returned while expire was still running")
+	}
+}

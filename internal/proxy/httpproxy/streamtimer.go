@@ -51,6 +51,12 @@ type streamTimer struct {
 	// its own (HTTP/1 connections propagate to their current stream).
 	unlinkParent func() bool
 
+	// firing counts a fire that decided to expire the stream and has not
+	// finished calling expire: stop waits for it, so that expire never
+	// runs after stop returned (a codec recycles the stream's state then,
+	// and a late expire would cut the next stream).
+	firing sync.WaitGroup
+
 	mu      sync.Mutex
 	stopped bool  // the timers are off
 	err     error // set once the context ended
@@ -143,7 +149,9 @@ func (st *streamTimer) fire() {
 	st.cause = cause
 	st.stopped = true
 	funcs := st.end(context.Canceled)
+	st.firing.Add(1)
 	st.mu.Unlock()
+	defer st.firing.Done()
 	runAll(funcs)
 	if st.expire != nil {
 		st.expire(st.respActive.Load())
@@ -341,6 +349,7 @@ func (st *streamTimer) stop() error {
 	if st.unlinkParent != nil {
 		st.unlinkParent()
 	}
+	st.firing.Wait()
 	return cause
 }
 

@@ -2,14 +2,13 @@ package xdsparse
 
 import (
 	"fmt"
-	"net"
-	"strconv"
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	"google.golang.org/protobuf/proto"
 )
 
 // DiscoveryType is how a cluster finds its endpoints.
@@ -341,57 +340,12 @@ func isPrime(n uint64) bool {
 	return true
 }
 
-// ParseEndpoints parses a ClusterLoadAssignment.
+// ParseEndpoints parses a ClusterLoadAssignment (a Cluster's inline
+// load_assignment) with the EDS decoder, DecodeEndpoints.
 func ParseEndpoints(la *endpointv3.ClusterLoadAssignment) (*EndpointSet, error) {
-	if err := checkFields(la, clusterRules); err != nil {
-		return nil, err
+	b, err := proto.Marshal(la)
+	if err != nil {
+		return nil, fmt.Errorf("encode: %w", err)
 	}
-	es := &EndpointSet{Name: la.GetClusterName(), Overprovisioning: DefaultOverprovisioning}
-	if f := la.GetPolicy().GetOverprovisioningFactor(); f != nil {
-		if f.GetValue() == 0 {
-			return nil, fmt.Errorf("policy.overprovisioning_factor: 0 would send no traffic")
-		}
-		es.Overprovisioning = f.GetValue()
-	}
-	for i, lg := range la.GetEndpoints() {
-		loc := lg.GetLocality()
-		g := LocalityGroup{Priority: lg.GetPriority()}
-		if loc != nil {
-			g.Locality = intern(loc.GetRegion() + "/" + loc.GetZone() + "/" + loc.GetSubZone())
-		}
-		if w := lg.GetLoadBalancingWeight(); w != nil {
-			g.Weight = w.GetValue()
-		}
-		for j, le := range lg.GetLbEndpoints() {
-			sa := le.GetEndpoint().GetAddress().GetSocketAddress()
-			if sa == nil {
-				return nil, fmt.Errorf("endpoints[%d].lb_endpoints[%d]: only socket addresses are supported", i, j)
-			}
-			pv, ok := sa.GetPortSpecifier().(*corev3.SocketAddress_PortValue)
-			if !ok || pv.PortValue == 0 || pv.PortValue > 65535 {
-				return nil, fmt.Errorf("endpoints[%d].lb_endpoints[%d]: port_value missing or out of range", i, j)
-			}
-			if sa.GetAddress() == "" {
-				return nil, fmt.Errorf("endpoints[%d].lb_endpoints[%d]: address is empty", i, j)
-			}
-			e := Endpoint{Address: net.JoinHostPort(sa.GetAddress(), strconv.Itoa(int(pv.PortValue))), Weight: 1, Locality: g.Locality}
-			if md := le.GetMetadata().GetFilterMetadata()[TransportSocketMatchKey]; md != nil {
-				m := make(map[string]string, len(md.GetFields()))
-				for k, v := range md.GetFields() {
-					m[k] = v.GetStringValue()
-				}
-				e.TLSMatch = MakeMetadata(m)
-			}
-			if w := le.GetLoadBalancingWeight(); w != nil && w.GetValue() > 0 {
-				e.Weight = w.GetValue()
-			}
-			switch le.GetHealthStatus() {
-			case corev3.HealthStatus_UNKNOWN, corev3.HealthStatus_HEALTHY, corev3.HealthStatus_DEGRADED:
-				e.Healthy = true
-			}
-			g.Endpoints = append(g.Endpoints, e)
-		}
-		es.Localities = append(es.Localities, g)
-	}
-	return es, nil
+	return decodeEndpointSet(b)
 }

@@ -1,6 +1,7 @@
 package xdsparse
 
 import (
+	"bytes"
 	"encoding/binary"
 	"slices"
 	"strings"
@@ -32,6 +33,27 @@ func MakeMetadata(m map[string]string) Metadata {
 		b = append(b, k...)
 		b = binary.AppendUvarint(b, uint64(len(m[k])))
 		b = append(b, m[k]...)
+	}
+	return Metadata(unique.Make(string(b)).Value())
+}
+
+// makeMetadataPairs is MakeMetadata of key-value pairs as they fill a map:
+// a later pair replaces an earlier one of the same key. It sorts p.
+func makeMetadataPairs(p []kvPair) Metadata {
+	if len(p) == 0 {
+		return ""
+	}
+	slices.SortStableFunc(p, func(a, b kvPair) int { return bytes.Compare(a.k, b.k) })
+	var buf [64]byte
+	b := buf[:0]
+	for i, kv := range p {
+		if i+1 < len(p) && bytes.Equal(kv.k, p[i+1].k) {
+			continue // replaced by the later pair
+		}
+		b = binary.AppendUvarint(b, uint64(len(kv.k)))
+		b = append(b, kv.k...)
+		b = binary.AppendUvarint(b, uint64(len(kv.v)))
+		b = append(b, kv.v...)
 	}
 	return Metadata(unique.Make(string(b)).Value())
 }

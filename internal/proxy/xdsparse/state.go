@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"google.golang.org/protobuf/proto"
@@ -250,16 +249,9 @@ func applyOne(next *Snapshot, typeURL string, a *anypb.Any) (string, error) {
 		next.Routes[t.Name] = t
 		return t.Name, nil
 	case EndpointType:
-		var m endpointv3.ClusterLoadAssignment
-		if err := proto.Unmarshal(a.GetValue(), &m); err != nil {
-			return "", fmt.Errorf("cluster load assignment: decode: %w", err)
-		}
-		if m.GetClusterName() == "" {
-			return "", fmt.Errorf("cluster load assignment: cluster_name is empty")
-		}
-		es, err := ParseEndpoints(&m)
+		name, es, err := DecodeEndpoints(a.GetValue())
 		if err != nil {
-			return m.GetClusterName(), fmt.Errorf("cluster load assignment %q: %w", m.GetClusterName(), err)
+			return name, err
 		}
 		next.Endpoints[es.Name] = es
 		return es.Name, nil

@@ -161,6 +161,17 @@ func (v *validator) loadBalancer(p string, lb *networking.LoadBalancerSettings, 
 		if c := ch.GetHttpCookie(); c != nil && c.GetName() == "" {
 			v.errorf(f+".httpCookie.name", "name required for httpCookie")
 		}
+		seen := map[string]bool{}
+		for i, a := range ch.GetHttpCookie().GetAttributes() {
+			af := pathIndex(f+".httpCookie.attributes", i) + ".name"
+			switch {
+			case a.GetName() == "":
+				v.errorf(af, "cookie attribute name cannot be empty")
+			case seen[a.GetName()]:
+				v.errorf(af, "duplicate cookie attribute name: %s", a.GetName())
+			}
+			seen[a.GetName()] = true
+		}
 		if ch.MinimumRingSize != 0 {
 			v.warnf(f+".minimumRingSize", "minimumRingSize is deprecated, use ringHash.minimumRingSize instead")
 			if ch.HashAlgorithm != nil {

@@ -12,10 +12,12 @@ import (
 	"time"
 )
 
-// localityConfig: two hosts with the same three endpoints, one per
+// localityConfig: three hosts with the same three endpoints, one per
 // locality (%[1]d in r1/z1, %[2]d in r1/z2, %[3]d in r2/z1). failover
 // has outlier detection (Istio's locality failover needs it); distribute
-// sends the r1/z1 clients' traffic to r2.
+// sends the r1/z1 clients' traffic to r2; priority orders by the labels
+// tier, then region (failoverPriority): the local endpoint is silver, the
+// other two gold.
 const localityConfig = `apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: %[4]s, namespace: default}
@@ -25,9 +27,9 @@ spec:
   resolution: STATIC
   ports: [{number: 80, name: http, protocol: HTTP}]
   endpoints:
-  - {address: 127.0.0.1, ports: {http: %[1]d}, locality: r1/z1}
-  - {address: 127.0.0.1, ports: {http: %[2]d}, locality: r1/z2}
-  - {address: 127.0.0.1, ports: {http: %[3]d}, locality: r2/z1}
+  - {address: 127.0.0.1, ports: {http: %[1]d}, locality: r1/z1, labels: {tier: silver}}
+  - {address: 127.0.0.1, ports: {http: %[2]d}, locality: r1/z2, labels: {tier: gold}}
+  - {address: 127.0.0.1, ports: {http: %[3]d}, locality: r2/z1, labels: {tier: gold}}
 ---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -42,8 +44,9 @@ spec:
 // everything to the endpoint in its own locality; when outlier detection
 // ejects it, traffic fails over to the same region's other zone (Envoy's
 // priorities, never to the other region while that zone is healthy);
-// localityLbSetting.distribute sends it where the rule says. Real mastd
-// and mast-proxy from Istio YAML.
+// localityLbSetting.distribute sends it where the rule says, and
+// failoverPriority by the endpoints' labels compared with the proxy's.
+// Real mastd and mast-proxy from Istio YAML.
 func TestLocalityLoadBalancing(t *testing.T) {
 	var localFails atomic.Bool
 	backend := func(name string) int {
@@ -68,12 +71,15 @@ func TestLocalityLoadBalancing(t *testing.T) {
 		"{outlierDetection: {consecutive5xxErrors: 1, interval: 1s, baseEjectionTime: 10m, maxEjectionPercent: 100}}")
 	fmt.Fprintf(&cfg, localityConfig, local, zone, far, "distribute",
 		`{loadBalancer: {localityLbSetting: {distribute: [{from: "r1/z1/*", to: {"r2/*": 100}}]}}}`)
+	fmt.Fprintf(&cfg, localityConfig, local, zone, far, "priority",
+		`{outlierDetection: {consecutive5xxErrors: 1, interval: 1s, baseEjectionTime: 10m, maxEjectionPercent: 100},
+    loadBalancer: {localityLbSetting: {failoverPriority: [tier, topology.kubernetes.io/region]}}}`)
 	writeFile(t, dir, "locality.yaml", cfg.String())
 	xdsAddr := startControlPlane(t, dir)
 	ip := uniqueLoopback()
 	start(t, "mast-proxy", "--node-id", fmt.Sprintf("sidecar~%s~client-1.default~default.svc.cluster.local", ip),
 		"--xds-addr", xdsAddr, "--admin-addr", ip+":15000", "--drain-period", "1s",
-		"--labels", "app=client,topology.kubernetes.io/region=r1,topology.kubernetes.io/zone=z1", "--meta", "INTERCEPTION_MODE=NONE")
+		"--labels", "app=client,tier=gold,topology.kubernetes.io/region=r1,topology.kubernetes.io/zone=z1", "--meta", "INTERCEPTION_MODE=NONE")
 	u, _ := url.Parse("http://" + ip + ":15001")
 	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: http.ProxyURL(u)}}
 	get := func(host string) (string, error) {
@@ -116,6 +122,19 @@ func TestLocalityLoadBalancing(t *testing.T) {
 	t.Run("distribute", func(t *testing.T) {
 		if got := count("distribute", 30); got["200 far"] != 30 {
 			t.Errorf("answers %v, want all 30 from r2 (distribute to r2/* 100)", got)
+		}
+	})
+	t.Run("failoverPriority", func(t *testing.T) {
+		// zone (gold, r1) is priority 0, far (gold, r2) 1, local (silver) 2:
+		// the labels win over the proxy's own locality.
+		eventually(t, 30*time.Second, "failoverPriority applied", func() error {
+			if s, _ := get("priority"); s != "200 zone" {
+				return fmt.Errorf("answer %q", s)
+			}
+			return nil
+		})
+		if got := count("priority", 30); got["200 zone"] != 30 {
+			t.Errorf("answers %v, want all 30 from the endpoint matching tier and region", got)
 		}
 	})
 	t.Run("failover on ejection", func(t *testing.T) {

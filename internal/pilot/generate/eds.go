@@ -20,7 +20,7 @@ func (g *gen) endpoints(names []string) []model.XDSResource {
 		// Locality load balancing depends on the proxy: a localized copy
 		// is this proxy's own (not the shared encoding).
 		_, subsetName, _, _ := parseCluster(name)
-		if l := g.localize(la, effectivePolicy(g.pc.DestinationRule(g.p, svc.Hostname), port.Number, subsetName)); l != la {
+		if l := g.localize(la, effectivePolicy(g.pc.DestinationRule(g.p, svc.Hostname), port.Number, subsetName), svc, port); l != la {
 			la, enc = l, nil
 		}
 		out = append(out, model.XDSResource{Name: name, Resource: la, Encoded: enc})

@@ -111,7 +111,7 @@ func (g *gen) boundEgressListeners() []model.XDSResource {
 			l.FilterChains = g.sniChains(svcs, b.Port, stat)
 			l.ListenerFilters = []*listenerv3.ListenerFilter{tlsInspector()}
 		case len(svcs) > 0:
-			l.FilterChains = []*listenerv3.FilterChain{{Filters: []*listenerv3.Filter{tcpProxy(stat, g.tcpDestinations(svcs[0], b.Port))}}}
+			l.FilterChains = []*listenerv3.FilterChain{{Filters: []*listenerv3.Filter{g.tcpProxy(stat, g.tcpDestinations(svcs[0], b.Port))}}}
 		}
 		if len(l.FilterChains) == 0 {
 			continue
@@ -187,7 +187,7 @@ func (g *gen) sniChains(services []*registry.Service, port uint32, stat string) 
 		sort.Strings(free)
 		out = append(out, &listenerv3.FilterChain{
 			FilterChainMatch: &listenerv3.FilterChainMatch{ServerNames: free},
-			Filters:          []*listenerv3.Filter{tcpProxy(stat, cs)},
+			Filters:          []*listenerv3.Filter{g.tcpProxy(stat, cs)},
 		})
 	}
 	for _, svc := range services {

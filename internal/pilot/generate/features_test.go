@@ -109,7 +109,7 @@ func TestSidecarRouteFeatures(t *testing.T) {
 				t.Errorf("request headers = %v %v", r.GetRequestHeadersToAdd(), r.GetRequestHeadersToRemove())
 			}
 			// v2 subset uses consistent hashing by cookie
-			if ra.GetHashPolicy()[0].GetCookie().GetName() != "user" {
+			if c := ra.GetHashPolicy()[0].GetCookie(); c.GetName() != "user" || c.GetTtl().AsDuration().Hours() != 1 {
 				t.Errorf("hash policy = %v", ra.GetHashPolicy())
 			}
 		}},

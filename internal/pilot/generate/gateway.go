@@ -139,12 +139,12 @@ func (g *gen) gatewayListeners() []model.XDSResource {
 						addChain(&listenerv3.FilterChain{
 							FilterChainMatch: sniMatch(s.hosts()),
 							TransportSocket:  downstreamTLS(s.srv.GetTls(), false, g.pc.CRL),
-							Filters:          []*listenerv3.Filter{tcpProxy("outbound_"+name, cs)},
+							Filters:          []*listenerv3.Filter{g.tcpProxy("outbound_"+name, cs)},
 						})
 					}
 				case s.protocol() == "TCP" || s.protocol() == "MONGO" || s.protocol() == "REDIS" || s.protocol() == "MYSQL":
 					if cs := g.gatewayTCPDestinations(s, port); len(cs) > 0 {
-						addChain(&listenerv3.FilterChain{Filters: []*listenerv3.Filter{tcpProxy("outbound_"+name, cs)}})
+						addChain(&listenerv3.FilterChain{Filters: []*listenerv3.Filter{g.tcpProxy("outbound_"+name, cs)}})
 					}
 				}
 			}
@@ -331,7 +331,7 @@ func (g *gen) passthroughChains(s gwServer, port uint32) []*listenerv3.FilterCha
 				for _, subset := range subsets {
 					out = append(out, &listenerv3.FilterChain{
 						FilterChainMatch: &listenerv3.FilterChainMatch{ServerNames: []string{istioSNI(p.Number, subset, svc.Hostname)}},
-						Filters:          []*listenerv3.Filter{tcpProxyTo(stat, ClusterName("outbound", p.Number, subset, svc.Hostname))},
+						Filters:          []*listenerv3.Filter{g.tcpProxyTo(stat, ClusterName("outbound", p.Number, subset, svc.Hostname))},
 					})
 				}
 			}
@@ -367,7 +367,7 @@ func (g *gen) passthroughChains(s gwServer, port uint32) []*listenerv3.FilterCha
 				sort.Strings(snis)
 				out = append(out, &listenerv3.FilterChain{
 					FilterChainMatch: &listenerv3.FilterChainMatch{ServerNames: snis},
-					Filters:          []*listenerv3.Filter{tcpProxy(stat, cs)},
+					Filters:          []*listenerv3.Filter{g.tcpProxy(stat, cs)},
 				})
 			}
 		}

@@ -94,8 +94,17 @@ type weightedCluster struct {
 	weight uint32
 }
 
-func tcpProxy(statPrefix string, clusters []weightedCluster) *listenerv3.Filter {
+// tcpProxy is a tcp_proxy filter to clusters. As istiod, the
+// DestinationRule of the first cluster's host sets its idle timeout and
+// maximum connection duration (the rule's top-level connectionPool.tcp).
+func (g *gen) tcpProxy(statPrefix string, clusters []weightedCluster) *listenerv3.Filter {
 	tp := &tcpproxyv3.TcpProxy{StatPrefix: statPrefix}
+	if host, ok := outboundHost(clusters[0].name); ok {
+		if dr := g.pc.DestinationRule(g.p, host); dr != nil {
+			tcp := dr.Spec.GetTrafficPolicy().GetConnectionPool().GetTcp()
+			tp.IdleTimeout, tp.MaxDownstreamConnectionDuration = tcp.GetIdleTimeout(), tcp.GetMaxConnectionDuration()
+		}
+	}
 	if len(clusters) == 1 {
 		tp.ClusterSpecifier = &tcpproxyv3.TcpProxy_Cluster{Cluster: clusters[0].name}
 	} else {
@@ -108,8 +117,18 @@ func tcpProxy(statPrefix string, clusters []weightedCluster) *listenerv3.Filter 
 	return &listenerv3.Filter{Name: tcpProxyFilterName, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: toAny(tp)}}
 }
 
-func tcpProxyTo(statPrefix, cluster string) *listenerv3.Filter {
-	return tcpProxy(statPrefix, []weightedCluster{{name: cluster, weight: 1}})
+// outboundHost is the host of an outbound|port|subset|host cluster name.
+func outboundHost(cluster string) (string, bool) {
+	rest, ok := strings.CutPrefix(cluster, "outbound|")
+	if !ok {
+		return "", false
+	}
+	i := strings.LastIndexByte(rest, '|')
+	return rest[i+1:], i >= 0
+}
+
+func (g *gen) tcpProxyTo(statPrefix, cluster string) *listenerv3.Filter {
+	return g.tcpProxy(statPrefix, []weightedCluster{{name: cluster, weight: 1}})
 }
 
 func listenerResource(l *listenerv3.Listener) model.XDSResource {
@@ -129,7 +148,7 @@ func (g *gen) sidecarListeners() []model.XDSResource {
 			TrafficDirection: corev3.TrafficDirection_OUTBOUND,
 			FilterChains: []*listenerv3.FilterChain{{
 				Name:    "virtualOutbound-catchall-tcp",
-				Filters: []*listenerv3.Filter{tcpProxyTo(passthrough, passthrough)},
+				Filters: []*listenerv3.Filter{g.tcpProxyTo(passthrough, passthrough)},
 			}},
 		}),
 	}
@@ -202,7 +221,7 @@ func (g *gen) outboundServiceListeners() []model.XDSResource {
 				if ip != wildcardIP {
 					def, defStat = g.tcpDestinations(svc, port.Number), stat
 				}
-				l.DefaultFilterChain = &listenerv3.FilterChain{Name: "default", Filters: []*listenerv3.Filter{tcpProxy(defStat, def)}}
+				l.DefaultFilterChain = &listenerv3.FilterChain{Name: "default", Filters: []*listenerv3.Filter{g.tcpProxy(defStat, def)}}
 			} else {
 				// Every TCP service of the listener: on a wildcard listener the
 				// services with CIDR addresses match their prefixes only.
@@ -223,7 +242,7 @@ func (g *gen) outboundServiceListeners() []model.XDSResource {
 				}
 				if !catchAll {
 					l.DefaultFilterChain = &listenerv3.FilterChain{Name: "default",
-						Filters: []*listenerv3.Filter{tcpProxy(g.passthroughName(), []weightedCluster{{name: g.passthroughName(), weight: 1}})}}
+						Filters: []*listenerv3.Filter{g.tcpProxy(g.passthroughName(), []weightedCluster{{name: g.passthroughName(), weight: 1}})}}
 				}
 			}
 			out = append(out, listenerResource(l))
@@ -269,7 +288,7 @@ func (g *gen) tcpChains(svc *registry.Service, port uint32, stat string, prefixe
 	var out []*listenerv3.FilterChain
 	main := g.tcpDestinations(svc, port)
 	chain := func(dst, src []*corev3.CidrRange, cs []weightedCluster) *listenerv3.FilterChain {
-		fc := &listenerv3.FilterChain{Filters: []*listenerv3.Filter{tcpProxy(stat, cs)}}
+		fc := &listenerv3.FilterChain{Filters: []*listenerv3.Filter{g.tcpProxy(stat, cs)}}
 		if len(dst) > 0 || len(src) > 0 {
 			fc.FilterChainMatch = &listenerv3.FilterChainMatch{PrefixRanges: dst, SourcePrefixRanges: src}
 		}
@@ -494,7 +513,7 @@ func (g *gen) inboundFilter(ip inboundPort) *listenerv3.Filter {
 		setInboundXFCC(m)
 		return hcmFilter(m)
 	}
-	return tcpProxyTo(cluster, cluster)
+	return g.tcpProxyTo(cluster, cluster)
 }
 
 func (g *gen) virtualInbound() *listenerv3.Listener {
@@ -518,7 +537,7 @@ func (g *gen) virtualInbound() *listenerv3.Listener {
 	}
 	l.FilterChains = append(l.FilterChains, &listenerv3.FilterChain{
 		Name:    "virtualInbound-catchall",
-		Filters: []*listenerv3.Filter{tcpProxyTo(InboundPassthroughCluster, InboundPassthroughCluster)},
+		Filters: []*listenerv3.Filter{g.tcpProxyTo(InboundPassthroughCluster, InboundPassthroughCluster)},
 	})
 	return l
 }

@@ -1,9 +1,11 @@
 package generate
 
 import (
+	"maps"
 	"testing"
 
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	"google.golang.org/protobuf/proto"
 	networking "istio.io/api/networking/v1alpha3"
 )
 
@@ -80,5 +82,53 @@ func TestLocalityDistribute(t *testing.T) {
 	}
 	if !localityMatch("us-east/a/1", "us-east") || localityMatch("us-east/a/1", "us-east/b") || !localityMatch("us-east/a/1", "*") {
 		t.Error("localityMatch")
+	}
+}
+
+// TestLocalityFailoverPriorityLabels: istiod's failoverPriority — each
+// locality's endpoints split by the first listed label that differs from
+// the proxy's (all match: 0; label j differs: n-j), "label=value" compared
+// with value, a differing first network label below everything, the
+// priorities made consecutive and each part weighted by its endpoints.
+func TestLocalityFailoverPriorityLabels(t *testing.T) {
+	la := &endpointv3.ClusterLoadAssignment{ClusterName: "c", Endpoints: []*endpointv3.LocalityLbEndpoints{
+		{Locality: parseLocality("r1/z1"), LbEndpoints: []*endpointv3.LbEndpoint{lbEndpoint("10.0.0.1", 80, 1), lbEndpoint("10.0.0.2", 80, 2)}},
+		{Locality: parseLocality("r2/z1"), LbEndpoints: []*endpointv3.LbEndpoint{lbEndpoint("10.0.0.3", 80, 1), lbEndpoint("10.0.0.4", 80, 5)}},
+	}}
+	labels := map[string]map[string]string{
+		"10.0.0.1": augmentLabels(map[string]string{"tier": "silver"}, "r1/z1", ""),
+		"10.0.0.2": augmentLabels(map[string]string{"tier": "gold"}, "r1/z1", ""),
+		"10.0.0.3": augmentLabels(map[string]string{"tier": "gold"}, "r2/z1", ""),
+		"10.0.0.4": augmentLabels(map[string]string{"tier": "bronze"}, "r2/z1", ""),
+	}
+	of := func(e *endpointv3.LbEndpoint) map[string]string {
+		return labels[e.GetEndpoint().GetAddress().GetSocketAddress().GetAddress()]
+	}
+	proxy := augmentLabels(map[string]string{"tier": "gold"}, "r1/z2", "")
+	got := func(la *endpointv3.ClusterLoadAssignment) map[string]uint32 {
+		out := map[string]uint32{}
+		for _, e := range la.Endpoints {
+			for _, lbe := range e.LbEndpoints {
+				out[lbe.GetEndpoint().GetAddress().GetSocketAddress().GetAddress()] = e.GetPriority()
+			}
+		}
+		return out
+	}
+	// tier, then region: .2 (gold, r1) 0; .3 (gold, r2) 1; .1 and .4 2.
+	a := proto.Clone(la).(*endpointv3.ClusterLoadAssignment)
+	applyFailoverPriority(a, proxy, []string{"tier", labelRegion}, of)
+	want := map[string]uint32{"10.0.0.2": 0, "10.0.0.3": 1, "10.0.0.1": 2, "10.0.0.4": 2}
+	if g := got(a); !maps.Equal(g, want) {
+		t.Errorf("priorities %v, want %v", g, want)
+	}
+	if len(a.Endpoints) != 4 || a.Endpoints[0].GetLoadBalancingWeight().GetValue() != 2 || a.Endpoints[3].GetLoadBalancingWeight().GetValue() != 5 {
+		t.Errorf("split localities %v", a.Endpoints)
+	}
+	// An override: region r2 first, whatever the proxy's region.
+	a = proto.Clone(la).(*endpointv3.ClusterLoadAssignment)
+	applyFailoverPriority(a, proxy, []string{labelRegion + "=r2"}, of)
+	want = map[string]uint32{"10.0.0.3": 0, "10.0.0.4": 0, "10.0.0.1": 1, "10.0.0.2": 1}
+	if g := got(a); !maps.Equal(g, want) {
+		t.Errorf("override: priorities %v, want %v", g, want)
 	}
 }

@@ -73,7 +73,7 @@ func (g *gen) inboundChains(in inboundPort, matchPort uint32) []*listenerv3.Filt
 		return []*listenerv3.FilterChain{
 			{Name: name, FilterChainMatch: match(transportTLS, istioALPN), TransportSocket: g.inboundTLS(in.protocol.IsHTTP()), Filters: filters()},
 			{Name: name, FilterChainMatch: match(transportRawBuffer, nil), Filters: filters()},
-			{Name: name + "-tls-passthrough", FilterChainMatch: match(transportTLS, nil), Filters: []*listenerv3.Filter{tcpProxyTo(name, name)}},
+			{Name: name + "-tls-passthrough", FilterChainMatch: match(transportTLS, nil), Filters: []*listenerv3.Filter{g.tcpProxyTo(name, name)}},
 		}
 	}
 	return []*listenerv3.FilterChain{{Name: name, FilterChainMatch: match("", nil), Filters: filters()}}

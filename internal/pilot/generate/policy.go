@@ -1,6 +1,7 @@
 package generate
 
 import (
+	"cmp"
 	"math"
 	"strings"
 	"time"
@@ -118,9 +119,13 @@ func (g *gen) hashPolicyFor(host string, p uint32, subset string) []*routev3.Rou
 		if g.grpc {
 			return nil
 		}
-		hp = &routev3.RouteAction_HashPolicy{PolicySpecifier: &routev3.RouteAction_HashPolicy_Cookie_{Cookie: &routev3.RouteAction_HashPolicy_Cookie{
-			Name: k.HttpCookie.GetName(),
-		}}}
+		// As istiod: the ttl (a cookie is generated when it is set), path
+		// and attributes go to Envoy as they are.
+		c := &routev3.RouteAction_HashPolicy_Cookie{Name: k.HttpCookie.GetName(), Ttl: k.HttpCookie.GetTtl(), Path: k.HttpCookie.GetPath()}
+		for _, a := range k.HttpCookie.GetAttributes() {
+			c.Attributes = append(c.Attributes, &routev3.RouteAction_HashPolicy_CookieAttribute{Name: a.GetName(), Value: a.GetValue()})
+		}
+		hp = &routev3.RouteAction_HashPolicy{PolicySpecifier: &routev3.RouteAction_HashPolicy_Cookie_{Cookie: c}}
 	case *networking.LoadBalancerSettings_ConsistentHashLB_UseSourceIp:
 		if g.grpc {
 			return nil
@@ -234,8 +239,14 @@ func applyConnectionPool(c *clusterv3.Cluster, cp *networking.ConnectionPoolSett
 		common.MaxRequestsPerConnection = u32(uint32(h.GetMaxRequestsPerConnection()))
 		useCommon = true
 	}
-	if t := h.GetIdleTimeout(); t != nil {
+	// As istiod: http.idleTimeout, else tcp.idleTimeout; and
+	// tcp.maxConnectionDuration.
+	if t := cmp.Or(h.GetIdleTimeout(), tcp.GetIdleTimeout()); t != nil {
 		common.IdleTimeout = t
+		useCommon = true
+	}
+	if t := tcp.GetMaxConnectionDuration(); t != nil {
+		common.MaxConnectionDuration = t
 		useCommon = true
 	}
 	if useCommon {

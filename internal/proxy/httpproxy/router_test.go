@@ -2,6 +2,7 @@ package httpproxy
 
 import (
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,22 +67,60 @@ func TestRetryConditions(t *testing.T) {
 
 func TestComputeHash(t *testing.T) {
 	req := &dsRequest{header: headers.List{{Name: "cookie", Value: "a=1; session=abc"}, {Name: "x-user", Value: "u1"}}, remote: "10.0.0.1"}
-	h1, ok1 := computeHash([]xdsparse.HashPolicy{{Cookie: "session"}}, req, "/")
+	h1, ok1, _ := computeHash([]xdsparse.HashPolicy{{Cookie: "session"}}, req, "/")
 	req2 := &dsRequest{header: headers.List{{Name: "cookie", Value: "session=abc"}}}
-	h2, ok2 := computeHash([]xdsparse.HashPolicy{{Cookie: "session"}}, req2, "/")
+	h2, ok2, _ := computeHash([]xdsparse.HashPolicy{{Cookie: "session"}}, req2, "/")
 	if !ok1 || !ok2 || h1 != h2 {
 		t.Errorf("same cookie, different hash: %v %v", h1, h2)
 	}
-	if _, ok := computeHash([]xdsparse.HashPolicy{{Header: "x-missing"}}, req, "/"); ok {
+	if _, ok, _ := computeHash([]xdsparse.HashPolicy{{Header: "x-missing"}}, req, "/"); ok {
 		t.Error("hash from a missing header")
 	}
-	q1, _ := computeHash([]xdsparse.HashPolicy{{Query: "id"}}, req, "/p?id=7")
-	q2, _ := computeHash([]xdsparse.HashPolicy{{Query: "id"}}, req, "/p?id=8")
+	q1, _, _ := computeHash([]xdsparse.HashPolicy{{Query: "id"}}, req, "/p?id=7")
+	q2, _, _ := computeHash([]xdsparse.HashPolicy{{Query: "id"}}, req, "/p?id=8")
 	if q1 == q2 {
 		t.Error("different query values, same hash")
 	}
-	if _, ok := computeHash([]xdsparse.HashPolicy{{SourceIP: true}}, req, "/"); !ok {
+	if _, ok, _ := computeHash([]xdsparse.HashPolicy{{SourceIP: true}}, req, "/"); !ok {
 		t.Error("no hash from source IP")
+	}
+}
+
+// TestHashCookieGenerated: a cookie policy with a ttl gives a request
+// without the cookie one, in Envoy's form (quoted value, Max-Age, Path,
+// attributes, HttpOnly), and hashes the generated value exactly as a later
+// request that sends it back (quoted or not).
+func TestHashCookieGenerated(t *testing.T) {
+	pol := []xdsparse.HashPolicy{{Cookie: "user", GenerateCookie: true, CookieTTL: time.Hour, CookiePath: "/shop",
+		CookieAttributes: []xdsparse.CookieAttribute{{Name: "SameSite", Value: "Lax"}, {Name: "Secure"}}}}
+	first := &dsRequest{remote: "10.0.0.9", remoteAddr: "10.0.0.9:40000"}
+	h1, ok, set := computeHash(pol, first, "/")
+	name, rest, _ := strings.Cut(set, "=")
+	value, attrs, _ := strings.Cut(rest, ";")
+	if !ok || name != "user" || len(value) != 18 || value[0] != '"' || attrs != " Max-Age=3600; Path=/shop; SameSite=Lax; Secure; HttpOnly" {
+		t.Fatalf("generated %q (hash ok %v)", set, ok)
+	}
+	for _, sent := range []string{value, strings.Trim(value, `"`)} {
+		again := &dsRequest{remote: "10.0.0.77", header: headers.List{{Name: "cookie", Value: "a=b; user=" + sent}}}
+		h2, ok2, set2 := computeHash(pol, again, "/")
+		if !ok2 || set2 != "" || h2 != h1 {
+			t.Errorf("sent back %s: hash %v (want %v), set-cookie %q", sent, h2, h1, set2)
+		}
+	}
+	if _, _, set := computeHash(pol, &dsRequest{remoteAddr: "10.0.0.9:40001"}, "/"); set == "" || strings.HasPrefix(set, name+"="+value) {
+		t.Errorf("another connection got the same cookie: %q", set)
+	}
+	pol[0].CookieTTL = 500 * time.Millisecond
+	if _, _, set := computeHash(pol, first, "/"); !strings.HasPrefix(set, "user=") || strings.Contains(set, "Max-Age") {
+		t.Errorf("a ttl under a second gives a session cookie, got %q", set)
+	}
+	pol[0].GenerateCookie = false
+	if _, ok, set := computeHash(pol, first, "/"); ok || set != "" {
+		t.Errorf("without ttl no cookie is generated: %v %q", ok, set)
+	}
+	empty := &dsRequest{header: headers.List{{Name: "cookie", Value: "user="}}}
+	if _, ok, _ := computeHash(pol, empty, "/"); ok {
+		t.Error("an empty cookie was hashed")
 	}
 }
 

@@ -4,9 +4,11 @@ package tcpproxy
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -101,23 +103,38 @@ func (p *Proxy) Serve(ctx context.Context, nc net.Conn, cfg *xdsparse.TCPProxy, 
 		ct.report(p.Telemetry.TCPOpened(&ct.rec), p.Telemetry.ReportInterval(&ct.rec))
 	}
 	defer up.Close()
-	stop := context.AfterFunc(ctx, func() { nc.Close(); up.Close() })
+	closeBoth := func() { nc.Close(); up.Close() }
+	stop := context.AfterFunc(ctx, closeBoth)
 	defer stop()
+	if d := cfg.MaxConnectionDuration; d > 0 {
+		t := time.AfterFunc(d, closeBoth)
+		defer t.Stop()
+	}
+	var lastIO atomic.Int64 // UnixNano of the last byte either way
+	lastIO.Store(time.Now().UnixNano())
 	done := make(chan struct{}, 2)
 	cp := func(dst, src net.Conn, n *atomic.Int64) {
 		buf := make([]byte, 16*1024)
 		for {
 			if cfg.IdleTimeout > 0 {
-				src.SetReadDeadline(time.Now().Add(cfg.IdleTimeout))
+				src.SetReadDeadline(time.Unix(0, lastIO.Load()).Add(cfg.IdleTimeout))
 			}
 			k, err := src.Read(buf)
 			if k > 0 {
+				lastIO.Store(time.Now().UnixNano())
 				if _, werr := dst.Write(buf[:k]); werr != nil {
 					break
 				}
 				n.Add(int64(k))
 			}
 			if err != nil {
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					if time.Since(time.Unix(0, lastIO.Load())) < cfg.IdleTimeout {
+						continue // bytes went the other way meanwhile
+					}
+					// Envoy's idle timeout: no byte either way; both close.
+					closeBoth()
+				}
 				break
 			}
 		}

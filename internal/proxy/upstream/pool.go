@@ -29,6 +29,7 @@ type poolConfig struct {
 	http2          bool
 	connectTimeout time.Duration
 	idleTimeout    time.Duration
+	maxConnAge     time.Duration // max_connection_duration (HTTP/1 connections)
 	maxReqPerConn  uint32
 	maxConns       uint32
 	maxPending     uint32 // requests that may wait for a connection when maxConns are open
@@ -40,7 +41,7 @@ type poolConfig struct {
 
 func poolConfigFor(c *xdsparse.Cluster) poolConfig {
 	return poolConfig{http2: c.HTTP2, useDownstream: c.UseDownstreamProtocol, connectTimeout: c.ConnectTimeout, idleTimeout: c.IdleTimeout,
-		maxReqPerConn: c.MaxRequestsPerConn, maxConns: c.MaxConnections, maxPending: c.MaxPending, maxRequests: c.MaxRequests,
+		maxConnAge: c.MaxConnectionDuration, maxReqPerConn: c.MaxRequestsPerConn, maxConns: c.MaxConnections, maxPending: c.MaxPending, maxRequests: c.MaxRequests,
 		keepalive: c.Keepalive}
 }
 
@@ -140,9 +141,16 @@ type h1conn struct {
 	trailers func() headers.List
 	uses     uint32
 	idleAt   time.Time
+	born     time.Time
 	closed   bool
 	// dl is the current exchange's deadline (zero for none).
 	dl time.Time
+}
+
+// tooOld reports whether the connection is past the cluster's
+// max_connection_duration: it takes no new request and closes.
+func (c *h1conn) tooOld(now time.Time) bool {
+	return c.p.cfg.maxConnAge > 0 && now.Sub(c.born) >= c.p.cfg.maxConnAge
 }
 
 func (c *h1conn) close() {
@@ -209,7 +217,7 @@ func (p *pool) get(ctx context.Context, deadline time.Time) (*h1conn, bool, erro
 	for len(p.idle) > 0 {
 		c := p.idle[len(p.idle)-1]
 		p.idle = p.idle[:len(p.idle)-1]
-		if p.cfg.idleTimeout > 0 && now.Sub(c.idleAt) > p.cfg.idleTimeout {
+		if (p.cfg.idleTimeout > 0 && now.Sub(c.idleAt) > p.cfg.idleTimeout) || c.tooOld(now) {
 			p.mu.Unlock()
 			c.close()
 			p.mu.Lock()
@@ -233,7 +241,7 @@ func (p *pool) get(ctx context.Context, deadline time.Time) (*h1conn, bool, erro
 		return nil, false, err
 	}
 	p.stats.CxActive.Add(1)
-	c := &h1conn{p: p, nc: nc, br: bufio.NewReaderSize(nc, 4096), bw: bufio.NewWriterSize(nc, 4096)}
+	c := &h1conn{p: p, nc: nc, br: bufio.NewReaderSize(nc, 4096), bw: bufio.NewWriterSize(nc, 4096), born: now}
 	c.hr = http1.NewReader(c.br, http1.Limits{MaxHeaderBytes: 96 * 1024, MaxHeaders: 200})
 	c.abortIO = c.unblock
 	c.trailers = c.bodyTrailers
@@ -275,7 +283,7 @@ func (p *pool) wait(ctx context.Context, deadline time.Time, ch chan struct{}) e
 }
 
 func (p *pool) put(c *h1conn) {
-	if c.closed || (p.cfg.maxReqPerConn > 0 && c.uses >= p.cfg.maxReqPerConn) {
+	if c.closed || (p.cfg.maxReqPerConn > 0 && c.uses >= p.cfg.maxReqPerConn) || c.tooOld(time.Now()) {
 		c.close()
 		return
 	}

@@ -107,6 +107,21 @@ func parseRouteAction(p *routev3.RouteAction) (*RouteAction, error) {
 			h.Header = strings.ToLower(s.Header.GetHeaderName())
 		case *routev3.RouteAction_HashPolicy_Cookie_:
 			h.Cookie = s.Cookie.GetName()
+			if h.Cookie == "" || strings.ContainsAny(h.Cookie, "=;, \t") {
+				return nil, fmt.Errorf("hash_policy[%d].cookie.name %q: not a cookie name", i, h.Cookie)
+			}
+			if t := s.Cookie.GetTtl(); t != nil {
+				h.GenerateCookie, h.CookieTTL, h.CookiePath = true, t.AsDuration(), s.Cookie.GetPath()
+				if h.CookieTTL < 0 || !cookieText(h.CookiePath) {
+					return nil, fmt.Errorf("hash_policy[%d].cookie: ttl %v or path %q cannot be set on a cookie", i, h.CookieTTL, h.CookiePath)
+				}
+			}
+			for j, a := range s.Cookie.GetAttributes() {
+				if a.GetName() == "" || strings.ContainsAny(a.GetName(), "=") || !cookieText(a.GetName()) || !cookieText(a.GetValue()) {
+					return nil, fmt.Errorf("hash_policy[%d].cookie.attributes[%d]: %q=%q cannot be set on a cookie", i, j, a.GetName(), a.GetValue())
+				}
+				h.CookieAttributes = append(h.CookieAttributes, CookieAttribute{Name: a.GetName(), Value: a.GetValue()})
+			}
 		case *routev3.RouteAction_HashPolicy_ConnectionProperties_:
 			h.SourceIP = s.ConnectionProperties.GetSourceIp()
 		case *routev3.RouteAction_HashPolicy_QueryParameter_:
@@ -278,4 +293,15 @@ func parseRedirect(p *routev3.RedirectAction) (*Redirect, error) {
 		return nil, fmt.Errorf("response_code %v: unknown", p.GetResponseCode())
 	}
 	return rd, nil
+}
+
+// cookieText reports whether s can stand in a Set-Cookie attribute: no
+// separator, control character or non-ASCII byte.
+func cookieText(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == ';' {
+			return false
+		}
+	}
+	return true
 }

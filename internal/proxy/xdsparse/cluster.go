@@ -56,6 +56,9 @@ type Cluster struct {
 	// UseDownstreamProtocol speaks to the upstream the protocol the client used.
 	UseDownstreamProtocol bool
 	IdleTimeout           time.Duration
+	// MaxConnectionDuration: an upstream HTTP/1 connection that old takes
+	// no more requests and closes (common_http_protocol_options; 0: none).
+	MaxConnectionDuration time.Duration
 	MaxRequestsPerConn    uint32
 	// Circuit breaker thresholds (Envoy's defaults are 1024, retries 3).
 	MaxConnections, MaxPending, MaxRequests, MaxRetries uint32
@@ -243,6 +246,9 @@ func ParseCluster(c *clusterv3.Cluster) (*Cluster, error) {
 	if d := c.GetCommonHttpProtocolOptions().GetIdleTimeout(); d != nil {
 		out.IdleTimeout = d.AsDuration()
 	}
+	if d := c.GetCommonHttpProtocolOptions().GetMaxConnectionDuration(); d != nil {
+		out.MaxConnectionDuration = d.AsDuration()
+	}
 	if n := c.GetMaxRequestsPerConnection(); n != nil {
 		out.MaxRequestsPerConn = n.GetValue()
 	}
@@ -270,6 +276,9 @@ func ParseCluster(c *clusterv3.Cluster) (*Cluster, error) {
 		}
 		if d := po.GetCommonHttpProtocolOptions().GetIdleTimeout(); d != nil {
 			out.IdleTimeout = d.AsDuration()
+		}
+		if d := po.GetCommonHttpProtocolOptions().GetMaxConnectionDuration(); d != nil {
+			out.MaxConnectionDuration = d.AsDuration()
 		}
 		if n := po.GetCommonHttpProtocolOptions().GetMaxRequestsPerConnection(); n != nil {
 			out.MaxRequestsPerConn = n.GetValue()

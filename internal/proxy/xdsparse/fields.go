@@ -119,7 +119,7 @@ var clusterRules = rules(
 	ruleRow{"envoy.config.cluster.v3.CircuitBreakers", honoured, "thresholds"},
 	ruleRow{"envoy.config.cluster.v3.CircuitBreakers.Thresholds", honoured, "priority max_connections max_pending_requests max_requests max_retries"},
 	ruleRow{"envoy.config.cluster.v3.CircuitBreakers.Thresholds", cosmetic, "track_remaining"},
-	ruleRow{"envoy.config.core.v3.HttpProtocolOptions", honoured, "idle_timeout max_requests_per_connection"},
+	ruleRow{"envoy.config.core.v3.HttpProtocolOptions", honoured, "idle_timeout max_requests_per_connection max_connection_duration"},
 	ruleRow{"envoy.config.cluster.v3.UpstreamConnectionOptions", honoured, "tcp_keepalive"},
 	ruleRow{"envoy.config.core.v3.TcpKeepalive", honoured, "keepalive_probes keepalive_time keepalive_interval"},
 	ruleRow{"envoy.config.cluster.v3.OutlierDetection", honoured, "consecutive_5xx enforcing_consecutive_5xx consecutive_gateway_failure " +
@@ -191,7 +191,8 @@ var routeRules = rules(
 	ruleRow{"envoy.config.route.v3.RouteAction.HashPolicy", honoured, "header cookie connection_properties query_parameter terminal"},
 	ruleRow{"envoy.config.route.v3.RouteAction.HashPolicy", parsedApart, "filter_state"},
 	ruleRow{"envoy.config.route.v3.RouteAction.HashPolicy.Header", honoured, "header_name"},
-	ruleRow{"envoy.config.route.v3.RouteAction.HashPolicy.Cookie", honoured, "name"},
+	ruleRow{"envoy.config.route.v3.RouteAction.HashPolicy.Cookie", honoured, "name ttl path attributes"},
+	ruleRow{"envoy.config.route.v3.RouteAction.HashPolicy.CookieAttribute", honoured, "name value"},
 	ruleRow{"envoy.config.route.v3.RouteAction.HashPolicy.ConnectionProperties", honoured, "source_ip"},
 	ruleRow{"envoy.config.route.v3.RouteAction.HashPolicy.QueryParameter", honoured, "name"},
 	ruleRow{"envoy.config.route.v3.RedirectAction", honoured, "host_redirect port_redirect https_redirect scheme_redirect path_redirect prefix_rewrite response_code strip_query"},

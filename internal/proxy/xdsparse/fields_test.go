@@ -21,7 +21,11 @@ func TestUnsupportedFieldsAreRefusedByName(t *testing.T) {
 	base := func() *clusterv3.Cluster {
 		return &clusterv3.Cluster{Name: "c", ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_EDS}}
 	}
-	po, err := anypb.New(&upstreamhttpv3.HttpProtocolOptions{CommonHttpProtocolOptions: &corev3.HttpProtocolOptions{MaxConnectionDuration: durationpb.New(1)}})
+	po, err := anypb.New(&upstreamhttpv3.HttpProtocolOptions{CommonHttpProtocolOptions: &corev3.HttpProtocolOptions{MaxHeadersCount: wrapperspb.UInt32(9)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	aged, err := anypb.New(&upstreamhttpv3.HttpProtocolOptions{CommonHttpProtocolOptions: &corev3.HttpProtocolOptions{MaxConnectionDuration: durationpb.New(1)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,9 +47,12 @@ func TestUnsupportedFieldsAreRefusedByName(t *testing.T) {
 		{"HTTP/2 stream limit", func(c *clusterv3.Cluster) {
 			c.Http2ProtocolOptions = &corev3.Http2ProtocolOptions{MaxConcurrentStreams: wrapperspb.UInt32(5)}
 		}, "http2_protocol_options.max_concurrent_streams"},
-		{"max connection duration", func(c *clusterv3.Cluster) {
+		{"max connection duration is honoured", func(c *clusterv3.Cluster) {
+			c.TypedExtensionProtocolOptions = map[string]*anypb.Any{httpProtocolOptionsName: aged}
+		}, ""},
+		{"max headers count", func(c *clusterv3.Cluster) {
 			c.TypedExtensionProtocolOptions = map[string]*anypb.Any{httpProtocolOptionsName: po}
-		}, "common_http_protocol_options.max_connection_duration"},
+		}, "common_http_protocol_options.max_headers_count"},
 		{"unknown protocol options", func(c *clusterv3.Cluster) {
 			a, _ := anypb.New(&emptypb.Empty{})
 			c.TypedExtensionProtocolOptions = map[string]*anypb.Any{"envoy.extensions.upstreams.tcp.v3.TcpProtocolOptions": a}
@@ -91,8 +98,16 @@ func TestUnsupportedFieldsAreRefusedByName(t *testing.T) {
 			r.GetRoute().RequestMirrorPolicies = []*routev3.RouteAction_RequestMirrorPolicy{{ClusterHeader: "x-m"}}
 		}, "routes[0].route.request_mirror_policies[0].cluster_header"},
 		{"cookie generation", func(r *routev3.Route) {
-			r.GetRoute().HashPolicy = []*routev3.RouteAction_HashPolicy{{PolicySpecifier: &routev3.RouteAction_HashPolicy_Cookie_{Cookie: &routev3.RouteAction_HashPolicy_Cookie{Name: "s", Ttl: durationpb.New(1)}}}}
-		}, "hash_policy[0].cookie.ttl"},
+			r.GetRoute().HashPolicy = []*routev3.RouteAction_HashPolicy{{PolicySpecifier: &routev3.RouteAction_HashPolicy_Cookie_{Cookie: &routev3.RouteAction_HashPolicy_Cookie{Name: "s", Ttl: durationpb.New(1), Path: "/",
+				Attributes: []*routev3.RouteAction_HashPolicy_CookieAttribute{{Name: "SameSite", Value: "Strict"}}}}}}
+		}, ""},
+		{"cookie attribute that breaks the header", func(r *routev3.Route) {
+			r.GetRoute().HashPolicy = []*routev3.RouteAction_HashPolicy{{PolicySpecifier: &routev3.RouteAction_HashPolicy_Cookie_{Cookie: &routev3.RouteAction_HashPolicy_Cookie{Name: "s", Ttl: durationpb.New(1),
+				Attributes: []*routev3.RouteAction_HashPolicy_CookieAttribute{{Name: "Domain", Value: "x; Secure"}}}}}}
+		}, "hash_policy[0].cookie.attributes[0]"},
+		{"cookie path that breaks the header", func(r *routev3.Route) {
+			r.GetRoute().HashPolicy = []*routev3.RouteAction_HashPolicy{{PolicySpecifier: &routev3.RouteAction_HashPolicy_Cookie_{Cookie: &routev3.RouteAction_HashPolicy_Cookie{Name: "s", Ttl: durationpb.New(1), Path: "/\r\nx: y"}}}}
+		}, "hash_policy[0].cookie"},
 		{"unknown per-route filter", func(r *routev3.Route) {
 			r.TypedPerFilterConfig = map[string]*anypb.Any{"envoy.filters.http.lua": a}
 		}, "envoy.filters.http.lua"},

@@ -143,7 +143,12 @@ type TCPProxy struct {
 	Cluster     string
 	Weighted    []WeightedCluster
 	TotalWeight uint32
+	// IdleTimeout closes both connections when no byte has passed either
+	// way for that long (0: never).
 	IdleTimeout time.Duration
+	// MaxConnectionDuration is max_downstream_connection_duration: the
+	// connection is closed that long after it opened (0: never).
+	MaxConnectionDuration time.Duration
 	// Inbound: see HTTPManager.Inbound.
 	Inbound bool
 	// AccessLogs are the proxy's access_log, one line per connection.
@@ -547,6 +552,12 @@ func parseTCPProxy(t *tcpv3.TcpProxy) (*TCPProxy, error) {
 	}
 	if d := t.GetIdleTimeout(); d != nil {
 		p.IdleTimeout = d.AsDuration()
+	}
+	if d := t.GetMaxDownstreamConnectionDuration(); d != nil {
+		p.MaxConnectionDuration = d.AsDuration()
+	}
+	if p.IdleTimeout < 0 || p.MaxConnectionDuration < 0 {
+		return nil, fmt.Errorf("idle_timeout %v, max_downstream_connection_duration %v: negative", p.IdleTimeout, p.MaxConnectionDuration)
 	}
 	logs, err := parseAccessLogs(t.GetAccessLog())
 	if err != nil {

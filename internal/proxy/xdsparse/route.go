@@ -195,12 +195,24 @@ type WeightedCluster struct {
 
 // HashPolicy names one input to a consistent-hash load balancer.
 type HashPolicy struct {
-	Header   string // lower-case header name
-	Cookie   string
-	SourceIP bool
-	Query    string
-	Terminal bool
+	Header string // lower-case header name
+	Cookie string
+	// GenerateCookie: a request without the cookie gets one (Envoy's
+	// cookie ttl set): its value is hashed and set on the response with
+	// CookiePath, CookieAttributes and, when CookieTTL is a second or
+	// more, Max-Age (less: a session cookie).
+	GenerateCookie   bool
+	CookieTTL        time.Duration
+	CookiePath       string
+	CookieAttributes []CookieAttribute
+	SourceIP         bool
+	Query            string
+	Terminal         bool
 }
+
+// CookieAttribute is one attribute of a generated cookie ("Secure",
+// "SameSite=Lax"); an empty Value writes the name alone.
+type CookieAttribute struct{ Name, Value string }
 
 // Retry condition bits.
 const (

@@ -1,0 +1,360 @@
+package e2e
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// connFieldsConfig: three HTTP backends (%[1]d, %[2]d, %[3]d) behind
+// sticky.example.test (a generated cookie with ttl, path and attributes)
+// and session.example.test (ttl 0: a session cookie); one connection
+// recorder (%[4]d) behind aged.example.test (tcp.maxConnectionDuration) and
+// fresh.example.test (no rule); one TCP ticker-echo server (%[5]d) behind
+// idle.example.test (tcp.idleTimeout) and capped.example.test
+// (tcp.maxConnectionDuration). The client's Sidecar binds the ports on
+// %[6]s.
+const connFieldsConfig = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: sticky, namespace: default}
+spec:
+  hosts: [sticky.example.test, session.example.test]
+  location: MESH_EXTERNAL
+  resolution: STATIC
+  ports: [{number: 8080, name: http, protocol: HTTP}]
+  endpoints:
+  - {address: 127.0.0.1, ports: {http: %[1]d}}
+  - {address: 127.0.0.1, ports: {http: %[2]d}}
+  - {address: 127.0.0.1, ports: {http: %[3]d}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: sticky, namespace: default}
+spec:
+  host: sticky.example.test
+  trafficPolicy:
+    loadBalancer:
+      consistentHash:
+        httpCookie:
+          name: user
+          ttl: 60s
+          path: /
+          attributes: [{name: SameSite, value: Lax}, {name: Secure}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: session, namespace: default}
+spec:
+  host: session.example.test
+  trafficPolicy:
+    loadBalancer:
+      consistentHash:
+        httpCookie: {name: sid, ttl: 0s}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: recorder, namespace: default}
+spec:
+  hosts: [aged.example.test, fresh.example.test]
+  location: MESH_EXTERNAL
+  resolution: STATIC
+  ports: [{number: 8080, name: http, protocol: HTTP}]
+  endpoints: [{address: 127.0.0.1, ports: {http: %[4]d}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: aged, namespace: default}
+spec:
+  host: aged.example.test
+  trafficPolicy: {connectionPool: {tcp: {maxConnectionDuration: 1s}}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: idle, namespace: default}
+spec:
+  hosts: [idle.example.test]
+  location: MESH_EXTERNAL
+  resolution: STATIC
+  ports: [{number: 5432, name: tcp, protocol: TCP}]
+  endpoints: [{address: 127.0.0.1, ports: {tcp: %[5]d}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: idle, namespace: default}
+spec:
+  host: idle.example.test
+  trafficPolicy: {connectionPool: {tcp: {idleTimeout: 1s}}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: capped, namespace: default}
+spec:
+  hosts: [capped.example.test]
+  location: MESH_EXTERNAL
+  resolution: STATIC
+  ports: [{number: 5433, name: tcp, protocol: TCP}]
+  endpoints: [{address: 127.0.0.1, ports: {tcp: %[5]d}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: capped, namespace: default}
+spec:
+  host: capped.example.test
+  trafficPolicy: {connectionPool: {tcp: {maxConnectionDuration: 2s}}}
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: client, namespace: default}
+spec:
+  workloadSelector: {labels: {app: client}}
+  egress:
+  - port: {number: 8080, protocol: HTTP, name: http}
+    bind: %[6]s
+    captureMode: NONE
+    hosts: ["./*"]
+  - port: {number: 5432, protocol: TCP, name: tcp}
+    bind: %[6]s
+    hosts: ["./idle.example.test"]
+  - port: {number: 5433, protocol: TCP, name: tcp2}
+    bind: %[6]s
+    hosts: ["./capped.example.test"]
+`
+
+// tickerEcho serves a TCP protocol that talks both ways: on connect it
+// writes "tick N" lines every 300 ms, ten of them, and it echoes every
+// line it reads ("echo: LINE").
+func tickerEcho(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				var mu sync.Mutex
+				go func() {
+					for i := 1; i <= 10; i++ {
+						time.Sleep(300 * time.Millisecond)
+						mu.Lock()
+						_, err := fmt.Fprintf(c, "tick %d\n", i)
+						mu.Unlock()
+						if err != nil {
+							return
+						}
+					}
+				}()
+				sc := bufio.NewScanner(c)
+				for sc.Scan() {
+					mu.Lock()
+					fmt.Fprintf(c, "echo: %s\n", sc.Text())
+					mu.Unlock()
+				}
+			}()
+		}
+	}()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestConnectionFields takes DestinationRule fields through real mastd and
+// a real mast-proxy sidecar:
+//   - consistentHash.httpCookie with ttl, path and attributes: curl gets
+//     Envoy's Set-Cookie (quoted value, Max-Age, Path, attributes, HttpOnly)
+//     on its first request, and every request sending the cookie back goes
+//     to the same backend; ttl 0s gives a session cookie (no Max-Age);
+//   - connectionPool.tcp.idleTimeout on a TCP service: bytes flowing from
+//     the server only keep the connection open (Envoy's idle timeout is
+//     "no bytes either way"; mast-proxy used to half-close the silent
+//     direction), and a connection silent both ways is closed;
+//   - connectionPool.tcp.maxConnectionDuration: a busy TCP connection is
+//     closed once that old, and upstream HTTP connections are not reused
+//     past it (a host without the rule reuses its connection).
+func TestConnectionFields(t *testing.T) {
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		t.Skip("curl not installed (apt-get install curl)")
+	}
+	backend := func(name string) int {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, name) })}
+		go srv.Serve(l)
+		t.Cleanup(func() { srv.Close() })
+		return l.Addr().(*net.TCPAddr).Port
+	}
+	var connsMu sync.Mutex
+	conns := map[string][]string{} // Host -> client address per request
+	rl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	recorder := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		connsMu.Lock()
+		host, _, _ := strings.Cut(r.Host, ":")
+		conns[host] = append(conns[host], r.RemoteAddr)
+		connsMu.Unlock()
+		io.WriteString(w, "recorded")
+	})}
+	go recorder.Serve(rl)
+	t.Cleanup(func() { recorder.Close() })
+
+	ip := uniqueLoopback()
+	dir := t.TempDir()
+	writeFile(t, dir, "conn.yaml", fmt.Sprintf(connFieldsConfig, backend("a"), backend("b"), backend("c"),
+		rl.Addr().(*net.TCPAddr).Port, tickerEcho(t), ip))
+	xdsAddr := startControlPlane(t, dir)
+	start(t, "mast-proxy", "--node-id", fmt.Sprintf("sidecar~%s~client-1.default~default.svc.cluster.local", ip),
+		"--xds-addr", xdsAddr, "--admin-addr", ip+":15000", "--drain-period", "1s",
+		"--labels", "app=client", "--meta", "INTERCEPTION_MODE=NONE")
+
+	jar := filepath.Join(t.TempDir(), "cookies")
+	// fetch runs curl against host through the bound port and returns the
+	// response headers and body.
+	fetch := func(host string, args ...string) (string, string, error) {
+		a := append([]string{"-sS", "--max-time", "10", "-D", "-", "--connect-to", host + ":8080:" + ip + ":8080"}, args...)
+		out, err := exec.Command(curl, append(a, "http://"+host+":8080/")...).CombinedOutput()
+		head, body, _ := strings.Cut(strings.ReplaceAll(string(out), "\r\n", "\n"), "\n\n")
+		if err == nil && !strings.HasPrefix(head, "HTTP/1.1 200") {
+			err = fmt.Errorf("answer %q", out)
+		}
+		return head, body, err
+	}
+	setCookie := func(head string) string {
+		for _, l := range strings.Split(head, "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.EqualFold(k, "set-cookie") {
+				return strings.TrimSpace(v)
+			}
+		}
+		return ""
+	}
+	eventually(t, 30*time.Second, "sticky.example.test answers", func() error {
+		_, _, err := fetch("session.example.test")
+		return err
+	})
+
+	t.Run("generated cookie", func(t *testing.T) {
+		head, first, err := fetch("sticky.example.test", "-c", jar)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := regexp.MustCompile(`^user="[0-9a-f]{16}"; Max-Age=60; Path=/; SameSite=Lax; Secure; HttpOnly$`)
+		if sc := setCookie(head); !want.MatchString(sc) {
+			t.Fatalf("Set-Cookie %q, want one matching %s", sc, want)
+		}
+		for i := 0; i < 10; i++ {
+			head, body, err := fetch("sticky.example.test", "-b", jar)
+			if err != nil || body != first || setCookie(head) != "" {
+				t.Fatalf("request %d sending the cookie back: backend %q (first %q), Set-Cookie %q, %v", i, body, first, setCookie(head), err)
+			}
+		}
+		seen := map[string]bool{}
+		for i := 0; i < 12; i++ {
+			_, body, err := fetch("sticky.example.test", "-b", fmt.Sprintf("user=v%d", i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen[body] = true
+		}
+		if len(seen) < 2 {
+			t.Errorf("12 different cookie values all reached %v: the cookie is not what is hashed", seen)
+		}
+	})
+	t.Run("session cookie", func(t *testing.T) {
+		head, _, err := fetch("session.example.test")
+		if sc := setCookie(head); err != nil || !regexp.MustCompile(`^sid="[0-9a-f]{16}"; HttpOnly$`).MatchString(sc) {
+			t.Errorf("Set-Cookie %q (%v), want a session cookie without Max-Age", sc, err)
+		}
+	})
+
+	dialTCP := func(port int) (net.Conn, *bufio.Reader) {
+		var c net.Conn
+		eventually(t, 30*time.Second, "dialing the TCP port", func() error {
+			var err error
+			c, err = net.DialTimeout("tcp", fmt.Sprintf("%s:%d", ip, port), 5*time.Second)
+			return err
+		})
+		t.Cleanup(func() { c.Close() })
+		// The deadline only bounds a broken proxy; nothing is timed.
+		c.SetDeadline(time.Now().Add(60 * time.Second))
+		return c, bufio.NewReader(c)
+	}
+	t.Run("tcp idleTimeout counts both directions", func(t *testing.T) {
+		c, r := dialTCP(5432)
+		// The client sends nothing while ten ticks arrive over 3 s (idle
+		// timeout 1 s): the server's bytes alone keep the connection.
+		for i := 1; i <= 10; i++ {
+			if line, err := r.ReadString('\n'); err != nil || line != fmt.Sprintf("tick %d\n", i) {
+				t.Fatalf("tick %d: got %q, %v", i, line, err)
+			}
+		}
+		fmt.Fprintln(c, "still there")
+		if line, err := r.ReadString('\n'); err != nil || line != "echo: still there\n" {
+			t.Fatalf("after 3 s of client silence: got %q, %v; want the echo (the upstream half was closed)", line, err)
+		}
+		// Now silent both ways: the proxy closes the connection.
+		if line, err := r.ReadString('\n'); !errors.Is(err, io.EOF) {
+			t.Errorf("idle connection: read %q, %v; want it closed", line, err)
+		}
+	})
+	t.Run("tcp maxConnectionDuration", func(t *testing.T) {
+		c, r := dialTCP(5433)
+		echoes := 0
+		for {
+			if _, err := fmt.Fprintln(c, "ping"); err != nil {
+				break
+			}
+			line, err := r.ReadString('\n')
+			if err != nil {
+				if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !strings.Contains(err.Error(), "reset") {
+					t.Fatalf("busy connection ended with %v, want it closed by the proxy", err)
+				}
+				break
+			}
+			if line == "echo: ping\n" {
+				echoes++
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if echoes == 0 {
+			t.Error("no echo before the connection closed")
+		}
+	})
+	t.Run("http maxConnectionDuration", func(t *testing.T) {
+		for _, host := range []string{"aged.example.test", "fresh.example.test"} {
+			for i := 0; i < 2; i++ {
+				if i > 0 {
+					time.Sleep(1500 * time.Millisecond) // past aged's 1 s
+				}
+				if _, _, err := fetch(host); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		connsMu.Lock()
+		defer connsMu.Unlock()
+		if a := conns["aged.example.test"]; len(a) != 2 || a[0] == a[1] {
+			t.Errorf("aged: upstream connections %v, want a new one for the second request (maxConnectionDuration 1s)", a)
+		}
+		if f := conns["fresh.example.test"]; len(f) != 2 || f[0] != f[1] {
+			t.Errorf("fresh: upstream connections %v, want the first one reused", f)
+		}
+	})
+}

@@ -490,7 +490,7 @@ func (g *gen) gatewayRouteConfig(name string, set gatewayRouteSet) *routev3.Rout
 					continue
 				}
 				if !built {
-					routes = g.httpRoutes([]*model.VirtualService{vs}, routeOpts{gateway: s.gw.Key, port: set.port})
+					routes = g.httpRoutes([]*model.VirtualService{vs}, routeOpts{gateway: s.gw.Key, port: set.port, tls: s.srv.GetTls() != nil})
 					built = true
 				}
 				v := vhost(vh)

@@ -31,6 +31,7 @@ const (
 type routeOpts struct {
 	gateway string // "mesh" or the gateway "ns/name"
 	port    uint32 // the port of the route config, used for match.port and destinations without a port
+	tls     bool   // a gateway server with TLS settings (a redirect's default scheme is https)
 }
 
 // httpRoutes translates the http routes of VirtualServices (in order) into
@@ -259,7 +260,7 @@ func (g *gen) routeAction(r *networking.HTTPRoute, ns string, o routeOpts) route
 	}
 	switch {
 	case r.GetRedirect() != nil:
-		a.redirect = redirectAction(r.GetRedirect())
+		a.redirect = redirectAction(r.GetRedirect(), o)
 		return a
 	case r.GetDirectResponse() != nil:
 		a.direct = directResponse(r.GetDirectResponse())
@@ -431,8 +432,27 @@ func headerOps(ops *networking.Headers_HeaderOperations) (add []*corev3.HeaderVa
 	return add, remove
 }
 
-func redirectAction(r *networking.HTTPRedirect) *routev3.RedirectAction {
+func redirectAction(r *networking.HTTPRedirect, o routeOpts) *routev3.RedirectAction {
 	ra := &routev3.RedirectAction{HostRedirect: r.GetAuthority(), PortRedirect: r.GetPort()}
+	if r.GetRedirectPort() != nil {
+		// As istiod: FROM_REQUEST_PORT is the route configuration's port
+		// (routes are generated per request port); FROM_PROTOCOL_DEFAULT
+		// is Envoy's default. An explicit :80 for http or :443 for https
+		// is left out.
+		if r.GetDerivePort() == networking.HTTPRedirect_FROM_REQUEST_PORT {
+			ra.PortRedirect = o.port
+		}
+		scheme := strings.ToLower(r.GetScheme())
+		if scheme == "" {
+			scheme = "http"
+			if o.tls {
+				scheme = "https"
+			}
+		}
+		if (ra.PortRedirect == 80 && scheme == "http") || (ra.PortRedirect == 443 && scheme == "https") {
+			ra.PortRedirect = 0
+		}
+	}
 	switch {
 	case r.GetUri() != "":
 		ra.PathRewriteSpecifier = &routev3.RedirectAction_PathRedirect{PathRedirect: r.GetUri()}

@@ -44,8 +44,9 @@ spec:
 // everything to the endpoint in its own locality; when outlier detection
 // ejects it, traffic fails over to the same region's other zone (Envoy's
 // priorities, never to the other region while that zone is healthy);
-// localityLbSetting.distribute sends it where the rule says, and
-// failoverPriority by the endpoints' labels compared with the proxy's.
+// localityLbSetting.distribute sends it where the rule says,
+// failoverPriority by the endpoints' labels compared with the proxy's, and
+// retries.retryRemoteLocalities retries into the next locality.
 // Real mastd and mast-proxy from Istio YAML.
 func TestLocalityLoadBalancing(t *testing.T) {
 	var localFails atomic.Bool
@@ -74,6 +75,22 @@ func TestLocalityLoadBalancing(t *testing.T) {
 	fmt.Fprintf(&cfg, localityConfig, local, zone, far, "priority",
 		`{outlierDetection: {consecutive5xxErrors: 1, interval: 1s, baseEjectionTime: 10m, maxEjectionPercent: 100},
     loadBalancer: {localityLbSetting: {failoverPriority: [tier, topology.kubernetes.io/region]}}}`)
+	// remote and noremote: priorities (outlier detection that never
+	// ejects) and three retries on 5xx, with and without
+	// retryRemoteLocalities.
+	for _, h := range []string{"remote", "noremote"} {
+		fmt.Fprintf(&cfg, localityConfig, local, zone, far, h, "{outlierDetection: {consecutive5xxErrors: 1000, interval: 1s}}")
+		fmt.Fprintf(&cfg, `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: %[1]s, namespace: default}
+spec:
+  hosts: [%[1]s.example.test]
+  http:
+  - route: [{destination: {host: %[1]s.example.test}}]
+    retries: {attempts: 3, retryOn: 5xx, retryRemoteLocalities: %[2]v}
+---
+`, h, h == "remote")
+	}
 	writeFile(t, dir, "locality.yaml", cfg.String())
 	xdsAddr := startControlPlane(t, dir)
 	ip := uniqueLoopback()
@@ -148,6 +165,18 @@ func TestLocalityLoadBalancing(t *testing.T) {
 		})
 		if got := count("failover", 30); got["200 zone"] != 30 {
 			t.Errorf("answers %v, want all 30 from r1/z2 (priority 1; r2 is priority 2)", got)
+		}
+	})
+	t.Run("retryRemoteLocalities", func(t *testing.T) {
+		// The local endpoint answers 503 and is never ejected: the first
+		// two attempts go to priority 0 (its only host), the third, with
+		// retryRemoteLocalities, to the next priority (Envoy's
+		// previous_priorities, update frequency 2, as istiod sets it).
+		if got := count("remote", 20); got["200 zone"] != 20 {
+			t.Errorf("answers %v, want all 20 retried into r1/z2", got)
+		}
+		if got := count("noremote", 10); got["503 local"] != 10 {
+			t.Errorf("without retryRemoteLocalities: answers %v, want all 10 to stay local (503)", got)
 		}
 	})
 }

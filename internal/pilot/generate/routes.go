@@ -12,6 +12,7 @@ import (
 	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
 	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
 	previoushostsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/retry/host/previous_hosts/v3"
+	prevpriov3 "github.com/envoyproxy/go-control-plane/envoy/extensions/retry/priority/previous_priorities/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -547,6 +548,15 @@ func retryPolicy(r *networking.HTTPRetry) *routev3.RetryPolicy {
 	}
 	if r.GetRetryIgnorePreviousHosts() == nil || r.GetRetryIgnorePreviousHosts().GetValue() {
 		rp.RetryHostPredicate = []*routev3.RetryPolicy_RetryHostPredicate{previousHosts()}
+	}
+	if r.GetRetryRemoteLocalities().GetValue() {
+		// As istiod: previous_priorities with update frequency 2 — the
+		// third attempt leaves the priorities (localities) the first two
+		// went to.
+		rp.RetryPriority = &routev3.RetryPolicy_RetryPriority{
+			Name:       "envoy.retry_priorities.previous_priorities",
+			ConfigType: &routev3.RetryPolicy_RetryPriority_TypedConfig{TypedConfig: toAny(&prevpriov3.PreviousPrioritiesConfig{UpdateFrequency: 2})},
+		}
 	}
 	if b := r.GetBackoff(); b != nil && b.AsDuration() > 0 {
 		rp.RetryBackOff = &routev3.RetryPolicy_RetryBackOff{BaseInterval: b}

@@ -146,6 +146,9 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 	}
 	var triedBuf [4]*upstream.Host
 	tried := triedBuf[:0]
+	// triedLevels are the priorities attempts went to; skipLevels those
+	// left out of the priority load (retry previous_priorities).
+	var triedLevels, skipLevels uint64
 	var lastErr error
 	var resp *upstream.Response
 	var respHost *upstream.Host
@@ -187,7 +190,10 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 		if cl.Cfg.Type == xdsparse.OriginalDst {
 			host = s.mgr.OriginalDstHost(cl, originalDstAddr(req))
 		} else {
-			po := upstream.PickOptions{Hash: hash, HasHash: hasHash}
+			if f := priorityUpdateFrequency(rp); f > 0 && attempt > f && (attempt-1)%f == 0 {
+				skipLevels = triedLevels
+			}
+			po := upstream.PickOptions{Hash: hash, HasHash: hasHash, SkipLevels: skipLevels}
 			if rp != nil && rp.PreviousHosts && len(tried) > 0 {
 				ex := append([]*upstream.Host(nil), tried...) // a copy, so that tried stays on the stack
 				po.Exclude = func(h *upstream.Host) bool {
@@ -201,6 +207,11 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 				po.Attempts = max(rp.HostSelectionMax, 3)
 			}
 			host = cl.Pick(po)
+			if host != nil && priorityUpdateFrequency(rp) > 0 {
+				if l := cl.LevelOf(host); l >= 0 && l < 64 {
+					triedLevels |= 1 << l
+				}
+			}
 		}
 		if host == nil {
 			lastErr = upstream.ErrNoHealthy
@@ -689,4 +700,13 @@ func cookie(h headers.List, name string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// priorityUpdateFrequency is the policy's previous_priorities update
+// frequency, 0 without a policy or retry priority.
+func priorityUpdateFrequency(rp *xdsparse.RetryPolicy) int {
+	if rp == nil {
+		return 0
+	}
+	return rp.PriorityUpdateFrequency
 }

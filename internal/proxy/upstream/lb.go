@@ -137,6 +137,10 @@ type PickOptions struct {
 	// Exclude rejects hosts (retry previous_hosts); Attempts bounds re-picks.
 	Exclude  func(*Host) bool
 	Attempts int
+	// SkipLevels leaves priorities out of the priority load (bit i:
+	// priority i; retry previous_priorities), unless no other priority
+	// has a usable host.
+	SkipLevels uint64
 }
 
 // Pick selects a host, or nil when there is none.

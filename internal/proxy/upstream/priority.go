@@ -41,11 +41,20 @@ func (c *Cluster) draw(o PickOptions) uint64 {
 func (c *Cluster) pickLevel(hs *hostSet, o PickOptions) *hostSet {
 	var buf [8]uint64
 	health := buf[:0]
-	var sum uint64
-	for _, l := range hs.levels {
+	var sum, skipped uint64
+	for i, l := range hs.levels {
 		h := c.health(l)
+		if i < 64 && o.SkipLevels&(1<<i) != 0 {
+			skipped += h
+			h = 0
+		}
 		health = append(health, h)
 		sum += h
+	}
+	if sum == 0 && skipped > 0 {
+		// Every priority with a usable host is skipped: Envoy's
+		// previous_priorities then falls back to the unmodified load.
+		return c.pickLevel(hs, PickOptions{Hash: o.Hash, HasHash: o.HasHash})
 	}
 	if sum == 0 {
 		return hs.levels[0]
@@ -85,4 +94,26 @@ func (c *Cluster) pickLocality(hs *hostSet, o PickOptions) *hostSet {
 		}
 	}
 	return hs.localities[len(hs.localities)-1]
+}
+
+// LevelOf returns the priority of host h in the cluster's current
+// endpoints, -1 when it has none.
+func (c *Cluster) LevelOf(h *Host) int {
+	hs := c.set.Load()
+	if hs.levels == nil {
+		for _, x := range hs.hosts {
+			if x.Host == h {
+				return 0
+			}
+		}
+		return -1
+	}
+	for i, l := range hs.levels {
+		for _, x := range l.hosts {
+			if x.Host == h {
+				return i
+			}
+		}
+	}
+	return -1
 }

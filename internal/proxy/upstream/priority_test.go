@@ -114,3 +114,35 @@ func TestLocalityWeighted(t *testing.T) {
 		t.Errorf("z1 half ejected: %v, want 74/26", s)
 	}
 }
+
+// TestSkipLevels: retry previous_priorities leaves the priorities of
+// earlier attempts out of the load (the rest takes it all); when every
+// priority with a usable host is skipped, the unmodified load applies.
+func TestSkipLevels(t *testing.T) {
+	c := localityCluster(localities(group("r1/z1/", 0, 1, 1), group("r1/z2/", 1, 1, 1), group("r2/z1/", 2, 1, 1)), false)
+	pick := func(skip uint64) string {
+		h := c.Pick(PickOptions{SkipLevels: skip})
+		if h == nil {
+			return "none"
+		}
+		return h.Addr
+	}
+	for range 20 {
+		if got := pick(1); got != "127.0.2.1:80" {
+			t.Fatalf("priority 0 skipped: picked %s, want priority 1's host", got)
+		}
+		if got := pick(1 | 2); got != "127.0.3.1:80" {
+			t.Fatalf("priorities 0 and 1 skipped: picked %s, want priority 2's host", got)
+		}
+		if got := pick(7); got != "127.0.1.1:80" {
+			t.Fatalf("every priority skipped: picked %s, want the unmodified load (priority 0)", got)
+		}
+	}
+	for addr, want := range map[string]int{"127.0.1.1:80": 0, "127.0.2.1:80": 1, "127.0.3.1:80": 2} {
+		for _, h := range c.Hosts() {
+			if h.Addr == addr && c.LevelOf(h) != want {
+				t.Errorf("LevelOf(%s) = %d, want %d", addr, c.LevelOf(h), want)
+			}
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	prevprio "github.com/envoyproxy/go-control-plane/envoy/extensions/retry/priority/previous_priorities/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 )
 
@@ -256,6 +257,19 @@ func parseRetry(p *routev3.RetryPolicy) (*RetryPolicy, error) {
 		}
 	}
 	r.HostSelectionMax = int(p.GetHostSelectionRetryMaxAttempts())
+	if rp := p.GetRetryPriority(); rp != nil {
+		if rp.GetName() != "envoy.retry_priorities.previous_priorities" {
+			return nil, fmt.Errorf("retry_priority %q: not supported", rp.GetName())
+		}
+		var c prevprio.PreviousPrioritiesConfig
+		if err := rp.GetTypedConfig().UnmarshalTo(&c); err != nil {
+			return nil, fmt.Errorf("retry_priority %q: %w", rp.GetName(), err)
+		}
+		if c.GetUpdateFrequency() <= 0 {
+			return nil, fmt.Errorf("retry_priority %q: update_frequency must be > 0", rp.GetName())
+		}
+		r.PriorityUpdateFrequency = int(c.GetUpdateFrequency())
+	}
 	return r, nil
 }
 

@@ -184,7 +184,10 @@ var routeRules = rules(
 	ruleRow{"envoy.config.route.v3.RouteAction.UpgradeConfig", honoured, "upgrade_type enabled connect_config"},
 	ruleRow{"envoy.config.route.v3.RouteAction.UpgradeConfig.ConnectConfig", parsedApart, "proxy_protocol_config"},
 	ruleRow{"envoy.config.route.v3.RetryPolicy", honoured, "retry_on num_retries per_try_timeout retriable_status_codes retry_back_off " +
-		"retry_host_predicate host_selection_retry_max_attempts"},
+		"retry_host_predicate host_selection_retry_max_attempts retry_priority"},
+	ruleRow{"envoy.config.route.v3.RetryPolicy.RetryPriority", honoured, "name"},
+	// typed_config: parseRetryPolicy reads previous_priorities' and refuses others.
+	ruleRow{"envoy.config.route.v3.RetryPolicy.RetryPriority", parsedApart, "typed_config"},
 	ruleRow{"envoy.config.route.v3.RetryPolicy.RetryBackOff", honoured, "base_interval max_interval"},
 	ruleRow{"envoy.config.route.v3.RetryPolicy.RetryHostPredicate", honoured, "name"},
 	ruleRow{"envoy.config.route.v3.RetryPolicy.RetryHostPredicate", parsedApart, "typed_config"},

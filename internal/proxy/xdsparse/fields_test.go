@@ -8,6 +8,7 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	prevpriov3 "github.com/envoyproxy/go-control-plane/envoy/extensions/retry/priority/previous_priorities/v3"
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -86,6 +87,7 @@ func TestUnsupportedFieldsAreRefusedByName(t *testing.T) {
 		return err
 	}
 	a, _ := anypb.New(&emptypb.Empty{})
+	prevPrio, _ := anypb.New(&prevpriov3.PreviousPrioritiesConfig{UpdateFrequency: 2})
 	for _, tc := range []struct {
 		name   string
 		modify func(*routev3.Route)
@@ -108,6 +110,14 @@ func TestUnsupportedFieldsAreRefusedByName(t *testing.T) {
 		{"cookie path that breaks the header", func(r *routev3.Route) {
 			r.GetRoute().HashPolicy = []*routev3.RouteAction_HashPolicy{{PolicySpecifier: &routev3.RouteAction_HashPolicy_Cookie_{Cookie: &routev3.RouteAction_HashPolicy_Cookie{Name: "s", Ttl: durationpb.New(1), Path: "/\r\nx: y"}}}}
 		}, "hash_policy[0].cookie"},
+		{"retry previous_priorities", func(r *routev3.Route) {
+			r.GetRoute().RetryPolicy = &routev3.RetryPolicy{RetryPriority: &routev3.RetryPolicy_RetryPriority{Name: "envoy.retry_priorities.previous_priorities",
+				ConfigType: &routev3.RetryPolicy_RetryPriority_TypedConfig{TypedConfig: prevPrio}}}
+		}, ""},
+		{"another retry priority", func(r *routev3.Route) {
+			r.GetRoute().RetryPolicy = &routev3.RetryPolicy{RetryPriority: &routev3.RetryPolicy_RetryPriority{Name: "envoy.retry_priorities.other",
+				ConfigType: &routev3.RetryPolicy_RetryPriority_TypedConfig{TypedConfig: prevPrio}}}
+		}, "retry_priority \"envoy.retry_priorities.other\""},
 		{"unknown per-route filter", func(r *routev3.Route) {
 			r.TypedPerFilterConfig = map[string]*anypb.Any{"envoy.filters.http.lua": a}
 		}, "envoy.filters.http.lua"},

@@ -262,6 +262,10 @@ type RetryPolicy struct {
 	BackoffMax       time.Duration
 	PreviousHosts    bool
 	HostSelectionMax int
+	// PriorityUpdateFrequency is Envoy's previous_priorities retry
+	// priority (0: none): every that many attempts, the priorities the
+	// earlier attempts went to are left out of the priority load.
+	PriorityUpdateFrequency int
 }
 
 // Redirect is a compiled redirect action.

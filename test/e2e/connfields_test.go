@@ -22,8 +22,11 @@ import (
 // recorder (%[4]d) behind aged.example.test (tcp.maxConnectionDuration) and
 // fresh.example.test (no rule); one TCP ticker-echo server (%[5]d) behind
 // idle.example.test (tcp.idleTimeout) and capped.example.test
-// (tcp.maxConnectionDuration). The client's Sidecar binds the ports on
-// %[6]s.
+// (tcp.maxConnectionDuration); moved.example.test redirects with
+// derivePort. labelprio, remote and noremote have endpoints in three
+// localities: a backend answering 503 (%[7]d, r1/z1, the client's own,
+// tier silver), b (r1/z2, gold) and c (r2/z1, gold). The client's Sidecar
+// binds the ports on %[6]s.
 const connFieldsConfig = `apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: sticky, namespace: default}
@@ -65,7 +68,7 @@ apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: recorder, namespace: default}
 spec:
-  hosts: [aged.example.test, fresh.example.test]
+  hosts: [aged.example.test, fresh.example.test, moved.example.test]
   location: MESH_EXTERNAL
   resolution: STATIC
   ports: [{number: 8080, name: http, protocol: HTTP}]
@@ -111,6 +114,67 @@ metadata: {name: capped, namespace: default}
 spec:
   host: capped.example.test
   trafficPolicy: {connectionPool: {tcp: {maxConnectionDuration: 2s}}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: moved, namespace: default}
+spec:
+  hosts: [moved.example.test]
+  http: [{redirect: {authority: other.example, derivePort: FROM_REQUEST_PORT}}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: prio, namespace: default}
+spec:
+  hosts: [labelprio.example.test, remote.example.test, noremote.example.test]
+  location: MESH_EXTERNAL
+  resolution: STATIC
+  ports: [{number: 8080, name: http, protocol: HTTP}]
+  endpoints:
+  - {address: 127.0.0.1, ports: {http: %[7]d}, locality: r1/z1, labels: {tier: silver}}
+  - {address: 127.0.0.1, ports: {http: %[2]d}, locality: r1/z2, labels: {tier: gold}}
+  - {address: 127.0.0.1, ports: {http: %[3]d}, locality: r2/z1, labels: {tier: gold}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: labelprio, namespace: default}
+spec:
+  host: labelprio.example.test
+  trafficPolicy:
+    outlierDetection: {consecutive5xxErrors: 1000, interval: 1s}
+    loadBalancer: {localityLbSetting: {failoverPriority: [tier, topology.kubernetes.io/region]}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: remote, namespace: default}
+spec:
+  host: remote.example.test
+  trafficPolicy: {outlierDetection: {consecutive5xxErrors: 1000, interval: 1s}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: noremote, namespace: default}
+spec:
+  host: noremote.example.test
+  trafficPolicy: {outlierDetection: {consecutive5xxErrors: 1000, interval: 1s}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: remote, namespace: default}
+spec:
+  hosts: [remote.example.test]
+  http:
+  - route: [{destination: {host: remote.example.test}}]
+    retries: {attempts: 3, retryOn: 5xx, retryRemoteLocalities: true}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: noremote, namespace: default}
+spec:
+  hosts: [noremote.example.test]
+  http:
+  - route: [{destination: {host: noremote.example.test}}]
+    retries: {attempts: 3, retryOn: 5xx}
 ---
 apiVersion: networking.istio.io/v1
 kind: Sidecar
@@ -172,8 +236,29 @@ func tickerEcho(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// TestConnectionFields takes DestinationRule fields through real mastd and
-// a real mast-proxy sidecar:
+// failing serves HTTP answering 503 "fail".
+func failing(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(503)
+		io.WriteString(w, "fail")
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestConnectionFields takes DestinationRule and VirtualService fields
+// through real mastd and a real mast-proxy sidecar (r1/z1, tier gold):
+//   - redirect.derivePort FROM_REQUEST_PORT keeps the request's port;
+//   - localityLbSetting.failoverPriority: endpoints whose labels match the
+//     client's (tier, then region) get its traffic, not its own locality;
+//   - retries.retryRemoteLocalities: the third attempt leaves the failing
+//     local priority (without it, every attempt stays there);
 //   - consistentHash.httpCookie with ttl, path and attributes: curl gets
 //     Envoy's Set-Cookie (quoted value, Max-Age, Path, attributes, HttpOnly)
 //     on its first request, and every request sending the cookie back goes
@@ -219,32 +304,47 @@ func TestConnectionFields(t *testing.T) {
 	ip := uniqueLoopback()
 	dir := t.TempDir()
 	writeFile(t, dir, "conn.yaml", fmt.Sprintf(connFieldsConfig, backend("a"), backend("b"), backend("c"),
-		rl.Addr().(*net.TCPAddr).Port, tickerEcho(t), ip))
+		rl.Addr().(*net.TCPAddr).Port, tickerEcho(t), ip, failing(t)))
 	xdsAddr := startControlPlane(t, dir)
 	start(t, "mast-proxy", "--node-id", fmt.Sprintf("sidecar~%s~client-1.default~default.svc.cluster.local", ip),
 		"--xds-addr", xdsAddr, "--admin-addr", ip+":15000", "--drain-period", "1s",
-		"--labels", "app=client", "--meta", "INTERCEPTION_MODE=NONE")
+		"--labels", "app=client,tier=gold,topology.kubernetes.io/region=r1,topology.kubernetes.io/zone=z1", "--meta", "INTERCEPTION_MODE=NONE")
 
 	jar := filepath.Join(t.TempDir(), "cookies")
-	// fetch runs curl against host through the bound port and returns the
-	// response headers and body.
-	fetch := func(host string, args ...string) (string, string, error) {
+	// fetchAny runs curl against host through the bound port and returns
+	// the response headers and body.
+	fetchAny := func(host string, args ...string) (string, string, error) {
 		a := append([]string{"-sS", "--max-time", "10", "-D", "-", "--connect-to", host + ":8080:" + ip + ":8080"}, args...)
-		out, err := exec.Command(curl, append(a, "http://"+host+":8080/")...).CombinedOutput()
+		out, err := exec.Command(curl, append(a, "http://"+host+":8080/x")...).CombinedOutput()
 		head, body, _ := strings.Cut(strings.ReplaceAll(string(out), "\r\n", "\n"), "\n\n")
+		return head, body, err
+	}
+	// fetch is fetchAny that wants a 200.
+	fetch := func(host string, args ...string) (string, string, error) {
+		head, body, err := fetchAny(host, args...)
 		if err == nil && !strings.HasPrefix(head, "HTTP/1.1 200") {
-			err = fmt.Errorf("answer %q", out)
+			err = fmt.Errorf("answer %q %q", head, body)
 		}
 		return head, body, err
 	}
-	setCookie := func(head string) string {
+	// status is the answer's status code and body ("503 fail").
+	status := func(host string) string {
+		head, body, err := fetchAny(host)
+		if err != nil {
+			return err.Error()
+		}
+		code, _, _ := strings.Cut(strings.TrimPrefix(head, "HTTP/1.1 "), " ")
+		return code + " " + body
+	}
+	header := func(head, name string) string {
 		for _, l := range strings.Split(head, "\n") {
-			if k, v, ok := strings.Cut(l, ":"); ok && strings.EqualFold(k, "set-cookie") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.EqualFold(k, name) {
 				return strings.TrimSpace(v)
 			}
 		}
 		return ""
 	}
+	setCookie := func(head string) string { return header(head, "set-cookie") }
 	eventually(t, 30*time.Second, "sticky.example.test answers", func() error {
 		_, _, err := fetch("session.example.test")
 		return err
@@ -281,6 +381,39 @@ func TestConnectionFields(t *testing.T) {
 		head, _, err := fetch("session.example.test")
 		if sc := setCookie(head); err != nil || !regexp.MustCompile(`^sid="[0-9a-f]{16}"; HttpOnly$`).MatchString(sc) {
 			t.Errorf("Set-Cookie %q (%v), want a session cookie without Max-Age", sc, err)
+		}
+	})
+
+	t.Run("redirect derivePort", func(t *testing.T) {
+		head, _, err := fetchAny("moved.example.test")
+		if loc := header(head, "location"); err != nil || !strings.HasPrefix(head, "HTTP/1.1 301") || loc != "http://other.example:8080/x" {
+			t.Errorf("answer %q (%v), want 301 to http://other.example:8080/x (FROM_REQUEST_PORT)", head, err)
+		}
+	})
+	count := func(host string, n int) map[string]int {
+		got := map[string]int{}
+		for range n {
+			got[status(host)]++
+		}
+		return got
+	}
+	t.Run("failoverPriority", func(t *testing.T) {
+		// b (gold, r1) is priority 0, c (gold, r2) 1, the client's own
+		// locality (silver) 2: the labels win over locality.
+		if got := count("labelprio.example.test", 20); got["200 b"] != 20 {
+			t.Errorf("answers %v, want all 20 from b (tier and region match)", got)
+		}
+	})
+	t.Run("retryRemoteLocalities", func(t *testing.T) {
+		// The client's own locality answers 503 and is never ejected: two
+		// attempts go to it (priority 0), the third, with
+		// retryRemoteLocalities, to the next priority (Envoy's
+		// previous_priorities, update frequency 2, as istiod sets it).
+		if got := count("remote.example.test", 20); got["200 b"] != 20 {
+			t.Errorf("answers %v, want all 20 retried into r1/z2 (b)", got)
+		}
+		if got := count("noremote.example.test", 10); got["503 fail"] != 10 {
+			t.Errorf("without retryRemoteLocalities: answers %v, want all 10 to stay in the failing locality", got)
 		}
 	})
 

@@ -12,12 +12,10 @@ import (
 	"time"
 )
 
-// localityConfig: three hosts with the same three endpoints, one per
+// localityConfig: two hosts with the same three endpoints, one per
 // locality (%[1]d in r1/z1, %[2]d in r1/z2, %[3]d in r2/z1). failover
 // has outlier detection (Istio's locality failover needs it); distribute
-// sends the r1/z1 clients' traffic to r2; priority orders by the labels
-// tier, then region (failoverPriority): the local endpoint is silver, the
-// other two gold.
+// sends the r1/z1 clients' traffic to r2.
 const localityConfig = `apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: %[4]s, namespace: default}
@@ -27,9 +25,9 @@ spec:
   resolution: STATIC
   ports: [{number: 80, name: http, protocol: HTTP}]
   endpoints:
-  - {address: 127.0.0.1, ports: {http: %[1]d}, locality: r1/z1, labels: {tier: silver}}
-  - {address: 127.0.0.1, ports: {http: %[2]d}, locality: r1/z2, labels: {tier: gold}}
-  - {address: 127.0.0.1, ports: {http: %[3]d}, locality: r2/z1, labels: {tier: gold}}
+  - {address: 127.0.0.1, ports: {http: %[1]d}, locality: r1/z1}
+  - {address: 127.0.0.1, ports: {http: %[2]d}, locality: r1/z2}
+  - {address: 127.0.0.1, ports: {http: %[3]d}, locality: r2/z1}
 ---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -44,10 +42,8 @@ spec:
 // everything to the endpoint in its own locality; when outlier detection
 // ejects it, traffic fails over to the same region's other zone (Envoy's
 // priorities, never to the other region while that zone is healthy);
-// localityLbSetting.distribute sends it where the rule says,
-// failoverPriority by the endpoints' labels compared with the proxy's, and
-// retries.retryRemoteLocalities retries into the next locality.
-// Real mastd and mast-proxy from Istio YAML.
+// localityLbSetting.distribute sends it where the rule says. Real mastd
+// and mast-proxy from Istio YAML.
 func TestLocalityLoadBalancing(t *testing.T) {
 	var localFails atomic.Bool
 	backend := func(name string) int {
@@ -72,31 +68,12 @@ func TestLocalityLoadBalancing(t *testing.T) {
 		"{outlierDetection: {consecutive5xxErrors: 1, interval: 1s, baseEjectionTime: 10m, maxEjectionPercent: 100}}")
 	fmt.Fprintf(&cfg, localityConfig, local, zone, far, "distribute",
 		`{loadBalancer: {localityLbSetting: {distribute: [{from: "r1/z1/*", to: {"r2/*": 100}}]}}}`)
-	fmt.Fprintf(&cfg, localityConfig, local, zone, far, "priority",
-		`{outlierDetection: {consecutive5xxErrors: 1, interval: 1s, baseEjectionTime: 10m, maxEjectionPercent: 100},
-    loadBalancer: {localityLbSetting: {failoverPriority: [tier, topology.kubernetes.io/region]}}}`)
-	// remote and noremote: priorities (outlier detection that never
-	// ejects) and three retries on 5xx, with and without
-	// retryRemoteLocalities.
-	for _, h := range []string{"remote", "noremote"} {
-		fmt.Fprintf(&cfg, localityConfig, local, zone, far, h, "{outlierDetection: {consecutive5xxErrors: 1000, interval: 1s}}")
-		fmt.Fprintf(&cfg, `apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: %[1]s, namespace: default}
-spec:
-  hosts: [%[1]s.example.test]
-  http:
-  - route: [{destination: {host: %[1]s.example.test}}]
-    retries: {attempts: 3, retryOn: 5xx, retryRemoteLocalities: %[2]v}
----
-`, h, h == "remote")
-	}
 	writeFile(t, dir, "locality.yaml", cfg.String())
 	xdsAddr := startControlPlane(t, dir)
 	ip := uniqueLoopback()
 	start(t, "mast-proxy", "--node-id", fmt.Sprintf("sidecar~%s~client-1.default~default.svc.cluster.local", ip),
 		"--xds-addr", xdsAddr, "--admin-addr", ip+":15000", "--drain-period", "1s",
-		"--labels", "app=client,tier=gold,topology.kubernetes.io/region=r1,topology.kubernetes.io/zone=z1", "--meta", "INTERCEPTION_MODE=NONE")
+		"--labels", "app=client,topology.kubernetes.io/region=r1,topology.kubernetes.io/zone=z1", "--meta", "INTERCEPTION_MODE=NONE")
 	u, _ := url.Parse("http://" + ip + ":15001")
 	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: http.ProxyURL(u)}}
 	get := func(host string) (string, error) {
@@ -141,19 +118,6 @@ spec:
 			t.Errorf("answers %v, want all 30 from r2 (distribute to r2/* 100)", got)
 		}
 	})
-	t.Run("failoverPriority", func(t *testing.T) {
-		// zone (gold, r1) is priority 0, far (gold, r2) 1, local (silver) 2:
-		// the labels win over the proxy's own locality.
-		eventually(t, 30*time.Second, "failoverPriority applied", func() error {
-			if s, _ := get("priority"); s != "200 zone" {
-				return fmt.Errorf("answer %q", s)
-			}
-			return nil
-		})
-		if got := count("priority", 30); got["200 zone"] != 30 {
-			t.Errorf("answers %v, want all 30 from the endpoint matching tier and region", got)
-		}
-	})
 	t.Run("failover on ejection", func(t *testing.T) {
 		localFails.Store(true)
 		// The first 503 ejects the local endpoint (consecutive5xxErrors 1).
@@ -165,18 +129,6 @@ spec:
 		})
 		if got := count("failover", 30); got["200 zone"] != 30 {
 			t.Errorf("answers %v, want all 30 from r1/z2 (priority 1; r2 is priority 2)", got)
-		}
-	})
-	t.Run("retryRemoteLocalities", func(t *testing.T) {
-		// The local endpoint answers 503 and is never ejected: the first
-		// two attempts go to priority 0 (its only host), the third, with
-		// retryRemoteLocalities, to the next priority (Envoy's
-		// previous_priorities, update frequency 2, as istiod sets it).
-		if got := count("remote", 20); got["200 zone"] != 20 {
-			t.Errorf("answers %v, want all 20 retried into r1/z2", got)
-		}
-		if got := count("noremote", 10); got["503 local"] != 10 {
-			t.Errorf("without retryRemoteLocalities: answers %v, want all 10 to stay local (503)", got)
 		}
 	})
 }

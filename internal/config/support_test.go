@@ -106,6 +106,10 @@ func TestValidationWarnsForFieldsNotHonoured(t *testing.T) {
 			Retries: &networking.HTTPRetry{Attempts: 1, RetryRemoteLocalities: wrapperspb.Bool(true)},
 			Match:   []*networking.HTTPMatchRequest{{StatPrefix: "x"}},
 		}},
+		Tcp: []*networking.TCPRoute{{
+			Match: []*networking.L4MatchAttributes{{DestinationSubnets: []string{"10.0.0.0/8"}}},
+			Route: []*networking.RouteDestination{{Destination: &networking.Destination{Host: "reviews", Port: &networking.PortSelector{Number: 9080}}}},
+		}},
 	}
 	r := Resource{Meta: Meta{Kind: VirtualService, Name: "reviews", Namespace: "default"}, Spec: vs}
 	ws := Validate(r).Warnings()
@@ -116,7 +120,7 @@ func TestValidationWarnsForFieldsNotHonoured(t *testing.T) {
 			t.Errorf("warning %q: want a message naming the field as not honoured", w)
 		}
 	}
-	for _, want := range []string{"spec.http[0].retries.retryRemoteLocalities", "spec.http[0].match[0].statPrefix"} {
+	for _, want := range []string{"spec.tcp[0].match[0].destinationSubnets", "spec.http[0].match[0].statPrefix"} {
 		if !got[want] {
 			t.Errorf("no warning at %s; got %v", want, ws)
 		}
@@ -127,7 +131,8 @@ func TestValidationWarnsForFieldsNotHonoured(t *testing.T) {
 
 	// Honoured fields alone: no warning at all.
 	vs.Http[0].Match = nil
-	vs.Http[0].Retries = &networking.HTTPRetry{Attempts: 2, RetryIgnorePreviousHosts: wrapperspb.Bool(true)}
+	vs.Tcp[0].Match = nil
+	vs.Http[0].Retries = &networking.HTTPRetry{Attempts: 2, RetryIgnorePreviousHosts: wrapperspb.Bool(true), RetryRemoteLocalities: wrapperspb.Bool(true)}
 	if ws := Validate(r).Warnings(); len(ws) != 0 {
 		t.Errorf("honoured fields warned: %v", ws)
 	}

@@ -25,8 +25,9 @@ import (
 // (tcp.maxConnectionDuration); moved.example.test redirects with
 // derivePort. labelprio, remote and noremote have endpoints in three
 // localities: a backend answering 503 (%[7]d, r1/z1, the client's own,
-// tier silver), b (r1/z2, gold) and c (r2/z1, gold). The client's Sidecar
-// binds the ports on %[6]s.
+// tier silver), b (r1/z2, gold) and c (r2/z1, gold); split.example.test
+// has a and a closed port (%[8]d) with local-origin outlier detection. The
+// client's Sidecar binds the ports on %[6]s.
 const connFieldsConfig = `apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: sticky, namespace: default}
@@ -52,7 +53,7 @@ spec:
           name: user
           ttl: 60s
           path: /
-          attributes: [{name: SameSite, value: Lax}, {name: Secure}]
+          attributes: [{name: SameSite, value: Lax}]
 ---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -177,6 +178,27 @@ spec:
     retries: {attempts: 3, retryOn: 5xx}
 ---
 apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: split, namespace: default}
+spec:
+  hosts: [split.example.test]
+  location: MESH_EXTERNAL
+  resolution: STATIC
+  ports: [{number: 8080, name: http, protocol: HTTP}]
+  endpoints:
+  - {address: 127.0.0.1, ports: {http: %[1]d}}
+  - {address: 127.0.0.1, ports: {http: %[8]d}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: split, namespace: default}
+spec:
+  host: split.example.test
+  trafficPolicy:
+    outlierDetection: {splitExternalLocalOriginErrors: true, consecutiveLocalOriginFailures: 1, consecutive5xxErrors: 1000,
+      interval: 1s, baseEjectionTime: 10m, maxEjectionPercent: 100}
+---
+apiVersion: networking.istio.io/v1
 kind: Sidecar
 metadata: {name: client, namespace: default}
 spec:
@@ -233,6 +255,17 @@ func tickerEcho(t *testing.T) int {
 			}()
 		}
 	}()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// closedPort is a loopback port nothing listens on (connections are refused).
+func closedPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
 
@@ -304,7 +337,7 @@ func TestConnectionFields(t *testing.T) {
 	ip := uniqueLoopback()
 	dir := t.TempDir()
 	writeFile(t, dir, "conn.yaml", fmt.Sprintf(connFieldsConfig, backend("a"), backend("b"), backend("c"),
-		rl.Addr().(*net.TCPAddr).Port, tickerEcho(t), ip, failing(t)))
+		rl.Addr().(*net.TCPAddr).Port, tickerEcho(t), ip, failing(t), closedPort(t)))
 	xdsAddr := startControlPlane(t, dir)
 	start(t, "mast-proxy", "--node-id", fmt.Sprintf("sidecar~%s~client-1.default~default.svc.cluster.local", ip),
 		"--xds-addr", xdsAddr, "--admin-addr", ip+":15000", "--drain-period", "1s",
@@ -355,7 +388,7 @@ func TestConnectionFields(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := regexp.MustCompile(`^user="[0-9a-f]{16}"; Max-Age=60; Path=/; SameSite=Lax; Secure; HttpOnly$`)
+		want := regexp.MustCompile(`^user="[0-9a-f]{16}"; Max-Age=60; Path=/; SameSite=Lax; HttpOnly$`)
 		if sc := setCookie(head); !want.MatchString(sc) {
 			t.Fatalf("Set-Cookie %q, want one matching %s", sc, want)
 		}
@@ -414,6 +447,34 @@ func TestConnectionFields(t *testing.T) {
 		}
 		if got := count("noremote.example.test", 10); got["503 fail"] != 10 {
 			t.Errorf("without retryRemoteLocalities: answers %v, want all 10 to stay in the failing locality", got)
+		}
+	})
+
+	t.Run("outlier splitExternalLocalOriginErrors", func(t *testing.T) {
+		// One endpoint refuses connections: a local-origin failure, which
+		// ejects it at once (consecutiveLocalOriginFailures 1) while 1000
+		// 5xx would be needed; the default retry on connect-failure sends
+		// the request to a. mast-proxy used to refuse the whole cluster.
+		if got := count("split.example.test", 10); got["200 a"] != 10 {
+			t.Errorf("answers %v, want all 10 from a", got)
+		}
+		resp, err := http.Get("http://" + ip + ":15000/stats/prometheus")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		found := false
+		for _, l := range strings.Split(string(body), "\n") {
+			if strings.HasPrefix(l, "envoy_cluster_outlier_detection_ejections_active") && strings.Contains(l, "split.example.test") {
+				found = true
+				if !strings.HasSuffix(l, " 1") {
+					t.Errorf("%s: want 1 host ejected", l)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no ejections_active sample for split.example.test in the proxy's stats")
 		}
 	})
 

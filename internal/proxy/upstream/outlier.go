@@ -11,6 +11,8 @@ import (
 // so it survives configuration updates that keep the host.
 type hostOutlier struct {
 	consecutive5xx, consecutiveGateway atomic.Uint32
+	// consecutiveLocal counts local failures (split_external_local_origin_errors).
+	consecutiveLocal atomic.Uint32
 	// ejections counts how often the host was ejected (the ejection time
 	// multiplier); ejectedUntil is the end of the current ejection in
 	// Unix nanoseconds, 0 when not ejected.
@@ -44,6 +46,19 @@ func (c *Cluster) ReportResult(h *Host, status int, err error) {
 	}
 	o := &h.outlier
 	local := err != nil
+	if od.SplitLocalOrigin {
+		// Local failures are counted apart; any answer from the upstream
+		// is a local success and ends their run.
+		if local {
+			if n := o.consecutiveLocal.Add(1); od.ConsecutiveLocal > 0 && n >= od.ConsecutiveLocal && enforce(od.EnforcingLocal) {
+				c.eject(h, time.Now())
+			}
+			return
+		}
+		if o.consecutiveLocal.Load() != 0 {
+			o.consecutiveLocal.Store(0)
+		}
+	}
 	if !local && status < 500 {
 		if o.consecutive5xx.Load() != 0 {
 			o.consecutive5xx.Store(0)
@@ -103,6 +118,7 @@ func (c *Cluster) eject(h *Host, now time.Time) {
 	h.outlier.ejectedUntil.Store(now.Add(d).UnixNano())
 	h.outlier.consecutive5xx.Store(0)
 	h.outlier.consecutiveGateway.Store(0)
+	h.outlier.consecutiveLocal.Store(0)
 	c.od.ejections.Add(1)
 	c.log.Info("outlier detection ejected a host", "cluster", c.Cfg.Name, "host", h.Addr, "for", d, "ejections", k)
 }

@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"testing"
@@ -144,5 +145,40 @@ func TestSkipLevels(t *testing.T) {
 				t.Errorf("LevelOf(%s) = %d, want %d", addr, c.LevelOf(h), want)
 			}
 		}
+	}
+}
+
+// TestSplitLocalOrigin: with split_external_local_origin_errors, local
+// failures (connect errors, resets) count apart from 5xx — two in a row
+// eject (consecutive_local_origin_failure 2), an answer from the upstream
+// ends the run, and they never count toward consecutive_5xx.
+func TestSplitLocalOrigin(t *testing.T) {
+	cfg := &xdsparse.Cluster{Name: "c", Type: xdsparse.Static, LB: xdsparse.RoundRobin, Endpoints: localities(group("a", 0, 1, 2)), ConnectTimeout: time.Second,
+		MaxConnections: 1024, MaxRequests: 1024, MaxPending: 1024, PanicThreshold: 0,
+		Outlier: &xdsparse.OutlierDetection{Consecutive5xx: 2, Enforcing5xx: 100, SplitLocalOrigin: true, ConsecutiveLocal: 2, EnforcingLocal: 100,
+			BaseEjectionTime: time.Hour, MaxEjectionTime: time.Hour, MaxEjectionPercent: 100}}
+	c := NewManager(slog.New(slog.DiscardHandler)).Update(map[string]*xdsparse.Cluster{"c": cfg}, nil)["c"]
+	hosts := c.Hosts()
+	a, b := hosts[0], hosts[1]
+	local := errors.New("connection refused")
+	c.ReportResult(a, 0, local)
+	c.ReportResult(a, 200, nil) // an answer ends the run of local failures
+	c.ReportResult(a, 0, local)
+	if a.Ejected(time.Now()) {
+		t.Fatal("ejected after local failures that were not consecutive")
+	}
+	c.ReportResult(a, 0, local)
+	if !a.Ejected(time.Now()) {
+		t.Fatal("not ejected after 2 consecutive local failures")
+	}
+	// Local failures do not count as 5xx: one 503 after them does not eject.
+	c.ReportResult(b, 0, local)
+	c.ReportResult(b, 503, nil)
+	if b.Ejected(time.Now()) {
+		t.Fatal("a local failure counted toward consecutive_5xx")
+	}
+	c.ReportResult(b, 503, nil)
+	if !b.Ejected(time.Now()) {
+		t.Fatal("not ejected after 2 consecutive 5xx")
 	}
 }

@@ -123,7 +123,8 @@ var clusterRules = rules(
 	ruleRow{"envoy.config.cluster.v3.UpstreamConnectionOptions", honoured, "tcp_keepalive"},
 	ruleRow{"envoy.config.core.v3.TcpKeepalive", honoured, "keepalive_probes keepalive_time keepalive_interval"},
 	ruleRow{"envoy.config.cluster.v3.OutlierDetection", honoured, "consecutive_5xx enforcing_consecutive_5xx consecutive_gateway_failure " +
-		"enforcing_consecutive_gateway_failure max_ejection_percent base_ejection_time max_ejection_time interval enforcing_success_rate"},
+		"enforcing_consecutive_gateway_failure max_ejection_percent base_ejection_time max_ejection_time interval enforcing_success_rate" +
+		" split_external_local_origin_errors consecutive_local_origin_failure enforcing_consecutive_local_origin_failure"},
 	ruleRow{"envoy.config.endpoint.v3.ClusterLoadAssignment", honoured, "cluster_name endpoints policy"},
 	ruleRow{"envoy.config.endpoint.v3.ClusterLoadAssignment.Policy", honoured, "overprovisioning_factor"},
 	ruleRow{"envoy.config.endpoint.v3.LocalityLbEndpoints", honoured, "locality lb_endpoints priority load_balancing_weight"},

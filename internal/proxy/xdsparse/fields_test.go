@@ -42,9 +42,13 @@ func TestUnsupportedFieldsAreRefusedByName(t *testing.T) {
 		{"success-rate ejection", func(c *clusterv3.Cluster) {
 			c.OutlierDetection = &clusterv3.OutlierDetection{SuccessRateMinimumHosts: wrapperspb.UInt32(3)}
 		}, "outlier_detection.success_rate_minimum_hosts"},
-		{"local-origin split", func(c *clusterv3.Cluster) {
-			c.OutlierDetection = &clusterv3.OutlierDetection{SplitExternalLocalOriginErrors: true}
-		}, "outlier_detection.split_external_local_origin_errors"},
+		{"local-origin split is honoured", func(c *clusterv3.Cluster) {
+			c.OutlierDetection = &clusterv3.OutlierDetection{SplitExternalLocalOriginErrors: true, ConsecutiveLocalOriginFailure: wrapperspb.UInt32(2),
+				EnforcingConsecutiveLocalOriginFailure: wrapperspb.UInt32(100)}
+		}, ""},
+		{"failure-percentage ejection", func(c *clusterv3.Cluster) {
+			c.OutlierDetection = &clusterv3.OutlierDetection{FailurePercentageThreshold: wrapperspb.UInt32(85)}
+		}, "outlier_detection.failure_percentage_threshold"},
 		{"HTTP/2 stream limit", func(c *clusterv3.Cluster) {
 			c.Http2ProtocolOptions = &corev3.Http2ProtocolOptions{MaxConcurrentStreams: wrapperspb.UInt32(5)}
 		}, "http2_protocol_options.max_concurrent_streams"},

@@ -18,6 +18,11 @@ type OutlierDetection struct {
 	// ConsecutiveGateway ejects after that many 502/503/504 (or local
 	// failures) in a row; EnforcingGateway as above.
 	ConsecutiveGateway, EnforcingGateway uint32
+	// SplitLocalOrigin (split_external_local_origin_errors) counts local
+	// failures apart: they no longer count as 5xx or gateway errors, and
+	// ConsecutiveLocal of them in a row eject (EnforcingLocal percent).
+	SplitLocalOrigin                 bool
+	ConsecutiveLocal, EnforcingLocal uint32
 	// BaseEjectionTime times the number of times a host was ejected is how
 	// long it stays out, at most MaxEjectionTime.
 	BaseEjectionTime, MaxEjectionTime time.Duration
@@ -60,6 +65,12 @@ func parseOutlier(c *clusterv3.Cluster) (*OutlierDetection, error) {
 		BaseEjectionTime:   30 * time.Second,
 		MaxEjectionTime:    300 * time.Second,
 	}
+	if od.GetSplitExternalLocalOriginErrors() {
+		// The local-origin counters take effect only when split.
+		out.SplitLocalOrigin = true
+		out.ConsecutiveLocal = u32or(od.GetConsecutiveLocalOriginFailure(), 5)
+		out.EnforcingLocal = u32or(od.GetEnforcingConsecutiveLocalOriginFailure(), 100)
+	}
 	if v := od.GetEnforcingSuccessRate(); v != nil && v.GetValue() != 0 {
 		return nil, fmt.Errorf("outlier_detection.enforcing_success_rate %d: success-rate ejection is not supported by mast-proxy; set 0", v.GetValue())
 	}
@@ -72,7 +83,7 @@ func parseOutlier(c *clusterv3.Cluster) (*OutlierDetection, error) {
 		name string
 		v    uint32
 	}{{"enforcing_consecutive_5xx", out.Enforcing5xx}, {"enforcing_consecutive_gateway_failure", out.EnforcingGateway},
-		{"max_ejection_percent", out.MaxEjectionPercent}} {
+		{"max_ejection_percent", out.MaxEjectionPercent}, {"enforcing_consecutive_local_origin_failure", out.EnforcingLocal}} {
 		if err := pct(p.name, p.v); err != nil {
 			return nil, err
 		}

@@ -97,7 +97,7 @@ func (b *Builder) Client(tc *xdsparse.TLSContext, proto string) (*tls.Config, er
 		MinVersion:         minVersion(tc.MinVersion),
 		MaxVersion:         tc.MaxVersion,
 		CipherSuites:       tc.CipherSuites,
-		ClientSessionCache: b.sessions,
+		ClientSessionCache: keyedSessions{b.sessions, sessionPrefix(tc)},
 		Time:               b.now,
 		VerifyConnection:   v,
 	}
@@ -419,4 +419,24 @@ func pickCertificate(hello *tls.ClientHelloInfo, certs []func() (*tls.Certificat
 		return supported, nil
 	}
 	return first, nil
+}
+
+// keyedSessions keeps one TLS context's sessions apart from another's in
+// the shared cache: crypto/tls keys sessions by server name only, so two
+// clusters reaching the same name with different client certificates or
+// CAs (DestinationRule credentialName, SIMPLE beside MUTUAL) would resume
+// each other's sessions, and the server would see the other's identity.
+type keyedSessions struct {
+	c      tls.ClientSessionCache
+	prefix string
+}
+
+func (k keyedSessions) Get(key string) (*tls.ClientSessionState, bool) {
+	return k.c.Get(k.prefix + key)
+}
+func (k keyedSessions) Put(key string, cs *tls.ClientSessionState) { k.c.Put(k.prefix+key, cs) }
+
+func sessionPrefix(tc *xdsparse.TLSContext) string {
+	h := sha256.Sum256([]byte(tc.Key))
+	return fmt.Sprintf("%x|", h[:8])
 }

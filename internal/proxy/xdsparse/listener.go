@@ -173,6 +173,9 @@ func ParseListener(l *listenerv3.Listener) (*Listener, error) {
 	fail := func(format string, a ...any) error {
 		return fmt.Errorf("listener %q: %s", l.GetName(), fmt.Sprintf(format, a...))
 	}
+	if err := checkFields(l, listenerRules); err != nil {
+		return nil, fail("%v", err)
+	}
 	sa := l.GetAddress().GetSocketAddress()
 	if sa == nil {
 		return nil, fail("address: only socket_address is supported")
@@ -329,6 +332,9 @@ const DefaultConnBufferLimit = 1 << 20
 
 // ParseHTTPManager parses an HttpConnectionManager.
 func ParseHTTPManager(h *hcmv3.HttpConnectionManager) (*HTTPManager, error) {
+	if err := checkFields(h, hcmRules); err != nil {
+		return nil, err
+	}
 	m := &HTTPManager{
 		StatPrefix:             h.GetStatPrefix(),
 		MaxRequestHeadersBytes: 60 * 1024,
@@ -529,6 +535,9 @@ func isRouter(f *hcmv3.HttpFilter) bool {
 }
 
 func parseTCPProxy(t *tcpv3.TcpProxy) (*TCPProxy, error) {
+	if err := checkFields(t, tcpProxyRules); err != nil {
+		return nil, err
+	}
 	p := &TCPProxy{StatPrefix: t.GetStatPrefix(), IdleTimeout: time.Hour}
 	switch c := t.GetClusterSpecifier().(type) {
 	case *tcpv3.TcpProxy_Cluster:

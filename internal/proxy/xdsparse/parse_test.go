@@ -4,14 +4,17 @@ import (
 	"github.com/mast-mesh/mast/internal/proxy/filter/fault"
 	"strings"
 	"testing"
+	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/common/fault/v3"
 	httpfaultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/proto"
@@ -51,6 +54,28 @@ func TestParseListenerErrors(t *testing.T) {
 		{"upgrade with its own filter", withHCM(func(h *hcmv3.HttpConnectionManager) {
 			h.UpgradeConfigs = []*hcmv3.HttpConnectionManager_UpgradeConfig{{UpgradeType: "websocket", Filters: []*hcmv3.HttpFilter{{Name: "envoy.filters.http.lua"}}}}
 		}), `upgrade_configs[0] "websocket": filters[0] "envoy.filters.http.lua": not supported`},
+		// Fields nobody parses are refused by name, not silently dropped.
+		{"unhonoured listener field", func() *listenerv3.Listener {
+			l := xdstest.HTTPListener("l1", "127.0.0.1:8080", "r")
+			l.Transparent = wrapperspb.Bool(true)
+			l.Address.GetSocketAddress().Ipv4Compat = true
+			return l
+		}(), `listener "l1": not supported by mast-proxy: address.socket_address.ipv4_compat, transparent`},
+		{"unhonoured connection manager field", withHCM(func(h *hcmv3.HttpConnectionManager) {
+			h.DelayedCloseTimeout = durationpb.New(time.Second)
+			h.CommonHttpProtocolOptions = &corev3.HttpProtocolOptions{IdleTimeout: durationpb.New(time.Minute), MaxStreamDuration: durationpb.New(time.Second)}
+		}), `not supported by mast-proxy: common_http_protocol_options.max_stream_duration, delayed_close_timeout`},
+		{"unhonoured tcp_proxy field", func() *listenerv3.Listener {
+			l := xdstest.TCPListener("t1", "127.0.0.1:9000", "c")
+			var tp tcpv3.TcpProxy
+			if err := l.FilterChains[0].Filters[0].GetTypedConfig().UnmarshalTo(&tp); err != nil {
+				t.Fatal(err)
+			}
+			tp.TunnelingConfig = &tcpv3.TcpProxy_TunnelingConfig{Hostname: "egress:443"}
+			a, _ := anypb.New(&tp)
+			l.FilterChains[0].Filters[0].ConfigType = &listenerv3.Filter_TypedConfig{TypedConfig: a}
+			return l
+		}(), `not supported by mast-proxy: tunneling_config`},
 		{"connection reporter before the HTTP connection manager", func() *listenerv3.Listener {
 			l := xdstest.HTTPListener("l1", "127.0.0.1:8080", "r")
 			tcpMixer, _ := anypb.New(&clientpb.TcpClientConfig{Transport: &clientpb.TransportConfig{CheckCluster: "127.0.0.1:9091"}})

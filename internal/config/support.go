@@ -129,8 +129,7 @@ var supportTable = []supportRow{
 	{"networking.v1alpha3.OutlierDetection", Honoured, "", "consecutiveErrors consecutiveGatewayErrors consecutive5xxErrors interval baseEjectionTime maxEjectionPercent minHealthPercent"},
 	{"networking.v1alpha3.OutlierDetection", Honoured, "", "splitExternalLocalOriginErrors consecutiveLocalOriginFailures"},
 	{"networking.v1alpha3.OutlierDetection", Warned, "not carried out by mast-proxy yet", "outlierDetectionHttpErrorCodes"},
-	{"networking.v1alpha3.ClientTLSSettings", Honoured, "", "mode clientCertificate privateKey caCertificates subjectAltNames sni insecureSkipVerify caCrl"},
-	{"networking.v1alpha3.ClientTLSSettings", Warned, "generated and served by mast-proxy from --credentials-dir; its end-to-end test (TestDestinationRuleCredentialName) found a session-resumption leak, fixed, not yet re-run", "credentialName"},
+	{"networking.v1alpha3.ClientTLSSettings", Honoured, "", "mode clientCertificate privateKey caCertificates subjectAltNames sni insecureSkipVerify caCrl credentialName"},
 
 	// ---- Gateway
 	{"networking.v1alpha3.Gateway", Honoured, "", "servers selector"},

@@ -2,23 +2,19 @@ package upstream
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"strings"
+	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
-	"golang.org/x/net/http2"
-
+	"github.com/mast-mesh/mast/internal/proxy/h2client"
 	"github.com/mast-mesh/mast/internal/proxy/headers"
 	"github.com/mast-mesh/mast/internal/proxy/http1"
 	"github.com/mast-mesh/mast/internal/proxy/tlsconfig"
@@ -35,6 +31,7 @@ type poolConfig struct {
 	maxPending     uint32 // requests that may wait for a connection when maxConns are open
 	maxRequests    uint32
 	keepalive      *xdsparse.TCPKeepalive
+	h2             xdsparse.H2Options
 	tlsKey         string // the transport socket's TLSContext.Key; "" for plaintext
 	useDownstream  bool   // HTTP/2 upstream exactly when the request came in HTTP/2
 }
@@ -42,7 +39,7 @@ type poolConfig struct {
 func poolConfigFor(c *xdsparse.Cluster) poolConfig {
 	return poolConfig{http2: c.HTTP2, useDownstream: c.UseDownstreamProtocol, connectTimeout: c.ConnectTimeout, idleTimeout: c.IdleTimeout,
 		maxConnAge: c.MaxConnectionDuration, maxReqPerConn: c.MaxRequestsPerConn, maxConns: c.MaxConnections, maxPending: c.MaxPending, maxRequests: c.MaxRequests,
-		keepalive: c.Keepalive}
+		keepalive: c.Keepalive, h2: c.H2}
 }
 
 // pool holds the connections to one host.
@@ -62,11 +59,15 @@ type pool struct {
 	// maxPending), first come first served; each is woken by a connection
 	// going back to the idle list or closing.
 	waiters []chan struct{}
-	h2      *http2.Transport
+	// nwaiters mirrors len(waiters) for HTTP/2 stream ends, which look
+	// without the lock.
+	nwaiters atomic.Int32
+	// h2 are the open HTTP/2 connections; h2dial is the dial in flight
+	// (requests that find no free stream wait for it rather than dial too).
+	h2     []*h2client.Conn
+	h2dial *h2dial
 	// draining: no connection goes back to idle (drain).
 	draining bool
-	// h2conns counts the open HTTP/2 connections.
-	h2conns atomic.Int64
 }
 
 // wakeOne hands the freed slot to the oldest waiter; p.mu must be held.
@@ -76,6 +77,7 @@ func (p *pool) wakeOne() {
 	}
 	ch := p.waiters[0]
 	p.waiters = p.waiters[1:]
+	p.nwaiters.Store(int32(len(p.waiters)))
 	ch <- struct{}{} // buffered, never blocks
 }
 
@@ -84,8 +86,7 @@ func newPool(addr string, cfg poolConfig, st *Stats, dial func(string, string, t
 }
 
 // drain closes the idle connections and makes busy ones close when their
-// request ends. HTTP/2 connections are closed once idle (checked every
-// second until none is left: streams may be long).
+// requests end (HTTP/2 connections when their last stream ends).
 func (p *pool) drain() {
 	p.mu.Lock()
 	if p.draining {
@@ -95,28 +96,14 @@ func (p *pool) drain() {
 	p.draining = true
 	idle := p.idle
 	p.idle = nil
-	h2 := p.h2
+	h2 := slices.Clone(p.h2)
 	p.mu.Unlock()
 	for _, c := range idle {
 		c.close()
 	}
-	if h2 == nil {
-		return
+	for _, c := range h2 {
+		c.Drain()
 	}
-	h2.CloseIdleConnections()
-	if p.h2conns.Load() == 0 {
-		return
-	}
-	go func() {
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for range t.C {
-			h2.CloseIdleConnections()
-			if p.h2conns.Load() == 0 {
-				return
-			}
-		}
-	}()
 }
 
 type h1conn struct {
@@ -208,6 +195,7 @@ func (p *pool) get(ctx context.Context, deadline time.Time) (*h1conn, bool, erro
 		}
 		ch := make(chan struct{}, 1)
 		p.waiters = append(p.waiters, ch)
+		p.nwaiters.Store(int32(len(p.waiters)))
 		p.mu.Unlock()
 		if err := p.wait(ctx, deadline, ch); err != nil {
 			return nil, false, err
@@ -275,6 +263,7 @@ func (p *pool) wait(ctx context.Context, deadline time.Time, ch chan struct{}) e
 			break
 		}
 	}
+	p.nwaiters.Store(int32(len(p.waiters)))
 	if len(ch) > 0 {
 		p.wakeOne() // woken meanwhile: pass the slot on
 	}
@@ -577,144 +566,4 @@ func (b *h1body) Close() error {
 	}
 	b.c.close()
 	return nil
-}
-
-func (p *pool) transport() *http2.Transport {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.h2 == nil {
-		p.h2 = &http2.Transport{
-			AllowHTTP: true,
-			DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-				nc, err := p.connect(tlsconfig.ALPNH2)
-				if err != nil {
-					return nil, err
-				}
-				p.stats.CxActive.Add(1)
-				p.h2conns.Add(1)
-				return &countedConn{Conn: nc, stats: p.stats, pool: p}, nil
-			},
-			// Forward requests as they came: no accept-encoding added, so
-			// no transparent decompression of the response either.
-			DisableCompression: true,
-			ReadIdleTimeout:    30 * time.Second,
-			PingTimeout:        10 * time.Second,
-			IdleConnTimeout:    p.cfg.idleTimeout,
-			MaxHeaderListSize:  96 * 1024,
-		}
-		if p.draining {
-			// A request of a retired host: its connection closes soon
-			// after (drain's ticker started before this transport).
-			p.h2.IdleConnTimeout = time.Second
-		}
-	}
-	return p.h2
-}
-
-type countedConn struct {
-	net.Conn
-	stats *Stats
-	pool  *pool
-	once  sync.Once
-}
-
-func (c *countedConn) Close() error {
-	c.once.Do(func() { c.stats.CxActive.Add(-1); c.pool.h2conns.Add(-1) })
-	return c.Conn.Close()
-}
-
-func (p *pool) roundTripH2(ctx context.Context, req *Request) (*Response, error) {
-	hreq := &http.Request{Method: req.Method, Host: req.Authority, Header: make(http.Header, len(req.Header)),
-		Proto: "HTTP/2.0", ProtoMajor: 2, ContentLength: req.ContentLength}
-	u, err := parseURL(p.addr, req.Path)
-	if err != nil {
-		return nil, fmt.Errorf("%w: path %q: %v", ErrProtocol, req.Path, err)
-	}
-	hreq.URL = u
-	for _, f := range req.Header {
-		if f.Name == "" || f.Name[0] == ':' {
-			continue
-		}
-		hreq.Header[f.Name] = append(hreq.Header[f.Name], f.Value)
-	}
-	if _, ok := hreq.Header["user-agent"]; !ok {
-		hreq.Header["user-agent"] = nil // present but empty: the transport adds no Go-http-client
-	}
-	switch {
-	case req.Body != nil:
-		hreq.Body = io.NopCloser(bytes.NewReader(req.Body))
-		hreq.ContentLength = int64(len(req.Body))
-		body := req.Body
-		hreq.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-	case req.BodyStream != nil:
-		hreq.Body = io.NopCloser(req.BodyStream)
-	default:
-		hreq.Body = http.NoBody
-		if hreq.ContentLength < 0 {
-			hreq.ContentLength = 0
-		}
-	}
-	if len(req.Trailers) > 0 {
-		hreq.Trailer = http.Header{}
-		for _, f := range req.Trailers {
-			hreq.Trailer[f.Name] = append(hreq.Trailer[f.Name], f.Value)
-		}
-	}
-	cancel := context.CancelFunc(func() {})
-	if !req.Deadline.IsZero() {
-		ctx, cancel = context.WithDeadline(ctx, req.Deadline)
-	}
-	hreq = hreq.WithContext(ctx)
-	hresp, err := p.transport().RoundTripOpt(hreq, http2.RoundTripOpt{})
-	if err != nil {
-		defer cancel()
-		var se http2.StreamError
-		switch {
-		case errors.Is(err, ErrConnect):
-			return nil, err
-		case errors.As(err, &se) && se.Code == http2.ErrCodeRefusedStream:
-			return nil, fmt.Errorf("%w: %v", ErrRefused, err)
-		case errors.Is(err, syscall.ECONNREFUSED):
-			return nil, fmt.Errorf("%w: %v", ErrConnect, err)
-		}
-		return nil, classify(ctx, time.Time{}, err)
-	}
-	resp := &Response{Status: hresp.StatusCode, ContentLength: hresp.ContentLength, Body: &h2body{rc: hresp.Body, ctx: ctx, cancel: cancel}}
-	resp.Header = make(headers.List, 0, len(hresp.Header)+4)
-	for k, vs := range hresp.Header {
-		n := headers.Lower(k)
-		for _, v := range vs {
-			resp.Header = append(resp.Header, headers.Field{Name: n, Value: v})
-		}
-	}
-	resp.Trailers = func() headers.List {
-		var t headers.List
-		for k, vs := range hresp.Trailer {
-			for _, v := range vs {
-				t = append(t, headers.Field{Name: strings.ToLower(k), Value: v})
-			}
-		}
-		return t
-	}
-	return resp, nil
-}
-
-type h2body struct {
-	rc     io.ReadCloser
-	ctx    context.Context
-	cancel context.CancelFunc // the deadline's context
-}
-
-func (b *h2body) Read(p []byte) (int, error) {
-	n, err := b.rc.Read(p)
-	if err != nil && err != io.EOF {
-		err = classify(b.ctx, time.Time{}, err)
-	}
-	return n, err
-}
-
-func (b *h2body) Close() error {
-	err := b.rc.Close()
-	b.cancel()
-	return err
 }

@@ -53,6 +53,10 @@ type Cluster struct {
 	LB             LBPolicy
 	RingSize       uint64 // ring hash minimum ring size / maglev table size
 	HTTP2          bool
+	// H2 are the HTTP/2 client options (http2_protocol_options of the
+	// cluster or of its HttpProtocolOptions); they apply to every HTTP/2
+	// upstream connection of the cluster.
+	H2 H2Options
 	// UseDownstreamProtocol speaks to the upstream the protocol the client used.
 	UseDownstreamProtocol bool
 	IdleTimeout           time.Duration
@@ -85,6 +89,39 @@ type Cluster struct {
 	// Services are the hosts of Istio's metadata istio.services[] (inbound
 	// clusters: the services of the workload's port), for telemetry.
 	Services []string
+}
+
+// H2Options are the honoured fields of Http2ProtocolOptions.
+type H2Options struct {
+	// MaxConcurrentStreams caps the streams per connection (0: the
+	// peer's limit only).
+	MaxConcurrentStreams uint32
+	// KeepaliveInterval and KeepaliveTimeout are connection_keepalive: a
+	// PING every interval, the connection closed when its ACK takes longer
+	// than the timeout. Zero interval: no interval PINGs.
+	KeepaliveInterval, KeepaliveTimeout time.Duration
+}
+
+// parseH2Options reads the honoured Http2ProtocolOptions fields.
+func parseH2Options(o *corev3.Http2ProtocolOptions) (H2Options, error) {
+	var out H2Options
+	if o == nil {
+		return out, nil
+	}
+	if n := o.GetMaxConcurrentStreams(); n != nil {
+		out.MaxConcurrentStreams = n.GetValue()
+	}
+	if ka := o.GetConnectionKeepalive(); ka != nil {
+		out.KeepaliveInterval = ka.GetInterval().AsDuration()
+		out.KeepaliveTimeout = ka.GetTimeout().AsDuration()
+		if ka.GetTimeout() == nil || out.KeepaliveTimeout < time.Millisecond {
+			return out, fmt.Errorf("http2_protocol_options.connection_keepalive.timeout: required, at least 1ms")
+		}
+		if out.KeepaliveInterval < 0 {
+			return out, fmt.Errorf("http2_protocol_options.connection_keepalive.interval: negative")
+		}
+	}
+	return out, nil
 }
 
 // TCPKeepalive is upstream_connection_options.tcp_keepalive; zero fields
@@ -242,6 +279,11 @@ func ParseCluster(c *clusterv3.Cluster) (*Cluster, error) {
 	}
 	if c.GetHttp2ProtocolOptions() != nil {
 		out.HTTP2 = true
+		h2, err := parseH2Options(c.GetHttp2ProtocolOptions())
+		if err != nil {
+			return nil, fail("%v", err)
+		}
+		out.H2 = h2
 	}
 	if d := c.GetCommonHttpProtocolOptions().GetIdleTimeout(); d != nil {
 		out.IdleTimeout = d.AsDuration()
@@ -265,8 +307,22 @@ func ParseCluster(c *clusterv3.Cluster) (*Cluster, error) {
 		if err := checkFields(&po, clusterRules); err != nil {
 			return nil, fail("typed_extension_protocol_options[%s]: %v", httpProtocolOptionsName, err)
 		}
+		h2opts := po.GetExplicitHttpConfig().GetHttp2ProtocolOptions()
 		if e := po.GetExplicitHttpConfig(); e != nil {
-			out.HTTP2 = e.GetHttp2ProtocolOptions() != nil
+			out.HTTP2 = h2opts != nil
+		}
+		if h2opts == nil {
+			h2opts = po.GetUseDownstreamProtocolConfig().GetHttp2ProtocolOptions()
+		}
+		if h2opts == nil {
+			h2opts = po.GetAutoConfig().GetHttp2ProtocolOptions()
+		}
+		if h2opts != nil {
+			h2, err := parseH2Options(h2opts)
+			if err != nil {
+				return nil, fail("typed_extension_protocol_options[%s]: %v", httpProtocolOptionsName, err)
+			}
+			out.H2 = h2
 		}
 		if po.GetUseDownstreamProtocolConfig() != nil {
 			out.UseDownstreamProtocol = true

@@ -120,6 +120,8 @@ var clusterRules = rules(
 	ruleRow{"envoy.config.cluster.v3.CircuitBreakers.Thresholds", honoured, "priority max_connections max_pending_requests max_requests max_retries"},
 	ruleRow{"envoy.config.cluster.v3.CircuitBreakers.Thresholds", cosmetic, "track_remaining"},
 	ruleRow{"envoy.config.core.v3.HttpProtocolOptions", honoured, "idle_timeout max_requests_per_connection max_connection_duration"},
+	ruleRow{"envoy.config.core.v3.Http2ProtocolOptions", honoured, "max_concurrent_streams connection_keepalive"},
+	ruleRow{"envoy.config.core.v3.KeepaliveSettings", honoured, "interval timeout"},
 	ruleRow{"envoy.config.cluster.v3.UpstreamConnectionOptions", honoured, "tcp_keepalive"},
 	ruleRow{"envoy.config.core.v3.TcpKeepalive", honoured, "keepalive_probes keepalive_time keepalive_interval"},
 	ruleRow{"envoy.config.cluster.v3.OutlierDetection", honoured, "consecutive_5xx enforcing_consecutive_5xx consecutive_gateway_failure " +

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -49,9 +50,21 @@ func TestUnsupportedFieldsAreRefusedByName(t *testing.T) {
 		{"failure-percentage ejection", func(c *clusterv3.Cluster) {
 			c.OutlierDetection = &clusterv3.OutlierDetection{FailurePercentageThreshold: wrapperspb.UInt32(85)}
 		}, "outlier_detection.failure_percentage_threshold"},
-		{"HTTP/2 stream limit", func(c *clusterv3.Cluster) {
+		{"HTTP/2 stream limit (honoured)", func(c *clusterv3.Cluster) {
 			c.Http2ProtocolOptions = &corev3.Http2ProtocolOptions{MaxConcurrentStreams: wrapperspb.UInt32(5)}
-		}, "http2_protocol_options.max_concurrent_streams"},
+		}, ""},
+		{"HTTP/2 keepalive (honoured)", func(c *clusterv3.Cluster) {
+			c.Http2ProtocolOptions = &corev3.Http2ProtocolOptions{ConnectionKeepalive: &corev3.KeepaliveSettings{Interval: durationpb.New(time.Second), Timeout: durationpb.New(time.Second)}}
+		}, ""},
+		{"HTTP/2 keepalive without timeout", func(c *clusterv3.Cluster) {
+			c.Http2ProtocolOptions = &corev3.Http2ProtocolOptions{ConnectionKeepalive: &corev3.KeepaliveSettings{Interval: durationpb.New(time.Second)}}
+		}, "connection_keepalive.timeout"},
+		{"HTTP/2 keepalive jitter", func(c *clusterv3.Cluster) {
+			c.Http2ProtocolOptions = &corev3.Http2ProtocolOptions{ConnectionKeepalive: &corev3.KeepaliveSettings{Timeout: durationpb.New(time.Second), ConnectionIdleInterval: durationpb.New(time.Second)}}
+		}, "connection_keepalive.connection_idle_interval"},
+		{"HTTP/2 initial window", func(c *clusterv3.Cluster) {
+			c.Http2ProtocolOptions = &corev3.Http2ProtocolOptions{InitialStreamWindowSize: wrapperspb.UInt32(1 << 20)}
+		}, "http2_protocol_options.initial_stream_window_size"},
 		{"max connection duration is honoured", func(c *clusterv3.Cluster) {
 			c.TypedExtensionProtocolOptions = map[string]*anypb.Any{httpProtocolOptionsName: aged}
 		}, ""},

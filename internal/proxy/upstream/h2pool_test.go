@@ -1,0 +1,238 @@
+package upstream
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+
+	"github.com/mast-mesh/mast/internal/proxy/tlsconfig"
+	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
+)
+
+// h2Cluster is an HTTP/2 cluster of one host.
+func h2Cluster(t *testing.T, addr string, modify func(*xdsparse.Cluster)) (*Cluster, *Manager) {
+	t.Helper()
+	cfg := &xdsparse.Cluster{Name: "c", Type: xdsparse.Static, LB: xdsparse.RoundRobin, ConnectTimeout: time.Second, HTTP2: true,
+		MaxConnections: 1024, MaxRequests: 1024, MaxPending: 1024,
+		Endpoints: &xdsparse.EndpointSet{Localities: []xdsparse.LocalityGroup{{Endpoints: []xdsparse.Endpoint{{Address: addr, Weight: 1, Healthy: true}}}}}}
+	if modify != nil {
+		modify(cfg)
+	}
+	m := NewManager(slog.New(slog.DiscardHandler))
+	m.TLS = tlsconfig.NewBuilder(nil, nil)
+	t.Cleanup(m.Close)
+	return m.Update(map[string]*xdsparse.Cluster{"c": cfg}, nil)["c"], m
+}
+
+// frameServer accepts HTTP/2 connections and runs handle on each with a
+// bare Framer after the SETTINGS exchange.
+func frameServer(t *testing.T, handle func(conn int, fr *http2.Framer, enc func(id uint32, end bool, kv ...string))) (string, *atomic.Int32) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n atomic.Int32
+	var wg sync.WaitGroup
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			i := int(n.Add(1))
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer nc.Close()
+				if _, err := io.ReadFull(nc, make([]byte, len(http2.ClientPreface))); err != nil {
+					return
+				}
+				fr := http2.NewFramer(nc, nc)
+				fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+				fr.WriteSettings()
+				var hb bytes.Buffer
+				he := hpack.NewEncoder(&hb)
+				var wmu sync.Mutex
+				enc := func(id uint32, end bool, kv ...string) {
+					wmu.Lock()
+					defer wmu.Unlock()
+					hb.Reset()
+					for j := 0; j+1 < len(kv); j += 2 {
+						he.WriteField(hpack.HeaderField{Name: kv[j], Value: kv[j+1]})
+					}
+					fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hb.Bytes(), EndStream: end, EndHeaders: true})
+				}
+				handle(i, fr, enc)
+			}()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	return ln.Addr().String(), &n
+}
+
+// nextHeaders reads until a request's HEADERS (answering SETTINGS with ACK).
+func nextHeaders(fr *http2.Framer) (*http2.MetaHeadersFrame, error) {
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			return nil, err
+		}
+		switch f := f.(type) {
+		case *http2.MetaHeadersFrame:
+			return f, nil
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				fr.WriteSettingsAck()
+			}
+		}
+	}
+}
+
+func drainFrames(fr *http2.Framer) {
+	for {
+		if _, err := fr.ReadFrame(); err != nil {
+			return
+		}
+	}
+}
+
+func get(c *Cluster, body []byte) (int, string, error) {
+	resp, err := c.Pick(PickOptions{}).RoundTrip(context.Background(), &Request{Method: "POST", Authority: "x", Path: "/", Body: body})
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.Status, string(b), err
+}
+
+// TestH2GoAwayRetriesUnprocessed: a request above a GOAWAY's
+// last-stream-id is sent again on a new connection and succeeds; a
+// REFUSED_STREAM is ErrRefused for the router's retry policy.
+func TestH2GoAwayRetriesUnprocessed(t *testing.T) {
+	addr, conns := frameServer(t, func(conn int, fr *http2.Framer, enc func(uint32, bool, ...string)) {
+		h, err := nextHeaders(fr)
+		if err != nil {
+			return
+		}
+		switch conn {
+		case 1: // the first connection goes away before processing anything
+			fr.WriteGoAway(0, http2.ErrCodeNo, nil)
+		case 2:
+			enc(h.StreamID, true, ":status", "200")
+			if h, err = nextHeaders(fr); err == nil {
+				fr.WriteRSTStream(h.StreamID, http2.ErrCodeRefusedStream)
+			}
+		}
+		drainFrames(fr)
+	})
+	c, _ := h2Cluster(t, addr, nil)
+	if st, _, err := get(c, []byte("x")); err != nil || st != 200 {
+		t.Fatalf("request refused by GOAWAY: %d %v, want 200 from a second connection", st, err)
+	}
+	if n := conns.Load(); n != 2 {
+		t.Errorf("%d connections, want 2", n)
+	}
+	if _, _, err := get(c, nil); !errors.Is(err, ErrRefused) {
+		t.Errorf("REFUSED_STREAM: %v, want ErrRefused", err)
+	}
+}
+
+// TestH2MaxConcurrentStreamsOpensConnections: with the cluster's
+// max_concurrent_streams at 1, two requests at once use two connections.
+func TestH2MaxConcurrentStreamsOpensConnections(t *testing.T) {
+	release := make(chan struct{})
+	addr, conns := frameServer(t, func(conn int, fr *http2.Framer, enc func(uint32, bool, ...string)) {
+		h, err := nextHeaders(fr)
+		if err != nil {
+			return
+		}
+		<-release
+		enc(h.StreamID, true, ":status", "200")
+		drainFrames(fr)
+	})
+	c, _ := h2Cluster(t, addr, func(cfg *xdsparse.Cluster) { cfg.H2.MaxConcurrentStreams = 1 })
+	errs := make(chan error, 2)
+	for i := 0; i < 2; i++ {
+		go func() { _, _, err := get(c, nil); errs <- err }()
+	}
+	waitFor(t, "two connections", func() bool { return conns.Load() == 2 })
+	close(release)
+	for i := 0; i < 2; i++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// TestH2KeepaliveClosesDeadConnection: connection_keepalive closes a
+// connection whose PING goes unanswered; the request on it fails and the
+// next one gets a new connection.
+func TestH2KeepaliveClosesDeadConnection(t *testing.T) {
+	addr, conns := frameServer(t, func(conn int, fr *http2.Framer, enc func(uint32, bool, ...string)) {
+		h, err := nextHeaders(fr)
+		if err != nil {
+			return
+		}
+		if conn > 1 {
+			enc(h.StreamID, true, ":status", "200")
+		}
+		drainFrames(fr) // PINGs never acknowledged
+	})
+	c, _ := h2Cluster(t, addr, func(cfg *xdsparse.Cluster) {
+		cfg.H2.KeepaliveInterval, cfg.H2.KeepaliveTimeout = 20*time.Millisecond, 100*time.Millisecond
+	})
+	if _, _, err := get(c, nil); !errors.Is(err, ErrReset) {
+		t.Fatalf("request on a connection whose PING went unanswered: %v, want ErrReset", err)
+	}
+	if st, _, err := get(c, nil); err != nil || st != 200 {
+		t.Fatalf("next request: %d %v", st, err)
+	}
+	if n := conns.Load(); n != 2 {
+		t.Errorf("%d connections, want 2", n)
+	}
+}
+
+// TestH2OverTLSWithALPN: an HTTP/2 cluster with a TLS transport socket
+// negotiates h2 by ALPN; the request arrives as it was sent (no
+// user-agent, no accept-encoding) and a gzip response is not decompressed.
+func TestH2OverTLSWithALPN(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, ua := r.Header["User-Agent"]
+		_, ae := r.Header["Accept-Encoding"]
+		w.Header().Set("content-encoding", "gzip")
+		w.Header().Set("x-seen", r.Proto+" "+r.TLS.NegotiatedProtocol)
+		if ua || ae {
+			w.WriteHeader(400)
+		}
+		io.WriteString(w, "\x1f\x8bnot really gzip")
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+	c, _ := h2Cluster(t, srv.Listener.Addr().String(), func(cfg *xdsparse.Cluster) {
+		cfg.TLS = &xdsparse.TLSContext{Upstream: true, SNI: "example.com", Key: "sni=example.com"}
+	})
+	resp, err := c.Pick(PickOptions{}).RoundTrip(context.Background(), &Request{Method: "GET", Authority: "x", Path: "/", ContentLength: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.Status != 200 || resp.Header.Value("x-seen") != "HTTP/2.0 h2" || string(b) != "\x1f\x8bnot really gzip" {
+		t.Errorf("status %d, seen %q, body %q", resp.Status, resp.Header.Value("x-seen"), b)
+	}
+}

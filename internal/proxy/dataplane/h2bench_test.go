@@ -1,0 +1,163 @@
+package dataplane
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"golang.org/x/net/http2"
+
+	"github.com/mast-mesh/mast/internal/proxy/xdsclient"
+	"github.com/mast-mesh/mast/internal/proxy/xdstest"
+)
+
+// grpcBackend is an h2c server answering like a unary gRPC method: one
+// length-prefixed message and grpc-status in trailers.
+func grpcBackend(tb testing.TB) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("content-type", "application/grpc")
+		w.Header().Set("trailer", "grpc-status")
+		w.Write([]byte{0, 0, 0, 0, 2, 'o', 'k'})
+		w.Header().Set("grpc-status", "0")
+	})}
+	srv.Protocols = new(http.Protocols)
+	srv.Protocols.SetUnencryptedHTTP2(true)
+	go srv.Serve(ln)
+	tb.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
+// startTwoHopH2 runs client sidecar A and server sidecar B with HTTP/2
+// (h2c) on every hop: client -> A -> B -> backend.
+func startTwoHopH2(tb testing.TB) string {
+	tb.Helper()
+	backend := grpcBackend(tb)
+	srv := xdstest.Start(tb, "127.0.0.1:0", nil)
+	addrA, addrB := freeAddr(tb), freeAddr(tb)
+	h2 := func(name string) *clusterv3.Cluster {
+		c := xdstest.EDSCluster(name)
+		c.Http2ProtocolOptions = &corev3.Http2ProtocolOptions{}
+		return c
+	}
+	nodeA := "sidecar~127.0.0.1~a.default~default.svc.cluster.local"
+	nodeB := "sidecar~127.0.0.1~b.default~default.svc.cluster.local"
+	srv.Set(tb, nodeA, "1", xdstest.Resources(
+		xdstest.HTTPListener("inA", addrA, "rA"),
+		xdstest.RouteConfig("rA", []string{"*"}, xdstest.RouteTo("/", "toB")),
+		h2("toB"), xdstest.CLA("toB", addrB),
+	))
+	srv.Set(tb, nodeB, "1", xdstest.Resources(
+		xdstest.HTTPListener("inB", addrB, "rB"),
+		xdstest.RouteConfig("rB", []string{"*"}, xdstest.RouteTo("/", "app")),
+		h2("app"), xdstest.CLA("app", backend),
+	))
+	for _, id := range []string{nodeA, nodeB} {
+		node, err := xdsclient.BuildNode(xdsclient.NodeConfig{ID: id})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		p := New(Config{XDSAddress: srv.Addr, Node: node, AdminAddr: "127.0.0.1:0", DrainPeriod: 100 * time.Millisecond})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { p.Run(ctx); close(done) }()
+		tb.Cleanup(func() { cancel(); <-done })
+	}
+	waitListening(tb, addrA)
+	waitListening(tb, addrB)
+	return addrA
+}
+
+func h2cClient() *http.Client {
+	return &http.Client{Transport: &http2.Transport{AllowHTTP: true,
+		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		}}}
+}
+
+// grpcCall sends a unary-shaped gRPC request (streamed body, no
+// content-length) and checks the answer and its trailer.
+func grpcCall(c *http.Client, url string, msg []byte) error {
+	req, _ := http.NewRequest("POST", url, io.NopCloser(bytes.NewReader(msg)))
+	req.ContentLength = 0 // unknown: the body streams
+	req.Header.Set("content-type", "application/grpc")
+	req.Header.Set("te", "trailers")
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != 200 || len(b) != 7 || resp.Trailer.Get("grpc-status") != "0" {
+		return &unexpected{resp.StatusCode, b, resp.Trailer}
+	}
+	return nil
+}
+
+type unexpected struct {
+	status  int
+	body    []byte
+	trailer http.Header
+}
+
+func (u *unexpected) Error() string {
+	return "unexpected answer: " + http.StatusText(u.status) + " " + string(u.body) + " trailer " + u.trailer.Get("grpc-status")
+}
+
+// TestTwoHopH2 checks the benchmark's topology: gRPC-shaped calls pass
+// both sidecars over HTTP/2 with trailers.
+func TestTwoHopH2(t *testing.T) {
+	addr := startTwoHopH2(t)
+	c := h2cClient()
+	for i := 0; i < 5; i++ {
+		if err := grpcCall(c, "http://"+addr+"/pkg.Svc/Method", []byte{0, 0, 0, 0, 1, 'x'}); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+}
+
+// BenchmarkTwoHopH2 measures a unary gRPC-shaped call through two
+// sidecars with HTTP/2 on every hop, connections reused; it reports the
+// process's CPU per call (client, both sidecars, backend) and latency.
+func BenchmarkTwoHopH2(b *testing.B) {
+	addr := startTwoHopH2(b)
+	c := h2cClient()
+	url := "http://" + addr + "/pkg.Svc/Method"
+	msg := []byte{0, 0, 0, 0, 5, 'h', 'e', 'l', 'l', 'o'}
+	for i := 0; i < 200; i++ {
+		if err := grpcCall(c, url, msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+	lat := make([]time.Duration, 0, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		if err := grpcCall(c, url, msg); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	b.StopTimer()
+	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/1e3/float64(b.N), "cpu-µs/op")
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+}

@@ -134,6 +134,13 @@ func (v *validator) connectionPool(p string, c *networking.ConnectionPoolSetting
 			v.errorf(p+".http.useClientProtocol", "useClientProtocol must not be true when h2UpgradePolicy is UPGRADE")
 		}
 		if ka := h.Http2KeepAlive; ka != nil {
+			// Both are required, as istiod validates them.
+			if ka.Interval == nil {
+				v.errorf(p+".http.http2KeepAlive.interval", "http2 keepalive interval is required")
+			}
+			if ka.Timeout == nil {
+				v.errorf(p+".http.http2KeepAlive.timeout", "http2 keepalive timeout is required")
+			}
 			v.check(p+".http.http2KeepAlive.interval", validateDuration(ka.Interval))
 			v.check(p+".http.http2KeepAlive.timeout", validateDuration(ka.Timeout))
 		}

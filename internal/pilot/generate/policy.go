@@ -229,6 +229,11 @@ func applyConnectionPool(c *clusterv3.Cluster, cp *networking.ConnectionPoolSett
 	if !http {
 		return
 	}
+	// As istiod: the stream limit and keepalive go into the HTTP/2
+	// options of a cluster that is HTTP/2 by its port's protocol (built
+	// before the traffic policy is applied), not into those that an
+	// h2UpgradePolicy upgrade or useClientProtocol add afterwards.
+	portH2 := http2
 	if h.GetH2UpgradePolicy() == networking.ConnectionPoolSettings_HTTPSettings_UPGRADE {
 		http2 = true
 	}
@@ -259,8 +264,11 @@ func applyConnectionPool(c *clusterv3.Cluster, cp *networking.ConnectionPoolSett
 		}}
 	case http2:
 		h2 := &corev3.Http2ProtocolOptions{}
-		if h.GetMaxConcurrentStreams() > 0 {
+		if portH2 && h.GetMaxConcurrentStreams() > 0 {
 			h2.MaxConcurrentStreams = u32(uint32(h.GetMaxConcurrentStreams()))
+		}
+		if ka := h.GetHttp2KeepAlive(); portH2 && ka != nil {
+			h2.ConnectionKeepalive = &corev3.KeepaliveSettings{Interval: ka.GetInterval(), Timeout: ka.GetTimeout()}
 		}
 		opts.UpstreamProtocolOptions = &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig{
 			ProtocolConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: h2},

@@ -40,9 +40,9 @@ func grpcBackend(tb testing.TB) string {
 	return ln.Addr().String()
 }
 
-// startTwoHopH2 runs client sidecar A and server sidecar B with HTTP/2
+// startTwoHopGRPC runs client sidecar A and server sidecar B with HTTP/2
 // (h2c) on every hop: client -> A -> B -> backend.
-func startTwoHopH2(tb testing.TB) string {
+func startTwoHopGRPC(tb testing.TB) string {
 	tb.Helper()
 	backend := grpcBackend(tb)
 	srv := xdstest.Start(tb, "127.0.0.1:0", nil)
@@ -119,10 +119,10 @@ func (u *unexpected) Error() string {
 	return "unexpected answer: " + http.StatusText(u.status) + " " + string(u.body) + " trailer " + u.trailer.Get("grpc-status")
 }
 
-// TestTwoHopH2 checks the benchmark's topology: gRPC-shaped calls pass
+// TestTwoHopGRPC checks the benchmark's topology: gRPC-shaped calls pass
 // both sidecars over HTTP/2 with trailers.
-func TestTwoHopH2(t *testing.T) {
-	addr := startTwoHopH2(t)
+func TestTwoHopGRPC(t *testing.T) {
+	addr := startTwoHopGRPC(t)
 	c := h2cClient()
 	for i := 0; i < 5; i++ {
 		if err := grpcCall(c, "http://"+addr+"/pkg.Svc/Method", []byte{0, 0, 0, 0, 1, 'x'}); err != nil {
@@ -131,11 +131,11 @@ func TestTwoHopH2(t *testing.T) {
 	}
 }
 
-// BenchmarkTwoHopH2 measures a unary gRPC-shaped call through two
+// BenchmarkTwoHopGRPC measures a unary gRPC-shaped call through two
 // sidecars with HTTP/2 on every hop, connections reused; it reports the
 // process's CPU per call (client, both sidecars, backend) and latency.
-func BenchmarkTwoHopH2(b *testing.B) {
-	addr := startTwoHopH2(b)
+func BenchmarkTwoHopGRPC(b *testing.B) {
+	addr := startTwoHopGRPC(b)
 	c := h2cClient()
 	url := "http://" + addr + "/pkg.Svc/Method"
 	msg := []byte{0, 0, 0, 0, 5, 'h', 'e', 'l', 'l', 'o'}

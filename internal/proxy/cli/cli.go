@@ -104,6 +104,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		logJSON   = fs.Bool("log-json", false, "log JSON lines")
 		delta     = fs.Bool("xds-delta", false, "use incremental (Delta) xDS instead of state of the world")
 		legacyH2  = fs.Bool("legacy-http2-server", false, "serve downstream HTTP/2 with x/net's net/http-shaped server instead of the proxy's own (h2server); a fallback for one release")
+		legacyH2c = fs.Bool("legacy-http2-client", false, "send upstream HTTP/2 through x/net's http2.Transport instead of the proxy's own client (h2client); a fallback for one release, which honours neither max_concurrent_streams nor connection_keepalive")
 		onDemand  = fs.Bool("on-demand-routes", false, "take sidecar route configurations' virtual hosts on demand (VHDS, needs --xds-delta): a request to a host the proxy has no virtual host for waits for mastd's answer")
 		credDir   = fs.String("credentials-dir", "", "directory of credentials for credentialName: DIR/NAME/{tls.crt,tls.key,ca.crt,ca.crl} "+
 			"(a Kubernetes Secret's keys as files); default: none, servers naming a credential refuse handshakes")
@@ -185,7 +186,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	dcfg := dataplane.Config{XDSAddress: xdsAddr, Node: node, AdminAddr: *adminAddr, DrainPeriod: *drain, Logger: log, LogLevel: lv,
 		XDSDelta: *delta, XDSMaxRecvMsgSize: *xdsMaxRcv, Overload: ocfg, PageOutExecutable: mf.pageOut,
-		LegacyHTTP2Server: *legacyH2}
+		LegacyHTTP2Server: *legacyH2, LegacyHTTP2Client: *legacyH2c}
 	if *credDir != "" {
 		dcfg.Credentials = &tlsconfig.DirCredentials{Dir: *credDir}
 	}

@@ -93,6 +93,9 @@ type Config struct {
 	// LegacyHTTP2Server serves downstream HTTP/2 with x/net's
 	// net/http-shaped server instead of the proxy's own (h2server).
 	LegacyHTTP2Server bool
+	// LegacyHTTP2Client sends upstream HTTP/2 through x/net's Transport
+	// instead of the proxy's own client (h2client).
+	LegacyHTTP2Client bool
 	// Overload configures the overload manager (connection cap, heap
 	// watermarks).
 	Overload overload.Config
@@ -184,6 +187,7 @@ func New(cfg Config) *Proxy {
 	tlsb.Log = cfg.Logger.With("component", "tls")
 	tlsb.Credentials = cfg.Credentials
 	p.upstreams.TLS = tlsb
+	p.upstreams.LegacyH2 = cfg.LegacyHTTP2Client
 	p.http = httpproxy.NewServer(&p.routing, p.upstreams, cfg.Logger.With("component", "http"))
 	p.http.Telemetry = cfg.Telemetry
 	p.http.LegacyH2 = cfg.LegacyHTTP2Server

@@ -319,9 +319,15 @@ func TestRefusedStreamAndGoAway(t *testing.T) {
 	if !c.Reserve() || !c.Reserve() {
 		t.Fatal("no slots")
 	}
-	go func() { st, err := c.RoundTrip(context.Background(), &Request{Method: "GET", Path: "/3", ContentLength: -1}); r3 <- result{st, err} }()
+	go func() {
+		st, err := c.RoundTrip(context.Background(), &Request{Method: "GET", Path: "/3", ContentLength: -1})
+		r3 <- result{st, err}
+	}()
 	time.Sleep(50 * time.Millisecond) // stream 3 goes out before stream 5
-	go func() { st, err := c.RoundTrip(context.Background(), &Request{Method: "GET", Path: "/5", ContentLength: -1}); r5 <- result{st, err} }()
+	go func() {
+		st, err := c.RoundTrip(context.Background(), &Request{Method: "GET", Path: "/5", ContentLength: -1})
+		r5 <- result{st, err}
+	}()
 	if r := <-r5; !errors.Is(r.err, ErrUnprocessed) {
 		t.Errorf("stream above GOAWAY's last-stream-id: %v, want ErrUnprocessed", r.err)
 	}
@@ -518,7 +524,10 @@ func TestKeepalivePing(t *testing.T) {
 			t.Fatal("no slot")
 		}
 		done := make(chan error, 1)
-		go func() { _, err := c.RoundTrip(context.Background(), &Request{Method: "GET", Path: "/", ContentLength: -1}); done <- err }()
+		go func() {
+			_, err := c.RoundTrip(context.Background(), &Request{Method: "GET", Path: "/", ContentLength: -1})
+			done <- err
+		}()
 		if ack {
 			for i := 0; i < 4; i++ {
 				<-pings

@@ -48,7 +48,9 @@ func (h *Host) connPool() *pool {
 	if p := h.pool.Load(); p != nil {
 		return p
 	}
-	p := newPool(h.Addr, poolConfigWithTLS(h.cfg, h.tls), h.stats, h.mgr.dial)
+	pc := poolConfigWithTLS(h.cfg, h.tls)
+	pc.legacyH2 = h.mgr.LegacyH2
+	p := newPool(h.Addr, pc, h.stats, h.mgr.dial)
 	p.tls, p.tlsb = h.tls, h.mgr.TLS
 	if h.pool.CompareAndSwap(nil, p) {
 		// A request that picked the host before it was retired makes its
@@ -106,6 +108,9 @@ type Manager struct {
 	// TLS builds the client side of TLS transport sockets; nil makes
 	// connections to TLS endpoints fail.
 	TLS *tlsconfig.Builder
+	// LegacyH2 sends HTTP/2 upstream requests through x/net's
+	// http2.Transport instead of the proxy's own client (h2client).
+	LegacyH2 bool
 	// origDst holds when each ORIGINAL_DST host (a key of hosts) was last
 	// asked for; hosts unused for OrigDstCleanup are dropped, as Envoy's
 	// cleanup_interval does (they accumulated until the next push before).

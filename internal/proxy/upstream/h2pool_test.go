@@ -223,16 +223,24 @@ func TestH2OverTLSWithALPN(t *testing.T) {
 	srv.EnableHTTP2 = true
 	srv.StartTLS()
 	defer srv.Close()
-	c, _ := h2Cluster(t, srv.Listener.Addr().String(), func(cfg *xdsparse.Cluster) {
-		cfg.TLS = &xdsparse.TLSContext{Upstream: true, SNI: "example.com", Key: "sni=example.com"}
-	})
-	resp, err := c.Pick(PickOptions{}).RoundTrip(context.Background(), &Request{Method: "GET", Authority: "x", Path: "/", ContentLength: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.Status != 200 || resp.Header.Value("x-seen") != "HTTP/2.0 h2" || string(b) != "\x1f\x8bnot really gzip" {
-		t.Errorf("status %d, seen %q, body %q", resp.Status, resp.Header.Value("x-seen"), b)
+	for _, legacy := range []bool{false, true} { // the own client, and x/net's behind --legacy-http2-client
+		m := NewManager(slog.New(slog.DiscardHandler))
+		m.TLS = tlsconfig.NewBuilder(nil, nil)
+		m.LegacyH2 = legacy
+		cfg := &xdsparse.Cluster{Name: "c", Type: xdsparse.Static, LB: xdsparse.RoundRobin, ConnectTimeout: time.Second, HTTP2: true,
+			MaxConnections: 1024, MaxRequests: 1024, MaxPending: 1024,
+			TLS:       &xdsparse.TLSContext{Upstream: true, SNI: "example.com", Key: "sni=example.com"},
+			Endpoints: &xdsparse.EndpointSet{Localities: []xdsparse.LocalityGroup{{Endpoints: []xdsparse.Endpoint{{Address: srv.Listener.Addr().String(), Weight: 1, Healthy: true}}}}}}
+		c := m.Update(map[string]*xdsparse.Cluster{"c": cfg}, nil)["c"]
+		resp, err := c.Pick(PickOptions{}).RoundTrip(context.Background(), &Request{Method: "GET", Authority: "x", Path: "/", ContentLength: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.Status != 200 || resp.Header.Value("x-seen") != "HTTP/2.0 h2" || string(b) != "\x1f\x8bnot really gzip" {
+			t.Errorf("legacy %v: status %d, seen %q, body %q", legacy, resp.Status, resp.Header.Value("x-seen"), b)
+		}
+		m.Close()
 	}
 }

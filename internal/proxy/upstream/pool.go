@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/net/http2"
+
 	"github.com/mast-mesh/mast/internal/proxy/h2client"
 	"github.com/mast-mesh/mast/internal/proxy/headers"
 	"github.com/mast-mesh/mast/internal/proxy/http1"
@@ -34,6 +36,7 @@ type poolConfig struct {
 	h2             xdsparse.H2Options
 	tlsKey         string // the transport socket's TLSContext.Key; "" for plaintext
 	useDownstream  bool   // HTTP/2 upstream exactly when the request came in HTTP/2
+	legacyH2       bool   // HTTP/2 through x/net's Transport (Manager.LegacyH2)
 }
 
 func poolConfigFor(c *xdsparse.Cluster) poolConfig {
@@ -66,6 +69,10 @@ type pool struct {
 	// (requests that find no free stream wait for it rather than dial too).
 	h2     []*h2client.Conn
 	h2dial *h2dial
+	// h2legacy is x/net's transport (legacy, --legacy-http2-client) and
+	// h2legacyConns counts its open connections.
+	h2legacy      *http2.Transport
+	h2legacyConns atomic.Int64
 	// draining: no connection goes back to idle (drain).
 	draining bool
 }
@@ -97,12 +104,16 @@ func (p *pool) drain() {
 	idle := p.idle
 	p.idle = nil
 	h2 := slices.Clone(p.h2)
+	legacy := p.h2legacy
 	p.mu.Unlock()
 	for _, c := range idle {
 		c.close()
 	}
 	for _, c := range h2 {
 		c.Drain()
+	}
+	if legacy != nil {
+		p.drainLegacy(legacy)
 	}
 }
 
@@ -295,9 +306,12 @@ func (h *Host) RoundTrip(ctx context.Context, req *Request) (*Response, error) {
 	var err error
 	p := h.connPool()
 	h2 := p.cfg.http2 || (p.cfg.useDownstream && req.DownstreamHTTP2)
-	if h2 && req.Upgrade == "" {
+	switch {
+	case h2 && req.Upgrade == "" && p.cfg.legacyH2:
+		resp, err = p.roundTripH2Legacy(ctx, req)
+	case h2 && req.Upgrade == "":
 		resp, err = p.roundTripH2(ctx, req)
-	} else {
+	default:
 		resp, err = p.roundTripH1(ctx, req)
 	}
 	if resp != nil {

@@ -15,7 +15,6 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"golang.org/x/net/http2"
 
-	"github.com/mast-mesh/mast/internal/proxy/xdsclient"
 	"github.com/mast-mesh/mast/internal/proxy/xdstest"
 )
 
@@ -45,38 +44,13 @@ func grpcBackend(tb testing.TB) string {
 func startTwoHopGRPC(tb testing.TB) string {
 	tb.Helper()
 	backend := grpcBackend(tb)
-	srv := xdstest.Start(tb, "127.0.0.1:0", nil)
 	addrA, addrB := freeAddr(tb), freeAddr(tb)
 	h2 := func(name string) *clusterv3.Cluster {
 		c := xdstest.EDSCluster(name)
 		c.Http2ProtocolOptions = &corev3.Http2ProtocolOptions{}
 		return c
 	}
-	nodeA := "sidecar~127.0.0.1~a.default~default.svc.cluster.local"
-	nodeB := "sidecar~127.0.0.1~b.default~default.svc.cluster.local"
-	srv.Set(tb, nodeA, "1", xdstest.Resources(
-		xdstest.HTTPListener("inA", addrA, "rA"),
-		xdstest.RouteConfig("rA", []string{"*"}, xdstest.RouteTo("/", "toB")),
-		h2("toB"), xdstest.CLA("toB", addrB),
-	))
-	srv.Set(tb, nodeB, "1", xdstest.Resources(
-		xdstest.HTTPListener("inB", addrB, "rB"),
-		xdstest.RouteConfig("rB", []string{"*"}, xdstest.RouteTo("/", "app")),
-		h2("app"), xdstest.CLA("app", backend),
-	))
-	for _, id := range []string{nodeA, nodeB} {
-		node, err := xdsclient.BuildNode(xdsclient.NodeConfig{ID: id})
-		if err != nil {
-			tb.Fatal(err)
-		}
-		p := New(Config{XDSAddress: srv.Addr, Node: node, AdminAddr: "127.0.0.1:0", DrainPeriod: 100 * time.Millisecond})
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { p.Run(ctx); close(done) }()
-		tb.Cleanup(func() { cancel(); <-done })
-	}
-	waitListening(tb, addrA)
-	waitListening(tb, addrB)
+	runTwoHop(tb, addrA, xdstest.HTTPListener("inB", addrB, "rB"), h2("toB"), h2("app"), backend, nil)
 	return addrA
 }
 

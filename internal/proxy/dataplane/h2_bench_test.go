@@ -2,7 +2,6 @@ package dataplane
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -15,7 +14,6 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
-	"github.com/mast-mesh/mast/internal/proxy/xdsclient"
 	"github.com/mast-mesh/mast/internal/proxy/xdstest"
 )
 
@@ -25,36 +23,11 @@ import (
 func startTwoHopH2(tb testing.TB) string {
 	tb.Helper()
 	backend := rawBackend(tb)
-	srv := xdstest.Start(tb, "127.0.0.1:0", nil)
 	addrA, addrB := freeAddr(tb), freeAddr(tb)
 	cB := xdstest.EDSCluster("toB")
 	cB.ProtocolSelection = clusterv3.Cluster_USE_CONFIGURED_PROTOCOL
 	cB.Http2ProtocolOptions = &corev3.Http2ProtocolOptions{} //nolint:staticcheck // the field Istio still sets
-	nodeA := "sidecar~127.0.0.1~a.default~default.svc.cluster.local"
-	nodeB := "sidecar~127.0.0.1~b.default~default.svc.cluster.local"
-	srv.Set(tb, nodeA, "1", xdstest.Resources(
-		xdstest.HTTPListener("inA", addrA, "rA"),
-		xdstest.RouteConfig("rA", []string{"*"}, xdstest.RouteTo("/", "toB")),
-		cB, xdstest.CLA("toB", addrB),
-	))
-	srv.Set(tb, nodeB, "1", xdstest.Resources(
-		xdstest.HTTPListener("inB", addrB, "rB"),
-		xdstest.RouteConfig("rB", []string{"*"}, xdstest.RouteTo("/", "app")),
-		xdstest.EDSCluster("app"), xdstest.CLA("app", backend),
-	))
-	for _, id := range []string{nodeA, nodeB} {
-		node, err := xdsclient.BuildNode(xdsclient.NodeConfig{ID: id})
-		if err != nil {
-			tb.Fatal(err)
-		}
-		p := New(Config{XDSAddress: srv.Addr, Node: node, AdminAddr: "127.0.0.1:0", DrainPeriod: 100 * time.Millisecond})
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { p.Run(ctx); close(done) }()
-		tb.Cleanup(func() { cancel(); <-done })
-	}
-	waitListening(tb, addrA)
-	waitListening(tb, addrB)
+	runTwoHop(tb, addrA, xdstest.HTTPListener("inB", addrB, "rB"), cB, xdstest.EDSCluster("app"), backend, nil)
 	return addrA
 }
 

@@ -19,7 +19,9 @@ import (
 	"testing"
 	"time"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -99,27 +101,40 @@ func startTwoHop(tb testing.TB, mtls bool) (string, []*Proxy) {
 	const serverID = "spiffe://cluster.local/ns/default/sa/server"
 	secrets := meshSecrets(tb, "spiffe://cluster.local/ns/default/sa/client", serverID)
 	backend := rawBackend(tb)
-	srv := xdstest.Start(tb, "127.0.0.1:0", nil)
 	addrA, addrB := freeAddr(tb), freeAddr(tb)
 	clientTS, serverTS := istioTLS(serverID)
-
 	lB := xdstest.HTTPListener("inB", addrB, "rB")
 	cB := xdstest.EDSCluster("toB")
 	if mtls {
 		lB.FilterChains[0].TransportSocket = serverTS
 		cB.TransportSocket = clientTS
 	}
+	proxies := runTwoHop(tb, addrA, lB, cB, xdstest.EDSCluster("app"), backend, func(i int, c *Config) {
+		c.Secrets = staticSecrets{secrets[i]}
+	})
+	return addrA, proxies
+}
+
+// runTwoHop serves and starts the two sidecars of a two-hop benchmark:
+// bench client -> A (addrA) -> B (inbound listener lB, route rB) ->
+// backend, A reaching B through cluster toB and B the backend through app.
+// cfg, when set, adjusts sidecar i's Config (0: A, 1: B). It returns once
+// both listen.
+func runTwoHop(tb testing.TB, addrA string, lB *listenerv3.Listener, toB, app *clusterv3.Cluster, backend string, cfg func(i int, c *Config)) []*Proxy {
+	tb.Helper()
+	srv := xdstest.Start(tb, "127.0.0.1:0", nil)
+	addrB := listenerAddr(lB)
 	nodeA := "sidecar~127.0.0.1~a.default~default.svc.cluster.local"
 	nodeB := "sidecar~127.0.0.1~b.default~default.svc.cluster.local"
 	srv.Set(tb, nodeA, "1", xdstest.Resources(
 		xdstest.HTTPListener("inA", addrA, "rA"),
-		xdstest.RouteConfig("rA", []string{"*"}, xdstest.RouteTo("/", "toB")),
-		cB, xdstest.CLA("toB", addrB),
+		xdstest.RouteConfig("rA", []string{"*"}, xdstest.RouteTo("/", toB.GetName())),
+		toB, xdstest.CLA(toB.GetName(), addrB),
 	))
 	srv.Set(tb, nodeB, "1", xdstest.Resources(
 		lB,
-		xdstest.RouteConfig("rB", []string{"*"}, xdstest.RouteTo("/", "app")),
-		xdstest.EDSCluster("app"), xdstest.CLA("app", backend),
+		xdstest.RouteConfig("rB", []string{"*"}, xdstest.RouteTo("/", app.GetName())),
+		app, xdstest.CLA(app.GetName(), backend),
 	))
 	var proxies []*Proxy
 	for i, id := range []string{nodeA, nodeB} {
@@ -127,8 +142,11 @@ func startTwoHop(tb testing.TB, mtls bool) (string, []*Proxy) {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		p := New(Config{XDSAddress: srv.Addr, Node: node, AdminAddr: "127.0.0.1:0", DrainPeriod: 100 * time.Millisecond,
-			Secrets: staticSecrets{secrets[i]}})
+		c := Config{XDSAddress: srv.Addr, Node: node, AdminAddr: "127.0.0.1:0", DrainPeriod: 100 * time.Millisecond}
+		if cfg != nil {
+			cfg(i, &c)
+		}
+		p := New(c)
 		proxies = append(proxies, p)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
@@ -137,7 +155,13 @@ func startTwoHop(tb testing.TB, mtls bool) (string, []*Proxy) {
 	}
 	waitListening(tb, addrA)
 	waitListening(tb, addrB)
-	return addrA, proxies
+	return proxies
+}
+
+// listenerAddr is a listener's socket address as host:port.
+func listenerAddr(l *listenerv3.Listener) string {
+	sa := l.GetAddress().GetSocketAddress()
+	return net.JoinHostPort(sa.GetAddress(), fmt.Sprint(sa.GetPortValue()))
 }
 
 // cpuTime is the process's CPU time (both sidecars, backend and client).

@@ -24,13 +24,9 @@ func IstiodPath() (string, error) {
 	if p := os.Getenv("ISTIOD"); p != "" {
 		return p, nil
 	}
-	cache := os.Getenv("MAST_CACHE")
-	if cache == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return "", err
-		}
-		cache = filepath.Join(home, ".cache", "mast")
+	cache, err := kubetest.CacheDir()
+	if err != nil {
+		return "", err
 	}
 	p := filepath.Join(cache, "istiod-build", "pilot-discovery")
 	if _, err := os.Stat(p); err != nil {

@@ -102,19 +102,28 @@ func APIServerPath() (string, error) {
 	if p := os.Getenv("KUBE_APISERVER"); p != "" {
 		return p, nil
 	}
-	cache := os.Getenv("MAST_CACHE")
-	if cache == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return "", err
-		}
-		cache = filepath.Join(home, ".cache", "mast")
+	cache, err := CacheDir()
+	if err != nil {
+		return "", err
 	}
 	p := filepath.Join(cache, "kube-apiserver-"+APIServerVersion)
 	if _, err := os.Stat(p); err != nil {
 		return "", fmt.Errorf("kube-apiserver %s not found at %s: run %s (about 11 minutes of CPU, cached afterwards)", APIServerVersion, p, BuildScript)
 	}
 	return p, nil
+}
+
+// CacheDir is where heavy test binaries are built and kept: $MAST_CACHE,
+// else ~/.cache/mast.
+func CacheDir() (string, error) {
+	if c := os.Getenv("MAST_CACHE"); c != "" {
+		return c, nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(home, ".cache", "mast"), nil
 }
 
 // EtcdPath returns the etcd binary, or an error that says how to install it.

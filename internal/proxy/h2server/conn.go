@@ -55,6 +55,12 @@ type Config struct {
 	MaxConnectionDuration time.Duration
 	// DrainTimeout closes a connection this long after its GOAWAY.
 	DrainTimeout time.Duration
+	// WriteTimeout bounds a socket write: a client that stops reading
+	// while the proxy has frames for it loses the connection after this
+	// long (0: 5 minutes). The deadline is renewed at most every half of
+	// it, so a write may be cut between WriteTimeout/2 and WriteTimeout
+	// after it began.
+	WriteTimeout time.Duration
 	// Drain sends GOAWAY when it ends (the proxy drains).
 	Drain context.Context
 	// OnFlood is told why a flooding connection was cut.
@@ -108,6 +114,8 @@ type conn struct {
 	waiting   atomic.Int32
 	needFlush bool
 	bw        *bufio.Writer // nil while nothing is buffered
+	dw        deadlineWriter
+	wdl       time.Time // the socket's write deadline
 	wfr       *http2.Framer
 	fw        frameWriter
 	enc       *hpack.Encoder
@@ -145,12 +153,42 @@ type frameWriter struct{ c *conn }
 
 func (w frameWriter) Write(p []byte) (int, error) { return w.c.buf().Write(p) }
 
+// defaultWriteTimeout is Config.WriteTimeout's default.
+const defaultWriteTimeout = 5 * time.Minute
+
+// deadlineWriter writes to the socket under a write deadline; wmu is
+// held. The deadline moves only when less than half of the timeout is
+// left, so a busy connection sets it about twice per timeout, not per
+// write.
+type deadlineWriter struct{ c *conn }
+
+func (w deadlineWriter) Write(p []byte) (int, error) {
+	c := w.c
+	d := c.cfg.WriteTimeout
+	if d <= 0 {
+		d = defaultWriteTimeout
+	}
+	if now := time.Now(); c.wdl.Sub(now) < d/2 {
+		c.wdl = now.Add(d)
+		c.nc.SetWriteDeadline(c.wdl)
+	}
+	n, err := c.nc.Write(p)
+	if err != nil {
+		// A connection whose writes fail (the client stopped reading
+		// past the deadline, or went away) is over: the reader ends
+		// with it and every stream is told.
+		c.nc.Close()
+	}
+	return n, err
+}
+
 // Serve serves an HTTP/2 connection whose client preface is the next
 // thing in br, until it closes or ctx ends; it closes nc.
 func Serve(ctx context.Context, nc net.Conn, br *bufio.Reader, cfg *Config, h Handler, pools *Pools) {
 	c := &conn{nc: nc, br: br, cfg: cfg, h: h, pools: pools, streams: make(map[uint32]*Stream),
 		sendWindow: minWindow, initialSend: minWindow, recvWindow: minWindow}
 	c.fw = frameWriter{c}
+	c.dw = deadlineWriter{c}
 	c.wfr = http2.NewFramer(c.fw, nil)
 	c.cfr = http2.NewFramer(&c.cbuf, nil)
 	c.enc = hpack.NewEncoder(&c.hbuf)
@@ -719,8 +757,9 @@ func (c *conn) fatal(code http2.ErrCode, debug string) {
 	c.cpending.Store(true)
 	c.cmu.Unlock()
 	c.mu.Unlock()
-	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
 	c.lockWrite()
+	c.wdl = time.Now().Add(time.Second)
+	c.nc.SetWriteDeadline(c.wdl)
 	c.unlockWrite(true)
 }
 
@@ -755,9 +794,9 @@ func (c *conn) buf() *bufio.Writer {
 	if c.bw == nil {
 		bw, _ := c.pools.writers.Get().(*bufio.Writer)
 		if bw == nil {
-			bw = bufio.NewWriterSize(c.nc, 8192)
+			bw = bufio.NewWriterSize(c.dw, 8192)
 		} else {
-			bw.Reset(c.nc)
+			bw.Reset(c.dw)
 		}
 		c.bw = bw
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"strconv"
@@ -451,4 +452,46 @@ func TestDrainGoAway(t *testing.T) {
 	if _, err := c.fr.ReadFrame(); err == nil {
 		t.Fatal("the connection stayed open after its last stream")
 	}
+}
+
+// TestStalledReaderLosesConnection: a client that opens its windows and
+// then stops reading cannot hold the connection's writer forever: the
+// socket write deadline cuts the connection and the handler's writes fail.
+func TestStalledReaderLosesConnection(t *testing.T) {
+	h := newHandler()
+	werr := make(chan error, 1)
+	h.serve = func(s *Stream) {
+		s.WriteHead(200, nil, -1)
+		chunk := make([]byte, 64<<10)
+		for i := 0; i < 2048; i++ { // 128 MiB, far beyond the socket buffers
+			if _, err := s.Write(chunk); err != nil {
+				werr <- err
+				return
+			}
+		}
+		werr <- s.Finish(nil)
+	}
+	c := serveTest(t, Config{WriteTimeout: 200 * time.Millisecond}, h)
+	c.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: maxWindow})
+	c.fr.WriteWindowUpdate(0, maxWindow-minWindow)
+	c.headers(1, true, ":method", "GET", ":scheme", "http", ":authority", "a", ":path", "/big")
+	recv(t, h.served, "serve")
+	select {
+	case err := <-werr:
+		if err == nil {
+			t.Fatal("128 MiB went to a client that reads nothing")
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the handler's write is still blocked on a client that stopped reading")
+	}
+	// The connection is closed: reading what was buffered ends in an error.
+	c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.Copy(io.Discard, c.nc); err != nil && !isReset(err) {
+		t.Fatalf("the connection was not closed: %v", err)
+	}
+}
+
+func isReset(err error) bool {
+	var ne net.Error
+	return !errors.As(err, &ne) || !ne.Timeout()
 }

@@ -35,7 +35,10 @@ func (s *Server) serveH2(ctx context.Context, nc net.Conn, br *bufio.Reader, hcm
 		IdleTimeout:           hcm.IdleTimeout,
 		MaxConnectionDuration: hcm.MaxConnectionDuration,
 		DrainTimeout:          hcm.DrainTimeout,
-		Drain:                 s.drainCtx,
+		// A client that stops reading is cut after stream_idle_timeout
+		// (Envoy's stream idles out when the downstream reads nothing).
+		WriteTimeout: hcm.StreamIdleTimeout,
+		Drain:        s.drainCtx,
 		OnFlood: func(reason string) {
 			s.Stats.CxFlood.Add(1)
 			s.log.Debug("HTTP/2 connection closed", "reason", reason, "remote", remote)

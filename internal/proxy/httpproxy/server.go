@@ -205,6 +205,8 @@ type h1Conn struct {
 	scheme     string // "https" when the proxy terminated TLS
 	peer       *tlsPeer
 	conn       *filter.Conn // what the filters know of the connection
+	local      net.Addr     // the proxy's address on the connection
+	req        dsRequest    // the request being served (serveOne)
 	// idle is set while the connection waits for its next request.
 	idle atomic.Bool
 	// expired: the connection is past max_connection_duration; the
@@ -233,7 +235,7 @@ func (c *h1Conn) cancelStream() {
 }
 
 func (s *Server) serveH1(ctx context.Context, nc net.Conn, br *bufio.Reader, hcm *xdsparse.HTTPManager) {
-	c := &h1Conn{s: s, nc: nc, br: br, bw: bufio.NewWriterSize(nc, 4096), remote: remoteIP(nc), remoteAddr: nc.RemoteAddr().String(), orig: originalDst(nc), peer: peerOf(nc), scheme: connScheme(nc)}
+	c := &h1Conn{s: s, nc: nc, br: br, bw: bufio.NewWriterSize(nc, 4096), remote: remoteIP(nc), remoteAddr: nc.RemoteAddr().String(), local: nc.LocalAddr(), orig: originalDst(nc), peer: peerOf(nc), scheme: connScheme(nc)}
 	// Always: the listener may gain filters while the connection lives.
 	c.conn = filter.NewConn(nc)
 	c.hr = http1.NewReader(br, http1.Limits{MaxHeaderBytes: hcm.MaxRequestHeadersBytes, MaxHeaders: hcm.MaxHeadersCount})
@@ -336,10 +338,13 @@ func (c *h1Conn) serveOne(ctx context.Context, hcm *xdsparse.HTTPManager) bool {
 	h := &c.head
 	body := &c.body
 	body.Reset(c.br, h, false)
-	req := &dsRequest{
+	// The request's state lives in the connection (as an HTTP/2 stream's
+	// does in the pooled stream): nothing keeps it after handle returns.
+	c.req = dsRequest{
 		method: h.Method, target: h.Target, header: h.Headers, minor: h.Minor,
-		body: body, contentLength: h.ContentLength, chunked: h.Chunked, remote: c.remote, remoteAddr: c.remoteAddr, local: c.nc.LocalAddr(), origDst: c.orig, scheme: c.scheme, peer: c.peer, conn: c.conn,
+		body: body, contentLength: h.ContentLength, chunked: h.Chunked, remote: c.remote, remoteAddr: c.remoteAddr, local: c.local, origDst: c.orig, scheme: c.scheme, peer: c.peer, conn: c.conn,
 	}
+	req := &c.req
 	if v, ok := h.Headers.Get("host"); ok {
 		req.authority = v
 	}
@@ -395,6 +400,7 @@ func (c *h1Conn) serveOne(ctx context.Context, hcm *xdsparse.HTTPManager) bool {
 	if cap(req.header) > cap(h.Headers) {
 		h.Headers = req.header[:0]
 	}
+	c.req = dsRequest{}
 	if !w.finished {
 		return false
 	}

@@ -22,6 +22,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/mast-mesh/mast/internal/proxy/headerblock"
 )
 
 // Config is a connection's configuration.
@@ -109,6 +111,7 @@ type Conn struct {
 	bw   *bufio.Writer
 	fr   *http2.Framer
 	henc *hpack.Encoder
+	hb   headerblock.Block // the response header block being read (reader only)
 	hbuf bytes.Buffer
 
 	mu           sync.Mutex
@@ -170,8 +173,7 @@ func New(nc net.Conn, cfg Config) (*Conn, error) {
 	c.streamDoneF = cfg.OnStreamDone
 	c.bw = bufio.NewWriterSize(nc, 16<<10)
 	c.fr = http2.NewFramer(c.bw, bufio.NewReaderSize(nc, 16<<10))
-	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	c.fr.MaxHeaderListSize = cfg.MaxHeaderListSize
+	c.hb.Init(int(cfg.MaxHeaderListSize))
 	c.fr.SetReuseFrames()
 	c.henc = hpack.NewEncoder(&c.hbuf)
 	c.lastRead.Store(time.Now().UnixNano())
@@ -461,8 +463,17 @@ func (c *Conn) readFrames() error {
 			gotSettings = true
 		}
 		switch f := f.(type) {
-		case *http2.MetaHeadersFrame:
-			err = c.onHeaders(f)
+		case *http2.HeadersFrame:
+			c.hb.Start(f)
+			var done bool
+			if done, err = c.hb.Fragment(f.HeaderBlockFragment(), f.HeadersEnded()); done {
+				err = c.onHeaders(&c.hb)
+			}
+		case *http2.ContinuationFrame:
+			var done bool
+			if done, err = c.hb.Fragment(f.HeaderBlockFragment(), f.HeadersEnded()); done {
+				err = c.onHeaders(&c.hb)
+			}
 		case *http2.DataFrame:
 			err = c.onData(f)
 		case *http2.SettingsFrame:
@@ -497,16 +508,20 @@ func (c *Conn) stream(id uint32) (*Stream, error) {
 	return s, nil
 }
 
-func (c *Conn) onHeaders(f *http2.MetaHeadersFrame) error {
-	s, err := c.stream(f.StreamID)
+func (c *Conn) onHeaders(f *headerblock.Block) error {
+	s, err := c.stream(f.ID)
 	if err != nil || s == nil {
 		return err
+	}
+	if f.Invalid {
+		c.resetStream(s.id, http2.ErrCodeProtocol, protoErr("invalid response header field"))
+		return nil
 	}
 	if f.Truncated {
 		c.resetStream(s.id, http2.ErrCodeProtocol, protoErr("response header list larger than %d bytes", c.cfg.MaxHeaderListSize))
 		return nil
 	}
-	if err := s.onHeaders(f.Fields, f.StreamEnded()); err != nil {
+	if err := s.onHeaders(f.Fields, f.EndStream); err != nil {
 		c.resetStream(s.id, http2.ErrCodeProtocol, err)
 	}
 	return nil

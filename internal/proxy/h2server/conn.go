@@ -24,6 +24,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/mast-mesh/mast/internal/proxy/headerblock"
 )
 
 // Preface is the client connection preface (RFC 9113 section 3.4).
@@ -103,9 +105,8 @@ type conn struct {
 	cfg   *Config
 	h     Handler
 	pools *Pools
-	fr    *http2.Framer // reads, on the reader only
-	dec   *hpack.Decoder
-	hb    headerBlock // the header block being read
+	fr    *http2.Framer     // reads, on the reader only
+	hb    headerblock.Block // the header block being read
 	fl    flood
 
 	// Writes: whoever holds wmu writes frames into bw; the last writer of
@@ -195,8 +196,7 @@ func Serve(ctx context.Context, nc net.Conn, br *bufio.Reader, cfg *Config, h Ha
 	c.tableSize.Store(-1)
 	c.maxFrame.Store(16384)
 	c.fr = http2.NewFramer(nil, br)
-	c.dec = hpack.NewDecoder(4096, c.emit)
-	c.dec.SetMaxStringLength(max(cfg.MaxHeaderBytes, 1))
+	c.hb.Init(cfg.MaxHeaderBytes)
 	c.fr.SetMaxReadFrameSize(16384)
 	c.fr.SetReuseFrames()
 	defer nc.Close()
@@ -292,13 +292,13 @@ func connErr(code http2.ErrCode) error { return http2.ConnectionError(code) }
 func (c *conn) frame(f http2.Frame) error {
 	switch f := f.(type) {
 	case *http2.HeadersFrame:
-		c.startBlock(f)
-		if done, err := c.fragment(f.HeaderBlockFragment(), f.HeadersEnded()); !done {
+		c.hb.Start(f)
+		if done, err := c.hb.Fragment(f.HeaderBlockFragment(), f.HeadersEnded()); !done {
 			return err
 		}
 		return c.onHeaders(&c.hb)
 	case *http2.ContinuationFrame:
-		if done, err := c.fragment(f.HeaderBlockFragment(), f.HeadersEnded()); !done {
+		if done, err := c.hb.Fragment(f.HeaderBlockFragment(), f.HeadersEnded()); !done {
 			return err
 		}
 		return c.onHeaders(&c.hb)
@@ -438,9 +438,9 @@ func (c *conn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 	return nil
 }
 
-func (c *conn) onHeaders(f *headerBlock) error {
-	id := f.id
-	if f.invalid {
+func (c *conn) onHeaders(f *headerblock.Block) error {
+	id := f.ID
+	if f.Invalid {
 		return streamErr(id, http2.ErrCodeProtocol)
 	}
 	if id%2 != 1 {
@@ -456,10 +456,10 @@ func (c *conn) onHeaders(f *headerBlock) error {
 		if s.remoteDone {
 			return streamErr(id, http2.ErrCodeStreamClosed) // half-closed (remote)
 		}
-		if !f.endStream {
+		if !f.EndStream {
 			return streamErr(id, http2.ErrCodeProtocol)
 		}
-		for _, hf := range f.fields {
+		for _, hf := range f.Fields {
 			if hf.IsPseudo() {
 				return streamErr(id, http2.ErrCodeProtocol) // pseudo-headers in trailers
 			}
@@ -476,7 +476,7 @@ func (c *conn) onHeaders(f *headerBlock) error {
 		c.mu.Unlock()
 		return nil
 	}
-	if f.hasPriority && f.dep == id {
+	if f.HasPriority && f.Dep == id {
 		c.mu.Unlock()
 		return streamErr(id, http2.ErrCodeProtocol)
 	}
@@ -485,12 +485,12 @@ func (c *conn) onHeaders(f *headerBlock) error {
 		return streamErr(id, http2.ErrCodeRefusedStream)
 	}
 	s := c.newStream(id)
-	if msg := readRequest(&s.Request, f.fields, f.endStream, f.truncated); msg != "" {
+	if msg := readRequest(&s.Request, f.Fields, f.EndStream, f.Truncated); msg != "" {
 		c.mu.Unlock()
 		c.recycle(s)
 		return streamErr(id, http2.ErrCodeProtocol)
 	}
-	s.remoteDone = f.endStream
+	s.remoteDone = f.EndStream
 	s.noBody = s.Method == "HEAD"
 	c.streams[id] = s
 	c.active++

@@ -322,7 +322,7 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 	if buf == nil {
 		buf = new([16 * 1024]byte)
 	}
-	err := copyBody(w, resp.Body, buf[:])
+	err := copyBody(w, resp.Body, buf[:], resp.ContentLength)
 	s.bufs.Put(buf)
 	if err != nil {
 		w.Abort()
@@ -383,16 +383,20 @@ func connectCause(err error) string {
 	return msg
 }
 
-func copyBody(w responseWriter, r io.Reader, buf []byte) error {
+// copyBody forwards a response body of length bytes (-1: unknown).
+func copyBody(w responseWriter, r io.Reader, buf []byte, length int64) error {
 	for {
 		n, err := r.Read(buf[:])
 		if n > 0 {
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return werr
 			}
+			length -= int64(n)
 			// Flush when the upstream has nothing more right now, so
-			// streamed responses are not held back.
-			if err == nil {
+			// streamed responses are not held back; not after the last
+			// byte of a known length: Finish sends it with the end of the
+			// stream, in one write (HTTP/2: no separate END_STREAM).
+			if err == nil && length != 0 {
 				if werr := w.Flush(); werr != nil {
 					return werr
 				}

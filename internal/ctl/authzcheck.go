@@ -49,6 +49,7 @@ func AuthzCheck(args []string, stdout, stderr io.Writer) int {
 		return c.usageError(stderr, "want one proxy")
 	}
 	p, err := m.findProxy(c.args[0])
+	defer m.close()
 	if err != nil {
 		fmt.Fprintf(stderr, "mast x authz check: %v\n", err)
 		return ExitFailure

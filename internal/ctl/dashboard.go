@@ -1,12 +1,15 @@
 package ctl
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/mast-mesh/mast/internal/localmesh"
@@ -26,7 +29,7 @@ func Dashboard(args []string, stdout, stderr io.Writer) int {
 			"              configuration and its analysis, proxies, policy (the default)\n"+
 			"  prometheus  the Prometheus addon (mast up --addons prometheus)\n"+
 			"  jaeger      Jaeger's UI (mast up --addons jaeger)\n"+
-			"  envoy PROXY a proxy's admin page (loopback only)\n"+
+			"  envoy PROXY a proxy's admin page (loopback only; on Kubernetes a pod's, port-forwarded until Ctrl-C)\n"+
 			"--search opens the mast dashboard on a service, workload or resource (a deep link).",
 		"mast dashboard",
 		"mast dashboard --browser=false",
@@ -73,6 +76,7 @@ func Dashboard(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "mast dashboard: %v\n", err)
 			return ExitFailure
 		}
+		defer m.close()
 		url, check = "http://"+p.Admin+"/", "http://"+p.Admin+"/ready"
 	default:
 		return c.usageError(stderr, "%q is not a dashboard (mast, prometheus, jaeger, envoy PROXY)", what)
@@ -90,14 +94,25 @@ func Dashboard(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stdout, url)
 	if *browser && hasDisplay() {
+		opened := false
 		if opener, err := exec.LookPath("xdg-open"); err == nil {
 			cmd := exec.Command(opener, url)
 			if err := cmd.Start(); err == nil {
 				go cmd.Wait()
-				return ExitOK
+				opened = true
 			}
 		}
-		fmt.Fprintln(stderr, "mast dashboard: no browser opener (xdg-open) found; open the URL above")
+		if !opened {
+			fmt.Fprintln(stderr, "mast dashboard: no browser opener (xdg-open) found; open the URL above")
+		}
+	}
+	if len(m.stops) > 0 {
+		// A Kubernetes proxy's admin is a port-forward that lives as long
+		// as this command, as with istioctl dashboard envoy.
+		fmt.Fprintln(stderr, "mast dashboard: forwarding to the pod's admin port; Ctrl-C to stop")
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		<-ctx.Done()
 	}
 	return ExitOK
 }

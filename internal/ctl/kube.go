@@ -3,6 +3,7 @@ package ctl
 import (
 	"context"
 	"fmt"
+	"os"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -28,6 +29,17 @@ func (f *kubeFlags) register(c *command) {
 
 // named says the command line names a cluster.
 func (f *kubeFlags) named() bool { return f.kubeconfig != "" || f.kubecontext != "" }
+
+// exists says a kubeconfig is there to use without flags: $KUBECONFIG or
+// ~/.kube/config names a file.
+func (f *kubeFlags) exists() bool {
+	for _, p := range clientcmd.NewDefaultClientConfigLoadingRules().Precedence {
+		if _, err := os.Stat(p); err == nil {
+			return true
+		}
+	}
+	return false
+}
 
 // restConfig loads the client configuration the flags name.
 func (f *kubeFlags) restConfig() (*rest.Config, error) {

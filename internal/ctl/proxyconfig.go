@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -195,7 +196,7 @@ func istioCluster(name string) (direction, port, subset, fqdn string, ok bool) {
 }
 
 // meshConfig is the configuration the proxy's mesh runs, when known (local
-// mesh): it names the DestinationRules and VirtualServices behind clusters and routes.
+// mesh, or the Kubernetes cluster's custom resources): it names the DestinationRules and VirtualServices behind clusters and routes.
 type meshConfig struct{ snap *config.Snapshot }
 
 func (m meshConfig) destinationRule(fqdnHost string) string {
@@ -417,8 +418,10 @@ func ProxyConfig(args []string, stdout, stderr io.Writer) int {
 			"the proxy holds (workload certificate, trust bundle, gateway credentials; private keys are redacted),\n"+
 			"`bootstrap` its start-up configuration (node, xDS server, admin). PROXY is a proxy of the local\n"+
 			"mesh (productpage-v1, istio-ingressgateway, or its node ID), or any name with --admin-address.\n"+
-			"`log` shows the proxy's log level, or sets it with --level. On Kubernetes, forward the pod's admin port\n"+
-			"(kubectl port-forward POD 15000) and pass --admin-address 127.0.0.1:15000.",
+			"On Kubernetes (--kubeconfig or --context, or a kubeconfig when no local mesh runs) PROXY is a pod,\n"+
+			"POD or POD.NAMESPACE (or -n): the CLI reaches its loopback-only admin port through the API server's\n"+
+			"port-forward, as kubectl port-forward does, and needs the same rights (get pods, create pods/portforward).\n"+
+			"`log` shows the proxy's log level, or sets it with --level.",
 		"mast proxy-config cluster productpage-v1",
 		"mast proxy-config cluster productpage-v1 --fqdn reviews.default.svc.cluster.local --subset v2",
 		"mast proxy-config listener istio-ingressgateway --port 8080",
@@ -427,7 +430,8 @@ func ProxyConfig(args []string, stdout, stderr io.Writer) int {
 		"mast proxy-config secret istio-ingressgateway",
 		"mast proxy-config bootstrap productpage-v1 -o yaml",
 		"mast proxy-config log productpage-v1 --level debug",
-		"mast proxy-config all productpage-v1 -o yaml")
+		"mast proxy-config all productpage-v1 -o yaml",
+		"mast proxy-config cluster productpage-v1-6b746f74dc-9stvs.bookinfo --kubeconfig ~/.kube/config")
 	var m meshFlags
 	m.register(c, true)
 	var f proxyConfigFilter
@@ -454,6 +458,7 @@ func ProxyConfig(args []string, stdout, stderr io.Writer) int {
 	}
 	kind = strings.TrimSuffix(kind, "s")
 	p, err := m.findProxy(name)
+	defer m.close()
 	if err != nil {
 		fmt.Fprintf(stderr, "mast proxy-config: %v\n", err)
 		return ExitFailure
@@ -473,7 +478,13 @@ func ProxyConfig(args []string, stdout, stderr io.Writer) int {
 		return ExitFailure
 	}
 	var mc meshConfig
-	if m.adminAddress == "" {
+	switch {
+	case m.kubeRC != nil:
+		// The cluster's Istio resources, read as mastd reads them.
+		if cc, err := readConfig(context.Background(), m.kubeRC); err == nil {
+			mc.snap = cc.snap
+		}
+	case m.adminAddress == "":
 		if st, err := localmesh.ReadRunState(m.stateDir); err == nil {
 			rs, _ := config.LoadPaths(st.ConfigDir)
 			mc.snap = config.NewSnapshot(rs)

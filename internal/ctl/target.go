@@ -8,17 +8,24 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/client-go/rest"
+
 	"github.com/mast-mesh/mast/internal/localmesh"
 )
 
 // meshFlags are the flags that say which mesh a command inspects: the local
-// mesh of --state-dir, or a bare mastd (--debug-address) and proxy admin
-// (--admin-address).
+// mesh of --state-dir, a bare mastd (--debug-address) and proxy admin
+// (--admin-address), or, for commands that read a proxy, the pods of a
+// Kubernetes cluster (--kubeconfig, --context, -n).
 type meshFlags struct {
 	stateDir     string
 	debugAddress string
 	xdsAddress   string
 	adminAddress string
+	kube         kubeFlags
+	namespace    string
+	stops        []func()     // port-forwards to stop when the command ends
+	kubeRC       *rest.Config // the cluster a Kubernetes proxy was found in
 }
 
 func (m *meshFlags) register(c *command, proxy bool) {
@@ -27,6 +34,8 @@ func (m *meshFlags) register(c *command, proxy bool) {
 	c.StringVar(&m.xdsAddress, "xds-address", "", "mastd's xDS address; its monitoring port is assumed to be 15014 on the same host unless --debug-address says")
 	if proxy {
 		c.StringVar(&m.adminAddress, "admin-address", "", "the proxy's admin address (HOST:PORT) instead of looking the proxy up in the local mesh")
+		m.kube.register(c)
+		c.StringVar(&m.namespace, "n", "", "on Kubernetes: the proxy's pod namespace (default: the kubeconfig context's, else default)")
 	}
 }
 
@@ -56,14 +65,23 @@ type proxy struct {
 	Labels map[string]string
 }
 
-// findProxy resolves a proxy by short name, "name.namespace" or node ID.
+// findProxy resolves a proxy by short name, "name.namespace" or node ID in
+// the local mesh, or by pod name on Kubernetes: with --kubeconfig or
+// --context, or when no local mesh runs and a kubeconfig exists. A
+// Kubernetes proxy's admin is a port-forward that m.close stops.
 func (m *meshFlags) findProxy(name string) (proxy, error) {
 	if m.adminAddress != "" {
 		return proxy{Name: name, Admin: m.adminAddress}, nil
 	}
+	if m.kube.named() {
+		return m.kubeProxy(context.Background(), name)
+	}
 	st, err := localmesh.ReadRunState(m.stateDir)
 	if err != nil {
-		return proxy{}, fmt.Errorf("%w (or name a proxy's admin with --admin-address)", err)
+		if m.kube.exists() {
+			return m.kubeProxy(context.Background(), name)
+		}
+		return proxy{}, fmt.Errorf("%w (or name a proxy's admin with --admin-address, or a cluster with --kubeconfig)", err)
 	}
 	var names []string
 	for _, p := range st.Procs {

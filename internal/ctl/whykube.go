@@ -3,7 +3,6 @@ package ctl
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -44,18 +43,10 @@ func (k *kubeLogs) proxies(ctx context.Context) ([]proxy, []corev1.Pod, error) {
 	var out []proxy
 	var keep []corev1.Pod
 	for _, p := range pods.Items {
-		i := slices.IndexFunc(p.Spec.Containers, func(c corev1.Container) bool { return c.Name == proxyContainer })
-		if i < 0 {
-			continue
+		if px, ok := podProxy(&p); ok {
+			out = append(out, px)
+			keep = append(keep, p)
 		}
-		// The node ID a sidecar (or, with `proxy router`, a gateway) sends.
-		kind := "sidecar"
-		if slices.Contains(p.Spec.Containers[i].Args, "router") {
-			kind = "router"
-		}
-		out = append(out, proxy{Name: p.Name, Labels: p.Labels,
-			ID: kind + "~" + p.Status.PodIP + "~" + p.Name + "." + p.Namespace + "~" + p.Namespace + ".svc.cluster.local"})
-		keep = append(keep, p)
 	}
 	return out, keep, nil
 }

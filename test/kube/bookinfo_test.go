@@ -146,7 +146,7 @@ func TestKubernetesBookinfo(t *testing.T) {
 	// them (meshConfig.accessLogFile): `mast why` reads them with the pod logs.
 	meshConfig := filepath.Join(dir, "mesh.yaml")
 	writeFile(t, meshConfig, "accessLogFile: /dev/stdout\n")
-	k.serveLogs(t)
+	k.serveAPI(t)
 	mastdA := startMastd(t, mastdBin, c.Kubeconfig, filepath.Join(dir, "ca-a"), k.net.hostIP+":15012", webhookA,
 		"--kube-identity", "mastd-a", "--mesh-config", meshConfig)
 	monitor := mastdA.monitor
@@ -323,6 +323,17 @@ spec:
 	})
 	t.Run("mast get on Kubernetes: the status mastd wrote", func(t *testing.T) {
 		testGetOnKubernetes(t, c.Kubeconfig)
+	})
+	t.Run("mast proxy-config on Kubernetes: a pod's admin through pods/portforward", func(t *testing.T) {
+		var productpage *podRun
+		k.mu.Lock()
+		for _, r := range k.pods {
+			if r.pod.Labels["app"] == "productpage" {
+				productpage = r
+			}
+		}
+		k.mu.Unlock()
+		testProxyConfigOnKubernetes(t, c.Kubeconfig, productpage)
 	})
 	if t.Failed() {
 		t.FailNow()

@@ -499,34 +499,42 @@ func (k *kubelet) start(t *testing.T, r *podRun, c corev1.Container, vols map[st
 	return p
 }
 
-// serveLogs plays the kubelet's log API, which the API server's pods/log
-// subresource (kubectl logs) proxies to: GET /containerLogs/NS/POD/NAME
-// answers the container's output (stdout and stderr as they came; the
-// query's tailLines, sinceSeconds and timestamps are not played). It
-// registers the node with the address and port the API server dials; with
-// no --kubelet-certificate-authority the API server does not verify the
-// kubelet's serving certificate.
-func (k *kubelet) serveLogs(t *testing.T) {
+// serveAPI plays the kubelet's API that the API server proxies to: its log
+// API for the pods/log subresource (kubectl logs): GET
+// /containerLogs/NS/POD/NAME answers the container's output (stdout and
+// stderr as they came; the query's tailLines, sinceSeconds and timestamps
+// are not played); and its port-forward API for pods/portforward (kubectl
+// port-forward), see portForward. It registers the node with the address and
+// port the API server dials; with no --kubelet-certificate-authority the API
+// server does not verify the kubelet's serving certificate.
+func (k *kubelet) serveAPI(t *testing.T) {
 	t.Helper()
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		parts := strings.Split(strings.TrimPrefix(r.URL.Path, "/containerLogs/"), "/")
-		if len(parts) != 3 {
-			http.NotFound(w, r)
-			return
-		}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/containerLogs/{ns}/{pod}/{container}", func(w http.ResponseWriter, r *http.Request) {
 		k.mu.Lock()
-		run := k.pods[parts[1]]
+		run := k.pods[r.PathValue("pod")]
 		k.mu.Unlock()
-		if run != nil && run.pod.Namespace == parts[0] {
+		if run != nil && run.pod.Namespace == r.PathValue("ns") {
 			for _, p := range run.procs {
-				if p.name == parts[1]+"/"+parts[2] {
+				if p.name == r.PathValue("pod")+"/"+r.PathValue("container") {
 					_, _ = io.WriteString(w, p.out.String())
 					return
 				}
 			}
 		}
 		http.NotFound(w, r)
-	}))
+	})
+	mux.HandleFunc("/portForward/{ns}/{pod}", func(w http.ResponseWriter, r *http.Request) {
+		k.mu.Lock()
+		run := k.pods[r.PathValue("pod")]
+		k.mu.Unlock()
+		if run == nil || run.pod.Namespace != r.PathValue("ns") {
+			http.NotFound(w, r)
+			return
+		}
+		portForward(t, w, r, run.ns)
+	})
+	srv := httptest.NewUnstartedServer(mux)
 	l, err := net.Listen("tcp", net.JoinHostPort(k.net.hostIP, "0"))
 	if err != nil {
 		t.Fatal(err)

@@ -1,8 +1,12 @@
 package controlplane
 
 import (
+	"cmp"
 	"slices"
 	"strconv"
+
+	"google.golang.org/protobuf/proto"
+	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/mast-mesh/mast/internal/config"
 	"github.com/mast-mesh/mast/internal/pilot/generate"
@@ -24,8 +28,12 @@ var kindTypes = map[config.Kind][]string{
 	config.RateLimit:             {generate.ListenerType},
 }
 
-// typesFor returns the xDS types a change of kinds can alter, nil meaning all.
-func typesFor(kinds map[config.Kind]struct{}) map[string]struct{} {
+// typesFor returns the xDS types a change of kinds from old to new can
+// alter, nil meaning all. A VirtualService reaches listeners only through its
+// tcp and tls routes (sidecar and gateway filter chains); a change of
+// VirtualServices none of which has such routes, before or after, alters
+// routes alone, and listeners are not even generated for it.
+func typesFor(kinds map[config.Kind]struct{}, old, new *config.Snapshot) map[string]struct{} {
 	if len(kinds) == 0 {
 		return nil
 	}
@@ -34,6 +42,9 @@ func typesFor(kinds map[config.Kind]struct{}) map[string]struct{} {
 		ts, ok := kindTypes[k]
 		if !ok {
 			return nil
+		}
+		if k == config.VirtualService && !l4RoutesChanged(old, new) {
+			ts = []string{generate.RouteType}
 		}
 		for _, t := range ts {
 			out[t] = struct{}{}
@@ -44,6 +55,49 @@ func typesFor(kinds map[config.Kind]struct{}) map[string]struct{} {
 		}
 	}
 	return out
+}
+
+// l4RoutesChanged reports whether a VirtualService that changed between old
+// and new (added, removed or edited) has tcp or tls routes in either version.
+// Unchanged resources keep their spec's identity across snapshots; an equal
+// spec under a new identity counts as unchanged.
+func l4RoutesChanged(old, new *config.Snapshot) bool {
+	o, n := old.List(config.VirtualService), new.List(config.VirtualService)
+	hasL4 := func(r config.Resource) bool {
+		vs, ok := r.Spec.(*networking.VirtualService)
+		return !ok || len(vs.GetTcp()) > 0 || len(vs.GetTls()) > 0
+	}
+	i, j := 0, 0
+	for i < len(o) || j < len(n) {
+		c := 0
+		switch {
+		case i == len(o):
+			c = 1
+		case j == len(n):
+			c = -1
+		default:
+			c = cmp.Or(cmp.Compare(o[i].Namespace, n[j].Namespace), cmp.Compare(o[i].Name, n[j].Name))
+		}
+		switch {
+		case c < 0:
+			if hasL4(o[i]) {
+				return true
+			}
+			i++
+		case c > 0:
+			if hasL4(n[j]) {
+				return true
+			}
+			j++
+		default:
+			if o[i].Spec != n[j].Spec && (hasL4(o[i]) || hasL4(n[j])) && !proto.Equal(o[i].Spec, n[j].Spec) {
+				return true
+			}
+			i++
+			j++
+		}
+	}
+	return false
 }
 
 // endpointPush returns the request for a change of endpoints alone (services

@@ -655,7 +655,7 @@ func (p *pipeline) configChanged(snap *config.Snapshot, kinds map[config.Kind]st
 			return req
 		}
 	}
-	return &model.PushRequest{Full: true, Types: typesFor(kinds), Reason: "config", Start: now}
+	return &model.PushRequest{Full: true, Types: typesFor(kinds, oldCfg, snap), Reason: "config", Start: now}
 }
 
 // push builds a push context from the latest snapshots and hands it to the ADS server.

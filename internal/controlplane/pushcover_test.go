@@ -234,3 +234,98 @@ func probeProxies(reg *registry.Snapshot) ([]*model.Proxy, []string) {
 	}
 	return []*model.Proxy{sidecarAt(ip, ns, labels, false), sidecarAt(ip, ns, labels, true), gw, grpc}, grpcNames
 }
+
+const l4Mesh = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: web, namespace: default}
+spec:
+  hosts: [web.default.svc.cluster.local]
+  addresses: [240.0.0.1]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  endpoints: [{address: 10.0.0.1}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: db, namespace: default}
+spec:
+  hosts: [db.default.svc.cluster.local]
+  addresses: [240.0.0.2]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 5432, name: tcp, protocol: TCP}]
+  endpoints: [{address: 10.0.0.2}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: tls, namespace: default}
+spec:
+  hosts: [tls.example.com]
+  location: MESH_EXTERNAL
+  resolution: DNS
+  ports: [{number: 443, name: tls, protocol: TLS}]
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - {port: {number: 8080, name: http, protocol: HTTP}, hosts: ["*"]}
+  - {port: {number: 9000, name: tcp, protocol: TCP}, hosts: ["*"]}
+`
+
+// TestVirtualServiceChangesSkipListeners checks that a VirtualService change
+// leaves listeners out of the push exactly when it may: when no changed
+// VirtualService has tcp or tls routes before or after. Every case is also
+// held to the generators (checkCovers).
+func TestVirtualServiceChangesSkipListeners(t *testing.T) {
+	vs := func(name, body string) string {
+		return "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: " + name + ", namespace: default}\nspec:\n" + body
+	}
+	httpV1 := vs("web", "  hosts: [web.default.svc.cluster.local]\n  http: [{route: [{destination: {host: web.default.svc.cluster.local}}], timeout: 1s}]\n")
+	httpV2 := vs("web", "  hosts: [web.default.svc.cluster.local]\n  http: [{route: [{destination: {host: web.default.svc.cluster.local}}], timeout: 2s}]\n")
+	httpGW := vs("web", "  hosts: [web.default.svc.cluster.local]\n  gateways: [istio-system/gw, mesh]\n  http: [{route: [{destination: {host: web.default.svc.cluster.local}}], timeout: 3s}]\n")
+	tcpV1 := vs("db", "  hosts: [db.default.svc.cluster.local]\n  tcp: [{route: [{destination: {host: web.default.svc.cluster.local, port: {number: 80}}}]}]\n")
+	tcpV2 := vs("db", "  hosts: [db.default.svc.cluster.local]\n  tcp: [{match: [{port: 5432}], route: [{destination: {host: db.default.svc.cluster.local}}]}]\n")
+	tcpGW := vs("db", "  hosts: [\"*\"]\n  gateways: [istio-system/gw]\n  tcp: [{match: [{port: 9000}], route: [{destination: {host: db.default.svc.cluster.local, port: {number: 5432}}}]}]\n")
+	tlsVS := vs("tls", "  hosts: [tls.example.com]\n  tls: [{match: [{port: 443, sniHosts: [tls.example.com]}], route: [{destination: {host: web.default.svc.cluster.local, port: {number: 80}}}]}]\n")
+	httpOnTCP := vs("db", "  hosts: [db.default.svc.cluster.local]\n  http: [{route: [{destination: {host: web.default.svc.cluster.local}}]}]\n")
+	tests := []struct {
+		name      string
+		old, new  string
+		listeners bool // LDS must be in the push
+	}{
+		{"http route edited", httpV1 + tcpV1, httpV2 + tcpV1, false},
+		{"http VirtualService added", tcpV1, httpV1 + tcpV1, false},
+		{"http VirtualService removed", httpV1 + tcpV1, tcpV1, false},
+		{"http VirtualService bound to a gateway", httpV1, httpGW, false},
+		{"http routes on a TCP service", "", httpOnTCP, false},
+		{"tcp route edited", httpV1 + tcpV1, httpV1 + tcpV2, true},
+		{"tcp VirtualService added", httpV1, httpV1 + tcpV1, true},
+		{"tcp VirtualService removed", httpV1 + tcpV1, httpV1, true},
+		{"tcp route bound to a gateway", tcpV1, tcpGW, true},
+		{"tls VirtualService added", httpV1, httpV1 + tlsVS, true},
+		{"http routes become tcp routes", httpOnTCP, tcpV1, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &pipeline{mesh: model.DefaultMeshConfig(), log: slog.Default()}
+			p.configChanged(snapshot(t, l4Mesh+tc.old), nil)
+			proxies, grpcNames := probeProxies(p.reg)
+			old := pushContext(p)
+			req := p.configChanged(snapshot(t, l4Mesh+tc.new), kinds(config.VirtualService))
+			if req == nil || !req.Full {
+				t.Fatalf("request %+v, want a full push", req)
+			}
+			if _, lds := req.Types[generate.ListenerType]; lds != tc.listeners || req.Types == nil {
+				t.Errorf("types %v: listeners pushed %v, want %v", req.Types, lds, tc.listeners)
+			}
+			if _, rds := req.Types[generate.RouteType]; !rds {
+				t.Errorf("types %v: routes not pushed", req.Types)
+			}
+			checkCovers(t, tc.name, old, pushContext(p), req, proxies, grpcNames)
+		})
+	}
+}

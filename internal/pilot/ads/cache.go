@@ -19,9 +19,16 @@ import (
 
 // marshalCache holds the wire form of the messages the generators share
 // between proxies within one push: model.PushContext.Memo hands every proxy
-// the same immutable ClusterLoadAssignment and default VirtualHost, so each is
-// marshaled (and, for Delta, hashed) once per push instead of once per proxy.
-// It belongs to one push context and is dropped when the push context changes.
+// the same immutable ClusterLoadAssignment, so each is marshaled (and, for
+// Delta, hashed) once per push instead of once per proxy. It belongs to one
+// push context and is dropped when the push context changes.
+//
+// Nested messages (virtual hosts, from which route configurations are
+// assembled) go to nested, which the server keeps across pushes: generate.Cache
+// keeps a default virtual host's message across pushes while its inputs are
+// unchanged, so a route configuration rebuilt after a VirtualService change
+// re-marshals only the virtual hosts that changed. Generated messages are
+// never modified once built, so a message's identity names its bytes.
 //
 // Messages are keyed by identity through weak pointers, which stay distinct
 // for a new message allocated where a collected one was, and keep nothing
@@ -33,6 +40,7 @@ import (
 type marshalCache struct {
 	pc     *model.PushContext
 	shards [cacheShards]cacheShard
+	nested *marshalCache // nil: nested messages are cached in this one
 }
 
 const (
@@ -201,6 +209,9 @@ func (c *marshalCache) marshal(typeURL string, m proto.Message) ([]byte, error) 
 
 // sub returns the wire form of a nested message, cached like a resource.
 func (c *marshalCache) sub(m proto.Message) ([]byte, error) {
+	if c.nested != nil {
+		c = c.nested
+	}
 	p := msgPointer(m)
 	w, keep := c.lookup(p)
 	if w != nil {
@@ -306,6 +317,7 @@ func (s *Server) cacheFor(pc *model.PushContext) *marshalCache {
 			return nil
 		}
 		n := newMarshalCache(pc)
+		n.nested = s.nested
 		if s.cache.CompareAndSwap(c, n) {
 			return n
 		}

@@ -523,3 +523,42 @@ func TestMarshalCacheSweepsMarkers(t *testing.T) {
 		t.Fatalf("%d entries after %d distinct short-lived messages; want markers swept", total, n)
 	}
 }
+
+// TestNestedBytesKeptAcrossPushes: a virtual host's wire form outlives the
+// push context it was marshaled in, so a route configuration assembled after
+// the next push reuses the bytes of the virtual hosts that did not change;
+// load assignments stay per push.
+func TestNestedBytesKeptAcrossPushes(t *testing.T) {
+	s := New(Config{Generate: generate.Generate})
+	pc1 := realPushContext(t, "v1", 5, "10.7.0.1")
+	s.Push(pc1, nil)
+	vh := &routev3.VirtualHost{Name: "a", Domains: []string{"a.example"}}
+	c1 := s.cacheFor(pc1)
+	if _, err := c1.sub(vh); err != nil { // seen once: a marker
+		t.Fatal(err)
+	}
+	b1, err := c1.sub(vh) // seen twice: kept
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc2 := realPushContext(t, "v2", 5, "10.7.0.9")
+	s.Push(pc2, nil)
+	c2 := s.cacheFor(pc2)
+	if c2 == c1 {
+		t.Fatal("same marshal cache after a new push context")
+	}
+	b2, err := c2.sub(vh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if &b1[0] != &b2[0] {
+		t.Fatal("virtual host re-marshaled after a new push context; want its kept bytes")
+	}
+	want, _ := deterministic.Marshal(vh)
+	if !bytes.Equal(b2, want) {
+		t.Fatal("kept bytes differ from a fresh marshal")
+	}
+	if New(Config{Generate: generate.Generate, DisableCache: true}).nested != nil {
+		t.Fatal("DisableCache: got a nested cache")
+	}
+}

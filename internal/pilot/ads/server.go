@@ -96,8 +96,9 @@ type Server struct {
 	disconn     func(*model.Proxy)
 	maxPerNode  int
 
-	pc    atomic.Pointer[model.PushContext]
-	cache atomic.Pointer[marshalCache] // of the current push context
+	pc     atomic.Pointer[model.PushContext]
+	cache  atomic.Pointer[marshalCache] // of the current push context
+	nested *marshalCache                // nested messages' wire forms, kept across pushes (nil without cache)
 
 	mu      sync.RWMutex
 	conns   map[*conn]struct{}
@@ -126,7 +127,12 @@ func New(cfg Config) *Server {
 	if maxPerNode == 0 {
 		maxPerNode = DefaultMaxConnsPerNode
 	}
+	var nested *marshalCache
+	if !cfg.DisableCache {
+		nested = newMarshalCache(nil)
+	}
 	return &Server{
+		nested:      nested,
 		authorize:   cfg.Authorize,
 		connected:   cfg.Connected,
 		disconn:     cfg.Disconnected,

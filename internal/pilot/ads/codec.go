@@ -19,17 +19,32 @@ import (
 // kilobytes sent to a thousand proxies is most of a push's cost. Here the
 // response is a list of buffers: the envelope's own fields, small headers,
 // and the shared resource bytes themselves. The bytes are exactly those of
-// deterministic proto.Marshal (TestCodecMatchesProtoMarshal). Every other
-// message goes to the default proto codec.
+// deterministic proto.Marshal (TestCodecMatchesProtoMarshal). SotW requests
+// are decoded by a requestDecoder, which shares resource names' strings
+// between requests. Every other message goes to the default proto codec.
 func Codec() encoding.CodecV2 {
-	return codec{fallback: encoding.GetCodecV2(grpcproto.Name)}
+	return codec{fallback: encoding.GetCodecV2(grpcproto.Name), requests: newRequestDecoder()}
 }
 
-type codec struct{ fallback encoding.CodecV2 }
+type codec struct {
+	fallback encoding.CodecV2
+	requests *requestDecoder
+}
 
 func (c codec) Name() string { return grpcproto.Name }
 
-func (c codec) Unmarshal(data mem.BufferSlice, v any) error { return c.fallback.Unmarshal(data, v) }
+func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
+	req, ok := v.(*discoveryv3.DiscoveryRequest)
+	if !ok {
+		return c.fallback.Unmarshal(data, v)
+	}
+	// The decoded request copies what it keeps: the buffers may be reused
+	// once Unmarshal returns.
+	if len(data) == 1 {
+		return c.requests.decode(data[0].ReadOnlyData(), req)
+	}
+	return c.requests.decode(data.Materialize(), req)
+}
 
 func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 	var out mem.BufferSlice

@@ -45,6 +45,20 @@ func (s nameSet) strings() []string {
 // sameAs reports whether the set holds exactly the names of list, ignoring
 // "*" and repetitions.
 func (s nameSet) sameAs(list []string) bool {
+	if len(list) == len(s) {
+		// The usual ACK repeats the set in its order, with the canonical
+		// strings (requestDecoder): equal pointers compare in constant time.
+		same := true
+		for i, v := range list {
+			if v != s[i].Value() {
+				same = false
+				break
+			}
+		}
+		if same {
+			return true
+		}
+	}
 	hit := make([]uint64, (len(s)+63)/64)
 	n := 0
 	for _, v := range list {

@@ -1,0 +1,154 @@
+package ads
+
+import (
+	"sync"
+	"unicode/utf8"
+	"unique"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+)
+
+// requestDecoder decodes SotW DiscoveryRequests without a fresh string per
+// resource name. A SotW client repeats its whole subscription in every ACK:
+// a sidecar's EDS ACK names every cluster it uses (a thousand names at 1,000
+// services), and proto.Unmarshal allocated and UTF-8-checked each of them on
+// every push to every proxy, most of what an endpoint change cost mastd. Here
+// a name already seen is looked up by its bytes (no allocation, no check)
+// and the request holds the canonical string, the one the subscription sets
+// hold (unique.Make), so comparing the list with a proxy's set compares
+// pointers. Anything but the fields below, well formed, goes to proto.Unmarshal,
+// so the result is always exactly proto.Unmarshal's (FuzzDecodeRequest).
+type requestDecoder struct {
+	mu    sync.RWMutex
+	names map[string]string // name -> canonical string, at most maxInterned
+}
+
+const (
+	maxInterned    = 1 << 17 // names kept: a client cannot grow the table without bound
+	maxInternedLen = 512     // longer names are decoded plainly
+)
+
+func newRequestDecoder() *requestDecoder {
+	return &requestDecoder{names: map[string]string{}}
+}
+
+// canonical returns the string of b, shared with earlier requests naming
+// the same resource; ok is false when b is not valid UTF-8.
+func (d *requestDecoder) canonical(b []byte) (s string, ok bool) {
+	if len(b) > maxInternedLen {
+		return string(b), utf8.Valid(b)
+	}
+	d.mu.RLock()
+	s, ok = d.names[string(b)]
+	d.mu.RUnlock()
+	if ok {
+		return s, true
+	}
+	if !utf8.Valid(b) {
+		return "", false
+	}
+	s = unique.Make(string(b)).Value()
+	d.mu.Lock()
+	if len(d.names) < maxInterned {
+		d.names[s] = s
+	}
+	d.mu.Unlock()
+	return s, true
+}
+
+// decode fills m (reset first) from b exactly as proto.Unmarshal would.
+func (d *requestDecoder) decode(b []byte, m *discoveryv3.DiscoveryRequest) error {
+	if !d.decodeFast(b, m) {
+		return proto.Unmarshal(b, m)
+	}
+	return nil
+}
+
+// decodeFast decodes the common fields; false means b needs proto.Unmarshal
+// (another field, another wire type, bad UTF-8, a malformed message).
+func (d *requestDecoder) decodeFast(b []byte, m *discoveryv3.DiscoveryRequest) bool {
+	proto.Reset(m)
+	if n := countNames(b); n > 0 {
+		m.ResourceNames = make([]string, 0, n)
+	}
+	merge := proto.UnmarshalOptions{Merge: true}
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 || typ != protowire.BytesType {
+			return false
+		}
+		b = b[n:]
+		v, n := protowire.ConsumeBytes(b)
+		if n < 0 {
+			return false
+		}
+		b = b[n:]
+		switch num {
+		case 1: // version_info
+			if !utf8.Valid(v) {
+				return false
+			}
+			m.VersionInfo = string(v)
+		case 2: // node
+			if m.Node == nil {
+				m.Node = &corev3.Node{}
+			}
+			if merge.Unmarshal(v, m.Node) != nil {
+				return false
+			}
+		case 3: // resource_names
+			s, ok := d.canonical(v)
+			if !ok {
+				return false
+			}
+			m.ResourceNames = append(m.ResourceNames, s)
+		case 4: // type_url
+			s, ok := d.canonical(v)
+			if !ok {
+				return false
+			}
+			m.TypeUrl = s
+		case 5: // response_nonce
+			if !utf8.Valid(v) {
+				return false
+			}
+			m.ResponseNonce = string(v)
+		case 6: // error_detail
+			if m.ErrorDetail == nil {
+				m.ErrorDetail = &status.Status{}
+			}
+			if merge.Unmarshal(v, m.ErrorDetail) != nil {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// countNames counts the resource_names fields of an encoded request, so the
+// list is allocated once; it stops at anything malformed (decodeFast then
+// gives up anyway).
+func countNames(b []byte) int {
+	count := 0
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 || typ != protowire.BytesType {
+			return count
+		}
+		l := protowire.ConsumeFieldValue(num, typ, b[n:])
+		if l < 0 {
+			return count
+		}
+		if num == 3 {
+			count++
+		}
+		b = b[n+l:]
+	}
+	return count
+}

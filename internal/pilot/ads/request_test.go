@@ -1,0 +1,109 @@
+package ads
+
+import (
+	"fmt"
+	"testing"
+	"unsafe"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
+)
+
+func requestSeeds(t testing.TB) [][]byte {
+	ack := &discoveryv3.DiscoveryRequest{VersionInfo: "v1", TypeUrl: EndpointType, ResponseNonce: "7"}
+	for i := range 50 {
+		ack.ResourceNames = append(ack.ResourceNames, fmt.Sprintf("outbound|80||svc%d.ns%d.svc.cluster.local", i, i%10))
+	}
+	meta, _ := structpb.NewStruct(map[string]any{"MAST_VHDS": "true"})
+	first := &discoveryv3.DiscoveryRequest{TypeUrl: ClusterType, Node: &corev3.Node{Id: "sidecar~10.0.0.1~a.ns~ns.svc.cluster.local", Cluster: "a", Metadata: meta}}
+	nack := &discoveryv3.DiscoveryRequest{VersionInfo: "v0", TypeUrl: RouteType, ResponseNonce: "3", ResourceNames: []string{"80"},
+		ErrorDetail: &status.Status{Code: 3, Message: "route \"80\": bad"}}
+	locators := &discoveryv3.DiscoveryRequest{TypeUrl: RouteType, ResourceLocators: []*discoveryv3.ResourceLocator{{Name: "80"}}}
+	var out [][]byte
+	for _, m := range []proto.Message{ack, first, nack, locators, &discoveryv3.DiscoveryRequest{}} {
+		b, err := proto.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, b)
+	}
+	// A name that is not UTF-8, a node given twice (merged), an unknown field,
+	// a field with another wire type, a truncated message.
+	bad := protowire.AppendTag(nil, 3, protowire.BytesType)
+	bad = protowire.AppendBytes(bad, []byte{0xff, 'a'})
+	twice := append(append([]byte{}, out[1]...), out[1]...)
+	unknown := protowire.AppendVarint(protowire.AppendTag(nil, 99, protowire.VarintType), 5)
+	varint := protowire.AppendVarint(protowire.AppendTag(nil, 4, protowire.VarintType), 5)
+	return append(out, bad, twice, append(append([]byte{}, out[0]...), unknown...), varint, out[0][:len(out[0])-3])
+}
+
+// checkDecode holds requestDecoder to proto.Unmarshal: same error or none,
+// same message.
+func checkDecode(t *testing.T, d *requestDecoder, b []byte) {
+	t.Helper()
+	want := &discoveryv3.DiscoveryRequest{}
+	werr := proto.Unmarshal(b, want)
+	got := &discoveryv3.DiscoveryRequest{VersionInfo: "stale", ResourceNames: []string{"stale"}}
+	gerr := d.decode(b, got)
+	if (werr == nil) != (gerr == nil) {
+		t.Fatalf("decode error %v, proto.Unmarshal error %v", gerr, werr)
+	}
+	if werr == nil && !proto.Equal(got, want) {
+		t.Fatalf("decoded %v, proto.Unmarshal %v", got, want)
+	}
+}
+
+func TestDecodeRequestMatchesProtoUnmarshal(t *testing.T) {
+	d := newRequestDecoder()
+	for range 2 { // the second time every name is a hit
+		for _, b := range requestSeeds(t) {
+			checkDecode(t, d, b)
+		}
+	}
+}
+
+// TestDecodeRequestSharesNames: names decoded twice are the same string,
+// and the one the subscription sets hold.
+func TestDecodeRequestSharesNames(t *testing.T) {
+	d := newRequestDecoder()
+	b := requestSeeds(t)[0]
+	r1, r2 := &discoveryv3.DiscoveryRequest{}, &discoveryv3.DiscoveryRequest{}
+	if err := d.decode(b, r1); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.decode(b, r2); err != nil {
+		t.Fatal(err)
+	}
+	set := newNameSet(r1.ResourceNames)
+	for i, n := range r2.ResourceNames {
+		if unsafeStringData(n) != unsafeStringData(r1.ResourceNames[i]) {
+			t.Fatalf("name %q decoded twice into two strings", n)
+		}
+		if j, ok := set.index(n); !ok || unsafeStringData(set[j].Value()) != unsafeStringData(n) {
+			t.Fatalf("name %q: not the subscription set's string", n)
+		}
+	}
+	if !set.sameAs(r2.ResourceNames) {
+		t.Fatal("sameAs: a repeated subscription differs")
+	}
+	allocs := testing.AllocsPerRun(20, func() { _ = d.decode(b, r2) })
+	if allocs > 3 {
+		t.Fatalf("decoding a known ACK of %d names allocates %.0f times; want the names shared", len(r2.ResourceNames), allocs)
+	}
+}
+
+func FuzzDecodeRequest(f *testing.F) {
+	for _, b := range requestSeeds(f) {
+		f.Add(b)
+	}
+	d := newRequestDecoder()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		checkDecode(t, d, b)
+	})
+}
+
+func unsafeStringData(s string) *byte { return unsafe.StringData(s) }

@@ -55,6 +55,7 @@ func Dashboard(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "mast dashboard: %v\n", err)
 			return ExitFailure
 		}
+		defer m.close()
 		url, check = base+"/ui/", base+"/ui/api/graph"
 		if *search != "" {
 			url += "#/search/" + pathEscape(*search)

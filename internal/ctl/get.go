@@ -64,8 +64,7 @@ func Get(args []string, stdout, stderr io.Writer) int {
 		"mast get all --kubeconfig ~/.kube/config -n bookinfo")
 	var m meshFlags
 	m.register(c, false)
-	var kf kubeFlags
-	kf.register(c)
+	kf := &m.kube
 	namespace := c.String("n", "", "only this namespace (default: every namespace)")
 	output := c.String("o", "text", "output format: text, json or yaml")
 	if code, ok := c.parse(args, stdout, stderr); !ok {
@@ -80,7 +79,7 @@ func Get(args []string, stdout, stderr io.Writer) int {
 	}
 	var items []getItem
 	if kf.named() {
-		items, err = kubeItems(kf)
+		items, err = kubeItems(*kf)
 	} else {
 		items, err = localItems(m.stateDir)
 	}

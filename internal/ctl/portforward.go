@@ -99,6 +99,49 @@ func (m *meshFlags) kubeProxy(ctx context.Context, name string) (proxy, error) {
 	return p, nil
 }
 
+// mastdMonitoringPort is mastd's monitoring port (/debug/syncz, /ui/) in its
+// pod when the container does not name one http-monitoring.
+const mastdMonitoringPort = 15014
+
+// kubeMastd forwards a local loopback port to a running mastd pod's
+// monitoring port (in --istioNamespace, labelled as Mast's chart labels
+// it) and returns its base URL, as istioctl reaches istiod.
+func (m *meshFlags) kubeMastd(ctx context.Context) (string, error) {
+	rc, err := m.kube.restConfig()
+	if err != nil {
+		return "", err
+	}
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return "", err
+	}
+	pods, err := client.CoreV1().Pods(m.istioNS).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=mastd"})
+	if err != nil {
+		return "", fmt.Errorf("listing mastd's pods in %s: %w", m.istioNS, err)
+	}
+	for i := range pods.Items {
+		pod := &pods.Items[i]
+		if pod.Status.Phase != corev1.PodRunning || pod.DeletionTimestamp != nil {
+			continue
+		}
+		port := mastdMonitoringPort
+		for _, c := range pod.Spec.Containers {
+			for _, p := range c.Ports {
+				if p.Name == "http-monitoring" {
+					port = int(p.ContainerPort)
+				}
+			}
+		}
+		local, err := m.forward(rc, client, pod, port)
+		if err != nil {
+			return "", fmt.Errorf("forwarding to %s/%s's monitoring port %d: %w", pod.Namespace, pod.Name, port, err)
+		}
+		m.kubeRC = rc
+		return "http://" + local, nil
+	}
+	return "", fmt.Errorf("no running mastd pod (app.kubernetes.io/name=mastd) in namespace %s (is Mast installed there? --istioNamespace names another)", m.istioNS)
+}
+
 // forward starts a port-forward from a free loopback port to the pod's
 // port, as `kubectl port-forward` does (WebSockets first, SPDY when the API
 // server does not upgrade to them), and returns the local HOST:PORT.

@@ -40,6 +40,7 @@ func ProxyStatus(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mast proxy-status: %v\n", err)
 		return ExitFailure
 	}
+	defer m.close()
 	b, err := httpGet(base + "/debug/syncz")
 	if err != nil {
 		fmt.Fprintf(stderr, "mast proxy-status: mastd's /debug/syncz: %v\n", err)

@@ -26,20 +26,25 @@ type meshFlags struct {
 	namespace    string
 	stops        []func()     // port-forwards to stop when the command ends
 	kubeRC       *rest.Config // the cluster a Kubernetes proxy was found in
+	istioNS      string       // mastd's namespace on Kubernetes
 }
 
 func (m *meshFlags) register(c *command, proxy bool) {
 	c.StringVar(&m.stateDir, "state-dir", DefaultStateDir(), "state directory of the running local mesh")
 	c.StringVar(&m.debugAddress, "debug-address", "", "mastd's monitoring address (HOST:PORT, serving /debug/syncz) instead of the local mesh's")
 	c.StringVar(&m.xdsAddress, "xds-address", "", "mastd's xDS address; its monitoring port is assumed to be 15014 on the same host unless --debug-address says")
+	m.kube.register(c)
+	c.StringVar(&m.istioNS, "istioNamespace", "istio-system", "on Kubernetes: mastd's namespace")
 	if proxy {
 		c.StringVar(&m.adminAddress, "admin-address", "", "the proxy's admin address (HOST:PORT) instead of looking the proxy up in the local mesh")
-		m.kube.register(c)
 		c.StringVar(&m.namespace, "n", "", "on Kubernetes: the proxy's pod namespace (default: the kubeconfig context's, else default)")
 	}
 }
 
-// debugURL returns mastd's monitoring base URL.
+// debugURL returns mastd's monitoring base URL: --debug-address,
+// --xds-address's host, a mastd pod's monitoring port forwarded through the
+// API server on Kubernetes (with --kubeconfig or --context, or when no local
+// mesh runs and a kubeconfig exists; m.close stops it), or the local mesh's.
 func (m *meshFlags) debugURL() (string, error) {
 	if m.debugAddress != "" {
 		return "http://" + m.debugAddress, nil
@@ -48,9 +53,15 @@ func (m *meshFlags) debugURL() (string, error) {
 		host, _, _ := strings.Cut(m.xdsAddress, ":")
 		return "http://" + host + ":15014", nil
 	}
+	if m.kube.named() {
+		return m.kubeMastd(context.Background())
+	}
 	st, err := localmesh.ReadRunState(m.stateDir)
 	if err != nil {
-		return "", fmt.Errorf("%w (or name a mastd with --debug-address)", err)
+		if m.kube.exists() {
+			return m.kubeMastd(context.Background())
+		}
+		return "", fmt.Errorf("%w (or name a mastd with --debug-address, or a cluster with --kubeconfig)", err)
 	}
 	return "http://" + st.MonitoringAddr, nil
 }

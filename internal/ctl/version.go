@@ -34,6 +34,7 @@ func Version(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "no running mesh: %v\n", err)
 		return ExitOK
 	}
+	defer m.close()
 	b, err := httpGet(base + "/debug/syncz")
 	if err != nil {
 		fmt.Fprintf(stderr, "mast version: mastd at %s: %v\n", strings.TrimPrefix(base, "http://"), err)

@@ -70,8 +70,7 @@ func Why(args []string, stdout, stderr io.Writer) int {
 		"mast why --kubeconfig ~/.kube/config -n bookinfo --request-id 0c6e1f0a-2d5b-4c1e-9f7a-1b2c3d4e5f60")
 	var m meshFlags
 	m.register(c, false)
-	var kf kubeFlags
-	kf.register(c)
+	kf := &m.kube
 	namespace := c.String("n", "", "on Kubernetes: read only this namespace's sidecars (default: every namespace)")
 	var hdrs headerList
 	c.Var(&hdrs, "H", "a request header 'Name: value' (repeatable)")
@@ -94,7 +93,7 @@ func Why(args []string, stdout, stderr io.Writer) int {
 		return c.usageError(stderr, "on Kubernetes, send the request with an x-request-id header and give --request-id ID (or use --since DURATION)")
 	}
 	if kf.named() {
-		w, err := kubeWhy(context.Background(), kf, *namespace, *since)
+		w, err := kubeWhy(context.Background(), *kf, *namespace, *since)
 		if err != nil {
 			fmt.Fprintf(stderr, "mast why: %v\n", err)
 			return ExitFailure

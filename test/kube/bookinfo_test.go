@@ -72,7 +72,7 @@ func TestKubernetesBookinfo(t *testing.T) {
 	dir := netns.SharedDir(t)
 	mastdBin, proxyBin := buildMast(t, dir)
 	k := &kubelet{c: c, net: newPodNetwork(t), dir: dir, proxyBin: proxyBin, appBin: netns.CopyExecutable(t, dir),
-		hosts: map[string][]string{}, eps: map[string]map[string]endpoint{}, pods: map[string]*podRun{}}
+		hosts: map[string][]string{}, eps: map[string]map[string]endpoint{}, pods: map[string]*podRun{}, hostPods: map[string]bool{}}
 	// istiod's name has both replicas' addresses, as a headless Service's
 	// DNS would: the second replica starts later (its address refuses
 	// connections until then), and proxies reconnect to whichever answers.
@@ -335,6 +335,12 @@ spec:
 		k.mu.Unlock()
 		testProxyConfigOnKubernetes(t, c.Kubeconfig, productpage)
 	})
+	t.Run("mast proxy-status and version on Kubernetes: mastd's pod through pods/portforward", func(t *testing.T) {
+		k.mu.Lock()
+		n := len(k.pods)
+		k.mu.Unlock()
+		testProxyStatusOnKubernetes(t, k, monitor, c.Kubeconfig, n)
+	})
 	if t.Failed() {
 		t.FailNow()
 	}
@@ -461,6 +467,19 @@ func (m *kubeMesh) apply(files ...string) {
 		m.t.Fatal(err)
 	}
 	waitConverged(m.t, m.monitor, 0, before)
+	// The objects reach mastd as separate watch events, which may fall
+	// into separate pushes: the first push's acknowledgement does not
+	// mean the last object is in force. Wait until no newer push follows
+	// for a while (many debounce windows; the API server's watch and
+	// mastd are on this machine).
+	for {
+		v := m.pushVersion()
+		time.Sleep(500 * time.Millisecond)
+		if m.pushVersion() == v {
+			break
+		}
+		waitConverged(m.t, m.monitor, 0, v)
+	}
 }
 
 func (m *kubeMesh) pushVersion() string {

@@ -141,6 +141,9 @@ type kubelet struct {
 	eps   map[string]map[string]endpoint // service -> pod -> endpoint
 	pods  map[string]*podRun
 	count int
+	// hostPods are pods on the node's network (hostNetwork: true), by
+	// NAMESPACE/NAME: mastd's, played by the mastd the test runs on the host.
+	hostPods map[string]bool
 }
 
 type endpoint struct {
@@ -526,13 +529,16 @@ func (k *kubelet) serveAPI(t *testing.T) {
 	})
 	mux.HandleFunc("/portForward/{ns}/{pod}", func(w http.ResponseWriter, r *http.Request) {
 		k.mu.Lock()
-		run := k.pods[r.PathValue("pod")]
+		run, host := k.pods[r.PathValue("pod")], k.hostPods[r.PathValue("ns")+"/"+r.PathValue("pod")]
 		k.mu.Unlock()
-		if run == nil || run.pod.Namespace != r.PathValue("ns") {
+		switch {
+		case host:
+			portForward(t, w, r, nil)
+		case run != nil && run.pod.Namespace == r.PathValue("ns"):
+			portForward(t, w, r, run.ns)
+		default:
 			http.NotFound(w, r)
-			return
 		}
-		portForward(t, w, r, run.ns)
 	})
 	srv := httptest.NewUnstartedServer(mux)
 	l, err := net.Listen("tcp", net.JoinHostPort(k.net.hostIP, "0"))

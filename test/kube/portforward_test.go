@@ -24,8 +24,9 @@ import (
 // The client opens an error stream and a data stream per connection, with
 // the same requestID and the pod's port in their headers; the kubelet dials
 // that port inside the pod's network namespace (its loopback included, as
-// a container runtime's port-forward does) and copies both ways, writing a
-// failure to the error stream.
+// a container runtime's port-forward does; the node's own for a pod on the
+// host network, pod nil) and copies both ways, writing a failure to the
+// error stream.
 func portForward(t *testing.T, w http.ResponseWriter, r *http.Request, pod *netns.Namespace) {
 	if _, err := httpstream.Handshake(r, w, []string{"portforward.k8s.io"}); err != nil {
 		return
@@ -91,7 +92,14 @@ func portForward(t *testing.T, w http.ResponseWriter, r *http.Request, pod *netn
 // stream both ways: the client's end of its stream half-closes the
 // connection, and the connection's end ends the copy.
 func copyTo(ctx context.Context, pod *netns.Namespace, port int, stream io.ReadWriter) error {
-	c, err := pod.Dial(ctx, "tcp", "127.0.0.1:"+strconv.Itoa(port))
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	var c net.Conn
+	var err error
+	if pod == nil {
+		c, err = (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+	} else {
+		c, err = pod.Dial(ctx, "tcp", addr)
+	}
 	if err != nil {
 		return err
 	}

@@ -56,8 +56,10 @@ func Validate(r Resource) Problems {
 		v.telemetry(spec)
 	case *ratelimitpb.RateLimit:
 		v.rateLimit(spec)
-	case *networkingbeta.ProxyConfig, *networking.EnvoyFilter:
-		// read so that they are reported, not refused: every field warns below
+	case *networking.EnvoyFilter:
+		v.envoyFilter(spec)
+	case *networkingbeta.ProxyConfig:
+		// read so that it is reported, not refused: every field warns below
 	default:
 		v.errorf("spec", "unsupported spec type %T for kind %s", spec, r.Kind)
 	}

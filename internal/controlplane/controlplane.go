@@ -33,6 +33,7 @@ import (
 	"github.com/mast-mesh/mast/internal/dashboard"
 	"github.com/mast-mesh/mast/internal/kube/autoregister"
 	"github.com/mast-mesh/mast/internal/pilot/ads"
+	"github.com/mast-mesh/mast/internal/pilot/envoyfilter"
 	"github.com/mast-mesh/mast/internal/pilot/generate"
 	"github.com/mast-mesh/mast/internal/pilot/jwks"
 	"github.com/mast-mesh/mast/internal/pilot/model"
@@ -165,6 +166,8 @@ func Run(ctx context.Context, cfg Config) error {
 	if !cfg.DisableXDSCache {
 		gen = generate.NewCache(generate.CacheConfig{SelfCheck: cfg.XDSCacheSelfCheck, Logger: log.With("component", "xdscache")}).Generate
 	}
+	// EnvoyFilters patch clones of the (cached, shared) output per proxy.
+	gen = envoyfilter.New(envoyfilter.Config{Logger: log.With("component", "envoyfilter")}).Wrap(gen)
 	// WorkloadGroup auto-registration, on Kubernetes (set below, before
 	// any stream is served).
 	var autoReg atomic.Pointer[autoregister.Controller]

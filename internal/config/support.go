@@ -177,7 +177,22 @@ var supportTable = []supportRow{
 	// ---- ProxyConfig, EnvoyFilter: read and validated, not applied.
 	{"networking.v1beta1.ProxyConfig", Warned, "ProxyConfig is not applied yet", "selector concurrency environmentVariables image"},
 	{"networking.v1beta1.ProxyImage", Warned, "ProxyConfig is not applied yet", "imageType"},
-	{"networking.v1alpha3.EnvoyFilter", Warned, "EnvoyFilter patches are not applied yet", "workloadSelector targetRefs configPatches priority"},
+	{"networking.v1alpha3.EnvoyFilter", Honoured, "", "workloadSelector targetRefs configPatches priority"},
+	{"networking.v1alpha3.EnvoyFilter.EnvoyConfigObjectPatch", Honoured, "", "applyTo match patch"},
+	{"networking.v1alpha3.EnvoyFilter.EnvoyConfigObjectMatch", Honoured, "", "context proxy listener routeConfiguration cluster"},
+	{"networking.v1alpha3.EnvoyFilter.EnvoyConfigObjectMatch", NotApplicable, "Mast has no ambient waypoints: a patch matching a waypoint applies to no Mast proxy, as in a sidecar-only Istio mesh", "waypoint"},
+	{"networking.v1alpha3.EnvoyFilter.ProxyMatch", Honoured, "", "proxyVersion metadata"},
+	{"networking.v1alpha3.EnvoyFilter.ListenerMatch", Honoured, "", "portNumber filterChain listenerFilter name"},
+	{"networking.v1alpha3.EnvoyFilter.ListenerMatch", Warned, "not matched by istiod either (reserved in the API)", "portName"},
+	{"networking.v1alpha3.EnvoyFilter.ListenerMatch.FilterChainMatch", Honoured, "", "name sni transportProtocol applicationProtocols filter destinationPort"},
+	{"networking.v1alpha3.EnvoyFilter.ListenerMatch.FilterMatch", Honoured, "", "name subFilter"},
+	{"networking.v1alpha3.EnvoyFilter.ListenerMatch.SubFilterMatch", Honoured, "", "name"},
+	{"networking.v1alpha3.EnvoyFilter.RouteConfigurationMatch", Honoured, "", "portNumber portName gateway vhost name"},
+	{"networking.v1alpha3.EnvoyFilter.RouteConfigurationMatch.VirtualHostMatch", Honoured, "", "name domainName route"},
+	{"networking.v1alpha3.EnvoyFilter.RouteConfigurationMatch.RouteMatch", Honoured, "", "name action"},
+	{"networking.v1alpha3.EnvoyFilter.ClusterMatch", Honoured, "", "portNumber service subset name"},
+	{"networking.v1alpha3.EnvoyFilter.Patch", Honoured, "", "operation value"},
+	{"networking.v1alpha3.EnvoyFilter.Patch", Warned, "refused by validation: order filters with INSERT_BEFORE/INSERT_AFTER", "filterClass"},
 
 	// ---- security.istio.io
 	{"security.v1beta1.PeerAuthentication", Honoured, "", "selector mtls portLevelMtls"},

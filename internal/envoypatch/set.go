@@ -55,6 +55,9 @@ func (s *Set) Patches(kinds ...networking.EnvoyFilter_ApplyTo) []*Patch {
 // given Istio version (node metadata ISTIO_VERSION; "" for unknown, which
 // Istio matches as the highest version) and metadata.
 func (p *Patch) ProxyMatches(version string, meta map[string]string) bool {
+	if p.Match.GetWaypoint() != nil {
+		return false // waypoints only; Mast has none
+	}
 	if p.proxyVersion != nil {
 		if version == "" {
 			version = "65536.65536.65536"

@@ -5,6 +5,8 @@ import (
 	"context"
 	"io"
 	"net"
+	"sync/atomic"
+	"time"
 
 	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"github.com/mast-mesh/mast/internal/proxy/h2server"
@@ -69,6 +71,18 @@ type h2stream struct {
 	expireFn func(bool)
 	req      dsRequest
 	body     timedBody
+	// timer runs the timers of the stream using hs now (cur); it is kept
+	// with the recycled stream, so a stream costs no timer of its own. A
+	// late fire meant for an earlier stream finds the current one, whose
+	// fire only re-arms the timer unless its own limits passed.
+	timer *time.Timer
+	cur   atomic.Pointer[streamTimer]
+}
+
+func (hs *h2stream) fire() {
+	if st := hs.cur.Load(); st != nil {
+		st.fire()
+	}
 }
 
 var _ responseWriter = (*h2stream)(nil)
@@ -86,7 +100,11 @@ func (h *h2Handler) Start(s *h2server.Stream) {
 	}
 	hs.s, hs.started = s, false
 	hs.st = newStream(h.ctx, h.hcm.StreamIdleTimeout, h.hcm.RequestTimeout, hs.expireFn)
-	hs.st.arm(nil)
+	hs.cur.Store(hs.st)
+	if hs.st.timed() && hs.timer == nil {
+		hs.timer = time.AfterFunc(time.Duration(1<<63-1), hs.fire)
+	}
+	hs.st.arm(hs.timer)
 }
 
 // Cancel ends the stream's context: the client reset it or the

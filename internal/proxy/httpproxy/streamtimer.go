@@ -140,7 +140,9 @@ func (st *streamTimer) fire() {
 		cause = errStreamIdle
 	}
 	if cause == nil {
-		if d := st.next(now); d < time.Duration(1<<63-1) {
+		// (t is nil when a shared timer fired for an earlier stream
+		// before arm ran for this one: arm sets it.)
+		if d := st.next(now); d < time.Duration(1<<63-1) && st.t != nil {
 			st.t.Reset(d)
 		}
 		st.mu.Unlock()

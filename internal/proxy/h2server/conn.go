@@ -1,8 +1,9 @@
 // Package h2server serves mast-proxy's downstream HTTP/2 connections with
 // its own frame handling (x/net's Framer and HPACK as building blocks): one
 // reader goroutine per connection, a goroutine per request only once the
-// request is ready to forward, request bodies delivered as DATA arrives,
-// and writes of all streams batched through one buffered writer.
+// request is ready to forward (an idle one reused), request bodies
+// delivered as DATA arrives, and writes of all streams batched through one
+// buffered writer.
 //
 // A request whose body has a known length up to Config.BufferLimit is
 // gathered on the reader before it is handed over (it can then be retried
@@ -74,8 +75,9 @@ type Handler interface {
 	// Start runs on the connection's reader when a request's headers
 	// arrived (set s.User, start timers); it must not block.
 	Start(s *Stream)
-	// Serve runs on a goroutine of its own once the request is ready to
-	// forward; the stream is recycled after it returns.
+	// Serve runs on a goroutine of its own (a reused worker) once the
+	// request is ready to forward; the stream is recycled after it
+	// returns.
 	Serve(s *Stream)
 	// Cancel says the client reset the stream or the connection ended;
 	// served says whether Serve was called (if not, it never will be and
@@ -83,10 +85,47 @@ type Handler interface {
 	Cancel(s *Stream, served bool)
 }
 
-// Pools are the buffers and streams connections share.
+// Pools are the buffers, streams and serving goroutines connections
+// share.
 type Pools struct {
 	streams sync.Pool // *Stream
 	writers sync.Pool // *bufio.Writer
+	// Goroutines that served a request wait on work for the next one (up
+	// to maxIdleWorkers of them), so a request costs no new goroutine and
+	// no stack growth.
+	once sync.Once
+	work chan job
+	idle atomic.Int32
+}
+
+// maxIdleWorkers bounds the goroutines kept waiting for a request.
+const maxIdleWorkers = 8
+
+type job struct {
+	c *conn
+	s *Stream
+}
+
+// run serves s on an idle worker, or on a new one.
+func (p *Pools) run(c *conn, s *Stream) {
+	p.once.Do(func() { p.work = make(chan job) })
+	select {
+	case p.work <- job{c, s}:
+	default:
+		go p.worker(job{c, s})
+	}
+}
+
+func (p *Pools) worker(j job) {
+	for {
+		j.c.serve(j.s)
+		if p.idle.Add(1) > maxIdleWorkers {
+			p.idle.Add(-1)
+			return
+		}
+		j = <-p.work
+		p.idle.Add(-1)
+	}
 }
 
 // Errors a stream's reads and writes report.
@@ -591,7 +630,7 @@ func (c *conn) dispatch(s *Stream) {
 		return
 	}
 	s.served = true
-	go c.serve(s)
+	c.pools.run(c, s)
 }
 
 func (c *conn) serve(s *Stream) {

@@ -849,11 +849,13 @@ func (c *conn) lockWrite() {
 }
 
 // unlockWrite ends a write; flush asks for the batch to go out, which the
-// last writer queued does.
-func (c *conn) unlockWrite(flush bool) {
+// last writer queued does. It returns the connection's write error as of
+// the unlock (werr is read under wmu only).
+func (c *conn) unlockWrite(flush bool) error {
 	if flush {
 		c.needFlush = true
 	}
+	var werr error
 	for {
 		c.drainCtrl()
 		if c.needFlush && c.waiting.Load() == 0 && c.bw != nil {
@@ -867,9 +869,10 @@ func (c *conn) unlockWrite(flush bool) {
 				c.bw = nil
 			}
 		}
+		werr = c.werr
 		c.wmu.Unlock()
 		if !c.cpending.Load() || !c.wmu.TryLock() {
-			return
+			return werr
 		}
 	}
 }

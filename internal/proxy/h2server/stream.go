@@ -255,9 +255,8 @@ func (s *Stream) Flush() error {
 	c := s.c
 	c.lockWrite()
 	err := s.flushHead(false)
-	c.unlockWrite(true)
-	if err == nil {
-		err = c.werr
+	if werr := c.unlockWrite(true); err == nil {
+		err = werr
 	}
 	return err
 }
@@ -294,9 +293,8 @@ func (s *Stream) Finish(trailers headers.List) error {
 	c.mu.Lock()
 	s.endSent = true
 	c.mu.Unlock()
-	c.unlockWrite(true)
-	if err == nil {
-		err = c.werr
+	if werr := c.unlockWrite(true); err == nil {
+		err = werr
 	}
 	return err
 }

@@ -139,7 +139,14 @@ type domainIndexKey struct{ rc *routev3.RouteConfiguration }
 // route configuration shared through the cache.
 func (g *gen) domainIndex(rc *routev3.RouteConfiguration) *domainIndex {
 	build := func() any {
-		x := &domainIndex{exact: map[string]*routev3.VirtualHost{}}
+		// Sized up front: growing a map of the ~100,000 domains of a
+		// 10,000-service configuration rehashed it a dozen times, most of
+		// an on-demand push's CPU at that size.
+		n := 0
+		for _, vh := range rc.VirtualHosts {
+			n += len(vh.Domains)
+		}
+		x := &domainIndex{exact: make(map[string]*routev3.VirtualHost, n)}
 		for _, vh := range rc.VirtualHosts {
 			wild := false
 			for _, d := range vh.Domains {

@@ -74,12 +74,16 @@ func serveTest(t *testing.T, cfg Config, h *testHandler) *client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	// The listener closes once it accepted: closing it earlier (when
+	// serveTest returns) would reset a connection still in its accept
+	// queue.
+	t.Cleanup(func() { ln.Close() })
 	pools := &Pools{}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		nc, err := ln.Accept()
+		ln.Close()
 		if err != nil {
 			return
 		}

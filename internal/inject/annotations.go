@@ -111,7 +111,7 @@ type metaView struct {
 
 // proxyConfigHonoured are the ProxyConfig fields (proxy.istio.io/config)
 // that change the injected pod; setting any other one is a warning.
-var proxyConfigHonoured = []string{"holdApplicationUntilProxyStarts", "proxyMetadata", "terminationDrainDuration"}
+var proxyConfigHonoured = []string{"concurrency", "holdApplicationUntilProxyStarts", "proxyMetadata", "terminationDrainDuration"}
 
 // parseProxyConfig decodes proxy.istio.io/config (YAML or JSON of Istio's
 // ProxyConfig). Unknown fields are errors; fields mast-proxy does not honour

@@ -347,6 +347,17 @@ func proxyContainer(cfg *Config, in proxyInput) (corev1.Container, error) {
 			args = append(args, "--meta", k+"="+meta[k])
 		}
 	}
+	// concurrency is the proxy's worker parallelism: for mast-proxy, a Go
+	// program, the runtime's GOMAXPROCS (read at start). 0 means every
+	// core, as in Istio: GOMAXPROCS is then left to the runtime.
+	if n := in.pc.GetConcurrency(); n != nil {
+		if n.GetValue() < 0 {
+			return corev1.Container{}, fmt.Errorf("annotation %s: concurrency %d: must not be negative", annotationProxyConfig, n.GetValue())
+		}
+		if n.GetValue() > 0 {
+			env = append(env, corev1.EnvVar{Name: "GOMAXPROCS", Value: strconv.Itoa(int(n.GetValue()))})
+		}
+	}
 	if prom := prometheusAnnotations(in.annotations); prom != "" {
 		env = append(env, corev1.EnvVar{Name: "ISTIO_PROMETHEUS_ANNOTATIONS", Value: prom})
 	}

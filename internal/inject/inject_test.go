@@ -277,8 +277,23 @@ func TestHoldAndProxyConfig(t *testing.T) {
 	if env(&first, "ISTIO_META_DNS_CAPTURE") != "true" {
 		t.Error("proxyMetadata not in the environment")
 	}
-	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "concurrency") {
-		t.Errorf("warnings %q, want one naming concurrency", res.Warnings)
+	if env(&first, "GOMAXPROCS") != "2" {
+		t.Errorf("concurrency 2: GOMAXPROCS %q, want 2", env(&first, "GOMAXPROCS"))
+	}
+	if len(res.Warnings) != 0 {
+		t.Errorf("warnings %q, want none", res.Warnings)
+	}
+	p, _, err = inject(t, testPod(), map[string]string{annotationProxyConfig: "concurrency: 0\n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range p.Spec.Containers {
+		if c.Name == ProxyContainerName && env(&c, "GOMAXPROCS") != "" {
+			t.Errorf("concurrency 0 (every core) set GOMAXPROCS %q", env(&c, "GOMAXPROCS"))
+		}
+	}
+	if _, res, _ = inject(t, testPod(), map[string]string{annotationProxyConfig: "tracing: {}\n"}); len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "tracing") {
+		t.Errorf("warnings %q, want one naming tracing", res.Warnings)
 	}
 	p, _, err = inject(t, testPod(), nil)
 	if err != nil {

@@ -89,6 +89,7 @@ type Server struct {
 	drainNow context.CancelFunc
 	bufs     sync.Pool // *[16384]byte for copying bodies
 	h2pools  h2server.Pools
+	reqs     sync.Pool // *dsRequest of HTTP/1 requests
 	// LegacyH2 serves HTTP/2 with x/net's net/http-shaped server instead
 	// of the proxy's own (h2server).
 	LegacyH2 bool
@@ -206,7 +207,6 @@ type h1Conn struct {
 	peer       *tlsPeer
 	conn       *filter.Conn // what the filters know of the connection
 	local      net.Addr     // the proxy's address on the connection
-	req        dsRequest    // the request being served (serveOne)
 	// idle is set while the connection waits for its next request.
 	idle atomic.Bool
 	// expired: the connection is past max_connection_duration; the
@@ -338,13 +338,17 @@ func (c *h1Conn) serveOne(ctx context.Context, hcm *xdsparse.HTTPManager) bool {
 	h := &c.head
 	body := &c.body
 	body.Reset(c.br, h, false)
-	// The request's state lives in the connection (as an HTTP/2 stream's
-	// does in the pooled stream): nothing keeps it after handle returns.
-	c.req = dsRequest{
+	// The request's state comes from a pool (as an HTTP/2 stream's is kept
+	// with the pooled stream): nothing keeps it after handle returns, and
+	// an idle connection holds none.
+	req, _ := c.s.reqs.Get().(*dsRequest)
+	if req == nil {
+		req = new(dsRequest)
+	}
+	*req = dsRequest{
 		method: h.Method, target: h.Target, header: h.Headers, minor: h.Minor,
 		body: body, contentLength: h.ContentLength, chunked: h.Chunked, remote: c.remote, remoteAddr: c.remoteAddr, local: c.local, origDst: c.orig, scheme: c.scheme, peer: c.peer, conn: c.conn,
 	}
-	req := &c.req
 	if v, ok := h.Headers.Get("host"); ok {
 		req.authority = v
 	}
@@ -390,17 +394,18 @@ func (c *h1Conn) serveOne(ctx context.Context, hcm *xdsparse.HTTPManager) bool {
 	}
 	cause := st.stop()
 	c.cur.Store(nil)
-	if cause != nil {
-		// The timers cut the connection's I/O: it cannot carry more.
-		return false
-	}
-	c.wbuf = w.buf
 	// Keep the header list's grown backing array for the next request, so
 	// the headers the proxy adds do not allocate every time.
 	if cap(req.header) > cap(h.Headers) {
 		h.Headers = req.header[:0]
 	}
-	c.req = dsRequest{}
+	*req = dsRequest{}
+	c.s.reqs.Put(req)
+	if cause != nil {
+		// The timers cut the connection's I/O: it cannot carry more.
+		return false
+	}
+	c.wbuf = w.buf
 	if !w.finished {
 		return false
 	}

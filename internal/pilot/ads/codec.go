@@ -43,8 +43,26 @@ func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
 	if len(data) == 1 {
 		return c.requests.decode(data[0].ReadOnlyData(), req)
 	}
-	return c.requests.decode(data.Materialize(), req)
+	// A long ACK arrives in several buffers: joined in a reused buffer
+	// rather than a fresh, zeroed one per request.
+	n := data.Len()
+	bp, _ := c.requests.bufs.Get().(*[]byte)
+	if bp == nil || cap(*bp) < n {
+		b := make([]byte, n)
+		bp = &b
+	}
+	b := (*bp)[:n]
+	data.CopyTo(b)
+	err := c.requests.decode(b, req)
+	if n <= maxPooledRequest {
+		*bp = b
+		c.requests.bufs.Put(bp)
+	}
+	return err
 }
+
+// maxPooledRequest bounds the join buffers kept for reuse.
+const maxPooledRequest = 1 << 20
 
 func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 	var out mem.BufferSlice

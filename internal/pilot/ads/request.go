@@ -25,6 +25,7 @@ import (
 type requestDecoder struct {
 	mu    sync.RWMutex
 	names map[string]string // name -> canonical string, at most maxInterned
+	bufs  sync.Pool         // *[]byte: buffers joining a request received in parts
 }
 
 const (

@@ -8,6 +8,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -107,3 +108,24 @@ func FuzzDecodeRequest(f *testing.F) {
 }
 
 func unsafeStringData(s string) *byte { return unsafe.StringData(s) }
+
+// TestCodecDecodesRequestsInParts: a request received in several buffers
+// decodes as proto.Unmarshal does, also when its join buffer is reused.
+func TestCodecDecodesRequestsInParts(t *testing.T) {
+	c := Codec()
+	for _, b := range requestSeeds(t) {
+		for _, cut := range []int{1, len(b) / 2, len(b) - 1} {
+			if cut <= 0 || cut >= len(b) {
+				continue
+			}
+			data := mem.BufferSlice{mem.SliceBuffer(b[:cut]), mem.SliceBuffer(b[cut:])}
+			want := &discoveryv3.DiscoveryRequest{}
+			werr := proto.Unmarshal(b, want)
+			got := &discoveryv3.DiscoveryRequest{}
+			gerr := c.Unmarshal(data, got)
+			if (werr == nil) != (gerr == nil) || (werr == nil && !proto.Equal(got, want)) {
+				t.Fatalf("cut at %d: got %v (%v), want %v (%v)", cut, got, gerr, want, werr)
+			}
+		}
+	}
+}

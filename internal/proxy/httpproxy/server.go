@@ -85,11 +85,12 @@ type Server struct {
 	draining        atomic.Bool
 	// drainCtx ends when Drain is called: HTTP/2 connections then go away
 	// gracefully and idle HTTP/1 connections close.
-	drainCtx context.Context
-	drainNow context.CancelFunc
-	bufs     sync.Pool // *[16384]byte for copying bodies
-	h2pools  h2server.Pools
-	reqs     sync.Pool // *dsRequest of HTTP/1 requests
+	drainCtx  context.Context
+	drainNow  context.CancelFunc
+	bufs      sync.Pool // *[16384]byte for copying bodies
+	h2pools   h2server.Pools
+	reqs      sync.Pool // *dsRequest of HTTP/1 requests
+	h1writers sync.Pool // *bufio.Writer of HTTP/1 responses
 	// LegacyH2 serves HTTP/2 with x/net's net/http-shaped server instead
 	// of the proxy's own (h2server).
 	LegacyH2 bool
@@ -235,7 +236,7 @@ func (c *h1Conn) cancelStream() {
 }
 
 func (s *Server) serveH1(ctx context.Context, nc net.Conn, br *bufio.Reader, hcm *xdsparse.HTTPManager) {
-	c := &h1Conn{s: s, nc: nc, br: br, bw: bufio.NewWriterSize(nc, 4096), remote: remoteIP(nc), remoteAddr: nc.RemoteAddr().String(), local: nc.LocalAddr(), orig: originalDst(nc), peer: peerOf(nc), scheme: connScheme(nc)}
+	c := &h1Conn{s: s, nc: nc, br: br, remote: remoteIP(nc), remoteAddr: nc.RemoteAddr().String(), local: nc.LocalAddr(), orig: originalDst(nc), peer: peerOf(nc), scheme: connScheme(nc)}
 	// Always: the listener may gain filters while the connection lives.
 	c.conn = filter.NewConn(nc)
 	c.hr = http1.NewReader(br, http1.Limits{MaxHeaderBytes: hcm.MaxRequestHeadersBytes, MaxHeaders: hcm.MaxHeadersCount})
@@ -341,6 +342,13 @@ func (c *h1Conn) serveOne(ctx context.Context, hcm *xdsparse.HTTPManager) bool {
 	// The request's state comes from a pool (as an HTTP/2 stream's is kept
 	// with the pooled stream): nothing keeps it after handle returns, and
 	// an idle connection holds none.
+	// The response's write buffer too: an idle connection holds none.
+	c.bw, _ = c.s.h1writers.Get().(*bufio.Writer)
+	if c.bw == nil {
+		c.bw = bufio.NewWriterSize(c.nc, 4096)
+	} else {
+		c.bw.Reset(c.nc)
+	}
 	req, _ := c.s.reqs.Get().(*dsRequest)
 	if req == nil {
 		req = new(dsRequest)
@@ -401,6 +409,11 @@ func (c *h1Conn) serveOne(ctx context.Context, hcm *xdsparse.HTTPManager) bool {
 	}
 	*req = dsRequest{}
 	c.s.reqs.Put(req)
+	if c.bw.Buffered() == 0 { // else the response failed: drop it
+		c.bw.Reset(nil)
+		c.s.h1writers.Put(c.bw)
+	}
+	c.bw = nil
 	if cause != nil {
 		// The timers cut the connection's I/O: it cannot carry more.
 		return false

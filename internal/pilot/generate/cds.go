@@ -261,6 +261,7 @@ func (g *gen) serviceCluster(svc *registry.Service, port registry.Port, subset s
 	} else {
 		g.applyAutoMTLS(c, svc, port, subset)
 	}
+	applyProxyProtocol(c, pol.pp)
 	return c
 }
 

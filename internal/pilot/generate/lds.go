@@ -96,7 +96,8 @@ type weightedCluster struct {
 
 // tcpProxy is a tcp_proxy filter to clusters. As istiod, the
 // DestinationRule of the first cluster's host sets its idle timeout and
-// maximum connection duration (the rule's top-level connectionPool.tcp).
+// maximum connection duration (the rule's top-level connectionPool.tcp),
+// and a single destination's rule its tunnel (edge.go).
 func (g *gen) tcpProxy(statPrefix string, clusters []weightedCluster) *listenerv3.Filter {
 	tp := &tcpproxyv3.TcpProxy{StatPrefix: statPrefix}
 	if host, ok := outboundHost(clusters[0].name); ok {
@@ -107,6 +108,7 @@ func (g *gen) tcpProxy(statPrefix string, clusters []weightedCluster) *listenerv
 	}
 	if len(clusters) == 1 {
 		tp.ClusterSpecifier = &tcpproxyv3.TcpProxy_Cluster{Cluster: clusters[0].name}
+		tp.TunnelingConfig = g.tunnelingConfig(clusters[0].name)
 	} else {
 		wc := &tcpproxyv3.TcpProxy_WeightedCluster{}
 		for _, c := range clusters {

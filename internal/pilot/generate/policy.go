@@ -34,6 +34,9 @@ type policy struct {
 	cp  *networking.ConnectionPoolSettings
 	od  *networking.OutlierDetection
 	tls *networking.ClientTLSSettings
+	// pp and tunnel have no port-level form; a subset's replace the rule's.
+	pp     *networking.TrafficPolicy_ProxyProtocol
+	tunnel *networking.TrafficPolicy_TunnelSettings
 }
 
 func (p *policy) merge(tp *networking.TrafficPolicy, port uint32) {
@@ -51,6 +54,12 @@ func (p *policy) merge(tp *networking.TrafficPolicy, port uint32) {
 	}
 	if tp.GetTls() != nil {
 		p.tls = tp.GetTls()
+	}
+	if tp.GetProxyProtocol() != nil {
+		p.pp = tp.GetProxyProtocol()
+	}
+	if tp.GetTunnel() != nil {
+		p.tunnel = tp.GetTunnel()
 	}
 	for _, pl := range tp.GetPortLevelSettings() {
 		if pl.GetPort().GetNumber() != port {

@@ -83,10 +83,16 @@ func (p *Proxy) Serve(ctx context.Context, nc net.Conn, cfg *xdsparse.TCPProxy, 
 		}
 		// DialStream counts the attempt and originates TLS when the
 		// host's transport socket says so.
-		c, err := h.DialStream()
+		c, err := h.DialStreamFor(nc.RemoteAddr(), nc.LocalAddr())
 		if err != nil {
 			p.log.Debug("tcp proxy: connect failed", "cluster", name, "host", h.Addr, "error", err)
 			continue
+		}
+		if cfg.Tunnel != nil {
+			if c, err = openTunnel(c, cfg.Tunnel, cl.Cfg.ConnectTimeout); err != nil {
+				p.log.Debug("tcp proxy: tunnel failed", "cluster", name, "host", h.Addr, "error", err)
+				continue
+			}
 		}
 		up = p.exchangeOutbound(c, ct)
 		if ct != nil {

@@ -37,12 +37,13 @@ type poolConfig struct {
 	tlsKey         string // the transport socket's TLSContext.Key; "" for plaintext
 	useDownstream  bool   // HTTP/2 upstream exactly when the request came in HTTP/2
 	legacyH2       bool   // HTTP/2 through x/net's Transport (Manager.LegacyH2)
+	proxyProtocol  uint8  // PROXY protocol header version on each connection (proxyproto.go); 0 none
 }
 
 func poolConfigFor(c *xdsparse.Cluster) poolConfig {
 	return poolConfig{http2: c.HTTP2, useDownstream: c.UseDownstreamProtocol, connectTimeout: c.ConnectTimeout, idleTimeout: c.IdleTimeout,
 		maxConnAge: c.MaxConnectionDuration, maxReqPerConn: c.MaxRequestsPerConn, maxConns: c.MaxConnections, maxPending: c.MaxPending, maxRequests: c.MaxRequests,
-		keepalive: c.Keepalive, h2: c.H2}
+		keepalive: c.Keepalive, h2: c.H2, proxyProtocol: c.ProxyProtocol}
 }
 
 // pool holds the connections to one host.
@@ -171,6 +172,12 @@ func (e *connectError) Unwrap() error { return ErrConnect }
 // connect dials the host; proto is the ALPN protocol offered when the
 // connection is TLS ("h2", "http/1.1", or "" for raw TCP).
 func (p *pool) connect(proto string) (net.Conn, error) {
+	return p.connectFor(proto, nil, nil)
+}
+
+// connectFor is connect for a stream from src to dst downstream, which the
+// PROXY protocol header names when the cluster sends one.
+func (p *pool) connectFor(proto string, src, dst net.Addr) (net.Conn, error) {
 	p.stats.CxTotal.Add(1)
 	nc, err := p.dial("tcp", p.addr, p.cfg.connectTimeout)
 	if err != nil {
@@ -181,6 +188,13 @@ func (p *pool) connect(proto string) (net.Conn, error) {
 		tc.SetNoDelay(true)
 		if ka := p.cfg.keepalive; ka != nil {
 			tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: ka.Idle, Interval: ka.Interval, Count: ka.Probes})
+		}
+	}
+	if p.cfg.proxyProtocol != 0 {
+		if err := p.writeProxyHeader(nc, src, dst); err != nil {
+			nc.Close()
+			p.stats.CxConnectFail.Add(1)
+			return nil, &connectError{fmt.Errorf("%w: %s: PROXY protocol header: %v", ErrConnect, p.addr, err)}
 		}
 	}
 	if p.tls != nil {

@@ -47,6 +47,13 @@ func (h *Host) DialStream() (net.Conn, error) {
 	return h.connPool().connect("")
 }
 
+// DialStreamFor is DialStream for a downstream connection from src to dst:
+// a cluster sending the PROXY protocol names these addresses, as Envoy's
+// tcp_proxy passes the downstream connection's addresses down.
+func (h *Host) DialStreamFor(src, dst net.Addr) (net.Conn, error) {
+	return h.connPool().connectFor("", src, dst)
+}
+
 // DialHTTP2 opens a connection to h for an HTTP/2 client of the proxy's
 // own (a filter's gRPC service): TLS with ALPN h2 when h's transport
 // socket says so. Stats count it.

@@ -86,6 +86,10 @@ type Cluster struct {
 	// (see TLSFor).
 	TLS        *TLSContext
 	TLSMatches []TransportSocketMatch
+	// ProxyProtocol is the PROXY protocol version (1 or 2) whose header
+	// starts every upstream connection (the upstream_proxy_protocol
+	// transport socket); 0 for none.
+	ProxyProtocol uint8
 	// Services are the hosts of Istio's metadata istio.services[] (inbound
 	// clusters: the services of the workload's port), for telemetry.
 	Services []string
@@ -342,6 +346,9 @@ func ParseCluster(c *clusterv3.Cluster) (*Cluster, error) {
 	}
 	tc, err := parseTransportSocket(c.GetTransportSocket(), true)
 	if err != nil {
+		return nil, fail("%v", err)
+	}
+	if out.ProxyProtocol, err = clusterProxyProtocol(c); err != nil {
 		return nil, fail("%v", err)
 	}
 	out.TLS = tc

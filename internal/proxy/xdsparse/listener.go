@@ -155,6 +155,20 @@ type TCPProxy struct {
 	AccessLogs []accesslog.Config
 	// Stats: see HTTPManager.Stats.
 	Stats *metrics.Config
+	// Tunnel, when set, carries the stream through an HTTP tunnel opened
+	// on the upstream connection (tunneling_config).
+	Tunnel *Tunnel
+}
+
+// Tunnel is a tcp_proxy's tunneling_config: the stream goes through an
+// HTTP/1.1 CONNECT (or POST) request for Hostname, made to the chosen
+// upstream host.
+type Tunnel struct {
+	// Hostname is the CONNECT authority, host:port.
+	Hostname string
+	// Post sends a POST to PostPath ("/" by default) instead of CONNECT.
+	Post     bool
+	PostPath string
 }
 
 // Filter names this proxy understands.
@@ -568,12 +582,42 @@ func parseTCPProxy(t *tcpv3.TcpProxy) (*TCPProxy, error) {
 	if p.IdleTimeout < 0 || p.MaxConnectionDuration < 0 {
 		return nil, fmt.Errorf("idle_timeout %v, max_downstream_connection_duration %v: negative", p.IdleTimeout, p.MaxConnectionDuration)
 	}
+	if tc := t.GetTunnelingConfig(); tc != nil {
+		tun, err := parseTunnel(tc)
+		if err != nil {
+			return nil, err
+		}
+		p.Tunnel = tun
+	}
 	logs, err := parseAccessLogs(t.GetAccessLog())
 	if err != nil {
 		return nil, err
 	}
 	p.AccessLogs = logs
 	return p, nil
+}
+
+// parseTunnel checks a tunneling_config. The hostname must be a literal
+// host:port: Envoy's command operators in it are not carried out.
+func parseTunnel(tc *tcpv3.TcpProxy_TunnelingConfig) (*Tunnel, error) {
+	h := tc.GetHostname()
+	if strings.Contains(h, "%") {
+		return nil, fmt.Errorf("tunneling_config.hostname %q: command operators are not supported", h)
+	}
+	if host, port, err := net.SplitHostPort(h); err != nil || host == "" || port == "" || strings.ContainsAny(h, " \r\n\t") {
+		return nil, fmt.Errorf("tunneling_config.hostname %q: want host:port", h)
+	}
+	t := &Tunnel{Hostname: h, Post: tc.GetUsePost(), PostPath: tc.GetPostPath()}
+	if t.PostPath != "" && !t.Post {
+		return nil, fmt.Errorf("tunneling_config.post_path %q: set without use_post", t.PostPath)
+	}
+	if t.Post && t.PostPath == "" {
+		t.PostPath = "/"
+	}
+	if t.PostPath != "" && (!strings.HasPrefix(t.PostPath, "/") || strings.ContainsAny(t.PostPath, " \r\n\t")) {
+		return nil, fmt.Errorf("tunneling_config.post_path %q: want an absolute path", t.PostPath)
+	}
+	return t, nil
 }
 
 // UpgradeAllowed reports whether an upgrade of type t (lower-case, e.g.

@@ -51,7 +51,9 @@ var hcmRules = rules(
 // tcpProxyRules are the TcpProxy fields the parser honours or knows to be
 // cosmetic.
 var tcpProxyRules = rules(
-	ruleRow{"envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy", honoured, "cluster weighted_clusters idle_timeout max_downstream_connection_duration"},
+	ruleRow{"envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy", honoured, "cluster weighted_clusters idle_timeout max_downstream_connection_duration tunneling_config"},
+	// The tunnel (tunnel.go): HTTP/1.1 CONNECT or POST to the hostname.
+	ruleRow{"envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.TunnelingConfig", honoured, "hostname use_post post_path"},
 	ruleRow{"envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy", parsedApart, "access_log"},
 	ruleRow{"envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy", cosmetic, "stat_prefix"},
 	ruleRow{"envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster", honoured, "clusters"},

@@ -71,11 +71,11 @@ func TestParseListenerErrors(t *testing.T) {
 			if err := l.FilterChains[0].Filters[0].GetTypedConfig().UnmarshalTo(&tp); err != nil {
 				t.Fatal(err)
 			}
-			tp.TunnelingConfig = &tcpv3.TcpProxy_TunnelingConfig{Hostname: "egress:443"}
+			tp.TunnelingConfig = &tcpv3.TcpProxy_TunnelingConfig{Hostname: "egress:443", PropagateResponseHeaders: true}
 			a, _ := anypb.New(&tp)
 			l.FilterChains[0].Filters[0].ConfigType = &listenerv3.Filter_TypedConfig{TypedConfig: a}
 			return l
-		}(), `not supported by mast-proxy: tunneling_config`},
+		}(), `not supported by mast-proxy: tunneling_config.propagate_response_headers`},
 		{"connection reporter before the HTTP connection manager", func() *listenerv3.Listener {
 			l := xdstest.HTTPListener("l1", "127.0.0.1:8080", "r")
 			tcpMixer, _ := anypb.New(&clientpb.TcpClientConfig{Transport: &clientpb.TransportConfig{CheckCluster: "127.0.0.1:9091"}})

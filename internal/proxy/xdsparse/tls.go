@@ -15,6 +15,7 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	proxyprotocolv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/proxy_protocol/v3"
 	rawbufferv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/raw_buffer/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/proto"
@@ -186,6 +187,17 @@ func parseTransportSocket(ts *corev3.TransportSocket, upstream bool) (*TLSContex
 	}
 	if a.MessageIs((*rawbufferv3.RawBuffer)(nil)) {
 		return nil, nil
+	}
+	if ts.GetName() == UpstreamProxyProtocolSocket || a.MessageIs((*proxyprotocolv3.ProxyProtocolUpstreamTransport)(nil)) {
+		if !upstream {
+			return nil, fmt.Errorf("transport_socket %q: only for upstream connections", ts.GetName())
+		}
+		// the version is the cluster's (clusterProxyProtocol)
+		inner, _, err := unwrapProxyProtocol(ts)
+		if err != nil {
+			return nil, err
+		}
+		return parseTransportSocket(inner, true)
 	}
 	if upstream {
 		if !a.MessageIs((*tlsv3.UpstreamTlsContext)(nil)) {

@@ -399,7 +399,7 @@ func Run(ctx context.Context, cfg Config) error {
 		run("kubernetes config store", func() error { return kubeCtl.run(ctx) })
 	}
 	run("debouncer", func() error { deb.Run(ctx); return nil })
-	if err := startKube(ctx, cfg, authority, kubeClient, log, run); err != nil {
+	if err := startKube(ctx, cfg, authority, kubeClient, &sources, log, run); err != nil {
 		cancel()
 		wg.Wait()
 		return err

@@ -183,6 +183,26 @@ type configSources struct {
 	file, kube *config.Snapshot
 }
 
+// list returns the merged snapshot's resources of kind k.
+func (c *configSources) list(k config.Kind) []config.Resource {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []config.Resource
+	seen := map[config.Key]bool{}
+	for _, s := range []*config.Snapshot{c.file, c.kube} {
+		if s == nil {
+			continue
+		}
+		for _, r := range s.List(k) {
+			if !seen[r.Key()] {
+				seen[r.Key()] = true
+				out = append(out, r)
+			}
+		}
+	}
+	return out
+}
+
 // update records one source's new snapshot (nil leaves it) and calls changed
 // with the merged snapshot, serially, so that the last call sees the latest
 // of both.

@@ -9,9 +9,11 @@ import (
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	networkingbeta "istio.io/api/networking/v1beta1"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/mast-mesh/mast/internal/ca"
+	"github.com/mast-mesh/mast/internal/config"
 	"github.com/mast-mesh/mast/internal/inject"
 	"github.com/mast-mesh/mast/internal/kube/identity"
 	"github.com/mast-mesh/mast/internal/kube/leader"
@@ -67,7 +69,7 @@ func kubeCA(cfg Config, caCfg *ca.Config) (kubernetes.Interface, error) {
 
 // startKube starts the webhooks and, on Kubernetes, the leader-elected
 // istio-ca-root-cert publisher and webhook caBundle patcher, through run.
-func startKube(ctx context.Context, cfg Config, authority *ca.CA, client kubernetes.Interface, log *slog.Logger, run func(string, func() error)) error {
+func startKube(ctx context.Context, cfg Config, authority *ca.CA, client kubernetes.Interface, sources *configSources, log *slog.Logger, run func(string, func() error)) error {
 	if cfg.Webhook.Addr != "" {
 		if authority == nil {
 			return fmt.Errorf("--webhook-addr needs the CA (--ca-dir) for its certificate")
@@ -91,7 +93,18 @@ func startKube(ctx context.Context, cfg Config, authority *ca.CA, client kuberne
 			return fmt.Errorf("webhook certificate: %w", err)
 		}
 		wlog := log.With("component", "webhook")
-		addr, done, err := webhook.Serve(ctx, cfg.Webhook.Addr, tlsCfg, webhook.NewHandler(icfg, wlog), wlog)
+		icfg.RootNamespace = cfg.Mesh.RootNamespace
+		handler := webhook.NewHandler(icfg, wlog)
+		handler.SetProxyConfigs(func() []inject.ProxyConfigRule {
+			var out []inject.ProxyConfigRule
+			for _, r := range sources.list(config.ProxyConfig) {
+				if spec, ok := r.Spec.(*networkingbeta.ProxyConfig); ok {
+					out = append(out, inject.ProxyConfigRule{Namespace: r.Namespace, Name: r.Name, Spec: spec})
+				}
+			}
+			return out
+		})
+		addr, done, err := webhook.Serve(ctx, cfg.Webhook.Addr, tlsCfg, handler, wlog)
 		if err != nil {
 			return err
 		}

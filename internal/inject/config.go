@@ -48,6 +48,11 @@ const (
 // and the istio-sidecar-injector ConfigMap configure. The zero value is not
 // useful; start from DefaultConfig.
 type Config struct {
+	// ProxyConfigs are the mesh's ProxyConfig resources and RootNamespace
+	// the namespace whose ProxyConfig applies mesh-wide ("istio-system"
+	// when empty); set per request by the webhook, not from the values.
+	ProxyConfigs  []ProxyConfigRule `json:"-"`
+	RootNamespace string            `json:"-"`
 	// ProxyImage runs both the init container and the sidecar.
 	ProxyImage      string `json:"proxyImage"`
 	ImagePullPolicy string `json:"imagePullPolicy,omitempty"`

@@ -93,7 +93,12 @@ func Pod(cfg *Config, namespace, workload string, meta *metav1.ObjectMeta, spec 
 	if err != nil {
 		return Result{}, err
 	}
-	image := cfg.ProxyImage
+	root := cfg.RootNamespace
+	if root == "" {
+		root = "istio-system"
+	}
+	eff := resolveProxyConfig(cfg.ProxyConfigs, root, namespace, meta.Labels)
+	image := imageWithType(cfg.ProxyImage, eff.imageType)
 	if v := ann[annotationProxyImage]; v != "" {
 		image = v
 	}
@@ -105,7 +110,7 @@ func Pod(cfg *Config, namespace, workload string, meta *metav1.ObjectMeta, spec 
 	proxy, err := proxyContainer(cfg, proxyInput{
 		image: image, namespace: namespace, workload: workload, labels: meta.Labels, annotations: ann,
 		apps: appNames, probers: probers, pc: pc, drain: pc.GetTerminationDrainDuration().AsDuration(),
-		hold: hold, resources: resources,
+		hold: hold, resources: resources, proxyEnv: eff.env, concurrency: eff.concurrency,
 	})
 	if err != nil {
 		return Result{}, err
@@ -282,6 +287,8 @@ type proxyInput struct {
 	drain                      time.Duration
 	hold                       bool
 	resources                  corev1.ResourceRequirements
+	proxyEnv                   map[string]string // ProxyConfig environmentVariables
+	concurrency                *int32            // ProxyConfig concurrency
 }
 
 // proxyContainer is the mast-proxy sidecar (Istio's istio-proxy).
@@ -350,13 +357,29 @@ func proxyContainer(cfg *Config, in proxyInput) (corev1.Container, error) {
 	// concurrency is the proxy's worker parallelism: for mast-proxy, a Go
 	// program, the runtime's GOMAXPROCS (read at start). 0 means every
 	// core, as in Istio: GOMAXPROCS is then left to the runtime.
+	// The annotation overrides the ProxyConfig resources.
+	concurrency := in.concurrency
 	if n := in.pc.GetConcurrency(); n != nil {
-		if n.GetValue() < 0 {
-			return corev1.Container{}, fmt.Errorf("annotation %s: concurrency %d: must not be negative", annotationProxyConfig, n.GetValue())
+		v := n.GetValue()
+		concurrency = &v
+	}
+	if concurrency != nil {
+		if *concurrency < 0 {
+			return corev1.Container{}, fmt.Errorf("concurrency %d: must not be negative", *concurrency)
 		}
-		if n.GetValue() > 0 {
-			env = append(env, corev1.EnvVar{Name: "GOMAXPROCS", Value: strconv.Itoa(int(n.GetValue()))})
+		if *concurrency > 0 {
+			env = append(env, corev1.EnvVar{Name: "GOMAXPROCS", Value: strconv.Itoa(int(*concurrency))})
 		}
+	}
+	// ProxyConfig environmentVariables: a name Mast sets already takes the
+	// ProxyConfig's value in place (no duplicate names).
+	for _, k := range slices.Sorted(maps.Keys(in.proxyEnv)) {
+		i := slices.IndexFunc(env, func(e corev1.EnvVar) bool { return e.Name == k })
+		if i < 0 {
+			env = append(env, corev1.EnvVar{Name: k, Value: in.proxyEnv[k]})
+			continue
+		}
+		env[i] = corev1.EnvVar{Name: k, Value: in.proxyEnv[k]}
 	}
 	if prom := prometheusAnnotations(in.annotations); prom != "" {
 		env = append(env, corev1.EnvVar{Name: "ISTIO_PROMETHEUS_ANNOTATIONS", Value: prom})

@@ -10,7 +10,9 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/protobuf/encoding/protojson"
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
+	networkingbeta "istio.io/api/networking/v1beta1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -98,6 +100,17 @@ func inject(t *testing.T, p *corev1.Pod, ann map[string]string) (*corev1.Pod, Re
 	}
 	cfg := DefaultConfig()
 	res, err := Pod(&cfg, "default", "details-v1", &p.ObjectMeta, &p.Spec)
+	return p, res, err
+}
+
+// injectWith is inject with cfg.
+func injectWith(t *testing.T, cfg *Config, p *corev1.Pod, ann map[string]string) (*corev1.Pod, Result, error) {
+	t.Helper()
+	p = p.DeepCopy()
+	if ann != nil {
+		p.Annotations = ann
+	}
+	res, err := Pod(cfg, "default", "details-v1", &p.ObjectMeta, &p.Spec)
 	return p, res, err
 }
 
@@ -372,5 +385,60 @@ func TestPatch(t *testing.T) {
 	b, _ := yaml.Marshal(after)
 	if !bytes.Equal(a, b) {
 		t.Errorf("patched pod differs from the injected one:\n%s\n---\n%s", a, b)
+	}
+}
+
+// TestProxyConfigResources: ProxyConfig resources with Istio's precedence
+// (root namespace < namespace < workload selector < annotation) set the
+// sidecar's GOMAXPROCS (concurrency), environment and image type.
+func TestProxyConfigResources(t *testing.T) {
+	rule := func(ns, name, yamlSpec string) ProxyConfigRule {
+		js, err := yaml.YAMLToJSON([]byte(yamlSpec))
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec := &networkingbeta.ProxyConfig{}
+		if err := protojson.Unmarshal(js, spec); err != nil {
+			t.Fatal(err)
+		}
+		return ProxyConfigRule{Namespace: ns, Name: name, Spec: spec}
+	}
+	cfg := DefaultConfig()
+	cfg.ProxyImage = "example.com/mast-proxy:1.0"
+	cfg.ProxyConfigs = []ProxyConfigRule{
+		rule("istio-system", "mesh", "concurrency: 1\nenvironmentVariables: {A: mesh, B: mesh}\nimage: {imageType: debug}"),
+		rule("default", "ns", "concurrency: 3\nenvironmentVariables: {B: ns}"),
+		rule("default", "workload", "selector: {matchLabels: {app: details}}\nenvironmentVariables: {C: workload}\nimage: {imageType: distroless}"),
+		rule("default", "elsewhere", "selector: {matchLabels: {app: other}}\nconcurrency: 9"),
+		rule("other", "ns", "concurrency: 7"),
+	}
+	sidecar := func(p *corev1.Pod) *corev1.Container {
+		for i := range p.Spec.Containers {
+			if p.Spec.Containers[i].Name == ProxyContainerName {
+				return &p.Spec.Containers[i]
+			}
+		}
+		t.Fatal("no sidecar")
+		return nil
+	}
+	p, _, err := injectWith(t, &cfg, testPod(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := sidecar(p)
+	for k, want := range map[string]string{"GOMAXPROCS": "3", "A": "mesh", "B": "ns", "C": "workload"} {
+		if got := env(c, k); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+	if c.Image != "example.com/mast-proxy:1.0-distroless" {
+		t.Errorf("image %q, want the workload's distroless type", c.Image)
+	}
+	p, _, err = injectWith(t, &cfg, testPod(), map[string]string{annotationProxyConfig: "concurrency: 5\n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := env(sidecar(p), "GOMAXPROCS"); got != "5" {
+		t.Errorf("the annotation's concurrency: GOMAXPROCS %q, want 5", got)
 	}
 }

@@ -33,9 +33,10 @@ const (
 // it runs (SetInjectConfig), e.g. when the istio-sidecar-injector ConfigMap
 // changes.
 type Handler struct {
-	log    *slog.Logger
-	inject atomic.Pointer[inject.Config]
-	mux    *http.ServeMux
+	log          *slog.Logger
+	inject       atomic.Pointer[inject.Config]
+	proxyConfigs atomic.Pointer[func() []inject.ProxyConfigRule]
+	mux          *http.ServeMux
 }
 
 // NewHandler returns the webhooks' HTTP handler.
@@ -53,6 +54,10 @@ func NewHandler(cfg inject.Config, log *slog.Logger) *Handler {
 
 // SetInjectConfig replaces the injection values for later requests.
 func (h *Handler) SetInjectConfig(cfg inject.Config) { h.inject.Store(&cfg) }
+
+// SetProxyConfigs gives the handler the mesh's current ProxyConfig
+// resources, asked for on each injection.
+func (h *Handler) SetProxyConfigs(f func() []inject.ProxyConfigRule) { h.proxyConfigs.Store(&f) }
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
@@ -170,7 +175,11 @@ func (h *Handler) injectPod(req *admissionv1.AdmissionRequest) *admissionv1.Admi
 		ns = pod.Namespace
 	}
 	after := pod.DeepCopy()
-	res, err := inject.Pod(h.inject.Load(), ns, workloadName(&pod), &after.ObjectMeta, &after.Spec)
+	cfg := *h.inject.Load()
+	if f := h.proxyConfigs.Load(); f != nil {
+		cfg.ProxyConfigs = (*f)()
+	}
+	res, err := inject.Pod(&cfg, ns, workloadName(&pod), &after.ObjectMeta, &after.Spec)
 	if err != nil {
 		return deny(http.StatusBadRequest, "sidecar injection: %v", err)
 	}

@@ -20,6 +20,7 @@ func debugPages(withCA, withDashboard bool) []debugPage {
 	}
 	pages = append(pages, []debugPage{
 		{"/debug/syncz", "every connected proxy: each xDS type sent, acknowledged or NACKed (with the NACK message), as JSON"},
+		{"/debug/config_dump?proxyID=ID", "what mastd would send one proxy now (clusters, endpoints, listeners, routes), as Envoy's config_dump JSON"},
 		{"/debug/configz", "the configuration in force, and the files the store rejected and why, as JSON"},
 		{"/debug/registryz", "every service registry (ServiceEntry, Consul, Eureka, ...): synced or stale with its last error, and hostnames several registries have with the one that owns each, as JSON"},
 		{"/metrics", "Prometheus metrics"},

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/url"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -25,12 +26,15 @@ func ProxyStatus(args []string, stdout, stderr io.Writer) int {
 	c := newCommand("proxy-status", "[PROXY] [flags]",
 		"Shows, for every proxy connected to mastd, whether each xDS type it was sent is SYNCED (acknowledged),\n"+
 			"STALE (sent, not yet acknowledged), NACKED (rejected; the proxy keeps its last good configuration) or\n"+
-			"NOT SENT. With a proxy name, shows that proxy alone with its versions and every NACK message in full.",
+			"NOT SENT. With a proxy name, shows that proxy alone with its versions and every NACK message in full,\n"+
+			"then compares what mastd would send it now (/debug/config_dump?proxyID=) with what it holds (its admin\n"+
+			"/config_dump), as istioctl does: \"Clusters Match\", or what differs, for clusters, endpoints, listeners\n"+
+			"and routes. The proxy's admin is found as for proxy-config (local mesh, --admin-address, or its pod).",
 		"mast proxy-status",
 		"mast proxy-status reviews-v1",
 		"mast proxy-status --debug-address 10.0.0.5:15014 -o json")
 	var m meshFlags
-	m.register(c, false)
+	m.register(c, true)
 	output := c.String("o", "table", "output format: table, json or yaml")
 	if code, ok := c.parse(args, stdout, stderr); !ok {
 		return code
@@ -69,7 +73,39 @@ func ProxyStatus(args []string, stdout, stderr io.Writer) int {
 		return writeStructured(stdout, stderr, *output, status)
 	}
 	writeProxyStatus(stdout, status, len(c.args) > 0)
+	if len(status) == 1 {
+		compareConfig(stdout, stderr, &m, base, status[0].ID)
+	}
 	return ExitOK
+}
+
+// compareConfig prints, for one proxy, how what mastd would send it now
+// differs from what the proxy holds, as istioctl proxy-status PROXY does.
+// Not reaching either side is said, not a failure: the sync states above
+// stand on their own.
+func compareConfig(stdout, stderr io.Writer, m *meshFlags, base, id string) {
+	want, err := httpGet(base + "/debug/config_dump?proxyID=" + url.QueryEscape(id))
+	if err != nil {
+		fmt.Fprintf(stderr, "mast proxy-status: not comparing configurations: mastd: %v\n", err)
+		return
+	}
+	p, err := m.findProxy(proxyShortName(id))
+	if err != nil {
+		fmt.Fprintf(stderr, "mast proxy-status: not comparing configurations: %v\n", err)
+		return
+	}
+	have, err := httpGet("http://" + p.Admin + "/config_dump")
+	if err != nil {
+		fmt.Fprintf(stderr, "mast proxy-status: not comparing configurations: %s's admin: %v\n", p.Name, err)
+		return
+	}
+	diffs, err := diffConfigDumps(want, have)
+	if err != nil {
+		fmt.Fprintf(stderr, "mast proxy-status: not comparing configurations: %v\n", err)
+		return
+	}
+	fmt.Fprintln(stdout)
+	writeConfigDiff(stdout, diffs)
 }
 
 // proxyShortName is the pod-like part of a node ID: "reviews-v1.default".

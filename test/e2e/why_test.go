@@ -137,6 +137,14 @@ spec:
 				if err != nil || !strings.Contains(out, "NACKED") || !strings.Contains(out, "RDS NACK: ") {
 					t.Errorf("proxy-status after the NACK: %v\n%s", err, out)
 				}
+				// With the proxy named, what mastd would send is compared
+				// with what the proxy holds: the rejected route differs by
+				// the header it would set.
+				out, err = m.mast("proxy-status", "productpage-v1")
+				if err != nil || !strings.Contains(out, "Clusters Match") || !strings.Contains(out, "Routes Don't Match") ||
+					!strings.Contains(out, "UPSTREAM_METADATA(istio:version)") {
+					t.Errorf("proxy-status productpage-v1 after the NACK: %v\n%s", err, out)
+				}
 			},
 		},
 		{
@@ -338,6 +346,12 @@ spec:
 			}
 			return nil
 		})
+		out, err := m.mast("proxy-status", "productpage-v1")
+		for _, want := range []string{"Clusters Match", "Endpoints Match", "Listeners Match", "Routes Match"} {
+			if err != nil || !strings.Contains(out, want) {
+				t.Errorf("proxy-status productpage-v1 once SYNCED lacks %q: %v\n%s", want, err, out)
+			}
+		}
 	})
 }
 

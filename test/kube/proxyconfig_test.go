@@ -116,6 +116,23 @@ func testProxyStatusOnKubernetes(t *testing.T, k *kubelet, monitor, kubeconfig s
 	if synced != proxies {
 		t.Errorf("proxy-status shows %d bookinfo proxies SYNCED on CDS, LDS, EDS and RDS, want %d:\n%s", synced, proxies, out)
 	}
+	// One proxy: what mastd would send it, compared with what its admin
+	// (a second port-forward, to the pod) shows.
+	one := ""
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], "productpage-") {
+			one = f[0]
+		}
+	}
+	out, err = mast(t, "proxy-status", one, "--kubeconfig", kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Clusters Match", "Endpoints Match", "Listeners Match", "Routes Match"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("proxy-status %s on Kubernetes lacks %q:\n%s", one, want, out)
+		}
+	}
 	out, err = mast(t, "version", "--kubeconfig", kubeconfig)
 	if err != nil {
 		t.Fatal(err)

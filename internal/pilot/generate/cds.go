@@ -247,7 +247,7 @@ func (g *gen) serviceCluster(svc *registry.Service, port registry.Port, subset s
 		c.LoadAssignment = nil
 		c.LbConfig = nil
 	}
-	applyConnectionPool(c, pol.cp, port.Protocol.IsHTTP(), port.Protocol == registry.HTTP2 || port.Protocol == registry.GRPC, g.grpc)
+	applyConnectionPool(c, pol.cp, pol.od, port.Protocol.IsHTTP(), port.Protocol == registry.HTTP2 || port.Protocol == registry.GRPC, g.grpc)
 	applyOutlier(c, pol.od)
 	if c.GetEdsClusterConfig() != nil {
 		applyLocalityWeighted(c, pol)

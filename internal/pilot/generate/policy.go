@@ -3,14 +3,17 @@ package generate
 import (
 	"cmp"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/config/common/matcher/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	matchv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -202,8 +205,9 @@ func maxUint32Threshold(v int32) *wrapperspb.UInt32Value {
 }
 
 // applyConnectionPool sets circuit breakers, timeouts and HTTP protocol
-// options; http2 says the upstream speaks HTTP/2 (HTTP2 and GRPC ports).
-func applyConnectionPool(c *clusterv3.Cluster, cp *networking.ConnectionPoolSettings, http, http2, grpc bool) {
+// options; http2 says the upstream speaks HTTP/2 (HTTP2 and GRPC ports);
+// od's outlierDetectionHttpErrorCodes go into the HTTP protocol options.
+func applyConnectionPool(c *clusterv3.Cluster, cp *networking.ConnectionPoolSettings, od *networking.OutlierDetection, http, http2, grpc bool) {
 	tcp, h := cp.GetTcp(), cp.GetHttp()
 	c.ConnectTimeout = dur(defaultConnectTimeout)
 	if t := tcp.GetConnectTimeout(); t != nil && t.AsDuration() > 0 {
@@ -266,6 +270,9 @@ func applyConnectionPool(c *clusterv3.Cluster, cp *networking.ConnectionPoolSett
 	if useCommon {
 		opts.CommonHttpProtocolOptions = common
 	}
+	if m := outlierErrorMatcher(od.GetOutlierDetectionHttpErrorCodes()); m != nil {
+		opts.OutlierDetection = &upstreamhttpv3.HttpProtocolOptions_OutlierDetection{ErrorMatcher: m}
+	}
 	switch {
 	case h.GetUseClientProtocol():
 		opts.UpstreamProtocolOptions = &upstreamhttpv3.HttpProtocolOptions_UseDownstreamProtocolConfig{UseDownstreamProtocolConfig: &upstreamhttpv3.HttpProtocolOptions_UseDownstreamHttpConfig{
@@ -282,7 +289,7 @@ func applyConnectionPool(c *clusterv3.Cluster, cp *networking.ConnectionPoolSett
 		opts.UpstreamProtocolOptions = &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig{
 			ProtocolConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: h2},
 		}}
-	case useCommon:
+	case useCommon || opts.OutlierDetection != nil:
 		opts.UpstreamProtocolOptions = &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig{
 			ProtocolConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_HttpProtocolOptions{HttpProtocolOptions: &corev3.Http1ProtocolOptions{}},
 		}}
@@ -290,6 +297,30 @@ func applyConnectionPool(c *clusterv3.Cluster, cp *networking.ConnectionPoolSett
 		return
 	}
 	c.TypedExtensionProtocolOptions = map[string]*anypb.Any{httpProtocolOptionsKey: toAny(opts)}
+}
+
+// outlierErrorMatcher matches responses whose :status is one of codes
+// (outlierDetectionHttpErrorCodes): only those count as errors for
+// outlier detection. One code is one response-headers match; several are
+// their or_match. nil without codes.
+func outlierErrorMatcher(codes []uint32) *matcherv3.MatchPredicate {
+	if len(codes) == 0 {
+		return nil
+	}
+	rules := make([]*matcherv3.MatchPredicate, 0, len(codes))
+	for _, code := range codes {
+		rules = append(rules, &matcherv3.MatchPredicate{Rule: &matcherv3.MatchPredicate_HttpResponseHeadersMatch{
+			HttpResponseHeadersMatch: &matcherv3.HttpHeadersMatch{Headers: []*routev3.HeaderMatcher{{
+				Name: ":status",
+				HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{StringMatch: &matchv3.StringMatcher{
+					MatchPattern: &matchv3.StringMatcher_Exact{Exact: strconv.FormatUint(uint64(code), 10)}}},
+			}}},
+		}})
+	}
+	if len(rules) == 1 {
+		return rules[0]
+	}
+	return &matcherv3.MatchPredicate{Rule: &matcherv3.MatchPredicate_OrMatch{OrMatch: &matcherv3.MatchPredicate_MatchSet{Rules: rules}}}
 }
 
 func enforcing(v uint32) *wrapperspb.UInt32Value {

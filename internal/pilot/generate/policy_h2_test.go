@@ -19,7 +19,7 @@ import (
 func TestHTTP2StreamLimitAndKeepalive(t *testing.T) {
 	h2opts := func(portH2 bool, h *networking.ConnectionPoolSettings_HTTPSettings) *corev3.Http2ProtocolOptions {
 		c := &clusterv3.Cluster{}
-		applyConnectionPool(c, &networking.ConnectionPoolSettings{Http: h}, true, portH2, false)
+		applyConnectionPool(c, &networking.ConnectionPoolSettings{Http: h}, nil, true, portH2, false)
 		a := c.GetTypedExtensionProtocolOptions()[httpProtocolOptionsKey]
 		if a == nil {
 			return nil
@@ -47,5 +47,39 @@ func TestHTTP2StreamLimitAndKeepalive(t *testing.T) {
 	o = h2opts(true, &networking.ConnectionPoolSettings_HTTPSettings{MaxConcurrentStreams: 7, Http2KeepAlive: ka, UseClientProtocol: true})
 	if o == nil || o.GetMaxConcurrentStreams() != nil || o.GetConnectionKeepalive() != nil {
 		t.Errorf("useClientProtocol: %v, want empty HTTP/2 options", o)
+	}
+}
+
+// TestOutlierErrorCodesMatcher: outlierDetectionHttpErrorCodes become the
+// HTTP protocol options' outlier_detection.error_matcher, a :status exact
+// match per code (their or_match for several), also on a cluster with no
+// other HTTP protocol option (explicit HTTP/1.1 then, as the options need a
+// protocol).
+func TestOutlierErrorCodesMatcher(t *testing.T) {
+	po := func(od *networking.OutlierDetection) *upstreamhttpv3.HttpProtocolOptions {
+		c := &clusterv3.Cluster{}
+		applyConnectionPool(c, nil, od, true, false, false)
+		a := c.GetTypedExtensionProtocolOptions()[httpProtocolOptionsKey]
+		if a == nil {
+			return nil
+		}
+		po := &upstreamhttpv3.HttpProtocolOptions{}
+		if err := a.UnmarshalTo(po); err != nil {
+			t.Fatal(err)
+		}
+		return po
+	}
+	if o := po(&networking.OutlierDetection{}); o != nil {
+		t.Errorf("no codes: %v, want no HTTP protocol options", o)
+	}
+	o := po(&networking.OutlierDetection{OutlierDetectionHttpErrorCodes: []uint32{404}})
+	m := o.GetOutlierDetection().GetErrorMatcher().GetHttpResponseHeadersMatch().GetHeaders()
+	if len(m) != 1 || m[0].GetName() != ":status" || m[0].GetStringMatch().GetExact() != "404" || o.GetExplicitHttpConfig().GetHttpProtocolOptions() == nil {
+		t.Errorf("one code: %v, want a :status exact 404 match on explicit HTTP/1.1", o)
+	}
+	o = po(&networking.OutlierDetection{OutlierDetectionHttpErrorCodes: []uint32{404, 429}})
+	rules := o.GetOutlierDetection().GetErrorMatcher().GetOrMatch().GetRules()
+	if len(rules) != 2 || rules[1].GetHttpResponseHeadersMatch().GetHeaders()[0].GetStringMatch().GetExact() != "429" {
+		t.Errorf("two codes: %v, want an or_match of two :status matches", o.GetOutlierDetection())
 	}
 }

@@ -54,6 +54,10 @@ type Config struct {
 	// IdleTimeout closes the connection after this long without a stream
 	// (the cluster's idle_timeout); 0: never.
 	IdleTimeout time.Duration
+	// MaxAge drains the connection once it is this old (the cluster's
+	// max_connection_duration, as Envoy's pool does): it takes no new
+	// stream and closes when its open streams have ended; 0: never.
+	MaxAge time.Duration
 	// Scheme is the :scheme sent ("http" or "https").
 	Scheme string
 	// OnStreamDone is called (from any goroutine, no lock held) each time a
@@ -139,6 +143,7 @@ type Conn struct {
 	kaTimer     *time.Timer
 	pingTimer   *time.Timer
 	idleTimer   *time.Timer // nil without IdleTimeout
+	ageTimer    *time.Timer // nil without MaxAge
 	readerDone  chan struct{}
 	closeOnce   sync.Once
 	streamDoneF func()
@@ -202,6 +207,9 @@ func New(nc net.Conn, cfg Config) (*Conn, error) {
 	c.pingTimer.Stop()
 	if cfg.IdleTimeout > 0 {
 		c.idleTimer = time.AfterFunc(cfg.IdleTimeout, c.idleExpired)
+	}
+	if cfg.MaxAge > 0 {
+		c.ageTimer = time.AfterFunc(cfg.MaxAge, c.Drain)
 	}
 	if cfg.PingInterval > 0 {
 		c.kaTimer = time.AfterFunc(cfg.PingInterval, c.keepalive)
@@ -342,6 +350,9 @@ func (c *Conn) closeWith(err error) {
 		c.pingTimer.Stop()
 		if c.idleTimer != nil {
 			c.idleTimer.Stop()
+		}
+		if c.ageTimer != nil {
+			c.ageTimer.Stop()
 		}
 		for _, s := range streams {
 			s.fail(err, false)

@@ -149,6 +149,7 @@ func (p *pool) dialH2() (*h2client.Conn, error) {
 		PingInterval:         p.cfg.h2.KeepaliveInterval,
 		PingTimeout:          p.cfg.h2.KeepaliveTimeout,
 		IdleTimeout:          p.cfg.idleTimeout,
+		MaxAge:               p.cfg.maxConnAge,
 		Scheme:               scheme,
 		OnStreamDone:         p.h2StreamDone,
 		OnClose:              p.h2Closed,

@@ -244,3 +244,59 @@ func TestH2OverTLSWithALPN(t *testing.T) {
 		m.Close()
 	}
 }
+
+// TestH2MaxConnectionDurationDrains: an HTTP/2 connection past the
+// cluster's max_connection_duration takes no new stream (the next request
+// opens another connection) while its open stream completes; it closes
+// once that stream ends (Envoy's pool drains it).
+func TestH2MaxConnectionDurationDrains(t *testing.T) {
+	release := make(chan struct{})
+	addr, conns := frameServer(t, func(conn int, fr *http2.Framer, enc func(uint32, bool, ...string)) {
+		h, err := nextHeaders(fr)
+		if err != nil {
+			return
+		}
+		if conn == 1 {
+			<-release
+		}
+		enc(h.StreamID, true, ":status", "200")
+		drainFrames(fr)
+	})
+	c, _ := h2Cluster(t, addr, func(cfg *xdsparse.Cluster) { cfg.MaxConnectionDuration = 50 * time.Millisecond })
+	first := make(chan error, 1)
+	go func() {
+		st, _, err := get(c, nil)
+		if err == nil && st != 200 {
+			err = errors.New("not 200")
+		}
+		first <- err
+	}()
+	waitFor(t, "the first connection", func() bool { return conns.Load() == 1 })
+	p := c.Hosts()[0].connPool()
+	usable := func() int {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		n := 0
+		for _, hc := range p.h2 {
+			if hc.Usable() {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor(t, "the first connection draining", func() bool { return usable() == 0 })
+	p.mu.Lock()
+	aged := p.h2[0]
+	p.mu.Unlock()
+	if st, _, err := get(c, nil); err != nil || st != 200 {
+		t.Fatalf("request after the age limit: %d %v", st, err)
+	}
+	if n := conns.Load(); n != 2 {
+		t.Errorf("%d connections, want a second one for the request after the age limit", n)
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Errorf("the stream open on the aged connection: %v, want it to complete", err)
+	}
+	waitFor(t, "the aged connection closed", aged.Closed)
+}

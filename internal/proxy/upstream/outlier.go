@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,6 +58,16 @@ func (c *Cluster) ReportResult(h *Host, status int, err error) {
 		}
 		if o.consecutiveLocal.Load() != 0 {
 			o.consecutiveLocal.Store(0)
+		}
+	}
+	if codes := c.Cfg.OutlierErrorCodes; codes != nil && !local {
+		// outlierDetectionHttpErrorCodes: only these statuses are errors,
+		// each counted as a 5xx (and a gateway error when 502-504); every
+		// other answer is a success.
+		if !slices.Contains(codes, status) {
+			status = 200
+		} else if status < 500 {
+			status = 500
 		}
 	}
 	if !local && status < 500 {

@@ -27,7 +27,7 @@ type poolConfig struct {
 	http2          bool
 	connectTimeout time.Duration
 	idleTimeout    time.Duration
-	maxConnAge     time.Duration // max_connection_duration (HTTP/1 connections)
+	maxConnAge     time.Duration // max_connection_duration (HTTP/1 and HTTP/2 connections)
 	maxReqPerConn  uint32
 	maxConns       uint32
 	maxPending     uint32 // requests that may wait for a connection when maxConns are open

@@ -182,3 +182,32 @@ func TestSplitLocalOrigin(t *testing.T) {
 		t.Fatal("not ejected after 2 consecutive 5xx")
 	}
 }
+
+// TestOutlierErrorCodes: with outlierDetectionHttpErrorCodes only the
+// listed statuses are errors: two 404s in a row eject (a listed code
+// counts as a 5xx), while 500s, not listed, are successes and never eject.
+func TestOutlierErrorCodes(t *testing.T) {
+	cfg := &xdsparse.Cluster{Name: "c", Type: xdsparse.Static, LB: xdsparse.RoundRobin, Endpoints: localities(group("a", 0, 1, 2)), ConnectTimeout: time.Second,
+		MaxConnections: 1024, MaxRequests: 1024, MaxPending: 1024, OutlierErrorCodes: []int{404, 503},
+		Outlier: &xdsparse.OutlierDetection{Consecutive5xx: 2, Enforcing5xx: 100, ConsecutiveGateway: 1, EnforcingGateway: 0,
+			BaseEjectionTime: time.Hour, MaxEjectionTime: time.Hour, MaxEjectionPercent: 100}}
+	c := NewManager(slog.New(slog.DiscardHandler)).Update(map[string]*xdsparse.Cluster{"c": cfg}, nil)["c"]
+	hosts := c.Hosts()
+	a, b := hosts[0], hosts[1]
+	for range 5 {
+		c.ReportResult(a, 500, nil)
+	}
+	if a.Ejected(time.Now()) {
+		t.Fatal("ejected after 500s, which are not listed error codes")
+	}
+	c.ReportResult(b, 404, nil)
+	c.ReportResult(b, 500, nil) // a success: ends the run
+	c.ReportResult(b, 404, nil)
+	if b.Ejected(time.Now()) {
+		t.Fatal("ejected after 404s that were not consecutive")
+	}
+	c.ReportResult(b, 404, nil)
+	if !b.Ejected(time.Now()) {
+		t.Fatal("not ejected after 2 consecutive 404s (a listed code)")
+	}
+}

@@ -79,6 +79,10 @@ type Cluster struct {
 	Keepalive *TCPKeepalive
 	// Outlier is the outlier detection (outlier.go), nil for none.
 	Outlier *OutlierDetection
+	// OutlierErrorCodes, when set, are the only HTTP statuses outlier
+	// detection counts as errors (HttpProtocolOptions'
+	// outlier_detection.error_matcher); nil: every 5xx.
+	OutlierErrorCodes []int
 	// Endpoints is the inline load_assignment (STATIC and DNS clusters).
 	Endpoints *EndpointSet
 	// TLS is the transport_socket's TLS context, nil for plaintext;
@@ -342,6 +346,13 @@ func ParseCluster(c *clusterv3.Cluster) (*Cluster, error) {
 		}
 		if n := po.GetCommonHttpProtocolOptions().GetMaxRequestsPerConnection(); n != nil {
 			out.MaxRequestsPerConn = n.GetValue()
+		}
+		if od := po.GetOutlierDetection(); od.GetErrorMatcher() != nil {
+			codes, err := parseOutlierErrorMatcher(od.GetErrorMatcher())
+			if err != nil {
+				return nil, fail("typed_extension_protocol_options[%s]: %v", httpProtocolOptionsName, err)
+			}
+			out.OutlierErrorCodes = codes
 		}
 	}
 	tc, err := parseTransportSocket(c.GetTransportSocket(), true)

@@ -139,7 +139,9 @@ var clusterRules = rules(
 	ruleRow{"envoy.config.core.v3.Address", honoured, "socket_address"},
 	ruleRow{"envoy.config.core.v3.SocketAddress", honoured, "address port_value"},
 	// typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
-	ruleRow{"envoy.extensions.upstreams.http.v3.HttpProtocolOptions", honoured, "explicit_http_config use_downstream_protocol_config auto_config common_http_protocol_options"},
+	ruleRow{"envoy.extensions.upstreams.http.v3.HttpProtocolOptions", honoured, "explicit_http_config use_downstream_protocol_config auto_config common_http_protocol_options outlier_detection"},
+	// error_matcher: parseOutlierErrorMatcher accepts only :status exact matches and refuses the rest by name.
+	ruleRow{"envoy.extensions.upstreams.http.v3.HttpProtocolOptions.OutlierDetection", parsedApart, "error_matcher"},
 	ruleRow{"envoy.extensions.upstreams.http.v3.HttpProtocolOptions.ExplicitHttpConfig", honoured, "http_protocol_options http2_protocol_options"},
 	ruleRow{"envoy.extensions.upstreams.http.v3.HttpProtocolOptions.UseDownstreamHttpConfig", honoured, "http_protocol_options http2_protocol_options"},
 	ruleRow{"envoy.extensions.upstreams.http.v3.HttpProtocolOptions.AutoHttpConfig", honoured, "http_protocol_options http2_protocol_options"},

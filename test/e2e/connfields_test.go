@@ -26,8 +26,12 @@ import (
 // derivePort. labelprio, remote and noremote have endpoints in three
 // localities: a backend answering 503 (%[7]d, r1/z1, the client's own,
 // tier silver), b (r1/z2, gold) and c (r2/z1, gold); split.example.test
-// has a and a closed port (%[8]d) with local-origin outlier detection. The
-// client's Sidecar binds the ports on %[6]s.
+// has a and a closed port (%[8]d) with local-origin outlier detection.
+// The h2 hosts (HTTP2 port 8081) reach one h2c recorder (%[9]d) with a
+// stream limit, keepalive, a maximum connection age or nothing; codes and
+// nocodes have a and a backend answering 404 (%[10]d), with and without
+// outlierDetectionHttpErrorCodes [404]. The client's Sidecar binds the
+// ports on %[6]s.
 const connFieldsConfig = `apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: sticky, namespace: default}
@@ -69,7 +73,7 @@ apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: recorder, namespace: default}
 spec:
-  hosts: [aged.example.test, fresh.example.test, moved.example.test]
+  hosts: [aged.example.test, fresh.example.test, moved.example.test, stats.example.test]
   location: MESH_EXTERNAL
   resolution: STATIC
   ports: [{number: 8080, name: http, protocol: HTTP}]
@@ -81,6 +85,16 @@ metadata: {name: aged, namespace: default}
 spec:
   host: aged.example.test
   trafficPolicy: {connectionPool: {tcp: {maxConnectionDuration: 1s}}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: stats, namespace: default}
+spec:
+  hosts: [stats.example.test]
+  http:
+  - match: [{uri: {prefix: /x}, statPrefix: stats_x}]
+    route: [{destination: {host: stats.example.test}}]
+  - route: [{destination: {host: stats.example.test}}]
 ---
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -199,12 +213,78 @@ spec:
       interval: 1s, baseEjectionTime: 10m, maxEjectionPercent: 100}
 ---
 apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: h2, namespace: default}
+spec:
+  hosts: [h2streams.example.test, h2plain.example.test, h2ka.example.test, h2aged.example.test]
+  location: MESH_EXTERNAL
+  resolution: STATIC
+  ports: [{number: 8081, name: http2, protocol: HTTP2}]
+  endpoints: [{address: 127.0.0.1, ports: {http2: %[9]d}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: h2streams, namespace: default}
+spec:
+  host: h2streams.example.test
+  trafficPolicy: {connectionPool: {http: {maxConcurrentStreams: 1}}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: h2ka, namespace: default}
+spec:
+  host: h2ka.example.test
+  trafficPolicy: {connectionPool: {http: {http2KeepAlive: {interval: 1s, timeout: 10s}}}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: h2aged, namespace: default}
+spec:
+  host: h2aged.example.test
+  trafficPolicy: {connectionPool: {tcp: {maxConnectionDuration: 1s}}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: codes, namespace: default}
+spec:
+  hosts: [codes.example.test, nocodes.example.test]
+  location: MESH_EXTERNAL
+  resolution: STATIC
+  ports: [{number: 8080, name: http, protocol: HTTP}]
+  endpoints:
+  - {address: 127.0.0.1, ports: {http: %[1]d}}
+  - {address: 127.0.0.1, ports: {http: %[10]d}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: codes, namespace: default}
+spec:
+  host: codes.example.test
+  trafficPolicy:
+    loadBalancer: {simple: ROUND_ROBIN}
+    outlierDetection: {consecutive5xxErrors: 2, interval: 1s, baseEjectionTime: 10m, maxEjectionPercent: 100,
+      outlierDetectionHttpErrorCodes: [404]}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: nocodes, namespace: default}
+spec:
+  host: nocodes.example.test
+  trafficPolicy:
+    loadBalancer: {simple: ROUND_ROBIN}
+    outlierDetection: {consecutive5xxErrors: 2, interval: 1s, baseEjectionTime: 10m, maxEjectionPercent: 100}
+---
+apiVersion: networking.istio.io/v1
 kind: Sidecar
 metadata: {name: client, namespace: default}
 spec:
   workloadSelector: {labels: {app: client}}
   egress:
   - port: {number: 8080, protocol: HTTP, name: http}
+    bind: %[6]s
+    captureMode: NONE
+    hosts: ["./*"]
+  - port: {number: 8081, protocol: HTTP2, name: http2}
     bind: %[6]s
     captureMode: NONE
     hosts: ["./*"]
@@ -285,6 +365,22 @@ func failing(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// missing serves HTTP answering 404 "missing".
+func missing(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(404)
+		io.WriteString(w, "missing")
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return l.Addr().(*net.TCPAddr).Port
+}
+
 // TestConnectionFields takes DestinationRule and VirtualService fields
 // through real mastd and a real mast-proxy sidecar (r1/z1, tier gold):
 //   - redirect.derivePort FROM_REQUEST_PORT keeps the request's port;
@@ -302,7 +398,18 @@ func failing(t *testing.T) int {
 //     direction), and a connection silent both ways is closed;
 //   - connectionPool.tcp.maxConnectionDuration: a busy TCP connection is
 //     closed once that old, and upstream HTTP connections are not reused
-//     past it (a host without the rule reuses its connection).
+//     past it (a host without the rule reuses its connection); an HTTP/2
+//     upstream connection that old takes no new stream but finishes its
+//     open one;
+//   - connectionPool.http.maxConcurrentStreams 1: three concurrent
+//     requests take three HTTP/2 connections of one stream each (without
+//     it, one connection carries all three);
+//   - connectionPool.http.http2KeepAlive: the backend sees PINGs on an
+//     idle upstream connection;
+//   - match.statPrefix: the route's own counters in /stats and
+//     /stats/prometheus (vhost.<vh>.route.stats_x.upstream_rq_*);
+//   - outlierDetection.outlierDetectionHttpErrorCodes [404]: an endpoint
+//     answering 404 is ejected (without the field it never is).
 func TestConnectionFields(t *testing.T) {
 	curl, err := exec.LookPath("curl")
 	if err != nil {
@@ -334,10 +441,11 @@ func TestConnectionFields(t *testing.T) {
 	go recorder.Serve(rl)
 	t.Cleanup(func() { recorder.Close() })
 
+	h2rec := startH2Recorder(t)
 	ip := uniqueLoopback()
 	dir := t.TempDir()
 	writeFile(t, dir, "conn.yaml", fmt.Sprintf(connFieldsConfig, backend("a"), backend("b"), backend("c"),
-		rl.Addr().(*net.TCPAddr).Port, tickerEcho(t), ip, failing(t), closedPort(t)))
+		rl.Addr().(*net.TCPAddr).Port, tickerEcho(t), ip, failing(t), closedPort(t), h2rec.port, missing(t)))
 	xdsAddr := startControlPlane(t, dir)
 	start(t, "mast-proxy", "--node-id", fmt.Sprintf("sidecar~%s~client-1.default~default.svc.cluster.local", ip),
 		"--xds-addr", xdsAddr, "--admin-addr", ip+":15000", "--drain-period", "1s",
@@ -551,4 +659,145 @@ func TestConnectionFields(t *testing.T) {
 			t.Errorf("fresh: upstream connections %v, want the first one reused", f)
 		}
 	})
+
+	// fetchH2 asks host on the HTTP2 port (8081) for path with curl
+	// (HTTP/1.1 to the sidecar; h2c from the sidecar to the recorder) and
+	// returns the body and status ("h2 HTTP/2.0 200").
+	fetchH2 := func(host, path string) (string, error) {
+		out, err := exec.Command(curl, "-sS", "--max-time", "40", "-w", " %{http_code}", "--connect-to", host+":8081:"+ip+":8081",
+			"http://"+host+":8081"+path).CombinedOutput()
+		if err == nil && string(out) != "h2 HTTP/2.0 200" {
+			err = fmt.Errorf("answer %q", out)
+		}
+		return string(out), err
+	}
+	eventually(t, 30*time.Second, "h2plain.example.test answers", func() error {
+		_, err := fetchH2("h2plain.example.test", "/")
+		return err
+	})
+	// threeAtOnce sends three concurrent requests that the recorder holds
+	// until all three are open at once.
+	threeAtOnce := func(host string) {
+		errs := make(chan error, 3)
+		for range 3 {
+			go func() { _, err := fetchH2(host, "/hold3"); errs <- err }()
+		}
+		for range 3 {
+			if err := <-errs; err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	t.Run("http2 maxConcurrentStreams", func(t *testing.T) {
+		threeAtOnce("h2streams.example.test")
+		conns := h2rec.connsOf("h2streams.example.test")
+		for _, c := range conns {
+			if c.maxOpen != 1 {
+				t.Errorf("a connection carried %d streams at once, want 1 (maxConcurrentStreams 1)", c.maxOpen)
+			}
+		}
+		if len(conns) != 3 {
+			t.Errorf("%d upstream connections for three concurrent requests, want 3", len(conns))
+		}
+		// Without the limit, the three share the one connection.
+		threeAtOnce("h2plain.example.test")
+		most := 0
+		for _, c := range h2rec.connsOf("h2plain.example.test") {
+			most = max(most, c.maxOpen)
+		}
+		if most != 3 {
+			t.Errorf("without maxConcurrentStreams: at most %d streams on a connection, want 3", most)
+		}
+	})
+	t.Run("http2KeepAlive", func(t *testing.T) {
+		if _, err := fetchH2("h2ka.example.test", "/"); err != nil {
+			t.Fatal(err)
+		}
+		// interval 1s: the idle connection gets PINGs (Go's server
+		// acknowledges them, so it stays open).
+		eventually(t, 30*time.Second, "PINGs on the h2ka connection", func() error {
+			conns := h2rec.connsOf("h2ka.example.test")
+			if len(conns) != 1 || conns[0].pings < 3 {
+				return fmt.Errorf("connections %+v, want one with at least 3 PINGs", conns)
+			}
+			return nil
+		})
+		if _, err := fetchH2("h2ka.example.test", "/"); err != nil || len(h2rec.connsOf("h2ka.example.test")) != 1 {
+			t.Errorf("after the PINGs: %v, connections %+v, want the same connection", err, h2rec.connsOf("h2ka.example.test"))
+		}
+	})
+	t.Run("http2 maxConnectionDuration", func(t *testing.T) {
+		slow := make(chan error, 1)
+		go func() { _, err := fetchH2("h2aged.example.test", "/slow"); slow <- err }()
+		eventually(t, 30*time.Second, "the slow request open", func() error {
+			if c := h2rec.connsOf("h2aged.example.test"); len(c) != 1 || c[0].open != 1 {
+				return fmt.Errorf("connections %+v", c)
+			}
+			return nil
+		})
+		time.Sleep(1500 * time.Millisecond) // past maxConnectionDuration 1s
+		if _, err := fetchH2("h2aged.example.test", "/"); err != nil {
+			t.Fatal(err)
+		}
+		if c := h2rec.connsOf("h2aged.example.test"); len(c) != 2 {
+			t.Errorf("connections %+v, want a second one for the request after the age limit", c)
+		}
+		h2rec.unblock("h2aged.example.test")
+		if err := <-slow; err != nil {
+			t.Errorf("the stream open on the aged connection: %v, want it answered (drained, not reset)", err)
+		}
+	})
+	t.Run("outlierDetectionHttpErrorCodes", func(t *testing.T) {
+		// Round robin over a and an endpoint answering 404: with 404 an
+		// error code, two in a row eject it (consecutive5xxErrors 2).
+		count("codes.example.test", 10)
+		if got := count("codes.example.test", 10); got["200 a"] != 10 {
+			t.Errorf("answers %v, want all 10 from a (the 404 endpoint ejected)", got)
+		}
+		count("nocodes.example.test", 10)
+		if got := count("nocodes.example.test", 10); got["404 missing"] != 5 {
+			t.Errorf("without the field: answers %v, want 5 of 10 from the 404 endpoint (404 is no error)", got)
+		}
+	})
+	t.Run("statPrefix", func(t *testing.T) {
+		for range 3 {
+			if _, _, err := fetch("stats.example.test"); err != nil { // path /x
+				t.Fatal(err)
+			}
+		}
+		if out, err := exec.Command(curl, "-sS", "--max-time", "10", "--connect-to", "stats.example.test:8080:"+ip+":8080",
+			"http://stats.example.test:8080/other").CombinedOutput(); err != nil || string(out) != "recorded" {
+			t.Fatalf("request on the route without statPrefix: %q %v", out, err)
+		}
+		get := func(path string) string {
+			out, err := exec.Command(curl, "-sS", "--max-time", "10", "http://"+ip+":15000"+path).CombinedOutput()
+			if err != nil {
+				t.Fatalf("%s: %v %s", path, err, out)
+			}
+			return string(out)
+		}
+		stats := get("/stats")
+		for _, want := range []string{`(?m)^vhost\.stats\.example\.test:8080\.route\.stats_x\.upstream_rq_total: 3$`,
+			`(?m)^vhost\.stats\.example\.test:8080\.route\.stats_x\.upstream_rq_2xx: 3$`} {
+			if !regexp.MustCompile(want).MatchString(stats) {
+				t.Errorf("/stats has no line matching %s:\n%s", want, grepLines(stats, "vhost."))
+			}
+		}
+		prom := get("/stats/prometheus")
+		want := `(?m)^envoy_vhost_route_upstream_rq_total\{envoy_virtual_host="stats\.example\.test:8080",envoy_route="stats_x"\} 3$`
+		if !regexp.MustCompile(want).MatchString(prom) {
+			t.Errorf("/stats/prometheus has no line matching %s:\n%s", want, grepLines(prom, "vhost_route"))
+		}
+	})
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -70,7 +70,9 @@ func (g *gen) httpRoutes(vss []*model.VirtualService, o routeOpts) []*routev3.Ro
 				if m.GetName() != "" {
 					name += "." + m.GetName()
 				}
-				rt := &routev3.Route{Name: name, Match: rm}
+				// As istiod: the match's statPrefix is the route's, for
+				// Envoy's per-route stats (vhost.<vh>.route.<prefix>.*).
+				rt := &routev3.Route{Name: name, Match: rm, StatPrefix: m.GetStatPrefix()}
 				action.apply(rt)
 				out = append(out, rt)
 			}

@@ -34,14 +34,24 @@ func (s stat) envoyName() string {
 		prefix, rest = "http.", strings.TrimPrefix(rest, "http_")
 	case strings.HasPrefix(rest, "cluster_"):
 		rest = strings.TrimPrefix(rest, "cluster_")
+	case strings.HasPrefix(rest, "vhost_route_"):
+		rest = strings.TrimPrefix(rest, "vhost_route_")
 	}
+	var vhost, route string
 	for _, l := range s.labels {
 		switch l[0] {
 		case "envoy_cluster_name":
 			prefix = "cluster." + l[1] + "."
+		case "envoy_virtual_host":
+			vhost = l[1]
+		case "envoy_route":
+			route = l[1]
 		case "envoy_response_code_class":
 			rest = strings.TrimSuffix(rest, "xx") + l[1] + "xx"
 		}
+	}
+	if route != "" {
+		prefix = "vhost." + vhost + ".route." + route + "."
 	}
 	return prefix + rest
 }
@@ -72,6 +82,17 @@ func collect(src Source) []stat {
 	add("http_rq_mirror_skipped", int64(h.MirrorSkipped.Load()), counter)
 	add("http_fault_aborts_injected", int64(h.FaultAbort.Load()), counter)
 	add("http_fault_delays_injected", int64(h.FaultDelay.Load()), counter)
+	// Per-route counters of routes with a stat_prefix, named as Envoy's
+	// vhost.<virtual host>.route.<stat_prefix>.upstream_rq_*.
+	for _, r := range h.Routes.All() {
+		vh, rt := [2]string{"envoy_virtual_host", r.VHost}, [2]string{"envoy_route", r.Prefix}
+		add("vhost_route_upstream_rq_total", int64(r.Stats.RqTotal.Load()), counter, vh, rt)
+		for i, v := range []uint64{r.Stats.Rq2xx.Load(), r.Stats.Rq3xx.Load(), r.Stats.Rq4xx.Load(), r.Stats.Rq5xx.Load()} {
+			add("vhost_route_upstream_rq_xx", int64(v), counter, vh, rt, [2]string{"envoy_response_code_class", fmt.Sprint(i + 2)})
+		}
+		add("vhost_route_upstream_rq_timeout", int64(r.Stats.RqTimeout.Load()), counter, vh, rt)
+		add("vhost_route_upstream_rq_retry", int64(r.Stats.RqRetry.Load()), counter, vh, rt)
+	}
 	connected, acks, nacks := src.XDSState()
 	c := int64(0)
 	if connected {

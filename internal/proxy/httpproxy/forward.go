@@ -36,6 +36,7 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 		name = wc.Name
 	}
 	req.tel.rec.UpstreamCluster = name
+	rs := s.Stats.Routes.For(route)
 	var cl *upstream.Cluster
 	if cfg != nil {
 		cl = cfg.Clusters[name]
@@ -173,6 +174,9 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 		if attempt > 1 {
 			s.Stats.RqRetry.Add(1)
 			cl.Stats.RqRetry.Add(1)
+			if rs != nil {
+				rs.RqRetry.Add(1)
+			}
 			if !retrying {
 				retrying = true
 				cl.Stats.RetriesActive.Add(1)
@@ -237,6 +241,9 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 		cl.Stats.RqActive.Add(1)
 		host.Active.Add(1)
 		cl.Stats.RqTotal.Add(1)
+		if rs != nil {
+			rs.RqTotal.Add(1)
+		}
 		r, err := host.RoundTrip(ctx, up)
 		// Outlier detection: the host's answer, or its local failure
 		// (connect error, reset, timeout); not a breaker's overflow or a
@@ -253,6 +260,9 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 			cl.Stats.RqActive.Add(-1)
 			if errors.Is(err, upstream.ErrTimeout) {
 				cl.Stats.RqTimeout.Add(1)
+				if rs != nil {
+					rs.RqTimeout.Add(1)
+				}
 				if expired() || !perTry {
 					lastErr = err
 					break
@@ -265,6 +275,7 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 			break
 		}
 		countClass(cl.Stats, r.Status)
+		rs.countClass(r.Status)
 		if retriableStatus(rp, r.Status, r.Header) && canRetry(attempt) {
 			r.Body.Close()
 			host.Active.Add(-1)

@@ -57,6 +57,8 @@ type Stats struct {
 	// OnDemand counts requests that asked for their virtual host on demand
 	// (VHDS); OnDemandFailed those whose answer did not come in time.
 	OnDemand, OnDemandFailed atomic.Uint64
+	// Routes are the per-route counters of routes with a stat_prefix.
+	Routes routeStatsSet
 }
 
 // Server serves HTTP connections for any number of listeners.

@@ -160,9 +160,9 @@ var routeRules = rules(
 		"response_headers_to_add response_headers_to_remove retry_policy"},
 	ruleRow{"envoy.config.route.v3.VirtualHost", parsedApart, "typed_per_filter_config"},
 	ruleRow{"envoy.config.route.v3.Route", honoured, "name match route redirect direct_response non_forwarding_action request_headers_to_add " +
-		"request_headers_to_remove response_headers_to_add response_headers_to_remove"},
+		"request_headers_to_remove response_headers_to_add response_headers_to_remove stat_prefix"},
 	ruleRow{"envoy.config.route.v3.Route", parsedApart, "typed_per_filter_config"},
-	ruleRow{"envoy.config.route.v3.Route", cosmetic, "metadata decorator stat_prefix"},
+	ruleRow{"envoy.config.route.v3.Route", cosmetic, "metadata decorator"},
 	ruleRow{"envoy.config.route.v3.RouteMatch", honoured, "prefix path safe_regex path_separated_prefix connect_matcher case_sensitive headers query_parameters grpc"},
 	ruleRow{"envoy.config.route.v3.RouteMatch", parsedApart, "runtime_fraction dynamic_metadata filter_state"},
 	ruleRow{"envoy.type.matcher.v3.RegexMatcher", honoured, "regex"},

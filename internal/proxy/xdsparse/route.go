@@ -141,6 +141,9 @@ type Route struct {
 	VHost *VirtualHost
 	// Operation is decorator.operation: the name of the route's spans.
 	Operation string
+	// StatPrefix, when set, gives the route its own upstream counters
+	// (vhost.<virtual host>.route.<stat_prefix>.upstream_rq_*).
+	StatPrefix string
 }
 
 // RouteAction forwards to a cluster.
@@ -455,7 +458,7 @@ func parseVirtualHost(p *routev3.VirtualHost, reg *filter.Registry, tableFilters
 }
 
 func parseRoute(p *routev3.Route, vh *VirtualHost) (*Route, error) {
-	r := &Route{Name: p.GetName(), VHost: vh, CaseSensitive: true, Operation: p.GetDecorator().GetOperation()}
+	r := &Route{Name: p.GetName(), VHost: vh, CaseSensitive: true, Operation: p.GetDecorator().GetOperation(), StatPrefix: p.GetStatPrefix()}
 	m := p.GetMatch()
 	if m == nil {
 		return nil, fmt.Errorf("match: missing")

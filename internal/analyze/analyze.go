@@ -44,6 +44,7 @@ func Analyzers() []Analyzer {
 		{"telemetry.DefaultSelectorAnalyzer", analyzeTelemetryDefaultSelectors},
 		{"telemetry.ProviderAnalyzer", analyzeTelemetryProviders},
 		{"virtualservice.ConflictingMeshGatewayHostsAnalyzer", analyzeConflictingMeshHosts},
+		{"virtualservice.DelegateAnalyzer", analyzeDelegates},
 		{"virtualservice.DestinationHostAnalyzer", analyzeDestinationHosts},
 		{"virtualservice.DestinationRuleAnalyzer", analyzeDestinationSubsets},
 		{"virtualservice.GatewayAnalyzer", analyzeVSGateways},

@@ -394,3 +394,14 @@ func isClaimKey(k string) bool {
 	rest, ok := strings.CutPrefix(k, "@request.auth.claims")
 	return ok && (strings.HasPrefix(rest, ".") || strings.HasPrefix(rest, "[")) && len(rest) > 1
 }
+
+// analyzeDelegates reports VirtualService delegation without effect as
+// validation warnings (IST0133): a VirtualService without hosts that no
+// root delegates to, and a delegate route whose target is missing, has
+// hosts or is not exported to the root's namespace.
+func analyzeDelegates(c *context) {
+	for _, p := range config.DelegateProblems(c.in.Config) {
+		ref := Ref{Kind: p.Resource.Kind.Kind, Namespace: p.Resource.Namespace, Name: p.Resource.Name, File: p.Source.File, Line: p.Source.Line}
+		c.report(newMessage(SchemaWarning, ref, p.Field+": "+p.Message))
+	}
+}

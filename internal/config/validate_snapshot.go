@@ -15,7 +15,8 @@ import (
 //     when ServiceEntries define that host (their inline endpoints, or the
 //     WorkloadEntries their workloadSelector matches);
 //   - a VirtualService routing to a subset that no DestinationRule for the
-//     host defines.
+//     host defines;
+//   - delegation without effect (checkDelegates).
 func ValidateSnapshot(s *Snapshot) Problems {
 	if s == nil {
 		return nil
@@ -34,7 +35,7 @@ func ValidateSnapshot(s *Snapshot) Problems {
 			probs = checkSubsetEndpoints(s, &r, dr, probs)
 		}
 	}
-	return probs
+	return checkDelegates(s, probs)
 }
 
 // gatewayKey resolves a gateway reference made from namespace ns.

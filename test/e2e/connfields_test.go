@@ -275,6 +275,58 @@ spec:
     outlierDetection: {consecutive5xxErrors: 2, interval: 1s, baseEjectionTime: 10m, maxEjectionPercent: 100}
 ---
 apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: dela, namespace: default}
+spec:
+  hosts: [dela.example.test]
+  location: MESH_EXTERNAL
+  resolution: STATIC
+  ports: [{number: 8080, name: http, protocol: HTTP}]
+  endpoints: [{address: 127.0.0.1, ports: {http: %[1]d}}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: delb, namespace: default}
+spec:
+  hosts: [delb.example.test]
+  location: MESH_EXTERNAL
+  resolution: STATIC
+  ports: [{number: 8080, name: http, protocol: HTTP}]
+  endpoints: [{address: 127.0.0.1, ports: {http: %[2]d}}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: delc, namespace: default}
+spec:
+  hosts: [delc.example.test]
+  location: MESH_EXTERNAL
+  resolution: STATIC
+  ports: [{number: 8080, name: http, protocol: HTTP}]
+  endpoints: [{address: 127.0.0.1, ports: {http: %[3]d}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: root, namespace: default}
+spec:
+  hosts: [dela.example.test]
+  http:
+  - match: [{uri: {prefix: /x}}]
+    delegate: {name: x, namespace: team}
+    headers: {response: {set: {x-root: inherited}}}
+  - route: [{destination: {host: dela.example.test}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: x, namespace: team}
+spec:
+  http:
+  - match: [{uri: {prefix: /x/b}}]
+    route: [{destination: {host: delb.example.test}}]
+  - match: [{uri: {prefix: /y}}]
+    route: [{destination: {host: delb.example.test}}]
+  - route: [{destination: {host: delc.example.test}}]
+---
+apiVersion: networking.istio.io/v1
 kind: Sidecar
 metadata: {name: client, namespace: default}
 spec:
@@ -406,6 +458,10 @@ func missing(t *testing.T) int {
 //     it, one connection carries all three);
 //   - connectionPool.http.http2KeepAlive: the backend sees PINGs on an
 //     idle upstream connection;
+//   - delegate: the root VirtualService's /x route takes the routes of a
+//     delegate in another namespace, narrowed under /x (its /x/b route
+//     wins for /x/b, its catch-all serves the rest of /x, its /y route
+//     conflicts and is dropped) and inheriting the root's headers;
 //   - match.statPrefix: the route's own counters in /stats and
 //     /stats/prometheus (vhost.<vh>.route.stats_x.upstream_rq_*);
 //   - outlierDetection.outlierDetectionHttpErrorCodes [404]: an endpoint
@@ -787,6 +843,20 @@ func TestConnectionFields(t *testing.T) {
 		want := `(?m)^envoy_vhost_route_upstream_rq_total\{envoy_virtual_host="stats\.example\.test:8080",envoy_route="stats_x"\} 3$`
 		if !regexp.MustCompile(want).MatchString(prom) {
 			t.Errorf("/stats/prometheus has no line matching %s:\n%s", want, grepLines(prom, "vhost_route"))
+		}
+	})
+	t.Run("delegate", func(t *testing.T) {
+		for _, tc := range []struct{ path, body, header string }{
+			{"/x/b/1", "b", "inherited"}, // the delegate's /x/b route
+			{"/x/z", "c", "inherited"},   // the delegate's catch-all, under /x
+			{"/y", "a", ""},              // the root's own route: the delegate's /y route conflicts with /x
+		} {
+			out, err := exec.Command(curl, "-sS", "--max-time", "10", "-D", "-", "--connect-to", "dela.example.test:8080:"+ip+":8080",
+				"http://dela.example.test:8080"+tc.path).CombinedOutput()
+			head, body, _ := strings.Cut(strings.ReplaceAll(string(out), "\r\n", "\n"), "\n\n")
+			if err != nil || body != tc.body || header(head, "x-root") != tc.header {
+				t.Errorf("%s: %q %q (%v), want backend %q and x-root %q", tc.path, head, body, err, tc.body, tc.header)
+			}
 		}
 	})
 }

@@ -99,7 +99,7 @@ func buildIndex(mesh MeshConfig, cfg *config.Snapshot, reg *registry.Snapshot) *
 		services:  map[string]*registry.Service{},
 		scopes:    map[scopeKey]*SidecarScope{},
 	}
-	for _, r := range cfg.List(config.VirtualService) {
+	for _, r := range mergeDelegates(cfg.List(config.VirtualService), mesh.DomainSuffix) {
 		spec, ok := r.Spec.(*networking.VirtualService)
 		if !ok {
 			continue

@@ -199,7 +199,21 @@ func (v *validator) loadBalancer(p string, lb *networking.LoadBalancerSettings, 
 	v.localityLB(p+".localityLbSetting", lb.LocalityLbSetting, outlier)
 	v.check(p+".warmupDurationSecs", validateDuration(lb.WarmupDurationSecs))
 	if w := lb.Warmup; w != nil {
+		// The proto's rules: a required duration, minimumPercent 0-100,
+		// aggression >= 0; and not both warmup fields (the CRD's rule).
+		if w.Duration == nil {
+			v.errorf(p+".warmup.duration", "duration is required")
+		}
 		v.check(p+".warmup.duration", validateDuration(w.Duration))
+		if m := w.GetMinimumPercent(); m != nil && (m.GetValue() < 0 || m.GetValue() > 100 || math.IsNaN(m.GetValue())) {
+			v.errorf(p+".warmup.minimumPercent", "must be between 0 and 100, got %v", m.GetValue())
+		}
+		if a := w.GetAggression(); a != nil && (a.GetValue() < 0 || math.IsNaN(a.GetValue())) {
+			v.errorf(p+".warmup.aggression", "must be >= 0, got %v", a.GetValue())
+		}
+		if lb.WarmupDurationSecs != nil {
+			v.errorf(p+".warmup", "only one of warmupDurationSecs or warmup can be set")
+		}
 	}
 }
 

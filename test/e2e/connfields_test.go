@@ -433,6 +433,38 @@ func missing(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// warmConfig: warm.example.test (round robin with warmup: a 60 s window,
+// aggression 0.1, so a new host stays near the 10% minimum weight for its
+// first ~45 s) and nowarm.example.test (round robin) share the endpoints
+// %[1]s.
+const warmConfig = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: warm, namespace: default}
+spec:
+  hosts: [warm.example.test, nowarm.example.test]
+  location: MESH_EXTERNAL
+  resolution: STATIC
+  ports: [{number: 8080, name: http, protocol: HTTP}]
+  endpoints: [%[1]s]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: warm, namespace: default}
+spec:
+  host: warm.example.test
+  trafficPolicy:
+    loadBalancer:
+      simple: ROUND_ROBIN
+      warmup: {duration: 60s, aggression: 0.1}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: nowarm, namespace: default}
+spec:
+  host: nowarm.example.test
+  trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}
+`
+
 // TestConnectionFields takes DestinationRule and VirtualService fields
 // through real mastd and a real mast-proxy sidecar (r1/z1, tier gold):
 //   - redirect.derivePort FROM_REQUEST_PORT keeps the request's port;
@@ -465,7 +497,10 @@ func missing(t *testing.T) int {
 //   - match.statPrefix: the route's own counters in /stats and
 //     /stats/prometheus (vhost.<vh>.route.stats_x.upstream_rq_*);
 //   - outlierDetection.outlierDetectionHttpErrorCodes [404]: an endpoint
-//     answering 404 is ejected (without the field it never is).
+//     answering 404 is ejected (without the field it never is);
+//   - loadBalancer.warmup: an endpoint added to a round robin service
+//     whose other endpoint is past the window gets about 10% of the
+//     requests at first (without warmup, half).
 func TestConnectionFields(t *testing.T) {
 	curl, err := exec.LookPath("curl")
 	if err != nil {
@@ -500,9 +535,13 @@ func TestConnectionFields(t *testing.T) {
 	h2rec := startH2Recorder(t)
 	ip := uniqueLoopback()
 	dir := t.TempDir()
-	writeFile(t, dir, "conn.yaml", fmt.Sprintf(connFieldsConfig, backend("a"), backend("b"), backend("c"),
+	portA, portB := backend("a"), backend("b")
+	endpoint := func(port int) string { return fmt.Sprintf("{address: 127.0.0.1, ports: {http: %d}}", port) }
+	writeFile(t, dir, "warm.yaml", fmt.Sprintf(warmConfig, endpoint(portA)))
+	writeFile(t, dir, "conn.yaml", fmt.Sprintf(connFieldsConfig, portA, portB, backend("c"),
 		rl.Addr().(*net.TCPAddr).Port, tickerEcho(t), ip, failing(t), closedPort(t), h2rec.port, missing(t)))
 	xdsAddr := startControlPlane(t, dir)
+	proxyStart := time.Now()
 	start(t, "mast-proxy", "--node-id", fmt.Sprintf("sidecar~%s~client-1.default~default.svc.cluster.local", ip),
 		"--xds-addr", xdsAddr, "--admin-addr", ip+":15000", "--drain-period", "1s",
 		"--labels", "app=client,tier=gold,topology.kubernetes.io/region=r1,topology.kubernetes.io/zone=z1", "--meta", "INTERCEPTION_MODE=NONE")
@@ -857,6 +896,42 @@ func TestConnectionFields(t *testing.T) {
 			if err != nil || body != tc.body || header(head, "x-root") != tc.header {
 				t.Errorf("%s: %q %q (%v), want backend %q and x-root %q", tc.path, head, body, err, tc.body, tc.header)
 			}
+		}
+	})
+	t.Run("warmup", func(t *testing.T) {
+		// a must be past the 60 s window (it joined when the proxy
+		// started) for the new endpoint's weight to differ from it.
+		time.Sleep(time.Until(proxyStart.Add(65 * time.Second)))
+		writeFile(t, dir, "warm.yaml", fmt.Sprintf(warmConfig, endpoint(portA)+", "+endpoint(portB)))
+		// hundred sends n requests over one curl connection and counts
+		// the backends that answered.
+		hundred := func(host string, n int) map[string]int {
+			args := []string{"-sS", "--max-time", "120", "-w", "\n", "--connect-to", host + ":8080:" + ip + ":8080"}
+			for range n {
+				args = append(args, "http://"+host+":8080/w")
+			}
+			out, err := exec.Command(curl, args...).CombinedOutput()
+			if err != nil {
+				t.Fatalf("%v: %s", err, out)
+			}
+			got := map[string]int{}
+			for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+				got[l]++
+			}
+			return got
+		}
+		eventually(t, 30*time.Second, "the new endpoint in nowarm.example.test", func() error {
+			if got := hundred("nowarm.example.test", 10); got["b"] == 0 {
+				return fmt.Errorf("answers %v", got)
+			}
+			return nil
+		})
+		warm := hundred("warm.example.test", 100)
+		if warm["b"] < 1 || warm["b"] > 25 || warm["a"]+warm["b"] != 100 {
+			t.Errorf("warmup: answers %v, want the new endpoint b to get about 10 of 100 (at least 1, at most 25)", warm)
+		}
+		if got := hundred("nowarm.example.test", 100); got["b"] < 40 {
+			t.Errorf("without warmup: answers %v, want about half for b", got)
 		}
 	})
 }

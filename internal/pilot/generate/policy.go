@@ -178,8 +178,14 @@ func applyLB(c *clusterv3.Cluster, lb *networking.LoadBalancerSettings, grpc boo
 	switch lb.GetSimple() {
 	case networking.LoadBalancerSettings_ROUND_ROBIN:
 		c.LbPolicy = clusterv3.Cluster_ROUND_ROBIN
+		if ss := slowStart(lb); ss != nil {
+			c.LbConfig = &clusterv3.Cluster_RoundRobinLbConfig_{RoundRobinLbConfig: &clusterv3.Cluster_RoundRobinLbConfig{SlowStartConfig: ss}}
+		}
 	case networking.LoadBalancerSettings_LEAST_REQUEST:
 		c.LbPolicy = clusterv3.Cluster_LEAST_REQUEST
+		if ss := slowStart(lb); ss != nil {
+			c.LbConfig = &clusterv3.Cluster_LeastRequestLbConfig_{LeastRequestLbConfig: &clusterv3.Cluster_LeastRequestLbConfig{SlowStartConfig: ss}}
+		}
 	case networking.LoadBalancerSettings_RANDOM:
 		if grpc {
 			c.LbPolicy = clusterv3.Cluster_ROUND_ROBIN
@@ -192,9 +198,34 @@ func applyLB(c *clusterv3.Cluster, lb *networking.LoadBalancerSettings, grpc boo
 		// Istio's default since 1.14 is LEAST_REQUEST; grpc-go's is round robin.
 		if !grpc {
 			c.LbPolicy = clusterv3.Cluster_LEAST_REQUEST
+			if ss := slowStart(lb); ss != nil {
+				c.LbConfig = &clusterv3.Cluster_LeastRequestLbConfig_{LeastRequestLbConfig: &clusterv3.Cluster_LeastRequestLbConfig{SlowStartConfig: ss}}
+			}
 		}
 	}
 	return true
+}
+
+// slowStart is Envoy's slow start for warmup (istiod's setWarmup: a runtime
+// key of "(", aggression default 1, minimum weight 10%) or the deprecated
+// warmupDurationSecs (the window alone); nil for neither.
+func slowStart(lb *networking.LoadBalancerSettings) *clusterv3.Cluster_SlowStartConfig {
+	if w := lb.GetWarmup(); w != nil {
+		aggression, minPercent := 1.0, 10.0
+		if a := w.GetAggression(); a != nil {
+			aggression = a.GetValue()
+		}
+		if m := w.GetMinimumPercent(); m != nil {
+			minPercent = m.GetValue()
+		}
+		return &clusterv3.Cluster_SlowStartConfig{SlowStartWindow: w.GetDuration(),
+			Aggression:       &corev3.RuntimeDouble{DefaultValue: aggression, RuntimeKey: "("},
+			MinWeightPercent: &typev3.Percent{Value: minPercent}}
+	}
+	if d := lb.GetWarmupDurationSecs(); d != nil {
+		return &clusterv3.Cluster_SlowStartConfig{SlowStartWindow: d}
+	}
+	return nil
 }
 
 func maxUint32Threshold(v int32) *wrapperspb.UInt32Value {

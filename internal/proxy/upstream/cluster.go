@@ -33,14 +33,17 @@ type Host struct {
 	// retired: the host left its cluster or was replaced; its pool
 	// drains (retire).
 	retired atomic.Bool
+	// created is when the host was added (Unix nanoseconds): slow start
+	// (slowstart.go) ramps its weight up from then.
+	created int64
 	mgr     *Manager
 	cfg     *xdsparse.Cluster
 	tls     *xdsparse.TLSContext
 	stats   *Stats
 }
 
-func (m *Manager) newHost(addr string, c *Cluster, tc *xdsparse.TLSContext) *Host {
-	return &Host{Addr: addr, mgr: m, cfg: c.Cfg, tls: tc, stats: c.Stats}
+func (m *Manager) newHost(addr string, c *Cluster, tc *xdsparse.TLSContext, created int64) *Host {
+	return &Host{Addr: addr, mgr: m, cfg: c.Cfg, tls: tc, stats: c.Stats, created: created}
 }
 
 // connPool returns the host's pool, making it on first use.
@@ -179,6 +182,9 @@ func (m *Manager) buildSet(c *Cluster, es *xdsparse.EndpointSet, live map[hostKe
 	if es == nil {
 		return hs
 	}
+	// The hosts one update adds share their creation time: slow start
+	// treats them alike.
+	created := m.now().UnixNano()
 	// Every priority's EDS-healthy endpoints are hosts; picks choose a
 	// priority by its usable share (priority.go).
 	type level struct {
@@ -225,7 +231,7 @@ func (m *Manager) buildSet(c *Cluster, es *xdsparse.EndpointSet, live map[hostKe
 					// the old connections must not carry new requests.
 					h.retire()
 				}
-				h = m.newHost(e.Address, c, tc)
+				h = m.newHost(e.Address, c, tc, created)
 				m.hosts[key] = h
 			}
 			live[key] = true
@@ -299,7 +305,7 @@ func (m *Manager) OriginalDstHost(c *Cluster, addr string) *Host {
 	key := hostKey{c.Cfg.Name, addr}
 	h := m.hosts[key]
 	if h == nil {
-		h = m.newHost(addr, c, c.Cfg.TLS)
+		h = m.newHost(addr, c, c.Cfg.TLS, now.UnixNano())
 		m.hosts[key] = h
 	}
 	m.origDst[key] = now

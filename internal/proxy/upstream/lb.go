@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"sort"
 	"strconv"
+	"time"
 
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
 )
@@ -33,6 +34,9 @@ type hostSet struct {
 	endpoints     int
 	weight        uint32
 	overprovision uint32 // percent
+	// warmUntil (Unix nanoseconds) is when the set's newest host leaves
+	// slow start; 0 when slow start cannot change its picks (slowstart.go).
+	warmUntil int64
 }
 
 func (hs *hostSet) build(cfg *xdsparse.Cluster) {
@@ -54,6 +58,7 @@ func (hs *hostSet) build(cfg *xdsparse.Cluster) {
 	if len(hs.hosts) == 0 {
 		return
 	}
+	hs.noteSlowStart(cfg)
 	switch cfg.LB {
 	case xdsparse.RingHash:
 		hs.buildRing(cfg.RingSize)
@@ -248,12 +253,22 @@ func (c *Cluster) pickOnce(hs *hostSet, o PickOptions, attempt uint64) *Host {
 		if len(hs.hosts) == 1 {
 			return hs.hosts[0].Host
 		}
+		if hs.warmUntil != 0 && time.Now().UnixNano() < hs.warmUntil {
+			a, b := c.pickWarming(hs), c.pickWarming(hs)
+			if b.Active.Load() < a.Active.Load() {
+				return b
+			}
+			return a
+		}
 		a, b := hs.weighted(c.rand()), hs.weighted(c.rand())
 		if b.Active.Load() < a.Active.Load() {
 			return b
 		}
 		return a
 	default:
+		if hs.warmUntil != 0 && time.Now().UnixNano() < hs.warmUntil {
+			return c.pickWarming(hs)
+		}
 		return hs.weighted(c.rr.Add(1) - 1)
 	}
 }

@@ -52,6 +52,8 @@ type Cluster struct {
 	ConnectTimeout time.Duration
 	LB             LBPolicy
 	RingSize       uint64 // ring hash minimum ring size / maglev table size
+	// SlowStart ramps up new hosts' weight (slowstart.go); nil for none.
+	SlowStart *SlowStart
 	HTTP2          bool
 	// H2 are the HTTP/2 client options (http2_protocol_options of the
 	// cluster or of its HttpProtocolOptions); they apply to every HTTP/2
@@ -263,6 +265,11 @@ func ParseCluster(c *clusterv3.Cluster) (*Cluster, error) {
 	default:
 		return nil, fail("lb_policy %v: not supported", c.GetLbPolicy())
 	}
+	ss, err := parseSlowStart(c)
+	if err != nil {
+		return nil, fail("%v", err)
+	}
+	out.SlowStart = ss
 	for _, th := range c.GetCircuitBreakers().GetThresholds() {
 		if th.GetPriority() != corev3.RoutingPriority_DEFAULT {
 			continue

@@ -106,6 +106,15 @@ var clusterRules = rules(
 		"common_lb_config upstream_connection_options"},
 	// cluster_type and load_balancing_policy are refused by ParseCluster with a precise message.
 	ruleRow{"envoy.config.cluster.v3.Cluster", parsedApart, "transport_socket transport_socket_matches typed_extension_protocol_options cluster_type load_balancing_policy"},
+	// slowstart.go: slow start (Istio's warmup) of round robin and least request.
+	ruleRow{"envoy.config.cluster.v3.Cluster", honoured, "round_robin_lb_config least_request_lb_config"},
+	ruleRow{"envoy.config.cluster.v3.Cluster.RoundRobinLbConfig", honoured, "slow_start_config"},
+	ruleRow{"envoy.config.cluster.v3.Cluster.LeastRequestLbConfig", honoured, "slow_start_config choice_count"},
+	ruleRow{"envoy.config.cluster.v3.Cluster.LeastRequestLbConfig", parsedApart, "active_request_bias"},
+	ruleRow{"envoy.config.cluster.v3.Cluster.SlowStartConfig", honoured, "slow_start_window aggression min_weight_percent"},
+	// Mast has no runtime: a runtime key's value is its default.
+	ruleRow{"envoy.config.core.v3.RuntimeDouble", honoured, "default_value"},
+	ruleRow{"envoy.config.core.v3.RuntimeDouble", cosmetic, "runtime_key"},
 	// dns_lookup_family: the proxy dials every address DNS returns with Go's resolver (Happy Eyeballs).
 	ruleRow{"envoy.config.cluster.v3.Cluster", cosmetic, "alt_stat_name metadata track_cluster_stats dns_lookup_family"},
 	ruleRow{"envoy.config.cluster.v3.Cluster.EdsClusterConfig", honoured, "service_name"},

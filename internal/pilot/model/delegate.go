@@ -285,7 +285,9 @@ func stringMatchConflict(root, leaf *networking.StringMatch) bool {
 	if root == nil || leaf == nil {
 		return false
 	}
-	set := func(m *networking.StringMatch) bool { return m.GetRegex() != "" || m.GetPrefix() != "" || m.GetExact() != "" }
+	set := func(m *networking.StringMatch) bool {
+		return m.GetRegex() != "" || m.GetPrefix() != "" || m.GetExact() != ""
+	}
 	if root.GetRegex() != "" && set(leaf) || leaf.GetRegex() != "" && set(root) {
 		return true
 	}

@@ -54,7 +54,7 @@ type Cluster struct {
 	RingSize       uint64 // ring hash minimum ring size / maglev table size
 	// SlowStart ramps up new hosts' weight (slowstart.go); nil for none.
 	SlowStart *SlowStart
-	HTTP2          bool
+	HTTP2     bool
 	// H2 are the HTTP/2 client options (http2_protocol_options of the
 	// cluster or of its HttpProtocolOptions); they apply to every HTTP/2
 	// upstream connection of the cluster.

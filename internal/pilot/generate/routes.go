@@ -43,7 +43,7 @@ func (g *gen) httpRoutes(vss []*model.VirtualService, o routeOpts) []*routev3.Ro
 	for _, vs := range vss {
 		for i, r := range vs.Spec.GetHttp() {
 			if r.GetDelegate() != nil {
-				continue // delegate VirtualServices are not supported yet
+				continue // never here: the index merged delegates (model.mergeDelegates)
 			}
 			var action routeAction
 			built := false

@@ -26,6 +26,8 @@ import (
 func Validate(r Resource) Problems {
 	v := &validator{r: &r}
 	v.meta()
+	dr, _ := r.Spec.(*networking.DestinationRule)
+	v.mastAnnotations(dr.GetTrafficPolicy().GetOutlierDetection() != nil)
 	switch spec := r.Spec.(type) {
 	case nil:
 		v.errorf("spec", "missing spec")

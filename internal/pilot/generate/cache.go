@@ -398,13 +398,15 @@ type drID struct {
 	spec *networking.DestinationRule
 	ns   string
 	host string
+	// latency is the DestinationRule's latency-outlier annotation.
+	latency string
 }
 
 func idOf(dr *model.DestinationRule) drID {
 	if dr == nil {
 		return drID{}
 	}
-	return drID{dr.Spec, dr.Namespace, dr.Host}
+	return drID{dr.Spec, dr.Namespace, dr.Host, dr.Annotations[config.LatencyOutlierAnnotation]}
 }
 
 // clusterKey is every input of serviceCluster.

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	networking "istio.io/api/networking/v1alpha3"
 
+	"github.com/mast-mesh/mast/internal/config"
 	"github.com/mast-mesh/mast/internal/pilot/model"
 	"github.com/mast-mesh/mast/internal/registry"
 )
@@ -248,7 +249,13 @@ func (g *gen) serviceCluster(svc *registry.Service, port registry.Port, subset s
 		c.LbConfig = nil
 	}
 	applyConnectionPool(c, pol.cp, pol.od, port.Protocol.IsHTTP(), port.Protocol == registry.HTTP2 || port.Protocol == registry.GRPC, g.grpc)
+	if !g.grpc {
+		applyRetryBudget(c, pol.rb)
+	}
 	applyOutlier(c, pol.od)
+	if c.OutlierDetection != nil && dr != nil {
+		applyLatencyOutlier(c, dr.Annotations[config.LatencyOutlierAnnotation])
+	}
 	if c.GetEdsClusterConfig() != nil {
 		applyLocalityWeighted(c, pol)
 	}

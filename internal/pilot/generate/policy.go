@@ -40,6 +40,7 @@ type policy struct {
 	// pp and tunnel have no port-level form; a subset's replace the rule's.
 	pp     *networking.TrafficPolicy_ProxyProtocol
 	tunnel *networking.TrafficPolicy_TunnelSettings
+	rb     *networking.TrafficPolicy_RetryBudget
 }
 
 func (p *policy) merge(tp *networking.TrafficPolicy, port uint32) {
@@ -63,6 +64,9 @@ func (p *policy) merge(tp *networking.TrafficPolicy, port uint32) {
 	}
 	if tp.GetTunnel() != nil {
 		p.tunnel = tp.GetTunnel()
+	}
+	if tp.GetRetryBudget() != nil {
+		p.rb = tp.GetRetryBudget()
 	}
 	for _, pl := range tp.GetPortLevelSettings() {
 		if pl.GetPort().GetNumber() != port {
@@ -233,6 +237,30 @@ func maxUint32Threshold(v int32) *wrapperspb.UInt32Value {
 		return u32(uint32(v))
 	}
 	return u32(math.MaxUint32)
+}
+
+// applyRetryBudget puts a DestinationRule's retryBudget into the cluster's
+// default-priority thresholds, as istiod does: Envoy then ignores
+// max_retries. Percent and minRetryConcurrency keep Envoy's defaults (20%,
+// 3) when unset.
+func applyRetryBudget(c *clusterv3.Cluster, rb *networking.TrafficPolicy_RetryBudget) {
+	if rb == nil {
+		return
+	}
+	b := &clusterv3.CircuitBreakers_Thresholds_RetryBudget{}
+	if p := rb.GetPercent(); p != nil {
+		b.BudgetPercent = &typev3.Percent{Value: p.GetValue()}
+	}
+	if n := rb.GetMinRetryConcurrency(); n > 0 {
+		b.MinRetryConcurrency = u32(n)
+	}
+	if d := rb.GetBudgetInterval(); d != nil && d.AsDuration() > 0 {
+		b.BudgetInterval = d
+	}
+	if c.CircuitBreakers == nil || len(c.CircuitBreakers.Thresholds) == 0 {
+		c.CircuitBreakers = &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{{}}}
+	}
+	c.CircuitBreakers.Thresholds[0].RetryBudget = b
 }
 
 // applyConnectionPool sets circuit breakers, timeouts and HTTP protocol

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	networking "istio.io/api/networking/v1alpha3"
 
+	"github.com/mast-mesh/mast/internal/config"
 	"github.com/mast-mesh/mast/internal/pilot/model"
 )
 
@@ -61,6 +62,9 @@ func (g *gen) httpRoutes(vss []*model.VirtualService, o routeOpts) []*routev3.Ro
 				}
 				if !built {
 					action = g.routeAction(r, vs.Namespace, o)
+					if !g.grpc && action.route != nil && hedgeOnPerTryTimeout(vs) && action.route.GetRetryPolicy().GetPerTryTimeout() != nil {
+						action.route.HedgePolicy = &routev3.HedgePolicy{HedgeOnPerTryTimeout: true}
+					}
 					built = true
 				}
 				name := r.GetName()
@@ -239,6 +243,13 @@ type routeAction struct {
 
 	reqAdd, respAdd       []*corev3.HeaderValueOption
 	reqRemove, respRemove []string
+}
+
+// hedgeOnPerTryTimeout reports whether vs asks for request hedging on its
+// routes that have a per-try timeout (Envoy's
+// hedge_policy.hedge_on_per_try_timeout; docs/resilience.md).
+func hedgeOnPerTryTimeout(vs *model.VirtualService) bool {
+	return vs.Annotations[config.HedgeAnnotation] == "true"
 }
 
 func (a *routeAction) apply(rt *routev3.Route) {

@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -218,6 +219,7 @@ func writeClusters(w http.ResponseWriter, cs map[string]*upstream.Cluster) {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	now := time.Now()
 	for _, n := range names {
 		c := cs[n]
 		fmt.Fprintf(w, "%s::default_priority::max_connections::%d\n", n, c.Cfg.MaxConnections)
@@ -226,7 +228,12 @@ func writeClusters(w http.ResponseWriter, cs map[string]*upstream.Cluster) {
 			a := e.Host.Addr
 			fmt.Fprintf(w, "%s::%s::rq_active::%d\n", n, a, e.Host.Active.Load())
 			fmt.Fprintf(w, "%s::%s::weight::%d\n", n, a, e.Weight)
-			fmt.Fprintf(w, "%s::%s::health_flags::healthy\n", n, a)
+			// As Envoy: an ejected host is flagged failed_outlier_check.
+			flags := "healthy"
+			if e.Host.Ejected(now) {
+				flags = "/failed_outlier_check"
+			}
+			fmt.Fprintf(w, "%s::%s::health_flags::%s\n", n, a, flags)
 			fmt.Fprintf(w, "%s::%s::zone::%s\n", n, a, e.Locality)
 		}
 	}

@@ -119,6 +119,10 @@ func collect(src Source) []stat {
 		add("cluster_upstream_rq_timeout", int64(st.RqTimeout.Load()), counter, l)
 		add("cluster_upstream_rq_retry", int64(st.RqRetry.Load()), counter, l)
 		add("cluster_upstream_rq_pending_overflow", int64(st.RqPendingOverflow.Load()), counter, l)
+		add("cluster_upstream_rq_retry_overflow", int64(st.RqRetryOverflow.Load()), counter, l)
+		add("cluster_upstream_rq_per_try_timeout", int64(st.RqPerTryTimeout.Load()), counter, l)
+		add("cluster_upstream_rq_hedged", int64(st.RqHedged.Load()), counter, l)
+		add("cluster_upstream_rq_hedge_cancelled", int64(st.RqHedgeCancelled.Load()), counter, l)
 		add("cluster_upstream_cx_total", int64(st.CxTotal.Load()), counter, l)
 		add("cluster_upstream_cx_active", st.CxActive.Load(), gauge, l)
 		add("cluster_upstream_cx_connect_fail", int64(st.CxConnectFail.Load()), counter, l)
@@ -132,6 +136,9 @@ func collect(src Source) []stat {
 			}
 			add("cluster_outlier_detection_ejections_enforced_total", int64(cs[n].OutlierEjections()), counter, l)
 			add("cluster_outlier_detection_ejections_active", int64(active), gauge, l)
+			if cs[n].Cfg.Outlier.Latency != nil {
+				add("cluster_outlier_detection_ejections_enforced_latency", int64(cs[n].LatencyEjections()), counter, l)
+			}
 		}
 	}
 	return out

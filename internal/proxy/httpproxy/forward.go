@@ -153,12 +153,14 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 	var lastErr error
 	var resp *upstream.Response
 	var respHost *upstream.Host
-	// canRetry asks the cluster's max_retries breaker for one more attempt.
+	cl.NoteRequest()
+	// canRetry asks the cluster's retry breaker (max_retries or the
+	// retry budget) for one more attempt.
 	canRetry := func(attempt int) bool {
 		if attempt >= maxAttempts {
 			return false
 		}
-		if uint64(cl.Stats.RetriesActive.Load()) >= uint64(cl.Cfg.MaxRetries) {
+		if uint64(cl.Stats.RetriesActive.Load()) >= cl.RetryLimit() {
 			cl.Stats.RqRetryOverflow.Add(1)
 			return false
 		}
@@ -170,17 +172,29 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 			cl.Stats.RetriesActive.Add(-1)
 		}
 	}()
+	noteRetry := func() {
+		s.Stats.RqRetry.Add(1)
+		cl.Stats.RqRetry.Add(1)
+		if rs != nil {
+			rs.RqRetry.Add(1)
+		}
+		if !retrying {
+			retrying = true
+			cl.Stats.RetriesActive.Add(1)
+		}
+	}
+	var winnerCancel context.CancelFunc
+	if cl.Cfg.Type != xdsparse.OriginalDst && hedgeable(act, up, maxAttempts) {
+		resp, respHost, winnerCancel, lastErr, tried = s.hedged(ctx, cl, up, act, routeBy, timeout,
+			upstream.PickOptions{Hash: hash, HasHash: hasHash}, canRetry, noteRetry)
+		maxAttempts = 0 // no plain attempts
+		if respHost != nil {
+			req.tel.rec.UpstreamHost = respHost.Addr
+		}
+	}
 	for attempt := 1; attempt <= maxAttempts; attempt++ {
 		if attempt > 1 {
-			s.Stats.RqRetry.Add(1)
-			cl.Stats.RqRetry.Add(1)
-			if rs != nil {
-				rs.RqRetry.Add(1)
-			}
-			if !retrying {
-				retrying = true
-				cl.Stats.RetriesActive.Add(1)
-			}
+			noteRetry()
 			if !sleepBackoff(ctx, routeBy, rp, attempt-2) {
 				break
 			}
@@ -244,7 +258,11 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 		if rs != nil {
 			rs.RqTotal.Add(1)
 		}
+		tryStart := time.Now()
 		r, err := host.RoundTrip(ctx, up)
+		if err == nil {
+			cl.ReportLatency(host, time.Since(tryStart))
+		}
 		// Outlier detection: the host's answer, or its local failure
 		// (connect error, reset, timeout); not a breaker's overflow or a
 		// client that went away.
@@ -299,6 +317,9 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 		resp.Body.Close()
 		respHost.Active.Add(-1)
 		cl.Stats.RqActive.Add(-1)
+		if winnerCancel != nil {
+			winnerCancel()
+		}
 	}()
 	h := resp.Header
 	h.Set("x-envoy-upstream-service-time", strconv.FormatInt(time.Since(start).Milliseconds(), 10))

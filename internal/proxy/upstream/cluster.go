@@ -82,8 +82,12 @@ type Stats struct {
 	RqTotal, Rq2xx, Rq3xx, Rq4xx, Rq5xx   atomic.Uint64
 	RqTimeout, RqRetry, RqPendingOverflow atomic.Uint64
 	// RqRetryOverflow counts retries the max_retries breaker refused.
-	RqRetryOverflow        atomic.Uint64
-	CxTotal, CxConnectFail atomic.Uint64
+	RqRetryOverflow atomic.Uint64
+	// RqPerTryTimeout counts tries that passed their per-try timeout;
+	// RqHedged the hedged tries started then, RqHedgeCancelled the tries
+	// cancelled because another answered first.
+	RqPerTryTimeout, RqHedged, RqHedgeCancelled atomic.Uint64
+	CxTotal, CxConnectFail                      atomic.Uint64
 	// RetriesActive are the retry attempts in flight (max_retries).
 	CxActive, RqActive, RetriesActive atomic.Int64
 }
@@ -98,6 +102,8 @@ type Cluster struct {
 	log   *slog.Logger
 	// od is the cluster's outlier detection bookkeeping (outlier.go).
 	od clusterOutlier
+	// recent counts requests for a retry budget's interval (retrybudget.go).
+	recent recentCounter
 }
 
 // Manager owns clusters and hosts across configuration updates so that

@@ -19,13 +19,19 @@ type hostOutlier struct {
 	// Unix nanoseconds, 0 when not ejected.
 	ejections    atomic.Uint32
 	ejectedUntil atomic.Int64
+	// latency is the host's latency histogram for latency-based ejection,
+	// made on its first answer in a cluster that has it (latency.go).
+	latency atomic.Pointer[latencyHist]
 }
 
 // clusterOutlier is a cluster's outlier detection bookkeeping.
 type clusterOutlier struct {
 	mu sync.Mutex // serializes ejection decisions (max_ejection_percent)
-	// Ejections counts hosts ejected (ejections_enforced_total).
-	ejections atomic.Uint64
+	// Ejections counts hosts ejected (ejections_enforced_total);
+	// latencyEjections those ejected for latency.
+	ejections, latencyEjections atomic.Uint64
+	// latencyNext is when the current latency interval ends (Unix ns).
+	latencyNext atomic.Int64
 }
 
 // Ejected reports whether the host is ejected at now.
@@ -102,13 +108,13 @@ func enforce(percent uint32) bool {
 // eject takes h out of load balancing for base_ejection_time times the
 // number of its ejections (bounded by max_ejection_time), unless that
 // would eject more than max_ejection_percent of the hosts (one host can
-// always be ejected).
-func (c *Cluster) eject(h *Host, now time.Time) {
+// always be ejected); false when it did not.
+func (c *Cluster) eject(h *Host, now time.Time) bool {
 	od := c.Cfg.Outlier
 	c.od.mu.Lock()
 	defer c.od.mu.Unlock()
 	if h.Ejected(now) {
-		return
+		return false
 	}
 	hosts := c.Endpoints()
 	ejected := 0
@@ -119,7 +125,7 @@ func (c *Cluster) eject(h *Host, now time.Time) {
 	}
 	limit := max(len(hosts)*int(od.MaxEjectionPercent)/100, 1)
 	if ejected >= limit {
-		return
+		return false
 	}
 	k := h.outlier.ejections.Add(1)
 	d := min(od.BaseEjectionTime*time.Duration(k), od.MaxEjectionTime)
@@ -132,6 +138,7 @@ func (c *Cluster) eject(h *Host, now time.Time) {
 	h.outlier.consecutiveLocal.Store(0)
 	c.od.ejections.Add(1)
 	c.log.Info("outlier detection ejected a host", "cluster", c.Cfg.Name, "host", h.Addr, "for", d, "ejections", k)
+	return true
 }
 
 // usable reports whether Pick may return h: not ejected, or the cluster

@@ -94,6 +94,11 @@ func parseRouteAction(p *routev3.RouteAction) (*RouteAction, error) {
 			return nil, fmt.Errorf("retry_policy: %w", err)
 		}
 	}
+	if hp := p.GetHedgePolicy(); hp != nil {
+		// initial_requests and additional_request_chance are refused by
+		// the field rules (Envoy does not implement them either).
+		a.HedgeOnPerTryTimeout = hp.GetHedgeOnPerTryTimeout()
+	}
 	for i, m := range p.GetRequestMirrorPolicies() {
 		mp, err := parseMirror(m)
 		if err != nil {

@@ -68,6 +68,8 @@ type Cluster struct {
 	MaxRequestsPerConn    uint32
 	// Circuit breaker thresholds (Envoy's defaults are 1024, retries 3).
 	MaxConnections, MaxPending, MaxRequests, MaxRetries uint32
+	// RetryBudget, when set, replaces MaxRetries (Envoy's retry_budget).
+	RetryBudget *RetryBudget
 	// PanicThreshold is the percentage of usable hosts under which the
 	// balancer ignores outlier ejections (Envoy's healthy_panic_threshold,
 	// default 50; 0 never panics: with every host ejected, no host is picked).
@@ -291,6 +293,24 @@ func ParseCluster(c *clusterv3.Cluster) (*Cluster, error) {
 		if v := th.GetMaxRetries(); v != nil {
 			set(&out.MaxRetries, v)
 		}
+		if rb := th.GetRetryBudget(); rb != nil {
+			b := &RetryBudget{Percent: 20, MinConcurrency: 3}
+			if p := rb.GetBudgetPercent(); p != nil {
+				b.Percent = p.GetValue()
+			}
+			if b.Percent < 0 || b.Percent > 100 {
+				return nil, fail("circuit_breakers retry_budget.budget_percent %v: must be in 0..100", b.Percent)
+			}
+			if v := rb.GetMinRetryConcurrency(); v != nil {
+				b.MinConcurrency = v.GetValue()
+			}
+			if d := rb.GetBudgetInterval(); d != nil {
+				if b.Interval = d.AsDuration(); b.Interval < 0 {
+					return nil, fail("circuit_breakers retry_budget.budget_interval: negative")
+				}
+			}
+			out.RetryBudget = b
+		}
 	}
 	if c.GetHttp2ProtocolOptions() != nil {
 		out.HTTP2 = true
@@ -438,4 +458,14 @@ func ParseEndpoints(la *endpointv3.ClusterLoadAssignment) (*EndpointSet, error) 
 		return nil, fmt.Errorf("encode: %w", err)
 	}
 	return decodeEndpointSet(b)
+}
+
+// RetryBudget is Envoy's retry budget: the retries in flight may be
+// Percent of the cluster's active (and pending) requests, never fewer than
+// MinConcurrency. With an Interval, requests started within it count too,
+// whether or not they ended.
+type RetryBudget struct {
+	Percent        float64
+	MinConcurrency uint32
+	Interval       time.Duration
 }

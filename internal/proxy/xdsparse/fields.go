@@ -126,7 +126,8 @@ var clusterRules = rules(
 	ruleRow{"envoy.config.cluster.v3.Cluster.CommonLbConfig", parsedApart, "zone_aware_lb_config"},
 	ruleRow{"envoy.type.v3.Percent", honoured, "value"},
 	ruleRow{"envoy.config.cluster.v3.CircuitBreakers", honoured, "thresholds"},
-	ruleRow{"envoy.config.cluster.v3.CircuitBreakers.Thresholds", honoured, "priority max_connections max_pending_requests max_requests max_retries"},
+	ruleRow{"envoy.config.cluster.v3.CircuitBreakers.Thresholds", honoured, "priority max_connections max_pending_requests max_requests max_retries retry_budget"},
+	ruleRow{"envoy.config.cluster.v3.CircuitBreakers.Thresholds.RetryBudget", honoured, "budget_percent min_retry_concurrency budget_interval"},
 	ruleRow{"envoy.config.cluster.v3.CircuitBreakers.Thresholds", cosmetic, "track_remaining"},
 	ruleRow{"envoy.config.core.v3.HttpProtocolOptions", honoured, "idle_timeout max_requests_per_connection max_connection_duration"},
 	ruleRow{"envoy.config.core.v3.Http2ProtocolOptions", honoured, "max_concurrent_streams connection_keepalive"},
@@ -184,7 +185,8 @@ var routeRules = rules(
 	ruleRow{"envoy.config.core.v3.HeaderValueOption", honoured, "header append append_action"},
 	ruleRow{"envoy.config.core.v3.HeaderValue", honoured, "key value raw_value"},
 	ruleRow{"envoy.config.route.v3.RouteAction", honoured, "cluster weighted_clusters prefix_rewrite regex_rewrite host_rewrite_literal auto_host_rewrite " +
-		"timeout idle_timeout max_grpc_timeout max_stream_duration upgrade_configs retry_policy hash_policy request_mirror_policies"},
+		"timeout idle_timeout max_grpc_timeout max_stream_duration upgrade_configs retry_policy hash_policy request_mirror_policies hedge_policy"},
+	ruleRow{"envoy.config.route.v3.HedgePolicy", honoured, "hedge_on_per_try_timeout"},
 	ruleRow{"envoy.config.route.v3.RouteAction.RequestMirrorPolicy", honoured, "cluster runtime_fraction trace_sampled"},
 	ruleRow{"envoy.config.core.v3.RuntimeFractionalPercent", honoured, "default_value"},
 	// runtime_key: there is no runtime layer; the default value applies.

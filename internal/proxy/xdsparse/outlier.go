@@ -33,6 +33,70 @@ type OutlierDetection struct {
 	// ejected hosts: an ejection lasts a whole number of intervals. Unset
 	// (0), a host returns as soon as its ejection time is over.
 	Interval time.Duration
+	// Latency is Mast's latency-based ejection (cluster metadata
+	// mast.latency_outlier), nil for none.
+	Latency *LatencyOutlier
+}
+
+// LatencyOutlier ejects hosts much slower than the rest of their cluster:
+// every interval, each host that answered at least RequestVolume times has
+// the Percentile of its latencies (to the response head) compared with the
+// median of the other such hosts' percentiles; a host over Factor times
+// that median, and over it by at least MinimumExcess, is ejected as a
+// failing host is (base_ejection_time, max_ejection_percent). Fewer than
+// MinimumHosts such hosts: nobody is judged.
+type LatencyOutlier struct {
+	Percentile, Factor          float64
+	MinimumExcess               time.Duration
+	RequestVolume, MinimumHosts uint32
+}
+
+// parseLatencyOutlier reads cluster metadata mast.latency_outlier (nil when
+// absent); every key must be known.
+func parseLatencyOutlier(c *clusterv3.Cluster) (*LatencyOutlier, error) {
+	md := c.GetMetadata().GetFilterMetadata()["mast"]
+	if md == nil {
+		return nil, nil
+	}
+	out := &LatencyOutlier{Percentile: 90, Factor: 3, MinimumExcess: 10 * time.Millisecond, RequestVolume: 20, MinimumHosts: 3}
+	for k, v := range md.GetFields() {
+		if k != "latency_outlier" {
+			return nil, fmt.Errorf("metadata.filter_metadata.mast.%s: unknown", k)
+		}
+		for name, f := range v.GetStructValue().GetFields() {
+			num := f.GetNumberValue()
+			var err error
+			switch name {
+			case "percentile":
+				if out.Percentile = num; num <= 0 || num > 100 {
+					err = fmt.Errorf("must be in (0, 100]")
+				}
+			case "factor":
+				if out.Factor = num; num < 1 {
+					err = fmt.Errorf("must be >= 1")
+				}
+			case "minimum_excess":
+				out.MinimumExcess, err = time.ParseDuration(f.GetStringValue())
+			case "request_volume":
+				if out.RequestVolume = uint32(num); num < 1 {
+					err = fmt.Errorf("must be >= 1")
+				}
+			case "minimum_hosts":
+				if out.MinimumHosts = uint32(num); num < 2 {
+					err = fmt.Errorf("must be >= 2")
+				}
+			default:
+				err = fmt.Errorf("unknown")
+			}
+			if err != nil {
+				return nil, fmt.Errorf("metadata.filter_metadata.mast.latency_outlier.%s: %w", name, err)
+			}
+		}
+	}
+	if c.GetOutlierDetection() == nil {
+		return nil, fmt.Errorf("metadata.filter_metadata.mast.latency_outlier: needs outlier_detection")
+	}
+	return out, nil
 }
 
 func u32or(v *wrapperspb.UInt32Value, def uint32) uint32 {
@@ -46,6 +110,10 @@ func u32or(v *wrapperspb.UInt32Value, def uint32) uint32 {
 // cluster has none. Success-rate and failure-percentage ejection are not
 // implemented (Istio disables the former and never sets the latter).
 func parseOutlier(c *clusterv3.Cluster) (*OutlierDetection, error) {
+	lat, err := parseLatencyOutlier(c)
+	if err != nil {
+		return nil, err
+	}
 	od := c.GetOutlierDetection()
 	if od == nil {
 		return nil, nil
@@ -64,6 +132,7 @@ func parseOutlier(c *clusterv3.Cluster) (*OutlierDetection, error) {
 		MaxEjectionPercent: u32or(od.GetMaxEjectionPercent(), 10),
 		BaseEjectionTime:   30 * time.Second,
 		MaxEjectionTime:    300 * time.Second,
+		Latency:            lat,
 	}
 	if od.GetSplitExternalLocalOriginErrors() {
 		// The local-origin counters take effect only when split.

@@ -165,7 +165,11 @@ type RouteAction struct {
 	// the proxy opens a TCP connection to the cluster and answers 200.
 	ConnectTerminate bool
 	Retry            *RetryPolicy
-	Hash             []HashPolicy
+	// HedgeOnPerTryTimeout: when a try passes the retry policy's per-try
+	// timeout, another try starts without cancelling it, and the first
+	// good answer wins (hedge_policy.hedge_on_per_try_timeout).
+	HedgeOnPerTryTimeout bool
+	Hash                 []HashPolicy
 	// MaxStreamDuration bounds the whole stream (0: none).
 	MaxStreamDuration time.Duration
 	// GRPCTimeout: a gRPC request's grpc-timeout header replaces Timeout,

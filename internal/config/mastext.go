@@ -59,13 +59,13 @@ type AdaptiveConcurrency struct {
 	RequestCount uint32
 	// Buffer: min_rtt_calc_params.buffer percent (default 25).
 	Buffer float64
-	// Jitter: min_rtt_calc_params.jitter percent (default 10).
+	// Jitter: min_rtt_calc_params.jitter percent (default 15).
 	Jitter float64
 }
 
 // DefaultAdaptiveConcurrency are the defaults of "true".
 var DefaultAdaptiveConcurrency = AdaptiveConcurrency{UpdateInterval: 100 * time.Millisecond, MinRTTInterval: time.Minute,
-	Percentile: 50, MaxLimit: 1000, MinConcurrency: 3, RequestCount: 50, Buffer: 25, Jitter: 10}
+	Percentile: 50, MaxLimit: 1000, MinConcurrency: 3, RequestCount: 50, Buffer: 25, Jitter: 15}
 
 // knobs splits "true" or "k=v,k=v" into its pairs (nil for "true").
 func knobs(s string, known ...string) (map[string]string, error) {

@@ -512,6 +512,7 @@ func (g *gen) inboundFilter(ip inboundPort) *listenerv3.Filter {
 	cluster := InboundClusterName(ip.port)
 	if ip.protocol.IsHTTP() {
 		m := g.withAuthnFilters(hcmConfig(cluster, "", inboundRoute(ip.port), false))
+		g.withAdaptiveConcurrency(m, ip)
 		setInboundXFCC(m)
 		return hcmFilter(m)
 	}

@@ -6,6 +6,9 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/mast-mesh/mast/internal/proxy/filter"
+	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
 )
 
 type kind uint8
@@ -46,6 +49,8 @@ func (s stat) envoyName() string {
 			vhost = l[1]
 		case "envoy_route":
 			route = l[1]
+		case "envoy_http_conn_manager_prefix":
+			prefix = "http." + l[1] + "."
 		case "envoy_response_code_class":
 			rest = strings.TrimSuffix(rest, "xx") + l[1] + "xx"
 		}
@@ -101,6 +106,7 @@ func collect(src Source) []stat {
 	add("control_plane_connected_state", c, gauge)
 	add("control_plane_ack_total", acks, counter)
 	add("control_plane_nack_total", nacks, counter)
+	filterStats(src.Snapshot(), add)
 	cs := src.Clusters()
 	now := time.Now()
 	names := make([]string, 0, len(cs))
@@ -176,3 +182,43 @@ func writePrometheus(w io.Writer, stats []stat) {
 // WritePrometheus writes the proxy's Envoy-named stats (envoy_*) in
 // Prometheus's text format, as /stats/prometheus serves them.
 func WritePrometheus(w io.Writer, src Source) { writePrometheus(w, collect(src)) }
+
+// filterStats adds the statistics of the HTTP filters that keep their own
+// (filter.StatsFilter), labelled with their connection manager's prefix.
+func filterStats(snap *xdsparse.Snapshot, add func(name string, v int64, k kind, labels ...[2]string)) {
+	if snap == nil {
+		return
+	}
+	names := make([]string, 0, len(snap.Listeners))
+	for n := range snap.Listeners {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	seen := map[filter.HTTPFilter]bool{}
+	for _, n := range names {
+		l := snap.Listeners[n]
+		chains := append([]*xdsparse.FilterChain{l.Default}, l.Chains...)
+		for _, fc := range chains {
+			if fc == nil || fc.HTTP == nil {
+				continue
+			}
+			c := fc.HTTP.Filters
+			for i := 0; i < c.Len(); i++ {
+				f := c.Filter(i)
+				sf, ok := f.(filter.StatsFilter)
+				if !ok || seen[f] {
+					continue
+				}
+				seen[f] = true
+				label := [2]string{"envoy_http_conn_manager_prefix", fc.HTTP.StatPrefix}
+				sf.Stats(func(name string, v int64, isGauge bool) {
+					k := counter
+					if isGauge {
+						k = gauge
+					}
+					add("http_"+name, v, k, label)
+				})
+			}
+		}
+	}
+}

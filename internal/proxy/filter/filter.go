@@ -88,6 +88,12 @@ type BodyFilter interface {
 	DecodeBody(ctx context.Context, r *Request, body []byte, complete bool) Status
 }
 
+// StatsFilter is implemented by HTTP filters with statistics of their own:
+// admin's /stats calls add for each (name without the "http." prefix).
+type StatsFilter interface {
+	Stats(add func(name string, value int64, gauge bool))
+}
+
 // NetworkFilter is one network filter before a chain's terminal filter.
 type NetworkFilter interface {
 	// OnConnect decides whether the connection may proceed: Continue, or

@@ -233,11 +233,26 @@ type Request struct {
 	ClearRoute bool
 
 	metaBuf [4]Meta
+	// done are the functions Defer registered.
+	done []func()
+}
+
+// Defer registers f to run once the request ends: its response sent, the
+// client gone, or a later filter's local reply (Envoy's onDestroy).
+func (r *Request) Defer(f func()) { r.done = append(r.done, f) }
+
+// RunDone runs the functions Defer registered, last first, and forgets them.
+func (r *Request) RunDone() {
+	for i := len(r.done) - 1; i >= 0; i-- {
+		r.done[i]()
+		r.done[i] = nil
+	}
+	r.done = r.done[:0]
 }
 
 // Reset prepares r for a new request, keeping buffers.
 func (r *Request) Reset() {
-	*r = Request{Meta: r.Meta[:0], Reply: LocalReply{Headers: r.Reply.Headers[:0]}, ResponseHeaders: r.ResponseHeaders[:0]}
+	*r = Request{Meta: r.Meta[:0], Reply: LocalReply{Headers: r.Reply.Headers[:0]}, ResponseHeaders: r.ResponseHeaders[:0], done: r.done[:0]}
 }
 
 // LocalReply makes the request end with a local answer and returns Stop.

@@ -233,6 +233,7 @@ func (s *Server) handle(ctx context.Context, req *dsRequest, w responseWriter, h
 	// route selection, as Envoy's filters see the cached route.
 	if hcm.Filters != nil {
 		var ok bool
+		defer req.fr.RunDone()
 		if w, ok = s.runFilters(ctx, req, w, hcm, route, path, client, start); !ok {
 			return
 		}

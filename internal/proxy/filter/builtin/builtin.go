@@ -5,6 +5,7 @@ package builtin
 
 import (
 	"github.com/mast-mesh/mast/internal/proxy/filter"
+	"github.com/mast-mesh/mast/internal/proxy/filter/adaptiveconcurrency"
 	"github.com/mast-mesh/mast/internal/proxy/filter/cors"
 	"github.com/mast-mesh/mast/internal/proxy/filter/extauthz"
 	"github.com/mast-mesh/mast/internal/proxy/filter/fault"
@@ -34,6 +35,7 @@ func Registry() *filter.Registry {
 	g.AddHTTP(&filter.HTTPFactory{Name: localratelimit.Name, TypeURL: localratelimit.TypeURL, New: localratelimit.New,
 		PerRouteTypeURLs: []string{localratelimit.TypeURL}, PerRoute: localratelimit.PerRoute})
 	g.AddNetwork(&filter.NetworkFactory{Name: localratelimit.NetworkName, TypeURL: localratelimit.NetworkTypeURL, New: localratelimit.NewNetwork})
+	g.AddHTTP(&filter.HTTPFactory{Name: adaptiveconcurrency.Name, TypeURL: adaptiveconcurrency.TypeURL, New: adaptiveconcurrency.New})
 
 	// Envoy-to-Envoy plumbing with no effect on what this proxy does: peer
 	// metadata travels in mast-proxy's own headers/ALPN handling.

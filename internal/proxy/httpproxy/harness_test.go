@@ -37,6 +37,8 @@ type proxyOpts struct {
 	routes     func(*routev3.RouteConfiguration)
 	// tls, when set, terminates TLS with it (its NextProtos are ALPN).
 	tls *tls.Config
+	// more are further hosts of cluster "c".
+	more []string
 }
 
 type testProxy struct {
@@ -46,13 +48,13 @@ type testProxy struct {
 	cancel context.CancelFunc
 }
 
-func startTestProxy(t *testing.T, backend string, o proxyOpts) *testProxy {
+func startTestProxy(t testing.TB, backend string, o proxyOpts) *testProxy {
 	t.Helper()
 	hcm := xdstest.HCM("r")
 	if o.hcm != nil {
 		o.hcm(hcm)
 	}
-	cl := xdstest.StaticCluster("c", backend)
+	cl := xdstest.StaticCluster("c", append([]string{backend}, o.more...)...)
 	if o.h2Upstream {
 		cl.Http2ProtocolOptions = &corev3.Http2ProtocolOptions{}
 	}
@@ -126,7 +128,7 @@ type seenRequest struct {
 
 // recordingBackend serves HTTP/1.1 (and h2c when h2 is set) with handler
 // after recording each request; it returns the address and the record.
-func recordingBackend(t *testing.T, h2 bool, handler http.HandlerFunc) (string, chan seenRequest) {
+func recordingBackend(t testing.TB, h2 bool, handler http.HandlerFunc) (string, chan seenRequest) {
 	seen := make(chan seenRequest, 16)
 	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)

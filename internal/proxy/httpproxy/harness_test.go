@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
@@ -37,8 +38,9 @@ type proxyOpts struct {
 	routes     func(*routev3.RouteConfiguration)
 	// tls, when set, terminates TLS with it (its NextProtos are ALPN).
 	tls *tls.Config
-	// more are further hosts of cluster "c".
-	more []string
+	// more are further hosts of cluster "c"; cluster changes it.
+	more    []string
+	cluster func(*clusterv3.Cluster)
 }
 
 type testProxy struct {
@@ -57,6 +59,9 @@ func startTestProxy(t testing.TB, backend string, o proxyOpts) *testProxy {
 	cl := xdstest.StaticCluster("c", append([]string{backend}, o.more...)...)
 	if o.h2Upstream {
 		cl.Http2ProtocolOptions = &corev3.Http2ProtocolOptions{}
+	}
+	if o.cluster != nil {
+		o.cluster(cl)
 	}
 	rc := xdstest.RouteConfig("r", []string{"*"}, xdstest.RouteTo("/nocluster", "missing"), xdstest.RouteTo("/", "c"))
 	if o.routes != nil {

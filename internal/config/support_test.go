@@ -107,7 +107,7 @@ func TestValidationWarnsForFieldsNotHonoured(t *testing.T) {
 			Match:   []*networking.HTTPMatchRequest{{StatPrefix: "x"}},
 		}},
 		Tcp: []*networking.TCPRoute{{
-			Match: []*networking.L4MatchAttributes{{DestinationSubnets: []string{"10.0.0.0/8"}}},
+			Match: []*networking.L4MatchAttributes{{DestinationSubnets: []string{"10.0.0.0/8"}, SourceSubnet: "10.1.0.0/16"}},
 			Route: []*networking.RouteDestination{{Destination: &networking.Destination{Host: "reviews", Port: &networking.PortSelector{Number: 9080}}}},
 		}},
 	}
@@ -120,7 +120,8 @@ func TestValidationWarnsForFieldsNotHonoured(t *testing.T) {
 			t.Errorf("warning %q: want a message naming the field as not honoured", w)
 		}
 	}
-	for _, want := range []string{"spec.tcp[0].match[0].destinationSubnets", "spec.http[0].match[0].statPrefix"} {
+	// statPrefix is honoured: no warning for it.
+	for _, want := range []string{"spec.tcp[0].match[0].destinationSubnets", "spec.tcp[0].match[0].sourceSubnet"} {
 		if !got[want] {
 			t.Errorf("no warning at %s; got %v", want, ws)
 		}

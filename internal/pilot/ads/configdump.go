@@ -28,9 +28,7 @@ var dumpSections = []struct{ typeURL, dumpType, key, field string }{
 // `mast proxy-status PROXY` compares it with the proxy's own dump.
 func (s *Server) ConfigDumpHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			http.Error(w, "config_dump: method not allowed", http.StatusMethodNotAllowed)
+		if !readOnly(w, r, "config_dump") {
 			return
 		}
 		id := r.URL.Query().Get("proxyID")

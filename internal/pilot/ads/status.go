@@ -117,9 +117,7 @@ func (c *conn) status() ProxyStatus {
 // query parameter proxy=ID limits the output to that proxy.
 func (s *Server) SynczHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			http.Error(w, "syncz: method not allowed", http.StatusMethodNotAllowed)
+		if !readOnly(w, r, "syncz") {
 			return
 		}
 		st := s.Status()
@@ -131,4 +129,15 @@ func (s *Server) SynczHandler() http.Handler {
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(st) // a write error means the client went away
 	})
+}
+
+// readOnly answers a method other than GET or HEAD with 405 naming the
+// page, and says whether the request may go on.
+func readOnly(w http.ResponseWriter, r *http.Request, page string) bool {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return true
+	}
+	w.Header().Set("Allow", "GET, HEAD")
+	http.Error(w, page+": method not allowed", http.StatusMethodNotAllowed)
+	return false
 }

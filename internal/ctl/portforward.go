@@ -60,15 +60,28 @@ func (m *meshFlags) kubeNamespace() string {
 	return ns
 }
 
+// kubeClient returns the cluster's client configuration and clientset,
+// loaded once per command (proxy-status PROXY reaches mastd and the proxy).
+func (m *meshFlags) kubeClient() (*rest.Config, kubernetes.Interface, error) {
+	if m.kubeRC == nil {
+		rc, err := m.kube.restConfig()
+		if err != nil {
+			return nil, nil, err
+		}
+		client, err := kubernetes.NewForConfig(rc)
+		if err != nil {
+			return nil, nil, err
+		}
+		m.kubeRC, m.kubeCS = rc, client
+	}
+	return m.kubeRC, m.kubeCS, nil
+}
+
 // kubeProxy finds the pod NAME or NAME.NAMESPACE names and forwards a local
 // loopback port to its sidecar's admin port through the API server, for as
 // long as the command runs (m.close stops it).
 func (m *meshFlags) kubeProxy(ctx context.Context, name string) (proxy, error) {
-	rc, err := m.kube.restConfig()
-	if err != nil {
-		return proxy{}, err
-	}
-	client, err := kubernetes.NewForConfig(rc)
+	rc, client, err := m.kubeClient()
 	if err != nil {
 		return proxy{}, err
 	}
@@ -95,7 +108,6 @@ func (m *meshFlags) kubeProxy(ctx context.Context, name string) (proxy, error) {
 		return proxy{}, fmt.Errorf("forwarding to %s/%s's admin port %d: %w", ns, podName, sidecarAdminPort, err)
 	}
 	p.Admin = local
-	m.kubeRC = rc
 	return p, nil
 }
 
@@ -107,11 +119,7 @@ const mastdMonitoringPort = 15014
 // monitoring port (in --istioNamespace, labelled as Mast's chart labels
 // it) and returns its base URL, as istioctl reaches istiod.
 func (m *meshFlags) kubeMastd(ctx context.Context) (string, error) {
-	rc, err := m.kube.restConfig()
-	if err != nil {
-		return "", err
-	}
-	client, err := kubernetes.NewForConfig(rc)
+	rc, client, err := m.kubeClient()
 	if err != nil {
 		return "", err
 	}
@@ -136,7 +144,6 @@ func (m *meshFlags) kubeMastd(ctx context.Context) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("forwarding to %s/%s's monitoring port %d: %w", pod.Namespace, pod.Name, port, err)
 		}
-		m.kubeRC = rc
 		return "http://" + local, nil
 	}
 	return "", fmt.Errorf("no running mastd pod (app.kubernetes.io/name=mastd) in namespace %s (is Mast installed there? --istioNamespace names another)", m.istioNS)

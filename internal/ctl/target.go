@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/mast-mesh/mast/internal/localmesh"
@@ -24,9 +25,10 @@ type meshFlags struct {
 	adminAddress string
 	kube         kubeFlags
 	namespace    string
-	stops        []func()     // port-forwards to stop when the command ends
-	kubeRC       *rest.Config // the cluster a Kubernetes proxy was found in
-	istioNS      string       // mastd's namespace on Kubernetes
+	stops        []func()             // port-forwards to stop when the command ends
+	kubeRC       *rest.Config         // the cluster, once a command reached it (kubeClient)
+	kubeCS       kubernetes.Interface // its clientset
+	istioNS      string               // mastd's namespace on Kubernetes
 }
 
 func (m *meshFlags) register(c *command, proxy bool) {

@@ -258,9 +258,12 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 		if rs != nil {
 			rs.RqTotal.Add(1)
 		}
-		tryStart := time.Now()
+		var tryStart time.Time // timed only for latency-based ejection
+		if cl.TracksLatency() {
+			tryStart = time.Now()
+		}
 		r, err := host.RoundTrip(ctx, up)
-		if err == nil {
+		if err == nil && !tryStart.IsZero() {
 			cl.ReportLatency(host, time.Since(tryStart))
 		}
 		// Outlier detection: the host's answer, or its local failure

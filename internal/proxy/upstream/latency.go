@@ -65,14 +65,20 @@ func (h *latencyHist) take(p float64) (uint32, time.Duration) {
 // LatencyEjections returns how many ejections were for latency.
 func (c *Cluster) LatencyEjections() uint64 { return c.od.latencyEjections.Load() }
 
+// TracksLatency says the cluster has latency-based outlier detection, so
+// callers time a try only when ReportLatency would use it.
+func (c *Cluster) TracksLatency() bool {
+	return c.Cfg.Outlier != nil && c.Cfg.Outlier.Latency != nil
+}
+
 // ReportLatency feeds the time a host took to answer (to the response
 // head) to latency-based outlier detection, when the cluster has it. The
 // first report after an interval ends judges the hosts (no timer runs).
 func (c *Cluster) ReportLatency(h *Host, d time.Duration) {
-	od := c.Cfg.Outlier
-	if od == nil || od.Latency == nil || h == nil {
+	if !c.TracksLatency() || h == nil {
 		return
 	}
+	od := c.Cfg.Outlier
 	hist := h.outlier.latency.Load()
 	if hist == nil {
 		hist = new(latencyHist)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/mast-mesh/mast/internal/configdiff"
 	"github.com/mast-mesh/mast/internal/pilot/ads"
 )
 
@@ -99,13 +100,13 @@ func compareConfig(stdout, stderr io.Writer, m *meshFlags, base, id string) {
 		fmt.Fprintf(stderr, "mast proxy-status: not comparing configurations: %s's admin: %v\n", p.Name, err)
 		return
 	}
-	diffs, err := diffConfigDumps(want, have)
+	diffs, err := configdiff.Diff(want, have)
 	if err != nil {
 		fmt.Fprintf(stderr, "mast proxy-status: not comparing configurations: %v\n", err)
 		return
 	}
 	fmt.Fprintln(stdout)
-	writeConfigDiff(stdout, diffs)
+	configdiff.Write(stdout, diffs)
 }
 
 // proxyShortName is the pod-like part of a node ID: "reviews-v1.default".

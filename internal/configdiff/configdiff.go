@@ -1,4 +1,7 @@
-package ctl
+// Package configdiff compares two Envoy config dumps resource by resource:
+// what mastd would send a proxy (its /debug/config_dump?proxyID=) and what
+// the proxy holds (its admin /config_dump), for `mast proxy-status PROXY`.
+package configdiff
 
 import (
 	"encoding/base64"
@@ -22,24 +25,24 @@ var diffSections = []struct{ title, dumpType, key, field string }{
 	{"Routes", "type.googleapis.com/envoy.admin.v3.RoutesConfigDump", "dynamic_route_configs", "route_config"},
 }
 
-// sectionDiff is how one section of mastd's dump differs from the proxy's.
-type sectionDiff struct {
+// Section is how one section of mastd's dump differs from the proxy's.
+type Section struct {
 	Title     string
 	OnlyMastd []string          // resources mastd would send that the proxy lacks
 	OnlyProxy []string          // resources the proxy has that mastd would not send
 	Differ    map[string]string // resource name -> a line diff, mastd (-) vs proxy (+)
 }
 
-func (d sectionDiff) match() bool {
+func (d Section) match() bool {
 	return len(d.OnlyMastd) == 0 && len(d.OnlyProxy) == 0 && len(d.Differ) == 0
 }
 
-// diffConfigDumps compares what mastd would send (its /debug/config_dump)
+// Diff compares what mastd would send (its /debug/config_dump)
 // with what the proxy holds (its admin /config_dump), resource by resource.
 // Each resource is compared as decoded JSON, so key order and whitespace do
 // not matter; a resource the proxy could only show as bytes (value_base64)
 // is decoded with the types this binary links first.
-func diffConfigDumps(mastd, proxy []byte) ([]sectionDiff, error) {
+func Diff(mastd, proxy []byte) ([]Section, error) {
 	m, err := dumpResources(mastd)
 	if err != nil {
 		return nil, fmt.Errorf("mastd's config dump: %w", err)
@@ -48,10 +51,10 @@ func diffConfigDumps(mastd, proxy []byte) ([]sectionDiff, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the proxy's config dump: %w", err)
 	}
-	var out []sectionDiff
+	var out []Section
 	for _, sec := range diffSections {
 		ms, ps := m[sec.dumpType], p[sec.dumpType]
-		d := sectionDiff{Title: sec.title, Differ: map[string]string{}}
+		d := Section{Title: sec.title, Differ: map[string]string{}}
 		for name, mv := range ms {
 			pv, ok := ps[name]
 			switch {
@@ -196,9 +199,9 @@ func lineDiff(a, b []string) string {
 	return strings.Join(lines, "\n")
 }
 
-// writeConfigDiff prints istioctl's verdict per section ("Clusters Match",
+// Write prints istioctl's verdict per section ("Clusters Match",
 // "Listeners Don't Match") and, for a mismatch, what differs.
-func writeConfigDiff(w io.Writer, diffs []sectionDiff) {
+func Write(w io.Writer, diffs []Section) {
 	for _, d := range diffs {
 		if d.match() {
 			fmt.Fprintf(w, "%s Match\n", d.Title)

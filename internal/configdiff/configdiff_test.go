@@ -1,4 +1,4 @@
-package ctl
+package configdiff
 
 import (
 	"encoding/base64"
@@ -33,12 +33,12 @@ func TestDiffConfigDumps(t *testing.T) {
 	proxy := dumpOf(`{"cluster": {"connectTimeout": "10s", "name": "a", "@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster"}}`,
 		`{"cluster":{"@type":"type.googleapis.com/envoy.config.cluster.v3.Cluster","value_base64":"`+base64.StdEncoding.EncodeToString(raw)+`"}}`,
 		clusterJSON("c", "2s"), clusterJSON("d", "1s"))
-	diffs, err := diffConfigDumps(mastd, proxy)
+	diffs, err := Diff(mastd, proxy)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out strings.Builder
-	writeConfigDiff(&out, diffs)
+	Write(&out, diffs)
 	got := out.String()
 	for _, want := range []string{"Clusters Don't Match", "+ d: the proxy has it; mastd would not send it", "~ c differs:",
 		`-   "connectTimeout": "1s",`, `+   "connectTimeout": "2s",`, "Listeners Match", "Endpoints Match", "Routes Match"} {
@@ -51,7 +51,7 @@ func TestDiffConfigDumps(t *testing.T) {
 			t.Errorf("diff has %q (a equal resource reported):\n%s", unwanted, got)
 		}
 	}
-	if _, err := diffConfigDumps([]byte("{"), proxy); err == nil || !strings.Contains(err.Error(), "mastd's config dump") {
+	if _, err := Diff([]byte("{"), proxy); err == nil || !strings.Contains(err.Error(), "mastd's config dump") {
 		t.Errorf("a malformed dump: %v, want it named", err)
 	}
 }
@@ -64,9 +64,9 @@ func FuzzDiffConfigDumps(f *testing.F) {
 	f.Add(dumpOf(), []byte(`{"configs":[{"@type":"type.googleapis.com/envoy.admin.v3.ClustersConfigDump","dynamic_active_clusters":[{"cluster":{"@type":"x","value_base64":"AAA="}}]}]}`))
 	f.Add([]byte(`{"configs":[{"@type":1}]}`), []byte(`{"configs":[{"@type":"type.googleapis.com/envoy.admin.v3.ListenersConfigDump","dynamic_listeners":[{"active_state":3}]}]}`))
 	f.Fuzz(func(t *testing.T, a, b []byte) {
-		if diffs, err := diffConfigDumps(a, b); err == nil {
+		if diffs, err := Diff(a, b); err == nil {
 			var out strings.Builder
-			writeConfigDiff(&out, diffs)
+			Write(&out, diffs)
 		}
 	})
 }

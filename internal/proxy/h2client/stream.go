@@ -349,9 +349,15 @@ func (s *Stream) onHeaders(fields []hpack.HeaderField, end bool) error {
 }
 
 // checkLength compares the body received with content-length (c.mu held).
+// A mismatch fails the stream here, under the lock that marks it ended, so
+// a reader never sees a clean EOF before the reset lands.
 func (s *Stream) checkLength() error {
 	if s.ContentLength >= 0 && !s.isHead && s.Status != 204 && s.Status != 304 && s.recvd != s.ContentLength {
-		return protoErr("body of %d bytes, content-length %d", s.recvd, s.ContentLength)
+		err := protoErr("body of %d bytes, content-length %d", s.recvd, s.ContentLength)
+		if s.err == nil {
+			s.err = err
+		}
+		return err
 	}
 	return nil
 }

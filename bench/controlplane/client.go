@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,7 +16,6 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/mast-mesh/mast/internal/pilot/generate"
@@ -113,6 +113,9 @@ type Fleet struct {
 	failed  chan struct{} // closed at the first stream error
 	failErr error
 
+	pool  bufPool  // received messages' buffers
+	names interner // resource names, one string each for the fleet
+
 	mu      sync.Mutex
 	clients []*client
 	w       *Expectation
@@ -123,6 +126,9 @@ type typeState struct {
 	acked     string // version of the latest ACKed response
 	responses int64
 	bytes     int64
+	// marked is the expectation whose marker a response of this type
+	// carried (received after the expectation was made).
+	marked *Expectation
 }
 
 type client struct {
@@ -239,9 +245,12 @@ func (f *Fleet) Totals() map[string]Counter {
 }
 
 // Expectation waits until every proxy has ACKed, for each of its types, a
-// version other than the one it had ACKed when the expectation was made.
+// version other than the one it had ACKed when the expectation was made
+// and, with a marker, a response of that type carrying the marker's bytes
+// (the change itself, not just a new version).
 type Expectation struct {
 	f         *Fleet
+	marker    []byte
 	want      []int
 	base      [][numTypes]string
 	ok        []bool
@@ -255,9 +264,17 @@ type Expectation struct {
 // Expect starts an expectation for the given types (full type URLs).
 // Only one expectation is active at a time.
 func (f *Fleet) Expect(typeURLs ...string) *Expectation {
+	return f.ExpectMarker(nil, typeURLs...)
+}
+
+// ExpectMarker starts an expectation for the given types that each proxy
+// meets only once it has ACKed a response of each type whose bytes contain
+// marker (see ConfigMarker and EndpointMarker); nil expects new versions
+// only.
+func (f *Fleet) ExpectMarker(marker []byte, typeURLs ...string) *Expectation {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	e := &Expectation{f: f, base: make([][numTypes]string, len(f.clients)), ok: make([]bool, len(f.clients)), pending: len(f.clients), done: make(chan struct{})}
+	e := &Expectation{f: f, marker: marker, base: make([][numTypes]string, len(f.clients)), ok: make([]bool, len(f.clients)), pending: len(f.clients), done: make(chan struct{})}
 	for _, t := range typeURLs {
 		e.want = append(e.want, typeIndex(t))
 	}
@@ -299,12 +316,20 @@ func (e *Expectation) Wait(ctx context.Context) (Timing, error) {
 	return Timing{FirstResponse: e.first, LastACK: e.last}, nil
 }
 
-// received records a response before the proxy processes it.
-func (f *Fleet) received(c *client, ti int, version string, size int, at time.Time) {
+// received records a response (its bytes) before the proxy processes it.
+func (f *Fleet) received(c *client, ti int, version string, msg []byte, at time.Time) {
+	f.mu.Lock()
+	e := f.w
+	f.mu.Unlock()
+	// Look for the marker outside the lock: the fleet's proxies scan at once.
+	marked := e != nil && e.marker != nil && slices.Contains(e.want, ti) && bytes.Contains(msg, e.marker)
 	f.mu.Lock()
 	st := &c.types[ti]
 	st.responses++
-	st.bytes += int64(size)
+	st.bytes += int64(len(msg))
+	if marked && f.w == e {
+		st.marked = e
+	}
 	if e := f.w; e != nil && version != e.base[c.idx][ti] && (e.first.IsZero() || at.Before(e.first)) {
 		e.first = at
 	}
@@ -324,6 +349,9 @@ func (f *Fleet) acked(c *client, ti int, version string, at time.Time) {
 		if a := c.types[w].acked; a == "" || a == e.base[c.idx][w] {
 			return
 		}
+		if e.marker != nil && c.types[w].marked != e {
+			return
+		}
 	}
 	e.ok[c.idx] = true
 	e.pending--
@@ -338,72 +366,88 @@ func (f *Fleet) acked(c *client, ti int, version string, at time.Time) {
 	}
 }
 
+// The ADS methods, called with the wire codec.
+const (
+	sotwMethod  = "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
+	deltaMethod = "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources"
+)
+
 func (c *client) run(ctx context.Context) error {
 	node := Node(c.idx, c.f.cfg.Services)
 	if c.f.cfg.OnDemand {
 		node.Metadata.Fields[model.OnDemandRoutesKey] = structpb.NewStringValue("true")
 	}
-	ads := discoveryv3.NewAggregatedDiscoveryServiceClient(c.conn)
+	method := sotwMethod
 	if c.f.cfg.Protocol == Delta {
-		stream, err := ads.DeltaAggregatedResources(ctx)
-		if err != nil {
-			return err
-		}
-		first := true
-		return c.runDelta(func(r *discoveryv3.DeltaDiscoveryRequest) error {
-			if first {
-				r.Node, first = node, false
-			}
-			return stream.Send(r)
-		}, stream.Recv)
+		method = deltaMethod
 	}
-	stream, err := ads.StreamAggregatedResources(ctx)
+	stream, err := c.conn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}, method, grpc.ForceCodecV2(wireCodec{pool: &c.f.pool}))
 	if err != nil {
 		return err
 	}
 	first := true
-	return c.runSotW(func(r *discoveryv3.DiscoveryRequest) error {
+	send := func(m *outMsg) error {
 		if first {
-			r.Node, first = node, false
+			switch r := m.head.(type) {
+			case *discoveryv3.DiscoveryRequest:
+				r.Node = node
+			case *discoveryv3.DeltaDiscoveryRequest:
+				r.Node = node
+			}
+			first = false
 		}
-		return stream.Send(r)
-	}, stream.Recv)
+		return stream.SendMsg(m)
+	}
+	recv := func(m *inMsg) error { return stream.RecvMsg(m) }
+	if c.f.cfg.Protocol == Delta {
+		return c.runDelta(send, recv)
+	}
+	return c.runSotW(send, recv)
 }
 
 // runSotW subscribes and ACKs over a state-of-the-world stream.
-func (c *client) runSotW(send func(*discoveryv3.DiscoveryRequest) error, recv func() (*discoveryv3.DiscoveryResponse, error)) error {
-	var names [numTypes][]string // EDS and RDS subscriptions
+func (c *client) runSotW(send func(*outMsg) error, recv func(*inMsg) error) error {
+	var names [numTypes][]string   // EDS and RDS subscriptions
+	var namesWire [numTypes][]byte // the same, encoded as resource_names
 	var nonce, version [numTypes]string
-	if err := send(&discoveryv3.DiscoveryRequest{TypeUrl: generate.ClusterType}); err != nil {
+	if err := send(&outMsg{head: &discoveryv3.DiscoveryRequest{TypeUrl: generate.ClusterType}}); err != nil {
 		return err
 	}
-	if err := send(&discoveryv3.DiscoveryRequest{TypeUrl: generate.ListenerType}); err != nil {
+	if err := send(&outMsg{head: &discoveryv3.DiscoveryRequest{TypeUrl: generate.ListenerType}}); err != nil {
 		return err
 	}
+	var in inMsg
+	var resp response
+	var refBytes [][]byte
 	for {
-		resp, err := recv()
-		if err != nil {
+		if err := recv(&in); err != nil {
 			return err
 		}
-		ti := typeIndex(resp.TypeUrl)
-		if ti < 0 {
-			return fmt.Errorf("unexpected type %q", resp.TypeUrl)
+		if err := parseSotW(in.b, &resp); err != nil {
+			return err
 		}
-		c.f.received(c, ti, resp.VersionInfo, proto.Size(resp), time.Now())
+		ti := typeIndex(resp.typeURL)
+		if ti < 0 {
+			return fmt.Errorf("unexpected type %q", resp.typeURL)
+		}
+		c.f.received(c, ti, resp.version, in.b, time.Now())
 		// Subscribe to what the clusters and listeners reference before ACKing them, as Envoy does.
 		var refs []string
 		dep := -1
 		switch ti {
 		case cds:
 			dep = eds
-			for _, r := range resp.Resources {
-				if n, ok := edsServiceName(r.Value); ok {
-					refs = append(refs, n)
+			refBytes = refBytes[:0]
+			for _, v := range resp.values {
+				if n, ok := edsServiceName(v); ok {
+					refBytes = append(refBytes, n)
 				}
 			}
+			refs = c.f.names.strings(refBytes, nil)
 		case lds:
 			dep = rds
-			if refs, err = rdsNames(resp.Resources); err != nil {
+			var err error
+			if refs, err = rdsNames(resp.values); err != nil {
 				return err
 			}
 		}
@@ -411,56 +455,64 @@ func (c *client) runSotW(send func(*discoveryv3.DiscoveryRequest) error, recv fu
 			slices.Sort(refs)
 			refs = slices.Compact(refs)
 			if !slices.Equal(refs, names[dep]) {
-				names[dep] = refs
-				if err := send(&discoveryv3.DiscoveryRequest{TypeUrl: XDSTypes[dep], VersionInfo: version[dep], ResponseNonce: nonce[dep], ResourceNames: refs}); err != nil {
+				names[dep], namesWire[dep] = refs, encodeNames(3, refs)
+				if err := send(sotwACK(XDSTypes[dep], version[dep], nonce[dep], namesWire[dep])); err != nil {
 					return err
 				}
 			}
 		}
-		nonce[ti], version[ti] = resp.Nonce, resp.VersionInfo
-		if err := send(&discoveryv3.DiscoveryRequest{TypeUrl: resp.TypeUrl, VersionInfo: resp.VersionInfo, ResponseNonce: resp.Nonce, ResourceNames: names[ti]}); err != nil {
+		nonce[ti], version[ti] = resp.nonce, resp.version
+		if err := send(sotwACK(resp.typeURL, resp.version, resp.nonce, namesWire[ti])); err != nil {
 			return err
 		}
-		c.f.acked(c, ti, resp.VersionInfo, time.Now())
+		c.f.pool.put(in.b)
+		c.f.acked(c, ti, resp.version, time.Now())
 	}
 }
 
 // runDelta subscribes and ACKs over an incremental stream.
-func (c *client) runDelta(send func(*discoveryv3.DeltaDiscoveryRequest) error, recv func() (*discoveryv3.DeltaDiscoveryResponse, error)) error {
-	refsOf := [numTypes]map[string][]string{cds: {}, lds: {}} // resource -> names it references
-	subscribed := [numTypes]map[string]struct{}{eds: {}, rds: {}}
-	vhdsAsked := map[string]struct{}{} // route configurations whose virtual hosts were asked for
-	if err := send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: generate.ClusterType}); err != nil {
+func (c *client) runDelta(send func(*outMsg) error, recv func(*inMsg) error) error {
+	edsOf := map[string]string{}                             // cluster -> its EDS name
+	rdsOf := map[string][]string{}                           // listener -> route configurations it loads
+	subscribed := [numTypes]map[string]int{eds: {}, rds: {}} // name -> references
+	vhdsAsked := map[string]struct{}{}                       // route configurations whose virtual hosts were asked for
+	if err := send(&outMsg{head: &discoveryv3.DeltaDiscoveryRequest{TypeUrl: generate.ClusterType}}); err != nil {
 		return err
 	}
-	if err := send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: generate.ListenerType}); err != nil {
+	if err := send(&outMsg{head: &discoveryv3.DeltaDiscoveryRequest{TypeUrl: generate.ListenerType}}); err != nil {
 		return err
 	}
+	var in inMsg
+	var resp response
+	var names []string
+	var refBytes [][]byte
 	for {
-		resp, err := recv()
-		if err != nil {
+		if err := recv(&in); err != nil {
 			return err
 		}
-		ti := typeIndex(resp.TypeUrl)
-		if ti < 0 {
-			return fmt.Errorf("unexpected type %q", resp.TypeUrl)
+		if err := parseDelta(in.b, &resp); err != nil {
+			return err
 		}
-		c.f.received(c, ti, resp.SystemVersionInfo, proto.Size(resp), time.Now())
+		ti := typeIndex(resp.typeURL)
+		if ti < 0 {
+			return fmt.Errorf("unexpected type %q", resp.typeURL)
+		}
+		c.f.received(c, ti, resp.version, in.b, time.Now())
 		if ti == rds && c.f.cfg.OnDemand {
 			// Ask for the virtual hosts of the called services of every
 			// route configuration, once (Envoy asks as requests arrive).
 			req := &discoveryv3.DeltaDiscoveryRequest{TypeUrl: generate.VirtualHostType}
-			for _, r := range resp.Resources {
-				if _, ok := vhdsAsked[r.Name]; ok {
+			for _, n := range resp.names {
+				if _, ok := vhdsAsked[string(n)]; ok {
 					continue
 				}
-				vhdsAsked[r.Name] = struct{}{}
+				vhdsAsked[string(n)] = struct{}{}
 				for _, h := range CalledHosts(c.idx, c.f.cfg.Services) {
-					req.ResourceNamesSubscribe = append(req.ResourceNamesSubscribe, r.Name+"/"+h)
+					req.ResourceNamesSubscribe = append(req.ResourceNamesSubscribe, string(n)+"/"+h)
 				}
 			}
 			if len(req.ResourceNamesSubscribe) > 0 {
-				if err := send(req); err != nil {
+				if err := send(&outMsg{head: req}); err != nil {
 					return err
 				}
 			}
@@ -470,66 +522,117 @@ func (c *client) runDelta(send func(*discoveryv3.DeltaDiscoveryRequest) error, r
 			if ti == lds {
 				dep = rds
 			}
-			m := refsOf[ti]
-			for _, r := range resp.Resources {
-				var refs []string
-				if ti == cds {
-					if n, ok := edsServiceName(r.GetResource().GetValue()); ok {
-						refs = []string{n}
-					}
-				} else if refs, err = rdsNames([]*anypb.Any{r.GetResource()}); err != nil {
-					return err
-				}
-				m[r.Name] = refs
-			}
-			for _, n := range resp.RemovedResources {
-				delete(m, n)
-			}
-			want := map[string]struct{}{}
-			for _, refs := range m {
-				for _, n := range refs {
-					want[n] = struct{}{}
-				}
-			}
+			sub := subscribed[dep]
 			req := &discoveryv3.DeltaDiscoveryRequest{TypeUrl: XDSTypes[dep]}
-			for n := range want {
-				if _, ok := subscribed[dep][n]; !ok {
+			ref := func(n string) {
+				if sub[n]++; sub[n] == 1 {
 					req.ResourceNamesSubscribe = append(req.ResourceNamesSubscribe, n)
-					subscribed[dep][n] = struct{}{}
 				}
 			}
-			for n := range subscribed[dep] {
-				if _, ok := want[n]; !ok {
+			unref := func(n string) {
+				if sub[n]--; sub[n] == 0 {
+					delete(sub, n)
 					req.ResourceNamesUnsubscribe = append(req.ResourceNamesUnsubscribe, n)
-					delete(subscribed[dep], n)
 				}
 			}
+			names = c.f.names.strings(resp.names, names[:0])
+			if ti == cds {
+				refBytes = refBytes[:0]
+				for _, v := range resp.values {
+					e, ok := edsServiceName(v)
+					if !ok {
+						e = nil
+					}
+					refBytes = append(refBytes, e)
+				}
+				refs := c.f.names.strings(refBytes, nil)
+				for i, n := range names {
+					if old, ok := edsOf[n]; ok && old != "" {
+						unref(old)
+					}
+					edsOf[n] = refs[i]
+					if refs[i] != "" {
+						ref(refs[i])
+					}
+				}
+				for _, n := range resp.removed {
+					if old, ok := edsOf[string(n)]; ok {
+						if old != "" {
+							unref(old)
+						}
+						delete(edsOf, string(n))
+					}
+				}
+			} else {
+				for i, n := range names {
+					refs, err := rdsNames(resp.values[i : i+1])
+					if err != nil {
+						return err
+					}
+					for _, r := range rdsOf[n] {
+						unref(r)
+					}
+					rdsOf[n] = refs
+					for _, r := range refs {
+						ref(r)
+					}
+				}
+				for _, n := range resp.removed {
+					for _, r := range rdsOf[string(n)] {
+						unref(r)
+					}
+					delete(rdsOf, string(n))
+				}
+			}
+			// A name both unsubscribed and resubscribed in one response
+			// (a resource replaced) is neither.
+			req.ResourceNamesSubscribe, req.ResourceNamesUnsubscribe = cancelOut(req.ResourceNamesSubscribe, req.ResourceNamesUnsubscribe)
 			if len(req.ResourceNamesSubscribe)+len(req.ResourceNamesUnsubscribe) > 0 {
-				slices.Sort(req.ResourceNamesSubscribe)
-				slices.Sort(req.ResourceNamesUnsubscribe)
-				if err := send(req); err != nil {
+				if err := send(&outMsg{head: req}); err != nil {
 					return err
 				}
 			}
 		}
-		if err := send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resp.TypeUrl, ResponseNonce: resp.Nonce}); err != nil {
+		if err := send(&outMsg{head: &discoveryv3.DeltaDiscoveryRequest{TypeUrl: resp.typeURL, ResponseNonce: resp.nonce}}); err != nil {
 			return err
 		}
-		c.f.acked(c, ti, resp.SystemVersionInfo, time.Now())
+		c.f.pool.put(in.b)
+		c.f.acked(c, ti, resp.version, time.Now())
 	}
+}
+
+// cancelOut sorts sub and unsub and drops the names in both.
+func cancelOut(sub, unsub []string) ([]string, []string) {
+	slices.Sort(sub)
+	slices.Sort(unsub)
+	if len(sub) == 0 || len(unsub) == 0 {
+		return sub, unsub
+	}
+	var s, u []string
+	for _, n := range sub {
+		if _, found := slices.BinarySearch(unsub, n); !found {
+			s = append(s, n)
+		}
+	}
+	for _, n := range unsub {
+		if _, found := slices.BinarySearch(sub, n); !found {
+			u = append(u, n)
+		}
+	}
+	return s, u
 }
 
 // edsServiceName returns the EDS name of a serialized Cluster of type EDS
 // (eds_cluster_config.service_name, else the cluster's name). It scans the
 // wire format for the three fields it needs instead of decoding the whole
 // cluster, to keep the simulated proxies' CPU out of the measurement.
-func edsServiceName(b []byte) (string, bool) {
+func edsServiceName(b []byte) ([]byte, bool) {
 	var name, svc []byte
 	var typ uint64
 	for len(b) > 0 {
 		num, wt, n := protowire.ConsumeTag(b)
 		if n < 0 {
-			return "", false
+			return nil, false
 		}
 		b = b[n:]
 		switch {
@@ -543,7 +646,7 @@ func edsServiceName(b []byte) (string, bool) {
 			for len(cfg) > 0 {
 				num, wt, m := protowire.ConsumeTag(cfg)
 				if m < 0 {
-					return "", false
+					return nil, false
 				}
 				cfg = cfg[m:]
 				if num == 2 && wt == protowire.BytesType {
@@ -552,7 +655,7 @@ func edsServiceName(b []byte) (string, bool) {
 					m = protowire.ConsumeFieldValue(num, wt, cfg)
 				}
 				if m < 0 {
-					return "", false
+					return nil, false
 				}
 				cfg = cfg[m:]
 			}
@@ -560,29 +663,30 @@ func edsServiceName(b []byte) (string, bool) {
 			n = protowire.ConsumeFieldValue(num, wt, b)
 		}
 		if n < 0 {
-			return "", false
+			return nil, false
 		}
 		b = b[n:]
 	}
 	const edsType = 3 // envoy.config.cluster.v3.Cluster.DiscoveryType EDS
 	if typ != edsType {
-		return "", false
+		return nil, false
 	}
 	if len(svc) > 0 {
-		return string(svc), true
+		return svc, true
 	}
-	return string(name), len(name) > 0
+	return name, len(name) > 0
 }
 
 var errNotListener = errors.New("resource is not a Listener")
 
-// rdsNames returns the route configurations the listeners' HTTP connection
-// managers load over RDS.
-func rdsNames(rs []*anypb.Any) ([]string, error) {
+// rdsNames returns the route configurations the listeners (serialized)
+// HTTP connection managers load over RDS. Listeners are few and small, so
+// they are decoded in full.
+func rdsNames(rs [][]byte) ([]string, error) {
 	var out []string
 	for _, r := range rs {
 		var l listenerv3.Listener
-		if err := r.UnmarshalTo(&l); err != nil {
+		if err := proto.Unmarshal(r, &l); err != nil {
 			return nil, fmt.Errorf("%w: %v", errNotListener, err)
 		}
 		chains := l.FilterChains

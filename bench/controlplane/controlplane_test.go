@@ -12,7 +12,6 @@ import (
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/mast-mesh/mast/internal/pilot/generate"
 	"github.com/mast-mesh/mast/internal/pilot/model"
@@ -103,7 +102,7 @@ func TestEDSServiceNameMatchesFullDecode(t *testing.T) {
 			}
 		}
 		got, ok := edsServiceName(b)
-		if got != want || ok != wantOK {
+		if string(got) != want || ok != wantOK {
 			t.Errorf("%s: edsServiceName = %q, %v; want %q, %v", r.Name, got, ok, want, wantOK)
 		}
 	}
@@ -127,9 +126,9 @@ func TestRDSNamesAreGeneratedRouteConfigs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var anys []*anypb.Any
+	var anys [][]byte
 	for _, l := range ls {
-		a, err := anypb.New(l.Resource)
+		a, err := proto.Marshal(l.Resource)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -149,7 +148,7 @@ func TestRDSNamesAreGeneratedRouteConfigs(t *testing.T) {
 	if len(routes) == 0 {
 		t.Errorf("no route configuration for %v", names)
 	}
-	if _, err := rdsNames([]*anypb.Any{{TypeUrl: generate.ListenerType, Value: []byte{0xff}}}); err == nil {
+	if _, err := rdsNames([][]byte{{0xff}}); err == nil {
 		t.Error("rdsNames accepted a malformed listener")
 	}
 }
@@ -221,7 +220,8 @@ func TestFleetSeesChangesFromMastd(t *testing.T) {
 			gen := map[Protocol]int{SotW: 100, Delta: 200, DeltaVHDS: 300}[tc.proto]
 			change := func(gen int) {
 				t.Helper()
-				e := f.Expect(want...)
+				// Each proxy must receive the new timeout itself, not only a new version.
+				e := f.ExpectMarker(ConfigMarker(gen), want...)
 				if err := WriteFileAtomic(VirtualServiceFile(dir), RoutingYAML(gen)); err != nil {
 					t.Fatal(err)
 				}
@@ -240,8 +240,8 @@ func TestFleetSeesChangesFromMastd(t *testing.T) {
 			// Endpoint-only change, then another config change: streams are
 			// ordered, so any LDS/RDS wrongly pushed for the endpoint change
 			// has arrived once the second config change is ACKed.
-			e := f.Expect(generate.EndpointType)
 			alt := map[Protocol]int{SotW: EndpointsPerService - 1, Delta: -1, DeltaVHDS: EndpointsPerService - 1}[tc.proto]
+			e := f.ExpectMarker(EndpointMarker(alt >= 0), generate.EndpointType)
 			if err := WriteFileAtomic(ServiceFile(dir, 0), ServiceYAML(0, alt)); err != nil {
 				t.Fatal(err)
 			}

@@ -9,6 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // EndpointsPerService is the number of WorkloadEntries behind each service.
@@ -169,4 +174,25 @@ func WriteFileAtomic(path string, data []byte) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
+}
+
+// ConfigMarker returns bytes that appear in the routes (a route
+// configuration or virtual host) of service 0 once the VirtualService of
+// RoutingYAML(generation) is applied, and in no earlier generation's: the
+// route action's timeout as encoded (RouteAction.timeout, field 8).
+func ConfigMarker(generation int) []byte {
+	d, err := proto.MarshalOptions{Deterministic: true}.Marshal(durationpb.New(time.Duration(1+generation/1000)*time.Second + time.Duration(generation%1000)*time.Millisecond))
+	if err != nil {
+		panic(err) // a Duration always marshals
+	}
+	b := protowire.AppendTag(nil, 8, protowire.BytesType)
+	return protowire.AppendBytes(b, d)
+}
+
+// EndpointMarker returns bytes that appear in service 0's load assignments
+// when its last endpoint has its alternative address (moved) or its
+// original one: that endpoint's SocketAddress.address (field 2) as encoded.
+func EndpointMarker(moved bool) []byte {
+	b := protowire.AppendTag(nil, 2, protowire.BytesType)
+	return protowire.AppendString(b, EndpointIP(0, EndpointsPerService-1, moved))
 }

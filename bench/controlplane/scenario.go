@@ -251,9 +251,10 @@ func (s *scenario) round(ctx context.Context, r *RoundResult) error {
 	}
 	r.Config, err = s.series(ctx, f, r.Clients, want, 50*time.Millisecond, func(i int) bool {
 		return i < s.cfg.Changes && (i < minChanges || time.Since(roundStart) < s.cfg.RoundBudget)
-	}, func() error {
+	}, func() ([]byte, func() error) {
 		s.generation++
-		return WriteFileAtomic(VirtualServiceFile(s.dir), RoutingYAML(s.generation))
+		gen := s.generation
+		return ConfigMarker(gen), func() error { return WriteFileAtomic(VirtualServiceFile(s.dir), RoutingYAML(gen)) }
 	})
 	if err != nil {
 		return fmt.Errorf("config change: %w", err)
@@ -265,13 +266,13 @@ func (s *scenario) round(ctx context.Context, r *RoundResult) error {
 	// The settle time lets a wrongly sent LDS/RDS (pushed after EDS) show.
 	r.Endpoint, err = s.series(ctx, f, r.Clients, []string{generate.EndpointType}, 250*time.Millisecond, func(i int) bool {
 		return i < s.cfg.EndpointChanges && (i < max(minChanges, 5) || time.Since(roundStart) < 2*s.cfg.RoundBudget)
-	}, func() error {
+	}, func() ([]byte, func() error) {
 		s.moved = !s.moved
 		alt := -1
 		if s.moved {
 			alt = EndpointsPerService - 1
 		}
-		return WriteFileAtomic(ServiceFile(s.dir, 0), ServiceYAML(0, alt))
+		return EndpointMarker(s.moved), func() error { return WriteFileAtomic(ServiceFile(s.dir, 0), ServiceYAML(0, alt)) }
 	})
 	if err != nil {
 		return fmt.Errorf("endpoint change: %w", err)
@@ -283,7 +284,7 @@ func (s *scenario) round(ctx context.Context, r *RoundResult) error {
 
 // series applies changes while more(i) and times each until every proxy
 // has ACKed a new version of the want types.
-func (s *scenario) series(ctx context.Context, f *Fleet, clients int, want []string, settle time.Duration, more func(int) bool, apply func() error) (ChangeResult, error) {
+func (s *scenario) series(ctx context.Context, f *Fleet, clients int, want []string, settle time.Duration, more func(int) bool, change func() (marker []byte, write func() error)) (ChangeResult, error) {
 	var res ChangeResult
 	var lat, fan []time.Duration
 	before := f.Totals()
@@ -293,9 +294,10 @@ func (s *scenario) series(ctx context.Context, f *Fleet, clients int, want []str
 	}
 	own0 := readCPU()
 	for i := 0; more(i); i++ {
-		e := f.Expect(want...)
+		marker, write := change()
+		e := f.ExpectMarker(marker, want...)
 		t0 := time.Now()
-		if err := apply(); err != nil {
+		if err := write(); err != nil {
 			return res, err
 		}
 		wctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)

@@ -142,6 +142,9 @@ spec:
   - port: {number: 9449, name: https-two-files, protocol: HTTPS}
     hosts: [gw.example.com]
     tls: {mode: SIMPLE, tlsCertificates: [{serverCertificate: %[4]s/rsa.pem, privateKey: %[4]s/rsa.key}, {serverCertificate: %[4]s/cert.pem, privateKey: %[4]s/key.pem}]}
+  - port: {number: 9450, name: https-insecure, protocol: HTTPS}
+    hosts: [gw.example.com]
+    tls: {mode: MUTUAL, credentialName: gw, subjectAltNames: [alice.example.com], insecureSkipVerify: true}
 ---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -151,6 +154,29 @@ spec:
   gateways: [edge]
   http:
   - route: [{destination: {host: backend.example.test, port: {number: 80}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: internal, namespace: default}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 8080, name: http-internal, protocol: HTTP}
+    bind: %[5]s
+    hosts: [gw.example.com]
+  - port: {number: 0, name: http-uds, protocol: HTTP}
+    bind: unix://%[6]s
+    hosts: [gw.example.com]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: internal, namespace: default}
+spec:
+  hosts: [gw.example.com]
+  gateways: [internal]
+  http:
+  - route: [{destination: {host: backend.example.test, port: {number: 80}}}]
+    headers: {response: {set: {x-served-by: internal}}}
 `
 
 // TestGatewayServerTLS: a real gateway mast-proxy terminates TLS for
@@ -159,8 +185,12 @@ spec:
 // Kubernetes TLS Secret's keys), checked with curl and openssl s_client:
 // SIMPLE with minProtocolVersion, MUTUAL with subjectAltNames,
 // OPTIONAL_MUTUAL with verifyCertificateSpki, maxProtocolVersion with
-// cipherSuites, MUTUAL from files with caCrl, httpsRedirect, and a server naming a missing credential
-// refusing handshakes (fail closed) while the others serve.
+// cipherSuites, MUTUAL from files with caCrl, httpsRedirect, MUTUAL with
+// insecureSkipVerify (clients whose certificates fail the checks get in,
+// clients without one do not), servers with a bind (another IP on the same
+// port, and a unix socket: each serves only its own Gateway's routes), and a
+// server naming a missing credential refusing handshakes (fail closed)
+// while the others serve.
 func TestGatewayServerTLS(t *testing.T) {
 	curl, err := exec.LookPath("curl")
 	if err != nil {
@@ -188,6 +218,7 @@ func TestGatewayServerTLS(t *testing.T) {
 	clientCA.writePEM(t, filepath.Join(creds, "gw"), "ca.crt")
 	serverRoot := serverCA.writePEM(t, clients, "server-root.pem")
 	alice := clientCA.issue(t, clients, "alice.crt", "alice.key", "alice.example.com")
+	newTestCA(t, "a stranger's root").issue(t, clients, "carol.crt", "carol.key", "carol.example.com")
 	bob := clientCA.issue(t, clients, "bob.crt", "bob.key", "bob.example.com")
 	spki := sha256.Sum256(alice.RawSubjectPublicKeyInfo)
 	files := filepath.Join(tmp, "files")
@@ -204,9 +235,13 @@ func TestGatewayServerTLS(t *testing.T) {
 		files, clientCA.writePEM(t, files, "client-ca.pem"))
 
 	dir := t.TempDir()
-	writeFile(t, dir, "gateway.yaml", fmt.Sprintf(gatewayTLSConfig, backend.Addr().(*net.TCPAddr).Port, base64.StdEncoding.EncodeToString(spki[:]), fileTLS, files))
+	ipA, ipB, ipC := 100+mrand.IntN(100), mrand.IntN(256), 2+mrand.IntN(250)
+	gwIP := fmt.Sprintf("127.%d.%d.%d", ipA, ipB, ipC)
+	bindIP := fmt.Sprintf("127.%d.%d.%d", ipA, ipB, ipC+1) // the internal server's bind
+	sock := filepath.Join(tmp, "gw.sock")
+	writeFile(t, dir, "gateway.yaml", fmt.Sprintf(gatewayTLSConfig, backend.Addr().(*net.TCPAddr).Port, base64.StdEncoding.EncodeToString(spki[:]), fileTLS, files,
+		bindIP, sock))
 	xds := startControlPlane(t, dir)
-	gwIP := fmt.Sprintf("127.%d.%d.%d", 100+mrand.IntN(100), mrand.IntN(256), 2+mrand.IntN(250))
 	gw := start(t, "mast-proxy", "--type", "router", "--xds-addr", xds, "--admin-addr", "127.0.0.1:0", "--drain-period", "1s",
 		"--node-id", fmt.Sprintf("router~%s~gw.default~default.svc.cluster.local", gwIP),
 		"--labels", "istio=ingressgateway", "--meta", "INTERCEPTION_MODE=NONE", "--credentials-dir", creds)
@@ -274,6 +309,44 @@ func TestGatewayServerTLS(t *testing.T) {
 			t.Errorf("a TLS 1.3 client shook hands with maxProtocolVersion TLSV1_2:\n%s", out)
 		}
 		expect("curl over TLS 1.2", "200", 9445)
+	})
+	t.Run("MUTUAL with insecureSkipVerify", func(t *testing.T) {
+		expect("no client certificate", "000", 9450)
+		expect("alice", "200", 9450, cert("alice")...)
+		expect("bob (SAN not listed)", "200", 9450, cert("bob")...)
+		expect("carol (a stranger's CA)", "200", 9450, cert("carol")...)
+		expect("carol without insecureSkipVerify", "000", 9443, cert("carol")...)
+	})
+	t.Run("bind: another IP and a unix socket", func(t *testing.T) {
+		// curlAt asks gw.example.com at addr (or through the unix socket)
+		// and returns the status and the x-served-by header.
+		curlAt := func(extra ...string) (string, string) {
+			args := append([]string{"-sS", "-o", "/dev/null", "-D", "-", "-w", "%{http_code}", "--max-time", "5"}, extra...)
+			out, _ := exec.Command(curl, args...).CombinedOutput()
+			s := strings.TrimSpace(string(out))
+			by := ""
+			for _, l := range strings.Split(s, "\n") {
+				if v, ok := strings.CutPrefix(strings.ToLower(strings.TrimSpace(l)), "x-served-by:"); ok {
+					by = strings.TrimSpace(v)
+				}
+			}
+			return s[max(0, len(s)-3):], by
+		}
+		eventually(t, 30*time.Second, "the bound server answers", func() error {
+			if code, by := curlAt("--resolve", "gw.example.com:8080:"+bindIP, "http://gw.example.com:8080/hello"); code != "200" || by != "internal" {
+				return fmt.Errorf("%s:8080: status %s x-served-by %q, want 200 internal", bindIP, code, by)
+			}
+			return nil
+		})
+		if code, by := curlAt("--unix-socket", sock, "http://gw.example.com/hello"); code != "200" || by != "internal" {
+			t.Errorf("unix socket %s: status %s x-served-by %q, want 200 internal", sock, code, by)
+		}
+		if code, by := curlAt("--resolve", "gw.example.com:8080:"+gwIP, "http://gw.example.com:8080/hello"); code != "301" || by != "" {
+			t.Errorf("%s:8080 (the unbound server): status %s x-served-by %q, want the edge gateway's 301", gwIP, code, by)
+		}
+		if code, _ := curlAt("--resolve", "gw.example.com:8443:"+bindIP, "-k", "https://gw.example.com:8443/hello"); code != "000" {
+			t.Errorf("%s:8443: status %s, want no listener there (000)", bindIP, code)
+		}
 	})
 	t.Run("MUTUAL with caCrl", func(t *testing.T) {
 		expect("alice", "200", 9447, cert("alice")...)

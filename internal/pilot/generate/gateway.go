@@ -43,10 +43,29 @@ func (s gwServer) isPassthrough() bool {
 // isHTTPS: TLS terminated here, HTTP inside.
 func (s gwServer) isHTTPS() bool { return s.protocol() == "HTTPS" && !s.isPassthrough() }
 
-// httpsRouteName is Istio's route name for a terminating HTTPS server.
+// httpsRouteName is Istio's route name for a terminating HTTPS server
+// (".BIND" appended when the server has a bind).
 func (s gwServer) httpsRouteName() string {
-	return "https." + itoa(s.srv.GetPort().GetNumber()) + "." + s.srv.GetPort().GetName() + "." + s.gw.Name + "." + s.gw.Namespace
+	return "https." + itoa(s.srv.GetPort().GetNumber()) + "." + s.srv.GetPort().GetName() + "." + s.gw.Name + "." + s.gw.Namespace + bindSuffix(s.srv.GetBind())
 }
+
+// gwPort is one listener of a gateway: a port and the server's bind (an
+// IP address, or "unix://PATH" with port 0), "" for the proxy's address.
+type gwPort struct {
+	bind   string
+	number uint32
+}
+
+// bindSuffix is what Istio appends to a gateway route name for a bind.
+func bindSuffix(bind string) string {
+	if bind == "" {
+		return ""
+	}
+	return "." + bind
+}
+
+// httpRouteName is Istio's route name for the plain HTTP servers of a port.
+func (p gwPort) httpRouteName() string { return "http." + itoa(p.number) + bindSuffix(p.bind) }
 
 // serverHost is a Gateway server host "ns/host" split; ns "*" when absent.
 type serverHost struct{ ns, host string }
@@ -66,25 +85,36 @@ func (s gwServer) hosts() []serverHost {
 	return out
 }
 
-// gatewayPorts groups the proxy's gateway servers by port, ports ascending.
-func (g *gen) gatewayPorts() ([]uint32, map[uint32][]gwServer) {
-	byPort := map[uint32][]gwServer{}
-	var ports []uint32
+// gatewayPorts groups the proxy's gateway servers by port and bind, as
+// istiod's merged gateway does (a server with a bind gets a listener of
+// its own on that address or unix socket), ports ascending.
+func (g *gen) gatewayPorts() ([]gwPort, map[gwPort][]gwServer) {
+	byPort := map[gwPort][]gwServer{}
+	var ports []gwPort
 	for _, gw := range g.pc.GatewaysFor(g.p) {
 		for _, srv := range gw.Spec.GetServers() {
-			n := srv.GetPort().GetNumber()
-			if n == 0 {
+			k := gwPort{bind: srv.GetBind(), number: srv.GetPort().GetNumber()}
+			if k.number == 0 && !strings.HasPrefix(k.bind, unixBindPrefix) {
 				continue
 			}
-			if _, ok := byPort[n]; !ok {
-				ports = append(ports, n)
+			if _, ok := byPort[k]; !ok {
+				ports = append(ports, k)
 			}
-			byPort[n] = append(byPort[n], gwServer{gw: gw, srv: srv})
+			byPort[k] = append(byPort[k], gwServer{gw: gw, srv: srv})
 		}
 	}
-	sort.Slice(ports, func(i, j int) bool { return ports[i] < ports[j] })
+	sort.Slice(ports, func(i, j int) bool {
+		if ports[i].number != ports[j].number {
+			return ports[i].number < ports[j].number
+		}
+		return ports[i].bind < ports[j].bind
+	})
 	return ports, byPort
 }
+
+// unixBindPrefix marks a server bind that is a unix domain socket path
+// ("unix:///path", or "unix://@name" in Linux's abstract namespace).
+const unixBindPrefix = "unix://"
 
 func (g *gen) gatewayBindIP() string {
 	if g.p.InterceptionNone() && g.p.IP() != "" {
@@ -93,18 +123,32 @@ func (g *gen) gatewayBindIP() string {
 	return wildcardIP
 }
 
+// gatewayListenerAddr is the name and address of a gateway port's
+// listener: the server's bind (an IP, or a unix socket as a pipe address)
+// or else the proxy's own bind address; named BIND_PORT as in istiod.
+func (g *gen) gatewayListenerAddr(p gwPort) (string, *corev3.Address) {
+	switch {
+	case strings.HasPrefix(p.bind, unixBindPrefix):
+		return listenerName(p.bind, p.number), pipeAddress(strings.TrimPrefix(p.bind, unixBindPrefix))
+	case p.bind != "":
+		return listenerName(p.bind, p.number), socketAddress(p.bind, p.number)
+	}
+	ip := g.gatewayBindIP()
+	return listenerName(ip, p.number), socketAddress(ip, p.number)
+}
+
 // gatewayListeners builds one listener per Gateway port: an HCM with RDS
 // "http.PORT" for HTTP servers; SNI-matched filter chains for HTTPS (TLS
 // terminated with file or SDS certificates) and TLS passthrough servers;
 // tcp_proxy for TCP servers.
 func (g *gen) gatewayListeners() []model.XDSResource {
 	ports, byPort := g.gatewayPorts()
-	ip := g.gatewayBindIP()
 	var out []model.XDSResource
-	for _, port := range ports {
-		servers := byPort[port]
-		name := listenerName(ip, port)
-		l := &listenerv3.Listener{Name: name, Address: socketAddress(ip, port), TrafficDirection: corev3.TrafficDirection_OUTBOUND}
+	for _, gp := range ports {
+		servers := byPort[gp]
+		port := gp.number
+		name, addr := g.gatewayListenerAddr(gp)
+		l := &listenerv3.Listener{Name: name, Address: addr, TrafficDirection: corev3.TrafficDirection_OUTBOUND}
 		seen := map[string]bool{} // filter chain match keys
 		addChain := func(fc *listenerv3.FilterChain) {
 			key := strings.Join(fc.GetFilterChainMatch().GetServerNames(), ",")
@@ -116,7 +160,7 @@ func (g *gen) gatewayListeners() []model.XDSResource {
 		}
 		tlsChains := false
 		if servers[0].isPlainHTTP() {
-			addChain(&listenerv3.FilterChain{Filters: []*listenerv3.Filter{hcmFilter(g.withAuthnFilters(hcmConfig("outbound_"+name, "http."+itoa(port), nil, true)))}})
+			addChain(&listenerv3.FilterChain{Filters: []*listenerv3.Filter{hcmFilter(g.withAuthnFilters(hcmConfig("outbound_"+name, gp.httpRouteName(), nil, true)))}})
 		} else {
 			for _, s := range servers {
 				switch {
@@ -130,7 +174,7 @@ func (g *gen) gatewayListeners() []model.XDSResource {
 					})
 				case s.isPassthrough():
 					tlsChains = true
-					for _, fc := range g.passthroughChains(s, port) {
+					for _, fc := range g.passthroughChains(s, port, "outbound_"+name) {
 						addChain(fc)
 					}
 				case s.protocol() == "TLS":
@@ -192,9 +236,16 @@ func downstreamTLS(t *networking.ServerTLSSettings, http bool, crl *model.Revoca
 	case t.GetMode() == networking.ServerTLSSettings_ISTIO_MUTUAL:
 		cc.TlsCertificateSdsSecretConfigs = []*tlsv3.SdsSecretConfig{sdsSecret(sdsDefaultSecret)}
 		cc.ValidationContextType = &tlsv3.CommonTlsContext_ValidationContextSdsSecretConfig{ValidationContextSdsSecretConfig: sdsSecret(sdsRootSecret)}
-		if crl != nil {
+		if crl != nil || t.GetInsecureSkipVerify().GetValue() {
+			vc := &tlsv3.CertificateValidationContext{}
+			if crl != nil {
+				vc = withCRL(vc, crl)
+			}
+			if t.GetInsecureSkipVerify().GetValue() {
+				vc.TrustChainVerification = tlsv3.CertificateValidationContext_ACCEPT_UNTRUSTED
+			}
 			cc.ValidationContextType = &tlsv3.CommonTlsContext_CombinedValidationContext{CombinedValidationContext: &tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
-				DefaultValidationContext:         withCRL(&tlsv3.CertificateValidationContext{}, crl),
+				DefaultValidationContext:         vc,
 				ValidationContextSdsSecretConfig: sdsSecret(sdsRootSecret),
 			}}
 		}
@@ -259,10 +310,16 @@ func downstreamTLS(t *networking.ServerTLSSettings, http bool, crl *model.Revoca
 func credentialSecret(name string) string { return "kubernetes://" + name }
 
 // clientValidation is how a MUTUAL server checks client certificates
-// besides its CA: subjectAltNames and the SPKI and certificate pins.
+// besides its CA: subjectAltNames and the SPKI and certificate pins;
+// insecureSkipVerify checks them but lets a client whose certificate
+// fails in (Envoy's ACCEPT_UNTRUSTED, as istiod generates it).
 func clientValidation(t *networking.ServerTLSSettings) *tlsv3.CertificateValidationContext {
-	return &tlsv3.CertificateValidationContext{MatchTypedSubjectAltNames: sanMatchers(t.GetSubjectAltNames()),
+	vc := &tlsv3.CertificateValidationContext{MatchTypedSubjectAltNames: sanMatchers(t.GetSubjectAltNames()),
 		VerifyCertificateSpki: t.GetVerifyCertificateSpki(), VerifyCertificateHash: t.GetVerifyCertificateHash()}
+	if t.GetInsecureSkipVerify().GetValue() {
+		vc.TrustChainVerification = tlsv3.CertificateValidationContext_ACCEPT_UNTRUSTED
+	}
+	return vc
 }
 
 // cipherSuites drops invalid and repeated names, as Istio does (validation
@@ -312,9 +369,8 @@ func vsHostAllowed(hosts []serverHost, ns, vsHost string) (string, bool) {
 // passthroughChains are the SNI filter chains of a PASSTHROUGH server (from
 // VirtualService tls routes) or an AUTO_PASSTHROUGH server (one per cluster,
 // SNI outbound_.PORT_.SUBSET_.HOST).
-func (g *gen) passthroughChains(s gwServer, port uint32) []*listenerv3.FilterChain {
+func (g *gen) passthroughChains(s gwServer, port uint32, stat string) []*listenerv3.FilterChain {
 	var out []*listenerv3.FilterChain
-	stat := "outbound_" + listenerName(g.gatewayBindIP(), port)
 	if s.tlsMode() == networking.ServerTLSSettings_AUTO_PASSTHROUGH {
 		for _, svc := range g.scope.Services {
 			if !anyHostMatches(s.hosts(), svc.Namespace, svc.Hostname) {
@@ -415,8 +471,9 @@ func (g *gen) gatewayRouteSets() ([]string, map[string]gatewayRouteSet) {
 	ports, byPort := g.gatewayPorts()
 	sets := map[string]gatewayRouteSet{}
 	var names []string
-	for _, port := range ports {
-		servers := byPort[port]
+	for _, gp := range ports {
+		servers := byPort[gp]
+		port := gp.number
 		if servers[0].isPlainHTTP() {
 			var http []gwServer
 			for _, s := range servers {
@@ -424,7 +481,7 @@ func (g *gen) gatewayRouteSets() ([]string, map[string]gatewayRouteSet) {
 					http = append(http, s)
 				}
 			}
-			name := "http." + itoa(port)
+			name := gp.httpRouteName()
 			names = append(names, name)
 			sets[name] = gatewayRouteSet{port: port, servers: http}
 			continue

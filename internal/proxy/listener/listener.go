@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -92,7 +94,7 @@ func (m *Manager) Update(ls map[string]*xdsparse.Listener) error {
 	var errs []string
 	for name, r := range m.active {
 		l, ok := ls[name]
-		if !ok || !l.BindToPort || l.Address != r.cfg.Load().Address {
+		if !ok || !l.BindToPort || l.Address != r.cfg.Load().Address || l.Network != r.cfg.Load().Network {
 			r.close()
 			r.gone.Store(true)
 			delete(m.active, name)
@@ -116,7 +118,14 @@ func (m *Manager) Update(ls map[string]*xdsparse.Listener) error {
 			}
 			continue
 		}
-		ln, err := m.Listen("tcp", l.Address)
+		network := l.Network
+		if network == "" {
+			network = "tcp"
+		}
+		if network == "unix" {
+			removeStaleSocket(l.Address)
+		}
+		ln, err := m.Listen(network, l.Address)
 		if err != nil {
 			errs = append(errs, fmt.Sprintf("listener %q: bind %s: %v", name, l.Address, err))
 			continue
@@ -293,4 +302,16 @@ func (m *Manager) Shutdown(drain time.Duration) {
 	}
 	m.cancel()
 	<-done
+}
+
+// removeStaleSocket removes a unix socket left at path by an earlier
+// process, as Envoy unlinks a pipe's path before binding; anything but a
+// socket is left alone (the bind then fails and says why).
+func removeStaleSocket(path string) {
+	if strings.HasPrefix(path, "@") {
+		return // the abstract namespace has no files
+	}
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		_ = os.Remove(path)
+	}
 }

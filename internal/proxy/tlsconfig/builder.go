@@ -159,7 +159,17 @@ func (b *Builder) Server(tc *xdsparse.TLSContext) (*tls.Config, error) {
 			if len(cs.PeerCertificates) == 0 {
 				return nil // RequireAnyClientCert already refused a missing one
 			}
-			return v(cs)
+			err := v(cs)
+			if err != nil && tc.AcceptUntrusted {
+				// ACCEPT_UNTRUSTED (Istio's insecureSkipVerify): the
+				// client is let in, as Envoy does; the failure is logged.
+				if b.Log != nil {
+					b.Log.Debug("client certificate accepted unverified (trust_chain_verification ACCEPT_UNTRUSTED)",
+						"subject", cs.PeerCertificates[0].Subject.String(), "error", err)
+				}
+				return nil
+			}
+			return err
 		}
 	}
 	return cfg, nil

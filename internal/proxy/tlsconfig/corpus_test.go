@@ -358,3 +358,33 @@ func TestNoCertificateYet(t *testing.T) {
 		t.Fatalf("building without a source must succeed (failing at handshake): %v", err)
 	}
 }
+
+// TestServerAcceptUntrusted: with ACCEPT_UNTRUSTED (Istio's Gateway
+// tls.insecureSkipVerify) a client whose certificate fails the checks is
+// let in, but a required certificate must still be presented.
+func TestServerAcceptUntrusted(t *testing.T) {
+	mesh := newPKI(t, "mesh root")
+	foreign := newPKI(t, "foreign root")
+	b := tlsconfig.NewBuilder(staticSource{mesh.secrets(t, serverID)}, nil)
+	tc := istioMutual(false)
+	tc.AcceptUntrusted = true
+	srv, err := b.Server(tc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, key := foreign.issue(t, leafSpec{uris: []string{clientID}})
+	client := &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13, NextProtos: []string{"istio"},
+		Certificates: []tls.Certificate{{Certificate: [][]byte{leaf.Raw}, PrivateKey: key, Leaf: leaf}}}
+	if _, cerr, serr := handshake(t, client, srv); cerr != nil || serr != nil {
+		t.Fatalf("a foreign certificate was refused with ACCEPT_UNTRUSTED: client %v, server %v", cerr, serr)
+	}
+	srv, _ = b.Server(tc)
+	if _, _, serr := handshake(t, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13}, srv); serr == nil {
+		t.Fatal("a client without a certificate got in although one is required")
+	}
+	// Without it the same certificate is refused.
+	srv, _ = b.Server(istioMutual(false))
+	if _, _, serr := handshake(t, client, srv); serr == nil || !strings.Contains(serr.Error(), "unknown authority") {
+		t.Fatalf("server error %v, want unknown authority", serr)
+	}
+}

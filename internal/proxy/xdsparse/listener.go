@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -28,8 +29,11 @@ import (
 
 // Listener is a parsed Listener.
 type Listener struct {
-	Name           string
-	Address        string // host:port
+	Name    string
+	Address string // host:port, or a unix socket's path when Network is "unix"
+	// Network is "tcp", or "unix" for a pipe address (a path, or "@name"
+	// in Linux's abstract namespace).
+	Network        string
 	BindToPort     bool
 	UseOriginalDst bool
 	// Filters is what the listener filters ask for (listenerfilters.go).
@@ -190,18 +194,32 @@ func ParseListener(l *listenerv3.Listener) (*Listener, error) {
 	if err := checkFields(l, listenerRules); err != nil {
 		return nil, fail("%v", err)
 	}
-	sa := l.GetAddress().GetSocketAddress()
-	if sa == nil {
-		return nil, fail("address: only socket_address is supported")
+	if pipe := l.GetAddress().GetPipe(); pipe != nil {
+		// A unix domain socket (Istio's Gateway servers[].bind "unix://...").
+		if pipe.GetPath() == "" || pipe.GetPath() == "@" {
+			return nil, fail("address.pipe.path: empty")
+		}
+		if !strings.HasPrefix(pipe.GetPath(), "@") && !filepath.IsAbs(pipe.GetPath()) {
+			return nil, fail("address.pipe.path %q: not an absolute path", pipe.GetPath())
+		}
+		if l.GetUseOriginalDst().GetValue() {
+			return nil, fail("use_original_dst on a pipe address")
+		}
+		out.Network, out.Address = "unix", pipe.GetPath()
+	} else {
+		sa := l.GetAddress().GetSocketAddress()
+		if sa == nil {
+			return nil, fail("address: only socket_address and pipe are supported")
+		}
+		if sa.GetProtocol() != corev3.SocketAddress_TCP {
+			return nil, fail("address.protocol %v: only TCP is supported", sa.GetProtocol())
+		}
+		port, ok := sa.GetPortSpecifier().(*corev3.SocketAddress_PortValue)
+		if !ok || port.PortValue > 65535 {
+			return nil, fail("address.port_value: missing or out of range")
+		}
+		out.Network, out.Address = "tcp", net.JoinHostPort(sa.GetAddress(), strconv.Itoa(int(port.PortValue)))
 	}
-	if sa.GetProtocol() != corev3.SocketAddress_TCP {
-		return nil, fail("address.protocol %v: only TCP is supported", sa.GetProtocol())
-	}
-	port, ok := sa.GetPortSpecifier().(*corev3.SocketAddress_PortValue)
-	if !ok || port.PortValue > 65535 {
-		return nil, fail("address.port_value: missing or out of range")
-	}
-	out.Address = net.JoinHostPort(sa.GetAddress(), strconv.Itoa(int(port.PortValue)))
 	if b := l.GetBindToPort(); b != nil {
 		out.BindToPort = b.GetValue()
 	}

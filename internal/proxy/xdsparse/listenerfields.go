@@ -8,8 +8,9 @@ var listenerRules = rules(
 	ruleRow{"envoy.config.listener.v3.Listener", honoured, "name address filter_chains default_filter_chain use_original_dst bind_to_port " +
 		"per_connection_buffer_limit_bytes listener_filters listener_filters_timeout continue_on_listener_filters_timeout traffic_direction"},
 	ruleRow{"envoy.config.listener.v3.Listener", cosmetic, "stat_prefix metadata"},
-	ruleRow{"envoy.config.core.v3.Address", honoured, "socket_address"},
+	ruleRow{"envoy.config.core.v3.Address", honoured, "socket_address pipe"},
 	ruleRow{"envoy.config.core.v3.SocketAddress", honoured, "protocol address port_value"},
+	ruleRow{"envoy.config.core.v3.Pipe", honoured, "path"},
 	ruleRow{"envoy.config.listener.v3.FilterChain", honoured, "filters"},
 	ruleRow{"envoy.config.listener.v3.FilterChain", parsedApart, "filter_chain_match transport_socket"},
 	ruleRow{"envoy.config.listener.v3.FilterChain", cosmetic, "name metadata"},

@@ -76,6 +76,10 @@ func TestParseListenerErrors(t *testing.T) {
 			l.FilterChains[0].Filters[0].ConfigType = &listenerv3.Filter_TypedConfig{TypedConfig: a}
 			return l
 		}(), `not supported by mast-proxy: tunneling_config.propagate_response_headers`},
+		{"unix socket", pipeListener("/run/gw.sock", 0), ""},
+		{"abstract unix socket", pipeListener("@gw", 0), ""},
+		{"relative unix socket", pipeListener("gw.sock", 0), `address.pipe.path "gw.sock": not an absolute path`},
+		{"unix socket mode", pipeListener("/run/gw.sock", 0o600), "not supported by mast-proxy: address.pipe.mode"},
 		{"connection reporter before the HTTP connection manager", func() *listenerv3.Listener {
 			l := xdstest.HTTPListener("l1", "127.0.0.1:8080", "r")
 			tcpMixer, _ := anypb.New(&clientpb.TcpClientConfig{Transport: &clientpb.TransportConfig{CheckCluster: "127.0.0.1:9091"}})
@@ -88,6 +92,27 @@ func TestParseListenerErrors(t *testing.T) {
 			_, err := ParseListener(tc.l)
 			checkErr(t, err, tc.want)
 		})
+	}
+}
+
+// pipeListener is an HTTP listener on a unix socket.
+func pipeListener(path string, mode uint32) *listenerv3.Listener {
+	l := xdstest.HTTPListener("l1", "127.0.0.1:8080", "r")
+	l.Address = &corev3.Address{Address: &corev3.Address_Pipe{Pipe: &corev3.Pipe{Path: path, Mode: mode}}}
+	return l
+}
+
+// TestParsePipeListener: a pipe address is a unix listener on its path.
+func TestParsePipeListener(t *testing.T) {
+	l, err := ParseListener(pipeListener("/run/gw.sock", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Network != "unix" || l.Address != "/run/gw.sock" {
+		t.Errorf("network %q address %q, want unix /run/gw.sock", l.Network, l.Address)
+	}
+	if l, _ := ParseListener(xdstest.HTTPListener("l1", "127.0.0.1:8080", "r")); l.Network != "tcp" {
+		t.Errorf("socket address network %q, want tcp", l.Network)
 	}
 }
 

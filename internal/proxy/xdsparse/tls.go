@@ -135,6 +135,11 @@ type TLSContext struct {
 	// SubjectPublicKeyInfo or of the whole certificate. When any is set,
 	// the leaf must match one of either list, besides the chain checks.
 	SPKIPins, CertHashes [][]byte
+	// AcceptUntrusted (downstream only: Envoy's trust_chain_verification
+	// ACCEPT_UNTRUSTED, Istio's Gateway tls.insecureSkipVerify) checks a
+	// client certificate but lets the client in when the checks fail; a
+	// required certificate must still be presented.
+	AcceptUntrusted bool
 	// CipherSuites are the TLS 1.2 cipher suites offered or accepted, in
 	// order (crypto/tls IDs); nil is the default list. TLS 1.3 suites are
 	// not configurable, as in Envoy.
@@ -428,7 +433,10 @@ func parseValidation(vc *tlsv3.CertificateValidationContext, t *TLSContext) erro
 		t.CertHashes = append(t.CertHashes, b)
 	}
 	if vc.GetTrustChainVerification() == tlsv3.CertificateValidationContext_ACCEPT_UNTRUSTED {
-		return fmt.Errorf("validation_context.trust_chain_verification ACCEPT_UNTRUSTED is not supported")
+		if t.Upstream {
+			return fmt.Errorf("validation_context.trust_chain_verification ACCEPT_UNTRUSTED is supported for downstream (server) contexts only")
+		}
+		t.AcceptUntrusted = true
 	}
 	for i, m := range vc.GetMatchTypedSubjectAltNames() {
 		sm, err := parseStringMatcher(m.GetMatcher())

@@ -100,9 +100,9 @@ func TestParseTransportSocket(t *testing.T) {
 			ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{TrustedCa: file("/ca"), OnlyVerifyLeafCertCrl: true}}}}), true, "only_verify_leaf_cert_crl without a crl", nil},
 		{"validation without roots", socket(&tlsv3.UpstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
 			ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{}}}}), true, "no trusted_ca", nil},
-		{"accept untrusted refused", socket(&tlsv3.UpstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
+		{"accept untrusted refused upstream", socket(&tlsv3.UpstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
 			ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{TrustedCa: file("/ca"),
-				TrustChainVerification: tlsv3.CertificateValidationContext_ACCEPT_UNTRUSTED}}}}), true, "ACCEPT_UNTRUSTED", nil},
+				TrustChainVerification: tlsv3.CertificateValidationContext_ACCEPT_UNTRUSTED}}}}), true, "ACCEPT_UNTRUSTED is supported for downstream (server) contexts only", nil},
 		{"server without certificate", socket(&tlsv3.DownstreamTlsContext{}), false, "needs a certificate", nil},
 		{"client cert required without validation", socket(&tlsv3.DownstreamTlsContext{RequireClientCertificate: wrapperspb.Bool(true),
 			CommonTlsContext: &tlsv3.CommonTlsContext{TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{sdsRef("default")}}}), false, "without a validation context", nil},

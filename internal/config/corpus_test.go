@@ -90,6 +90,7 @@ var invalidCorpus = map[string]string{
 	"se-static-bad-address.yaml":                 "spec.endpoints[0].address",
 	"sidecar-egress-host-no-namespace.yaml":      "spec.egress[0].hosts[0]",
 	"sidecar-empty.yaml":                         "spec",
+	"sidecar-ingress-tls-plain-port.yaml":        "spec.ingress[0].tls",
 	"ratelimit-bad.yaml":                         "spec.dimensions[0].requestHeader",
 	"telemetry-sampling.yaml":                    "spec.tracing[0].randomSamplingPercentage",
 	"telemetry-bad-cel.yaml":                     "spec.accessLogging[0].filter.expression",

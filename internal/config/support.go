@@ -150,15 +150,15 @@ var supportTable = []supportRow{
 	{"networking.v1alpha3.WorkloadSelector", Honoured, "", "labels"},
 
 	// ---- Sidecar
-	{"networking.v1alpha3.Sidecar", Honoured, "", "workloadSelector ingress egress outboundTrafficPolicy"},
-	{"networking.v1alpha3.Sidecar", Warned, "not implemented", "inboundConnectionPool"},
-	{"networking.v1alpha3.IstioIngressListener", Honoured, "", "port defaultEndpoint"},
-	{"networking.v1alpha3.IstioIngressListener", Warned, "not implemented", "bind captureMode tls connectionPool"},
+	// (Sidecar ingress bind/captureMode/tls/connectionPool,
+	// inboundConnectionPool and egressProxy: test/e2e TestSidecarIngressFields.)
+	{"networking.v1alpha3.Sidecar", Honoured, "", "workloadSelector ingress egress outboundTrafficPolicy inboundConnectionPool"},
+	{"networking.v1alpha3.IstioIngressListener", Honoured, "", "port defaultEndpoint bind captureMode connectionPool"},
+	{"networking.v1alpha3.IstioIngressListener", Honoured, "terminated by the sidecar when the port's mTLS mode is DISABLE (a PeerAuthentication, or a proxy without a workload certificate); with mTLS in force mTLS takes the port, as in istiod. Certificate files only: credentialName is refused by validation, as istiod refuses it", "tls"},
 	{"networking.v1alpha3.SidecarPort", Honoured, "", "number protocol name"},
-	{"networking.v1alpha3.SidecarPort", Warned, "not implemented", "targetPort"},
+	{"networking.v1alpha3.SidecarPort", NotApplicable, "deprecated; validation refuses it (\"targetPort has no impact on Sidecars\") and istiod ignores it, as Mast does", "targetPort"},
 	{"networking.v1alpha3.IstioEgressListener", Honoured, "", "port bind captureMode hosts"},
-	{"networking.v1alpha3.OutboundTrafficPolicy", Honoured, "", "mode"},
-	{"networking.v1alpha3.OutboundTrafficPolicy", Warned, "not implemented", "egressProxy"},
+	{"networking.v1alpha3.OutboundTrafficPolicy", Honoured, "", "mode egressProxy"},
 
 	// ---- WorkloadGroup: auto-registration on Kubernetes (a proxy naming
 	// its group gets a WorkloadEntry from the template and the metadata;

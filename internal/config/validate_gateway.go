@@ -253,6 +253,15 @@ func (v *validator) sidecar(sc *networking.Sidecar) {
 			if t.CredentialName != "" {
 				v.errorf(f+".tls.credentialName", "credentialName is not currently supported")
 			}
+			if len(t.CredentialNames) > 0 {
+				v.errorf(f+".tls.credentialNames", "credentialNames is not currently supported")
+			}
+			if len(t.TlsCertificates) > 0 {
+				v.errorf(f+".tls.tlsCertificates", "tlsCertificates is not currently supported")
+			}
+			if p := strings.ToUpper(in.Port.Protocol); p != "HTTPS" && p != "TLS" {
+				v.errorf(f+".tls", "server cannot have TLS settings for non HTTPS/TLS ports (port %d is %q)", in.Port.Number, in.Port.Protocol)
+			}
 			if t.Mode == networking.ServerTLSSettings_ISTIO_MUTUAL || t.Mode == networking.ServerTLSSettings_AUTO_PASSTHROUGH {
 				v.errorf(f+".tls.mode", "cannot set mode to %s in sidecar ingress tls", t.Mode)
 			}

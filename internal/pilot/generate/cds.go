@@ -174,7 +174,17 @@ func inboundCluster(in inboundPort) *clusterv3.Cluster {
 			c.Metadata = &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{"istio": md}}
 		}
 	}
-	if in.protocol == registry.HTTP2 || in.protocol == registry.GRPC {
+	h2 := in.protocol == registry.HTTP2 || in.protocol == registry.GRPC
+	if in.pool != nil {
+		// The Sidecar's ingress connectionPool or inboundConnectionPool:
+		// circuit breakers and HTTP options of the inbound cluster, as
+		// istiod applies them (HTTP settings on HTTP ports only).
+		applyConnectionPool(c, in.pool, nil, in.protocol.IsHTTP(), h2, false)
+		if h2 && c.TypedExtensionProtocolOptions != nil {
+			return c
+		}
+	}
+	if h2 {
 		// gRPC and HTTP/2 applications are spoken to in HTTP/2, as Istio does.
 		c.TypedExtensionProtocolOptions = map[string]*anypb.Any{httpProtocolOptionsKey: toAny(&upstreamhttpv3.HttpProtocolOptions{
 			UpstreamProtocolOptions: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig{

@@ -58,9 +58,9 @@ func (g *gen) boundEgresses() []boundEgress {
 	seen := map[string]bool{}
 	if none && g.p.IP() != "" {
 		seen[listenerName(g.p.IP(), outboundCapturePort)] = true
-		for _, in := range g.inboundPorts() {
-			seen[listenerName(g.p.IP(), in.port)] = true
-		}
+	}
+	for _, b := range g.boundInbounds() {
+		seen[b.name()] = true
 	}
 	var out []boundEgress
 	for _, e := range g.scope.Egress {

@@ -1,6 +1,7 @@
 package generate
 
 import (
+	"cmp"
 	"net"
 	"net/netip"
 	"slices"
@@ -156,6 +157,7 @@ func (g *gen) sidecarListeners() []model.XDSResource {
 	}
 	out = append(out, g.outboundServiceListeners()...)
 	out = append(out, listenerResource(g.virtualInbound()))
+	out = append(out, g.boundInboundListeners()...)
 	return append(out, g.boundEgressListeners()...)
 }
 
@@ -341,12 +343,32 @@ func serviceListenerIP(svc *registry.Service) string {
 }
 
 // passthroughName is where unknown outbound traffic goes: PassthroughCluster,
-// or BlackHoleCluster when the Sidecar allows registry services only.
+// the cluster of the Sidecar's outboundTrafficPolicy.egressProxy, or
+// BlackHoleCluster when the Sidecar allows registry services only.
 func (g *gen) passthroughName() string {
 	if g.scope.RegistryOnly() {
 		return BlackHoleCluster
 	}
+	if c := g.egressProxyCluster(); c != "" {
+		return c
+	}
 	return PassthroughCluster
+}
+
+// egressProxyCluster is the cluster of the Sidecar's egressProxy under
+// ALLOW_ANY, as istiod names it (GetDestinationCluster without a service:
+// outbound|PORT|SUBSET|HOST), or "". The host must be visible to the
+// proxy (imported by the Sidecar's egress) for the cluster to exist.
+func (g *gen) egressProxyCluster() string {
+	sc := g.scope.Sidecar
+	if sc == nil || g.scope.RegistryOnly() {
+		return ""
+	}
+	ep := sc.Spec.GetOutboundTrafficPolicy().GetEgressProxy()
+	if ep.GetHost() == "" {
+		return ""
+	}
+	return ClusterName("outbound", ep.GetPort().GetNumber(), ep.GetSubset(), ep.GetHost())
 }
 
 // tcpDestinations applies the first matching tcp route of the service's
@@ -389,20 +411,31 @@ type inboundPort struct {
 	// by host: the inbound cluster's Istio metadata, which names
 	// destination_service in the receiving proxy's metrics.
 	services []*registry.Service
+	// ingress is the Sidecar ingress listener of the port, nil when the
+	// port comes from the workload's endpoints alone.
+	ingress *networking.IstioIngressListener
+	// pool is the Sidecar's connection pool for the port's inbound
+	// cluster: the ingress listener's, else inboundConnectionPool.
+	pool *networking.ConnectionPoolSettings
 }
+
+// tls is the port's Sidecar ingress TLS (terminated by the sidecar), or nil.
+func (in inboundPort) tls() *networking.ServerTLSSettings { return in.ingress.GetTls() }
 
 // inboundPorts lists the ports the proxy's workload serves: the ports of
 // endpoints at the proxy's IPs and the Sidecar's ingress listeners, sorted.
 func (g *gen) inboundPorts() []inboundPort {
-	ingress := map[uint32]string{}
+	ingress := map[uint32]*networking.IstioIngressListener{}
 	var extra []inboundPort
+	var defaultPool *networking.ConnectionPoolSettings
 	if sc := g.scope.Sidecar; sc != nil && (sc.Spec.GetWorkloadSelector() == nil || model.LabelsMatch(sc.Spec.GetWorkloadSelector().GetLabels(), g.p.Labels)) {
+		defaultPool = sc.Spec.GetInboundConnectionPool()
 		for _, in := range sc.Spec.GetIngress() {
 			n := in.GetPort().GetNumber()
-			if n == 0 {
+			if n == 0 || ingress[n] != nil {
 				continue
 			}
-			ingress[n] = in.GetDefaultEndpoint()
+			ingress[n] = in
 			extra = append(extra, inboundPort{port: n, protocol: registry.Protocol(strings.ToUpper(in.GetPort().GetProtocol()))})
 		}
 	}
@@ -445,7 +478,17 @@ func (g *gen) inboundPorts() []inboundPort {
 		}
 	}
 	for i := range out {
-		out[i].target = appAddress(ingress[out[i].port], out[i].port)
+		in := ingress[out[i].port]
+		out[i].ingress = in
+		out[i].target = appAddress(in.GetDefaultEndpoint(), out[i].port)
+		// As istiod (InboundConnectionPoolForPort): the ingress listener's
+		// pool, else the Sidecar's inboundConnectionPool, for every inbound
+		// cluster of the workload.
+		out[i].pool = cmp.Or(in.GetConnectionPool(), defaultPool)
+		if in.GetTls() != nil {
+			// The sidecar terminates TLS: the application sees what is inside.
+			out[i].protocol = afterTLSTermination(registry.Protocol(strings.ToUpper(in.GetPort().GetProtocol())))
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].port < out[j].port })
 	return out
@@ -533,6 +576,9 @@ func (g *gen) virtualInbound() *listenerv3.Listener {
 		}},
 	}
 	for _, ip := range g.inboundPorts() {
+		if g.inboundBinds(ip) {
+			continue // a listener of its own (ingress.go)
+		}
 		l.FilterChains = append(l.FilterChains, g.inboundChains(ip, ip.port)...)
 	}
 	if needsTLSInspector(l.FilterChains) {
@@ -546,28 +592,16 @@ func (g *gen) virtualInbound() *listenerv3.Listener {
 }
 
 // noneListeners are the listeners of a sidecar without traffic capture
-// (INTERCEPTION_MODE NONE): inbound listeners bound to PROXYIP:PORT, an
-// HTTP forward-proxy listener on PROXYIP:15001 and the Sidecar's egress
-// listeners with a port, bound to BIND:PORT (see egress.go).
+// (INTERCEPTION_MODE NONE): inbound listeners bound to PROXYIP:PORT (or a
+// Sidecar ingress listener's bind, see ingress.go), an HTTP forward-proxy
+// listener on PROXYIP:15001 and the Sidecar's egress listeners with a
+// port, bound to BIND:PORT (see egress.go).
 func (g *gen) noneListeners() []model.XDSResource {
 	ip := g.p.IP()
 	if ip == "" {
 		return nil
 	}
-	var out []model.XDSResource
-	for _, in := range g.inboundPorts() {
-		name := listenerName(ip, in.port)
-		l := &listenerv3.Listener{
-			Name:             name,
-			Address:          socketAddress(ip, in.port),
-			TrafficDirection: corev3.TrafficDirection_INBOUND,
-			FilterChains:     g.inboundChains(in, 0),
-		}
-		if needsTLSInspector(l.FilterChains) {
-			l.ListenerFilters = []*listenerv3.ListenerFilter{tlsInspector()}
-		}
-		out = append(out, listenerResource(l))
-	}
+	out := g.boundInboundListeners()
 	name := listenerName(ip, outboundCapturePort)
 	out = append(out, listenerResource(&listenerv3.Listener{
 		Name:             name,

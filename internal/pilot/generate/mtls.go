@@ -65,7 +65,11 @@ func (g *gen) inboundChains(in inboundPort, matchPort uint32) []*listenerv3.Filt
 		return m
 	}
 	filters := func() []*listenerv3.Filter { return []*listenerv3.Filter{g.inboundFilter(in)} }
-	switch g.inboundMode(in.port) {
+	mode := g.inboundMode(in.port)
+	if in.tls() != nil && mode == model.MTLSDisable {
+		return []*listenerv3.FilterChain{g.ingressTLSChain(in, matchPort)}
+	}
+	switch mode {
 	case model.MTLSStrict:
 		return []*listenerv3.FilterChain{{Name: name, FilterChainMatch: match(transportTLS, nil),
 			TransportSocket: g.inboundTLS(in.protocol.IsHTTP()), Filters: filters()}}

@@ -276,7 +276,8 @@ func (g *gen) portRoute(port uint32) *routev3.RouteConfiguration {
 	return rc
 }
 
-// catchAllVhost sends unknown hosts to PassthroughCluster ("allow_any"), or
+// catchAllVhost sends unknown hosts to PassthroughCluster or the Sidecar's
+// egressProxy ("allow_any"), or
 // answers 502 when the Sidecar allows registry services only ("block_all").
 func (g *gen) catchAllVhost() *routev3.VirtualHost {
 	if g.scope.RegistryOnly() {
@@ -297,7 +298,7 @@ func (g *gen) catchAllVhost() *routev3.VirtualHost {
 			Name:  "allow_any",
 			Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
 			Action: &routev3.Route_Route{Route: &routev3.RouteAction{
-				ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: PassthroughCluster},
+				ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: g.passthroughName()},
 				Timeout:          dur(0),
 			}},
 		}},
@@ -323,6 +324,15 @@ func (g *gen) httpProxyRoute() *routev3.RouteConfiguration {
 				Domains: domains,
 				Routes:  g.serviceRoutes(svc, sp.Number),
 			})
+		}
+	}
+	if sc := g.scope.Sidecar; sc != nil && sc.Spec.GetOutboundTrafficPolicy() != nil {
+		// A Sidecar's outboundTrafficPolicy decides unknown hosts, as in
+		// istiod's http_proxy route: ALLOW_ANY forwards them to the
+		// authority asked for (or the egressProxy), REGISTRY_ONLY answers
+		// 502. Without one, unknown hosts have no route (404).
+		if _, taken := ds["*"]; !taken {
+			rc.VirtualHosts = append(rc.VirtualHosts, g.catchAllVhost())
 		}
 	}
 	return rc

@@ -1,6 +1,9 @@
 package e2e
 
 import (
+	"bufio"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -18,7 +21,7 @@ import (
 // ports on %[1]s (captureMode NONE, or DEFAULT on a proxy without capture)
 // and forwards to the applications on 127.0.0.1: %[2]d answers at once,
 // %[3]d holds each request until the test lets it go. Its certificate
-// files are in %[4]s. The client's Sidecar sends unknown hosts to the
+// files are in %[4]s; %[6]d is a TCP line echo. The client's Sidecar sends unknown hosts to the
 // egress proxy egress.example.test (%[5]d, a recorder); the locked
 // client's allows registry services only.
 const sidecarIngressConfig = `apiVersion: networking.istio.io/v1
@@ -42,6 +45,10 @@ spec:
     bind: %[1]s
     defaultEndpoint: "127.0.0.1:%[2]d"
     tls: {mode: MUTUAL, serverCertificate: %[4]s/server.pem, privateKey: %[4]s/server-key.pem, caCertificates: %[4]s/ca.pem}
+  - port: {number: 8445, protocol: TLS, name: tls-tcp}
+    bind: %[1]s
+    defaultEndpoint: "127.0.0.1:%[6]d"
+    tls: {mode: SIMPLE, serverCertificate: %[4]s/server.pem, privateKey: %[4]s/server-key.pem}
   - {port: {number: 8085, protocol: HTTP, name: http-captured}, bind: %[1]s, captureMode: IPTABLES, defaultEndpoint: "127.0.0.1:%[2]d"}
 ---
 apiVersion: networking.istio.io/v1
@@ -115,7 +122,8 @@ func (h *holdingApp) serve(t *testing.T) int {
 //     capture is served nowhere (istiod puts it in virtualInbound, which
 //     such a proxy does not have);
 //   - tls SIMPLE: curl --cacert verifies the configured certificate and
-//     gets the application's answer; plaintext gets no answer; MUTUAL
+//     gets the application's answer; plaintext gets no answer; on a TLS
+//     port the TCP application behind it answers through TLS; MUTUAL
 //     refuses a client without a certificate and serves one with it;
 //   - inboundConnectionPool (http2MaxRequests 1) and a port's own
 //     connectionPool (2) overriding it: with the application holding the
@@ -151,7 +159,7 @@ func TestSidecarIngressFields(t *testing.T) {
 
 	ip, bind, clientIP, lockedIP := uniqueLoopback(), uniqueLoopback(), uniqueLoopback(), uniqueLoopback()
 	dir := t.TempDir()
-	writeFile(t, dir, "sidecar.yaml", fmt.Sprintf(sidecarIngressConfig, bind, app, holdPort, certs, el.Addr().(*net.TCPAddr).Port))
+	writeFile(t, dir, "sidecar.yaml", fmt.Sprintf(sidecarIngressConfig, bind, app, holdPort, certs, el.Addr().(*net.TCPAddr).Port, tcpEcho(t)))
 	xdsAddr := startControlPlane(t, dir)
 	for _, p := range []struct{ ip, name, app string }{{ip, "server-1", "server"}, {clientIP, "client-1", "client"}, {lockedIP, "locked-1", "locked"}} {
 		start(t, "mast-proxy", "--node-id", fmt.Sprintf("sidecar~%s~%s.default~default.svc.cluster.local", p.ip, p.name),
@@ -208,6 +216,26 @@ func TestSidecarIngressFields(t *testing.T) {
 		if code, body, _ := run(url("http", 8443)); code == "200" {
 			t.Errorf("plaintext HTTP on the TLS port was served: %s %q", code, body)
 		}
+	})
+
+	t.Run("tls SIMPLE on a TLS port terminates TLS in front of a TCP application", func(t *testing.T) {
+		pool := x509.NewCertPool()
+		pool.AddCert(ca.cert)
+		eventually(t, 30*time.Second, "the echo behind TLS", func() error {
+			c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", net.JoinHostPort(bind, "8445"),
+				&tls.Config{RootCAs: pool, ServerName: "server.example.test"})
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			io.WriteString(c, "inside TLS\n")
+			line, err := bufio.NewReader(c).ReadString('\n')
+			if line != "echo: inside TLS\n" {
+				return fmt.Errorf("answer %q, %v", line, err)
+			}
+			return nil
+		})
 	})
 
 	t.Run("tls MUTUAL refuses a client without a certificate", func(t *testing.T) {

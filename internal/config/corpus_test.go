@@ -232,6 +232,9 @@ var warnCorpus = map[string][]string{
 		`missing-gateway.yaml:9: warning: VirtualService/default/bookinfo: spec.gateways[0]: gateway "bookinfo-gateway" (default/bookinfo-gateway) not found`,
 	},
 	"sidecar-duplicate-egress-host.yaml": {"spec.egress[0].hosts[1]: duplicated egress host"},
+	"sidecar-egress-proxy-not-imported.yaml": {
+		`spec.outboundTrafficPolicy.egressProxy.host: egress proxy host "egress.example.com" is not imported by any egress listener's hosts`,
+	},
 	"subset-selects-no-inline-endpoint.yaml": {
 		`subset-selects-no-inline-endpoint.yaml:29: warning: DestinationRule/default/details: spec.subsets[1].labels: subset "v3" selects no endpoint`,
 	},

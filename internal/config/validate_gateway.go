@@ -354,8 +354,32 @@ func (v *validator) sidecar(sc *networking.Sidecar) {
 				v.errorf(f+".egressProxy.port", "egressProxy port must be set")
 			}
 			v.destination(f+".egressProxy", tp.EgressProxy)
+			if h := tp.EgressProxy.Host; h != "" && len(sc.Egress) > 0 && !egressImports(sc.Egress, h) {
+				v.warnf(f+".egressProxy.host", "egress proxy host %q is not imported by any egress listener's hosts: the sidecar has no cluster for it, so unknown traffic would fail", h)
+			}
 		}
 	}
+}
+
+// egressImports reports whether some egress listener's hosts may import
+// host (by its DNS part: "*", the name, a "*.suffix" wildcard or a short
+// form of one of them; namespace "~" imports nothing).
+func egressImports(egress []*networking.IstioEgressListener, host string) bool {
+	for _, eg := range egress {
+		for _, h := range eg.GetHosts() {
+			ns, dns, ok := strings.Cut(h, "/")
+			if !ok || ns == "~" {
+				continue
+			}
+			switch {
+			case dns == "*", dns == host,
+				strings.HasPrefix(dns, "*.") && strings.HasSuffix(host, dns[1:]),
+				strings.HasPrefix(dns, host+"."), strings.HasPrefix(host, dns+"."):
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (v *validator) sidecarPort(p string, port *networking.SidecarPort) {

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,6 +28,7 @@ import (
 	"golang.org/x/net/http2/hpack"
 
 	"github.com/mast-mesh/mast/internal/proxy/headerblock"
+	"github.com/mast-mesh/mast/internal/proxy/idlepoll"
 )
 
 // Preface is the client connection preface (RFC 9113 section 3.4).
@@ -68,6 +70,14 @@ type Config struct {
 	Drain context.Context
 	// OnFlood is told why a flooding connection was cut.
 	OnFlood func(reason string)
+	// Idle, when set, parks the connection after ParkIdle without
+	// streams, with nothing to write and nothing read buffered: Serve then
+	// returns, and the poller resumes the connection on a new goroutine
+	// when it becomes readable or must go away. Done runs once the
+	// connection is over and closed (before Serve returns, without Idle).
+	Idle     *idlepoll.Poller
+	ParkIdle time.Duration
+	Done     func()
 }
 
 // Handler serves the connection's requests.
@@ -90,6 +100,7 @@ type Handler interface {
 type Pools struct {
 	streams sync.Pool // *Stream
 	writers sync.Pool // *bufio.Writer
+	readers sync.Pool // *bufio.Reader of resumed connections
 	// Goroutines that served a request wait on work for the next one (up
 	// to maxIdleWorkers of them), so a request costs no new goroutine and
 	// no stack growth.
@@ -185,6 +196,36 @@ type conn struct {
 	closed      bool
 	idleTimer   *time.Timer
 	drainTimer  *time.Timer
+	// ctxDone: the connection's context ended (its read deadline is
+	// past); under mu, like closed, so that the reader's own deadlines
+	// never undo either.
+	ctxDone bool
+
+	// Parking (Config.Idle): stops end the connection's callbacks.
+	park     idlepoll.Conn
+	parkable bool
+	stops    []func() bool
+	first    bool // no frame read yet
+	// resumed: the connection was just resumed, most likely readable;
+	// the reader reads before it may park again (a deadline already past
+	// would not even try the socket).
+	resumed bool
+	// peeking: the reader waits for a frame (waitFrame); parkDeadline:
+	// its read deadline is set for parking. Both under mu.
+	peeking, parkDeadline bool
+}
+
+// brReader reads from the connection's current read buffer (a parked
+// connection gives it back).
+type brReader struct{ c *conn }
+
+func (r brReader) Read(p []byte) (int, error) { return r.c.br.Read(p) }
+
+// newReadFramer returns the reader's framer.
+func (c *conn) newReadFramer() {
+	c.fr = http2.NewFramer(nil, brReader{c})
+	c.fr.SetMaxReadFrameSize(16384)
+	c.fr.SetReuseFrames()
 }
 
 // frameWriter sends the Framer's writes to the connection's current
@@ -223,10 +264,11 @@ func (w deadlineWriter) Write(p []byte) (int, error) {
 }
 
 // Serve serves an HTTP/2 connection whose client preface is the next
-// thing in br, until it closes or ctx ends; it closes nc.
+// thing in br, until it closes or ctx ends, or is parked (Config.Idle); it
+// closes nc.
 func Serve(ctx context.Context, nc net.Conn, br *bufio.Reader, cfg *Config, h Handler, pools *Pools) {
 	c := &conn{nc: nc, br: br, cfg: cfg, h: h, pools: pools, streams: make(map[uint32]*Stream),
-		sendWindow: minWindow, initialSend: minWindow, recvWindow: minWindow}
+		sendWindow: minWindow, initialSend: minWindow, recvWindow: minWindow, first: true}
 	c.fw = frameWriter{c}
 	c.dw = deadlineWriter{c}
 	c.wfr = http2.NewFramer(c.fw, nil)
@@ -234,12 +276,10 @@ func Serve(ctx context.Context, nc net.Conn, br *bufio.Reader, cfg *Config, h Ha
 	c.enc = hpack.NewEncoder(&c.hbuf)
 	c.tableSize.Store(-1)
 	c.maxFrame.Store(16384)
-	c.fr = http2.NewFramer(nil, br)
+	c.newReadFramer()
 	c.hb.Init(cfg.MaxHeaderBytes)
-	c.fr.SetMaxReadFrameSize(16384)
-	c.fr.SetReuseFrames()
-	defer nc.Close()
 	if _, err := br.Discard(len(Preface)); err != nil {
+		c.end()
 		return
 	}
 	window := max(cfg.Window, minWindow)
@@ -255,16 +295,41 @@ func Serve(ctx context.Context, nc net.Conn, br *bufio.Reader, cfg *Config, h Ha
 	c.unacked = 1
 	c.recvWindow = int64(window)
 	if cfg.Drain != nil {
-		defer context.AfterFunc(cfg.Drain, c.goAway)()
+		c.stops = append(c.stops, context.AfterFunc(cfg.Drain, c.goAway))
 	}
 	if cfg.MaxConnectionDuration > 0 {
-		defer time.AfterFunc(cfg.MaxConnectionDuration, c.goAway).Stop()
+		c.stops = append(c.stops, time.AfterFunc(cfg.MaxConnectionDuration, c.goAway).Stop)
 	}
-	defer context.AfterFunc(ctx, func() { nc.SetReadDeadline(time.Unix(1, 0)) })()
+	c.stops = append(c.stops, context.AfterFunc(ctx, c.ctxEnded))
+	c.parkable = cfg.Idle != nil && c.park.Init(nc, c.resume)
 	c.mu.Lock()
 	c.armIdle()
 	c.mu.Unlock()
+	c.run()
+}
+
+// ctxEnded cuts the connection's reads: its context ended.
+func (c *conn) ctxEnded() {
+	c.mu.Lock()
+	c.ctxDone = true
+	c.nc.SetReadDeadline(time.Unix(1, 0))
+	c.mu.Unlock()
+	c.wake()
+}
+
+// wake resumes a parked connection.
+func (c *conn) wake() {
+	if c.parkable {
+		c.cfg.Idle.Wake(&c.park)
+	}
+}
+
+// run reads until the connection ends, or is parked.
+func (c *conn) run() {
 	err := c.readLoop()
+	if err == errParked {
+		return
+	}
 	var ce http2.ConnectionError
 	switch {
 	case errors.As(err, &ce):
@@ -274,22 +339,134 @@ func Serve(ctx context.Context, nc net.Conn, br *bufio.Reader, cfg *Config, h Ha
 	case errors.Is(err, errFlood):
 	}
 	c.shutdown()
+	c.end()
+}
+
+// end stops the connection's callbacks once it is over.
+func (c *conn) end() {
+	for _, stop := range c.stops {
+		stop()
+	}
+	c.nc.Close()
+	if c.cfg.Done != nil {
+		c.cfg.Done()
+	}
+}
+
+// resume serves a parked connection again.
+func (c *conn) resume() {
+	br, _ := c.pools.readers.Get().(*bufio.Reader)
+	if br == nil {
+		br = bufio.NewReaderSize(c.nc, 4096)
+	} else {
+		br.Reset(c.nc)
+	}
+	c.br = br
+	c.newReadFramer()
+	c.resumed = true
+	c.run()
+}
+
+// errParked: the reader parked the connection (another goroutine owns it
+// now).
+var errParked = errors.New("http2: connection parked")
+
+// waitFrame waits for the next frame's first byte, with nothing
+// buffered. On a connection without streams, with nothing to write and no
+// header block open, that wait ends after ParkIdle and the connection is
+// parked (errParked). A stream ending while the reader waits (endStream)
+// starts that wait. The deadline applies to this Peek only, never to a
+// frame half read.
+func (c *conn) waitFrame() error {
+	for {
+		c.mu.Lock()
+		c.peeking = true
+		if c.parkable && !c.resumed && c.quiet() {
+			c.armPark()
+		}
+		c.mu.Unlock()
+		_, err := c.br.Peek(1)
+		c.mu.Lock()
+		c.peeking = false
+		ours := c.parkDeadline && !c.closed && !c.ctxDone
+		if ours {
+			c.nc.SetReadDeadline(time.Time{})
+		}
+		c.parkDeadline = false
+		if err == nil || !ours || !errors.Is(err, os.ErrDeadlineExceeded) {
+			c.mu.Unlock()
+			return err
+		}
+		// A TLS connection's reader returns the timeout only once no
+		// complete record is left in its buffer either.
+		if c.br.Buffered() == 0 && c.quiet() && c.parkNow() {
+			c.mu.Unlock()
+			return errParked
+		}
+		c.mu.Unlock()
+	}
+}
+
+// quiet reports whether the connection has no streams and is not going
+// away; c.mu is held.
+func (c *conn) quiet() bool {
+	return c.active == 0 && !c.goingAway && !c.closed && !c.ctxDone && !c.hb.Open()
+}
+
+// armPark sets the read deadline that ends the reader's wait after
+// ParkIdle; c.mu is held.
+func (c *conn) armPark() {
+	c.parkDeadline = true
+	c.nc.SetReadDeadline(time.Now().Add(c.cfg.ParkIdle))
+}
+
+// parkNow parks the quiet connection unless something is being written
+// (then the reader waits once more); c.mu is held.
+func (c *conn) parkNow() bool {
+	if c.cpending.Load() || !c.wmu.TryLock() {
+		return false
+	}
+	writing := c.bw != nil
+	c.wmu.Unlock()
+	if writing {
+		return false
+	}
+	br := c.br
+	c.br, c.fr = nil, nil
+	c.hb.Release()
+	if !c.cfg.Idle.Park(&c.park) {
+		c.br = br
+		c.newReadFramer()
+		c.parkable = false
+		return false
+	}
+	br.Reset(nil)
+	c.pools.readers.Put(br)
+	// Whatever ends the connection from now on (idle timeout, GOAWAY on
+	// draining, the context) takes c.mu, held here, and then wakes it
+	// (finish, ctxEnded).
+	return true
 }
 
 var errFlood = errors.New("http2: flood")
 
-// readLoop reads and handles frames until the connection fails.
+// readLoop reads and handles frames until the connection fails, or is
+// parked (errParked).
 func (c *conn) readLoop() error {
-	first := true
 	for {
 		if c.br.Buffered() == 0 {
 			c.kick() // what the frames read so far asked for goes out in one write
+			if c.parkable && !c.first {
+				if err := c.waitFrame(); err != nil {
+					return err
+				}
+			}
 		}
 		f, err := c.fr.ReadFrame()
 		if err != nil {
 			var se http2.StreamError
 			if errors.As(err, &se) {
-				if first {
+				if c.first {
 					return http2.ConnectionError(http2.ErrCodeProtocol)
 				}
 				c.resetStream(se.StreamID, se.Code)
@@ -297,11 +474,12 @@ func (c *conn) readLoop() error {
 			}
 			return err
 		}
-		if first {
+		c.resumed = false
+		if c.first {
 			if _, ok := f.(*http2.SettingsFrame); !ok {
 				return http2.ConnectionError(http2.ErrCodeProtocol)
 			}
-			first = false
+			c.first = false
 		}
 		if err := c.frame(f); err != nil {
 			var se http2.StreamError
@@ -680,6 +858,9 @@ func (c *conn) endStream(s *Stream, err error) {
 			c.finish()
 		} else {
 			c.armIdle()
+			if c.peeking && c.parkable && !c.parkDeadline && c.quiet() {
+				c.armPark() // the waiting reader may park
+			}
 		}
 	}
 }
@@ -785,6 +966,7 @@ func (c *conn) finish() {
 			cw.CloseWrite()
 		}
 		c.nc.SetReadDeadline(time.Now().Add(time.Second))
+		c.wake() // a parked reader must see the end
 	}()
 }
 

@@ -99,6 +99,17 @@ func validWireName(n string) bool {
 	return true
 }
 
+// Open reports whether a block is unfinished (CONTINUATION frames are
+// expected).
+func (b *Block) Open() bool { return b.open }
+
+// Release drops the last block's fields (an idle connection keeps none);
+// the decoder's state stays.
+func (b *Block) Release() {
+	clear(b.Fields)
+	b.Fields = nil
+}
+
 // Start begins decoding a HEADERS frame; Fragment must follow with its
 // fragment.
 func (b *Block) Start(f *http2.HeadersFrame) {

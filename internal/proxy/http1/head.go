@@ -86,6 +86,12 @@ func NewReader(br *bufio.Reader, lim Limits) *Reader {
 	return &Reader{br: br, lim: lim.withDefaults()}
 }
 
+// Reset makes r read from br and drops its head buffer (an idle
+// connection parked without its reader holds neither).
+func (r *Reader) Reset(br *bufio.Reader) {
+	r.br, r.buf = br, nil
+}
+
 // Buffered returns the underlying reader.
 func (r *Reader) Buffered() *bufio.Reader { return r.br }
 

@@ -19,9 +19,11 @@ import (
 const minStreamWindow = 65535
 
 // serveH2 serves an HTTP/2 connection whose preface is next in br.
-func (s *Server) serveH2(ctx context.Context, nc net.Conn, br *bufio.Reader, hcm *xdsparse.HTTPManager) {
+// end runs once it is over; park: it may be parked when idle.
+func (s *Server) serveH2(ctx context.Context, nc net.Conn, br *bufio.Reader, hcm *xdsparse.HTTPManager, end func(), park bool) {
 	if s.LegacyH2 {
 		s.serveH2Legacy(ctx, nc, br, hcm)
+		end()
 		return
 	}
 	remote := remoteIP(nc)
@@ -45,6 +47,10 @@ func (s *Server) serveH2(ctx context.Context, nc net.Conn, br *bufio.Reader, hcm
 			s.Stats.CxFlood.Add(1)
 			s.log.Debug("HTTP/2 connection closed", "reason", reason, "remote", remote)
 		},
+		Done: end,
+	}
+	if park {
+		cfg.Idle, cfg.ParkIdle = &s.idle, s.ParkIdle
 	}
 	h2server.Serve(ctx, nc, br, cfg, h, &s.h2pools)
 }

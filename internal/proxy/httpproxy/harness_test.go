@@ -41,6 +41,9 @@ type proxyOpts struct {
 	// more are further hosts of cluster "c"; cluster changes it.
 	more    []string
 	cluster func(*clusterv3.Cluster)
+	// parkIdle is the server's ParkIdle (0: idle connections park at
+	// once).
+	parkIdle time.Duration
 }
 
 type testProxy struct {
@@ -86,6 +89,7 @@ func startTestProxy(t testing.TB, backend string, o proxyOpts) *testProxy {
 	var cfg atomic.Pointer[Config]
 	cfg.Store(&Config{Routes: snap.Routes, Clusters: mgr.Update(snap.Clusters, snap.Endpoints)})
 	srv := NewServer(&cfg, mgr, log)
+	srv.ParkIdle = o.parkIdle
 	l := snap.Listeners["l"]
 	chain := l.Default
 	if chain == nil {
@@ -108,16 +112,18 @@ func startTestProxy(t testing.TB, backend string, o proxyOpts) *testProxy {
 			}
 			wg.Add(1)
 			go func() {
-				defer wg.Done()
 				if o.tls != nil {
 					tc := tls.Server(nc, o.tls)
 					if tc.Handshake() != nil {
 						nc.Close()
+						wg.Done()
 						return
 					}
 					nc = tc
 				}
-				srv.ServeConn(ctx, nc, chain.HTTP)
+				// Idle connections park at once: every test runs its
+				// connections through the idle poller between requests.
+				srv.ServeConnDetached(ctx, nc, chain.HTTP, wg.Done)
 			}()
 		}
 	}()

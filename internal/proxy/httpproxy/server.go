@@ -25,6 +25,7 @@ import (
 	"github.com/mast-mesh/mast/internal/proxy/h2server"
 	"github.com/mast-mesh/mast/internal/proxy/headers"
 	"github.com/mast-mesh/mast/internal/proxy/http1"
+	"github.com/mast-mesh/mast/internal/proxy/idlepoll"
 	"github.com/mast-mesh/mast/internal/proxy/overload"
 	"github.com/mast-mesh/mast/internal/proxy/upstream"
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
@@ -96,12 +97,26 @@ type Server struct {
 	// LegacyH2 serves HTTP/2 with x/net's net/http-shaped server instead
 	// of the proxy's own (h2server).
 	LegacyH2 bool
+	// ParkIdle is how long an idle connection served by
+	// ServeConnDetached keeps its goroutine before it is parked with idle
+	// (negative: never parked). A connection between requests of a busy
+	// client so never pays for parking.
+	ParkIdle time.Duration
+	idle     idlepoll.Poller
+	readers  sync.Pool // *bufio.Reader of connections
 }
+
+// defaultParkIdle is ParkIdle's default.
+const defaultParkIdle = time.Second
+
+// Parked returns how many idle connections are parked (held without a
+// goroutine).
+func (s *Server) Parked() int { return s.idle.Parked() }
 
 // NewServer returns a server that reads its routing config from cfg.
 func NewServer(cfg *atomic.Pointer[Config], mgr *upstream.Manager, log *slog.Logger) *Server {
 	dctx, drain := context.WithCancel(context.Background())
-	return &Server{cfg: cfg, mgr: mgr, Stats: &Stats{}, log: log, BufferLimit: 64 * 1024, drainCtx: dctx, drainNow: drain}
+	return &Server{cfg: cfg, mgr: mgr, Stats: &Stats{}, log: log, BufferLimit: 64 * 1024, drainCtx: dctx, drainNow: drain, ParkIdle: defaultParkIdle}
 }
 
 // Drain makes connections close after their current request: HTTP/1
@@ -120,13 +135,31 @@ const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 // bad preface gets a GOAWAY), "http/1.1" HTTP/1.1 only. Without ALPN (and
 // in plaintext) the first bytes decide: the HTTP/2 preface or HTTP/1.
 func (s *Server) ServeConn(ctx context.Context, nc net.Conn, hcm *xdsparse.HTTPManager) {
+	s.serveConn(ctx, nc, hcm, nil, false)
+}
+
+// ServeConnDetached serves nc as ServeConn does, but may return while the
+// connection lives on: an idle one (an HTTP/1.1 keep-alive connection
+// between requests, an HTTP/2 connection without streams) is parked with
+// the server's idle poller, without a goroutine, after ParkIdle. done runs
+// once the connection is over and closed.
+func (s *Server) ServeConnDetached(ctx context.Context, nc net.Conn, hcm *xdsparse.HTTPManager, done func()) {
+	s.serveConn(ctx, nc, hcm, done, s.ParkIdle >= 0)
+}
+
+func (s *Server) serveConn(ctx context.Context, nc net.Conn, hcm *xdsparse.HTTPManager, done func(), park bool) {
 	s.Stats.CxTotal.Add(1)
 	s.Stats.CxActive.Add(1)
-	defer s.Stats.CxActive.Add(-1)
-	defer nc.Close()
 	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-	br := bufio.NewReaderSize(nc, 4096)
+	end := func() {
+		stop()
+		nc.Close()
+		s.Stats.CxActive.Add(-1)
+		if done != nil {
+			done()
+		}
+	}
+	br := s.reader(nc)
 	nc.SetReadDeadline(time.Now().Add(hcm.RequestHeadersTimeout))
 	alpn := ""
 	if tc, ok := nc.(*tls.Conn); ok {
@@ -136,11 +169,13 @@ func (s *Server) ServeConn(ctx context.Context, nc net.Conn, hcm *xdsparse.HTTPM
 	switch {
 	case alpn == "h2":
 		if hcm.CodecHTTP1Only {
+			end()
 			return
 		}
 		if !readPreface(br) {
 			s.Stats.RqRejected.Add(1)
 			goAwayBadPreface(nc)
+			end()
 			return
 		}
 		isH2 = true
@@ -150,6 +185,7 @@ func (s *Server) ServeConn(ctx context.Context, nc net.Conn, hcm *xdsparse.HTTPM
 		for n := 1; n <= len(h2Preface); n++ {
 			b, err := br.Peek(n)
 			if err != nil {
+				end()
 				return
 			}
 			if b[n-1] != h2Preface[n-1] {
@@ -161,14 +197,32 @@ func (s *Server) ServeConn(ctx context.Context, nc net.Conn, hcm *xdsparse.HTTPM
 	if isH2 {
 		s.Stats.CxHTTP2.Add(1)
 		nc.SetReadDeadline(time.Time{})
-		s.serveH2(ctx, nc, br, hcm)
+		s.serveH2(ctx, nc, br, hcm, end, park)
 		return
 	}
 	if hcm.CodecHTTP2Only {
+		end()
 		return
 	}
 	s.Stats.CxHTTP1.Add(1)
-	s.serveH1(ctx, nc, br, hcm)
+	s.serveH1(ctx, nc, br, hcm, end, park)
+}
+
+// reader returns a read buffer for nc (from the pool: a parked connection
+// gives its buffer back).
+func (s *Server) reader(nc net.Conn) *bufio.Reader {
+	br, _ := s.readers.Get().(*bufio.Reader)
+	if br == nil {
+		return bufio.NewReaderSize(nc, 4096)
+	}
+	br.Reset(nc)
+	return br
+}
+
+// putReader returns an empty read buffer to the pool.
+func (s *Server) putReader(br *bufio.Reader) {
+	br.Reset(nil)
+	s.readers.Put(br)
 }
 
 // readPreface checks the client connection preface without consuming it
@@ -221,6 +275,26 @@ type h1Conn struct {
 	timer *time.Timer
 	// expireIO cuts the connection's I/O for the stream timers (bound once).
 	expireIO func(responseStarted bool)
+
+	ctx context.Context
+	hcm *xdsparse.HTTPManager
+	// end closes the connection and runs the server's and the caller's
+	// cleanups; stopDrain and stopCtx end the connection's callbacks.
+	end                func()
+	stopDrain, stopCtx func() bool
+	born               time.Time
+	// idleUntil ends the current wait for a request (idle timeout or
+	// max_connection_duration).
+	idleUntil time.Time
+	// park is the connection's state with the idle poller (parkable:
+	// it may be parked); parkTimer wakes it at idleUntil.
+	park      idlepoll.Conn
+	parkable  bool
+	parkTimer *time.Timer
+	// resumed: the connection was just resumed, most likely readable;
+	// its next wait reads before it may park again (a deadline already
+	// past would not even try the socket).
+	resumed bool
 }
 
 // fireStream runs the connection's timer for the current stream.
@@ -231,26 +305,30 @@ func (c *h1Conn) fireStream() {
 }
 
 // cancelStream ends the current stream: the connection's context ended.
+// A parked connection is woken to close.
 func (c *h1Conn) cancelStream() {
 	if st := c.cur.Load(); st != nil {
 		st.cancel(context.Canceled)
 	}
+	c.s.idle.Wake(&c.park)
 }
 
-func (s *Server) serveH1(ctx context.Context, nc net.Conn, br *bufio.Reader, hcm *xdsparse.HTTPManager) {
-	c := &h1Conn{s: s, nc: nc, br: br, remote: remoteIP(nc), remoteAddr: nc.RemoteAddr().String(), local: nc.LocalAddr(), orig: originalDst(nc), peer: peerOf(nc), scheme: connScheme(nc)}
+// wake resumes the parked connection (its idle time is up).
+func (c *h1Conn) wake() { c.s.idle.Wake(&c.park) }
+
+func (s *Server) serveH1(ctx context.Context, nc net.Conn, br *bufio.Reader, hcm *xdsparse.HTTPManager, end func(), park bool) {
+	c := &h1Conn{s: s, nc: nc, br: br, remote: remoteIP(nc), remoteAddr: nc.RemoteAddr().String(), local: nc.LocalAddr(), orig: originalDst(nc), peer: peerOf(nc), scheme: connScheme(nc),
+		ctx: ctx, hcm: hcm, end: end, born: time.Now()}
 	// Always: the listener may gain filters while the connection lives.
 	c.conn = filter.NewConn(nc)
 	c.hr = http1.NewReader(br, http1.Limits{MaxHeaderBytes: hcm.MaxRequestHeadersBytes, MaxHeaders: hcm.MaxHeadersCount})
-	first := true
-	born := time.Now()
 	// Draining wakes a connection waiting for its next request.
-	stopDrain := context.AfterFunc(s.drainCtx, func() {
+	c.stopDrain = context.AfterFunc(s.drainCtx, func() {
 		if c.idle.Load() {
 			nc.SetReadDeadline(time.Unix(1, 0))
+			s.idle.Wake(&c.park)
 		}
 	})
-	defer stopDrain()
 	c.expireIO = func(started bool) {
 		past := time.Unix(1, 0)
 		nc.SetReadDeadline(past)
@@ -259,35 +337,57 @@ func (s *Server) serveH1(ctx context.Context, nc net.Conn, br *bufio.Reader, hcm
 		}
 	}
 	if ctx.Done() != nil {
-		defer context.AfterFunc(ctx, c.cancelStream)()
+		c.stopCtx = context.AfterFunc(ctx, c.cancelStream)
 	}
-	defer func() {
-		if c.timer != nil {
-			c.timer.Stop()
-		}
-	}()
+	c.parkable = park && c.park.Init(nc, c.resume)
+	if !c.serve(true) {
+		c.close()
+	}
+}
+
+// resume serves a parked connection again (it became readable, or was
+// woken).
+func (c *h1Conn) resume() {
+	c.parkTimer.Stop()
+	c.br = c.s.reader(c.nc)
+	c.hr.Reset(c.br)
+	c.resumed = true
+	if !c.serve(false) {
+		c.close()
+	}
+}
+
+// close ends the connection once it is done.
+func (c *h1Conn) close() {
+	c.stopDrain()
+	if c.stopCtx != nil {
+		c.stopCtx()
+	}
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	if c.parkTimer != nil {
+		c.parkTimer.Stop()
+	}
+	c.end()
+}
+
+// serve serves requests until the connection is done (false) or parked
+// (true: another goroutine owns it from then on). first: the first request
+// is next, under the header timeout ServeConn set.
+func (c *h1Conn) serve(first bool) (parked bool) {
+	s, nc, hcm, ctx := c.s, c.nc, c.hcm, c.ctx
 	for {
 		// Idle wait between requests, then the whole head within the
 		// header timeout (slowloris). A connection past
 		// max_connection_duration gets no more requests.
 		if !first {
-			idle := hcm.IdleTimeout
-			if hcm.MaxConnectionDuration > 0 {
-				left := hcm.MaxConnectionDuration - time.Since(born)
-				if left <= 0 {
-					return
-				}
-				idle = min(idle, left)
+			if c.waitIdle() {
+				return true
 			}
-			c.idle.Store(true)
-			if s.draining.Load() {
-				return
-			}
-			nc.SetReadDeadline(time.Now().Add(idle))
-			_, err := br.Peek(1)
-			c.idle.Store(false)
-			if err != nil {
-				return
+			if c.idle.Load() {
+				c.idle.Store(false)
+				return false
 			}
 			nc.SetReadDeadline(time.Now().Add(hcm.RequestHeadersTimeout))
 		}
@@ -295,29 +395,107 @@ func (s *Server) serveH1(ctx context.Context, nc net.Conn, br *bufio.Reader, hcm
 		err := c.hr.ReadRequest(&c.head)
 		if err != nil {
 			if errors.Is(err, io.EOF) {
-				return
+				return false
 			}
 			status := http1.StatusOf(err)
 			if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, io.ErrUnexpectedEOF) {
 				if errors.Is(err, io.ErrUnexpectedEOF) {
-					return
+					return false
 				}
 				status = 408
 			} else if ne := (*http1.Error)(nil); !errors.As(err, &ne) {
-				return
+				return false
 			}
 			s.Stats.RqRejected.Add(1)
 			s.countStatus(status)
 			c.writeSimple(status, err)
-			return
+			return false
 		}
 		nc.SetReadDeadline(time.Time{})
-		c.expired = hcm.MaxConnectionDuration > 0 && time.Since(born) >= hcm.MaxConnectionDuration
+		c.expired = hcm.MaxConnectionDuration > 0 && time.Since(c.born) >= hcm.MaxConnectionDuration
 		keep := c.serveOne(ctx, hcm)
 		if !keep || s.draining.Load() || ctx.Err() != nil {
-			return
+			return false
 		}
+		idle := hcm.IdleTimeout
+		if hcm.MaxConnectionDuration > 0 {
+			left := hcm.MaxConnectionDuration - time.Since(c.born)
+			if left <= 0 {
+				return false
+			}
+			idle = min(idle, left)
+		}
+		c.idleUntil = time.Now().Add(idle)
 	}
+}
+
+// waitIdle waits for the next request until idleUntil. It returns with
+// c.idle false once the request's first byte arrived, with c.idle true
+// when the connection is done (idle timeout, draining, its context
+// ended), or parked (true): after ParkIdle without a byte, and with
+// nothing read buffered above the socket, the connection is handed to the
+// idle poller.
+func (c *h1Conn) waitIdle() (parked bool) {
+	s := c.s
+	c.idle.Store(true)
+	for {
+		if s.draining.Load() || c.ctx.Err() != nil {
+			return false
+		}
+		now := time.Now()
+		left := c.idleUntil.Sub(now)
+		wait := left
+		park := c.parkable && s.ParkIdle < left && !c.resumed
+		c.resumed = false
+		if park {
+			wait = s.ParkIdle
+		}
+		c.nc.SetReadDeadline(now.Add(wait))
+		_, err := c.br.Peek(1)
+		if err == nil {
+			c.idle.Store(false)
+			return false
+		}
+		// A TLS connection's reader returns the timeout only once no
+		// complete record is left in its buffer either: with bufio's
+		// empty too, nothing read waits above the socket.
+		if !park || !errors.Is(err, os.ErrDeadlineExceeded) || c.br.Buffered() != 0 {
+			return false
+		}
+		if c.parkIdle() {
+			return true
+		}
+		c.parkable = false
+	}
+}
+
+// parkIdle hands the idle connection to the poller; its read buffer, head
+// buffers and header list go back to pools or away.
+func (c *h1Conn) parkIdle() bool {
+	br := c.br
+	c.br = nil
+	c.hr.Reset(nil)
+	c.head = http1.Head{}
+	c.wbuf = nil
+	c.w = h1Writer{}
+	c.s.putReader(br)
+	if c.parkTimer == nil {
+		c.parkTimer = time.AfterFunc(time.Duration(1<<63-1), c.wake)
+	}
+	left := time.Until(c.idleUntil)
+	if !c.s.idle.Park(&c.park) {
+		c.br = c.s.reader(c.nc)
+		c.hr.Reset(c.br)
+		return false
+	}
+	// From here the connection may already be resumed on another
+	// goroutine: only wake-ups, which a resumed connection ignores or
+	// re-checks.
+	c.parkTimer.Reset(left)
+	if c.s.draining.Load() || c.ctx.Err() != nil {
+		c.s.idle.Wake(&c.park)
+	}
+	return true
 }
 
 func (c *h1Conn) writeSimple(status int, err error) {

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
@@ -100,6 +101,19 @@ func (c *peekedConn) Read(p []byte) (int, error) {
 	}
 	return c.r.Read(p)
 }
+
+// SyscallConn returns the socket once the peeked bytes were read (an idle
+// connection may then be parked on it), an error before.
+func (c *peekedConn) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok || c.r.Buffered() > 0 {
+		return nil, errUnread
+	}
+	return sc.SyscallConn()
+}
+
+// errUnread: a wrapped connection still holds bytes read from its socket.
+var errUnread = errors.New("connection has unread peeked bytes")
 
 // CloseWrite half-closes the underlying connection.
 func (c *peekedConn) CloseWrite() error {

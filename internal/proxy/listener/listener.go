@@ -215,8 +215,22 @@ func (m *Manager) accept(r *running) {
 		}
 		m.conns.Add(1)
 		go func() {
-			defer m.conns.Done()
-			defer m.Overload.ReleaseConn()
+			// done runs once the connection is over: an idle HTTP
+			// connection may outlive this goroutine (parked).
+			var closeNetwork func()
+			done := func() {
+				if closeNetwork != nil {
+					closeNetwork()
+				}
+				m.Overload.ReleaseConn()
+				m.conns.Done()
+			}
+			detached := false
+			defer func() {
+				if !detached {
+					done()
+				}
+			}()
 			// Chain selection may read the first bytes (TLS or not, SNI,
 			// ALPN) and terminates TLS: off the accept loop.
 			nc, cfg, port := m.originalDst(nc, cfg, port)
@@ -233,7 +247,7 @@ func (m *Manager) accept(r *running) {
 				fc = filter.NewConn(nc)
 				fc.Services = m.http.Services
 				ran, ok := filter.RunNetwork(chain.Network, fc)
-				defer filter.CloseNetwork(chain.Network, ran, fc)
+				closeNetwork = func() { filter.CloseNetwork(chain.Network, ran, fc) }
 				if !ok {
 					nc.Close()
 					return
@@ -243,7 +257,8 @@ func (m *Manager) accept(r *running) {
 			case chain == nil:
 				nc.Close()
 			case chain.HTTP != nil:
-				m.http.ServeConn(httpproxy.WithFollow(m.ctx, m.follow(r, cfg, chain)), nc, chain.HTTP)
+				detached = true
+				m.http.ServeConnDetached(httpproxy.WithFollow(m.ctx, m.follow(r, cfg, chain)), nc, chain.HTTP, done)
 			case chain.TCP != nil:
 				m.tcp.Serve(m.ctx, nc, chain.TCP, fc)
 			default:

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
@@ -106,6 +107,16 @@ func (c *prefixConn) CloseWrite() error {
 		return cw.CloseWrite()
 	}
 	return c.Conn.Close()
+}
+
+// SyscallConn returns the socket once the prefix was read (an idle
+// connection may then be parked on it), an error before.
+func (c *prefixConn) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok || len(c.prefix) > 0 {
+		return nil, errors.New("connection has an unread prefix")
+	}
+	return sc.SyscallConn()
 }
 
 // Unwrap returns the underlying connection.

@@ -43,6 +43,8 @@ type watch struct {
 	typeURL  string
 	wildcard bool
 	names    nameSet // explicit subscriptions, sorted
+	namesGen uint64  // counts changes of names (loop only)
+	eds      edsState
 
 	nonceSent, nonceAcked     string
 	versionSent, versionAcked string
@@ -80,6 +82,7 @@ func (w *watch) setSotwNames(names []string) bool {
 	}
 	w.wildcard = wildcard
 	w.names = newNameSet(names)
+	w.namesGen++
 	return true
 }
 
@@ -156,25 +159,6 @@ func (c *conn) orderedWatches() []*watch {
 func (c *conn) nextNonce() string {
 	c.nonce++
 	return strconv.FormatUint(c.nonce, 10)
-}
-
-// edsNames returns the subscribed clusters an endpoint-only push must
-// regenerate: those whose host changed, plus those ClusterHost cannot map.
-func (c *conn) edsNames(w *watch, req *model.PushRequest) []string {
-	if c.s.clusterHost == nil {
-		return w.sortedNames()
-	}
-	var out []string
-	for _, hn := range w.names {
-		n := hn.Value()
-		if h, ok := c.s.clusterHost(n); ok {
-			if _, changed := req.EDSHosts[h]; !changed {
-				continue
-			}
-		}
-		out = append(out, n)
-	}
-	return out // in order: w.names is sorted
 }
 
 // generate runs the generator and marshals its output (with Delta versions

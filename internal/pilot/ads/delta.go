@@ -68,7 +68,9 @@ func (st *deltaStream) handle(req *discoveryv3.DeltaDiscoveryRequest) error {
 		// The client drops what it had only through the wildcard.
 		w.forgetUnsubscribed()
 	}
-	w.names.remove(req.ResourceNamesUnsubscribe)
+	if w.names.remove(req.ResourceNamesUnsubscribe) || len(added) > 0 {
+		w.namesGen++
+	}
 	if !w.wildcard {
 		for _, n := range req.ResourceNamesUnsubscribe {
 			delete(w.known, intern(n))

@@ -33,6 +33,12 @@ func (s nameSet) has(n string) bool {
 	return ok
 }
 
+// hasName reports whether n is in the set.
+func (s nameSet) hasName(n name) bool {
+	_, ok := slices.BinarySearchFunc(s, n, compareNames)
+	return ok
+}
+
 // strings returns the names in order, in a new slice.
 func (s nameSet) strings() []string {
 	out := make([]string, len(s))
@@ -114,7 +120,8 @@ func (s *nameSet) add(list []string) []string {
 // names in a set of n: they are marked first, then the set is compacted
 // once (deleting one by one shifted the set m times: O(m*n), which a client
 // unsubscribing thousands of names at once turned into seconds of CPU).
-func (s *nameSet) remove(list []string) {
+// It reports whether any name was removed.
+func (s *nameSet) remove(list []string) bool {
 	var drop []uint64
 	for _, v := range list {
 		if i, ok := s.index(v); ok {
@@ -125,7 +132,7 @@ func (s *nameSet) remove(list []string) {
 		}
 	}
 	if drop == nil {
-		return
+		return false
 	}
 	kept := (*s)[:0]
 	for i, n := range *s {
@@ -135,4 +142,5 @@ func (s *nameSet) remove(list []string) {
 	}
 	clear((*s)[len(kept):])
 	*s = kept
+	return true
 }

@@ -85,7 +85,7 @@ type Server struct {
 	discoveryv3.UnimplementedAggregatedDiscoveryServiceServer
 
 	generate    model.GenerateFunc
-	clusterHost func(string) (string, bool)
+	clusters    *clusterIndex // nil without Config.ClusterHost
 	log         *slog.Logger
 	metrics     *metrics
 	sendTimeout time.Duration
@@ -127,6 +127,10 @@ func New(cfg Config) *Server {
 	if maxPerNode == 0 {
 		maxPerNode = DefaultMaxConnsPerNode
 	}
+	var clusters *clusterIndex
+	if cfg.ClusterHost != nil {
+		clusters = newClusterIndex(cfg.ClusterHost)
+	}
 	var nested *marshalCache
 	if !cfg.DisableCache {
 		nested = newMarshalCache(nil)
@@ -141,7 +145,7 @@ func New(cfg Config) *Server {
 		pushSlots:   slots,
 		noCache:     cfg.DisableCache,
 		generate:    cfg.Generate,
-		clusterHost: cfg.ClusterHost,
+		clusters:    clusters,
 		log:         log,
 		metrics:     newMetrics(cfg.Metrics, log),
 		sendTimeout: cfg.SendTimeout,

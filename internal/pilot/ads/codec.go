@@ -34,14 +34,15 @@ type codec struct {
 func (c codec) Name() string { return grpcproto.Name }
 
 func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
-	req, ok := v.(*discoveryv3.DiscoveryRequest)
-	if !ok {
+	switch v.(type) {
+	case *sotwRequest, *discoveryv3.DiscoveryRequest:
+	default:
 		return c.fallback.Unmarshal(data, v)
 	}
 	// The decoded request copies what it keeps: the buffers may be reused
 	// once Unmarshal returns.
 	if len(data) == 1 {
-		return c.requests.decode(data[0].ReadOnlyData(), req)
+		return c.decodeRequest(data[0].ReadOnlyData(), v)
 	}
 	// A long ACK arrives in several buffers: joined in a reused buffer
 	// rather than a fresh, zeroed one per request.
@@ -53,12 +54,21 @@ func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
 	}
 	b := (*bp)[:n]
 	data.CopyTo(b)
-	err := c.requests.decode(b, req)
+	err := c.decodeRequest(b, v)
 	if n <= maxPooledRequest {
 		*bp = b
 		c.requests.bufs.Put(bp)
 	}
 	return err
+}
+
+// decodeRequest decodes a SotW request (v is one of the two types Unmarshal
+// hands it).
+func (c codec) decodeRequest(b []byte, v any) error {
+	if r, ok := v.(*sotwRequest); ok {
+		return c.requests.decodeSotw(b, r)
+	}
+	return c.requests.decode(b, v.(*discoveryv3.DiscoveryRequest))
 }
 
 // maxPooledRequest bounds the join buffers kept for reuse.

@@ -385,21 +385,22 @@ type streamHandler[Req any] interface {
 
 // serveStream runs one ADS stream of either variant: it identifies the proxy
 // from the first request's node, registers the connection, then handles
-// requests and pushes until the stream or the server ends.
+// requests and pushes until the stream or the server ends. recv reads the
+// next request; it gets the connection once there is one (nil for the first
+// request).
 func serveStream[Req any, Resp any, PReq interface {
 	*Req
 	GetNode() *corev3.Node
 }](s *Server, kind string, stream interface {
-	Recv() (*Req, error)
 	Send(*Resp) error
 	Context() context.Context
-}, newHandler func(*conn, *outbox[Resp]) streamHandler[Req]) error {
+}, recv func(*conn) (*Req, error), newHandler func(*conn, *outbox[Resp]) streamHandler[Req]) error {
 	select {
 	case <-s.closing:
 		return errClosing
 	default:
 	}
-	first, err := stream.Recv()
+	first, err := recv(nil)
 	if err != nil {
 		return streamEnded(err)
 	}
@@ -423,7 +424,7 @@ func serveStream[Req any, Resp any, PReq interface {
 	out := startOutbox(stream.Send, s.sendTimeout)
 	st := newHandler(c, out)
 	stop := make(chan struct{})
-	reqs := startRecv(stream.Recv, stop)
+	reqs := startRecv(func() (*Req, error) { return recv(c) }, stop)
 	err = st.handle(first)
 	if err == nil {
 		err = loop(stream.Context(), c, reqs, st.handle, st.push)

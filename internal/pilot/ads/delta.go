@@ -20,7 +20,8 @@ type deltaStream struct {
 
 // DeltaAggregatedResources serves the incremental ADS protocol.
 func (s *Server) DeltaAggregatedResources(stream grpc.BidiStreamingServer[discoveryv3.DeltaDiscoveryRequest, discoveryv3.DeltaDiscoveryResponse]) error {
-	return serveStream(s, "delta", stream, func(c *conn, out *outbox[discoveryv3.DeltaDiscoveryResponse]) streamHandler[discoveryv3.DeltaDiscoveryRequest] {
+	recv := func(*conn) (*discoveryv3.DeltaDiscoveryRequest, error) { return stream.Recv() }
+	return serveStream(s, "delta", stream, recv, func(c *conn, out *outbox[discoveryv3.DeltaDiscoveryResponse]) streamHandler[discoveryv3.DeltaDiscoveryRequest] {
 		return &deltaStream{c: c, stream: stream, out: out}
 	})
 }

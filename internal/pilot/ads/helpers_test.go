@@ -172,7 +172,14 @@ type env struct {
 	reg  *prometheus.Registry
 }
 
+// newEnv serves mesh as mastd does, with the ADS codec.
 func newEnv(t testing.TB, mesh *testMesh, mutate ...func(*Config)) *env {
+	t.Helper()
+	return newEnvWith(t, mesh, []grpc.ServerOption{grpc.ForceServerCodecV2(Codec())}, mutate...)
+}
+
+// newEnvWith serves mesh on a gRPC server with opts (none: gRPC's own codec).
+func newEnvWith(t testing.TB, mesh *testMesh, opts []grpc.ServerOption, mutate ...func(*Config)) *env {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	cfg := Config{
@@ -188,7 +195,7 @@ func newEnv(t testing.TB, mesh *testMesh, mutate ...func(*Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := grpc.NewServer()
+	g := grpc.NewServer(opts...)
 	s := New(cfg)
 	s.Register(g)
 	go g.Serve(lis)

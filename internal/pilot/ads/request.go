@@ -72,9 +72,21 @@ func (d *requestDecoder) decode(b []byte, m *discoveryv3.DiscoveryRequest) error
 // decodeFast decodes the common fields; false means b needs proto.Unmarshal
 // (another field, another wire type, bad UTF-8, a malformed message).
 func (d *requestDecoder) decodeFast(b []byte, m *discoveryv3.DiscoveryRequest) bool {
+	return d.decodeFields(b, m, false)
+}
+
+// decodeFastSkipping is decodeFast leaving the resource names out (the
+// caller knows them: namesAre).
+func (d *requestDecoder) decodeFastSkipping(b []byte, m *discoveryv3.DiscoveryRequest) bool {
+	return d.decodeFields(b, m, true)
+}
+
+func (d *requestDecoder) decodeFields(b []byte, m *discoveryv3.DiscoveryRequest, skipNames bool) bool {
 	proto.Reset(m)
-	if n := countNames(b); n > 0 {
-		m.ResourceNames = make([]string, 0, n)
+	if !skipNames {
+		if n := countNames(b); n > 0 {
+			m.ResourceNames = make([]string, 0, n)
+		}
 	}
 	merge := proto.UnmarshalOptions{Merge: true}
 	for len(b) > 0 {
@@ -102,6 +114,9 @@ func (d *requestDecoder) decodeFast(b []byte, m *discoveryv3.DiscoveryRequest) b
 				return false
 			}
 		case 3: // resource_names
+			if skipNames {
+				continue
+			}
 			s, ok := d.canonical(v)
 			if !ok {
 				return false
@@ -152,4 +167,110 @@ func countNames(b []byte) int {
 		b = b[n+l:]
 	}
 	return count
+}
+
+// sotwRequest is a DiscoveryRequest received on a SotW stream. With the
+// server's codec, an ACK repeating the stream's current subscription of its
+// type is not decoded name by name: the decoder compares its names in order
+// with the subscription's canonical strings (a comparison of bytes, no
+// hashing, no allocation) and, when they are the same, notes the set instead
+// of filling ResourceNames. Any other codec fills ResourceNames as usual
+// (the embedded message is a proto.Message).
+type sotwRequest struct {
+	*discoveryv3.DiscoveryRequest
+	conn *conn // the stream's connection; nil for its first request
+
+	// subscribed, when same is true, holds the request's resource names:
+	// exactly this set's names, in its order; ResourceNames is then empty.
+	subscribed nameSet
+	same       bool
+}
+
+// names returns the request's resource names.
+func (r *sotwRequest) names() []string {
+	if r.same {
+		return r.subscribed.strings()
+	}
+	return r.ResourceNames
+}
+
+// setSotwRequestNames applies a request's subscription to w (setSotwNames),
+// in constant time when the request repeats w's current set.
+func (w *watch) setSotwRequestNames(r *sotwRequest) bool {
+	if r.same && !w.wildcard && len(w.names) == len(r.subscribed) && &w.names[0] == &r.subscribed[0] {
+		return false
+	}
+	return w.setSotwNames(r.names())
+}
+
+// subscription returns the explicit subscription of a SotW stream's type,
+// nil when there is none or it is a wildcard. A SotW set is replaced, never
+// modified in place, so the caller may read it without the lock.
+func (c *conn) subscription(typeURL []byte) nameSet {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w := c.watches[string(typeURL)]
+	if w == nil || w.wildcard {
+		return nil
+	}
+	return w.names
+}
+
+// decodeSotw decodes a request received on a SotW stream into r, exactly as
+// decode would, but without decoding the resource names when they repeat the
+// stream's subscription of the request's type.
+func (d *requestDecoder) decodeSotw(b []byte, r *sotwRequest) error {
+	r.subscribed, r.same = nil, false
+	if r.conn != nil {
+		if t, ok := typeURLOf(b); ok {
+			if set := r.conn.subscription(t); len(set) > 0 && namesAre(b, set) && d.decodeFastSkipping(b, r.DiscoveryRequest) {
+				r.subscribed, r.same = set, true
+				return nil
+			}
+		}
+	}
+	return d.decode(b, r.DiscoveryRequest)
+}
+
+// typeURLOf returns the last type_url field of an encoded request.
+func typeURLOf(b []byte) (t []byte, ok bool) {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 || typ != protowire.BytesType {
+			return nil, false
+		}
+		v, l := protowire.ConsumeBytes(b[n:])
+		if l < 0 {
+			return nil, false
+		}
+		if num == 4 {
+			t, ok = v, true
+		}
+		b = b[n+l:]
+	}
+	return t, ok
+}
+
+// namesAre reports whether the resource_names fields of an encoded request
+// are exactly the names of set, in order.
+func namesAre(b []byte, set nameSet) bool {
+	i := 0
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 || typ != protowire.BytesType {
+			return false
+		}
+		v, l := protowire.ConsumeBytes(b[n:])
+		if l < 0 {
+			return false
+		}
+		if num == 3 {
+			if i >= len(set) || string(v) != set[i].Value() {
+				return false
+			}
+			i++
+		}
+		b = b[n+l:]
+	}
+	return i == len(set)
 }

@@ -2,6 +2,7 @@ package ads
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"unsafe"
 
@@ -12,6 +13,8 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/mast-mesh/mast/internal/pilot/model"
 )
 
 func requestSeeds(t testing.TB) [][]byte {
@@ -126,6 +129,76 @@ func TestCodecDecodesRequestsInParts(t *testing.T) {
 			if (werr == nil) != (gerr == nil) || (werr == nil && !proto.Equal(got, want)) {
 				t.Fatalf("cut at %d: got %v (%v), want %v (%v)", cut, got, gerr, want, werr)
 			}
+		}
+	}
+}
+
+// TestDecodeSotwRepeatedSubscription: an ACK repeating the stream's
+// subscription in order is decoded without its names (same, the set itself);
+// any other list is decoded name by name. Either way the request is exactly
+// proto.Unmarshal's.
+func TestDecodeSotwRepeatedSubscription(t *testing.T) {
+	d := newRequestDecoder()
+	s := New(Config{Generate: func(*model.PushContext, *model.Proxy, string, []string) ([]model.XDSResource, error) { return nil, nil }})
+	c := s.newConn(&model.Proxy{ID: "p"}, "sotw")
+	subscribed := []string{"outbound|80||a.ns", "outbound|80||b.ns", "outbound|80||c.ns"}
+	w := newWatch(EndpointType)
+	w.setSotwNames(subscribed)
+	c.addWatch(w)
+	cds := newWatch(ClusterType)
+	cds.setSotwNames(nil) // wildcard
+	c.addWatch(cds)
+
+	for _, tc := range []struct {
+		name     string
+		typeURL  string
+		names    []string
+		conn     *conn
+		wantSame bool
+	}{
+		{"the subscription, in order", EndpointType, subscribed, c, true},
+		{"another order", EndpointType, []string{subscribed[1], subscribed[0], subscribed[2]}, c, false},
+		{"fewer", EndpointType, subscribed[:2], c, false},
+		{"more", EndpointType, append(slices.Clone(subscribed), "outbound|80||d.ns"), c, false},
+		{"a repeated name", EndpointType, append(slices.Clone(subscribed), subscribed[2]), c, false},
+		{"with a wildcard", EndpointType, append(slices.Clone(subscribed), "*"), c, false},
+		{"none", EndpointType, nil, c, false},
+		{"another type", RouteType, subscribed, c, false},
+		{"a wildcard type", ClusterType, nil, c, false},
+		{"the first request (no connection yet)", EndpointType, subscribed, nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := proto.Marshal(&discoveryv3.DiscoveryRequest{VersionInfo: "v1", TypeUrl: tc.typeURL, ResponseNonce: "4", ResourceNames: tc.names})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := &discoveryv3.DiscoveryRequest{}
+			if err := proto.Unmarshal(b, want); err != nil {
+				t.Fatal(err)
+			}
+			r := &sotwRequest{DiscoveryRequest: &discoveryv3.DiscoveryRequest{ResourceNames: []string{"stale"}}, conn: tc.conn, same: true}
+			if err := d.decodeSotw(b, r); err != nil {
+				t.Fatal(err)
+			}
+			if r.same != tc.wantSame {
+				t.Fatalf("same = %v, want %v", r.same, tc.wantSame)
+			}
+			got := proto.Clone(r.DiscoveryRequest).(*discoveryv3.DiscoveryRequest)
+			got.ResourceNames = r.names()
+			if !proto.Equal(got, want) {
+				t.Fatalf("decoded %v, proto.Unmarshal %v", got, want)
+			}
+			if r.same && (w.setSotwRequestNames(r) || &r.subscribed[0] != &w.names[0]) {
+				t.Fatal("a repeated subscription changed the watch or is not its set")
+			}
+		})
+	}
+	// The codec takes the same path, and a request in several buffers too.
+	b, _ := proto.Marshal(&discoveryv3.DiscoveryRequest{TypeUrl: EndpointType, ResponseNonce: "5", ResourceNames: subscribed})
+	for _, data := range []mem.BufferSlice{{mem.SliceBuffer(b)}, {mem.SliceBuffer(b[:7]), mem.SliceBuffer(b[7:])}} {
+		r := &sotwRequest{DiscoveryRequest: &discoveryv3.DiscoveryRequest{}, conn: c}
+		if err := Codec().Unmarshal(data, r); err != nil || !r.same || r.ResponseNonce != "5" {
+			t.Fatalf("codec: err %v, same %v, nonce %q", err, r.same, r.ResponseNonce)
 		}
 	}
 }

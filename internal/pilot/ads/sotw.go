@@ -23,14 +23,21 @@ type sotwStream struct {
 
 // StreamAggregatedResources serves the state-of-the-world ADS protocol.
 func (s *Server) StreamAggregatedResources(stream grpc.BidiStreamingServer[discoveryv3.DiscoveryRequest, discoveryv3.DiscoveryResponse]) error {
-	return serveStream(s, "sotw", stream, func(c *conn, out *outbox[discoveryv3.DiscoveryResponse]) streamHandler[discoveryv3.DiscoveryRequest] {
+	recv := func(c *conn) (*sotwRequest, error) {
+		r := &sotwRequest{DiscoveryRequest: &discoveryv3.DiscoveryRequest{}, conn: c}
+		if err := stream.RecvMsg(r); err != nil {
+			return nil, err
+		}
+		return r, nil
+	}
+	return serveStream(s, "sotw", stream, recv, func(c *conn, out *outbox[discoveryv3.DiscoveryResponse]) streamHandler[sotwRequest] {
 		return &sotwStream{c: c, stream: stream, out: out}
 	})
 }
 
 // handle processes one DiscoveryRequest: a new subscription, an ACK, a NACK,
 // or a change of subscribed names.
-func (st *sotwStream) handle(req *discoveryv3.DiscoveryRequest) error {
+func (st *sotwStream) handle(req *sotwRequest) error {
 	c := st.c
 	if req.GetTypeUrl() == "" {
 		return status.Error(codes.InvalidArgument, "xds: discovery request without type_url")
@@ -41,11 +48,11 @@ func (st *sotwStream) handle(req *discoveryv3.DiscoveryRequest) error {
 		// First request for this type, or a client asking afresh.
 		if w == nil {
 			w = newWatch(req.TypeUrl)
-			w.setSotwNames(req.ResourceNames)
+			w.setSotwNames(req.names())
 			c.addWatch(w)
 		} else {
 			c.mu.Lock()
-			w.setSotwNames(req.ResourceNames)
+			w.setSotwNames(req.names())
 			c.mu.Unlock()
 		}
 		return st.respond(w, nil, now, false, false)
@@ -62,7 +69,7 @@ func (st *sotwStream) handle(req *discoveryv3.DiscoveryRequest) error {
 		c.recordACK(w, req.ResponseNonce, req.VersionInfo)
 	}
 	c.mu.Lock()
-	changed := w.setSotwNames(req.ResourceNames)
+	changed := w.setSotwRequestNames(req)
 	c.mu.Unlock()
 	if !changed {
 		return nil

@@ -102,7 +102,7 @@ func FuzzSotwRequests(f *testing.F) {
 			if req.ResponseNonce == "" || (w != nil && req.ResponseNonce == w.nonceSent) {
 				subscribed[typ] = req.ResourceNames
 			}
-			if err := st.handle(req); err != nil {
+			if err := st.handle(&sotwRequest{DiscoveryRequest: req}); err != nil {
 				t.Fatalf("op %d: %v", i, err)
 			}
 			check(i)

@@ -8,6 +8,7 @@ import (
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	statuspb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
 
 	"github.com/mast-mesh/mast/internal/pilot/model"
 )
@@ -146,9 +147,21 @@ func TestSotwStaleNonceIgnored(t *testing.T) {
 	}
 }
 
+// TestSotwNamedSubscriptions runs with the ADS codec (whose decoder skips
+// an ACK's names when they repeat the subscription) and with gRPC's own.
 func TestSotwNamedSubscriptions(t *testing.T) {
-	m := newTestMesh()
-	e := newEnv(t, m)
+	for _, codec := range []struct {
+		name string
+		opts []grpc.ServerOption
+	}{{"ads codec", []grpc.ServerOption{grpc.ForceServerCodecV2(Codec())}}, {"grpc codec", nil}} {
+		t.Run(codec.name, func(t *testing.T) {
+			testSotwNamedSubscriptions(t, newEnvWith(t, newTestMesh(), codec.opts))
+		})
+	}
+}
+
+func testSotwNamedSubscriptions(t *testing.T, e *env) {
+	m := e.mesh
 	e.ads.Push(m.set("v1", baseState()), nil)
 	c := e.sotw(t, e.dial(t), "app")
 
@@ -160,7 +173,11 @@ func TestSotwNamedSubscriptions(t *testing.T) {
 	}{
 		{"eds subscribe a", EndpointType, []string{clA}, []string{clA}},
 		{"eds add b", EndpointType, []string{clA, clB}, []string{clA, clB}},
+		{"eds same names in order is a plain ACK", EndpointType, []string{clA, clB}, nil},
+		{"eds same names again", EndpointType, []string{clA, clB}, nil},
 		{"eds same names is a plain ACK", EndpointType, []string{clB, clA}, nil},
+		{"eds add c", EndpointType, []string{clA, clB, clC}, []string{clA, clB, clC}},
+		{"eds drop c, in order", EndpointType, []string{clA, clB}, []string{clA, clB}},
 		{"eds drop a", EndpointType, []string{clB}, []string{clB}},
 		{"eds unknown cluster", EndpointType, []string{clB, "outbound|80||nope"}, []string{clB}},
 		{"rds subscribe 80", RouteType, []string{"80"}, []string{"80"}},

@@ -25,29 +25,36 @@ func (g *gen) onDemand() bool {
 	return g.p.OnDemandRoutes() && !g.grpc && g.p.Type == model.SidecarProxy
 }
 
-// vhdsKey is the cache key of what on-demand routing derives from a cached
-// route configuration: its VHDS stub (vhost "") or the virtual host served
-// for one VHDS resource name. Both are functions of the route configuration
-// and the name alone, so the route configuration's key is their inputs.
+// vhdsKey is the cache key of a route configuration's VHDS stub: a function
+// of the route configuration alone, so the route configuration's key is its
+// inputs.
 type vhdsKey struct {
 	route routeKey
-	vhost string
+}
+
+// fullRoute returns the builder of the proxy's full route configuration
+// rcName ("PORT", or "http_proxy" without capture), or nil when the proxy
+// has no such on-demand route configuration.
+func (g *gen) fullRoute(rcName string) func() *routev3.RouteConfiguration {
+	switch none := g.p.InterceptionNone(); {
+	case none && rcName == httpProxyRouteName:
+		return g.httpProxyRoute
+	case none:
+		return nil
+	}
+	port, err := strconv.ParseUint(rcName, 10, 32)
+	if err != nil || port == 0 || port > 65535 || rcName != itoa(uint32(port)) {
+		return nil
+	}
+	return func() *routev3.RouteConfiguration { return g.portRoute(uint32(port)) }
 }
 
 // derived returns what fn derives from the proxy's route configuration rc
 // ("PORT"), through the cache when there is one.
-func (g *gen) derived(rcName, vhost string, fn func(*routev3.RouteConfiguration) proto.Message) (proto.Message, *model.Encoded) {
-	full := g.httpProxyRoute
-	switch none := g.p.InterceptionNone(); {
-	case none && rcName == httpProxyRouteName:
-	case none:
+func (g *gen) derived(rcName string, fn func(*routev3.RouteConfiguration) proto.Message) (proto.Message, *model.Encoded) {
+	full := g.fullRoute(rcName)
+	if full == nil {
 		return nil, nil
-	default:
-		port, err := strconv.ParseUint(rcName, 10, 32)
-		if err != nil || port == 0 || port > 65535 || rcName != itoa(uint32(port)) {
-			return nil, nil
-		}
-		full = func() *routev3.RouteConfiguration { return g.portRoute(uint32(port)) }
 	}
 	build := func() proto.Message {
 		rc, _ := g.sidecarRoute(rcName, full)
@@ -64,14 +71,14 @@ func (g *gen) derived(rcName, vhost string, fn func(*routev3.RouteConfiguration)
 		return m, nil
 	}
 	st := g.cache.state(g.pc)
-	key := vhdsKey{route: g.routeKey(st, rcName, g.pc.Tracing(g.p) != nil), vhost: vhost}
+	key := vhdsKey{route: g.routeKey(st, rcName, g.pc.Tracing(g.p) != nil)}
 	return g.cache.lookup(st, key, build)
 }
 
 // vhdsStub is route configuration name as sent to an on-demand proxy: the
 // full one without its virtual hosts, which VHDS serves over ADS.
 func (g *gen) vhdsStub(name string) (*routev3.RouteConfiguration, *model.Encoded) {
-	m, enc := g.derived(name, "", func(rc *routev3.RouteConfiguration) proto.Message {
+	m, enc := g.derived(name, func(rc *routev3.RouteConfiguration) proto.Message {
 		stub := &routev3.RouteConfiguration{}
 		shallowCopy(stub, rc, "virtual_hosts")
 		stub.Vhds = &routev3.Vhds{ConfigSource: &corev3.ConfigSource{
@@ -100,29 +107,59 @@ func (g *gen) virtualHosts(names []string) []model.XDSResource {
 	if !g.onDemand() {
 		return nil
 	}
+	var st *cacheState
+	if g.cache != nil {
+		st = g.cache.state(g.pc)
+	}
+	indexes := map[string]*domainIndex{} // by route configuration name; nil: none
 	var out []model.XDSResource
 	for _, n := range names {
 		i := strings.LastIndexByte(n, '/')
 		if i <= 0 || i == len(n)-1 {
 			continue
 		}
-		host := n[i+1:]
-		m, enc := g.derived(n[:i], n, func(rc *routev3.RouteConfiguration) proto.Message {
-			vh := g.domainIndex(rc).lookup(strings.ToLower(host))
-			if vh == nil {
-				return (*routev3.VirtualHost)(nil)
+		rcName, host := n[:i], n[i+1:]
+		x, seen := indexes[rcName]
+		if !seen {
+			if full := g.fullRoute(rcName); full != nil {
+				if rc, _ := g.sidecarRoute(rcName, full); rc != nil {
+					x = g.domainIndex(rc)
+				}
 			}
+			indexes[rcName] = x
+		}
+		if x == nil {
+			continue
+		}
+		vh := x.lookup(strings.ToLower(host))
+		if vh == nil {
+			continue
+		}
+		build := func() proto.Message {
 			own := &routev3.VirtualHost{}
 			shallowCopy(own, vh, "name", "domains")
 			own.Name, own.Domains = n, []string{host}
 			return own
-		})
-		if m == nil {
+		}
+		if g.cache == nil {
+			out = append(out, model.XDSResource{Name: n, Resource: build()})
 			continue
 		}
+		m, enc := g.cache.lookup(st, onDemandVhostKey{vh: vh, name: n}, build)
 		out = append(out, model.XDSResource{Name: n, Resource: m, Encoded: enc})
 	}
 	return out
+}
+
+// onDemandVhostKey is every input of a VHDS resource: the virtual host of
+// the full route configuration its host selects (generated messages are
+// never modified, so its identity stands for its content) and the resource
+// name. A default virtual host is kept across pushes (defaultVhostKey), so
+// after a change only the VHDS resources of virtual hosts it touched are
+// rebuilt and re-encoded, not every one every proxy holds.
+type onDemandVhostKey struct {
+	vh   *routev3.VirtualHost
+	name string
 }
 
 // domainIndex indexes a route configuration's domains, so that each

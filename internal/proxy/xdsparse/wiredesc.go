@@ -33,14 +33,28 @@ import (
 type wireKind uint8
 
 const (
-	kVarint wireKind = iota // bool, enum, (s|u)int32/64
+	kBool wireKind = iota
+	kEnum
+	kInt32
+	kInt64
+	kUint32
+	kUint64
+	kSint32
+	kSint64
 	kFixed32
+	kSfixed32
+	kFloat
 	kFixed64
+	kSfixed64
+	kDouble
 	kString
 	kBytes
 	kMessage
 	kGroup
 )
+
+// scalar reports whether k is a number (packable).
+func (k wireKind) scalar() bool { return k <= kDouble }
 
 // Field flags.
 const (
@@ -60,16 +74,26 @@ type fieldDesc struct {
 	kind  wireKind
 	flags uint8
 	oneof uint8 // 1 + the oneof's index, 0 for none
-	msg   int16 // the message type's index in wireDescs, -1 for none
+	msg   int16 // the message type's index in wireDescs (an enum's in wireEnums), -1 for none
+}
+
+type enumDesc struct {
+	name   string
+	values []enumValue
+}
+
+type enumValue struct {
+	num  int32
+	name string
 }
 
 // wireType is the wire type a field of kind k is sent with (packed lists
 // aside).
 func (k wireKind) wireType() protowire.Type {
 	switch k {
-	case kFixed32:
+	case kFixed32, kSfixed32, kFloat:
 		return protowire.Fixed32Type
-	case kFixed64:
+	case kFixed64, kSfixed64, kDouble:
 		return protowire.Fixed64Type
 	case kString, kBytes, kMessage:
 		return protowire.BytesType
@@ -112,7 +136,7 @@ func validateDepth(di int16, b []byte, depth int) error {
 		}
 		fd := &d.fields[i]
 		if f.typ != fd.kind.wireType() {
-			if fd.flags&fList != 0 && f.typ == protowire.BytesType && fd.kind <= kFixed64 {
+			if fd.flags&fList != 0 && f.typ == protowire.BytesType && fd.kind.scalar() {
 				return checkPacked(fd.kind, f.b)
 			}
 			return nil // an unknown field
@@ -135,10 +159,10 @@ func validateDepth(di int16, b []byte, depth int) error {
 func checkPacked(k wireKind, b []byte) error {
 	for len(b) > 0 {
 		var n int
-		switch k {
-		case kFixed32:
+		switch k.wireType() {
+		case protowire.Fixed32Type:
 			_, n = protowire.ConsumeFixed32(b)
-		case kFixed64:
+		case protowire.Fixed64Type:
 			_, n = protowire.ConsumeFixed64(b)
 		default:
 			_, n = protowire.ConsumeVarint(b)
@@ -177,7 +201,7 @@ func decodeWire(di int16, b []byte) wireMsg {
 		}
 		fd, v := &d.fields[i], &m.vals[i]
 		if f.typ != fd.kind.wireType() {
-			if fd.flags&fList != 0 && f.typ == protowire.BytesType && fd.kind <= kFixed64 {
+			if fd.flags&fList != 0 && f.typ == protowire.BytesType && fd.kind.scalar() {
 				v.nums = appendPacked(v.nums, fd.kind, f.b)
 			}
 			return nil
@@ -191,7 +215,7 @@ func decodeWire(di int16, b []byte) wireMsg {
 		}
 		v.present = true
 		switch {
-		case fd.flags&fList != 0 && fd.kind <= kFixed64:
+		case fd.flags&fList != 0 && fd.kind.scalar():
 			v.nums = append(v.nums, f.v)
 		case fd.flags&fList != 0:
 			v.elems = append(v.elems, f.b)
@@ -211,12 +235,12 @@ func appendPacked(out []uint64, k wireKind, b []byte) []uint64 {
 	for len(b) > 0 {
 		var v uint64
 		var n int
-		switch k {
-		case kFixed32:
+		switch k.wireType() {
+		case protowire.Fixed32Type:
 			var v32 uint32
 			v32, n = protowire.ConsumeFixed32(b)
 			v = uint64(v32)
-		case kFixed64:
+		case protowire.Fixed64Type:
 			v, n = protowire.ConsumeFixed64(b)
 		default:
 			v, n = protowire.ConsumeVarint(b)

@@ -2,11 +2,15 @@ package xdsparse
 
 import (
 	"fmt"
+	"math"
+	"strconv"
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/config/common/matcher/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -144,7 +148,7 @@ func generatedCluster(c *clusterv3.Cluster) (*Cluster, error) {
 			if p := rb.GetBudgetPercent(); p != nil {
 				b.Percent = p.GetValue()
 			}
-			if b.Percent < 0 || b.Percent > 100 {
+			if !(b.Percent >= 0 && b.Percent <= 100) { // fixed with the wire decoder: NaN was accepted
 				return nil, fail("circuit_breakers retry_budget.budget_percent %v: must be in 0..100", b.Percent)
 			}
 			if v := rb.GetMinRetryConcurrency(); v != nil {

@@ -35,6 +35,8 @@ const (
 
 	cbThresholds                                                            = 1
 	thPriority, thMaxConnections, thMaxPending, thMaxRequests, thMaxRetries = 1, 2, 3, 4, 5
+	thRetryBudget                                                           = 8
+	rbPercent, rbMinConcurrency, rbInterval                                 = 1, 2, 3
 
 	// envoy.config.core.v3.HttpProtocolOptions, Http2ProtocolOptions, KeepaliveSettings.
 	hpoIdleTimeout, hpoMaxConnectionDuration, hpoMaxRequestsPerConn = 1, 3, 6
@@ -43,6 +45,7 @@ const (
 
 	// envoy.extensions.upstreams.http.v3.HttpProtocolOptions.
 	upoCommon, upoExplicit, upoUseDownstream, upoAuto = 1, 3, 4, 5
+	upoOutlier, uodErrorMatcher                       = 8, 1
 	upoHTTP2                                          = 2 // http2_protocol_options in each of the three configs
 
 	lbPanicThreshold, lbZoneAware, lbLocalityWeighted = 1, 2, 3
@@ -68,8 +71,11 @@ const (
 
 // lbPolicyName prints a Cluster.LbPolicy as the generated enum does.
 func lbPolicyName(v int32) string {
-	if v == 7 {
-		return "LOAD_BALANCING_POLICY_CONFIG"
+	d := &wireDescs[descCluster]
+	for _, e := range wireEnums[d.fields[d.find(clLbPolicy)].msg].values {
+		if e.num == v {
+			return e.name
+		}
 	}
 	return fmt.Sprint(v)
 }
@@ -144,6 +150,11 @@ func parseClusterWire(c *wireMsg, b []byte) (*Cluster, error) {
 	if err := parseLbPolicyWire(c, out); err != nil {
 		return nil, err
 	}
+	ss, err := parseSlowStart(c)
+	if err != nil {
+		return nil, err
+	}
+	out.SlowStart = ss
 	cb := c.sub(clCircuitBreakers)
 	for _, th := range cb.subs(cbThresholds) {
 		if th.u64(thPriority) != 0 { // RoutingPriority DEFAULT
@@ -153,6 +164,11 @@ func parseClusterWire(c *wireMsg, b []byte) (*Cluster, error) {
 		out.MaxPending = wrapperU32(&th, thMaxPending, out.MaxPending)
 		out.MaxRequests = wrapperU32(&th, thMaxRequests, out.MaxRequests)
 		out.MaxRetries = wrapperU32(&th, thMaxRetries, out.MaxRetries)
+		if th.has(thRetryBudget) {
+			if out.RetryBudget, err = parseRetryBudget(th.sub(thRetryBudget)); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if c.has(clHTTP2) {
 		out.HTTP2 = true
@@ -228,10 +244,15 @@ func parseClusterWire(c *wireMsg, b []byte) (*Cluster, error) {
 			Idle:     time.Duration(wrapperU32(&ka, tkaTime, 0)) * time.Second,
 			Interval: time.Duration(wrapperU32(&ka, tkaInterval, 0)) * time.Second}
 	}
+	lat, err := parseLatencyOutlier(c)
+	if err != nil {
+		return nil, err
+	}
 	if c.has(clOutlier) {
 		if out.Outlier, err = parseOutlierWire(c.sub(clOutlier)); err != nil {
 			return nil, err
 		}
+		out.Outlier.Latency = lat
 	}
 	if c.has(clLoadAssignment) {
 		es, err := decodeEndpointSet(c.msg(clLoadAssignment))
@@ -339,7 +360,34 @@ func parseProtocolOptionsWire(c *wireMsg, out *Cluster) error {
 		out.MaxConnectionDuration = wireDuration(common.msg(hpoMaxConnectionDuration))
 	}
 	out.MaxRequestsPerConn = wrapperU32(&common, hpoMaxRequestsPerConn, out.MaxRequestsPerConn)
+	if od := m.sub(upoOutlier); od.has(uodErrorMatcher) {
+		codes, err := parseOutlierErrorMatcher(od.sub(uodErrorMatcher))
+		if err != nil {
+			return fmt.Errorf("typed_extension_protocol_options[%s]: %v", httpProtocolOptionsName, err)
+		}
+		out.OutlierErrorCodes = codes
+	}
 	return nil
+}
+
+// parseRetryBudget reads a circuit breaker threshold's retry_budget with
+// Envoy's defaults (20 %, at least 3).
+func parseRetryBudget(rb wireMsg) (*RetryBudget, error) {
+	b := &RetryBudget{Percent: 20, MinConcurrency: 3}
+	if rb.has(rbPercent) {
+		p := rb.sub(rbPercent)
+		b.Percent = math.Float64frombits(p.u64(percentValue))
+	}
+	if !(b.Percent >= 0 && b.Percent <= 100) {
+		return nil, fmt.Errorf("circuit_breakers retry_budget.budget_percent %v: must be in 0..100", b.Percent)
+	}
+	b.MinConcurrency = wrapperU32(&rb, rbMinConcurrency, b.MinConcurrency)
+	if rb.has(rbInterval) {
+		if b.Interval = wireDuration(rb.msg(rbInterval)); b.Interval < 0 {
+			return nil, fmt.Errorf("circuit_breakers retry_budget.budget_interval: negative")
+		}
+	}
+	return b, nil
 }
 
 // unpackAny returns an encoded google.protobuf.Any's value after checking
@@ -492,27 +540,37 @@ func parseTransportSocketMatchesWire(ms []wireMsg) ([]TransportSocketMatch, erro
 
 // istioServices reads the hosts of metadata istio.services[].
 func istioServices(c *wireMsg) []string {
-	if !c.has(clMetadata) {
+	s, _, err := filterMetadata(c, "istio")
+	if err != nil {
 		return nil
 	}
-	md := c.sub(clMetadata)
-	keys, values := md.mapEntries(mdFilterMetadata)
 	var out []string
-	for i, k := range keys {
-		if k != "istio" {
-			continue
-		}
-		var s structpb.Struct
-		if proto.Unmarshal(values[i], &s) != nil {
-			return nil
-		}
-		for _, v := range s.GetFields()["services"].GetListValue().GetValues() {
-			if h := v.GetStructValue().GetFields()["host"].GetStringValue(); h != "" {
-				out = append(out, h)
-			}
+	for _, v := range s.GetFields()["services"].GetListValue().GetValues() {
+		if h := v.GetStructValue().GetFields()["host"].GetStringValue(); h != "" {
+			out = append(out, h)
 		}
 	}
 	return out
+}
+
+// filterMetadata returns the cluster's metadata.filter_metadata[key]
+// (false when absent).
+func filterMetadata(c *wireMsg, key string) (*structpb.Struct, bool, error) {
+	if !c.has(clMetadata) {
+		return nil, false, nil
+	}
+	md := c.sub(clMetadata)
+	keys, values := md.mapEntries(mdFilterMetadata)
+	for i, k := range keys {
+		if k == key {
+			var s structpb.Struct
+			if err := proto.Unmarshal(values[i], &s); err != nil {
+				return nil, false, fmt.Errorf("metadata.filter_metadata[%s]: %w", key, err)
+			}
+			return &s, true, nil
+		}
+	}
+	return nil, false, nil
 }
 
 // wireDuration decodes a google.protobuf.Duration as AsDuration does.

@@ -10,10 +10,12 @@ import (
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/config/common/matcher/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	matchv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -68,9 +70,25 @@ func randomCluster(r *rand.Rand) *clusterv3.Cluster {
 	dur := func() *durationpb.Duration {
 		return durationpb.New([]time.Duration{0, -time.Second, time.Millisecond / 2, time.Second, time.Hour}[r.IntN(5)])
 	}
-	c := &clusterv3.Cluster{Name: []string{"", "c", "outbound|80||reviews.default.svc.cluster.local"}[r.IntN(3)]}
-	switch r.IntN(8) {
-	case 0:
+	slowStart := func() *clusterv3.Cluster_SlowStartConfig {
+		if p(4) {
+			return nil
+		}
+		sc := &clusterv3.Cluster_SlowStartConfig{}
+		if !p(10) {
+			sc.SlowStartWindow = durationpb.New([]time.Duration{0, -time.Second, time.Second, time.Minute, 45 * time.Second, time.Hour, 10 * time.Second, time.Millisecond}[r.IntN(8)])
+		}
+		if p(2) {
+			sc.Aggression = &corev3.RuntimeDouble{DefaultValue: []float64{0, 1, 2.5, -1, math.Inf(1), math.NaN()}[r.IntN(6)], RuntimeKey: "("}
+		}
+		if p(2) {
+			sc.MinWeightPercent = &typev3.Percent{Value: []float64{0, 10, 100, 101, -1, math.NaN()}[r.IntN(6)]}
+		}
+		return sc
+	}
+	c := &clusterv3.Cluster{Name: []string{"", "c", "outbound|80||reviews.default.svc.cluster.local", "c", "outbound|80||reviews.default.svc.cluster.local", "d"}[r.IntN(6)]}
+	switch r.IntN(12) {
+	case 0, 2, 3, 4:
 	case 1:
 		c.ClusterDiscoveryType = &clusterv3.Cluster_ClusterType{ClusterType: &clusterv3.Cluster_CustomClusterType{Name: "x"}}
 	default:
@@ -103,8 +121,21 @@ func randomCluster(r *rand.Rand) *clusterv3.Cluster {
 			c.GetMaglevLbConfig().TableSize = wrapperspb.UInt64([]uint64{0, 16, 65537, 5000011}[r.IntN(4)])
 		}
 	case 2:
+		lr := &clusterv3.Cluster_LeastRequestLbConfig{SlowStartConfig: slowStart()}
 		if p(3) {
-			c.LbConfig = &clusterv3.Cluster_LeastRequestLbConfig_{LeastRequestLbConfig: &clusterv3.Cluster_LeastRequestLbConfig{ChoiceCount: wrapperspb.UInt32(3)}}
+			lr.ChoiceCount = wrapperspb.UInt32([]uint32{2, 3}[r.IntN(2)])
+		}
+		if p(4) {
+			lr.ActiveRequestBias = &corev3.RuntimeDouble{DefaultValue: []float64{1, 0.5}[r.IntN(2)], RuntimeKey: "k"}
+		}
+		c.LbConfig = &clusterv3.Cluster_LeastRequestLbConfig_{LeastRequestLbConfig: lr}
+		if !p(4) {
+			c.LbPolicy = clusterv3.Cluster_LEAST_REQUEST
+		}
+	case 3:
+		c.LbConfig = &clusterv3.Cluster_RoundRobinLbConfig_{RoundRobinLbConfig: &clusterv3.Cluster_RoundRobinLbConfig{SlowStartConfig: slowStart()}}
+		if !p(4) {
+			c.LbPolicy = clusterv3.Cluster_ROUND_ROBIN
 		}
 	}
 	if p(20) {
@@ -127,8 +158,18 @@ func randomCluster(r *rand.Rand) *clusterv3.Cluster {
 				th.MaxRetries = u32()
 			}
 			th.TrackRemaining = p(3)
-			if p(15) {
-				th.RetryBudget = &clusterv3.CircuitBreakers_Thresholds_RetryBudget{}
+			if p(5) {
+				rb := &clusterv3.CircuitBreakers_Thresholds_RetryBudget{}
+				if p(2) {
+					rb.BudgetPercent = &typev3.Percent{Value: []float64{0, 25, 100, 101, -1, math.NaN()}[r.IntN(6)]}
+				}
+				if p(2) {
+					rb.MinRetryConcurrency = u32()
+				}
+				if p(2) {
+					rb.BudgetInterval = dur()
+				}
+				th.RetryBudget = rb
 			}
 			cb.Thresholds = append(cb.Thresholds, th)
 		}
@@ -207,6 +248,9 @@ func randomCluster(r *rand.Rand) *clusterv3.Cluster {
 		}
 		if p(15) {
 			po.HashPolicy = []*routev3.RouteAction_HashPolicy{{}}
+		}
+		if p(4) {
+			po.OutlierDetection = &httpv3.HttpProtocolOptions_OutlierDetection{ErrorMatcher: randomErrorMatcher(r)}
 		}
 		var a *anypb.Any
 		if p(20) {
@@ -306,6 +350,31 @@ func randomCluster(r *rand.Rand) *clusterv3.Cluster {
 		if p(3) {
 			c.Metadata.FilterMetadata["other"], _ = structpb.NewStruct(map[string]any{"k": true})
 		}
+		if c.OutlierDetection != nil && !p(4) || p(8) {
+			// At most one bad key: the parse reports the first it meets in
+			// a map, so two would make either error right.
+			lat := map[string]any{}
+			for _, kv := range [][2]any{{"percentile", 95.0}, {"factor", 2.0}, {"minimum_excess", "5ms"}, {"request_volume", 10.0}, {"minimum_hosts", 2.0}} {
+				if p(2) {
+					lat[kv[0].(string)] = kv[1]
+				}
+			}
+			switch r.IntN(12) {
+			case 0:
+				lat["percentile"] = 101.0
+			case 1:
+				lat["minimum_excess"] = "soon"
+			case 2:
+				lat["minimum_hosts"] = 1.0
+			case 3:
+				lat["bogus"] = 1.0
+			}
+			mast := map[string]any{"latency_outlier": lat}
+			if p(10) {
+				mast = map[string]any{"other": true}
+			}
+			c.Metadata.FilterMetadata["mast"], _ = structpb.NewStruct(mast)
+		}
 	}
 	c.AltStatName = []string{"", "stat"}[r.IntN(2)]
 	c.DnsLookupFamily = clusterv3.Cluster_DnsLookupFamily(r.IntN(3))
@@ -321,6 +390,9 @@ func randomCluster(r *rand.Rand) *clusterv3.Cluster {
 func TestDecodeClusterMatchesGenerated(t *testing.T) {
 	r := rand.New(rand.NewPCG(19, 1))
 	accepted := 0
+	// Each feature must be accepted at least once, or the comparison
+	// says nothing about it.
+	seen := map[string]int{}
 	for i := 0; i < 3000; i++ {
 		b, err := proto.Marshal(randomCluster(r))
 		if err != nil {
@@ -328,6 +400,13 @@ func TestDecodeClusterMatchesGenerated(t *testing.T) {
 		}
 		compareCluster(t, b)
 		if _, c, _ := DecodeCluster(b); c != nil {
+			for name, ok := range map[string]bool{"slow start": c.SlowStart != nil, "retry budget": c.RetryBudget != nil,
+				"outlier error codes": len(c.OutlierErrorCodes) > 0, "latency outlier": c.Outlier != nil && c.Outlier.Latency != nil,
+				"tls matches": len(c.TLSMatches) > 0, "outlier": c.Outlier != nil, "h2": c.H2 != (H2Options{})} {
+				if ok {
+					seen[name]++
+				}
+			}
 			accepted++
 		}
 		// Two encodings concatenated are one message, the second merged
@@ -339,6 +418,12 @@ func TestDecodeClusterMatchesGenerated(t *testing.T) {
 	if accepted < 100 {
 		t.Fatalf("only %d of 3000 random clusters accepted: the generator tests too little of the parse", accepted)
 	}
+	for _, name := range []string{"slow start", "retry budget", "outlier error codes", "latency outlier", "tls matches", "outlier", "h2"} {
+		if seen[name] < 3 {
+			t.Errorf("%s: in %d accepted clusters, want at least 3", name, seen[name])
+		}
+	}
+	t.Logf("accepted %d of 3000: %v", accepted, seen)
 }
 
 // TestDecodeClusterWire covers what go-control-plane never encodes.
@@ -422,4 +507,54 @@ func BenchmarkCluster(b *testing.B) {
 			}
 		}
 	})
+}
+
+// randomErrorMatcher builds an outlier_detection.error_matcher: what
+// istiod and mastd generate for outlierDetectionHttpErrorCodes, and
+// matchers the proxy refuses.
+func randomErrorMatcher(r *rand.Rand) *matcherv3.MatchPredicate {
+	one := func() *matcherv3.MatchPredicate {
+		if r.IntN(2) == 0 { // what mastd generates
+			return &matcherv3.MatchPredicate{Rule: &matcherv3.MatchPredicate_HttpResponseHeadersMatch{HttpResponseHeadersMatch: &matcherv3.HttpHeadersMatch{
+				Headers: []*routev3.HeaderMatcher{{Name: ":status", HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{StringMatch: &matchv3.StringMatcher{
+					MatchPattern: &matchv3.StringMatcher_Exact{Exact: []string{"500", "503", "404"}[r.IntN(3)]}}}}}}}}
+		}
+		h := &routev3.HeaderMatcher{Name: []string{":status", ":status", "x"}[r.IntN(3)]}
+		code := []string{"503", "404", "4xx", "700", ""}[r.IntN(5)]
+		switch r.IntN(6) {
+		case 0:
+			h.HeaderMatchSpecifier = &routev3.HeaderMatcher_ExactMatch{ExactMatch: code}
+		case 1:
+			h.HeaderMatchSpecifier = &routev3.HeaderMatcher_PrefixMatch{PrefixMatch: "5"}
+		case 2:
+			h.HeaderMatchSpecifier = &routev3.HeaderMatcher_StringMatch{StringMatch: &matchv3.StringMatcher{
+				MatchPattern: &matchv3.StringMatcher_Prefix{Prefix: "5"}}}
+		case 3:
+		default:
+			h.HeaderMatchSpecifier = &routev3.HeaderMatcher_StringMatch{StringMatch: &matchv3.StringMatcher{
+				MatchPattern: &matchv3.StringMatcher_Exact{Exact: code}, IgnoreCase: r.IntN(6) == 0}}
+		}
+		h.InvertMatch = r.IntN(10) == 0
+		h.TreatMissingHeaderAsEmpty = r.IntN(10) == 0
+		hm := &matcherv3.HttpHeadersMatch{Headers: []*routev3.HeaderMatcher{h}}
+		switch r.IntN(10) {
+		case 0:
+			hm.Headers = nil
+		case 1:
+			hm.Headers = append(hm.Headers, h)
+		case 2:
+			return &matcherv3.MatchPredicate{Rule: &matcherv3.MatchPredicate_HttpRequestHeadersMatch{HttpRequestHeadersMatch: hm}}
+		case 3:
+			return &matcherv3.MatchPredicate{Rule: &matcherv3.MatchPredicate_AnyMatch{AnyMatch: true}}
+		}
+		return &matcherv3.MatchPredicate{Rule: &matcherv3.MatchPredicate_HttpResponseHeadersMatch{HttpResponseHeadersMatch: hm}}
+	}
+	if r.IntN(2) == 0 {
+		return one()
+	}
+	set := &matcherv3.MatchPredicate_MatchSet{}
+	for range r.IntN(4) {
+		set.Rules = append(set.Rules, one())
+	}
+	return &matcherv3.MatchPredicate{Rule: &matcherv3.MatchPredicate_OrMatch{OrMatch: set}}
 }

@@ -1,6 +1,7 @@
 package xdsparse
 
 import (
+	"fmt"
 	"time"
 )
 
@@ -47,3 +48,50 @@ type LatencyOutlier struct {
 	RequestVolume, MinimumHosts uint32
 }
 
+// parseLatencyOutlier reads cluster metadata mast.latency_outlier (nil when
+// absent); every key must be known.
+func parseLatencyOutlier(c *wireMsg) (*LatencyOutlier, error) {
+	md, ok, err := filterMetadata(c, "mast")
+	if err != nil || !ok {
+		return nil, err
+	}
+	out := &LatencyOutlier{Percentile: 90, Factor: 3, MinimumExcess: 10 * time.Millisecond, RequestVolume: 20, MinimumHosts: 3}
+	for k, v := range md.GetFields() {
+		if k != "latency_outlier" {
+			return nil, fmt.Errorf("metadata.filter_metadata.mast.%s: unknown", k)
+		}
+		for name, f := range v.GetStructValue().GetFields() {
+			num := f.GetNumberValue()
+			var err error
+			switch name {
+			case "percentile":
+				if out.Percentile = num; num <= 0 || num > 100 {
+					err = fmt.Errorf("must be in (0, 100]")
+				}
+			case "factor":
+				if out.Factor = num; num < 1 {
+					err = fmt.Errorf("must be >= 1")
+				}
+			case "minimum_excess":
+				out.MinimumExcess, err = time.ParseDuration(f.GetStringValue())
+			case "request_volume":
+				if out.RequestVolume = uint32(num); num < 1 {
+					err = fmt.Errorf("must be >= 1")
+				}
+			case "minimum_hosts":
+				if out.MinimumHosts = uint32(num); num < 2 {
+					err = fmt.Errorf("must be >= 2")
+				}
+			default:
+				err = fmt.Errorf("unknown")
+			}
+			if err != nil {
+				return nil, fmt.Errorf("metadata.filter_metadata.mast.latency_outlier.%s: %w", name, err)
+			}
+		}
+	}
+	if !c.has(clOutlier) {
+		return nil, fmt.Errorf("metadata.filter_metadata.mast.latency_outlier: needs outlier_detection")
+	}
+	return out, nil
+}

@@ -92,15 +92,15 @@ func DecodeCluster(b []byte) (string, *Cluster, error) {
 	if name == "" {
 		return "", nil, fmt.Errorf("cluster: name is empty")
 	}
-	out, err := parseClusterWire(&c, b)
+	out, err := parseClusterWire(c)
 	if err != nil {
 		return name, nil, fmt.Errorf("cluster %q: %w", name, err)
 	}
 	return name, out, nil
 }
 
-func parseClusterWire(c *wireMsg, b []byte) (*Cluster, error) {
-	if err := checkWire(descCluster, b, clusterRules); err != nil {
+func parseClusterWire(c *wireMsg) (*Cluster, error) {
+	if err := checkWire(c, clusterRules); err != nil {
 		return nil, err
 	}
 	out := &Cluster{Name: c.str(clName), ConnectTimeout: 5 * time.Second, IdleTimeout: time.Hour, PanicThreshold: 50,
@@ -160,10 +160,10 @@ func parseClusterWire(c *wireMsg, b []byte) (*Cluster, error) {
 		if th.u64(thPriority) != 0 { // RoutingPriority DEFAULT
 			continue
 		}
-		out.MaxConnections = wrapperU32(&th, thMaxConnections, out.MaxConnections)
-		out.MaxPending = wrapperU32(&th, thMaxPending, out.MaxPending)
-		out.MaxRequests = wrapperU32(&th, thMaxRequests, out.MaxRequests)
-		out.MaxRetries = wrapperU32(&th, thMaxRetries, out.MaxRetries)
+		out.MaxConnections = wrapperU32(th, thMaxConnections, out.MaxConnections)
+		out.MaxPending = wrapperU32(th, thMaxPending, out.MaxPending)
+		out.MaxRequests = wrapperU32(th, thMaxRequests, out.MaxRequests)
+		out.MaxRetries = wrapperU32(th, thMaxRetries, out.MaxRetries)
 		if th.has(thRetryBudget) {
 			if out.RetryBudget, err = parseRetryBudget(th.sub(thRetryBudget)); err != nil {
 				return nil, err
@@ -188,7 +188,7 @@ func parseClusterWire(c *wireMsg, b []byte) (*Cluster, error) {
 	// common_http_protocol_options.max_requests_per_connection takes
 	// precedence over the deprecated Cluster field, as in Envoy.
 	out.MaxRequestsPerConn = wrapperU32(c, clMaxRequestsPerConn, out.MaxRequestsPerConn)
-	out.MaxRequestsPerConn = wrapperU32(&common, hpoMaxRequestsPerConn, out.MaxRequestsPerConn)
+	out.MaxRequestsPerConn = wrapperU32(common, hpoMaxRequestsPerConn, out.MaxRequestsPerConn)
 	if err := parseProtocolOptionsWire(c, out); err != nil {
 		return nil, err
 	}
@@ -240,9 +240,9 @@ func parseClusterWire(c *wireMsg, b []byte) (*Cluster, error) {
 	}
 	if uc := c.sub(clUpstreamConn); uc.has(ucoTCPKeepalive) {
 		ka := uc.sub(ucoTCPKeepalive)
-		out.Keepalive = &TCPKeepalive{Probes: int(wrapperU32(&ka, tkaProbes, 0)),
-			Idle:     time.Duration(wrapperU32(&ka, tkaTime, 0)) * time.Second,
-			Interval: time.Duration(wrapperU32(&ka, tkaInterval, 0)) * time.Second}
+		out.Keepalive = &TCPKeepalive{Probes: int(wrapperU32(ka, tkaProbes, 0)),
+			Idle:     time.Duration(wrapperU32(ka, tkaTime, 0)) * time.Second,
+			Interval: time.Duration(wrapperU32(ka, tkaInterval, 0)) * time.Second}
 	}
 	lat, err := parseLatencyOutlier(c)
 	if err != nil {
@@ -283,14 +283,14 @@ func parseLbPolicyWire(c *wireMsg, out *Cluster) error {
 	case lbpRingHash:
 		out.LB = RingHash
 		ring := c.sub(clRingHash)
-		out.RingSize = wrapperU64(&ring, ringMinimumSize, 1024)
+		out.RingSize = wrapperU64(ring, ringMinimumSize, 1024)
 		if out.RingSize == 0 || out.RingSize > 1<<23 {
 			return fmt.Errorf("ring_hash_lb_config.minimum_ring_size %d: want 1-8388608", out.RingSize)
 		}
 	case lbpMaglev:
 		out.LB = Maglev
 		mg := c.sub(clMaglev)
-		out.RingSize = wrapperU64(&mg, maglevTableSize, 65537)
+		out.RingSize = wrapperU64(mg, maglevTableSize, 65537)
 		if !isPrime(out.RingSize) || out.RingSize > 5000011 {
 			return fmt.Errorf("maglev_lb_config.table_size %d: must be a prime <= 5000011", out.RingSize)
 		}
@@ -324,10 +324,10 @@ func parseProtocolOptionsWire(c *wireMsg, out *Cluster) error {
 	if err := validateWire(descHTTPProtocolOptions, v); err != nil {
 		return fmt.Errorf("typed_extension_protocol_options: %v", err)
 	}
-	if err := checkWire(descHTTPProtocolOptions, v, clusterRules); err != nil {
+	m := decodeWire(descHTTPProtocolOptions, v)
+	if err := checkWire(m, clusterRules); err != nil {
 		return fmt.Errorf("typed_extension_protocol_options[%s]: %v", httpProtocolOptionsName, err)
 	}
-	m := decodeWire(descHTTPProtocolOptions, v)
 	explicit := m.sub(upoExplicit)
 	h2 := explicit.has(upoHTTP2)
 	h2opts := explicit.sub(upoHTTP2)
@@ -359,7 +359,7 @@ func parseProtocolOptionsWire(c *wireMsg, out *Cluster) error {
 	if common.has(hpoMaxConnectionDuration) {
 		out.MaxConnectionDuration = wireDuration(common.msg(hpoMaxConnectionDuration))
 	}
-	out.MaxRequestsPerConn = wrapperU32(&common, hpoMaxRequestsPerConn, out.MaxRequestsPerConn)
+	out.MaxRequestsPerConn = wrapperU32(common, hpoMaxRequestsPerConn, out.MaxRequestsPerConn)
 	if od := m.sub(upoOutlier); od.has(uodErrorMatcher) {
 		codes, err := parseOutlierErrorMatcher(od.sub(uodErrorMatcher))
 		if err != nil {
@@ -372,7 +372,7 @@ func parseProtocolOptionsWire(c *wireMsg, out *Cluster) error {
 
 // parseRetryBudget reads a circuit breaker threshold's retry_budget with
 // Envoy's defaults (20 %, at least 3).
-func parseRetryBudget(rb wireMsg) (*RetryBudget, error) {
+func parseRetryBudget(rb *wireMsg) (*RetryBudget, error) {
 	b := &RetryBudget{Percent: 20, MinConcurrency: 3}
 	if rb.has(rbPercent) {
 		p := rb.sub(rbPercent)
@@ -381,7 +381,7 @@ func parseRetryBudget(rb wireMsg) (*RetryBudget, error) {
 	if !(b.Percent >= 0 && b.Percent <= 100) {
 		return nil, fmt.Errorf("circuit_breakers retry_budget.budget_percent %v: must be in 0..100", b.Percent)
 	}
-	b.MinConcurrency = wrapperU32(&rb, rbMinConcurrency, b.MinConcurrency)
+	b.MinConcurrency = wrapperU32(rb, rbMinConcurrency, b.MinConcurrency)
 	if rb.has(rbInterval) {
 		if b.Interval = wireDuration(rb.msg(rbInterval)); b.Interval < 0 {
 			return nil, fmt.Errorf("circuit_breakers retry_budget.budget_interval: negative")
@@ -438,9 +438,9 @@ func validFullName(s string) bool {
 }
 
 // parseH2Wire reads the honoured Http2ProtocolOptions fields.
-func parseH2Wire(o wireMsg) (H2Options, error) {
+func parseH2Wire(o *wireMsg) (H2Options, error) {
 	var out H2Options
-	out.MaxConcurrentStreams = wrapperU32(&o, h2oMaxConcurrentStreams, 0)
+	out.MaxConcurrentStreams = wrapperU32(o, h2oMaxConcurrentStreams, 0)
 	if o.has(h2oConnectionKeepalive) {
 		ka := o.sub(h2oConnectionKeepalive)
 		out.KeepaliveInterval = wireDuration(ka.msg(kaInterval))
@@ -458,23 +458,23 @@ func parseH2Wire(o wireMsg) (H2Options, error) {
 // parseOutlierWire reads outlier_detection with Envoy's defaults.
 // Success-rate and failure-percentage ejection are not implemented (Istio
 // disables the former and never sets the latter).
-func parseOutlierWire(od wireMsg) (*OutlierDetection, error) {
+func parseOutlierWire(od *wireMsg) (*OutlierDetection, error) {
 	out := &OutlierDetection{
-		Consecutive5xx:     wrapperU32(&od, odConsecutive5xx, 5),
-		Enforcing5xx:       wrapperU32(&od, odEnforcing5xx, 100),
-		ConsecutiveGateway: wrapperU32(&od, odConsecutiveGateway, 5),
-		EnforcingGateway:   wrapperU32(&od, odEnforcingGateway, 0),
-		MaxEjectionPercent: wrapperU32(&od, odMaxEjectionPercent, 10),
+		Consecutive5xx:     wrapperU32(od, odConsecutive5xx, 5),
+		Enforcing5xx:       wrapperU32(od, odEnforcing5xx, 100),
+		ConsecutiveGateway: wrapperU32(od, odConsecutiveGateway, 5),
+		EnforcingGateway:   wrapperU32(od, odEnforcingGateway, 0),
+		MaxEjectionPercent: wrapperU32(od, odMaxEjectionPercent, 10),
 		BaseEjectionTime:   30 * time.Second,
 		MaxEjectionTime:    300 * time.Second,
 	}
 	if od.u64(odSplitLocal) != 0 {
 		// The local-origin counters take effect only when split.
 		out.SplitLocalOrigin = true
-		out.ConsecutiveLocal = wrapperU32(&od, odConsecutiveLO, 5)
-		out.EnforcingLocal = wrapperU32(&od, odEnforcingLO, 100)
+		out.ConsecutiveLocal = wrapperU32(od, odConsecutiveLO, 5)
+		out.EnforcingLocal = wrapperU32(od, odEnforcingLO, 100)
 	}
-	if v := wrapperU32(&od, odEnforcingSuccessRate, 0); v != 0 {
+	if v := wrapperU32(od, odEnforcingSuccessRate, 0); v != 0 {
 		return nil, fmt.Errorf("outlier_detection.enforcing_success_rate %d: success-rate ejection is not supported by mast-proxy; set 0", v)
 	}
 	if od.has(odInterval) {
@@ -506,7 +506,7 @@ func parseOutlierWire(od wireMsg) (*OutlierDetection, error) {
 }
 
 // parseTransportSocketMatchesWire parses a cluster's transport_socket_matches.
-func parseTransportSocketMatchesWire(ms []wireMsg) ([]TransportSocketMatch, error) {
+func parseTransportSocketMatchesWire(ms []*wireMsg) ([]TransportSocketMatch, error) {
 	out := make([]TransportSocketMatch, 0, len(ms))
 	for i, m := range ms {
 		name := m.str(tsmName)
@@ -540,14 +540,24 @@ func parseTransportSocketMatchesWire(ms []wireMsg) ([]TransportSocketMatch, erro
 
 // istioServices reads the hosts of metadata istio.services[].
 func istioServices(c *wireMsg) []string {
-	s, _, err := filterMetadata(c, "istio")
-	if err != nil {
+	if !c.has(clMetadata) {
+		return nil
+	}
+	istio := c.sub(clMetadata).mapValue(mdFilterMetadata, "istio")
+	if istio == nil {
+		return nil
+	}
+	services := istio.mapValue(structFields, "services")
+	if services == nil || !services.has(valueList) {
 		return nil
 	}
 	var out []string
-	for _, v := range s.GetFields()["services"].GetListValue().GetValues() {
-		if h := v.GetStructValue().GetFields()["host"].GetStringValue(); h != "" {
-			out = append(out, h)
+	for _, v := range services.sub(valueList).subs(listValues) {
+		if !v.has(valueStruct) {
+			continue
+		}
+		if h := v.sub(valueStruct).mapValue(structFields, "host"); h != nil && h.str(valueStr) != "" {
+			out = append(out, h.str(valueStr))
 		}
 	}
 	return out

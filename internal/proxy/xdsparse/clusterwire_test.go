@@ -472,6 +472,21 @@ func FuzzDecodeCluster(f *testing.F) {
 		b, _ := proto.Marshal(randomCluster(r))
 		f.Add(b)
 	}
+	// Istio's shape with every feature main's parser gained after the
+	// first wire decoder: warmup, retry budget, outlier codes, latency.
+	c := xdstest.EDSCluster("outbound|9080||reviews.default.svc.cluster.local")
+	c.LbConfig = &clusterv3.Cluster_RoundRobinLbConfig_{RoundRobinLbConfig: &clusterv3.Cluster_RoundRobinLbConfig{
+		SlowStartConfig: &clusterv3.Cluster_SlowStartConfig{SlowStartWindow: durationpb.New(time.Minute),
+			Aggression: &corev3.RuntimeDouble{DefaultValue: 2, RuntimeKey: "("}, MinWeightPercent: &typev3.Percent{Value: 20}}}}
+	c.CircuitBreakers = &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{{
+		RetryBudget: &clusterv3.CircuitBreakers_Thresholds_RetryBudget{BudgetPercent: &typev3.Percent{Value: 25}, MinRetryConcurrency: wrapperspb.UInt32(5)}}}}
+	c.OutlierDetection = &clusterv3.OutlierDetection{Consecutive_5Xx: wrapperspb.UInt32(3)}
+	c.Metadata = &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{}}
+	c.Metadata.FilterMetadata["mast"], _ = structpb.NewStruct(map[string]any{"latency_outlier": map[string]any{"factor": 2.0}})
+	po, _ := anypb.New(&httpv3.HttpProtocolOptions{OutlierDetection: &httpv3.HttpProtocolOptions_OutlierDetection{ErrorMatcher: randomErrorMatcher(r)}})
+	c.TypedExtensionProtocolOptions = map[string]*anypb.Any{httpProtocolOptionsName: po}
+	b, _ := proto.Marshal(c)
+	f.Add(b)
 	f.Fuzz(func(t *testing.T, b []byte) { compareCluster(t, b) })
 }
 

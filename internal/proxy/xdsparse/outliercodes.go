@@ -19,13 +19,12 @@ const (
 // for outlierDetectionHttpErrorCodes: a response-headers match of one
 // :status exact value, or an or_match of such matches. It returns the
 // status codes; any other matcher is refused by name.
-func parseOutlierErrorMatcher(m wireMsg) ([]int, error) {
+func parseOutlierErrorMatcher(m *wireMsg) ([]int, error) {
 	const field = "outlier_detection.error_matcher"
-	one := func(p wireMsg) (int, error) {
-		var hs []wireMsg
+	one := func(p *wireMsg) (int, error) {
+		var hs []*wireMsg
 		if p.has(mpResponseHeadersMatch) {
-			hm := p.sub(mpResponseHeadersMatch)
-			hs = hm.subs(headersMatchHeaders)
+			hs = p.sub(mpResponseHeadersMatch).subs(headersMatchHeaders)
 		}
 		if len(hs) != 1 {
 			return 0, fmt.Errorf("%s: only http_response_headers_match rules of one :status header (or their or_match) are supported", field)
@@ -53,7 +52,7 @@ func parseOutlierErrorMatcher(m wireMsg) ([]int, error) {
 		}
 		return code, nil
 	}
-	rules := []wireMsg{m}
+	rules := []*wireMsg{m}
 	if m.has(mpOrMatch) {
 		om := m.sub(mpOrMatch)
 		rules = om.subs(matchSetRules)

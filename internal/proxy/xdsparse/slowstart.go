@@ -32,7 +32,7 @@ const (
 // request's choice_count and active_request_bias are refused unless at
 // their defaults.
 func parseSlowStart(c *wireMsg) (*SlowStart, error) {
-	var lb wireMsg
+	var lb *wireMsg
 	var sc protowire.Number
 	switch policy := int32(c.u64(clLbPolicy)); {
 	case c.has(clRoundRobinLb):
@@ -45,7 +45,7 @@ func parseSlowStart(c *wireMsg) (*SlowStart, error) {
 			return nil, fmt.Errorf("least_request_lb_config: lb_policy is %s", lbPolicyName(policy))
 		}
 		lb, sc = c.sub(clLeastRequestLb), lrSlowStart
-		if n := wrapperU32(&lb, lrChoiceCount, 2); n != 2 {
+		if n := wrapperU32(lb, lrChoiceCount, 2); n != 2 {
 			return nil, fmt.Errorf("least_request_lb_config.choice_count %d: only 2 is supported", n)
 		}
 		if lb.has(lrActiveRequestBias) {

@@ -3,6 +3,7 @@ package xdsparse
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -175,60 +176,88 @@ func checkPacked(k wireKind, b []byte) error {
 	return nil
 }
 
-// wireMsg is one decoded message: a value per field of its descriptor.
-// Its bytes must have been validated (validateWire).
+// wireMsg is one decoded message: a value for each field present in its
+// encoding, in the descriptor's order; a list has a value per element, in
+// wire order. A message field's value decodes once, when first read, and
+// is kept, so that the field check and the parse share one decode. Its
+// bytes must have been validated (validateWire).
 type wireMsg struct {
 	d    *msgDesc
 	vals []wireVal
 }
 
 type wireVal struct {
-	present bool
-	n       uint64   // a scalar's last value
-	b       []byte   // a string's or bytes' last value; a singular message's encodings, concatenated
-	elems   [][]byte // a list's strings, bytes or messages; a map's entries
-	nums    []uint64 // a list's scalars
+	i   int32    // the field's index in d.fields
+	n   uint64   // a scalar's (last) value
+	b   []byte   // a string's or bytes' (last) value; a singular message's encodings, concatenated
+	sub *wireMsg // b decoded (a message), once read
 }
 
 // decodeWire decodes one level of a validated message of type wireDescs[di].
-func decodeWire(di int16, b []byte) wireMsg {
+func decodeWire(di int16, b []byte) *wireMsg {
 	d := &wireDescs[di]
-	m := wireMsg{d: d, vals: make([]wireVal, len(d.fields))}
+	m := &wireMsg{d: d}
+	if len(d.fields) > 1 {
+		// Size vals once: count the known fields.
+		n := 0
+		eachField(b, func(f wireField) error {
+			if d.find(f.num) >= 0 {
+				n++
+			}
+			return nil
+		})
+		m.vals = make([]wireVal, 0, n)
+	}
 	eachField(b, func(f wireField) error {
 		i := d.find(f.num)
 		if i < 0 {
 			return nil
 		}
-		fd, v := &d.fields[i], &m.vals[i]
+		fd := &d.fields[i]
+		list := fd.flags&fList != 0
 		if f.typ != fd.kind.wireType() {
-			if fd.flags&fList != 0 && f.typ == protowire.BytesType && fd.kind.scalar() {
-				v.nums = appendPacked(v.nums, fd.kind, f.b)
+			if list && f.typ == protowire.BytesType && fd.kind.scalar() {
+				for _, n := range appendPacked(nil, fd.kind, f.b) {
+					m.slot(i, true).n = n
+				}
 			}
 			return nil
 		}
 		if fd.oneof != 0 {
-			for j := range d.fields {
-				if j != i && d.fields[j].oneof == fd.oneof {
-					m.vals[j] = wireVal{}
-				}
-			}
+			m.clearOneof(fd.oneof, i)
 		}
-		v.present = true
+		v := m.slot(i, list)
 		switch {
-		case fd.flags&fList != 0 && fd.kind.scalar():
-			v.nums = append(v.nums, f.v)
-		case fd.flags&fList != 0:
-			v.elems = append(v.elems, f.b)
-		case fd.kind == kMessage:
-			v.b = concat(v.b, f.b)
-		case fd.kind == kString || fd.kind == kBytes:
-			v.b = f.b
-		default:
+		case fd.kind.scalar():
 			v.n = f.v
+		case fd.kind == kMessage && !list:
+			v.b = concat(v.b, f.b)
+		default:
+			v.b = f.b
 		}
 		return nil
 	})
 	return m
+}
+
+// slot returns field i's value, adding it in order when absent; a list
+// (add) gets a new value after its others. Fields usually come in order,
+// so the search starts from the end.
+func (m *wireMsg) slot(i int, add bool) *wireVal {
+	j := len(m.vals)
+	for j > 0 && int(m.vals[j-1].i) > i {
+		j--
+	}
+	if !add && j > 0 && int(m.vals[j-1].i) == i {
+		return &m.vals[j-1]
+	}
+	m.vals = slices.Insert(m.vals, j, wireVal{i: int32(i)})
+	return &m.vals[j]
+}
+
+// clearOneof drops the members of oneof o but field i.
+func (m *wireMsg) clearOneof(o uint8, i int) {
+	m.vals = slices.DeleteFunc(m.vals, func(v wireVal) bool { return int(v.i) != i && m.d.fields[v.i].oneof == o })
 }
 
 func appendPacked(out []uint64, k wireKind, b []byte) []uint64 {
@@ -254,100 +283,178 @@ func appendPacked(out []uint64, k wireKind, b []byte) []uint64 {
 	return out
 }
 
-// isSet reports whether field i is set as protoreflect's Range sees it.
-func (m *wireMsg) isSet(i int) bool {
-	fd, v := &m.d.fields[i], &m.vals[i]
+// isSet reports whether a field, given its values (a run of vals), is
+// set as protoreflect's Range sees it.
+func (m *wireMsg) isSet(run []wireVal) bool {
+	fd, v := &m.d.fields[run[0].i], &run[len(run)-1]
 	switch {
-	case fd.flags&fList != 0:
-		return len(v.elems) > 0 || len(v.nums) > 0
-	case fd.flags&fPresence != 0:
-		return v.present
+	case fd.flags&(fList|fPresence) != 0:
+		return true
 	case fd.kind == kString || fd.kind == kBytes:
 		return len(v.b) > 0
 	}
 	return v.n != 0
 }
 
-// val returns field num's value; it panics for a number the descriptor
+// run returns the values of field index i: a list's elements, or one.
+func (m *wireMsg) run(i int) []wireVal {
+	j := 0
+	for j < len(m.vals) && int(m.vals[j].i) < i {
+		j++
+	}
+	k := j
+	for k < len(m.vals) && int(m.vals[k].i) == i {
+		k++
+	}
+	return m.vals[j:k]
+}
+
+// field returns field num's values; it panics for a number the descriptor
 // does not have (a bug in the decoder, caught by its tests).
-func (m *wireMsg) val(num protowire.Number) *wireVal {
+func (m *wireMsg) field(num protowire.Number) []wireVal {
 	i := m.d.find(num)
 	if i < 0 {
 		panic(fmt.Sprintf("%s has no field %d", m.d.name, num))
 	}
-	return &m.vals[i]
+	return m.run(i)
+}
+
+// val returns a singular field's value, nil when absent.
+func (m *wireMsg) val(num protowire.Number) *wireVal {
+	if r := m.field(num); len(r) > 0 {
+		return &r[len(r)-1]
+	}
+	return nil
 }
 
 // has reports whether a message field or oneof member is present.
-func (m *wireMsg) has(num protowire.Number) bool { return m.val(num).present }
+func (m *wireMsg) has(num protowire.Number) bool { return m.val(num) != nil }
 
 // msg returns a singular message field's encoding (nil when absent).
-func (m *wireMsg) msg(num protowire.Number) []byte { return m.val(num).b }
-
-// str returns a string field's value.
-func (m *wireMsg) str(num protowire.Number) string { return string(m.val(num).b) }
-
-// u64 returns a scalar field's value.
-func (m *wireMsg) u64(num protowire.Number) uint64 { return m.val(num).n }
-
-// list returns a repeated message's or string's elements.
-func (m *wireMsg) list(num protowire.Number) [][]byte { return m.val(num).elems }
-
-// sub decodes a singular message field (empty when absent).
-func (m *wireMsg) sub(num protowire.Number) wireMsg {
-	i := m.d.find(num)
-	return decodeWire(m.d.fields[i].msg, m.vals[i].b)
+func (m *wireMsg) msg(num protowire.Number) []byte {
+	if v := m.val(num); v != nil {
+		return v.b
+	}
+	return nil
 }
 
-// mapEntries decodes a map field's entries into key and value encodings,
-// a later entry replacing an earlier one of the same key, in first-seen order.
+// str returns a string field's value.
+func (m *wireMsg) str(num protowire.Number) string { return string(m.msg(num)) }
+
+// u64 returns a scalar field's value.
+func (m *wireMsg) u64(num protowire.Number) uint64 {
+	if v := m.val(num); v != nil {
+		return v.n
+	}
+	return 0
+}
+
+// sub returns a singular message field, decoded (empty when absent).
+func (m *wireMsg) sub(num protowire.Number) *wireMsg {
+	v := m.val(num)
+	if v == nil {
+		return &wireMsg{d: &wireDescs[m.d.fields[m.d.find(num)].msg]}
+	}
+	return m.subOf(v)
+}
+
+// subOf returns message value v, decoded once.
+func (m *wireMsg) subOf(v *wireVal) *wireMsg {
+	if v.sub == nil {
+		v.sub = decodeWire(m.d.fields[v.i].msg, v.b)
+	}
+	return v.sub
+}
+
+// subs returns a repeated message field's elements, decoded once.
+func (m *wireMsg) subs(num protowire.Number) []*wireMsg {
+	return m.subsOf(m.field(num))
+}
+
+func (m *wireMsg) subsOf(run []wireVal) []*wireMsg {
+	if len(run) == 0 {
+		return nil
+	}
+	out := make([]*wireMsg, len(run))
+	for j := range run {
+		out[j] = m.subOf(&run[j])
+	}
+	return out
+}
+
+// mapEntries returns a map field's keys and value encodings, a later entry
+// replacing an earlier one of the same key, in first-seen order.
 func (m *wireMsg) mapEntries(num protowire.Number) (keys []string, values [][]byte) {
-	i := m.d.find(num)
-	ed := m.d.fields[i].msg
-	pos := map[string]int{}
-	for _, e := range m.vals[i].elems {
-		em := decodeWire(ed, e)
-		k := mapKeyString(&em)
-		if j, ok := pos[k]; ok {
-			values[j] = em.vals[1].b
+	return m.entriesOf(m.field(num))
+}
+
+func (m *wireMsg) entriesOf(run []wireVal) (keys []string, values [][]byte) {
+	for j := range run {
+		e := m.subOf(&run[j])
+		k := mapKeyString(e)
+		var value []byte
+		if ev := e.val(2); ev != nil {
+			value = ev.b
+		}
+		if x := slices.Index(keys, k); x >= 0 {
+			values[x] = value
 			continue
 		}
-		pos[k] = len(keys)
 		keys = append(keys, k)
-		values = append(values, em.vals[1].b)
+		values = append(values, value)
 	}
 	return keys, values
 }
 
-// mapKeyString renders a map entry's key as protoreflect.MapKey.String does.
-func mapKeyString(e *wireMsg) string {
-	if e.d.fields[0].kind == kString {
-		return string(e.vals[0].b)
+// mapValue returns map field num's value for key, decoded (a message), nil
+// when absent.
+func (m *wireMsg) mapValue(num protowire.Number, key string) *wireMsg {
+	keys, values := m.mapEntries(num)
+	for i, k := range keys {
+		if k == key {
+			return decodeWire(wireDescs[m.d.fields[m.d.find(num)].msg].fields[1].msg, values[i])
+		}
 	}
-	return strconv.FormatUint(e.vals[0].n, 10) // every map of the table has string keys
+	return nil
 }
 
-// checkWire is checkFields over a validated encoding of wireDescs[di]: it
-// names every set field rs neither honours nor knows to be cosmetic.
-func checkWire(di int16, b []byte, rs fieldRules) error {
+// mapKeyString renders a map entry's key as protoreflect.MapKey.String does.
+func mapKeyString(e *wireMsg) string {
+	v := e.val(1)
+	if v == nil {
+		return ""
+	}
+	if e.d.fields[0].kind == kString {
+		return string(v.b)
+	}
+	return strconv.FormatUint(v.n, 10) // every map of the table has string keys
+}
+
+// checkWire is checkFields over a decoded message: it names every set
+// field rs neither honours nor knows to be cosmetic. The messages it
+// decodes stay in m for the parse.
+func checkWire(m *wireMsg, rs fieldRules) error {
 	var bad []string
-	var walk func(di int16, b []byte, path string)
-	walk = func(di int16, b []byte, path string) {
-		m := decodeWire(di, b)
-		for i := range m.d.fields {
-			if !m.isSet(i) {
+	var key []byte
+	var walk func(m *wireMsg, path string)
+	walk = func(m *wireMsg, path string) {
+		for k := 0; k < len(m.vals); {
+			run := m.run(int(m.vals[k].i))
+			k += len(run)
+			if !m.isSet(run) {
 				continue
 			}
-			fd := &m.d.fields[i]
+			fd := &m.d.fields[run[0].i]
+			key = append(append(append(key[:0], m.d.name...), '.'), fd.name...)
+			sup := rs[protoreflect.FullName(key)]
+			if sup == cosmetic || sup == parsedApart {
+				continue
+			}
 			p := fd.name
 			if path != "" {
 				p = path + "." + p
 			}
-			switch rs[protoreflect.FullName(m.d.name+"."+fd.name)] {
-			case cosmetic, parsedApart:
-				continue
-			case honoured:
-			default:
+			if sup != honoured {
 				bad = append(bad, p)
 				continue
 			}
@@ -357,38 +464,25 @@ func checkWire(di int16, b []byte, rs fieldRules) error {
 				if vd.kind != kMessage {
 					continue
 				}
-				keys, values := m.mapEntries(fd.num)
+				keys, values := m.entriesOf(run)
 				for j, k := range keys {
-					walk(vd.msg, values[j], p+"["+k+"]")
+					walk(decodeWire(vd.msg, values[j]), p+"["+k+"]")
 				}
 			case fd.flags&fList != 0:
 				if fd.kind == kMessage {
-					for j, e := range m.vals[i].elems {
-						walk(fd.msg, e, p+"["+strconv.Itoa(j)+"]")
+					for j := range run {
+						walk(m.subOf(&run[j]), p+"["+strconv.Itoa(j)+"]")
 					}
 				}
 			case fd.kind == kMessage && !strings.HasPrefix(wireDescs[fd.msg].name, "google.protobuf."):
-				walk(fd.msg, m.vals[i].b, p)
+				walk(m.subOf(&run[0]), p)
 			}
 		}
 	}
-	walk(di, b, "")
+	walk(m, "")
 	if len(bad) == 0 {
 		return nil
 	}
 	sort.Strings(bad)
 	return fmt.Errorf("not supported by mast-proxy: %s", strings.Join(bad, ", "))
-}
-
-// subs decodes a repeated message field's elements.
-func (m *wireMsg) subs(num protowire.Number) []wireMsg {
-	i := m.d.find(num)
-	if len(m.vals[i].elems) == 0 {
-		return nil
-	}
-	out := make([]wireMsg, len(m.vals[i].elems))
-	for j, e := range m.vals[i].elems {
-		out[j] = decodeWire(m.d.fields[i].msg, e)
-	}
-	return out
 }

@@ -108,7 +108,7 @@ func (w *jsonWriter) message(di int16, b []byte, depth int) {
 		return
 	case "google.protobuf.Any":
 		m := decodeWire(di, b)
-		url, value := m.str(anyTypeURL), m.val(anyValue).b
+		url, value := m.str(anyTypeURL), m.msg(anyValue)
 		if adi := findDesc(url[strings.LastIndexByte(url, '/')+1:]); adi >= 0 {
 			w.any(url, adi, value, depth)
 			return
@@ -120,30 +120,30 @@ func (w *jsonWriter) message(di int16, b []byte, depth int) {
 		w.buf = append(w.buf, '}')
 		return
 	case "google.protobuf.Struct":
-		w.mapField(di, b, 0, depth)
+		m := decodeWire(di, b)
+		w.mapField(m, &m.d.fields[0], m.run(0), depth)
 		return
 	case "google.protobuf.ListValue":
 		m := decodeWire(di, b)
-		w.list(&m, 0, depth)
+		w.list(&m.d.fields[0], m.run(0), depth)
 		return
 	case "google.protobuf.Value":
 		m := decodeWire(di, b)
-		for i := range m.d.fields {
-			if m.vals[i].present {
-				if m.d.fields[i].kind == kEnum { // null_value
-					w.buf = append(w.buf, "null"...)
-				} else {
-					w.single(&m, i, depth)
-				}
-				return
-			}
+		if len(m.vals) == 0 {
+			w.buf = append(w.buf, "null"...)
+			return
 		}
-		w.buf = append(w.buf, "null"...)
+		v := &m.vals[0] // a oneof of singular fields: at most one value
+		if fd := &m.d.fields[v.i]; fd.kind == kEnum { // null_value
+			w.buf = append(w.buf, "null"...)
+		} else {
+			w.single(fd, v, depth)
+		}
 		return
 	}
 	if wellKnownJSON(d.name) { // a wrapper: its value, the default when unset
 		m := decodeWire(di, b)
-		w.single(&m, 0, depth)
+		w.single(&m.d.fields[0], m.val(m.d.fields[0].num), depth)
 		return
 	}
 	w.buf = append(w.buf, '{')
@@ -155,93 +155,81 @@ func (w *jsonWriter) message(di int16, b []byte, depth int) {
 // after says whether a member was written before them.
 func (w *jsonWriter) fields(di int16, b []byte, depth int, after bool) {
 	m := decodeWire(di, b)
-	for i := range m.d.fields {
-		if !m.isSet(i) {
+	for k := 0; k < len(m.vals); {
+		run := m.run(int(m.vals[k].i))
+		k += len(run)
+		if !m.isSet(run) {
 			continue
 		}
 		if after {
 			w.buf = append(w.buf, ',')
 		}
 		after = true
-		fd := &m.d.fields[i]
+		fd := &m.d.fields[run[0].i]
 		w.str(jsonCamelCase(fd.name))
 		w.buf = append(w.buf, ':')
 		switch {
 		case fd.flags&fMap != 0:
-			w.mapField(di, b, i, depth)
+			w.mapField(m, fd, run, depth)
 		case fd.flags&fList != 0:
-			w.list(&m, i, depth)
+			w.list(fd, run, depth)
 		default:
-			w.single(&m, i, depth)
+			w.single(fd, &run[len(run)-1], depth)
 		}
 	}
 }
 
-// mapField renders map field i of a message as an object.
-func (w *jsonWriter) mapField(di int16, b []byte, i int, depth int) {
-	m := decodeWire(di, b)
-	fd := &m.d.fields[i]
-	keys, values := m.mapEntries(fd.num)
-	vd := &wireDescs[fd.msg].fields[1]
+// mapField renders map field fd of m (its entries run) as an object.
+func (w *jsonWriter) mapField(m *wireMsg, fd *fieldDesc, run []wireVal, depth int) {
 	w.buf = append(w.buf, '{')
+	vd := &wireDescs[fd.msg].fields[1]
+	keys, values := m.entriesOf(run)
 	for j, k := range keys {
 		if j > 0 {
 			w.buf = append(w.buf, ',')
 		}
 		w.str(k)
 		w.buf = append(w.buf, ':')
-		// The entry's value: decode the entry again for scalars.
 		if vd.kind == kMessage {
 			w.message(vd.msg, values[j], depth+1)
 			continue
 		}
-		e := decodeWire(fd.msg, entryOf(&m, i, k))
-		w.single(&e, 1, depth)
+		// A scalar value: the last entry of the key has it.
+		var last *wireVal
+		for e := range run {
+			if em := m.subOf(&run[e]); mapKeyString(em) == k {
+				last = em.val(2)
+			}
+		}
+		w.single(vd, last, depth)
 	}
 	w.buf = append(w.buf, '}')
 }
 
-// entryOf returns the last entry of map field i with key k.
-func entryOf(m *wireMsg, i int, k string) []byte {
-	var last []byte
-	for _, e := range m.vals[i].elems {
-		em := decodeWire(m.d.fields[i].msg, e)
-		if mapKeyString(&em) == k {
-			last = e
-		}
-	}
-	return last
-}
-
-// list renders repeated field i as an array.
-func (w *jsonWriter) list(m *wireMsg, i int, depth int) {
-	fd, v := &m.d.fields[i], &m.vals[i]
+// list renders repeated field fd (its values run) as an array.
+func (w *jsonWriter) list(fd *fieldDesc, run []wireVal, depth int) {
 	w.buf = append(w.buf, '[')
-	if fd.kind.scalar() {
-		for j, n := range v.nums {
-			if j > 0 {
-				w.buf = append(w.buf, ',')
-			}
-			w.scalar(fd, n)
+	for j := range run {
+		if j > 0 {
+			w.buf = append(w.buf, ',')
 		}
-	} else {
-		for j, e := range v.elems {
-			if j > 0 {
-				w.buf = append(w.buf, ',')
-			}
-			if fd.kind == kMessage {
-				w.message(fd.msg, e, depth+1)
-			} else {
-				w.bytes(fd.kind, e)
-			}
+		switch {
+		case fd.kind.scalar():
+			w.scalar(fd, run[j].n)
+		case fd.kind == kMessage:
+			w.message(fd.msg, run[j].b, depth+1)
+		default:
+			w.bytes(fd.kind, run[j].b)
 		}
 	}
 	w.buf = append(w.buf, ']')
 }
 
-// single renders singular field i (its default when unset).
-func (w *jsonWriter) single(m *wireMsg, i int, depth int) {
-	fd, v := &m.d.fields[i], &m.vals[i]
+// single renders singular field fd (value v; its default when v is nil).
+func (w *jsonWriter) single(fd *fieldDesc, v *wireVal, depth int) {
+	if v == nil {
+		v = &wireVal{}
+	}
 	switch {
 	case fd.kind == kMessage:
 		w.message(fd.msg, v.b, depth+1)

@@ -133,7 +133,7 @@ func (w *jsonWriter) message(di int16, b []byte, depth int) {
 			w.buf = append(w.buf, "null"...)
 			return
 		}
-		v := &m.vals[0] // a oneof of singular fields: at most one value
+		v := &m.vals[0]                               // a oneof of singular fields: at most one value
 		if fd := &m.d.fields[v.i]; fd.kind == kEnum { // null_value
 			w.buf = append(w.buf, "null"...)
 		} else {

@@ -133,7 +133,8 @@ func (w *jsonWriter) message(di int16, b []byte, depth int) {
 			w.buf = append(w.buf, "null"...)
 			return
 		}
-		v := &m.vals[0]                               // a oneof of singular fields: at most one value
+		// A oneof of singular fields: at most one value.
+		v := &m.vals[0]
 		if fd := &m.d.fields[v.i]; fd.kind == kEnum { // null_value
 			w.buf = append(w.buf, "null"...)
 		} else {

@@ -221,10 +221,9 @@ var supportTable = []supportRow{
 	// ---- telemetry.istio.io
 	{"telemetry.v1alpha1.Telemetry", Honoured, "", "selector tracing accessLogging metrics"},
 	{"telemetry.v1alpha1.Telemetry", Warned, telNotProven, "targetRef targetRefs"},
-	{"telemetry.v1alpha1.Tracing", Honoured, "", "providers randomSamplingPercentage disableSpanReporting customTags"},
-	{"telemetry.v1alpha1.Tracing", Warned, telNotProven, "match"},
+	{"telemetry.v1alpha1.Tracing", Honoured, "", "providers randomSamplingPercentage disableSpanReporting customTags match"},
 	{"telemetry.v1alpha1.Tracing", Warned, telNotDone, "useRequestIdForTraceSampling enableIstioTags disableContextPropagation"},
-	{"telemetry.v1alpha1.Tracing.TracingSelector", Warned, telNotProven, "mode"},
+	{"telemetry.v1alpha1.Tracing.TracingSelector", Honoured, "", "mode"},
 	{"telemetry.v1alpha1.ProviderRef", Honoured, "", "name"},
 
 	// ---- Mixer (config.istio.io/v1alpha2)
@@ -260,9 +259,8 @@ var supportTable = []supportRow{
 	{"telemetry.v1alpha1.MetricSelector", Honoured, "", "metric mode"},
 	{"telemetry.v1alpha1.MetricSelector", Warned, "a custom metric exists only where the stats filter's definitions name it, which Istio sets with an EnvoyFilter (not applied by Mast); an override of a metric nothing defines changes nothing, as in Istio", "customMetric"},
 	{"telemetry.v1alpha1.MetricsOverrides.TagOverride", Honoured, "", "operation value"},
-	{"telemetry.v1alpha1.AccessLogging", Honoured, "", "disabled filter providers"},
-	{"telemetry.v1alpha1.AccessLogging", Warned, telNotProven, "match"},
-	{"telemetry.v1alpha1.AccessLogging.LogSelector", Warned, telNotProven, "mode"},
+	{"telemetry.v1alpha1.AccessLogging", Honoured, "", "disabled filter providers match"},
+	{"telemetry.v1alpha1.AccessLogging.LogSelector", Honoured, "", "mode"},
 	{"telemetry.v1alpha1.AccessLogging.Filter", Honoured, "", "expression"},
 }
 

@@ -258,6 +258,15 @@ spec:
   selector: {matchLabels: {app: ratings}}
   tracing:
   - disableSpanReporting: true
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: reviews-client-quiet, namespace: default}
+spec:
+  selector: {matchLabels: {app: reviews}}
+  tracing:
+  - match: {mode: CLIENT}
+    disableSpanReporting: true
 `)
 	m.apply(filepath.Join(dir, "telemetry.yaml"))
 	pageLoad("mast-e2e-zipkin")
@@ -271,9 +280,11 @@ spec:
 			for _, s := range tr.Spans {
 				for _, tag := range s.Tags {
 					if tag.Key == "user_agent" && tag.Value == ua && len(hs) >= 6 {
-						for _, h := range hs {
-							if h.service == "ratings.default" {
-								t.Fatalf("ratings reported a span with disableSpanReporting: %+v", hs)
+						for _, sp := range tr.Spans {
+							for _, tg := range sp.Tags {
+								if tg.Key == "istio.canonical_service" && tg.Value == "ratings" {
+									t.Fatalf("ratings reported a span with disableSpanReporting: %+v", hs)
+								}
 							}
 						}
 						// Header and environment custom tags, with their defaults.
@@ -293,6 +304,42 @@ spec:
 		}
 		return fmt.Errorf("not yet (%d traces tagged e2e=zipkin-run)", len(trs))
 	})
+	// match.mode CLIENT: reviews v2 and v3 still report the span of the
+	// request they serve but not the one of their call to ratings.
+	eventually(t, time.Minute, "a reviews-v2/v3 server span without a reviews client span", func() error {
+		trs, err := jaegerTraces(t, gw, "e2e", "zipkin-run")
+		if err != nil {
+			return err
+		}
+		for _, tr := range trs {
+			served, called := false, false
+			for _, s := range tr.Spans {
+				kind, node, svc := "", "", ""
+				for _, tg := range s.Tags {
+					switch tg.Key {
+					case "span.kind":
+						kind, _ = tg.Value.(string)
+					case "node_id":
+						node = fmt.Sprint(tg.Value)
+					case "istio.canonical_service":
+						svc = fmt.Sprint(tg.Value)
+					}
+				}
+				if svc != "reviews" {
+					continue
+				}
+				served = served || kind == "server" && (strings.Contains(node, "reviews-v2") || strings.Contains(node, "reviews-v3"))
+				called = called || kind == "client"
+			}
+			if called {
+				t.Fatalf("reviews reported a client span with match.mode CLIENT disableSpanReporting: %+v", hops(tr))
+			}
+			if served {
+				return nil
+			}
+		}
+		return fmt.Errorf("not yet (%d traces tagged e2e=zipkin-run)", len(trs))
+	})
 	eventually(t, 30*time.Second, "the gateway counting spans sent over Zipkin", func() error {
 		v, err := proxyStats(t, m.stateDir, "istio-ingressgateway", `envoy_tracing_spans_sent{provider="zipkin"`)
 		if err != nil || v < 1 {
@@ -302,7 +349,7 @@ spec:
 	})
 
 	// Telemetry access logging, without a restart: off for details, only
-	// errors (a CEL filter) for productpage.
+	// errors (a CEL filter) for productpage; ratings' server side off.
 	logLines := func(proc, what string) int {
 		b, err := os.ReadFile(filepath.Join(m.stateDir, "logs", proc+".log"))
 		if err != nil {
@@ -324,7 +371,8 @@ metadata: {name: productpage-errors, namespace: default}
 spec:
   selector: {matchLabels: {app: productpage}}
   accessLogging:
-  - filter: {expression: "response.code >= 400"}
+  - providers: [{name: envoy}]
+    filter: {expression: "response.code >= 400"}
 ---
 apiVersion: telemetry.istio.io/v1
 kind: Telemetry
@@ -333,6 +381,16 @@ spec:
   selector: {matchLabels: {app: reviews}}
   accessLogging:
   - providers: [{name: stdout-json}]
+    match: {mode: SERVER}
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: ratings-server-quiet, namespace: default}
+spec:
+  selector: {matchLabels: {app: ratings}}
+  accessLogging:
+  - match: {mode: SERVER}
+    disabled: true
 `)
 	// reviews' lines: Istio's TEXT (the default provider) and JSON from
 	// mast up's stdout-json provider (envoyFileAccessLog with labels).
@@ -353,6 +411,23 @@ spec:
 	m.apply(filepath.Join(dir, "logging.yaml"))
 	time.Sleep(1500 * time.Millisecond) // the access log sink flushes every second
 	detailsLogged := logLines("details-v1-sidecar", `"GET /details/0 `)
+	// reviews calls ratings in absolute form through its sidecar
+	// ("GET http://ratings:9080/ratings/0 HTTP/1.1").
+	const ratingsText = `/ratings/0 HTTP/1.1"`
+	ratingsLogged := logLines("ratings-v1-sidecar", ratingsText)
+	reviewsCalls := reviewsLines(ratingsText)
+	reviewsJSONCalls := func() int {
+		n := 0
+		for _, v := range []string{"v1", "v2", "v3"} {
+			b, _ := os.ReadFile(filepath.Join(m.stateDir, "logs", "reviews-"+v+"-sidecar.log"))
+			for _, line := range strings.Split(string(b), "\n") {
+				if strings.Contains(line, reviewsJSON) && strings.Contains(line, `/ratings/0"`) {
+					n++
+				}
+			}
+		}
+		return n
+	}
 	reviewsText := reviewsLines(`"GET /reviews/0 `)
 	pages := logLines("productpage-v1-sidecar", `"GET /productpage `)
 	for i := 0; i < 3; i++ {
@@ -388,6 +463,22 @@ spec:
 	})
 	if n := reviewsLines(`"GET /reviews/0 `); n != reviewsText {
 		t.Errorf("reviews logged %d more TEXT lines with providers [stdout-json]", n-reviewsText)
+	}
+	// match.mode SERVER: reviews' calls to ratings (its client side) are
+	// still logged by MeshConfig's file, never as JSON; ratings' server
+	// side is off.
+	eventually(t, 30*time.Second, "reviews' client side logging its calls to ratings through MeshConfig's file", func() error {
+		if n := reviewsLines(ratingsText); n <= reviewsCalls {
+			m.page(http.DefaultClient) // reviews-v1 does not call ratings
+			return fmt.Errorf("%d lines before, %d now", reviewsCalls, n)
+		}
+		return nil
+	})
+	if n := reviewsJSONCalls(); n != 0 {
+		t.Errorf("reviews logged %d client-side JSON lines with match.mode SERVER", n)
+	}
+	if n := logLines("ratings-v1-sidecar", ratingsText); n != ratingsLogged {
+		t.Errorf("ratings logged %d more requests with its server side disabled", n-ratingsLogged)
 	}
 
 	t.Run("Mixer's zipkin adapter", func(t *testing.T) { checkMixerZipkin(t, m) })

@@ -482,7 +482,7 @@ type sidecarID struct {
 // A proxy that traces gets its routes with their span names (decorators),
 // named once here, so that the cached bytes serve it as they are.
 func (g *gen) sidecarRoute(name string, build func() *routev3.RouteConfiguration) (*routev3.RouteConfiguration, *model.Encoded) {
-	traced := g.pc.Tracing(g.p) != nil
+	traced := g.pc.Traced(g.p)
 	decorated := func() *routev3.RouteConfiguration {
 		rc := build()
 		if traced && rc != nil {

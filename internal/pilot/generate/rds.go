@@ -201,7 +201,7 @@ type defaultVhostKey struct {
 // nothing to write in a shared virtual host.
 func (g *gen) defaultVhost(ds domainSet, svc *registry.Service, port uint32) *routev3.VirtualHost {
 	dr := g.pc.DestinationRule(g.p, svc.Hostname)
-	traced := g.pc.Tracing(g.p) != nil
+	traced := g.pc.Traced(g.p)
 	build := func() *routev3.VirtualHost {
 		vh := &routev3.VirtualHost{
 			Name:    svc.Hostname + ":" + itoa(port),

@@ -64,7 +64,7 @@ func jsonFormatFields(s string) map[string]*structpb.Value {
 // shared between proxies within a push, so changed ones are copies.
 func (g *gen) withTelemetry(out []model.XDSResource) []model.XDSResource {
 	logIn, logOut := g.accessLogs(true), g.accessLogs(false)
-	tracing := g.pc.Tracing(g.p) != nil
+	tracing := g.pc.Traced(g.p)
 	mp := g.pc.Metrics(g.p)
 	if len(logIn) == 0 && len(logOut) == 0 && !tracing && mp.Empty() {
 		return out
@@ -101,77 +101,76 @@ func (g *gen) withTelemetry(out []model.XDSResource) []model.XDSResource {
 	return out
 }
 
-// accessLogs are the access logs of the proxy's inbound or outbound
-// listeners: MeshConfig's, unless a Telemetry resource's accessLogging
-// applies to that side (match.mode), which then picks the providers
-// ("envoy" is MeshConfig's file, /dev/stdout when unset; an
-// envoyFileAccessLog extension provider its own file), turns logging off
-// (disabled) or keeps only what its CEL filter.expression is true for,
-// compiled into Envoy's native access log filters.
+// accessLogs are the access logs of the proxy's inbound (SERVER) or
+// outbound and gateway (CLIENT) listeners: the Telemetry API's providers in
+// force on that side, each with its CEL filter.expression compiled into
+// Envoy's native access log filters ("envoy" is MeshConfig's file,
+// /dev/stdout when unset; an envoyFileAccessLog extension provider writes
+// its own file); MeshConfig's accessLogFile when the Telemetry API puts
+// nothing in force there, as istiod falls back.
 func (g *gen) accessLogs(inbound bool) []*accesslogv3.AccessLog {
 	mesh := g.pc.Mesh
-	def := meshAccessLog(mesh)
-	pol := g.pc.AccessLogging(g.p)
-	applies := pol.Set
-	switch pol.Mode {
-	case telemetryapi.WorkloadMode_CLIENT:
-		applies = applies && !inbound
-	case telemetryapi.WorkloadMode_SERVER:
-		applies = applies && inbound
+	mode := telemetryapi.WorkloadMode_CLIENT
+	if inbound {
+		mode = telemetryapi.WorkloadMode_SERVER
 	}
-	if !applies {
-		if def == nil {
-			return nil
-		}
-		return []*accesslogv3.AccessLog{def}
-	}
-	if pol.Disabled {
-		return nil
-	}
-	providers := pol.Providers
-	if len(providers) == 0 {
-		providers = mesh.DefaultAccessLogProviders
-	}
+	provs := g.pc.AccessLogging(g.p, mode)
 	var out []*accesslogv3.AccessLog
-	if len(providers) == 0 {
-		if def != nil {
-			out = append(out, proto.Clone(def).(*accesslogv3.AccessLog))
+	known := false
+	for _, lp := range provs {
+		if lp.Name == "" {
+			return nil // disabled with no provider: MeshConfig's file too
 		}
-	}
-	for _, name := range providers {
-		if name == "envoy" {
-			m := mesh
-			if m.AccessLogFile == "" {
-				m.AccessLogFile = "/dev/stdout"
-			}
-			out = append(out, meshAccessLog(m))
+		al := g.providerAccessLog(lp.Name)
+		if al == nil {
+			continue // not an access log provider, or unknown (validation names it)
+		}
+		known = true
+		if lp.Disabled {
 			continue
 		}
-		ep := mesh.ExtensionProvider(name)
-		if fl := ep.GetEnvoyFileAccessLog(); fl != nil {
-			m := model.MeshConfig{AccessLogFile: fl.GetPath(), AccessLogEncoding: "TEXT"}
-			if lf := fl.GetLogFormat(); lf.GetText() != "" {
-				m.AccessLogFormat = lf.GetText()
-			} else if lf.GetLabels() != nil {
-				m.AccessLogEncoding = "JSON"
-				if b, err := lf.GetLabels().MarshalJSON(); err == nil {
-					m.AccessLogFormat = string(b)
-				}
+		if lp.Filter != "" {
+			f, err := celfilter.Compile(lp.Filter)
+			if err != nil {
+				continue // validation refuses such a resource; never log unfiltered
 			}
-			out = append(out, meshAccessLog(m))
-		}
-	}
-	if pol.Filter != "" {
-		f, err := celfilter.Compile(pol.Filter)
-		if err != nil {
-			// Validation refuses such a resource; never log unfiltered.
-			return nil
-		}
-		for _, al := range out {
 			al.Filter = f
+		}
+		out = append(out, al)
+	}
+	if !known {
+		if def := meshAccessLog(mesh); def != nil {
+			return []*accesslogv3.AccessLog{def}
 		}
 	}
 	return out
+}
+
+// providerAccessLog is the file access log of the extension provider
+// named name, nil when it names none.
+func (g *gen) providerAccessLog(name string) *accesslogv3.AccessLog {
+	mesh := g.pc.Mesh
+	if name == "envoy" {
+		m := mesh
+		if m.AccessLogFile == "" {
+			m.AccessLogFile = "/dev/stdout"
+		}
+		return meshAccessLog(m)
+	}
+	fl := mesh.ExtensionProvider(name).GetEnvoyFileAccessLog()
+	if fl == nil {
+		return nil
+	}
+	m := model.MeshConfig{AccessLogFile: fl.GetPath(), AccessLogEncoding: "TEXT"}
+	if lf := fl.GetLogFormat(); lf.GetText() != "" {
+		m.AccessLogFormat = lf.GetText()
+	} else if lf.GetLabels() != nil {
+		m.AccessLogEncoding = "JSON"
+		if b, err := lf.GetLabels().MarshalJSON(); err == nil {
+			m.AccessLogFormat = string(b)
+		}
+	}
+	return meshAccessLog(m)
 }
 
 // addTelemetry adds the access logs to an HCM or TCP proxy filter, and

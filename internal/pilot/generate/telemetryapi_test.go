@@ -14,14 +14,17 @@ import (
 
 // The Telemetry API's accessLogging, as mast-proxy parses the result:
 // disabled for one workload, a CEL filter for another (compiled into
-// Envoy's status code filter), MeshConfig's file log everywhere else.
+// Envoy's status code filter), client side off for a third (its server
+// side falls back to MeshConfig's file, as in istiod), MeshConfig's file
+// log everywhere else.
 func TestTelemetryAccessLogging(t *testing.T) {
 	mesh := model.DefaultMeshConfig()
 	mesh.AccessLogFile = "/dev/stdout"
 	cfg := append(bookinfoConfig(),
 		res(config.Telemetry, "default", "pp-errors", &telemetry.Telemetry{
 			Selector:      &typev1beta1.WorkloadSelector{MatchLabels: map[string]string{"app": "productpage"}},
-			AccessLogging: []*telemetry.AccessLogging{{Filter: &telemetry.AccessLogging_Filter{Expression: "response.code >= 400"}}}}),
+			AccessLogging: []*telemetry.AccessLogging{{Providers: []*telemetry.ProviderRef{{Name: "envoy"}},
+				Filter: &telemetry.AccessLogging_Filter{Expression: "response.code >= 400"}}}}),
 		res(config.Telemetry, "default", "reviews-off", &telemetry.Telemetry{
 			Selector:      &typev1beta1.WorkloadSelector{MatchLabels: map[string]string{"app": "reviews"}},
 			AccessLogging: []*telemetry.AccessLogging{{Disabled: wrapperspb.Bool(true)}}}),

@@ -52,19 +52,13 @@ func (g *gen) canonicalRevision() string {
 // does not trace there or the provider cannot be resolved (validation
 // names why).
 func (g *gen) hcmTracing(inbound bool) *hcmv3.HttpConnectionManager_Tracing {
-	tp := g.pc.Tracing(g.p)
+	mode := telemetry.WorkloadMode_CLIENT
+	if inbound {
+		mode = telemetry.WorkloadMode_SERVER
+	}
+	tp := g.pc.Tracing(g.p, mode)
 	if tp == nil {
 		return nil
-	}
-	switch tp.Mode {
-	case telemetry.WorkloadMode_CLIENT:
-		if inbound {
-			return nil
-		}
-	case telemetry.WorkloadMode_SERVER:
-		if !inbound {
-			return nil
-		}
 	}
 	ep := g.pc.Mesh.ExtensionProvider(tp.Providers[0])
 	if ep == nil {
@@ -231,7 +225,7 @@ func (g *gen) inboundOperation(cluster string) string {
 
 // withDecorators names the spans of the routes of a proxy that traces.
 func (g *gen) withDecorators(out []model.XDSResource) []model.XDSResource {
-	if g.pc.Tracing(g.p) == nil {
+	if !g.pc.Traced(g.p) {
 		return out
 	}
 	for i, r := range out {

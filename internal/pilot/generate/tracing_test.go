@@ -119,7 +119,10 @@ func TestTracingFromMeshAndTelemetry(t *testing.T) {
 		}}}),
 		res(config.Telemetry, "default", "pp-server-only", &telemetry.Telemetry{
 			Selector: &typev1beta1.WorkloadSelector{MatchLabels: map[string]string{"app": "productpage"}},
-			Tracing:  []*telemetry.Tracing{{Match: &telemetry.Tracing_TracingSelector{Mode: telemetry.WorkloadMode_SERVER}}}}),
+			Tracing: []*telemetry.Tracing{
+				{Match: &telemetry.Tracing_TracingSelector{Mode: telemetry.WorkloadMode_CLIENT}, DisableSpanReporting: wrapperspb.Bool(true)},
+				{Match: &telemetry.Tracing_TracingSelector{Mode: telemetry.WorkloadMode_SERVER}, RandomSamplingPercentage: wrapperspb.Double(50)},
+			}}),
 		res(config.Telemetry, "default", "quiet", &telemetry.Telemetry{
 			Selector: &typev1beta1.WorkloadSelector{MatchLabels: map[string]string{"app": "details"}},
 			Tracing:  []*telemetry.Tracing{{DisableSpanReporting: wrapperspb.Bool(true)}}}))
@@ -128,7 +131,7 @@ func TestTracingFromMeshAndTelemetry(t *testing.T) {
 	in, out = httpManagers(t, ls)
 	tc := in[0].Tracing
 	if tc == nil || tc.Provider.Kind != tracing.Zipkin || tc.Provider.Cluster != "outbound|9411||zipkin.istio-system.svc.cluster.local" ||
-		tc.Provider.Path != "/api/v2/spans" || tc.RandomSampling != 100 {
+		tc.Provider.Path != "/api/v2/spans" || tc.RandomSampling != 50 {
 		t.Fatalf("Telemetry tracing %+v", tc)
 	}
 	found := false
@@ -140,7 +143,32 @@ func TestTracingFromMeshAndTelemetry(t *testing.T) {
 	}
 	for _, m := range out {
 		if m.Tracing != nil {
-			t.Fatal("mode SERVER traced an outbound HCM")
+			t.Fatal("an outbound HCM traced with client-side span reporting disabled")
+		}
+	}
+	// An entry for one side leaves the other as the levels above set it.
+	reviews := &model.Proxy{ID: "sidecar~10.1.0.2~reviews-v1.default~default.svc.cluster.local", Type: model.SidecarProxy,
+		IPAddresses: []string{"10.1.0.2"}, Name: "reviews-v1", Namespace: "default", Labels: map[string]string{"app": "reviews", "version": "v1"},
+		Metadata: map[string]string{}}
+	cfgSides := append(bookinfoConfig(),
+		res(config.Telemetry, "default", "reviews-server-otel", &telemetry.Telemetry{
+			Selector: &typev1beta1.WorkloadSelector{MatchLabels: map[string]string{"app": "reviews"}},
+			Tracing: []*telemetry.Tracing{{Match: &telemetry.Tracing_TracingSelector{Mode: telemetry.WorkloadMode_SERVER},
+				Providers: []*telemetry.ProviderRef{{Name: "zipkin"}}}}}))
+	pcSides := model.NewPushContext("v3", tracingMesh(), configSnapshot(cfgSides), bookinfoRegistry())
+	ls, _ = Generate(pcSides, reviews, ListenerType, nil)
+	in, out = httpManagers(t, ls)
+	if len(in) == 0 || len(out) == 0 {
+		t.Fatalf("reviews: %d inbound, %d outbound HCMs", len(in), len(out))
+	}
+	for _, m := range in {
+		if m.Tracing == nil || m.Tracing.Provider.Kind != tracing.Zipkin {
+			t.Fatalf("reviews inbound: %+v, want the server-side zipkin provider", m.Tracing)
+		}
+	}
+	for _, m := range out {
+		if m.Tracing == nil || m.Tracing.Provider.Kind != tracing.OpenTelemetry {
+			t.Fatalf("reviews outbound: %+v, want the mesh default otel provider", m.Tracing)
 		}
 	}
 	details := &model.Proxy{ID: "sidecar~10.1.0.5~details-v1.default~default.svc.cluster.local", Type: model.SidecarProxy,

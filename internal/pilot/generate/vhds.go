@@ -71,7 +71,7 @@ func (g *gen) derived(rcName string, fn func(*routev3.RouteConfiguration) proto.
 		return m, nil
 	}
 	st := g.cache.state(g.pc)
-	key := vhdsKey{route: g.routeKey(st, rcName, g.pc.Tracing(g.p) != nil)}
+	key := vhdsKey{route: g.routeKey(st, rcName, g.pc.Traced(g.p))}
 	return g.cache.lookup(st, key, build)
 }
 

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"slices"
 	"sort"
 	"time"
 
@@ -24,25 +25,15 @@ type TracingPolicy struct {
 	Disabled bool
 	// CustomTags are the Telemetry customTags by tag name.
 	CustomTags map[string]*telemetry.Tracing_CustomTag
-	// Mode is the workload mode the policy applies to (client, server or
-	// both).
-	Mode telemetry.WorkloadMode
 }
 
-// AccessLogPolicy is the Telemetry API's access logging for a proxy,
-// merged in the same order as TracingPolicy.
-type AccessLogPolicy struct {
-	// Set reports that some Telemetry resource configures access logging
-	// for the proxy (otherwise MeshConfig's accessLogFile alone decides).
-	Set bool
-	// Providers name extensionProviders ("envoy" is Istio's built-in file
-	// provider: MeshConfig's accessLogFile, /dev/stdout when unset).
-	Providers []string
-	Disabled  bool
-	// Filter is the CEL filter.expression, "" for none.
-	Filter string
-	// Mode is the workload mode.
-	Mode telemetry.WorkloadMode
+// LogProvider is one access log provider in force on one side of a proxy,
+// as istiod merges the Telemetry API's accessLogging: its CEL filter
+// expression ("" for none), or disabled.
+type LogProvider struct {
+	Name     string
+	Filter   string
+	Disabled bool
 }
 
 // telemetryFor returns the Telemetry resources that apply to p, least
@@ -85,14 +76,21 @@ func (pc *PushContext) telemetryFor(p *Proxy) []*telemetry.Telemetry {
 	return out
 }
 
-// Tracing returns p's tracing, nil when no provider traces it.
-func (pc *PushContext) Tracing(p *Proxy) *TracingPolicy {
+// Tracing returns p's tracing on side mode (SERVER for inbound listeners,
+// CLIENT for outbound and gateway ones), nil when no provider traces
+// there. As istiod merges it, each tracing entry whose match.mode covers
+// the side (no match, CLIENT_AND_SERVER, or that side) overrides what it
+// sets, least specific Telemetry first; customTags replace, not merge.
+func (pc *PushContext) Tracing(p *Proxy, mode telemetry.WorkloadMode) *TracingPolicy {
 	tp := &TracingPolicy{Providers: pc.Mesh.DefaultTracingProviders, Sampling: pc.Mesh.TracingSampling}
 	if tp.Sampling == 0 && !pc.Mesh.TracingSamplingSet {
 		tp.Sampling = 1
 	}
 	for _, t := range pc.telemetryFor(p) {
 		for _, tr := range t.GetTracing() {
+			if m := tr.GetMatch().GetMode(); tr.GetMatch() != nil && m != telemetry.WorkloadMode_CLIENT_AND_SERVER && m != mode {
+				continue
+			}
 			if len(tr.GetProviders()) > 0 {
 				tp.Providers = nil
 				for _, pr := range tr.GetProviders() {
@@ -105,15 +103,9 @@ func (pc *PushContext) Tracing(p *Proxy) *TracingPolicy {
 			if v := tr.GetDisableSpanReporting(); v != nil {
 				tp.Disabled = v.GetValue()
 			}
-			if len(tr.GetCustomTags()) > 0 {
-				if tp.CustomTags == nil {
-					tp.CustomTags = map[string]*telemetry.Tracing_CustomTag{}
-				}
-				for k, v := range tr.GetCustomTags() {
-					tp.CustomTags[k] = v
-				}
+			if tr.GetCustomTags() != nil {
+				tp.CustomTags = tr.GetCustomTags()
 			}
-			tp.Mode = tr.GetMatch().GetMode()
 		}
 	}
 	if len(tp.Providers) == 0 || tp.Disabled {
@@ -122,28 +114,115 @@ func (pc *PushContext) Tracing(p *Proxy) *TracingPolicy {
 	return tp
 }
 
-// AccessLogging returns p's Telemetry API access logging.
-func (pc *PushContext) AccessLogging(p *Proxy) AccessLogPolicy {
-	var al AccessLogPolicy
+// Traced reports whether p traces on either side (its routes then carry
+// span names).
+func (pc *PushContext) Traced(p *Proxy) bool {
+	return pc.Tracing(p, telemetry.WorkloadMode_CLIENT) != nil || pc.Tracing(p, telemetry.WorkloadMode_SERVER) != nil
+}
+
+// AccessLogging returns the access log providers in force on p's side
+// mode (SERVER for inbound listeners, CLIENT for outbound and gateway
+// ones), merged as istiod's mergeLogs does: each Telemetry level (root
+// namespace, namespace, workload) whose entries matching mode name
+// providers replaces the providers in scope; entries then set, in order,
+// each in-scope provider they name (or inherit from the entry before) to
+// its level's filter or to disabled. Sorted by name. Nil when no
+// Telemetry resource configures access logging and MeshConfig names no
+// default provider, or when nothing is in force on this side: MeshConfig's
+// accessLogFile then decides, as in istiod. A disabled provider is
+// returned, so that it keeps that fallback off. One deliberate difference:
+// an entry with disabled and no provider (none named, inherited or
+// default) turns this side's logging off, returned as a single disabled
+// provider without a name; istiod would fall back to MeshConfig's file, so
+// that `disabled: true` silently did nothing.
+func (pc *PushContext) AccessLogging(p *Proxy, mode telemetry.WorkloadMode) []LogProvider {
+	var levels [][]*telemetry.AccessLogging
 	for _, t := range pc.telemetryFor(p) {
-		for _, a := range t.GetAccessLogging() {
-			al.Set = true
-			if len(a.GetProviders()) > 0 {
-				al.Providers = nil
-				for _, pr := range a.GetProviders() {
-					al.Providers = append(al.Providers, pr.GetName())
-				}
-			}
-			if v := a.GetDisabled(); v != nil {
-				al.Disabled = v.GetValue()
-			}
-			if f := a.GetFilter(); f != nil {
-				al.Filter = f.GetExpression()
-			}
-			al.Mode = a.GetMatch().GetMode()
+		if l := t.GetAccessLogging(); len(l) > 0 {
+			levels = append(levels, l)
 		}
 	}
-	return al
+	return mergeAccessLogs(levels, pc.Mesh.DefaultAccessLogProviders, mode)
+}
+
+// mergeAccessLogs is AccessLogging over the accessLogging lists of the
+// Telemetry levels that apply, least specific first.
+func mergeAccessLogs(levels [][]*telemetry.AccessLogging, defaults []string, mode telemetry.WorkloadMode) []LogProvider {
+	if len(levels) == 0 && len(defaults) == 0 {
+		return nil
+	}
+	byName := map[string]LogProvider{}
+	if len(levels) == 0 {
+		for _, n := range defaults {
+			byName[n] = LogProvider{Name: n}
+		}
+	}
+	inScope := defaults
+	filters := map[string]string{}
+	for _, level := range levels {
+		var names []string
+		for _, e := range level {
+			if !logModeMatches(e.GetMatch(), mode) {
+				continue
+			}
+			for _, pr := range e.GetProviders() {
+				names = append(names, pr.GetName())
+				filters[pr.GetName()] = e.GetFilter().GetExpression()
+			}
+		}
+		if len(names) > 0 {
+			inScope = names
+		}
+	}
+	parent := defaults
+	off := false
+	for _, level := range levels {
+		for _, e := range level {
+			var names []string
+			for _, pr := range e.GetProviders() {
+				names = append(names, pr.GetName())
+			}
+			if len(names) == 0 {
+				names = parent
+			}
+			parent = names
+			if !logModeMatches(e.GetMatch(), mode) {
+				continue
+			}
+			if len(names) == 0 && e.GetDisabled().GetValue() {
+				off = true
+			}
+			for _, n := range names {
+				if !slices.Contains(inScope, n) {
+					continue
+				}
+				if e.GetDisabled().GetValue() {
+					byName[n] = LogProvider{Name: n, Disabled: true}
+					continue
+				}
+				byName[n] = LogProvider{Name: n, Filter: filters[n]}
+				off = false
+			}
+		}
+	}
+	if off && len(byName) == 0 {
+		return []LogProvider{{Disabled: true}}
+	}
+	if len(byName) == 0 {
+		return nil
+	}
+	out := make([]LogProvider, 0, len(byName))
+	for _, lp := range byName {
+		out = append(out, lp)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// logModeMatches: an entry without match.mode, or CLIENT_AND_SERVER,
+// applies to both sides.
+func logModeMatches(sel *telemetry.AccessLogging_LogSelector, mode telemetry.WorkloadMode) bool {
+	return sel == nil || sel.GetMode() == telemetry.WorkloadMode_CLIENT_AND_SERVER || sel.GetMode() == mode
 }
 
 // ExtensionProvider returns the MeshConfig extension provider named name.

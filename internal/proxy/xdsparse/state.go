@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"google.golang.org/protobuf/proto"
@@ -226,9 +227,13 @@ func applyOne(next *Snapshot, typeURL string, a *anypb.Any) (string, error) {
 		next.Listeners[l.Name] = l
 		return l.Name, nil
 	case ClusterType:
-		name, c, err := DecodeCluster(a.GetValue())
+		var m clusterv3.Cluster
+		if err := proto.Unmarshal(a.GetValue(), &m); err != nil {
+			return "", fmt.Errorf("cluster: decode: %w", err)
+		}
+		c, err := ParseCluster(&m)
 		if err != nil {
-			return name, err
+			return m.GetName(), err
 		}
 		next.Clusters[c.Name] = c
 		return c.Name, nil

@@ -145,8 +145,8 @@ var supportTable = []supportRow{
 	// ---- ServiceEntry, WorkloadEntry
 	{"networking.v1alpha3.ServiceEntry", Honoured, "", "hosts addresses ports location resolution endpoints workloadSelector exportTo subjectAltNames"},
 	{"networking.v1alpha3.ServicePort", Honoured, "", "number protocol name targetPort"},
-	{"networking.v1alpha3.WorkloadEntry", Honoured, "", "address ports labels locality weight serviceAccount"},
-	{"networking.v1alpha3.WorkloadEntry", Warned, "multi-network meshes are not implemented", "network"},
+	// network: split-horizon EDS with meshNetworks gateways (TestMultiNetwork)
+	{"networking.v1alpha3.WorkloadEntry", Honoured, "", "address ports labels locality weight serviceAccount network"},
 	{"networking.v1alpha3.WorkloadSelector", Honoured, "", "labels"},
 
 	// ---- Sidecar

@@ -74,7 +74,7 @@ func Main(args []string, stderr io.Writer) int {
 		return nil
 	})
 	var meshFile string
-	fs.StringVar(&meshFile, "mesh-config", "", "Istio MeshConfig file (YAML; the istio ConfigMap's mesh key): rootNamespace, trustDomain, pathNormalization, extensionProviders, accessLogFile, accessLogEncoding, accessLogFormat")
+	fs.StringVar(&meshFile, "mesh-config", "", "Istio MeshConfig file (YAML; the istio ConfigMap's mesh key): rootNamespace, trustDomain, pathNormalization, extensionProviders, accessLogFile, accessLogEncoding, accessLogFormat; and meshNetworks (the ConfigMap's meshNetworks key: networks with gateways and fromCidr endpoints)")
 	fs.DurationVar(&cfg.JWKS.Refresh, "jwks-refresh", jwks.DefaultRefresh, "period between fetches of each RequestAuthentication jwksUri (Istio's PILOT_JWT_PUB_KEY_REFRESH_INTERVAL)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&components, "components", "pilot,galley,ratelimit", "components to run: pilot, galley, ratelimit (the rate-limit service of RateLimit resources) and broker (the Open Service Broker); the CA runs when --ca-dir is given")

@@ -170,6 +170,9 @@ func (c *Controller) register(ctx context.Context, group, name string, p *model.
 	}
 	spec := maps.Clone(tmpl)
 	spec["address"] = p.IPAddresses[0]
+	if n := p.Network(); n != "" {
+		spec["network"] = n // as istiod: the proxy's network over the template's
+	}
 	labels, _, _ := unstructured.NestedStringMap(wg.Object, "spec", "metadata", "labels")
 	if labels == nil {
 		labels = map[string]string{}

@@ -23,7 +23,7 @@ func TestRegistration(t *testing.T) {
 	wg := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "networking.istio.io/v1", "kind": "WorkloadGroup",
 		"metadata": map[string]any{"name": "legacy", "namespace": "vm"},
-		"spec":     map[string]any{"metadata": map[string]any{"labels": map[string]any{"app": "legacy"}}, "template": map[string]any{"serviceAccount": "legacy-sa"}},
+		"spec":     map[string]any{"metadata": map[string]any{"labels": map[string]any{"app": "legacy"}}, "template": map[string]any{"serviceAccount": "legacy-sa", "network": "net-a"}},
 	}}
 	dyn := dynfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{groupsGVR: "WorkloadGroupList", entriesGVR: "WorkloadEntryList"}, wg)
 	c := &Controller{Dynamic: dyn, Identity: "mastd-0", Grace: 50 * time.Millisecond}
@@ -53,6 +53,18 @@ func TestRegistration(t *testing.T) {
 	we, err := entries.Get(ctx, "legacy-10.0.0.3", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if n, _, _ := unstructured.NestedString(we.Object, "spec", "network"); n != "net-a" {
+		t.Errorf("spec.network %q, want the template's net-a", n)
+	}
+	// The proxy's own network (ISTIO_META_NETWORK) wins, as in istiod.
+	pn := proxy("10.0.0.4", "legacy-sa")
+	pn.Metadata["NETWORK"] = "net-b"
+	c.Connected(ctx, pn, true)
+	if we, err := entries.Get(ctx, "legacy-10.0.0.4-net-b", metav1.GetOptions{}); err != nil {
+		t.Error(err)
+	} else if n, _, _ := unstructured.NestedString(we.Object, "spec", "network"); n != "net-b" {
+		t.Errorf("spec.network %q, want the proxy's net-b", n)
 	}
 	if a := we.GetAnnotations(); a[AnnotationGroup] != "legacy" || a[AnnotationController] != "mastd-0" || we.GetLabels()["app"] != "legacy" || we.GetLabels()["version"] != "v1" {
 		t.Fatalf("WorkloadEntry %v", we.Object)

@@ -56,6 +56,7 @@ func (g *gen) clusters(names []string) []model.XDSResource {
 	if g.grpc {
 		return out
 	}
+	out = append(out, g.sniDNATClusters()...)
 	out = append(out, clusterResource(blackHoleCluster()), clusterResource(passthroughCluster(PassthroughCluster)))
 	if g.p.Type != model.Router {
 		if !g.p.InterceptionNone() {
@@ -112,6 +113,12 @@ func (g *gen) clusterByName(name string) (*clusterv3.Cluster, *model.Encoded) {
 			}
 		}
 		return nil, nil
+	}
+	if strings.HasPrefix(name, "outbound_.") {
+		if g.grpc {
+			return nil, nil
+		}
+		return g.sniDNATClusterByName(name), nil
 	}
 	port, subset, host, ok := parseCluster(name)
 	if !ok {

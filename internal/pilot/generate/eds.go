@@ -17,6 +17,9 @@ func (g *gen) endpoints(names []string) []model.XDSResource {
 	var out []model.XDSResource
 	add := func(name string, svc *registry.Service, port registry.Port, subset map[string]string, dr *model.DestinationRule) {
 		la, enc := g.loadAssignmentFor(name, svc, port, subset, dr)
+		if l := g.splitHorizon(la, svc, port); l != la {
+			la, enc = l, nil
+		}
 		// Locality load balancing depends on the proxy: a localized copy
 		// is this proxy's own (not the shared encoding).
 		_, subsetName, _, _ := parseCluster(name)
@@ -25,8 +28,26 @@ func (g *gen) endpoints(names []string) []model.XDSResource {
 		}
 		out = append(out, model.XDSResource{Name: name, Resource: la, Encoded: enc})
 	}
+	addDNAT := func(svc *registry.Service, port registry.Port, subset string, dr *model.DestinationRule) {
+		la := g.sniDNATAssignment(svc, port, subset, dr)
+		out = append(out, model.XDSResource{Name: la.ClusterName, Resource: la})
+	}
+	dnat := g.autoPassthroughServers()
 	if len(names) > 0 {
 		for _, n := range names {
+			if portN, subset, host, ok := parseSNIDNAT(n); ok {
+				svc := g.scope.Service(host)
+				if svc == nil || !usesEDS(svc, g.pc) || !autoPassthroughHost(dnat, svc) {
+					continue
+				}
+				port, ok := svc.PortByNumber(portN)
+				dr := g.pc.DestinationRule(g.p, host)
+				if !ok || subset != "" && findSubset(dr, subset) == nil {
+					continue
+				}
+				addDNAT(svc, port, subset, dr)
+				continue
+			}
 			portN, subset, host, ok := parseCluster(n)
 			if !ok {
 				continue
@@ -58,6 +79,13 @@ func (g *gen) endpoints(names []string) []model.XDSResource {
 			continue
 		}
 		dr := g.pc.DestinationRule(g.p, svc.Hostname)
+		if autoPassthroughHost(dnat, svc) {
+			for _, port := range svc.Ports {
+				for _, subset := range subsetNames(dr) {
+					addDNAT(svc, port, subset, dr)
+				}
+			}
+		}
 		for _, port := range svc.Ports {
 			add(ClusterName("outbound", port.Number, "", svc.Hostname), svc, port, nil, nil)
 			if dr == nil {

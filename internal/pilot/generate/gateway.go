@@ -368,7 +368,7 @@ func vsHostAllowed(hosts []serverHost, ns, vsHost string) (string, bool) {
 
 // passthroughChains are the SNI filter chains of a PASSTHROUGH server (from
 // VirtualService tls routes) or an AUTO_PASSTHROUGH server (one per cluster,
-// SNI outbound_.PORT_.SUBSET_.HOST).
+// SNI outbound_.PORT_.SUBSET_.HOST, to the SNI-DNAT cluster of that name).
 func (g *gen) passthroughChains(s gwServer, port uint32, stat string) []*listenerv3.FilterChain {
 	var out []*listenerv3.FilterChain
 	if s.tlsMode() == networking.ServerTLSSettings_AUTO_PASSTHROUGH {
@@ -387,7 +387,7 @@ func (g *gen) passthroughChains(s gwServer, port uint32, stat string) []*listene
 				for _, subset := range subsets {
 					out = append(out, &listenerv3.FilterChain{
 						FilterChainMatch: &listenerv3.FilterChainMatch{ServerNames: []string{istioSNI(p.Number, subset, svc.Hostname)}},
-						Filters:          []*listenerv3.Filter{g.tcpProxyTo(stat, ClusterName("outbound", p.Number, subset, svc.Hostname))},
+						Filters:          []*listenerv3.Filter{g.tcpProxyTo(stat, sniDNATName(p.Number, subset, svc.Hostname))},
 					})
 				}
 			}

@@ -75,7 +75,7 @@ func (g *gen) localize(la *endpointv3.ClusterLoadAssignment, pol policy, svc *re
 		return la
 	}
 	if fp := s.GetFailoverPriority(); len(fp) > 0 {
-		proxy := augmentLabels(g.p.Labels, loc, "")
+		proxy := augmentLabels(g.p.Labels, loc, g.p.Network())
 		if len(proxy) == 0 {
 			return la // as istiod: no labels, nothing to compare
 		}
@@ -133,7 +133,19 @@ func (g *gen) endpointLabels(svc *registry.Service, port registry.Port) func(*en
 		p := cmp.Or(ep.Port, port.TargetPort, port.Number)
 		k := ep.Address + ":" + strconv.FormatUint(uint64(p), 10)
 		if _, ok := byAddr[k]; !ok {
-			byAddr[k] = augmentLabels(ep.Labels, ep.Locality, ep.Network)
+			byAddr[k] = augmentLabels(ep.Labels, ep.Locality, g.pc.EndpointNetwork(ep))
+		}
+	}
+	if g.pc.MultiNetwork() {
+		// split-horizon's gateway endpoints carry their network, as istiod's
+		for _, ep := range g.pc.Endpoints(svc.Hostname, port.Number) {
+			nw := g.pc.EndpointNetwork(ep)
+			for _, gw := range g.pc.NetworkGateways(nw) {
+				k := gw.Address + ":" + strconv.FormatUint(uint64(gw.Port), 10)
+				if _, ok := byAddr[k]; !ok {
+					byAddr[k] = augmentLabels(nil, "", gw.Network)
+				}
+			}
 		}
 	}
 	return func(e *endpointv3.LbEndpoint) map[string]string {

@@ -82,6 +82,7 @@ type index struct {
 	endpoints map[hostPort][]*registry.Endpoint
 	byAddress map[string][]*registry.Endpoint
 	services  map[string]*registry.Service
+	networks  *networkIndex
 
 	mu     sync.Mutex
 	scopes map[scopeKey]*SidecarScope
@@ -179,6 +180,11 @@ func buildIndex(mesh MeshConfig, cfg *config.Snapshot, reg *registry.Snapshot) *
 			})
 		}
 	}
+	var services []*registry.Service
+	if reg != nil {
+		services = reg.Services
+	}
+	ix.networks = buildNetworkIndex(mesh.MeshNetworks, services)
 	return ix
 }
 

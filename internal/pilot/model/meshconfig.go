@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -63,6 +64,10 @@ func ParseMeshConfig(file string, data []byte, base MeshConfig) (MeshConfig, []s
 	if err != nil {
 		return base, nil, err
 	}
+	networks, netWarnings, err := takeMeshNetworks(file, doc)
+	if err != nil {
+		return base, nil, err
+	}
 	js, err := json.Marshal(doc)
 	if err != nil {
 		return base, nil, fmt.Errorf("mesh config %s: %w", file, err)
@@ -100,7 +105,10 @@ func ParseMeshConfig(file string, data []byte, base MeshConfig) (MeshConfig, []s
 	if v, ok := mixer["mixerReportServer"].(string); ok {
 		out.MixerReportServer = v
 	}
-	var warnings []string
+	if networks != nil {
+		out.MeshNetworks = networks
+	}
+	warnings := netWarnings
 	if mc.GetDefaultConfig() != nil {
 		warnings = append(warnings, proxyConfigWarnings(file, mc.GetDefaultConfig())...)
 	}
@@ -115,6 +123,56 @@ func ParseMeshConfig(file string, data []byte, base MeshConfig) (MeshConfig, []s
 	})
 	sort.Strings(warnings)
 	return out, warnings, nil
+}
+
+// takeMeshNetworks reads and removes doc's meshNetworks: Istio's
+// MeshNetworks, a sibling of the mesh key in the istio ConfigMap, accepted
+// in the mesh config file as a mapping or (as in the ConfigMap) a YAML
+// string. nil when absent.
+func takeMeshNetworks(file string, doc any) (*meshconfig.MeshNetworks, []string, error) {
+	m, ok := doc.(map[string]any)
+	if !ok {
+		return nil, nil, nil
+	}
+	v, ok := m["meshNetworks"]
+	if !ok {
+		return nil, nil, nil
+	}
+	delete(m, "meshNetworks")
+	return ParseMeshNetworks(file, v)
+}
+
+// ParseMeshNetworks decodes and validates Istio's MeshNetworks from a
+// decoded YAML value (a mapping, or a string holding YAML), naming file and
+// field in errors and warnings.
+func ParseMeshNetworks(file string, v any) (*meshconfig.MeshNetworks, []string, error) {
+	if s, ok := v.(string); ok {
+		if err := yaml.Unmarshal([]byte(s), &v); err != nil {
+			return nil, nil, fmt.Errorf("mesh config %s: meshNetworks: %w", file, err)
+		}
+	}
+	if v == nil {
+		return nil, nil, nil
+	}
+	if _, ok := v.(map[string]any); !ok {
+		return nil, nil, fmt.Errorf("mesh config %s: meshNetworks: want a mapping with networks", file)
+	}
+	js, err := json.Marshal(v)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mesh config %s: meshNetworks: %w", file, err)
+	}
+	var mn meshconfig.MeshNetworks
+	if err := protojson.Unmarshal(js, &mn); err != nil {
+		return nil, nil, fmt.Errorf("mesh config %s: meshNetworks: %w", file, err)
+	}
+	errs, warnings := ValidateMeshNetworks(&mn)
+	if len(errs) > 0 {
+		return nil, nil, fmt.Errorf("mesh config %s: %s", file, strings.Join(errs, "; "))
+	}
+	for i, w := range warnings {
+		warnings[i] = "mesh config " + file + ": " + w
+	}
+	return &mn, warnings, nil
 }
 
 // mixerMeshFields are Istio 1.4's Mixer fields of MeshConfig, gone from

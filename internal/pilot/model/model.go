@@ -98,6 +98,10 @@ type MeshConfig struct {
 	// quota is no longer exact across proxies. Off by default (mastd
 	// --mixer-quota-prefetch).
 	MixerQuotaPrefetch bool
+	// MeshNetworks is Istio's meshNetworks (the istio ConfigMap's
+	// meshNetworks key, or the mesh config file's): the networks' gateways
+	// and fromCidr endpoint ranges. nil for a single-network mesh.
+	MeshNetworks *meshconfig.MeshNetworks
 }
 
 // RevocationList is the PEM X.509 CRLs (one per signing certificate) of

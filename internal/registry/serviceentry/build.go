@@ -286,7 +286,7 @@ func (ids *identities) workload(we *networking.WorkloadEntry, labels map[string]
 		ports:          we.GetPorts(),
 		labels:         labels,
 		locality:       we.GetLocality(),
-		network:        we.GetNetwork(),
+		network:        cmp.Or(we.GetNetwork(), labels["topology.istio.io/network"]), // as istiod: the label when network is unset
 		weight:         we.GetWeight(),
 		serviceAccount: ids.id(ns, we.GetServiceAccount()),
 		unix:           strings.HasPrefix(we.GetAddress(), "unix://"),

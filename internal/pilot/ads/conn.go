@@ -56,7 +56,7 @@ type watch struct {
 	bytesSent                 int64
 	responses                 int64
 
-	known map[name]uint64 // delta: resource name -> version the client has
+	known knownVersions // delta: resource name -> version the client has
 
 	// SotW: digest of the last complete response (digestOf), once one was
 	// sent; a typed push whose response has the same digest is skipped.

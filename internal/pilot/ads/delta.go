@@ -40,11 +40,10 @@ func (st *deltaStream) handle(req *discoveryv3.DeltaDiscoveryRequest) error {
 	first := w == nil
 	if first {
 		w = newWatch(t)
-		w.known = make(map[name]uint64, len(req.InitialResourceVersions))
 		// Legacy wildcard: a first LDS/CDS request naming nothing wants everything.
 		w.wildcard = isWildcardType(t) && len(req.ResourceNamesSubscribe) == 0
 		for n, v := range req.InitialResourceVersions {
-			w.known[intern(n)] = parseVersion(v)
+			w.known.set(c.s.known, intern(n), parseVersion(v))
 		}
 		c.addWatch(w)
 	}
@@ -67,21 +66,22 @@ func (st *deltaStream) handle(req *discoveryv3.DeltaDiscoveryRequest) error {
 	if slices.Contains(req.ResourceNamesUnsubscribe, "*") && w.wildcard {
 		w.wildcard = false
 		// The client drops what it had only through the wildcard.
-		w.forgetUnsubscribed()
+		w.forgetUnsubscribed(c.s.known)
 	}
 	if w.names.remove(req.ResourceNamesUnsubscribe) || len(added) > 0 {
 		w.namesGen++
 	}
 	if !w.wildcard {
 		for _, n := range req.ResourceNamesUnsubscribe {
-			delete(w.known, intern(n))
+			w.known.delete(c.s.known, intern(n))
 		}
 	}
 	if first && !w.wildcard {
 		// Initial versions count only for resources the client subscribes to.
-		w.forgetUnsubscribed()
+		w.forgetUnsubscribed(c.s.known)
 	}
-	w.resources = len(w.known)
+	w.known.seal(c.s.known)
+	w.resources = w.known.len()
 	c.mu.Unlock()
 	switch {
 	case first || addedWildcard:
@@ -94,11 +94,16 @@ func (st *deltaStream) handle(req *discoveryv3.DeltaDiscoveryRequest) error {
 
 // forgetUnsubscribed drops the known versions of resources the watch does
 // not subscribe to by name.
-func (w *watch) forgetUnsubscribed() {
-	for k := range w.known {
+func (w *watch) forgetUnsubscribed(t *knownTables) {
+	var drop []name
+	w.known.all(func(k name, _ uint64) bool {
 		if !w.names.has(k.Value()) {
-			delete(w.known, k)
+			drop = append(drop, k)
 		}
+		return true
+	})
+	for _, k := range drop {
+		w.known.delete(t, k)
 	}
 }
 
@@ -164,7 +169,7 @@ func (st *deltaStream) respond(w *watch, names []string, since time.Time, report
 		m := &ms[i]
 		n := intern(m.name)
 		got[n] = struct{}{}
-		if v, ok := w.known[n]; ok && v == m.version {
+		if v, ok := w.known.get(c.s.known, n); ok && v == m.version {
 			continue
 		}
 		resp.Resources = append(resp.Resources, &discoveryv3.Resource{Name: m.name, Version: formatVersion(m.version), Resource: m.any})
@@ -172,11 +177,12 @@ func (st *deltaStream) respond(w *watch, names []string, since time.Time, report
 		size += len(m.any.Value)
 	}
 	if all {
-		for n := range w.known {
+		w.known.all(func(n name, _ uint64) bool {
 			if _, ok := got[n]; !ok {
 				resp.RemovedResources = append(resp.RemovedResources, n.Value())
 			}
-		}
+			return true
+		})
 		slices.Sort(resp.RemovedResources)
 	} else {
 		for _, n := range names {
@@ -184,7 +190,7 @@ func (st *deltaStream) respond(w *watch, names []string, since time.Time, report
 			if _, ok := got[hn]; ok {
 				continue
 			}
-			if _, had := w.known[hn]; had || reportMissing {
+			if _, had := w.known.get(c.s.known, hn); had || reportMissing {
 				resp.RemovedResources = append(resp.RemovedResources, n)
 			}
 		}
@@ -201,12 +207,13 @@ func (st *deltaStream) respond(w *watch, names []string, since time.Time, report
 	}
 	c.mu.Lock()
 	for i, r := range resp.Resources {
-		w.known[intern(r.Name)] = sent[i]
+		w.known.set(c.s.known, intern(r.Name), sent[i])
 	}
 	for _, n := range resp.RemovedResources {
-		delete(w.known, intern(n))
+		w.known.delete(c.s.known, intern(n))
 	}
-	count := len(w.known)
+	w.known.seal(c.s.known)
+	count := w.known.len()
 	c.mu.Unlock()
 	c.sent(w, resp.Nonce, resp.SystemVersionInfo, count, size, since, start)
 	return nil

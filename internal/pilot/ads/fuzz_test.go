@@ -99,7 +99,7 @@ func FuzzDeltaRequests(f *testing.F) {
 			checkSent(t, i, cs.sent, subscribed)
 		}
 		for typ, w := range c.watches {
-			for n := range w.known {
+			for n := range w.known.all {
 				if !w.wildcard && !subscribed[typ][n.Value()] {
 					t.Fatalf("server believes the client has %s %q it never subscribed to", shortType(typ), n.Value())
 				}

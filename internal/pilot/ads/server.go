@@ -99,6 +99,7 @@ type Server struct {
 	pc     atomic.Pointer[model.PushContext]
 	cache  atomic.Pointer[marshalCache] // of the current push context
 	nested *marshalCache                // nested messages' wire forms, kept across pushes (nil without cache)
+	known  *knownTables                 // Delta clients' known versions, shared between proxies
 
 	mu      sync.RWMutex
 	conns   map[*conn]struct{}
@@ -137,6 +138,7 @@ func New(cfg Config) *Server {
 	}
 	return &Server{
 		nested:      nested,
+		known:       newKnownTables(),
 		authorize:   cfg.Authorize,
 		connected:   cfg.Connected,
 		disconn:     cfg.Disconnected,

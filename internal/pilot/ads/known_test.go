@@ -1,0 +1,172 @@
+package ads
+
+import (
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"testing"
+
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+)
+
+// privateEntries counts the entries of k in buckets none of others holds:
+// what k costs on its own.
+func (k *knownVersions) privateEntries(others ...*knownVersions) int {
+	shared := map[*knownBucket]bool{}
+	for _, o := range others {
+		for _, b := range o.buckets {
+			shared[b] = true
+		}
+	}
+	n := 0
+	for _, b := range k.buckets {
+		if b != nil && !shared[b] {
+			n += len(b.entries)
+		}
+	}
+	return n
+}
+
+// TestKnownVersionsMatchMap runs random sets, deletes and seals on sets
+// sharing one knownTables against plain maps.
+func TestKnownVersionsMatchMap(t *testing.T) {
+	for seed := range uint64(20) {
+		rng := rand.New(rand.NewPCG(seed, 7))
+		tables := newKnownTables()
+		const sets = 4
+		var ks [sets]knownVersions
+		var want [sets]map[string]uint64
+		for i := range want {
+			want[i] = map[string]uint64{}
+		}
+		pool := 50 + rng.IntN(2000)
+		for op := range 4000 {
+			i := rng.IntN(sets)
+			n := fmt.Sprintf("outbound|80||svc%d.ns.svc.cluster.local", rng.IntN(pool))
+			switch r := rng.IntN(10); {
+			case r < 6:
+				v := uint64(rng.IntN(3)) // few versions: sets often hold equal entries
+				ks[i].set(tables, intern(n), v)
+				want[i][n] = v
+			case r < 9:
+				ks[i].delete(tables, intern(n))
+				delete(want[i], n)
+			default:
+				ks[i].seal(tables)
+			}
+			if op%500 == 0 || op == 3999 {
+				for j := range sets {
+					checkKnown(t, tables, &ks[j], want[j], pool)
+				}
+			}
+		}
+		for j := range sets {
+			ks[j].seal(tables)
+			checkKnown(t, tables, &ks[j], want[j], pool)
+		}
+	}
+}
+
+func checkKnown(t *testing.T, tables *knownTables, k *knownVersions, want map[string]uint64, pool int) {
+	t.Helper()
+	if k.len() != len(want) {
+		t.Fatalf("len %d, want %d", k.len(), len(want))
+	}
+	got := map[string]uint64{}
+	for n, v := range k.all {
+		if _, dup := got[n.Value()]; dup {
+			t.Fatalf("%s listed twice", n.Value())
+		}
+		got[n.Value()] = v
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("entries differ: %d listed, want %d", len(got), len(want))
+	}
+	for i := range pool {
+		n := fmt.Sprintf("outbound|80||svc%d.ns.svc.cluster.local", i)
+		v, ok := k.get(tables, intern(n))
+		if wv, wok := want[n]; v != wv || ok != wok {
+			t.Fatalf("get(%s) = %d, %v; want %d, %v", n, v, ok, wv, wok)
+		}
+	}
+}
+
+// TestDeltaProxiesShareKnownVersions connects three Delta proxies to a mesh
+// of 1,000 services: what each has been sent (names and versions) is held
+// once for all three, also after an endpoint change each of them receives,
+// so that a Delta proxy costs mastd little more than its subscriptions.
+func TestDeltaProxiesShareKnownVersions(t *testing.T) {
+	m := newTestMesh()
+	e := newEnv(t, m)
+	st := &meshState{endpoints: map[string]string{}, listeners: []string{"0.0.0.0_80"}, routes: map[string]string{"80": "*"}}
+	var all []string
+	for i := range 1000 {
+		h := fmt.Sprintf("s%04d.default.svc.cluster.local", i)
+		st.endpoints[h] = fmt.Sprintf("10.2.%d.%d", i/250, i%250)
+		all = append(all, clusterName(h))
+	}
+	e.ads.Push(m.set("v1", st), nil)
+	names := []string{"p1", "p2", "p3"}
+	clients := make([]*deltaClient, len(names))
+	for i, n := range names {
+		c := e.delta(t, e.dial(t), n)
+		c.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: ClusterType})
+		c.expect(ClusterType, all, nil)
+		c.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: EndpointType, ResourceNamesSubscribe: all})
+		c.expect(EndpointType, all, nil)
+		c.barrier()
+		clients[i] = c
+	}
+	check := func(when string) {
+		t.Helper()
+		for _, typ := range []string{ClusterType, EndpointType} {
+			ks := knownOf(t, e, names, typ)
+			for i, k := range ks {
+				if k.len() != len(all) {
+					t.Fatalf("%s: %s %s holds %d versions, want %d", when, names[i], shortType(typ), k.len(), len(all))
+				}
+				others := append(ks[:i:i], ks[i+1:]...)
+				if p := k.privateEntries(others...); p != 0 {
+					t.Errorf("%s: %s %s holds %d of %d versions on its own; want all shared", when, names[i], shortType(typ), p, k.len())
+				}
+			}
+		}
+	}
+	check("initial")
+	next := *st
+	next.endpoints = cloneMap(st.endpoints)
+	next.endpoints["s0007.default.svc.cluster.local"] = "10.9.9.9"
+	e.ads.Push(m.set("v2", &next), nil)
+	for _, c := range clients {
+		c.expect(EndpointType, []string{clusterName("s0007.default.svc.cluster.local")}, nil)
+		c.barrier()
+	}
+	check("after an endpoint change")
+}
+
+// knownOf returns copies of the known versions of type typ of the named
+// proxies' streams.
+func knownOf(t *testing.T, e *env, names []string, typ string) []*knownVersions {
+	t.Helper()
+	out := make([]*knownVersions, len(names))
+	e.ads.mu.RLock()
+	defer e.ads.mu.RUnlock()
+	for c := range e.ads.conns {
+		for i, n := range names {
+			if c.proxy.ID != nodeID(n) {
+				continue
+			}
+			c.mu.Lock()
+			k := c.watches[typ].known
+			k.buckets = append([]*knownBucket(nil), k.buckets...)
+			out[i] = &k
+			c.mu.Unlock()
+		}
+	}
+	for i, k := range out {
+		if k == nil {
+			t.Fatalf("no stream for %s", names[i])
+		}
+	}
+	return out
+}

@@ -530,8 +530,9 @@ type pipeline struct {
 
 	mu      sync.Mutex
 	cfg     *config.Snapshot
-	se      *registry.Snapshot // the ServiceEntry registry's
-	reg     *registry.Snapshot // se merged with the watchers'
+	se      *registry.Snapshot   // the ServiceEntry registry's
+	seb     serviceentry.Builder // builds se, rebuilding only what a change touches (guarded by mu)
+	reg     *registry.Snapshot   // se merged with the watchers'
 	version atomic.Uint64
 }
 
@@ -541,7 +542,7 @@ type pipeline struct {
 func (p *pipeline) build(cfg *config.Snapshot) (se, merged *registry.Snapshot) {
 	opts := serviceentry.Options{TrustDomain: p.mesh.TrustDomain, DomainSuffix: p.mesh.DomainSuffix}
 	if len(p.watchers) == 0 {
-		se = serviceentry.Build(cfg, opts)
+		se = p.seb.Build(cfg, opts)
 		return se, se
 	}
 	snaps := make([]*registry.Snapshot, 1, 1+len(p.watchers))
@@ -550,7 +551,7 @@ func (p *pipeline) build(cfg *config.Snapshot) (se, merged *registry.Snapshot) {
 		snaps = append(snaps, s)
 		opts.Workloads = registryWorkloads(opts.Workloads, s)
 	}
-	se = serviceentry.Build(cfg, opts)
+	se = p.seb.Build(cfg, opts)
 	snaps[0] = se
 	return se, aggregate.Merge(snaps...)
 }

@@ -66,10 +66,22 @@ type Workload struct {
 // An entry with DNS or DNS_ROUND_ROBIN resolution and neither gets one endpoint
 // per port at each non-wildcard host itself, for the proxy to resolve.
 func Build(cfg *config.Snapshot, opts Options) *registry.Snapshot {
-	ids := &identities{td: cmp.Or(opts.TrustDomain, "cluster.local")}
-	wls := indexWorkloads(cfg.List(config.WorkloadEntry), ids)
+	return new(Builder).Build(cfg, opts)
+}
+
+// key names a service: a host in a namespace.
+type key struct{ host, ns string }
+
+// workloadsOf indexes the WorkloadEntries of rs (one namespace's, or all)
+// and the other registries' workloads of those namespaces (all when ns is
+// "", else ns's only).
+func workloadsOf(rs []config.Resource, opts Options, ids *identities, ns string) map[string]*nsWorkloads {
+	wls := indexWorkloads(rs, ids)
 	for i := range opts.Workloads {
 		w := &opts.Workloads[i]
+		if ns != "" && w.Namespace != ns {
+			continue
+		}
 		n := wls[w.Namespace]
 		if n == nil {
 			n = &nsWorkloads{}
@@ -78,14 +90,19 @@ func Build(cfg *config.Snapshot, opts Options) *registry.Snapshot {
 		n.list = append(n.list, &workload{address: w.Address, ports: w.Ports, labels: w.Labels, locality: w.Locality,
 			network: w.Network, weight: w.Weight, serviceAccount: w.ServiceAccount})
 	}
+	return wls
+}
 
-	type key struct{ host, ns string }
-	entries := cfg.List(config.ServiceEntry)
-	byKey := make(map[key]*built, len(entries))
-	services := make([]*built, 0, len(entries))
+// buildEntries converts entries (ServiceEntries sorted by namespace and
+// name), adding to byKey and returning services extended with the services
+// it creates; with want, only the services of those keys.
+func buildEntries(entries []config.Resource, wls map[string]*nsWorkloads, ids *identities, want map[key]bool, byKey map[key]*built, services []*built) []*built {
 	for _, r := range entries {
 		se, ok := r.Spec.(*networking.ServiceEntry)
 		if !ok || se == nil {
+			continue
+		}
+		if want != nil && !slices.ContainsFunc(se.GetHosts(), func(h string) bool { return want[key{h, r.Namespace}] }) {
 			continue
 		}
 		ports := convertPorts(se.GetPorts())
@@ -100,13 +117,17 @@ func Build(cfg *config.Snapshot, opts Options) *registry.Snapshot {
 			members[i] = &inline[i]
 		}
 		if sel := se.GetWorkloadSelector(); sel != nil {
-			members = wls[r.Namespace].selectInto(members, sel.GetLabels())
+			// Rebuilding a few services, scanning beats indexing the namespace.
+			members = wls[r.Namespace].selectInto(members, sel.GetLabels(), want == nil || len(want) > linearSelect)
 		}
 		res := convertResolution(se.GetResolution())
 		synthesize := len(members) == 0 && se.GetWorkloadSelector() == nil &&
 			(res == registry.ResolutionDNS || res == registry.ResolutionDNSRoundRobin)
 		for _, host := range se.GetHosts() {
 			k := key{host, r.Namespace}
+			if want != nil && !want[k] {
+				continue
+			}
 			b := byKey[k]
 			if b == nil {
 				b = &built{svc: &registry.Service{
@@ -132,30 +153,24 @@ func Build(cfg *config.Snapshot, opts Options) *registry.Snapshot {
 			b.endpoints(host, ports, members)
 		}
 	}
+	return services
+}
 
-	slices.SortFunc(services, func(a, b *built) int {
-		return cmp.Or(cmp.Compare(a.svc.Hostname, b.svc.Hostname), cmp.Compare(a.svc.Namespace, b.svc.Namespace))
-	})
-	out := &registry.Snapshot{
-		Services:  make([]*registry.Service, len(services)),
-		Endpoints: make(map[string][]*registry.Endpoint, len(services)),
+// sortedEndpoints returns b's endpoints in snapshot order (nil for none).
+func (b *built) sortedEndpoints() []*registry.Endpoint {
+	if len(b.eps) == 0 {
+		return nil
 	}
-	for i, b := range services {
-		out.Services[i] = b.svc
-		if i > 0 && services[i-1].svc.Hostname == b.svc.Hostname {
-			continue // endpoints of the first namespace only
-		}
-		if len(b.eps) == 0 {
-			continue
-		}
-		eps := make([]*registry.Endpoint, len(b.eps))
-		for j := range b.eps {
-			eps[j] = &b.eps[j]
-		}
-		slices.SortStableFunc(eps, compareEndpoints)
-		out.Endpoints[b.svc.Hostname] = eps
+	eps := make([]*registry.Endpoint, len(b.eps))
+	for j := range b.eps {
+		eps[j] = &b.eps[j]
 	}
-	return out
+	slices.SortStableFunc(eps, compareEndpoints)
+	return eps
+}
+
+func compareServices(a, b *registry.Service) int {
+	return cmp.Or(cmp.Compare(a.Hostname, b.Hostname), cmp.Compare(a.Namespace, b.Namespace))
 }
 
 // compareEndpoints orders endpoints as registry.Snapshot documents: by address
@@ -351,12 +366,13 @@ func mergeLabels(spec, meta map[string]string) map[string]string {
 const linearSelect = 16
 
 // selectInto appends the workloads whose labels include sel, in name order.
-// An empty selector selects every workload of the namespace.
-func (n *nsWorkloads) selectInto(dst []*workload, sel map[string]string) []*workload {
+// An empty selector selects every workload of the namespace. With index,
+// the label index is built (once) and used unless the namespace is small.
+func (n *nsWorkloads) selectInto(dst []*workload, sel map[string]string, index bool) []*workload {
 	if n == nil {
 		return dst
 	}
-	if len(sel) == 0 || len(n.list) < linearSelect {
+	if len(sel) == 0 || len(n.list) < linearSelect || !index && n.byLabel == nil {
 		for _, w := range n.list {
 			if matches(w.labels, sel) {
 				dst = append(dst, w)

@@ -14,7 +14,7 @@ type Registry struct {
 
 	mu   sync.Mutex
 	snap *registry.Snapshot
-	seen []config.Resource // the ServiceEntries then WorkloadEntries the snapshot was built from
+	b    Builder
 }
 
 var _ registry.Registry = (*Registry)(nil)
@@ -34,29 +34,14 @@ func (r *Registry) Snapshot() *registry.Snapshot {
 	return r.snap
 }
 
-// Update rebuilds the snapshot from cfg and returns it. When cfg holds the very
-// same ServiceEntry and WorkloadEntry resources as last time (a change to other
+// Update rebuilds the snapshot from cfg (only the services a change
+// touches, see Builder) and returns it. When cfg holds the very same
+// ServiceEntry and WorkloadEntry resources as last time (a change to other
 // kinds), the previous snapshot is returned as is, so that registry.Diff and
 // caches keyed on it see no change at no cost.
 func (r *Registry) Update(cfg *config.Snapshot) *registry.Snapshot {
-	ses, wes := cfg.List(config.ServiceEntry), cfg.List(config.WorkloadEntry)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.seen) == len(ses)+len(wes) && sameResources(r.seen[:len(ses)], ses) && sameResources(r.seen[len(ses):], wes) {
-		return r.snap
-	}
-	r.snap = Build(cfg, r.opts)
-	r.seen = append(append(r.seen[:0:0], ses...), wes...)
+	r.snap = r.b.Build(cfg, r.opts)
 	return r.snap
-}
-
-// sameResources reports whether a and b are the same stored resources. Stored
-// resources are immutable, so one spec message means one resource.
-func sameResources(a, b []config.Resource) bool {
-	for i := range a {
-		if a[i].Spec != b[i].Spec || a[i].Key() != b[i].Key() {
-			return false
-		}
-	}
-	return true
 }

@@ -4,6 +4,7 @@ package config
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 
 	"google.golang.org/protobuf/proto"
@@ -82,19 +83,22 @@ type Resource struct {
 func (r Resource) Key() Key { return Key{Kind: r.Kind, Namespace: r.Namespace, Name: r.Name} }
 
 // Snapshot is an immutable set of resources, indexed by kind and key.
-// Lists are sorted by namespace then name, so output built from them is stable.
+// Lists are sorted by namespace then name, so output built from them is stable;
+// a key is found by binary search in its kind's list, so that Update copies
+// no index of every resource.
 type Snapshot struct {
 	byKind map[Kind][]Resource
-	byKey  map[Key]Resource
+	n      int
 }
 
 // NewSnapshot indexes rs. A later resource with the same key replaces an earlier one.
 func NewSnapshot(rs []Resource) *Snapshot {
-	s := &Snapshot{byKind: map[Kind][]Resource{}, byKey: make(map[Key]Resource, len(rs))}
+	byKey := make(map[Key]Resource, len(rs))
 	for _, r := range rs {
-		s.byKey[r.Key()] = r
+		byKey[r.Key()] = r
 	}
-	for k, r := range s.byKey {
+	s := &Snapshot{byKind: map[Kind][]Resource{}, n: len(byKey)}
+	for k, r := range byKey {
 		s.byKind[k.Kind] = append(s.byKind[k.Kind], r)
 	}
 	for _, list := range s.byKind {
@@ -121,8 +125,11 @@ func (s *Snapshot) Get(k Key) (Resource, bool) {
 	if s == nil {
 		return Resource{}, false
 	}
-	r, ok := s.byKey[k]
-	return r, ok
+	list := s.byKind[k.Kind]
+	if i, found := slices.BinarySearchFunc(list, k, compareToKey); found {
+		return list[i], true
+	}
+	return Resource{}, false
 }
 
 // Len is the number of resources in the snapshot.
@@ -130,7 +137,7 @@ func (s *Snapshot) Len() int {
 	if s == nil {
 		return 0
 	}
-	return len(s.byKey)
+	return s.n
 }
 
 // Kinds returns the kinds that have resources, sorted.
@@ -153,7 +160,7 @@ func (s *Snapshot) All() []Resource {
 	if s == nil {
 		return nil
 	}
-	out := make([]Resource, 0, len(s.byKey))
+	out := make([]Resource, 0, s.n)
 	for _, k := range s.Kinds() {
 		out = append(out, s.byKind[k]...)
 	}

@@ -8,39 +8,31 @@ import (
 
 // Update returns a snapshot with the resources of put added (or replacing
 // those with the same key) and the keys of del removed, as NewSnapshot of the
-// resulting set would; s itself is unchanged. It copies the key index and
-// re-sorts only the kinds it touches, so one changed file in a large tree
-// costs far less than NewSnapshot of everything. A key both deleted and put
-// is put.
+// resulting set would; s itself is unchanged. It copies and patches only the
+// lists of the kinds it touches, so one changed file in a large tree costs
+// far less than NewSnapshot of everything. A key both deleted and put is put;
+// of several puts of one key the last counts.
 func (s *Snapshot) Update(put []Resource, del []Key) *Snapshot {
 	if s == nil {
 		return NewSnapshot(put)
 	}
-	n := &Snapshot{byKey: maps.Clone(s.byKey), byKind: maps.Clone(s.byKind)}
-	touched := map[Kind]int{} // kind -> resources added (new keys)
+	n := &Snapshot{byKind: maps.Clone(s.byKind), n: s.n}
+	final := make(map[Key]int, len(put)) // key -> index in put of its last put
+	touched := map[Kind]struct{}{}
+	for i, r := range put {
+		final[r.Key()] = i
+		touched[r.Kind] = struct{}{}
+	}
 	for _, k := range del {
-		if _, ok := n.byKey[k]; ok {
-			delete(n.byKey, k)
-			touched[k.Kind] += 0
-		}
+		touched[k.Kind] = struct{}{}
 	}
-	for _, r := range put {
-		k := r.Key()
-		if _, existed := s.byKey[k]; !existed {
-			if _, again := n.byKey[k]; !again {
-				touched[k.Kind]++
-			}
-		} else {
-			touched[k.Kind] += 0
-		}
-		n.byKey[k] = r
-	}
-	for kind, added := range touched {
+	for kind := range touched {
 		// Replaced resources keep their place: copy the list, patch them,
 		// remove the deleted ones and insert the new ones by binary search.
-		list := slices.Clone(s.byKind[kind])
+		before := s.byKind[kind]
+		list := slices.Clone(before)
 		for _, k := range del {
-			if _, kept := n.byKey[k]; kept || k.Kind != kind {
+			if _, kept := final[k]; kept || k.Kind != kind {
 				continue
 			}
 			if i, found := slices.BinarySearchFunc(list, k, compareToKey); found {
@@ -48,23 +40,15 @@ func (s *Snapshot) Update(put []Resource, del []Key) *Snapshot {
 			}
 		}
 		var fresh []Resource // new keys of this kind, once each, final values
-		seen := make(map[Key]struct{}, added)
-		for _, r := range put {
-			k := r.Key()
-			if r.Kind != kind {
+		for i, r := range put {
+			if r.Kind != kind || final[r.Key()] != i {
 				continue
 			}
-			if _, existed := s.byKey[k]; existed {
-				if i, found := slices.BinarySearchFunc(list, k, compareToKey); found {
-					list[i] = n.byKey[k]
-				}
+			if j, found := slices.BinarySearchFunc(list, r.Key(), compareToKey); found {
+				list[j] = r
 				continue
 			}
-			if _, dup := seen[k]; dup {
-				continue
-			}
-			seen[k] = struct{}{}
-			fresh = append(fresh, n.byKey[k])
+			fresh = append(fresh, r)
 		}
 		if len(fresh) > 32 {
 			list = append(list, fresh...)
@@ -75,6 +59,7 @@ func (s *Snapshot) Update(put []Resource, del []Key) *Snapshot {
 				list = slices.Insert(list, i, r)
 			}
 		}
+		n.n += len(list) - len(before)
 		if len(list) == 0 {
 			delete(n.byKind, kind)
 			continue

@@ -59,6 +59,13 @@ func TestSnapshotUpdateMatchesNewSnapshot(t *testing.T) {
 				t.Fatalf("step %d: Get(%v) = %v, %v", step, r.Key(), got.Labels, ok)
 			}
 		}
+		for _, k := range del {
+			if _, put := cur[k]; !put {
+				if r, ok := snap.Get(k); ok {
+					t.Fatalf("step %d: Get(%v) of a deleted key = %v", step, k, r.Labels)
+				}
+			}
+		}
 		if !slices.EqualFunc(old.All(), oldAll, same) {
 			t.Fatalf("step %d: Update changed the old snapshot", step)
 		}

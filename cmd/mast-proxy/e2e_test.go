@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
@@ -386,6 +387,27 @@ func TestEndToEnd(t *testing.T) {
 		code, dump := w.proxy.adminGet(t, "/config_dump")
 		if code != 200 || !strings.Contains(dump, `"name": "`+w.addr+`"`) || !strings.Contains(dump, "envoy.admin.v3.RoutesConfigDump") {
 			t.Errorf("config_dump %d: %.300s", code, dump)
+		}
+		// Clusters are rendered from the wire (mast-proxy links no
+		// generated Cluster type) in Envoy's JSON shape.
+		var cd struct {
+			Configs []struct {
+				Clusters []struct {
+					Cluster map[string]any `json:"cluster"`
+				} `json:"dynamic_active_clusters"`
+			} `json:"configs"`
+		}
+		json.Unmarshal([]byte(dump), &cd)
+		found := false
+		for _, c := range cd.Configs {
+			for _, cl := range c.Clusters {
+				if cl.Cluster["name"] == "v1" && cl.Cluster["@type"] == "type.googleapis.com/envoy.config.cluster.v3.Cluster" && cl.Cluster["value_base64"] == nil {
+					found = true
+				}
+			}
+		}
+		if !found {
+			t.Errorf("config_dump has no rendered cluster v1: %.2000s", dump)
 		}
 		_, prom := w.proxy.adminGet(t, "/stats/prometheus")
 		if !strings.Contains(prom, `envoy_cluster_upstream_rq_xx{envoy_cluster_name="v1",envoy_response_code_class="2"}`) {

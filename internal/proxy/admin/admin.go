@@ -202,9 +202,16 @@ func ConfigDump(s *xdsparse.Snapshot, boot Bootstrap, secrets []Secret) []byte {
 	return out.Bytes()
 }
 
-// resourceJSON renders a resource; types this binary does not link (some
-// Istio filters) make protojson fail, and then the bytes are shown as base64.
+// resourceJSON renders a resource as Envoy's config_dump does (protojson's
+// shape). Types the proxy decodes from the wire (clusters, endpoints) are
+// rendered from the wire decoder's descriptor table, since mast-proxy does
+// not link their generated types (docs/decisions.md); the others with
+// protojson; types this binary does not link at all (some Istio filters)
+// make protojson fail, and then the bytes are shown as base64.
 func resourceJSON(a *anypb.Any) []byte {
+	if j, ok := xdsparse.ResourceJSON(a.GetTypeUrl(), a.GetValue()); ok {
+		return j
+	}
 	j, err := protojson.Marshal(a)
 	if err == nil {
 		return j

@@ -10,9 +10,7 @@ import (
 	"strconv"
 	"time"
 
-	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -114,18 +112,7 @@ func bootstrapSection(b Bootstrap) []byte {
 	}
 	ads := &corev3.ConfigSource{ResourceApiVersion: corev3.ApiVersion_V3,
 		ConfigSourceSpecifier: &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}}}
-	cluster := &clusterv3.Cluster{Name: xdsCluster,
-		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STRICT_DNS},
-		LoadAssignment:       &endpointv3.ClusterLoadAssignment{ClusterName: xdsCluster, Endpoints: []*endpointv3.LocalityLbEndpoints{{LbEndpoints: []*endpointv3.LbEndpoint{{HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: socketAddress(b.XDSAddress)}}}}}}}}
-	if b.XDSTLS {
-		tc := &tlsv3.UpstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
-			TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{{Name: "default"}},
-			ValidationContextType: &tlsv3.CommonTlsContext_ValidationContextSdsSecretConfig{
-				ValidationContextSdsSecretConfig: &tlsv3.SdsSecretConfig{Name: "ROOTCA"}},
-		}}
-		a, _ := anypb.New(tc)
-		cluster.TransportSocket = &corev3.TransportSocket{Name: "envoy.transport_sockets.tls", ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: a}}
-	}
+	cluster := bootstrapCluster(xdsCluster, b)
 	node := b.Node
 	if node == nil {
 		node = &corev3.Node{}
@@ -140,7 +127,7 @@ func bootstrapSection(b Bootstrap) []byte {
 			"cdsConfig": json.RawMessage(protoJSON(ads)),
 			"ldsConfig": json.RawMessage(protoJSON(ads)),
 		},
-		"staticResources": map[string]any{"clusters": []json.RawMessage{protoJSON(cluster)}},
+		"staticResources": map[string]any{"clusters": []any{cluster}},
 	}
 	sec := map[string]any{"@type": BootstrapDumpType, "bootstrap": boot}
 	if !b.Started.IsZero() {
@@ -148,6 +135,25 @@ func bootstrapSection(b Bootstrap) []byte {
 	}
 	out, _ := json.Marshal(sec)
 	return out
+}
+
+// bootstrapCluster is the static xDS cluster in protojson's shape, written
+// out because mast-proxy does not link envoy.config.cluster.v3 (the wire
+// decoder reads CDS): STRICT_DNS to the xDS address, with the TLS context
+// Istio's bootstrap has when xDS runs over mTLS.
+func bootstrapCluster(name string, b Bootstrap) map[string]any {
+	c := map[string]any{"name": name, "type": "STRICT_DNS",
+		"loadAssignment": map[string]any{"clusterName": name, "endpoints": []any{map[string]any{"lbEndpoints": []any{
+			map[string]any{"endpoint": map[string]any{"address": json.RawMessage(protoJSON(socketAddress(b.XDSAddress)))}}}}}}}
+	if b.XDSTLS {
+		c["transportSocket"] = map[string]any{"name": "envoy.transport_sockets.tls", "typedConfig": map[string]any{
+			"@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+			"commonTlsContext": map[string]any{
+				"tlsCertificateSdsSecretConfigs":   []any{map[string]any{"name": "default"}},
+				"validationContextSdsSecretConfig": map[string]any{"name": "ROOTCA"},
+			}}}
+	}
+	return c
 }
 
 func socketAddress(hostPort string) *corev3.Address {

@@ -12,7 +12,13 @@ import (
 	"testing"
 	"time"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
 )
@@ -103,5 +109,36 @@ func TestConfigDumpSecretsAndBootstrap(t *testing.T) {
 	}
 	if vc := active[1].Secret.ValidationContext; vc == nil || !strings.Contains(string(vc.TrustedCa.InlineBytes), "BEGIN CERTIFICATE") {
 		t.Errorf("ROOTCA: %+v", active[1])
+	}
+}
+
+// TestBootstrapClusterIsEnvoys: the bootstrap's static cluster, written as
+// JSON without go-control-plane's Cluster type, is what protojson makes of
+// the Cluster Istio's bootstrap has.
+func TestBootstrapClusterIsEnvoys(t *testing.T) {
+	for _, tlsOn := range []bool{false, true} {
+		b := Bootstrap{XDSAddress: "istiod.istio-system.svc:15012", XDSTLS: tlsOn}
+		js, err := json.Marshal(bootstrapCluster("xds-grpc", b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got clusterv3.Cluster
+		if err := protojson.Unmarshal(js, &got); err != nil {
+			t.Fatalf("%v\n%s", err, js)
+		}
+		want := &clusterv3.Cluster{Name: "xds-grpc",
+			ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STRICT_DNS},
+			LoadAssignment: &endpointv3.ClusterLoadAssignment{ClusterName: "xds-grpc", Endpoints: []*endpointv3.LocalityLbEndpoints{{LbEndpoints: []*endpointv3.LbEndpoint{{
+				HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: socketAddress(b.XDSAddress)}}}}}}}}
+		if tlsOn {
+			a, _ := anypb.New(&tlsv3.UpstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
+				TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{{Name: "default"}},
+				ValidationContextType: &tlsv3.CommonTlsContext_ValidationContextSdsSecretConfig{
+					ValidationContextSdsSecretConfig: &tlsv3.SdsSecretConfig{Name: "ROOTCA"}}}})
+			want.TransportSocket = &corev3.TransportSocket{Name: "envoy.transport_sockets.tls", ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: a}}
+		}
+		if !proto.Equal(&got, want) {
+			t.Errorf("tls %v:\ngot  %v\nwant %v", tlsOn, &got, want)
+		}
 	}
 }

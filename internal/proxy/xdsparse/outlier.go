@@ -3,9 +3,6 @@ package xdsparse
 import (
 	"fmt"
 	"time"
-
-	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 // OutlierDetection is a cluster's passive health checking: hosts that fail
@@ -53,10 +50,10 @@ type LatencyOutlier struct {
 
 // parseLatencyOutlier reads cluster metadata mast.latency_outlier (nil when
 // absent); every key must be known.
-func parseLatencyOutlier(c *clusterv3.Cluster) (*LatencyOutlier, error) {
-	md := c.GetMetadata().GetFilterMetadata()["mast"]
-	if md == nil {
-		return nil, nil
+func parseLatencyOutlier(c *wireMsg) (*LatencyOutlier, error) {
+	md, ok, err := filterMetadata(c, "mast")
+	if err != nil || !ok {
+		return nil, err
 	}
 	out := &LatencyOutlier{Percentile: 90, Factor: 3, MinimumExcess: 10 * time.Millisecond, RequestVolume: 20, MinimumHosts: 3}
 	for k, v := range md.GetFields() {
@@ -93,80 +90,8 @@ func parseLatencyOutlier(c *clusterv3.Cluster) (*LatencyOutlier, error) {
 			}
 		}
 	}
-	if c.GetOutlierDetection() == nil {
+	if !c.has(clOutlier) {
 		return nil, fmt.Errorf("metadata.filter_metadata.mast.latency_outlier: needs outlier_detection")
 	}
-	return out, nil
-}
-
-func u32or(v *wrapperspb.UInt32Value, def uint32) uint32 {
-	if v == nil {
-		return def
-	}
-	return v.GetValue()
-}
-
-// parseOutlier reads outlier_detection with Envoy's defaults; nil when the
-// cluster has none. Success-rate and failure-percentage ejection are not
-// implemented (Istio disables the former and never sets the latter).
-func parseOutlier(c *clusterv3.Cluster) (*OutlierDetection, error) {
-	lat, err := parseLatencyOutlier(c)
-	if err != nil {
-		return nil, err
-	}
-	od := c.GetOutlierDetection()
-	if od == nil {
-		return nil, nil
-	}
-	pct := func(field string, v uint32) error {
-		if v > 100 {
-			return fmt.Errorf("outlier_detection.%s %d: over 100", field, v)
-		}
-		return nil
-	}
-	out := &OutlierDetection{
-		Consecutive5xx:     u32or(od.GetConsecutive_5Xx(), 5),
-		Enforcing5xx:       u32or(od.GetEnforcingConsecutive_5Xx(), 100),
-		ConsecutiveGateway: u32or(od.GetConsecutiveGatewayFailure(), 5),
-		EnforcingGateway:   u32or(od.GetEnforcingConsecutiveGatewayFailure(), 0),
-		MaxEjectionPercent: u32or(od.GetMaxEjectionPercent(), 10),
-		BaseEjectionTime:   30 * time.Second,
-		MaxEjectionTime:    300 * time.Second,
-		Latency:            lat,
-	}
-	if od.GetSplitExternalLocalOriginErrors() {
-		// The local-origin counters take effect only when split.
-		out.SplitLocalOrigin = true
-		out.ConsecutiveLocal = u32or(od.GetConsecutiveLocalOriginFailure(), 5)
-		out.EnforcingLocal = u32or(od.GetEnforcingConsecutiveLocalOriginFailure(), 100)
-	}
-	if v := od.GetEnforcingSuccessRate(); v != nil && v.GetValue() != 0 {
-		return nil, fmt.Errorf("outlier_detection.enforcing_success_rate %d: success-rate ejection is not supported by mast-proxy; set 0", v.GetValue())
-	}
-	if d := od.GetInterval(); d != nil {
-		if out.Interval = d.AsDuration(); out.Interval <= 0 {
-			return nil, fmt.Errorf("outlier_detection.interval: must be > 0")
-		}
-	}
-	for _, p := range []struct {
-		name string
-		v    uint32
-	}{{"enforcing_consecutive_5xx", out.Enforcing5xx}, {"enforcing_consecutive_gateway_failure", out.EnforcingGateway},
-		{"max_ejection_percent", out.MaxEjectionPercent}, {"enforcing_consecutive_local_origin_failure", out.EnforcingLocal}} {
-		if err := pct(p.name, p.v); err != nil {
-			return nil, err
-		}
-	}
-	if d := od.GetBaseEjectionTime(); d != nil {
-		if out.BaseEjectionTime = d.AsDuration(); out.BaseEjectionTime <= 0 {
-			return nil, fmt.Errorf("outlier_detection.base_ejection_time: must be > 0")
-		}
-	}
-	if d := od.GetMaxEjectionTime(); d != nil {
-		if out.MaxEjectionTime = d.AsDuration(); out.MaxEjectionTime <= 0 {
-			return nil, fmt.Errorf("outlier_detection.max_ejection_time: must be > 0")
-		}
-	}
-	out.MaxEjectionTime = max(out.MaxEjectionTime, out.BaseEjectionTime)
 	return out, nil
 }

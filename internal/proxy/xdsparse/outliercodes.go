@@ -3,9 +3,15 @@ package xdsparse
 import (
 	"fmt"
 	"strconv"
+)
 
-	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/config/common/matcher/v3"
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+// Fields of envoy.config.common.matcher.v3.MatchPredicate and the header
+// matchers inside.
+const (
+	mpOrMatch, mpResponseHeadersMatch                  = 1, 7
+	matchSetRules, headersMatchHeaders                 = 1, 1
+	hmName, hmExactMatch, hmInvertMatch, hmStringMatch = 1, 4, 8, 13
+	hmTreatMissingAsEmpty, smExact, smIgnoreCase       = 14, 1, 6
 )
 
 // parseOutlierErrorMatcher reads HttpProtocolOptions'
@@ -13,24 +19,31 @@ import (
 // for outlierDetectionHttpErrorCodes: a response-headers match of one
 // :status exact value, or an or_match of such matches. It returns the
 // status codes; any other matcher is refused by name.
-func parseOutlierErrorMatcher(m *matcherv3.MatchPredicate) ([]int, error) {
+func parseOutlierErrorMatcher(m *wireMsg) ([]int, error) {
 	const field = "outlier_detection.error_matcher"
-	one := func(p *matcherv3.MatchPredicate) (int, error) {
-		hm := p.GetHttpResponseHeadersMatch()
-		if hm == nil || len(hm.GetHeaders()) != 1 {
+	one := func(p *wireMsg) (int, error) {
+		var hs []*wireMsg
+		if p.has(mpResponseHeadersMatch) {
+			hs = p.sub(mpResponseHeadersMatch).subs(headersMatchHeaders)
+		}
+		if len(hs) != 1 {
 			return 0, fmt.Errorf("%s: only http_response_headers_match rules of one :status header (or their or_match) are supported", field)
 		}
-		h := hm.GetHeaders()[0]
-		if h.GetName() != ":status" || h.GetInvertMatch() || h.GetTreatMissingHeaderAsEmpty() {
-			return 0, fmt.Errorf("%s: header %q: only a :status exact match is supported", field, h.GetName())
+		h := hs[0]
+		if name := h.str(hmName); name != ":status" || h.u64(hmInvertMatch) != 0 || h.u64(hmTreatMissingAsEmpty) != 0 {
+			return 0, fmt.Errorf("%s: header %q: only a :status exact match is supported", field, name)
 		}
-		v := h.GetExactMatch()
-		if sm, ok := h.GetHeaderMatchSpecifier().(*routev3.HeaderMatcher_StringMatch); ok {
-			if sm.StringMatch.GetIgnoreCase() {
+		var v string
+		switch {
+		case h.has(hmStringMatch):
+			sm := h.sub(hmStringMatch)
+			if sm.u64(smIgnoreCase) != 0 {
 				return 0, fmt.Errorf("%s: :status: ignore_case is not supported", field)
 			}
-			v = sm.StringMatch.GetExact()
-		} else if _, ok := h.GetHeaderMatchSpecifier().(*routev3.HeaderMatcher_ExactMatch); !ok {
+			v = sm.str(smExact) // "" unless the pattern is exact
+		case h.has(hmExactMatch):
+			v = h.str(hmExactMatch)
+		default:
 			return 0, fmt.Errorf("%s: :status: only an exact match is supported", field)
 		}
 		code, err := strconv.Atoi(v)
@@ -39,11 +52,10 @@ func parseOutlierErrorMatcher(m *matcherv3.MatchPredicate) ([]int, error) {
 		}
 		return code, nil
 	}
-	var rules []*matcherv3.MatchPredicate
-	if om := m.GetOrMatch(); om != nil {
-		rules = om.GetRules()
-	} else {
-		rules = []*matcherv3.MatchPredicate{m}
+	rules := []*wireMsg{m}
+	if m.has(mpOrMatch) {
+		om := m.sub(mpOrMatch)
+		rules = om.subs(matchSetRules)
 	}
 	codes := make([]int, 0, len(rules))
 	for _, r := range rules {

@@ -3,7 +3,6 @@ package xdsparse
 import (
 	"fmt"
 
-	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	proxyprotocolv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/proxy_protocol/v3"
 )
@@ -62,7 +61,7 @@ func unwrapProxyProtocol(ts *corev3.TransportSocket) (*corev3.TransportSocket, u
 // Every socket must ask for the same version: a cluster sending the header
 // to some endpoints only is refused. The wrapped sockets themselves are
 // parsed by parseTransportSocket, which unwraps them.
-func clusterProxyProtocol(c *clusterv3.Cluster) (uint8, error) {
+func clusterProxyProtocol(socket *corev3.TransportSocket, matches []*corev3.TransportSocket) (uint8, error) {
 	var (
 		version uint8
 		seen    bool
@@ -81,11 +80,11 @@ func clusterProxyProtocol(c *clusterv3.Cluster) (uint8, error) {
 		version, seen = v, true
 		return nil
 	}
-	if err := check(c.GetTransportSocket(), "transport_socket"); err != nil {
+	if err := check(socket, "transport_socket"); err != nil {
 		return 0, err
 	}
-	for i, m := range c.GetTransportSocketMatches() {
-		if err := check(m.GetTransportSocket(), fmt.Sprintf("transport_socket_matches[%d]", i)); err != nil {
+	for i, m := range matches {
+		if err := check(m, fmt.Sprintf("transport_socket_matches[%d]", i)); err != nil {
 			return 0, err
 		}
 	}

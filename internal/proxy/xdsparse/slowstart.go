@@ -5,7 +5,7 @@ import (
 	"math"
 	"time"
 
-	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // SlowStart is a round robin or least request cluster's slow_start_config
@@ -18,55 +18,68 @@ type SlowStart struct {
 	MinWeight  float64 // fraction 0-1; default 0.1
 }
 
+// Fields of Cluster's lb_config members and of SlowStartConfig.
+const (
+	clLeastRequestLb, clRoundRobinLb                = 37, 56
+	lrChoiceCount, lrActiveRequestBias, lrSlowStart = 1, 2, 3
+	rrSlowStart                                     = 1
+	ssWindow, ssAggression, ssMinWeight             = 1, 2, 3
+	runtimeDoubleDefault                            = 1
+)
+
 // parseSlowStart reads round_robin_lb_config / least_request_lb_config
 // (their other fields are refused by the cluster's field rules); least
 // request's choice_count and active_request_bias are refused unless at
 // their defaults.
-func parseSlowStart(c *clusterv3.Cluster) (*SlowStart, error) {
-	var sc *clusterv3.Cluster_SlowStartConfig
-	switch lc := c.GetLbConfig().(type) {
-	case nil:
-		return nil, nil
-	case *clusterv3.Cluster_RoundRobinLbConfig_:
-		if c.GetLbPolicy() != clusterv3.Cluster_ROUND_ROBIN {
-			return nil, fmt.Errorf("round_robin_lb_config: lb_policy is %v", c.GetLbPolicy())
+func parseSlowStart(c *wireMsg) (*SlowStart, error) {
+	var lb *wireMsg
+	var sc protowire.Number
+	switch policy := int32(c.u64(clLbPolicy)); {
+	case c.has(clRoundRobinLb):
+		if policy != lbpRoundRobin {
+			return nil, fmt.Errorf("round_robin_lb_config: lb_policy is %s", lbPolicyName(policy))
 		}
-		sc = lc.RoundRobinLbConfig.GetSlowStartConfig()
-	case *clusterv3.Cluster_LeastRequestLbConfig_:
-		if c.GetLbPolicy() != clusterv3.Cluster_LEAST_REQUEST {
-			return nil, fmt.Errorf("least_request_lb_config: lb_policy is %v", c.GetLbPolicy())
+		lb, sc = c.sub(clRoundRobinLb), rrSlowStart
+	case c.has(clLeastRequestLb):
+		if policy != lbpLeastRequest {
+			return nil, fmt.Errorf("least_request_lb_config: lb_policy is %s", lbPolicyName(policy))
 		}
-		lr := lc.LeastRequestLbConfig
-		if n := lr.GetChoiceCount(); n != nil && n.GetValue() != 2 {
-			return nil, fmt.Errorf("least_request_lb_config.choice_count %d: only 2 is supported", n.GetValue())
+		lb, sc = c.sub(clLeastRequestLb), lrSlowStart
+		if n := wrapperU32(lb, lrChoiceCount, 2); n != 2 {
+			return nil, fmt.Errorf("least_request_lb_config.choice_count %d: only 2 is supported", n)
 		}
-		if b := lr.GetActiveRequestBias(); b != nil && b.GetDefaultValue() != 1 {
-			return nil, fmt.Errorf("least_request_lb_config.active_request_bias: not supported")
+		if lb.has(lrActiveRequestBias) {
+			if b := lb.sub(lrActiveRequestBias); math.Float64frombits(b.u64(runtimeDoubleDefault)) != 1 {
+				return nil, fmt.Errorf("least_request_lb_config.active_request_bias: not supported")
+			}
 		}
-		sc = lr.GetSlowStartConfig()
 	default:
 		return nil, nil // ring hash and maglev configs are read with their policies
 	}
-	if sc == nil {
+	if !lb.has(sc) {
 		return nil, nil
 	}
-	w := sc.GetSlowStartWindow()
-	if w == nil || w.AsDuration() <= 0 {
+	cfg := lb.sub(sc)
+	w := wireDuration(cfg.msg(ssWindow))
+	if !cfg.has(ssWindow) || w <= 0 {
 		return nil, fmt.Errorf("slow_start_config.slow_start_window: must be > 0")
 	}
-	out := &SlowStart{Window: w.AsDuration(), Aggression: 1, MinWeight: 0.1}
-	if a := sc.GetAggression(); a != nil {
+	out := &SlowStart{Window: w, Aggression: 1, MinWeight: 0.1}
+	if cfg.has(ssAggression) {
 		// Mast has no runtime: the runtime key (istiod sets "(") is not read.
 		// As Envoy: an aggression that is not positive counts as 1.
-		if v := a.GetDefaultValue(); v > 0 && !math.IsInf(v, 0) {
+		a := cfg.sub(ssAggression)
+		if v := math.Float64frombits(a.u64(runtimeDoubleDefault)); v > 0 && !math.IsInf(v, 0) {
 			out.Aggression = v
 		}
 	}
-	if p := sc.GetMinWeightPercent(); p != nil {
-		if p.GetValue() < 0 || p.GetValue() > 100 || math.IsNaN(p.GetValue()) {
-			return nil, fmt.Errorf("slow_start_config.min_weight_percent %v: want 0-100", p.GetValue())
+	if cfg.has(ssMinWeight) {
+		p := cfg.sub(ssMinWeight)
+		v := math.Float64frombits(p.u64(percentValue))
+		if v < 0 || v > 100 || math.IsNaN(v) {
+			return nil, fmt.Errorf("slow_start_config.min_weight_percent %v: want 0-100", v)
 		}
-		out.MinWeight = p.GetValue() / 100
+		out.MinWeight = v / 100
 	}
 	return out, nil
 }

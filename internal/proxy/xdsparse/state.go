@@ -9,7 +9,6 @@ import (
 	"sort"
 	"strings"
 
-	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"google.golang.org/protobuf/proto"
@@ -227,13 +226,9 @@ func applyOne(next *Snapshot, typeURL string, a *anypb.Any) (string, error) {
 		next.Listeners[l.Name] = l
 		return l.Name, nil
 	case ClusterType:
-		var m clusterv3.Cluster
-		if err := proto.Unmarshal(a.GetValue(), &m); err != nil {
-			return "", fmt.Errorf("cluster: decode: %w", err)
-		}
-		c, err := ParseCluster(&m)
+		name, c, err := DecodeCluster(a.GetValue())
 		if err != nil {
-			return m.GetName(), err
+			return name, err
 		}
 		next.Clusters[c.Name] = c
 		return c.Name, nil

@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strings"
 
-	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	proxyprotocolv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/proxy_protocol/v3"
@@ -20,7 +19,6 @@ import (
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/mast-mesh/mast/internal/proxy/revocation"
 )
@@ -575,27 +573,6 @@ func tlsVersion(v tlsv3.TlsParameters_TlsProtocol, field string) (uint16, error)
 	default:
 		return 0, fmt.Errorf("%s %v: only TLSv1_2 and TLSv1_3 are supported", field, v)
 	}
-}
-
-// parseTransportSocketMatches parses a cluster's transport_socket_matches.
-func parseTransportSocketMatches(ms []*clusterv3.Cluster_TransportSocketMatch) ([]TransportSocketMatch, error) {
-	out := make([]TransportSocketMatch, 0, len(ms))
-	for i, m := range ms {
-		tm := TransportSocketMatch{Name: m.GetName(), Match: map[string]string{}}
-		for k, v := range m.GetMatch().GetFields() {
-			if _, ok := v.GetKind().(*structpb.Value_StringValue); !ok {
-				return nil, fmt.Errorf("transport_socket_matches[%d] %q: match %q: only string values are supported", i, m.GetName(), k)
-			}
-			tm.Match[k] = v.GetStringValue()
-		}
-		tc, err := parseTransportSocket(m.GetTransportSocket(), true)
-		if err != nil {
-			return nil, fmt.Errorf("transport_socket_matches[%d] %q: %w", i, m.GetName(), err)
-		}
-		tm.TLS = tc
-		out = append(out, tm)
-	}
-	return out, nil
 }
 
 // TLSFor returns the TLS context for an endpoint with transport socket

@@ -173,9 +173,10 @@ var supportTable = []supportRow{
 	{"networking.v1alpha3.ExecHealthCheckConfig", Warned, "health probes are not run", "command"},
 	{"networking.v1alpha3.GrpcHealthCheckConfig", Warned, "health probes are not run", "port service"},
 
-	// ---- ProxyConfig, EnvoyFilter: read and validated, not applied.
-	{"networking.v1beta1.ProxyConfig", Warned, "applied only by the Kubernetes sidecar injector (concurrency as the sidecar's GOMAXPROCS, environmentVariables, image type; unit-tested, not yet end to end); the local mesh (mast up) does not apply it", "selector concurrency environmentVariables image"},
-	{"networking.v1beta1.ProxyImage", Warned, "applied only by the Kubernetes sidecar injector (a tag suffix, as Istio's); not applicable to the local mesh (mast up), which runs the mast-proxy binary", "imageType"},
+	// ---- ProxyConfig, EnvoyFilter
+	{"networking.v1beta1.ProxyConfig", Honoured, "applied when a proxy starts, with Istio's precedence (root namespace < namespace < selector < proxy.istio.io/config), by the Kubernetes injector and by mast up: concurrency as mast-proxy's GOMAXPROCS (admin /server_info's concurrency), environmentVariables in its environment (ISTIO_META_* in its node metadata)", "selector concurrency environmentVariables"},
+	{"networking.v1beta1.ProxyConfig", Honoured, "the Kubernetes injector's image type (a tag suffix, as Istio); not applicable to the local mesh, which runs its own mast-proxy binary", "image"},
+	{"networking.v1beta1.ProxyImage", Honoured, "by the Kubernetes sidecar injector (a tag suffix, as Istio's); not applicable to the local mesh (mast up), which runs the mast-proxy binary", "imageType"},
 	{"networking.v1alpha3.EnvoyFilter", Honoured, "", "workloadSelector targetRefs configPatches priority"},
 	{"networking.v1alpha3.EnvoyFilter.EnvoyConfigObjectPatch", Honoured, "", "applyTo match patch"},
 	{"networking.v1alpha3.EnvoyFilter.EnvoyConfigObjectMatch", Honoured, "", "context proxy listener routeConfiguration cluster"},

@@ -5,11 +5,10 @@ import (
 	"slices"
 	"strings"
 
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/reflect/protoreflect"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
-	"sigs.k8s.io/yaml"
+
+	"github.com/mast-mesh/mast/internal/proxyconfig"
 )
 
 // Istio's annotations that the injector reads.
@@ -117,23 +116,16 @@ var proxyConfigHonoured = []string{"concurrency", "holdApplicationUntilProxyStar
 // ProxyConfig). Unknown fields are errors; fields mast-proxy does not honour
 // are warnings.
 func parseProxyConfig(v string) (*meshv1alpha1.ProxyConfig, []string, error) {
-	js, err := yaml.YAMLToJSON([]byte(v))
+	pc, err := proxyconfig.ParseAnnotation(v)
 	if err != nil {
-		return nil, nil, fmt.Errorf("annotation %s: %w", annotationProxyConfig, err)
-	}
-	pc := &meshv1alpha1.ProxyConfig{}
-	if s := strings.TrimSpace(string(js)); s != "null" && s != "" {
-		if err := protojson.Unmarshal(js, pc); err != nil {
-			return nil, nil, fmt.Errorf("annotation %s: %w", annotationProxyConfig, err)
-		}
+		return nil, nil, err
 	}
 	var warns []string
-	pc.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, _ protoreflect.Value) bool {
-		if !slices.Contains(proxyConfigHonoured, fd.JSONName()) {
-			warns = append(warns, fmt.Sprintf("annotation %s: field %s is not honoured by Mast's sidecar", annotationProxyConfig, fd.JSONName()))
+	for _, f := range proxyconfig.SetFields(pc) {
+		if !slices.Contains(proxyConfigHonoured, f) {
+			warns = append(warns, fmt.Sprintf("annotation %s: field %s is not honoured by Mast's sidecar", annotationProxyConfig, f))
 		}
-		return true
-	})
+	}
 	return pc, warns, nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/mast-mesh/mast/internal/proxy/capture"
+	"github.com/mast-mesh/mast/internal/proxyconfig"
 )
 
 // Paths inside the sidecar, and the volumes that provide them.
@@ -97,8 +98,8 @@ func Pod(cfg *Config, namespace, workload string, meta *metav1.ObjectMeta, spec 
 	if root == "" {
 		root = "istio-system"
 	}
-	eff := resolveProxyConfig(cfg.ProxyConfigs, root, namespace, meta.Labels)
-	image := imageWithType(cfg.ProxyImage, eff.imageType)
+	eff := proxyconfig.Resolve(cfg.ProxyConfigs, root, namespace, meta.Labels)
+	image := imageWithType(cfg.ProxyImage, eff.ImageType)
 	if v := ann[annotationProxyImage]; v != "" {
 		image = v
 	}
@@ -110,7 +111,7 @@ func Pod(cfg *Config, namespace, workload string, meta *metav1.ObjectMeta, spec 
 	proxy, err := proxyContainer(cfg, proxyInput{
 		image: image, namespace: namespace, workload: workload, labels: meta.Labels, annotations: ann,
 		apps: appNames, probers: probers, pc: pc, drain: pc.GetTerminationDrainDuration().AsDuration(),
-		hold: hold, resources: resources, proxyEnv: eff.env, concurrency: eff.concurrency,
+		hold: hold, resources: resources, proxyEnv: eff.Env, concurrency: eff.Concurrency,
 	})
 	if err != nil {
 		return Result{}, err

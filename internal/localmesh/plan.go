@@ -5,14 +5,17 @@ package localmesh
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 
 	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/mast-mesh/mast/internal/config"
+	"github.com/mast-mesh/mast/internal/proxyconfig"
 )
 
 // Options are the addresses the local mesh uses.
@@ -71,6 +74,7 @@ type Identity struct {
 func Plan(snap *config.Snapshot, opts Options) ([]Proc, error) {
 	var procs []Proc
 	defaultEndpoints := sidecarEndpoints(snap)
+	pcRules := proxyconfig.Rules(snap.List(config.ProxyConfig))
 	for _, r := range snap.List(config.WorkloadEntry) {
 		we := r.Spec.(*networking.WorkloadEntry)
 		addr, err := netip.ParseAddr(we.GetAddress())
@@ -83,11 +87,16 @@ func Plan(snap *config.Snapshot, opts Options) ([]Proc, error) {
 		}
 		id := fmt.Sprintf("sidecar~%s~%s.%s~%s.svc.cluster.local", addr, r.Name, r.Namespace, r.Namespace)
 		admin := addr.String() + ":15000"
+		env, err := proxyEnv(pcRules, r.Namespace, we.GetLabels(), r.Annotations)
+		if err != nil {
+			return nil, fmt.Errorf("%s: WorkloadEntry %s/%s: %w", r.Source, r.Namespace, r.Name, err)
+		}
 		procs = append(procs, opts.withIdentity(Proc{
 			Name:    r.Name + "-sidecar",
 			Program: "mast-proxy",
 			ProxyID: id,
 			Admin:   admin,
+			Env:     env,
 			Args: []string{
 				"--node-id", id,
 				"--xds-addr", opts.XDSAddr,
@@ -132,15 +141,65 @@ func Plan(snap *config.Snapshot, opts Options) ([]Proc, error) {
 	if opts.CredentialsDir != "" {
 		gwArgs = append(gwArgs, "--credentials-dir", opts.CredentialsDir)
 	}
+	gwEnv, err := proxyEnv(pcRules, "istio-system", map[string]string{"istio": "ingressgateway", "app": "istio-ingressgateway"}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("the ingress gateway: %w", err)
+	}
 	procs = append(procs, opts.withIdentity(Proc{
 		Name:    "istio-ingressgateway",
 		Program: "mast-proxy",
 		ProxyID: gwID,
 		Admin:   gwAdmin,
+		Env:     gwEnv,
 		Args:    gwArgs,
 	}, Identity{Namespace: "istio-system", ServiceAccount: gatewayServiceAccount}))
 	return procs, nil
 }
+
+// localAnnotationFields are the proxy.istio.io/config fields the local
+// mesh applies to a proxy it starts; any other one is refused by name.
+var localAnnotationFields = []string{"concurrency", "proxyMetadata"}
+
+// proxyEnv is the environment of a proxy the local mesh starts for a
+// workload in namespace with labels: ProxyConfig resources with Istio's
+// precedence (root namespace istio-system < namespace < workload selector),
+// then the workload's proxy.istio.io/config annotation (concurrency, and
+// proxyMetadata as environment variables). Concurrency becomes GOMAXPROCS;
+// image has no meaning here: the local mesh runs its own mast-proxy binary.
+func proxyEnv(rules []proxyconfig.Rule, namespace string, labels, annotations map[string]string) ([]string, error) {
+	eff := proxyconfig.Resolve(rules, rootNamespace, namespace, labels)
+	if v, ok := annotations[proxyconfig.Annotation]; ok {
+		pc, err := proxyconfig.ParseAnnotation(v)
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range proxyconfig.SetFields(pc) {
+			if !slices.Contains(localAnnotationFields, f) {
+				return nil, fmt.Errorf("annotation %s: field %s is not applied by the local mesh (it applies %s)",
+					proxyconfig.Annotation, f, strings.Join(localAnnotationFields, ", "))
+			}
+		}
+		if c := pc.GetConcurrency(); c != nil {
+			v := c.GetValue()
+			eff.Concurrency = &v
+		}
+		if md := pc.GetProxyMetadata(); len(md) > 0 {
+			eff.Env = maps.Clone(eff.Env)
+			if eff.Env == nil {
+				eff.Env = map[string]string{}
+			}
+			maps.Copy(eff.Env, md)
+		}
+	}
+	env, err := eff.ProcessEnv()
+	if err != nil {
+		return nil, fmt.Errorf("ProxyConfig: %w", err)
+	}
+	return env, nil
+}
+
+// rootNamespace is the local mesh's root namespace (MeshConfig's default).
+const rootNamespace = "istio-system"
 
 func isBookinfo(app string) bool {
 	switch app {

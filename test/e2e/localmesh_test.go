@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -136,13 +137,86 @@ func within(t *testing.T, got map[string]int, n int, want map[string]float64) {
 	}
 }
 
+// localMeshProxyConfig: ProxyConfigs at two of Istio's precedence levels
+// (the root namespace, then a workload selector), started with the mesh.
+const localMeshProxyConfig = `apiVersion: networking.istio.io/v1beta1
+kind: ProxyConfig
+metadata: {name: mesh, namespace: istio-system}
+spec:
+  concurrency: 3
+  environmentVariables: {ISTIO_META_MAST_PROXYCONFIG: mesh}
+---
+apiVersion: networking.istio.io/v1beta1
+kind: ProxyConfig
+metadata: {name: reviews, namespace: default}
+spec:
+  selector: {matchLabels: {app: reviews}}
+  concurrency: 1
+  environmentVariables: {ISTIO_META_MAST_PROXYCONFIG: reviews}
+`
+
 // TestLocalMeshBookinfo brings up `mast up` and applies each of Istio's Bookinfo
 // routing files, checking the behaviour Istio's documentation describes.
 func TestLocalMeshBookinfo(t *testing.T) {
 	dir := compatDir(t)
 	f := func(name string) string { return filepath.Join(dir, name) }
-	m := startMesh(t)
+	// The mesh starts from Bookinfo's configuration plus ProxyConfigs
+	// (--keep-config keeps the file and adds Bookinfo's beside it).
+	m := &mesh{t: t, stateDir: t.TempDir(), monitor: "127.0.0.1:15014", gateway: "http://127.0.0.1:8080"}
+	if err := os.MkdirAll(filepath.Join(m.stateDir, "config"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(m.stateDir, "config"), "proxyconfig.yaml", localMeshProxyConfig)
+	m.up = startBinary(t, copyBinary(t, "mast"), "up", "--state-dir", m.stateDir, "--keep-config")
+	waitLine(t, m.up, "Press Ctrl-C to stop", 2*time.Minute)
 	anon := &http.Client{Timeout: 30 * time.Second}
+
+	t.Run("ProxyConfig: concurrency as GOMAXPROCS, environmentVariables in the proxy's environment", func(t *testing.T) {
+		st, err := localmesh.ReadRunState(m.stateDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]struct {
+			concurrency int
+			meta        string
+		}{
+			"istio-ingressgateway":   {3, "mesh"},    // root namespace
+			"productpage-v1-sidecar": {3, "mesh"},    // root namespace
+			"reviews-v2-sidecar":     {1, "reviews"}, // workload selector over the root namespace
+		}
+		seen := 0
+		for _, p := range st.Procs {
+			w, ok := want[p.Name]
+			if !ok {
+				continue
+			}
+			seen++
+			resp, err := anon.Get("http://" + p.Admin + "/server_info")
+			if err != nil {
+				t.Fatalf("%s: %v", p.Name, err)
+			}
+			var info struct {
+				Options struct {
+					Concurrency int `json:"concurrency"`
+				} `json:"command_line_options"`
+				Node struct {
+					Metadata map[string]any `json:"metadata"`
+				} `json:"node"`
+			}
+			err = json.NewDecoder(resp.Body).Decode(&info)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatalf("%s /server_info: %v", p.Name, err)
+			}
+			if info.Options.Concurrency != w.concurrency || info.Node.Metadata["MAST_PROXYCONFIG"] != w.meta {
+				t.Errorf("%s /server_info: concurrency %d, node metadata MAST_PROXYCONFIG %v; want %d and %q",
+					p.Name, info.Options.Concurrency, info.Node.Metadata["MAST_PROXYCONFIG"], w.concurrency, w.meta)
+			}
+		}
+		if seen != len(want) {
+			t.Errorf("found %d of the %d proxies in the run state", seen, len(want))
+		}
+	})
 
 	t.Run("without routing rules every version serves", func(t *testing.T) {
 		got := m.versions(anon, 60)

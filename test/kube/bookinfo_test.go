@@ -201,6 +201,8 @@ spec:
 		}
 	})
 
+	// ProxyConfigs, in force before the pods are created.
+	applyProxyConfigs(t, cl, c.Client)
 	// Bookinfo's Services, ServiceAccounts and Deployments, unchanged.
 	if err := cl.Apply(ctx, yamlObjects(t, bi, "bookinfo"), false, io.Discard); err != nil {
 		t.Fatal(err)
@@ -275,6 +277,9 @@ spec:
 		}
 		return resp, err
 	}
+	t.Run("ProxyConfig through the injection webhook: GOMAXPROCS and environmentVariables", func(t *testing.T) {
+		testProxyConfigResources(t, k.pods)
+	})
 	t.Run("PERMISSIVE: plaintext from outside the mesh is let in", func(t *testing.T) {
 		if resp, err := fromHost(); err != nil || resp.StatusCode != 200 {
 			t.Fatalf("plaintext request from the host to %s: %v %v", pp.pod.Name, resp, err)

@@ -1,5 +1,5 @@
 // Package admin serves mast-proxy's admin interface (Envoy's paths):
-// /ready, /config_dump (with the bootstrap and the SDS secrets, private
+// /ready, /server_info (Envoy's, with GOMAXPROCS as concurrency), /config_dump (with the bootstrap and the SDS secrets, private
 // keys redacted; no cross-origin reads), /clusters, /listeners, /stats, /stats/prometheus,
 // /logging and /quitquitquit. It binds to loopback only (Listen refuses
 // anything else), and the endpoints that change state (/quitquitquit,
@@ -87,6 +87,10 @@ func Handler(src Source, level *slog.LevelVar) http.Handler {
 		w.Header().Set("cache-control", "no-store")
 		w.Write(ConfigDump(src.Snapshot(), src.Bootstrap(), src.Secrets()))
 	})
+	mux.HandleFunc("/server_info", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("content-type", "application/json")
+		w.Write(serverInfo(src.Ready(), src.Bootstrap(), time.Now()))
+	})
 	mux.HandleFunc("/clusters", func(w http.ResponseWriter, r *http.Request) { writeClusters(w, src.Clusters()) })
 	mux.HandleFunc("/listeners", func(w http.ResponseWriter, r *http.Request) {
 		ls := src.Listeners()
@@ -149,7 +153,7 @@ func Handler(src Source, level *slog.LevelVar) http.Handler {
 			http.NotFound(w, r)
 			return
 		}
-		fmt.Fprintln(w, "mast-proxy admin: /ready /config_dump /clusters /listeners /stats /stats/prometheus /memory /logging /quitquitquit")
+		fmt.Fprintln(w, "mast-proxy admin: /ready /server_info /config_dump /clusters /listeners /stats /stats/prometheus /memory /logging /quitquitquit")
 	})
 	return guard.ReadOnly(mux)
 }

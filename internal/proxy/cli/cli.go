@@ -147,7 +147,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("--labels: %w", err)
 	}
-	md := map[string]string{}
+	md := metaFromEnv(os.Environ())
 	for _, kv := range meta {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
@@ -201,4 +201,18 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	p := dataplane.New(dcfg)
 	return p.Run(ctx)
+}
+
+// metaFromEnv is node metadata from ISTIO_META_KEY=VALUE environment
+// variables, as Istio's pilot-agent reads them (so that ProxyConfig
+// environmentVariables reach the node); --meta flags override them.
+func metaFromEnv(environ []string) map[string]string {
+	md := map[string]string{}
+	for _, kv := range environ {
+		k, v, _ := strings.Cut(kv, "=")
+		if m, ok := strings.CutPrefix(k, "ISTIO_META_"); ok && m != "" && v != "" {
+			md[m] = v
+		}
+	}
+	return md
 }

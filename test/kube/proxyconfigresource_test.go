@@ -15,8 +15,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/mast-mesh/mast/internal/kube/install"
 	"github.com/mast-mesh/mast/internal/inject"
+	"github.com/mast-mesh/mast/internal/kube/install"
 )
 
 // kubeProxyConfigs: ProxyConfig resources at two of Istio's precedence

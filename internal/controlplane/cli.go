@@ -34,7 +34,7 @@ func Main(args []string, stderr io.Writer) int {
 	fs.StringVar(&cfg.Mesh.TrustDomain, "trust-domain", mesh.TrustDomain, "SPIFFE trust domain of the mesh")
 	fs.StringVar(&cfg.Mesh.RootNamespace, "root-namespace", mesh.RootNamespace, "namespace whose policies apply mesh-wide")
 	fs.StringVar(&cfg.Mesh.DomainSuffix, "domain-suffix", mesh.DomainSuffix, "DNS suffix of service hostnames")
-	fs.DurationVar(&cfg.DebounceQuiet, "debounce-after", 100*time.Millisecond, "quiet period before a push (Istio's PILOT_DEBOUNCE_AFTER)")
+	fs.DurationVar(&cfg.DebounceQuiet, "debounce-after", DefaultDebounceQuiet, "quiet period before a push (Istio's PILOT_DEBOUNCE_AFTER)")
 	fs.DurationVar(&cfg.DebounceMax, "debounce-max", 10*time.Second, "longest delay of a push under constant change (PILOT_DEBOUNCE_MAX)")
 	fs.StringVar(&cfg.CADir, "ca-dir", "", "run the CA with its root and token key kept in this directory, serving xDS and certificates over TLS on --secure-xds-addr")
 	fs.StringVar(&cfg.PluginCADir, "plugin-ca-dir", "", "Istio's cacerts directory (ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem): when it holds them, that CA signs")

@@ -45,6 +45,10 @@ import (
 	"github.com/mast-mesh/mast/internal/registry/serviceentry"
 )
 
+// DefaultDebounceQuiet is mastd's default quiet period before a push
+// (--debounce-after, Istio's PILOT_DEBOUNCE_AFTER default).
+const DefaultDebounceQuiet = 100 * time.Millisecond
+
 // Config is everything mastd needs, parsed from flags in main.
 type Config struct {
 	ConfigDir      string // watched directory tree of Istio YAML
@@ -62,7 +66,7 @@ type Config struct {
 	// MaxCertTTL caps workload certificate lifetimes (0: the CA's 24h).
 	MaxCertTTL    time.Duration
 	Mesh          model.MeshConfig
-	DebounceQuiet time.Duration // Istio's PILOT_DEBOUNCE_AFTER, 100ms
+	DebounceQuiet time.Duration // Istio's PILOT_DEBOUNCE_AFTER, DefaultDebounceQuiet
 	DebounceMax   time.Duration // Istio's PILOT_DEBOUNCE_MAX, 10s
 	// PushThrottle bounds concurrent per-proxy generation (Istio's
 	// PILOT_PUSH_THROTTLE); 0 means ads.DefaultPushThrottle (100).

@@ -22,7 +22,7 @@ func TestTelemetryAccessLogging(t *testing.T) {
 	mesh.AccessLogFile = "/dev/stdout"
 	cfg := append(bookinfoConfig(),
 		res(config.Telemetry, "default", "pp-errors", &telemetry.Telemetry{
-			Selector:      &typev1beta1.WorkloadSelector{MatchLabels: map[string]string{"app": "productpage"}},
+			Selector: &typev1beta1.WorkloadSelector{MatchLabels: map[string]string{"app": "productpage"}},
 			AccessLogging: []*telemetry.AccessLogging{{Providers: []*telemetry.ProviderRef{{Name: "envoy"}},
 				Filter: &telemetry.AccessLogging_Filter{Expression: "response.code >= 400"}}}}),
 		res(config.Telemetry, "default", "reviews-off", &telemetry.Telemetry{

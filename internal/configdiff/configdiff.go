@@ -122,21 +122,30 @@ func dumpResources(b []byte) (map[string]map[string]any, error) {
 }
 
 // resourceValue decodes one resource's JSON; a resource shown as bytes
-// ({"@type", "value_base64"}) is decoded and rendered as protojson first.
+// ({"@type", "value_base64"}) is decoded and rendered as protojson first,
+// and so is any Any inside it that the proxy could only show as bytes
+// (best effort: one whose type this binary does not know stays as it is).
 func resourceValue(raw json.RawMessage) (any, error) {
 	var v any
 	if err := json.Unmarshal(raw, &v); err != nil {
 		return nil, err
 	}
-	obj, ok := v.(map[string]any)
-	if !ok {
-		return v, nil
+	if obj, ok := v.(map[string]any); ok {
+		if _, ok := obj["value_base64"].(string); ok {
+			r, err := anyJSON(obj)
+			if err != nil {
+				return nil, err
+			}
+			v = r
+		}
 	}
-	b64, ok := obj["value_base64"].(string)
-	if !ok {
-		return v, nil
-	}
+	return expandAnys(v), nil
+}
+
+// anyJSON renders {"@type", "value_base64"} as protojson renders the Any.
+func anyJSON(obj map[string]any) (any, error) {
 	typ, _ := obj["@type"].(string)
+	b64, _ := obj["value_base64"].(string)
 	value, err := base64.StdEncoding.DecodeString(b64)
 	if err != nil {
 		return nil, fmt.Errorf("%s: value_base64: %w", typ, err)
@@ -145,11 +154,33 @@ func resourceValue(raw json.RawMessage) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", typ, err)
 	}
-	v = nil
+	var v any
 	if err := json.Unmarshal(j, &v); err != nil {
 		return nil, err
 	}
 	return v, nil
+}
+
+// expandAnys replaces the nested Anys shown as bytes that this binary can
+// render.
+func expandAnys(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		if _, ok := x["value_base64"].(string); ok {
+			if r, err := anyJSON(x); err == nil {
+				return r
+			}
+			return x
+		}
+		for k, e := range x {
+			x[k] = expandAnys(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = expandAnys(e)
+		}
+	}
+	return v
 }
 
 // resourceName is a resource's name: name, or clusterName for endpoints.

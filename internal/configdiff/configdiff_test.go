@@ -7,6 +7,7 @@ import (
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
@@ -25,14 +26,25 @@ func TestDiffConfigDumps(t *testing.T) {
 	mastd := dumpOf(clusterJSON("a", "10s"), clusterJSON("b", "10s"), clusterJSON("c", "1s"))
 	// The proxy's rendering differs in key order and whitespace only for
 	// a, holds b as bytes (a binary that cannot render the type), has c
-	// with another timeout, and d, which mastd would not send.
+	// with another timeout, d, which mastd would not send, and e with a
+	// nested Any as bytes.
 	raw, err := proto.Marshal(&clusterv3.Cluster{Name: "b", ConnectTimeout: durationpb.New(10 * time.Second)})
 	if err != nil {
 		t.Fatal(err)
 	}
+	// e's transport socket config is shown as bytes inside a rendered
+	// cluster (a nested Any of a type the proxy does not link).
+	tlsRaw, err := proto.Marshal(&tlsv3.UpstreamTlsContext{Sni: "outbound_.9080_._.e"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const tlsType = `"@type":"type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"`
+	mastd = dumpOf(clusterJSON("a", "10s"), clusterJSON("b", "10s"), clusterJSON("c", "1s"),
+		`{"cluster":{"@type":"type.googleapis.com/envoy.config.cluster.v3.Cluster","name":"e","transportSocket":{"name":"tls","typedConfig":{`+tlsType+`,"sni":"outbound_.9080_._.e"}}}}`)
 	proxy := dumpOf(`{"cluster": {"connectTimeout": "10s", "name": "a", "@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster"}}`,
 		`{"cluster":{"@type":"type.googleapis.com/envoy.config.cluster.v3.Cluster","value_base64":"`+base64.StdEncoding.EncodeToString(raw)+`"}}`,
-		clusterJSON("c", "2s"), clusterJSON("d", "1s"))
+		clusterJSON("c", "2s"), clusterJSON("d", "1s"),
+		`{"cluster":{"@type":"type.googleapis.com/envoy.config.cluster.v3.Cluster","name":"e","transportSocket":{"name":"tls","typedConfig":{`+tlsType+`,"value_base64":"`+base64.StdEncoding.EncodeToString(tlsRaw)+`"}}}}`)
 	diffs, err := Diff(mastd, proxy)
 	if err != nil {
 		t.Fatal(err)
@@ -46,7 +58,7 @@ func TestDiffConfigDumps(t *testing.T) {
 			t.Errorf("diff lacks %q:\n%s", want, got)
 		}
 	}
-	for _, unwanted := range []string{"~ a differs", "~ b differs", "- b:"} {
+	for _, unwanted := range []string{"~ a differs", "~ b differs", "- b:", "~ e differs"} {
 		if strings.Contains(got, unwanted) {
 			t.Errorf("diff has %q (a equal resource reported):\n%s", unwanted, got)
 		}

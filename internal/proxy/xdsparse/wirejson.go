@@ -15,7 +15,8 @@ import (
 // protojson does (Envoy's config_dump shape), from the wire and wireDescs,
 // so that /config_dump needs no generated types. ok is false when the type
 // is not in the table. An Any whose type is not in the table is shown as
-// {"@type": url, "value_base64": …}; the resource's bytes were validated
+// {"@type": url, "value_base64": …} (as {"@type": url} when empty, which is
+// protojson's rendering of an empty message); the resource's bytes were validated
 // when the proxy accepted them, an Any's contents are rendered best effort.
 func ResourceJSON(typeURL string, b []byte) (out []byte, ok bool) {
 	di := findDesc(typeURL[strings.LastIndexByte(typeURL, '/')+1:])
@@ -115,6 +116,12 @@ func (w *jsonWriter) message(di int16, b []byte, depth int) {
 		}
 		w.buf = append(w.buf, `{"@type":`...)
 		w.str(url)
+		if len(value) == 0 {
+			// An empty message of any type: protojson writes only its
+			// type (Istio's raw_buffer transport socket).
+			w.buf = append(w.buf, '}')
+			return
+		}
 		w.buf = append(w.buf, `,"value_base64":`...)
 		w.str(base64.StdEncoding.EncodeToString(value))
 		w.buf = append(w.buf, '}')

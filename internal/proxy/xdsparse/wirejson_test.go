@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"testing"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -48,6 +50,12 @@ func TestResourceJSONMatchesProtojson(t *testing.T) {
 		compareJSON(t, randomAssignment(r))
 	}
 	compareJSON(t, &tlsv3.UpstreamTlsContext{Sni: "outbound_.80_._.reviews", CommonTlsContext: istioCommon("spiffe://cluster.local/ns/default/sa/reviews")})
+	// istiod's plaintext transport socket: an empty Any of a type outside
+	// the table renders as protojson's {"@type": …} (mast proxy-status
+	// compares it with mastd's rendering).
+	compareJSON(t, &clusterv3.Cluster{Name: "outbound|9080|v1|details.default.svc.cluster.local", TransportSocketMatches: []*clusterv3.Cluster_TransportSocketMatch{{
+		Name: "tlsMode-disabled", TransportSocket: &corev3.TransportSocket{Name: "envoy.transport_sockets.raw_buffer",
+			ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: &anypb.Any{TypeUrl: "type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer"}}}}}})
 	if _, ok := ResourceJSON("type.googleapis.com/envoy.config.listener.v3.Listener", nil); ok {
 		t.Fatal("a listener rendered: it is not in the table")
 	}

@@ -82,11 +82,17 @@ func (pc *PushContext) telemetryFor(p *Proxy) []*telemetry.Telemetry {
 // the side (no match, CLIENT_AND_SERVER, or that side) overrides what it
 // sets, least specific Telemetry first; customTags replace, not merge.
 func (pc *PushContext) Tracing(p *Proxy, mode telemetry.WorkloadMode) *TracingPolicy {
+	return pc.tracingOf(pc.telemetryFor(p), mode)
+}
+
+// tracingOf is Tracing over the Telemetry resources that apply, least
+// specific first.
+func (pc *PushContext) tracingOf(ts []*telemetry.Telemetry, mode telemetry.WorkloadMode) *TracingPolicy {
 	tp := &TracingPolicy{Providers: pc.Mesh.DefaultTracingProviders, Sampling: pc.Mesh.TracingSampling}
 	if tp.Sampling == 0 && !pc.Mesh.TracingSamplingSet {
 		tp.Sampling = 1
 	}
-	for _, t := range pc.telemetryFor(p) {
+	for _, t := range ts {
 		for _, tr := range t.GetTracing() {
 			if m := tr.GetMatch().GetMode(); tr.GetMatch() != nil && m != telemetry.WorkloadMode_CLIENT_AND_SERVER && m != mode {
 				continue
@@ -117,7 +123,8 @@ func (pc *PushContext) Tracing(p *Proxy, mode telemetry.WorkloadMode) *TracingPo
 // Traced reports whether p traces on either side (its routes then carry
 // span names).
 func (pc *PushContext) Traced(p *Proxy) bool {
-	return pc.Tracing(p, telemetry.WorkloadMode_CLIENT) != nil || pc.Tracing(p, telemetry.WorkloadMode_SERVER) != nil
+	ts := pc.telemetryFor(p) // selected and sorted once for both sides
+	return pc.tracingOf(ts, telemetry.WorkloadMode_CLIENT) != nil || pc.tracingOf(ts, telemetry.WorkloadMode_SERVER) != nil
 }
 
 // AccessLogging returns the access log providers in force on p's side

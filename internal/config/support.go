@@ -86,12 +86,10 @@ var supportTable = []supportRow{
 	{"networking.v1alpha3.HTTPMirrorPolicy", Honoured, "", "destination percentage"},
 	{"networking.v1alpha3.CorsPolicy", Honoured, "", "allowOrigin allowOrigins allowMethods allowHeaders exposeHeaders maxAge allowCredentials unmatchedPreflights"},
 	{"networking.v1alpha3.TLSRoute", Honoured, "", "match route"},
-	{"networking.v1alpha3.TLSMatchAttributes", Honoured, "", "sniHosts port sourceLabels gateways sourceNamespace"},
-	{"networking.v1alpha3.TLSMatchAttributes", Warned, "a match with destinationSubnets is skipped, never widened to all traffic", "destinationSubnets"},
+	{"networking.v1alpha3.TLSMatchAttributes", Honoured, "", "sniHosts port sourceLabels gateways sourceNamespace destinationSubnets"},
 	{"networking.v1alpha3.RouteDestination", Honoured, "", "destination weight"},
 	{"networking.v1alpha3.TCPRoute", Honoured, "", "match route"},
-	{"networking.v1alpha3.L4MatchAttributes", Honoured, "", "port sourceLabels gateways sourceNamespace"},
-	{"networking.v1alpha3.L4MatchAttributes", Warned, "matched by address on sidecars' captured outbound listeners only; gateways and bound Sidecar egress listeners skip such matches", "destinationSubnets sourceSubnet"},
+	{"networking.v1alpha3.L4MatchAttributes", Honoured, "", "port sourceLabels gateways sourceNamespace destinationSubnets sourceSubnet"},
 
 	// ---- DestinationRule
 	{"networking.v1alpha3.DestinationRule", Honoured, "", "host trafficPolicy subsets exportTo workloadSelector"},

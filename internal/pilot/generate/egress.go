@@ -111,7 +111,7 @@ func (g *gen) boundEgressListeners() []model.XDSResource {
 			l.FilterChains = g.sniChains(svcs, b.Port, stat)
 			l.ListenerFilters = []*listenerv3.ListenerFilter{tlsInspector()}
 		case len(svcs) > 0:
-			l.FilterChains = []*listenerv3.FilterChain{{Filters: []*listenerv3.Filter{g.tcpProxy(stat, g.tcpDestinations(svcs[0], b.Port))}}}
+			l.FilterChains = g.tcpChains(svcs[0], b.Port, stat, nil)
 		}
 		if len(l.FilterChains) == 0 {
 			continue
@@ -164,29 +164,32 @@ func (g *gen) boundEgressRouteNames() []string {
 }
 
 // sniChains routes TLS connections on port by SNI among services: the
-// first matching tls route of each service's VirtualServices (sniHosts of
-// matches for this port), then each service's own hostname to its cluster.
-// An SNI is claimed once, by the first chain that names it; connections
-// with other SNIs match no chain.
+// matching tls routes of each service's VirtualServices (sniHosts of matches
+// for this port, restricted to their destinationSubnets as istiod's
+// buildSidecarOutboundTLSFilterChainOpts does), then each service's own
+// hostname to its cluster. An SNI within given destination subnets is
+// claimed once, by the first chain that names it; connections with other
+// SNIs match no chain. As in Envoy, a connection to an address in a
+// route's destinationSubnets is matched among the chains of those subnets
+// only.
 func (g *gen) sniChains(services []*registry.Service, port uint32, stat string) []*listenerv3.FilterChain {
 	taken := map[string]bool{}
 	var out []*listenerv3.FilterChain
-	add := func(snis []string, cs []weightedCluster) {
+	add := func(dst []*corev3.CidrRange, snis []string, cs []weightedCluster) {
 		var free []string
 		for _, s := range snis {
 			s = strings.ToLower(s)
-			if s == "" || taken[s] {
-				continue
+			if k := subnetSNIKey(dst, s); s != "" && !taken[k] {
+				taken[k] = true
+				free = append(free, s)
 			}
-			taken[s] = true
-			free = append(free, s)
 		}
 		if len(free) == 0 || len(cs) == 0 {
 			return
 		}
 		sort.Strings(free)
 		out = append(out, &listenerv3.FilterChain{
-			FilterChainMatch: &listenerv3.FilterChainMatch{ServerNames: free},
+			FilterChainMatch: &listenerv3.FilterChainMatch{ServerNames: free, PrefixRanges: dst},
 			Filters:          []*listenerv3.Filter{g.tcpProxy(stat, cs)},
 		})
 	}
@@ -200,10 +203,7 @@ func (g *gen) sniChains(services []*registry.Service, port uint32, stat string) 
 					if !g.sourceApplies(m.GetSourceLabels(), m.GetSourceNamespace(), m.GetGateways(), vs.Namespace, model.MeshGateway) {
 						continue
 					}
-					if len(m.GetDestinationSubnets()) > 0 {
-						continue // not matched by address yet: skipped, never widened to every destination
-					}
-					add(m.GetSniHosts(), g.routeDestinations(r.GetRoute(), vs.Namespace, port))
+					add(cidrRanges(m.GetDestinationSubnets()), m.GetSniHosts(), g.routeDestinations(r.GetRoute(), vs.Namespace, port))
 				}
 			}
 		}
@@ -212,7 +212,13 @@ func (g *gen) sniChains(services []*registry.Service, port uint32, stat string) 
 		if strings.HasPrefix(svc.Hostname, "*") {
 			continue
 		}
-		add([]string{svc.Hostname}, []weightedCluster{{name: ClusterName("outbound", port, "", svc.Hostname), weight: 1}})
+		add(nil, []string{svc.Hostname}, []weightedCluster{{name: ClusterName("outbound", port, "", svc.Hostname), weight: 1}})
 	}
 	return out
+}
+
+// subnetSNIKey identifies an SNI within destination subnets, the unit a
+// TLS filter chain claims.
+func subnetSNIKey(dst []*corev3.CidrRange, sni string) string {
+	return chainMatchKey(&listenerv3.FilterChainMatch{PrefixRanges: dst}) + "|" + sni
 }

@@ -151,7 +151,7 @@ func (g *gen) gatewayListeners() []model.XDSResource {
 		l := &listenerv3.Listener{Name: name, Address: addr, TrafficDirection: corev3.TrafficDirection_OUTBOUND}
 		seen := map[string]bool{} // filter chain match keys
 		addChain := func(fc *listenerv3.FilterChain) {
-			key := strings.Join(fc.GetFilterChainMatch().GetServerNames(), ",")
+			key := chainMatchKey(fc.GetFilterChainMatch())
 			if seen[key] {
 				return
 			}
@@ -179,16 +179,19 @@ func (g *gen) gatewayListeners() []model.XDSResource {
 					}
 				case s.protocol() == "TLS":
 					tlsChains = true
-					if cs := g.gatewayTCPDestinations(s, port); len(cs) > 0 {
-						addChain(&listenerv3.FilterChain{
-							FilterChainMatch: sniMatch(s.hosts()),
-							TransportSocket:  downstreamTLS(s.srv.GetTls(), false, g.pc.CRL),
-							Filters:          []*listenerv3.Filter{g.tcpProxy("outbound_"+name, cs)},
-						})
+					for _, fc := range g.gatewayTCPChains(s, port, "outbound_"+name) {
+						if sni := sniMatch(s.hosts()); sni != nil {
+							if fc.FilterChainMatch == nil {
+								fc.FilterChainMatch = &listenerv3.FilterChainMatch{}
+							}
+							fc.FilterChainMatch.ServerNames = sni.ServerNames
+						}
+						fc.TransportSocket = downstreamTLS(s.srv.GetTls(), false, g.pc.CRL)
+						addChain(fc)
 					}
 				case s.protocol() == "TCP" || s.protocol() == "MONGO" || s.protocol() == "REDIS" || s.protocol() == "MYSQL":
-					if cs := g.gatewayTCPDestinations(s, port); len(cs) > 0 {
-						addChain(&listenerv3.FilterChain{Filters: []*listenerv3.Filter{g.tcpProxy("outbound_"+name, cs)}})
+					for _, fc := range g.gatewayTCPChains(s, port, "outbound_"+name) {
+						addChain(fc)
 					}
 				}
 			}
@@ -395,6 +398,7 @@ func (g *gen) passthroughChains(s gwServer, port uint32, stat string) []*listene
 		return out
 	}
 	hosts := s.hosts()
+	taken := map[string]bool{} // destination subnets|SNI, claimed by the first match naming them
 	for _, vs := range g.pc.GatewayVirtualServices(s.gw.Key, g.p.Namespace) {
 		for _, r := range vs.Spec.GetTls() {
 			for _, m := range r.GetMatch() {
@@ -404,25 +408,27 @@ func (g *gen) passthroughChains(s gwServer, port uint32, stat string) []*listene
 				if !g.sourceApplies(m.GetSourceLabels(), m.GetSourceNamespace(), m.GetGateways(), vs.Namespace, s.gw.Key) {
 					continue
 				}
-				if len(m.GetDestinationSubnets()) > 0 {
-					continue // not matched by address yet: skipped, never widened to every destination
+				cs := g.routeDestinations(r.GetRoute(), vs.Namespace, port)
+				if len(cs) == 0 {
+					continue
 				}
+				dst := cidrRanges(m.GetDestinationSubnets())
 				var snis []string
 				for _, sni := range m.GetSniHosts() {
-					if h, ok := vsHostAllowed(hosts, vs.Namespace, sni); ok {
+					h, ok := vsHostAllowed(hosts, vs.Namespace, sni)
+					if k := subnetSNIKey(dst, h); ok && !taken[k] {
+						taken[k] = true
 						snis = append(snis, h)
 					}
 				}
 				if len(snis) == 0 {
 					continue
 				}
-				cs := g.routeDestinations(r.GetRoute(), vs.Namespace, port)
-				if len(cs) == 0 {
-					continue
-				}
 				sort.Strings(snis)
 				out = append(out, &listenerv3.FilterChain{
-					FilterChainMatch: &listenerv3.FilterChainMatch{ServerNames: snis},
+					// istiod drops destinationSubnets here and lets the route
+					// take the SNI for every destination; Mast matches them.
+					FilterChainMatch: &listenerv3.FilterChainMatch{ServerNames: snis, PrefixRanges: dst},
 					Filters:          []*listenerv3.Filter{g.tcpProxy(stat, cs)},
 				})
 			}
@@ -440,30 +446,24 @@ func anyHostMatches(hosts []serverHost, ns, host string) bool {
 	return false
 }
 
-// gatewayTCPDestinations applies the first matching tcp route of the
-// VirtualServices bound to the server's gateway.
-func (g *gen) gatewayTCPDestinations(s gwServer, port uint32) []weightedCluster {
+// gatewayTCPChains are the filter chains of a TCP server, or a TLS server
+// that terminates TLS, from the tcp routes of the VirtualServices bound to
+// its gateway and hosts (tcpRoutes, l4Chains): istiod ignores
+// destinationSubnets and sourceSubnet on gateways and lets such a route take
+// all of the port's traffic; Mast matches them (see docs/decisions.md).
+func (g *gen) gatewayTCPChains(s gwServer, port uint32, stat string) []*listenerv3.FilterChain {
 	hosts := s.hosts()
+	var vss []*model.VirtualService
 	for _, vs := range g.pc.GatewayVirtualServices(s.gw.Key, g.p.Namespace) {
-		bound := false
 		for _, h := range vs.Hosts {
 			if _, ok := vsHostAllowed(hosts, vs.Namespace, h); ok {
-				bound = true
+				vss = append(vss, vs)
 				break
 			}
 		}
-		if !bound {
-			continue
-		}
-		for _, r := range vs.Spec.GetTcp() {
-			if g.l4Matches(r.GetMatch(), port, s.gw.Key, vs.Namespace) {
-				if cs := g.routeDestinations(r.GetRoute(), vs.Namespace, port); len(cs) > 0 {
-					return cs
-				}
-			}
-		}
 	}
-	return nil
+	rules, main := g.tcpRoutes(vss, port, s.gw.Key, nil)
+	return l4Chains(rules, main, nil, func(cs []weightedCluster) *listenerv3.Filter { return g.tcpProxy(stat, cs) })
 }
 
 // gatewayRouteSets maps each route config name of the gateway to its port and servers.

@@ -283,54 +283,6 @@ func cidrRanges(addrs []string) []*corev3.CidrRange {
 	return out
 }
 
-// tcpChains are the filter chains of one TCP service port: one per TCP
-// route match that names destinationSubnets or a sourceSubnet (Envoy's
-// prefix_ranges and source_prefix_ranges), each followed by a fallback for
-// its destination ranges, then the service's own chain, restricted to
-// prefixes (nil: any destination).
-func (g *gen) tcpChains(svc *registry.Service, port uint32, stat string, prefixes []*corev3.CidrRange) []*listenerv3.FilterChain {
-	var out []*listenerv3.FilterChain
-	main := g.tcpDestinations(svc, port)
-	chain := func(dst, src []*corev3.CidrRange, cs []weightedCluster) *listenerv3.FilterChain {
-		fc := &listenerv3.FilterChain{Filters: []*listenerv3.Filter{g.tcpProxy(stat, cs)}}
-		if len(dst) > 0 || len(src) > 0 {
-			fc.FilterChainMatch = &listenerv3.FilterChainMatch{PrefixRanges: dst, SourcePrefixRanges: src}
-		}
-		return fc
-	}
-	var fallbacks []*listenerv3.FilterChain
-	for _, vs := range g.scope.VirtualServicesFor(svc.Hostname) {
-		for _, r := range vs.Spec.GetTcp() {
-			for _, m := range r.GetMatch() {
-				if !hasSubnets(m) || (m.GetPort() != 0 && m.GetPort() != port) ||
-					!g.sourceApplies(m.GetSourceLabels(), m.GetSourceNamespace(), m.GetGateways(), vs.Namespace, model.MeshGateway) {
-					continue
-				}
-				cs := g.routeDestinations(r.GetRoute(), vs.Namespace, port)
-				if len(cs) == 0 {
-					continue
-				}
-				dst := prefixes
-				if len(m.GetDestinationSubnets()) > 0 {
-					dst = cidrRanges(m.GetDestinationSubnets())
-				}
-				var src []*corev3.CidrRange
-				if m.GetSourceSubnet() != "" {
-					src = cidrRanges([]string{m.GetSourceSubnet()})
-				}
-				out = append(out, chain(dst, src, cs))
-				if len(dst) > 0 {
-					// Envoy narrows by destination before source: a connection in
-					// dst from another source needs a chain here too.
-					fallbacks = append(fallbacks, chain(dst, nil, main))
-				}
-			}
-		}
-	}
-	out = append(out, fallbacks...)
-	return append(out, chain(prefixes, nil, main))
-}
-
 func isTLSProtocol(p registry.Protocol) bool { return p == registry.TLS || p == registry.HTTPS }
 
 // serviceListenerIP is the address of a service's outbound listeners: its
@@ -369,22 +321,6 @@ func (g *gen) egressProxyCluster() string {
 		return ""
 	}
 	return ClusterName("outbound", ep.GetPort().GetNumber(), ep.GetSubset(), ep.GetHost())
-}
-
-// tcpDestinations applies the first matching tcp route of the service's
-// VirtualServices, or sends everything to the service's cluster.
-func (g *gen) tcpDestinations(svc *registry.Service, port uint32) []weightedCluster {
-	for _, vs := range g.scope.VirtualServicesFor(svc.Hostname) {
-		for _, r := range vs.Spec.GetTcp() {
-			if !g.l4Matches(r.GetMatch(), port, model.MeshGateway, vs.Namespace) {
-				continue
-			}
-			if cs := g.routeDestinations(r.GetRoute(), vs.Namespace, port); len(cs) > 0 {
-				return cs
-			}
-		}
-	}
-	return []weightedCluster{{name: ClusterName("outbound", port, "", svc.Hostname), weight: 1}}
 }
 
 func (g *gen) routeDestinations(dests []*networking.RouteDestination, ns string, port uint32) []weightedCluster {

@@ -118,30 +118,6 @@ func (g *gen) sourceApplies(labels map[string]string, sourceNS string, gateways 
 	return true
 }
 
-// l4Matches evaluates tcp route matches; no matches means match everything.
-func (g *gen) l4Matches(ms []*networking.L4MatchAttributes, port uint32, gateway, ns string) bool {
-	if len(ms) == 0 {
-		return true
-	}
-	for _, m := range ms {
-		if m.GetPort() != 0 && m.GetPort() != port {
-			continue
-		}
-		if hasSubnets(m) {
-			continue // matched by filter chains of their own (tcpChains), never everything
-		}
-		if g.sourceApplies(m.GetSourceLabels(), m.GetSourceNamespace(), m.GetGateways(), ns, gateway) {
-			return true
-		}
-	}
-	return false
-}
-
-// hasSubnets reports whether a TCP match is conditioned on addresses.
-func hasSubnets(m *networking.L4MatchAttributes) bool {
-	return len(m.GetDestinationSubnets()) > 0 || m.GetSourceSubnet() != ""
-}
-
 // stringMatcher converts an Istio StringMatch; ok is false when it matches
 // only presence (nil, unset, or an empty prefix).
 func stringMatcher(s *networking.StringMatch, ignoreCase bool) (*matcherv3.StringMatcher, bool) {

@@ -14,10 +14,10 @@ import (
 // mesh; one, two and three are the plain HTTP backends and tls-one and
 // tls-two the TLS backends the routes pick. A gateway serves db on a TCP
 // port and a.example.com on a PASSTHROUGH port, both on 0.0.0.0; the client
-// workload's Sidecar gives it each service's port twice, bound to
-// addresses %[8]s (A) and %[9]s (B). The VirtualServices, bound to the
-// gateway and the mesh, route by destination address (A) and source
-// address (%[10]s, S).
+// workload's Sidecar gives it each service's port bound to 0.0.0.0 too (Istio
+// allows one IP-bound egress listener per port). The VirtualServices, bound
+// to the gateway and the mesh, route by destination address (%[8]s, A) and
+// source address (%[10]s, S); %[9]s (B) is another destination.
 const subnetsConfig = `apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: db, namespace: default}
@@ -111,17 +111,11 @@ metadata: {name: client, namespace: default}
 spec:
   workloadSelector: {labels: {app: client}}
   egress:
-  - port: {number: %[6]d, protocol: TCP, name: tcp-a}
-    bind: %[8]s
+  - port: {number: %[6]d, protocol: TCP, name: tcp}
+    bind: 0.0.0.0
     hosts: ["*/*"]
-  - port: {number: %[6]d, protocol: TCP, name: tcp-b}
-    bind: %[9]s
-    hosts: ["*/*"]
-  - port: {number: %[7]d, protocol: TLS, name: tls-a}
-    bind: %[8]s
-    hosts: ["*/*"]
-  - port: {number: %[7]d, protocol: TLS, name: tls-b}
-    bind: %[9]s
+  - port: {number: %[7]d, protocol: TLS, name: tls}
+    bind: 0.0.0.0
     hosts: ["*/*"]
 `
 
@@ -170,7 +164,7 @@ func opensslHello(addr, sni string) (string, error) {
 // destinationSubnets, from Istio YAML through real mastd and real
 // mast-proxy processes, on a gateway (one 0.0.0.0 listener per port: the
 // address a connection arrived at is its destination) and on a sidecar
-// without capture (two bound egress listeners per port, at A and B). curl
+// without capture (a Sidecar egress listener per port bound to 0.0.0.0). curl
 // picks its source address with --interface; openssl s_client sends the
 // SNI. The rules must take only the connections they match: connections to
 // B, or from another source than S, take the next route. Dropping a

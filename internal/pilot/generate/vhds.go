@@ -1,8 +1,10 @@
 package generate
 
 import (
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -123,7 +125,7 @@ func (g *gen) virtualHosts(names []string) []model.XDSResource {
 		if !seen {
 			if full := g.fullRoute(rcName); full != nil {
 				if rc, _ := g.sidecarRoute(rcName, full); rc != nil {
-					x = g.domainIndex(rc)
+					x = g.domainIndex(st, rcName, rc)
 				}
 			}
 			indexes[rcName] = x
@@ -166,50 +168,116 @@ type onDemandVhostKey struct {
 // on-demand name is selected in constant time instead of a scan of every
 // domain (a 1,000-service configuration has ~10,000).
 type domainIndex struct {
-	exact    map[string]*routev3.VirtualHost
-	wildcard []*routev3.VirtualHost // the virtual hosts with a wildcard domain
+	rc       *routev3.RouteConfiguration
+	table    *domainTable
+	wildcard []*routev3.VirtualHost // the virtual hosts with a wildcard domain, in order
+	gen      atomic.Uint64          // the cache generation that last used it (lineage pruning)
+}
+
+// domainTable is the part of a domain index that depends only on the
+// domains of each virtual host by position: route configurations whose
+// virtual hosts have the same domains at the same positions share it, so a
+// change of routes (the usual VirtualService edit) reuses the previous
+// push's table instead of indexing every domain again. Immutable.
+type domainTable struct {
+	exact    map[string]int // lower-case domain -> position of its first virtual host
+	wildcard []int          // positions of the virtual hosts with a wildcard domain
 }
 
 type domainIndexKey struct{ rc *routev3.RouteConfiguration }
 
+// domainLineage names the route configurations that succeed one another
+// across pushes for one class of proxies: a route configuration's key
+// without the epochs that change with every configuration change and the
+// sourceLabels bits, whose length changes with them. It only
+// says where to look for a table to reuse; reuse itself is decided by
+// comparing domains (sameDomains), so a lineage that names something else
+// costs a rebuild, never a wrong table.
+type domainLineage struct{ route routeKey }
+
 // domainIndex returns rc's index, built once per push context for a
-// route configuration shared through the cache.
-func (g *gen) domainIndex(rc *routev3.RouteConfiguration) *domainIndex {
-	build := func() any {
-		// Sized up front: growing a map of the ~100,000 domains of a
-		// 10,000-service configuration rehashed it a dozen times, most of
-		// an on-demand push's CPU at that size.
-		n := 0
-		for _, vh := range rc.VirtualHosts {
-			n += len(vh.Domains)
-		}
-		x := &domainIndex{exact: make(map[string]*routev3.VirtualHost, n)}
-		for _, vh := range rc.VirtualHosts {
-			wild := false
-			for _, d := range vh.Domains {
-				if strings.IndexByte(d, '*') >= 0 {
-					wild = true
-					continue
-				}
-				if _, dup := x.exact[strings.ToLower(d)]; !dup {
-					x.exact[strings.ToLower(d)] = vh
-				}
-			}
-			if wild {
-				x.wildcard = append(x.wildcard, vh)
-			}
-		}
-		return x
-	}
+// route configuration shared through the cache, from the table of the
+// previous route configuration of its lineage when the domains are the same.
+func (g *gen) domainIndex(st *cacheState, rcName string, rc *routev3.RouteConfiguration) *domainIndex {
 	if g.cache == nil {
-		return build().(*domainIndex)
+		return newDomainIndex(rc, buildDomainTable(rc))
 	}
-	return g.pc.Memo(domainIndexKey{rc}, build).(*domainIndex)
+	lineage := domainLineage{g.routeKey(st, rcName, g.pc.Traced(g.p))}
+	lineage.route.routing, lineage.route.services, lineage.route.sources = nil, nil, ""
+	x := g.pc.Memo(domainIndexKey{rc}, func() any {
+		var t *domainTable
+		if v, ok := g.cache.indexes.Load(lineage); ok {
+			if prev := v.(*domainIndex); prev.rc == rc || sameDomains(prev.rc, rc) {
+				t = prev.table
+			}
+		}
+		if t == nil {
+			t = buildDomainTable(rc)
+		}
+		x := newDomainIndex(rc, t)
+		g.cache.indexes.Store(lineage, x)
+		return x
+	}).(*domainIndex)
+	if x.gen.Load() != st.gen {
+		x.gen.Store(st.gen)
+	}
+	return x
+}
+
+func newDomainIndex(rc *routev3.RouteConfiguration, t *domainTable) *domainIndex {
+	x := &domainIndex{rc: rc, table: t, wildcard: make([]*routev3.VirtualHost, len(t.wildcard))}
+	for i, pos := range t.wildcard {
+		x.wildcard[i] = rc.VirtualHosts[pos]
+	}
+	return x
+}
+
+func buildDomainTable(rc *routev3.RouteConfiguration) *domainTable {
+	// Sized up front: growing a map of the ~100,000 domains of a
+	// 10,000-service configuration rehashed it a dozen times, most of
+	// an on-demand push's CPU at that size.
+	n := 0
+	for _, vh := range rc.VirtualHosts {
+		n += len(vh.Domains)
+	}
+	t := &domainTable{exact: make(map[string]int, n)}
+	for pos, vh := range rc.VirtualHosts {
+		wild := false
+		for _, d := range vh.Domains {
+			if strings.IndexByte(d, '*') >= 0 {
+				wild = true
+				continue
+			}
+			if _, dup := t.exact[strings.ToLower(d)]; !dup {
+				t.exact[strings.ToLower(d)] = pos
+			}
+		}
+		if wild {
+			t.wildcard = append(t.wildcard, pos)
+		}
+	}
+	return t
+}
+
+// sameDomains reports whether a and b have the same number of virtual hosts
+// with the same domains at every position: then a domain table built for one
+// is exact for the other. Unchanged virtual hosts are the same message
+// (the cache keeps them across pushes), so this is mostly pointer compares.
+func sameDomains(a, b *routev3.RouteConfiguration) bool {
+	if len(a.VirtualHosts) != len(b.VirtualHosts) {
+		return false
+	}
+	for i, x := range a.VirtualHosts {
+		if y := b.VirtualHosts[i]; x != y && !slices.Equal(x.GetDomains(), y.GetDomains()) {
+			return false
+		}
+	}
+	return true
 }
 
 func (x *domainIndex) lookup(host string) *routev3.VirtualHost {
-	if vh, ok := x.exact[host]; ok {
-		return vh
+	if pos, ok := x.table.exact[host]; ok {
+		return x.rc.VirtualHosts[pos]
 	}
 	return selectVirtualHost(x.wildcard, host)
 }

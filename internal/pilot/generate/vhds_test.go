@@ -8,6 +8,7 @@ import (
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 
+	"github.com/mast-mesh/mast/internal/config"
 	"github.com/mast-mesh/mast/internal/pilot/model"
 )
 
@@ -175,5 +176,59 @@ func TestOnDemandRoutesOnlyForSidecars(t *testing.T) {
 		if vh, _ := Generate(pc, p, VirtualHostType, []string{"80/productpage.default.svc.cluster.local"}); len(vh) != 0 {
 			t.Fatalf("%s: served virtual hosts %v", p.ID, namesOf(vh))
 		}
+	}
+}
+
+// TestDomainIndexReusesTableOnlyForSameDomains: a route configuration whose
+// virtual hosts have the same domains at the same positions as the previous
+// one of its lineage (a change of routes) reuses its domain table and selects
+// the new virtual hosts; any change of domains builds a new table.
+func TestDomainIndexReusesTableOnlyForSameDomains(t *testing.T) {
+	vh := func(name string, domains ...string) *routev3.VirtualHost {
+		return &routev3.VirtualHost{Name: name, Domains: domains}
+	}
+	a := vh("a", "a.example.com", "a")
+	b := vh("b", "b.example.com", "b")
+	star := vh("any", "*")
+	rc1 := &routev3.RouteConfiguration{Name: "80", VirtualHosts: []*routev3.VirtualHost{a, b, star}}
+	b2 := vh("b", "b.example.com", "b") // new routes, same domains
+	rc2 := &routev3.RouteConfiguration{Name: "80", VirtualHosts: []*routev3.VirtualHost{a, b2, star}}
+	rc3 := &routev3.RouteConfiguration{Name: "80", VirtualHosts: []*routev3.VirtualHost{a, vh("b", "c.example.com", "b"), star}}
+	rc4 := &routev3.RouteConfiguration{Name: "80", VirtualHosts: []*routev3.VirtualHost{b2, a, star}}
+	if !sameDomains(rc1, rc2) {
+		t.Fatal("same domains at the same positions: want reuse")
+	}
+	for _, rc := range []*routev3.RouteConfiguration{rc3, rc4, {Name: "80", VirtualHosts: rc1.VirtualHosts[:2]}} {
+		if sameDomains(rc1, rc) {
+			t.Fatalf("%v: domains differ from the previous configuration's, want a new table", rc.VirtualHosts)
+		}
+	}
+	x1 := newDomainIndex(rc1, buildDomainTable(rc1))
+	x2 := newDomainIndex(rc2, x1.table)
+	if got := x2.lookup("b.example.com"); got != b2 {
+		t.Fatalf("reused table selected %p, want the new configuration's virtual host %p", got, b2)
+	}
+	if got := x2.lookup("unknown"); got != star {
+		t.Fatalf("reused table: unknown host selected %v, want the catch-all", got)
+	}
+	// Through the cache: two pushes of the same lineage share the table.
+	c := NewCache(CacheConfig{})
+	p := onDemand(productpageProxy())
+	rs := bookinfoConfig()
+	vs := slices.IndexFunc(rs, func(r config.Resource) bool { return r.Kind == config.VirtualService })
+	tables := map[*domainTable]bool{}
+	for _, cfg := range []*config.Snapshot{configSnapshot(rs), configSnapshot(without(rs, vs))} {
+		pc := model.NewPushContext("v", model.DefaultMeshConfig(), cfg, bookinfoRegistry())
+		g := newGen(pc, p)
+		g.cache = c
+		st := c.state(pc)
+		rc, _ := g.sidecarRoute("9080", g.fullRoute("9080"))
+		if rc == nil {
+			t.Fatal("no route configuration 9080")
+		}
+		tables[g.domainIndex(st, "9080", rc).table] = true
+	}
+	if len(tables) != 1 {
+		t.Fatalf("a VirtualService change built %d domain tables, want the first one reused", len(tables))
 	}
 }

@@ -23,18 +23,21 @@ func Analyzers() []Analyzer {
 	return []Analyzer{
 		{"schema.ValidationAnalyzer", analyzeSchema},
 		{"annotations.K8sAnalyzer", analyzeAnnotations},
-		{"maturity.AlphaAnalyzer", analyzeAlphaAnnotations},
 		{"deployment.ApplicationUIDAnalyzer", analyzeApplicationUID},
 		{"injection.Analyzer", analyzeInjection},
+		{"injection.ImageAnalyzer", analyzeProxyImages},
+		{"injection.ImageAutoAnalyzer", analyzeImageAuto},
 		{"authz.AuthorizationPoliciesAnalyzer", analyzeAuthorizationPolicies},
 		{"authz.TCPPortAnalyzer", analyzeAuthzTCP},
 		{"deployment.ServiceAssociationAnalyzer", analyzeDeploymentServices},
 		{"destinationrule.CaCertificateAnalyzer", analyzeCACertificates},
 		{"destinationrule.PodNotSelectedAnalyzer", analyzeSubsetPods},
+		{"deprecation.FieldAnalyzer", analyzeDeprecatedFields},
 		{"envoyfilter.EnvoyPatchAnalyzer", analyzeEnvoyFilters},
 		{"gateway.IngressGatewayPortAnalyzer", analyzeGatewayPorts},
 		{"gateway.ConflictingGatewayAnalyzer", analyzeConflictingGateways},
 		{"gateway.CertificateAnalyzer", analyzeGatewayCertificates},
+		{"gateway.SecretAnalyzer", analyzeGatewaySecrets},
 		{"service.PortNameAnalyzer", analyzePortNames},
 		{"serviceentry.ProtocolAddressesAnalyzer", analyzeSEAddresses},
 		{"serviceentry.ConflictingServiceEntryProtocolAnalyzer", analyzeSEProtocols},
@@ -43,6 +46,7 @@ func Analyzers() []Analyzer {
 		{"telemetry.SelectorAnalyzer", analyzeTelemetrySelectors},
 		{"telemetry.DefaultSelectorAnalyzer", analyzeTelemetryDefaultSelectors},
 		{"telemetry.ProviderAnalyzer", analyzeTelemetryProviders},
+		{"telemetry.LightstepAnalyzer", analyzeLightstep},
 		{"virtualservice.ConflictingMeshGatewayHostsAnalyzer", analyzeConflictingMeshHosts},
 		{"virtualservice.DelegateAnalyzer", analyzeDelegates},
 		{"virtualservice.DestinationHostAnalyzer", analyzeDestinationHosts},
@@ -54,17 +58,22 @@ func Analyzers() []Analyzer {
 
 // context is what one analysis run shares between analyzers.
 type context struct {
-	in   *Input
-	msgs []Message
+	in       *Input
+	msgs     []Message
+	analyzer string // the analyzer running
 }
 
-func (c *context) report(m Message) { c.msgs = append(c.msgs, m) }
+func (c *context) report(m Message) {
+	m.analyzers = []string{c.analyzer}
+	c.msgs = append(c.msgs, m)
+}
 
 // Analyze runs every analyzer over in and returns the messages sorted by
 // resource, then code, then text.
 func Analyze(in *Input) []Message {
 	c := &context{in: in}
 	for _, a := range Analyzers() {
+		c.analyzer = a.Name
 		a.Run(c)
 	}
 	// One finding reported twice (by two analyzers, or by one at several
@@ -72,14 +81,16 @@ func Analyze(in *Input) []Message {
 	type id struct {
 		code, resource, text string
 	}
-	seen := map[id]bool{}
+	seen := map[id]int{}
 	msgs := c.msgs[:0]
 	for _, m := range c.msgs {
 		k := id{m.Type.Code, m.Resource.FriendlyName(), m.Text}
-		if !seen[k] {
-			seen[k] = true
-			msgs = append(msgs, m)
+		if i, ok := seen[k]; ok {
+			msgs[i].analyzers = append(msgs[i].analyzers, m.analyzers...)
+			continue
 		}
+		seen[k] = len(msgs)
+		msgs = append(msgs, m)
 	}
 	c.msgs = msgs
 	sort.SliceStable(c.msgs, func(i, j int) bool {

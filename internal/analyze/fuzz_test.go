@@ -20,7 +20,7 @@ func FuzzAnalyze(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		in := NewInput()
 		in.Add("fuzz.yaml", data)
-		in.AddDefaults()
+		in.Offline()
 		Analyze(in)
 	})
 }

@@ -2,6 +2,8 @@ package analyze
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"os"
 	"sort"
@@ -12,6 +14,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	meshconfig "istio.io/api/mesh/v1alpha1"
 	networking "istio.io/api/networking/v1alpha3"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/mast-mesh/mast/internal/config"
 )
@@ -87,6 +90,18 @@ type KubeGateway struct {
 	Hostnames []string // "" for a listener without hostname (every host)
 }
 
+// Secret is a Kubernetes Secret: its data, decoded.
+type Secret struct {
+	Object
+	Data map[string][]byte
+}
+
+// InjectionWebhook is a webhook of a MutatingWebhookConfiguration.
+type InjectionWebhook struct {
+	Name                              string
+	NamespaceSelector, ObjectSelector *metav1.LabelSelector
+}
+
 // Input is what the analyzers look at: Istio configuration and the
 // cluster's contents (Services, Pods, Deployments, Namespaces) and the mesh config.
 type Input struct {
@@ -95,6 +110,12 @@ type Input struct {
 	Pods        []*Pod
 	Deployments []*Deployment
 	Namespaces  []*Object
+	Secrets     []*Secret
+	// SecretsComplete says Secrets holds every Secret there is, so that a
+	// Gateway's credentialName naming none of them is missing (IST0101).
+	SecretsComplete bool
+	// Webhooks are the webhooks of MutatingWebhookConfigurations.
+	Webhooks []InjectionWebhook
 	// KubeGateways are Gateway API Gateways (gateway.networking.k8s.io).
 	KubeGateways []*KubeGateway
 	// EnvoyFilters are read for analysis only: mastd does not apply them.
@@ -174,6 +195,7 @@ func (in *Input) Add(file string, data []byte) {
 	// document is blanked out line for line, so lines stay right.
 	istio := make([][]byte, len(docs))
 	any := false
+	var istioDocs []istioDoc
 	for i, d := range docs {
 		var n yaml.Node
 		if err := yaml.Unmarshal(d.text, &n); err != nil || len(n.Content) == 0 || n.Content[0].Kind != yaml.MappingNode {
@@ -192,6 +214,7 @@ func (in *Input) Add(file string, data []byte) {
 		if strings.HasSuffix(group, "istio.io") {
 			istio[i] = d.text
 			any = true
+			istioDocs = append(istioDocs, istioDoc{line: d.line, apiVersion: apiVersion, kind: kind, root: root})
 			if kind == "ServiceEntry" {
 				if st := field(root, "status"); st != nil && len(seq(field(st, "addresses"))) > 0 {
 					meta := field(root, "metadata")
@@ -217,7 +240,54 @@ func (in *Input) Add(file string, data []byte) {
 		}
 		buf.Write(t)
 	}
-	in.addIstio(file, buf.Bytes(), 0)
+	decoded := in.addIstio(file, buf.Bytes(), 0)
+	var lenient []config.Resource
+	for _, d := range istioDocs {
+		if r, ok := d.lenient(file); ok && !decoded[r.Key()] {
+			lenient = append(lenient, r)
+		}
+	}
+	in.addResources(lenient)
+}
+
+// istioDoc is a document of an Istio kind.
+type istioDoc struct {
+	line             int
+	apiVersion, kind string
+	root             *yaml.Node
+}
+
+// lenient decodes a document that Mast's decoder refused (its errors are
+// reported) as Istio's own reading of files does: its spec by protojson,
+// unknown fields dropped, required fields not enforced. Istio's analyzers
+// look at such resources too; a document that cannot be read even so is
+// left out.
+func (d istioDoc) lenient(file string) (config.Resource, bool) {
+	group, _, _ := strings.Cut(d.apiVersion, "/")
+	kind := config.Kind{Group: group, Kind: d.kind}
+	spec := config.NewSpec(kind)
+	meta := field(d.root, "metadata")
+	name := scalar(meta, "name")
+	if spec == nil || name == "" {
+		return config.Resource{}, false
+	}
+	if s := field(d.root, "spec"); s != nil {
+		var v any
+		if s.Decode(&v) != nil {
+			return config.Resource{}, false
+		}
+		j, err := jsonOf(v)
+		if err != nil || (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(j, spec) != nil {
+			return config.Resource{}, false
+		}
+	}
+	ns := scalar(meta, "namespace")
+	if ns == "" {
+		ns = "default"
+	}
+	return config.Resource{Meta: config.Meta{Kind: kind, APIVersion: d.apiVersion, Name: name, Namespace: ns,
+		Labels: stringMap(field(meta, "labels")), Annotations: stringMap(field(meta, "annotations")),
+		Source: config.Source{File: file, Line: d.line + d.root.Line - 1}}, Spec: spec}, true
 }
 
 // addIstio decodes Istio documents and validates each resource. Unlike
@@ -225,7 +295,7 @@ func (in *Input) Add(file string, data []byte) {
 // do): they are reported (IST0106) and analyzed like the others. Only what
 // cannot be decoded at all is left out. lineOff shifts the lines of
 // resources decoded from a fragment of the file.
-func (in *Input) addIstio(file string, data []byte, lineOff int) {
+func (in *Input) addIstio(file string, data []byte, lineOff int) map[config.Key]bool {
 	rs, err := config.Decode(file, data)
 	var probs config.Problems
 	if err != nil {
@@ -245,6 +315,18 @@ func (in *Input) addIstio(file string, data []byte, lineOff int) {
 		}
 	}
 	in.Problems = append(in.Problems, probs...)
+	in.addResources(rs)
+	keys := make(map[config.Key]bool, len(rs))
+	for _, r := range rs {
+		keys[r.Key()] = true
+	}
+	return keys
+}
+
+func (in *Input) addResources(rs []config.Resource) {
+	if len(rs) == 0 {
+		return
+	}
 	if in.batching {
 		in.batch = append(in.batch, rs...)
 		return
@@ -370,6 +452,23 @@ func (in *Input) addKube(file string, line int, apiVersion, kind string, root *y
 			RunAsUser: runAsUser(field(tmpl, "spec"))})
 	case "Node":
 		in.NodeLabels[o.Name] = o.Labels
+	case "Secret":
+		sec := &Secret{Object: o, Data: map[string][]byte{}}
+		data := field(root, "data")
+		for _, k := range sortedKeys(stringMap(data)) {
+			if b, err := base64.StdEncoding.DecodeString(scalar(data, k)); err == nil {
+				sec.Data[k] = b
+			}
+		}
+		for k, v := range stringMap(field(root, "stringData")) {
+			sec.Data[k] = []byte(v)
+		}
+		in.Secrets = append(in.Secrets, sec)
+	case "MutatingWebhookConfiguration":
+		for _, w := range seq(field(root, "webhooks")) {
+			in.Webhooks = append(in.Webhooks, InjectionWebhook{Name: scalar(w, "name"),
+				NamespaceSelector: labelSelector(field(w, "namespaceSelector")), ObjectSelector: labelSelector(field(w, "objectSelector"))})
+		}
 	case "ConfigMap":
 		if strings.HasPrefix(o.Name, "istio-sidecar-injector") {
 			in.InjectorValues[o.Name] = scalar(field(root, "data"), "values")
@@ -394,6 +493,16 @@ func (in *Input) addKube(file string, line int, apiVersion, kind string, root *y
 			in.Skipped[kind]++
 		}
 	}
+}
+
+// Offline completes an input read from files as `mast analyze -f` does:
+// the files are the whole cluster, so their Secrets are all there are;
+// WorkloadEntries count as workloads; and Istio's default ingress gateway
+// is assumed present.
+func (in *Input) Offline() {
+	in.SecretsComplete = true
+	in.AddWorkloadEntries()
+	in.AddDefaults()
 }
 
 // AddWorkloadEntries adds every WorkloadEntry as a workload (a pod with the
@@ -430,6 +539,27 @@ func (in *Input) AddDefaults() {
 		s.Ports = append(s.Ports, ServicePort{Name: p.name, Port: p.port, TargetPort: strconv.Itoa(int(p.port)), Protocol: "TCP"})
 	}
 	in.Services = append(in.Services, s)
+}
+
+// labelSelector decodes a Kubernetes label selector; nil when absent or
+// malformed.
+func labelSelector(n *yaml.Node) *metav1.LabelSelector {
+	if n == nil {
+		return nil
+	}
+	var v any
+	if n.Decode(&v) != nil {
+		return nil
+	}
+	j, err := jsonOf(v)
+	if err != nil {
+		return nil
+	}
+	var ls metav1.LabelSelector
+	if json.Unmarshal(j, &ls) != nil {
+		return nil
+	}
+	return &ls
 }
 
 func containers(n *yaml.Node) []Container {

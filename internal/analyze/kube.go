@@ -5,8 +5,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-
-	"istio.io/api/annotation"
 )
 
 // portProtocol is Istio's ConvertProtocol: the protocol a Service port
@@ -164,78 +162,4 @@ func analyzeDeploymentServices(c *context) {
 			c.report(newMessage(DeploymentConflictingPorts, d.Ref(), d.Name, names, tp, ps))
 		}
 	}
-}
-
-// ignoredAnnotations are set by Istio itself; never reported.
-var ignoredAnnotations = map[string]bool{
-	annotation.SidecarStatus.Name:            true,
-	annotation.GatewayControllerVersion.Name: true,
-	annotation.IoIstioRev.Name:               true,
-}
-
-// analyzeAnnotations: Istio annotations on Namespaces, Services, Pods and
-// Deployments must exist (IST0108), not be deprecated (IST0135) and sit on a
-// kind they apply to (IST0107).
-func analyzeAnnotations(c *context) {
-	all := annotation.AllResourceAnnotations()
-	check := func(o *Object, kind string) {
-		for _, ann := range sortedKeys(o.Annotations) {
-			if !istioAnnotation(ann) || ignoredAnnotations[ann] {
-				continue
-			}
-			var def *annotation.Instance
-			for _, a := range all {
-				if a.Name == ann {
-					def = a
-					break
-				}
-			}
-			if def == nil {
-				c.report(newMessage(UnknownAnnotation, o.Ref(), ann))
-				continue
-			}
-			if def.Deprecated {
-				if _, f := o.Labels["sidecar.istio.io/inject"]; !(f && ann == annotation.SidecarInject.Name) {
-					extra := ""
-					if ann == annotation.SidecarInject.Name {
-						extra = ` in favor of the "sidecar.istio.io/inject" label`
-					}
-					c.report(newMessage(DeprecatedAnnotation, o.Ref(), ann, extra))
-				}
-			}
-			var attachesTo []string
-			anyKind := false
-			for _, rt := range def.Resources {
-				if rt == annotation.Any {
-					anyKind = true
-				}
-				if s := rt.String(); s != "Unknown" {
-					attachesTo = append(attachesTo, s)
-				}
-			}
-			if !anyKind && !slices.Contains(attachesTo, kind) {
-				c.report(newMessage(MisplacedAnnotation, o.Ref(), ann, strings.Join(attachesTo, ", ")))
-			}
-		}
-	}
-	for _, n := range c.in.Namespaces {
-		check(n, "Namespace")
-	}
-	for _, s := range c.in.Services {
-		check(&s.Object, "Service")
-	}
-	for _, p := range c.in.Pods {
-		check(&p.Object, "Pod")
-	}
-	for _, d := range c.in.Deployments {
-		check(&d.Object, "Deployment")
-	}
-}
-
-func istioAnnotation(ann string) bool {
-	if ann == "kubernetes.io/ingress.class" {
-		return true
-	}
-	domain, _, _ := strings.Cut(ann, "/")
-	return strings.HasSuffix(domain, "istio.io")
 }

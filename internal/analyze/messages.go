@@ -63,6 +63,7 @@ var (
 	DeploymentAssociatedToMultipleServices           = MessageType{"IST0116", "DeploymentAssociatedToMultipleServices", Warning, "This deployment %s is associated with multiple services using port %d but different protocols: %v"}
 	PortNameIsNotUnderNamingConvention               = MessageType{"IST0118", "PortNameIsNotUnderNamingConvention", Info, "Port name %s (port: %d, targetPort: %s) doesn't follow the naming convention of Istio port."}
 	NamespaceMultipleInjectionLabels                 = MessageType{"IST0123", "NamespaceMultipleInjectionLabels", Warning, "The namespace has more than one type of injection labels %v, which may lead to undefined behavior. Make sure only one injection label exists."}
+	InvalidAnnotation                                = MessageType{"IST0125", "InvalidAnnotation", Warning, "Invalid annotation %s: %s"}
 	NoMatchingWorkloadsFound                         = MessageType{"IST0127", "NoMatchingWorkloadsFound", Warning, "No matching workloads for this resource with the following labels: %s"}
 	NoServerCertificateVerificationDestinationLevel  = MessageType{"IST0128", "NoServerCertificateVerificationDestinationLevel", Warning, "DestinationRule %s in namespace %s has TLS mode set to %s but no caCertificates are set to validate server identity for host: %s"}
 	NoServerCertificateVerificationPortLevel         = MessageType{"IST0129", "NoServerCertificateVerificationPortLevel", Warning, "DestinationRule %s in namespace %s has TLS mode set to %s but no caCertificates are set to validate server identity for host: %s at port %s"}
@@ -71,7 +72,6 @@ var (
 	VirtualServiceHostNotFoundInGateway              = MessageType{"IST0132", "VirtualServiceHostNotFoundInGateway", Warning, "one or more host %v defined in VirtualService %s not found in Gateway %s."}
 	SchemaWarning                                    = MessageType{"IST0133", "SchemaWarning", Warning, "Schema validation warning: %v"}
 	ServiceEntryAddressesRequired                    = MessageType{"IST0134", "ServiceEntryAddressesRequired", Warning, "ServiceEntry addresses are required for this protocol."}
-	AlphaAnnotation                                  = MessageType{"IST0136", "AlphaAnnotation", Info, "Annotation %q is part of an alpha-phase feature and may be incompletely supported."}
 	InvalidApplicationUID                            = MessageType{"IST0144", "InvalidApplicationUID", Warning, "User ID (UID) 1337 is reserved for the sidecar proxy."}
 	NamespaceInjectionEnabledByDefault               = MessageType{"IST0148", "NamespaceInjectionEnabledByDefault", Info, "is enabled for Istio injection, as Istio is installed with enableNamespacesByDefault as true."}
 	DeprecatedAnnotation                             = MessageType{"IST0135", "DeprecatedAnnotation", Info, "Annotation %q has been deprecated%s and may not work in future Istio versions."}
@@ -127,6 +127,8 @@ type Message struct {
 	Type     MessageType
 	Resource Ref
 	Text     string // the template filled in
+
+	analyzers []string // the analyzers that reported it
 }
 
 func newMessage(t MessageType, r Ref, args ...any) Message {

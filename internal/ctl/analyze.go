@@ -79,14 +79,14 @@ func Analyze(args []string, stdout, stderr io.Writer) int {
 		}
 		in.Mesh = mc
 	}
-	target, monitoring := "", ""
+	target, monitoring, credentials := "", "", ""
 	if len(files) == 0 {
 		st, err := localmesh.ReadRunState(*stateDir)
 		if err != nil {
 			fmt.Fprintf(stderr, "mast analyze: give files with -f, or start a local mesh: %v\n", err)
 			return ExitFailure
 		}
-		files, monitoring = pathList{st.ConfigDir}, st.MonitoringAddr
+		files, monitoring, credentials = pathList{st.ConfigDir}, st.MonitoringAddr, st.CredentialsDir
 		target = "the running local mesh (" + st.ConfigDir + ")"
 	}
 	paths, err := expandFiles(files)
@@ -102,15 +102,16 @@ func Analyze(args []string, stdout, stderr io.Writer) int {
 		}
 		in.Add(p, b)
 	}
-	in.AddWorkloadEntries()
 	if target != "" {
+		in.AddWorkloadEntries()
 		addLocalMeshWorkloads(in)
+		addLocalMeshCredentials(in, credentials)
 		if in.RegistryConflicts, err = registryConflicts(monitoring); err != nil {
 			fmt.Fprintf(stderr, "mast analyze: %v\n", err)
 			return ExitFailure
 		}
 	} else {
-		in.AddDefaults()
+		in.Offline()
 	}
 	var shown []analyze.Message
 	worst := -1
@@ -162,6 +163,33 @@ func addLocalMeshWorkloads(in *analyze.Input) {
 		}
 	}
 	in.Services = append(in.Services, svc)
+}
+
+// addLocalMeshCredentials adds the local mesh's gateway credentials
+// (DIR/NAME/tls.crt, tls.key, ca.crt) as Secrets of istio-system, where its
+// gateway runs: with them, a Gateway's credentialName is checked.
+func addLocalMeshCredentials(in *analyze.Input, dir string) {
+	if dir == "" {
+		return
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return // no credentials directory: credentials are not checked
+	}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		s := &analyze.Secret{Object: analyze.Object{Kind: "Secret", Namespace: "istio-system", Name: e.Name(), File: filepath.Join(dir, e.Name())},
+			Data: map[string][]byte{}}
+		for _, k := range []string{"tls.crt", "tls.key", "ca.crt"} {
+			if b, err := os.ReadFile(filepath.Join(dir, e.Name(), k)); err == nil {
+				s.Data[k] = b
+			}
+		}
+		in.Secrets = append(in.Secrets, s)
+	}
+	in.SecretsComplete = true
 }
 
 // expandFiles lists the files named, walking directories for .yaml, .yml and .json.

@@ -15,6 +15,8 @@ import (
 	"net"
 	"net/url"
 	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -97,10 +99,14 @@ func istioTLS(serverID string) (client, server *corev3.TransportSocket) {
 // bench client -> A (plain HTTP) -> B (mTLS or plaintext) -> backend. It
 // returns A's address and the two proxies.
 func startTwoHop(tb testing.TB, mtls bool) (string, []*Proxy) {
+	return startTwoHopTo(tb, mtls, rawBackend(tb))
+}
+
+// startTwoHopTo is startTwoHop with B forwarding to backend.
+func startTwoHopTo(tb testing.TB, mtls bool, backend string) (string, []*Proxy) {
 	tb.Helper()
 	const serverID = "spiffe://cluster.local/ns/default/sa/server"
 	secrets := meshSecrets(tb, "spiffe://cluster.local/ns/default/sa/client", serverID)
-	backend := rawBackend(tb)
 	addrA, addrB := freeAddr(tb), freeAddr(tb)
 	clientTS, serverTS := istioTLS(serverID)
 	lB := xdstest.HTTPListener("inB", addrB, "rB")
@@ -240,19 +246,29 @@ func TestTwoHopMTLS(t *testing.T) {
 
 // BenchmarkTwoHop measures a request through two sidecars (client -> A ->
 // B -> backend) with plaintext or mTLS between A and B, connections reused;
-// it reports the median and p99 latency.
+// it reports the median and p99 latency. The plain modes are a GET answered
+// with 2 bytes; the -post1k modes are dpbench's shape: a 1 KiB POST body
+// echoed back by the backend.
 func BenchmarkTwoHop(b *testing.B) {
-	for _, mode := range []string{"plaintext", "mtls"} {
+	for _, mode := range []string{"plaintext", "mtls", "plaintext-post1k", "mtls-post1k"} {
 		b.Run(mode, func(b *testing.B) {
-			addr, _ := startTwoHop(b, mode == "mtls")
+			post := strings.HasSuffix(mode, "-post1k")
+			backend := rawBackend
+			req := []byte("GET /bench HTTP/1.1\r\nHost: server\r\nUser-Agent: b\r\nX-Request-Id: 8a3c4c3e-1d0b-4c4e-9c1f-1f9a1b7d2e11\r\n\r\n")
+			body := make([]byte, 2)
+			if post {
+				backend = echoBackend
+				payload := bytes.Repeat([]byte("x"), 1024)
+				req = append([]byte("POST /echo HTTP/1.1\r\nHost: server\r\nUser-Agent: b\r\nContent-Type: application/octet-stream\r\nContent-Length: 1024\r\n\r\n"), payload...)
+				body = make([]byte, 1024)
+			}
+			addr, _ := startTwoHopTo(b, strings.HasPrefix(mode, "mtls"), backend(b))
 			c, err := net.Dial("tcp", addr)
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer c.Close()
 			br := bufio.NewReader(c)
-			req := []byte("GET /bench HTTP/1.1\r\nHost: server\r\nUser-Agent: b\r\nX-Request-Id: 8a3c4c3e-1d0b-4c4e-9c1f-1f9a1b7d2e11\r\n\r\n")
-			body := make([]byte, 2)
 			for i := 0; i < 200; i++ { // warm the pools (and the TLS connection)
 				if err := roundTrip(c, br, req, body); err != nil {
 					b.Fatal(err)
@@ -276,4 +292,57 @@ func BenchmarkTwoHop(b *testing.B) {
 			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 		})
 	}
+}
+
+// echoBackend answers every request with its body (Content-Length framed;
+// fortio's /echo as dpbench uses it).
+func echoBackend(tb testing.TB) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				var out, body []byte
+				for {
+					n := 0
+					for {
+						line, err := br.ReadSlice('\n')
+						if err != nil {
+							return
+						}
+						if len(line) == 2 {
+							break
+						}
+						if k, v, ok := bytes.Cut(line, []byte(":")); ok && bytes.EqualFold(k, []byte("content-length")) {
+							n, _ = strconv.Atoi(string(bytes.TrimSpace(v)))
+						}
+					}
+					if cap(body) < n {
+						body = make([]byte, n)
+					}
+					body = body[:n]
+					if _, err := io.ReadFull(br, body); err != nil {
+						return
+					}
+					out = append(out[:0], "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: "...)
+					out = strconv.AppendInt(out, int64(n), 10)
+					out = append(out, "\r\n\r\n"...)
+					out = append(out, body...)
+					if _, err := c.Write(out); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"github.com/mast-mesh/mast/internal/proxy/httpproxy"
 	"github.com/mast-mesh/mast/internal/proxy/overload"
+	"github.com/mast-mesh/mast/internal/proxy/rawsock"
 	"github.com/mast-mesh/mast/internal/proxy/tcpproxy"
 	"github.com/mast-mesh/mast/internal/proxy/tlsconfig"
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
@@ -234,6 +235,9 @@ func (m *Manager) accept(r *running) {
 			// Chain selection may read the first bytes (TLS or not, SNI,
 			// ALPN) and terminates TLS: off the accept loop.
 			nc, cfg, port := m.originalDst(nc, cfg, port)
+			// Reads and writes without the runtime's syscall
+			// bookkeeping (rawsock: sysmon stays asleep).
+			nc = rawsock.Wrap(nc)
 			nc, proto, ok := m.inspectApp(nc, cfg)
 			if !ok {
 				nc.Close()

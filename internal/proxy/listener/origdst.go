@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/mast-mesh/mast/internal/proxy/capture"
+	"github.com/mast-mesh/mast/internal/proxy/rawsock"
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
 )
 
@@ -14,7 +15,7 @@ import (
 // listener filter restores it), so ORIGINAL_DST clusters and filter chain
 // matching see where the client meant to go.
 type redirectedConn struct {
-	*net.TCPConn
+	*rawsock.Conn
 	orig netip.AddrPort
 }
 
@@ -74,7 +75,11 @@ func (m *Manager) originalDst(nc net.Conn, cfg *xdsparse.Listener, port uint32) 
 	if orig == netip.AddrPortFrom(local.Addr().Unmap(), local.Port()) {
 		return nc, cfg, port // not redirected
 	}
-	rc := &redirectedConn{TCPConn: tc, orig: orig}
+	raw, err := rawsock.New(tc)
+	if err != nil {
+		return nc, cfg, port
+	}
+	rc := &redirectedConn{Conn: raw, orig: orig}
 	if cfg.UseOriginalDst {
 		if v := m.virtual.Load(); v != nil {
 			if l := (*v).lookup(orig); l != nil {

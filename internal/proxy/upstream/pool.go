@@ -19,6 +19,7 @@ import (
 	"github.com/mast-mesh/mast/internal/proxy/h2client"
 	"github.com/mast-mesh/mast/internal/proxy/headers"
 	"github.com/mast-mesh/mast/internal/proxy/http1"
+	"github.com/mast-mesh/mast/internal/proxy/rawsock"
 	"github.com/mast-mesh/mast/internal/proxy/tlsconfig"
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
 )
@@ -190,6 +191,9 @@ func (p *pool) connectFor(proto string, src, dst net.Addr) (net.Conn, error) {
 			tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: ka.Idle, Interval: ka.Interval, Count: ka.Probes})
 		}
 	}
+	// Reads and writes without the runtime's syscall bookkeeping
+	// (rawsock: sysmon stays asleep).
+	nc = rawsock.Wrap(nc)
 	if p.cfg.proxyProtocol != 0 {
 		if err := p.writeProxyHeader(nc, src, dst); err != nil {
 			nc.Close()

@@ -1,6 +1,7 @@
 package h2client
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -21,7 +22,7 @@ type Request struct {
 	Header    headers.List
 	// Body is a buffered body (nil: none, unless BodyStream is set);
 	// BodyStream a body that streams (read until EOF, concurrently with
-	// the response).
+	// the response). Body is the caller's again once RoundTrip returned.
 	Body       []byte
 	BodyStream io.Reader
 	// ContentLength of a streamed body, -1 unknown; with neither body it
@@ -158,6 +159,14 @@ func (c *Conn) RoundTrip(ctx context.Context, r *Request) (*Stream, error) {
 	}
 	s.watch(ctx)
 	if hasBody && !inline {
+		// The body is sent from another goroutine, which may outlive
+		// the exchange (an early answer): it gets its own copy, as
+		// the caller may reuse Body once the response is closed.
+		if r.Body != nil {
+			cp := *r
+			cp.Body = bytes.Clone(r.Body)
+			r = &cp
+		}
 		go s.writeBody(r)
 	}
 	c.mu.Lock()

@@ -104,7 +104,7 @@ func (s *Server) filterBody(ctx context.Context, req *dsRequest, fr *filter.Requ
 	if req.contentLength >= 0 && req.contentLength <= int64(limit) {
 		limit = int(req.contentLength)
 	}
-	data, complete, err := readLimited(req.body, limit)
+	data, complete, err := readLimited(req.body, limit, nil) // the filters may keep it
 	if err != nil {
 		if errors.As(err, new(*http1.Error)) {
 			return fr.LocalReply(400, "malformed request body", "")

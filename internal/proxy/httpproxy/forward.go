@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/mast-mesh/mast/internal/proxy/headers"
@@ -52,8 +54,11 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 		s.connect(ctx, req, w, hcm, act, cl)
 		return
 	}
-	// Build the upstream request once; attempts reuse it.
-	up := &upstream.Request{Method: req.method, Scheme: req.scheme, Authority: req.authority, Header: req.header, ContentLength: -1,
+	// Build the upstream request once; attempts reuse it. It lives in
+	// the pooled request state: nothing keeps it once forward returns
+	// (mirrors and hedged tries copy what they keep).
+	up := &req.up
+	*up = upstream.Request{Method: req.method, Scheme: req.scheme, Authority: req.authority, Header: req.header, ContentLength: -1,
 		DownstreamHTTP2: req.minor == 2}
 	up.Path = rewritePath(route, path)
 	if act.HostRewrite != "" {
@@ -94,7 +99,10 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 		if req.contentLength >= 0 && req.contentLength <= int64(limit) {
 			limit = int(req.contentLength)
 		}
-		data, complete, err := readLimited(req.body, limit)
+		data, complete, err := readLimited(req.body, limit, req.bodyBuf)
+		if cap(data) <= maxKeptBody {
+			req.bodyBuf = data[:0] // the buffer of the next request served with this state
+		}
 		if err != nil {
 			if status, msg, ok := timeoutStatus(err); ok && !w.Started() {
 				s.localReply(w, status, msg, "", nil)
@@ -242,7 +250,7 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 		}
 		up.Header.Set("x-envoy-attempt-count", strconv.Itoa(attempt))
 		if timeout > 0 {
-			up.Header.Set("x-envoy-expected-rq-timeout-ms", strconv.FormatInt(timeout.Milliseconds(), 10))
+			up.Header.Set("x-envoy-expected-rq-timeout-ms", s.timeoutMs.format(timeout.Milliseconds()))
 		}
 		up.Deadline = routeBy
 		perTry := false
@@ -446,15 +454,30 @@ func copyBody(w responseWriter, r io.Reader, buf []byte, length int64) error {
 	}
 }
 
-func readLimited(r io.Reader, limit int) ([]byte, bool, error) {
+// maxKeptBody is the largest body buffer a request's pooled state keeps
+// for the next request.
+const maxKeptBody = 8 * 1024
+
+// readLimited reads r to its end, or limit bytes and one more when there
+// are more (complete false), into buf's backing array when it is large
+// enough; the data never aliases anything but buf or a new array.
+func readLimited(r io.Reader, limit int, buf []byte) ([]byte, bool, error) {
 	if b, ok := r.(*http1.Body); ok {
-		return http1.ReadAllLimit(b, limit, nil)
+		return http1.ReadAllLimit(b, limit, buf[:0])
 	}
-	buf := make([]byte, 0, min(limit, 4096))
-	var tmp [4096]byte
+	// Room for the limit and the byte past it: a body of known length
+	// ends with a read at the limit that sees EOF.
+	want := min(limit, 4096) + 1
+	if cap(buf) < want {
+		buf = make([]byte, 0, want)
+	}
+	buf = buf[:0]
 	for len(buf) < limit {
-		n, err := r.Read(tmp[:min(len(tmp), limit-len(buf))])
-		buf = append(buf, tmp[:n]...)
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(limit-len(buf), len(buf))+1)
+		}
+		n, err := r.Read(buf[len(buf):min(cap(buf), limit)])
+		buf = buf[:len(buf)+n]
 		if err == io.EOF {
 			return buf, true, nil
 		}
@@ -463,12 +486,15 @@ func readLimited(r io.Reader, limit int) ([]byte, bool, error) {
 		}
 	}
 	// At the limit: see whether anything follows.
-	n, err := r.Read(tmp[:1])
+	if len(buf) == cap(buf) {
+		buf = slices.Grow(buf, 1)
+	}
+	n, err := r.Read(buf[len(buf) : len(buf)+1])
 	if n == 0 && err == io.EOF {
 		return buf, true, nil
 	}
 	if n > 0 {
-		return append(buf, tmp[0]), false, nil
+		return buf[:len(buf)+1], false, nil
 	}
 	return buf, false, err
 }
@@ -748,4 +774,24 @@ func priorityUpdateFrequency(rp *xdsparse.RetryPolicy) int {
 		return 0
 	}
 	return rp.PriorityUpdateFrequency
+}
+
+// msStrings remembers the decimal strings of a few route timeouts, so that
+// x-envoy-expected-rq-timeout-ms costs no allocation per request: a
+// direct-mapped cache of immutable entries.
+type msStrings [8]atomic.Pointer[msString]
+
+type msString struct {
+	ms int64
+	s  string
+}
+
+func (c *msStrings) format(ms int64) string {
+	slot := &c[uint64(ms)%uint64(len(c))]
+	if e := slot.Load(); e != nil && e.ms == ms {
+		return e.s
+	}
+	e := &msString{ms: ms, s: strconv.FormatInt(ms, 10)}
+	slot.Store(e)
+	return e.s
 }

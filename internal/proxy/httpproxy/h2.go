@@ -73,6 +73,7 @@ var _ h2server.Handler = (*h2Handler)(nil)
 type h2stream struct {
 	s        *h2server.Stream
 	st       *streamTimer
+	stream   streamTimer // st's state, reused (init) by each stream
 	started  bool
 	expireFn func(bool)
 	req      dsRequest
@@ -105,7 +106,8 @@ func (h *h2Handler) Start(s *h2server.Stream) {
 		s.User = hs
 	}
 	hs.s, hs.started = s, false
-	hs.st = newStream(h.ctx, h.hcm.StreamIdleTimeout, h.hcm.RequestTimeout, hs.expireFn)
+	hs.st = &hs.stream
+	hs.st.init(h.ctx, h.hcm.StreamIdleTimeout, h.hcm.RequestTimeout, hs.expireFn)
 	hs.cur.Store(hs.st)
 	if hs.st.timed() && hs.timer == nil {
 		hs.timer = time.AfterFunc(time.Duration(1<<63-1), hs.fire)
@@ -164,7 +166,7 @@ func (h *h2Handler) Serve(s *h2server.Stream) {
 	default:
 		st.requestDone()
 	}
-	hs.req = dsRequest{method: s.Method, target: s.Target, authority: s.Authority, header: s.Header, minor: 2,
+	hs.req = dsRequest{bodyBuf: hs.req.bodyBuf, method: s.Method, target: s.Target, authority: s.Authority, header: s.Header, minor: 2,
 		body: body, contentLength: s.ContentLength, remote: h.remote, remoteAddr: h.remoteAddr, local: h.local,
 		origDst: h.orig, scheme: h.scheme, peer: h.peer, conn: h.conn}
 	srv.handle(st, &hs.req, hs, hcm)
@@ -172,7 +174,7 @@ func (h *h2Handler) Serve(s *h2server.Stream) {
 	if cap(hs.req.header) > cap(s.Header) {
 		s.Header = hs.req.header[:0]
 	}
-	hs.req = dsRequest{}
+	hs.req = dsRequest{bodyBuf: hs.req.bodyBuf}
 }
 
 func (hs *h2stream) Started() bool { return hs.started }

@@ -1,6 +1,7 @@
 package httpproxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strconv"
@@ -141,6 +142,12 @@ func (s *Server) hedged(ctx context.Context, cl *upstream.Cluster, up *upstream.
 	routeBy time.Time, timeout time.Duration, po upstream.PickOptions, canRetry func(int) bool, noteRetry func(),
 ) (*upstream.Response, *upstream.Host, context.CancelFunc, error, []*upstream.Host) {
 	rp := act.Retry
+	// Tries outlive the request (cancelled ones finish in the
+	// background), but up and its body belong to the request's pooled
+	// state: the tries get a copy.
+	own := *up
+	own.Body = bytes.Clone(up.Body)
+	up = &own
 	h := &hedgeRun{ctx: ctx, cl: cl, up: up, act: act, routeBy: routeBy, timeout: timeout, po: po,
 		results: make(chan tryResult, 1+rp.NumRetries)}
 	attempts := 1

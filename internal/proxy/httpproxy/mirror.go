@@ -1,6 +1,7 @@
 package httpproxy
 
 import (
+	"bytes"
 	"io"
 	"math/rand/v2"
 	"strings"
@@ -40,7 +41,7 @@ func (s *Server) mirror(cfg *Config, act *xdsparse.RouteAction, up *upstream.Req
 			continue
 		}
 		cp := &upstream.Request{Method: up.Method, Scheme: up.Scheme, Authority: shadowHost(up.Authority), Path: up.Path,
-			Header: up.Header.Clone(0), Body: up.Body, ContentLength: up.ContentLength, DownstreamHTTP2: up.DownstreamHTTP2}
+			Header: up.Header.Clone(0), Body: bytes.Clone(up.Body), ContentLength: up.ContentLength, DownstreamHTTP2: up.DownstreamHTTP2}
 		if mp.Unsampled {
 			unsample(&cp.Header)
 		}

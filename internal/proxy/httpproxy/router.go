@@ -14,6 +14,7 @@ import (
 	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"github.com/mast-mesh/mast/internal/proxy/headers"
 	"github.com/mast-mesh/mast/internal/proxy/http1"
+	"github.com/mast-mesh/mast/internal/proxy/upstream"
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
 	"github.com/mast-mesh/mast/internal/telemetry"
 )
@@ -49,6 +50,13 @@ type dsRequest struct {
 	// telemetry (telemetry.go).
 	remoteAddr string
 	tel        telState
+	// up is the upstream request forward builds, tb the HTTP/1 body's
+	// stream-timer wrapper, and bodyBuf the buffer of a body read whole
+	// (kept across uses of the pooled state, up to maxKeptBody): the
+	// request's state costs no allocation of its own.
+	up      upstream.Request
+	tb      timedBody
+	bodyBuf []byte
 }
 
 // responseWriter is the codec's response side.

@@ -104,6 +104,8 @@ type Server struct {
 	ParkIdle time.Duration
 	idle     idlepoll.Poller
 	readers  sync.Pool // *bufio.Reader of connections
+	// timeoutMs are the strings of x-envoy-expected-rq-timeout-ms.
+	timeoutMs msStrings
 }
 
 // defaultParkIdle is ParkIdle's default.
@@ -273,6 +275,9 @@ type h1Conn struct {
 	// the first stream with a timeout and shared by the next ones.
 	cur   atomic.Pointer[streamTimer]
 	timer *time.Timer
+	// stream is the streams' context and timer state, reused (init) by
+	// each request.
+	stream streamTimer
 	// expireIO cuts the connection's I/O for the stream timers (bound once).
 	expireIO func(responseStarted bool)
 
@@ -533,7 +538,7 @@ func (c *h1Conn) serveOne(ctx context.Context, hcm *xdsparse.HTTPManager) bool {
 	if req == nil {
 		req = new(dsRequest)
 	}
-	*req = dsRequest{
+	*req = dsRequest{bodyBuf: req.bodyBuf,
 		method: h.Method, target: h.Target, header: h.Headers, minor: h.Minor,
 		body: body, contentLength: h.ContentLength, chunked: h.Chunked, remote: c.remote, remoteAddr: c.remoteAddr, local: c.local, origDst: c.orig, scheme: c.scheme, peer: c.peer, conn: c.conn,
 	}
@@ -557,7 +562,8 @@ func (c *h1Conn) serveOne(ctx context.Context, hcm *xdsparse.HTTPManager) bool {
 	// The stream's context; stream_idle_timeout and request_timeout: the
 	// timers cut the connection's reads (and its writes once the response
 	// started).
-	st := newStream(ctx, hcm.StreamIdleTimeout, hcm.RequestTimeout, c.expireIO)
+	st := &c.stream
+	st.init(ctx, hcm.StreamIdleTimeout, hcm.RequestTimeout, c.expireIO)
 	c.cur.Store(st)
 	if ctx.Err() != nil {
 		st.cancel(ctx.Err())
@@ -568,7 +574,8 @@ func (c *h1Conn) serveOne(ctx context.Context, hcm *xdsparse.HTTPManager) bool {
 		}
 		st.arm(c.timer)
 		if req.chunked || req.contentLength > 0 {
-			req.body = &timedBody{r: body, st: st, ctx: st}
+			req.tb = timedBody{r: body, st: st, ctx: st}
+			req.body = &req.tb
 		} else {
 			st.requestDone()
 		}
@@ -587,7 +594,7 @@ func (c *h1Conn) serveOne(ctx context.Context, hcm *xdsparse.HTTPManager) bool {
 	if cap(req.header) > cap(h.Headers) {
 		h.Headers = req.header[:0]
 	}
-	*req = dsRequest{}
+	*req = dsRequest{bodyBuf: req.bodyBuf}
 	c.s.reqs.Put(req)
 	if c.bw.Buffered() == 0 { // else the response failed: drop it
 		c.bw.Reset(nil)

@@ -58,9 +58,10 @@ type streamTimer struct {
 	firing sync.WaitGroup
 
 	mu      sync.Mutex
-	stopped bool  // the timers are off
-	err     error // set once the context ended
-	cause   error // the timer's cause, when a timer ended it
+	gen     uint64 // counts the streams st served (init)
+	stopped bool   // the timers are off
+	err     error  // set once the context ended
+	cause   error  // the timer's cause, when a timer ended it
 	done    chan struct{}
 	abort   func()   // the upstream exchange's I/O unblocker (SetAbort)
 	funcs   []func() // context.AfterFunc and derived contexts
@@ -73,13 +74,32 @@ var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); retu
 
 // newStream makes a stream's context; arm starts its timers.
 func newStream(parent context.Context, idle, request time.Duration, expire func(bool)) *streamTimer {
-	st := &streamTimer{parent: parent, idle: max(idle, 0), expire: expire}
+	st := &streamTimer{}
+	st.init(parent, idle, request, expire)
+	return st
+}
+
+// init makes st a new stream's context, as newStream does: a codec keeps
+// one streamTimer with its connection or pooled stream and calls init for
+// each stream once the previous one's stop returned. What the previous
+// stream handed out then no longer acts on st: its AfterFunc stop
+// functions check the generation, its Done channel stays closed.
+func (st *streamTimer) init(parent context.Context, idle, request time.Duration, expire func(bool)) {
 	now := time.Now().UnixNano()
-	st.last.Store(now)
+	st.mu.Lock()
+	st.gen++
+	st.parent, st.idle, st.expire = parent, max(idle, 0), expire
+	st.reqBy = 0
 	if request > 0 {
 		st.reqBy = now + int64(request)
 	}
-	return st
+	st.t, st.unlinkParent = nil, nil
+	st.stopped = false
+	st.err, st.cause, st.done, st.abort, st.funcs = nil, nil, nil, nil, nil
+	st.mu.Unlock()
+	st.last.Store(now)
+	st.reqDone.Store(false)
+	st.respActive.Store(false)
 }
 
 // timed reports whether the stream has a timeout to enforce.
@@ -246,12 +266,12 @@ func (st *streamTimer) AfterFunc(f func()) func() bool {
 		return func() bool { return false }
 	}
 	st.funcs = append(st.funcs, f)
-	i := len(st.funcs) - 1
+	i, gen := len(st.funcs)-1, st.gen
 	st.mu.Unlock()
 	return func() bool {
 		st.mu.Lock()
 		defer st.mu.Unlock()
-		if st.err != nil || i >= len(st.funcs) || st.funcs[i] == nil {
+		if st.gen != gen || st.err != nil || i >= len(st.funcs) || st.funcs[i] == nil {
 			return false
 		}
 		st.funcs[i] = nil

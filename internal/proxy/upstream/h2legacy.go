@@ -88,9 +88,10 @@ func (p *pool) roundTripH2Legacy(ctx context.Context, req *Request) (*Response, 
 	}
 	switch {
 	case req.Body != nil:
-		hreq.Body = io.NopCloser(bytes.NewReader(req.Body))
-		hreq.ContentLength = int64(len(req.Body))
-		body := req.Body
+		// x/net's transport may still send it after the exchange: a copy.
+		body := bytes.Clone(req.Body)
+		hreq.Body = io.NopCloser(bytes.NewReader(body))
+		hreq.ContentLength = int64(len(body))
 		hreq.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	case req.BodyStream != nil:
 		hreq.Body = io.NopCloser(req.BodyStream)

@@ -23,6 +23,8 @@ type Request struct {
 	Path      string // origin-form target
 	Header    headers.List
 	// Body holds a buffered body (nil for none); BodyStream an unbuffered one.
+	// Body is not kept past the exchange: once the response's Body is
+	// closed (or RoundTrip failed) the caller may reuse its array.
 	Body       []byte
 	BodyStream io.Reader
 	// ContentLength is the body length, -1 when unknown (stream it chunked).

@@ -14,6 +14,7 @@ import (
 	"math/big"
 	"net"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,6 +30,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/mast-mesh/mast/internal/proxy/agent"
+	"github.com/mast-mesh/mast/internal/proxy/rawsock"
 	"github.com/mast-mesh/mast/internal/proxy/xdsclient"
 	"github.com/mast-mesh/mast/internal/proxy/xdstest"
 )
@@ -308,6 +310,7 @@ func echoBackend(tb testing.TB) string {
 			if err != nil {
 				return
 			}
+			c = rawsock.Wrap(c) // its system calls do not wake the runtime (TestServeTwoHop)
 			go func() {
 				defer c.Close()
 				br := bufio.NewReader(c)
@@ -345,4 +348,27 @@ func echoBackend(tb testing.TB) string {
 		}
 	}()
 	return ln.Addr().String()
+}
+
+// TestServeTwoHop serves the two-hop topology (plaintext, echo backend) for
+// a load generator in another process, as dpbench's fixed rate drives a
+// sidecar: the process then idles between requests. It runs only with
+// MAST_DP_SERVE set to a file, where it writes A's address; it serves for
+// MAST_DP_SERVE_FOR (default 60s). Run it with GOMAXPROCS=1 under taskset
+// to pin it as dpbench pins a sidecar, and read the process's CPU and
+// context switches from /proc around the load.
+func TestServeTwoHop(t *testing.T) {
+	out := os.Getenv("MAST_DP_SERVE")
+	if out == "" {
+		t.Skip("MAST_DP_SERVE not set")
+	}
+	d, err := time.ParseDuration(os.Getenv("MAST_DP_SERVE_FOR"))
+	if err != nil {
+		d = time.Minute
+	}
+	addr, _ := startTwoHopTo(t, os.Getenv("MAST_DP_SERVE_MTLS") != "", echoBackend(t))
+	if err := os.WriteFile(out, []byte(addr), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(d)
 }

@@ -88,7 +88,7 @@ func (x *clusterIndex) namesOf(host string) []name {
 }
 
 // edsState is a watch's view of the cluster index, valid while the
-// subscription is unchanged. Loop only.
+// subscription is unchanged. Written by the loop under conn.mu.
 type edsState struct {
 	gen      uint64 // watch.namesGen it was computed for
 	ready    bool
@@ -104,7 +104,10 @@ func (c *conn) edsNames(w *watch, req *model.PushRequest) []string {
 		return w.sortedNames()
 	}
 	if !w.eds.ready || w.eds.gen != w.namesGen {
-		w.eds = edsState{gen: w.namesGen, ready: true, unmapped: x.unmapped(w.names)}
+		st := edsState{gen: w.namesGen, ready: true, unmapped: x.unmapped(w.names)}
+		c.mu.Lock() // Server.Push reads it (wantsEndpoints)
+		w.eds = st
+		c.mu.Unlock()
 	}
 	out := slices.Clone(w.eds.unmapped)
 	for h := range req.EDSHosts {
@@ -119,4 +122,30 @@ func (c *conn) edsNames(w *watch, req *model.PushRequest) []string {
 		out = slices.Compact(out)
 	}
 	return out
+}
+
+// wantsEndpoints reports whether an endpoint-only push for hosts can send
+// this connection anything, so that Server.Push wakes only the connections
+// subscribed to a changed host's clusters: those with a wildcard endpoint
+// watch, a subscribed cluster of one of the hosts, or subscribed names the
+// index cannot map. A subscription the loop has not indexed yet counts as
+// wanting them (the loop indexes it on that push).
+func (c *conn) wantsEndpoints(x *clusterIndex, hosts map[string]struct{}) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w := c.watches[EndpointType]
+	switch {
+	case w == nil:
+		return false
+	case w.wildcard || !w.eds.ready || w.eds.gen != w.namesGen || len(w.eds.unmapped) > 0:
+		return true
+	}
+	for h := range hosts {
+		for _, n := range x.namesOf(h) {
+			if w.names.hasName(n) {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -52,6 +52,7 @@ func TestEDSNamesMatchParsing(t *testing.T) {
 		c := s.newConn(&model.Proxy{ID: fmt.Sprintf("p%d", conn)}, "sotw")
 		w := newWatch(EndpointType)
 		w.setSotwNames(pick(1 + rng.IntN(60)))
+		c.addWatch(w)
 		for step := range 30 {
 			switch rng.IntN(4) {
 			case 0:
@@ -69,9 +70,15 @@ func TestEDSNamesMatchParsing(t *testing.T) {
 			for range rng.IntN(4) {
 				req.EDSHosts[fmt.Sprintf("svc%d.ns.svc.cluster.local", rng.IntN(45))] = struct{}{}
 			}
+			// Server.Push asks before the loop looks (wakes conservatively
+			// while the subscription is not indexed), and exactly after.
+			before := c.wantsEndpoints(s.clusters, req.EDSHosts)
 			got, want := c.edsNames(w, req), edsNamesByParsing(w, req)
 			if !slices.Equal(got, want) {
 				t.Fatalf("conn %d step %d: hosts %v, subscription %v:\n got  %q\n want %q", conn, step, req.EDSHosts, w.sortedNames(), got, want)
+			}
+			if after := c.wantsEndpoints(s.clusters, req.EDSHosts); after != (len(want) > 0) || len(want) > 0 && !before {
+				t.Fatalf("conn %d step %d: hosts %v, subscription %v: wantsEndpoints %v before the push, %v after, with %q to send", conn, step, req.EDSHosts, w.sortedNames(), before, after, want)
 			}
 		}
 	}
@@ -90,5 +97,41 @@ func TestEDSIndexBounded(t *testing.T) {
 	}
 	if len(x.hostOf) != maxIndexed || len(x.namesOf("a.example")) != 0 {
 		t.Fatalf("the index grew past its bound: %d names, %d for a.example", len(x.hostOf), len(x.namesOf("a.example")))
+	}
+}
+
+// TestEndpointPushWakesOnlySubscribers: an endpoint-only push is scheduled
+// on the connections subscribed to a changed host's clusters (and on those
+// with a wildcard endpoint watch); a full push on every connection.
+func TestEndpointPushWakesOnlySubscribers(t *testing.T) {
+	s := New(Config{Generate: func(*model.PushContext, *model.Proxy, string, []string) ([]model.XDSResource, error) { return nil, nil }, ClusterHost: parseClusterHost})
+	mk := func(id string, wildcard bool, names ...string) *conn {
+		c := s.newConn(&model.Proxy{ID: id}, "delta")
+		w := newWatch(EndpointType)
+		w.setSotwNames(names)
+		w.wildcard = wildcard
+		c.addWatch(w)
+		if !wildcard {
+			c.edsNames(w, &model.PushRequest{}) // indexed, as after the first push
+		}
+		s.conns[c] = struct{}{}
+		return c
+	}
+	a := mk("a", false, "outbound|80||a.example")
+	b := mk("b", false, "outbound|80||b.example")
+	all := mk("all", true)
+	none := s.newConn(&model.Proxy{ID: "none"}, "delta") // no endpoint watch
+	s.conns[none] = struct{}{}
+	s.Push(nil, &model.PushRequest{EDSHosts: map[string]struct{}{"a.example": {}}})
+	for c, want := range map[*conn]bool{a: true, b: false, all: true, none: false} {
+		if req, _ := c.takePending(); (req != nil) != want {
+			t.Errorf("endpoint push for a.example: %s scheduled %v, want %v", c.proxy.ID, req != nil, want)
+		}
+	}
+	s.Push(nil, &model.PushRequest{Full: true})
+	for c := range s.conns {
+		if req, _ := c.takePending(); req == nil {
+			t.Errorf("full push: %s not scheduled", c.proxy.ID)
+		}
 	}
 }

@@ -162,7 +162,8 @@ func (s *Server) Register(g *grpc.Server) {
 }
 
 // Push makes pc the current push context and schedules req on every
-// connection. It never blocks: a connection already holding a pending push
+// connection it concerns (an endpoint-only push: those subscribed to a
+// changed host's clusters). It never blocks: a connection already holding a pending push
 // merges req into it. A nil pc keeps the current one; a nil req is a full push.
 func (s *Server) Push(pc *model.PushContext, req *model.PushRequest) {
 	if pc != nil && s.pc.Swap(pc) != pc {
@@ -171,9 +172,15 @@ func (s *Server) Push(pc *model.PushContext, req *model.PushRequest) {
 	if req == nil {
 		req = &model.PushRequest{Full: true}
 	}
+	// An endpoint-only push wakes only the connections it can send
+	// something (conn.wantsEndpoints); any other push wakes every one.
+	edsOnly := s.clusters != nil && !req.Full && len(req.Addresses) == 0 && len(req.EDSHosts) > 0
 	now := time.Now()
 	s.mu.RLock()
 	for c := range s.conns {
+		if edsOnly && !c.wantsEndpoints(s.clusters, req.EDSHosts) {
+			continue
+		}
 		c.enqueue(req, now)
 	}
 	s.mu.RUnlock()

@@ -30,9 +30,11 @@ const maxUnprocessedRetries = 3
 // max_concurrent_streams), else a new one; with max_connections open and
 // every stream taken, the request waits as a pending one.
 func (p *pool) roundTripH2(ctx context.Context, req *Request) (*Response, error) {
-	r := &h2client.Request{Method: req.Method, Authority: req.Authority, Path: req.Path, Header: req.Header,
+	// The exchange's request, response and body wrapper in one allocation.
+	ex := &h2exchange{req: h2client.Request{Method: req.Method, Authority: req.Authority, Path: req.Path, Header: req.Header,
 		Body: req.Body, BodyStream: req.BodyStream, ContentLength: req.ContentLength, Trailers: req.Trailers,
-		Deadline: req.Deadline}
+		Deadline: req.Deadline}}
+	r := &ex.req
 	for attempt := 0; ; attempt++ {
 		c, err := p.h2conn(ctx, req.Deadline)
 		if err != nil {
@@ -45,8 +47,9 @@ func (p *pool) roundTripH2(ctx context.Context, req *Request) (*Response, error)
 			}
 			return nil, classifyH2(ctx, err)
 		}
-		b := &h2body{st: st, ctx: ctx}
-		return &Response{Status: st.Status, Header: st.Header, ContentLength: st.ContentLength, Body: b, Trailers: st.Trailers}, nil
+		ex.body = h2body{st: st, ctx: ctx}
+		ex.resp = Response{Status: st.Status, Header: st.Header, ContentLength: st.ContentLength, Body: &ex.body, Trailers: st.Trailers}
+		return &ex.resp, nil
 	}
 }
 
@@ -180,6 +183,13 @@ func (p *pool) h2Closed(c *h2client.Conn) {
 	}
 	p.wakeOne()
 	p.mu.Unlock()
+}
+
+// h2exchange is what one HTTP/2 exchange allocates.
+type h2exchange struct {
+	req  h2client.Request
+	resp Response
+	body h2body
 }
 
 // h2body is an HTTP/2 response body: errors are classified.

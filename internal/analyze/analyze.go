@@ -34,6 +34,7 @@ func Analyzers() []Analyzer {
 		{"destinationrule.PodNotSelectedAnalyzer", analyzeSubsetPods},
 		{"deprecation.FieldAnalyzer", analyzeDeprecatedFields},
 		{"envoyfilter.EnvoyPatchAnalyzer", analyzeEnvoyFilters},
+		{"envoyfilter.EffectAnalyzer", analyzeEnvoyFilterEffect},
 		{"gateway.IngressGatewayPortAnalyzer", analyzeGatewayPorts},
 		{"gateway.ConflictingGatewayAnalyzer", analyzeConflictingGateways},
 		{"gateway.CertificateAnalyzer", analyzeGatewayCertificates},

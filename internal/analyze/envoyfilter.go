@@ -6,12 +6,10 @@ import (
 	networking "istio.io/api/networking/v1alpha3"
 )
 
-// analyzeEnvoyFilters follows Istio's EnvoyPatchAnalyzer. Mast does not
-// apply EnvoyFilters (mastd warns that they are not honoured), but the
-// checks still tell a user moving to or from Istio what would go wrong:
-// ADD or REMOVE on routes is ignored (IST0153, IST0154), REPLACE only works
-// on filters and virtual hosts (IST0152), and relative operations without a
-// priority may not apply (IST0151; IST0155 when a proxyVersion match is set).
+// analyzeEnvoyFilters follows Istio's EnvoyPatchAnalyzer: ADD or REMOVE on
+// routes is ignored (IST0153, IST0154), REPLACE only works on filters and
+// virtual hosts (IST0152), and relative operations without a priority may
+// not apply (IST0151; IST0155 when a proxyVersion match is set).
 func analyzeEnvoyFilters(c *context) {
 	efs := append([]*EnvoyFilter(nil), c.in.EnvoyFilters...)
 	sort.SliceStable(efs, func(i, j int) bool {

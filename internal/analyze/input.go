@@ -207,9 +207,7 @@ func (in *Input) Add(file string, data []byte) {
 		apiVersion, kind := scalar(root, "apiVersion"), scalar(root, "kind")
 		group, _, _ := strings.Cut(apiVersion, "/")
 		if kind == "EnvoyFilter" && group == "networking.istio.io" {
-			istio[i] = blank(d.text)
-			in.addEnvoyFilter(file, d.line, root)
-			continue
+			in.addEnvoyFilter(file, d.line, root) // for the patch operation checks, with each patch's line
 		}
 		if strings.HasSuffix(group, "istio.io") {
 			istio[i] = d.text

@@ -369,7 +369,7 @@ func Run(ctx context.Context, cfg Config) error {
 	mux.Handle("/metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	mux.Handle("/debug/syncz", guard.ReadOnly(adsServer.SynczHandler()))
 	mux.Handle("/debug/config_dump", guard.ReadOnly(adsServer.ConfigDumpHandler()))
-	mux.Handle("/debug/configz", guard.ReadOnly(configzHandler(fs)))
+	mux.Handle("/debug/configz", guard.ReadOnly(configzHandler(fs, adsServer.Proxies, cfg.Mesh.RootNamespace)))
 	mux.Handle("/debug/registryz", guard.ReadOnly(registryzHandler(p)))
 	if authority != nil {
 		mux.Handle("/debug/ca/rotate-root", guard.Mutating(rotateRootHandler(authority)))

@@ -13,6 +13,8 @@ import (
 
 	"github.com/mast-mesh/mast/internal/ca"
 	"github.com/mast-mesh/mast/internal/config/store"
+	"github.com/mast-mesh/mast/internal/dashboard"
+	"github.com/mast-mesh/mast/internal/pilot/model"
 )
 
 // DebugTokenName is the file in the CA directory that holds the token of
@@ -101,25 +103,54 @@ func revokedHandler(authority *ca.CA) http.Handler {
 	})
 }
 
-// configzResource is one loaded resource as /debug/configz lists it.
+// configzResource is one loaded resource as /debug/configz lists it, with
+// what validation and the analyzers say of it.
 type configzResource struct {
-	Kind      string `json:"kind"`
-	Namespace string `json:"namespace"`
-	Name      string `json:"name"`
-	Source    string `json:"source"`
+	Kind      string           `json:"kind"`
+	Namespace string           `json:"namespace"`
+	Name      string           `json:"name"`
+	Source    string           `json:"source"`
+	Messages  []configzMessage `json:"messages"`
 }
 
-// configzHandler serves the loaded resources and the store's file status
-// (rejected files with their errors) as JSON.
-func configzHandler(fs *store.File) http.Handler {
+// configzMessage is one analysis message (Istio's code and level; a
+// validation warning is IST0133, an error IST0106).
+type configzMessage struct {
+	Code      string `json:"code"`
+	Level     string `json:"level"`
+	Message   string `json:"message"`
+	Kind      string `json:"kind,omitempty"` // for a resource not in force (Others)
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name,omitempty"`
+}
+
+// configzHandler serves the loaded resources with their validation and
+// analysis messages (the dashboard's analysis: the store's files, with the
+// connected proxies as the workloads), the messages of resources not in
+// force, and the store's file status (rejected files with their errors),
+// as JSON.
+func configzHandler(fs *store.File, proxies func() []*model.Proxy, rootNamespace string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		snap := fs.Snapshot()
+		snap, st := fs.Snapshot(), fs.Status()
 		out := struct {
 			Resources []configzResource `json:"resources"`
+			Others    []configzMessage  `json:"others"`
 			Store     store.Status      `json:"store"`
-		}{Resources: []configzResource{}, Store: fs.Status()}
+		}{Resources: []configzResource{}, Others: []configzMessage{}, Store: st}
+		index := map[[3]string]int{}
 		for _, r := range snap.All() {
-			out.Resources = append(out.Resources, configzResource{Kind: r.Kind.Kind, Namespace: r.Namespace, Name: r.Name, Source: r.Source.String()})
+			index[[3]string{r.Kind.Kind, r.Namespace, r.Name}] = len(out.Resources)
+			out.Resources = append(out.Resources, configzResource{Kind: r.Kind.Kind, Namespace: r.Namespace, Name: r.Name,
+				Source: r.Source.String(), Messages: []configzMessage{}})
+		}
+		for _, m := range dashboard.AnalyzeMesh(st, proxies(), rootNamespace) {
+			cm := configzMessage{Code: m.Type.Code, Level: m.Type.Level.String(), Message: m.Text}
+			if i, ok := index[[3]string{m.Resource.Kind, m.Resource.Namespace, m.Resource.Name}]; ok {
+				out.Resources[i].Messages = append(out.Resources[i].Messages, cm)
+				continue
+			}
+			cm.Kind, cm.Namespace, cm.Name = m.Resource.Kind, m.Resource.Namespace, m.Resource.Name
+			out.Others = append(out.Others, cm)
 		}
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)

@@ -232,7 +232,8 @@ func (d *describer) describeService(r config.Resource, podLabels map[string]stri
 		d.warnings("DestinationRule", dr.Namespace, dr.Name)
 	}
 	vsFound := false
-	for _, vr := range d.snap.List(config.VirtualService) {
+	merged := mergeVS(d.snap) // delegation merged as mastd merges it
+	for _, vr := range merged.list {
 		vs := vr.Spec.(*networking.VirtualService)
 		routes, to := 0, false
 		for _, h := range vs.GetHttp() {
@@ -258,6 +259,9 @@ func (d *describer) describeService(r config.Resource, podLabels map[string]stri
 			d.printf(", %d TCP route(s)", n)
 		}
 		d.printf("\n")
+		if ds := merged.delegates(vr); len(ds) > 0 {
+			d.printf("   Delegates merged: %s\n", strings.Join(ds, ", "))
+		}
 		d.warnings("VirtualService", vr.Namespace, vr.Name)
 	}
 	if !vsFound {

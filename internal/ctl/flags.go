@@ -25,7 +25,8 @@ type command struct {
 	usage    string // after "mast NAME "
 	about    string
 	examples []string
-	args     []string // positional arguments, wherever they stood among the flags
+	args     []string  // positional arguments, wherever they stood among the flags
+	progress *progress // says on stderr what a slow step is doing (set by parse)
 }
 
 func newCommand(name, usage, about string, examples ...string) *command {
@@ -37,6 +38,7 @@ func newCommand(name, usage, about string, examples ...string) *command {
 // parse parses args. ok is false when the command should stop with exit:
 // 0 after --help (printed to stdout), 2 on a usage error (printed to stderr).
 func (c *command) parse(args []string, stdout, stderr io.Writer) (exit int, ok bool) {
+	c.progress = newProgress(stderr)
 	// Flags and arguments may be interspersed, as with istioctl and kubectl.
 	var err error
 	for {

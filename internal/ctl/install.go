@@ -120,7 +120,10 @@ func Install(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return ExitFailure
 	}
 	if dryRun == "none" {
-		if err := cl.WaitEstablished(ctx, objs); err != nil {
+		done := c.progress.step("Waiting for the API server to establish Istio's custom resource definitions")
+		err := cl.WaitEstablished(ctx, objs)
+		done()
+		if err != nil {
 			fmt.Fprintf(stderr, "mast install: %v\n", err)
 			return ExitFailure
 		}

@@ -28,6 +28,21 @@ func TestEveryCommandHasHelp(t *testing.T) {
 			}
 		}
 	}
+	// Subcommands: their own usage and examples, by --help and by `mast help`.
+	for _, sub := range []struct{ args, usage, example string }{
+		{"x authz check", "Usage: mast x authz check PROXY", "mast x authz check ratings-v1"},
+		{"manifest generate", "Usage: mast manifest generate", "mast manifest generate |"},
+		{"proxy-config cluster", "Usage: mast proxy-config cluster|", "mast proxy-config cluster productpage-v1"},
+		{"ca revoke", "Usage: mast ca revoke", "mast ca revoke --reason"},
+	} {
+		for _, args := range [][]string{append(strings.Fields(sub.args), "--help"), append([]string{"help"}, strings.Fields(sub.args)...)} {
+			var out, errOut bytes.Buffer
+			code := Main(context.Background(), args, &out, &errOut)
+			if s := out.String(); code != ExitOK || !strings.HasPrefix(s, sub.usage) || !strings.Contains(s, "\nExamples:\n  "+sub.example) {
+				t.Errorf("mast %s: exit %d, want 0, usage %q and example %q:\n%s%s", strings.Join(args, " "), code, sub.usage, sub.example, s, errOut.String())
+			}
+		}
+	}
 	var out, errOut bytes.Buffer
 	if code := Main(context.Background(), []string{"apply", "--no-such-flag"}, &out, &errOut); code != ExitUsage ||
 		!strings.Contains(errOut.String(), "Run `mast apply --help`") {

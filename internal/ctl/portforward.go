@@ -153,6 +153,7 @@ func (m *meshFlags) kubeMastd(ctx context.Context) (string, error) {
 // port, as `kubectl port-forward` does (WebSockets first, SPDY when the API
 // server does not upgrade to them), and returns the local HOST:PORT.
 func (m *meshFlags) forward(rc *rest.Config, client kubernetes.Interface, pod *corev1.Pod, port int) (string, error) {
+	defer m.step("Forwarding a local port to %s/%s's port %d through the API server", pod.Namespace, pod.Name, port)()
 	url := client.CoreV1().RESTClient().Post().Resource("pods").Namespace(pod.Namespace).Name(pod.Name).SubResource("portforward").URL()
 	transport, upgrader, err := spdy.RoundTripperFor(rc)
 	if err != nil {

@@ -248,6 +248,11 @@ func (f proxyConfigFilter) cluster(name string) bool {
 		(f.subset == "" || subset == f.subset) && (f.direction == "" || strings.EqualFold(dir, f.direction))
 }
 
+func (f proxyConfigFilter) listener(l dumpListener) bool {
+	return (f.port == 0 || l.Address.SocketAddress.PortValue == f.port) &&
+		(f.direction == "" || strings.EqualFold(l.TrafficDirection, f.direction))
+}
+
 func writeClusters(w io.Writer, d *configDump, f proxyConfigFilter, mc meshConfig) {
 	tw := tabwriter.NewWriter(w, 0, 8, 1, ' ', 0)
 	fmt.Fprintln(tw, "SERVICE FQDN\tPORT\tSUBSET\tDIRECTION\tTYPE\tDESTINATION RULE")
@@ -286,10 +291,10 @@ func writeListeners(w io.Writer, d *configDump, f proxyConfigFilter) {
 	ls := append([]dumpListener(nil), d.Listeners...)
 	sort.Slice(ls, func(i, j int) bool { return ls[i].Name < ls[j].Name })
 	for _, l := range ls {
-		port := l.Address.SocketAddress.PortValue
-		if (f.port != 0 && port != f.port) || (f.direction != "" && !strings.EqualFold(l.TrafficDirection, f.direction)) {
+		if !f.listener(l) {
 			continue
 		}
+		port := l.Address.SocketAddress.PortValue
 		for _, fc := range l.FilterChains {
 			match := "ALL"
 			if m := fc.Match; m != nil {
@@ -491,7 +496,12 @@ func ProxyConfig(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if *output != "table" {
-		return writeStructured(stdout, stderr, *output, sectionsFor(d, kind))
+		v, err := sectionsFor(d, kind, f)
+		if err != nil {
+			fmt.Fprintf(stderr, "mast proxy-config: %s: %v\n", p.Name, err)
+			return ExitFailure
+		}
+		return writeStructured(stdout, stderr, *output, v)
 	}
 	if (kind == "secret" && d.raw[secretsDumpType] == nil) || (kind == "bootstrap" && d.raw[bootstrapDumpType] == nil) {
 		fmt.Fprintf(stderr, "mast proxy-config %s: %s's /config_dump has no %s section (a mast-proxy older than this mast?)\n", kind, p.Name, kind)
@@ -531,8 +541,10 @@ func writeProxyConfig(w io.Writer, d *configDump, kind string, f proxyConfigFilt
 	}
 }
 
-// sectionsFor returns the raw config_dump sections of a kind, for -o json|yaml.
-func sectionsFor(d *configDump, kind string) any {
+// sectionsFor returns the config_dump sections of a kind, for -o json|yaml,
+// holding only the entries the filters select (istioctl filters its JSON
+// and YAML output as it filters its tables).
+func sectionsFor(d *configDump, kind string, f proxyConfigFilter) (any, error) {
 	types := map[string]string{
 		"cluster":   "type.googleapis.com/envoy.admin.v3.ClustersConfigDump",
 		"listener":  "type.googleapis.com/envoy.admin.v3.ListenersConfigDump",
@@ -541,16 +553,89 @@ func sectionsFor(d *configDump, kind string) any {
 		"secret":    secretsDumpType,
 		"bootstrap": bootstrapDumpType,
 	}
-	if kind == "all" {
-		var out []json.RawMessage
-		for _, k := range []string{"bootstrap", "cluster", "listener", "route", "endpoint", "secret"} {
-			if r, ok := d.raw[types[k]]; ok {
-				out = append(out, r)
+	if kind != "all" {
+		return filterSection(d.raw[types[kind]], kind, f)
+	}
+	var out []json.RawMessage
+	for _, k := range []string{"bootstrap", "cluster", "listener", "route", "endpoint", "secret"} {
+		if r, ok := d.raw[types[k]]; ok {
+			fr, err := filterSection(r, k, f)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, fr)
+		}
+	}
+	return map[string]any{"configs": out}, nil
+}
+
+// filterSection keeps the entries of a config_dump section that f selects;
+// without filters the section is returned as the proxy wrote it.
+func filterSection(raw json.RawMessage, kind string, f proxyConfigFilter) (json.RawMessage, error) {
+	if raw == nil || f == (proxyConfigFilter{}) {
+		return raw, nil
+	}
+	var sec map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &sec); err != nil {
+		return nil, fmt.Errorf("config_dump: %w", err)
+	}
+	for key, list := range sec {
+		if key == "@type" || !strings.HasPrefix(key, "dynamic_") && !strings.HasPrefix(key, "static_") {
+			continue
+		}
+		var entries []json.RawMessage
+		if json.Unmarshal(list, &entries) != nil {
+			continue // not a list (a version)
+		}
+		kept := []json.RawMessage{}
+		for _, e := range entries {
+			if keepEntry(e, kind, f) {
+				kept = append(kept, e)
 			}
 		}
-		return map[string]any{"configs": out}
+		b, err := json.Marshal(kept)
+		if err != nil {
+			return nil, err
+		}
+		sec[key] = b
 	}
-	return d.raw[types[kind]]
+	return json.Marshal(sec)
+}
+
+// keepEntry applies the filters of kind to one entry of a section list, as
+// the table of that kind applies them.
+func keepEntry(e json.RawMessage, kind string, f proxyConfigFilter) bool {
+	var v struct {
+		Cluster     struct{ Name string }            `json:"cluster"`
+		ActiveState struct{ Listener *dumpListener } `json:"active_state"`
+		Listener    *dumpListener                    `json:"listener"`
+		RouteConfig struct{ Name string }            `json:"route_config"`
+		Endpoints   struct {
+			ClusterName  string `json:"clusterName"`
+			ClusterName2 string `json:"cluster_name"`
+		} `json:"endpoint_config"`
+		Name string `json:"name"`
+	}
+	if json.Unmarshal(e, &v) != nil {
+		return true
+	}
+	switch kind {
+	case "cluster":
+		return f.cluster(v.Cluster.Name)
+	case "listener":
+		l := v.ActiveState.Listener
+		if l == nil {
+			l = v.Listener
+		}
+		return l == nil || f.listener(*l)
+	case "route":
+		return f.name == "" || v.RouteConfig.Name == f.name
+	case "endpoint":
+		return f.cluster(v.Endpoints.ClusterName + v.Endpoints.ClusterName2)
+	case "secret":
+		return f.name == "" || v.Name == f.name
+	}
+	return true
 }
 
 func proxyLog(p proxy, level string, stdout, stderr io.Writer) int {

@@ -137,3 +137,57 @@ func TestSecretsFromEnvoy(t *testing.T) {
 		t.Errorf("from Envoy's snake_case:\n%s\nwant:\n%s", got.String(), mast.String())
 	}
 }
+
+// TestProxyConfigStructuredFilters: -o json|yaml honours --fqdn, --subset,
+// --port, --direction and --name as the tables do (istioctl filters its
+// JSON too), keeping each section's shape; without filters the section is
+// the proxy's own.
+func TestProxyConfigStructuredFilters(t *testing.T) {
+	b, err := os.ReadFile("testdata/productpage-config_dump.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := parseConfigDump(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	render := func(kind string, f proxyConfigFilter) string {
+		t.Helper()
+		v, err := sectionsFor(d, kind, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out, errOut bytes.Buffer
+		if code := writeStructured(&out, &errOut, "json", v); code != ExitOK {
+			t.Fatalf("%s: exit %d %s", kind, code, errOut.String())
+		}
+		return out.String()
+	}
+	all := render("cluster", proxyConfigFilter{})
+	if !strings.Contains(all, `"outbound|9080|v1|reviews.default.svc.cluster.local"`) || !strings.Contains(all, `"outbound|9080|v2|reviews.default.svc.cluster.local"`) {
+		t.Fatalf("unfiltered clusters lack reviews' subsets:\n%.2000s", all)
+	}
+	got := render("cluster", proxyConfigFilter{fqdn: "reviews.default.svc.cluster.local", subset: "v2"})
+	if !strings.Contains(got, `"outbound|9080|v2|reviews.default.svc.cluster.local"`) || strings.Contains(got, "|v1|") ||
+		strings.Contains(got, "ratings") || !strings.Contains(got, `"dynamic_active_clusters"`) {
+		t.Errorf("clusters --fqdn reviews --subset v2:\n%s", got)
+	}
+	got = render("endpoint", proxyConfigFilter{fqdn: "details"})
+	if !strings.Contains(got, "details.default.svc.cluster.local") || strings.Contains(got, "reviews") {
+		t.Errorf("endpoints --fqdn details:\n%s", got)
+	}
+	if got = render("route", proxyConfigFilter{name: "http_proxy"}); !strings.Contains(got, `"name": "http_proxy"`) {
+		t.Errorf("routes --name http_proxy:\n%.3000s", got)
+	}
+	if got = render("route", proxyConfigFilter{name: "9080"}); !strings.Contains(got, `"dynamic_route_configs": []`) {
+		t.Errorf("routes --name 9080 (none):\n%.3000s", got)
+	}
+	got = render("listener", proxyConfigFilter{direction: "inbound"})
+	if strings.Contains(got, `"OUTBOUND"`) || !strings.Contains(got, `"INBOUND"`) {
+		t.Errorf("listeners --direction inbound:\n%.3000s", got)
+	}
+	got = render("all", proxyConfigFilter{fqdn: "reviews.default.svc.cluster.local", subset: "v2"})
+	if strings.Contains(got, "|v1|reviews") || !strings.Contains(got, "|v2|reviews") || !strings.Contains(got, "BootstrapConfigDump") {
+		t.Errorf("all --fqdn reviews --subset v2:\n%.3000s", got)
+	}
+}

@@ -29,9 +29,19 @@ type meshFlags struct {
 	kubeRC       *rest.Config         // the cluster, once a command reached it (kubeClient)
 	kubeCS       kubernetes.Interface // its clientset
 	istioNS      string               // mastd's namespace on Kubernetes
+	cmd          *command             // the command, for its progress messages
+}
+
+// step announces a slow step of the command on stderr (see progress).
+func (m *meshFlags) step(format string, args ...any) (done func()) {
+	if m.cmd == nil || m.cmd.progress == nil {
+		return func() {}
+	}
+	return m.cmd.progress.step(format, args...)
 }
 
 func (m *meshFlags) register(c *command, proxy bool) {
+	m.cmd = c
 	c.StringVar(&m.stateDir, "state-dir", DefaultStateDir(), "state directory of the running local mesh")
 	c.StringVar(&m.debugAddress, "debug-address", "", "mastd's monitoring address (HOST:PORT, serving /debug/syncz) instead of the local mesh's")
 	c.StringVar(&m.xdsAddress, "xds-address", "", "mastd's xDS address; its monitoring port is assumed to be 15014 on the same host unless --debug-address says")

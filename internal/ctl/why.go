@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -93,6 +94,7 @@ func Why(args []string, stdout, stderr io.Writer) int {
 		return c.usageError(stderr, "on Kubernetes, send the request with an x-request-id header and give --request-id ID (or use --since DURATION)")
 	}
 	if kf.named() {
+		defer m.step("Reading the sidecars' access logs through the API server")()
 		w, err := kubeWhy(context.Background(), *kf, *namespace, *since)
 		if err != nil {
 			fmt.Fprintf(stderr, "mast why: %v\n", err)
@@ -118,6 +120,7 @@ func Why(args []string, stdout, stderr io.Writer) int {
 		where: "since mast up started"}
 	rs, _ := config.LoadPaths(st.ConfigDir)
 	w.snap = config.NewSnapshot(rs)
+	w.vs = mergeVS(w.snap)
 	if fromLogs {
 		return w.fromLogs(*requestID, *since, *output, stdout)
 	}
@@ -149,8 +152,12 @@ func Why(args []string, stdout, stderr io.Writer) int {
 		}
 		agent := "mast-why/" + id
 		header.Set("User-Agent", agent)
+		done := m.step("Sending %s %s", *method, c.args[0])
 		result = w.send(entry, *from != "")
+		done()
+		done = m.step("Reading the proxies' access logs for request %s", id)
 		entries = awaitEntries(st, id, agent, 4*time.Second)
+		done()
 	}
 	findings := w.follow(entry, *from != "")
 	findings = w.withLogFindings(findings, entries)
@@ -321,6 +328,7 @@ type whyRun struct {
 	method string
 	header http.Header
 	snap   *config.Snapshot
+	vs     mergedVS // the VirtualServices with delegation merged
 	syncz  []ads.ProxyStatus
 	trace  []string
 }
@@ -431,7 +439,7 @@ func (w *whyRun) nacks(p proxy) []finding {
 			if t.State == ads.StateNACKed || t.LastNACK != "" && t.VersionAcked != t.VersionSent {
 				out = append(out, finding{Hop: p.Name, Flag: "NACK",
 					Cause:    fmt.Sprintf("the proxy rejected its %s configuration and runs its last good one: %s", shortType(t.TypeURL), t.LastNACK),
-					Resource: nackResource(t.LastNACK, w.snap)})
+					Resource: nackResource(t.LastNACK, w.vs)})
 			}
 		}
 	}
@@ -462,21 +470,22 @@ var nackFields = []struct {
 
 // nackResource names the Istio resource (and field) a NACK message points
 // at: a VirtualService using the refused feature, or one it quotes by name.
-func nackResource(msg string, snap *config.Snapshot) string {
+func nackResource(msg string, vs mergedVS) string {
 	for _, nf := range nackFields {
 		if !strings.Contains(msg, nf.envoy) {
 			continue
 		}
-		for _, r := range snap.List(config.VirtualService) {
+		for _, r := range vs.list {
 			for i, h := range r.Spec.(*networking.VirtualService).GetHttp() {
 				if nf.has(h) {
-					return fmt.Sprintf("VirtualService %s/%s, field spec.http[%d].%s", r.Namespace, r.Name, i, nf.istio)
+					res, field := vs.at(r, i, nf.istio)
+					return res + ", field " + field
 				}
 			}
 		}
 	}
 	for _, m := range quotedRE.FindAllStringSubmatch(msg, -1) {
-		for _, r := range snap.All() {
+		for _, r := range vs.snap.All() {
 			if strings.Contains(m[1], r.Name) && (r.Kind == config.VirtualService || r.Kind == config.DestinationRule || r.Kind == config.Gateway) {
 				return r.Kind.Kind + " " + r.Namespace + "/" + r.Name
 			}
@@ -496,7 +505,7 @@ func (w *whyRun) gatewayFor(port string) string {
 // VirtualService with "*" too), or nil.
 func (w *whyRun) vsFor(host string, gateway bool) *config.Resource {
 	short, _, _ := strings.Cut(host, ".")
-	for _, r := range w.snap.List(config.VirtualService) {
+	for _, r := range w.vs.list {
 		vs := r.Spec.(*networking.VirtualService)
 		bound := len(vs.GetGateways()) > 0 && !(len(vs.GetGateways()) == 1 && vs.GetGateways()[0] == "mesh")
 		if bound != gateway {
@@ -640,7 +649,7 @@ func (w *whyRun) cluster(p proxy, d *configDump, name string) *finding {
 				for i, h := range vs.Spec.(*networking.VirtualService).GetHttp() {
 					for j, d := range h.GetRoute() {
 						if d.GetDestination().GetSubset() == subset && fqdnOf(vs.Namespace, d.GetDestination().GetHost()) == fqdn {
-							f.Field = fmt.Sprintf("spec.http[%d].route[%d].destination.subset", i, j)
+							f.Resource, f.Field = w.vs.at(*vs, i, fmt.Sprintf("route[%d].destination.subset", j))
 						}
 					}
 				}
@@ -673,10 +682,40 @@ func (w *whyRun) cluster(p proxy, d *configDump, name string) *finding {
 			}
 		}
 	} else {
-		f.Cause += "; no WorkloadEntry (or ServiceEntry endpoint) backs this service"
-		f.Resource = "ServiceEntry for " + fqdn
+		w.noWorkloads(f, fqdn)
 	}
 	return f
+}
+
+// noWorkloads explains a service without endpoints by its ServiceEntry:
+// the workloads it selects (none registered: stopped, or their
+// WorkloadEntries gone) or its empty endpoint list.
+func (w *whyRun) noWorkloads(f *finding, fqdn string) {
+	f.Cause += "; no WorkloadEntry (or ServiceEntry endpoint) backs this service"
+	for _, r := range w.snap.List(config.ServiceEntry) {
+		se := r.Spec.(*networking.ServiceEntry)
+		if !slices.ContainsFunc(se.GetHosts(), func(h string) bool { return fqdnOf(r.Namespace, h) == fqdn }) {
+			continue
+		}
+		f.Resource = "ServiceEntry " + r.Namespace + "/" + r.Name
+		if sel := se.GetWorkloadSelector().GetLabels(); len(sel) > 0 {
+			for _, we := range w.snap.List(config.WorkloadEntry) {
+				if we.Namespace == r.Namespace && selects(sel, we.Spec.(*networking.WorkloadEntry).GetLabels()) {
+					// Registered, yet without a healthy endpoint at the proxy.
+					f.Cause = fmt.Sprintf("no healthy upstream: the proxy had no healthy endpoint of %s, though WorkloadEntry %s/%s is registered for it", fqdn, we.Namespace, we.Name)
+					return
+				}
+			}
+			f.Cause = fmt.Sprintf("no healthy upstream: %s has no endpoints: no workload with labels %v is registered "+
+				"(its WorkloadEntry is gone or it was stopped) in namespace %s", fqdn, sel, r.Namespace)
+			f.Field = "spec.workloadSelector.labels"
+			return
+		}
+		f.Cause = fmt.Sprintf("no healthy upstream: %s has no endpoints: its ServiceEntry lists none", fqdn)
+		f.Field = "spec.endpoints"
+		return
+	}
+	f.Resource = "ServiceEntry for " + fqdn
 }
 
 // endpointProxy finds the local mesh proxy in front of the cluster's first endpoint.
@@ -749,7 +788,7 @@ func kubeWhy(ctx context.Context, kf kubeFlags, namespace string, since time.Dur
 		return nil, err
 	}
 	kl := &kubeLogs{client: client, namespace: namespace, since: since}
-	w := &whyRun{snap: cfg.snap, where: fmt.Sprintf("in their newest %d lines", podLogTail)}
+	w := &whyRun{snap: cfg.snap, vs: mergeVS(cfg.snap), where: fmt.Sprintf("in their newest %d lines", podLogTail)}
 	if since > 0 {
 		w.where = "in the window"
 	}

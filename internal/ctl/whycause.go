@@ -97,6 +97,7 @@ func (w *whyRun) diagnose(e *hopEntry) finding {
 		w.vsField(&f, host, e.Proxy, "fault.delay", func(h *networking.HTTPRoute) bool { return h.GetFault().GetDelay() != nil })
 	case e.hasLocalFlag("UH"):
 		f.Cause = fmt.Sprintf("no healthy upstream: cluster %s has no endpoint to send to", e.UpstreamCluster)
+		w.unhealthyCause(&f, host, subset)
 	case e.hasLocalFlag("NR"):
 		f.Cause = fmt.Sprintf("no route matches %s %s%s", e.Method, e.Authority, e.requestPath())
 	case e.hasLocalFlag("NC"):
@@ -221,6 +222,34 @@ func (w *whyRun) rateLimitCause(f *finding, wl workload, details string) {
 	}
 }
 
+// unhealthyCause explains a UH logged for host (and subset): endpoints
+// ejected by the DestinationRule's outlier detection, or no workload
+// registered behind the service.
+func (w *whyRun) unhealthyCause(f *finding, host, subset string) {
+	for _, r := range w.snap.List(config.DestinationRule) {
+		dr := r.Spec.(*networking.DestinationRule)
+		if fqdnOf(r.Namespace, dr.GetHost()) != host {
+			continue
+		}
+		path, od := "spec.trafficPolicy.outlierDetection", dr.GetTrafficPolicy().GetOutlierDetection()
+		for i, ss := range dr.GetSubsets() {
+			if ss.GetName() == subset && ss.GetTrafficPolicy().GetOutlierDetection() != nil {
+				path, od = fmt.Sprintf("spec.subsets[%d].trafficPolicy.outlierDetection", i), ss.GetTrafficPolicy().GetOutlierDetection()
+			}
+		}
+		if od == nil {
+			continue
+		}
+		f.Cause = fmt.Sprintf("no healthy upstream: every endpoint of %s is ejected by DestinationRule %s/%s's outlier detection "+
+			"(its endpoints failed; is the workload stopped?)", host, r.Namespace, r.Name)
+		f.Resource, f.Field = "DestinationRule "+r.Namespace+"/"+r.Name, path
+		return
+	}
+	if subset == "" {
+		w.noWorkloads(f, host)
+	}
+}
+
 // timeoutCause names the VirtualService timeout the request ran into.
 func (w *whyRun) timeoutCause(f *finding, e *hopEntry, host string) {
 	f.Cause = fmt.Sprintf("%s did not answer in time: the proxy gave up after %s (upstream request timeout)", host, e.Duration)
@@ -231,14 +260,13 @@ func (w *whyRun) timeoutCause(f *finding, e *hopEntry, host string) {
 		f.Cause += "; no VirtualService (of the configuration in force now) sets a timeout for it"
 		return
 	}
-	f.Resource = "VirtualService " + vs.Namespace + "/" + vs.Name
 	if h.GetTimeout() != nil {
 		f.Cause = fmt.Sprintf("%s did not answer within the route's timeout of %s", host, h.GetTimeout().AsDuration())
-		f.Field = fmt.Sprintf("spec.http[%d].timeout", i)
+		f.Resource, f.Field = w.vs.at(*vs, i, "timeout")
 		return
 	}
 	f.Cause = fmt.Sprintf("%s did not answer within the per-try timeout of %s", host, h.GetRetries().GetPerTryTimeout().AsDuration())
-	f.Field = fmt.Sprintf("spec.http[%d].retries.perTryTimeout", i)
+	f.Resource, f.Field = w.vs.at(*vs, i, "retries.perTryTimeout")
 }
 
 // overflowCause names the DestinationRule connection-pool limits of host.
@@ -307,7 +335,8 @@ func (w *whyRun) connectCause(f *finding, e *hopEntry, host string) {
 	if e.hasLocalFlag("URX") {
 		f.Cause += "; the route's retries are exhausted"
 		if vs, i, h := w.httpRouteFor(host, e.Proxy, func(h *networking.HTTPRoute) bool { return h.GetRetries() != nil }); vs != nil {
-			f.Cause += fmt.Sprintf(" (VirtualService %s/%s spec.http[%d].retries: %d attempts, retryOn %q)", vs.Namespace, vs.Name, i,
+			res, field := w.vs.at(*vs, i, "retries")
+			f.Cause += fmt.Sprintf(" (%s %s: %d attempts, retryOn %q)", res, field,
 				h.GetRetries().GetAttempts(), h.GetRetries().GetRetryOn())
 		}
 	}
@@ -317,15 +346,16 @@ func (w *whyRun) connectCause(f *finding, e *hopEntry, host string) {
 // what want checks, naming field below spec.http[i].
 func (w *whyRun) vsField(f *finding, host string, p proxy, field string, want func(*networking.HTTPRoute) bool) {
 	if vs, i, _ := w.httpRouteFor(host, p, want); vs != nil {
-		f.Resource, f.Field = "VirtualService "+vs.Namespace+"/"+vs.Name, fmt.Sprintf("spec.http[%d].%s", i, field)
+		f.Resource, f.Field = w.vs.at(*vs, i, field)
 	}
 }
 
-// httpRouteFor finds the VirtualService route that sends to host and has
-// what want checks (gateway-bound VirtualServices for a gateway hop).
+// httpRouteFor finds the VirtualService route (of the VirtualServices with
+// delegation merged) that sends to host and has what want checks
+// (gateway-bound VirtualServices for a gateway hop); w.vs.at names it.
 func (w *whyRun) httpRouteFor(host string, p proxy, want func(*networking.HTTPRoute) bool) (*config.Resource, int, *networking.HTTPRoute) {
 	gateway := strings.HasPrefix(p.ID, "router~")
-	for _, r := range w.snap.List(config.VirtualService) {
+	for _, r := range w.vs.list {
 		vs := r.Spec.(*networking.VirtualService)
 		bound := len(vs.GetGateways()) > 0 && !(len(vs.GetGateways()) == 1 && vs.GetGateways()[0] == "mesh")
 		if bound != gateway {

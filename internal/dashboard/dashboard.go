@@ -181,7 +181,7 @@ func (d *Dashboard) state(scrapes []TargetStatus) *State {
 		akey += "|" + r.Path + r.Time.String()
 	}
 	if d.analysis.key != akey {
-		d.analysis = analysisCache{key: akey, msgs: analyzeMesh(st, proxies, root)}
+		d.analysis = analysisCache{key: akey, msgs: AnalyzeMesh(st, proxies, root)}
 	}
 	if d.affected.pc != pc || d.affected.proxies != pkey {
 		a := affectedCache{pc: pc, proxies: pkey, m: affectedProxies(pc, proxies)}

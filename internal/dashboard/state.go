@@ -111,11 +111,11 @@ func messageOf(m analyze.Message) Message {
 		Kind: m.Resource.Kind, Namespace: m.Resource.Namespace, Name: m.Resource.Name}
 }
 
-// analyzeMesh runs `mast analyze`'s analyzers over the store's files,
+// AnalyzeMesh runs `mast analyze`'s analyzers over the store's files,
 // with the connected proxies as the cluster's workloads: WorkloadEntries
 // (Mast's workloads), and gateway proxies as pods behind a Service that
 // exposes every port their Gateways listen on.
-func analyzeMesh(st store.Status, proxies []*model.Proxy, rootNS string) []analyze.Message {
+func AnalyzeMesh(st store.Status, proxies []*model.Proxy, rootNS string) []analyze.Message {
 	in := analyze.NewInput()
 	if rootNS != "" {
 		in.Mesh.RootNamespace = rootNS

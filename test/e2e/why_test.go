@@ -32,6 +32,7 @@ func TestMastWhy(t *testing.T) {
 	cases := []struct {
 		name   string
 		yaml   string
+		del    string // resources removed with mast delete (a workload gone)
 		args   []string
 		want   []string // substrings of mast why's output
 		status string   // substring of the request's answer
@@ -89,6 +90,18 @@ spec:
 				wantOutput(t, m, []string{"describe", "service", "reviews"}, "Service: reviews", "DestinationRule: reviews.default for \"reviews\"",
 					"Subsets: v1,v9", "VirtualService: reviews.default", "WARNING: [IST0173]")
 			},
+		},
+		{
+			name: "no healthy upstream (UH): the only workload of a service is gone (its WorkloadEntry deleted, as a stopped pod leaves its endpoints)",
+			del: `apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: ratings-v1}
+spec: {address: 127.0.1.6}
+`,
+			args:   []string{"http://ratings:9080/ratings/0", "--from", "reviews-v2"},
+			status: "503",
+			want: []string{"Hop:      reviews-v2", "Flag:     UH", "no workload with labels map[app:ratings] is registered",
+				"Resource: ServiceEntry default/ratings", "Field:    spec.workloadSelector.labels"},
 		},
 		{
 			name:   "an unknown host",
@@ -301,6 +314,15 @@ spec:
 				}
 				if out, err := m.mast("apply", "-f", f); err != nil {
 					t.Fatalf("mast apply: %v\n%s", err, out)
+				}
+			}
+			if c.del != "" {
+				f := filepath.Join(dir, fmt.Sprintf("case%d-delete.yaml", i))
+				if err := os.WriteFile(f, []byte(c.del), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if out, err := m.mast("delete", "-f", f); err != nil {
+					t.Fatalf("mast delete: %v\n%s", err, out)
 				}
 			}
 			var out string

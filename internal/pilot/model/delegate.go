@@ -23,6 +23,31 @@ import (
 // delegate's namespace. Inputs are not modified: roots get a copy of their
 // spec.
 func mergeDelegates(vss []config.Resource, domainSuffix string) []config.Resource {
+	return mergeDelegatesTraced(vss, domainSuffix, nil)
+}
+
+// RouteOrigin says where an http route of a merged root VirtualService
+// comes from: the root's route RootIndex, and for a delegated route the
+// delegate and the index of its route there (Delegate is zero for the
+// root's own routes).
+type RouteOrigin struct {
+	RootIndex     int
+	Delegate      config.Key
+	DelegateIndex int
+}
+
+// MergeDelegates merges VirtualService delegation as mastd does, for tools
+// that show the routes in force (mast why, describe): the merged
+// VirtualServices, and for each merged root the origin of its http routes,
+// in order.
+func MergeDelegates(vss []config.Resource, domainSuffix string) ([]config.Resource, map[config.Key][]RouteOrigin) {
+	origins := map[config.Key][]RouteOrigin{}
+	return mergeDelegatesTraced(vss, domainSuffix, origins), origins
+}
+
+// mergeDelegatesTraced is mergeDelegates, recording in origins (when not
+// nil) where each route of a merged root comes from.
+func mergeDelegatesTraced(vss []config.Resource, domainSuffix string, origins map[config.Key][]RouteOrigin) []config.Resource {
 	delegates := map[config.Key]config.Resource{}
 	isRoot := func(vs *networking.VirtualService) bool {
 		return slices.ContainsFunc(vs.GetHttp(), func(r *networking.HTTPRoute) bool { return r.GetDelegate() != nil })
@@ -48,10 +73,12 @@ func mergeDelegates(vss []config.Resource, domainSuffix string) []config.Resourc
 		}
 		merged := proto.Clone(vs).(*networking.VirtualService)
 		merged.Http = nil
-		for _, route := range vs.GetHttp() {
+		var from []RouteOrigin
+		for i, route := range vs.GetHttp() {
 			d := route.GetDelegate()
 			if d == nil {
 				merged.Http = append(merged.Http, route)
+				from = append(from, RouteOrigin{RootIndex: i})
 				continue
 			}
 			ns := d.GetNamespace()
@@ -66,7 +93,7 @@ func mergeDelegates(vss []config.Resource, domainSuffix string) []config.Resourc
 			if !ExportedTo(dvs.GetExportTo(), ns, r.Namespace) {
 				continue
 			}
-			for _, sub := range dvs.GetHttp() {
+			for j, sub := range dvs.GetHttp() {
 				if sub.GetDelegate() != nil {
 					continue
 				}
@@ -74,8 +101,12 @@ func mergeDelegates(vss []config.Resource, domainSuffix string) []config.Resourc
 				resolveRouteHosts(sub, ns, domainSuffix)
 				if m := mergeDelegateRoute(route, sub); m != nil {
 					merged.Http = append(merged.Http, m)
+					from = append(from, RouteOrigin{RootIndex: i, Delegate: dr.Key(), DelegateIndex: j})
 				}
 			}
+		}
+		if origins != nil {
+			origins[r.Key()] = from
 		}
 		r.Spec = merged
 		out = append(out, r)

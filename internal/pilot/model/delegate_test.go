@@ -58,6 +58,17 @@ func TestMergeDelegates(t *testing.T) {
 	if web.GetRoute()[0].GetDestination().GetHost() != "web" || web.GetDelegate() != nil {
 		t.Errorf("root's own route: %v", web)
 	}
+	// MergeDelegates (for mast why and describe) gives the same routes and
+	// where each comes from.
+	outT, origins := MergeDelegates([]config.Resource{api, root, private}, "cluster.local")
+	if len(outT) != 1 || len(outT[0].Spec.(*networking.VirtualService).GetHttp()) != 3 {
+		t.Fatalf("MergeDelegates: %v", outT)
+	}
+	apiKey := config.Key{Kind: config.VirtualService, Namespace: "team", Name: "api"}
+	want := []RouteOrigin{{RootIndex: 0, Delegate: apiKey, DelegateIndex: 0}, {RootIndex: 0, Delegate: apiKey, DelegateIndex: 1}, {RootIndex: 3}}
+	if o := origins[root.Key()]; len(o) != len(want) || o[0] != want[0] || o[1] != want[1] || o[2] != want[2] {
+		t.Errorf("origins %+v, want %+v", o, want)
+	}
 	// The inputs are unchanged.
 	if n := len(root.Spec.(*networking.VirtualService).GetHttp()); n != 4 {
 		t.Errorf("the root's input spec has %d routes, want 4", n)

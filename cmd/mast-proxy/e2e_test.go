@@ -395,19 +395,31 @@ func TestEndToEnd(t *testing.T) {
 				Clusters []struct {
 					Cluster map[string]any `json:"cluster"`
 				} `json:"dynamic_active_clusters"`
+				Routes []struct {
+					Route map[string]any `json:"route_config"`
+				} `json:"dynamic_route_configs"`
 			} `json:"configs"`
 		}
 		json.Unmarshal([]byte(dump), &cd)
-		found := false
+		found, route := false, false
 		for _, c := range cd.Configs {
 			for _, cl := range c.Clusters {
 				if cl.Cluster["name"] == "v1" && cl.Cluster["@type"] == "type.googleapis.com/envoy.config.cluster.v3.Cluster" && cl.Cluster["value_base64"] == nil {
 					found = true
 				}
 			}
+			// Route configurations too (decoded from the wire since mem-w8).
+			for _, r := range c.Routes {
+				if r.Route["@type"] == "type.googleapis.com/envoy.config.route.v3.RouteConfiguration" && r.Route["value_base64"] == nil && r.Route["virtualHosts"] != nil {
+					route = true
+				}
+			}
 		}
 		if !found {
 			t.Errorf("config_dump has no rendered cluster v1: %.2000s", dump)
+		}
+		if !route {
+			t.Errorf("config_dump has no rendered route configuration: %.2000s", dump)
 		}
 		_, prom := w.proxy.adminGet(t, "/stats/prometheus")
 		if !strings.Contains(prom, `envoy_cluster_upstream_rq_xx{envoy_cluster_name="v1",envoy_response_code_class="2"}`) {

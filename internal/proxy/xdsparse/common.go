@@ -9,8 +9,6 @@ import (
 	"os"
 	"strings"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-
 	"github.com/mast-mesh/mast/internal/telemetry/accesslog"
 )
 
@@ -20,54 +18,32 @@ func hostname() string {
 	return h
 }
 
-func parseHeaderValueOps(ops []*corev3.HeaderValueOption, field string) ([]HeaderValueOp, error) {
-	var out []HeaderValueOp
-	for i, o := range ops {
-		h := o.GetHeader()
-		name := strings.ToLower(h.GetKey())
-		if name == "" || !validHeaderName(name) {
-			return nil, fmt.Errorf("%s[%d]: invalid header name %q", field, i, h.GetKey())
-		}
-		if strings.HasPrefix(name, ":") && name != ":authority" {
-			return nil, fmt.Errorf("%s[%d]: pseudo-header %q cannot be modified", field, i, name)
-		}
-		if name == ":authority" {
-			name = "host"
-		}
-		v := h.GetValue()
-		if v == "" && len(h.GetRawValue()) > 0 {
-			v = string(h.GetRawValue())
-		}
-		if strings.ContainsAny(v, "\r\n\x00") {
-			return nil, fmt.Errorf("%s[%d] %q: value contains CR, LF or NUL", field, i, name)
-		}
-		// Envoy formats header values: %VAR% is a command operator and %%
-		// a literal percent sign; an operator headers cannot carry is refused.
-		f, lit, err := accesslog.ParseHeaderValue(v)
-		if err != nil {
-			return nil, fmt.Errorf("%s[%d] %q: value %q: %w", field, i, name, v, err)
-		}
-		if f != nil {
-			f.SetHostname(hostname())
-		}
-		v = lit
-		op := HeaderValueOp{Name: name, Value: v, Format: f, Append: true}
-		if o.GetAppend() != nil {
-			op.Append = o.GetAppend().GetValue()
-		}
-		switch o.GetAppendAction() {
-		case corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD:
-			if o.GetAppend() == nil {
-				op.Append = true
-			}
-		case corev3.HeaderValueOption_ADD_IF_ABSENT:
-			op.Append, op.IfAbsent = false, true
-		case corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD, corev3.HeaderValueOption_OVERWRITE_IF_EXISTS:
-			op.Append = false
-		}
-		out = append(out, op)
+// headerValueOp compiles one header to add (key and value as configured;
+// field and i name it in errors). Append is true, Envoy's default.
+func headerValueOp(key, v, field string, i int) (HeaderValueOp, error) {
+	name := strings.ToLower(key)
+	if name == "" || !validHeaderName(name) {
+		return HeaderValueOp{}, fmt.Errorf("%s[%d]: invalid header name %q", field, i, key)
 	}
-	return out, nil
+	if strings.HasPrefix(name, ":") && name != ":authority" {
+		return HeaderValueOp{}, fmt.Errorf("%s[%d]: pseudo-header %q cannot be modified", field, i, name)
+	}
+	if name == ":authority" {
+		name = "host"
+	}
+	if strings.ContainsAny(v, "\r\n\x00") {
+		return HeaderValueOp{}, fmt.Errorf("%s[%d] %q: value contains CR, LF or NUL", field, i, name)
+	}
+	// Envoy formats header values: %VAR% is a command operator and %%
+	// a literal percent sign; an operator headers cannot carry is refused.
+	f, lit, err := accesslog.ParseHeaderValue(v)
+	if err != nil {
+		return HeaderValueOp{}, fmt.Errorf("%s[%d] %q: value %q: %w", field, i, name, v, err)
+	}
+	if f != nil {
+		f.SetHostname(hostname())
+	}
+	return HeaderValueOp{Name: name, Value: lit, Format: f, Append: true}, nil
 }
 
 func validHeaderName(s string) bool {

@@ -2,6 +2,7 @@ package xdsparse
 
 import (
 	"fmt"
+	"google.golang.org/protobuf/proto"
 	"net"
 	"net/netip"
 	"path/filepath"
@@ -426,7 +427,11 @@ func ParseHTTPManager(h *hcmv3.HttpConnectionManager) (*HTTPManager, error) {
 		}
 		m.RDSName = rs.Rds.GetRouteConfigName()
 	case *hcmv3.HttpConnectionManager_RouteConfig:
-		t, err := ParseRouteConfiguration(rs.RouteConfig)
+		b, err := proto.Marshal(rs.RouteConfig)
+		if err != nil {
+			return nil, fmt.Errorf("route_config: %w", err)
+		}
+		_, t, err := DecodeRouteConfiguration(b)
 		if err != nil {
 			return nil, fmt.Errorf("route_config: %w", err)
 		}

@@ -302,22 +302,6 @@ func FuzzParseListener(f *testing.F) {
 	})
 }
 
-func FuzzParseRouteConfiguration(f *testing.F) {
-	_, rs, _ := seeds()
-	for _, b := range rs {
-		f.Add(b)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var rc routev3.RouteConfiguration
-		if proto.Unmarshal(b, &rc) != nil {
-			return
-		}
-		if tab, err := ParseRouteConfiguration(&rc); err == nil {
-			tab.Match(&Input{Authority: "reviews:9080", Path: "/a?b=c"})
-		}
-	})
-}
-
 func FuzzParseCluster(f *testing.F) {
 	_, _, cs := seeds()
 	for _, b := range cs {

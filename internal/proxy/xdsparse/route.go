@@ -9,11 +9,6 @@ import (
 	"strings"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
-
-	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"github.com/mast-mesh/mast/internal/proxy/filter/builtin"
 	"github.com/mast-mesh/mast/internal/proxy/match"
 	"github.com/mast-mesh/mast/internal/telemetry/accesslog"
@@ -292,46 +287,6 @@ type DirectResponse struct {
 	Body   string
 }
 
-// ParseRouteConfiguration compiles a RouteConfiguration.
-func ParseRouteConfiguration(rc *routev3.RouteConfiguration) (*RouteTable, error) {
-	if rc.GetName() == "" {
-		return nil, fmt.Errorf("route configuration: name is empty")
-	}
-	if err := checkFields(rc, routeRules); err != nil {
-		return nil, fmt.Errorf("route configuration %q: %w", rc.GetName(), err)
-	}
-	t := &RouteTable{Name: rc.GetName(), exact: map[string]*VirtualHost{}}
-	var err error
-	t.Headers, err = parseHeaderOps(rc.GetRequestHeadersToAdd(), rc.GetRequestHeadersToRemove(), rc.GetResponseHeadersToAdd(), rc.GetResponseHeadersToRemove())
-	if err != nil {
-		return nil, fmt.Errorf("route configuration %q: %w", rc.GetName(), err)
-	}
-	if v := rc.GetVhds(); v != nil {
-		if v.GetConfigSource().GetAds() == nil {
-			return nil, fmt.Errorf("route configuration %q: vhds.config_source: only ads is supported", rc.GetName())
-		}
-		t.VHDS = true
-	}
-	reg := builtin.Registry()
-	tableFilters, err := reg.PerRoute(rc.GetTypedPerFilterConfig())
-	if err != nil {
-		return nil, fmt.Errorf("route configuration %q: %w", rc.GetName(), err)
-	}
-	t.filters = tableFilters
-	for i, pvh := range rc.GetVirtualHosts() {
-		vh, err := parseVirtualHost(pvh, reg, tableFilters)
-		if err != nil {
-			return nil, fmt.Errorf("route configuration %q: virtual_hosts[%d] %q: %w", rc.GetName(), i, pvh.GetName(), err)
-		}
-		if err := t.add(vh); err != nil {
-			return nil, err
-		}
-	}
-	t.inline = t.VirtualHosts
-	t.sortWildcards()
-	return t, nil
-}
-
 // add indexes vh's domains.
 func (t *RouteTable) add(vh *VirtualHost) error {
 	own := map[string]bool{}
@@ -383,10 +338,10 @@ func (t *RouteTable) sortWildcards() {
 }
 
 // WithOnDemand returns a copy of the VHDS table t holding its own virtual
-// hosts and vhs, the ones received on demand for it. A virtual host that
-// does not parse or whose domain is taken is left out, and named in the
-// error.
-func (t *RouteTable) WithOnDemand(vhs []*routev3.VirtualHost) (*RouteTable, error) {
+// hosts and vhs, the ones received on demand for it (encoded, validated).
+// A virtual host that does not parse or whose domain is taken is left
+// out, and named in the error.
+func (t *RouteTable) WithOnDemand(vhs [][]byte) (*RouteTable, error) {
 	n := &RouteTable{Name: t.Name, Headers: t.Headers, VHDS: t.VHDS, inline: t.inline, filters: t.filters, exact: map[string]*VirtualHost{}}
 	for _, vh := range t.inline {
 		if err := n.add(vh); err != nil {
@@ -395,215 +350,21 @@ func (t *RouteTable) WithOnDemand(vhs []*routev3.VirtualHost) (*RouteTable, erro
 	}
 	reg := builtin.Registry()
 	var errs []error
-	for _, pvh := range vhs {
-		if err := checkFields(pvh, routeRules); err != nil {
-			errs = append(errs, fmt.Errorf("virtual host %q: %w", pvh.GetName(), err))
-			continue
-		}
-		vh, err := parseVirtualHost(pvh, reg, t.filters)
+	for _, b := range vhs {
+		vh, err := decodeVirtualHost(b, reg, t.filters)
 		if err == nil {
-			err = n.add(vh)
+			if err = n.add(vh); err != nil {
+				err = fmt.Errorf("virtual host %q: %w", vh.Name, err)
+			}
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("virtual host %q: %w", pvh.GetName(), err))
+			errs = append(errs, err)
 			continue
 		}
 		n.OnDemand++
 	}
 	n.sortWildcards()
 	return n, errors.Join(errs...)
-}
-
-func parseVirtualHost(p *routev3.VirtualHost, reg *filter.Registry, tableFilters map[string]any) (*VirtualHost, error) {
-	if len(p.GetDomains()) == 0 {
-		return nil, fmt.Errorf("domains: empty")
-	}
-	vh := &VirtualHost{Name: p.GetName(), Domains: p.GetDomains()}
-	for i, d := range p.GetDomains() {
-		if d == "" || strings.Count(d, "*") > 1 || (strings.Contains(d, "*") && d != "*" && !strings.HasPrefix(d, "*") && !strings.HasSuffix(d, "*")) {
-			return nil, fmt.Errorf("domains[%d] %q: invalid wildcard", i, d)
-		}
-	}
-	switch p.GetRequireTls() {
-	case routev3.VirtualHost_NONE:
-	case routev3.VirtualHost_EXTERNAL_ONLY, routev3.VirtualHost_ALL:
-		vh.RequireTLS = true
-	default:
-		return nil, fmt.Errorf("require_tls %v: unknown", p.GetRequireTls())
-	}
-	var err error
-	vh.Headers, err = parseHeaderOps(p.GetRequestHeadersToAdd(), p.GetRequestHeadersToRemove(), p.GetResponseHeadersToAdd(), p.GetResponseHeadersToRemove())
-	if err != nil {
-		return nil, err
-	}
-	if rp := p.GetRetryPolicy(); rp != nil {
-		if vh.Retry, err = parseRetry(rp); err != nil {
-			return nil, fmt.Errorf("retry_policy: %w", err)
-		}
-	}
-	vhFilters, err := reg.PerRoute(p.GetTypedPerFilterConfig())
-	if err != nil {
-		return nil, err
-	}
-	vhFilters = mergePerFilter(tableFilters, vhFilters)
-	for i, pr := range p.GetRoutes() {
-		r, err := parseRoute(pr, vh)
-		if err != nil {
-			return nil, fmt.Errorf("routes[%d] %q: %w", i, pr.GetName(), err)
-		}
-		own, err := reg.PerRoute(pr.GetTypedPerFilterConfig())
-		if err != nil {
-			return nil, fmt.Errorf("routes[%d] %q: %w", i, pr.GetName(), err)
-		}
-		r.PerFilter = mergePerFilter(vhFilters, own)
-		vh.Routes = append(vh.Routes, r)
-	}
-	return vh, nil
-}
-
-func parseRoute(p *routev3.Route, vh *VirtualHost) (*Route, error) {
-	r := &Route{Name: p.GetName(), VHost: vh, CaseSensitive: true, Operation: p.GetDecorator().GetOperation(), StatPrefix: p.GetStatPrefix()}
-	m := p.GetMatch()
-	if m == nil {
-		return nil, fmt.Errorf("match: missing")
-	}
-	if cs := m.GetCaseSensitive(); cs != nil {
-		r.CaseSensitive = cs.GetValue()
-	}
-	switch ps := m.GetPathSpecifier().(type) {
-	case *routev3.RouteMatch_Prefix:
-		r.Kind, r.Path = PathPrefix, ps.Prefix
-	case *routev3.RouteMatch_Path:
-		r.Kind, r.Path = PathExact, ps.Path
-	case *routev3.RouteMatch_SafeRegex:
-		re, err := compileRegex(ps.SafeRegex.GetRegex(), true)
-		if err != nil {
-			return nil, fmt.Errorf("match.safe_regex: %w", err)
-		}
-		r.Kind, r.Regex = PathRegex, re
-	case *routev3.RouteMatch_PathSeparatedPrefix:
-		if strings.ContainsAny(ps.PathSeparatedPrefix, "?#") || (len(ps.PathSeparatedPrefix) > 1 && strings.HasSuffix(ps.PathSeparatedPrefix, "/")) {
-			return nil, fmt.Errorf("match.path_separated_prefix %q: must not contain ?# or end in /", ps.PathSeparatedPrefix)
-		}
-		r.Kind, r.Path = PathSeparatedPrefix, ps.PathSeparatedPrefix
-	case *routev3.RouteMatch_ConnectMatcher_:
-		r.Kind = PathConnect
-	case nil:
-		return nil, fmt.Errorf("match: no path specifier")
-	default:
-		return nil, fmt.Errorf("match: path specifier %T not supported", ps)
-	}
-	if !r.CaseSensitive {
-		r.Path = strings.ToLower(r.Path)
-		if r.Regex != nil {
-			re, err := compileRegex("(?i)"+m.GetSafeRegex().GetRegex(), true)
-			if err != nil {
-				return nil, fmt.Errorf("match.safe_regex: %w", err)
-			}
-			r.Regex = re
-		}
-	}
-	if m.GetGrpc() != nil {
-		r.Headers = append(r.Headers, HeaderMatcher{Name: "content-type", Str: StringMatcher{Kind: StrPrefix, Value: "application/grpc"}})
-	}
-	if m.GetRuntimeFraction() != nil || len(m.GetDynamicMetadata()) > 0 || m.GetFilterState() != nil {
-		return nil, fmt.Errorf("match: runtime_fraction, dynamic_metadata and filter_state are not supported")
-	}
-	for i, h := range m.GetHeaders() {
-		hm, err := parseHeaderMatcher(h)
-		if err != nil {
-			return nil, fmt.Errorf("match.headers[%d] %q: %w", i, h.GetName(), err)
-		}
-		r.Headers = append(r.Headers, hm)
-	}
-	for i, q := range m.GetQueryParameters() {
-		qm := QueryMatcher{Name: q.GetName()}
-		switch qs := q.GetQueryParameterMatchSpecifier().(type) {
-		case *routev3.QueryParameterMatcher_StringMatch:
-			sm, err := parseStringMatcher(qs.StringMatch)
-			if err != nil {
-				return nil, fmt.Errorf("match.query_parameters[%d] %q: %w", i, q.GetName(), err)
-			}
-			qm.Str = sm
-		case *routev3.QueryParameterMatcher_PresentMatch:
-			qm.Present = true
-		default:
-			qm.Present = true
-		}
-		r.Query = append(r.Query, qm)
-	}
-	var err error
-	r.HeaderOps, err = parseHeaderOps(p.GetRequestHeadersToAdd(), p.GetRequestHeadersToRemove(), p.GetResponseHeadersToAdd(), p.GetResponseHeadersToRemove())
-	if err != nil {
-		return nil, err
-	}
-	switch a := p.GetAction().(type) {
-	case *routev3.Route_Route:
-		ra, err := parseRouteAction(a.Route)
-		if err != nil {
-			return nil, fmt.Errorf("route: %w", err)
-		}
-		if ra.Retry == nil {
-			ra.Retry = vh.Retry
-		}
-		r.Action = ra
-	case *routev3.Route_Redirect:
-		rd, err := parseRedirect(a.Redirect)
-		if err != nil {
-			return nil, fmt.Errorf("redirect: %w", err)
-		}
-		r.Redirect = rd
-	case *routev3.Route_DirectResponse:
-		st := int(a.DirectResponse.GetStatus())
-		if st < 200 || st > 599 {
-			return nil, fmt.Errorf("direct_response.status %d: want 200-599", st)
-		}
-		d := &DirectResponse{Status: st}
-		if b := a.DirectResponse.GetBody(); b != nil {
-			switch {
-			case b.GetInlineString() != "":
-				d.Body = b.GetInlineString()
-			case len(b.GetInlineBytes()) > 0:
-				d.Body = string(b.GetInlineBytes())
-			case b.GetFilename() != "" || b.GetEnvironmentVariable() != "":
-				return nil, fmt.Errorf("direct_response.body: only inline bodies are supported")
-			}
-		}
-		r.Direct = d
-	case *routev3.Route_NonForwardingAction:
-		r.Direct = &DirectResponse{Status: 404}
-	default:
-		return nil, fmt.Errorf("action %T not supported", a)
-	}
-	return r, nil
-}
-
-func parseHeaderMatcher(h *routev3.HeaderMatcher) (HeaderMatcher, error) { return match.ParseHeader(h) }
-
-func parseStringMatcher(s *matcherv3.StringMatcher) (StringMatcher, error) {
-	return match.ParseString(s)
-}
-
-func compileRegex(expr string, anchored bool) (*regexp.Regexp, error) {
-	return match.CompileRegex(expr, anchored)
-}
-
-func parseHeaderOps(reqAdd []*corev3.HeaderValueOption, reqRm []string, respAdd []*corev3.HeaderValueOption, respRm []string) (HeaderOps, error) {
-	var h HeaderOps
-	var err error
-	if h.RequestAdd, err = parseHeaderValueOps(reqAdd, "request_headers_to_add"); err != nil {
-		return h, err
-	}
-	if h.ResponseAdd, err = parseHeaderValueOps(respAdd, "response_headers_to_add"); err != nil {
-		return h, err
-	}
-	for _, n := range reqRm {
-		h.RequestRemove = append(h.RequestRemove, strings.ToLower(n))
-	}
-	for _, n := range respRm {
-		h.ResponseRemove = append(h.ResponseRemove, strings.ToLower(n))
-	}
-	return h, nil
 }
 
 // PerFilterConfig returns the route's parsed per-filter configuration for

@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 )
@@ -33,12 +32,11 @@ type Snapshot struct {
 	Routes    map[string]*RouteTable
 	Clusters  map[string]*Cluster
 	Endpoints map[string]*EndpointSet
-	// VirtualHosts are the virtual hosts received on demand (VHDS), by
-	// resource name; Routes' VHDS tables hold them parsed.
-	VirtualHosts map[string]*routev3.VirtualHost
 	// Raw holds the accepted resources' encoded bytes by type URL and
 	// name, for config dumps and change detection (only the bytes: the
-	// Any around them is not kept).
+	// Any around them is not kept). Raw[VirtualHostType] are the virtual
+	// hosts received on demand (VHDS), by resource name; Routes' VHDS
+	// tables hold them parsed.
 	Raw map[string]map[string][]byte
 	// Versions holds the last accepted version_info by type URL.
 	Versions map[string]string
@@ -47,7 +45,7 @@ type Snapshot struct {
 // EmptySnapshot returns a snapshot with nothing in it.
 func EmptySnapshot() *Snapshot {
 	s := &Snapshot{Listeners: map[string]*Listener{}, Routes: map[string]*RouteTable{}, Clusters: map[string]*Cluster{},
-		Endpoints: map[string]*EndpointSet{}, VirtualHosts: map[string]*routev3.VirtualHost{}, Raw: map[string]map[string][]byte{}, Versions: map[string]string{}}
+		Endpoints: map[string]*EndpointSet{}, Raw: map[string]map[string][]byte{}, Versions: map[string]string{}}
 	for _, t := range []string{ListenerType, RouteType, ClusterType, EndpointType, VirtualHostType} {
 		s.Raw[t] = map[string][]byte{}
 	}
@@ -98,7 +96,7 @@ func Apply(prev *Snapshot, typeURL, version string, resources []*anypb.Any) (*Sn
 		return applyVirtualHosts(prev, version, resources)
 	}
 	next := &Snapshot{Listeners: prev.Listeners, Routes: prev.Routes, Clusters: prev.Clusters, Endpoints: prev.Endpoints,
-		VirtualHosts: prev.VirtualHosts, Raw: maps.Clone(prev.Raw), Versions: maps.Clone(prev.Versions)}
+		Raw: maps.Clone(prev.Raw), Versions: maps.Clone(prev.Versions)}
 	var errs []error
 	seen := map[string]bool{}
 	full := typeURL == ListenerType || typeURL == ClusterType
@@ -233,13 +231,9 @@ func applyOne(next *Snapshot, typeURL string, a *anypb.Any) (string, error) {
 		next.Clusters[c.Name] = c
 		return c.Name, nil
 	case RouteType:
-		var m routev3.RouteConfiguration
-		if err := proto.Unmarshal(a.GetValue(), &m); err != nil {
-			return "", fmt.Errorf("route configuration: decode: %w", err)
-		}
-		t, err := ParseRouteConfiguration(&m)
+		name, t, err := DecodeRouteConfiguration(a.GetValue())
 		if err != nil {
-			return m.GetName(), err
+			return name, err
 		}
 		next.Routes[t.Name] = t
 		return t.Name, nil
@@ -258,7 +252,7 @@ func applyOne(next *Snapshot, typeURL string, a *anypb.Any) (string, error) {
 // demand (the Delta client's merged view) and rebuilds the VHDS tables.
 func applyVirtualHosts(prev *Snapshot, version string, resources []*anypb.Any) (*Snapshot, error) {
 	next := &Snapshot{Listeners: prev.Listeners, Routes: maps.Clone(prev.Routes), Clusters: prev.Clusters, Endpoints: prev.Endpoints,
-		VirtualHosts: make(map[string]*routev3.VirtualHost, len(resources)), Raw: maps.Clone(prev.Raw), Versions: maps.Clone(prev.Versions)}
+		Raw: maps.Clone(prev.Raw), Versions: maps.Clone(prev.Versions)}
 	raw := make(map[string][]byte, len(resources))
 	var errs []error
 	for i, a := range resources {
@@ -266,17 +260,16 @@ func applyVirtualHosts(prev *Snapshot, version string, resources []*anypb.Any) (
 			errs = append(errs, fmt.Errorf("resources[%d]: type %s in a %s response", i, a.GetTypeUrl(), VirtualHostType))
 			continue
 		}
-		var m routev3.VirtualHost
-		if err := proto.Unmarshal(a.GetValue(), &m); err != nil {
+		if err := validateWire(descVirtualHost, a.GetValue()); err != nil {
 			errs = append(errs, fmt.Errorf("virtual host: decode: %w", err))
 			continue
 		}
-		if strings.LastIndexByte(m.GetName(), '/') <= 0 {
-			errs = append(errs, fmt.Errorf("virtual host %q: name is not ROUTECONFIG/HOST", m.GetName()))
+		name := decodeWire(descVirtualHost, a.GetValue()).str(vhName)
+		if strings.LastIndexByte(name, '/') <= 0 {
+			errs = append(errs, fmt.Errorf("virtual host %q: name is not ROUTECONFIG/HOST", name))
 			continue
 		}
-		next.VirtualHosts[m.GetName()] = &m
-		raw[m.GetName()] = a.GetValue()
+		raw[name] = a.GetValue()
 	}
 	next.Raw[VirtualHostType] = raw
 	if err := mergeOnDemand(next, prev); err != nil {
@@ -292,10 +285,11 @@ func applyVirtualHosts(prev *Snapshot, version string, resources []*anypb.Any) (
 // virtual hosts and next.VirtualHosts (next.Routes is next's own copy).
 // With prev, only tables whose on-demand virtual hosts changed are rebuilt.
 func mergeOnDemand(next, prev *Snapshot) error {
-	byTable := map[string][]*routev3.VirtualHost{}
-	for _, n := range slices.Sorted(maps.Keys(next.VirtualHosts)) {
+	byTable := map[string][][]byte{}
+	onDemand := next.Raw[VirtualHostType]
+	for _, n := range slices.Sorted(maps.Keys(onDemand)) {
 		i := strings.LastIndexByte(n, '/')
-		byTable[n[:i]] = append(byTable[n[:i]], next.VirtualHosts[n])
+		byTable[n[:i]] = append(byTable[n[:i]], onDemand[n])
 	}
 	var errs []error
 	for name, t := range next.Routes {

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"github.com/mast-mesh/mast/internal/proxy/match"
 	"net"
 	"net/netip"
 	"os"
@@ -437,7 +438,7 @@ func parseValidation(vc *tlsv3.CertificateValidationContext, t *TLSContext) erro
 		t.AcceptUntrusted = true
 	}
 	for i, m := range vc.GetMatchTypedSubjectAltNames() {
-		sm, err := parseStringMatcher(m.GetMatcher())
+		sm, err := match.ParseString(m.GetMatcher())
 		if err != nil {
 			return fmt.Errorf("validation_context.match_typed_subject_alt_names[%d]: %w", i, err)
 		}
@@ -457,7 +458,7 @@ func parseValidation(vc *tlsv3.CertificateValidationContext, t *TLSContext) erro
 		t.SANs = append(t.SANs, SANMatcher{Type: typ, Str: sm})
 	}
 	for i, m := range vc.GetMatchSubjectAltNames() { //nolint:staticcheck // deprecated, still sent by some control planes
-		sm, err := parseStringMatcher(m)
+		sm, err := match.ParseString(m)
 		if err != nil {
 			return fmt.Errorf("validation_context.match_subject_alt_names[%d]: %w", i, err)
 		}

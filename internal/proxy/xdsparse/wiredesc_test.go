@@ -12,6 +12,8 @@ import (
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	prevprio "github.com/envoyproxy/go-control-plane/envoy/extensions/retry/priority/previous_priorities/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"google.golang.org/protobuf/proto"
@@ -38,6 +40,10 @@ var wireRoots = []struct {
 	// clusters' transport sockets.
 	{"descClusterLoadAssignment", &endpointv3.ClusterLoadAssignment{}},
 	{"descUpstreamTLSContext", &tlsv3.UpstreamTlsContext{}},
+	// RDS and VHDS; previous_priorities is a retry policy's typed config.
+	{"descRouteConfiguration", &routev3.RouteConfiguration{}},
+	{"descVirtualHost", &routev3.VirtualHost{}},
+	{"descPreviousPriorities", &prevprio.PreviousPrioritiesConfig{}},
 	// Well-known types an Any may carry (metadata's typed_filter_metadata).
 	{"", &wrapperspb.StringValue{}}, {"", &wrapperspb.BytesValue{}}, {"", &wrapperspb.BoolValue{}},
 	{"", &wrapperspb.Int32Value{}}, {"", &wrapperspb.Int64Value{}}, {"", &wrapperspb.UInt32Value{}},

@@ -8,15 +8,18 @@ import (
 	"strconv"
 	"strings"
 
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/types/known/anypb"
 )
 
 // ResourceJSON renders an encoded resource of the type typeURL names as
 // protojson does (Envoy's config_dump shape), from the wire and wireDescs,
 // so that /config_dump needs no generated types. ok is false when the type
-// is not in the table. An Any whose type is not in the table is shown as
-// {"@type": url, "value_base64": …} (as {"@type": url} when empty, which is
-// protojson's rendering of an empty message); the resource's bytes were validated
+// is not in the table. An Any whose type is not in the table is rendered
+// with protojson when this binary links it (filter configurations), else
+// as {"@type": url, "value_base64": …} (as {"@type": url} when empty, which
+// is protojson's rendering of an empty message); the resource's bytes were validated
 // when the proxy accepted them, an Any's contents are rendered best effort.
 func ResourceJSON(typeURL string, b []byte) (out []byte, ok bool) {
 	di := findDesc(typeURL[strings.LastIndexByte(typeURL, '/')+1:])
@@ -112,6 +115,12 @@ func (w *jsonWriter) message(di int16, b []byte, depth int) {
 		url, value := m.str(anyTypeURL), m.msg(anyValue)
 		if adi := findDesc(url[strings.LastIndexByte(url, '/')+1:]); adi >= 0 {
 			w.any(url, adi, value, depth)
+			return
+		}
+		// A type outside the table that this binary links (an HTTP
+		// filter's per-route config): protojson renders it, as before.
+		if j, err := protojson.Marshal(&anypb.Any{TypeUrl: url, Value: value}); err == nil {
+			w.buf = append(w.buf, j...)
 			return
 		}
 		w.buf = append(w.buf, `{"@type":`...)

@@ -41,13 +41,23 @@ func compareJSON(t *testing.T, m proto.Message) {
 }
 
 // TestResourceJSONMatchesProtojson: /config_dump renders clusters,
-// assignments and TLS contexts from the wire as protojson did from
+// assignments, route configurations and TLS contexts from the wire as protojson did from
 // go-control-plane's types (Envoy's config_dump shape).
 func TestResourceJSONMatchesProtojson(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 19))
+	routes := 0
 	for range 1000 {
 		compareJSON(t, randomCluster(r))
 		compareJSON(t, randomAssignment(r))
+		// Some carry an Any protojson cannot render (an unknown type, bad bytes).
+		rc := randomRouteConfiguration(r)
+		if _, err := protojson.Marshal(rc); err == nil {
+			compareJSON(t, rc)
+			routes++
+		}
+	}
+	if routes < 500 {
+		t.Errorf("%d of 1,000 route configurations compared", routes)
 	}
 	compareJSON(t, &tlsv3.UpstreamTlsContext{Sni: "outbound_.80_._.reviews", CommonTlsContext: istioCommon("spiffe://cluster.local/ns/default/sa/reviews")})
 	// istiod's plaintext transport socket: an empty Any of a type outside

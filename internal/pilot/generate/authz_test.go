@@ -12,7 +12,7 @@ import (
 
 	"github.com/mast-mesh/mast/internal/config"
 	"github.com/mast-mesh/mast/internal/pilot/model"
-	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
+	"github.com/mast-mesh/mast/internal/proxy/xdsparse/xdsparsetest"
 )
 
 const authzYAML = `
@@ -81,7 +81,7 @@ func TestAuthorizationPolicyToRBAC(t *testing.T) {
 	if err := vi.ValidateAll(); err != nil {
 		t.Fatalf("generated listener fails go-control-plane validation: %v", err)
 	}
-	if _, err := xdsparse.ParseListener(vi); err != nil {
+	if _, err := xdsparsetest.ParseListener(vi); err != nil {
 		t.Fatalf("mast-proxy NACKs the generated listener: %v", err)
 	}
 	var sawHTTP, sawTCP bool

@@ -14,7 +14,7 @@ import (
 
 	"github.com/mast-mesh/mast/internal/config"
 	"github.com/mast-mesh/mast/internal/pilot/model"
-	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
+	"github.com/mast-mesh/mast/internal/proxy/xdsparse/xdsparsetest"
 )
 
 // extAuthzMesh is Istio's ext-authz task's MeshConfig, pointed at services
@@ -82,7 +82,7 @@ func inboundHTTPFilters(t *testing.T, provider string) []*hcmv3.HttpFilter {
 	if err := vi.ValidateAll(); err != nil {
 		t.Fatalf("generated listener fails go-control-plane validation: %v", err)
 	}
-	if _, err := xdsparse.ParseListener(vi); err != nil {
+	if _, err := xdsparsetest.ParseListener(vi); err != nil {
 		t.Fatalf("mast-proxy NACKs the generated listener: %v", err)
 	}
 	for _, fc := range vi.GetFilterChains() {
@@ -186,7 +186,7 @@ func inboundTCPFilters(t *testing.T, provider string) []*listenerv3.Filter {
 	if err := vi.ValidateAll(); err != nil {
 		t.Fatalf("generated listener fails go-control-plane validation: %v", err)
 	}
-	if _, err := xdsparse.ParseListener(vi); err != nil {
+	if _, err := xdsparsetest.ParseListener(vi); err != nil {
 		t.Fatalf("mast-proxy NACKs the generated listener: %v", err)
 	}
 	for _, fc := range vi.GetFilterChains() {

@@ -10,7 +10,7 @@ import (
 	"github.com/mast-mesh/mast/internal/config"
 	"github.com/mast-mesh/mast/internal/mixer/api/clientpb"
 	"github.com/mast-mesh/mast/internal/pilot/model"
-	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
+	"github.com/mast-mesh/mast/internal/proxy/xdsparse/xdsparsetest"
 )
 
 // A sidecar with Mixer rules gets the Mixer filter on its inbound HTTP
@@ -38,7 +38,7 @@ func TestMixerFilters(t *testing.T) {
 		httpSeen, tcpSeen := 0, 0
 		for _, r := range out {
 			l := r.Resource.(*listenerv3.Listener)
-			if _, err := xdsparse.ParseListener(l); err != nil {
+			if _, err := xdsparsetest.ParseListener(l); err != nil {
 				t.Fatalf("mast-proxy refuses %s: %v", l.GetName(), err)
 			}
 			for _, fc := range l.GetFilterChains() {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/mast-mesh/mast/internal/config"
 	"github.com/mast-mesh/mast/internal/pilot/model"
-	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
+	"github.com/mast-mesh/mast/internal/proxy/xdsparse/xdsparsetest"
 )
 
 const rateLimitYAML = `apiVersion: ratelimit.mast.io/v1alpha1
@@ -52,7 +52,7 @@ func rlFilterNames(t *testing.T, pc *model.PushContext, p *model.Proxy) map[stri
 		t.Fatal(err)
 	}
 	for _, r := range rs {
-		if _, err := xdsparse.ParseListener(r.Resource.(*listenerv3.Listener)); err != nil {
+		if _, err := xdsparsetest.ParseListener(r.Resource.(*listenerv3.Listener)); err != nil {
 			t.Fatalf("mast-proxy refuses %s: %v", r.Name, err)
 		}
 	}

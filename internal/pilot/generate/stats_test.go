@@ -14,7 +14,7 @@ import (
 	"github.com/mast-mesh/mast/internal/config"
 	"github.com/mast-mesh/mast/internal/pilot/model"
 	"github.com/mast-mesh/mast/internal/proxy/headers"
-	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
+	"github.com/mast-mesh/mast/internal/proxy/xdsparse/xdsparsetest"
 	internaltel "github.com/mast-mesh/mast/internal/telemetry"
 	"github.com/mast-mesh/mast/internal/telemetry/metrics"
 )
@@ -26,7 +26,7 @@ func statsBySide(t *testing.T, ls []model.XDSResource) (client, server *metrics.
 	t.Helper()
 	var got [2][]*metrics.Config
 	for _, r := range ls {
-		l, err := xdsparse.ParseListener(r.Resource.(*listenerv3.Listener))
+		l, err := xdsparsetest.ParseListener(r.Resource.(*listenerv3.Listener))
 		if err != nil {
 			t.Fatalf("mast-proxy rejects %s: %v", r.Name, err)
 		}

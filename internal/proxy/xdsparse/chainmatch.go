@@ -1,12 +1,9 @@
 package xdsparse
 
 import (
-	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
-
-	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 )
 
 // Transport protocols a filter chain may match.
@@ -20,47 +17,6 @@ const (
 type skipChainError struct{ reason string }
 
 func (e skipChainError) Error() string { return e.reason }
-
-func parseChainMatch(m *listenerv3.FilterChainMatch, out *ChainMatch) error {
-	if m == nil {
-		return nil
-	}
-	if err := checkFields(m, chainMatchRules); err != nil {
-		return fmt.Errorf("filter_chain_match: %w", err)
-	}
-	for i, r := range m.GetPrefixRanges() {
-		p, err := parseCIDR(r.GetAddressPrefix(), r.GetPrefixLen())
-		if err != nil {
-			return fmt.Errorf("filter_chain_match.prefix_ranges[%d]: %w", i, err)
-		}
-		out.PrefixRanges = append(out.PrefixRanges, p)
-	}
-	for i, r := range m.GetSourcePrefixRanges() {
-		p, err := parseCIDR(r.GetAddressPrefix(), r.GetPrefixLen())
-		if err != nil {
-			return fmt.Errorf("filter_chain_match.source_prefix_ranges[%d]: %w", i, err)
-		}
-		out.SourcePrefixRanges = append(out.SourcePrefixRanges, p)
-	}
-	out.DestinationPort = m.GetDestinationPort().GetValue()
-	if out.DestinationPort > 65535 {
-		return fmt.Errorf("filter_chain_match.destination_port %d: out of range", out.DestinationPort)
-	}
-	for i, n := range m.GetServerNames() {
-		if !validSNI(strings.TrimPrefix(n, "*.")) || strings.Contains(strings.TrimPrefix(n, "*."), "*") {
-			return fmt.Errorf("filter_chain_match.server_names[%d] %q: not a server name or *.suffix wildcard", i, n)
-		}
-		out.ServerNames = append(out.ServerNames, strings.ToLower(n))
-	}
-	switch p := m.GetTransportProtocol(); p {
-	case "", TransportTLS, TransportRawBuffer:
-		out.TransportProtocol = p
-	default:
-		return skipChainError{fmt.Sprintf("filter_chain_match.transport_protocol %q: this proxy tells only tls and raw_buffer apart", p)}
-	}
-	out.ApplicationProtocols = slices.Clone(m.GetApplicationProtocols())
-	return nil
-}
 
 // NeedsInspection reports whether choosing a chain depends on the
 // connection's first bytes (TLS or not, SNI, ALPN), so that the proxy must

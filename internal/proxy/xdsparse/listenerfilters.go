@@ -1,11 +1,7 @@
 package xdsparse
 
 import (
-	"fmt"
-	"strings"
 	"time"
-
-	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 
 	// Registered so listener filters' typed configs decode in config dumps.
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/http_inspector/v3"
@@ -39,40 +35,4 @@ type ListenerFilters struct {
 	// ContinueOnTimeout, else it is closed.
 	Timeout           time.Duration
 	ContinueOnTimeout bool
-}
-
-// typeSuffix matches a listener filter by the type of its typed config.
-func filterIs(f *listenerv3.ListenerFilter, name, typeSuffix string) bool {
-	return f.GetName() == name || strings.HasSuffix(f.GetTypedConfig().GetTypeUrl(), typeSuffix)
-}
-
-// parseListenerFilters reads the listener filters; ones the proxy does
-// not implement are reported as warnings (they only add behaviour Envoy
-// would have, never take it away), except proxy_protocol, which changes the
-// bytes on the wire and so makes the listener invalid.
-func parseListenerFilters(l *listenerv3.Listener) (ListenerFilters, []string, error) {
-	out := ListenerFilters{OriginalDst: l.GetUseOriginalDst().GetValue(), Timeout: DefaultListenerFiltersTimeout,
-		ContinueOnTimeout: l.GetContinueOnListenerFiltersTimeout()}
-	if d := l.GetListenerFiltersTimeout(); d != nil {
-		if d.AsDuration() < 0 {
-			return out, nil, fmt.Errorf("listener_filters_timeout: negative")
-		}
-		out.Timeout = d.AsDuration()
-	}
-	var warnings []string
-	for i, f := range l.GetListenerFilters() {
-		switch {
-		case filterIs(f, OriginalDstFilterName, ".original_dst.v3.OriginalDst"):
-			out.OriginalDst = true
-		case filterIs(f, HTTPInspectorFilterName, ".http_inspector.v3.HttpInspector"):
-			out.HTTPInspector = true
-		case filterIs(f, TLSInspectorFilterName, ".tls_inspector.v3.TlsInspector"):
-			// The proxy inspects TLS whenever a chain depends on it.
-		case f.GetName() == "envoy.filters.listener.proxy_protocol" || strings.HasSuffix(f.GetTypedConfig().GetTypeUrl(), ".proxy_protocol.v3.ProxyProtocol"):
-			return out, nil, fmt.Errorf("listener_filters[%d] %q: not supported", i, f.GetName())
-		default:
-			warnings = append(warnings, fmt.Sprintf("listener_filters[%d] %q: ignored", i, f.GetName()))
-		}
-	}
-	return out, warnings, nil
 }

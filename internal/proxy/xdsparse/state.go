@@ -9,8 +9,6 @@ import (
 	"sort"
 	"strings"
 
-	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
@@ -213,13 +211,9 @@ func keepPrevious(prev, next *Snapshot, typeURL, name string, raw map[string][]b
 func applyOne(next *Snapshot, typeURL string, a *anypb.Any) (string, error) {
 	switch typeURL {
 	case ListenerType:
-		var m listenerv3.Listener
-		if err := proto.Unmarshal(a.GetValue(), &m); err != nil {
-			return "", fmt.Errorf("listener: decode: %w", err)
-		}
-		l, err := ParseListener(&m)
+		name, l, err := DecodeListener(a.GetValue())
 		if err != nil {
-			return m.GetName(), err
+			return name, err
 		}
 		next.Listeners[l.Name] = l
 		return l.Name, nil

@@ -12,6 +12,7 @@ import (
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	prevprio "github.com/envoyproxy/go-control-plane/envoy/extensions/retry/priority/previous_priorities/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
@@ -44,6 +45,8 @@ var wireRoots = []struct {
 	{"descRouteConfiguration", &routev3.RouteConfiguration{}},
 	{"descVirtualHost", &routev3.VirtualHost{}},
 	{"descPreviousPriorities", &prevprio.PreviousPrioritiesConfig{}},
+	// LDS: the listener itself (its filters' typed configs are parsed apart).
+	{"descListener", &listenerv3.Listener{}},
 	// Well-known types an Any may carry (metadata's typed_filter_metadata).
 	{"", &wrapperspb.StringValue{}}, {"", &wrapperspb.BytesValue{}}, {"", &wrapperspb.BoolValue{}},
 	{"", &wrapperspb.Int32Value{}}, {"", &wrapperspb.Int64Value{}}, {"", &wrapperspb.UInt32Value{}},

@@ -1,0 +1,343 @@
+package xdsparse
+
+import (
+	"fmt"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/mast-mesh/mast/internal/proxy/filter"
+	"github.com/mast-mesh/mast/internal/proxy/filter/builtin"
+	"github.com/mast-mesh/mast/internal/telemetry/metrics"
+)
+
+// LDS resources are decoded from the wire (wiredesc.go): the Listener,
+// its filter chains, their matches and the listener filters, so that
+// envoy.config.listener.v3 is not linked into mast-proxy. The filters'
+// typed configs (the connection manager, tcp_proxy) and transport sockets
+// are still unmarshalled into generated types. The generated path it
+// replaced is the tests' oracle (TestDecodeListenerMatchesGenerated,
+// FuzzDecodeListener).
+
+// Field numbers of envoy.config.listener.v3 messages and the core messages
+// inside them.
+const (
+	lsName, lsAddress, lsFilterChains, lsUseOriginalDst, lsBufferLimit = 1, 2, 3, 4, 5
+	lsListenerFilters, lsFiltersTimeout, lsTrafficDirection            = 9, 15, 16
+	lsContinueOnTimeout, lsDefaultChain, lsBindToPort                  = 17, 25, 26
+
+	fcMatch, fcFilters, fcTransportSocket, fcName = 1, 3, 6, 7
+	flName, flTypedConfig                         = 1, 4
+	lfName, lfTypedConfig                         = 1, 3
+
+	fcmPrefixRanges, fcmSourcePrefixRanges, fcmDestinationPort = 3, 6, 8
+	fcmTransportProtocol, fcmAppProtocols, fcmServerNames      = 9, 10, 11
+	cidrPrefix, cidrLen                                        = 1, 2
+
+	pipePath             = 1 // addrSocket, addrPipe, sa*: edswire.go
+	trafficInbound       = 1
+	socketTCP      int32 = 0
+)
+
+// DecodeListener decodes and parses an encoded Listener, as an LDS
+// response carries it. It returns the name whenever the message could be
+// decoded, so that a refused listener keeps its previous version.
+func DecodeListener(b []byte) (string, *Listener, error) {
+	if err := validateWire(descListener, b); err != nil {
+		return "", nil, fmt.Errorf("listener: decode: %w", err)
+	}
+	l := decodeWire(descListener, b)
+	name := l.str(lsName)
+	if name == "" {
+		return "", nil, fmt.Errorf("listener: name is empty")
+	}
+	out, err := parseListenerWire(name, l)
+	if err != nil {
+		return name, nil, fmt.Errorf("listener %q: %w", name, err)
+	}
+	return name, out, nil
+}
+
+func parseListenerWire(name string, l *wireMsg) (*Listener, error) {
+	out := &Listener{Name: name, BindToPort: wireBool(l, lsBindToPort, true), UseOriginalDst: wireBool(l, lsUseOriginalDst, false)}
+	if err := checkWire(l, listenerRules); err != nil {
+		return nil, err
+	}
+	addr := l.sub(lsAddress)
+	if addr.has(addrPipe) {
+		// A unix domain socket (Istio's Gateway servers[].bind "unix://...").
+		path := addr.sub(addrPipe).str(pipePath)
+		if path == "" || path == "@" {
+			return nil, fmt.Errorf("address.pipe.path: empty")
+		}
+		if !strings.HasPrefix(path, "@") && !filepath.IsAbs(path) {
+			return nil, fmt.Errorf("address.pipe.path %q: not an absolute path", path)
+		}
+		if out.UseOriginalDst {
+			return nil, fmt.Errorf("use_original_dst on a pipe address")
+		}
+		out.Network, out.Address = "unix", path
+	} else {
+		if !addr.has(addrSocket) {
+			return nil, fmt.Errorf("address: only socket_address and pipe are supported")
+		}
+		sa := addr.sub(addrSocket)
+		if p := int32(sa.u64(saProtocol)); p != socketTCP {
+			return nil, fmt.Errorf("address.protocol %s: only TCP is supported", enumName(sa, saProtocol, p))
+		}
+		port := sa.u64(saPortValue)
+		if !sa.has(saPortValue) || uint32(port) > 65535 {
+			return nil, fmt.Errorf("address.port_value: missing or out of range")
+		}
+		out.Network, out.Address = "tcp", net.JoinHostPort(sa.str(saAddress), strconv.Itoa(int(uint32(port))))
+	}
+	lf, warnings, err := parseListenerFiltersWire(l, out.UseOriginalDst)
+	if err != nil {
+		return nil, err
+	}
+	out.Filters, out.Warnings = lf, append(out.Warnings, warnings...)
+	chains := l.subs(lsFilterChains)
+	if len(chains) == 0 && !l.has(lsDefaultChain) {
+		return nil, fmt.Errorf("filter_chains: empty and no default_filter_chain")
+	}
+	for i, fc := range chains {
+		c, err := parseFilterChainWire(fc)
+		if skip, ok := err.(skipChainError); ok {
+			out.Warnings = append(out.Warnings, fmt.Sprintf("filter_chains[%d] %q: skipped: %s", i, fc.str(fcName), skip.reason))
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("filter_chains[%d] %q: %v", i, fc.str(fcName), err)
+		}
+		out.Chains = append(out.Chains, c)
+	}
+	if l.has(lsDefaultChain) {
+		c, err := parseFilterChainWire(l.sub(lsDefaultChain))
+		if skip, ok := err.(skipChainError); ok {
+			out.Warnings = append(out.Warnings, "default_filter_chain: skipped: "+skip.reason)
+		} else if err != nil {
+			return nil, fmt.Errorf("default_filter_chain: %v", err)
+		} else {
+			out.Default = c
+		}
+	}
+	if len(out.Chains) == 0 && out.Default == nil {
+		return nil, fmt.Errorf("no filter chain can be served: %s", strings.Join(out.Warnings, "; "))
+	}
+	limit := DefaultConnBufferLimit
+	if l.has(lsBufferLimit) {
+		v := wrapperU32(l, lsBufferLimit, 0)
+		if v == 0 {
+			return nil, fmt.Errorf("per_connection_buffer_limit_bytes: 0 would stall every connection")
+		}
+		limit = int(min(v, 1<<30))
+	}
+	inbound := l.u64(lsTrafficDirection) == trafficInbound
+	for _, c := range append(out.Chains[:len(out.Chains):len(out.Chains)], out.Default) {
+		switch {
+		case c == nil:
+		case c.HTTP != nil:
+			c.HTTP.ConnBufferLimit = limit
+			c.HTTP.Inbound = inbound
+		case c.TCP != nil:
+			c.TCP.Inbound = inbound
+		}
+	}
+	return out, nil
+}
+
+// enumName prints enum field num's value v as the generated enum's String
+// does: its name, or the number when unknown.
+func enumName(m *wireMsg, num protowire.Number, v int32) string {
+	for _, e := range wireEnums[m.d.fields[m.d.find(num)].msg].values {
+		if e.num == v {
+			return e.name
+		}
+	}
+	return strconv.Itoa(int(v))
+}
+
+// parseListenerFiltersWire reads the listener filters; ones the proxy does
+// not implement are reported as warnings (they only add behaviour Envoy
+// would have, never take it away), except proxy_protocol, which changes the
+// bytes on the wire and so makes the listener invalid.
+func parseListenerFiltersWire(l *wireMsg, originalDst bool) (ListenerFilters, []string, error) {
+	out := ListenerFilters{OriginalDst: originalDst, Timeout: DefaultListenerFiltersTimeout, ContinueOnTimeout: l.u64(lsContinueOnTimeout) != 0}
+	if l.has(lsFiltersTimeout) {
+		d := wireDuration(l.msg(lsFiltersTimeout))
+		if d < 0 {
+			return out, nil, fmt.Errorf("listener_filters_timeout: negative")
+		}
+		out.Timeout = d
+	}
+	var warnings []string
+	for i, f := range l.subs(lsListenerFilters) {
+		name, url := f.str(lfName), f.sub(lfTypedConfig).str(anyTypeURL)
+		is := func(n, typeSuffix string) bool { return name == n || strings.HasSuffix(url, typeSuffix) }
+		switch {
+		case is(OriginalDstFilterName, ".original_dst.v3.OriginalDst"):
+			out.OriginalDst = true
+		case is(HTTPInspectorFilterName, ".http_inspector.v3.HttpInspector"):
+			out.HTTPInspector = true
+		case is(TLSInspectorFilterName, ".tls_inspector.v3.TlsInspector"):
+			// The proxy inspects TLS whenever a chain depends on it.
+		case name == "envoy.filters.listener.proxy_protocol" || strings.HasSuffix(url, ".proxy_protocol.v3.ProxyProtocol"):
+			return out, nil, fmt.Errorf("listener_filters[%d] %q: not supported", i, name)
+		default:
+			warnings = append(warnings, fmt.Sprintf("listener_filters[%d] %q: ignored", i, name))
+		}
+	}
+	return out, warnings, nil
+}
+
+// typedConfig returns a filter's typed_config (field num), nil when absent.
+func typedConfig(f *wireMsg, num protowire.Number) *anypb.Any {
+	if !f.has(num) {
+		return nil
+	}
+	return wireAny(f.msg(num))
+}
+
+func parseFilterChainWire(fc *wireMsg) (*FilterChain, error) {
+	c := &FilterChain{Name: fc.str(fcName)}
+	if fc.has(fcMatch) {
+		if err := parseChainMatchWire(fc.sub(fcMatch), &c.Match); err != nil {
+			return nil, err
+		}
+	}
+	var ts *corev3.TransportSocket
+	if fc.has(fcTransportSocket) {
+		ts = &corev3.TransportSocket{}
+		if err := proto.Unmarshal(fc.msg(fcTransportSocket), ts); err != nil {
+			return nil, fmt.Errorf("transport_socket: %w", err)
+		}
+	}
+	tc, err := parseTransportSocket(ts, false)
+	if err != nil {
+		// A chain whose TLS cannot be served (an SDS secret nobody here serves, say)
+		// is left out; the listener's other chains still work.
+		return nil, skipChainError{err.Error()}
+	}
+	c.TLS = tc
+	filters := fc.subs(fcFilters)
+	if len(filters) == 0 {
+		return nil, fmt.Errorf("filters: empty")
+	}
+	reg := builtin.Registry()
+	var stats *metrics.Config
+	reporter := -1 // the first network filter that sees connections end
+	for i, f := range filters[:len(filters)-1] {
+		name, cfg := f.str(flName), typedConfig(f, flTypedConfig)
+		if name == StatsFilterName {
+			st, err := ParseStats(cfg)
+			if err != nil {
+				return nil, fmt.Errorf("filters[%d] %q: %w", i, name, err)
+			}
+			stats = st
+			continue
+		}
+		nf, ok, err := reg.BuildNetwork(name, i, cfg)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			c.Network = append(c.Network, nf)
+			if _, closes := nf.(filter.CloseFilter); closes && reporter < 0 {
+				reporter = i
+			}
+		}
+	}
+	last := len(filters) - 1
+	lastName, a := filters[last].str(flName), typedConfig(filters[last], flTypedConfig)
+	if a == nil {
+		return nil, fmt.Errorf("filters[%d] %q: typed_config missing", last, lastName)
+	}
+	switch {
+	case a.MessageIs((*hcmv3.HttpConnectionManager)(nil)):
+		var h hcmv3.HttpConnectionManager
+		if err := a.UnmarshalTo(&h); err != nil {
+			return nil, fmt.Errorf("filters[%d] %q: %w", last, lastName, err)
+		}
+		m, err := ParseHTTPManager(&h)
+		if err != nil {
+			return nil, fmt.Errorf("filters[%d] %q: %w", last, lastName, err)
+		}
+		if stats != nil {
+			return nil, fmt.Errorf("filters: the %s network filter only goes before %s (connection managers take it as an HTTP filter)", StatsFilterName, TCPProxyFilterName)
+		}
+		if reporter >= 0 {
+			return nil, fmt.Errorf("filters[%d] %q: a network filter that reports connections goes only before %s (it counts their bytes)",
+				reporter, filters[reporter].str(flName), TCPProxyFilterName)
+		}
+		c.HTTP = m
+	case a.MessageIs((*tcpv3.TcpProxy)(nil)):
+		var t tcpv3.TcpProxy
+		if err := a.UnmarshalTo(&t); err != nil {
+			return nil, fmt.Errorf("filters[%d] %q: %w", last, lastName, err)
+		}
+		p, err := parseTCPProxy(&t)
+		if err != nil {
+			return nil, fmt.Errorf("filters[%d] %q: %w", last, lastName, err)
+		}
+		c.TCP = p
+		c.TCP.Stats = stats
+	default:
+		return nil, fmt.Errorf("filters[%d] %q: terminal filter type %s not supported", last, lastName, a.GetTypeUrl())
+	}
+	return c, nil
+}
+
+func parseChainMatchWire(m *wireMsg, out *ChainMatch) error {
+	if err := checkWire(m, chainMatchRules); err != nil {
+		return fmt.Errorf("filter_chain_match: %w", err)
+	}
+	for i, r := range m.subs(fcmPrefixRanges) {
+		p, err := parseCIDR(r.str(cidrPrefix), wireU32Value(r, cidrLen))
+		if err != nil {
+			return fmt.Errorf("filter_chain_match.prefix_ranges[%d]: %w", i, err)
+		}
+		out.PrefixRanges = append(out.PrefixRanges, p)
+	}
+	for i, r := range m.subs(fcmSourcePrefixRanges) {
+		p, err := parseCIDR(r.str(cidrPrefix), wireU32Value(r, cidrLen))
+		if err != nil {
+			return fmt.Errorf("filter_chain_match.source_prefix_ranges[%d]: %w", i, err)
+		}
+		out.SourcePrefixRanges = append(out.SourcePrefixRanges, p)
+	}
+	out.DestinationPort = wrapperU32(m, fcmDestinationPort, 0)
+	if out.DestinationPort > 65535 {
+		return fmt.Errorf("filter_chain_match.destination_port %d: out of range", out.DestinationPort)
+	}
+	for i, n := range wireStrings(m, fcmServerNames) {
+		if !validSNI(strings.TrimPrefix(n, "*.")) || strings.Contains(strings.TrimPrefix(n, "*."), "*") {
+			return fmt.Errorf("filter_chain_match.server_names[%d] %q: not a server name or *.suffix wildcard", i, n)
+		}
+		out.ServerNames = append(out.ServerNames, strings.ToLower(n))
+	}
+	switch p := m.str(fcmTransportProtocol); p {
+	case "", TransportTLS, TransportRawBuffer:
+		out.TransportProtocol = p
+	default:
+		return skipChainError{fmt.Sprintf("filter_chain_match.transport_protocol %q: this proxy tells only tls and raw_buffer apart", p)}
+	}
+	out.ApplicationProtocols = wireStrings(m, fcmAppProtocols)
+	return nil
+}
+
+// wireU32Value returns a google.protobuf.UInt32Value field, nil when absent.
+func wireU32Value(m *wireMsg, num protowire.Number) *wrapperspb.UInt32Value {
+	if !m.has(num) {
+		return nil
+	}
+	return wrapperspb.UInt32(wrapperU32(m, num, 0))
+}

@@ -19,6 +19,7 @@ import (
 	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	networking "istio.io/api/networking/v1alpha3"
 
@@ -420,7 +421,7 @@ func (g *gen) inboundPorts() []inboundPort {
 		// As istiod (InboundConnectionPoolForPort): the ingress listener's
 		// pool, else the Sidecar's inboundConnectionPool, for every inbound
 		// cluster of the workload.
-		out[i].pool = cmp.Or(in.GetConnectionPool(), defaultPool)
+		out[i].pool = cmp.Or(in.GetConnectionPool(), defaultPool, g.inboundRulePool(out[i]))
 		if in.GetTls() != nil {
 			// The sidecar terminates TLS: the application sees what is inside.
 			out[i].protocol = afterTLSTermination(registry.Protocol(strings.ToUpper(in.GetPort().GetProtocol())))
@@ -440,6 +441,39 @@ func addService(list []*registry.Service, svc *registry.Service) []*registry.Ser
 		return list
 	}
 	return slices.Insert(list, i, svc)
+}
+
+// inboundRulePool is the connectionPool of the DestinationRule of the
+// port's first service (by host), with its port-level settings for the
+// service port that targets the workload port, as istiod's
+// buildInboundCluster sets it "so that the server has enough capacity":
+// the rule without a workloadSelector, subsets aside, without HTTP/2
+// upgrades. nil without one.
+func (g *gen) inboundRulePool(in inboundPort) *networking.ConnectionPoolSettings {
+	if len(in.services) == 0 {
+		return nil
+	}
+	svc := in.services[0]
+	dr := g.pc.InboundDestinationRule(g.p, svc.Hostname)
+	if dr == nil {
+		return nil
+	}
+	port := in.port
+	for _, sp := range svc.Ports {
+		if sp.TargetPort == in.port || (sp.TargetPort == 0 && sp.Number == in.port) {
+			port = sp.Number
+			break
+		}
+	}
+	cp := effectivePolicy(dr, port, "").cp
+	if cp.GetHttp().GetH2UpgradePolicy() == networking.ConnectionPoolSettings_HTTPSettings_DEFAULT && !cp.GetHttp().GetUseClientProtocol() {
+		return cp
+	}
+	// istiod applies no HTTP/2 upgrade to inbound clusters: the
+	// application is spoken to in its port's protocol.
+	cp = proto.CloneOf(cp)
+	cp.Http.H2UpgradePolicy, cp.Http.UseClientProtocol = networking.ConnectionPoolSettings_HTTPSettings_DEFAULT, false
+	return cp
 }
 
 // appAddress parses a Sidecar ingress defaultEndpoint ("127.0.2.7:9080",

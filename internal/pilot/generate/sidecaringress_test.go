@@ -8,6 +8,7 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	networking "istio.io/api/networking/v1alpha3"
+	typev1beta1 "istio.io/api/type/v1beta1"
 
 	"github.com/mast-mesh/mast/internal/config"
 	"github.com/mast-mesh/mast/internal/pilot/model"
@@ -168,5 +169,39 @@ func TestSidecarEgressProxy(t *testing.T) {
 	rs = gen1(t, only, noneProxy(productpageProxy()), RouteType, httpProxyRouteName)
 	if vh := vhost(t, rs[httpProxyRouteName].(*routev3.RouteConfiguration), "block_all"); vh.GetRoutes()[0].GetDirectResponse().GetStatus() != 502 {
 		t.Errorf("http_proxy block_all: %v", vh)
+	}
+}
+
+// A DestinationRule's connectionPool (with the port-level settings of the
+// service port) applies to the workload's inbound cluster too, as istiod's
+// buildInboundCluster does; a rule with a workloadSelector does not (istiod
+// honours selectors outbound only), and the Sidecar's pools win.
+func TestInboundClusterTakesDestinationRulePool(t *testing.T) {
+	const host = "productpage.default.svc.cluster.local"
+	pool := func(n int32) *networking.ConnectionPoolSettings {
+		return &networking.ConnectionPoolSettings{Http: &networking.ConnectionPoolSettings_HTTPSettings{Http2MaxRequests: n}}
+	}
+	dr := res(config.DestinationRule, "default", "pp", &networking.DestinationRule{Host: host, TrafficPolicy: &networking.TrafficPolicy{
+		ConnectionPool:    pool(11),
+		PortLevelSettings: []*networking.TrafficPolicy_PortTrafficPolicy{{Port: &networking.PortSelector{Number: 9080}, ConnectionPool: pool(12)}},
+	}})
+	selected := res(config.DestinationRule, "default", "pp-selected", &networking.DestinationRule{Host: host,
+		WorkloadSelector: &typev1beta1.WorkloadSelector{MatchLabels: map[string]string{"app": "productpage"}},
+		TrafficPolicy:    &networking.TrafficPolicy{ConnectionPool: pool(99)}})
+	cs := asAny(gen1(t, pushOnly(dr, selected), productpageProxy(), ClusterType))
+	if got := maxRequests(t, cs, InboundClusterName(9080)); got != 12 {
+		t.Errorf("inbound 9080: max requests %d, want 12 (the rule's port-level pool)", got)
+	}
+	if got := maxRequests(t, cs, ClusterName("outbound", 9080, "", host)); got != 99 {
+		t.Errorf("outbound 9080: max requests %d, want 99 (the selected rule)", got)
+	}
+
+	sc := res(config.Sidecar, "default", "pp", &networking.Sidecar{
+		WorkloadSelector:      &networking.WorkloadSelector{Labels: map[string]string{"app": "productpage"}},
+		InboundConnectionPool: pool(5),
+	})
+	cs = asAny(gen1(t, pushOnly(dr, sc), productpageProxy(), ClusterType))
+	if got := maxRequests(t, cs, InboundClusterName(9080)); got != 5 {
+		t.Errorf("inbound 9080 with the Sidecar's inboundConnectionPool: max requests %d, want 5", got)
 	}
 }

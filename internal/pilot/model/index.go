@@ -270,14 +270,34 @@ func (pc *PushContext) DestinationRule(p *Proxy, host string) *DestinationRule {
 		if ns == "" || (i == 1 && ns == p.Namespace) || (i == 2 && (ns == p.Namespace || ns == svcNS)) {
 			continue
 		}
-		if dr := pc.ix().drByNS[ns].lookup(p, host); dr != nil {
+		if dr := pc.ix().drByNS[ns].lookup(p, host, false); dr != nil {
 			return dr
 		}
 	}
 	return nil
 }
 
-func (r *nsRules) lookup(p *Proxy, host string) *DestinationRule {
+// InboundDestinationRule is the DestinationRule for host that applies to
+// the proxy's inbound clusters: as istiod's SidecarScope.DestinationRule
+// for the inbound direction, rules with a workloadSelector are left out
+// (the Sidecar's connection pools are the per-workload form there).
+func (pc *PushContext) InboundDestinationRule(p *Proxy, host string) *DestinationRule {
+	svcNS := ""
+	if s := pc.ix().services[host]; s != nil {
+		svcNS = s.Namespace
+	}
+	for i, ns := range [3]string{p.Namespace, svcNS, pc.Mesh.RootNamespace} {
+		if ns == "" || (i == 1 && ns == p.Namespace) || (i == 2 && (ns == p.Namespace || ns == svcNS)) {
+			continue
+		}
+		if dr := pc.ix().drByNS[ns].lookup(p, host, true); dr != nil {
+			return dr
+		}
+	}
+	return nil
+}
+
+func (r *nsRules) lookup(p *Proxy, host string, inbound bool) *DestinationRule {
 	if r == nil {
 		return nil
 	}
@@ -286,7 +306,7 @@ func (r *nsRules) lookup(p *Proxy, host string) *DestinationRule {
 			return false
 		}
 		if sel := dr.Spec.GetWorkloadSelector(); sel != nil {
-			return dr.Namespace == p.Namespace && LabelsMatch(sel.GetMatchLabels(), p.Labels)
+			return !inbound && dr.Namespace == p.Namespace && LabelsMatch(sel.GetMatchLabels(), p.Labels)
 		}
 		return true
 	}

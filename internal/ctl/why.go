@@ -428,7 +428,9 @@ func (w *whyRun) follow(p proxy, fromSidecar bool) []finding {
 	return out
 }
 
-// nacks reports the configuration types a proxy rejected.
+// nacks reports the configuration types whose latest response the proxy
+// rejected. An older NACK stays on record (LastNACK) after a later version
+// was accepted, and a version in flight is only STALE: neither is a cause.
 func (w *whyRun) nacks(p proxy) []finding {
 	var out []finding
 	for _, s := range w.syncz {
@@ -436,7 +438,7 @@ func (w *whyRun) nacks(p proxy) []finding {
 			continue
 		}
 		for _, t := range s.Types {
-			if t.State == ads.StateNACKed || t.LastNACK != "" && t.VersionAcked != t.VersionSent {
+			if t.State == ads.StateNACKed {
 				out = append(out, finding{Hop: p.Name, Flag: "NACK",
 					Cause:    fmt.Sprintf("the proxy rejected its %s configuration and runs its last good one: %s", shortType(t.TypeURL), t.LastNACK),
 					Resource: nackResource(t.LastNACK, w.vs)})

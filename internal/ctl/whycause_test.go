@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"github.com/mast-mesh/mast/internal/pilot/ads"
 	"net/http"
 	"strings"
 	"testing"
@@ -226,5 +227,31 @@ spec:
 	f := w.cluster(reviews, &configDump{Clusters: []dumpCluster{{Name: "outbound|9080||ratings.default.svc.cluster.local"}}}, "outbound|9080||ratings.default.svc.cluster.local")
 	if f == nil || f.Flag != "UH" || f.Resource != "ServiceEntry default/ratings" || f.Field != "spec.workloadSelector.labels" {
 		t.Errorf("cluster without endpoints: %+v", f)
+	}
+}
+
+// TestNACKsOnlyWhenInForce: a proxy whose latest response of a type was
+// rejected is a cause; a NACK kept on record after a later version was
+// accepted, or a version still in flight, is not (mast why named a stale
+// NACK and its DestinationRule after the NACKed config had been fixed).
+func TestNACKsOnlyWhenInForce(t *testing.T) {
+	p := proxy{Name: "reviews-v2", ID: "sidecar~127.0.0.1~reviews-v2.default~default.svc.cluster.local"}
+	status := func(state, sent, acked string) []ads.ProxyStatus {
+		return []ads.ProxyStatus{{ID: p.ID, Types: []ads.TypeStatus{{TypeURL: ads.RouteType, State: state,
+			VersionSent: sent, VersionAcked: acked, LastNACK: `route "80": unknown field`}}}}
+	}
+	for _, c := range []struct {
+		name  string
+		syncz []ads.ProxyStatus
+		want  int
+	}{
+		{"rejected now", status(ads.StateNACKed, "v3", "v2"), 1},
+		{"accepted since", status(ads.StateSynced, "v4", "v4"), 0},
+		{"newer version in flight", status(ads.StateStale, "v4", "v2"), 0},
+	} {
+		w := &whyRun{syncz: c.syncz}
+		if got := w.nacks(p); len(got) != c.want {
+			t.Errorf("%s: %d findings %+v, want %d", c.name, len(got), got, c.want)
+		}
 	}
 }

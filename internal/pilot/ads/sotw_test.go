@@ -85,6 +85,10 @@ func TestSotwNACKKeepsLastGood(t *testing.T) {
 
 	e.ads.Push(m.set("v2", baseState()), nil)
 	r := c.expect(ClusterType, "v2", clA, clB, clC)
+	c.barrier()
+	if ts := e.status(t, c.id).typ(ClusterType); ts.State != StateStale || ts.VersionSent != "v2" || ts.VersionAcked != "v1" {
+		t.Fatalf("v2 sent, not yet answered: %+v, want STALE", ts)
+	}
 	// NACK: the version is the last accepted one, error_detail says why.
 	c.send(&discoveryv3.DiscoveryRequest{TypeUrl: ClusterType, VersionInfo: "v1", ResponseNonce: r.Nonce,
 		ErrorDetail: &statuspb.Status{Code: 3, Message: "cluster a: bad lb policy"}})

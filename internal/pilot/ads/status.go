@@ -98,19 +98,25 @@ func (c *conn) status() ProxyStatus {
 			BytesSent:    w.bytesSent,
 			Responses:    w.responses,
 		}
-		switch {
-		case w.nonceSent == "":
-			ts.State = StateNotSent
-		case w.nonceAcked == w.nonceSent:
-			ts.State = StateSynced
-		case w.nonceNacked == w.nonceSent:
-			ts.State = StateNACKed
-		default:
-			ts.State = StateStale
-		}
+		ts.State = syncState(w.nonceSent, w.nonceAcked, w.nonceNacked)
 		ps.Types = append(ps.Types, ts)
 	}
 	return ps
+}
+
+// syncState is the state of one type from the nonce of the latest response
+// and the nonces the proxy last acknowledged and rejected.
+func syncState(sent, acked, nacked string) string {
+	switch {
+	case sent == "":
+		return StateNotSent
+	case acked == sent:
+		return StateSynced
+	case nacked == sent:
+		return StateNACKed
+	default:
+		return StateStale
+	}
 }
 
 // SynczHandler serves Status as JSON (Istio's /debug/syncz). The optional

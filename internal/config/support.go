@@ -160,16 +160,23 @@ var supportTable = []supportRow{
 
 	// ---- WorkloadGroup: auto-registration on Kubernetes (a proxy naming
 	// its group gets a WorkloadEntry from the template and the metadata;
-	// test/kube TestWorkloadAutoRegistration). Health probes are not run.
+	// test/kube TestWorkloadAutoRegistration). The probe is run by the
+	// workload's mast-proxy (--readiness-probe, the spec.probe as JSON),
+	// which reports health changes over its ADS stream; mastd withdraws the
+	// endpoints of an unhealthy WorkloadEntry annotated
+	// proxy.istio.io/health-checks-enabled (auto-registration sets it when
+	// the proxy runs a probe); test/e2e TestWorkloadHealthProbe.
 	{"networking.v1alpha3.WorkloadGroup", Honoured, "", "metadata template"},
 	{"networking.v1alpha3.WorkloadGroup.ObjectMeta", Honoured, "", "labels annotations"},
-	{"networking.v1alpha3.WorkloadGroup", Warned, "the health probe of auto-registered workloads is not run: their entries stay healthy", "probe"},
-	{"networking.v1alpha3.ReadinessProbe", Warned, "health probes are not run", "initialDelaySeconds timeoutSeconds periodSeconds successThreshold failureThreshold httpGet tcpSocket exec grpc"},
-	{"networking.v1alpha3.HTTPHealthCheckConfig", Warned, "health probes are not run", "path port host scheme httpHeaders"},
-	{"networking.v1alpha3.HTTPHeader", Warned, "health probes are not run", "name value"},
-	{"networking.v1alpha3.TCPHealthCheckConfig", Warned, "health probes are not run", "host port"},
-	{"networking.v1alpha3.ExecHealthCheckConfig", Warned, "health probes are not run", "command"},
-	{"networking.v1alpha3.GrpcHealthCheckConfig", Warned, "health probes are not run", "port service"},
+	{"networking.v1alpha3.WorkloadGroup", Honoured, "run by the workload's mast-proxy, given the probe with --readiness-probe (as istio-agent takes it from its mesh config); an unhealthy workload's endpoints are withdrawn until it passes again", "probe"},
+	{"networking.v1alpha3.ReadinessProbe", Honoured, "", "initialDelaySeconds timeoutSeconds periodSeconds successThreshold failureThreshold httpGet tcpSocket"},
+	{"networking.v1alpha3.ReadinessProbe", Honoured, "run only when the proxy's operator allows commands (mast-proxy --allow-exec-probe); otherwise the proxy refuses to start, naming the flag", "exec"},
+	{"networking.v1alpha3.ReadinessProbe", Honoured, "run by mast-proxy's agent; validation refuses it in a WorkloadGroup, as istiod's does", "grpc"},
+	{"networking.v1alpha3.HTTPHealthCheckConfig", Honoured, "", "path port host scheme httpHeaders"},
+	{"networking.v1alpha3.HTTPHeader", Honoured, "", "name value"},
+	{"networking.v1alpha3.TCPHealthCheckConfig", Honoured, "", "host port"},
+	{"networking.v1alpha3.ExecHealthCheckConfig", Honoured, "", "command"},
+	{"networking.v1alpha3.GrpcHealthCheckConfig", Honoured, "", "port service"},
 
 	// ---- ProxyConfig, EnvoyFilter
 	{"networking.v1beta1.ProxyConfig", Honoured, "applied when a proxy starts, with Istio's precedence (root namespace < namespace < selector < proxy.istio.io/config), by the Kubernetes injector and by mast up: concurrency as mast-proxy's GOMAXPROCS (admin /server_info's concurrency), environmentVariables in its environment (ISTIO_META_* in its node metadata)", "selector concurrency environmentVariables"},

@@ -38,6 +38,7 @@ import (
 	"github.com/mast-mesh/mast/internal/pilot/jwks"
 	"github.com/mast-mesh/mast/internal/pilot/model"
 	"github.com/mast-mesh/mast/internal/pilot/push"
+	"github.com/mast-mesh/mast/internal/pilot/workloadhealth"
 	"github.com/mast-mesh/mast/internal/ratelimit"
 	"github.com/mast-mesh/mast/internal/registry"
 	"github.com/mast-mesh/mast/internal/registry/aggregate"
@@ -175,6 +176,11 @@ func Run(ctx context.Context, cfg Config) error {
 	// WorkloadGroup auto-registration, on Kubernetes (set below, before
 	// any stream is served).
 	var autoReg atomic.Pointer[autoregister.Controller]
+	// Proxies' health reports take unhealthy WorkloadEntries out of the
+	// configuration the pipeline sees (refresh is set once it exists).
+	var sources configSources
+	health := &healthReports{table: &workloadhealth.Table{}, sources: &sources, refresh: func() {}, log: log.With("component", "workloadhealth")}
+	sources.health = health.table
 	adsServer := ads.New(ads.Config{
 		Generate:        gen,
 		ClusterHost:     generate.ClusterHost,
@@ -190,10 +196,12 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 		},
 		Disconnected: func(p *model.Proxy) {
+			health.disconnected(p)
 			if a := autoReg.Load(); a != nil {
 				a.Disconnected(p)
 			}
 		},
+		Health: health.report,
 	})
 
 	var mix *mixerServer
@@ -234,7 +242,14 @@ func Run(ctx context.Context, cfg Config) error {
 	jcfg.OnChange = func() { deb.Enqueue(&model.PushRequest{Full: true, Reason: "jwks"}) }
 	p.jwks = jwks.New(jcfg)
 
-	var sources configSources
+	health.refresh = func() {
+		sources.update(nil, nil, func(all *config.Snapshot) {
+			if req := p.configChanged(all, map[config.Kind]struct{}{config.WorkloadEntry: {}}); req != nil {
+				req.Reason = "workload health"
+				deb.Enqueue(req)
+			}
+		})
+	}
 	var kubeCtl *kubeControl
 	if cfg.Kube != nil {
 		if cfg.ConfigDir == "" { // the CRDs are the configuration
@@ -371,6 +386,7 @@ func Run(ctx context.Context, cfg Config) error {
 	mux.Handle("/debug/config_dump", guard.ReadOnly(adsServer.ConfigDumpHandler()))
 	mux.Handle("/debug/configz", guard.ReadOnly(configzHandler(fs, adsServer.Proxies, cfg.Mesh.RootNamespace)))
 	mux.Handle("/debug/registryz", guard.ReadOnly(registryzHandler(p)))
+	mux.Handle("/debug/workloadhealthz", guard.ReadOnly(http.HandlerFunc(health.serveHealthz)))
 	if authority != nil {
 		mux.Handle("/debug/ca/rotate-root", guard.Mutating(rotateRootHandler(authority)))
 		mux.Handle("/debug/ca/revoke", guard.Mutating(revokeHandler(authority)))

@@ -23,6 +23,7 @@ func debugPages(withCA, withDashboard bool) []debugPage {
 		{"/debug/config_dump?proxyID=ID", "what mastd would send one proxy now (clusters, endpoints, listeners, routes), as Envoy's config_dump JSON"},
 		{"/debug/configz", "the configuration in force, and the files the store rejected and why, as JSON"},
 		{"/debug/registryz", "every service registry (ServiceEntry, Consul, Eureka, ...): synced or stale with its last error, and hostnames several registries have with the one that owns each, as JSON"},
+		{"/debug/workloadhealthz", "the Healthy condition of every WorkloadEntry whose proxy reports its readiness probe (an unhealthy entry gives no endpoint), as JSON"},
 		{"/metrics", "Prometheus metrics"},
 		{"/ready", "readiness"},
 	}...)

@@ -21,6 +21,7 @@ import (
 	"github.com/mast-mesh/mast/internal/config/kubestore"
 	"github.com/mast-mesh/mast/internal/kube/leader"
 	"github.com/mast-mesh/mast/internal/kube/status"
+	"github.com/mast-mesh/mast/internal/pilot/workloadhealth"
 	kuberegistry "github.com/mast-mesh/mast/internal/registry/kube"
 )
 
@@ -177,10 +178,13 @@ func (k *kubeControl) run(ctx context.Context) error {
 }
 
 // configSources merges the file store's snapshot with the CRD store's; a key
-// both define is taken from the file.
+// both define is taken from the file. The merged snapshot is handed on
+// without the WorkloadEntries that health leaves out (unhealthy workloads).
 type configSources struct {
 	mu         sync.Mutex
 	file, kube *config.Snapshot
+	all        *config.Snapshot // merged, before health
+	health     *workloadhealth.Table
 }
 
 // list returns the merged snapshot's resources of kind k.
@@ -215,10 +219,26 @@ func (c *configSources) update(file, kube *config.Snapshot, changed func(*config
 	if kube != nil {
 		c.kube = kube
 	}
-	if c.kube == nil {
-		changed(c.file)
-		return
+	switch {
+	case c.kube == nil:
+		c.all = c.file
+	case file != nil || kube != nil || c.all == nil:
+		c.all = config.NewSnapshot(append(c.kube.All(), c.file.All()...))
 	}
-	all := append(c.kube.All(), c.file.All()...)
-	changed(config.NewSnapshot(all))
+	snap := c.all
+	if snap == nil {
+		return // no source yet
+	}
+	if c.health != nil {
+		snap, _ = c.health.Apply(snap)
+	}
+	changed(snap)
+}
+
+// merged returns the merged snapshot as the sources gave it (nil before the
+// first update).
+func (c *configSources) merged() *config.Snapshot {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.all
 }

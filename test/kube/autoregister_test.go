@@ -26,7 +26,8 @@ import (
 // a WorkloadGroup (ISTIO_META_AUTO_REGISTER_GROUP); mastd creates its
 // WorkloadEntry through the API server from the group's template, refuses a
 // proxy whose certificate is another service account, and deletes the entry
-// a grace period after the proxy goes away.
+// a grace period after the proxy goes away. The proxy runs a readiness probe
+// (--readiness-probe), so its entry is annotated for health checks.
 func TestWorkloadAutoRegistration(t *testing.T) {
 	netns.Require(t, "iptables", "setpriv")
 	c := kubetest.Start(t, kubetest.Options{})
@@ -109,7 +110,8 @@ spec:
 			"--ca-addr", "istiod.istio-system.svc:15012", "--ca-root-file", filepath.Join(dir, name, "root-cert.pem"),
 			"--ca-server-name", "istiod.istio-system.svc", "--token-file", filepath.Join(dir, name, "token"),
 			"--ip", ip, "--name", name, "--namespace", "vm", "--service-account", sa, "--labels", "version=v1",
-			"--meta", "AUTO_REGISTER_GROUP=legacy", "--meta", "INTERCEPTION_MODE=NONE"}}, nil)
+			"--meta", "AUTO_REGISTER_GROUP=legacy", "--meta", "INTERCEPTION_MODE=NONE",
+			"--readiness-probe", `{"periodSeconds":1,"tcpSocket":{"port":8080}}`}}, nil)
 		r.procs = append(r.procs, p)
 		return r
 	}
@@ -130,7 +132,8 @@ spec:
 			spec := we.Object["spec"].(map[string]any)
 			labels, _ := spec["labels"].(map[string]any)
 			if spec["address"] != good.ip || spec["serviceAccount"] != "legacy-sa" || labels["app"] != "legacy" || labels["version"] != "v1" ||
-				we.GetAnnotations()["istio.io/autoRegistrationGroup"] != "legacy" || we.GetAnnotations()["team"] != "legacy-owners" || len(we.GetOwnerReferences()) != 1 {
+				we.GetAnnotations()["istio.io/autoRegistrationGroup"] != "legacy" || we.GetAnnotations()["team"] != "legacy-owners" || len(we.GetOwnerReferences()) != 1 ||
+				we.GetAnnotations()["proxy.istio.io/health-checks-enabled"] != "true" { // the proxy runs a readiness probe
 				return fmt.Errorf("WorkloadEntry %v", we.Object)
 			}
 			return nil

@@ -29,6 +29,12 @@ const (
 	AnnotationController  = "istio.io/workloadController"
 	AnnotationConnectedAt = "istio.io/connectedAt"
 	AnnotationDisconnAt   = "istio.io/disconnectedAt"
+	// AnnotationHealthChecks marks an entry whose proxy reports its
+	// readiness probe (workloadhealth.AnnotationEnabled).
+	AnnotationHealthChecks = "proxy.istio.io/health-checks-enabled"
+	// MetadataReadinessProbe is mast-proxy's node metadata saying its agent
+	// runs a readiness probe (mast-proxy --readiness-probe).
+	MetadataReadinessProbe = "MAST_READINESS_PROBE"
 )
 
 var (
@@ -137,6 +143,9 @@ func (c *Controller) log() *slog.Logger {
 	return c.Logger
 }
 
+// EntryName is the name of the WorkloadEntry a proxy of group registers.
+func EntryName(group string, p *model.Proxy) (string, error) { return entryName(group, p) }
+
 // entryName is Istio's: GROUP-IP (':' of IPv6 replaced), -NETWORK when set.
 func entryName(group string, p *model.Proxy) (string, error) {
 	if len(p.IPAddresses) == 0 || p.IPAddresses[0] == "" {
@@ -190,6 +199,11 @@ func (c *Controller) register(ctx context.Context, group, name string, p *model.
 	annotations[AnnotationGroup] = group
 	annotations[AnnotationController] = c.Identity
 	annotations[AnnotationConnectedAt] = time.Now().UTC().Format(time.RFC3339Nano)
+	if p.Metadata[MetadataReadinessProbe] == "true" {
+		// Healthy only once the probe passes (istiod: the proxy's
+		// PROXY_CONFIG has a readinessProbe).
+		annotations[AnnotationHealthChecks] = "true"
+	}
 	we := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "networking.istio.io/v1", "kind": "WorkloadEntry", "spec": spec}}
 	we.SetName(name)
 	we.SetNamespace(p.Namespace)

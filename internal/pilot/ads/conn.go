@@ -12,6 +12,7 @@ import (
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	statuspb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -391,6 +392,8 @@ type streamHandler[Req any] interface {
 func serveStream[Req any, Resp any, PReq interface {
 	*Req
 	GetNode() *corev3.Node
+	GetTypeUrl() string
+	GetErrorDetail() *statuspb.Status
 }](s *Server, kind string, stream interface {
 	Send(*Resp) error
 	Context() context.Context
@@ -423,11 +426,21 @@ func serveStream[Req any, Resp any, PReq interface {
 	}
 	out := startOutbox(stream.Send, s.sendTimeout)
 	st := newHandler(c, out)
+	handle := func(r *Req) error {
+		if PReq(r).GetTypeUrl() == HealthInfoType { // a report, not a subscription
+			if s.health != nil {
+				d := PReq(r).GetErrorDetail()
+				s.health(stream.Context(), p, d == nil, d.GetMessage())
+			}
+			return nil
+		}
+		return st.handle(r)
+	}
 	stop := make(chan struct{})
 	reqs := startRecv(func() (*Req, error) { return recv(c) }, stop)
-	err = st.handle(first)
+	err = handle(first)
 	if err == nil {
-		err = loop(stream.Context(), c, reqs, st.handle, st.push)
+		err = loop(stream.Context(), c, reqs, handle, st.push)
 	}
 	close(stop)
 	out.close()

@@ -21,6 +21,10 @@ const (
 	// VirtualHostType is VHDS: virtual hosts a route configuration names
 	// vhds for, subscribed to by name ("ROUTECONFIG/HOST"), Delta only.
 	VirtualHostType = "type.googleapis.com/envoy.config.route.v3.VirtualHost"
+	// HealthInfoType is istio-agent's health report: a request whose
+	// error_detail, when set, says why the workload's readiness probe fails.
+	// It is handed to Config.Health and never answered.
+	HealthInfoType = "type.googleapis.com/istio.v1.HealthInformation"
 )
 
 // pushOrder is Envoy's make-before-break order: clusters before the endpoints

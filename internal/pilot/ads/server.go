@@ -66,6 +66,10 @@ type Config struct {
 	// auto-registration). Connected gets the stream's context.
 	Connected    func(ctx context.Context, p *model.Proxy)
 	Disconnected func(p *model.Proxy)
+	// Health, when set, gets a proxy's health reports: requests of type
+	// HealthInfoType (istio-agent's readiness probe results), which are
+	// never answered. Without it they are ignored.
+	Health func(ctx context.Context, p *model.Proxy, healthy bool, message string)
 	// MaxConnsPerNode bounds the streams open at once for one node ID; a
 	// further one is refused with ResourceExhausted. 0 means
 	// DefaultMaxConnsPerNode; negative means no limit.
@@ -94,6 +98,7 @@ type Server struct {
 	authorize   func(context.Context, *model.Proxy) error
 	connected   func(context.Context, *model.Proxy)
 	disconn     func(*model.Proxy)
+	health      func(context.Context, *model.Proxy, bool, string)
 	maxPerNode  int
 
 	pc     atomic.Pointer[model.PushContext]
@@ -142,6 +147,7 @@ func New(cfg Config) *Server {
 		authorize:   cfg.Authorize,
 		connected:   cfg.Connected,
 		disconn:     cfg.Disconnected,
+		health:      cfg.Health,
 		maxPerNode:  maxPerNode,
 		perNode:     map[string]int{},
 		pushSlots:   slots,

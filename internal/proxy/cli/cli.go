@@ -119,6 +119,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	of.register(fs, &mf)
 	var tf telemetryFlags
 	tf.register(fs)
+	var pf probeFlags
+	pf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -161,6 +163,17 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if af.enabled() {
 		md[WorkloadCertMeta] = "true" // the control plane may then give this proxy mTLS
 	}
+	probeHost := *ip
+	if parts := strings.Split(*nodeID, "~"); probeHost == "" && len(parts) == 4 {
+		probeHost = parts[1]
+	}
+	checker, err := pf.checker(probeHost, log.With("component", "probe"))
+	if err != nil {
+		return err
+	}
+	if checker != nil {
+		md[ReadinessProbeMeta] = "true"
+	}
 	if *onDemand {
 		if !*delta {
 			return fmt.Errorf("--on-demand-routes: needs --xds-delta (VHDS is carried by the incremental protocol only)")
@@ -186,7 +199,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	dcfg := dataplane.Config{XDSAddress: xdsAddr, Node: node, AdminAddr: *adminAddr, DrainPeriod: *drain, Logger: log, LogLevel: lv,
 		XDSDelta: *delta, XDSMaxRecvMsgSize: *xdsMaxRcv, Overload: ocfg, PageOutExecutable: mf.pageOut,
-		LegacyHTTP2Server: *legacyH2, LegacyHTTP2Client: *legacyH2c}
+		LegacyHTTP2Server: *legacyH2, LegacyHTTP2Client: *legacyH2c, ReadinessProbe: checker}
 	if *credDir != "" {
 		dcfg.Credentials = &tlsconfig.DirCredentials{Dir: *credDir}
 	}

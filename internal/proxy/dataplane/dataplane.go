@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/mast-mesh/mast/internal/proxy/admin"
+	"github.com/mast-mesh/mast/internal/proxy/agent/probe"
 	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"github.com/mast-mesh/mast/internal/proxy/httpproxy"
 	"github.com/mast-mesh/mast/internal/proxy/listener"
@@ -39,7 +40,11 @@ import (
 type Config struct {
 	// XDSAddress is the control plane's ADS address (host:port).
 	XDSAddress string
-	Node       *corev3.Node
+	// ReadinessProbe, when set, probes the local application and reports
+	// its health changes to the control plane over the ADS stream (a VM
+	// auto-registered from a WorkloadGroup with a probe).
+	ReadinessProbe *probe.Checker
+	Node           *corev3.Node
 	// AdminAddr is the admin listener (default 127.0.0.1:15000).
 	AdminAddr string
 	// DrainPeriod bounds graceful shutdown (default 5s).
@@ -359,6 +364,9 @@ func (p *Proxy) Run(ctx context.Context) error {
 	xdone := make(chan struct{})
 	go func() { p.xds.Run(xctx); close(xdone) }()
 	go p.overload.Run(xctx)
+	if rp := p.cfg.ReadinessProbe; rp != nil {
+		go rp.Run(xctx, func(e probe.Event) { p.xds.ReportHealth(e.Healthy, e.Message) })
+	}
 	select {
 	case <-ctx.Done():
 	case <-p.quit:

@@ -69,6 +69,8 @@ type Client struct {
 	state map[string]*typeState
 	delta map[string]*deltaState
 	od    *onDemand
+	// health is the workload's latest readiness report (ReportHealth).
+	health health
 }
 
 type typeState struct {
@@ -201,6 +203,10 @@ func (c *Client) stream(ctx context.Context, ads discoveryv3.AggregatedDiscovery
 	}
 	c.connected.Store(true)
 	defer c.connected.Store(false)
+	// Cancelled first, so that a report blocked on this stream's full
+	// queue gives up before detaching waits for it.
+	detach := c.health.attach(send, nil)
+	defer func() { cancel(); detach() }()
 	for {
 		resp, err := st.Recv()
 		if err != nil {

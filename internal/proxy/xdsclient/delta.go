@@ -63,6 +63,10 @@ func (c *Client) deltaStream(ctx context.Context, ads discoveryv3.AggregatedDisc
 	defer c.od.streamEnded()
 	c.connected.Store(true)
 	defer c.connected.Store(false)
+	// Cancelled first, so that a report blocked on this stream's full
+	// queue gives up before detaching waits for it.
+	detach := c.health.attach(nil, send)
+	defer func() { cancel(); detach() }()
 	for {
 		resp, err := st.Recv()
 		if err != nil {

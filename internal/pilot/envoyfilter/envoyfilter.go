@@ -108,6 +108,15 @@ func (a *Applier) Wrap(gen model.GenerateFunc) model.GenerateFunc {
 	}
 }
 
+// PatchesRoutes reports whether an EnvoyFilter selecting p patches route
+// configurations, virtual hosts or routes. Such patches apply to whole
+// route configurations, so a proxy that takes its virtual hosts on demand
+// (VHDS) gets them whole instead, where the patches take effect.
+func PatchesRoutes(pc *model.PushContext, p *model.Proxy) bool {
+	set, _ := ForProxy(pc, p)
+	return set.Has(routeKinds...)
+}
+
 // ForProxy returns the patches that apply to p, in order, and the
 // EnvoyFilters they come from (by "namespace/name").
 func ForProxy(pc *model.PushContext, p *model.Proxy) (*envoypatch.Set, map[string]proto.Message) {

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/mast-mesh/mast/internal/pilot/envoyfilter"
 	"github.com/mast-mesh/mast/internal/pilot/model"
 )
 
@@ -22,9 +23,13 @@ const VirtualHostType = "type.googleapis.com/envoy.config.route.v3.VirtualHost"
 // onDemand reports whether the proxy's outbound route configurations
 // ("PORT" with capture, "http_proxy" without) carry VHDS instead of their
 // virtual hosts: a sidecar that asked for it. Bound egress ports' route
-// configurations are scoped by their Sidecar already and stay whole.
+// configurations are scoped by their Sidecar already and stay whole. A
+// proxy whose EnvoyFilters patch routes gets its route configurations whole
+// too: the patches apply to whole route configurations (as Envoy's own
+// VHDS leaves virtual hosts out of istiod's patching), so on demand they
+// would match nothing.
 func (g *gen) onDemand() bool {
-	return g.p.OnDemandRoutes() && !g.grpc && g.p.Type == model.SidecarProxy
+	return g.p.OnDemandRoutes() && !g.grpc && g.p.Type == model.SidecarProxy && !envoyfilter.PatchesRoutes(g.pc, g.p)
 }
 
 // vhdsKey is the cache key of a route configuration's VHDS stub: a function

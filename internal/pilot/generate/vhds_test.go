@@ -232,3 +232,50 @@ func TestDomainIndexReusesTableOnlyForSameDomains(t *testing.T) {
 		t.Fatalf("a VirtualService change built %d domain tables, want the first one reused", len(tables))
 	}
 }
+
+// TestOnDemandRoutesWholeUnderRoutePatches: an on-demand proxy selected by
+// an EnvoyFilter that patches virtual hosts gets its route configurations
+// whole, so the patch takes effect (on demand its stub has no virtual host
+// to patch); proxies the EnvoyFilter does not select keep VHDS.
+func TestOnDemandRoutesWholeUnderRoutePatches(t *testing.T) {
+	rs, err := config.Decode("ef.yaml", []byte(`apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: {name: vh-retry, namespace: default}
+spec:
+  workloadSelector: {labels: {app: productpage}}
+  configPatches:
+  - applyTo: VIRTUAL_HOST
+    match: {context: SIDECAR_OUTBOUND}
+    patch: {operation: MERGE, value: {include_request_attempt_count: true}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc := pushWith(rs...)
+	details := productpageProxy()
+	details.ID, details.Name = "sidecar~10.1.0.1~details-v1.default~default.svc.cluster.local", "details-v1"
+	details.Labels = map[string]string{"app": "details", "version": "v1"}
+	for _, c := range []struct {
+		p     *model.Proxy
+		whole bool
+	}{{onDemand(productpageProxy()), true}, {onDemand(details), false}} {
+		out, err := Generate(pc, c.p, RouteType, []string{"9080"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out) != 1 {
+			t.Fatalf("%s: routes %v", c.p.ID, namesOf(out))
+		}
+		rc := out[0].Resource.(*routev3.RouteConfiguration)
+		if whole := rc.Vhds == nil && len(rc.VirtualHosts) > 0; whole != c.whole {
+			t.Fatalf("%s: whole route configuration %v (vhds %v, %d virtual hosts), want %v", c.p.ID, whole, rc.Vhds != nil, len(rc.VirtualHosts), c.whole)
+		}
+		vh, err := Generate(pc, c.p, VirtualHostType, []string{"9080/reviews.default.svc.cluster.local"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if served := len(vh) > 0; served == c.whole {
+			t.Fatalf("%s: virtual hosts on demand %v, want %v", c.p.ID, served, !c.whole)
+		}
+	}
+}

@@ -262,19 +262,7 @@ func (pc *PushContext) GatewayVirtualServices(gw, ns string) []*VirtualService {
 // service's namespace, then the root namespace. Within a namespace an exact
 // host beats the most specific wildcard. exportTo and workloadSelector are honoured.
 func (pc *PushContext) DestinationRule(p *Proxy, host string) *DestinationRule {
-	svcNS := ""
-	if s := pc.ix().services[host]; s != nil {
-		svcNS = s.Namespace
-	}
-	for i, ns := range [3]string{p.Namespace, svcNS, pc.Mesh.RootNamespace} {
-		if ns == "" || (i == 1 && ns == p.Namespace) || (i == 2 && (ns == p.Namespace || ns == svcNS)) {
-			continue
-		}
-		if dr := pc.ix().drByNS[ns].lookup(p, host, false); dr != nil {
-			return dr
-		}
-	}
-	return nil
+	return pc.destinationRule(p, host, false)
 }
 
 // InboundDestinationRule is the DestinationRule for host that applies to
@@ -282,6 +270,12 @@ func (pc *PushContext) DestinationRule(p *Proxy, host string) *DestinationRule {
 // for the inbound direction, rules with a workloadSelector are left out
 // (the Sidecar's connection pools are the per-workload form there).
 func (pc *PushContext) InboundDestinationRule(p *Proxy, host string) *DestinationRule {
+	return pc.destinationRule(p, host, true)
+}
+
+// destinationRule looks host up in the proxy's namespace, the service's
+// namespace, then the root namespace, each once.
+func (pc *PushContext) destinationRule(p *Proxy, host string, inbound bool) *DestinationRule {
 	svcNS := ""
 	if s := pc.ix().services[host]; s != nil {
 		svcNS = s.Namespace
@@ -290,7 +284,7 @@ func (pc *PushContext) InboundDestinationRule(p *Proxy, host string) *Destinatio
 		if ns == "" || (i == 1 && ns == p.Namespace) || (i == 2 && (ns == p.Namespace || ns == svcNS)) {
 			continue
 		}
-		if dr := pc.ix().drByNS[ns].lookup(p, host, true); dr != nil {
+		if dr := pc.ix().drByNS[ns].lookup(p, host, inbound); dr != nil {
 			return dr
 		}
 	}

@@ -398,9 +398,7 @@ func TestCacheKeepsRoutesThroughEndpointPushes(t *testing.T) {
 	if after := c.Stats(); after.Misses != before.Misses {
 		t.Fatalf("%d route cache misses after endpoint-only pushes, want none", after.Misses-before.Misses)
 	}
-	// Two push contexts that generate routes without a key age it out; the
-	// next sweep (due once the entries added since the last one are a
-	// quarter of those it kept, made due here) drops it.
+	// Two push contexts that generate routes without a key age it out.
 	other := productpageProxy()
 	other.Namespace = "elsewhere"
 	for i := range 2 {
@@ -408,7 +406,6 @@ func TestCacheKeepsRoutesThroughEndpointPushes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	c.kept.Store(0)
 	c.state(push("v3"))
 	n := 0
 	c.entries.Range(func(k, _ any) bool {
@@ -453,39 +450,4 @@ func TestCacheBuildsEachEntryOnce(t *testing.T) {
 		t.Fatalf("%d builds by 12 concurrent proxies, want %d (one per entry)", got, w)
 	}
 	oracle(t, c, pc, []fixtureProxy{{name: "productpage", proxy: productpageProxy}}, "concurrent")
-}
-
-// TestCacheSweepIsAmortized: a push that adds few entries to a large cache
-// does not walk it (the sweep waits until the entries added since the last
-// one reach a quarter of those kept), and the sweep, once due, drops what
-// two push contexts of its kind did not use.
-func TestCacheSweepIsAmortized(t *testing.T) {
-	cfg, reg := config.NewSnapshot(bookinfoConfig()), bookinfoRegistry()
-	c := NewCache(CacheConfig{})
-	for _, fp := range cacheProxies() {
-		for _, typ := range allTypes {
-			if _, err := c.Generate(model.NewPushContext("v1", model.DefaultMeshConfig(), cfg, reg), fp.proxy(), typ, nil); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	c.state(model.NewPushContext("v2", model.DefaultMeshConfig(), cfg, reg))
-	kept := c.kept.Load()
-	if kept == 0 || c.added.Load() != 0 {
-		t.Fatalf("after the first sweep: kept %d, added %d; want entries kept and the count reset", kept, c.added.Load())
-	}
-	// One endpoint change: a few new entries, no sweep.
-	next := registry.Reuse(reg, mutateEndpoints(reg, 0, 1))
-	pc := model.NewPushContext("v3", model.DefaultMeshConfig(), cfg, next)
-	if _, err := c.Generate(pc, productpageProxy(), EndpointType, nil); err != nil {
-		t.Fatal(err)
-	}
-	added := c.added.Load()
-	if added == 0 || 4*added >= kept {
-		t.Fatalf("an endpoint change added %d entries to %d kept; the test needs a few", added, kept)
-	}
-	c.state(model.NewPushContext("v4", model.DefaultMeshConfig(), cfg, next))
-	if c.added.Load() != added || c.kept.Load() != kept {
-		t.Fatalf("a push adding %d entries to %d swept the cache", added, kept)
-	}
 }

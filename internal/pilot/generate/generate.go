@@ -133,6 +133,9 @@ type gen struct {
 	scope *model.SidecarScope
 	grpc  bool
 	cache *Cache // nil: generate everything afresh
+	// onDemandMemo caches onDemand's answer for this generation: 0 not yet
+	// asked, 1 no, 2 yes (it looks up the proxy's EnvoyFilters).
+	onDemandMemo int8
 }
 
 func newGen(pc *model.PushContext, p *model.Proxy) *gen {

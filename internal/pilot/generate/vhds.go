@@ -29,7 +29,13 @@ const VirtualHostType = "type.googleapis.com/envoy.config.route.v3.VirtualHost"
 // VHDS leaves virtual hosts out of istiod's patching), so on demand they
 // would match nothing.
 func (g *gen) onDemand() bool {
-	return g.p.OnDemandRoutes() && !g.grpc && g.p.Type == model.SidecarProxy && !envoyfilter.PatchesRoutes(g.pc, g.p)
+	if g.onDemandMemo == 0 {
+		g.onDemandMemo = 1
+		if g.p.OnDemandRoutes() && !g.grpc && g.p.Type == model.SidecarProxy && !envoyfilter.PatchesRoutes(g.pc, g.p) {
+			g.onDemandMemo = 2
+		}
+	}
+	return g.onDemandMemo == 2
 }
 
 // vhdsKey is the cache key of a route configuration's VHDS stub: a function

@@ -90,8 +90,10 @@ func ParseString(s *matcherv3.StringMatcher) (String, error) {
 			return m, err
 		}
 		m.Kind, m.Regex = StrRegex, re
+	case *matcherv3.StringMatcher_Custom:
+		return m, fmt.Errorf("string matcher: pattern custom not supported")
 	default:
-		return m, fmt.Errorf("string matcher: pattern %T not supported", p)
+		return m, fmt.Errorf("string matcher: no pattern")
 	}
 	return m, nil
 }

@@ -12,7 +12,8 @@ import (
 // pull the legacy github.com/golang/protobuf (jsonpb) in (the agent encodes
 // its two messages with protowire); nor the generated Envoy packages whose
 // resources the proxy decodes itself with protowire (xdsparse's wire
-// decoder: EDS, CDS with the outlier error matcher, and LDS's listeners), which would bring their code and
+// decoder: EDS, CDS with the outlier error matcher, LDS's listeners, the connection manager and tcp_proxy with their access logs
+// and tracers), which would bring their code and
 // tables back.
 func TestLinksNoControlPlaneLibraries(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", ".").Output()
@@ -29,6 +30,15 @@ func TestLinksNoControlPlaneLibraries(t *testing.T) {
 		"github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/",
 		"github.com/envoyproxy/go-control-plane/envoy/config/common/matcher/",
 		"github.com/envoyproxy/go-control-plane/envoy/config/listener/",
+		// The connection manager, tcp_proxy, access logs and tracing (hcmwire.go).
+		"github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/",
+		"github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/",
+		"github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/",
+		"github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/",
+		"github.com/envoyproxy/go-control-plane/envoy/config/accesslog/",
+		"github.com/envoyproxy/go-control-plane/envoy/data/accesslog/",
+		"github.com/envoyproxy/go-control-plane/envoy/config/trace/",
+		"github.com/envoyproxy/go-control-plane/envoy/type/http/",
 	}
 	deps := strings.Fields(string(out))
 	if len(deps) < 10 {

@@ -14,6 +14,7 @@ import (
 	"github.com/mast-mesh/mast/internal/celfilter"
 	"github.com/mast-mesh/mast/internal/proxy/headers"
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
+	"github.com/mast-mesh/mast/internal/proxy/xdsparse/xdsparsetest"
 	"github.com/mast-mesh/mast/internal/telemetry"
 )
 
@@ -31,7 +32,7 @@ func proxyFilter(t *testing.T, expr string) func(*telemetry.Record) bool {
 		HttpFilters:    []*hcmv3.HttpFilter{{Name: xdsparse.RouterFilterName}},
 		AccessLog:      []*accesslogv3.AccessLog{{Name: "envoy.access_loggers.file", Filter: f, ConfigType: &accesslogv3.AccessLog_TypedConfig{TypedConfig: fa}}},
 	}
-	m, err := xdsparse.ParseHTTPManager(h)
+	m, err := xdsparsetest.ParseHTTPManager(h)
 	if err != nil {
 		t.Fatalf("%s: mast-proxy refuses %v: %v", expr, f, err)
 	}

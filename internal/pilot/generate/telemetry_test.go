@@ -8,7 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/mast-mesh/mast/internal/pilot/model"
-	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
+	"github.com/mast-mesh/mast/internal/proxy/xdsparse/xdsparsetest"
 	"github.com/mast-mesh/mast/internal/telemetry"
 	"github.com/mast-mesh/mast/internal/telemetry/accesslog"
 )
@@ -32,7 +32,7 @@ func TestMeshAccessLogInListeners(t *testing.T) {
 		if len(h.AccessLog) != 1 {
 			t.Fatalf("%s: %d access logs", enc, len(h.AccessLog))
 		}
-		m, err := xdsparse.ParseHTTPManager(&h)
+		m, err := xdsparsetest.ParseHTTPManager(&h)
 		if err != nil {
 			t.Fatalf("%s: mast-proxy rejects the access log: %v", enc, err)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/mast-mesh/mast/internal/config"
 	"github.com/mast-mesh/mast/internal/pilot/model"
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
+	"github.com/mast-mesh/mast/internal/proxy/xdsparse/xdsparsetest"
 	"github.com/mast-mesh/mast/internal/telemetry/tracing"
 )
 
@@ -41,7 +42,7 @@ func httpManagers(t *testing.T, ls []model.XDSResource) (in, out []*xdsparse.HTT
 				if f.GetTypedConfig().UnmarshalTo(&h) != nil {
 					continue
 				}
-				m, err := xdsparse.ParseHTTPManager(&h)
+				m, err := xdsparsetest.ParseHTTPManager(&h)
 				if err != nil {
 					t.Fatalf("listener %s: mast-proxy rejects: %v", l.Name, err)
 				}

@@ -6,7 +6,6 @@ import (
 	"sort"
 	"strings"
 
-	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
@@ -85,39 +84,54 @@ func (g *Registry) lookupHTTP(name string, cfg *anypb.Any) *HTTPFactory {
 	return g.http[name]
 }
 
+// HTTPFilterConfig is one entry of an HttpConnectionManager's
+// http_filters as the proxy's xDS decoder reads it (the proxy links no
+// generated connection manager type).
+type HTTPFilterConfig struct {
+	Name string
+	// TypedConfig is the typed_config, nil when absent.
+	TypedConfig *anypb.Any
+	IsOptional  bool
+	Disabled    bool
+	// ConfigDiscovery reports that config_discovery was set (instead of
+	// typed_config).
+	ConfigDiscovery bool
+}
+
 // BuildHTTP builds the chain of an HttpConnectionManager's http_filters,
 // leaving out the terminal router (which must be last; the caller checks).
 // An unknown filter is an error unless it is_optional; a disabled one is an
 // error (per-route enabling is not supported).
-func (g *Registry) BuildHTTP(filters []*hcmv3.HttpFilter, isRouter func(*hcmv3.HttpFilter) bool) (*Chain, error) {
+func (g *Registry) BuildHTTP(filters []HTTPFilterConfig, isRouter func(*HTTPFilterConfig) bool) (*Chain, error) {
 	var names []string
 	var built []HTTPFilter
-	for i, f := range filters {
+	for i := range filters {
+		f := &filters[i]
 		if isRouter(f) {
 			continue
 		}
-		name := f.GetName()
-		if f.GetDisabled() {
+		name := f.Name
+		if f.Disabled {
 			return nil, fmt.Errorf("http_filters[%d] %q: disabled: not supported", i, name)
 		}
-		if f.GetConfigDiscovery() != nil {
+		if f.ConfigDiscovery {
 			return nil, fmt.Errorf("http_filters[%d] %q: config_discovery: not supported", i, name)
 		}
 		if _, ok := g.passHTTP[name]; ok {
 			continue
 		}
-		fac := g.lookupHTTP(name, f.GetTypedConfig())
+		fac := g.lookupHTTP(name, f.TypedConfig)
 		if fac == nil {
-			if f.GetIsOptional() {
+			if f.IsOptional {
 				continue
 			}
-			t := f.GetTypedConfig().GetTypeUrl()
+			t := f.TypedConfig.GetTypeUrl()
 			if t == "" {
 				return nil, fmt.Errorf("http_filters[%d] %q: not supported", i, name)
 			}
 			return nil, fmt.Errorf("http_filters[%d] %q: typed_config %s: not supported", i, name, t)
 		}
-		cfg := f.GetTypedConfig()
+		cfg := f.TypedConfig
 		if cfg == nil {
 			cfg = &anypb.Any{TypeUrl: fac.TypeURL}
 		}

@@ -2,82 +2,103 @@ package xdsparse
 
 import (
 	"fmt"
-
-	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	filev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
-	streamv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/stream/v3"
-	"google.golang.org/protobuf/types/known/structpb"
+	"sort"
 
 	"github.com/mast-mesh/mast/internal/telemetry/accesslog"
 )
 
-// parseAccessLogs parses an HttpConnectionManager's or TcpProxy's
+// Field numbers of envoy.config.accesslog.v3.AccessLog, the access
+// loggers' configs and envoy.config.core.v3.SubstitutionFormatString.
+const (
+	alName, alFilter, alTypedConfig = 1, 2, 4
+
+	fileAccessLogPath, fileAccessLogText, fileAccessLogJSON = 1, 2, 3
+	fileAccessLogTypedJSON, fileAccessLogFormat             = 4, 5
+	streamAccessLogFormat                                   = 1
+
+	sfsText, sfsJSON, sfsOmitEmpty, sfsContentType, sfsTextSource, sfsFormatters = 1, 2, 3, 4, 5, 6 // ds*: routewire.go
+)
+
+// Access loggers mast-proxy writes with.
+const (
+	fileAccessLogName   = "envoy.extensions.access_loggers.file.v3.FileAccessLog"
+	stdoutAccessLogName = "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog"
+	stderrAccessLogName = "envoy.extensions.access_loggers.stream.v3.StderrAccessLog"
+)
+
+// parseAccessLogsWire parses an HttpConnectionManager's or TcpProxy's
 // access_log: Envoy's file and stdout/stderr loggers with text or JSON
 // formats. Other loggers, filters and format options are NACKed by name.
-func parseAccessLogs(logs []*accesslogv3.AccessLog) ([]accesslog.Config, error) {
+func parseAccessLogsWire(logs []*wireMsg) ([]accesslog.Config, error) {
 	var out []accesslog.Config
 	for i, l := range logs {
-		c, err := parseAccessLog(l)
+		c, err := parseAccessLogWire(l)
 		if err != nil {
-			return nil, fmt.Errorf("access_log[%d] %q: %w", i, l.GetName(), err)
+			return nil, fmt.Errorf("access_log[%d] %q: %w", i, l.str(alName), err)
 		}
 		out = append(out, c)
 	}
 	return out, nil
 }
 
-func parseAccessLog(l *accesslogv3.AccessLog) (accesslog.Config, error) {
+func parseAccessLogWire(l *wireMsg) (accesslog.Config, error) {
 	var c accesslog.Config
-	if l.GetFilter() != nil {
-		f, err := parseAccessLogFilter(l.GetFilter())
+	if l.has(alFilter) {
+		f, err := parseAccessLogFilterWire(l.sub(alFilter))
 		if err != nil {
 			return c, fmt.Errorf("filter: %w", err)
 		}
 		c.Filter = f
 	}
-	a := l.GetTypedConfig()
+	a := typedConfig(l, alTypedConfig)
 	if a == nil {
 		return c, fmt.Errorf("typed_config: missing")
 	}
-	var format *corev3.SubstitutionFormatString
+	// format parses the logger's format: a SubstitutionFormatString, the
+	// file logger's older format fields, or Envoy's default line.
+	format := func() (*accesslog.Format, error) { return parseLogFormatWire(nil) }
+	url := a.GetTypeUrl()
 	switch {
-	case a.MessageIs((*filev3.FileAccessLog)(nil)):
-		var f filev3.FileAccessLog
-		if err := a.UnmarshalTo(&f); err != nil {
+	case anyIs(url, fileAccessLogName):
+		f, err := unpackTyped(descFileAccessLog, a.GetValue())
+		if err != nil {
 			return c, err
 		}
-		if f.GetPath() == "" {
+		if f.str(fileAccessLogPath) == "" {
 			return c, fmt.Errorf("path: empty")
 		}
-		c.Path = f.GetPath()
-		switch lf := f.GetAccessLogFormat().(type) {
-		case nil:
-		case *filev3.FileAccessLog_LogFormat:
-			format = lf.LogFormat
-		case *filev3.FileAccessLog_Format:
-			format = &corev3.SubstitutionFormatString{Format: &corev3.SubstitutionFormatString_TextFormat{TextFormat: lf.Format}}
-		case *filev3.FileAccessLog_JsonFormat:
-			format = &corev3.SubstitutionFormatString{Format: &corev3.SubstitutionFormatString_JsonFormat{JsonFormat: lf.JsonFormat}}
-		default:
-			return c, fmt.Errorf("access_log_format %T: not supported", lf)
+		c.Path = f.str(fileAccessLogPath)
+		switch {
+		case f.has(fileAccessLogFormat):
+			lf := f.sub(fileAccessLogFormat)
+			format = func() (*accesslog.Format, error) { return parseLogFormatWire(lf) }
+		case f.has(fileAccessLogText):
+			text := f.str(fileAccessLogText)
+			format = func() (*accesslog.Format, error) { return wrapFormat(accesslog.ParseText(text)) }
+		case f.has(fileAccessLogJSON):
+			b := f.msg(fileAccessLogJSON)
+			format = func() (*accesslog.Format, error) { return jsonLogFormat(b) }
+		case f.has(fileAccessLogTypedJSON):
+			return c, fmt.Errorf("access_log_format typed_json_format: not supported")
 		}
-	case a.MessageIs((*streamv3.StdoutAccessLog)(nil)):
-		var s streamv3.StdoutAccessLog
-		if err := a.UnmarshalTo(&s); err != nil {
+	case anyIs(url, stdoutAccessLogName), anyIs(url, stderrAccessLogName):
+		di, path := int16(descStdoutAccessLog), "/dev/stdout"
+		if anyIs(url, stderrAccessLogName) {
+			di, path = descStderrAccessLog, "/dev/stderr"
+		}
+		s, err := unpackTyped(di, a.GetValue())
+		if err != nil {
 			return c, err
 		}
-		c.Path, format = "/dev/stdout", s.GetLogFormat()
-	case a.MessageIs((*streamv3.StderrAccessLog)(nil)):
-		var s streamv3.StderrAccessLog
-		if err := a.UnmarshalTo(&s); err != nil {
-			return c, err
+		c.Path = path
+		if s.has(streamAccessLogFormat) {
+			lf := s.sub(streamAccessLogFormat)
+			format = func() (*accesslog.Format, error) { return parseLogFormatWire(lf) }
 		}
-		c.Path, format = "/dev/stderr", s.GetLogFormat()
 	default:
-		return c, fmt.Errorf("typed_config %s: not supported", a.GetTypeUrl())
+		return c, fmt.Errorf("typed_config %s: not supported", url)
 	}
-	f, err := parseLogFormat(format)
+	f, err := format()
 	if err != nil {
 		return c, err
 	}
@@ -91,42 +112,58 @@ const envoyDefaultFormat = "[%START_TIME%] \"%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINA
 	"%RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %DURATION% %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% " +
 	"\"%REQ(X-FORWARDED-FOR)%\" \"%REQ(USER-AGENT)%\" \"%REQ(X-REQUEST-ID)%\" \"%REQ(:AUTHORITY)%\" \"%UPSTREAM_HOST%\"\n"
 
-func parseLogFormat(s *corev3.SubstitutionFormatString) (*accesslog.Format, error) {
+// parseLogFormatWire parses a SubstitutionFormatString (nil: Envoy's
+// default line).
+func parseLogFormatWire(s *wireMsg) (*accesslog.Format, error) {
 	if s == nil {
 		return accesslog.ParseText(envoyDefaultFormat)
 	}
 	switch {
-	case s.GetOmitEmptyValues():
+	case s.u64(sfsOmitEmpty) != 0:
 		return nil, fmt.Errorf("log_format.omit_empty_values: not supported")
-	case s.GetContentType() != "":
+	case s.str(sfsContentType) != "":
 		return nil, fmt.Errorf("log_format.content_type: not supported")
-	case len(s.GetFormatters()) > 0:
+	case len(s.field(sfsFormatters)) > 0:
 		return nil, fmt.Errorf("log_format.formatters: not supported")
-	case s.GetJsonFormatOptions().GetSortProperties():
-		// Keys are always written sorted.
 	}
-	switch f := s.GetFormat().(type) {
-	case *corev3.SubstitutionFormatString_TextFormat:
-		return wrapFormat(accesslog.ParseText(f.TextFormat))
-	case *corev3.SubstitutionFormatString_TextFormatSource:
-		in, ok := f.TextFormatSource.GetSpecifier().(*corev3.DataSource_InlineString)
-		if !ok {
+	// json_format_options.sort_properties: keys are always written sorted.
+	switch {
+	case s.has(sfsText):
+		return wrapFormat(accesslog.ParseText(s.str(sfsText)))
+	case s.has(sfsTextSource):
+		src := s.sub(sfsTextSource)
+		if !src.has(dsInlineString) {
 			return nil, fmt.Errorf("log_format.text_format_source: only inline_string is supported")
 		}
-		return wrapFormat(accesslog.ParseText(in.InlineString))
-	case *corev3.SubstitutionFormatString_JsonFormat:
-		fields := map[string]string{}
-		for k, v := range f.JsonFormat.GetFields() {
-			sv, ok := v.GetKind().(*structpb.Value_StringValue)
-			if !ok {
-				return nil, fmt.Errorf("log_format.json_format %q: only string values (command operators) are supported", k)
-			}
-			fields[k] = sv.StringValue
-		}
-		return wrapFormat(accesslog.ParseJSON(fields))
+		return wrapFormat(accesslog.ParseText(src.str(dsInlineString)))
+	case s.has(sfsJSON):
+		return jsonLogFormat(s.msg(sfsJSON))
 	default:
-		return nil, fmt.Errorf("log_format %T: not supported", f)
+		return nil, fmt.Errorf("log_format: no format (text_format, text_format_source or json_format)")
 	}
+}
+
+// jsonLogFormat parses a json_format (a google.protobuf.Struct whose
+// values are command operators); a key whose value is not a string is
+// refused, the first in sorted order named.
+func jsonLogFormat(b []byte) (*accesslog.Format, error) {
+	st := decodeWire(descStruct, b)
+	keys, values := st.mapEntries(structFields)
+	fields := make(map[string]string, len(keys))
+	var bad []string
+	for i, k := range keys {
+		v := decodeWire(descValue, values[i])
+		if !v.has(valueStr) {
+			bad = append(bad, k)
+			continue
+		}
+		fields[k] = v.str(valueStr)
+	}
+	if len(bad) > 0 {
+		sort.Strings(bad)
+		return nil, fmt.Errorf("log_format.json_format %q: only string values (command operators) are supported", bad[0])
+	}
+	return wrapFormat(accesslog.ParseJSON(fields))
 }
 
 func wrapFormat(f *accesslog.Format, err error) (*accesslog.Format, error) {

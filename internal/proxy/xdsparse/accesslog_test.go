@@ -38,7 +38,7 @@ func TestAccessLogNACKsNameTheField(t *testing.T) {
 		"bad flag": {fileLog(&filev3.FileAccessLog{Path: "/dev/stdout"}, &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_ResponseFlagFilter{
 			ResponseFlagFilter: &accesslogv3.ResponseFlagFilter{Flags: []string{"XX"}}}}), `flags[0] "XX": unknown flag`},
 	} {
-		_, err := parseAccessLogs([]*accesslogv3.AccessLog{tc.l})
+		_, err := parseAccessLogs(t, []*accesslogv3.AccessLog{tc.l})
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "access_log[0]") {
 			t.Errorf("%s: %v, want %q", name, err, tc.want)
 		}
@@ -51,7 +51,7 @@ func TestAccessLogFilters(t *testing.T) {
 	nr := &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_ResponseFlagFilter{ResponseFlagFilter: &accesslogv3.ResponseFlagFilter{Flags: []string{"NR"}}}}
 	or := &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_OrFilter{OrFilter: &accesslogv3.OrFilter{Filters: []*accesslogv3.AccessLogFilter{ge400, nr}}}}
 	and := &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_AndFilter{AndFilter: &accesslogv3.AndFilter{Filters: []*accesslogv3.AccessLogFilter{ge400, nr}}}}
-	logs, err := parseAccessLogs([]*accesslogv3.AccessLog{fileLog(&filev3.FileAccessLog{Path: "/dev/stdout"}, or), fileLog(&filev3.FileAccessLog{Path: "/dev/stdout"}, and)})
+	logs, err := parseAccessLogs(t, []*accesslogv3.AccessLog{fileLog(&filev3.FileAccessLog{Path: "/dev/stdout"}, or), fileLog(&filev3.FileAccessLog{Path: "/dev/stdout"}, and)})
 	if err != nil {
 		t.Fatal(err)
 	}

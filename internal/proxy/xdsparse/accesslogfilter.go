@@ -3,33 +3,49 @@ package xdsparse
 import (
 	"fmt"
 
-	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
+	"google.golang.org/protobuf/encoding/protowire"
 
-	"github.com/mast-mesh/mast/internal/proxy/match"
 	"github.com/mast-mesh/mast/internal/telemetry"
 )
 
-// parseAccessLogFilter parses Envoy's access log filters that decide on
-// what a record holds: status_code_filter, duration_filter,
+// Field numbers of envoy.config.accesslog.v3.AccessLogFilter and the
+// filters in it.
+const (
+	alfStatusCode, alfDuration, alfNotHealthCheck, alfTraceable, alfRuntime = 1, 2, 3, 4, 5
+	alfAnd, alfOr, alfHeader, alfResponseFlag, alfGrpcStatus                = 6, 7, 8, 9, 10
+	alfExtension, alfMetadata, alfLogType                                   = 11, 12, 13
+
+	statusComparison, cmpOp, cmpValue = 1, 1, 2
+	runtimeDefault, runtimeKey        = 2, 3
+	andFilters, orFilters             = 1, 2
+	headerFilterHeader                = 1
+	responseFlags                     = 1
+	// extName, extTypedConfig: routewire.go
+
+	cmpEQ, cmpGE, cmpLE, cmpNE = 0, 1, 2, 3
+)
+
+// parseAccessLogFilterWire parses Envoy's access log filters that decide
+// on what a record holds: status_code_filter, duration_filter,
 // response_flag_filter, header_filter, and and_filter / or_filter of them
 // (what mastd compiles the Telemetry API's CEL filters into).
-func parseAccessLogFilter(f *accesslogv3.AccessLogFilter) (func(*telemetry.Record) bool, error) {
-	switch s := f.GetFilterSpecifier().(type) {
-	case *accesslogv3.AccessLogFilter_StatusCodeFilter:
-		cmp, err := parseComparison(s.StatusCodeFilter.GetComparison())
+func parseAccessLogFilterWire(f *wireMsg) (func(*telemetry.Record) bool, error) {
+	switch {
+	case f.has(alfStatusCode):
+		cmp, err := parseComparisonWire(f.sub(alfStatusCode).sub(statusComparison))
 		if err != nil {
 			return nil, fmt.Errorf("status_code_filter: %w", err)
 		}
 		return func(r *telemetry.Record) bool { return cmp(int64(r.ResponseCode)) }, nil
-	case *accesslogv3.AccessLogFilter_DurationFilter:
-		cmp, err := parseComparison(s.DurationFilter.GetComparison())
+	case f.has(alfDuration):
+		cmp, err := parseComparisonWire(f.sub(alfDuration).sub(statusComparison))
 		if err != nil {
 			return nil, fmt.Errorf("duration_filter: %w", err)
 		}
 		return func(r *telemetry.Record) bool { return cmp(r.Duration.Milliseconds()) }, nil
-	case *accesslogv3.AccessLogFilter_ResponseFlagFilter:
+	case f.has(alfResponseFlag):
 		var want telemetry.Flags
-		for i, code := range s.ResponseFlagFilter.GetFlags() {
+		for i, code := range wireStrings(f.sub(alfResponseFlag), responseFlags) {
 			fl, ok := telemetry.ParseFlag(code)
 			if !ok {
 				return nil, fmt.Errorf("response_flag_filter.flags[%d] %q: unknown flag", i, code)
@@ -40,17 +56,14 @@ func parseAccessLogFilter(f *accesslogv3.AccessLogFilter) (func(*telemetry.Recor
 			return func(r *telemetry.Record) bool { return r.Flags != 0 }, nil
 		}
 		return func(r *telemetry.Record) bool { return r.Flags&want != 0 }, nil
-	case *accesslogv3.AccessLogFilter_AndFilter, *accesslogv3.AccessLogFilter_OrFilter:
-		var subs []*accesslogv3.AccessLogFilter
-		and := false
-		if a, ok := s.(*accesslogv3.AccessLogFilter_AndFilter); ok {
-			subs, and = a.AndFilter.GetFilters(), true
-		} else {
-			subs = s.(*accesslogv3.AccessLogFilter_OrFilter).OrFilter.GetFilters()
+	case f.has(alfAnd), f.has(alfOr):
+		subs, and := f.sub(alfOr).subs(orFilters), false
+		if f.has(alfAnd) {
+			subs, and = f.sub(alfAnd).subs(andFilters), true
 		}
 		var fs []func(*telemetry.Record) bool
 		for i, sub := range subs {
-			fn, err := parseAccessLogFilter(sub)
+			fn, err := parseAccessLogFilterWire(sub)
 			if err != nil {
 				return nil, fmt.Errorf("filters[%d]: %w", i, err)
 			}
@@ -64,8 +77,8 @@ func parseAccessLogFilter(f *accesslogv3.AccessLogFilter) (func(*telemetry.Recor
 			}
 			return and
 		}, nil
-	case *accesslogv3.AccessLogFilter_HeaderFilter:
-		m, err := match.ParseHeader(s.HeaderFilter.GetHeader())
+	case f.has(alfHeader):
+		m, err := parseHeaderMatcherWire(f.sub(alfHeader).sub(headerFilterHeader))
 		if err != nil {
 			return nil, fmt.Errorf("header_filter: %w", err)
 		}
@@ -79,27 +92,40 @@ func parseAccessLogFilter(f *accesslogv3.AccessLogFilter) (func(*telemetry.Recor
 			}
 			return m.MatchValue(v, ok)
 		}, nil
-	case *accesslogv3.AccessLogFilter_ExtensionFilter:
-		return parseExtensionFilter(s.ExtensionFilter)
-	default:
-		return nil, fmt.Errorf("%T: not supported", s)
+	case f.has(alfExtension):
+		// CEL expression filters (what Istio's Telemetry API
+		// filter.expression becomes) are not evaluated by mast-proxy yet.
+		e := f.sub(alfExtension)
+		return nil, fmt.Errorf("extension_filter %q (%s): not supported", e.str(extName), typedConfig(e, extTypedConfig).GetTypeUrl())
 	}
+	for _, o := range []struct {
+		num  protowire.Number
+		name string
+	}{{alfNotHealthCheck, "not_health_check_filter"}, {alfTraceable, "traceable_filter"}, {alfRuntime, "runtime_filter"},
+		{alfGrpcStatus, "grpc_status_filter"}, {alfMetadata, "metadata_filter"}, {alfLogType, "log_type_filter"}} {
+		if f.has(o.num) {
+			return nil, fmt.Errorf("%s: not supported", o.name)
+		}
+	}
+	return nil, fmt.Errorf("filter_specifier: missing")
 }
 
-func parseComparison(c *accesslogv3.ComparisonFilter) (func(int64) bool, error) {
-	if c.GetValue().GetRuntimeKey() != "" {
+func parseComparisonWire(c *wireMsg) (func(int64) bool, error) {
+	val := c.sub(cmpValue)
+	if val.str(runtimeKey) != "" {
 		return nil, fmt.Errorf("comparison.value.runtime_key: not supported")
 	}
-	v := int64(c.GetValue().GetDefaultValue())
-	switch c.GetOp() {
-	case accesslogv3.ComparisonFilter_EQ:
+	v := int64(uint32(val.u64(runtimeDefault)))
+	switch op := int32(c.u64(cmpOp)); op {
+	case cmpEQ:
 		return func(x int64) bool { return x == v }, nil
-	case accesslogv3.ComparisonFilter_GE:
+	case cmpGE:
 		return func(x int64) bool { return x >= v }, nil
-	case accesslogv3.ComparisonFilter_LE:
+	case cmpLE:
 		return func(x int64) bool { return x <= v }, nil
-	case accesslogv3.ComparisonFilter_NE:
+	case cmpNE:
 		return func(x int64) bool { return x != v }, nil
+	default:
+		return nil, fmt.Errorf("comparison.op %s: not supported", enumName(c, cmpOp, op))
 	}
-	return nil, fmt.Errorf("comparison.op %v: not supported", c.GetOp())
 }

@@ -20,7 +20,7 @@ func TestInternalAddressConfig(t *testing.T) {
 			InternalAddressConfig: &hcmv3.HttpConnectionManager_InternalAddressConfig{CidrRanges: ranges},
 		}
 	}
-	m, err := ParseHTTPManager(build(
+	m, err := parseHCM(build(
 		&corev3.CidrRange{AddressPrefix: "10.0.0.0", PrefixLen: wrapperspb.UInt32(8)},
 		&corev3.CidrRange{AddressPrefix: "127.0.0.1"}, // no length: the one address
 		&corev3.CidrRange{AddressPrefix: "fd00::", PrefixLen: wrapperspb.UInt32(8)},
@@ -37,7 +37,7 @@ func TestInternalAddressConfig(t *testing.T) {
 		}
 	}
 	// Envoy's default since 1.33: nothing is internal.
-	m, err = ParseHTTPManager(build())
+	m, err = parseHCM(build())
 	if err != nil || m.IsInternalAddress("10.0.0.1") || m.IsInternalAddress("127.0.0.1") {
 		t.Errorf("without ranges: %v, internal %v", err, m.IsInternalAddress("10.0.0.1"))
 	}
@@ -45,7 +45,7 @@ func TestInternalAddressConfig(t *testing.T) {
 		{AddressPrefix: "10.0.0.0", PrefixLen: wrapperspb.UInt32(33)},
 		{AddressPrefix: "ten.0.0.0", PrefixLen: wrapperspb.UInt32(8)},
 	} {
-		_, err := ParseHTTPManager(build(bad))
+		_, err := parseHCM(build(bad))
 		if err == nil || !strings.Contains(err.Error(), "internal_address_config.cidr_ranges[0]") {
 			t.Errorf("%v: error %v, want one naming the field", bad, err)
 		}

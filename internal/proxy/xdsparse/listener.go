@@ -7,21 +7,14 @@ import (
 	"strings"
 	"time"
 
-	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
-	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/mast-mesh/mast/internal/proxy/filter"
-	"github.com/mast-mesh/mast/internal/proxy/filter/builtin"
 	"github.com/mast-mesh/mast/internal/proxy/pathnorm"
 	"github.com/mast-mesh/mast/internal/telemetry/accesslog"
 	"github.com/mast-mesh/mast/internal/telemetry/metrics"
 	"github.com/mast-mesh/mast/internal/telemetry/tracing"
-
-	// Registered so config dumps can render the router's typed config.
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 )
 
 // Listener is a parsed Listener.
@@ -182,168 +175,6 @@ const (
 // DefaultConnBufferLimit is Envoy's default per_connection_buffer_limit_bytes.
 const DefaultConnBufferLimit = 1 << 20
 
-// ParseHTTPManager parses an HttpConnectionManager.
-func ParseHTTPManager(h *hcmv3.HttpConnectionManager) (*HTTPManager, error) {
-	if err := checkFields(h, hcmRules); err != nil {
-		return nil, err
-	}
-	m := &HTTPManager{
-		StatPrefix:             h.GetStatPrefix(),
-		MaxRequestHeadersBytes: 60 * 1024,
-		MaxHeadersCount:        100,
-		MaxConcurrentStreams:   100,
-		IdleTimeout:            time.Hour,
-		StreamIdleTimeout:      5 * time.Minute,
-		RequestHeadersTimeout:  10 * time.Second,
-		DrainTimeout:           5 * time.Second,
-		ConnBufferLimit:        DefaultConnBufferLimit,
-		GenerateRequestID:      true,
-		UseRemoteAddress:       h.GetUseRemoteAddress().GetValue(),
-		XffTrustedHops:         h.GetXffNumTrustedHops(),
-		SkipXffAppend:          h.GetSkipXffAppend(),
-		PreserveRequestID:      h.GetPreserveExternalRequestId(),
-		ServerName:             h.GetServerName(),
-	}
-	m.PathNorm.NormalizePath = h.GetNormalizePath().GetValue()
-	m.PathNorm.MergeSlashes = h.GetMergeSlashes()
-	switch a := h.GetPathWithEscapedSlashesAction(); a {
-	case hcmv3.HttpConnectionManager_IMPLEMENTATION_SPECIFIC_DEFAULT, hcmv3.HttpConnectionManager_KEEP_UNCHANGED:
-	case hcmv3.HttpConnectionManager_REJECT_REQUEST:
-		m.PathNorm.EscapedSlashes = pathnorm.RejectEscapedSlashes
-	case hcmv3.HttpConnectionManager_UNESCAPE_AND_REDIRECT:
-		m.PathNorm.EscapedSlashes = pathnorm.UnescapeAndRedirect
-	case hcmv3.HttpConnectionManager_UNESCAPE_AND_FORWARD:
-		m.PathNorm.EscapedSlashes = pathnorm.UnescapeAndForward
-	default:
-		return nil, fmt.Errorf("path_with_escaped_slashes_action %v: unknown", a)
-	}
-	if h.GetPathNormalizationOptions() != nil {
-		return nil, fmt.Errorf("path_normalization_options: not supported")
-	}
-	if err := parseXFCC(h, m); err != nil {
-		return nil, err
-	}
-	for i, c := range h.GetInternalAddressConfig().GetCidrRanges() {
-		p, err := parseCIDR(c.GetAddressPrefix(), c.GetPrefixLen())
-		if err != nil {
-			return nil, fmt.Errorf("internal_address_config.cidr_ranges[%d]: %w", i, err)
-		}
-		m.InternalCIDRs = append(m.InternalCIDRs, p)
-	}
-	switch h.GetCodecType() {
-	case hcmv3.HttpConnectionManager_HTTP1:
-		m.CodecHTTP1Only = true
-	case hcmv3.HttpConnectionManager_HTTP2:
-		m.CodecHTTP2Only = true
-	case hcmv3.HttpConnectionManager_AUTO:
-	default:
-		return nil, fmt.Errorf("codec_type %v: not supported", h.GetCodecType())
-	}
-	switch rs := h.GetRouteSpecifier().(type) {
-	case *hcmv3.HttpConnectionManager_Rds:
-		if rs.Rds.GetRouteConfigName() == "" {
-			return nil, fmt.Errorf("rds.route_config_name: empty")
-		}
-		m.RDSName = rs.Rds.GetRouteConfigName()
-	case *hcmv3.HttpConnectionManager_RouteConfig:
-		b, err := proto.Marshal(rs.RouteConfig)
-		if err != nil {
-			return nil, fmt.Errorf("route_config: %w", err)
-		}
-		_, t, err := DecodeRouteConfiguration(b)
-		if err != nil {
-			return nil, fmt.Errorf("route_config: %w", err)
-		}
-		m.Routes = t
-	default:
-		return nil, fmt.Errorf("route specifier %T not supported", rs)
-	}
-	if v := h.GetMaxRequestHeadersKb(); v != nil {
-		if v.GetValue() == 0 || v.GetValue() > 8192 {
-			return nil, fmt.Errorf("max_request_headers_kb %d: want 1-8192", v.GetValue())
-		}
-		m.MaxRequestHeadersBytes = int(v.GetValue()) * 1024
-	}
-	if o := h.GetCommonHttpProtocolOptions(); o != nil {
-		if d := o.GetIdleTimeout(); d != nil {
-			m.IdleTimeout = d.AsDuration()
-		}
-		if n := o.GetMaxHeadersCount(); n != nil && n.GetValue() > 0 {
-			m.MaxHeadersCount = int(n.GetValue())
-		}
-		if d := o.GetMaxConnectionDuration(); d != nil {
-			m.MaxConnectionDuration = d.AsDuration()
-		}
-	}
-	if n := h.GetHttp2ProtocolOptions().GetMaxConcurrentStreams(); n != nil && n.GetValue() > 0 && n.GetValue() < m.MaxConcurrentStreams {
-		m.MaxConcurrentStreams = n.GetValue()
-	}
-	if d := h.GetStreamIdleTimeout(); d != nil {
-		m.StreamIdleTimeout = d.AsDuration()
-	}
-	if d := h.GetRequestTimeout(); d != nil {
-		m.RequestTimeout = d.AsDuration()
-	}
-	if d := h.GetRequestHeadersTimeout(); d != nil && d.AsDuration() > 0 {
-		m.RequestHeadersTimeout = d.AsDuration()
-	}
-	if d := h.GetDrainTimeout(); d != nil {
-		m.DrainTimeout = d.AsDuration()
-	}
-	if g := h.GetGenerateRequestId(); g != nil {
-		m.GenerateRequestID = g.GetValue()
-	}
-	for i, u := range h.GetUpgradeConfigs() {
-		t := strings.ToLower(u.GetUpgradeType())
-		if t == "" {
-			return nil, fmt.Errorf("upgrade_configs[%d].upgrade_type: empty", i)
-		}
-		for j, f := range u.GetFilters() {
-			if !isRouter(f) && !f.GetIsOptional() {
-				return nil, fmt.Errorf("upgrade_configs[%d] %q: filters[%d] %q: not supported", i, t, j, f.GetName())
-			}
-		}
-		if m.Upgrades == nil {
-			m.Upgrades = map[string]bool{}
-		}
-		m.Upgrades[t] = u.GetEnabled() == nil || u.GetEnabled().GetValue()
-	}
-	filters := h.GetHttpFilters()
-	if len(filters) == 0 || !isRouter(filters[len(filters)-1]) {
-		return nil, fmt.Errorf("http_filters: the last filter must be %s", RouterFilterName)
-	}
-	for i, f := range filters[:len(filters)-1] {
-		if isRouter(f) {
-			return nil, fmt.Errorf("http_filters[%d] %q: the router must be the last filter", i, f.GetName())
-		}
-	}
-	// Istio's stats filter configures this proxy's metrics, not the chain.
-	var rest []*hcmv3.HttpFilter
-	for i, f := range filters {
-		if f.GetName() != StatsFilterName {
-			rest = append(rest, f)
-			continue
-		}
-		st, err := ParseStats(f.GetTypedConfig())
-		if err != nil {
-			return nil, fmt.Errorf("http_filters[%d] %q: %w", i, f.GetName(), err)
-		}
-		m.Stats = st
-	}
-	chain, err := builtin.Registry().BuildHTTP(rest, isRouter)
-	if err != nil {
-		return nil, err
-	}
-	m.Filters = chain
-	if m.AccessLogs, err = parseAccessLogs(h.GetAccessLog()); err != nil {
-		return nil, err
-	}
-	if m.Tracing, err = parseTracing(h.GetTracing()); err != nil {
-		return nil, err
-	}
-	return m, nil
-}
-
 // IsInternalAddress reports whether ip is in the internal address ranges.
 func (m *HTTPManager) IsInternalAddress(ip string) bool {
 	if len(m.InternalCIDRs) == 0 {
@@ -383,55 +214,64 @@ func isRouterAny(a *anypb.Any) bool {
 	return a != nil && strings.HasSuffix(a.GetTypeUrl(), "envoy.extensions.filters.http.router.v3.Router")
 }
 
-func isRouter(f *hcmv3.HttpFilter) bool {
-	if a := f.GetTypedConfig(); a != nil {
-		return isRouterAny(a)
-	}
-	return f.GetName() == RouterFilterName
-}
+// Field numbers of envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+// and the messages inside it.
+const (
+	tpStatPrefix, tpCluster, tpAccessLog, tpIdleTimeout = 1, 2, 5, 8
+	tpWeighted, tpTunnel, tpMaxConnDuration             = 10, 12, 13
 
-func parseTCPProxy(t *tcpv3.TcpProxy) (*TCPProxy, error) {
-	if err := checkFields(t, tcpProxyRules); err != nil {
+	tpwClusters, tpwName, tpwWeight = 1, 1, 2
+
+	tunHostname, tunUsePost, tunPostPath = 1, 2, 5
+)
+
+// tcpProxyConfigName is tcp_proxy's typed_config message.
+const tcpProxyConfigName = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
+
+func parseTCPProxyWire(t *wireMsg) (*TCPProxy, error) {
+	if err := checkWire(t, tcpProxyRules); err != nil {
 		return nil, err
 	}
-	p := &TCPProxy{StatPrefix: t.GetStatPrefix(), IdleTimeout: time.Hour}
-	switch c := t.GetClusterSpecifier().(type) {
-	case *tcpv3.TcpProxy_Cluster:
-		if c.Cluster == "" {
+	p := &TCPProxy{StatPrefix: t.str(tpStatPrefix), IdleTimeout: time.Hour}
+	switch {
+	case t.has(tpCluster):
+		if t.str(tpCluster) == "" {
 			return nil, fmt.Errorf("cluster: empty")
 		}
-		p.Cluster = c.Cluster
-	case *tcpv3.TcpProxy_WeightedClusters:
-		for i, w := range c.WeightedClusters.GetClusters() {
-			if w.GetName() == "" {
+		p.Cluster = t.str(tpCluster)
+	case t.has(tpWeighted):
+		for i, w := range t.sub(tpWeighted).subs(tpwClusters) {
+			if w.str(tpwName) == "" {
 				return nil, fmt.Errorf("weighted_clusters.clusters[%d]: name is empty", i)
 			}
-			p.Weighted = append(p.Weighted, WeightedCluster{Name: w.GetName(), Weight: w.GetWeight()})
-			p.TotalWeight += w.GetWeight()
+			weight := uint32(w.u64(tpwWeight))
+			p.Weighted = append(p.Weighted, WeightedCluster{Name: w.str(tpwName), Weight: weight})
+			p.TotalWeight += weight
 		}
 		if p.TotalWeight == 0 {
 			return nil, fmt.Errorf("weighted_clusters: total weight is 0")
 		}
 	default:
-		return nil, fmt.Errorf("cluster specifier %T not supported", c)
+		return nil, fmt.Errorf("cluster or weighted_clusters: missing")
 	}
-	if d := t.GetIdleTimeout(); d != nil {
-		p.IdleTimeout = d.AsDuration()
+	if t.has(tpIdleTimeout) {
+		p.IdleTimeout = wireDuration(t.msg(tpIdleTimeout))
 	}
-	if d := t.GetMaxDownstreamConnectionDuration(); d != nil {
-		p.MaxConnectionDuration = d.AsDuration()
+	if t.has(tpMaxConnDuration) {
+		p.MaxConnectionDuration = wireDuration(t.msg(tpMaxConnDuration))
 	}
 	if p.IdleTimeout < 0 || p.MaxConnectionDuration < 0 {
 		return nil, fmt.Errorf("idle_timeout %v, max_downstream_connection_duration %v: negative", p.IdleTimeout, p.MaxConnectionDuration)
 	}
-	if tc := t.GetTunnelingConfig(); tc != nil {
-		tun, err := parseTunnel(tc)
+	if t.has(tpTunnel) {
+		tc := t.sub(tpTunnel)
+		tun, err := parseTunnel(tc.str(tunHostname), tc.u64(tunUsePost) != 0, tc.str(tunPostPath))
 		if err != nil {
 			return nil, err
 		}
 		p.Tunnel = tun
 	}
-	logs, err := parseAccessLogs(t.GetAccessLog())
+	logs, err := parseAccessLogsWire(t.subs(tpAccessLog))
 	if err != nil {
 		return nil, err
 	}
@@ -441,15 +281,14 @@ func parseTCPProxy(t *tcpv3.TcpProxy) (*TCPProxy, error) {
 
 // parseTunnel checks a tunneling_config. The hostname must be a literal
 // host:port: Envoy's command operators in it are not carried out.
-func parseTunnel(tc *tcpv3.TcpProxy_TunnelingConfig) (*Tunnel, error) {
-	h := tc.GetHostname()
+func parseTunnel(h string, usePost bool, postPath string) (*Tunnel, error) {
 	if strings.Contains(h, "%") {
 		return nil, fmt.Errorf("tunneling_config.hostname %q: command operators are not supported", h)
 	}
 	if host, port, err := net.SplitHostPort(h); err != nil || host == "" || port == "" || strings.ContainsAny(h, " \r\n\t") {
 		return nil, fmt.Errorf("tunneling_config.hostname %q: want host:port", h)
 	}
-	t := &Tunnel{Hostname: h, Post: tc.GetUsePost(), PostPath: tc.GetPostPath()}
+	t := &Tunnel{Hostname: h, Post: usePost, PostPath: postPath}
 	if t.PostPath != "" && !t.Post {
 		return nil, fmt.Errorf("tunneling_config.post_path %q: set without use_post", t.PostPath)
 	}

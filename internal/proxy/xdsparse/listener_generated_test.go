@@ -179,7 +179,7 @@ func generatedFilterChain(fc *listenerv3.FilterChain) (*FilterChain, error) {
 		if err := a.UnmarshalTo(&h); err != nil {
 			return nil, fmt.Errorf("filters[%d] %q: %w", len(filters)-1, last.GetName(), err)
 		}
-		m, err := ParseHTTPManager(&h)
+		m, err := generatedHTTPManager(&h)
 		if err != nil {
 			return nil, fmt.Errorf("filters[%d] %q: %w", len(filters)-1, last.GetName(), err)
 		}
@@ -196,7 +196,7 @@ func generatedFilterChain(fc *listenerv3.FilterChain) (*FilterChain, error) {
 		if err := a.UnmarshalTo(&t); err != nil {
 			return nil, fmt.Errorf("filters[%d] %q: %w", len(filters)-1, last.GetName(), err)
 		}
-		p, err := parseTCPProxy(&t)
+		p, err := generatedTCPProxy(&t)
 		if err != nil {
 			return nil, fmt.Errorf("filters[%d] %q: %w", len(filters)-1, last.GetName(), err)
 		}

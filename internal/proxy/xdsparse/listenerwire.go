@@ -8,8 +8,6 @@ import (
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
-	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -262,12 +260,8 @@ func parseFilterChainWire(fc *wireMsg) (*FilterChain, error) {
 		return nil, fmt.Errorf("filters[%d] %q: typed_config missing", last, lastName)
 	}
 	switch {
-	case a.MessageIs((*hcmv3.HttpConnectionManager)(nil)):
-		var h hcmv3.HttpConnectionManager
-		if err := a.UnmarshalTo(&h); err != nil {
-			return nil, fmt.Errorf("filters[%d] %q: %w", last, lastName, err)
-		}
-		m, err := ParseHTTPManager(&h)
+	case anyIs(a.GetTypeUrl(), hcmConfigName):
+		m, err := DecodeHTTPManager(a.GetValue())
 		if err != nil {
 			return nil, fmt.Errorf("filters[%d] %q: %w", last, lastName, err)
 		}
@@ -279,12 +273,12 @@ func parseFilterChainWire(fc *wireMsg) (*FilterChain, error) {
 				reporter, filters[reporter].str(flName), TCPProxyFilterName)
 		}
 		c.HTTP = m
-	case a.MessageIs((*tcpv3.TcpProxy)(nil)):
-		var t tcpv3.TcpProxy
-		if err := a.UnmarshalTo(&t); err != nil {
+	case anyIs(a.GetTypeUrl(), tcpProxyConfigName):
+		t, err := unpackTyped(descTCPProxy, a.GetValue())
+		if err != nil {
 			return nil, fmt.Errorf("filters[%d] %q: %w", last, lastName, err)
 		}
-		p, err := parseTCPProxy(&t)
+		p, err := parseTCPProxyWire(t)
 		if err != nil {
 			return nil, fmt.Errorf("filters[%d] %q: %w", last, lastName, err)
 		}

@@ -202,7 +202,7 @@ func TestParseRouteErrorsAndFeatures(t *testing.T) {
 func TestUpgradeAllowed(t *testing.T) {
 	h := xdstest.HCM("r")
 	h.UpgradeConfigs = []*hcmv3.HttpConnectionManager_UpgradeConfig{{UpgradeType: "WebSocket"}, {UpgradeType: "CONNECT", Enabled: wrapperspb.Bool(false)}}
-	m, err := ParseHTTPManager(h)
+	m, err := parseHCM(h)
 	if err != nil {
 		t.Fatal(err)
 	}

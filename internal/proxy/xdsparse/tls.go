@@ -14,7 +14,6 @@ import (
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	proxyprotocolv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/proxy_protocol/v3"
 	rawbufferv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/raw_buffer/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
@@ -655,30 +654,6 @@ const (
 // x-forwarded-client-cert (the hash is always written).
 type ClientCertDetails struct {
 	Subject, URI, DNS bool
-}
-
-func parseXFCC(h *hcmv3.HttpConnectionManager, m *HTTPManager) error {
-	switch h.GetForwardClientCertDetails() {
-	case hcmv3.HttpConnectionManager_SANITIZE:
-		m.ForwardClientCert = FCCSanitize
-	case hcmv3.HttpConnectionManager_FORWARD_ONLY:
-		m.ForwardClientCert = FCCForwardOnly
-	case hcmv3.HttpConnectionManager_APPEND_FORWARD:
-		m.ForwardClientCert = FCCAppendForward
-	case hcmv3.HttpConnectionManager_SANITIZE_SET:
-		m.ForwardClientCert = FCCSanitizeSet
-	case hcmv3.HttpConnectionManager_ALWAYS_FORWARD_ONLY:
-		m.ForwardClientCert = FCCAlwaysForwardOnly
-	default:
-		return fmt.Errorf("forward_client_cert_details %v: not supported", h.GetForwardClientCertDetails())
-	}
-	if d := h.GetSetCurrentClientCertDetails(); d != nil {
-		if d.GetCert() || d.GetChain() {
-			return fmt.Errorf("set_current_client_cert_details: cert and chain are not supported (subject, uri and dns are)")
-		}
-		m.ClientCertDetails = ClientCertDetails{Subject: d.GetSubject().GetValue(), URI: d.GetUri(), DNS: d.GetDns()}
-	}
-	return nil
 }
 
 func describeSource(d DataSource) string {

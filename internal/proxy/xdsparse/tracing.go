@@ -2,9 +2,9 @@ package xdsparse
 
 import (
 	"fmt"
+	"math"
 
-	tracev3 "github.com/envoyproxy/go-control-plane/envoy/config/trace/v3"
-	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/mast-mesh/mast/internal/telemetry/tracing"
 )
@@ -44,91 +44,115 @@ var zipkinRules = rules(
 	ruleRow{"google.protobuf.BoolValue", honoured, "value"},
 )
 
-// parseTracing turns an HCM's tracing into the proxy's; nil when absent.
-func parseTracing(t *hcmv3.HttpConnectionManager_Tracing) (*tracing.Config, error) {
-	if t == nil {
-		return nil, nil
-	}
-	if err := checkFields(t, tracingRules); err != nil {
+// Field numbers of the connection manager's Tracing, the custom tags and
+// the tracers' configs.
+const (
+	trClientSampling, trRandomSampling, trOverallSampling = 3, 4, 5
+	trMaxPathTagLength, trCustomTags, trProvider, trSpawn = 7, 8, 9, 10
+
+	ctTag, ctLiteral, ctEnvironment, ctRequestHeader = 1, 2, 3, 4
+	ctLiteralValue, ctName, ctDefault                = 1, 1, 2
+
+	provName, provTypedConfig = 1, 3
+	// percentValue: clusterwire.go
+
+	otelGrpcService, otelServiceName = 1, 2
+	grpcEnvoyGrpc                    = 1
+	egClusterName, egAuthority       = 1, 2
+
+	zkCollectorCluster, zkCollectorEndpoint, zkTraceID128 = 1, 2, 3
+	zkSharedSpanContext, zkEndpointVersion, zkHostname    = 4, 5, 6
+	zkHTTPJSON                                            = 1
+)
+
+// parseTracingWire turns an HCM's tracing into the proxy's.
+func parseTracingWire(t *wireMsg) (*tracing.Config, error) {
+	if err := checkWire(t, tracingRules); err != nil {
 		return nil, fmt.Errorf("tracing: %w", err)
 	}
-	if t.GetSpawnUpstreamSpan().GetValue() {
+	if wireBool(t, trSpawn, false) {
 		return nil, fmt.Errorf("tracing.spawn_upstream_span: true is not supported (one span per request and proxy)")
 	}
 	c := &tracing.Config{RandomSampling: 100, ClientSampling: 100, OverallSampling: 100, MaxPathTagLength: 256}
-	if p := t.GetRandomSampling(); p != nil {
-		c.RandomSampling = p.GetValue()
+	percent := func(num protowire.Number, def float64) float64 {
+		if !t.has(num) {
+			return def
+		}
+		return math.Float64frombits(t.sub(num).u64(percentValue))
 	}
-	if p := t.GetClientSampling(); p != nil {
-		c.ClientSampling = p.GetValue()
-	}
-	if p := t.GetOverallSampling(); p != nil {
-		c.OverallSampling = p.GetValue()
-	}
+	c.RandomSampling = percent(trRandomSampling, c.RandomSampling)
+	c.ClientSampling = percent(trClientSampling, c.ClientSampling)
+	c.OverallSampling = percent(trOverallSampling, c.OverallSampling)
 	for _, v := range []float64{c.RandomSampling, c.ClientSampling, c.OverallSampling} {
 		if v < 0 || v > 100 {
 			return nil, fmt.Errorf("tracing: sampling percentage %v: not within 0-100", v)
 		}
 	}
-	if n := t.GetMaxPathTagLength(); n != nil {
-		c.MaxPathTagLength = int(n.GetValue())
+	if t.has(trMaxPathTagLength) {
+		c.MaxPathTagLength = int(wrapperU32(t, trMaxPathTagLength, 0))
 	}
-	for i, ct := range t.GetCustomTags() {
-		tag := tracing.CustomTag{Tag: ct.GetTag()}
+	for i, ct := range t.subs(trCustomTags) {
+		tag := tracing.CustomTag{Tag: ct.str(ctTag)}
 		switch {
-		case ct.GetLiteral() != nil:
-			tag.Literal = ct.GetLiteral().GetValue()
-		case ct.GetEnvironment() != nil:
-			tag.Env, tag.Default = ct.GetEnvironment().GetName(), ct.GetEnvironment().GetDefaultValue()
-		case ct.GetRequestHeader() != nil:
-			tag.Header, tag.Default = ct.GetRequestHeader().GetName(), ct.GetRequestHeader().GetDefaultValue()
+		case ct.has(ctLiteral):
+			tag.Literal = ct.sub(ctLiteral).str(ctLiteralValue)
+		case ct.has(ctEnvironment):
+			e := ct.sub(ctEnvironment)
+			tag.Env, tag.Default = e.str(ctName), e.str(ctDefault)
+		case ct.has(ctRequestHeader):
+			h := ct.sub(ctRequestHeader)
+			tag.Header, tag.Default = h.str(ctName), h.str(ctDefault)
 		}
 		if tag.Tag == "" {
 			return nil, fmt.Errorf("tracing.custom_tags[%d].tag: empty", i)
 		}
 		c.CustomTags = append(c.CustomTags, tag)
 	}
-	prov := t.GetProvider()
-	if prov == nil {
+	if !t.has(trProvider) {
 		return nil, fmt.Errorf("tracing.provider: required (mast-proxy has no default tracer)")
 	}
-	a := prov.GetTypedConfig()
-	switch a.GetTypeUrl() {
+	prov := t.sub(trProvider)
+	name := prov.str(provName)
+	url, value := "", []byte(nil)
+	if a := typedConfig(prov, provTypedConfig); a != nil {
+		url, value = a.GetTypeUrl(), a.GetValue()
+	}
+	switch url {
 	case openTelemetryConfigType:
-		var o tracev3.OpenTelemetryConfig
-		if err := a.UnmarshalTo(&o); err != nil {
-			return nil, fmt.Errorf("tracing.provider %q: %w", prov.GetName(), err)
+		o, err := unpackTyped(descOpenTelemetryConfig, value)
+		if err != nil {
+			return nil, fmt.Errorf("tracing.provider %q: %w", name, err)
 		}
-		if err := checkFields(&o, otelRules); err != nil {
-			return nil, fmt.Errorf("tracing.provider %q: %w", prov.GetName(), err)
+		if err := checkWire(o, otelRules); err != nil {
+			return nil, fmt.Errorf("tracing.provider %q: %w", name, err)
 		}
-		eg := o.GetGrpcService().GetEnvoyGrpc()
-		if eg.GetClusterName() == "" {
-			return nil, fmt.Errorf("tracing.provider %q: grpc_service.envoy_grpc.cluster_name: required", prov.GetName())
+		eg := o.sub(otelGrpcService).sub(grpcEnvoyGrpc)
+		if eg.str(egClusterName) == "" {
+			return nil, fmt.Errorf("tracing.provider %q: grpc_service.envoy_grpc.cluster_name: required", name)
 		}
-		c.Provider = tracing.Provider{Kind: tracing.OpenTelemetry, Cluster: eg.GetClusterName(), Authority: eg.GetAuthority(),
-			ServiceName: o.GetServiceName(), TraceID128: true}
+		c.Provider = tracing.Provider{Kind: tracing.OpenTelemetry, Cluster: eg.str(egClusterName), Authority: eg.str(egAuthority),
+			ServiceName: o.str(otelServiceName), TraceID128: true}
 	case zipkinConfigType:
-		var z tracev3.ZipkinConfig
-		if err := a.UnmarshalTo(&z); err != nil {
-			return nil, fmt.Errorf("tracing.provider %q: %w", prov.GetName(), err)
+		z, err := unpackTyped(descZipkinConfig, value)
+		if err != nil {
+			return nil, fmt.Errorf("tracing.provider %q: %w", name, err)
 		}
-		if err := checkFields(&z, zipkinRules); err != nil {
-			return nil, fmt.Errorf("tracing.provider %q: %w", prov.GetName(), err)
+		if err := checkWire(z, zipkinRules); err != nil {
+			return nil, fmt.Errorf("tracing.provider %q: %w", name, err)
 		}
-		if z.GetCollectorEndpointVersion() != tracev3.ZipkinConfig_HTTP_JSON {
-			return nil, fmt.Errorf("tracing.provider %q: collector_endpoint_version %s: only HTTP_JSON is supported", prov.GetName(), z.GetCollectorEndpointVersion())
+		if v := int32(z.u64(zkEndpointVersion)); v != zkHTTPJSON {
+			return nil, fmt.Errorf("tracing.provider %q: collector_endpoint_version %s: only HTTP_JSON is supported", name, enumName(z, zkEndpointVersion, v))
 		}
-		if z.GetSharedSpanContext() == nil || z.GetSharedSpanContext().GetValue() {
-			return nil, fmt.Errorf("tracing.provider %q: shared_span_context: must be false (each proxy reports its own span)", prov.GetName())
+		if wireBool(z, zkSharedSpanContext, true) {
+			return nil, fmt.Errorf("tracing.provider %q: shared_span_context: must be false (each proxy reports its own span)", name)
 		}
-		if z.GetCollectorCluster() == "" || z.GetCollectorEndpoint() == "" {
-			return nil, fmt.Errorf("tracing.provider %q: collector_cluster and collector_endpoint: required", prov.GetName())
+		if z.str(zkCollectorCluster) == "" || z.str(zkCollectorEndpoint) == "" {
+			return nil, fmt.Errorf("tracing.provider %q: collector_cluster and collector_endpoint: required", name)
 		}
-		c.Provider = tracing.Provider{Kind: tracing.Zipkin, Cluster: z.GetCollectorCluster(), Authority: z.GetCollectorHostname(),
-			Path: z.GetCollectorEndpoint(), TraceID128: z.GetTraceId_128Bit()}
+		c.Provider = tracing.Provider{Kind: tracing.Zipkin, Cluster: z.str(zkCollectorCluster), Authority: z.str(zkHostname),
+			Path: z.str(zkCollectorEndpoint), TraceID128: z.u64(zkTraceID128) != 0}
 	default:
-		return nil, fmt.Errorf("tracing.provider %q (%s): not supported (opentelemetry, zipkin)", prov.GetName(), a.GetTypeUrl())
+		return nil, fmt.Errorf("tracing.provider %q (%s): not supported (opentelemetry, zipkin)", name, url)
 	}
 	return c, nil
 }

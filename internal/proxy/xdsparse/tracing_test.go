@@ -41,7 +41,7 @@ func istioOTel(t *testing.T) *hcmv3.HttpConnectionManager_Tracing {
 }
 
 func TestTracingParsed(t *testing.T) {
-	m, err := ParseHTTPManager(tracingHCM(istioOTel(t)))
+	m, err := parseHCM(tracingHCM(istioOTel(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,14 +61,14 @@ func TestTracingParsed(t *testing.T) {
 	z := &hcmv3.HttpConnectionManager_Tracing{Provider: &tracev3.Tracing_Http{Name: "envoy.tracers.zipkin", ConfigType: &tracev3.Tracing_Http_TypedConfig{
 		TypedConfig: mustAny(&tracev3.ZipkinConfig{CollectorCluster: "outbound|9411||zipkin", CollectorEndpoint: "/api/v2/spans",
 			CollectorEndpointVersion: tracev3.ZipkinConfig_HTTP_JSON, TraceId_128Bit: true, SharedSpanContext: wrapperspb.Bool(false), CollectorHostname: "zipkin"})}}}
-	m, err = ParseHTTPManager(tracingHCM(z))
+	m, err = parseHCM(tracingHCM(z))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if p := m.Tracing.Provider; p.Kind != tracing.Zipkin || p.Path != "/api/v2/spans" || p.Authority != "zipkin" || m.Tracing.RandomSampling != 100 {
 		t.Errorf("zipkin %+v", m.Tracing)
 	}
-	if m, err := ParseHTTPManager(tracingHCM(nil)); err != nil || m.Tracing != nil {
+	if m, err := parseHCM(tracingHCM(nil)); err != nil || m.Tracing != nil {
 		t.Fatalf("without tracing: %v %+v", err, m)
 	}
 }
@@ -118,7 +118,7 @@ func TestTracingNACKsNameTheField(t *testing.T) {
 		{"zipkin split", zipkin(&tracev3.ZipkinConfig{CollectorCluster: "c", CollectorEndpoint: "/", SplitSpansForRequest: true}), "split_spans_for_request"},
 		{"datadog", &hcmv3.HttpConnectionManager_Tracing{Provider: &tracev3.Tracing_Http{Name: "dd", ConfigType: &tracev3.Tracing_Http_TypedConfig{TypedConfig: mustAny(&tracev3.DatadogConfig{})}}}, "DatadogConfig"},
 	} {
-		_, err := ParseHTTPManager(tracingHCM(tc.tr))
+		_, err := parseHCM(tracingHCM(tc.tr))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want one naming %q", tc.name, err, tc.want)
 		}

@@ -14,7 +14,18 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	tracev3 "github.com/envoyproxy/go-control-plane/envoy/config/trace/v3"
+	filev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
+	streamv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/stream/v3"
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	httpinspv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/http_inspector/v3"
+	origdstv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/original_dst/v3"
+	tlsinspv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	prevprio "github.com/envoyproxy/go-control-plane/envoy/extensions/retry/priority/previous_priorities/v3"
+	proxyprotocolv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/proxy_protocol/v3"
+	rawbufferv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/raw_buffer/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"google.golang.org/protobuf/proto"
@@ -47,11 +58,26 @@ var wireRoots = []struct {
 	{"descPreviousPriorities", &prevprio.PreviousPrioritiesConfig{}},
 	// LDS: the listener itself (its filters' typed configs are parsed apart).
 	{"descListener", &listenerv3.Listener{}},
+	// The connection manager (with the tracers and access loggers it
+	// takes), tcp_proxy, and the typed configs only rendered in
+	// /config_dump: the router, the listener filters, the transport
+	// sockets the proxy does not link.
+	{"descHTTPConnectionManager", &hcmv3.HttpConnectionManager{}},
+	{"descOpenTelemetryConfig", &tracev3.OpenTelemetryConfig{}},
+	{"descZipkinConfig", &tracev3.ZipkinConfig{}},
+	{"descFileAccessLog", &filev3.FileAccessLog{}},
+	{"descStdoutAccessLog", &streamv3.StdoutAccessLog{}},
+	{"descStderrAccessLog", &streamv3.StderrAccessLog{}},
+	{"descTCPProxy", &tcpv3.TcpProxy{}},
+	{"descDownstreamTLSContext", &tlsv3.DownstreamTlsContext{}},
+	{"descProxyProtocolUpstream", &proxyprotocolv3.ProxyProtocolUpstreamTransport{}},
+	{"", &rawbufferv3.RawBuffer{}}, {"", &routerv3.Router{}},
+	{"", &origdstv3.OriginalDst{}}, {"", &tlsinspv3.TlsInspector{}}, {"", &httpinspv3.HttpInspector{}},
 	// Well-known types an Any may carry (metadata's typed_filter_metadata).
 	{"", &wrapperspb.StringValue{}}, {"", &wrapperspb.BytesValue{}}, {"", &wrapperspb.BoolValue{}},
 	{"", &wrapperspb.Int32Value{}}, {"", &wrapperspb.Int64Value{}}, {"", &wrapperspb.UInt32Value{}},
 	{"", &wrapperspb.UInt64Value{}}, {"", &wrapperspb.FloatValue{}}, {"", &wrapperspb.DoubleValue{}},
-	{"", &structpb.Struct{}}, {"", &structpb.Value{}}, {"", &structpb.ListValue{}}, {"", &durationpb.Duration{}}, {"", &emptypb.Empty{}},
+	{"descStruct", &structpb.Struct{}}, {"descValue", &structpb.Value{}}, {"", &structpb.ListValue{}}, {"", &durationpb.Duration{}}, {"", &emptypb.Empty{}},
 }
 
 // genWireDesc renders wiredesc_gen.go from the generated types' descriptors.

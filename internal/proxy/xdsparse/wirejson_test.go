@@ -65,15 +65,38 @@ func TestResourceJSONMatchesProtojson(t *testing.T) {
 	compareJSON(t, &clusterv3.Cluster{Name: "outbound|9080|v1|details.default.svc.cluster.local", TransportSocketMatches: []*clusterv3.Cluster_TransportSocketMatch{{
 		Name: "tlsMode-disabled", TransportSocket: &corev3.TransportSocket{Name: "envoy.transport_sockets.raw_buffer",
 			ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: &anypb.Any{TypeUrl: "type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer"}}}}}})
-	// Listeners (the connection manager inside is rendered by protojson).
+	// Listeners, connection managers (with their tracers and loggers) and
+	// tcp proxies.
 	lr := rand.New(rand.NewPCG(7, 19))
 	for range 100 {
 		if l := randomListener(lr); protojsonOK(l) {
 			compareJSON(t, l)
 		}
+		if h := randomHCM(lr); protojsonOK(h) {
+			compareJSON(t, h)
+		}
+		if p := randomTCPProxy(lr); protojsonOK(p) {
+			compareJSON(t, p)
+		}
 	}
-	if _, ok := ResourceJSON("type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager", nil); ok {
-		t.Fatal("a connection manager rendered: it is not in the table")
+	compareJSON(t, istioLikeHCM())
+}
+
+// TestTableRendersUnlinkedTypes: every typed config the proxy decodes
+// itself (so its generated type is not linked into mast-proxy) is in the
+// table, so that /config_dump renders it as JSON rather than base64.
+func TestTableRendersUnlinkedTypes(t *testing.T) {
+	for _, name := range []string{hcmConfigName, tcpProxyConfigName, "envoy.extensions.filters.http.router.v3.Router",
+		"envoy.config.trace.v3.OpenTelemetryConfig", "envoy.config.trace.v3.ZipkinConfig",
+		fileAccessLogName, stdoutAccessLogName, stderrAccessLogName,
+		"envoy.extensions.filters.listener.original_dst.v3.OriginalDst", "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector",
+		"envoy.extensions.filters.listener.http_inspector.v3.HttpInspector",
+		"envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext", "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+		"envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer", "envoy.extensions.transport_sockets.proxy_protocol.v3.ProxyProtocolUpstreamTransport",
+	} {
+		if findDesc(name) < 0 {
+			t.Errorf("%s: not in wiredesc_gen.go's table", name)
+		}
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
-	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -18,11 +17,11 @@ func any(t testing.TB, typeURL string, b []byte) *anypb.Any {
 	return &anypb.Any{TypeUrl: typeURL, Value: b}
 }
 
-func hf(name string, a *anypb.Any) *hcmv3.HttpFilter {
-	return &hcmv3.HttpFilter{Name: name, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: a}}
+func hf(name string, a *anypb.Any) filter.HTTPFilterConfig {
+	return filter.HTTPFilterConfig{Name: name, TypedConfig: a}
 }
 
-func noRouter(*hcmv3.HttpFilter) bool { return false }
+func noRouter(*filter.HTTPFilterConfig) bool { return false }
 
 func TestBuildHTTP(t *testing.T) {
 	faultAny, _ := anypb.New(&faultv3.HTTPFault{})
@@ -30,20 +29,20 @@ func TestBuildHTTP(t *testing.T) {
 	badFault, _ := anypb.New(&faultv3.HTTPFault{MaxActiveFaults: wrapperspb.UInt32(3)})
 	for _, tc := range []struct {
 		name    string
-		filters []*hcmv3.HttpFilter
+		filters []filter.HTTPFilterConfig
 		want    []string
 		err     string
 	}{
-		{"order kept", []*hcmv3.HttpFilter{hf("envoy.filters.http.cors", corsAny), hf("envoy.filters.http.fault", faultAny)},
+		{"order kept", []filter.HTTPFilterConfig{hf("envoy.filters.http.cors", corsAny), hf("envoy.filters.http.fault", faultAny)},
 			[]string{"envoy.filters.http.cors", "envoy.filters.http.fault"}, ""},
-		{"configured name kept", []*hcmv3.HttpFilter{hf("my-fault", faultAny)}, []string{"my-fault"}, ""},
-		{"unknown filter", []*hcmv3.HttpFilter{hf("envoy.filters.http.fault", faultAny), hf("envoy.filters.http.lua", &anypb.Any{TypeUrl: "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua"})},
+		{"configured name kept", []filter.HTTPFilterConfig{hf("my-fault", faultAny)}, []string{"my-fault"}, ""},
+		{"unknown filter", []filter.HTTPFilterConfig{hf("envoy.filters.http.fault", faultAny), hf("envoy.filters.http.lua", &anypb.Any{TypeUrl: "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua"})},
 			nil, `http_filters[1] "envoy.filters.http.lua": typed_config type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua: not supported`},
-		{"unknown optional filter skipped", []*hcmv3.HttpFilter{{Name: "x", IsOptional: true, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: &anypb.Any{TypeUrl: "type.googleapis.com/x.Y"}}}}, nil, ""},
-		{"unhonoured field", []*hcmv3.HttpFilter{hf("envoy.filters.http.fault", badFault)}, nil, `http_filters[0] "envoy.filters.http.fault": max_active_faults: not supported`},
-		{"disabled", []*hcmv3.HttpFilter{{Name: "envoy.filters.http.fault", Disabled: true, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: faultAny}}}, nil, `http_filters[0] "envoy.filters.http.fault": disabled: not supported`},
-		{"no typed config, known name", []*hcmv3.HttpFilter{{Name: "envoy.filters.http.fault"}}, []string{"envoy.filters.http.fault"}, ""},
-		{"passed plumbing", []*hcmv3.HttpFilter{{Name: "istio.metadata_exchange"}}, nil, ""},
+		{"unknown optional filter skipped", []filter.HTTPFilterConfig{{Name: "x", IsOptional: true, TypedConfig: &anypb.Any{TypeUrl: "type.googleapis.com/x.Y"}}}, nil, ""},
+		{"unhonoured field", []filter.HTTPFilterConfig{hf("envoy.filters.http.fault", badFault)}, nil, `http_filters[0] "envoy.filters.http.fault": max_active_faults: not supported`},
+		{"disabled", []filter.HTTPFilterConfig{{Name: "envoy.filters.http.fault", Disabled: true, TypedConfig: faultAny}}, nil, `http_filters[0] "envoy.filters.http.fault": disabled: not supported`},
+		{"no typed config, known name", []filter.HTTPFilterConfig{{Name: "envoy.filters.http.fault"}}, []string{"envoy.filters.http.fault"}, ""},
+		{"passed plumbing", []filter.HTTPFilterConfig{{Name: "istio.metadata_exchange"}}, nil, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := Registry().BuildHTTP(tc.filters, noRouter)
@@ -97,7 +96,7 @@ func FuzzFilterConfig(f *testing.F) {
 	f.Fuzz(func(t *testing.T, which uint8, b []byte) {
 		typeURL := types[int(which)%len(types)]
 		reg := Registry()
-		reg.BuildHTTP([]*hcmv3.HttpFilter{hf("f", any(t, typeURL, b))}, noRouter)
+		reg.BuildHTTP([]filter.HTTPFilterConfig{hf("f", any(t, typeURL, b))}, noRouter)
 		reg.PerRoute(map[string]*anypb.Any{"f": any(t, typeURL, b)})
 		reg.BuildNetwork("f", 0, any(t, typeURL, b))
 	})

@@ -6,6 +6,7 @@ package xdsparsetest
 
 import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
@@ -19,4 +20,13 @@ func ParseListener(l *listenerv3.Listener) (*xdsparse.Listener, error) {
 	}
 	_, out, err := xdsparse.DecodeListener(b)
 	return out, err
+}
+
+// ParseHTTPManager encodes h and decodes it with xdsparse.DecodeHTTPManager.
+func ParseHTTPManager(h *hcmv3.HttpConnectionManager) (*xdsparse.HTTPManager, error) {
+	b, err := proto.Marshal(h)
+	if err != nil {
+		return nil, err
+	}
+	return xdsparse.DecodeHTTPManager(b)
 }

@@ -39,6 +39,11 @@ func TestLinksNoControlPlaneLibraries(t *testing.T) {
 		"github.com/envoyproxy/go-control-plane/envoy/data/accesslog/",
 		"github.com/envoyproxy/go-control-plane/envoy/config/trace/",
 		"github.com/envoyproxy/go-control-plane/envoy/type/http/",
+		// The RBAC filters (internal/proxy/filter/rbac, pbwire).
+		"github.com/envoyproxy/go-control-plane/envoy/config/rbac/",
+		"github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/",
+		"github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/",
+		"github.com/envoyproxy/go-control-plane/envoy/extensions/path/match/uri_template/",
 	}
 	deps := strings.Fields(string(out))
 	if len(deps) < 10 {

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"time"
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -401,4 +402,24 @@ func (m *Msg) Oneof(members ...protowire.Number) protowire.Number {
 		}
 	}
 	return 0
+}
+
+// Duration reads a google.protobuf.Duration as durationpb's AsDuration
+// does (saturating on overflow); nil reads as zero.
+func Duration(m *Msg) time.Duration {
+	secs, nanos := m.I64(1), m.I32(2)
+	d := time.Duration(secs) * time.Second
+	overflow := d/time.Second != time.Duration(secs)
+	d += time.Duration(nanos)
+	overflow = overflow || (secs < 0 && nanos < 0 && d > 0)
+	overflow = overflow || (secs > 0 && nanos > 0 && d < 0)
+	if overflow {
+		switch {
+		case secs < 0:
+			return time.Duration(math.MinInt64)
+		case secs > 0:
+			return time.Duration(math.MaxInt64)
+		}
+	}
+	return d
 }

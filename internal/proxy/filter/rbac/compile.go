@@ -3,13 +3,14 @@ package rbac
 import (
 	"fmt"
 	"net/netip"
-	"sort"
+	"slices"
 
-	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
-	uritemplatev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/path/match/uri_template/v3"
-	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"strings"
+
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/mast-mesh/mast/internal/proxy/match"
+	"github.com/mast-mesh/mast/internal/proxy/pbwire"
 )
 
 // Action is what an engine does with a match.
@@ -71,48 +72,132 @@ type node struct {
 	meta   *metaMatcher
 }
 
-// Compile compiles an RBAC config; anything it cannot enforce exactly is
-// an error naming the field (the filter is NACKed: security fails closed).
-func Compile(r *rbacv3.RBAC) (*Engine, error) {
+// Field numbers of envoy.config.rbac.v3 (RBAC, Policy, Permission,
+// Principal and their sets) and of the matchers they hold.
+const (
+	rbacAction   = 1
+	rbacPolicies = 2
+	rbacAudit    = 3
+
+	polPermissions = 1
+	polPrincipals  = 2
+	polCondition   = 3
+	polChecked     = 4
+	polCelConfig   = 5
+
+	permAndRules      = 1
+	permOrRules       = 2
+	permAny           = 3
+	permHeader        = 4
+	permDestIP        = 5
+	permDestPort      = 6
+	permMetadata      = 7
+	permNotRule       = 8
+	permSNI           = 9
+	permURLPath       = 10
+	permDestPortRange = 11
+	permMatcher       = 12
+	permURITemplate   = 13
+	permSourcedMeta   = 14
+
+	idAndIDs        = 1
+	idOrIDs         = 2
+	idAny           = 3
+	idAuthenticated = 4
+	idSourceIP      = 5
+	idHeader        = 6
+	idMetadata      = 7
+	idNotID         = 8
+	idURLPath       = 9
+	idDirectIP      = 10
+	idRemoteIP      = 11
+	idFilterState   = 12
+	idSourcedMeta   = 13
+	idCustom        = 14
+
+	setItems        = 1 // Permission.Set.rules, Principal.Set.ids
+	authnPrincipal  = 2 // Principal.Authenticated.principal_name
+	pathPath        = 1 // PathMatcher.path
+	cidrPrefix      = 1
+	cidrLen         = 2
+	u32Value        = 1 // google.protobuf.UInt32Value.value
+	rangeStart      = 1 // envoy.type.v3.Int32Range
+	rangeEnd        = 2
+	extTypedConfig  = 2 // TypedExtensionConfig.typed_config
+	anyTypeURL      = 1
+	anyValue        = 2
+	tmplPath        = 1 // UriTemplateMatchConfig.path_template
+	metaFilter      = 1 // MetadataMatcher
+	metaPath        = 2
+	metaValue       = 3
+	metaInvert      = 4
+	segKey          = 1
+	valNull         = 1 // ValueMatcher
+	valDouble       = 2
+	valString       = 3
+	valBool         = 4
+	valPresent      = 5
+	valList         = 6
+	valOr           = 7
+	listOneOf       = 1
+	uriTemplateName = "envoy.extensions.path.match.uri_template.v3.UriTemplateMatchConfig"
+)
+
+// Compile compiles an envoy.config.rbac.v3.RBAC from its wire bytes; see
+// CompileWire.
+func Compile(b []byte) (*Engine, error) {
+	m, err := pbwire.Decode(wireTable, wireRBAC, b)
+	if err != nil {
+		return nil, err
+	}
+	return CompileWire(m)
+}
+
+// CompileWire compiles a decoded RBAC (nil: not enforced); anything it
+// cannot enforce exactly is an error naming the field (the filter is
+// NACKed: security fails closed).
+func CompileWire(r *pbwire.Msg) (*Engine, error) {
 	if r == nil {
 		return nil, nil
 	}
 	e := &Engine{}
-	switch r.GetAction() {
-	case rbacv3.RBAC_ALLOW:
+	switch a := r.I32(rbacAction); a {
+	case 0:
 		e.Action = Allow
-	case rbacv3.RBAC_DENY:
+	case 1:
 		e.Action = Deny
-	case rbacv3.RBAC_LOG:
+	case 2:
 		e.Action = Log
 	default:
-		return nil, fmt.Errorf("action %v: not supported", r.GetAction())
+		return nil, fmt.Errorf("action %d: not supported", a)
 	}
-	if r.GetAuditLoggingOptions() != nil {
+	if r.Has(rbacAudit) {
 		return nil, fmt.Errorf("audit_logging_options: not supported")
 	}
-	names := make([]string, 0, len(r.GetPolicies()))
-	for n := range r.GetPolicies() {
-		names = append(names, n)
+	names, pols := r.Map(rbacPolicies)
+	order := make([]int, len(names))
+	for i := range order {
+		order[i] = i
 	}
-	sort.Strings(names)
-	for _, n := range names {
-		p := r.GetPolicies()[n]
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(names[a], names[b]) })
+	for _, i := range order {
+		n, p := names[i], pols[i]
 		cp := Policy{Name: n}
-		if p.GetCondition() != nil || p.GetCheckedCondition() != nil || p.GetCelConfig() != nil {
+		if p.Has(polCondition) || p.Has(polChecked) || p.Has(polCelConfig) {
 			return nil, fmt.Errorf("policies[%s]: condition (CEL): not supported", n)
 		}
-		if len(p.GetPermissions()) == 0 || len(p.GetPrincipals()) == 0 {
+		perms, ids := p.Subs(polPermissions), p.Subs(polPrincipals)
+		if len(perms) == 0 || len(ids) == 0 {
 			return nil, fmt.Errorf("policies[%s]: permissions and principals must not be empty", n)
 		}
-		for i, pm := range p.GetPermissions() {
+		for i, pm := range perms {
 			nd, err := permission(pm)
 			if err != nil {
 				return nil, fmt.Errorf("policies[%s].permissions[%d]%w", n, i, err)
 			}
 			cp.Permissions = append(cp.Permissions, nd)
 		}
-		for i, pr := range p.GetPrincipals() {
+		for i, pr := range ids {
 			nd, err := principal(pr)
 			if err != nil {
 				return nil, fmt.Errorf("policies[%s].principals[%d]%w", n, i, err)
@@ -129,80 +214,96 @@ func fieldErr(field string, err error) error { return fmt.Errorf(".%s%w", field,
 
 func leafErr(format string, a ...any) error { return fmt.Errorf(": "+format, a...) }
 
-func permission(p *rbacv3.Permission) (node, error) {
-	switch r := p.GetRule().(type) {
-	case *rbacv3.Permission_Any:
-		if !r.Any {
+func permission(p *pbwire.Msg) (node, error) {
+	switch p.Oneof(permAndRules, permOrRules, permAny, permHeader, permDestIP, permDestPort, permMetadata, permNotRule,
+		permSNI, permURLPath, permDestPortRange, permMatcher, permURITemplate, permSourcedMeta) {
+	case permAny:
+		if !p.Bool(permAny) {
 			return node{}, fieldErr("any", leafErr("false is not allowed"))
 		}
 		return node{kind: kAny}, nil
-	case *rbacv3.Permission_AndRules:
-		return permSet(kAnd, "and_rules", r.AndRules.GetRules())
-	case *rbacv3.Permission_OrRules:
-		return permSet(kOr, "or_rules", r.OrRules.GetRules())
-	case *rbacv3.Permission_NotRule:
-		k, err := permission(r.NotRule)
+	case permAndRules:
+		return permSet(kAnd, "and_rules", p.Sub(permAndRules).Subs(setItems))
+	case permOrRules:
+		return permSet(kOr, "or_rules", p.Sub(permOrRules).Subs(setItems))
+	case permNotRule:
+		k, err := permission(p.Sub(permNotRule))
 		if err != nil {
 			return node{}, fieldErr("not_rule", err)
 		}
 		return node{kind: kNot, kids: []node{k}}, nil
-	case *rbacv3.Permission_Header:
-		h, err := match.ParseHeader(r.Header)
+	case permHeader:
+		h, err := match.HeaderWire(p.Sub(permHeader))
 		if err != nil {
 			return node{}, fieldErr("header", leafErr("%v", err))
 		}
 		return node{kind: kHeader, hdr: h}, nil
-	case *rbacv3.Permission_UrlPath:
-		s, err := pathMatcher(r.UrlPath)
+	case permURLPath:
+		s, err := pathMatcher(p.Sub(permURLPath))
 		if err != nil {
 			return node{}, fieldErr("url_path", err)
 		}
 		return node{kind: kPath, str: s, hasStr: true}, nil
-	case *rbacv3.Permission_DestinationIp:
-		c, err := cidr(r.DestinationIp.GetAddressPrefix(), r.DestinationIp.GetPrefixLen().GetValue(), r.DestinationIp.GetPrefixLen() != nil)
+	case permDestIP:
+		c, err := cidrWire(p.Sub(permDestIP))
 		if err != nil {
 			return node{}, fieldErr("destination_ip", err)
 		}
 		return node{kind: kDestIP, cidr: c}, nil
-	case *rbacv3.Permission_DestinationPort:
-		if r.DestinationPort > 65535 {
-			return node{}, fieldErr("destination_port", leafErr("%d: out of range", r.DestinationPort))
+	case permDestPort:
+		port := p.U32(permDestPort)
+		if port > 65535 {
+			return node{}, fieldErr("destination_port", leafErr("%d: out of range", port))
 		}
-		return node{kind: kDestPort, lo: r.DestinationPort}, nil
-	case *rbacv3.Permission_DestinationPortRange:
-		return node{kind: kDestRange, lo: uint32(r.DestinationPortRange.GetStart()), hi: uint32(r.DestinationPortRange.GetEnd())}, nil
-	case *rbacv3.Permission_RequestedServerName:
-		s, err := match.ParseString(r.RequestedServerName)
+		return node{kind: kDestPort, lo: port}, nil
+	case permDestPortRange:
+		rg := p.Sub(permDestPortRange)
+		return node{kind: kDestRange, lo: uint32(rg.I32(rangeStart)), hi: uint32(rg.I32(rangeEnd))}, nil
+	case permSNI:
+		s, err := match.StringWire(p.Sub(permSNI))
 		if err != nil {
 			return node{}, fieldErr("requested_server_name", leafErr("%v", err))
 		}
 		return node{kind: kSNI, str: s, hasStr: true}, nil
-	case *rbacv3.Permission_Metadata:
-		m, err := metadata(r.Metadata)
+	case permMetadata:
+		m, err := metadata(p.Sub(permMetadata))
 		if err != nil {
 			return node{}, fieldErr("metadata", err)
 		}
 		return node{kind: kMeta, meta: m}, nil
-	case *rbacv3.Permission_UriTemplate:
-		var cfg uritemplatev3.UriTemplateMatchConfig
-		if err := r.UriTemplate.GetTypedConfig().UnmarshalTo(&cfg); err != nil {
-			return node{}, fieldErr("uri_template", leafErr("%v", err))
+	case permURITemplate:
+		tc := p.Sub(permURITemplate).Sub(extTypedConfig)
+		if u := tc.Str(anyTypeURL); !typeIs(u, uriTemplateName) {
+			return node{}, fieldErr("uri_template", leafErr("typed_config %q: not supported", u))
 		}
-		t, err := parseTemplate(cfg.GetPathTemplate())
+		cfg, err := pbwire.Decode(wireTable, wireURITemplate, tc.Bytes(anyValue))
+		if err != nil {
+			return node{}, fieldErr("uri_template", leafErr("typed_config: not a valid UriTemplateMatchConfig"))
+		}
+		t, err := parseTemplate(cfg.Str(tmplPath))
 		if err != nil {
 			return node{}, fieldErr("uri_template.path_template", leafErr("%v", err))
 		}
 		return node{kind: kTemplate, tmpl: t}, nil
-	case *rbacv3.Permission_Matcher:
+	case permMatcher:
 		return node{}, fieldErr("matcher", leafErr("not supported"))
-	case *rbacv3.Permission_SourcedMetadata:
+	case permSourcedMeta:
 		return node{}, fieldErr("sourced_metadata", leafErr("not supported"))
 	default:
-		return node{}, leafErr("rule %T: not supported", r)
+		return node{}, leafErr("rule: missing")
 	}
 }
 
-func permSet(k kind, field string, rules []*rbacv3.Permission) (node, error) {
+// typeIs is anypb's MessageIs: the type URL names the message, after a
+// "/" or alone.
+func typeIs(url, full string) bool {
+	if !strings.HasSuffix(url, full) {
+		return false
+	}
+	return len(url) == len(full) || url[len(url)-len(full)-1] == '/'
+}
+
+func permSet(k kind, field string, rules []*pbwire.Msg) (node, error) {
 	n := node{kind: k}
 	for i, r := range rules {
 		c, err := permission(r)
@@ -217,81 +318,78 @@ func permSet(k kind, field string, rules []*rbacv3.Permission) (node, error) {
 	return n, nil
 }
 
-func principal(p *rbacv3.Principal) (node, error) {
-	switch r := p.GetIdentifier().(type) {
-	case *rbacv3.Principal_Any:
-		if !r.Any {
+func principal(p *pbwire.Msg) (node, error) {
+	switch p.Oneof(idAndIDs, idOrIDs, idAny, idAuthenticated, idSourceIP, idHeader, idMetadata, idNotID, idURLPath,
+		idDirectIP, idRemoteIP, idFilterState, idSourcedMeta, idCustom) {
+	case idAny:
+		if !p.Bool(idAny) {
 			return node{}, fieldErr("any", leafErr("false is not allowed"))
 		}
 		return node{kind: kAny}, nil
-	case *rbacv3.Principal_AndIds:
-		return idSet(kAnd, "and_ids", r.AndIds.GetIds())
-	case *rbacv3.Principal_OrIds:
-		return idSet(kOr, "or_ids", r.OrIds.GetIds())
-	case *rbacv3.Principal_NotId:
-		k, err := principal(r.NotId)
+	case idAndIDs:
+		return idSet(kAnd, "and_ids", p.Sub(idAndIDs).Subs(setItems))
+	case idOrIDs:
+		return idSet(kOr, "or_ids", p.Sub(idOrIDs).Subs(setItems))
+	case idNotID:
+		k, err := principal(p.Sub(idNotID))
 		if err != nil {
 			return node{}, fieldErr("not_id", err)
 		}
 		return node{kind: kNot, kids: []node{k}}, nil
-	case *rbacv3.Principal_Authenticated_:
+	case idAuthenticated:
 		n := node{kind: kAuthn}
-		if pn := r.Authenticated.GetPrincipalName(); pn != nil {
-			s, err := match.ParseString(pn)
+		if a := p.Sub(idAuthenticated); a.Has(authnPrincipal) {
+			s, err := match.StringWire(a.Sub(authnPrincipal))
 			if err != nil {
 				return node{}, fieldErr("authenticated.principal_name", leafErr("%v", err))
 			}
 			n.str, n.hasStr = s, true
 		}
 		return n, nil
-	case *rbacv3.Principal_SourceIp:
-		c, err := cidr(r.SourceIp.GetAddressPrefix(), r.SourceIp.GetPrefixLen().GetValue(), r.SourceIp.GetPrefixLen() != nil)
-		if err != nil {
-			return node{}, fieldErr("source_ip", err)
+	case idSourceIP, idDirectIP, idRemoteIP:
+		f, k := protowire.Number(idSourceIP), kDirectIP
+		name := "source_ip"
+		switch {
+		case p.Has(idDirectIP):
+			f, name = idDirectIP, "direct_remote_ip"
+		case p.Has(idRemoteIP):
+			f, k, name = idRemoteIP, kRemoteIP, "remote_ip"
 		}
-		return node{kind: kDirectIP, cidr: c}, nil
-	case *rbacv3.Principal_DirectRemoteIp:
-		c, err := cidr(r.DirectRemoteIp.GetAddressPrefix(), r.DirectRemoteIp.GetPrefixLen().GetValue(), r.DirectRemoteIp.GetPrefixLen() != nil)
+		c, err := cidrWire(p.Sub(f))
 		if err != nil {
-			return node{}, fieldErr("direct_remote_ip", err)
+			return node{}, fieldErr(name, err)
 		}
-		return node{kind: kDirectIP, cidr: c}, nil
-	case *rbacv3.Principal_RemoteIp:
-		c, err := cidr(r.RemoteIp.GetAddressPrefix(), r.RemoteIp.GetPrefixLen().GetValue(), r.RemoteIp.GetPrefixLen() != nil)
-		if err != nil {
-			return node{}, fieldErr("remote_ip", err)
-		}
-		return node{kind: kRemoteIP, cidr: c}, nil
-	case *rbacv3.Principal_Header:
-		h, err := match.ParseHeader(r.Header)
+		return node{kind: k, cidr: c}, nil
+	case idHeader:
+		h, err := match.HeaderWire(p.Sub(idHeader))
 		if err != nil {
 			return node{}, fieldErr("header", leafErr("%v", err))
 		}
 		return node{kind: kHeader, hdr: h}, nil
-	case *rbacv3.Principal_UrlPath:
-		s, err := pathMatcher(r.UrlPath)
+	case idURLPath:
+		s, err := pathMatcher(p.Sub(idURLPath))
 		if err != nil {
 			return node{}, fieldErr("url_path", err)
 		}
 		return node{kind: kPath, str: s, hasStr: true}, nil
-	case *rbacv3.Principal_Metadata:
-		m, err := metadata(r.Metadata)
+	case idMetadata:
+		m, err := metadata(p.Sub(idMetadata))
 		if err != nil {
 			return node{}, fieldErr("metadata", err)
 		}
 		return node{kind: kMeta, meta: m}, nil
-	case *rbacv3.Principal_FilterState:
+	case idFilterState:
 		return node{}, fieldErr("filter_state", leafErr("not supported"))
-	case *rbacv3.Principal_SourcedMetadata:
+	case idSourcedMeta:
 		return node{}, fieldErr("sourced_metadata", leafErr("not supported"))
-	case *rbacv3.Principal_Custom:
+	case idCustom:
 		return node{}, fieldErr("custom", leafErr("not supported"))
 	default:
-		return node{}, leafErr("identifier %T: not supported", r)
+		return node{}, leafErr("identifier: missing")
 	}
 }
 
-func idSet(k kind, field string, ids []*rbacv3.Principal) (node, error) {
+func idSet(k kind, field string, ids []*pbwire.Msg) (node, error) {
 	n := node{kind: k}
 	for i, r := range ids {
 		c, err := principal(r)
@@ -306,16 +404,19 @@ func idSet(k kind, field string, ids []*rbacv3.Principal) (node, error) {
 	return n, nil
 }
 
-func pathMatcher(p *matcherv3.PathMatcher) (match.String, error) {
-	sm := p.GetPath()
-	if sm == nil {
+func pathMatcher(p *pbwire.Msg) (match.String, error) {
+	if !p.Has(pathPath) {
 		return match.String{}, leafErr("path: missing")
 	}
-	s, err := match.ParseString(sm)
+	s, err := match.StringWire(p.Sub(pathPath))
 	if err != nil {
 		return s, fieldErr("path", leafErr("%v", err))
 	}
 	return s, nil
+}
+
+func cidrWire(c *pbwire.Msg) (netip.Prefix, error) {
+	return cidr(c.Str(cidrPrefix), c.Sub(cidrLen).U32(u32Value), c.Has(cidrLen))
 }
 
 func cidr(prefix string, bits uint32, hasBits bool) (netip.Prefix, error) {
@@ -351,21 +452,21 @@ type valueMatcher struct {
 	oneOf   *valueMatcher // list_match.one_of
 }
 
-func metadata(m *matcherv3.MetadataMatcher) (*metaMatcher, error) {
-	if m.GetFilter() == "" {
+func metadata(m *pbwire.Msg) (*metaMatcher, error) {
+	if m.Str(metaFilter) == "" {
 		return nil, fieldErr("filter", leafErr("empty"))
 	}
-	mm := &metaMatcher{filter: m.GetFilter(), invert: m.GetInvert()}
-	for i, s := range m.GetPath() {
-		if s.GetKey() == "" {
+	mm := &metaMatcher{filter: m.Str(metaFilter), invert: m.Bool(metaInvert)}
+	for i, s := range m.Subs(metaPath) {
+		if s.Str(segKey) == "" {
 			return nil, fieldErr(fmt.Sprintf("path[%d].key", i), leafErr("empty"))
 		}
-		mm.path = append(mm.path, s.GetKey())
+		mm.path = append(mm.path, s.Str(segKey))
 	}
 	if len(mm.path) == 0 {
 		return nil, fieldErr("path", leafErr("empty"))
 	}
-	v, err := value(m.GetValue())
+	v, err := value(m.Sub(metaValue))
 	if err != nil {
 		return nil, fieldErr("value", err)
 	}
@@ -373,29 +474,35 @@ func metadata(m *matcherv3.MetadataMatcher) (*metaMatcher, error) {
 	return mm, nil
 }
 
-func value(v *matcherv3.ValueMatcher) (valueMatcher, error) {
-	switch p := v.GetMatchPattern().(type) {
-	case *matcherv3.ValueMatcher_StringMatch:
-		s, err := match.ParseString(p.StringMatch)
+func value(v *pbwire.Msg) (valueMatcher, error) {
+	switch v.Oneof(valNull, valDouble, valString, valBool, valPresent, valList, valOr) {
+	case valString:
+		s, err := match.StringWire(v.Sub(valString))
 		if err != nil {
 			return valueMatcher{}, fieldErr("string_match", leafErr("%v", err))
 		}
 		return valueMatcher{str: &s}, nil
-	case *matcherv3.ValueMatcher_PresentMatch:
-		if !p.PresentMatch {
+	case valPresent:
+		if !v.Bool(valPresent) {
 			return valueMatcher{}, fieldErr("present_match", leafErr("false: not supported"))
 		}
 		return valueMatcher{present: true}, nil
-	case *matcherv3.ValueMatcher_BoolMatch:
-		b := p.BoolMatch
+	case valBool:
+		b := v.Bool(valBool)
 		return valueMatcher{boolean: &b}, nil
-	case *matcherv3.ValueMatcher_ListMatch:
-		inner, err := value(p.ListMatch.GetOneOf())
+	case valList:
+		inner, err := value(v.Sub(valList).Sub(listOneOf))
 		if err != nil {
 			return valueMatcher{}, fieldErr("list_match.one_of", err)
 		}
 		return valueMatcher{oneOf: &inner}, nil
+	case valNull:
+		return valueMatcher{}, fieldErr("null_match", leafErr("not supported"))
+	case valDouble:
+		return valueMatcher{}, fieldErr("double_match", leafErr("not supported"))
+	case valOr:
+		return valueMatcher{}, fieldErr("or_match", leafErr("not supported"))
 	default:
-		return valueMatcher{}, leafErr("%T: not supported", p)
+		return valueMatcher{}, leafErr("match_pattern: missing")
 	}
 }

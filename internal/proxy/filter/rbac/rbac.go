@@ -18,13 +18,11 @@ import (
 	"context"
 	"fmt"
 
-	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
-	rbachttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
-	rbacnetv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"github.com/mast-mesh/mast/internal/proxy/pathnorm"
+	"github.com/mast-mesh/mast/internal/proxy/pbwire"
 )
 
 // Names and type URLs.
@@ -60,28 +58,47 @@ var (
 	_ filter.NetworkFilter = (*Network)(nil)
 )
 
+// Field numbers of the HTTP filter's RBAC, RBACPerRoute and the network
+// filter's RBAC.
+const (
+	httpRules         = 1
+	httpShadowRules   = 2
+	httpShadowPrefix  = 3
+	httpMatcher       = 4
+	httpShadowMatcher = 5
+	httpRulesPrefix   = 6
+	perRouteRBAC      = 2
+	netRules          = 1
+	netShadowRules    = 2
+	netEnforcement    = 4
+	netShadowPrefix   = 5
+	netMatcher        = 6
+	netShadowMatcher  = 7
+	netDelayDeny      = 8
+)
+
 // New parses an envoy.extensions.filters.http.rbac.v3.RBAC.
 func New(name string, a *anypb.Any) (filter.HTTPFilter, error) {
-	var c rbachttpv3.RBAC
-	if err := a.UnmarshalTo(&c); err != nil {
+	c, err := pbwire.Decode(wireTable, wireHTTP, a.GetValue())
+	if err != nil {
 		return nil, fmt.Errorf("decode %s: %w", a.GetTypeUrl(), err)
 	}
-	return newFilter(name, &c)
+	return newFilter(name, c)
 }
 
-func newFilter(name string, c *rbachttpv3.RBAC) (*Filter, error) {
-	if c.GetMatcher() != nil {
+func newFilter(name string, c *pbwire.Msg) (*Filter, error) {
+	if c.Has(httpMatcher) {
 		return nil, fmt.Errorf("matcher: not supported")
 	}
-	if c.GetShadowMatcher() != nil {
+	if c.Has(httpShadowMatcher) {
 		return nil, fmt.Errorf("shadow_matcher: not supported")
 	}
-	f := &Filter{name: name, shadowPrefix: c.GetShadowRulesStatPrefix(), rulesPrefix: c.GetRulesStatPrefix()}
+	f := &Filter{name: name, shadowPrefix: c.Str(httpShadowPrefix), rulesPrefix: c.Str(httpRulesPrefix)}
 	var err error
-	if f.rules, err = compileField("rules", c.GetRules()); err != nil {
+	if f.rules, err = compileField("rules", c.Sub(httpRules)); err != nil {
 		return nil, err
 	}
-	if f.shadow, err = compileField("shadow_rules", c.GetShadowRules()); err != nil {
+	if f.shadow, err = compileField("shadow_rules", c.Sub(httpShadowRules)); err != nil {
 		return nil, err
 	}
 	return f, nil
@@ -89,49 +106,56 @@ func newFilter(name string, c *rbachttpv3.RBAC) (*Filter, error) {
 
 // PerRoute parses RBACPerRoute: a route-level replacement of the rules.
 func PerRoute(a *anypb.Any) (any, error) {
-	var c rbachttpv3.RBACPerRoute
-	if err := a.UnmarshalTo(&c); err != nil {
+	c, err := pbwire.Decode(wireTable, wirePerRoute, a.GetValue())
+	if err != nil {
 		return nil, fmt.Errorf("decode %s: %w", a.GetTypeUrl(), err)
 	}
-	if c.GetRbac() == nil {
+	if !c.Has(perRouteRBAC) {
 		return &Filter{}, nil // disables the filter on the route
 	}
-	f, err := newFilter("", c.GetRbac())
+	f, err := newFilter("", c.Sub(perRouteRBAC))
 	if err != nil {
 		return nil, fmt.Errorf("rbac.%w", err)
 	}
 	return f, nil
 }
 
+// enforcementTypes names envoy.extensions.filters.network.rbac.v3.RBAC's
+// EnforcementType values.
+var enforcementTypes = [...]string{"ONE_TIME_ON_FIRST_BYTE", "CONTINUOUS"}
+
 // NewNetwork parses an envoy.extensions.filters.network.rbac.v3.RBAC.
 func NewNetwork(_ string, a *anypb.Any) (filter.NetworkFilter, error) {
-	var c rbacnetv3.RBAC
-	if err := a.UnmarshalTo(&c); err != nil {
+	c, err := pbwire.Decode(wireTable, wireNetwork, a.GetValue())
+	if err != nil {
 		return nil, fmt.Errorf("decode %s: %w", a.GetTypeUrl(), err)
 	}
-	switch {
-	case c.GetMatcher() != nil:
+	switch et := c.I32(netEnforcement); {
+	case c.Has(netMatcher):
 		return nil, fmt.Errorf("matcher: not supported")
-	case c.GetShadowMatcher() != nil:
+	case c.Has(netShadowMatcher):
 		return nil, fmt.Errorf("shadow_matcher: not supported")
-	case c.GetEnforcementType() != rbacnetv3.RBAC_ONE_TIME_ON_FIRST_BYTE:
-		return nil, fmt.Errorf("enforcement_type %v: not supported", c.GetEnforcementType())
-	case c.GetDelayDeny() != nil && c.GetDelayDeny().AsDuration() != 0:
+	case et != 0:
+		name := fmt.Sprint(et)
+		if et > 0 && int(et) < len(enforcementTypes) {
+			name = enforcementTypes[et]
+		}
+		return nil, fmt.Errorf("enforcement_type %s: not supported", name)
+	case pbwire.Duration(c.Sub(netDelayDeny)) != 0:
 		return nil, fmt.Errorf("delay_deny: not supported")
 	}
-	n := &Network{shadowPrefix: c.GetShadowRulesStatPrefix()}
-	var err error
-	if n.rules, err = compileField("rules", c.GetRules()); err != nil {
+	n := &Network{shadowPrefix: c.Str(netShadowPrefix)}
+	if n.rules, err = compileField("rules", c.Sub(netRules)); err != nil {
 		return nil, err
 	}
-	if n.shadow, err = compileField("shadow_rules", c.GetShadowRules()); err != nil {
+	if n.shadow, err = compileField("shadow_rules", c.Sub(netShadowRules)); err != nil {
 		return nil, err
 	}
 	return n, nil
 }
 
-func compileField(field string, r *rbacv3.RBAC) (*Engine, error) {
-	e, err := Compile(r)
+func compileField(field string, r *pbwire.Msg) (*Engine, error) {
+	e, err := CompileWire(r)
 	if err != nil {
 		return nil, fmt.Errorf("%s.%w", field, err)
 	}

@@ -61,11 +61,20 @@ func listValue(s string) *matcherv3.ValueMatcher {
 
 func engine(t testing.TB, action rbacv3.RBAC_Action, policies map[string]*rbacv3.Policy) *Engine {
 	t.Helper()
-	e, err := Compile(&rbacv3.RBAC{Action: action, Policies: policies})
+	e, err := compileProto(&rbacv3.RBAC{Action: action, Policies: policies})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return e
+}
+
+// compileProto compiles a generated RBAC through its wire bytes.
+func compileProto(r *rbacv3.RBAC) (*Engine, error) {
+	b, err := proto.Marshal(r)
+	if err != nil {
+		return nil, err
+	}
+	return Compile(b)
 }
 
 func req(method, path string, h ...string) *filter.Request {
@@ -194,7 +203,7 @@ func TestTemplate(t *testing.T) {
 }
 
 func TestCompileErrors(t *testing.T) {
-	_, err := Compile(&rbacv3.RBAC{Policies: map[string]*rbacv3.Policy{"p": {
+	_, err := compileProto(&rbacv3.RBAC{Policies: map[string]*rbacv3.Policy{"p": {
 		Permissions: []*rbacv3.Permission{andPerm(anyPerm(), &rbacv3.Permission{Rule: &rbacv3.Permission_SourcedMetadata{}})}, Principals: []*rbacv3.Principal{anyID()}}}})
 	if err == nil || err.Error() != "policies[p].permissions[0].and_rules.rules[1].sourced_metadata: not supported" {
 		t.Errorf("err = %v", err)
@@ -223,16 +232,21 @@ func BenchmarkAllow10Rules(b *testing.B) {
 }
 
 // FuzzCompile feeds arbitrary bytes as an RBAC config: compile must fail
-// cleanly or produce an engine that evaluates without panicking.
+// cleanly or produce an engine that evaluates without panicking, and agree
+// with the generated decoder (compileGenerated) when proto.Unmarshal
+// accepts the bytes.
 func FuzzCompile(f *testing.F) {
 	seed, _ := proto.Marshal(&rbacv3.RBAC{Policies: map[string]*rbacv3.Policy{"p": {Permissions: []*rbacv3.Permission{pathPerm(prefix("/a"))}, Principals: []*rbacv3.Principal{anyID()}}}})
 	f.Add(seed)
 	f.Fuzz(func(t *testing.T, b []byte) {
+		e, err := Compile(b)
 		var r rbacv3.RBAC
-		if proto.Unmarshal(b, &r) != nil {
-			return
+		if proto.Unmarshal(b, &r) == nil {
+			want, werr := compileGenerated(&r)
+			sameResult(t, "RBAC", want, werr, e, err)
+		} else if err == nil {
+			t.Fatalf("proto.Unmarshal refuses %x, Compile accepts it", b)
 		}
-		e, err := Compile(&r)
 		if err != nil || e == nil {
 			return
 		}

@@ -138,8 +138,12 @@ type Filler struct {
 	// Strings are the values strings are drawn from (with "" and random
 	// bytes sometimes).
 	Strings []string
+	// OneofP, when not zero, is the probability that a oneof is set.
+	OneofP float64
 	// Skip lists message types left empty (google.protobuf.Any, Struct...).
 	Skip map[protoreflect.FullName]bool
+	// Avoid lists fields (by full name) never set.
+	Avoid map[protoreflect.FullName]bool
 }
 
 // Fill sets fields of m at random.
@@ -159,14 +163,25 @@ func (f *Filler) fill(m protoreflect.Message, depth int) {
 				continue
 			}
 			seen[o.Index()] = true
-			if f.R.Float64() >= f.P {
+			p := f.P
+			if f.OneofP != 0 {
+				p = f.OneofP
+			}
+			if f.R.Float64() >= p {
 				continue
 			}
-			fd = o.Fields().Get(f.R.IntN(o.Fields().Len()))
-			f.set(m, fd, depth)
+			var ok []protoreflect.FieldDescriptor
+			for j := 0; j < o.Fields().Len(); j++ {
+				if !f.Avoid[o.Fields().Get(j).FullName()] {
+					ok = append(ok, o.Fields().Get(j))
+				}
+			}
+			if len(ok) > 0 {
+				f.set(m, ok[f.R.IntN(len(ok))], depth)
+			}
 			continue
 		}
-		if f.R.Float64() >= f.P {
+		if f.Avoid[fd.FullName()] || f.R.Float64() >= f.P {
 			continue
 		}
 		f.set(m, fd, depth)

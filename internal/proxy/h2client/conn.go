@@ -120,6 +120,7 @@ type Conn struct {
 
 	mu           sync.Mutex
 	streams      map[uint32]*Stream
+	free         []*Stream // finished Streams for reuse (newStream)
 	nextID       uint32
 	reserved     uint32 // slots taken (Reserve) and not yet released
 	total        uint32 // streams ever started (MaxRequests)
@@ -257,14 +258,18 @@ func (c *Conn) Usable() bool {
 }
 
 // Release gives back a slot taken by Reserve that was not used.
-func (c *Conn) Release() { c.release(nil) }
+func (c *Conn) Release() { c.release(nil, false) }
 
-func (c *Conn) release(s *Stream) {
+// release gives back a stream slot, and s (the exchange's reference to it,
+// reusable when none of its callbacks can still run) when there is one.
+func (c *Conn) release(s *Stream, reusable bool) {
 	c.mu.Lock()
 	if s != nil {
-		if _, ok := c.streams[s.id]; ok {
+		if c.streams[s.id] == s {
 			delete(c.streams, s.id)
 		}
+		s.reusable = reusable
+		s.unref()
 	}
 	c.reserved--
 	idle := c.reserved == 0
@@ -340,8 +345,10 @@ func (c *Conn) closeWith(err error) {
 		c.mu.Lock()
 		c.closed = true
 		c.closeErr = err
+		c.free = nil
 		streams := make([]*Stream, 0, len(c.streams))
 		for _, s := range c.streams {
+			s.failLocked(err, false)
 			streams = append(streams, s)
 		}
 		c.mu.Unlock()
@@ -355,7 +362,7 @@ func (c *Conn) closeWith(err error) {
 			c.ageTimer.Stop()
 		}
 		for _, s := range streams {
-			s.fail(err, false)
+			s.wake()
 		}
 		if f := c.cfg.OnClose; f != nil {
 			f(c)
@@ -506,35 +513,33 @@ func (c *Conn) readFrames() error {
 	}
 }
 
-// stream returns the open stream id, or nil; for an id never opened it
-// returns a connection error.
-func (c *Conn) stream(id uint32) (*Stream, error) {
+func (c *Conn) onHeaders(f *headerblock.Block) error {
+	id := f.ID
 	c.mu.Lock()
 	s := c.streams[id]
-	next := c.nextID
+	if s == nil {
+		next := c.nextID
+		c.mu.Unlock()
+		if id%2 == 0 || id >= next {
+			return http2.ConnectionError(http2.ErrCodeProtocol)
+		}
+		return nil
+	}
+	var err error
+	switch {
+	case f.Invalid:
+		err = protoErr("invalid response header field")
+	case f.Truncated:
+		err = protoErr("response header list larger than %d bytes", c.cfg.MaxHeaderListSize)
+	default:
+		err = s.onHeaders(f.Fields, f.EndStream)
+	}
 	c.mu.Unlock()
-	if s == nil && (id%2 == 0 || id >= next) {
-		return nil, http2.ConnectionError(http2.ErrCodeProtocol)
-	}
-	return s, nil
-}
-
-func (c *Conn) onHeaders(f *headerblock.Block) error {
-	s, err := c.stream(f.ID)
-	if err != nil || s == nil {
-		return err
-	}
-	if f.Invalid {
-		c.resetStream(s.id, http2.ErrCodeProtocol, protoErr("invalid response header field"))
+	if err != nil {
+		c.resetStream(id, http2.ErrCodeProtocol, err)
 		return nil
 	}
-	if f.Truncated {
-		c.resetStream(s.id, http2.ErrCodeProtocol, protoErr("response header list larger than %d bytes", c.cfg.MaxHeaderListSize))
-		return nil
-	}
-	if err := s.onHeaders(f.Fields, f.EndStream); err != nil {
-		c.resetStream(s.id, http2.ErrCodeProtocol, err)
-	}
+	s.wake()
 	return nil
 }
 
@@ -552,8 +557,13 @@ func (c *Conn) onData(f *http2.DataFrame) error {
 		refund, c.recvUnsent = c.recvUnsent, 0
 		c.recvAvail += refund
 	}
-	s := c.streams[f.StreamID]
+	id := f.StreamID
+	s := c.streams[id]
 	next := c.nextID
+	var err error
+	if s != nil {
+		err = s.onData(f.Data(), n-int32(len(f.Data())), f.StreamEnded())
+	}
 	c.mu.Unlock()
 	if refund > 0 {
 		if err := c.write(func() error { return c.fr.WriteWindowUpdate(0, uint32(refund)) }); err != nil {
@@ -561,18 +571,20 @@ func (c *Conn) onData(f *http2.DataFrame) error {
 		}
 	}
 	if s == nil {
-		if f.StreamID >= next {
+		if id >= next {
 			return http2.ConnectionError(http2.ErrCodeProtocol)
 		}
 		return nil // a stream we reset or finished
 	}
-	if err := s.onData(f.Data(), n-int32(len(f.Data())), f.StreamEnded()); err != nil {
+	if err != nil {
 		var code http2.ErrCode = http2.ErrCodeProtocol
 		if errors.Is(err, errFlow) {
 			code = http2.ErrCodeFlowControl
 		}
-		c.resetStream(s.id, code, err)
+		c.resetStream(id, code, err)
+		return nil
 	}
+	s.wake()
 	return nil
 }
 
@@ -653,7 +665,7 @@ func (c *Conn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 	over := s.sendWindow > math.MaxInt32
 	c.mu.Unlock()
 	if over {
-		c.resetStream(s.id, http2.ErrCodeFlowControl, protoErr("peer overflowed the stream's send window"))
+		c.resetStream(f.StreamID, http2.ErrCodeFlowControl, protoErr("peer overflowed the stream's send window"))
 		return nil
 	}
 	s.wake()
@@ -663,17 +675,19 @@ func (c *Conn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 func (c *Conn) onReset(f *http2.RSTStreamFrame) {
 	c.mu.Lock()
 	s := c.streams[f.StreamID]
-	c.mu.Unlock()
-	if s == nil {
-		return
-	}
-	if f.ErrCode == http2.ErrCodeNo {
+	switch {
+	case s == nil:
+	case f.ErrCode == http2.ErrCodeNo:
 		// The server answered whole and asks us to stop sending (RFC 9113
 		// 8.1): the response stands.
-		s.stopSending()
-		return
+		s.stopSendingLocked()
+	default:
+		s.failLocked(&StreamError{Code: f.ErrCode}, false)
 	}
-	s.fail(&StreamError{Code: f.ErrCode}, false)
+	c.mu.Unlock()
+	if s != nil {
+		s.wake()
+	}
 }
 
 func (c *Conn) onPing(f *http2.PingFrame) error {
@@ -694,13 +708,14 @@ func (c *Conn) onGoAway(f *http2.GoAwayFrame) {
 	var refused []*Stream
 	for id, s := range c.streams {
 		if id > f.LastStreamID {
+			s.failLocked(ErrUnprocessed, false)
 			refused = append(refused, s)
 		}
 	}
 	idle := c.reserved == 0
 	c.mu.Unlock()
 	for _, s := range refused {
-		s.fail(ErrUnprocessed, false)
+		s.wake()
 	}
 	if idle {
 		c.closeWith(ErrClosed)
@@ -711,11 +726,17 @@ func (c *Conn) onGoAway(f *http2.GoAwayFrame) {
 func (c *Conn) resetStream(id uint32, code http2.ErrCode, err error) {
 	c.mu.Lock()
 	s := c.streams[id]
+	send := true
+	if s != nil {
+		s.failLocked(err, true)
+		send = !s.resetSent && !c.closed
+		s.resetSent = true
+	}
 	c.mu.Unlock()
 	if s != nil {
-		s.fail(err, true)
-		s.sendReset(code)
-		return
+		s.wake()
 	}
-	c.write(func() error { return c.fr.WriteRSTStream(id, code) })
+	if send {
+		c.write(func() error { return c.fr.WriteRSTStream(id, code) })
+	}
 }

@@ -105,6 +105,12 @@ type ResponseHead struct {
 // endStream that the block ended the stream. The upstream is untrusted:
 // every violation is an error, never a panic.
 func ParseResponseHead(fields []hpack.HeaderField, isHead, endStream bool) (ResponseHead, error) {
+	return parseResponseHead(nil, fields, isHead, endStream)
+}
+
+// parseResponseHead is ParseResponseHead with the header list appended to
+// dst (a kept Stream's list), grown to hold the router's additions.
+func parseResponseHead(dst headers.List, fields []hpack.HeaderField, isHead, endStream bool) (ResponseHead, error) {
 	h := ResponseHead{Status: -1, ContentLength: -1}
 	n := 0
 	for _, f := range fields {
@@ -130,7 +136,10 @@ func ParseResponseHead(fields []hpack.HeaderField, isHead, endStream bool) (Resp
 	if h.Status < 0 {
 		return h, protoErr("response without :status")
 	}
-	h.Header = make(headers.List, 0, n+4) // room for the router's additions
+	if cap(dst) < n+4 {
+		dst = make(headers.List, 0, n+4) // room for the router's additions
+	}
+	h.Header = dst[:0]
 	clCount := 0
 	for _, f := range fields {
 		if f.IsPseudo() || connSpecific(f.Name) {
@@ -155,9 +164,13 @@ func ParseResponseHead(fields []hpack.HeaderField, isHead, endStream bool) (Resp
 	return h, nil
 }
 
-// parseTrailers translates a trailer block: no pseudo-header allowed.
-func parseTrailers(fields []hpack.HeaderField) (headers.List, error) {
-	out := make(headers.List, 0, len(fields))
+// parseTrailers translates a trailer block into dst's array when it is
+// large enough: no pseudo-header allowed.
+func parseTrailers(dst headers.List, fields []hpack.HeaderField) (headers.List, error) {
+	out := dst[:0]
+	if cap(out) < len(fields) {
+		out = make(headers.List, 0, len(fields))
+	}
 	for _, f := range fields {
 		if f.IsPseudo() {
 			return nil, protoErr("pseudo-header %s in trailers", f.Name)

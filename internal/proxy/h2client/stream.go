@@ -37,8 +37,31 @@ type Request struct {
 
 // Stream is one request's exchange; after RoundTrip it is the response
 // body (Read, Close) and holds the response head.
+//
+// A connection keeps the Streams of finished exchanges and reuses them
+// (their channels, timer, bound callbacks, header lists and body buffer),
+// so an exchange allocates nothing of its own: once Close returned, the
+// Stream, its ResponseHead.Header and its Trailers belong to a later
+// exchange. A Stream goes back to its connection only when every holder
+// let go (refs) and no callback of its exchange can still run.
 type Stream struct {
-	c  *Conn
+	c *Conn
+	exchange
+
+	// Kept from exchange to exchange: set once per Stream (the channels
+	// and bound callbacks are read without c.mu), or by the exchange's
+	// owner (the timer, the lists' arrays).
+	respWake chan struct{}
+	sendWake chan struct{}
+	abortF   func() // AbortContext, bound once
+	writeF   func() // writeBody, bound once
+	timer    *time.Timer
+	hdrBuf   headers.List
+	trBuf    headers.List
+}
+
+// exchange is a Stream's state for one exchange, zeroed for the next.
+type exchange struct {
 	id uint32
 	ResponseHead
 
@@ -59,13 +82,71 @@ type Stream struct {
 	resetSent  bool
 	sentEnd    bool // END_STREAM went out
 	done       bool // Close or failure released the slot
+	// refs counts the Stream's holders: the exchange until finish, the
+	// body writer until it returns. At zero, a Stream whose callbacks
+	// were all stopped (reusable) goes back to the connection.
+	refs     int
+	reusable bool
 
-	respWake chan struct{}
-	sendWake chan struct{}
-	timer    *time.Timer
-	// the caller's context watch (watch), undone by finish
-	ab     aborter
-	afStop func() bool
+	// Owned by the exchange's caller.
+	timerOn bool
+	ab      aborter // the caller's context watch (watch), undone by finish
+	afStop  func() bool
+	wr      Request // the request as the body writer sees it
+}
+
+// maxFreeStreams bounds the finished Streams a connection keeps; maxKeptBuf
+// the response body buffer a kept Stream holds on to.
+const (
+	maxFreeStreams = 32
+	maxKeptBuf     = 32 << 10
+)
+
+// newStream returns a Stream for a new exchange, reused when the
+// connection has one (c.mu held).
+func (c *Conn) newStream() *Stream {
+	n := len(c.free)
+	if n == 0 {
+		s := &Stream{c: c, respWake: make(chan struct{}, 1), sendWake: make(chan struct{}, 1)}
+		s.abortF = s.AbortContext
+		s.writeF = s.writeBody
+		return s
+	}
+	s := c.free[n-1]
+	c.free[n-1] = nil
+	c.free = c.free[:n-1]
+	// unref zeroed its exchange. Tokens the last one left would only be
+	// spurious wake-ups; drop them anyway.
+	select {
+	case <-s.respWake:
+	default:
+	}
+	select {
+	case <-s.sendWake:
+	default:
+	}
+	return s
+}
+
+// unref drops one holder (c.mu held); the last one gives a reusable
+// Stream back to the connection.
+func (s *Stream) unref() {
+	s.refs--
+	if s.refs > 0 || !s.done || !s.reusable {
+		return
+	}
+	c := s.c
+	if len(c.free) >= maxFreeStreams || c.closed {
+		return
+	}
+	clear(s.hdrBuf[:cap(s.hdrBuf)])
+	clear(s.trBuf[:cap(s.trBuf)])
+	buf := s.buf[:0]
+	if cap(buf) > maxKeptBuf {
+		buf = nil
+	}
+	s.exchange = exchange{buf: buf}
+	c.free = append(c.free, s)
 }
 
 // aborter is a context with one slot for an exchange's unblocker instead of
@@ -78,11 +159,11 @@ type aborter interface {
 func (s *Stream) watch(ctx context.Context) {
 	if a, ok := ctx.(aborter); ok {
 		s.ab = a
-		a.SetAbort(s.AbortContext)
+		a.SetAbort(s.abortF)
 		return
 	}
 	if ctx.Done() != nil {
-		s.afStop = context.AfterFunc(ctx, s.AbortContext)
+		s.afStop = context.AfterFunc(ctx, s.abortF)
 	}
 }
 
@@ -94,9 +175,6 @@ var dataBufs = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b 
 // it (which resets the stream if it is not over). On error the slot is
 // released. ErrUnprocessed means the server never saw the request.
 func (c *Conn) RoundTrip(ctx context.Context, r *Request) (*Stream, error) {
-	s := &Stream{c: c, isHead: r.Method == "HEAD", inflow: c.cfg.StreamWindow,
-		respWake: make(chan struct{}, 1), sendWake: make(chan struct{}, 1)}
-	s.ContentLength = -1
 	cl := r.ContentLength
 	if r.Body != nil {
 		cl = int64(len(r.Body))
@@ -116,16 +194,18 @@ func (c *Conn) RoundTrip(ctx context.Context, r *Request) (*Stream, error) {
 	if c.closed || c.goAway {
 		c.mu.Unlock()
 		c.wmu.Unlock()
-		c.release(nil)
+		c.release(nil, false)
 		return nil, ErrUnprocessed
 	}
 	if c.peerHdrList > 0 && size > c.peerHdrList {
 		limit := c.peerHdrList
 		c.mu.Unlock()
 		c.wmu.Unlock()
-		c.release(nil)
+		c.release(nil, false)
 		return nil, protoErr("request header list of %d bytes exceeds the upstream's limit of %d", size, limit)
 	}
+	s := c.newStream()
+	s.isHead, s.inflow, s.ContentLength, s.refs = r.Method == "HEAD", c.cfg.StreamWindow, -1, 1
 	s.id = c.nextID
 	c.nextID += 2
 	s.sendWindow = int64(c.peerWindow)
@@ -150,24 +230,35 @@ func (c *Conn) RoundTrip(ctx context.Context, r *Request) (*Stream, error) {
 	c.wmu.Unlock()
 	if err != nil {
 		c.closeWith(ErrClosed)
-		s.fail(ErrClosed, false)
+		c.mu.Lock()
+		s.failLocked(ErrClosed, false)
+		err = s.err
+		c.mu.Unlock()
 		s.finish()
-		return nil, s.err
+		return nil, err
 	}
 	if !r.Deadline.IsZero() {
-		s.timer = time.AfterFunc(time.Until(r.Deadline), s.expire)
+		if s.timer == nil {
+			s.timer = time.AfterFunc(time.Until(r.Deadline), s.expire)
+		} else {
+			s.timer.Reset(time.Until(r.Deadline))
+		}
+		s.timerOn = true
 	}
 	s.watch(ctx)
 	if hasBody && !inline {
 		// The body is sent from another goroutine, which may outlive
-		// the exchange (an early answer): it gets its own copy, as
-		// the caller may reuse Body once the response is closed.
+		// the exchange (an early answer): it gets its own copy of the
+		// request, and of a buffered body, as the caller may reuse
+		// both once the response is closed.
+		s.wr = *r
 		if r.Body != nil {
-			cp := *r
-			cp.Body = bytes.Clone(r.Body)
-			r = &cp
+			s.wr.Body = bytes.Clone(r.Body)
 		}
-		go s.writeBody(r)
+		c.mu.Lock()
+		s.refs++
+		c.mu.Unlock()
+		go s.writeF()
 	}
 	c.mu.Lock()
 	for !s.head && s.err == nil {
@@ -202,8 +293,10 @@ func (c *Conn) writeHeaderBlock(id uint32, endStream bool, block []byte, frameMa
 	return err
 }
 
-// writeBody sends the request body (and trailers), waiting for window.
-func (s *Stream) writeBody(r *Request) {
+// writeBody sends the request body (and trailers), waiting for window; it
+// holds a reference to the Stream until it returns.
+func (s *Stream) writeBody() {
+	r := &s.wr
 	var err error
 	switch {
 	case r.BodyStream != nil:
@@ -235,6 +328,10 @@ func (s *Stream) writeBody(r *Request) {
 	if err != nil && !errors.Is(err, errStopped) {
 		s.Abort(err)
 	}
+	c := s.c
+	c.mu.Lock()
+	s.unref()
+	c.mu.Unlock()
 }
 
 var errStopped = errors.New("h2client: stream no longer sending")
@@ -315,16 +412,13 @@ func (s *Stream) wake() {
 	}
 }
 
-// onHeaders takes the response head or trailers (read loop).
+// onHeaders takes the response head or trailers (read loop, c.mu held).
 func (s *Stream) onHeaders(fields []hpack.HeaderField, end bool) error {
-	c := s.c
-	c.mu.Lock()
-	defer func() { c.mu.Unlock(); s.wake() }()
 	switch {
 	case s.ended:
 		return protoErr("HEADERS on an ended stream")
 	case !s.head:
-		h, err := ParseResponseHead(fields, s.isHead, end)
+		h, err := parseResponseHead(s.hdrBuf[:0], fields, s.isHead, end)
 		if err != nil {
 			return err
 		}
@@ -335,6 +429,7 @@ func (s *Stream) onHeaders(fields []hpack.HeaderField, end bool) error {
 			return nil // 100 Continue and the like: the response follows
 		}
 		s.ResponseHead = h
+		s.hdrBuf = h.Header
 		s.head = true
 		if end {
 			s.ended = true
@@ -344,11 +439,11 @@ func (s *Stream) onHeaders(fields []hpack.HeaderField, end bool) error {
 		if !end {
 			return protoErr("HEADERS after the response head without END_STREAM")
 		}
-		tr, err := parseTrailers(fields)
+		tr, err := parseTrailers(s.trBuf[:0], fields)
 		if err != nil {
 			return err
 		}
-		s.trailers = tr
+		s.trailers, s.trBuf = tr, tr
 		s.ended = true
 		if err := s.checkLength(); err != nil {
 			return err
@@ -371,13 +466,11 @@ func (s *Stream) checkLength() error {
 	return nil
 }
 
-// onData takes a DATA frame's payload (read loop); pad is its padding.
+// onData takes a DATA frame's payload (read loop, c.mu held); pad is its
+// padding.
 func (s *Stream) onData(data []byte, pad int32, end bool) error {
-	c := s.c
-	c.mu.Lock()
 	n := int32(len(data)) + pad
 	if n > s.inflow {
-		c.mu.Unlock()
 		return errFlow
 	}
 	s.inflow -= n
@@ -407,8 +500,6 @@ func (s *Stream) onData(data []byte, pad int32, end bool) error {
 		s.ended = true
 		err = s.checkLength()
 	}
-	c.mu.Unlock()
-	s.wake()
 	return err
 }
 
@@ -458,7 +549,8 @@ func (s *Stream) Trailers() headers.List {
 }
 
 // Close ends the exchange: a stream not over both ways is reset with
-// CANCEL. The slot goes back to the connection.
+// CANCEL. The slot goes back to the connection, and the Stream with it:
+// neither it nor its head and trailers may be used after Close.
 func (s *Stream) Close() error {
 	c := s.c
 	c.mu.Lock()
@@ -471,16 +563,20 @@ func (s *Stream) Close() error {
 		s.err = errStopped
 	}
 	s.sendStop = true
+	id := s.id
+	if reset {
+		s.resetSent = true
+	}
 	c.mu.Unlock()
 	if reset {
-		s.sendReset(http2.ErrCodeCancel)
+		c.write(func() error { return c.fr.WriteRSTStream(id, http2.ErrCodeCancel) })
 	}
 	s.wake()
 	s.finish()
 	return nil
 }
 
-// finish releases the slot once.
+// finish releases the slot once (by the exchange's caller).
 func (s *Stream) finish() {
 	c := s.c
 	c.mu.Lock()
@@ -489,24 +585,35 @@ func (s *Stream) finish() {
 		return
 	}
 	s.done = true
-	s.buf = nil
 	c.mu.Unlock()
-	if s.timer != nil {
-		s.timer.Stop()
+	// The Stream may be reused only if none of the exchange's callbacks
+	// can run any more.
+	stopped := true
+	if s.timerOn && !s.timer.Stop() {
+		stopped = false
 	}
 	if s.ab != nil {
-		s.ab.ClearAbort()
+		stopped = s.ab.ClearAbort() && stopped
 	} else if s.afStop != nil {
-		s.afStop()
+		stopped = s.afStop() && stopped
 	}
-	c.release(s)
+	s.timerOn, s.ab, s.afStop = false, nil, nil
+	c.release(s, stopped)
 }
 
 // Abort fails the exchange with err and resets the stream with CANCEL
 // (the caller's context ended, the request body failed).
 func (s *Stream) Abort(err error) {
-	s.fail(err, true)
-	s.sendReset(http2.ErrCodeCancel)
+	c := s.c
+	c.mu.Lock()
+	s.failLocked(err, true)
+	id, reset := s.id, !s.resetSent && !c.closed
+	s.resetSent = true
+	c.mu.Unlock()
+	s.wake()
+	if reset {
+		c.write(func() error { return c.fr.WriteRSTStream(id, http2.ErrCodeCancel) })
+	}
 }
 
 // AbortContext is Abort for a context's end (a func value for
@@ -515,42 +622,22 @@ func (s *Stream) AbortContext() { s.Abort(context.Canceled) }
 
 func (s *Stream) expire() { s.Abort(ErrDeadline) }
 
-// fail records the exchange's failure (the first one wins; a stream the
-// peer already ended whole keeps its response unless local says the
-// caller gave up).
-func (s *Stream) fail(err error, local bool) {
-	c := s.c
-	c.mu.Lock()
+// failLocked records the exchange's failure (c.mu held; the caller wakes
+// the stream). The first failure wins; a stream the peer already ended
+// whole keeps its response unless local says the caller gave up.
+func (s *Stream) failLocked(err error, local bool) {
 	if s.err == nil && (!s.ended || local) {
 		s.err = err
 	}
 	s.sendStop = true
-	c.mu.Unlock()
-	s.wake()
 }
 
-// stopSending: the peer ended the response and reset with NO_ERROR.
-func (s *Stream) stopSending() {
-	c := s.c
-	c.mu.Lock()
+// stopSendingLocked: the peer ended the response and reset with NO_ERROR
+// (c.mu held).
+func (s *Stream) stopSendingLocked() {
 	s.sendStop = true
 	if !s.ended && s.err == nil {
 		s.err = &StreamError{Code: http2.ErrCodeNo}
 	}
 	s.resetSent = true // the stream is closed both ways
-	c.mu.Unlock()
-	s.wake()
-}
-
-// sendReset sends RST_STREAM once.
-func (s *Stream) sendReset(code http2.ErrCode) {
-	c := s.c
-	c.mu.Lock()
-	if s.resetSent || c.closed {
-		c.mu.Unlock()
-		return
-	}
-	s.resetSent = true
-	c.mu.Unlock()
-	c.write(func() error { return c.fr.WriteRSTStream(s.id, code) })
 }

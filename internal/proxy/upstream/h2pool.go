@@ -11,6 +11,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/mast-mesh/mast/internal/proxy/h2client"
+	"github.com/mast-mesh/mast/internal/proxy/headers"
 	"github.com/mast-mesh/mast/internal/proxy/tlsconfig"
 )
 
@@ -30,14 +31,22 @@ const maxUnprocessedRetries = 3
 // max_concurrent_streams), else a new one; with max_connections open and
 // every stream taken, the request waits as a pending one.
 func (p *pool) roundTripH2(ctx context.Context, req *Request) (*Response, error) {
-	// The exchange's request, response and body wrapper in one allocation.
-	ex := &h2exchange{req: h2client.Request{Method: req.Method, Authority: req.Authority, Path: req.Path, Header: req.Header,
+	// The exchange's request, response and body wrapper in one object,
+	// reused once the response body is closed.
+	ex, _ := p.exchanges.Get().(*h2exchange)
+	if ex == nil {
+		ex = &h2exchange{}
+		ex.body.ex = ex
+		ex.trailersF = ex.trailers
+	}
+	ex.req = h2client.Request{Method: req.Method, Authority: req.Authority, Path: req.Path, Header: req.Header,
 		Body: req.Body, BodyStream: req.BodyStream, ContentLength: req.ContentLength, Trailers: req.Trailers,
-		Deadline: req.Deadline}}
+		Deadline: req.Deadline}
 	r := &ex.req
 	for attempt := 0; ; attempt++ {
 		c, err := p.h2conn(ctx, req.Deadline)
 		if err != nil {
+			p.putExchange(ex)
 			return nil, err
 		}
 		st, err := c.RoundTrip(ctx, r)
@@ -45,12 +54,19 @@ func (p *pool) roundTripH2(ctx context.Context, req *Request) (*Response, error)
 			if errors.Is(err, h2client.ErrUnprocessed) && req.Replayable() && attempt < maxUnprocessedRetries && ctx.Err() == nil {
 				continue
 			}
+			p.putExchange(ex)
 			return nil, classifyH2(ctx, err)
 		}
-		ex.body = h2body{st: st, ctx: ctx}
-		ex.resp = Response{Status: st.Status, Header: st.Header, ContentLength: st.ContentLength, Body: &ex.body, Trailers: st.Trailers}
+		ex.p, ex.body.st, ex.body.ctx = p, st, ctx
+		ex.resp = Response{Status: st.Status, Header: st.Header, ContentLength: st.ContentLength, Body: &ex.body, Trailers: ex.trailersF}
 		return &ex.resp, nil
 	}
+}
+
+// putExchange keeps a finished exchange for the next one.
+func (p *pool) putExchange(ex *h2exchange) {
+	ex.req, ex.resp, ex.body.st, ex.body.ctx, ex.p = h2client.Request{}, Response{}, nil, nil, nil
+	p.exchanges.Put(ex)
 }
 
 // classifyH2 maps an HTTP/2 exchange's error to a failure kind.
@@ -185,20 +201,38 @@ func (p *pool) h2Closed(c *h2client.Conn) {
 	p.mu.Unlock()
 }
 
-// h2exchange is what one HTTP/2 exchange allocates.
+// h2exchange is one HTTP/2 exchange's request, response and body wrapper,
+// kept by the pool from one exchange to the next: the Response is the
+// caller's until it closes the body, as with HTTP/1.1.
 type h2exchange struct {
-	req  h2client.Request
-	resp Response
-	body h2body
+	p         *pool
+	req       h2client.Request
+	resp      Response
+	body      h2body
+	trailersF func() headers.List // trailers, bound once
 }
+
+func (ex *h2exchange) trailers() headers.List {
+	if ex.body.st == nil {
+		return nil
+	}
+	return ex.body.st.Trailers()
+}
+
+// errBodyClosed: a read after Close.
+var errBodyClosed = errors.New("upstream: response body closed")
 
 // h2body is an HTTP/2 response body: errors are classified.
 type h2body struct {
+	ex  *h2exchange
 	st  *h2client.Stream
 	ctx context.Context
 }
 
 func (b *h2body) Read(p []byte) (int, error) {
+	if b.st == nil {
+		return 0, errBodyClosed
+	}
 	n, err := b.st.Read(p)
 	if err != nil && err != io.EOF {
 		err = classifyH2(b.ctx, err)
@@ -206,4 +240,13 @@ func (b *h2body) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (b *h2body) Close() error { return b.st.Close() }
+// Close ends the exchange; the exchange goes back to its pool.
+func (b *h2body) Close() error {
+	st := b.st
+	if st == nil {
+		return nil
+	}
+	err := st.Close()
+	b.ex.p.putExchange(b.ex)
+	return err
+}

@@ -71,6 +71,8 @@ type pool struct {
 	// (requests that find no free stream wait for it rather than dial too).
 	h2     []*h2client.Conn
 	h2dial *h2dial
+	// exchanges are finished HTTP/2 exchanges for reuse (h2exchange).
+	exchanges sync.Pool
 	// h2legacy is x/net's transport (legacy, --legacy-http2-client) and
 	// h2legacyConns counts its open connections.
 	h2legacy      *http2.Transport

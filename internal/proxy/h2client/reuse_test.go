@@ -1,0 +1,120 @@
+package h2client
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strconv"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// answerEach answers every request once its END_STREAM arrived (or at
+// once with early) with x-n: the request's ordinal, a body "body-n" and,
+// when trailers is set, a trailer t: n. Requests whose :path is /hang get
+// no answer.
+func answerEach(early, trailers bool) func(sc *serverConn) {
+	return func(sc *serverConn) {
+		n := 0
+		answer := func(id uint32) {
+			n++
+			v := strconv.Itoa(n)
+			sc.writeHeaders(id, false, ":status", "200", "x-n", v)
+			sc.fr.WriteData(id, !trailers, []byte("body-"+v))
+			if trailers {
+				sc.writeHeaders(id, true, "t", v)
+			}
+		}
+		for {
+			f, err := sc.next()
+			if err != nil {
+				return
+			}
+			switch f := f.(type) {
+			case *http2.MetaHeadersFrame:
+				if f.PseudoValue("path") == "/hang" {
+					continue
+				}
+				if f.StreamEnded() || early {
+					answer(f.StreamID)
+				}
+			case *http2.DataFrame:
+				if f.StreamEnded() && !early {
+					answer(f.StreamID)
+				}
+			}
+		}
+	}
+}
+
+func freeStreams(c *Conn) []*Stream {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]*Stream(nil), c.free...)
+}
+
+// TestStreamsAreReused: a closed exchange's Stream serves the next one
+// (with its deadline timer and its context watch), and nothing of the
+// first exchange shows in the second: head, body, trailers.
+func TestStreamsAreReused(t *testing.T) {
+	c := dial(t, startRaw(t, answerEach(false, true)), Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var first *Stream
+	for i := 1; i <= 3; i++ {
+		st, err := roundTrip(t, c, ctx, &Request{Method: "GET", Path: "/", ContentLength: -1, Deadline: time.Now().Add(time.Minute)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 1 {
+			first = st
+		} else if st != first {
+			t.Errorf("exchange %d got a new Stream, want the first one again", i)
+		}
+		b, err := io.ReadAll(st)
+		v := strconv.Itoa(i)
+		if err != nil || string(b) != "body-"+v || st.Header.Value("x-n") != v || st.Trailers().Value("t") != v || len(st.Header) != 1 {
+			t.Errorf("exchange %d: body %q, %v, head %v, trailers %v", i, b, err, st.Header, st.Trailers())
+		}
+		st.Close()
+	}
+}
+
+// TestStreamNotReusedWhileItsCallbacksMayRun: a Stream whose deadline
+// fired is dropped, not reused (its timer's function ran); one whose body
+// writer still runs is reused only once the writer returned.
+func TestStreamNotReusedWhileItsCallbacksMayRun(t *testing.T) {
+	c := dial(t, startRaw(t, answerEach(true, false)), Config{})
+	_, err := roundTrip(t, c, context.Background(), &Request{Method: "GET", Path: "/hang", ContentLength: -1, Deadline: time.Now().Add(20 * time.Millisecond)})
+	if !errors.Is(err, ErrDeadline) {
+		t.Fatalf("deadline: %v", err)
+	}
+	if n := len(freeStreams(c)); n != 0 {
+		t.Errorf("%d Streams kept after the deadline fired, want 0", n)
+	}
+
+	// An early answer while the body writer waits for the request body.
+	pr, pw := io.Pipe()
+	st, err := roundTrip(t, c, context.Background(), &Request{Method: "POST", Path: "/", ContentLength: -1, BodyStream: pr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := io.ReadAll(st); err != nil || string(b) != "body-1" {
+		t.Fatalf("early answer: %q, %v", b, err)
+	}
+	st.Close()
+	if free := freeStreams(c); len(free) != 0 {
+		t.Fatal("Stream kept while its body writer runs")
+	}
+	pw.Close()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if free := freeStreams(c); len(free) == 1 && free[0] == st {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the Stream was not kept once its body writer returned")
+		}
+	}
+}

@@ -23,6 +23,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/mast-mesh/mast/internal/proxy/h2frame"
 	"github.com/mast-mesh/mast/internal/proxy/headerblock"
 )
 
@@ -114,6 +115,7 @@ type Conn struct {
 	wmu  sync.Mutex
 	bw   *bufio.Writer
 	fr   *http2.Framer
+	rd   h2frame.Reader // reads through fr (reader only)
 	henc *hpack.Encoder
 	hb   headerblock.Block // the response header block being read (reader only)
 	hbuf bytes.Buffer
@@ -178,9 +180,11 @@ func New(nc net.Conn, cfg Config) (*Conn, error) {
 		peerWindow: 65535, peerFrame: 16384, sendWindow: 65535, recvAvail: cfg.ConnWindow, readerDone: make(chan struct{}), idleSince: time.Now()}
 	c.streamDoneF = cfg.OnStreamDone
 	c.bw = bufio.NewWriterSize(nc, 16<<10)
-	c.fr = http2.NewFramer(c.bw, bufio.NewReaderSize(nc, 16<<10))
+	br := bufio.NewReaderSize(nc, 16<<10)
+	c.fr = http2.NewFramer(c.bw, br)
 	c.hb.Init(int(cfg.MaxHeaderListSize))
 	c.fr.SetReuseFrames()
+	c.rd.Reset(c.fr, br)
 	c.henc = hpack.NewEncoder(&c.hbuf)
 	c.lastRead.Store(time.Now().UnixNano())
 
@@ -463,7 +467,7 @@ func (c *Conn) readLoop() {
 func (c *Conn) readFrames() error {
 	gotSettings := false
 	for {
-		f, err := c.fr.ReadFrame()
+		f, err := c.rd.Read()
 		if err != nil {
 			var se http2.StreamError
 			if errors.As(err, &se) {
@@ -475,33 +479,35 @@ func (c *Conn) readFrames() error {
 		}
 		c.lastRead.Store(time.Now().UnixNano())
 		if !gotSettings {
-			if _, ok := f.(*http2.SettingsFrame); !ok {
+			if _, ok := f.Other.(*http2.SettingsFrame); !ok {
 				return http2.ConnectionError(http2.ErrCodeProtocol)
 			}
 			gotSettings = true
 		}
-		switch f := f.(type) {
-		case *http2.HeadersFrame:
-			c.hb.Start(f)
+		switch f.Type {
+		case http2.FrameHeaders:
+			c.hb.Start(f.StreamID, f.StreamEnded(), f.HasPriority(), f.Priority.StreamDep)
 			var done bool
-			if done, err = c.hb.Fragment(f.HeaderBlockFragment(), f.HeadersEnded()); done {
+			if done, err = c.hb.Fragment(f.Fragment, f.HeadersEnded()); done {
 				err = c.onHeaders(&c.hb)
 			}
-		case *http2.ContinuationFrame:
+		case http2.FrameContinuation:
 			var done bool
-			if done, err = c.hb.Fragment(f.HeaderBlockFragment(), f.HeadersEnded()); done {
+			if done, err = c.hb.Fragment(f.Fragment, f.HeadersEnded()); done {
 				err = c.onHeaders(&c.hb)
 			}
+		case http2.FrameWindowUpdate:
+			err = c.onWindowUpdate(f)
+		case http2.FrameRSTStream:
+			c.onReset(f)
+		case http2.FramePing:
+			err = c.onPing(f)
+		}
+		switch f := f.Other.(type) {
 		case *http2.DataFrame:
 			err = c.onData(f)
 		case *http2.SettingsFrame:
 			err = c.onSettings(f)
-		case *http2.WindowUpdateFrame:
-			err = c.onWindowUpdate(f)
-		case *http2.RSTStreamFrame:
-			c.onReset(f)
-		case *http2.PingFrame:
-			err = c.onPing(f)
 		case *http2.GoAwayFrame:
 			c.onGoAway(f)
 		case *http2.PushPromiseFrame:
@@ -636,7 +642,7 @@ func (c *Conn) onSettings(f *http2.SettingsFrame) error {
 	return c.write(func() error { return c.fr.WriteSettingsAck() })
 }
 
-func (c *Conn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
+func (c *Conn) onWindowUpdate(f *h2frame.Frame) error {
 	c.mu.Lock()
 	if f.StreamID == 0 {
 		c.sendWindow += int64(f.Increment)
@@ -672,7 +678,7 @@ func (c *Conn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 	return nil
 }
 
-func (c *Conn) onReset(f *http2.RSTStreamFrame) {
+func (c *Conn) onReset(f *h2frame.Frame) {
 	c.mu.Lock()
 	s := c.streams[f.StreamID]
 	switch {
@@ -690,7 +696,7 @@ func (c *Conn) onReset(f *http2.RSTStreamFrame) {
 	}
 }
 
-func (c *Conn) onPing(f *http2.PingFrame) error {
+func (c *Conn) onPing(f *h2frame.Frame) error {
 	if f.IsAck() {
 		c.mu.Lock()
 		c.pingOut = false

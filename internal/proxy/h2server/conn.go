@@ -27,6 +27,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/mast-mesh/mast/internal/proxy/h2frame"
 	"github.com/mast-mesh/mast/internal/proxy/headerblock"
 	"github.com/mast-mesh/mast/internal/proxy/idlepoll"
 )
@@ -156,6 +157,7 @@ type conn struct {
 	h     Handler
 	pools *Pools
 	fr    *http2.Framer     // reads, on the reader only
+	rd    h2frame.Reader    // reads through fr
 	hb    headerblock.Block // the header block being read
 	fl    flood
 
@@ -226,6 +228,7 @@ func (c *conn) newReadFramer() {
 	c.fr = http2.NewFramer(nil, brReader{c})
 	c.fr.SetMaxReadFrameSize(16384)
 	c.fr.SetReuseFrames()
+	c.rd.Reset(c.fr, brReader{c})
 }
 
 // frameWriter sends the Framer's writes to the connection's current
@@ -434,6 +437,7 @@ func (c *conn) parkNow() bool {
 	br := c.br
 	c.br, c.fr = nil, nil
 	c.hb.Release()
+	c.rd.Release()
 	if !c.cfg.Idle.Park(&c.park) {
 		c.br = br
 		c.newReadFramer()
@@ -462,7 +466,7 @@ func (c *conn) readLoop() error {
 				}
 			}
 		}
-		f, err := c.fr.ReadFrame()
+		f, err := c.rd.Read()
 		if err != nil {
 			var se http2.StreamError
 			if errors.As(err, &se) {
@@ -476,7 +480,7 @@ func (c *conn) readLoop() error {
 		}
 		c.resumed = false
 		if c.first {
-			if _, ok := f.(*http2.SettingsFrame); !ok {
+			if _, ok := f.Other.(*http2.SettingsFrame); !ok {
 				return http2.ConnectionError(http2.ErrCodeProtocol)
 			}
 			c.first = false
@@ -506,32 +510,20 @@ func streamErr(id uint32, code http2.ErrCode) error {
 func connErr(code http2.ErrCode) error { return http2.ConnectionError(code) }
 
 // frame handles one frame on the reader.
-func (c *conn) frame(f http2.Frame) error {
-	switch f := f.(type) {
-	case *http2.HeadersFrame:
-		c.hb.Start(f)
-		if done, err := c.hb.Fragment(f.HeaderBlockFragment(), f.HeadersEnded()); !done {
+func (c *conn) frame(f *h2frame.Frame) error {
+	switch f.Type {
+	case http2.FrameHeaders:
+		c.hb.Start(f.StreamID, f.StreamEnded(), f.HasPriority(), f.Priority.StreamDep)
+		if done, err := c.hb.Fragment(f.Fragment, f.HeadersEnded()); !done {
 			return err
 		}
 		return c.onHeaders(&c.hb)
-	case *http2.ContinuationFrame:
-		if done, err := c.hb.Fragment(f.HeaderBlockFragment(), f.HeadersEnded()); !done {
+	case http2.FrameContinuation:
+		if done, err := c.hb.Fragment(f.Fragment, f.HeadersEnded()); !done {
 			return err
 		}
 		return c.onHeaders(&c.hb)
-	case *http2.DataFrame:
-		if f.Length == 0 && !f.StreamEnded() {
-			if r := c.fl.control(); r != "" {
-				return c.cut(r)
-			}
-		}
-		return c.onData(f)
-	case *http2.SettingsFrame:
-		if r := c.fl.control(); r != "" {
-			return c.cut(r)
-		}
-		return c.onSettings(f)
-	case *http2.PingFrame:
+	case http2.FramePing:
 		if r := c.fl.control(); r != "" {
 			return c.cut(r)
 		}
@@ -541,9 +533,10 @@ func (c *conn) frame(f http2.Frame) error {
 			c.cpending.Store(true)
 			c.cmu.Unlock()
 		}
-	case *http2.WindowUpdateFrame:
+		return nil
+	case http2.FrameWindowUpdate:
 		return c.onWindowUpdate(f)
-	case *http2.RSTStreamFrame:
+	case http2.FrameRSTStream:
 		if r := c.fl.reset(); r != "" {
 			return c.cut(r)
 		}
@@ -561,6 +554,21 @@ func (c *conn) frame(f http2.Frame) error {
 		s.canceling = true
 		c.mu.Unlock()
 		c.cancel(s)
+		return nil
+	}
+	switch f := f.Other.(type) {
+	case *http2.DataFrame:
+		if f.Length == 0 && !f.StreamEnded() {
+			if r := c.fl.control(); r != "" {
+				return c.cut(r)
+			}
+		}
+		return c.onData(f)
+	case *http2.SettingsFrame:
+		if r := c.fl.control(); r != "" {
+			return c.cut(r)
+		}
+		return c.onSettings(f)
 	case *http2.PriorityFrame:
 		if r := c.fl.control(); r != "" {
 			return c.cut(r)
@@ -625,7 +633,7 @@ func (c *conn) onSettings(f *http2.SettingsFrame) error {
 	return nil
 }
 
-func (c *conn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
+func (c *conn) onWindowUpdate(f *h2frame.Frame) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if f.StreamID == 0 {

@@ -110,10 +110,11 @@ func (b *Block) Release() {
 	b.Fields = nil
 }
 
-// Start begins decoding a HEADERS frame; Fragment must follow with its
-// fragment.
-func (b *Block) Start(f *http2.HeadersFrame) {
-	b.ID, b.EndStream, b.HasPriority, b.Dep = f.StreamID, f.StreamEnded(), f.HasPriority(), f.Priority.StreamDep
+// Start begins decoding the block of a HEADERS frame on stream id (its
+// END_STREAM flag, and its priority's dependency when it has one);
+// Fragment must follow with its fragment.
+func (b *Block) Start(id uint32, endStream, hasPriority bool, dep uint32) {
+	b.ID, b.EndStream, b.HasPriority, b.Dep = id, endStream, hasPriority, dep
 	clear(b.Fields) // drop the previous block's strings
 	b.Fields = b.Fields[:0]
 	b.Truncated, b.Invalid, b.sawRegular, b.open = false, false, false, false

@@ -29,7 +29,7 @@ func decodeBoth(t *testing.T, block []byte, limit int) (ref *http2.MetaHeadersFr
 	b = new(Block)
 	b.Init(limit)
 	hf := raw.(*http2.HeadersFrame)
-	b.Start(hf)
+	b.Start(hf.StreamID, hf.StreamEnded(), hf.HasPriority(), hf.Priority.StreamDep)
 	done, err = b.Fragment(hf.HeaderBlockFragment(), true)
 	return ref, refErr, b, done, err
 }

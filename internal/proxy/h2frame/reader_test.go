@@ -55,7 +55,10 @@ func seeds() [][]byte {
 		func(fr *http2.Framer) { fr.WriteRSTStream(1, http2.ErrCodeCancel) },
 		raw(http2.FrameRSTStream, 0, 0, 0, 0, 0, 8),
 		raw(http2.FrameRSTStream, 0, 1, 0, 0, 8),
-		func(fr *http2.Framer) { fr.WritePing(false, [8]byte{1, 2, 3, 4, 5, 6, 7, 8}); fr.WritePing(true, [8]byte{}) },
+		func(fr *http2.Framer) {
+			fr.WritePing(false, [8]byte{1, 2, 3, 4, 5, 6, 7, 8})
+			fr.WritePing(true, [8]byte{})
+		},
 		raw(http2.FramePing, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8),
 		raw(http2.FramePing, 0, 0, 1, 2, 3),
 		func(fr *http2.Framer) {

@@ -553,6 +553,7 @@ type pipeline struct {
 	se      *registry.Snapshot   // the ServiceEntry registry's
 	seb     serviceentry.Builder // builds se, rebuilding only what a change touches (guarded by mu)
 	reg     *registry.Snapshot   // se merged with the watchers'
+	pc      *model.PushContext   // the last push's, which the next one is derived from
 	version atomic.Uint64
 }
 
@@ -686,12 +687,15 @@ func (p *pipeline) configChanged(snap *config.Snapshot, kinds map[config.Kind]st
 // push builds a push context from the latest snapshots and hands it to the ADS server.
 func (p *pipeline) push(req *model.PushRequest) {
 	p.mu.Lock()
-	cfg, reg := p.cfg, p.reg
+	cfg, reg, prev := p.cfg, p.reg, p.pc
 	p.mu.Unlock()
 	v := p.version.Add(1)
 	// Versions sort in push order (time, then a zero-padded counter), so
 	// tools can tell newer from older by comparing strings.
-	pc := model.NewPushContext(fmt.Sprintf("%s/%08d", time.Now().UTC().Format("2006-01-02T15:04:05Z"), v), p.mesh, cfg, reg)
+	pc := model.NextPushContext(prev, fmt.Sprintf("%s/%08d", time.Now().UTC().Format("2006-01-02T15:04:05Z"), v), p.mesh, cfg, reg)
+	p.mu.Lock()
+	p.pc = pc
+	p.mu.Unlock()
 	if p.jwks != nil {
 		pc.JWKS = p.jwks.Snapshot()
 	}

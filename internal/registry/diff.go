@@ -141,3 +141,63 @@ func Reuse(old, new *Snapshot) *Snapshot {
 	}
 	return &out
 }
+
+// ChangedHosts returns the hostnames whose services (in any namespace) in
+// new are not old's own — added, removed, or another pointer — and those
+// whose endpoint list is not old's own. Identity is what it compares:
+// registry.Reuse and the incremental builders keep what did not change, so
+// a host is in a set when its value differs, or is equal but was rebuilt.
+// A nil snapshot is empty.
+func ChangedHosts(old, new *Snapshot) (services, endpoints map[string]struct{}) {
+	if old == new {
+		return nil, nil
+	}
+	if old == nil {
+		old = &Snapshot{}
+	}
+	if new == nil {
+		new = &Snapshot{}
+	}
+	a, b := old.Services, new.Services
+	for len(a) > 0 || len(b) > 0 {
+		var host string
+		switch {
+		case len(a) == 0:
+			host = b[0].Hostname
+		case len(b) == 0:
+			host = a[0].Hostname
+		default:
+			host = min(a[0].Hostname, b[0].Hostname)
+		}
+		i, j := hostRun(a, host), hostRun(b, host)
+		if i != j || !slices.Equal(a[:i], b[:j]) {
+			services = addHost(services, host)
+		}
+		a, b = a[i:], b[j:]
+	}
+	for host, eps := range new.Endpoints {
+		if o := old.Endpoints[host]; !sameList(o, eps) {
+			endpoints = addHost(endpoints, host)
+		}
+	}
+	for host, eps := range old.Endpoints {
+		if _, ok := new.Endpoints[host]; !ok && len(eps) > 0 {
+			endpoints = addHost(endpoints, host)
+		}
+	}
+	return services, endpoints
+}
+
+// hostRun is the number of leading services of s with hostname host.
+func hostRun(s []*Service, host string) int {
+	n := 0
+	for n < len(s) && s[n].Hostname == host {
+		n++
+	}
+	return n
+}
+
+// sameList reports whether a and b are the same endpoint list (or both empty).
+func sameList(a, b []*Endpoint) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}

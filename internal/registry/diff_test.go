@@ -1,9 +1,12 @@
 package registry_test
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/mast-mesh/mast/internal/registry"
@@ -166,5 +169,71 @@ func TestParseProtocol(t *testing.T) {
 		if got := registry.PortProtocol(tc.protocol, tc.name); got != tc.want {
 			t.Errorf("PortProtocol(%q, %q) = %q, want %q", tc.protocol, tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestChangedHosts: ChangedHosts names exactly the hosts whose services (in
+// any namespace) or endpoint lists are not the old snapshot's own, over
+// random additions, removals and replacements (some of them by equal values).
+func TestChangedHosts(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	old := snapshot(30, 2)
+	for step := range 500 {
+		next := &registry.Snapshot{Services: slices.Clone(old.Services), Endpoints: maps.Clone(old.Endpoints)}
+		for range r.IntN(3) + 1 {
+			host := fmt.Sprintf("host%04d.example.com", r.IntN(35))
+			ns := []string{"default", "other"}[r.IntN(2)]
+			switch r.IntN(4) {
+			case 0: // a service added or replaced by an equal copy
+				s := &registry.Service{Hostname: host, Namespace: ns}
+				i, found := slices.BinarySearchFunc(next.Services, s, func(a, b *registry.Service) int {
+					return cmp.Or(strings.Compare(a.Hostname, b.Hostname), strings.Compare(a.Namespace, b.Namespace))
+				})
+				if found {
+					c := *next.Services[i]
+					next.Services[i] = &c
+				} else {
+					next.Services = slices.Insert(next.Services, i, s)
+				}
+			case 1: // a service removed
+				if i := slices.IndexFunc(next.Services, func(s *registry.Service) bool { return s.Hostname == host && s.Namespace == ns }); i >= 0 {
+					next.Services = slices.Delete(next.Services, i, i+1)
+				}
+			case 2: // endpoints replaced by an equal copy
+				next.Endpoints[host] = slices.Clone(next.Endpoints[host])
+			default:
+				delete(next.Endpoints, host)
+			}
+		}
+		wantSvc, wantEps := map[string]struct{}{}, map[string]struct{}{}
+		byHost := func(s *registry.Snapshot) map[string][]*registry.Service {
+			m := map[string][]*registry.Service{}
+			for _, svc := range s.Services {
+				m[svc.Hostname] = append(m[svc.Hostname], svc)
+			}
+			return m
+		}
+		o, n := byHost(old), byHost(next)
+		for _, m := range []map[string][]*registry.Service{o, n} {
+			for h := range m {
+				if !slices.Equal(o[h], n[h]) {
+					wantSvc[h] = struct{}{}
+				}
+			}
+		}
+		for _, m := range []map[string][]*registry.Endpoint{old.Endpoints, next.Endpoints} {
+			for h := range m {
+				a, b := old.Endpoints[h], next.Endpoints[h]
+				if len(a) != len(b) || len(a) > 0 && &a[0] != &b[0] {
+					wantEps[h] = struct{}{}
+				}
+			}
+		}
+		svc, eps := registry.ChangedHosts(old, next)
+		if !maps.Equal(svc, wantSvc) && len(svc)+len(wantSvc) > 0 || !maps.Equal(eps, wantEps) && len(eps)+len(wantEps) > 0 {
+			t.Fatalf("step %d: ChangedHosts = %v, %v; want %v, %v", step, slices.Sorted(maps.Keys(svc)), slices.Sorted(maps.Keys(eps)),
+				slices.Sorted(maps.Keys(wantSvc)), slices.Sorted(maps.Keys(wantEps)))
+		}
+		old = next
 	}
 }

@@ -1,10 +1,13 @@
 package model
 
 import (
+	"cmp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 
+	meshconfig "istio.io/api/mesh/v1alpha1"
 	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/mast-mesh/mast/internal/config"
@@ -72,42 +75,163 @@ type nsRules struct {
 	wildcards []*DestinationRule // sorted by specificity (longest host first), then namespace/name
 }
 
-// index holds everything derived from the push context's inputs once per push.
+// index holds everything derived from the push context's inputs once per
+// push. nextIndex derives it from the previous push's: each part whose
+// inputs are the previous part's own (the same resource list, the same
+// registry snapshot or services) is shared, and the registry's maps are
+// patched for the hosts whose services or endpoints changed.
 type index struct {
+	in indexInputs
+
 	meshVS    []*VirtualService
 	gatewayVS map[string][]*VirtualService
 	drByNS    map[string]*nsRules
 	gateways  []*Gateway
 	sidecars  map[string][]*Sidecar
-	endpoints map[hostPort][]*registry.Endpoint
-	byAddress map[string][]*registry.Endpoint
-	services  map[string]*registry.Service
+	endpoints *cowMap[hostPort, []*registry.Endpoint]
+	byAddress *cowMap[string, []*registry.Endpoint]
+	services  *cowMap[string, *registry.Service] // the first service of each hostname
 	networks  *networkIndex
 
-	mu     sync.Mutex
-	scopes map[scopeKey]*SidecarScope
+	scopes sync.Map // scopeKey -> *scopeEntry
 
 	memo sync.Map // per-push results of generators, see PushContext.Memo
 }
 
+// indexInputs are what an index was built from.
+type indexInputs struct {
+	domainSuffix              string
+	vs, dr, gateways, sidecar []config.Resource
+	meshNetworks              *meshconfig.MeshNetworks
+	reg                       *registry.Snapshot
+}
+
 func buildIndex(mesh MeshConfig, cfg *config.Snapshot, reg *registry.Snapshot) *index {
-	ix := &index{
-		gatewayVS: map[string][]*VirtualService{},
-		drByNS:    map[string]*nsRules{},
-		sidecars:  map[string][]*Sidecar{},
-		endpoints: map[hostPort][]*registry.Endpoint{},
-		byAddress: map[string][]*registry.Endpoint{},
-		services:  map[string]*registry.Service{},
-		scopes:    map[scopeKey]*SidecarScope{},
+	return nextIndex(nil, mesh, cfg, reg)
+}
+
+// nextIndex builds the index of (mesh, cfg, reg), sharing what it can with
+// prev (nil: build everything). The result equals buildIndex's.
+func nextIndex(prev *index, mesh MeshConfig, cfg *config.Snapshot, reg *registry.Snapshot) *index {
+	in := indexInputs{
+		domainSuffix: mesh.DomainSuffix,
+		vs:           cfg.List(config.VirtualService),
+		dr:           cfg.List(config.DestinationRule),
+		gateways:     cfg.List(config.Gateway),
+		sidecar:      cfg.List(config.Sidecar),
+		meshNetworks: mesh.MeshNetworks,
+		reg:          reg,
 	}
-	for _, r := range mergeDelegates(cfg.List(config.VirtualService), mesh.DomainSuffix) {
+	ix := &index{in: in}
+	suffixSame := prev != nil && prev.in.domainSuffix == in.domainSuffix
+	if suffixSame && sameList(prev.in.vs, in.vs) {
+		ix.meshVS, ix.gatewayVS = prev.meshVS, prev.gatewayVS
+	} else {
+		ix.meshVS, ix.gatewayVS = indexVirtualServices(in.vs, mesh.DomainSuffix)
+	}
+	if suffixSame && sameList(prev.in.dr, in.dr) {
+		ix.drByNS = prev.drByNS
+	} else {
+		ix.drByNS = indexDestinationRules(in.dr, mesh.DomainSuffix)
+	}
+	if prev != nil && sameList(prev.in.gateways, in.gateways) {
+		ix.gateways = prev.gateways
+	} else {
+		for _, r := range in.gateways {
+			if spec, ok := r.Spec.(*networking.Gateway); ok {
+				ix.gateways = append(ix.gateways, &Gateway{Resource: r, Spec: spec, Key: r.Namespace + "/" + r.Name})
+			}
+		}
+	}
+	sidecarsSame := prev != nil && sameList(prev.in.sidecar, in.sidecar)
+	if sidecarsSame {
+		ix.sidecars = prev.sidecars
+	} else {
+		ix.sidecars = map[string][]*Sidecar{}
+		for _, r := range in.sidecar {
+			if spec, ok := r.Spec.(*networking.Sidecar); ok {
+				ix.sidecars[r.Namespace] = append(ix.sidecars[r.Namespace], &Sidecar{Resource: r, Spec: spec})
+			}
+		}
+	}
+	var prevReg *registry.Snapshot
+	if prev != nil {
+		prevReg = prev.in.reg
+	}
+	servicesSame := prev != nil && samePointers(servicesOf(prevReg), servicesOf(reg))
+	switch {
+	case prev != nil && prevReg == reg:
+		ix.services, ix.endpoints, ix.byAddress = prev.services, prev.endpoints, prev.byAddress
+	case prev == nil || prevReg == nil || reg == nil || !ix.patchRegistry(prev, reg):
+		ix.indexRegistry(reg)
+	}
+	if prev != nil && servicesSame && prev.in.meshNetworks == in.meshNetworks {
+		ix.networks = prev.networks
+	} else {
+		ix.networks = buildNetworkIndex(mesh.MeshNetworks, servicesOf(reg))
+	}
+	if prev != nil && sidecarsSame && servicesSame {
+		// Scopes read the services, the Sidecars and the mesh
+		// VirtualServices: carry the previous push's over, with their
+		// VirtualServices redone when those changed.
+		vsSame := sameVirtualServices(prev.meshVS, ix.meshVS)
+		prev.scopes.Range(func(k, v any) bool {
+			e := v.(*scopeEntry)
+			s := e.get()
+			if s == nil {
+				return true // being built
+			}
+			if !vsSame {
+				s = s.withVirtualServices(ix.meshVS)
+			}
+			ix.scopes.Store(k, doneScope(s))
+			return true
+		})
+	}
+	return ix
+}
+
+func servicesOf(reg *registry.Snapshot) []*registry.Service {
+	if reg == nil {
+		return nil
+	}
+	return reg.Services
+}
+
+// sameList reports whether two resource lists of config snapshots are the
+// same list: snapshots are immutable, and an update copies only the lists of
+// the kinds it touches.
+func sameList(a, b []config.Resource) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}
+
+func samePointers[T any](a, b []*T) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	if len(a) == 0 || &a[0] == &b[0] {
+		return true
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func sameVirtualServices(a, b []*VirtualService) bool { return samePointers(a, b) }
+
+func indexVirtualServices(vss []config.Resource, domainSuffix string) (meshVS []*VirtualService, gatewayVS map[string][]*VirtualService) {
+	gatewayVS = map[string][]*VirtualService{}
+	for _, r := range mergeDelegates(vss, domainSuffix) {
 		spec, ok := r.Spec.(*networking.VirtualService)
 		if !ok {
 			continue
 		}
 		vs := &VirtualService{Resource: r, Spec: spec}
 		for _, h := range spec.GetHosts() {
-			vs.Hosts = append(vs.Hosts, ResolveHost(h, r.Namespace, mesh.DomainSuffix))
+			vs.Hosts = append(vs.Hosts, ResolveHost(h, r.Namespace, domainSuffix))
 		}
 		if len(spec.GetGateways()) == 0 {
 			vs.Gateways = []string{MeshGateway}
@@ -117,22 +241,27 @@ func buildIndex(mesh MeshConfig, cfg *config.Snapshot, reg *registry.Snapshot) *
 		}
 		for _, g := range vs.Gateways {
 			if g == MeshGateway {
-				ix.meshVS = append(ix.meshVS, vs)
+				meshVS = append(meshVS, vs)
 			} else {
-				ix.gatewayVS[g] = append(ix.gatewayVS[g], vs)
+				gatewayVS[g] = append(gatewayVS[g], vs)
 			}
 		}
 	}
-	for _, r := range cfg.List(config.DestinationRule) {
+	return meshVS, gatewayVS
+}
+
+func indexDestinationRules(drs []config.Resource, domainSuffix string) map[string]*nsRules {
+	byNS := map[string]*nsRules{}
+	for _, r := range drs {
 		spec, ok := r.Spec.(*networking.DestinationRule)
 		if !ok || spec.GetHost() == "" {
 			continue
 		}
-		dr := &DestinationRule{Resource: r, Spec: spec, Host: ResolveHost(spec.GetHost(), r.Namespace, mesh.DomainSuffix)}
-		rules := ix.drByNS[r.Namespace]
+		dr := &DestinationRule{Resource: r, Spec: spec, Host: ResolveHost(spec.GetHost(), r.Namespace, domainSuffix)}
+		rules := byNS[r.Namespace]
 		if rules == nil {
 			rules = &nsRules{exact: map[string][]*DestinationRule{}}
-			ix.drByNS[r.Namespace] = rules
+			byNS[r.Namespace] = rules
 		}
 		if strings.HasPrefix(dr.Host, "*") {
 			rules.wildcards = append(rules.wildcards, dr)
@@ -140,52 +269,106 @@ func buildIndex(mesh MeshConfig, cfg *config.Snapshot, reg *registry.Snapshot) *
 			rules.exact[dr.Host] = append(rules.exact[dr.Host], dr)
 		}
 	}
-	for _, rules := range ix.drByNS {
+	for _, rules := range byNS {
 		sort.SliceStable(rules.wildcards, func(i, j int) bool {
 			return len(rules.wildcards[i].Host) > len(rules.wildcards[j].Host)
 		})
 	}
-	for _, r := range cfg.List(config.Gateway) {
-		if spec, ok := r.Spec.(*networking.Gateway); ok {
-			ix.gateways = append(ix.gateways, &Gateway{Resource: r, Spec: spec, Key: r.Namespace + "/" + r.Name})
-		}
-	}
-	for _, r := range cfg.List(config.Sidecar) {
-		if spec, ok := r.Spec.(*networking.Sidecar); ok {
-			ix.sidecars[r.Namespace] = append(ix.sidecars[r.Namespace], &Sidecar{Resource: r, Spec: spec})
-		}
-	}
+	return byNS
+}
+
+// indexRegistry indexes every service and endpoint of reg.
+func (ix *index) indexRegistry(reg *registry.Snapshot) {
+	services := newCowMap[string, *registry.Service](hashString).edit()
+	endpoints := newCowMap[hostPort, []*registry.Endpoint](hashHostPort).edit()
+	byAddress := newCowMap[string, []*registry.Endpoint](hashString).edit()
 	if reg != nil {
 		for _, s := range reg.Services {
-			if _, dup := ix.services[s.Hostname]; !dup {
-				ix.services[s.Hostname] = s
+			if services.get(s.Hostname) == nil {
+				services.set(s.Hostname, s)
 			}
 		}
+		touched := map[string]struct{}{}
 		for host, eps := range reg.Endpoints {
-			for _, e := range eps {
-				k := hostPort{host, e.ServicePort}
-				ix.endpoints[k] = append(ix.endpoints[k], e)
-				ix.byAddress[e.Address] = append(ix.byAddress[e.Address], e)
-			}
+			addEndpoints(endpoints, byAddress, host, eps, touched)
 		}
-		for _, eps := range ix.byAddress {
-			sort.Slice(eps, func(i, j int) bool {
-				if eps[i].Port != eps[j].Port {
-					return eps[i].Port < eps[j].Port
-				}
-				if eps[i].Hostname != eps[j].Hostname {
-					return eps[i].Hostname < eps[j].Hostname
-				}
-				return eps[i].ServicePort < eps[j].ServicePort
-			})
+		sortByAddress(byAddress, touched)
+	}
+	ix.services, ix.endpoints, ix.byAddress = services.done(), endpoints.done(), byAddress.done()
+}
+
+// addEndpoints indexes host's endpoints by service port and by address,
+// noting the addresses it added to.
+func addEndpoints(endpoints *cowEdit[hostPort, []*registry.Endpoint], byAddress *cowEdit[string, []*registry.Endpoint], host string, eps []*registry.Endpoint, touched map[string]struct{}) {
+	for _, e := range eps {
+		k := hostPort{host, e.ServicePort}
+		endpoints.set(k, append(endpoints.get(k), e))
+		list := byAddress.get(e.Address)
+		if _, ok := touched[e.Address]; !ok {
+			// The list may be the previous index's: append to a copy.
+			list = slices.Clip(list)
+			touched[e.Address] = struct{}{}
+		}
+		byAddress.set(e.Address, append(list, e))
+	}
+}
+
+// sortByAddress sorts the endpoint lists of the touched addresses by port,
+// hostname and service port; the sort is stable, so that endpoints equal in
+// these keep their order in their host's list.
+func sortByAddress(byAddress *cowEdit[string, []*registry.Endpoint], touched map[string]struct{}) {
+	for addr := range touched {
+		slices.SortStableFunc(byAddress.get(addr), func(a, b *registry.Endpoint) int {
+			return cmp.Or(cmp.Compare(a.Port, b.Port), strings.Compare(a.Hostname, b.Hostname), cmp.Compare(a.ServicePort, b.ServicePort))
+		})
+	}
+}
+
+// patchRegistry indexes reg by patching prev's registry indexes for the
+// hosts whose services or endpoint lists are not prev's own. It returns
+// false, having done nothing, when so many hosts changed that indexing
+// everything is cheaper.
+func (ix *index) patchRegistry(prev *index, reg *registry.Snapshot) bool {
+	old := prev.in.reg
+	svcHosts, epHosts := registry.ChangedHosts(old, reg)
+	if limit := len(reg.Services)/4 + 8; len(svcHosts) > limit || len(epHosts) > limit {
+		return false
+	}
+	services := prev.services.edit()
+	for host := range svcHosts {
+		if s := reg.Service(host); s != nil {
+			services.set(host, s)
+		} else {
+			services.del(host)
 		}
 	}
-	var services []*registry.Service
-	if reg != nil {
-		services = reg.Services
+	endpoints, byAddress := prev.endpoints.edit(), prev.byAddress.edit()
+	gone := map[*registry.Endpoint]struct{}{}
+	touched := map[string]struct{}{}
+	for host := range epHosts {
+		for _, e := range old.Endpoints[host] {
+			endpoints.del(hostPort{host, e.ServicePort})
+			gone[e] = struct{}{}
+			touched[e.Address] = struct{}{}
+		}
 	}
-	ix.networks = buildNetworkIndex(mesh.MeshNetworks, services)
-	return ix
+	for addr := range touched {
+		kept := slices.DeleteFunc(slices.Clone(byAddress.get(addr)), func(e *registry.Endpoint) bool {
+			_, ok := gone[e]
+			return ok
+		})
+		if len(kept) == 0 {
+			byAddress.del(addr)
+		} else {
+			byAddress.set(addr, kept)
+		}
+	}
+	for host := range epHosts {
+		addEndpoints(endpoints, byAddress, host, reg.Endpoints[host], touched)
+	}
+	sortByAddress(byAddress, touched)
+	ix.services, ix.endpoints, ix.byAddress = services.done(), endpoints.done(), byAddress.done()
+	return true
 }
 
 // Memo returns the value stored under key for this push, calling build to
@@ -215,19 +398,19 @@ type memoEntry struct {
 
 // Service returns the service with the given hostname, regardless of visibility.
 func (pc *PushContext) Service(host string) *registry.Service {
-	return pc.ix().services[host]
+	return pc.ix().services.get(host)
 }
 
 // Endpoints returns the endpoints of host's service port, sorted by address and port.
 // Callers must not modify the result.
 func (pc *PushContext) Endpoints(host string, port uint32) []*registry.Endpoint {
-	return pc.ix().endpoints[hostPort{host, port}]
+	return pc.ix().endpoints.get(hostPort{host, port})
 }
 
 // EndpointsAt returns every endpoint whose address is addr (the workloads
 // running at one IP), sorted by port, hostname and service port.
 func (pc *PushContext) EndpointsAt(addr string) []*registry.Endpoint {
-	return pc.ix().byAddress[addr]
+	return pc.ix().byAddress.get(addr)
 }
 
 // Gateways returns every Gateway resource, sorted by namespace and name.
@@ -277,7 +460,7 @@ func (pc *PushContext) InboundDestinationRule(p *Proxy, host string) *Destinatio
 // namespace, then the root namespace, each once.
 func (pc *PushContext) destinationRule(p *Proxy, host string, inbound bool) *DestinationRule {
 	svcNS := ""
-	if s := pc.ix().services[host]; s != nil {
+	if s := pc.ix().services.get(host); s != nil {
 		svcNS = s.Namespace
 	}
 	for i, ns := range [3]string{p.Namespace, svcNS, pc.Mesh.RootNamespace} {

@@ -150,6 +150,13 @@ func (pc *PushContext) ix() *index {
 
 // NewPushContext builds a push context and its indexes.
 func NewPushContext(version string, mesh MeshConfig, cfg *config.Snapshot, reg *registry.Snapshot) *PushContext {
+	mesh = withMeshDefaults(mesh)
+	pc := &PushContext{Version: version, Mesh: mesh, Config: cfg, Registry: reg}
+	pc.ix()
+	return pc
+}
+
+func withMeshDefaults(mesh MeshConfig) MeshConfig {
 	if mesh.DomainSuffix == "" {
 		mesh.DomainSuffix = "cluster.local"
 	}
@@ -159,9 +166,7 @@ func NewPushContext(version string, mesh MeshConfig, cfg *config.Snapshot, reg *
 	if mesh.TrustDomain == "" {
 		mesh.TrustDomain = "cluster.local"
 	}
-	pc := &PushContext{Version: version, Mesh: mesh, Config: cfg, Registry: reg}
-	pc.ix()
-	return pc
+	return mesh
 }
 
 // PushRequest says what changed and therefore what must be pushed.
@@ -297,3 +302,21 @@ func (p *Proxy) OnDemandRoutes() bool { return p.Metadata[OnDemandRoutesKey] == 
 
 // OnDemandRoutesKey is the node metadata key of Proxy.OnDemandRoutes.
 const OnDemandRoutesKey = "MAST_VHDS"
+
+// NextPushContext builds the push context that follows prev (nil: as
+// NewPushContext): its indexes share every part whose inputs are prev's own
+// (the same resource lists of the config snapshot, the same registry
+// snapshot or services), the registry's indexes are patched for the hosts
+// whose services or endpoints changed, and prev's sidecar scopes are carried
+// over while the services and Sidecars are unchanged. The result equals
+// NewPushContext's (TestNextPushContextMatchesNew). prev is not retained.
+func NextPushContext(prev *PushContext, version string, mesh MeshConfig, cfg *config.Snapshot, reg *registry.Snapshot) *PushContext {
+	if prev == nil {
+		return NewPushContext(version, mesh, cfg, reg)
+	}
+	mesh = withMeshDefaults(mesh)
+	pc := &PushContext{Version: version, Mesh: mesh, Config: cfg, Registry: reg}
+	pc.idx = nextIndex(prev.ix(), mesh, cfg, reg)
+	pc.ix()
+	return pc
+}

@@ -2,6 +2,8 @@ package model
 
 import (
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	networking "istio.io/api/networking/v1alpha3"
 
@@ -30,7 +32,22 @@ type SidecarScope struct {
 
 type scopeKey struct {
 	namespace string
-	sidecar   string // "ns/name" of the Sidecar in effect, "" when none
+	sidecar   *Sidecar // the Sidecar in effect, nil when none
+}
+
+// scopeEntry is one scope of a push context, built once.
+type scopeEntry struct {
+	once sync.Once
+	s    atomic.Pointer[SidecarScope]
+}
+
+func (e *scopeEntry) get() *SidecarScope { return e.s.Load() }
+
+// doneScope is an entry holding s.
+func doneScope(s *SidecarScope) *scopeEntry {
+	e := &scopeEntry{}
+	e.once.Do(func() { e.s.Store(s) })
+	return e
 }
 
 // Service returns the visible service with the given hostname.
@@ -78,24 +95,24 @@ func (pc *PushContext) SidecarFor(p *Proxy) *Sidecar {
 
 // Scope returns the proxy's SidecarScope. Gateways (router proxies) are not
 // scoped by Sidecar resources, as in Istio. The result is cached in the push
-// context under exactly its inputs: the proxy's namespace and the Sidecar in effect.
+// context under exactly its inputs: the proxy's namespace and the Sidecar in
+// effect (the services and mesh VirtualServices are the push context's); a
+// push context made by NextPushContext starts with the previous one's scopes
+// whose inputs did not change.
 func (pc *PushContext) Scope(p *Proxy) *SidecarScope {
 	var sc *Sidecar
 	if p.Type != Router {
 		sc = pc.SidecarFor(p)
 	}
-	key := scopeKey{namespace: p.Namespace}
-	if sc != nil {
-		key.sidecar = sc.Namespace + "/" + sc.Name
+	key := scopeKey{namespace: p.Namespace, sidecar: sc}
+	scopes := &pc.ix().scopes
+	v, ok := scopes.Load(key)
+	if !ok {
+		v, _ = scopes.LoadOrStore(key, &scopeEntry{})
 	}
-	pc.ix().mu.Lock()
-	defer pc.ix().mu.Unlock()
-	if s, ok := pc.ix().scopes[key]; ok {
-		return s
-	}
-	s := pc.buildScope(p.Namespace, sc)
-	pc.ix().scopes[key] = s
-	return s
+	e := v.(*scopeEntry)
+	e.once.Do(func() { e.s.Store(pc.buildScope(p.Namespace, sc)) })
+	return e.get()
 }
 
 type egressHost struct {
@@ -140,7 +157,7 @@ func egressAllows(hosts []egressHost, ns, host string) bool {
 }
 
 func (pc *PushContext) buildScope(ns string, sc *Sidecar) *SidecarScope {
-	s := &SidecarScope{Namespace: ns, Sidecar: sc, byHost: map[string]*registry.Service{}, vsFor: map[string][]*VirtualService{}}
+	s := &SidecarScope{Namespace: ns, Sidecar: sc, byHost: map[string]*registry.Service{}}
 	var egress []egressHost
 	scoped := sc != nil && len(sc.Spec.GetEgress()) > 0
 	if scoped {
@@ -164,8 +181,30 @@ func (pc *PushContext) buildScope(ns string, sc *Sidecar) *SidecarScope {
 	if scoped {
 		s.Egress = buildEgressListeners(sc, ns, s.Services)
 	}
-	for _, vs := range pc.ix().meshVS {
-		if !ExportedTo(vs.Spec.GetExportTo(), vs.Namespace, ns) {
+	s.addVirtualServices(pc.ix().meshVS)
+	return s
+}
+
+// withVirtualServices returns a copy of s, which must not be shared yet,
+// with the mesh VirtualServices meshVS instead of its own: its services are
+// shared.
+func (s *SidecarScope) withVirtualServices(meshVS []*VirtualService) *SidecarScope {
+	n := &SidecarScope{Namespace: s.Namespace, Sidecar: s.Sidecar, Services: s.Services, Egress: s.Egress, byHost: s.byHost}
+	n.addVirtualServices(meshVS)
+	return n
+}
+
+// addVirtualServices sets the scope's VirtualServices: those of meshVS
+// visible from its namespace through exportTo and its Sidecar's egress hosts.
+func (s *SidecarScope) addVirtualServices(meshVS []*VirtualService) {
+	s.vsFor = map[string][]*VirtualService{}
+	var egress []egressHost
+	scoped := s.Sidecar != nil && len(s.Sidecar.Spec.GetEgress()) > 0
+	if scoped {
+		egress = parseEgressHosts(s.Sidecar, s.Namespace)
+	}
+	for _, vs := range meshVS {
+		if !ExportedTo(vs.Spec.GetExportTo(), vs.Namespace, s.Namespace) {
 			continue
 		}
 		if scoped {
@@ -195,7 +234,6 @@ func (pc *PushContext) buildScope(ns string, sc *Sidecar) *SidecarScope {
 			}
 		}
 	}
-	return s
 }
 
 func appendVS(list []*VirtualService, vs *VirtualService) []*VirtualService {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -115,6 +116,92 @@ func TestStreamNotReusedWhileItsCallbacksMayRun(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("the Stream was not kept once its body writer returned")
+		}
+	}
+}
+
+// readyBody is a streamed body that has ready (with end saying the body
+// ends there) and then, through Read, rest.
+type readyBody struct {
+	ready  string
+	end    bool
+	rest   io.Reader
+	taken  bool
+	tryErr error
+}
+
+func (b *readyBody) TryRead(p []byte) (int, bool, error) {
+	if b.taken {
+		return 0, false, nil
+	}
+	b.taken = true
+	if b.tryErr != nil {
+		return 0, false, b.tryErr
+	}
+	return copy(p, b.ready), b.end, nil
+}
+
+func (b *readyBody) Read(p []byte) (int, error) {
+	if b.end {
+		return 0, io.EOF
+	}
+	return b.rest.Read(p)
+}
+
+var _ ReadyReader = (*readyBody)(nil)
+
+// TestReadyBodyGoesWithTheHead: what a streamed body already holds goes
+// out with the request head; a body that ended needs no body writer (its
+// Stream is reusable as soon as it is closed); the rest of one that did
+// not end follows; a body whose TryRead fails is read as usual.
+func TestReadyBodyGoesWithTheHead(t *testing.T) {
+	got := make(chan string, 4)
+	s := startRaw(t, func(sc *serverConn) {
+		var body []byte
+		for {
+			f, err := sc.next()
+			if err != nil {
+				return
+			}
+			switch f := f.(type) {
+			case *http2.MetaHeadersFrame:
+				body = body[:0]
+				if f.StreamEnded() {
+					t.Error("HEADERS ended the stream of a request with a body")
+				}
+			case *http2.DataFrame:
+				body = append(body, f.Data()...)
+				if f.StreamEnded() {
+					got <- string(body)
+					sc.writeHeaders(f.StreamID, true, ":status", "200")
+				}
+			}
+		}
+	})
+	c := dial(t, s, Config{})
+	for _, tc := range []struct {
+		name string
+		body *readyBody
+		want string
+	}{
+		{"ended", &readyBody{ready: "hello", end: true}, "hello"},
+		{"ended empty", &readyBody{end: true}, ""},
+		{"more to come", &readyBody{ready: "ab", rest: strings.NewReader("cd")}, "abcd"},
+		{"TryRead fails", &readyBody{tryErr: errors.New("not now"), rest: strings.NewReader("xyz")}, "xyz"},
+	} {
+		st, err := roundTrip(t, c, context.Background(), &Request{Method: "POST", Path: "/", ContentLength: -1, BodyStream: tc.body})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if b := <-got; b != tc.want {
+			t.Errorf("%s: body %q, want %q", tc.name, b, tc.want)
+		}
+		io.Copy(io.Discard, st)
+		st.Close()
+		if tc.body.end {
+			if free := freeStreams(c); len(free) != 1 || free[0] != st {
+				t.Errorf("%s: the Stream is not free at once (a body writer holds it)", tc.name)
+			}
 		}
 	}
 }

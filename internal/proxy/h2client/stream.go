@@ -93,6 +93,22 @@ type exchange struct {
 	ab      aborter // the caller's context watch (watch), undone by finish
 	afStop  func() bool
 	wr      Request // the request as the body writer sees it
+	// pre is a streamed body's start, taken with TryRead before the head
+	// went out, that the body writer sends first (preBuf is its pooled
+	// array); preDone: the body ended with it.
+	pre     []byte
+	preBuf  *[]byte
+	preDone bool
+}
+
+// ReadyReader is a streamed request body that can hand over, without
+// waiting, what of it already arrived (mast-proxy's HTTP/2 server stream):
+// TryRead copies up to len(p) bytes and reports done when the body ended
+// with them; err is the body's failure when nothing is left. RoundTrip
+// sends that with the request head, in one write, and needs no goroutine
+// for a body that already ended.
+type ReadyReader interface {
+	TryRead(p []byte) (n int, done bool, err error)
 }
 
 // maxFreeStreams bounds the finished Streams a connection keeps; maxKeptBuf
@@ -169,6 +185,37 @@ func (s *Stream) watch(ctx context.Context) {
 
 var dataBufs = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
 
+func putBuf(b *[]byte) {
+	if b != nil {
+		dataBufs.Put(b)
+	}
+}
+
+// takeReady takes what of r's streamed body already arrived, as much as
+// the windows let go out with the head (nothing when the body cannot say,
+// or trailers follow it). preBuf is nil when nothing was taken and the
+// body did not end.
+func (c *Conn) takeReady(r *Request) (pre []byte, preBuf *[]byte, done bool) {
+	rr, ok := r.BodyStream.(ReadyReader)
+	if !ok || len(r.Trailers) > 0 {
+		return nil, nil, false
+	}
+	c.mu.Lock()
+	room := min(int64(c.peerWindow), c.sendWindow, int64(c.peerFrame))
+	c.mu.Unlock()
+	if room <= 0 {
+		return nil, nil, false
+	}
+	preBuf = dataBufs.Get().(*[]byte)
+	n, done, err := rr.TryRead((*preBuf)[:min(room, int64(len(*preBuf)))])
+	if err != nil || (n == 0 && !done) {
+		// Nothing yet (a failure shows on the body writer's Read).
+		dataBufs.Put(preBuf)
+		return nil, nil, false
+	}
+	return (*preBuf)[:n], preBuf, done
+}
+
 // RoundTrip sends r on a slot taken by Reserve and waits for the response
 // head. ctx's end, until Close, resets the stream with CANCEL (through its
 // abort slot when it has one, see aborter). On success the Stream is the response: read its body, then Close
@@ -188,6 +235,7 @@ func (c *Conn) RoundTrip(ctx context.Context, r *Request) (*Stream, error) {
 	hasBody := len(r.Body) > 0 || r.BodyStream != nil || len(r.Trailers) > 0
 	inline := false // the whole body goes out with the head
 	size := headerListSize(r, c.cfg.Scheme, cl)
+	pre, preBuf, preDone := c.takeReady(r)
 
 	c.wmu.Lock()
 	c.mu.Lock()
@@ -195,6 +243,7 @@ func (c *Conn) RoundTrip(ctx context.Context, r *Request) (*Stream, error) {
 		c.mu.Unlock()
 		c.wmu.Unlock()
 		c.release(nil, false)
+		putBuf(preBuf)
 		return nil, ErrUnprocessed
 	}
 	if c.peerHdrList > 0 && size > c.peerHdrList {
@@ -202,6 +251,7 @@ func (c *Conn) RoundTrip(ctx context.Context, r *Request) (*Stream, error) {
 		c.mu.Unlock()
 		c.wmu.Unlock()
 		c.release(nil, false)
+		putBuf(preBuf)
 		return nil, protoErr("request header list of %d bytes exceeds the upstream's limit of %d", size, limit)
 	}
 	s := c.newStream()
@@ -216,19 +266,36 @@ func (c *Conn) RoundTrip(ctx context.Context, r *Request) (*Stream, error) {
 		s.sendWindow -= int64(len(r.Body))
 		c.sendWindow -= int64(len(r.Body))
 	}
+	// A streamed body's start goes with the head when the windows take it
+	// (takeReady sized it for them; other streams may have used them
+	// since), else first from the body writer.
+	sendPre := preBuf != nil && int64(len(pre)) <= min(s.sendWindow, c.sendWindow) && len(pre) <= frameMax
+	if sendPre {
+		s.sendWindow -= int64(len(pre))
+		c.sendWindow -= int64(len(pre))
+		inline = preDone
+	}
 	s.sentEnd = !hasBody || inline
 	c.mu.Unlock()
 	c.hbuf.Reset()
 	encodeRequestHead(c.henc, r, c.cfg.Scheme, cl)
-	err := c.writeHeaderBlock(s.id, !hasBody || (inline && len(r.Body) == 0), c.hbuf.Bytes(), frameMax)
+	err := c.writeHeaderBlock(s.id, !hasBody || (inline && len(r.Body) == 0 && !sendPre), c.hbuf.Bytes(), frameMax)
 	if err == nil && inline && len(r.Body) > 0 {
 		err = c.fr.WriteData(s.id, true, r.Body)
+	}
+	if err == nil && sendPre {
+		err = c.fr.WriteData(s.id, preDone, pre)
 	}
 	if err == nil {
 		err = c.bw.Flush()
 	}
 	c.wmu.Unlock()
+	if sendPre {
+		putBuf(preBuf)
+		pre, preBuf = nil, nil
+	}
 	if err != nil {
+		putBuf(preBuf)
 		c.closeWith(ErrClosed)
 		c.mu.Lock()
 		s.failLocked(ErrClosed, false)
@@ -255,6 +322,7 @@ func (c *Conn) RoundTrip(ctx context.Context, r *Request) (*Stream, error) {
 		if r.Body != nil {
 			s.wr.Body = bytes.Clone(r.Body)
 		}
+		s.pre, s.preBuf, s.preDone = pre, preBuf, preDone
 		c.mu.Lock()
 		s.refs++
 		c.mu.Unlock()
@@ -298,7 +366,14 @@ func (c *Conn) writeHeaderBlock(id uint32, endStream bool, block []byte, frameMa
 func (s *Stream) writeBody() {
 	r := &s.wr
 	var err error
+	if s.preBuf != nil {
+		err = s.writeData(s.pre, s.preDone && len(r.Trailers) == 0)
+		putBuf(s.preBuf)
+		s.pre, s.preBuf = nil, nil
+	}
 	switch {
+	case err != nil:
+	case s.preDone:
 	case r.BodyStream != nil:
 		bp := dataBufs.Get().(*[]byte)
 		buf := *bp

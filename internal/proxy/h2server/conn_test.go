@@ -499,3 +499,55 @@ func isReset(err error) bool {
 	var ne net.Error
 	return !errors.As(err, &ne) || !ne.Timeout()
 }
+
+// TryRead hands over what of a streamed body arrived without waiting for
+// more, and says when the body ended with it; Read then sees the end.
+func TestTryReadTakesWhatArrived(t *testing.T) {
+	h := newHandler()
+	type result struct {
+		data string
+		done bool
+		err  error
+	}
+	step := make(chan struct{})
+	got := make(chan result, 4)
+	h.serve = func(s *Stream) {
+		buf := make([]byte, 16)
+		n, done, err := s.TryRead(buf)
+		got <- result{string(buf[:n]), done, err}
+		for range 2 {
+			<-step
+			// The DATA was written before step: wait until it was read.
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+				n, done, err = s.TryRead(buf)
+				if n > 0 || done || err != nil || time.Now().After(deadline) {
+					break
+				}
+			}
+			got <- result{string(buf[:n]), done, err}
+		}
+		if n, err := s.Read(buf); n != 0 || err != io.EOF {
+			t.Errorf("Read after the end: %d, %v", n, err)
+		}
+		s.WriteHead(200, nil, 0)
+		s.Finish(nil)
+	}
+	c := serveTest(t, Config{}, h)
+	c.post(1, false)
+	if r := <-got; r != (result{}) {
+		t.Errorf("TryRead before any DATA: %+v", r)
+	}
+	c.fr.WriteData(1, false, []byte("ab"))
+	step <- struct{}{}
+	if r := <-got; r != (result{data: "ab"}) {
+		t.Errorf("TryRead after DATA: %+v", r)
+	}
+	c.fr.WriteData(1, true, []byte("cd"))
+	step <- struct{}{}
+	if r := <-got; r != (result{data: "cd", done: true}) {
+		t.Errorf("TryRead after the last DATA: %+v", r)
+	}
+	if st, _ := c.response(1); st != "200" {
+		t.Errorf("status %s", st)
+	}
+}

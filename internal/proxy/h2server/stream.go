@@ -115,19 +115,7 @@ func (s *Stream) Read(p []byte) (int, error) {
 	}
 	s.waitRead = false
 	if s.off < len(s.body) {
-		n := copy(p, s.body[s.off:])
-		unread := int64(len(s.body) - s.off)
-		s.off += n
-		if s.off == len(s.body) {
-			s.body, s.off = s.body[:0], 0
-		}
-		// The window of what was gathered before Serve was returned on
-		// arrival; the rest (the last owed bytes) is returned now.
-		if k := int64(n) - min(int64(n), unread-s.owed); k > 0 {
-			s.owed -= k
-			c.creditConn(k)
-			s.credit(k)
-		}
+		n := s.take(p)
 		c.mu.Unlock()
 		c.kick()
 		return n, nil
@@ -138,6 +126,51 @@ func (s *Stream) Read(p []byte) (int, error) {
 		err = io.EOF
 	}
 	return 0, err
+}
+
+// TryRead is Read without the wait: it copies what of the request body
+// already arrived (none before a 100-continue went out: Read sends it);
+// done reports that the body ended with it, so that a forwarder sends it
+// with the request's end. err is the stream's failure, when nothing is
+// left to read.
+func (s *Stream) TryRead(p []byte) (n int, done bool, err error) {
+	if !s.sent100 && s.expect100() {
+		return 0, false, nil
+	}
+	c := s.c
+	c.mu.Lock()
+	if s.off < len(s.body) {
+		n = s.take(p)
+	}
+	done = s.off == len(s.body) && s.remoteDone && s.rerr == nil
+	if n == 0 && !done {
+		err = s.rerr
+	}
+	c.mu.Unlock()
+	if n > 0 {
+		c.kick()
+	}
+	return n, done, err
+}
+
+// take copies buffered body bytes into p and returns the window of what
+// was taken; c.mu is held and s.off < len(s.body).
+func (s *Stream) take(p []byte) int {
+	c := s.c
+	n := copy(p, s.body[s.off:])
+	unread := int64(len(s.body) - s.off)
+	s.off += n
+	if s.off == len(s.body) {
+		s.body, s.off = s.body[:0], 0
+	}
+	// The window of what was gathered before Serve was returned on
+	// arrival; the rest (the last owed bytes) is returned now.
+	if k := int64(n) - min(int64(n), unread-s.owed); k > 0 {
+		s.owed -= k
+		c.creditConn(k)
+		s.credit(k)
+	}
+	return n
 }
 
 // CloseBody discards the rest of the request body.

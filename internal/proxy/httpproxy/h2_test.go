@@ -16,12 +16,22 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+
+	"github.com/mast-mesh/mast/internal/proxy/h2client"
+	"github.com/mast-mesh/mast/internal/proxy/h2server"
 )
 
 // TestH2ResponseSingletonHeaders: every HTTP/2 response carries
 // content-type, date and content-length at most once, whatever the
 // upstream protocol, for proxied, empty and local responses (curl refuses
 // a response with two content-length fields).
+// A downstream HTTP/2 body, timed or not, hands what arrived to the
+// upstream HTTP/2 client with the request head.
+var (
+	_ h2client.ReadyReader = (*h2server.Stream)(nil)
+	_ h2client.ReadyReader = (*timedBody)(nil)
+)
+
 func TestH2ResponseSingletonHeaders(t *testing.T) {
 	for _, h2up := range []bool{false, true} {
 		t.Run(fmt.Sprintf("h2 upstream %v", h2up), func(t *testing.T) {

@@ -400,6 +400,31 @@ func (b *timedBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// TryRead passes on the body's TryRead (h2client.ReadyReader), with Read's
+// bookkeeping: what it took is activity, the body's end disarms
+// request_timeout. A body without TryRead offers nothing.
+func (b *timedBody) TryRead(p []byte) (int, bool, error) {
+	rr, ok := b.r.(interface {
+		TryRead(p []byte) (int, bool, error)
+	})
+	if !ok {
+		return 0, false, nil
+	}
+	n, done, err := rr.TryRead(p)
+	if n > 0 {
+		b.st.touch()
+	}
+	if done {
+		b.st.requestDone()
+	}
+	if err != nil {
+		if c := streamCause(b.ctx); c != nil {
+			return n, false, c
+		}
+	}
+	return n, done, err
+}
+
 // timeoutStatus maps a stream timer's cause to Envoy's local reply; ok is
 // false for other errors.
 func timeoutStatus(err error) (status int, body string, ok bool) {

@@ -13,7 +13,7 @@ import (
 // its two messages with protowire); nor the generated Envoy packages whose
 // resources the proxy decodes itself with protowire (xdsparse's wire
 // decoder: EDS, CDS with the outlier error matcher, LDS's listeners, the connection manager and tcp_proxy with their access logs
-// and tracers), which would bring their code and
+// and tracers, transport sockets), which would bring their code and
 // tables back.
 func TestLinksNoControlPlaneLibraries(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", ".").Output()
@@ -44,6 +44,11 @@ func TestLinksNoControlPlaneLibraries(t *testing.T) {
 		"github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/",
 		"github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/",
 		"github.com/envoyproxy/go-control-plane/envoy/extensions/path/match/uri_template/",
+		// Listener filters and the transport sockets but TLS (tlswire.go;
+		// tls/v3 is still linked by the agent's SDS and the admin).
+		"github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/",
+		"github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/proxy_protocol/",
+		"github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/raw_buffer/",
 	}
 	deps := strings.Fields(string(out))
 	if len(deps) < 10 {

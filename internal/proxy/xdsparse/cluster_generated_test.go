@@ -236,7 +236,7 @@ func generatedCluster(c *clusterv3.Cluster) (*Cluster, error) {
 			out.OutlierErrorCodes = codes
 		}
 	}
-	tc, err := parseTransportSocket(c.GetTransportSocket(), true)
+	tc, err := generatedTransportSocket(c.GetTransportSocket(), true)
 	if err != nil {
 		return nil, fail("%v", err)
 	}
@@ -244,7 +244,7 @@ func generatedCluster(c *clusterv3.Cluster) (*Cluster, error) {
 	for _, m := range c.GetTransportSocketMatches() {
 		matchSockets = append(matchSockets, m.GetTransportSocket())
 	}
-	if out.ProxyProtocol, err = clusterProxyProtocol(c.GetTransportSocket(), matchSockets); err != nil {
+	if out.ProxyProtocol, err = generatedClusterProxyProtocol(c.GetTransportSocket(), matchSockets); err != nil {
 		return nil, fail("%v", err)
 	}
 	out.TLS = tc
@@ -394,7 +394,7 @@ func genTransportSocketMatches(ms []*clusterv3.Cluster_TransportSocketMatch) ([]
 			}
 			tm.Match[k] = v.GetStringValue()
 		}
-		tc, err := parseTransportSocket(m.GetTransportSocket(), true)
+		tc, err := generatedTransportSocket(m.GetTransportSocket(), true)
 		if err != nil {
 			return nil, fmt.Errorf("transport_socket_matches[%d] %q: %w", i, m.GetName(), err)
 		}

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -192,27 +191,16 @@ func parseClusterWire(c *wireMsg) (*Cluster, error) {
 	if err := parseProtocolOptionsWire(c, out); err != nil {
 		return nil, err
 	}
-	var ts *corev3.TransportSocket
-	if c.has(clTransportSocket) {
-		ts = &corev3.TransportSocket{}
-		if err := proto.Unmarshal(c.msg(clTransportSocket), ts); err != nil {
-			return nil, fmt.Errorf("transport_socket: %w", err)
-		}
-	}
-	tc, err := parseTransportSocket(ts, true)
+	ts := transportSocket(c, clTransportSocket)
+	tc, err := parseTransportSocketWire(ts, true)
 	if err != nil {
 		return nil, err
 	}
-	var matchSockets []*corev3.TransportSocket
+	var matchSockets []*wireMsg
 	for _, m := range c.subs(clTLSMatches) {
-		var mts *corev3.TransportSocket
-		if m.has(tsmTransportSocket) {
-			mts = &corev3.TransportSocket{}
-			proto.Unmarshal(m.msg(tsmTransportSocket), mts)
-		}
-		matchSockets = append(matchSockets, mts)
+		matchSockets = append(matchSockets, transportSocket(m, tsmTransportSocket))
 	}
-	if out.ProxyProtocol, err = clusterProxyProtocol(ts, matchSockets); err != nil {
+	if out.ProxyProtocol, err = clusterProxyProtocolWire(ts, matchSockets); err != nil {
 		return nil, err
 	}
 	out.TLS = tc
@@ -521,14 +509,7 @@ func parseTransportSocketMatchesWire(ms []*wireMsg) ([]TransportSocketMatch, err
 			}
 			tm.Match[k] = v.GetStringValue()
 		}
-		var ts *corev3.TransportSocket
-		if m.has(tsmTransportSocket) {
-			ts = &corev3.TransportSocket{}
-			if err := proto.Unmarshal(m.msg(tsmTransportSocket), ts); err != nil {
-				return nil, fmt.Errorf("transport_socket_matches[%d] %q: %w", i, name, err)
-			}
-		}
-		tc, err := parseTransportSocket(ts, true)
+		tc, err := parseTransportSocketWire(transportSocket(m, tsmTransportSocket), true)
 		if err != nil {
 			return nil, fmt.Errorf("transport_socket_matches[%d] %q: %w", i, name, err)
 		}

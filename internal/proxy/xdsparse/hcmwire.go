@@ -60,7 +60,7 @@ const hcmConfigName = "envoy.extensions.filters.network.http_connection_manager.
 // (a network filter's typed_config value).
 func DecodeHTTPManager(b []byte) (*HTTPManager, error) {
 	if err := validateWire(descHTTPConnectionManager, b); err != nil {
-		return nil, fmt.Errorf("decode: %w", err)
+		return nil, err
 	}
 	return parseHTTPManagerWire(decodeWire(descHTTPConnectionManager, b))
 }
@@ -279,10 +279,11 @@ func anyIs(url, fullName string) bool {
 }
 
 // unpackTyped validates an Any's value as the message wireDescs[di] (the
-// caller checked its type) and decodes it, as anypb.UnmarshalTo would.
+// caller checked its type) and decodes it, as anypb.UnmarshalTo would (its
+// error is the caller's to wrap, as UnmarshalTo's).
 func unpackTyped(di int16, value []byte) (*wireMsg, error) {
 	if err := validateWire(di, value); err != nil {
-		return nil, fmt.Errorf("decode %s: %w", wireDescs[di].name, err)
+		return nil, err
 	}
 	return decodeWire(di, value), nil
 }

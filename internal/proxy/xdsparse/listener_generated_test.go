@@ -134,7 +134,7 @@ func generatedFilterChain(fc *listenerv3.FilterChain) (*FilterChain, error) {
 	if err := generatedChainMatch(fc.GetFilterChainMatch(), &c.Match); err != nil {
 		return nil, err
 	}
-	tc, err := parseTransportSocket(fc.GetTransportSocket(), false)
+	tc, err := generatedTransportSocket(fc.GetTransportSocket(), false)
 	if err != nil {
 		// A chain whose TLS cannot be served (an SDS secret nobody here serves, say)
 		// is left out; the listener's other chains still work.

@@ -1,13 +1,6 @@
 package xdsparse
 
-import (
-	"time"
-
-	// Registered so listener filters' typed configs decode in config dumps.
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/http_inspector/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/original_dst/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
-)
+import "time"
 
 // Listener filter names this proxy acts on.
 const (

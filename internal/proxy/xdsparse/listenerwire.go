@@ -7,9 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -212,14 +210,7 @@ func parseFilterChainWire(fc *wireMsg) (*FilterChain, error) {
 			return nil, err
 		}
 	}
-	var ts *corev3.TransportSocket
-	if fc.has(fcTransportSocket) {
-		ts = &corev3.TransportSocket{}
-		if err := proto.Unmarshal(fc.msg(fcTransportSocket), ts); err != nil {
-			return nil, fmt.Errorf("transport_socket: %w", err)
-		}
-	}
-	tc, err := parseTransportSocket(ts, false)
+	tc, err := parseTransportSocketWire(transportSocket(fc, fcTransportSocket), false)
 	if err != nil {
 		// A chain whose TLS cannot be served (an SDS secret nobody here serves, say)
 		// is left out; the listener's other chains still work.

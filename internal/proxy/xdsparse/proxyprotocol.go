@@ -2,9 +2,6 @@ package xdsparse
 
 import (
 	"fmt"
-
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	proxyprotocolv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/proxy_protocol/v3"
 )
 
 // UpstreamProxyProtocolSocket is Envoy's transport socket that writes a
@@ -19,58 +16,62 @@ var proxyProtocolRules = rules(
 	ruleRow{"envoy.config.core.v3.ProxyProtocolConfig", honoured, "version"},
 )
 
-// unwrapProxyProtocol returns the socket inside an upstream_proxy_protocol
-// transport socket and the PROXY protocol version it asks for (1 or 2);
-// any other socket comes back as it is, with version 0.
-func unwrapProxyProtocol(ts *corev3.TransportSocket) (*corev3.TransportSocket, uint8, error) {
-	a := ts.GetTypedConfig()
-	if a == nil || !a.MessageIs((*proxyprotocolv3.ProxyProtocolUpstreamTransport)(nil)) {
-		if ts.GetName() == UpstreamProxyProtocolSocket {
-			return nil, 0, fmt.Errorf("transport_socket %q: typed_config is not a ProxyProtocolUpstreamTransport", ts.GetName())
+// unwrapProxyProtocolWire returns the socket inside an
+// upstream_proxy_protocol transport socket and the PROXY protocol version
+// it asks for (1 or 2); any other socket comes back as it is, with
+// version 0.
+func unwrapProxyProtocolWire(ts *wireMsg) (*wireMsg, uint8, error) {
+	name := ts.str(tsName)
+	a := typedConfig(ts, tsTypedConfig)
+	if a == nil || !anyIs(a.GetTypeUrl(), proxyProtocolName) {
+		if name == UpstreamProxyProtocolSocket {
+			return nil, 0, fmt.Errorf("transport_socket %q: typed_config is not a ProxyProtocolUpstreamTransport", name)
 		}
 		return ts, 0, nil
 	}
-	var p proxyprotocolv3.ProxyProtocolUpstreamTransport
-	if err := a.UnmarshalTo(&p); err != nil {
-		return nil, 0, fmt.Errorf("transport_socket %q: %w", ts.GetName(), err)
+	p, err := unpackTyped(descProxyProtocolUpstream, a.GetValue())
+	if err != nil {
+		return nil, 0, fmt.Errorf("transport_socket %q: %w", name, err)
 	}
-	if err := checkFields(&p, proxyProtocolRules); err != nil {
-		return nil, 0, fmt.Errorf("transport_socket %q: %w", ts.GetName(), err)
+	if err := checkWire(p, proxyProtocolRules); err != nil {
+		return nil, 0, fmt.Errorf("transport_socket %q: %w", name, err)
 	}
 	var v uint8
-	switch p.GetConfig().GetVersion() {
-	case corev3.ProxyProtocolConfig_V1:
+	cfg := p.sub(ppConfig)
+	switch version := int32(cfg.u64(ppcVersion)); version {
+	case proxyProtocolV1:
 		v = 1
-	case corev3.ProxyProtocolConfig_V2:
+	case proxyProtocolV2:
 		v = 2
 	default:
-		return nil, 0, fmt.Errorf("transport_socket %q: config.version %v not supported", ts.GetName(), p.GetConfig().GetVersion())
+		return nil, 0, fmt.Errorf("transport_socket %q: config.version %s not supported", name, enumName(cfg, ppcVersion, version))
 	}
-	if p.GetTransportSocket() == nil {
-		return nil, 0, fmt.Errorf("transport_socket %q: transport_socket missing", ts.GetName())
+	inner := transportSocket(p, ppTransportSocket)
+	if inner == nil {
+		return nil, 0, fmt.Errorf("transport_socket %q: transport_socket missing", name)
 	}
-	if _, nested, _ := unwrapProxyProtocol(p.GetTransportSocket()); nested != 0 {
-		return nil, 0, fmt.Errorf("transport_socket %q: nested PROXY protocol sockets", ts.GetName())
+	if _, nested, _ := unwrapProxyProtocolWire(inner); nested != 0 {
+		return nil, 0, fmt.Errorf("transport_socket %q: nested PROXY protocol sockets", name)
 	}
-	return p.GetTransportSocket(), v, nil
+	return inner, v, nil
 }
 
-// clusterProxyProtocol is the PROXY protocol version of a cluster whose
+// clusterProxyProtocolWire is the PROXY protocol version of a cluster whose
 // transport_socket and transport_socket_matches are wrapped in
 // upstream_proxy_protocol sockets (istiod wraps each of them); 0 for none.
 // Every socket must ask for the same version: a cluster sending the header
 // to some endpoints only is refused. The wrapped sockets themselves are
-// parsed by parseTransportSocket, which unwraps them.
-func clusterProxyProtocol(socket *corev3.TransportSocket, matches []*corev3.TransportSocket) (uint8, error) {
+// parsed by parseTransportSocketWire, which unwraps them.
+func clusterProxyProtocolWire(socket *wireMsg, matches []*wireMsg) (uint8, error) {
 	var (
 		version uint8
 		seen    bool
 	)
-	check := func(ts *corev3.TransportSocket, what string) error {
+	check := func(ts *wireMsg, what string) error {
 		if ts == nil {
 			return nil
 		}
-		_, v, err := unwrapProxyProtocol(ts)
+		_, v, err := unwrapProxyProtocolWire(ts)
 		if err != nil {
 			return fmt.Errorf("%s: %w", what, err)
 		}

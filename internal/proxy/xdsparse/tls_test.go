@@ -114,7 +114,7 @@ func TestParseTransportSocket(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := parseTransportSocket(tc.ts, tc.upstream)
+			c, err := parseTS(t, tc.ts, tc.upstream)
 			checkErr(t, err, tc.want)
 			if err == nil && tc.check != nil && !tc.check(c) {
 				t.Fatalf("unexpected context %+v", c)
@@ -248,7 +248,7 @@ func FuzzParseTransportSocket(f *testing.F) {
 			"type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"} {
 			ts := &corev3.TransportSocket{Name: TLSTransportSocket, ConfigType: &corev3.TransportSocket_TypedConfig{
 				TypedConfig: &anypb.Any{TypeUrl: typ, Value: data}}}
-			c, err := parseTransportSocket(ts, upstream)
+			c, err := parseTS(t, ts, upstream)
 			if err == nil && c != nil && c.Verify && c.RootsSDS == "" && c.TrustedCA.IsZero() {
 				t.Fatal("accepted a validation context without roots")
 			}

@@ -2198,6 +2198,21 @@ var wireDescs = [...]msgDesc{
 		{5, "max_client_hello_size", kMessage, fPresence, 0, 27},
 	}},
 	{"envoy.extensions.filters.listener.http_inspector.v3.HttpInspector", []fieldDesc{}},
+	{"envoy.extensions.transport_sockets.tls.v3.Secret", []fieldDesc{
+		{1, "name", kString, 0, 0, -1},
+		{2, "tls_certificate", kMessage, fPresence, 1, 197},
+		{3, "session_ticket_keys", kMessage, fPresence, 1, 356},
+		{4, "validation_context", kMessage, fPresence, 1, 203},
+		{5, "generic_secret", kMessage, fPresence, 1, 365},
+	}},
+	{"envoy.extensions.transport_sockets.tls.v3.GenericSecret", []fieldDesc{
+		{1, "secret", kMessage, fPresence, 0, 45},
+		{2, "secrets", kMessage, fList | fMap, 0, 366},
+	}},
+	{"envoy.extensions.transport_sockets.tls.v3.GenericSecret.SecretsEntry", []fieldDesc{
+		{1, "key", kString, 0, 0, -1},
+		{2, "value", kMessage, fPresence, 0, 45},
+	}},
 	{"google.protobuf.StringValue", []fieldDesc{
 		{1, "value", kString, 0, 0, -1},
 	}},

@@ -73,6 +73,9 @@ var wireRoots = []struct {
 	{"descProxyProtocolUpstream", &proxyprotocolv3.ProxyProtocolUpstreamTransport{}},
 	{"", &rawbufferv3.RawBuffer{}}, {"", &routerv3.Router{}},
 	{"", &origdstv3.OriginalDst{}}, {"", &tlsinspv3.TlsInspector{}}, {"", &httpinspv3.HttpInspector{}},
+	// SDS secrets, for the admin's /config_dump to render without linking
+	// the TLS types.
+	{"", &tlsv3.Secret{}},
 	// Well-known types an Any may carry (metadata's typed_filter_metadata).
 	{"", &wrapperspb.StringValue{}}, {"", &wrapperspb.BytesValue{}}, {"", &wrapperspb.BoolValue{}},
 	{"", &wrapperspb.Int32Value{}}, {"", &wrapperspb.Int64Value{}}, {"", &wrapperspb.UInt32Value{}},

@@ -80,6 +80,15 @@ func TestResourceJSONMatchesProtojson(t *testing.T) {
 		}
 	}
 	compareJSON(t, istioLikeHCM())
+	ts := rand.New(rand.NewPCG(9, 19))
+	for range 100 {
+		if s := randomTransportSocket(ts); protojsonOK(s) {
+			compareJSON(t, s)
+		}
+	}
+	compareJSON(t, &tlsv3.Secret{Name: "default", Type: &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{
+		CertificateChain: &corev3.DataSource{Specifier: &corev3.DataSource_InlineBytes{InlineBytes: []byte("-----BEGIN CERTIFICATE-----")}},
+		PrivateKey:       &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: "[redacted]"}}}}})
 }
 
 // TestTableRendersUnlinkedTypes: every typed config the proxy decodes
@@ -93,6 +102,7 @@ func TestTableRendersUnlinkedTypes(t *testing.T) {
 		"envoy.extensions.filters.listener.http_inspector.v3.HttpInspector",
 		"envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext", "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
 		"envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer", "envoy.extensions.transport_sockets.proxy_protocol.v3.ProxyProtocolUpstreamTransport",
+		"envoy.extensions.transport_sockets.tls.v3.Secret",
 	} {
 		if findDesc(name) < 0 {
 			t.Errorf("%s: not in wiredesc_gen.go's table", name)

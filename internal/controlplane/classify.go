@@ -62,11 +62,59 @@ func typesFor(kinds map[config.Kind]struct{}, old, new *config.Snapshot) map[str
 // Unchanged resources keep their spec's identity across snapshots; an equal
 // spec under a new identity counts as unchanged.
 func l4RoutesChanged(old, new *config.Snapshot) bool {
-	o, n := old.List(config.VirtualService), new.List(config.VirtualService)
-	hasL4 := func(r config.Resource) bool {
+	hasL4 := func(r *config.Resource) bool {
+		if r == nil {
+			return false
+		}
 		vs, ok := r.Spec.(*networking.VirtualService)
 		return !ok || len(vs.GetTcp()) > 0 || len(vs.GetTls()) > 0
 	}
+	changed := false
+	changedVirtualServices(old, new, func(o, n *config.Resource) bool {
+		if (hasL4(o) || hasL4(n)) && (o == nil || n == nil || !proto.Equal(o.Spec, n.Spec)) {
+			changed = true
+		}
+		return !changed
+	})
+	return changed
+}
+
+// routeHosts returns the hosts (resolved as the push context resolves
+// VirtualService hosts) of every VirtualService that changed between old and
+// new, in either version: the hosts whose HTTP routes a change of
+// VirtualServices alone can alter (model.PushRequest.Hosts). It returns nil
+// (unknown: everything) when a changed VirtualService names no host, as a
+// delegate does: its routes reach whichever VirtualServices delegate to it.
+func routeHosts(old, new *config.Snapshot, domainSuffix string) map[string]struct{} {
+	if domainSuffix == "" {
+		domainSuffix = model.DefaultMeshConfig().DomainSuffix
+	}
+	out := map[string]struct{}{}
+	changedVirtualServices(old, new, func(o, n *config.Resource) bool {
+		for _, r := range []*config.Resource{o, n} {
+			if r == nil {
+				continue
+			}
+			vs, ok := r.Spec.(*networking.VirtualService)
+			if !ok || len(vs.GetHosts()) == 0 {
+				out = nil
+				return false
+			}
+			for _, h := range vs.GetHosts() {
+				out[model.ResolveHost(h, r.Namespace, domainSuffix)] = struct{}{}
+			}
+		}
+		return true
+	})
+	return out
+}
+
+// changedVirtualServices calls fn with the old and new version (nil when
+// absent) of every VirtualService added, removed or edited from old to new,
+// until fn returns false. A resource whose spec kept its identity is
+// unchanged.
+func changedVirtualServices(old, new *config.Snapshot, fn func(o, n *config.Resource) bool) {
+	o, n := old.List(config.VirtualService), new.List(config.VirtualService)
 	i, j := 0, 0
 	for i < len(o) || j < len(n) {
 		c := 0
@@ -78,26 +126,25 @@ func l4RoutesChanged(old, new *config.Snapshot) bool {
 		default:
 			c = cmp.Or(cmp.Compare(o[i].Namespace, n[j].Namespace), cmp.Compare(o[i].Name, n[j].Name))
 		}
+		more := true
 		switch {
 		case c < 0:
-			if hasL4(o[i]) {
-				return true
-			}
+			more = fn(&o[i], nil)
 			i++
 		case c > 0:
-			if hasL4(n[j]) {
-				return true
-			}
+			more = fn(nil, &n[j])
 			j++
 		default:
-			if o[i].Spec != n[j].Spec && (hasL4(o[i]) || hasL4(n[j])) && !proto.Equal(o[i].Spec, n[j].Spec) {
-				return true
+			if o[i].Spec != n[j].Spec {
+				more = fn(&o[i], &n[j])
 			}
 			i++
 			j++
 		}
+		if !more {
+			return
+		}
 	}
-	return false
 }
 
 // endpointPush returns the request for a change of endpoints alone (services

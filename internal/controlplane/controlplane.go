@@ -184,6 +184,7 @@ func Run(ctx context.Context, cfg Config) error {
 	adsServer := ads.New(ads.Config{
 		Generate:        gen,
 		ClusterHost:     generate.ClusterHost,
+		RouteScope:      generate.RouteScope,
 		Logger:          log.With("component", "ads"),
 		Metrics:         reg,
 		PushThrottle:    cfg.PushThrottle,
@@ -681,7 +682,15 @@ func (p *pipeline) configChanged(snap *config.Snapshot, kinds map[config.Kind]st
 			return req
 		}
 	}
-	return &model.PushRequest{Full: true, Types: typesFor(kinds, oldCfg, snap), Reason: "config", Start: now}
+	req := &model.PushRequest{Full: true, Types: typesFor(kinds, oldCfg, snap), Reason: "config", Start: now}
+	if _, vs := kinds[config.VirtualService]; vs && len(kinds) == 1 && req.Types != nil {
+		if _, lds := req.Types[generate.ListenerType]; !lds {
+			// HTTP routes alone changed: the push reaches only what
+			// depends on the changed VirtualServices' hosts.
+			req.Hosts = routeHosts(oldCfg, snap, p.mesh.DomainSuffix)
+		}
+	}
+	return req
 }
 
 // push builds a push context from the latest snapshots and hands it to the ADS server.

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/mast-mesh/mast/internal/config"
@@ -39,17 +42,38 @@ func wireOf(t *testing.T, pc *model.PushContext, p *model.Proxy, typeURL string,
 
 // checkCovers fails when a proxy's configuration for a type req does not
 // push differs between the push contexts old and new: the proxy would keep
-// stale config. For EDS the clusters of req.EDSHosts are exempt.
+// stale config. For EDS the clusters of req.EDSHosts are exempt. A request
+// narrowed to some hosts' routes (req.Hosts) covers only the names
+// generate.RouteScope keeps, as the ADS server pushes them; on-demand
+// proxies' virtual hosts are checked by every name their route
+// configurations' domains (and a host none has) give.
 func checkCovers(t *testing.T, what string, old, new *model.PushContext, req *model.PushRequest, proxies []*model.Proxy, grpcNames []string) {
 	t.Helper()
 	for _, p := range proxies {
-		for _, typ := range allTypes {
-			if req != nil && req.FullType(p, typ) {
-				continue
-			}
+		for _, typ := range append(allTypes, generate.VirtualHostType) {
 			var names []string
-			if p.IsGRPC() && (typ == generate.ListenerType || typ == generate.RouteType) {
+			switch {
+			case typ == generate.VirtualHostType:
+				if !p.OnDemandRoutes() {
+					continue
+				}
+				names = vhdsNames(t, old, new, p)
+			case p.IsGRPC() && (typ == generate.ListenerType || typ == generate.RouteType):
 				names = grpcNames
+			}
+			pushed := req != nil && req.FullType(p, typ)
+			var keep func(string) bool
+			if pushed && req.Hosts != nil && !atProxyAddress(req, p) {
+				var all bool
+				if all, keep = generate.RouteScope(new, p, typ, req.Hosts); !all {
+					pushed = false
+					if keep == nil {
+						keep = func(string) bool { return false }
+					}
+				}
+			}
+			if pushed {
+				continue
 			}
 			before, after := wireOf(t, old, p, typ, names), wireOf(t, new, p, typ, names)
 			for _, n := range union(before, after) {
@@ -60,12 +84,66 @@ func checkCovers(t *testing.T, what string, old, new *model.PushContext, req *mo
 						}
 					}
 				}
+				if keep != nil && keep(n) {
+					continue
+				}
 				if !bytes.Equal(before[n], after[n]) {
 					t.Errorf("%s: proxy %s keeps a stale %s %q (request %+v)", what, p.ID, typ[strings.LastIndexByte(typ, '.')+1:], n, req)
 				}
 			}
 		}
 	}
+}
+
+func atProxyAddress(req *model.PushRequest, p *model.Proxy) bool {
+	for _, ip := range p.IPAddresses {
+		if _, ok := req.Addresses[ip]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// vhdsNames returns the VHDS names an on-demand proxy can ask for in either
+// push context: "RC/DOMAIN" for every domain of every virtual host of its
+// route configurations as a proxy without on-demand routes gets them, and
+// a host no virtual host names.
+func vhdsNames(t *testing.T, old, new *model.PushContext, p *model.Proxy) []string {
+	t.Helper()
+	whole := *p
+	whole.Metadata = maps.Clone(p.Metadata)
+	delete(whole.Metadata, model.OnDemandRoutesKey)
+	seen := map[string]struct{}{}
+	var out []string
+	for _, pc := range []*model.PushContext{old, new} {
+		rs, err := generate.Generate(pc, &whole, generate.RouteType, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rs {
+			rc, ok := r.Resource.(*routev3.RouteConfiguration)
+			if !ok {
+				continue
+			}
+			add := func(d string) {
+				n := rc.GetName() + "/" + d
+				if _, dup := seen[n]; !dup {
+					seen[n] = struct{}{}
+					out = append(out, n)
+				}
+			}
+			add("unknown.example.org:80")
+			for _, vh := range rc.GetVirtualHosts() {
+				for _, d := range vh.GetDomains() {
+					if d != "*" {
+						add(d)
+					}
+				}
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 func union(a, b map[string][]byte) []string {
@@ -212,7 +290,8 @@ func TestPushCoversChange(t *testing.T) {
 }
 
 // probeProxies returns proxies that see a mesh from every side: sidecars
-// with and without capture at the first workload's address, a gateway, and
+// with and without capture at the first workload's address (each also with
+// on-demand virtual hosts), a gateway, and
 // a gRPC client naming every service port.
 func probeProxies(reg *registry.Snapshot) ([]*model.Proxy, []string) {
 	ip, labels, ns := "10.200.0.1", map[string]string{"app": "probe"}, "default"
@@ -232,7 +311,10 @@ func probeProxies(reg *registry.Snapshot) ([]*model.Proxy, []string) {
 		IPAddresses: []string{"10.200.0.3"}, Name: "gw", Namespace: "istio-system",
 		Labels: map[string]string{"istio": "ingressgateway"}, Metadata: map[string]string{},
 	}
-	return []*model.Proxy{sidecarAt(ip, ns, labels, false), sidecarAt(ip, ns, labels, true), gw, grpc}, grpcNames
+	onDemand, onDemandNone := sidecarAt(ip, ns, labels, false), sidecarAt(ip, ns, labels, true)
+	onDemand.ID, onDemandNone.ID = onDemand.ID+"-vhds", onDemandNone.ID+"-vhds"
+	onDemand.Metadata[model.OnDemandRoutesKey], onDemandNone.Metadata[model.OnDemandRoutesKey] = "true", "true"
+	return []*model.Proxy{sidecarAt(ip, ns, labels, false), sidecarAt(ip, ns, labels, true), onDemand, onDemandNone, gw, grpc}, grpcNames
 }
 
 const l4Mesh = `apiVersion: networking.istio.io/v1

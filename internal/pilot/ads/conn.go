@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,11 +33,13 @@ type conn struct {
 
 	mu           sync.Mutex
 	watches      map[string]*watch
+	ordered      []*watch // watches in push order, replaced (never modified) by addWatch
 	pending      *model.PushRequest
 	pendingSince time.Time
 	sending      string // type URL of the response in flight, "" when idle
 
-	nonce uint64 // loop only
+	nonce uint64   // loop only
+	slot  pushSlot // the push slot the loop holds or held last (loop only)
 }
 
 // watch is the state of one resource type on one connection.
@@ -133,28 +136,59 @@ func (c *conn) takePending() (*model.PushRequest, time.Time) {
 func (c *conn) addWatch(w *watch) {
 	c.mu.Lock()
 	c.watches[w.typeURL] = w
-	c.mu.Unlock()
-}
-
-// orderedWatches returns the watches in push order (CDS, EDS, LDS, RDS, others).
-func (c *conn) orderedWatches() []*watch {
-	out := make([]*watch, 0, len(c.watches))
-	for _, w := range c.watches {
-		out = append(out, w)
+	// A new slice, so that a caller still holding the previous one (a
+	// push in progress, Status) keeps a consistent list.
+	ordered := make([]*watch, 0, len(c.watches))
+	for _, x := range c.watches {
+		ordered = append(ordered, x)
 	}
-	slices.SortFunc(out, func(a, b *watch) int {
+	slices.SortFunc(ordered, func(a, b *watch) int {
 		if d := orderRank(a.typeURL) - orderRank(b.typeURL); d != 0 {
 			return d
 		}
-		if a.typeURL < b.typeURL {
-			return -1
-		}
-		if a.typeURL > b.typeURL {
-			return 1
-		}
-		return 0
+		return strings.Compare(a.typeURL, b.typeURL)
 	})
-	return out
+	c.ordered = ordered
+	c.mu.Unlock()
+}
+
+// orderedWatches returns the watches in push order (CDS, EDS, LDS, RDS,
+// others). The slice is kept from one addWatch to the next (every push
+// asked for it, and sorting it each time was a few percent of a push to
+// a thousand proxies): callers must not modify it. Read by the loop, or
+// under mu.
+func (c *conn) orderedWatches() []*watch { return c.ordered }
+
+// scopedNames says what a full push of w's type regenerates when req
+// narrows it to the routes of req.Hosts (Config.RouteScope): every name
+// (nil, false), only names, or nothing (skip). A push at one of the
+// proxy's addresses, and a wildcard watch, regenerate everything.
+func (c *conn) scopedNames(pc *model.PushContext, req *model.PushRequest, w *watch) (names []string, skip bool) {
+	if req.Hosts == nil || c.s.routeScope == nil || pc == nil || w.wildcard || atAddress(req, c.proxy) {
+		return nil, false
+	}
+	all, keep := c.s.routeScope(pc, c.proxy, w.typeURL, req.Hosts)
+	if all {
+		return nil, false
+	}
+	if keep != nil {
+		for _, n := range w.sortedNames() {
+			if keep(n) {
+				names = append(names, n)
+			}
+		}
+	}
+	return names, len(names) == 0
+}
+
+// atAddress reports whether req changed workloads at one of p's addresses.
+func atAddress(req *model.PushRequest, p *model.Proxy) bool {
+	for _, ip := range p.IPAddresses {
+		if _, ok := req.Addresses[ip]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *conn) nextNonce() string {
@@ -168,7 +202,7 @@ func (c *conn) nextNonce() string {
 // gRPC. A failure is recorded on the watch and logged, ok is false and the
 // slot is already free; the caller keeps the last config on the proxy.
 func (c *conn) generate(ctx context.Context, pc *model.PushContext, w *watch, names []string, withVersions bool) (out []marshaled, slot *pushSlot, ok bool, err error) {
-	slot, err = c.s.throttle(ctx)
+	slot, err = c.s.throttle(ctx, &c.slot)
 	if err != nil {
 		return nil, nil, false, err
 	}

@@ -110,9 +110,14 @@ func (w *watch) forgetUnsubscribed(t *knownTables) {
 // push sends what changed since the client's known versions, in Envoy's
 // make-before-break order.
 func (st *deltaStream) push(req *model.PushRequest, since time.Time) error {
+	pc := st.c.s.current()
 	for _, w := range st.c.orderedWatches() {
 		if req.FullType(st.c.proxy, w.typeURL) {
-			if err := st.respond(w, nil, since, false, false); err != nil {
+			names, skip := st.c.scopedNames(pc, req, w)
+			if skip {
+				continue
+			}
+			if err := st.respond(w, names, since, false, false); err != nil {
 				return err
 			}
 			continue

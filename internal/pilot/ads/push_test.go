@@ -324,3 +324,77 @@ func TestSendTimeoutDisconnectsStuckClient(t *testing.T) {
 		t.Fatalf("pilot_xds = %v after the stuck proxy was dropped", got)
 	}
 }
+
+// A full push narrowed to some hosts' routes (PushRequest.Hosts) asks the
+// generator only for the names Config.RouteScope keeps: Delta sends those
+// that changed, SotW skips a type of which it keeps nothing and otherwise
+// answers with every name, as the protocol requires.
+func TestHostScopedPush(t *testing.T) {
+	routes := []string{"80", "81", "82"}
+	for _, kind := range []string{"sotw", "delta"} {
+		t.Run(kind, func(t *testing.T) {
+			m := newTestMesh()
+			keepNames := map[string]bool{"81": true}
+			e := newEnv(t, m, func(c *Config) {
+				c.RouteScope = func(_ *model.PushContext, p *model.Proxy, typeURL string, hosts map[string]struct{}) (bool, func(string) bool) {
+					if typeURL != RouteType {
+						return true, nil
+					}
+					if _, ok := hosts["none.example"]; ok {
+						return false, nil
+					}
+					return false, func(n string) bool { return keepNames[n] }
+				}
+			})
+			st := baseState()
+			st.routes = map[string]string{"80": "a", "81": "b", "82": "c"}
+			e.ads.Push(m.set("v1", st), nil)
+			cc := e.dial(t)
+			var sc *sotwClient
+			var dc *deltaClient
+			if kind == "sotw" {
+				sc = e.sotw(t, cc, "p1")
+				sc.request(RouteType, routes...)
+				sc.ack(sc.expect(RouteType, "v1", routes...), routes...)
+				sc.barrier()
+			} else {
+				dc = e.delta(t, cc, "p1")
+				dc.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: RouteType, ResourceNamesSubscribe: routes})
+				dc.expect(RouteType, routes, nil)
+				dc.barrier()
+			}
+			m.takeCalls()
+			scoped := func(host string) *model.PushRequest {
+				return &model.PushRequest{Full: true, Types: map[string]struct{}{RouteType: {}}, Hosts: map[string]struct{}{host: {}}}
+			}
+			next := func(v, host string) {
+				n := *st
+				n.routes = map[string]string{"80": "a-" + v, "81": "b-" + v, "82": "c-" + v}
+				e.ads.Push(m.set(v, &n), scoped(host))
+			}
+			// Every route changes; the scope keeps 81.
+			next("v2", "svc.example")
+			if kind == "sotw" {
+				sc.ack(sc.expect(RouteType, "v2", routes...), routes...)
+				sc.barrier()
+			} else {
+				dc.expect(RouteType, []string{"81"}, nil)
+				dc.barrier()
+			}
+			if got, want := xdsCalls(m), []string{"p1.default rds [81]"}; kind == "delta" && !slices.Equal(got, want) {
+				t.Fatalf("generator calls %q, want %q", got, want)
+			}
+			m.takeCalls()
+			// The scope keeps nothing: no generation, no response.
+			next("v3", "none.example")
+			if kind == "sotw" {
+				sc.barrier()
+			} else {
+				dc.barrier()
+			}
+			if got := xdsCalls(m); len(got) != 0 {
+				t.Fatalf("generator calls %q for a push whose scope keeps nothing", got)
+			}
+		})
+	}
+}

@@ -35,6 +35,12 @@ type Config struct {
 	// it is nil, or returns ok false for a name, that cluster is regenerated on
 	// every endpoint-only push (generate.ClusterHost fits Istio's names).
 	ClusterHost func(clusterName string) (host string, ok bool)
+	// RouteScope, when set, narrows a full push that carries Hosts (a
+	// change of those hosts' HTTP routes alone): for each type it pushes, a
+	// connection regenerates only the names RouteScope keeps, and skips the
+	// type when it keeps none (generate.RouteScope). Without it, such a
+	// push regenerates every name of its types.
+	RouteScope func(pc *model.PushContext, p *model.Proxy, typeURL string, hosts map[string]struct{}) (all bool, keep func(name string) bool)
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Metrics registers the pilot_xds* metrics; nil means not registered.
@@ -90,6 +96,7 @@ type Server struct {
 
 	generate    model.GenerateFunc
 	clusters    *clusterIndex // nil without Config.ClusterHost
+	routeScope  func(*model.PushContext, *model.Proxy, string, map[string]struct{}) (bool, func(string) bool)
 	log         *slog.Logger
 	metrics     *metrics
 	sendTimeout time.Duration
@@ -154,6 +161,7 @@ func New(cfg Config) *Server {
 		noCache:     cfg.DisableCache,
 		generate:    cfg.Generate,
 		clusters:    clusters,
+		routeScope:  cfg.RouteScope,
 		log:         log,
 		metrics:     newMetrics(cfg.Metrics, log),
 		sendTimeout: cfg.SendTimeout,
@@ -221,14 +229,18 @@ func (p *pushSlot) release() {
 	}
 }
 
-// throttle waits for a push slot.
-func (s *Server) throttle(ctx context.Context) (*pushSlot, error) {
+// throttle waits for a push slot and returns it as slot, which the caller
+// reuses from one response to the next (one connection's loop goroutine
+// holds at most one slot at a time, so no slot is allocated per response).
+func (s *Server) throttle(ctx context.Context, slot *pushSlot) (*pushSlot, error) {
 	if s.pushSlots == nil {
-		return &pushSlot{}, nil
+		*slot = pushSlot{}
+		return slot, nil
 	}
 	select {
 	case s.pushSlots <- struct{}{}:
-		return &pushSlot{slots: s.pushSlots}, nil
+		*slot = pushSlot{slots: s.pushSlots}
+		return slot, nil
 	case <-ctx.Done():
 		return nil, status.FromContextError(ctx.Err()).Err()
 	case <-s.closing:

@@ -181,6 +181,12 @@ type PushRequest struct {
 	// EDSHosts lists service hostnames whose endpoints changed: EDS for these
 	// services is pushed (on its own when Full is false).
 	EDSHosts map[string]struct{}
+	// Hosts, when not nil on a full request, says the change altered only
+	// the HTTP routes of these hosts (FQDNs or wildcards, as VirtualService
+	// hosts resolve): a proxy's resources of Types that do not depend on
+	// them may be skipped (generate.RouteScope decides which). nil means
+	// unknown: everything in Types.
+	Hosts map[string]struct{}
 	// Addresses lists workload addresses whose workloads (ports, services)
 	// changed: a proxy with one of these IPs gets every type, because its
 	// inbound listeners and clusters follow the workloads at its own address.
@@ -243,6 +249,13 @@ func (r *PushRequest) Merge(o *PushRequest) *PushRequest {
 	}
 	if !m.Full || m.Types != nil {
 		m.EDSHosts = unionSets(r.EDSHosts, o.EDSHosts)
+	}
+	// Hosts narrow a full request only while every full side narrows it.
+	if m.Types != nil && (!r.Full || r.Hosts != nil) && (!o.Full || o.Hosts != nil) {
+		m.Hosts = unionSets(r.Hosts, o.Hosts)
+		if m.Hosts == nil {
+			m.Hosts = map[string]struct{}{}
+		}
 	}
 	m.Addresses = unionSets(r.Addresses, o.Addresses)
 	return m

@@ -1,0 +1,134 @@
+package generate
+
+import (
+	"strings"
+
+	"github.com/mast-mesh/mast/internal/pilot/model"
+	"github.com/mast-mesh/mast/internal/registry"
+)
+
+// RouteScope says which of a proxy's resources of typeURL a change can
+// alter that changed only the HTTP routes of hosts (model.PushRequest.Hosts:
+// the hosts of the VirtualServices that changed, FQDNs or wildcards): every
+// one (all), or those keep accepts by name (keep nil: none). It is the
+// generators' own account of what a sidecar's routes depend on, so that
+// the ADS server wakes and regenerates only what such a change touches:
+//
+//   - a VirtualService reaches a sidecar's route configurations only as the
+//     routes of the virtual hosts of the services in its scope that its
+//     hosts name (SidecarScope.VirtualServicesFor), so a proxy whose scope
+//     has none of them keeps every route configuration;
+//   - an on-demand proxy's VHDS stubs ("PORT", "http_proxy") are its route
+//     configurations without virtual hosts, which no route reaches;
+//   - its virtual hosts ("RC/HOST") are selected by exact domain, and a
+//     service's domains are its hostname, the short names of it and its
+//     addresses (with and without the port), so only the names whose host
+//     is one of those of a named service can select a changed virtual host.
+//
+// Other proxies (gateways, proxyless gRPC) and types get all. keep is
+// conservative: it may accept a name that does not change, never the
+// reverse: controlplane's TestPushCoversChange and
+// TestVirtualServiceChangesSkipListeners hold it to the generators for every
+// VirtualService of the tree's testdata, removed and restored.
+func RouteScope(pc *model.PushContext, p *model.Proxy, typeURL string, hosts map[string]struct{}) (all bool, keep func(name string) bool) {
+	if pc == nil || p == nil || p.Type != model.SidecarProxy || p.IsGRPC() || hosts == nil {
+		return true, nil
+	}
+	switch typeURL {
+	case RouteType, VirtualHostType:
+	default:
+		return true, nil
+	}
+	g := newGen(pc, p)
+	touched := touchedServices(g.scope, hosts)
+	onDemand := g.onDemand()
+	if typeURL == RouteType {
+		switch {
+		case len(touched) == 0:
+			return false, nil
+		case onDemand:
+			// Stubs stay; route configurations served whole (bound egress
+			// ports) may change.
+			return false, func(n string) bool { return g.fullRoute(n) == nil }
+		}
+		return true, nil
+	}
+	if !onDemand {
+		return true, nil // no virtual hosts to serve
+	}
+	if len(touched) == 0 {
+		return false, nil
+	}
+	domains := map[string]struct{}{}
+	for _, svc := range touched {
+		if strings.IndexByte(svc.Hostname, '*') >= 0 {
+			return true, nil // a wildcard service's virtual host is selected by suffix
+		}
+		domains[strings.ToLower(svc.Hostname)] = struct{}{}
+		for _, s := range g.shortNames(svc.Hostname) {
+			domains[strings.ToLower(s)] = struct{}{}
+		}
+		for _, vip := range svc.Addresses {
+			domains[strings.ToLower(vip)] = struct{}{}
+		}
+	}
+	return false, func(n string) bool {
+		i := strings.LastIndexByte(n, '/')
+		if i < 0 {
+			return true
+		}
+		host := strings.ToLower(n[i+1:])
+		if _, ok := domains[host]; ok {
+			return true
+		}
+		if j := strings.LastIndexByte(host, ':'); j >= 0 && isDigits(host[j+1:]) {
+			_, ok := domains[host[:j]]
+			return ok
+		}
+		return false
+	}
+}
+
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// touchedServices returns the services of scope that hosts name as
+// SidecarScope.VirtualServicesFor matches VirtualService hosts: an exact
+// host names the service of that hostname, a wildcard every service it
+// matches. Exact hosts are looked up, so that the usual change (a few exact
+// hosts) costs a few map lookups per proxy, not a walk of its scope.
+func touchedServices(scope *model.SidecarScope, hosts map[string]struct{}) []*registry.Service {
+	var out []*registry.Service
+	wildcard := false
+	for h := range hosts {
+		if strings.HasPrefix(h, "*") {
+			wildcard = true
+			continue
+		}
+		if svc := scope.Service(h); svc != nil {
+			out = append(out, svc)
+		}
+	}
+	if !wildcard {
+		return out
+	}
+	out = out[:0]
+	for _, svc := range scope.Services {
+		for h := range hosts {
+			if model.HostMatches(h, svc.Hostname) {
+				out = append(out, svc)
+				break
+			}
+		}
+	}
+	return out
+}

@@ -49,6 +49,8 @@ func TestLinksNoControlPlaneLibraries(t *testing.T) {
 		"github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/",
 		"github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/proxy_protocol/",
 		"github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/raw_buffer/",
+		// jwt_authn (internal/proxy/filter/jwtauthn).
+		"github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/jwt_authn/",
 	}
 	deps := strings.Fields(string(out))
 	if len(deps) < 10 {

@@ -71,7 +71,7 @@ func jwtOf(t *testing.T, hcms map[string]*hcmv3.HttpConnectionManager) map[strin
 			if err := j.Validate(); err != nil {
 				t.Errorf("%s: go-control-plane validation: %v", name, err)
 			}
-			if _, err := jwtauthn.Parse(&j); err != nil {
+			if _, err := jwtauthn.ParseAny(f.GetTypedConfig()); err != nil {
 				t.Errorf("%s: mast-proxy NACKs it: %v", name, err)
 			}
 			out[name] = &j

@@ -168,6 +168,16 @@ func decode(t Table, d int, b []byte, depth int) (*Msg, error) {
 				return nil, fmt.Errorf("%s.%s: invalid UTF-8", desc.Name, fd.Name)
 			}
 		}
+		if fd.Kind == Message {
+			// proto.Unmarshal parses every occurrence of a message
+			// field, even one a later oneof member or occurrence
+			// replaces or merges with.
+			sub, err := decode(t, fd.Msg, v.B, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			v.M = sub
+		}
 		if fd.Oneof != 0 {
 			for j := range desc.Fields {
 				if j != i && desc.Fields[j].Oneof == fd.Oneof {
@@ -179,27 +189,41 @@ func decode(t Table, d int, b []byte, depth int) (*Msg, error) {
 		case fd.List:
 			m.vals[i] = append(m.vals[i], v)
 		case fd.Kind == Message && len(m.vals[i]) == 1:
-			// A singular message's occurrences merge: decoding their
-			// concatenation is the merge.
-			m.vals[i][0].B = append(slices.Clip(m.vals[i][0].B), v.B...)
+			// A singular message's occurrences merge.
+			m.vals[i][0].M.merge(v.M)
 		default:
 			m.vals[i] = []Val{v}
 		}
 	}
-	for i := range desc.Fields {
-		fd := &desc.Fields[i]
-		if fd.Kind != Message {
+	return m, nil
+}
+
+// merge merges src into m as proto.Merge does: lists append, scalars
+// replace, singular messages merge, and a oneof member set in src clears
+// m's other members.
+func (m *Msg) merge(src *Msg) {
+	fields := m.t[m.d].Fields
+	for i, vs := range src.vals {
+		if len(vs) == 0 {
 			continue
 		}
-		for j := range m.vals[i] {
-			sub, err := decode(t, fd.Msg, m.vals[i][j].B, depth+1)
-			if err != nil {
-				return nil, err
+		fd := &fields[i]
+		if fd.Oneof != 0 {
+			for j := range fields {
+				if j != i && fields[j].Oneof == fd.Oneof {
+					m.vals[j] = nil
+				}
 			}
-			m.vals[i][j].M = sub
+		}
+		switch {
+		case fd.List:
+			m.vals[i] = append(m.vals[i], vs...)
+		case fd.Kind == Message && len(m.vals[i]) == 1:
+			m.vals[i][0].M.merge(vs[0].M)
+		default:
+			m.vals[i] = []Val{vs[0]}
 		}
 	}
-	return m, nil
 }
 
 func (m *Msg) appendPacked(i int, k Kind, b []byte) error {

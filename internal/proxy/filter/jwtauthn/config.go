@@ -11,10 +11,9 @@ import (
 	"sort"
 	"strings"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	jwtv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/jwt_authn/v3"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/mast-mesh/mast/internal/proxy/pbwire"
 )
 
 // FilterName is the filter's name in an HCM's http_filters.
@@ -105,34 +104,114 @@ type requirement struct {
 	allowMissing, allowMissingOrFailed bool
 }
 
+// Field numbers of envoy.extensions.filters.http.jwt_authn.v3 messages
+// and of the route match and data source they hold.
+const (
+	jaProviders      = 1 // JwtAuthentication
+	jaRules          = 2
+	jaFilterState    = 3
+	jaBypassCORS     = 4
+	jaRequirementMap = 5
+	jaStripFailure   = 6
+
+	fsName     = 1 // FilterStateRule
+	fsRequires = 3
+
+	ruleMatch    = 1 // RequirementRule
+	ruleRequires = 2
+	ruleReqName  = 3
+
+	pvIssuer          = 1 // JwtProvider
+	pvAudiences       = 2
+	pvRemoteJwks      = 3
+	pvLocalJwks       = 4
+	pvForward         = 5
+	pvFromHeaders     = 6
+	pvFromParams      = 7
+	pvPayloadHeader   = 8
+	pvPayloadMeta     = 9
+	pvClockSkew       = 10
+	pvPadPayload      = 11
+	pvCacheConfig     = 12
+	pvFromCookies     = 13
+	pvHeaderMeta      = 14
+	pvClaimToHeaders  = 15
+	pvFailedMeta      = 16
+	pvClearRouteCache = 17
+	pvNormalize       = 18
+	pvSubjects        = 19
+	pvRequireExp      = 20
+	pvMaxLifetime     = 21
+
+	jhName   = 1 // JwtHeader
+	jhPrefix = 2
+
+	chHeader = 1 // JwtClaimToHeader
+	chName   = 2
+	chPath   = 3
+	segKey   = 1
+
+	dsFilename = 1 // core.v3.DataSource
+	dsBytes    = 2
+	dsString   = 3
+	dsEnv      = 4
+
+	jrProvider         = 1 // JwtRequirement
+	jrProviderAud      = 2
+	jrAny              = 3
+	jrAll              = 4
+	jrAllowMissingFail = 5
+	jrAllowMissing     = 6
+	jrExtractOnly      = 7
+	listRequirements   = 1 // JwtRequirementOrList, JwtRequirementAndList
+	paProvider         = 1 // ProviderWithAudiences
+	paAudiences        = 2
+
+	rmPrefix          = 1 // route.v3.RouteMatch
+	rmPath            = 2
+	rmCaseSensitive   = 4
+	rmHeaders         = 6
+	rmQuery           = 7
+	rmGrpc            = 8
+	rmRuntimeFraction = 9
+	rmSafeRegex       = 10
+	rmTLSContext      = 11
+	rmConnect         = 12
+	rmDynamicMeta     = 13
+	rmSeparatedPrefix = 14
+	rmPathPolicy      = 15
+	rmFilterState     = 16
+	rmCookies         = 17
+	regexRegex        = 2 // RegexMatcher
+	boolValue         = 1 // google.protobuf.BoolValue
+)
+
 // ParseAny parses a typed_config of the jwt_authn filter.
 func ParseAny(a *anypb.Any) (*Config, error) {
-	var m jwtv3.JwtAuthentication
-	if err := a.UnmarshalTo(&m); err != nil {
-		return nil, fmt.Errorf("typed_config: %w", err)
-	}
-	return Parse(&m)
+	return Parse(a.GetValue())
 }
 
-// Parse validates a JwtAuthentication and compiles it. Every field this
-// filter does not honour is an error naming it.
-func Parse(m *jwtv3.JwtAuthentication) (*Config, error) {
-	if len(m.GetFilterStateRules().GetRequires()) > 0 || m.GetFilterStateRules().GetName() != "" {
+// Parse decodes a JwtAuthentication from its wire bytes, validates it and
+// compiles it. Every field this filter does not honour is an error naming
+// it.
+func Parse(b []byte) (*Config, error) {
+	m, err := pbwire.Decode(wireTable, wireJwtAuthentication, b)
+	if err != nil {
+		return nil, fmt.Errorf("typed_config: %w", err)
+	}
+	if fs := m.Sub(jaFilterState); fs.Has(fsRequires) || fs.Str(fsName) != "" {
 		return nil, fmt.Errorf("filter_state_rules: not supported")
 	}
 	c := &Config{
 		providers:    map[string]*Provider{},
-		bypassCORS:   m.GetBypassCorsPreflight(),
-		stripFailure: m.GetStripFailureResponse(),
+		bypassCORS:   m.Bool(jaBypassCORS),
+		stripFailure: m.Bool(jaStripFailure),
 	}
-	names := make([]string, 0, len(m.GetProviders()))
-	for n := range m.GetProviders() {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	pnames, pvals := m.Map(jaProviders)
 	seen := map[string]bool{}
-	for _, n := range names {
-		p, err := parseProvider(n, m.GetProviders()[n])
+	for _, i := range sortedIndex(pnames) {
+		n := pnames[i]
+		p, err := parseProvider(n, pvals[i])
 		if err != nil {
 			return nil, fmt.Errorf("providers[%q]: %w", n, err)
 		}
@@ -146,29 +225,30 @@ func Parse(m *jwtv3.JwtAuthentication) (*Config, error) {
 		}
 	}
 	reqMap := map[string]*requirement{}
-	for n, r := range m.GetRequirementMap() {
-		req, err := c.parseRequirement(r, 0)
+	rnames, rvals := m.Map(jaRequirementMap)
+	for _, i := range sortedIndex(rnames) {
+		req, err := c.parseRequirement(rvals[i], 0)
 		if err != nil {
-			return nil, fmt.Errorf("requirement_map[%q]: %w", n, err)
+			return nil, fmt.Errorf("requirement_map[%q]: %w", rnames[i], err)
 		}
-		reqMap[n] = req
+		reqMap[rnames[i]] = req
 	}
-	for i, r := range m.GetRules() {
-		pm, err := parsePathMatch(r.GetMatch())
+	for i, r := range m.Subs(jaRules) {
+		pm, err := parsePathMatch(r.Sub(ruleMatch))
 		if err != nil {
 			return nil, fmt.Errorf("rules[%d].match: %w", i, err)
 		}
 		ru := rule{match: pm}
-		switch t := r.GetRequirementType().(type) {
-		case nil:
-		case *jwtv3.RequirementRule_Requires:
-			if ru.req, err = c.parseRequirement(t.Requires, 0); err != nil {
+		switch r.Oneof(ruleRequires, ruleReqName) {
+		case ruleRequires:
+			if ru.req, err = c.parseRequirement(r.Sub(ruleRequires), 0); err != nil {
 				return nil, fmt.Errorf("rules[%d].requires: %w", i, err)
 			}
-		case *jwtv3.RequirementRule_RequirementName:
-			req, ok := reqMap[t.RequirementName]
+		case ruleReqName:
+			name := r.Str(ruleReqName)
+			req, ok := reqMap[name]
 			if !ok {
-				return nil, fmt.Errorf("rules[%d].requirement_name: %q is not in requirement_map", i, t.RequirementName)
+				return nil, fmt.Errorf("rules[%d].requirement_name: %q is not in requirement_map", i, name)
 			}
 			ru.req = req
 		}
@@ -177,46 +257,56 @@ func Parse(m *jwtv3.JwtAuthentication) (*Config, error) {
 	return c, nil
 }
 
-func parseProvider(name string, p *jwtv3.JwtProvider) (*Provider, error) {
+// sortedIndex returns the indexes of names in name order.
+func sortedIndex(names []string) []int {
+	idx := make([]int, len(names))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.Slice(idx, func(a, b int) bool { return names[idx[a]] < names[idx[b]] })
+	return idx
+}
+
+func parseProvider(name string, p *pbwire.Msg) (*Provider, error) {
 	switch {
-	case p.GetSubjects() != nil:
+	case p.Has(pvSubjects):
 		return nil, fmt.Errorf("subjects: not supported")
-	case p.GetNormalizePayloadInMetadata() != nil:
+	case p.Has(pvNormalize):
 		return nil, fmt.Errorf("normalize_payload_in_metadata: not supported")
-	case p.GetHeaderInMetadata() != "":
+	case p.Str(pvHeaderMeta) != "":
 		return nil, fmt.Errorf("header_in_metadata: not supported")
-	case p.GetFailedStatusInMetadata() != "":
+	case p.Str(pvFailedMeta) != "":
 		return nil, fmt.Errorf("failed_status_in_metadata: not supported")
-	case p.GetJwtCacheConfig() != nil:
+	case p.Has(pvCacheConfig):
 		return nil, fmt.Errorf("jwt_cache_config: not supported")
-	case p.GetMaxLifetime() != nil:
+	case p.Has(pvMaxLifetime):
 		return nil, fmt.Errorf("max_lifetime: not supported")
-	case p.GetClearRouteCache():
+	case p.Bool(pvClearRouteCache):
 		return nil, fmt.Errorf("clear_route_cache: not supported (claim_to_headers never changes the chosen route)")
 	}
 	out := &Provider{
 		Name:              name,
-		Issuer:            p.GetIssuer(),
-		forward:           p.GetForward(),
-		params:            p.GetFromParams(),
-		cookies:           p.GetFromCookies(),
-		payloadHeader:     strings.ToLower(p.GetForwardPayloadHeader()),
-		padPayloadHeader:  p.GetPadForwardPayloadHeader(),
-		PayloadInMetadata: p.GetPayloadInMetadata(),
+		Issuer:            p.Str(pvIssuer),
+		forward:           p.Bool(pvForward),
+		params:            p.Strs(pvFromParams),
+		cookies:           p.Strs(pvFromCookies),
+		payloadHeader:     strings.ToLower(p.Str(pvPayloadHeader)),
+		padPayloadHeader:  p.Bool(pvPadPayload),
+		PayloadInMetadata: p.Str(pvPayloadMeta),
 		clockSkew:         defaultClockSkew,
-		requireExp:        p.GetRequireExpiration(),
+		requireExp:        p.Bool(pvRequireExp),
 	}
-	if p.ClockSkewSeconds != 0 {
-		out.clockSkew = int64(p.GetClockSkewSeconds())
+	if s := p.U32(pvClockSkew); s != 0 {
+		out.clockSkew = int64(s)
 	}
-	for _, a := range p.GetAudiences() {
+	for _, a := range p.Strs(pvAudiences) {
 		out.audiences = append(out.audiences, normalizeAudience(a))
 	}
-	for i, h := range p.GetFromHeaders() {
-		if h.GetName() == "" {
+	for i, h := range p.Subs(pvFromHeaders) {
+		if h.Str(jhName) == "" {
 			return nil, fmt.Errorf("from_headers[%d].name: empty", i)
 		}
-		out.headers = append(out.headers, headerLocation{name: strings.ToLower(h.GetName()), prefix: h.GetValuePrefix()})
+		out.headers = append(out.headers, headerLocation{name: strings.ToLower(h.Str(jhName)), prefix: h.Str(jhPrefix)})
 	}
 	for i, n := range out.params {
 		if n == "" {
@@ -233,33 +323,33 @@ func parseProvider(name string, p *jwtv3.JwtProvider) (*Provider, error) {
 		out.headers = []headerLocation{{name: "authorization", prefix: "Bearer "}}
 		out.params = []string{"access_token"}
 	}
-	for i, ch := range p.GetClaimToHeaders() {
-		if ch.GetHeaderName() == "" {
+	for i, ch := range p.Subs(pvClaimToHeaders) {
+		if ch.Str(chHeader) == "" {
 			return nil, fmt.Errorf("claim_to_headers[%d].header_name: empty", i)
 		}
 		var path []string
 		switch {
-		case len(ch.GetClaimPath()) > 0:
-			for _, s := range ch.GetClaimPath() {
-				path = append(path, s.GetKey())
+		case ch.Has(chPath):
+			for _, s := range ch.Subs(chPath) {
+				path = append(path, s.Str(segKey))
 			}
-		case ch.GetClaimName() != "":
-			path = strings.Split(ch.GetClaimName(), ".")
+		case ch.Str(chName) != "":
+			path = strings.Split(ch.Str(chName), ".")
 		default:
 			return nil, fmt.Errorf("claim_to_headers[%d]: claim_name or claim_path is required", i)
 		}
-		out.claimHeaders = append(out.claimHeaders, claimHeader{header: strings.ToLower(ch.GetHeaderName()), path: path})
+		out.claimHeaders = append(out.claimHeaders, claimHeader{header: strings.ToLower(ch.Str(chHeader)), path: path})
 	}
-	switch src := p.GetJwksSourceSpecifier().(type) {
-	case *jwtv3.JwtProvider_LocalJwks:
-		doc, err := dataSource(src.LocalJwks)
+	switch p.Oneof(pvLocalJwks, pvRemoteJwks) {
+	case pvLocalJwks:
+		doc, err := dataSource(p.Sub(pvLocalJwks))
 		if err != nil {
 			return nil, fmt.Errorf("local_jwks: %w", err)
 		}
 		if out.keys, err = ParseJWKS(doc); err != nil {
 			return nil, fmt.Errorf("local_jwks: %w", err)
 		}
-	case *jwtv3.JwtProvider_RemoteJwks:
+	case pvRemoteJwks:
 		return nil, fmt.Errorf("remote_jwks: not supported by mast-proxy; mastd fetches jwksUri and sends the keys inline as local_jwks, as istiod does by default")
 	default:
 		return nil, fmt.Errorf("jwks_source_specifier: local_jwks or remote_jwks is required")
@@ -267,15 +357,15 @@ func parseProvider(name string, p *jwtv3.JwtProvider) (*Provider, error) {
 	return out, nil
 }
 
-func dataSource(d *corev3.DataSource) ([]byte, error) {
-	switch s := d.GetSpecifier().(type) {
-	case *corev3.DataSource_InlineString:
-		return []byte(s.InlineString), nil
-	case *corev3.DataSource_InlineBytes:
-		return s.InlineBytes, nil
-	case *corev3.DataSource_Filename:
+func dataSource(d *pbwire.Msg) ([]byte, error) {
+	switch d.Oneof(dsString, dsBytes, dsFilename, dsEnv) {
+	case dsString:
+		return []byte(d.Str(dsString)), nil
+	case dsBytes:
+		return d.Bytes(dsBytes), nil
+	case dsFilename:
 		return nil, fmt.Errorf("filename: not supported (send the JWKS inline)")
-	case *corev3.DataSource_EnvironmentVariable:
+	case dsEnv:
 		return nil, fmt.Errorf("environment_variable: not supported (send the JWKS inline)")
 	}
 	return nil, fmt.Errorf("empty data source")
@@ -305,37 +395,39 @@ func normalizeAudience(a string) string {
 
 const maxRequirementDepth = 16
 
-func (c *Config) parseRequirement(r *jwtv3.JwtRequirement, depth int) (*requirement, error) {
+func (c *Config) parseRequirement(r *pbwire.Msg, depth int) (*requirement, error) {
 	if depth > maxRequirementDepth {
 		return nil, fmt.Errorf("nested more than %d deep", maxRequirementDepth)
 	}
-	switch t := r.GetRequiresType().(type) {
-	case nil:
+	switch r.Oneof(jrProvider, jrProviderAud, jrAny, jrAll, jrAllowMissingFail, jrAllowMissing, jrExtractOnly) {
+	case 0:
 		return &requirement{kind: reqAllowAll}, nil
-	case *jwtv3.JwtRequirement_ProviderName:
-		p, ok := c.providers[t.ProviderName]
+	case jrProvider:
+		name := r.Str(jrProvider)
+		p, ok := c.providers[name]
 		if !ok {
-			return nil, fmt.Errorf("provider_name: %q is not configured", t.ProviderName)
+			return nil, fmt.Errorf("provider_name: %q is not configured", name)
 		}
 		return &requirement{kind: reqProvider, provider: p}, nil
-	case *jwtv3.JwtRequirement_ProviderAndAudiences:
-		p, ok := c.providers[t.ProviderAndAudiences.GetProviderName()]
+	case jrProviderAud:
+		pa := r.Sub(jrProviderAud)
+		p, ok := c.providers[pa.Str(paProvider)]
 		if !ok {
-			return nil, fmt.Errorf("provider_and_audiences.provider_name: %q is not configured", t.ProviderAndAudiences.GetProviderName())
+			return nil, fmt.Errorf("provider_and_audiences.provider_name: %q is not configured", pa.Str(paProvider))
 		}
 		req := &requirement{kind: reqProvider, provider: p, audiences: []string{}}
-		for _, a := range t.ProviderAndAudiences.GetAudiences() {
+		for _, a := range pa.Strs(paAudiences) {
 			req.audiences = append(req.audiences, normalizeAudience(a))
 		}
 		return req, nil
-	case *jwtv3.JwtRequirement_RequiresAny:
+	case jrAny:
 		req := &requirement{kind: reqAny}
-		for i, ch := range t.RequiresAny.GetRequirements() {
-			switch ch.GetRequiresType().(type) {
-			case *jwtv3.JwtRequirement_AllowMissing:
+		for i, ch := range r.Sub(jrAny).Subs(listRequirements) {
+			switch ch.Oneof(jrAllowMissing, jrAllowMissingFail) {
+			case jrAllowMissing:
 				req.allowMissing = true
 				continue
-			case *jwtv3.JwtRequirement_AllowMissingOrFailed:
+			case jrAllowMissingFail:
 				req.allowMissingOrFailed = true
 				continue
 			}
@@ -355,9 +447,9 @@ func (c *Config) parseRequirement(r *jwtv3.JwtRequirement, depth int) (*requirem
 			return nil, fmt.Errorf("requires_any: no requirements")
 		}
 		return req, nil
-	case *jwtv3.JwtRequirement_RequiresAll:
+	case jrAll:
 		req := &requirement{kind: reqAll}
-		for i, ch := range t.RequiresAll.GetRequirements() {
+		for i, ch := range r.Sub(jrAll).Subs(listRequirements) {
 			cr, err := c.parseRequirement(ch, depth+1)
 			if err != nil {
 				return nil, fmt.Errorf("requires_all.requirements[%d]: %w", i, err)
@@ -368,54 +460,53 @@ func (c *Config) parseRequirement(r *jwtv3.JwtRequirement, depth int) (*requirem
 			return nil, fmt.Errorf("requires_all: no requirements")
 		}
 		return req, nil
-	case *jwtv3.JwtRequirement_AllowMissing:
+	case jrAllowMissing:
 		return &requirement{kind: reqAllowMissing}, nil
-	case *jwtv3.JwtRequirement_AllowMissingOrFailed:
+	case jrAllowMissingFail:
 		return &requirement{kind: reqAllowMissingOrFailed}, nil
-	case *jwtv3.JwtRequirement_ExtractOnlyWithoutValidation:
+	default: // jrExtractOnly
 		return nil, fmt.Errorf("extract_only_without_validation: not supported")
 	}
-	return nil, fmt.Errorf("unknown requirement type")
 }
 
-func parsePathMatch(m *routev3.RouteMatch) (pathMatch, error) {
+func parsePathMatch(m *pbwire.Msg) (pathMatch, error) {
 	switch {
 	case m == nil:
 		return pathMatch{}, fmt.Errorf("required")
-	case len(m.GetHeaders()) > 0:
+	case m.Has(rmHeaders):
 		return pathMatch{}, fmt.Errorf("headers: not supported")
-	case len(m.GetQueryParameters()) > 0:
+	case m.Has(rmQuery):
 		return pathMatch{}, fmt.Errorf("query_parameters: not supported")
-	case len(m.GetCookies()) > 0:
+	case m.Has(rmCookies):
 		return pathMatch{}, fmt.Errorf("cookies: not supported")
-	case m.GetGrpc() != nil:
+	case m.Has(rmGrpc):
 		return pathMatch{}, fmt.Errorf("grpc: not supported")
-	case m.GetTlsContext() != nil:
+	case m.Has(rmTLSContext):
 		return pathMatch{}, fmt.Errorf("tls_context: not supported")
-	case len(m.GetDynamicMetadata()) > 0:
+	case m.Has(rmDynamicMeta):
 		return pathMatch{}, fmt.Errorf("dynamic_metadata: not supported")
-	case len(m.GetFilterState()) > 0:
+	case m.Has(rmFilterState):
 		return pathMatch{}, fmt.Errorf("filter_state: not supported")
-	case m.GetRuntimeFraction() != nil:
+	case m.Has(rmRuntimeFraction):
 		return pathMatch{}, fmt.Errorf("runtime_fraction: not supported")
 	}
-	pm := pathMatch{caseInsensitive: m.GetCaseSensitive() != nil && !m.GetCaseSensitive().GetValue()}
-	switch p := m.GetPathSpecifier().(type) {
-	case *routev3.RouteMatch_Prefix:
-		pm.kind, pm.prefix = matchPrefix, p.Prefix
-	case *routev3.RouteMatch_Path:
-		pm.kind, pm.exact = matchExact, p.Path
-	case *routev3.RouteMatch_PathSeparatedPrefix:
-		pm.kind, pm.separated = matchSeparatedPrefix, p.PathSeparatedPrefix
-	case *routev3.RouteMatch_SafeRegex:
-		re, err := regexp.Compile("^(?:" + p.SafeRegex.GetRegex() + ")$")
+	pm := pathMatch{caseInsensitive: m.Has(rmCaseSensitive) && !m.Sub(rmCaseSensitive).Bool(boolValue)}
+	switch m.Oneof(rmPrefix, rmPath, rmSeparatedPrefix, rmSafeRegex, rmConnect, rmPathPolicy) {
+	case rmPrefix:
+		pm.kind, pm.prefix = matchPrefix, m.Str(rmPrefix)
+	case rmPath:
+		pm.kind, pm.exact = matchExact, m.Str(rmPath)
+	case rmSeparatedPrefix:
+		pm.kind, pm.separated = matchSeparatedPrefix, m.Str(rmSeparatedPrefix)
+	case rmSafeRegex:
+		re, err := regexp.Compile("^(?:" + m.Sub(rmSafeRegex).Str(regexRegex) + ")$")
 		if err != nil {
 			return pathMatch{}, fmt.Errorf("safe_regex: %w", err)
 		}
 		pm.kind, pm.re = matchRegex, re
-	case *routev3.RouteMatch_ConnectMatcher_:
+	case rmConnect:
 		return pathMatch{}, fmt.Errorf("connect_matcher: not supported")
-	case *routev3.RouteMatch_PathMatchPolicy:
+	case rmPathPolicy:
 		return pathMatch{}, fmt.Errorf("path_match_policy: not supported")
 	default:
 		return pathMatch{}, fmt.Errorf("path specifier: required")

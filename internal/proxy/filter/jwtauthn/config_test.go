@@ -67,7 +67,7 @@ func TestParseRefusesWhatItCannotHonour(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			m := istioConfig(jwks, nil)
 			tc.mod(m)
-			_, err := Parse(m)
+			_, err := parseProto(m)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want one containing %q", err, tc.want)
 			}

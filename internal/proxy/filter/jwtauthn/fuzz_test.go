@@ -111,7 +111,7 @@ func FuzzAuthenticate(f *testing.F) {
 	f.Add("Bearer "+good, "/p?access_token=x", "session=1")
 	f.Add("bearer  "+good+", other", "/p", "")
 	f.Add("Bearer %%%", "/p?access_token=%zz", "a=b; session=")
-	c, err := Parse(istioConfig(k.jwks, nil))
+	c, err := parseProto(istioConfig(k.jwks, nil))
 	if err != nil {
 		f.Fatal(err)
 	}

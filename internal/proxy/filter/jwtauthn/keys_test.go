@@ -9,6 +9,7 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
+	"google.golang.org/protobuf/proto"
 	"sync"
 	"testing"
 
@@ -140,7 +141,7 @@ func istioConfig(jwks string, mod func(*jwtv3.JwtProvider)) *jwtv3.JwtAuthentica
 
 func mustParse(t testing.TB, m *jwtv3.JwtAuthentication) *Config {
 	t.Helper()
-	c, err := Parse(m)
+	c, err := parseProto(m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,3 +149,12 @@ func mustParse(t testing.TB, m *jwtv3.JwtAuthentication) *Config {
 }
 
 func ecdsaKey() (*ecdsa.PrivateKey, error) { return ecdsa.GenerateKey(elliptic.P256(), rand.Reader) }
+
+// parseProto parses a generated JwtAuthentication through its wire bytes.
+func parseProto(m *jwtv3.JwtAuthentication) (*Config, error) {
+	b, err := proto.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(b)
+}

@@ -51,6 +51,9 @@ func TestLinksNoControlPlaneLibraries(t *testing.T) {
 		"github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/raw_buffer/",
 		// jwt_authn (internal/proxy/filter/jwtauthn).
 		"github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/jwt_authn/",
+		// fault (internal/proxy/filter/fault).
+		"github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/",
+		"github.com/envoyproxy/go-control-plane/envoy/extensions/filters/common/fault/",
 	}
 	deps := strings.Fields(string(out))
 	if len(deps) < 10 {

@@ -6,17 +6,17 @@ package fault
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"time"
 
-	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
-	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"github.com/mast-mesh/mast/internal/proxy/headers"
+	"github.com/mast-mesh/mast/internal/proxy/pbwire"
 )
 
 // Name is the filter's well-known name.
@@ -102,57 +102,93 @@ func hit(perMillion uint32) bool {
 	return perMillion >= 1_000_000 || (perMillion > 0 && rand.Uint32N(1_000_000) < perMillion)
 }
 
+// Field numbers of HTTPFault, FaultDelay, FaultAbort and
+// envoy.type.v3.FractionalPercent.
+const (
+	hfDelay          = 1
+	hfAbort          = 2
+	hfUpstream       = 3
+	hfHeaders        = 4
+	hfDownstream     = 5
+	hfMaxActive      = 6
+	hfRateLimit      = 7
+	hfFilterMetadata = 16
+	structFields     = 1 // google.protobuf.Struct.fields
+
+	delayFixed      = 3
+	delayPercentage = 4
+	delayHeader     = 5
+
+	abortHTTP       = 2
+	abortPercentage = 3
+	abortHeader     = 4
+	abortGRPC       = 5
+
+	fpNumerator   = 1
+	fpDenominator = 2
+)
+
 // ParseAny decodes and compiles an HTTPFault.
 func ParseAny(a *anypb.Any) (*Config, error) {
-	var hf faultv3.HTTPFault
-	if err := a.UnmarshalTo(&hf); err != nil {
+	c, err := Parse(a.GetValue())
+	if err != nil && errors.Is(err, errDecode) {
 		return nil, fmt.Errorf("decode %s: %w", a.GetTypeUrl(), err)
 	}
-	return Parse(&hf)
+	return c, err
 }
 
-// Parse compiles an HTTPFault; fields the filter does not honour are errors.
-func Parse(hf *faultv3.HTTPFault) (*Config, error) {
+var errDecode = errors.New("decode")
+
+// Parse decodes and compiles an HTTPFault from its wire bytes; fields the
+// filter does not honour are errors.
+func Parse(b []byte) (*Config, error) {
+	hf, err := pbwire.Decode(wireTable, wireHTTPFault, b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errDecode, err)
+	}
 	switch {
-	case len(hf.GetHeaders()) > 0:
+	case hf.Has(hfHeaders):
 		return nil, fmt.Errorf("headers: not supported")
-	case len(hf.GetDownstreamNodes()) > 0:
+	case hf.Has(hfDownstream):
 		return nil, fmt.Errorf("downstream_nodes: not supported")
-	case hf.GetUpstreamCluster() != "":
+	case hf.Str(hfUpstream) != "":
 		return nil, fmt.Errorf("upstream_cluster: not supported")
-	case hf.GetMaxActiveFaults() != nil:
+	case hf.Has(hfMaxActive):
 		return nil, fmt.Errorf("max_active_faults: not supported")
-	case hf.GetResponseRateLimit() != nil:
+	case hf.Has(hfRateLimit):
 		return nil, fmt.Errorf("response_rate_limit: not supported")
-	case len(hf.GetFilterMetadata().GetFields()) > 0:
+	case hf.Sub(hfFilterMetadata).Has(structFields):
 		return nil, fmt.Errorf("filter_metadata: not supported")
 	}
 	f := &Config{}
-	if d := hf.GetDelay(); d != nil {
-		fd := d.GetFixedDelay()
-		if fd == nil {
+	if hf.Has(hfDelay) {
+		d := hf.Sub(hfDelay)
+		if !d.Has(delayFixed) {
 			return nil, fmt.Errorf("delay: only fixed_delay is supported")
 		}
-		f.Delay = fd.AsDuration()
-		pm, err := perMillion(d.GetPercentage())
+		f.Delay = pbwire.Duration(d.Sub(delayFixed))
+		pm, err := perMillion(d.Sub(delayPercentage))
 		if err != nil {
 			return nil, fmt.Errorf("delay.percentage: %w", err)
 		}
 		f.DelayPerMill = pm
 	}
-	if ab := hf.GetAbort(); ab != nil {
-		switch e := ab.GetErrorType().(type) {
-		case *faultv3.FaultAbort_HttpStatus:
-			if e.HttpStatus < 200 || e.HttpStatus >= 600 {
-				return nil, fmt.Errorf("abort.http_status %d: want 200-599", e.HttpStatus)
+	if hf.Has(hfAbort) {
+		ab := hf.Sub(hfAbort)
+		switch ab.Oneof(abortHTTP, abortGRPC, abortHeader) {
+		case abortHTTP:
+			if s := ab.U32(abortHTTP); s < 200 || s >= 600 {
+				return nil, fmt.Errorf("abort.http_status %d: want 200-599", s)
 			}
-			f.AbortStatus = int(e.HttpStatus)
-		case *faultv3.FaultAbort_GrpcStatus:
-			f.AbortGRPC, f.AbortStatus = int(e.GrpcStatus), 200
+			f.AbortStatus = int(ab.U32(abortHTTP))
+		case abortGRPC:
+			f.AbortGRPC, f.AbortStatus = int(ab.U32(abortGRPC)), 200
+		case abortHeader:
+			return nil, fmt.Errorf("abort: header_abort not supported")
 		default:
-			return nil, fmt.Errorf("abort: %T not supported", e)
+			return nil, fmt.Errorf("abort: error_type missing")
 		}
-		pm, err := perMillion(ab.GetPercentage())
+		pm, err := perMillion(ab.Sub(abortPercentage))
 		if err != nil {
 			return nil, fmt.Errorf("abort.percentage: %w", err)
 		}
@@ -162,19 +198,19 @@ func Parse(hf *faultv3.HTTPFault) (*Config, error) {
 }
 
 // perMillion converts a FractionalPercent to parts per million; nil is 100%.
-func perMillion(p *typev3.FractionalPercent) (uint32, error) {
+func perMillion(p *pbwire.Msg) (uint32, error) {
 	if p == nil {
 		return 1_000_000, nil
 	}
-	n := uint64(p.GetNumerator())
-	switch p.GetDenominator() {
-	case typev3.FractionalPercent_HUNDRED:
+	n := uint64(p.U32(fpNumerator))
+	switch d := p.I32(fpDenominator); d {
+	case 0: // HUNDRED
 		n *= 10_000
-	case typev3.FractionalPercent_TEN_THOUSAND:
+	case 1: // TEN_THOUSAND
 		n *= 100
-	case typev3.FractionalPercent_MILLION:
+	case 2: // MILLION
 	default:
-		return 0, fmt.Errorf("denominator %v: unknown", p.GetDenominator())
+		return 0, fmt.Errorf("denominator %d: unknown", d)
 	}
 	return uint32(min(n, 1_000_000)), nil
 }

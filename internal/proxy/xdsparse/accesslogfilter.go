@@ -3,9 +3,9 @@ package xdsparse
 import (
 	"fmt"
 
-	"google.golang.org/protobuf/encoding/protowire"
-
+	"github.com/mast-mesh/mast/internal/proxy/match"
 	"github.com/mast-mesh/mast/internal/telemetry"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // Field numbers of envoy.config.accesslog.v3.AccessLogFilter and the
@@ -78,7 +78,7 @@ func parseAccessLogFilterWire(f *wireMsg) (func(*telemetry.Record) bool, error) 
 			return and
 		}, nil
 	case f.has(alfHeader):
-		m, err := parseHeaderMatcherWire(f.sub(alfHeader).sub(headerFilterHeader))
+		m, err := match.DecodeHeader(f.sub(alfHeader).msg(headerFilterHeader))
 		if err != nil {
 			return nil, fmt.Errorf("header_filter: %w", err)
 		}

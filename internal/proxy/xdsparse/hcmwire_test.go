@@ -421,7 +421,7 @@ func routerFilter(g *gen) *hcmv3.HttpFilter {
 	return f
 }
 
-// randomHCM builds a connection manager using what ParseHTTPManager reads,
+// randomHCM builds a connection manager using what DecodeHTTPManager reads,
 // with now and then a field it refuses or a value it rejects.
 func randomHCM(r *rand.Rand) *hcmv3.HttpConnectionManager {
 	g := &gen{r: r, clean: r.IntN(100) < 50}

@@ -11,7 +11,7 @@ const UpstreamProxyProtocolSocket = "envoy.transport_sockets.upstream_proxy_prot
 
 var proxyProtocolRules = rules(
 	ruleRow{"envoy.extensions.transport_sockets.proxy_protocol.v3.ProxyProtocolUpstreamTransport", honoured, "config"},
-	// the inner socket is parsed as a cluster's own (parseTransportSocket)
+	// the inner socket is parsed as a cluster's own (parseTransportSocketWire)
 	ruleRow{"envoy.extensions.transport_sockets.proxy_protocol.v3.ProxyProtocolUpstreamTransport", parsedApart, "transport_socket"},
 	ruleRow{"envoy.config.core.v3.ProxyProtocolConfig", honoured, "version"},
 )

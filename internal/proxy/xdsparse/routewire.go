@@ -40,12 +40,9 @@ const (
 	rmFilterState                                         = 16
 	regexRegex                                            = 2
 
-	hmExact, hmRange, hmPresent, hmInvert, hmPrefix, hmSuffix = 4, 6, 7, 8, 9, 10 // hmName: outliercodes.go
-	hmSafeRegex, hmContains, hmString, hmMissingAsEmpty       = 11, 12, 13, 14
-	rangeStart, rangeEnd                                      = 1, 2
-	smPrefix, smSuffix, smSafeRegex, smContain                = 2, 3, 5, 7 // smExact, smIgnoreCase: outliercodes.go
-	smCustom                                                  = 8
-	qpName, qpString, qpPresent                               = 1, 5, 6
+	// Header and string matchers: internal/proxy/match (DecodeHeader,
+	// DecodeString); hmName: outliercodes.go.
+	qpName, qpString, qpPresent = 1, 5, 6
 
 	hvoHeader, hvoAppend, hvoAppendAction = 1, 2, 3
 	hvKey, hvValue, hvRawValue            = 1, 2, 3
@@ -299,17 +296,18 @@ func parseRouteWire(p *wireMsg, vh *VirtualHost) (*Route, error) {
 	if m.has(rmRuntimeFraction) || len(m.field(rmDynamicMetadata)) > 0 || len(m.field(rmFilterState)) > 0 {
 		return nil, fmt.Errorf("match: runtime_fraction, dynamic_metadata and filter_state are not supported")
 	}
-	for i, h := range m.subs(rmHeaders) {
-		hm, err := parseHeaderMatcherWire(h)
+	headers := m.field(rmHeaders)
+	for i := range headers {
+		hm, err := match.DecodeHeader(headers[i].b)
 		if err != nil {
-			return nil, fmt.Errorf("match.headers[%d] %q: %w", i, h.str(hmName), err)
+			return nil, fmt.Errorf("match.headers[%d] %q: %w", i, m.subOf(&headers[i]).str(hmName), err)
 		}
 		r.Headers = append(r.Headers, hm)
 	}
 	for i, q := range m.subs(rmQuery) {
 		qm := QueryMatcher{Name: q.str(qpName)}
 		if q.has(qpString) {
-			sm, err := parseStringMatcherWire(q.sub(qpString))
+			sm, err := match.DecodeString(q.msg(qpString))
 			if err != nil {
 				return nil, fmt.Errorf("match.query_parameters[%d] %q: %w", i, qm.Name, err)
 			}
@@ -366,78 +364,6 @@ func parseRouteWire(p *wireMsg, vh *VirtualHost) (*Route, error) {
 		return nil, fmt.Errorf("action: missing")
 	}
 	return r, nil
-}
-
-// parseHeaderMatcherWire is match.ParseHeader over the wire.
-func parseHeaderMatcherWire(h *wireMsg) (HeaderMatcher, error) {
-	name := h.str(hmName)
-	if name == "" {
-		return HeaderMatcher{}, fmt.Errorf("name is empty")
-	}
-	hm := HeaderMatcher{Name: strings.ToLower(name), Invert: h.u64(hmInvert) != 0, TreatMissingAsEmpty: h.u64(hmMissingAsEmpty) != 0}
-	if hm.Name == ":authority" {
-		hm.Name = "host"
-	}
-	var err error
-	switch {
-	case h.has(hmExact):
-		hm.Str = StringMatcher{Kind: StrExact, Value: h.str(hmExact)}
-	case h.has(hmPrefix):
-		hm.Str = StringMatcher{Kind: StrPrefix, Value: h.str(hmPrefix)}
-	case h.has(hmSuffix):
-		hm.Str = StringMatcher{Kind: StrSuffix, Value: h.str(hmSuffix)}
-	case h.has(hmContains):
-		hm.Str = StringMatcher{Kind: StrContains, Value: h.str(hmContains)}
-	case h.has(hmSafeRegex):
-		re, err := match.CompileRegex(h.sub(hmSafeRegex).str(regexRegex), true)
-		if err != nil {
-			return hm, err
-		}
-		hm.Str = StringMatcher{Kind: StrRegex, Regex: re}
-	case h.has(hmPresent):
-		hm.Present, hm.PresentValue = true, h.u64(hmPresent) != 0
-	case h.has(hmRange):
-		rg := h.sub(hmRange)
-		hm.IsRange, hm.RangeStart, hm.RangeEnd = true, int64(rg.u64(rangeStart)), int64(rg.u64(rangeEnd))
-	case h.has(hmString):
-		if hm.Str, err = parseStringMatcherWire(h.sub(hmString)); err != nil {
-			return hm, err
-		}
-	default:
-		hm.Present, hm.PresentValue = true, true
-	}
-	return hm, nil
-}
-
-// parseStringMatcherWire is match.ParseString over the wire
-// (envoy.type.matcher.v3.StringMatcher).
-func parseStringMatcherWire(s *wireMsg) (StringMatcher, error) {
-	m := StringMatcher{IgnoreCase: s.u64(smIgnoreCase) != 0}
-	switch {
-	case s.has(smExact):
-		m.Kind, m.Value = StrExact, s.str(smExact)
-	case s.has(smPrefix):
-		m.Kind, m.Value = StrPrefix, s.str(smPrefix)
-	case s.has(smSuffix):
-		m.Kind, m.Value = StrSuffix, s.str(smSuffix)
-	case s.has(smContain):
-		m.Kind, m.Value = StrContains, s.str(smContain)
-	case s.has(smSafeRegex):
-		expr := s.sub(smSafeRegex).str(regexRegex)
-		if m.IgnoreCase {
-			expr = "(?i)" + expr
-		}
-		re, err := match.CompileRegex(expr, true)
-		if err != nil {
-			return m, err
-		}
-		m.Kind, m.Regex = StrRegex, re
-	case s.has(smCustom):
-		return m, fmt.Errorf("string matcher: pattern custom not supported")
-	default:
-		return m, fmt.Errorf("string matcher: no pattern")
-	}
-	return m, nil
 }
 
 // headerOpsWire reads one level's header additions and removals.

@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/mast-mesh/mast/internal/proxy/match"
 	"github.com/mast-mesh/mast/internal/proxy/revocation"
 )
 
@@ -333,7 +334,7 @@ func parseValidationWire(vc *wireMsg, t *TLSContext) error {
 		t.AcceptUntrusted = true
 	}
 	for i, m := range vc.subs(vcTypedSubjectAltNames) {
-		sm, err := parseStringMatcherWire(m.sub(sanMatcher))
+		sm, err := match.DecodeString(m.msg(sanMatcher))
 		if err != nil {
 			return fmt.Errorf("validation_context.match_typed_subject_alt_names[%d]: %w", i, err)
 		}
@@ -352,8 +353,8 @@ func parseValidationWire(vc *wireMsg, t *TLSContext) error {
 		}
 		t.SANs = append(t.SANs, SANMatcher{Type: typ, Str: sm})
 	}
-	for i, m := range vc.subs(vcSubjectAltNames) {
-		sm, err := parseStringMatcherWire(m)
+	for i, m := range vc.field(vcSubjectAltNames) {
+		sm, err := match.DecodeString(m.b)
 		if err != nil {
 			return fmt.Errorf("validation_context.match_subject_alt_names[%d]: %w", i, err)
 		}

@@ -25,6 +25,17 @@ func Diff(old, new *Snapshot) (servicesChanged bool, changedEndpointHosts map[st
 	if new == nil {
 		new = &Snapshot{}
 	}
+	if hosts, ok := new.deltaFrom(old); ok {
+		for host := range hosts {
+			if !slices.EqualFunc(old.servicesOf(host), new.servicesOf(host), serviceEqual) {
+				servicesChanged = true
+			}
+			if !endpointsEqual(old.Endpoints[host], new.Endpoints[host]) {
+				changedEndpointHosts = addHost(changedEndpointHosts, host)
+			}
+		}
+		return servicesChanged, changedEndpointHosts
+	}
 	servicesChanged = !slices.EqualFunc(old.Services, new.Services, serviceEqual)
 	for host, eps := range new.Endpoints {
 		if !endpointsEqual(old.Endpoints[host], eps) {
@@ -46,6 +57,13 @@ func addHost(m map[string]struct{}, host string) map[string]struct{} {
 	m[host] = struct{}{}
 	return m
 }
+
+// ServiceEqual reports whether two services are equal in every field.
+func ServiceEqual(a, b *Service) bool { return serviceEqual(a, b) }
+
+// EndpointsEqual reports whether two endpoint lists are equal, endpoint by
+// endpoint and in order.
+func EndpointsEqual(a, b []*Endpoint) bool { return endpointsEqual(a, b) }
 
 func serviceEqual(a, b *Service) bool {
 	if a == b {
@@ -122,6 +140,35 @@ func Reuse(old, new *Snapshot) *Snapshot {
 	}
 	out := *new
 	cloned := false
+	if hosts, ok := new.deltaFrom(old); ok {
+		// Only these hosts can hold anything that is not old's own.
+		for host := range hosts {
+			lo, hi := new.hostRange(host)
+			for i := lo; i < hi; i++ {
+				s := new.Services[i]
+				if o := old.Service(s.Hostname); o != nil && o != s && serviceEqual(o, s) {
+					if !cloned {
+						out.Services, cloned = slices.Clone(new.Services), true
+					}
+					out.Services[i] = o
+				}
+			}
+		}
+		epsCloned := false
+		for host := range hosts {
+			eps := new.Endpoints[host]
+			if o, ok := old.Endpoints[host]; ok && len(o) > 0 && (len(eps) == 0 || &o[0] != &eps[0]) && endpointsEqual(o, eps) {
+				if !epsCloned {
+					out.Endpoints, epsCloned = maps.Clone(new.Endpoints), true
+				}
+				out.Endpoints[host] = o
+			}
+		}
+		if !cloned && !epsCloned {
+			return new
+		}
+		return &out
+	}
 	for i, s := range new.Services {
 		if o := old.Service(s.Hostname); o != nil && o != s && serviceEqual(o, s) {
 			if !cloned {
@@ -157,6 +204,17 @@ func ChangedHosts(old, new *Snapshot) (services, endpoints map[string]struct{}) 
 	}
 	if new == nil {
 		new = &Snapshot{}
+	}
+	if hosts, ok := new.deltaFrom(old); ok {
+		for host := range hosts {
+			if !slices.Equal(old.servicesOf(host), new.servicesOf(host)) {
+				services = addHost(services, host)
+			}
+			if !sameList(old.Endpoints[host], new.Endpoints[host]) {
+				endpoints = addHost(endpoints, host)
+			}
+		}
+		return services, endpoints
 	}
 	a, b := old.Services, new.Services
 	for len(a) > 0 || len(b) > 0 {

@@ -180,8 +180,10 @@ func TestChangedHosts(t *testing.T) {
 	old := snapshot(30, 2)
 	for step := range 500 {
 		next := &registry.Snapshot{Services: slices.Clone(old.Services), Endpoints: maps.Clone(old.Endpoints)}
+		touched := map[string]struct{}{}
 		for range r.IntN(3) + 1 {
 			host := fmt.Sprintf("host%04d.example.com", r.IntN(35))
+			touched[host] = struct{}{}
 			ns := []string{"default", "other"}[r.IntN(2)]
 			switch r.IntN(4) {
 			case 0: // a service added or replaced by an equal copy
@@ -233,6 +235,26 @@ func TestChangedHosts(t *testing.T) {
 		if !maps.Equal(svc, wantSvc) && len(svc)+len(wantSvc) > 0 || !maps.Equal(eps, wantEps) && len(eps)+len(wantEps) > 0 {
 			t.Fatalf("step %d: ChangedHosts = %v, %v; want %v, %v", step, slices.Sorted(maps.Keys(svc)), slices.Sorted(maps.Keys(eps)),
 				slices.Sorted(maps.Keys(wantSvc)), slices.Sorted(maps.Keys(wantEps)))
+		}
+		// With a delta naming the touched hosts, ChangedHosts, Diff and
+		// Reuse look at those only and answer as without it.
+		withDelta := *next
+		withDelta.Delta = registry.NewDelta(old, touched)
+		dsvc, deps := registry.ChangedHosts(old, &withDelta)
+		if !maps.Equal(dsvc, svc) && len(dsvc)+len(svc) > 0 || !maps.Equal(deps, eps) && len(deps)+len(eps) > 0 {
+			t.Fatalf("step %d: ChangedHosts with a delta = %v, %v; want %v, %v", step, dsvc, deps, svc, eps)
+		}
+		changed, hosts := registry.Diff(old, next)
+		dchanged, dhosts := registry.Diff(old, &withDelta)
+		if changed != dchanged || !maps.Equal(hosts, dhosts) {
+			t.Fatalf("step %d: Diff with a delta = %v, %v; want %v, %v", step, dchanged, dhosts, changed, hosts)
+		}
+		reused, dreused := registry.Reuse(old, next), *registry.Reuse(old, &withDelta)
+		dreused.Delta = nil
+		if !slices.Equal(reused.Services, dreused.Services) || !maps.EqualFunc(reused.Endpoints, dreused.Endpoints, func(a, b []*registry.Endpoint) bool {
+			return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+		}) {
+			t.Fatalf("step %d: Reuse with a delta keeps other pointers than without", step)
 		}
 		old = next
 	}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"sort"
 	"time"
+	"weak"
 )
 
 // Protocol is a service port's application protocol, as Istio names it.
@@ -97,6 +98,46 @@ type Endpoint struct {
 type Snapshot struct {
 	Services  []*Service             // sorted by hostname, then namespace
 	Endpoints map[string][]*Endpoint // by service hostname, sorted by address and port
+	// Delta, when not nil, bounds how the snapshot differs from the one it
+	// was derived from; Diff, Reuse and ChangedHosts then look at its hosts
+	// only. Incremental builders set it.
+	Delta *Delta
+}
+
+// Delta says which hosts of a snapshot may differ from an earlier snapshot:
+// every service and endpoint list of a host not in Hosts is the earlier
+// snapshot's own (the same pointers). It does not keep the earlier snapshot
+// alive.
+type Delta struct {
+	from  weak.Pointer[Snapshot]
+	Hosts map[string]struct{}
+}
+
+// NewDelta returns the delta of a snapshot derived from from, in which only
+// hosts may differ.
+func NewDelta(from *Snapshot, hosts map[string]struct{}) *Delta {
+	return &Delta{from: weak.Make(from), Hosts: hosts}
+}
+
+// deltaFrom returns the hosts that may differ between old and s, when s's
+// delta is relative to old.
+func (s *Snapshot) deltaFrom(old *Snapshot) (map[string]struct{}, bool) {
+	if s == nil || s.Delta == nil || old == nil || s.Delta.from != weak.Make(old) {
+		return nil, false
+	}
+	return s.Delta.Hosts, true
+}
+
+// servicesOf returns the services of host, in namespace order.
+func (s *Snapshot) servicesOf(host string) []*Service {
+	i, j := s.hostRange(host)
+	return s.Services[i:j]
+}
+
+// hostRange returns the range of Services whose hostname is host.
+func (s *Snapshot) hostRange(host string) (int, int) {
+	i := sort.Search(len(s.Services), func(i int) bool { return s.Services[i].Hostname >= host })
+	return i, i + hostRun(s.Services[i:], host)
 }
 
 // Service returns the service with the given hostname (the first, by namespace order, if several).

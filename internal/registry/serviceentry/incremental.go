@@ -105,7 +105,19 @@ func (b *Builder) Build(cfg *config.Snapshot, opts Options) *registry.Snapshot {
 	}
 	for k := range affected {
 		if bt, ok := byKey[k]; ok {
-			b.svcs[k] = &keyed{svc: bt.svc, eps: bt.sortedEndpoints()}
+			nk := &keyed{svc: bt.svc, eps: bt.sortedEndpoints()}
+			// What was rebuilt equal keeps the previous pointer, so that
+			// caches keyed on identity keep their entries and
+			// registry.Reuse has nothing left to do.
+			if old := b.svcs[k]; old != nil {
+				if registry.ServiceEqual(old.svc, nk.svc) {
+					nk.svc, bt.svc = old.svc, old.svc
+				}
+				if registry.EndpointsEqual(old.eps, nk.eps) {
+					nk.eps = old.eps
+				}
+			}
+			b.svcs[k] = nk
 		} else {
 			delete(b.svcs, k)
 		}
@@ -129,9 +141,9 @@ func (b *Builder) Build(cfg *config.Snapshot, opts Options) *registry.Snapshot {
 	}
 	// Endpoints: a host's list is its first namespace's service's.
 	out.Endpoints = maps.Clone(b.snap.Endpoints)
-	hosts := map[string]bool{}
+	hosts := map[string]struct{}{}
 	for k := range affected {
-		hosts[k.host] = true
+		hosts[k.host] = struct{}{}
 	}
 	for h := range hosts {
 		delete(out.Endpoints, h)
@@ -144,6 +156,7 @@ func (b *Builder) Build(cfg *config.Snapshot, opts Options) *registry.Snapshot {
 			out.Endpoints[h] = eps
 		}
 	}
+	out.Delta = registry.NewDelta(b.snap, hosts)
 	b.snap = out
 	return out
 }

@@ -130,8 +130,10 @@ func checkBuilderSequence(t *testing.T, seed uint64, steps int) {
 	for step := range steps {
 		m.change()
 		cfg := m.snapshot()
+		prev := b.snap
 		got, want := b.Build(cfg, opts), Build(cfg, opts)
-		if !reflect.DeepEqual(got, want) {
+		checkDelta(t, prev, got)
+		if !reflect.DeepEqual(withoutDelta(got), want) {
 			t.Fatalf("seed %d step %d: incremental differs from a full build:\n%s\nwant\n%s", seed, step, strings.Join(render(got), "\n"), strings.Join(render(want), "\n"))
 		}
 	}
@@ -167,15 +169,17 @@ func TestBuilderRebuildsOnlyTouchedServices(t *testing.T) {
 	we9 := &networking.WorkloadEntry{Address: "10.200.0.1", Labels: map[string]string{"app": "svc9"}}
 	next := cfg.Update([]config.Resource{{Meta: se.Meta, Spec: se7}, {Meta: we.Meta, Spec: we9}}, nil)
 	got := b.Build(next, Options{})
-	if want := Build(next, Options{}); !reflect.DeepEqual(got, want) {
+	if want := Build(next, Options{}); !reflect.DeepEqual(withoutDelta(got), want) {
 		t.Fatal("incremental differs from a full build")
 	}
-	touched := map[string]bool{"svc7.example.com": true, "svc9.example.com": true}
+	// svc9's service was rebuilt equal: it keeps its pointer.
+	touched := map[string]bool{"svc7.example.com": true}
 	for i, s := range got.Services {
 		if same := s == first.Services[i]; same == touched[s.Hostname] {
 			t.Errorf("%s: same pointer %v, touched %v", s.Hostname, same, touched[s.Hostname])
 		}
 	}
+	touched = map[string]bool{"svc9.example.com": true}
 	for h, eps := range got.Endpoints {
 		if same := &eps[0] == &first.Endpoints[h][0]; same == touched[h] {
 			t.Errorf("endpoints of %s: same list %v", h, same)
@@ -183,5 +187,28 @@ func TestBuilderRebuildsOnlyTouchedServices(t *testing.T) {
 	}
 	if _, changed := registry.Diff(first, got); len(changed) != 1 {
 		t.Errorf("Diff: endpoints of %v changed, want svc9's only", changed)
+	}
+}
+
+func withoutDelta(s *registry.Snapshot) *registry.Snapshot {
+	c := *s
+	c.Delta = nil
+	return &c
+}
+
+// checkDelta: every host outside got's delta has prev's own services and
+// endpoint list.
+func checkDelta(t *testing.T, prev, got *registry.Snapshot) {
+	t.Helper()
+	if got == prev || got.Delta == nil {
+		return
+	}
+	svc, eps := registry.ChangedHosts(withoutDelta(prev), withoutDelta(got))
+	for _, m := range []map[string]struct{}{svc, eps} {
+		for h := range m {
+			if _, ok := got.Delta.Hosts[h]; !ok {
+				t.Fatalf("%s changed but is not in the delta %v", h, got.Delta.Hosts)
+			}
+		}
 	}
 }

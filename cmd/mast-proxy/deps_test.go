@@ -54,6 +54,8 @@ func TestLinksNoControlPlaneLibraries(t *testing.T) {
 		// fault (internal/proxy/filter/fault).
 		"github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/",
 		"github.com/envoyproxy/go-control-plane/envoy/extensions/filters/common/fault/",
+		// cors (internal/proxy/filter/cors).
+		"github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/",
 	}
 	deps := strings.Fields(string(out))
 	if len(deps) < 10 {

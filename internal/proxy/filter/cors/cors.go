@@ -10,13 +10,12 @@ import (
 	"fmt"
 	"strings"
 
-	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
-	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"github.com/mast-mesh/mast/internal/proxy/headers"
 	"github.com/mast-mesh/mast/internal/proxy/match"
+	"github.com/mast-mesh/mast/internal/proxy/pbwire"
 )
 
 // Name is the filter's well-known name.
@@ -51,10 +50,27 @@ var (
 	_ filter.ResponseFilter = (*Filter)(nil)
 )
 
+// Field numbers of CorsPolicy and the messages it holds.
+const (
+	cpOrigins        = 1
+	cpMethods        = 2
+	cpHeaders        = 3
+	cpExpose         = 4
+	cpMaxAge         = 5
+	cpCredentials    = 6
+	cpFilterEnabled  = 7
+	cpShadowEnabled  = 8
+	cpPrivateNetwork = 9
+	cpForwardUnmatch = 10
+	boolValue        = 1 // google.protobuf.BoolValue
+	rfpDefault       = 1 // RuntimeFractionalPercent.default_value
+	fpNumerator      = 1 // FractionalPercent
+	fpDenominator    = 2
+)
+
 // New parses the filter's (empty) typed config.
 func New(name string, a *anypb.Any) (filter.HTTPFilter, error) {
-	var c corsv3.Cors
-	if err := a.UnmarshalTo(&c); err != nil {
+	if _, err := pbwire.Decode(wireTable, wireCors, a.GetValue()); err != nil {
 		return nil, fmt.Errorf("decode %s: %w", a.GetTypeUrl(), err)
 	}
 	return &Filter{name: name}, nil
@@ -62,29 +78,38 @@ func New(name string, a *anypb.Any) (filter.HTTPFilter, error) {
 
 // PerRoute parses a route's CorsPolicy.
 func PerRoute(a *anypb.Any) (any, error) {
-	var p corsv3.CorsPolicy
-	if err := a.UnmarshalTo(&p); err != nil {
+	p, err := pbwire.Decode(wireTable, wireCorsPolicy, a.GetValue())
+	if err != nil {
 		return nil, fmt.Errorf("decode %s: %w", a.GetTypeUrl(), err)
 	}
-	return Parse(&p)
+	return parse(p)
 }
 
-// Parse compiles a CorsPolicy; fields the filter does not honour are errors.
-func Parse(p *corsv3.CorsPolicy) (*Policy, error) {
-	if fe := p.GetFilterEnabled(); fe != nil && !full(fe.GetDefaultValue()) {
+// Parse compiles a CorsPolicy from its wire bytes; fields the filter does
+// not honour are errors.
+func Parse(b []byte) (*Policy, error) {
+	p, err := pbwire.Decode(wireTable, wireCorsPolicy, b)
+	if err != nil {
+		return nil, fmt.Errorf("cors policy: %w", err)
+	}
+	return parse(p)
+}
+
+func parse(p *pbwire.Msg) (*Policy, error) {
+	if p.Has(cpFilterEnabled) && !full(p.Sub(cpFilterEnabled).Sub(rfpDefault)) {
 		return nil, fmt.Errorf("filter_enabled: only 100%% is supported")
 	}
-	if p.GetShadowEnabled() != nil {
+	if p.Has(cpShadowEnabled) {
 		return nil, fmt.Errorf("shadow_enabled: not supported")
 	}
-	out := &Policy{AllowMethods: p.GetAllowMethods(), AllowHeaders: p.GetAllowHeaders(), ExposeHeaders: p.GetExposeHeaders(),
-		MaxAge: p.GetMaxAge(), AllowCredentials: p.GetAllowCredentials().GetValue(),
-		AllowPrivateNetworkAccess: p.GetAllowPrivateNetworkAccess().GetValue()}
-	if f := p.GetForwardNotMatchingPreflights(); f != nil && !f.GetValue() {
+	out := &Policy{AllowMethods: p.Str(cpMethods), AllowHeaders: p.Str(cpHeaders), ExposeHeaders: p.Str(cpExpose),
+		MaxAge: p.Str(cpMaxAge), AllowCredentials: p.Sub(cpCredentials).Bool(boolValue),
+		AllowPrivateNetworkAccess: p.Sub(cpPrivateNetwork).Bool(boolValue)}
+	if p.Has(cpForwardUnmatch) && !p.Sub(cpForwardUnmatch).Bool(boolValue) {
 		out.IgnoreUnmatchedPreflights = true
 	}
-	for i, o := range p.GetAllowOriginStringMatch() {
-		m, err := match.ParseString(o)
+	for i, o := range p.Subs(cpOrigins) {
+		m, err := match.StringWire(o)
 		if err != nil {
 			return nil, fmt.Errorf("allow_origin_string_match[%d]: %w", i, err)
 		}
@@ -93,13 +118,21 @@ func Parse(p *corsv3.CorsPolicy) (*Policy, error) {
 	return out, nil
 }
 
-func full(p *typev3.FractionalPercent) bool {
+// full reports whether a FractionalPercent (nil: absent) is 100%.
+func full(p *pbwire.Msg) bool {
 	if p == nil {
 		return true
 	}
-	d := map[typev3.FractionalPercent_DenominatorType]uint32{typev3.FractionalPercent_HUNDRED: 100,
-		typev3.FractionalPercent_TEN_THOUSAND: 10_000, typev3.FractionalPercent_MILLION: 1_000_000}[p.GetDenominator()]
-	return d != 0 && p.GetNumerator() >= d
+	var d uint32
+	switch p.I32(fpDenominator) {
+	case 0: // HUNDRED
+		d = 100
+	case 1: // TEN_THOUSAND
+		d = 10_000
+	case 2: // MILLION
+		d = 1_000_000
+	}
+	return d != 0 && p.U32(fpNumerator) >= d
 }
 
 // originAllowed is Envoy's check: a matcher matching the origin, or "*".

@@ -14,8 +14,10 @@ import (
 	"sort"
 	"strings"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/mast-mesh/mast/bench/controlplane"
 	"github.com/mast-mesh/mast/internal/config"
@@ -169,11 +171,20 @@ func (s Scenario) generate(files map[string][]byte, nc xdsclient.NodeConfig) (Sc
 	if err != nil {
 		return s, err
 	}
-	p, err := model.ParseNode(node)
+	// mastd's model reads the generated Node: hand it the bytes the proxy sends.
+	nb, err := node.Marshal()
 	if err != nil {
 		return s, err
 	}
-	s.NodeID = node.GetId()
+	var gnode corev3.Node
+	if err := proto.Unmarshal(nb, &gnode); err != nil {
+		return s, err
+	}
+	p, err := model.ParseNode(&gnode)
+	if err != nil {
+		return s, err
+	}
+	s.NodeID = node.ID
 	s.Resources = map[resource.Type][]types.Resource{}
 	for _, t := range controlplane.XDSTypes {
 		got, err := generate.Generate(pc, p, t, nil)

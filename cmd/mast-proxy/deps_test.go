@@ -56,6 +56,9 @@ func TestLinksNoControlPlaneLibraries(t *testing.T) {
 		"github.com/envoyproxy/go-control-plane/envoy/extensions/filters/common/fault/",
 		// cors (internal/proxy/filter/cors).
 		"github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/",
+		// xdswire: the ADS and SDS messages and their gRPC services.
+		"github.com/envoyproxy/go-control-plane/envoy/service/discovery/",
+		"github.com/envoyproxy/go-control-plane/envoy/service/secret/",
 	}
 	deps := strings.Fields(string(out))
 	if len(deps) < 10 {
@@ -65,6 +68,23 @@ func TestLinksNoControlPlaneLibraries(t *testing.T) {
 		for _, f := range forbidden {
 			if strings.HasPrefix(d, f) {
 				t.Errorf("mast-proxy links %s", d)
+			}
+		}
+	}
+}
+
+// TestTransportLinksNoEnvoyTypes: the xDS messages (xdswire) and the agent
+// (CA client, SDS server) link no generated Envoy package at all, so they
+// never bring one back into the proxy.
+func TestTransportLinksNoEnvoyTypes(t *testing.T) {
+	for _, pkg := range []string{"github.com/mast-mesh/mast/internal/proxy/xdswire", "github.com/mast-mesh/mast/internal/proxy/agent"} {
+		out, err := exec.Command("go", "list", "-deps", pkg).Output()
+		if err != nil {
+			t.Skipf("go list -deps: %v", err)
+		}
+		for _, d := range strings.Fields(string(out)) {
+			if strings.HasPrefix(d, "github.com/envoyproxy/") {
+				t.Errorf("%s links %s", pkg, d)
 			}
 		}
 	}

@@ -10,11 +10,10 @@ import (
 	"strconv"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/mast-mesh/mast/internal/proxy/xdswire"
 )
 
 // Redacted replaces every private key in the admin's output, as Envoy's
@@ -25,6 +24,7 @@ const Redacted = "[redacted]"
 const (
 	BootstrapDumpType = "type.googleapis.com/envoy.admin.v3.BootstrapConfigDump"
 	SecretsDumpType   = "type.googleapis.com/envoy.admin.v3.SecretsConfigDump"
+	secretType        = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
 )
 
 // Secret is one SDS secret the proxy holds (or waits for), as Envoy's
@@ -49,7 +49,7 @@ func (s Secret) Warming() bool { return len(s.Chain) == 0 && len(s.CA) == 0 }
 // Envoy's bootstrap that mast-proxy has: its node, where it fetches xDS and
 // where its admin listens.
 type Bootstrap struct {
-	Node *corev3.Node
+	Node *xdswire.Node
 	// XDSAddress is the control plane's address (host:port); XDSTLS is
 	// true when xDS runs over mTLS with the workload certificate, XDSDelta
 	// when it is incremental.
@@ -60,24 +60,66 @@ type Bootstrap struct {
 	Started time.Time
 }
 
+// The JSON below is protojson's rendering of Envoy's messages (Secret,
+// Node, ConfigSource, Address), written out because mast-proxy does not link
+// their generated types; TestSectionsAreProtojsons compares them.
+
+// secretJSON is a tls.v3.Secret with its "@type", as config_dump shows it.
+func secretJSON(s Secret) []byte {
+	m := map[string]any{"@type": secretType, "name": s.Name}
+	switch {
+	case len(s.Chain) > 0:
+		m["tlsCertificate"] = map[string]any{
+			"certificateChain": map[string]any{"inlineBytes": pemOf(s.Chain)},
+			"privateKey":       map[string]any{"inlineString": Redacted},
+		}
+	case len(s.CA) > 0:
+		m["validationContext"] = map[string]any{"trustedCa": map[string]any{"inlineBytes": pemOf(s.CA)}}
+	}
+	b, _ := json.Marshal(m)
+	return b
+}
+
+// nodeJSON is a core.v3.Node.
+func nodeJSON(n *xdswire.Node) []byte {
+	if n == nil {
+		return []byte("{}")
+	}
+	m := map[string]any{}
+	str := func(k, v string) {
+		if v != "" {
+			m[k] = v
+		}
+	}
+	str("id", n.ID)
+	str("cluster", n.Cluster)
+	if n.Metadata != nil {
+		m["metadata"] = json.RawMessage(protoJSON(n.Metadata))
+	}
+	if l := n.Locality; l != (xdswire.Locality{}) {
+		lm := map[string]string{}
+		for k, v := range map[string]string{"region": l.Region, "zone": l.Zone, "subZone": l.SubZone} {
+			if v != "" {
+				lm[k] = v
+			}
+		}
+		m["locality"] = lm
+	}
+	str("userAgentName", n.UserAgentName)
+	str("userAgentVersion", n.UserAgentVersion)
+	if len(n.ClientFeatures) > 0 {
+		m["clientFeatures"] = n.ClientFeatures
+	}
+	b, _ := json.Marshal(m)
+	return b
+}
+
 // secretsSection renders Envoy's SecretsConfigDump: private keys are
 // "[redacted]" (mast-proxy never has them in this struct in the first place).
 func secretsSection(secrets []Secret) []byte {
 	var active, warming []json.RawMessage
 	for _, s := range secrets {
-		m := &tlsv3.Secret{Name: s.Name}
-		switch {
-		case len(s.Chain) > 0:
-			m.Type = &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{
-				CertificateChain: inlineBytes(pemOf(s.Chain)),
-				PrivateKey:       &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: Redacted}},
-			}}
-		case len(s.CA) > 0:
-			m.Type = &tlsv3.Secret_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
-				TrustedCa: inlineBytes(pemOf(s.CA)),
-			}}
-		}
-		entry := map[string]any{"name": s.Name, "secret": json.RawMessage(anyJSON(m))}
+		entry := map[string]any{"name": s.Name, "secret": json.RawMessage(secretJSON(s))}
 		if s.Version != "" {
 			entry["version_info"] = s.Version
 		}
@@ -106,26 +148,21 @@ func secretsSection(secrets []Secret) []byte {
 // Istio's bootstrap has: ADS over the static cluster "xds-grpc".
 func bootstrapSection(b Bootstrap) []byte {
 	const xdsCluster = "xds-grpc"
-	apiType := corev3.ApiConfigSource_GRPC
+	apiType := "GRPC"
 	if b.XDSDelta {
-		apiType = corev3.ApiConfigSource_DELTA_GRPC
+		apiType = "DELTA_GRPC"
 	}
-	ads := &corev3.ConfigSource{ResourceApiVersion: corev3.ApiVersion_V3,
-		ConfigSourceSpecifier: &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}}}
+	ads := map[string]any{"ads": map[string]any{}, "resourceApiVersion": "V3"}
 	cluster := bootstrapCluster(xdsCluster, b)
-	node := b.Node
-	if node == nil {
-		node = &corev3.Node{}
-	}
-	adsCfg := &corev3.ApiConfigSource{ApiType: apiType, TransportApiVersion: corev3.ApiVersion_V3,
-		GrpcServices: []*corev3.GrpcService{{TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: xdsCluster}}}}}
+	adsCfg := map[string]any{"apiType": apiType, "transportApiVersion": "V3",
+		"grpcServices": []any{map[string]any{"envoyGrpc": map[string]any{"clusterName": xdsCluster}}}}
 	boot := map[string]any{
-		"node":  json.RawMessage(protoJSON(node)),
-		"admin": map[string]any{"address": json.RawMessage(protoJSON(socketAddress(b.AdminAddress)))},
+		"node":  json.RawMessage(nodeJSON(b.Node)),
+		"admin": map[string]any{"address": socketAddress(b.AdminAddress)},
 		"dynamicResources": map[string]any{
-			"adsConfig": json.RawMessage(protoJSON(adsCfg)),
-			"cdsConfig": json.RawMessage(protoJSON(ads)),
-			"ldsConfig": json.RawMessage(protoJSON(ads)),
+			"adsConfig": adsCfg,
+			"cdsConfig": ads,
+			"ldsConfig": ads,
 		},
 		"staticResources": map[string]any{"clusters": []any{cluster}},
 	}
@@ -144,7 +181,7 @@ func bootstrapSection(b Bootstrap) []byte {
 func bootstrapCluster(name string, b Bootstrap) map[string]any {
 	c := map[string]any{"name": name, "type": "STRICT_DNS",
 		"loadAssignment": map[string]any{"clusterName": name, "endpoints": []any{map[string]any{"lbEndpoints": []any{
-			map[string]any{"endpoint": map[string]any{"address": json.RawMessage(protoJSON(socketAddress(b.XDSAddress)))}}}}}}}
+			map[string]any{"endpoint": map[string]any{"address": socketAddress(b.XDSAddress)}}}}}}}
 	if b.XDSTLS {
 		c["transportSocket"] = map[string]any{"name": "envoy.transport_sockets.tls", "typedConfig": map[string]any{
 			"@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
@@ -156,18 +193,19 @@ func bootstrapCluster(name string, b Bootstrap) map[string]any {
 	return c
 }
 
-func socketAddress(hostPort string) *corev3.Address {
+// socketAddress is a core.v3.Address holding a SocketAddress.
+func socketAddress(hostPort string) map[string]any {
 	host, port, err := net.SplitHostPort(hostPort)
 	if err != nil {
 		host = hostPort
 	}
 	p, _ := strconv.ParseUint(port, 10, 32)
-	return &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
-		Address: host, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: uint32(p)}}}}
-}
-
-func inlineBytes(b []byte) *corev3.DataSource {
-	return &corev3.DataSource{Specifier: &corev3.DataSource_InlineBytes{InlineBytes: b}}
+	// port_value is a oneof member: shown even when 0.
+	sa := map[string]any{"portValue": p}
+	if host != "" {
+		sa["address"] = host
+	}
+	return map[string]any{"socketAddress": sa}
 }
 
 func pemOf(certs []*x509.Certificate) []byte {
@@ -176,15 +214,6 @@ func pemOf(certs []*x509.Certificate) []byte {
 		pem.Encode(&b, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
 	}
 	return b.Bytes()
-}
-
-// anyJSON renders m with its "@type", as config_dump shows resources.
-func anyJSON(m proto.Message) []byte {
-	a, err := anypb.New(m)
-	if err != nil {
-		return []byte(fmt.Sprintf("%q", err.Error()))
-	}
-	return resourceJSON(a)
 }
 
 func protoJSON(m proto.Message) []byte {

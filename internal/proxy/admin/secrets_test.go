@@ -8,6 +8,9 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"math/big"
+	"net"
+	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,8 +22,10 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
+	"github.com/mast-mesh/mast/internal/proxy/xdswire"
 )
 
 func testCert(t *testing.T, cn string, ca bool) *x509.Certificate {
@@ -47,7 +52,7 @@ func TestConfigDumpSecretsAndBootstrap(t *testing.T) {
 		{Name: "ROOTCA", Version: "3", LastUpdated: when, CA: []*x509.Certificate{root}},
 		{Name: "kubernetes://missing"},
 	}
-	boot := Bootstrap{Node: &corev3.Node{Id: "router~10.0.0.1~gw.istio-system~istio-system.svc.cluster.local", Cluster: "istio-ingressgateway.istio-system"},
+	boot := Bootstrap{Node: &xdswire.Node{ID: "router~10.0.0.1~gw.istio-system~istio-system.svc.cluster.local", Cluster: "istio-ingressgateway.istio-system"},
 		XDSAddress: "127.0.0.1:15012", XDSTLS: true, AdminAddress: "127.0.0.1:15000", Started: when}
 	out := ConfigDump(xdsparse.EmptySnapshot(), boot, secrets)
 	if strings.Contains(string(out), "PRIVATE KEY") {
@@ -82,7 +87,7 @@ func TestConfigDumpSecretsAndBootstrap(t *testing.T) {
 		DynamicResources struct{ AdsConfig struct{ APIType string } }
 	}
 	json.Unmarshal(first["bootstrap"], &bs)
-	if bs.Node.ID != boot.Node.Id || bs.Node.Cluster != boot.Node.Cluster || bs.Admin.Address.SocketAddress.PortValue != 15000 ||
+	if bs.Node.ID != boot.Node.ID || bs.Node.Cluster != boot.Node.Cluster || bs.Admin.Address.SocketAddress.PortValue != 15000 ||
 		len(bs.StaticResources.Clusters) != 1 || bs.StaticResources.Clusters[0].TransportSocket == nil || bs.DynamicResources.AdsConfig.APIType != "GRPC" {
 		t.Errorf("bootstrap: %+v\n%s", bs, first["bootstrap"])
 	}
@@ -129,7 +134,7 @@ func TestBootstrapClusterIsEnvoys(t *testing.T) {
 		want := &clusterv3.Cluster{Name: "xds-grpc",
 			ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STRICT_DNS},
 			LoadAssignment: &endpointv3.ClusterLoadAssignment{ClusterName: "xds-grpc", Endpoints: []*endpointv3.LocalityLbEndpoints{{LbEndpoints: []*endpointv3.LbEndpoint{{
-				HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: socketAddress(b.XDSAddress)}}}}}}}}
+				HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: genSocketAddress(b.XDSAddress)}}}}}}}}
 		if tlsOn {
 			a, _ := anypb.New(&tlsv3.UpstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
 				TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{{Name: "default"}},
@@ -139,6 +144,111 @@ func TestBootstrapClusterIsEnvoys(t *testing.T) {
 		}
 		if !proto.Equal(&got, want) {
 			t.Errorf("tls %v:\ngot  %v\nwant %v", tlsOn, &got, want)
+		}
+	}
+}
+
+// genSocketAddress is the generated Address socketAddress writes as JSON.
+func genSocketAddress(hostPort string) *corev3.Address {
+	host, port, err := net.SplitHostPort(hostPort)
+	if err != nil {
+		host = hostPort
+	}
+	p, _ := strconv.ParseUint(port, 10, 32)
+	return &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+		Address: host, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: uint32(p)}}}}
+}
+
+// sameJSON reports whether a and b hold the same JSON value.
+func sameJSON(t *testing.T, a, b []byte) bool {
+	t.Helper()
+	var x, y any
+	if err := json.Unmarshal(a, &x); err != nil {
+		t.Fatalf("%v: %s", err, a)
+	}
+	if err := json.Unmarshal(b, &y); err != nil {
+		t.Fatalf("%v: %s", err, b)
+	}
+	return reflect.DeepEqual(x, y)
+}
+
+// TestSectionsAreProtojsons: the Secret, Node, ConfigSource and Address
+// JSON written without go-control-plane's types is what protojson makes of
+// the generated messages (the oracle: the code before they left mast-proxy).
+func TestSectionsAreProtojsons(t *testing.T) {
+	leaf, root := testCert(t, "leaf", false), testCert(t, "root", true)
+	inline := func(b []byte) *corev3.DataSource {
+		return &corev3.DataSource{Specifier: &corev3.DataSource_InlineBytes{InlineBytes: b}}
+	}
+	anyJSON := func(m proto.Message) []byte {
+		a, _ := anypb.New(m)
+		b, err := protojson.Marshal(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	for _, c := range []struct {
+		s    Secret
+		want *tlsv3.Secret
+	}{
+		{Secret{Name: "default", Chain: []*x509.Certificate{leaf}}, &tlsv3.Secret{Name: "default", Type: &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{
+			CertificateChain: inline(pemOf([]*x509.Certificate{leaf})),
+			PrivateKey:       &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: Redacted}}}}}},
+		{Secret{Name: "ROOTCA", CA: []*x509.Certificate{root}}, &tlsv3.Secret{Name: "ROOTCA", Type: &tlsv3.Secret_ValidationContext{
+			ValidationContext: &tlsv3.CertificateValidationContext{TrustedCa: inline(pemOf([]*x509.Certificate{root}))}}}},
+		{Secret{Name: "kubernetes://missing"}, &tlsv3.Secret{Name: "kubernetes://missing"}},
+	} {
+		if got, want := secretJSON(c.s), anyJSON(c.want); !sameJSON(t, got, want) {
+			t.Errorf("secret %s:\ngot  %s\nwant %s", c.s.Name, got, want)
+		}
+	}
+	md, _ := structpb.NewStruct(map[string]any{"NAMESPACE": "ns", "LABELS": map[string]any{"app": "a"}})
+	for _, n := range []*xdswire.Node{
+		{},
+		{ID: "sidecar~10.0.0.1~a.ns~ns.svc.cluster.local", Cluster: "a.ns", Metadata: md, UserAgentName: "mast-proxy"},
+		{ID: "x", Locality: xdswire.Locality{Region: "r", SubZone: "s"}, UserAgentVersion: "1.2", ClientFeatures: []string{"f1", "f2"}},
+	} {
+		g := &corev3.Node{Id: n.ID, Cluster: n.Cluster, Metadata: n.Metadata, UserAgentName: n.UserAgentName, ClientFeatures: n.ClientFeatures}
+		if n.Locality != (xdswire.Locality{}) {
+			g.Locality = &corev3.Locality{Region: n.Locality.Region, Zone: n.Locality.Zone, SubZone: n.Locality.SubZone}
+		}
+		if n.UserAgentVersion != "" {
+			g.UserAgentVersionType = &corev3.Node_UserAgentVersion{UserAgentVersion: n.UserAgentVersion}
+		}
+		if got, want := nodeJSON(n), protoJSON(g); !sameJSON(t, got, want) {
+			t.Errorf("node:\ngot  %s\nwant %s", got, want)
+		}
+	}
+	for _, delta := range []bool{false, true} {
+		b := Bootstrap{XDSAddress: "127.0.0.1:15010", AdminAddress: "127.0.0.1:15000", XDSDelta: delta}
+		var sec struct {
+			Bootstrap struct {
+				Admin            struct{ Address json.RawMessage }
+				DynamicResources struct{ AdsConfig, CdsConfig, LdsConfig json.RawMessage }
+			}
+		}
+		if err := json.Unmarshal(bootstrapSection(b), &sec); err != nil {
+			t.Fatal(err)
+		}
+		apiType := corev3.ApiConfigSource_GRPC
+		if delta {
+			apiType = corev3.ApiConfigSource_DELTA_GRPC
+		}
+		ads := protoJSON(&corev3.ConfigSource{ResourceApiVersion: corev3.ApiVersion_V3,
+			ConfigSourceSpecifier: &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}}})
+		adsCfg := protoJSON(&corev3.ApiConfigSource{ApiType: apiType, TransportApiVersion: corev3.ApiVersion_V3,
+			GrpcServices: []*corev3.GrpcService{{TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: "xds-grpc"}}}}})
+		dr := sec.Bootstrap.DynamicResources
+		if !sameJSON(t, dr.AdsConfig, adsCfg) || !sameJSON(t, dr.CdsConfig, ads) || !sameJSON(t, dr.LdsConfig, ads) ||
+			!sameJSON(t, sec.Bootstrap.Admin.Address, protoJSON(genSocketAddress(b.AdminAddress))) {
+			t.Errorf("delta %v: bootstrap %s", delta, bootstrapSection(b))
+		}
+	}
+	for _, a := range []string{"127.0.0.1:15000", "[::1]:0", "host-only", ""} {
+		js, _ := json.Marshal(socketAddress(a))
+		if !sameJSON(t, js, protoJSON(genSocketAddress(a))) {
+			t.Errorf("address %q: %s, want %s", a, js, protoJSON(genSocketAddress(a)))
 		}
 	}
 }

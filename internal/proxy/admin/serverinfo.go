@@ -6,8 +6,6 @@ import (
 	"strconv"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-
 	"github.com/mast-mesh/mast/internal/buildinfo"
 )
 
@@ -22,10 +20,6 @@ func serverInfo(ready bool, boot Bootstrap, now time.Time) []byte {
 	if ready {
 		state = "LIVE"
 	}
-	node := boot.Node
-	if node == nil {
-		node = &corev3.Node{}
-	}
 	uptime := "0s"
 	if !boot.Started.IsZero() {
 		uptime = strconv.FormatInt(int64(now.Sub(boot.Started)/time.Second), 10) + "s"
@@ -35,7 +29,7 @@ func serverInfo(ready bool, boot Bootstrap, now time.Time) []byte {
 		"state":                state,
 		"uptime_current_epoch": uptime,
 		"uptime_all_epochs":    uptime,
-		"node":                 json.RawMessage(protoJSON(node)),
+		"node":                 json.RawMessage(nodeJSON(boot.Node)),
 		"command_line_options": map[string]any{"concurrency": runtime.GOMAXPROCS(0)},
 	}, "", "  ")
 	return out

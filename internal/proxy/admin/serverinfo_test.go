@@ -7,8 +7,9 @@ import (
 	"testing"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/mast-mesh/mast/internal/proxy/xdswire"
 )
 
 // TestServerInfo: /server_info is Envoy's shape, with the runtime's
@@ -16,7 +17,7 @@ import (
 func TestServerInfo(t *testing.T) {
 	md, _ := structpb.NewStruct(map[string]any{"MAST_PROXYCONFIG": "ratings"})
 	started := time.Unix(1000, 0)
-	b := serverInfo(true, Bootstrap{Node: &corev3.Node{Id: "sidecar~10.0.0.1~a.ns~ns.svc.cluster.local", Metadata: md}, Started: started}, started.Add(90*time.Second))
+	b := serverInfo(true, Bootstrap{Node: &xdswire.Node{ID: "sidecar~10.0.0.1~a.ns~ns.svc.cluster.local", Metadata: md}, Started: started}, started.Add(90*time.Second))
 	var info struct {
 		State   string `json:"state"`
 		Uptime  string `json:"uptime_current_epoch"`

@@ -14,15 +14,13 @@ import (
 	"strconv"
 	"strings"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
-	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	secretv3 "github.com/envoyproxy/go-control-plane/envoy/service/secret/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/mast-mesh/mast/internal/proxy/xdswire"
 )
 
 // SecretType is the SDS type URL.
@@ -38,17 +36,54 @@ var _ SecretSource = (*Agent)(nil)
 
 // SDS serves the agent's secrets to Envoy over SDS v3 (state of the world):
 // "default" (certificate chain and key) and "ROOTCA" (trust bundle). It
-// pushes new versions as the certificate is renewed.
+// pushes new versions as the certificate is renewed. Its messages are
+// encoded with xdswire (and secretwire.go), so the server it is registered
+// on must use xdswire.Codec (Serve does).
 type SDS struct {
-	secretv3.UnimplementedSecretDiscoveryServiceServer
 	src SecretSource
 }
 
 // NewSDS returns an SDS service over src.
 func NewSDS(src SecretSource) *SDS { return &SDS{src: src} }
 
-// Register adds the service to g.
-func (s *SDS) Register(g *grpc.Server) { secretv3.RegisterSecretDiscoveryServiceServer(g, s) }
+// sdsService is envoy.service.secret.v3.SecretDiscoveryService's
+// description, as its generated stub has it, with handlers that move the
+// messages as bytes. DeltaSecrets is not offered (gRPC answers
+// Unimplemented, as the generated stub's default did).
+func sdsService() *grpc.ServiceDesc {
+	return &grpc.ServiceDesc{
+		ServiceName: "envoy.service.secret.v3.SecretDiscoveryService",
+		HandlerType: (*any)(nil),
+		Methods: []grpc.MethodDesc{{MethodName: "FetchSecrets", Handler: func(srv any, ctx context.Context, dec func(any) error, icpt grpc.UnaryServerInterceptor) (any, error) {
+			var in []byte
+			if err := dec(&in); err != nil {
+				return nil, err
+			}
+			h := func(ctx context.Context, req any) (any, error) {
+				r, err := xdswire.DecodeRequest(req.([]byte))
+				if err != nil {
+					return nil, status.Errorf(codes.InvalidArgument, "sds: %v", err)
+				}
+				resp, err := srv.(*SDS).FetchSecrets(ctx, r)
+				if err != nil {
+					return nil, err
+				}
+				return resp.Marshal(), nil
+			}
+			if icpt == nil {
+				return h(ctx, in)
+			}
+			return icpt(ctx, in, &grpc.UnaryServerInfo{Server: srv, FullMethod: "/envoy.service.secret.v3.SecretDiscoveryService/FetchSecrets"}, h)
+		}}},
+		Streams: []grpc.StreamDesc{{StreamName: "StreamSecrets", ServerStreams: true, ClientStreams: true,
+			Handler: func(srv any, st grpc.ServerStream) error { return srv.(*SDS).StreamSecrets(st) }}},
+		Metadata: "envoy/service/secret/v3/sds.proto",
+	}
+}
+
+// Register adds the service to g, which must have been created with
+// grpc.ForceServerCodecV2(xdswire.Codec{}).
+func (s *SDS) Register(g *grpc.Server) { g.RegisterService(sdsService(), s) }
 
 // ListenSDS listens on addr. SDS hands out the workload's private key, so
 // only the workload's own user may reach it:
@@ -122,6 +157,7 @@ func (s *SDS) Serve(ctx context.Context, l net.Listener, tokenFile string) error
 				return h(srv, ss)
 			}))
 	}
+	opts = append(opts, grpc.ForceServerCodecV2(xdswire.Codec{}))
 	g := grpc.NewServer(opts...)
 	s.Register(g)
 	stop := context.AfterFunc(ctx, g.Stop)
@@ -156,56 +192,43 @@ func checkBearer(ctx context.Context, tokenFile string) error {
 func secretResources(sec *Secrets, names []string) ([]*anypb.Any, error) {
 	out := make([]*anypb.Any, 0, len(names))
 	for _, n := range names {
-		var m *tlsv3.Secret
+		var v []byte
 		switch n {
 		case WorkloadSecret:
-			m = &tlsv3.Secret{Name: n, Type: &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{
-				CertificateChain: inline(sec.CertPEM),
-				PrivateKey:       inline(sec.KeyPEM),
-			}}}
+			v = tlsCertificateSecret(n, sec.CertPEM, sec.KeyPEM)
 		case RootSecret:
-			m = &tlsv3.Secret{Name: n, Type: &tlsv3.Secret_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
-				TrustedCa: inline(sec.RootsPEM),
-			}}}
+			v = validationContextSecret(n, sec.RootsPEM)
 		default:
 			continue
 		}
-		a, err := anypb.New(m)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, a)
+		out = append(out, &anypb.Any{TypeUrl: SecretType, Value: v})
 	}
 	return out, nil
 }
 
-func inline(b []byte) *corev3.DataSource {
-	return &corev3.DataSource{Specifier: &corev3.DataSource_InlineBytes{InlineBytes: b}}
-}
-
-func (s *SDS) response(names []string, nonce int) (*discoveryv3.DiscoveryResponse, error) {
+func (s *SDS) response(names []string, nonce int) (*xdswire.Response, error) {
 	sec := s.src.Secrets()
 	res, err := secretResources(sec, names)
 	if err != nil {
 		return nil, err
 	}
-	return &discoveryv3.DiscoveryResponse{VersionInfo: strconv.FormatUint(sec.Version, 10), Resources: res,
-		TypeUrl: SecretType, Nonce: strconv.Itoa(nonce)}, nil
+	return &xdswire.Response{VersionInfo: strconv.FormatUint(sec.Version, 10), Resources: res,
+		TypeURL: SecretType, Nonce: strconv.Itoa(nonce)}, nil
 }
 
 // FetchSecrets answers one request with the current secrets.
-func (s *SDS) FetchSecrets(ctx context.Context, req *discoveryv3.DiscoveryRequest) (*discoveryv3.DiscoveryResponse, error) {
+func (s *SDS) FetchSecrets(ctx context.Context, req *xdswire.Request) (*xdswire.Response, error) {
 	if err := checkType(req); err != nil {
 		return nil, err
 	}
 	if s.src.Secrets() == nil {
 		return nil, status.Error(codes.Unavailable, "sds: no workload certificate yet")
 	}
-	return s.response(req.GetResourceNames(), 0)
+	return s.response(req.ResourceNames, 0)
 }
 
-func checkType(req *discoveryv3.DiscoveryRequest) error {
-	if t := req.GetTypeUrl(); t != "" && t != SecretType {
+func checkType(req *xdswire.Request) error {
+	if t := req.TypeURL; t != "" && t != SecretType {
 		return status.Errorf(codes.InvalidArgument, "sds: type %q, want %s", t, SecretType)
 	}
 	return nil
@@ -213,15 +236,20 @@ func checkType(req *discoveryv3.DiscoveryRequest) error {
 
 // StreamSecrets is SDS state of the world: it answers each new subscription
 // and pushes every renewal to the names subscribed.
-func (s *SDS) StreamSecrets(stream grpc.BidiStreamingServer[discoveryv3.DiscoveryRequest, discoveryv3.DiscoveryResponse]) error {
+func (s *SDS) StreamSecrets(stream grpc.ServerStream) error {
 	ctx := stream.Context()
-	reqs := make(chan *discoveryv3.DiscoveryRequest)
+	reqs := make(chan *xdswire.Request)
 	errc := make(chan error, 1)
 	go func() {
 		for {
-			r, err := stream.Recv()
-			if err != nil {
+			var b []byte
+			if err := stream.RecvMsg(&b); err != nil {
 				errc <- err
+				return
+			}
+			r, err := xdswire.DecodeRequest(b)
+			if err != nil {
+				errc <- status.Errorf(codes.InvalidArgument, "sds: %v", err)
 				return
 			}
 			select {
@@ -243,7 +271,7 @@ func (s *SDS) StreamSecrets(stream grpc.BidiStreamingServer[discoveryv3.Discover
 			if err != nil {
 				return status.Errorf(codes.Internal, "sds: %v", err)
 			}
-			if err := stream.Send(resp); err != nil {
+			if err := stream.SendMsg(resp.Marshal()); err != nil {
 				return err
 			}
 			sentVersion, lastNonce = sec.Version, resp.Nonce
@@ -261,13 +289,13 @@ func (s *SDS) StreamSecrets(stream grpc.BidiStreamingServer[discoveryv3.Discover
 			if err := checkType(r); err != nil {
 				return err
 			}
-			if r.GetResponseNonce() != "" && r.GetResponseNonce() != lastNonce {
+			if r.ResponseNonce != "" && r.ResponseNonce != lastNonce {
 				continue // an answer to an older response
 			}
-			if r.GetErrorDetail() != nil {
+			if r.ErrorDetail != nil {
 				continue // NACK: keep the version, push the next one
 			}
-			if n := r.GetResourceNames(); !slices.Equal(n, names) {
+			if n := r.ResourceNames; !slices.Equal(n, names) {
 				names = slices.Clone(n)
 				sentVersion = 0 // a new subscription gets an answer
 			}

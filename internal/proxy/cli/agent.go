@@ -9,9 +9,8 @@ import (
 	"sync"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-
 	"github.com/mast-mesh/mast/internal/proxy/agent"
+	"github.com/mast-mesh/mast/internal/proxy/xdswire"
 )
 
 // WorkloadCertMeta is the node metadata key by which a proxy tells the
@@ -43,18 +42,17 @@ func (f *agentFlags) enabled() bool { return f.caAddr != "" }
 
 // start runs the agent for node's identity and waits for its first
 // certificate. It returns nil secrets when the agent is off.
-func (f *agentFlags) start(ctx context.Context, node *corev3.Node, log *slog.Logger) (*agent.Agent, func(), error) {
+func (f *agentFlags) start(ctx context.Context, node *xdswire.Node, log *slog.Logger) (*agent.Agent, func(), error) {
 	if !f.enabled() {
 		if f.sdsAddr != "" || f.tokenFile != "" {
 			return nil, nil, errors.New("--sds-addr and --token-file need --ca-addr")
 		}
 		return nil, func() {}, nil
 	}
-	md := node.GetMetadata().GetFields()
-	ns := md["NAMESPACE"].GetStringValue()
+	ns := node.MetaString("NAMESPACE")
 	sa := f.serviceAccount
 	if sa == "" {
-		sa = md["SERVICE_ACCOUNT"].GetStringValue()
+		sa = node.MetaString("SERVICE_ACCOUNT")
 	}
 	if sa == "" {
 		sa = "default"

@@ -186,7 +186,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	tf.announce(node)
-	log.Info("starting", "node", node.GetId(), "xds", xdsAddr, "xds_mtls", useTLS, "interception", node.GetMetadata().GetFields()["INTERCEPTION_MODE"].GetStringValue())
+	log.Info("starting", "node", node.ID, "xds", xdsAddr, "xds_mtls", useTLS, "interception", node.MetaString("INTERCEPTION_MODE"))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	secrets, stopAgent, err := af.start(ctx, node, log.With("component", "agent"))

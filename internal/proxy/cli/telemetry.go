@@ -9,10 +9,8 @@ import (
 	"net"
 	"os"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	"google.golang.org/protobuf/types/known/structpb"
-
 	"github.com/mast-mesh/mast/internal/proxy/dataplane"
+	"github.com/mast-mesh/mast/internal/proxy/xdswire"
 	"github.com/mast-mesh/mast/internal/telemetry/metrics"
 	"github.com/mast-mesh/mast/internal/telemetry/peer"
 	"github.com/mast-mesh/mast/internal/telemetry/reporter"
@@ -38,8 +36,8 @@ func (t *telemetryFlags) register(fs *flag.FlagSet) {
 }
 
 // apply builds the reporter and sets the metrics endpoints in cfg.
-func (t *telemetryFlags) apply(node *corev3.Node, trustDomain string, cfg *dataplane.Config, stdout io.Writer, log *slog.Logger) error {
-	local := peer.FromNode(node.GetId(), node.GetMetadata())
+func (t *telemetryFlags) apply(node *xdswire.Node, trustDomain string, cfg *dataplane.Config, stdout io.Writer, log *slog.Logger) error {
+	local := peer.FromNode(node.ID, node.Metadata)
 	if local.Cluster == "" {
 		local.Cluster = "Kubernetes" // Istio's default CLUSTER_ID
 	}
@@ -47,7 +45,7 @@ func (t *telemetryFlags) apply(node *corev3.Node, trustDomain string, cfg *datap
 		Logger: log.With("component", "telemetry")})
 	// Spans are tagged with the node and, for Zipkin, named by the node's
 	// cluster (Istio's service-cluster, "app.namespace"), as Envoy does.
-	cfg.Tracing = spans.Options{NodeID: node.GetId(), Zone: node.GetLocality().GetZone(), ServiceName: node.GetCluster()}
+	cfg.Tracing = spans.Options{NodeID: node.ID, Zone: node.Locality.Zone, ServiceName: node.Cluster}
 	if cfg.Tracing.ServiceName == "" && local.CanonicalService != "" {
 		cfg.Tracing.ServiceName = local.CanonicalService + "." + local.Namespace
 	}
@@ -73,11 +71,11 @@ func (t *telemetryFlags) apply(node *corev3.Node, trustDomain string, cfg *datap
 
 // resolveAddr turns a metrics address flag into an address: "auto" is
 // the proxy's first INSTANCE_IPS at port (true when so resolved).
-func resolveAddr(node *corev3.Node, v, port string) (string, bool) {
+func resolveAddr(node *xdswire.Node, v, port string) (string, bool) {
 	if v != "auto" {
 		return v, false
 	}
-	ip := node.GetMetadata().GetFields()["INSTANCE_IPS"].GetStringValue()
+	ip := node.MetaString("INSTANCE_IPS")
 	if ip == "" || net.ParseIP(ip) == nil {
 		return "", false
 	}
@@ -88,18 +86,12 @@ func resolveAddr(node *corev3.Node, v, port string) (string, bool) {
 // (metrics.MetaStatsAddr), so that the control plane's dashboard can
 // scrape Istio's standard metrics without a Prometheus. It must run before
 // the node is shared with other goroutines.
-func (t *telemetryFlags) announce(node *corev3.Node) {
+func (t *telemetryFlags) announce(node *xdswire.Node) {
 	addr, _ := resolveAddr(node, t.stats, "15090")
 	if _, port, err := net.SplitHostPort(addr); err != nil || port == "0" {
 		return
 	}
-	if node.Metadata == nil {
-		node.Metadata = &structpb.Struct{}
-	}
-	if node.Metadata.Fields == nil {
-		node.Metadata.Fields = map[string]*structpb.Value{}
-	}
-	node.Metadata.Fields[metrics.MetaStatsAddr] = structpb.NewStringValue(addr)
+	node.SetMeta(metrics.MetaStatsAddr, addr)
 }
 
 // appMetricsURL applies Istio's prometheus.io annotation semantics: scrape

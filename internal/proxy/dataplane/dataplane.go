@@ -16,7 +16,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/types/known/anypb"
 
@@ -32,6 +31,7 @@ import (
 	"github.com/mast-mesh/mast/internal/proxy/upstream"
 	"github.com/mast-mesh/mast/internal/proxy/xdsclient"
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
+	"github.com/mast-mesh/mast/internal/proxy/xdswire"
 	"github.com/mast-mesh/mast/internal/telemetry/reporter"
 	"github.com/mast-mesh/mast/internal/telemetry/spans"
 )
@@ -44,7 +44,7 @@ type Config struct {
 	// its health changes to the control plane over the ADS stream (a VM
 	// auto-registered from a WorkloadGroup with a probe).
 	ReadinessProbe *probe.Checker
-	Node           *corev3.Node
+	Node           *xdswire.Node
 	// AdminAddr is the admin listener (default 127.0.0.1:15000).
 	AdminAddr string
 	// DrainPeriod bounds graceful shutdown (default 5s).

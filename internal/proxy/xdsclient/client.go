@@ -16,9 +16,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -27,6 +24,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
+	"github.com/mast-mesh/mast/internal/proxy/xdswire"
 )
 
 // Handler consumes responses. Apply returns nil to ACK or an error (its text
@@ -48,7 +46,7 @@ type Config struct {
 	// MaxRecvMsgSize bounds one response (default DefaultMaxRecvMsgSize);
 	// mastd's --xds-max-send-size must not exceed it.
 	MaxRecvMsgSize int
-	Node           *corev3.Node
+	Node           *xdswire.Node
 	Logger         *slog.Logger
 	// BackoffBase and BackoffMax bound reconnect delays (defaults 250ms, 30s).
 	BackoffBase, BackoffMax time.Duration
@@ -133,15 +131,14 @@ func (c *Client) Run(ctx context.Context) error {
 		return fmt.Errorf("xds client: %s: %w", c.cfg.Address, err)
 	}
 	defer conn.Close()
-	ads := discoveryv3.NewAggregatedDiscoveryServiceClient(conn)
 	attempt := 0
 	for {
 		var healthy bool
 		var err error
 		if c.cfg.Delta {
-			healthy, err = c.deltaStream(ctx, ads)
+			healthy, err = c.deltaStream(ctx, conn)
 		} else {
-			healthy, err = c.stream(ctx, ads)
+			healthy, err = c.stream(ctx, conn)
 		}
 		if ctx.Err() != nil {
 			return nil
@@ -179,14 +176,14 @@ func backoff(base, max time.Duration, attempt int) time.Duration {
 }
 
 // stream runs one ADS stream; healthy reports whether any response arrived.
-func (c *Client) stream(ctx context.Context, ads discoveryv3.AggregatedDiscoveryServiceClient) (healthy bool, err error) {
+func (c *Client) stream(ctx context.Context, conn *grpc.ClientConn) (healthy bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	st, err := ads.StreamAggregatedResources(ctx)
+	st, err := openStream(ctx, conn, adsSotW)
 	if err != nil {
 		return false, fmt.Errorf("open stream: %w", err)
 	}
-	send, sendErr := startSender(ctx, cancel, st.Send)
+	send, sendErr := startSender(ctx, cancel, func(r *xdswire.Request) error { return sendMsg(st, r.Marshal) })
 	first := true
 	for _, t := range order {
 		ts := c.state[t]
@@ -208,14 +205,9 @@ func (c *Client) stream(ctx context.Context, ads discoveryv3.AggregatedDiscovery
 	detach := c.health.attach(send, nil)
 	defer func() { cancel(); detach() }()
 	for {
-		resp, err := st.Recv()
+		resp, err := recvMsg(st, sendErr, xdswire.DecodeResponse)
 		if err != nil {
-			select {
-			case e := <-sendErr:
-				err = e
-			default:
-			}
-			return healthy, fmt.Errorf("receive: %w", err)
+			return healthy, err
 		}
 		if !healthy {
 			c.log.Info("xds stream established", "addr", c.cfg.Address)
@@ -225,26 +217,26 @@ func (c *Client) stream(ctx context.Context, ads discoveryv3.AggregatedDiscovery
 	}
 }
 
-func (c *Client) request(t string, ts *typeState, withNode bool, errDetail error) *discoveryv3.DiscoveryRequest {
-	r := &discoveryv3.DiscoveryRequest{TypeUrl: t, VersionInfo: ts.version, ResponseNonce: ts.nonce, ResourceNames: ts.names}
+func (c *Client) request(t string, ts *typeState, withNode bool, errDetail error) *xdswire.Request {
+	r := &xdswire.Request{TypeURL: t, VersionInfo: ts.version, ResponseNonce: ts.nonce, ResourceNames: ts.names}
 	if withNode {
 		r.Node = c.cfg.Node
 	}
 	if errDetail != nil {
-		r.ErrorDetail = &status.Status{Code: int32(codes.InvalidArgument), Message: errDetail.Error()}
+		r.ErrorDetail = &xdswire.Status{Code: int32(codes.InvalidArgument), Message: errDetail.Error()}
 	}
 	return r
 }
 
-func (c *Client) handle(ctx context.Context, resp *discoveryv3.DiscoveryResponse, send func(*discoveryv3.DiscoveryRequest)) {
-	t := resp.GetTypeUrl()
+func (c *Client) handle(ctx context.Context, resp *xdswire.Response, send func(*xdswire.Request)) {
+	t := resp.TypeURL
 	ts, ok := c.state[t]
 	if !ok {
 		c.log.Warn("xds: response of unknown type ignored", "type", t)
 		return
 	}
-	ts.nonce = resp.GetNonce()
-	err := c.h.Apply(t, resp.GetVersionInfo(), resp.GetResources())
+	ts.nonce = resp.Nonce
+	err := c.h.Apply(t, resp.VersionInfo, resp.Resources)
 	// Subscribe to what the new listeners/clusters reference before ACKing
 	// them, as Envoy does while warming.
 	if t == xdsparse.ListenerType || t == xdsparse.ClusterType {
@@ -261,16 +253,16 @@ func (c *Client) handle(ctx context.Context, resp *discoveryv3.DiscoveryResponse
 		}
 	}
 	if err == nil {
-		ts.version = resp.GetVersionInfo()
+		ts.version = resp.VersionInfo
 		ts.nackVer, ts.nackRuns = "", 0
 		c.acks.Add(1)
 		send(c.request(t, ts, false, nil))
 		return
 	}
 	c.nacks.Add(1)
-	c.log.Warn("xds: NACK", "type", t, "version", resp.GetVersionInfo(), "err", err)
+	c.log.Warn("xds: NACK", "type", t, "version", resp.VersionInfo, "err", err)
 	req := c.request(t, ts, false, err)
-	if ts.nackVer == resp.GetVersionInfo() {
+	if ts.nackVer == resp.VersionInfo {
 		// The server re-sent what we just rejected; slow the exchange down so
 		// a server that answers every NACK at once does not spin.
 		ts.nackRuns++
@@ -284,7 +276,7 @@ func (c *Client) handle(ctx context.Context, resp *discoveryv3.DiscoveryResponse
 		}()
 		return
 	}
-	ts.nackVer, ts.nackRuns = resp.GetVersionInfo(), 0
+	ts.nackVer, ts.nackRuns = resp.VersionInfo, 0
 	send(req)
 }
 

@@ -7,12 +7,12 @@ import (
 	"slices"
 	"sort"
 
-	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
+	"github.com/mast-mesh/mast/internal/proxy/xdswire"
 )
 
 // deltaState is the client's view of one type on the incremental protocol:
@@ -27,25 +27,25 @@ type deltaState struct {
 // deltaStream runs one incremental (Delta) ADS stream. The merged resource
 // set of a type is handed to the handler as a state-of-the-world update, so
 // validation and last-good handling are the same for both protocols.
-func (c *Client) deltaStream(ctx context.Context, ads discoveryv3.AggregatedDiscoveryServiceClient) (healthy bool, err error) {
+func (c *Client) deltaStream(ctx context.Context, conn *grpc.ClientConn) (healthy bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	st, err := ads.DeltaAggregatedResources(ctx)
+	st, err := openStream(ctx, conn, adsDelta)
 	if err != nil {
 		return false, fmt.Errorf("open delta stream: %w", err)
 	}
-	send, sendErr := startSender(ctx, cancel, st.Send)
+	send, sendErr := startSender(ctx, cancel, func(r *xdswire.DeltaRequest) error { return sendMsg(st, r.Marshal) })
 	first := true
 	for _, t := range order {
 		ds := c.delta[t]
 		ds.sent = false
-		req := &discoveryv3.DeltaDiscoveryRequest{TypeUrl: t, InitialResourceVersions: maps.Clone(ds.versions)}
+		req := &xdswire.DeltaRequest{TypeURL: t, InitialResourceVersions: maps.Clone(ds.versions)}
 		if t == xdsparse.EndpointType || t == xdsparse.RouteType {
 			ds.names = c.h.Names(t)
 			if len(ds.names) == 0 {
 				continue
 			}
-			req.ResourceNamesSubscribe = ds.names
+			req.Subscribe = ds.names
 		}
 		if first {
 			req.Node = c.cfg.Node
@@ -68,14 +68,9 @@ func (c *Client) deltaStream(ctx context.Context, ads discoveryv3.AggregatedDisc
 	detach := c.health.attach(nil, send)
 	defer func() { cancel(); detach() }()
 	for {
-		resp, err := st.Recv()
+		resp, err := recvMsg(st, sendErr, xdswire.DecodeDeltaResponse)
 		if err != nil {
-			select {
-			case e := <-sendErr:
-				err = e
-			default:
-			}
-			return healthy, fmt.Errorf("receive: %w", err)
+			return healthy, err
 		}
 		if !healthy {
 			c.log.Info("xds delta stream established", "addr", c.cfg.Address)
@@ -85,21 +80,21 @@ func (c *Client) deltaStream(ctx context.Context, ads discoveryv3.AggregatedDisc
 	}
 }
 
-func (c *Client) handleDelta(resp *discoveryv3.DeltaDiscoveryResponse, send func(*discoveryv3.DeltaDiscoveryRequest)) {
-	t := resp.GetTypeUrl()
+func (c *Client) handleDelta(resp *xdswire.DeltaResponse, send func(*xdswire.DeltaRequest)) {
+	t := resp.TypeURL
 	ds, ok := c.delta[t]
 	if !ok {
 		c.log.Warn("xds: delta response of unknown type ignored", "type", t)
 		return
 	}
-	for _, r := range resp.GetResources() {
-		if r.GetResource() == nil {
+	for _, r := range resp.Resources {
+		if r.Resource == nil {
 			continue
 		}
-		ds.resources[r.GetName()] = r.GetResource()
-		ds.versions[r.GetName()] = r.GetVersion()
+		ds.resources[r.Name] = r.Resource
+		ds.versions[r.Name] = r.Version
 	}
-	for _, n := range resp.GetRemovedResources() {
+	for _, n := range resp.RemovedResources {
 		delete(ds.resources, n)
 		delete(ds.versions, n)
 	}
@@ -112,7 +107,7 @@ func (c *Client) handleDelta(resp *discoveryv3.DeltaDiscoveryResponse, send func
 	for _, n := range names {
 		all = append(all, ds.resources[n])
 	}
-	err := c.h.Apply(t, resp.GetSystemVersionInfo(), all)
+	err := c.h.Apply(t, resp.SystemVersionInfo, all)
 	if t == xdsparse.ListenerType || t == xdsparse.ClusterType {
 		dep := xdsparse.RouteType
 		if t == xdsparse.ClusterType {
@@ -127,14 +122,14 @@ func (c *Client) handleDelta(resp *discoveryv3.DeltaDiscoveryResponse, send func
 				delete(dd.resources, n)
 				delete(dd.versions, n)
 			}
-			send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: dep, ResourceNamesSubscribe: sub, ResourceNamesUnsubscribe: unsub})
+			send(&xdswire.DeltaRequest{TypeURL: dep, Subscribe: sub, Unsubscribe: unsub})
 		}
 	}
-	ack := &discoveryv3.DeltaDiscoveryRequest{TypeUrl: t, ResponseNonce: resp.GetNonce()}
+	ack := &xdswire.DeltaRequest{TypeURL: t, ResponseNonce: resp.Nonce}
 	if err != nil {
 		c.nacks.Add(1)
 		c.log.Warn("xds: delta NACK", "type", t, "err", err)
-		ack.ErrorDetail = &status.Status{Code: int32(codes.InvalidArgument), Message: err.Error()}
+		ack.ErrorDetail = &xdswire.Status{Code: int32(codes.InvalidArgument), Message: err.Error()}
 	} else {
 		c.acks.Add(1)
 	}

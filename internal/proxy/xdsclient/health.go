@@ -3,9 +3,9 @@ package xdsclient
 import (
 	"sync"
 
-	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
+
+	"github.com/mast-mesh/mast/internal/proxy/xdswire"
 )
 
 // HealthInfoType is the type URL of istio-agent's health reports: a
@@ -20,8 +20,8 @@ const HealthInfoType = "type.googleapis.com/istio.v1.HealthInformation"
 type health struct {
 	mu     sync.Mutex
 	latest *healthReport
-	sotw   func(*discoveryv3.DiscoveryRequest)
-	delta  func(*discoveryv3.DeltaDiscoveryRequest)
+	sotw   func(*xdswire.Request)
+	delta  func(*xdswire.DeltaRequest)
 }
 
 type healthReport struct {
@@ -44,21 +44,21 @@ func (h *health) sendLocked() {
 	if r == nil {
 		return
 	}
-	var detail *status.Status
+	var detail *xdswire.Status
 	if !r.healthy {
-		detail = &status.Status{Code: int32(codes.Internal), Message: r.message}
+		detail = &xdswire.Status{Code: int32(codes.Internal), Message: r.message}
 	}
 	switch {
 	case h.sotw != nil:
-		h.sotw(&discoveryv3.DiscoveryRequest{TypeUrl: HealthInfoType, ErrorDetail: detail})
+		h.sotw(&xdswire.Request{TypeURL: HealthInfoType, ErrorDetail: detail})
 	case h.delta != nil:
-		h.delta(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: HealthInfoType, ErrorDetail: detail})
+		h.delta(&xdswire.DeltaRequest{TypeURL: HealthInfoType, ErrorDetail: detail})
 	}
 }
 
 // attach makes a new stream's senders current and sends the latest report
 // on it; the returned func detaches them when the stream ends.
-func (h *health) attach(sotw func(*discoveryv3.DiscoveryRequest), delta func(*discoveryv3.DeltaDiscoveryRequest)) func() {
+func (h *health) attach(sotw func(*xdswire.Request), delta func(*xdswire.DeltaRequest)) func() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.sotw, h.delta = sotw, delta

@@ -6,8 +6,9 @@ import (
 	"sort"
 	"strings"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/mast-mesh/mast/internal/proxy/xdswire"
 )
 
 // NodeConfig describes the proxy to the control plane. Either ID is set, or
@@ -27,7 +28,7 @@ type NodeConfig struct {
 
 // BuildNode returns the xDS node for cfg with Istio's metadata keys
 // (NAMESPACE, NAME, LABELS, INSTANCE_IPS, INTERCEPTION_MODE, ...).
-func BuildNode(cfg NodeConfig) (*corev3.Node, error) {
+func BuildNode(cfg NodeConfig) (*xdswire.Node, error) {
 	id := cfg.ID
 	if id == "" {
 		if cfg.Type == "" {
@@ -90,8 +91,8 @@ func BuildNode(cfg NodeConfig) (*corev3.Node, error) {
 	if ns != "" {
 		cluster = name + "." + ns
 	}
-	return &corev3.Node{
-		Id:            id,
+	return &xdswire.Node{
+		ID:            id,
 		Cluster:       cluster,
 		Metadata:      &structpb.Struct{Fields: md},
 		UserAgentName: "mast-proxy",

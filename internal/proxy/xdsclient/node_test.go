@@ -4,6 +4,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/mast-mesh/mast/internal/proxy/xdswire"
 )
 
 func TestBuildNode(t *testing.T) {
@@ -34,10 +39,10 @@ func TestBuildNode(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if n.GetId() != tc.id {
-				t.Errorf("id %q, want %q", n.GetId(), tc.id)
+			if n.ID != tc.id {
+				t.Errorf("id %q, want %q", n.ID, tc.id)
 			}
-			if m := n.GetMetadata().GetFields()["INTERCEPTION_MODE"].GetStringValue(); m != tc.mode {
+			if m := n.Metadata.GetFields()["INTERCEPTION_MODE"].GetStringValue(); m != tc.mode {
 				t.Errorf("mode %q, want %q", m, tc.mode)
 			}
 		})
@@ -53,10 +58,10 @@ func TestBuildNodeLabels(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := n.GetMetadata().GetFields()["LABELS"].GetStructValue().GetFields()["version"].GetStringValue(); got != "v1" {
+	if got := n.Metadata.GetFields()["LABELS"].GetStructValue().GetFields()["version"].GetStringValue(); got != "v1" {
 		t.Errorf("LABELS.version = %q", got)
 	}
-	if got := n.GetMetadata().GetFields()["INSTANCE_IPS"].GetStringValue(); got != "127.0.1.2" {
+	if got := n.Metadata.GetFields()["INSTANCE_IPS"].GetStringValue(); got != "127.0.1.2" {
 		t.Errorf("INSTANCE_IPS = %q", got)
 	}
 	if _, err := ParseKV("novalue"); err == nil {
@@ -75,5 +80,34 @@ func TestBackoffBounds(t *testing.T) {
 				t.Fatalf("attempt %d: %v outside [%v, %v]", attempt, d, want/2, want)
 			}
 		}
+	}
+}
+
+// TestBuildNodeOnTheWire: what the proxy sends as its node is what mastd's
+// generated Node reads: id, cluster, user agent and the metadata mastd's
+// model.ParseNode uses.
+func TestBuildNodeOnTheWire(t *testing.T) {
+	n, err := BuildNode(NodeConfig{Type: "sidecar", IP: "10.0.0.7", Name: "reviews-v1", Namespace: "default",
+		Labels: map[string]string{"app": "reviews", "version": "v1"}, Meta: map[string]string{"SERVICE_ACCOUNT": "bookinfo-reviews"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Locality = xdswire.Locality{Region: "eu", Zone: "eu-1"}
+	n.ClientFeatures = []string{"envoy.lb.does_not_support_overprovisioning"}
+	b, err := n.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g corev3.Node
+	if err := proto.Unmarshal(b, &g); err != nil {
+		t.Fatal(err)
+	}
+	want := &corev3.Node{Id: n.ID, Cluster: "reviews-v1.default", Metadata: n.Metadata, UserAgentName: "mast-proxy",
+		Locality: &corev3.Locality{Region: "eu", Zone: "eu-1"}, ClientFeatures: n.ClientFeatures}
+	if !proto.Equal(&g, want) {
+		t.Errorf("node on the wire:\n got %v\nwant %v", &g, want)
+	}
+	if g.GetMetadata().GetFields()["LABELS"].GetStructValue().GetFields()["app"].GetStringValue() != "reviews" {
+		t.Errorf("labels: %v", g.GetMetadata())
 	}
 }

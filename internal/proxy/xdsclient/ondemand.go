@@ -7,9 +7,8 @@ import (
 	"slices"
 	"sync"
 
-	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
+	"github.com/mast-mesh/mast/internal/proxy/xdswire"
 )
 
 // OnDemandRoutesMeta is the node metadata key ("true") with which a proxy
@@ -24,8 +23,8 @@ var ErrNoStream = errors.New("xds: no incremental stream to ask on")
 // server has answered, and the requests waiting for an answer.
 type onDemand struct {
 	mu       sync.Mutex
-	send     func(*discoveryv3.DeltaDiscoveryRequest) // of the current stream; nil when none
-	names    map[string]bool                          // asked for -> answered on the current stream
+	send     func(*xdswire.DeltaRequest) // of the current stream; nil when none
+	names    map[string]bool             // asked for -> answered on the current stream
 	waiters  map[string][]chan struct{}
 	versions map[string]string
 }
@@ -58,7 +57,7 @@ func (c *Client) OnDemand(ctx context.Context, name string) error {
 	}
 	od.mu.Unlock()
 	if !asked {
-		send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: xdsparse.VirtualHostType, ResourceNamesSubscribe: []string{name}})
+		send(&xdswire.DeltaRequest{TypeURL: xdsparse.VirtualHostType, Subscribe: []string{name}})
 	}
 	select {
 	case <-ch:
@@ -71,7 +70,7 @@ func (c *Client) OnDemand(ctx context.Context, name string) error {
 // streamStarted makes send the stream to ask on and returns the request
 // re-subscribing to every name asked for before (nil when none): their
 // answers are awaited again on the new stream.
-func (od *onDemand) streamStarted(send func(*discoveryv3.DeltaDiscoveryRequest)) *discoveryv3.DeltaDiscoveryRequest {
+func (od *onDemand) streamStarted(send func(*xdswire.DeltaRequest)) *xdswire.DeltaRequest {
 	od.mu.Lock()
 	defer od.mu.Unlock()
 	od.send = send
@@ -81,8 +80,8 @@ func (od *onDemand) streamStarted(send func(*discoveryv3.DeltaDiscoveryRequest))
 	for n := range od.names {
 		od.names[n] = false
 	}
-	return &discoveryv3.DeltaDiscoveryRequest{TypeUrl: xdsparse.VirtualHostType,
-		ResourceNamesSubscribe: slices.Sorted(maps.Keys(od.names)), InitialResourceVersions: maps.Clone(od.versions)}
+	return &xdswire.DeltaRequest{TypeURL: xdsparse.VirtualHostType,
+		Subscribe: slices.Sorted(maps.Keys(od.names)), InitialResourceVersions: maps.Clone(od.versions)}
 }
 
 func (od *onDemand) streamEnded() {
@@ -93,7 +92,7 @@ func (od *onDemand) streamEnded() {
 
 // answered records the names a response answered and wakes their waiters;
 // call it after the response was applied.
-func (od *onDemand) answered(resp *discoveryv3.DeltaDiscoveryResponse) {
+func (od *onDemand) answered(resp *xdswire.DeltaResponse) {
 	od.mu.Lock()
 	defer od.mu.Unlock()
 	mark := func(n string) {
@@ -105,18 +104,18 @@ func (od *onDemand) answered(resp *discoveryv3.DeltaDiscoveryResponse) {
 		}
 		delete(od.waiters, n)
 	}
-	for _, r := range resp.GetResources() {
-		if r.GetResource() != nil {
-			od.versions[r.GetName()] = r.GetVersion()
+	for _, r := range resp.Resources {
+		if r.Resource != nil {
+			od.versions[r.Name] = r.Version
 		} else {
-			delete(od.versions, r.GetName())
+			delete(od.versions, r.Name)
 		}
-		mark(r.GetName())
-		for _, a := range r.GetAliases() {
+		mark(r.Name)
+		for _, a := range r.Aliases {
 			mark(a)
 		}
 	}
-	for _, n := range resp.GetRemovedResources() {
+	for _, n := range resp.RemovedResources {
 		delete(od.versions, n)
 		mark(n)
 	}

@@ -55,16 +55,12 @@ func sdsService() *grpc.ServiceDesc {
 		ServiceName: "envoy.service.secret.v3.SecretDiscoveryService",
 		HandlerType: (*any)(nil),
 		Methods: []grpc.MethodDesc{{MethodName: "FetchSecrets", Handler: func(srv any, ctx context.Context, dec func(any) error, icpt grpc.UnaryServerInterceptor) (any, error) {
-			var in []byte
-			if err := dec(&in); err != nil {
+			in := &xdswire.Request{}
+			if err := dec(in); err != nil {
 				return nil, err
 			}
 			h := func(ctx context.Context, req any) (any, error) {
-				r, err := xdswire.DecodeRequest(req.([]byte))
-				if err != nil {
-					return nil, status.Errorf(codes.InvalidArgument, "sds: %v", err)
-				}
-				resp, err := srv.(*SDS).FetchSecrets(ctx, r)
+				resp, err := srv.(*SDS).FetchSecrets(ctx, req.(*xdswire.Request))
 				if err != nil {
 					return nil, err
 				}
@@ -242,14 +238,9 @@ func (s *SDS) StreamSecrets(stream grpc.ServerStream) error {
 	errc := make(chan error, 1)
 	go func() {
 		for {
-			var b []byte
-			if err := stream.RecvMsg(&b); err != nil {
+			r := &xdswire.Request{}
+			if err := stream.RecvMsg(r); err != nil {
 				errc <- err
-				return
-			}
-			r, err := xdswire.DecodeRequest(b)
-			if err != nil {
-				errc <- status.Errorf(codes.InvalidArgument, "sds: %v", err)
 				return
 			}
 			select {

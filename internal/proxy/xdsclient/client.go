@@ -205,7 +205,7 @@ func (c *Client) stream(ctx context.Context, conn *grpc.ClientConn) (healthy boo
 	detach := c.health.attach(send, nil)
 	defer func() { cancel(); detach() }()
 	for {
-		resp, err := recvMsg(st, sendErr, xdswire.DecodeResponse)
+		resp, err := recvMsg[xdswire.Response](st, sendErr)
 		if err != nil {
 			return healthy, err
 		}

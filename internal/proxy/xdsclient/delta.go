@@ -68,7 +68,7 @@ func (c *Client) deltaStream(ctx context.Context, conn *grpc.ClientConn) (health
 	detach := c.health.attach(nil, send)
 	defer func() { cancel(); detach() }()
 	for {
-		resp, err := recvMsg(st, sendErr, xdswire.DecodeDeltaResponse)
+		resp, err := recvMsg[xdswire.DeltaResponse](st, sendErr)
 		if err != nil {
 			return healthy, err
 		}

@@ -30,23 +30,18 @@ func sendMsg(st grpc.ClientStream, marshal func() ([]byte, error)) error {
 	return st.SendMsg(b)
 }
 
-// recvMsg receives and decodes one response. A receive error is replaced
-// by the sender's, when it failed first; a response that does not decode
-// ends the stream, as the generated decoder's error did.
-func recvMsg[T any](st grpc.ClientStream, sendErr <-chan error, decode func([]byte) (T, error)) (T, error) {
-	var zero T
-	var b []byte
-	if err := st.RecvMsg(&b); err != nil {
+// recvMsg receives one response, decoded by xdswire.Codec. A receive error
+// is replaced by the sender's, when it failed first; a response that does
+// not decode ends the stream, as the generated decoder's error did.
+func recvMsg[T any](st grpc.ClientStream, sendErr <-chan error) (*T, error) {
+	resp := new(T)
+	if err := st.RecvMsg(resp); err != nil {
 		select {
 		case e := <-sendErr:
 			err = e
 		default:
 		}
-		return zero, fmt.Errorf("receive: %w", err)
-	}
-	resp, err := decode(b)
-	if err != nil {
-		return zero, fmt.Errorf("receive: %w", err)
+		return nil, fmt.Errorf("receive: %w", err)
 	}
 	return resp, nil
 }

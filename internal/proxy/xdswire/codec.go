@@ -15,11 +15,14 @@ import (
 	"google.golang.org/grpc/mem"
 )
 
-// Codec is a gRPC codec for messages that are already encoded: Marshal
-// takes a []byte (or *[]byte), Unmarshal fills a *[]byte with a copy of the
-// message that the caller owns (decoders may alias it). Use it with
-// grpc.ForceCodecV2 on a call or grpc.ForceServerCodecV2 on a server; its
-// name is "proto", so the content-type stays application/grpc+proto.
+// Codec is a gRPC codec for this package's messages: Marshal takes the
+// encoded bytes ([]byte or *[]byte); Unmarshal decodes into a *Response,
+// *DeltaResponse or *Request straight from gRPC's pooled buffer (each
+// resource's value is copied out, as proto.Unmarshal did, so a resource kept
+// across updates never pins a whole response), or copies the message into a
+// *[]byte. Use it with grpc.ForceCodecV2 on a call or
+// grpc.ForceServerCodecV2 on a server; its name is "proto", so the
+// content-type stays application/grpc+proto.
 type Codec struct{}
 
 var _ encoding.CodecV2 = Codec{}
@@ -38,13 +41,24 @@ func (Codec) Marshal(v any) (mem.BufferSlice, error) {
 	return nil, fmt.Errorf("xdswire codec: marshal %T, want []byte", v)
 }
 
-// Unmarshal copies the message into *v (a *[]byte): gRPC reuses data's
-// buffers once Unmarshal returns.
+// Unmarshal decodes the message into v; gRPC reuses data's buffers once it
+// returns.
 func (Codec) Unmarshal(data mem.BufferSlice, v any) error {
-	p, ok := v.(*[]byte)
-	if !ok {
-		return fmt.Errorf("xdswire codec: unmarshal into %T, want *[]byte", v)
+	var decode func([]byte) error
+	switch m := v.(type) {
+	case *[]byte:
+		*m = data.Materialize()
+		return nil
+	case *Response:
+		decode = m.unmarshal
+	case *DeltaResponse:
+		decode = m.unmarshal
+	case *Request:
+		decode = m.unmarshal
+	default:
+		return fmt.Errorf("xdswire codec: unmarshal into %T", v)
 	}
-	*p = data.Materialize()
-	return nil
+	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+	defer buf.Free()
+	return decode(buf.ReadOnlyData())
 }

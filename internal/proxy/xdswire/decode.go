@@ -1,6 +1,7 @@
 package xdswire
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"unicode/utf8"
@@ -14,7 +15,8 @@ import (
 // singular field wins, a repeated embedded message (the resource in
 // Resource) merges, a field of the wrong wire type is an unknown field and
 // skipped, strings must be UTF-8. Fields they do not read are skipped
-// without looking inside. Bytes (the resources' values) alias b.
+// without looking inside. Nothing they return aliases b (the resources'
+// values are copied), so b may be a reused buffer.
 
 // errUnknown marks a field to skip.
 var errUnknown = errors.New("unknown field")
@@ -84,6 +86,11 @@ func setString(dst *string, name string, typ protowire.Type, v []byte) (int, err
 // DecodeResponse decodes a DiscoveryResponse.
 func DecodeResponse(b []byte) (*Response, error) {
 	r := &Response{}
+	return r, r.unmarshal(b)
+}
+
+func (r *Response) unmarshal(b []byte) error {
+	*r = Response{}
 	err := fields(b, func(num protowire.Number, typ protowire.Type, v []byte) (int, error) {
 		var n int
 		var err error
@@ -109,14 +116,19 @@ func DecodeResponse(b []byte) (*Response, error) {
 		return n, err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("DiscoveryResponse: %w", err)
+		return fmt.Errorf("DiscoveryResponse: %w", err)
 	}
-	return r, nil
+	return nil
 }
 
 // DecodeDeltaResponse decodes a DeltaDiscoveryResponse.
 func DecodeDeltaResponse(b []byte) (*DeltaResponse, error) {
 	r := &DeltaResponse{}
+	return r, r.unmarshal(b)
+}
+
+func (r *DeltaResponse) unmarshal(b []byte) error {
+	*r = DeltaResponse{}
 	err := fields(b, func(num protowire.Number, typ protowire.Type, v []byte) (int, error) {
 		var n int
 		var err error
@@ -147,9 +159,9 @@ func DecodeDeltaResponse(b []byte) (*DeltaResponse, error) {
 		return n, err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("DeltaDiscoveryResponse: %w", err)
+		return fmt.Errorf("DeltaDiscoveryResponse: %w", err)
 	}
-	return r, nil
+	return nil
 }
 
 func decodeResource(r *Resource, b []byte) error {
@@ -183,7 +195,7 @@ func decodeResource(r *Resource, b []byte) error {
 	})
 }
 
-// decodeAny merges b into a; the value aliases b.
+// decodeAny merges b into a, copying the value.
 func decodeAny(a *anypb.Any, b []byte) error {
 	return fields(b, func(num protowire.Number, typ protowire.Type, v []byte) (int, error) {
 		switch num {
@@ -196,7 +208,7 @@ func decodeAny(a *anypb.Any, b []byte) error {
 		case anyValue:
 			s, n, err := bytesField(typ, v)
 			if err == nil {
-				a.Value = s
+				a.Value = bytes.Clone(s)
 			} else if !errors.Is(err, errUnknown) {
 				err = fmt.Errorf("value: %w", err)
 			}
@@ -210,6 +222,11 @@ func decodeAny(a *anypb.Any, b []byte) error {
 // server does not read it).
 func DecodeRequest(b []byte) (*Request, error) {
 	r := &Request{}
+	return r, r.unmarshal(b)
+}
+
+func (r *Request) unmarshal(b []byte) error {
+	*r = Request{}
 	err := fields(b, func(num protowire.Number, typ protowire.Type, v []byte) (int, error) {
 		var n int
 		var err error
@@ -241,9 +258,9 @@ func DecodeRequest(b []byte) (*Request, error) {
 		return n, err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("DiscoveryRequest: %w", err)
+		return fmt.Errorf("DiscoveryRequest: %w", err)
 	}
-	return r, nil
+	return nil
 }
 
 func decodeStatus(s *Status, b []byte) error {

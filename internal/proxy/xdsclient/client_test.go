@@ -186,7 +186,10 @@ func TestReconnectsAfterServerRestart(t *testing.T) {
 	srv := xdstest.Start(t, "127.0.0.1:0", nil)
 	srv.Set(t, nodeID, "1", v1())
 	st, ctx := start(t, srv)
-	st.waitFor(t, ctx, "v1", func(s *xdsparse.Snapshot) bool { return s.Versions[xdsparse.EndpointType] == "1" })
+	// Both: the LDS request after reconnect must carry version 1.
+	st.waitFor(t, ctx, "v1", func(s *xdsparse.Snapshot) bool {
+		return s.Versions[xdsparse.EndpointType] == "1" && s.Versions[xdsparse.ListenerType] == "1"
+	})
 	srv.Stop()
 
 	res := v1()

@@ -44,11 +44,10 @@ func TestLinksNoControlPlaneLibraries(t *testing.T) {
 		"github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/",
 		"github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/",
 		"github.com/envoyproxy/go-control-plane/envoy/extensions/path/match/uri_template/",
-		// Listener filters and the transport sockets but TLS (tlswire.go;
-		// tls/v3 is still linked by the agent's SDS and the admin).
+		// Listener filters and the transport sockets (tlswire.go; tls/v3
+		// also left the agent's SDS and the admin, agent/secretwire.go).
 		"github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/",
-		"github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/proxy_protocol/",
-		"github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/raw_buffer/",
+		"github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/",
 		// jwt_authn (internal/proxy/filter/jwtauthn).
 		"github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/jwt_authn/",
 		// fault (internal/proxy/filter/fault).

@@ -123,6 +123,7 @@ const (
 	abortPercentage = 3
 	abortHeader     = 4
 	abortGRPC       = 5
+	abortBody       = 6
 
 	fpNumerator   = 1
 	fpDenominator = 2
@@ -175,6 +176,9 @@ func Parse(b []byte) (*Config, error) {
 	}
 	if hf.Has(hfAbort) {
 		ab := hf.Sub(hfAbort)
+		if ab.Str(abortBody) != "" {
+			return nil, fmt.Errorf("abort.response_body: not supported")
+		}
 		switch ab.Oneof(abortHTTP, abortGRPC, abortHeader) {
 		case abortHTTP:
 			if s := ab.U32(abortHTTP); s < 200 || s >= 600 {

@@ -9,7 +9,8 @@ import (
 )
 
 // The generated decoder this package used before pbwire: the oracle of
-// the wire decoder's differential tests.
+// the wire decoder's differential tests. One change since: a non-empty
+// FaultAbort.response_body is refused (it was silently ignored).
 
 // ParseAny decodes and compiles an HTTPFault.
 func parseAnyGenerated(a *anypb.Any) (*Config, error) {
@@ -50,6 +51,9 @@ func parseGenerated(hf *faultv3.HTTPFault) (*Config, error) {
 		f.DelayPerMill = pm
 	}
 	if ab := hf.GetAbort(); ab != nil {
+		if ab.GetResponseBody() != "" {
+			return nil, fmt.Errorf("abort.response_body: not supported")
+		}
 		switch e := ab.GetErrorType().(type) {
 		case *faultv3.FaultAbort_HttpStatus:
 			if e.HttpStatus < 200 || e.HttpStatus >= 600 {

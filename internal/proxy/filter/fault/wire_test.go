@@ -50,6 +50,7 @@ func TestParseMatchesGenerated(t *testing.T) {
 	for _, n := range []string{"headers", "downstream_nodes", "upstream_cluster", "max_active_faults", "response_rate_limit", "filter_metadata"} {
 		lean.Avoid["envoy.extensions.filters.http.fault.v3.HTTPFault."+protoreflect.FullName(n)] = true
 	}
+	lean.Avoid["envoy.extensions.filters.http.fault.v3.FaultAbort.response_body"] = true
 	accepted, kinds := 0, map[[2]bool]int{}
 	for i := range 3000 {
 		f := f
@@ -103,4 +104,23 @@ func FuzzParse(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) { compare(t, b) })
+}
+
+// TestParseRefusesResponseBody: an abort's response_body, which the filter
+// does not send, is refused naming the field rather than ignored.
+func TestParseRefusesResponseBody(t *testing.T) {
+	m := &faultv3.HTTPFault{Abort: &faultv3.FaultAbort{
+		ErrorType:    &faultv3.FaultAbort_HttpStatus{HttpStatus: 503},
+		ResponseBody: "oops",
+	}}
+	b, _ := proto.Marshal(m)
+	err := compare(t, b)
+	if err == nil || err.Error() != "abort.response_body: not supported" {
+		t.Fatalf("response_body: error %v, want abort.response_body: not supported", err)
+	}
+	m.Abort.ResponseBody = ""
+	b, _ = proto.Marshal(m)
+	if err := compare(t, b); err != nil {
+		t.Fatalf("without response_body: %v", err)
+	}
 }

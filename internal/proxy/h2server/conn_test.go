@@ -280,7 +280,8 @@ func TestLargeBodyServedAtLimit(t *testing.T) {
 // Malformed requests are reset with PROTOCOL_ERROR (RFC 9113 section
 // 8.1.1): a body longer or shorter than content-length, connection
 // fields, te other than trailers, a missing :path, a repeated
-// pseudo-header, pseudo-headers in trailers, an upper-case name.
+// pseudo-header, pseudo-headers in trailers, an upper-case name, a value
+// with leading or trailing whitespace.
 func TestMalformedRequestsReset(t *testing.T) {
 	h := newHandler()
 	c := serveTest(t, Config{}, h)
@@ -317,9 +318,16 @@ func TestMalformedRequestsReset(t *testing.T) {
 	expectReset(15, http2.ErrCodeProtocol)
 	c.headers(17, true, ":method", "GET", ":scheme", "http", ":authority", "a", ":path", "/", "Upper", "x")
 	expectReset(17, http2.ErrCodeProtocol)
+	// RFC 9113 section 8.2.1: no leading or trailing SP/HTAB in a value.
+	c.headers(19, true, ":method", "GET", ":scheme", "http", ":authority", "a", ":path", "/", "x", "v ")
+	expectReset(19, http2.ErrCodeProtocol)
+	c.headers(21, true, ":method", "GET", ":scheme", "http", ":authority", "a", ":path", "/", "x", "\tv")
+	expectReset(21, http2.ErrCodeProtocol)
+	c.headers(23, true, ":method", "GET", ":scheme", "http", ":authority", " a", ":path", "/")
+	expectReset(23, http2.ErrCodeProtocol)
 	// The connection is still usable.
-	c.headers(19, true, ":method", "GET", ":scheme", "http", ":authority", "a", ":path", "/ok")
-	if st, _ := c.response(19); st != "200" {
+	c.headers(25, true, ":method", "GET", ":scheme", "http", ":authority", "a", ":path", "/ok")
+	if st, _ := c.response(25); st != "200" {
 		t.Fatalf("status %s", st)
 	}
 }

@@ -30,12 +30,17 @@ type Request struct {
 // r.Header's backing array. It returns a non-empty reason when the request
 // is malformed (RFC 9113 section 8.1.1, 8.2.2, 8.3.1): the stream is then
 // reset with PROTOCOL_ERROR. Name and value syntax and pseudo-field order
-// were checked while decoding (headerblock.go).
+// were checked while decoding (headerblock.go); a value with leading or
+// trailing SP or HTAB is malformed here (section 8.2.1), as nghttp2 and
+// Envoy treat it, although Go's HTTP/2 server lets it through.
 func readRequest(r *Request, fields []hpack.HeaderField, endStream, truncated bool) string {
 	*r = Request{Header: r.Header[:0], ContentLength: -1, TooLarge: truncated}
 	cookie := -1
 	var seen [4]bool // each pseudo-header once
 	for _, f := range fields {
+		if v := f.Value; v != "" && (isWS(v[0]) || isWS(v[len(v)-1])) {
+			return "field " + f.Name + ": value starts or ends with whitespace"
+		}
 		if len(f.Name) > 0 && f.Name[0] == ':' {
 			var i int
 			switch f.Name {
@@ -101,3 +106,7 @@ func readRequest(r *Request, fields []hpack.HeaderField, endStream, truncated bo
 	}
 	return ""
 }
+
+// isWS reports whether c is ASCII whitespace as RFC 9113 section 8.2.1
+// means it (SP or HTAB).
+func isWS(c byte) bool { return c == ' ' || c == '\t' }

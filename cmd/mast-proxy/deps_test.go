@@ -55,6 +55,8 @@ func TestLinksNoControlPlaneLibraries(t *testing.T) {
 		"github.com/envoyproxy/go-control-plane/envoy/extensions/filters/common/fault/",
 		// cors (internal/proxy/filter/cors).
 		"github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/",
+		// adaptive_concurrency (internal/proxy/filter/adaptiveconcurrency).
+		"github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/adaptive_concurrency/",
 		// xdswire: the ADS and SDS messages and their gRPC services.
 		"github.com/envoyproxy/go-control-plane/envoy/service/discovery/",
 		"github.com/envoyproxy/go-control-plane/envoy/service/secret/",

@@ -31,10 +31,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	acv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/adaptive_concurrency/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/mast-mesh/mast/internal/proxy/filter"
+	"github.com/mast-mesh/mast/internal/proxy/pbwire"
 )
 
 // Name and type URL.
@@ -71,80 +71,109 @@ var (
 
 // New parses an AdaptiveConcurrency typed_config.
 func New(_ string, cfg *anypb.Any) (filter.HTTPFilter, error) {
-	var m acv3.AdaptiveConcurrency
-	if err := cfg.UnmarshalTo(&m); err != nil {
-		return nil, fmt.Errorf("%s: %w", Name, err)
-	}
-	c, err := parse(&m)
+	c, err := Parse(cfg.GetValue())
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", Name, err)
 	}
 	return &Filter{c: newController(c, time.Now())}, nil
 }
 
-func parse(m *acv3.AdaptiveConcurrency) (Config, error) {
+// Field numbers of AdaptiveConcurrency, GradientControllerConfig, its
+// ConcurrencyLimitCalculationParams and MinimumRTTCalculationParams, and
+// of the wrappers they use.
+const (
+	acGradient = 1
+	acEnabled  = 2
+	acStatus   = 3
+
+	gcPercentile = 1
+	gcLimit      = 2
+	gcMinRTT     = 3
+
+	lpMax      = 2
+	lpInterval = 3
+	lpMin      = 4
+
+	rpInterval       = 1
+	rpRequestCount   = 2
+	rpJitter         = 3
+	rpMinConcurrency = 4
+	rpBuffer         = 5
+	rpFixed          = 6
+
+	valueField = 1 // Percent.value, UInt32Value.value, HttpStatus.code
+)
+
+// Parse decodes an AdaptiveConcurrency from its wire bytes and applies
+// Envoy's defaults; settings the controller does not honour are errors.
+func Parse(b []byte) (Config, error) {
 	c := Config{Percentile: 50, MaxLimit: 1000, RequestCount: 50, Jitter: 15, MinConcurrency: 3, Buffer: 25, Status: 503}
-	if m.GetEnabled() != nil {
+	m, err := pbwire.Decode(wireTable, wireAdaptiveConcurrency, b)
+	if err != nil {
+		return c, fmt.Errorf("decode: %w", err)
+	}
+	if m.Has(acEnabled) {
 		return c, errors.New("enabled: runtime feature flags are not supported (leave it unset: the filter is on)")
 	}
-	if s := m.GetConcurrencyLimitExceededStatus(); s != nil {
-		if c.Status = int(s.GetCode()); c.Status < 400 {
+	if m.Has(acStatus) {
+		if c.Status = int(m.Sub(acStatus).I32(valueField)); c.Status < 400 {
 			c.Status = 503
 		}
 	}
-	g := m.GetGradientControllerConfig()
-	if g == nil {
+	if !m.Has(acGradient) {
 		return c, errors.New("gradient_controller_config: required (the only controller)")
 	}
-	if p := g.GetSampleAggregatePercentile(); p != nil {
-		if c.Percentile = p.GetValue(); c.Percentile < 0 || c.Percentile > 100 {
+	g := m.Sub(acGradient)
+	if g.Has(gcPercentile) {
+		if c.Percentile = g.Sub(gcPercentile).Double(valueField); c.Percentile < 0 || c.Percentile > 100 {
 			return c, fmt.Errorf("sample_aggregate_percentile %v: must be in 0..100", c.Percentile)
 		}
 	}
-	lp := g.GetConcurrencyLimitParams()
-	if lp == nil || lp.GetConcurrencyUpdateInterval() == nil {
+	lp := g.Sub(gcLimit)
+	if !lp.Has(lpInterval) {
 		return c, errors.New("concurrency_limit_params.concurrency_update_interval: required")
 	}
-	if c.UpdateInterval = lp.GetConcurrencyUpdateInterval().AsDuration(); c.UpdateInterval <= 0 {
+	if c.UpdateInterval = pbwire.Duration(lp.Sub(lpInterval)); c.UpdateInterval <= 0 {
 		return c, errors.New("concurrency_limit_params.concurrency_update_interval: must be > 0")
 	}
-	if v := lp.GetMaxConcurrencyLimit(); v != nil {
-		c.MaxLimit = v.GetValue()
+	if lp.Has(lpMax) {
+		c.MaxLimit = lp.Sub(lpMax).U32(valueField)
 	}
-	rp := g.GetMinRttCalcParams()
-	if rp == nil {
+	if !g.Has(gcMinRTT) {
 		return c, errors.New("min_rtt_calc_params: required")
 	}
-	if d := rp.GetFixedValue(); d != nil {
-		if c.FixedMinRTT = d.AsDuration(); c.FixedMinRTT <= 0 {
+	rp := g.Sub(gcMinRTT)
+	switch {
+	case rp.Has(rpFixed):
+		if c.FixedMinRTT = pbwire.Duration(rp.Sub(rpFixed)); c.FixedMinRTT <= 0 {
 			return c, errors.New("min_rtt_calc_params.fixed_value: must be > 0")
 		}
-	} else if d := rp.GetInterval(); d != nil {
-		if c.MinRTTInterval = d.AsDuration(); c.MinRTTInterval <= 0 {
+	case rp.Has(rpInterval):
+		if c.MinRTTInterval = pbwire.Duration(rp.Sub(rpInterval)); c.MinRTTInterval <= 0 {
 			return c, errors.New("min_rtt_calc_params.interval: must be > 0")
 		}
-	} else {
+	default:
 		return c, errors.New("min_rtt_calc_params: interval or fixed_value required")
 	}
-	if v := rp.GetRequestCount(); v != nil {
-		if c.RequestCount = v.GetValue(); c.RequestCount == 0 {
+	if rp.Has(rpRequestCount) {
+		if c.RequestCount = rp.Sub(rpRequestCount).U32(valueField); c.RequestCount == 0 {
 			return c, errors.New("min_rtt_calc_params.request_count: must be > 0")
 		}
 	}
-	if p := rp.GetJitter(); p != nil {
-		c.Jitter = p.GetValue()
+	if rp.Has(rpJitter) {
+		c.Jitter = rp.Sub(rpJitter).Double(valueField)
 	}
-	if v := rp.GetMinConcurrency(); v != nil {
-		if c.MinConcurrency = v.GetValue(); c.MinConcurrency == 0 {
+	if rp.Has(rpMinConcurrency) {
+		if c.MinConcurrency = rp.Sub(rpMinConcurrency).U32(valueField); c.MinConcurrency == 0 {
 			return c, errors.New("min_rtt_calc_params.min_concurrency: must be > 0")
 		}
 	}
-	if p := rp.GetBuffer(); p != nil {
-		c.Buffer = p.GetValue()
+	if rp.Has(rpBuffer) {
+		c.Buffer = rp.Sub(rpBuffer).Double(valueField)
 	}
 	c.MinLimit = c.MinConcurrency
-	if v := lp.GetMinConcurrencyLimit(); v != nil {
-		c.MinLimit = max(v.GetValue(), 1)
+	if lp.Has(lpMin) {
+		c.MinLimit = max(lp.Sub(lpMin).U32(valueField), 1)
 	}
 	if c.MaxLimit < c.MinLimit {
 		return c, fmt.Errorf("concurrency_limit_params.max_concurrency_limit %d: under the minimum %d", c.MaxLimit, c.MinLimit)

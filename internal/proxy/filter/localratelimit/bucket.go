@@ -7,6 +7,8 @@ import (
 	"time"
 
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+
+	"github.com/mast-mesh/mast/internal/proxy/pbwire"
 )
 
 // bucket is Envoy's token bucket: it starts full with max tokens and gains
@@ -25,27 +27,75 @@ func newBucket(tb *typev3.TokenBucket, field string, now func() time.Time) (*buc
 	if tb == nil {
 		return nil, fmt.Errorf("%s: required", field)
 	}
-	if tb.GetMaxTokens() == 0 {
+	s := bucketSpec{max: tb.GetMaxTokens(), per: 1, interval: tb.GetFillInterval().AsDuration()}
+	if tb.GetTokensPerFill() != nil {
+		s.perSet, s.per = true, tb.GetTokensPerFill().GetValue()
+	}
+	s.intervalOK = tb.GetFillInterval() != nil && tb.GetFillInterval().CheckValid() == nil
+	return s.bucket(field, now)
+}
+
+// Field numbers of envoy.type.v3.TokenBucket and the wrappers it uses.
+const (
+	tbMaxTokens     = 1
+	tbTokensPerFill = 2
+	tbFillInterval  = 3
+	valueField      = 1 // UInt32Value.value
+)
+
+// newWireBucket is newBucket over a decoded TokenBucket (nil: absent).
+func newWireBucket(tb *pbwire.Msg, field string, now func() time.Time) (*bucket, error) {
+	if tb == nil {
+		return nil, fmt.Errorf("%s: required", field)
+	}
+	s := bucketSpec{max: tb.U32(tbMaxTokens), per: 1}
+	if tb.Has(tbTokensPerFill) {
+		s.perSet, s.per = true, tb.Sub(tbTokensPerFill).U32(valueField)
+	}
+	if iv := tb.Sub(tbFillInterval); iv != nil {
+		s.interval, s.intervalOK = pbwire.Duration(iv), durationValid(iv.I64(1), iv.I32(2))
+	}
+	return s.bucket(field, now)
+}
+
+// durationValid is durationpb's CheckValid: seconds within ±10,000 years,
+// nanos within a second and of the same sign.
+func durationValid(secs int64, nanos int32) bool {
+	const maxSecs = 315_576_000_000
+	switch {
+	case secs < -maxSecs || secs > maxSecs, nanos <= -1e9 || nanos >= 1e9:
+		return false
+	case secs > 0 && nanos < 0, secs < 0 && nanos > 0:
+		return false
+	}
+	return true
+}
+
+// bucketSpec is a TokenBucket read by either decoder.
+type bucketSpec struct {
+	max, per   uint32
+	perSet     bool
+	interval   time.Duration
+	intervalOK bool // fill_interval present and a valid Duration
+}
+
+func (s bucketSpec) bucket(field string, now func() time.Time) (*bucket, error) {
+	if s.max == 0 {
 		return nil, fmt.Errorf("%s.max_tokens: must be > 0", field)
 	}
-	per := uint32(1)
-	if tb.GetTokensPerFill() != nil {
-		per = tb.GetTokensPerFill().GetValue()
-		if per == 0 {
-			return nil, fmt.Errorf("%s.tokens_per_fill: must be > 0", field)
-		}
+	if s.perSet && s.per == 0 {
+		return nil, fmt.Errorf("%s.tokens_per_fill: must be > 0", field)
 	}
-	if err := tb.GetFillInterval().CheckValid(); err != nil || tb.GetFillInterval() == nil {
+	if !s.intervalOK {
 		return nil, fmt.Errorf("%s.fill_interval: required", field)
 	}
-	iv := tb.GetFillInterval().AsDuration()
-	if iv < 50*time.Millisecond {
+	if s.interval < 50*time.Millisecond {
 		return nil, errors.New(field + ".fill_interval: must be at least 50ms (Envoy's minimum)")
 	}
 	if now == nil {
 		now = time.Now
 	}
-	return &bucket{max: tb.GetMaxTokens(), perFill: per, interval: iv, now: now, tokens: tb.GetMaxTokens(), lastFill: now()}, nil
+	return &bucket{max: s.max, perFill: s.per, interval: s.interval, now: now, tokens: s.max, lastFill: now()}, nil
 }
 
 // state is what a request saw of a bucket (for x-ratelimit-* headers).

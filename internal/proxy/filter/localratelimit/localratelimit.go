@@ -19,13 +19,13 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	rlcommonv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
 	localrlv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/local_ratelimit/v3"
-	netlocalrlv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/local_ratelimit/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"github.com/mast-mesh/mast/internal/proxy/filter/rlaction"
 	"github.com/mast-mesh/mast/internal/proxy/headers"
+	"github.com/mast-mesh/mast/internal/proxy/pbwire"
 )
 
 // Names and type URLs.
@@ -341,21 +341,32 @@ var _ filter.NetworkFilter = (*Network)(nil)
 
 // NewNetwork parses envoy.filters.network.local_ratelimit.
 func NewNetwork(_ string, a *anypb.Any) (filter.NetworkFilter, error) {
-	var c netlocalrlv3.LocalRateLimit
-	if err := a.UnmarshalTo(&c); err != nil {
+	return parseNetwork(a.GetValue(), nil)
+}
+
+// Field numbers of envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit.
+const (
+	netStatPrefix  = 1
+	netTokenBucket = 2
+)
+
+// parseNetwork decodes a network LocalRateLimit from its wire bytes.
+func parseNetwork(b []byte, now func() time.Time) (*Network, error) {
+	c, err := pbwire.Decode(wireTable, wireNetworkLocalRateLimit, b)
+	if err != nil {
+		return nil, fmt.Errorf("decode %s: %w", NetworkTypeURL, err)
+	}
+	if err := c.CheckFields("", "stat_prefix", "token_bucket"); err != nil {
 		return nil, err
 	}
-	if err := filter.CheckFields("", &c, "stat_prefix", "token_bucket"); err != nil {
-		return nil, err
-	}
-	if c.GetStatPrefix() == "" {
+	if c.Str(netStatPrefix) == "" {
 		return nil, errors.New("stat_prefix: required")
 	}
-	b, err := newBucket(c.GetTokenBucket(), "token_bucket", nil)
+	bk, err := newWireBucket(c.Sub(netTokenBucket), "token_bucket", now)
 	if err != nil {
 		return nil, err
 	}
-	return &Network{b: b}, nil
+	return &Network{b: bk}, nil
 }
 
 // OnConnect closes the connection when the bucket is empty.

@@ -1,0 +1,36 @@
+package localratelimit
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"testing"
+
+	netlocalrlv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/local_ratelimit/v3"
+
+	"github.com/mast-mesh/mast/internal/proxy/pbwire/pbwiregen"
+)
+
+var update = flag.Bool("update", false, "rewrite wire_gen.go from the descriptors")
+
+// TestWireTable checks that wire_gen.go is what pbwiregen writes from the
+// generated descriptors (-update rewrites it).
+func TestWireTable(t *testing.T) {
+	src, err := pbwiregen.Source("localratelimit", "wireTable", []string{"wireNetworkLocalRateLimit"},
+		(&netlocalrlv3.LocalRateLimit{}).ProtoReflect().Descriptor())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *update {
+		if err := os.WriteFile("wire_gen.go", src, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	have, err := os.ReadFile("wire_gen.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(have, src) {
+		t.Fatal("wire_gen.go is stale: go test ./internal/proxy/filter/localratelimit -run TestWireTable -update")
+	}
+}

@@ -57,8 +57,9 @@ func TestLinksNoControlPlaneLibraries(t *testing.T) {
 		"github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/",
 		// adaptive_concurrency (internal/proxy/filter/adaptiveconcurrency).
 		"github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/adaptive_concurrency/",
-		// network local_ratelimit (internal/proxy/filter/localratelimit).
+		// local_ratelimit, HTTP and network (internal/proxy/filter/localratelimit).
 		"github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/local_ratelimit/",
+		"github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/local_ratelimit/",
 		// xdswire: the ADS and SDS messages and their gRPC services.
 		"github.com/envoyproxy/go-control-plane/envoy/service/discovery/",
 		"github.com/envoyproxy/go-control-plane/envoy/service/secret/",

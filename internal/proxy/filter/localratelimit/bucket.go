@@ -6,8 +6,6 @@ import (
 	"sync"
 	"time"
 
-	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
-
 	"github.com/mast-mesh/mast/internal/proxy/pbwire"
 )
 
@@ -21,18 +19,6 @@ type bucket struct {
 	mu       sync.Mutex
 	tokens   uint32
 	lastFill time.Time
-}
-
-func newBucket(tb *typev3.TokenBucket, field string, now func() time.Time) (*bucket, error) {
-	if tb == nil {
-		return nil, fmt.Errorf("%s: required", field)
-	}
-	s := bucketSpec{max: tb.GetMaxTokens(), per: 1, interval: tb.GetFillInterval().AsDuration()}
-	if tb.GetTokensPerFill() != nil {
-		s.perSet, s.per = true, tb.GetTokensPerFill().GetValue()
-	}
-	s.intervalOK = tb.GetFillInterval() != nil && tb.GetFillInterval().CheckValid() == nil
-	return s.bucket(field, now)
 }
 
 // Field numbers of envoy.type.v3.TokenBucket and the wrappers it uses.

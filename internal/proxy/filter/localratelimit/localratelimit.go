@@ -16,10 +16,6 @@ import (
 	"strconv"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	rlcommonv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
-	localrlv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/local_ratelimit/v3"
-	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/mast-mesh/mast/internal/proxy/filter"
@@ -91,74 +87,115 @@ func New(name string, a *anypb.Any) (filter.HTTPFilter, error) {
 func PerRoute(a *anypb.Any) (any, error) { return parse(a, nil) }
 
 func parse(a *anypb.Any, now func() time.Time) (*Limiter, error) {
-	var c localrlv3.LocalRateLimit
-	if err := a.UnmarshalTo(&c); err != nil {
-		return nil, err
+	l, err := parseWire(a.GetValue(), now)
+	if err != nil && errors.Is(err, errDecode) {
+		return nil, fmt.Errorf("decode %s: %w", a.GetTypeUrl(), err)
 	}
-	if err := filter.CheckFields("", &c, "stat_prefix", "status", "token_bucket", "filter_enabled", "filter_enforced",
+	return l, err
+}
+
+var errDecode = errors.New("decode")
+
+// Field numbers of the HTTP LocalRateLimit and the messages it uses.
+const (
+	lrStatPrefix      = 1
+	lrStatus          = 2
+	lrTokenBucket     = 3
+	lrEnabled         = 4
+	lrEnforced        = 5
+	lrResponseHeaders = 6
+	lrDescriptors     = 8
+	lrStage           = 9
+	lrNotEnforcedHdrs = 10
+	lrXRateLimit      = 12
+	lrConsumeDefault  = 14
+	lrRateLimits      = 17
+	rfpDefault        = 1 // RuntimeFractionalPercent.default_value
+	fpNumerator       = 1
+	fpDenominator     = 2
+	hvoHeader         = 1
+	hvoAppendAction   = 3
+	hvKey             = 1
+	hvValue           = 2
+	descEntries       = 1
+	descTokenBucket   = 2
+	entryKey          = 1
+	entryValue        = 2
+	statusCode        = 1 // HttpStatus.code
+	boolValue         = 1 // BoolValue.value
+)
+
+// parseWire decodes and compiles an HTTP LocalRateLimit from its wire
+// bytes; fields the filter does not honour are errors.
+func parseWire(b []byte, now func() time.Time) (*Limiter, error) {
+	c, err := pbwire.Decode(wireTable, wireLocalRateLimit, b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errDecode, err)
+	}
+	if err := c.CheckFields("", "stat_prefix", "status", "token_bucket", "filter_enabled", "filter_enforced",
 		"request_headers_to_add_when_not_enforced", "response_headers_to_add", "descriptors", "stage",
 		"enable_x_ratelimit_headers", "always_consume_default_token_bucket", "rate_limits"); err != nil {
 		return nil, err
 	}
-	if c.GetStatPrefix() == "" {
+	if c.Str(lrStatPrefix) == "" {
 		return nil, errors.New("stat_prefix: required")
 	}
-	if c.GetStage() != 0 {
+	if c.U32(lrStage) != 0 {
 		return nil, errors.New("stage: only stage 0 is supported")
 	}
-	l := &Limiter{status: 429, consumeDefault: c.AlwaysConsumeDefaultTokenBucket == nil || c.GetAlwaysConsumeDefaultTokenBucket().GetValue()}
-	if s := c.GetStatus(); s != nil {
-		if s.GetCode() < 400 {
-			return nil, fmt.Errorf("status: %d is not an error status", s.GetCode())
+	l := &Limiter{status: 429, consumeDefault: !c.Has(lrConsumeDefault) || c.Sub(lrConsumeDefault).Bool(boolValue)}
+	if c.Has(lrStatus) {
+		code := c.Sub(lrStatus).I32(statusCode)
+		if code < 400 {
+			return nil, fmt.Errorf("status: %d is not an error status", code)
 		}
-		l.status = int(s.GetCode())
+		l.status = int(code)
 	}
-	var err error
-	if c.GetTokenBucket() != nil {
-		if l.def, err = newBucket(c.GetTokenBucket(), "token_bucket", now); err != nil {
+	if c.Has(lrTokenBucket) {
+		if l.def, err = newWireBucket(c.Sub(lrTokenBucket), "token_bucket", now); err != nil {
 			return nil, err
 		}
 	}
-	if l.enabled, err = parseFraction(c.GetFilterEnabled(), "filter_enabled"); err != nil {
+	if l.enabled, err = parseFraction(c.Sub(lrEnabled), "filter_enabled"); err != nil {
 		return nil, err
 	}
-	if l.enforced, err = parseFraction(c.GetFilterEnforced(), "filter_enforced"); err != nil {
+	if l.enforced, err = parseFraction(c.Sub(lrEnforced), "filter_enforced"); err != nil {
 		return nil, err
 	}
-	if l.notEnforcedHdrs, err = parseHeaderOps(c.GetRequestHeadersToAddWhenNotEnforced(), "request_headers_to_add_when_not_enforced"); err != nil {
+	if l.notEnforcedHdrs, err = parseHeaderOps(c.Subs(lrNotEnforcedHdrs), "request_headers_to_add_when_not_enforced"); err != nil {
 		return nil, err
 	}
-	if l.responseHdrs, err = parseHeaderOps(c.GetResponseHeadersToAdd(), "response_headers_to_add"); err != nil {
+	if l.responseHdrs, err = parseHeaderOps(c.Subs(lrResponseHeaders), "response_headers_to_add"); err != nil {
 		return nil, err
 	}
-	switch c.GetEnableXRatelimitHeaders() {
-	case rlcommonv3.XRateLimitHeadersRFCVersion_OFF:
-	case rlcommonv3.XRateLimitHeadersRFCVersion_DRAFT_VERSION_03:
+	switch v := c.I32(lrXRateLimit); v {
+	case 0: // OFF
+	case 1: // DRAFT_VERSION_03
 		l.headers = true
 	default:
-		return nil, fmt.Errorf("enable_x_ratelimit_headers %v: not supported", c.GetEnableXRatelimitHeaders())
+		return nil, fmt.Errorf("enable_x_ratelimit_headers %d: not supported", v)
 	}
-	for i, d := range c.GetDescriptors() {
+	for i, d := range c.Subs(lrDescriptors) {
 		p := fmt.Sprintf("descriptors[%d]", i)
-		if err := filter.CheckFields("", d, "entries", "token_bucket"); err != nil {
+		if err := d.CheckFields("", "entries", "token_bucket"); err != nil {
 			return nil, fmt.Errorf("%s.%w", p, err)
 		}
 		var ds descriptor
-		for _, e := range d.GetEntries() {
-			if e.GetValue() == "" {
+		for _, e := range d.Subs(descEntries) {
+			if e.Str(entryValue) == "" {
 				return nil, fmt.Errorf("%s.entries: an empty value (dynamic descriptors) is not supported", p)
 			}
-			ds.entries = append(ds.entries, rlaction.Entry{Key: e.GetKey(), Value: e.GetValue()})
+			ds.entries = append(ds.entries, rlaction.Entry{Key: e.Str(entryKey), Value: e.Str(entryValue)})
 		}
 		if len(ds.entries) == 0 {
 			return nil, fmt.Errorf("%s.entries: empty", p)
 		}
-		if ds.b, err = newBucket(d.GetTokenBucket(), p+".token_bucket", now); err != nil {
+		if ds.b, err = newWireBucket(d.Sub(descTokenBucket), p+".token_bucket", now); err != nil {
 			return nil, err
 		}
 		l.descriptors = append(l.descriptors, ds)
 	}
-	if l.actions, err = rlaction.Parse("rate_limits", c.GetRateLimits()); err != nil {
+	if l.actions, err = rlaction.ParseWire("rate_limits", c.Subs(lrRateLimits)); err != nil {
 		return nil, err
 	}
 	if len(l.descriptors) > 0 && len(l.actions) == 0 {
@@ -170,50 +207,52 @@ func parse(a *anypb.Any, now func() time.Time) (*Limiter, error) {
 	return l, nil
 }
 
-func parseFraction(f *corev3.RuntimeFractionalPercent, field string) (fraction, error) {
+// parseFraction reads a RuntimeFractionalPercent (nil: absent).
+func parseFraction(f *pbwire.Msg, field string) (fraction, error) {
 	if f == nil {
 		return fraction{0, 100}, nil // Envoy: absent means 0% (disabled / not enforced)
 	}
-	if err := filter.CheckFields("", f, "default_value", "runtime_key"); err != nil {
+	if err := f.CheckFields("", "default_value", "runtime_key"); err != nil {
 		return fraction{}, fmt.Errorf("%s.%w", field, err)
 	}
-	d := f.GetDefaultValue()
+	d := f.Sub(rfpDefault)
 	var den uint32
-	switch d.GetDenominator() {
-	case typev3.FractionalPercent_HUNDRED:
+	switch d.I32(fpDenominator) {
+	case 0: // HUNDRED
 		den = 100
-	case typev3.FractionalPercent_TEN_THOUSAND:
+	case 1: // TEN_THOUSAND
 		den = 10_000
-	case typev3.FractionalPercent_MILLION:
+	case 2: // MILLION
 		den = 1_000_000
 	default:
 		return fraction{}, fmt.Errorf("%s.default_value.denominator: unknown", field)
 	}
-	return fraction{num: min(d.GetNumerator(), den), den: den}, nil
+	return fraction{num: min(d.U32(fpNumerator), den), den: den}, nil
 }
 
-func parseHeaderOps(ops []*corev3.HeaderValueOption, field string) ([]headerOp, error) {
+func parseHeaderOps(ops []*pbwire.Msg, field string) ([]headerOp, error) {
 	var out []headerOp
 	for i, o := range ops {
 		p := fmt.Sprintf("%s[%d]", field, i)
-		if err := filter.CheckFields("", o, "header", "append_action"); err != nil {
+		if err := o.CheckFields("", "header", "append_action"); err != nil {
 			return nil, fmt.Errorf("%s.%w", p, err)
 		}
-		if err := filter.CheckFields("", o.GetHeader(), "key", "value"); err != nil {
+		hv := o.Sub(hvoHeader)
+		if err := hv.CheckFields("", "key", "value"); err != nil {
 			return nil, fmt.Errorf("%s.header.%w", p, err)
 		}
-		h := headerOp{name: lower(o.GetHeader().GetKey()), value: o.GetHeader().GetValue()}
+		h := headerOp{name: lower(hv.Str(hvKey)), value: hv.Str(hvValue)}
 		if h.name == "" {
 			return nil, fmt.Errorf("%s.header.key: empty", p)
 		}
-		switch o.GetAppendAction() {
-		case corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD:
-		case corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD:
+		switch a := o.I32(hvoAppendAction); a {
+		case 0: // APPEND_IF_EXISTS_OR_ADD
+		case 2: // OVERWRITE_IF_EXISTS_OR_ADD
 			h.overwrite = true
-		case corev3.HeaderValueOption_ADD_IF_ABSENT:
+		case 1: // ADD_IF_ABSENT
 			h.ifAbsent = true
 		default:
-			return nil, fmt.Errorf("%s.append_action %v: not supported", p, o.GetAppendAction())
+			return nil, fmt.Errorf("%s.append_action %d: not supported", p, a)
 		}
 		out = append(out, h)
 	}

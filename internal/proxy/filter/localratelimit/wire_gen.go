@@ -6,32 +6,252 @@ import "github.com/mast-mesh/mast/internal/proxy/pbwire"
 
 const (
 	wireNetworkLocalRateLimit = 0 // envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit
+	wireLocalRateLimit        = 1 // envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
 )
 
 var wireTable = pbwire.Table{
 	{Name: "envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit", Fields: []pbwire.Field{ // 0
 		{Num: 1, Name: "stat_prefix", Kind: pbwire.String},
-		{Num: 2, Name: "token_bucket", Kind: pbwire.Message, Presence: true, Msg: 1},
-		{Num: 3, Name: "runtime_enabled", Kind: pbwire.Message, Presence: true, Msg: 2},
+		{Num: 2, Name: "token_bucket", Kind: pbwire.Message, Presence: true, Msg: 2},
+		{Num: 3, Name: "runtime_enabled", Kind: pbwire.Message, Presence: true, Msg: 3},
 		{Num: 4, Name: "share_key", Kind: pbwire.String},
 	}},
-	{Name: "envoy.type.v3.TokenBucket", Fields: []pbwire.Field{ // 1
-		{Num: 1, Name: "max_tokens", Kind: pbwire.Varint},
-		{Num: 2, Name: "tokens_per_fill", Kind: pbwire.Message, Presence: true, Msg: 3},
-		{Num: 3, Name: "fill_interval", Kind: pbwire.Message, Presence: true, Msg: 4},
+	{Name: "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit", Fields: []pbwire.Field{ // 1
+		{Num: 1, Name: "stat_prefix", Kind: pbwire.String},
+		{Num: 2, Name: "status", Kind: pbwire.Message, Presence: true, Msg: 4},
+		{Num: 3, Name: "token_bucket", Kind: pbwire.Message, Presence: true, Msg: 2},
+		{Num: 4, Name: "filter_enabled", Kind: pbwire.Message, Presence: true, Msg: 5},
+		{Num: 5, Name: "filter_enforced", Kind: pbwire.Message, Presence: true, Msg: 5},
+		{Num: 10, Name: "request_headers_to_add_when_not_enforced", Kind: pbwire.Message, List: true, Msg: 6},
+		{Num: 6, Name: "response_headers_to_add", Kind: pbwire.Message, List: true, Msg: 6},
+		{Num: 8, Name: "descriptors", Kind: pbwire.Message, List: true, Msg: 7},
+		{Num: 9, Name: "stage", Kind: pbwire.Varint},
+		{Num: 11, Name: "local_rate_limit_per_downstream_connection", Kind: pbwire.Varint},
+		{Num: 16, Name: "local_cluster_rate_limit", Kind: pbwire.Message, Presence: true, Msg: 8},
+		{Num: 12, Name: "enable_x_ratelimit_headers", Kind: pbwire.Varint},
+		{Num: 13, Name: "vh_rate_limits", Kind: pbwire.Varint},
+		{Num: 14, Name: "always_consume_default_token_bucket", Kind: pbwire.Message, Presence: true, Msg: 9},
+		{Num: 15, Name: "rate_limited_as_resource_exhausted", Kind: pbwire.Varint},
+		{Num: 17, Name: "rate_limits", Kind: pbwire.Message, List: true, Msg: 10},
+		{Num: 18, Name: "max_dynamic_descriptors", Kind: pbwire.Message, Presence: true, Msg: 11},
+		{Num: 19, Name: "enable_retry_after_header", Kind: pbwire.Varint},
 	}},
-	{Name: "envoy.config.core.v3.RuntimeFeatureFlag", Fields: []pbwire.Field{ // 2
-		{Num: 1, Name: "default_value", Kind: pbwire.Message, Presence: true, Msg: 5},
+	{Name: "envoy.type.v3.TokenBucket", Fields: []pbwire.Field{ // 2
+		{Num: 1, Name: "max_tokens", Kind: pbwire.Varint},
+		{Num: 2, Name: "tokens_per_fill", Kind: pbwire.Message, Presence: true, Msg: 11},
+		{Num: 3, Name: "fill_interval", Kind: pbwire.Message, Presence: true, Msg: 12},
+	}},
+	{Name: "envoy.config.core.v3.RuntimeFeatureFlag", Fields: []pbwire.Field{ // 3
+		{Num: 1, Name: "default_value", Kind: pbwire.Message, Presence: true, Msg: 9},
 		{Num: 2, Name: "runtime_key", Kind: pbwire.String},
 	}},
-	{Name: "google.protobuf.UInt32Value", Fields: []pbwire.Field{ // 3
+	{Name: "envoy.type.v3.HttpStatus", Fields: []pbwire.Field{ // 4
+		{Num: 1, Name: "code", Kind: pbwire.Varint},
+	}},
+	{Name: "envoy.config.core.v3.RuntimeFractionalPercent", Fields: []pbwire.Field{ // 5
+		{Num: 1, Name: "default_value", Kind: pbwire.Message, Presence: true, Msg: 13},
+		{Num: 2, Name: "runtime_key", Kind: pbwire.String},
+	}},
+	{Name: "envoy.config.core.v3.HeaderValueOption", Fields: []pbwire.Field{ // 6
+		{Num: 1, Name: "header", Kind: pbwire.Message, Presence: true, Msg: 14},
+		{Num: 2, Name: "append", Kind: pbwire.Message, Presence: true, Msg: 9},
+		{Num: 3, Name: "append_action", Kind: pbwire.Varint},
+		{Num: 4, Name: "keep_empty_value", Kind: pbwire.Varint},
+	}},
+	{Name: "envoy.extensions.common.ratelimit.v3.LocalRateLimitDescriptor", Fields: []pbwire.Field{ // 7
+		{Num: 1, Name: "entries", Kind: pbwire.Message, List: true, Msg: 15},
+		{Num: 2, Name: "token_bucket", Kind: pbwire.Message, Presence: true, Msg: 2},
+		{Num: 3, Name: "shadow_mode", Kind: pbwire.Varint},
+	}},
+	{Name: "envoy.extensions.common.ratelimit.v3.LocalClusterRateLimit", Fields: []pbwire.Field{ // 8
+	}},
+	{Name: "google.protobuf.BoolValue", Fields: []pbwire.Field{ // 9
 		{Num: 1, Name: "value", Kind: pbwire.Varint},
 	}},
-	{Name: "google.protobuf.Duration", Fields: []pbwire.Field{ // 4
+	{Name: "envoy.config.route.v3.RateLimit", Fields: []pbwire.Field{ // 10
+		{Num: 1, Name: "stage", Kind: pbwire.Message, Presence: true, Msg: 11},
+		{Num: 2, Name: "disable_key", Kind: pbwire.String},
+		{Num: 3, Name: "actions", Kind: pbwire.Message, List: true, Msg: 16},
+		{Num: 4, Name: "limit", Kind: pbwire.Message, Presence: true, Msg: 17},
+		{Num: 5, Name: "hits_addend", Kind: pbwire.Message, Presence: true, Msg: 18},
+		{Num: 6, Name: "apply_on_stream_done", Kind: pbwire.Varint},
+		{Num: 7, Name: "x_ratelimit_option", Kind: pbwire.Varint},
+	}},
+	{Name: "google.protobuf.UInt32Value", Fields: []pbwire.Field{ // 11
+		{Num: 1, Name: "value", Kind: pbwire.Varint},
+	}},
+	{Name: "google.protobuf.Duration", Fields: []pbwire.Field{ // 12
 		{Num: 1, Name: "seconds", Kind: pbwire.Varint},
 		{Num: 2, Name: "nanos", Kind: pbwire.Varint},
 	}},
-	{Name: "google.protobuf.BoolValue", Fields: []pbwire.Field{ // 5
+	{Name: "envoy.type.v3.FractionalPercent", Fields: []pbwire.Field{ // 13
+		{Num: 1, Name: "numerator", Kind: pbwire.Varint},
+		{Num: 2, Name: "denominator", Kind: pbwire.Varint},
+	}},
+	{Name: "envoy.config.core.v3.HeaderValue", Fields: []pbwire.Field{ // 14
+		{Num: 1, Name: "key", Kind: pbwire.String},
+		{Num: 2, Name: "value", Kind: pbwire.String},
+		{Num: 3, Name: "raw_value", Kind: pbwire.Bytes},
+	}},
+	{Name: "envoy.extensions.common.ratelimit.v3.RateLimitDescriptor.Entry", Fields: []pbwire.Field{ // 15
+		{Num: 1, Name: "key", Kind: pbwire.String},
+		{Num: 2, Name: "value", Kind: pbwire.String},
+	}},
+	{Name: "envoy.config.route.v3.RateLimit.Action", Fields: []pbwire.Field{ // 16
+		{Num: 1, Name: "source_cluster", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 19},
+		{Num: 2, Name: "destination_cluster", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 20},
+		{Num: 3, Name: "request_headers", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 21},
+		{Num: 12, Name: "query_parameters", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 22},
+		{Num: 4, Name: "remote_address", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 23},
+		{Num: 5, Name: "generic_key", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 24},
+		{Num: 6, Name: "header_value_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 25},
+		{Num: 7, Name: "dynamic_metadata", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 26},
+		{Num: 8, Name: "metadata", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 27},
+		{Num: 9, Name: "extension", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 28},
+		{Num: 10, Name: "masked_remote_address", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 29},
+		{Num: 11, Name: "query_parameter_value_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 30},
+		{Num: 13, Name: "remote_address_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 31},
+	}},
+	{Name: "envoy.config.route.v3.RateLimit.Override", Fields: []pbwire.Field{ // 17
+		{Num: 1, Name: "dynamic_metadata", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 32},
+		{Num: 2, Name: "rate_limit", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 33},
+	}},
+	{Name: "envoy.config.route.v3.RateLimit.HitsAddend", Fields: []pbwire.Field{ // 18
+		{Num: 1, Name: "number", Kind: pbwire.Message, Presence: true, Msg: 34},
+		{Num: 2, Name: "format", Kind: pbwire.String},
+		{Num: 3, Name: "is_negative_hits", Kind: pbwire.Varint},
+	}},
+	{Name: "envoy.config.route.v3.RateLimit.Action.SourceCluster", Fields: []pbwire.Field{ // 19
+	}},
+	{Name: "envoy.config.route.v3.RateLimit.Action.DestinationCluster", Fields: []pbwire.Field{ // 20
+	}},
+	{Name: "envoy.config.route.v3.RateLimit.Action.RequestHeaders", Fields: []pbwire.Field{ // 21
+		{Num: 1, Name: "header_name", Kind: pbwire.String},
+		{Num: 2, Name: "descriptor_key", Kind: pbwire.String},
+		{Num: 3, Name: "skip_if_absent", Kind: pbwire.Varint},
+	}},
+	{Name: "envoy.config.route.v3.RateLimit.Action.QueryParameters", Fields: []pbwire.Field{ // 22
+		{Num: 1, Name: "query_parameter_name", Kind: pbwire.String},
+		{Num: 2, Name: "descriptor_key", Kind: pbwire.String},
+		{Num: 3, Name: "skip_if_absent", Kind: pbwire.Varint},
+	}},
+	{Name: "envoy.config.route.v3.RateLimit.Action.RemoteAddress", Fields: []pbwire.Field{ // 23
+	}},
+	{Name: "envoy.config.route.v3.RateLimit.Action.GenericKey", Fields: []pbwire.Field{ // 24
+		{Num: 1, Name: "descriptor_value", Kind: pbwire.String},
+		{Num: 3, Name: "default_value", Kind: pbwire.String},
+		{Num: 2, Name: "descriptor_key", Kind: pbwire.String},
+	}},
+	{Name: "envoy.config.route.v3.RateLimit.Action.HeaderValueMatch", Fields: []pbwire.Field{ // 25
+		{Num: 1, Name: "descriptor_value", Kind: pbwire.String},
+		{Num: 5, Name: "default_value", Kind: pbwire.String},
+		{Num: 4, Name: "descriptor_key", Kind: pbwire.String},
+		{Num: 2, Name: "expect_match", Kind: pbwire.Message, Presence: true, Msg: 9},
+		{Num: 3, Name: "headers", Kind: pbwire.Message, List: true, Msg: 35},
+	}},
+	{Name: "envoy.config.route.v3.RateLimit.Action.DynamicMetaData", Fields: []pbwire.Field{ // 26
+		{Num: 1, Name: "descriptor_key", Kind: pbwire.String},
+		{Num: 2, Name: "metadata_key", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 3, Name: "default_value", Kind: pbwire.String},
+	}},
+	{Name: "envoy.config.route.v3.RateLimit.Action.MetaData", Fields: []pbwire.Field{ // 27
+		{Num: 1, Name: "descriptor_key", Kind: pbwire.String},
+		{Num: 2, Name: "metadata_key", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 3, Name: "default_value", Kind: pbwire.String},
+		{Num: 4, Name: "source", Kind: pbwire.Varint},
+		{Num: 5, Name: "skip_if_absent", Kind: pbwire.Varint},
+	}},
+	{Name: "envoy.config.core.v3.TypedExtensionConfig", Fields: []pbwire.Field{ // 28
+		{Num: 1, Name: "name", Kind: pbwire.String},
+		{Num: 2, Name: "typed_config", Kind: pbwire.Message, Presence: true, Msg: 37},
+	}},
+	{Name: "envoy.config.route.v3.RateLimit.Action.MaskedRemoteAddress", Fields: []pbwire.Field{ // 29
+		{Num: 1, Name: "v4_prefix_mask_len", Kind: pbwire.Message, Presence: true, Msg: 11},
+		{Num: 2, Name: "v6_prefix_mask_len", Kind: pbwire.Message, Presence: true, Msg: 11},
+	}},
+	{Name: "envoy.config.route.v3.RateLimit.Action.QueryParameterValueMatch", Fields: []pbwire.Field{ // 30
+		{Num: 1, Name: "descriptor_value", Kind: pbwire.String},
+		{Num: 5, Name: "default_value", Kind: pbwire.String},
+		{Num: 4, Name: "descriptor_key", Kind: pbwire.String},
+		{Num: 2, Name: "expect_match", Kind: pbwire.Message, Presence: true, Msg: 9},
+		{Num: 3, Name: "query_parameters", Kind: pbwire.Message, List: true, Msg: 38},
+	}},
+	{Name: "envoy.config.route.v3.RateLimit.Action.RemoteAddressMatch", Fields: []pbwire.Field{ // 31
+		{Num: 1, Name: "descriptor_value", Kind: pbwire.String},
+		{Num: 2, Name: "descriptor_key", Kind: pbwire.String},
+		{Num: 3, Name: "default_value", Kind: pbwire.String},
+		{Num: 4, Name: "address_matcher", Kind: pbwire.Message, Presence: true, Msg: 39},
+	}},
+	{Name: "envoy.config.route.v3.RateLimit.Override.DynamicMetadata", Fields: []pbwire.Field{ // 32
+		{Num: 1, Name: "metadata_key", Kind: pbwire.Message, Presence: true, Msg: 36},
+	}},
+	{Name: "envoy.config.route.v3.RateLimit.Override.RateLimitOverride", Fields: []pbwire.Field{ // 33
+		{Num: 1, Name: "requests_per_unit", Kind: pbwire.Varint},
+		{Num: 2, Name: "unit", Kind: pbwire.Varint},
+	}},
+	{Name: "google.protobuf.UInt64Value", Fields: []pbwire.Field{ // 34
 		{Num: 1, Name: "value", Kind: pbwire.Varint},
+	}},
+	{Name: "envoy.config.route.v3.HeaderMatcher", Fields: []pbwire.Field{ // 35
+		{Num: 1, Name: "name", Kind: pbwire.String},
+		{Num: 4, Name: "exact_match", Kind: pbwire.String, Presence: true, Oneof: 1},
+		{Num: 11, Name: "safe_regex_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 40},
+		{Num: 6, Name: "range_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 41},
+		{Num: 7, Name: "present_match", Kind: pbwire.Varint, Presence: true, Oneof: 1},
+		{Num: 9, Name: "prefix_match", Kind: pbwire.String, Presence: true, Oneof: 1},
+		{Num: 10, Name: "suffix_match", Kind: pbwire.String, Presence: true, Oneof: 1},
+		{Num: 12, Name: "contains_match", Kind: pbwire.String, Presence: true, Oneof: 1},
+		{Num: 13, Name: "string_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 42},
+		{Num: 8, Name: "invert_match", Kind: pbwire.Varint},
+		{Num: 14, Name: "treat_missing_header_as_empty", Kind: pbwire.Varint},
+	}},
+	{Name: "envoy.type.metadata.v3.MetadataKey", Fields: []pbwire.Field{ // 36
+		{Num: 1, Name: "key", Kind: pbwire.String},
+		{Num: 2, Name: "path", Kind: pbwire.Message, List: true, Msg: 43},
+	}},
+	{Name: "google.protobuf.Any", Fields: []pbwire.Field{ // 37
+		{Num: 1, Name: "type_url", Kind: pbwire.String},
+		{Num: 2, Name: "value", Kind: pbwire.Bytes},
+	}},
+	{Name: "envoy.config.route.v3.QueryParameterMatcher", Fields: []pbwire.Field{ // 38
+		{Num: 1, Name: "name", Kind: pbwire.String},
+		{Num: 5, Name: "string_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 42},
+		{Num: 6, Name: "present_match", Kind: pbwire.Varint, Presence: true, Oneof: 1},
+	}},
+	{Name: "envoy.type.matcher.v3.AddressMatcher", Fields: []pbwire.Field{ // 39
+		{Num: 1, Name: "ranges", Kind: pbwire.Message, List: true, Msg: 44},
+		{Num: 2, Name: "invert_match", Kind: pbwire.Varint},
+	}},
+	{Name: "envoy.type.matcher.v3.RegexMatcher", Fields: []pbwire.Field{ // 40
+		{Num: 1, Name: "google_re2", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 45},
+		{Num: 2, Name: "regex", Kind: pbwire.String},
+	}},
+	{Name: "envoy.type.v3.Int64Range", Fields: []pbwire.Field{ // 41
+		{Num: 1, Name: "start", Kind: pbwire.Varint},
+		{Num: 2, Name: "end", Kind: pbwire.Varint},
+	}},
+	{Name: "envoy.type.matcher.v3.StringMatcher", Fields: []pbwire.Field{ // 42
+		{Num: 1, Name: "exact", Kind: pbwire.String, Presence: true, Oneof: 1},
+		{Num: 2, Name: "prefix", Kind: pbwire.String, Presence: true, Oneof: 1},
+		{Num: 3, Name: "suffix", Kind: pbwire.String, Presence: true, Oneof: 1},
+		{Num: 5, Name: "safe_regex", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 40},
+		{Num: 7, Name: "contains", Kind: pbwire.String, Presence: true, Oneof: 1},
+		{Num: 8, Name: "custom", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 46},
+		{Num: 6, Name: "ignore_case", Kind: pbwire.Varint},
+	}},
+	{Name: "envoy.type.metadata.v3.MetadataKey.PathSegment", Fields: []pbwire.Field{ // 43
+		{Num: 1, Name: "key", Kind: pbwire.String, Presence: true, Oneof: 1},
+		{Num: 2, Name: "index", Kind: pbwire.Varint, Presence: true, Oneof: 1},
+	}},
+	{Name: "xds.core.v3.CidrRange", Fields: []pbwire.Field{ // 44
+		{Num: 1, Name: "address_prefix", Kind: pbwire.String},
+		{Num: 2, Name: "prefix_len", Kind: pbwire.Message, Presence: true, Msg: 11},
+	}},
+	{Name: "envoy.type.matcher.v3.RegexMatcher.GoogleRE2", Fields: []pbwire.Field{ // 45
+		{Num: 1, Name: "max_program_size", Kind: pbwire.Message, Presence: true, Msg: 11},
+	}},
+	{Name: "xds.core.v3.TypedExtensionConfig", Fields: []pbwire.Field{ // 46
+		{Num: 1, Name: "name", Kind: pbwire.String},
+		{Num: 2, Name: "typed_config", Kind: pbwire.Message, Presence: true, Msg: 37},
 	}},
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"testing"
 
+	localrlv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/local_ratelimit/v3"
 	netlocalrlv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/local_ratelimit/v3"
 
 	"github.com/mast-mesh/mast/internal/proxy/pbwire/pbwiregen"
@@ -16,8 +17,8 @@ var update = flag.Bool("update", false, "rewrite wire_gen.go from the descriptor
 // TestWireTable checks that wire_gen.go is what pbwiregen writes from the
 // generated descriptors (-update rewrites it).
 func TestWireTable(t *testing.T) {
-	src, err := pbwiregen.Source("localratelimit", "wireTable", []string{"wireNetworkLocalRateLimit"},
-		(&netlocalrlv3.LocalRateLimit{}).ProtoReflect().Descriptor())
+	src, err := pbwiregen.Source("localratelimit", "wireTable", []string{"wireNetworkLocalRateLimit", "wireLocalRateLimit"},
+		(&netlocalrlv3.LocalRateLimit{}).ProtoReflect().Descriptor(), (&localrlv3.LocalRateLimit{}).ProtoReflect().Descriptor())
 	if err != nil {
 		t.Fatal(err)
 	}

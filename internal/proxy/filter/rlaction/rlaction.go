@@ -9,6 +9,7 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 
 	"github.com/mast-mesh/mast/internal/proxy/filter"
+	"github.com/mast-mesh/mast/internal/proxy/pbwire"
 )
 
 // Entry is one descriptor entry.
@@ -73,7 +74,98 @@ func Parse(field string, rls []*routev3.RateLimit) ([]Descriptor, error) {
 			case *routev3.RateLimit_Action_RemoteAddress_:
 				d.actions = append(d.actions, action{kind: remoteAddress, key: "remote_address"})
 			default:
-				return nil, fmt.Errorf("%s: action %T: not supported (generic_key, request_headers and remote_address are)", ap, a.GetActionSpecifier())
+				return nil, unsupported(ap, actionName(a))
+			}
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// actionName names the action_specifier member a sets ("none").
+func actionName(a *routev3.RateLimit_Action) string {
+	m := a.ProtoReflect()
+	if fd := m.WhichOneof(m.Descriptor().Oneofs().ByName("action_specifier")); fd != nil {
+		return string(fd.Name())
+	}
+	return "none"
+}
+
+func unsupported(path, action string) error {
+	return fmt.Errorf("%s: action %s: not supported (generic_key, request_headers and remote_address are)", path, action)
+}
+
+// Field numbers of config.route.v3.RateLimit and its Action.
+const (
+	rlStage             = 1
+	rlDisableKey        = 2
+	rlActions           = 3
+	rlLimit             = 4
+	rlHitsAddend        = 5
+	rlApplyOnStreamDone = 6
+
+	actRequestHeaders = 3
+	actRemoteAddress  = 4
+	actGenericKey     = 5
+
+	gkDescriptorValue = 1
+	gkDescriptorKey   = 2
+
+	rhHeaderName    = 1
+	rhDescriptorKey = 2
+	rhSkipIfAbsent  = 3
+
+	valueField = 1 // UInt32Value.value
+)
+
+// ParseWire is Parse over decoded config.route.v3.RateLimit messages (of
+// any pbwire table that holds the type).
+func ParseWire(field string, rls []*pbwire.Msg) ([]Descriptor, error) {
+	out := make([]Descriptor, 0, len(rls))
+	for i, rl := range rls {
+		p := fmt.Sprintf("%s[%d]", field, i)
+		switch {
+		case rl.Sub(rlStage).U32(valueField) != 0:
+			return nil, fmt.Errorf("%s.stage: only stage 0 is supported", p)
+		case rl.Str(rlDisableKey) != "":
+			return nil, fmt.Errorf("%s.disable_key: not supported (no runtime)", p)
+		case rl.Has(rlLimit):
+			return nil, fmt.Errorf("%s.limit: not supported", p)
+		case rl.Has(rlHitsAddend):
+			return nil, fmt.Errorf("%s.hits_addend: not supported", p)
+		case rl.Bool(rlApplyOnStreamDone):
+			return nil, fmt.Errorf("%s.apply_on_stream_done: not supported", p)
+		case !rl.Has(rlActions):
+			return nil, fmt.Errorf("%s.actions: empty", p)
+		}
+		var d Descriptor
+		for j, a := range rl.Subs(rlActions) {
+			ap := fmt.Sprintf("%s.actions[%d]", p, j)
+			switch {
+			case a.Has(actGenericKey):
+				g := a.Sub(actGenericKey)
+				k := g.Str(gkDescriptorKey)
+				if k == "" {
+					k = "generic_key"
+				}
+				if g.Str(gkDescriptorValue) == "" {
+					return nil, fmt.Errorf("%s.generic_key.descriptor_value: empty", ap)
+				}
+				d.actions = append(d.actions, action{kind: genericKey, key: k, value: g.Str(gkDescriptorValue)})
+			case a.Has(actRequestHeaders):
+				h := a.Sub(actRequestHeaders)
+				if h.Str(rhHeaderName) == "" || h.Str(rhDescriptorKey) == "" {
+					return nil, fmt.Errorf("%s.request_headers: header_name and descriptor_key are required", ap)
+				}
+				d.actions = append(d.actions, action{kind: requestHeader, key: h.Str(rhDescriptorKey), value: lower(h.Str(rhHeaderName)), skipIfAbsent: h.Bool(rhSkipIfAbsent)})
+			case a.Has(actRemoteAddress):
+				d.actions = append(d.actions, action{kind: remoteAddress, key: "remote_address"})
+			default:
+				name := "none"
+				if set := a.Set(); len(set) > 0 {
+					name = set[0]
+				}
+				return nil, unsupported(ap, name)
 			}
 		}
 		out = append(out, d)

@@ -60,6 +60,10 @@ func TestLinksNoControlPlaneLibraries(t *testing.T) {
 		// local_ratelimit, HTTP and network (internal/proxy/filter/localratelimit).
 		"github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/local_ratelimit/",
 		"github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/local_ratelimit/",
+		// ratelimit's ShouldRateLimit call (internal/proxy/filter/ratelimit),
+		// and common/ratelimit with it.
+		"github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/",
+		"github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/",
 		// xdswire: the ADS and SDS messages and their gRPC services.
 		"github.com/envoyproxy/go-control-plane/envoy/service/discovery/",
 		"github.com/envoyproxy/go-control-plane/envoy/service/secret/",

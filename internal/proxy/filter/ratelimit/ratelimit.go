@@ -17,16 +17,17 @@ import (
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	rlcommonv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
 	rlhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ratelimit/v3"
-	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"github.com/mast-mesh/mast/internal/proxy/filter/rlaction"
 	"github.com/mast-mesh/mast/internal/proxy/headers"
+	"github.com/mast-mesh/mast/internal/proxy/pbwire"
+	"github.com/mast-mesh/mast/internal/proxy/xdswire"
 )
 
 // Name is the filter's well-known name.
@@ -49,7 +50,6 @@ type Filter struct {
 	onError     int  // status when the service fails and failure_mode_deny
 	retryAfter  bool
 	descriptors []rlaction.Descriptor
-	client      rlsv3.RateLimitServiceClient
 	conn        *grpc.ClientConn
 }
 
@@ -122,7 +122,6 @@ func New(_ string, a *anypb.Any) (filter.HTTPFilter, error) {
 	if f.conn, err = grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
 		return nil, fmt.Errorf("rate_limit_service: %w", err)
 	}
-	f.client = rlsv3.NewRateLimitServiceClient(f.conn)
 	runtime.AddCleanup(f, func(c *grpc.ClientConn) { c.Close() }, f.conn)
 	return f, nil
 }
@@ -153,25 +152,28 @@ func serviceTarget(s interface {
 
 // DecodeHeaders asks the service and answers 429 when over limit.
 func (f *Filter) DecodeHeaders(ctx context.Context, r *filter.Request) filter.Status {
-	req := &rlsv3.RateLimitRequest{Domain: f.domain}
-	var buf [8]rlaction.Entry
+	var descs [][]rlaction.Entry
 	for i := range f.descriptors {
-		es, ok := f.descriptors[i].Build(r, buf[:0])
+		es, ok := f.descriptors[i].Build(r, nil)
 		if !ok {
 			continue
 		}
-		d := &rlcommonv3.RateLimitDescriptor{Entries: make([]*rlcommonv3.RateLimitDescriptor_Entry, len(es))}
-		for j, e := range es {
-			d.Entries[j] = &rlcommonv3.RateLimitDescriptor_Entry{Key: e.Key, Value: e.Value}
-		}
-		req.Descriptors = append(req.Descriptors, d)
+		descs = append(descs, es)
 	}
-	if len(req.Descriptors) == 0 {
+	if len(descs) == 0 {
 		return filter.Continue
 	}
+	req := appendRequest(nil, f.domain, descs)
+	var raw []byte
 	cctx, cancel := context.WithTimeout(ctx, f.timeout)
-	resp, err := f.client.ShouldRateLimit(cctx, req)
+	err := f.conn.Invoke(cctx, shouldRateLimit, req, &raw, grpc.ForceCodecV2(xdswire.Codec{}))
 	cancel()
+	var resp *pbwire.Msg
+	if err == nil {
+		if resp, err = pbwire.Decode(wireTable, wireRateLimitResponse, raw); err != nil {
+			err = fmt.Errorf("decode RateLimitResponse: %w", err)
+		}
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return filter.Stop // the client went away
@@ -183,16 +185,17 @@ func (f *Filter) DecodeHeaders(ctx context.Context, r *filter.Request) filter.St
 		}
 		return filter.Continue
 	}
+	sts := resp.Subs(respStatuses)
 	if f.headers {
-		setDraft03(r, resp.GetStatuses())
+		setDraft03(r, sts)
 	}
-	if resp.GetOverallCode() == rlsv3.RateLimitResponse_OVER_LIMIT {
+	if resp.I32(respOverallCode) == overLimit {
 		r.Flags |= filter.FlagRateLimited
 		if f.envoyHeader {
 			r.ResponseHeaders.Set("x-envoy-ratelimited", "true")
 		}
 		if f.retryAfter {
-			if reset := minReset(resp.GetStatuses()); reset > 0 {
+			if reset := minReset(sts); reset > 0 {
 				r.ResponseHeaders.Set("retry-after", strconv.FormatInt(reset, 10))
 			}
 		}
@@ -205,39 +208,59 @@ func (f *Filter) DecodeHeaders(ctx context.Context, r *filter.Request) filter.St
 // EncodeHeaders adds the x-ratelimit-* headers to the response.
 func (f *Filter) EncodeHeaders(r *filter.Request, _ int, h *headers.List) { r.FlushResponseHeaders(h) }
 
+// Field numbers of RateLimitResponse, its DescriptorStatus and RateLimit.
+const (
+	respOverallCode = 1
+	respStatuses    = 2
+
+	stCode      = 1
+	stLimit     = 2
+	stRemaining = 3
+	stReset     = 4
+
+	limPerUnit    = 1
+	limUnit       = 2
+	limName       = 3
+	limMultiplier = 4
+
+	overLimit  = 2 // RateLimitResponse.Code OVER_LIMIT
+	valueField = 1 // UInt32Value.value
+	seconds    = 1 // Duration.seconds
+)
+
 // setDraft03 sets Envoy's draft-03 headers from the statuses: the limit
 // closest to being reached gives x-ratelimit-limit's first value,
 // x-ratelimit-remaining and x-ratelimit-reset; every limit is listed as
 // "N;w=WINDOW_SECONDS" (with ;name="..." when named).
-func setDraft03(r *filter.Request, sts []*rlsv3.RateLimitResponse_DescriptorStatus) {
-	var closest *rlsv3.RateLimitResponse_DescriptorStatus
+func setDraft03(r *filter.Request, sts []*pbwire.Msg) {
+	var closest *pbwire.Msg
 	var policy strings.Builder
 	for _, s := range sts {
-		l := s.GetCurrentLimit()
+		l := s.Sub(stLimit)
 		if l == nil {
 			continue
 		}
-		if closest == nil || s.GetLimitRemaining() < closest.GetLimitRemaining() {
+		if closest == nil || s.U32(stRemaining) < closest.U32(stRemaining) {
 			closest = s
 		}
-		fmt.Fprintf(&policy, ", %d;w=%d", l.GetRequestsPerUnit(), int64(windowOf(l)/time.Second))
-		if l.GetName() != "" {
-			fmt.Fprintf(&policy, ";name=%q", l.GetName())
+		fmt.Fprintf(&policy, ", %d;w=%d", l.U32(limPerUnit), int64(windowOf(l)/time.Second))
+		if l.Str(limName) != "" {
+			fmt.Fprintf(&policy, ";name=%q", l.Str(limName))
 		}
 	}
 	if closest == nil {
 		return
 	}
-	r.ResponseHeaders.Set("x-ratelimit-limit", strconv.FormatUint(uint64(closest.GetCurrentLimit().GetRequestsPerUnit()), 10)+policy.String())
-	r.ResponseHeaders.Set("x-ratelimit-remaining", strconv.FormatUint(uint64(closest.GetLimitRemaining()), 10))
-	r.ResponseHeaders.Set("x-ratelimit-reset", strconv.FormatInt(closest.GetDurationUntilReset().GetSeconds(), 10))
+	r.ResponseHeaders.Set("x-ratelimit-limit", strconv.FormatUint(uint64(closest.Sub(stLimit).U32(limPerUnit)), 10)+policy.String())
+	r.ResponseHeaders.Set("x-ratelimit-remaining", strconv.FormatUint(uint64(closest.U32(stRemaining)), 10))
+	r.ResponseHeaders.Set("x-ratelimit-reset", strconv.FormatInt(closest.Sub(stReset).I64(seconds), 10))
 }
 
-func minReset(sts []*rlsv3.RateLimitResponse_DescriptorStatus) int64 {
+func minReset(sts []*pbwire.Msg) int64 {
 	var m int64
 	for _, s := range sts {
-		if s.GetCode() == rlsv3.RateLimitResponse_OVER_LIMIT {
-			if v := s.GetDurationUntilReset().GetSeconds(); m == 0 || v < m {
+		if s.I32(stCode) == overLimit {
+			if v := s.Sub(stReset).I64(seconds); m == 0 || v < m {
 				m = v
 			}
 		}
@@ -247,26 +270,68 @@ func minReset(sts []*rlsv3.RateLimitResponse_DescriptorStatus) int64 {
 
 // windowOf is the limit's period: its unit times unit_multiplier (0 when
 // the unit is unknown).
-func windowOf(l *rlsv3.RateLimitResponse_RateLimit) time.Duration {
+func windowOf(l *pbwire.Msg) time.Duration {
 	var u time.Duration
-	switch l.GetUnit() {
-	case rlsv3.RateLimitResponse_RateLimit_SECOND:
+	switch l.I32(limUnit) {
+	case 1: // SECOND
 		u = time.Second
-	case rlsv3.RateLimitResponse_RateLimit_MINUTE:
+	case 2: // MINUTE
 		u = time.Minute
-	case rlsv3.RateLimitResponse_RateLimit_HOUR:
+	case 3: // HOUR
 		u = time.Hour
-	case rlsv3.RateLimitResponse_RateLimit_DAY:
+	case 4: // DAY
 		u = 24 * time.Hour
-	case rlsv3.RateLimitResponse_RateLimit_WEEK:
+	case 7: // WEEK
 		u = 7 * 24 * time.Hour
-	case rlsv3.RateLimitResponse_RateLimit_MONTH:
+	case 5: // MONTH
 		u = 30 * 24 * time.Hour
-	case rlsv3.RateLimitResponse_RateLimit_YEAR:
+	case 6: // YEAR
 		u = 365 * 24 * time.Hour
 	}
-	if m := l.GetUnitMultiplier(); m != nil {
-		u *= time.Duration(m.GetValue())
+	if l.Has(limMultiplier) {
+		u *= time.Duration(l.Sub(limMultiplier).U32(valueField))
 	}
 	return u
+}
+
+// shouldRateLimit is the method the filter calls.
+const shouldRateLimit = "/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit"
+
+// appendRequest appends a RateLimitRequest with the domain and, for each
+// element of descs, a RateLimitDescriptor of its entries, encoded as
+// proto.Marshal encodes them (empty strings omitted).
+func appendRequest(b []byte, domain string, descs [][]rlaction.Entry) []byte {
+	b = appendString(b, 1, domain) // domain
+	for _, es := range descs {
+		n := 0
+		for _, e := range es {
+			n += protowire.SizeTag(1) + protowire.SizeBytes(entrySize(e))
+		}
+		b = protowire.AppendTag(b, 2, protowire.BytesType) // descriptors
+		b = protowire.AppendVarint(b, uint64(n))
+		for _, e := range es {
+			b = protowire.AppendTag(b, 1, protowire.BytesType) // entries
+			b = protowire.AppendVarint(b, uint64(entrySize(e)))
+			b = appendString(appendString(b, 1, e.Key), 2, e.Value)
+		}
+	}
+	return b
+}
+
+// entrySize is the encoded size of a RateLimitDescriptor.Entry's fields.
+func entrySize(e rlaction.Entry) int { return stringSize(1, e.Key) + stringSize(2, e.Value) }
+
+func stringSize(num protowire.Number, s string) int {
+	if s == "" {
+		return 0
+	}
+	return protowire.SizeTag(num) + protowire.SizeBytes(len(s))
+}
+
+func appendString(b []byte, num protowire.Number, s string) []byte {
+	if s == "" {
+		return b
+	}
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	return protowire.AppendString(b, s)
 }

@@ -1,0 +1,36 @@
+package ratelimit
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"testing"
+
+	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
+
+	"github.com/mast-mesh/mast/internal/proxy/pbwire/pbwiregen"
+)
+
+var update = flag.Bool("update", false, "rewrite wire_gen.go from the descriptors")
+
+// TestWireTable checks that wire_gen.go is what pbwiregen writes from the
+// generated descriptors (-update rewrites it).
+func TestWireTable(t *testing.T) {
+	src, err := pbwiregen.Source("ratelimit", "wireTable", []string{"wireRateLimitResponse"},
+		(&rlsv3.RateLimitResponse{}).ProtoReflect().Descriptor())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *update {
+		if err := os.WriteFile("wire_gen.go", src, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	have, err := os.ReadFile("wire_gen.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(have, src) {
+		t.Fatal("wire_gen.go is stale: go test ./internal/proxy/filter/ratelimit -run TestWireTable -update")
+	}
+}

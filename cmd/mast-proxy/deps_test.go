@@ -64,6 +64,9 @@ func TestLinksNoControlPlaneLibraries(t *testing.T) {
 		// and common/ratelimit with it.
 		"github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/",
 		"github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/",
+		// ratelimit's filter config (internal/proxy/filter/ratelimit).
+		"github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ratelimit/",
+		"github.com/envoyproxy/go-control-plane/envoy/config/ratelimit/",
 		// xdswire: the ADS and SDS messages and their gRPC services.
 		"github.com/envoyproxy/go-control-plane/envoy/service/discovery/",
 		"github.com/envoyproxy/go-control-plane/envoy/service/secret/",

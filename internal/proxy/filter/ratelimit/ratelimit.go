@@ -16,8 +16,6 @@ import (
 	"strings"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	rlhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ratelimit/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -61,61 +59,7 @@ var (
 // New parses the filter's typed config and prepares (without connecting)
 // its gRPC client; the connection is closed when the filter is dropped.
 func New(_ string, a *anypb.Any) (filter.HTTPFilter, error) {
-	var c rlhttpv3.RateLimit
-	if err := a.UnmarshalTo(&c); err != nil {
-		return nil, err
-	}
-	if err := filter.CheckFields("", &c, "domain", "stage", "request_type", "timeout", "failure_mode_deny", "rate_limit_service",
-		"enable_x_ratelimit_headers", "disable_x_envoy_ratelimited_header", "rate_limited_status", "status_on_error",
-		"stat_prefix", "rate_limits", "enable_retry_after_header"); err != nil {
-		return nil, err
-	}
-	f := &Filter{domain: c.GetDomain(), timeout: defaultTimeout, failDeny: c.GetFailureModeDeny(), limited: 429, onError: 500,
-		envoyHeader: !c.GetDisableXEnvoyRatelimitedHeader(), retryAfter: c.GetEnableRetryAfterHeader()}
-	if f.domain == "" {
-		return nil, errors.New("domain: required")
-	}
-	if c.GetStage() != 0 {
-		return nil, errors.New("stage: only stage 0 is supported")
-	}
-	switch c.GetRequestType() {
-	case "", "both":
-	default:
-		return nil, fmt.Errorf("request_type %q: only \"both\" is supported", c.GetRequestType())
-	}
-	if c.Timeout != nil {
-		if err := c.GetTimeout().CheckValid(); err != nil {
-			return nil, fmt.Errorf("timeout: %w", err)
-		}
-		f.timeout = c.GetTimeout().AsDuration()
-	}
-	switch c.GetEnableXRatelimitHeaders() {
-	case rlhttpv3.RateLimit_OFF:
-	case rlhttpv3.RateLimit_DRAFT_VERSION_03:
-		f.headers = true
-	default:
-		return nil, fmt.Errorf("enable_x_ratelimit_headers %v: not supported", c.GetEnableXRatelimitHeaders())
-	}
-	if s := c.GetRateLimitedStatus(); s != nil {
-		if s.GetCode() < 400 {
-			return nil, fmt.Errorf("rate_limited_status: %d is not an error status", s.GetCode())
-		}
-		f.limited = int(s.GetCode())
-	}
-	if s := c.GetStatusOnError(); s != nil {
-		if s.GetCode() < 400 {
-			return nil, fmt.Errorf("status_on_error: %d is not an error status", s.GetCode())
-		}
-		f.onError = int(s.GetCode())
-	}
-	var err error
-	if f.descriptors, err = rlaction.Parse("rate_limits", c.GetRateLimits()); err != nil {
-		return nil, err
-	}
-	if len(f.descriptors) == 0 {
-		return nil, errors.New("rate_limits: empty (route-level rate_limits are not supported; put the actions in the filter)")
-	}
-	target, err := serviceTarget(c.GetRateLimitService())
+	f, target, err := parseConfig(a.GetValue())
 	if err != nil {
 		return nil, err
 	}
@@ -126,28 +70,119 @@ func New(_ string, a *anypb.Any) (filter.HTTPFilter, error) {
 	return f, nil
 }
 
-func serviceTarget(s interface {
-	GetGrpcService() *corev3.GrpcService
-	GetTransportApiVersion() corev3.ApiVersion
-}) (string, error) {
-	if s == nil || s.GetGrpcService() == nil {
+// Field numbers of the filter's RateLimit, RateLimitServiceConfig,
+// GrpcService and GoogleGrpc.
+const (
+	cfgDomain          = 1
+	cfgStage           = 2
+	cfgRequestType     = 3
+	cfgTimeout         = 4
+	cfgFailDeny        = 5
+	cfgService         = 7
+	cfgXRateLimit      = 8
+	cfgNoEnvoyHeader   = 9
+	cfgLimitedStatus   = 10
+	cfgStatusOnError   = 12
+	cfgRateLimits      = 17
+	cfgRetryAfter      = 19
+	svcGrpcService     = 2
+	svcTransportAPI    = 4
+	gsGoogleGrpc       = 2
+	ggTargetURI        = 1
+	httpStatusCode     = 1
+	apiVersionV3       = 2
+	durSeconds         = 1
+	durNanos           = 2
+	maxDurationSeconds = 315_576_000_000
+)
+
+// parseConfig decodes the filter's RateLimit from its wire bytes: the
+// filter (without its connection) and the service's target.
+func parseConfig(b []byte) (*Filter, string, error) {
+	c, err := pbwire.Decode(wireTable, wireRateLimit, b)
+	if err != nil {
+		return nil, "", fmt.Errorf("decode %s: %w", TypeURL, err)
+	}
+	if err := c.CheckFields("", "domain", "stage", "request_type", "timeout", "failure_mode_deny", "rate_limit_service",
+		"enable_x_ratelimit_headers", "disable_x_envoy_ratelimited_header", "rate_limited_status", "status_on_error",
+		"stat_prefix", "rate_limits", "enable_retry_after_header"); err != nil {
+		return nil, "", err
+	}
+	f := &Filter{domain: c.Str(cfgDomain), timeout: defaultTimeout, failDeny: c.Bool(cfgFailDeny), limited: 429, onError: 500,
+		envoyHeader: !c.Bool(cfgNoEnvoyHeader), retryAfter: c.Bool(cfgRetryAfter)}
+	if f.domain == "" {
+		return nil, "", errors.New("domain: required")
+	}
+	if c.U32(cfgStage) != 0 {
+		return nil, "", errors.New("stage: only stage 0 is supported")
+	}
+	switch rt := c.Str(cfgRequestType); rt {
+	case "", "both":
+	default:
+		return nil, "", fmt.Errorf("request_type %q: only \"both\" is supported", rt)
+	}
+	if c.Has(cfgTimeout) {
+		d := c.Sub(cfgTimeout)
+		secs, nanos := d.I64(durSeconds), d.I32(durNanos)
+		if secs < -maxDurationSeconds || secs > maxDurationSeconds || nanos <= -1e9 || nanos >= 1e9 || secs > 0 && nanos < 0 || secs < 0 && nanos > 0 {
+			return nil, "", errors.New("timeout: invalid duration")
+		}
+		f.timeout = pbwire.Duration(d)
+	}
+	switch v := c.I32(cfgXRateLimit); v {
+	case 0: // OFF
+	case 1: // DRAFT_VERSION_03
+		f.headers = true
+	default:
+		return nil, "", fmt.Errorf("enable_x_ratelimit_headers %d: not supported", v)
+	}
+	if c.Has(cfgLimitedStatus) {
+		code := c.Sub(cfgLimitedStatus).I32(httpStatusCode)
+		if code < 400 {
+			return nil, "", fmt.Errorf("rate_limited_status: %d is not an error status", code)
+		}
+		f.limited = int(code)
+	}
+	if c.Has(cfgStatusOnError) {
+		code := c.Sub(cfgStatusOnError).I32(httpStatusCode)
+		if code < 400 {
+			return nil, "", fmt.Errorf("status_on_error: %d is not an error status", code)
+		}
+		f.onError = int(code)
+	}
+	if f.descriptors, err = rlaction.ParseWire("rate_limits", c.Subs(cfgRateLimits)); err != nil {
+		return nil, "", err
+	}
+	if len(f.descriptors) == 0 {
+		return nil, "", errors.New("rate_limits: empty (route-level rate_limits are not supported; put the actions in the filter)")
+	}
+	target, err := serviceTarget(c.Sub(cfgService))
+	if err != nil {
+		return nil, "", err
+	}
+	return f, target, nil
+}
+
+// serviceTarget reads a RateLimitServiceConfig (nil: absent).
+func serviceTarget(s *pbwire.Msg) (string, error) {
+	if !s.Has(svcGrpcService) {
 		return "", errors.New("rate_limit_service.grpc_service: required")
 	}
-	if s.GetTransportApiVersion() != corev3.ApiVersion_V3 {
+	if s.I32(svcTransportAPI) != apiVersionV3 {
 		return "", errors.New("rate_limit_service.transport_api_version: must be V3")
 	}
-	gs := s.GetGrpcService()
-	if err := filter.CheckFields("", gs, "google_grpc", "timeout"); err != nil {
+	gs := s.Sub(svcGrpcService)
+	if err := gs.CheckFields("", "google_grpc", "timeout"); err != nil {
 		return "", fmt.Errorf("rate_limit_service.grpc_service.%w (envoy_grpc: name the service with google_grpc.target_uri)", err)
 	}
-	g := gs.GetGoogleGrpc()
-	if err := filter.CheckFields("", g, "target_uri", "stat_prefix"); err != nil {
+	g := gs.Sub(gsGoogleGrpc)
+	if err := g.CheckFields("", "target_uri", "stat_prefix"); err != nil {
 		return "", fmt.Errorf("rate_limit_service.grpc_service.google_grpc.%w (plaintext only)", err)
 	}
-	if g.GetTargetUri() == "" {
+	if g.Str(ggTargetURI) == "" {
 		return "", errors.New("rate_limit_service.grpc_service.google_grpc.target_uri: required")
 	}
-	return g.GetTargetUri(), nil
+	return g.Str(ggTargetURI), nil
 }
 
 // DecodeHeaders asks the service and answers 429 when over limit.

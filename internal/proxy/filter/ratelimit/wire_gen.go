@@ -6,68 +6,394 @@ import "github.com/mast-mesh/mast/internal/proxy/pbwire"
 
 const (
 	wireRateLimitResponse = 0 // envoy.service.ratelimit.v3.RateLimitResponse
+	wireRateLimit         = 1 // envoy.extensions.filters.http.ratelimit.v3.RateLimit
 )
 
 var wireTable = pbwire.Table{
 	{Name: "envoy.service.ratelimit.v3.RateLimitResponse", Fields: []pbwire.Field{ // 0
 		{Num: 1, Name: "overall_code", Kind: pbwire.Varint},
-		{Num: 2, Name: "statuses", Kind: pbwire.Message, List: true, Msg: 1},
-		{Num: 3, Name: "response_headers_to_add", Kind: pbwire.Message, List: true, Msg: 2},
-		{Num: 4, Name: "request_headers_to_add", Kind: pbwire.Message, List: true, Msg: 2},
+		{Num: 2, Name: "statuses", Kind: pbwire.Message, List: true, Msg: 2},
+		{Num: 3, Name: "response_headers_to_add", Kind: pbwire.Message, List: true, Msg: 3},
+		{Num: 4, Name: "request_headers_to_add", Kind: pbwire.Message, List: true, Msg: 3},
 		{Num: 5, Name: "raw_body", Kind: pbwire.Bytes},
-		{Num: 6, Name: "dynamic_metadata", Kind: pbwire.Message, Presence: true, Msg: 3},
-		{Num: 7, Name: "quota", Kind: pbwire.Message, Presence: true, Msg: 4},
+		{Num: 6, Name: "dynamic_metadata", Kind: pbwire.Message, Presence: true, Msg: 4},
+		{Num: 7, Name: "quota", Kind: pbwire.Message, Presence: true, Msg: 5},
 	}},
-	{Name: "envoy.service.ratelimit.v3.RateLimitResponse.DescriptorStatus", Fields: []pbwire.Field{ // 1
+	{Name: "envoy.extensions.filters.http.ratelimit.v3.RateLimit", Fields: []pbwire.Field{ // 1
+		{Num: 1, Name: "domain", Kind: pbwire.String},
+		{Num: 2, Name: "stage", Kind: pbwire.Varint},
+		{Num: 3, Name: "request_type", Kind: pbwire.String},
+		{Num: 4, Name: "timeout", Kind: pbwire.Message, Presence: true, Msg: 6},
+		{Num: 5, Name: "failure_mode_deny", Kind: pbwire.Varint},
+		{Num: 6, Name: "rate_limited_as_resource_exhausted", Kind: pbwire.Varint},
+		{Num: 7, Name: "rate_limit_service", Kind: pbwire.Message, Presence: true, Msg: 7},
+		{Num: 8, Name: "enable_x_ratelimit_headers", Kind: pbwire.Varint},
+		{Num: 9, Name: "disable_x_envoy_ratelimited_header", Kind: pbwire.Varint},
+		{Num: 10, Name: "rate_limited_status", Kind: pbwire.Message, Presence: true, Msg: 8},
+		{Num: 11, Name: "response_headers_to_add", Kind: pbwire.Message, List: true, Msg: 9},
+		{Num: 12, Name: "status_on_error", Kind: pbwire.Message, Presence: true, Msg: 8},
+		{Num: 13, Name: "stat_prefix", Kind: pbwire.String},
+		{Num: 14, Name: "filter_enabled", Kind: pbwire.Message, Presence: true, Msg: 10},
+		{Num: 15, Name: "filter_enforced", Kind: pbwire.Message, Presence: true, Msg: 10},
+		{Num: 16, Name: "failure_mode_deny_percent", Kind: pbwire.Message, Presence: true, Msg: 10},
+		{Num: 17, Name: "rate_limits", Kind: pbwire.Message, List: true, Msg: 11},
+		{Num: 18, Name: "metadata_namespace", Kind: pbwire.String},
+		{Num: 19, Name: "enable_retry_after_header", Kind: pbwire.Varint},
+	}},
+	{Name: "envoy.service.ratelimit.v3.RateLimitResponse.DescriptorStatus", Fields: []pbwire.Field{ // 2
 		{Num: 1, Name: "code", Kind: pbwire.Varint},
-		{Num: 2, Name: "current_limit", Kind: pbwire.Message, Presence: true, Msg: 5},
+		{Num: 2, Name: "current_limit", Kind: pbwire.Message, Presence: true, Msg: 12},
 		{Num: 3, Name: "limit_remaining", Kind: pbwire.Varint},
 		{Num: 4, Name: "duration_until_reset", Kind: pbwire.Message, Presence: true, Msg: 6},
-		{Num: 5, Name: "quota", Kind: pbwire.Message, Presence: true, Msg: 4},
+		{Num: 5, Name: "quota", Kind: pbwire.Message, Presence: true, Msg: 5},
 	}},
-	{Name: "envoy.config.core.v3.HeaderValue", Fields: []pbwire.Field{ // 2
+	{Name: "envoy.config.core.v3.HeaderValue", Fields: []pbwire.Field{ // 3
 		{Num: 1, Name: "key", Kind: pbwire.String},
 		{Num: 2, Name: "value", Kind: pbwire.String},
 		{Num: 3, Name: "raw_value", Kind: pbwire.Bytes},
 	}},
-	{Name: "google.protobuf.Struct", Fields: []pbwire.Field{ // 3
-		{Num: 1, Name: "fields", Kind: pbwire.Message, List: true, Msg: 7},
+	{Name: "google.protobuf.Struct", Fields: []pbwire.Field{ // 4
+		{Num: 1, Name: "fields", Kind: pbwire.Message, List: true, Msg: 13},
 	}},
-	{Name: "envoy.service.ratelimit.v3.RateLimitResponse.Quota", Fields: []pbwire.Field{ // 4
+	{Name: "envoy.service.ratelimit.v3.RateLimitResponse.Quota", Fields: []pbwire.Field{ // 5
 		{Num: 1, Name: "requests", Kind: pbwire.Varint},
-		{Num: 2, Name: "valid_until", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 8},
+		{Num: 2, Name: "valid_until", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 14},
 		{Num: 3, Name: "id", Kind: pbwire.String},
-	}},
-	{Name: "envoy.service.ratelimit.v3.RateLimitResponse.RateLimit", Fields: []pbwire.Field{ // 5
-		{Num: 3, Name: "name", Kind: pbwire.String},
-		{Num: 1, Name: "requests_per_unit", Kind: pbwire.Varint},
-		{Num: 2, Name: "unit", Kind: pbwire.Varint},
-		{Num: 4, Name: "unit_multiplier", Kind: pbwire.Message, Presence: true, Msg: 9},
 	}},
 	{Name: "google.protobuf.Duration", Fields: []pbwire.Field{ // 6
 		{Num: 1, Name: "seconds", Kind: pbwire.Varint},
 		{Num: 2, Name: "nanos", Kind: pbwire.Varint},
 	}},
-	{Name: "google.protobuf.Struct.FieldsEntry", Fields: []pbwire.Field{ // 7
-		{Num: 1, Name: "key", Kind: pbwire.String},
-		{Num: 2, Name: "value", Kind: pbwire.Message, Presence: true, Msg: 10},
+	{Name: "envoy.config.ratelimit.v3.RateLimitServiceConfig", Fields: []pbwire.Field{ // 7
+		{Num: 2, Name: "grpc_service", Kind: pbwire.Message, Presence: true, Msg: 15},
+		{Num: 4, Name: "transport_api_version", Kind: pbwire.Varint},
 	}},
-	{Name: "google.protobuf.Timestamp", Fields: []pbwire.Field{ // 8
+	{Name: "envoy.type.v3.HttpStatus", Fields: []pbwire.Field{ // 8
+		{Num: 1, Name: "code", Kind: pbwire.Varint},
+	}},
+	{Name: "envoy.config.core.v3.HeaderValueOption", Fields: []pbwire.Field{ // 9
+		{Num: 1, Name: "header", Kind: pbwire.Message, Presence: true, Msg: 3},
+		{Num: 2, Name: "append", Kind: pbwire.Message, Presence: true, Msg: 16},
+		{Num: 3, Name: "append_action", Kind: pbwire.Varint},
+		{Num: 4, Name: "keep_empty_value", Kind: pbwire.Varint},
+	}},
+	{Name: "envoy.config.core.v3.RuntimeFractionalPercent", Fields: []pbwire.Field{ // 10
+		{Num: 1, Name: "default_value", Kind: pbwire.Message, Presence: true, Msg: 17},
+		{Num: 2, Name: "runtime_key", Kind: pbwire.String},
+	}},
+	{Name: "envoy.config.route.v3.RateLimit", Fields: []pbwire.Field{ // 11
+		{Num: 1, Name: "stage", Kind: pbwire.Message, Presence: true, Msg: 18},
+		{Num: 2, Name: "disable_key", Kind: pbwire.String},
+		{Num: 3, Name: "actions", Kind: pbwire.Message, List: true, Msg: 19},
+		{Num: 4, Name: "limit", Kind: pbwire.Message, Presence: true, Msg: 20},
+		{Num: 5, Name: "hits_addend", Kind: pbwire.Message, Presence: true, Msg: 21},
+		{Num: 6, Name: "apply_on_stream_done", Kind: pbwire.Varint},
+		{Num: 7, Name: "x_ratelimit_option", Kind: pbwire.Varint},
+	}},
+	{Name: "envoy.service.ratelimit.v3.RateLimitResponse.RateLimit", Fields: []pbwire.Field{ // 12
+		{Num: 3, Name: "name", Kind: pbwire.String},
+		{Num: 1, Name: "requests_per_unit", Kind: pbwire.Varint},
+		{Num: 2, Name: "unit", Kind: pbwire.Varint},
+		{Num: 4, Name: "unit_multiplier", Kind: pbwire.Message, Presence: true, Msg: 18},
+	}},
+	{Name: "google.protobuf.Struct.FieldsEntry", Fields: []pbwire.Field{ // 13
+		{Num: 1, Name: "key", Kind: pbwire.String},
+		{Num: 2, Name: "value", Kind: pbwire.Message, Presence: true, Msg: 22},
+	}},
+	{Name: "google.protobuf.Timestamp", Fields: []pbwire.Field{ // 14
 		{Num: 1, Name: "seconds", Kind: pbwire.Varint},
 		{Num: 2, Name: "nanos", Kind: pbwire.Varint},
 	}},
-	{Name: "google.protobuf.UInt32Value", Fields: []pbwire.Field{ // 9
+	{Name: "envoy.config.core.v3.GrpcService", Fields: []pbwire.Field{ // 15
+		{Num: 1, Name: "envoy_grpc", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 23},
+		{Num: 2, Name: "google_grpc", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 24},
+		{Num: 3, Name: "timeout", Kind: pbwire.Message, Presence: true, Msg: 6},
+		{Num: 5, Name: "initial_metadata", Kind: pbwire.Message, List: true, Msg: 3},
+		{Num: 6, Name: "retry_policy", Kind: pbwire.Message, Presence: true, Msg: 25},
+	}},
+	{Name: "google.protobuf.BoolValue", Fields: []pbwire.Field{ // 16
 		{Num: 1, Name: "value", Kind: pbwire.Varint},
 	}},
-	{Name: "google.protobuf.Value", Fields: []pbwire.Field{ // 10
+	{Name: "envoy.type.v3.FractionalPercent", Fields: []pbwire.Field{ // 17
+		{Num: 1, Name: "numerator", Kind: pbwire.Varint},
+		{Num: 2, Name: "denominator", Kind: pbwire.Varint},
+	}},
+	{Name: "google.protobuf.UInt32Value", Fields: []pbwire.Field{ // 18
+		{Num: 1, Name: "value", Kind: pbwire.Varint},
+	}},
+	{Name: "envoy.config.route.v3.RateLimit.Action", Fields: []pbwire.Field{ // 19
+		{Num: 1, Name: "source_cluster", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 26},
+		{Num: 2, Name: "destination_cluster", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 27},
+		{Num: 3, Name: "request_headers", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 28},
+		{Num: 12, Name: "query_parameters", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 29},
+		{Num: 4, Name: "remote_address", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 30},
+		{Num: 5, Name: "generic_key", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 31},
+		{Num: 6, Name: "header_value_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 32},
+		{Num: 7, Name: "dynamic_metadata", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 33},
+		{Num: 8, Name: "metadata", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 34},
+		{Num: 9, Name: "extension", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 35},
+		{Num: 10, Name: "masked_remote_address", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 36},
+		{Num: 11, Name: "query_parameter_value_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 37},
+		{Num: 13, Name: "remote_address_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 38},
+	}},
+	{Name: "envoy.config.route.v3.RateLimit.Override", Fields: []pbwire.Field{ // 20
+		{Num: 1, Name: "dynamic_metadata", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 39},
+		{Num: 2, Name: "rate_limit", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 40},
+	}},
+	{Name: "envoy.config.route.v3.RateLimit.HitsAddend", Fields: []pbwire.Field{ // 21
+		{Num: 1, Name: "number", Kind: pbwire.Message, Presence: true, Msg: 41},
+		{Num: 2, Name: "format", Kind: pbwire.String},
+		{Num: 3, Name: "is_negative_hits", Kind: pbwire.Varint},
+	}},
+	{Name: "google.protobuf.Value", Fields: []pbwire.Field{ // 22
 		{Num: 1, Name: "null_value", Kind: pbwire.Varint, Presence: true, Oneof: 1},
 		{Num: 2, Name: "number_value", Kind: pbwire.Fixed64, Presence: true, Oneof: 1},
 		{Num: 3, Name: "string_value", Kind: pbwire.String, Presence: true, Oneof: 1},
 		{Num: 4, Name: "bool_value", Kind: pbwire.Varint, Presence: true, Oneof: 1},
-		{Num: 5, Name: "struct_value", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 3},
-		{Num: 6, Name: "list_value", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 11},
+		{Num: 5, Name: "struct_value", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 4},
+		{Num: 6, Name: "list_value", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 42},
 	}},
-	{Name: "google.protobuf.ListValue", Fields: []pbwire.Field{ // 11
-		{Num: 1, Name: "values", Kind: pbwire.Message, List: true, Msg: 10},
+	{Name: "envoy.config.core.v3.GrpcService.EnvoyGrpc", Fields: []pbwire.Field{ // 23
+		{Num: 1, Name: "cluster_name", Kind: pbwire.String},
+		{Num: 2, Name: "authority", Kind: pbwire.String},
+		{Num: 3, Name: "retry_policy", Kind: pbwire.Message, Presence: true, Msg: 25},
+		{Num: 4, Name: "max_receive_message_length", Kind: pbwire.Message, Presence: true, Msg: 18},
+		{Num: 5, Name: "skip_envoy_headers", Kind: pbwire.Varint},
+	}},
+	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc", Fields: []pbwire.Field{ // 24
+		{Num: 1, Name: "target_uri", Kind: pbwire.String},
+		{Num: 2, Name: "channel_credentials", Kind: pbwire.Message, Presence: true, Msg: 43},
+		{Num: 9, Name: "channel_credentials_plugin", Kind: pbwire.Message, List: true, Msg: 44},
+		{Num: 3, Name: "call_credentials", Kind: pbwire.Message, List: true, Msg: 45},
+		{Num: 10, Name: "call_credentials_plugin", Kind: pbwire.Message, List: true, Msg: 44},
+		{Num: 4, Name: "stat_prefix", Kind: pbwire.String},
+		{Num: 5, Name: "credentials_factory_name", Kind: pbwire.String},
+		{Num: 6, Name: "config", Kind: pbwire.Message, Presence: true, Msg: 4},
+		{Num: 7, Name: "per_stream_buffer_limit_bytes", Kind: pbwire.Message, Presence: true, Msg: 18},
+		{Num: 8, Name: "channel_args", Kind: pbwire.Message, Presence: true, Msg: 46},
+	}},
+	{Name: "envoy.config.core.v3.RetryPolicy", Fields: []pbwire.Field{ // 25
+		{Num: 1, Name: "retry_back_off", Kind: pbwire.Message, Presence: true, Msg: 47},
+		{Num: 2, Name: "num_retries", Kind: pbwire.Message, Presence: true, Msg: 18},
+		{Num: 3, Name: "retry_on", Kind: pbwire.String},
+		{Num: 4, Name: "retry_priority", Kind: pbwire.Message, Presence: true, Msg: 48},
+		{Num: 5, Name: "retry_host_predicate", Kind: pbwire.Message, List: true, Msg: 49},
+		{Num: 6, Name: "host_selection_retry_max_attempts", Kind: pbwire.Varint},
+	}},
+	{Name: "envoy.config.route.v3.RateLimit.Action.SourceCluster", Fields: []pbwire.Field{ // 26
+	}},
+	{Name: "envoy.config.route.v3.RateLimit.Action.DestinationCluster", Fields: []pbwire.Field{ // 27
+	}},
+	{Name: "envoy.config.route.v3.RateLimit.Action.RequestHeaders", Fields: []pbwire.Field{ // 28
+		{Num: 1, Name: "header_name", Kind: pbwire.String},
+		{Num: 2, Name: "descriptor_key", Kind: pbwire.String},
+		{Num: 3, Name: "skip_if_absent", Kind: pbwire.Varint},
+	}},
+	{Name: "envoy.config.route.v3.RateLimit.Action.QueryParameters", Fields: []pbwire.Field{ // 29
+		{Num: 1, Name: "query_parameter_name", Kind: pbwire.String},
+		{Num: 2, Name: "descriptor_key", Kind: pbwire.String},
+		{Num: 3, Name: "skip_if_absent", Kind: pbwire.Varint},
+	}},
+	{Name: "envoy.config.route.v3.RateLimit.Action.RemoteAddress", Fields: []pbwire.Field{ // 30
+	}},
+	{Name: "envoy.config.route.v3.RateLimit.Action.GenericKey", Fields: []pbwire.Field{ // 31
+		{Num: 1, Name: "descriptor_value", Kind: pbwire.String},
+		{Num: 3, Name: "default_value", Kind: pbwire.String},
+		{Num: 2, Name: "descriptor_key", Kind: pbwire.String},
+	}},
+	{Name: "envoy.config.route.v3.RateLimit.Action.HeaderValueMatch", Fields: []pbwire.Field{ // 32
+		{Num: 1, Name: "descriptor_value", Kind: pbwire.String},
+		{Num: 5, Name: "default_value", Kind: pbwire.String},
+		{Num: 4, Name: "descriptor_key", Kind: pbwire.String},
+		{Num: 2, Name: "expect_match", Kind: pbwire.Message, Presence: true, Msg: 16},
+		{Num: 3, Name: "headers", Kind: pbwire.Message, List: true, Msg: 50},
+	}},
+	{Name: "envoy.config.route.v3.RateLimit.Action.DynamicMetaData", Fields: []pbwire.Field{ // 33
+		{Num: 1, Name: "descriptor_key", Kind: pbwire.String},
+		{Num: 2, Name: "metadata_key", Kind: pbwire.Message, Presence: true, Msg: 51},
+		{Num: 3, Name: "default_value", Kind: pbwire.String},
+	}},
+	{Name: "envoy.config.route.v3.RateLimit.Action.MetaData", Fields: []pbwire.Field{ // 34
+		{Num: 1, Name: "descriptor_key", Kind: pbwire.String},
+		{Num: 2, Name: "metadata_key", Kind: pbwire.Message, Presence: true, Msg: 51},
+		{Num: 3, Name: "default_value", Kind: pbwire.String},
+		{Num: 4, Name: "source", Kind: pbwire.Varint},
+		{Num: 5, Name: "skip_if_absent", Kind: pbwire.Varint},
+	}},
+	{Name: "envoy.config.core.v3.TypedExtensionConfig", Fields: []pbwire.Field{ // 35
+		{Num: 1, Name: "name", Kind: pbwire.String},
+		{Num: 2, Name: "typed_config", Kind: pbwire.Message, Presence: true, Msg: 44},
+	}},
+	{Name: "envoy.config.route.v3.RateLimit.Action.MaskedRemoteAddress", Fields: []pbwire.Field{ // 36
+		{Num: 1, Name: "v4_prefix_mask_len", Kind: pbwire.Message, Presence: true, Msg: 18},
+		{Num: 2, Name: "v6_prefix_mask_len", Kind: pbwire.Message, Presence: true, Msg: 18},
+	}},
+	{Name: "envoy.config.route.v3.RateLimit.Action.QueryParameterValueMatch", Fields: []pbwire.Field{ // 37
+		{Num: 1, Name: "descriptor_value", Kind: pbwire.String},
+		{Num: 5, Name: "default_value", Kind: pbwire.String},
+		{Num: 4, Name: "descriptor_key", Kind: pbwire.String},
+		{Num: 2, Name: "expect_match", Kind: pbwire.Message, Presence: true, Msg: 16},
+		{Num: 3, Name: "query_parameters", Kind: pbwire.Message, List: true, Msg: 52},
+	}},
+	{Name: "envoy.config.route.v3.RateLimit.Action.RemoteAddressMatch", Fields: []pbwire.Field{ // 38
+		{Num: 1, Name: "descriptor_value", Kind: pbwire.String},
+		{Num: 2, Name: "descriptor_key", Kind: pbwire.String},
+		{Num: 3, Name: "default_value", Kind: pbwire.String},
+		{Num: 4, Name: "address_matcher", Kind: pbwire.Message, Presence: true, Msg: 53},
+	}},
+	{Name: "envoy.config.route.v3.RateLimit.Override.DynamicMetadata", Fields: []pbwire.Field{ // 39
+		{Num: 1, Name: "metadata_key", Kind: pbwire.Message, Presence: true, Msg: 51},
+	}},
+	{Name: "envoy.config.route.v3.RateLimit.Override.RateLimitOverride", Fields: []pbwire.Field{ // 40
+		{Num: 1, Name: "requests_per_unit", Kind: pbwire.Varint},
+		{Num: 2, Name: "unit", Kind: pbwire.Varint},
+	}},
+	{Name: "google.protobuf.UInt64Value", Fields: []pbwire.Field{ // 41
+		{Num: 1, Name: "value", Kind: pbwire.Varint},
+	}},
+	{Name: "google.protobuf.ListValue", Fields: []pbwire.Field{ // 42
+		{Num: 1, Name: "values", Kind: pbwire.Message, List: true, Msg: 22},
+	}},
+	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.ChannelCredentials", Fields: []pbwire.Field{ // 43
+		{Num: 1, Name: "ssl_credentials", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 54},
+		{Num: 2, Name: "google_default", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 55},
+		{Num: 3, Name: "local_credentials", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 56},
+	}},
+	{Name: "google.protobuf.Any", Fields: []pbwire.Field{ // 44
+		{Num: 1, Name: "type_url", Kind: pbwire.String},
+		{Num: 2, Name: "value", Kind: pbwire.Bytes},
+	}},
+	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials", Fields: []pbwire.Field{ // 45
+		{Num: 1, Name: "access_token", Kind: pbwire.String, Presence: true, Oneof: 1},
+		{Num: 2, Name: "google_compute_engine", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 55},
+		{Num: 3, Name: "google_refresh_token", Kind: pbwire.String, Presence: true, Oneof: 1},
+		{Num: 4, Name: "service_account_jwt_access", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 57},
+		{Num: 5, Name: "google_iam", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 58},
+		{Num: 6, Name: "from_plugin", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 59},
+		{Num: 7, Name: "sts_service", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 60},
+	}},
+	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.ChannelArgs", Fields: []pbwire.Field{ // 46
+		{Num: 1, Name: "args", Kind: pbwire.Message, List: true, Msg: 61},
+	}},
+	{Name: "envoy.config.core.v3.BackoffStrategy", Fields: []pbwire.Field{ // 47
+		{Num: 1, Name: "base_interval", Kind: pbwire.Message, Presence: true, Msg: 6},
+		{Num: 2, Name: "max_interval", Kind: pbwire.Message, Presence: true, Msg: 6},
+	}},
+	{Name: "envoy.config.core.v3.RetryPolicy.RetryPriority", Fields: []pbwire.Field{ // 48
+		{Num: 1, Name: "name", Kind: pbwire.String},
+		{Num: 2, Name: "typed_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 44},
+	}},
+	{Name: "envoy.config.core.v3.RetryPolicy.RetryHostPredicate", Fields: []pbwire.Field{ // 49
+		{Num: 1, Name: "name", Kind: pbwire.String},
+		{Num: 2, Name: "typed_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 44},
+	}},
+	{Name: "envoy.config.route.v3.HeaderMatcher", Fields: []pbwire.Field{ // 50
+		{Num: 1, Name: "name", Kind: pbwire.String},
+		{Num: 4, Name: "exact_match", Kind: pbwire.String, Presence: true, Oneof: 1},
+		{Num: 11, Name: "safe_regex_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 62},
+		{Num: 6, Name: "range_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 63},
+		{Num: 7, Name: "present_match", Kind: pbwire.Varint, Presence: true, Oneof: 1},
+		{Num: 9, Name: "prefix_match", Kind: pbwire.String, Presence: true, Oneof: 1},
+		{Num: 10, Name: "suffix_match", Kind: pbwire.String, Presence: true, Oneof: 1},
+		{Num: 12, Name: "contains_match", Kind: pbwire.String, Presence: true, Oneof: 1},
+		{Num: 13, Name: "string_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 64},
+		{Num: 8, Name: "invert_match", Kind: pbwire.Varint},
+		{Num: 14, Name: "treat_missing_header_as_empty", Kind: pbwire.Varint},
+	}},
+	{Name: "envoy.type.metadata.v3.MetadataKey", Fields: []pbwire.Field{ // 51
+		{Num: 1, Name: "key", Kind: pbwire.String},
+		{Num: 2, Name: "path", Kind: pbwire.Message, List: true, Msg: 65},
+	}},
+	{Name: "envoy.config.route.v3.QueryParameterMatcher", Fields: []pbwire.Field{ // 52
+		{Num: 1, Name: "name", Kind: pbwire.String},
+		{Num: 5, Name: "string_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 64},
+		{Num: 6, Name: "present_match", Kind: pbwire.Varint, Presence: true, Oneof: 1},
+	}},
+	{Name: "envoy.type.matcher.v3.AddressMatcher", Fields: []pbwire.Field{ // 53
+		{Num: 1, Name: "ranges", Kind: pbwire.Message, List: true, Msg: 66},
+		{Num: 2, Name: "invert_match", Kind: pbwire.Varint},
+	}},
+	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.SslCredentials", Fields: []pbwire.Field{ // 54
+		{Num: 1, Name: "root_certs", Kind: pbwire.Message, Presence: true, Msg: 67},
+		{Num: 2, Name: "private_key", Kind: pbwire.Message, Presence: true, Msg: 67},
+		{Num: 3, Name: "cert_chain", Kind: pbwire.Message, Presence: true, Msg: 67},
+	}},
+	{Name: "google.protobuf.Empty", Fields: []pbwire.Field{ // 55
+	}},
+	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.GoogleLocalCredentials", Fields: []pbwire.Field{ // 56
+	}},
+	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials.ServiceAccountJWTAccessCredentials", Fields: []pbwire.Field{ // 57
+		{Num: 1, Name: "json_key", Kind: pbwire.String},
+		{Num: 2, Name: "token_lifetime_seconds", Kind: pbwire.Varint},
+	}},
+	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials.GoogleIAMCredentials", Fields: []pbwire.Field{ // 58
+		{Num: 1, Name: "authorization_token", Kind: pbwire.String},
+		{Num: 2, Name: "authority_selector", Kind: pbwire.String},
+	}},
+	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials.MetadataCredentialsFromPlugin", Fields: []pbwire.Field{ // 59
+		{Num: 1, Name: "name", Kind: pbwire.String},
+		{Num: 3, Name: "typed_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 44},
+	}},
+	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials.StsService", Fields: []pbwire.Field{ // 60
+		{Num: 1, Name: "token_exchange_service_uri", Kind: pbwire.String},
+		{Num: 2, Name: "resource", Kind: pbwire.String},
+		{Num: 3, Name: "audience", Kind: pbwire.String},
+		{Num: 4, Name: "scope", Kind: pbwire.String},
+		{Num: 5, Name: "requested_token_type", Kind: pbwire.String},
+		{Num: 6, Name: "subject_token_path", Kind: pbwire.String},
+		{Num: 7, Name: "subject_token_type", Kind: pbwire.String},
+		{Num: 8, Name: "actor_token_path", Kind: pbwire.String},
+		{Num: 9, Name: "actor_token_type", Kind: pbwire.String},
+	}},
+	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.ChannelArgs.ArgsEntry", Fields: []pbwire.Field{ // 61
+		{Num: 1, Name: "key", Kind: pbwire.String},
+		{Num: 2, Name: "value", Kind: pbwire.Message, Presence: true, Msg: 68},
+	}},
+	{Name: "envoy.type.matcher.v3.RegexMatcher", Fields: []pbwire.Field{ // 62
+		{Num: 1, Name: "google_re2", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 69},
+		{Num: 2, Name: "regex", Kind: pbwire.String},
+	}},
+	{Name: "envoy.type.v3.Int64Range", Fields: []pbwire.Field{ // 63
+		{Num: 1, Name: "start", Kind: pbwire.Varint},
+		{Num: 2, Name: "end", Kind: pbwire.Varint},
+	}},
+	{Name: "envoy.type.matcher.v3.StringMatcher", Fields: []pbwire.Field{ // 64
+		{Num: 1, Name: "exact", Kind: pbwire.String, Presence: true, Oneof: 1},
+		{Num: 2, Name: "prefix", Kind: pbwire.String, Presence: true, Oneof: 1},
+		{Num: 3, Name: "suffix", Kind: pbwire.String, Presence: true, Oneof: 1},
+		{Num: 5, Name: "safe_regex", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 62},
+		{Num: 7, Name: "contains", Kind: pbwire.String, Presence: true, Oneof: 1},
+		{Num: 8, Name: "custom", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 70},
+		{Num: 6, Name: "ignore_case", Kind: pbwire.Varint},
+	}},
+	{Name: "envoy.type.metadata.v3.MetadataKey.PathSegment", Fields: []pbwire.Field{ // 65
+		{Num: 1, Name: "key", Kind: pbwire.String, Presence: true, Oneof: 1},
+		{Num: 2, Name: "index", Kind: pbwire.Varint, Presence: true, Oneof: 1},
+	}},
+	{Name: "xds.core.v3.CidrRange", Fields: []pbwire.Field{ // 66
+		{Num: 1, Name: "address_prefix", Kind: pbwire.String},
+		{Num: 2, Name: "prefix_len", Kind: pbwire.Message, Presence: true, Msg: 18},
+	}},
+	{Name: "envoy.config.core.v3.DataSource", Fields: []pbwire.Field{ // 67
+		{Num: 1, Name: "filename", Kind: pbwire.String, Presence: true, Oneof: 1},
+		{Num: 2, Name: "inline_bytes", Kind: pbwire.Bytes, Presence: true, Oneof: 1},
+		{Num: 3, Name: "inline_string", Kind: pbwire.String, Presence: true, Oneof: 1},
+		{Num: 4, Name: "environment_variable", Kind: pbwire.String, Presence: true, Oneof: 1},
+		{Num: 5, Name: "watched_directory", Kind: pbwire.Message, Presence: true, Msg: 71},
+	}},
+	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.ChannelArgs.Value", Fields: []pbwire.Field{ // 68
+		{Num: 1, Name: "string_value", Kind: pbwire.String, Presence: true, Oneof: 1},
+		{Num: 2, Name: "int_value", Kind: pbwire.Varint, Presence: true, Oneof: 1},
+	}},
+	{Name: "envoy.type.matcher.v3.RegexMatcher.GoogleRE2", Fields: []pbwire.Field{ // 69
+		{Num: 1, Name: "max_program_size", Kind: pbwire.Message, Presence: true, Msg: 18},
+	}},
+	{Name: "xds.core.v3.TypedExtensionConfig", Fields: []pbwire.Field{ // 70
+		{Num: 1, Name: "name", Kind: pbwire.String},
+		{Num: 2, Name: "typed_config", Kind: pbwire.Message, Presence: true, Msg: 44},
+	}},
+	{Name: "envoy.config.core.v3.WatchedDirectory", Fields: []pbwire.Field{ // 71
+		{Num: 1, Name: "path", Kind: pbwire.String},
+		{Num: 2, Name: "watch_modify", Kind: pbwire.Varint},
 	}},
 }

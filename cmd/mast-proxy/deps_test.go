@@ -70,6 +70,9 @@ func TestLinksNoControlPlaneLibraries(t *testing.T) {
 		// xdswire: the ADS and SDS messages and their gRPC services.
 		"github.com/envoyproxy/go-control-plane/envoy/service/discovery/",
 		"github.com/envoyproxy/go-control-plane/envoy/service/secret/",
+		// ext_authz typed configs, HTTP and network (internal/proxy/filter/extauthz).
+		"github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/",
+		"github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/ext_authz/",
 	}
 	deps := strings.Fields(string(out))
 	if len(deps) < 10 {

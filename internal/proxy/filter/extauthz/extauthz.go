@@ -60,7 +60,7 @@ var (
 // New parses the typed config; the gRPC connection is made on first use
 // through the proxy's cluster.
 func New(name string, a *anypb.Any) (filter.HTTPFilter, error) {
-	cfg, err := Parse(a)
+	cfg, err := ParseAny(a)
 	if err != nil {
 		return nil, err
 	}

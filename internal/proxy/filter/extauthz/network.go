@@ -6,13 +6,12 @@ import (
 	"fmt"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	netextauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/ext_authz/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/genproto/googleapis/rpc/code"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/mast-mesh/mast/internal/proxy/filter"
+	"github.com/mast-mesh/mast/internal/proxy/pbwire"
 )
 
 // The network filter's well-known name and type URL.
@@ -57,12 +56,11 @@ var _ filter.NetworkFilter = (*Network)(nil)
 
 // NewNetwork parses the typed config.
 func NewNetwork(_ string, a *anypb.Any) (filter.NetworkFilter, error) {
-	var c netextauthzv3.ExtAuthz
-	if err := a.UnmarshalTo(&c); err != nil {
-		return nil, fmt.Errorf("decode %s: %w", a.GetTypeUrl(), err)
-	}
-	cfg, err := ParseNetwork(&c)
+	cfg, err := ParseNetwork(a.GetValue())
 	if err != nil {
+		if errors.Is(err, errDecode) {
+			return nil, fmt.Errorf("decode %s: %w", a.GetTypeUrl(), err)
+		}
 		return nil, err
 	}
 	return NewNetworkFromConfig(cfg), nil
@@ -75,28 +73,38 @@ func NewNetworkFromConfig(cfg *NetworkConfig) *Network {
 	return n
 }
 
-// ParseNetwork checks a network ExtAuthz; every field the filter does not
-// honour is an error naming it. stat_prefix only names Envoy's statistics
-// (mast-proxy keeps no per-filter ones) and is accepted.
-func ParseNetwork(c *netextauthzv3.ExtAuthz) (*NetworkConfig, error) {
-	if err := filter.CheckFields("", c, "stat_prefix", "grpc_service", "failure_mode_allow", "transport_api_version",
+// Field numbers of the network ExtAuthz.
+const (
+	netGRPC        = 2
+	netFailOpen    = 3
+	netAPIVersion  = 5
+	netEnabledMeta = 6
+	netTLSSession  = 8
+)
+
+// ParseNetwork checks a network ExtAuthz's wire bytes; every field the
+// filter does not honour is an error naming it. stat_prefix only names
+// Envoy's statistics (mast-proxy keeps no per-filter ones) and is accepted.
+func ParseNetwork(b []byte) (*NetworkConfig, error) {
+	c, err := pbwire.Decode(wireTable, wireNetworkExtAuthz, b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errDecode, err)
+	}
+	if err := c.CheckFields("", "stat_prefix", "grpc_service", "failure_mode_allow", "transport_api_version",
 		"filter_enabled_metadata", "include_tls_session"); err != nil {
 		return nil, err
 	}
-	switch c.GetTransportApiVersion() {
-	case corev3.ApiVersion_AUTO, corev3.ApiVersion_V3:
-	default:
-		return nil, fmt.Errorf("transport_api_version %v: only V3 is supported", c.GetTransportApiVersion())
+	if v := c.I32(netAPIVersion); v != 0 && v != apiVersionV3 {
+		return nil, fmt.Errorf("transport_api_version %s: only V3 is supported", apiVersion(v))
 	}
-	if c.GetGrpcService() == nil {
+	if !c.Has(netGRPC) {
 		return nil, errors.New("grpc_service: required")
 	}
-	cfg := &NetworkConfig{FailOpen: c.GetFailureModeAllow(), IncludeTLSSession: c.GetIncludeTlsSession()}
-	var err error
-	if cfg.GRPC, cfg.Timeout, err = parseGRPC(c.GetGrpcService()); err != nil {
+	cfg := &NetworkConfig{FailOpen: c.Bool(netFailOpen), IncludeTLSSession: c.Bool(netTLSSession)}
+	if cfg.GRPC, cfg.Timeout, err = parseGRPC(c.Sub(netGRPC)); err != nil {
 		return nil, err
 	}
-	if cfg.Enabled, err = parseMetadataMatcher(c.GetFilterEnabledMetadata()); err != nil {
+	if cfg.Enabled, err = parseMetadataMatcher(c.Sub(netEnabledMeta)); err != nil {
 		return nil, fmt.Errorf("filter_enabled_metadata.%w", err)
 	}
 	return cfg, nil

@@ -230,12 +230,12 @@ func TestParseNetworkRefusesWhatItCannotHonour(t *testing.T) {
 	} {
 		c := networkConfig()
 		tc.mod(c)
-		_, err := ParseNetwork(c)
+		_, err := parseNetworkProto(c)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("want error %q, got %v", tc.want, err)
 		}
 	}
-	if _, err := ParseNetwork(networkConfig()); err != nil {
+	if _, err := parseNetworkProto(networkConfig()); err != nil {
 		t.Errorf("istiod's network ext_authz: %v", err)
 	}
 }
@@ -252,7 +252,7 @@ func FuzzParseNetworkConfig(f *testing.F) {
 		if proto.Unmarshal(data, &c) != nil {
 			return
 		}
-		cfg, err := ParseNetwork(&c)
+		cfg, err := parseNetworkProto(&c)
 		if err != nil {
 			return
 		}

@@ -1,0 +1,37 @@
+package extauthz
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"testing"
+
+	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
+	netextauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/ext_authz/v3"
+
+	"github.com/mast-mesh/mast/internal/proxy/pbwire/pbwiregen"
+)
+
+var update = flag.Bool("update", false, "rewrite wire_gen.go from the descriptors")
+
+// TestWireTable checks that wire_gen.go is what pbwiregen writes from the
+// generated descriptors (-update rewrites it).
+func TestWireTable(t *testing.T) {
+	src, err := pbwiregen.Source("extauthz", "wireTable", []string{"wireExtAuthz", "wireNetworkExtAuthz"},
+		(&extauthzv3.ExtAuthz{}).ProtoReflect().Descriptor(), (&netextauthzv3.ExtAuthz{}).ProtoReflect().Descriptor())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *update {
+		if err := os.WriteFile("wire_gen.go", src, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	have, err := os.ReadFile("wire_gen.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(have, src) {
+		t.Fatal("wire_gen.go is stale: go test ./internal/proxy/filter/extauthz -run TestWireTable -update")
+	}
+}

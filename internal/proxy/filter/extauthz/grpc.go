@@ -2,6 +2,7 @@ package extauthz
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"runtime"
@@ -235,7 +236,11 @@ func flatMeta(s *structpb.Struct) [][2]string {
 		case *structpb.Value_BoolValue:
 			out = append(out, [2]string{k, boolString(x.BoolValue)})
 		case *structpb.Value_NumberValue:
-			out = append(out, [2]string{k, structpb.NewNumberValue(x.NumberValue).String()})
+			// As JSON writes it (1.5, 2, 1e+21), the form Envoy's
+			// formatters give a number; NaN and infinities have none.
+			if b, err := json.Marshal(x.NumberValue); err == nil {
+				out = append(out, [2]string{k, string(b)})
+			}
 		}
 	}
 	return out

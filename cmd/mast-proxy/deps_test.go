@@ -73,6 +73,12 @@ func TestLinksNoControlPlaneLibraries(t *testing.T) {
 		// ext_authz typed configs, HTTP and network (internal/proxy/filter/extauthz).
 		"github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/",
 		"github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/ext_authz/",
+		// The generated route and matcher parsers are test-only references
+		// (match/matchgen, rlaction/rlactiongen).
+		"github.com/envoyproxy/go-control-plane/envoy/config/route/",
+		"github.com/envoyproxy/go-control-plane/envoy/config/common/mutation_rules/",
+		"github.com/envoyproxy/go-control-plane/envoy/type/metadata/",
+		"github.com/envoyproxy/go-control-plane/envoy/type/tracing/",
 	}
 	deps := strings.Fields(string(out))
 	if len(deps) < 10 {

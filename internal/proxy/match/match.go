@@ -10,9 +10,6 @@ import (
 	"strconv"
 	"strings"
 
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
-
 	"github.com/mast-mesh/mast/internal/proxy/headers"
 )
 
@@ -68,36 +65,6 @@ func (m *String) Match(s string) bool {
 	return false
 }
 
-// ParseString compiles a StringMatcher.
-func ParseString(s *matcherv3.StringMatcher) (String, error) {
-	m := String{IgnoreCase: s.GetIgnoreCase()}
-	switch p := s.GetMatchPattern().(type) {
-	case *matcherv3.StringMatcher_Exact:
-		m.Kind, m.Value = StrExact, p.Exact
-	case *matcherv3.StringMatcher_Prefix:
-		m.Kind, m.Value = StrPrefix, p.Prefix
-	case *matcherv3.StringMatcher_Suffix:
-		m.Kind, m.Value = StrSuffix, p.Suffix
-	case *matcherv3.StringMatcher_Contains:
-		m.Kind, m.Value = StrContains, p.Contains
-	case *matcherv3.StringMatcher_SafeRegex:
-		expr := p.SafeRegex.GetRegex()
-		if m.IgnoreCase {
-			expr = "(?i)" + expr
-		}
-		re, err := CompileRegex(expr, true)
-		if err != nil {
-			return m, err
-		}
-		m.Kind, m.Regex = StrRegex, re
-	case *matcherv3.StringMatcher_Custom:
-		return m, fmt.Errorf("string matcher: pattern custom not supported")
-	default:
-		return m, fmt.Errorf("string matcher: no pattern")
-	}
-	return m, nil
-}
-
 // CompileRegex compiles an RE2 expression; anchored makes it match the whole
 // input as Envoy's safe_regex does.
 func CompileRegex(expr string, anchored bool) (*regexp.Regexp, error) {
@@ -124,47 +91,6 @@ type Header struct {
 	IsRange              bool
 	Invert               bool
 	TreatMissingAsEmpty  bool
-}
-
-// ParseHeader compiles a HeaderMatcher.
-func ParseHeader(h *routev3.HeaderMatcher) (Header, error) {
-	if h.GetName() == "" {
-		return Header{}, fmt.Errorf("name is empty")
-	}
-	hm := Header{Name: strings.ToLower(h.GetName()), Invert: h.GetInvertMatch(), TreatMissingAsEmpty: h.GetTreatMissingHeaderAsEmpty()}
-	if hm.Name == ":authority" {
-		hm.Name = "host"
-	}
-	var err error
-	switch s := h.GetHeaderMatchSpecifier().(type) {
-	case *routev3.HeaderMatcher_ExactMatch:
-		hm.Str = String{Kind: StrExact, Value: s.ExactMatch}
-	case *routev3.HeaderMatcher_PrefixMatch:
-		hm.Str = String{Kind: StrPrefix, Value: s.PrefixMatch}
-	case *routev3.HeaderMatcher_SuffixMatch:
-		hm.Str = String{Kind: StrSuffix, Value: s.SuffixMatch}
-	case *routev3.HeaderMatcher_ContainsMatch:
-		hm.Str = String{Kind: StrContains, Value: s.ContainsMatch}
-	case *routev3.HeaderMatcher_SafeRegexMatch:
-		re, err := CompileRegex(s.SafeRegexMatch.GetRegex(), true)
-		if err != nil {
-			return hm, err
-		}
-		hm.Str = String{Kind: StrRegex, Regex: re}
-	case *routev3.HeaderMatcher_PresentMatch:
-		hm.Present, hm.PresentValue = true, s.PresentMatch
-	case *routev3.HeaderMatcher_RangeMatch:
-		hm.IsRange, hm.RangeStart, hm.RangeEnd = true, s.RangeMatch.GetStart(), s.RangeMatch.GetEnd()
-	case *routev3.HeaderMatcher_StringMatch:
-		if hm.Str, err = ParseString(s.StringMatch); err != nil {
-			return hm, err
-		}
-	case nil:
-		hm.Present, hm.PresentValue = true, true
-	default:
-		return hm, fmt.Errorf("matcher %T not supported", s)
-	}
-	return hm, nil
 }
 
 // MatchValue evaluates the matcher on a header's value (ok: the header is

@@ -25,7 +25,7 @@ import (
 
 	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"github.com/mast-mesh/mast/internal/proxy/filter/builtin"
-	"github.com/mast-mesh/mast/internal/proxy/match"
+	"github.com/mast-mesh/mast/internal/proxy/match/matchgen"
 	"github.com/mast-mesh/mast/internal/proxy/pathnorm"
 	"github.com/mast-mesh/mast/internal/telemetry"
 	"github.com/mast-mesh/mast/internal/telemetry/accesslog"
@@ -523,7 +523,7 @@ func generatedAccessLogFilter(f *accesslogv3.AccessLogFilter) (func(*telemetry.R
 			return and
 		}, nil
 	case *accesslogv3.AccessLogFilter_HeaderFilter:
-		m, err := match.ParseHeader(s.HeaderFilter.GetHeader())
+		m, err := matchgen.ParseHeader(s.HeaderFilter.GetHeader())
 		if err != nil {
 			return nil, fmt.Errorf("header_filter: %w", err)
 		}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"github.com/mast-mesh/mast/internal/proxy/filter/builtin"
-	"github.com/mast-mesh/mast/internal/proxy/match"
+	"github.com/mast-mesh/mast/internal/proxy/match/matchgen"
 )
 
 // generatedRouteConfiguration is the RDS path DecodeRouteConfiguration
@@ -224,7 +224,7 @@ func generatedRoute(p *routev3.Route, vh *VirtualHost) (*Route, error) {
 	return r, nil
 }
 
-// generatedHeaderMatcher is match.ParseHeader, with the string matcher's
+// generatedHeaderMatcher is matchgen.ParseHeader, with the string matcher's
 // errors worded as generatedStringMatcher words them.
 func generatedHeaderMatcher(h *routev3.HeaderMatcher) (HeaderMatcher, error) {
 	if sm := h.GetStringMatch(); sm != nil && h.GetName() != "" {
@@ -232,10 +232,10 @@ func generatedHeaderMatcher(h *routev3.HeaderMatcher) (HeaderMatcher, error) {
 			return HeaderMatcher{}, err
 		}
 	}
-	return match.ParseHeader(h)
+	return matchgen.ParseHeader(h)
 }
 
-// generatedStringMatcher is match.ParseString, whose error for a missing
+// generatedStringMatcher is matchgen.ParseString, whose error for a missing
 // or custom pattern names a Go type; the wire decoder names the field.
 func generatedStringMatcher(s *matcherv3.StringMatcher) (StringMatcher, error) {
 	switch s.GetMatchPattern().(type) {
@@ -244,7 +244,7 @@ func generatedStringMatcher(s *matcherv3.StringMatcher) (StringMatcher, error) {
 	case *matcherv3.StringMatcher_Custom:
 		return StringMatcher{IgnoreCase: s.GetIgnoreCase()}, fmt.Errorf("string matcher: pattern custom not supported")
 	}
-	return match.ParseString(s)
+	return matchgen.ParseString(s)
 }
 
 func generatedHeaderOps(reqAdd []*corev3.HeaderValueOption, reqRm []string, respAdd []*corev3.HeaderValueOption, respRm []string) (HeaderOps, error) {

@@ -22,7 +22,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
-	"github.com/mast-mesh/mast/internal/proxy/match"
+	"github.com/mast-mesh/mast/internal/proxy/match/matchgen"
 	"github.com/mast-mesh/mast/internal/proxy/revocation"
 )
 
@@ -274,7 +274,7 @@ func generatedValidation(vc *tlsv3.CertificateValidationContext, t *TLSContext) 
 		t.AcceptUntrusted = true
 	}
 	for i, m := range vc.GetMatchTypedSubjectAltNames() {
-		sm, err := match.ParseString(m.GetMatcher())
+		sm, err := matchgen.ParseString(m.GetMatcher())
 		if err != nil {
 			return fmt.Errorf("validation_context.match_typed_subject_alt_names[%d]: %w", i, err)
 		}
@@ -294,7 +294,7 @@ func generatedValidation(vc *tlsv3.CertificateValidationContext, t *TLSContext) 
 		t.SANs = append(t.SANs, SANMatcher{Type: typ, Str: sm})
 	}
 	for i, m := range vc.GetMatchSubjectAltNames() { //nolint:staticcheck // deprecated, still sent by some control planes
-		sm, err := match.ParseString(m)
+		sm, err := matchgen.ParseString(m)
 		if err != nil {
 			return fmt.Errorf("validation_context.match_subject_alt_names[%d]: %w", i, err)
 		}

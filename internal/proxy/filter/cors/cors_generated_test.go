@@ -7,7 +7,7 @@ import (
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 
-	"github.com/mast-mesh/mast/internal/proxy/match"
+	"github.com/mast-mesh/mast/internal/proxy/match/matchgen"
 )
 
 // The generated decoder this package used before pbwire: the oracle of
@@ -46,7 +46,7 @@ func parseGenerated(p *corsv3.CorsPolicy) (*Policy, error) {
 		out.IgnoreUnmatchedPreflights = true
 	}
 	for i, o := range p.GetAllowOriginStringMatch() {
-		m, err := match.ParseString(o)
+		m, err := matchgen.ParseString(o)
 		if err != nil {
 			return nil, fmt.Errorf("allow_origin_string_match[%d]: %w", i, err)
 		}

@@ -20,7 +20,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/mast-mesh/mast/internal/proxy/filter"
-	"github.com/mast-mesh/mast/internal/proxy/match"
+	"github.com/mast-mesh/mast/internal/proxy/match/matchgen"
 )
 
 func parseListGenerated(field string, l *matcherv3.ListStringMatcher) (matchList, error) {
@@ -29,7 +29,7 @@ func parseListGenerated(field string, l *matcherv3.ListStringMatcher) (matchList
 	}
 	out := make(matchList, 0, len(l.GetPatterns()))
 	for i, p := range l.GetPatterns() {
-		m, err := match.ParseString(p)
+		m, err := matchgen.ParseString(p)
 		if err != nil {
 			return nil, fmt.Errorf("%s.patterns[%d]: %w", field, i, err)
 		}
@@ -138,7 +138,7 @@ func parseMetadataMatcherGenerated(m *matcherv3.MetadataMatcher) (*MetadataMatch
 	v := m.GetValue()
 	switch p := v.GetMatchPattern().(type) {
 	case *matcherv3.ValueMatcher_StringMatch:
-		s, err := match.ParseString(p.StringMatch)
+		s, err := matchgen.ParseString(p.StringMatch)
 		if err != nil {
 			return nil, fmt.Errorf("value.string_match: %w", err)
 		}

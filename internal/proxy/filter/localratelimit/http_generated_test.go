@@ -13,6 +13,7 @@ import (
 
 	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"github.com/mast-mesh/mast/internal/proxy/filter/rlaction"
+	"github.com/mast-mesh/mast/internal/proxy/filter/rlaction/rlactiongen"
 )
 
 // The generated decoder of the HTTP filter before pbwire: the oracle of
@@ -89,7 +90,7 @@ func parseGenerated(a *anypb.Any, now func() time.Time) (*Limiter, error) {
 		}
 		l.descriptors = append(l.descriptors, ds)
 	}
-	if l.actions, err = rlaction.Parse("rate_limits", c.GetRateLimits()); err != nil {
+	if l.actions, err = rlactiongen.Parse("rate_limits", c.GetRateLimits()); err != nil {
 		return nil, err
 	}
 	if len(l.descriptors) > 0 && len(l.actions) == 0 {

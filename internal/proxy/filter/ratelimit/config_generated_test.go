@@ -9,7 +9,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/mast-mesh/mast/internal/proxy/filter"
-	"github.com/mast-mesh/mast/internal/proxy/filter/rlaction"
+	"github.com/mast-mesh/mast/internal/proxy/filter/rlaction/rlactiongen"
 )
 
 // The filter's config parse with the generated types before pbwire (New
@@ -66,7 +66,7 @@ func parseConfigGenerated(a *anypb.Any) (*Filter, string, error) {
 		f.onError = int(s.GetCode())
 	}
 	var err error
-	if f.descriptors, err = rlaction.Parse("rate_limits", c.GetRateLimits()); err != nil {
+	if f.descriptors, err = rlactiongen.Parse("rate_limits", c.GetRateLimits()); err != nil {
 		return nil, "", err
 	}
 	if len(f.descriptors) == 0 {

@@ -13,6 +13,7 @@ import (
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 
 	"github.com/mast-mesh/mast/internal/proxy/match"
+	"github.com/mast-mesh/mast/internal/proxy/match/matchgen"
 )
 
 // Compile compiles an RBAC config; anything it cannot enforce exactly is
@@ -86,7 +87,7 @@ func permissionGenerated(p *rbacv3.Permission) (node, error) {
 		}
 		return node{kind: kNot, kids: []node{k}}, nil
 	case *rbacv3.Permission_Header:
-		h, err := match.ParseHeader(r.Header)
+		h, err := matchgen.ParseHeader(r.Header)
 		if err != nil {
 			return node{}, fieldErr("header", leafErr("%v", err))
 		}
@@ -111,7 +112,7 @@ func permissionGenerated(p *rbacv3.Permission) (node, error) {
 	case *rbacv3.Permission_DestinationPortRange:
 		return node{kind: kDestRange, lo: uint32(r.DestinationPortRange.GetStart()), hi: uint32(r.DestinationPortRange.GetEnd())}, nil
 	case *rbacv3.Permission_RequestedServerName:
-		s, err := match.ParseString(r.RequestedServerName)
+		s, err := matchgen.ParseString(r.RequestedServerName)
 		if err != nil {
 			return node{}, fieldErr("requested_server_name", leafErr("%v", err))
 		}
@@ -178,7 +179,7 @@ func principalGenerated(p *rbacv3.Principal) (node, error) {
 	case *rbacv3.Principal_Authenticated_:
 		n := node{kind: kAuthn}
 		if pn := r.Authenticated.GetPrincipalName(); pn != nil {
-			s, err := match.ParseString(pn)
+			s, err := matchgen.ParseString(pn)
 			if err != nil {
 				return node{}, fieldErr("authenticated.principal_name", leafErr("%v", err))
 			}
@@ -204,7 +205,7 @@ func principalGenerated(p *rbacv3.Principal) (node, error) {
 		}
 		return node{kind: kRemoteIP, cidr: c}, nil
 	case *rbacv3.Principal_Header:
-		h, err := match.ParseHeader(r.Header)
+		h, err := matchgen.ParseHeader(r.Header)
 		if err != nil {
 			return node{}, fieldErr("header", leafErr("%v", err))
 		}
@@ -252,7 +253,7 @@ func pathMatcherGenerated(p *matcherv3.PathMatcher) (match.String, error) {
 	if sm == nil {
 		return match.String{}, leafErr("path: missing")
 	}
-	s, err := match.ParseString(sm)
+	s, err := matchgen.ParseString(sm)
 	if err != nil {
 		return s, fieldErr("path", leafErr("%v", err))
 	}
@@ -284,7 +285,7 @@ func metadataGenerated(m *matcherv3.MetadataMatcher) (*metaMatcher, error) {
 func valueGenerated(v *matcherv3.ValueMatcher) (valueMatcher, error) {
 	switch p := v.GetMatchPattern().(type) {
 	case *matcherv3.ValueMatcher_StringMatch:
-		s, err := match.ParseString(p.StringMatch)
+		s, err := matchgen.ParseString(p.StringMatch)
 		if err != nil {
 			return valueMatcher{}, fieldErr("string_match", leafErr("%v", err))
 		}

@@ -6,8 +6,6 @@ package rlaction
 import (
 	"fmt"
 
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-
 	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"github.com/mast-mesh/mast/internal/proxy/pbwire"
 )
@@ -33,65 +31,27 @@ type action struct {
 // Descriptor builds one descriptor from its actions.
 type Descriptor struct{ actions []action }
 
-// Parse compiles rate_limits; errors name the field of anything not honoured.
-func Parse(field string, rls []*routev3.RateLimit) ([]Descriptor, error) {
-	out := make([]Descriptor, 0, len(rls))
-	for i, rl := range rls {
-		p := fmt.Sprintf("%s[%d]", field, i)
-		switch {
-		case rl.GetStage() != nil && rl.GetStage().GetValue() != 0:
-			return nil, fmt.Errorf("%s.stage: only stage 0 is supported", p)
-		case rl.GetDisableKey() != "":
-			return nil, fmt.Errorf("%s.disable_key: not supported (no runtime)", p)
-		case rl.GetLimit() != nil:
-			return nil, fmt.Errorf("%s.limit: not supported", p)
-		case rl.GetHitsAddend() != nil:
-			return nil, fmt.Errorf("%s.hits_addend: not supported", p)
-		case rl.GetApplyOnStreamDone():
-			return nil, fmt.Errorf("%s.apply_on_stream_done: not supported", p)
-		case len(rl.GetActions()) == 0:
-			return nil, fmt.Errorf("%s.actions: empty", p)
-		}
-		var d Descriptor
-		for j, a := range rl.GetActions() {
-			ap := fmt.Sprintf("%s.actions[%d]", p, j)
-			switch s := a.GetActionSpecifier().(type) {
-			case *routev3.RateLimit_Action_GenericKey_:
-				k := s.GenericKey.GetDescriptorKey()
-				if k == "" {
-					k = "generic_key"
-				}
-				if s.GenericKey.GetDescriptorValue() == "" {
-					return nil, fmt.Errorf("%s.generic_key.descriptor_value: empty", ap)
-				}
-				d.actions = append(d.actions, action{kind: genericKey, key: k, value: s.GenericKey.GetDescriptorValue()})
-			case *routev3.RateLimit_Action_RequestHeaders_:
-				h := s.RequestHeaders
-				if h.GetHeaderName() == "" || h.GetDescriptorKey() == "" {
-					return nil, fmt.Errorf("%s.request_headers: header_name and descriptor_key are required", ap)
-				}
-				d.actions = append(d.actions, action{kind: requestHeader, key: h.GetDescriptorKey(), value: lower(h.GetHeaderName()), skipIfAbsent: h.GetSkipIfAbsent()})
-			case *routev3.RateLimit_Action_RemoteAddress_:
-				d.actions = append(d.actions, action{kind: remoteAddress, key: "remote_address"})
-			default:
-				return nil, unsupported(ap, actionName(a))
-			}
-		}
-		out = append(out, d)
+// AddGenericKey appends a generic_key action (descriptor_key key, default
+// "generic_key"; descriptor_value value).
+func (d *Descriptor) AddGenericKey(key, value string) {
+	if key == "" {
+		key = "generic_key"
 	}
-	return out, nil
+	d.actions = append(d.actions, action{kind: genericKey, key: key, value: value})
 }
 
-// actionName names the action_specifier member a sets ("none").
-func actionName(a *routev3.RateLimit_Action) string {
-	m := a.ProtoReflect()
-	if fd := m.WhichOneof(m.Descriptor().Oneofs().ByName("action_specifier")); fd != nil {
-		return string(fd.Name())
-	}
-	return "none"
+// AddRequestHeader appends a request_headers action.
+func (d *Descriptor) AddRequestHeader(descriptorKey, header string, skipIfAbsent bool) {
+	d.actions = append(d.actions, action{kind: requestHeader, key: descriptorKey, value: lower(header), skipIfAbsent: skipIfAbsent})
 }
 
-func unsupported(path, action string) error {
+// AddRemoteAddress appends a remote_address action.
+func (d *Descriptor) AddRemoteAddress() {
+	d.actions = append(d.actions, action{kind: remoteAddress, key: "remote_address"})
+}
+
+// Unsupported is the error for an action the proxy does not honour.
+func Unsupported(path, action string) error {
 	return fmt.Errorf("%s: action %s: not supported (generic_key, request_headers and remote_address are)", path, action)
 }
 
@@ -118,8 +78,9 @@ const (
 	valueField = 1 // UInt32Value.value
 )
 
-// ParseWire is Parse over decoded config.route.v3.RateLimit messages (of
-// any pbwire table that holds the type).
+// ParseWire compiles decoded config.route.v3.RateLimit messages (of any
+// pbwire table that holds the type); errors name the field of anything not
+// honoured.
 func ParseWire(field string, rls []*pbwire.Msg) ([]Descriptor, error) {
 	out := make([]Descriptor, 0, len(rls))
 	for i, rl := range rls {
@@ -144,28 +105,24 @@ func ParseWire(field string, rls []*pbwire.Msg) ([]Descriptor, error) {
 			switch {
 			case a.Has(actGenericKey):
 				g := a.Sub(actGenericKey)
-				k := g.Str(gkDescriptorKey)
-				if k == "" {
-					k = "generic_key"
-				}
 				if g.Str(gkDescriptorValue) == "" {
 					return nil, fmt.Errorf("%s.generic_key.descriptor_value: empty", ap)
 				}
-				d.actions = append(d.actions, action{kind: genericKey, key: k, value: g.Str(gkDescriptorValue)})
+				d.AddGenericKey(g.Str(gkDescriptorKey), g.Str(gkDescriptorValue))
 			case a.Has(actRequestHeaders):
 				h := a.Sub(actRequestHeaders)
 				if h.Str(rhHeaderName) == "" || h.Str(rhDescriptorKey) == "" {
 					return nil, fmt.Errorf("%s.request_headers: header_name and descriptor_key are required", ap)
 				}
-				d.actions = append(d.actions, action{kind: requestHeader, key: h.Str(rhDescriptorKey), value: lower(h.Str(rhHeaderName)), skipIfAbsent: h.Bool(rhSkipIfAbsent)})
+				d.AddRequestHeader(h.Str(rhDescriptorKey), h.Str(rhHeaderName), h.Bool(rhSkipIfAbsent))
 			case a.Has(actRemoteAddress):
-				d.actions = append(d.actions, action{kind: remoteAddress, key: "remote_address"})
+				d.AddRemoteAddress()
 			default:
 				name := "none"
 				if set := a.Set(); len(set) > 0 {
 					name = set[0]
 				}
-				return nil, unsupported(ap, name)
+				return nil, Unsupported(ap, name)
 			}
 		}
 		out = append(out, d)

@@ -1,9 +1,7 @@
 package match
 
 import (
-	"bytes"
 	"flag"
-	"os"
 	"testing"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -22,16 +20,5 @@ func TestWireTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if *update {
-		if err := os.WriteFile("wire_gen.go", src, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	have, err := os.ReadFile("wire_gen.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(have, src) {
-		t.Fatal("wire_gen.go is stale: go test ./internal/proxy/match -run TestWireTable -update")
-	}
+	pbwiregen.CheckFile(t, "wire_gen.go", src, *update, "./internal/proxy/match")
 }

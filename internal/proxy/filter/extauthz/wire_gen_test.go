@@ -1,9 +1,7 @@
 package extauthz
 
 import (
-	"bytes"
 	"flag"
-	"os"
 	"testing"
 
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
@@ -22,16 +20,5 @@ func TestWireTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if *update {
-		if err := os.WriteFile("wire_gen.go", src, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	have, err := os.ReadFile("wire_gen.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(have, src) {
-		t.Fatal("wire_gen.go is stale: go test ./internal/proxy/filter/extauthz -run TestWireTable -update")
-	}
+	pbwiregen.CheckFile(t, "wire_gen.go", src, *update, "./internal/proxy/filter/extauthz")
 }

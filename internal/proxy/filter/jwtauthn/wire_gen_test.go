@@ -1,9 +1,7 @@
 package jwtauthn
 
 import (
-	"bytes"
 	"flag"
-	"os"
 	"testing"
 
 	jwtv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/jwt_authn/v3"
@@ -21,16 +19,5 @@ func TestWireTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if *update {
-		if err := os.WriteFile("wire_gen.go", src, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	have, err := os.ReadFile("wire_gen.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(have, src) {
-		t.Fatal("wire_gen.go is stale: go test ./internal/proxy/filter/jwtauthn -run TestWireTable -update")
-	}
+	pbwiregen.CheckFile(t, "wire_gen.go", src, *update, "./internal/proxy/filter/jwtauthn")
 }

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"go/format"
 	"math/rand/v2"
+	"os"
+	"testing"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 
@@ -275,4 +277,23 @@ func (f *Filler) str() string {
 		return string(b)
 	}
 	return f.Strings[f.R.IntN(len(f.Strings))]
+}
+
+// CheckFile fails t unless the file at path holds src; with update it writes
+// src there first. pkgDir is the package's directory from the module root,
+// named in the failure with the command that rewrites the file.
+func CheckFile(t testing.TB, path string, src []byte, update bool, pkgDir string) {
+	t.Helper()
+	if update {
+		if err := os.WriteFile(path, src, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	have, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(have, src) {
+		t.Fatalf("%s is stale: go test %s -run TestWireTable -update", path, pkgDir)
+	}
 }

@@ -97,6 +97,18 @@ func TestParseFortio(t *testing.T) {
 	}
 }
 
+func TestParseSchedstat(t *testing.T) {
+	w, n, err := ParseSchedstat([]byte("123456 7890 42\n"))
+	if err != nil || w != 7890 || n != 42 {
+		t.Errorf("ParseSchedstat = %d, %d, %v; want 7890, 42, nil", w, n, err)
+	}
+	for _, bad := range []string{"", "1 2", "1 x 3", "1 2 -3"} {
+		if _, _, err := ParseSchedstat([]byte(bad)); err == nil {
+			t.Errorf("ParseSchedstat(%q): nil error", bad)
+		}
+	}
+}
+
 func TestParseStat(t *testing.T) {
 	tests := []struct {
 		in        string
@@ -148,7 +160,7 @@ func TestTreeUsageSeesChildren(t *testing.T) {
 	defer p.Stop(time.Second)
 	var rss uint64
 	for i := 0; i < 100; i++ { // wait for the two children to appear
-		_, one, err := TreeUsage(p.Cmd.Process.Pid)
+		u, err := TreeUsage(p.Cmd.Process.Pid)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -156,8 +168,11 @@ func TestTreeUsageSeesChildren(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if one > selfOnly.RSSBytes {
-			rss = one
+		if u.RSS > selfOnly.RSSBytes {
+			rss = u.RSS
+			if u.Slices == 0 {
+				t.Errorf("TreeUsage: %d bytes but no thread was ever scheduled (schedstat not read)", u.RSS)
+			}
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -169,7 +184,7 @@ func TestTreeUsageSeesChildren(t *testing.T) {
 	if !p.Exited() {
 		t.Error("process group still running after Stop")
 	}
-	if _, _, err := TreeUsage(p.Cmd.Process.Pid); err == nil {
+	if _, err := TreeUsage(p.Cmd.Process.Pid); err == nil {
 		t.Error("TreeUsage of an exited process: nil error")
 	}
 }

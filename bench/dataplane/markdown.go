@@ -44,17 +44,17 @@ func (r *Report) Markdown() string {
 	st := r.Settings
 	fmt.Fprintf(&b, "Load: fortio %d connections, %d-byte request and response bodies; fixed rate %d requests/s for %gs, saturation (`-qps 0`) for %gs; %d repeat(s), figures are the median with the range [min–max] over repeats. gRPC streaming uses dpbench's own client (one bidirectional stream per connection, ping-pong messages) because fortio has no streaming load.\n\n",
 		st.Conns, st.BodySize, st.QPS, st.FixedSeconds, st.SaturationSeconds, st.Repeats)
-	b.WriteString("Latency columns are added over direct at the fixed rate (median of the path minus median of direct), ms; the absolute p99 follows. CPU is CPU seconds (user+system, from /proc, all processes of the proxy) per 1,000 requests at the fixed rate, per hop (client side + server side); at 1,000 requests/s it equals vCPUs used.\n\n")
+	b.WriteString("Latency columns are added over direct at the fixed rate (median of the path minus median of direct), ms; the absolute p99 follows. CPU is CPU seconds (user+system, from /proc, all processes of the proxy) per 1,000 requests at the fixed rate, per hop (client side + server side); at 1,000 requests/s it equals vCPUs used. Scheduling is from /proc/PID/task/*/schedstat over the proxy's threads at the fixed rate, per request and hop: how long they were runnable but waiting for the CPU (the proxies and the server share one pinned CPU, so this is latency the request spent queued behind other processes), and how many times a thread was put on the CPU (wake-ups).\n\n")
 	for _, proto := range Protocols {
 		rows := r.rows(proto)
 		if len(rows) == 0 {
 			continue
 		}
 		fmt.Fprintf(&b, "## %s\n\n", protoTitle(proto))
-		b.WriteString("| path | +p50 | +p90 | +p99 | +p99.9 | p99 ms [range] | max req/s [range] | CPU s / 1,000 req (hops) |\n|---|---:|---:|---:|---:|---|---|---|\n")
+		b.WriteString("| path | +p50 | +p90 | +p99 | +p99.9 | p99 ms [range] | max req/s [range] | CPU s / 1,000 req (hops) | run-queue wait µs / req (hops) | scheduled / req (hops) |\n|---|---:|---:|---:|---:|---|---|---|---|---|\n")
 		for _, s := range rows {
 			if s.Unavailable != "" {
-				fmt.Fprintf(&b, "| %s | — | — | — | — | %s | | |\n", s.Path, mdEscape(s.Unavailable))
+				fmt.Fprintf(&b, "| %s | — | — | — | — | %s | | | | |\n", s.Path, mdEscape(s.Unavailable))
 				continue
 			}
 			if s.P50.N == 0 && s.MaxQPS.N == 0 {
@@ -62,7 +62,7 @@ func (r *Report) Markdown() string {
 				if len(s.Errors) > 0 {
 					msg = "failed: " + s.Errors[0]
 				}
-				fmt.Fprintf(&b, "| %s | — | — | — | — | %s | | |\n", s.Path, mdEscape(clip(msg, 200)))
+				fmt.Fprintf(&b, "| %s | — | — | — | — | %s | | | | |\n", s.Path, mdEscape(clip(msg, 200)))
 				continue
 			}
 			added := []string{"", "", "", ""}
@@ -72,8 +72,8 @@ func (r *Report) Markdown() string {
 			if s.Path == "direct" {
 				added = []string{"0", "0", "0", "0"}
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", s.Path, added[0], added[1], added[2], added[3],
-				rangeStr(s.P99, "%.3f"), rangeStr(s.MaxQPS, "%.0f"), r.cpuStr(s))
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", s.Path, added[0], added[1], added[2], added[3],
+				rangeStr(s.P99, "%.3f"), rangeStr(s.MaxQPS, "%.0f"), r.cpuStr(s), perHop(s.WaitUsPerReq, "%.0f"), perHop(s.SlicesPerReq, "%.2f"))
 		}
 		b.WriteString("\n")
 	}
@@ -202,14 +202,20 @@ func (r *Report) cpuStr(s *Summary) string {
 	if s.CPUPer1000Total.N == 0 {
 		return ""
 	}
-	var names []string
-	for name := range s.CPUPer1000 {
+	return perHop(s.CPUPer1000, "%.3f")
+}
+
+// perHop renders the medians of a per-process figure in hop order (process
+// names sort by hop), joined with " + ".
+func perHop(m map[string]Stat, f string) string {
+	names := make([]string, 0, len(m))
+	for name := range m {
 		names = append(names, name)
 	}
 	sort.Strings(names)
-	var parts []string
+	parts := make([]string, 0, len(names))
 	for _, n := range names {
-		parts = append(parts, fmt.Sprintf("%.3f", s.CPUPer1000[n].Median))
+		parts = append(parts, fmt.Sprintf(f, m[n].Median))
 	}
 	return strings.Join(parts, " + ")
 }

@@ -94,12 +94,59 @@ func readProc(pid int) (ProcStat, error) {
 	return ProcStat{PPID: ppid, CPUTicks: ticks, RSSBytes: rss}, nil
 }
 
-// TreeUsage sums CPU time and RSS over a process and its descendants (nginx's
-// master and workers). Processes that exit while it reads are skipped.
-func TreeUsage(root int) (cpuSeconds float64, rss uint64, err error) {
+// Usage is what the harness reads for a process tree: CPU time and RSS, and
+// from /proc/PID/task/*/schedstat how long its threads waited on a run queue
+// while runnable and how many times they were put on a CPU.
+type Usage struct {
+	CPUSeconds float64
+	RSS        uint64
+	WaitNs     uint64 // run-queue wait, summed over threads
+	Slices     uint64 // times a thread was scheduled in
+}
+
+// ParseSchedstat reads /proc/PID/task/TID/schedstat: time on CPU (ns), time
+// waiting on a run queue (ns) and the number of timeslices run.
+func ParseSchedstat(b []byte) (waitNs, slices uint64, err error) {
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return 0, 0, fmt.Errorf("schedstat: %d fields, want 3", len(f))
+	}
+	if waitNs, err = strconv.ParseUint(f[1], 10, 64); err != nil {
+		return 0, 0, fmt.Errorf("schedstat: wait %q: %w", f[1], err)
+	}
+	if slices, err = strconv.ParseUint(f[2], 10, 64); err != nil {
+		return 0, 0, fmt.Errorf("schedstat: timeslices %q: %w", f[2], err)
+	}
+	return waitNs, slices, nil
+}
+
+// schedOf sums ParseSchedstat over a process's live threads; 0 where the
+// kernel does not provide schedstat.
+func schedOf(pid int) (waitNs, slices uint64) {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, 0
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile(dir + "/" + t.Name() + "/schedstat")
+		if err != nil {
+			continue
+		}
+		if w, n, err := ParseSchedstat(b); err == nil {
+			waitNs, slices = waitNs+w, slices+n
+		}
+	}
+	return waitNs, slices
+}
+
+// TreeUsage sums CPU time, RSS and scheduling over a process and its
+// descendants (nginx's master and workers). Processes that exit while it
+// reads are skipped.
+func TreeUsage(root int) (Usage, error) {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
-		return 0, 0, err
+		return Usage{}, err
 	}
 	stats := map[int]ProcStat{}
 	for _, e := range ents {
@@ -111,24 +158,31 @@ func TreeUsage(root int) (cpuSeconds float64, rss uint64, err error) {
 			stats[pid] = st
 		}
 	}
-	rootSt, ok := stats[root]
-	if !ok {
-		return 0, 0, fmt.Errorf("pid %d: not running", root)
+	if _, ok := stats[root]; !ok {
+		return Usage{}, fmt.Errorf("pid %d: not running", root)
 	}
-	ticks, rss := rootSt.CPUTicks, rootSt.RSSBytes
-	members := map[int]bool{root: true}
+	var u Usage
+	var ticks uint64
+	members := map[int]bool{}
+	add := func(pid int) {
+		members[pid] = true
+		ticks += stats[pid].CPUTicks
+		u.RSS += stats[pid].RSSBytes
+		w, n := schedOf(pid)
+		u.WaitNs, u.Slices = u.WaitNs+w, u.Slices+n
+	}
+	add(root)
 	for changed := true; changed; {
 		changed = false
 		for pid, st := range stats {
 			if !members[pid] && members[st.PPID] {
-				members[pid] = true
-				ticks += st.CPUTicks
-				rss += st.RSSBytes
+				add(pid)
 				changed = true
 			}
 		}
 	}
-	return float64(ticks) / clockTicks, rss, nil
+	u.CPUSeconds = float64(ticks) / clockTicks
+	return u, nil
 }
 
 // Process is a child process of the benchmark, pinned to CPUs with taskset.
@@ -167,17 +221,17 @@ func Start(ctx context.Context, dir, name, cpus string, env []string, argv ...st
 	return p, nil
 }
 
-// Usage returns the CPU seconds and RSS of the process and its children,
-// remembering the largest RSS.
-func (p *Process) Usage() (float64, uint64, error) {
-	cpu, rss, err := TreeUsage(p.Cmd.Process.Pid)
-	if err == nil && rss > p.peak {
-		p.peak = rss
+// Usage returns the CPU time, RSS and scheduling of the process and its
+// children, remembering the largest RSS.
+func (p *Process) Usage() (Usage, error) {
+	u, err := TreeUsage(p.Cmd.Process.Pid)
+	if err == nil && u.RSS > p.peak {
+		p.peak = u.RSS
 	}
 	if err != nil {
 		err = fmt.Errorf("%s: %w (log %s)", p.Name, err, p.Log)
 	}
-	return cpu, rss, err
+	return u, err
 }
 
 // ResetPeak forgets the largest RSS seen.

@@ -72,8 +72,12 @@ type RunResult struct {
 	Kind       string             `json:"kind"` // "fixed" or "saturation"
 	Result     LoadResult         `json:"result"`
 	CPUPer1000 map[string]float64 `json:"cpu_s_per_1000_requests"` // by proxy process
-	PeakRSS    map[string]uint64  `json:"peak_rss_bytes"`
-	Err        string             `json:"error,omitempty"`
+	// Scheduling per request by proxy process (schedstat): µs its threads
+	// waited on a run queue while runnable, and times they were put on a CPU.
+	WaitUsPerReq map[string]float64 `json:"run_queue_wait_us_per_request,omitempty"`
+	SlicesPerReq map[string]float64 `json:"scheduled_per_request,omitempty"`
+	PeakRSS      map[string]uint64  `json:"peak_rss_bytes"`
+	Err          string             `json:"error,omitempty"`
 }
 
 // Memory is one proxy process's resident memory.
@@ -118,6 +122,8 @@ type Summary struct {
 	MaxQPS              Stat            `json:"saturation_qps"`
 	CPUPer1000          map[string]Stat `json:"cpu_s_per_1000_requests"`
 	CPUPer1000Total     Stat            `json:"cpu_s_per_1000_requests_all_hops"`
+	WaitUsPerReq        map[string]Stat `json:"run_queue_wait_us_per_request,omitempty"`
+	SlicesPerReq        map[string]Stat `json:"scheduled_per_request,omitempty"`
 	Errors              []string        `json:"errors,omitempty"`
 	Unavailable         string          `json:"unavailable,omitempty"`
 }
@@ -159,7 +165,8 @@ func (r *Report) summary(proto Protocol, path string) *Summary {
 			return s
 		}
 	}
-	s := &Summary{Protocol: proto, Path: path, CPUPer1000: map[string]Stat{}}
+	s := &Summary{Protocol: proto, Path: path, CPUPer1000: map[string]Stat{},
+		WaitUsPerReq: map[string]Stat{}, SlicesPerReq: map[string]Stat{}}
 	r.Summaries = append(r.Summaries, s)
 	return s
 }
@@ -177,7 +184,7 @@ func (r *Report) Summarize() {
 	}
 	type acc struct {
 		p50, p90, p99, p999, qps, cpuTotal []float64
-		cpu                                map[string][]float64
+		cpu, wait, slices                  map[string][]float64
 	}
 	accs := map[key]*acc{}
 	for _, run := range r.Runs {
@@ -189,7 +196,7 @@ func (r *Report) Summarize() {
 		k := key{run.Protocol, run.Path}
 		a := accs[k]
 		if a == nil {
-			a = &acc{cpu: map[string][]float64{}}
+			a = &acc{cpu: map[string][]float64{}, wait: map[string][]float64{}, slices: map[string][]float64{}}
 			accs[k] = a
 		}
 		if run.Kind == "saturation" {
@@ -206,6 +213,12 @@ func (r *Report) Summarize() {
 		if len(run.CPUPer1000) > 0 {
 			a.cpuTotal = append(a.cpuTotal, total)
 		}
+		for name, v := range run.WaitUsPerReq {
+			a.wait[name] = append(a.wait[name], v)
+		}
+		for name, v := range run.SlicesPerReq {
+			a.slices[name] = append(a.slices[name], v)
+		}
 	}
 	for k, a := range accs {
 		s := r.summary(k.proto, k.path)
@@ -216,6 +229,12 @@ func (r *Report) Summarize() {
 			s.CPUPer1000[name] = stat(vs)
 		}
 		s.CPUPer1000Total = stat(a.cpuTotal)
+		for name, vs := range a.wait {
+			s.WaitUsPerReq[name] = stat(vs)
+		}
+		for name, vs := range a.slices {
+			s.SlicesPerReq[name] = stat(vs)
+		}
 	}
 	for _, s := range r.Summaries {
 		d := r.find(s.Protocol, "direct")

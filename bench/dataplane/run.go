@@ -142,11 +142,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	for _, p := range peers {
 		for hop := 1; hop <= 2; hop++ {
 			name := ProcName(p, hop)
-			_, rss, err := b.procs[name].Usage()
+			u, err := b.procs[name].Usage()
 			if err != nil {
 				return nil, err
 			}
-			b.rep.memory(p, hop).IdleRSS = rss
+			b.rep.memory(p, hop).IdleRSS = u.RSS
 			b.procs[name].ResetPeak()
 		}
 	}
@@ -412,20 +412,21 @@ func (b *bench) mastMTLSAvailable(peers []Peer) error {
 // runOne is one load run through path, with the CPU time and peak RSS of
 // every proxy on it.
 func (b *bench) runOne(ctx context.Context, rep int, proto Protocol, path Path, sat bool) RunResult {
-	run := RunResult{Repeat: rep, Protocol: proto, Path: path.Name(), Kind: "fixed", CPUPer1000: map[string]float64{}, PeakRSS: map[string]uint64{}}
+	run := RunResult{Repeat: rep, Protocol: proto, Path: path.Name(), Kind: "fixed", CPUPer1000: map[string]float64{},
+		WaitUsPerReq: map[string]float64{}, SlicesPerReq: map[string]float64{}, PeakRSS: map[string]uint64{}}
 	spec := LoadSpec{Proto: proto, Target: TargetFor(path, proto), QPS: b.cfg.QPS, Conns: b.cfg.Conns, Duration: b.cfg.FixedDuration,
 		BodySize: b.cfg.BodySize, JSONPath: filepath.Join(b.cfg.WorkDir, "fortio.json")}
 	if sat {
 		run.Kind, spec.QPS, spec.Duration = "saturation", 0, b.cfg.SatDuration
 	}
-	before := map[string]float64{}
+	before := map[string]Usage{}
 	for _, name := range spec.Target.Procs {
-		cpu, _, err := b.procs[name].Usage()
+		u, err := b.procs[name].Usage()
 		if err != nil {
 			run.Err = err.Error()
 			return run
 		}
-		before[name] = cpu
+		before[name] = u
 	}
 	var argv []string
 	if proto == GRPCStream {
@@ -460,21 +461,21 @@ sample:
 			break sample
 		case <-tick.C:
 			for _, name := range spec.Target.Procs {
-				_, rss, err := b.procs[name].Usage()
-				if err == nil && rss > run.PeakRSS[name] {
-					run.PeakRSS[name] = rss
+				u, err := b.procs[name].Usage()
+				if err == nil && u.RSS > run.PeakRSS[name] {
+					run.PeakRSS[name] = u.RSS
 				}
 			}
 		}
 	}
-	after := map[string]float64{}
+	after := map[string]Usage{}
 	for _, name := range spec.Target.Procs {
-		cpu, _, err := b.procs[name].Usage()
+		u, err := b.procs[name].Usage()
 		if err != nil {
 			run.Err = err.Error()
 			return run
 		}
-		after[name] = cpu
+		after[name] = u
 	}
 	var res LoadResult
 	var err error
@@ -496,7 +497,10 @@ sample:
 	total := float64(res.Requests + res.Errors)
 	for _, name := range spec.Target.Procs {
 		if total > 0 {
-			run.CPUPer1000[name] = (after[name] - before[name]) / (total / 1000)
+			a, b := after[name], before[name]
+			run.CPUPer1000[name] = (a.CPUSeconds - b.CPUSeconds) / (total / 1000)
+			run.WaitUsPerReq[name] = float64(a.WaitNs-b.WaitNs) / 1e3 / total
+			run.SlicesPerReq[name] = float64(a.Slices-b.Slices) / total
 		}
 	}
 	if res.Requests+res.Errors > 0 && float64(res.Errors) > 0.01*float64(res.Requests+res.Errors) && run.Err == "" {
@@ -524,12 +528,12 @@ func (b *bench) meshMemory(ctx context.Context, p Peer) (uint64, error) {
 	time.Sleep(3 * time.Second)
 	var best uint64
 	for i := 0; i < 5; i++ {
-		_, rss, err := b.procs[name].Usage()
+		u, err := b.procs[name].Usage()
 		if err != nil {
 			return 0, err
 		}
-		if best == 0 || rss < best {
-			best = rss
+		if best == 0 || u.RSS < best {
+			best = u.RSS
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

@@ -6,6 +6,9 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+
+	"github.com/mast-mesh/mast/internal/proxy/rpc"
+	"github.com/mast-mesh/mast/internal/proxy/rpc/rpcgrpc"
 )
 
 // grpcPool holds the gRPC connections filters use (the Mixer client's),
@@ -41,6 +44,15 @@ func (g *grpcPool) get(target string) (grpc.ClientConnInterface, error) {
 	}
 	g.conns[target] = c
 	return c, nil
+}
+
+// rpc is get as an rpc.Conn (Close does nothing; close closes it).
+func (g *grpcPool) rpc(target string) (rpc.Conn, error) {
+	c, err := g.get(target)
+	if err != nil {
+		return nil, err
+	}
+	return rpcgrpc.Wrap(c), nil
 }
 
 func (g *grpcPool) close() {

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/mast-mesh/mast/internal/proxy/headers"
+	"github.com/mast-mesh/mast/internal/proxy/rpc"
 )
 
 // Conn is what filters know of the downstream connection; computed once per
@@ -153,13 +154,15 @@ type LocalReply struct {
 }
 
 // Services are the data plane's facilities filters may use at request
-// time: GRPC returns a shared client connection to target (host:port)
-// over mTLS with the proxy's mesh identity; ClusterHTTP and ClusterDial
+// time: GRPC and RPC return a shared client connection to target
+// (host:port) over mTLS with the proxy's mesh identity (RPC's Close does
+// nothing: the data plane owns the connection); ClusterHTTP and ClusterDial
 // reach a host of one of the proxy's clusters (Envoy's cluster manager:
 // load balancing, connection pools, the cluster's TLS), as ext_authz's
 // http_service and envoy_grpc do.
 type Services struct {
 	GRPC   func(target string) (grpc.ClientConnInterface, error)
+	RPC    func(target string) (rpc.Conn, error)
 	Logger *slog.Logger
 	// ClusterHTTP sends req to a host of cluster and returns the
 	// response with at most maxBody bytes of its body.

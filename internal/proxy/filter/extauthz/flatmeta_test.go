@@ -22,7 +22,7 @@ func TestFlatMetaValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Fields["nan"] = structpb.NewNumberValue(math.NaN())
-	got := flatMeta(s)
+	got := flatMeta(structMsg(t, s))
 	sort.Slice(got, func(i, j int) bool { return got[i][0] < got[j][0] })
 	want := [][2]string{{"b", "true"}, {"big", "1e+21"}, {"f", "1.5"}, {"i", "2"}, {"neg", "-0.25"}, {"s", "v"}}
 	if !reflect.DeepEqual(got, want) {

@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/mast-mesh/mast/internal/proxy/headers"
@@ -72,42 +71,6 @@ func FuzzDecodeHTTPResponse(f *testing.F) {
 			switch x.Name {
 			case "content-length", "transfer-encoding", "connection", "host":
 				t.Fatalf("framing header %q passed to the client", x.Name)
-			}
-		}
-		for _, m := range out.mut {
-			if !headers.ValidName(m.name) || !headers.ValidValue(m.value) || m.name == "host" {
-				t.Fatalf("invalid upstream header %q: %q", m.name, m.value)
-			}
-		}
-	})
-}
-
-// FuzzDecodeCheckResponse: a gRPC authorizer's answer never produces
-// invalid headers, and allows only with status OK.
-func FuzzDecodeCheckResponse(f *testing.F) {
-	srv := &authzServer{}
-	for _, allow := range []string{"allow", "deny"} {
-		req := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
-			Http: &authv3.AttributeContext_HttpRequest{Headers: map[string]string{"x-ext-authz": allow}}}}}
-		resp, _ := srv.Check(nil, req)
-		b, _ := proto.Marshal(resp)
-		f.Add(b)
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		var resp authv3.CheckResponse
-		if proto.Unmarshal(data, &resp) != nil {
-			return
-		}
-		out := decodeCheckResponse(&resp)
-		if out.kind == kindOK && resp.GetStatus().GetCode() != 0 {
-			t.Fatal("allowed with a non-OK status")
-		}
-		if out.kind == kindDenied && (out.status < 200 || out.status > 599) {
-			t.Fatalf("denied with status %d", out.status)
-		}
-		for _, x := range out.client {
-			if !headers.ValidName(x.Name) || !headers.ValidValue(x.Value) {
-				t.Fatalf("invalid client header %q: %q", x.Name, x.Value)
 			}
 		}
 		for _, m := range out.mut {

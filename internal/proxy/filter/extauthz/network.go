@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"google.golang.org/genproto/googleapis/rpc/code"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/mast-mesh/mast/internal/proxy/filter"
@@ -128,21 +126,29 @@ func (n *Network) OnConnect(c *filter.Conn) filter.Status {
 			return filter.Continue
 		}
 		return filter.Stop
-	case resp.GetStatus().GetCode() != int32(code.Code_OK):
+	case resp.Sub(respStatus).I32(statusCode) != 0:
 		return filter.Stop
 	}
-	for _, m := range flatMeta(resp.GetDynamicMetadata()) {
+	for _, m := range flatMeta(resp.Sub(respDynamicMetadata)) {
 		c.AddMeta(NetworkName, m[0], m[1])
 	}
 	return filter.Continue
 }
 
-func (n *Network) check(ctx context.Context, c *filter.Conn) (*authv3.CheckResponse, error) {
-	conn, err := n.grpc.get(c.Services)
+// check calls Authorization/Check with the connection's attributes and
+// returns the decoded CheckResponse.
+func (n *Network) check(ctx context.Context, c *filter.Conn) (*pbwire.Msg, error) {
+	req, err := networkCheckRequest(c, n.cfg.IncludeTLSSession)
 	if err != nil {
 		return nil, err
 	}
-	attrs := &authv3.AttributeContext{}
-	connAttributes(attrs, c, n.cfg.IncludeTLSSession)
-	return authv3.NewAuthorizationClient(conn).Check(outgoing(ctx, n.cfg.GRPC), &authv3.CheckRequest{Attributes: attrs})
+	raw, err := n.grpc.invoke(ctx, c.Services, req)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := pbwire.Decode(wireTable, wireCheckResponse, raw)
+	if err != nil {
+		return nil, fmt.Errorf("decode CheckResponse: %w", err)
+	}
+	return resp, nil
 }

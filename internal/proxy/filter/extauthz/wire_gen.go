@@ -7,51 +7,52 @@ import "github.com/mast-mesh/mast/internal/proxy/pbwire"
 const (
 	wireExtAuthz        = 0 // envoy.extensions.filters.http.ext_authz.v3.ExtAuthz
 	wireNetworkExtAuthz = 1 // envoy.extensions.filters.network.ext_authz.v3.ExtAuthz
+	wireCheckResponse   = 2 // envoy.service.auth.v3.CheckResponse
 )
 
 var wireTable = pbwire.Table{
 	{Name: "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz", Fields: []pbwire.Field{ // 0
-		{Num: 1, Name: "grpc_service", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 2},
-		{Num: 3, Name: "http_service", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 3},
+		{Num: 1, Name: "grpc_service", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 3},
+		{Num: 3, Name: "http_service", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 4},
 		{Num: 12, Name: "transport_api_version", Kind: pbwire.Varint},
 		{Num: 2, Name: "failure_mode_allow", Kind: pbwire.Varint},
 		{Num: 19, Name: "failure_mode_allow_header_add", Kind: pbwire.Varint},
-		{Num: 5, Name: "with_request_body", Kind: pbwire.Message, Presence: true, Msg: 4},
+		{Num: 5, Name: "with_request_body", Kind: pbwire.Message, Presence: true, Msg: 5},
 		{Num: 6, Name: "clear_route_cache", Kind: pbwire.Varint},
 		{Num: 34, Name: "clear_route_cache_headers", Kind: pbwire.String, List: true},
-		{Num: 7, Name: "status_on_error", Kind: pbwire.Message, Presence: true, Msg: 5},
+		{Num: 7, Name: "status_on_error", Kind: pbwire.Message, Presence: true, Msg: 6},
 		{Num: 24, Name: "validate_mutations", Kind: pbwire.Varint},
 		{Num: 8, Name: "metadata_context_namespaces", Kind: pbwire.String, List: true},
 		{Num: 16, Name: "typed_metadata_context_namespaces", Kind: pbwire.String, List: true},
 		{Num: 21, Name: "route_metadata_context_namespaces", Kind: pbwire.String, List: true},
 		{Num: 22, Name: "route_typed_metadata_context_namespaces", Kind: pbwire.String, List: true},
-		{Num: 9, Name: "filter_enabled", Kind: pbwire.Message, Presence: true, Msg: 6},
-		{Num: 14, Name: "filter_enabled_metadata", Kind: pbwire.Message, Presence: true, Msg: 7},
-		{Num: 11, Name: "deny_at_disable", Kind: pbwire.Message, Presence: true, Msg: 8},
+		{Num: 9, Name: "filter_enabled", Kind: pbwire.Message, Presence: true, Msg: 7},
+		{Num: 14, Name: "filter_enabled_metadata", Kind: pbwire.Message, Presence: true, Msg: 8},
+		{Num: 11, Name: "deny_at_disable", Kind: pbwire.Message, Presence: true, Msg: 9},
 		{Num: 10, Name: "include_peer_certificate", Kind: pbwire.Varint},
 		{Num: 13, Name: "stat_prefix", Kind: pbwire.String},
 		{Num: 15, Name: "bootstrap_metadata_labels_key", Kind: pbwire.String},
-		{Num: 17, Name: "allowed_headers", Kind: pbwire.Message, Presence: true, Msg: 9},
-		{Num: 25, Name: "disallowed_headers", Kind: pbwire.Message, Presence: true, Msg: 9},
+		{Num: 17, Name: "allowed_headers", Kind: pbwire.Message, Presence: true, Msg: 10},
+		{Num: 25, Name: "disallowed_headers", Kind: pbwire.Message, Presence: true, Msg: 10},
 		{Num: 18, Name: "include_tls_session", Kind: pbwire.Varint},
-		{Num: 20, Name: "charge_cluster_response_stats", Kind: pbwire.Message, Presence: true, Msg: 10},
+		{Num: 20, Name: "charge_cluster_response_stats", Kind: pbwire.Message, Presence: true, Msg: 11},
 		{Num: 23, Name: "encode_raw_headers", Kind: pbwire.Varint},
-		{Num: 26, Name: "decoder_header_mutation_rules", Kind: pbwire.Message, Presence: true, Msg: 11},
-		{Num: 27, Name: "enable_dynamic_metadata_ingestion", Kind: pbwire.Message, Presence: true, Msg: 10},
-		{Num: 28, Name: "filter_metadata", Kind: pbwire.Message, Presence: true, Msg: 12},
+		{Num: 26, Name: "decoder_header_mutation_rules", Kind: pbwire.Message, Presence: true, Msg: 12},
+		{Num: 27, Name: "enable_dynamic_metadata_ingestion", Kind: pbwire.Message, Presence: true, Msg: 11},
+		{Num: 28, Name: "filter_metadata", Kind: pbwire.Message, Presence: true, Msg: 13},
 		{Num: 29, Name: "emit_filter_state_stats", Kind: pbwire.Varint},
 		{Num: 30, Name: "max_denied_response_body_bytes", Kind: pbwire.Varint},
 		{Num: 31, Name: "enforce_response_header_limits", Kind: pbwire.Varint},
 		{Num: 32, Name: "shadow_mode", Kind: pbwire.Varint},
-		{Num: 33, Name: "emit_client_span", Kind: pbwire.Message, Presence: true, Msg: 10},
+		{Num: 33, Name: "emit_client_span", Kind: pbwire.Message, Presence: true, Msg: 11},
 	}},
 	{Name: "envoy.extensions.filters.network.ext_authz.v3.ExtAuthz", Fields: []pbwire.Field{ // 1
 		{Num: 1, Name: "stat_prefix", Kind: pbwire.String},
-		{Num: 2, Name: "grpc_service", Kind: pbwire.Message, Presence: true, Msg: 2},
+		{Num: 2, Name: "grpc_service", Kind: pbwire.Message, Presence: true, Msg: 3},
 		{Num: 3, Name: "failure_mode_allow", Kind: pbwire.Varint},
 		{Num: 4, Name: "include_peer_certificate", Kind: pbwire.Varint},
 		{Num: 5, Name: "transport_api_version", Kind: pbwire.Varint},
-		{Num: 6, Name: "filter_enabled_metadata", Kind: pbwire.Message, Presence: true, Msg: 7},
+		{Num: 6, Name: "filter_enabled_metadata", Kind: pbwire.Message, Presence: true, Msg: 8},
 		{Num: 7, Name: "bootstrap_metadata_labels_key", Kind: pbwire.String},
 		{Num: 8, Name: "include_tls_session", Kind: pbwire.Varint},
 		{Num: 9, Name: "send_tls_alert_on_denial", Kind: pbwire.Varint},
@@ -59,231 +60,266 @@ var wireTable = pbwire.Table{
 		{Num: 11, Name: "typed_metadata_context_namespaces", Kind: pbwire.String, List: true},
 		{Num: 12, Name: "shadow_mode", Kind: pbwire.Varint},
 	}},
-	{Name: "envoy.config.core.v3.GrpcService", Fields: []pbwire.Field{ // 2
-		{Num: 1, Name: "envoy_grpc", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 13},
-		{Num: 2, Name: "google_grpc", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 14},
-		{Num: 3, Name: "timeout", Kind: pbwire.Message, Presence: true, Msg: 15},
-		{Num: 5, Name: "initial_metadata", Kind: pbwire.Message, List: true, Msg: 16},
-		{Num: 6, Name: "retry_policy", Kind: pbwire.Message, Presence: true, Msg: 17},
+	{Name: "envoy.service.auth.v3.CheckResponse", Fields: []pbwire.Field{ // 2
+		{Num: 1, Name: "status", Kind: pbwire.Message, Presence: true, Msg: 14},
+		{Num: 2, Name: "denied_response", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 15},
+		{Num: 3, Name: "ok_response", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 16},
+		{Num: 5, Name: "error_response", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 15},
+		{Num: 4, Name: "dynamic_metadata", Kind: pbwire.Message, Presence: true, Msg: 13},
 	}},
-	{Name: "envoy.extensions.filters.http.ext_authz.v3.HttpService", Fields: []pbwire.Field{ // 3
-		{Num: 1, Name: "server_uri", Kind: pbwire.Message, Presence: true, Msg: 18},
+	{Name: "envoy.config.core.v3.GrpcService", Fields: []pbwire.Field{ // 3
+		{Num: 1, Name: "envoy_grpc", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 17},
+		{Num: 2, Name: "google_grpc", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 18},
+		{Num: 3, Name: "timeout", Kind: pbwire.Message, Presence: true, Msg: 19},
+		{Num: 5, Name: "initial_metadata", Kind: pbwire.Message, List: true, Msg: 20},
+		{Num: 6, Name: "retry_policy", Kind: pbwire.Message, Presence: true, Msg: 21},
+	}},
+	{Name: "envoy.extensions.filters.http.ext_authz.v3.HttpService", Fields: []pbwire.Field{ // 4
+		{Num: 1, Name: "server_uri", Kind: pbwire.Message, Presence: true, Msg: 22},
 		{Num: 2, Name: "path_prefix", Kind: pbwire.String},
 		{Num: 10, Name: "path_override", Kind: pbwire.String},
-		{Num: 7, Name: "authorization_request", Kind: pbwire.Message, Presence: true, Msg: 19},
-		{Num: 8, Name: "authorization_response", Kind: pbwire.Message, Presence: true, Msg: 20},
-		{Num: 9, Name: "retry_policy", Kind: pbwire.Message, Presence: true, Msg: 17},
+		{Num: 7, Name: "authorization_request", Kind: pbwire.Message, Presence: true, Msg: 23},
+		{Num: 8, Name: "authorization_response", Kind: pbwire.Message, Presence: true, Msg: 24},
+		{Num: 9, Name: "retry_policy", Kind: pbwire.Message, Presence: true, Msg: 21},
 	}},
-	{Name: "envoy.extensions.filters.http.ext_authz.v3.BufferSettings", Fields: []pbwire.Field{ // 4
+	{Name: "envoy.extensions.filters.http.ext_authz.v3.BufferSettings", Fields: []pbwire.Field{ // 5
 		{Num: 1, Name: "max_request_bytes", Kind: pbwire.Varint},
 		{Num: 2, Name: "allow_partial_message", Kind: pbwire.Varint},
 		{Num: 3, Name: "pack_as_bytes", Kind: pbwire.Varint},
 	}},
-	{Name: "envoy.type.v3.HttpStatus", Fields: []pbwire.Field{ // 5
+	{Name: "envoy.type.v3.HttpStatus", Fields: []pbwire.Field{ // 6
 		{Num: 1, Name: "code", Kind: pbwire.Varint},
 	}},
-	{Name: "envoy.config.core.v3.RuntimeFractionalPercent", Fields: []pbwire.Field{ // 6
-		{Num: 1, Name: "default_value", Kind: pbwire.Message, Presence: true, Msg: 21},
+	{Name: "envoy.config.core.v3.RuntimeFractionalPercent", Fields: []pbwire.Field{ // 7
+		{Num: 1, Name: "default_value", Kind: pbwire.Message, Presence: true, Msg: 25},
 		{Num: 2, Name: "runtime_key", Kind: pbwire.String},
 	}},
-	{Name: "envoy.type.matcher.v3.MetadataMatcher", Fields: []pbwire.Field{ // 7
+	{Name: "envoy.type.matcher.v3.MetadataMatcher", Fields: []pbwire.Field{ // 8
 		{Num: 1, Name: "filter", Kind: pbwire.String},
-		{Num: 2, Name: "path", Kind: pbwire.Message, List: true, Msg: 22},
-		{Num: 3, Name: "value", Kind: pbwire.Message, Presence: true, Msg: 23},
+		{Num: 2, Name: "path", Kind: pbwire.Message, List: true, Msg: 26},
+		{Num: 3, Name: "value", Kind: pbwire.Message, Presence: true, Msg: 27},
 		{Num: 4, Name: "invert", Kind: pbwire.Varint},
 	}},
-	{Name: "envoy.config.core.v3.RuntimeFeatureFlag", Fields: []pbwire.Field{ // 8
-		{Num: 1, Name: "default_value", Kind: pbwire.Message, Presence: true, Msg: 10},
+	{Name: "envoy.config.core.v3.RuntimeFeatureFlag", Fields: []pbwire.Field{ // 9
+		{Num: 1, Name: "default_value", Kind: pbwire.Message, Presence: true, Msg: 11},
 		{Num: 2, Name: "runtime_key", Kind: pbwire.String},
 	}},
-	{Name: "envoy.type.matcher.v3.ListStringMatcher", Fields: []pbwire.Field{ // 9
-		{Num: 1, Name: "patterns", Kind: pbwire.Message, List: true, Msg: 24},
+	{Name: "envoy.type.matcher.v3.ListStringMatcher", Fields: []pbwire.Field{ // 10
+		{Num: 1, Name: "patterns", Kind: pbwire.Message, List: true, Msg: 28},
 	}},
-	{Name: "google.protobuf.BoolValue", Fields: []pbwire.Field{ // 10
+	{Name: "google.protobuf.BoolValue", Fields: []pbwire.Field{ // 11
 		{Num: 1, Name: "value", Kind: pbwire.Varint},
 	}},
-	{Name: "envoy.config.common.mutation_rules.v3.HeaderMutationRules", Fields: []pbwire.Field{ // 11
-		{Num: 1, Name: "allow_all_routing", Kind: pbwire.Message, Presence: true, Msg: 10},
-		{Num: 2, Name: "allow_envoy", Kind: pbwire.Message, Presence: true, Msg: 10},
-		{Num: 3, Name: "disallow_system", Kind: pbwire.Message, Presence: true, Msg: 10},
-		{Num: 4, Name: "disallow_all", Kind: pbwire.Message, Presence: true, Msg: 10},
-		{Num: 5, Name: "allow_expression", Kind: pbwire.Message, Presence: true, Msg: 25},
-		{Num: 6, Name: "disallow_expression", Kind: pbwire.Message, Presence: true, Msg: 25},
-		{Num: 7, Name: "disallow_is_error", Kind: pbwire.Message, Presence: true, Msg: 10},
+	{Name: "envoy.config.common.mutation_rules.v3.HeaderMutationRules", Fields: []pbwire.Field{ // 12
+		{Num: 1, Name: "allow_all_routing", Kind: pbwire.Message, Presence: true, Msg: 11},
+		{Num: 2, Name: "allow_envoy", Kind: pbwire.Message, Presence: true, Msg: 11},
+		{Num: 3, Name: "disallow_system", Kind: pbwire.Message, Presence: true, Msg: 11},
+		{Num: 4, Name: "disallow_all", Kind: pbwire.Message, Presence: true, Msg: 11},
+		{Num: 5, Name: "allow_expression", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 6, Name: "disallow_expression", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 7, Name: "disallow_is_error", Kind: pbwire.Message, Presence: true, Msg: 11},
 	}},
-	{Name: "google.protobuf.Struct", Fields: []pbwire.Field{ // 12
-		{Num: 1, Name: "fields", Kind: pbwire.Message, List: true, Msg: 26},
+	{Name: "google.protobuf.Struct", Fields: []pbwire.Field{ // 13
+		{Num: 1, Name: "fields", Kind: pbwire.Message, List: true, Msg: 30},
 	}},
-	{Name: "envoy.config.core.v3.GrpcService.EnvoyGrpc", Fields: []pbwire.Field{ // 13
+	{Name: "google.rpc.Status", Fields: []pbwire.Field{ // 14
+		{Num: 1, Name: "code", Kind: pbwire.Varint},
+		{Num: 2, Name: "message", Kind: pbwire.String},
+		{Num: 3, Name: "details", Kind: pbwire.Message, List: true, Msg: 31},
+	}},
+	{Name: "envoy.service.auth.v3.DeniedHttpResponse", Fields: []pbwire.Field{ // 15
+		{Num: 1, Name: "status", Kind: pbwire.Message, Presence: true, Msg: 6},
+		{Num: 2, Name: "headers", Kind: pbwire.Message, List: true, Msg: 32},
+		{Num: 3, Name: "body", Kind: pbwire.String},
+	}},
+	{Name: "envoy.service.auth.v3.OkHttpResponse", Fields: []pbwire.Field{ // 16
+		{Num: 2, Name: "headers", Kind: pbwire.Message, List: true, Msg: 32},
+		{Num: 5, Name: "headers_to_remove", Kind: pbwire.String, List: true},
+		{Num: 3, Name: "dynamic_metadata", Kind: pbwire.Message, Presence: true, Msg: 13},
+		{Num: 6, Name: "response_headers_to_add", Kind: pbwire.Message, List: true, Msg: 32},
+		{Num: 7, Name: "query_parameters_to_set", Kind: pbwire.Message, List: true, Msg: 33},
+		{Num: 8, Name: "query_parameters_to_remove", Kind: pbwire.String, List: true},
+	}},
+	{Name: "envoy.config.core.v3.GrpcService.EnvoyGrpc", Fields: []pbwire.Field{ // 17
 		{Num: 1, Name: "cluster_name", Kind: pbwire.String},
 		{Num: 2, Name: "authority", Kind: pbwire.String},
-		{Num: 3, Name: "retry_policy", Kind: pbwire.Message, Presence: true, Msg: 17},
-		{Num: 4, Name: "max_receive_message_length", Kind: pbwire.Message, Presence: true, Msg: 27},
+		{Num: 3, Name: "retry_policy", Kind: pbwire.Message, Presence: true, Msg: 21},
+		{Num: 4, Name: "max_receive_message_length", Kind: pbwire.Message, Presence: true, Msg: 34},
 		{Num: 5, Name: "skip_envoy_headers", Kind: pbwire.Varint},
 	}},
-	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc", Fields: []pbwire.Field{ // 14
+	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc", Fields: []pbwire.Field{ // 18
 		{Num: 1, Name: "target_uri", Kind: pbwire.String},
-		{Num: 2, Name: "channel_credentials", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 9, Name: "channel_credentials_plugin", Kind: pbwire.Message, List: true, Msg: 29},
-		{Num: 3, Name: "call_credentials", Kind: pbwire.Message, List: true, Msg: 30},
-		{Num: 10, Name: "call_credentials_plugin", Kind: pbwire.Message, List: true, Msg: 29},
+		{Num: 2, Name: "channel_credentials", Kind: pbwire.Message, Presence: true, Msg: 35},
+		{Num: 9, Name: "channel_credentials_plugin", Kind: pbwire.Message, List: true, Msg: 31},
+		{Num: 3, Name: "call_credentials", Kind: pbwire.Message, List: true, Msg: 36},
+		{Num: 10, Name: "call_credentials_plugin", Kind: pbwire.Message, List: true, Msg: 31},
 		{Num: 4, Name: "stat_prefix", Kind: pbwire.String},
 		{Num: 5, Name: "credentials_factory_name", Kind: pbwire.String},
-		{Num: 6, Name: "config", Kind: pbwire.Message, Presence: true, Msg: 12},
-		{Num: 7, Name: "per_stream_buffer_limit_bytes", Kind: pbwire.Message, Presence: true, Msg: 27},
-		{Num: 8, Name: "channel_args", Kind: pbwire.Message, Presence: true, Msg: 31},
+		{Num: 6, Name: "config", Kind: pbwire.Message, Presence: true, Msg: 13},
+		{Num: 7, Name: "per_stream_buffer_limit_bytes", Kind: pbwire.Message, Presence: true, Msg: 34},
+		{Num: 8, Name: "channel_args", Kind: pbwire.Message, Presence: true, Msg: 37},
 	}},
-	{Name: "google.protobuf.Duration", Fields: []pbwire.Field{ // 15
+	{Name: "google.protobuf.Duration", Fields: []pbwire.Field{ // 19
 		{Num: 1, Name: "seconds", Kind: pbwire.Varint},
 		{Num: 2, Name: "nanos", Kind: pbwire.Varint},
 	}},
-	{Name: "envoy.config.core.v3.HeaderValue", Fields: []pbwire.Field{ // 16
+	{Name: "envoy.config.core.v3.HeaderValue", Fields: []pbwire.Field{ // 20
 		{Num: 1, Name: "key", Kind: pbwire.String},
 		{Num: 2, Name: "value", Kind: pbwire.String},
 		{Num: 3, Name: "raw_value", Kind: pbwire.Bytes},
 	}},
-	{Name: "envoy.config.core.v3.RetryPolicy", Fields: []pbwire.Field{ // 17
-		{Num: 1, Name: "retry_back_off", Kind: pbwire.Message, Presence: true, Msg: 32},
-		{Num: 2, Name: "num_retries", Kind: pbwire.Message, Presence: true, Msg: 27},
+	{Name: "envoy.config.core.v3.RetryPolicy", Fields: []pbwire.Field{ // 21
+		{Num: 1, Name: "retry_back_off", Kind: pbwire.Message, Presence: true, Msg: 38},
+		{Num: 2, Name: "num_retries", Kind: pbwire.Message, Presence: true, Msg: 34},
 		{Num: 3, Name: "retry_on", Kind: pbwire.String},
-		{Num: 4, Name: "retry_priority", Kind: pbwire.Message, Presence: true, Msg: 33},
-		{Num: 5, Name: "retry_host_predicate", Kind: pbwire.Message, List: true, Msg: 34},
+		{Num: 4, Name: "retry_priority", Kind: pbwire.Message, Presence: true, Msg: 39},
+		{Num: 5, Name: "retry_host_predicate", Kind: pbwire.Message, List: true, Msg: 40},
 		{Num: 6, Name: "host_selection_retry_max_attempts", Kind: pbwire.Varint},
 	}},
-	{Name: "envoy.config.core.v3.HttpUri", Fields: []pbwire.Field{ // 18
+	{Name: "envoy.config.core.v3.HttpUri", Fields: []pbwire.Field{ // 22
 		{Num: 1, Name: "uri", Kind: pbwire.String},
 		{Num: 2, Name: "cluster", Kind: pbwire.String, Presence: true, Oneof: 1},
-		{Num: 3, Name: "timeout", Kind: pbwire.Message, Presence: true, Msg: 15},
+		{Num: 3, Name: "timeout", Kind: pbwire.Message, Presence: true, Msg: 19},
 	}},
-	{Name: "envoy.extensions.filters.http.ext_authz.v3.AuthorizationRequest", Fields: []pbwire.Field{ // 19
-		{Num: 1, Name: "allowed_headers", Kind: pbwire.Message, Presence: true, Msg: 9},
-		{Num: 2, Name: "headers_to_add", Kind: pbwire.Message, List: true, Msg: 16},
+	{Name: "envoy.extensions.filters.http.ext_authz.v3.AuthorizationRequest", Fields: []pbwire.Field{ // 23
+		{Num: 1, Name: "allowed_headers", Kind: pbwire.Message, Presence: true, Msg: 10},
+		{Num: 2, Name: "headers_to_add", Kind: pbwire.Message, List: true, Msg: 20},
 	}},
-	{Name: "envoy.extensions.filters.http.ext_authz.v3.AuthorizationResponse", Fields: []pbwire.Field{ // 20
-		{Num: 1, Name: "allowed_upstream_headers", Kind: pbwire.Message, Presence: true, Msg: 9},
-		{Num: 3, Name: "allowed_upstream_headers_to_append", Kind: pbwire.Message, Presence: true, Msg: 9},
-		{Num: 2, Name: "allowed_client_headers", Kind: pbwire.Message, Presence: true, Msg: 9},
-		{Num: 4, Name: "allowed_client_headers_on_success", Kind: pbwire.Message, Presence: true, Msg: 9},
-		{Num: 5, Name: "dynamic_metadata_from_headers", Kind: pbwire.Message, Presence: true, Msg: 9},
+	{Name: "envoy.extensions.filters.http.ext_authz.v3.AuthorizationResponse", Fields: []pbwire.Field{ // 24
+		{Num: 1, Name: "allowed_upstream_headers", Kind: pbwire.Message, Presence: true, Msg: 10},
+		{Num: 3, Name: "allowed_upstream_headers_to_append", Kind: pbwire.Message, Presence: true, Msg: 10},
+		{Num: 2, Name: "allowed_client_headers", Kind: pbwire.Message, Presence: true, Msg: 10},
+		{Num: 4, Name: "allowed_client_headers_on_success", Kind: pbwire.Message, Presence: true, Msg: 10},
+		{Num: 5, Name: "dynamic_metadata_from_headers", Kind: pbwire.Message, Presence: true, Msg: 10},
 	}},
-	{Name: "envoy.type.v3.FractionalPercent", Fields: []pbwire.Field{ // 21
+	{Name: "envoy.type.v3.FractionalPercent", Fields: []pbwire.Field{ // 25
 		{Num: 1, Name: "numerator", Kind: pbwire.Varint},
 		{Num: 2, Name: "denominator", Kind: pbwire.Varint},
 	}},
-	{Name: "envoy.type.matcher.v3.MetadataMatcher.PathSegment", Fields: []pbwire.Field{ // 22
+	{Name: "envoy.type.matcher.v3.MetadataMatcher.PathSegment", Fields: []pbwire.Field{ // 26
 		{Num: 1, Name: "key", Kind: pbwire.String, Presence: true, Oneof: 1},
 	}},
-	{Name: "envoy.type.matcher.v3.ValueMatcher", Fields: []pbwire.Field{ // 23
-		{Num: 1, Name: "null_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 35},
-		{Num: 2, Name: "double_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 36},
-		{Num: 3, Name: "string_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 24},
+	{Name: "envoy.type.matcher.v3.ValueMatcher", Fields: []pbwire.Field{ // 27
+		{Num: 1, Name: "null_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 41},
+		{Num: 2, Name: "double_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 42},
+		{Num: 3, Name: "string_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 28},
 		{Num: 4, Name: "bool_match", Kind: pbwire.Varint, Presence: true, Oneof: 1},
 		{Num: 5, Name: "present_match", Kind: pbwire.Varint, Presence: true, Oneof: 1},
-		{Num: 6, Name: "list_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 37},
-		{Num: 7, Name: "or_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 38},
+		{Num: 6, Name: "list_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 43},
+		{Num: 7, Name: "or_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 44},
 	}},
-	{Name: "envoy.type.matcher.v3.StringMatcher", Fields: []pbwire.Field{ // 24
+	{Name: "envoy.type.matcher.v3.StringMatcher", Fields: []pbwire.Field{ // 28
 		{Num: 1, Name: "exact", Kind: pbwire.String, Presence: true, Oneof: 1},
 		{Num: 2, Name: "prefix", Kind: pbwire.String, Presence: true, Oneof: 1},
 		{Num: 3, Name: "suffix", Kind: pbwire.String, Presence: true, Oneof: 1},
-		{Num: 5, Name: "safe_regex", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 25},
+		{Num: 5, Name: "safe_regex", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 29},
 		{Num: 7, Name: "contains", Kind: pbwire.String, Presence: true, Oneof: 1},
-		{Num: 8, Name: "custom", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 39},
+		{Num: 8, Name: "custom", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 45},
 		{Num: 6, Name: "ignore_case", Kind: pbwire.Varint},
 	}},
-	{Name: "envoy.type.matcher.v3.RegexMatcher", Fields: []pbwire.Field{ // 25
-		{Num: 1, Name: "google_re2", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 40},
+	{Name: "envoy.type.matcher.v3.RegexMatcher", Fields: []pbwire.Field{ // 29
+		{Num: 1, Name: "google_re2", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 46},
 		{Num: 2, Name: "regex", Kind: pbwire.String},
 	}},
-	{Name: "google.protobuf.Struct.FieldsEntry", Fields: []pbwire.Field{ // 26
+	{Name: "google.protobuf.Struct.FieldsEntry", Fields: []pbwire.Field{ // 30
 		{Num: 1, Name: "key", Kind: pbwire.String},
-		{Num: 2, Name: "value", Kind: pbwire.Message, Presence: true, Msg: 41},
+		{Num: 2, Name: "value", Kind: pbwire.Message, Presence: true, Msg: 47},
 	}},
-	{Name: "google.protobuf.UInt32Value", Fields: []pbwire.Field{ // 27
-		{Num: 1, Name: "value", Kind: pbwire.Varint},
-	}},
-	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.ChannelCredentials", Fields: []pbwire.Field{ // 28
-		{Num: 1, Name: "ssl_credentials", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 42},
-		{Num: 2, Name: "google_default", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 43},
-		{Num: 3, Name: "local_credentials", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 44},
-	}},
-	{Name: "google.protobuf.Any", Fields: []pbwire.Field{ // 29
+	{Name: "google.protobuf.Any", Fields: []pbwire.Field{ // 31
 		{Num: 1, Name: "type_url", Kind: pbwire.String},
 		{Num: 2, Name: "value", Kind: pbwire.Bytes},
 	}},
-	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials", Fields: []pbwire.Field{ // 30
+	{Name: "envoy.config.core.v3.HeaderValueOption", Fields: []pbwire.Field{ // 32
+		{Num: 1, Name: "header", Kind: pbwire.Message, Presence: true, Msg: 20},
+		{Num: 2, Name: "append", Kind: pbwire.Message, Presence: true, Msg: 11},
+		{Num: 3, Name: "append_action", Kind: pbwire.Varint},
+		{Num: 4, Name: "keep_empty_value", Kind: pbwire.Varint},
+	}},
+	{Name: "envoy.config.core.v3.QueryParameter", Fields: []pbwire.Field{ // 33
+		{Num: 1, Name: "key", Kind: pbwire.String},
+		{Num: 2, Name: "value", Kind: pbwire.String},
+	}},
+	{Name: "google.protobuf.UInt32Value", Fields: []pbwire.Field{ // 34
+		{Num: 1, Name: "value", Kind: pbwire.Varint},
+	}},
+	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.ChannelCredentials", Fields: []pbwire.Field{ // 35
+		{Num: 1, Name: "ssl_credentials", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 48},
+		{Num: 2, Name: "google_default", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 49},
+		{Num: 3, Name: "local_credentials", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 50},
+	}},
+	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials", Fields: []pbwire.Field{ // 36
 		{Num: 1, Name: "access_token", Kind: pbwire.String, Presence: true, Oneof: 1},
-		{Num: 2, Name: "google_compute_engine", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 43},
+		{Num: 2, Name: "google_compute_engine", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 49},
 		{Num: 3, Name: "google_refresh_token", Kind: pbwire.String, Presence: true, Oneof: 1},
-		{Num: 4, Name: "service_account_jwt_access", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 45},
-		{Num: 5, Name: "google_iam", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 46},
-		{Num: 6, Name: "from_plugin", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 47},
-		{Num: 7, Name: "sts_service", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 48},
+		{Num: 4, Name: "service_account_jwt_access", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 51},
+		{Num: 5, Name: "google_iam", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 52},
+		{Num: 6, Name: "from_plugin", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 53},
+		{Num: 7, Name: "sts_service", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 54},
 	}},
-	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.ChannelArgs", Fields: []pbwire.Field{ // 31
-		{Num: 1, Name: "args", Kind: pbwire.Message, List: true, Msg: 49},
+	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.ChannelArgs", Fields: []pbwire.Field{ // 37
+		{Num: 1, Name: "args", Kind: pbwire.Message, List: true, Msg: 55},
 	}},
-	{Name: "envoy.config.core.v3.BackoffStrategy", Fields: []pbwire.Field{ // 32
-		{Num: 1, Name: "base_interval", Kind: pbwire.Message, Presence: true, Msg: 15},
-		{Num: 2, Name: "max_interval", Kind: pbwire.Message, Presence: true, Msg: 15},
+	{Name: "envoy.config.core.v3.BackoffStrategy", Fields: []pbwire.Field{ // 38
+		{Num: 1, Name: "base_interval", Kind: pbwire.Message, Presence: true, Msg: 19},
+		{Num: 2, Name: "max_interval", Kind: pbwire.Message, Presence: true, Msg: 19},
 	}},
-	{Name: "envoy.config.core.v3.RetryPolicy.RetryPriority", Fields: []pbwire.Field{ // 33
+	{Name: "envoy.config.core.v3.RetryPolicy.RetryPriority", Fields: []pbwire.Field{ // 39
 		{Num: 1, Name: "name", Kind: pbwire.String},
-		{Num: 2, Name: "typed_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 29},
+		{Num: 2, Name: "typed_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 31},
 	}},
-	{Name: "envoy.config.core.v3.RetryPolicy.RetryHostPredicate", Fields: []pbwire.Field{ // 34
+	{Name: "envoy.config.core.v3.RetryPolicy.RetryHostPredicate", Fields: []pbwire.Field{ // 40
 		{Num: 1, Name: "name", Kind: pbwire.String},
-		{Num: 2, Name: "typed_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 29},
+		{Num: 2, Name: "typed_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 31},
 	}},
-	{Name: "envoy.type.matcher.v3.ValueMatcher.NullMatch", Fields: []pbwire.Field{ // 35
+	{Name: "envoy.type.matcher.v3.ValueMatcher.NullMatch", Fields: []pbwire.Field{ // 41
 	}},
-	{Name: "envoy.type.matcher.v3.DoubleMatcher", Fields: []pbwire.Field{ // 36
-		{Num: 1, Name: "range", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 50},
+	{Name: "envoy.type.matcher.v3.DoubleMatcher", Fields: []pbwire.Field{ // 42
+		{Num: 1, Name: "range", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 56},
 		{Num: 2, Name: "exact", Kind: pbwire.Fixed64, Presence: true, Oneof: 1},
 	}},
-	{Name: "envoy.type.matcher.v3.ListMatcher", Fields: []pbwire.Field{ // 37
-		{Num: 1, Name: "one_of", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 23},
+	{Name: "envoy.type.matcher.v3.ListMatcher", Fields: []pbwire.Field{ // 43
+		{Num: 1, Name: "one_of", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 27},
 	}},
-	{Name: "envoy.type.matcher.v3.OrMatcher", Fields: []pbwire.Field{ // 38
-		{Num: 1, Name: "value_matchers", Kind: pbwire.Message, List: true, Msg: 23},
+	{Name: "envoy.type.matcher.v3.OrMatcher", Fields: []pbwire.Field{ // 44
+		{Num: 1, Name: "value_matchers", Kind: pbwire.Message, List: true, Msg: 27},
 	}},
-	{Name: "xds.core.v3.TypedExtensionConfig", Fields: []pbwire.Field{ // 39
+	{Name: "xds.core.v3.TypedExtensionConfig", Fields: []pbwire.Field{ // 45
 		{Num: 1, Name: "name", Kind: pbwire.String},
-		{Num: 2, Name: "typed_config", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 2, Name: "typed_config", Kind: pbwire.Message, Presence: true, Msg: 31},
 	}},
-	{Name: "envoy.type.matcher.v3.RegexMatcher.GoogleRE2", Fields: []pbwire.Field{ // 40
-		{Num: 1, Name: "max_program_size", Kind: pbwire.Message, Presence: true, Msg: 27},
+	{Name: "envoy.type.matcher.v3.RegexMatcher.GoogleRE2", Fields: []pbwire.Field{ // 46
+		{Num: 1, Name: "max_program_size", Kind: pbwire.Message, Presence: true, Msg: 34},
 	}},
-	{Name: "google.protobuf.Value", Fields: []pbwire.Field{ // 41
+	{Name: "google.protobuf.Value", Fields: []pbwire.Field{ // 47
 		{Num: 1, Name: "null_value", Kind: pbwire.Varint, Presence: true, Oneof: 1},
 		{Num: 2, Name: "number_value", Kind: pbwire.Fixed64, Presence: true, Oneof: 1},
 		{Num: 3, Name: "string_value", Kind: pbwire.String, Presence: true, Oneof: 1},
 		{Num: 4, Name: "bool_value", Kind: pbwire.Varint, Presence: true, Oneof: 1},
-		{Num: 5, Name: "struct_value", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 12},
-		{Num: 6, Name: "list_value", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 51},
+		{Num: 5, Name: "struct_value", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 13},
+		{Num: 6, Name: "list_value", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 57},
 	}},
-	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.SslCredentials", Fields: []pbwire.Field{ // 42
-		{Num: 1, Name: "root_certs", Kind: pbwire.Message, Presence: true, Msg: 52},
-		{Num: 2, Name: "private_key", Kind: pbwire.Message, Presence: true, Msg: 52},
-		{Num: 3, Name: "cert_chain", Kind: pbwire.Message, Presence: true, Msg: 52},
+	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.SslCredentials", Fields: []pbwire.Field{ // 48
+		{Num: 1, Name: "root_certs", Kind: pbwire.Message, Presence: true, Msg: 58},
+		{Num: 2, Name: "private_key", Kind: pbwire.Message, Presence: true, Msg: 58},
+		{Num: 3, Name: "cert_chain", Kind: pbwire.Message, Presence: true, Msg: 58},
 	}},
-	{Name: "google.protobuf.Empty", Fields: []pbwire.Field{ // 43
+	{Name: "google.protobuf.Empty", Fields: []pbwire.Field{ // 49
 	}},
-	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.GoogleLocalCredentials", Fields: []pbwire.Field{ // 44
+	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.GoogleLocalCredentials", Fields: []pbwire.Field{ // 50
 	}},
-	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials.ServiceAccountJWTAccessCredentials", Fields: []pbwire.Field{ // 45
+	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials.ServiceAccountJWTAccessCredentials", Fields: []pbwire.Field{ // 51
 		{Num: 1, Name: "json_key", Kind: pbwire.String},
 		{Num: 2, Name: "token_lifetime_seconds", Kind: pbwire.Varint},
 	}},
-	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials.GoogleIAMCredentials", Fields: []pbwire.Field{ // 46
+	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials.GoogleIAMCredentials", Fields: []pbwire.Field{ // 52
 		{Num: 1, Name: "authorization_token", Kind: pbwire.String},
 		{Num: 2, Name: "authority_selector", Kind: pbwire.String},
 	}},
-	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials.MetadataCredentialsFromPlugin", Fields: []pbwire.Field{ // 47
+	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials.MetadataCredentialsFromPlugin", Fields: []pbwire.Field{ // 53
 		{Num: 1, Name: "name", Kind: pbwire.String},
-		{Num: 3, Name: "typed_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 29},
+		{Num: 3, Name: "typed_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 31},
 	}},
-	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials.StsService", Fields: []pbwire.Field{ // 48
+	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials.StsService", Fields: []pbwire.Field{ // 54
 		{Num: 1, Name: "token_exchange_service_uri", Kind: pbwire.String},
 		{Num: 2, Name: "resource", Kind: pbwire.String},
 		{Num: 3, Name: "audience", Kind: pbwire.String},
@@ -294,29 +330,29 @@ var wireTable = pbwire.Table{
 		{Num: 8, Name: "actor_token_path", Kind: pbwire.String},
 		{Num: 9, Name: "actor_token_type", Kind: pbwire.String},
 	}},
-	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.ChannelArgs.ArgsEntry", Fields: []pbwire.Field{ // 49
+	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.ChannelArgs.ArgsEntry", Fields: []pbwire.Field{ // 55
 		{Num: 1, Name: "key", Kind: pbwire.String},
-		{Num: 2, Name: "value", Kind: pbwire.Message, Presence: true, Msg: 53},
+		{Num: 2, Name: "value", Kind: pbwire.Message, Presence: true, Msg: 59},
 	}},
-	{Name: "envoy.type.v3.DoubleRange", Fields: []pbwire.Field{ // 50
+	{Name: "envoy.type.v3.DoubleRange", Fields: []pbwire.Field{ // 56
 		{Num: 1, Name: "start", Kind: pbwire.Fixed64},
 		{Num: 2, Name: "end", Kind: pbwire.Fixed64},
 	}},
-	{Name: "google.protobuf.ListValue", Fields: []pbwire.Field{ // 51
-		{Num: 1, Name: "values", Kind: pbwire.Message, List: true, Msg: 41},
+	{Name: "google.protobuf.ListValue", Fields: []pbwire.Field{ // 57
+		{Num: 1, Name: "values", Kind: pbwire.Message, List: true, Msg: 47},
 	}},
-	{Name: "envoy.config.core.v3.DataSource", Fields: []pbwire.Field{ // 52
+	{Name: "envoy.config.core.v3.DataSource", Fields: []pbwire.Field{ // 58
 		{Num: 1, Name: "filename", Kind: pbwire.String, Presence: true, Oneof: 1},
 		{Num: 2, Name: "inline_bytes", Kind: pbwire.Bytes, Presence: true, Oneof: 1},
 		{Num: 3, Name: "inline_string", Kind: pbwire.String, Presence: true, Oneof: 1},
 		{Num: 4, Name: "environment_variable", Kind: pbwire.String, Presence: true, Oneof: 1},
-		{Num: 5, Name: "watched_directory", Kind: pbwire.Message, Presence: true, Msg: 54},
+		{Num: 5, Name: "watched_directory", Kind: pbwire.Message, Presence: true, Msg: 60},
 	}},
-	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.ChannelArgs.Value", Fields: []pbwire.Field{ // 53
+	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.ChannelArgs.Value", Fields: []pbwire.Field{ // 59
 		{Num: 1, Name: "string_value", Kind: pbwire.String, Presence: true, Oneof: 1},
 		{Num: 2, Name: "int_value", Kind: pbwire.Varint, Presence: true, Oneof: 1},
 	}},
-	{Name: "envoy.config.core.v3.WatchedDirectory", Fields: []pbwire.Field{ // 54
+	{Name: "envoy.config.core.v3.WatchedDirectory", Fields: []pbwire.Field{ // 60
 		{Num: 1, Name: "path", Kind: pbwire.String},
 		{Num: 2, Name: "watch_modify", Kind: pbwire.Varint},
 	}},

@@ -46,8 +46,9 @@ type conn struct {
 type watch struct {
 	typeURL  string
 	wildcard bool
-	names    nameSet // explicit subscriptions, sorted
-	namesGen uint64  // counts changes of names (loop only)
+	names    nameSet     // explicit subscriptions, sorted; shared (never modified)
+	tables   *nameTables // shares names with other watches; nil: no sharing
+	namesGen uint64      // counts changes of names (loop only)
 	eds      edsState
 
 	nonceSent, nonceAcked     string
@@ -73,6 +74,14 @@ func newWatch(typeURL string) *watch {
 	return &watch{typeURL: typeURL}
 }
 
+// newWatch returns a watch of c whose subscriptions are shared with the
+// server's other connections.
+func (c *conn) newWatch(typeURL string) *watch {
+	w := newWatch(typeURL)
+	w.tables = c.s.names
+	return w
+}
+
 // sortedNames returns the explicit subscriptions in order, in a new slice.
 func (w *watch) sortedNames() []string { return w.names.strings() }
 
@@ -85,7 +94,7 @@ func (w *watch) setSotwNames(names []string) bool {
 		return false
 	}
 	w.wildcard = wildcard
-	w.names = newNameSet(names)
+	w.names = w.tables.share(newNameSet(names))
 	w.namesGen++
 	return true
 }

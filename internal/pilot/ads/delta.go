@@ -39,7 +39,7 @@ func (st *deltaStream) handle(req *discoveryv3.DeltaDiscoveryRequest) error {
 	w := c.watches[t]
 	first := w == nil
 	if first {
-		w = newWatch(t)
+		w = c.newWatch(t)
 		// Legacy wildcard: a first LDS/CDS request naming nothing wants everything.
 		w.wildcard = isWildcardType(t) && len(req.ResourceNamesSubscribe) == 0
 		for n, v := range req.InitialResourceVersions {
@@ -69,6 +69,7 @@ func (st *deltaStream) handle(req *discoveryv3.DeltaDiscoveryRequest) error {
 		w.forgetUnsubscribed(c.s.known)
 	}
 	if w.names.remove(req.ResourceNamesUnsubscribe) || len(added) > 0 {
+		w.names = w.tables.share(w.names)
 		w.namesGen++
 	}
 	if !w.wildcard {

@@ -112,6 +112,7 @@ type Server struct {
 	cache  atomic.Pointer[marshalCache] // of the current push context
 	nested *marshalCache                // nested messages' wire forms, kept across pushes (nil without cache)
 	known  *knownTables                 // Delta clients' known versions, shared between proxies
+	names  *nameTables                  // subscriptions, shared between proxies
 
 	mu      sync.RWMutex
 	conns   map[*conn]struct{}
@@ -151,6 +152,7 @@ func New(cfg Config) *Server {
 	return &Server{
 		nested:      nested,
 		known:       newKnownTables(),
+		names:       newNameTables(),
 		authorize:   cfg.Authorize,
 		connected:   cfg.Connected,
 		disconn:     cfg.Disconnected,

@@ -47,7 +47,7 @@ func (st *sotwStream) handle(req *sotwRequest) error {
 	if w == nil || req.ResponseNonce == "" {
 		// First request for this type, or a client asking afresh.
 		if w == nil {
-			w = newWatch(req.TypeUrl)
+			w = c.newWatch(req.TypeUrl)
 			w.setSotwNames(req.names())
 			c.addWatch(w)
 		} else {

@@ -31,7 +31,7 @@ import (
 // The connection memory benchmark serves a mesh of many services from this
 // process and runs the proxies in a child process (this test binary again,
 // TestMemoryFleetChild), so that the heap it measures is the server's alone.
-const memFleetEnv = "MAST_ADS_MEM_FLEET" // "ADDR PROTOCOL PROXIES SERVICES" in the child
+const memFleetEnv = "MAST_ADS_MEM_FLEET" // "ADDR PROTOCOL FIRST PROXIES SERVICES" in the child
 
 // memMesh is a generator of a fixed mesh: one cluster and one endpoint
 // assignment per service, two listeners, one route configuration. Lookups
@@ -84,19 +84,24 @@ func (m *memMesh) generate(_ *model.PushContext, _ *model.Proxy, typeURL string,
 // after the initial sync: Delta and SotW proxies subscribing like Envoy
 // (CDS and LDS wildcard, EDS for every cluster, RDS "80") to a mesh of 1,000
 // and 10,000 services. heap-B/proxy is the growth of the heap in use (after
-// a GC) from before the proxies connect to after every one has ACKed every
-// type, divided by the proxies; live-B/proxy is the same for the bytes of
-// live objects. The proxies run in a child process. Run with -benchtime 1x;
-// MAST_ADS_HEAP_PROFILE=PATH writes the server's heap profile (inuse) while
-// connected, for the last case run.
+// a GC) from before 100 proxies connect to after every one has ACKed every
+// type, divided by 100, as cpbench reports it (so it includes what the
+// first proxies fill in once: marshaled resources, interned names);
+// marginal-heap-B/proxy is the growth from 50 to 100 proxies, divided by
+// 50. The live-B figures are the same for the bytes of live objects. The
+// proxies run in child processes. Run with -benchtime 1x;
+// MAST_ADS_HEAP_PROFILE=PATH writes the server's heap profile (inuse)
+// while connected.
 func BenchmarkConnMemory(b *testing.B) {
 	for _, services := range []int{1000, 10000} {
 		for _, proto := range []string{"delta", "sotw"} {
 			b.Run(fmt.Sprintf("%s/%d", proto, services), func(b *testing.B) {
 				for range b.N {
-					heap, live := connMemory(b, proto, 100, services)
+					heap, live, mheap, mlive := connMemory(b, proto, 100, services)
 					b.ReportMetric(heap, "heap-B/proxy")
 					b.ReportMetric(live, "live-B/proxy")
+					b.ReportMetric(mheap, "marginal-heap-B/proxy")
+					b.ReportMetric(mlive, "marginal-live-B/proxy")
 				}
 			})
 		}
@@ -105,7 +110,7 @@ func BenchmarkConnMemory(b *testing.B) {
 
 // connMemory serves a mesh of services, connects proxies from a child
 // process and returns the heap in use and live heap per proxy.
-func connMemory(b *testing.B, protocol string, proxies, services int) (heap, live float64) {
+func connMemory(b *testing.B, protocol string, proxies, services int) (heap, live, marginalHeap, marginalLive float64) {
 	b.Helper()
 	if os.Getenv("MAST_ADS_HEAP_PROFILE") != "" {
 		runtime.MemProfileRate = 1
@@ -127,8 +132,34 @@ func connMemory(b *testing.B, protocol string, proxies, services int) (heap, liv
 	s.Push(model.NewPushContext("v1", model.DefaultMeshConfig(), nil, nil), nil)
 
 	before := settledHeap()
+	half := proxies / 2
+	startFleet(b, s, lis.Addr().String(), protocol, 0, half, services)
+	mid := settledHeap()
+	startFleet(b, s, lis.Addr().String(), protocol, half, proxies-half, services)
+	after := settledHeap()
+	if path := os.Getenv("MAST_ADS_HEAP_PROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+			b.Fatal(err)
+		}
+		f.Close()
+	}
+	runtime.KeepAlive(mesh)
+	per := func(a, b uint64, n int) float64 { return (float64(a) - float64(b)) / float64(n) }
+	return per(after.HeapInuse, before.HeapInuse, proxies), per(after.HeapAlloc, before.HeapAlloc, proxies),
+		per(after.HeapInuse, mid.HeapInuse, proxies-half), per(after.HeapAlloc, mid.HeapAlloc, proxies-half)
+}
+
+// startFleet connects n proxies (numbered from first) from a child process,
+// which stays until the benchmark ends, and waits until the server has every
+// connected proxy ACK every type.
+func startFleet(b *testing.B, s *Server, addr, protocol string, first, n, services int) {
+	b.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestMemoryFleetChild$")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %d %d", memFleetEnv, lis.Addr(), protocol, proxies, services))
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %d %d %d", memFleetEnv, addr, protocol, first, n, services))
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -141,17 +172,17 @@ func connMemory(b *testing.B, protocol string, proxies, services int) (heap, liv
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	defer func() {
+	b.Cleanup(func() {
 		stdin.Close() // the child disconnects and exits
 		cmd.Wait()
-	}()
+	})
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil || strings.TrimSpace(line) != "synced" {
 		b.Fatalf("fleet child: %q, %v", line, err)
 	}
 	eventually(b, "every proxy ACKs every type", func() bool {
 		ps := s.Status()
-		if len(ps) != proxies {
+		if len(ps) != first+n {
 			return false
 		}
 		for _, p := range ps {
@@ -166,19 +197,6 @@ func connMemory(b *testing.B, protocol string, proxies, services int) (heap, liv
 		}
 		return true
 	})
-	after := settledHeap()
-	if path := os.Getenv("MAST_ADS_HEAP_PROFILE"); path != "" {
-		f, err := os.Create(path)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
-			b.Fatal(err)
-		}
-		f.Close()
-	}
-	runtime.KeepAlive(mesh)
-	return float64(after.HeapInuse-before.HeapInuse) / float64(proxies), float64(after.HeapAlloc-before.HeapAlloc) / float64(proxies)
 }
 
 func settledHeap() runtime.MemStats {
@@ -198,8 +216,9 @@ func TestMemoryFleetChild(t *testing.T) {
 	}
 	f := strings.Fields(spec)
 	addr, protocol := f[0], f[1]
-	proxies, _ := strconv.Atoi(f[2])
-	services, _ := strconv.Atoi(f[3])
+	first, _ := strconv.Atoi(f[2])
+	proxies, _ := strconv.Atoi(f[3])
+	services, _ := strconv.Atoi(f[4])
 	var clusters []string
 	for i := range services {
 		clusters = append(clusters, clusterName(memHost(i)))
@@ -224,7 +243,7 @@ func TestMemoryFleetChild(t *testing.T) {
 				<-ctx.Done()
 				cc.Close()
 			}()
-			id := nodeID(fmt.Sprintf("mem%d", i))
+			id := nodeID(fmt.Sprintf("mem%d", first+i))
 			if protocol == "delta" {
 				go memDeltaProxy(ctx, cc, id, clusters, synced, errs)
 			} else {

@@ -1,9 +1,9 @@
 package adaptiveconcurrency
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
-	"reflect"
 	"testing"
 
 	acv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/adaptive_concurrency/v3"
@@ -14,13 +14,6 @@ import (
 	"github.com/mast-mesh/mast/internal/proxy/filter/filtercorpus"
 	"github.com/mast-mesh/mast/internal/proxy/pbwire/pbwiregen"
 )
-
-func errText(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
-}
 
 // compare parses b both ways: deep-equal configs or the same error. Bytes
 // proto.Unmarshal refuses must be refused by the wire decoder (the wording
@@ -36,12 +29,7 @@ func compare(t testing.TB, b []byte) error {
 		return herr
 	}
 	want, werr := parseGenerated(&m)
-	if errText(werr) != errText(herr) {
-		t.Fatalf("%x: generated error %v, wire error %v", b, werr, herr)
-	}
-	if werr == nil && !reflect.DeepEqual(want, have) {
-		t.Fatalf("%x: generated %+v\nwire %+v", b, want, have)
-	}
+	pbwiregen.SameParse(t, fmt.Sprintf("%x", b), want, werr, have, herr, "", nil)
 	return herr
 }
 

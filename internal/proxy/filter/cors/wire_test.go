@@ -1,9 +1,8 @@
 package cors
 
 import (
+	"fmt"
 	"math/rand/v2"
-	"reflect"
-	"strings"
 	"testing"
 
 	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
@@ -15,13 +14,6 @@ import (
 	"github.com/mast-mesh/mast/internal/proxy/pbwire/pbwiregen"
 )
 
-func errText(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
-}
-
 // compare parses b both ways: deep-equal configs or the same error (bytes
 // that are not a protobuf encoding fail both ways, worded by their
 // decoders).
@@ -30,15 +22,7 @@ func compare(t testing.TB, b []byte) error {
 	a := &anypb.Any{TypeUrl: PolicyTypeURL, Value: b}
 	want, werr := perRouteGenerated(a)
 	have, herr := PerRoute(a)
-	if werr != nil && herr != nil && strings.HasPrefix(werr.Error(), "decode ") && strings.HasPrefix(herr.Error(), "decode ") {
-		return herr
-	}
-	if errText(werr) != errText(herr) {
-		t.Fatalf("%x: generated error %v, wire error %v", b, werr, herr)
-	}
-	if werr == nil && !reflect.DeepEqual(want, have) {
-		t.Fatalf("%x: generated %+v\nwire %+v", b, want, have)
-	}
+	pbwiregen.SameParse(t, fmt.Sprintf("%x", b), want, werr, have, herr, "decode ", nil)
 	return herr
 }
 

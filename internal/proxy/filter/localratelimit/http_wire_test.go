@@ -1,9 +1,9 @@
 package localratelimit
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 
@@ -46,15 +46,7 @@ func compareHTTP(t testing.TB, b []byte) error {
 	a := &anypb.Any{TypeUrl: TypeURL, Value: b}
 	want, werr := parseGenerated(a, fixedNow)
 	have, herr := parse(a, fixedNow)
-	if werr != nil && herr != nil && strings.HasPrefix(werr.Error(), "decode ") && strings.HasPrefix(herr.Error(), "decode ") {
-		return herr
-	}
-	if errText(werr) != errText(herr) {
-		t.Fatalf("%x: generated error %v, wire error %v", b, werr, herr)
-	}
-	if werr == nil && !sameLimiter(want, have) {
-		t.Fatalf("%x: generated %+v\nwire %+v", b, want, have)
-	}
+	pbwiregen.SameParse(t, fmt.Sprintf("%x", b), want, werr, have, herr, "decode ", sameLimiter)
 	return herr
 }
 

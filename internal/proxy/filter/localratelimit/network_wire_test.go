@@ -1,6 +1,7 @@
 package localratelimit
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -12,13 +13,6 @@ import (
 
 	"github.com/mast-mesh/mast/internal/proxy/pbwire/pbwiregen"
 )
-
-func errText(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
-}
 
 var epoch = time.Unix(1_700_000_000, 0)
 
@@ -45,12 +39,7 @@ func compareNetwork(t testing.TB, b []byte) error {
 		return herr
 	}
 	want, werr := parseNetworkGenerated(&m, fixedNow)
-	if errText(werr) != errText(herr) {
-		t.Fatalf("%x: generated error %v, wire error %v", b, werr, herr)
-	}
-	if werr == nil && !sameBucket(want.b, have.b) {
-		t.Fatalf("%x: generated %+v\nwire %+v", b, want.b, have.b)
-	}
+	pbwiregen.SameParse(t, fmt.Sprintf("%x", b), want.b, werr, have.b, herr, "", sameBucket)
 	return herr
 }
 

@@ -1,9 +1,8 @@
 package ratelimit
 
 import (
+	"fmt"
 	"math/rand/v2"
-	"reflect"
-	"strings"
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -18,13 +17,6 @@ import (
 	"github.com/mast-mesh/mast/internal/proxy/pbwire/pbwiregen"
 )
 
-func errText(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
-}
-
 // compareConfig parses b both ways: equal filters and targets or the same
 // error (bytes that are not a protobuf encoding fail both ways, worded by
 // their decoders).
@@ -32,15 +24,7 @@ func compareConfig(t testing.TB, b []byte) error {
 	t.Helper()
 	want, wt, werr := parseConfigGenerated(&anypb.Any{TypeUrl: TypeURL, Value: b})
 	have, ht, herr := parseConfig(b)
-	if werr != nil && herr != nil && strings.HasPrefix(werr.Error(), "decode ") && strings.HasPrefix(herr.Error(), "decode ") {
-		return herr
-	}
-	if errText(werr) != errText(herr) {
-		t.Fatalf("%x: generated error %v, wire error %v", b, werr, herr)
-	}
-	if werr == nil && (wt != ht || !reflect.DeepEqual(want, have)) {
-		t.Fatalf("%x: generated %q %+v\nwire %q %+v", b, wt, want, ht, have)
-	}
+	pbwiregen.SameParse(t, fmt.Sprintf("%x", b), []any{wt, want}, werr, []any{ht, have}, herr, "decode ", nil)
 	return herr
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"github.com/mast-mesh/mast/internal/proxy/headers"
+	"github.com/mast-mesh/mast/internal/proxy/pbwire/pbwiregen"
 )
 
 func exact(s string) *matcherv3.StringMatcher {
@@ -243,7 +244,7 @@ func FuzzCompile(f *testing.F) {
 		var r rbacv3.RBAC
 		if proto.Unmarshal(b, &r) == nil {
 			want, werr := compileGenerated(&r)
-			sameResult(t, "RBAC", want, werr, e, err)
+			pbwiregen.SameParse[any](t, "RBAC", want, werr, e, err, "decode ", nil)
 		} else if err == nil {
 			t.Fatalf("proto.Unmarshal refuses %x, Compile accepts it", b)
 		}

@@ -3,8 +3,6 @@ package rbac
 import (
 	"fmt"
 	"math/rand/v2"
-	"reflect"
-	"strings"
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -19,29 +17,6 @@ import (
 	"github.com/mast-mesh/mast/internal/proxy/filter/filtercorpus"
 	"github.com/mast-mesh/mast/internal/proxy/pbwire/pbwiregen"
 )
-
-func errText(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
-}
-
-// sameResult fails unless both decoders gave the same error, or deep-equal
-// results. Bytes that are not a protobuf encoding fail both ways ("decode
-// <type URL>: ..."), worded by their decoders.
-func sameResult(t testing.TB, what string, want any, werr error, have any, herr error) {
-	t.Helper()
-	if werr != nil && herr != nil && strings.HasPrefix(werr.Error(), "decode ") && strings.HasPrefix(herr.Error(), "decode ") {
-		return
-	}
-	if errText(werr) != errText(herr) {
-		t.Fatalf("%s: generated error %v, wire error %v", what, werr, herr)
-	}
-	if werr == nil && !reflect.DeepEqual(want, have) {
-		t.Fatalf("%s: generated %+v\nwire %+v", what, want, have)
-	}
-}
 
 var rbacStrings = []string{"/api", "GET", ":method", "x-user", "istio_authn", "request.auth.claims", "groups", "10.0.0.0",
 	"::1", "192.168.0.1", "spiffe://cluster.local/ns/default/sa/a", "(a|b)", "[", "/x/{*}/y/{**}", "/{a=**}", "/a*b"}
@@ -103,9 +78,9 @@ func compareHTTP(t testing.TB, b []byte) error {
 	want, werr := newGenerated("f", a)
 	have, herr := New("f", a)
 	if herr == nil {
-		sameResult(t, fmt.Sprintf("http %x", b), want, werr, have.(*Filter), herr)
+		pbwiregen.SameParse[any](t, fmt.Sprintf("http %x", b), want, werr, have.(*Filter), herr, "decode ", nil)
 	} else {
-		sameResult(t, fmt.Sprintf("http %x", b), want, werr, nil, herr)
+		pbwiregen.SameParse[any](t, fmt.Sprintf("http %x", b), want, werr, nil, herr, "decode ", nil)
 	}
 	return herr
 }
@@ -116,9 +91,9 @@ func compareNetwork(t testing.TB, b []byte) error {
 	want, werr := newNetworkGenerated("f", a)
 	have, herr := NewNetwork("f", a)
 	if herr == nil {
-		sameResult(t, fmt.Sprintf("network %x", b), want, werr, have.(*Network), herr)
+		pbwiregen.SameParse[any](t, fmt.Sprintf("network %x", b), want, werr, have.(*Network), herr, "decode ", nil)
 	} else {
-		sameResult(t, fmt.Sprintf("network %x", b), want, werr, nil, herr)
+		pbwiregen.SameParse[any](t, fmt.Sprintf("network %x", b), want, werr, nil, herr, "decode ", nil)
 	}
 	return herr
 }
@@ -128,7 +103,7 @@ func comparePerRoute(t testing.TB, b []byte) error {
 	a := &anypb.Any{TypeUrl: PerRouteURL, Value: b}
 	want, werr := perRouteGenerated(a)
 	have, herr := PerRoute(a)
-	sameResult(t, fmt.Sprintf("per-route %x", b), want, werr, have, herr)
+	pbwiregen.SameParse[any](t, fmt.Sprintf("per-route %x", b), want, werr, have, herr, "decode ", nil)
 	return herr
 }
 
@@ -202,7 +177,7 @@ func TestCompileMatchesGeneratedSmall(t *testing.T) {
 		b, _ := proto.Marshal(r)
 		want, werr := compileGenerated(r)
 		have, herr := Compile(b)
-		sameResult(t, fmt.Sprintf("%v", r), want, werr, have, herr)
+		pbwiregen.SameParse[any](t, fmt.Sprintf("%v", r), want, werr, have, herr, "decode ", nil)
 		if herr == nil {
 			accepted++
 			for _, p := range have.Policies {

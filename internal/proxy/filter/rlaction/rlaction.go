@@ -63,6 +63,7 @@ const (
 	rlLimit             = 4
 	rlHitsAddend        = 5
 	rlApplyOnStreamDone = 6
+	rlXRateLimitOption  = 7
 
 	actRequestHeaders = 3
 	actRemoteAddress  = 4
@@ -70,6 +71,7 @@ const (
 
 	gkDescriptorValue = 1
 	gkDescriptorKey   = 2
+	gkDefaultValue    = 3
 
 	rhHeaderName    = 1
 	rhDescriptorKey = 2
@@ -96,6 +98,8 @@ func ParseWire(field string, rls []*pbwire.Msg) ([]Descriptor, error) {
 			return nil, fmt.Errorf("%s.hits_addend: not supported", p)
 		case rl.Bool(rlApplyOnStreamDone):
 			return nil, fmt.Errorf("%s.apply_on_stream_done: not supported", p)
+		case rl.I32(rlXRateLimitOption) != 0:
+			return nil, fmt.Errorf("%s.x_ratelimit_option: not supported", p)
 		case !rl.Has(rlActions):
 			return nil, fmt.Errorf("%s.actions: empty", p)
 		}
@@ -105,6 +109,9 @@ func ParseWire(field string, rls []*pbwire.Msg) ([]Descriptor, error) {
 			switch {
 			case a.Has(actGenericKey):
 				g := a.Sub(actGenericKey)
+				if g.Str(gkDefaultValue) != "" {
+					return nil, fmt.Errorf("%s.generic_key.default_value: not supported", ap)
+				}
 				if g.Str(gkDescriptorValue) == "" {
 					return nil, fmt.Errorf("%s.generic_key.descriptor_value: empty", ap)
 				}

@@ -9,6 +9,8 @@ import (
 	"go/format"
 	"math/rand/v2"
 	"os"
+	"reflect"
+	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -296,4 +298,33 @@ func CheckFile(t testing.TB, path string, src []byte, update bool, pkgDir string
 	if !bytes.Equal(have, src) {
 		t.Fatalf("%s is stale: go test %s -run TestWireTable -update", path, pkgDir)
 	}
+}
+
+// SameParse fails t unless two parsers of the same input (what names it)
+// agree: the same error text, or no error and results that eq (nil:
+// reflect.DeepEqual) finds equal. Errors that both begin with undecodable
+// (when not "") are for bytes that are not a protobuf encoding, worded by
+// each decoder: they agree whatever follows.
+func SameParse[T any](t testing.TB, what string, want T, werr error, have T, herr error, undecodable string, eq func(want, have T) bool) {
+	t.Helper()
+	if undecodable != "" && werr != nil && herr != nil &&
+		strings.HasPrefix(werr.Error(), undecodable) && strings.HasPrefix(herr.Error(), undecodable) {
+		return
+	}
+	if errText(werr) != errText(herr) {
+		t.Fatalf("%s: generated error %v, wire error %v", what, werr, herr)
+	}
+	if eq == nil {
+		eq = func(want, have T) bool { return reflect.DeepEqual(want, have) }
+	}
+	if werr == nil && !eq(want, have) {
+		t.Fatalf("%s: generated %+v\nwire %+v", what, want, have)
+	}
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }

@@ -29,6 +29,8 @@ func Parse(field string, rls []*routev3.RateLimit) ([]rlaction.Descriptor, error
 			return nil, fmt.Errorf("%s.hits_addend: not supported", p)
 		case rl.GetApplyOnStreamDone():
 			return nil, fmt.Errorf("%s.apply_on_stream_done: not supported", p)
+		case rl.GetXRatelimitOption() != routev3.RateLimit_UNSPECIFIED:
+			return nil, fmt.Errorf("%s.x_ratelimit_option: not supported", p)
 		case len(rl.GetActions()) == 0:
 			return nil, fmt.Errorf("%s.actions: empty", p)
 		}
@@ -37,6 +39,9 @@ func Parse(field string, rls []*routev3.RateLimit) ([]rlaction.Descriptor, error
 			ap := fmt.Sprintf("%s.actions[%d]", p, j)
 			switch s := a.GetActionSpecifier().(type) {
 			case *routev3.RateLimit_Action_GenericKey_:
+				if s.GenericKey.GetDefaultValue() != "" {
+					return nil, fmt.Errorf("%s.generic_key.default_value: not supported", ap)
+				}
 				if s.GenericKey.GetDescriptorValue() == "" {
 					return nil, fmt.Errorf("%s.generic_key.descriptor_value: empty", ap)
 				}

@@ -39,7 +39,7 @@ func compareNetwork(t testing.TB, b []byte) error {
 		return herr
 	}
 	want, werr := parseNetworkGenerated(&m, fixedNow)
-	pbwiregen.SameParse(t, fmt.Sprintf("%x", b), want.b, werr, have.b, herr, "", sameBucket)
+	pbwiregen.SameParse(t, fmt.Sprintf("%x", b), want, werr, have, herr, "", func(w, h *Network) bool { return sameBucket(w.b, h.b) })
 	return herr
 }
 

@@ -50,6 +50,7 @@ type Cache struct {
 	entries sync.Map // key -> *cacheEntry
 	uses    sync.Map // key type -> *keyUse
 	indexes sync.Map // domainLineage -> *domainIndex, the latest of each lineage
+	tables  sync.Map // portTableKey -> *portTable
 
 	mu   sync.Mutex // guards the fields below
 	prev inputsSeen
@@ -211,7 +212,8 @@ func (c *Cache) newState(pc *model.PushContext) *cacheState {
 }
 
 // sweep drops the entries unused by the last two push contexts that used
-// their kind, and the domain indexes unused for two push contexts, on every
+// their kind, and the domain indexes and port tables unused for two push
+// contexts, on every
 // push. (Sweeping only once the entries added since the last sweep reached
 // a quarter of those kept let whole-response garbage pile up across many
 // pushes: test/e2e TestSlowXDSClients saw mastd's heap peak grow by 40 MiB
@@ -226,6 +228,12 @@ func (c *Cache) sweep() {
 	c.indexes.Range(func(k, v any) bool {
 		if c.gen-v.(*domainIndex).gen.Load() >= 2 {
 			c.indexes.Delete(k)
+		}
+		return true
+	})
+	c.tables.Range(func(k, v any) bool {
+		if c.gen-v.(*portTable).gen.Load() >= 2 {
+			c.tables.Delete(k)
 		}
 		return true
 	})

@@ -132,19 +132,12 @@ func (g *gen) virtualHosts(names []string) []model.XDSResource {
 			continue
 		}
 		rcName, host := n[:i], n[i+1:]
-		x, seen := indexes[rcName]
-		if !seen {
-			if full := g.fullRoute(rcName); full != nil {
-				if rc, _ := g.sidecarRoute(rcName, full); rc != nil {
-					x = g.domainIndex(st, rcName, rc)
-				}
-			}
-			indexes[rcName] = x
+		var vh *routev3.VirtualHost
+		if st != nil && !g.p.InterceptionNone() {
+			vh = g.onDemandPortVhost(st, rcName, host)
+		} else {
+			vh = g.selectFromFullRoute(st, indexes, rcName, host)
 		}
-		if x == nil {
-			continue
-		}
-		vh := x.lookup(strings.ToLower(host))
 		if vh == nil {
 			continue
 		}
@@ -162,6 +155,25 @@ func (g *gen) virtualHosts(names []string) []model.XDSResource {
 		out = append(out, model.XDSResource{Name: n, Resource: m, Encoded: enc})
 	}
 	return out
+}
+
+// selectFromFullRoute returns the virtual host of the proxy's whole route
+// configuration rcName that host selects: the uncached generator's way (the
+// cache's oracle), and the cache's for a sidecar without capture.
+func (g *gen) selectFromFullRoute(st *cacheState, indexes map[string]*domainIndex, rcName, host string) *routev3.VirtualHost {
+	x, seen := indexes[rcName]
+	if !seen {
+		if full := g.fullRoute(rcName); full != nil {
+			if rc, _ := g.sidecarRoute(rcName, full); rc != nil {
+				x = g.domainIndex(st, rcName, rc)
+			}
+		}
+		indexes[rcName] = x
+	}
+	if x == nil {
+		return nil
+	}
+	return x.lookup(strings.ToLower(host))
 }
 
 // onDemandVhostKey is every input of a VHDS resource: the virtual host of
@@ -296,33 +308,42 @@ func (x *domainIndex) lookup(host string) *routev3.VirtualHost {
 // selectVirtualHost picks the virtual host for a lower-case host the way
 // Envoy (and mast-proxy) do.
 func selectVirtualHost(vhs []*routev3.VirtualHost, host string) *routev3.VirtualHost {
-	var suffix, prefix, any *routev3.VirtualHost
+	if i := selectDomains(len(vhs), func(i int) []string { return vhs[i].Domains }, host); i >= 0 {
+		return vhs[i]
+	}
+	return nil
+}
+
+// selectDomains is selectVirtualHost over n virtual hosts given by their
+// domains: the index of the one selected, -1 for none.
+func selectDomains(n int, domains func(int) []string, host string) int {
+	suffix, prefix, any := -1, -1, -1
 	suffixLen, prefixLen := -1, -1
-	for _, vh := range vhs {
-		for _, d := range vh.Domains {
+	for i := range n {
+		for _, d := range domains(i) {
 			d = strings.ToLower(d)
 			switch {
 			case d == "*":
-				if any == nil {
-					any = vh
+				if any < 0 {
+					any = i
 				}
 			case strings.HasPrefix(d, "*"):
 				if fix := d[1:]; len(host) > len(fix) && strings.HasSuffix(host, fix) && len(fix) > suffixLen {
-					suffix, suffixLen = vh, len(fix)
+					suffix, suffixLen = i, len(fix)
 				}
 			case strings.HasSuffix(d, "*"):
 				if fix := d[:len(d)-1]; len(host) > len(fix) && strings.HasPrefix(host, fix) && len(fix) > prefixLen {
-					prefix, prefixLen = vh, len(fix)
+					prefix, prefixLen = i, len(fix)
 				}
 			case d == host:
-				return vh
+				return i
 			}
 		}
 	}
 	switch {
-	case suffix != nil:
+	case suffix >= 0:
 		return suffix
-	case prefix != nil:
+	case prefix >= 0:
 		return prefix
 	}
 	return any

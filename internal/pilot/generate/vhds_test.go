@@ -10,6 +10,8 @@ import (
 
 	"github.com/mast-mesh/mast/internal/config"
 	"github.com/mast-mesh/mast/internal/pilot/model"
+	"github.com/mast-mesh/mast/internal/registry"
+	"github.com/mast-mesh/mast/internal/registry/serviceentry"
 )
 
 func onDemand(p *model.Proxy) *model.Proxy {
@@ -33,6 +35,13 @@ func vhdsProbeNames(t testing.TB, pc *model.PushContext, p *model.Proxy) []strin
 					continue
 				}
 				out = append(out, rc.Name+"/"+d, rc.Name+"/"+strings.ToUpper(d))
+				// hosts a wildcard domain selects
+				if rest, ok := strings.CutPrefix(d, "*"); ok {
+					out = append(out, rc.Name+"/x"+rest, rc.Name+"/a.b"+rest)
+				}
+				if rest, ok := strings.CutSuffix(d, "*"); ok && rest != "" {
+					out = append(out, rc.Name+"/"+rest+"x")
+				}
 			}
 		}
 		out = append(out, rc.Name+"/unknown.example.com", rc.Name+"/unknown.example.com:"+rc.Name)
@@ -276,6 +285,98 @@ spec:
 		}
 		if served := len(vh) > 0; served == c.whole {
 			t.Fatalf("%s: virtual hosts on demand %v, want %v", c.p.ID, served, !c.whole)
+		}
+	}
+}
+
+// onDemandEdgesConfig has what a capturing sidecar's virtual hosts are
+// selected by beyond Bookinfo: wildcard services (suffix selection, the
+// longest suffix winning), services whose domains clash (a shared VIP, so
+// the later one keeps fewer domains), a VirtualService on such a service,
+// and a Sidecar whose egressProxy makes the catch-all route to a service
+// cluster (so tracing names its span).
+const onDemandEdgesConfig = `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: wild, namespace: default}
+spec:
+  hosts: ["*.example.com", "*.wiki.example.com"]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: NONE
+  location: MESH_EXTERNAL
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: a, namespace: default}
+spec:
+  hosts: [a.example.org]
+  addresses: [240.0.0.1]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 10.9.0.1}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: b, namespace: default}
+spec:
+  hosts: [b.example.org]
+  addresses: [240.0.0.1]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 10.9.0.2}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: egress, namespace: default}
+spec:
+  hosts: [egress.example.org]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 10.9.0.3}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: b, namespace: default}
+spec:
+  hosts: [b.example.org]
+  http:
+  - match: [{uri: {prefix: /v2}}]
+    route: [{destination: {host: a.example.org}}]
+  - route: [{destination: {host: b.example.org}}]
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: default}
+spec:
+  egress: [{hosts: ["*/*"]}]
+  outboundTrafficPolicy:
+    mode: ALLOW_ANY
+    egressProxy: {host: egress.example.org, port: {number: 80}}
+`
+
+// TestCacheOracleOnDemandEdges holds the cache's virtual hosts built one at
+// a time (onDemandPortVhost) to the uncached selection from whole route
+// configurations on onDemandEdgesConfig, with and without tracing, each
+// resource removed and restored.
+func TestCacheOracleOnDemandEdges(t *testing.T) {
+	rs, problems := config.Load("edges.yaml", []byte(onDemandEdgesConfig))
+	if problems.HasErrors() || len(rs) != 6 {
+		t.Fatalf("edges.yaml: %d resources, problems %v", len(rs), problems)
+	}
+	proxies := cacheProxies()
+	for _, mesh := range []model.MeshConfig{model.DefaultMeshConfig(), tracingMesh()} {
+		c := NewCache(CacheConfig{})
+		opts := serviceentry.Options{TrustDomain: mesh.TrustDomain, DomainSuffix: mesh.DomainSuffix}
+		var reg *registry.Snapshot
+		push := func(rs []config.Resource, step string) {
+			cfg := config.NewSnapshot(rs)
+			reg = registry.Reuse(reg, serviceentry.Build(cfg, opts))
+			oracle(t, c, model.NewPushContext("v", mesh, cfg, reg), proxies, step)
+		}
+		push(rs, "all")
+		for i, r := range rs {
+			push(without(rs, i), "remove "+r.Key().String())
+			push(rs, "restore "+r.Key().String())
 		}
 	}
 }

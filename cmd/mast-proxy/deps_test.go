@@ -82,6 +82,11 @@ func TestLinksNoControlPlaneLibraries(t *testing.T) {
 		// ext_authz writes and reads the Check call's messages with
 		// protowire: no generated Envoy package is left at all.
 		"github.com/envoyproxy/go-control-plane/",
+		// Spans are mast-proxy's own records, encoded for OTLP with
+		// protowire: no OpenTelemetry SDK, exporter or generated OTLP
+		// package, nor what the exporter brought (grpc-gateway, errdetails).
+		"go.opentelemetry.io/", "github.com/grpc-ecosystem/",
+		"google.golang.org/genproto/googleapis/rpc/errdetails", "google.golang.org/genproto/googleapis/api/httpbody",
 	}
 	deps := strings.Fields(string(out))
 	if len(deps) < 10 {

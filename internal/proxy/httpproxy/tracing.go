@@ -6,8 +6,6 @@ import (
 	"os"
 	"strconv"
 
-	"go.opentelemetry.io/otel/attribute"
-
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
 	"github.com/mast-mesh/mast/internal/telemetry"
 	"github.com/mast-mesh/mast/internal/telemetry/spans"
@@ -108,7 +106,7 @@ func pathOnly(p string) string {
 }
 
 // spanTags are Envoy's standard span tags plus the configured custom tags.
-func spanTags(req *dsRequest, tc *tracing.Config, rec *telemetry.Record, reg *spans.Registry) []attribute.KeyValue {
+func spanTags(req *dsRequest, tc *tracing.Config, rec *telemetry.Record, reg *spans.Registry) []spans.Attr {
 	url := req.scheme + "://" + rec.Authority + rec.Path
 	if tc.MaxPathTagLength > 0 && len(url) > tc.MaxPathTagLength {
 		url = url[:tc.MaxPathTagLength]
@@ -122,28 +120,28 @@ func spanTags(req *dsRequest, tc *tracing.Config, rec *telemetry.Record, reg *sp
 		peerAddr = h
 	}
 	node, zone := reg.Node()
-	tags := []attribute.KeyValue{
-		attribute.String("node_id", node),
-		attribute.String("zone", zone),
-		attribute.String("guid:x-request-id", rec.RequestHeaders.Value("x-request-id")),
-		attribute.String("http.url", url),
-		attribute.String("http.method", rec.Method),
-		attribute.String("downstream_cluster", orDash(rec.RequestHeaders.Value("x-envoy-downstream-service-cluster"))),
-		attribute.String("user_agent", orDash(rec.RequestHeaders.Value("user-agent"))),
-		attribute.String("http.protocol", rec.Protocol),
-		attribute.String("peer.address", peerAddr),
-		attribute.String("request_size", strconv.FormatInt(rec.BytesReceived, 10)),
-		attribute.String("response_size", strconv.FormatInt(rec.BytesSent, 10)),
-		attribute.String("component", "proxy"),
-		attribute.String("http.status_code", strconv.Itoa(rec.ResponseCode)),
-		attribute.String("response_flags", flags),
+	tags := []spans.Attr{
+		{Key: "node_id", Value: node},
+		{Key: "zone", Value: zone},
+		{Key: "guid:x-request-id", Value: rec.RequestHeaders.Value("x-request-id")},
+		{Key: "http.url", Value: url},
+		{Key: "http.method", Value: rec.Method},
+		{Key: "downstream_cluster", Value: orDash(rec.RequestHeaders.Value("x-envoy-downstream-service-cluster"))},
+		{Key: "user_agent", Value: orDash(rec.RequestHeaders.Value("user-agent"))},
+		{Key: "http.protocol", Value: rec.Protocol},
+		{Key: "peer.address", Value: peerAddr},
+		{Key: "request_size", Value: strconv.FormatInt(rec.BytesReceived, 10)},
+		{Key: "response_size", Value: strconv.FormatInt(rec.BytesSent, 10)},
+		{Key: "component", Value: "proxy"},
+		{Key: "http.status_code", Value: strconv.Itoa(rec.ResponseCode)},
+		{Key: "response_flags", Value: flags},
 	}
 	if rec.UpstreamCluster != "" {
-		tags = append(tags, attribute.String("upstream_cluster", rec.UpstreamCluster),
-			attribute.String("upstream_cluster.name", rec.UpstreamCluster))
+		tags = append(tags, spans.Attr{Key: "upstream_cluster", Value: rec.UpstreamCluster},
+			spans.Attr{Key: "upstream_cluster.name", Value: rec.UpstreamCluster})
 	}
 	if rec.UpstreamHost != "" {
-		tags = append(tags, attribute.String("upstream_address", rec.UpstreamHost))
+		tags = append(tags, spans.Attr{Key: "upstream_address", Value: rec.UpstreamHost})
 	}
 	for _, ct := range tc.CustomTags {
 		v := ct.Literal
@@ -160,7 +158,7 @@ func spanTags(req *dsRequest, tc *tracing.Config, rec *telemetry.Record, reg *sp
 			}
 		}
 		if v != "" {
-			tags = append(tags, attribute.String(ct.Tag, v))
+			tags = append(tags, spans.Attr{Key: ct.Tag, Value: v})
 		}
 	}
 	return tags

@@ -5,18 +5,24 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
-// Batcher is a span processor with a bounded queue: a request only ever
-// offers its span to the queue, and a full queue (the collector is slow or
-// down) drops the span and counts it. One goroutine exports batches, each
-// bounded by a timeout. OpenTelemetry's BatchSpanProcessor does the same
-// but keeps its drop count private; the counters here are served on 15090.
+// Exporter sends a batch of spans to a collector.
+type Exporter interface {
+	// Export sends spans within ctx; an error counts them as failed.
+	Export(ctx context.Context, spans []*Span) error
+	// Shutdown releases the exporter's connections.
+	Shutdown(ctx context.Context) error
+}
+
+// Batcher is a bounded span queue: a request only ever offers its span to
+// the queue, and a full queue (the collector is slow or down) drops the
+// span and counts it. One goroutine exports batches (BatchSize spans, or
+// what waited Interval), each bounded by Timeout, as OpenTelemetry's
+// BatchSpanProcessor does; the counters are served on 15090.
 type Batcher struct {
-	exp      sdktrace.SpanExporter
-	queue    chan sdktrace.ReadOnlySpan
+	exp      Exporter
+	queue    chan *Span
 	batch    int
 	interval time.Duration
 	timeout  time.Duration
@@ -28,8 +34,6 @@ type Batcher struct {
 	// queue refused, Failed spans of batches the collector did not take.
 	Sent, Dropped, Failed atomic.Uint64
 }
-
-var _ sdktrace.SpanProcessor = (*Batcher)(nil)
 
 // BatcherConfig bounds a batcher; zero fields take the defaults.
 type BatcherConfig struct {
@@ -44,7 +48,7 @@ type BatcherConfig struct {
 }
 
 // NewBatcher starts a batcher exporting to exp.
-func NewBatcher(exp sdktrace.SpanExporter, cfg BatcherConfig) *Batcher {
+func NewBatcher(exp Exporter, cfg BatcherConfig) *Batcher {
 	if cfg.QueueSize <= 0 {
 		cfg.QueueSize = 2048
 	}
@@ -57,17 +61,14 @@ func NewBatcher(exp sdktrace.SpanExporter, cfg BatcherConfig) *Batcher {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Second
 	}
-	b := &Batcher{exp: exp, queue: make(chan sdktrace.ReadOnlySpan, cfg.QueueSize), batch: cfg.BatchSize,
+	b := &Batcher{exp: exp, queue: make(chan *Span, cfg.QueueSize), batch: cfg.BatchSize,
 		interval: cfg.Interval, timeout: cfg.Timeout, stop: make(chan struct{}), done: make(chan struct{})}
 	go b.run()
 	return b
 }
 
-// OnStart implements sdktrace.SpanProcessor.
-func (b *Batcher) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
-
-// OnEnd queues s, or drops it when the queue is full. It never blocks.
-func (b *Batcher) OnEnd(s sdktrace.ReadOnlySpan) {
+// Offer queues s, or drops it when the queue is full. It never blocks.
+func (b *Batcher) Offer(s *Span) {
 	select {
 	case b.queue <- s:
 	default:
@@ -79,7 +80,7 @@ func (b *Batcher) run() {
 	defer close(b.done)
 	t := time.NewTicker(b.interval)
 	defer t.Stop()
-	buf := make([]sdktrace.ReadOnlySpan, 0, b.batch)
+	buf := make([]*Span, 0, b.batch)
 	for {
 		select {
 		case s := <-b.queue:
@@ -106,12 +107,12 @@ func (b *Batcher) run() {
 	}
 }
 
-func (b *Batcher) export(buf []sdktrace.ReadOnlySpan) []sdktrace.ReadOnlySpan {
+func (b *Batcher) export(buf []*Span) []*Span {
 	if len(buf) == 0 {
 		return buf
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), b.timeout)
-	err := b.exp.ExportSpans(ctx, buf)
+	err := b.exp.Export(ctx, buf)
 	cancel()
 	if err != nil {
 		b.Failed.Add(uint64(len(buf)))
@@ -121,10 +122,6 @@ func (b *Batcher) export(buf []sdktrace.ReadOnlySpan) []sdktrace.ReadOnlySpan {
 	clear(buf)
 	return buf[:0]
 }
-
-// ForceFlush implements sdktrace.SpanProcessor; spans are flushed on the
-// batcher's own schedule.
-func (b *Batcher) ForceFlush(context.Context) error { return nil }
 
 // Shutdown exports what is queued (each batch bounded by the timeout) and
 // shuts the exporter down.

@@ -5,31 +5,41 @@ import (
 	"runtime"
 	"testing"
 
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-
 	"github.com/mast-mesh/mast/internal/telemetry/tracing"
 )
 
 type discard struct{}
 
-func (discard) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
-func (discard) Shutdown(context.Context) error                             { return nil }
+func (discard) Export(context.Context, []*Span) error { return nil }
+func (discard) Shutdown(context.Context) error        { return nil }
 
-// What a sampled request costs to report (SDK span, attributes, queue).
+// What a sampled request costs to report (the queue; the span record is
+// the caller's).
 func BenchmarkReportSampled(b *testing.B) {
-	bt := NewBatcher(discard{}, BatcherConfig{})
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(bt), sdktrace.WithIDGenerator(presetIDs{}))
-	t := &Tracer{tp: tp, tracer: tp.Tracer("b"), batcher: bt}
+	t := &Tracer{batcher: NewBatcher(discard{}, BatcherConfig{})}
 	s := testSpan(Server, "00f067aa0ba902b7")
 	b.ReportAllocs()
 	for b.Loop() {
 		t.Report(s)
 	}
-	tp.Shutdown(context.Background())
+	t.batcher.Shutdown(context.Background())
 }
 
-// The heap one OTLP collector's tracer holds (SDK provider, gRPC client,
-// exporter, empty queue of 2048), the memory cost of turning tracing on.
+// What encoding a batch of 512 spans costs (the export goroutine's work).
+func BenchmarkEncodeBatch(b *testing.B) {
+	spans := make([]*Span, 512)
+	for i := range spans {
+		spans[i] = testSpan(Server, "00f067aa0ba902b7")
+	}
+	var buf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = appendExportRequest(buf[:0], "productpage.default", spans)
+	}
+}
+
+// The heap one OTLP collector's tracer holds (gRPC client, exporter,
+// empty queue of 2048), the memory cost of turning tracing on.
 func BenchmarkTracerMemory(b *testing.B) {
 	for b.Loop() {
 		runtime.GC()

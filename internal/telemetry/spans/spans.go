@@ -1,9 +1,11 @@
-// Package spans reports finished requests as spans through OpenTelemetry's
-// Go SDK: one tracer provider per collector a proxy's configuration names,
-// each with a bounded Batcher and an OTLP gRPC or Zipkin v2 JSON exporter
-// that reaches the collector through the proxy's own cluster of that name.
-// Only sampled requests get here: the decision and the header propagation
-// are package tracing's, and cost no SDK call.
+// Package spans reports finished requests as spans: one tracer per
+// collector a proxy's configuration names, each with a bounded Batcher and
+// an OTLP/gRPC or Zipkin v2 JSON exporter that reaches the collector
+// through the proxy's own cluster of that name. The spans are mast-proxy's
+// own records, encoded for OTLP with protowire (otlp.go): the OpenTelemetry
+// SDK and its gRPC exporter are not linked into the sidecar. Only sampled
+// requests get here: the decision and the header propagation are package
+// tracing's.
 package spans
 
 import (
@@ -18,15 +20,10 @@ import (
 	"sync"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
-	"go.opentelemetry.io/otel/sdk/resource"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/mast-mesh/mast/internal/proxy/rpc/rpcgrpc"
 	"github.com/mast-mesh/mast/internal/telemetry/tracing"
 )
 
@@ -68,8 +65,6 @@ func NewRegistry(opts Options) *Registry {
 // Tracer reports spans to one collector.
 type Tracer struct {
 	Provider tracing.Provider
-	tp       *sdktrace.TracerProvider
-	tracer   trace.Tracer
 	batcher  *Batcher
 }
 
@@ -88,16 +83,12 @@ func (r *Registry) Get(p tracing.Provider) (*Tracer, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := NewBatcher(exp, r.opts.Batcher)
-	res := resource.NewSchemaless(attribute.String("service.name", p.ServiceName))
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(b), sdktrace.WithResource(res),
-		sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithIDGenerator(presetIDs{}))
-	t := &Tracer{Provider: p, tp: tp, tracer: tp.Tracer("mast-proxy"), batcher: b}
+	t := &Tracer{Provider: p, batcher: NewBatcher(exp, r.opts.Batcher)}
 	r.m[key] = t
 	return t, nil
 }
 
-func (r *Registry) exporter(p tracing.Provider) (sdktrace.SpanExporter, error) {
+func (r *Registry) exporter(p tracing.Provider) (Exporter, error) {
 	dial := r.opts.Dial
 	if dial == nil {
 		return nil, errors.New("tracing: no way to reach collector clusters")
@@ -108,7 +99,7 @@ func (r *Registry) exporter(p tracing.Provider) (sdktrace.SpanExporter, error) {
 		if authority == "" {
 			authority = p.Cluster
 		}
-		conn, err := grpc.NewClient("passthrough:///"+p.Cluster,
+		cc, err := grpc.NewClient("passthrough:///"+p.Cluster,
 			grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithAuthority(authority),
 			grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return dial(ctx, p.Cluster) }))
 		if err != nil {
@@ -116,13 +107,7 @@ func (r *Registry) exporter(p tracing.Provider) (sdktrace.SpanExporter, error) {
 		}
 		// No retries: a batch the collector does not take in one try is
 		// counted as failed, so a dead collector never holds the queue.
-		exp, err := otlptracegrpc.New(context.Background(), otlptracegrpc.WithGRPCConn(conn),
-			otlptracegrpc.WithRetry(otlptracegrpc.RetryConfig{Enabled: false}))
-		if err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("tracing: collector %q: %w", p.Cluster, err)
-		}
-		return exp, nil
+		return &OTLPExporter{Conn: rpcgrpc.New(cc), ServiceName: p.ServiceName}, nil
 	case tracing.Zipkin:
 		host := p.Authority
 		if host == "" {
@@ -130,7 +115,8 @@ func (r *Registry) exporter(p tracing.Provider) (sdktrace.SpanExporter, error) {
 		}
 		tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx, p.Cluster) },
 			MaxIdleConns: 2, IdleConnTimeout: time.Minute}
-		return &ZipkinExporter{URL: "http://collector" + p.Path, Host: host, Client: &http.Client{Transport: tr}}, nil
+		return &ZipkinExporter{URL: "http://collector" + p.Path, Host: host, ServiceName: p.ServiceName,
+			Client: &http.Client{Transport: tr}}, nil
 	}
 	return nil, fmt.Errorf("tracing: provider %v: not supported", p.Kind)
 }
@@ -145,6 +131,9 @@ const (
 	Server
 )
 
+// Attr is a span attribute (Envoy's span tags are all strings).
+type Attr struct{ Key, Value string }
+
 // Span is a finished request to report.
 type Span struct {
 	Name       string
@@ -152,49 +141,50 @@ type Span struct {
 	Context    tracing.SpanContext
 	Parent     tracing.SpanContext // zero SpanID: a root span
 	Start, End time.Time
-	Attributes []attribute.KeyValue
+	Attributes []Attr
 	Error      bool
 }
 
-type idsKey struct{}
+// maxAttributes is the most attributes a span keeps, OpenTelemetry's
+// default span limit (the SDK's AttributeCountLimit); the rest are counted
+// as dropped.
+const maxAttributes = 128
 
-// presetIDs hands the SDK the identifiers the proxy already propagated.
-type presetIDs struct{}
-
-func (presetIDs) NewIDs(ctx context.Context) (trace.TraceID, trace.SpanID) {
-	s, _ := ctx.Value(idsKey{}).(*tracing.SpanContext)
-	if s == nil {
-		return trace.TraceID{1}, trace.SpanID{1}
+// attributes returns s's attributes as the OpenTelemetry SDK records
+// them: one per key (the first position, the last value), none with an
+// empty key, at most maxAttributes; dropped counts the others.
+func (s *Span) attributes() (out []Attr, dropped uint32) {
+	out = make([]Attr, 0, min(len(s.Attributes), maxAttributes))
+	for _, a := range s.Attributes {
+		if a.Key == "" {
+			dropped++
+			continue
+		}
+		if i := indexOf(out, a.Key); i >= 0 {
+			out[i].Value = a.Value
+			continue
+		}
+		if len(out) >= maxAttributes {
+			dropped++
+			continue
+		}
+		out = append(out, a)
 	}
-	return s.TraceID, s.SpanID
+	return out, dropped
 }
 
-func (presetIDs) NewSpanID(ctx context.Context, _ trace.TraceID) trace.SpanID {
-	s, _ := ctx.Value(idsKey{}).(*tracing.SpanContext)
-	if s == nil {
-		return trace.SpanID{1}
+func indexOf(as []Attr, key string) int {
+	for i := range as {
+		if as[i].Key == key {
+			return i
+		}
 	}
-	return s.SpanID
+	return -1
 }
 
-// Report hands s to the tracer's queue (never blocking).
-func (t *Tracer) Report(s *Span) {
-	ctx := context.WithValue(context.Background(), idsKey{}, &s.Context)
-	if s.Parent.SpanID != [8]byte{} {
-		ctx = trace.ContextWithRemoteSpanContext(ctx, trace.NewSpanContext(trace.SpanContextConfig{
-			TraceID: s.Context.TraceID, SpanID: s.Parent.SpanID, TraceFlags: trace.FlagsSampled, Remote: true}))
-	}
-	kind := trace.SpanKindClient
-	if s.Kind == Server {
-		kind = trace.SpanKindServer
-	}
-	_, sp := t.tracer.Start(ctx, s.Name, trace.WithSpanKind(kind), trace.WithTimestamp(s.Start),
-		trace.WithAttributes(s.Attributes...))
-	if s.Error {
-		sp.SetStatus(codes.Error, "")
-	}
-	sp.End(trace.WithTimestamp(s.End))
-}
+// Report hands s to the tracer's queue (never blocking); s must not change
+// afterwards.
+func (t *Tracer) Report(s *Span) { t.batcher.Offer(s) }
 
 // WritePrometheus writes each collector's counters in the text format,
 // named as Envoy's tracer stats (tracing.<provider>.spans_sent, …).
@@ -232,7 +222,7 @@ func (r *Registry) Close(ctx context.Context) error {
 	defer r.mu.Unlock()
 	var errs []error
 	for k, t := range r.m {
-		errs = append(errs, t.tp.Shutdown(ctx))
+		errs = append(errs, t.batcher.Shutdown(ctx))
 		delete(r.m, k)
 	}
 	return errors.Join(errs...)

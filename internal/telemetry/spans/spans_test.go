@@ -12,11 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
-	"google.golang.org/grpc"
-
 	"github.com/mast-mesh/mast/internal/telemetry/tracing"
 )
 
@@ -33,7 +28,7 @@ func testSpan(kind Kind, parent string) *Span {
 	sc, p := ids("4bf92f3577b34da6a3ce929d0e0e4736", "1111111111111111", parent)
 	start := time.Unix(1700000000, 0)
 	return &Span{Name: "details.default.svc.cluster.local:9080/*", Kind: kind, Context: sc, Parent: p, Start: start, End: start.Add(3 * time.Millisecond),
-		Attributes: []attribute.KeyValue{attribute.String("http.status_code", "503")}, Error: true}
+		Attributes: []Attr{{Key: "http.status_code", Value: "503"}}, Error: true}
 }
 
 func dialTo(addr string) Dialer {
@@ -85,28 +80,11 @@ func TestZipkinExport(t *testing.T) {
 	}
 }
 
-type otlpCollector struct {
-	collectortrace.UnimplementedTraceServiceServer
-	got chan *collectortrace.ExportTraceServiceRequest
-}
-
-func (c *otlpCollector) Export(_ context.Context, r *collectortrace.ExportTraceServiceRequest) (*collectortrace.ExportTraceServiceResponse, error) {
-	c.got <- r
-	return &collectortrace.ExportTraceServiceResponse{}, nil
-}
-
-// A span reaches an OTLP gRPC collector through the SDK's exporter.
+// A span reaches an OTLP gRPC collector (grpc-go's server with the
+// generated TraceService) through the registry's tracer.
 func TestOTLPExport(t *testing.T) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	c := &otlpCollector{got: make(chan *collectortrace.ExportTraceServiceRequest, 4)}
-	collectortrace.RegisterTraceServiceServer(srv, c)
-	go srv.Serve(lis)
-	defer srv.Stop()
-	reg := NewRegistry(Options{Dial: dialTo(lis.Addr().String()), Batcher: BatcherConfig{Interval: 10 * time.Millisecond}})
+	c, addr := startCollector(t)
+	reg := NewRegistry(Options{Dial: dialTo(addr), Batcher: BatcherConfig{Interval: 10 * time.Millisecond}})
 	tr, err := reg.Get(tracing.Provider{Kind: tracing.OpenTelemetry, Cluster: "outbound|4317||jaeger", ServiceName: "productpage.default"})
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +100,12 @@ func TestOTLPExport(t *testing.T) {
 		len(sp.GetParentSpanId()) != 0 || sp.GetKind().String() != "SPAN_KIND_CLIENT" || sp.GetStatus().GetCode().String() != "STATUS_CODE_ERROR" {
 		t.Errorf("span %v", sp)
 	}
-	reg.Close(context.Background())
+	if err := reg.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if sent, dropped, failed := tr.Stats(); sent != 1 || dropped != 0 || failed != 0 {
+		t.Errorf("stats sent %d dropped %d failed %d", sent, dropped, failed)
+	}
 }
 
 // blockingExporter never returns until released: a collector that is up
@@ -132,7 +115,7 @@ type blockingExporter struct {
 	once    sync.Once
 }
 
-func (b *blockingExporter) ExportSpans(ctx context.Context, _ []sdktrace.ReadOnlySpan) error {
+func (b *blockingExporter) Export(ctx context.Context, _ []*Span) error {
 	select {
 	case <-b.release:
 		return nil
@@ -151,11 +134,8 @@ func (b *blockingExporter) Shutdown(context.Context) error {
 func TestBatcherBoundedWhenCollectorStuck(t *testing.T) {
 	exp := &blockingExporter{release: make(chan struct{})}
 	b := NewBatcher(exp, BatcherConfig{QueueSize: 8, BatchSize: 4, Interval: time.Millisecond, Timeout: 20 * time.Millisecond})
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(b))
-	tracer := tp.Tracer("t")
 	for i := 0; i < 1000; i++ {
-		_, s := tracer.Start(context.Background(), "x")
-		s.End() // must return: OnEnd never waits for the collector
+		b.Offer(testSpan(Client, "")) // must return: Offer never waits for the collector
 	}
 	if b.Dropped.Load() == 0 {
 		t.Fatal("1000 spans into a queue of 8 with a stuck collector: none dropped")
@@ -172,7 +152,7 @@ func TestBatcherBoundedWhenCollectorStuck(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := tp.Shutdown(ctx); err != nil {
+	if err := b.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
 }

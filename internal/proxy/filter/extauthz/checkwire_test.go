@@ -1,9 +1,11 @@
 package extauthz
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -15,6 +17,8 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/genproto/googleapis/rpc/code"
 	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -412,4 +416,47 @@ func structMsg(t testing.TB, s *structpb.Struct) *pbwire.Msg {
 		t.Fatal(err)
 	}
 	return m
+}
+
+// mdServer records the metadata of the checks it answers (OK).
+type mdServer struct {
+	authv3.UnimplementedAuthorizationServer
+	md chan metadata.MD
+}
+
+func (s *mdServer) Check(ctx context.Context, _ *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	s.md <- md
+	return &authv3.CheckResponse{}, nil
+}
+
+// TestInitialMetadataSent: the gRPC service's initial_metadata goes with
+// every check, names in lower case, and the authority is the service's.
+func TestInitialMetadataSent(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer()
+	srv := &mdServer{md: make(chan metadata.MD, 1)}
+	authv3.RegisterAuthorizationServer(g, srv)
+	go g.Serve(lis)
+	t.Cleanup(g.Stop)
+	c := grpcConfig()
+	c.GetGrpcService().InitialMetadata = []*corev3.HeaderValue{{Key: "X-Tenant", Value: "t1"}, {Key: "x-trace-bin", Value: "\x00\x01"}}
+	f := mustNew(t, c)
+	r := request(services(lis.Addr().String()), true, "x-ext-authz", "allow")
+	if st := f.DecodeHeaders(context.Background(), r); st != filter.Continue {
+		t.Fatalf("allowed request stopped: %+v", r.Reply)
+	}
+	md := <-srv.md
+	if v := md.Get("x-tenant"); len(v) != 1 || v[0] != "t1" {
+		t.Errorf("x-tenant = %q", v)
+	}
+	if v := md.Get("x-trace-bin"); len(v) != 1 || v[0] != "\x00\x01" {
+		t.Errorf("x-trace-bin = %q", v)
+	}
+	if v := md.Get(":authority"); len(v) != 1 || v[0] != "outbound_.9000_._.ext-authz.foo.svc.cluster.local" {
+		t.Errorf(":authority = %q", v)
+	}
 }

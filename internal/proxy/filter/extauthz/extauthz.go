@@ -17,11 +17,11 @@ import (
 	"strings"
 	"sync"
 
-	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"github.com/mast-mesh/mast/internal/proxy/headers"
+	"github.com/mast-mesh/mast/internal/proxy/rpc"
 )
 
 // Name is the filter's well-known name.
@@ -321,15 +321,24 @@ func indexOf(l headers.List, name string) int {
 
 // grpcConn is the filter's lazily made gRPC client connection.
 type grpcConn struct {
-	svc  *GRPCService
-	once sync.Once
-	conn *grpc.ClientConn
-	err  error
-	mu   sync.Mutex // guards closed
-	done bool
+	svc *GRPCService
+	// metadata is the service's initial_metadata, names in lower case
+	// (as grpc-go's metadata writes them).
+	metadata []rpc.Header
+	once     sync.Once
+	conn     rpc.Conn
+	err      error
+	mu       sync.Mutex // guards closed
+	done     bool
 }
 
-func newGRPCConn(s *GRPCService) *grpcConn { return &grpcConn{svc: s} }
+func newGRPCConn(s *GRPCService) *grpcConn {
+	g := &grpcConn{svc: s}
+	for _, m := range s.Metadata {
+		g.metadata = append(g.metadata, rpc.Header{Name: strings.ToLower(m[0]), Value: m[1]})
+	}
+	return g
+}
 
 func contentLength(r *filter.Request) int64 {
 	if v, ok := r.Headers.Get("content-length"); ok {

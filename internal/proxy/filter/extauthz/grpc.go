@@ -10,11 +10,11 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 
 	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"github.com/mast-mesh/mast/internal/proxy/pbwire"
-	"github.com/mast-mesh/mast/internal/proxy/xdswire"
+	"github.com/mast-mesh/mast/internal/proxy/rpc"
+	"github.com/mast-mesh/mast/internal/proxy/rpc/rpcgrpc"
 )
 
 // cleanupWith closes the connection once owner (a *Filter or *Network) is
@@ -35,7 +35,7 @@ func (g *grpcConn) close() {
 // get returns the client connection, made on first use: HTTP/2 over a
 // connection ClusterDial opens to a host of the cluster (the cluster's TLS
 // included), so load balancing and mTLS follow the cluster's CDS/EDS.
-func (g *grpcConn) get(svc *filter.Services) (*grpc.ClientConn, error) {
+func (g *grpcConn) get(svc *filter.Services) (rpc.Conn, error) {
 	g.once.Do(func() {
 		if svc == nil || svc.ClusterDial == nil {
 			g.err = errors.New("no cluster manager to reach " + g.svc.Cluster)
@@ -48,10 +48,15 @@ func (g *grpcConn) get(svc *filter.Services) (*grpc.ClientConn, error) {
 			g.err = errors.New("filter closed")
 			return
 		}
-		g.conn, g.err = grpc.NewClient("passthrough:///"+g.svc.Authority,
+		cc, err := grpc.NewClient("passthrough:///"+g.svc.Authority,
 			grpc.WithTransportCredentials(insecure.NewCredentials()), // the dialer's connection carries the cluster's TLS
 			grpc.WithAuthority(g.svc.Authority),
 			grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return dial(ctx, cluster) }))
+		if err != nil {
+			g.err = err
+			return
+		}
+		g.conn = rpcgrpc.New(cc)
 	})
 	return g.conn, g.err
 }
@@ -66,11 +71,7 @@ func (g *grpcConn) invoke(ctx context.Context, svc *filter.Services, req []byte)
 	if err != nil {
 		return nil, err
 	}
-	var raw []byte
-	if err := conn.Invoke(outgoing(ctx, g.svc), checkMethod, req, &raw, grpc.ForceCodecV2(xdswire.Codec{})); err != nil {
-		return nil, err
-	}
-	return raw, nil
+	return conn.Invoke(ctx, checkMethod, req, g.metadata...)
 }
 
 // checkGRPC calls envoy.service.auth.v3.Authorization/Check.
@@ -88,18 +89,6 @@ func (f *Filter) checkGRPC(ctx context.Context, r *filter.Request, body []byte, 
 		return outcome{}, fmt.Errorf("decode CheckResponse: %w", err)
 	}
 	return decodeCheckResponse(resp), nil
-}
-
-// outgoing adds the service's initial_metadata to a call's context.
-func outgoing(ctx context.Context, s *GRPCService) context.Context {
-	if len(s.Metadata) == 0 {
-		return ctx
-	}
-	kv := make([]string, 0, 2*len(s.Metadata))
-	for _, m := range s.Metadata {
-		kv = append(kv, m[0], m[1])
-	}
-	return metadata.AppendToOutgoingContext(ctx, kv...)
 }
 
 func boolString(b bool) string {

@@ -25,7 +25,8 @@ import (
 	"github.com/mast-mesh/mast/internal/proxy/filter/rlaction"
 	"github.com/mast-mesh/mast/internal/proxy/headers"
 	"github.com/mast-mesh/mast/internal/proxy/pbwire"
-	"github.com/mast-mesh/mast/internal/proxy/xdswire"
+	"github.com/mast-mesh/mast/internal/proxy/rpc"
+	"github.com/mast-mesh/mast/internal/proxy/rpc/rpcgrpc"
 )
 
 // Name is the filter's well-known name.
@@ -48,7 +49,7 @@ type Filter struct {
 	onError     int  // status when the service fails and failure_mode_deny
 	retryAfter  bool
 	descriptors []rlaction.Descriptor
-	conn        *grpc.ClientConn
+	conn        rpc.Conn
 }
 
 var (
@@ -63,10 +64,12 @@ func New(_ string, a *anypb.Any) (filter.HTTPFilter, error) {
 	if err != nil {
 		return nil, err
 	}
-	if f.conn, err = grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
+	cc, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
 		return nil, fmt.Errorf("rate_limit_service: %w", err)
 	}
-	runtime.AddCleanup(f, func(c *grpc.ClientConn) { c.Close() }, f.conn)
+	f.conn = rpcgrpc.New(cc)
+	runtime.AddCleanup(f, func(c rpc.Conn) { c.Close() }, f.conn)
 	return f, nil
 }
 
@@ -199,9 +202,8 @@ func (f *Filter) DecodeHeaders(ctx context.Context, r *filter.Request) filter.St
 		return filter.Continue
 	}
 	req := appendRequest(nil, f.domain, descs)
-	var raw []byte
 	cctx, cancel := context.WithTimeout(ctx, f.timeout)
-	err := f.conn.Invoke(cctx, shouldRateLimit, req, &raw, grpc.ForceCodecV2(xdswire.Codec{}))
+	raw, err := f.conn.Invoke(cctx, shouldRateLimit, req)
 	cancel()
 	var resp *pbwire.Msg
 	if err == nil {

@@ -170,7 +170,7 @@ func (st *deltaStream) respond(w *watch, names []string, since time.Time, report
 	resp := &discoveryv3.DeltaDiscoveryResponse{SystemVersionInfo: pc.Version, TypeUrl: w.typeURL}
 	size := 0
 	got := make(map[name]struct{}, len(ms))
-	sent := make([]uint64, 0, len(ms)) // versions of resp.Resources
+	sent := make([]knownEntry, 0, len(ms)) // names and versions of resp.Resources
 	for i := range ms {
 		m := &ms[i]
 		n := intern(m.name)
@@ -179,7 +179,7 @@ func (st *deltaStream) respond(w *watch, names []string, since time.Time, report
 			continue
 		}
 		resp.Resources = append(resp.Resources, &discoveryv3.Resource{Name: m.name, Version: formatVersion(m.version), Resource: m.any})
-		sent = append(sent, m.version)
+		sent = append(sent, knownEntry{n, m.version})
 		size += len(m.any.Value)
 	}
 	if all {
@@ -211,14 +211,12 @@ func (st *deltaStream) respond(w *watch, names []string, since time.Time, report
 	if err := st.out.send(st.stream.Context(), c.s.closing, resp, slot); err != nil {
 		return err
 	}
+	removed := make([]name, len(resp.RemovedResources))
+	for i, n := range resp.RemovedResources {
+		removed[i] = intern(n)
+	}
 	c.mu.Lock()
-	for i, r := range resp.Resources {
-		w.known.set(c.s.known, intern(r.Name), sent[i])
-	}
-	for _, n := range resp.RemovedResources {
-		w.known.delete(c.s.known, intern(n))
-	}
-	w.known.seal(c.s.known)
+	w.known.update(c.s.known, sent, removed)
 	count := w.known.len()
 	c.mu.Unlock()
 	c.sent(w, resp.Nonce, resp.SystemVersionInfo, count, size, since, start)

@@ -41,6 +41,8 @@ type knownTables struct {
 	seed maphash.Seed
 	mu   sync.Mutex
 	m    map[uint64]weak.Pointer[knownBucket]
+
+	scratch sync.Pool // *knownScratch for update
 }
 
 func newKnownTables() *knownTables {
@@ -52,9 +54,16 @@ func (t *knownTables) nameHash(n name) uint64 { return maphash.String(t.seed, n.
 // share returns the sealed bucket with b's (sorted) entries: an existing
 // one if some proxy holds it, else b, sealed and registered.
 func (t *knownTables) share(b *knownBucket) *knownBucket {
+	return t.shareEntries(b.entries, b)
+}
+
+// shareEntries returns the sealed bucket holding entries (sorted): an
+// existing one if some proxy holds it, else b (nil: a new bucket with a
+// copy of entries), sealed and registered.
+func (t *knownTables) shareEntries(entries []knownEntry, b *knownBucket) *knownBucket {
 	var h maphash.Hash
 	h.SetSeed(t.seed)
-	for _, e := range b.entries {
+	for _, e := range entries {
 		h.WriteString(e.name.Value())
 		var v [8]byte
 		for i := range v {
@@ -65,8 +74,11 @@ func (t *knownTables) share(b *knownBucket) *knownBucket {
 	sum := h.Sum64()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if s := t.m[sum].Value(); s != nil && slices.Equal(s.entries, b.entries) {
+	if s := t.m[sum].Value(); s != nil && slices.Equal(s.entries, entries) {
 		return s
+	}
+	if b == nil {
+		b = &knownBucket{entries: slices.Clone(entries)}
 	}
 	b.sealed = true
 	b.entries = slices.Clip(b.entries)
@@ -188,14 +200,101 @@ func (k *knownVersions) all(yield func(name, uint64) bool) {
 	}
 }
 
+// bucketsFor is the bucket count a set of n entries is sealed with.
+func bucketsFor(n int) int {
+	want := 1
+	for want*knownBucketSize < n {
+		want *= 2
+	}
+	return want
+}
+
+// knownScratch is update's working memory, reused between calls.
+type knownScratch struct {
+	changes []knownChange
+	entries []knownEntry
+}
+
+type knownChange struct {
+	bucket int
+	entry  knownEntry
+	remove bool
+}
+
+// update sets the versions of set and deletes the names of remove (a name
+// is in at most one of them), then seals: what a response changed. Unlike
+// set and delete one by one, it builds each touched bucket once, in
+// scratch memory, and allocates a bucket only when no proxy holds an equal
+// one already: a Delta proxy's initial sync of 10,000 clusters made ~4 MB
+// of bucket copies, garbage as soon as they were shared.
+func (k *knownVersions) update(t *knownTables, set []knownEntry, remove []name) {
+	if len(set) == 0 && len(remove) == 0 {
+		k.seal(t)
+		return
+	}
+	if len(k.buckets) == 0 {
+		if len(set) == 0 {
+			return
+		}
+		k.buckets = make([]*knownBucket, bucketsFor(len(set)))
+	}
+	s, _ := t.scratch.Get().(*knownScratch)
+	if s == nil {
+		s = &knownScratch{}
+	}
+	chs := s.changes[:0]
+	for _, e := range set {
+		chs = append(chs, knownChange{bucket: k.bucket(t, e.name), entry: e})
+	}
+	for _, n := range remove {
+		chs = append(chs, knownChange{bucket: k.bucket(t, n), entry: knownEntry{name: n}, remove: true})
+	}
+	slices.SortFunc(chs, func(a, b knownChange) int { return cmp.Compare(a.bucket, b.bucket) })
+	buf := s.entries
+	for i := 0; i < len(chs); {
+		bi := chs[i].bucket
+		j := i
+		for j < len(chs) && chs[j].bucket == bi {
+			j++
+		}
+		buf = buf[:0]
+		if old := k.buckets[bi]; old != nil {
+			buf = append(buf, old.entries...)
+		}
+		before := len(buf)
+		for _, c := range chs[i:j] {
+			at := slices.IndexFunc(buf, func(e knownEntry) bool { return e.name == c.entry.name })
+			switch {
+			case c.remove && at >= 0:
+				buf[at] = buf[len(buf)-1]
+				buf = buf[:len(buf)-1]
+			case !c.remove && at >= 0:
+				buf[at].version = c.entry.version
+			case !c.remove:
+				buf = append(buf, c.entry)
+			}
+		}
+		k.n += len(buf) - before
+		if len(buf) == 0 {
+			k.buckets[bi] = nil
+		} else {
+			slices.SortFunc(buf, func(x, y knownEntry) int { return cmp.Compare(x.name.Value(), y.name.Value()) })
+			k.buckets[bi] = t.shareEntries(buf, nil)
+		}
+		i = j
+	}
+	clear(chs) // drop the names
+	clear(buf)
+	s.changes, s.entries = chs[:0], buf[:0]
+	t.scratch.Put(s)
+	k.seal(t)
+}
+
 // seal shares every bucket changed since the last seal, first giving the
 // set the bucket count its size calls for (about knownBucketSize entries a
 // bucket), so that proxies holding the same entries lay them out alike.
 func (k *knownVersions) seal(t *knownTables) {
-	want := 1
-	for want*knownBucketSize < k.n {
-		want *= 2
-	}
+	want := bucketsFor(k.n)
 	if k.n == 0 {
 		k.buckets = nil
 		return

@@ -27,8 +27,9 @@ func (k *knownVersions) privateEntries(others ...*knownVersions) int {
 	return n
 }
 
-// TestKnownVersionsMatchMap runs random sets, deletes and seals on sets
-// sharing one knownTables against plain maps.
+// TestKnownVersionsMatchMap runs random sets, deletes, seals and batch
+// updates (what a response changes: many names at once, some new, some
+// changed, some removed) on sets sharing one knownTables against plain maps.
 func TestKnownVersionsMatchMap(t *testing.T) {
 	for seed := range uint64(20) {
 		rng := rand.New(rand.NewPCG(seed, 7))
@@ -40,15 +41,39 @@ func TestKnownVersionsMatchMap(t *testing.T) {
 			want[i] = map[string]uint64{}
 		}
 		pool := 50 + rng.IntN(2000)
+		names := make([]string, pool)
+		for j := range names {
+			names[j] = fmt.Sprintf("outbound|80||svc%d.ns.svc.cluster.local", j)
+		}
 		for op := range 4000 {
 			i := rng.IntN(sets)
-			n := fmt.Sprintf("outbound|80||svc%d.ns.svc.cluster.local", rng.IntN(pool))
-			switch r := rng.IntN(10); {
-			case r < 6:
+			n := names[rng.IntN(pool)]
+			switch r := rng.IntN(20); {
+			case r == 19:
+				var set []knownEntry
+				var remove []name
+				seen := map[string]bool{}
+				for range rng.IntN(min(pool, 100)) {
+					m := names[rng.IntN(pool)]
+					if seen[m] {
+						continue
+					}
+					seen[m] = true
+					if rng.IntN(4) == 0 {
+						remove = append(remove, intern(m))
+						delete(want[i], m)
+					} else {
+						v := uint64(rng.IntN(3))
+						set = append(set, knownEntry{intern(m), v})
+						want[i][m] = v
+					}
+				}
+				ks[i].update(tables, set, remove)
+			case r < 11:
 				v := uint64(rng.IntN(3)) // few versions: sets often hold equal entries
 				ks[i].set(tables, intern(n), v)
 				want[i][n] = v
-			case r < 9:
+			case r < 17:
 				ks[i].delete(tables, intern(n))
 				delete(want[i], n)
 			default:

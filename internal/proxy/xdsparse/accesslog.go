@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/mast-mesh/mast/internal/proxy/pbwire"
 	"github.com/mast-mesh/mast/internal/telemetry/accesslog"
 )
 
@@ -29,22 +30,22 @@ const (
 // parseAccessLogsWire parses an HttpConnectionManager's or TcpProxy's
 // access_log: Envoy's file and stdout/stderr loggers with text or JSON
 // formats. Other loggers, filters and format options are NACKed by name.
-func parseAccessLogsWire(logs []*wireMsg) ([]accesslog.Config, error) {
+func parseAccessLogsWire(logs []*pbwire.Msg) ([]accesslog.Config, error) {
 	var out []accesslog.Config
 	for i, l := range logs {
 		c, err := parseAccessLogWire(l)
 		if err != nil {
-			return nil, fmt.Errorf("access_log[%d] %q: %w", i, l.str(alName), err)
+			return nil, fmt.Errorf("access_log[%d] %q: %w", i, l.Str(alName), err)
 		}
 		out = append(out, c)
 	}
 	return out, nil
 }
 
-func parseAccessLogWire(l *wireMsg) (accesslog.Config, error) {
+func parseAccessLogWire(l *pbwire.Msg) (accesslog.Config, error) {
 	var c accesslog.Config
-	if l.has(alFilter) {
-		f, err := parseAccessLogFilterWire(l.sub(alFilter))
+	if l.Has(alFilter) {
+		f, err := parseAccessLogFilterWire(l.Sub(alFilter))
 		if err != nil {
 			return c, fmt.Errorf("filter: %w", err)
 		}
@@ -64,25 +65,25 @@ func parseAccessLogWire(l *wireMsg) (accesslog.Config, error) {
 		if err != nil {
 			return c, err
 		}
-		if f.str(fileAccessLogPath) == "" {
+		if f.Str(fileAccessLogPath) == "" {
 			return c, fmt.Errorf("path: empty")
 		}
-		c.Path = f.str(fileAccessLogPath)
+		c.Path = f.Str(fileAccessLogPath)
 		switch {
-		case f.has(fileAccessLogFormat):
-			lf := f.sub(fileAccessLogFormat)
+		case f.Has(fileAccessLogFormat):
+			lf := f.Sub(fileAccessLogFormat)
 			format = func() (*accesslog.Format, error) { return parseLogFormatWire(lf) }
-		case f.has(fileAccessLogText):
-			text := f.str(fileAccessLogText)
+		case f.Has(fileAccessLogText):
+			text := f.Str(fileAccessLogText)
 			format = func() (*accesslog.Format, error) { return wrapFormat(accesslog.ParseText(text)) }
-		case f.has(fileAccessLogJSON):
-			b := f.msg(fileAccessLogJSON)
+		case f.Has(fileAccessLogJSON):
+			b := f.Bytes(fileAccessLogJSON)
 			format = func() (*accesslog.Format, error) { return jsonLogFormat(b) }
-		case f.has(fileAccessLogTypedJSON):
+		case f.Has(fileAccessLogTypedJSON):
 			return c, fmt.Errorf("access_log_format typed_json_format: not supported")
 		}
 	case anyIs(url, stdoutAccessLogName), anyIs(url, stderrAccessLogName):
-		di, path := int16(descStdoutAccessLog), "/dev/stdout"
+		di, path := descStdoutAccessLog, "/dev/stdout"
 		if anyIs(url, stderrAccessLogName) {
 			di, path = descStderrAccessLog, "/dev/stderr"
 		}
@@ -91,8 +92,8 @@ func parseAccessLogWire(l *wireMsg) (accesslog.Config, error) {
 			return c, err
 		}
 		c.Path = path
-		if s.has(streamAccessLogFormat) {
-			lf := s.sub(streamAccessLogFormat)
+		if s.Has(streamAccessLogFormat) {
+			lf := s.Sub(streamAccessLogFormat)
 			format = func() (*accesslog.Format, error) { return parseLogFormatWire(lf) }
 		}
 	default:
@@ -114,30 +115,30 @@ const envoyDefaultFormat = "[%START_TIME%] \"%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINA
 
 // parseLogFormatWire parses a SubstitutionFormatString (nil: Envoy's
 // default line).
-func parseLogFormatWire(s *wireMsg) (*accesslog.Format, error) {
+func parseLogFormatWire(s *pbwire.Msg) (*accesslog.Format, error) {
 	if s == nil {
 		return accesslog.ParseText(envoyDefaultFormat)
 	}
 	switch {
-	case s.u64(sfsOmitEmpty) != 0:
+	case s.U64(sfsOmitEmpty) != 0:
 		return nil, fmt.Errorf("log_format.omit_empty_values: not supported")
-	case s.str(sfsContentType) != "":
+	case s.Str(sfsContentType) != "":
 		return nil, fmt.Errorf("log_format.content_type: not supported")
-	case len(s.field(sfsFormatters)) > 0:
+	case len(s.Vals(sfsFormatters)) > 0:
 		return nil, fmt.Errorf("log_format.formatters: not supported")
 	}
 	// json_format_options.sort_properties: keys are always written sorted.
 	switch {
-	case s.has(sfsText):
-		return wrapFormat(accesslog.ParseText(s.str(sfsText)))
-	case s.has(sfsTextSource):
-		src := s.sub(sfsTextSource)
-		if !src.has(dsInlineString) {
+	case s.Has(sfsText):
+		return wrapFormat(accesslog.ParseText(s.Str(sfsText)))
+	case s.Has(sfsTextSource):
+		src := s.Sub(sfsTextSource)
+		if !src.Has(dsInlineString) {
 			return nil, fmt.Errorf("log_format.text_format_source: only inline_string is supported")
 		}
-		return wrapFormat(accesslog.ParseText(src.str(dsInlineString)))
-	case s.has(sfsJSON):
-		return jsonLogFormat(s.msg(sfsJSON))
+		return wrapFormat(accesslog.ParseText(src.Str(dsInlineString)))
+	case s.Has(sfsJSON):
+		return jsonLogFormat(s.Bytes(sfsJSON))
 	default:
 		return nil, fmt.Errorf("log_format: no format (text_format, text_format_source or json_format)")
 	}
@@ -148,16 +149,16 @@ func parseLogFormatWire(s *wireMsg) (*accesslog.Format, error) {
 // refused, the first in sorted order named.
 func jsonLogFormat(b []byte) (*accesslog.Format, error) {
 	st := decodeWire(descStruct, b)
-	keys, values := st.mapEntries(structFields)
+	keys, values := mapEntries(st, structFields)
 	fields := make(map[string]string, len(keys))
 	var bad []string
 	for i, k := range keys {
 		v := decodeWire(descValue, values[i])
-		if !v.has(valueStr) {
+		if !v.Has(valueStr) {
 			bad = append(bad, k)
 			continue
 		}
-		fields[k] = v.str(valueStr)
+		fields[k] = v.Str(valueStr)
 	}
 	if len(bad) > 0 {
 		sort.Strings(bad)

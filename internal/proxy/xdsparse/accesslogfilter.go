@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/mast-mesh/mast/internal/proxy/match"
+	"github.com/mast-mesh/mast/internal/proxy/pbwire"
 	"github.com/mast-mesh/mast/internal/telemetry"
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -29,23 +30,23 @@ const (
 // on what a record holds: status_code_filter, duration_filter,
 // response_flag_filter, header_filter, and and_filter / or_filter of them
 // (what mastd compiles the Telemetry API's CEL filters into).
-func parseAccessLogFilterWire(f *wireMsg) (func(*telemetry.Record) bool, error) {
+func parseAccessLogFilterWire(f *pbwire.Msg) (func(*telemetry.Record) bool, error) {
 	switch {
-	case f.has(alfStatusCode):
-		cmp, err := parseComparisonWire(f.sub(alfStatusCode).sub(statusComparison))
+	case f.Has(alfStatusCode):
+		cmp, err := parseComparisonWire(f.Sub(alfStatusCode).Sub(statusComparison))
 		if err != nil {
 			return nil, fmt.Errorf("status_code_filter: %w", err)
 		}
 		return func(r *telemetry.Record) bool { return cmp(int64(r.ResponseCode)) }, nil
-	case f.has(alfDuration):
-		cmp, err := parseComparisonWire(f.sub(alfDuration).sub(statusComparison))
+	case f.Has(alfDuration):
+		cmp, err := parseComparisonWire(f.Sub(alfDuration).Sub(statusComparison))
 		if err != nil {
 			return nil, fmt.Errorf("duration_filter: %w", err)
 		}
 		return func(r *telemetry.Record) bool { return cmp(r.Duration.Milliseconds()) }, nil
-	case f.has(alfResponseFlag):
+	case f.Has(alfResponseFlag):
 		var want telemetry.Flags
-		for i, code := range wireStrings(f.sub(alfResponseFlag), responseFlags) {
+		for i, code := range wireStrings(f.Sub(alfResponseFlag), responseFlags) {
 			fl, ok := telemetry.ParseFlag(code)
 			if !ok {
 				return nil, fmt.Errorf("response_flag_filter.flags[%d] %q: unknown flag", i, code)
@@ -56,10 +57,10 @@ func parseAccessLogFilterWire(f *wireMsg) (func(*telemetry.Record) bool, error) 
 			return func(r *telemetry.Record) bool { return r.Flags != 0 }, nil
 		}
 		return func(r *telemetry.Record) bool { return r.Flags&want != 0 }, nil
-	case f.has(alfAnd), f.has(alfOr):
-		subs, and := f.sub(alfOr).subs(orFilters), false
-		if f.has(alfAnd) {
-			subs, and = f.sub(alfAnd).subs(andFilters), true
+	case f.Has(alfAnd), f.Has(alfOr):
+		subs, and := f.Sub(alfOr).Subs(orFilters), false
+		if f.Has(alfAnd) {
+			subs, and = f.Sub(alfAnd).Subs(andFilters), true
 		}
 		var fs []func(*telemetry.Record) bool
 		for i, sub := range subs {
@@ -77,8 +78,8 @@ func parseAccessLogFilterWire(f *wireMsg) (func(*telemetry.Record) bool, error) 
 			}
 			return and
 		}, nil
-	case f.has(alfHeader):
-		m, err := match.DecodeHeader(f.sub(alfHeader).msg(headerFilterHeader))
+	case f.Has(alfHeader):
+		m, err := match.DecodeHeader(f.Sub(alfHeader).Bytes(headerFilterHeader))
 		if err != nil {
 			return nil, fmt.Errorf("header_filter: %w", err)
 		}
@@ -92,31 +93,31 @@ func parseAccessLogFilterWire(f *wireMsg) (func(*telemetry.Record) bool, error) 
 			}
 			return m.MatchValue(v, ok)
 		}, nil
-	case f.has(alfExtension):
+	case f.Has(alfExtension):
 		// CEL expression filters (what Istio's Telemetry API
 		// filter.expression becomes) are not evaluated by mast-proxy yet.
-		e := f.sub(alfExtension)
-		return nil, fmt.Errorf("extension_filter %q (%s): not supported", e.str(extName), typedConfig(e, extTypedConfig).GetTypeUrl())
+		e := f.Sub(alfExtension)
+		return nil, fmt.Errorf("extension_filter %q (%s): not supported", e.Str(extName), typedConfig(e, extTypedConfig).GetTypeUrl())
 	}
 	for _, o := range []struct {
 		num  protowire.Number
 		name string
 	}{{alfNotHealthCheck, "not_health_check_filter"}, {alfTraceable, "traceable_filter"}, {alfRuntime, "runtime_filter"},
 		{alfGrpcStatus, "grpc_status_filter"}, {alfMetadata, "metadata_filter"}, {alfLogType, "log_type_filter"}} {
-		if f.has(o.num) {
+		if f.Has(o.num) {
 			return nil, fmt.Errorf("%s: not supported", o.name)
 		}
 	}
 	return nil, fmt.Errorf("filter_specifier: missing")
 }
 
-func parseComparisonWire(c *wireMsg) (func(int64) bool, error) {
-	val := c.sub(cmpValue)
-	if val.str(runtimeKey) != "" {
+func parseComparisonWire(c *pbwire.Msg) (func(int64) bool, error) {
+	val := c.Sub(cmpValue)
+	if val.Str(runtimeKey) != "" {
 		return nil, fmt.Errorf("comparison.value.runtime_key: not supported")
 	}
-	v := int64(uint32(val.u64(runtimeDefault)))
-	switch op := int32(c.u64(cmpOp)); op {
+	v := int64(uint32(val.U64(runtimeDefault)))
+	switch op := int32(c.U64(cmpOp)); op {
 	case cmpEQ:
 		return func(x int64) bool { return x == v }, nil
 	case cmpGE:

@@ -10,9 +10,11 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/mast-mesh/mast/internal/proxy/pbwire"
 )
 
-// CDS resources are decoded from the wire (wiredesc.go), so that neither
+// CDS resources are decoded from the wire (wire.go, pbwire), so that neither
 // envoy.config.cluster.v3 nor envoy.config.endpoint.v3 nor
 // envoy.extensions.upstreams.http.v3 is linked into mast-proxy. The
 // generated path it replaced is kept in the tests as the oracle
@@ -69,15 +71,7 @@ const (
 )
 
 // lbPolicyName prints a Cluster.LbPolicy as the generated enum does.
-func lbPolicyName(v int32) string {
-	d := &wireDescs[descCluster]
-	for _, e := range wireEnums[d.fields[d.find(clLbPolicy)].msg].values {
-		if e.num == v {
-			return e.name
-		}
-	}
-	return fmt.Sprint(v)
-}
+func lbPolicyName(v int32) string { return descEnumName(&wireTable[descCluster], clLbPolicy, v) }
 
 // DecodeCluster decodes and parses an encoded Cluster, as a CDS response
 // carries it. It returns the cluster name whenever the message could be
@@ -87,7 +81,7 @@ func DecodeCluster(b []byte) (string, *Cluster, error) {
 		return "", nil, fmt.Errorf("cluster: decode: %w", err)
 	}
 	c := decodeWire(descCluster, b)
-	name := c.str(clName)
+	name := c.Str(clName)
 	if name == "" {
 		return "", nil, fmt.Errorf("cluster: name is empty")
 	}
@@ -98,16 +92,16 @@ func DecodeCluster(b []byte) (string, *Cluster, error) {
 	return name, out, nil
 }
 
-func parseClusterWire(c *wireMsg) (*Cluster, error) {
+func parseClusterWire(c *pbwire.Msg) (*Cluster, error) {
 	if err := checkWire(c, clusterRules); err != nil {
 		return nil, err
 	}
-	out := &Cluster{Name: c.str(clName), ConnectTimeout: 5 * time.Second, IdleTimeout: time.Hour, PanicThreshold: 50,
+	out := &Cluster{Name: c.Str(clName), ConnectTimeout: 5 * time.Second, IdleTimeout: time.Hour, PanicThreshold: 50,
 		MaxConnections: 1024, MaxPending: 1024, MaxRequests: 1024, MaxRetries: 3}
 	out.Services = istioServices(c)
 	switch {
-	case c.has(clType):
-		switch t := int32(c.u64(clType)); t {
+	case c.Has(clType):
+		switch t := int32(c.U64(clType)); t {
 		case cdtStatic:
 			out.Type = Static
 		case cdtStrictDNS:
@@ -121,29 +115,29 @@ func parseClusterWire(c *wireMsg) (*Cluster, error) {
 		default:
 			return nil, fmt.Errorf("type %d: not supported", t)
 		}
-	case c.has(clClusterType):
+	case c.Has(clClusterType):
 		return nil, fmt.Errorf("cluster_type: custom cluster types are not supported")
 	default:
 		out.Type = Static
 	}
 	if out.Type == EDS {
-		ec := c.sub(clEDS)
-		out.EDSName = ec.str(edsServiceName)
+		ec := c.Sub(clEDS)
+		out.EDSName = ec.Str(edsServiceName)
 		if out.EDSName == "" {
 			out.EDSName = out.Name
 		}
-		if cs := ec.sub(edsConfig); ec.has(edsConfig) && !cs.has(csADS) &&
-			(cs.has(csPath) || cs.has(csAPIConfigSource) || cs.has(csSelf) || cs.has(csPathConfigSource)) {
+		if cs := ec.Sub(edsConfig); ec.Has(edsConfig) && !cs.Has(csADS) &&
+			(cs.Has(csPath) || cs.Has(csAPIConfigSource) || cs.Has(csSelf) || cs.Has(csPathConfigSource)) {
 			return nil, fmt.Errorf("eds_cluster_config.eds_config: only ADS is supported")
 		}
 	}
-	if c.has(clConnectTimeout) {
-		out.ConnectTimeout = wireDuration(c.msg(clConnectTimeout))
+	if c.Has(clConnectTimeout) {
+		out.ConnectTimeout = wireDuration(c.Bytes(clConnectTimeout))
 		if out.ConnectTimeout <= 0 {
 			return nil, fmt.Errorf("connect_timeout: must be > 0")
 		}
 	}
-	if c.has(clLoadBalancingPolicy) {
+	if c.Has(clLoadBalancingPolicy) {
 		return nil, fmt.Errorf("load_balancing_policy: typed policies are not supported; use lb_policy")
 	}
 	if err := parseLbPolicyWire(c, out); err != nil {
@@ -154,35 +148,35 @@ func parseClusterWire(c *wireMsg) (*Cluster, error) {
 		return nil, err
 	}
 	out.SlowStart = ss
-	cb := c.sub(clCircuitBreakers)
-	for _, th := range cb.subs(cbThresholds) {
-		if th.u64(thPriority) != 0 { // RoutingPriority DEFAULT
+	cb := c.Sub(clCircuitBreakers)
+	for _, th := range cb.Subs(cbThresholds) {
+		if th.U64(thPriority) != 0 { // RoutingPriority DEFAULT
 			continue
 		}
 		out.MaxConnections = wrapperU32(th, thMaxConnections, out.MaxConnections)
 		out.MaxPending = wrapperU32(th, thMaxPending, out.MaxPending)
 		out.MaxRequests = wrapperU32(th, thMaxRequests, out.MaxRequests)
 		out.MaxRetries = wrapperU32(th, thMaxRetries, out.MaxRetries)
-		if th.has(thRetryBudget) {
-			if out.RetryBudget, err = parseRetryBudget(th.sub(thRetryBudget)); err != nil {
+		if th.Has(thRetryBudget) {
+			if out.RetryBudget, err = parseRetryBudget(th.Sub(thRetryBudget)); err != nil {
 				return nil, err
 			}
 		}
 	}
-	if c.has(clHTTP2) {
+	if c.Has(clHTTP2) {
 		out.HTTP2 = true
-		h2, err := parseH2Wire(c.sub(clHTTP2))
+		h2, err := parseH2Wire(c.Sub(clHTTP2))
 		if err != nil {
 			return nil, err
 		}
 		out.H2 = h2
 	}
-	common := c.sub(clCommonHTTP)
-	if common.has(hpoIdleTimeout) {
-		out.IdleTimeout = wireDuration(common.msg(hpoIdleTimeout))
+	common := c.Sub(clCommonHTTP)
+	if common.Has(hpoIdleTimeout) {
+		out.IdleTimeout = wireDuration(common.Bytes(hpoIdleTimeout))
 	}
-	if common.has(hpoMaxConnectionDuration) {
-		out.MaxConnectionDuration = wireDuration(common.msg(hpoMaxConnectionDuration))
+	if common.Has(hpoMaxConnectionDuration) {
+		out.MaxConnectionDuration = wireDuration(common.Bytes(hpoMaxConnectionDuration))
 	}
 	// common_http_protocol_options.max_requests_per_connection takes
 	// precedence over the deprecated Cluster field, as in Envoy.
@@ -196,38 +190,38 @@ func parseClusterWire(c *wireMsg) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	var matchSockets []*wireMsg
-	for _, m := range c.subs(clTLSMatches) {
+	var matchSockets []*pbwire.Msg
+	for _, m := range c.Subs(clTLSMatches) {
 		matchSockets = append(matchSockets, transportSocket(m, tsmTransportSocket))
 	}
 	if out.ProxyProtocol, err = clusterProxyProtocolWire(ts, matchSockets); err != nil {
 		return nil, err
 	}
 	out.TLS = tc
-	if ms := c.subs(clTLSMatches); len(ms) > 0 {
+	if ms := c.Subs(clTLSMatches); len(ms) > 0 {
 		if out.TLSMatches, err = parseTransportSocketMatchesWire(ms); err != nil {
 			return nil, err
 		}
 	}
-	if c.has(clCommonLb) {
-		lc := c.sub(clCommonLb)
-		if lc.has(lbPanicThreshold) {
-			p := lc.sub(lbPanicThreshold)
-			v := math.Float64frombits(p.u64(percentValue))
+	if c.Has(clCommonLb) {
+		lc := c.Sub(clCommonLb)
+		if lc.Has(lbPanicThreshold) {
+			p := lc.Sub(lbPanicThreshold)
+			v := math.Float64frombits(p.U64(percentValue))
 			if !(v >= 0 && v <= 100) {
 				return nil, fmt.Errorf("common_lb_config.healthy_panic_threshold %v: want 0-100", v)
 			}
 			out.PanicThreshold = v
 		}
 		switch {
-		case lc.has(lbLocalityWeighted):
+		case lc.Has(lbLocalityWeighted):
 			out.LocalityWeighted = true
-		case lc.has(lbZoneAware):
+		case lc.Has(lbZoneAware):
 			return nil, fmt.Errorf("common_lb_config: zone_aware_lb_config is not supported (locality_weighted_lb_config is)")
 		}
 	}
-	if uc := c.sub(clUpstreamConn); uc.has(ucoTCPKeepalive) {
-		ka := uc.sub(ucoTCPKeepalive)
+	if uc := c.Sub(clUpstreamConn); uc.Has(ucoTCPKeepalive) {
+		ka := uc.Sub(ucoTCPKeepalive)
 		out.Keepalive = &TCPKeepalive{Probes: int(wrapperU32(ka, tkaProbes, 0)),
 			Idle:     time.Duration(wrapperU32(ka, tkaTime, 0)) * time.Second,
 			Interval: time.Duration(wrapperU32(ka, tkaInterval, 0)) * time.Second}
@@ -236,14 +230,14 @@ func parseClusterWire(c *wireMsg) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	if c.has(clOutlier) {
-		if out.Outlier, err = parseOutlierWire(c.sub(clOutlier)); err != nil {
+	if c.Has(clOutlier) {
+		if out.Outlier, err = parseOutlierWire(c.Sub(clOutlier)); err != nil {
 			return nil, err
 		}
 		out.Outlier.Latency = lat
 	}
-	if c.has(clLoadAssignment) {
-		es, err := decodeEndpointSet(c.msg(clLoadAssignment))
+	if c.Has(clLoadAssignment) {
+		es, err := decodeEndpointSet(c.Bytes(clLoadAssignment))
 		if err != nil {
 			return nil, fmt.Errorf("load_assignment: %v", err)
 		}
@@ -260,8 +254,8 @@ func parseClusterWire(c *wireMsg) (*Cluster, error) {
 	return out, nil
 }
 
-func parseLbPolicyWire(c *wireMsg, out *Cluster) error {
-	switch p := int32(c.u64(clLbPolicy)); p {
+func parseLbPolicyWire(c *pbwire.Msg, out *Cluster) error {
+	switch p := int32(c.U64(clLbPolicy)); p {
 	case lbpRoundRobin:
 		out.LB = RoundRobin
 	case lbpLeastRequest:
@@ -270,14 +264,14 @@ func parseLbPolicyWire(c *wireMsg, out *Cluster) error {
 		out.LB = Random
 	case lbpRingHash:
 		out.LB = RingHash
-		ring := c.sub(clRingHash)
+		ring := c.Sub(clRingHash)
 		out.RingSize = wrapperU64(ring, ringMinimumSize, 1024)
 		if out.RingSize == 0 || out.RingSize > 1<<23 {
 			return fmt.Errorf("ring_hash_lb_config.minimum_ring_size %d: want 1-8388608", out.RingSize)
 		}
 	case lbpMaglev:
 		out.LB = Maglev
-		mg := c.sub(clMaglev)
+		mg := c.Sub(clMaglev)
 		out.RingSize = wrapperU64(mg, maglevTableSize, 65537)
 		if !isPrime(out.RingSize) || out.RingSize > 5000011 {
 			return fmt.Errorf("maglev_lb_config.table_size %d: must be a prime <= 5000011", out.RingSize)
@@ -292,8 +286,8 @@ func parseLbPolicyWire(c *wireMsg, out *Cluster) error {
 
 // parseProtocolOptionsWire reads typed_extension_protocol_options: only
 // the upstream HttpProtocolOptions are known.
-func parseProtocolOptionsWire(c *wireMsg, out *Cluster) error {
-	keys, values := c.mapEntries(clTypedExtOptions)
+func parseProtocolOptionsWire(c *pbwire.Msg, out *Cluster) error {
+	keys, values := mapEntries(c, clTypedExtOptions)
 	var po []byte
 	found := false
 	for i, k := range keys {
@@ -316,17 +310,17 @@ func parseProtocolOptionsWire(c *wireMsg, out *Cluster) error {
 	if err := checkWire(m, clusterRules); err != nil {
 		return fmt.Errorf("typed_extension_protocol_options[%s]: %v", httpProtocolOptionsName, err)
 	}
-	explicit := m.sub(upoExplicit)
-	h2 := explicit.has(upoHTTP2)
-	h2opts := explicit.sub(upoHTTP2)
-	if m.has(upoExplicit) {
+	explicit := m.Sub(upoExplicit)
+	h2 := explicit.Has(upoHTTP2)
+	h2opts := explicit.Sub(upoHTTP2)
+	if m.Has(upoExplicit) {
 		out.HTTP2 = h2
 	}
 	for _, alt := range []protowire.Number{upoUseDownstream, upoAuto} {
-		if !h2 && m.has(alt) {
-			cfg := m.sub(alt)
-			if h2 = cfg.has(upoHTTP2); h2 {
-				h2opts = cfg.sub(upoHTTP2)
+		if !h2 && m.Has(alt) {
+			cfg := m.Sub(alt)
+			if h2 = cfg.Has(upoHTTP2); h2 {
+				h2opts = cfg.Sub(upoHTTP2)
 			}
 		}
 	}
@@ -337,19 +331,19 @@ func parseProtocolOptionsWire(c *wireMsg, out *Cluster) error {
 		}
 		out.H2 = o
 	}
-	if m.has(upoUseDownstream) || m.has(upoAuto) {
+	if m.Has(upoUseDownstream) || m.Has(upoAuto) {
 		out.UseDownstreamProtocol = true
 	}
-	common := m.sub(upoCommon)
-	if common.has(hpoIdleTimeout) {
-		out.IdleTimeout = wireDuration(common.msg(hpoIdleTimeout))
+	common := m.Sub(upoCommon)
+	if common.Has(hpoIdleTimeout) {
+		out.IdleTimeout = wireDuration(common.Bytes(hpoIdleTimeout))
 	}
-	if common.has(hpoMaxConnectionDuration) {
-		out.MaxConnectionDuration = wireDuration(common.msg(hpoMaxConnectionDuration))
+	if common.Has(hpoMaxConnectionDuration) {
+		out.MaxConnectionDuration = wireDuration(common.Bytes(hpoMaxConnectionDuration))
 	}
 	out.MaxRequestsPerConn = wrapperU32(common, hpoMaxRequestsPerConn, out.MaxRequestsPerConn)
-	if od := m.sub(upoOutlier); od.has(uodErrorMatcher) {
-		codes, err := parseOutlierErrorMatcher(od.sub(uodErrorMatcher))
+	if od := m.Sub(upoOutlier); od.Has(uodErrorMatcher) {
+		codes, err := parseOutlierErrorMatcher(od.Sub(uodErrorMatcher))
 		if err != nil {
 			return fmt.Errorf("typed_extension_protocol_options[%s]: %v", httpProtocolOptionsName, err)
 		}
@@ -360,18 +354,18 @@ func parseProtocolOptionsWire(c *wireMsg, out *Cluster) error {
 
 // parseRetryBudget reads a circuit breaker threshold's retry_budget with
 // Envoy's defaults (20 %, at least 3).
-func parseRetryBudget(rb *wireMsg) (*RetryBudget, error) {
+func parseRetryBudget(rb *pbwire.Msg) (*RetryBudget, error) {
 	b := &RetryBudget{Percent: 20, MinConcurrency: 3}
-	if rb.has(rbPercent) {
-		p := rb.sub(rbPercent)
-		b.Percent = math.Float64frombits(p.u64(percentValue))
+	if rb.Has(rbPercent) {
+		p := rb.Sub(rbPercent)
+		b.Percent = math.Float64frombits(p.U64(percentValue))
 	}
 	if !(b.Percent >= 0 && b.Percent <= 100) {
 		return nil, fmt.Errorf("circuit_breakers retry_budget.budget_percent %v: must be in 0..100", b.Percent)
 	}
 	b.MinConcurrency = wrapperU32(rb, rbMinConcurrency, b.MinConcurrency)
-	if rb.has(rbInterval) {
-		if b.Interval = wireDuration(rb.msg(rbInterval)); b.Interval < 0 {
+	if rb.Has(rbInterval) {
+		if b.Interval = wireDuration(rb.Bytes(rbInterval)); b.Interval < 0 {
 			return nil, fmt.Errorf("circuit_breakers retry_budget.budget_interval: negative")
 		}
 	}
@@ -426,14 +420,14 @@ func validFullName(s string) bool {
 }
 
 // parseH2Wire reads the honoured Http2ProtocolOptions fields.
-func parseH2Wire(o *wireMsg) (H2Options, error) {
+func parseH2Wire(o *pbwire.Msg) (H2Options, error) {
 	var out H2Options
 	out.MaxConcurrentStreams = wrapperU32(o, h2oMaxConcurrentStreams, 0)
-	if o.has(h2oConnectionKeepalive) {
-		ka := o.sub(h2oConnectionKeepalive)
-		out.KeepaliveInterval = wireDuration(ka.msg(kaInterval))
-		out.KeepaliveTimeout = wireDuration(ka.msg(kaTimeout))
-		if !ka.has(kaTimeout) || out.KeepaliveTimeout < time.Millisecond {
+	if o.Has(h2oConnectionKeepalive) {
+		ka := o.Sub(h2oConnectionKeepalive)
+		out.KeepaliveInterval = wireDuration(ka.Bytes(kaInterval))
+		out.KeepaliveTimeout = wireDuration(ka.Bytes(kaTimeout))
+		if !ka.Has(kaTimeout) || out.KeepaliveTimeout < time.Millisecond {
 			return out, fmt.Errorf("http2_protocol_options.connection_keepalive.timeout: required, at least 1ms")
 		}
 		if out.KeepaliveInterval < 0 {
@@ -446,7 +440,7 @@ func parseH2Wire(o *wireMsg) (H2Options, error) {
 // parseOutlierWire reads outlier_detection with Envoy's defaults.
 // Success-rate and failure-percentage ejection are not implemented (Istio
 // disables the former and never sets the latter).
-func parseOutlierWire(od *wireMsg) (*OutlierDetection, error) {
+func parseOutlierWire(od *pbwire.Msg) (*OutlierDetection, error) {
 	out := &OutlierDetection{
 		Consecutive5xx:     wrapperU32(od, odConsecutive5xx, 5),
 		Enforcing5xx:       wrapperU32(od, odEnforcing5xx, 100),
@@ -456,7 +450,7 @@ func parseOutlierWire(od *wireMsg) (*OutlierDetection, error) {
 		BaseEjectionTime:   30 * time.Second,
 		MaxEjectionTime:    300 * time.Second,
 	}
-	if od.u64(odSplitLocal) != 0 {
+	if od.U64(odSplitLocal) != 0 {
 		// The local-origin counters take effect only when split.
 		out.SplitLocalOrigin = true
 		out.ConsecutiveLocal = wrapperU32(od, odConsecutiveLO, 5)
@@ -465,8 +459,8 @@ func parseOutlierWire(od *wireMsg) (*OutlierDetection, error) {
 	if v := wrapperU32(od, odEnforcingSuccessRate, 0); v != 0 {
 		return nil, fmt.Errorf("outlier_detection.enforcing_success_rate %d: success-rate ejection is not supported by mast-proxy; set 0", v)
 	}
-	if od.has(odInterval) {
-		if out.Interval = wireDuration(od.msg(odInterval)); out.Interval <= 0 {
+	if od.Has(odInterval) {
+		if out.Interval = wireDuration(od.Bytes(odInterval)); out.Interval <= 0 {
 			return nil, fmt.Errorf("outlier_detection.interval: must be > 0")
 		}
 	}
@@ -479,13 +473,13 @@ func parseOutlierWire(od *wireMsg) (*OutlierDetection, error) {
 			return nil, fmt.Errorf("outlier_detection.%s %d: over 100", p.name, p.v)
 		}
 	}
-	if od.has(odBaseEjection) {
-		if out.BaseEjectionTime = wireDuration(od.msg(odBaseEjection)); out.BaseEjectionTime <= 0 {
+	if od.Has(odBaseEjection) {
+		if out.BaseEjectionTime = wireDuration(od.Bytes(odBaseEjection)); out.BaseEjectionTime <= 0 {
 			return nil, fmt.Errorf("outlier_detection.base_ejection_time: must be > 0")
 		}
 	}
-	if od.has(odMaxEjectionTime) {
-		if out.MaxEjectionTime = wireDuration(od.msg(odMaxEjectionTime)); out.MaxEjectionTime <= 0 {
+	if od.Has(odMaxEjectionTime) {
+		if out.MaxEjectionTime = wireDuration(od.Bytes(odMaxEjectionTime)); out.MaxEjectionTime <= 0 {
 			return nil, fmt.Errorf("outlier_detection.max_ejection_time: must be > 0")
 		}
 	}
@@ -494,13 +488,13 @@ func parseOutlierWire(od *wireMsg) (*OutlierDetection, error) {
 }
 
 // parseTransportSocketMatchesWire parses a cluster's transport_socket_matches.
-func parseTransportSocketMatchesWire(ms []*wireMsg) ([]TransportSocketMatch, error) {
+func parseTransportSocketMatchesWire(ms []*pbwire.Msg) ([]TransportSocketMatch, error) {
 	out := make([]TransportSocketMatch, 0, len(ms))
 	for i, m := range ms {
-		name := m.str(tsmName)
+		name := m.Str(tsmName)
 		tm := TransportSocketMatch{Name: name, Match: map[string]string{}}
 		var match structpb.Struct
-		if err := proto.Unmarshal(m.msg(tsmMatch), &match); err != nil {
+		if err := proto.Unmarshal(m.Bytes(tsmMatch), &match); err != nil {
 			return nil, fmt.Errorf("transport_socket_matches[%d] %q: match: %w", i, name, err)
 		}
 		for k, v := range match.GetFields() {
@@ -520,25 +514,25 @@ func parseTransportSocketMatchesWire(ms []*wireMsg) ([]TransportSocketMatch, err
 }
 
 // istioServices reads the hosts of metadata istio.services[].
-func istioServices(c *wireMsg) []string {
-	if !c.has(clMetadata) {
+func istioServices(c *pbwire.Msg) []string {
+	if !c.Has(clMetadata) {
 		return nil
 	}
-	istio := c.sub(clMetadata).mapValue(mdFilterMetadata, "istio")
+	istio := mapMsg(c.Sub(clMetadata), mdFilterMetadata, "istio")
 	if istio == nil {
 		return nil
 	}
-	services := istio.mapValue(structFields, "services")
-	if services == nil || !services.has(valueList) {
+	services := mapMsg(istio, structFields, "services")
+	if services == nil || !services.Has(valueList) {
 		return nil
 	}
 	var out []string
-	for _, v := range services.sub(valueList).subs(listValues) {
-		if !v.has(valueStruct) {
+	for _, v := range services.Sub(valueList).Subs(listValues) {
+		if !v.Has(valueStruct) {
 			continue
 		}
-		if h := v.sub(valueStruct).mapValue(structFields, "host"); h != nil && h.str(valueStr) != "" {
-			out = append(out, h.str(valueStr))
+		if h := mapMsg(v.Sub(valueStruct), structFields, "host"); h != nil && h.Str(valueStr) != "" {
+			out = append(out, h.Str(valueStr))
 		}
 	}
 	return out
@@ -546,12 +540,12 @@ func istioServices(c *wireMsg) []string {
 
 // filterMetadata returns the cluster's metadata.filter_metadata[key]
 // (false when absent).
-func filterMetadata(c *wireMsg, key string) (*structpb.Struct, bool, error) {
-	if !c.has(clMetadata) {
+func filterMetadata(c *pbwire.Msg, key string) (*structpb.Struct, bool, error) {
+	if !c.Has(clMetadata) {
 		return nil, false, nil
 	}
-	md := c.sub(clMetadata)
-	keys, values := md.mapEntries(mdFilterMetadata)
+	md := c.Sub(clMetadata)
+	keys, values := mapEntries(md, mdFilterMetadata)
 	for i, k := range keys {
 		if k == key {
 			var s structpb.Struct
@@ -582,12 +576,12 @@ func wireDuration(b []byte) time.Duration {
 }
 
 // wrapperU64 returns a google.protobuf.UInt64Value field's value, def when absent.
-func wrapperU64(m *wireMsg, num protowire.Number, def uint64) uint64 {
-	if !m.has(num) {
+func wrapperU64(m *pbwire.Msg, num protowire.Number, def uint64) uint64 {
+	if !m.Has(num) {
 		return def
 	}
 	var v uint64
-	eachField(m.msg(num), func(f wireField) error {
+	eachField(m.Bytes(num), func(f wireField) error {
 		if f.num == wrapperValue && f.typ == protowire.VarintType {
 			v = f.v
 		}
@@ -597,6 +591,6 @@ func wrapperU64(m *wireMsg, num protowire.Number, def uint64) uint64 {
 }
 
 // wrapperU32 returns a google.protobuf.UInt32Value field's value, def when absent.
-func wrapperU32(m *wireMsg, num protowire.Number, def uint32) uint32 {
+func wrapperU32(m *pbwire.Msg, num protowire.Number, def uint32) uint32 {
 	return uint32(wrapperU64(m, num, uint64(def)))
 }

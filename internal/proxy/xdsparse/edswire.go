@@ -126,7 +126,7 @@ func eachField(b []byte, fn func(f wireField) error) error {
 }
 
 // str returns a string field's value; proto3 strings must be UTF-8.
-func (f wireField) str(name string) (string, error) {
+func (f wireField) text(name string) (string, error) {
 	if err := f.utf8(name); err != nil {
 		return "", err
 	}
@@ -303,7 +303,7 @@ func (c *claWire) decode(b []byte) error {
 		var err error
 		switch f.num {
 		case claClusterName:
-			c.name, err = f.str("cluster_name")
+			c.name, err = f.text("cluster_name")
 		case claEndpoints:
 			c.localities = append(c.localities, localityWire{})
 			err = c.localities[len(c.localities)-1].decode(f.b)

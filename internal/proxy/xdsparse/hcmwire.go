@@ -8,9 +8,10 @@ import (
 	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"github.com/mast-mesh/mast/internal/proxy/filter/builtin"
 	"github.com/mast-mesh/mast/internal/proxy/pathnorm"
+	"github.com/mast-mesh/mast/internal/proxy/pbwire"
 )
 
-// The HttpConnectionManager is decoded from the wire (wiredesc.go) with
+// The HttpConnectionManager is decoded from the wire (wire.go, pbwire) with
 // everything it reaches: the inline route configuration, the HTTP
 // filters' entries, access logs and their filters, tracing and the
 // tracers' configs; so http_connection_manager/v3, accesslog/v3, trace/v3
@@ -65,12 +66,12 @@ func DecodeHTTPManager(b []byte) (*HTTPManager, error) {
 	return parseHTTPManagerWire(decodeWire(descHTTPConnectionManager, b))
 }
 
-func parseHTTPManagerWire(h *wireMsg) (*HTTPManager, error) {
+func parseHTTPManagerWire(h *pbwire.Msg) (*HTTPManager, error) {
 	if err := checkWire(h, hcmRules); err != nil {
 		return nil, err
 	}
 	m := &HTTPManager{
-		StatPrefix:             h.str(hcmStatPrefix),
+		StatPrefix:             h.Str(hcmStatPrefix),
 		MaxRequestHeadersBytes: 60 * 1024,
 		MaxHeadersCount:        100,
 		MaxConcurrentStreams:   100,
@@ -81,14 +82,14 @@ func parseHTTPManagerWire(h *wireMsg) (*HTTPManager, error) {
 		ConnBufferLimit:        DefaultConnBufferLimit,
 		GenerateRequestID:      true,
 		UseRemoteAddress:       wireBool(h, hcmUseRemoteAddress, false),
-		XffTrustedHops:         uint32(h.u64(hcmXffTrustedHops)),
-		SkipXffAppend:          h.u64(hcmSkipXffAppend) != 0,
-		PreserveRequestID:      h.u64(hcmPreserveRequestID) != 0,
-		ServerName:             h.str(hcmServerName),
+		XffTrustedHops:         uint32(h.U64(hcmXffTrustedHops)),
+		SkipXffAppend:          h.U64(hcmSkipXffAppend) != 0,
+		PreserveRequestID:      h.U64(hcmPreserveRequestID) != 0,
+		ServerName:             h.Str(hcmServerName),
 	}
 	m.PathNorm.NormalizePath = wireBool(h, hcmNormalizePath, false)
-	m.PathNorm.MergeSlashes = h.u64(hcmMergeSlashes) != 0
-	switch a := int32(h.u64(hcmEscapedSlashes)); a {
+	m.PathNorm.MergeSlashes = h.U64(hcmMergeSlashes) != 0
+	switch a := int32(h.U64(hcmEscapedSlashes)); a {
 	case escapedDefault, escapedKeep:
 	case escapedReject:
 		m.PathNorm.EscapedSlashes = pathnorm.RejectEscapedSlashes
@@ -99,20 +100,20 @@ func parseHTTPManagerWire(h *wireMsg) (*HTTPManager, error) {
 	default:
 		return nil, fmt.Errorf("path_with_escaped_slashes_action %s: unknown", enumName(h, hcmEscapedSlashes, a))
 	}
-	if h.has(hcmPathNormOptions) {
+	if h.Has(hcmPathNormOptions) {
 		return nil, fmt.Errorf("path_normalization_options: not supported")
 	}
 	if err := parseXFCCWire(h, m); err != nil {
 		return nil, err
 	}
-	for i, c := range h.sub(hcmInternalAddress).subs(iacCidrRanges) {
-		p, err := parseCIDR(c.str(cidrPrefix), wireU32Value(c, cidrLen))
+	for i, c := range h.Sub(hcmInternalAddress).Subs(iacCidrRanges) {
+		p, err := parseCIDR(c.Str(cidrPrefix), wireU32Value(c, cidrLen))
 		if err != nil {
 			return nil, fmt.Errorf("internal_address_config.cidr_ranges[%d]: %w", i, err)
 		}
 		m.InternalCIDRs = append(m.InternalCIDRs, p)
 	}
-	switch c := int32(h.u64(hcmCodecType)); c {
+	switch c := int32(h.U64(hcmCodecType)); c {
 	case codecHTTP1:
 		m.CodecHTTP1Only = true
 	case codecHTTP2:
@@ -122,14 +123,14 @@ func parseHTTPManagerWire(h *wireMsg) (*HTTPManager, error) {
 		return nil, fmt.Errorf("codec_type %s: not supported", enumName(h, hcmCodecType, c))
 	}
 	switch {
-	case h.has(hcmRds):
-		name := h.sub(hcmRds).str(rdsRouteConfigName)
+	case h.Has(hcmRds):
+		name := h.Sub(hcmRds).Str(rdsRouteConfigName)
 		if name == "" {
 			return nil, fmt.Errorf("rds.route_config_name: empty")
 		}
 		m.RDSName = name
-	case h.has(hcmRouteConfig):
-		_, t, err := DecodeRouteConfiguration(h.msg(hcmRouteConfig))
+	case h.Has(hcmRouteConfig):
+		_, t, err := DecodeRouteConfiguration(h.Bytes(hcmRouteConfig))
 		if err != nil {
 			return nil, fmt.Errorf("route_config: %w", err)
 		}
@@ -137,47 +138,47 @@ func parseHTTPManagerWire(h *wireMsg) (*HTTPManager, error) {
 	default:
 		return nil, fmt.Errorf("rds or route_config: missing")
 	}
-	if h.has(hcmMaxRequestHeadersKb) {
+	if h.Has(hcmMaxRequestHeadersKb) {
 		v := wrapperU32(h, hcmMaxRequestHeadersKb, 0)
 		if v == 0 || v > 8192 {
 			return nil, fmt.Errorf("max_request_headers_kb %d: want 1-8192", v)
 		}
 		m.MaxRequestHeadersBytes = int(v) * 1024
 	}
-	if h.has(hcmCommonHTTPOptions) {
-		o := h.sub(hcmCommonHTTPOptions)
-		if o.has(hpoIdleTimeout) {
-			m.IdleTimeout = wireDuration(o.msg(hpoIdleTimeout))
+	if h.Has(hcmCommonHTTPOptions) {
+		o := h.Sub(hcmCommonHTTPOptions)
+		if o.Has(hpoIdleTimeout) {
+			m.IdleTimeout = wireDuration(o.Bytes(hpoIdleTimeout))
 		}
 		if n := wrapperU32(o, hpoMaxHeadersCount, 0); n > 0 {
 			m.MaxHeadersCount = int(n)
 		}
-		if o.has(hpoMaxConnectionDuration) {
-			m.MaxConnectionDuration = wireDuration(o.msg(hpoMaxConnectionDuration))
+		if o.Has(hpoMaxConnectionDuration) {
+			m.MaxConnectionDuration = wireDuration(o.Bytes(hpoMaxConnectionDuration))
 		}
 	}
-	if n := wrapperU32(h.sub(hcmHTTP2Options), h2oMaxConcurrentStreams, 0); n > 0 && n < m.MaxConcurrentStreams {
+	if n := wrapperU32(h.Sub(hcmHTTP2Options), h2oMaxConcurrentStreams, 0); n > 0 && n < m.MaxConcurrentStreams {
 		m.MaxConcurrentStreams = n
 	}
-	if h.has(hcmStreamIdleTimeout) {
-		m.StreamIdleTimeout = wireDuration(h.msg(hcmStreamIdleTimeout))
+	if h.Has(hcmStreamIdleTimeout) {
+		m.StreamIdleTimeout = wireDuration(h.Bytes(hcmStreamIdleTimeout))
 	}
-	if h.has(hcmRequestTimeout) {
-		m.RequestTimeout = wireDuration(h.msg(hcmRequestTimeout))
+	if h.Has(hcmRequestTimeout) {
+		m.RequestTimeout = wireDuration(h.Bytes(hcmRequestTimeout))
 	}
-	if d := wireDuration(h.msg(hcmRequestHeadersTimeout)); h.has(hcmRequestHeadersTimeout) && d > 0 {
+	if d := wireDuration(h.Bytes(hcmRequestHeadersTimeout)); h.Has(hcmRequestHeadersTimeout) && d > 0 {
 		m.RequestHeadersTimeout = d
 	}
-	if h.has(hcmDrainTimeout) {
-		m.DrainTimeout = wireDuration(h.msg(hcmDrainTimeout))
+	if h.Has(hcmDrainTimeout) {
+		m.DrainTimeout = wireDuration(h.Bytes(hcmDrainTimeout))
 	}
 	m.GenerateRequestID = wireBool(h, hcmGenerateRequestID, true)
-	for i, u := range h.subs(hcmUpgradeConfigs) {
-		t := strings.ToLower(u.str(upType))
+	for i, u := range h.Subs(hcmUpgradeConfigs) {
+		t := strings.ToLower(u.Str(upType))
 		if t == "" {
 			return nil, fmt.Errorf("upgrade_configs[%d].upgrade_type: empty", i)
 		}
-		for j, f := range u.subs(upFilters) {
+		for j, f := range u.Subs(upFilters) {
 			hf := httpFilterWire(f)
 			if !isRouter(&hf) && !hf.IsOptional {
 				return nil, fmt.Errorf("upgrade_configs[%d] %q: filters[%d] %q: not supported", i, t, j, hf.Name)
@@ -189,7 +190,7 @@ func parseHTTPManagerWire(h *wireMsg) (*HTTPManager, error) {
 		m.Upgrades[t] = wireBool(u, upEnabled, true)
 	}
 	var filters []filter.HTTPFilterConfig
-	for _, f := range h.subs(hcmHTTPFilters) {
+	for _, f := range h.Subs(hcmHTTPFilters) {
 		filters = append(filters, httpFilterWire(f))
 	}
 	if len(filters) == 0 || !isRouter(&filters[len(filters)-1]) {
@@ -218,11 +219,11 @@ func parseHTTPManagerWire(h *wireMsg) (*HTTPManager, error) {
 		return nil, err
 	}
 	m.Filters = chain
-	if m.AccessLogs, err = parseAccessLogsWire(h.subs(hcmAccessLog)); err != nil {
+	if m.AccessLogs, err = parseAccessLogsWire(h.Subs(hcmAccessLog)); err != nil {
 		return nil, err
 	}
-	if h.has(hcmTracing) {
-		if m.Tracing, err = parseTracingWire(h.sub(hcmTracing)); err != nil {
+	if h.Has(hcmTracing) {
+		if m.Tracing, err = parseTracingWire(h.Sub(hcmTracing)); err != nil {
 			return nil, err
 		}
 	}
@@ -230,9 +231,9 @@ func parseHTTPManagerWire(h *wireMsg) (*HTTPManager, error) {
 }
 
 // httpFilterWire reads one http_filters entry.
-func httpFilterWire(f *wireMsg) filter.HTTPFilterConfig {
-	return filter.HTTPFilterConfig{Name: f.str(hfName), TypedConfig: typedConfig(f, hfTypedConfig),
-		IsOptional: f.u64(hfIsOptional) != 0, Disabled: f.u64(hfDisabled) != 0, ConfigDiscovery: f.has(hfConfigDiscovery)}
+func httpFilterWire(f *pbwire.Msg) filter.HTTPFilterConfig {
+	return filter.HTTPFilterConfig{Name: f.Str(hfName), TypedConfig: typedConfig(f, hfTypedConfig),
+		IsOptional: f.U64(hfIsOptional) != 0, Disabled: f.U64(hfDisabled) != 0, ConfigDiscovery: f.Has(hfConfigDiscovery)}
 }
 
 func isRouter(f *filter.HTTPFilterConfig) bool {
@@ -244,8 +245,8 @@ func isRouter(f *filter.HTTPFilterConfig) bool {
 
 // parseXFCCWire reads forward_client_cert_details and
 // set_current_client_cert_details.
-func parseXFCCWire(h *wireMsg, m *HTTPManager) error {
-	switch v := int32(h.u64(hcmForwardClientCert)); v {
+func parseXFCCWire(h *pbwire.Msg, m *HTTPManager) error {
+	switch v := int32(h.U64(hcmForwardClientCert)); v {
 	case fccSanitize:
 		m.ForwardClientCert = FCCSanitize
 	case fccForwardOnly:
@@ -259,12 +260,12 @@ func parseXFCCWire(h *wireMsg, m *HTTPManager) error {
 	default:
 		return fmt.Errorf("forward_client_cert_details %s: not supported", enumName(h, hcmForwardClientCert, v))
 	}
-	if h.has(hcmSetClientCertDetails) {
-		d := h.sub(hcmSetClientCertDetails)
-		if d.u64(ccdCert) != 0 || d.u64(ccdChain) != 0 {
+	if h.Has(hcmSetClientCertDetails) {
+		d := h.Sub(hcmSetClientCertDetails)
+		if d.U64(ccdCert) != 0 || d.U64(ccdChain) != 0 {
 			return fmt.Errorf("set_current_client_cert_details: cert and chain are not supported (subject, uri and dns are)")
 		}
-		m.ClientCertDetails = ClientCertDetails{Subject: wireBool(d, ccdSubject, false), URI: d.u64(ccdURI) != 0, DNS: d.u64(ccdDNS) != 0}
+		m.ClientCertDetails = ClientCertDetails{Subject: wireBool(d, ccdSubject, false), URI: d.U64(ccdURI) != 0, DNS: d.U64(ccdDNS) != 0}
 	}
 	return nil
 }
@@ -278,10 +279,10 @@ func anyIs(url, fullName string) bool {
 	return len(url) == len(fullName) || url[len(url)-len(fullName)-1] == '/'
 }
 
-// unpackTyped validates an Any's value as the message wireDescs[di] (the
+// unpackTyped validates an Any's value as the message wireTable[di] (the
 // caller checked its type) and decodes it, as anypb.UnmarshalTo would (its
 // error is the caller's to wrap, as UnmarshalTo's).
-func unpackTyped(di int16, value []byte) (*wireMsg, error) {
+func unpackTyped(di int, value []byte) (*pbwire.Msg, error) {
 	if err := validateWire(di, value); err != nil {
 		return nil, err
 	}

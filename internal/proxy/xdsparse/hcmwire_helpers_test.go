@@ -7,6 +7,7 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/mast-mesh/mast/internal/proxy/pbwire"
 	"github.com/mast-mesh/mast/internal/telemetry/accesslog"
 )
 
@@ -24,7 +25,7 @@ func parseHCM(h *hcmv3.HttpConnectionManager) (*HTTPManager, error) {
 func parseAccessLogs(t testing.TB, logs []*accesslogv3.AccessLog) ([]accesslog.Config, error) {
 	t.Helper()
 	di := findDesc("envoy.config.accesslog.v3.AccessLog")
-	var ms []*wireMsg
+	var ms []*pbwire.Msg
 	for _, l := range logs {
 		b, err := proto.Marshal(l)
 		if err != nil {

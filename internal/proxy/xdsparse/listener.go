@@ -12,6 +12,7 @@ import (
 
 	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"github.com/mast-mesh/mast/internal/proxy/pathnorm"
+	"github.com/mast-mesh/mast/internal/proxy/pbwire"
 	"github.com/mast-mesh/mast/internal/telemetry/accesslog"
 	"github.com/mast-mesh/mast/internal/telemetry/metrics"
 	"github.com/mast-mesh/mast/internal/telemetry/tracing"
@@ -228,24 +229,24 @@ const (
 // tcpProxyConfigName is tcp_proxy's typed_config message.
 const tcpProxyConfigName = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
 
-func parseTCPProxyWire(t *wireMsg) (*TCPProxy, error) {
+func parseTCPProxyWire(t *pbwire.Msg) (*TCPProxy, error) {
 	if err := checkWire(t, tcpProxyRules); err != nil {
 		return nil, err
 	}
-	p := &TCPProxy{StatPrefix: t.str(tpStatPrefix), IdleTimeout: time.Hour}
+	p := &TCPProxy{StatPrefix: t.Str(tpStatPrefix), IdleTimeout: time.Hour}
 	switch {
-	case t.has(tpCluster):
-		if t.str(tpCluster) == "" {
+	case t.Has(tpCluster):
+		if t.Str(tpCluster) == "" {
 			return nil, fmt.Errorf("cluster: empty")
 		}
-		p.Cluster = t.str(tpCluster)
-	case t.has(tpWeighted):
-		for i, w := range t.sub(tpWeighted).subs(tpwClusters) {
-			if w.str(tpwName) == "" {
+		p.Cluster = t.Str(tpCluster)
+	case t.Has(tpWeighted):
+		for i, w := range t.Sub(tpWeighted).Subs(tpwClusters) {
+			if w.Str(tpwName) == "" {
 				return nil, fmt.Errorf("weighted_clusters.clusters[%d]: name is empty", i)
 			}
-			weight := uint32(w.u64(tpwWeight))
-			p.Weighted = append(p.Weighted, WeightedCluster{Name: w.str(tpwName), Weight: weight})
+			weight := uint32(w.U64(tpwWeight))
+			p.Weighted = append(p.Weighted, WeightedCluster{Name: w.Str(tpwName), Weight: weight})
 			p.TotalWeight += weight
 		}
 		if p.TotalWeight == 0 {
@@ -254,24 +255,24 @@ func parseTCPProxyWire(t *wireMsg) (*TCPProxy, error) {
 	default:
 		return nil, fmt.Errorf("cluster or weighted_clusters: missing")
 	}
-	if t.has(tpIdleTimeout) {
-		p.IdleTimeout = wireDuration(t.msg(tpIdleTimeout))
+	if t.Has(tpIdleTimeout) {
+		p.IdleTimeout = wireDuration(t.Bytes(tpIdleTimeout))
 	}
-	if t.has(tpMaxConnDuration) {
-		p.MaxConnectionDuration = wireDuration(t.msg(tpMaxConnDuration))
+	if t.Has(tpMaxConnDuration) {
+		p.MaxConnectionDuration = wireDuration(t.Bytes(tpMaxConnDuration))
 	}
 	if p.IdleTimeout < 0 || p.MaxConnectionDuration < 0 {
 		return nil, fmt.Errorf("idle_timeout %v, max_downstream_connection_duration %v: negative", p.IdleTimeout, p.MaxConnectionDuration)
 	}
-	if t.has(tpTunnel) {
-		tc := t.sub(tpTunnel)
-		tun, err := parseTunnel(tc.str(tunHostname), tc.u64(tunUsePost) != 0, tc.str(tunPostPath))
+	if t.Has(tpTunnel) {
+		tc := t.Sub(tpTunnel)
+		tun, err := parseTunnel(tc.Str(tunHostname), tc.U64(tunUsePost) != 0, tc.Str(tunPostPath))
 		if err != nil {
 			return nil, err
 		}
 		p.Tunnel = tun
 	}
-	logs, err := parseAccessLogsWire(t.subs(tpAccessLog))
+	logs, err := parseAccessLogsWire(t.Subs(tpAccessLog))
 	if err != nil {
 		return nil, err
 	}

@@ -13,10 +13,11 @@ import (
 
 	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"github.com/mast-mesh/mast/internal/proxy/filter/builtin"
+	"github.com/mast-mesh/mast/internal/proxy/pbwire"
 	"github.com/mast-mesh/mast/internal/telemetry/metrics"
 )
 
-// LDS resources are decoded from the wire (wiredesc.go): the Listener,
+// LDS resources are decoded from the wire (wire.go, pbwire): the Listener,
 // its filter chains, their matches and the listener filters, so that
 // envoy.config.listener.v3 is not linked into mast-proxy. The filters'
 // typed configs (the connection manager, tcp_proxy) and transport sockets
@@ -52,7 +53,7 @@ func DecodeListener(b []byte) (string, *Listener, error) {
 		return "", nil, fmt.Errorf("listener: decode: %w", err)
 	}
 	l := decodeWire(descListener, b)
-	name := l.str(lsName)
+	name := l.Str(lsName)
 	if name == "" {
 		return "", nil, fmt.Errorf("listener: name is empty")
 	}
@@ -63,15 +64,15 @@ func DecodeListener(b []byte) (string, *Listener, error) {
 	return name, out, nil
 }
 
-func parseListenerWire(name string, l *wireMsg) (*Listener, error) {
+func parseListenerWire(name string, l *pbwire.Msg) (*Listener, error) {
 	out := &Listener{Name: name, BindToPort: wireBool(l, lsBindToPort, true), UseOriginalDst: wireBool(l, lsUseOriginalDst, false)}
 	if err := checkWire(l, listenerRules); err != nil {
 		return nil, err
 	}
-	addr := l.sub(lsAddress)
-	if addr.has(addrPipe) {
+	addr := l.Sub(lsAddress)
+	if addr.Has(addrPipe) {
 		// A unix domain socket (Istio's Gateway servers[].bind "unix://...").
-		path := addr.sub(addrPipe).str(pipePath)
+		path := addr.Sub(addrPipe).Str(pipePath)
 		if path == "" || path == "@" {
 			return nil, fmt.Errorf("address.pipe.path: empty")
 		}
@@ -83,41 +84,41 @@ func parseListenerWire(name string, l *wireMsg) (*Listener, error) {
 		}
 		out.Network, out.Address = "unix", path
 	} else {
-		if !addr.has(addrSocket) {
+		if !addr.Has(addrSocket) {
 			return nil, fmt.Errorf("address: only socket_address and pipe are supported")
 		}
-		sa := addr.sub(addrSocket)
-		if p := int32(sa.u64(saProtocol)); p != socketTCP {
+		sa := addr.Sub(addrSocket)
+		if p := int32(sa.U64(saProtocol)); p != socketTCP {
 			return nil, fmt.Errorf("address.protocol %s: only TCP is supported", enumName(sa, saProtocol, p))
 		}
-		port := sa.u64(saPortValue)
-		if !sa.has(saPortValue) || uint32(port) > 65535 {
+		port := sa.U64(saPortValue)
+		if !sa.Has(saPortValue) || uint32(port) > 65535 {
 			return nil, fmt.Errorf("address.port_value: missing or out of range")
 		}
-		out.Network, out.Address = "tcp", net.JoinHostPort(sa.str(saAddress), strconv.Itoa(int(uint32(port))))
+		out.Network, out.Address = "tcp", net.JoinHostPort(sa.Str(saAddress), strconv.Itoa(int(uint32(port))))
 	}
 	lf, warnings, err := parseListenerFiltersWire(l, out.UseOriginalDst)
 	if err != nil {
 		return nil, err
 	}
 	out.Filters, out.Warnings = lf, append(out.Warnings, warnings...)
-	chains := l.subs(lsFilterChains)
-	if len(chains) == 0 && !l.has(lsDefaultChain) {
+	chains := l.Subs(lsFilterChains)
+	if len(chains) == 0 && !l.Has(lsDefaultChain) {
 		return nil, fmt.Errorf("filter_chains: empty and no default_filter_chain")
 	}
 	for i, fc := range chains {
 		c, err := parseFilterChainWire(fc)
 		if skip, ok := err.(skipChainError); ok {
-			out.Warnings = append(out.Warnings, fmt.Sprintf("filter_chains[%d] %q: skipped: %s", i, fc.str(fcName), skip.reason))
+			out.Warnings = append(out.Warnings, fmt.Sprintf("filter_chains[%d] %q: skipped: %s", i, fc.Str(fcName), skip.reason))
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("filter_chains[%d] %q: %v", i, fc.str(fcName), err)
+			return nil, fmt.Errorf("filter_chains[%d] %q: %v", i, fc.Str(fcName), err)
 		}
 		out.Chains = append(out.Chains, c)
 	}
-	if l.has(lsDefaultChain) {
-		c, err := parseFilterChainWire(l.sub(lsDefaultChain))
+	if l.Has(lsDefaultChain) {
+		c, err := parseFilterChainWire(l.Sub(lsDefaultChain))
 		if skip, ok := err.(skipChainError); ok {
 			out.Warnings = append(out.Warnings, "default_filter_chain: skipped: "+skip.reason)
 		} else if err != nil {
@@ -130,14 +131,14 @@ func parseListenerWire(name string, l *wireMsg) (*Listener, error) {
 		return nil, fmt.Errorf("no filter chain can be served: %s", strings.Join(out.Warnings, "; "))
 	}
 	limit := DefaultConnBufferLimit
-	if l.has(lsBufferLimit) {
+	if l.Has(lsBufferLimit) {
 		v := wrapperU32(l, lsBufferLimit, 0)
 		if v == 0 {
 			return nil, fmt.Errorf("per_connection_buffer_limit_bytes: 0 would stall every connection")
 		}
 		limit = int(min(v, 1<<30))
 	}
-	inbound := l.u64(lsTrafficDirection) == trafficInbound
+	inbound := l.U64(lsTrafficDirection) == trafficInbound
 	for _, c := range append(out.Chains[:len(out.Chains):len(out.Chains)], out.Default) {
 		switch {
 		case c == nil:
@@ -151,33 +152,22 @@ func parseListenerWire(name string, l *wireMsg) (*Listener, error) {
 	return out, nil
 }
 
-// enumName prints enum field num's value v as the generated enum's String
-// does: its name, or the number when unknown.
-func enumName(m *wireMsg, num protowire.Number, v int32) string {
-	for _, e := range wireEnums[m.d.fields[m.d.find(num)].msg].values {
-		if e.num == v {
-			return e.name
-		}
-	}
-	return strconv.Itoa(int(v))
-}
-
 // parseListenerFiltersWire reads the listener filters; ones the proxy does
 // not implement are reported as warnings (they only add behaviour Envoy
 // would have, never take it away), except proxy_protocol, which changes the
 // bytes on the wire and so makes the listener invalid.
-func parseListenerFiltersWire(l *wireMsg, originalDst bool) (ListenerFilters, []string, error) {
-	out := ListenerFilters{OriginalDst: originalDst, Timeout: DefaultListenerFiltersTimeout, ContinueOnTimeout: l.u64(lsContinueOnTimeout) != 0}
-	if l.has(lsFiltersTimeout) {
-		d := wireDuration(l.msg(lsFiltersTimeout))
+func parseListenerFiltersWire(l *pbwire.Msg, originalDst bool) (ListenerFilters, []string, error) {
+	out := ListenerFilters{OriginalDst: originalDst, Timeout: DefaultListenerFiltersTimeout, ContinueOnTimeout: l.U64(lsContinueOnTimeout) != 0}
+	if l.Has(lsFiltersTimeout) {
+		d := wireDuration(l.Bytes(lsFiltersTimeout))
 		if d < 0 {
 			return out, nil, fmt.Errorf("listener_filters_timeout: negative")
 		}
 		out.Timeout = d
 	}
 	var warnings []string
-	for i, f := range l.subs(lsListenerFilters) {
-		name, url := f.str(lfName), f.sub(lfTypedConfig).str(anyTypeURL)
+	for i, f := range l.Subs(lsListenerFilters) {
+		name, url := f.Str(lfName), f.Sub(lfTypedConfig).Str(anyTypeURL)
 		is := func(n, typeSuffix string) bool { return name == n || strings.HasSuffix(url, typeSuffix) }
 		switch {
 		case is(OriginalDstFilterName, ".original_dst.v3.OriginalDst"):
@@ -196,17 +186,17 @@ func parseListenerFiltersWire(l *wireMsg, originalDst bool) (ListenerFilters, []
 }
 
 // typedConfig returns a filter's typed_config (field num), nil when absent.
-func typedConfig(f *wireMsg, num protowire.Number) *anypb.Any {
-	if !f.has(num) {
+func typedConfig(f *pbwire.Msg, num protowire.Number) *anypb.Any {
+	if !f.Has(num) {
 		return nil
 	}
-	return wireAny(f.msg(num))
+	return wireAny(f.Bytes(num))
 }
 
-func parseFilterChainWire(fc *wireMsg) (*FilterChain, error) {
-	c := &FilterChain{Name: fc.str(fcName)}
-	if fc.has(fcMatch) {
-		if err := parseChainMatchWire(fc.sub(fcMatch), &c.Match); err != nil {
+func parseFilterChainWire(fc *pbwire.Msg) (*FilterChain, error) {
+	c := &FilterChain{Name: fc.Str(fcName)}
+	if fc.Has(fcMatch) {
+		if err := parseChainMatchWire(fc.Sub(fcMatch), &c.Match); err != nil {
 			return nil, err
 		}
 	}
@@ -217,7 +207,7 @@ func parseFilterChainWire(fc *wireMsg) (*FilterChain, error) {
 		return nil, skipChainError{err.Error()}
 	}
 	c.TLS = tc
-	filters := fc.subs(fcFilters)
+	filters := fc.Subs(fcFilters)
 	if len(filters) == 0 {
 		return nil, fmt.Errorf("filters: empty")
 	}
@@ -225,7 +215,7 @@ func parseFilterChainWire(fc *wireMsg) (*FilterChain, error) {
 	var stats *metrics.Config
 	reporter := -1 // the first network filter that sees connections end
 	for i, f := range filters[:len(filters)-1] {
-		name, cfg := f.str(flName), typedConfig(f, flTypedConfig)
+		name, cfg := f.Str(flName), typedConfig(f, flTypedConfig)
 		if name == StatsFilterName {
 			st, err := ParseStats(cfg)
 			if err != nil {
@@ -246,7 +236,7 @@ func parseFilterChainWire(fc *wireMsg) (*FilterChain, error) {
 		}
 	}
 	last := len(filters) - 1
-	lastName, a := filters[last].str(flName), typedConfig(filters[last], flTypedConfig)
+	lastName, a := filters[last].Str(flName), typedConfig(filters[last], flTypedConfig)
 	if a == nil {
 		return nil, fmt.Errorf("filters[%d] %q: typed_config missing", last, lastName)
 	}
@@ -261,7 +251,7 @@ func parseFilterChainWire(fc *wireMsg) (*FilterChain, error) {
 		}
 		if reporter >= 0 {
 			return nil, fmt.Errorf("filters[%d] %q: a network filter that reports connections goes only before %s (it counts their bytes)",
-				reporter, filters[reporter].str(flName), TCPProxyFilterName)
+				reporter, filters[reporter].Str(flName), TCPProxyFilterName)
 		}
 		c.HTTP = m
 	case anyIs(a.GetTypeUrl(), tcpProxyConfigName):
@@ -281,19 +271,19 @@ func parseFilterChainWire(fc *wireMsg) (*FilterChain, error) {
 	return c, nil
 }
 
-func parseChainMatchWire(m *wireMsg, out *ChainMatch) error {
+func parseChainMatchWire(m *pbwire.Msg, out *ChainMatch) error {
 	if err := checkWire(m, chainMatchRules); err != nil {
 		return fmt.Errorf("filter_chain_match: %w", err)
 	}
-	for i, r := range m.subs(fcmPrefixRanges) {
-		p, err := parseCIDR(r.str(cidrPrefix), wireU32Value(r, cidrLen))
+	for i, r := range m.Subs(fcmPrefixRanges) {
+		p, err := parseCIDR(r.Str(cidrPrefix), wireU32Value(r, cidrLen))
 		if err != nil {
 			return fmt.Errorf("filter_chain_match.prefix_ranges[%d]: %w", i, err)
 		}
 		out.PrefixRanges = append(out.PrefixRanges, p)
 	}
-	for i, r := range m.subs(fcmSourcePrefixRanges) {
-		p, err := parseCIDR(r.str(cidrPrefix), wireU32Value(r, cidrLen))
+	for i, r := range m.Subs(fcmSourcePrefixRanges) {
+		p, err := parseCIDR(r.Str(cidrPrefix), wireU32Value(r, cidrLen))
 		if err != nil {
 			return fmt.Errorf("filter_chain_match.source_prefix_ranges[%d]: %w", i, err)
 		}
@@ -309,7 +299,7 @@ func parseChainMatchWire(m *wireMsg, out *ChainMatch) error {
 		}
 		out.ServerNames = append(out.ServerNames, strings.ToLower(n))
 	}
-	switch p := m.str(fcmTransportProtocol); p {
+	switch p := m.Str(fcmTransportProtocol); p {
 	case "", TransportTLS, TransportRawBuffer:
 		out.TransportProtocol = p
 	default:
@@ -320,8 +310,8 @@ func parseChainMatchWire(m *wireMsg, out *ChainMatch) error {
 }
 
 // wireU32Value returns a google.protobuf.UInt32Value field, nil when absent.
-func wireU32Value(m *wireMsg, num protowire.Number) *wrapperspb.UInt32Value {
-	if !m.has(num) {
+func wireU32Value(m *pbwire.Msg, num protowire.Number) *wrapperspb.UInt32Value {
+	if !m.Has(num) {
 		return nil
 	}
 	return wrapperspb.UInt32(wrapperU32(m, num, 0))

@@ -3,6 +3,8 @@ package xdsparse
 import (
 	"fmt"
 	"time"
+
+	"github.com/mast-mesh/mast/internal/proxy/pbwire"
 )
 
 // OutlierDetection is a cluster's passive health checking: hosts that fail
@@ -50,7 +52,7 @@ type LatencyOutlier struct {
 
 // parseLatencyOutlier reads cluster metadata mast.latency_outlier (nil when
 // absent); every key must be known.
-func parseLatencyOutlier(c *wireMsg) (*LatencyOutlier, error) {
+func parseLatencyOutlier(c *pbwire.Msg) (*LatencyOutlier, error) {
 	md, ok, err := filterMetadata(c, "mast")
 	if err != nil || !ok {
 		return nil, err
@@ -90,7 +92,7 @@ func parseLatencyOutlier(c *wireMsg) (*LatencyOutlier, error) {
 			}
 		}
 	}
-	if !c.has(clOutlier) {
+	if !c.Has(clOutlier) {
 		return nil, fmt.Errorf("metadata.filter_metadata.mast.latency_outlier: needs outlier_detection")
 	}
 	return out, nil

@@ -3,6 +3,8 @@ package xdsparse
 import (
 	"fmt"
 	"strconv"
+
+	"github.com/mast-mesh/mast/internal/proxy/pbwire"
 )
 
 // Fields of envoy.config.common.matcher.v3.MatchPredicate and the header
@@ -19,30 +21,30 @@ const (
 // for outlierDetectionHttpErrorCodes: a response-headers match of one
 // :status exact value, or an or_match of such matches. It returns the
 // status codes; any other matcher is refused by name.
-func parseOutlierErrorMatcher(m *wireMsg) ([]int, error) {
+func parseOutlierErrorMatcher(m *pbwire.Msg) ([]int, error) {
 	const field = "outlier_detection.error_matcher"
-	one := func(p *wireMsg) (int, error) {
-		var hs []*wireMsg
-		if p.has(mpResponseHeadersMatch) {
-			hs = p.sub(mpResponseHeadersMatch).subs(headersMatchHeaders)
+	one := func(p *pbwire.Msg) (int, error) {
+		var hs []*pbwire.Msg
+		if p.Has(mpResponseHeadersMatch) {
+			hs = p.Sub(mpResponseHeadersMatch).Subs(headersMatchHeaders)
 		}
 		if len(hs) != 1 {
 			return 0, fmt.Errorf("%s: only http_response_headers_match rules of one :status header (or their or_match) are supported", field)
 		}
 		h := hs[0]
-		if name := h.str(hmName); name != ":status" || h.u64(hmInvertMatch) != 0 || h.u64(hmTreatMissingAsEmpty) != 0 {
+		if name := h.Str(hmName); name != ":status" || h.U64(hmInvertMatch) != 0 || h.U64(hmTreatMissingAsEmpty) != 0 {
 			return 0, fmt.Errorf("%s: header %q: only a :status exact match is supported", field, name)
 		}
 		var v string
 		switch {
-		case h.has(hmStringMatch):
-			sm := h.sub(hmStringMatch)
-			if sm.u64(smIgnoreCase) != 0 {
+		case h.Has(hmStringMatch):
+			sm := h.Sub(hmStringMatch)
+			if sm.U64(smIgnoreCase) != 0 {
 				return 0, fmt.Errorf("%s: :status: ignore_case is not supported", field)
 			}
-			v = sm.str(smExact) // "" unless the pattern is exact
-		case h.has(hmExactMatch):
-			v = h.str(hmExactMatch)
+			v = sm.Str(smExact) // "" unless the pattern is exact
+		case h.Has(hmExactMatch):
+			v = h.Str(hmExactMatch)
 		default:
 			return 0, fmt.Errorf("%s: :status: only an exact match is supported", field)
 		}
@@ -52,10 +54,10 @@ func parseOutlierErrorMatcher(m *wireMsg) ([]int, error) {
 		}
 		return code, nil
 	}
-	rules := []*wireMsg{m}
-	if m.has(mpOrMatch) {
-		om := m.sub(mpOrMatch)
-		rules = om.subs(matchSetRules)
+	rules := []*pbwire.Msg{m}
+	if m.Has(mpOrMatch) {
+		om := m.Sub(mpOrMatch)
+		rules = om.Subs(matchSetRules)
 	}
 	codes := make([]int, 0, len(rules))
 	for _, r := range rules {

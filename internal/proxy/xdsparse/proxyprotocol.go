@@ -2,6 +2,8 @@ package xdsparse
 
 import (
 	"fmt"
+
+	"github.com/mast-mesh/mast/internal/proxy/pbwire"
 )
 
 // UpstreamProxyProtocolSocket is Envoy's transport socket that writes a
@@ -20,8 +22,8 @@ var proxyProtocolRules = rules(
 // upstream_proxy_protocol transport socket and the PROXY protocol version
 // it asks for (1 or 2); any other socket comes back as it is, with
 // version 0.
-func unwrapProxyProtocolWire(ts *wireMsg) (*wireMsg, uint8, error) {
-	name := ts.str(tsName)
+func unwrapProxyProtocolWire(ts *pbwire.Msg) (*pbwire.Msg, uint8, error) {
+	name := ts.Str(tsName)
 	a := typedConfig(ts, tsTypedConfig)
 	if a == nil || !anyIs(a.GetTypeUrl(), proxyProtocolName) {
 		if name == UpstreamProxyProtocolSocket {
@@ -37,8 +39,8 @@ func unwrapProxyProtocolWire(ts *wireMsg) (*wireMsg, uint8, error) {
 		return nil, 0, fmt.Errorf("transport_socket %q: %w", name, err)
 	}
 	var v uint8
-	cfg := p.sub(ppConfig)
-	switch version := int32(cfg.u64(ppcVersion)); version {
+	cfg := p.Sub(ppConfig)
+	switch version := int32(cfg.U64(ppcVersion)); version {
 	case proxyProtocolV1:
 		v = 1
 	case proxyProtocolV2:
@@ -62,12 +64,12 @@ func unwrapProxyProtocolWire(ts *wireMsg) (*wireMsg, uint8, error) {
 // Every socket must ask for the same version: a cluster sending the header
 // to some endpoints only is refused. The wrapped sockets themselves are
 // parsed by parseTransportSocketWire, which unwraps them.
-func clusterProxyProtocolWire(socket *wireMsg, matches []*wireMsg) (uint8, error) {
+func clusterProxyProtocolWire(socket *pbwire.Msg, matches []*pbwire.Msg) (uint8, error) {
 	var (
 		version uint8
 		seen    bool
 	)
-	check := func(ts *wireMsg, what string) error {
+	check := func(ts *pbwire.Msg, what string) error {
 		if ts == nil {
 			return nil
 		}

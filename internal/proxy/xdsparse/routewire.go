@@ -12,9 +12,10 @@ import (
 	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"github.com/mast-mesh/mast/internal/proxy/filter/builtin"
 	"github.com/mast-mesh/mast/internal/proxy/match"
+	"github.com/mast-mesh/mast/internal/proxy/pbwire"
 )
 
-// RDS and VHDS resources are decoded from the wire (wiredesc.go), as
+// RDS and VHDS resources are decoded from the wire (wire.go, pbwire), as
 // clusters are, so that the route configuration's types are never
 // unmarshalled in mast-proxy. The generated path it replaced is kept in the
 // tests as the oracle (TestDecodeRouteConfigurationMatchesGenerated,
@@ -90,7 +91,7 @@ func DecodeRouteConfiguration(b []byte) (string, *RouteTable, error) {
 		return "", nil, fmt.Errorf("route configuration: decode: %w", err)
 	}
 	rc := decodeWire(descRouteConfiguration, b)
-	name := rc.str(rcName)
+	name := rc.Str(rcName)
 	if name == "" {
 		return "", nil, fmt.Errorf("route configuration: name is empty")
 	}
@@ -101,7 +102,7 @@ func DecodeRouteConfiguration(b []byte) (string, *RouteTable, error) {
 	return name, t, nil
 }
 
-func parseRouteConfigurationWire(name string, rc *wireMsg) (*RouteTable, error) {
+func parseRouteConfigurationWire(name string, rc *pbwire.Msg) (*RouteTable, error) {
 	fail := func(err error) error { return fmt.Errorf("route configuration %q: %w", name, err) }
 	if err := checkWire(rc, routeRules); err != nil {
 		return nil, fail(err)
@@ -111,8 +112,8 @@ func parseRouteConfigurationWire(name string, rc *wireMsg) (*RouteTable, error) 
 	if t.Headers, err = headerOpsWire(rc, rcReqAdd, rcReqRemove, rcRespAdd, rcRespRemove); err != nil {
 		return nil, fail(err)
 	}
-	if rc.has(rcVHDS) {
-		if !rc.sub(rcVHDS).sub(vhdsConfigSource).has(csADS) {
+	if rc.Has(rcVHDS) {
+		if !rc.Sub(rcVHDS).Sub(vhdsConfigSource).Has(csADS) {
 			return nil, fail(fmt.Errorf("vhds.config_source: only ads is supported"))
 		}
 		t.VHDS = true
@@ -121,10 +122,10 @@ func parseRouteConfigurationWire(name string, rc *wireMsg) (*RouteTable, error) 
 	if t.filters, err = reg.PerRoute(perFilterWire(rc, rcPerFilter)); err != nil {
 		return nil, fail(err)
 	}
-	for i, pvh := range rc.subs(rcVirtualHosts) {
+	for i, pvh := range rc.Subs(rcVirtualHosts) {
 		vh, err := parseVirtualHostWire(pvh, reg, t.filters)
 		if err != nil {
-			return nil, fail(fmt.Errorf("virtual_hosts[%d] %q: %w", i, pvh.str(vhName), err))
+			return nil, fail(fmt.Errorf("virtual_hosts[%d] %q: %w", i, pvh.Str(vhName), err))
 		}
 		if err := t.add(vh); err != nil {
 			return nil, err // add names the route configuration
@@ -137,8 +138,8 @@ func parseRouteConfigurationWire(name string, rc *wireMsg) (*RouteTable, error) 
 
 // perFilterWire returns map field num (typed_per_filter_config) as the
 // filter registry takes it, nil when empty.
-func perFilterWire(m *wireMsg, num protowire.Number) map[string]*anypb.Any {
-	keys, values := m.mapEntries(num)
+func perFilterWire(m *pbwire.Msg, num protowire.Number) map[string]*anypb.Any {
+	keys, values := mapEntries(m, num)
 	if len(keys) == 0 {
 		return nil
 	}
@@ -171,27 +172,27 @@ func wireAny(b []byte) *anypb.Any {
 func decodeVirtualHost(b []byte, reg *filter.Registry, tableFilters map[string]any) (*VirtualHost, error) {
 	m := decodeWire(descVirtualHost, b)
 	if err := checkWire(m, routeRules); err != nil {
-		return nil, fmt.Errorf("virtual host %q: %w", m.str(vhName), err)
+		return nil, fmt.Errorf("virtual host %q: %w", m.Str(vhName), err)
 	}
 	vh, err := parseVirtualHostWire(m, reg, tableFilters)
 	if err != nil {
-		return nil, fmt.Errorf("virtual host %q: %w", m.str(vhName), err)
+		return nil, fmt.Errorf("virtual host %q: %w", m.Str(vhName), err)
 	}
 	return vh, nil
 }
 
-func parseVirtualHostWire(p *wireMsg, reg *filter.Registry, tableFilters map[string]any) (*VirtualHost, error) {
+func parseVirtualHostWire(p *pbwire.Msg, reg *filter.Registry, tableFilters map[string]any) (*VirtualHost, error) {
 	domains := wireStrings(p, vhDomains)
 	if len(domains) == 0 {
 		return nil, fmt.Errorf("domains: empty")
 	}
-	vh := &VirtualHost{Name: p.str(vhName), Domains: domains}
+	vh := &VirtualHost{Name: p.Str(vhName), Domains: domains}
 	for i, d := range domains {
 		if d == "" || strings.Count(d, "*") > 1 || (strings.Contains(d, "*") && d != "*" && !strings.HasPrefix(d, "*") && !strings.HasSuffix(d, "*")) {
 			return nil, fmt.Errorf("domains[%d] %q: invalid wildcard", i, d)
 		}
 	}
-	switch rt := int32(p.u64(vhRequireTLS)); rt {
+	switch rt := int32(p.U64(vhRequireTLS)); rt {
 	case requireTLSNone:
 	case requireTLSExternal, requireTLSAll:
 		vh.RequireTLS = true
@@ -202,8 +203,8 @@ func parseVirtualHostWire(p *wireMsg, reg *filter.Registry, tableFilters map[str
 	if vh.Headers, err = headerOpsWire(p, vhReqAdd, vhReqRemove, vhRespAdd, vhRespRemove); err != nil {
 		return nil, err
 	}
-	if p.has(vhRetry) {
-		if vh.Retry, err = parseRetryWire(p.sub(vhRetry)); err != nil {
+	if p.Has(vhRetry) {
+		if vh.Retry, err = parseRetryWire(p.Sub(vhRetry)); err != nil {
 			return nil, fmt.Errorf("retry_policy: %w", err)
 		}
 	}
@@ -212,14 +213,14 @@ func parseVirtualHostWire(p *wireMsg, reg *filter.Registry, tableFilters map[str
 		return nil, err
 	}
 	vhFilters = mergePerFilter(tableFilters, vhFilters)
-	for i, pr := range p.subs(vhRoutes) {
+	for i, pr := range p.Subs(vhRoutes) {
 		r, err := parseRouteWire(pr, vh)
 		if err != nil {
-			return nil, fmt.Errorf("routes[%d] %q: %w", i, pr.str(rtName), err)
+			return nil, fmt.Errorf("routes[%d] %q: %w", i, pr.Str(rtName), err)
 		}
 		own, err := reg.PerRoute(perFilterWire(pr, rtPerFilter))
 		if err != nil {
-			return nil, fmt.Errorf("routes[%d] %q: %w", i, pr.str(rtName), err)
+			return nil, fmt.Errorf("routes[%d] %q: %w", i, pr.Str(rtName), err)
 		}
 		r.PerFilter = mergePerFilter(vhFilters, own)
 		vh.Routes = append(vh.Routes, r)
@@ -228,54 +229,54 @@ func parseVirtualHostWire(p *wireMsg, reg *filter.Registry, tableFilters map[str
 }
 
 // wireStrings returns repeated string field num, nil when empty.
-func wireStrings(m *wireMsg, num protowire.Number) []string {
-	run := m.field(num)
+func wireStrings(m *pbwire.Msg, num protowire.Number) []string {
+	run := m.Vals(num)
 	if len(run) == 0 {
 		return nil
 	}
 	out := make([]string, len(run))
 	for i := range run {
-		out[i] = string(run[i].b)
+		out[i] = string(run[i].B)
 	}
 	return out
 }
 
 // wireBool returns a google.protobuf.BoolValue field's value (def when
 // absent).
-func wireBool(m *wireMsg, num protowire.Number, def bool) bool {
-	if !m.has(num) {
+func wireBool(m *pbwire.Msg, num protowire.Number, def bool) bool {
+	if !m.Has(num) {
 		return def
 	}
 	return wrapperU64(m, num, 0) != 0
 }
 
-func parseRouteWire(p *wireMsg, vh *VirtualHost) (*Route, error) {
-	r := &Route{Name: p.str(rtName), VHost: vh, CaseSensitive: true, Operation: p.sub(rtDecorator).str(decoratorOperation), StatPrefix: p.str(rtStatPrefix)}
-	if !p.has(rtMatch) {
+func parseRouteWire(p *pbwire.Msg, vh *VirtualHost) (*Route, error) {
+	r := &Route{Name: p.Str(rtName), VHost: vh, CaseSensitive: true, Operation: p.Sub(rtDecorator).Str(decoratorOperation), StatPrefix: p.Str(rtStatPrefix)}
+	if !p.Has(rtMatch) {
 		return nil, fmt.Errorf("match: missing")
 	}
-	m := p.sub(rtMatch)
+	m := p.Sub(rtMatch)
 	r.CaseSensitive = wireBool(m, rmCaseSensitive, true)
 	switch {
-	case m.has(rmPrefix):
-		r.Kind, r.Path = PathPrefix, m.str(rmPrefix)
-	case m.has(rmPath):
-		r.Kind, r.Path = PathExact, m.str(rmPath)
-	case m.has(rmSafeRegex):
-		re, err := compileRegex(m.sub(rmSafeRegex).str(regexRegex), true)
+	case m.Has(rmPrefix):
+		r.Kind, r.Path = PathPrefix, m.Str(rmPrefix)
+	case m.Has(rmPath):
+		r.Kind, r.Path = PathExact, m.Str(rmPath)
+	case m.Has(rmSafeRegex):
+		re, err := compileRegex(m.Sub(rmSafeRegex).Str(regexRegex), true)
 		if err != nil {
 			return nil, fmt.Errorf("match.safe_regex: %w", err)
 		}
 		r.Kind, r.Regex = PathRegex, re
-	case m.has(rmPathSeparated):
-		ps := m.str(rmPathSeparated)
+	case m.Has(rmPathSeparated):
+		ps := m.Str(rmPathSeparated)
 		if strings.ContainsAny(ps, "?#") || (len(ps) > 1 && strings.HasSuffix(ps, "/")) {
 			return nil, fmt.Errorf("match.path_separated_prefix %q: must not contain ?# or end in /", ps)
 		}
 		r.Kind, r.Path = PathSeparatedPrefix, ps
-	case m.has(rmConnect):
+	case m.Has(rmConnect):
 		r.Kind = PathConnect
-	case m.has(rmPathPolicy):
+	case m.Has(rmPathPolicy):
 		return nil, fmt.Errorf("match: path specifier path_match_policy not supported")
 	default:
 		return nil, fmt.Errorf("match: no path specifier")
@@ -283,31 +284,31 @@ func parseRouteWire(p *wireMsg, vh *VirtualHost) (*Route, error) {
 	if !r.CaseSensitive {
 		r.Path = strings.ToLower(r.Path)
 		if r.Regex != nil {
-			re, err := compileRegex("(?i)"+m.sub(rmSafeRegex).str(regexRegex), true)
+			re, err := compileRegex("(?i)"+m.Sub(rmSafeRegex).Str(regexRegex), true)
 			if err != nil {
 				return nil, fmt.Errorf("match.safe_regex: %w", err)
 			}
 			r.Regex = re
 		}
 	}
-	if m.has(rmGRPC) {
+	if m.Has(rmGRPC) {
 		r.Headers = append(r.Headers, HeaderMatcher{Name: "content-type", Str: StringMatcher{Kind: StrPrefix, Value: "application/grpc"}})
 	}
-	if m.has(rmRuntimeFraction) || len(m.field(rmDynamicMetadata)) > 0 || len(m.field(rmFilterState)) > 0 {
+	if m.Has(rmRuntimeFraction) || len(m.Vals(rmDynamicMetadata)) > 0 || len(m.Vals(rmFilterState)) > 0 {
 		return nil, fmt.Errorf("match: runtime_fraction, dynamic_metadata and filter_state are not supported")
 	}
-	headers := m.field(rmHeaders)
+	headers := m.Vals(rmHeaders)
 	for i := range headers {
-		hm, err := match.DecodeHeader(headers[i].b)
+		hm, err := match.DecodeHeader(headers[i].B)
 		if err != nil {
-			return nil, fmt.Errorf("match.headers[%d] %q: %w", i, m.subOf(&headers[i]).str(hmName), err)
+			return nil, fmt.Errorf("match.headers[%d] %q: %w", i, m.SubOf(&headers[i]).Str(hmName), err)
 		}
 		r.Headers = append(r.Headers, hm)
 	}
-	for i, q := range m.subs(rmQuery) {
-		qm := QueryMatcher{Name: q.str(qpName)}
-		if q.has(qpString) {
-			sm, err := match.DecodeString(q.msg(qpString))
+	for i, q := range m.Subs(rmQuery) {
+		qm := QueryMatcher{Name: q.Str(qpName)}
+		if q.Has(qpString) {
+			sm, err := match.DecodeString(q.Bytes(qpString))
 			if err != nil {
 				return nil, fmt.Errorf("match.query_parameters[%d] %q: %w", i, qm.Name, err)
 			}
@@ -322,8 +323,8 @@ func parseRouteWire(p *wireMsg, vh *VirtualHost) (*Route, error) {
 		return nil, err
 	}
 	switch {
-	case p.has(rtRoute):
-		ra, err := parseRouteActionWire(p.sub(rtRoute))
+	case p.Has(rtRoute):
+		ra, err := parseRouteActionWire(p.Sub(rtRoute))
 		if err != nil {
 			return nil, fmt.Errorf("route: %w", err)
 		}
@@ -331,34 +332,34 @@ func parseRouteWire(p *wireMsg, vh *VirtualHost) (*Route, error) {
 			ra.Retry = vh.Retry
 		}
 		r.Action = ra
-	case p.has(rtRedirect):
-		rd, err := parseRedirectWire(p.sub(rtRedirect))
+	case p.Has(rtRedirect):
+		rd, err := parseRedirectWire(p.Sub(rtRedirect))
 		if err != nil {
 			return nil, fmt.Errorf("redirect: %w", err)
 		}
 		r.Redirect = rd
-	case p.has(rtDirect):
-		dr := p.sub(rtDirect)
-		st := int(uint32(dr.u64(drStatus)))
+	case p.Has(rtDirect):
+		dr := p.Sub(rtDirect)
+		st := int(uint32(dr.U64(drStatus)))
 		if st < 200 || st > 599 {
 			return nil, fmt.Errorf("direct_response.status %d: want 200-599", st)
 		}
 		d := &DirectResponse{Status: st}
-		if dr.has(drBody) {
-			b := dr.sub(drBody)
+		if dr.Has(drBody) {
+			b := dr.Sub(drBody)
 			switch {
-			case b.str(dsInlineString) != "":
-				d.Body = b.str(dsInlineString)
-			case len(b.msg(dsInlineBytes)) > 0:
-				d.Body = string(b.msg(dsInlineBytes))
-			case b.str(dsFilename) != "" || b.str(dsEnvVar) != "":
+			case b.Str(dsInlineString) != "":
+				d.Body = b.Str(dsInlineString)
+			case len(b.Bytes(dsInlineBytes)) > 0:
+				d.Body = string(b.Bytes(dsInlineBytes))
+			case b.Str(dsFilename) != "" || b.Str(dsEnvVar) != "":
 				return nil, fmt.Errorf("direct_response.body: only inline bodies are supported")
 			}
 		}
 		r.Direct = d
-	case p.has(rtNonForwarding):
+	case p.Has(rtNonForwarding):
 		r.Direct = &DirectResponse{Status: 404}
-	case p.has(rtFilterAction):
+	case p.Has(rtFilterAction):
 		return nil, fmt.Errorf("action filter_action not supported")
 	default:
 		return nil, fmt.Errorf("action: missing")
@@ -367,44 +368,44 @@ func parseRouteWire(p *wireMsg, vh *VirtualHost) (*Route, error) {
 }
 
 // headerOpsWire reads one level's header additions and removals.
-func headerOpsWire(m *wireMsg, reqAdd, reqRm, respAdd, respRm protowire.Number) (HeaderOps, error) {
+func headerOpsWire(m *pbwire.Msg, reqAdd, reqRm, respAdd, respRm protowire.Number) (HeaderOps, error) {
 	var h HeaderOps
 	var err error
-	if h.RequestAdd, err = headerValueOpsWire(m.subs(reqAdd), "request_headers_to_add"); err != nil {
+	if h.RequestAdd, err = headerValueOpsWire(m.Subs(reqAdd), "request_headers_to_add"); err != nil {
 		return h, err
 	}
-	if h.ResponseAdd, err = headerValueOpsWire(m.subs(respAdd), "response_headers_to_add"); err != nil {
+	if h.ResponseAdd, err = headerValueOpsWire(m.Subs(respAdd), "response_headers_to_add"); err != nil {
 		return h, err
 	}
-	for _, v := range m.field(reqRm) {
-		h.RequestRemove = append(h.RequestRemove, strings.ToLower(string(v.b)))
+	for _, v := range m.Vals(reqRm) {
+		h.RequestRemove = append(h.RequestRemove, strings.ToLower(string(v.B)))
 	}
-	for _, v := range m.field(respRm) {
-		h.ResponseRemove = append(h.ResponseRemove, strings.ToLower(string(v.b)))
+	for _, v := range m.Vals(respRm) {
+		h.ResponseRemove = append(h.ResponseRemove, strings.ToLower(string(v.B)))
 	}
 	return h, nil
 }
 
 // headerValueOpsWire compiles HeaderValueOptions.
-func headerValueOpsWire(ops []*wireMsg, field string) ([]HeaderValueOp, error) {
+func headerValueOpsWire(ops []*pbwire.Msg, field string) ([]HeaderValueOp, error) {
 	var out []HeaderValueOp
 	for i, o := range ops {
-		h := o.sub(hvoHeader)
-		key := h.str(hvKey)
-		v := h.str(hvValue)
-		if v == "" && len(h.msg(hvRawValue)) > 0 {
-			v = string(h.msg(hvRawValue))
+		h := o.Sub(hvoHeader)
+		key := h.Str(hvKey)
+		v := h.Str(hvValue)
+		if v == "" && len(h.Bytes(hvRawValue)) > 0 {
+			v = string(h.Bytes(hvRawValue))
 		}
 		op, err := headerValueOp(key, v, field, i)
 		if err != nil {
 			return nil, err
 		}
-		if o.has(hvoAppend) {
+		if o.Has(hvoAppend) {
 			op.Append = wireBool(o, hvoAppend, true)
 		}
-		switch o.u64(hvoAppendAction) {
+		switch o.U64(hvoAppendAction) {
 		case appendIfExistsOrAdd:
-			if !o.has(hvoAppend) {
+			if !o.Has(hvoAppend) {
 				op.Append = true
 			}
 		case addIfAbsent:
@@ -417,16 +418,16 @@ func headerValueOpsWire(ops []*wireMsg, field string) ([]HeaderValueOp, error) {
 	return out, nil
 }
 
-func parseRouteActionWire(p *wireMsg) (*RouteAction, error) {
+func parseRouteActionWire(p *pbwire.Msg) (*RouteAction, error) {
 	a := &RouteAction{Timeout: 15 * time.Second}
 	switch {
-	case p.has(raCluster):
-		if a.Cluster = p.str(raCluster); a.Cluster == "" {
+	case p.Has(raCluster):
+		if a.Cluster = p.Str(raCluster); a.Cluster == "" {
 			return nil, fmt.Errorf("cluster: empty")
 		}
-	case p.has(raWeighted):
-		for i, w := range p.sub(raWeighted).subs(wcClusters) {
-			if w.str(cwName) == "" {
+	case p.Has(raWeighted):
+		for i, w := range p.Sub(raWeighted).Subs(wcClusters) {
+			if w.Str(cwName) == "" {
 				return nil, fmt.Errorf("weighted_clusters.clusters[%d]: name is empty", i)
 			}
 			ops, err := headerOpsWire(w, cwReqAdd, cwReqRemove, cwRespAdd, cwRespRemove)
@@ -434,7 +435,7 @@ func parseRouteActionWire(p *wireMsg) (*RouteAction, error) {
 				return nil, fmt.Errorf("weighted_clusters.clusters[%d]: %w", i, err)
 			}
 			wt := wrapperU32(w, cwWeight, 0)
-			a.Weighted = append(a.Weighted, WeightedCluster{Name: w.str(cwName), Weight: wt, HeaderOps: ops})
+			a.Weighted = append(a.Weighted, WeightedCluster{Name: w.Str(cwName), Weight: wt, HeaderOps: ops})
 			a.TotalWeight += wt
 		}
 		if a.TotalWeight == 0 {
@@ -443,47 +444,47 @@ func parseRouteActionWire(p *wireMsg) (*RouteAction, error) {
 	default:
 		return nil, fmt.Errorf("cluster specifier: missing")
 	}
-	a.PrefixRewrite = p.str(raPrefixRewrite)
-	if p.has(raRegexRewrite) {
-		rr := p.sub(raRegexRewrite)
-		re, err := compileRegex(rr.sub(rmsPattern).str(regexRegex), false)
+	a.PrefixRewrite = p.Str(raPrefixRewrite)
+	if p.Has(raRegexRewrite) {
+		rr := p.Sub(raRegexRewrite)
+		re, err := compileRegex(rr.Sub(rmsPattern).Str(regexRegex), false)
 		if err != nil {
 			return nil, fmt.Errorf("regex_rewrite: %w", err)
 		}
-		a.RegexRewrite, a.RegexSubst = re, convertSubst(rr.str(rmsSubstitution))
+		a.RegexRewrite, a.RegexSubst = re, convertSubst(rr.Str(rmsSubstitution))
 	}
 	switch {
-	case p.has(raHostLiteral):
-		a.HostRewrite = p.str(raHostLiteral)
-	case p.has(raAutoHost):
+	case p.Has(raHostLiteral):
+		a.HostRewrite = p.Str(raHostLiteral)
+	case p.Has(raAutoHost):
 		a.AutoHost = wireBool(p, raAutoHost, false)
 	}
-	if p.has(raTimeout) {
-		a.Timeout = wireDuration(p.msg(raTimeout))
+	if p.Has(raTimeout) {
+		a.Timeout = wireDuration(p.Bytes(raTimeout))
 	}
-	if p.has(raIdleTimeout) {
-		a.IdleTimeout = wireDuration(p.msg(raIdleTimeout))
+	if p.Has(raIdleTimeout) {
+		a.IdleTimeout = wireDuration(p.Bytes(raIdleTimeout))
 	}
-	if p.has(raMaxGRPCTimeout) {
-		a.GRPCTimeout, a.GRPCTimeoutMax = true, wireDuration(p.msg(raMaxGRPCTimeout))
+	if p.Has(raMaxGRPCTimeout) {
+		a.GRPCTimeout, a.GRPCTimeoutMax = true, wireDuration(p.Bytes(raMaxGRPCTimeout))
 	}
-	if p.has(raMaxStreamDuration) {
-		m := p.sub(raMaxStreamDuration)
-		a.MaxStreamDuration = wireDuration(m.msg(msdMax))
-		if m.has(msdGRPCHeaderMax) {
-			a.GRPCTimeout, a.GRPCTimeoutMax = true, wireDuration(m.msg(msdGRPCHeaderMax))
+	if p.Has(raMaxStreamDuration) {
+		m := p.Sub(raMaxStreamDuration)
+		a.MaxStreamDuration = wireDuration(m.Bytes(msdMax))
+		if m.Has(msdGRPCHeaderMax) {
+			a.GRPCTimeout, a.GRPCTimeoutMax = true, wireDuration(m.Bytes(msdGRPCHeaderMax))
 		}
 	}
-	for i, u := range p.subs(raUpgrades) {
-		t := strings.ToLower(u.str(ucType))
+	for i, u := range p.Subs(raUpgrades) {
+		t := strings.ToLower(u.Str(ucType))
 		if t == "" {
 			return nil, fmt.Errorf("upgrade_configs[%d].upgrade_type: empty", i)
 		}
-		if u.has(ucConnect) {
+		if u.Has(ucConnect) {
 			if t != "connect" {
 				return nil, fmt.Errorf("upgrade_configs[%d] %q: connect_config is only valid for CONNECT", i, t)
 			}
-			if u.sub(ucConnect).has(ccProxyProtocol) {
+			if u.Sub(ucConnect).Has(ccProxyProtocol) {
 				return nil, fmt.Errorf("upgrade_configs[%d].connect_config.proxy_protocol_config: not supported", i)
 			}
 			a.ConnectTerminate = true
@@ -494,24 +495,24 @@ func parseRouteActionWire(p *wireMsg) (*RouteAction, error) {
 		a.Upgrades[t] = wireBool(u, ucEnabled, true)
 	}
 	var err error
-	if p.has(raRetry) {
-		if a.Retry, err = parseRetryWire(p.sub(raRetry)); err != nil {
+	if p.Has(raRetry) {
+		if a.Retry, err = parseRetryWire(p.Sub(raRetry)); err != nil {
 			return nil, fmt.Errorf("retry_policy: %w", err)
 		}
 	}
-	if p.has(raHedge) {
+	if p.Has(raHedge) {
 		// initial_requests and additional_request_chance are refused by
 		// the field rules (Envoy does not implement them either).
-		a.HedgeOnPerTryTimeout = p.sub(raHedge).u64(hedgeOnPerTryTimeout) != 0
+		a.HedgeOnPerTryTimeout = p.Sub(raHedge).U64(hedgeOnPerTryTimeout) != 0
 	}
-	for i, m := range p.subs(raMirrors) {
+	for i, m := range p.Subs(raMirrors) {
 		mp, err := parseMirrorWire(m)
 		if err != nil {
 			return nil, fmt.Errorf("request_mirror_policies[%d]: %w", i, err)
 		}
 		a.Mirrors = append(a.Mirrors, mp)
 	}
-	for i, hp := range p.subs(raHash) {
+	for i, hp := range p.Subs(raHash) {
 		h, err := parseHashPolicyWire(hp, i)
 		if err != nil {
 			return nil, err
@@ -521,35 +522,35 @@ func parseRouteActionWire(p *wireMsg) (*RouteAction, error) {
 	return a, nil
 }
 
-func parseHashPolicyWire(hp *wireMsg, i int) (HashPolicy, error) {
-	h := HashPolicy{Terminal: hp.u64(hpTerminal) != 0}
+func parseHashPolicyWire(hp *pbwire.Msg, i int) (HashPolicy, error) {
+	h := HashPolicy{Terminal: hp.U64(hpTerminal) != 0}
 	switch {
-	case hp.has(hpHeader):
-		h.Header = strings.ToLower(hp.sub(hpHeader).str(hpHeaderName))
-	case hp.has(hpCookie):
-		c := hp.sub(hpCookie)
-		h.Cookie = c.str(ckName)
+	case hp.Has(hpHeader):
+		h.Header = strings.ToLower(hp.Sub(hpHeader).Str(hpHeaderName))
+	case hp.Has(hpCookie):
+		c := hp.Sub(hpCookie)
+		h.Cookie = c.Str(ckName)
 		if h.Cookie == "" || strings.ContainsAny(h.Cookie, "=;, \t") {
 			return h, fmt.Errorf("hash_policy[%d].cookie.name %q: not a cookie name", i, h.Cookie)
 		}
-		if c.has(ckTTL) {
-			h.GenerateCookie, h.CookieTTL, h.CookiePath = true, wireDuration(c.msg(ckTTL)), c.str(ckPath)
+		if c.Has(ckTTL) {
+			h.GenerateCookie, h.CookieTTL, h.CookiePath = true, wireDuration(c.Bytes(ckTTL)), c.Str(ckPath)
 			if h.CookieTTL < 0 || !cookieText(h.CookiePath) {
 				return h, fmt.Errorf("hash_policy[%d].cookie: ttl %v or path %q cannot be set on a cookie", i, h.CookieTTL, h.CookiePath)
 			}
 		}
-		for j, a := range c.subs(ckAttributes) {
-			n, v := a.str(caName), a.str(caValue)
+		for j, a := range c.Subs(ckAttributes) {
+			n, v := a.Str(caName), a.Str(caValue)
 			if n == "" || strings.ContainsAny(n, "=") || !cookieText(n) || !cookieText(v) {
 				return h, fmt.Errorf("hash_policy[%d].cookie.attributes[%d]: %q=%q cannot be set on a cookie", i, j, n, v)
 			}
 			h.CookieAttributes = append(h.CookieAttributes, CookieAttribute{Name: n, Value: v})
 		}
-	case hp.has(hpConnection):
-		h.SourceIP = hp.sub(hpConnection).u64(cpSourceIP) != 0
-	case hp.has(hpQuery):
-		h.Query = hp.sub(hpQuery).str(hqName)
-	case hp.has(hpFilterState):
+	case hp.Has(hpConnection):
+		h.SourceIP = hp.Sub(hpConnection).U64(cpSourceIP) != 0
+	case hp.Has(hpQuery):
+		h.Query = hp.Sub(hpQuery).Str(hqName)
+	case hp.Has(hpFilterState):
 		return h, fmt.Errorf("hash_policy[%d]: filter_state not supported", i)
 	default:
 		return h, fmt.Errorf("hash_policy[%d]: no policy specifier", i)
@@ -557,17 +558,17 @@ func parseHashPolicyWire(hp *wireMsg, i int) (HashPolicy, error) {
 	return h, nil
 }
 
-func parseMirrorWire(m *wireMsg) (MirrorPolicy, error) {
-	cluster := m.str(mpCluster)
+func parseMirrorWire(m *pbwire.Msg) (MirrorPolicy, error) {
+	cluster := m.Str(mpCluster)
 	if cluster == "" {
 		return MirrorPolicy{}, fmt.Errorf("cluster: empty (cluster_header is not supported)")
 	}
 	mp := MirrorPolicy{Cluster: cluster, Numerator: 100, Denominator: 100}
-	if m.has(mpRuntimeFraction) {
+	if m.Has(mpRuntimeFraction) {
 		// No runtime here: the default value is the fraction.
-		d := m.sub(mpRuntimeFraction).sub(rfpDefault)
-		mp.Numerator = uint32(d.u64(fpNumerator))
-		switch den := int32(d.u64(fpDenominator)); den {
+		d := m.Sub(mpRuntimeFraction).Sub(rfpDefault)
+		mp.Numerator = uint32(d.U64(fpNumerator))
+		switch den := int32(d.U64(fpDenominator)); den {
 		case fracHundred:
 			mp.Denominator = 100
 		case fracTenThousand:
@@ -579,37 +580,37 @@ func parseMirrorWire(m *wireMsg) (MirrorPolicy, error) {
 		}
 		mp.Numerator = min(mp.Numerator, mp.Denominator)
 	}
-	if m.has(mpTraceSampled) && !wireBool(m, mpTraceSampled, true) {
+	if m.Has(mpTraceSampled) && !wireBool(m, mpTraceSampled, true) {
 		mp.Unsampled = true
 	}
 	return mp, nil
 }
 
-func parseRetryWire(p *wireMsg) (*RetryPolicy, error) {
+func parseRetryWire(p *pbwire.Msg) (*RetryPolicy, error) {
 	r := &RetryPolicy{NumRetries: 1, BackoffBase: 25 * time.Millisecond}
-	if err := parseRetryOn(r, p.str(rpRetryOn)); err != nil {
+	if err := parseRetryOn(r, p.Str(rpRetryOn)); err != nil {
 		return nil, err
 	}
-	if p.has(rpNumRetries) {
+	if p.Has(rpNumRetries) {
 		r.NumRetries = int(wrapperU32(p, rpNumRetries, 0))
 	}
-	if p.has(rpPerTryTimeout) {
-		r.PerTryTimeout = wireDuration(p.msg(rpPerTryTimeout))
+	if p.Has(rpPerTryTimeout) {
+		r.PerTryTimeout = wireDuration(p.Bytes(rpPerTryTimeout))
 	}
-	for _, c := range p.field(rpStatusCodes) {
-		r.StatusCodes = append(r.StatusCodes, int(uint32(c.n)))
+	for _, c := range p.Vals(rpStatusCodes) {
+		r.StatusCodes = append(r.StatusCodes, int(uint32(c.N)))
 	}
-	if p.has(rpBackOff) {
-		b := p.sub(rpBackOff)
-		if b.has(boBase) {
-			r.BackoffBase = wireDuration(b.msg(boBase))
+	if p.Has(rpBackOff) {
+		b := p.Sub(rpBackOff)
+		if b.Has(boBase) {
+			r.BackoffBase = wireDuration(b.Bytes(boBase))
 		}
 		if r.BackoffBase <= 0 {
 			return nil, fmt.Errorf("retry_back_off.base_interval: must be > 0")
 		}
 		r.BackoffMax = 10 * r.BackoffBase
-		if b.has(boMax) {
-			r.BackoffMax = wireDuration(b.msg(boMax))
+		if b.Has(boMax) {
+			r.BackoffMax = wireDuration(b.Bytes(boMax))
 		}
 		if r.BackoffMax < r.BackoffBase {
 			return nil, fmt.Errorf("retry_back_off.max_interval: less than base_interval")
@@ -617,8 +618,8 @@ func parseRetryWire(p *wireMsg) (*RetryPolicy, error) {
 	} else {
 		r.BackoffMax = 10 * r.BackoffBase
 	}
-	for _, hp := range p.subs(rpHostPredicate) {
-		switch n := hp.str(extName); n {
+	for _, hp := range p.Subs(rpHostPredicate) {
+		switch n := hp.Str(extName); n {
 		case "envoy.retry_host_predicates.previous_hosts":
 			r.PreviousHosts = true
 		case "envoy.retry_host_predicates.omit_canary_hosts", "envoy.retry_host_predicates.omit_host_metadata":
@@ -626,24 +627,24 @@ func parseRetryWire(p *wireMsg) (*RetryPolicy, error) {
 			return nil, fmt.Errorf("retry_host_predicate %q: not supported", n)
 		}
 	}
-	r.HostSelectionMax = int(int64(p.u64(rpHostSelectionMax)))
-	if p.has(rpPriority) {
-		rp := p.sub(rpPriority)
-		name := rp.str(extName)
+	r.HostSelectionMax = int(int64(p.U64(rpHostSelectionMax)))
+	if p.Has(rpPriority) {
+		rp := p.Sub(rpPriority)
+		name := rp.Str(extName)
 		if name != "envoy.retry_priorities.previous_priorities" {
 			return nil, fmt.Errorf("retry_priority %q: not supported", name)
 		}
-		if !rp.has(extTypedConfig) {
+		if !rp.Has(extTypedConfig) {
 			return nil, fmt.Errorf("retry_priority %q: typed_config is missing", name)
 		}
-		v, err := unpackAny(rp.msg(extTypedConfig), previousPrioritiesName)
+		v, err := unpackAny(rp.Bytes(extTypedConfig), previousPrioritiesName)
 		if err == nil {
 			err = validateWire(descPreviousPriorities, v)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("retry_priority %q: %w", name, err)
 		}
-		freq := int32(decodeWire(descPreviousPriorities, v).u64(ppUpdateFrequency))
+		freq := int32(decodeWire(descPreviousPriorities, v).U64(ppUpdateFrequency))
 		if freq <= 0 {
 			return nil, fmt.Errorf("retry_priority %q: update_frequency must be > 0", name)
 		}
@@ -652,23 +653,23 @@ func parseRetryWire(p *wireMsg) (*RetryPolicy, error) {
 	return r, nil
 }
 
-func parseRedirectWire(p *wireMsg) (*Redirect, error) {
-	rd := &Redirect{Host: p.str(rdHost), Port: uint32(p.u64(rdPort)), StripQuery: p.u64(rdStripQ) != 0}
+func parseRedirectWire(p *pbwire.Msg) (*Redirect, error) {
+	rd := &Redirect{Host: p.Str(rdHost), Port: uint32(p.U64(rdPort)), StripQuery: p.U64(rdStripQ) != 0}
 	switch {
-	case p.has(rdHTTPS):
-		if p.u64(rdHTTPS) != 0 {
+	case p.Has(rdHTTPS):
+		if p.U64(rdHTTPS) != 0 {
 			rd.Scheme = "https"
 		}
-	case p.has(rdScheme):
-		rd.Scheme = p.str(rdScheme)
+	case p.Has(rdScheme):
+		rd.Scheme = p.Str(rdScheme)
 	}
 	switch {
-	case p.has(rdPath):
-		rd.Path = p.str(rdPath)
-	case p.has(rdPrefix):
-		rd.PrefixRewrite = p.str(rdPrefix)
+	case p.Has(rdPath):
+		rd.Path = p.Str(rdPath)
+	case p.Has(rdPrefix):
+		rd.PrefixRewrite = p.Str(rdPrefix)
 	}
-	switch c := int32(p.u64(rdCode)); c {
+	switch c := int32(p.U64(rdCode)); c {
 	case redirect301:
 		rd.Code = 301
 	case redirect302:

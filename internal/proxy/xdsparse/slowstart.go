@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/mast-mesh/mast/internal/proxy/pbwire"
 )
 
 // SlowStart is a round robin or least request cluster's slow_start_config
@@ -31,51 +33,51 @@ const (
 // (their other fields are refused by the cluster's field rules); least
 // request's choice_count and active_request_bias are refused unless at
 // their defaults.
-func parseSlowStart(c *wireMsg) (*SlowStart, error) {
-	var lb *wireMsg
+func parseSlowStart(c *pbwire.Msg) (*SlowStart, error) {
+	var lb *pbwire.Msg
 	var sc protowire.Number
-	switch policy := int32(c.u64(clLbPolicy)); {
-	case c.has(clRoundRobinLb):
+	switch policy := int32(c.U64(clLbPolicy)); {
+	case c.Has(clRoundRobinLb):
 		if policy != lbpRoundRobin {
 			return nil, fmt.Errorf("round_robin_lb_config: lb_policy is %s", lbPolicyName(policy))
 		}
-		lb, sc = c.sub(clRoundRobinLb), rrSlowStart
-	case c.has(clLeastRequestLb):
+		lb, sc = c.Sub(clRoundRobinLb), rrSlowStart
+	case c.Has(clLeastRequestLb):
 		if policy != lbpLeastRequest {
 			return nil, fmt.Errorf("least_request_lb_config: lb_policy is %s", lbPolicyName(policy))
 		}
-		lb, sc = c.sub(clLeastRequestLb), lrSlowStart
+		lb, sc = c.Sub(clLeastRequestLb), lrSlowStart
 		if n := wrapperU32(lb, lrChoiceCount, 2); n != 2 {
 			return nil, fmt.Errorf("least_request_lb_config.choice_count %d: only 2 is supported", n)
 		}
-		if lb.has(lrActiveRequestBias) {
-			if b := lb.sub(lrActiveRequestBias); math.Float64frombits(b.u64(runtimeDoubleDefault)) != 1 {
+		if lb.Has(lrActiveRequestBias) {
+			if b := lb.Sub(lrActiveRequestBias); math.Float64frombits(b.U64(runtimeDoubleDefault)) != 1 {
 				return nil, fmt.Errorf("least_request_lb_config.active_request_bias: not supported")
 			}
 		}
 	default:
 		return nil, nil // ring hash and maglev configs are read with their policies
 	}
-	if !lb.has(sc) {
+	if !lb.Has(sc) {
 		return nil, nil
 	}
-	cfg := lb.sub(sc)
-	w := wireDuration(cfg.msg(ssWindow))
-	if !cfg.has(ssWindow) || w <= 0 {
+	cfg := lb.Sub(sc)
+	w := wireDuration(cfg.Bytes(ssWindow))
+	if !cfg.Has(ssWindow) || w <= 0 {
 		return nil, fmt.Errorf("slow_start_config.slow_start_window: must be > 0")
 	}
 	out := &SlowStart{Window: w, Aggression: 1, MinWeight: 0.1}
-	if cfg.has(ssAggression) {
+	if cfg.Has(ssAggression) {
 		// Mast has no runtime: the runtime key (istiod sets "(") is not read.
 		// As Envoy: an aggression that is not positive counts as 1.
-		a := cfg.sub(ssAggression)
-		if v := math.Float64frombits(a.u64(runtimeDoubleDefault)); v > 0 && !math.IsInf(v, 0) {
+		a := cfg.Sub(ssAggression)
+		if v := math.Float64frombits(a.U64(runtimeDoubleDefault)); v > 0 && !math.IsInf(v, 0) {
 			out.Aggression = v
 		}
 	}
-	if cfg.has(ssMinWeight) {
-		p := cfg.sub(ssMinWeight)
-		v := math.Float64frombits(p.u64(percentValue))
+	if cfg.Has(ssMinWeight) {
+		p := cfg.Sub(ssMinWeight)
+		v := math.Float64frombits(p.U64(percentValue))
 		if v < 0 || v > 100 || math.IsNaN(v) {
 			return nil, fmt.Errorf("slow_start_config.min_weight_percent %v: want 0-100", v)
 		}

@@ -258,7 +258,7 @@ func applyVirtualHosts(prev *Snapshot, version string, resources []*anypb.Any) (
 			errs = append(errs, fmt.Errorf("virtual host: decode: %w", err))
 			continue
 		}
-		name := decodeWire(descVirtualHost, a.GetValue()).str(vhName)
+		name := decodeWire(descVirtualHost, a.GetValue()).Str(vhName)
 		if strings.LastIndexByte(name, '/') <= 0 {
 			errs = append(errs, fmt.Errorf("virtual host %q: name is not ROUTECONFIG/HOST", name))
 			continue

@@ -12,11 +12,12 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/mast-mesh/mast/internal/proxy/match"
+	"github.com/mast-mesh/mast/internal/proxy/pbwire"
 	"github.com/mast-mesh/mast/internal/proxy/revocation"
 )
 
 // Transport sockets and their TLS contexts are decoded from the wire
-// (wiredesc.go), so that transport_sockets/tls/v3, proxy_protocol/v3 and
+// (wire.go, pbwire), so that transport_sockets/tls/v3, proxy_protocol/v3 and
 // raw_buffer/v3 are not linked into mast-proxy. The generated path they
 // replaced is the tests' oracle (tls_generated_test.go,
 // TestDecodeTransportSocketMatchesGenerated, FuzzDecodeTransportSocket).
@@ -66,19 +67,19 @@ const (
 
 // transportSocket returns message field num (a TransportSocket), nil when
 // absent.
-func transportSocket(m *wireMsg, num protowire.Number) *wireMsg {
-	if !m.has(num) {
+func transportSocket(m *pbwire.Msg, num protowire.Number) *pbwire.Msg {
+	if !m.Has(num) {
 		return nil
 	}
-	return m.sub(num)
+	return m.Sub(num)
 }
 
 // parseTransportSocketWire parses a transport socket: nil for plaintext.
-func parseTransportSocketWire(ts *wireMsg, upstream bool) (*TLSContext, error) {
+func parseTransportSocketWire(ts *pbwire.Msg, upstream bool) (*TLSContext, error) {
 	if ts == nil {
 		return nil, nil
 	}
-	name := ts.str(tsName)
+	name := ts.Str(tsName)
 	a := typedConfig(ts, tsTypedConfig)
 	if a == nil {
 		if name == RawBufferTransportSocket || name == "raw_buffer" {
@@ -112,11 +113,11 @@ func parseTransportSocketWire(ts *wireMsg, upstream bool) (*TLSContext, error) {
 		if err := checkWire(u, tlsRules); err != nil {
 			return nil, fmt.Errorf("transport_socket %q: %w", name, err)
 		}
-		t, err := parseCommonTLSWire(u.sub(tlsCommon), true)
+		t, err := parseCommonTLSWire(u.Sub(tlsCommon), true)
 		if err != nil {
 			return nil, fmt.Errorf("transport_socket %q: %w", name, err)
 		}
-		t.SNI = u.str(utcSNI)
+		t.SNI = u.Str(utcSNI)
 		if t.SNI != "" && !validSNI(t.SNI) {
 			return nil, fmt.Errorf("transport_socket %q: sni %q is not a valid server name", name, t.SNI)
 		}
@@ -133,7 +134,7 @@ func parseTransportSocketWire(ts *wireMsg, upstream bool) (*TLSContext, error) {
 	if err := checkWire(d, tlsRules); err != nil {
 		return nil, fmt.Errorf("transport_socket %q: %w", name, err)
 	}
-	t, err := parseCommonTLSWire(d.sub(tlsCommon), false)
+	t, err := parseCommonTLSWire(d.Sub(tlsCommon), false)
 	if err != nil {
 		return nil, fmt.Errorf("transport_socket %q: %w", name, err)
 	}
@@ -164,10 +165,10 @@ func anyKey(url string, value []byte) string {
 // parseCommonTLSWire parses the parts of a CommonTlsContext the proxy
 // honours and refuses what it cannot honour (it never silently weakens
 // validation).
-func parseCommonTLSWire(c *wireMsg, upstream bool) (*TLSContext, error) {
+func parseCommonTLSWire(c *pbwire.Msg, upstream bool) (*TLSContext, error) {
 	t := &TLSContext{Upstream: upstream}
-	if c.has(ctcParams) {
-		p := c.sub(ctcParams)
+	if c.Has(ctcParams) {
+		p := c.Sub(ctcParams)
 		var err error
 		if t.MinVersion, err = tlsVersionWire(p, tlspMin, "tls_params.tls_minimum_protocol_version"); err != nil {
 			return nil, err
@@ -191,7 +192,7 @@ func parseCommonTLSWire(c *wireMsg, upstream bool) (*TLSContext, error) {
 	t.ALPN = alpn
 
 	var certs []CertRef
-	files, sds := c.subs(ctcCertificates), c.subs(ctcCertSDS)
+	files, sds := c.Subs(ctcCertificates), c.Subs(ctcCertSDS)
 	for i, tc := range files {
 		var r CertRef
 		var err error
@@ -213,14 +214,14 @@ func parseCommonTLSWire(c *wireMsg, upstream bool) (*TLSContext, error) {
 		}
 	}
 	for i, s := range sds {
-		if err := agentSecret(s.str(sdsName), SDSWorkloadCert, fmt.Sprintf("tls_certificate_sds_secret_configs[%d]", i)); err != nil {
+		if err := agentSecret(s.Str(sdsName), SDSWorkloadCert, fmt.Sprintf("tls_certificate_sds_secret_configs[%d]", i)); err != nil {
 			return nil, err
 		}
-		certs = append(certs, CertRef{SDS: s.str(sdsName)})
+		certs = append(certs, CertRef{SDS: s.Str(sdsName)})
 	}
-	if c.has(ctcCertInstance) {
+	if c.Has(ctcCertInstance) {
 		kinds++
-		if n := c.sub(ctcCertInstance).str(cppInstance); n != SDSWorkloadCert && n != "" {
+		if n := c.Sub(ctcCertInstance).Str(cppInstance); n != SDSWorkloadCert && n != "" {
 			return nil, fmt.Errorf("tls_certificate_provider_instance %q: only the agent's %q is available", n, SDSWorkloadCert)
 		}
 		certs = append(certs, CertRef{SDS: SDSWorkloadCert})
@@ -236,29 +237,29 @@ func parseCommonTLSWire(c *wireMsg, upstream bool) (*TLSContext, error) {
 		t.ExtraCerts = certs[1:]
 	}
 
-	var vc *wireMsg
+	var vc *pbwire.Msg
 	switch {
-	case c.has(ctcValidation):
-		vc = c.sub(ctcValidation)
+	case c.Has(ctcValidation):
+		vc = c.Sub(ctcValidation)
 		t.Verify = true
-	case c.has(ctcCombined):
-		cv := c.sub(ctcCombined)
-		if cv.has(cvcDefault) {
-			vc = cv.sub(cvcDefault)
+	case c.Has(ctcCombined):
+		cv := c.Sub(ctcCombined)
+		if cv.Has(cvcDefault) {
+			vc = cv.Sub(cvcDefault)
 		}
 		t.Verify = true
-		if cv.has(cvcSDS) {
-			s := cv.sub(cvcSDS).str(sdsName)
+		if cv.Has(cvcSDS) {
+			s := cv.Sub(cvcSDS).Str(sdsName)
 			if err := agentSecret(s, SDSRootCA, "combined_validation_context.validation_context_sds_secret_config"); err != nil {
 				return nil, err
 			}
 			t.RootsSDS = s
 		}
-		if cv.has(cvcInstance) {
+		if cv.Has(cvcInstance) {
 			t.RootsSDS = SDSRootCA
 		}
-	case c.has(ctcValidationSDS):
-		s := c.sub(ctcValidationSDS).str(sdsName)
+	case c.Has(ctcValidationSDS):
+		s := c.Sub(ctcValidationSDS).Str(sdsName)
 		if err := agentSecret(s, SDSRootCA, "validation_context_sds_secret_config"); err != nil {
 			return nil, err
 		}
@@ -283,19 +284,19 @@ func parseCommonTLSWire(c *wireMsg, upstream bool) (*TLSContext, error) {
 	return t, nil
 }
 
-func parseValidationWire(vc *wireMsg, t *TLSContext) error {
+func parseValidationWire(vc *pbwire.Msg, t *TLSContext) error {
 	var err error
 	if t.TrustedCA, err = dataSourceWire(vc, vcTrustedCA, "validation_context.trusted_ca"); err != nil {
 		return err
 	}
-	if vc.has(vcCAInstance) {
-		if n := vc.sub(vcCAInstance).str(cppCertificate); n != SDSRootCA && n != "" {
+	if vc.Has(vcCAInstance) {
+		if n := vc.Sub(vcCAInstance).Str(cppCertificate); n != SDSRootCA && n != "" {
 			return fmt.Errorf("validation_context.ca_certificate_provider_instance certificate %q: only the agent's %q is available", n, SDSRootCA)
 		}
 		t.RootsSDS = SDSRootCA
 	}
-	t.SystemRoots = vc.has(vcSystemRoots)
-	if vc.has(vcCRL) {
+	t.SystemRoots = vc.Has(vcSystemRoots)
+	if vc.Has(vcCRL) {
 		src, err := dataSourceWire(vc, vcCRL, "validation_context.crl")
 		if err != nil {
 			return err
@@ -309,8 +310,8 @@ func parseValidationWire(vc *wireMsg, t *TLSContext) error {
 		if t.CRL, err = revocation.Parse(data); err != nil {
 			return fmt.Errorf("validation_context.crl %s: %w", describeSource(src), err)
 		}
-		t.OnlyLeafCRL = vc.u64(vcOnlyLeafCRL) != 0
-	} else if vc.u64(vcOnlyLeafCRL) != 0 {
+		t.OnlyLeafCRL = vc.U64(vcOnlyLeafCRL) != 0
+	} else if vc.U64(vcOnlyLeafCRL) != 0 {
 		return fmt.Errorf("validation_context.only_verify_leaf_cert_crl without a crl")
 	}
 	for i, p := range wireStrings(vc, vcSPKI) {
@@ -327,19 +328,19 @@ func parseValidationWire(vc *wireMsg, t *TLSContext) error {
 		}
 		t.CertHashes = append(t.CertHashes, b)
 	}
-	if vc.u64(vcTrustChain) == trustAcceptUntrusted {
+	if vc.U64(vcTrustChain) == trustAcceptUntrusted {
 		if t.Upstream {
 			return fmt.Errorf("validation_context.trust_chain_verification ACCEPT_UNTRUSTED is supported for downstream (server) contexts only")
 		}
 		t.AcceptUntrusted = true
 	}
-	for i, m := range vc.subs(vcTypedSubjectAltNames) {
-		sm, err := match.DecodeString(m.msg(sanMatcher))
+	for i, m := range vc.Subs(vcTypedSubjectAltNames) {
+		sm, err := match.DecodeString(m.Bytes(sanMatcher))
 		if err != nil {
 			return fmt.Errorf("validation_context.match_typed_subject_alt_names[%d]: %w", i, err)
 		}
 		var typ SANType
-		switch v := int32(m.u64(sanTypeField)); v {
+		switch v := int32(m.U64(sanTypeField)); v {
 		case sanDNS:
 			typ = SANDNS
 		case sanURI:
@@ -353,8 +354,8 @@ func parseValidationWire(vc *wireMsg, t *TLSContext) error {
 		}
 		t.SANs = append(t.SANs, SANMatcher{Type: typ, Str: sm})
 	}
-	for i, m := range vc.field(vcSubjectAltNames) {
-		sm, err := match.DecodeString(m.b)
+	for i, m := range vc.Vals(vcSubjectAltNames) {
+		sm, err := match.DecodeString(m.B)
 		if err != nil {
 			return fmt.Errorf("validation_context.match_subject_alt_names[%d]: %w", i, err)
 		}
@@ -364,29 +365,29 @@ func parseValidationWire(vc *wireMsg, t *TLSContext) error {
 }
 
 // dataSourceWire reads DataSource field num of m (zero when absent).
-func dataSourceWire(m *wireMsg, num protowire.Number, field string) (DataSource, error) {
-	if !m.has(num) {
+func dataSourceWire(m *pbwire.Msg, num protowire.Number, field string) (DataSource, error) {
+	if !m.Has(num) {
 		return DataSource{}, nil
 	}
-	d := m.sub(num)
+	d := m.Sub(num)
 	switch {
-	case d.has(dsFilename):
-		if d.str(dsFilename) == "" {
+	case d.Has(dsFilename):
+		if d.Str(dsFilename) == "" {
 			return DataSource{}, fmt.Errorf("%s.filename: empty", field)
 		}
-		return DataSource{File: d.str(dsFilename)}, nil
-	case d.has(dsInlineBytes):
-		return DataSource{Inline: bytes.Clone(d.msg(dsInlineBytes))}, nil
-	case d.has(dsInlineString):
-		return DataSource{Inline: []byte(d.str(dsInlineString))}, nil
-	case d.has(envEnvironmentVariable):
+		return DataSource{File: d.Str(dsFilename)}, nil
+	case d.Has(dsInlineBytes):
+		return DataSource{Inline: bytes.Clone(d.Bytes(dsInlineBytes))}, nil
+	case d.Has(dsInlineString):
+		return DataSource{Inline: []byte(d.Str(dsInlineString))}, nil
+	case d.Has(envEnvironmentVariable):
 		return DataSource{}, fmt.Errorf("%s.environment_variable: not supported", field)
 	}
 	return DataSource{}, nil
 }
 
-func tlsVersionWire(p *wireMsg, num protowire.Number, field string) (uint16, error) {
-	switch v := int32(p.u64(num)); v {
+func tlsVersionWire(p *pbwire.Msg, num protowire.Number, field string) (uint16, error) {
+	switch v := int32(p.U64(num)); v {
 	case tlsAuto:
 		return 0, nil
 	case tlsV12:

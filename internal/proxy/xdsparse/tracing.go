@@ -6,6 +6,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/mast-mesh/mast/internal/proxy/pbwire"
 	"github.com/mast-mesh/mast/internal/telemetry/tracing"
 )
 
@@ -66,7 +67,7 @@ const (
 )
 
 // parseTracingWire turns an HCM's tracing into the proxy's.
-func parseTracingWire(t *wireMsg) (*tracing.Config, error) {
+func parseTracingWire(t *pbwire.Msg) (*tracing.Config, error) {
 	if err := checkWire(t, tracingRules); err != nil {
 		return nil, fmt.Errorf("tracing: %w", err)
 	}
@@ -75,10 +76,10 @@ func parseTracingWire(t *wireMsg) (*tracing.Config, error) {
 	}
 	c := &tracing.Config{RandomSampling: 100, ClientSampling: 100, OverallSampling: 100, MaxPathTagLength: 256}
 	percent := func(num protowire.Number, def float64) float64 {
-		if !t.has(num) {
+		if !t.Has(num) {
 			return def
 		}
-		return math.Float64frombits(t.sub(num).u64(percentValue))
+		return math.Float64frombits(t.Sub(num).U64(percentValue))
 	}
 	c.RandomSampling = percent(trRandomSampling, c.RandomSampling)
 	c.ClientSampling = percent(trClientSampling, c.ClientSampling)
@@ -88,31 +89,31 @@ func parseTracingWire(t *wireMsg) (*tracing.Config, error) {
 			return nil, fmt.Errorf("tracing: sampling percentage %v: not within 0-100", v)
 		}
 	}
-	if t.has(trMaxPathTagLength) {
+	if t.Has(trMaxPathTagLength) {
 		c.MaxPathTagLength = int(wrapperU32(t, trMaxPathTagLength, 0))
 	}
-	for i, ct := range t.subs(trCustomTags) {
-		tag := tracing.CustomTag{Tag: ct.str(ctTag)}
+	for i, ct := range t.Subs(trCustomTags) {
+		tag := tracing.CustomTag{Tag: ct.Str(ctTag)}
 		switch {
-		case ct.has(ctLiteral):
-			tag.Literal = ct.sub(ctLiteral).str(ctLiteralValue)
-		case ct.has(ctEnvironment):
-			e := ct.sub(ctEnvironment)
-			tag.Env, tag.Default = e.str(ctName), e.str(ctDefault)
-		case ct.has(ctRequestHeader):
-			h := ct.sub(ctRequestHeader)
-			tag.Header, tag.Default = h.str(ctName), h.str(ctDefault)
+		case ct.Has(ctLiteral):
+			tag.Literal = ct.Sub(ctLiteral).Str(ctLiteralValue)
+		case ct.Has(ctEnvironment):
+			e := ct.Sub(ctEnvironment)
+			tag.Env, tag.Default = e.Str(ctName), e.Str(ctDefault)
+		case ct.Has(ctRequestHeader):
+			h := ct.Sub(ctRequestHeader)
+			tag.Header, tag.Default = h.Str(ctName), h.Str(ctDefault)
 		}
 		if tag.Tag == "" {
 			return nil, fmt.Errorf("tracing.custom_tags[%d].tag: empty", i)
 		}
 		c.CustomTags = append(c.CustomTags, tag)
 	}
-	if !t.has(trProvider) {
+	if !t.Has(trProvider) {
 		return nil, fmt.Errorf("tracing.provider: required (mast-proxy has no default tracer)")
 	}
-	prov := t.sub(trProvider)
-	name := prov.str(provName)
+	prov := t.Sub(trProvider)
+	name := prov.Str(provName)
 	url, value := "", []byte(nil)
 	if a := typedConfig(prov, provTypedConfig); a != nil {
 		url, value = a.GetTypeUrl(), a.GetValue()
@@ -126,12 +127,12 @@ func parseTracingWire(t *wireMsg) (*tracing.Config, error) {
 		if err := checkWire(o, otelRules); err != nil {
 			return nil, fmt.Errorf("tracing.provider %q: %w", name, err)
 		}
-		eg := o.sub(otelGrpcService).sub(grpcEnvoyGrpc)
-		if eg.str(egClusterName) == "" {
+		eg := o.Sub(otelGrpcService).Sub(grpcEnvoyGrpc)
+		if eg.Str(egClusterName) == "" {
 			return nil, fmt.Errorf("tracing.provider %q: grpc_service.envoy_grpc.cluster_name: required", name)
 		}
-		c.Provider = tracing.Provider{Kind: tracing.OpenTelemetry, Cluster: eg.str(egClusterName), Authority: eg.str(egAuthority),
-			ServiceName: o.str(otelServiceName), TraceID128: true}
+		c.Provider = tracing.Provider{Kind: tracing.OpenTelemetry, Cluster: eg.Str(egClusterName), Authority: eg.Str(egAuthority),
+			ServiceName: o.Str(otelServiceName), TraceID128: true}
 	case zipkinConfigType:
 		z, err := unpackTyped(descZipkinConfig, value)
 		if err != nil {
@@ -140,17 +141,17 @@ func parseTracingWire(t *wireMsg) (*tracing.Config, error) {
 		if err := checkWire(z, zipkinRules); err != nil {
 			return nil, fmt.Errorf("tracing.provider %q: %w", name, err)
 		}
-		if v := int32(z.u64(zkEndpointVersion)); v != zkHTTPJSON {
+		if v := int32(z.U64(zkEndpointVersion)); v != zkHTTPJSON {
 			return nil, fmt.Errorf("tracing.provider %q: collector_endpoint_version %s: only HTTP_JSON is supported", name, enumName(z, zkEndpointVersion, v))
 		}
 		if wireBool(z, zkSharedSpanContext, true) {
 			return nil, fmt.Errorf("tracing.provider %q: shared_span_context: must be false (each proxy reports its own span)", name)
 		}
-		if z.str(zkCollectorCluster) == "" || z.str(zkCollectorEndpoint) == "" {
+		if z.Str(zkCollectorCluster) == "" || z.Str(zkCollectorEndpoint) == "" {
 			return nil, fmt.Errorf("tracing.provider %q: collector_cluster and collector_endpoint: required", name)
 		}
-		c.Provider = tracing.Provider{Kind: tracing.Zipkin, Cluster: z.str(zkCollectorCluster), Authority: z.str(zkHostname),
-			Path: z.str(zkCollectorEndpoint), TraceID128: z.u64(zkTraceID128) != 0}
+		c.Provider = tracing.Provider{Kind: tracing.Zipkin, Cluster: z.Str(zkCollectorCluster), Authority: z.Str(zkHostname),
+			Path: z.Str(zkCollectorEndpoint), TraceID128: z.U64(zkTraceID128) != 0}
 	default:
 		return nil, fmt.Errorf("tracing.provider %q (%s): not supported (opentelemetry, zipkin)", name, url)
 	}

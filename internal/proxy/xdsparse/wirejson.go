@@ -11,10 +11,12 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/mast-mesh/mast/internal/proxy/pbwire"
 )
 
 // ResourceJSON renders an encoded resource of the type typeURL names as
-// protojson does (Envoy's config_dump shape), from the wire and wireDescs,
+// protojson does (Envoy's config_dump shape), from the wire and wireTable,
 // so that /config_dump needs no generated types. ok is false when the type
 // is not in the table. An Any whose type is not in the table is rendered
 // with protojson when this binary links it (filter configurations), else
@@ -31,18 +33,16 @@ func ResourceJSON(typeURL string, b []byte) (out []byte, ok bool) {
 	return w.buf, true
 }
 
-// findDesc returns the index of the message named name in wireDescs, -1
+// findDesc returns the index of the message named name in wireTable, -1
 // when it is not there.
-func findDesc(name string) int16 {
-	for i := range wireDescs {
-		if wireDescs[i].name == name {
-			return int16(i)
-		}
+func findDesc(name string) int {
+	if i := wireTable.Index(name); i >= 0 && !wireTable[i].Enum {
+		return i
 	}
 	return -1
 }
 
-// jsonCamelCase is protobuf's default json_name (TestWireDescriptors
+// jsonCamelCase is protobuf's default json_name (TestWireTable
 // checks that every field of the table has it).
 func jsonCamelCase(s string) string {
 	var b strings.Builder
@@ -68,22 +68,22 @@ const maxJSONDepth = 100
 
 type jsonWriter struct{ buf []byte }
 
-func (w *jsonWriter) str(s string) {
+func (w *jsonWriter) quote(s string) {
 	b, _ := json.Marshal(s)
 	w.buf = append(w.buf, b...)
 }
 
 // any renders a google.protobuf.Any, or a top-level resource as one.
-func (w *jsonWriter) any(url string, di int16, b []byte, depth int) {
+func (w *jsonWriter) any(url string, di int, b []byte, depth int) {
 	w.buf = append(w.buf, `{"@type":`...)
-	w.str(url)
-	if wellKnownJSON(wireDescs[di].name) {
+	w.quote(url)
+	if wellKnownJSON(wireTable[di].Name) {
 		w.buf = append(w.buf, `,"value":`...)
 		w.message(di, b, depth+1)
 		w.buf = append(w.buf, '}')
 		return
 	}
-	w.fields(di, b, depth+1, true)
+	w.fields(decodeWire(di, b), depth+1, true)
 	w.buf = append(w.buf, '}')
 }
 
@@ -98,21 +98,21 @@ func wellKnownJSON(name string) bool {
 	return strings.HasPrefix(name, "google.protobuf.") && strings.HasSuffix(name, "Value")
 }
 
-// message renders an encoded message of type wireDescs[di].
-func (w *jsonWriter) message(di int16, b []byte, depth int) {
+// message renders an encoded message of type wireTable[di].
+func (w *jsonWriter) message(di int, b []byte, depth int) {
 	if depth > maxJSONDepth {
 		w.buf = append(w.buf, "null"...)
 		return
 	}
-	d := &wireDescs[di]
-	switch d.name {
+	d := &wireTable[di]
+	switch d.Name {
 	case "google.protobuf.Duration":
 		m := decodeWire(di, b)
-		w.str(durationJSON(int64(m.u64(durSeconds)), int32(m.u64(durNanos))))
+		w.quote(durationJSON(m.I64(durSeconds), m.I32(durNanos)))
 		return
 	case "google.protobuf.Any":
 		m := decodeWire(di, b)
-		url, value := m.str(anyTypeURL), m.msg(anyValue)
+		url, value := m.Str(anyTypeURL), m.Bytes(anyValue)
 		if adi := findDesc(url[strings.LastIndexByte(url, '/')+1:]); adi >= 0 {
 			w.any(url, adi, value, depth)
 			return
@@ -124,7 +124,7 @@ func (w *jsonWriter) message(di int16, b []byte, depth int) {
 			return
 		}
 		w.buf = append(w.buf, `{"@type":`...)
-		w.str(url)
+		w.quote(url)
 		if len(value) == 0 {
 			// An empty message of any type: protojson writes only its
 			// type (Istio's raw_buffer transport socket).
@@ -132,166 +132,158 @@ func (w *jsonWriter) message(di int16, b []byte, depth int) {
 			return
 		}
 		w.buf = append(w.buf, `,"value_base64":`...)
-		w.str(base64.StdEncoding.EncodeToString(value))
+		w.quote(base64.StdEncoding.EncodeToString(value))
 		w.buf = append(w.buf, '}')
 		return
 	case "google.protobuf.Struct":
 		m := decodeWire(di, b)
-		w.mapField(m, &m.d.fields[0], m.run(0), depth)
+		w.mapField(m, &d.Fields[0], m.Vals(d.Fields[0].Num), depth)
 		return
 	case "google.protobuf.ListValue":
 		m := decodeWire(di, b)
-		w.list(&m.d.fields[0], m.run(0), depth)
+		w.list(m, &d.Fields[0], m.Vals(d.Fields[0].Num), depth)
 		return
 	case "google.protobuf.Value":
 		m := decodeWire(di, b)
-		if len(m.vals) == 0 {
-			w.buf = append(w.buf, "null"...)
+		// A oneof of singular fields: at most one value.
+		for fd, vs := range m.All {
+			if fd.Scalar == pbwire.ScalarEnum { // null_value
+				w.buf = append(w.buf, "null"...)
+			} else {
+				w.single(m, fd, &vs[0], depth)
+			}
 			return
 		}
-		// A oneof of singular fields: at most one value.
-		v := &m.vals[0]
-		if fd := &m.d.fields[v.i]; fd.kind == kEnum { // null_value
-			w.buf = append(w.buf, "null"...)
-		} else {
-			w.single(fd, v, depth)
-		}
+		w.buf = append(w.buf, "null"...)
 		return
 	}
-	if wellKnownJSON(d.name) { // a wrapper: its value, the default when unset
+	if wellKnownJSON(d.Name) { // a wrapper: its value, the default when unset
 		m := decodeWire(di, b)
-		w.single(&m.d.fields[0], m.val(m.d.fields[0].num), depth)
+		var v *pbwire.Val
+		if vs := m.Vals(d.Fields[0].Num); len(vs) > 0 {
+			v = &vs[len(vs)-1]
+		}
+		w.single(m, &d.Fields[0], v, depth)
 		return
 	}
 	w.buf = append(w.buf, '{')
-	w.fields(di, b, depth, false)
+	w.fields(decodeWire(di, b), depth, false)
 	w.buf = append(w.buf, '}')
 }
 
 // fields renders a message's set fields as members of an open object;
 // after says whether a member was written before them.
-func (w *jsonWriter) fields(di int16, b []byte, depth int, after bool) {
-	m := decodeWire(di, b)
-	for k := 0; k < len(m.vals); {
-		run := m.run(int(m.vals[k].i))
-		k += len(run)
-		if !m.isSet(run) {
+func (w *jsonWriter) fields(m *pbwire.Msg, depth int, after bool) {
+	for fd, run := range m.All {
+		if !pbwire.IsSet(fd, run) {
 			continue
 		}
 		if after {
 			w.buf = append(w.buf, ',')
 		}
 		after = true
-		fd := &m.d.fields[run[0].i]
-		w.str(jsonCamelCase(fd.name))
+		w.quote(jsonCamelCase(fd.Name))
 		w.buf = append(w.buf, ':')
 		switch {
-		case fd.flags&fMap != 0:
+		case fd.Map:
 			w.mapField(m, fd, run, depth)
-		case fd.flags&fList != 0:
-			w.list(fd, run, depth)
+		case fd.List:
+			w.list(m, fd, run, depth)
 		default:
-			w.single(fd, &run[len(run)-1], depth)
+			w.single(m, fd, &run[len(run)-1], depth)
 		}
 	}
 }
 
 // mapField renders map field fd of m (its entries run) as an object.
-func (w *jsonWriter) mapField(m *wireMsg, fd *fieldDesc, run []wireVal, depth int) {
+func (w *jsonWriter) mapField(m *pbwire.Msg, fd *pbwire.Field, run []pbwire.Val, depth int) {
 	w.buf = append(w.buf, '{')
-	vd := &wireDescs[fd.msg].fields[1]
-	keys, values := m.entriesOf(run)
+	vd := &wireTable[fd.Msg].Fields[1]
+	keys, entries := m.MapEntries(run)
 	for j, k := range keys {
 		if j > 0 {
 			w.buf = append(w.buf, ',')
 		}
-		w.str(k)
+		w.quote(k)
 		w.buf = append(w.buf, ':')
-		if vd.kind == kMessage {
-			w.message(vd.msg, values[j], depth+1)
-			continue
+		// The key's last entry has its value.
+		var v *pbwire.Val
+		if vs := entries[j].Vals(mapValue); len(vs) > 0 {
+			v = &vs[len(vs)-1]
 		}
-		// A scalar value: the last entry of the key has it.
-		var last *wireVal
-		for e := range run {
-			if em := m.subOf(&run[e]); mapKeyString(em) == k {
-				last = em.val(2)
-			}
-		}
-		w.single(vd, last, depth)
+		w.single(entries[j], vd, v, depth)
 	}
 	w.buf = append(w.buf, '}')
 }
 
-// list renders repeated field fd (its values run) as an array.
-func (w *jsonWriter) list(fd *fieldDesc, run []wireVal, depth int) {
+// list renders repeated field fd of m (its values run) as an array.
+func (w *jsonWriter) list(m *pbwire.Msg, fd *pbwire.Field, run []pbwire.Val, depth int) {
 	w.buf = append(w.buf, '[')
 	for j := range run {
 		if j > 0 {
 			w.buf = append(w.buf, ',')
 		}
 		switch {
-		case fd.kind.scalar():
-			w.scalar(fd, run[j].n)
-		case fd.kind == kMessage:
-			w.message(fd.msg, run[j].b, depth+1)
+		case fd.Kind.Scalar():
+			w.scalar(fd, run[j].N)
+		case fd.Kind == pbwire.Message:
+			w.message(int(fd.Msg), run[j].B, depth+1)
 		default:
-			w.bytes(fd.kind, run[j].b)
+			w.bytes(fd.Kind, run[j].B)
 		}
 	}
 	w.buf = append(w.buf, ']')
 }
 
-// single renders singular field fd (value v; its default when v is nil).
-func (w *jsonWriter) single(fd *fieldDesc, v *wireVal, depth int) {
+// single renders singular field fd of m (value v; its default when v is
+// nil).
+func (w *jsonWriter) single(m *pbwire.Msg, fd *pbwire.Field, v *pbwire.Val, depth int) {
 	if v == nil {
-		v = &wireVal{}
+		v = &pbwire.Val{}
 	}
 	switch {
-	case fd.kind == kMessage:
-		w.message(fd.msg, v.b, depth+1)
-	case fd.kind == kString || fd.kind == kBytes:
-		w.bytes(fd.kind, v.b)
+	case fd.Kind == pbwire.Message:
+		w.message(int(fd.Msg), v.B, depth+1)
+	case fd.Kind == pbwire.String || fd.Kind == pbwire.Bytes:
+		w.bytes(fd.Kind, v.B)
 	default:
-		w.scalar(fd, v.n)
+		w.scalar(fd, v.N)
 	}
 }
 
-func (w *jsonWriter) bytes(k wireKind, b []byte) {
-	if k == kBytes {
-		w.str(base64.StdEncoding.EncodeToString(b))
+func (w *jsonWriter) bytes(k pbwire.Kind, b []byte) {
+	if k == pbwire.Bytes {
+		w.quote(base64.StdEncoding.EncodeToString(b))
 		return
 	}
-	w.str(string(b))
+	w.quote(string(b))
 }
 
-func (w *jsonWriter) scalar(fd *fieldDesc, n uint64) {
-	switch fd.kind {
-	case kBool:
+func (w *jsonWriter) scalar(fd *pbwire.Field, n uint64) {
+	switch fd.Scalar {
+	case pbwire.ScalarBool:
 		w.buf = strconv.AppendBool(w.buf, n != 0)
-	case kEnum:
-		for _, v := range wireEnums[fd.msg].values {
-			if v.num == int32(n) {
-				w.str(v.name)
-				return
-			}
+	case pbwire.ScalarEnum:
+		if name := wireTable.EnumName(fd.Msg, int32(n)); name != "" {
+			w.quote(name)
+			return
 		}
 		w.buf = strconv.AppendInt(w.buf, int64(int32(n)), 10)
-	case kInt32, kSfixed32:
+	case pbwire.ScalarInt32, pbwire.ScalarSfixed32:
 		w.buf = strconv.AppendInt(w.buf, int64(int32(n)), 10)
-	case kSint32:
+	case pbwire.ScalarSint32:
 		w.buf = strconv.AppendInt(w.buf, int64(int32(protowire.DecodeZigZag(n&math.MaxUint32))), 10)
-	case kUint32, kFixed32:
+	case pbwire.ScalarUint32, pbwire.ScalarFixed32:
 		w.buf = strconv.AppendUint(w.buf, uint64(uint32(n)), 10)
-	case kInt64, kSfixed64:
-		w.str(strconv.FormatInt(int64(n), 10))
-	case kSint64:
-		w.str(strconv.FormatInt(protowire.DecodeZigZag(n), 10))
-	case kUint64, kFixed64:
-		w.str(strconv.FormatUint(n, 10))
-	case kFloat:
+	case pbwire.ScalarInt64, pbwire.ScalarSfixed64:
+		w.quote(strconv.FormatInt(int64(n), 10))
+	case pbwire.ScalarSint64:
+		w.quote(strconv.FormatInt(protowire.DecodeZigZag(n), 10))
+	case pbwire.ScalarUint64, pbwire.ScalarFixed64:
+		w.quote(strconv.FormatUint(n, 10))
+	case pbwire.ScalarFloat:
 		w.float(float64(math.Float32frombits(uint32(n))), 32)
-	case kDouble:
+	case pbwire.ScalarDouble:
 		w.float(math.Float64frombits(n), 64)
 	}
 }
@@ -299,11 +291,11 @@ func (w *jsonWriter) scalar(fd *fieldDesc, n uint64) {
 func (w *jsonWriter) float(f float64, bits int) {
 	switch {
 	case math.IsNaN(f):
-		w.str("NaN")
+		w.quote("NaN")
 	case math.IsInf(f, 1):
-		w.str("Infinity")
+		w.quote("Infinity")
 	case math.IsInf(f, -1):
-		w.str("-Infinity")
+		w.quote("-Infinity")
 	default:
 		w.buf = strconv.AppendFloat(w.buf, f, 'g', -1, bits)
 	}

@@ -105,7 +105,7 @@ func TestTableRendersUnlinkedTypes(t *testing.T) {
 		"envoy.extensions.transport_sockets.tls.v3.Secret",
 	} {
 		if findDesc(name) < 0 {
-			t.Errorf("%s: not in wiredesc_gen.go's table", name)
+			t.Errorf("%s: not in wire_gen.go's table", name)
 		}
 	}
 }

@@ -10,17 +10,30 @@ import (
 	"math/rand/v2"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/mast-mesh/mast/internal/proxy/pbwire"
 )
 
-// Table returns a table of every message type reachable from roots, roots
-// first (their indexes are 0, 1, ...).
+// Table returns a lean table of every message type reachable from roots,
+// roots first (their indexes are 0, 1, ...), fields in declaration order.
 func Table(roots ...protoreflect.MessageDescriptor) (pbwire.Table, error) {
+	return table(false, roots)
+}
+
+// FullTable is Table with what rendering a message needs: fields in number
+// order with their declared scalar types and map marks, and the enums of
+// enum fields (after the messages) naming their values.
+func FullTable(roots ...protoreflect.MessageDescriptor) (pbwire.Table, error) {
+	return table(true, roots)
+}
+
+func table(full bool, roots []protoreflect.MessageDescriptor) (pbwire.Table, error) {
 	var order []protoreflect.MessageDescriptor
 	index := map[protoreflect.FullName]int{}
 	add := func(md protoreflect.MessageDescriptor) {
@@ -40,15 +53,27 @@ func Table(roots ...protoreflect.MessageDescriptor) (pbwire.Table, error) {
 			}
 		}
 	}
+	var enums []protoreflect.EnumDescriptor
+	enumIndex := map[protoreflect.FullName]int{}
 	t := make(pbwire.Table, len(order))
 	for i, md := range order {
 		t[i].Name = string(md.FullName())
 		fs := md.Fields()
+		var fds []protoreflect.FieldDescriptor
 		for j := 0; j < fs.Len(); j++ {
-			fd := fs.Get(j)
+			fds = append(fds, fs.Get(j))
+		}
+		if full {
+			slices.SortFunc(fds, func(a, b protoreflect.FieldDescriptor) int { return int(a.Number() - b.Number()) })
+		}
+		for _, fd := range fds {
 			k, err := kind(fd)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", fd.FullName(), err)
+			}
+			if !full && (fd.Kind() == protoreflect.Sint32Kind || fd.Kind() == protoreflect.Sint64Kind) {
+				// A lean table cannot tell a zigzag varint from another.
+				return nil, fmt.Errorf("%s: kind %v needs a full table", fd.FullName(), fd.Kind())
 			}
 			f := pbwire.Field{Num: fd.Number(), Name: string(fd.Name()), Kind: k}
 			if fd.IsList() || fd.IsMap() {
@@ -60,41 +85,99 @@ func Table(roots ...protoreflect.MessageDescriptor) (pbwire.Table, error) {
 				f.Oneof = uint8(o.Index() + 1)
 			}
 			if md := fd.Message(); md != nil {
-				f.Msg = index[md.FullName()]
+				f.Msg = int32(index[md.FullName()])
+			}
+			if full {
+				f.Map = fd.IsMap()
+				if k.Scalar() {
+					f.Scalar = scalarTypes[fd.Kind()]
+				}
+				if e := fd.Enum(); e != nil {
+					if _, ok := enumIndex[e.FullName()]; !ok {
+						enumIndex[e.FullName()] = len(order) + len(enums)
+						enums = append(enums, e)
+					}
+					f.Msg = int32(enumIndex[e.FullName()])
+				}
 			}
 			t[i].Fields = append(t[i].Fields, f)
 		}
 	}
+	for _, e := range enums {
+		d := pbwire.Desc{Name: string(e.FullName()), Enum: true}
+		vs := e.Values()
+		for j := 0; j < vs.Len(); j++ {
+			d.Fields = append(d.Fields, pbwire.Field{Num: protowire.Number(vs.Get(j).Number()), Name: string(vs.Get(j).Name())})
+		}
+		t = append(t, d)
+	}
 	return t, nil
+}
+
+var scalarTypes = map[protoreflect.Kind]pbwire.Scalar{
+	protoreflect.BoolKind: pbwire.ScalarBool, protoreflect.EnumKind: pbwire.ScalarEnum,
+	protoreflect.Int32Kind: pbwire.ScalarInt32, protoreflect.Int64Kind: pbwire.ScalarInt64,
+	protoreflect.Uint32Kind: pbwire.ScalarUint32, protoreflect.Uint64Kind: pbwire.ScalarUint64,
+	protoreflect.Sint32Kind: pbwire.ScalarSint32, protoreflect.Sint64Kind: pbwire.ScalarSint64,
+	protoreflect.Fixed32Kind: pbwire.ScalarFixed32, protoreflect.Sfixed32Kind: pbwire.ScalarSfixed32,
+	protoreflect.FloatKind: pbwire.ScalarFloat, protoreflect.Fixed64Kind: pbwire.ScalarFixed64,
+	protoreflect.Sfixed64Kind: pbwire.ScalarSfixed64, protoreflect.DoubleKind: pbwire.ScalarDouble,
 }
 
 var kindNames = map[pbwire.Kind]string{pbwire.Varint: "Varint", pbwire.Fixed32: "Fixed32", pbwire.Fixed64: "Fixed64",
 	pbwire.Bytes: "Bytes", pbwire.String: "String", pbwire.Message: "Message"}
 
 // Source returns a Go file of package pkg declaring var name pbwire.Table
-// (see Table) and a constant per root naming its index (constNames[i]).
+// (a lean table, see Table) and a constant per root naming its index
+// (constNames[i]).
 func Source(pkg, name string, constNames []string, roots ...protoreflect.MessageDescriptor) ([]byte, error) {
 	t, err := Table(roots...)
 	if err != nil {
 		return nil, err
 	}
+	return source(pkg, name, constNames, roots, t)
+}
+
+// FullSource is Source for a full table (FullTable).
+func FullSource(pkg, name string, constNames []string, roots ...protoreflect.MessageDescriptor) ([]byte, error) {
+	t, err := FullTable(roots...)
+	if err != nil {
+		return nil, err
+	}
+	return source(pkg, name, constNames, roots, t)
+}
+
+func source(pkg, name string, constNames []string, roots []protoreflect.MessageDescriptor, t pbwire.Table) ([]byte, error) {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "// Code generated by pbwiregen from the protobuf descriptors (go test -run TestWireTable -update); DO NOT EDIT.\n\npackage %s\n\n", pkg)
 	b.WriteString("import \"github.com/mast-mesh/mast/internal/proxy/pbwire\"\n\n")
 	if len(constNames) > 0 {
 		b.WriteString("const (\n")
 		for i, c := range constNames {
-			fmt.Fprintf(&b, "\t%s = %d // %s\n", c, i, roots[i].FullName())
+			if c != "" {
+				fmt.Fprintf(&b, "\t%s = %d // %s\n", c, i, roots[i].FullName())
+			}
 		}
 		b.WriteString(")\n\n")
 	}
 	fmt.Fprintf(&b, "var %s = pbwire.Table{\n", name)
 	for i, d := range t {
+		if d.Enum {
+			fmt.Fprintf(&b, "\t{Name: %q, Enum: true, Fields: []pbwire.Field{ // %d\n", d.Name, i)
+			for _, f := range d.Fields {
+				fmt.Fprintf(&b, "\t\t{Num: %d, Name: %q},\n", f.Num, f.Name)
+			}
+			b.WriteString("\t}},\n")
+			continue
+		}
 		fmt.Fprintf(&b, "\t{Name: %q, Fields: []pbwire.Field{ // %d\n", d.Name, i)
 		for _, f := range d.Fields {
 			fmt.Fprintf(&b, "\t\t{Num: %d, Name: %q, Kind: pbwire.%s", f.Num, f.Name, kindNames[f.Kind])
 			if f.List {
 				b.WriteString(", List: true")
+			}
+			if f.Map {
+				b.WriteString(", Map: true")
 			}
 			if f.Presence {
 				b.WriteString(", Presence: true")
@@ -102,7 +185,10 @@ func Source(pkg, name string, constNames []string, roots ...protoreflect.Message
 			if f.Oneof != 0 {
 				fmt.Fprintf(&b, ", Oneof: %d", f.Oneof)
 			}
-			if f.Kind == pbwire.Message {
+			if f.Scalar != pbwire.ScalarNone {
+				fmt.Fprintf(&b, ", Scalar: pbwire.%s", scalarNames[f.Scalar])
+			}
+			if f.Kind == pbwire.Message || f.Scalar == pbwire.ScalarEnum {
 				fmt.Fprintf(&b, ", Msg: %d", f.Msg)
 			}
 			b.WriteString("},\n")
@@ -113,10 +199,18 @@ func Source(pkg, name string, constNames []string, roots ...protoreflect.Message
 	return format.Source(b.Bytes())
 }
 
+var scalarNames = map[pbwire.Scalar]string{
+	pbwire.ScalarBool: "ScalarBool", pbwire.ScalarEnum: "ScalarEnum", pbwire.ScalarInt32: "ScalarInt32",
+	pbwire.ScalarInt64: "ScalarInt64", pbwire.ScalarUint32: "ScalarUint32", pbwire.ScalarUint64: "ScalarUint64",
+	pbwire.ScalarSint32: "ScalarSint32", pbwire.ScalarSint64: "ScalarSint64", pbwire.ScalarFixed32: "ScalarFixed32",
+	pbwire.ScalarSfixed32: "ScalarSfixed32", pbwire.ScalarFloat: "ScalarFloat", pbwire.ScalarFixed64: "ScalarFixed64",
+	pbwire.ScalarSfixed64: "ScalarSfixed64", pbwire.ScalarDouble: "ScalarDouble",
+}
+
 func kind(fd protoreflect.FieldDescriptor) (pbwire.Kind, error) {
 	switch fd.Kind() {
 	case protoreflect.BoolKind, protoreflect.EnumKind, protoreflect.Int32Kind, protoreflect.Int64Kind,
-		protoreflect.Uint32Kind, protoreflect.Uint64Kind:
+		protoreflect.Uint32Kind, protoreflect.Uint64Kind, protoreflect.Sint32Kind, protoreflect.Sint64Kind:
 		return pbwire.Varint, nil
 	case protoreflect.Fixed32Kind, protoreflect.Sfixed32Kind, protoreflect.FloatKind:
 		return pbwire.Fixed32, nil

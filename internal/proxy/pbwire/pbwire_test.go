@@ -283,3 +283,40 @@ func FuzzDecode(f *testing.F) {
 		check(t, tab, r, roots[r], b)
 	})
 }
+
+// TestDecodeZeroCopy: string, bytes and message values are slices of the
+// input, at any depth (an Any's value is handed on without a copy).
+func TestDecodeZeroCopy(t *testing.T) {
+	tab, err := pbwiregen.Table((&rbacv3.RBAC{}).ProtoReflect().Descriptor())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rbac := &rbacv3.RBAC{Policies: map[string]*rbacv3.Policy{"p": {
+		Permissions: []*rbacv3.Permission{{Rule: &rbacv3.Permission_Any{Any: true}}}}}}
+	b, err := proto.Marshal(rbac)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := pbwire.Decode(tab, 0, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// RBAC.policies (2): the entry's key (1) and, in its value (2), the
+	// encoding of permissions[0] (1).
+	entry := m.Subs(2)[0]
+	for _, v := range [][]byte{m.Bytes(2), entry.Bytes(1), entry.Sub(2).Bytes(1)} {
+		if !inside(b, v) {
+			t.Errorf("%x is a copy, not a slice of the input", v)
+		}
+	}
+}
+
+// inside reports whether sub is a (non-empty) slice of b.
+func inside(b, sub []byte) bool {
+	for i := range b {
+		if len(sub) > 0 && &b[i] == &sub[0] {
+			return true
+		}
+	}
+	return false
+}

@@ -50,7 +50,9 @@ type Config struct {
 	// With no interval, a PING is sent after ReadIdle without a frame read.
 	PingInterval, PingTimeout time.Duration
 	// ReadIdle is the read silence after which a health PING is sent when
-	// no PingInterval is set. Default 30 s (PingTimeout default 10 s).
+	// no PingInterval is set. Default 30 s (PingTimeout default 10 s);
+	// negative: no PING at all (a gRPC client's default: servers count
+	// PINGs they did not allow as abuse).
 	ReadIdle time.Duration
 	// IdleTimeout closes the connection after this long without a stream
 	// (the cluster's idle_timeout); 0: never.
@@ -216,9 +218,10 @@ func New(nc net.Conn, cfg Config) (*Conn, error) {
 	if cfg.MaxAge > 0 {
 		c.ageTimer = time.AfterFunc(cfg.MaxAge, c.Drain)
 	}
-	if cfg.PingInterval > 0 {
+	switch {
+	case cfg.PingInterval > 0:
 		c.kaTimer = time.AfterFunc(cfg.PingInterval, c.keepalive)
-	} else {
+	case cfg.ReadIdle > 0:
 		c.kaTimer = time.AfterFunc(cfg.ReadIdle, c.keepalive)
 	}
 	go c.readLoop()
@@ -357,7 +360,9 @@ func (c *Conn) closeWith(err error) {
 		}
 		c.mu.Unlock()
 		c.nc.Close()
-		c.kaTimer.Stop()
+		if c.kaTimer != nil {
+			c.kaTimer.Stop()
+		}
 		c.pingTimer.Stop()
 		if c.idleTimer != nil {
 			c.idleTimer.Stop()

@@ -111,6 +111,14 @@ type ReadyReader interface {
 	TryRead(p []byte) (n int, done bool, err error)
 }
 
+// BodyStopper is a streamed request body told when the stream stops
+// taking it before its end (the exchange ended or failed first), so that
+// its writer need not wait for reads that will not come (a gRPC stream's
+// Send).
+type BodyStopper interface {
+	StopBody()
+}
+
 // maxFreeStreams bounds the finished Streams a connection keeps; maxKeptBuf
 // the response body buffer a kept Stream holds on to.
 const (
@@ -402,6 +410,9 @@ func (s *Stream) writeBody() {
 	}
 	if err != nil && !errors.Is(err, errStopped) {
 		s.Abort(err)
+	}
+	if bs, ok := r.BodyStream.(BodyStopper); ok && err != nil {
+		bs.StopBody()
 	}
 	c := s.c
 	c.mu.Lock()

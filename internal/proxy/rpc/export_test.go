@@ -1,0 +1,8 @@
+package rpc
+
+// Exported for the tests of package rpc_test.
+var (
+	EncodeTimeout = encodeTimeout
+	EncodeMessage = encodeMessage
+	DecodeMessage = decodeMessage
+)

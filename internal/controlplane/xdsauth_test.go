@@ -72,7 +72,7 @@ func startMastd(t *testing.T) (plain, secure, caDir, mon string) {
 // bootstrap token, as a proxy's agent does, and returns its credentials.
 func workloadCreds(t *testing.T, secure, caDir, ns, sa string) credentials.TransportCredentials {
 	t.Helper()
-	return workloadAgent(t, secure, caDir, ns, sa).TransportCredentials()
+	return credentials.NewTLS(workloadAgent(t, secure, caDir, ns, sa).TLSConfig())
 }
 
 // workloadAgent runs an agent for ns/sa against the running CA and returns

@@ -126,7 +126,7 @@ type Agent struct {
 	changed  chan struct{} // closed and replaced on every change
 	ready    chan struct{}
 	readyOne sync.Once
-	creds    credentials.TransportCredentials
+	tlsConf  *tls.Config
 	rnd      func(n int64) int64
 	// bootKey signs every CSR sent with the bootstrap token: the CA binds
 	// a token to the first key it is used with, so the agent keeps one key
@@ -211,7 +211,7 @@ func New(cfg Config) (*Agent, error) {
 			return &tls.Certificate{}, nil
 		},
 	}
-	a.creds = credentials.NewTLS(tlsCfg)
+	a.tlsConf = tlsCfg
 	return a, nil
 }
 
@@ -258,12 +258,11 @@ func (a *Agent) rootsForCA() []*x509.Certificate {
 	return *a.caRoots.Load()
 }
 
-// TransportCredentials are the agent's TLS credentials towards mastd: they
-// verify mastd's serving certificate for CAServerName against the root file
+// TLSConfig is the agent's TLS configuration towards mastd: it verifies mastd's serving certificate for CAServerName against the root file
 // and the current trust bundle, and present the workload certificate while
 // it is valid. The proxy's xDS connection to 15012 uses them, so mastd can
 // bind the proxy's node to its SPIFFE identity.
-func (a *Agent) TransportCredentials() credentials.TransportCredentials { return a.creds }
+func (a *Agent) TLSConfig() *tls.Config { return a.tlsConf.Clone() }
 
 // Secrets returns the current identity, or nil before the first certificate.
 func (a *Agent) Secrets() *Secrets { return a.cur.Load() }
@@ -399,7 +398,7 @@ func (a *Agent) fetch(ctx context.Context) (*Secrets, error) {
 	// No service config from DNS: gRPC's resolver would also look up a TXT
 	// record, and a nameserver that does not answer it holds the request
 	// until the resolver's timeout.
-	conn, err := grpc.NewClient(a.cfg.CAAddr, grpc.WithTransportCredentials(a.creds), grpc.WithDisableServiceConfig())
+	conn, err := grpc.NewClient(a.cfg.CAAddr, grpc.WithTransportCredentials(credentials.NewTLS(a.tlsConf)), grpc.WithDisableServiceConfig())
 	if err != nil {
 		return nil, fmt.Errorf("CA %s: %w", a.cfg.CAAddr, err)
 	}

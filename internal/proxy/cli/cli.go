@@ -206,7 +206,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if secrets != nil {
 		dcfg.Secrets = secrets
 		if useTLS {
-			dcfg.XDSCredentials = secrets.TransportCredentials()
+			dcfg.XDSTLS = secrets.TLSConfig()
 		}
 	}
 	if err := tf.apply(node, af.trustDomain, &dcfg, stdout, log); err != nil {

@@ -7,6 +7,7 @@ package dataplane
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,7 +17,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/mast-mesh/mast/internal/proxy/admin"
@@ -56,9 +56,9 @@ type Config struct {
 	XDSBackoffMax time.Duration
 	// XDSDelta uses the incremental xDS protocol instead of state of the world.
 	XDSDelta bool
-	// XDSCredentials secure the xDS connection (the agent's mTLS); nil is
-	// plaintext.
-	XDSCredentials credentials.TransportCredentials
+	// XDSTLS secures the xDS connection (the agent's mTLS, following its
+	// certificate's rotation); nil is plaintext.
+	XDSTLS *tls.Config
 	// XDSMaxRecvMsgSize bounds one xDS response (0: xdsclient's 64 MiB).
 	XDSMaxRecvMsgSize int
 	// Telemetry records standard metrics and access logs and does the
@@ -203,7 +203,7 @@ func New(cfg Config) *Proxy {
 	}
 	p.tracers = spans.NewRegistry(tcfg)
 	p.http.Tracers = p.tracers
-	p.grpc = &grpcPool{creds: cfg.XDSCredentials}
+	p.grpc = &grpcPool{tls: cfg.XDSTLS}
 	p.http.Services = &filter.Services{GRPC: p.grpc.get, RPC: p.grpc.rpc, Logger: cfg.Logger.With("component", "filters"),
 		ClusterHTTP: p.clusterHTTP, ClusterDial: p.clusterDial}
 	p.tcp = tcpproxy.New(func() map[string]*upstream.Cluster { return p.routing.Load().Clusters }, cfg.Logger.With("component", "tcp"))
@@ -215,7 +215,7 @@ func New(cfg Config) *Proxy {
 	p.listeners.Overload = p.overload
 	p.http.Overload = p.overload
 	p.xds = xdsclient.New(xdsclient.Config{Address: cfg.XDSAddress, Node: cfg.Node, Logger: cfg.Logger.With("component", "xds"),
-		BackoffMax: cfg.XDSBackoffMax, Delta: cfg.XDSDelta, Credentials: cfg.XDSCredentials, MaxRecvMsgSize: cfg.XDSMaxRecvMsgSize}, p)
+		BackoffMax: cfg.XDSBackoffMax, Delta: cfg.XDSDelta, TLS: cfg.XDSTLS, MaxRecvMsgSize: cfg.XDSMaxRecvMsgSize}, p)
 	if cfg.XDSDelta {
 		p.http.OnDemand = func(ctx context.Context, routeConfig, host string) error {
 			return p.xds.OnDemand(ctx, routeConfig+"/"+host)

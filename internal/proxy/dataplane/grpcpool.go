@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"crypto/tls"
 	"errors"
 	"sync"
 
@@ -14,7 +15,7 @@ import (
 // grpcPool holds the gRPC connections filters use (the Mixer client's),
 // one per target, over the agent's mTLS; closed when the proxy stops.
 type grpcPool struct {
-	creds credentials.TransportCredentials
+	tls *tls.Config
 
 	mu     sync.Mutex
 	conns  map[string]*grpc.ClientConn
@@ -24,7 +25,7 @@ type grpcPool struct {
 var errNoIdentity = errors.New("no mesh identity: mast-proxy runs without mTLS credentials")
 
 func (g *grpcPool) get(target string) (grpc.ClientConnInterface, error) {
-	if g.creds == nil {
+	if g.tls == nil {
 		return nil, errNoIdentity
 	}
 	g.mu.Lock()
@@ -35,7 +36,7 @@ func (g *grpcPool) get(target string) (grpc.ClientConnInterface, error) {
 	if c := g.conns[target]; c != nil {
 		return c, nil
 	}
-	c, err := grpc.NewClient(target, grpc.WithTransportCredentials(g.creds))
+	c, err := grpc.NewClient(target, grpc.WithTransportCredentials(credentials.NewTLS(g.tls)))
 	if err != nil {
 		return nil, err
 	}

@@ -116,6 +116,6 @@ func chainOf(c *tls.Certificate) []*x509.Certificate {
 
 // Bootstrap implements admin.Source.
 func (p *Proxy) Bootstrap() admin.Bootstrap {
-	return admin.Bootstrap{Node: p.cfg.Node, XDSAddress: p.cfg.XDSAddress, XDSTLS: p.cfg.XDSCredentials != nil,
+	return admin.Bootstrap{Node: p.cfg.Node, XDSAddress: p.cfg.XDSAddress, XDSTLS: p.cfg.XDSTLS != nil,
 		XDSDelta: p.cfg.XDSDelta, AdminAddress: p.AdminAddr(), Started: p.started}
 }

@@ -48,12 +48,12 @@ type Options struct {
 
 // Dial returns a Conn to target; it connects on the first call and again
 // after the connection drops. target is host:port, dns:///host:port,
-// passthrough:///host:port (a host without port gets 443), or
-// unix:///path, unix:path. Host names resolve at each connection attempt
+// dns://nameserver:port/host:port, passthrough:///host:port (a host
+// without port gets 443), or unix:///path, unix:path. Host names resolve at each connection attempt
 // and their addresses are tried in order (grpc-go's pick_first over its
 // DNS resolver); there is no other resolver, balancer or service config.
 func Dial(target string, opts Options) (Conn, error) {
-	network, addr, err := parseTarget(target)
+	network, addr, nameserver, err := parseTarget(target)
 	if err != nil {
 		return nil, err
 	}
@@ -82,7 +82,15 @@ func Dial(target string, opts Options) (Conn, error) {
 		opts.BackoffMax = 120 * time.Second
 	}
 	if opts.Dial == nil {
-		var d net.Dialer
+		d := &net.Dialer{}
+		if nameserver != "" {
+			// dns://nameserver/host:port asks that server (Go's resolver,
+			// address records only).
+			d.Resolver = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+				var nd net.Dialer
+				return nd.DialContext(ctx, network, nameserver)
+			}}
+		}
 		opts.Dial = d.DialContext
 	}
 	if opts.TLS != nil {
@@ -99,33 +107,39 @@ func Dial(target string, opts Options) (Conn, error) {
 	return &client{network: network, addr: addr, opts: opts}, nil
 }
 
-// parseTarget returns the network and address of a target.
-func parseTarget(target string) (network, addr string, err error) {
+// parseTarget returns the network and address of a target, and the DNS
+// server a dns:// target names.
+func parseTarget(target string) (network, addr, nameserver string, err error) {
 	switch {
 	case strings.HasPrefix(target, "unix://"):
 		addr = strings.TrimPrefix(target, "unix://")
 		if !strings.HasPrefix(addr, "/") {
-			return "", "", fmt.Errorf("rpc: target %q: unix:// takes an absolute path (unix:///path)", target)
+			return "", "", "", fmt.Errorf("rpc: target %q: unix:// takes an absolute path (unix:///path)", target)
 		}
-		return "unix", addr, nil
+		return "unix", addr, "", nil
 	case strings.HasPrefix(target, "unix:"):
-		return "unix", strings.TrimPrefix(target, "unix:"), nil
-	case strings.HasPrefix(target, "dns:///"):
-		addr = strings.TrimPrefix(target, "dns:///")
+		return "unix", strings.TrimPrefix(target, "unix:"), "", nil
+	case strings.HasPrefix(target, "dns://"):
+		nameserver, addr, _ = strings.Cut(strings.TrimPrefix(target, "dns://"), "/")
+		if nameserver != "" {
+			if _, _, err := net.SplitHostPort(nameserver); err != nil {
+				nameserver = net.JoinHostPort(nameserver, "53")
+			}
+		}
 	case strings.HasPrefix(target, "passthrough:///"):
 		addr = strings.TrimPrefix(target, "passthrough:///")
 	case strings.Contains(target, "://"):
-		return "", "", fmt.Errorf("rpc: target %q: only dns:///, passthrough:/// and unix: targets are supported", target)
+		return "", "", "", fmt.Errorf("rpc: target %q: only dns:, passthrough:/// and unix: targets are supported", target)
 	default:
 		addr = target
 	}
 	if addr == "" {
-		return "", "", fmt.Errorf("rpc: target %q: no address", target)
+		return "", "", "", fmt.Errorf("rpc: target %q: no address", target)
 	}
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		addr = net.JoinHostPort(strings.Trim(addr, "[]"), "443")
 	}
-	return "tcp", addr, nil
+	return "tcp", addr, nameserver, nil
 }
 
 // client is a Conn: one HTTP/2 connection at a time, made on demand.

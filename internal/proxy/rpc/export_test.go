@@ -6,3 +6,5 @@ var (
 	EncodeMessage = encodeMessage
 	DecodeMessage = decodeMessage
 )
+
+var ParseTarget = parseTarget

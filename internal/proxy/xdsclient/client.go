@@ -9,6 +9,7 @@ package xdsclient
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -16,13 +17,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
-	grpcstatus "google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/mast-mesh/mast/internal/proxy/rpc"
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
 	"github.com/mast-mesh/mast/internal/proxy/xdswire"
 )
@@ -40,9 +37,10 @@ type Handler interface {
 type Config struct {
 	// Address is the control plane's host:port.
 	Address string
-	// Credentials secure the connection (mTLS to mastd's 15012 with the
-	// agent's certificate); nil means plaintext (a loopback 15010).
-	Credentials credentials.TransportCredentials
+	// TLS secures the connection (mTLS to mastd's 15012 with the agent's
+	// certificate, which its callbacks follow as it rotates); nil means
+	// plaintext (a loopback 15010).
+	TLS *tls.Config
 	// MaxRecvMsgSize bounds one response (default DefaultMaxRecvMsgSize);
 	// mastd's --xds-max-send-size must not exceed it.
 	MaxRecvMsgSize int
@@ -50,7 +48,6 @@ type Config struct {
 	Logger         *slog.Logger
 	// BackoffBase and BackoffMax bound reconnect delays (defaults 250ms, 30s).
 	BackoffBase, BackoffMax time.Duration
-	DialOptions             []grpc.DialOption
 	// Delta uses the incremental protocol (DeltaAggregatedResources).
 	Delta bool
 }
@@ -102,9 +99,6 @@ func New(cfg Config, h Handler) *Client {
 	if cfg.MaxRecvMsgSize <= 0 {
 		cfg.MaxRecvMsgSize = DefaultMaxRecvMsgSize
 	}
-	if cfg.Credentials == nil {
-		cfg.Credentials = insecure.NewCredentials()
-	}
 	c := &Client{cfg: cfg, h: h, log: cfg.Logger, state: map[string]*typeState{}, delta: map[string]*deltaState{}, od: newOnDemand()}
 	for _, t := range order {
 		c.state[t] = &typeState{}
@@ -122,11 +116,11 @@ func (c *Client) Counts() (acks, nacks int64) { return c.acks.Load(), c.nacks.Lo
 
 // Run connects and serves until ctx is done, reconnecting on failure.
 func (c *Client) Run(ctx context.Context) error {
-	// No service config from DNS (a TXT lookup that a nameserver may leave
-	// unanswered, holding the connection until the resolver's timeout).
-	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(c.cfg.Credentials), grpc.WithDisableServiceConfig(),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(c.cfg.MaxRecvMsgSize))}, c.cfg.DialOptions...)
-	conn, err := grpc.NewClient(c.cfg.Address, opts...)
+	// mast-proxy's own gRPC client (no service config, no resolver
+	// beyond DNS); a keepalive PING after 30 s without a frame finds a
+	// dead connection (mastd allows one every 15 s).
+	conn, err := rpc.Dial(c.cfg.Address, rpc.Options{TLS: c.cfg.TLS, MaxRecvMsgSize: c.cfg.MaxRecvMsgSize,
+		KeepaliveTime: 30 * time.Second, KeepaliveTimeout: 10 * time.Second})
 	if err != nil {
 		return fmt.Errorf("xds client: %s: %w", c.cfg.Address, err)
 	}
@@ -143,7 +137,7 @@ func (c *Client) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		tooLarge := grpcstatus.Code(err) == codes.ResourceExhausted
+		tooLarge := rpc.CodeOf(err) == rpc.ResourceExhausted
 		if healthy && !tooLarge {
 			attempt = 0
 		}
@@ -176,7 +170,7 @@ func backoff(base, max time.Duration, attempt int) time.Duration {
 }
 
 // stream runs one ADS stream; healthy reports whether any response arrived.
-func (c *Client) stream(ctx context.Context, conn *grpc.ClientConn) (healthy bool, err error) {
+func (c *Client) stream(ctx context.Context, conn rpc.Conn) (healthy bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	st, err := openStream(ctx, conn, adsSotW)
@@ -205,7 +199,7 @@ func (c *Client) stream(ctx context.Context, conn *grpc.ClientConn) (healthy boo
 	detach := c.health.attach(send, nil)
 	defer func() { cancel(); detach() }()
 	for {
-		resp, err := recvMsg[xdswire.Response](st, sendErr)
+		resp, err := recvMsg(st, sendErr, xdswire.DecodeResponse)
 		if err != nil {
 			return healthy, err
 		}
@@ -223,7 +217,7 @@ func (c *Client) request(t string, ts *typeState, withNode bool, errDetail error
 		r.Node = c.cfg.Node
 	}
 	if errDetail != nil {
-		r.ErrorDetail = &xdswire.Status{Code: int32(codes.InvalidArgument), Message: errDetail.Error()}
+		r.ErrorDetail = &xdswire.Status{Code: int32(rpc.InvalidArgument), Message: errDetail.Error()}
 	}
 	return r
 }

@@ -7,10 +7,9 @@ import (
 	"slices"
 	"sort"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/mast-mesh/mast/internal/proxy/rpc"
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
 	"github.com/mast-mesh/mast/internal/proxy/xdswire"
 )
@@ -27,7 +26,7 @@ type deltaState struct {
 // deltaStream runs one incremental (Delta) ADS stream. The merged resource
 // set of a type is handed to the handler as a state-of-the-world update, so
 // validation and last-good handling are the same for both protocols.
-func (c *Client) deltaStream(ctx context.Context, conn *grpc.ClientConn) (healthy bool, err error) {
+func (c *Client) deltaStream(ctx context.Context, conn rpc.Conn) (healthy bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	st, err := openStream(ctx, conn, adsDelta)
@@ -68,7 +67,7 @@ func (c *Client) deltaStream(ctx context.Context, conn *grpc.ClientConn) (health
 	detach := c.health.attach(nil, send)
 	defer func() { cancel(); detach() }()
 	for {
-		resp, err := recvMsg[xdswire.DeltaResponse](st, sendErr)
+		resp, err := recvMsg(st, sendErr, xdswire.DecodeDeltaResponse)
 		if err != nil {
 			return healthy, err
 		}
@@ -129,7 +128,7 @@ func (c *Client) handleDelta(resp *xdswire.DeltaResponse, send func(*xdswire.Del
 	if err != nil {
 		c.nacks.Add(1)
 		c.log.Warn("xds: delta NACK", "type", t, "err", err)
-		ack.ErrorDetail = &xdswire.Status{Code: int32(codes.InvalidArgument), Message: err.Error()}
+		ack.ErrorDetail = &xdswire.Status{Code: int32(rpc.InvalidArgument), Message: err.Error()}
 	} else {
 		c.acks.Add(1)
 	}

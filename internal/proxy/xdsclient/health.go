@@ -3,8 +3,7 @@ package xdsclient
 import (
 	"sync"
 
-	"google.golang.org/grpc/codes"
-
+	"github.com/mast-mesh/mast/internal/proxy/rpc"
 	"github.com/mast-mesh/mast/internal/proxy/xdswire"
 )
 
@@ -46,7 +45,7 @@ func (h *health) sendLocked() {
 	}
 	var detail *xdswire.Status
 	if !r.healthy {
-		detail = &xdswire.Status{Code: int32(codes.Internal), Message: r.message}
+		detail = &xdswire.Status{Code: int32(rpc.Internal), Message: r.message}
 	}
 	switch {
 	case h.sotw != nil:

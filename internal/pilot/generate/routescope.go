@@ -1,7 +1,9 @@
 package generate
 
 import (
+	"reflect"
 	"strings"
+	"unsafe"
 
 	"github.com/mast-mesh/mast/internal/pilot/model"
 	"github.com/mast-mesh/mast/internal/registry"
@@ -40,11 +42,11 @@ func RouteScope(pc *model.PushContext, p *model.Proxy, typeURL string, hosts map
 		return true, nil
 	}
 	g := newGen(pc, p)
-	touched := touchedServices(g.scope, hosts)
+	t := g.touched(hosts)
 	onDemand := g.onDemand()
 	if typeURL == RouteType {
 		switch {
-		case len(touched) == 0:
+		case len(t.services) == 0:
 			return false, nil
 		case onDemand:
 			// Stubs stay; route configurations served whole (bound egress
@@ -56,22 +58,13 @@ func RouteScope(pc *model.PushContext, p *model.Proxy, typeURL string, hosts map
 	if !onDemand {
 		return true, nil // no virtual hosts to serve
 	}
-	if len(touched) == 0 {
+	switch {
+	case len(t.services) == 0:
 		return false, nil
+	case t.wildcard:
+		return true, nil // a wildcard service's virtual host is selected by suffix
 	}
-	domains := map[string]struct{}{}
-	for _, svc := range touched {
-		if strings.IndexByte(svc.Hostname, '*') >= 0 {
-			return true, nil // a wildcard service's virtual host is selected by suffix
-		}
-		domains[strings.ToLower(svc.Hostname)] = struct{}{}
-		for _, s := range g.shortNames(svc.Hostname) {
-			domains[strings.ToLower(s)] = struct{}{}
-		}
-		for _, vip := range svc.Addresses {
-			domains[strings.ToLower(vip)] = struct{}{}
-		}
-	}
+	domains := t.domains
 	return false, func(n string) bool {
 		i := strings.LastIndexByte(n, '/')
 		if i < 0 {
@@ -99,6 +92,49 @@ func isDigits(s string) bool {
 		}
 	}
 	return true
+}
+
+// touchedKey names what touched derives from: the scope, the push's hosts
+// (a request's map, never modified once made; the key keeps it alive, so
+// its address stands for it) and the proxy's namespace (short names).
+type touchedKey struct {
+	scope     *model.SidecarScope
+	hosts     unsafe.Pointer
+	namespace string
+}
+
+// touchedDomains are the services of a scope that a push's hosts name, and
+// the lower-case domains their virtual hosts are selected by.
+type touchedDomains struct {
+	services []*registry.Service
+	wildcard bool // a touched service's hostname is a wildcard (domains nil)
+	domains  map[string]struct{}
+}
+
+// touched returns the scope's services that hosts name and their domains,
+// computed once per push context for the proxies of one scope and
+// namespace: a push wakes every proxy, and building the domain set for
+// each of a thousand was most of RouteScope's cost.
+func (g *gen) touched(hosts map[string]struct{}) *touchedDomains {
+	key := touchedKey{scope: g.scope, hosts: reflect.ValueOf(hosts).UnsafePointer(), namespace: g.p.Namespace}
+	return g.pc.Memo(key, func() any {
+		t := &touchedDomains{services: touchedServices(g.scope, hosts)}
+		t.domains = map[string]struct{}{}
+		for _, svc := range t.services {
+			if strings.IndexByte(svc.Hostname, '*') >= 0 {
+				t.wildcard, t.domains = true, nil
+				break
+			}
+			t.domains[strings.ToLower(svc.Hostname)] = struct{}{}
+			for _, s := range g.shortNames(svc.Hostname) {
+				t.domains[strings.ToLower(s)] = struct{}{}
+			}
+			for _, vip := range svc.Addresses {
+				t.domains[strings.ToLower(vip)] = struct{}{}
+			}
+		}
+		return t
+	}).(*touchedDomains)
 }
 
 // touchedServices returns the services of scope that hosts name as

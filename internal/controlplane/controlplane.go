@@ -312,13 +312,12 @@ func Run(ctx context.Context, cfg Config) error {
 		xdsLis.Close()
 		return fmt.Errorf("monitoring listener: %w", err)
 	}
-	gs := grpc.NewServer(
-		grpc.ForceServerCodecV2(ads.Codec()), // responses share resource bytes instead of copying them
+	gs := grpc.NewServer(append(ads.ServerOptions(), // responses share resource bytes; static windows
 		grpc.MaxConcurrentStreams(cfg.MaxStreamsPerConn),
 		grpc.MaxSendMsgSize(cfg.XDSMaxSendSize),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: cfg.KeepaliveTimeout}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 15 * time.Second, PermitWithoutStream: true}),
-	)
+	)...)
 	adsServer.Register(gs)
 
 	var secure *grpc.Server
@@ -334,10 +333,10 @@ func Run(ctx context.Context, cfg Config) error {
 		if secureLis, err = net.Listen("tcp", cfg.SecureXDSAddr); err != nil {
 			return fmt.Errorf("secure xds listener: %w", err)
 		}
-		secure = grpc.NewServer(grpc.Creds(credentials.NewTLS(tlsCfg)), grpc.ForceServerCodecV2(ads.Codec()), grpc.MaxConcurrentStreams(cfg.MaxStreamsPerConn),
+		secure = grpc.NewServer(append(ads.ServerOptions(), grpc.Creds(credentials.NewTLS(tlsCfg)), grpc.MaxConcurrentStreams(cfg.MaxStreamsPerConn),
 			grpc.MaxSendMsgSize(cfg.XDSMaxSendSize),
 			grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: cfg.KeepaliveTimeout}),
-			grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 15 * time.Second, PermitWithoutStream: true}))
+			grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 15 * time.Second, PermitWithoutStream: true}))...)
 		adsServer.Register(secure)
 		authority.Register(secure)
 	}

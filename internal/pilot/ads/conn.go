@@ -293,10 +293,24 @@ type outbox[T any] struct {
 	res     chan error
 	stop    chan struct{}
 	timeout time.Duration
+	// hold and limit time one send (maxSlotHold, timeout); made once and
+	// reset per send rather than allocated per response. Stopped between
+	// sends; used by the sending goroutine only.
+	hold, limit *time.Timer
+}
+
+// stoppedTimer returns a timer that has not started.
+func stoppedTimer() *time.Timer {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
 }
 
 func startOutbox[T any](send func(*T) error, timeout time.Duration) *outbox[T] {
-	o := &outbox[T]{in: make(chan *T), res: make(chan error, 1), stop: make(chan struct{}), timeout: timeout}
+	o := &outbox[T]{in: make(chan *T), res: make(chan error, 1), stop: make(chan struct{}), timeout: timeout, hold: stoppedTimer()}
+	if timeout > 0 {
+		o.limit = stoppedTimer()
+	}
 	go func() {
 		for {
 			select {
@@ -317,8 +331,10 @@ var errClosing = status.Error(codes.Unavailable, "xds: server shutting down")
 // freed when Send returns, or after maxSlotHold if it takes longer.
 func (o *outbox[T]) send(ctx context.Context, closing <-chan struct{}, m *T, slot *pushSlot) error {
 	defer slot.release()
-	hold := time.NewTimer(maxSlotHold)
-	defer hold.Stop()
+	// A stopped or reset timer delivers no stale tick (Go 1.23 timers).
+	o.hold.Reset(maxSlotHold)
+	defer o.hold.Stop()
+	hold := o.hold
 	select {
 	case o.in <- m:
 	case <-closing:
@@ -336,10 +352,10 @@ func (o *outbox[T]) send(ctx context.Context, closing <-chan struct{}, m *T, slo
 		}
 	}
 	var timeout <-chan time.Time
-	if o.timeout > 0 {
-		t := time.NewTimer(o.timeout)
-		defer t.Stop()
-		timeout = t.C
+	if o.limit != nil {
+		o.limit.Reset(o.timeout)
+		defer o.limit.Stop()
+		timeout = o.limit.C
 	}
 	for {
 		select {

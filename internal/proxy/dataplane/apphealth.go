@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -11,9 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"github.com/mast-mesh/mast/internal/proxy/rpc/grpchealth"
 )
 
 // AppProber is one application probe the sidecar runs for the kubelet,
@@ -157,21 +156,17 @@ func runProbe(ctx context.Context, p AppProber, host string, plain, insecureTLS 
 		c.Close()
 		return http.StatusOK, nil
 	default:
-		conn, err := grpc.NewClient(net.JoinHostPort(host, strconv.Itoa(p.GRPC.Port)), grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			return http.StatusInternalServerError, err
-		}
-		defer conn.Close()
-		req := &healthpb.HealthCheckRequest{}
+		var svc string
 		if p.GRPC.Service != nil {
-			req.Service = *p.GRPC.Service
+			svc = *p.GRPC.Service
 		}
-		resp, err := healthpb.NewHealthClient(conn).Check(ctx, req)
-		if err != nil {
+		err := grpchealth.Probe(ctx, net.JoinHostPort(host, strconv.Itoa(p.GRPC.Port)), svc, "")
+		var ns *grpchealth.NotServingError
+		switch {
+		case errors.As(err, &ns):
+			return http.StatusServiceUnavailable, fmt.Errorf("gRPC health: %s", ns.Status)
+		case err != nil:
 			return http.StatusServiceUnavailable, err
-		}
-		if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
-			return http.StatusServiceUnavailable, fmt.Errorf("gRPC health: %s", resp.GetStatus())
 		}
 		return http.StatusOK, nil
 	}

@@ -13,9 +13,7 @@ import (
 	"strconv"
 	"strings"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"github.com/mast-mesh/mast/internal/proxy/rpc/grpchealth"
 )
 
 // Prober runs one probe: nil means the application passed. The context
@@ -152,18 +150,12 @@ type GRPCProber struct {
 // Probe implements Prober.
 func (p *GRPCProber) Probe(ctx context.Context) error {
 	addr := net.JoinHostPort(p.Host, strconv.Itoa(int(p.Config.Port)))
-	conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithUserAgent("istio-probe/1.0"), grpc.WithDisableServiceConfig())
-	if err != nil {
+	err := grpchealth.Probe(ctx, addr, p.Config.Service, "istio-probe/1.0")
+	switch {
+	case grpchealth.IsNotServing(err):
 		return fmt.Errorf("grpc %s: %w", addr, err)
-	}
-	defer conn.Close()
-	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: p.Config.Service})
-	if err != nil {
+	case err != nil:
 		return fmt.Errorf("grpc %s: health check: %w", addr, err)
-	}
-	if s := resp.GetStatus(); s != healthpb.HealthCheckResponse_SERVING {
-		return fmt.Errorf("grpc %s: service %q is %s", addr, p.Config.Service, s)
 	}
 	return nil
 }

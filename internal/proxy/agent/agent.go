@@ -34,11 +34,8 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
+
+	"github.com/mast-mesh/mast/internal/proxy/rpc"
 )
 
 // Istio's SDS resource names.
@@ -395,17 +392,23 @@ func (a *Agent) fetch(ctx context.Context) (*Secrets, error) {
 	}
 	// A connection per attempt: the client certificate is presented at the
 	// handshake, so a connection made before a renewal would prove nothing.
-	// No service config from DNS: gRPC's resolver would also look up a TXT
-	// record, and a nameserver that does not answer it holds the request
-	// until the resolver's timeout.
-	conn, err := grpc.NewClient(a.cfg.CAAddr, grpc.WithTransportCredentials(credentials.NewTLS(a.tlsConf)), grpc.WithDisableServiceConfig())
+	// mast-proxy's gRPC client asks DNS for addresses only (no service
+	// config TXT record a nameserver could leave unanswered).
+	conn, err := rpc.Dial(a.cfg.CAAddr, rpc.Options{TLS: a.tlsConf})
 	if err != nil {
 		return nil, fmt.Errorf("CA %s: %w", a.cfg.CAAddr, err)
 	}
 	defer conn.Close()
-	create := func(ctx context.Context, req *certRequest) (*certResponse, error) {
+	create := func(ctx context.Context, req *certRequest, md ...rpc.Header) (*certResponse, error) {
+		raw, err := conn.Invoke(ctx, createCertificate, req.marshal(), md...)
+		if err != nil {
+			return nil, err
+		}
 		resp := &certResponse{}
-		return resp, conn.Invoke(ctx, createCertificate, req, resp, grpc.ForceCodec(certCodec{}))
+		if err := resp.unmarshal(raw); err != nil {
+			return nil, rpc.Errorf(rpc.Internal, "grpc: failed to unmarshal the received message: %v", err)
+		}
+		return resp, nil
 	}
 	cur := a.cur.Load()
 	useCert := cur != nil && a.now().Before(cur.Cert.Leaf.NotAfter)
@@ -414,7 +417,7 @@ func (a *Agent) fetch(ctx context.Context) (*Secrets, error) {
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		resp, err = create(rctx, req)
 		cancel()
-		if status.Code(err) == codes.Unauthenticated && a.cfg.TokenFile != "" {
+		if rpc.CodeOf(err) == rpc.Unauthenticated && a.cfg.TokenFile != "" {
 			a.log.Info("CA refused the current certificate; renewing with the bootstrap token", "error", err)
 			useCert = false
 		} else if err != nil {
@@ -430,8 +433,8 @@ func (a *Agent) fetch(ctx context.Context) (*Secrets, error) {
 		if req, err = request(key); err != nil {
 			return nil, err
 		}
-		rctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok), 10*time.Second)
-		resp, err = create(rctx, req)
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		resp, err = create(rctx, req, rpc.Header{Name: "authorization", Value: "Bearer " + tok})
 		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("CA %s: %w", a.cfg.CAAddr, err)

@@ -71,24 +71,3 @@ func (r *certResponse) unmarshal(b []byte) error {
 	}
 	return nil
 }
-
-// certCodec is gRPC's "proto" codec for the two messages above.
-type certCodec struct{}
-
-func (certCodec) Name() string { return "proto" }
-
-func (certCodec) Marshal(v any) ([]byte, error) {
-	r, ok := v.(*certRequest)
-	if !ok {
-		return nil, fmt.Errorf("CA client: cannot marshal %T", v)
-	}
-	return r.marshal(), nil
-}
-
-func (certCodec) Unmarshal(data []byte, v any) error {
-	r, ok := v.(*certResponse)
-	if !ok {
-		return fmt.Errorf("CA client: cannot unmarshal into %T", v)
-	}
-	return r.unmarshal(data)
-}

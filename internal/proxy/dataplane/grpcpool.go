@@ -9,16 +9,18 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/mast-mesh/mast/internal/proxy/rpc"
-	"github.com/mast-mesh/mast/internal/proxy/rpc/rpcgrpc"
 )
 
 // grpcPool holds the gRPC connections filters use (the Mixer client's),
 // one per target, over the agent's mTLS; closed when the proxy stops.
+// get hands out grpc-go connections (until the Mixer client moves to
+// rpc.Conn), rpc mast-proxy's own.
 type grpcPool struct {
 	tls *tls.Config
 
 	mu     sync.Mutex
 	conns  map[string]*grpc.ClientConn
+	rpcs   map[string]rpc.Conn
 	closed bool
 }
 
@@ -47,14 +49,35 @@ func (g *grpcPool) get(target string) (grpc.ClientConnInterface, error) {
 	return c, nil
 }
 
-// rpc is get as an rpc.Conn (Close does nothing; close closes it).
+// rpc returns the shared rpc.Conn to target (its Close does nothing;
+// close closes it).
 func (g *grpcPool) rpc(target string) (rpc.Conn, error) {
-	c, err := g.get(target)
+	if g.tls == nil {
+		return nil, errNoIdentity
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return nil, errors.New("proxy stopping")
+	}
+	if c := g.rpcs[target]; c != nil {
+		return shared{c}, nil
+	}
+	c, err := rpc.Dial(target, rpc.Options{TLS: g.tls})
 	if err != nil {
 		return nil, err
 	}
-	return rpcgrpc.Wrap(c), nil
+	if g.rpcs == nil {
+		g.rpcs = map[string]rpc.Conn{}
+	}
+	g.rpcs[target] = c
+	return shared{c}, nil
 }
+
+// shared is a pool's connection as a filter holds it.
+type shared struct{ rpc.Conn }
+
+func (shared) Close() error { return nil }
 
 func (g *grpcPool) close() {
 	g.mu.Lock()
@@ -63,5 +86,8 @@ func (g *grpcPool) close() {
 	for _, c := range g.conns {
 		c.Close()
 	}
-	g.conns = nil
+	for _, c := range g.rpcs {
+		c.Close()
+	}
+	g.conns, g.rpcs = nil, nil
 }

@@ -87,6 +87,9 @@ func TestLinksNoControlPlaneLibraries(t *testing.T) {
 		// package, nor what the exporter brought (grpc-gateway, errdetails).
 		"go.opentelemetry.io/", "github.com/grpc-ecosystem/",
 		"google.golang.org/genproto/googleapis/rpc/errdetails", "google.golang.org/genproto/googleapis/api/httpbody",
+		// gRPC health probes encode grpc.health.v1 with protowire
+		// (internal/proxy/rpc/grpchealth).
+		"google.golang.org/grpc/health/",
 	}
 	deps := strings.Fields(string(out))
 	if len(deps) < 10 {
@@ -112,6 +115,24 @@ func TestTransportLinksNoEnvoyTypes(t *testing.T) {
 		}
 		for _, d := range strings.Fields(string(out)) {
 			if strings.HasPrefix(d, "github.com/envoyproxy/") {
+				t.Errorf("%s links %s", pkg, d)
+			}
+		}
+	}
+}
+
+// TestRPCLinksNoGRPC: mast-proxy's own gRPC client and the health check on
+// it link neither grpc-go nor a generated protobuf package, so moving a
+// caller onto them takes grpc-go out of its dependencies.
+func TestRPCLinksNoGRPC(t *testing.T) {
+	for _, pkg := range []string{"github.com/mast-mesh/mast/internal/proxy/rpc", "github.com/mast-mesh/mast/internal/proxy/rpc/grpchealth"} {
+		out, err := exec.Command("go", "list", "-deps", pkg).Output()
+		if err != nil {
+			t.Skipf("go list -deps: %v", err)
+		}
+		for _, d := range strings.Fields(string(out)) {
+			if strings.HasPrefix(d, "google.golang.org/") && !strings.HasPrefix(d, "google.golang.org/protobuf/encoding/protowire") &&
+				!strings.HasPrefix(d, "google.golang.org/protobuf/internal/") {
 				t.Errorf("%s links %s", pkg, d)
 			}
 		}

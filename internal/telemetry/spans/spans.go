@@ -20,10 +20,7 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
-	"github.com/mast-mesh/mast/internal/proxy/rpc/rpcgrpc"
+	"github.com/mast-mesh/mast/internal/proxy/rpc"
 	"github.com/mast-mesh/mast/internal/telemetry/tracing"
 )
 
@@ -99,15 +96,14 @@ func (r *Registry) exporter(p tracing.Provider) (Exporter, error) {
 		if authority == "" {
 			authority = p.Cluster
 		}
-		cc, err := grpc.NewClient("passthrough:///"+p.Cluster,
-			grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithAuthority(authority),
-			grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return dial(ctx, p.Cluster) }))
+		conn, err := rpc.Dial("passthrough:///"+p.Cluster, rpc.Options{Authority: authority,
+			Dial: func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx, p.Cluster) }})
 		if err != nil {
 			return nil, fmt.Errorf("tracing: collector %q: %w", p.Cluster, err)
 		}
 		// No retries: a batch the collector does not take in one try is
 		// counted as failed, so a dead collector never holds the queue.
-		return &OTLPExporter{Conn: rpcgrpc.New(cc), ServiceName: p.ServiceName}, nil
+		return &OTLPExporter{Conn: conn, ServiceName: p.ServiceName}, nil
 	case tracing.Zipkin:
 		host := p.Authority
 		if host == "" {

@@ -8,13 +8,9 @@ import (
 	"runtime"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
 	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"github.com/mast-mesh/mast/internal/proxy/pbwire"
 	"github.com/mast-mesh/mast/internal/proxy/rpc"
-	"github.com/mast-mesh/mast/internal/proxy/rpc/rpcgrpc"
 )
 
 // cleanupWith closes the connection once owner (a *Filter or *Network) is
@@ -48,15 +44,10 @@ func (g *grpcConn) get(svc *filter.Services) (rpc.Conn, error) {
 			g.err = errors.New("filter closed")
 			return
 		}
-		cc, err := grpc.NewClient("passthrough:///"+g.svc.Authority,
-			grpc.WithTransportCredentials(insecure.NewCredentials()), // the dialer's connection carries the cluster's TLS
-			grpc.WithAuthority(g.svc.Authority),
-			grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return dial(ctx, cluster) }))
-		if err != nil {
-			g.err = err
-			return
-		}
-		g.conn = rpcgrpc.New(cc)
+		// The dialer's connection carries the cluster's TLS: HTTP/2 with
+		// prior knowledge on top of it.
+		g.conn, g.err = rpc.Dial("passthrough:///"+g.svc.Authority, rpc.Options{Authority: g.svc.Authority,
+			Dial: func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx, cluster) }})
 	})
 	return g.conn, g.err
 }

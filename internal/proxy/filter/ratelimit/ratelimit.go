@@ -16,8 +16,6 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/types/known/anypb"
 
@@ -26,7 +24,6 @@ import (
 	"github.com/mast-mesh/mast/internal/proxy/headers"
 	"github.com/mast-mesh/mast/internal/proxy/pbwire"
 	"github.com/mast-mesh/mast/internal/proxy/rpc"
-	"github.com/mast-mesh/mast/internal/proxy/rpc/rpcgrpc"
 )
 
 // Name is the filter's well-known name.
@@ -64,11 +61,9 @@ func New(_ string, a *anypb.Any) (filter.HTTPFilter, error) {
 	if err != nil {
 		return nil, err
 	}
-	cc, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
+	if f.conn, err = rpc.Dial(target, rpc.Options{}); err != nil {
 		return nil, fmt.Errorf("rate_limit_service: %w", err)
 	}
-	f.conn = rpcgrpc.New(cc)
 	runtime.AddCleanup(f, func(c rpc.Conn) { c.Close() }, f.conn)
 	return f, nil
 }

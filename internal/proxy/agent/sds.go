@@ -14,12 +14,9 @@ import (
 	"strconv"
 	"strings"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/mast-mesh/mast/internal/proxy/rpc"
 	"github.com/mast-mesh/mast/internal/proxy/xdswire"
 )
 
@@ -37,8 +34,8 @@ var _ SecretSource = (*Agent)(nil)
 // SDS serves the agent's secrets to Envoy over SDS v3 (state of the world):
 // "default" (certificate chain and key) and "ROOTCA" (trust bundle). It
 // pushes new versions as the certificate is renewed. Its messages are
-// encoded with xdswire (and secretwire.go), so the server it is registered
-// on must use xdswire.Codec (Serve does).
+// encoded with xdswire (and secretwire.go) and served by mast-proxy's own
+// gRPC server (rpc.Server).
 type SDS struct {
 	src SecretSource
 }
@@ -46,40 +43,13 @@ type SDS struct {
 // NewSDS returns an SDS service over src.
 func NewSDS(src SecretSource) *SDS { return &SDS{src: src} }
 
-// sdsService is envoy.service.secret.v3.SecretDiscoveryService's
-// description, as its generated stub has it, with handlers that move the
-// messages as bytes. DeltaSecrets is not offered (gRPC answers
-// Unimplemented, as the generated stub's default did).
-func sdsService() *grpc.ServiceDesc {
-	return &grpc.ServiceDesc{
-		ServiceName: "envoy.service.secret.v3.SecretDiscoveryService",
-		HandlerType: (*any)(nil),
-		Methods: []grpc.MethodDesc{{MethodName: "FetchSecrets", Handler: func(srv any, ctx context.Context, dec func(any) error, icpt grpc.UnaryServerInterceptor) (any, error) {
-			in := &xdswire.Request{}
-			if err := dec(in); err != nil {
-				return nil, err
-			}
-			h := func(ctx context.Context, req any) (any, error) {
-				resp, err := srv.(*SDS).FetchSecrets(ctx, req.(*xdswire.Request))
-				if err != nil {
-					return nil, err
-				}
-				return resp.Marshal(), nil
-			}
-			if icpt == nil {
-				return h(ctx, in)
-			}
-			return icpt(ctx, in, &grpc.UnaryServerInfo{Server: srv, FullMethod: "/envoy.service.secret.v3.SecretDiscoveryService/FetchSecrets"}, h)
-		}}},
-		Streams: []grpc.StreamDesc{{StreamName: "StreamSecrets", ServerStreams: true, ClientStreams: true,
-			Handler: func(srv any, st grpc.ServerStream) error { return srv.(*SDS).StreamSecrets(st) }}},
-		Metadata: "envoy/service/secret/v3/sds.proto",
-	}
-}
-
-// Register adds the service to g, which must have been created with
-// grpc.ForceServerCodecV2(xdswire.Codec{}).
-func (s *SDS) Register(g *grpc.Server) { g.RegisterService(sdsService(), s) }
+// The service's methods (envoy.service.secret.v3.SecretDiscoveryService);
+// DeltaSecrets is not offered (Unimplemented, as the generated stub's
+// default answered).
+const (
+	fetchSecrets  = "/envoy.service.secret.v3.SecretDiscoveryService/FetchSecrets"
+	streamSecrets = "/envoy.service.secret.v3.SecretDiscoveryService/StreamSecrets"
+)
 
 // ListenSDS listens on addr. SDS hands out the workload's private key, so
 // only the workload's own user may reach it:
@@ -136,50 +106,59 @@ func ListenSDS(addr, tokenFile string) (net.Listener, error) {
 // TCP by ListenSDS), every call must carry "authorization: Bearer <token>"
 // matching the file's content, read at each call.
 func (s *SDS) Serve(ctx context.Context, l net.Listener, tokenFile string) error {
-	var opts []grpc.ServerOption
-	if tokenFile != "" {
-		check := func(ctx context.Context) error { return checkBearer(ctx, tokenFile) }
-		opts = append(opts,
-			grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-				if err := check(ctx); err != nil {
-					return nil, err
-				}
-				return h(ctx, req)
-			}),
-			grpc.StreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-				if err := check(ss.Context()); err != nil {
-					return err
-				}
-				return h(srv, ss)
-			}))
+	check := func(ss *rpc.ServerStream) error {
+		if tokenFile == "" {
+			return nil
+		}
+		return checkBearer(ss.Metadata(), tokenFile)
 	}
-	opts = append(opts, grpc.ForceServerCodecV2(xdswire.Codec{}))
-	g := grpc.NewServer(opts...)
-	s.Register(g)
-	stop := context.AfterFunc(ctx, g.Stop)
-	defer stop()
-	err := g.Serve(l)
-	if ctx.Err() != nil {
-		return nil
-	}
-	return err
+	srv := rpc.NewServer()
+	srv.Handle(fetchSecrets, func(ss *rpc.ServerStream) error {
+		if err := check(ss); err != nil {
+			return err
+		}
+		raw, err := ss.Recv()
+		if err != nil {
+			return rpc.Errorf(rpc.Internal, "sds: %v", err)
+		}
+		req, err := xdswire.DecodeRequest(raw)
+		if err != nil {
+			return rpc.Errorf(rpc.Internal, "grpc: error unmarshalling request: %v", err)
+		}
+		resp, err := s.FetchSecrets(ss.Context(), req)
+		if err != nil {
+			return err
+		}
+		return ss.Send(resp.Marshal())
+	})
+	srv.Handle(streamSecrets, func(ss *rpc.ServerStream) error {
+		if err := check(ss); err != nil {
+			return err
+		}
+		return s.StreamSecrets(ss)
+	})
+	return srv.Serve(ctx, l)
 }
 
 // checkBearer compares the call's bearer token with tokenFile's content.
-func checkBearer(ctx context.Context, tokenFile string) error {
+func checkBearer(md []rpc.Header, tokenFile string) error {
 	data, err := os.ReadFile(tokenFile)
 	want := strings.TrimSpace(string(data))
 	if err != nil || want == "" {
-		return status.Error(codes.Unauthenticated, "sds: the token file is missing or empty; refusing")
+		return rpc.Errorf(rpc.Unauthenticated, "sds: the token file is missing or empty; refusing")
 	}
-	md, _ := metadata.FromIncomingContext(ctx)
-	vals := md.Get("authorization")
+	var vals []string
+	for _, h := range md {
+		if h.Name == "authorization" {
+			vals = append(vals, h.Value)
+		}
+	}
 	if len(vals) != 1 {
-		return status.Error(codes.Unauthenticated, `sds: send "authorization: Bearer <token>"`)
+		return rpc.Errorf(rpc.Unauthenticated, `sds: send "authorization: Bearer <token>"`)
 	}
 	scheme, got, ok := strings.Cut(vals[0], " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(want)) != 1 {
-		return status.Error(codes.Unauthenticated, "sds: wrong token")
+		return rpc.Errorf(rpc.Unauthenticated, "sds: wrong token")
 	}
 	return nil
 }
@@ -218,29 +197,34 @@ func (s *SDS) FetchSecrets(ctx context.Context, req *xdswire.Request) (*xdswire.
 		return nil, err
 	}
 	if s.src.Secrets() == nil {
-		return nil, status.Error(codes.Unavailable, "sds: no workload certificate yet")
+		return nil, rpc.Errorf(rpc.Unavailable, "sds: no workload certificate yet")
 	}
 	return s.response(req.ResourceNames, 0)
 }
 
 func checkType(req *xdswire.Request) error {
 	if t := req.TypeURL; t != "" && t != SecretType {
-		return status.Errorf(codes.InvalidArgument, "sds: type %q, want %s", t, SecretType)
+		return rpc.Errorf(rpc.InvalidArgument, "sds: type %q, want %s", t, SecretType)
 	}
 	return nil
 }
 
 // StreamSecrets is SDS state of the world: it answers each new subscription
 // and pushes every renewal to the names subscribed.
-func (s *SDS) StreamSecrets(stream grpc.ServerStream) error {
+func (s *SDS) StreamSecrets(stream *rpc.ServerStream) error {
 	ctx := stream.Context()
 	reqs := make(chan *xdswire.Request)
 	errc := make(chan error, 1)
 	go func() {
 		for {
-			r := &xdswire.Request{}
-			if err := stream.RecvMsg(r); err != nil {
+			raw, err := stream.Recv()
+			if err != nil {
 				errc <- err
+				return
+			}
+			r, err := xdswire.DecodeRequest(raw)
+			if err != nil {
+				errc <- rpc.Errorf(rpc.Internal, "grpc: error unmarshalling request: %v", err)
 				return
 			}
 			select {
@@ -260,9 +244,9 @@ func (s *SDS) StreamSecrets(stream grpc.ServerStream) error {
 			nonce++
 			resp, err := s.response(names, nonce)
 			if err != nil {
-				return status.Errorf(codes.Internal, "sds: %v", err)
+				return rpc.Errorf(rpc.Internal, "sds: %v", err)
 			}
-			if err := stream.SendMsg(resp.Marshal()); err != nil {
+			if err := stream.Send(resp.Marshal()); err != nil {
 				return err
 			}
 			sentVersion, lastNonce = sec.Version, resp.Nonce

@@ -1,3 +1,12 @@
+// Package xdswire is the xDS transport's messages without go-control-plane:
+// the discovery requests and responses (state of the world and
+// incremental), the core/v3 Node and google.rpc.Status. mast-proxy encodes
+// what it sends and decodes what it receives with protowire (each
+// resource's value copied out, so a resource kept across updates never
+// pins a whole response), so its binary does not link the generated Envoy
+// packages (their code and descriptor tables cost resident memory in every
+// sidecar); the bytes on the wire are those of the generated types, which
+// the tests prove against them.
 package xdswire
 
 import (

@@ -16,3 +16,15 @@ for pkg in mixer/v1 mixer/v1/config/client policy/v1beta1; do
 		--go-grpc_out="$out" --go-grpc_opt=module=github.com/mast-mesh/mast \
 		"$pkg"/*.proto
 done
+# The service stubs go to their own package, mixergrpc, so that what links
+# only the messages (mast-proxy's Mixer client, which calls through its own
+# gRPC client) does not link grpc-go.
+cd "$out"
+g=internal/mixer/api/mixerpb
+mkdir -p "$g/mixergrpc"
+sed -e 's/^package mixerpb$/package mixergrpc/' \
+	-e 's/\(\*\|new(\)\(CheckRequest\|CheckResponse\|ReportRequest\|ReportResponse\)\b/\1mixerpb.\2/g' \
+	-e 's#^\tcontext "context"$#\tcontext "context"\n\n\tmixerpb "github.com/mast-mesh/mast/internal/mixer/api/mixerpb"#' \
+	"$g/mixer_grpc.pb.go" > "$g/mixergrpc/mixer_grpc.pb.go"
+rm "$g/mixer_grpc.pb.go"
+gofmt -w "$g/mixergrpc/mixer_grpc.pb.go"

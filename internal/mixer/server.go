@@ -17,6 +17,7 @@ import (
 
 	"github.com/mast-mesh/mast/internal/config"
 	"github.com/mast-mesh/mast/internal/mixer/api/mixerpb"
+	"github.com/mast-mesh/mast/internal/mixer/api/mixerpb/mixergrpc"
 	"github.com/mast-mesh/mast/internal/mixer/attribute"
 	"github.com/mast-mesh/mast/internal/mixer/expr"
 )
@@ -24,7 +25,7 @@ import (
 // Service serves istio.mixer.v1.Mixer against the current Runtime, which
 // Update replaces when the configuration changes.
 type Service struct {
-	mixerpb.UnimplementedMixerServer
+	mixergrpc.UnimplementedMixerServer
 	opts Options
 	log  *slog.Logger
 	dict *attribute.Dictionary
@@ -34,7 +35,7 @@ type Service struct {
 	lastKey string
 }
 
-var _ mixerpb.MixerServer = (*Service)(nil)
+var _ mixergrpc.MixerServer = (*Service)(nil)
 
 // NewService returns a service with an empty configuration.
 func NewService(opts Options, log *slog.Logger) *Service {
@@ -50,7 +51,7 @@ func NewService(opts Options, log *slog.Logger) *Service {
 }
 
 // Register adds the service to a gRPC server.
-func (s *Service) Register(gs *grpc.Server) { mixerpb.RegisterMixerServer(gs, s) }
+func (s *Service) Register(gs *grpc.Server) { mixergrpc.RegisterMixerServer(gs, s) }
 
 // Runtime returns the runtime in force.
 func (s *Service) Runtime() *Runtime { return s.rt.Load() }
@@ -122,7 +123,7 @@ func (s *Service) Close() error {
 	return nil
 }
 
-// Check implements mixerpb.MixerServer.
+// Check implements mixergrpc.MixerServer.
 func (s *Service) Check(ctx context.Context, req *mixerpb.CheckRequest) (*mixerpb.CheckResponse, error) {
 	bag, err := attribute.Decode(req.GetAttributes(), s.dict, int(req.GetGlobalWordCount()))
 	if err != nil {
@@ -175,7 +176,7 @@ func (s *Service) encodeRefs(refs []expr.Ref) *mixerpb.ReferencedAttributes {
 	return ra
 }
 
-// Report implements mixerpb.MixerServer.
+// Report implements mixergrpc.MixerServer.
 func (s *Service) Report(ctx context.Context, req *mixerpb.ReportRequest) (*mixerpb.ReportResponse, error) {
 	var bags []attribute.Bag
 	var prev attribute.MapBag

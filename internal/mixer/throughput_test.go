@@ -14,6 +14,7 @@ import (
 
 	"github.com/mast-mesh/mast/internal/config"
 	"github.com/mast-mesh/mast/internal/mixer/api/mixerpb"
+	"github.com/mast-mesh/mast/internal/mixer/api/mixerpb/mixergrpc"
 	"github.com/mast-mesh/mast/internal/mixer/attribute"
 )
 
@@ -60,7 +61,7 @@ func BenchmarkCheckThroughput(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer conn.Close()
-	client := mixerpb.NewMixerClient(conn)
+	client := mixergrpc.NewMixerClient(conn)
 	enc := attribute.NewEncoder(attribute.GlobalDictionary())
 	bag := reviewsToRatings("v2")
 	bag["request.path"] = "/ratings/0"

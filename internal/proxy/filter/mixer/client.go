@@ -8,13 +8,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/mast-mesh/mast/internal/mixer/api/clientpb"
 	"github.com/mast-mesh/mast/internal/mixer/api/mixerpb"
 	"github.com/mast-mesh/mast/internal/mixer/attribute"
 	"github.com/mast-mesh/mast/internal/proxy/filter"
+	"github.com/mast-mesh/mast/internal/proxy/rpc"
 )
 
 // client is what the HTTP and TCP Mixer filters share: where the Mixer is,
@@ -94,11 +94,11 @@ var errNoClient = errors.New("mixer client not available")
 // deduplication ID. It returns the answer's code (OK: proceed) and
 // message, or an error when the Mixer could not answer (the fail policy
 // decides then).
-func (c *client) check(ctx context.Context, dial func(string) (grpc.ClientConnInterface, error), b *reqBag,
-	quotas map[string]int64, dedup string, now time.Time) (codes.Code, string, error) {
+func (c *client) check(ctx context.Context, dial func(string) (rpc.Conn, error), b *reqBag,
+	quotas map[string]int64, dedup string, now time.Time) (rpc.Code, string, error) {
 	if len(quotas) == 0 && c.useCache {
 		if code, msg, ok := c.cache.lookup(b, now); ok {
-			return codes.Code(code), msg, nil
+			return rpc.Code(code), msg, nil
 		}
 	}
 	if len(quotas) > 0 && c.prefetch != nil && c.useCache {
@@ -123,17 +123,17 @@ func (c *client) check(ctx context.Context, dial func(string) (grpc.ClientConnIn
 	}
 	cctx, cancel := context.WithTimeout(ctx, CheckTimeout)
 	defer cancel()
-	resp, err := mixerpb.NewMixerClient(conn).Check(cctx, req)
-	if err != nil {
+	resp := new(mixerpb.CheckResponse)
+	if err := call(cctx, conn, checkMethod, req, resp); err != nil {
 		return 0, "", err
 	}
 	pre := resp.GetPrecondition()
-	code := codes.Code(pre.GetStatus().GetCode())
+	code := rpc.Code(pre.GetStatus().GetCode())
 	if c.useCache {
 		c.cache.insert(b, pre.GetReferencedAttributes(), c.dict, int32(code), pre.GetStatus().GetMessage(),
 			pre.GetValidDuration().AsDuration(), pre.GetValidUseCount(), now)
 	}
-	if code != codes.OK {
+	if code != rpc.OK {
 		return code, pre.GetStatus().GetMessage(), nil
 	}
 	if c.prefetch != nil {
@@ -149,22 +149,22 @@ func (c *client) check(ctx context.Context, dial func(string) (grpc.ClientConnIn
 		if res == nil {
 			continue // the Mixer has no quota of that name: not limited
 		}
-		if rc := codes.Code(res.GetStatus().GetCode()); rc != codes.OK {
+		if rc := rpc.Code(res.GetStatus().GetCode()); rc != rpc.OK {
 			return rc, res.GetStatus().GetMessage(), nil
 		}
 		if res.GetGrantedAmount() < n {
-			return codes.ResourceExhausted, "Quota is exhausted for: " + q, nil
+			return rpc.ResourceExhausted, "Quota is exhausted for: " + q, nil
 		}
 	}
-	return codes.OK, "", nil
+	return rpc.OK, "", nil
 }
 
 // fromPools answers a quota'd request without the Mixer when the check
 // cache holds its Check's answer and every quota has a pool for it (Istio
 // consulted its quota cache only behind the check cache); ok false sends
 // the request to the Mixer.
-func (c *client) fromPools(dial func(string) (grpc.ClientConnInterface, error), b *reqBag, quotas map[string]int64,
-	now time.Time) (codes.Code, string, bool) {
+func (c *client) fromPools(dial func(string) (rpc.Conn, error), b *reqBag, quotas map[string]int64,
+	now time.Time) (rpc.Code, string, bool) {
 	for q := range quotas {
 		if c.prefetch.lookup(q, b) == nil {
 			return 0, "", false
@@ -174,20 +174,20 @@ func (c *client) fromPools(dial func(string) (grpc.ClientConnInterface, error), 
 	if !ok {
 		return 0, "", false
 	}
-	if code != int32(codes.OK) {
-		return codes.Code(code), msg, true
+	if code != int32(rpc.OK) {
+		return rpc.Code(code), msg, true
 	}
 	for q, n := range quotas {
 		if !c.prefetch.lookup(q, b).check(n, now, c.fetcher(dial, q, b)) {
-			return codes.ResourceExhausted, "Quota is exhausted for: " + q, true
+			return rpc.ResourceExhausted, "Quota is exhausted for: " + q, true
 		}
 	}
-	return codes.OK, "", true
+	return rpc.OK, "", true
 }
 
 // fetcher asks the Mixer for amounts of quota q in the background, with
 // the attributes of b (encoded when the pool asks) and best effort.
-func (c *client) fetcher(dial func(string) (grpc.ClientConnInterface, error), q string, b *reqBag) fetchFunc {
+func (c *client) fetcher(dial func(string) (rpc.Conn, error), q string, b *reqBag) fetchFunc {
 	return func(amount int64, done func(int64, time.Duration, error)) {
 		req := &mixerpb.CheckRequest{Attributes: c.enc.Encode(b), GlobalWordCount: uint32(c.dict.Len()),
 			DeduplicationId: c.idPfx + strconv.FormatUint(c.fetchIDs.Add(1), 10),
@@ -204,13 +204,13 @@ func (c *client) fetcher(dial func(string) (grpc.ClientConnInterface, error), q 
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), CheckTimeout)
 			defer cancel()
-			resp, err := mixerpb.NewMixerClient(conn).Check(ctx, req)
-			if err != nil {
+			resp := new(mixerpb.CheckResponse)
+			if err := call(ctx, conn, checkMethod, req, resp); err != nil {
 				done(0, 0, err)
 				return
 			}
 			res := resp.GetQuotas()[q]
-			if resp.GetPrecondition().GetStatus().GetCode() != int32(codes.OK) || res.GetStatus().GetCode() != int32(codes.OK) {
+			if resp.GetPrecondition().GetStatus().GetCode() != int32(rpc.OK) || res.GetStatus().GetCode() != int32(rpc.OK) {
 				done(0, 0, nil)
 				return
 			}
@@ -225,5 +225,29 @@ func (c *client) fetcher(dial func(string) (grpc.ClientConnInterface, error), q 
 
 // report queues b's attributes for the next batch sent to the Mixer.
 func (c *client) report(b attribute.Bag, svcs *filter.Services) {
-	c.reports.add(c.enc.Encode(b), func() (grpc.ClientConnInterface, error) { return svcs.GRPC(c.reportTarget) }, svcs.Logger)
+	c.reports.add(c.enc.Encode(b), func() (rpc.Conn, error) { return svcs.RPC(c.reportTarget) }, svcs.Logger)
+}
+
+// The Mixer's methods. mast-proxy calls them through its own gRPC client
+// (internal/proxy/rpc) with the messages marshalled here, so it links the
+// generated messages but not grpc-go (mastd serves them with mixergrpc).
+const (
+	checkMethod  = "/istio.mixer.v1.Mixer/Check"
+	reportMethod = "/istio.mixer.v1.Mixer/Report"
+)
+
+// call makes one unary call of method on conn.
+func call(ctx context.Context, conn rpc.Conn, method string, req, resp proto.Message) error {
+	b, err := proto.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("mixer: encoding the %s request: %w", method, err)
+	}
+	out, err := conn.Invoke(ctx, method, b)
+	if err != nil {
+		return err
+	}
+	if err := proto.Unmarshal(out, resp); err != nil {
+		return fmt.Errorf("mixer: decoding the %s response: %w", method, err)
+	}
+	return nil
 }

@@ -17,8 +17,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
@@ -27,6 +25,7 @@ import (
 	"github.com/mast-mesh/mast/internal/mixer/attribute"
 	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"github.com/mast-mesh/mast/internal/proxy/headers"
+	"github.com/mast-mesh/mast/internal/proxy/rpc"
 )
 
 // Name and TypeURL identify the filter (Istio 1.4's).
@@ -204,74 +203,74 @@ func decodeForwarded(v string) (map[string]any, error) {
 }
 
 // HTTPStatus maps a google.rpc code as Istio's Mixer filter did.
-func HTTPStatus(c codes.Code) int {
+func HTTPStatus(c rpc.Code) int {
 	switch c {
-	case codes.OK:
+	case rpc.OK:
 		return http.StatusOK
-	case codes.Canceled:
+	case rpc.Canceled:
 		return 499
-	case codes.InvalidArgument, codes.FailedPrecondition, codes.OutOfRange:
+	case rpc.InvalidArgument, rpc.FailedPrecondition, rpc.OutOfRange:
 		return http.StatusBadRequest
-	case codes.DeadlineExceeded:
+	case rpc.DeadlineExceeded:
 		return http.StatusGatewayTimeout
-	case codes.NotFound:
+	case rpc.NotFound:
 		return http.StatusNotFound
-	case codes.AlreadyExists, codes.Aborted:
+	case rpc.AlreadyExists, rpc.Aborted:
 		return http.StatusConflict
-	case codes.PermissionDenied:
+	case rpc.PermissionDenied:
 		return http.StatusForbidden
-	case codes.ResourceExhausted:
+	case rpc.ResourceExhausted:
 		return http.StatusTooManyRequests
-	case codes.Unimplemented:
+	case rpc.Unimplemented:
 		return http.StatusNotImplemented
-	case codes.Unavailable:
+	case rpc.Unavailable:
 		return http.StatusServiceUnavailable
-	case codes.Unauthenticated:
+	case rpc.Unauthenticated:
 		return http.StatusUnauthorized
 	}
 	return http.StatusInternalServerError
 }
 
 // statusName is google.rpc.Code's name as Istio printed it.
-func statusName(c codes.Code) string {
+func statusName(c rpc.Code) string {
 	switch c {
-	case codes.Canceled:
+	case rpc.Canceled:
 		return "CANCELLED"
-	case codes.Unknown:
+	case rpc.Unknown:
 		return "UNKNOWN"
-	case codes.InvalidArgument:
+	case rpc.InvalidArgument:
 		return "INVALID_ARGUMENT"
-	case codes.DeadlineExceeded:
+	case rpc.DeadlineExceeded:
 		return "DEADLINE_EXCEEDED"
-	case codes.NotFound:
+	case rpc.NotFound:
 		return "NOT_FOUND"
-	case codes.AlreadyExists:
+	case rpc.AlreadyExists:
 		return "ALREADY_EXISTS"
-	case codes.PermissionDenied:
+	case rpc.PermissionDenied:
 		return "PERMISSION_DENIED"
-	case codes.ResourceExhausted:
+	case rpc.ResourceExhausted:
 		return "RESOURCE_EXHAUSTED"
-	case codes.FailedPrecondition:
+	case rpc.FailedPrecondition:
 		return "FAILED_PRECONDITION"
-	case codes.Aborted:
+	case rpc.Aborted:
 		return "ABORTED"
-	case codes.OutOfRange:
+	case rpc.OutOfRange:
 		return "OUT_OF_RANGE"
-	case codes.Unimplemented:
+	case rpc.Unimplemented:
 		return "UNIMPLEMENTED"
-	case codes.Internal:
+	case rpc.Internal:
 		return "INTERNAL"
-	case codes.Unavailable:
+	case rpc.Unavailable:
 		return "UNAVAILABLE"
-	case codes.DataLoss:
+	case rpc.DataLoss:
 		return "DATA_LOSS"
-	case codes.Unauthenticated:
+	case rpc.Unauthenticated:
 		return "UNAUTHENTICATED"
 	}
 	return "OK"
 }
 
-func (f *Filter) deny(r *filter.Request, code codes.Code, message string) filter.Status {
+func (f *Filter) deny(r *filter.Request, code rpc.Code, message string) filter.Status {
 	r.AddMeta(Name, "status", statusName(code))
 	return r.LocalReply(HTTPStatus(code), statusName(code)+":"+message, "UAEX", headers.Field{Name: "content-type", Value: "text/plain"})
 }
@@ -294,14 +293,14 @@ func (f *Filter) DecodeHeaders(ctx context.Context, r *filter.Request) filter.St
 			r.Headers.Set(ForwardHeader, f.forward)
 		}
 	}
-	if !f.svc.check || (r.Services == nil || r.Services.GRPC == nil) && f.failOpen {
+	if !f.svc.check || (r.Services == nil || r.Services.RPC == nil) && f.failOpen {
 		return filter.Continue
 	}
 	now := time.Now()
 	bag := &reqBag{r: r, static: f.svc.static, fwd: fwd, now: requestTime(r, now)}
-	var dial func(string) (grpc.ClientConnInterface, error)
+	var dial func(string) (rpc.Conn, error)
 	if r.Services != nil {
-		dial = r.Services.GRPC
+		dial = r.Services.RPC
 	}
 	var dedup string
 	if len(f.svc.quotas) > 0 {
@@ -313,7 +312,7 @@ func (f *Filter) DecodeHeaders(ctx context.Context, r *filter.Request) filter.St
 		return filter.Stop
 	case err != nil:
 		return f.unreachable(r, err)
-	case code != codes.OK:
+	case code != rpc.OK:
 		return f.deny(r, code, msg)
 	}
 	return filter.Continue
@@ -325,7 +324,7 @@ func (f *Filter) unreachable(r *filter.Request, err error) filter.Status {
 		r.AddMeta(Name, "fail_open", err.Error())
 		return filter.Continue
 	}
-	return f.deny(r, codes.Unavailable, "mixer unreachable: "+err.Error())
+	return f.deny(r, rpc.Unavailable, "mixer unreachable: "+err.Error())
 }
 
 // forwardedMeta is the request metadata key under which DecodeHeaders keeps
@@ -344,7 +343,7 @@ func requestTime(r *filter.Request, now time.Time) time.Time {
 // EncodeHeaders implements filter.ResponseFilter: the request is reported
 // (asynchronously, in batches).
 func (f *Filter) EncodeHeaders(r *filter.Request, status int, h *headers.List) {
-	if !f.svc.report || r.Services == nil || r.Services.GRPC == nil {
+	if !f.svc.report || r.Services == nil || r.Services.RPC == nil {
 		return
 	}
 	rh := map[string]string{}

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
@@ -22,9 +21,11 @@ import (
 	mixersrv "github.com/mast-mesh/mast/internal/mixer"
 	"github.com/mast-mesh/mast/internal/mixer/api/clientpb"
 	"github.com/mast-mesh/mast/internal/mixer/api/mixerpb"
+	"github.com/mast-mesh/mast/internal/mixer/api/mixerpb/mixergrpc"
 	"github.com/mast-mesh/mast/internal/mixer/attribute"
 	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"github.com/mast-mesh/mast/internal/proxy/headers"
+	"github.com/mast-mesh/mast/internal/proxy/rpc"
 )
 
 // counting wraps the Mixer service to count Checks and keep the Reports'
@@ -78,25 +79,32 @@ func startMixer(t testing.TB, files ...string) (string, *counting) {
 		t.Fatal(err)
 	}
 	gs := grpc.NewServer()
-	mixerpb.RegisterMixerServer(gs, svc)
+	mixergrpc.RegisterMixerServer(gs, svc)
 	go gs.Serve(lis)
 	t.Cleanup(func() { gs.Stop(); svc.Close() })
 	return lis.Addr().String(), svc
 }
 
 func services(t testing.TB) *filter.Services {
-	conns := map[string]*grpc.ClientConn{}
+	var mu sync.Mutex
+	conns := map[string]rpc.Conn{}
 	t.Cleanup(func() {
 		for _, c := range conns {
 			c.Close()
 		}
 	})
-	return &filter.Services{GRPC: func(target string) (grpc.ClientConnInterface, error) {
+	// The filter calls the Mixer (a grpc-go server) through mast-proxy's
+	// own gRPC client, as the sidecar does.
+	return &filter.Services{RPC: func(target string) (rpc.Conn, error) {
+		mu.Lock()
+		defer mu.Unlock()
 		if c := conns[target]; c != nil {
 			return c, nil
 		}
-		c, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		conns[target] = c
+		c, err := rpc.Dial(target, rpc.Options{})
+		if err == nil {
+			conns[target] = c
+		}
 		return c, err
 	}}
 }

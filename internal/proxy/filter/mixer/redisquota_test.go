@@ -13,7 +13,7 @@ import (
 
 	"github.com/mast-mesh/mast/internal/config"
 	mixersrv "github.com/mast-mesh/mast/internal/mixer"
-	"github.com/mast-mesh/mast/internal/mixer/api/mixerpb"
+	"github.com/mast-mesh/mast/internal/mixer/api/mixerpb/mixergrpc"
 	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"github.com/mast-mesh/mast/internal/quota/quotatest"
 )
@@ -44,7 +44,7 @@ func startRedisMixer(t *testing.T, file, redisURL string) string {
 		t.Fatal(err)
 	}
 	gs := grpc.NewServer()
-	mixerpb.RegisterMixerServer(gs, svc)
+	mixergrpc.RegisterMixerServer(gs, svc)
 	go gs.Serve(lis)
 	t.Cleanup(func() { gs.Stop(); svc.Close() })
 	return lis.Addr().String()

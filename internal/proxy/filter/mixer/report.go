@@ -6,10 +6,9 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/grpc"
-
 	"github.com/mast-mesh/mast/internal/mixer/api/mixerpb"
 	"github.com/mast-mesh/mast/internal/mixer/attribute"
+	"github.com/mast-mesh/mast/internal/proxy/rpc"
 )
 
 // batcher sends reports in batches: when max are waiting or wait after
@@ -23,11 +22,11 @@ type batcher struct {
 	mu      sync.Mutex
 	pending []*mixerpb.CompressedAttributes
 	timer   *time.Timer
-	dial    func() (grpc.ClientConnInterface, error)
+	dial    func() (rpc.Conn, error)
 	log     *slog.Logger
 }
 
-func (b *batcher) add(ca *mixerpb.CompressedAttributes, dial func() (grpc.ClientConnInterface, error), log *slog.Logger) {
+func (b *batcher) add(ca *mixerpb.CompressedAttributes, dial func() (rpc.Conn, error), log *slog.Logger) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.pending = append(b.pending, ca)
@@ -61,7 +60,7 @@ func (b *batcher) flushLocked() {
 		conn, err := dial()
 		if err == nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_, err = mixerpb.NewMixerClient(conn).Report(ctx, req)
+			err = call(ctx, conn, reportMethod, req, new(mixerpb.ReportResponse))
 			cancel()
 		}
 		if err != nil && log != nil {

@@ -8,12 +8,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/mast-mesh/mast/internal/mixer/api/clientpb"
 	"github.com/mast-mesh/mast/internal/proxy/filter"
+	"github.com/mast-mesh/mast/internal/proxy/rpc"
 )
 
 // TCPTypeURL is the typed_config of Istio 1.4's Mixer network filter (its
@@ -100,9 +99,9 @@ func (f *TCP) bag(c *filter.Conn, a *connAttrs, now time.Time) *reqBag {
 func (f *TCP) OnConnect(c *filter.Conn) filter.Status {
 	now := time.Now()
 	st := &tcpConn{attrs: connAttrs{id: f.idPfx + strconv.FormatUint(f.ids.Add(1), 10)}}
-	var dial func(string) (grpc.ClientConnInterface, error)
+	var dial func(string) (rpc.Conn, error)
 	if c.Services != nil {
-		dial = c.Services.GRPC
+		dial = c.Services.RPC
 	}
 	if f.checkOn {
 		a := st.attrs
@@ -113,7 +112,7 @@ func (f *TCP) OnConnect(c *filter.Conn) filter.Status {
 			return filter.Stop
 		case err != nil:
 			f.logf(c, "mixer unreachable: connection let through (fail open)", "error", err)
-		case code != codes.OK:
+		case code != rpc.OK:
 			f.logf(c, "connection refused by the mixer", "status", statusName(code), "message", msg)
 			return filter.Stop
 		}

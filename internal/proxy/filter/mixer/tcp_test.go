@@ -15,6 +15,7 @@ import (
 	mixersrv "github.com/mast-mesh/mast/internal/mixer"
 	"github.com/mast-mesh/mast/internal/mixer/api/clientpb"
 	"github.com/mast-mesh/mast/internal/mixer/api/mixerpb"
+	"github.com/mast-mesh/mast/internal/mixer/api/mixerpb/mixergrpc"
 	"github.com/mast-mesh/mast/internal/mixer/attribute"
 	"github.com/mast-mesh/mast/internal/proxy/filter"
 )
@@ -116,7 +117,7 @@ func startMixerYAML(t testing.TB, text string) (string, *counting) {
 		t.Fatal(err)
 	}
 	gs := grpc.NewServer()
-	mixerpb.RegisterMixerServer(gs, svc)
+	mixergrpc.RegisterMixerServer(gs, svc)
 	go gs.Serve(lis)
 	t.Cleanup(func() { gs.Stop(); svc.Close() })
 	return lis.Addr().String(), svc

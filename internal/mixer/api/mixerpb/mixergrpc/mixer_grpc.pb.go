@@ -21,10 +21,12 @@
 // This package defines the Mixer API that the sidecar proxy uses to perform
 // precondition checks, manage quotas, and report telemetry.
 
-package mixerpb
+package mixergrpc
 
 import (
 	context "context"
+
+	mixerpb "github.com/mast-mesh/mast/internal/mixer/api/mixerpb"
 	grpc "google.golang.org/grpc"
 	codes "google.golang.org/grpc/codes"
 	status "google.golang.org/grpc/status"
@@ -63,11 +65,11 @@ type MixerClient interface {
 	// Checks preconditions and allocate quota before performing an operation.
 	// The preconditions enforced depend on the set of supplied attributes and
 	// the active configuration.
-	Check(ctx context.Context, in *CheckRequest, opts ...grpc.CallOption) (*CheckResponse, error)
+	Check(ctx context.Context, in *mixerpb.CheckRequest, opts ...grpc.CallOption) (*mixerpb.CheckResponse, error)
 	// Reports telemetry, such as logs and metrics.
 	// The reported information depends on the set of supplied attributes and the
 	// active configuration.
-	Report(ctx context.Context, in *ReportRequest, opts ...grpc.CallOption) (*ReportResponse, error)
+	Report(ctx context.Context, in *mixerpb.ReportRequest, opts ...grpc.CallOption) (*mixerpb.ReportResponse, error)
 }
 
 type mixerClient struct {
@@ -78,9 +80,9 @@ func NewMixerClient(cc grpc.ClientConnInterface) MixerClient {
 	return &mixerClient{cc}
 }
 
-func (c *mixerClient) Check(ctx context.Context, in *CheckRequest, opts ...grpc.CallOption) (*CheckResponse, error) {
+func (c *mixerClient) Check(ctx context.Context, in *mixerpb.CheckRequest, opts ...grpc.CallOption) (*mixerpb.CheckResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(CheckResponse)
+	out := new(mixerpb.CheckResponse)
 	err := c.cc.Invoke(ctx, Mixer_Check_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -88,9 +90,9 @@ func (c *mixerClient) Check(ctx context.Context, in *CheckRequest, opts ...grpc.
 	return out, nil
 }
 
-func (c *mixerClient) Report(ctx context.Context, in *ReportRequest, opts ...grpc.CallOption) (*ReportResponse, error) {
+func (c *mixerClient) Report(ctx context.Context, in *mixerpb.ReportRequest, opts ...grpc.CallOption) (*mixerpb.ReportResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(ReportResponse)
+	out := new(mixerpb.ReportResponse)
 	err := c.cc.Invoke(ctx, Mixer_Report_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -121,11 +123,11 @@ type MixerServer interface {
 	// Checks preconditions and allocate quota before performing an operation.
 	// The preconditions enforced depend on the set of supplied attributes and
 	// the active configuration.
-	Check(context.Context, *CheckRequest) (*CheckResponse, error)
+	Check(context.Context, *mixerpb.CheckRequest) (*mixerpb.CheckResponse, error)
 	// Reports telemetry, such as logs and metrics.
 	// The reported information depends on the set of supplied attributes and the
 	// active configuration.
-	Report(context.Context, *ReportRequest) (*ReportResponse, error)
+	Report(context.Context, *mixerpb.ReportRequest) (*mixerpb.ReportResponse, error)
 	mustEmbedUnimplementedMixerServer()
 }
 
@@ -136,10 +138,10 @@ type MixerServer interface {
 // pointer dereference when methods are called.
 type UnimplementedMixerServer struct{}
 
-func (UnimplementedMixerServer) Check(context.Context, *CheckRequest) (*CheckResponse, error) {
+func (UnimplementedMixerServer) Check(context.Context, *mixerpb.CheckRequest) (*mixerpb.CheckResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Check not implemented")
 }
-func (UnimplementedMixerServer) Report(context.Context, *ReportRequest) (*ReportResponse, error) {
+func (UnimplementedMixerServer) Report(context.Context, *mixerpb.ReportRequest) (*mixerpb.ReportResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Report not implemented")
 }
 func (UnimplementedMixerServer) mustEmbedUnimplementedMixerServer() {}
@@ -164,7 +166,7 @@ func RegisterMixerServer(s grpc.ServiceRegistrar, srv MixerServer) {
 }
 
 func _Mixer_Check_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(CheckRequest)
+	in := new(mixerpb.CheckRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -176,13 +178,13 @@ func _Mixer_Check_Handler(srv interface{}, ctx context.Context, dec func(interfa
 		FullMethod: Mixer_Check_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(MixerServer).Check(ctx, req.(*CheckRequest))
+		return srv.(MixerServer).Check(ctx, req.(*mixerpb.CheckRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _Mixer_Report_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ReportRequest)
+	in := new(mixerpb.ReportRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -194,7 +196,7 @@ func _Mixer_Report_Handler(srv interface{}, ctx context.Context, dec func(interf
 		FullMethod: Mixer_Report_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(MixerServer).Report(ctx, req.(*ReportRequest))
+		return srv.(MixerServer).Report(ctx, req.(*mixerpb.ReportRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }

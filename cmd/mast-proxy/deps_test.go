@@ -90,6 +90,10 @@ func TestLinksNoControlPlaneLibraries(t *testing.T) {
 		// gRPC health probes encode grpc.health.v1 with protowire
 		// (internal/proxy/rpc/grpchealth).
 		"google.golang.org/grpc/health/",
+		// No grpc-go at all: the xDS streams, the CA client, the SDS server,
+		// health probes, ext_authz, rate limits, OTLP and the Mixer client run
+		// on mast-proxy's own gRPC client and server (internal/proxy/rpc).
+		"google.golang.org/grpc",
 	}
 	deps := strings.Fields(string(out))
 	if len(deps) < 10 {

@@ -204,7 +204,7 @@ func New(cfg Config) *Proxy {
 	p.tracers = spans.NewRegistry(tcfg)
 	p.http.Tracers = p.tracers
 	p.grpc = &grpcPool{tls: cfg.XDSTLS}
-	p.http.Services = &filter.Services{GRPC: p.grpc.get, RPC: p.grpc.rpc, Logger: cfg.Logger.With("component", "filters"),
+	p.http.Services = &filter.Services{RPC: p.grpc.rpc, Logger: cfg.Logger.With("component", "filters"),
 		ClusterHTTP: p.clusterHTTP, ClusterDial: p.clusterDial}
 	p.tcp = tcpproxy.New(func() map[string]*upstream.Cluster { return p.routing.Load().Clusters }, cfg.Logger.With("component", "tcp"))
 	p.tcp.OriginalDstHost = p.upstreams.OriginalDstHost

@@ -5,49 +5,21 @@ import (
 	"errors"
 	"sync"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
-
 	"github.com/mast-mesh/mast/internal/proxy/rpc"
 )
 
 // grpcPool holds the gRPC connections filters use (the Mixer client's),
-// one per target, over the agent's mTLS; closed when the proxy stops.
-// get hands out grpc-go connections (until the Mixer client moves to
-// rpc.Conn), rpc mast-proxy's own.
+// one per target, over the agent's mTLS, on mast-proxy's own gRPC client;
+// closed when the proxy stops.
 type grpcPool struct {
 	tls *tls.Config
 
 	mu     sync.Mutex
-	conns  map[string]*grpc.ClientConn
 	rpcs   map[string]rpc.Conn
 	closed bool
 }
 
 var errNoIdentity = errors.New("no mesh identity: mast-proxy runs without mTLS credentials")
-
-func (g *grpcPool) get(target string) (grpc.ClientConnInterface, error) {
-	if g.tls == nil {
-		return nil, errNoIdentity
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.closed {
-		return nil, errors.New("proxy stopping")
-	}
-	if c := g.conns[target]; c != nil {
-		return c, nil
-	}
-	c, err := grpc.NewClient(target, grpc.WithTransportCredentials(credentials.NewTLS(g.tls)))
-	if err != nil {
-		return nil, err
-	}
-	if g.conns == nil {
-		g.conns = map[string]*grpc.ClientConn{}
-	}
-	g.conns[target] = c
-	return c, nil
-}
 
 // rpc returns the shared rpc.Conn to target (its Close does nothing;
 // close closes it).
@@ -83,11 +55,8 @@ func (g *grpcPool) close() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.closed = true
-	for _, c := range g.conns {
-		c.Close()
-	}
 	for _, c := range g.rpcs {
 		c.Close()
 	}
-	g.conns, g.rpcs = nil, nil
+	g.rpcs = nil
 }

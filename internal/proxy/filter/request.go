@@ -9,8 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/grpc"
-
 	"github.com/mast-mesh/mast/internal/proxy/headers"
 	"github.com/mast-mesh/mast/internal/proxy/rpc"
 )
@@ -154,14 +152,13 @@ type LocalReply struct {
 }
 
 // Services are the data plane's facilities filters may use at request
-// time: GRPC and RPC return a shared client connection to target
+// time: RPC returns a shared gRPC client connection to target
 // (host:port) over mTLS with the proxy's mesh identity (RPC's Close does
 // nothing: the data plane owns the connection); ClusterHTTP and ClusterDial
 // reach a host of one of the proxy's clusters (Envoy's cluster manager:
 // load balancing, connection pools, the cluster's TLS), as ext_authz's
 // http_service and envoy_grpc do.
 type Services struct {
-	GRPC   func(target string) (grpc.ClientConnInterface, error)
 	RPC    func(target string) (rpc.Conn, error)
 	Logger *slog.Logger
 	// ClusterHTTP sends req to a host of cluster and returns the

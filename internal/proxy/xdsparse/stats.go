@@ -6,8 +6,10 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
-	xdstypev3 "github.com/cncf/xds/go/xds/type/v3"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -41,18 +43,18 @@ func ParseStats(a *anypb.Any) (*metrics.Config, error) {
 	if a == nil {
 		return nil, fmt.Errorf("typed_config missing")
 	}
-	var ts xdstypev3.TypedStruct
-	if !a.MessageIs(&ts) {
+	if u := a.GetTypeUrl(); u[strings.LastIndexByte(u, '/')+1:] != typedStructName {
 		return nil, fmt.Errorf("typed_config %s: want xds.type.v3.TypedStruct of %s", a.GetTypeUrl(), StatsTypeURL)
 	}
-	if err := a.UnmarshalTo(&ts); err != nil {
+	typeURL, value, err := decodeTypedStruct(a.GetValue())
+	if err != nil {
 		return nil, err
 	}
-	if ts.GetTypeUrl() != StatsTypeURL {
-		return nil, fmt.Errorf("type_url %q: want %s", ts.GetTypeUrl(), StatsTypeURL)
+	if typeURL != StatsTypeURL {
+		return nil, fmt.Errorf("type_url %q: want %s", typeURL, StatsTypeURL)
 	}
 	cfg := &metrics.Config{}
-	fields := ts.GetValue().GetFields()
+	fields := value.GetFields()
 	for k, v := range fields {
 		switch k {
 		case "metrics":
@@ -72,6 +74,57 @@ func ParseStats(a *anypb.Any) (*metrics.Config, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// typedStructName is xds.type.v3.TypedStruct's full name.
+const typedStructName = "xds.type.v3.TypedStruct"
+
+// decodeTypedStruct reads an xds.type.v3.TypedStruct (1: type_url, 2: value,
+// a google.protobuf.Struct) with protowire, as proto.Unmarshal would: the
+// last type_url wins, repeated value fields merge, unknown fields are
+// skipped, and a malformed message or a type_url that is not UTF-8 fails.
+// Reading it here keeps cncf/xds's generated packages (and cel.dev/expr,
+// which they import) out of mast-proxy.
+func decodeTypedStruct(b []byte) (string, *structpb.Struct, error) {
+	var typeURL string
+	value := &structpb.Struct{}
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return "", nil, fmt.Errorf("%s: %w", typedStructName, protowire.ParseError(n))
+		}
+		if num > protowire.MaxValidNumber {
+			return "", nil, fmt.Errorf("%s: field number %d out of range", typedStructName, num)
+		}
+		b = b[n:]
+		switch {
+		case num == 1 && typ == protowire.BytesType:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return "", nil, fmt.Errorf("%s.type_url: %w", typedStructName, protowire.ParseError(n))
+			}
+			if !utf8.Valid(v) {
+				return "", nil, fmt.Errorf("%s.type_url: invalid UTF-8", typedStructName)
+			}
+			typeURL, b = string(v), b[n:]
+		case num == 2 && typ == protowire.BytesType:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return "", nil, fmt.Errorf("%s.value: %w", typedStructName, protowire.ParseError(n))
+			}
+			if err := (proto.UnmarshalOptions{Merge: true}).Unmarshal(v, value); err != nil {
+				return "", nil, fmt.Errorf("%s.value: %w", typedStructName, err)
+			}
+			b = b[n:]
+		default:
+			n := protowire.ConsumeFieldValue(num, typ, b)
+			if n < 0 {
+				return "", nil, fmt.Errorf("%s: field %d: %w", typedStructName, num, protowire.ParseError(n))
+			}
+			b = b[n:]
+		}
+	}
+	return typeURL, value, nil
 }
 
 func applyStatsEntry(cfg *metrics.Config, e *structpb.Struct) error {

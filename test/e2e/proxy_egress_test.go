@@ -105,10 +105,34 @@ func tcpEcho(t *testing.T) int {
 // startControlPlane runs mastd on config directory dir.
 func startControlPlane(t *testing.T, dir string) string {
 	t.Helper()
-	xdsAddr := freeAddr(t)
-	mastd := start(t, "mastd", "--config", dir, "--xds-addr", xdsAddr, "--monitoring-addr", freeAddr(t), "--ratelimit-addr", freeAddr(t), "--debounce-after", "10ms")
-	waitLine(t, mastd, "mastd serving", 30*time.Second)
-	return xdsAddr
+	for attempt := 1; ; attempt++ {
+		xdsAddr := freeAddr(t)
+		mastd := start(t, "mastd", "--config", dir, "--xds-addr", xdsAddr, "--monitoring-addr", freeAddr(t), "--ratelimit-addr", freeAddr(t), "--debounce-after", "10ms")
+		// A port freeAddr found free may be taken (by another test's
+		// outgoing connection) before mastd binds it; mastd then stops at
+		// once, naming it, and a new set of ports is tried.
+		deadline := time.Now().Add(30 * time.Second)
+		stopped := false
+		for !stopped && !strings.Contains(mastd.Output(), "mastd serving") && time.Now().Before(deadline) {
+			select {
+			case <-mastd.done:
+				stopped = true
+				if attempt >= 3 || !strings.Contains(mastd.Output(), "address already in use") {
+					t.Fatalf("mastd stopped before serving")
+				}
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+		if strings.Contains(mastd.Output(), "mastd serving") {
+			return xdsAddr
+		}
+		select {
+		case <-mastd.done:
+			continue // ports taken: try again
+		default:
+			t.Fatalf("mastd printing mastd serving: still failing after 30s")
+		}
+	}
 }
 
 // TestProxyEgressLocalPorts is the explicit mode for machines without root:

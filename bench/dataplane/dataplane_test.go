@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -366,5 +367,32 @@ func TestStreamLoadDoesNotHang(t *testing.T) {
 	_, err = StreamLoad(context.Background(), StreamLoadConfig{Addr: lis.Addr().String(), Conns: 1, QPS: 10, Duration: 100 * time.Millisecond, Size: 8})
 	if err == nil || !strings.Contains(err.Error(), "no echo") {
 		t.Errorf("silent server: err = %v, want a warm-up failure", err)
+	}
+}
+
+func TestParsePerfStat(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("# started on Sun Dec  6 19:40:03 2026\n\n")
+	for i, e := range SyscallEvents {
+		switch i {
+		case 1:
+			fmt.Fprintf(&b, "<not counted>,,%s,0,100.00,,\n", e.Event)
+		default:
+			fmt.Fprintf(&b, "%d,,%s,169840990,100.00,,\n", 1000+i, e.Event)
+		}
+	}
+	got, err := ParsePerfStat([]byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got["all"] != 1000 || got[SyscallEvents[1].Name] != 0 || got["read-eagain"] != 1002 || len(got) != len(SyscallEvents) {
+		t.Errorf("ParsePerfStat = %v", got)
+	}
+	// A line out of order is refused rather than counted under the wrong name.
+	if _, err := ParsePerfStat([]byte("5,,syscalls:sys_enter_futex,1,100.00,,\n")); err == nil {
+		t.Error("a counter in the wrong position was accepted")
+	}
+	if _, err := ParsePerfStat([]byte("# nothing\n")); err == nil {
+		t.Error("empty output was accepted")
 	}
 }

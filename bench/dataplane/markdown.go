@@ -77,6 +77,7 @@ func (r *Report) Markdown() string {
 		}
 		b.WriteString("\n")
 	}
+	b.WriteString(r.SyscallTable())
 	if len(r.Memory) > 0 {
 		b.WriteString("## Resident memory per proxy process (MB)\n\n")
 		fmt.Fprintf(&b, "Idle: after start-up with the benchmark's configuration, before any load. Under load: the largest RSS sampled every 200 ms during every run through it. Mesh: a fresh instance holding a %d-service mesh (two endpoints each; Mast: a sidecar of a mastd with %d ServiceEntries, the others: that many virtual hosts and upstreams in their own configuration).\n\n", st.MeshServices, st.MeshServices)
@@ -114,6 +115,42 @@ func (r *Report) Markdown() string {
 		for _, e := range errs {
 			fmt.Fprintf(&b, "- %s\n", mdEscape(e))
 		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// SyscallTable lists, for every path with counts, each hop's system calls
+// per request at the fixed rate (perf; median over repeats), the calls
+// made at least once per 20 requests by name.
+func (r *Report) SyscallTable() string {
+	var b strings.Builder
+	for _, s := range r.Summaries {
+		if len(s.Syscalls) == 0 {
+			continue
+		}
+		if b.Len() == 0 {
+			b.WriteString("## System calls per request (fixed rate)\n\n")
+			b.WriteString("Counted with `perf stat` on the proxy's threads during the fixed-rate run (tracepoints: no ptrace, little cost to the proxy), per request and hop; independent of the machine's load. `read-eagain`: reads that found nothing to read.\n\n")
+			b.WriteString("| protocol | path | hop | all | by name |\n|---|---|---|---:|---|\n")
+		}
+		names := make([]string, 0, len(s.Syscalls))
+		for name := range s.Syscalls {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			counts := s.Syscalls[name]
+			var parts []string
+			for _, e := range SyscallEvents {
+				if st, ok := counts[e.Name]; ok && e.Name != "all" && st.Median >= 0.05 {
+					parts = append(parts, fmt.Sprintf("%s %.2f", e.Name, st.Median))
+				}
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %.2f | %s |\n", s.Protocol, s.Path, name, counts["all"].Median, strings.Join(parts, ", "))
+		}
+	}
+	if b.Len() > 0 {
 		b.WriteString("\n")
 	}
 	return b.String()

@@ -27,11 +27,13 @@ type Tools struct {
 // Install finds or installs everything a run needs: fortio and Caddy with
 // go install into cacheDir/bin (kept between runs), nginx and HAProxy from
 // Debian with apt-get when they are not on PATH, and mastd and mast-proxy
-// built from repoDir into cacheDir/build (always, so the working tree is
+// built from repoDir into workDir/build (always, so the working tree is
 // what is measured; with rev set, the tree of that git revision, exported
-// with git archive, so a busy working tree does not get in the way). A peer that cannot be installed is reported in Missing
+// with git archive into workDir/src, so a busy working tree does not get in
+// the way; in the run's own directory, so two runs from different trees
+// never swap each other's binaries). A peer that cannot be installed is reported in Missing
 // and left out; fortio and Mast are required.
-func Install(ctx context.Context, cacheDir, repoDir, rev string, peers []Peer, log *slog.Logger) (Tools, error) {
+func Install(ctx context.Context, cacheDir, workDir, repoDir, rev string, peers []Peer, log *slog.Logger) (Tools, error) {
 	t := Tools{Versions: map[string]string{}, Missing: map[Peer]string{}}
 	bin := filepath.Join(cacheDir, "bin")
 	if err := os.MkdirAll(bin, 0o755); err != nil {
@@ -42,11 +44,11 @@ func Install(ctx context.Context, cacheDir, repoDir, rev string, peers []Peer, l
 		return t, err
 	}
 	t.Versions["fortio"] = FortioModule
-	build := filepath.Join(cacheDir, "build")
+	build := filepath.Join(workDir, "build")
 	src := repoDir
 	t.Versions["mast"] = strings.TrimSpace(output(ctx, "git", "-C", repoDir, "describe", "--always", "--dirty")) + " (working tree)"
 	if rev != "" {
-		src = filepath.Join(cacheDir, "src")
+		src = filepath.Join(workDir, "src")
 		if err := os.RemoveAll(src); err != nil {
 			return t, err
 		}

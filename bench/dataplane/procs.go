@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -102,6 +103,7 @@ type Usage struct {
 	RSS        uint64
 	WaitNs     uint64 // run-queue wait, summed over threads
 	Slices     uint64 // times a thread was scheduled in
+	Pids       []int  // the process and its descendants
 }
 
 // ParseSchedstat reads /proc/PID/task/TID/schedstat: time on CPU (ns), time
@@ -166,6 +168,7 @@ func TreeUsage(root int) (Usage, error) {
 	members := map[int]bool{}
 	add := func(pid int) {
 		members[pid] = true
+		u.Pids = append(u.Pids, pid)
 		ticks += stats[pid].CPUTicks
 		u.RSS += stats[pid].RSSBytes
 		w, n := schedOf(pid)
@@ -272,4 +275,32 @@ func (p *Process) LogTail(n int) string {
 		b = b[len(b)-n:]
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// runLock is the file whose lock a run holds while its processes run.
+const runLock = "/tmp/mast-dpbench.lock"
+
+// lockMachine takes the exclusive lock on path, waiting while another run
+// holds it, and returns its release.
+func lockMachine(ctx context.Context, path string, log *slog.Logger) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		return nil, fmt.Errorf("run lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		log.Info("waiting for another dpbench run to finish", "lock", path)
+		done := make(chan error, 1)
+		go func() { done <- syscall.Flock(int(f.Fd()), syscall.LOCK_EX) }()
+		select {
+		case err = <-done:
+		case <-ctx.Done():
+			// The blocked flock keeps f; the process is ending.
+			return nil, ctx.Err()
+		}
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("run lock: %w", err)
+		}
+	}
+	return func() { f.Close() }, nil
 }

@@ -76,8 +76,11 @@ type RunResult struct {
 	// waited on a run queue while runnable, and times they were put on a CPU.
 	WaitUsPerReq map[string]float64 `json:"run_queue_wait_us_per_request,omitempty"`
 	SlicesPerReq map[string]float64 `json:"scheduled_per_request,omitempty"`
-	PeakRSS      map[string]uint64  `json:"peak_rss_bytes"`
-	Err          string             `json:"error,omitempty"`
+	// SyscallsPerReq are system calls per request by proxy process, by
+	// SyscallEvents name (perf; fixed-rate runs only).
+	SyscallsPerReq map[string]map[string]float64 `json:"syscalls_per_request,omitempty"`
+	PeakRSS        map[string]uint64             `json:"peak_rss_bytes"`
+	Err            string                        `json:"error,omitempty"`
 }
 
 // Memory is one proxy process's resident memory.
@@ -124,8 +127,11 @@ type Summary struct {
 	CPUPer1000Total     Stat            `json:"cpu_s_per_1000_requests_all_hops"`
 	WaitUsPerReq        map[string]Stat `json:"run_queue_wait_us_per_request,omitempty"`
 	SlicesPerReq        map[string]Stat `json:"scheduled_per_request,omitempty"`
-	Errors              []string        `json:"errors,omitempty"`
-	Unavailable         string          `json:"unavailable,omitempty"`
+	// Syscalls are system calls per request by process, by SyscallEvents
+	// name.
+	Syscalls    map[string]map[string]Stat `json:"syscalls_per_request,omitempty"`
+	Errors      []string                   `json:"errors,omitempty"`
+	Unavailable string                     `json:"unavailable,omitempty"`
 }
 
 // Report is everything dpbench measured.
@@ -185,6 +191,7 @@ func (r *Report) Summarize() {
 	type acc struct {
 		p50, p90, p99, p999, qps, cpuTotal []float64
 		cpu, wait, slices                  map[string][]float64
+		sysc                               map[string]map[string][]float64
 	}
 	accs := map[key]*acc{}
 	for _, run := range r.Runs {
@@ -196,7 +203,7 @@ func (r *Report) Summarize() {
 		k := key{run.Protocol, run.Path}
 		a := accs[k]
 		if a == nil {
-			a = &acc{cpu: map[string][]float64{}, wait: map[string][]float64{}, slices: map[string][]float64{}}
+			a = &acc{cpu: map[string][]float64{}, wait: map[string][]float64{}, slices: map[string][]float64{}, sysc: map[string]map[string][]float64{}}
 			accs[k] = a
 		}
 		if run.Kind == "saturation" {
@@ -219,6 +226,14 @@ func (r *Report) Summarize() {
 		for name, v := range run.SlicesPerReq {
 			a.slices[name] = append(a.slices[name], v)
 		}
+		for name, counts := range run.SyscallsPerReq {
+			if a.sysc[name] == nil {
+				a.sysc[name] = map[string][]float64{}
+			}
+			for k, v := range counts {
+				a.sysc[name][k] = append(a.sysc[name][k], v)
+			}
+		}
 	}
 	for k, a := range accs {
 		s := r.summary(k.proto, k.path)
@@ -234,6 +249,15 @@ func (r *Report) Summarize() {
 		}
 		for name, vs := range a.slices {
 			s.SlicesPerReq[name] = stat(vs)
+		}
+		for name, counts := range a.sysc {
+			if s.Syscalls == nil {
+				s.Syscalls = map[string]map[string]Stat{}
+			}
+			s.Syscalls[name] = map[string]Stat{}
+			for k, vs := range counts {
+				s.Syscalls[name][k] = stat(vs)
+			}
 		}
 	}
 	for _, s := range r.Summaries {

@@ -38,7 +38,10 @@ type Config struct {
 	// Telemetry adds Mast's two hops with metrics and tracing on; Mast's
 	// other paths then run with them off (see MastTelemetry).
 	Telemetry bool
-	Log       *slog.Logger
+	// Perf, when set, is the perf binary: fixed-rate runs then count each
+	// proxy's system calls (SyscallEvents).
+	Perf string
+	Log  *slog.Logger
 }
 
 // Pinning is which CPUs (taskset lists) each role runs on; empty: unpinned.
@@ -111,9 +114,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				FixedSeconds: cfg.FixedDuration.Seconds(), SaturationSeconds: cfg.SatDuration.Seconds(), MeshServices: cfg.MeshServices}}}
 	defer b.stopAll()
 	var err error
-	if b.tools, err = Install(ctx, cfg.CacheDir, cfg.RepoDir, cfg.MastRev, cfg.Peers, cfg.Log); err != nil {
+	if b.tools, err = Install(ctx, cfg.CacheDir, cfg.WorkDir, cfg.RepoDir, cfg.MastRev, cfg.Peers, cfg.Log); err != nil {
 		return nil, err
 	}
+	// Every run uses the same addresses and CPUs: runs from other trees
+	// on the machine wait for each other.
+	unlock, err := lockMachine(ctx, runLock, cfg.Log)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	b.rep.Versions = b.tools.Versions
 	var peers []Peer
 	for _, p := range cfg.Peers {
@@ -428,6 +438,17 @@ func (b *bench) runOne(ctx context.Context, rep int, proto Protocol, path Path, 
 		}
 		before[name] = u
 	}
+	counters := map[string]*syscallCounter{}
+	if b.cfg.Perf != "" && !sat {
+		for _, name := range spec.Target.Procs {
+			c, err := startSyscallCount(b.cfg.Perf, before[name].Pids, filepath.Join(b.cfg.WorkDir, name+".perf.csv"))
+			if err != nil {
+				b.log.Warn("system calls not counted", "proc", name, "err", err)
+				continue
+			}
+			counters[name] = c
+		}
+	}
 	var argv []string
 	if proto == GRPCStream {
 		argv = append([]string{b.cfg.SelfBin}, StreamArgs(spec)...)
@@ -468,6 +489,15 @@ sample:
 			}
 		}
 	}
+	sysc := map[string]map[string]uint64{}
+	for name, c := range counters {
+		counts, err := c.stop()
+		if err != nil {
+			b.log.Warn("system calls not counted", "proc", name, "err", err)
+			continue
+		}
+		sysc[name] = counts
+	}
 	after := map[string]Usage{}
 	for _, name := range spec.Target.Procs {
 		u, err := b.procs[name].Usage()
@@ -501,6 +531,16 @@ sample:
 			run.CPUPer1000[name] = (a.CPUSeconds - b.CPUSeconds) / (total / 1000)
 			run.WaitUsPerReq[name] = float64(a.WaitNs-b.WaitNs) / 1e3 / total
 			run.SlicesPerReq[name] = float64(a.Slices-b.Slices) / total
+			if counts := sysc[name]; counts != nil {
+				per := map[string]float64{}
+				for k, v := range counts {
+					per[k] = float64(v) / total
+				}
+				if run.SyscallsPerReq == nil {
+					run.SyscallsPerReq = map[string]map[string]float64{}
+				}
+				run.SyscallsPerReq[name] = per
+			}
 		}
 	}
 	if res.Requests+res.Errors > 0 && float64(res.Errors) > 0.01*float64(res.Requests+res.Errors) && run.Err == "" {

@@ -18,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
@@ -64,6 +65,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cache := fs.String("cache", "", "where installed tools are kept (default $XDG_CACHE_HOME or ~/.cache, /mast-bench)")
 	rev := fs.String("mast-rev", "", "build mastd and mast-proxy from this git revision (git archive) instead of the working tree")
 	telemetry := fs.Bool("telemetry", false, "also run Mast's two hops with Istio's metrics and tracing at 1 % on (its other paths then run with them off) and report the cost against nginx")
+	syscalls := fs.Bool("syscalls", true, "count each proxy's system calls per request at the fixed rate with perf stat, when perf is installed")
 	render := fs.String("render", "", "re-render the Markdown of an earlier run from its .json (written beside it) and exit")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -168,12 +170,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	perf := ""
+	if *syscalls {
+		if p, err := exec.LookPath("perf"); err == nil {
+			perf = p
+		} else {
+			log.Info("perf not found: system calls are not counted")
+		}
+	}
 	log.Info("dpbench", "mode", mode, "work", *work, "cache", *cache, "pinning", fmt.Sprintf("%+v", pin))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	rep, err := dp.Run(ctx, dp.Config{Mode: mode, Repeats: *repeats, FixedDuration: *fixed, SatDuration: *sat, QPS: *qps, Conns: *conns,
 		BodySize: *body, Protocols: protos, Peers: peerList, MeshServices: *mesh, Pin: pin, WorkDir: *work, CacheDir: *cache,
-		RepoDir: repo, MastRev: *rev, SelfBin: self, Telemetry: *telemetry, Log: log})
+		RepoDir: repo, MastRev: *rev, SelfBin: self, Telemetry: *telemetry, Perf: perf, Log: log})
 	if err != nil {
 		fmt.Fprintln(stderr, "dpbench:", err, "(logs in", *work+")")
 		return 1

@@ -6,9 +6,7 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
-	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -79,52 +77,25 @@ func ParseStats(a *anypb.Any) (*metrics.Config, error) {
 // typedStructName is xds.type.v3.TypedStruct's full name.
 const typedStructName = "xds.type.v3.TypedStruct"
 
+// TypedStruct's fields.
+const tsTypeURL, tsValue = 1, 2
+
 // decodeTypedStruct reads an xds.type.v3.TypedStruct (1: type_url, 2: value,
-// a google.protobuf.Struct) with protowire, as proto.Unmarshal would: the
-// last type_url wins, repeated value fields merge, unknown fields are
-// skipped, and a malformed message or a type_url that is not UTF-8 fails.
+// a google.protobuf.Struct) with the wire table, as proto.Unmarshal would:
+// the last type_url wins, repeated value fields merge, unknown fields are
+// skipped, and a malformed message or a string that is not UTF-8 fails.
 // Reading it here keeps cncf/xds's generated packages (and cel.dev/expr,
 // which they import) out of mast-proxy.
 func decodeTypedStruct(b []byte) (string, *structpb.Struct, error) {
-	var typeURL string
-	value := &structpb.Struct{}
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return "", nil, fmt.Errorf("%s: %w", typedStructName, protowire.ParseError(n))
-		}
-		if num > protowire.MaxValidNumber {
-			return "", nil, fmt.Errorf("%s: field number %d out of range", typedStructName, num)
-		}
-		b = b[n:]
-		switch {
-		case num == 1 && typ == protowire.BytesType:
-			v, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return "", nil, fmt.Errorf("%s.type_url: %w", typedStructName, protowire.ParseError(n))
-			}
-			if !utf8.Valid(v) {
-				return "", nil, fmt.Errorf("%s.type_url: invalid UTF-8", typedStructName)
-			}
-			typeURL, b = string(v), b[n:]
-		case num == 2 && typ == protowire.BytesType:
-			v, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return "", nil, fmt.Errorf("%s.value: %w", typedStructName, protowire.ParseError(n))
-			}
-			if err := (proto.UnmarshalOptions{Merge: true}).Unmarshal(v, value); err != nil {
-				return "", nil, fmt.Errorf("%s.value: %w", typedStructName, err)
-			}
-			b = b[n:]
-		default:
-			n := protowire.ConsumeFieldValue(num, typ, b)
-			if n < 0 {
-				return "", nil, fmt.Errorf("%s: field %d: %w", typedStructName, num, protowire.ParseError(n))
-			}
-			b = b[n:]
-		}
+	if err := validateWire(descTypedStruct, b); err != nil {
+		return "", nil, fmt.Errorf("%s: %w", typedStructName, err)
 	}
-	return typeURL, value, nil
+	m := decodeWire(descTypedStruct, b)
+	value := &structpb.Struct{}
+	if err := proto.Unmarshal(m.Bytes(tsValue), value); err != nil {
+		return "", nil, fmt.Errorf("%s.value: %w", typedStructName, err)
+	}
+	return m.Str(tsTypeURL), value, nil
 }
 
 func applyStatsEntry(cfg *metrics.Config, e *structpb.Struct) error {

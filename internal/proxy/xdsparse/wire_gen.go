@@ -22,95 +22,96 @@ const (
 	descTCPProxy              = 14 // envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
 	descDownstreamTLSContext  = 15 // envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
 	descProxyProtocolUpstream = 16 // envoy.extensions.transport_sockets.proxy_protocol.v3.ProxyProtocolUpstreamTransport
-	descStruct                = 32 // google.protobuf.Struct
-	descValue                 = 33 // google.protobuf.Value
+	descTypedStruct           = 23 // xds.type.v3.TypedStruct
+	descStruct                = 33 // google.protobuf.Struct
+	descValue                 = 34 // google.protobuf.Value
 )
 
 var wireTable = pbwire.Table{
 	{Name: "envoy.config.cluster.v3.Cluster", Fields: []pbwire.Field{ // 0
 		{Num: 1, Name: "name", Kind: pbwire.String},
-		{Num: 2, Name: "type", Kind: pbwire.Varint, Presence: true, Oneof: 1, Scalar: pbwire.ScalarEnum, Msg: 372},
-		{Num: 3, Name: "eds_cluster_config", Kind: pbwire.Message, Presence: true, Msg: 41},
-		{Num: 4, Name: "connect_timeout", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 5, Name: "per_connection_buffer_limit_bytes", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 6, Name: "lb_policy", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 373},
-		{Num: 8, Name: "health_checks", Kind: pbwire.Message, List: true, Msg: 42},
-		{Num: 9, Name: "max_requests_per_connection", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 10, Name: "circuit_breakers", Kind: pbwire.Message, Presence: true, Msg: 43},
-		{Num: 13, Name: "http_protocol_options", Kind: pbwire.Message, Presence: true, Msg: 46},
-		{Num: 14, Name: "http2_protocol_options", Kind: pbwire.Message, Presence: true, Msg: 47},
-		{Num: 16, Name: "dns_refresh_rate", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 17, Name: "dns_lookup_family", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 374},
-		{Num: 18, Name: "dns_resolvers", Kind: pbwire.Message, List: true, Msg: 50},
-		{Num: 19, Name: "outlier_detection", Kind: pbwire.Message, Presence: true, Msg: 53},
-		{Num: 20, Name: "cleanup_interval", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 21, Name: "upstream_bind_config", Kind: pbwire.Message, Presence: true, Msg: 54},
-		{Num: 22, Name: "lb_subset_config", Kind: pbwire.Message, Presence: true, Msg: 55},
-		{Num: 23, Name: "ring_hash_lb_config", Kind: pbwire.Message, Presence: true, Oneof: 2, Msg: 56},
-		{Num: 24, Name: "transport_socket", Kind: pbwire.Message, Presence: true, Msg: 62},
-		{Num: 25, Name: "metadata", Kind: pbwire.Message, Presence: true, Msg: 63},
-		{Num: 26, Name: "protocol_selection", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 375},
-		{Num: 27, Name: "common_lb_config", Kind: pbwire.Message, Presence: true, Msg: 61},
+		{Num: 2, Name: "type", Kind: pbwire.Varint, Presence: true, Oneof: 1, Scalar: pbwire.ScalarEnum, Msg: 373},
+		{Num: 3, Name: "eds_cluster_config", Kind: pbwire.Message, Presence: true, Msg: 42},
+		{Num: 4, Name: "connect_timeout", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 5, Name: "per_connection_buffer_limit_bytes", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 6, Name: "lb_policy", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 374},
+		{Num: 8, Name: "health_checks", Kind: pbwire.Message, List: true, Msg: 43},
+		{Num: 9, Name: "max_requests_per_connection", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 10, Name: "circuit_breakers", Kind: pbwire.Message, Presence: true, Msg: 44},
+		{Num: 13, Name: "http_protocol_options", Kind: pbwire.Message, Presence: true, Msg: 47},
+		{Num: 14, Name: "http2_protocol_options", Kind: pbwire.Message, Presence: true, Msg: 48},
+		{Num: 16, Name: "dns_refresh_rate", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 17, Name: "dns_lookup_family", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 375},
+		{Num: 18, Name: "dns_resolvers", Kind: pbwire.Message, List: true, Msg: 51},
+		{Num: 19, Name: "outlier_detection", Kind: pbwire.Message, Presence: true, Msg: 54},
+		{Num: 20, Name: "cleanup_interval", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 21, Name: "upstream_bind_config", Kind: pbwire.Message, Presence: true, Msg: 55},
+		{Num: 22, Name: "lb_subset_config", Kind: pbwire.Message, Presence: true, Msg: 56},
+		{Num: 23, Name: "ring_hash_lb_config", Kind: pbwire.Message, Presence: true, Oneof: 2, Msg: 57},
+		{Num: 24, Name: "transport_socket", Kind: pbwire.Message, Presence: true, Msg: 63},
+		{Num: 25, Name: "metadata", Kind: pbwire.Message, Presence: true, Msg: 64},
+		{Num: 26, Name: "protocol_selection", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 376},
+		{Num: 27, Name: "common_lb_config", Kind: pbwire.Message, Presence: true, Msg: 62},
 		{Num: 28, Name: "alt_stat_name", Kind: pbwire.String},
-		{Num: 29, Name: "common_http_protocol_options", Kind: pbwire.Message, Presence: true, Msg: 45},
-		{Num: 30, Name: "upstream_connection_options", Kind: pbwire.Message, Presence: true, Msg: 64},
+		{Num: 29, Name: "common_http_protocol_options", Kind: pbwire.Message, Presence: true, Msg: 46},
+		{Num: 30, Name: "upstream_connection_options", Kind: pbwire.Message, Presence: true, Msg: 65},
 		{Num: 31, Name: "close_connections_on_host_health_failure", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 		{Num: 32, Name: "ignore_health_on_host_removal", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 		{Num: 33, Name: "load_assignment", Kind: pbwire.Message, Presence: true, Msg: 2},
-		{Num: 34, Name: "original_dst_lb_config", Kind: pbwire.Message, Presence: true, Oneof: 2, Msg: 58},
-		{Num: 36, Name: "typed_extension_protocol_options", Kind: pbwire.Message, List: true, Map: true, Msg: 48},
-		{Num: 37, Name: "least_request_lb_config", Kind: pbwire.Message, Presence: true, Oneof: 2, Msg: 59},
-		{Num: 38, Name: "cluster_type", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 40},
+		{Num: 34, Name: "original_dst_lb_config", Kind: pbwire.Message, Presence: true, Oneof: 2, Msg: 59},
+		{Num: 36, Name: "typed_extension_protocol_options", Kind: pbwire.Message, List: true, Map: true, Msg: 49},
+		{Num: 37, Name: "least_request_lb_config", Kind: pbwire.Message, Presence: true, Oneof: 2, Msg: 60},
+		{Num: 38, Name: "cluster_type", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 41},
 		{Num: 39, Name: "respect_dns_ttl", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 40, Name: "filters", Kind: pbwire.Message, List: true, Msg: 65},
-		{Num: 41, Name: "load_balancing_policy", Kind: pbwire.Message, Presence: true, Msg: 66},
-		{Num: 42, Name: "lrs_server", Kind: pbwire.Message, Presence: true, Msg: 67},
-		{Num: 43, Name: "transport_socket_matches", Kind: pbwire.Message, List: true, Msg: 37},
-		{Num: 44, Name: "dns_failure_refresh_rate", Kind: pbwire.Message, Presence: true, Msg: 49},
+		{Num: 40, Name: "filters", Kind: pbwire.Message, List: true, Msg: 66},
+		{Num: 41, Name: "load_balancing_policy", Kind: pbwire.Message, Presence: true, Msg: 67},
+		{Num: 42, Name: "lrs_server", Kind: pbwire.Message, Presence: true, Msg: 68},
+		{Num: 43, Name: "transport_socket_matches", Kind: pbwire.Message, List: true, Msg: 38},
+		{Num: 44, Name: "dns_failure_refresh_rate", Kind: pbwire.Message, Presence: true, Msg: 50},
 		{Num: 45, Name: "use_tcp_for_dns_lookups", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 46, Name: "upstream_http_protocol_options", Kind: pbwire.Message, Presence: true, Msg: 44},
+		{Num: 46, Name: "upstream_http_protocol_options", Kind: pbwire.Message, Presence: true, Msg: 45},
 		{Num: 47, Name: "track_timeout_budgets", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 48, Name: "upstream_config", Kind: pbwire.Message, Presence: true, Msg: 52},
-		{Num: 49, Name: "track_cluster_stats", Kind: pbwire.Message, Presence: true, Msg: 68},
-		{Num: 50, Name: "preconnect_policy", Kind: pbwire.Message, Presence: true, Msg: 69},
+		{Num: 48, Name: "upstream_config", Kind: pbwire.Message, Presence: true, Msg: 53},
+		{Num: 49, Name: "track_cluster_stats", Kind: pbwire.Message, Presence: true, Msg: 69},
+		{Num: 50, Name: "preconnect_policy", Kind: pbwire.Message, Presence: true, Msg: 70},
 		{Num: 51, Name: "connection_pool_per_downstream_connection", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 52, Name: "maglev_lb_config", Kind: pbwire.Message, Presence: true, Oneof: 2, Msg: 57},
-		{Num: 53, Name: "dns_resolution_config", Kind: pbwire.Message, Presence: true, Msg: 51},
-		{Num: 54, Name: "wait_for_warm_on_init", Kind: pbwire.Message, Presence: true, Msg: 25},
-		{Num: 55, Name: "typed_dns_resolver_config", Kind: pbwire.Message, Presence: true, Msg: 52},
-		{Num: 56, Name: "round_robin_lb_config", Kind: pbwire.Message, Presence: true, Oneof: 2, Msg: 60},
+		{Num: 52, Name: "maglev_lb_config", Kind: pbwire.Message, Presence: true, Oneof: 2, Msg: 58},
+		{Num: 53, Name: "dns_resolution_config", Kind: pbwire.Message, Presence: true, Msg: 52},
+		{Num: 54, Name: "wait_for_warm_on_init", Kind: pbwire.Message, Presence: true, Msg: 26},
+		{Num: 55, Name: "typed_dns_resolver_config", Kind: pbwire.Message, Presence: true, Msg: 53},
+		{Num: 56, Name: "round_robin_lb_config", Kind: pbwire.Message, Presence: true, Oneof: 2, Msg: 61},
 		{Num: 57, Name: "lrs_report_endpoint_metrics", Kind: pbwire.String, List: true},
-		{Num: 58, Name: "dns_jitter", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 59, Name: "transport_socket_matcher", Kind: pbwire.Message, Presence: true, Msg: 38},
-		{Num: 60, Name: "per_connection_buffer_high_watermark_timeout", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 61, Name: "stats_matcher", Kind: pbwire.Message, Presence: true, Msg: 39},
-		{Num: 62, Name: "queuing_policies", Kind: pbwire.Message, Presence: true, Msg: 70},
+		{Num: 58, Name: "dns_jitter", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 59, Name: "transport_socket_matcher", Kind: pbwire.Message, Presence: true, Msg: 39},
+		{Num: 60, Name: "per_connection_buffer_high_watermark_timeout", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 61, Name: "stats_matcher", Kind: pbwire.Message, Presence: true, Msg: 40},
+		{Num: 62, Name: "queuing_policies", Kind: pbwire.Message, Presence: true, Msg: 71},
 	}},
 	{Name: "envoy.extensions.upstreams.http.v3.HttpProtocolOptions", Fields: []pbwire.Field{ // 1
-		{Num: 1, Name: "common_http_protocol_options", Kind: pbwire.Message, Presence: true, Msg: 45},
-		{Num: 2, Name: "upstream_http_protocol_options", Kind: pbwire.Message, Presence: true, Msg: 44},
-		{Num: 3, Name: "explicit_http_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 71},
-		{Num: 4, Name: "use_downstream_protocol_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 72},
-		{Num: 5, Name: "auto_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 73},
-		{Num: 6, Name: "http_filters", Kind: pbwire.Message, List: true, Msg: 74},
-		{Num: 7, Name: "header_validation_config", Kind: pbwire.Message, Presence: true, Msg: 52},
-		{Num: 8, Name: "outlier_detection", Kind: pbwire.Message, Presence: true, Msg: 75},
-		{Num: 9, Name: "request_mirror_policies", Kind: pbwire.Message, List: true, Msg: 76},
-		{Num: 10, Name: "hash_policy", Kind: pbwire.Message, List: true, Msg: 77},
-		{Num: 11, Name: "retry_policy", Kind: pbwire.Message, Presence: true, Msg: 78},
+		{Num: 1, Name: "common_http_protocol_options", Kind: pbwire.Message, Presence: true, Msg: 46},
+		{Num: 2, Name: "upstream_http_protocol_options", Kind: pbwire.Message, Presence: true, Msg: 45},
+		{Num: 3, Name: "explicit_http_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 72},
+		{Num: 4, Name: "use_downstream_protocol_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 73},
+		{Num: 5, Name: "auto_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 74},
+		{Num: 6, Name: "http_filters", Kind: pbwire.Message, List: true, Msg: 75},
+		{Num: 7, Name: "header_validation_config", Kind: pbwire.Message, Presence: true, Msg: 53},
+		{Num: 8, Name: "outlier_detection", Kind: pbwire.Message, Presence: true, Msg: 76},
+		{Num: 9, Name: "request_mirror_policies", Kind: pbwire.Message, List: true, Msg: 77},
+		{Num: 10, Name: "hash_policy", Kind: pbwire.Message, List: true, Msg: 78},
+		{Num: 11, Name: "retry_policy", Kind: pbwire.Message, Presence: true, Msg: 79},
 	}},
 	{Name: "envoy.config.endpoint.v3.ClusterLoadAssignment", Fields: []pbwire.Field{ // 2
 		{Num: 1, Name: "cluster_name", Kind: pbwire.String},
-		{Num: 2, Name: "endpoints", Kind: pbwire.Message, List: true, Msg: 79},
-		{Num: 4, Name: "policy", Kind: pbwire.Message, Presence: true, Msg: 81},
-		{Num: 5, Name: "named_endpoints", Kind: pbwire.Message, List: true, Map: true, Msg: 80},
+		{Num: 2, Name: "endpoints", Kind: pbwire.Message, List: true, Msg: 80},
+		{Num: 4, Name: "policy", Kind: pbwire.Message, Presence: true, Msg: 82},
+		{Num: 5, Name: "named_endpoints", Kind: pbwire.Message, List: true, Map: true, Msg: 81},
 	}},
 	{Name: "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext", Fields: []pbwire.Field{ // 3
-		{Num: 1, Name: "common_tls_context", Kind: pbwire.Message, Presence: true, Msg: 82},
+		{Num: 1, Name: "common_tls_context", Kind: pbwire.Message, Presence: true, Msg: 83},
 		{Num: 2, Name: "sni", Kind: pbwire.String},
 		{Num: 3, Name: "allow_renegotiation", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 4, Name: "max_session_keys", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 5, Name: "enforce_rsa_key_usage", Kind: pbwire.Message, Presence: true, Msg: 25},
+		{Num: 4, Name: "max_session_keys", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 5, Name: "enforce_rsa_key_usage", Kind: pbwire.Message, Presence: true, Msg: 26},
 		{Num: 6, Name: "auto_host_sni", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 		{Num: 7, Name: "auto_sni_san_validation", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 	}},
@@ -118,874 +119,878 @@ var wireTable = pbwire.Table{
 		{Num: 1, Name: "name", Kind: pbwire.String},
 		{Num: 2, Name: "virtual_hosts", Kind: pbwire.Message, List: true, Msg: 5},
 		{Num: 3, Name: "internal_only_headers", Kind: pbwire.String, List: true},
-		{Num: 4, Name: "response_headers_to_add", Kind: pbwire.Message, List: true, Msg: 84},
+		{Num: 4, Name: "response_headers_to_add", Kind: pbwire.Message, List: true, Msg: 85},
 		{Num: 5, Name: "response_headers_to_remove", Kind: pbwire.String, List: true},
-		{Num: 6, Name: "request_headers_to_add", Kind: pbwire.Message, List: true, Msg: 84},
-		{Num: 7, Name: "validate_clusters", Kind: pbwire.Message, Presence: true, Msg: 25},
+		{Num: 6, Name: "request_headers_to_add", Kind: pbwire.Message, List: true, Msg: 85},
+		{Num: 7, Name: "validate_clusters", Kind: pbwire.Message, Presence: true, Msg: 26},
 		{Num: 8, Name: "request_headers_to_remove", Kind: pbwire.String, List: true},
-		{Num: 9, Name: "vhds", Kind: pbwire.Message, Presence: true, Msg: 83},
+		{Num: 9, Name: "vhds", Kind: pbwire.Message, Presence: true, Msg: 84},
 		{Num: 10, Name: "most_specific_header_mutations_wins", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 11, Name: "max_direct_response_body_size_bytes", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 12, Name: "cluster_specifier_plugins", Kind: pbwire.Message, List: true, Msg: 85},
-		{Num: 13, Name: "request_mirror_policies", Kind: pbwire.Message, List: true, Msg: 76},
+		{Num: 11, Name: "max_direct_response_body_size_bytes", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 12, Name: "cluster_specifier_plugins", Kind: pbwire.Message, List: true, Msg: 86},
+		{Num: 13, Name: "request_mirror_policies", Kind: pbwire.Message, List: true, Msg: 77},
 		{Num: 14, Name: "ignore_port_in_host_matching", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 		{Num: 15, Name: "ignore_path_parameters_in_path_matching", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 16, Name: "typed_per_filter_config", Kind: pbwire.Message, List: true, Map: true, Msg: 86},
-		{Num: 17, Name: "metadata", Kind: pbwire.Message, Presence: true, Msg: 63},
+		{Num: 16, Name: "typed_per_filter_config", Kind: pbwire.Message, List: true, Map: true, Msg: 87},
+		{Num: 17, Name: "metadata", Kind: pbwire.Message, Presence: true, Msg: 64},
 		{Num: 18, Name: "vhost_header", Kind: pbwire.String},
-		{Num: 19, Name: "route_specifiers", Kind: pbwire.Message, List: true, Msg: 52},
+		{Num: 19, Name: "route_specifiers", Kind: pbwire.Message, List: true, Msg: 53},
 	}},
 	{Name: "envoy.config.route.v3.VirtualHost", Fields: []pbwire.Field{ // 5
 		{Num: 1, Name: "name", Kind: pbwire.String},
 		{Num: 2, Name: "domains", Kind: pbwire.String, List: true},
-		{Num: 3, Name: "routes", Kind: pbwire.Message, List: true, Msg: 87},
-		{Num: 4, Name: "require_tls", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 376},
-		{Num: 5, Name: "virtual_clusters", Kind: pbwire.Message, List: true, Msg: 88},
-		{Num: 6, Name: "rate_limits", Kind: pbwire.Message, List: true, Msg: 89},
-		{Num: 7, Name: "request_headers_to_add", Kind: pbwire.Message, List: true, Msg: 84},
-		{Num: 8, Name: "cors", Kind: pbwire.Message, Presence: true, Msg: 90},
-		{Num: 10, Name: "response_headers_to_add", Kind: pbwire.Message, List: true, Msg: 84},
+		{Num: 3, Name: "routes", Kind: pbwire.Message, List: true, Msg: 88},
+		{Num: 4, Name: "require_tls", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 377},
+		{Num: 5, Name: "virtual_clusters", Kind: pbwire.Message, List: true, Msg: 89},
+		{Num: 6, Name: "rate_limits", Kind: pbwire.Message, List: true, Msg: 90},
+		{Num: 7, Name: "request_headers_to_add", Kind: pbwire.Message, List: true, Msg: 85},
+		{Num: 8, Name: "cors", Kind: pbwire.Message, Presence: true, Msg: 91},
+		{Num: 10, Name: "response_headers_to_add", Kind: pbwire.Message, List: true, Msg: 85},
 		{Num: 11, Name: "response_headers_to_remove", Kind: pbwire.String, List: true},
 		{Num: 13, Name: "request_headers_to_remove", Kind: pbwire.String, List: true},
 		{Num: 14, Name: "include_request_attempt_count", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 15, Name: "typed_per_filter_config", Kind: pbwire.Message, List: true, Map: true, Msg: 91},
-		{Num: 16, Name: "retry_policy", Kind: pbwire.Message, Presence: true, Msg: 78},
-		{Num: 17, Name: "hedge_policy", Kind: pbwire.Message, Presence: true, Msg: 93},
-		{Num: 18, Name: "per_request_buffer_limit_bytes", Kind: pbwire.Message, Presence: true, Msg: 28},
+		{Num: 15, Name: "typed_per_filter_config", Kind: pbwire.Message, List: true, Map: true, Msg: 92},
+		{Num: 16, Name: "retry_policy", Kind: pbwire.Message, Presence: true, Msg: 79},
+		{Num: 17, Name: "hedge_policy", Kind: pbwire.Message, Presence: true, Msg: 94},
+		{Num: 18, Name: "per_request_buffer_limit_bytes", Kind: pbwire.Message, Presence: true, Msg: 29},
 		{Num: 19, Name: "include_attempt_count_in_response", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 20, Name: "retry_policy_typed_config", Kind: pbwire.Message, Presence: true, Msg: 92},
-		{Num: 21, Name: "matcher", Kind: pbwire.Message, Presence: true, Msg: 38},
-		{Num: 22, Name: "request_mirror_policies", Kind: pbwire.Message, List: true, Msg: 76},
+		{Num: 20, Name: "retry_policy_typed_config", Kind: pbwire.Message, Presence: true, Msg: 93},
+		{Num: 21, Name: "matcher", Kind: pbwire.Message, Presence: true, Msg: 39},
+		{Num: 22, Name: "request_mirror_policies", Kind: pbwire.Message, List: true, Msg: 77},
 		{Num: 23, Name: "include_is_timeout_retry_header", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 24, Name: "metadata", Kind: pbwire.Message, Presence: true, Msg: 63},
-		{Num: 25, Name: "request_body_buffer_limit", Kind: pbwire.Message, Presence: true, Msg: 29},
-		{Num: 26, Name: "route_specifiers", Kind: pbwire.Message, List: true, Msg: 52},
+		{Num: 24, Name: "metadata", Kind: pbwire.Message, Presence: true, Msg: 64},
+		{Num: 25, Name: "request_body_buffer_limit", Kind: pbwire.Message, Presence: true, Msg: 30},
+		{Num: 26, Name: "route_specifiers", Kind: pbwire.Message, List: true, Msg: 53},
 	}},
 	{Name: "envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig", Fields: []pbwire.Field{ // 6
 		{Num: 1, Name: "update_frequency", Kind: pbwire.Varint, Scalar: pbwire.ScalarInt32},
 	}},
 	{Name: "envoy.config.listener.v3.Listener", Fields: []pbwire.Field{ // 7
 		{Num: 1, Name: "name", Kind: pbwire.String},
-		{Num: 2, Name: "address", Kind: pbwire.Message, Presence: true, Msg: 50},
-		{Num: 3, Name: "filter_chains", Kind: pbwire.Message, List: true, Msg: 95},
-		{Num: 4, Name: "use_original_dst", Kind: pbwire.Message, Presence: true, Msg: 25},
-		{Num: 5, Name: "per_connection_buffer_limit_bytes", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 6, Name: "metadata", Kind: pbwire.Message, Presence: true, Msg: 63},
-		{Num: 7, Name: "deprecated_v1", Kind: pbwire.Message, Presence: true, Msg: 97},
-		{Num: 8, Name: "drain_type", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 377},
-		{Num: 9, Name: "listener_filters", Kind: pbwire.Message, List: true, Msg: 98},
-		{Num: 10, Name: "transparent", Kind: pbwire.Message, Presence: true, Msg: 25},
-		{Num: 11, Name: "freebind", Kind: pbwire.Message, Presence: true, Msg: 25},
-		{Num: 12, Name: "tcp_fast_open_queue_length", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 13, Name: "socket_options", Kind: pbwire.Message, List: true, Msg: 99},
-		{Num: 15, Name: "listener_filters_timeout", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 16, Name: "traffic_direction", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 378},
+		{Num: 2, Name: "address", Kind: pbwire.Message, Presence: true, Msg: 51},
+		{Num: 3, Name: "filter_chains", Kind: pbwire.Message, List: true, Msg: 96},
+		{Num: 4, Name: "use_original_dst", Kind: pbwire.Message, Presence: true, Msg: 26},
+		{Num: 5, Name: "per_connection_buffer_limit_bytes", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 6, Name: "metadata", Kind: pbwire.Message, Presence: true, Msg: 64},
+		{Num: 7, Name: "deprecated_v1", Kind: pbwire.Message, Presence: true, Msg: 98},
+		{Num: 8, Name: "drain_type", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 378},
+		{Num: 9, Name: "listener_filters", Kind: pbwire.Message, List: true, Msg: 99},
+		{Num: 10, Name: "transparent", Kind: pbwire.Message, Presence: true, Msg: 26},
+		{Num: 11, Name: "freebind", Kind: pbwire.Message, Presence: true, Msg: 26},
+		{Num: 12, Name: "tcp_fast_open_queue_length", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 13, Name: "socket_options", Kind: pbwire.Message, List: true, Msg: 100},
+		{Num: 15, Name: "listener_filters_timeout", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 16, Name: "traffic_direction", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 379},
 		{Num: 17, Name: "continue_on_listener_filters_timeout", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 18, Name: "udp_listener_config", Kind: pbwire.Message, Presence: true, Msg: 100},
-		{Num: 19, Name: "api_listener", Kind: pbwire.Message, Presence: true, Msg: 101},
-		{Num: 20, Name: "connection_balance_config", Kind: pbwire.Message, Presence: true, Msg: 102},
+		{Num: 18, Name: "udp_listener_config", Kind: pbwire.Message, Presence: true, Msg: 101},
+		{Num: 19, Name: "api_listener", Kind: pbwire.Message, Presence: true, Msg: 102},
+		{Num: 20, Name: "connection_balance_config", Kind: pbwire.Message, Presence: true, Msg: 103},
 		{Num: 21, Name: "reuse_port", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 22, Name: "access_log", Kind: pbwire.Message, List: true, Msg: 103},
-		{Num: 24, Name: "tcp_backlog_size", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 25, Name: "default_filter_chain", Kind: pbwire.Message, Presence: true, Msg: 95},
-		{Num: 26, Name: "bind_to_port", Kind: pbwire.Message, Presence: true, Msg: 25},
-		{Num: 27, Name: "internal_listener", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 104},
+		{Num: 22, Name: "access_log", Kind: pbwire.Message, List: true, Msg: 104},
+		{Num: 24, Name: "tcp_backlog_size", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 25, Name: "default_filter_chain", Kind: pbwire.Message, Presence: true, Msg: 96},
+		{Num: 26, Name: "bind_to_port", Kind: pbwire.Message, Presence: true, Msg: 26},
+		{Num: 27, Name: "internal_listener", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 105},
 		{Num: 28, Name: "stat_prefix", Kind: pbwire.String},
-		{Num: 29, Name: "enable_reuse_port", Kind: pbwire.Message, Presence: true, Msg: 25},
+		{Num: 29, Name: "enable_reuse_port", Kind: pbwire.Message, Presence: true, Msg: 26},
 		{Num: 30, Name: "enable_mptcp", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 		{Num: 31, Name: "ignore_global_conn_limit", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 32, Name: "filter_chain_matcher", Kind: pbwire.Message, Presence: true, Msg: 38},
-		{Num: 33, Name: "additional_addresses", Kind: pbwire.Message, List: true, Msg: 94},
-		{Num: 34, Name: "max_connections_to_accept_per_socket_event", Kind: pbwire.Message, Presence: true, Msg: 28},
+		{Num: 32, Name: "filter_chain_matcher", Kind: pbwire.Message, Presence: true, Msg: 39},
+		{Num: 33, Name: "additional_addresses", Kind: pbwire.Message, List: true, Msg: 95},
+		{Num: 34, Name: "max_connections_to_accept_per_socket_event", Kind: pbwire.Message, Presence: true, Msg: 29},
 		{Num: 35, Name: "bypass_overload_manager", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 36, Name: "fcds_config", Kind: pbwire.Message, Presence: true, Msg: 96},
-		{Num: 37, Name: "tcp_keepalive", Kind: pbwire.Message, Presence: true, Msg: 105},
-		{Num: 38, Name: "per_connection_buffer_high_watermark_timeout", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 39, Name: "stats_matcher", Kind: pbwire.Message, Presence: true, Msg: 39},
+		{Num: 36, Name: "fcds_config", Kind: pbwire.Message, Presence: true, Msg: 97},
+		{Num: 37, Name: "tcp_keepalive", Kind: pbwire.Message, Presence: true, Msg: 106},
+		{Num: 38, Name: "per_connection_buffer_high_watermark_timeout", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 39, Name: "stats_matcher", Kind: pbwire.Message, Presence: true, Msg: 40},
 	}},
 	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager", Fields: []pbwire.Field{ // 8
-		{Num: 1, Name: "codec_type", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 379},
+		{Num: 1, Name: "codec_type", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 380},
 		{Num: 2, Name: "stat_prefix", Kind: pbwire.String},
-		{Num: 3, Name: "rds", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 106},
+		{Num: 3, Name: "rds", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 107},
 		{Num: 4, Name: "route_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 4},
-		{Num: 5, Name: "http_filters", Kind: pbwire.Message, List: true, Msg: 74},
-		{Num: 6, Name: "add_user_agent", Kind: pbwire.Message, Presence: true, Msg: 25},
-		{Num: 7, Name: "tracing", Kind: pbwire.Message, Presence: true, Msg: 108},
-		{Num: 8, Name: "http_protocol_options", Kind: pbwire.Message, Presence: true, Msg: 46},
-		{Num: 9, Name: "http2_protocol_options", Kind: pbwire.Message, Presence: true, Msg: 47},
+		{Num: 5, Name: "http_filters", Kind: pbwire.Message, List: true, Msg: 75},
+		{Num: 6, Name: "add_user_agent", Kind: pbwire.Message, Presence: true, Msg: 26},
+		{Num: 7, Name: "tracing", Kind: pbwire.Message, Presence: true, Msg: 109},
+		{Num: 8, Name: "http_protocol_options", Kind: pbwire.Message, Presence: true, Msg: 47},
+		{Num: 9, Name: "http2_protocol_options", Kind: pbwire.Message, Presence: true, Msg: 48},
 		{Num: 10, Name: "server_name", Kind: pbwire.String},
-		{Num: 12, Name: "drain_timeout", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 13, Name: "access_log", Kind: pbwire.Message, List: true, Msg: 103},
-		{Num: 14, Name: "use_remote_address", Kind: pbwire.Message, Presence: true, Msg: 25},
-		{Num: 15, Name: "generate_request_id", Kind: pbwire.Message, Presence: true, Msg: 25},
-		{Num: 16, Name: "forward_client_cert_details", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 380},
-		{Num: 17, Name: "set_current_client_cert_details", Kind: pbwire.Message, Presence: true, Msg: 114},
+		{Num: 12, Name: "drain_timeout", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 13, Name: "access_log", Kind: pbwire.Message, List: true, Msg: 104},
+		{Num: 14, Name: "use_remote_address", Kind: pbwire.Message, Presence: true, Msg: 26},
+		{Num: 15, Name: "generate_request_id", Kind: pbwire.Message, Presence: true, Msg: 26},
+		{Num: 16, Name: "forward_client_cert_details", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 381},
+		{Num: 17, Name: "set_current_client_cert_details", Kind: pbwire.Message, Presence: true, Msg: 115},
 		{Num: 18, Name: "proxy_100_continue", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 		{Num: 19, Name: "xff_num_trusted_hops", Kind: pbwire.Varint, Scalar: pbwire.ScalarUint32},
 		{Num: 20, Name: "represent_ipv4_remote_address_as_ipv4_mapped_ipv6", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 		{Num: 21, Name: "skip_xff_append", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 		{Num: 22, Name: "via", Kind: pbwire.String},
-		{Num: 23, Name: "upgrade_configs", Kind: pbwire.Message, List: true, Msg: 115},
-		{Num: 24, Name: "stream_idle_timeout", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 25, Name: "internal_address_config", Kind: pbwire.Message, Presence: true, Msg: 113},
-		{Num: 26, Name: "delayed_close_timeout", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 28, Name: "request_timeout", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 29, Name: "max_request_headers_kb", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 30, Name: "normalize_path", Kind: pbwire.Message, Presence: true, Msg: 25},
-		{Num: 31, Name: "scoped_routes", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 107},
+		{Num: 23, Name: "upgrade_configs", Kind: pbwire.Message, List: true, Msg: 116},
+		{Num: 24, Name: "stream_idle_timeout", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 25, Name: "internal_address_config", Kind: pbwire.Message, Presence: true, Msg: 114},
+		{Num: 26, Name: "delayed_close_timeout", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 28, Name: "request_timeout", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 29, Name: "max_request_headers_kb", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 30, Name: "normalize_path", Kind: pbwire.Message, Presence: true, Msg: 26},
+		{Num: 31, Name: "scoped_routes", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 108},
 		{Num: 32, Name: "preserve_external_request_id", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 		{Num: 33, Name: "merge_slashes", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 34, Name: "server_header_transformation", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 381},
-		{Num: 35, Name: "common_http_protocol_options", Kind: pbwire.Message, Presence: true, Msg: 45},
-		{Num: 36, Name: "request_id_extension", Kind: pbwire.Message, Presence: true, Msg: 116},
+		{Num: 34, Name: "server_header_transformation", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 382},
+		{Num: 35, Name: "common_http_protocol_options", Kind: pbwire.Message, Presence: true, Msg: 46},
+		{Num: 36, Name: "request_id_extension", Kind: pbwire.Message, Presence: true, Msg: 117},
 		{Num: 37, Name: "always_set_request_id_in_response", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 38, Name: "local_reply_config", Kind: pbwire.Message, Presence: true, Msg: 117},
+		{Num: 38, Name: "local_reply_config", Kind: pbwire.Message, Presence: true, Msg: 118},
 		{Num: 39, Name: "strip_matching_host_port", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 40, Name: "stream_error_on_invalid_http_message", Kind: pbwire.Message, Presence: true, Msg: 25},
-		{Num: 41, Name: "request_headers_timeout", Kind: pbwire.Message, Presence: true, Msg: 35},
+		{Num: 40, Name: "stream_error_on_invalid_http_message", Kind: pbwire.Message, Presence: true, Msg: 26},
+		{Num: 41, Name: "request_headers_timeout", Kind: pbwire.Message, Presence: true, Msg: 36},
 		{Num: 42, Name: "strip_any_host_port", Kind: pbwire.Varint, Presence: true, Oneof: 2, Scalar: pbwire.ScalarBool},
-		{Num: 43, Name: "path_normalization_options", Kind: pbwire.Message, Presence: true, Msg: 118},
-		{Num: 44, Name: "http3_protocol_options", Kind: pbwire.Message, Presence: true, Msg: 109},
-		{Num: 45, Name: "path_with_escaped_slashes_action", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 382},
-		{Num: 46, Name: "original_ip_detection_extensions", Kind: pbwire.Message, List: true, Msg: 52},
+		{Num: 43, Name: "path_normalization_options", Kind: pbwire.Message, Presence: true, Msg: 119},
+		{Num: 44, Name: "http3_protocol_options", Kind: pbwire.Message, Presence: true, Msg: 110},
+		{Num: 45, Name: "path_with_escaped_slashes_action", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 383},
+		{Num: 46, Name: "original_ip_detection_extensions", Kind: pbwire.Message, List: true, Msg: 53},
 		{Num: 47, Name: "strip_trailing_host_dot", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 48, Name: "scheme_header_transformation", Kind: pbwire.Message, Presence: true, Msg: 110},
-		{Num: 49, Name: "proxy_status_config", Kind: pbwire.Message, Presence: true, Msg: 119},
-		{Num: 50, Name: "typed_header_validation_config", Kind: pbwire.Message, Presence: true, Msg: 52},
+		{Num: 48, Name: "scheme_header_transformation", Kind: pbwire.Message, Presence: true, Msg: 111},
+		{Num: 49, Name: "proxy_status_config", Kind: pbwire.Message, Presence: true, Msg: 120},
+		{Num: 50, Name: "typed_header_validation_config", Kind: pbwire.Message, Presence: true, Msg: 53},
 		{Num: 51, Name: "append_x_forwarded_port", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 52, Name: "early_header_mutation_extensions", Kind: pbwire.Message, List: true, Msg: 52},
-		{Num: 53, Name: "add_proxy_protocol_connection_state", Kind: pbwire.Message, Presence: true, Msg: 25},
-		{Num: 54, Name: "access_log_flush_interval", Kind: pbwire.Message, Presence: true, Msg: 35},
+		{Num: 52, Name: "early_header_mutation_extensions", Kind: pbwire.Message, List: true, Msg: 53},
+		{Num: 53, Name: "add_proxy_protocol_connection_state", Kind: pbwire.Message, Presence: true, Msg: 26},
+		{Num: 54, Name: "access_log_flush_interval", Kind: pbwire.Message, Presence: true, Msg: 36},
 		{Num: 55, Name: "flush_access_log_on_new_request", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 56, Name: "access_log_options", Kind: pbwire.Message, Presence: true, Msg: 112},
+		{Num: 56, Name: "access_log_options", Kind: pbwire.Message, Presence: true, Msg: 113},
 		{Num: 57, Name: "append_local_overload", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 		{Num: 58, Name: "http1_safe_max_connection_duration", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 59, Name: "stream_flush_timeout", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 60, Name: "forward_client_cert_matcher", Kind: pbwire.Message, Presence: true, Msg: 38},
-		{Num: 61, Name: "forward_proto_config", Kind: pbwire.Message, Presence: true, Msg: 120},
-		{Num: 62, Name: "drain_timeout_jitter", Kind: pbwire.Message, Presence: true, Msg: 111},
+		{Num: 59, Name: "stream_flush_timeout", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 60, Name: "forward_client_cert_matcher", Kind: pbwire.Message, Presence: true, Msg: 39},
+		{Num: 61, Name: "forward_proto_config", Kind: pbwire.Message, Presence: true, Msg: 121},
+		{Num: 62, Name: "drain_timeout_jitter", Kind: pbwire.Message, Presence: true, Msg: 112},
 		{Num: 63, Name: "record_route_resolution_stats", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 	}},
 	{Name: "envoy.config.trace.v3.OpenTelemetryConfig", Fields: []pbwire.Field{ // 9
-		{Num: 1, Name: "grpc_service", Kind: pbwire.Message, Presence: true, Msg: 121},
+		{Num: 1, Name: "grpc_service", Kind: pbwire.Message, Presence: true, Msg: 122},
 		{Num: 2, Name: "service_name", Kind: pbwire.String},
-		{Num: 3, Name: "http_service", Kind: pbwire.Message, Presence: true, Msg: 122},
-		{Num: 4, Name: "resource_detectors", Kind: pbwire.Message, List: true, Msg: 52},
-		{Num: 5, Name: "sampler", Kind: pbwire.Message, Presence: true, Msg: 52},
-		{Num: 6, Name: "max_cache_size", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 7, Name: "set_telemetry_sdk_resource_attributes", Kind: pbwire.Message, Presence: true, Msg: 25},
-		{Num: 8, Name: "set_service_name_resource_attribute", Kind: pbwire.Message, Presence: true, Msg: 25},
-		{Num: 9, Name: "set_instrumentation_scope", Kind: pbwire.Message, Presence: true, Msg: 25},
-		{Num: 10, Name: "exporter", Kind: pbwire.Message, Presence: true, Msg: 52},
+		{Num: 3, Name: "http_service", Kind: pbwire.Message, Presence: true, Msg: 123},
+		{Num: 4, Name: "resource_detectors", Kind: pbwire.Message, List: true, Msg: 53},
+		{Num: 5, Name: "sampler", Kind: pbwire.Message, Presence: true, Msg: 53},
+		{Num: 6, Name: "max_cache_size", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 7, Name: "set_telemetry_sdk_resource_attributes", Kind: pbwire.Message, Presence: true, Msg: 26},
+		{Num: 8, Name: "set_service_name_resource_attribute", Kind: pbwire.Message, Presence: true, Msg: 26},
+		{Num: 9, Name: "set_instrumentation_scope", Kind: pbwire.Message, Presence: true, Msg: 26},
+		{Num: 10, Name: "exporter", Kind: pbwire.Message, Presence: true, Msg: 53},
 	}},
 	{Name: "envoy.config.trace.v3.ZipkinConfig", Fields: []pbwire.Field{ // 10
 		{Num: 1, Name: "collector_cluster", Kind: pbwire.String},
 		{Num: 2, Name: "collector_endpoint", Kind: pbwire.String},
 		{Num: 3, Name: "trace_id_128bit", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 4, Name: "shared_span_context", Kind: pbwire.Message, Presence: true, Msg: 25},
-		{Num: 5, Name: "collector_endpoint_version", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 383},
+		{Num: 4, Name: "shared_span_context", Kind: pbwire.Message, Presence: true, Msg: 26},
+		{Num: 5, Name: "collector_endpoint_version", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 384},
 		{Num: 6, Name: "collector_hostname", Kind: pbwire.String},
 		{Num: 7, Name: "split_spans_for_request", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 8, Name: "trace_context_option", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 384},
-		{Num: 9, Name: "collector_service", Kind: pbwire.Message, Presence: true, Msg: 122},
+		{Num: 8, Name: "trace_context_option", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 385},
+		{Num: 9, Name: "collector_service", Kind: pbwire.Message, Presence: true, Msg: 123},
 		{Num: 10, Name: "timestamp_trace_ids", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 	}},
 	{Name: "envoy.extensions.access_loggers.file.v3.FileAccessLog", Fields: []pbwire.Field{ // 11
 		{Num: 1, Name: "path", Kind: pbwire.String},
 		{Num: 2, Name: "format", Kind: pbwire.String, Presence: true, Oneof: 1},
-		{Num: 3, Name: "json_format", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 32},
-		{Num: 4, Name: "typed_json_format", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 32},
-		{Num: 5, Name: "log_format", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 123},
+		{Num: 3, Name: "json_format", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 33},
+		{Num: 4, Name: "typed_json_format", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 33},
+		{Num: 5, Name: "log_format", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 124},
 	}},
 	{Name: "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog", Fields: []pbwire.Field{ // 12
-		{Num: 1, Name: "log_format", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 123},
+		{Num: 1, Name: "log_format", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 124},
 	}},
 	{Name: "envoy.extensions.access_loggers.stream.v3.StderrAccessLog", Fields: []pbwire.Field{ // 13
-		{Num: 1, Name: "log_format", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 123},
+		{Num: 1, Name: "log_format", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 124},
 	}},
 	{Name: "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy", Fields: []pbwire.Field{ // 14
 		{Num: 1, Name: "stat_prefix", Kind: pbwire.String},
 		{Num: 2, Name: "cluster", Kind: pbwire.String, Presence: true, Oneof: 1},
-		{Num: 3, Name: "downstream_idle_timeout", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 4, Name: "upstream_idle_timeout", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 5, Name: "access_log", Kind: pbwire.Message, List: true, Msg: 103},
-		{Num: 7, Name: "max_connect_attempts", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 8, Name: "idle_timeout", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 9, Name: "metadata_match", Kind: pbwire.Message, Presence: true, Msg: 63},
-		{Num: 10, Name: "weighted_clusters", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 124},
-		{Num: 11, Name: "hash_policy", Kind: pbwire.Message, List: true, Msg: 127},
-		{Num: 12, Name: "tunneling_config", Kind: pbwire.Message, Presence: true, Msg: 128},
-		{Num: 13, Name: "max_downstream_connection_duration", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 14, Name: "on_demand", Kind: pbwire.Message, Presence: true, Msg: 125},
-		{Num: 15, Name: "access_log_flush_interval", Kind: pbwire.Message, Presence: true, Msg: 35},
+		{Num: 3, Name: "downstream_idle_timeout", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 4, Name: "upstream_idle_timeout", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 5, Name: "access_log", Kind: pbwire.Message, List: true, Msg: 104},
+		{Num: 7, Name: "max_connect_attempts", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 8, Name: "idle_timeout", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 9, Name: "metadata_match", Kind: pbwire.Message, Presence: true, Msg: 64},
+		{Num: 10, Name: "weighted_clusters", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 125},
+		{Num: 11, Name: "hash_policy", Kind: pbwire.Message, List: true, Msg: 128},
+		{Num: 12, Name: "tunneling_config", Kind: pbwire.Message, Presence: true, Msg: 129},
+		{Num: 13, Name: "max_downstream_connection_duration", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 14, Name: "on_demand", Kind: pbwire.Message, Presence: true, Msg: 126},
+		{Num: 15, Name: "access_log_flush_interval", Kind: pbwire.Message, Presence: true, Msg: 36},
 		{Num: 16, Name: "flush_access_log_on_connected", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 17, Name: "access_log_options", Kind: pbwire.Message, Presence: true, Msg: 129},
-		{Num: 18, Name: "backoff_options", Kind: pbwire.Message, Presence: true, Msg: 126},
-		{Num: 19, Name: "proxy_protocol_tlvs", Kind: pbwire.Message, List: true, Msg: 130},
-		{Num: 20, Name: "max_downstream_connection_duration_jitter_percentage", Kind: pbwire.Message, Presence: true, Msg: 111},
-		{Num: 21, Name: "upstream_connect_mode", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 385},
-		{Num: 22, Name: "max_early_data_bytes", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 23, Name: "proxy_protocol_tlv_merge_policy", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 386},
-		{Num: 24, Name: "check_drain_close", Kind: pbwire.Message, Presence: true, Msg: 25},
+		{Num: 17, Name: "access_log_options", Kind: pbwire.Message, Presence: true, Msg: 130},
+		{Num: 18, Name: "backoff_options", Kind: pbwire.Message, Presence: true, Msg: 127},
+		{Num: 19, Name: "proxy_protocol_tlvs", Kind: pbwire.Message, List: true, Msg: 131},
+		{Num: 20, Name: "max_downstream_connection_duration_jitter_percentage", Kind: pbwire.Message, Presence: true, Msg: 112},
+		{Num: 21, Name: "upstream_connect_mode", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 386},
+		{Num: 22, Name: "max_early_data_bytes", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 23, Name: "proxy_protocol_tlv_merge_policy", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 387},
+		{Num: 24, Name: "check_drain_close", Kind: pbwire.Message, Presence: true, Msg: 26},
 	}},
 	{Name: "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext", Fields: []pbwire.Field{ // 15
-		{Num: 1, Name: "common_tls_context", Kind: pbwire.Message, Presence: true, Msg: 82},
-		{Num: 2, Name: "require_client_certificate", Kind: pbwire.Message, Presence: true, Msg: 25},
-		{Num: 3, Name: "require_sni", Kind: pbwire.Message, Presence: true, Msg: 25},
-		{Num: 4, Name: "session_ticket_keys", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 131},
-		{Num: 5, Name: "session_ticket_keys_sds_secret_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 132},
-		{Num: 6, Name: "session_timeout", Kind: pbwire.Message, Presence: true, Msg: 35},
+		{Num: 1, Name: "common_tls_context", Kind: pbwire.Message, Presence: true, Msg: 83},
+		{Num: 2, Name: "require_client_certificate", Kind: pbwire.Message, Presence: true, Msg: 26},
+		{Num: 3, Name: "require_sni", Kind: pbwire.Message, Presence: true, Msg: 26},
+		{Num: 4, Name: "session_ticket_keys", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 132},
+		{Num: 5, Name: "session_ticket_keys_sds_secret_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 133},
+		{Num: 6, Name: "session_timeout", Kind: pbwire.Message, Presence: true, Msg: 36},
 		{Num: 7, Name: "disable_stateless_session_resumption", Kind: pbwire.Varint, Presence: true, Oneof: 1, Scalar: pbwire.ScalarBool},
-		{Num: 8, Name: "ocsp_staple_policy", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 387},
-		{Num: 9, Name: "full_scan_certs_on_sni_mismatch", Kind: pbwire.Message, Presence: true, Msg: 25},
+		{Num: 8, Name: "ocsp_staple_policy", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 388},
+		{Num: 9, Name: "full_scan_certs_on_sni_mismatch", Kind: pbwire.Message, Presence: true, Msg: 26},
 		{Num: 10, Name: "disable_stateful_session_resumption", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 		{Num: 11, Name: "prefer_client_ciphers", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 	}},
 	{Name: "envoy.extensions.transport_sockets.proxy_protocol.v3.ProxyProtocolUpstreamTransport", Fields: []pbwire.Field{ // 16
-		{Num: 1, Name: "config", Kind: pbwire.Message, Presence: true, Msg: 133},
-		{Num: 2, Name: "transport_socket", Kind: pbwire.Message, Presence: true, Msg: 62},
+		{Num: 1, Name: "config", Kind: pbwire.Message, Presence: true, Msg: 134},
+		{Num: 2, Name: "transport_socket", Kind: pbwire.Message, Presence: true, Msg: 63},
 		{Num: 3, Name: "allow_unspecified_address", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 		{Num: 4, Name: "tlv_as_pool_key", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 	}},
 	{Name: "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer", Fields: []pbwire.Field{ // 17
 	}},
 	{Name: "envoy.extensions.filters.http.router.v3.Router", Fields: []pbwire.Field{ // 18
-		{Num: 1, Name: "dynamic_stats", Kind: pbwire.Message, Presence: true, Msg: 25},
+		{Num: 1, Name: "dynamic_stats", Kind: pbwire.Message, Presence: true, Msg: 26},
 		{Num: 2, Name: "start_child_span", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 3, Name: "upstream_log", Kind: pbwire.Message, List: true, Msg: 103},
+		{Num: 3, Name: "upstream_log", Kind: pbwire.Message, List: true, Msg: 104},
 		{Num: 4, Name: "suppress_envoy_headers", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 		{Num: 5, Name: "strict_check_headers", Kind: pbwire.String, List: true},
 		{Num: 6, Name: "respect_expected_rq_timeout", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 		{Num: 7, Name: "suppress_grpc_request_failure_code_stats", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 8, Name: "upstream_http_filters", Kind: pbwire.Message, List: true, Msg: 74},
-		{Num: 9, Name: "upstream_log_options", Kind: pbwire.Message, Presence: true, Msg: 134},
-		{Num: 10, Name: "reject_connect_request_early_data", Kind: pbwire.Message, Presence: true, Msg: 25},
+		{Num: 8, Name: "upstream_http_filters", Kind: pbwire.Message, List: true, Msg: 75},
+		{Num: 9, Name: "upstream_log_options", Kind: pbwire.Message, Presence: true, Msg: 135},
+		{Num: 10, Name: "reject_connect_request_early_data", Kind: pbwire.Message, Presence: true, Msg: 26},
 	}},
 	{Name: "envoy.extensions.filters.listener.original_dst.v3.OriginalDst", Fields: []pbwire.Field{ // 19
 	}},
 	{Name: "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector", Fields: []pbwire.Field{ // 20
-		{Num: 1, Name: "enable_ja3_fingerprinting", Kind: pbwire.Message, Presence: true, Msg: 25},
-		{Num: 2, Name: "initial_read_buffer_size", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 3, Name: "enable_ja4_fingerprinting", Kind: pbwire.Message, Presence: true, Msg: 25},
+		{Num: 1, Name: "enable_ja3_fingerprinting", Kind: pbwire.Message, Presence: true, Msg: 26},
+		{Num: 2, Name: "initial_read_buffer_size", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 3, Name: "enable_ja4_fingerprinting", Kind: pbwire.Message, Presence: true, Msg: 26},
 		{Num: 4, Name: "close_connection_on_client_hello_parsing_errors", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 5, Name: "max_client_hello_size", Kind: pbwire.Message, Presence: true, Msg: 28},
+		{Num: 5, Name: "max_client_hello_size", Kind: pbwire.Message, Presence: true, Msg: 29},
 	}},
 	{Name: "envoy.extensions.filters.listener.http_inspector.v3.HttpInspector", Fields: []pbwire.Field{ // 21
 	}},
 	{Name: "envoy.extensions.transport_sockets.tls.v3.Secret", Fields: []pbwire.Field{ // 22
 		{Num: 1, Name: "name", Kind: pbwire.String},
-		{Num: 2, Name: "tls_certificate", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 135},
-		{Num: 3, Name: "session_ticket_keys", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 131},
-		{Num: 4, Name: "validation_context", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 136},
-		{Num: 5, Name: "generic_secret", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 137},
+		{Num: 2, Name: "tls_certificate", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 136},
+		{Num: 3, Name: "session_ticket_keys", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 132},
+		{Num: 4, Name: "validation_context", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 137},
+		{Num: 5, Name: "generic_secret", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 138},
 	}},
-	{Name: "google.protobuf.StringValue", Fields: []pbwire.Field{ // 23
+	{Name: "xds.type.v3.TypedStruct", Fields: []pbwire.Field{ // 23
+		{Num: 1, Name: "type_url", Kind: pbwire.String},
+		{Num: 2, Name: "value", Kind: pbwire.Message, Presence: true, Msg: 33},
+	}},
+	{Name: "google.protobuf.StringValue", Fields: []pbwire.Field{ // 24
 		{Num: 1, Name: "value", Kind: pbwire.String},
 	}},
-	{Name: "google.protobuf.BytesValue", Fields: []pbwire.Field{ // 24
+	{Name: "google.protobuf.BytesValue", Fields: []pbwire.Field{ // 25
 		{Num: 1, Name: "value", Kind: pbwire.Bytes},
 	}},
-	{Name: "google.protobuf.BoolValue", Fields: []pbwire.Field{ // 25
+	{Name: "google.protobuf.BoolValue", Fields: []pbwire.Field{ // 26
 		{Num: 1, Name: "value", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 	}},
-	{Name: "google.protobuf.Int32Value", Fields: []pbwire.Field{ // 26
+	{Name: "google.protobuf.Int32Value", Fields: []pbwire.Field{ // 27
 		{Num: 1, Name: "value", Kind: pbwire.Varint, Scalar: pbwire.ScalarInt32},
 	}},
-	{Name: "google.protobuf.Int64Value", Fields: []pbwire.Field{ // 27
+	{Name: "google.protobuf.Int64Value", Fields: []pbwire.Field{ // 28
 		{Num: 1, Name: "value", Kind: pbwire.Varint, Scalar: pbwire.ScalarInt64},
 	}},
-	{Name: "google.protobuf.UInt32Value", Fields: []pbwire.Field{ // 28
+	{Name: "google.protobuf.UInt32Value", Fields: []pbwire.Field{ // 29
 		{Num: 1, Name: "value", Kind: pbwire.Varint, Scalar: pbwire.ScalarUint32},
 	}},
-	{Name: "google.protobuf.UInt64Value", Fields: []pbwire.Field{ // 29
+	{Name: "google.protobuf.UInt64Value", Fields: []pbwire.Field{ // 30
 		{Num: 1, Name: "value", Kind: pbwire.Varint, Scalar: pbwire.ScalarUint64},
 	}},
-	{Name: "google.protobuf.FloatValue", Fields: []pbwire.Field{ // 30
+	{Name: "google.protobuf.FloatValue", Fields: []pbwire.Field{ // 31
 		{Num: 1, Name: "value", Kind: pbwire.Fixed32, Scalar: pbwire.ScalarFloat},
 	}},
-	{Name: "google.protobuf.DoubleValue", Fields: []pbwire.Field{ // 31
+	{Name: "google.protobuf.DoubleValue", Fields: []pbwire.Field{ // 32
 		{Num: 1, Name: "value", Kind: pbwire.Fixed64, Scalar: pbwire.ScalarDouble},
 	}},
-	{Name: "google.protobuf.Struct", Fields: []pbwire.Field{ // 32
-		{Num: 1, Name: "fields", Kind: pbwire.Message, List: true, Map: true, Msg: 138},
+	{Name: "google.protobuf.Struct", Fields: []pbwire.Field{ // 33
+		{Num: 1, Name: "fields", Kind: pbwire.Message, List: true, Map: true, Msg: 139},
 	}},
-	{Name: "google.protobuf.Value", Fields: []pbwire.Field{ // 33
-		{Num: 1, Name: "null_value", Kind: pbwire.Varint, Presence: true, Oneof: 1, Scalar: pbwire.ScalarEnum, Msg: 388},
+	{Name: "google.protobuf.Value", Fields: []pbwire.Field{ // 34
+		{Num: 1, Name: "null_value", Kind: pbwire.Varint, Presence: true, Oneof: 1, Scalar: pbwire.ScalarEnum, Msg: 389},
 		{Num: 2, Name: "number_value", Kind: pbwire.Fixed64, Presence: true, Oneof: 1, Scalar: pbwire.ScalarDouble},
 		{Num: 3, Name: "string_value", Kind: pbwire.String, Presence: true, Oneof: 1},
 		{Num: 4, Name: "bool_value", Kind: pbwire.Varint, Presence: true, Oneof: 1, Scalar: pbwire.ScalarBool},
-		{Num: 5, Name: "struct_value", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 32},
-		{Num: 6, Name: "list_value", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 34},
+		{Num: 5, Name: "struct_value", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 33},
+		{Num: 6, Name: "list_value", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 35},
 	}},
-	{Name: "google.protobuf.ListValue", Fields: []pbwire.Field{ // 34
-		{Num: 1, Name: "values", Kind: pbwire.Message, List: true, Msg: 33},
+	{Name: "google.protobuf.ListValue", Fields: []pbwire.Field{ // 35
+		{Num: 1, Name: "values", Kind: pbwire.Message, List: true, Msg: 34},
 	}},
-	{Name: "google.protobuf.Duration", Fields: []pbwire.Field{ // 35
+	{Name: "google.protobuf.Duration", Fields: []pbwire.Field{ // 36
 		{Num: 1, Name: "seconds", Kind: pbwire.Varint, Scalar: pbwire.ScalarInt64},
 		{Num: 2, Name: "nanos", Kind: pbwire.Varint, Scalar: pbwire.ScalarInt32},
 	}},
-	{Name: "google.protobuf.Empty", Fields: []pbwire.Field{ // 36
+	{Name: "google.protobuf.Empty", Fields: []pbwire.Field{ // 37
 	}},
-	{Name: "envoy.config.cluster.v3.Cluster.TransportSocketMatch", Fields: []pbwire.Field{ // 37
+	{Name: "envoy.config.cluster.v3.Cluster.TransportSocketMatch", Fields: []pbwire.Field{ // 38
 		{Num: 1, Name: "name", Kind: pbwire.String},
-		{Num: 2, Name: "match", Kind: pbwire.Message, Presence: true, Msg: 32},
-		{Num: 3, Name: "transport_socket", Kind: pbwire.Message, Presence: true, Msg: 62},
+		{Num: 2, Name: "match", Kind: pbwire.Message, Presence: true, Msg: 33},
+		{Num: 3, Name: "transport_socket", Kind: pbwire.Message, Presence: true, Msg: 63},
 	}},
-	{Name: "xds.type.matcher.v3.Matcher", Fields: []pbwire.Field{ // 38
-		{Num: 1, Name: "matcher_list", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 139},
-		{Num: 2, Name: "matcher_tree", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 140},
-		{Num: 3, Name: "on_no_match", Kind: pbwire.Message, Presence: true, Msg: 141},
+	{Name: "xds.type.matcher.v3.Matcher", Fields: []pbwire.Field{ // 39
+		{Num: 1, Name: "matcher_list", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 140},
+		{Num: 2, Name: "matcher_tree", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 141},
+		{Num: 3, Name: "on_no_match", Kind: pbwire.Message, Presence: true, Msg: 142},
 	}},
-	{Name: "envoy.config.metrics.v3.StatsMatcher", Fields: []pbwire.Field{ // 39
+	{Name: "envoy.config.metrics.v3.StatsMatcher", Fields: []pbwire.Field{ // 40
 		{Num: 1, Name: "reject_all", Kind: pbwire.Varint, Presence: true, Oneof: 1, Scalar: pbwire.ScalarBool},
-		{Num: 2, Name: "exclusion_list", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 142},
-		{Num: 3, Name: "inclusion_list", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 142},
+		{Num: 2, Name: "exclusion_list", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 143},
+		{Num: 3, Name: "inclusion_list", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 143},
 	}},
-	{Name: "envoy.config.cluster.v3.Cluster.CustomClusterType", Fields: []pbwire.Field{ // 40
+	{Name: "envoy.config.cluster.v3.Cluster.CustomClusterType", Fields: []pbwire.Field{ // 41
 		{Num: 1, Name: "name", Kind: pbwire.String},
-		{Num: 2, Name: "typed_config", Kind: pbwire.Message, Presence: true, Msg: 92},
+		{Num: 2, Name: "typed_config", Kind: pbwire.Message, Presence: true, Msg: 93},
 	}},
-	{Name: "envoy.config.cluster.v3.Cluster.EdsClusterConfig", Fields: []pbwire.Field{ // 41
-		{Num: 1, Name: "eds_config", Kind: pbwire.Message, Presence: true, Msg: 67},
+	{Name: "envoy.config.cluster.v3.Cluster.EdsClusterConfig", Fields: []pbwire.Field{ // 42
+		{Num: 1, Name: "eds_config", Kind: pbwire.Message, Presence: true, Msg: 68},
 		{Num: 2, Name: "service_name", Kind: pbwire.String},
 	}},
-	{Name: "envoy.config.core.v3.HealthCheck", Fields: []pbwire.Field{ // 42
-		{Num: 1, Name: "timeout", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 2, Name: "interval", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 3, Name: "interval_jitter", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 4, Name: "unhealthy_threshold", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 5, Name: "healthy_threshold", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 6, Name: "alt_port", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 7, Name: "reuse_connection", Kind: pbwire.Message, Presence: true, Msg: 25},
-		{Num: 8, Name: "http_health_check", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 143},
-		{Num: 9, Name: "tcp_health_check", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 144},
-		{Num: 11, Name: "grpc_health_check", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 145},
-		{Num: 12, Name: "no_traffic_interval", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 13, Name: "custom_health_check", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 146},
-		{Num: 14, Name: "unhealthy_interval", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 15, Name: "unhealthy_edge_interval", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 16, Name: "healthy_edge_interval", Kind: pbwire.Message, Presence: true, Msg: 35},
+	{Name: "envoy.config.core.v3.HealthCheck", Fields: []pbwire.Field{ // 43
+		{Num: 1, Name: "timeout", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 2, Name: "interval", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 3, Name: "interval_jitter", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 4, Name: "unhealthy_threshold", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 5, Name: "healthy_threshold", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 6, Name: "alt_port", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 7, Name: "reuse_connection", Kind: pbwire.Message, Presence: true, Msg: 26},
+		{Num: 8, Name: "http_health_check", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 144},
+		{Num: 9, Name: "tcp_health_check", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 145},
+		{Num: 11, Name: "grpc_health_check", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 146},
+		{Num: 12, Name: "no_traffic_interval", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 13, Name: "custom_health_check", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 147},
+		{Num: 14, Name: "unhealthy_interval", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 15, Name: "unhealthy_edge_interval", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 16, Name: "healthy_edge_interval", Kind: pbwire.Message, Presence: true, Msg: 36},
 		{Num: 17, Name: "event_log_path", Kind: pbwire.String},
 		{Num: 18, Name: "interval_jitter_percent", Kind: pbwire.Varint, Scalar: pbwire.ScalarUint32},
 		{Num: 19, Name: "always_log_health_check_failures", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 20, Name: "initial_jitter", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 21, Name: "tls_options", Kind: pbwire.Message, Presence: true, Msg: 148},
-		{Num: 22, Name: "event_service", Kind: pbwire.Message, Presence: true, Msg: 147},
-		{Num: 23, Name: "transport_socket_match_criteria", Kind: pbwire.Message, Presence: true, Msg: 32},
-		{Num: 24, Name: "no_traffic_healthy_interval", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 25, Name: "event_logger", Kind: pbwire.Message, List: true, Msg: 52},
+		{Num: 20, Name: "initial_jitter", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 21, Name: "tls_options", Kind: pbwire.Message, Presence: true, Msg: 149},
+		{Num: 22, Name: "event_service", Kind: pbwire.Message, Presence: true, Msg: 148},
+		{Num: 23, Name: "transport_socket_match_criteria", Kind: pbwire.Message, Presence: true, Msg: 33},
+		{Num: 24, Name: "no_traffic_healthy_interval", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 25, Name: "event_logger", Kind: pbwire.Message, List: true, Msg: 53},
 		{Num: 26, Name: "always_log_health_check_success", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 		{Num: 27, Name: "name", Kind: pbwire.String},
 	}},
-	{Name: "envoy.config.cluster.v3.CircuitBreakers", Fields: []pbwire.Field{ // 43
-		{Num: 1, Name: "thresholds", Kind: pbwire.Message, List: true, Msg: 149},
-		{Num: 2, Name: "per_host_thresholds", Kind: pbwire.Message, List: true, Msg: 149},
+	{Name: "envoy.config.cluster.v3.CircuitBreakers", Fields: []pbwire.Field{ // 44
+		{Num: 1, Name: "thresholds", Kind: pbwire.Message, List: true, Msg: 150},
+		{Num: 2, Name: "per_host_thresholds", Kind: pbwire.Message, List: true, Msg: 150},
 	}},
-	{Name: "envoy.config.core.v3.UpstreamHttpProtocolOptions", Fields: []pbwire.Field{ // 44
+	{Name: "envoy.config.core.v3.UpstreamHttpProtocolOptions", Fields: []pbwire.Field{ // 45
 		{Num: 1, Name: "auto_sni", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 		{Num: 2, Name: "auto_san_validation", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 		{Num: 3, Name: "override_auto_sni_header", Kind: pbwire.String},
 	}},
-	{Name: "envoy.config.core.v3.HttpProtocolOptions", Fields: []pbwire.Field{ // 45
-		{Num: 1, Name: "idle_timeout", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 2, Name: "max_headers_count", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 3, Name: "max_connection_duration", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 4, Name: "max_stream_duration", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 5, Name: "headers_with_underscores_action", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 389},
-		{Num: 6, Name: "max_requests_per_connection", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 7, Name: "max_response_headers_kb", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 8, Name: "max_connection_duration_jitter", Kind: pbwire.Message, Presence: true, Msg: 111},
+	{Name: "envoy.config.core.v3.HttpProtocolOptions", Fields: []pbwire.Field{ // 46
+		{Num: 1, Name: "idle_timeout", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 2, Name: "max_headers_count", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 3, Name: "max_connection_duration", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 4, Name: "max_stream_duration", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 5, Name: "headers_with_underscores_action", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 390},
+		{Num: 6, Name: "max_requests_per_connection", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 7, Name: "max_response_headers_kb", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 8, Name: "max_connection_duration_jitter", Kind: pbwire.Message, Presence: true, Msg: 112},
 	}},
-	{Name: "envoy.config.core.v3.Http1ProtocolOptions", Fields: []pbwire.Field{ // 46
-		{Num: 1, Name: "allow_absolute_url", Kind: pbwire.Message, Presence: true, Msg: 25},
+	{Name: "envoy.config.core.v3.Http1ProtocolOptions", Fields: []pbwire.Field{ // 47
+		{Num: 1, Name: "allow_absolute_url", Kind: pbwire.Message, Presence: true, Msg: 26},
 		{Num: 2, Name: "accept_http_10", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 		{Num: 3, Name: "default_host_for_http_10", Kind: pbwire.String},
-		{Num: 4, Name: "header_key_format", Kind: pbwire.Message, Presence: true, Msg: 150},
+		{Num: 4, Name: "header_key_format", Kind: pbwire.Message, Presence: true, Msg: 151},
 		{Num: 5, Name: "enable_trailers", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 		{Num: 6, Name: "allow_chunked_length", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 7, Name: "override_stream_error_on_invalid_http_message", Kind: pbwire.Message, Presence: true, Msg: 25},
+		{Num: 7, Name: "override_stream_error_on_invalid_http_message", Kind: pbwire.Message, Presence: true, Msg: 26},
 		{Num: 8, Name: "send_fully_qualified_url", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 9, Name: "use_balsa_parser", Kind: pbwire.Message, Presence: true, Msg: 25},
+		{Num: 9, Name: "use_balsa_parser", Kind: pbwire.Message, Presence: true, Msg: 26},
 		{Num: 10, Name: "allow_custom_methods", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 11, Name: "ignore_http_11_upgrade", Kind: pbwire.Message, List: true, Msg: 151},
+		{Num: 11, Name: "ignore_http_11_upgrade", Kind: pbwire.Message, List: true, Msg: 152},
 	}},
-	{Name: "envoy.config.core.v3.Http2ProtocolOptions", Fields: []pbwire.Field{ // 47
-		{Num: 1, Name: "hpack_table_size", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 2, Name: "max_concurrent_streams", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 3, Name: "initial_stream_window_size", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 4, Name: "initial_connection_window_size", Kind: pbwire.Message, Presence: true, Msg: 28},
+	{Name: "envoy.config.core.v3.Http2ProtocolOptions", Fields: []pbwire.Field{ // 48
+		{Num: 1, Name: "hpack_table_size", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 2, Name: "max_concurrent_streams", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 3, Name: "initial_stream_window_size", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 4, Name: "initial_connection_window_size", Kind: pbwire.Message, Presence: true, Msg: 29},
 		{Num: 5, Name: "allow_connect", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 		{Num: 6, Name: "allow_metadata", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 7, Name: "max_outbound_frames", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 8, Name: "max_outbound_control_frames", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 9, Name: "max_consecutive_inbound_frames_with_empty_payload", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 10, Name: "max_inbound_priority_frames_per_stream", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 11, Name: "max_inbound_window_update_frames_per_data_frame_sent", Kind: pbwire.Message, Presence: true, Msg: 28},
+		{Num: 7, Name: "max_outbound_frames", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 8, Name: "max_outbound_control_frames", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 9, Name: "max_consecutive_inbound_frames_with_empty_payload", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 10, Name: "max_inbound_priority_frames_per_stream", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 11, Name: "max_inbound_window_update_frames_per_data_frame_sent", Kind: pbwire.Message, Presence: true, Msg: 29},
 		{Num: 12, Name: "stream_error_on_invalid_http_messaging", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 13, Name: "custom_settings_parameters", Kind: pbwire.Message, List: true, Msg: 152},
-		{Num: 14, Name: "override_stream_error_on_invalid_http_message", Kind: pbwire.Message, Presence: true, Msg: 25},
-		{Num: 15, Name: "connection_keepalive", Kind: pbwire.Message, Presence: true, Msg: 153},
-		{Num: 16, Name: "use_oghttp2_codec", Kind: pbwire.Message, Presence: true, Msg: 25},
-		{Num: 17, Name: "max_metadata_size", Kind: pbwire.Message, Presence: true, Msg: 29},
-		{Num: 18, Name: "enable_huffman_encoding", Kind: pbwire.Message, Presence: true, Msg: 25},
-		{Num: 19, Name: "max_header_field_size_kb", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 20, Name: "disallow_obs_text", Kind: pbwire.Message, Presence: true, Msg: 25},
-		{Num: 21, Name: "stream_reset_burst", Kind: pbwire.Message, Presence: true, Msg: 29},
-		{Num: 22, Name: "stream_reset_rate", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 13, Name: "custom_settings_parameters", Kind: pbwire.Message, List: true, Msg: 153},
+		{Num: 14, Name: "override_stream_error_on_invalid_http_message", Kind: pbwire.Message, Presence: true, Msg: 26},
+		{Num: 15, Name: "connection_keepalive", Kind: pbwire.Message, Presence: true, Msg: 154},
+		{Num: 16, Name: "use_oghttp2_codec", Kind: pbwire.Message, Presence: true, Msg: 26},
+		{Num: 17, Name: "max_metadata_size", Kind: pbwire.Message, Presence: true, Msg: 30},
+		{Num: 18, Name: "enable_huffman_encoding", Kind: pbwire.Message, Presence: true, Msg: 26},
+		{Num: 19, Name: "max_header_field_size_kb", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 20, Name: "disallow_obs_text", Kind: pbwire.Message, Presence: true, Msg: 26},
+		{Num: 21, Name: "stream_reset_burst", Kind: pbwire.Message, Presence: true, Msg: 30},
+		{Num: 22, Name: "stream_reset_rate", Kind: pbwire.Message, Presence: true, Msg: 30},
 	}},
-	{Name: "envoy.config.cluster.v3.Cluster.TypedExtensionProtocolOptionsEntry", Fields: []pbwire.Field{ // 48
+	{Name: "envoy.config.cluster.v3.Cluster.TypedExtensionProtocolOptionsEntry", Fields: []pbwire.Field{ // 49
 		{Num: 1, Name: "key", Kind: pbwire.String},
-		{Num: 2, Name: "value", Kind: pbwire.Message, Presence: true, Msg: 92},
+		{Num: 2, Name: "value", Kind: pbwire.Message, Presence: true, Msg: 93},
 	}},
-	{Name: "envoy.config.cluster.v3.Cluster.RefreshRate", Fields: []pbwire.Field{ // 49
-		{Num: 1, Name: "base_interval", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 2, Name: "max_interval", Kind: pbwire.Message, Presence: true, Msg: 35},
+	{Name: "envoy.config.cluster.v3.Cluster.RefreshRate", Fields: []pbwire.Field{ // 50
+		{Num: 1, Name: "base_interval", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 2, Name: "max_interval", Kind: pbwire.Message, Presence: true, Msg: 36},
 	}},
-	{Name: "envoy.config.core.v3.Address", Fields: []pbwire.Field{ // 50
-		{Num: 1, Name: "socket_address", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 154},
-		{Num: 2, Name: "pipe", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 155},
-		{Num: 3, Name: "envoy_internal_address", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 156},
+	{Name: "envoy.config.core.v3.Address", Fields: []pbwire.Field{ // 51
+		{Num: 1, Name: "socket_address", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 155},
+		{Num: 2, Name: "pipe", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 156},
+		{Num: 3, Name: "envoy_internal_address", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 157},
 	}},
-	{Name: "envoy.config.core.v3.DnsResolutionConfig", Fields: []pbwire.Field{ // 51
-		{Num: 1, Name: "resolvers", Kind: pbwire.Message, List: true, Msg: 50},
-		{Num: 2, Name: "dns_resolver_options", Kind: pbwire.Message, Presence: true, Msg: 157},
+	{Name: "envoy.config.core.v3.DnsResolutionConfig", Fields: []pbwire.Field{ // 52
+		{Num: 1, Name: "resolvers", Kind: pbwire.Message, List: true, Msg: 51},
+		{Num: 2, Name: "dns_resolver_options", Kind: pbwire.Message, Presence: true, Msg: 158},
 	}},
-	{Name: "envoy.config.core.v3.TypedExtensionConfig", Fields: []pbwire.Field{ // 52
+	{Name: "envoy.config.core.v3.TypedExtensionConfig", Fields: []pbwire.Field{ // 53
 		{Num: 1, Name: "name", Kind: pbwire.String},
-		{Num: 2, Name: "typed_config", Kind: pbwire.Message, Presence: true, Msg: 92},
+		{Num: 2, Name: "typed_config", Kind: pbwire.Message, Presence: true, Msg: 93},
 	}},
-	{Name: "envoy.config.cluster.v3.OutlierDetection", Fields: []pbwire.Field{ // 53
-		{Num: 1, Name: "consecutive_5xx", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 2, Name: "interval", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 3, Name: "base_ejection_time", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 4, Name: "max_ejection_percent", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 5, Name: "enforcing_consecutive_5xx", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 6, Name: "enforcing_success_rate", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 7, Name: "success_rate_minimum_hosts", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 8, Name: "success_rate_request_volume", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 9, Name: "success_rate_stdev_factor", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 10, Name: "consecutive_gateway_failure", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 11, Name: "enforcing_consecutive_gateway_failure", Kind: pbwire.Message, Presence: true, Msg: 28},
+	{Name: "envoy.config.cluster.v3.OutlierDetection", Fields: []pbwire.Field{ // 54
+		{Num: 1, Name: "consecutive_5xx", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 2, Name: "interval", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 3, Name: "base_ejection_time", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 4, Name: "max_ejection_percent", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 5, Name: "enforcing_consecutive_5xx", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 6, Name: "enforcing_success_rate", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 7, Name: "success_rate_minimum_hosts", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 8, Name: "success_rate_request_volume", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 9, Name: "success_rate_stdev_factor", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 10, Name: "consecutive_gateway_failure", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 11, Name: "enforcing_consecutive_gateway_failure", Kind: pbwire.Message, Presence: true, Msg: 29},
 		{Num: 12, Name: "split_external_local_origin_errors", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 13, Name: "consecutive_local_origin_failure", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 14, Name: "enforcing_consecutive_local_origin_failure", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 15, Name: "enforcing_local_origin_success_rate", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 16, Name: "failure_percentage_threshold", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 17, Name: "enforcing_failure_percentage", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 18, Name: "enforcing_failure_percentage_local_origin", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 19, Name: "failure_percentage_minimum_hosts", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 20, Name: "failure_percentage_request_volume", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 21, Name: "max_ejection_time", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 22, Name: "max_ejection_time_jitter", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 23, Name: "successful_active_health_check_uneject_host", Kind: pbwire.Message, Presence: true, Msg: 25},
-		{Num: 24, Name: "monitors", Kind: pbwire.Message, List: true, Msg: 52},
-		{Num: 25, Name: "always_eject_one_host", Kind: pbwire.Message, Presence: true, Msg: 25},
-		{Num: 26, Name: "detect_degraded_hosts", Kind: pbwire.Message, Presence: true, Msg: 25},
+		{Num: 13, Name: "consecutive_local_origin_failure", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 14, Name: "enforcing_consecutive_local_origin_failure", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 15, Name: "enforcing_local_origin_success_rate", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 16, Name: "failure_percentage_threshold", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 17, Name: "enforcing_failure_percentage", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 18, Name: "enforcing_failure_percentage_local_origin", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 19, Name: "failure_percentage_minimum_hosts", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 20, Name: "failure_percentage_request_volume", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 21, Name: "max_ejection_time", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 22, Name: "max_ejection_time_jitter", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 23, Name: "successful_active_health_check_uneject_host", Kind: pbwire.Message, Presence: true, Msg: 26},
+		{Num: 24, Name: "monitors", Kind: pbwire.Message, List: true, Msg: 53},
+		{Num: 25, Name: "always_eject_one_host", Kind: pbwire.Message, Presence: true, Msg: 26},
+		{Num: 26, Name: "detect_degraded_hosts", Kind: pbwire.Message, Presence: true, Msg: 26},
 	}},
-	{Name: "envoy.config.core.v3.BindConfig", Fields: []pbwire.Field{ // 54
-		{Num: 1, Name: "source_address", Kind: pbwire.Message, Presence: true, Msg: 154},
-		{Num: 2, Name: "freebind", Kind: pbwire.Message, Presence: true, Msg: 25},
-		{Num: 3, Name: "socket_options", Kind: pbwire.Message, List: true, Msg: 99},
-		{Num: 4, Name: "additional_source_addresses", Kind: pbwire.Message, List: true, Msg: 154},
-		{Num: 5, Name: "extra_source_addresses", Kind: pbwire.Message, List: true, Msg: 158},
-		{Num: 6, Name: "local_address_selector", Kind: pbwire.Message, Presence: true, Msg: 52},
+	{Name: "envoy.config.core.v3.BindConfig", Fields: []pbwire.Field{ // 55
+		{Num: 1, Name: "source_address", Kind: pbwire.Message, Presence: true, Msg: 155},
+		{Num: 2, Name: "freebind", Kind: pbwire.Message, Presence: true, Msg: 26},
+		{Num: 3, Name: "socket_options", Kind: pbwire.Message, List: true, Msg: 100},
+		{Num: 4, Name: "additional_source_addresses", Kind: pbwire.Message, List: true, Msg: 155},
+		{Num: 5, Name: "extra_source_addresses", Kind: pbwire.Message, List: true, Msg: 159},
+		{Num: 6, Name: "local_address_selector", Kind: pbwire.Message, Presence: true, Msg: 53},
 		{Num: 7, Name: "validate_network_namespaces", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 	}},
-	{Name: "envoy.config.cluster.v3.Cluster.LbSubsetConfig", Fields: []pbwire.Field{ // 55
-		{Num: 1, Name: "fallback_policy", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 390},
-		{Num: 2, Name: "default_subset", Kind: pbwire.Message, Presence: true, Msg: 32},
-		{Num: 3, Name: "subset_selectors", Kind: pbwire.Message, List: true, Msg: 159},
+	{Name: "envoy.config.cluster.v3.Cluster.LbSubsetConfig", Fields: []pbwire.Field{ // 56
+		{Num: 1, Name: "fallback_policy", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 391},
+		{Num: 2, Name: "default_subset", Kind: pbwire.Message, Presence: true, Msg: 33},
+		{Num: 3, Name: "subset_selectors", Kind: pbwire.Message, List: true, Msg: 160},
 		{Num: 4, Name: "locality_weight_aware", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 		{Num: 5, Name: "scale_locality_weight", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 		{Num: 6, Name: "panic_mode_any", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 		{Num: 7, Name: "list_as_any", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 8, Name: "metadata_fallback_policy", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 391},
+		{Num: 8, Name: "metadata_fallback_policy", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 392},
 	}},
-	{Name: "envoy.config.cluster.v3.Cluster.RingHashLbConfig", Fields: []pbwire.Field{ // 56
-		{Num: 1, Name: "minimum_ring_size", Kind: pbwire.Message, Presence: true, Msg: 29},
-		{Num: 3, Name: "hash_function", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 392},
-		{Num: 4, Name: "maximum_ring_size", Kind: pbwire.Message, Presence: true, Msg: 29},
+	{Name: "envoy.config.cluster.v3.Cluster.RingHashLbConfig", Fields: []pbwire.Field{ // 57
+		{Num: 1, Name: "minimum_ring_size", Kind: pbwire.Message, Presence: true, Msg: 30},
+		{Num: 3, Name: "hash_function", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 393},
+		{Num: 4, Name: "maximum_ring_size", Kind: pbwire.Message, Presence: true, Msg: 30},
 	}},
-	{Name: "envoy.config.cluster.v3.Cluster.MaglevLbConfig", Fields: []pbwire.Field{ // 57
-		{Num: 1, Name: "table_size", Kind: pbwire.Message, Presence: true, Msg: 29},
+	{Name: "envoy.config.cluster.v3.Cluster.MaglevLbConfig", Fields: []pbwire.Field{ // 58
+		{Num: 1, Name: "table_size", Kind: pbwire.Message, Presence: true, Msg: 30},
 	}},
-	{Name: "envoy.config.cluster.v3.Cluster.OriginalDstLbConfig", Fields: []pbwire.Field{ // 58
+	{Name: "envoy.config.cluster.v3.Cluster.OriginalDstLbConfig", Fields: []pbwire.Field{ // 59
 		{Num: 1, Name: "use_http_header", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 		{Num: 2, Name: "http_header_name", Kind: pbwire.String},
-		{Num: 3, Name: "upstream_port_override", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 4, Name: "metadata_key", Kind: pbwire.Message, Presence: true, Msg: 160},
+		{Num: 3, Name: "upstream_port_override", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 4, Name: "metadata_key", Kind: pbwire.Message, Presence: true, Msg: 161},
 	}},
-	{Name: "envoy.config.cluster.v3.Cluster.LeastRequestLbConfig", Fields: []pbwire.Field{ // 59
-		{Num: 1, Name: "choice_count", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 2, Name: "active_request_bias", Kind: pbwire.Message, Presence: true, Msg: 161},
-		{Num: 3, Name: "slow_start_config", Kind: pbwire.Message, Presence: true, Msg: 162},
+	{Name: "envoy.config.cluster.v3.Cluster.LeastRequestLbConfig", Fields: []pbwire.Field{ // 60
+		{Num: 1, Name: "choice_count", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 2, Name: "active_request_bias", Kind: pbwire.Message, Presence: true, Msg: 162},
+		{Num: 3, Name: "slow_start_config", Kind: pbwire.Message, Presence: true, Msg: 163},
 	}},
-	{Name: "envoy.config.cluster.v3.Cluster.RoundRobinLbConfig", Fields: []pbwire.Field{ // 60
-		{Num: 1, Name: "slow_start_config", Kind: pbwire.Message, Presence: true, Msg: 162},
+	{Name: "envoy.config.cluster.v3.Cluster.RoundRobinLbConfig", Fields: []pbwire.Field{ // 61
+		{Num: 1, Name: "slow_start_config", Kind: pbwire.Message, Presence: true, Msg: 163},
 	}},
-	{Name: "envoy.config.cluster.v3.Cluster.CommonLbConfig", Fields: []pbwire.Field{ // 61
-		{Num: 1, Name: "healthy_panic_threshold", Kind: pbwire.Message, Presence: true, Msg: 111},
-		{Num: 2, Name: "zone_aware_lb_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 163},
-		{Num: 3, Name: "locality_weighted_lb_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 164},
-		{Num: 4, Name: "update_merge_window", Kind: pbwire.Message, Presence: true, Msg: 35},
+	{Name: "envoy.config.cluster.v3.Cluster.CommonLbConfig", Fields: []pbwire.Field{ // 62
+		{Num: 1, Name: "healthy_panic_threshold", Kind: pbwire.Message, Presence: true, Msg: 112},
+		{Num: 2, Name: "zone_aware_lb_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 164},
+		{Num: 3, Name: "locality_weighted_lb_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 165},
+		{Num: 4, Name: "update_merge_window", Kind: pbwire.Message, Presence: true, Msg: 36},
 		{Num: 5, Name: "ignore_new_hosts_until_first_hc", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 		{Num: 6, Name: "close_connections_on_host_set_change", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 7, Name: "consistent_hashing_lb_config", Kind: pbwire.Message, Presence: true, Msg: 165},
-		{Num: 8, Name: "override_host_status", Kind: pbwire.Message, Presence: true, Msg: 166},
+		{Num: 7, Name: "consistent_hashing_lb_config", Kind: pbwire.Message, Presence: true, Msg: 166},
+		{Num: 8, Name: "override_host_status", Kind: pbwire.Message, Presence: true, Msg: 167},
 	}},
-	{Name: "envoy.config.core.v3.TransportSocket", Fields: []pbwire.Field{ // 62
+	{Name: "envoy.config.core.v3.TransportSocket", Fields: []pbwire.Field{ // 63
 		{Num: 1, Name: "name", Kind: pbwire.String},
-		{Num: 3, Name: "typed_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 92},
+		{Num: 3, Name: "typed_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 93},
 	}},
-	{Name: "envoy.config.core.v3.Metadata", Fields: []pbwire.Field{ // 63
-		{Num: 1, Name: "filter_metadata", Kind: pbwire.Message, List: true, Map: true, Msg: 167},
-		{Num: 2, Name: "typed_filter_metadata", Kind: pbwire.Message, List: true, Map: true, Msg: 168},
+	{Name: "envoy.config.core.v3.Metadata", Fields: []pbwire.Field{ // 64
+		{Num: 1, Name: "filter_metadata", Kind: pbwire.Message, List: true, Map: true, Msg: 168},
+		{Num: 2, Name: "typed_filter_metadata", Kind: pbwire.Message, List: true, Map: true, Msg: 169},
 	}},
-	{Name: "envoy.config.cluster.v3.UpstreamConnectionOptions", Fields: []pbwire.Field{ // 64
-		{Num: 1, Name: "tcp_keepalive", Kind: pbwire.Message, Presence: true, Msg: 105},
+	{Name: "envoy.config.cluster.v3.UpstreamConnectionOptions", Fields: []pbwire.Field{ // 65
+		{Num: 1, Name: "tcp_keepalive", Kind: pbwire.Message, Presence: true, Msg: 106},
 		{Num: 2, Name: "set_local_interface_name_on_upstream_connections", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 3, Name: "happy_eyeballs_config", Kind: pbwire.Message, Presence: true, Msg: 169},
+		{Num: 3, Name: "happy_eyeballs_config", Kind: pbwire.Message, Presence: true, Msg: 170},
 	}},
-	{Name: "envoy.config.cluster.v3.Filter", Fields: []pbwire.Field{ // 65
+	{Name: "envoy.config.cluster.v3.Filter", Fields: []pbwire.Field{ // 66
 		{Num: 1, Name: "name", Kind: pbwire.String},
-		{Num: 2, Name: "typed_config", Kind: pbwire.Message, Presence: true, Msg: 92},
-		{Num: 3, Name: "config_discovery", Kind: pbwire.Message, Presence: true, Msg: 170},
+		{Num: 2, Name: "typed_config", Kind: pbwire.Message, Presence: true, Msg: 93},
+		{Num: 3, Name: "config_discovery", Kind: pbwire.Message, Presence: true, Msg: 171},
 	}},
-	{Name: "envoy.config.cluster.v3.LoadBalancingPolicy", Fields: []pbwire.Field{ // 66
-		{Num: 1, Name: "policies", Kind: pbwire.Message, List: true, Msg: 171},
+	{Name: "envoy.config.cluster.v3.LoadBalancingPolicy", Fields: []pbwire.Field{ // 67
+		{Num: 1, Name: "policies", Kind: pbwire.Message, List: true, Msg: 172},
 	}},
-	{Name: "envoy.config.core.v3.ConfigSource", Fields: []pbwire.Field{ // 67
+	{Name: "envoy.config.core.v3.ConfigSource", Fields: []pbwire.Field{ // 68
 		{Num: 1, Name: "path", Kind: pbwire.String, Presence: true, Oneof: 1},
-		{Num: 2, Name: "api_config_source", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 174},
-		{Num: 3, Name: "ads", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 175},
-		{Num: 4, Name: "initial_fetch_timeout", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 5, Name: "self", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 176},
-		{Num: 6, Name: "resource_api_version", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 393},
-		{Num: 7, Name: "authorities", Kind: pbwire.Message, List: true, Msg: 172},
-		{Num: 8, Name: "path_config_source", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 173},
+		{Num: 2, Name: "api_config_source", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 175},
+		{Num: 3, Name: "ads", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 176},
+		{Num: 4, Name: "initial_fetch_timeout", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 5, Name: "self", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 177},
+		{Num: 6, Name: "resource_api_version", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 394},
+		{Num: 7, Name: "authorities", Kind: pbwire.Message, List: true, Msg: 173},
+		{Num: 8, Name: "path_config_source", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 174},
 	}},
-	{Name: "envoy.config.cluster.v3.TrackClusterStats", Fields: []pbwire.Field{ // 68
+	{Name: "envoy.config.cluster.v3.TrackClusterStats", Fields: []pbwire.Field{ // 69
 		{Num: 1, Name: "timeout_budgets", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 		{Num: 2, Name: "request_response_sizes", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 		{Num: 3, Name: "per_endpoint_stats", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 	}},
-	{Name: "envoy.config.cluster.v3.Cluster.PreconnectPolicy", Fields: []pbwire.Field{ // 69
-		{Num: 1, Name: "per_upstream_preconnect_ratio", Kind: pbwire.Message, Presence: true, Msg: 31},
-		{Num: 2, Name: "predictive_preconnect_ratio", Kind: pbwire.Message, Presence: true, Msg: 31},
-		{Num: 3, Name: "preconnect_enabled_metadata", Kind: pbwire.Message, Presence: true, Msg: 177},
+	{Name: "envoy.config.cluster.v3.Cluster.PreconnectPolicy", Fields: []pbwire.Field{ // 70
+		{Num: 1, Name: "per_upstream_preconnect_ratio", Kind: pbwire.Message, Presence: true, Msg: 32},
+		{Num: 2, Name: "predictive_preconnect_ratio", Kind: pbwire.Message, Presence: true, Msg: 32},
+		{Num: 3, Name: "preconnect_enabled_metadata", Kind: pbwire.Message, Presence: true, Msg: 178},
 	}},
-	{Name: "envoy.config.cluster.v3.Cluster.QueuingPolicies", Fields: []pbwire.Field{ // 70
-		{Num: 1, Name: "pending_rq_policy", Kind: pbwire.Message, Presence: true, Msg: 52},
+	{Name: "envoy.config.cluster.v3.Cluster.QueuingPolicies", Fields: []pbwire.Field{ // 71
+		{Num: 1, Name: "pending_rq_policy", Kind: pbwire.Message, Presence: true, Msg: 53},
 	}},
-	{Name: "envoy.extensions.upstreams.http.v3.HttpProtocolOptions.ExplicitHttpConfig", Fields: []pbwire.Field{ // 71
-		{Num: 1, Name: "http_protocol_options", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 46},
-		{Num: 2, Name: "http2_protocol_options", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 47},
-		{Num: 3, Name: "http3_protocol_options", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 109},
+	{Name: "envoy.extensions.upstreams.http.v3.HttpProtocolOptions.ExplicitHttpConfig", Fields: []pbwire.Field{ // 72
+		{Num: 1, Name: "http_protocol_options", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 47},
+		{Num: 2, Name: "http2_protocol_options", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 48},
+		{Num: 3, Name: "http3_protocol_options", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 110},
 	}},
-	{Name: "envoy.extensions.upstreams.http.v3.HttpProtocolOptions.UseDownstreamHttpConfig", Fields: []pbwire.Field{ // 72
-		{Num: 1, Name: "http_protocol_options", Kind: pbwire.Message, Presence: true, Msg: 46},
-		{Num: 2, Name: "http2_protocol_options", Kind: pbwire.Message, Presence: true, Msg: 47},
-		{Num: 3, Name: "http3_protocol_options", Kind: pbwire.Message, Presence: true, Msg: 109},
+	{Name: "envoy.extensions.upstreams.http.v3.HttpProtocolOptions.UseDownstreamHttpConfig", Fields: []pbwire.Field{ // 73
+		{Num: 1, Name: "http_protocol_options", Kind: pbwire.Message, Presence: true, Msg: 47},
+		{Num: 2, Name: "http2_protocol_options", Kind: pbwire.Message, Presence: true, Msg: 48},
+		{Num: 3, Name: "http3_protocol_options", Kind: pbwire.Message, Presence: true, Msg: 110},
 	}},
-	{Name: "envoy.extensions.upstreams.http.v3.HttpProtocolOptions.AutoHttpConfig", Fields: []pbwire.Field{ // 73
-		{Num: 1, Name: "http_protocol_options", Kind: pbwire.Message, Presence: true, Msg: 46},
-		{Num: 2, Name: "http2_protocol_options", Kind: pbwire.Message, Presence: true, Msg: 47},
-		{Num: 3, Name: "http3_protocol_options", Kind: pbwire.Message, Presence: true, Msg: 109},
-		{Num: 4, Name: "alternate_protocols_cache_options", Kind: pbwire.Message, Presence: true, Msg: 178},
+	{Name: "envoy.extensions.upstreams.http.v3.HttpProtocolOptions.AutoHttpConfig", Fields: []pbwire.Field{ // 74
+		{Num: 1, Name: "http_protocol_options", Kind: pbwire.Message, Presence: true, Msg: 47},
+		{Num: 2, Name: "http2_protocol_options", Kind: pbwire.Message, Presence: true, Msg: 48},
+		{Num: 3, Name: "http3_protocol_options", Kind: pbwire.Message, Presence: true, Msg: 110},
+		{Num: 4, Name: "alternate_protocols_cache_options", Kind: pbwire.Message, Presence: true, Msg: 179},
 	}},
-	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter", Fields: []pbwire.Field{ // 74
+	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter", Fields: []pbwire.Field{ // 75
 		{Num: 1, Name: "name", Kind: pbwire.String},
-		{Num: 4, Name: "typed_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 92},
-		{Num: 5, Name: "config_discovery", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 170},
+		{Num: 4, Name: "typed_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 93},
+		{Num: 5, Name: "config_discovery", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 171},
 		{Num: 6, Name: "is_optional", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 		{Num: 7, Name: "disabled", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 	}},
-	{Name: "envoy.extensions.upstreams.http.v3.HttpProtocolOptions.OutlierDetection", Fields: []pbwire.Field{ // 75
-		{Num: 1, Name: "error_matcher", Kind: pbwire.Message, Presence: true, Msg: 179},
+	{Name: "envoy.extensions.upstreams.http.v3.HttpProtocolOptions.OutlierDetection", Fields: []pbwire.Field{ // 76
+		{Num: 1, Name: "error_matcher", Kind: pbwire.Message, Presence: true, Msg: 180},
 	}},
-	{Name: "envoy.config.route.v3.RouteAction.RequestMirrorPolicy", Fields: []pbwire.Field{ // 76
+	{Name: "envoy.config.route.v3.RouteAction.RequestMirrorPolicy", Fields: []pbwire.Field{ // 77
 		{Num: 1, Name: "cluster", Kind: pbwire.String},
-		{Num: 3, Name: "runtime_fraction", Kind: pbwire.Message, Presence: true, Msg: 180},
-		{Num: 4, Name: "trace_sampled", Kind: pbwire.Message, Presence: true, Msg: 25},
+		{Num: 3, Name: "runtime_fraction", Kind: pbwire.Message, Presence: true, Msg: 181},
+		{Num: 4, Name: "trace_sampled", Kind: pbwire.Message, Presence: true, Msg: 26},
 		{Num: 5, Name: "cluster_header", Kind: pbwire.String},
 		{Num: 6, Name: "disable_shadow_host_suffix_append", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 7, Name: "request_headers_mutations", Kind: pbwire.Message, List: true, Msg: 181},
+		{Num: 7, Name: "request_headers_mutations", Kind: pbwire.Message, List: true, Msg: 182},
 		{Num: 8, Name: "host_rewrite_literal", Kind: pbwire.String},
 	}},
-	{Name: "envoy.config.route.v3.RouteAction.HashPolicy", Fields: []pbwire.Field{ // 77
-		{Num: 1, Name: "header", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 182},
-		{Num: 2, Name: "cookie", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 183},
-		{Num: 3, Name: "connection_properties", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 184},
+	{Name: "envoy.config.route.v3.RouteAction.HashPolicy", Fields: []pbwire.Field{ // 78
+		{Num: 1, Name: "header", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 183},
+		{Num: 2, Name: "cookie", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 184},
+		{Num: 3, Name: "connection_properties", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 185},
 		{Num: 4, Name: "terminal", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 5, Name: "query_parameter", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 185},
-		{Num: 6, Name: "filter_state", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 186},
+		{Num: 5, Name: "query_parameter", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 186},
+		{Num: 6, Name: "filter_state", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 187},
 	}},
-	{Name: "envoy.config.route.v3.RetryPolicy", Fields: []pbwire.Field{ // 78
+	{Name: "envoy.config.route.v3.RetryPolicy", Fields: []pbwire.Field{ // 79
 		{Num: 1, Name: "retry_on", Kind: pbwire.String},
-		{Num: 2, Name: "num_retries", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 3, Name: "per_try_timeout", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 4, Name: "retry_priority", Kind: pbwire.Message, Presence: true, Msg: 187},
-		{Num: 5, Name: "retry_host_predicate", Kind: pbwire.Message, List: true, Msg: 188},
+		{Num: 2, Name: "num_retries", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 3, Name: "per_try_timeout", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 4, Name: "retry_priority", Kind: pbwire.Message, Presence: true, Msg: 188},
+		{Num: 5, Name: "retry_host_predicate", Kind: pbwire.Message, List: true, Msg: 189},
 		{Num: 6, Name: "host_selection_retry_max_attempts", Kind: pbwire.Varint, Scalar: pbwire.ScalarInt64},
 		{Num: 7, Name: "retriable_status_codes", Kind: pbwire.Varint, List: true, Scalar: pbwire.ScalarUint32},
-		{Num: 8, Name: "retry_back_off", Kind: pbwire.Message, Presence: true, Msg: 189},
-		{Num: 9, Name: "retriable_headers", Kind: pbwire.Message, List: true, Msg: 191},
-		{Num: 10, Name: "retriable_request_headers", Kind: pbwire.Message, List: true, Msg: 191},
-		{Num: 11, Name: "rate_limited_retry_back_off", Kind: pbwire.Message, Presence: true, Msg: 190},
-		{Num: 12, Name: "retry_options_predicates", Kind: pbwire.Message, List: true, Msg: 52},
-		{Num: 13, Name: "per_try_idle_timeout", Kind: pbwire.Message, Presence: true, Msg: 35},
+		{Num: 8, Name: "retry_back_off", Kind: pbwire.Message, Presence: true, Msg: 190},
+		{Num: 9, Name: "retriable_headers", Kind: pbwire.Message, List: true, Msg: 192},
+		{Num: 10, Name: "retriable_request_headers", Kind: pbwire.Message, List: true, Msg: 192},
+		{Num: 11, Name: "rate_limited_retry_back_off", Kind: pbwire.Message, Presence: true, Msg: 191},
+		{Num: 12, Name: "retry_options_predicates", Kind: pbwire.Message, List: true, Msg: 53},
+		{Num: 13, Name: "per_try_idle_timeout", Kind: pbwire.Message, Presence: true, Msg: 36},
 		{Num: 14, Name: "refresh_cluster_on_retry", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 	}},
-	{Name: "envoy.config.endpoint.v3.LocalityLbEndpoints", Fields: []pbwire.Field{ // 79
-		{Num: 1, Name: "locality", Kind: pbwire.Message, Presence: true, Msg: 192},
-		{Num: 2, Name: "lb_endpoints", Kind: pbwire.Message, List: true, Msg: 193},
-		{Num: 3, Name: "load_balancing_weight", Kind: pbwire.Message, Presence: true, Msg: 28},
+	{Name: "envoy.config.endpoint.v3.LocalityLbEndpoints", Fields: []pbwire.Field{ // 80
+		{Num: 1, Name: "locality", Kind: pbwire.Message, Presence: true, Msg: 193},
+		{Num: 2, Name: "lb_endpoints", Kind: pbwire.Message, List: true, Msg: 194},
+		{Num: 3, Name: "load_balancing_weight", Kind: pbwire.Message, Presence: true, Msg: 29},
 		{Num: 5, Name: "priority", Kind: pbwire.Varint, Scalar: pbwire.ScalarUint32},
-		{Num: 6, Name: "proximity", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 7, Name: "load_balancer_endpoints", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 194},
-		{Num: 8, Name: "leds_cluster_locality_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 195},
-		{Num: 9, Name: "metadata", Kind: pbwire.Message, Presence: true, Msg: 63},
+		{Num: 6, Name: "proximity", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 7, Name: "load_balancer_endpoints", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 195},
+		{Num: 8, Name: "leds_cluster_locality_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 196},
+		{Num: 9, Name: "metadata", Kind: pbwire.Message, Presence: true, Msg: 64},
 	}},
-	{Name: "envoy.config.endpoint.v3.ClusterLoadAssignment.NamedEndpointsEntry", Fields: []pbwire.Field{ // 80
+	{Name: "envoy.config.endpoint.v3.ClusterLoadAssignment.NamedEndpointsEntry", Fields: []pbwire.Field{ // 81
 		{Num: 1, Name: "key", Kind: pbwire.String},
-		{Num: 2, Name: "value", Kind: pbwire.Message, Presence: true, Msg: 196},
+		{Num: 2, Name: "value", Kind: pbwire.Message, Presence: true, Msg: 197},
 	}},
-	{Name: "envoy.config.endpoint.v3.ClusterLoadAssignment.Policy", Fields: []pbwire.Field{ // 81
-		{Num: 2, Name: "drop_overloads", Kind: pbwire.Message, List: true, Msg: 197},
-		{Num: 3, Name: "overprovisioning_factor", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 4, Name: "endpoint_stale_after", Kind: pbwire.Message, Presence: true, Msg: 35},
+	{Name: "envoy.config.endpoint.v3.ClusterLoadAssignment.Policy", Fields: []pbwire.Field{ // 82
+		{Num: 2, Name: "drop_overloads", Kind: pbwire.Message, List: true, Msg: 198},
+		{Num: 3, Name: "overprovisioning_factor", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 4, Name: "endpoint_stale_after", Kind: pbwire.Message, Presence: true, Msg: 36},
 		{Num: 6, Name: "weighted_priority_health", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 	}},
-	{Name: "envoy.extensions.transport_sockets.tls.v3.CommonTlsContext", Fields: []pbwire.Field{ // 82
-		{Num: 1, Name: "tls_params", Kind: pbwire.Message, Presence: true, Msg: 198},
-		{Num: 2, Name: "tls_certificates", Kind: pbwire.Message, List: true, Msg: 135},
-		{Num: 3, Name: "validation_context", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 136},
+	{Name: "envoy.extensions.transport_sockets.tls.v3.CommonTlsContext", Fields: []pbwire.Field{ // 83
+		{Num: 1, Name: "tls_params", Kind: pbwire.Message, Presence: true, Msg: 199},
+		{Num: 2, Name: "tls_certificates", Kind: pbwire.Message, List: true, Msg: 136},
+		{Num: 3, Name: "validation_context", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 137},
 		{Num: 4, Name: "alpn_protocols", Kind: pbwire.String, List: true},
-		{Num: 6, Name: "tls_certificate_sds_secret_configs", Kind: pbwire.Message, List: true, Msg: 132},
-		{Num: 7, Name: "validation_context_sds_secret_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 132},
-		{Num: 8, Name: "combined_validation_context", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 202},
-		{Num: 9, Name: "tls_certificate_certificate_provider", Kind: pbwire.Message, Presence: true, Msg: 200},
-		{Num: 10, Name: "validation_context_certificate_provider", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 200},
-		{Num: 11, Name: "tls_certificate_certificate_provider_instance", Kind: pbwire.Message, Presence: true, Msg: 201},
-		{Num: 12, Name: "validation_context_certificate_provider_instance", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 201},
-		{Num: 13, Name: "custom_handshaker", Kind: pbwire.Message, Presence: true, Msg: 52},
-		{Num: 14, Name: "tls_certificate_provider_instance", Kind: pbwire.Message, Presence: true, Msg: 199},
-		{Num: 15, Name: "key_log", Kind: pbwire.Message, Presence: true, Msg: 203},
-		{Num: 16, Name: "custom_tls_certificate_selector", Kind: pbwire.Message, Presence: true, Msg: 52},
+		{Num: 6, Name: "tls_certificate_sds_secret_configs", Kind: pbwire.Message, List: true, Msg: 133},
+		{Num: 7, Name: "validation_context_sds_secret_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 133},
+		{Num: 8, Name: "combined_validation_context", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 203},
+		{Num: 9, Name: "tls_certificate_certificate_provider", Kind: pbwire.Message, Presence: true, Msg: 201},
+		{Num: 10, Name: "validation_context_certificate_provider", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 201},
+		{Num: 11, Name: "tls_certificate_certificate_provider_instance", Kind: pbwire.Message, Presence: true, Msg: 202},
+		{Num: 12, Name: "validation_context_certificate_provider_instance", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 202},
+		{Num: 13, Name: "custom_handshaker", Kind: pbwire.Message, Presence: true, Msg: 53},
+		{Num: 14, Name: "tls_certificate_provider_instance", Kind: pbwire.Message, Presence: true, Msg: 200},
+		{Num: 15, Name: "key_log", Kind: pbwire.Message, Presence: true, Msg: 204},
+		{Num: 16, Name: "custom_tls_certificate_selector", Kind: pbwire.Message, Presence: true, Msg: 53},
 	}},
-	{Name: "envoy.config.route.v3.Vhds", Fields: []pbwire.Field{ // 83
-		{Num: 1, Name: "config_source", Kind: pbwire.Message, Presence: true, Msg: 67},
+	{Name: "envoy.config.route.v3.Vhds", Fields: []pbwire.Field{ // 84
+		{Num: 1, Name: "config_source", Kind: pbwire.Message, Presence: true, Msg: 68},
 	}},
-	{Name: "envoy.config.core.v3.HeaderValueOption", Fields: []pbwire.Field{ // 84
-		{Num: 1, Name: "header", Kind: pbwire.Message, Presence: true, Msg: 204},
-		{Num: 2, Name: "append", Kind: pbwire.Message, Presence: true, Msg: 25},
-		{Num: 3, Name: "append_action", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 394},
+	{Name: "envoy.config.core.v3.HeaderValueOption", Fields: []pbwire.Field{ // 85
+		{Num: 1, Name: "header", Kind: pbwire.Message, Presence: true, Msg: 205},
+		{Num: 2, Name: "append", Kind: pbwire.Message, Presence: true, Msg: 26},
+		{Num: 3, Name: "append_action", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 395},
 		{Num: 4, Name: "keep_empty_value", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 	}},
-	{Name: "envoy.config.route.v3.ClusterSpecifierPlugin", Fields: []pbwire.Field{ // 85
-		{Num: 1, Name: "extension", Kind: pbwire.Message, Presence: true, Msg: 52},
+	{Name: "envoy.config.route.v3.ClusterSpecifierPlugin", Fields: []pbwire.Field{ // 86
+		{Num: 1, Name: "extension", Kind: pbwire.Message, Presence: true, Msg: 53},
 		{Num: 2, Name: "is_optional", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 	}},
-	{Name: "envoy.config.route.v3.RouteConfiguration.TypedPerFilterConfigEntry", Fields: []pbwire.Field{ // 86
+	{Name: "envoy.config.route.v3.RouteConfiguration.TypedPerFilterConfigEntry", Fields: []pbwire.Field{ // 87
 		{Num: 1, Name: "key", Kind: pbwire.String},
-		{Num: 2, Name: "value", Kind: pbwire.Message, Presence: true, Msg: 92},
+		{Num: 2, Name: "value", Kind: pbwire.Message, Presence: true, Msg: 93},
 	}},
-	{Name: "envoy.config.route.v3.Route", Fields: []pbwire.Field{ // 87
-		{Num: 1, Name: "match", Kind: pbwire.Message, Presence: true, Msg: 205},
-		{Num: 2, Name: "route", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 206},
-		{Num: 3, Name: "redirect", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 207},
-		{Num: 4, Name: "metadata", Kind: pbwire.Message, Presence: true, Msg: 63},
-		{Num: 5, Name: "decorator", Kind: pbwire.Message, Presence: true, Msg: 211},
-		{Num: 7, Name: "direct_response", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 208},
-		{Num: 9, Name: "request_headers_to_add", Kind: pbwire.Message, List: true, Msg: 84},
-		{Num: 10, Name: "response_headers_to_add", Kind: pbwire.Message, List: true, Msg: 84},
+	{Name: "envoy.config.route.v3.Route", Fields: []pbwire.Field{ // 88
+		{Num: 1, Name: "match", Kind: pbwire.Message, Presence: true, Msg: 206},
+		{Num: 2, Name: "route", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 207},
+		{Num: 3, Name: "redirect", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 208},
+		{Num: 4, Name: "metadata", Kind: pbwire.Message, Presence: true, Msg: 64},
+		{Num: 5, Name: "decorator", Kind: pbwire.Message, Presence: true, Msg: 212},
+		{Num: 7, Name: "direct_response", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 209},
+		{Num: 9, Name: "request_headers_to_add", Kind: pbwire.Message, List: true, Msg: 85},
+		{Num: 10, Name: "response_headers_to_add", Kind: pbwire.Message, List: true, Msg: 85},
 		{Num: 11, Name: "response_headers_to_remove", Kind: pbwire.String, List: true},
 		{Num: 12, Name: "request_headers_to_remove", Kind: pbwire.String, List: true},
-		{Num: 13, Name: "typed_per_filter_config", Kind: pbwire.Message, List: true, Map: true, Msg: 212},
+		{Num: 13, Name: "typed_per_filter_config", Kind: pbwire.Message, List: true, Map: true, Msg: 213},
 		{Num: 14, Name: "name", Kind: pbwire.String},
-		{Num: 15, Name: "tracing", Kind: pbwire.Message, Presence: true, Msg: 213},
-		{Num: 16, Name: "per_request_buffer_limit_bytes", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 17, Name: "filter_action", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 209},
-		{Num: 18, Name: "non_forwarding_action", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 210},
+		{Num: 15, Name: "tracing", Kind: pbwire.Message, Presence: true, Msg: 214},
+		{Num: 16, Name: "per_request_buffer_limit_bytes", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 17, Name: "filter_action", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 210},
+		{Num: 18, Name: "non_forwarding_action", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 211},
 		{Num: 19, Name: "stat_prefix", Kind: pbwire.String},
-		{Num: 20, Name: "request_body_buffer_limit", Kind: pbwire.Message, Presence: true, Msg: 29},
-		{Num: 21, Name: "route_specifiers", Kind: pbwire.Message, List: true, Msg: 52},
+		{Num: 20, Name: "request_body_buffer_limit", Kind: pbwire.Message, Presence: true, Msg: 30},
+		{Num: 21, Name: "route_specifiers", Kind: pbwire.Message, List: true, Msg: 53},
 	}},
-	{Name: "envoy.config.route.v3.VirtualCluster", Fields: []pbwire.Field{ // 88
+	{Name: "envoy.config.route.v3.VirtualCluster", Fields: []pbwire.Field{ // 89
 		{Num: 2, Name: "name", Kind: pbwire.String},
-		{Num: 4, Name: "headers", Kind: pbwire.Message, List: true, Msg: 191},
+		{Num: 4, Name: "headers", Kind: pbwire.Message, List: true, Msg: 192},
 	}},
-	{Name: "envoy.config.route.v3.RateLimit", Fields: []pbwire.Field{ // 89
-		{Num: 1, Name: "stage", Kind: pbwire.Message, Presence: true, Msg: 28},
+	{Name: "envoy.config.route.v3.RateLimit", Fields: []pbwire.Field{ // 90
+		{Num: 1, Name: "stage", Kind: pbwire.Message, Presence: true, Msg: 29},
 		{Num: 2, Name: "disable_key", Kind: pbwire.String},
-		{Num: 3, Name: "actions", Kind: pbwire.Message, List: true, Msg: 214},
-		{Num: 4, Name: "limit", Kind: pbwire.Message, Presence: true, Msg: 215},
-		{Num: 5, Name: "hits_addend", Kind: pbwire.Message, Presence: true, Msg: 216},
+		{Num: 3, Name: "actions", Kind: pbwire.Message, List: true, Msg: 215},
+		{Num: 4, Name: "limit", Kind: pbwire.Message, Presence: true, Msg: 216},
+		{Num: 5, Name: "hits_addend", Kind: pbwire.Message, Presence: true, Msg: 217},
 		{Num: 6, Name: "apply_on_stream_done", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 7, Name: "x_ratelimit_option", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 395},
+		{Num: 7, Name: "x_ratelimit_option", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 396},
 	}},
-	{Name: "envoy.config.route.v3.CorsPolicy", Fields: []pbwire.Field{ // 90
+	{Name: "envoy.config.route.v3.CorsPolicy", Fields: []pbwire.Field{ // 91
 		{Num: 2, Name: "allow_methods", Kind: pbwire.String},
 		{Num: 3, Name: "allow_headers", Kind: pbwire.String},
 		{Num: 4, Name: "expose_headers", Kind: pbwire.String},
 		{Num: 5, Name: "max_age", Kind: pbwire.String},
-		{Num: 6, Name: "allow_credentials", Kind: pbwire.Message, Presence: true, Msg: 25},
-		{Num: 9, Name: "filter_enabled", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 180},
-		{Num: 10, Name: "shadow_enabled", Kind: pbwire.Message, Presence: true, Msg: 180},
-		{Num: 11, Name: "allow_origin_string_match", Kind: pbwire.Message, List: true, Msg: 151},
-		{Num: 12, Name: "allow_private_network_access", Kind: pbwire.Message, Presence: true, Msg: 25},
-		{Num: 13, Name: "forward_not_matching_preflights", Kind: pbwire.Message, Presence: true, Msg: 25},
+		{Num: 6, Name: "allow_credentials", Kind: pbwire.Message, Presence: true, Msg: 26},
+		{Num: 9, Name: "filter_enabled", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 181},
+		{Num: 10, Name: "shadow_enabled", Kind: pbwire.Message, Presence: true, Msg: 181},
+		{Num: 11, Name: "allow_origin_string_match", Kind: pbwire.Message, List: true, Msg: 152},
+		{Num: 12, Name: "allow_private_network_access", Kind: pbwire.Message, Presence: true, Msg: 26},
+		{Num: 13, Name: "forward_not_matching_preflights", Kind: pbwire.Message, Presence: true, Msg: 26},
 	}},
-	{Name: "envoy.config.route.v3.VirtualHost.TypedPerFilterConfigEntry", Fields: []pbwire.Field{ // 91
+	{Name: "envoy.config.route.v3.VirtualHost.TypedPerFilterConfigEntry", Fields: []pbwire.Field{ // 92
 		{Num: 1, Name: "key", Kind: pbwire.String},
-		{Num: 2, Name: "value", Kind: pbwire.Message, Presence: true, Msg: 92},
+		{Num: 2, Name: "value", Kind: pbwire.Message, Presence: true, Msg: 93},
 	}},
-	{Name: "google.protobuf.Any", Fields: []pbwire.Field{ // 92
+	{Name: "google.protobuf.Any", Fields: []pbwire.Field{ // 93
 		{Num: 1, Name: "type_url", Kind: pbwire.String},
 		{Num: 2, Name: "value", Kind: pbwire.Bytes},
 	}},
-	{Name: "envoy.config.route.v3.HedgePolicy", Fields: []pbwire.Field{ // 93
-		{Num: 1, Name: "initial_requests", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 2, Name: "additional_request_chance", Kind: pbwire.Message, Presence: true, Msg: 217},
+	{Name: "envoy.config.route.v3.HedgePolicy", Fields: []pbwire.Field{ // 94
+		{Num: 1, Name: "initial_requests", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 2, Name: "additional_request_chance", Kind: pbwire.Message, Presence: true, Msg: 218},
 		{Num: 3, Name: "hedge_on_per_try_timeout", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 	}},
-	{Name: "envoy.config.listener.v3.AdditionalAddress", Fields: []pbwire.Field{ // 94
-		{Num: 1, Name: "address", Kind: pbwire.Message, Presence: true, Msg: 50},
-		{Num: 2, Name: "socket_options", Kind: pbwire.Message, Presence: true, Msg: 218},
-		{Num: 3, Name: "tcp_keepalive", Kind: pbwire.Message, Presence: true, Msg: 105},
+	{Name: "envoy.config.listener.v3.AdditionalAddress", Fields: []pbwire.Field{ // 95
+		{Num: 1, Name: "address", Kind: pbwire.Message, Presence: true, Msg: 51},
+		{Num: 2, Name: "socket_options", Kind: pbwire.Message, Presence: true, Msg: 219},
+		{Num: 3, Name: "tcp_keepalive", Kind: pbwire.Message, Presence: true, Msg: 106},
 	}},
-	{Name: "envoy.config.listener.v3.FilterChain", Fields: []pbwire.Field{ // 95
-		{Num: 1, Name: "filter_chain_match", Kind: pbwire.Message, Presence: true, Msg: 219},
-		{Num: 3, Name: "filters", Kind: pbwire.Message, List: true, Msg: 220},
-		{Num: 4, Name: "use_proxy_proto", Kind: pbwire.Message, Presence: true, Msg: 25},
-		{Num: 5, Name: "metadata", Kind: pbwire.Message, Presence: true, Msg: 63},
-		{Num: 6, Name: "transport_socket", Kind: pbwire.Message, Presence: true, Msg: 62},
+	{Name: "envoy.config.listener.v3.FilterChain", Fields: []pbwire.Field{ // 96
+		{Num: 1, Name: "filter_chain_match", Kind: pbwire.Message, Presence: true, Msg: 220},
+		{Num: 3, Name: "filters", Kind: pbwire.Message, List: true, Msg: 221},
+		{Num: 4, Name: "use_proxy_proto", Kind: pbwire.Message, Presence: true, Msg: 26},
+		{Num: 5, Name: "metadata", Kind: pbwire.Message, Presence: true, Msg: 64},
+		{Num: 6, Name: "transport_socket", Kind: pbwire.Message, Presence: true, Msg: 63},
 		{Num: 7, Name: "name", Kind: pbwire.String},
-		{Num: 9, Name: "transport_socket_connect_timeout", Kind: pbwire.Message, Presence: true, Msg: 35},
+		{Num: 9, Name: "transport_socket_connect_timeout", Kind: pbwire.Message, Presence: true, Msg: 36},
 	}},
-	{Name: "envoy.config.listener.v3.Listener.FcdsConfig", Fields: []pbwire.Field{ // 96
+	{Name: "envoy.config.listener.v3.Listener.FcdsConfig", Fields: []pbwire.Field{ // 97
 		{Num: 1, Name: "name", Kind: pbwire.String},
-		{Num: 2, Name: "config_source", Kind: pbwire.Message, Presence: true, Msg: 67},
+		{Num: 2, Name: "config_source", Kind: pbwire.Message, Presence: true, Msg: 68},
 	}},
-	{Name: "envoy.config.listener.v3.Listener.DeprecatedV1", Fields: []pbwire.Field{ // 97
-		{Num: 1, Name: "bind_to_port", Kind: pbwire.Message, Presence: true, Msg: 25},
+	{Name: "envoy.config.listener.v3.Listener.DeprecatedV1", Fields: []pbwire.Field{ // 98
+		{Num: 1, Name: "bind_to_port", Kind: pbwire.Message, Presence: true, Msg: 26},
 	}},
-	{Name: "envoy.config.listener.v3.ListenerFilter", Fields: []pbwire.Field{ // 98
+	{Name: "envoy.config.listener.v3.ListenerFilter", Fields: []pbwire.Field{ // 99
 		{Num: 1, Name: "name", Kind: pbwire.String},
-		{Num: 3, Name: "typed_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 92},
-		{Num: 4, Name: "filter_disabled", Kind: pbwire.Message, Presence: true, Msg: 221},
-		{Num: 5, Name: "config_discovery", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 170},
+		{Num: 3, Name: "typed_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 93},
+		{Num: 4, Name: "filter_disabled", Kind: pbwire.Message, Presence: true, Msg: 222},
+		{Num: 5, Name: "config_discovery", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 171},
 	}},
-	{Name: "envoy.config.core.v3.SocketOption", Fields: []pbwire.Field{ // 99
+	{Name: "envoy.config.core.v3.SocketOption", Fields: []pbwire.Field{ // 100
 		{Num: 1, Name: "description", Kind: pbwire.String},
 		{Num: 2, Name: "level", Kind: pbwire.Varint, Scalar: pbwire.ScalarInt64},
 		{Num: 3, Name: "name", Kind: pbwire.Varint, Scalar: pbwire.ScalarInt64},
 		{Num: 4, Name: "int_value", Kind: pbwire.Varint, Presence: true, Oneof: 1, Scalar: pbwire.ScalarInt64},
 		{Num: 5, Name: "buf_value", Kind: pbwire.Bytes, Presence: true, Oneof: 1},
-		{Num: 6, Name: "state", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 396},
-		{Num: 7, Name: "type", Kind: pbwire.Message, Presence: true, Msg: 222},
-		{Num: 8, Name: "ip_version", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 397},
+		{Num: 6, Name: "state", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 397},
+		{Num: 7, Name: "type", Kind: pbwire.Message, Presence: true, Msg: 223},
+		{Num: 8, Name: "ip_version", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 398},
 	}},
-	{Name: "envoy.config.listener.v3.UdpListenerConfig", Fields: []pbwire.Field{ // 100
-		{Num: 5, Name: "downstream_socket_config", Kind: pbwire.Message, Presence: true, Msg: 223},
-		{Num: 7, Name: "quic_options", Kind: pbwire.Message, Presence: true, Msg: 224},
-		{Num: 8, Name: "udp_packet_packet_writer_config", Kind: pbwire.Message, Presence: true, Msg: 52},
+	{Name: "envoy.config.listener.v3.UdpListenerConfig", Fields: []pbwire.Field{ // 101
+		{Num: 5, Name: "downstream_socket_config", Kind: pbwire.Message, Presence: true, Msg: 224},
+		{Num: 7, Name: "quic_options", Kind: pbwire.Message, Presence: true, Msg: 225},
+		{Num: 8, Name: "udp_packet_packet_writer_config", Kind: pbwire.Message, Presence: true, Msg: 53},
 	}},
-	{Name: "envoy.config.listener.v3.ApiListener", Fields: []pbwire.Field{ // 101
-		{Num: 1, Name: "api_listener", Kind: pbwire.Message, Presence: true, Msg: 92},
+	{Name: "envoy.config.listener.v3.ApiListener", Fields: []pbwire.Field{ // 102
+		{Num: 1, Name: "api_listener", Kind: pbwire.Message, Presence: true, Msg: 93},
 	}},
-	{Name: "envoy.config.listener.v3.Listener.ConnectionBalanceConfig", Fields: []pbwire.Field{ // 102
-		{Num: 1, Name: "exact_balance", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 225},
-		{Num: 2, Name: "extend_balance", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 52},
-		{Num: 3, Name: "cpu_locality_balance", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 226},
+	{Name: "envoy.config.listener.v3.Listener.ConnectionBalanceConfig", Fields: []pbwire.Field{ // 103
+		{Num: 1, Name: "exact_balance", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 226},
+		{Num: 2, Name: "extend_balance", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 53},
+		{Num: 3, Name: "cpu_locality_balance", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 227},
 	}},
-	{Name: "envoy.config.accesslog.v3.AccessLog", Fields: []pbwire.Field{ // 103
+	{Name: "envoy.config.accesslog.v3.AccessLog", Fields: []pbwire.Field{ // 104
 		{Num: 1, Name: "name", Kind: pbwire.String},
-		{Num: 2, Name: "filter", Kind: pbwire.Message, Presence: true, Msg: 227},
-		{Num: 4, Name: "typed_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 92},
+		{Num: 2, Name: "filter", Kind: pbwire.Message, Presence: true, Msg: 228},
+		{Num: 4, Name: "typed_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 93},
 	}},
-	{Name: "envoy.config.listener.v3.Listener.InternalListenerConfig", Fields: []pbwire.Field{ // 104
+	{Name: "envoy.config.listener.v3.Listener.InternalListenerConfig", Fields: []pbwire.Field{ // 105
 	}},
-	{Name: "envoy.config.core.v3.TcpKeepalive", Fields: []pbwire.Field{ // 105
-		{Num: 1, Name: "keepalive_probes", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 2, Name: "keepalive_time", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 3, Name: "keepalive_interval", Kind: pbwire.Message, Presence: true, Msg: 28},
+	{Name: "envoy.config.core.v3.TcpKeepalive", Fields: []pbwire.Field{ // 106
+		{Num: 1, Name: "keepalive_probes", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 2, Name: "keepalive_time", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 3, Name: "keepalive_interval", Kind: pbwire.Message, Presence: true, Msg: 29},
 	}},
-	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.Rds", Fields: []pbwire.Field{ // 106
-		{Num: 1, Name: "config_source", Kind: pbwire.Message, Presence: true, Msg: 67},
+	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.Rds", Fields: []pbwire.Field{ // 107
+		{Num: 1, Name: "config_source", Kind: pbwire.Message, Presence: true, Msg: 68},
 		{Num: 2, Name: "route_config_name", Kind: pbwire.String},
 	}},
-	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.ScopedRoutes", Fields: []pbwire.Field{ // 107
+	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.ScopedRoutes", Fields: []pbwire.Field{ // 108
 		{Num: 1, Name: "name", Kind: pbwire.String},
-		{Num: 2, Name: "scope_key_builder", Kind: pbwire.Message, Presence: true, Msg: 228},
-		{Num: 3, Name: "rds_config_source", Kind: pbwire.Message, Presence: true, Msg: 67},
-		{Num: 4, Name: "scoped_route_configurations_list", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 229},
-		{Num: 5, Name: "scoped_rds", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 230},
+		{Num: 2, Name: "scope_key_builder", Kind: pbwire.Message, Presence: true, Msg: 229},
+		{Num: 3, Name: "rds_config_source", Kind: pbwire.Message, Presence: true, Msg: 68},
+		{Num: 4, Name: "scoped_route_configurations_list", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 230},
+		{Num: 5, Name: "scoped_rds", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 231},
 	}},
-	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.Tracing", Fields: []pbwire.Field{ // 108
-		{Num: 3, Name: "client_sampling", Kind: pbwire.Message, Presence: true, Msg: 111},
-		{Num: 4, Name: "random_sampling", Kind: pbwire.Message, Presence: true, Msg: 111},
-		{Num: 5, Name: "overall_sampling", Kind: pbwire.Message, Presence: true, Msg: 111},
+	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.Tracing", Fields: []pbwire.Field{ // 109
+		{Num: 3, Name: "client_sampling", Kind: pbwire.Message, Presence: true, Msg: 112},
+		{Num: 4, Name: "random_sampling", Kind: pbwire.Message, Presence: true, Msg: 112},
+		{Num: 5, Name: "overall_sampling", Kind: pbwire.Message, Presence: true, Msg: 112},
 		{Num: 6, Name: "verbose", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 7, Name: "max_path_tag_length", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 8, Name: "custom_tags", Kind: pbwire.Message, List: true, Msg: 231},
-		{Num: 9, Name: "provider", Kind: pbwire.Message, Presence: true, Msg: 232},
-		{Num: 10, Name: "spawn_upstream_span", Kind: pbwire.Message, Presence: true, Msg: 25},
+		{Num: 7, Name: "max_path_tag_length", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 8, Name: "custom_tags", Kind: pbwire.Message, List: true, Msg: 232},
+		{Num: 9, Name: "provider", Kind: pbwire.Message, Presence: true, Msg: 233},
+		{Num: 10, Name: "spawn_upstream_span", Kind: pbwire.Message, Presence: true, Msg: 26},
 		{Num: 11, Name: "operation", Kind: pbwire.String},
 		{Num: 12, Name: "upstream_operation", Kind: pbwire.String},
 		{Num: 13, Name: "no_context_propagation", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 	}},
-	{Name: "envoy.config.core.v3.Http3ProtocolOptions", Fields: []pbwire.Field{ // 109
-		{Num: 1, Name: "quic_protocol_options", Kind: pbwire.Message, Presence: true, Msg: 233},
-		{Num: 2, Name: "override_stream_error_on_invalid_http_message", Kind: pbwire.Message, Presence: true, Msg: 25},
+	{Name: "envoy.config.core.v3.Http3ProtocolOptions", Fields: []pbwire.Field{ // 110
+		{Num: 1, Name: "quic_protocol_options", Kind: pbwire.Message, Presence: true, Msg: 234},
+		{Num: 2, Name: "override_stream_error_on_invalid_http_message", Kind: pbwire.Message, Presence: true, Msg: 26},
 		{Num: 5, Name: "allow_extended_connect", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 		{Num: 6, Name: "allow_metadata", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 		{Num: 7, Name: "disable_qpack", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 		{Num: 8, Name: "disable_connection_flow_control_for_streams", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 9, Name: "disallow_obs_text", Kind: pbwire.Message, Presence: true, Msg: 25},
+		{Num: 9, Name: "disallow_obs_text", Kind: pbwire.Message, Presence: true, Msg: 26},
 	}},
-	{Name: "envoy.config.core.v3.SchemeHeaderTransformation", Fields: []pbwire.Field{ // 110
+	{Name: "envoy.config.core.v3.SchemeHeaderTransformation", Fields: []pbwire.Field{ // 111
 		{Num: 1, Name: "scheme_to_overwrite", Kind: pbwire.String, Presence: true, Oneof: 1},
 		{Num: 2, Name: "match_upstream", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 	}},
-	{Name: "envoy.type.v3.Percent", Fields: []pbwire.Field{ // 111
+	{Name: "envoy.type.v3.Percent", Fields: []pbwire.Field{ // 112
 		{Num: 1, Name: "value", Kind: pbwire.Fixed64, Scalar: pbwire.ScalarDouble},
 	}},
-	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.HcmAccessLogOptions", Fields: []pbwire.Field{ // 112
-		{Num: 1, Name: "access_log_flush_interval", Kind: pbwire.Message, Presence: true, Msg: 35},
+	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.HcmAccessLogOptions", Fields: []pbwire.Field{ // 113
+		{Num: 1, Name: "access_log_flush_interval", Kind: pbwire.Message, Presence: true, Msg: 36},
 		{Num: 2, Name: "flush_access_log_on_new_request", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 		{Num: 3, Name: "flush_log_on_tunnel_successfully_established", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 	}},
-	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.InternalAddressConfig", Fields: []pbwire.Field{ // 113
+	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.InternalAddressConfig", Fields: []pbwire.Field{ // 114
 		{Num: 1, Name: "unix_sockets", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 2, Name: "cidr_ranges", Kind: pbwire.Message, List: true, Msg: 234},
+		{Num: 2, Name: "cidr_ranges", Kind: pbwire.Message, List: true, Msg: 235},
 	}},
-	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.SetCurrentClientCertDetails", Fields: []pbwire.Field{ // 114
-		{Num: 1, Name: "subject", Kind: pbwire.Message, Presence: true, Msg: 25},
+	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.SetCurrentClientCertDetails", Fields: []pbwire.Field{ // 115
+		{Num: 1, Name: "subject", Kind: pbwire.Message, Presence: true, Msg: 26},
 		{Num: 3, Name: "cert", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 		{Num: 4, Name: "dns", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 		{Num: 5, Name: "uri", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 		{Num: 6, Name: "chain", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 7, Name: "format", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 398},
+		{Num: 7, Name: "format", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 399},
 		{Num: 8, Name: "issuer", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 	}},
-	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.UpgradeConfig", Fields: []pbwire.Field{ // 115
+	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.UpgradeConfig", Fields: []pbwire.Field{ // 116
 		{Num: 1, Name: "upgrade_type", Kind: pbwire.String},
-		{Num: 2, Name: "filters", Kind: pbwire.Message, List: true, Msg: 74},
-		{Num: 3, Name: "enabled", Kind: pbwire.Message, Presence: true, Msg: 25},
+		{Num: 2, Name: "filters", Kind: pbwire.Message, List: true, Msg: 75},
+		{Num: 3, Name: "enabled", Kind: pbwire.Message, Presence: true, Msg: 26},
 	}},
-	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.RequestIDExtension", Fields: []pbwire.Field{ // 116
-		{Num: 1, Name: "typed_config", Kind: pbwire.Message, Presence: true, Msg: 92},
+	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.RequestIDExtension", Fields: []pbwire.Field{ // 117
+		{Num: 1, Name: "typed_config", Kind: pbwire.Message, Presence: true, Msg: 93},
 	}},
-	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.LocalReplyConfig", Fields: []pbwire.Field{ // 117
-		{Num: 1, Name: "mappers", Kind: pbwire.Message, List: true, Msg: 235},
-		{Num: 2, Name: "body_format", Kind: pbwire.Message, Presence: true, Msg: 123},
+	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.LocalReplyConfig", Fields: []pbwire.Field{ // 118
+		{Num: 1, Name: "mappers", Kind: pbwire.Message, List: true, Msg: 236},
+		{Num: 2, Name: "body_format", Kind: pbwire.Message, Presence: true, Msg: 124},
 	}},
-	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.PathNormalizationOptions", Fields: []pbwire.Field{ // 118
-		{Num: 1, Name: "forwarding_transformation", Kind: pbwire.Message, Presence: true, Msg: 236},
-		{Num: 2, Name: "http_filter_transformation", Kind: pbwire.Message, Presence: true, Msg: 236},
+	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.PathNormalizationOptions", Fields: []pbwire.Field{ // 119
+		{Num: 1, Name: "forwarding_transformation", Kind: pbwire.Message, Presence: true, Msg: 237},
+		{Num: 2, Name: "http_filter_transformation", Kind: pbwire.Message, Presence: true, Msg: 237},
 	}},
-	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.ProxyStatusConfig", Fields: []pbwire.Field{ // 119
+	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.ProxyStatusConfig", Fields: []pbwire.Field{ // 120
 		{Num: 1, Name: "remove_details", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 		{Num: 2, Name: "remove_connection_termination_details", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 		{Num: 3, Name: "remove_response_flags", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
@@ -993,209 +998,209 @@ var wireTable = pbwire.Table{
 		{Num: 5, Name: "use_node_id", Kind: pbwire.Varint, Presence: true, Oneof: 1, Scalar: pbwire.ScalarBool},
 		{Num: 6, Name: "literal_proxy_name", Kind: pbwire.String, Presence: true, Oneof: 1},
 	}},
-	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.ForwardProtoConfig", Fields: []pbwire.Field{ // 120
+	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.ForwardProtoConfig", Fields: []pbwire.Field{ // 121
 		{Num: 1, Name: "https_destination_ports", Kind: pbwire.Varint, List: true, Scalar: pbwire.ScalarUint32},
 		{Num: 2, Name: "http_destination_ports", Kind: pbwire.Varint, List: true, Scalar: pbwire.ScalarUint32},
 	}},
-	{Name: "envoy.config.core.v3.GrpcService", Fields: []pbwire.Field{ // 121
-		{Num: 1, Name: "envoy_grpc", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 237},
-		{Num: 2, Name: "google_grpc", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 238},
-		{Num: 3, Name: "timeout", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 5, Name: "initial_metadata", Kind: pbwire.Message, List: true, Msg: 204},
-		{Num: 6, Name: "retry_policy", Kind: pbwire.Message, Presence: true, Msg: 239},
+	{Name: "envoy.config.core.v3.GrpcService", Fields: []pbwire.Field{ // 122
+		{Num: 1, Name: "envoy_grpc", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 238},
+		{Num: 2, Name: "google_grpc", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 239},
+		{Num: 3, Name: "timeout", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 5, Name: "initial_metadata", Kind: pbwire.Message, List: true, Msg: 205},
+		{Num: 6, Name: "retry_policy", Kind: pbwire.Message, Presence: true, Msg: 240},
 	}},
-	{Name: "envoy.config.core.v3.HttpService", Fields: []pbwire.Field{ // 122
-		{Num: 1, Name: "http_uri", Kind: pbwire.Message, Presence: true, Msg: 240},
-		{Num: 2, Name: "request_headers_to_add", Kind: pbwire.Message, List: true, Msg: 84},
-		{Num: 3, Name: "formatters", Kind: pbwire.Message, List: true, Msg: 52},
+	{Name: "envoy.config.core.v3.HttpService", Fields: []pbwire.Field{ // 123
+		{Num: 1, Name: "http_uri", Kind: pbwire.Message, Presence: true, Msg: 241},
+		{Num: 2, Name: "request_headers_to_add", Kind: pbwire.Message, List: true, Msg: 85},
+		{Num: 3, Name: "formatters", Kind: pbwire.Message, List: true, Msg: 53},
 	}},
-	{Name: "envoy.config.core.v3.SubstitutionFormatString", Fields: []pbwire.Field{ // 123
+	{Name: "envoy.config.core.v3.SubstitutionFormatString", Fields: []pbwire.Field{ // 124
 		{Num: 1, Name: "text_format", Kind: pbwire.String, Presence: true, Oneof: 1},
-		{Num: 2, Name: "json_format", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 32},
+		{Num: 2, Name: "json_format", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 33},
 		{Num: 3, Name: "omit_empty_values", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 		{Num: 4, Name: "content_type", Kind: pbwire.String},
-		{Num: 5, Name: "text_format_source", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 241},
-		{Num: 6, Name: "formatters", Kind: pbwire.Message, List: true, Msg: 52},
-		{Num: 7, Name: "json_format_options", Kind: pbwire.Message, Presence: true, Msg: 242},
+		{Num: 5, Name: "text_format_source", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 242},
+		{Num: 6, Name: "formatters", Kind: pbwire.Message, List: true, Msg: 53},
+		{Num: 7, Name: "json_format_options", Kind: pbwire.Message, Presence: true, Msg: 243},
 	}},
-	{Name: "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster", Fields: []pbwire.Field{ // 124
-		{Num: 1, Name: "clusters", Kind: pbwire.Message, List: true, Msg: 243},
+	{Name: "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster", Fields: []pbwire.Field{ // 125
+		{Num: 1, Name: "clusters", Kind: pbwire.Message, List: true, Msg: 244},
 	}},
-	{Name: "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.OnDemand", Fields: []pbwire.Field{ // 125
-		{Num: 1, Name: "odcds_config", Kind: pbwire.Message, Presence: true, Msg: 67},
+	{Name: "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.OnDemand", Fields: []pbwire.Field{ // 126
+		{Num: 1, Name: "odcds_config", Kind: pbwire.Message, Presence: true, Msg: 68},
 		{Num: 2, Name: "resources_locator", Kind: pbwire.String},
-		{Num: 3, Name: "timeout", Kind: pbwire.Message, Presence: true, Msg: 35},
+		{Num: 3, Name: "timeout", Kind: pbwire.Message, Presence: true, Msg: 36},
 	}},
-	{Name: "envoy.config.core.v3.BackoffStrategy", Fields: []pbwire.Field{ // 126
-		{Num: 1, Name: "base_interval", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 2, Name: "max_interval", Kind: pbwire.Message, Presence: true, Msg: 35},
+	{Name: "envoy.config.core.v3.BackoffStrategy", Fields: []pbwire.Field{ // 127
+		{Num: 1, Name: "base_interval", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 2, Name: "max_interval", Kind: pbwire.Message, Presence: true, Msg: 36},
 	}},
-	{Name: "envoy.type.v3.HashPolicy", Fields: []pbwire.Field{ // 127
-		{Num: 1, Name: "source_ip", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 244},
-		{Num: 2, Name: "filter_state", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 245},
+	{Name: "envoy.type.v3.HashPolicy", Fields: []pbwire.Field{ // 128
+		{Num: 1, Name: "source_ip", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 245},
+		{Num: 2, Name: "filter_state", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 246},
 	}},
-	{Name: "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.TunnelingConfig", Fields: []pbwire.Field{ // 128
+	{Name: "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.TunnelingConfig", Fields: []pbwire.Field{ // 129
 		{Num: 1, Name: "hostname", Kind: pbwire.String},
 		{Num: 2, Name: "use_post", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 3, Name: "headers_to_add", Kind: pbwire.Message, List: true, Msg: 84},
+		{Num: 3, Name: "headers_to_add", Kind: pbwire.Message, List: true, Msg: 85},
 		{Num: 4, Name: "propagate_response_headers", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 		{Num: 5, Name: "post_path", Kind: pbwire.String},
 		{Num: 6, Name: "propagate_response_trailers", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 7, Name: "request_id_extension", Kind: pbwire.Message, Presence: true, Msg: 116},
+		{Num: 7, Name: "request_id_extension", Kind: pbwire.Message, Presence: true, Msg: 117},
 		{Num: 8, Name: "request_id_header", Kind: pbwire.String},
 		{Num: 9, Name: "request_id_metadata_key", Kind: pbwire.String},
-		{Num: 10, Name: "formatters", Kind: pbwire.Message, List: true, Msg: 52},
+		{Num: 10, Name: "formatters", Kind: pbwire.Message, List: true, Msg: 53},
 	}},
-	{Name: "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.TcpAccessLogOptions", Fields: []pbwire.Field{ // 129
-		{Num: 1, Name: "access_log_flush_interval", Kind: pbwire.Message, Presence: true, Msg: 35},
+	{Name: "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.TcpAccessLogOptions", Fields: []pbwire.Field{ // 130
+		{Num: 1, Name: "access_log_flush_interval", Kind: pbwire.Message, Presence: true, Msg: 36},
 		{Num: 2, Name: "flush_access_log_on_connected", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 		{Num: 3, Name: "flush_access_log_on_start", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 	}},
-	{Name: "envoy.config.core.v3.TlvEntry", Fields: []pbwire.Field{ // 130
+	{Name: "envoy.config.core.v3.TlvEntry", Fields: []pbwire.Field{ // 131
 		{Num: 1, Name: "type", Kind: pbwire.Varint, Scalar: pbwire.ScalarUint32},
 		{Num: 2, Name: "value", Kind: pbwire.Bytes},
-		{Num: 3, Name: "format_string", Kind: pbwire.Message, Presence: true, Msg: 123},
+		{Num: 3, Name: "format_string", Kind: pbwire.Message, Presence: true, Msg: 124},
 	}},
-	{Name: "envoy.extensions.transport_sockets.tls.v3.TlsSessionTicketKeys", Fields: []pbwire.Field{ // 131
-		{Num: 1, Name: "keys", Kind: pbwire.Message, List: true, Msg: 241},
+	{Name: "envoy.extensions.transport_sockets.tls.v3.TlsSessionTicketKeys", Fields: []pbwire.Field{ // 132
+		{Num: 1, Name: "keys", Kind: pbwire.Message, List: true, Msg: 242},
 	}},
-	{Name: "envoy.extensions.transport_sockets.tls.v3.SdsSecretConfig", Fields: []pbwire.Field{ // 132
+	{Name: "envoy.extensions.transport_sockets.tls.v3.SdsSecretConfig", Fields: []pbwire.Field{ // 133
 		{Num: 1, Name: "name", Kind: pbwire.String},
-		{Num: 2, Name: "sds_config", Kind: pbwire.Message, Presence: true, Msg: 67},
+		{Num: 2, Name: "sds_config", Kind: pbwire.Message, Presence: true, Msg: 68},
 	}},
-	{Name: "envoy.config.core.v3.ProxyProtocolConfig", Fields: []pbwire.Field{ // 133
-		{Num: 1, Name: "version", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 399},
-		{Num: 2, Name: "pass_through_tlvs", Kind: pbwire.Message, Presence: true, Msg: 246},
-		{Num: 3, Name: "added_tlvs", Kind: pbwire.Message, List: true, Msg: 130},
+	{Name: "envoy.config.core.v3.ProxyProtocolConfig", Fields: []pbwire.Field{ // 134
+		{Num: 1, Name: "version", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 400},
+		{Num: 2, Name: "pass_through_tlvs", Kind: pbwire.Message, Presence: true, Msg: 247},
+		{Num: 3, Name: "added_tlvs", Kind: pbwire.Message, List: true, Msg: 131},
 	}},
-	{Name: "envoy.extensions.filters.http.router.v3.Router.UpstreamAccessLogOptions", Fields: []pbwire.Field{ // 134
+	{Name: "envoy.extensions.filters.http.router.v3.Router.UpstreamAccessLogOptions", Fields: []pbwire.Field{ // 135
 		{Num: 1, Name: "flush_upstream_log_on_upstream_stream", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 2, Name: "upstream_log_flush_interval", Kind: pbwire.Message, Presence: true, Msg: 35},
+		{Num: 2, Name: "upstream_log_flush_interval", Kind: pbwire.Message, Presence: true, Msg: 36},
 	}},
-	{Name: "envoy.extensions.transport_sockets.tls.v3.TlsCertificate", Fields: []pbwire.Field{ // 135
-		{Num: 1, Name: "certificate_chain", Kind: pbwire.Message, Presence: true, Msg: 241},
-		{Num: 2, Name: "private_key", Kind: pbwire.Message, Presence: true, Msg: 241},
-		{Num: 3, Name: "password", Kind: pbwire.Message, Presence: true, Msg: 241},
-		{Num: 4, Name: "ocsp_staple", Kind: pbwire.Message, Presence: true, Msg: 241},
-		{Num: 5, Name: "signed_certificate_timestamp", Kind: pbwire.Message, List: true, Msg: 241},
-		{Num: 6, Name: "private_key_provider", Kind: pbwire.Message, Presence: true, Msg: 248},
-		{Num: 7, Name: "watched_directory", Kind: pbwire.Message, Presence: true, Msg: 247},
-		{Num: 8, Name: "pkcs12", Kind: pbwire.Message, Presence: true, Msg: 241},
-		{Num: 9, Name: "tls_params", Kind: pbwire.Message, Presence: true, Msg: 198},
+	{Name: "envoy.extensions.transport_sockets.tls.v3.TlsCertificate", Fields: []pbwire.Field{ // 136
+		{Num: 1, Name: "certificate_chain", Kind: pbwire.Message, Presence: true, Msg: 242},
+		{Num: 2, Name: "private_key", Kind: pbwire.Message, Presence: true, Msg: 242},
+		{Num: 3, Name: "password", Kind: pbwire.Message, Presence: true, Msg: 242},
+		{Num: 4, Name: "ocsp_staple", Kind: pbwire.Message, Presence: true, Msg: 242},
+		{Num: 5, Name: "signed_certificate_timestamp", Kind: pbwire.Message, List: true, Msg: 242},
+		{Num: 6, Name: "private_key_provider", Kind: pbwire.Message, Presence: true, Msg: 249},
+		{Num: 7, Name: "watched_directory", Kind: pbwire.Message, Presence: true, Msg: 248},
+		{Num: 8, Name: "pkcs12", Kind: pbwire.Message, Presence: true, Msg: 242},
+		{Num: 9, Name: "tls_params", Kind: pbwire.Message, Presence: true, Msg: 199},
 	}},
-	{Name: "envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext", Fields: []pbwire.Field{ // 136
-		{Num: 1, Name: "trusted_ca", Kind: pbwire.Message, Presence: true, Msg: 241},
+	{Name: "envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext", Fields: []pbwire.Field{ // 137
+		{Num: 1, Name: "trusted_ca", Kind: pbwire.Message, Presence: true, Msg: 242},
 		{Num: 2, Name: "verify_certificate_hash", Kind: pbwire.String, List: true},
 		{Num: 3, Name: "verify_certificate_spki", Kind: pbwire.String, List: true},
-		{Num: 6, Name: "require_signed_certificate_timestamp", Kind: pbwire.Message, Presence: true, Msg: 25},
-		{Num: 7, Name: "crl", Kind: pbwire.Message, Presence: true, Msg: 241},
+		{Num: 6, Name: "require_signed_certificate_timestamp", Kind: pbwire.Message, Presence: true, Msg: 26},
+		{Num: 7, Name: "crl", Kind: pbwire.Message, Presence: true, Msg: 242},
 		{Num: 8, Name: "allow_expired_certificate", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 9, Name: "match_subject_alt_names", Kind: pbwire.Message, List: true, Msg: 151},
-		{Num: 10, Name: "trust_chain_verification", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 400},
-		{Num: 11, Name: "watched_directory", Kind: pbwire.Message, Presence: true, Msg: 247},
-		{Num: 12, Name: "custom_validator_config", Kind: pbwire.Message, Presence: true, Msg: 52},
-		{Num: 13, Name: "ca_certificate_provider_instance", Kind: pbwire.Message, Presence: true, Msg: 199},
+		{Num: 9, Name: "match_subject_alt_names", Kind: pbwire.Message, List: true, Msg: 152},
+		{Num: 10, Name: "trust_chain_verification", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 401},
+		{Num: 11, Name: "watched_directory", Kind: pbwire.Message, Presence: true, Msg: 248},
+		{Num: 12, Name: "custom_validator_config", Kind: pbwire.Message, Presence: true, Msg: 53},
+		{Num: 13, Name: "ca_certificate_provider_instance", Kind: pbwire.Message, Presence: true, Msg: 200},
 		{Num: 14, Name: "only_verify_leaf_cert_crl", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 15, Name: "match_typed_subject_alt_names", Kind: pbwire.Message, List: true, Msg: 250},
-		{Num: 16, Name: "max_verify_depth", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 17, Name: "system_root_certs", Kind: pbwire.Message, Presence: true, Msg: 249},
+		{Num: 15, Name: "match_typed_subject_alt_names", Kind: pbwire.Message, List: true, Msg: 251},
+		{Num: 16, Name: "max_verify_depth", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 17, Name: "system_root_certs", Kind: pbwire.Message, Presence: true, Msg: 250},
 		{Num: 18, Name: "suppress_client_ca_list", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 	}},
-	{Name: "envoy.extensions.transport_sockets.tls.v3.GenericSecret", Fields: []pbwire.Field{ // 137
-		{Num: 1, Name: "secret", Kind: pbwire.Message, Presence: true, Msg: 241},
-		{Num: 2, Name: "secrets", Kind: pbwire.Message, List: true, Map: true, Msg: 251},
+	{Name: "envoy.extensions.transport_sockets.tls.v3.GenericSecret", Fields: []pbwire.Field{ // 138
+		{Num: 1, Name: "secret", Kind: pbwire.Message, Presence: true, Msg: 242},
+		{Num: 2, Name: "secrets", Kind: pbwire.Message, List: true, Map: true, Msg: 252},
 	}},
-	{Name: "google.protobuf.Struct.FieldsEntry", Fields: []pbwire.Field{ // 138
+	{Name: "google.protobuf.Struct.FieldsEntry", Fields: []pbwire.Field{ // 139
 		{Num: 1, Name: "key", Kind: pbwire.String},
-		{Num: 2, Name: "value", Kind: pbwire.Message, Presence: true, Msg: 33},
+		{Num: 2, Name: "value", Kind: pbwire.Message, Presence: true, Msg: 34},
 	}},
-	{Name: "xds.type.matcher.v3.Matcher.MatcherList", Fields: []pbwire.Field{ // 139
-		{Num: 1, Name: "matchers", Kind: pbwire.Message, List: true, Msg: 252},
+	{Name: "xds.type.matcher.v3.Matcher.MatcherList", Fields: []pbwire.Field{ // 140
+		{Num: 1, Name: "matchers", Kind: pbwire.Message, List: true, Msg: 253},
 	}},
-	{Name: "xds.type.matcher.v3.Matcher.MatcherTree", Fields: []pbwire.Field{ // 140
-		{Num: 1, Name: "input", Kind: pbwire.Message, Presence: true, Msg: 253},
-		{Num: 2, Name: "exact_match_map", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 254},
-		{Num: 3, Name: "prefix_match_map", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 254},
-		{Num: 4, Name: "custom_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 253},
+	{Name: "xds.type.matcher.v3.Matcher.MatcherTree", Fields: []pbwire.Field{ // 141
+		{Num: 1, Name: "input", Kind: pbwire.Message, Presence: true, Msg: 254},
+		{Num: 2, Name: "exact_match_map", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 255},
+		{Num: 3, Name: "prefix_match_map", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 255},
+		{Num: 4, Name: "custom_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 254},
 	}},
-	{Name: "xds.type.matcher.v3.Matcher.OnMatch", Fields: []pbwire.Field{ // 141
-		{Num: 1, Name: "matcher", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 38},
-		{Num: 2, Name: "action", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 253},
+	{Name: "xds.type.matcher.v3.Matcher.OnMatch", Fields: []pbwire.Field{ // 142
+		{Num: 1, Name: "matcher", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 39},
+		{Num: 2, Name: "action", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 254},
 		{Num: 3, Name: "keep_matching", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 	}},
-	{Name: "envoy.type.matcher.v3.ListStringMatcher", Fields: []pbwire.Field{ // 142
-		{Num: 1, Name: "patterns", Kind: pbwire.Message, List: true, Msg: 151},
+	{Name: "envoy.type.matcher.v3.ListStringMatcher", Fields: []pbwire.Field{ // 143
+		{Num: 1, Name: "patterns", Kind: pbwire.Message, List: true, Msg: 152},
 	}},
-	{Name: "envoy.config.core.v3.HealthCheck.HttpHealthCheck", Fields: []pbwire.Field{ // 143
+	{Name: "envoy.config.core.v3.HealthCheck.HttpHealthCheck", Fields: []pbwire.Field{ // 144
 		{Num: 1, Name: "host", Kind: pbwire.String},
 		{Num: 2, Name: "path", Kind: pbwire.String},
-		{Num: 3, Name: "send", Kind: pbwire.Message, Presence: true, Msg: 255},
-		{Num: 4, Name: "receive", Kind: pbwire.Message, List: true, Msg: 255},
-		{Num: 6, Name: "request_headers_to_add", Kind: pbwire.Message, List: true, Msg: 84},
+		{Num: 3, Name: "send", Kind: pbwire.Message, Presence: true, Msg: 256},
+		{Num: 4, Name: "receive", Kind: pbwire.Message, List: true, Msg: 256},
+		{Num: 6, Name: "request_headers_to_add", Kind: pbwire.Message, List: true, Msg: 85},
 		{Num: 8, Name: "request_headers_to_remove", Kind: pbwire.String, List: true},
-		{Num: 9, Name: "expected_statuses", Kind: pbwire.Message, List: true, Msg: 256},
-		{Num: 10, Name: "codec_client_type", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 401},
-		{Num: 11, Name: "service_name_matcher", Kind: pbwire.Message, Presence: true, Msg: 151},
-		{Num: 12, Name: "retriable_statuses", Kind: pbwire.Message, List: true, Msg: 256},
-		{Num: 13, Name: "method", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 402},
-		{Num: 14, Name: "response_buffer_size", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 9, Name: "expected_statuses", Kind: pbwire.Message, List: true, Msg: 257},
+		{Num: 10, Name: "codec_client_type", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 402},
+		{Num: 11, Name: "service_name_matcher", Kind: pbwire.Message, Presence: true, Msg: 152},
+		{Num: 12, Name: "retriable_statuses", Kind: pbwire.Message, List: true, Msg: 257},
+		{Num: 13, Name: "method", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 403},
+		{Num: 14, Name: "response_buffer_size", Kind: pbwire.Message, Presence: true, Msg: 30},
 		{Num: 15, Name: "use_alpn_protocol", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 	}},
-	{Name: "envoy.config.core.v3.HealthCheck.TcpHealthCheck", Fields: []pbwire.Field{ // 144
-		{Num: 1, Name: "send", Kind: pbwire.Message, Presence: true, Msg: 255},
-		{Num: 2, Name: "receive", Kind: pbwire.Message, List: true, Msg: 255},
-		{Num: 3, Name: "proxy_protocol_config", Kind: pbwire.Message, Presence: true, Msg: 133},
+	{Name: "envoy.config.core.v3.HealthCheck.TcpHealthCheck", Fields: []pbwire.Field{ // 145
+		{Num: 1, Name: "send", Kind: pbwire.Message, Presence: true, Msg: 256},
+		{Num: 2, Name: "receive", Kind: pbwire.Message, List: true, Msg: 256},
+		{Num: 3, Name: "proxy_protocol_config", Kind: pbwire.Message, Presence: true, Msg: 134},
 	}},
-	{Name: "envoy.config.core.v3.HealthCheck.GrpcHealthCheck", Fields: []pbwire.Field{ // 145
+	{Name: "envoy.config.core.v3.HealthCheck.GrpcHealthCheck", Fields: []pbwire.Field{ // 146
 		{Num: 1, Name: "service_name", Kind: pbwire.String},
 		{Num: 2, Name: "authority", Kind: pbwire.String},
-		{Num: 3, Name: "initial_metadata", Kind: pbwire.Message, List: true, Msg: 84},
+		{Num: 3, Name: "initial_metadata", Kind: pbwire.Message, List: true, Msg: 85},
 	}},
-	{Name: "envoy.config.core.v3.HealthCheck.CustomHealthCheck", Fields: []pbwire.Field{ // 146
+	{Name: "envoy.config.core.v3.HealthCheck.CustomHealthCheck", Fields: []pbwire.Field{ // 147
 		{Num: 1, Name: "name", Kind: pbwire.String},
-		{Num: 3, Name: "typed_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 92},
+		{Num: 3, Name: "typed_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 93},
 	}},
-	{Name: "envoy.config.core.v3.EventServiceConfig", Fields: []pbwire.Field{ // 147
-		{Num: 1, Name: "grpc_service", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 121},
+	{Name: "envoy.config.core.v3.EventServiceConfig", Fields: []pbwire.Field{ // 148
+		{Num: 1, Name: "grpc_service", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 122},
 	}},
-	{Name: "envoy.config.core.v3.HealthCheck.TlsOptions", Fields: []pbwire.Field{ // 148
+	{Name: "envoy.config.core.v3.HealthCheck.TlsOptions", Fields: []pbwire.Field{ // 149
 		{Num: 1, Name: "alpn_protocols", Kind: pbwire.String, List: true},
 	}},
-	{Name: "envoy.config.cluster.v3.CircuitBreakers.Thresholds", Fields: []pbwire.Field{ // 149
-		{Num: 1, Name: "priority", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 403},
-		{Num: 2, Name: "max_connections", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 3, Name: "max_pending_requests", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 4, Name: "max_requests", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 5, Name: "max_retries", Kind: pbwire.Message, Presence: true, Msg: 28},
+	{Name: "envoy.config.cluster.v3.CircuitBreakers.Thresholds", Fields: []pbwire.Field{ // 150
+		{Num: 1, Name: "priority", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 404},
+		{Num: 2, Name: "max_connections", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 3, Name: "max_pending_requests", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 4, Name: "max_requests", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 5, Name: "max_retries", Kind: pbwire.Message, Presence: true, Msg: 29},
 		{Num: 6, Name: "track_remaining", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 7, Name: "max_connection_pools", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 8, Name: "retry_budget", Kind: pbwire.Message, Presence: true, Msg: 257},
+		{Num: 7, Name: "max_connection_pools", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 8, Name: "retry_budget", Kind: pbwire.Message, Presence: true, Msg: 258},
 	}},
-	{Name: "envoy.config.core.v3.Http1ProtocolOptions.HeaderKeyFormat", Fields: []pbwire.Field{ // 150
-		{Num: 1, Name: "proper_case_words", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 258},
-		{Num: 8, Name: "stateful_formatter", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 52},
+	{Name: "envoy.config.core.v3.Http1ProtocolOptions.HeaderKeyFormat", Fields: []pbwire.Field{ // 151
+		{Num: 1, Name: "proper_case_words", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 259},
+		{Num: 8, Name: "stateful_formatter", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 53},
 	}},
-	{Name: "envoy.type.matcher.v3.StringMatcher", Fields: []pbwire.Field{ // 151
+	{Name: "envoy.type.matcher.v3.StringMatcher", Fields: []pbwire.Field{ // 152
 		{Num: 1, Name: "exact", Kind: pbwire.String, Presence: true, Oneof: 1},
 		{Num: 2, Name: "prefix", Kind: pbwire.String, Presence: true, Oneof: 1},
 		{Num: 3, Name: "suffix", Kind: pbwire.String, Presence: true, Oneof: 1},
-		{Num: 5, Name: "safe_regex", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 259},
+		{Num: 5, Name: "safe_regex", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 260},
 		{Num: 6, Name: "ignore_case", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 		{Num: 7, Name: "contains", Kind: pbwire.String, Presence: true, Oneof: 1},
-		{Num: 8, Name: "custom", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 253},
+		{Num: 8, Name: "custom", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 254},
 	}},
-	{Name: "envoy.config.core.v3.Http2ProtocolOptions.SettingsParameter", Fields: []pbwire.Field{ // 152
-		{Num: 1, Name: "identifier", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 2, Name: "value", Kind: pbwire.Message, Presence: true, Msg: 28},
+	{Name: "envoy.config.core.v3.Http2ProtocolOptions.SettingsParameter", Fields: []pbwire.Field{ // 153
+		{Num: 1, Name: "identifier", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 2, Name: "value", Kind: pbwire.Message, Presence: true, Msg: 29},
 	}},
-	{Name: "envoy.config.core.v3.KeepaliveSettings", Fields: []pbwire.Field{ // 153
-		{Num: 1, Name: "interval", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 2, Name: "timeout", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 3, Name: "interval_jitter", Kind: pbwire.Message, Presence: true, Msg: 111},
-		{Num: 4, Name: "connection_idle_interval", Kind: pbwire.Message, Presence: true, Msg: 35},
+	{Name: "envoy.config.core.v3.KeepaliveSettings", Fields: []pbwire.Field{ // 154
+		{Num: 1, Name: "interval", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 2, Name: "timeout", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 3, Name: "interval_jitter", Kind: pbwire.Message, Presence: true, Msg: 112},
+		{Num: 4, Name: "connection_idle_interval", Kind: pbwire.Message, Presence: true, Msg: 36},
 	}},
-	{Name: "envoy.config.core.v3.SocketAddress", Fields: []pbwire.Field{ // 154
-		{Num: 1, Name: "protocol", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 404},
+	{Name: "envoy.config.core.v3.SocketAddress", Fields: []pbwire.Field{ // 155
+		{Num: 1, Name: "protocol", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 405},
 		{Num: 2, Name: "address", Kind: pbwire.String},
 		{Num: 3, Name: "port_value", Kind: pbwire.Varint, Presence: true, Oneof: 1, Scalar: pbwire.ScalarUint32},
 		{Num: 4, Name: "named_port", Kind: pbwire.String, Presence: true, Oneof: 1},
@@ -1203,989 +1208,989 @@ var wireTable = pbwire.Table{
 		{Num: 6, Name: "ipv4_compat", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 		{Num: 7, Name: "network_namespace_filepath", Kind: pbwire.String},
 	}},
-	{Name: "envoy.config.core.v3.Pipe", Fields: []pbwire.Field{ // 155
+	{Name: "envoy.config.core.v3.Pipe", Fields: []pbwire.Field{ // 156
 		{Num: 1, Name: "path", Kind: pbwire.String},
 		{Num: 2, Name: "mode", Kind: pbwire.Varint, Scalar: pbwire.ScalarUint32},
 	}},
-	{Name: "envoy.config.core.v3.EnvoyInternalAddress", Fields: []pbwire.Field{ // 156
+	{Name: "envoy.config.core.v3.EnvoyInternalAddress", Fields: []pbwire.Field{ // 157
 		{Num: 1, Name: "server_listener_name", Kind: pbwire.String, Presence: true, Oneof: 1},
 		{Num: 2, Name: "endpoint_id", Kind: pbwire.String},
 	}},
-	{Name: "envoy.config.core.v3.DnsResolverOptions", Fields: []pbwire.Field{ // 157
+	{Name: "envoy.config.core.v3.DnsResolverOptions", Fields: []pbwire.Field{ // 158
 		{Num: 1, Name: "use_tcp_for_dns_lookups", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 		{Num: 2, Name: "no_default_search_domain", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 	}},
-	{Name: "envoy.config.core.v3.ExtraSourceAddress", Fields: []pbwire.Field{ // 158
-		{Num: 1, Name: "address", Kind: pbwire.Message, Presence: true, Msg: 154},
-		{Num: 2, Name: "socket_options", Kind: pbwire.Message, Presence: true, Msg: 218},
+	{Name: "envoy.config.core.v3.ExtraSourceAddress", Fields: []pbwire.Field{ // 159
+		{Num: 1, Name: "address", Kind: pbwire.Message, Presence: true, Msg: 155},
+		{Num: 2, Name: "socket_options", Kind: pbwire.Message, Presence: true, Msg: 219},
 	}},
-	{Name: "envoy.config.cluster.v3.Cluster.LbSubsetConfig.LbSubsetSelector", Fields: []pbwire.Field{ // 159
+	{Name: "envoy.config.cluster.v3.Cluster.LbSubsetConfig.LbSubsetSelector", Fields: []pbwire.Field{ // 160
 		{Num: 1, Name: "keys", Kind: pbwire.String, List: true},
-		{Num: 2, Name: "fallback_policy", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 405},
+		{Num: 2, Name: "fallback_policy", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 406},
 		{Num: 3, Name: "fallback_keys_subset", Kind: pbwire.String, List: true},
 		{Num: 4, Name: "single_host_per_subset", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 	}},
-	{Name: "envoy.type.metadata.v3.MetadataKey", Fields: []pbwire.Field{ // 160
+	{Name: "envoy.type.metadata.v3.MetadataKey", Fields: []pbwire.Field{ // 161
 		{Num: 1, Name: "key", Kind: pbwire.String},
-		{Num: 2, Name: "path", Kind: pbwire.Message, List: true, Msg: 260},
+		{Num: 2, Name: "path", Kind: pbwire.Message, List: true, Msg: 261},
 	}},
-	{Name: "envoy.config.core.v3.RuntimeDouble", Fields: []pbwire.Field{ // 161
+	{Name: "envoy.config.core.v3.RuntimeDouble", Fields: []pbwire.Field{ // 162
 		{Num: 1, Name: "default_value", Kind: pbwire.Fixed64, Scalar: pbwire.ScalarDouble},
 		{Num: 2, Name: "runtime_key", Kind: pbwire.String},
 	}},
-	{Name: "envoy.config.cluster.v3.Cluster.SlowStartConfig", Fields: []pbwire.Field{ // 162
-		{Num: 1, Name: "slow_start_window", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 2, Name: "aggression", Kind: pbwire.Message, Presence: true, Msg: 161},
-		{Num: 3, Name: "min_weight_percent", Kind: pbwire.Message, Presence: true, Msg: 111},
+	{Name: "envoy.config.cluster.v3.Cluster.SlowStartConfig", Fields: []pbwire.Field{ // 163
+		{Num: 1, Name: "slow_start_window", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 2, Name: "aggression", Kind: pbwire.Message, Presence: true, Msg: 162},
+		{Num: 3, Name: "min_weight_percent", Kind: pbwire.Message, Presence: true, Msg: 112},
 	}},
-	{Name: "envoy.config.cluster.v3.Cluster.CommonLbConfig.ZoneAwareLbConfig", Fields: []pbwire.Field{ // 163
-		{Num: 1, Name: "routing_enabled", Kind: pbwire.Message, Presence: true, Msg: 111},
-		{Num: 2, Name: "min_cluster_size", Kind: pbwire.Message, Presence: true, Msg: 29},
+	{Name: "envoy.config.cluster.v3.Cluster.CommonLbConfig.ZoneAwareLbConfig", Fields: []pbwire.Field{ // 164
+		{Num: 1, Name: "routing_enabled", Kind: pbwire.Message, Presence: true, Msg: 112},
+		{Num: 2, Name: "min_cluster_size", Kind: pbwire.Message, Presence: true, Msg: 30},
 		{Num: 3, Name: "fail_traffic_on_panic", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 	}},
-	{Name: "envoy.config.cluster.v3.Cluster.CommonLbConfig.LocalityWeightedLbConfig", Fields: []pbwire.Field{ // 164
+	{Name: "envoy.config.cluster.v3.Cluster.CommonLbConfig.LocalityWeightedLbConfig", Fields: []pbwire.Field{ // 165
 	}},
-	{Name: "envoy.config.cluster.v3.Cluster.CommonLbConfig.ConsistentHashingLbConfig", Fields: []pbwire.Field{ // 165
+	{Name: "envoy.config.cluster.v3.Cluster.CommonLbConfig.ConsistentHashingLbConfig", Fields: []pbwire.Field{ // 166
 		{Num: 1, Name: "use_hostname_for_hashing", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 2, Name: "hash_balance_factor", Kind: pbwire.Message, Presence: true, Msg: 28},
+		{Num: 2, Name: "hash_balance_factor", Kind: pbwire.Message, Presence: true, Msg: 29},
 	}},
-	{Name: "envoy.config.core.v3.HealthStatusSet", Fields: []pbwire.Field{ // 166
-		{Num: 1, Name: "statuses", Kind: pbwire.Varint, List: true, Scalar: pbwire.ScalarEnum, Msg: 406},
+	{Name: "envoy.config.core.v3.HealthStatusSet", Fields: []pbwire.Field{ // 167
+		{Num: 1, Name: "statuses", Kind: pbwire.Varint, List: true, Scalar: pbwire.ScalarEnum, Msg: 407},
 	}},
-	{Name: "envoy.config.core.v3.Metadata.FilterMetadataEntry", Fields: []pbwire.Field{ // 167
+	{Name: "envoy.config.core.v3.Metadata.FilterMetadataEntry", Fields: []pbwire.Field{ // 168
 		{Num: 1, Name: "key", Kind: pbwire.String},
-		{Num: 2, Name: "value", Kind: pbwire.Message, Presence: true, Msg: 32},
+		{Num: 2, Name: "value", Kind: pbwire.Message, Presence: true, Msg: 33},
 	}},
-	{Name: "envoy.config.core.v3.Metadata.TypedFilterMetadataEntry", Fields: []pbwire.Field{ // 168
+	{Name: "envoy.config.core.v3.Metadata.TypedFilterMetadataEntry", Fields: []pbwire.Field{ // 169
 		{Num: 1, Name: "key", Kind: pbwire.String},
-		{Num: 2, Name: "value", Kind: pbwire.Message, Presence: true, Msg: 92},
+		{Num: 2, Name: "value", Kind: pbwire.Message, Presence: true, Msg: 93},
 	}},
-	{Name: "envoy.config.cluster.v3.UpstreamConnectionOptions.HappyEyeballsConfig", Fields: []pbwire.Field{ // 169
-		{Num: 1, Name: "first_address_family_version", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 407},
-		{Num: 2, Name: "first_address_family_count", Kind: pbwire.Message, Presence: true, Msg: 28},
+	{Name: "envoy.config.cluster.v3.UpstreamConnectionOptions.HappyEyeballsConfig", Fields: []pbwire.Field{ // 170
+		{Num: 1, Name: "first_address_family_version", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 408},
+		{Num: 2, Name: "first_address_family_count", Kind: pbwire.Message, Presence: true, Msg: 29},
 	}},
-	{Name: "envoy.config.core.v3.ExtensionConfigSource", Fields: []pbwire.Field{ // 170
-		{Num: 1, Name: "config_source", Kind: pbwire.Message, Presence: true, Msg: 67},
-		{Num: 2, Name: "default_config", Kind: pbwire.Message, Presence: true, Msg: 92},
+	{Name: "envoy.config.core.v3.ExtensionConfigSource", Fields: []pbwire.Field{ // 171
+		{Num: 1, Name: "config_source", Kind: pbwire.Message, Presence: true, Msg: 68},
+		{Num: 2, Name: "default_config", Kind: pbwire.Message, Presence: true, Msg: 93},
 		{Num: 3, Name: "apply_default_config_without_warming", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 		{Num: 4, Name: "type_urls", Kind: pbwire.String, List: true},
 	}},
-	{Name: "envoy.config.cluster.v3.LoadBalancingPolicy.Policy", Fields: []pbwire.Field{ // 171
-		{Num: 4, Name: "typed_extension_config", Kind: pbwire.Message, Presence: true, Msg: 52},
+	{Name: "envoy.config.cluster.v3.LoadBalancingPolicy.Policy", Fields: []pbwire.Field{ // 172
+		{Num: 4, Name: "typed_extension_config", Kind: pbwire.Message, Presence: true, Msg: 53},
 	}},
-	{Name: "xds.core.v3.Authority", Fields: []pbwire.Field{ // 172
+	{Name: "xds.core.v3.Authority", Fields: []pbwire.Field{ // 173
 		{Num: 1, Name: "name", Kind: pbwire.String},
 	}},
-	{Name: "envoy.config.core.v3.PathConfigSource", Fields: []pbwire.Field{ // 173
+	{Name: "envoy.config.core.v3.PathConfigSource", Fields: []pbwire.Field{ // 174
 		{Num: 1, Name: "path", Kind: pbwire.String},
-		{Num: 2, Name: "watched_directory", Kind: pbwire.Message, Presence: true, Msg: 247},
-		{Num: 3, Name: "poll_interval", Kind: pbwire.Message, Presence: true, Msg: 35},
+		{Num: 2, Name: "watched_directory", Kind: pbwire.Message, Presence: true, Msg: 248},
+		{Num: 3, Name: "poll_interval", Kind: pbwire.Message, Presence: true, Msg: 36},
 	}},
-	{Name: "envoy.config.core.v3.ApiConfigSource", Fields: []pbwire.Field{ // 174
-		{Num: 1, Name: "api_type", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 408},
+	{Name: "envoy.config.core.v3.ApiConfigSource", Fields: []pbwire.Field{ // 175
+		{Num: 1, Name: "api_type", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 409},
 		{Num: 2, Name: "cluster_names", Kind: pbwire.String, List: true},
-		{Num: 3, Name: "refresh_delay", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 4, Name: "grpc_services", Kind: pbwire.Message, List: true, Msg: 121},
-		{Num: 5, Name: "request_timeout", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 6, Name: "rate_limit_settings", Kind: pbwire.Message, Presence: true, Msg: 261},
+		{Num: 3, Name: "refresh_delay", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 4, Name: "grpc_services", Kind: pbwire.Message, List: true, Msg: 122},
+		{Num: 5, Name: "request_timeout", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 6, Name: "rate_limit_settings", Kind: pbwire.Message, Presence: true, Msg: 262},
 		{Num: 7, Name: "set_node_on_first_message_only", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 8, Name: "transport_api_version", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 393},
-		{Num: 9, Name: "config_validators", Kind: pbwire.Message, List: true, Msg: 52},
+		{Num: 8, Name: "transport_api_version", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 394},
+		{Num: 9, Name: "config_validators", Kind: pbwire.Message, List: true, Msg: 53},
 	}},
-	{Name: "envoy.config.core.v3.AggregatedConfigSource", Fields: []pbwire.Field{ // 175
+	{Name: "envoy.config.core.v3.AggregatedConfigSource", Fields: []pbwire.Field{ // 176
 	}},
-	{Name: "envoy.config.core.v3.SelfConfigSource", Fields: []pbwire.Field{ // 176
-		{Num: 1, Name: "transport_api_version", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 393},
+	{Name: "envoy.config.core.v3.SelfConfigSource", Fields: []pbwire.Field{ // 177
+		{Num: 1, Name: "transport_api_version", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 394},
 	}},
-	{Name: "envoy.type.matcher.v3.MetadataMatcher", Fields: []pbwire.Field{ // 177
+	{Name: "envoy.type.matcher.v3.MetadataMatcher", Fields: []pbwire.Field{ // 178
 		{Num: 1, Name: "filter", Kind: pbwire.String},
-		{Num: 2, Name: "path", Kind: pbwire.Message, List: true, Msg: 262},
-		{Num: 3, Name: "value", Kind: pbwire.Message, Presence: true, Msg: 263},
+		{Num: 2, Name: "path", Kind: pbwire.Message, List: true, Msg: 263},
+		{Num: 3, Name: "value", Kind: pbwire.Message, Presence: true, Msg: 264},
 		{Num: 4, Name: "invert", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 	}},
-	{Name: "envoy.config.core.v3.AlternateProtocolsCacheOptions", Fields: []pbwire.Field{ // 178
+	{Name: "envoy.config.core.v3.AlternateProtocolsCacheOptions", Fields: []pbwire.Field{ // 179
 		{Num: 1, Name: "name", Kind: pbwire.String},
-		{Num: 2, Name: "max_entries", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 3, Name: "key_value_store_config", Kind: pbwire.Message, Presence: true, Msg: 52},
-		{Num: 4, Name: "prepopulated_entries", Kind: pbwire.Message, List: true, Msg: 264},
+		{Num: 2, Name: "max_entries", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 3, Name: "key_value_store_config", Kind: pbwire.Message, Presence: true, Msg: 53},
+		{Num: 4, Name: "prepopulated_entries", Kind: pbwire.Message, List: true, Msg: 265},
 		{Num: 5, Name: "canonical_suffixes", Kind: pbwire.String, List: true},
 	}},
-	{Name: "envoy.config.common.matcher.v3.MatchPredicate", Fields: []pbwire.Field{ // 179
-		{Num: 1, Name: "or_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 265},
-		{Num: 2, Name: "and_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 265},
-		{Num: 3, Name: "not_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 179},
+	{Name: "envoy.config.common.matcher.v3.MatchPredicate", Fields: []pbwire.Field{ // 180
+		{Num: 1, Name: "or_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 266},
+		{Num: 2, Name: "and_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 266},
+		{Num: 3, Name: "not_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 180},
 		{Num: 4, Name: "any_match", Kind: pbwire.Varint, Presence: true, Oneof: 1, Scalar: pbwire.ScalarBool},
-		{Num: 5, Name: "http_request_headers_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 266},
-		{Num: 6, Name: "http_request_trailers_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 266},
-		{Num: 7, Name: "http_response_headers_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 266},
-		{Num: 8, Name: "http_response_trailers_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 266},
-		{Num: 9, Name: "http_request_generic_body_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 267},
-		{Num: 10, Name: "http_response_generic_body_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 267},
+		{Num: 5, Name: "http_request_headers_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 267},
+		{Num: 6, Name: "http_request_trailers_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 267},
+		{Num: 7, Name: "http_response_headers_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 267},
+		{Num: 8, Name: "http_response_trailers_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 267},
+		{Num: 9, Name: "http_request_generic_body_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 268},
+		{Num: 10, Name: "http_response_generic_body_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 268},
 	}},
-	{Name: "envoy.config.core.v3.RuntimeFractionalPercent", Fields: []pbwire.Field{ // 180
-		{Num: 1, Name: "default_value", Kind: pbwire.Message, Presence: true, Msg: 217},
+	{Name: "envoy.config.core.v3.RuntimeFractionalPercent", Fields: []pbwire.Field{ // 181
+		{Num: 1, Name: "default_value", Kind: pbwire.Message, Presence: true, Msg: 218},
 		{Num: 2, Name: "runtime_key", Kind: pbwire.String},
 	}},
-	{Name: "envoy.config.common.mutation_rules.v3.HeaderMutation", Fields: []pbwire.Field{ // 181
+	{Name: "envoy.config.common.mutation_rules.v3.HeaderMutation", Fields: []pbwire.Field{ // 182
 		{Num: 1, Name: "remove", Kind: pbwire.String, Presence: true, Oneof: 1},
-		{Num: 2, Name: "append", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 84},
-		{Num: 3, Name: "remove_on_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 268},
+		{Num: 2, Name: "append", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 85},
+		{Num: 3, Name: "remove_on_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 269},
 	}},
-	{Name: "envoy.config.route.v3.RouteAction.HashPolicy.Header", Fields: []pbwire.Field{ // 182
+	{Name: "envoy.config.route.v3.RouteAction.HashPolicy.Header", Fields: []pbwire.Field{ // 183
 		{Num: 1, Name: "header_name", Kind: pbwire.String},
-		{Num: 2, Name: "regex_rewrite", Kind: pbwire.Message, Presence: true, Msg: 269},
+		{Num: 2, Name: "regex_rewrite", Kind: pbwire.Message, Presence: true, Msg: 270},
 	}},
-	{Name: "envoy.config.route.v3.RouteAction.HashPolicy.Cookie", Fields: []pbwire.Field{ // 183
+	{Name: "envoy.config.route.v3.RouteAction.HashPolicy.Cookie", Fields: []pbwire.Field{ // 184
 		{Num: 1, Name: "name", Kind: pbwire.String},
-		{Num: 2, Name: "ttl", Kind: pbwire.Message, Presence: true, Msg: 35},
+		{Num: 2, Name: "ttl", Kind: pbwire.Message, Presence: true, Msg: 36},
 		{Num: 3, Name: "path", Kind: pbwire.String},
-		{Num: 4, Name: "attributes", Kind: pbwire.Message, List: true, Msg: 270},
+		{Num: 4, Name: "attributes", Kind: pbwire.Message, List: true, Msg: 271},
 	}},
-	{Name: "envoy.config.route.v3.RouteAction.HashPolicy.ConnectionProperties", Fields: []pbwire.Field{ // 184
+	{Name: "envoy.config.route.v3.RouteAction.HashPolicy.ConnectionProperties", Fields: []pbwire.Field{ // 185
 		{Num: 1, Name: "source_ip", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 	}},
-	{Name: "envoy.config.route.v3.RouteAction.HashPolicy.QueryParameter", Fields: []pbwire.Field{ // 185
+	{Name: "envoy.config.route.v3.RouteAction.HashPolicy.QueryParameter", Fields: []pbwire.Field{ // 186
 		{Num: 1, Name: "name", Kind: pbwire.String},
 	}},
-	{Name: "envoy.config.route.v3.RouteAction.HashPolicy.FilterState", Fields: []pbwire.Field{ // 186
+	{Name: "envoy.config.route.v3.RouteAction.HashPolicy.FilterState", Fields: []pbwire.Field{ // 187
 		{Num: 1, Name: "key", Kind: pbwire.String},
 	}},
-	{Name: "envoy.config.route.v3.RetryPolicy.RetryPriority", Fields: []pbwire.Field{ // 187
+	{Name: "envoy.config.route.v3.RetryPolicy.RetryPriority", Fields: []pbwire.Field{ // 188
 		{Num: 1, Name: "name", Kind: pbwire.String},
-		{Num: 3, Name: "typed_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 92},
+		{Num: 3, Name: "typed_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 93},
 	}},
-	{Name: "envoy.config.route.v3.RetryPolicy.RetryHostPredicate", Fields: []pbwire.Field{ // 188
+	{Name: "envoy.config.route.v3.RetryPolicy.RetryHostPredicate", Fields: []pbwire.Field{ // 189
 		{Num: 1, Name: "name", Kind: pbwire.String},
-		{Num: 3, Name: "typed_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 92},
+		{Num: 3, Name: "typed_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 93},
 	}},
-	{Name: "envoy.config.route.v3.RetryPolicy.RetryBackOff", Fields: []pbwire.Field{ // 189
-		{Num: 1, Name: "base_interval", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 2, Name: "max_interval", Kind: pbwire.Message, Presence: true, Msg: 35},
+	{Name: "envoy.config.route.v3.RetryPolicy.RetryBackOff", Fields: []pbwire.Field{ // 190
+		{Num: 1, Name: "base_interval", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 2, Name: "max_interval", Kind: pbwire.Message, Presence: true, Msg: 36},
 	}},
-	{Name: "envoy.config.route.v3.RetryPolicy.RateLimitedRetryBackOff", Fields: []pbwire.Field{ // 190
-		{Num: 1, Name: "reset_headers", Kind: pbwire.Message, List: true, Msg: 271},
-		{Num: 2, Name: "max_interval", Kind: pbwire.Message, Presence: true, Msg: 35},
+	{Name: "envoy.config.route.v3.RetryPolicy.RateLimitedRetryBackOff", Fields: []pbwire.Field{ // 191
+		{Num: 1, Name: "reset_headers", Kind: pbwire.Message, List: true, Msg: 272},
+		{Num: 2, Name: "max_interval", Kind: pbwire.Message, Presence: true, Msg: 36},
 	}},
-	{Name: "envoy.config.route.v3.HeaderMatcher", Fields: []pbwire.Field{ // 191
+	{Name: "envoy.config.route.v3.HeaderMatcher", Fields: []pbwire.Field{ // 192
 		{Num: 1, Name: "name", Kind: pbwire.String},
 		{Num: 4, Name: "exact_match", Kind: pbwire.String, Presence: true, Oneof: 1},
-		{Num: 6, Name: "range_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 256},
+		{Num: 6, Name: "range_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 257},
 		{Num: 7, Name: "present_match", Kind: pbwire.Varint, Presence: true, Oneof: 1, Scalar: pbwire.ScalarBool},
 		{Num: 8, Name: "invert_match", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 		{Num: 9, Name: "prefix_match", Kind: pbwire.String, Presence: true, Oneof: 1},
 		{Num: 10, Name: "suffix_match", Kind: pbwire.String, Presence: true, Oneof: 1},
-		{Num: 11, Name: "safe_regex_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 259},
+		{Num: 11, Name: "safe_regex_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 260},
 		{Num: 12, Name: "contains_match", Kind: pbwire.String, Presence: true, Oneof: 1},
-		{Num: 13, Name: "string_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 151},
+		{Num: 13, Name: "string_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 152},
 		{Num: 14, Name: "treat_missing_header_as_empty", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 	}},
-	{Name: "envoy.config.core.v3.Locality", Fields: []pbwire.Field{ // 192
+	{Name: "envoy.config.core.v3.Locality", Fields: []pbwire.Field{ // 193
 		{Num: 1, Name: "region", Kind: pbwire.String},
 		{Num: 2, Name: "zone", Kind: pbwire.String},
 		{Num: 3, Name: "sub_zone", Kind: pbwire.String},
 	}},
-	{Name: "envoy.config.endpoint.v3.LbEndpoint", Fields: []pbwire.Field{ // 193
-		{Num: 1, Name: "endpoint", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 196},
-		{Num: 2, Name: "health_status", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 406},
-		{Num: 3, Name: "metadata", Kind: pbwire.Message, Presence: true, Msg: 63},
-		{Num: 4, Name: "load_balancing_weight", Kind: pbwire.Message, Presence: true, Msg: 28},
+	{Name: "envoy.config.endpoint.v3.LbEndpoint", Fields: []pbwire.Field{ // 194
+		{Num: 1, Name: "endpoint", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 197},
+		{Num: 2, Name: "health_status", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 407},
+		{Num: 3, Name: "metadata", Kind: pbwire.Message, Presence: true, Msg: 64},
+		{Num: 4, Name: "load_balancing_weight", Kind: pbwire.Message, Presence: true, Msg: 29},
 		{Num: 5, Name: "endpoint_name", Kind: pbwire.String, Presence: true, Oneof: 1},
 	}},
-	{Name: "envoy.config.endpoint.v3.LocalityLbEndpoints.LbEndpointList", Fields: []pbwire.Field{ // 194
-		{Num: 1, Name: "lb_endpoints", Kind: pbwire.Message, List: true, Msg: 193},
+	{Name: "envoy.config.endpoint.v3.LocalityLbEndpoints.LbEndpointList", Fields: []pbwire.Field{ // 195
+		{Num: 1, Name: "lb_endpoints", Kind: pbwire.Message, List: true, Msg: 194},
 	}},
-	{Name: "envoy.config.endpoint.v3.LedsClusterLocalityConfig", Fields: []pbwire.Field{ // 195
-		{Num: 1, Name: "leds_config", Kind: pbwire.Message, Presence: true, Msg: 67},
+	{Name: "envoy.config.endpoint.v3.LedsClusterLocalityConfig", Fields: []pbwire.Field{ // 196
+		{Num: 1, Name: "leds_config", Kind: pbwire.Message, Presence: true, Msg: 68},
 		{Num: 2, Name: "leds_collection_name", Kind: pbwire.String},
 	}},
-	{Name: "envoy.config.endpoint.v3.Endpoint", Fields: []pbwire.Field{ // 196
-		{Num: 1, Name: "address", Kind: pbwire.Message, Presence: true, Msg: 50},
-		{Num: 2, Name: "health_check_config", Kind: pbwire.Message, Presence: true, Msg: 272},
+	{Name: "envoy.config.endpoint.v3.Endpoint", Fields: []pbwire.Field{ // 197
+		{Num: 1, Name: "address", Kind: pbwire.Message, Presence: true, Msg: 51},
+		{Num: 2, Name: "health_check_config", Kind: pbwire.Message, Presence: true, Msg: 273},
 		{Num: 3, Name: "hostname", Kind: pbwire.String},
-		{Num: 4, Name: "additional_addresses", Kind: pbwire.Message, List: true, Msg: 273},
+		{Num: 4, Name: "additional_addresses", Kind: pbwire.Message, List: true, Msg: 274},
 		{Num: 5, Name: "observability_name", Kind: pbwire.String},
 	}},
-	{Name: "envoy.config.endpoint.v3.ClusterLoadAssignment.Policy.DropOverload", Fields: []pbwire.Field{ // 197
+	{Name: "envoy.config.endpoint.v3.ClusterLoadAssignment.Policy.DropOverload", Fields: []pbwire.Field{ // 198
 		{Num: 1, Name: "category", Kind: pbwire.String},
-		{Num: 2, Name: "drop_percentage", Kind: pbwire.Message, Presence: true, Msg: 217},
+		{Num: 2, Name: "drop_percentage", Kind: pbwire.Message, Presence: true, Msg: 218},
 	}},
-	{Name: "envoy.extensions.transport_sockets.tls.v3.TlsParameters", Fields: []pbwire.Field{ // 198
-		{Num: 1, Name: "tls_minimum_protocol_version", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 409},
-		{Num: 2, Name: "tls_maximum_protocol_version", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 409},
+	{Name: "envoy.extensions.transport_sockets.tls.v3.TlsParameters", Fields: []pbwire.Field{ // 199
+		{Num: 1, Name: "tls_minimum_protocol_version", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 410},
+		{Num: 2, Name: "tls_maximum_protocol_version", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 410},
 		{Num: 3, Name: "cipher_suites", Kind: pbwire.String, List: true},
 		{Num: 4, Name: "ecdh_curves", Kind: pbwire.String, List: true},
 		{Num: 5, Name: "signature_algorithms", Kind: pbwire.String, List: true},
-		{Num: 6, Name: "compliance_policies", Kind: pbwire.Varint, List: true, Scalar: pbwire.ScalarEnum, Msg: 410},
+		{Num: 6, Name: "compliance_policies", Kind: pbwire.Varint, List: true, Scalar: pbwire.ScalarEnum, Msg: 411},
 	}},
-	{Name: "envoy.extensions.transport_sockets.tls.v3.CertificateProviderPluginInstance", Fields: []pbwire.Field{ // 199
+	{Name: "envoy.extensions.transport_sockets.tls.v3.CertificateProviderPluginInstance", Fields: []pbwire.Field{ // 200
 		{Num: 1, Name: "instance_name", Kind: pbwire.String},
 		{Num: 2, Name: "certificate_name", Kind: pbwire.String},
 	}},
-	{Name: "envoy.extensions.transport_sockets.tls.v3.CommonTlsContext.CertificateProvider", Fields: []pbwire.Field{ // 200
+	{Name: "envoy.extensions.transport_sockets.tls.v3.CommonTlsContext.CertificateProvider", Fields: []pbwire.Field{ // 201
 		{Num: 1, Name: "name", Kind: pbwire.String},
-		{Num: 2, Name: "typed_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 52},
+		{Num: 2, Name: "typed_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 53},
 	}},
-	{Name: "envoy.extensions.transport_sockets.tls.v3.CommonTlsContext.CertificateProviderInstance", Fields: []pbwire.Field{ // 201
+	{Name: "envoy.extensions.transport_sockets.tls.v3.CommonTlsContext.CertificateProviderInstance", Fields: []pbwire.Field{ // 202
 		{Num: 1, Name: "instance_name", Kind: pbwire.String},
 		{Num: 2, Name: "certificate_name", Kind: pbwire.String},
 	}},
-	{Name: "envoy.extensions.transport_sockets.tls.v3.CommonTlsContext.CombinedCertificateValidationContext", Fields: []pbwire.Field{ // 202
-		{Num: 1, Name: "default_validation_context", Kind: pbwire.Message, Presence: true, Msg: 136},
-		{Num: 2, Name: "validation_context_sds_secret_config", Kind: pbwire.Message, Presence: true, Msg: 132},
-		{Num: 3, Name: "validation_context_certificate_provider", Kind: pbwire.Message, Presence: true, Msg: 200},
-		{Num: 4, Name: "validation_context_certificate_provider_instance", Kind: pbwire.Message, Presence: true, Msg: 201},
+	{Name: "envoy.extensions.transport_sockets.tls.v3.CommonTlsContext.CombinedCertificateValidationContext", Fields: []pbwire.Field{ // 203
+		{Num: 1, Name: "default_validation_context", Kind: pbwire.Message, Presence: true, Msg: 137},
+		{Num: 2, Name: "validation_context_sds_secret_config", Kind: pbwire.Message, Presence: true, Msg: 133},
+		{Num: 3, Name: "validation_context_certificate_provider", Kind: pbwire.Message, Presence: true, Msg: 201},
+		{Num: 4, Name: "validation_context_certificate_provider_instance", Kind: pbwire.Message, Presence: true, Msg: 202},
 	}},
-	{Name: "envoy.extensions.transport_sockets.tls.v3.TlsKeyLog", Fields: []pbwire.Field{ // 203
+	{Name: "envoy.extensions.transport_sockets.tls.v3.TlsKeyLog", Fields: []pbwire.Field{ // 204
 		{Num: 1, Name: "path", Kind: pbwire.String},
-		{Num: 2, Name: "local_address_range", Kind: pbwire.Message, List: true, Msg: 234},
-		{Num: 3, Name: "remote_address_range", Kind: pbwire.Message, List: true, Msg: 234},
+		{Num: 2, Name: "local_address_range", Kind: pbwire.Message, List: true, Msg: 235},
+		{Num: 3, Name: "remote_address_range", Kind: pbwire.Message, List: true, Msg: 235},
 	}},
-	{Name: "envoy.config.core.v3.HeaderValue", Fields: []pbwire.Field{ // 204
+	{Name: "envoy.config.core.v3.HeaderValue", Fields: []pbwire.Field{ // 205
 		{Num: 1, Name: "key", Kind: pbwire.String},
 		{Num: 2, Name: "value", Kind: pbwire.String},
 		{Num: 3, Name: "raw_value", Kind: pbwire.Bytes},
 	}},
-	{Name: "envoy.config.route.v3.RouteMatch", Fields: []pbwire.Field{ // 205
+	{Name: "envoy.config.route.v3.RouteMatch", Fields: []pbwire.Field{ // 206
 		{Num: 1, Name: "prefix", Kind: pbwire.String, Presence: true, Oneof: 1},
 		{Num: 2, Name: "path", Kind: pbwire.String, Presence: true, Oneof: 1},
-		{Num: 4, Name: "case_sensitive", Kind: pbwire.Message, Presence: true, Msg: 25},
-		{Num: 6, Name: "headers", Kind: pbwire.Message, List: true, Msg: 191},
-		{Num: 7, Name: "query_parameters", Kind: pbwire.Message, List: true, Msg: 275},
-		{Num: 8, Name: "grpc", Kind: pbwire.Message, Presence: true, Msg: 277},
-		{Num: 9, Name: "runtime_fraction", Kind: pbwire.Message, Presence: true, Msg: 180},
-		{Num: 10, Name: "safe_regex", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 259},
-		{Num: 11, Name: "tls_context", Kind: pbwire.Message, Presence: true, Msg: 278},
-		{Num: 12, Name: "connect_matcher", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 274},
-		{Num: 13, Name: "dynamic_metadata", Kind: pbwire.Message, List: true, Msg: 177},
+		{Num: 4, Name: "case_sensitive", Kind: pbwire.Message, Presence: true, Msg: 26},
+		{Num: 6, Name: "headers", Kind: pbwire.Message, List: true, Msg: 192},
+		{Num: 7, Name: "query_parameters", Kind: pbwire.Message, List: true, Msg: 276},
+		{Num: 8, Name: "grpc", Kind: pbwire.Message, Presence: true, Msg: 278},
+		{Num: 9, Name: "runtime_fraction", Kind: pbwire.Message, Presence: true, Msg: 181},
+		{Num: 10, Name: "safe_regex", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 260},
+		{Num: 11, Name: "tls_context", Kind: pbwire.Message, Presence: true, Msg: 279},
+		{Num: 12, Name: "connect_matcher", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 275},
+		{Num: 13, Name: "dynamic_metadata", Kind: pbwire.Message, List: true, Msg: 178},
 		{Num: 14, Name: "path_separated_prefix", Kind: pbwire.String, Presence: true, Oneof: 1},
-		{Num: 15, Name: "path_match_policy", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 52},
-		{Num: 16, Name: "filter_state", Kind: pbwire.Message, List: true, Msg: 279},
-		{Num: 17, Name: "cookies", Kind: pbwire.Message, List: true, Msg: 276},
+		{Num: 15, Name: "path_match_policy", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 53},
+		{Num: 16, Name: "filter_state", Kind: pbwire.Message, List: true, Msg: 280},
+		{Num: 17, Name: "cookies", Kind: pbwire.Message, List: true, Msg: 277},
 	}},
-	{Name: "envoy.config.route.v3.RouteAction", Fields: []pbwire.Field{ // 206
+	{Name: "envoy.config.route.v3.RouteAction", Fields: []pbwire.Field{ // 207
 		{Num: 1, Name: "cluster", Kind: pbwire.String, Presence: true, Oneof: 1},
 		{Num: 2, Name: "cluster_header", Kind: pbwire.String, Presence: true, Oneof: 1},
-		{Num: 3, Name: "weighted_clusters", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 280},
-		{Num: 4, Name: "metadata_match", Kind: pbwire.Message, Presence: true, Msg: 63},
+		{Num: 3, Name: "weighted_clusters", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 281},
+		{Num: 4, Name: "metadata_match", Kind: pbwire.Message, Presence: true, Msg: 64},
 		{Num: 5, Name: "prefix_rewrite", Kind: pbwire.String},
 		{Num: 6, Name: "host_rewrite_literal", Kind: pbwire.String, Presence: true, Oneof: 2},
-		{Num: 7, Name: "auto_host_rewrite", Kind: pbwire.Message, Presence: true, Oneof: 2, Msg: 25},
-		{Num: 8, Name: "timeout", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 9, Name: "retry_policy", Kind: pbwire.Message, Presence: true, Msg: 78},
-		{Num: 11, Name: "priority", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 403},
-		{Num: 13, Name: "rate_limits", Kind: pbwire.Message, List: true, Msg: 89},
-		{Num: 14, Name: "include_vh_rate_limits", Kind: pbwire.Message, Presence: true, Msg: 25},
-		{Num: 15, Name: "hash_policy", Kind: pbwire.Message, List: true, Msg: 77},
-		{Num: 17, Name: "cors", Kind: pbwire.Message, Presence: true, Msg: 90},
-		{Num: 20, Name: "cluster_not_found_response_code", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 411},
-		{Num: 23, Name: "max_grpc_timeout", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 24, Name: "idle_timeout", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 25, Name: "upgrade_configs", Kind: pbwire.Message, List: true, Msg: 281},
-		{Num: 26, Name: "internal_redirect_action", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 412},
-		{Num: 27, Name: "hedge_policy", Kind: pbwire.Message, Presence: true, Msg: 93},
-		{Num: 28, Name: "grpc_timeout_offset", Kind: pbwire.Message, Presence: true, Msg: 35},
+		{Num: 7, Name: "auto_host_rewrite", Kind: pbwire.Message, Presence: true, Oneof: 2, Msg: 26},
+		{Num: 8, Name: "timeout", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 9, Name: "retry_policy", Kind: pbwire.Message, Presence: true, Msg: 79},
+		{Num: 11, Name: "priority", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 404},
+		{Num: 13, Name: "rate_limits", Kind: pbwire.Message, List: true, Msg: 90},
+		{Num: 14, Name: "include_vh_rate_limits", Kind: pbwire.Message, Presence: true, Msg: 26},
+		{Num: 15, Name: "hash_policy", Kind: pbwire.Message, List: true, Msg: 78},
+		{Num: 17, Name: "cors", Kind: pbwire.Message, Presence: true, Msg: 91},
+		{Num: 20, Name: "cluster_not_found_response_code", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 412},
+		{Num: 23, Name: "max_grpc_timeout", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 24, Name: "idle_timeout", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 25, Name: "upgrade_configs", Kind: pbwire.Message, List: true, Msg: 282},
+		{Num: 26, Name: "internal_redirect_action", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 413},
+		{Num: 27, Name: "hedge_policy", Kind: pbwire.Message, Presence: true, Msg: 94},
+		{Num: 28, Name: "grpc_timeout_offset", Kind: pbwire.Message, Presence: true, Msg: 36},
 		{Num: 29, Name: "host_rewrite_header", Kind: pbwire.String, Presence: true, Oneof: 2},
-		{Num: 30, Name: "request_mirror_policies", Kind: pbwire.Message, List: true, Msg: 76},
-		{Num: 31, Name: "max_internal_redirects", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 32, Name: "regex_rewrite", Kind: pbwire.Message, Presence: true, Msg: 269},
-		{Num: 33, Name: "retry_policy_typed_config", Kind: pbwire.Message, Presence: true, Msg: 92},
-		{Num: 34, Name: "internal_redirect_policy", Kind: pbwire.Message, Presence: true, Msg: 282},
-		{Num: 35, Name: "host_rewrite_path_regex", Kind: pbwire.Message, Presence: true, Oneof: 2, Msg: 269},
-		{Num: 36, Name: "max_stream_duration", Kind: pbwire.Message, Presence: true, Msg: 283},
+		{Num: 30, Name: "request_mirror_policies", Kind: pbwire.Message, List: true, Msg: 77},
+		{Num: 31, Name: "max_internal_redirects", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 32, Name: "regex_rewrite", Kind: pbwire.Message, Presence: true, Msg: 270},
+		{Num: 33, Name: "retry_policy_typed_config", Kind: pbwire.Message, Presence: true, Msg: 93},
+		{Num: 34, Name: "internal_redirect_policy", Kind: pbwire.Message, Presence: true, Msg: 283},
+		{Num: 35, Name: "host_rewrite_path_regex", Kind: pbwire.Message, Presence: true, Oneof: 2, Msg: 270},
+		{Num: 36, Name: "max_stream_duration", Kind: pbwire.Message, Presence: true, Msg: 284},
 		{Num: 37, Name: "cluster_specifier_plugin", Kind: pbwire.String, Presence: true, Oneof: 1},
 		{Num: 38, Name: "append_x_forwarded_host", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 39, Name: "inline_cluster_specifier_plugin", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 85},
-		{Num: 40, Name: "early_data_policy", Kind: pbwire.Message, Presence: true, Msg: 52},
-		{Num: 41, Name: "path_rewrite_policy", Kind: pbwire.Message, Presence: true, Msg: 52},
-		{Num: 42, Name: "flush_timeout", Kind: pbwire.Message, Presence: true, Msg: 35},
+		{Num: 39, Name: "inline_cluster_specifier_plugin", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 86},
+		{Num: 40, Name: "early_data_policy", Kind: pbwire.Message, Presence: true, Msg: 53},
+		{Num: 41, Name: "path_rewrite_policy", Kind: pbwire.Message, Presence: true, Msg: 53},
+		{Num: 42, Name: "flush_timeout", Kind: pbwire.Message, Presence: true, Msg: 36},
 		{Num: 44, Name: "host_rewrite", Kind: pbwire.String, Presence: true, Oneof: 2},
 		{Num: 45, Name: "path_rewrite", Kind: pbwire.String},
 	}},
-	{Name: "envoy.config.route.v3.RedirectAction", Fields: []pbwire.Field{ // 207
+	{Name: "envoy.config.route.v3.RedirectAction", Fields: []pbwire.Field{ // 208
 		{Num: 1, Name: "host_redirect", Kind: pbwire.String},
 		{Num: 2, Name: "path_redirect", Kind: pbwire.String, Presence: true, Oneof: 2},
-		{Num: 3, Name: "response_code", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 413},
+		{Num: 3, Name: "response_code", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 414},
 		{Num: 4, Name: "https_redirect", Kind: pbwire.Varint, Presence: true, Oneof: 1, Scalar: pbwire.ScalarBool},
 		{Num: 5, Name: "prefix_rewrite", Kind: pbwire.String, Presence: true, Oneof: 2},
 		{Num: 6, Name: "strip_query", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 		{Num: 7, Name: "scheme_redirect", Kind: pbwire.String, Presence: true, Oneof: 1},
 		{Num: 8, Name: "port_redirect", Kind: pbwire.Varint, Scalar: pbwire.ScalarUint32},
-		{Num: 9, Name: "regex_rewrite", Kind: pbwire.Message, Presence: true, Oneof: 2, Msg: 269},
+		{Num: 9, Name: "regex_rewrite", Kind: pbwire.Message, Presence: true, Oneof: 2, Msg: 270},
 		{Num: 10, Name: "path_rewrite", Kind: pbwire.String, Presence: true, Oneof: 2},
 	}},
-	{Name: "envoy.config.route.v3.DirectResponseAction", Fields: []pbwire.Field{ // 208
+	{Name: "envoy.config.route.v3.DirectResponseAction", Fields: []pbwire.Field{ // 209
 		{Num: 1, Name: "status", Kind: pbwire.Varint, Scalar: pbwire.ScalarUint32},
-		{Num: 2, Name: "body", Kind: pbwire.Message, Presence: true, Msg: 241},
-		{Num: 3, Name: "body_format", Kind: pbwire.Message, Presence: true, Msg: 123},
+		{Num: 2, Name: "body", Kind: pbwire.Message, Presence: true, Msg: 242},
+		{Num: 3, Name: "body_format", Kind: pbwire.Message, Presence: true, Msg: 124},
 	}},
-	{Name: "envoy.config.route.v3.FilterAction", Fields: []pbwire.Field{ // 209
-		{Num: 1, Name: "action", Kind: pbwire.Message, Presence: true, Msg: 92},
+	{Name: "envoy.config.route.v3.FilterAction", Fields: []pbwire.Field{ // 210
+		{Num: 1, Name: "action", Kind: pbwire.Message, Presence: true, Msg: 93},
 	}},
-	{Name: "envoy.config.route.v3.NonForwardingAction", Fields: []pbwire.Field{ // 210
+	{Name: "envoy.config.route.v3.NonForwardingAction", Fields: []pbwire.Field{ // 211
 	}},
-	{Name: "envoy.config.route.v3.Decorator", Fields: []pbwire.Field{ // 211
+	{Name: "envoy.config.route.v3.Decorator", Fields: []pbwire.Field{ // 212
 		{Num: 1, Name: "operation", Kind: pbwire.String},
-		{Num: 2, Name: "propagate", Kind: pbwire.Message, Presence: true, Msg: 25},
+		{Num: 2, Name: "propagate", Kind: pbwire.Message, Presence: true, Msg: 26},
 	}},
-	{Name: "envoy.config.route.v3.Route.TypedPerFilterConfigEntry", Fields: []pbwire.Field{ // 212
+	{Name: "envoy.config.route.v3.Route.TypedPerFilterConfigEntry", Fields: []pbwire.Field{ // 213
 		{Num: 1, Name: "key", Kind: pbwire.String},
-		{Num: 2, Name: "value", Kind: pbwire.Message, Presence: true, Msg: 92},
+		{Num: 2, Name: "value", Kind: pbwire.Message, Presence: true, Msg: 93},
 	}},
-	{Name: "envoy.config.route.v3.Tracing", Fields: []pbwire.Field{ // 213
-		{Num: 1, Name: "client_sampling", Kind: pbwire.Message, Presence: true, Msg: 217},
-		{Num: 2, Name: "random_sampling", Kind: pbwire.Message, Presence: true, Msg: 217},
-		{Num: 3, Name: "overall_sampling", Kind: pbwire.Message, Presence: true, Msg: 217},
-		{Num: 4, Name: "custom_tags", Kind: pbwire.Message, List: true, Msg: 231},
+	{Name: "envoy.config.route.v3.Tracing", Fields: []pbwire.Field{ // 214
+		{Num: 1, Name: "client_sampling", Kind: pbwire.Message, Presence: true, Msg: 218},
+		{Num: 2, Name: "random_sampling", Kind: pbwire.Message, Presence: true, Msg: 218},
+		{Num: 3, Name: "overall_sampling", Kind: pbwire.Message, Presence: true, Msg: 218},
+		{Num: 4, Name: "custom_tags", Kind: pbwire.Message, List: true, Msg: 232},
 		{Num: 5, Name: "operation", Kind: pbwire.String},
 		{Num: 6, Name: "upstream_operation", Kind: pbwire.String},
 	}},
-	{Name: "envoy.config.route.v3.RateLimit.Action", Fields: []pbwire.Field{ // 214
-		{Num: 1, Name: "source_cluster", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 284},
-		{Num: 2, Name: "destination_cluster", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 285},
-		{Num: 3, Name: "request_headers", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 286},
-		{Num: 4, Name: "remote_address", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 288},
-		{Num: 5, Name: "generic_key", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 289},
-		{Num: 6, Name: "header_value_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 290},
-		{Num: 7, Name: "dynamic_metadata", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 291},
-		{Num: 8, Name: "metadata", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 292},
-		{Num: 9, Name: "extension", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 52},
-		{Num: 10, Name: "masked_remote_address", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 293},
-		{Num: 11, Name: "query_parameter_value_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 294},
-		{Num: 12, Name: "query_parameters", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 287},
-		{Num: 13, Name: "remote_address_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 295},
+	{Name: "envoy.config.route.v3.RateLimit.Action", Fields: []pbwire.Field{ // 215
+		{Num: 1, Name: "source_cluster", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 285},
+		{Num: 2, Name: "destination_cluster", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 286},
+		{Num: 3, Name: "request_headers", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 287},
+		{Num: 4, Name: "remote_address", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 289},
+		{Num: 5, Name: "generic_key", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 290},
+		{Num: 6, Name: "header_value_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 291},
+		{Num: 7, Name: "dynamic_metadata", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 292},
+		{Num: 8, Name: "metadata", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 293},
+		{Num: 9, Name: "extension", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 53},
+		{Num: 10, Name: "masked_remote_address", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 294},
+		{Num: 11, Name: "query_parameter_value_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 295},
+		{Num: 12, Name: "query_parameters", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 288},
+		{Num: 13, Name: "remote_address_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 296},
 	}},
-	{Name: "envoy.config.route.v3.RateLimit.Override", Fields: []pbwire.Field{ // 215
-		{Num: 1, Name: "dynamic_metadata", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 296},
-		{Num: 2, Name: "rate_limit", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 297},
+	{Name: "envoy.config.route.v3.RateLimit.Override", Fields: []pbwire.Field{ // 216
+		{Num: 1, Name: "dynamic_metadata", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 297},
+		{Num: 2, Name: "rate_limit", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 298},
 	}},
-	{Name: "envoy.config.route.v3.RateLimit.HitsAddend", Fields: []pbwire.Field{ // 216
-		{Num: 1, Name: "number", Kind: pbwire.Message, Presence: true, Msg: 29},
+	{Name: "envoy.config.route.v3.RateLimit.HitsAddend", Fields: []pbwire.Field{ // 217
+		{Num: 1, Name: "number", Kind: pbwire.Message, Presence: true, Msg: 30},
 		{Num: 2, Name: "format", Kind: pbwire.String},
 		{Num: 3, Name: "is_negative_hits", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 	}},
-	{Name: "envoy.type.v3.FractionalPercent", Fields: []pbwire.Field{ // 217
+	{Name: "envoy.type.v3.FractionalPercent", Fields: []pbwire.Field{ // 218
 		{Num: 1, Name: "numerator", Kind: pbwire.Varint, Scalar: pbwire.ScalarUint32},
-		{Num: 2, Name: "denominator", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 414},
+		{Num: 2, Name: "denominator", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 415},
 	}},
-	{Name: "envoy.config.core.v3.SocketOptionsOverride", Fields: []pbwire.Field{ // 218
-		{Num: 1, Name: "socket_options", Kind: pbwire.Message, List: true, Msg: 99},
+	{Name: "envoy.config.core.v3.SocketOptionsOverride", Fields: []pbwire.Field{ // 219
+		{Num: 1, Name: "socket_options", Kind: pbwire.Message, List: true, Msg: 100},
 	}},
-	{Name: "envoy.config.listener.v3.FilterChainMatch", Fields: []pbwire.Field{ // 219
-		{Num: 3, Name: "prefix_ranges", Kind: pbwire.Message, List: true, Msg: 234},
+	{Name: "envoy.config.listener.v3.FilterChainMatch", Fields: []pbwire.Field{ // 220
+		{Num: 3, Name: "prefix_ranges", Kind: pbwire.Message, List: true, Msg: 235},
 		{Num: 4, Name: "address_suffix", Kind: pbwire.String},
-		{Num: 5, Name: "suffix_len", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 6, Name: "source_prefix_ranges", Kind: pbwire.Message, List: true, Msg: 234},
+		{Num: 5, Name: "suffix_len", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 6, Name: "source_prefix_ranges", Kind: pbwire.Message, List: true, Msg: 235},
 		{Num: 7, Name: "source_ports", Kind: pbwire.Varint, List: true, Scalar: pbwire.ScalarUint32},
-		{Num: 8, Name: "destination_port", Kind: pbwire.Message, Presence: true, Msg: 28},
+		{Num: 8, Name: "destination_port", Kind: pbwire.Message, Presence: true, Msg: 29},
 		{Num: 9, Name: "transport_protocol", Kind: pbwire.String},
 		{Num: 10, Name: "application_protocols", Kind: pbwire.String, List: true},
 		{Num: 11, Name: "server_names", Kind: pbwire.String, List: true},
-		{Num: 12, Name: "source_type", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 415},
-		{Num: 13, Name: "direct_source_prefix_ranges", Kind: pbwire.Message, List: true, Msg: 234},
+		{Num: 12, Name: "source_type", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 416},
+		{Num: 13, Name: "direct_source_prefix_ranges", Kind: pbwire.Message, List: true, Msg: 235},
 	}},
-	{Name: "envoy.config.listener.v3.Filter", Fields: []pbwire.Field{ // 220
+	{Name: "envoy.config.listener.v3.Filter", Fields: []pbwire.Field{ // 221
 		{Num: 1, Name: "name", Kind: pbwire.String},
-		{Num: 4, Name: "typed_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 92},
-		{Num: 5, Name: "config_discovery", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 170},
+		{Num: 4, Name: "typed_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 93},
+		{Num: 5, Name: "config_discovery", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 171},
 	}},
-	{Name: "envoy.config.listener.v3.ListenerFilterChainMatchPredicate", Fields: []pbwire.Field{ // 221
-		{Num: 1, Name: "or_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 298},
-		{Num: 2, Name: "and_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 298},
-		{Num: 3, Name: "not_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 221},
+	{Name: "envoy.config.listener.v3.ListenerFilterChainMatchPredicate", Fields: []pbwire.Field{ // 222
+		{Num: 1, Name: "or_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 299},
+		{Num: 2, Name: "and_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 299},
+		{Num: 3, Name: "not_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 222},
 		{Num: 4, Name: "any_match", Kind: pbwire.Varint, Presence: true, Oneof: 1, Scalar: pbwire.ScalarBool},
-		{Num: 5, Name: "destination_port_range", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 299},
+		{Num: 5, Name: "destination_port_range", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 300},
 	}},
-	{Name: "envoy.config.core.v3.SocketOption.SocketType", Fields: []pbwire.Field{ // 222
-		{Num: 1, Name: "stream", Kind: pbwire.Message, Presence: true, Msg: 300},
-		{Num: 2, Name: "datagram", Kind: pbwire.Message, Presence: true, Msg: 301},
+	{Name: "envoy.config.core.v3.SocketOption.SocketType", Fields: []pbwire.Field{ // 223
+		{Num: 1, Name: "stream", Kind: pbwire.Message, Presence: true, Msg: 301},
+		{Num: 2, Name: "datagram", Kind: pbwire.Message, Presence: true, Msg: 302},
 	}},
-	{Name: "envoy.config.core.v3.UdpSocketConfig", Fields: []pbwire.Field{ // 223
-		{Num: 1, Name: "max_rx_datagram_size", Kind: pbwire.Message, Presence: true, Msg: 29},
-		{Num: 2, Name: "prefer_gro", Kind: pbwire.Message, Presence: true, Msg: 25},
+	{Name: "envoy.config.core.v3.UdpSocketConfig", Fields: []pbwire.Field{ // 224
+		{Num: 1, Name: "max_rx_datagram_size", Kind: pbwire.Message, Presence: true, Msg: 30},
+		{Num: 2, Name: "prefer_gro", Kind: pbwire.Message, Presence: true, Msg: 26},
 	}},
-	{Name: "envoy.config.listener.v3.QuicProtocolOptions", Fields: []pbwire.Field{ // 224
-		{Num: 1, Name: "quic_protocol_options", Kind: pbwire.Message, Presence: true, Msg: 233},
-		{Num: 2, Name: "idle_timeout", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 3, Name: "crypto_handshake_timeout", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 4, Name: "enabled", Kind: pbwire.Message, Presence: true, Msg: 302},
-		{Num: 5, Name: "packets_to_read_to_connection_count_ratio", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 6, Name: "crypto_stream_config", Kind: pbwire.Message, Presence: true, Msg: 52},
-		{Num: 7, Name: "proof_source_config", Kind: pbwire.Message, Presence: true, Msg: 52},
-		{Num: 8, Name: "connection_id_generator_config", Kind: pbwire.Message, Presence: true, Msg: 52},
-		{Num: 9, Name: "server_preferred_address_config", Kind: pbwire.Message, Presence: true, Msg: 52},
-		{Num: 10, Name: "send_disable_active_migration", Kind: pbwire.Message, Presence: true, Msg: 25},
-		{Num: 11, Name: "connection_debug_visitor_config", Kind: pbwire.Message, Presence: true, Msg: 52},
-		{Num: 12, Name: "save_cmsg_config", Kind: pbwire.Message, List: true, Msg: 303},
+	{Name: "envoy.config.listener.v3.QuicProtocolOptions", Fields: []pbwire.Field{ // 225
+		{Num: 1, Name: "quic_protocol_options", Kind: pbwire.Message, Presence: true, Msg: 234},
+		{Num: 2, Name: "idle_timeout", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 3, Name: "crypto_handshake_timeout", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 4, Name: "enabled", Kind: pbwire.Message, Presence: true, Msg: 303},
+		{Num: 5, Name: "packets_to_read_to_connection_count_ratio", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 6, Name: "crypto_stream_config", Kind: pbwire.Message, Presence: true, Msg: 53},
+		{Num: 7, Name: "proof_source_config", Kind: pbwire.Message, Presence: true, Msg: 53},
+		{Num: 8, Name: "connection_id_generator_config", Kind: pbwire.Message, Presence: true, Msg: 53},
+		{Num: 9, Name: "server_preferred_address_config", Kind: pbwire.Message, Presence: true, Msg: 53},
+		{Num: 10, Name: "send_disable_active_migration", Kind: pbwire.Message, Presence: true, Msg: 26},
+		{Num: 11, Name: "connection_debug_visitor_config", Kind: pbwire.Message, Presence: true, Msg: 53},
+		{Num: 12, Name: "save_cmsg_config", Kind: pbwire.Message, List: true, Msg: 304},
 		{Num: 13, Name: "reject_new_connections", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
-		{Num: 14, Name: "max_sessions_per_event_loop", Kind: pbwire.Message, Presence: true, Msg: 28},
+		{Num: 14, Name: "max_sessions_per_event_loop", Kind: pbwire.Message, Presence: true, Msg: 29},
 	}},
-	{Name: "envoy.config.listener.v3.Listener.ConnectionBalanceConfig.ExactBalance", Fields: []pbwire.Field{ // 225
+	{Name: "envoy.config.listener.v3.Listener.ConnectionBalanceConfig.ExactBalance", Fields: []pbwire.Field{ // 226
 	}},
-	{Name: "envoy.config.listener.v3.Listener.ConnectionBalanceConfig.CpuLocalityBalance", Fields: []pbwire.Field{ // 226
+	{Name: "envoy.config.listener.v3.Listener.ConnectionBalanceConfig.CpuLocalityBalance", Fields: []pbwire.Field{ // 227
 	}},
-	{Name: "envoy.config.accesslog.v3.AccessLogFilter", Fields: []pbwire.Field{ // 227
-		{Num: 1, Name: "status_code_filter", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 304},
-		{Num: 2, Name: "duration_filter", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 305},
-		{Num: 3, Name: "not_health_check_filter", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 306},
-		{Num: 4, Name: "traceable_filter", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 307},
-		{Num: 5, Name: "runtime_filter", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 308},
-		{Num: 6, Name: "and_filter", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 309},
-		{Num: 7, Name: "or_filter", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 310},
-		{Num: 8, Name: "header_filter", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 311},
-		{Num: 9, Name: "response_flag_filter", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 312},
-		{Num: 10, Name: "grpc_status_filter", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 313},
-		{Num: 11, Name: "extension_filter", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 314},
-		{Num: 12, Name: "metadata_filter", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 315},
-		{Num: 13, Name: "log_type_filter", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 316},
+	{Name: "envoy.config.accesslog.v3.AccessLogFilter", Fields: []pbwire.Field{ // 228
+		{Num: 1, Name: "status_code_filter", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 305},
+		{Num: 2, Name: "duration_filter", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 306},
+		{Num: 3, Name: "not_health_check_filter", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 307},
+		{Num: 4, Name: "traceable_filter", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 308},
+		{Num: 5, Name: "runtime_filter", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 309},
+		{Num: 6, Name: "and_filter", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 310},
+		{Num: 7, Name: "or_filter", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 311},
+		{Num: 8, Name: "header_filter", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 312},
+		{Num: 9, Name: "response_flag_filter", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 313},
+		{Num: 10, Name: "grpc_status_filter", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 314},
+		{Num: 11, Name: "extension_filter", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 315},
+		{Num: 12, Name: "metadata_filter", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 316},
+		{Num: 13, Name: "log_type_filter", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 317},
 	}},
-	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.ScopedRoutes.ScopeKeyBuilder", Fields: []pbwire.Field{ // 228
-		{Num: 1, Name: "fragments", Kind: pbwire.Message, List: true, Msg: 317},
+	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.ScopedRoutes.ScopeKeyBuilder", Fields: []pbwire.Field{ // 229
+		{Num: 1, Name: "fragments", Kind: pbwire.Message, List: true, Msg: 318},
 	}},
-	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.ScopedRouteConfigurationsList", Fields: []pbwire.Field{ // 229
-		{Num: 1, Name: "scoped_route_configurations", Kind: pbwire.Message, List: true, Msg: 318},
+	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.ScopedRouteConfigurationsList", Fields: []pbwire.Field{ // 230
+		{Num: 1, Name: "scoped_route_configurations", Kind: pbwire.Message, List: true, Msg: 319},
 	}},
-	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.ScopedRds", Fields: []pbwire.Field{ // 230
-		{Num: 1, Name: "scoped_rds_config_source", Kind: pbwire.Message, Presence: true, Msg: 67},
+	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.ScopedRds", Fields: []pbwire.Field{ // 231
+		{Num: 1, Name: "scoped_rds_config_source", Kind: pbwire.Message, Presence: true, Msg: 68},
 		{Num: 2, Name: "srds_resources_locator", Kind: pbwire.String},
 	}},
-	{Name: "envoy.type.tracing.v3.CustomTag", Fields: []pbwire.Field{ // 231
+	{Name: "envoy.type.tracing.v3.CustomTag", Fields: []pbwire.Field{ // 232
 		{Num: 1, Name: "tag", Kind: pbwire.String},
-		{Num: 2, Name: "literal", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 319},
-		{Num: 3, Name: "environment", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 320},
-		{Num: 4, Name: "request_header", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 321},
-		{Num: 5, Name: "metadata", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 322},
+		{Num: 2, Name: "literal", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 320},
+		{Num: 3, Name: "environment", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 321},
+		{Num: 4, Name: "request_header", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 322},
+		{Num: 5, Name: "metadata", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 323},
 		{Num: 6, Name: "value", Kind: pbwire.String, Presence: true, Oneof: 1},
-		{Num: 7, Name: "value_type", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 416},
+		{Num: 7, Name: "value_type", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 417},
 	}},
-	{Name: "envoy.config.trace.v3.Tracing.Http", Fields: []pbwire.Field{ // 232
+	{Name: "envoy.config.trace.v3.Tracing.Http", Fields: []pbwire.Field{ // 233
 		{Num: 1, Name: "name", Kind: pbwire.String},
-		{Num: 3, Name: "typed_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 92},
+		{Num: 3, Name: "typed_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 93},
 	}},
-	{Name: "envoy.config.core.v3.QuicProtocolOptions", Fields: []pbwire.Field{ // 233
-		{Num: 1, Name: "max_concurrent_streams", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 2, Name: "initial_stream_window_size", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 3, Name: "initial_connection_window_size", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 4, Name: "num_timeouts_to_trigger_port_migration", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 5, Name: "connection_keepalive", Kind: pbwire.Message, Presence: true, Msg: 323},
+	{Name: "envoy.config.core.v3.QuicProtocolOptions", Fields: []pbwire.Field{ // 234
+		{Num: 1, Name: "max_concurrent_streams", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 2, Name: "initial_stream_window_size", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 3, Name: "initial_connection_window_size", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 4, Name: "num_timeouts_to_trigger_port_migration", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 5, Name: "connection_keepalive", Kind: pbwire.Message, Presence: true, Msg: 324},
 		{Num: 6, Name: "connection_options", Kind: pbwire.String},
 		{Num: 7, Name: "client_connection_options", Kind: pbwire.String},
-		{Num: 8, Name: "idle_network_timeout", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 9, Name: "max_packet_length", Kind: pbwire.Message, Presence: true, Msg: 29},
-		{Num: 10, Name: "client_packet_writer", Kind: pbwire.Message, Presence: true, Msg: 52},
-		{Num: 11, Name: "connection_migration", Kind: pbwire.Message, Presence: true, Msg: 324},
-		{Num: 12, Name: "memory_reduction_timeout", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 13, Name: "enable_scone", Kind: pbwire.Message, Presence: true, Msg: 25},
+		{Num: 8, Name: "idle_network_timeout", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 9, Name: "max_packet_length", Kind: pbwire.Message, Presence: true, Msg: 30},
+		{Num: 10, Name: "client_packet_writer", Kind: pbwire.Message, Presence: true, Msg: 53},
+		{Num: 11, Name: "connection_migration", Kind: pbwire.Message, Presence: true, Msg: 325},
+		{Num: 12, Name: "memory_reduction_timeout", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 13, Name: "enable_scone", Kind: pbwire.Message, Presence: true, Msg: 26},
 	}},
-	{Name: "envoy.config.core.v3.CidrRange", Fields: []pbwire.Field{ // 234
+	{Name: "envoy.config.core.v3.CidrRange", Fields: []pbwire.Field{ // 235
 		{Num: 1, Name: "address_prefix", Kind: pbwire.String},
-		{Num: 2, Name: "prefix_len", Kind: pbwire.Message, Presence: true, Msg: 28},
+		{Num: 2, Name: "prefix_len", Kind: pbwire.Message, Presence: true, Msg: 29},
 	}},
-	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.ResponseMapper", Fields: []pbwire.Field{ // 235
-		{Num: 1, Name: "filter", Kind: pbwire.Message, Presence: true, Msg: 227},
-		{Num: 2, Name: "status_code", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 3, Name: "body", Kind: pbwire.Message, Presence: true, Msg: 241},
-		{Num: 4, Name: "body_format_override", Kind: pbwire.Message, Presence: true, Msg: 123},
-		{Num: 5, Name: "headers_to_add", Kind: pbwire.Message, List: true, Msg: 84},
+	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.ResponseMapper", Fields: []pbwire.Field{ // 236
+		{Num: 1, Name: "filter", Kind: pbwire.Message, Presence: true, Msg: 228},
+		{Num: 2, Name: "status_code", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 3, Name: "body", Kind: pbwire.Message, Presence: true, Msg: 242},
+		{Num: 4, Name: "body_format_override", Kind: pbwire.Message, Presence: true, Msg: 124},
+		{Num: 5, Name: "headers_to_add", Kind: pbwire.Message, List: true, Msg: 85},
 	}},
-	{Name: "envoy.type.http.v3.PathTransformation", Fields: []pbwire.Field{ // 236
-		{Num: 1, Name: "operations", Kind: pbwire.Message, List: true, Msg: 325},
+	{Name: "envoy.type.http.v3.PathTransformation", Fields: []pbwire.Field{ // 237
+		{Num: 1, Name: "operations", Kind: pbwire.Message, List: true, Msg: 326},
 	}},
-	{Name: "envoy.config.core.v3.GrpcService.EnvoyGrpc", Fields: []pbwire.Field{ // 237
+	{Name: "envoy.config.core.v3.GrpcService.EnvoyGrpc", Fields: []pbwire.Field{ // 238
 		{Num: 1, Name: "cluster_name", Kind: pbwire.String},
 		{Num: 2, Name: "authority", Kind: pbwire.String},
-		{Num: 3, Name: "retry_policy", Kind: pbwire.Message, Presence: true, Msg: 239},
-		{Num: 4, Name: "max_receive_message_length", Kind: pbwire.Message, Presence: true, Msg: 28},
+		{Num: 3, Name: "retry_policy", Kind: pbwire.Message, Presence: true, Msg: 240},
+		{Num: 4, Name: "max_receive_message_length", Kind: pbwire.Message, Presence: true, Msg: 29},
 		{Num: 5, Name: "skip_envoy_headers", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 	}},
-	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc", Fields: []pbwire.Field{ // 238
+	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc", Fields: []pbwire.Field{ // 239
 		{Num: 1, Name: "target_uri", Kind: pbwire.String},
-		{Num: 2, Name: "channel_credentials", Kind: pbwire.Message, Presence: true, Msg: 326},
-		{Num: 3, Name: "call_credentials", Kind: pbwire.Message, List: true, Msg: 327},
+		{Num: 2, Name: "channel_credentials", Kind: pbwire.Message, Presence: true, Msg: 327},
+		{Num: 3, Name: "call_credentials", Kind: pbwire.Message, List: true, Msg: 328},
 		{Num: 4, Name: "stat_prefix", Kind: pbwire.String},
 		{Num: 5, Name: "credentials_factory_name", Kind: pbwire.String},
-		{Num: 6, Name: "config", Kind: pbwire.Message, Presence: true, Msg: 32},
-		{Num: 7, Name: "per_stream_buffer_limit_bytes", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 8, Name: "channel_args", Kind: pbwire.Message, Presence: true, Msg: 328},
-		{Num: 9, Name: "channel_credentials_plugin", Kind: pbwire.Message, List: true, Msg: 92},
-		{Num: 10, Name: "call_credentials_plugin", Kind: pbwire.Message, List: true, Msg: 92},
+		{Num: 6, Name: "config", Kind: pbwire.Message, Presence: true, Msg: 33},
+		{Num: 7, Name: "per_stream_buffer_limit_bytes", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 8, Name: "channel_args", Kind: pbwire.Message, Presence: true, Msg: 329},
+		{Num: 9, Name: "channel_credentials_plugin", Kind: pbwire.Message, List: true, Msg: 93},
+		{Num: 10, Name: "call_credentials_plugin", Kind: pbwire.Message, List: true, Msg: 93},
 	}},
-	{Name: "envoy.config.core.v3.RetryPolicy", Fields: []pbwire.Field{ // 239
-		{Num: 1, Name: "retry_back_off", Kind: pbwire.Message, Presence: true, Msg: 126},
-		{Num: 2, Name: "num_retries", Kind: pbwire.Message, Presence: true, Msg: 28},
+	{Name: "envoy.config.core.v3.RetryPolicy", Fields: []pbwire.Field{ // 240
+		{Num: 1, Name: "retry_back_off", Kind: pbwire.Message, Presence: true, Msg: 127},
+		{Num: 2, Name: "num_retries", Kind: pbwire.Message, Presence: true, Msg: 29},
 		{Num: 3, Name: "retry_on", Kind: pbwire.String},
-		{Num: 4, Name: "retry_priority", Kind: pbwire.Message, Presence: true, Msg: 329},
-		{Num: 5, Name: "retry_host_predicate", Kind: pbwire.Message, List: true, Msg: 330},
+		{Num: 4, Name: "retry_priority", Kind: pbwire.Message, Presence: true, Msg: 330},
+		{Num: 5, Name: "retry_host_predicate", Kind: pbwire.Message, List: true, Msg: 331},
 		{Num: 6, Name: "host_selection_retry_max_attempts", Kind: pbwire.Varint, Scalar: pbwire.ScalarInt64},
 	}},
-	{Name: "envoy.config.core.v3.HttpUri", Fields: []pbwire.Field{ // 240
+	{Name: "envoy.config.core.v3.HttpUri", Fields: []pbwire.Field{ // 241
 		{Num: 1, Name: "uri", Kind: pbwire.String},
 		{Num: 2, Name: "cluster", Kind: pbwire.String, Presence: true, Oneof: 1},
-		{Num: 3, Name: "timeout", Kind: pbwire.Message, Presence: true, Msg: 35},
+		{Num: 3, Name: "timeout", Kind: pbwire.Message, Presence: true, Msg: 36},
 	}},
-	{Name: "envoy.config.core.v3.DataSource", Fields: []pbwire.Field{ // 241
+	{Name: "envoy.config.core.v3.DataSource", Fields: []pbwire.Field{ // 242
 		{Num: 1, Name: "filename", Kind: pbwire.String, Presence: true, Oneof: 1},
 		{Num: 2, Name: "inline_bytes", Kind: pbwire.Bytes, Presence: true, Oneof: 1},
 		{Num: 3, Name: "inline_string", Kind: pbwire.String, Presence: true, Oneof: 1},
 		{Num: 4, Name: "environment_variable", Kind: pbwire.String, Presence: true, Oneof: 1},
-		{Num: 5, Name: "watched_directory", Kind: pbwire.Message, Presence: true, Msg: 247},
+		{Num: 5, Name: "watched_directory", Kind: pbwire.Message, Presence: true, Msg: 248},
 	}},
-	{Name: "envoy.config.core.v3.JsonFormatOptions", Fields: []pbwire.Field{ // 242
+	{Name: "envoy.config.core.v3.JsonFormatOptions", Fields: []pbwire.Field{ // 243
 		{Num: 1, Name: "sort_properties", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 	}},
-	{Name: "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster.ClusterWeight", Fields: []pbwire.Field{ // 243
+	{Name: "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster.ClusterWeight", Fields: []pbwire.Field{ // 244
 		{Num: 1, Name: "name", Kind: pbwire.String},
 		{Num: 2, Name: "weight", Kind: pbwire.Varint, Scalar: pbwire.ScalarUint32},
-		{Num: 3, Name: "metadata_match", Kind: pbwire.Message, Presence: true, Msg: 63},
+		{Num: 3, Name: "metadata_match", Kind: pbwire.Message, Presence: true, Msg: 64},
 	}},
-	{Name: "envoy.type.v3.HashPolicy.SourceIp", Fields: []pbwire.Field{ // 244
+	{Name: "envoy.type.v3.HashPolicy.SourceIp", Fields: []pbwire.Field{ // 245
 	}},
-	{Name: "envoy.type.v3.HashPolicy.FilterState", Fields: []pbwire.Field{ // 245
+	{Name: "envoy.type.v3.HashPolicy.FilterState", Fields: []pbwire.Field{ // 246
 		{Num: 1, Name: "key", Kind: pbwire.String},
 	}},
-	{Name: "envoy.config.core.v3.ProxyProtocolPassThroughTLVs", Fields: []pbwire.Field{ // 246
-		{Num: 1, Name: "match_type", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 417},
+	{Name: "envoy.config.core.v3.ProxyProtocolPassThroughTLVs", Fields: []pbwire.Field{ // 247
+		{Num: 1, Name: "match_type", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 418},
 		{Num: 2, Name: "tlv_type", Kind: pbwire.Varint, List: true, Scalar: pbwire.ScalarUint32},
 	}},
-	{Name: "envoy.config.core.v3.WatchedDirectory", Fields: []pbwire.Field{ // 247
+	{Name: "envoy.config.core.v3.WatchedDirectory", Fields: []pbwire.Field{ // 248
 		{Num: 1, Name: "path", Kind: pbwire.String},
 		{Num: 2, Name: "watch_modify", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 	}},
-	{Name: "envoy.extensions.transport_sockets.tls.v3.PrivateKeyProvider", Fields: []pbwire.Field{ // 248
+	{Name: "envoy.extensions.transport_sockets.tls.v3.PrivateKeyProvider", Fields: []pbwire.Field{ // 249
 		{Num: 1, Name: "provider_name", Kind: pbwire.String},
-		{Num: 3, Name: "typed_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 92},
+		{Num: 3, Name: "typed_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 93},
 		{Num: 4, Name: "fallback", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 	}},
-	{Name: "envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext.SystemRootCerts", Fields: []pbwire.Field{ // 249
+	{Name: "envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext.SystemRootCerts", Fields: []pbwire.Field{ // 250
 	}},
-	{Name: "envoy.extensions.transport_sockets.tls.v3.SubjectAltNameMatcher", Fields: []pbwire.Field{ // 250
-		{Num: 1, Name: "san_type", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 418},
-		{Num: 2, Name: "matcher", Kind: pbwire.Message, Presence: true, Msg: 151},
+	{Name: "envoy.extensions.transport_sockets.tls.v3.SubjectAltNameMatcher", Fields: []pbwire.Field{ // 251
+		{Num: 1, Name: "san_type", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 419},
+		{Num: 2, Name: "matcher", Kind: pbwire.Message, Presence: true, Msg: 152},
 		{Num: 3, Name: "oid", Kind: pbwire.String},
 	}},
-	{Name: "envoy.extensions.transport_sockets.tls.v3.GenericSecret.SecretsEntry", Fields: []pbwire.Field{ // 251
+	{Name: "envoy.extensions.transport_sockets.tls.v3.GenericSecret.SecretsEntry", Fields: []pbwire.Field{ // 252
 		{Num: 1, Name: "key", Kind: pbwire.String},
-		{Num: 2, Name: "value", Kind: pbwire.Message, Presence: true, Msg: 241},
+		{Num: 2, Name: "value", Kind: pbwire.Message, Presence: true, Msg: 242},
 	}},
-	{Name: "xds.type.matcher.v3.Matcher.MatcherList.FieldMatcher", Fields: []pbwire.Field{ // 252
-		{Num: 1, Name: "predicate", Kind: pbwire.Message, Presence: true, Msg: 331},
-		{Num: 2, Name: "on_match", Kind: pbwire.Message, Presence: true, Msg: 141},
+	{Name: "xds.type.matcher.v3.Matcher.MatcherList.FieldMatcher", Fields: []pbwire.Field{ // 253
+		{Num: 1, Name: "predicate", Kind: pbwire.Message, Presence: true, Msg: 332},
+		{Num: 2, Name: "on_match", Kind: pbwire.Message, Presence: true, Msg: 142},
 	}},
-	{Name: "xds.core.v3.TypedExtensionConfig", Fields: []pbwire.Field{ // 253
+	{Name: "xds.core.v3.TypedExtensionConfig", Fields: []pbwire.Field{ // 254
 		{Num: 1, Name: "name", Kind: pbwire.String},
-		{Num: 2, Name: "typed_config", Kind: pbwire.Message, Presence: true, Msg: 92},
+		{Num: 2, Name: "typed_config", Kind: pbwire.Message, Presence: true, Msg: 93},
 	}},
-	{Name: "xds.type.matcher.v3.Matcher.MatcherTree.MatchMap", Fields: []pbwire.Field{ // 254
-		{Num: 1, Name: "map", Kind: pbwire.Message, List: true, Map: true, Msg: 332},
+	{Name: "xds.type.matcher.v3.Matcher.MatcherTree.MatchMap", Fields: []pbwire.Field{ // 255
+		{Num: 1, Name: "map", Kind: pbwire.Message, List: true, Map: true, Msg: 333},
 	}},
-	{Name: "envoy.config.core.v3.HealthCheck.Payload", Fields: []pbwire.Field{ // 255
+	{Name: "envoy.config.core.v3.HealthCheck.Payload", Fields: []pbwire.Field{ // 256
 		{Num: 1, Name: "text", Kind: pbwire.String, Presence: true, Oneof: 1},
 		{Num: 2, Name: "binary", Kind: pbwire.Bytes, Presence: true, Oneof: 1},
 	}},
-	{Name: "envoy.type.v3.Int64Range", Fields: []pbwire.Field{ // 256
+	{Name: "envoy.type.v3.Int64Range", Fields: []pbwire.Field{ // 257
 		{Num: 1, Name: "start", Kind: pbwire.Varint, Scalar: pbwire.ScalarInt64},
 		{Num: 2, Name: "end", Kind: pbwire.Varint, Scalar: pbwire.ScalarInt64},
 	}},
-	{Name: "envoy.config.cluster.v3.CircuitBreakers.Thresholds.RetryBudget", Fields: []pbwire.Field{ // 257
-		{Num: 1, Name: "budget_percent", Kind: pbwire.Message, Presence: true, Msg: 111},
-		{Num: 2, Name: "min_retry_concurrency", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 3, Name: "budget_interval", Kind: pbwire.Message, Presence: true, Msg: 35},
+	{Name: "envoy.config.cluster.v3.CircuitBreakers.Thresholds.RetryBudget", Fields: []pbwire.Field{ // 258
+		{Num: 1, Name: "budget_percent", Kind: pbwire.Message, Presence: true, Msg: 112},
+		{Num: 2, Name: "min_retry_concurrency", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 3, Name: "budget_interval", Kind: pbwire.Message, Presence: true, Msg: 36},
 	}},
-	{Name: "envoy.config.core.v3.Http1ProtocolOptions.HeaderKeyFormat.ProperCaseWords", Fields: []pbwire.Field{ // 258
+	{Name: "envoy.config.core.v3.Http1ProtocolOptions.HeaderKeyFormat.ProperCaseWords", Fields: []pbwire.Field{ // 259
 	}},
-	{Name: "envoy.type.matcher.v3.RegexMatcher", Fields: []pbwire.Field{ // 259
-		{Num: 1, Name: "google_re2", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 333},
+	{Name: "envoy.type.matcher.v3.RegexMatcher", Fields: []pbwire.Field{ // 260
+		{Num: 1, Name: "google_re2", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 334},
 		{Num: 2, Name: "regex", Kind: pbwire.String},
 	}},
-	{Name: "envoy.type.metadata.v3.MetadataKey.PathSegment", Fields: []pbwire.Field{ // 260
+	{Name: "envoy.type.metadata.v3.MetadataKey.PathSegment", Fields: []pbwire.Field{ // 261
 		{Num: 1, Name: "key", Kind: pbwire.String, Presence: true, Oneof: 1},
 		{Num: 2, Name: "index", Kind: pbwire.Varint, Presence: true, Oneof: 1, Scalar: pbwire.ScalarUint32},
 	}},
-	{Name: "envoy.config.core.v3.RateLimitSettings", Fields: []pbwire.Field{ // 261
-		{Num: 1, Name: "max_tokens", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 2, Name: "fill_rate", Kind: pbwire.Message, Presence: true, Msg: 31},
+	{Name: "envoy.config.core.v3.RateLimitSettings", Fields: []pbwire.Field{ // 262
+		{Num: 1, Name: "max_tokens", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 2, Name: "fill_rate", Kind: pbwire.Message, Presence: true, Msg: 32},
 	}},
-	{Name: "envoy.type.matcher.v3.MetadataMatcher.PathSegment", Fields: []pbwire.Field{ // 262
+	{Name: "envoy.type.matcher.v3.MetadataMatcher.PathSegment", Fields: []pbwire.Field{ // 263
 		{Num: 1, Name: "key", Kind: pbwire.String, Presence: true, Oneof: 1},
 	}},
-	{Name: "envoy.type.matcher.v3.ValueMatcher", Fields: []pbwire.Field{ // 263
-		{Num: 1, Name: "null_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 334},
-		{Num: 2, Name: "double_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 335},
-		{Num: 3, Name: "string_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 151},
+	{Name: "envoy.type.matcher.v3.ValueMatcher", Fields: []pbwire.Field{ // 264
+		{Num: 1, Name: "null_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 335},
+		{Num: 2, Name: "double_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 336},
+		{Num: 3, Name: "string_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 152},
 		{Num: 4, Name: "bool_match", Kind: pbwire.Varint, Presence: true, Oneof: 1, Scalar: pbwire.ScalarBool},
 		{Num: 5, Name: "present_match", Kind: pbwire.Varint, Presence: true, Oneof: 1, Scalar: pbwire.ScalarBool},
-		{Num: 6, Name: "list_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 336},
-		{Num: 7, Name: "or_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 337},
+		{Num: 6, Name: "list_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 337},
+		{Num: 7, Name: "or_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 338},
 	}},
-	{Name: "envoy.config.core.v3.AlternateProtocolsCacheOptions.AlternateProtocolsCacheEntry", Fields: []pbwire.Field{ // 264
+	{Name: "envoy.config.core.v3.AlternateProtocolsCacheOptions.AlternateProtocolsCacheEntry", Fields: []pbwire.Field{ // 265
 		{Num: 1, Name: "hostname", Kind: pbwire.String},
 		{Num: 2, Name: "port", Kind: pbwire.Varint, Scalar: pbwire.ScalarUint32},
 	}},
-	{Name: "envoy.config.common.matcher.v3.MatchPredicate.MatchSet", Fields: []pbwire.Field{ // 265
-		{Num: 1, Name: "rules", Kind: pbwire.Message, List: true, Msg: 179},
+	{Name: "envoy.config.common.matcher.v3.MatchPredicate.MatchSet", Fields: []pbwire.Field{ // 266
+		{Num: 1, Name: "rules", Kind: pbwire.Message, List: true, Msg: 180},
 	}},
-	{Name: "envoy.config.common.matcher.v3.HttpHeadersMatch", Fields: []pbwire.Field{ // 266
-		{Num: 1, Name: "headers", Kind: pbwire.Message, List: true, Msg: 191},
+	{Name: "envoy.config.common.matcher.v3.HttpHeadersMatch", Fields: []pbwire.Field{ // 267
+		{Num: 1, Name: "headers", Kind: pbwire.Message, List: true, Msg: 192},
 	}},
-	{Name: "envoy.config.common.matcher.v3.HttpGenericBodyMatch", Fields: []pbwire.Field{ // 267
+	{Name: "envoy.config.common.matcher.v3.HttpGenericBodyMatch", Fields: []pbwire.Field{ // 268
 		{Num: 1, Name: "bytes_limit", Kind: pbwire.Varint, Scalar: pbwire.ScalarUint32},
-		{Num: 2, Name: "patterns", Kind: pbwire.Message, List: true, Msg: 338},
+		{Num: 2, Name: "patterns", Kind: pbwire.Message, List: true, Msg: 339},
 	}},
-	{Name: "envoy.config.common.mutation_rules.v3.HeaderMutation.RemoveOnMatch", Fields: []pbwire.Field{ // 268
-		{Num: 1, Name: "key_matcher", Kind: pbwire.Message, Presence: true, Msg: 151},
+	{Name: "envoy.config.common.mutation_rules.v3.HeaderMutation.RemoveOnMatch", Fields: []pbwire.Field{ // 269
+		{Num: 1, Name: "key_matcher", Kind: pbwire.Message, Presence: true, Msg: 152},
 	}},
-	{Name: "envoy.type.matcher.v3.RegexMatchAndSubstitute", Fields: []pbwire.Field{ // 269
-		{Num: 1, Name: "pattern", Kind: pbwire.Message, Presence: true, Msg: 259},
+	{Name: "envoy.type.matcher.v3.RegexMatchAndSubstitute", Fields: []pbwire.Field{ // 270
+		{Num: 1, Name: "pattern", Kind: pbwire.Message, Presence: true, Msg: 260},
 		{Num: 2, Name: "substitution", Kind: pbwire.String},
 	}},
-	{Name: "envoy.config.route.v3.RouteAction.HashPolicy.CookieAttribute", Fields: []pbwire.Field{ // 270
+	{Name: "envoy.config.route.v3.RouteAction.HashPolicy.CookieAttribute", Fields: []pbwire.Field{ // 271
 		{Num: 1, Name: "name", Kind: pbwire.String},
 		{Num: 2, Name: "value", Kind: pbwire.String},
 	}},
-	{Name: "envoy.config.route.v3.RetryPolicy.ResetHeader", Fields: []pbwire.Field{ // 271
+	{Name: "envoy.config.route.v3.RetryPolicy.ResetHeader", Fields: []pbwire.Field{ // 272
 		{Num: 1, Name: "name", Kind: pbwire.String},
-		{Num: 2, Name: "format", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 419},
+		{Num: 2, Name: "format", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 420},
 	}},
-	{Name: "envoy.config.endpoint.v3.Endpoint.HealthCheckConfig", Fields: []pbwire.Field{ // 272
+	{Name: "envoy.config.endpoint.v3.Endpoint.HealthCheckConfig", Fields: []pbwire.Field{ // 273
 		{Num: 1, Name: "port_value", Kind: pbwire.Varint, Scalar: pbwire.ScalarUint32},
 		{Num: 2, Name: "hostname", Kind: pbwire.String},
-		{Num: 3, Name: "address", Kind: pbwire.Message, Presence: true, Msg: 50},
+		{Num: 3, Name: "address", Kind: pbwire.Message, Presence: true, Msg: 51},
 		{Num: 4, Name: "disable_active_health_check", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 	}},
-	{Name: "envoy.config.endpoint.v3.Endpoint.AdditionalAddress", Fields: []pbwire.Field{ // 273
-		{Num: 1, Name: "address", Kind: pbwire.Message, Presence: true, Msg: 50},
+	{Name: "envoy.config.endpoint.v3.Endpoint.AdditionalAddress", Fields: []pbwire.Field{ // 274
+		{Num: 1, Name: "address", Kind: pbwire.Message, Presence: true, Msg: 51},
 	}},
-	{Name: "envoy.config.route.v3.RouteMatch.ConnectMatcher", Fields: []pbwire.Field{ // 274
+	{Name: "envoy.config.route.v3.RouteMatch.ConnectMatcher", Fields: []pbwire.Field{ // 275
 	}},
-	{Name: "envoy.config.route.v3.QueryParameterMatcher", Fields: []pbwire.Field{ // 275
+	{Name: "envoy.config.route.v3.QueryParameterMatcher", Fields: []pbwire.Field{ // 276
 		{Num: 1, Name: "name", Kind: pbwire.String},
-		{Num: 5, Name: "string_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 151},
+		{Num: 5, Name: "string_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 152},
 		{Num: 6, Name: "present_match", Kind: pbwire.Varint, Presence: true, Oneof: 1, Scalar: pbwire.ScalarBool},
 	}},
-	{Name: "envoy.config.route.v3.CookieMatcher", Fields: []pbwire.Field{ // 276
+	{Name: "envoy.config.route.v3.CookieMatcher", Fields: []pbwire.Field{ // 277
 		{Num: 1, Name: "name", Kind: pbwire.String},
-		{Num: 2, Name: "string_match", Kind: pbwire.Message, Presence: true, Msg: 151},
+		{Num: 2, Name: "string_match", Kind: pbwire.Message, Presence: true, Msg: 152},
 		{Num: 3, Name: "invert_match", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 	}},
-	{Name: "envoy.config.route.v3.RouteMatch.GrpcRouteMatchOptions", Fields: []pbwire.Field{ // 277
+	{Name: "envoy.config.route.v3.RouteMatch.GrpcRouteMatchOptions", Fields: []pbwire.Field{ // 278
 	}},
-	{Name: "envoy.config.route.v3.RouteMatch.TlsContextMatchOptions", Fields: []pbwire.Field{ // 278
-		{Num: 1, Name: "presented", Kind: pbwire.Message, Presence: true, Msg: 25},
-		{Num: 2, Name: "validated", Kind: pbwire.Message, Presence: true, Msg: 25},
+	{Name: "envoy.config.route.v3.RouteMatch.TlsContextMatchOptions", Fields: []pbwire.Field{ // 279
+		{Num: 1, Name: "presented", Kind: pbwire.Message, Presence: true, Msg: 26},
+		{Num: 2, Name: "validated", Kind: pbwire.Message, Presence: true, Msg: 26},
 	}},
-	{Name: "envoy.type.matcher.v3.FilterStateMatcher", Fields: []pbwire.Field{ // 279
+	{Name: "envoy.type.matcher.v3.FilterStateMatcher", Fields: []pbwire.Field{ // 280
 		{Num: 1, Name: "key", Kind: pbwire.String},
-		{Num: 2, Name: "string_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 151},
-		{Num: 3, Name: "address_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 339},
+		{Num: 2, Name: "string_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 152},
+		{Num: 3, Name: "address_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 340},
 	}},
-	{Name: "envoy.config.route.v3.WeightedCluster", Fields: []pbwire.Field{ // 280
-		{Num: 1, Name: "clusters", Kind: pbwire.Message, List: true, Msg: 340},
+	{Name: "envoy.config.route.v3.WeightedCluster", Fields: []pbwire.Field{ // 281
+		{Num: 1, Name: "clusters", Kind: pbwire.Message, List: true, Msg: 341},
 		{Num: 2, Name: "runtime_key_prefix", Kind: pbwire.String},
-		{Num: 3, Name: "total_weight", Kind: pbwire.Message, Presence: true, Msg: 28},
+		{Num: 3, Name: "total_weight", Kind: pbwire.Message, Presence: true, Msg: 29},
 		{Num: 4, Name: "header_name", Kind: pbwire.String, Presence: true, Oneof: 1},
-		{Num: 5, Name: "use_hash_policy", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 25},
+		{Num: 5, Name: "use_hash_policy", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 26},
 	}},
-	{Name: "envoy.config.route.v3.RouteAction.UpgradeConfig", Fields: []pbwire.Field{ // 281
+	{Name: "envoy.config.route.v3.RouteAction.UpgradeConfig", Fields: []pbwire.Field{ // 282
 		{Num: 1, Name: "upgrade_type", Kind: pbwire.String},
-		{Num: 2, Name: "enabled", Kind: pbwire.Message, Presence: true, Msg: 25},
-		{Num: 3, Name: "connect_config", Kind: pbwire.Message, Presence: true, Msg: 341},
+		{Num: 2, Name: "enabled", Kind: pbwire.Message, Presence: true, Msg: 26},
+		{Num: 3, Name: "connect_config", Kind: pbwire.Message, Presence: true, Msg: 342},
 	}},
-	{Name: "envoy.config.route.v3.InternalRedirectPolicy", Fields: []pbwire.Field{ // 282
-		{Num: 1, Name: "max_internal_redirects", Kind: pbwire.Message, Presence: true, Msg: 28},
+	{Name: "envoy.config.route.v3.InternalRedirectPolicy", Fields: []pbwire.Field{ // 283
+		{Num: 1, Name: "max_internal_redirects", Kind: pbwire.Message, Presence: true, Msg: 29},
 		{Num: 2, Name: "redirect_response_codes", Kind: pbwire.Varint, List: true, Scalar: pbwire.ScalarUint32},
-		{Num: 3, Name: "predicates", Kind: pbwire.Message, List: true, Msg: 52},
+		{Num: 3, Name: "predicates", Kind: pbwire.Message, List: true, Msg: 53},
 		{Num: 4, Name: "allow_cross_scheme_redirect", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 		{Num: 5, Name: "response_headers_to_copy", Kind: pbwire.String, List: true},
 	}},
-	{Name: "envoy.config.route.v3.RouteAction.MaxStreamDuration", Fields: []pbwire.Field{ // 283
-		{Num: 1, Name: "max_stream_duration", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 2, Name: "grpc_timeout_header_max", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 3, Name: "grpc_timeout_header_offset", Kind: pbwire.Message, Presence: true, Msg: 35},
+	{Name: "envoy.config.route.v3.RouteAction.MaxStreamDuration", Fields: []pbwire.Field{ // 284
+		{Num: 1, Name: "max_stream_duration", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 2, Name: "grpc_timeout_header_max", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 3, Name: "grpc_timeout_header_offset", Kind: pbwire.Message, Presence: true, Msg: 36},
 	}},
-	{Name: "envoy.config.route.v3.RateLimit.Action.SourceCluster", Fields: []pbwire.Field{ // 284
+	{Name: "envoy.config.route.v3.RateLimit.Action.SourceCluster", Fields: []pbwire.Field{ // 285
 	}},
-	{Name: "envoy.config.route.v3.RateLimit.Action.DestinationCluster", Fields: []pbwire.Field{ // 285
+	{Name: "envoy.config.route.v3.RateLimit.Action.DestinationCluster", Fields: []pbwire.Field{ // 286
 	}},
-	{Name: "envoy.config.route.v3.RateLimit.Action.RequestHeaders", Fields: []pbwire.Field{ // 286
+	{Name: "envoy.config.route.v3.RateLimit.Action.RequestHeaders", Fields: []pbwire.Field{ // 287
 		{Num: 1, Name: "header_name", Kind: pbwire.String},
 		{Num: 2, Name: "descriptor_key", Kind: pbwire.String},
 		{Num: 3, Name: "skip_if_absent", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 	}},
-	{Name: "envoy.config.route.v3.RateLimit.Action.QueryParameters", Fields: []pbwire.Field{ // 287
+	{Name: "envoy.config.route.v3.RateLimit.Action.QueryParameters", Fields: []pbwire.Field{ // 288
 		{Num: 1, Name: "query_parameter_name", Kind: pbwire.String},
 		{Num: 2, Name: "descriptor_key", Kind: pbwire.String},
 		{Num: 3, Name: "skip_if_absent", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 	}},
-	{Name: "envoy.config.route.v3.RateLimit.Action.RemoteAddress", Fields: []pbwire.Field{ // 288
+	{Name: "envoy.config.route.v3.RateLimit.Action.RemoteAddress", Fields: []pbwire.Field{ // 289
 	}},
-	{Name: "envoy.config.route.v3.RateLimit.Action.GenericKey", Fields: []pbwire.Field{ // 289
+	{Name: "envoy.config.route.v3.RateLimit.Action.GenericKey", Fields: []pbwire.Field{ // 290
 		{Num: 1, Name: "descriptor_value", Kind: pbwire.String},
 		{Num: 2, Name: "descriptor_key", Kind: pbwire.String},
 		{Num: 3, Name: "default_value", Kind: pbwire.String},
 	}},
-	{Name: "envoy.config.route.v3.RateLimit.Action.HeaderValueMatch", Fields: []pbwire.Field{ // 290
+	{Name: "envoy.config.route.v3.RateLimit.Action.HeaderValueMatch", Fields: []pbwire.Field{ // 291
 		{Num: 1, Name: "descriptor_value", Kind: pbwire.String},
-		{Num: 2, Name: "expect_match", Kind: pbwire.Message, Presence: true, Msg: 25},
-		{Num: 3, Name: "headers", Kind: pbwire.Message, List: true, Msg: 191},
+		{Num: 2, Name: "expect_match", Kind: pbwire.Message, Presence: true, Msg: 26},
+		{Num: 3, Name: "headers", Kind: pbwire.Message, List: true, Msg: 192},
 		{Num: 4, Name: "descriptor_key", Kind: pbwire.String},
 		{Num: 5, Name: "default_value", Kind: pbwire.String},
 	}},
-	{Name: "envoy.config.route.v3.RateLimit.Action.DynamicMetaData", Fields: []pbwire.Field{ // 291
+	{Name: "envoy.config.route.v3.RateLimit.Action.DynamicMetaData", Fields: []pbwire.Field{ // 292
 		{Num: 1, Name: "descriptor_key", Kind: pbwire.String},
-		{Num: 2, Name: "metadata_key", Kind: pbwire.Message, Presence: true, Msg: 160},
+		{Num: 2, Name: "metadata_key", Kind: pbwire.Message, Presence: true, Msg: 161},
 		{Num: 3, Name: "default_value", Kind: pbwire.String},
 	}},
-	{Name: "envoy.config.route.v3.RateLimit.Action.MetaData", Fields: []pbwire.Field{ // 292
+	{Name: "envoy.config.route.v3.RateLimit.Action.MetaData", Fields: []pbwire.Field{ // 293
 		{Num: 1, Name: "descriptor_key", Kind: pbwire.String},
-		{Num: 2, Name: "metadata_key", Kind: pbwire.Message, Presence: true, Msg: 160},
+		{Num: 2, Name: "metadata_key", Kind: pbwire.Message, Presence: true, Msg: 161},
 		{Num: 3, Name: "default_value", Kind: pbwire.String},
-		{Num: 4, Name: "source", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 420},
+		{Num: 4, Name: "source", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 421},
 		{Num: 5, Name: "skip_if_absent", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 	}},
-	{Name: "envoy.config.route.v3.RateLimit.Action.MaskedRemoteAddress", Fields: []pbwire.Field{ // 293
-		{Num: 1, Name: "v4_prefix_mask_len", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 2, Name: "v6_prefix_mask_len", Kind: pbwire.Message, Presence: true, Msg: 28},
+	{Name: "envoy.config.route.v3.RateLimit.Action.MaskedRemoteAddress", Fields: []pbwire.Field{ // 294
+		{Num: 1, Name: "v4_prefix_mask_len", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 2, Name: "v6_prefix_mask_len", Kind: pbwire.Message, Presence: true, Msg: 29},
 	}},
-	{Name: "envoy.config.route.v3.RateLimit.Action.QueryParameterValueMatch", Fields: []pbwire.Field{ // 294
+	{Name: "envoy.config.route.v3.RateLimit.Action.QueryParameterValueMatch", Fields: []pbwire.Field{ // 295
 		{Num: 1, Name: "descriptor_value", Kind: pbwire.String},
-		{Num: 2, Name: "expect_match", Kind: pbwire.Message, Presence: true, Msg: 25},
-		{Num: 3, Name: "query_parameters", Kind: pbwire.Message, List: true, Msg: 275},
+		{Num: 2, Name: "expect_match", Kind: pbwire.Message, Presence: true, Msg: 26},
+		{Num: 3, Name: "query_parameters", Kind: pbwire.Message, List: true, Msg: 276},
 		{Num: 4, Name: "descriptor_key", Kind: pbwire.String},
 		{Num: 5, Name: "default_value", Kind: pbwire.String},
 	}},
-	{Name: "envoy.config.route.v3.RateLimit.Action.RemoteAddressMatch", Fields: []pbwire.Field{ // 295
+	{Name: "envoy.config.route.v3.RateLimit.Action.RemoteAddressMatch", Fields: []pbwire.Field{ // 296
 		{Num: 1, Name: "descriptor_value", Kind: pbwire.String},
 		{Num: 2, Name: "descriptor_key", Kind: pbwire.String},
 		{Num: 3, Name: "default_value", Kind: pbwire.String},
-		{Num: 4, Name: "address_matcher", Kind: pbwire.Message, Presence: true, Msg: 339},
+		{Num: 4, Name: "address_matcher", Kind: pbwire.Message, Presence: true, Msg: 340},
 	}},
-	{Name: "envoy.config.route.v3.RateLimit.Override.DynamicMetadata", Fields: []pbwire.Field{ // 296
-		{Num: 1, Name: "metadata_key", Kind: pbwire.Message, Presence: true, Msg: 160},
+	{Name: "envoy.config.route.v3.RateLimit.Override.DynamicMetadata", Fields: []pbwire.Field{ // 297
+		{Num: 1, Name: "metadata_key", Kind: pbwire.Message, Presence: true, Msg: 161},
 	}},
-	{Name: "envoy.config.route.v3.RateLimit.Override.RateLimitOverride", Fields: []pbwire.Field{ // 297
+	{Name: "envoy.config.route.v3.RateLimit.Override.RateLimitOverride", Fields: []pbwire.Field{ // 298
 		{Num: 1, Name: "requests_per_unit", Kind: pbwire.Varint, Scalar: pbwire.ScalarUint32},
-		{Num: 2, Name: "unit", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 421},
+		{Num: 2, Name: "unit", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 422},
 	}},
-	{Name: "envoy.config.listener.v3.ListenerFilterChainMatchPredicate.MatchSet", Fields: []pbwire.Field{ // 298
-		{Num: 1, Name: "rules", Kind: pbwire.Message, List: true, Msg: 221},
+	{Name: "envoy.config.listener.v3.ListenerFilterChainMatchPredicate.MatchSet", Fields: []pbwire.Field{ // 299
+		{Num: 1, Name: "rules", Kind: pbwire.Message, List: true, Msg: 222},
 	}},
-	{Name: "envoy.type.v3.Int32Range", Fields: []pbwire.Field{ // 299
+	{Name: "envoy.type.v3.Int32Range", Fields: []pbwire.Field{ // 300
 		{Num: 1, Name: "start", Kind: pbwire.Varint, Scalar: pbwire.ScalarInt32},
 		{Num: 2, Name: "end", Kind: pbwire.Varint, Scalar: pbwire.ScalarInt32},
 	}},
-	{Name: "envoy.config.core.v3.SocketOption.SocketType.Stream", Fields: []pbwire.Field{ // 300
+	{Name: "envoy.config.core.v3.SocketOption.SocketType.Stream", Fields: []pbwire.Field{ // 301
 	}},
-	{Name: "envoy.config.core.v3.SocketOption.SocketType.Datagram", Fields: []pbwire.Field{ // 301
+	{Name: "envoy.config.core.v3.SocketOption.SocketType.Datagram", Fields: []pbwire.Field{ // 302
 	}},
-	{Name: "envoy.config.core.v3.RuntimeFeatureFlag", Fields: []pbwire.Field{ // 302
-		{Num: 1, Name: "default_value", Kind: pbwire.Message, Presence: true, Msg: 25},
+	{Name: "envoy.config.core.v3.RuntimeFeatureFlag", Fields: []pbwire.Field{ // 303
+		{Num: 1, Name: "default_value", Kind: pbwire.Message, Presence: true, Msg: 26},
 		{Num: 2, Name: "runtime_key", Kind: pbwire.String},
 	}},
-	{Name: "envoy.config.core.v3.SocketCmsgHeaders", Fields: []pbwire.Field{ // 303
-		{Num: 1, Name: "level", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 2, Name: "type", Kind: pbwire.Message, Presence: true, Msg: 28},
+	{Name: "envoy.config.core.v3.SocketCmsgHeaders", Fields: []pbwire.Field{ // 304
+		{Num: 1, Name: "level", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 2, Name: "type", Kind: pbwire.Message, Presence: true, Msg: 29},
 		{Num: 3, Name: "expected_size", Kind: pbwire.Varint, Scalar: pbwire.ScalarUint32},
 	}},
-	{Name: "envoy.config.accesslog.v3.StatusCodeFilter", Fields: []pbwire.Field{ // 304
-		{Num: 1, Name: "comparison", Kind: pbwire.Message, Presence: true, Msg: 342},
+	{Name: "envoy.config.accesslog.v3.StatusCodeFilter", Fields: []pbwire.Field{ // 305
+		{Num: 1, Name: "comparison", Kind: pbwire.Message, Presence: true, Msg: 343},
 	}},
-	{Name: "envoy.config.accesslog.v3.DurationFilter", Fields: []pbwire.Field{ // 305
-		{Num: 1, Name: "comparison", Kind: pbwire.Message, Presence: true, Msg: 342},
+	{Name: "envoy.config.accesslog.v3.DurationFilter", Fields: []pbwire.Field{ // 306
+		{Num: 1, Name: "comparison", Kind: pbwire.Message, Presence: true, Msg: 343},
 	}},
-	{Name: "envoy.config.accesslog.v3.NotHealthCheckFilter", Fields: []pbwire.Field{ // 306
+	{Name: "envoy.config.accesslog.v3.NotHealthCheckFilter", Fields: []pbwire.Field{ // 307
 	}},
-	{Name: "envoy.config.accesslog.v3.TraceableFilter", Fields: []pbwire.Field{ // 307
+	{Name: "envoy.config.accesslog.v3.TraceableFilter", Fields: []pbwire.Field{ // 308
 	}},
-	{Name: "envoy.config.accesslog.v3.RuntimeFilter", Fields: []pbwire.Field{ // 308
+	{Name: "envoy.config.accesslog.v3.RuntimeFilter", Fields: []pbwire.Field{ // 309
 		{Num: 1, Name: "runtime_key", Kind: pbwire.String},
-		{Num: 2, Name: "percent_sampled", Kind: pbwire.Message, Presence: true, Msg: 217},
+		{Num: 2, Name: "percent_sampled", Kind: pbwire.Message, Presence: true, Msg: 218},
 		{Num: 3, Name: "use_independent_randomness", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 	}},
-	{Name: "envoy.config.accesslog.v3.AndFilter", Fields: []pbwire.Field{ // 309
-		{Num: 1, Name: "filters", Kind: pbwire.Message, List: true, Msg: 227},
+	{Name: "envoy.config.accesslog.v3.AndFilter", Fields: []pbwire.Field{ // 310
+		{Num: 1, Name: "filters", Kind: pbwire.Message, List: true, Msg: 228},
 	}},
-	{Name: "envoy.config.accesslog.v3.OrFilter", Fields: []pbwire.Field{ // 310
-		{Num: 2, Name: "filters", Kind: pbwire.Message, List: true, Msg: 227},
+	{Name: "envoy.config.accesslog.v3.OrFilter", Fields: []pbwire.Field{ // 311
+		{Num: 2, Name: "filters", Kind: pbwire.Message, List: true, Msg: 228},
 	}},
-	{Name: "envoy.config.accesslog.v3.HeaderFilter", Fields: []pbwire.Field{ // 311
-		{Num: 1, Name: "header", Kind: pbwire.Message, Presence: true, Msg: 191},
+	{Name: "envoy.config.accesslog.v3.HeaderFilter", Fields: []pbwire.Field{ // 312
+		{Num: 1, Name: "header", Kind: pbwire.Message, Presence: true, Msg: 192},
 	}},
-	{Name: "envoy.config.accesslog.v3.ResponseFlagFilter", Fields: []pbwire.Field{ // 312
+	{Name: "envoy.config.accesslog.v3.ResponseFlagFilter", Fields: []pbwire.Field{ // 313
 		{Num: 1, Name: "flags", Kind: pbwire.String, List: true},
 	}},
-	{Name: "envoy.config.accesslog.v3.GrpcStatusFilter", Fields: []pbwire.Field{ // 313
-		{Num: 1, Name: "statuses", Kind: pbwire.Varint, List: true, Scalar: pbwire.ScalarEnum, Msg: 422},
+	{Name: "envoy.config.accesslog.v3.GrpcStatusFilter", Fields: []pbwire.Field{ // 314
+		{Num: 1, Name: "statuses", Kind: pbwire.Varint, List: true, Scalar: pbwire.ScalarEnum, Msg: 423},
 		{Num: 2, Name: "exclude", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 	}},
-	{Name: "envoy.config.accesslog.v3.ExtensionFilter", Fields: []pbwire.Field{ // 314
+	{Name: "envoy.config.accesslog.v3.ExtensionFilter", Fields: []pbwire.Field{ // 315
 		{Num: 1, Name: "name", Kind: pbwire.String},
-		{Num: 3, Name: "typed_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 92},
+		{Num: 3, Name: "typed_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 93},
 	}},
-	{Name: "envoy.config.accesslog.v3.MetadataFilter", Fields: []pbwire.Field{ // 315
-		{Num: 1, Name: "matcher", Kind: pbwire.Message, Presence: true, Msg: 177},
-		{Num: 2, Name: "match_if_key_not_found", Kind: pbwire.Message, Presence: true, Msg: 25},
+	{Name: "envoy.config.accesslog.v3.MetadataFilter", Fields: []pbwire.Field{ // 316
+		{Num: 1, Name: "matcher", Kind: pbwire.Message, Presence: true, Msg: 178},
+		{Num: 2, Name: "match_if_key_not_found", Kind: pbwire.Message, Presence: true, Msg: 26},
 	}},
-	{Name: "envoy.config.accesslog.v3.LogTypeFilter", Fields: []pbwire.Field{ // 316
-		{Num: 1, Name: "types", Kind: pbwire.Varint, List: true, Scalar: pbwire.ScalarEnum, Msg: 423},
+	{Name: "envoy.config.accesslog.v3.LogTypeFilter", Fields: []pbwire.Field{ // 317
+		{Num: 1, Name: "types", Kind: pbwire.Varint, List: true, Scalar: pbwire.ScalarEnum, Msg: 424},
 		{Num: 2, Name: "exclude", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 	}},
-	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.ScopedRoutes.ScopeKeyBuilder.FragmentBuilder", Fields: []pbwire.Field{ // 317
-		{Num: 1, Name: "header_value_extractor", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 343},
+	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.ScopedRoutes.ScopeKeyBuilder.FragmentBuilder", Fields: []pbwire.Field{ // 318
+		{Num: 1, Name: "header_value_extractor", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 344},
 	}},
-	{Name: "envoy.config.route.v3.ScopedRouteConfiguration", Fields: []pbwire.Field{ // 318
+	{Name: "envoy.config.route.v3.ScopedRouteConfiguration", Fields: []pbwire.Field{ // 319
 		{Num: 1, Name: "name", Kind: pbwire.String},
 		{Num: 2, Name: "route_configuration_name", Kind: pbwire.String},
-		{Num: 3, Name: "key", Kind: pbwire.Message, Presence: true, Msg: 344},
+		{Num: 3, Name: "key", Kind: pbwire.Message, Presence: true, Msg: 345},
 		{Num: 4, Name: "on_demand", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 		{Num: 5, Name: "route_configuration", Kind: pbwire.Message, Presence: true, Msg: 4},
 	}},
-	{Name: "envoy.type.tracing.v3.CustomTag.Literal", Fields: []pbwire.Field{ // 319
+	{Name: "envoy.type.tracing.v3.CustomTag.Literal", Fields: []pbwire.Field{ // 320
 		{Num: 1, Name: "value", Kind: pbwire.String},
 	}},
-	{Name: "envoy.type.tracing.v3.CustomTag.Environment", Fields: []pbwire.Field{ // 320
+	{Name: "envoy.type.tracing.v3.CustomTag.Environment", Fields: []pbwire.Field{ // 321
 		{Num: 1, Name: "name", Kind: pbwire.String},
 		{Num: 2, Name: "default_value", Kind: pbwire.String},
 	}},
-	{Name: "envoy.type.tracing.v3.CustomTag.Header", Fields: []pbwire.Field{ // 321
+	{Name: "envoy.type.tracing.v3.CustomTag.Header", Fields: []pbwire.Field{ // 322
 		{Num: 1, Name: "name", Kind: pbwire.String},
 		{Num: 2, Name: "default_value", Kind: pbwire.String},
 	}},
-	{Name: "envoy.type.tracing.v3.CustomTag.Metadata", Fields: []pbwire.Field{ // 322
-		{Num: 1, Name: "kind", Kind: pbwire.Message, Presence: true, Msg: 345},
-		{Num: 2, Name: "metadata_key", Kind: pbwire.Message, Presence: true, Msg: 160},
+	{Name: "envoy.type.tracing.v3.CustomTag.Metadata", Fields: []pbwire.Field{ // 323
+		{Num: 1, Name: "kind", Kind: pbwire.Message, Presence: true, Msg: 346},
+		{Num: 2, Name: "metadata_key", Kind: pbwire.Message, Presence: true, Msg: 161},
 		{Num: 3, Name: "default_value", Kind: pbwire.String},
 	}},
-	{Name: "envoy.config.core.v3.QuicKeepAliveSettings", Fields: []pbwire.Field{ // 323
-		{Num: 1, Name: "max_interval", Kind: pbwire.Message, Presence: true, Msg: 35},
-		{Num: 2, Name: "initial_interval", Kind: pbwire.Message, Presence: true, Msg: 35},
+	{Name: "envoy.config.core.v3.QuicKeepAliveSettings", Fields: []pbwire.Field{ // 324
+		{Num: 1, Name: "max_interval", Kind: pbwire.Message, Presence: true, Msg: 36},
+		{Num: 2, Name: "initial_interval", Kind: pbwire.Message, Presence: true, Msg: 36},
 	}},
-	{Name: "envoy.config.core.v3.QuicProtocolOptions.ConnectionMigrationSettings", Fields: []pbwire.Field{ // 324
-		{Num: 1, Name: "migrate_idle_connections", Kind: pbwire.Message, Presence: true, Msg: 346},
-		{Num: 2, Name: "max_time_on_non_default_network", Kind: pbwire.Message, Presence: true, Msg: 35},
+	{Name: "envoy.config.core.v3.QuicProtocolOptions.ConnectionMigrationSettings", Fields: []pbwire.Field{ // 325
+		{Num: 1, Name: "migrate_idle_connections", Kind: pbwire.Message, Presence: true, Msg: 347},
+		{Num: 2, Name: "max_time_on_non_default_network", Kind: pbwire.Message, Presence: true, Msg: 36},
 	}},
-	{Name: "envoy.type.http.v3.PathTransformation.Operation", Fields: []pbwire.Field{ // 325
-		{Num: 2, Name: "normalize_path_rfc_3986", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 347},
-		{Num: 3, Name: "merge_slashes", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 348},
+	{Name: "envoy.type.http.v3.PathTransformation.Operation", Fields: []pbwire.Field{ // 326
+		{Num: 2, Name: "normalize_path_rfc_3986", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 348},
+		{Num: 3, Name: "merge_slashes", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 349},
 	}},
-	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.ChannelCredentials", Fields: []pbwire.Field{ // 326
-		{Num: 1, Name: "ssl_credentials", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 349},
-		{Num: 2, Name: "google_default", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 36},
-		{Num: 3, Name: "local_credentials", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 350},
+	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.ChannelCredentials", Fields: []pbwire.Field{ // 327
+		{Num: 1, Name: "ssl_credentials", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 350},
+		{Num: 2, Name: "google_default", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 37},
+		{Num: 3, Name: "local_credentials", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 351},
 	}},
-	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials", Fields: []pbwire.Field{ // 327
+	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials", Fields: []pbwire.Field{ // 328
 		{Num: 1, Name: "access_token", Kind: pbwire.String, Presence: true, Oneof: 1},
-		{Num: 2, Name: "google_compute_engine", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 36},
+		{Num: 2, Name: "google_compute_engine", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 37},
 		{Num: 3, Name: "google_refresh_token", Kind: pbwire.String, Presence: true, Oneof: 1},
-		{Num: 4, Name: "service_account_jwt_access", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 351},
-		{Num: 5, Name: "google_iam", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 352},
-		{Num: 6, Name: "from_plugin", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 353},
-		{Num: 7, Name: "sts_service", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 354},
+		{Num: 4, Name: "service_account_jwt_access", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 352},
+		{Num: 5, Name: "google_iam", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 353},
+		{Num: 6, Name: "from_plugin", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 354},
+		{Num: 7, Name: "sts_service", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 355},
 	}},
-	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.ChannelArgs", Fields: []pbwire.Field{ // 328
-		{Num: 1, Name: "args", Kind: pbwire.Message, List: true, Map: true, Msg: 355},
+	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.ChannelArgs", Fields: []pbwire.Field{ // 329
+		{Num: 1, Name: "args", Kind: pbwire.Message, List: true, Map: true, Msg: 356},
 	}},
-	{Name: "envoy.config.core.v3.RetryPolicy.RetryPriority", Fields: []pbwire.Field{ // 329
+	{Name: "envoy.config.core.v3.RetryPolicy.RetryPriority", Fields: []pbwire.Field{ // 330
 		{Num: 1, Name: "name", Kind: pbwire.String},
-		{Num: 2, Name: "typed_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 92},
+		{Num: 2, Name: "typed_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 93},
 	}},
-	{Name: "envoy.config.core.v3.RetryPolicy.RetryHostPredicate", Fields: []pbwire.Field{ // 330
+	{Name: "envoy.config.core.v3.RetryPolicy.RetryHostPredicate", Fields: []pbwire.Field{ // 331
 		{Num: 1, Name: "name", Kind: pbwire.String},
-		{Num: 2, Name: "typed_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 92},
+		{Num: 2, Name: "typed_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 93},
 	}},
-	{Name: "xds.type.matcher.v3.Matcher.MatcherList.Predicate", Fields: []pbwire.Field{ // 331
-		{Num: 1, Name: "single_predicate", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 356},
-		{Num: 2, Name: "or_matcher", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 357},
-		{Num: 3, Name: "and_matcher", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 357},
-		{Num: 4, Name: "not_matcher", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 331},
+	{Name: "xds.type.matcher.v3.Matcher.MatcherList.Predicate", Fields: []pbwire.Field{ // 332
+		{Num: 1, Name: "single_predicate", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 357},
+		{Num: 2, Name: "or_matcher", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 358},
+		{Num: 3, Name: "and_matcher", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 358},
+		{Num: 4, Name: "not_matcher", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 332},
 	}},
-	{Name: "xds.type.matcher.v3.Matcher.MatcherTree.MatchMap.MapEntry", Fields: []pbwire.Field{ // 332
+	{Name: "xds.type.matcher.v3.Matcher.MatcherTree.MatchMap.MapEntry", Fields: []pbwire.Field{ // 333
 		{Num: 1, Name: "key", Kind: pbwire.String},
-		{Num: 2, Name: "value", Kind: pbwire.Message, Presence: true, Msg: 141},
+		{Num: 2, Name: "value", Kind: pbwire.Message, Presence: true, Msg: 142},
 	}},
-	{Name: "envoy.type.matcher.v3.RegexMatcher.GoogleRE2", Fields: []pbwire.Field{ // 333
-		{Num: 1, Name: "max_program_size", Kind: pbwire.Message, Presence: true, Msg: 28},
+	{Name: "envoy.type.matcher.v3.RegexMatcher.GoogleRE2", Fields: []pbwire.Field{ // 334
+		{Num: 1, Name: "max_program_size", Kind: pbwire.Message, Presence: true, Msg: 29},
 	}},
-	{Name: "envoy.type.matcher.v3.ValueMatcher.NullMatch", Fields: []pbwire.Field{ // 334
+	{Name: "envoy.type.matcher.v3.ValueMatcher.NullMatch", Fields: []pbwire.Field{ // 335
 	}},
-	{Name: "envoy.type.matcher.v3.DoubleMatcher", Fields: []pbwire.Field{ // 335
-		{Num: 1, Name: "range", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 358},
+	{Name: "envoy.type.matcher.v3.DoubleMatcher", Fields: []pbwire.Field{ // 336
+		{Num: 1, Name: "range", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 359},
 		{Num: 2, Name: "exact", Kind: pbwire.Fixed64, Presence: true, Oneof: 1, Scalar: pbwire.ScalarDouble},
 	}},
-	{Name: "envoy.type.matcher.v3.ListMatcher", Fields: []pbwire.Field{ // 336
-		{Num: 1, Name: "one_of", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 263},
+	{Name: "envoy.type.matcher.v3.ListMatcher", Fields: []pbwire.Field{ // 337
+		{Num: 1, Name: "one_of", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 264},
 	}},
-	{Name: "envoy.type.matcher.v3.OrMatcher", Fields: []pbwire.Field{ // 337
-		{Num: 1, Name: "value_matchers", Kind: pbwire.Message, List: true, Msg: 263},
+	{Name: "envoy.type.matcher.v3.OrMatcher", Fields: []pbwire.Field{ // 338
+		{Num: 1, Name: "value_matchers", Kind: pbwire.Message, List: true, Msg: 264},
 	}},
-	{Name: "envoy.config.common.matcher.v3.HttpGenericBodyMatch.GenericTextMatch", Fields: []pbwire.Field{ // 338
+	{Name: "envoy.config.common.matcher.v3.HttpGenericBodyMatch.GenericTextMatch", Fields: []pbwire.Field{ // 339
 		{Num: 1, Name: "string_match", Kind: pbwire.String, Presence: true, Oneof: 1},
 		{Num: 2, Name: "binary_match", Kind: pbwire.Bytes, Presence: true, Oneof: 1},
 	}},
-	{Name: "envoy.type.matcher.v3.AddressMatcher", Fields: []pbwire.Field{ // 339
-		{Num: 1, Name: "ranges", Kind: pbwire.Message, List: true, Msg: 359},
+	{Name: "envoy.type.matcher.v3.AddressMatcher", Fields: []pbwire.Field{ // 340
+		{Num: 1, Name: "ranges", Kind: pbwire.Message, List: true, Msg: 360},
 		{Num: 2, Name: "invert_match", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 	}},
-	{Name: "envoy.config.route.v3.WeightedCluster.ClusterWeight", Fields: []pbwire.Field{ // 340
+	{Name: "envoy.config.route.v3.WeightedCluster.ClusterWeight", Fields: []pbwire.Field{ // 341
 		{Num: 1, Name: "name", Kind: pbwire.String},
-		{Num: 2, Name: "weight", Kind: pbwire.Message, Presence: true, Msg: 28},
-		{Num: 3, Name: "metadata_match", Kind: pbwire.Message, Presence: true, Msg: 63},
-		{Num: 4, Name: "request_headers_to_add", Kind: pbwire.Message, List: true, Msg: 84},
-		{Num: 5, Name: "response_headers_to_add", Kind: pbwire.Message, List: true, Msg: 84},
+		{Num: 2, Name: "weight", Kind: pbwire.Message, Presence: true, Msg: 29},
+		{Num: 3, Name: "metadata_match", Kind: pbwire.Message, Presence: true, Msg: 64},
+		{Num: 4, Name: "request_headers_to_add", Kind: pbwire.Message, List: true, Msg: 85},
+		{Num: 5, Name: "response_headers_to_add", Kind: pbwire.Message, List: true, Msg: 85},
 		{Num: 6, Name: "response_headers_to_remove", Kind: pbwire.String, List: true},
 		{Num: 9, Name: "request_headers_to_remove", Kind: pbwire.String, List: true},
-		{Num: 10, Name: "typed_per_filter_config", Kind: pbwire.Message, List: true, Map: true, Msg: 360},
+		{Num: 10, Name: "typed_per_filter_config", Kind: pbwire.Message, List: true, Map: true, Msg: 361},
 		{Num: 11, Name: "host_rewrite_literal", Kind: pbwire.String, Presence: true, Oneof: 1},
 		{Num: 12, Name: "cluster_header", Kind: pbwire.String},
 	}},
-	{Name: "envoy.config.route.v3.RouteAction.UpgradeConfig.ConnectConfig", Fields: []pbwire.Field{ // 341
-		{Num: 1, Name: "proxy_protocol_config", Kind: pbwire.Message, Presence: true, Msg: 133},
+	{Name: "envoy.config.route.v3.RouteAction.UpgradeConfig.ConnectConfig", Fields: []pbwire.Field{ // 342
+		{Num: 1, Name: "proxy_protocol_config", Kind: pbwire.Message, Presence: true, Msg: 134},
 		{Num: 2, Name: "allow_post", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 	}},
-	{Name: "envoy.config.accesslog.v3.ComparisonFilter", Fields: []pbwire.Field{ // 342
-		{Num: 1, Name: "op", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 424},
-		{Num: 2, Name: "value", Kind: pbwire.Message, Presence: true, Msg: 361},
+	{Name: "envoy.config.accesslog.v3.ComparisonFilter", Fields: []pbwire.Field{ // 343
+		{Num: 1, Name: "op", Kind: pbwire.Varint, Scalar: pbwire.ScalarEnum, Msg: 425},
+		{Num: 2, Name: "value", Kind: pbwire.Message, Presence: true, Msg: 362},
 	}},
-	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.ScopedRoutes.ScopeKeyBuilder.FragmentBuilder.HeaderValueExtractor", Fields: []pbwire.Field{ // 343
+	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.ScopedRoutes.ScopeKeyBuilder.FragmentBuilder.HeaderValueExtractor", Fields: []pbwire.Field{ // 344
 		{Num: 1, Name: "name", Kind: pbwire.String},
 		{Num: 2, Name: "element_separator", Kind: pbwire.String},
 		{Num: 3, Name: "index", Kind: pbwire.Varint, Presence: true, Oneof: 1, Scalar: pbwire.ScalarUint32},
-		{Num: 4, Name: "element", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 362},
+		{Num: 4, Name: "element", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 363},
 	}},
-	{Name: "envoy.config.route.v3.ScopedRouteConfiguration.Key", Fields: []pbwire.Field{ // 344
-		{Num: 1, Name: "fragments", Kind: pbwire.Message, List: true, Msg: 363},
+	{Name: "envoy.config.route.v3.ScopedRouteConfiguration.Key", Fields: []pbwire.Field{ // 345
+		{Num: 1, Name: "fragments", Kind: pbwire.Message, List: true, Msg: 364},
 	}},
-	{Name: "envoy.type.metadata.v3.MetadataKind", Fields: []pbwire.Field{ // 345
-		{Num: 1, Name: "request", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 364},
-		{Num: 2, Name: "route", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 365},
-		{Num: 3, Name: "cluster", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 366},
-		{Num: 4, Name: "host", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 367},
+	{Name: "envoy.type.metadata.v3.MetadataKind", Fields: []pbwire.Field{ // 346
+		{Num: 1, Name: "request", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 365},
+		{Num: 2, Name: "route", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 366},
+		{Num: 3, Name: "cluster", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 367},
+		{Num: 4, Name: "host", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 368},
 	}},
-	{Name: "envoy.config.core.v3.QuicProtocolOptions.ConnectionMigrationSettings.MigrateIdleConnectionSettings", Fields: []pbwire.Field{ // 346
-		{Num: 1, Name: "max_idle_time_before_migration", Kind: pbwire.Message, Presence: true, Msg: 35},
+	{Name: "envoy.config.core.v3.QuicProtocolOptions.ConnectionMigrationSettings.MigrateIdleConnectionSettings", Fields: []pbwire.Field{ // 347
+		{Num: 1, Name: "max_idle_time_before_migration", Kind: pbwire.Message, Presence: true, Msg: 36},
 	}},
-	{Name: "envoy.type.http.v3.PathTransformation.Operation.NormalizePathRFC3986", Fields: []pbwire.Field{ // 347
+	{Name: "envoy.type.http.v3.PathTransformation.Operation.NormalizePathRFC3986", Fields: []pbwire.Field{ // 348
 	}},
-	{Name: "envoy.type.http.v3.PathTransformation.Operation.MergeSlashes", Fields: []pbwire.Field{ // 348
+	{Name: "envoy.type.http.v3.PathTransformation.Operation.MergeSlashes", Fields: []pbwire.Field{ // 349
 	}},
-	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.SslCredentials", Fields: []pbwire.Field{ // 349
-		{Num: 1, Name: "root_certs", Kind: pbwire.Message, Presence: true, Msg: 241},
-		{Num: 2, Name: "private_key", Kind: pbwire.Message, Presence: true, Msg: 241},
-		{Num: 3, Name: "cert_chain", Kind: pbwire.Message, Presence: true, Msg: 241},
+	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.SslCredentials", Fields: []pbwire.Field{ // 350
+		{Num: 1, Name: "root_certs", Kind: pbwire.Message, Presence: true, Msg: 242},
+		{Num: 2, Name: "private_key", Kind: pbwire.Message, Presence: true, Msg: 242},
+		{Num: 3, Name: "cert_chain", Kind: pbwire.Message, Presence: true, Msg: 242},
 	}},
-	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.GoogleLocalCredentials", Fields: []pbwire.Field{ // 350
+	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.GoogleLocalCredentials", Fields: []pbwire.Field{ // 351
 	}},
-	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials.ServiceAccountJWTAccessCredentials", Fields: []pbwire.Field{ // 351
+	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials.ServiceAccountJWTAccessCredentials", Fields: []pbwire.Field{ // 352
 		{Num: 1, Name: "json_key", Kind: pbwire.String},
 		{Num: 2, Name: "token_lifetime_seconds", Kind: pbwire.Varint, Scalar: pbwire.ScalarUint64},
 	}},
-	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials.GoogleIAMCredentials", Fields: []pbwire.Field{ // 352
+	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials.GoogleIAMCredentials", Fields: []pbwire.Field{ // 353
 		{Num: 1, Name: "authorization_token", Kind: pbwire.String},
 		{Num: 2, Name: "authority_selector", Kind: pbwire.String},
 	}},
-	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials.MetadataCredentialsFromPlugin", Fields: []pbwire.Field{ // 353
+	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials.MetadataCredentialsFromPlugin", Fields: []pbwire.Field{ // 354
 		{Num: 1, Name: "name", Kind: pbwire.String},
-		{Num: 3, Name: "typed_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 92},
+		{Num: 3, Name: "typed_config", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 93},
 	}},
-	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials.StsService", Fields: []pbwire.Field{ // 354
+	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials.StsService", Fields: []pbwire.Field{ // 355
 		{Num: 1, Name: "token_exchange_service_uri", Kind: pbwire.String},
 		{Num: 2, Name: "resource", Kind: pbwire.String},
 		{Num: 3, Name: "audience", Kind: pbwire.String},
@@ -2196,76 +2201,76 @@ var wireTable = pbwire.Table{
 		{Num: 8, Name: "actor_token_path", Kind: pbwire.String},
 		{Num: 9, Name: "actor_token_type", Kind: pbwire.String},
 	}},
-	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.ChannelArgs.ArgsEntry", Fields: []pbwire.Field{ // 355
+	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.ChannelArgs.ArgsEntry", Fields: []pbwire.Field{ // 356
 		{Num: 1, Name: "key", Kind: pbwire.String},
-		{Num: 2, Name: "value", Kind: pbwire.Message, Presence: true, Msg: 368},
+		{Num: 2, Name: "value", Kind: pbwire.Message, Presence: true, Msg: 369},
 	}},
-	{Name: "xds.type.matcher.v3.Matcher.MatcherList.Predicate.SinglePredicate", Fields: []pbwire.Field{ // 356
-		{Num: 1, Name: "input", Kind: pbwire.Message, Presence: true, Msg: 253},
-		{Num: 2, Name: "value_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 369},
-		{Num: 3, Name: "custom_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 253},
+	{Name: "xds.type.matcher.v3.Matcher.MatcherList.Predicate.SinglePredicate", Fields: []pbwire.Field{ // 357
+		{Num: 1, Name: "input", Kind: pbwire.Message, Presence: true, Msg: 254},
+		{Num: 2, Name: "value_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 370},
+		{Num: 3, Name: "custom_match", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 254},
 	}},
-	{Name: "xds.type.matcher.v3.Matcher.MatcherList.Predicate.PredicateList", Fields: []pbwire.Field{ // 357
-		{Num: 1, Name: "predicate", Kind: pbwire.Message, List: true, Msg: 331},
+	{Name: "xds.type.matcher.v3.Matcher.MatcherList.Predicate.PredicateList", Fields: []pbwire.Field{ // 358
+		{Num: 1, Name: "predicate", Kind: pbwire.Message, List: true, Msg: 332},
 	}},
-	{Name: "envoy.type.v3.DoubleRange", Fields: []pbwire.Field{ // 358
+	{Name: "envoy.type.v3.DoubleRange", Fields: []pbwire.Field{ // 359
 		{Num: 1, Name: "start", Kind: pbwire.Fixed64, Scalar: pbwire.ScalarDouble},
 		{Num: 2, Name: "end", Kind: pbwire.Fixed64, Scalar: pbwire.ScalarDouble},
 	}},
-	{Name: "xds.core.v3.CidrRange", Fields: []pbwire.Field{ // 359
+	{Name: "xds.core.v3.CidrRange", Fields: []pbwire.Field{ // 360
 		{Num: 1, Name: "address_prefix", Kind: pbwire.String},
-		{Num: 2, Name: "prefix_len", Kind: pbwire.Message, Presence: true, Msg: 28},
+		{Num: 2, Name: "prefix_len", Kind: pbwire.Message, Presence: true, Msg: 29},
 	}},
-	{Name: "envoy.config.route.v3.WeightedCluster.ClusterWeight.TypedPerFilterConfigEntry", Fields: []pbwire.Field{ // 360
+	{Name: "envoy.config.route.v3.WeightedCluster.ClusterWeight.TypedPerFilterConfigEntry", Fields: []pbwire.Field{ // 361
 		{Num: 1, Name: "key", Kind: pbwire.String},
-		{Num: 2, Name: "value", Kind: pbwire.Message, Presence: true, Msg: 92},
+		{Num: 2, Name: "value", Kind: pbwire.Message, Presence: true, Msg: 93},
 	}},
-	{Name: "envoy.config.core.v3.RuntimeUInt32", Fields: []pbwire.Field{ // 361
+	{Name: "envoy.config.core.v3.RuntimeUInt32", Fields: []pbwire.Field{ // 362
 		{Num: 2, Name: "default_value", Kind: pbwire.Varint, Scalar: pbwire.ScalarUint32},
 		{Num: 3, Name: "runtime_key", Kind: pbwire.String},
 	}},
-	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.ScopedRoutes.ScopeKeyBuilder.FragmentBuilder.HeaderValueExtractor.KvElement", Fields: []pbwire.Field{ // 362
+	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.ScopedRoutes.ScopeKeyBuilder.FragmentBuilder.HeaderValueExtractor.KvElement", Fields: []pbwire.Field{ // 363
 		{Num: 1, Name: "separator", Kind: pbwire.String},
 		{Num: 2, Name: "key", Kind: pbwire.String},
 	}},
-	{Name: "envoy.config.route.v3.ScopedRouteConfiguration.Key.Fragment", Fields: []pbwire.Field{ // 363
+	{Name: "envoy.config.route.v3.ScopedRouteConfiguration.Key.Fragment", Fields: []pbwire.Field{ // 364
 		{Num: 1, Name: "string_key", Kind: pbwire.String, Presence: true, Oneof: 1},
 	}},
-	{Name: "envoy.type.metadata.v3.MetadataKind.Request", Fields: []pbwire.Field{ // 364
+	{Name: "envoy.type.metadata.v3.MetadataKind.Request", Fields: []pbwire.Field{ // 365
 	}},
-	{Name: "envoy.type.metadata.v3.MetadataKind.Route", Fields: []pbwire.Field{ // 365
+	{Name: "envoy.type.metadata.v3.MetadataKind.Route", Fields: []pbwire.Field{ // 366
 	}},
-	{Name: "envoy.type.metadata.v3.MetadataKind.Cluster", Fields: []pbwire.Field{ // 366
+	{Name: "envoy.type.metadata.v3.MetadataKind.Cluster", Fields: []pbwire.Field{ // 367
 	}},
-	{Name: "envoy.type.metadata.v3.MetadataKind.Host", Fields: []pbwire.Field{ // 367
+	{Name: "envoy.type.metadata.v3.MetadataKind.Host", Fields: []pbwire.Field{ // 368
 	}},
-	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.ChannelArgs.Value", Fields: []pbwire.Field{ // 368
+	{Name: "envoy.config.core.v3.GrpcService.GoogleGrpc.ChannelArgs.Value", Fields: []pbwire.Field{ // 369
 		{Num: 1, Name: "string_value", Kind: pbwire.String, Presence: true, Oneof: 1},
 		{Num: 2, Name: "int_value", Kind: pbwire.Varint, Presence: true, Oneof: 1, Scalar: pbwire.ScalarInt64},
 	}},
-	{Name: "xds.type.matcher.v3.StringMatcher", Fields: []pbwire.Field{ // 369
+	{Name: "xds.type.matcher.v3.StringMatcher", Fields: []pbwire.Field{ // 370
 		{Num: 1, Name: "exact", Kind: pbwire.String, Presence: true, Oneof: 1},
 		{Num: 2, Name: "prefix", Kind: pbwire.String, Presence: true, Oneof: 1},
 		{Num: 3, Name: "suffix", Kind: pbwire.String, Presence: true, Oneof: 1},
-		{Num: 5, Name: "safe_regex", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 370},
+		{Num: 5, Name: "safe_regex", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 371},
 		{Num: 6, Name: "ignore_case", Kind: pbwire.Varint, Scalar: pbwire.ScalarBool},
 		{Num: 7, Name: "contains", Kind: pbwire.String, Presence: true, Oneof: 1},
-		{Num: 8, Name: "custom", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 253},
+		{Num: 8, Name: "custom", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 254},
 	}},
-	{Name: "xds.type.matcher.v3.RegexMatcher", Fields: []pbwire.Field{ // 370
-		{Num: 1, Name: "google_re2", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 371},
+	{Name: "xds.type.matcher.v3.RegexMatcher", Fields: []pbwire.Field{ // 371
+		{Num: 1, Name: "google_re2", Kind: pbwire.Message, Presence: true, Oneof: 1, Msg: 372},
 		{Num: 2, Name: "regex", Kind: pbwire.String},
 	}},
-	{Name: "xds.type.matcher.v3.RegexMatcher.GoogleRE2", Fields: []pbwire.Field{ // 371
+	{Name: "xds.type.matcher.v3.RegexMatcher.GoogleRE2", Fields: []pbwire.Field{ // 372
 	}},
-	{Name: "envoy.config.cluster.v3.Cluster.DiscoveryType", Enum: true, Fields: []pbwire.Field{ // 372
+	{Name: "envoy.config.cluster.v3.Cluster.DiscoveryType", Enum: true, Fields: []pbwire.Field{ // 373
 		{Num: 0, Name: "STATIC"},
 		{Num: 1, Name: "STRICT_DNS"},
 		{Num: 2, Name: "LOGICAL_DNS"},
 		{Num: 3, Name: "EDS"},
 		{Num: 4, Name: "ORIGINAL_DST"},
 	}},
-	{Name: "envoy.config.cluster.v3.Cluster.LbPolicy", Enum: true, Fields: []pbwire.Field{ // 373
+	{Name: "envoy.config.cluster.v3.Cluster.LbPolicy", Enum: true, Fields: []pbwire.Field{ // 374
 		{Num: 0, Name: "ROUND_ROBIN"},
 		{Num: 1, Name: "LEAST_REQUEST"},
 		{Num: 2, Name: "RING_HASH"},
@@ -2274,146 +2279,146 @@ var wireTable = pbwire.Table{
 		{Num: 6, Name: "CLUSTER_PROVIDED"},
 		{Num: 7, Name: "LOAD_BALANCING_POLICY_CONFIG"},
 	}},
-	{Name: "envoy.config.cluster.v3.Cluster.DnsLookupFamily", Enum: true, Fields: []pbwire.Field{ // 374
+	{Name: "envoy.config.cluster.v3.Cluster.DnsLookupFamily", Enum: true, Fields: []pbwire.Field{ // 375
 		{Num: 0, Name: "AUTO"},
 		{Num: 1, Name: "V4_ONLY"},
 		{Num: 2, Name: "V6_ONLY"},
 		{Num: 3, Name: "V4_PREFERRED"},
 		{Num: 4, Name: "ALL"},
 	}},
-	{Name: "envoy.config.cluster.v3.Cluster.ClusterProtocolSelection", Enum: true, Fields: []pbwire.Field{ // 375
+	{Name: "envoy.config.cluster.v3.Cluster.ClusterProtocolSelection", Enum: true, Fields: []pbwire.Field{ // 376
 		{Num: 0, Name: "USE_CONFIGURED_PROTOCOL"},
 		{Num: 1, Name: "USE_DOWNSTREAM_PROTOCOL"},
 	}},
-	{Name: "envoy.config.route.v3.VirtualHost.TlsRequirementType", Enum: true, Fields: []pbwire.Field{ // 376
+	{Name: "envoy.config.route.v3.VirtualHost.TlsRequirementType", Enum: true, Fields: []pbwire.Field{ // 377
 		{Num: 0, Name: "NONE"},
 		{Num: 1, Name: "EXTERNAL_ONLY"},
 		{Num: 2, Name: "ALL"},
 	}},
-	{Name: "envoy.config.listener.v3.Listener.DrainType", Enum: true, Fields: []pbwire.Field{ // 377
+	{Name: "envoy.config.listener.v3.Listener.DrainType", Enum: true, Fields: []pbwire.Field{ // 378
 		{Num: 0, Name: "DEFAULT"},
 		{Num: 1, Name: "MODIFY_ONLY"},
 	}},
-	{Name: "envoy.config.core.v3.TrafficDirection", Enum: true, Fields: []pbwire.Field{ // 378
+	{Name: "envoy.config.core.v3.TrafficDirection", Enum: true, Fields: []pbwire.Field{ // 379
 		{Num: 0, Name: "UNSPECIFIED"},
 		{Num: 1, Name: "INBOUND"},
 		{Num: 2, Name: "OUTBOUND"},
 	}},
-	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.CodecType", Enum: true, Fields: []pbwire.Field{ // 379
+	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.CodecType", Enum: true, Fields: []pbwire.Field{ // 380
 		{Num: 0, Name: "AUTO"},
 		{Num: 1, Name: "HTTP1"},
 		{Num: 2, Name: "HTTP2"},
 		{Num: 3, Name: "HTTP3"},
 	}},
-	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.ForwardClientCertDetails", Enum: true, Fields: []pbwire.Field{ // 380
+	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.ForwardClientCertDetails", Enum: true, Fields: []pbwire.Field{ // 381
 		{Num: 0, Name: "SANITIZE"},
 		{Num: 1, Name: "FORWARD_ONLY"},
 		{Num: 2, Name: "APPEND_FORWARD"},
 		{Num: 3, Name: "SANITIZE_SET"},
 		{Num: 4, Name: "ALWAYS_FORWARD_ONLY"},
 	}},
-	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.ServerHeaderTransformation", Enum: true, Fields: []pbwire.Field{ // 381
+	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.ServerHeaderTransformation", Enum: true, Fields: []pbwire.Field{ // 382
 		{Num: 0, Name: "OVERWRITE"},
 		{Num: 1, Name: "APPEND_IF_ABSENT"},
 		{Num: 2, Name: "PASS_THROUGH"},
 	}},
-	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.PathWithEscapedSlashesAction", Enum: true, Fields: []pbwire.Field{ // 382
+	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.PathWithEscapedSlashesAction", Enum: true, Fields: []pbwire.Field{ // 383
 		{Num: 0, Name: "IMPLEMENTATION_SPECIFIC_DEFAULT"},
 		{Num: 1, Name: "KEEP_UNCHANGED"},
 		{Num: 2, Name: "REJECT_REQUEST"},
 		{Num: 3, Name: "UNESCAPE_AND_REDIRECT"},
 		{Num: 4, Name: "UNESCAPE_AND_FORWARD"},
 	}},
-	{Name: "envoy.config.trace.v3.ZipkinConfig.CollectorEndpointVersion", Enum: true, Fields: []pbwire.Field{ // 383
+	{Name: "envoy.config.trace.v3.ZipkinConfig.CollectorEndpointVersion", Enum: true, Fields: []pbwire.Field{ // 384
 		{Num: 0, Name: "DEPRECATED_AND_UNAVAILABLE_DO_NOT_USE"},
 		{Num: 1, Name: "HTTP_JSON"},
 		{Num: 2, Name: "HTTP_PROTO"},
 		{Num: 3, Name: "GRPC"},
 	}},
-	{Name: "envoy.config.trace.v3.ZipkinConfig.TraceContextOption", Enum: true, Fields: []pbwire.Field{ // 384
+	{Name: "envoy.config.trace.v3.ZipkinConfig.TraceContextOption", Enum: true, Fields: []pbwire.Field{ // 385
 		{Num: 0, Name: "USE_B3"},
 		{Num: 1, Name: "USE_B3_WITH_W3C_PROPAGATION"},
 	}},
-	{Name: "envoy.extensions.filters.network.tcp_proxy.v3.UpstreamConnectMode", Enum: true, Fields: []pbwire.Field{ // 385
+	{Name: "envoy.extensions.filters.network.tcp_proxy.v3.UpstreamConnectMode", Enum: true, Fields: []pbwire.Field{ // 386
 		{Num: 0, Name: "IMMEDIATE"},
 		{Num: 1, Name: "ON_DOWNSTREAM_DATA"},
 		{Num: 2, Name: "ON_DOWNSTREAM_TLS_HANDSHAKE"},
 	}},
-	{Name: "envoy.extensions.filters.network.tcp_proxy.v3.ProxyProtocolTlvMergePolicy", Enum: true, Fields: []pbwire.Field{ // 386
+	{Name: "envoy.extensions.filters.network.tcp_proxy.v3.ProxyProtocolTlvMergePolicy", Enum: true, Fields: []pbwire.Field{ // 387
 		{Num: 0, Name: "ADD_IF_ABSENT"},
 		{Num: 1, Name: "OVERWRITE_BY_TYPE_IF_EXISTS_OR_ADD"},
 		{Num: 2, Name: "APPEND_IF_EXISTS_OR_ADD"},
 	}},
-	{Name: "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext.OcspStaplePolicy", Enum: true, Fields: []pbwire.Field{ // 387
+	{Name: "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext.OcspStaplePolicy", Enum: true, Fields: []pbwire.Field{ // 388
 		{Num: 0, Name: "LENIENT_STAPLING"},
 		{Num: 1, Name: "STRICT_STAPLING"},
 		{Num: 2, Name: "MUST_STAPLE"},
 	}},
-	{Name: "google.protobuf.NullValue", Enum: true, Fields: []pbwire.Field{ // 388
+	{Name: "google.protobuf.NullValue", Enum: true, Fields: []pbwire.Field{ // 389
 		{Num: 0, Name: "NULL_VALUE"},
 	}},
-	{Name: "envoy.config.core.v3.HttpProtocolOptions.HeadersWithUnderscoresAction", Enum: true, Fields: []pbwire.Field{ // 389
+	{Name: "envoy.config.core.v3.HttpProtocolOptions.HeadersWithUnderscoresAction", Enum: true, Fields: []pbwire.Field{ // 390
 		{Num: 0, Name: "ALLOW"},
 		{Num: 1, Name: "REJECT_REQUEST"},
 		{Num: 2, Name: "DROP_HEADER"},
 	}},
-	{Name: "envoy.config.cluster.v3.Cluster.LbSubsetConfig.LbSubsetFallbackPolicy", Enum: true, Fields: []pbwire.Field{ // 390
+	{Name: "envoy.config.cluster.v3.Cluster.LbSubsetConfig.LbSubsetFallbackPolicy", Enum: true, Fields: []pbwire.Field{ // 391
 		{Num: 0, Name: "NO_FALLBACK"},
 		{Num: 1, Name: "ANY_ENDPOINT"},
 		{Num: 2, Name: "DEFAULT_SUBSET"},
 	}},
-	{Name: "envoy.config.cluster.v3.Cluster.LbSubsetConfig.LbSubsetMetadataFallbackPolicy", Enum: true, Fields: []pbwire.Field{ // 391
+	{Name: "envoy.config.cluster.v3.Cluster.LbSubsetConfig.LbSubsetMetadataFallbackPolicy", Enum: true, Fields: []pbwire.Field{ // 392
 		{Num: 0, Name: "METADATA_NO_FALLBACK"},
 		{Num: 1, Name: "FALLBACK_LIST"},
 	}},
-	{Name: "envoy.config.cluster.v3.Cluster.RingHashLbConfig.HashFunction", Enum: true, Fields: []pbwire.Field{ // 392
+	{Name: "envoy.config.cluster.v3.Cluster.RingHashLbConfig.HashFunction", Enum: true, Fields: []pbwire.Field{ // 393
 		{Num: 0, Name: "XX_HASH"},
 		{Num: 1, Name: "MURMUR_HASH_2"},
 	}},
-	{Name: "envoy.config.core.v3.ApiVersion", Enum: true, Fields: []pbwire.Field{ // 393
+	{Name: "envoy.config.core.v3.ApiVersion", Enum: true, Fields: []pbwire.Field{ // 394
 		{Num: 0, Name: "AUTO"},
 		{Num: 1, Name: "V2"},
 		{Num: 2, Name: "V3"},
 	}},
-	{Name: "envoy.config.core.v3.HeaderValueOption.HeaderAppendAction", Enum: true, Fields: []pbwire.Field{ // 394
+	{Name: "envoy.config.core.v3.HeaderValueOption.HeaderAppendAction", Enum: true, Fields: []pbwire.Field{ // 395
 		{Num: 0, Name: "APPEND_IF_EXISTS_OR_ADD"},
 		{Num: 1, Name: "ADD_IF_ABSENT"},
 		{Num: 2, Name: "OVERWRITE_IF_EXISTS_OR_ADD"},
 		{Num: 3, Name: "OVERWRITE_IF_EXISTS"},
 	}},
-	{Name: "envoy.config.route.v3.RateLimit.XRateLimitOption", Enum: true, Fields: []pbwire.Field{ // 395
+	{Name: "envoy.config.route.v3.RateLimit.XRateLimitOption", Enum: true, Fields: []pbwire.Field{ // 396
 		{Num: 0, Name: "UNSPECIFIED"},
 		{Num: 1, Name: "OFF"},
 		{Num: 2, Name: "DRAFT_VERSION_03"},
 	}},
-	{Name: "envoy.config.core.v3.SocketOption.SocketState", Enum: true, Fields: []pbwire.Field{ // 396
+	{Name: "envoy.config.core.v3.SocketOption.SocketState", Enum: true, Fields: []pbwire.Field{ // 397
 		{Num: 0, Name: "STATE_PREBIND"},
 		{Num: 1, Name: "STATE_BOUND"},
 		{Num: 2, Name: "STATE_LISTENING"},
 	}},
-	{Name: "envoy.config.core.v3.SocketOption.SocketIpVersion", Enum: true, Fields: []pbwire.Field{ // 397
+	{Name: "envoy.config.core.v3.SocketOption.SocketIpVersion", Enum: true, Fields: []pbwire.Field{ // 398
 		{Num: 0, Name: "SOCKET_IP_VERSION_UNSPECIFIED"},
 		{Num: 1, Name: "SOCKET_IP_VERSION_IPV4"},
 		{Num: 2, Name: "SOCKET_IP_VERSION_IPV6"},
 	}},
-	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.ForwardClientCertFormat", Enum: true, Fields: []pbwire.Field{ // 398
+	{Name: "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.ForwardClientCertFormat", Enum: true, Fields: []pbwire.Field{ // 399
 		{Num: 0, Name: "TEXT"},
 		{Num: 1, Name: "JSON"},
 	}},
-	{Name: "envoy.config.core.v3.ProxyProtocolConfig.Version", Enum: true, Fields: []pbwire.Field{ // 399
+	{Name: "envoy.config.core.v3.ProxyProtocolConfig.Version", Enum: true, Fields: []pbwire.Field{ // 400
 		{Num: 0, Name: "V1"},
 		{Num: 1, Name: "V2"},
 	}},
-	{Name: "envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext.TrustChainVerification", Enum: true, Fields: []pbwire.Field{ // 400
+	{Name: "envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext.TrustChainVerification", Enum: true, Fields: []pbwire.Field{ // 401
 		{Num: 0, Name: "VERIFY_TRUST_CHAIN"},
 		{Num: 1, Name: "ACCEPT_UNTRUSTED"},
 	}},
-	{Name: "envoy.type.v3.CodecClientType", Enum: true, Fields: []pbwire.Field{ // 401
+	{Name: "envoy.type.v3.CodecClientType", Enum: true, Fields: []pbwire.Field{ // 402
 		{Num: 0, Name: "HTTP1"},
 		{Num: 1, Name: "HTTP2"},
 		{Num: 2, Name: "HTTP3"},
 	}},
-	{Name: "envoy.config.core.v3.RequestMethod", Enum: true, Fields: []pbwire.Field{ // 402
+	{Name: "envoy.config.core.v3.RequestMethod", Enum: true, Fields: []pbwire.Field{ // 403
 		{Num: 0, Name: "METHOD_UNSPECIFIED"},
 		{Num: 1, Name: "GET"},
 		{Num: 2, Name: "HEAD"},
@@ -2425,22 +2430,22 @@ var wireTable = pbwire.Table{
 		{Num: 8, Name: "TRACE"},
 		{Num: 9, Name: "PATCH"},
 	}},
-	{Name: "envoy.config.core.v3.RoutingPriority", Enum: true, Fields: []pbwire.Field{ // 403
+	{Name: "envoy.config.core.v3.RoutingPriority", Enum: true, Fields: []pbwire.Field{ // 404
 		{Num: 0, Name: "DEFAULT"},
 		{Num: 1, Name: "HIGH"},
 	}},
-	{Name: "envoy.config.core.v3.SocketAddress.Protocol", Enum: true, Fields: []pbwire.Field{ // 404
+	{Name: "envoy.config.core.v3.SocketAddress.Protocol", Enum: true, Fields: []pbwire.Field{ // 405
 		{Num: 0, Name: "TCP"},
 		{Num: 1, Name: "UDP"},
 	}},
-	{Name: "envoy.config.cluster.v3.Cluster.LbSubsetConfig.LbSubsetSelector.LbSubsetSelectorFallbackPolicy", Enum: true, Fields: []pbwire.Field{ // 405
+	{Name: "envoy.config.cluster.v3.Cluster.LbSubsetConfig.LbSubsetSelector.LbSubsetSelectorFallbackPolicy", Enum: true, Fields: []pbwire.Field{ // 406
 		{Num: 0, Name: "NOT_DEFINED"},
 		{Num: 1, Name: "NO_FALLBACK"},
 		{Num: 2, Name: "ANY_ENDPOINT"},
 		{Num: 3, Name: "DEFAULT_SUBSET"},
 		{Num: 4, Name: "KEYS_SUBSET"},
 	}},
-	{Name: "envoy.config.core.v3.HealthStatus", Enum: true, Fields: []pbwire.Field{ // 406
+	{Name: "envoy.config.core.v3.HealthStatus", Enum: true, Fields: []pbwire.Field{ // 407
 		{Num: 0, Name: "UNKNOWN"},
 		{Num: 1, Name: "HEALTHY"},
 		{Num: 2, Name: "UNHEALTHY"},
@@ -2448,14 +2453,14 @@ var wireTable = pbwire.Table{
 		{Num: 4, Name: "TIMEOUT"},
 		{Num: 5, Name: "DEGRADED"},
 	}},
-	{Name: "envoy.config.cluster.v3.UpstreamConnectionOptions.FirstAddressFamilyVersion", Enum: true, Fields: []pbwire.Field{ // 407
+	{Name: "envoy.config.cluster.v3.UpstreamConnectionOptions.FirstAddressFamilyVersion", Enum: true, Fields: []pbwire.Field{ // 408
 		{Num: 0, Name: "DEFAULT"},
 		{Num: 1, Name: "V4"},
 		{Num: 2, Name: "V6"},
 		{Num: 3, Name: "PIPE"},
 		{Num: 4, Name: "INTERNAL"},
 	}},
-	{Name: "envoy.config.core.v3.ApiConfigSource.ApiType", Enum: true, Fields: []pbwire.Field{ // 408
+	{Name: "envoy.config.core.v3.ApiConfigSource.ApiType", Enum: true, Fields: []pbwire.Field{ // 409
 		{Num: 0, Name: "DEPRECATED_AND_UNAVAILABLE_DO_NOT_USE"},
 		{Num: 1, Name: "REST"},
 		{Num: 2, Name: "GRPC"},
@@ -2463,56 +2468,56 @@ var wireTable = pbwire.Table{
 		{Num: 5, Name: "AGGREGATED_GRPC"},
 		{Num: 6, Name: "AGGREGATED_DELTA_GRPC"},
 	}},
-	{Name: "envoy.extensions.transport_sockets.tls.v3.TlsParameters.TlsProtocol", Enum: true, Fields: []pbwire.Field{ // 409
+	{Name: "envoy.extensions.transport_sockets.tls.v3.TlsParameters.TlsProtocol", Enum: true, Fields: []pbwire.Field{ // 410
 		{Num: 0, Name: "TLS_AUTO"},
 		{Num: 1, Name: "TLSv1_0"},
 		{Num: 2, Name: "TLSv1_1"},
 		{Num: 3, Name: "TLSv1_2"},
 		{Num: 4, Name: "TLSv1_3"},
 	}},
-	{Name: "envoy.extensions.transport_sockets.tls.v3.TlsParameters.CompliancePolicy", Enum: true, Fields: []pbwire.Field{ // 410
+	{Name: "envoy.extensions.transport_sockets.tls.v3.TlsParameters.CompliancePolicy", Enum: true, Fields: []pbwire.Field{ // 411
 		{Num: 0, Name: "FIPS_202205"},
 		{Num: 1, Name: "CNSA2_202603"},
 		{Num: 2, Name: "CNSA1_202603"},
 	}},
-	{Name: "envoy.config.route.v3.RouteAction.ClusterNotFoundResponseCode", Enum: true, Fields: []pbwire.Field{ // 411
+	{Name: "envoy.config.route.v3.RouteAction.ClusterNotFoundResponseCode", Enum: true, Fields: []pbwire.Field{ // 412
 		{Num: 0, Name: "SERVICE_UNAVAILABLE"},
 		{Num: 1, Name: "NOT_FOUND"},
 		{Num: 2, Name: "INTERNAL_SERVER_ERROR"},
 	}},
-	{Name: "envoy.config.route.v3.RouteAction.InternalRedirectAction", Enum: true, Fields: []pbwire.Field{ // 412
+	{Name: "envoy.config.route.v3.RouteAction.InternalRedirectAction", Enum: true, Fields: []pbwire.Field{ // 413
 		{Num: 0, Name: "PASS_THROUGH_INTERNAL_REDIRECT"},
 		{Num: 1, Name: "HANDLE_INTERNAL_REDIRECT"},
 	}},
-	{Name: "envoy.config.route.v3.RedirectAction.RedirectResponseCode", Enum: true, Fields: []pbwire.Field{ // 413
+	{Name: "envoy.config.route.v3.RedirectAction.RedirectResponseCode", Enum: true, Fields: []pbwire.Field{ // 414
 		{Num: 0, Name: "MOVED_PERMANENTLY"},
 		{Num: 1, Name: "FOUND"},
 		{Num: 2, Name: "SEE_OTHER"},
 		{Num: 3, Name: "TEMPORARY_REDIRECT"},
 		{Num: 4, Name: "PERMANENT_REDIRECT"},
 	}},
-	{Name: "envoy.type.v3.FractionalPercent.DenominatorType", Enum: true, Fields: []pbwire.Field{ // 414
+	{Name: "envoy.type.v3.FractionalPercent.DenominatorType", Enum: true, Fields: []pbwire.Field{ // 415
 		{Num: 0, Name: "HUNDRED"},
 		{Num: 1, Name: "TEN_THOUSAND"},
 		{Num: 2, Name: "MILLION"},
 	}},
-	{Name: "envoy.config.listener.v3.FilterChainMatch.ConnectionSourceType", Enum: true, Fields: []pbwire.Field{ // 415
+	{Name: "envoy.config.listener.v3.FilterChainMatch.ConnectionSourceType", Enum: true, Fields: []pbwire.Field{ // 416
 		{Num: 0, Name: "ANY"},
 		{Num: 1, Name: "SAME_IP_OR_LOOPBACK"},
 		{Num: 2, Name: "EXTERNAL"},
 	}},
-	{Name: "envoy.type.tracing.v3.CustomTag.ValueType", Enum: true, Fields: []pbwire.Field{ // 416
+	{Name: "envoy.type.tracing.v3.CustomTag.ValueType", Enum: true, Fields: []pbwire.Field{ // 417
 		{Num: 0, Name: "UNSPECIFIED"},
 		{Num: 1, Name: "STRING"},
 		{Num: 2, Name: "INT"},
 		{Num: 3, Name: "DOUBLE"},
 		{Num: 4, Name: "BOOL"},
 	}},
-	{Name: "envoy.config.core.v3.ProxyProtocolPassThroughTLVs.PassTLVsMatchType", Enum: true, Fields: []pbwire.Field{ // 417
+	{Name: "envoy.config.core.v3.ProxyProtocolPassThroughTLVs.PassTLVsMatchType", Enum: true, Fields: []pbwire.Field{ // 418
 		{Num: 0, Name: "INCLUDE_ALL"},
 		{Num: 1, Name: "INCLUDE"},
 	}},
-	{Name: "envoy.extensions.transport_sockets.tls.v3.SubjectAltNameMatcher.SanType", Enum: true, Fields: []pbwire.Field{ // 418
+	{Name: "envoy.extensions.transport_sockets.tls.v3.SubjectAltNameMatcher.SanType", Enum: true, Fields: []pbwire.Field{ // 419
 		{Num: 0, Name: "SAN_TYPE_UNSPECIFIED"},
 		{Num: 1, Name: "EMAIL"},
 		{Num: 2, Name: "DNS"},
@@ -2520,17 +2525,17 @@ var wireTable = pbwire.Table{
 		{Num: 4, Name: "IP_ADDRESS"},
 		{Num: 5, Name: "OTHER_NAME"},
 	}},
-	{Name: "envoy.config.route.v3.RetryPolicy.ResetHeaderFormat", Enum: true, Fields: []pbwire.Field{ // 419
+	{Name: "envoy.config.route.v3.RetryPolicy.ResetHeaderFormat", Enum: true, Fields: []pbwire.Field{ // 420
 		{Num: 0, Name: "SECONDS"},
 		{Num: 1, Name: "UNIX_TIMESTAMP"},
 	}},
-	{Name: "envoy.config.route.v3.RateLimit.Action.MetaData.Source", Enum: true, Fields: []pbwire.Field{ // 420
+	{Name: "envoy.config.route.v3.RateLimit.Action.MetaData.Source", Enum: true, Fields: []pbwire.Field{ // 421
 		{Num: 0, Name: "DYNAMIC"},
 		{Num: 1, Name: "ROUTE_ENTRY"},
 		{Num: 2, Name: "CLUSTER_ENTRY"},
 		{Num: 3, Name: "CLUSTER_LOCALITY_ENTRY"},
 	}},
-	{Name: "envoy.type.v3.RateLimitUnit", Enum: true, Fields: []pbwire.Field{ // 421
+	{Name: "envoy.type.v3.RateLimitUnit", Enum: true, Fields: []pbwire.Field{ // 422
 		{Num: 0, Name: "UNKNOWN"},
 		{Num: 1, Name: "SECOND"},
 		{Num: 2, Name: "MINUTE"},
@@ -2539,7 +2544,7 @@ var wireTable = pbwire.Table{
 		{Num: 5, Name: "MONTH"},
 		{Num: 6, Name: "YEAR"},
 	}},
-	{Name: "envoy.config.accesslog.v3.GrpcStatusFilter.Status", Enum: true, Fields: []pbwire.Field{ // 422
+	{Name: "envoy.config.accesslog.v3.GrpcStatusFilter.Status", Enum: true, Fields: []pbwire.Field{ // 423
 		{Num: 0, Name: "OK"},
 		{Num: 1, Name: "CANCELED"},
 		{Num: 2, Name: "UNKNOWN"},
@@ -2558,7 +2563,7 @@ var wireTable = pbwire.Table{
 		{Num: 15, Name: "DATA_LOSS"},
 		{Num: 16, Name: "UNAUTHENTICATED"},
 	}},
-	{Name: "envoy.data.accesslog.v3.AccessLogType", Enum: true, Fields: []pbwire.Field{ // 423
+	{Name: "envoy.data.accesslog.v3.AccessLogType", Enum: true, Fields: []pbwire.Field{ // 424
 		{Num: 0, Name: "NotSet"},
 		{Num: 1, Name: "TcpUpstreamConnected"},
 		{Num: 2, Name: "TcpPeriodic"},
@@ -2575,7 +2580,7 @@ var wireTable = pbwire.Table{
 		{Num: 12, Name: "UdpPeriodic"},
 		{Num: 13, Name: "UdpSessionEnd"},
 	}},
-	{Name: "envoy.config.accesslog.v3.ComparisonFilter.Op", Enum: true, Fields: []pbwire.Field{ // 424
+	{Name: "envoy.config.accesslog.v3.ComparisonFilter.Op", Enum: true, Fields: []pbwire.Field{ // 425
 		{Num: 0, Name: "EQ"},
 		{Num: 1, Name: "GE"},
 		{Num: 2, Name: "LE"},

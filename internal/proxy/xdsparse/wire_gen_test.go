@@ -4,6 +4,7 @@ import (
 	"flag"
 	"testing"
 
+	xdstypev3 "github.com/cncf/xds/go/xds/type/v3"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
@@ -73,6 +74,8 @@ var wireRoots = []struct {
 	// SDS secrets, for the admin's /config_dump to render without linking
 	// the TLS types.
 	{"", &tlsv3.Secret{}},
+	// The stats filter's configuration, a TypedStruct of stats.PluginConfig.
+	{"descTypedStruct", &xdstypev3.TypedStruct{}},
 	// Well-known types an Any may carry (metadata's typed_filter_metadata).
 	{"", &wrapperspb.StringValue{}}, {"", &wrapperspb.BytesValue{}}, {"", &wrapperspb.BoolValue{}},
 	{"", &wrapperspb.Int32Value{}}, {"", &wrapperspb.Int64Value{}}, {"", &wrapperspb.UInt32Value{}},

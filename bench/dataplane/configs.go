@@ -259,7 +259,8 @@ func Caddyfile(h HopConfig) string {
 }
 
 // MastConfig is mastd's configuration for the benchmark: service echo-app
-// (the server itself, one hop), echo (the server sidecar, two hops) and
+// (the server itself, one hop), echo (the server sidecar, two hops, a
+// DestinationRule with TLS DISABLE so that the hops speak plaintext) and
 // echo-mtls (the server sidecar with a DestinationRule ISTIO_MUTUAL), the
 // server sidecar's Sidecar resource pointing its inbound ports at the
 // server, and with services > 0 a mesh of that many more services with two
@@ -285,6 +286,11 @@ func MastConfig(services int) string {
 	for _, p := range Protocols {
 		fmt.Fprintf(&b, "  - port: {number: %d, protocol: %s, name: %s}\n    defaultEndpoint: %s:%d\n", p.Port(), portProtocol(p), portName(p), ServerIP, p.AppPort())
 	}
+	// The plaintext path must be plaintext: the echo WorkloadEntry has a
+	// service account, so auto mTLS would otherwise encrypt it as Istio
+	// does, and the "plaintext" row would compare Mast with mTLS against
+	// the other proxies without.
+	fmt.Fprintf(&b, "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: echo, namespace: %s}\nspec:\n  host: %s\n  trafficPolicy:\n    tls: {mode: DISABLE}\n", Namespace, EchoHost)
 	fmt.Fprintf(&b, "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: echo-mtls, namespace: %s}\nspec:\n  host: %s\n  trafficPolicy:\n    tls: {mode: ISTIO_MUTUAL}\n", Namespace, EchoMTLSHost)
 	for i := 0; i < services; i++ {
 		fmt.Fprintf(&b, "---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: svc%04d, namespace: %s}\nspec:\n  hosts: [%s]\n  location: MESH_INTERNAL\n  resolution: STATIC\n  ports:\n  - {number: 28080, name: http, protocol: HTTP}\n  endpoints:\n  - {address: %s}\n  - {address: %s}\n",

@@ -232,8 +232,8 @@ func TestMastConfigLoads(t *testing.T) {
 		if got, want := len(snap.List(config.ServiceEntry)), 3+services; got != want {
 			t.Errorf("%d services: %d ServiceEntries, want %d", services, got, want)
 		}
-		if got := len(snap.List(config.DestinationRule)); got != 1 {
-			t.Errorf("%d DestinationRules, want 1 (echo-mtls ISTIO_MUTUAL)", got)
+		if got := len(snap.List(config.DestinationRule)); got != 2 {
+			t.Errorf("%d DestinationRules, want 2 (echo DISABLE, echo-mtls ISTIO_MUTUAL)", got)
 		}
 	}
 }

@@ -6,7 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/mast-mesh/mast/internal/config"
 	"github.com/mast-mesh/mast/internal/pilot/model"
@@ -378,5 +380,74 @@ func TestCacheOracleOnDemandEdges(t *testing.T) {
 			push(without(rs, i), "remove "+r.Key().String())
 			push(rs, "restore "+r.Key().String())
 		}
+	}
+}
+
+// TestVHDSStubIsFullRouteWithoutVirtualHosts holds the VHDS stubs, built
+// from their names alone, to the full route configurations an on-demand
+// proxy would otherwise get, stripped of their virtual hosts and given VHDS
+// over ADS: byte for byte, for every on-demand fixture proxy, with and
+// without tracing, cached and uncached.
+func TestVHDSStubIsFullRouteWithoutVirtualHosts(t *testing.T) {
+	checked := 0
+	for _, mesh := range []model.MeshConfig{model.DefaultMeshConfig(), tracingMesh()} {
+		pc := model.NewPushContext("v", mesh, configSnapshot(bookinfoConfig()), bookinfoRegistry())
+		c := NewCache(CacheConfig{})
+		for _, fp := range cacheProxies() {
+			p := fp.proxy()
+			if !p.OnDemandRoutes() {
+				continue
+			}
+			full := map[string]*routev3.RouteConfiguration{}
+			plain := *p
+			plain.Metadata = map[string]string{}
+			for k, v := range p.Metadata {
+				if k != model.OnDemandRoutesKey {
+					plain.Metadata[k] = v
+				}
+			}
+			rs, err := Generate(pc, &plain, RouteType, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range rs {
+				if newGen(pc, p).fullRoute(r.Name) != nil {
+					full[r.Name] = r.Resource.(*routev3.RouteConfiguration)
+				}
+			}
+			if len(full) == 0 {
+				t.Fatalf("%s: no on-demand route configurations", fp.name)
+			}
+			for _, gen := range []func(*model.PushContext, *model.Proxy, string, []string) ([]model.XDSResource, error){Generate, c.Generate} {
+				stubs, err := gen(pc, p, RouteType, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				seen := 0
+				for _, r := range stubs {
+					rc := full[r.Name]
+					if rc == nil {
+						continue
+					}
+					want := proto.Clone(rc).(*routev3.RouteConfiguration)
+					want.VirtualHosts = nil
+					want.Vhds = &routev3.Vhds{ConfigSource: &corev3.ConfigSource{
+						ConfigSourceSpecifier: &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}},
+						ResourceApiVersion:    corev3.ApiVersion_V3,
+					}}
+					if !bytes.Equal(wire(t, r.Resource), wire(t, want)) {
+						t.Fatalf("%s: stub %s = %v, want %v", fp.name, r.Name, r.Resource, want)
+					}
+					seen++
+					checked++
+				}
+				if seen != len(full) {
+					t.Fatalf("%s: %d stubs for %d on-demand route configurations", fp.name, seen, len(full))
+				}
+			}
+		}
+	}
+	if checked < 10 {
+		t.Fatalf("only %d stubs checked", checked)
 	}
 }

@@ -562,3 +562,33 @@ func TestNestedBytesKeptAcrossPushes(t *testing.T) {
 		t.Fatal("DisableCache: got a nested cache")
 	}
 }
+
+// TestMarshalResourcesSendsAssembledWire: a resource whose wire form the
+// generator assembled (model.EncodedWire) is sent as those bytes, with
+// their hash as its Delta version, and not marshaled again; the assembled
+// form is taken once and shared by every response.
+func TestMarshalResourcesSendsAssembledWire(t *testing.T) {
+	rc := &routev3.RouteConfiguration{Name: "80", ValidateClusters: wrapperspb.Bool(false)}
+	// bytes a marshal of rc cannot produce, so that using them is visible
+	assembled := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), "assembled")
+	enc := model.EncodedWire(assembled)
+	res := []model.XDSResource{{Name: "80", Resource: rc, Encoded: enc}}
+	var first *anypb.Any
+	for i := range 2 {
+		out, size, err := marshalResources(newMarshalCache(nil), RouteType, res, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out) != 1 || !bytes.Equal(out[0].any.Value, assembled) || size != len(assembled) {
+			t.Fatalf("sent %x (%d bytes), want the assembled %x", out[0].any.Value, size, assembled)
+		}
+		if out[0].version != hashBytes(assembled) {
+			t.Fatalf("version %x, want the assembled bytes' hash %x", out[0].version, hashBytes(assembled))
+		}
+		if i == 0 {
+			first = out[0].any
+		} else if out[0].any != first {
+			t.Fatal("assembled wire form wrapped again for a second response")
+		}
+	}
+}

@@ -103,9 +103,12 @@ func marshalResources(cache *marshalCache, typeURL string, res []model.XDSResour
 		if r.Encoded != nil {
 			// shared by every proxy that gets it: marshaled and hashed once
 			a, v, err = r.Encoded.Get(func() (*anypb.Any, uint64, error) {
-				b, err := cache.marshal(typeURL, r.Resource)
-				if err != nil {
-					return nil, 0, err
+				b := r.Encoded.Wire() // assembled by the generator
+				if b == nil {
+					var err error
+					if b, err = cache.marshal(typeURL, r.Resource); err != nil {
+						return nil, 0, err
+					}
 				}
 				return &anypb.Any{TypeUrl: typeURL, Value: b}, hashBytes(b), nil
 			})

@@ -294,7 +294,18 @@ type Encoded struct {
 	any     *anypb.Any
 	version uint64
 	err     error
+	wire    []byte // assembled by the generator; nil: marshal the resource
 }
+
+// EncodedWire returns the Encoded of a resource whose wire form the
+// generator assembled from parts it holds in wire form: b is exactly the
+// resource's deterministic encoding, so the server sends it as it is
+// instead of marshaling the resource.
+func EncodedWire(b []byte) *Encoded { return &Encoded{wire: b} }
+
+// Wire returns the wire form the generator assembled (EncodedWire), or nil
+// when the resource is to be marshaled.
+func (e *Encoded) Wire() []byte { return e.wire }
 
 // Get returns the wire form, calling encode the first time.
 func (e *Encoded) Get(encode func() (*anypb.Any, uint64, error)) (*anypb.Any, uint64, error) {

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mast-mesh/mast/internal/testnet"
 )
 
 var proxyBin string
@@ -167,12 +169,7 @@ func waitListening(t *testing.T, addr string) {
 // freeAddr returns a loopback address with a port that was free just now.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return testnet.FreeAddr(t)
 }
 
 // backend is an httptest-like server that records what reached it.

@@ -26,18 +26,14 @@ import (
 	"github.com/mast-mesh/mast/internal/ca"
 	"github.com/mast-mesh/mast/internal/pilot/model"
 	"github.com/mast-mesh/mast/internal/proxy/agent"
+	"github.com/mast-mesh/mast/internal/testnet"
 )
 
 const clusterType = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 
 func freePort(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return testnet.FreeAddr(t)
 }
 
 // startMastd runs mastd with its CA and returns the plaintext and TLS xDS

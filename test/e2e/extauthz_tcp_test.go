@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/mast-mesh/mast/internal/ca"
+	"github.com/mast-mesh/mast/internal/testnet"
 )
 
 // tcpAuthzServer is an external authorizer speaking Envoy's gRPC
@@ -219,8 +220,5 @@ func TestExtAuthzTCP(t *testing.T) {
 // freePort is a loopback port nobody listens on.
 func freePort(t *testing.T) int {
 	t.Helper()
-	a := freeAddr(t)
-	var p int
-	fmt.Sscanf(a[strings.LastIndexByte(a, ':')+1:], "%d", &p)
-	return p
+	return testnet.FreePort(t)
 }

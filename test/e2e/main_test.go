@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mast-mesh/mast/internal/testnet"
 )
 
 var binDir string
@@ -121,12 +122,7 @@ func (p *process) stop() {
 // freeAddr returns a loopback address with a port nobody listens on now.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return testnet.FreeAddr(t)
 }
 
 // eventually retries f until it returns nil or the deadline passes.

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mast-mesh/mast/internal/testnet"
 )
 
 // subnetsConfig: db.example.com (TCP) and a.example.com (TLS) outside the
@@ -122,16 +124,7 @@ spec:
 // freePorts returns n TCP ports free on every address now.
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()
-	var out []int
-	for range n {
-		l, err := net.Listen("tcp", ":0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		out = append(out, l.Addr().(*net.TCPAddr).Port)
-	}
-	return out
+	return testnet.FreePorts(t, n)
 }
 
 // curlFrom fetches http://dst/ with curl from source address src.

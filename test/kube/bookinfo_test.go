@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -30,6 +31,7 @@ import (
 	"github.com/mast-mesh/mast/internal/kube/install"
 	"github.com/mast-mesh/mast/internal/kube/kubetest"
 	"github.com/mast-mesh/mast/internal/localmesh"
+	"github.com/mast-mesh/mast/internal/testnet"
 	bookinfoapp "github.com/mast-mesh/mast/samples/bookinfo/app/cli"
 	"github.com/mast-mesh/mast/test/netns"
 )
@@ -770,11 +772,5 @@ func serviceProxy(t *testing.T, backends ...string) string {
 
 func freePort(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	_, port, _ := net.SplitHostPort(l.Addr().String())
-	return port
+	return strconv.Itoa(testnet.FreePort(t))
 }

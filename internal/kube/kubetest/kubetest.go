@@ -39,6 +39,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/mast-mesh/mast/internal/testnet"
 )
 
 // APIServerVersion is the kube-apiserver release the build script produces.
@@ -295,12 +297,7 @@ func startProcess(t T, out interface{ Write([]byte) (int, error) }, path string,
 
 func freePort(t T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return testnet.FreePort(t)
 }
 
 func randomHex(t T) string {

@@ -33,6 +33,7 @@ import (
 	"github.com/mast-mesh/mast/internal/proxy/rawsock"
 	"github.com/mast-mesh/mast/internal/proxy/xdsclient"
 	"github.com/mast-mesh/mast/internal/proxy/xdstest"
+	"github.com/mast-mesh/mast/internal/testnet"
 )
 
 type staticSecrets struct{ s *agent.Secrets }
@@ -180,12 +181,8 @@ func cpuTime() time.Duration {
 }
 
 func freeAddr(tb testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	tb.Helper()
+	return testnet.FreeAddr(tb)
 }
 
 func waitListening(tb testing.TB, addr string) {

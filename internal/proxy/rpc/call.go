@@ -14,16 +14,21 @@ import (
 	"github.com/mast-mesh/mast/internal/proxy/h2client"
 )
 
-// request returns the HTTP/2 request of a call to method (body set by the
-// caller), or the error that refuses its metadata.
-func (c *client) request(ctx context.Context, method string, md []Header) (*h2client.Request, error) {
+// start returns the HTTP/2 request of a call to method (body set by the
+// caller) and the connection reserved for it, or the error that refuses its
+// metadata or finds no connection.
+func (c *client) start(ctx context.Context, method string, md []Header) (*h2client.Request, *h2client.Conn, error) {
 	deadline, ok := ctx.Deadline()
 	hdr, err := requestHeaders(c.opts.UserAgent, time.Until(deadline), ok, md)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	hc, err := c.reserve(ctx)
+	if err != nil {
+		return nil, nil, err
 	}
 	return &h2client.Request{Method: "POST", Authority: c.opts.Authority, Path: method, Header: hdr,
-		ContentLength: -1, Deadline: deadline}, nil
+		ContentLength: -1, Deadline: deadline}, hc, nil
 }
 
 // frame returns msg with gRPC's 5-byte prefix (not compressed, length).
@@ -35,11 +40,7 @@ func frame(dst, msg []byte) []byte {
 
 // Invoke sends a unary call.
 func (c *client) Invoke(ctx context.Context, method string, req []byte, md ...Header) ([]byte, error) {
-	r, err := c.request(ctx, method, md)
-	if err != nil {
-		return nil, err
-	}
-	hc, err := c.reserve(ctx)
+	r, hc, err := c.start(ctx, method, md)
 	if err != nil {
 		return nil, err
 	}
@@ -191,11 +192,7 @@ func resetCode(c http2.ErrCode) Code {
 // NewStream opens a bidirectional stream; the request head goes out in
 // the background, and Recv and Header wait for the response head.
 func (c *client) NewStream(ctx context.Context, method string, md ...Header) (Stream, error) {
-	r, err := c.request(ctx, method, md)
-	if err != nil {
-		return nil, err
-	}
-	hc, err := c.reserve(ctx)
+	r, hc, err := c.start(ctx, method, md)
 	if err != nil {
 		return nil, err
 	}

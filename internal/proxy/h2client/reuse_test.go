@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -202,6 +203,73 @@ func TestReadyBodyGoesWithTheHead(t *testing.T) {
 			if free := freeStreams(c); len(free) != 1 || free[0] != st {
 				t.Errorf("%s: the Stream is not free at once (a body writer holds it)", tc.name)
 			}
+		}
+	}
+}
+
+// stoppableBody is a streamed body whose Read waits until StopBody; it
+// records Reads that began after StopBody returned.
+type stoppableBody struct {
+	mu        sync.Mutex
+	cond      sync.Cond
+	stopped   bool
+	reading   bool
+	lateReads int
+}
+
+func (b *stoppableBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.stopped {
+		b.lateReads++
+		return 0, errors.New("stopped")
+	}
+	b.reading = true
+	b.cond.Broadcast()
+	for !b.stopped {
+		b.cond.Wait()
+	}
+	b.reading = false
+	return 0, errors.New("stopped")
+}
+
+func (b *stoppableBody) StopBody() {
+	b.mu.Lock()
+	b.stopped = true
+	b.cond.Broadcast()
+	b.mu.Unlock()
+}
+
+// TestCloseLetsGoOfAStoppableBody: after an early answer, Close stops a
+// BodyStopper body and returns only once the body writer let go of it:
+// no Read of it is in progress or begins afterwards (a proxy recycles its
+// downstream stream, the body, once Close returned).
+func TestCloseLetsGoOfAStoppableBody(t *testing.T) {
+	c := dial(t, startRaw(t, answerEach(true, false)), Config{})
+	for i := range 5 {
+		body := &stoppableBody{}
+		body.cond.L = &body.mu
+		st, err := roundTrip(t, c, context.Background(), &Request{Method: "POST", Path: "/", ContentLength: -1, BodyStream: body})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadAll(st); err != nil {
+			t.Fatal(err)
+		}
+		body.mu.Lock()
+		for !body.reading {
+			body.cond.Wait() // the writer waits in Read
+		}
+		body.mu.Unlock()
+		st.Close()
+		body.mu.Lock()
+		reading, late := body.reading, body.lateReads
+		body.mu.Unlock()
+		if reading || late > 0 {
+			t.Fatalf("exchange %d: after Close, a Read in progress %v, Reads begun late %d", i, reading, late)
+		}
+		if free := freeStreams(c); len(free) != 1 || free[0] != st {
+			t.Fatalf("exchange %d: the Stream was not kept at Close (%d free)", i, len(free))
 		}
 	}
 }

@@ -53,8 +53,9 @@ type Stream struct {
 	// owner (the timer, the lists' arrays).
 	respWake chan struct{}
 	sendWake chan struct{}
-	abortF   func() // AbortContext, bound once
-	writeF   func() // writeBody, bound once
+	wdone    chan struct{} // the body writer let go of the body (a token sent under c.mu)
+	abortF   func()        // AbortContext, bound once
+	writeF   func()        // writeBody, bound once
 	timer    *time.Timer
 	hdrBuf   headers.List
 	trBuf    headers.List
@@ -82,6 +83,7 @@ type exchange struct {
 	resetSent  bool
 	sentEnd    bool // END_STREAM went out
 	done       bool // Close or failure released the slot
+	writing    bool // the body writer runs (it may still read the body)
 	// refs counts the Stream's holders: the exchange until finish, the
 	// body writer until it returns. At zero, a Stream whose callbacks
 	// were all stopped (reusable) goes back to the connection.
@@ -114,7 +116,10 @@ type ReadyReader interface {
 // BodyStopper is a streamed request body told when the stream stops
 // taking it before its end (the exchange ended or failed first), so that
 // its writer need not wait for reads that will not come (a gRPC stream's
-// Send).
+// Send). StopBody must make a Read in progress, and every later one,
+// return at once: the exchange's Close waits for the body writer to let go
+// of such a body, so that its owner may reuse it once Close returned (a
+// proxy's downstream stream, recycled for the next request).
 type BodyStopper interface {
 	StopBody()
 }
@@ -131,7 +136,7 @@ const (
 func (c *Conn) newStream() *Stream {
 	n := len(c.free)
 	if n == 0 {
-		s := &Stream{c: c, respWake: make(chan struct{}, 1), sendWake: make(chan struct{}, 1)}
+		s := &Stream{c: c, respWake: make(chan struct{}, 1), sendWake: make(chan struct{}, 1), wdone: make(chan struct{}, 1)}
 		s.abortF = s.AbortContext
 		s.writeF = s.writeBody
 		return s
@@ -147,6 +152,10 @@ func (c *Conn) newStream() *Stream {
 	}
 	select {
 	case <-s.sendWake:
+	default:
+	}
+	select {
+	case <-s.wdone:
 	default:
 	}
 	return s
@@ -333,6 +342,7 @@ func (c *Conn) RoundTrip(ctx context.Context, r *Request) (*Stream, error) {
 		s.pre, s.preBuf, s.preDone = pre, preBuf, preDone
 		c.mu.Lock()
 		s.refs++
+		s.writing = true
 		c.mu.Unlock()
 		go s.writeF()
 	}
@@ -416,6 +426,11 @@ func (s *Stream) writeBody() {
 	}
 	c := s.c
 	c.mu.Lock()
+	s.writing = false
+	select {
+	case s.wdone <- struct{}{}:
+	default:
+	}
 	s.unref()
 	c.mu.Unlock()
 }
@@ -671,7 +686,14 @@ func (s *Stream) finish() {
 		return
 	}
 	s.done = true
+	writing := s.writing
 	c.mu.Unlock()
+	// A body that can be stopped is let go of before Close returns (its
+	// owner may reuse it then): stop it and wait for the body writer.
+	if bs, ok := s.wr.BodyStream.(BodyStopper); ok && writing {
+		bs.StopBody()
+		<-s.wdone
+	}
 	// The Stream may be reused only if none of the exchange's callbacks
 	// can run any more.
 	stopped := true

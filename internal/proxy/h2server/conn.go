@@ -148,6 +148,8 @@ var (
 	ErrClosed = errors.New("http2: connection closed")
 	// ErrTimeout: the stream's timers cut it (Stream.Expire).
 	ErrTimeout = errors.New("http2: stream timed out")
+	// ErrBodyStopped: the request body's reader stopped it (StopBody).
+	ErrBodyStopped = errors.New("http2: request body no longer read")
 )
 
 type conn struct {

@@ -35,6 +35,7 @@ type Stream struct {
 	remoteDone  bool // END_STREAM received
 	endSent     bool // END_STREAM sent
 	bodyClosed  bool
+	bodyStopped bool // StopBody: reads fail at once
 	served      bool // Serve was started
 	gone        bool // off the connection (reset, or done)
 	waitRead    bool
@@ -109,11 +110,15 @@ func (s *Stream) Read(p []byte) (int, error) {
 		s.Flush()
 	}
 	c.mu.Lock()
-	for s.off == len(s.body) && !s.remoteDone && s.rerr == nil {
+	for s.off == len(s.body) && !s.remoteDone && s.rerr == nil && !s.bodyStopped {
 		s.waitRead = true
 		s.cond.Wait()
 	}
 	s.waitRead = false
+	if s.bodyStopped {
+		c.mu.Unlock()
+		return 0, ErrBodyStopped
+	}
 	if s.off < len(s.body) {
 		n := s.take(p)
 		c.mu.Unlock()
@@ -139,6 +144,10 @@ func (s *Stream) TryRead(p []byte) (n int, done bool, err error) {
 	}
 	c := s.c
 	c.mu.Lock()
+	if s.bodyStopped {
+		c.mu.Unlock()
+		return 0, false, ErrBodyStopped
+	}
 	if s.off < len(s.body) {
 		n = s.take(p)
 	}
@@ -171,6 +180,19 @@ func (s *Stream) take(p []byte) int {
 		s.credit(k)
 	}
 	return n
+}
+
+// StopBody makes a Read of the request body in progress, and every later
+// Read and TryRead, fail with ErrBodyStopped (h2client.BodyStopper: the
+// upstream exchange takes no more of the body, and its body writer must
+// let go of the stream before the handler returns and the stream is
+// recycled).
+func (s *Stream) StopBody() {
+	c := s.c
+	c.mu.Lock()
+	s.bodyStopped = true
+	s.cond.Broadcast()
+	c.mu.Unlock()
 }
 
 // CloseBody discards the rest of the request body.

@@ -51,3 +51,34 @@ func FuzzGRPCFrames(f *testing.F) {
 		}
 	})
 }
+
+// readyStub is a body whose TryRead hands over data and ends.
+type readyStub struct{ data []byte }
+
+func (r *readyStub) Read(p []byte) (int, error) { return 0, nil }
+
+func (r *readyStub) TryRead(p []byte) (int, bool, error) {
+	n := copy(p, r.data)
+	r.data = r.data[n:]
+	return n, len(r.data) == 0, nil
+}
+
+// The telemetry wrapper passes TryRead on (so that a gRPC request goes
+// out with its head, in one write) and counts what it took: bytes and
+// messages.
+func TestCountReaderTryRead(t *testing.T) {
+	msgs := append(grpcMessage([]byte("hello")), grpcMessage(nil)...)
+	var g grpcFrames
+	cr := countReader{r: &readyStub{data: msgs}, frames: &g}
+	buf := make([]byte, 64)
+	n, done, err := cr.TryRead(buf)
+	if n != len(msgs) || !done || err != nil {
+		t.Fatalf("TryRead: %d, %v, %v; want %d, true, nil", n, done, err, len(msgs))
+	}
+	if cr.n != int64(len(msgs)) || g.count.Load() != 2 {
+		t.Errorf("counted %d bytes, %d messages; want %d, 2", cr.n, g.count.Load(), len(msgs))
+	}
+	if n, done, _ := (&countReader{r: bytes.NewReader(msgs)}).TryRead(buf); n != 0 || done {
+		t.Errorf("a body without TryRead offered %d bytes (done %v)", n, done)
+	}
+}

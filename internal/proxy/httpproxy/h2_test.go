@@ -11,11 +11,13 @@ import (
 	"io"
 	"math/big"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/h2c"
 
 	"github.com/mast-mesh/mast/internal/proxy/h2client"
 	"github.com/mast-mesh/mast/internal/proxy/h2server"
@@ -30,6 +32,10 @@ import (
 var (
 	_ h2client.ReadyReader = (*h2server.Stream)(nil)
 	_ h2client.ReadyReader = (*timedBody)(nil)
+	_ h2client.ReadyReader = (*countReader)(nil)
+	_ h2client.BodyStopper = (*h2server.Stream)(nil)
+	_ h2client.BodyStopper = (*timedBody)(nil)
+	_ h2client.BodyStopper = (*countReader)(nil)
 )
 
 func TestH2ResponseSingletonHeaders(t *testing.T) {
@@ -349,4 +355,39 @@ func TestH2FloodsCutTheConnection(t *testing.T) {
 			t.Fatal("a normal client was cut")
 		}
 	})
+}
+
+// TestH2EarlyAnswerWhileBodyStreams: an HTTP/2 upstream answers a request
+// whose body is still streaming (it never reads it, as a gRPC server may
+// answer before the client's END_STREAM). The proxy's stream is recycled
+// for the next request only after the upstream body writer let go of it:
+// before, the writer still waited in the recycled stream's Read (a nil
+// pointer panic in production, a data race here), or read the next
+// request's body.
+func TestH2EarlyAnswerWhileBodyStreams(t *testing.T) {
+	h := h2c.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "early")
+	}), &http2.Server{})
+	backend := httptest.NewServer(h)
+	t.Cleanup(backend.Close)
+	p := startTestProxy(t, strings.TrimPrefix(backend.URL, "http://"), proxyOpts{h2Upstream: true})
+	c := dialH2(t, p.addr, nil)
+	for i := range 30 {
+		id := uint32(2*i + 1)
+		// No content-length: the body streams to the upstream.
+		c.request(id, "POST", "/", [][2]string{{"content-type", "application/grpc"}}, false)
+		if i%2 == 1 {
+			c.fr.WriteData(id, false, []byte("first"))
+		}
+		r := c.response(id)
+		if r.status() != "200" || r.body != "early" {
+			t.Fatalf("stream %d: %v %q reset %v", id, r.fields, r.body, r.reset)
+		}
+		// The rest of the body comes after the answer.
+		c.fr.WriteData(id, true, []byte("late"))
+	}
+	c.request(61, "GET", "/", nil, true)
+	if r := c.response(61); r.status() != "200" {
+		t.Fatalf("last: %v", r.fields)
+	}
 }

@@ -404,9 +404,7 @@ func (b *timedBody) Read(p []byte) (int, error) {
 // bookkeeping: what it took is activity, the body's end disarms
 // request_timeout. A body without TryRead offers nothing.
 func (b *timedBody) TryRead(p []byte) (int, bool, error) {
-	rr, ok := b.r.(interface {
-		TryRead(p []byte) (int, bool, error)
-	})
+	rr, ok := b.r.(readyReader)
 	if !ok {
 		return 0, false, nil
 	}
@@ -423,6 +421,25 @@ func (b *timedBody) TryRead(p []byte) (int, bool, error) {
 		}
 	}
 	return n, done, err
+}
+
+// StopBody passes on h2client's BodyStopper to the body.
+func (b *timedBody) StopBody() {
+	if bs, ok := b.r.(bodyStopper); ok {
+		bs.StopBody()
+	}
+}
+
+// bodyStopper is h2client.BodyStopper: a streamed request body whose
+// reads can be made to fail at once, so that the upstream exchange lets go
+// of it before the downstream stream is recycled. Wrappers of request
+// bodies pass it on.
+type bodyStopper interface{ StopBody() }
+
+// readyReader is h2client.ReadyReader: a body that hands over what of it
+// already arrived without waiting.
+type readyReader interface {
+	TryRead(p []byte) (n int, done bool, err error)
 }
 
 // timeoutStatus maps a stream timer's cause to Envoy's local reply; ok is

@@ -57,6 +57,28 @@ func (c *countReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// TryRead passes on the body's TryRead (h2client.ReadyReader), counting
+// what it took; a body without TryRead offers nothing.
+func (c *countReader) TryRead(p []byte) (int, bool, error) {
+	rr, ok := c.r.(readyReader)
+	if !ok {
+		return 0, false, nil
+	}
+	n, done, err := rr.TryRead(p)
+	c.n += int64(n)
+	if c.frames != nil && n > 0 {
+		c.frames.feed(p[:n])
+	}
+	return n, done, err
+}
+
+// StopBody passes on h2client's BodyStopper.
+func (c *countReader) StopBody() {
+	if bs, ok := c.r.(bodyStopper); ok {
+		bs.StopBody()
+	}
+}
+
 // telWriter records the response head, flags and bytes, and does the
 // response side of the metadata exchange.
 type telWriter struct {

@@ -39,10 +39,13 @@ type filterWriter struct {
 	responseWriter
 	chain *filter.Chain
 	r     *filter.Request
+	h     headers.List // the head being written
 }
 
 func (f *filterWriter) WriteHead(status int, h headers.List, contentLength int64) error {
-	f.chain.EncodeHeaders(f.r, status, &h)
+	f.h = h // the filters take its address: a parameter would move to the heap
+	f.chain.EncodeHeaders(f.r, status, &f.h)
+	h, f.h = f.h, nil
 	return f.responseWriter.WriteHead(status, h, contentLength)
 }
 

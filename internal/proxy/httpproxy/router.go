@@ -28,8 +28,11 @@ type dsRequest struct {
 	contentLength                     int64
 	chunked                           bool
 	remote                            string
-	// local is the proxy's address on the downstream connection.
-	local net.Addr
+	// local is the proxy's address on the downstream connection;
+	// localStr its string when the connection keeps one ("" for the codec
+	// to leave it to localString).
+	local    net.Addr
+	localStr string
 	// origDst is the original destination of a redirected connection
 	// (ORIGINAL_DST clusters connect there), "" when not redirected.
 	origDst    string
@@ -388,13 +391,23 @@ func (v *opVars) record() *telemetry.Record {
 	return v.rec
 }
 
+// localString is the proxy's address on the downstream connection as
+// ip:port, "" when unknown; an HTTP/1 connection formats it once.
+func (r *dsRequest) localString() string {
+	switch {
+	case r.localStr != "":
+		return r.localStr
+	case r.local != nil:
+		return r.local.String()
+	}
+	return ""
+}
+
 func (v *opVars) build() {
 	r := v.req
 	v.rec = &telemetry.Record{Start: v.start, Method: r.method, Path: r.target, Authority: r.authority,
 		RequestHeaders: r.header, DownstreamRemote: r.remoteAddr, Protocol: protocolName(r.minor)}
-	if r.local != nil {
-		v.rec.DownstreamLocal = r.local.String()
-	}
+	v.rec.DownstreamLocal = r.localString()
 	if r.peer != nil && len(r.peer.uris) > 0 {
 		v.rec.DownstreamPrincipal = r.peer.uris[0]
 	}

@@ -266,6 +266,7 @@ type h1Conn struct {
 	peer       *tlsPeer
 	conn       *filter.Conn // what the filters know of the connection
 	local      net.Addr     // the proxy's address on the connection
+	localStr   string       // local as ip:port, formatted once
 	// idle is set while the connection waits for its next request.
 	idle atomic.Bool
 	// expired: the connection is past max_connection_duration; the
@@ -322,7 +323,7 @@ func (c *h1Conn) cancelStream() {
 func (c *h1Conn) wake() { c.s.idle.Wake(&c.park) }
 
 func (s *Server) serveH1(ctx context.Context, nc net.Conn, br *bufio.Reader, hcm *xdsparse.HTTPManager, end func(), park bool) {
-	c := &h1Conn{s: s, nc: nc, br: br, remote: remoteIP(nc), remoteAddr: nc.RemoteAddr().String(), local: nc.LocalAddr(), orig: originalDst(nc), peer: peerOf(nc), scheme: connScheme(nc),
+	c := &h1Conn{s: s, nc: nc, br: br, remote: remoteIP(nc), remoteAddr: nc.RemoteAddr().String(), local: nc.LocalAddr(), localStr: nc.LocalAddr().String(), orig: originalDst(nc), peer: peerOf(nc), scheme: connScheme(nc),
 		ctx: ctx, hcm: hcm, end: end, born: time.Now()}
 	// Always: the listener may gain filters while the connection lives.
 	c.conn = filter.NewConn(nc)
@@ -540,7 +541,7 @@ func (c *h1Conn) serveOne(ctx context.Context, hcm *xdsparse.HTTPManager) bool {
 	}
 	*req = dsRequest{bodyBuf: req.bodyBuf,
 		method: h.Method, target: h.Target, header: h.Headers, minor: h.Minor,
-		body: body, contentLength: h.ContentLength, chunked: h.Chunked, remote: c.remote, remoteAddr: c.remoteAddr, local: c.local, origDst: c.orig, scheme: c.scheme, peer: c.peer, conn: c.conn,
+		body: body, contentLength: h.ContentLength, chunked: h.Chunked, remote: c.remote, remoteAddr: c.remoteAddr, local: c.local, localStr: c.localStr, origDst: c.orig, scheme: c.scheme, peer: c.peer, conn: c.conn,
 	}
 	if v, ok := h.Headers.Get("host"); ok {
 		req.authority = v

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -86,10 +87,15 @@ type telWriter struct {
 	s   *Server
 	req *dsRequest
 	hcm *xdsparse.HTTPManager
+	// h holds the head being written: head takes its address, which for
+	// a parameter would move the list to the heap on every response.
+	h headers.List
 }
 
 func (t *telWriter) WriteHead(status int, h headers.List, contentLength int64) error {
-	t.head(status, &h)
+	t.h = h
+	t.head(status, &t.h)
+	h, t.h = t.h, nil
 	return t.responseWriter.WriteHead(status, h, contentLength)
 }
 
@@ -149,7 +155,9 @@ func (t *telWriter) Upgrade(status int, h headers.List) (upstream.Conn, error) {
 	if !ok {
 		return nil, errUpgrade
 	}
-	t.head(status, &h)
+	t.h = h
+	t.head(status, &t.h)
+	h, t.h = t.h, nil
 	t.req.tel.finish = true
 	return u.Upgrade(status, h)
 }
@@ -170,9 +178,7 @@ func (s *Server) startTelemetry(req *dsRequest, w responseWriter, hcm *xdsparse.
 	default:
 		ts.rec.Protocol = "HTTP/1.1"
 	}
-	if req.local != nil {
-		ts.rec.DownstreamLocal = req.local.String()
-	}
+	ts.rec.DownstreamLocal = req.localString()
 	if req.peer != nil {
 		ts.rec.DownstreamMTLS = true
 		if len(req.peer.uris) > 0 {
@@ -237,9 +243,7 @@ func (s *Server) endTelemetry(ctx context.Context, req *dsRequest, hcm *xdsparse
 		rec.Flags |= telemetry.DownstreamConnectionTermination
 	}
 	if v, ok := rec.ResponseHeaders.Get("x-envoy-upstream-service-time"); ok && v != "" {
-		if ms, err := time.ParseDuration(v + "ms"); err == nil {
-			rec.UpstreamServiceTime = ms
-		}
+		rec.UpstreamServiceTime = serviceTime(v)
 	}
 	rec.ResponseDetails = req.fr.Details
 	if rec.ResponseDetails == "" {
@@ -257,6 +261,19 @@ func (s *Server) endTelemetry(ctx context.Context, req *dsRequest, hcm *xdsparse
 	ts.rec.RequestHeaders, ts.rec.ResponseHeaders, ts.body.r, ts.body.frames, ts.route = nil, nil, nil, nil, nil
 	clear(ts.respHdr)
 	ts.respHdr = ts.respHdr[:0]
+}
+
+// serviceTime reads x-envoy-upstream-service-time (whole milliseconds, as
+// the router writes it; a fraction is read too) without allocating for
+// the usual integer; 0 when it is not a number.
+func serviceTime(v string) time.Duration {
+	if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
+		return time.Duration(ms) * time.Millisecond
+	}
+	if d, err := time.ParseDuration(v + "ms"); err == nil {
+		return d
+	}
+	return 0
 }
 
 // filterFlags maps the flags the filters recorded to Envoy's.

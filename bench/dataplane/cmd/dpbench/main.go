@@ -65,7 +65,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cache := fs.String("cache", "", "where installed tools are kept (default $XDG_CACHE_HOME or ~/.cache, /mast-bench)")
 	rev := fs.String("mast-rev", "", "build mastd and mast-proxy from this git revision (git archive) instead of the working tree")
 	telemetry := fs.Bool("telemetry", false, "also run Mast's two hops with Istio's metrics and tracing at 1 % on (its other paths then run with them off) and report the cost against nginx")
-	syscalls := fs.Bool("syscalls", true, "count each proxy's system calls per request at the fixed rate with perf stat, when perf is installed")
+	syscalls := fs.Bool("syscalls", false, "count each proxy's system calls per request at the fixed rate with perf stat (perf's tracepoints add about 2% to every proxy's CPU time, so it is off by default)")
 	render := fs.String("render", "", "re-render the Markdown of an earlier run from its .json (written beside it) and exit")
 	if err := fs.Parse(args); err != nil {
 		return 2

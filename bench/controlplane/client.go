@@ -33,6 +33,13 @@ const (
 	DeltaVHDS Protocol = "delta+vhds"
 )
 
+// The simulated proxies' receive windows: mast-proxy's (h2client's
+// defaults).
+const (
+	clientStreamWindow = 1 << 20
+	clientConnWindow   = 4 << 20
+)
+
 const (
 	cds = iota
 	eds
@@ -167,8 +174,16 @@ func Connect(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
 			f.Close()
 			return nil, f.failErr
 		}
+		// Static flow-control windows, mast-proxy's h2client defaults (1 MiB
+		// per stream, 4 MiB per connection; istio-agent also sets static
+		// ones): with grpc-go's dynamic windows every response would make
+		// the simulated proxy send a BDP ping that the control plane must
+		// read and answer, a write and a read per response that neither
+		// mast-proxy nor Envoy causes.
 		conn, err := grpc.NewClient(cfg.Addr,
 			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithInitialWindowSize(clientStreamWindow),
+			grpc.WithInitialConnWindowSize(clientConnWindow),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(1<<30)))
 		if err != nil {
 			f.Close()

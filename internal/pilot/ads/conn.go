@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -38,8 +39,8 @@ type conn struct {
 	pendingSince time.Time
 	sending      string // type URL of the response in flight, "" when idle
 
-	nonce uint64   // loop only
-	slot  pushSlot // the push slot the loop holds or held last (loop only)
+	slot     pushSlot // the push slot the loop holds or held last (loop only)
+	inflight inflight // responses sent and not yet answered (loop only)
 }
 
 // watch is the state of one resource type on one connection.
@@ -200,9 +201,11 @@ func atAddress(req *model.PushRequest, p *model.Proxy) bool {
 	return false
 }
 
+// nextNonce returns a new response nonce. Nonces are random, not counted:
+// a client must not be able to name a response it has not received
+// (inflight), as it could name the next number of a counter.
 func (c *conn) nextNonce() string {
-	c.nonce++
-	return strconv.FormatUint(c.nonce, 10)
+	return strconv.FormatUint(rand.Uint64(), 36)
 }
 
 // generate runs the generator and marshals its output (with Delta versions
@@ -289,6 +292,7 @@ func (c *conn) sent(w *watch, nonce, version string, resources, bytes int, since
 // give up on a stuck Send (server closing, client gone, send timeout); the
 // gRPC stream ends when the handler returns, which releases the Send.
 type outbox[T any] struct {
+	sendNow func(*T) error // the stream's Send, for the loop's own sends (deliver)
 	in      chan *T
 	res     chan error
 	stop    chan struct{}
@@ -307,7 +311,7 @@ func stoppedTimer() *time.Timer {
 }
 
 func startOutbox[T any](send func(*T) error, timeout time.Duration) *outbox[T] {
-	o := &outbox[T]{in: make(chan *T), res: make(chan error, 1), stop: make(chan struct{}), timeout: timeout, hold: stoppedTimer()}
+	o := &outbox[T]{sendNow: send, in: make(chan *T), res: make(chan error, 1), stop: make(chan struct{}), timeout: timeout, hold: stoppedTimer()}
 	if timeout > 0 {
 		o.limit = stoppedTimer()
 	}

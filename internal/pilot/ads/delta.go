@@ -48,6 +48,7 @@ func (st *deltaStream) handle(req *discoveryv3.DeltaDiscoveryRequest) error {
 		c.addWatch(w)
 	}
 	if req.ResponseNonce != "" {
+		c.inflight.answered(req.ResponseNonce)
 		switch {
 		case req.ResponseNonce != w.nonceSent:
 			c.s.log.Debug("xds: delta ACK/NACK for a stale nonce", "proxy", c.proxy.ID, "type", shortType(t), "nonce", req.ResponseNonce, "latest", w.nonceSent)
@@ -208,7 +209,7 @@ func (st *deltaStream) respond(w *watch, names []string, since time.Time, report
 	resp.Nonce = c.nextNonce()
 	c.setSending(w.typeURL)
 	start := time.Now()
-	if err := st.out.send(st.stream.Context(), c.s.closing, resp, slot); err != nil {
+	if err := st.out.deliver(st.stream.Context(), c.s.closing, &c.inflight, resp, resp.Nonce, deltaWireBound(resp), slot); err != nil {
 		return err
 	}
 	removed := make([]name, len(resp.RemovedResources))

@@ -42,6 +42,7 @@ func (st *sotwStream) handle(req *sotwRequest) error {
 	if req.GetTypeUrl() == "" {
 		return status.Error(codes.InvalidArgument, "xds: discovery request without type_url")
 	}
+	c.inflight.answered(req.ResponseNonce)
 	now := time.Now()
 	w := c.watches[req.TypeUrl]
 	if w == nil || req.ResponseNonce == "" {
@@ -154,7 +155,7 @@ func (st *sotwStream) respond(w *watch, names []string, since time.Time, partial
 	}
 	c.setSending(w.typeURL)
 	start := time.Now()
-	if err := st.out.send(st.stream.Context(), c.s.closing, resp, slot); err != nil {
+	if err := st.out.deliver(st.stream.Context(), c.s.closing, &c.inflight, resp, resp.Nonce, sotwWireBound(resp), slot); err != nil {
 		return err
 	}
 	c.sent(w, resp.Nonce, resp.VersionInfo, len(ms), size, since, start)

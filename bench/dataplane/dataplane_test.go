@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/mast-mesh/mast/internal/config"
+	"github.com/mast-mesh/mast/internal/proxy/admin"
 )
 
 func TestTargetFor(t *testing.T) {
@@ -394,5 +395,26 @@ func TestParsePerfStat(t *testing.T) {
 	}
 	if _, err := ParsePerfStat([]byte("# nothing\n")); err == nil {
 		t.Error("empty output was accepted")
+	}
+}
+
+func TestGoRuntimeOver(t *testing.T) {
+	b := []float64{0, 1e-6, 1e-5, 1e-4, 1e-3}
+	before := admin.RuntimeStats{GCCycles: 10, AllocBytes: 1000, AllocObjects: 10,
+		GCPauses:       admin.Histogram{Buckets: b, Counts: []uint64{5, 0, 0, 0}},
+		SchedLatencies: admin.Histogram{Buckets: b, Counts: []uint64{100, 0, 0, 0}}}
+	after := admin.RuntimeStats{GCCycles: 12, AllocBytes: 201000, AllocObjects: 2010,
+		GCPauses:       admin.Histogram{Buckets: b, Counts: []uint64{5, 2, 1, 0}},
+		SchedLatencies: admin.Histogram{Buckets: b, Counts: []uint64{1090, 9, 0, 1}}}
+	got := GoRuntimeOver(before, after, 1000)
+	want := map[string]float64{"GC cycles / 1,000 req": 2, "alloc B / req": 200, "allocs / req": 2, "GC pause max µs": 100,
+		"sched latency p99 µs": 1, "sched latency p99.9 µs": 10, "sched latency max µs": 1e3}
+	for k, v := range want {
+		if d := got[k] - v; d > 1e-9 || d < -1e-9 {
+			t.Errorf("%s = %v, want %v", k, got[k], v)
+		}
+	}
+	if len(got) != len(GoRuntimeFigures) {
+		t.Errorf("%d figures, want %d", len(got), len(GoRuntimeFigures))
 	}
 }

@@ -78,6 +78,7 @@ func (r *Report) Markdown() string {
 		b.WriteString("\n")
 	}
 	b.WriteString(r.SyscallTable())
+	b.WriteString(r.GoRuntimeTable())
 	if len(r.Memory) > 0 {
 		b.WriteString("## Resident memory per proxy process (MB)\n\n")
 		fmt.Fprintf(&b, "Idle: after start-up with the benchmark's configuration, before any load. Under load: the largest RSS sampled every 200 ms during every run through it. Mesh: a fresh instance holding a %d-service mesh (two endpoints each; Mast: a sidecar of a mastd with %d ServiceEntries, the others: that many virtual hosts and upstreams in their own configuration).\n\n", st.MeshServices, st.MeshServices)

@@ -79,8 +79,10 @@ type RunResult struct {
 	// SyscallsPerReq are system calls per request by proxy process, by
 	// SyscallEvents name (perf; fixed-rate runs only).
 	SyscallsPerReq map[string]map[string]float64 `json:"syscalls_per_request,omitempty"`
-	PeakRSS        map[string]uint64             `json:"peak_rss_bytes"`
-	Err            string                        `json:"error,omitempty"`
+	// GoRuntime are a Mast sidecar's GoRuntimeFigures by process.
+	GoRuntime map[string]map[string]float64 `json:"go_runtime,omitempty"`
+	PeakRSS   map[string]uint64             `json:"peak_rss_bytes"`
+	Err       string                        `json:"error,omitempty"`
 }
 
 // Memory is one proxy process's resident memory.
@@ -129,7 +131,9 @@ type Summary struct {
 	SlicesPerReq        map[string]Stat `json:"scheduled_per_request,omitempty"`
 	// Syscalls are system calls per request by process, by SyscallEvents
 	// name.
-	Syscalls    map[string]map[string]Stat `json:"syscalls_per_request,omitempty"`
+	Syscalls map[string]map[string]Stat `json:"syscalls_per_request,omitempty"`
+	// GoRuntime are Mast's GoRuntimeFigures by process.
+	GoRuntime   map[string]map[string]Stat `json:"go_runtime,omitempty"`
 	Errors      []string                   `json:"errors,omitempty"`
 	Unavailable string                     `json:"unavailable,omitempty"`
 }
@@ -191,7 +195,7 @@ func (r *Report) Summarize() {
 	type acc struct {
 		p50, p90, p99, p999, qps, cpuTotal []float64
 		cpu, wait, slices                  map[string][]float64
-		sysc                               map[string]map[string][]float64
+		sysc, gort                         map[string]map[string][]float64
 	}
 	accs := map[key]*acc{}
 	for _, run := range r.Runs {
@@ -203,7 +207,7 @@ func (r *Report) Summarize() {
 		k := key{run.Protocol, run.Path}
 		a := accs[k]
 		if a == nil {
-			a = &acc{cpu: map[string][]float64{}, wait: map[string][]float64{}, slices: map[string][]float64{}, sysc: map[string]map[string][]float64{}}
+			a = &acc{cpu: map[string][]float64{}, wait: map[string][]float64{}, slices: map[string][]float64{}, sysc: map[string]map[string][]float64{}, gort: map[string]map[string][]float64{}}
 			accs[k] = a
 		}
 		if run.Kind == "saturation" {
@@ -225,6 +229,14 @@ func (r *Report) Summarize() {
 		}
 		for name, v := range run.SlicesPerReq {
 			a.slices[name] = append(a.slices[name], v)
+		}
+		for name, figs := range run.GoRuntime {
+			if a.gort[name] == nil {
+				a.gort[name] = map[string][]float64{}
+			}
+			for k, v := range figs {
+				a.gort[name][k] = append(a.gort[name][k], v)
+			}
 		}
 		for name, counts := range run.SyscallsPerReq {
 			if a.sysc[name] == nil {
@@ -249,6 +261,15 @@ func (r *Report) Summarize() {
 		}
 		for name, vs := range a.slices {
 			s.SlicesPerReq[name] = stat(vs)
+		}
+		for name, figs := range a.gort {
+			if s.GoRuntime == nil {
+				s.GoRuntime = map[string]map[string]Stat{}
+			}
+			s.GoRuntime[name] = map[string]Stat{}
+			for k, vs := range figs {
+				s.GoRuntime[name][k] = stat(vs)
+			}
 		}
 		for name, counts := range a.sysc {
 			if s.Syscalls == nil {

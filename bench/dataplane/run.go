@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mast-mesh/mast/internal/ca"
+	"github.com/mast-mesh/mast/internal/proxy/admin"
 )
 
 // Config is one benchmark run.
@@ -438,6 +439,18 @@ func (b *bench) runOne(ctx context.Context, rep int, proto Protocol, path Path, 
 		}
 		before[name] = u
 	}
+	rtBefore := map[string]admin.RuntimeStats{}
+	if !sat {
+		for _, name := range spec.Target.Procs {
+			if addr := mastAdmin(name); addr != "" {
+				if rs, err := fetchRuntime(ctx, addr); err == nil {
+					rtBefore[name] = rs
+				} else {
+					b.log.Warn("Go runtime figures left out", "proc", name, "err", err)
+				}
+			}
+		}
+	}
 	counters := map[string]*syscallCounter{}
 	if b.cfg.Perf != "" && !sat {
 		for _, name := range spec.Target.Procs {
@@ -489,6 +502,12 @@ sample:
 			}
 		}
 	}
+	rtAfter := map[string]admin.RuntimeStats{}
+	for name := range rtBefore {
+		if rs, err := fetchRuntime(ctx, mastAdmin(name)); err == nil {
+			rtAfter[name] = rs
+		}
+	}
 	sysc := map[string]map[string]uint64{}
 	for name, c := range counters {
 		counts, err := c.stop()
@@ -531,6 +550,12 @@ sample:
 			run.CPUPer1000[name] = (a.CPUSeconds - b.CPUSeconds) / (total / 1000)
 			run.WaitUsPerReq[name] = float64(a.WaitNs-b.WaitNs) / 1e3 / total
 			run.SlicesPerReq[name] = float64(a.Slices-b.Slices) / total
+			if a, ok := rtAfter[name]; ok {
+				if run.GoRuntime == nil {
+					run.GoRuntime = map[string]map[string]float64{}
+				}
+				run.GoRuntime[name] = GoRuntimeOver(rtBefore[name], a, total)
+			}
 			if counts := sysc[name]; counts != nil {
 				per := map[string]float64{}
 				for k, v := range counts {

@@ -119,6 +119,10 @@ func Handler(src Source, level *slog.LevelVar) http.Handler {
 		json.NewEncoder(w).Encode(map[string]uint64{"allocated": m.HeapAlloc, "heap_size": m.HeapSys, "heap_inuse": m.HeapInuse,
 			"stack_inuse": m.StackInuse, "total_sys": m.Sys, "goroutines": uint64(runtime.NumGoroutine())})
 	})
+	mux.HandleFunc("/runtime", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("content-type", "application/json")
+		json.NewEncoder(w).Encode(ReadRuntime())
+	})
 	mux.Handle("/quitquitquit", guard.Mutating(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "OK")
 		src.Quit()
@@ -153,7 +157,7 @@ func Handler(src Source, level *slog.LevelVar) http.Handler {
 			http.NotFound(w, r)
 			return
 		}
-		fmt.Fprintln(w, "mast-proxy admin: /ready /server_info /config_dump /clusters /listeners /stats /stats/prometheus /memory /logging /quitquitquit")
+		fmt.Fprintln(w, "mast-proxy admin: /ready /server_info /config_dump /clusters /listeners /stats /stats/prometheus /memory /runtime /logging /quitquitquit")
 	})
 	return guard.ReadOnly(mux)
 }

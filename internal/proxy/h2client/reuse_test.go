@@ -273,3 +273,39 @@ func TestCloseLetsGoOfAStoppableBody(t *testing.T) {
 		}
 	}
 }
+
+// TestLastBytesComeWithEOF: once the stream ended whole, the read that
+// takes the last body bytes returns io.EOF with them (a forwarder then
+// writes them with the response's end and trailers, without a flush of
+// their own); while more may come, and when the stream failed, it does
+// not.
+func TestLastBytesComeWithEOF(t *testing.T) {
+	c := dial(t, startRaw(t, answerEach(false, true)), Config{})
+	st, err := roundTrip(t, c, context.Background(), &Request{Method: "GET", Path: "/", ContentLength: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	// Wait for the trailers (the stream's end) before reading.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		c.mu.Lock()
+		ended := st.ended
+		c.mu.Unlock()
+		if ended {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the stream did not end")
+		}
+	}
+	p := make([]byte, 4)
+	if n, err := st.Read(p); n != 4 || err != nil {
+		t.Fatalf("first read: %d, %v; want 4, nil (2 bytes left)", n, err)
+	}
+	if n, err := st.Read(p); n != 2 || err != io.EOF || string(p[:n]) != "-1" {
+		t.Fatalf("last read: %d %q, %v; want 2 \"-1\", EOF", n, p[:n], err)
+	}
+	if tr := st.Trailers(); tr.Value("t") != "1" {
+		t.Errorf("trailers %v", tr)
+	}
+}

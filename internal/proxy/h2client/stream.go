@@ -604,7 +604,8 @@ func (s *Stream) onData(data []byte, pad int32, end bool) error {
 	return err
 }
 
-// Read reads the response body.
+// Read reads the response body; the last bytes of a stream that ended
+// whole come with io.EOF.
 func (s *Stream) Read(p []byte) (int, error) {
 	c := s.c
 	c.mu.Lock()
@@ -620,10 +621,17 @@ func (s *Stream) Read(p []byte) (int, error) {
 					s.inflow += refund
 				}
 			}
+			// The last bytes of a stream that ended whole come with EOF,
+			// so that a forwarder sends them with the response's end (and
+			// its trailers) in one write instead of flushing them first.
+			eof := s.off == len(s.buf) && s.ended && s.err == nil
 			c.mu.Unlock()
 			if refund > 0 {
 				id := s.id
 				c.write(func() error { return c.fr.WriteWindowUpdate(id, uint32(refund)) })
+			}
+			if eof {
+				return n, io.EOF
 			}
 			return n, nil
 		}

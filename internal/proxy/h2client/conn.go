@@ -10,7 +10,6 @@ package h2client
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -21,7 +20,6 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 
 	"github.com/mast-mesh/mast/internal/proxy/h2frame"
 	"github.com/mast-mesh/mast/internal/proxy/headerblock"
@@ -117,10 +115,9 @@ type Conn struct {
 	wmu  sync.Mutex
 	bw   *bufio.Writer
 	fr   *http2.Framer
-	rd   h2frame.Reader // reads through fr (reader only)
-	henc *hpack.Encoder
-	hb   headerblock.Block // the response header block being read (reader only)
-	hbuf bytes.Buffer
+	rd   h2frame.Reader       // reads through fr (reader only)
+	henc *headerblock.Encoder // its Buf holds the block being written
+	hb   headerblock.Block    // the response header block being read (reader only)
 
 	mu           sync.Mutex
 	streams      map[uint32]*Stream
@@ -187,7 +184,7 @@ func New(nc net.Conn, cfg Config) (*Conn, error) {
 	c.hb.Init(int(cfg.MaxHeaderListSize))
 	c.fr.SetReuseFrames()
 	c.rd.Reset(c.fr, br)
-	c.henc = hpack.NewEncoder(&c.hbuf)
+	c.henc = headerblock.NewEncoder()
 	c.lastRead.Store(time.Now().UnixNano())
 
 	c.wmu.Lock()

@@ -5,6 +5,7 @@ import (
 
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/mast-mesh/mast/internal/proxy/headerblock"
 	"github.com/mast-mesh/mast/internal/proxy/headers"
 )
 
@@ -55,10 +56,8 @@ func headerListSize(r *Request, scheme string, cl int64) uint32 {
 // buffer: pseudo-headers, then the request's fields as they came, except the
 // connection-specific ones, host (it is :authority) and content-length
 // (cl says what to send: -1 none).
-func encodeRequestHead(enc *hpack.Encoder, r *Request, scheme string, cl int64) {
-	put := func(name, value string) {
-		enc.WriteField(hpack.HeaderField{Name: name, Value: value})
-	}
+func encodeRequestHead(enc *headerblock.Encoder, r *Request, scheme string, cl int64) {
+	put := enc.WriteField
 	put(":method", r.Method)
 	put(":scheme", scheme)
 	put(":authority", r.Authority)
@@ -79,12 +78,12 @@ func encodeRequestHead(enc *hpack.Encoder, r *Request, scheme string, cl int64) 
 }
 
 // encodeTrailers appends a trailer block.
-func encodeTrailers(enc *hpack.Encoder, tr headers.List) {
+func encodeTrailers(enc *headerblock.Encoder, tr headers.List) {
 	for _, f := range tr {
 		if f.Name == "" || f.Name[0] == ':' || connSpecific(f.Name) {
 			continue
 		}
-		enc.WriteField(hpack.HeaderField{Name: f.Name, Value: f.Value})
+		enc.WriteField(f.Name, f.Value)
 	}
 }
 

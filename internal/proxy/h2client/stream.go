@@ -294,9 +294,9 @@ func (c *Conn) RoundTrip(ctx context.Context, r *Request) (*Stream, error) {
 	}
 	s.sentEnd = !hasBody || inline
 	c.mu.Unlock()
-	c.hbuf.Reset()
+	c.henc.Reset()
 	encodeRequestHead(c.henc, r, c.cfg.Scheme, cl)
-	err := c.writeHeaderBlock(s.id, !hasBody || (inline && len(r.Body) == 0 && !sendPre), c.hbuf.Bytes(), frameMax)
+	err := c.writeHeaderBlock(s.id, !hasBody || (inline && len(r.Body) == 0 && !sendPre), c.henc.Buf.Bytes(), frameMax)
 	if err == nil && inline && len(r.Body) > 0 {
 		err = c.fr.WriteData(s.id, true, r.Body)
 	}
@@ -486,9 +486,9 @@ func (s *Stream) writeTrailers(tr headers.List) error {
 		return errStopped
 	}
 	c.wmu.Lock()
-	c.hbuf.Reset()
+	c.henc.Reset()
 	encodeTrailers(c.henc, tr)
-	err := c.writeHeaderBlock(s.id, true, c.hbuf.Bytes(), frameMax)
+	err := c.writeHeaderBlock(s.id, true, c.henc.Buf.Bytes(), frameMax)
 	if err == nil {
 		err = c.bw.Flush()
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -58,6 +59,12 @@ type client struct {
 // returns a client that has exchanged SETTINGS.
 func serveTest(t *testing.T, cfg Config, h *testHandler) *client {
 	t.Helper()
+	return serveTestPools(t, cfg, h, &Pools{})
+}
+
+// serveTestPools is serveTest with the connection's Pools.
+func serveTestPools(t *testing.T, cfg Config, h *testHandler, pools *Pools) *client {
+	t.Helper()
 	if cfg.MaxConcurrentStreams == 0 {
 		cfg.MaxConcurrentStreams = 100
 	}
@@ -78,7 +85,6 @@ func serveTest(t *testing.T, cfg Config, h *testHandler) *client {
 	// serveTest returns) would reset a connection still in its accept
 	// queue.
 	t.Cleanup(func() { ln.Close() })
-	pools := &Pools{}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -557,5 +563,64 @@ func TestTryReadTakesWhatArrived(t *testing.T) {
 	}
 	if st, _ := c.response(1); st != "200" {
 		t.Errorf("status %s", st)
+	}
+}
+
+// TestBurstWorkersKept: after a burst of more concurrent requests than the
+// workers always kept, the extra workers wait for the next burst instead
+// of exiting (which made every burst start goroutines anew); they exit
+// once SpareIdle passed without work.
+func TestBurstWorkersKept(t *testing.T) {
+	for _, spare := range []time.Duration{0, time.Millisecond} {
+		const burst = maxIdleWorkers + 4
+		h := newHandler()
+		release := make(chan struct{})
+		h.serve = func(s *Stream) {
+			<-release
+			s.WriteHead(200, nil, 0)
+			s.Finish(nil)
+		}
+		pools := &Pools{SpareIdle: spare}
+		c := serveTestPools(t, Config{}, h, pools)
+		id := uint32(1)
+		round := func() int {
+			for range burst {
+				c.post(id, true)
+				id += 2
+			}
+			for range burst {
+				recv(t, h.started, "Start")
+				recv(t, h.served, "Serve")
+			}
+			n := runtime.NumGoroutine() // every worker busy
+			for range burst {
+				release <- struct{}{}
+			}
+			for ended := 0; ended < burst; {
+				if f, ok := c.next().(*http2.MetaHeadersFrame); ok && f.StreamEnded() {
+					ended++
+				}
+			}
+			// Every worker waits for work again.
+			for deadline := time.Now().Add(10 * time.Second); pools.idle.Load() < burst && spare == 0; time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d workers idle 10 s after the burst, want %d", pools.idle.Load(), burst)
+				}
+			}
+			return n
+		}
+		busy := round()
+		if spare == 0 {
+			if again := round(); again > busy {
+				t.Errorf("the second burst started %d goroutines, want 0 (the first burst's workers wait for it)", again-busy)
+			}
+			continue
+		}
+		// The spare workers exit: only maxIdleWorkers stay.
+		for deadline := time.Now().Add(10 * time.Second); runtime.NumGoroutine() > busy-(burst-maxIdleWorkers); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d goroutines with every worker busy, %d 10 s after the burst; want %d spare workers gone", busy, runtime.NumGoroutine(), burst-maxIdleWorkers)
+			}
+		}
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"sync"
 
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 
 	"github.com/mast-mesh/mast/internal/proxy/headers"
 )
@@ -396,9 +395,9 @@ func (s *Stream) encodeHeaders(status int, h headers.List, cl int64, end, traile
 	if v := c.tableSize.Swap(-1); v >= 0 {
 		c.enc.SetMaxDynamicTableSizeLimit(uint32(v))
 	}
-	c.hbuf.Reset()
+	c.enc.Reset()
 	if !trailers {
-		c.enc.WriteField(hpack.HeaderField{Name: ":status", Value: statusValue(status)})
+		c.enc.WriteField(":status", statusValue(status))
 	}
 	for _, f := range h {
 		switch f.Name {
@@ -408,12 +407,12 @@ func (s *Stream) encodeHeaders(status int, h headers.List, cl int64, end, traile
 		if f.Name[0] == ':' || !validField(f) {
 			continue
 		}
-		c.enc.WriteField(hpack.HeaderField{Name: headers.Lower(f.Name), Value: f.Value})
+		c.enc.WriteField(headers.Lower(f.Name), f.Value)
 	}
 	if !trailers && cl >= 0 && status != 204 && status != 304 && status >= 200 {
-		c.enc.WriteField(hpack.HeaderField{Name: "content-length", Value: strconv.FormatInt(cl, 10)})
+		c.enc.WriteField("content-length", strconv.FormatInt(cl, 10))
 	}
-	block := c.hbuf.Bytes()
+	block := c.enc.Buf.Bytes()
 	max := int(c.maxFrame.Load())
 	first := true
 	for first || len(block) > 0 {

@@ -46,3 +46,26 @@ func TestServiceTime(t *testing.T) {
 		t.Errorf("serviceTime: %v allocations, want 0", n)
 	}
 }
+
+// TestRecycledTelKeepsHeadCopy: the pooled request state keeps the array of
+// the telemetry's response-head copy and nothing else of the last request.
+func TestRecycledTelKeepsHeadCopy(t *testing.T) {
+	var req dsRequest
+	req.tel.respHdr = make(headers.List, 3, 16)
+	req.tel.finish, req.tel.grpc = true, true
+	req.tel.rec.ResponseCode = 200
+	clear(req.tel.respHdr)
+	req.tel.respHdr = req.tel.respHdr[:0] // as endTelemetry leaves it
+	next := dsRequest{tel: req.recycledTel()}
+	if cap(next.tel.respHdr) != 16 || len(next.tel.respHdr) != 0 {
+		t.Errorf("respHdr len %d cap %d, want 0 and 16", len(next.tel.respHdr), cap(next.tel.respHdr))
+	}
+	if next.tel.finish || next.tel.grpc || next.tel.rec.ResponseCode != 0 {
+		t.Error("the last request's telemetry leaked into the next")
+	}
+	ts := &next.tel
+	h := headers.List{{Name: "a", Value: "1"}, {Name: "b", Value: "2"}}
+	if n := testing.AllocsPerRun(100, func() { ts.respHdr = append(ts.respHdr[:0], h...) }); n != 0 {
+		t.Errorf("copying a response head into the recycled array: %v allocations, want 0", n)
+	}
+}

@@ -391,6 +391,14 @@ func (v *opVars) record() *telemetry.Record {
 	return v.rec
 }
 
+// recycledTel is the telemetry state the next request served with this
+// pooled state starts from: empty, keeping the array of the response
+// head's copy (endTelemetry cleared it), which would otherwise be
+// allocated again by every response.
+func (r *dsRequest) recycledTel() telState {
+	return telState{respHdr: r.tel.respHdr[:0]}
+}
+
 // localString is the proxy's address on the downstream connection as
 // ip:port, "" when unknown; an HTTP/1 connection formats it once.
 func (r *dsRequest) localString() string {

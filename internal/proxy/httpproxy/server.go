@@ -539,7 +539,7 @@ func (c *h1Conn) serveOne(ctx context.Context, hcm *xdsparse.HTTPManager) bool {
 	if req == nil {
 		req = new(dsRequest)
 	}
-	*req = dsRequest{bodyBuf: req.bodyBuf,
+	*req = dsRequest{bodyBuf: req.bodyBuf, tel: req.recycledTel(),
 		method: h.Method, target: h.Target, header: h.Headers, minor: h.Minor,
 		body: body, contentLength: h.ContentLength, chunked: h.Chunked, remote: c.remote, remoteAddr: c.remoteAddr, local: c.local, localStr: c.localStr, origDst: c.orig, scheme: c.scheme, peer: c.peer, conn: c.conn,
 	}
@@ -595,7 +595,7 @@ func (c *h1Conn) serveOne(ctx context.Context, hcm *xdsparse.HTTPManager) bool {
 	if cap(req.header) > cap(h.Headers) {
 		h.Headers = req.header[:0]
 	}
-	*req = dsRequest{bodyBuf: req.bodyBuf}
+	*req = dsRequest{bodyBuf: req.bodyBuf, tel: req.recycledTel()}
 	c.s.reqs.Put(req)
 	if c.bw.Buffered() == 0 { // else the response failed: drop it
 		c.bw.Reset(nil)

@@ -38,9 +38,11 @@ type conn struct {
 	pending      *model.PushRequest
 	pendingSince time.Time
 	sending      string // type URL of the response in flight, "" when idle
+	// nonce and version of the response in flight
+	sendingNonce, sendingVersion string
 
 	slot     pushSlot // the push slot the loop holds or held last (loop only)
-	inflight inflight // responses sent and not yet answered (loop only)
+	inflight inflight // responses sent and not yet answered, guarded by mu
 }
 
 // watch is the state of one resource type on one connection.
@@ -246,12 +248,6 @@ func (c *conn) generate(ctx context.Context, pc *model.PushContext, w *watch, na
 	return out, slot, true, nil
 }
 
-func (c *conn) setSending(typeURL string) {
-	c.mu.Lock()
-	c.sending = typeURL
-	c.mu.Unlock()
-}
-
 // recordNACK notes a rejected response and counts it.
 func (c *conn) recordNACK(w *watch, nonce, msg string) {
 	c.mu.Lock()
@@ -271,13 +267,31 @@ func (c *conn) recordACK(w *watch, nonce, version string) {
 	c.mu.Unlock()
 }
 
-// sent records a response that reached the stream and updates the metrics.
-func (c *conn) sent(w *watch, nonce, version string, resources, bytes int, since, start time.Time) {
+// handing notes the response about to be handed to gRPC, so that an ACK
+// of it that arrives before the loop gets back from Send is not taken for
+// a stale one (ACKs are handled on the receiving goroutine: absorbACK).
+func (c *conn) handing(w *watch, nonce, version string) {
+	c.mu.Lock()
+	c.sending, c.sendingNonce, c.sendingVersion = w.typeURL, nonce, version
+	c.mu.Unlock()
+}
+
+// latestSent returns the nonce and version of w's latest response: the one
+// in flight, if any, else the last one sent. Under mu.
+func (c *conn) latestSent(w *watch) (nonce, version string) {
+	if c.sending == w.typeURL {
+		return c.sendingNonce, c.sendingVersion
+	}
+	return w.nonceSent, w.versionSent
+}
+
+// sent records the response in flight (handing) as sent and updates the
+// metrics.
+func (c *conn) sent(w *watch, resources, bytes int, since, start time.Time) {
 	now := time.Now()
 	c.mu.Lock()
-	c.sending = ""
-	w.nonceSent = nonce
-	w.versionSent = version
+	w.nonceSent, w.versionSent = c.sendingNonce, c.sendingVersion
+	c.sending, c.sendingNonce, c.sendingVersion = "", "", ""
 	w.resources = resources
 	w.bytesSent += int64(bytes)
 	w.responses++
@@ -384,12 +398,17 @@ type recvItem[T any] struct {
 	err error
 }
 
-// startRecv reads the stream on its own goroutine until it fails or stop closes.
-func startRecv[T any](recv func() (*T, error), stop <-chan struct{}) <-chan recvItem[T] {
+// startRecv reads the stream on its own goroutine until it fails or stop
+// closes. A request absorb takes (a plain ACK) is handled there and then,
+// without waking the loop.
+func startRecv[T any](recv func() (*T, error), absorb func(*T) bool, stop <-chan struct{}) <-chan recvItem[T] {
 	ch := make(chan recvItem[T], 1)
 	go func() {
 		for {
 			m, err := recv()
+			if err == nil && absorb(m) {
+				continue
+			}
 			select {
 			case ch <- recvItem[T]{m, err}:
 			case <-stop:
@@ -445,6 +464,13 @@ func streamEnded(err error) error {
 type streamHandler[Req any] interface {
 	handle(*Req) error
 	push(*model.PushRequest, time.Time) error
+	// absorbACK handles, on the receiving goroutine and under conn.mu, a
+	// request that only acknowledges a response (no subscription change,
+	// no error), and reports whether it did; any other request goes to
+	// the loop, in order. An ACK handled before requests still queued for
+	// the loop changes nothing they do: it only records what the client
+	// has received (nonceAcked, versionAcked, inflight).
+	absorbACK(*Req) bool
 }
 
 // serveStream runs one ADS stream of either variant: it identifies the proxy
@@ -500,7 +526,7 @@ func serveStream[Req any, Resp any, PReq interface {
 		return st.handle(r)
 	}
 	stop := make(chan struct{})
-	reqs := startRecv(func() (*Req, error) { return recv(c) }, stop)
+	reqs := startRecv(func() (*Req, error) { return recv(c) }, st.absorbACK, stop)
 	err = handle(first)
 	if err == nil {
 		err = loop(stream.Context(), c, reqs, handle, st.push)

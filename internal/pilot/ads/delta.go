@@ -48,7 +48,9 @@ func (st *deltaStream) handle(req *discoveryv3.DeltaDiscoveryRequest) error {
 		c.addWatch(w)
 	}
 	if req.ResponseNonce != "" {
+		c.mu.Lock()
 		c.inflight.answered(req.ResponseNonce)
+		c.mu.Unlock()
 		switch {
 		case req.ResponseNonce != w.nonceSent:
 			c.s.log.Debug("xds: delta ACK/NACK for a stale nonce", "proxy", c.proxy.ID, "type", shortType(t), "nonce", req.ResponseNonce, "latest", w.nonceSent)
@@ -92,6 +94,31 @@ func (st *deltaStream) handle(req *discoveryv3.DeltaDiscoveryRequest) error {
 		return st.respond(w, added, now, true, false)
 	}
 	return nil
+}
+
+// absorbACK handles a request that only acknowledges a response: one
+// naming a nonce, with no error and no subscription change, of a type the
+// stream already watches.
+func (st *deltaStream) absorbACK(req *discoveryv3.DeltaDiscoveryRequest) bool {
+	if req.ResponseNonce == "" || req.ErrorDetail != nil || len(req.ResourceNamesSubscribe) > 0 ||
+		len(req.ResourceNamesUnsubscribe) > 0 || len(req.InitialResourceVersions) > 0 || req.Node != nil {
+		return false
+	}
+	c := st.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w := c.watches[req.TypeUrl]
+	if w == nil {
+		return false
+	}
+	c.inflight.answered(req.ResponseNonce)
+	nonce, version := c.latestSent(w)
+	if req.ResponseNonce != nonce {
+		c.s.log.Debug("xds: delta ACK for a stale nonce", "proxy", c.proxy.ID, "type", shortType(req.TypeUrl), "nonce", req.ResponseNonce, "latest", nonce)
+		return true
+	}
+	w.nonceAcked, w.versionAcked = nonce, version
+	return true
 }
 
 // forgetUnsubscribed drops the known versions of resources the watch does
@@ -207,9 +234,9 @@ func (st *deltaStream) respond(w *watch, names []string, since time.Time, report
 		return nil
 	}
 	resp.Nonce = c.nextNonce()
-	c.setSending(w.typeURL)
+	c.handing(w, resp.Nonce, resp.SystemVersionInfo)
 	start := time.Now()
-	if err := st.out.deliver(st.stream.Context(), c.s.closing, &c.inflight, resp, resp.Nonce, deltaWireBound(resp), slot); err != nil {
+	if err := st.out.deliver(st.stream.Context(), c, resp, resp.Nonce, deltaWireBound(resp), slot); err != nil {
 		return err
 	}
 	removed := make([]name, len(resp.RemovedResources))
@@ -220,6 +247,6 @@ func (st *deltaStream) respond(w *watch, names []string, since time.Time, report
 	w.known.update(c.s.known, sent, removed)
 	count := w.known.len()
 	c.mu.Unlock()
-	c.sent(w, resp.Nonce, resp.SystemVersionInfo, count, size, since, start)
+	c.sent(w, count, size, since, start)
 	return nil
 }

@@ -77,18 +77,18 @@ func (f *inflight) direct() bool { return f.bytes < sendQuota }
 
 // deliver hands m, a response with the given nonce and wire bound, to gRPC:
 // on the calling (loop) goroutine when the Send cannot block, through the
-// outbox otherwise. slot is freed either way.
-func (o *outbox[T]) deliver(ctx context.Context, closing <-chan struct{}, f *inflight, m *T, nonce string, bound int, slot *pushSlot) error {
-	if f.direct() {
+// outbox otherwise. slot is freed either way. The response is recorded
+// before it is sent: its ACK may be handled (absorbACK) before Send returns.
+func (o *outbox[T]) deliver(ctx context.Context, c *conn, m *T, nonce string, bound int, slot *pushSlot) error {
+	c.mu.Lock()
+	direct := c.inflight.direct()
+	c.inflight.add(nonce, bound)
+	c.mu.Unlock()
+	if direct {
 		slot.release()
-		if err := o.sendNow(m); err != nil {
-			return err
-		}
-	} else if err := o.send(ctx, closing, m, slot); err != nil {
-		return err
+		return o.sendNow(m)
 	}
-	f.add(nonce, bound)
-	return nil
+	return o.send(ctx, c.s.closing, m, slot)
 }
 
 // Upper bounds of the protobuf framing around a field's value: a tag of a

@@ -42,7 +42,9 @@ func (st *sotwStream) handle(req *sotwRequest) error {
 	if req.GetTypeUrl() == "" {
 		return status.Error(codes.InvalidArgument, "xds: discovery request without type_url")
 	}
+	c.mu.Lock()
 	c.inflight.answered(req.ResponseNonce)
+	c.mu.Unlock()
 	now := time.Now()
 	w := c.watches[req.TypeUrl]
 	if w == nil || req.ResponseNonce == "" {
@@ -76,6 +78,30 @@ func (st *sotwStream) handle(req *sotwRequest) error {
 		return nil
 	}
 	return st.respond(w, nil, now, false, false)
+}
+
+// absorbACK handles a request that only acknowledges a response: one
+// naming a nonce, with no error, whose resource names are the stream's
+// current subscription of its type (the codec found them so: sotwRequest).
+func (st *sotwStream) absorbACK(req *sotwRequest) bool {
+	if req.ResponseNonce == "" || req.ErrorDetail != nil || !req.same || req.Node != nil {
+		return false
+	}
+	c := st.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w := c.watches[req.TypeUrl]
+	if w == nil || w.wildcard || len(w.names) != len(req.subscribed) || &w.names[0] != &req.subscribed[0] {
+		return false // the subscription changed since the request was decoded
+	}
+	c.inflight.answered(req.ResponseNonce)
+	if nonce, _ := c.latestSent(w); req.ResponseNonce != nonce {
+		c.s.log.Debug("xds: ignoring request with stale nonce", "proxy", c.proxy.ID, "type", shortType(req.TypeUrl), "nonce", req.ResponseNonce, "latest", nonce)
+		return true
+	}
+	w.nonceAcked = req.ResponseNonce
+	w.versionAcked = req.VersionInfo
+	return true
 }
 
 // push sends what req says changed, in Envoy's make-before-break order.
@@ -153,12 +179,12 @@ func (st *sotwStream) respond(w *watch, names []string, since time.Time, partial
 		resp.Resources[i] = ms[i].any
 		size += len(ms[i].any.Value)
 	}
-	c.setSending(w.typeURL)
+	c.handing(w, resp.Nonce, resp.VersionInfo)
 	start := time.Now()
-	if err := st.out.deliver(st.stream.Context(), c.s.closing, &c.inflight, resp, resp.Nonce, sotwWireBound(resp), slot); err != nil {
+	if err := st.out.deliver(st.stream.Context(), c, resp, resp.Nonce, sotwWireBound(resp), slot); err != nil {
 		return err
 	}
-	c.sent(w, resp.Nonce, resp.VersionInfo, len(ms), size, since, start)
+	c.sent(w, len(ms), size, since, start)
 	// The digest describes what the client holds after a complete
 	// response; a partial one (some EDS clusters) leaves it unknown.
 	w.digest, w.digestValid = digest, !partial

@@ -9,6 +9,7 @@ import (
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	statuspb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/mast-mesh/mast/internal/pilot/model"
 )
@@ -42,6 +43,7 @@ func FuzzSotwRequests(f *testing.F) {
 		c := s.newConn(nodeProxy(t), "sotw")
 		st := &sotwStream{c: c, stream: cs, out: startOutbox(cs.Send, 0)}
 		defer st.out.close()
+		dec := newRequestDecoder()
 		subscribed := map[string][]string{} // the names of the last request per type
 		nonces := map[string]bool{}
 		check := func(i int) {
@@ -102,8 +104,20 @@ func FuzzSotwRequests(f *testing.F) {
 			if req.ResponseNonce == "" || (w != nil && req.ResponseNonce == w.nonceSent) {
 				subscribed[typ] = req.ResourceNames
 			}
-			if err := st.handle(&sotwRequest{DiscoveryRequest: req}); err != nil {
-				t.Fatalf("op %d: %v", i, err)
+			// Decoded and dispatched as the stream's receiving goroutine
+			// does: plain ACKs are handled there, anything else by the loop.
+			b, err := proto.Marshal(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := &sotwRequest{DiscoveryRequest: &discoveryv3.DiscoveryRequest{}, conn: c}
+			if err := dec.decodeSotw(b, r); err != nil {
+				t.Fatalf("op %d: decode: %v", i, err)
+			}
+			if !st.absorbACK(r) {
+				if err := st.handle(r); err != nil {
+					t.Fatalf("op %d: %v", i, err)
+				}
 			}
 			check(i)
 		}

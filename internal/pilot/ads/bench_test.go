@@ -1,6 +1,7 @@
 package ads
 
 import (
+	"context"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -68,8 +69,12 @@ func BenchmarkPush100(b *testing.B) {
 	target.Store(&benchTarget{RouteType, "v0"})
 	e.ads.Push(m.set("v0", st), nil)
 	done := make(chan struct{}, proxies)
+	// No deadline (streamCtx's 20 s): on a loaded machine a run of a few
+	// hundred pushes outlasts it, the streams end, and wait never returns.
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
 	for i := range proxies {
-		stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(e.dial(b)).StreamAggregatedResources(streamCtx(b))
+		stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(e.dial(b)).StreamAggregatedResources(ctx)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -51,6 +51,7 @@ type Cache struct {
 	uses    sync.Map // key type -> *keyUse
 	indexes sync.Map // domainLineage -> *domainIndex, the latest of each lineage
 	tables  sync.Map // portTableKey -> *portTable
+	layouts sync.Map // portTableKey -> *portLayout
 
 	mu   sync.Mutex // guards the fields below
 	prev inputsSeen
@@ -103,6 +104,10 @@ type cacheEntry struct {
 	enc  *model.Encoded
 	kind *keyUse
 	used atomic.Uint64 // kind.count when it was last used
+
+	wireOnce sync.Once // marshals wire (wireForm)
+	wire     []byte
+	wireErr  error
 }
 
 // keyUse counts the push contexts that looked up one kind of key (a key
@@ -212,8 +217,8 @@ func (c *Cache) newState(pc *model.PushContext) *cacheState {
 }
 
 // sweep drops the entries unused by the last two push contexts that used
-// their kind, and the domain indexes and port tables unused for two push
-// contexts, on every
+// their kind, and the domain indexes, port tables and port layouts unused
+// for two push contexts, on every
 // push. (Sweeping only once the entries added since the last sweep reached
 // a quarter of those kept let whole-response garbage pile up across many
 // pushes: test/e2e TestSlowXDSClients saw mastd's heap peak grow by 40 MiB
@@ -234,6 +239,12 @@ func (c *Cache) sweep() {
 	c.tables.Range(func(k, v any) bool {
 		if c.gen-v.(*portTable).gen.Load() >= 2 {
 			c.tables.Delete(k)
+		}
+		return true
+	})
+	c.layouts.Range(func(k, v any) bool {
+		if c.gen-v.(*portLayout).gen.Load() >= 2 {
+			c.layouts.Delete(k)
 		}
 		return true
 	})
@@ -316,6 +327,15 @@ func appendSourceSelectors(out []map[string]string, spec proto.Message) []map[st
 // once: lookups of a key being built wait for it, since a push wakes every
 // connection at once and each would otherwise build the same resource.
 func (c *Cache) lookup(st *cacheState, key any, build func() proto.Message) (proto.Message, *model.Encoded) {
+	e := c.entry(st, key, func() (proto.Message, []byte) { return build(), nil }, build)
+	return e.msg, e.enc
+}
+
+// entry is lookup's entry for key. build returns the message and, when it
+// assembled the message's wire form from parts the cache holds encoded,
+// those bytes (nil: the server marshals the message); fresh builds the
+// message the plain way, for the self-check.
+func (c *Cache) entry(st *cacheState, key any, build func() (proto.Message, []byte), fresh func() proto.Message) *cacheEntry {
 	v, ok := c.entries.Load(key)
 	if !ok {
 		v, _ = c.entries.LoadOrStore(key, &cacheEntry{kind: c.keyUse(key)})
@@ -326,21 +346,25 @@ func (c *Cache) lookup(st *cacheState, key any, build func() proto.Message) (pro
 	e.once.Do(func() {
 		built = true
 		c.misses.Add(1)
-		e.msg = build()
-		if e.msg != nil && !isNilMessage(e.msg) {
-			e.enc = &model.Encoded{}
-		} else {
+		var b []byte
+		e.msg, b = build()
+		switch {
+		case e.msg == nil || isNilMessage(e.msg):
 			e.msg = nil
+		case b != nil:
+			e.enc = model.EncodedWire(b)
+		default:
+			e.enc = &model.Encoded{}
 		}
 	})
 	if built {
-		return e.msg, e.enc
+		return e
 	}
 	c.hits.Add(1)
 	if n := c.cfg.SelfCheck; n > 0 && c.lookups.Add(1)%uint64(n) == 0 {
-		return c.selfCheck(key, e, build, st)
+		return c.selfCheck(key, e, fresh)
 	}
-	return e.msg, e.enc
+	return e
 }
 
 func isNilMessage(m proto.Message) bool {
@@ -348,15 +372,16 @@ func isNilMessage(m proto.Message) bool {
 	return v.Kind() == reflect.Pointer && v.IsNil()
 }
 
-// selfCheck regenerates a cached resource without the cache and compares.
-func (c *Cache) selfCheck(key any, e *cacheEntry, build func() proto.Message, st *cacheState) (proto.Message, *model.Encoded) {
+// selfCheck regenerates a cached resource without the cache and compares it,
+// and the wire form the cache assembled for it, with the fresh one.
+func (c *Cache) selfCheck(key any, e *cacheEntry, build func() proto.Message) *cacheEntry {
 	c.checks.Add(1)
 	fresh := build()
 	if isNilMessage(fresh) {
 		fresh = nil
 	}
-	if wireEqual(e.msg, fresh) {
-		return e.msg, e.enc
+	if wireEqual(e.msg, fresh) && (e.enc == nil || e.enc.Wire() == nil || wireIs(e.enc.Wire(), fresh)) {
+		return e
 	}
 	c.mismatches.Add(1)
 	c.cfg.Logger.Log(context.Background(), slog.LevelError, "xds cache: a cached resource differs from a fresh one (a key misses an input); serving the fresh one",
@@ -368,7 +393,20 @@ func (c *Cache) selfCheck(key any, e *cacheEntry, build func() proto.Message, st
 	n.once.Do(func() {}) // built
 	n.used.Store(e.used.Load())
 	c.entries.Store(key, n)
-	return n.msg, n.enc
+	return n
+}
+
+// wireIs reports whether b is m's deterministic encoding.
+func wireIs(b []byte, m proto.Message) bool {
+	x, err := deterministicMarshal(m)
+	return err == nil && bytes.Equal(x, b)
+}
+
+// wireForm returns the entry's message in wire form, marshaled once: the
+// encoding of a virtual host that route configurations are assembled from.
+func (e *cacheEntry) wireForm() ([]byte, error) {
+	e.wireOnce.Do(func() { e.wire, e.wireErr = deterministicMarshal(e.msg) })
+	return e.wire, e.wireErr
 }
 
 func cachedName(ms ...proto.Message) string {

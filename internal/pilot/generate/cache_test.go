@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -54,10 +55,20 @@ func oracle(t testing.TB, c *Cache, pc *model.PushContext, proxies []fixtureProx
 				if !bytes.Equal(x, y) {
 					t.Fatalf("%s: %s %s %q: cached resource differs from a fresh one", step, fp.name, typ, want[i].Name)
 				}
+				if enc := got[i].Encoded; enc != nil && enc.Wire() != nil {
+					if !bytes.Equal(enc.Wire(), y) {
+						t.Fatalf("%s: %s %s %q: assembled wire form differs from the fresh resource's encoding", step, fp.name, typ, want[i].Name)
+					}
+					assembledChecked.Add(1)
+				}
 			}
 		}
 	}
 }
+
+// assembledChecked counts the resources whose assembled wire form (the
+// cache's, model.EncodedWire) oracle compared, so tests can require some.
+var assembledChecked atomic.Int64
 
 func namesOf(rs []model.XDSResource) []string {
 	out := make([]string, len(rs))
@@ -157,10 +168,14 @@ func TestCacheOracle(t *testing.T) {
 	push := func(cfg *config.Snapshot, step string) {
 		oracle(t, c, model.NewPushContext("v", model.DefaultMeshConfig(), cfg, reg), proxies, step)
 	}
+	before := assembledChecked.Load()
 	push(full, "initial")
 	push(full, "again (all hits)")
 	if s := c.Stats(); s.Hits == 0 || s.Entries == 0 {
 		t.Fatalf("a second identical push hit nothing: %+v", s)
+	}
+	if assembledChecked.Load() == before {
+		t.Fatal("no route configuration served in assembled wire form")
 	}
 	for i, r := range rs {
 		push(configSnapshot(without(rs, i)), "remove "+r.Key().String())
@@ -366,6 +381,51 @@ func TestCacheSelfCheck(t *testing.T) {
 		}
 	}
 	if s := c.Stats(); s.Mismatches != 1 || s.Checks == 0 {
+		t.Fatalf("stats %+v, want one mismatch", s)
+	}
+}
+
+// TestCacheSelfCheckAssembledRoute: the self-check compares a route
+// configuration's assembled wire form, not only its message, with a fresh
+// one, and serves the fresh one when they differ.
+func TestCacheSelfCheckAssembledRoute(t *testing.T) {
+	c := NewCache(CacheConfig{SelfCheck: 1})
+	pc := bookinfoPush()
+	p := productpageProxy()
+	if _, err := c.Generate(pc, p, RouteType, nil); err != nil {
+		t.Fatal(err)
+	}
+	corrupted := ""
+	c.entries.Range(func(k, v any) bool {
+		old := v.(*cacheEntry)
+		if _, ok := k.(routeKey); !ok || old.enc == nil || old.enc.Wire() == nil {
+			return true
+		}
+		stale := append(slices.Clone(old.enc.Wire()), 0x08, 0x01) // a field more
+		e := &cacheEntry{msg: old.msg, enc: model.EncodedWire(stale), kind: old.kind}
+		e.once.Do(func() {}) // built
+		e.used.Store(old.used.Load())
+		c.entries.Store(k, e)
+		corrupted = k.(routeKey).name
+		return false
+	})
+	if corrupted == "" {
+		t.Fatal("no assembled route configuration in the cache")
+	}
+	got, err := c.Generate(pc, p, RouteType, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := Generate(pc, p, RouteType, nil)
+	for i := range want {
+		if got[i].Name != corrupted {
+			continue
+		}
+		if b := got[i].Encoded.Wire(); b != nil && !bytes.Equal(b, wire(t, want[i].Resource)) {
+			t.Fatalf("self-check served the stale bytes of %q", corrupted)
+		}
+	}
+	if s := c.Stats(); s.Mismatches != 1 {
 		t.Fatalf("stats %+v, want one mismatch", s)
 	}
 }

@@ -64,7 +64,7 @@ func (g *gen) sidecarRoutes(names []string) []model.XDSResource {
 			}
 			continue
 		}
-		rc, enc := g.sidecarRoute(n, func() *routev3.RouteConfiguration { return g.portRoute(uint32(port)) })
+		rc, enc := g.portRouteConfig(n, uint32(port))
 		out = append(out, model.XDSResource{Name: rc.Name, Resource: rc, Encoded: enc})
 	}
 	return out
@@ -200,29 +200,7 @@ type defaultVhostKey struct {
 // configurations are decorated after they are built, which then finds
 // nothing to write in a shared virtual host.
 func (g *gen) defaultVhost(ds domainSet, svc *registry.Service, port uint32) *routev3.VirtualHost {
-	dr := g.pc.DestinationRule(g.p, svc.Hostname)
-	traced := g.pc.Traced(g.p)
-	build := func() *routev3.VirtualHost {
-		vh := &routev3.VirtualHost{
-			Name:    svc.Hostname + ":" + itoa(port),
-			Domains: g.vhostDomains(domainSet{}, svc, port),
-			Routes:  []*routev3.Route{g.defaultRoute(svc.Hostname, port)},
-		}
-		if traced {
-			decorate(&routev3.RouteConfiguration{VirtualHosts: []*routev3.VirtualHost{vh}}, nil)
-		}
-		return vh
-	}
-	var vh *routev3.VirtualHost
-	if g.cache != nil {
-		st := g.cache.state(g.pc)
-		key := defaultVhostKey{svc: svc, port: port, namespace: g.p.Namespace, domainSuffix: g.pc.Mesh.DomainSuffix, dr: idOf(dr), grpc: g.grpc, traced: traced}
-		m, _ := g.cache.lookup(st, key, func() proto.Message { return build() })
-		vh = m.(*routev3.VirtualHost)
-	} else {
-		key := vhostKey{host: svc.Hostname, port: port, namespace: g.p.Namespace, dr: dr, traced: traced}
-		vh = g.pc.Memo(key, func() any { return build() }).(*routev3.VirtualHost)
-	}
+	vh, _ := g.sharedDefaultVhost(svc, port, g.pc.Traced(g.p))
 	clash := false
 	for _, d := range vh.Domains {
 		if _, taken := ds[d]; taken {
@@ -243,6 +221,30 @@ func (g *gen) defaultVhost(ds domainSet, svc *registry.Service, port uint32) *ro
 	own := proto.Clone(vh).(*routev3.VirtualHost)
 	own.Domains = domains
 	return own
+}
+
+// sharedDefaultVhost returns the virtual host of a service port without
+// VirtualServices with all its domains, shared by every route configuration
+// that has it whole, and its cache entry (nil without a cache), which holds
+// its wire form. traced is whether the proxy traces (pc.Traced).
+func (g *gen) sharedDefaultVhost(svc *registry.Service, port uint32, traced bool) (*routev3.VirtualHost, *cacheEntry) {
+	dr := g.pc.DestinationRule(g.p, svc.Hostname)
+	build := func() proto.Message {
+		vh := &routev3.VirtualHost{
+			Name:    svc.Hostname + ":" + itoa(port),
+			Domains: g.vhostDomains(domainSet{}, svc, port),
+			Routes:  []*routev3.Route{g.defaultRoute(svc.Hostname, port)},
+		}
+		return decoratedVhost(vh, traced)
+	}
+	if g.cache == nil {
+		key := vhostKey{host: svc.Hostname, port: port, namespace: g.p.Namespace, dr: dr, traced: traced}
+		return g.pc.Memo(key, func() any { return build() }).(*routev3.VirtualHost), nil
+	}
+	st := g.cache.state(g.pc)
+	key := defaultVhostKey{svc: svc, port: port, namespace: g.p.Namespace, domainSuffix: g.pc.Mesh.DomainSuffix, dr: idOf(dr), grpc: g.grpc, traced: traced}
+	e := g.cache.entry(st, key, func() (proto.Message, []byte) { return build(), nil }, build)
+	return e.msg.(*routev3.VirtualHost), e
 }
 
 // portRoute is the route config "PORT" of a capturing sidecar.

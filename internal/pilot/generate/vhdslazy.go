@@ -1,6 +1,9 @@
 package generate
 
 import (
+	"hash/maphash"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -39,22 +42,37 @@ type portTableKey struct {
 // portTable is which service's virtual host of a sidecar's route
 // configuration "PORT" each domain selects, as portRoute lays them out:
 // services in scope order, each with its domains less those an earlier one
-// took, and a service left with none has no virtual host. Immutable but for
-// gen.
+// took, and a service left with none has no virtual host. A domain is kept
+// as a 64-bit hash, not as a string: at 10,000 services a table holds
+// ~100,000 domains per namespace, and a map of strings with the strings
+// themselves was 50 MB of mastd's heap for 10 namespaces. lookup verifies
+// the service a hash names against the host, and hashes two domains share
+// are marked and resolved by a walk of the scope. Immutable but for gen.
 type portTable struct {
-	exact map[string]*registry.Service // lower-case domain -> first service claiming it
-	wild  []*registry.Service          // services with a wildcard domain, in order
+	seed maphash.Seed
+	// hashes are the hashes of the lower-case exact domains, sorted;
+	// claimers[i] is the index in services of the first service claiming
+	// the domain of hashes[i], or -1 when two domains have that hash.
+	hashes   []uint64
+	claimers []int32
+	services []*registry.Service
+	wild     []*registry.Service // services with a wildcard domain, in order
 	// wildDomains are the domains of wild's services, as in the route
 	// configuration (earlier claims removed).
 	wildDomains [][]string
 	gen         atomic.Uint64 // the cache generation that last used it
 }
 
-func (g *gen) portTable(st *cacheState, port uint32) *portTable {
+func (g *gen) portTableKey(port uint32) portTableKey {
 	key := portTableKey{n: len(g.scope.Services), port: port, namespace: g.p.Namespace, domainSuffix: g.pc.Mesh.DomainSuffix}
 	if key.n > 0 {
 		key.services = &g.scope.Services[0]
 	}
+	return key
+}
+
+func (g *gen) portTable(st *cacheState, port uint32) *portTable {
+	key := g.portTableKey(port)
 	var t *portTable
 	if v, ok := g.cache.tables.Load(key); ok {
 		t = v.(*portTable)
@@ -70,7 +88,12 @@ func (g *gen) portTable(st *cacheState, port uint32) *portTable {
 
 // buildPortTable walks the scope's services as portRoute does.
 func (g *gen) buildPortTable(port uint32) *portTable {
-	t := &portTable{exact: make(map[string]*registry.Service, 10*len(g.scope.Services))}
+	t := &portTable{seed: maphash.MakeSeed()}
+	type claim struct {
+		domain  string
+		claimer int32
+	}
+	claims := make(map[uint64]claim, 10*len(g.scope.Services))
 	ds := make(domainSet, 10*len(g.scope.Services))
 	for _, svc := range g.scope.Services {
 		sp, ok := svc.PortByNumber(port)
@@ -78,14 +101,24 @@ func (g *gen) buildPortTable(port uint32) *portTable {
 			continue
 		}
 		domains := g.vhostDomains(ds, svc, port)
+		if len(domains) == 0 {
+			continue
+		}
+		idx := int32(len(t.services))
+		t.services = append(t.services, svc)
 		wild := false
 		for _, d := range domains {
 			if strings.IndexByte(d, '*') >= 0 {
 				wild = true
 				continue
 			}
-			if _, dup := t.exact[strings.ToLower(d)]; !dup {
-				t.exact[strings.ToLower(d)] = svc
+			d = strings.ToLower(d)
+			h := maphash.String(t.seed, d)
+			switch c, seen := claims[h]; {
+			case !seen:
+				claims[h] = claim{d, idx}
+			case c.domain != d && c.claimer >= 0:
+				claims[h] = claim{c.domain, -1} // two domains, one hash
 			}
 		}
 		if wild {
@@ -93,19 +126,58 @@ func (g *gen) buildPortTable(port uint32) *portTable {
 			t.wildDomains = append(t.wildDomains, domains)
 		}
 	}
+	t.hashes = slices.Sorted(maps.Keys(claims))
+	t.claimers = make([]int32, len(t.hashes))
+	for i, h := range t.hashes {
+		t.claimers[i] = claims[h].claimer
+	}
 	return t
 }
 
 // lookup returns the service whose virtual host a lower-case host selects,
 // nil for the catch-all one.
-func (t *portTable) lookup(host string) *registry.Service {
-	if svc, ok := t.exact[host]; ok {
+func (t *portTable) lookup(g *gen, port uint32, host string) *registry.Service {
+	if svc, ok := t.exactClaimer(g, port, host); ok {
 		return svc
 	}
 	if i := selectDomains(len(t.wild), func(i int) []string { return t.wildDomains[i] }, host); i >= 0 {
 		return t.wild[i]
 	}
 	return nil
+}
+
+// exactClaimer returns the first service in scope order with host among its
+// domains (lower-cased), as a map from domain to service would. The service
+// a hash names claimed the only domain with that hash, so it is the answer
+// exactly when host is one of its domains; a host no domain has may share
+// its hash and fails that check. A hash two domains share is resolved by
+// walking the services.
+func (t *portTable) exactClaimer(g *gen, port uint32, host string) (*registry.Service, bool) {
+	i, found := slices.BinarySearch(t.hashes, maphash.String(t.seed, host))
+	if !found {
+		return nil, false
+	}
+	if c := t.claimers[i]; c >= 0 {
+		svc := t.services[c]
+		return svc, hasDomain(g.vhostDomains(domainSet{}, svc, port), host)
+	}
+	ds := domainSet{}
+	for _, svc := range t.services {
+		if hasDomain(g.vhostDomains(ds, svc, port), host) {
+			return svc, true
+		}
+	}
+	return nil, false
+}
+
+// hasDomain reports whether a lower-cased domain of domains is host.
+func hasDomain(domains []string, host string) bool {
+	for _, d := range domains {
+		if strings.IndexByte(d, '*') < 0 && strings.ToLower(d) == host {
+			return true
+		}
+	}
+	return false
 }
 
 // vsVhostKey is every input of the virtual host of a service port with
@@ -131,7 +203,7 @@ func (g *gen) onDemandPortVhost(st *cacheState, rcName, host string) *routev3.Vi
 	}
 	p := uint32(port)
 	traced := g.pc.Traced(g.p)
-	svc := g.portTable(st, p).lookup(strings.ToLower(host))
+	svc := g.portTable(st, p).lookup(g, p, strings.ToLower(host))
 	switch {
 	case svc == nil:
 		m, _ := g.cache.lookup(st, catchAllKey{g.routeKey(st, rcName, traced)}, func() proto.Message {

@@ -304,8 +304,13 @@ type Encoded struct {
 func EncodedWire(b []byte) *Encoded { return &Encoded{wire: b} }
 
 // Wire returns the wire form the generator assembled (EncodedWire), or nil
-// when the resource is to be marshaled.
-func (e *Encoded) Wire() []byte { return e.wire }
+// when the resource is to be marshaled (or e is nil).
+func (e *Encoded) Wire() []byte {
+	if e == nil {
+		return nil
+	}
+	return e.wire
+}
 
 // Get returns the wire form, calling encode the first time.
 func (e *Encoded) Get(encode func() (*anypb.Any, uint64, error)) (*anypb.Any, uint64, error) {

@@ -1,0 +1,206 @@
+package generate
+
+import (
+	"sync/atomic"
+
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/mast-mesh/mast/internal/pilot/model"
+	"github.com/mast-mesh/mast/internal/registry"
+)
+
+// With a cache, a capturing sidecar's route configuration "PORT" is
+// assembled in wire form: a repeated message field's encoding is the
+// concatenation of its elements' tag, length and bytes, so the route
+// configuration's encoding is its other fields' encoding with the virtual
+// hosts' cached encodings spliced in at field 2, in portRoute's order. The
+// order and the domains of the virtual hosts (portLayout) depend only on
+// the scope's services, the proxy's namespace and the port, so they are
+// kept across configuration changes; a default virtual host's encoding is
+// kept with it (defaultVhostKey). After a VirtualService change, a
+// route configuration costs the virtual hosts of services with
+// VirtualServices, a lookup per default virtual host and one concatenation,
+// instead of laying out and re-encoding 1,000 virtual hosts per namespace,
+// and its bytes are shared by every proxy that gets it (model.EncodedWire).
+// The message is assembled too, from the same virtual host messages, for
+// whoever reads it (config dump, EnvoyFilter patches); the uncached
+// portRoute is the oracle: TestCacheOracle and its variants hold both the
+// message and the assembled bytes to proto.Marshal of its output.
+
+// portLayout is the virtual hosts of a sidecar's route configuration "PORT"
+// as portRoute lays them out: the scope's services with the port as HTTP,
+// in scope order, each with its domains less those an earlier one took, a
+// service left with none dropped; then the catch-all unless a service took
+// "*". Whether a service has VirtualServices is not part of it. Immutable
+// but for gen.
+type portLayout struct {
+	vhosts []layoutVhost
+	star   bool          // a service's domains include "*": no catch-all
+	gen    atomic.Uint64 // the cache generation that last used it
+}
+
+type layoutVhost struct {
+	svc *registry.Service
+	// clipped: an earlier service took some of the service's domains;
+	// domains are those left. Otherwise domains is nil: the service's own
+	// (vhostDomains with nothing taken), as its shared virtual host has them.
+	clipped bool
+	domains []string
+}
+
+// portLayout returns the layout of the proxy's route configuration "PORT",
+// kept across push contexts under portTable's key.
+func (g *gen) portLayout(st *cacheState, port uint32) *portLayout {
+	key := g.portTableKey(port)
+	var l *portLayout
+	if v, ok := g.cache.layouts.Load(key); ok {
+		l = v.(*portLayout)
+	} else {
+		v, _ := g.cache.layouts.LoadOrStore(key, g.buildPortLayout(port))
+		l = v.(*portLayout)
+	}
+	if l.gen.Load() != st.gen {
+		l.gen.Store(st.gen)
+	}
+	return l
+}
+
+// buildPortLayout walks the scope's services as portRoute does.
+func (g *gen) buildPortLayout(port uint32) *portLayout {
+	l := &portLayout{}
+	ds := make(domainSet, 10*len(g.scope.Services))
+	for _, svc := range g.scope.Services {
+		sp, ok := svc.PortByNumber(port)
+		if !ok || !sp.Protocol.IsHTTP() {
+			continue
+		}
+		own := len(g.vhostDomains(domainSet{}, svc, port))
+		domains := g.vhostDomains(ds, svc, port)
+		if len(domains) == 0 {
+			continue
+		}
+		lv := layoutVhost{svc: svc}
+		if len(domains) != own {
+			lv.clipped, lv.domains = true, domains
+		}
+		l.vhosts = append(l.vhosts, lv)
+	}
+	_, l.star = ds["*"]
+	return l
+}
+
+// assembledPortRoute returns the route configuration "PORT" as portRoute
+// and sidecarRoute build it (decorated when traced), and its wire form
+// assembled from the virtual hosts' encodings; nil bytes when an encoding
+// failed (the server then marshals the message and reports the error).
+func (g *gen) assembledPortRoute(st *cacheState, port uint32, traced bool) (*routev3.RouteConfiguration, []byte) {
+	l := g.portLayout(st, port)
+	rc := &routev3.RouteConfiguration{Name: itoa(port), ValidateClusters: boolv(false)}
+	head, err := deterministicMarshal(rc)
+	vhosts := make([]*routev3.VirtualHost, 0, len(l.vhosts)+1)
+	parts := make([][]byte, 0, len(l.vhosts)+1)
+	add := func(vh *routev3.VirtualHost, b []byte, e error) {
+		vhosts = append(vhosts, vh)
+		parts = append(parts, b)
+		if err == nil {
+			err = e
+		}
+	}
+	for _, lv := range l.vhosts {
+		svc := lv.svc
+		if len(g.scope.VirtualServicesFor(svc.Hostname)) == 0 {
+			vh, e := g.sharedDefaultVhost(svc, port, traced)
+			if !lv.clipped {
+				b, werr := e.wireForm()
+				add(vh, b, werr)
+				continue
+			}
+			own := proto.Clone(vh).(*routev3.VirtualHost)
+			own.Domains = lv.domains
+			b, merr := deterministicMarshal(own)
+			add(own, b, merr)
+			continue
+		}
+		domains := lv.domains
+		if !lv.clipped {
+			domains = g.vhostDomains(domainSet{}, svc, port)
+		}
+		vh := decoratedVhost(&routev3.VirtualHost{
+			Name:    svc.Hostname + ":" + itoa(port),
+			Domains: domains,
+			Routes:  g.serviceRoutes(svc, port),
+		}, traced)
+		b, merr := deterministicMarshal(vh)
+		add(vh, b, merr)
+	}
+	if !l.star {
+		vh := decoratedVhost(g.catchAllVhost(), traced)
+		b, merr := deterministicMarshal(vh)
+		add(vh, b, merr)
+	}
+	rc.VirtualHosts = vhosts
+	if err != nil {
+		return rc, nil
+	}
+	return rc, spliceRepeated(head, vhostsField, parts)
+}
+
+// vhostsField is RouteConfiguration.virtual_hosts.
+const vhostsField protowire.Number = 2
+
+// spliceRepeated returns the encoding of a message whose other fields encode
+// as head (deterministically, so in field number order) with the repeated
+// message field n holding parts, in order: each part's tag and length
+// inserted before head's first field numbered above n. Nil when head does
+// not parse.
+func spliceRepeated(head []byte, n protowire.Number, parts [][]byte) []byte {
+	split := 0
+	for split < len(head) {
+		num, typ, tl := protowire.ConsumeTag(head[split:])
+		if tl < 0 {
+			return nil
+		}
+		if num > n {
+			break
+		}
+		vl := protowire.ConsumeFieldValue(num, typ, head[split+tl:])
+		if vl < 0 {
+			return nil
+		}
+		split += tl + vl
+	}
+	size := len(head)
+	for _, b := range parts {
+		size += protowire.SizeTag(n) + protowire.SizeBytes(len(b))
+	}
+	out := make([]byte, 0, size)
+	out = append(out, head[:split]...)
+	for _, b := range parts {
+		out = protowire.AppendTag(out, n, protowire.BytesType)
+		out = protowire.AppendBytes(out, b)
+	}
+	return append(out, head[split:]...)
+}
+
+// portRouteConfig is the sidecar route configuration "PORT" through the
+// cache: assembled in wire form when there is one.
+func (g *gen) portRouteConfig(name string, port uint32) (*routev3.RouteConfiguration, *model.Encoded) {
+	full := func() *routev3.RouteConfiguration { return g.portRoute(port) }
+	if g.cache == nil {
+		return g.sidecarRoute(name, full)
+	}
+	st := g.cache.state(g.pc)
+	traced := g.pc.Traced(g.p)
+	e := g.cache.entry(st, g.routeKey(st, name, traced), func() (proto.Message, []byte) {
+		return g.assembledPortRoute(st, port, traced)
+	}, func() proto.Message {
+		rc := full()
+		if traced {
+			decorate(rc, nil)
+		}
+		return rc
+	})
+	return e.msg.(*routev3.RouteConfiguration), e.enc
+}

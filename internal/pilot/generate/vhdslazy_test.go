@@ -1,0 +1,106 @@
+package generate
+
+import (
+	"hash/maphash"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/mast-mesh/mast/internal/config"
+	"github.com/mast-mesh/mast/internal/pilot/model"
+	"github.com/mast-mesh/mast/internal/registry"
+	"github.com/mast-mesh/mast/internal/registry/serviceentry"
+)
+
+// TestPortTableMatchesDomainMap holds the hashed port table to the map from
+// lower-case domain to the first service claiming it that it replaces, for
+// every capturing fixture proxy and HTTP port of Bookinfo and of
+// onDemandEdgesConfig, probing every domain (in upper case too), hosts no
+// domain has, and hosts selected by wildcards: as built, with every hash
+// marked as shared by two domains (the walk), and with hosts no domain has
+// given the hash entry of a service (a collision the check must refuse).
+func TestPortTableMatchesDomainMap(t *testing.T) {
+	rs, problems := config.Load("edges.yaml", []byte(onDemandEdgesConfig))
+	if problems.HasErrors() {
+		t.Fatal(problems)
+	}
+	mesh := model.DefaultMeshConfig()
+	cfg := config.NewSnapshot(rs)
+	edges := model.NewPushContext("v", mesh, cfg, serviceentry.Build(cfg, serviceentry.Options{TrustDomain: mesh.TrustDomain, DomainSuffix: mesh.DomainSuffix}))
+	checked := 0
+	for _, pc := range []*model.PushContext{bookinfoPush(), edges} {
+		c := NewCache(CacheConfig{})
+		st := c.state(pc)
+		for _, fp := range cacheProxies() {
+			p := fp.proxy()
+			if p.InterceptionNone() || p.IsGRPC() || p.Type != model.SidecarProxy {
+				continue
+			}
+			g := newGen(pc, p)
+			g.cache = c
+			ports := map[uint32]bool{}
+			for _, svc := range g.scope.Services {
+				for _, sp := range svc.Ports {
+					if sp.Protocol.IsHTTP() {
+						ports[sp.Number] = true
+					}
+				}
+			}
+			for port := range ports {
+				// the reference: portRoute's layout into a map
+				want := map[string]*registry.Service{}
+				var probes []string
+				ds := domainSet{}
+				for _, svc := range g.scope.Services {
+					if sp, ok := svc.PortByNumber(port); !ok || !sp.Protocol.IsHTTP() {
+						continue
+					}
+					for _, d := range g.vhostDomains(ds, svc, port) {
+						probes = append(probes, strings.ToLower(d), strings.ToLower(d)+"x", "x"+strings.ToLower(d))
+						if strings.IndexByte(d, '*') >= 0 {
+							continue
+						}
+						if _, dup := want[strings.ToLower(d)]; !dup {
+							want[strings.ToLower(d)] = svc
+						}
+					}
+				}
+				probes = append(probes, "unknown.example.com", "a.example.com", "x.wiki.example.com")
+				check := func(tb *portTable, how string) {
+					for _, h := range probes {
+						got, ok := tb.exactClaimer(g, port, h)
+						if w, wok := want[h]; ok != wok || got != w && ok {
+							t.Fatalf("%s %s port %d %s: %q selects %v (%v), want %v (%v)", fp.name, pc.Version, port, how, h, got, ok, w, wok)
+						}
+						checked++
+					}
+				}
+				tb := g.portTable(st, port)
+				check(tb, "as built")
+				variant := func(hashes []uint64, claimers []int32) *portTable {
+					return &portTable{seed: tb.seed, hashes: hashes, claimers: claimers, services: tb.services, wild: tb.wild, wildDomains: tb.wildDomains}
+				}
+				check(variant(tb.hashes, slices.Repeat([]int32{-1}, len(tb.claimers))), "every hash shared")
+				if len(tb.services) == 0 {
+					continue
+				}
+				// hosts no domain has, hashing to a service's entry
+				collide := variant(slices.Clone(tb.hashes), slices.Clone(tb.claimers))
+				for _, h := range probes {
+					if _, ok := want[h]; ok {
+						continue
+					}
+					x := maphash.String(tb.seed, h)
+					if i, found := slices.BinarySearch(collide.hashes, x); !found {
+						collide.hashes = slices.Insert(collide.hashes, i, x)
+						collide.claimers = slices.Insert(collide.claimers, i, 0)
+					}
+				}
+				check(collide, "colliding hosts")
+			}
+		}
+	}
+	if checked < 500 {
+		t.Fatalf("only %d lookups checked", checked)
+	}
+}

@@ -114,3 +114,24 @@ func FuzzEncoder(f *testing.F) {
 		}
 	})
 }
+
+// TestPerMessageFieldsPlain: per-message values go out as plain strings
+// (no Huffman coding to do here or to undo at the peer); other fields keep
+// x/net's encoding.
+func TestPerMessageFieldsPlain(t *testing.T) {
+	e := NewEncoder()
+	id := "8a3c4c3e-1d0b-4c4e-9c1f-1f9a1b7d2e11"
+	e.WriteField(":method", "GET")
+	e.WriteField("x-request-id", id)
+	e.WriteField(":path", "/api/v1/items")
+	e.WriteField("content-length", "1024")
+	for _, v := range []string{id, "/api/v1/items", "1024", "x-request-id"} {
+		if !strings.Contains(e.Buf.String(), v) {
+			t.Errorf("%q not written as a plain string: % x", v, e.Buf.Bytes())
+		}
+	}
+	got, err := hpack.NewDecoder(4096, nil).DecodeFull(e.Buf.Bytes())
+	if err != nil || len(got) != 4 || got[1].Value != id || got[2].Value != "/api/v1/items" || got[3].Value != "1024" {
+		t.Fatalf("decoded %v, %v", got, err)
+	}
+}

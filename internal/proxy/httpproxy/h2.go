@@ -166,7 +166,7 @@ func (h *h2Handler) Serve(s *h2server.Stream) {
 	default:
 		st.requestDone()
 	}
-	hs.req = dsRequest{bodyBuf: hs.req.bodyBuf, method: s.Method, target: s.Target, authority: s.Authority, header: s.Header, minor: 2,
+	hs.req = dsRequest{bodyBuf: hs.req.bodyBuf, tel: hs.req.recycledTel(), method: s.Method, target: s.Target, authority: s.Authority, header: s.Header, minor: 2,
 		body: body, contentLength: s.ContentLength, remote: h.remote, remoteAddr: h.remoteAddr, local: h.local,
 		origDst: h.orig, scheme: h.scheme, peer: h.peer, conn: h.conn}
 	srv.handle(st, &hs.req, hs, hcm)
@@ -174,7 +174,7 @@ func (h *h2Handler) Serve(s *h2server.Stream) {
 	if cap(hs.req.header) > cap(s.Header) {
 		s.Header = hs.req.header[:0]
 	}
-	hs.req = dsRequest{bodyBuf: hs.req.bodyBuf}
+	hs.req = dsRequest{bodyBuf: hs.req.bodyBuf, tel: hs.req.recycledTel()}
 }
 
 func (hs *h2stream) Started() bool { return hs.started }

@@ -46,7 +46,9 @@ func frameServer(t *testing.T, handle func(conn int, fr *http2.Framer, enc func(
 	}
 	var n atomic.Int32
 	var wg sync.WaitGroup
+	wg.Add(1) // the accept loop, so that its Adds never race Cleanup's Wait
 	go func() {
+		defer wg.Done()
 		for {
 			nc, err := ln.Accept()
 			if err != nil {

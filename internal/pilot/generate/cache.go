@@ -230,24 +230,47 @@ func (c *Cache) sweep() {
 		}
 		return true
 	})
-	c.indexes.Range(func(k, v any) bool {
-		if c.gen-v.(*domainIndex).gen.Load() >= 2 {
-			c.indexes.Delete(k)
-		}
-		return true
-	})
-	c.tables.Range(func(k, v any) bool {
-		if c.gen-v.(*portTable).gen.Load() >= 2 {
-			c.tables.Delete(k)
-		}
-		return true
-	})
-	c.layouts.Range(func(k, v any) bool {
-		if c.gen-v.(*portLayout).gen.Load() >= 2 {
-			c.layouts.Delete(k)
-		}
-		return true
-	})
+	for _, m := range []*sync.Map{&c.indexes, &c.tables, &c.layouts} {
+		m.Range(func(k, v any) bool {
+			if v.(derived).unusedSince(c.gen) {
+				m.Delete(k)
+			}
+			return true
+		})
+	}
+}
+
+// derived is a structure the cache derives from a push context's inputs
+// and keeps across push contexts while they use it: a domain index, a port
+// table, a port layout.
+type derived interface {
+	used(gen uint64)
+	unusedSince(gen uint64) bool
+}
+
+// lastUsed records the cache generation that last used a derived
+// structure; embedded, it makes the structure a derived.
+type lastUsed struct{ gen atomic.Uint64 }
+
+func (u *lastUsed) used(gen uint64) {
+	if u.gen.Load() != gen {
+		u.gen.Store(gen)
+	}
+}
+
+// unusedSince: the last two push contexts up to gen did not use it.
+func (u *lastUsed) unusedSince(gen uint64) bool { return gen-u.gen.Load() >= 2 }
+
+// loadOrBuild returns m's structure for key, built and stored when absent,
+// marked used by generation gen.
+func loadOrBuild[T derived](m *sync.Map, key any, gen uint64, build func() T) T {
+	v, ok := m.Load(key)
+	if !ok {
+		v, _ = m.LoadOrStore(key, build())
+	}
+	t := v.(T)
+	t.used(gen)
+	return t
 }
 
 // noteInput adds a configuration resource to the kind-wide inputs: every one

@@ -1,7 +1,6 @@
 package generate
 
 import (
-	"sync/atomic"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -34,11 +33,11 @@ import (
 // in scope order, each with its domains less those an earlier one took, a
 // service left with none dropped; then the catch-all unless a service took
 // "*". Whether a service has VirtualServices is not part of it. Immutable
-// but for gen.
+// but for lastUsed.
 type portLayout struct {
 	vhosts []layoutVhost
-	star   bool          // a service's domains include "*": no catch-all
-	gen    atomic.Uint64 // the cache generation that last used it
+	star   bool // a service's domains include "*": no catch-all
+	lastUsed
 }
 
 type layoutVhost struct {
@@ -53,18 +52,7 @@ type layoutVhost struct {
 // portLayout returns the layout of the proxy's route configuration "PORT",
 // kept across push contexts under portTable's key.
 func (g *gen) portLayout(st *cacheState, port uint32) *portLayout {
-	key := g.portTableKey(port)
-	var l *portLayout
-	if v, ok := g.cache.layouts.Load(key); ok {
-		l = v.(*portLayout)
-	} else {
-		v, _ := g.cache.layouts.LoadOrStore(key, g.buildPortLayout(port))
-		l = v.(*portLayout)
-	}
-	if l.gen.Load() != st.gen {
-		l.gen.Store(st.gen)
-	}
-	return l
+	return loadOrBuild(&g.cache.layouts, g.portTableKey(port), st.gen, func() *portLayout { return g.buildPortLayout(port) })
 }
 
 // buildPortLayout walks the scope's services as portRoute does.

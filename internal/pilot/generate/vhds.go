@@ -4,7 +4,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -177,7 +176,7 @@ type domainIndex struct {
 	rc       *routev3.RouteConfiguration
 	table    *domainTable
 	wildcard []*routev3.VirtualHost // the virtual hosts with a wildcard domain, in order
-	gen      atomic.Uint64          // the cache generation that last used it (lineage pruning)
+	lastUsed                        // lineage pruning
 }
 
 // domainTable is the part of a domain index that depends only on the
@@ -224,9 +223,7 @@ func (g *gen) domainIndex(st *cacheState, rcName string, rc *routev3.RouteConfig
 		g.cache.indexes.Store(lineage, x)
 		return x
 	}).(*domainIndex)
-	if x.gen.Load() != st.gen {
-		x.gen.Store(st.gen)
-	}
+	x.used(st.gen)
 	return x
 }
 

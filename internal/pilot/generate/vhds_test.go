@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -449,5 +450,45 @@ func TestVHDSStubIsFullRouteWithoutVirtualHosts(t *testing.T) {
 	}
 	if checked < 10 {
 		t.Fatalf("only %d stubs checked", checked)
+	}
+}
+
+// TestSweepDropsUnusedDerived: the domain indexes, port tables and port
+// layouts a push context used stay while the next push context uses them,
+// and go once two push contexts in a row did not.
+func TestSweepDropsUnusedDerived(t *testing.T) {
+	c := NewCache(CacheConfig{})
+	p := onDemand(productpageProxy())
+	count := func() (n [3]int) {
+		for i, m := range []*sync.Map{&c.indexes, &c.tables, &c.layouts} {
+			m.Range(func(any, any) bool { n[i]++; return true })
+		}
+		return n
+	}
+	push := func(use bool) {
+		pc := model.NewPushContext("v", model.DefaultMeshConfig(), configSnapshot(bookinfoConfig()), bookinfoRegistry())
+		g := newGen(pc, p)
+		g.cache = c
+		st := c.state(pc)
+		if !use {
+			return
+		}
+		rc, _ := g.sidecarRoute("9080", g.fullRoute("9080"))
+		g.domainIndex(st, "9080", rc)
+		g.portTable(st, 9080)
+		g.portLayout(st, 9080)
+	}
+	push(true)
+	if n := count(); n != [3]int{1, 1, 1} {
+		t.Fatalf("after a push that used them: %v indexes, tables, layouts, want one each", n)
+	}
+	push(true)
+	push(false)
+	if n := count(); n != [3]int{1, 1, 1} {
+		t.Fatalf("one push after the last use: %v, want them kept", n)
+	}
+	push(false)
+	if n := count(); n != [3]int{} {
+		t.Fatalf("two pushes after the last use: %v, want them swept", n)
 	}
 }

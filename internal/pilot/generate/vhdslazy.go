@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"google.golang.org/protobuf/proto"
@@ -47,7 +46,7 @@ type portTableKey struct {
 // ~100,000 domains per namespace, and a map of strings with the strings
 // themselves was 50 MB of mastd's heap for 10 namespaces. lookup verifies
 // the service a hash names against the host, and hashes two domains share
-// are marked and resolved by a walk of the scope. Immutable but for gen.
+// are marked and resolved by a walk of the scope. Immutable but for lastUsed.
 type portTable struct {
 	seed maphash.Seed
 	// hashes are the hashes of the lower-case exact domains, sorted;
@@ -60,7 +59,7 @@ type portTable struct {
 	// wildDomains are the domains of wild's services, as in the route
 	// configuration (earlier claims removed).
 	wildDomains [][]string
-	gen         atomic.Uint64 // the cache generation that last used it
+	lastUsed
 }
 
 func (g *gen) portTableKey(port uint32) portTableKey {
@@ -72,18 +71,7 @@ func (g *gen) portTableKey(port uint32) portTableKey {
 }
 
 func (g *gen) portTable(st *cacheState, port uint32) *portTable {
-	key := g.portTableKey(port)
-	var t *portTable
-	if v, ok := g.cache.tables.Load(key); ok {
-		t = v.(*portTable)
-	} else {
-		v, _ := g.cache.tables.LoadOrStore(key, g.buildPortTable(port))
-		t = v.(*portTable)
-	}
-	if t.gen.Load() != st.gen {
-		t.gen.Store(st.gen)
-	}
-	return t
+	return loadOrBuild(&g.cache.tables, g.portTableKey(port), st.gen, func() *portTable { return g.buildPortTable(port) })
 }
 
 // buildPortTable walks the scope's services as portRoute does.

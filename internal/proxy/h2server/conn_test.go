@@ -5,10 +5,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -566,6 +568,35 @@ func TestTryReadTakesWhatArrived(t *testing.T) {
 	}
 }
 
+// workers counts p's worker goroutines, from every goroutine's stack (the
+// process's other goroutines, earlier tests' workers among them, come and
+// go, so runtime.NumGoroutine cannot say whether a burst started workers),
+// and those of them waiting in the worker loop itself for the next request.
+func workers(p *Pools) (all, waiting int) {
+	buf := make([]byte, 1<<16)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	frame := fmt.Sprintf("h2server.(*Pools).worker(%p", p)
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if !strings.Contains(g, frame) {
+			continue
+		}
+		all++
+		if lines := strings.SplitN(g, "\n", 3); len(lines) > 1 && strings.Contains(lines[1], frame) {
+			waiting++
+		}
+	}
+	return all, waiting
+}
+
+func workerCount(p *Pools) int { n, _ := workers(p); return n }
+
 // TestBurstWorkersKept: after a burst of more concurrent requests than the
 // workers always kept, the extra workers wait for the next burst instead
 // of exiting (which made every burst start goroutines anew); they exit
@@ -592,7 +623,7 @@ func TestBurstWorkersKept(t *testing.T) {
 				recv(t, h.started, "Start")
 				recv(t, h.served, "Serve")
 			}
-			n := runtime.NumGoroutine() // every worker busy
+			n, _ := workers(pools) // every worker busy
 			for range burst {
 				release <- struct{}{}
 			}
@@ -601,8 +632,12 @@ func TestBurstWorkersKept(t *testing.T) {
 					ended++
 				}
 			}
-			// Every worker waits for work again.
-			for deadline := time.Now().Add(10 * time.Second); pools.idle.Load() < burst && spare == 0; time.Sleep(time.Millisecond) {
+			// Every worker waits for work again, in the worker loop (idle
+			// counts a worker just before it waits).
+			for deadline := time.Now().Add(10 * time.Second); spare == 0; time.Sleep(time.Millisecond) {
+				if _, w := workers(pools); pools.idle.Load() >= burst && w >= burst {
+					break
+				}
 				if time.Now().After(deadline) {
 					t.Fatalf("%d workers idle 10 s after the burst, want %d", pools.idle.Load(), burst)
 				}
@@ -612,14 +647,14 @@ func TestBurstWorkersKept(t *testing.T) {
 		busy := round()
 		if spare == 0 {
 			if again := round(); again > busy {
-				t.Errorf("the second burst started %d goroutines, want 0 (the first burst's workers wait for it)", again-busy)
+				t.Errorf("the second burst started %d workers, want 0 (the first burst's workers wait for it)", again-busy)
 			}
 			continue
 		}
 		// The spare workers exit: only maxIdleWorkers stay.
-		for deadline := time.Now().Add(10 * time.Second); runtime.NumGoroutine() > busy-(burst-maxIdleWorkers); time.Sleep(time.Millisecond) {
+		for deadline := time.Now().Add(10 * time.Second); workerCount(pools) > busy-(burst-maxIdleWorkers); time.Sleep(time.Millisecond) {
 			if time.Now().After(deadline) {
-				t.Fatalf("%d goroutines with every worker busy, %d 10 s after the burst; want %d spare workers gone", busy, runtime.NumGoroutine(), burst-maxIdleWorkers)
+				t.Fatalf("%d workers with every worker busy, %d 10 s after the burst; want %d spare workers gone", busy, workerCount(pools), burst-maxIdleWorkers)
 			}
 		}
 	}

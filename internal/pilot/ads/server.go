@@ -262,9 +262,11 @@ func (s *Server) addConn(c *conn) error {
 	}
 	s.perNode[c.proxy.ID]++
 	s.conns[c] = struct{}{}
-	n := len(s.conns)
+	// Set under the lock: set after it, a connection's count could be
+	// overwritten by an older one (three streams closing at once left
+	// pilot_xds at 2 with none connected).
+	s.metrics.connected.Set(float64(len(s.conns)))
 	s.mu.Unlock()
-	s.metrics.connected.Set(float64(n))
 	s.log.Info("xds: proxy connected", "proxy", c.proxy.ID, "conn", c.id, "stream", c.kind)
 	return nil
 }
@@ -275,9 +277,8 @@ func (s *Server) removeConn(c *conn, err error) {
 		delete(s.perNode, c.proxy.ID)
 	}
 	delete(s.conns, c)
-	n := len(s.conns)
+	s.metrics.connected.Set(float64(len(s.conns)))
 	s.mu.Unlock()
-	s.metrics.connected.Set(float64(n))
 	if err != nil {
 		s.log.Info("xds: proxy disconnected", "proxy", c.proxy.ID, "conn", c.id, "err", err)
 	} else {

@@ -4,8 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -71,7 +72,7 @@ func GoRuntimeOver(before, after admin.RuntimeStats, total float64) map[string]f
 func (r *Report) GoRuntimeTable() string {
 	var b strings.Builder
 	for _, s := range r.Summaries {
-		for _, name := range sortedKeys(s.GoRuntime) {
+		for _, name := range slices.Sorted(maps.Keys(s.GoRuntime)) {
 			if b.Len() == 0 {
 				b.WriteString("## Go runtime of Mast's sidecars (fixed rate)\n\n")
 				b.WriteString("From each sidecar's admin `/runtime` (runtime/metrics) before and after the fixed-rate run: GC cycles and heap allocation per request, the longest GC stop-the-world pause, and how long goroutines waited runnable before they ran (a bucket's upper bound).\n\n")
@@ -88,13 +89,4 @@ func (r *Report) GoRuntimeTable() string {
 		b.WriteString("\n")
 	}
 	return b.String()
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }

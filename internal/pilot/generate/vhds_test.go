@@ -54,10 +54,9 @@ func vhdsProbeNames(t testing.TB, pc *model.PushContext, p *model.Proxy) []strin
 	return slices.Compact(out)
 }
 
-// fullRoutes returns p's "PORT" route configurations as a proxy without
-// on-demand routing gets them.
-func fullRoutes(t testing.TB, pc *model.PushContext, p *model.Proxy) []*routev3.RouteConfiguration {
-	t.Helper()
+// withoutOnDemand returns a copy of p that does not ask for on-demand
+// routing.
+func withoutOnDemand(p *model.Proxy) *model.Proxy {
 	plain := *p
 	plain.Metadata = map[string]string{}
 	for k, v := range p.Metadata {
@@ -65,7 +64,14 @@ func fullRoutes(t testing.TB, pc *model.PushContext, p *model.Proxy) []*routev3.
 			plain.Metadata[k] = v
 		}
 	}
-	rs, err := Generate(pc, &plain, RouteType, nil)
+	return &plain
+}
+
+// fullRoutes returns p's "PORT" route configurations as a proxy without
+// on-demand routing gets them.
+func fullRoutes(t testing.TB, pc *model.PushContext, p *model.Proxy) []*routev3.RouteConfiguration {
+	t.Helper()
+	rs, err := Generate(pc, withoutOnDemand(p), RouteType, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -400,14 +406,7 @@ func TestVHDSStubIsFullRouteWithoutVirtualHosts(t *testing.T) {
 				continue
 			}
 			full := map[string]*routev3.RouteConfiguration{}
-			plain := *p
-			plain.Metadata = map[string]string{}
-			for k, v := range p.Metadata {
-				if k != model.OnDemandRoutesKey {
-					plain.Metadata[k] = v
-				}
-			}
-			rs, err := Generate(pc, &plain, RouteType, nil)
+			rs, err := Generate(pc, withoutOnDemand(p), RouteType, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -424,8 +424,11 @@ func (b *timedBody) TryRead(p []byte) (int, bool, error) {
 }
 
 // StopBody passes on h2client's BodyStopper to the body.
-func (b *timedBody) StopBody() {
-	if bs, ok := b.r.(bodyStopper); ok {
+func (b *timedBody) StopBody() { stopBody(b.r) }
+
+// stopBody calls r's StopBody when it has one.
+func stopBody(r io.Reader) {
+	if bs, ok := r.(bodyStopper); ok {
 		bs.StopBody()
 	}
 }

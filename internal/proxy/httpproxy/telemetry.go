@@ -74,11 +74,7 @@ func (c *countReader) TryRead(p []byte) (int, bool, error) {
 }
 
 // StopBody passes on h2client's BodyStopper.
-func (c *countReader) StopBody() {
-	if bs, ok := c.r.(bodyStopper); ok {
-		bs.StopBody()
-	}
-}
+func (c *countReader) StopBody() { stopBody(c.r) }
 
 // telWriter records the response head, flags and bytes, and does the
 // response side of the metadata exchange.

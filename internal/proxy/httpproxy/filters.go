@@ -118,10 +118,21 @@ func (s *Server) filterBody(ctx context.Context, req *dsRequest, fr *filter.Requ
 	if complete {
 		req.body, req.contentLength, req.chunked = bytes.NewReader(data), int64(len(data)), false
 	} else {
-		req.body = io.MultiReader(bytes.NewReader(data), req.body)
+		req.body = bufferedBody{io.MultiReader(bytes.NewReader(data), req.body), req.body}
 	}
 	return st
 }
+
+// bufferedBody is a request body whose start the filters buffered: it reads
+// that, then the rest, and passes StopBody on to the rest (an io.MultiReader
+// would hide it, and an upstream HTTP/2 exchange that ends early could then
+// still read the downstream stream after it is recycled).
+type bufferedBody struct {
+	io.Reader
+	rest io.Reader
+}
+
+func (b bufferedBody) StopBody() { stopBody(b.rest) }
 
 func (s *Server) countFlags(f filter.Flags) {
 	if f&filter.FlagFaultDelay != 0 {

@@ -3,6 +3,8 @@ package httpproxy
 import (
 	"bytes"
 	"encoding/binary"
+	"io"
+	"strings"
 	"testing"
 )
 
@@ -80,5 +82,31 @@ func TestCountReaderTryRead(t *testing.T) {
 	}
 	if n, done, _ := (&countReader{r: bytes.NewReader(msgs)}).TryRead(buf); n != 0 || done {
 		t.Errorf("a body without TryRead offered %d bytes (done %v)", n, done)
+	}
+}
+
+// stopStub is a body that records StopBody.
+type stopStub struct {
+	io.Reader
+	stopped bool
+}
+
+func (s *stopStub) StopBody() { s.stopped = true }
+
+// Every wrapper of a request body passes StopBody on to the body it
+// wraps, so that h2client's Close can make a downstream stream's body let
+// go before the stream is recycled: the telemetry counter, the stream
+// timer, and the body whose start the filters buffered.
+func TestWrappersPassStopBodyOn(t *testing.T) {
+	for name, wrap := range map[string]func(io.Reader) bodyStopper{
+		"countReader":  func(r io.Reader) bodyStopper { return &countReader{r: r} },
+		"timedBody":    func(r io.Reader) bodyStopper { return &timedBody{r: r} },
+		"bufferedBody": func(r io.Reader) bodyStopper { return bufferedBody{io.MultiReader(strings.NewReader("x"), r), r} },
+	} {
+		body := &stopStub{Reader: strings.NewReader("rest")}
+		wrap(body).StopBody()
+		if !body.stopped {
+			t.Errorf("%s did not pass StopBody on", name)
+		}
 	}
 }

@@ -167,7 +167,15 @@ func statusOf(ctx context.Context, err error) error {
 	case errors.Is(err, context.Canceled):
 		return &Status{Code: Canceled, Message: err.Error()}
 	case errors.As(err, &se):
-		return &Status{Code: resetCode(se.Code), Message: fmt.Sprintf("stream terminated by RST_STREAM with error code: %v", se.Code)}
+		code := resetCode(se.Code)
+		// A server ends a call whose deadline passed with RST_STREAM(CANCEL)
+		// (grpc-go's server does, on its own timer); when ours has passed
+		// too, that is why, though our context's timer may not have fired
+		// yet (grpc-go's client makes the same correction).
+		if d, ok := ctx.Deadline(); ok && code == Canceled && !d.After(time.Now()) {
+			return &Status{Code: DeadlineExceeded, Message: context.DeadlineExceeded.Error()}
+		}
+		return &Status{Code: code, Message: fmt.Sprintf("stream terminated by RST_STREAM with error code: %v", se.Code)}
 	case errors.As(err, &pe):
 		return &Status{Code: Internal, Message: pe.Error()}
 	}

@@ -8,3 +8,5 @@ var (
 )
 
 var ParseTarget = parseTarget
+
+var StatusOf = statusOf

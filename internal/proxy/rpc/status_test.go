@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"io"
 	"testing"
+	"time"
 
+	"golang.org/x/net/http2"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/mast-mesh/mast/internal/proxy/h2client"
 	"github.com/mast-mesh/mast/internal/proxy/rpc"
 )
 
@@ -67,4 +70,30 @@ func grpcErr(err error) error {
 		return status.Error(codes.Code(s.Code), s.Message)
 	}
 	return status.FromContextError(err).Err()
+}
+
+// lateTimer is a context whose deadline has passed but whose timer has not
+// fired yet, as a loaded machine leaves one.
+type lateTimer struct{ context.Context }
+
+func (lateTimer) Deadline() (time.Time, bool) { return time.Now().Add(-time.Millisecond), true }
+
+// TestResetCancelPastDeadline: a RST_STREAM(CANCEL) that arrives after the
+// call's deadline passed (grpc-go's server resets on its own timer) is
+// DeadlineExceeded, as grpc-go's client reports it, even before the
+// context's own timer fires; before the deadline it stays Canceled.
+func TestResetCancelPastDeadline(t *testing.T) {
+	reset := &h2client.StreamError{Code: http2.ErrCodeCancel}
+	if got := rpc.CodeOf(rpc.StatusOf(lateTimer{context.Background()}, reset)); got != rpc.DeadlineExceeded {
+		t.Errorf("CANCEL after the deadline: %v, want DeadlineExceeded", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	if got := rpc.CodeOf(rpc.StatusOf(ctx, reset)); got != rpc.Canceled {
+		t.Errorf("CANCEL before the deadline: %v, want Canceled", got)
+	}
+	refused := &h2client.StreamError{Code: http2.ErrCodeRefusedStream}
+	if got := rpc.CodeOf(rpc.StatusOf(lateTimer{context.Background()}, refused)); got != rpc.Unavailable {
+		t.Errorf("REFUSED_STREAM after the deadline: %v, want Unavailable", got)
+	}
 }

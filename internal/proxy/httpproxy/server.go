@@ -267,15 +267,13 @@ type h1Conn struct {
 	conn       *filter.Conn // what the filters know of the connection
 	local      net.Addr     // the proxy's address on the connection
 	localStr   string       // local as ip:port, formatted once
-	// idle is set while the connection waits for its next request.
-	idle atomic.Bool
 	// expired: the connection is past max_connection_duration; the
 	// current response closes it.
 	expired bool
-	// cur is the stream being served; its timers run on timer, made on
-	// the first stream with a timeout and shared by the next ones.
-	cur   atomic.Pointer[streamTimer]
-	timer *time.Timer
+	// cur is the stream being served; its timers run on the
+	// connection's (tm), as the idle and head limits do (h1timer.go).
+	cur atomic.Pointer[streamTimer]
+	tm  h1Timer
 	// stream is the streams' context and timer state, reused (init) by
 	// each request.
 	stream streamTimer
@@ -303,13 +301,6 @@ type h1Conn struct {
 	resumed bool
 }
 
-// fireStream runs the connection's timer for the current stream.
-func (c *h1Conn) fireStream() {
-	if st := c.cur.Load(); st != nil {
-		st.fire()
-	}
-}
-
 // cancelStream ends the current stream: the connection's context ended.
 // A parked connection is woken to close.
 func (c *h1Conn) cancelStream() {
@@ -330,8 +321,7 @@ func (s *Server) serveH1(ctx context.Context, nc net.Conn, br *bufio.Reader, hcm
 	c.hr = http1.NewReader(br, http1.Limits{MaxHeaderBytes: hcm.MaxRequestHeadersBytes, MaxHeaders: hcm.MaxHeadersCount})
 	// Draining wakes a connection waiting for its next request.
 	c.stopDrain = context.AfterFunc(s.drainCtx, func() {
-		if c.idle.Load() {
-			nc.SetReadDeadline(time.Unix(1, 0))
+		if c.cutIdle() {
 			s.idle.Wake(&c.park)
 		}
 	})
@@ -369,9 +359,7 @@ func (c *h1Conn) close() {
 	if c.stopCtx != nil {
 		c.stopCtx()
 	}
-	if c.timer != nil {
-		c.timer.Stop()
-	}
+	c.stopTimer()
 	if c.parkTimer != nil {
 		c.parkTimer.Stop()
 	}
@@ -388,16 +376,13 @@ func (c *h1Conn) serve(first bool) (parked bool) {
 		// header timeout (slowloris). A connection past
 		// max_connection_duration gets no more requests.
 		if !first {
-			if c.waitIdle() {
+			switch c.waitIdle() {
+			case idleParked:
 				return true
-			}
-			if c.idle.Load() {
-				c.idle.Store(false)
+			case idleDone:
 				return false
 			}
-			nc.SetReadDeadline(time.Now().Add(hcm.RequestHeadersTimeout))
 		}
-		first = false
 		err := c.hr.ReadRequest(&c.head)
 		if err != nil {
 			if errors.Is(err, io.EOF) {
@@ -417,7 +402,10 @@ func (c *h1Conn) serve(first bool) (parked bool) {
 			c.writeSimple(status, err)
 			return false
 		}
-		nc.SetReadDeadline(time.Time{})
+		if first {
+			nc.SetReadDeadline(time.Time{}) // ServeConn's head deadline
+			first = false
+		}
 		c.expired = hcm.MaxConnectionDuration > 0 && time.Since(c.born) >= hcm.MaxConnectionDuration
 		keep := c.serveOne(ctx, hcm)
 		if !keep || s.draining.Load() || ctx.Err() != nil {
@@ -435,18 +423,23 @@ func (c *h1Conn) serve(first bool) (parked bool) {
 	}
 }
 
-// waitIdle waits for the next request until idleUntil. It returns with
-// c.idle false once the request's first byte arrived, with c.idle true
-// when the connection is done (idle timeout, draining, its context
-// ended), or parked (true): after ParkIdle without a byte, and with
-// nothing read buffered above the socket, the connection is handed to the
-// idle poller.
-func (c *h1Conn) waitIdle() (parked bool) {
+// What waitIdle ends with.
+const (
+	idleRequest = iota // a request's first byte arrived
+	idleDone           // the connection is done (idle timeout, draining, its context ended)
+	idleParked         // the connection was handed to the idle poller
+)
+
+// waitIdle waits for the next request until idleUntil. After ParkIdle
+// without a byte, and with nothing read buffered above the socket, the
+// connection is handed to the idle poller (idleParked). Once the first
+// byte arrived, the connection's timer bounds the rest of the head
+// (request_headers_timeout).
+func (c *h1Conn) waitIdle() int {
 	s := c.s
-	c.idle.Store(true)
 	for {
 		if s.draining.Load() || c.ctx.Err() != nil {
-			return false
+			return idleDone
 		}
 		now := time.Now()
 		left := c.idleUntil.Sub(now)
@@ -456,20 +449,26 @@ func (c *h1Conn) waitIdle() (parked bool) {
 		if park {
 			wait = s.ParkIdle
 		}
-		c.nc.SetReadDeadline(now.Add(wait))
+		c.enter(phaseIdle, now.Add(wait).UnixNano(), now.UnixNano())
 		_, err := c.br.Peek(1)
 		if err == nil {
-			c.idle.Store(false)
-			return false
+			var by int64
+			now = time.Now()
+			if d := c.hcm.RequestHeadersTimeout; d > 0 {
+				by = now.Add(d).UnixNano()
+			}
+			c.enter(phaseHead, by, now.UnixNano())
+			return idleRequest
 		}
+		c.enter(phaseIdle, 0, 0) // no limit until the next wait or the end
 		// A TLS connection's reader returns the timeout only once no
 		// complete record is left in its buffer either: with bufio's
 		// empty too, nothing read waits above the socket.
 		if !park || !errors.Is(err, os.ErrDeadlineExceeded) || c.br.Buffered() != 0 {
-			return false
+			return idleDone
 		}
 		if c.parkIdle() {
-			return true
+			return idleParked
 		}
 		c.parkable = false
 	}
@@ -569,11 +568,8 @@ func (c *h1Conn) serveOne(ctx context.Context, hcm *xdsparse.HTTPManager) bool {
 	if ctx.Err() != nil {
 		st.cancel(ctx.Err())
 	}
+	c.enterStream(st, time.Now().UnixNano())
 	if st.timed() {
-		if c.timer == nil {
-			c.timer = time.AfterFunc(time.Duration(1<<63-1), c.fireStream)
-		}
-		st.arm(c.timer)
 		if req.chunked || req.contentLength > 0 {
 			req.tb = timedBody{r: body, st: st, ctx: st}
 			req.body = &req.tb

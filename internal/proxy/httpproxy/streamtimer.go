@@ -145,6 +145,18 @@ func (st *streamTimer) next(now int64) time.Duration {
 	return max(d, 0)
 }
 
+// pending is how long until the earliest limit while the stream's timers
+// run (false once they stopped, or without limits): an HTTP/1
+// connection's timer re-arms with it (h1timer.go).
+func (st *streamTimer) pending(now int64) (time.Duration, bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.stopped || !st.timed() {
+		return 0, false
+	}
+	return st.next(now), true
+}
+
 func (st *streamTimer) fire() {
 	now := time.Now().UnixNano()
 	st.mu.Lock()

@@ -1,6 +1,7 @@
 package httpproxy
 
 import (
+	"reflect"
 	"testing"
 	"time"
 
@@ -67,5 +68,22 @@ func TestRecycledTelKeepsHeadCopy(t *testing.T) {
 	h := headers.List{{Name: "a", Value: "1"}, {Name: "b", Value: "2"}}
 	if n := testing.AllocsPerRun(100, func() { ts.respHdr = append(ts.respHdr[:0], h...) }); n != 0 {
 		t.Errorf("copying a response head into the recycled array: %v allocations, want 0", n)
+	}
+}
+
+// TestRequestStateReset: a pooled request state keeps only its buffers
+// (the body's, the telemetry's response-head copy) for the next request.
+func TestRequestStateReset(t *testing.T) {
+	r := &dsRequest{method: "GET", target: "/", header: headers.List{{Name: "a", Value: "b"}}, contentLength: 3, remote: "10.0.0.1",
+		bodyBuf: make([]byte, 0, 64), tel: telState{respHdr: make(headers.List, 2, 8)}}
+	r.up.Path = "/"
+	r.tb.st = &streamTimer{}
+	r.reset()
+	want := dsRequest{bodyBuf: r.bodyBuf, tel: telState{respHdr: r.tel.respHdr}}
+	if !reflect.DeepEqual(*r, want) {
+		t.Fatalf("after reset: %+v", *r)
+	}
+	if cap(r.bodyBuf) != 64 || cap(r.tel.respHdr) != 8 || len(r.tel.respHdr) != 0 {
+		t.Fatalf("buffers not kept: body cap %d, head copy len %d cap %d", cap(r.bodyBuf), len(r.tel.respHdr), cap(r.tel.respHdr))
 	}
 }

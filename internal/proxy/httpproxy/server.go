@@ -538,10 +538,14 @@ func (c *h1Conn) serveOne(ctx context.Context, hcm *xdsparse.HTTPManager) bool {
 	if req == nil {
 		req = new(dsRequest)
 	}
-	*req = dsRequest{bodyBuf: req.bodyBuf, tel: req.recycledTel(),
-		method: h.Method, target: h.Target, header: h.Headers, minor: h.Minor,
-		body: body, contentLength: h.ContentLength, chunked: h.Chunked, remote: c.remote, remoteAddr: c.remoteAddr, local: c.local, localStr: c.localStr, origDst: c.orig, scheme: c.scheme, peer: c.peer, conn: c.conn,
-	}
+	// A pooled state was reset before it went back (reset), a new one is
+	// zero: the request's fields are set one by one. (A composite literal
+	// naming req's own fields would be built in a temporary and copied:
+	// two passes over the 2 KB struct at each end of every request.)
+	req.method, req.target, req.header, req.minor = h.Method, h.Target, h.Headers, h.Minor
+	req.body, req.contentLength, req.chunked = body, h.ContentLength, h.Chunked
+	req.remote, req.remoteAddr, req.local, req.localStr = c.remote, c.remoteAddr, c.local, c.localStr
+	req.origDst, req.scheme, req.peer, req.conn = c.orig, c.scheme, c.peer, c.conn
 	if v, ok := h.Headers.Get("host"); ok {
 		req.authority = v
 	}
@@ -591,7 +595,7 @@ func (c *h1Conn) serveOne(ctx context.Context, hcm *xdsparse.HTTPManager) bool {
 	if cap(req.header) > cap(h.Headers) {
 		h.Headers = req.header[:0]
 	}
-	*req = dsRequest{bodyBuf: req.bodyBuf, tel: req.recycledTel()}
+	req.reset()
 	c.s.reqs.Put(req)
 	if c.bw.Buffered() == 0 { // else the response failed: drop it
 		c.bw.Reset(nil)

@@ -80,8 +80,8 @@ func TestRequestStateReset(t *testing.T) {
 	r.tb.st = &streamTimer{}
 	r.reset()
 	want := dsRequest{bodyBuf: r.bodyBuf, tel: telState{respHdr: r.tel.respHdr}}
-	if !reflect.DeepEqual(*r, want) {
-		t.Fatalf("after reset: %+v", *r)
+	if !reflect.DeepEqual(r, &want) {
+		t.Fatalf("after reset: %+v", r)
 	}
 	if cap(r.bodyBuf) != 64 || cap(r.tel.respHdr) != 8 || len(r.tel.respHdr) != 0 {
 		t.Fatalf("buffers not kept: body cap %d, head copy len %d cap %d", cap(r.bodyBuf), len(r.tel.respHdr), cap(r.tel.respHdr))

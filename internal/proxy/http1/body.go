@@ -168,7 +168,7 @@ func (b *Body) nextChunk() error {
 				return bad("malformed trailer")
 			}
 		}
-		v = strings.Trim(v, " \t")
+		v = trimOWS(v)
 		for i := 0; i < len(v); i++ {
 			// A bare CR (the line ends at LF), NUL or other control
 			// character would be written into the next hop's framing.

@@ -258,7 +258,7 @@ func (r *Reader) parseFields(s string, h *Head) error {
 				return bad("invalid header name")
 			}
 		}
-		value = strings.Trim(value, " \t")
+		value = trimOWS(value)
 		for i := 0; i < len(value); i++ {
 			if c := value[i]; (c < ' ' && c != '\t') || c == 0x7f {
 				return bad("invalid character in header %q", name)
@@ -393,10 +393,31 @@ func parseContentLength(s string) (int64, error) {
 	return n, nil
 }
 
-func isToken(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
+// isToken reports whether c is a tchar (RFC 9110 5.6.2).
+func isToken(c byte) bool { return tokenChars[c] }
+
+// tokenChars are RFC 9110's tchar, by byte (read-only).
+var tokenChars = func() (t [256]bool) {
+	for c := range 256 {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+			t[c] = true
+		case strings.IndexByte("!#$%&'*+-.^_`|~", byte(c)) >= 0:
+			t[c] = true
+		}
 	}
-	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+	return t
+}()
+
+// trimOWS strips optional whitespace (spaces and tabs, RFC 9110 5.6.3)
+// from both ends of a field value; strings.Trim with a cutset costs a
+// set's construction per call.
+func trimOWS(v string) string {
+	for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
+		v = v[1:]
+	}
+	for len(v) > 0 && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
+		v = v[:len(v)-1]
+	}
+	return v
 }

@@ -266,3 +266,20 @@ func FuzzReadResponse(f *testing.F) {
 		}
 	})
 }
+
+// TestTokenAndOWS: the tchar table is RFC 9110's set, and trimOWS strips
+// exactly spaces and tabs at both ends.
+func TestTokenAndOWS(t *testing.T) {
+	for c := range 256 {
+		b := byte(c)
+		want := 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", b) >= 0
+		if isToken(b) != want {
+			t.Errorf("isToken(%q) = %v, want %v", b, !want, want)
+		}
+	}
+	for in, want := range map[string]string{"": "", " \t ": "", " a b\t": "a b", "\ta": "a", "a \r": "a \r", "\va ": "\va"} {
+		if got := trimOWS(in); got != want {
+			t.Errorf("trimOWS(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

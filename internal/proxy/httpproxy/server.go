@@ -572,7 +572,7 @@ func (c *h1Conn) serveOne(ctx context.Context, hcm *xdsparse.HTTPManager) bool {
 	if ctx.Err() != nil {
 		st.cancel(ctx.Err())
 	}
-	c.enterStream(st, time.Now().UnixNano())
+	c.enterStream(st, st.last.Load()) // init's clock reading
 	if st.timed() {
 		if req.chunked || req.contentLength > 0 {
 			req.tb = timedBody{r: body, st: st, ctx: st}

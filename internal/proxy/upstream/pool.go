@@ -303,11 +303,12 @@ func (p *pool) wait(ctx context.Context, deadline time.Time, ch chan struct{}) e
 }
 
 func (p *pool) put(c *h1conn) {
-	if c.closed || (p.cfg.maxReqPerConn > 0 && c.uses >= p.cfg.maxReqPerConn) || c.tooOld(time.Now()) {
+	now := time.Now()
+	if c.closed || (p.cfg.maxReqPerConn > 0 && c.uses >= p.cfg.maxReqPerConn) || c.tooOld(now) {
 		c.close()
 		return
 	}
-	c.idleAt = time.Now()
+	c.idleAt = now
 	p.mu.Lock()
 	if len(p.idle) < 64 && !p.draining {
 		p.idle = append(p.idle, c)
@@ -594,7 +595,9 @@ func (b *h1body) Close() error {
 	b.done = true
 	stopped := b.stop.stop()
 	if b.keep && stopped && b.body.Done() {
-		b.c.nc.SetDeadline(time.Time{})
+		if !b.c.dl.IsZero() { // else no deadline was set (stopped: nor did an abort cut the I/O)
+			b.c.nc.SetDeadline(time.Time{})
+		}
 		b.c.p.put(b.c)
 		return nil
 	}

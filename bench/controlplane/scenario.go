@@ -259,6 +259,7 @@ func (s *scenario) round(ctx context.Context, r *RoundResult) error {
 	if err != nil {
 		return fmt.Errorf("config change: %w", err)
 	}
+	s.heapProfile(r, "after-config")
 	s.logf("  config change: p50 %.0f ms p99 %.0f ms (n=%d), fan-out p50 %.0f ms, %.0f B/proxy %v, mastd CPU %.0f ms/change (run-queue wait %.0f ms), clients CPU %.0f ms/change",
 		r.Config.ToLastACK.P50, r.Config.ToLastACK.P99, r.Config.ToLastACK.N, r.Config.Fanout.P50, r.Config.BytesPerProxy, r.Config.TypesSent, r.Config.MastdCPUMs, r.Config.MastdWaitMs, r.Config.ClientsCPUMs)
 
@@ -277,9 +278,23 @@ func (s *scenario) round(ctx context.Context, r *RoundResult) error {
 	if err != nil {
 		return fmt.Errorf("endpoint change: %w", err)
 	}
+	s.heapProfile(r, "after-endpoint")
 	s.logf("  endpoint change: p50 %.0f ms p99 %.0f ms (n=%d), %.0f B/proxy %v, mastd CPU %.0f ms/change (run-queue wait %.0f ms), clients CPU %.0f ms/change",
 		r.Endpoint.ToLastACK.P50, r.Endpoint.ToLastACK.P99, r.Endpoint.ToLastACK.N, r.Endpoint.BytesPerProxy, r.Endpoint.TypesSent, r.Endpoint.MastdCPUMs, r.Endpoint.MastdWaitMs, r.Endpoint.ClientsCPUMs)
 	return nil
+}
+
+// heapProfile writes mastd's heap profile after a series of changes, with
+// -profile-dir: its allocations less those of the profile written before
+// (pprof -sample_index=alloc_space -diff_base) are the series'.
+func (s *scenario) heapProfile(r *RoundResult, stage string) {
+	if s.cfg.ProfileDir == "" {
+		return
+	}
+	path := filepath.Join(s.cfg.ProfileDir, fmt.Sprintf("mastd-heap-%d-%d-%s-%s.pprof", r.Services, r.Clients, r.Protocol, stage))
+	if err := s.srv.WriteHeapProfile(path); err != nil {
+		s.logf("no mastd heap profile %s: %v", stage, err)
+	}
 }
 
 // series applies changes while more(i) and times each until every proxy
@@ -296,6 +311,13 @@ func (s *scenario) series(ctx context.Context, f *Fleet, clients int, want []str
 	for i := 0; more(i); i++ {
 		marker, write := change()
 		e := f.ExpectMarker(marker, want...)
+		var changeMastd, changeOwn CPUTime // -v: this change's
+		if s.cfg.Verbose {
+			if changeMastd, err = s.srv.CPU(); err != nil {
+				return res, err
+			}
+			changeOwn = readCPU()
+		}
 		t0 := time.Now()
 		if err := write(); err != nil {
 			return res, err
@@ -307,7 +329,13 @@ func (s *scenario) series(ctx context.Context, f *Fleet, clients int, want []str
 			return res, fmt.Errorf("change %d: %w", i, err)
 		}
 		if s.cfg.Verbose {
-			s.logf("    change %d written at %s: first response +%v, last ACK +%v", i, t0.Format("15:04:05.000"), tm.FirstResponse.Sub(t0).Round(time.Millisecond), tm.LastACK.Sub(t0).Round(time.Millisecond))
+			ownEnd := readCPU()
+			mastdEnd, err := s.srv.CPU()
+			if err != nil {
+				return res, err
+			}
+			s.logf("    change %d written at %s: first response +%v, last ACK +%v; mastd %s; clients %s", i, t0.Format("15:04:05.000"),
+				tm.FirstResponse.Sub(t0).Round(time.Millisecond), tm.LastACK.Sub(t0).Round(time.Millisecond), cpuDelta(changeMastd, mastdEnd), cpuDelta(changeOwn, ownEnd))
 		}
 		lat = append(lat, tm.LastACK.Sub(t0))
 		fan = append(fan, tm.LastACK.Sub(tm.FirstResponse))

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -71,6 +72,10 @@ func readMem() MemStats {
 type CPUTime struct {
 	Ms     float64 `json:"ms"`      // user + system
 	WaitMs float64 `json:"wait_ms"` // run-queue wait, summed over threads (Linux schedstat)
+	// GCCycles and AllocBytes are the Go runtime's completed GC cycles and
+	// bytes allocated so far (runtime/metrics): -v logs them per change.
+	GCCycles   uint64 `json:"gc_cycles"`
+	AllocBytes uint64 `json:"alloc_bytes"`
 }
 
 func readCPU() CPUTime {
@@ -78,7 +83,18 @@ func readCPU() CPUTime {
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return CPUTime{}
 	}
-	return CPUTime{Ms: float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e6, WaitMs: runQueueWaitMsOf("/proc/self/task")}
+	gc := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}, {Name: "/gc/heap/allocs:bytes"}}
+	metrics.Read(gc)
+	t := CPUTime{Ms: float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e6, WaitMs: runQueueWaitMsOf("/proc/self/task")}
+	if gc[0].Value.Kind() == metrics.KindUint64 && gc[1].Value.Kind() == metrics.KindUint64 {
+		t.GCCycles, t.AllocBytes = gc[0].Value.Uint64(), gc[1].Value.Uint64()
+	}
+	return t
+}
+
+// cpuDelta describes the CPU time, GC cycles and allocation from a to b.
+func cpuDelta(a, b CPUTime) string {
+	return fmt.Sprintf("CPU %.0f ms, wait %.0f ms, %d GC, %.1f MB allocated", b.Ms-a.Ms, b.WaitMs-a.WaitMs, b.GCCycles-a.GCCycles, float64(b.AllocBytes-a.AllocBytes)/(1<<20))
 }
 
 // runQueueWaitMsOf sums the second field of TASKDIR/*/schedstat (ns spent

@@ -72,8 +72,15 @@ func (l *List) Del(name string) {
 
 func (l *List) delFrom(name string, from int) {
 	s := *l
-	j := from
-	for i := from; i < len(s); i++ {
+	i := from
+	for i < len(s) && s[i].Name != name {
+		i++
+	}
+	if i == len(s) {
+		return // nothing to delete: no field is rewritten
+	}
+	j := i
+	for i++; i < len(s); i++ {
 		if s[i].Name != name {
 			s[j] = s[i]
 			j++

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 
@@ -154,6 +155,19 @@ func TestStripHopByHop(t *testing.T) {
 	StripHopByHop(&l)
 	if len(l) != 2 || l.Value("x-keep") != "y" || l.Value("te") != "trailers" {
 		t.Errorf("after strip: %v", l)
+	}
+	for _, name := range []string{"connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade", "proxy-authenticate", "proxy-authorization"} {
+		l := headers.List{{Name: "a", Value: "1"}, {Name: name, Value: "x"}, {Name: "b", Value: "2"}}
+		StripHopByHop(&l)
+		if len(l) != 2 || l[0].Name != "a" || l[1].Name != "b" {
+			t.Errorf("%s: after strip: %v", name, l)
+		}
+	}
+	plain := headers.List{{Name: "a", Value: "1"}, {Name: "tea", Value: "2"}, {Name: "upgrades", Value: "3"}}
+	l2 := slices.Clone(plain)
+	StripHopByHop(&l2)
+	if !slices.Equal(l2, plain) {
+		t.Errorf("no hop-by-hop field: %v, want it unchanged", l2)
 	}
 }
 

@@ -7,15 +7,12 @@ import (
 	"github.com/mast-mesh/mast/internal/proxy/headers"
 )
 
-// hopByHop are the connection-level headers never forwarded (RFC 9110 7.6.1).
-var hopByHop = [...]string{"connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade", "proxy-authenticate", "proxy-authorization"}
-
-// IsHopByHop reports whether name (lower-case) is a hop-by-hop header.
+// IsHopByHop reports whether name (lower-case) is a hop-by-hop header, a
+// connection-level header never forwarded (RFC 9110 7.6.1).
 func IsHopByHop(name string) bool {
-	for _, h := range hopByHop {
-		if h == name {
-			return true
-		}
+	switch name {
+	case "connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade", "proxy-authenticate", "proxy-authorization":
+		return true
 	}
 	return false
 }
@@ -23,6 +20,19 @@ func IsHopByHop(name string) bool {
 // StripHopByHop removes hop-by-hop headers and the ones Connection names.
 // "te: trailers" is kept, as gRPC needs it.
 func StripHopByHop(l *headers.List) {
+	// Most messages have none (and so no Connection header naming
+	// others): one pass of comparisons instead of a deleting pass per
+	// name.
+	found := false
+	for i := range *l {
+		if IsHopByHop((*l)[i].Name) {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return
+	}
 	var named []string
 	for _, f := range *l {
 		if f.Name == "connection" {
@@ -37,9 +47,14 @@ func StripHopByHop(l *headers.List) {
 		l.Del(n)
 	}
 	te, hasTE := l.Get("te")
-	for _, h := range hopByHop {
-		l.Del(h)
+	kept := (*l)[:0]
+	for _, f := range *l {
+		if !IsHopByHop(f.Name) {
+			kept = append(kept, f)
+		}
 	}
+	clear((*l)[len(kept):])
+	*l = kept
 	if hasTE && headers.EqualFold(te, "trailers") {
 		l.Add("te", "trailers")
 	}

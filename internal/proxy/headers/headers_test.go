@@ -1,0 +1,26 @@
+package headers
+
+import (
+	"slices"
+	"testing"
+)
+
+// TestDel: every field of the name goes, the others keep their order; a
+// name that is absent leaves the list as it was.
+func TestDel(t *testing.T) {
+	l := List{{Name: "a", Value: "1"}, {Name: "b", Value: "2"}, {Name: "a", Value: "3"}, {Name: "c", Value: "4"}, {Name: "a", Value: "5"}}
+	l.Del("a")
+	if want := (List{{Name: "b", Value: "2"}, {Name: "c", Value: "4"}}); !slices.Equal(l, want) {
+		t.Fatalf("Del(a): %v, want %v", l, want)
+	}
+	before := slices.Clone(l)
+	l.Del("x")
+	if !slices.Equal(l, before) {
+		t.Fatalf("Del(x): %v, want %v", l, before)
+	}
+	l = List{{Name: "a"}}
+	l.Del("a")
+	if len(l) != 0 {
+		t.Fatalf("Del of the only field: %v", l)
+	}
+}

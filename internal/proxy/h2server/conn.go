@@ -210,6 +210,10 @@ type conn struct {
 	cbuf     bytes.Buffer
 	cfr      *http2.Framer
 	cpending atomic.Bool
+	cqueued  atomic.Int32 // frames in cbuf (changed under cmu)
+	// sent counts the HEADERS and DATA frames written to the client: each
+	// may draw a PING (flood.ping).
+	sent atomic.Uint64
 
 	// Stream state, under mu.
 	mu          sync.Mutex
@@ -485,6 +489,14 @@ var errFlood = errors.New("http2: flood")
 // parked (errParked).
 func (c *conn) readLoop() error {
 	for {
+		if c.cqueued.Load() >= maxQueuedControl {
+			// Write them now; if a writer holds the connection (blocked on
+			// a client that does not read), they wait with the next ones.
+			c.kick()
+			if c.cqueued.Load() > maxQueuedControl {
+				return c.cut("control frame flood: too many PING ACKs, SETTINGS ACKs and resets queued for a client that does not read")
+			}
+		}
 		if c.br.Buffered() == 0 {
 			c.kick() // what the frames read so far asked for goes out in one write
 			if c.parkable && !c.first {
@@ -551,13 +563,15 @@ func (c *conn) frame(f *h2frame.Frame) error {
 		}
 		return c.onHeaders(&c.hb)
 	case http2.FramePing:
-		if r := c.fl.control(); r != "" {
+		// A client that does not read its ACKs is cut by
+		// maxQueuedControl (readLoop).
+		if r := c.fl.ping(c.sent.Load()); r != "" {
 			return c.cut(r)
 		}
 		if !f.IsAck() {
 			c.cmu.Lock()
 			c.cfr.WritePing(true, f.Data)
-			c.cpending.Store(true)
+			c.queuedCtrl()
 			c.cmu.Unlock()
 		}
 		return nil
@@ -655,7 +669,7 @@ func (c *conn) onSettings(f *http2.SettingsFrame) error {
 	}
 	c.cmu.Lock()
 	c.cfr.WriteSettingsAck()
-	c.cpending.Store(true)
+	c.queuedCtrl()
 	c.cmu.Unlock()
 	return nil
 }
@@ -1010,7 +1024,7 @@ func (c *conn) fatal(code http2.ErrCode, debug string) {
 	c.mu.Lock()
 	c.cmu.Lock()
 	c.cfr.WriteGoAway(c.maxID, code, []byte(debug))
-	c.cpending.Store(true)
+	c.queuedCtrl()
 	c.cmu.Unlock()
 	c.mu.Unlock()
 	c.lockWrite()
@@ -1102,9 +1116,16 @@ func (c *conn) drainCtrl() {
 	c.cmu.Lock()
 	c.buf().Write(c.cbuf.Bytes())
 	c.cbuf.Reset()
+	c.cqueued.Store(0)
 	c.cpending.Store(false)
 	c.cmu.Unlock()
 	c.needFlush = true
+}
+
+// queuedCtrl counts a control frame written into cbuf; cmu is held.
+func (c *conn) queuedCtrl() {
+	c.cqueued.Add(1)
+	c.cpending.Store(true)
 }
 
 // kick writes queued control frames unless a writer is at it (it will).
@@ -1117,14 +1138,14 @@ func (c *conn) kick() {
 func (c *conn) queueWindowUpdate(id uint32, n int64) {
 	c.cmu.Lock()
 	c.cfr.WriteWindowUpdate(id, uint32(n))
-	c.cpending.Store(true)
+	c.queuedCtrl()
 	c.cmu.Unlock()
 }
 
 func (c *conn) queueRST(id uint32, code http2.ErrCode) {
 	c.cmu.Lock()
 	c.cfr.WriteRSTStream(id, code)
-	c.cpending.Store(true)
+	c.queuedCtrl()
 	c.cmu.Unlock()
 }
 
@@ -1132,7 +1153,7 @@ func (c *conn) queueRST(id uint32, code http2.ErrCode) {
 func (c *conn) queueGoAway(code http2.ErrCode) {
 	c.cmu.Lock()
 	c.cfr.WriteGoAway(c.maxID, code, nil)
-	c.cpending.Store(true)
+	c.queuedCtrl()
 	c.cmu.Unlock()
 }
 

@@ -251,6 +251,7 @@ func (s *Stream) Write(p []byte) (int, error) {
 		err = s.flushHead(false)
 		if err == nil {
 			err = c.wfr.WriteData(s.ID, false, p[:k])
+			c.sent.Add(1)
 		}
 		c.unlockWrite(false)
 		if err != nil {
@@ -340,6 +341,7 @@ func (s *Stream) Finish(trailers headers.List) error {
 		err = s.flushHead(true)
 	default:
 		err = c.wfr.WriteData(s.ID, true, nil)
+		c.sent.Add(1)
 	}
 	s.localDone = true
 	// Closed once the client sees END_STREAM: a HEADERS frame it sends
@@ -421,6 +423,7 @@ func (s *Stream) encodeHeaders(status int, h headers.List, cl int64, end, traile
 		var err error
 		if first {
 			err = c.wfr.WriteHeaders(http2.HeadersFrameParam{StreamID: s.ID, BlockFragment: chunk, EndStream: end, EndHeaders: len(block) == 0})
+			c.sent.Add(1)
 		} else {
 			err = c.wfr.WriteContinuation(s.ID, len(block) == 0, chunk)
 		}

@@ -275,7 +275,8 @@ func selfSigned(t *testing.T) tls.Certificate {
 
 // TestH2FloodsCutTheConnection: rapid reset and control-frame floods end
 // the flooding connection (Go's server bounds neither), while a client
-// that resets some streams and pings now and then is served.
+// that resets some streams and pings now and then is served, and so is
+// one that pings after every response it reads (grpc-go's BDP estimator).
 func TestH2FloodsCutTheConnection(t *testing.T) {
 	backend, _ := recordingBackend(t, false, nil)
 	p := startTestProxy(t, backend, proxyOpts{})
@@ -290,17 +291,17 @@ func TestH2FloodsCutTheConnection(t *testing.T) {
 		name  string
 		flood func(c *h2Client)
 	}{
-		{"rapid reset", func(c *h2Client) {
-			for id := uint32(1); id < 2*(prematureResetMinStreams+50); id += 2 {
-				c.request(id, "GET", "/", nil, true)
-				if c.fr.WriteRSTStream(id, http2.ErrCodeCancel) != nil {
+		{"ping", func(c *h2Client) {
+			for i := 0; i < 2*controlBurst; i++ {
+				if c.fr.WritePing(false, [8]byte{byte(i)}) != nil {
 					return
 				}
 			}
 		}},
-		{"ping", func(c *h2Client) {
-			for i := 0; i < 2*controlBurst; i++ {
-				if c.fr.WritePing(false, [8]byte{byte(i)}) != nil {
+		{"rapid reset", func(c *h2Client) {
+			for id := uint32(1); id < 2*(prematureResetMinStreams+50); id += 2 {
+				c.request(id, "GET", "/", nil, true)
+				if c.fr.WriteRSTStream(id, http2.ErrCodeCancel) != nil {
 					return
 				}
 			}
@@ -353,6 +354,32 @@ func TestH2FloodsCutTheConnection(t *testing.T) {
 		}
 		if p.srv.Stats.CxFlood.Load() != before {
 			t.Fatal("a normal client was cut")
+		}
+	})
+	t.Run("a client that pings after every response is served", func(t *testing.T) {
+		before := p.srv.Stats.CxFlood.Load()
+		c := dialH2(t, p.addr, nil)
+		for i := 0; i < 2*controlBurst; i++ {
+			id := uint32(2*i + 1)
+			c.request(id, "GET", "/", nil, true)
+			if r := c.response(id); r.status() != "200" {
+				t.Fatalf("request %d: %v", i, r.fields)
+			}
+			data := [8]byte{byte(i), byte(i >> 8)}
+			if err := c.fr.WritePing(false, data); err != nil {
+				t.Fatalf("PING %d: %v", i, err)
+			}
+			for acked := false; !acked; {
+				f, err := c.fr.ReadFrame()
+				if err != nil {
+					t.Fatalf("the ACK of PING %d: %v", i, err)
+				}
+				pf, ok := f.(*http2.PingFrame)
+				acked = ok && pf.IsAck() && pf.Data == data
+			}
+		}
+		if p.srv.Stats.CxFlood.Load() != before {
+			t.Fatal("a client that pings was cut")
 		}
 	})
 }

@@ -16,9 +16,11 @@ const (
 	// (rapid reset, CVE-2023-44487).
 	prematureResetMinStreams = 500
 	// controlBurst and controlPerSecond bound control frames from a client
-	// (PING, SETTINGS, PRIORITY, empty DATA without END_STREAM): a token
-	// bucket generous for any real client, which sends a handful, and cut
-	// for floods (CVE-2019-9512, -9515, -9518).
+	// (SETTINGS, PRIORITY, empty DATA without END_STREAM): a token bucket
+	// generous for any real client, which sends a handful, and cut for
+	// floods (CVE-2019-9515, -9518). PINGs are not counted: grpc-go's
+	// client pings once per response it reads, and Go's server cuts a
+	// client that leaves too many ACKs unread (CVE-2019-9512) itself.
 	controlBurst     = 1000
 	controlPerSecond = 100
 )
@@ -104,7 +106,6 @@ const (
 	framePriority  = 0x2
 	frameRSTStream = 0x3
 	frameSettings  = 0x4
-	framePing      = 0x6
 	flagEndStream  = 0x1
 )
 
@@ -123,7 +124,7 @@ func (c *floodConn) frame(typ, flags byte, length int) string {
 		if length > 0 || flags&flagEndStream != 0 {
 			return ""
 		}
-	case framePing, frameSettings, framePriority:
+	case frameSettings, framePriority:
 	default:
 		return ""
 	}
@@ -134,7 +135,7 @@ func (c *floodConn) frame(typ, flags byte, length int) string {
 	c.last = now
 	c.tokens--
 	if c.tokens < 0 {
-		return "control frame flood (PING, SETTINGS, PRIORITY or empty DATA)"
+		return "control frame flood (SETTINGS, PRIORITY or empty DATA)"
 	}
 	return ""
 }

@@ -134,7 +134,9 @@ func (r *Reader) readHead(skipEmpty bool) (string, error) {
 		if len(r.buf) > r.lim.MaxHeaderBytes {
 			return "", &Error{Status: 431, Msg: "request header fields too large"}
 		}
-		if bytes.HasSuffix(r.buf, []byte("\r\n\r\n")) || (len(r.buf) == 2 && full) {
+		// Only a line of at most two bytes can end the head: no comparison
+		// for the others.
+		if len(line) <= 2 && (bytes.HasSuffix(r.buf, []byte("\r\n\r\n")) || (len(r.buf) == 2 && full)) {
 			return lowerNames(r.buf), nil
 		}
 	}

@@ -2,9 +2,10 @@ package httpproxy
 
 import (
 	"context"
-	crand "crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"strconv"
@@ -301,9 +302,15 @@ func (s *Server) handle(ctx context.Context, req *dsRequest, w responseWriter, h
 	s.forward(ctx, req, w, hcm, table, route, path, start)
 }
 
+// newRequestID is a random (version 4) UUID. Its bits come from
+// math/rand/v2's per-thread ChaCha8 generator, seeded by the system:
+// a request ID needs to be unique and random enough to sample traces by,
+// it is not a secret. crypto/rand cost 0.65-1.3 µs per ID on the
+// reference machine, two Uint64 calls about 0.1 µs.
 func newRequestID() string {
 	var b [16]byte
-	crand.Read(b[:])
+	binary.LittleEndian.PutUint64(b[:8], rand.Uint64())
+	binary.LittleEndian.PutUint64(b[8:], rand.Uint64())
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	var out [36]byte

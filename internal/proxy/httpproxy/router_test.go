@@ -167,3 +167,19 @@ func TestRouteTimeoutFromGRPCTimeout(t *testing.T) {
 		}
 	}
 }
+
+// TestNewRequestID: request IDs are version-4 UUIDs (RFC 9562 5.4), and
+// they differ.
+func TestNewRequestID(t *testing.T) {
+	seen := map[string]bool{}
+	for range 1000 {
+		id := newRequestID()
+		if len(id) != 36 || id[8] != '-' || id[13] != '-' || id[18] != '-' || id[23] != '-' || id[14] != '4' || !strings.ContainsRune("89ab", rune(id[19])) {
+			t.Fatalf("%q is not a version-4 UUID", id)
+		}
+		if seen[id] {
+			t.Fatalf("%q twice", id)
+		}
+		seen[id] = true
+	}
+}

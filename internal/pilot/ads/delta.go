@@ -197,12 +197,12 @@ func (st *deltaStream) respond(w *watch, names []string, since time.Time, report
 	}
 	resp := &discoveryv3.DeltaDiscoveryResponse{SystemVersionInfo: pc.Version, TypeUrl: w.typeURL}
 	size := 0
-	got := make(map[name]struct{}, len(ms))
+	got := newNameLookup(len(ms))
 	sent := make([]knownEntry, 0, len(ms)) // names and versions of resp.Resources
 	for i := range ms {
 		m := &ms[i]
 		n := intern(m.name)
-		got[n] = struct{}{}
+		got.add(n)
 		if v, ok := w.known.get(c.s.known, n); ok && v == m.version {
 			continue
 		}
@@ -212,7 +212,7 @@ func (st *deltaStream) respond(w *watch, names []string, since time.Time, report
 	}
 	if all {
 		w.known.all(func(n name, _ uint64) bool {
-			if _, ok := got[n]; !ok {
+			if !got.has(n) {
 				resp.RemovedResources = append(resp.RemovedResources, n.Value())
 			}
 			return true
@@ -221,7 +221,7 @@ func (st *deltaStream) respond(w *watch, names []string, since time.Time, report
 	} else {
 		for _, n := range names {
 			hn := intern(n)
-			if _, ok := got[hn]; ok {
+			if got.has(hn) {
 				continue
 			}
 			if _, had := w.known.get(c.s.known, hn); had || reportMissing {
@@ -249,4 +249,38 @@ func (st *deltaStream) respond(w *watch, names []string, since time.Time, report
 	c.mu.Unlock()
 	c.sent(w, count, size, since, start)
 	return nil
+}
+
+// nameLookup is a set of the names a response generated: a slice scanned
+// for the few of a typical push (an endpoint push sends a proxy one
+// service's clusters), a map for many (a first or wildcard response).
+type nameLookup struct {
+	few  []name
+	many map[name]struct{}
+}
+
+// maxScanned is the most names a nameLookup scans rather than maps.
+const maxScanned = 16
+
+func newNameLookup(n int) nameLookup {
+	if n > maxScanned {
+		return nameLookup{many: make(map[name]struct{}, n)}
+	}
+	return nameLookup{few: make([]name, 0, n)}
+}
+
+func (l *nameLookup) add(n name) {
+	if l.many != nil {
+		l.many[n] = struct{}{}
+		return
+	}
+	l.few = append(l.few, n)
+}
+
+func (l *nameLookup) has(n name) bool {
+	if l.many != nil {
+		_, ok := l.many[n]
+		return ok
+	}
+	return slices.Contains(l.few, n)
 }

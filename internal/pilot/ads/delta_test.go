@@ -1,6 +1,7 @@
 package ads
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 
@@ -165,5 +166,20 @@ func TestDeltaExplicitWildcardAndNACK(t *testing.T) {
 	c.barrier()
 	if ts := e.status(t, c.id).typ(ListenerType); ts.Wildcard || ts.Resources != 0 {
 		t.Fatalf("after unsubscribing *: %+v", ts)
+	}
+}
+
+// nameLookup answers alike whether it scans a few names or maps many.
+func TestNameLookup(t *testing.T) {
+	for _, n := range []int{0, 1, maxScanned, maxScanned + 1, 100} {
+		l := newNameLookup(n)
+		for i := range n {
+			l.add(intern(fmt.Sprintf("r%d", 2*i)))
+		}
+		for i := range 2*n + 2 {
+			if got, want := l.has(intern(fmt.Sprintf("r%d", i))), i%2 == 0 && i < 2*n; got != want {
+				t.Fatalf("%d names: has(r%d) = %v, want %v", n, i, got, want)
+			}
+		}
 	}
 }

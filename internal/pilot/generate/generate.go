@@ -115,15 +115,22 @@ func ClusterHost(clusterName string) (host string, ok bool) {
 
 // parseCluster splits an outbound cluster name into its parts.
 func parseCluster(name string) (port uint32, subset, host string, ok bool) {
-	parts := strings.Split(name, "|")
-	if len(parts) != 4 || parts[0] != "outbound" || parts[3] == "" {
+	// Cut, not Split: an endpoint push parses every cluster it sends to
+	// every proxy, and Split allocated a slice each time.
+	rest, ok := strings.CutPrefix(name, "outbound|")
+	if !ok {
 		return 0, "", "", false
 	}
-	n, err := strconv.ParseUint(parts[1], 10, 32)
+	ps, rest, ok1 := strings.Cut(rest, "|")
+	subset, host, ok2 := strings.Cut(rest, "|")
+	if !ok1 || !ok2 || host == "" || strings.Contains(host, "|") {
+		return 0, "", "", false
+	}
+	n, err := strconv.ParseUint(ps, 10, 32)
 	if err != nil || n == 0 {
 		return 0, "", "", false
 	}
-	return uint32(n), parts[2], parts[3], true
+	return uint32(n), subset, host, true
 }
 
 // gen carries the inputs of one generation call.

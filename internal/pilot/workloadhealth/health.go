@@ -114,7 +114,13 @@ func (t *Table) Conditions() []Condition {
 
 // Enabled reports whether r is a WorkloadEntry annotated for health checks.
 func Enabled(r config.Resource) bool {
-	v, err := strconv.ParseBool(r.Annotations[AnnotationEnabled])
+	a, ok := r.Annotations[AnnotationEnabled]
+	if !ok {
+		// Not annotated, as most are: ParseBool("") would allocate its
+		// error, for every WorkloadEntry on every config update.
+		return false
+	}
+	v, err := strconv.ParseBool(a)
 	return err == nil && v
 }
 

@@ -94,3 +94,22 @@ func TestOwns(t *testing.T) {
 		t.Error("another service account owns the entry")
 	}
 }
+
+// Enabled reads the annotation as ParseBool does, and costs nothing for an
+// entry without it (Apply asks for every WorkloadEntry on every update).
+func TestEnabled(t *testing.T) {
+	for v, want := range map[string]bool{"true": true, "1": true, "false": false, "": false, "yes": false} {
+		r := entry("e", "10.0.0.1", "vm", false)
+		r.Annotations = map[string]string{AnnotationEnabled: v}
+		if got := Enabled(r); got != want {
+			t.Errorf("Enabled with %q = %v, want %v", v, got, want)
+		}
+	}
+	plain := entry("plain", "10.0.0.1", "vm", false)
+	if Enabled(plain) {
+		t.Error("Enabled without the annotation")
+	}
+	if n := testing.AllocsPerRun(100, func() { Enabled(plain) }); n != 0 {
+		t.Errorf("Enabled allocates %.0f times for an entry without the annotation, want 0", n)
+	}
+}

@@ -135,6 +135,7 @@ func ServeChild(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	logLevel := fs.String("log-level", "warn", "mastd log level")
 	noCache := fs.Bool("disable-xds-cache", false, "run mastd without its xDS cache (the old behaviour)")
 	keepalive := fs.Duration("keepalive-timeout", 0, "mastd's keepalive ping timeout (0: mastd's default, 10s)")
+	writeBuffer := fs.Int("write-buffer", 0, "mastd's xDS write buffer (0: mastd's default)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -153,6 +154,7 @@ func ServeChild(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			Mesh:             model.DefaultMeshConfig(),
 			DisableXDSCache:  *noCache,
 			KeepaliveTimeout: *keepalive,
+			XDSWriteBuffer:   *writeBuffer,
 			Logger:           slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
 			Ready:            func(xds, _ net.Addr) { ready <- xds },
 		})

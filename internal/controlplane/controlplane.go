@@ -99,6 +99,10 @@ type Config struct {
 	// XDSMaxSendSize bounds one xDS response; it must not exceed the
 	// proxies' --xds-max-recv-size (both default to 64 MiB). 0: 64 MiB.
 	XDSMaxSendSize int
+	// XDSWriteBuffer is the size of the buffer an xDS connection's writes
+	// are gathered in before each system call, taken from a shared pool
+	// while the connection writes (0: ads.DefaultWriteBuffer).
+	XDSWriteBuffer int
 	// DebugAdminIdentities are SPIFFE IDs whose client certificate (issued
 	// by the CA, over TLS on the monitoring port) authenticates the
 	// state-changing /debug endpoints instead of the token (istiod's admin
@@ -148,6 +152,9 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if cfg.XDSMaxSendSize == 0 {
 		cfg.XDSMaxSendSize = 64 << 20
+	}
+	if cfg.XDSWriteBuffer == 0 {
+		cfg.XDSWriteBuffer = ads.DefaultWriteBuffer
 	}
 	// The CA is opened first: the ADS server binds TLS callers' nodes to
 	// the identities it verifies.
@@ -313,6 +320,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("monitoring listener: %w", err)
 	}
 	gs := grpc.NewServer(append(ads.ServerOptions(), // responses share resource bytes; static windows
+		grpc.WriteBufferSize(cfg.XDSWriteBuffer),
 		grpc.MaxConcurrentStreams(cfg.MaxStreamsPerConn),
 		grpc.MaxSendMsgSize(cfg.XDSMaxSendSize),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: cfg.KeepaliveTimeout}),
@@ -334,6 +342,7 @@ func Run(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("secure xds listener: %w", err)
 		}
 		secure = grpc.NewServer(append(ads.ServerOptions(), grpc.Creds(credentials.NewTLS(tlsCfg)), grpc.MaxConcurrentStreams(cfg.MaxStreamsPerConn),
+			grpc.WriteBufferSize(cfg.XDSWriteBuffer),
 			grpc.MaxSendMsgSize(cfg.XDSMaxSendSize),
 			grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: cfg.KeepaliveTimeout}),
 			grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 15 * time.Second, PermitWithoutStream: true}))...)

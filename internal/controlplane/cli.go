@@ -59,7 +59,7 @@ func Main(args []string, stderr io.Writer) int {
 	fs.DurationVar(&cfg.XDSSendTimeout, "xds-send-timeout", 30*time.Second, "close an xDS stream whose proxy takes longer than this to take one response (Istio's PILOT_XDS_SEND_TIMEOUT; 0: never)")
 	fs.IntVar(&cfg.MaxConnsPerNode, "max-conns-per-node", 8, "ADS streams open at once for one node ID")
 	fs.IntVar(&cfg.XDSMaxSendSize, "xds-max-send-size", 64<<20, "largest xDS response sent, in bytes (proxies' --xds-max-recv-size must be at least this)")
-	fs.IntVar(&cfg.XDSWriteBuffer, "xds-write-buffer", ads.DefaultWriteBuffer, "bytes of an xDS connection's responses gathered per write system call (a buffer taken from a shared pool while the connection writes)")
+	fs.IntVar(&cfg.XDSWriteBuffer, "xds-write-buffer", ads.DefaultWriteBuffer, "bytes of an xDS connection's responses gathered per write system call (a buffer from a pool shared by the connections, held while one writes)")
 	fs.StringVar(&cfg.DebugTokenFile, "debug-token-file", "", "bearer token required by /debug endpoints that change state (default: CA directory's debug-token, created mode 0600)")
 	fs.Func("debug-admin-identities", "comma-separated SPIFFE IDs whose client certificate, presented over TLS on --monitoring-addr, authenticates the state-changing /debug endpoints instead of the token (repeatable; needs --ca-dir)", func(v string) error {
 		for _, id := range strings.Split(v, ",") {

@@ -100,8 +100,8 @@ type Config struct {
 	// proxies' --xds-max-recv-size (both default to 64 MiB). 0: 64 MiB.
 	XDSMaxSendSize int
 	// XDSWriteBuffer is the size of the buffer an xDS connection's writes
-	// are gathered in before each system call, taken from a shared pool
-	// while the connection writes (0: ads.DefaultWriteBuffer).
+	// are gathered in before each system call, from a pool shared by the
+	// connections and held while one writes (0: ads.DefaultWriteBuffer).
 	XDSWriteBuffer int
 	// DebugAdminIdentities are SPIFFE IDs whose client certificate (issued
 	// by the CA, over TLS on the monitoring port) authenticates the

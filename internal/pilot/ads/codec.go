@@ -32,7 +32,7 @@ func Codec() encoding.CodecV2 {
 // ServerOptions are the gRPC server options a server carrying the ADS
 // service needs: the codec, static flow-control windows of 1 MiB (as
 // istio-agent's and Istio's adsc's clients set theirs), and large write
-// buffers taken from a pool.
+// buffers.
 //
 // With grpc-go's default dynamic windows the server starts a BDP ping on
 // every request it receives after a quiet spell, which in ADS is every ACK:
@@ -44,24 +44,24 @@ func Codec() encoding.CodecV2 {
 //
 // grpc-go copies a response's DATA frames into its connection's write
 // buffer and writes the buffer to the socket each time it fills: with its
-// default of 32 KiB held by every connection, a 470 KB route configuration
-// left in 15 system calls per proxy. DefaultWriteBuffer makes it one or
-// two, and a shared buffer is held only while its connection writes, so an
-// idle connection holds none (grpc.SharedWriteBuffer).
+// default of 32 KiB, a 470 KB route configuration left in 15 system calls
+// per proxy. DefaultWriteBuffer makes it one or two. The buffers come from
+// a pool shared by the server's connections (grpc-go's default since
+// SharedWriteBuffer was deprecated): a connection holds one only while it
+// writes, so an idle one holds none.
 func ServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.ForceServerCodecV2(Codec()),
 		grpc.InitialWindowSize(serverWindow),
 		grpc.InitialConnWindowSize(serverWindow),
 		grpc.WriteBufferSize(DefaultWriteBuffer),
-		grpc.SharedWriteBuffer(true),
 	}
 }
 
 const serverWindow = 1 << 20
 
 // DefaultWriteBuffer is the size of the write buffer a connection of
-// ServerOptions takes from the shared pool while it writes.
+// ServerOptions takes from grpc-go's shared pool while it writes.
 const DefaultWriteBuffer = 256 << 10
 
 type codec struct {

@@ -136,6 +136,7 @@ func ServeChild(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	noCache := fs.Bool("disable-xds-cache", false, "run mastd without its xDS cache (the old behaviour)")
 	keepalive := fs.Duration("keepalive-timeout", 0, "mastd's keepalive ping timeout (0: mastd's default, 10s)")
 	writeBuffer := fs.Int("write-buffer", 0, "mastd's xDS write buffer (0: mastd's default)")
+	noIdleGC := fs.Bool("no-idle-gc", false, "leave garbage collection to the Go runtime alone (mastd's NoIdleGC)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -153,6 +154,7 @@ func ServeChild(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			ConfigDir: *dir, XDSAddr: "127.0.0.1:0", MonitoringAddr: "127.0.0.1:0",
 			Mesh:             model.DefaultMeshConfig(),
 			DisableXDSCache:  *noCache,
+			NoIdleGC:         *noIdleGC,
 			KeepaliveTimeout: *keepalive,
 			XDSWriteBuffer:   *writeBuffer,
 			Logger:           slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),

@@ -78,6 +78,10 @@ type Config struct {
 	// DisableXDSCache generates every resource for every proxy on every
 	// push, without generate.Cache (Istio's PILOT_ENABLE_XDS_CACHE=false).
 	DisableXDSCache bool
+	// NoIdleGC leaves garbage collection to the Go runtime alone instead
+	// of starting a cycle once a push has reached every proxy, when the
+	// next push could reach the GC trigger (push.IdleGC).
+	NoIdleGC bool
 	// XDSCacheSelfCheck, when positive, regenerates one in N cache hits
 	// without the cache and logs an ERROR when they differ (debug mode).
 	XDSCacheSelfCheck int
@@ -186,9 +190,13 @@ func Run(ctx context.Context, cfg Config) error {
 	// Proxies' health reports take unhealthy WorkloadEntries out of the
 	// configuration the pipeline sees (refresh is set once it exists).
 	var sources configSources
+	var idleGC *push.IdleGC
+	if !cfg.NoIdleGC {
+		idleGC = push.NewIdleGC()
+	}
 	health := &healthReports{table: &workloadhealth.Table{}, sources: &sources, refresh: func() {}, log: log.With("component", "workloadhealth")}
 	sources.health = health.table
-	adsServer := ads.New(ads.Config{
+	adsCfg := ads.Config{
 		Generate:        gen,
 		ClusterHost:     generate.ClusterHost,
 		RouteScope:      generate.RouteScope,
@@ -210,7 +218,11 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 		},
 		Health: health.report,
-	})
+	}
+	if idleGC != nil {
+		adsCfg.Idle = idleGC.Idle
+	}
+	adsServer := ads.New(adsCfg)
 
 	var mix *mixerServer
 	cfg.Mesh.MixerQuotaPrefetch = cfg.Mixer.QuotaPrefetch
@@ -429,6 +441,9 @@ func Run(ctx context.Context, cfg Config) error {
 		run("kubernetes config store", func() error { return kubeCtl.run(ctx) })
 	}
 	run("debouncer", func() error { deb.Run(ctx); return nil })
+	if idleGC != nil {
+		run("idle gc", func() error { idleGC.Run(ctx); return nil })
+	}
 	if err := startKube(ctx, cfg, authority, kubeClient, &sources, log, run); err != nil {
 		cancel()
 		wg.Wait()

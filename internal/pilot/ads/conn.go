@@ -128,6 +128,7 @@ func (c *conn) enqueue(req *model.PushRequest, now time.Time) {
 	c.mu.Lock()
 	if c.pending == nil {
 		c.pendingSince = now
+		c.s.busy.Add(1) // until the loop has pushed it (pushDone)
 	}
 	c.pending = c.pending.Merge(req)
 	c.mu.Unlock()
@@ -436,7 +437,9 @@ func loop[T any](ctx context.Context, c *conn, reqs <-chan recvItem[T], handle f
 			}
 		case <-c.wake:
 			if req, since := c.takePending(); req != nil {
-				if err := push(req, since); err != nil {
+				err := push(req, since)
+				c.s.pushDone()
+				if err != nil {
 					return err
 				}
 				if !req.Start.IsZero() {
@@ -534,6 +537,10 @@ func serveStream[Req any, Resp any, PReq interface {
 	close(stop)
 	out.close()
 	s.removeConn(c, err)
+	// No push is enqueued once removeConn returns: settle one left pending.
+	if req, _ := c.takePending(); req != nil {
+		s.pushDone()
+	}
 	if s.disconn != nil {
 		s.disconn(p)
 	}

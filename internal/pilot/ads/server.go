@@ -76,6 +76,11 @@ type Config struct {
 	// HealthInfoType (istio-agent's readiness probe results), which are
 	// never answered. Without it they are ignored.
 	Health func(ctx context.Context, p *model.Proxy, healthy bool, message string)
+	// Idle, when set, is called each time the last connection with a push
+	// pending or in progress has finished it: a fan-out is complete. It
+	// runs on that connection's goroutine and must not block. mastd
+	// collects garbage there (idleGC), rather than in the next fan-out.
+	Idle func()
 	// MaxConnsPerNode bounds the streams open at once for one node ID; a
 	// further one is refused with ResourceExhausted. 0 means
 	// DefaultMaxConnsPerNode; negative means no limit.
@@ -107,6 +112,11 @@ type Server struct {
 	disconn     func(*model.Proxy)
 	health      func(context.Context, *model.Proxy, bool, string)
 	maxPerNode  int
+	idle        func()
+
+	// busy counts the connections with a push pending or in progress
+	// (conn.enqueue from none pending, to pushDone).
+	busy atomic.Int64
 
 	pc     atomic.Pointer[model.PushContext]
 	cache  atomic.Pointer[marshalCache] // of the current push context
@@ -158,6 +168,7 @@ func New(cfg Config) *Server {
 		disconn:     cfg.Disconnected,
 		health:      cfg.Health,
 		maxPerNode:  maxPerNode,
+		idle:        cfg.Idle,
 		perNode:     map[string]int{},
 		pushSlots:   slots,
 		noCache:     cfg.DisableCache,
@@ -200,6 +211,14 @@ func (s *Server) Push(pc *model.PushContext, req *model.PushRequest) {
 		c.enqueue(req, now)
 	}
 	s.mu.RUnlock()
+}
+
+// pushDone notes that a connection finished (or dropped) the push it had
+// pending, and calls Config.Idle when it was the last one.
+func (s *Server) pushDone() {
+	if s.busy.Add(-1) == 0 && s.idle != nil {
+		s.idle()
+	}
 }
 
 // Close ends every stream with codes.Unavailable and refuses new ones, so

@@ -54,6 +54,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	mastdLog := fs.String("mastd-log", "warn", "mastd's log level (its log goes to stderr)")
 	profileDir := fs.String("profile-dir", "", "write mastd's CPU profile of each round's changes here")
 	noCache := fs.Bool("disable-xds-cache", false, "run mastd without its xDS cache (the old behaviour, for comparison)")
+	noIdleGC := fs.Bool("no-idle-gc", false, "run mastd without its garbage collection between pushes (the Go runtime alone decides, for comparison)")
 	peers := fs.String("peers", "mast", "control planes to run, in turn, with the same scenarios: mast, istiod (Istio's pilot-discovery from $ISTIOD or ~/.cache/mast/istiod-build, reading the same files; it has no on-demand routes, so delta+vhds rounds are mastd's only)")
 	keepalive := fs.Duration("keepalive-timeout", 0, "mastd's keepalive ping timeout (0: its default, 10s); the simulated proxies share one process, which on a loaded machine can answer pings late")
 	writeBuffer := fs.Int("mastd-write-buffer", 0, "diagnostic: mastd's --xds-write-buffer (0: its default)")
@@ -169,6 +170,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		if *writeBuffer > 0 {
 			extra = append(extra, "-write-buffer", fmt.Sprint(*writeBuffer))
+		}
+		if *noIdleGC {
+			extra = append(extra, "-no-idle-gc")
 		}
 		c, err := cpb.StartChild(exe, dir, *mastdLog, extra...)
 		if err != nil {

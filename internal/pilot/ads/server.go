@@ -77,9 +77,10 @@ type Config struct {
 	// never answered. Without it they are ignored.
 	Health func(ctx context.Context, p *model.Proxy, healthy bool, message string)
 	// Idle, when set, is called each time the last connection with a push
-	// pending or in progress has finished it: a fan-out is complete. It
-	// runs on that connection's goroutine and must not block. mastd
-	// collects garbage there (idleGC), rather than in the next fan-out.
+	// pending or in progress has finished it, and Push has enqueued every
+	// connection of its fan-out: a fan-out is complete. It runs on that
+	// connection's goroutine (or Push's caller) and must not block. mastd
+	// collects garbage then (push.IdleGC), rather than in the next fan-out.
 	Idle func()
 	// MaxConnsPerNode bounds the streams open at once for one node ID; a
 	// further one is refused with ResourceExhausted. 0 means
@@ -203,6 +204,10 @@ func (s *Server) Push(pc *model.PushContext, req *model.PushRequest) {
 	// something (conn.wantsEndpoints); any other push wakes every one.
 	edsOnly := s.clusters != nil && !req.Full && len(req.Addresses) == 0 && len(req.EDSHosts) > 0
 	now := time.Now()
+	// Push counts as busy itself until every connection has its request:
+	// a connection that finished before the last was enqueued must not
+	// take the fan-out for complete (Config.Idle).
+	s.busy.Add(1)
 	s.mu.RLock()
 	for c := range s.conns {
 		if edsOnly && !c.wantsEndpoints(s.clusters, req.EDSHosts) {
@@ -211,6 +216,7 @@ func (s *Server) Push(pc *model.PushContext, req *model.PushRequest) {
 		c.enqueue(req, now)
 	}
 	s.mu.RUnlock()
+	s.pushDone()
 }
 
 // pushDone notes that a connection finished (or dropped) the push it had

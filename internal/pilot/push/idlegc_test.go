@@ -13,10 +13,10 @@ func TestCollectNow(t *testing.T) {
 		perPush uint64
 		want    bool
 	}{
-		// live 100 MB, goal 200 MB: the lowest trigger is at 170 MB.
+		// live 100 MB, goal 200 MB: the trigger is taken at 160 MB.
 		{"far from the trigger", HeapStats{Heap: 120 * mb, Live: 100 * mb, Goal: 200 * mb}, 5 * mb, false},
-		{"two pushes short of it", HeapStats{Heap: 160 * mb, Live: 100 * mb, Goal: 200 * mb}, 5 * mb, true},
-		{"just beyond two pushes", HeapStats{Heap: 159 * mb, Live: 100 * mb, Goal: 200 * mb}, 5 * mb, false},
+		{"two pushes short of it", HeapStats{Heap: 150 * mb, Live: 100 * mb, Goal: 200 * mb}, 5 * mb, true},
+		{"just beyond two pushes", HeapStats{Heap: 149 * mb, Live: 100 * mb, Goal: 200 * mb}, 5 * mb, false},
 		{"big pushes", HeapStats{Heap: 120 * mb, Live: 100 * mb, Goal: 200 * mb}, 25 * mb, true},
 		{"no goal (GOGC=off)", HeapStats{Heap: 500 * mb, Live: 100 * mb, Goal: 100 * mb}, 5 * mb, false},
 		{"nothing allocated", HeapStats{Heap: 199 * mb, Live: 100 * mb, Goal: 200 * mb}, 0, false},
@@ -47,7 +47,7 @@ func TestIdleGCCollectsNearTheTrigger(t *testing.T) {
 	stats <- HeapStats{Allocs: 1010 * mb, Heap: 120 * mb, Live: 100 * mb, Goal: 200 * mb}
 	// A push of 10 MB that leaves less than two more to the trigger.
 	g.Idle()
-	stats <- HeapStats{Allocs: 1020 * mb, Heap: 155 * mb, Live: 100 * mb, Goal: 200 * mb}
+	stats <- HeapStats{Allocs: 1020 * mb, Heap: 145 * mb, Live: 100 * mb, Goal: 200 * mb}
 	<-collected
 	stats <- HeapStats{Allocs: 1021 * mb} // read after the collection
 	// The next push is measured from 1021 MB: 4 MB, far from the trigger.

@@ -19,6 +19,9 @@ type HopConfig struct {
 	// Services, when above zero, adds a mesh of that many services (virtual
 	// hosts with two upstream endpoints each) to measure memory.
 	Services int
+	// H2Upstream (nginx-h2up): nginx's h2c listeners forward over HTTP/2
+	// with grpc_pass instead of HTTP/1.1 with proxy_pass.
+	H2Upstream bool
 }
 
 // MeshServiceHost is the hostname of mesh service i of the memory scenario.
@@ -45,7 +48,8 @@ func (h HopConfig) nextPort(proto Protocol, tlsChain bool) (int, bool) {
 
 // NginxConf is nginx.conf for one hop: HTTP/1.1 with keep-alive upstream
 // pools, h2c downstream with HTTP/1.1 upstream (nginx's proxy module has no
-// HTTP/2 upstream), gRPC through grpc_pass. The first hop also listens on
+// HTTP/2 upstream; with H2Upstream, HTTP/2 upstream through grpc_pass,
+// which forwards any HTTP/2 request, not only gRPC), gRPC through grpc_pass. The first hop also listens on
 // each port + TLSPortOffset forwarding over mutual TLS to the second hop,
 // which terminates it there.
 func NginxConf(h HopConfig) string {
@@ -92,7 +96,8 @@ http {
 				listen += TLSPortOffset
 			}
 			np, upTLS := h.nextPort(proto, tlsChain)
-			if proto == HTTP2 && !upTLS && h.Hop == 1 {
+			h2up := proto == GRPC || proto == GRPCStream || (proto == HTTP2 && h.H2Upstream)
+			if proto == HTTP2 && !upTLS && h.Hop == 1 && !h2up {
 				np = HTTP1.Port() // the second hop's plaintext h2c port accepts only HTTP/2
 			}
 			up := fmt.Sprintf("up_%d", listen)
@@ -111,7 +116,7 @@ http {
 			}
 			b.WriteString("        location / {\n")
 			switch {
-			case proto == GRPC || proto == GRPCStream:
+			case h2up:
 				scheme := "grpc"
 				if upTLS {
 					scheme = "grpcs"

@@ -3,11 +3,15 @@ package dataplane
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -264,6 +268,8 @@ func TestPeerConfigsValid(t *testing.T) {
 		{Hop: 1, IP: "127.77.3.1", Next: "127.77.3.2", Workers: 1},
 		{Hop: 2, IP: "127.77.3.2", Next: ServerIP, Workers: 1},
 		{Hop: 1, IP: "127.77.3.3", Next: ServerIP, Workers: 1, Services: 50},
+		{Hop: 1, IP: "127.77.6.1", Next: "127.77.6.2", Workers: 1, H2Upstream: true},
+		{Hop: 2, IP: "127.77.6.2", Next: ServerIP, Workers: 1, H2Upstream: true},
 	}
 	for i, h := range hops {
 		h.Certs = certs
@@ -416,5 +422,164 @@ func TestGoRuntimeOver(t *testing.T) {
 	}
 	if len(got) != len(GoRuntimeFigures) {
 		t.Errorf("%d figures, want %d", len(got), len(GoRuntimeFigures))
+	}
+}
+
+func TestWithNginxH2Up(t *testing.T) {
+	tests := []struct {
+		peers  []Peer
+		protos []Protocol
+		want   string
+	}{
+		{[]Peer{Mast, Nginx, HAProxy}, []Protocol{HTTP2}, "mast,nginx,nginx-h2up,haproxy"},
+		{[]Peer{Mast, Nginx, HAProxy}, []Protocol{HTTP1, GRPC}, "mast,nginx,haproxy"},
+		{[]Peer{Mast, HAProxy}, []Protocol{HTTP2}, "mast,haproxy"},
+		{[]Peer{NginxH2Up, Nginx}, []Protocol{HTTP2}, "nginx-h2up,nginx"},
+	}
+	for _, tt := range tests {
+		var got []string
+		for _, p := range WithNginxH2Up(tt.peers, tt.protos) {
+			got = append(got, string(p))
+		}
+		if s := strings.Join(got, ","); s != tt.want {
+			t.Errorf("WithNginxH2Up(%v, %v) = %s, want %s", tt.peers, tt.protos, s, tt.want)
+		}
+	}
+	if (Path{Peer: NginxH2Up, Hops: 2}).Runs(HTTP1) || !(Path{Peer: NginxH2Up, Hops: 2}).Runs(HTTP2) || !(Path{Peer: Nginx, Hops: 2}).Runs(HTTP1) {
+		t.Error("nginx-h2up must run on h2c only, nginx on every protocol")
+	}
+}
+
+func TestFortioArgsUniform(t *testing.T) {
+	s := LoadSpec{Proto: HTTP2, Target: Target{Addr: "127.0.0.1:1"}, QPS: 1000, Conns: 16, Duration: time.Second, BodySize: 8, Uniform: true}
+	if args := strings.Join(FortioArgs(s), " "); !strings.Contains(args, " -uniform ") {
+		t.Errorf("uniform fixed rate: %s", args)
+	}
+	s.QPS = 0 // saturation has no period to spread over
+	if args := strings.Join(FortioArgs(s), " "); strings.Contains(args, "-uniform") {
+		t.Errorf("uniform saturation: %s", args)
+	}
+	s.QPS, s.Uniform = 1000, false
+	if args := strings.Join(FortioArgs(s), " "); strings.Contains(args, "-uniform") {
+		t.Errorf("default: %s", args)
+	}
+}
+
+// TestNginxH2UpstreamChain runs nginx's two hops (when nginx is installed)
+// in front of a Go h2c server and sends h2c requests through the plaintext
+// and the mutual-TLS chain: with H2Upstream the server sees HTTP/2, and
+// the second hop's plaintext h2c port accepts only HTTP/2, so the hop
+// between them is HTTP/2 too; without it (nginx's h2c row) the server sees
+// HTTP/1.1.
+func TestNginxH2UpstreamChain(t *testing.T) {
+	nginx, err := exec.LookPath("nginx")
+	if err != nil && fileExists("/usr/sbin/nginx") {
+		nginx, err = "/usr/sbin/nginx", nil
+	}
+	if err != nil {
+		t.Skip("nginx not installed")
+	}
+	const first, second, server = "127.77.7.1", "127.77.7.2", "127.77.7.9"
+	lis, err := net.Listen("tcp", net.JoinHostPort(server, strconv.Itoa(HTTP2.AppPort())))
+	if err != nil {
+		t.Skipf("cannot listen on the test server's address: %v", err)
+	}
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	protos.SetUnencryptedHTTP2(true)
+	seen := make(chan string, 16)
+	srv := &http.Server{Protocols: &protos, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- r.Proto
+		body, _ := io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "application/octet-stream")
+		_, _ = w.Write(body)
+	})}
+	go srv.Serve(lis)
+	defer srv.Close()
+	dir := t.TempDir()
+	certs, err := WriteCerts(filepath.Join(dir, "certs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cp http.Protocols
+	cp.SetUnencryptedHTTP2(true)
+	client := &http.Client{Transport: &http.Transport{Protocols: &cp}, Timeout: 10 * time.Second}
+	defer client.CloseIdleConnections()
+	for _, h2up := range []bool{true, false} {
+		wantProto := "HTTP/1.1"
+		if h2up {
+			wantProto = "HTTP/2.0"
+		}
+		stop := startNginxChain(t, nginx, filepath.Join(dir, fmt.Sprint(h2up)), certs, first, second, server, h2up)
+		for _, port := range []int{HTTP2.Port(), HTTP2.Port() + TLSPortOffset} {
+			url := fmt.Sprintf("http://%s:%d/echo", first, port)
+			resp, err := client.Post(url, "application/octet-stream", strings.NewReader("hello"))
+			if err != nil {
+				t.Errorf("h2up %v: POST %s: %v", h2up, url, err)
+				continue
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || string(body) != "hello" || resp.ProtoMajor != 2 {
+				t.Errorf("h2up %v: POST %s: %s %d %q", h2up, url, resp.Proto, resp.StatusCode, body)
+				continue
+			}
+			if got := <-seen; got != wantProto {
+				t.Errorf("h2up %v: POST %s: the server saw %s, want %s", h2up, url, got, wantProto)
+			}
+		}
+		client.CloseIdleConnections()
+		stop()
+	}
+}
+
+// startNginxChain starts nginx's two hops with NginxConf, waits for the
+// h2c ports of both hops, and returns a function that stops both.
+func startNginxChain(t *testing.T, nginx, dir string, certs Certs, first, second, server string, h2up bool) func() {
+	t.Helper()
+	var cmds []*exec.Cmd
+	stop := func() {
+		for _, c := range cmds {
+			_ = c.Process.Signal(syscall.SIGTERM)
+			_ = c.Wait()
+		}
+		cmds = nil
+	}
+	t.Cleanup(stop)
+	for _, h := range []HopConfig{{Hop: 1, IP: first, Next: second}, {Hop: 2, IP: second, Next: server}} {
+		h.Dir, h.Certs, h.Workers, h.H2Upstream = filepath.Join(dir, fmt.Sprint(h.Hop)), certs, 1, h2up
+		if err := os.MkdirAll(h.Dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		conf := filepath.Join(h.Dir, "nginx.conf")
+		if err := os.WriteFile(conf, []byte(NginxConf(h)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c := exec.Command(nginx, "-c", conf, "-p", h.Dir, "-e", filepath.Join(h.Dir, "error.log"))
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds = append(cmds, c)
+	}
+	for _, ip := range []string{first, second} {
+		for _, port := range []int{HTTP2.Port(), HTTP2.Port() + TLSPortOffset} {
+			if err := waitPort(context.Background(), net.JoinHostPort(ip, strconv.Itoa(port)), 10*time.Second); err != nil {
+				t.Fatalf("nginx h2up %v: %v", h2up, err)
+			}
+		}
+	}
+	return stop
+}
+
+func TestPathLabel(t *testing.T) {
+	for _, tt := range [][3]string{
+		{"http2", "nginx 2-hop", "nginx 2-hop (HTTP/1.1 to the backend)"},
+		{"http2", "nginx-h2up 2-hop mTLS", "nginx-h2up 2-hop mTLS (HTTP/2 to the backend)"},
+		{"http2", "mast 2-hop", "mast 2-hop"},
+		{"http1", "nginx 2-hop", "nginx 2-hop"},
+	} {
+		if got := pathLabel(Protocol(tt[0]), tt[1]); got != tt[2] {
+			t.Errorf("pathLabel(%s, %s) = %q, want %q", tt[0], tt[1], got, tt[2])
+		}
 	}
 }

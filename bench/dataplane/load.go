@@ -30,6 +30,7 @@ type LoadSpec struct {
 	Conns     int
 	Duration  time.Duration
 	BodySize  int
+	Uniform   bool   // fortio -uniform (fixed rate only)
 	JSONPath  string // where fortio writes its result
 	StreamBin string // the dpbench binary, for gRPC streaming
 }
@@ -41,6 +42,9 @@ func FortioArgs(s LoadSpec) []string {
 	args := []string{"load", "-quiet", "-c", strconv.Itoa(s.Conns), "-qps", strconv.Itoa(s.QPS),
 		"-t", s.Duration.String(), "-r", "0.00001", "-p", "50,90,99,99.9", "-json", s.JSONPath,
 		"-payload-size", strconv.Itoa(s.BodySize)}
+	if s.Uniform && s.QPS > 0 {
+		args = append(args, "-uniform")
+	}
 	switch s.Proto {
 	case GRPC:
 		args = append(args, "-grpc", "-ping")

@@ -44,17 +44,25 @@ func (r *Report) Markdown() string {
 	st := r.Settings
 	fmt.Fprintf(&b, "Load: fortio %d connections, %d-byte request and response bodies; fixed rate %d requests/s for %gs, saturation (`-qps 0`) for %gs; %d repeat(s), figures are the median with the range [min–max] over repeats. gRPC streaming uses dpbench's own client (one bidirectional stream per connection, ping-pong messages) because fortio has no streaming load.\n\n",
 		st.Conns, st.BodySize, st.QPS, st.FixedSeconds, st.SaturationSeconds, st.Repeats)
-	b.WriteString("Latency columns are added over direct at the fixed rate (median of the path minus median of direct), ms; the absolute p99 follows. CPU is CPU seconds (user+system, from /proc, all processes of the proxy) per 1,000 requests at the fixed rate, per hop (client side + server side); at 1,000 requests/s it equals vCPUs used. Scheduling is from /proc/PID/task/*/schedstat over the proxy's threads at the fixed rate, per request and hop: how long they were runnable but waiting for the CPU (the proxies and the server share one pinned CPU, so this is latency the request spent queued behind other processes), and how many times a thread was put on the CPU (wake-ups).\n\n")
+	if st.Uniform {
+		b.WriteString("fortio ran with `-uniform` at the fixed rate: each connection's requests are spread over the period rather than all connections sending at its start.\n\n")
+	} else {
+		b.WriteString("fortio ran without `-uniform` (dpbench's default): at the fixed rate every connection sends at the start of each period, so requests arrive in bursts of up to the connection count and the p50 includes time queued behind the burst (`-uniform` spreads them).\n\n")
+	}
+	b.WriteString("Latency columns are added over direct at the fixed rate (median of the path minus median of direct), ms; the absolute p50 and p99 follow. CPU is CPU seconds (user+system, from /proc, all processes of the proxy) per 1,000 requests at the fixed rate, per hop (client side + server side); at 1,000 requests/s it equals vCPUs used. Scheduling is from /proc/PID/task/*/schedstat over the proxy's threads at the fixed rate, per request and hop: how long they were runnable but waiting for the CPU (the proxies and the server share one pinned CPU, so this is latency the request spent queued behind other processes), and how many times a thread was put on the CPU (wake-ups).\n\n")
 	for _, proto := range Protocols {
 		rows := r.rows(proto)
 		if len(rows) == 0 {
 			continue
 		}
 		fmt.Fprintf(&b, "## %s\n\n", protoTitle(proto))
-		b.WriteString("| path | +p50 | +p90 | +p99 | +p99.9 | p99 ms [range] | max req/s [range] | CPU s / 1,000 req (hops) | run-queue wait µs / req (hops) | scheduled / req (hops) |\n|---|---:|---:|---:|---:|---|---|---|---|---|\n")
+		if proto == HTTP2 {
+			b.WriteString("Hops beyond the first: Mast and HAProxy speak h2c on every hop. nginx's h2c rows forward over HTTP/1.1 to the second hop and to the server (proxy_pass has no HTTP/2 upstream); nginx-h2up's forward over HTTP/2 (grpc_pass), as Mast and HAProxy do. Compare Mast with nginx-h2up.\n\n")
+		}
+		b.WriteString("| path | +p50 | +p90 | +p99 | +p99.9 | p50 ms [range] | p99 ms [range] | max req/s [range] | CPU s / 1,000 req (hops) | run-queue wait µs / req (hops) | scheduled / req (hops) |\n|---|---:|---:|---:|---:|---|---|---|---|---|---|\n")
 		for _, s := range rows {
 			if s.Unavailable != "" {
-				fmt.Fprintf(&b, "| %s | — | — | — | — | %s | | | | |\n", s.Path, mdEscape(s.Unavailable))
+				fmt.Fprintf(&b, "| %s | — | — | — | — | — | %s | | | | |\n", s.Path, mdEscape(s.Unavailable))
 				continue
 			}
 			if s.P50.N == 0 && s.MaxQPS.N == 0 {
@@ -62,7 +70,7 @@ func (r *Report) Markdown() string {
 				if len(s.Errors) > 0 {
 					msg = "failed: " + s.Errors[0]
 				}
-				fmt.Fprintf(&b, "| %s | — | — | — | — | %s | | | | |\n", s.Path, mdEscape(clip(msg, 200)))
+				fmt.Fprintf(&b, "| %s | — | — | — | — | — | %s | | | | |\n", s.Path, mdEscape(clip(msg, 200)))
 				continue
 			}
 			added := []string{"", "", "", ""}
@@ -72,8 +80,8 @@ func (r *Report) Markdown() string {
 			if s.Path == "direct" {
 				added = []string{"0", "0", "0", "0"}
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", s.Path, added[0], added[1], added[2], added[3],
-				rangeStr(s.P99, "%.3f"), rangeStr(s.MaxQPS, "%.0f"), r.cpuStr(s), perHop(s.WaitUsPerReq, "%.0f"), perHop(s.SlicesPerReq, "%.2f"))
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", pathLabel(proto, s.Path), added[0], added[1], added[2], added[3],
+				rangeStr(s.P50, "%.3f"), rangeStr(s.P99, "%.3f"), rangeStr(s.MaxQPS, "%.0f"), r.cpuStr(s), perHop(s.WaitUsPerReq, "%.0f"), perHop(s.SlicesPerReq, "%.2f"))
 		}
 		b.WriteString("\n")
 	}
@@ -266,6 +274,21 @@ func rangeStr(s Stat, f string) string {
 		return fmt.Sprintf(f, s.Median)
 	}
 	return fmt.Sprintf(f+" ["+f+"–"+f+"]", s.Median, s.Min, s.Max)
+}
+
+// pathLabel is a path's label in a protocol's table: on h2c, nginx's rows
+// say which protocol nginx speaks past its first hop.
+func pathLabel(proto Protocol, path string) string {
+	if proto != HTTP2 {
+		return path
+	}
+	switch {
+	case strings.HasPrefix(path, string(Nginx)+" "):
+		return path + " (HTTP/1.1 to the backend)"
+	case strings.HasPrefix(path, string(NginxH2Up)+" "):
+		return path + " (HTTP/2 to the backend)"
+	}
+	return path
 }
 
 func protoTitle(p Protocol) string {

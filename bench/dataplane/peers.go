@@ -76,7 +76,7 @@ func Install(ctx context.Context, cacheDir, workDir, repoDir, rev string, peers 
 				continue
 			}
 			t.Versions["caddy"] = CaddyModule
-		case Nginx:
+		case Nginx, NginxH2Up:
 			if t.Nginx, err = aptInstall(ctx, "nginx", "nginx", log); err != nil {
 				t.Missing[p] = err.Error()
 				continue

@@ -62,6 +62,7 @@ type Settings struct {
 	FixedSeconds      float64 `json:"fixed_seconds"`
 	SaturationSeconds float64 `json:"saturation_seconds"`
 	MeshServices      int     `json:"mesh_services"`
+	Uniform           bool    `json:"uniform,omitempty"` // fortio -uniform at the fixed rate
 }
 
 // RunResult is one load run.

@@ -27,15 +27,20 @@ type Config struct {
 	QPS           int           // the fixed rate (Istio's 1,000 requests/s)
 	Conns         int           // connections (Istio's 16)
 	BodySize      int           // request and response body bytes (1 KiB)
-	Protocols     []Protocol
-	Peers         []Peer
-	MeshServices  int // services of the memory scenario (1,000)
-	Pin           Pinning
-	WorkDir       string // logs and generated configuration
-	CacheDir      string // installed tools
-	RepoDir       string // the Mast module, built for mastd and mast-proxy
-	MastRev       string // build that git revision instead of the working tree
-	SelfBin       string // the dpbench binary (gRPC streaming subcommands)
+	// Uniform passes fortio -uniform at the fixed rate: each connection's
+	// requests are spread over the period instead of all connections
+	// sending at its start (fortio loads only; the streaming client
+	// already spreads its sends).
+	Uniform      bool
+	Protocols    []Protocol
+	Peers        []Peer
+	MeshServices int // services of the memory scenario (1,000)
+	Pin          Pinning
+	WorkDir      string // logs and generated configuration
+	CacheDir     string // installed tools
+	RepoDir      string // the Mast module, built for mastd and mast-proxy
+	MastRev      string // build that git revision instead of the working tree
+	SelfBin      string // the dpbench binary (gRPC streaming subcommands)
 	// Telemetry adds Mast's two hops with metrics and tracing on; Mast's
 	// other paths then run with them off (see MastTelemetry).
 	Telemetry bool
@@ -111,7 +116,7 @@ type bench struct {
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	b := &bench{cfg: cfg, procs: map[string]*Process{}, log: cfg.Log,
 		rep: &Report{Mode: cfg.Mode, Started: time.Now().UTC(), Pinning: cfg.Pin, Machine: DescribeMachine(cfg.RepoDir),
-			Settings: Settings{QPS: cfg.QPS, Conns: cfg.Conns, BodySize: cfg.BodySize, Repeats: cfg.Repeats,
+			Settings: Settings{QPS: cfg.QPS, Conns: cfg.Conns, BodySize: cfg.BodySize, Repeats: cfg.Repeats, Uniform: cfg.Uniform,
 				FixedSeconds: cfg.FixedDuration.Seconds(), SaturationSeconds: cfg.SatDuration.Seconds(), MeshServices: cfg.MeshServices}}}
 	defer b.stopAll()
 	var err error
@@ -166,6 +171,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	for rep := 1; rep <= cfg.Repeats; rep++ {
 		for _, proto := range cfg.Protocols {
 			for _, path := range paths {
+				if !path.Runs(proto) {
+					continue
+				}
 				if path.Peer == Mast && path.TLS && mtlsErr != nil {
 					if rep == 1 {
 						b.rep.unavailable(proto, path, mtlsErr.Error())
@@ -200,6 +208,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	b.stopAll()
 	if cfg.MeshServices > 0 {
 		for _, p := range peers {
+			if p == NginxH2Up {
+				continue // the mesh is nginx's own configuration
+			}
 			rss, err := b.meshMemory(ctx, p)
 			if err != nil {
 				b.rep.note("%s with a %d-service mesh: %v", p, cfg.MeshServices, err)
@@ -276,7 +287,8 @@ func (b *bench) startPeer(ctx context.Context, p Peer, services int, ip string) 
 		var argv []string
 		var env []string
 		switch p {
-		case Nginx:
+		case Nginx, NginxH2Up:
+			h.H2Upstream = p == NginxH2Up
 			conf := filepath.Join(h.Dir, "nginx.conf")
 			if err := os.WriteFile(conf, []byte(NginxConf(h)), 0o644); err != nil {
 				return err
@@ -426,7 +438,7 @@ func (b *bench) runOne(ctx context.Context, rep int, proto Protocol, path Path, 
 	run := RunResult{Repeat: rep, Protocol: proto, Path: path.Name(), Kind: "fixed", CPUPer1000: map[string]float64{},
 		WaitUsPerReq: map[string]float64{}, SlicesPerReq: map[string]float64{}, PeakRSS: map[string]uint64{}}
 	spec := LoadSpec{Proto: proto, Target: TargetFor(path, proto), QPS: b.cfg.QPS, Conns: b.cfg.Conns, Duration: b.cfg.FixedDuration,
-		BodySize: b.cfg.BodySize, JSONPath: filepath.Join(b.cfg.WorkDir, "fortio.json")}
+		BodySize: b.cfg.BodySize, Uniform: b.cfg.Uniform, JSONPath: filepath.Join(b.cfg.WorkDir, "fortio.json")}
 	if sat {
 		run.Kind, spec.QPS, spec.Duration = "saturation", 0, b.cfg.SatDuration
 	}

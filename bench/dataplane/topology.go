@@ -8,7 +8,7 @@
 //
 //	server (fortio + stream echo)  127.77.2.1   28080 HTTP/1.1+h2c, 28079 gRPC, 28078 gRPC streaming
 //	mast   client sidecar 127.77.1.1 (15001), server sidecar 127.77.1.2
-//	nginx  127.77.3.1 -> 127.77.3.2,  haproxy 127.77.4.1 -> 127.77.4.2,  caddy 127.77.5.1 -> 127.77.5.2
+//	nginx  127.77.3.1 -> 127.77.3.2,  nginx-h2up 127.77.6.1 -> 127.77.6.2,  haproxy 127.77.4.1 -> 127.77.4.2,  caddy 127.77.5.1 -> 127.77.5.2
 //
 // The peers listen for HTTP/1.1 on 28080, h2c on 28081, gRPC on 28079 and gRPC
 // streaming on 28078; their second hop accepts TLS (with client certificates)
@@ -65,15 +65,51 @@ type Peer string
 
 // The peers.
 const (
-	Direct  Peer = "direct"
-	Mast    Peer = "mast"
-	Nginx   Peer = "nginx"
-	HAProxy Peer = "haproxy"
-	Caddy   Peer = "caddy"
+	Direct Peer = "direct"
+	Mast   Peer = "mast"
+	Nginx  Peer = "nginx"
+	// NginxH2Up is nginx with HTTP/2 on every hop of the h2c path: its
+	// h2c listeners forward with grpc_pass (h2c or h2 over TLS) instead of
+	// proxy_pass, which speaks only HTTP/1.1 upstream, so nginx's h2c row
+	// talks HTTP/1.1 to the second hop and to the server while Mast and
+	// HAProxy speak HTTP/2 on every hop. Only its h2c rows are run: on the
+	// other protocols it is the same configuration as nginx.
+	NginxH2Up Peer = "nginx-h2up"
+	HAProxy   Peer = "haproxy"
+	Caddy     Peer = "caddy"
 )
 
 // Peers lists every proxying peer in report order.
-var Peers = []Peer{Mast, Nginx, HAProxy, Caddy}
+var Peers = []Peer{Mast, Nginx, NginxH2Up, HAProxy, Caddy}
+
+// Runs reports whether a path is run for a protocol: nginx-h2up only
+// differs from nginx on h2c.
+func (p Path) Runs(proto Protocol) bool { return p.Peer != NginxH2Up || proto == HTTP2 }
+
+// WithNginxH2Up adds nginx-h2up right after nginx when nginx is compared on
+// h2c and nginx-h2up was not asked for, so that every h2c comparison
+// with nginx also has nginx's all-HTTP/2 chain beside the HTTP/1.1-upstream
+// one.
+func WithNginxH2Up(peers []Peer, protos []Protocol) []Peer {
+	h2, nginx := false, -1
+	for _, p := range protos {
+		h2 = h2 || p == HTTP2
+	}
+	for i, p := range peers {
+		if p == NginxH2Up {
+			return peers
+		}
+		if p == Nginx {
+			nginx = i
+		}
+	}
+	if !h2 || nginx < 0 {
+		return peers
+	}
+	out := append([]Peer{}, peers[:nginx+1]...)
+	out = append(out, NginxH2Up)
+	return append(out, peers[nginx+1:]...)
+}
 
 // Path is a chain of proxies between the load generator and the server.
 type Path struct {
@@ -142,6 +178,8 @@ func HopIPs(p Peer) (first, second string) {
 		return MastClientIP, MastServerIP
 	case Nginx:
 		return "127.77.3.1", "127.77.3.2"
+	case NginxH2Up:
+		return "127.77.6.1", "127.77.6.2"
 	case HAProxy:
 		return "127.77.4.1", "127.77.4.2"
 	case Caddy:

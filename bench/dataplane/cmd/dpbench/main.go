@@ -52,8 +52,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	qps := fs.Int("qps", 1000, "the fixed rate, requests/s")
 	conns := fs.Int("c", 16, "connections")
 	body := fs.Int("body", 1024, "request and response body bytes")
+	uniform := fs.Bool("uniform", false, "pass fortio -uniform at the fixed rate: spread each connection's requests over the period instead of all 16 connections sending at its start (off by default: without it the fixed-rate p50 includes queueing behind the burst)")
 	protocols := fs.String("protocols", "", "comma-separated: http1,http2,grpc,grpc-stream (default http1,grpc quick, all full)")
-	peers := fs.String("peers", "mast,nginx,haproxy,caddy", "comma-separated proxies to compare")
+	peers := fs.String("peers", "mast,nginx,haproxy,caddy", "comma-separated proxies to compare (mast, nginx, nginx-h2up, haproxy, caddy); with nginx and http2, nginx-h2up (nginx with HTTP/2 on every h2c hop, run on h2c only) is added")
 	mesh := fs.Int("mesh-services", 1000, "services of the memory scenario; 0 skips it")
 	pinLoad := fs.String("pin-load", "", "taskset CPU list of the load generator and mastd (default: see README)")
 	pinProxy := fs.String("pin-proxy", "", "taskset CPU list of the proxies")
@@ -125,10 +126,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 		if !ok && p != "" {
-			fmt.Fprintf(stderr, "dpbench: -peers: unknown peer %q (want mast, nginx, haproxy, caddy)\n", p)
+			fmt.Fprintf(stderr, "dpbench: -peers: unknown peer %q (want mast, nginx, nginx-h2up, haproxy, caddy)\n", p)
 			return 2
 		}
 	}
+	peerList = dp.WithNginxH2Up(peerList, protos)
 	pin := dp.DefaultPinning(runtime.NumCPU())
 	if *noPin {
 		pin = dp.Pinning{}
@@ -182,7 +184,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	rep, err := dp.Run(ctx, dp.Config{Mode: mode, Repeats: *repeats, FixedDuration: *fixed, SatDuration: *sat, QPS: *qps, Conns: *conns,
-		BodySize: *body, Protocols: protos, Peers: peerList, MeshServices: *mesh, Pin: pin, WorkDir: *work, CacheDir: *cache,
+		BodySize: *body, Uniform: *uniform, Protocols: protos, Peers: peerList, MeshServices: *mesh, Pin: pin, WorkDir: *work, CacheDir: *cache,
 		RepoDir: repo, MastRev: *rev, SelfBin: self, Telemetry: *telemetry, Perf: perf, Log: log})
 	if err != nil {
 		fmt.Fprintln(stderr, "dpbench:", err, "(logs in", *work+")")

@@ -297,3 +297,43 @@ func TestTokenAndOWS(t *testing.T) {
 		}
 	}
 }
+
+// TestValidValue: the word-at-a-time check agrees with the byte loop for
+// every byte value at every position of values around a word's length.
+func TestValidValue(t *testing.T) {
+	slow := func(v string) bool {
+		for i := 0; i < len(v); i++ {
+			if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
+				return false
+			}
+		}
+		return true
+	}
+	for n := 1; n <= 19; n++ {
+		for pos := 0; pos < n; pos++ {
+			for c := range 256 {
+				b := []byte(strings.Repeat("a\x80~ ", 5)[:n])
+				b[pos] = byte(c)
+				if v := string(b); validValue(v) != slow(v) {
+					t.Fatalf("validValue(%q) = %v, want %v", v, !slow(v), slow(v))
+				}
+			}
+		}
+	}
+}
+
+func FuzzValidValue(f *testing.F) {
+	f.Add("ChgKDkFQUF9DT05UQUlORVJTEgYaBGVjaG8K")
+	f.Add("a\tb\x7fc")
+	f.Fuzz(func(t *testing.T, v string) {
+		want := true
+		for i := 0; i < len(v); i++ {
+			if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
+				want = false
+			}
+		}
+		if validValue(v) != want {
+			t.Fatalf("validValue(%q) = %v, want %v", v, !want, want)
+		}
+	})
+}

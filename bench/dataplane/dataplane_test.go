@@ -583,3 +583,22 @@ func TestPathLabel(t *testing.T) {
 		}
 	}
 }
+
+func TestH2cVsNginx(t *testing.T) {
+	sum := func(path string, cpu, p50 float64) *Summary {
+		return &Summary{Protocol: HTTP2, Path: path, CPUPer1000Total: Stat{Median: cpu, N: 1}, Added: []float64{p50, 0, 0, 0}}
+	}
+	r := &Report{Summaries: []*Summary{sum("mast 2-hop", 0.120, 2), sum("nginx 2-hop", 0.100, 1), sum("nginx-h2up 2-hop", 0.150, 3)}}
+	got := r.h2cVsNginx()
+	for _, want := range []string{
+		"Two hops, Mast against nginx-h2up (HTTP/2 to the backend): CPU 0.120 vs 0.150 s / 1,000 req (0.80×), added p50 +2.000 vs +3.000 ms.",
+		"Two hops, Mast against nginx (HTTP/1.1 to the backend): CPU 0.120 vs 0.100 s / 1,000 req (1.20×), added p50 +2.000 vs +1.000 ms.",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("h2cVsNginx() = %q, want a line %q", got, want)
+		}
+	}
+	if strings.Contains(got, "mTLS") {
+		t.Errorf("h2cVsNginx() has an mTLS line without mTLS figures: %q", got)
+	}
+}

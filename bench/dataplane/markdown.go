@@ -84,6 +84,9 @@ func (r *Report) Markdown() string {
 				rangeStr(s.P50, "%.3f"), rangeStr(s.P99, "%.3f"), rangeStr(s.MaxQPS, "%.0f"), r.cpuStr(s), perHop(s.WaitUsPerReq, "%.0f"), perHop(s.SlicesPerReq, "%.2f"))
 		}
 		b.WriteString("\n")
+		if proto == HTTP2 {
+			b.WriteString(r.h2cVsNginx())
+		}
 	}
 	b.WriteString(r.SyscallTable())
 	b.WriteString(r.GoRuntimeTable())
@@ -276,6 +279,32 @@ func rangeStr(s Stat, f string) string {
 	return fmt.Sprintf(f+" ["+f+"–"+f+"]", s.Median, s.Min, s.Max)
 }
 
+// h2cVsNginx compares Mast's two h2c hops with nginx's, both nginx-h2up
+// (HTTP/2 on every hop, like for like) and nginx (HTTP/1.1 to the
+// backend): CPU over both hops and added p50.
+func (r *Report) h2cVsNginx() string {
+	var b strings.Builder
+	for _, suffix := range []string{"", " mTLS"} {
+		m := r.find(HTTP2, "mast 2-hop"+suffix)
+		if m == nil || m.CPUPer1000Total.N == 0 || len(m.Added) == 0 {
+			continue
+		}
+		for _, peer := range []Peer{NginxH2Up, Nginx} {
+			n := r.find(HTTP2, string(peer)+" 2-hop"+suffix)
+			if n == nil || n.CPUPer1000Total.N == 0 || len(n.Added) == 0 {
+				continue
+			}
+			fmt.Fprintf(&b, "- Two hops%s, Mast against %s: CPU %.3f vs %.3f s / 1,000 req (%.2f×), added p50 %+.3f vs %+.3f ms.\n",
+				suffix, pathLabel(HTTP2, string(peer)), m.CPUPer1000Total.Median, n.CPUPer1000Total.Median,
+				m.CPUPer1000Total.Median/n.CPUPer1000Total.Median, m.Added[0], n.Added[0])
+		}
+	}
+	if b.Len() > 0 {
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
 // pathLabel is a path's label in a protocol's table: on h2c, nginx's rows
 // say which protocol nginx speaks past its first hop.
 func pathLabel(proto Protocol, path string) string {
@@ -283,9 +312,9 @@ func pathLabel(proto Protocol, path string) string {
 		return path
 	}
 	switch {
-	case strings.HasPrefix(path, string(Nginx)+" "):
+	case path == string(Nginx) || strings.HasPrefix(path, string(Nginx)+" "):
 		return path + " (HTTP/1.1 to the backend)"
-	case strings.HasPrefix(path, string(NginxH2Up)+" "):
+	case path == string(NginxH2Up) || strings.HasPrefix(path, string(NginxH2Up)+" "):
 		return path + " (HTTP/2 to the backend)"
 	}
 	return path

@@ -136,10 +136,8 @@ func (b *Body) nextChunk() error {
 	if err != nil {
 		return bad("invalid chunk size")
 	}
-	for i := 0; i < len(ext); i++ {
-		if c := ext[i]; c < ' ' && c != '\t' || c == 0x7f {
-			return bad("invalid chunk extension")
-		}
+	if !validValue(ext) {
+		return bad("invalid chunk extension")
 	}
 	if n > 0 {
 		b.remain = int64(n)
@@ -168,13 +166,10 @@ func (b *Body) nextChunk() error {
 				return bad("malformed trailer")
 			}
 		}
-		v = trimOWS(v)
-		for i := 0; i < len(v); i++ {
-			// A bare CR (the line ends at LF), NUL or other control
-			// character would be written into the next hop's framing.
-			if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
-				return bad("invalid trailer value")
-			}
+		// A bare CR (the line ends at LF), NUL or other control character
+		// would be written into the next hop's framing.
+		if v = trimOWS(v); !validValue(v) {
+			return bad("invalid trailer value")
 		}
 		b.Trailers = append(b.Trailers, headers.Field{Name: headers.Lower(name), Value: v})
 	}

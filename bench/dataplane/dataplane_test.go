@@ -134,6 +134,9 @@ func TestParseStat(t *testing.T) {
 			t.Errorf("ParseStat(%q) = %d, %d, %v; want %d, %d, error %v", tt.in, ppid, ticks, err, tt.ppid, tt.ticks, tt.wantError)
 		}
 	}
+	if _, user, sys, err := parseStat([]byte(tests[0].in)); user != 250 || sys != 50 || err != nil {
+		t.Errorf("parseStat(%q) = user %d, sys %d, %v; want 250, 50", tests[0].in, user, sys, err)
+	}
 }
 
 func TestParseRSS(t *testing.T) {

@@ -144,7 +144,8 @@ func (r *Report) SyscallTable() string {
 		if b.Len() == 0 {
 			b.WriteString("## System calls per request (fixed rate)\n\n")
 			b.WriteString("Counted with `perf stat` on the proxy's threads during the fixed-rate run (tracepoints: no ptrace, little cost to the proxy), per request and hop; independent of the machine's load. `read-eagain`: reads that found nothing to read.\n\n")
-			b.WriteString("| protocol | path | hop | all | by name |\n|---|---|---|---:|---|\n")
+			b.WriteString("CPU µs / req: the hop's user + system CPU time per request (from /proc, 10 ms ticks, so coarse), and the system (kernel) part.\n\n")
+			b.WriteString("| protocol | path | hop | CPU µs / req (kernel) | all | by name |\n|---|---|---|---|---:|---|\n")
 		}
 		names := make([]string, 0, len(s.Syscalls))
 		for name := range s.Syscalls {
@@ -159,7 +160,11 @@ func (r *Report) SyscallTable() string {
 					parts = append(parts, fmt.Sprintf("%s %.2f", e.Name, st.Median))
 				}
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %.2f | %s |\n", s.Protocol, s.Path, name, counts["all"].Median, strings.Join(parts, ", "))
+			cpu := ""
+			if c, ok := s.CPUPer1000[name]; ok {
+				cpu = fmt.Sprintf("%.0f (%.0f)", c.Median*1000, s.SysCPUPer1000[name].Median*1000)
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %.2f | %s |\n", s.Protocol, s.Path, name, cpu, counts["all"].Median, strings.Join(parts, ", "))
 		}
 	}
 	if b.Len() > 0 {

@@ -22,6 +22,7 @@ const clockTicks = 100
 type ProcStat struct {
 	PPID     int
 	CPUTicks uint64 // utime + stime
+	SysTicks uint64 // stime: time in the kernel
 	RSSBytes uint64 // VmRSS
 }
 
@@ -29,29 +30,35 @@ type ProcStat struct {
 // content of /proc/PID/stat. The command name (field 2) may contain spaces
 // and parentheses, so fields are counted from the last ')'.
 func ParseStat(b []byte) (ppid int, ticks uint64, err error) {
+	ppid, ut, st, err := parseStat(b)
+	return ppid, ut + st, err
+}
+
+// parseStat is ParseStat with the user and system ticks apart.
+func parseStat(b []byte) (ppid int, user, sys uint64, err error) {
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return 0, 0, errors.New("stat: no ')' after the command name")
+		return 0, 0, 0, errors.New("stat: no ')' after the command name")
 	}
 	f := strings.Fields(s[i+1:])
 	// f[0] is field 3 (state); ppid is field 4, utime 14, stime 15.
 	if len(f) < 13 {
-		return 0, 0, fmt.Errorf("stat: %d fields after the command name, want at least 13", len(f))
+		return 0, 0, 0, fmt.Errorf("stat: %d fields after the command name, want at least 13", len(f))
 	}
 	ppid, err = strconv.Atoi(f[1])
 	if err != nil {
-		return 0, 0, fmt.Errorf("stat: ppid %q: %w", f[1], err)
+		return 0, 0, 0, fmt.Errorf("stat: ppid %q: %w", f[1], err)
 	}
-	ut, err := strconv.ParseUint(f[11], 10, 64)
+	user, err = strconv.ParseUint(f[11], 10, 64)
 	if err != nil {
-		return 0, 0, fmt.Errorf("stat: utime %q: %w", f[11], err)
+		return 0, 0, 0, fmt.Errorf("stat: utime %q: %w", f[11], err)
 	}
-	st, err := strconv.ParseUint(f[12], 10, 64)
+	sys, err = strconv.ParseUint(f[12], 10, 64)
 	if err != nil {
-		return 0, 0, fmt.Errorf("stat: stime %q: %w", f[12], err)
+		return 0, 0, 0, fmt.Errorf("stat: stime %q: %w", f[12], err)
 	}
-	return ppid, ut + st, nil
+	return ppid, user, sys, nil
 }
 
 // ParseRSS reads VmRSS from the content of /proc/PID/status, in bytes.
@@ -80,7 +87,7 @@ func readProc(pid int) (ProcStat, error) {
 	if err != nil {
 		return ProcStat{}, err
 	}
-	ppid, ticks, err := ParseStat(b)
+	ppid, user, sys, err := parseStat(b)
 	if err != nil {
 		return ProcStat{}, fmt.Errorf("pid %d: %w", pid, err)
 	}
@@ -92,7 +99,7 @@ func readProc(pid int) (ProcStat, error) {
 	if err != nil {
 		return ProcStat{}, fmt.Errorf("pid %d: %w", pid, err)
 	}
-	return ProcStat{PPID: ppid, CPUTicks: ticks, RSSBytes: rss}, nil
+	return ProcStat{PPID: ppid, CPUTicks: user + sys, SysTicks: sys, RSSBytes: rss}, nil
 }
 
 // Usage is what the harness reads for a process tree: CPU time and RSS, and
@@ -100,6 +107,7 @@ func readProc(pid int) (ProcStat, error) {
 // while runnable and how many times they were put on a CPU.
 type Usage struct {
 	CPUSeconds float64
+	SysSeconds float64 // of CPUSeconds, in the kernel
 	RSS        uint64
 	WaitNs     uint64 // run-queue wait, summed over threads
 	Slices     uint64 // times a thread was scheduled in
@@ -164,12 +172,13 @@ func TreeUsage(root int) (Usage, error) {
 		return Usage{}, fmt.Errorf("pid %d: not running", root)
 	}
 	var u Usage
-	var ticks uint64
+	var ticks, sys uint64
 	members := map[int]bool{}
 	add := func(pid int) {
 		members[pid] = true
 		u.Pids = append(u.Pids, pid)
 		ticks += stats[pid].CPUTicks
+		sys += stats[pid].SysTicks
 		u.RSS += stats[pid].RSSBytes
 		w, n := schedOf(pid)
 		u.WaitNs, u.Slices = u.WaitNs+w, u.Slices+n
@@ -185,6 +194,7 @@ func TreeUsage(root int) (Usage, error) {
 		}
 	}
 	u.CPUSeconds = float64(ticks) / clockTicks
+	u.SysSeconds = float64(sys) / clockTicks
 	return u, nil
 }
 

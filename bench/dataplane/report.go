@@ -73,6 +73,8 @@ type RunResult struct {
 	Kind       string             `json:"kind"` // "fixed" or "saturation"
 	Result     LoadResult         `json:"result"`
 	CPUPer1000 map[string]float64 `json:"cpu_s_per_1000_requests"` // by proxy process
+	// SysCPUPer1000 is the part of CPUPer1000 spent in the kernel.
+	SysCPUPer1000 map[string]float64 `json:"sys_cpu_s_per_1000_requests,omitempty"`
 	// Scheduling per request by proxy process (schedstat): µs its threads
 	// waited on a run queue while runnable, and times they were put on a CPU.
 	WaitUsPerReq map[string]float64 `json:"run_queue_wait_us_per_request,omitempty"`
@@ -128,6 +130,7 @@ type Summary struct {
 	MaxQPS              Stat            `json:"saturation_qps"`
 	CPUPer1000          map[string]Stat `json:"cpu_s_per_1000_requests"`
 	CPUPer1000Total     Stat            `json:"cpu_s_per_1000_requests_all_hops"`
+	SysCPUPer1000       map[string]Stat `json:"sys_cpu_s_per_1000_requests,omitempty"`
 	WaitUsPerReq        map[string]Stat `json:"run_queue_wait_us_per_request,omitempty"`
 	SlicesPerReq        map[string]Stat `json:"scheduled_per_request,omitempty"`
 	// Syscalls are system calls per request by process, by SyscallEvents
@@ -195,7 +198,7 @@ func (r *Report) Summarize() {
 	}
 	type acc struct {
 		p50, p90, p99, p999, qps, cpuTotal []float64
-		cpu, wait, slices                  map[string][]float64
+		cpu, sys, wait, slices             map[string][]float64
 		sysc, gort                         map[string]map[string][]float64
 	}
 	accs := map[key]*acc{}
@@ -208,7 +211,7 @@ func (r *Report) Summarize() {
 		k := key{run.Protocol, run.Path}
 		a := accs[k]
 		if a == nil {
-			a = &acc{cpu: map[string][]float64{}, wait: map[string][]float64{}, slices: map[string][]float64{}, sysc: map[string]map[string][]float64{}, gort: map[string]map[string][]float64{}}
+			a = &acc{cpu: map[string][]float64{}, sys: map[string][]float64{}, wait: map[string][]float64{}, slices: map[string][]float64{}, sysc: map[string]map[string][]float64{}, gort: map[string]map[string][]float64{}}
 			accs[k] = a
 		}
 		if run.Kind == "saturation" {
@@ -224,6 +227,9 @@ func (r *Report) Summarize() {
 		}
 		if len(run.CPUPer1000) > 0 {
 			a.cpuTotal = append(a.cpuTotal, total)
+		}
+		for name, v := range run.SysCPUPer1000 {
+			a.sys[name] = append(a.sys[name], v)
 		}
 		for name, v := range run.WaitUsPerReq {
 			a.wait[name] = append(a.wait[name], v)
@@ -257,6 +263,12 @@ func (r *Report) Summarize() {
 			s.CPUPer1000[name] = stat(vs)
 		}
 		s.CPUPer1000Total = stat(a.cpuTotal)
+		for name, vs := range a.sys {
+			if s.SysCPUPer1000 == nil {
+				s.SysCPUPer1000 = map[string]Stat{}
+			}
+			s.SysCPUPer1000[name] = stat(vs)
+		}
 		for name, vs := range a.wait {
 			s.WaitUsPerReq[name] = stat(vs)
 		}

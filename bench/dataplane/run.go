@@ -560,6 +560,10 @@ sample:
 		if total > 0 {
 			a, b := after[name], before[name]
 			run.CPUPer1000[name] = (a.CPUSeconds - b.CPUSeconds) / (total / 1000)
+			if run.SysCPUPer1000 == nil {
+				run.SysCPUPer1000 = map[string]float64{}
+			}
+			run.SysCPUPer1000[name] = (a.SysSeconds - b.SysSeconds) / (total / 1000)
 			run.WaitUsPerReq[name] = float64(a.WaitNs-b.WaitNs) / 1e3 / total
 			run.SlicesPerReq[name] = float64(a.Slices-b.Slices) / total
 			if a, ok := rtAfter[name]; ok {

@@ -79,7 +79,14 @@ type Reader struct {
 	br  *bufio.Reader
 	buf []byte
 	lim Limits
+	// spans are the fields of the head being parsed, as offsets in buf
+	// (reused: a head's fields cost no allocation of their own).
+	spans []fieldSpan
 }
+
+// fieldSpan is one field line in a head buffer: the name is
+// buf[name:colon], the value (without OWS) buf[value:end].
+type fieldSpan struct{ name, colon, value, end int }
 
 // NewReader returns a head reader over br.
 func NewReader(br *bufio.Reader, lim Limits) *Reader {
@@ -89,15 +96,15 @@ func NewReader(br *bufio.Reader, lim Limits) *Reader {
 // Reset makes r read from br and drops its head buffer (an idle
 // connection parked without its reader holds neither).
 func (r *Reader) Reset(br *bufio.Reader) {
-	r.br, r.buf = br, nil
+	r.br, r.buf, r.spans = br, nil, nil
 }
 
 // Buffered returns the underlying reader.
 func (r *Reader) Buffered() *bufio.Reader { return r.br }
 
-// readHead reads raw head bytes up to and including the empty line. Lines
-// must end in CRLF; a bare LF is rejected.
-func (r *Reader) readHead(skipEmpty bool) (string, error) {
+// readHead reads raw head bytes up to and including the empty line into
+// r.buf. Lines must end in CRLF; a bare LF is rejected.
+func (r *Reader) readHead(skipEmpty bool) error {
 	r.buf = r.buf[:0]
 	empties := 0
 	for {
@@ -106,22 +113,22 @@ func (r *Reader) readHead(skipEmpty bool) (string, error) {
 			// An overlong line: keep collecting it, bounded by the limit.
 			r.buf = append(r.buf, line...)
 			if len(r.buf) > r.lim.MaxHeaderBytes {
-				return "", &Error{Status: 431, Msg: "request header fields too large"}
+				return &Error{Status: 431, Msg: "request header fields too large"}
 			}
 			continue
 		}
 		if err != nil {
 			if err == io.EOF && len(r.buf) == 0 && len(line) == 0 {
-				return "", io.EOF
+				return io.EOF
 			}
 			if err == io.EOF {
-				return "", io.ErrUnexpectedEOF
+				return io.ErrUnexpectedEOF
 			}
-			return "", err
+			return err
 		}
 		if len(line) < 2 || line[len(line)-2] != '\r' {
 			if len(r.buf) == 0 || r.buf[len(r.buf)-1] != '\r' || len(line) != 1 {
-				return "", bad("line not terminated by CRLF")
+				return bad("line not terminated by CRLF")
 			}
 		}
 		full := len(r.buf) == 0 && len(line) == 2
@@ -132,86 +139,70 @@ func (r *Reader) readHead(skipEmpty bool) (string, error) {
 		}
 		r.buf = append(r.buf, line...)
 		if len(r.buf) > r.lim.MaxHeaderBytes {
-			return "", &Error{Status: 431, Msg: "request header fields too large"}
+			return &Error{Status: 431, Msg: "request header fields too large"}
 		}
 		// Only a line of at most two bytes can end the head: no comparison
 		// for the others.
 		if len(line) <= 2 && (bytes.HasSuffix(r.buf, []byte("\r\n\r\n")) || (len(r.buf) == 2 && full)) {
-			return lowerNames(r.buf), nil
+			return nil
 		}
 	}
-}
-
-// lowerNames lower-cases header names in place (every line after the first,
-// up to the colon) and returns the head as one string.
-func lowerNames(b []byte) string {
-	i := bytes.IndexByte(b, '\n') + 1
-	for i < len(b) {
-		for j := i; j < len(b) && b[j] != ':' && b[j] != '\n'; j++ {
-			if c := b[j]; 'A' <= c && c <= 'Z' {
-				b[j] = c + 'a' - 'A'
-			}
-		}
-		k := bytes.IndexByte(b[i:], '\n')
-		if k < 0 {
-			break
-		}
-		i += k + 1
-	}
-	return string(b)
 }
 
 // ReadRequest reads and validates one request head into h. io.EOF means
 // the client closed cleanly between requests.
 func (r *Reader) ReadRequest(h *Head) error {
-	raw, err := r.readHead(true)
-	if err != nil {
+	if err := r.readHead(true); err != nil {
 		return err
 	}
 	*h = Head{Headers: h.Headers[:0], ContentLength: -1}
-	line, rest := cutLine(raw)
-	m, t, ok1 := strings.Cut(line, " ")
-	t, v, ok2 := strings.Cut(t, " ")
-	if !ok1 || !ok2 || m == "" || t == "" {
+	b := r.buf
+	eol := bytes.IndexByte(b, '\n') // the head ends in CRLF CRLF
+	line := b[:eol-1]
+	m, t, ok1 := bytes.Cut(line, []byte(" "))
+	t, v, ok2 := bytes.Cut(t, []byte(" "))
+	if !ok1 || !ok2 || len(m) == 0 || len(t) == 0 {
 		return bad("malformed request line")
 	}
-	for i := 0; i < len(m); i++ {
-		if !isToken(m[i]) {
+	for _, c := range m {
+		if !isToken(c) {
 			return bad("invalid method")
 		}
 	}
-	for i := 0; i < len(t); i++ {
-		if c := t[i]; c <= ' ' || c == 0x7f {
+	for _, c := range t {
+		if c <= ' ' || c == 0x7f {
 			return bad("invalid request target")
 		}
 	}
-	switch v {
+	switch string(v) {
 	case "HTTP/1.1":
 		h.Minor = 1
 	case "HTTP/1.0":
 		h.Minor = 0
 	default:
-		if strings.HasPrefix(v, "HTTP/") && len(v) == 8 && v[6] == '.' {
+		if bytes.HasPrefix(v, []byte("HTTP/")) && len(v) == 8 && v[6] == '.' {
 			return &Error{Status: 505, Msg: "HTTP version not supported"}
 		}
 		return bad("malformed HTTP version")
 	}
-	h.Method, h.Target = m, t
-	if err := r.parseFields(rest, h); err != nil {
+	if err := r.parseFields(eol + 1); err != nil {
 		return err
 	}
+	s := r.fields(h)
+	h.Method, h.Target = s[:len(m)], s[len(m)+1:len(m)+1+len(t)]
 	return requestFraming(h)
 }
 
 // ReadResponse reads one response head (upstream side).
 func (r *Reader) ReadResponse(h *Head) error {
-	raw, err := r.readHead(false)
-	if err != nil {
+	if err := r.readHead(false); err != nil {
 		return err
 	}
 	*h = Head{Headers: h.Headers[:0], ContentLength: -1}
-	line, rest := cutLine(raw)
-	if len(line) < 12 || !strings.HasPrefix(line, "HTTP/1.") || line[8] != ' ' {
+	b := r.buf
+	eol := bytes.IndexByte(b, '\n')
+	line := b[:eol-1]
+	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) || line[8] != ' ' {
 		return bad("malformed status line")
 	}
 	switch line[7] {
@@ -221,53 +212,80 @@ func (r *Reader) ReadResponse(h *Head) error {
 	default:
 		return bad("unsupported HTTP version")
 	}
-	code, reason, _ := strings.Cut(line[9:], " ")
+	code, _, hasReason := bytes.Cut(line[9:], []byte(" "))
 	if len(code) != 3 {
 		return bad("malformed status code")
 	}
-	n, err := strconv.Atoi(code)
-	if err != nil || n < 100 {
+	n := 0
+	for _, c := range code {
+		if c < '0' || c > '9' {
+			return bad("malformed status code")
+		}
+		n = n*10 + int(c-'0')
+	}
+	if n < 100 {
 		return bad("malformed status code")
 	}
-	h.Status, h.Reason = n, reason
-	if err := r.parseFields(rest, h); err != nil {
+	h.Status = n
+	if err := r.parseFields(eol + 1); err != nil {
 		return err
+	}
+	s := r.fields(h)
+	if hasReason {
+		h.Reason = s[13:len(line)]
 	}
 	return responseFraming(h)
 }
 
-func cutLine(s string) (line, rest string) {
-	i := strings.IndexByte(s, '\n')
-	return s[:i-1], s[i+1:]
+// fields copies the parsed head into one string, which all of h's
+// strings share, and appends the fields r.spans located to h.Headers.
+func (r *Reader) fields(h *Head) string {
+	s := string(r.buf)
+	for _, sp := range r.spans {
+		h.Headers = append(h.Headers, headers.Field{Name: s[sp.name:sp.colon], Value: s[sp.value:sp.end]})
+	}
+	return s
 }
 
-func (r *Reader) parseFields(s string, h *Head) error {
+// parseFields validates the field lines of r.buf from offset i on,
+// lower-casing the names in place, and records them in r.spans.
+func (r *Reader) parseFields(i int) error {
+	b := r.buf
+	r.spans = r.spans[:0]
 	for {
-		line, rest := cutLine(s)
-		s = rest
-		if line == "" {
+		k := bytes.IndexByte(b[i:], '\n')
+		end, next := i+k-1, i+k+1 // the line is b[i:end], CRLF after it
+		if end == i {
 			return nil
 		}
-		if line[0] == ' ' || line[0] == '\t' {
+		if b[i] == ' ' || b[i] == '\t' {
 			return bad("obsolete line folding")
 		}
-		name, value, ok := strings.Cut(line, ":")
-		if !ok || name == "" {
+		colon := i + bytes.IndexByte(b[i:end], ':')
+		if colon <= i {
 			return bad("header line without name and colon")
 		}
-		for i := 0; i < len(name); i++ {
-			if !isToken(name[i]) {
+		name := b[i:colon]
+		for j, c := range name {
+			if name[j] = lowerToken[c]; name[j] == 0 {
 				return bad("invalid header name")
 			}
 		}
-		value = trimOWS(value)
-		if !validValue(value) {
-			return bad("invalid character in header %q", name)
+		v, e := colon+1, end
+		for v < e && (b[v] == ' ' || b[v] == '\t') {
+			v++
 		}
-		if len(h.Headers) >= r.lim.MaxHeaders {
+		for e > v && (b[e-1] == ' ' || b[e-1] == '\t') {
+			e--
+		}
+		if !validValue(b[v:e]) {
+			return bad("invalid character in header %q", b[i:colon])
+		}
+		if len(r.spans) >= r.lim.MaxHeaders {
 			return &Error{Status: 431, Msg: "too many header fields"}
 		}
-		h.Headers = append(h.Headers, headers.Field{Name: name, Value: value})
+		r.spans = append(r.spans, fieldSpan{name: i, colon: colon, value: v, end: e})
+		i = next
 	}
 }
 
@@ -396,6 +414,20 @@ func parseContentLength(s string) (int64, error) {
 // isToken reports whether c is a tchar (RFC 9110 5.6.2).
 func isToken(c byte) bool { return tokenChars[c] }
 
+// lowerToken maps a tchar to its lower case, any other byte to 0
+// (read-only).
+var lowerToken = func() (t [256]byte) {
+	for c := range 256 {
+		switch {
+		case 'A' <= c && c <= 'Z':
+			t[c] = byte(c) + 'a' - 'A'
+		case tokenChars[c]:
+			t[c] = byte(c)
+		}
+	}
+	return t
+}()
+
 // tokenChars are RFC 9110's tchar, by byte (read-only).
 var tokenChars = func() (t [256]bool) {
 	for c := range 256 {
@@ -415,18 +447,19 @@ var tokenChars = func() (t [256]bool) {
 // A word with a byte below 0x20 or equal to 0x7f is always flagged (the
 // lowest such byte takes no borrow from below), tabs too; the bytes from a
 // flagged word on are checked one by one.
-func validValue(v string) bool {
+func validValue[S ~string | ~[]byte](v S) bool {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	i := 0
-	for ; i+8 <= len(v); i += 8 {
-		w := uint64(v[i]) | uint64(v[i+1])<<8 | uint64(v[i+2])<<16 | uint64(v[i+3])<<24 |
-			uint64(v[i+4])<<32 | uint64(v[i+5])<<40 | uint64(v[i+6])<<48 | uint64(v[i+7])<<56
+	for len(v) >= 8 {
+		_ = v[7] // one bounds check for the word
+		w := uint64(v[0]) | uint64(v[1])<<8 | uint64(v[2])<<16 | uint64(v[3])<<24 |
+			uint64(v[4])<<32 | uint64(v[5])<<40 | uint64(v[6])<<48 | uint64(v[7])<<56
 		del := w ^ (ones * 0x7f)
 		if ((w-ones*0x20)&^w|(del-ones)&^del)&highs != 0 {
 			break
 		}
+		v = v[8:]
 	}
-	for ; i < len(v); i++ {
+	for i := 0; i < len(v); i++ {
 		if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
 			return false
 		}

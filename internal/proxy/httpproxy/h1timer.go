@@ -43,12 +43,12 @@ type h1Timer struct {
 	mu    sync.Mutex
 	t     *time.Timer
 	phase h1Phase
-	by    int64 // phaseIdle's and phaseHead's limit (UnixNano), 0 for none
-	at    int64 // when t fires (UnixNano), 0 when it is not armed
+	by    int64 // phaseIdle's and phaseHead's limit (monoNow), 0 for none
+	at    int64 // when t fires (monoNow), 0 when it is not armed
 	cut   bool  // the timer cut the reads (a read deadline in the past)
 }
 
-// enter moves c to phase ph with limit by (UnixNano, 0 for none; ignored
+// enter moves c to phase ph with limit by (monoNow, 0 for none; ignored
 // for phaseStream, see enterStream) and clears a cut of the reads made
 // for the phase before.
 func (c *h1Conn) enter(ph h1Phase, by, now int64) {
@@ -103,7 +103,7 @@ func (c *h1Conn) armLocked(by, now int64) {
 // onTimer enforces the current phase's limit, or re-arms for it.
 func (c *h1Conn) onTimer() {
 	t := &c.tm
-	now := time.Now().UnixNano()
+	now := monoNow()
 	t.mu.Lock()
 	t.at = 0
 	switch t.phase {
@@ -126,7 +126,7 @@ func (c *h1Conn) onTimer() {
 		st.fire()
 		t.mu.Lock()
 		if t.phase == phaseStream && t.at == 0 && c.cur.Load() == st {
-			now = time.Now().UnixNano()
+			now = monoNow()
 			if d, ok := st.pending(now); ok {
 				c.armLocked(now+int64(d), now)
 			}

@@ -288,8 +288,8 @@ type h1Conn struct {
 	stopDrain, stopCtx func() bool
 	born               time.Time
 	// idleUntil ends the current wait for a request (idle timeout or
-	// max_connection_duration).
-	idleUntil time.Time
+	// max_connection_duration), in monoNow's clock.
+	idleUntil int64
 	// park is the connection's state with the idle poller (parkable:
 	// it may be parked); parkTimer wakes it at idleUntil.
 	park      idlepoll.Conn
@@ -336,7 +336,7 @@ func (s *Server) serveH1(ctx context.Context, nc net.Conn, br *bufio.Reader, hcm
 		c.stopCtx = context.AfterFunc(ctx, c.cancelStream)
 	}
 	c.parkable = park && c.park.Init(nc, c.resume)
-	if !c.serve(true) {
+	if !c.serve(true, 0) {
 		c.close()
 	}
 }
@@ -348,7 +348,7 @@ func (c *h1Conn) resume() {
 	c.br = c.s.reader(c.nc)
 	c.hr.Reset(c.br)
 	c.resumed = true
-	if !c.serve(false) {
+	if !c.serve(false, monoNow()) {
 		c.close()
 	}
 }
@@ -368,15 +368,16 @@ func (c *h1Conn) close() {
 
 // serve serves requests until the connection is done (false) or parked
 // (true: another goroutine owns it from then on). first: the first request
-// is next, under the header timeout ServeConn set.
-func (c *h1Conn) serve(first bool) (parked bool) {
+// is next, under the header timeout ServeConn set; else now (monoNow) is
+// when the wait for the next one starts.
+func (c *h1Conn) serve(first bool, now int64) (parked bool) {
 	s, nc, hcm, ctx := c.s, c.nc, c.hcm, c.ctx
 	for {
 		// Idle wait between requests, then the whole head within the
 		// header timeout (slowloris). A connection past
 		// max_connection_duration gets no more requests.
 		if !first {
-			switch c.waitIdle() {
+			switch c.waitIdle(now) {
 			case idleParked:
 				return true
 			case idleDone:
@@ -419,7 +420,8 @@ func (c *h1Conn) serve(first bool) (parked bool) {
 			}
 			idle = min(idle, left)
 		}
-		c.idleUntil = time.Now().Add(idle)
+		now = monoNow()
+		c.idleUntil = now + int64(idle)
 	}
 }
 
@@ -430,34 +432,36 @@ const (
 	idleParked         // the connection was handed to the idle poller
 )
 
-// waitIdle waits for the next request until idleUntil. After ParkIdle
-// without a byte, and with nothing read buffered above the socket, the
-// connection is handed to the idle poller (idleParked). Once the first
-// byte arrived, the connection's timer bounds the rest of the head
-// (request_headers_timeout).
-func (c *h1Conn) waitIdle() int {
+// waitIdle waits for the next request until idleUntil, from now
+// (monoNow). After ParkIdle without a byte, and with nothing read buffered
+// above the socket, the connection is handed to the idle poller
+// (idleParked). Once the first byte arrived, the connection's timer bounds
+// the rest of the head (request_headers_timeout).
+func (c *h1Conn) waitIdle(now int64) int {
 	s := c.s
-	for {
+	for first := true; ; first = false {
 		if s.draining.Load() || c.ctx.Err() != nil {
 			return idleDone
 		}
-		now := time.Now()
-		left := c.idleUntil.Sub(now)
+		if !first {
+			now = monoNow()
+		}
+		left := time.Duration(c.idleUntil - now)
 		wait := left
 		park := c.parkable && s.ParkIdle < left && !c.resumed
 		c.resumed = false
 		if park {
 			wait = s.ParkIdle
 		}
-		c.enter(phaseIdle, now.Add(wait).UnixNano(), now.UnixNano())
+		c.enter(phaseIdle, now+int64(wait), now)
 		_, err := c.br.Peek(1)
 		if err == nil {
 			var by int64
-			now = time.Now()
+			now = monoNow()
 			if d := c.hcm.RequestHeadersTimeout; d > 0 {
-				by = now.Add(d).UnixNano()
+				by = now + int64(d)
 			}
-			c.enter(phaseHead, by, now.UnixNano())
+			c.enter(phaseHead, by, now)
 			return idleRequest
 		}
 		c.enter(phaseIdle, 0, 0) // no limit until the next wait or the end
@@ -487,7 +491,7 @@ func (c *h1Conn) parkIdle() bool {
 	if c.parkTimer == nil {
 		c.parkTimer = time.AfterFunc(time.Duration(1<<63-1), c.wake)
 	}
-	left := time.Until(c.idleUntil)
+	left := time.Duration(c.idleUntil - monoNow())
 	if !c.s.idle.Park(&c.park) {
 		c.br = c.s.reader(c.nc)
 		c.hr.Reset(c.br)

@@ -36,10 +36,10 @@ var (
 type streamTimer struct {
 	parent     context.Context
 	idle       time.Duration
-	reqBy      int64 // request deadline (UnixNano), 0 for none
-	last       atomic.Int64
-	reqDone    atomic.Bool // the request was read whole or the response started
-	respActive atomic.Bool // the response head was sent
+	reqBy      int64        // request deadline (monoNow), 0 for none
+	last       atomic.Int64 // the last activity (monoNow)
+	reqDone    atomic.Bool  // the request was read whole or the response started
+	respActive atomic.Bool  // the response head was sent
 	// expire unblocks the codec's pending I/O: reads always, writes when
 	// the response had started (a local reply can still be written
 	// otherwise).
@@ -85,7 +85,7 @@ func newStream(parent context.Context, idle, request time.Duration, expire func(
 // stream handed out then no longer acts on st: its AfterFunc stop
 // functions check the generation, its Done channel stays closed.
 func (st *streamTimer) init(parent context.Context, idle, request time.Duration, expire func(bool)) {
-	now := time.Now().UnixNano()
+	now := monoNow()
 	st.mu.Lock()
 	st.gen++
 	st.parent, st.idle, st.expire = parent, max(idle, 0), expire
@@ -110,7 +110,7 @@ func (st *streamTimer) arm(t *time.Timer) {
 	if !st.timed() {
 		return
 	}
-	d := st.next(time.Now().UnixNano())
+	d := st.next(monoNow())
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if t == nil {
@@ -158,7 +158,7 @@ func (st *streamTimer) pending(now int64) (time.Duration, bool) {
 }
 
 func (st *streamTimer) fire() {
-	now := time.Now().UnixNano()
+	now := monoNow()
 	st.mu.Lock()
 	if st.stopped {
 		st.mu.Unlock()
@@ -330,7 +330,7 @@ func streamCause(ctx context.Context) error {
 // touch records activity on the stream.
 func (st *streamTimer) touch() {
 	if st != nil && st.idle > 0 {
-		st.last.Store(time.Now().UnixNano())
+		st.last.Store(monoNow())
 	}
 }
 

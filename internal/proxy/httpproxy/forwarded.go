@@ -10,20 +10,45 @@ import (
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
 )
 
-// internalOnlyHeaders are the x-envoy-* request headers Envoy removes from
-// every request that is not internal: a client may not steer retries,
-// timeouts, tracing or stats through them.
-var internalOnlyHeaders = [...]string{
-	"x-envoy-retriable-status-codes", "x-envoy-retriable-header-names", "x-envoy-retry-on",
-	"x-envoy-retry-grpc-on", "x-envoy-max-retries", "x-envoy-upstream-alt-stat-name",
-	"x-envoy-upstream-rq-timeout-ms", "x-envoy-upstream-rq-per-try-timeout-ms",
-	"x-envoy-upstream-rq-timeout-alt-response", "x-envoy-expected-rq-timeout-ms",
-	"x-envoy-force-trace", "x-envoy-ip-tags", "x-envoy-original-url", "x-envoy-hedge-on-per-try-timeout",
+// internalOnly reports whether name is one of the x-envoy-* request
+// headers Envoy removes from every request that is not internal: a client
+// may not steer retries, timeouts, tracing or stats through them.
+func internalOnly(name string) bool {
+	switch name {
+	case "x-envoy-retriable-status-codes", "x-envoy-retriable-header-names", "x-envoy-retry-on",
+		"x-envoy-retry-grpc-on", "x-envoy-max-retries", "x-envoy-upstream-alt-stat-name",
+		"x-envoy-upstream-rq-timeout-ms", "x-envoy-upstream-rq-per-try-timeout-ms",
+		"x-envoy-upstream-rq-timeout-alt-response", "x-envoy-expected-rq-timeout-ms",
+		"x-envoy-force-trace", "x-envoy-ip-tags", "x-envoy-original-url", "x-envoy-hedge-on-per-try-timeout":
+		return true
+	}
+	return false
 }
 
-// edgeOnlyHeaders are removed as well from requests entering at an edge.
-var edgeOnlyHeaders = [...]string{
-	"x-envoy-decorator-operation", "x-envoy-downstream-service-cluster", "x-envoy-downstream-service-node",
+// edgeOnly reports whether name is removed as well from requests entering
+// at an edge.
+func edgeOnly(name string) bool {
+	switch name {
+	case "x-envoy-decorator-operation", "x-envoy-downstream-service-cluster", "x-envoy-downstream-service-node":
+		return true
+	}
+	return false
+}
+
+// dropEnvoyHeaders removes the internal-only headers, and at an edge the
+// edge-only ones, in one pass over h.
+func dropEnvoyHeaders(h *headers.List, edge bool) {
+	s := *h
+	j := 0
+	for i := range s {
+		if n := s[i].Name; strings.HasPrefix(n, "x-envoy-") && (internalOnly(n) || edge && edgeOnly(n)) {
+			continue
+		}
+		s[j] = s[i]
+		j++
+	}
+	clear(s[j:])
+	*h = s[:j]
 }
 
 const (
@@ -100,19 +125,10 @@ func mutateForwarded(h *headers.List, hcm *xdsparse.HTTPManager, remote string, 
 	}
 	edge = hcm.UseRemoteAddress
 	if envoyHeaders {
-		for _, n := range internalOnlyHeaders {
-			h.Del(n)
-		}
+		dropEnvoyHeaders(h, edge)
 	}
-	if edge {
-		if envoyHeaders {
-			for _, n := range edgeOnlyHeaders {
-				h.Del(n)
-			}
-		}
-		if final != "" {
-			h.Set(hdrExternalAddress, final)
-		}
+	if edge && final != "" {
+		h.Set(hdrExternalAddress, final)
 	}
 	return edge
 }

@@ -166,15 +166,20 @@ func (h *h2Handler) Serve(s *h2server.Stream) {
 	default:
 		st.requestDone()
 	}
-	hs.req = dsRequest{bodyBuf: hs.req.bodyBuf, tel: hs.req.recycledTel(), method: s.Method, target: s.Target, authority: s.Authority, header: s.Header, minor: 2,
-		body: body, contentLength: s.ContentLength, remote: h.remote, remoteAddr: h.remoteAddr, local: h.local,
-		origDst: h.orig, scheme: h.scheme, peer: h.peer, conn: h.conn}
-	srv.handle(st, &hs.req, hs, hcm)
+	// The request's state is the recycled stream's, reset when its last
+	// request ended (or new): its fields are set one by one, as serveOne
+	// does (a composite literal would be built in a temporary and copied).
+	req := &hs.req
+	req.method, req.target, req.authority, req.header, req.minor = s.Method, s.Target, s.Authority, s.Header, 2
+	req.body, req.contentLength = body, s.ContentLength
+	req.remote, req.remoteAddr, req.local = h.remote, h.remoteAddr, h.local
+	req.origDst, req.scheme, req.peer, req.conn = h.orig, h.scheme, h.peer, h.conn
+	srv.handle(st, req, hs, hcm)
 	// Keep the header list's grown backing array for the stream's next use.
-	if cap(hs.req.header) > cap(s.Header) {
-		s.Header = hs.req.header[:0]
+	if cap(req.header) > cap(s.Header) {
+		s.Header = req.header[:0]
 	}
-	hs.req = dsRequest{bodyBuf: hs.req.bodyBuf, tel: hs.req.recycledTel()}
+	req.reset()
 }
 
 func (hs *h2stream) Started() bool { return hs.started }

@@ -48,16 +48,17 @@ func TestServiceTime(t *testing.T) {
 	}
 }
 
-// TestRecycledTelKeepsHeadCopy: the pooled request state keeps the array of
+// TestResetKeepsHeadCopy: the pooled request state keeps the array of
 // the telemetry's response-head copy and nothing else of the last request.
-func TestRecycledTelKeepsHeadCopy(t *testing.T) {
+func TestResetKeepsHeadCopy(t *testing.T) {
 	var req dsRequest
 	req.tel.respHdr = make(headers.List, 3, 16)
 	req.tel.finish, req.tel.grpc = true, true
 	req.tel.rec.ResponseCode = 200
 	clear(req.tel.respHdr)
 	req.tel.respHdr = req.tel.respHdr[:0] // as endTelemetry leaves it
-	next := dsRequest{tel: req.recycledTel()}
+	req.reset()
+	next := &req
 	if cap(next.tel.respHdr) != 16 || len(next.tel.respHdr) != 0 {
 		t.Errorf("respHdr len %d cap %d, want 0 and 16", len(next.tel.respHdr), cap(next.tel.respHdr))
 	}

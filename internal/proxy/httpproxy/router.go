@@ -398,16 +398,10 @@ func (v *opVars) record() *telemetry.Record {
 	return v.rec
 }
 
-// recycledTel is the telemetry state the next request served with this
-// pooled state starts from: empty, keeping the array of the response
-// head's copy (endTelemetry cleared it), which would otherwise be
-// allocated again by every response.
-func (r *dsRequest) recycledTel() telState {
-	return telState{respHdr: r.tel.respHdr[:0]}
-}
-
 // reset clears r for the next request served with this pooled state,
-// keeping what recycledTel keeps and the body buffer. It clears in place:
+// keeping its body buffer and the array of the telemetry's response-head
+// copy (endTelemetry cleared it), which every response would otherwise
+// allocate again. It clears in place:
 // `*r = dsRequest{bodyBuf: r.bodyBuf, ...}` would build the literal in a
 // temporary and copy it (two passes over the 2 KB struct instead of one).
 func (r *dsRequest) reset() {

@@ -100,6 +100,8 @@ func (b *Builder) Client(tc *xdsparse.TLSContext, proto string) (*tls.Config, er
 		ClientSessionCache: keyedSessions{b.sessions, sessionPrefix(tc)},
 		Time:               b.now,
 		VerifyConnection:   v,
+		// One record per message (see Server).
+		DynamicRecordSizingDisabled: true,
 	}
 	if proto != "" {
 		cfg.NextProtos = append(cfg.NextProtos, proto)
@@ -144,6 +146,13 @@ func (b *Builder) Server(tc *xdsparse.TLSContext) (*tls.Config, error) {
 		NextProtos:     tc.ALPN,
 		Time:           b.now,
 		GetCertificate: getCert,
+		// A message the proxy writes at once (an HTTP/1.1 head and body,
+		// a batch of HTTP/2 frames) leaves in one record and one write.
+		// crypto/tls's dynamic sizing would cut a connection's first
+		// records to about 1.2 KB, growing over the first 128 KB: a
+		// browser's first byte over a lossy network, not a mesh hop
+		// (Envoy's BoringSSL does not do it either).
+		DynamicRecordSizingDisabled: true,
 	}
 	cfg.SetSessionTicketKeys(b.tickets)
 	if tc.Verify {

@@ -3,6 +3,7 @@ package ads
 import (
 	"io"
 	"log/slog"
+	"slices"
 	"testing"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -178,4 +179,107 @@ func TestAbsorbOnlyPlainACKs(t *testing.T) {
 			t.Fatal("absorbed a request whose names are no longer the subscription")
 		}
 	})
+}
+
+// A SotW subscription large enough to be shared (and its ACKs compared
+// with its wire form): after plain ACKs, a changed subscription, a NACK
+// and a reconnection are each still handled as such.
+func TestRepeatedSubscriptionChangesNACKsReconnects(t *testing.T) {
+	s, c := newCaptureServer(t, "sotw")
+	names := append(manyClusters(minShared), clA, clB)
+	slices.Sort(names)
+	dec := newRequestDecoder()
+	type stream struct {
+		c  *conn
+		cs *captureStream[discoveryv3.DiscoveryRequest, discoveryv3.DiscoveryResponse]
+		st *sotwStream
+	}
+	open := func(c *conn) stream {
+		cs := &captureStream[discoveryv3.DiscoveryRequest, discoveryv3.DiscoveryResponse]{}
+		st := &sotwStream{c: c, stream: cs, out: startOutbox(cs.Send, 0)}
+		t.Cleanup(st.out.close)
+		return stream{c, cs, st}
+	}
+	// dispatch decodes req as the stream's receiving goroutine does (conn
+	// nil for a stream's first request) and reports whether it was
+	// absorbed as a plain ACK.
+	dispatch := func(s stream, req *discoveryv3.DiscoveryRequest, first bool) bool {
+		t.Helper()
+		b, err := proto.Marshal(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := &sotwRequest{DiscoveryRequest: &discoveryv3.DiscoveryRequest{}}
+		if !first {
+			r.conn = s.c
+		}
+		if err := dec.decodeSotw(b, r); err != nil {
+			t.Fatal(err)
+		}
+		if !first && s.st.absorbACK(r) {
+			return true
+		}
+		if err := s.st.handle(r); err != nil {
+			t.Fatal(err)
+		}
+		return false
+	}
+	lastSent := func(s stream) []string {
+		t.Helper()
+		if len(s.cs.sent) == 0 {
+			t.Fatal("nothing sent")
+		}
+		return resourceNames(t, s.cs.sent[len(s.cs.sent)-1].Resources)
+	}
+
+	a := open(c)
+	dispatch(a, &discoveryv3.DiscoveryRequest{TypeUrl: EndpointType, ResourceNames: names, Node: node("a")}, true)
+	w := c.watches[EndpointType]
+	if got := lastSent(a); !slices.Equal(got, []string{clA, clB}) {
+		t.Fatalf("first response %v", got)
+	}
+	ack := func(s stream, names []string) *discoveryv3.DiscoveryRequest {
+		w := s.c.watches[EndpointType]
+		return &discoveryv3.DiscoveryRequest{TypeUrl: EndpointType, VersionInfo: w.versionSent, ResponseNonce: w.nonceSent, ResourceNames: names}
+	}
+	if !dispatch(a, ack(a, names), false) || w.nonceAcked != w.nonceSent {
+		t.Fatal("the plain ACK was not absorbed and recorded")
+	}
+
+	// A changed subscription (clB dropped) with the latest nonce.
+	fewer := slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == clB })
+	sent := len(a.cs.sent)
+	if dispatch(a, ack(a, fewer), false) {
+		t.Fatal("a changed subscription was absorbed as an ACK")
+	}
+	if len(a.cs.sent) != sent+1 || !slices.Equal(lastSent(a), []string{clA}) || w.names.has(clB) {
+		t.Fatalf("after the change: sent %v, subscribed to %s: %v", lastSent(a), clB, w.names.has(clB))
+	}
+	if !dispatch(a, ack(a, fewer), false) {
+		t.Fatal("the ACK of the new subscription was not absorbed")
+	}
+
+	// A NACK repeating the subscription.
+	nack := ack(a, fewer)
+	nack.ErrorDetail = &statuspb.Status{Message: "bad endpoints"}
+	if dispatch(a, nack, false) {
+		t.Fatal("a NACK was absorbed as an ACK")
+	}
+	if w.nonceNacked != nack.ResponseNonce || w.lastNACK != "bad endpoints" {
+		t.Fatalf("NACK not recorded: nacked %q %q", w.nonceNacked, w.lastNACK)
+	}
+
+	// The proxy reconnects: a new stream, whose first request carries the
+	// node and the whole subscription again, then ACKs.
+	b := open(s.newConn(nodeProxy(t), "sotw"))
+	dispatch(b, &discoveryv3.DiscoveryRequest{TypeUrl: EndpointType, ResourceNames: names, Node: node("a")}, true)
+	if got := lastSent(b); !slices.Equal(got, []string{clA, clB}) {
+		t.Fatalf("first response after reconnecting %v", got)
+	}
+	if !dispatch(b, ack(b, names), false) {
+		t.Fatal("the ACK on the new stream was not absorbed")
+	}
+	if wb := b.c.watches[EndpointType]; wb.nonceAcked != wb.nonceSent {
+		t.Fatalf("new stream: acked %q, sent %q", wb.nonceAcked, wb.nonceSent)
+	}
 }

@@ -50,6 +50,7 @@ type watch struct {
 	typeURL  string
 	wildcard bool
 	names    nameSet     // explicit subscriptions, sorted; shared (never modified)
+	wire     []byte      // SotW: requestWire(names), shared as names is; nil when wildcard
 	tables   *nameTables // shares names with other watches; nil: no sharing
 	namesGen uint64      // counts changes of names (loop only)
 	eds      edsState
@@ -97,7 +98,11 @@ func (w *watch) setSotwNames(names []string) bool {
 		return false
 	}
 	w.wildcard = wildcard
-	w.names = w.tables.share(newNameSet(names))
+	if wildcard {
+		w.names, w.wire = w.tables.share(newNameSet(names)), nil
+	} else {
+		w.names, w.wire = w.tables.shareSotw(newNameSet(names))
+	}
 	w.namesGen++
 	return true
 }

@@ -9,6 +9,8 @@ import (
 	"unique"
 	"unsafe"
 	"weak"
+
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // name is an interned resource name: every connection subscribed to the same
@@ -176,6 +178,7 @@ type nameTables struct {
 type sharedSet struct {
 	first weak.Pointer[name]
 	n     int
+	wire  *[]byte // the set's requestWire, made for the first SotW watch holding it
 }
 
 func newNameTables() *nameTables {
@@ -197,25 +200,71 @@ func (t *nameTables) sum(s nameSet) uint64 {
 // names are returned as they are: sharing them saves less than it costs.
 // t may be nil (no sharing).
 func (t *nameTables) share(s nameSet) nameSet {
+	s, _ = t.shareSet(s, false)
+	return s
+}
+
+// shareSotw is share for a SotW watch: it also returns the set's
+// requestWire, shared as the set is.
+func (t *nameTables) shareSotw(s nameSet) (nameSet, []byte) {
+	return t.shareSet(s, true)
+}
+
+func (t *nameTables) shareSet(s nameSet, withWire bool) (nameSet, []byte) {
 	if t == nil || len(s) < minShared {
-		return s
+		if withWire {
+			return s, requestWire(s)
+		}
+		return s, nil
 	}
 	sum := t.sum(s)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, e := range t.m[sum] {
+	es := t.m[sum]
+	for i, e := range es {
 		if p := e.first.Value(); p != nil && e.n == len(s) {
 			// The backing array is alive (p is not nil) and was
 			// registered with n elements that nobody modifies.
 			if c := nameSet(unsafe.Slice(p, e.n)); slices.Equal(c, s) {
-				return c
+				if !withWire {
+					return c, nil
+				}
+				if e.wire == nil {
+					w := requestWire(c)
+					es[i].wire = &w
+				}
+				return c, *es[i].wire
 			}
 		}
 	}
 	s = slices.Clip(s)
-	t.m[sum] = append(t.m[sum], sharedSet{first: weak.Make(&s[0]), n: len(s)})
+	e := sharedSet{first: weak.Make(&s[0]), n: len(s)}
+	if withWire {
+		w := requestWire(s)
+		e.wire = &w
+	}
+	t.m[sum] = append(es, e)
 	runtime.AddCleanup(&s[0], t.forget, sum)
-	return s
+	if withWire {
+		return s, *e.wire
+	}
+	return s, nil
+}
+
+// requestWire is the encoding of a DiscoveryRequest's resource_names fields
+// naming exactly s, in its order: what a SotW client repeating the
+// subscription in every ACK sends (decodeRepeated compares the bytes).
+func requestWire(s nameSet) []byte {
+	n := 0
+	for _, v := range s {
+		n += protowire.SizeTag(requestNamesField) + protowire.SizeBytes(len(v.Value()))
+	}
+	b := make([]byte, 0, n)
+	for _, v := range s {
+		b = protowire.AppendTag(b, requestNamesField, protowire.BytesType)
+		b = protowire.AppendString(b, v.Value())
+	}
+	return b
 }
 
 // minShared is the smallest set share registers.

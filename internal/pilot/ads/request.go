@@ -1,6 +1,7 @@
 package ads
 
 import (
+	"bytes"
 	"sync"
 	"unicode/utf8"
 	"unique"
@@ -72,27 +73,41 @@ func (d *requestDecoder) decode(b []byte, m *discoveryv3.DiscoveryRequest) error
 // decodeFast decodes the common fields; false means b needs proto.Unmarshal
 // (another field, another wire type, bad UTF-8, a malformed message).
 func (d *requestDecoder) decodeFast(b []byte, m *discoveryv3.DiscoveryRequest) bool {
-	return d.decodeFields(b, m, false)
+	return d.decodeFields(b, m, countNames(b), nil)
 }
 
-// decodeFastSkipping is decodeFast leaving the resource names out (the
-// caller knows them: namesAre).
-func (d *requestDecoder) decodeFastSkipping(b []byte, m *discoveryv3.DiscoveryRequest) bool {
-	return d.decodeFields(b, m, true)
-}
+// requestNamesField is resource_names in DiscoveryRequest.
+const requestNamesField protowire.Number = 3
 
-func (d *requestDecoder) decodeFields(b []byte, m *discoveryv3.DiscoveryRequest, skipNames bool) bool {
+// decodeFields fills m (reset first) from b, the names decoded one by one
+// into a list of capacity nameCap; or, with repeated, from a request whose
+// names are one run of fields that repeated matches whole (it returns the
+// run's length, 0 for no match) and are left out of m. false means b needs
+// the other path.
+func (d *requestDecoder) decodeFields(b []byte, m *discoveryv3.DiscoveryRequest, nameCap int, repeated func([]byte) int) bool {
 	proto.Reset(m)
-	if !skipNames {
-		if n := countNames(b); n > 0 {
-			m.ResourceNames = make([]string, 0, n)
-		}
+	var names []string
+	if nameCap > 0 {
+		names = make([]string, 0, nameCap)
 	}
+	matched := false
 	merge := proto.UnmarshalOptions{Merge: true}
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 || typ != protowire.BytesType {
 			return false
+		}
+		if num == requestNamesField && repeated != nil {
+			// The subscription's fields all at once, once.
+			l := 0
+			if !matched {
+				l = repeated(b)
+			}
+			if l <= 0 {
+				return false
+			}
+			b, matched = b[l:], true
+			continue
 		}
 		b = b[n:]
 		v, n := protowire.ConsumeBytes(b)
@@ -113,15 +128,12 @@ func (d *requestDecoder) decodeFields(b []byte, m *discoveryv3.DiscoveryRequest,
 			if merge.Unmarshal(v, m.Node) != nil {
 				return false
 			}
-		case 3: // resource_names
-			if skipNames {
-				continue
-			}
+		case requestNamesField:
 			s, ok := d.canonical(v)
 			if !ok {
 				return false
 			}
-			m.ResourceNames = append(m.ResourceNames, s)
+			names = append(names, s)
 		case 4: // type_url
 			s, ok := d.canonical(v)
 			if !ok {
@@ -144,7 +156,10 @@ func (d *requestDecoder) decodeFields(b []byte, m *discoveryv3.DiscoveryRequest,
 			return false
 		}
 	}
-	return true
+	if len(names) > 0 {
+		m.ResourceNames = names
+	}
+	return repeated == nil || matched
 }
 
 // countNames counts the resource_names fields of an encoded request, so the
@@ -203,74 +218,40 @@ func (w *watch) setSotwRequestNames(r *sotwRequest) bool {
 	return w.setSotwNames(r.names())
 }
 
-// subscription returns the explicit subscription of a SotW stream's type,
-// nil when there is none or it is a wildcard. A SotW set is replaced, never
-// modified in place, so the caller may read it without the lock.
-func (c *conn) subscription(typeURL []byte) nameSet {
+// repeatedSubscription reports whether b, an encoded request from its tag
+// of resource_names on, starts with the requestWire of one of the stream's
+// explicit SotW subscriptions, and returns that watch's type URL and set
+// and the wire's length. A set is replaced, never modified in place, so
+// the caller may keep it without the lock.
+func (c *conn) repeatedSubscription(b []byte) (typeURL string, set nameSet, n int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	w := c.watches[string(typeURL)]
-	if w == nil || w.wildcard {
-		return nil
+	for _, w := range c.ordered {
+		if !w.wildcard && len(w.wire) > 0 && bytes.HasPrefix(b, w.wire) {
+			return w.typeURL, w.names, len(w.wire)
+		}
 	}
-	return w.names
+	return "", nil, 0
 }
 
 // decodeSotw decodes a request received on a SotW stream into r, exactly as
 // decode would, but without decoding the resource names when they repeat the
-// stream's subscription of the request's type.
+// stream's subscription of the request's type: their bytes are then those
+// of the subscription's wire form (requestWire), compared at once.
 func (d *requestDecoder) decodeSotw(b []byte, r *sotwRequest) error {
 	r.subscribed, r.same = nil, false
 	if r.conn != nil {
-		if t, ok := typeURLOf(b); ok {
-			if set := r.conn.subscription(t); len(set) > 0 && namesAre(b, set) && d.decodeFastSkipping(b, r.DiscoveryRequest) {
-				r.subscribed, r.same = set, true
-				return nil
-			}
+		var typeURL string
+		var set nameSet
+		repeated := func(b []byte) int {
+			var n int
+			typeURL, set, n = r.conn.repeatedSubscription(b)
+			return n
+		}
+		if d.decodeFields(b, r.DiscoveryRequest, 0, repeated) && r.TypeUrl == typeURL {
+			r.subscribed, r.same = set, true
+			return nil
 		}
 	}
 	return d.decode(b, r.DiscoveryRequest)
-}
-
-// typeURLOf returns the last type_url field of an encoded request.
-func typeURLOf(b []byte) (t []byte, ok bool) {
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 || typ != protowire.BytesType {
-			return nil, false
-		}
-		v, l := protowire.ConsumeBytes(b[n:])
-		if l < 0 {
-			return nil, false
-		}
-		if num == 4 {
-			t, ok = v, true
-		}
-		b = b[n+l:]
-	}
-	return t, ok
-}
-
-// namesAre reports whether the resource_names fields of an encoded request
-// are exactly the names of set, in order.
-func namesAre(b []byte, set nameSet) bool {
-	i := 0
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 || typ != protowire.BytesType {
-			return false
-		}
-		v, l := protowire.ConsumeBytes(b[n:])
-		if l < 0 {
-			return false
-		}
-		if num == 3 {
-			if i >= len(set) || string(v) != set[i].Value() {
-				return false
-			}
-			i++
-		}
-		b = b[n+l:]
-	}
-	return i == len(set)
 }

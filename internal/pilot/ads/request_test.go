@@ -202,3 +202,135 @@ func TestDecodeSotwRepeatedSubscription(t *testing.T) {
 		}
 	}
 }
+
+// sotwDecodeConn is a SotW connection subscribed to manyNames clusters
+// (a set shared through the server's tables) and to two routes (a set too
+// small to share).
+func sotwDecodeConn(s *Server, manyNames []string) *conn {
+	c := s.newConn(&model.Proxy{ID: "p"}, "sotw")
+	for _, sub := range []struct {
+		typeURL string
+		names   []string
+	}{{EndpointType, manyNames}, {RouteType, []string{"80", "8080"}}, {ClusterType, nil}} {
+		w := c.newWatch(sub.typeURL)
+		w.setSotwNames(sub.names)
+		c.addWatch(w)
+	}
+	return c
+}
+
+func manyClusters(n int) []string {
+	var names []string
+	for i := range n {
+		names = append(names, fmt.Sprintf("outbound|80||svc%03d.ns.svc.cluster.local", i))
+	}
+	slices.Sort(names)
+	return names
+}
+
+// checkDecodeSotw holds decodeSotw to proto.Unmarshal, and a request it
+// found repeating a subscription to that subscription.
+func checkDecodeSotw(t *testing.T, d *requestDecoder, c *conn, b []byte) {
+	t.Helper()
+	want := &discoveryv3.DiscoveryRequest{}
+	werr := proto.Unmarshal(b, want)
+	r := &sotwRequest{DiscoveryRequest: &discoveryv3.DiscoveryRequest{VersionInfo: "stale", ResourceNames: []string{"stale"}}, conn: c}
+	gerr := d.decodeSotw(b, r)
+	if (werr == nil) != (gerr == nil) {
+		t.Fatalf("decodeSotw error %v, proto.Unmarshal error %v", gerr, werr)
+	}
+	if werr != nil {
+		return
+	}
+	got := proto.Clone(r.DiscoveryRequest).(*discoveryv3.DiscoveryRequest)
+	got.ResourceNames = r.names()
+	if len(got.ResourceNames) == 0 {
+		got.ResourceNames = nil
+	}
+	if !proto.Equal(got, want) {
+		t.Fatalf("decoded %v, proto.Unmarshal %v", got, want)
+	}
+	if r.same {
+		w := c.watches[r.TypeUrl]
+		if w == nil || w.wildcard || len(r.ResourceNames) != 0 || &r.subscribed[0] != &w.names[0] || len(r.subscribed) != len(w.names) {
+			t.Fatalf("same, but not %s's subscription", r.TypeUrl)
+		}
+	}
+}
+
+func sotwRequestSeeds(t testing.TB, many []string) [][]byte {
+	var out [][]byte
+	add := func(m *discoveryv3.DiscoveryRequest) {
+		b, err := proto.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, b)
+	}
+	add(&discoveryv3.DiscoveryRequest{VersionInfo: "v1", TypeUrl: EndpointType, ResponseNonce: "7", ResourceNames: many})
+	add(&discoveryv3.DiscoveryRequest{VersionInfo: "v1", TypeUrl: RouteType, ResponseNonce: "8", ResourceNames: []string{"80", "8080"}})
+	add(&discoveryv3.DiscoveryRequest{VersionInfo: "v1", TypeUrl: RouteType, ResponseNonce: "8", ResourceNames: many})
+	add(&discoveryv3.DiscoveryRequest{TypeUrl: EndpointType, ResponseNonce: "7", ResourceNames: many, ErrorDetail: &status.Status{Code: 3, Message: "bad"}})
+	add(&discoveryv3.DiscoveryRequest{TypeUrl: EndpointType, ResponseNonce: "7", ResourceNames: many, Node: &corev3.Node{Id: "x"}})
+	add(&discoveryv3.DiscoveryRequest{TypeUrl: EndpointType, ResponseNonce: "7", ResourceNames: append(slices.Clone(many), "outbound|80||z.ns")})
+	add(&discoveryv3.DiscoveryRequest{TypeUrl: EndpointType, ResponseNonce: "7", ResourceNames: many[1:]})
+	add(&discoveryv3.DiscoveryRequest{TypeUrl: ClusterType, ResponseNonce: "1"})
+	// The names in two runs, around the type URL: the same list.
+	b := out[0]
+	split := protowire.AppendString(protowire.AppendTag(nil, 4, protowire.BytesType), EndpointType)
+	names := protowire.AppendString(protowire.AppendTag(nil, 3, protowire.BytesType), many[0])
+	var rest []byte
+	for _, n := range many[1:] {
+		rest = protowire.AppendString(protowire.AppendTag(rest, 3, protowire.BytesType), n)
+	}
+	out = append(out, slices.Concat(names, split, rest))
+	// The subscription twice, a truncated one, one with a bad tag after it.
+	out = append(out, slices.Concat(b, b), b[:len(b)-40], append(slices.Clone(b), 0xff))
+	return out
+}
+
+func TestDecodeSotwMatchesProtoUnmarshal(t *testing.T) {
+	s := New(Config{Generate: func(*model.PushContext, *model.Proxy, string, []string) ([]model.XDSResource, error) { return nil, nil }})
+	many := manyClusters(40)
+	c := sotwDecodeConn(s, many)
+	d := newRequestDecoder()
+	seeds := sotwRequestSeeds(t, many)
+	for _, b := range append(seeds, requestSeeds(t)...) {
+		checkDecodeSotw(t, d, c, b)
+	}
+	// The plain ACK of either subscription is found repeating it.
+	for _, b := range seeds[:2] {
+		r := &sotwRequest{DiscoveryRequest: &discoveryv3.DiscoveryRequest{}, conn: c}
+		if err := d.decodeSotw(b, r); err != nil || !r.same {
+			t.Fatalf("decode: %v, same %v", err, r.same)
+		}
+	}
+	// A second connection with the same subscription shares its wire form.
+	c2 := sotwDecodeConn(s, many)
+	if w1, w2 := c.watches[EndpointType].wire, c2.watches[EndpointType].wire; len(w1) == 0 || &w1[0] != &w2[0] {
+		t.Fatal("two connections with one subscription hold two wire forms")
+	}
+	allocs := testing.AllocsPerRun(20, func() {
+		r := sotwRequest{DiscoveryRequest: &discoveryv3.DiscoveryRequest{}, conn: c}
+		_ = d.decodeSotw(seeds[0], &r)
+	})
+	if allocs > 3 {
+		t.Fatalf("decoding a repeated subscription allocates %.0f times", allocs)
+	}
+}
+
+func FuzzDecodeSotw(f *testing.F) {
+	many := manyClusters(20)
+	for _, b := range sotwRequestSeeds(f, many) {
+		f.Add(b)
+	}
+	for _, b := range requestSeeds(f) {
+		f.Add(b)
+	}
+	s := New(Config{Generate: func(*model.PushContext, *model.Proxy, string, []string) ([]model.XDSResource, error) { return nil, nil }})
+	c := sotwDecodeConn(s, many)
+	d := newRequestDecoder()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		checkDecodeSotw(t, d, c, b)
+	})
+}

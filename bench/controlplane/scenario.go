@@ -35,7 +35,8 @@ type ScenarioConfig struct {
 	Start func(dir string) (Server, time.Duration, error)
 	// Dir is where the config directory is created.
 	Dir string
-	// ProfileDir, when set, receives mastd's CPU profile of each round's changes.
+	// ProfileDir, when set, receives mastd's CPU profiles of each round's config
+	// changes and of its endpoint changes (one file each), and heap profiles.
 	ProfileDir string
 	// Skip, when it returns true, skips that combination.
 	Skip func(services, clients int, p Protocol) bool
@@ -125,7 +126,8 @@ type RoundResult struct {
 	RSSPerProxy          float64      `json:"rss_per_proxy"`
 	Config               ChangeResult `json:"config_change"`
 	Endpoint             ChangeResult `json:"endpoint_change"`
-	Profile              string       `json:"mastd_cpu_profile,omitempty"`
+	Profile              string       `json:"mastd_cpu_profile,omitempty"`          // the config changes'
+	EndpointProfile      string       `json:"mastd_endpoint_cpu_profile,omitempty"` // the endpoint changes'
 	HeapProfile          string       `json:"mastd_heap_profile,omitempty"`
 	Error                string       `json:"error,omitempty"`
 }
@@ -225,13 +227,8 @@ func (s *scenario) round(ctx context.Context, r *RoundResult) error {
 			r.HeapProfile = ""
 			s.logf("no mastd heap profile: %v", err)
 		}
-		r.Profile = filepath.Join(s.cfg.ProfileDir, fmt.Sprintf("mastd-%d-%d-%s.pprof", r.Services, r.Clients, r.Protocol))
-		if err := s.srv.StartCPUProfile(r.Profile); err != nil {
-			r.Profile = ""
-			s.logf("no mastd profile: %v", err)
-		} else {
-			defer s.srv.StopCPUProfile()
-		}
+		r.Profile = s.startProfile(r, "config")
+		defer s.srv.StopCPUProfile()
 	}
 
 	// Config changes: a VirtualService edit alters routes only. mastd pushes
@@ -260,6 +257,14 @@ func (s *scenario) round(ctx context.Context, r *RoundResult) error {
 		return fmt.Errorf("config change: %w", err)
 	}
 	s.heapProfile(r, "after-config")
+	if r.Profile != "" {
+		// A profile of each series: an endpoint change costs mastd a
+		// tenth of a config change and would not show in a profile of both.
+		if err := s.srv.StopCPUProfile(); err != nil {
+			s.logf("mastd profile: %v", err)
+		}
+		r.EndpointProfile = s.startProfile(r, "endpoint")
+	}
 	s.logf("  config change: p50 %.0f ms p99 %.0f ms (n=%d), fan-out p50 %.0f ms, %.0f B/proxy %v, mastd CPU %.0f ms/change (run-queue wait %.0f ms), clients CPU %.0f ms/change",
 		r.Config.ToLastACK.P50, r.Config.ToLastACK.P99, r.Config.ToLastACK.N, r.Config.Fanout.P50, r.Config.BytesPerProxy, r.Config.TypesSent, r.Config.MastdCPUMs, r.Config.MastdWaitMs, r.Config.ClientsCPUMs)
 
@@ -282,6 +287,17 @@ func (s *scenario) round(ctx context.Context, r *RoundResult) error {
 	s.logf("  endpoint change: p50 %.0f ms p99 %.0f ms (n=%d), %.0f B/proxy %v, mastd CPU %.0f ms/change (run-queue wait %.0f ms), clients CPU %.0f ms/change",
 		r.Endpoint.ToLastACK.P50, r.Endpoint.ToLastACK.P99, r.Endpoint.ToLastACK.N, r.Endpoint.BytesPerProxy, r.Endpoint.TypesSent, r.Endpoint.MastdCPUMs, r.Endpoint.MastdWaitMs, r.Endpoint.ClientsCPUMs)
 	return nil
+}
+
+// startProfile starts mastd's CPU profile of a series of changes and
+// returns its path, or "" when mastd cannot be profiled.
+func (s *scenario) startProfile(r *RoundResult, series string) string {
+	path := filepath.Join(s.cfg.ProfileDir, fmt.Sprintf("mastd-%d-%d-%s-%s.pprof", r.Services, r.Clients, r.Protocol, series))
+	if err := s.srv.StartCPUProfile(path); err != nil {
+		s.logf("no mastd profile: %v", err)
+		return ""
+	}
+	return path
 }
 
 // heapProfile writes mastd's heap profile after a series of changes, with

@@ -52,7 +52,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	name := fs.String("name", "", "result file name without extension (default controlplane-quick or controlplane-full)")
 	verbose := fs.Bool("v", false, "log every change")
 	mastdLog := fs.String("mastd-log", "warn", "mastd's log level (its log goes to stderr)")
-	profileDir := fs.String("profile-dir", "", "write mastd's CPU profile of each round's changes here")
+	profileDir := fs.String("profile-dir", "", "write mastd's CPU profiles of each round's config changes and endpoint changes (one file each) and heap profiles here")
 	noCache := fs.Bool("disable-xds-cache", false, "run mastd without its xDS cache (the old behaviour, for comparison)")
 	noIdleGC := fs.Bool("no-idle-gc", false, "run mastd without its garbage collection between pushes (the Go runtime alone decides, for comparison)")
 	peers := fs.String("peers", "mast", "control planes to run, in turn, with the same scenarios: mast, istiod (Istio's pilot-discovery from $ISTIOD or ~/.cache/mast/istiod-build, reading the same files; it has no on-demand routes, so delta+vhds rounds are mastd's only)")

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"net"
 	"strings"
+	"sync/atomic"
 
 	"github.com/mast-mesh/mast/internal/proxy/headers"
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
@@ -24,6 +25,17 @@ type tlsPeer struct {
 	subject string
 	uris    []string
 	dns     []string
+	// xfcc is the last XFCC element built (value): a connection's
+	// requests all want the one of their connection manager, so it is
+	// built once per connection instead of per request (HTTP/2 streams
+	// share it, hence atomic).
+	xfcc atomic.Pointer[xfccElement]
+}
+
+// xfccElement is a tlsPeer's XFCC element for some ClientCertDetails.
+type xfccElement struct {
+	d xdsparse.ClientCertDetails
+	s string
 }
 
 // peerOf returns the client certificate details of a TLS connection whose
@@ -57,6 +69,16 @@ func PeerIdentity(nc net.Conn) string {
 
 // value is the XFCC element for this connection, as Envoy writes it.
 func (p *tlsPeer) value(d xdsparse.ClientCertDetails) string {
+	if e := p.xfcc.Load(); e != nil && e.d == d {
+		return e.s
+	}
+	s := p.build(d)
+	p.xfcc.Store(&xfccElement{d: d, s: s})
+	return s
+}
+
+// build makes the XFCC element value returns.
+func (p *tlsPeer) build(d xdsparse.ClientCertDetails) string {
 	var b strings.Builder
 	if p.by != "" {
 		b.WriteString("By=" + p.by + ";")

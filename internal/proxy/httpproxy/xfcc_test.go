@@ -43,3 +43,25 @@ func TestApplyXFCC(t *testing.T) {
 		})
 	}
 }
+
+// TestXFCCElementBuiltOncePerConnection: a connection's requests reuse its
+// XFCC element (no allocation per request), and details the element was
+// not built for get their own.
+func TestXFCCElementBuiltOncePerConnection(t *testing.T) {
+	peer := &tlsPeer{hash: "abc", subject: `CN=a"b`, uris: []string{"spiffe://cluster.local/ns/default/sa/productpage"}, dns: []string{"pp"}}
+	all := xdsparse.ClientCertDetails{Subject: true, URI: true, DNS: true}
+	uri := xdsparse.ClientCertDetails{URI: true}
+	const wantAll = `Hash=abc;Subject="CN=a\"b";URI=spiffe://cluster.local/ns/default/sa/productpage;DNS=pp`
+	const wantURI = `Hash=abc;URI=spiffe://cluster.local/ns/default/sa/productpage`
+	for i, tc := range []struct {
+		d    xdsparse.ClientCertDetails
+		want string
+	}{{all, wantAll}, {all, wantAll}, {uri, wantURI}, {all, wantAll}} {
+		if got := peer.value(tc.d); got != tc.want {
+			t.Fatalf("call %d: value(%+v) = %q, want %q", i, tc.d, got, tc.want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { peer.value(all) }); n != 0 {
+		t.Errorf("value allocates %.0f times per request, want 0", n)
+	}
+}

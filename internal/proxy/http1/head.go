@@ -107,6 +107,9 @@ func (r *Reader) Buffered() *bufio.Reader { return r.br }
 func (r *Reader) readHead(skipEmpty bool) error {
 	r.buf = r.buf[:0]
 	empties := 0
+	if done, err := r.scanBuffered(skipEmpty, &empties); done {
+		return err
+	}
 	for {
 		line, err := r.br.ReadSlice('\n')
 		if err == bufio.ErrBufferFull {
@@ -145,6 +148,51 @@ func (r *Reader) readHead(skipEmpty bool) error {
 		// for the others.
 		if len(line) <= 2 && (bytes.HasSuffix(r.buf, []byte("\r\n\r\n")) || (len(r.buf) == 2 && full)) {
 			return nil
+		}
+	}
+}
+
+// scanBuffered is readHead's fast path: it looks for the whole head in
+// what the reader has buffered (a head usually arrives in one read) and
+// copies it once, instead of reading it line by line. It applies the same
+// rules in the same order. done false: the head goes on past the buffered
+// bytes; the complete lines seen are in r.buf and consumed, and readHead
+// reads on from there.
+func (r *Reader) scanBuffered(skipEmpty bool, empties *int) (done bool, err error) {
+	if r.br.Buffered() == 0 {
+		if _, err := r.br.Peek(1); err != nil {
+			return true, err // nothing read: io.EOF is a clean close
+		}
+	}
+	b, _ := r.br.Peek(r.br.Buffered())
+	start, i := 0, 0 // the head is b[start:i] so far
+	for {
+		k := bytes.IndexByte(b[i:], '\n')
+		if k < 0 {
+			r.buf = append(r.buf, b[start:i]...)
+			r.br.Discard(i)
+			return false, nil
+		}
+		if k < 1 || b[i+k-1] != '\r' {
+			return true, bad("line not terminated by CRLF")
+		}
+		empty := k == 1
+		i += k + 1
+		if empty && i-2 == start {
+			if skipEmpty && *empties < 4 {
+				// RFC 9112 2.2: ignore empty lines before the request line.
+				*empties++
+				start = i
+				continue
+			}
+		}
+		if i-start > r.lim.MaxHeaderBytes {
+			return true, &Error{Status: 431, Msg: "request header fields too large"}
+		}
+		if empty {
+			r.buf = append(r.buf, b[start:i]...)
+			r.br.Discard(i)
+			return true, nil
 		}
 	}
 }

@@ -1,6 +1,9 @@
 package httpproxy
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // monoEpoch is the origin of monoNow's readings. It is set once when the
 // package initializes and never written again.
@@ -13,3 +16,13 @@ var monoEpoch = time.Now()
 // VM 65 against 120 ns, and a request takes several. Being monotonic, a
 // step of the wall clock neither fires nor delays a timeout.
 func monoNow() int64 { return int64(time.Since(monoEpoch)) }
+
+// monoAdd is the monoNow reading d after t, saturating at the largest
+// (an xDS duration of centuries is math.MaxInt64 nanoseconds: the sum
+// must not wrap into the past and fire at once).
+func monoAdd(t int64, d time.Duration) int64 {
+	if d > 0 && t > math.MaxInt64-int64(d) {
+		return math.MaxInt64
+	}
+	return t + int64(d)
+}

@@ -77,7 +77,7 @@ func (c *h1Conn) enterLocked(ph h1Phase, by, now int64) {
 func (c *h1Conn) enterStream(st *streamTimer, now int64) {
 	by := int64(0)
 	if st.timed() {
-		by = now + int64(st.next(now))
+		by = monoAdd(now, st.next(now))
 	}
 	t := &c.tm
 	t.mu.Lock()
@@ -128,7 +128,7 @@ func (c *h1Conn) onTimer() {
 		if t.phase == phaseStream && t.at == 0 && c.cur.Load() == st {
 			now = monoNow()
 			if d, ok := st.pending(now); ok {
-				c.armLocked(now+int64(d), now)
+				c.armLocked(monoAdd(now, d), now)
 			}
 		}
 		t.mu.Unlock()

@@ -421,7 +421,7 @@ func (c *h1Conn) serve(first bool, now int64) (parked bool) {
 			idle = min(idle, left)
 		}
 		now = monoNow()
-		c.idleUntil = now + int64(idle)
+		c.idleUntil = monoAdd(now, idle)
 	}
 }
 
@@ -453,13 +453,13 @@ func (c *h1Conn) waitIdle(now int64) int {
 		if park {
 			wait = s.ParkIdle
 		}
-		c.enter(phaseIdle, now+int64(wait), now)
+		c.enter(phaseIdle, monoAdd(now, wait), now)
 		_, err := c.br.Peek(1)
 		if err == nil {
 			var by int64
 			now = monoNow()
 			if d := c.hcm.RequestHeadersTimeout; d > 0 {
-				by = now + int64(d)
+				by = monoAdd(now, d)
 			}
 			c.enter(phaseHead, by, now)
 			return idleRequest

@@ -91,7 +91,7 @@ func (st *streamTimer) init(parent context.Context, idle, request time.Duration,
 	st.parent, st.idle, st.expire = parent, max(idle, 0), expire
 	st.reqBy = 0
 	if request > 0 {
-		st.reqBy = now + int64(request)
+		st.reqBy = monoAdd(now, request)
 	}
 	st.t, st.unlinkParent = nil, nil
 	st.stopped = false
@@ -137,7 +137,7 @@ func startStreamTimer(ctx context.Context, idle, request time.Duration, expire f
 func (st *streamTimer) next(now int64) time.Duration {
 	d := time.Duration(1<<63 - 1)
 	if st.idle > 0 {
-		d = time.Duration(st.last.Load() + int64(st.idle) - now)
+		d = time.Duration(monoAdd(st.last.Load(), st.idle) - now)
 	}
 	if st.reqBy != 0 && !st.reqDone.Load() {
 		d = min(d, time.Duration(st.reqBy-now))

@@ -17,8 +17,9 @@ import (
 
 // trustedClient is Envoy's downstream remote address: the connection's peer,
 // or the x-forwarded-for entry the connection manager trusts (called before
-// the proxy appends to x-forwarded-for).
-func trustedClient(h headers.List, hcm *xdsparse.HTTPManager, remote string) netip.Addr {
+// the proxy appends to x-forwarded-for). remoteIP is remote parsed once for
+// the connection, or the zero Addr.
+func trustedClient(h headers.List, hcm *xdsparse.HTTPManager, remote string, remoteIP netip.Addr) netip.Addr {
 	s := ""
 	if hcm.UseRemoteAddress {
 		if hcm.XffTrustedHops > 0 {
@@ -28,6 +29,9 @@ func trustedClient(h headers.List, hcm *xdsparse.HTTPManager, remote string) net
 		s, _ = lastXFFAddress(joinedXFF(h), hcm.XffTrustedHops)
 	}
 	if s == "" {
+		if remoteIP.IsValid() {
+			return remoteIP
+		}
 		s = remote
 	}
 	a, _ := netip.ParseAddr(s)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -27,7 +28,7 @@ func (s *Server) serveH2(ctx context.Context, nc net.Conn, br *bufio.Reader, hcm
 		return
 	}
 	remote := remoteIP(nc)
-	h := &h2Handler{s: s, hcm: hcm, ctx: ctx, remote: remote, remoteAddr: nc.RemoteAddr().String(), orig: originalDst(nc),
+	h := &h2Handler{s: s, hcm: hcm, ctx: ctx, remote: remote, remoteIP: parseRemote(remote), remoteAddr: nc.RemoteAddr().String(), orig: originalDst(nc),
 		peer: peerOf(nc), local: nc.LocalAddr(), scheme: connScheme(nc), conn: filter.NewConn(nc)}
 	cfg := &h2server.Config{
 		MaxConcurrentStreams: hcm.MaxConcurrentStreams,
@@ -61,6 +62,7 @@ type h2Handler struct {
 	hcm                              *xdsparse.HTTPManager
 	ctx                              context.Context
 	remote, remoteAddr, orig, scheme string
+	remoteIP                         netip.Addr
 	peer                             *tlsPeer
 	local                            net.Addr
 	conn                             *filter.Conn
@@ -172,7 +174,7 @@ func (h *h2Handler) Serve(s *h2server.Stream) {
 	req := &hs.req
 	req.method, req.target, req.authority, req.header, req.minor = s.Method, s.Target, s.Authority, s.Header, 2
 	req.body, req.contentLength = body, s.ContentLength
-	req.remote, req.remoteAddr, req.local = h.remote, h.remoteAddr, h.local
+	req.remote, req.remoteIP, req.remoteAddr, req.local = h.remote, h.remoteIP, h.remoteAddr, h.local
 	req.origDst, req.scheme, req.peer, req.conn = h.orig, h.scheme, h.peer, h.conn
 	srv.handle(st, req, hs, hcm)
 	// Keep the header list's grown backing array for the stream's next use.

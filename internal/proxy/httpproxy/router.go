@@ -29,6 +29,9 @@ type dsRequest struct {
 	contentLength                     int64
 	chunked                           bool
 	remote                            string
+	// remoteIP is remote parsed (unmapped), when the codec parsed it once
+	// for the connection; the zero Addr otherwise.
+	remoteIP netip.Addr
 	// local is the proxy's address on the downstream connection;
 	// localStr its string when the connection keeps one ("" for the codec
 	// to leave it to localString).
@@ -204,7 +207,7 @@ func (s *Server) handle(ctx context.Context, req *dsRequest, w responseWriter, h
 	req.header.Del("host")
 	var client netip.Addr
 	if hcm.Filters != nil {
-		client = trustedClient(req.header, hcm, req.remote)
+		client = trustedClient(req.header, hcm, req.remote, req.remoteIP)
 	}
 	edge := mutateForwarded(&req.header, hcm, req.remote, req.local, req.scheme)
 	if hcm.GenerateRequestID {

@@ -259,6 +259,8 @@ type h1Conn struct {
 	w      h1Writer // the current response's writer, reused per request
 	wbuf   []byte
 	remote string
+	// remoteIP is remote parsed (unmapped), once for the connection.
+	remoteIP netip.Addr
 	// remoteAddr is remote with its port.
 	remoteAddr string
 	orig       string // original destination of a redirected connection
@@ -316,6 +318,7 @@ func (c *h1Conn) wake() { c.s.idle.Wake(&c.park) }
 func (s *Server) serveH1(ctx context.Context, nc net.Conn, br *bufio.Reader, hcm *xdsparse.HTTPManager, end func(), park bool) {
 	c := &h1Conn{s: s, nc: nc, br: br, remote: remoteIP(nc), remoteAddr: nc.RemoteAddr().String(), local: nc.LocalAddr(), localStr: nc.LocalAddr().String(), orig: originalDst(nc), peer: peerOf(nc), scheme: connScheme(nc),
 		ctx: ctx, hcm: hcm, end: end, born: time.Now()}
+	c.remoteIP = parseRemote(c.remote)
 	// Always: the listener may gain filters while the connection lives.
 	c.conn = filter.NewConn(nc)
 	c.hr = http1.NewReader(br, http1.Limits{MaxHeaderBytes: hcm.MaxRequestHeadersBytes, MaxHeaders: hcm.MaxHeadersCount})
@@ -548,7 +551,7 @@ func (c *h1Conn) serveOne(ctx context.Context, hcm *xdsparse.HTTPManager) bool {
 	// two passes over the 2 KB struct at each end of every request.)
 	req.method, req.target, req.header, req.minor = h.Method, h.Target, h.Headers, h.Minor
 	req.body, req.contentLength, req.chunked = body, h.ContentLength, h.Chunked
-	req.remote, req.remoteAddr, req.local, req.localStr = c.remote, c.remoteAddr, c.local, c.localStr
+	req.remote, req.remoteIP, req.remoteAddr, req.local, req.localStr = c.remote, c.remoteIP, c.remoteAddr, c.local, c.localStr
 	req.origDst, req.scheme, req.peer, req.conn = c.orig, c.scheme, c.peer, c.conn
 	if v, ok := h.Headers.Get("host"); ok {
 		req.authority = v
@@ -648,6 +651,13 @@ func originalDst(nc net.Conn) string {
 		}
 	}
 	return ""
+}
+
+// parseRemote parses a connection's peer address once for its requests
+// (trustedClient); the zero Addr when it is not an IP address.
+func parseRemote(remote string) netip.Addr {
+	a, _ := netip.ParseAddr(remote)
+	return a.Unmap()
 }
 
 func remoteIP(nc net.Conn) string {

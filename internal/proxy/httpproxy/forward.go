@@ -22,6 +22,8 @@ import (
 // retries and streams the response back.
 func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, hcm *xdsparse.HTTPManager,
 	table *xdsparse.RouteTable, route *xdsparse.Route, path string, start time.Time) {
+	var done forwardDone
+	defer done.run()
 	act := route.Action
 	cfg := s.cfg.Load()
 	name := act.Cluster
@@ -71,7 +73,7 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 	ops = append(ops, &route.HeaderOps, &route.VHost.Headers, &table.Headers)
 	vars := &opVars{req: req, start: start, route: route}
 	applyRequestOps(&up.Header, ops, &up.Authority, vars)
-	defer func() { req.header = up.Header }() // the grown list goes back to the connection (serveOne)
+	done.req, done.up = req, up // the grown list goes back to the connection (serveOne)
 	up.Header.Del("expect")
 	if req.upgrade != "" {
 		up.Upgrade = req.upgrade
@@ -174,20 +176,15 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 		}
 		return true
 	}
-	retrying := false
-	defer func() {
-		if retrying {
-			cl.Stats.RetriesActive.Add(-1)
-		}
-	}()
+	done.cl = cl
 	noteRetry := func() {
 		s.Stats.RqRetry.Add(1)
 		cl.Stats.RqRetry.Add(1)
 		if rs != nil {
 			rs.RqRetry.Add(1)
 		}
-		if !retrying {
-			retrying = true
+		if !done.retrying {
+			done.retrying = true
 			cl.Stats.RetriesActive.Add(1)
 		}
 	}
@@ -324,14 +321,7 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 	}
 	// The response is the connection's until its body is closed; then the
 	// host's and cluster's active counts drop (no wrapper, no allocation).
-	defer func() {
-		resp.Body.Close()
-		respHost.Active.Add(-1)
-		cl.Stats.RqActive.Add(-1)
-		if winnerCancel != nil {
-			winnerCancel()
-		}
-	}()
+	done.resp, done.respHost, done.winnerCancel = resp, respHost, winnerCancel
 	h := resp.Header
 	h.Set("x-envoy-upstream-service-time", strconv.FormatInt(time.Since(start).Milliseconds(), 10))
 	if setCookie != "" {
@@ -377,6 +367,40 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 	}
 	if err := w.Finish(tr); err != nil {
 		w.Abort()
+	}
+}
+
+// forwardDone is what forward undoes as it returns, in one deferred call:
+// forward has too many returns for three defers to be open-coded (each
+// would cost a defer record and runtime.deferreturn's walk per request).
+// run undoes in the order the defers did: the response, the retry count,
+// the header list.
+type forwardDone struct {
+	req *dsRequest
+	// up, once built, holds the request's grown header list, which goes
+	// back to the connection (serveOne).
+	up           *upstream.Request
+	cl           *upstream.Cluster
+	retrying     bool // the request counts in the cluster's active retries
+	resp         *upstream.Response
+	respHost     *upstream.Host
+	winnerCancel context.CancelFunc
+}
+
+func (d *forwardDone) run() {
+	if d.resp != nil {
+		d.resp.Body.Close()
+		d.respHost.Active.Add(-1)
+		d.cl.Stats.RqActive.Add(-1)
+		if d.winnerCancel != nil {
+			d.winnerCancel()
+		}
+	}
+	if d.retrying {
+		d.cl.Stats.RetriesActive.Add(-1)
+	}
+	if d.up != nil {
+		d.req.header = d.up.Header
 	}
 }
 

@@ -133,7 +133,8 @@ func httpDate() string { return time.Now().UTC().Format("Mon, 02 Jan 2006 15:04:
 func (s *Server) handle(ctx context.Context, req *dsRequest, w responseWriter, hcm *xdsparse.HTTPManager) {
 	start := time.Now()
 	s.Stats.RqActive.Add(1)
-	defer s.Stats.RqActive.Add(-1)
+	done := handleDone{s: s, ctx: ctx, req: req}
+	defer done.run()
 	// A connection outlives configuration changes: every request follows
 	// its listener's current filter chain, so a new policy applies to
 	// pooled connections too; a chain that is gone ends the connection.
@@ -147,7 +148,7 @@ func (s *Server) handle(ctx context.Context, req *dsRequest, w responseWriter, h
 	}
 	if s.Telemetry != nil {
 		w = s.startTelemetry(req, w, hcm, start)
-		defer s.endTelemetry(ctx, req, hcm)
+		done.telemetry, done.hcm = true, hcm
 	}
 	applyXFCC(&req.header, hcm, req.peer)
 	// Absolute-form (forward proxy): route by the URI's authority.
@@ -248,7 +249,7 @@ func (s *Server) handle(ctx context.Context, req *dsRequest, w responseWriter, h
 	// route selection, as Envoy's filters see the cached route.
 	if hcm.Filters != nil {
 		var ok bool
-		defer req.fr.RunDone()
+		done.filters = true
 		if w, ok = s.runFilters(ctx, req, w, hcm, route, path, client, start); !ok {
 			return
 		}
@@ -399,6 +400,29 @@ func (v *opVars) record() *telemetry.Record {
 	}
 	v.rec.ResponseCode, v.rec.ResponseHeaders, v.rec.UpstreamHost, v.rec.UpstreamCluster = v.status, v.respHeader, v.upstream, v.cluster
 	return v.rec
+}
+
+// handleDone is what handle undoes as it returns, in one deferred call:
+// handle has too many returns for its three defers to be open-coded. run
+// undoes in the order the defers did: the filters' done callbacks, the
+// telemetry (hcm: the listener's configuration the request started with),
+// the active request count.
+type handleDone struct {
+	s                  *Server
+	ctx                context.Context
+	req                *dsRequest
+	hcm                *xdsparse.HTTPManager
+	telemetry, filters bool
+}
+
+func (d *handleDone) run() {
+	if d.filters {
+		d.req.fr.RunDone()
+	}
+	if d.telemetry {
+		d.s.endTelemetry(d.ctx, d.req, d.hcm)
+	}
+	d.s.Stats.RqActive.Add(-1)
 }
 
 // reset clears r for the next request served with this pooled state,

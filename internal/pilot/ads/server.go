@@ -264,6 +264,15 @@ func (s *Server) throttle(ctx context.Context, slot *pushSlot) (*pushSlot, error
 		*slot = pushSlot{}
 		return slot, nil
 	}
+	// A free slot is taken without the three-way select, which locks the
+	// context's and the server's channels too: at a fan-out a thousand
+	// loops reach here at once.
+	select {
+	case s.pushSlots <- struct{}{}:
+		*slot = pushSlot{slots: s.pushSlots}
+		return slot, nil
+	default:
+	}
 	select {
 	case s.pushSlots <- struct{}{}:
 		*slot = pushSlot{slots: s.pushSlots}

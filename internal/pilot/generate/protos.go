@@ -51,6 +51,28 @@ func boolv(v bool) *wrapperspb.BoolValue { return wrapperspb.Bool(v) }
 
 func itoa(n uint32) string { return strconv.FormatUint(uint64(n), 10) }
 
+// portName returns the port a route configuration or domain names in
+// canonical decimal ("1" to "65535", no sign or leading zero), as
+// strconv.ParseUint and a round trip through itoa would, without
+// allocating.
+func portName(s string) (uint32, bool) {
+	if len(s) == 0 || len(s) > 5 || s[0] == '0' {
+		return 0, false
+	}
+	var n uint32
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + uint32(c-'0')
+	}
+	if n > 65535 {
+		return 0, false
+	}
+	return n, true
+}
+
 func exactMatcher(s string) *matcherv3.StringMatcher {
 	return &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: s}}
 }

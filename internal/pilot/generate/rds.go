@@ -89,20 +89,73 @@ func (d domainSet) add(list []string, ds ...string) []string {
 // proxy's namespace: name.ns.svc and name.ns always, name only from the
 // service's own namespace. Hosts outside the mesh domain have none.
 func (g *gen) shortNames(host string) []string {
-	suffix := ".svc." + g.pc.Mesh.DomainSuffix
-	base, ok := strings.CutSuffix(host, suffix)
+	base, name, withName, ok := g.shortNameParts(host)
 	if !ok {
 		return nil
 	}
-	name, ns, ok := strings.Cut(base, ".")
-	if !ok || strings.IndexByte(ns, '.') >= 0 {
-		return nil
-	}
 	out := []string{base + ".svc", base}
-	if ns == g.p.Namespace {
+	if withName {
 		out = append(out, name)
 	}
 	return out
+}
+
+// shortNameParts returns what shortNames are made of: base (name.ns; the
+// short names are base + ".svc", base and, withName, name) or ok false for
+// a host with none.
+func (g *gen) shortNameParts(host string) (base, name string, withName, ok bool) {
+	// Two cuts: no ".svc." + suffix string to allocate.
+	rest, ok := strings.CutSuffix(host, g.pc.Mesh.DomainSuffix)
+	if !ok {
+		return "", "", false, false
+	}
+	if base, ok = strings.CutSuffix(rest, ".svc."); !ok {
+		return "", "", false, false
+	}
+	name, ns, ok := strings.Cut(base, ".")
+	if !ok || strings.IndexByte(ns, '.') >= 0 {
+		return "", "", false, false
+	}
+	return base, name, ns == g.p.Namespace, true
+}
+
+// isVhostDomain reports whether the lower-case host is, lower-cased, one of
+// vhostDomains(svc, port) without a wildcard, without building them: host
+// is a domain d or d + ":PORT", so it is compared with each d whole and,
+// when it ends in ":PORT", without that suffix.
+func (g *gen) isVhostDomain(svc *registry.Service, port uint32, host string) bool {
+	bare, ported := "", false
+	if j := strings.LastIndexByte(host, ':'); j >= 0 {
+		if n, ok := portName(host[j+1:]); ok && n == port {
+			bare, ported = host[:j], true
+		}
+	}
+	is := func(d, suffix string) bool {
+		if strings.IndexByte(d, '*') >= 0 {
+			return false
+		}
+		d = strings.ToLower(d) // no copy when already lower-case ASCII
+		return concatIs(d, suffix, host) || (ported && concatIs(d, suffix, bare))
+	}
+	if is(svc.Hostname, "") {
+		return true
+	}
+	if base, name, withName, ok := g.shortNameParts(svc.Hostname); ok {
+		if is(base, ".svc") || is(base, "") || (withName && is(name, "")) {
+			return true
+		}
+	}
+	for _, vip := range svc.Addresses {
+		if strings.IndexByte(vip, '/') < 0 && vip != wildcardIP && is(vip, "") {
+			return true
+		}
+	}
+	return false
+}
+
+// concatIs reports whether s is a + b.
+func concatIs(a, b, s string) bool {
+	return len(s) == len(a)+len(b) && s[:len(a)] == a && s[len(a):] == b
 }
 
 // vhostDomains are Istio's sidecar domains for a service port: the FQDN, the

@@ -2,7 +2,6 @@ package generate
 
 import (
 	"slices"
-	"strconv"
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -51,11 +50,11 @@ func (g *gen) fullRoute(rcName string) func() *routev3.RouteConfiguration {
 	case none:
 		return nil
 	}
-	port, err := strconv.ParseUint(rcName, 10, 32)
-	if err != nil || port == 0 || port > 65535 || rcName != itoa(uint32(port)) {
+	port, ok := portName(rcName)
+	if !ok {
 		return nil
 	}
-	return func() *routev3.RouteConfiguration { return g.portRoute(uint32(port)) }
+	return func() *routev3.RouteConfiguration { return g.portRoute(port) }
 }
 
 // vhdsStub is route configuration name as sent to an on-demand proxy: the

@@ -4,7 +4,6 @@ import (
 	"hash/maphash"
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -147,25 +146,14 @@ func (t *portTable) exactClaimer(g *gen, port uint32, host string) (*registry.Se
 	}
 	if c := t.claimers[i]; c >= 0 {
 		svc := t.services[c]
-		return svc, hasDomain(g.vhostDomains(domainSet{}, svc, port), host)
+		return svc, g.isVhostDomain(svc, port, host)
 	}
-	ds := domainSet{}
 	for _, svc := range t.services {
-		if hasDomain(g.vhostDomains(ds, svc, port), host) {
+		if g.isVhostDomain(svc, port, host) {
 			return svc, true
 		}
 	}
 	return nil, false
-}
-
-// hasDomain reports whether a lower-cased domain of domains is host.
-func hasDomain(domains []string, host string) bool {
-	for _, d := range domains {
-		if strings.IndexByte(d, '*') < 0 && strings.ToLower(d) == host {
-			return true
-		}
-	}
-	return false
 }
 
 // vsVhostKey is every input of the virtual host of a service port with
@@ -185,11 +173,10 @@ type catchAllKey struct{ route routeKey }
 // sidecarRoute would build it but for its name and domains (which VHDS
 // replaces), or nil when rcName is no such route configuration.
 func (g *gen) onDemandPortVhost(st *cacheState, rcName, host string) *routev3.VirtualHost {
-	port, err := strconv.ParseUint(rcName, 10, 32)
-	if err != nil || port == 0 || port > 65535 || rcName != itoa(uint32(port)) {
+	p, ok := portName(rcName)
+	if !ok {
 		return nil
 	}
-	p := uint32(port)
 	traced := g.pc.Traced(g.p)
 	svc := g.portTable(st, p).lookup(g, p, strings.ToLower(host))
 	switch {

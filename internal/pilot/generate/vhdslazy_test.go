@@ -3,6 +3,7 @@ package generate
 import (
 	"hash/maphash"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -102,5 +103,67 @@ func TestPortTableMatchesDomainMap(t *testing.T) {
 	}
 	if checked < 500 {
 		t.Fatalf("only %d lookups checked", checked)
+	}
+}
+
+// TestIsVhostDomainMatchesDomains holds isVhostDomain to its reference: a
+// lower-cased domain of vhostDomains without a wildcard is host.
+func TestIsVhostDomainMatchesDomains(t *testing.T) {
+	services := []*registry.Service{
+		{Hostname: "reviews.default.svc.cluster.local", Addresses: []string{"10.0.0.1", "0.0.0.0", "10.1.0.0/16", "2001:db8::1"}},
+		{Hostname: "Ratings.Other.svc.cluster.local", Addresses: []string{"FD00::A"}},
+		{Hostname: "*.wiki.example.com"},
+		{Hostname: "api.example.com:80"},
+		{Hostname: "a.b.other.svc.cluster.local"},
+		{Hostname: ".default.svc.cluster.local"},
+		{Hostname: "x.default.svc."},
+		{Hostname: ""},
+	}
+	pc := bookinfoPush()
+	checked := 0
+	for _, ns := range []string{"default", "other"} {
+		g := newGen(pc, &model.Proxy{Type: model.SidecarProxy, Namespace: ns})
+		for _, port := range []uint32{80, 1, 9080, 65535} {
+			for _, svc := range services {
+				var probes []string
+				for _, s := range services {
+					for _, d := range g.vhostDomains(domainSet{}, s, port) {
+						l := strings.ToLower(d)
+						probes = append(probes, l, l+":80", l+":080", l+":1", l+"x", "x"+l, l[:len(l)/2])
+					}
+				}
+				probes = append(probes, "", ":80", ":1", "reviews.default.svc.", "reviews.default.svc", "reviews")
+				for _, h := range probes {
+					want := false
+					for _, d := range g.vhostDomains(domainSet{}, svc, port) {
+						if strings.IndexByte(d, '*') < 0 && strings.ToLower(d) == h {
+							want = true
+						}
+					}
+					if got := g.isVhostDomain(svc, port, h); got != want {
+						t.Fatalf("namespace %s port %d %q: isVhostDomain(%q) = %v, want %v", ns, port, svc.Hostname, h, got, want)
+					}
+					checked++
+				}
+			}
+		}
+	}
+	t.Logf("%d probes", checked)
+}
+
+// TestPortName holds portName to strconv.ParseUint, the range check and the
+// round trip through itoa that it replaces.
+func TestPortName(t *testing.T) {
+	probes := []string{"", "0", "00", "080", "+80", "-1", "65536", "99999", "100000", "1_0", "8a", " 80", "80 ", "4294967297"}
+	for n := range 70000 {
+		probes = append(probes, strconv.Itoa(n))
+	}
+	for _, s := range probes {
+		v, err := strconv.ParseUint(s, 10, 32)
+		wantOK := err == nil && v != 0 && v <= 65535 && s == itoa(uint32(v))
+		got, ok := portName(s)
+		if ok != wantOK || ok && uint64(got) != v {
+			t.Fatalf("portName(%q) = %d, %v; want %d, %v", s, got, ok, v, wantOK)
+		}
 	}
 }

@@ -292,6 +292,9 @@ type h1Conn struct {
 	// idleUntil ends the current wait for a request (idle timeout or
 	// max_connection_duration), in monoNow's clock.
 	idleUntil int64
+	// headAt is when the current request's first byte arrived (monoNow),
+	// read by waitIdle; 0 for a connection's first request.
+	headAt int64
 	// park is the connection's state with the idle poller (parkable:
 	// it may be parked); parkTimer wakes it at idleUntil.
 	park      idlepoll.Conn
@@ -461,6 +464,7 @@ func (c *h1Conn) waitIdle(now int64) int {
 		if err == nil {
 			var by int64
 			now = monoNow()
+			c.headAt = now
 			if d := c.hcm.RequestHeadersTimeout; d > 0 {
 				by = monoAdd(now, d)
 			}
@@ -574,7 +578,15 @@ func (c *h1Conn) serveOne(ctx context.Context, hcm *xdsparse.HTTPManager) bool {
 	// timers cut the connection's reads (and its writes once the response
 	// started).
 	st := &c.stream
-	st.init(ctx, hcm.StreamIdleTimeout, hcm.RequestTimeout, c.expireIO)
+	// The stream starts with its head's first byte (Envoy's message
+	// begin): waitIdle's clock reading, else (the connection's first
+	// request) now.
+	start := c.headAt
+	if start == 0 {
+		start = monoNow()
+	}
+	c.headAt = 0
+	st.initAt(ctx, hcm.StreamIdleTimeout, hcm.RequestTimeout, c.expireIO, start)
 	c.cur.Store(st)
 	if ctx.Err() != nil {
 		st.cancel(ctx.Err())

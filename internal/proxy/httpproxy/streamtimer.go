@@ -85,7 +85,13 @@ func newStream(parent context.Context, idle, request time.Duration, expire func(
 // stream handed out then no longer acts on st: its AfterFunc stop
 // functions check the generation, its Done channel stays closed.
 func (st *streamTimer) init(parent context.Context, idle, request time.Duration, expire func(bool)) {
-	now := monoNow()
+	st.initAt(parent, idle, request, expire, monoNow())
+}
+
+// initAt is init with the stream's start already read (monoNow): an
+// HTTP/1 stream starts when its head's first byte arrived, as Envoy's
+// starts at the codec's message begin.
+func (st *streamTimer) initAt(parent context.Context, idle, request time.Duration, expire func(bool), now int64) {
 	st.mu.Lock()
 	st.gen++
 	st.parent, st.idle, st.expire = parent, max(idle, 0), expire

@@ -88,7 +88,17 @@ func (pc *PushContext) Tracing(p *Proxy, mode telemetry.WorkloadMode) *TracingPo
 // tracingOf is Tracing over the Telemetry resources that apply, least
 // specific first.
 func (pc *PushContext) tracingOf(ts []*telemetry.Telemetry, mode telemetry.WorkloadMode) *TracingPolicy {
-	tp := &TracingPolicy{Providers: pc.Mesh.DefaultTracingProviders, Sampling: pc.Mesh.TracingSampling}
+	tp, ok := pc.tracing(ts, mode)
+	if !ok {
+		return nil
+	}
+	return &tp
+}
+
+// tracing is tracingOf by value (ok false for nil), which Traced, asked
+// per proxy per push, calls without allocating.
+func (pc *PushContext) tracing(ts []*telemetry.Telemetry, mode telemetry.WorkloadMode) (TracingPolicy, bool) {
+	tp := TracingPolicy{Providers: pc.Mesh.DefaultTracingProviders, Sampling: pc.Mesh.TracingSampling}
 	if tp.Sampling == 0 && !pc.Mesh.TracingSamplingSet {
 		tp.Sampling = 1
 	}
@@ -115,16 +125,20 @@ func (pc *PushContext) tracingOf(ts []*telemetry.Telemetry, mode telemetry.Workl
 		}
 	}
 	if len(tp.Providers) == 0 || tp.Disabled {
-		return nil
+		return TracingPolicy{}, false
 	}
-	return tp
+	return tp, true
 }
 
 // Traced reports whether p traces on either side (its routes then carry
 // span names).
 func (pc *PushContext) Traced(p *Proxy) bool {
 	ts := pc.telemetryFor(p) // selected and sorted once for both sides
-	return pc.tracingOf(ts, telemetry.WorkloadMode_CLIENT) != nil || pc.tracingOf(ts, telemetry.WorkloadMode_SERVER) != nil
+	if _, ok := pc.tracing(ts, telemetry.WorkloadMode_CLIENT); ok {
+		return true
+	}
+	_, ok := pc.tracing(ts, telemetry.WorkloadMode_SERVER)
+	return ok
 }
 
 // AccessLogging returns the access log providers in force on p's side

@@ -197,6 +197,15 @@ func (r *Reader) scanBuffered(skipEmpty bool, empties *int) (done bool, err erro
 	}
 }
 
+// cutSpace is bytes.Cut(b, []byte(" ")) without Cut's and Index's
+// general-separator work: one IndexByte.
+func cutSpace(b []byte) (before, after []byte, found bool) {
+	if i := bytes.IndexByte(b, ' '); i >= 0 {
+		return b[:i], b[i+1:], true
+	}
+	return b, nil, false
+}
+
 // ReadRequest reads and validates one request head into h. io.EOF means
 // the client closed cleanly between requests.
 func (r *Reader) ReadRequest(h *Head) error {
@@ -207,8 +216,8 @@ func (r *Reader) ReadRequest(h *Head) error {
 	b := r.buf
 	eol := bytes.IndexByte(b, '\n') // the head ends in CRLF CRLF
 	line := b[:eol-1]
-	m, t, ok1 := bytes.Cut(line, []byte(" "))
-	t, v, ok2 := bytes.Cut(t, []byte(" "))
+	m, t, ok1 := cutSpace(line)
+	t, v, ok2 := cutSpace(t)
 	if !ok1 || !ok2 || len(m) == 0 || len(t) == 0 {
 		return bad("malformed request line")
 	}
@@ -260,7 +269,7 @@ func (r *Reader) ReadResponse(h *Head) error {
 	default:
 		return bad("unsupported HTTP version")
 	}
-	code, _, hasReason := bytes.Cut(line[9:], []byte(" "))
+	code, _, hasReason := cutSpace(line[9:])
 	if len(code) != 3 {
 		return bad("malformed status code")
 	}

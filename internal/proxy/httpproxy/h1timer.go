@@ -3,6 +3,8 @@ package httpproxy
 import (
 	"sync"
 	"time"
+
+	"github.com/mast-mesh/mast/internal/proxy/monoclock"
 )
 
 // An HTTP/1 connection enforces every limit of its life on one timer: the
@@ -43,12 +45,12 @@ type h1Timer struct {
 	mu    sync.Mutex
 	t     *time.Timer
 	phase h1Phase
-	by    int64 // phaseIdle's and phaseHead's limit (monoNow), 0 for none
-	at    int64 // when t fires (monoNow), 0 when it is not armed
+	by    int64 // phaseIdle's and phaseHead's limit (monoclock.Now), 0 for none
+	at    int64 // when t fires (monoclock.Now), 0 when it is not armed
 	cut   bool  // the timer cut the reads (a read deadline in the past)
 }
 
-// enter moves c to phase ph with limit by (monoNow, 0 for none; ignored
+// enter moves c to phase ph with limit by (monoclock.Now, 0 for none; ignored
 // for phaseStream, see enterStream) and clears a cut of the reads made
 // for the phase before.
 func (c *h1Conn) enter(ph h1Phase, by, now int64) {
@@ -77,7 +79,7 @@ func (c *h1Conn) enterLocked(ph h1Phase, by, now int64) {
 func (c *h1Conn) enterStream(st *streamTimer, now int64) {
 	by := int64(0)
 	if st.timed() {
-		by = monoAdd(now, st.next(now))
+		by = monoclock.Add(now, st.next(now))
 	}
 	t := &c.tm
 	t.mu.Lock()
@@ -103,7 +105,7 @@ func (c *h1Conn) armLocked(by, now int64) {
 // onTimer enforces the current phase's limit, or re-arms for it.
 func (c *h1Conn) onTimer() {
 	t := &c.tm
-	now := monoNow()
+	now := monoclock.Now()
 	t.mu.Lock()
 	t.at = 0
 	switch t.phase {
@@ -126,9 +128,9 @@ func (c *h1Conn) onTimer() {
 		st.fire()
 		t.mu.Lock()
 		if t.phase == phaseStream && t.at == 0 && c.cur.Load() == st {
-			now = monoNow()
+			now = monoclock.Now()
 			if d, ok := st.pending(now); ok {
-				c.armLocked(monoAdd(now, d), now)
+				c.armLocked(monoclock.Add(now, d), now)
 			}
 		}
 		t.mu.Unlock()

@@ -26,6 +26,7 @@ import (
 	"github.com/mast-mesh/mast/internal/proxy/headers"
 	"github.com/mast-mesh/mast/internal/proxy/http1"
 	"github.com/mast-mesh/mast/internal/proxy/idlepoll"
+	"github.com/mast-mesh/mast/internal/proxy/monoclock"
 	"github.com/mast-mesh/mast/internal/proxy/overload"
 	"github.com/mast-mesh/mast/internal/proxy/upstream"
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
@@ -290,9 +291,9 @@ type h1Conn struct {
 	stopDrain, stopCtx func() bool
 	born               time.Time
 	// idleUntil ends the current wait for a request (idle timeout or
-	// max_connection_duration), in monoNow's clock.
+	// max_connection_duration), in monoclock.Now's clock.
 	idleUntil int64
-	// headAt is when the current request's first byte arrived (monoNow),
+	// headAt is when the current request's first byte arrived (monoclock.Now),
 	// read by waitIdle; 0 for a connection's first request.
 	headAt int64
 	// park is the connection's state with the idle poller (parkable:
@@ -354,7 +355,7 @@ func (c *h1Conn) resume() {
 	c.br = c.s.reader(c.nc)
 	c.hr.Reset(c.br)
 	c.resumed = true
-	if !c.serve(false, monoNow()) {
+	if !c.serve(false, monoclock.Now()) {
 		c.close()
 	}
 }
@@ -374,7 +375,7 @@ func (c *h1Conn) close() {
 
 // serve serves requests until the connection is done (false) or parked
 // (true: another goroutine owns it from then on). first: the first request
-// is next, under the header timeout ServeConn set; else now (monoNow) is
+// is next, under the header timeout ServeConn set; else now (monoclock.Now) is
 // when the wait for the next one starts.
 func (c *h1Conn) serve(first bool, now int64) (parked bool) {
 	s, nc, hcm, ctx := c.s, c.nc, c.hcm, c.ctx
@@ -426,8 +427,8 @@ func (c *h1Conn) serve(first bool, now int64) (parked bool) {
 			}
 			idle = min(idle, left)
 		}
-		now = monoNow()
-		c.idleUntil = monoAdd(now, idle)
+		now = monoclock.Now()
+		c.idleUntil = monoclock.Add(now, idle)
 	}
 }
 
@@ -439,7 +440,7 @@ const (
 )
 
 // waitIdle waits for the next request until idleUntil, from now
-// (monoNow). After ParkIdle without a byte, and with nothing read buffered
+// (monoclock.Now). After ParkIdle without a byte, and with nothing read buffered
 // above the socket, the connection is handed to the idle poller
 // (idleParked). Once the first byte arrived, the connection's timer bounds
 // the rest of the head (request_headers_timeout).
@@ -450,7 +451,7 @@ func (c *h1Conn) waitIdle(now int64) int {
 			return idleDone
 		}
 		if !first {
-			now = monoNow()
+			now = monoclock.Now()
 		}
 		left := time.Duration(c.idleUntil - now)
 		wait := left
@@ -459,14 +460,14 @@ func (c *h1Conn) waitIdle(now int64) int {
 		if park {
 			wait = s.ParkIdle
 		}
-		c.enter(phaseIdle, monoAdd(now, wait), now)
+		c.enter(phaseIdle, monoclock.Add(now, wait), now)
 		_, err := c.br.Peek(1)
 		if err == nil {
 			var by int64
-			now = monoNow()
+			now = monoclock.Now()
 			c.headAt = now
 			if d := c.hcm.RequestHeadersTimeout; d > 0 {
-				by = monoAdd(now, d)
+				by = monoclock.Add(now, d)
 			}
 			c.enter(phaseHead, by, now)
 			return idleRequest
@@ -498,7 +499,7 @@ func (c *h1Conn) parkIdle() bool {
 	if c.parkTimer == nil {
 		c.parkTimer = time.AfterFunc(time.Duration(1<<63-1), c.wake)
 	}
-	left := time.Duration(c.idleUntil - monoNow())
+	left := time.Duration(c.idleUntil - monoclock.Now())
 	if !c.s.idle.Park(&c.park) {
 		c.br = c.s.reader(c.nc)
 		c.hr.Reset(c.br)
@@ -583,7 +584,7 @@ func (c *h1Conn) serveOne(ctx context.Context, hcm *xdsparse.HTTPManager) bool {
 	// request) now.
 	start := c.headAt
 	if start == 0 {
-		start = monoNow()
+		start = monoclock.Now()
 	}
 	c.headAt = 0
 	st.initAt(ctx, hcm.StreamIdleTimeout, hcm.RequestTimeout, c.expireIO, start)

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mast-mesh/mast/internal/proxy/monoclock"
 )
 
 // Causes of a stream ended by its timers (Envoy's local replies).
@@ -36,8 +38,8 @@ var (
 type streamTimer struct {
 	parent     context.Context
 	idle       time.Duration
-	reqBy      int64        // request deadline (monoNow), 0 for none
-	last       atomic.Int64 // the last activity (monoNow)
+	reqBy      int64        // request deadline (monoclock.Now), 0 for none
+	last       atomic.Int64 // the last activity (monoclock.Now)
 	reqDone    atomic.Bool  // the request was read whole or the response started
 	respActive atomic.Bool  // the response head was sent
 	// expire unblocks the codec's pending I/O: reads always, writes when
@@ -85,10 +87,10 @@ func newStream(parent context.Context, idle, request time.Duration, expire func(
 // stream handed out then no longer acts on st: its AfterFunc stop
 // functions check the generation, its Done channel stays closed.
 func (st *streamTimer) init(parent context.Context, idle, request time.Duration, expire func(bool)) {
-	st.initAt(parent, idle, request, expire, monoNow())
+	st.initAt(parent, idle, request, expire, monoclock.Now())
 }
 
-// initAt is init with the stream's start already read (monoNow): an
+// initAt is init with the stream's start already read (monoclock.Now): an
 // HTTP/1 stream starts when its head's first byte arrived, as Envoy's
 // starts at the codec's message begin.
 func (st *streamTimer) initAt(parent context.Context, idle, request time.Duration, expire func(bool), now int64) {
@@ -97,7 +99,7 @@ func (st *streamTimer) initAt(parent context.Context, idle, request time.Duratio
 	st.parent, st.idle, st.expire = parent, max(idle, 0), expire
 	st.reqBy = 0
 	if request > 0 {
-		st.reqBy = monoAdd(now, request)
+		st.reqBy = monoclock.Add(now, request)
 	}
 	st.t, st.unlinkParent = nil, nil
 	st.stopped = false
@@ -116,7 +118,7 @@ func (st *streamTimer) arm(t *time.Timer) {
 	if !st.timed() {
 		return
 	}
-	d := st.next(monoNow())
+	d := st.next(monoclock.Now())
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if t == nil {
@@ -143,7 +145,7 @@ func startStreamTimer(ctx context.Context, idle, request time.Duration, expire f
 func (st *streamTimer) next(now int64) time.Duration {
 	d := time.Duration(1<<63 - 1)
 	if st.idle > 0 {
-		d = time.Duration(monoAdd(st.last.Load(), st.idle) - now)
+		d = time.Duration(monoclock.Add(st.last.Load(), st.idle) - now)
 	}
 	if st.reqBy != 0 && !st.reqDone.Load() {
 		d = min(d, time.Duration(st.reqBy-now))
@@ -164,7 +166,7 @@ func (st *streamTimer) pending(now int64) (time.Duration, bool) {
 }
 
 func (st *streamTimer) fire() {
-	now := monoNow()
+	now := monoclock.Now()
 	st.mu.Lock()
 	if st.stopped {
 		st.mu.Unlock()
@@ -336,7 +338,7 @@ func streamCause(ctx context.Context) error {
 // touch records activity on the stream.
 func (st *streamTimer) touch() {
 	if st != nil && st.idle > 0 {
-		st.last.Store(monoNow())
+		st.last.Store(monoclock.Now())
 	}
 }
 

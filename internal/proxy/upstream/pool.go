@@ -19,6 +19,7 @@ import (
 	"github.com/mast-mesh/mast/internal/proxy/h2client"
 	"github.com/mast-mesh/mast/internal/proxy/headers"
 	"github.com/mast-mesh/mast/internal/proxy/http1"
+	"github.com/mast-mesh/mast/internal/proxy/monoclock"
 	"github.com/mast-mesh/mast/internal/proxy/rawsock"
 	"github.com/mast-mesh/mast/internal/proxy/tlsconfig"
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
@@ -142,8 +143,8 @@ type h1conn struct {
 	abortIO  func()
 	trailers func() headers.List
 	uses     uint32
-	idleAt   time.Duration // monoNow
-	born     time.Duration // monoNow
+	idleAt   int64 // monoclock.Now
+	born     int64 // monoclock.Now
 	closed   bool
 	// dl is the current exchange's deadline (zero for none).
 	dl time.Time
@@ -151,17 +152,9 @@ type h1conn struct {
 
 // tooOld reports whether the connection is past the cluster's
 // max_connection_duration: it takes no new request and closes.
-func (c *h1conn) tooOld(now time.Duration) bool {
-	return c.p.cfg.maxConnAge > 0 && now-c.born >= c.p.cfg.maxConnAge
+func (c *h1conn) tooOld(now int64) bool {
+	return c.p.cfg.maxConnAge > 0 && time.Duration(now-c.born) >= c.p.cfg.maxConnAge
 }
-
-// clockBase anchors monoNow (set once, never changed).
-var clockBase = time.Now()
-
-// monoNow is the time since clockBase on the monotonic clock: one clock
-// read, where time.Now takes two (the wall clock and the monotonic one).
-// The pool's ages and idle times compare only these.
-func monoNow() time.Duration { return time.Since(clockBase) }
 
 func (c *h1conn) close() {
 	if !c.closed {
@@ -224,7 +217,7 @@ func (p *pool) connectFor(proto string, src, dst net.Addr) (net.Conn, error) {
 // open it waits, as one of at most max_pending_requests, for one to be
 // returned or closed; beyond that the request overflows.
 func (p *pool) get(ctx context.Context, deadline time.Time) (*h1conn, bool, error) {
-	now := monoNow()
+	now := monoclock.Now()
 	p.mu.Lock()
 	for p.cfg.maxConns > 0 && uint32(p.conns) >= p.cfg.maxConns && len(p.idle) == 0 {
 		if uint32(len(p.waiters)) >= p.cfg.maxPending {
@@ -244,7 +237,7 @@ func (p *pool) get(ctx context.Context, deadline time.Time) (*h1conn, bool, erro
 	for len(p.idle) > 0 {
 		c := p.idle[len(p.idle)-1]
 		p.idle = p.idle[:len(p.idle)-1]
-		if (p.cfg.idleTimeout > 0 && now-c.idleAt > p.cfg.idleTimeout) || c.tooOld(now) {
+		if (p.cfg.idleTimeout > 0 && time.Duration(now-c.idleAt) > p.cfg.idleTimeout) || c.tooOld(now) {
 			p.mu.Unlock()
 			c.close()
 			p.mu.Lock()
@@ -311,7 +304,7 @@ func (p *pool) wait(ctx context.Context, deadline time.Time, ch chan struct{}) e
 }
 
 func (p *pool) put(c *h1conn) {
-	now := monoNow()
+	now := monoclock.Now()
 	if c.closed || (p.cfg.maxReqPerConn > 0 && c.uses >= p.cfg.maxReqPerConn) || c.tooOld(now) {
 		c.close()
 		return

@@ -3,6 +3,11 @@
 // are lower-case, so lookups compare bytes without allocating.
 package headers
 
+import (
+	"slices"
+	"strings"
+)
+
 // Field is one header field. Name is lower-case ASCII.
 type Field struct {
 	Name  string
@@ -92,17 +97,13 @@ func (l *List) delFrom(name string, from int) {
 
 // DelPrefix removes every field whose name starts with prefix.
 func (l *List) DelPrefix(prefix string) {
-	s := *l
-	j := 0
-	for i := range s {
-		if len(s[i].Name) >= len(prefix) && s[i].Name[:len(prefix)] == prefix {
-			continue
-		}
-		s[j] = s[i]
-		j++
-	}
-	clear(s[j:])
-	*l = s[:j]
+	l.DelFunc(func(name string) bool { return strings.HasPrefix(name, prefix) })
+}
+
+// DelFunc removes, in one pass, every field whose name drop reports; no
+// field is rewritten when none is.
+func (l *List) DelFunc(drop func(name string) bool) {
+	*l = slices.DeleteFunc(*l, func(f Field) bool { return drop(f.Name) })
 }
 
 // Clone returns a copy with its own backing array and room for extra fields.

@@ -24,3 +24,19 @@ func TestDel(t *testing.T) {
 		t.Fatalf("Del of the only field: %v", l)
 	}
 }
+
+func TestDelFuncAndPrefix(t *testing.T) {
+	l := List{{"a", "1"}, {"x-envoy-a", "2"}, {"b", "3"}, {"x-envoy-b", "4"}}
+	l.DelPrefix("x-envoy-")
+	if want := (List{{"a", "1"}, {"b", "3"}}); !slices.Equal(l, want) {
+		t.Fatalf("DelPrefix: %v, want %v", l, want)
+	}
+	l.DelFunc(func(string) bool { return false })
+	if len(l) != 2 {
+		t.Fatalf("DelFunc dropping nothing left %v", l)
+	}
+	l.DelFunc(func(n string) bool { return n == "a" })
+	if want := (List{{"b", "3"}}); !slices.Equal(l, want) {
+		t.Fatalf("DelFunc: %v, want %v", l, want)
+	}
+}

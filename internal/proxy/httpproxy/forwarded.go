@@ -38,17 +38,9 @@ func edgeOnly(name string) bool {
 // dropEnvoyHeaders removes the internal-only headers, and at an edge the
 // edge-only ones, in one pass over h.
 func dropEnvoyHeaders(h *headers.List, edge bool) {
-	s := *h
-	j := 0
-	for i := range s {
-		if n := s[i].Name; strings.HasPrefix(n, "x-envoy-") && (internalOnly(n) || edge && edgeOnly(n)) {
-			continue
-		}
-		s[j] = s[i]
-		j++
-	}
-	clear(s[j:])
-	*h = s[:j]
+	h.DelFunc(func(n string) bool {
+		return strings.HasPrefix(n, "x-envoy-") && (internalOnly(n) || edge && edgeOnly(n))
+	})
 }
 
 const (

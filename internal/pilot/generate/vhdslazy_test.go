@@ -151,19 +151,34 @@ func TestIsVhostDomainMatchesDomains(t *testing.T) {
 	t.Logf("%d probes", checked)
 }
 
-// TestPortName holds portName to strconv.ParseUint, the range check and the
-// round trip through itoa that it replaces.
+// portNameProbes are TestPortName's inputs and FuzzPortName's seeds.
+var portNameProbes = []string{"", "0", "00", "080", "+80", "-1", "65536", "99999", "100000", "1_0", "8a", " 80", "80 ", "4294967297", "1", "80", "65535"}
+
+// checkPortName holds portName to strconv.ParseUint, the range check and
+// the round trip through itoa that it replaces.
+func checkPortName(t *testing.T, s string) {
+	v, err := strconv.ParseUint(s, 10, 32)
+	wantOK := err == nil && v != 0 && v <= 65535 && s == itoa(uint32(v))
+	got, ok := portName(s)
+	if ok != wantOK || ok && uint64(got) != v {
+		t.Fatalf("portName(%q) = %d, %v; want %d, %v", s, got, ok, v, wantOK)
+	}
+}
+
 func TestPortName(t *testing.T) {
-	probes := []string{"", "0", "00", "080", "+80", "-1", "65536", "99999", "100000", "1_0", "8a", " 80", "80 ", "4294967297"}
+	for _, s := range portNameProbes {
+		checkPortName(t, s)
+	}
 	for n := range 70000 {
-		probes = append(probes, strconv.Itoa(n))
+		checkPortName(t, strconv.Itoa(n))
 	}
-	for _, s := range probes {
-		v, err := strconv.ParseUint(s, 10, 32)
-		wantOK := err == nil && v != 0 && v <= 65535 && s == itoa(uint32(v))
-		got, ok := portName(s)
-		if ok != wantOK || ok && uint64(got) != v {
-			t.Fatalf("portName(%q) = %d, %v; want %d, %v", s, got, ok, v, wantOK)
-		}
+}
+
+// FuzzPortName: a route configuration name comes from the proxy's VHDS
+// request (on-demand virtual hosts), so portName reads untrusted input.
+func FuzzPortName(f *testing.F) {
+	for _, s := range portNameProbes {
+		f.Add(s)
 	}
+	f.Fuzz(checkPortName)
 }

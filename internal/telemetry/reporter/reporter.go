@@ -48,7 +48,16 @@ type Reporter struct {
 
 	mu    sync.Mutex
 	sinks map[string]*accesslog.Sink
+
+	// principals memoizes PeerPrincipal for the peers the cache holds
+	// (bounded as it is), so that a response from a mesh peer does not
+	// build the same SPIFFE ID again.
+	pmu        sync.RWMutex
+	principals map[*telemetry.Peer]string
 }
+
+// maxPeers bounds the decoded-peer cache and the principals memoized.
+const maxPeers = 1024
 
 // New returns a reporter for the workload in cfg.
 func New(cfg Config) *Reporter {
@@ -62,15 +71,16 @@ func New(cfg Config) *Reporter {
 		cfg.Principal = "spiffe://" + cfg.TrustDomain + "/ns/" + cfg.Local.Namespace + "/sa/" + cfg.Local.ServiceAccount
 	}
 	return &Reporter{
-		cfg:       cfg,
-		Metrics:   metrics.New(cfg.MaxSeries),
-		builder:   metrics.NewBuilder(metrics.Local{Peer: cfg.Local, Principal: cfg.Principal}),
-		peers:     peer.NewCache(1024),
-		selfMeta:  peer.Encode(&cfg.Local),
-		selfFrame: peer.EncodeExchange(&cfg.Local),
-		selfID:    cfg.Local.ID,
-		log:       cfg.Logger,
-		sinks:     map[string]*accesslog.Sink{},
+		cfg:        cfg,
+		Metrics:    metrics.New(cfg.MaxSeries),
+		builder:    metrics.NewBuilder(metrics.Local{Peer: cfg.Local, Principal: cfg.Principal}),
+		peers:      peer.NewCache(maxPeers),
+		principals: map[*telemetry.Peer]string{},
+		selfMeta:   peer.Encode(&cfg.Local),
+		selfFrame:  peer.EncodeExchange(&cfg.Local),
+		selfID:     cfg.Local.ID,
+		log:        cfg.Logger,
+		sinks:      map[string]*accesslog.Sink{},
 	}
 }
 
@@ -110,12 +120,25 @@ func StripPeerHeaders(h *headers.List) {
 }
 
 // PeerPrincipal is the SPIFFE ID a peer's metadata names, "" when it names
-// no service account.
+// no service account. p must not change after the call (TakePeer's peers
+// do not: the cache shares them read-only).
 func (r *Reporter) PeerPrincipal(p *telemetry.Peer) string {
 	if p == nil || p.ServiceAccount == "" || p.Namespace == "" {
 		return ""
 	}
-	return "spiffe://" + r.cfg.TrustDomain + "/ns/" + p.Namespace + "/sa/" + p.ServiceAccount
+	r.pmu.RLock()
+	id, ok := r.principals[p]
+	r.pmu.RUnlock()
+	if ok {
+		return id
+	}
+	id = "spiffe://" + r.cfg.TrustDomain + "/ns/" + p.Namespace + "/sa/" + p.ServiceAccount
+	r.pmu.Lock()
+	if len(r.principals) < maxPeers {
+		r.principals[p] = id
+	}
+	r.pmu.Unlock()
+	return id
 }
 
 // RequestDone records a finished HTTP request: the standard metrics, then

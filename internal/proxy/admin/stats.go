@@ -1,9 +1,10 @@
 package admin
 
 import (
-	"fmt"
 	"io"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,13 +19,22 @@ const (
 	gauge
 )
 
-// stat is one metric sample with Prometheus labels.
+// maxLabels is the most labels a stat carries (a route's response code
+// class: virtual host, route, class).
+const maxLabels = 3
+
+// stat is one metric sample with Prometheus labels. The labels are held
+// in place, so that a scrape does not allocate a slice per sample.
 type stat struct {
-	name   string // Prometheus name without the envoy_ prefix
-	labels [][2]string
-	value  int64
-	kind   kind
+	name  string // Prometheus name without the envoy_ prefix
+	lbl   [maxLabels][2]string
+	nlbl  uint8
+	value int64
+	kind  kind
 }
+
+// labels are the stat's labels, in order.
+func (s *stat) labels() [][2]string { return s.lbl[:s.nlbl] }
 
 // envoyName renders the flat Envoy stat name, e.g.
 // cluster.outbound|9080||reviews.upstream_rq_2xx.
@@ -41,7 +51,7 @@ func (s stat) envoyName() string {
 		rest = strings.TrimPrefix(rest, "vhost_route_")
 	}
 	var vhost, route string
-	for _, l := range s.labels {
+	for _, l := range s.labels() {
 		switch l[0] {
 		case "envoy_cluster_name":
 			prefix = "cluster." + l[1] + "."
@@ -61,11 +71,20 @@ func (s stat) envoyName() string {
 	return prefix + rest
 }
 
+// codeClasses are the response code classes' label values, by class.
+var codeClasses = [...]string{"0", "1", "2", "3", "4", "5"}
+
 func collect(src Source) []stat {
-	var out []stat
 	h := src.HTTPStats()
+	cs := src.Clusters()
+	routes := h.Routes.All()
+	// About 25 connection manager and control plane stats, 8 a route, 18
+	// a cluster: one allocation for the usual scrape.
+	out := make([]stat, 0, 32+8*len(routes)+18*len(cs))
 	add := func(name string, v int64, k kind, labels ...[2]string) {
-		out = append(out, stat{name: name, value: v, kind: k, labels: labels})
+		st := stat{name: name, value: v, kind: k}
+		st.nlbl = uint8(copy(st.lbl[:], labels))
+		out = append(out, st)
 	}
 	add("http_downstream_cx_total", int64(h.CxTotal.Load()), counter)
 	add("http_downstream_cx_http1_total", int64(h.CxHTTP1.Load()), counter)
@@ -74,7 +93,7 @@ func collect(src Source) []stat {
 	add("http_downstream_rq_active", h.RqActive.Load(), gauge)
 	add("http_downstream_rq_total", int64(h.RqTotal.Load()), counter)
 	for i, v := range []uint64{h.Rq1xx.Load(), h.Rq2xx.Load(), h.Rq3xx.Load(), h.Rq4xx.Load(), h.Rq5xx.Load()} {
-		add("http_downstream_rq_xx", int64(v), counter, [2]string{"envoy_response_code_class", fmt.Sprint(i + 1)})
+		add("http_downstream_rq_xx", int64(v), counter, [2]string{"envoy_response_code_class", codeClasses[i+1]})
 	}
 	add("http_downstream_rq_timeout", int64(h.RqTimeout.Load()), counter)
 	add("http_downstream_rq_retry", int64(h.RqRetry.Load()), counter)
@@ -89,11 +108,11 @@ func collect(src Source) []stat {
 	add("http_fault_delays_injected", int64(h.FaultDelay.Load()), counter)
 	// Per-route counters of routes with a stat_prefix, named as Envoy's
 	// vhost.<virtual host>.route.<stat_prefix>.upstream_rq_*.
-	for _, r := range h.Routes.All() {
+	for _, r := range routes {
 		vh, rt := [2]string{"envoy_virtual_host", r.VHost}, [2]string{"envoy_route", r.Prefix}
 		add("vhost_route_upstream_rq_total", int64(r.Stats.RqTotal.Load()), counter, vh, rt)
 		for i, v := range []uint64{r.Stats.Rq2xx.Load(), r.Stats.Rq3xx.Load(), r.Stats.Rq4xx.Load(), r.Stats.Rq5xx.Load()} {
-			add("vhost_route_upstream_rq_xx", int64(v), counter, vh, rt, [2]string{"envoy_response_code_class", fmt.Sprint(i + 2)})
+			add("vhost_route_upstream_rq_xx", int64(v), counter, vh, rt, [2]string{"envoy_response_code_class", codeClasses[i+2]})
 		}
 		add("vhost_route_upstream_rq_timeout", int64(r.Stats.RqTimeout.Load()), counter, vh, rt)
 		add("vhost_route_upstream_rq_retry", int64(r.Stats.RqRetry.Load()), counter, vh, rt)
@@ -107,7 +126,6 @@ func collect(src Source) []stat {
 	add("control_plane_ack_total", acks, counter)
 	add("control_plane_nack_total", nacks, counter)
 	filterStats(src.Snapshot(), add)
-	cs := src.Clusters()
 	now := time.Now()
 	names := make([]string, 0, len(cs))
 	for n := range cs {
@@ -119,7 +137,7 @@ func collect(src Source) []stat {
 		l := [2]string{"envoy_cluster_name", n}
 		add("cluster_upstream_rq_total", int64(st.RqTotal.Load()), counter, l)
 		for i, v := range []uint64{st.Rq2xx.Load(), st.Rq3xx.Load(), st.Rq4xx.Load(), st.Rq5xx.Load()} {
-			add("cluster_upstream_rq_xx", int64(v), counter, l, [2]string{"envoy_response_code_class", fmt.Sprint(i + 2)})
+			add("cluster_upstream_rq_xx", int64(v), counter, l, [2]string{"envoy_response_code_class", codeClasses[i+2]})
 		}
 		add("cluster_upstream_rq_active", st.RqActive.Load(), gauge, l)
 		add("cluster_upstream_rq_timeout", int64(st.RqTimeout.Load()), counter, l)
@@ -152,32 +170,40 @@ func collect(src Source) []stat {
 
 func writePrometheus(w io.Writer, stats []stat) {
 	// A metric family's samples must be contiguous.
-	sort.SliceStable(stats, func(i, j int) bool { return stats[i].name < stats[j].name })
-	seen := map[string]bool{}
-	for _, s := range stats {
-		name := "envoy_" + s.name
-		if !seen[name] {
-			seen[name] = true
+	slices.SortStableFunc(stats, func(a, b stat) int { return strings.Compare(a.name, b.name) })
+	b := make([]byte, 0, promChunk+512)
+	for i := range stats {
+		s := &stats[i]
+		if i == 0 || s.name != stats[i-1].name {
 			t := "counter"
 			if s.kind == gauge {
 				t = "gauge"
 			}
-			fmt.Fprintf(w, "# TYPE %s %s\n", name, t)
+			b = append(append(append(append(append(b, "# TYPE envoy_"...), s.name...), ' '), t...), '\n')
 		}
-		fmt.Fprint(w, name)
-		if len(s.labels) > 0 {
-			fmt.Fprint(w, "{")
-			for i, l := range s.labels {
+		b = append(append(b, "envoy_"...), s.name...)
+		if s.nlbl > 0 {
+			b = append(b, '{')
+			for i, l := range s.labels() {
 				if i > 0 {
-					fmt.Fprint(w, ",")
+					b = append(b, ',')
 				}
-				fmt.Fprintf(w, "%s=%q", l[0], l[1])
+				b = strconv.AppendQuote(append(append(b, l[0]...), '='), l[1])
 			}
-			fmt.Fprint(w, "}")
+			b = append(b, '}')
 		}
-		fmt.Fprintf(w, " %d\n", s.value)
+		b = append(strconv.AppendInt(append(b, ' '), s.value, 10), '\n')
+		if len(b) >= promChunk {
+			w.Write(b)
+			b = b[:0]
+		}
 	}
+	w.Write(b)
 }
+
+// promChunk is how much of a scrape writePrometheus renders before it
+// writes it out.
+const promChunk = 16 << 10
 
 // WritePrometheus writes the proxy's Envoy-named stats (envoy_*) in
 // Prometheus's text format, as /stats/prometheus serves them.

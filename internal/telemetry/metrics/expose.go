@@ -3,7 +3,8 @@ package metrics
 import (
 	"bufio"
 	"io"
-	"sort"
+	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -73,7 +74,7 @@ func (r *Registry) Write(w io.Writer) error {
 		}
 	}
 	bw.WriteString("# TYPE istio_metric_series_overflow_total counter\nistio_metric_series_overflow_total ")
-	bw.WriteString(strconv.FormatUint(r.overflow.Load(), 10))
+	bw.Write(strconv.AppendUint(bw.AvailableBuffer(), r.overflow.Load(), 10))
 	bw.WriteByte('\n')
 	return bw.Flush()
 }
@@ -101,7 +102,7 @@ func omits(m Metric, l Label) bool {
 // dimensions) and folds those that render alike.
 func aggregate(cfgs *[numSides]*Config, m Metric, src map[string]snapshot) []rendered {
 	folded := make(map[string]*snapshot, len(src))
-	var b strings.Builder
+	var b []byte
 	var d decodedKey
 	for k, s := range src {
 		decodeKey(k, &d)
@@ -109,12 +110,12 @@ func aggregate(cfgs *[numSides]*Config, m Metric, src map[string]snapshot) []ren
 		if cfg.Disabled[m] {
 			continue
 		}
-		b.Reset()
+		b = b[:0]
 		for i := range NumLabels {
 			if cfg.Removed[m][i] || omits(m, i) {
 				continue
 			}
-			writePair(&b, labelNames[i], d.std[i])
+			b = appendPair(b, labelNames[i], d.std[i])
 		}
 		for i := range cfg.Custom {
 			if !cfg.Custom[i].In[m] {
@@ -124,10 +125,9 @@ func aggregate(cfgs *[numSides]*Config, m Metric, src map[string]snapshot) []ren
 			if i < len(d.custom) {
 				v = d.custom[i]
 			}
-			writePair(&b, cfg.Custom[i].Name, or(v))
+			b = appendPair(b, cfg.Custom[i].Name, or(v))
 		}
-		k := b.String()
-		if f := folded[k]; f != nil {
+		if f := folded[string(b)]; f != nil {
 			for i := range f.v {
 				f.v[i] += s.v[i]
 			}
@@ -137,52 +137,53 @@ func aggregate(cfgs *[numSides]*Config, m Metric, src map[string]snapshot) []ren
 			continue
 		}
 		c := s
-		folded[k] = &c
+		folded[string(b)] = &c
 	}
 	out := make([]rendered, 0, len(folded))
 	for k, s := range folded {
 		out = append(out, rendered{labels: k, s: *s})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].labels < out[j].labels })
+	slices.SortFunc(out, func(a, b rendered) int { return strings.Compare(a.labels, b.labels) })
 	return out
 }
 
-func writePair(b *strings.Builder, name, value string) {
-	if b.Len() > 0 {
-		b.WriteByte(',')
+func appendPair(b []byte, name, value string) []byte {
+	if len(b) > 0 {
+		b = append(b, ',')
 	}
-	b.WriteString(name)
-	b.WriteString(`="`)
+	b = append(append(b, name...), `="`...)
 	for i := 0; i < len(value); i++ {
 		switch c := value[i]; c {
 		case '\\':
-			b.WriteString(`\\`)
+			b = append(b, `\\`...)
 		case '"':
-			b.WriteString(`\"`)
+			b = append(b, `\"`...)
 		case '\n':
-			b.WriteString(`\n`)
+			b = append(b, `\n`...)
 		default:
-			b.WriteByte(c)
+			b = append(b, c)
 		}
 	}
-	b.WriteByte('"')
+	return append(b, '"')
 }
 
 func writeMetric(w *bufio.Writer, m Metric, series []rendered) {
 	name := metricInfo[m].name
-	w.WriteString("# TYPE " + name + " " + metricInfo[m].typ + "\n")
+	w.WriteString("# TYPE ")
+	w.WriteString(name)
+	w.WriteByte(' ')
+	w.WriteString(metricInfo[m].typ)
+	w.WriteByte('\n')
 	for _, s := range series {
 		switch m {
 		case RequestCount, TCPOpenedConnections, GRPCRequestMessages:
-			writeSample(w, name, s.labels, "", strconv.FormatUint(s.s.v[0], 10))
-		case GRPCResponseMessages:
-			writeSample(w, name, s.labels, "", strconv.FormatUint(s.s.v[1], 10))
-		case TCPClosedConnections:
-			writeSample(w, name, s.labels, "", strconv.FormatUint(s.s.v[1], 10))
+			writeUint(w, name, "", s.labels, s.s.v[0])
+		case GRPCResponseMessages, TCPClosedConnections:
+			writeUint(w, name, "", s.labels, s.s.v[1])
 		case TCPSentBytes:
-			writeSample(w, name, s.labels, "", strconv.FormatUint(s.s.v[2], 10))
+			writeUint(w, name, "", s.labels, s.s.v[2])
 		case TCPReceivedBytes:
-			writeSample(w, name, s.labels, "", strconv.FormatUint(s.s.v[3], 10))
+			writeUint(w, name, "", s.labels, s.s.v[3])
 		case RequestDuration:
 			writeHistogram(w, name, s.labels, DurationBuckets[:], &s.s.h[0], float64(s.s.h[0].sum)/float64(time.Millisecond))
 		case RequestSize:
@@ -193,21 +194,39 @@ func writeMetric(w *bufio.Writer, m Metric, series []rendered) {
 	}
 }
 
-func writeSample(w *bufio.Writer, name, labels, extra, value string) {
+// The samples are written in pieces, numbers formatted in the writer's
+// free buffer (AvailableBuffer): a scrape costs no allocation per sample.
+
+// writeName writes a sample's name and labels up to the space before its
+// value; le is a histogram bucket's bound (absent when NaN).
+func writeName(w *bufio.Writer, name, suffix, labels string, le float64) {
 	w.WriteString(name)
-	if labels != "" || extra != "" {
-		w.WriteByte('{')
-		w.WriteString(labels)
-		if extra != "" {
-			if labels != "" {
-				w.WriteByte(',')
-			}
-			w.WriteString(extra)
-		}
-		w.WriteByte('}')
+	w.WriteString(suffix)
+	isLE := le == le
+	if labels == "" && !isLE {
+		w.WriteByte(' ')
+		return
 	}
-	w.WriteByte(' ')
-	w.WriteString(value)
+	w.WriteByte('{')
+	w.WriteString(labels)
+	if isLE {
+		if labels != "" {
+			w.WriteByte(',')
+		}
+		w.WriteString(`le="`)
+		if math.IsInf(le, 1) {
+			w.WriteString("+Inf")
+		} else {
+			w.Write(strconv.AppendFloat(w.AvailableBuffer(), le, 'f', -1, 64))
+		}
+		w.WriteByte('"')
+	}
+	w.WriteString("} ")
+}
+
+func writeUint(w *bufio.Writer, name, suffix, labels string, v uint64) {
+	writeName(w, name, suffix, labels, math.NaN())
+	w.Write(strconv.AppendUint(w.AvailableBuffer(), v, 10))
 	w.WriteByte('\n')
 }
 
@@ -215,9 +234,15 @@ func writeHistogram(w *bufio.Writer, name, labels string, bounds []float64, h *h
 	var cum uint64
 	for i, b := range bounds {
 		cum += h.buckets[i]
-		writeSample(w, name+"_bucket", labels, `le="`+strconv.FormatFloat(b, 'f', -1, 64)+`"`, strconv.FormatUint(cum, 10))
+		writeName(w, name, "_bucket", labels, b)
+		w.Write(strconv.AppendUint(w.AvailableBuffer(), cum, 10))
+		w.WriteByte('\n')
 	}
-	writeSample(w, name+"_bucket", labels, `le="+Inf"`, strconv.FormatUint(h.count, 10))
-	writeSample(w, name+"_sum", labels, "", strconv.FormatFloat(sum, 'g', -1, 64))
-	writeSample(w, name+"_count", labels, "", strconv.FormatUint(h.count, 10))
+	writeName(w, name, "_bucket", labels, math.Inf(1))
+	w.Write(strconv.AppendUint(w.AvailableBuffer(), h.count, 10))
+	w.WriteByte('\n')
+	writeName(w, name, "_sum", labels, math.NaN())
+	w.Write(strconv.AppendFloat(w.AvailableBuffer(), sum, 'g', -1, 64))
+	w.WriteByte('\n')
+	writeUint(w, name, "_count", labels, h.count)
 }

@@ -3,6 +3,7 @@ package metrics
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"testing"
 	"time"
 
@@ -305,5 +306,26 @@ func TestMessageMetrics(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { b.BuildMessages(rec, &l); reg.MessageSeries(&l).Add(1, 1) }); n != 0 {
 		t.Errorf("%v allocations per message report", n)
+	}
+}
+
+// TestWriteAllocationsPerSeries: a scrape allocates a few times per series
+// (its rendered labels and snapshot per metric), not per sample line (a
+// histogram series has 22 or 33 of them).
+func TestWriteAllocationsPerSeries(t *testing.T) {
+	allocs := func(series int) float64 {
+		reg := New(0)
+		b := NewBuilder(Local{Peer: reviews})
+		for i := range series {
+			rec := telemetry.Record{Protocol: "HTTP/1.1", ResponseCode: 200 + i, Authority: "reviews:9080", DownstreamPeer: &productpage}
+			var l Labels
+			b.Build(&rec, &l)
+			reg.RecordRequest(&l, time.Millisecond, 10, 10)
+		}
+		return testing.AllocsPerRun(10, func() { reg.Write(io.Discard) })
+	}
+	few, many := allocs(4), allocs(44)
+	if per := (many - few) / 40; per > 20 {
+		t.Errorf("%.1f allocations per series and scrape (%.0f for 4 series, %.0f for 44), want at most 20 (it was 126 with a fmt-style writer)", per, few, many)
 	}
 }

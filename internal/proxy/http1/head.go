@@ -499,22 +499,30 @@ var tokenChars = func() (t [256]bool) {
 }()
 
 // validValue reports whether a field value has no control character but
-// tab and no DEL (RFC 9110 5.5). It looks at eight bytes at a time: a
-// sidecar's heads carry values of hundreds of bytes (x-envoy-peer-metadata).
-// A word with a byte below 0x20 or equal to 0x7f is always flagged (the
-// lowest such byte takes no borrow from below), tabs too; the bytes from a
-// flagged word on are checked one by one.
+// tab and no DEL (RFC 9110 5.5). It looks at sixteen bytes at a time, then
+// eight: a sidecar's heads carry values of hundreds of bytes
+// (x-envoy-peer-metadata). A word with a byte below 0x20 or equal to 0x7f
+// is always flagged (the lowest such byte takes no borrow from below),
+// tabs too; the bytes from a flagged word on are checked one by one.
 func validValue[S ~string | ~[]byte](v S) bool {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	for len(v) >= 8 {
+	for len(v) >= 16 {
+		_ = v[15] // one bounds check for both words
+		w := uint64(v[0]) | uint64(v[1])<<8 | uint64(v[2])<<16 | uint64(v[3])<<24 |
+			uint64(v[4])<<32 | uint64(v[5])<<40 | uint64(v[6])<<48 | uint64(v[7])<<56
+		x := uint64(v[8]) | uint64(v[9])<<8 | uint64(v[10])<<16 | uint64(v[11])<<24 |
+			uint64(v[12])<<32 | uint64(v[13])<<40 | uint64(v[14])<<48 | uint64(v[15])<<56
+		if (ctlBytes(w)|ctlBytes(x))&0x8080808080808080 != 0 {
+			break
+		}
+		v = v[16:]
+	}
+	if len(v) >= 8 {
 		_ = v[7] // one bounds check for the word
 		w := uint64(v[0]) | uint64(v[1])<<8 | uint64(v[2])<<16 | uint64(v[3])<<24 |
 			uint64(v[4])<<32 | uint64(v[5])<<40 | uint64(v[6])<<48 | uint64(v[7])<<56
-		del := w ^ (ones * 0x7f)
-		if ((w-ones*0x20)&^w|(del-ones)&^del)&highs != 0 {
-			break
+		if ctlBytes(w)&0x8080808080808080 == 0 {
+			v = v[8:]
 		}
-		v = v[8:]
 	}
 	for i := 0; i < len(v); i++ {
 		if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
@@ -522,6 +530,14 @@ func validValue[S ~string | ~[]byte](v S) bool {
 		}
 	}
 	return true
+}
+
+// ctlBytes has the high bit set in (at least) the lowest byte of w that
+// is below 0x20 or is 0x7f, when there is one.
+func ctlBytes(w uint64) uint64 {
+	const ones = 0x0101010101010101
+	del := w ^ (ones * 0x7f)
+	return (w-ones*0x20)&^w | (del-ones)&^del
 }
 
 // trimOWS strips optional whitespace (spaces and tabs, RFC 9110 5.6.3)

@@ -337,3 +337,25 @@ func FuzzValidValue(f *testing.F) {
 		}
 	})
 }
+
+// TestValidValueEveryPosition puts every byte value at every position of
+// values of 0-40 bytes (the word loops and the byte loop, each boundary)
+// and compares validValue with the byte-by-byte rule.
+func TestValidValueEveryPosition(t *testing.T) {
+	for n := 1; n <= 40; n++ {
+		v := []byte(strings.Repeat("a", n))
+		for pos := range n {
+			for c := range 256 {
+				v[pos] = byte(c)
+				want := (c >= ' ' || c == '\t') && c != 0x7f
+				if validValue(v) != want || validValue(string(v)) != want {
+					t.Fatalf("validValue(%q) = %v, want %v", v, !want, want)
+				}
+			}
+			v[pos] = 'a'
+		}
+	}
+	if !validValue("") || !validValue([]byte{}) {
+		t.Fatal("the empty value is valid")
+	}
+}

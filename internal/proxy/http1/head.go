@@ -82,6 +82,9 @@ type Reader struct {
 	// spans are the fields of the head being parsed, as offsets in buf
 	// (reused: a head's fields cost no allocation of their own).
 	spans []fieldSpan
+	// eols are the offsets in buf of the head's line ends (each LF),
+	// which readHead found: the parser does not look for them again.
+	eols []int
 }
 
 // fieldSpan is one field line in a head buffer: the name is
@@ -96,16 +99,24 @@ func NewReader(br *bufio.Reader, lim Limits) *Reader {
 // Reset makes r read from br and drops its head buffer (an idle
 // connection parked without its reader holds neither).
 func (r *Reader) Reset(br *bufio.Reader) {
-	r.br, r.buf, r.spans = br, nil, nil
+	r.br, r.buf, r.spans, r.eols = br, nil, nil, nil
 }
 
 // Buffered returns the underlying reader.
 func (r *Reader) Buffered() *bufio.Reader { return r.br }
 
+// maxKeptLines is the most line offsets a Reader keeps for its next head
+// (heads of up to MaxHeaders fields, 100 by default, fit).
+const maxKeptLines = 256
+
 // readHead reads raw head bytes up to and including the empty line into
-// r.buf. Lines must end in CRLF; a bare LF is rejected.
+// r.buf, and the offset of each line's LF in it into r.eols. Lines must
+// end in CRLF; a bare LF is rejected.
 func (r *Reader) readHead(skipEmpty bool) error {
-	r.buf = r.buf[:0]
+	r.buf, r.eols = r.buf[:0], r.eols[:0]
+	if cap(r.eols) > maxKeptLines {
+		r.eols = nil // a head of many lines does not keep their offsets
+	}
 	empties := 0
 	if done, err := r.scanBuffered(skipEmpty, &empties); done {
 		return err
@@ -141,6 +152,7 @@ func (r *Reader) readHead(skipEmpty bool) error {
 			continue
 		}
 		r.buf = append(r.buf, line...)
+		r.eols = append(r.eols, len(r.buf)-1)
 		if len(r.buf) > r.lim.MaxHeaderBytes {
 			return &Error{Status: 431, Msg: "request header fields too large"}
 		}
@@ -189,6 +201,7 @@ func (r *Reader) scanBuffered(skipEmpty bool, empties *int) (done bool, err erro
 		if i-start > r.lim.MaxHeaderBytes {
 			return true, &Error{Status: 431, Msg: "request header fields too large"}
 		}
+		r.eols = append(r.eols, i-1-start) // r.buf is empty: the head is b[start:]
 		if empty {
 			r.buf = append(r.buf, b[start:i]...)
 			r.br.Discard(i)
@@ -214,7 +227,7 @@ func (r *Reader) ReadRequest(h *Head) error {
 	}
 	*h = Head{Headers: h.Headers[:0], ContentLength: -1}
 	b := r.buf
-	eol := bytes.IndexByte(b, '\n') // the head ends in CRLF CRLF
+	eol := r.eols[0]
 	line := b[:eol-1]
 	m, t, ok1 := cutSpace(line)
 	t, v, ok2 := cutSpace(t)
@@ -242,7 +255,7 @@ func (r *Reader) ReadRequest(h *Head) error {
 		}
 		return bad("malformed HTTP version")
 	}
-	if err := r.parseFields(eol + 1); err != nil {
+	if err := r.parseFields(); err != nil {
 		return err
 	}
 	s := r.fields(h)
@@ -257,7 +270,7 @@ func (r *Reader) ReadResponse(h *Head) error {
 	}
 	*h = Head{Headers: h.Headers[:0], ContentLength: -1}
 	b := r.buf
-	eol := bytes.IndexByte(b, '\n')
+	eol := r.eols[0]
 	line := b[:eol-1]
 	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) || line[8] != ' ' {
 		return bad("malformed status line")
@@ -284,7 +297,7 @@ func (r *Reader) ReadResponse(h *Head) error {
 		return bad("malformed status code")
 	}
 	h.Status = n
-	if err := r.parseFields(eol + 1); err != nil {
+	if err := r.parseFields(); err != nil {
 		return err
 	}
 	s := r.fields(h)
@@ -304,14 +317,14 @@ func (r *Reader) fields(h *Head) string {
 	return s
 }
 
-// parseFields validates the field lines of r.buf from offset i on,
-// lower-casing the names in place, and records them in r.spans.
-func (r *Reader) parseFields(i int) error {
+// parseFields validates the field lines of r.buf (the lines after the
+// first), lower-casing the names in place, and records them in r.spans.
+func (r *Reader) parseFields() error {
 	b := r.buf
 	r.spans = r.spans[:0]
-	for {
-		k := bytes.IndexByte(b[i:], '\n')
-		end, next := i+k-1, i+k+1 // the line is b[i:end], CRLF after it
+	i := r.eols[0] + 1
+	for _, lf := range r.eols[1:] {
+		end, next := lf-1, lf+1 // the line is b[i:end], CRLF after it
 		if end == i {
 			return nil
 		}
@@ -344,6 +357,7 @@ func (r *Reader) parseFields(i int) error {
 		r.spans = append(r.spans, fieldSpan{name: i, colon: colon, value: v, end: e})
 		i = next
 	}
+	return nil // (not reached: readHead's last line is the empty one)
 }
 
 func requestFraming(h *Head) error {

@@ -26,7 +26,24 @@ import (
 // are decoded by a requestDecoder, which shares resource names' strings
 // between requests. Every other message goes to the default proto codec.
 func Codec() encoding.CodecV2 {
-	return codec{fallback: encoding.GetCodecV2(grpcproto.Name), requests: newRequestDecoder()}
+	// The head buffers' sizes are every power of two from 2 KiB to 1 MiB,
+	// so that a head takes at most twice its size. An on-demand push's
+	// head is ~1.2 KB: gRPC's default pool gave it 4 KiB, and with a
+	// thousand in flight at once the pool held 4 MB (6 KB per proxy in
+	// cpbench's heap figure). Heads of a kilobyte or less are not pooled
+	// (mem.IsBelowBufferPoolingThreshold); larger than 1 MiB ones come
+	// from the pool's fallback, sized to the page.
+	heads, err := mem.NewBinaryTieredBufferPool(11, 12, 13, 14, 15, 16, 17, 18, 19, 20)
+	if err != nil {
+		panic(err) // constant, valid exponents: never
+	}
+	return newCodec(heads)
+}
+
+// newCodec is Codec with the pool its responses' head buffers come from
+// (tests pass one that checks what is returned to it).
+func newCodec(heads mem.BufferPool) codec {
+	return codec{fallback: encoding.GetCodecV2(grpcproto.Name), requests: newRequestDecoder(), heads: heads}
 }
 
 // ServerOptions are the gRPC server options a server carrying the ADS
@@ -83,6 +100,11 @@ const DefaultWriteBuffer = 128 << 10
 type codec struct {
 	fallback encoding.CodecV2
 	requests *requestDecoder
+	// heads holds the head buffers of responses (spliced): gRPC frees a
+	// response's buffers once it has written them, which returns the head
+	// to the pool. A head was a kilobyte per proxy per on-demand push, a
+	// third of a config change's allocations.
+	heads mem.BufferPool
 }
 
 func (c codec) Name() string { return grpcproto.Name }
@@ -134,9 +156,9 @@ func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 	var err error
 	switch m := v.(type) {
 	case *discoveryv3.DiscoveryResponse:
-		out, ok, err = marshalSotwResponse(m)
+		out, ok, err = marshalSotwResponse(m, c.heads)
 	case *discoveryv3.DeltaDiscoveryResponse:
-		out, ok, err = marshalDeltaResponse(m)
+		out, ok, err = marshalDeltaResponse(m, c.heads)
 	}
 	if err != nil || ok {
 		return out, err
@@ -153,18 +175,40 @@ const responseResourcesField protowire.Number = 2
 // (load assignments) stays a few buffers.
 const inlineBelow = 1024
 
-// spliced builds a response as buffers: small parts are appended to head
-// (a new array when it grows, so earlier parts stay valid), large resource
-// bytes are referenced as they are.
+// spliced builds a response as buffers: small parts are appended to head,
+// large resource bytes are referenced as they are. The parts of head are
+// only cut (a nil entry in parts, its length in cuts) until finish, because
+// head may be regrown (copied) as it fills and because head is one pooled
+// array that all its parts must share: gRPC frees each part once written,
+// and the array goes back to the pool when the last one is.
 type spliced struct {
 	parts mem.BufferSlice
+	cuts  []int
 	head  []byte
-	from  int // start of head's part not yet in parts
+	from  int // start of head's part not yet cut
+	// pooled is the pool's array head started in (nil when head was
+	// allocated); pool is where it goes back.
+	pooled *[]byte
+	pool   mem.BufferPool
+}
+
+// newSpliced starts a response whose head needs about size bytes, in an
+// array from pool when one that size is pooled.
+func newSpliced(size int, pool mem.BufferPool) *spliced {
+	s := &spliced{pool: pool}
+	if pool == nil || mem.IsBelowBufferPoolingThreshold(size) {
+		s.head = make([]byte, 0, size)
+		return s
+	}
+	s.pooled = pool.Get(size)
+	s.head = (*s.pooled)[:0]
+	return s
 }
 
 func (s *spliced) flush() {
 	if len(s.head) > s.from {
-		s.parts = append(s.parts, mem.SliceBuffer(s.head[s.from:len(s.head):len(s.head)]))
+		s.parts = append(s.parts, nil)
+		s.cuts = append(s.cuts, len(s.head)-s.from)
 	}
 	s.from = len(s.head)
 }
@@ -176,6 +220,54 @@ func (s *spliced) bytes(b []byte) {
 	}
 	s.flush()
 	s.parts = append(s.parts, mem.SliceBuffer(b))
+}
+
+// inPool reports whether head is still the pooled array (appending did not
+// regrow it).
+func (s *spliced) inPool() bool {
+	return s.pooled != nil && cap(s.head) == cap(*s.pooled) && cap(s.head) > 0 && &s.head[:1][0] == &(*s.pooled)[:1][0]
+}
+
+// finish returns the response's buffers: the parts of head become buffers
+// sharing one owner (mem.SplitUnsafe), the pooled array when head is still
+// in it.
+func (s *spliced) finish() mem.BufferSlice {
+	s.flush()
+	var rest mem.Buffer
+	if s.inPool() {
+		*s.pooled = s.head
+		rest = mem.NewBuffer(s.pooled, s.pool)
+	} else {
+		s.release()
+		rest = mem.SliceBuffer(s.head)
+	}
+	s.pooled = nil
+	if len(s.cuts) == 0 {
+		rest.Free()
+		return s.parts
+	}
+	k := 0
+	for i, p := range s.parts {
+		if p != nil {
+			continue
+		}
+		if k == len(s.cuts)-1 {
+			s.parts[i] = rest
+			break
+		}
+		s.parts[i], rest = mem.SplitUnsafe(rest, s.cuts[k])
+		k++
+	}
+	return s.parts
+}
+
+// release returns the pooled array unused (an error, or head regrown out
+// of it: nothing refers to it, since parts of head are only cut in finish).
+func (s *spliced) release() {
+	if s.pooled != nil {
+		s.pool.Put(s.pooled)
+		s.pooled = nil
+	}
 }
 
 // envelope marshals m without its resources and returns the bytes before
@@ -310,7 +402,7 @@ func (s *spliced) any(a *anypb.Any) {
 	}
 }
 
-func marshalSotwResponse(m *discoveryv3.DiscoveryResponse) (mem.BufferSlice, bool, error) {
+func marshalSotwResponse(m *discoveryv3.DiscoveryResponse, pool mem.BufferPool) (mem.BufferSlice, bool, error) {
 	if len(m.Resources) == 0 {
 		return nil, false, nil
 	}
@@ -326,7 +418,7 @@ func marshalSotwResponse(m *discoveryv3.DiscoveryResponse) (mem.BufferSlice, boo
 			return nil, false, err
 		}
 	}
-	s := &spliced{head: make([]byte, 0, len(before)+len(after)+headSize(len(m.Resources), inlineSize(m.Resources, func(a *anypb.Any) []byte { return a.Value })))}
+	s := newSpliced(len(before)+len(after)+headSize(len(m.Resources), inlineSize(m.Resources, func(a *anypb.Any) []byte { return a.Value })), pool)
 	s.head = append(s.head, before...)
 	for _, a := range m.Resources {
 		s.head = protowire.AppendTag(s.head, responseResourcesField, protowire.BytesType)
@@ -334,8 +426,7 @@ func marshalSotwResponse(m *discoveryv3.DiscoveryResponse) (mem.BufferSlice, boo
 		s.any(a)
 	}
 	s.head = append(s.head, after...)
-	s.flush()
-	return s.parts, true, nil
+	return s.finish(), true, nil
 }
 
 // Resource fields written by marshalDeltaResponse; a resource with any other
@@ -354,7 +445,7 @@ func plainResource(r *discoveryv3.Resource) bool {
 	return r.Resource == nil || plainAny(r.Resource)
 }
 
-func marshalDeltaResponse(m *discoveryv3.DeltaDiscoveryResponse) (mem.BufferSlice, bool, error) {
+func marshalDeltaResponse(m *discoveryv3.DeltaDiscoveryResponse, pool mem.BufferPool) (mem.BufferSlice, bool, error) {
 	if len(m.Resources) == 0 {
 		return nil, false, nil
 	}
@@ -366,13 +457,14 @@ func marshalDeltaResponse(m *discoveryv3.DeltaDiscoveryResponse) (mem.BufferSlic
 		}
 	}
 	inline := inlineSize(m.Resources, func(r *discoveryv3.Resource) []byte { return r.GetResource().GetValue() })
-	s := &spliced{head: make([]byte, 0, len(before)+len(after)+headSize(len(m.Resources), inline))}
+	s := newSpliced(len(before)+len(after)+headSize(len(m.Resources), inline), pool)
 	s.head = append(s.head, before...)
 	for _, r := range m.Resources {
 		s.head = protowire.AppendTag(s.head, responseResourcesField, protowire.BytesType)
 		if !plainResource(r) {
 			b, err := deterministic.Marshal(r)
 			if err != nil {
+				s.release()
 				return nil, false, err
 			}
 			s.head = protowire.AppendVarint(s.head, uint64(len(b)))
@@ -405,6 +497,5 @@ func marshalDeltaResponse(m *discoveryv3.DeltaDiscoveryResponse) (mem.BufferSlic
 		}
 	}
 	s.head = append(s.head, after...)
-	s.flush()
-	return s.parts, true, nil
+	return s.finish(), true, nil
 }

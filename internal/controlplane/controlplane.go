@@ -179,8 +179,14 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 	gen := generate.Generate
+	var idle []func() // told that a push's fan-out is complete, in order
 	if !cfg.DisableXDSCache {
-		gen = generate.NewCache(generate.CacheConfig{SelfCheck: cfg.XDSCacheSelfCheck, Logger: log.With("component", "xdscache")}).Generate
+		cache := generate.NewCache(generate.CacheConfig{SelfCheck: cfg.XDSCacheSelfCheck, Logger: log.With("component", "xdscache")})
+		gen = cache.Generate
+		// The cache sweeps its unused entries after a fan-out rather
+		// than at the next push's start (and before IdleGC's cycle,
+		// which then frees them).
+		idle = append(idle, cache.Idle)
 	}
 	// EnvoyFilters patch clones of the (cached, shared) output per proxy.
 	gen = envoyfilter.New(envoyfilter.Config{Logger: log.With("component", "envoyfilter")}).Wrap(gen)
@@ -220,7 +226,14 @@ func Run(ctx context.Context, cfg Config) error {
 		Health: health.report,
 	}
 	if idleGC != nil {
-		adsCfg.Idle = idleGC.Idle
+		idle = append(idle, idleGC.Idle)
+	}
+	if len(idle) > 0 {
+		adsCfg.Idle = func() {
+			for _, f := range idle {
+				f()
+			}
+		}
 	}
 	adsServer := ads.New(adsCfg)
 

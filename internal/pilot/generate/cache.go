@@ -56,6 +56,9 @@ type Cache struct {
 	mu   sync.Mutex // guards the fields below
 	prev inputsSeen
 	gen  uint64 // counts push contexts seen
+	// swept is the generation the last sweep was for: the sweep at the
+	// start of generation g, or Idle's after g's fan-out, for g+1.
+	swept uint64
 
 	hits, misses, checks, mismatches atomic.Uint64
 	lookups                          atomic.Uint64
@@ -173,7 +176,8 @@ type cacheState struct {
 type cacheStateKey struct{ c *Cache }
 
 // state returns pc's kind-wide input versions, computing them once per push
-// context; a new push context also sweeps entries left unused.
+// context; a new push context also sweeps entries left unused, unless Idle
+// did so after the last fan-out.
 func (c *Cache) state(pc *model.PushContext) *cacheState {
 	return pc.Memo(cacheStateKey{c}, func() any { return c.newState(pc) }).(*cacheState)
 }
@@ -212,18 +216,43 @@ func (c *Cache) newState(pc *model.PushContext) *cacheState {
 		next.servicesEpoch = &epoch{c.gen}
 	}
 	c.prev = next
-	c.sweep()
+	if c.swept < c.gen {
+		c.sweep(c.gen)
+	}
 	return &cacheState{routing: next.routingEpoch, security: next.securityEpoch, services: next.servicesEpoch, sourceSelectors: selectors, gen: c.gen}
+}
+
+// Idle is told that a push's fan-out is complete (ads.Config.Idle): it
+// sweeps then what the next push context would sweep at its start, while
+// every proxy's first generate of that push context would wait for it
+// (the sweep ranges over every entry, ~2 ms at a thousand services, under
+// c.mu, which state's memo holds). Entries age by their kind's lookups,
+// which a sweep after generation g's fan-out counts exactly as one at the
+// start of g+1 does, so it drops the same ones. It does not wait: when the
+// next push context is being set up (c.mu held), that one sweeps instead.
+// A push that started before Idle ran (a late Idle) can find an entry it
+// was about to use swept; it is then built again, never wrong.
+func (c *Cache) Idle() {
+	if !c.mu.TryLock() {
+		return
+	}
+	defer c.mu.Unlock()
+	if c.gen == 0 || c.swept > c.gen {
+		return
+	}
+	c.sweep(c.gen + 1)
 }
 
 // sweep drops the entries unused by the last two push contexts that used
 // their kind, and the domain indexes, port tables and port layouts unused
-// for two push contexts, on every
-// push. (Sweeping only once the entries added since the last sweep reached
-// a quarter of those kept let whole-response garbage pile up across many
-// pushes: test/e2e TestSlowXDSClients saw mastd's heap peak grow by 40 MiB
-// over 25 pushes.) Called with c.mu held.
-func (c *Cache) sweep() {
+// for two push contexts, for generation gen (the one about to generate):
+// on every push, at its start or after the last fan-out (Idle). (Sweeping
+// only once the entries added since the last sweep reached a quarter of
+// those kept let whole-response garbage pile up across many pushes:
+// test/e2e TestSlowXDSClients saw mastd's heap peak grow by 40 MiB over 25
+// pushes.) Called with c.mu held.
+func (c *Cache) sweep(gen uint64) {
+	c.swept = gen
 	c.entries.Range(func(k, v any) bool {
 		if e := v.(*cacheEntry); e.kind != nil && e.kind.count.Load()-e.used.Load() >= 2 {
 			c.entries.Delete(k)
@@ -232,7 +261,7 @@ func (c *Cache) sweep() {
 	})
 	for _, m := range []*sync.Map{&c.indexes, &c.tables, &c.layouts} {
 		m.Range(func(k, v any) bool {
-			if v.(derived).unusedSince(c.gen) {
+			if v.(derived).unusedSince(gen) {
 				m.Delete(k)
 			}
 			return true

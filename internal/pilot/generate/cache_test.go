@@ -343,6 +343,9 @@ func FuzzCacheOracle(f *testing.F) {
 				}
 			}
 			oracle(t, c, model.NewPushContext("v", model.DefaultMeshConfig(), config.NewSnapshot(cur), reg), proxies, fmt.Sprintf("step %d (op %d)", step, b))
+			if b%3 == 0 {
+				c.Idle() // the fan-out is complete: sweep now (as mastd does)
+			}
 		}
 	})
 }

@@ -137,6 +137,7 @@ func ServeChild(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	keepalive := fs.Duration("keepalive-timeout", 0, "mastd's keepalive ping timeout (0: mastd's default, 10s)")
 	writeBuffer := fs.Int("write-buffer", 0, "mastd's xDS write buffer (0: mastd's default)")
 	noIdleGC := fs.Bool("no-idle-gc", false, "leave garbage collection to the Go runtime alone (mastd's NoIdleGC)")
+	gcPercent := fs.Int("gc-percent", mastd.DefaultGCPercent, "mastd's --gc-percent")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -145,6 +146,11 @@ func ServeChild(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
+	if *gcPercent <= 0 {
+		fmt.Fprintln(stderr, "-gc-percent must be positive")
+		return 2
+	}
+	debug.SetGCPercent(*gcPercent) // as mastd's Main does
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ready := make(chan net.Addr, 1)

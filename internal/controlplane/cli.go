@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -58,6 +59,7 @@ func Main(args []string, stderr io.Writer) int {
 	fs.UintVar(&maxStreams, "max-streams-per-conn", 100, "concurrent gRPC streams allowed on one xDS connection")
 	fs.DurationVar(&cfg.XDSSendTimeout, "xds-send-timeout", 30*time.Second, "close an xDS stream whose proxy takes longer than this to take one response (Istio's PILOT_XDS_SEND_TIMEOUT; 0: never)")
 	fs.IntVar(&cfg.MaxConnsPerNode, "max-conns-per-node", 8, "ADS streams open at once for one node ID")
+	gcPercent := fs.Int("gc-percent", DefaultGCPercent, "Go GC target percentage, as GOGC: the heap may grow this much beyond the live heap before a collection (default: GOGC when set, else this)")
 	fs.IntVar(&cfg.XDSMaxSendSize, "xds-max-send-size", 64<<20, "largest xDS response sent, in bytes (proxies' --xds-max-recv-size must be at least this)")
 	fs.IntVar(&cfg.XDSWriteBuffer, "xds-write-buffer", ads.DefaultWriteBuffer, "bytes of an xDS connection's responses gathered per write system call (a buffer from a pool shared by the connections, held while one writes)")
 	fs.StringVar(&cfg.DebugTokenFile, "debug-token-file", "", "bearer token required by /debug endpoints that change state (default: CA directory's debug-token, created mode 0600)")
@@ -91,6 +93,10 @@ func Main(args []string, stderr io.Writer) int {
 		return 2
 	}
 	cfg.MaxStreamsPerConn = uint32(min(maxStreams, 1<<31))
+	if err := applyGCPercent(fs, *gcPercent); err != nil {
+		fmt.Fprintf(stderr, "mastd: %v\n", err)
+		return 2
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 		fmt.Fprintf(stderr, "mastd: --log-level %q: %v\n", logLevel, err)
@@ -151,4 +157,24 @@ func splitNames(v string) []string {
 		}
 	}
 	return names
+}
+
+// DefaultGCPercent is mastd's GC target percentage (--gc-percent) unless
+// GOGC is set. See docs in applyGCPercent.
+const DefaultGCPercent = 100
+
+// applyGCPercent sets the runtime's GC percentage from --gc-percent: the
+// flag when given, else GOGC when set (the runtime read it), else
+// DefaultGCPercent.
+func applyGCPercent(fs *flag.FlagSet, percent int) error {
+	if percent <= 0 {
+		return fmt.Errorf("--gc-percent %d: must be positive (GOGC=off is not a policy for a server)", percent)
+	}
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "gc-percent" })
+	if _, env := os.LookupEnv("GOGC"); env && !given {
+		return nil
+	}
+	debug.SetGCPercent(percent)
+	return nil
 }

@@ -58,6 +58,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	peers := fs.String("peers", "mast", "control planes to run, in turn, with the same scenarios: mast, istiod (Istio's pilot-discovery from $ISTIOD or ~/.cache/mast/istiod-build, reading the same files; it has no on-demand routes, so delta+vhds rounds are mastd's only)")
 	keepalive := fs.Duration("keepalive-timeout", 0, "mastd's keepalive ping timeout (0: its default, 10s); the simulated proxies share one process, which on a loaded machine can answer pings late")
 	writeBuffer := fs.Int("mastd-write-buffer", 0, "diagnostic: mastd's --xds-write-buffer (0: its default)")
+	gcPercent := fs.Int("mastd-gc-percent", 0, "mastd's --gc-percent (0: its default)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -173,6 +174,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		if *noIdleGC {
 			extra = append(extra, "-no-idle-gc")
+		}
+		if *gcPercent > 0 {
+			extra = append(extra, "-gc-percent", fmt.Sprint(*gcPercent))
 		}
 		c, err := cpb.StartChild(exe, dir, *mastdLog, extra...)
 		if err != nil {

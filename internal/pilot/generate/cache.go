@@ -171,6 +171,9 @@ type cacheState struct {
 	routing, security, services *epoch
 	sourceSelectors             []map[string]string
 	gen                         uint64
+	// vhds are this push context's VHDS resources of sidecars with
+	// capture: vhdsMemoKey -> model.XDSResource (cachedVirtualHost).
+	vhds sync.Map
 }
 
 type cacheStateKey struct{ c *Cache }

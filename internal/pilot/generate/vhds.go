@@ -113,29 +113,70 @@ func (g *gen) virtualHosts(names []string) []model.XDSResource {
 			continue
 		}
 		rcName, host := n[:i], n[i+1:]
-		var vh *routev3.VirtualHost
 		if st != nil && !g.p.InterceptionNone() {
-			vh = g.onDemandPortVhost(st, rcName, host)
-		} else {
-			vh = g.selectFromFullRoute(st, indexes, rcName, host)
+			if r := g.cachedVirtualHost(st, rcName, host, n); r.Resource != nil {
+				out = append(out, r)
+			}
+			continue
 		}
+		vh := g.selectFromFullRoute(st, indexes, rcName, host)
 		if vh == nil {
 			continue
 		}
-		build := func() proto.Message {
-			own := &routev3.VirtualHost{}
-			shallowCopy(own, vh, "name", "domains")
-			own.Name, own.Domains = n, []string{host}
-			return own
-		}
 		if g.cache == nil {
-			out = append(out, model.XDSResource{Name: n, Resource: build()})
+			out = append(out, model.XDSResource{Name: n, Resource: ownVirtualHost(vh, n, host)})
 			continue
 		}
-		m, enc := g.cache.lookup(st, onDemandVhostKey{vh: vh, name: n}, build)
-		out = append(out, model.XDSResource{Name: n, Resource: m, Encoded: enc})
+		out = append(out, g.onDemandResource(st, vh, n, host))
 	}
 	return out
+}
+
+// ownVirtualHost is vh as the VHDS resource name n: named n, with host its
+// only domain.
+func ownVirtualHost(vh *routev3.VirtualHost, n, host string) *routev3.VirtualHost {
+	own := &routev3.VirtualHost{}
+	shallowCopy(own, vh, "name", "domains")
+	own.Name, own.Domains = n, []string{host}
+	return own
+}
+
+// onDemandResource is the VHDS resource n of vh through the cache.
+func (g *gen) onDemandResource(st *cacheState, vh *routev3.VirtualHost, n, host string) model.XDSResource {
+	m, enc := g.cache.lookup(st, onDemandVhostKey{vh: vh, name: n}, func() proto.Message { return ownVirtualHost(vh, n, host) })
+	return model.XDSResource{Name: n, Resource: m, Encoded: enc}
+}
+
+// vhdsMemoKey is every input of the VHDS resource name of a sidecar with
+// capture, within one push context: the cache key of the route
+// configuration the name selects a virtual host of (routeKey: exactly the
+// inputs that configuration is generated from, the cached route
+// configuration's own key) and the name, which holds the host.
+type vhdsMemoKey struct {
+	route routeKey
+	name  string
+}
+
+// cachedVirtualHost is the VHDS resource name ("ROUTECONFIG/HOST") for a
+// sidecar with capture; Resource is nil when the host selects nothing. It
+// is looked up once per push context and vhdsMemoKey, by the first proxy
+// that asks (which also marks the entries it used as used in this
+// generation); the proxies with the same key (the same scope, namespace,
+// Sidecar and matching source selectors) asking for the same name get the
+// same resource without walking the port table, the VirtualService index
+// and three cache lookups each. TestVHDSMemoMatchesUncached holds it to
+// the uncached generator.
+func (g *gen) cachedVirtualHost(st *cacheState, rcName, host, name string) model.XDSResource {
+	key := vhdsMemoKey{route: g.routeKey(st, rcName, g.pc.Traced(g.p)), name: name}
+	if r, ok := st.vhds.Load(key); ok {
+		return r.(model.XDSResource)
+	}
+	r := model.XDSResource{Name: name}
+	if vh := g.onDemandPortVhost(st, rcName, host); vh != nil {
+		r = g.onDemandResource(st, vh, name, host)
+	}
+	st.vhds.Store(key, r)
+	return r
 }
 
 // selectFromFullRoute returns the virtual host of the proxy's whole route

@@ -361,23 +361,25 @@ func (r *Reader) parseFields() error {
 }
 
 func requestFraming(h *Head) error {
-	if err := commonFraming(h); err != nil {
+	var f framing
+	if err := f.check(h); err != nil {
 		return err
 	}
-	switch n := h.Headers.Count("host"); {
+	switch n := f.hosts; {
 	case n > 1:
 		return bad("multiple Host headers")
 	case n == 0 && h.Minor == 1 && !strings.Contains(h.Target, "://") && h.Method != "CONNECT":
 		return bad("missing Host header")
 	}
-	if v, ok := h.Headers.Get("expect"); ok && headers.EqualFold(v, "100-continue") {
+	if f.hasExpect && headers.EqualFold(f.expect, "100-continue") {
 		h.Expect100 = true
 	}
 	return nil
 }
 
 func responseFraming(h *Head) error {
-	if err := commonFraming(h); err != nil {
+	var f framing
+	if err := f.check(h); err != nil {
 		return err
 	}
 	if h.Status/100 == 1 || h.Status == 204 || h.Status == 304 {
@@ -386,13 +388,28 @@ func responseFraming(h *Head) error {
 	return nil
 }
 
-// commonFraming validates Content-Length and Transfer-Encoding (RFC 9112 6).
-func commonFraming(h *Head) error {
+// framing is what one pass over a head's fields finds for its framing:
+// besides what check sets in the Head, the Host fields' count and the
+// first Expect field (requestFraming's).
+type framing struct {
+	hosts     int
+	expect    string
+	hasExpect bool
+}
+
+// check validates Content-Length and Transfer-Encoding (RFC 9112 6).
+func (fr *framing) check(h *Head) error {
 	var te string
 	cl := int64(-1)
 	teCount := 0
 	for _, f := range h.Headers {
 		switch f.Name {
+		case "host":
+			fr.hosts++
+		case "expect":
+			if !fr.hasExpect {
+				fr.expect, fr.hasExpect = f.Value, true
+			}
 		case "transfer-encoding":
 			teCount++
 			if te != "" {

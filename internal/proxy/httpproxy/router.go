@@ -432,9 +432,9 @@ func (d *handleDone) run() {
 // `*r = dsRequest{bodyBuf: r.bodyBuf, ...}` would build the literal in a
 // temporary and copy it (two passes over the 2 KB struct instead of one).
 func (r *dsRequest) reset() {
-	bodyBuf, respHdr := r.bodyBuf, r.tel.respHdr[:0]
+	bodyBuf, respHdr, peers := r.bodyBuf, r.tel.respHdr[:0], r.tel.peers
 	*r = dsRequest{}
-	r.bodyBuf, r.tel.respHdr = bodyBuf, respHdr
+	r.bodyBuf, r.tel.respHdr, r.tel.peers = bodyBuf, respHdr, peers
 }
 
 // localString is the proxy's address on the downstream connection as

@@ -13,6 +13,7 @@ import (
 	"github.com/mast-mesh/mast/internal/proxy/upstream"
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
 	"github.com/mast-mesh/mast/internal/telemetry"
+	"github.com/mast-mesh/mast/internal/telemetry/peer"
 	"github.com/mast-mesh/mast/internal/telemetry/reporter"
 )
 
@@ -39,6 +40,10 @@ type telState struct {
 	// grpc says the request is gRPC; msgs counts its messages.
 	grpc bool
 	msgs grpcStats
+	// peers is the last peer the metadata exchange named, kept across
+	// requests with the state (reset keeps it): requests from a peer and
+	// responses from one carry the same value every time.
+	peers peer.Memo
 }
 
 // countReader counts the request body bytes read (and, for gRPC, the
@@ -111,7 +116,7 @@ func (t *telWriter) head(status int, h *headers.List) {
 			t.s.Telemetry.AddSelf(h)
 		}
 	} else {
-		rec.UpstreamPeer = t.s.Telemetry.TakePeer(h)
+		rec.UpstreamPeer = t.s.Telemetry.TakePeer(h, &t.req.tel.peers)
 		rec.UpstreamPrincipal = t.s.Telemetry.PeerPrincipal(rec.UpstreamPeer)
 	}
 	if v, ok := h.Get("grpc-status"); ok {
@@ -182,7 +187,7 @@ func (s *Server) startTelemetry(req *dsRequest, w responseWriter, hcm *xdsparse.
 		}
 	}
 	if hcm.Inbound {
-		ts.rec.DownstreamPeer = s.Telemetry.TakePeer(&req.header)
+		ts.rec.DownstreamPeer = s.Telemetry.TakePeer(&req.header, &ts.peers)
 	} else {
 		reporter.StripPeerHeaders(&req.header)
 	}

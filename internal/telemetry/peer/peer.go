@@ -126,37 +126,71 @@ func Decode(value, id string) (*telemetry.Peer, error) {
 type Cache struct {
 	limit int
 	mu    sync.RWMutex
-	m     map[cacheKey]*telemetry.Peer
+	m     map[cacheKey]entry
 }
 
 type cacheKey struct{ value, id string }
 
+// entry is a cached peer and the cache's own copy of its key.
+type entry struct {
+	key cacheKey
+	p   *telemetry.Peer
+}
+
 // NewCache returns a cache of at most limit decoded values.
 func NewCache(limit int) *Cache {
-	return &Cache{limit: limit, m: map[cacheKey]*telemetry.Peer{}}
+	return &Cache{limit: limit, m: map[cacheKey]entry{}}
 }
 
 // Get returns the peer for a header value, nil when it does not decode.
 // The result is shared: callers must not modify it.
 func (c *Cache) Get(value, id string) *telemetry.Peer {
+	e, _ := c.get(value, id)
+	return e.p
+}
+
+// get is Get, and the entry the cache holds for the values (cached false
+// when the cache is full and did not keep them).
+func (c *Cache) get(value, id string) (e entry, cached bool) {
 	if value == "" {
-		return nil
+		return entry{}, false
 	}
 	k := cacheKey{value, id}
 	c.mu.RLock()
-	p, ok := c.m[k]
+	e, ok := c.m[k]
 	c.mu.RUnlock()
 	if ok {
-		return p
+		return e, true
 	}
 	p, err := Decode(value, id)
 	if err != nil {
 		p = nil
 	}
+	e = entry{key: cacheKey{string([]byte(value)), string([]byte(id))}, p: p}
 	c.mu.Lock()
-	if len(c.m) < c.limit {
-		c.m[cacheKey{string([]byte(value)), string([]byte(id))}] = p
+	if cached = len(c.m) < c.limit; cached {
+		c.m[e.key] = e
 	}
 	c.mu.Unlock()
-	return p
+	return e, cached
+}
+
+// Memo remembers the last values GetMemo resolved from the cache and their
+// peer, with the cache's own copies of the values. A connection's peer
+// sends the same ~450-byte value on every request: comparing it with the
+// memo costs a fraction of hashing it for the map and taking the lock.
+// The zero Memo is empty; a Memo is not safe for concurrent use.
+type Memo struct{ e entry }
+
+// GetMemo is Get, answered from m when value and id are the ones m holds;
+// a peer the cache keeps replaces m's.
+func (c *Cache) GetMemo(value, id string, m *Memo) *telemetry.Peer {
+	if m.e.p != nil && value == m.e.key.value && id == m.e.key.id {
+		return m.e.p
+	}
+	e, cached := c.get(value, id)
+	if cached && e.p != nil {
+		m.e = e
+	}
+	return e.p
 }

@@ -79,3 +79,31 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestCacheMemo: GetMemo answers as Get does whatever the memo holds (the
+// last peer, another one, a value that does not decode, a full cache that
+// keeps nothing), and answers a repeated value without allocating.
+func TestCacheMemo(t *testing.T) {
+	a := &telemetry.Peer{Name: "a-0", Namespace: "ns", Workload: "a", ID: "sidecar~1~a-0.ns~ns.svc.cluster.local"}
+	b := &telemetry.Peer{Name: "b-0", Namespace: "ns", Workload: "b", ID: "sidecar~2~b-0.ns~ns.svc.cluster.local"}
+	va, vb := Encode(a), Encode(b)
+	for _, limit := range []int{0, 1, 16} {
+		c := NewCache(limit)
+		var m Memo
+		for i, q := range []struct{ value, id string }{
+			{va, a.ID}, {va, a.ID}, {vb, b.ID}, {va, a.ID}, {va, b.ID}, {"!!", a.ID}, {va, a.ID}, {"", ""}, {vb, b.ID}, {vb, b.ID},
+		} {
+			got, want := c.GetMemo(q.value, q.id, &m), c.Get(q.value, q.id)
+			if (got == nil) != (want == nil) || got != nil && *got != *want {
+				t.Fatalf("limit %d, lookup %d: GetMemo = %+v, Get = %+v", limit, i, got, want)
+			}
+		}
+	}
+	c := NewCache(16)
+	var m Memo
+	c.GetMemo(va, a.ID, &m)
+	value := string([]byte(va)) // a new copy, as the next head brings
+	if n := testing.AllocsPerRun(100, func() { c.GetMemo(value, a.ID, &m) }); n != 0 {
+		t.Errorf("a repeated value: %.1f allocations, want 0", n)
+	}
+}

@@ -86,14 +86,21 @@ func New(cfg Config) *Reporter {
 
 // TakePeer reads and removes the metadata exchange headers from h (a
 // request arriving from a peer, or a response coming back from one) and
-// returns the peer, nil when it sent none or sent garbage.
-func (r *Reporter) TakePeer(h *headers.List) *telemetry.Peer {
+// returns the peer, nil when it sent none or sent garbage. m, when not
+// nil, is the caller's memo of the last peer (peer.Memo), kept from
+// request to request: it answers when h carries the values it holds.
+func (r *Reporter) TakePeer(h *headers.List, m *peer.Memo) *telemetry.Peer {
 	v, ok := h.Get(peer.HeaderMetadata)
 	if !ok {
 		return nil
 	}
 	id, _ := h.Get(peer.HeaderMetadataID)
-	p := r.peers.Get(v, id)
+	var p *telemetry.Peer
+	if m != nil {
+		p = r.peers.GetMemo(v, id, m)
+	} else {
+		p = r.peers.Get(v, id)
+	}
 	h.Del(peer.HeaderMetadata)
 	h.Del(peer.HeaderMetadataID)
 	return p

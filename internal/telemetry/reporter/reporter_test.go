@@ -12,7 +12,7 @@ import (
 // a response from p would.
 func takeFrom(r *Reporter, p *telemetry.Peer) *telemetry.Peer {
 	h := headers.List{{Name: peer.HeaderMetadata, Value: peer.Encode(p)}, {Name: peer.HeaderMetadataID, Value: p.ID}}
-	return r.TakePeer(&h)
+	return r.TakePeer(&h, nil)
 }
 
 func TestPeerPrincipal(t *testing.T) {

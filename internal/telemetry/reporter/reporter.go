@@ -90,19 +90,48 @@ func New(cfg Config) *Reporter {
 // nil, is the caller's memo of the last peer (peer.Memo), kept from
 // request to request: it answers when h carries the values it holds.
 func (r *Reporter) TakePeer(h *headers.List, m *peer.Memo) *telemetry.Peer {
-	v, ok := h.Get(peer.HeaderMetadata)
-	if !ok {
+	// One pass finds both fields (the first of each, as List.Get), a
+	// second removes them all (as List.Del): a request's head has a dozen
+	// fields or more, each scan compares every name.
+	s := *h
+	first := -1 // the first exchange field
+	var v, id string
+	hasV, hasID := false, false
+	for i := range s {
+		switch s[i].Name {
+		case peer.HeaderMetadata:
+			if !hasV {
+				v, hasV = s[i].Value, true
+			}
+		case peer.HeaderMetadataID:
+			if !hasID {
+				id, hasID = s[i].Value, true
+			}
+		default:
+			continue
+		}
+		if first < 0 {
+			first = i
+		}
+	}
+	if !hasV {
 		return nil
 	}
-	id, _ := h.Get(peer.HeaderMetadataID)
 	var p *telemetry.Peer
 	if m != nil {
 		p = r.peers.GetMemo(v, id, m)
 	} else {
 		p = r.peers.Get(v, id)
 	}
-	h.Del(peer.HeaderMetadata)
-	h.Del(peer.HeaderMetadataID)
+	j := first
+	for i := first + 1; i < len(s); i++ {
+		if n := s[i].Name; n != peer.HeaderMetadata && n != peer.HeaderMetadataID {
+			s[j] = s[i]
+			j++
+		}
+	}
+	clear(s[j:])
+	*h = s[:j]
 	return p
 }
 

@@ -1,6 +1,8 @@
 package reporter
 
 import (
+	"math/rand"
+	"slices"
 	"testing"
 
 	"github.com/mast-mesh/mast/internal/proxy/headers"
@@ -42,5 +44,47 @@ func TestPeerPrincipalAllocs(t *testing.T) {
 	r.PeerPrincipal(p)
 	if n := testing.AllocsPerRun(100, func() { r.PeerPrincipal(p) }); n != 0 {
 		t.Errorf("PeerPrincipal allocates %.1f times, want 0", n)
+	}
+}
+
+// TestTakePeerFields: whatever the exchange fields' number and places,
+// TakePeer answers with the first of each and removes them all, keeping
+// the other fields in order, as List.Get and List.Del would; without the
+// metadata field it changes nothing.
+func TestTakePeerFields(t *testing.T) {
+	r := New(Config{})
+	a := &telemetry.Peer{Name: "a-0", Namespace: "ns", ID: "id-a"}
+	b := &telemetry.Peer{Name: "b-0", Namespace: "ns", ID: "id-b"}
+	md := []headers.Field{{Name: peer.HeaderMetadata, Value: peer.Encode(a)}, {Name: peer.HeaderMetadata, Value: peer.Encode(b)},
+		{Name: peer.HeaderMetadataID, Value: "id-a"}, {Name: peer.HeaderMetadataID, Value: "id-b"}}
+	other := []headers.Field{{Name: "host", Value: "h"}, {Name: "x-envoy-peer-metadata-idx", Value: "1"}, {Name: "user-agent", Value: "u"}}
+	rng := rand.New(rand.NewSource(1))
+	var memo peer.Memo
+	for it := 0; it < 3000; it++ {
+		var h headers.List
+		for range rng.Intn(8) {
+			if rng.Intn(2) == 0 {
+				h = append(h, md[rng.Intn(len(md))])
+			} else {
+				h = append(h, other[rng.Intn(len(other))])
+			}
+		}
+		want := slices.Clone(h)
+		var wantPeer *telemetry.Peer
+		if v, ok := want.Get(peer.HeaderMetadata); ok {
+			id, _ := want.Get(peer.HeaderMetadataID)
+			wantPeer = r.peers.Get(v, id)
+			want.Del(peer.HeaderMetadata)
+			want.Del(peer.HeaderMetadataID)
+		}
+		in := slices.Clone(h)
+		m := &memo
+		if it%2 == 0 {
+			m = nil
+		}
+		got := r.TakePeer(&h, m)
+		if got != wantPeer || !slices.Equal(h, want) {
+			t.Fatalf("TakePeer(%v) = %v, leaving %v; want %v, leaving %v", in, got, h, wantPeer, want)
+		}
 	}
 }

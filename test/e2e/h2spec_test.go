@@ -7,10 +7,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
-	"encoding/xml"
 	"fmt"
 	"io"
 	"log"
+	"math/big"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
@@ -23,10 +23,10 @@ import (
 	"testing"
 	"time"
 
-	"math/big"
-
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/h2c"
+
+	"github.com/mast-mesh/mast/internal/h2spectest"
 )
 
 // h2Config: a gateway with an HTTP server on 8080 (h2c or HTTP/1.1) and
@@ -172,69 +172,6 @@ func startH2Mesh(t *testing.T) *h2Mesh {
 	return m
 }
 
-// h2specBin finds h2spec or skips, saying how to get it (.ci/run installs it).
-func h2specBin(t *testing.T) string {
-	if p, err := exec.LookPath("h2spec"); err == nil {
-		return p
-	}
-	if gp, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-		p := filepath.Join(strings.TrimSpace(string(gp)), "bin", "h2spec")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	t.Skip("h2spec not installed: go install github.com/summerwind/h2spec/cmd/h2spec@v2.2.1+incompatible (.ci/run does)")
-	return ""
-}
-
-// junit is the part of h2spec's JUnit report the comparison needs.
-type junit struct {
-	Suites []struct {
-		Name  string `xml:"name,attr"`
-		Cases []struct {
-			Name    string    `xml:"classname,attr"`
-			Failure *struct{} `xml:"failure"`
-			Error   *struct{} `xml:"error"`
-			Skipped *struct{} `xml:"skipped"`
-		} `xml:"testcase"`
-	} `xml:"testsuite"`
-}
-
-// runH2spec runs h2spec against addr and returns the passing and failing
-// case names.
-func runH2spec(t *testing.T, bin, addr string, useTLS bool) (pass, fail map[string]bool) {
-	t.Helper()
-	host, port, _ := net.SplitHostPort(addr)
-	report := filepath.Join(t.TempDir(), "h2spec.xml")
-	args := []string{"-h", host, "-p", port, "-j", report, "-o", "2"}
-	if useTLS {
-		args = append(args, "-t", "-k")
-	}
-	out, _ := exec.Command(bin, args...).CombinedOutput() // exits non-zero when a case fails
-	b, err := os.ReadFile(report)
-	if err != nil {
-		t.Fatalf("h2spec %v: no report: %v\n%s", args, err, out)
-	}
-	var r junit
-	if err := xml.Unmarshal(b, &r); err != nil {
-		t.Fatalf("h2spec report: %v", err)
-	}
-	pass, fail = map[string]bool{}, map[string]bool{}
-	for _, s := range r.Suites {
-		for _, c := range s.Cases {
-			name := s.Name + " / " + c.Name
-			switch {
-			case c.Skipped != nil:
-			case c.Failure != nil || c.Error != nil:
-				fail[name] = true
-			default:
-				pass[name] = true
-			}
-		}
-	}
-	return pass, fail
-}
-
 // goH2Server serves h2App with Go's own HTTP/2 server (h2c, or TLS with
 // ALPN) as the reference.
 func goH2Server(t *testing.T, useTLS bool) string {
@@ -261,7 +198,7 @@ func goH2Server(t *testing.T, useTLS bool) string {
 // sidecar's inbound port over h2c, and against Go's own HTTP/2 server the
 // same way: every case Go's server passes, Mast must pass too.
 func TestH2specGatewayAndSidecar(t *testing.T) {
-	bin := h2specBin(t)
+	bin := h2spectest.Bin(t)
 	m := startH2Mesh(t)
 	for _, tc := range []struct {
 		name string
@@ -273,8 +210,8 @@ func TestH2specGatewayAndSidecar(t *testing.T) {
 		{"sidecar h2c", m.serverIP + ":8080", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			goPass, goFail := runH2spec(t, bin, goH2Server(t, tc.tls), tc.tls)
-			pass, fail := runH2spec(t, bin, tc.addr, tc.tls)
+			goPass, goFail := h2spectest.Run(t, bin, goH2Server(t, tc.tls), tc.tls)
+			pass, fail := h2spectest.Run(t, bin, tc.addr, tc.tls)
 			t.Logf("h2spec %s: Mast %d passed, %d failed; Go's server %d passed, %d failed", tc.name, len(pass), len(fail), len(goPass), len(goFail))
 			var failed []string
 			for name := range fail {
@@ -282,13 +219,10 @@ func TestH2specGatewayAndSidecar(t *testing.T) {
 			}
 			sort.Strings(failed)
 			t.Logf("Mast's failing cases (Go's server fails them too unless listed below):\n  %s", strings.Join(failed, "\n  "))
-			var worse []string
-			for name := range goPass {
-				if !pass[name] {
-					worse = append(worse, name)
-				}
-			}
-			sort.Strings(worse)
+			worse := h2spectest.Worse(t, goPass, pass, func() map[string]bool {
+				again, _ := h2spectest.Run(t, bin, tc.addr, tc.tls)
+				return again
+			})
 			if len(worse) > 0 {
 				t.Errorf("%d cases Go's server passes fail on Mast:\n  %s", len(worse), strings.Join(worse, "\n  "))
 			}

@@ -450,8 +450,20 @@ func connectCause(err error) string {
 	return msg
 }
 
+// readyBody is a body that tells whether a Read would return at once.
+type readyBody interface{ Ready() bool }
+
 // copyBody forwards a response body of length bytes (-1: unknown).
 func copyBody(w responseWriter, r io.Reader, buf []byte, length int64) error {
+	// The head goes out at once when the body has nothing yet, as Envoy's
+	// does: a streaming client may wait for it before it sends the
+	// messages the body answers (a gRPC client's Header()), and a
+	// server-streaming answer's first message may be long in coming.
+	if rb, ok := r.(readyBody); ok && !rb.Ready() {
+		if err := w.Flush(); err != nil {
+			return err
+		}
+	}
 	for {
 		n, err := r.Read(buf[:])
 		if n > 0 {

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"weak"
 )
 
@@ -34,6 +35,29 @@ type knownEntry struct {
 type knownBucket struct {
 	entries []knownEntry // sorted by name once sealed
 	sealed  bool         // immutable: shared, copy before changing
+	// next is what the last one-entry update of this sealed bucket made of
+	// it (see update): the proxies holding the bucket usually receive the
+	// same change, and the second to the thousandth take the result from
+	// here instead of copying, sorting, hashing and looking the bucket up
+	// again under the tables' lock. It is the only mutable part of a sealed
+	// bucket. It holds its result weakly: a proxy that keeps an old bucket
+	// must not keep every later state of it alive through a chain of these.
+	next atomic.Pointer[knownTransition]
+	// shared is set once a second set is given this bucket by shareEntries:
+	// only then is a transition worth its allocation (a proxy's own bucket
+	// is replaced, not followed).
+	shared atomic.Bool
+}
+
+// knownTransition is a one-entry update of a sealed bucket and its result:
+// to is the sealed bucket with the entries of the bucket holding the
+// transition changed by change (empty: no bucket), delta the change in
+// their count.
+type knownTransition struct {
+	change knownChange // bucket index left 0
+	to     weak.Pointer[knownBucket]
+	empty  bool
+	delta  int
 }
 
 // knownTables shares sealed buckets between proxies.
@@ -54,13 +78,15 @@ func (t *knownTables) nameHash(n name) uint64 { return maphash.String(t.seed, n.
 // share returns the sealed bucket with b's (sorted) entries: an existing
 // one if some proxy holds it, else b, sealed and registered.
 func (t *knownTables) share(b *knownBucket) *knownBucket {
-	return t.shareEntries(b.entries, b)
+	s, _ := t.shareEntries(b.entries, b)
+	return s
 }
 
 // shareEntries returns the sealed bucket holding entries (sorted): an
 // existing one if some proxy holds it, else b (nil: a new bucket with a
-// copy of entries), sealed and registered.
-func (t *knownTables) shareEntries(entries []knownEntry, b *knownBucket) *knownBucket {
+// copy of entries), sealed and registered; and the weak pointer it is
+// registered with.
+func (t *knownTables) shareEntries(entries []knownEntry, b *knownBucket) (*knownBucket, weak.Pointer[knownBucket]) {
 	var h maphash.Hash
 	h.SetSeed(t.seed)
 	for _, e := range entries {
@@ -74,17 +100,22 @@ func (t *knownTables) shareEntries(entries []knownEntry, b *knownBucket) *knownB
 	sum := h.Sum64()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if s := t.m[sum].Value(); s != nil && slices.Equal(s.entries, entries) {
-		return s
+	wp := t.m[sum]
+	if s := wp.Value(); s != nil && slices.Equal(s.entries, entries) {
+		if !s.shared.Load() {
+			s.shared.Store(true)
+		}
+		return s, wp
 	}
 	if b == nil {
 		b = &knownBucket{entries: slices.Clone(entries)}
 	}
 	b.sealed = true
 	b.entries = slices.Clip(b.entries)
-	t.m[sum] = weak.Make(b)
+	wp = weak.Make(b)
+	t.m[sum] = wp
 	runtime.AddCleanup(b, t.forget, sum)
-	return b
+	return b, wp
 }
 
 // forget drops the entry of a collected bucket.
@@ -257,8 +288,13 @@ func (k *knownVersions) update(t *knownTables, set []knownEntry, remove []name) 
 		for j < len(chs) && chs[j].bucket == bi {
 			j++
 		}
+		old := k.buckets[bi]
+		if j == i+1 && k.followed(bi, old, chs[i]) {
+			i = j
+			continue
+		}
 		buf = buf[:0]
-		if old := k.buckets[bi]; old != nil {
+		if old != nil {
 			buf = append(buf, old.entries...)
 		}
 		before := len(buf)
@@ -275,11 +311,16 @@ func (k *knownVersions) update(t *knownTables, set []knownEntry, remove []name) 
 			}
 		}
 		k.n += len(buf) - before
+		var to weak.Pointer[knownBucket]
 		if len(buf) == 0 {
 			k.buckets[bi] = nil
 		} else {
 			slices.SortFunc(buf, func(x, y knownEntry) int { return cmp.Compare(x.name.Value(), y.name.Value()) })
-			k.buckets[bi] = t.shareEntries(buf, nil)
+			k.buckets[bi], to = t.shareEntries(buf, nil)
+		}
+		if j == i+1 && old != nil && old.sealed && old.shared.Load() {
+			old.next.Store(&knownTransition{change: knownChange{entry: chs[i].entry, remove: chs[i].remove},
+				to: to, empty: len(buf) == 0, delta: len(buf) - before})
 		}
 		i = j
 	}
@@ -288,6 +329,30 @@ func (k *knownVersions) update(t *knownTables, set []knownEntry, remove []name) 
 	s.changes, s.entries = chs[:0], buf[:0]
 	t.scratch.Put(s)
 	k.seal(t)
+}
+
+// followed applies c, the only change to bucket i (old), as the last
+// proxy holding old with that change did (knownBucket.next), and reports
+// whether it could.
+func (k *knownVersions) followed(i int, old *knownBucket, c knownChange) bool {
+	if old == nil || !old.sealed {
+		return false
+	}
+	tr := old.next.Load()
+	if tr == nil || tr.change.remove != c.remove || tr.change.entry.name != c.entry.name ||
+		(!c.remove && tr.change.entry.version != c.entry.version) {
+		return false
+	}
+	to := tr.to.Value()
+	if to == nil && !tr.empty {
+		return false // collected
+	}
+	if to != nil && !to.shared.Load() {
+		to.shared.Store(true) // held by a second set now
+	}
+	k.buckets[i] = to
+	k.n += tr.delta
+	return true
 }
 
 // seal shares every bucket changed since the last seal, first giving the

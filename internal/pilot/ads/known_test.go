@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"runtime"
+	"slices"
 	"testing"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -49,6 +51,20 @@ func TestKnownVersionsMatchMap(t *testing.T) {
 			i := rng.IntN(sets)
 			n := names[rng.IntN(pool)]
 			switch r := rng.IntN(20); {
+			case r == 18:
+				// The same one-name change to every set, as a push makes
+				// to the proxies sharing a bucket (knownBucket.next).
+				e := knownEntry{intern(n), uint64(rng.IntN(3))}
+				remove := rng.IntN(3) == 0
+				for j := range sets {
+					if remove {
+						ks[j].update(tables, nil, []name{e.name})
+						delete(want[j], n)
+					} else {
+						ks[j].update(tables, []knownEntry{e}, nil)
+						want[j][n] = e.version
+					}
+				}
 			case r == 19:
 				var set []knownEntry
 				var remove []name
@@ -90,6 +106,79 @@ func TestKnownVersionsMatchMap(t *testing.T) {
 			checkKnown(t, tables, &ks[j], want[j], pool)
 		}
 	}
+}
+
+// TestKnownUpdateFollowsTransition holds the one-entry update memo
+// (knownBucket.next) to the full path: sets sharing their buckets receive,
+// in turn, the same change, another version of it, its removal, a change
+// of another name and again the first, and each set, the memo taken or
+// not, equals the map and shares its buckets with the sets in the same
+// state; a memo whose result was collected is not followed.
+func TestKnownUpdateFollowsTransition(t *testing.T) {
+	tables := newKnownTables()
+	const sets, pool = 64, 300
+	names := make([]string, pool)
+	for i := range names {
+		names[i] = fmt.Sprintf("outbound|80||svc%d.ns.svc.cluster.local", i)
+	}
+	ks := make([]knownVersions, sets)
+	want := make([]map[string]uint64, sets)
+	for i := range ks {
+		want[i] = map[string]uint64{}
+		var set []knownEntry
+		for j, n := range names[:pool-10] {
+			set = append(set, knownEntry{intern(n), uint64(j % 3)})
+			want[i][n] = uint64(j % 3)
+		}
+		ks[i].update(tables, set, nil)
+	}
+	type step struct {
+		name    string
+		version uint64
+		remove  bool
+	}
+	steps := []step{
+		{names[5], 7, false}, {names[5], 7, false}, {names[5], 8, false}, {names[5], 0, true},
+		{names[5], 0, true}, {names[pool-1], 1, false}, {names[pool-1], 2, false}, {names[5], 7, false},
+	}
+	for si, st := range steps {
+		for i := range ks {
+			// Sets alternate between two versions of the change on odd
+			// steps, so a memo taken for the wrong version shows.
+			v := st.version
+			if si%2 == 1 && i%2 == 1 {
+				v++
+			}
+			if st.remove {
+				ks[i].update(tables, nil, []name{intern(st.name)})
+				delete(want[i], st.name)
+			} else {
+				ks[i].update(tables, []knownEntry{{intern(st.name), v}}, nil)
+				want[i][st.name] = v
+			}
+			checkKnown(t, tables, &ks[i], want[i], pool)
+		}
+		for i := 2; i < sets; i++ {
+			if !slices.Equal(ks[i].buckets, ks[i%2].buckets) {
+				t.Fatalf("step %d: set %d does not share the buckets of set %d", si, i, i%2)
+			}
+		}
+	}
+	// A memo whose result nobody holds any more is not followed.
+	k := ks[0]
+	for i := 1; i < sets; i++ {
+		ks[i] = knownVersions{}
+	}
+	e := knownEntry{intern(names[9]), 5}
+	tmp := knownVersions{buckets: slices.Clone(k.buckets), n: k.n}
+	tmp.update(tables, []knownEntry{e}, nil)
+	tmp = knownVersions{}
+	runtime.GC()
+	runtime.GC()
+	k.update(tables, []knownEntry{e}, nil)
+	want[0][names[9]] = 5
+	checkKnown(t, tables, &k, want[0], pool)
+	runtime.KeepAlive(tmp)
 }
 
 func checkKnown(t *testing.T, tables *knownTables, k *knownVersions, want map[string]uint64, pool int) {
@@ -194,4 +283,54 @@ func knownOf(t *testing.T, e *env, names []string, typ string) []*knownVersions 
 		}
 	}
 	return out
+}
+
+// BenchmarkKnownUpdateShared is the known-version bookkeeping of a config
+// change on Delta: 1,000 proxies holding the same 40 names (sharing their
+// buckets) are each sent a new version of one of them. One op is the
+// change to all 1,000.
+func BenchmarkKnownUpdateShared(b *testing.B) {
+	tables := newKnownTables()
+	const proxies, held = 1000, 40
+	var set []knownEntry
+	for i := range held {
+		set = append(set, knownEntry{intern(fmt.Sprintf("8080/svc%d.ns.svc.cluster.local:8080", i)), 1})
+	}
+	ks := make([]knownVersions, proxies)
+	for i := range ks {
+		ks[i].update(tables, set, nil)
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		e := []knownEntry{{set[i%held].name, uint64(i + 2)}}
+		for j := range ks {
+			ks[j].update(tables, e, nil)
+		}
+	}
+}
+
+// BenchmarkKnownUpdateUnique is the same change where every proxy holds
+// its own 10 names (as cpbench's on-demand proxies subscribe to the
+// virtual hosts of ten services of their own): no bucket is shared, and
+// each update builds and registers a new one. One op is the change to
+// all 1,000.
+func BenchmarkKnownUpdateUnique(b *testing.B) {
+	tables := newKnownTables()
+	const proxies, held = 1000, 10
+	ks := make([]knownVersions, proxies)
+	common := intern("8080/svc0.ns.svc.cluster.local:8080")
+	for i := range ks {
+		set := []knownEntry{{common, 1}}
+		for j := 1; j < held; j++ {
+			set = append(set, knownEntry{intern(fmt.Sprintf("8080/svc%d.ns.svc.cluster.local:8080", (i*7+j*97)%proxies)), 1})
+		}
+		ks[i].update(tables, set, nil)
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		e := []knownEntry{{common, uint64(i + 2)}}
+		for j := range ks {
+			ks[j].update(tables, e, nil)
+		}
+	}
 }

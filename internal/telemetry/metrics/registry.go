@@ -278,12 +278,10 @@ func lookup[S any](r *Registry, m map[string]*S, l *Labels, mk func() *S) *S {
 
 // RecordRequest records one finished HTTP request.
 func (r *Registry) RecordRequest(l *Labels, d time.Duration, requestBytes, responseBytes int64) {
-	if s := lookup(r, r.http, l, newHTTPSeries); s != nil {
-		s.record(d, requestBytes, responseBytes)
+	s := lookup(r, r.http, l, newHTTPSeries)
+	if s == nil {
+		return
 	}
-}
-
-func (s *httpSeries) record(d time.Duration, requestBytes, responseBytes int64) {
 	s.requests.Add(1)
 	s.duration.observe(DurationBuckets[:], float64(d)/float64(time.Millisecond), uint64(max(d, 0)))
 	s.req.observe(SizeBuckets[:], float64(requestBytes), uint64(max(requestBytes, 0)))

@@ -45,13 +45,15 @@ func startTwoHopGRPC(tb testing.TB) string {
 	tb.Helper()
 	backend := grpcBackend(tb)
 	addrA, addrB := freeAddr(tb), freeAddr(tb)
-	h2 := func(name string) *clusterv3.Cluster {
-		c := xdstest.EDSCluster(name)
-		c.Http2ProtocolOptions = &corev3.Http2ProtocolOptions{}
-		return c
-	}
-	runTwoHop(tb, addrA, xdstest.HTTPListener("inB", addrB, "rB"), h2("toB"), h2("app"), backend, nil)
+	runTwoHop(tb, addrA, xdstest.HTTPListener("inB", addrB, "rB"), h2Cluster("toB"), h2Cluster("app"), backend, nil)
 	return addrA
+}
+
+// h2Cluster is an EDS cluster whose upstream speaks HTTP/2 (h2c).
+func h2Cluster(name string) *clusterv3.Cluster {
+	c := xdstest.EDSCluster(name)
+	c.Http2ProtocolOptions = &corev3.Http2ProtocolOptions{}
+	return c
 }
 
 func h2cClient() *http.Client {

@@ -650,6 +650,16 @@ func (s *Stream) Read(p []byte) (int, error) {
 	}
 }
 
+// Ready reports whether Read would return without waiting: body bytes
+// arrived, or the stream ended or failed.
+func (s *Stream) Ready() bool {
+	c := s.c
+	c.mu.Lock()
+	ready := s.off < len(s.buf) || s.ended || s.err != nil
+	c.mu.Unlock()
+	return ready
+}
+
 // Trailers returns the response trailers once the body hit EOF.
 func (s *Stream) Trailers() headers.List {
 	s.c.mu.Lock()

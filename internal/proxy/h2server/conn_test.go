@@ -269,6 +269,48 @@ func TestUnknownLengthBodyStreams(t *testing.T) {
 	}
 }
 
+// WriteFlush sends a message at once: each one echoed is read by the
+// client before it sends the next (bidirectional streaming), the head
+// going out with the first.
+func TestWriteFlushPingPong(t *testing.T) {
+	h := newHandler()
+	h.serve = func(s *Stream) {
+		s.WriteHead(200, nil, -1)
+		buf := make([]byte, 64)
+		for {
+			n, err := s.Read(buf)
+			if n > 0 {
+				if _, werr := s.WriteFlush(buf[:n]); werr != nil {
+					return
+				}
+			}
+			if err != nil {
+				break
+			}
+		}
+		s.Finish(headers.List{{Name: "grpc-status", Value: "0"}})
+	}
+	c := serveTest(t, Config{}, h)
+	c.post(1, false)
+	recv(t, h.served, "Serve at the headers")
+	for i, msg := range []string{"one", "two", "three"} {
+		c.fr.WriteData(1, false, []byte(msg))
+		if i == 0 {
+			if f, ok := c.next().(*http2.MetaHeadersFrame); !ok || f.PseudoValue("status") != "200" || f.StreamEnded() {
+				t.Fatalf("first frame %v, want the 200 head", f)
+			}
+		}
+		f, ok := c.next().(*http2.DataFrame)
+		if !ok || string(f.Data()) != msg || f.StreamEnded() {
+			t.Fatalf("got %v, want DATA %q", f, msg)
+		}
+	}
+	c.fr.WriteData(1, true, nil)
+	if f, ok := c.next().(*http2.MetaHeadersFrame); !ok || !f.StreamEnded() {
+		t.Fatalf("last frame %v, want trailers", f)
+	}
+}
+
 // A known-length body above the buffer limit is served once the limit
 // is passed, and the rest streams.
 func TestLargeBodyServedAtLimit(t *testing.T) {

@@ -48,7 +48,7 @@ type Stream struct {
 	started   bool
 	headOut   bool // the response head was written
 	localDone bool
-	sent100   bool
+	sent100   bool // 100-continue handled: sent, or not asked for
 	status    int
 	head      headers.List
 	headLen   int64
@@ -101,12 +101,15 @@ func (s *Stream) expect100() bool {
 // Read reads the request body as it arrives.
 func (s *Stream) Read(p []byte) (int, error) {
 	c := s.c
-	if !s.sent100 && s.expect100() {
+	if !s.sent100 {
+		// Looked up once: a streamed body is read a message at a time.
 		s.sent100 = true
-		if err := s.writeHeaders(100, nil, -1, false, false); err != nil {
-			return 0, err
+		if s.expect100() {
+			if err := s.writeHeaders(100, nil, -1, false, false); err != nil {
+				return 0, err
+			}
+			s.Flush()
 		}
-		s.Flush()
 	}
 	c.mu.Lock()
 	for s.off == len(s.body) && !s.remoteDone && s.rerr == nil && !s.bodyStopped {
@@ -236,8 +239,18 @@ func (s *Stream) WriteHead(status int, h headers.List, contentLength int64) erro
 }
 
 // Write sends body data as the flow-control windows allow.
-func (s *Stream) Write(p []byte) (int, error) {
-	if s.noBody {
+func (s *Stream) Write(p []byte) (int, error) { return s.write(p, false) }
+
+// WriteFlush is Write then Flush, the last frame flushed as the writer
+// lets go of the connection (a streamed message takes the connection's
+// writer once, not twice).
+func (s *Stream) WriteFlush(p []byte) (int, error) { return s.write(p, true) }
+
+func (s *Stream) write(p []byte, flush bool) (int, error) {
+	if s.noBody || len(p) == 0 {
+		if flush {
+			return len(p), s.Flush()
+		}
 		return len(p), nil
 	}
 	c := s.c
@@ -253,7 +266,10 @@ func (s *Stream) Write(p []byte) (int, error) {
 			err = c.wfr.WriteData(s.ID, false, p[:k])
 			c.sent.Add(1)
 		}
-		c.unlockWrite(false)
+		last := flush && k == len(p)
+		if werr := c.unlockWrite(last); last && err == nil {
+			err = werr
+		}
 		if err != nil {
 			return written, err
 		}

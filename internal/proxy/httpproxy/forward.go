@@ -450,23 +450,31 @@ func connectCause(err error) string {
 	return msg
 }
 
+// readyBody is a body that tells whether a Read would return at once.
+type readyBody interface{ Ready() bool }
+
 // copyBody forwards a response body of length bytes (-1: unknown).
 func copyBody(w responseWriter, r io.Reader, buf []byte, length int64) error {
+	// The head goes out at once when the body has nothing yet, as Envoy's
+	// does: a streaming client may wait for it before it sends the
+	// messages the body answers (a gRPC client's Header()), and a
+	// server-streaming answer's first message may be long in coming.
+	if rb, ok := r.(readyBody); ok && !rb.Ready() {
+		if err := w.Flush(); err != nil {
+			return err
+		}
+	}
+	wf, _ := w.(writeFlusher)
 	for {
 		n, err := r.Read(buf[:])
 		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
-				return werr
-			}
 			length -= int64(n)
 			// Flush when the upstream has nothing more right now, so
 			// streamed responses are not held back; not after the last
 			// byte of a known length: Finish sends it with the end of the
 			// stream, in one write (HTTP/2: no separate END_STREAM).
-			if err == nil && length != 0 {
-				if werr := w.Flush(); werr != nil {
-					return werr
-				}
+			if werr := writeChunk(w, wf, buf[:n], err == nil && length != 0); werr != nil {
+				return werr
 			}
 		}
 		if err == io.EOF {
@@ -476,6 +484,26 @@ func copyBody(w responseWriter, r io.Reader, buf []byte, length int64) error {
 			return err
 		}
 	}
+}
+
+// writeFlusher is a responseWriter that writes and flushes in one go.
+type writeFlusher interface {
+	WriteFlush(p []byte) (int, error)
+}
+
+// writeChunk writes p, then flushes when flush is set.
+func writeChunk(w responseWriter, wf writeFlusher, p []byte, flush bool) error {
+	if flush && wf != nil {
+		_, err := wf.WriteFlush(p)
+		return err
+	}
+	if _, err := w.Write(p); err != nil {
+		return err
+	}
+	if flush {
+		return w.Flush()
+	}
+	return nil
 }
 
 // maxKeptBody is the largest body buffer a request's pooled state keeps

@@ -199,6 +199,13 @@ func (hs *h2stream) Write(p []byte) (int, error) {
 
 func (hs *h2stream) Flush() error { return hs.s.Flush() }
 
+// WriteFlush is Write then Flush in one hold of the connection's writer
+// (writeFlusher).
+func (hs *h2stream) WriteFlush(p []byte) (int, error) {
+	hs.st.touch()
+	return hs.s.WriteFlush(p)
+}
+
 func (hs *h2stream) Finish(trailers headers.List) error { return hs.s.Finish(trailers) }
 
 // Abort resets the stream.

@@ -13,6 +13,7 @@ import (
 	"github.com/mast-mesh/mast/internal/proxy/upstream"
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
 	"github.com/mast-mesh/mast/internal/telemetry"
+	"github.com/mast-mesh/mast/internal/telemetry/metrics"
 	"github.com/mast-mesh/mast/internal/telemetry/peer"
 	"github.com/mast-mesh/mast/internal/telemetry/reporter"
 )
@@ -44,6 +45,9 @@ type telState struct {
 	// requests with the state (reset keeps it): requests from a peer and
 	// responses from one carry the same value every time.
 	peers peer.Memo
+	// series is the last metric series reported, kept across requests
+	// likewise (allocated with the state's first report).
+	series *metrics.SeriesMemo
 }
 
 // countReader counts the request body bytes read (and, for gRPC, the
@@ -256,7 +260,10 @@ func (s *Server) endTelemetry(ctx context.Context, req *dsRequest, hcm *xdsparse
 		}
 		ts.msgs.end()
 	}
-	s.Telemetry.RequestDone(rec, hcm.AccessLogs)
+	if ts.series == nil {
+		ts.series = new(metrics.SeriesMemo)
+	}
+	s.Telemetry.RequestDone(rec, hcm.AccessLogs, ts.series)
 	s.endTrace(req, hcm, rec)
 	// Drop references to this request's buffers.
 	ts.rec.RequestHeaders, ts.rec.ResponseHeaders, ts.body.r, ts.body.frames, ts.route = nil, nil, nil, nil, nil

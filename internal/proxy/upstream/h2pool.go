@@ -240,6 +240,10 @@ func (b *h2body) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Ready reports whether Read would return without waiting (a closed
+// body's does).
+func (b *h2body) Ready() bool { return b.st == nil || b.st.Ready() }
+
 // Close ends the exchange; the exchange goes back to its pool.
 func (b *h2body) Close() error {
 	st := b.st

@@ -278,10 +278,12 @@ func lookup[S any](r *Registry, m map[string]*S, l *Labels, mk func() *S) *S {
 
 // RecordRequest records one finished HTTP request.
 func (r *Registry) RecordRequest(l *Labels, d time.Duration, requestBytes, responseBytes int64) {
-	s := lookup(r, r.http, l, newHTTPSeries)
-	if s == nil {
-		return
+	if s := lookup(r, r.http, l, newHTTPSeries); s != nil {
+		s.record(d, requestBytes, responseBytes)
 	}
+}
+
+func (s *httpSeries) record(d time.Duration, requestBytes, responseBytes int64) {
 	s.requests.Add(1)
 	s.duration.observe(DurationBuckets[:], float64(d)/float64(time.Millisecond), uint64(max(d, 0)))
 	s.req.observe(SizeBuckets[:], float64(requestBytes), uint64(max(requestBytes, 0)))

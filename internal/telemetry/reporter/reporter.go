@@ -178,13 +178,15 @@ func (r *Reporter) PeerPrincipal(p *telemetry.Peer) string {
 }
 
 // RequestDone records a finished HTTP request: the standard metrics, then
-// the listener's access logs.
-func (r *Reporter) RequestDone(rec *telemetry.Record, logs []accesslog.Config) {
+// the listener's access logs. m, when not nil, is the caller's memo of the
+// last series it recorded (metrics.SeriesMemo), kept from request to
+// request.
+func (r *Reporter) RequestDone(rec *telemetry.Record, logs []accesslog.Config, m *metrics.SeriesMemo) {
 	if cfg := r.Metrics.Config(metrics.SideOf(rec)); !cfg.HTTPOff() {
 		var l metrics.Labels
 		r.builder.Build(rec, &l)
 		cfg.FillCustom(rec, r.builder.Local(), &l)
-		r.Metrics.RecordRequest(&l, rec.Duration, rec.BytesReceived, rec.BytesSent)
+		r.Metrics.RecordRequestMemo(&l, m, rec.Duration, rec.BytesReceived, rec.BytesSent)
 	}
 	r.writeLogs(rec, logs)
 }

@@ -464,7 +464,6 @@ func copyBody(w responseWriter, r io.Reader, buf []byte, length int64) error {
 			return err
 		}
 	}
-	wf, _ := w.(writeFlusher)
 	for {
 		n, err := r.Read(buf[:])
 		if n > 0 {
@@ -473,7 +472,13 @@ func copyBody(w responseWriter, r io.Reader, buf []byte, length int64) error {
 			// streamed responses are not held back; not after the last
 			// byte of a known length: Finish sends it with the end of the
 			// stream, in one write (HTTP/2: no separate END_STREAM).
-			if werr := writeChunk(w, wf, buf[:n], err == nil && length != 0); werr != nil {
+			var werr error
+			if err == nil && length != 0 {
+				_, werr = w.WriteFlush(buf[:n])
+			} else {
+				_, werr = w.Write(buf[:n])
+			}
+			if werr != nil {
 				return werr
 			}
 		}
@@ -484,26 +489,6 @@ func copyBody(w responseWriter, r io.Reader, buf []byte, length int64) error {
 			return err
 		}
 	}
-}
-
-// writeFlusher is a responseWriter that writes and flushes in one go.
-type writeFlusher interface {
-	WriteFlush(p []byte) (int, error)
-}
-
-// writeChunk writes p, then flushes when flush is set.
-func writeChunk(w responseWriter, wf writeFlusher, p []byte, flush bool) error {
-	if flush && wf != nil {
-		_, err := wf.WriteFlush(p)
-		return err
-	}
-	if _, err := w.Write(p); err != nil {
-		return err
-	}
-	if flush {
-		return w.Flush()
-	}
-	return nil
 }
 
 // maxKeptBody is the largest body buffer a request's pooled state keeps

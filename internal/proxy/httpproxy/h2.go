@@ -199,8 +199,7 @@ func (hs *h2stream) Write(p []byte) (int, error) {
 
 func (hs *h2stream) Flush() error { return hs.s.Flush() }
 
-// WriteFlush is Write then Flush in one hold of the connection's writer
-// (writeFlusher).
+// WriteFlush is Write then Flush in one hold of the connection's writer.
 func (hs *h2stream) WriteFlush(p []byte) (int, error) {
 	hs.st.touch()
 	return hs.s.WriteFlush(p)

@@ -174,6 +174,14 @@ func (w *h2Writer) Flush() error {
 	return nil
 }
 
+func (w *h2Writer) WriteFlush(p []byte) (int, error) {
+	n, err := w.Write(p)
+	if err == nil {
+		err = w.Flush()
+	}
+	return n, err
+}
+
 func (w *h2Writer) Finish(trailers headers.List) error {
 	for _, f := range trailers {
 		if !headers.ValidName(f.Name) || !headers.ValidValue(f.Value) {

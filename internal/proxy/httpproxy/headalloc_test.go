@@ -14,6 +14,7 @@ type discardWriter struct{}
 func (discardWriter) WriteHead(int, headers.List, int64) error { return nil }
 func (discardWriter) Write(p []byte) (int, error)              { return len(p), nil }
 func (discardWriter) Flush() error                             { return nil }
+func (discardWriter) WriteFlush(p []byte) (int, error)         { return len(p), nil }
 func (discardWriter) Finish(headers.List) error                { return nil }
 func (discardWriter) Abort()                                   {}
 func (discardWriter) Started() bool                            { return false }
@@ -86,5 +87,17 @@ func TestRequestStateReset(t *testing.T) {
 	}
 	if cap(r.bodyBuf) != 64 || cap(r.tel.respHdr) != 8 || len(r.tel.respHdr) != 0 {
 		t.Fatalf("buffers not kept: body cap %d, head copy len %d cap %d", cap(r.bodyBuf), len(r.tel.respHdr), cap(r.tel.respHdr))
+	}
+}
+
+// TestTelWriterCountsWriteFlush: the telemetry's writer counts the bytes
+// of a streamed body's chunks (WriteFlush) as it does Write's.
+func TestTelWriterCountsWriteFlush(t *testing.T) {
+	req := &dsRequest{}
+	tw := &telWriter{responseWriter: discardWriter{}, req: req}
+	tw.Write([]byte("abc"))
+	tw.WriteFlush([]byte("defg"))
+	if got := req.tel.rec.BytesSent; got != 7 {
+		t.Fatalf("BytesSent %d, want 7", got)
 	}
 }

@@ -71,6 +71,9 @@ type responseWriter interface {
 	WriteHead(status int, h headers.List, contentLength int64) error
 	Write(p []byte) (int, error)
 	Flush() error
+	// WriteFlush is Write then Flush (HTTP/2: in one hold of the
+	// connection's writer), for a streamed body's chunks.
+	WriteFlush(p []byte) (int, error)
 	Finish(trailers headers.List) error
 	Abort()
 	Started() bool

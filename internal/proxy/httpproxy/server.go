@@ -736,6 +736,14 @@ func (w *h1Writer) Write(p []byte) (int, error) {
 
 func (w *h1Writer) Flush() error { return w.c.bw.Flush() }
 
+func (w *h1Writer) WriteFlush(p []byte) (int, error) {
+	n, err := w.Write(p)
+	if err == nil {
+		err = w.Flush()
+	}
+	return n, err
+}
+
 func (w *h1Writer) Finish(trailers headers.List) error {
 	if w.chunked && !w.noBody {
 		if err := w.cw.Close(trailers); err != nil {

@@ -138,12 +138,23 @@ func (t *telWriter) head(status int, h *headers.List) {
 
 func (t *telWriter) Write(p []byte) (int, error) {
 	n, err := t.responseWriter.Write(p)
-	ts := &t.req.tel
-	ts.rec.BytesSent += int64(n)
-	if ts.grpc && n > 0 {
-		ts.msgs.resp.feed(p[:n])
-	}
+	t.sent(p[:n])
 	return n, err
+}
+
+func (t *telWriter) WriteFlush(p []byte) (int, error) {
+	n, err := t.responseWriter.WriteFlush(p)
+	t.sent(p[:n])
+	return n, err
+}
+
+// sent counts body bytes written, and the gRPC messages they carry.
+func (t *telWriter) sent(p []byte) {
+	ts := &t.req.tel
+	ts.rec.BytesSent += int64(len(p))
+	if ts.grpc && len(p) > 0 {
+		ts.msgs.resp.feed(p)
+	}
 }
 
 func (t *telWriter) Finish(trailers headers.List) error {

@@ -85,8 +85,21 @@ func (t *knownTables) share(b *knownBucket) *knownBucket {
 // shareEntries returns the sealed bucket holding entries (sorted): an
 // existing one if some proxy holds it, else b (nil: a new bucket with a
 // copy of entries), sealed and registered; and the weak pointer it is
-// registered with.
+// registered with. A bucket of fewer than minSharedEntries is sealed but
+// not shared (a zero weak pointer): sharing it saves a few hundred bytes
+// and costs hashing it, the tables' lock, a weak pointer and a cleanup,
+// each time a proxy's own small set changes (cpbench's on-demand proxies
+// each hold their own ten virtual hosts: a thousand such buckets per
+// config change).
 func (t *knownTables) shareEntries(entries []knownEntry, b *knownBucket) (*knownBucket, weak.Pointer[knownBucket]) {
+	if len(entries) < minSharedEntries {
+		if b == nil {
+			b = &knownBucket{entries: slices.Clone(entries)}
+		}
+		b.sealed = true
+		b.entries = slices.Clip(b.entries)
+		return b, weak.Pointer[knownBucket]{}
+	}
 	var h maphash.Hash
 	h.SetSeed(t.seed)
 	for _, e := range entries {
@@ -117,6 +130,9 @@ func (t *knownTables) shareEntries(entries []knownEntry, b *knownBucket) (*known
 	runtime.AddCleanup(b, t.forget, sum)
 	return b, wp
 }
+
+// minSharedEntries is the smallest bucket shareEntries registers.
+const minSharedEntries = 16
 
 // forget drops the entry of a collected bucket.
 func (t *knownTables) forget(sum uint64) {

@@ -334,3 +334,31 @@ func BenchmarkKnownUpdateUnique(b *testing.B) {
 		}
 	}
 }
+
+// TestKnownSmallBucketsNotShared: a set of fewer than minSharedEntries
+// names is sealed in a bucket of its own, not registered, and reads as
+// the map it was given, before and after a change.
+func TestKnownSmallBucketsNotShared(t *testing.T) {
+	tables := newKnownTables()
+	var ks [2]knownVersions
+	want := map[string]uint64{}
+	var set []knownEntry
+	for i := range minSharedEntries - 1 {
+		n := fmt.Sprintf("outbound|80||svc%d.ns.svc.cluster.local", i)
+		set = append(set, knownEntry{intern(n), 1})
+		want[n] = 1
+	}
+	for i := range ks {
+		ks[i].update(tables, set, nil)
+		checkKnown(t, tables, &ks[i], want, minSharedEntries)
+	}
+	if b0, b1 := ks[0].buckets[0], ks[1].buckets[0]; b0 == b1 || !b0.sealed || !b1.sealed || len(tables.m) != 0 {
+		t.Fatalf("small buckets shared %v, sealed %v %v, %d registered; want own, sealed, none", b0 == b1, b0.sealed, b1.sealed, len(tables.m))
+	}
+	n := "outbound|80||svc3.ns.svc.cluster.local"
+	want[n] = 2
+	for i := range ks {
+		ks[i].update(tables, []knownEntry{{intern(n), 2}}, nil)
+		checkKnown(t, tables, &ks[i], want, minSharedEntries)
+	}
+}

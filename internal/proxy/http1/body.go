@@ -2,6 +2,7 @@ package http1
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 	"strconv"
 	"strings"
@@ -55,6 +56,33 @@ func (b *Body) Done() bool { return b.done && b.err == nil }
 
 // Empty reports whether the message has no body at all.
 func (b *Body) Empty() bool { return b.done && !b.chunked && b.err == nil }
+
+// Ready reports whether Read would return without waiting for the
+// connection: the body ended or failed, or body bytes are buffered. At a
+// chunk boundary it is true only when the next chunk's size line and some
+// of its data are buffered; otherwise (a last chunk, trailers, a line not
+// yet complete) it says false, which costs a caller at most an early
+// flush.
+func (b *Body) Ready() bool {
+	if b.err != nil || b.done {
+		return true
+	}
+	n := b.br.Buffered()
+	if n == 0 {
+		return false
+	}
+	if !b.chunked || b.remain > 0 {
+		return true
+	}
+	buf, _ := b.br.Peek(n)
+	i := bytes.IndexByte(buf, '\n')
+	if i < 0 || i+1 == len(buf) {
+		return false
+	}
+	size, _, _ := strings.Cut(string(buf[:i]), ";")
+	v, err := strconv.ParseUint(strings.TrimRight(size, " \t\r"), 16, 64)
+	return err == nil && v > 0
+}
 
 func (b *Body) Read(p []byte) (int, error) {
 	if b.err != nil {

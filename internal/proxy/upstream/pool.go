@@ -589,6 +589,10 @@ func (b *h1body) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Ready reports whether Read would return without waiting for the
+// upstream (http1.Body.Ready).
+func (b *h1body) Ready() bool { return b.body.Ready() }
+
 func (b *h1body) Close() error {
 	if b.done {
 		return nil

@@ -18,20 +18,14 @@ import (
 	"github.com/mast-mesh/mast/internal/proxy/xdstest"
 )
 
-// grpcBackend is an h2c server answering like a unary gRPC method: one
-// length-prefixed message and grpc-status in trailers.
-func grpcBackend(tb testing.TB) string {
+// h2cBackend serves h with Go's HTTP/2 server over h2c and returns its
+// address.
+func h2cBackend(tb testing.TB, h http.HandlerFunc) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		w.Header().Set("content-type", "application/grpc")
-		w.Header().Set("trailer", "grpc-status")
-		w.Write([]byte{0, 0, 0, 0, 2, 'o', 'k'})
-		w.Header().Set("grpc-status", "0")
-	})}
+	srv := &http.Server{Handler: h}
 	srv.Protocols = new(http.Protocols)
 	srv.Protocols.SetUnencryptedHTTP2(true)
 	go srv.Serve(ln)
@@ -39,15 +33,29 @@ func grpcBackend(tb testing.TB) string {
 	return ln.Addr().String()
 }
 
-// startTwoHopGRPC runs client sidecar A and server sidecar B with HTTP/2
-// (h2c) on every hop: client -> A -> B -> backend.
-func startTwoHopGRPC(tb testing.TB) string {
+// grpcBackend is an h2c server answering like a unary gRPC method: one
+// length-prefixed message and grpc-status in trailers.
+func grpcBackend(tb testing.TB) string {
+	return h2cBackend(tb, func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("content-type", "application/grpc")
+		w.Header().Set("trailer", "grpc-status")
+		w.Write([]byte{0, 0, 0, 0, 2, 'o', 'k'})
+		w.Header().Set("grpc-status", "0")
+	})
+}
+
+// startTwoHopH2c runs client sidecar A and server sidecar B with HTTP/2
+// (h2c) on every hop: client -> A -> B -> backend; it returns A's address.
+func startTwoHopH2c(tb testing.TB, backend string) string {
 	tb.Helper()
-	backend := grpcBackend(tb)
 	addrA, addrB := freeAddr(tb), freeAddr(tb)
 	runTwoHop(tb, addrA, xdstest.HTTPListener("inB", addrB, "rB"), h2Cluster("toB"), h2Cluster("app"), backend, nil)
 	return addrA
 }
+
+// startTwoHopGRPC is startTwoHopH2c with the unary gRPC backend.
+func startTwoHopGRPC(tb testing.TB) string { return startTwoHopH2c(tb, grpcBackend(tb)) }
 
 // h2Cluster is an EDS cluster whose upstream speaks HTTP/2 (h2c).
 func h2Cluster(name string) *clusterv3.Cluster {

@@ -3,23 +3,16 @@ package dataplane
 import (
 	"bytes"
 	"io"
-	"net"
 	"net/http"
 	"slices"
 	"testing"
 	"time"
-
-	"github.com/mast-mesh/mast/internal/proxy/xdstest"
 )
 
 // streamEchoBackend is an h2c server answering like a bidirectional gRPC
 // method: every request message is echoed as it arrives, flushed.
 func streamEchoBackend(tb testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return h2cBackend(tb, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("content-type", "application/grpc")
 		w.Header().Set("trailer", "grpc-status")
 		w.WriteHeader(200)
@@ -36,22 +29,11 @@ func streamEchoBackend(tb testing.TB) string {
 			}
 		}
 		w.Header().Set("grpc-status", "0")
-	})}
-	srv.Protocols = new(http.Protocols)
-	srv.Protocols.SetUnencryptedHTTP2(true)
-	go srv.Serve(ln)
-	tb.Cleanup(func() { srv.Close() })
-	return ln.Addr().String()
+	})
 }
 
-// startTwoHopStream is startTwoHopGRPC with the streaming echo backend.
-func startTwoHopStream(tb testing.TB) string {
-	tb.Helper()
-	backend := streamEchoBackend(tb)
-	addrA, addrB := freeAddr(tb), freeAddr(tb)
-	runTwoHop(tb, addrA, xdstest.HTTPListener("inB", addrB, "rB"), h2Cluster("toB"), h2Cluster("app"), backend, nil)
-	return addrA
-}
+// startTwoHopStream is startTwoHopH2c with the streaming echo backend.
+func startTwoHopStream(tb testing.TB) string { return startTwoHopH2c(tb, streamEchoBackend(tb)) }
 
 // grpcStream is one bidirectional stream: ping sends a message and reads
 // its echo.

@@ -149,7 +149,10 @@ func TestTwoHopIstio(t *testing.T) {
 			`source_principal="` + srcPrincipal + `",source_app="client",source_version="v1",source_cluster="Kubernetes",` +
 			`destination_workload="server",destination_workload_namespace="default",destination_principal="spiffe://cluster.local/ns/default/sa/server",`
 	}
-	for i, want := range []string{`{reporter="source",` + peers("spiffe://cluster.local/ns/default/sa/client"), `{reporter="destination",` + peers("unknown")} {
+	// A sidecar records a request once its stream ends, which can be
+	// after the client has read the response: wait for the third (a
+	// guard, not a timing assertion).
+	requests := func(i int) string {
 		var b strings.Builder
 		if err := reps[i].WritePrometheus(&b); err != nil {
 			t.Fatal(err)
@@ -159,6 +162,13 @@ func TestTwoHopIstio(t *testing.T) {
 			if strings.HasPrefix(l, "istio_requests_total{") {
 				line = l
 			}
+		}
+		return line
+	}
+	for i, want := range []string{`{reporter="source",` + peers("spiffe://cluster.local/ns/default/sa/client"), `{reporter="destination",` + peers("unknown")} {
+		line := requests(i)
+		for deadline := time.Now().Add(10 * time.Second); !strings.HasSuffix(line, "} 3\n") && time.Now().Before(deadline); line = requests(i) {
+			time.Sleep(5 * time.Millisecond)
 		}
 		if !strings.Contains(line, want) || !strings.HasSuffix(line, "} 3\n") {
 			t.Errorf("sidecar %d: istio_requests_total is %q, want labels %s and 3 requests", i, line, want)

@@ -76,12 +76,11 @@ func (b *Body) Ready() bool {
 	}
 	buf, _ := b.br.Peek(n)
 	i := bytes.IndexByte(buf, '\n')
-	if i < 0 || i+1 == len(buf) {
+	if i < 1 || i+1 == len(buf) || buf[i-1] != '\r' {
 		return false
 	}
-	size, _, _ := strings.Cut(string(buf[:i]), ";")
-	v, err := strconv.ParseUint(strings.TrimRight(size, " \t\r"), 16, 64)
-	return err == nil && v > 0
+	size, _, err := chunkSize(string(buf[:i-1]))
+	return err == nil && size > 0
 }
 
 func (b *Body) Read(p []byte) (int, error) {
@@ -155,14 +154,9 @@ func (b *Body) nextChunk() error {
 	if err != nil {
 		return err
 	}
-	size, ext, _ := strings.Cut(line, ";")
-	size = strings.TrimRight(size, " \t")
-	if size == "" || len(size) > 15 {
-		return bad("invalid chunk size")
-	}
-	n, err := strconv.ParseUint(size, 16, 64)
+	n, ext, err := chunkSize(line)
 	if err != nil {
-		return bad("invalid chunk size")
+		return err
 	}
 	if !validValue(ext) {
 		return bad("invalid chunk extension")
@@ -201,6 +195,22 @@ func (b *Body) nextChunk() error {
 		}
 		b.Trailers = append(b.Trailers, headers.Field{Name: headers.Lower(name), Value: v})
 	}
+}
+
+// chunkSize parses a chunk-size line without its CRLF: the size in hex
+// (at most 15 digits, whitespace before any extension allowed) and the
+// extensions after ';'.
+func chunkSize(line string) (uint64, string, error) {
+	size, ext, _ := strings.Cut(line, ";")
+	size = strings.TrimRight(size, " \t")
+	if size == "" || len(size) > 15 {
+		return 0, "", bad("invalid chunk size")
+	}
+	n, err := strconv.ParseUint(size, 16, 64)
+	if err != nil {
+		return 0, "", bad("invalid chunk size")
+	}
+	return n, ext, nil
 }
 
 // line reads a CRLF-terminated line of at most max bytes, without the CRLF.

@@ -7,9 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"slices"
 	"testing"
-	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -123,25 +121,5 @@ func BenchmarkTwoHopGRPC(b *testing.B) {
 	c := h2cClient()
 	url := "http://" + addr + "/pkg.Svc/Method"
 	msg := []byte{0, 0, 0, 0, 5, 'h', 'e', 'l', 'l', 'o'}
-	for i := 0; i < 200; i++ {
-		if err := grpcCall(c, url, msg); err != nil {
-			b.Fatal(err)
-		}
-	}
-	lat := make([]time.Duration, 0, b.N)
-	b.ReportAllocs()
-	b.ResetTimer()
-	cpu0 := cpuTime()
-	for i := 0; i < b.N; i++ {
-		t0 := time.Now()
-		if err := grpcCall(c, url, msg); err != nil {
-			b.Fatal(err)
-		}
-		lat = append(lat, time.Since(t0))
-	}
-	b.StopTimer()
-	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/1e3/float64(b.N), "cpu-µs/op")
-	slices.Sort(lat)
-	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	measure(b, func() error { return grpcCall(c, url, msg) })
 }

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"io"
 	"net/http"
-	"slices"
 	"testing"
-	"time"
 )
 
 // streamEchoBackend is an h2c server answering like a bidirectional gRPC
@@ -114,26 +112,6 @@ func BenchmarkTwoHopGRPCStream(b *testing.B) {
 	addr := startTwoHopStream(b)
 	g := openStream(b, h2cClient(), "http://"+addr+"/pkg.Svc/Stream")
 	msg := streamMsg()
-	for i := 0; i < 200; i++ {
-		if err := g.ping(msg); err != nil {
-			b.Fatal(err)
-		}
-	}
-	lat := make([]time.Duration, 0, b.N)
-	b.ReportAllocs()
-	b.ResetTimer()
-	cpu0 := cpuTime()
-	for i := 0; i < b.N; i++ {
-		t0 := time.Now()
-		if err := g.ping(msg); err != nil {
-			b.Fatal(err)
-		}
-		lat = append(lat, time.Since(t0))
-	}
-	b.StopTimer()
-	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/1e3/float64(b.N), "cpu-µs/op")
-	slices.Sort(lat)
-	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	measure(b, func() error { return g.ping(msg) })
 	g.close(b)
 }

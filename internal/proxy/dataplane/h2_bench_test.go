@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"slices"
 	"testing"
 	"time"
 
@@ -134,25 +133,10 @@ func BenchmarkTwoHopH2(b *testing.B) {
 			b.Fatalf("status %s 20 s after start", st)
 		}
 	}
-	for i := 0; i < 200; i++ { // warm the pools
+	measure(b, func() error {
 		if st, err := h.get(); err != nil || st != "200" {
-			b.Fatalf("warm-up request %d: status %q, %v", i, st, err)
+			return fmt.Errorf("status %q, %v", st, err)
 		}
-	}
-	lat := make([]time.Duration, 0, b.N)
-	b.ReportAllocs()
-	b.ResetTimer()
-	cpu0 := cpuTime()
-	for i := 0; i < b.N; i++ {
-		t0 := time.Now()
-		if st, err := h.get(); err != nil || st != "200" {
-			b.Fatalf("request %d: status %q, %v", i, st, err)
-		}
-		lat = append(lat, time.Since(t0))
-	}
-	b.StopTimer()
-	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/1e3/float64(b.N), "cpu-µs/op")
-	slices.Sort(lat)
-	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+		return nil
+	})
 }

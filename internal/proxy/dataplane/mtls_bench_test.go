@@ -15,7 +15,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -268,27 +267,7 @@ func BenchmarkTwoHop(b *testing.B) {
 			}
 			defer c.Close()
 			br := bufio.NewReader(c)
-			for i := 0; i < 200; i++ { // warm the pools (and the TLS connection)
-				if err := roundTrip(c, br, req, body); err != nil {
-					b.Fatal(err)
-				}
-			}
-			lat := make([]time.Duration, 0, b.N)
-			b.ReportAllocs()
-			b.ResetTimer()
-			cpu0 := cpuTime()
-			for i := 0; i < b.N; i++ {
-				t0 := time.Now()
-				if err := roundTrip(c, br, req, body); err != nil {
-					b.Fatal(err)
-				}
-				lat = append(lat, time.Since(t0))
-			}
-			b.StopTimer()
-			b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/1e3/float64(b.N), "cpu-µs/op")
-			slices.Sort(lat)
-			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
-			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+			measure(b, func() error { return roundTrip(c, br, req, body) })
 		})
 	}
 }

@@ -53,8 +53,10 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
-// Head is a parsed request or response head. Header names are lower-case;
-// all strings share one backing allocation per head.
+// Head is a parsed request or response head. Header names are lower-case.
+// Its strings are copies, never the reader's buffer: the pieces that equal
+// the last head's on the same Reader are that head's strings, the others
+// share one allocation per head.
 type Head struct {
 	// Request line.
 	Method string
@@ -85,11 +87,18 @@ type Reader struct {
 	// eols are the offsets in buf of the head's line ends (each LF),
 	// which readHead found: the parser does not look for them again.
 	eols []int
+	// last are the strings of the last head read (kept.go).
+	last lastHead
 }
 
 // fieldSpan is one field line in a head buffer: the name is
-// buf[name:colon], the value (without OWS) buf[value:end].
-type fieldSpan struct{ name, colon, value, end int }
+// buf[name:colon], the value (without OWS) buf[value:end]. sameName and
+// sameValue: the name (value) equals the last head's field at the same
+// index, whose string the head takes instead.
+type fieldSpan struct {
+	name, colon, value, end int
+	sameName, sameValue     bool
+}
 
 // NewReader returns a head reader over br.
 func NewReader(br *bufio.Reader, lim Limits) *Reader {
@@ -99,7 +108,7 @@ func NewReader(br *bufio.Reader, lim Limits) *Reader {
 // Reset makes r read from br and drops its head buffer (an idle
 // connection parked without its reader holds neither).
 func (r *Reader) Reset(br *bufio.Reader) {
-	r.br, r.buf, r.spans, r.eols = br, nil, nil, nil
+	r.br, r.buf, r.spans, r.eols, r.last = br, nil, nil, nil, lastHead{}
 }
 
 // Buffered returns the underlying reader.
@@ -258,8 +267,8 @@ func (r *Reader) ReadRequest(h *Head) error {
 	if err := r.parseFields(); err != nil {
 		return err
 	}
-	s := r.fields(h)
-	h.Method, h.Target = s[:len(m)], s[len(m)+1:len(m)+1+len(t)]
+	line0 := r.strings(h, [2]span{{0, len(m)}, {len(m) + 1, len(m) + 1 + len(t)}})
+	h.Method, h.Target = line0[0], line0[1]
 	return requestFraming(h)
 }
 
@@ -300,25 +309,17 @@ func (r *Reader) ReadResponse(h *Head) error {
 	if err := r.parseFields(); err != nil {
 		return err
 	}
-	s := r.fields(h)
+	reason := span{-1, -1}
 	if hasReason {
-		h.Reason = s[13:len(line)]
+		reason = span{13, len(line)}
 	}
+	h.Reason = r.strings(h, [2]span{reason, {-1, -1}})[0]
 	return responseFraming(h)
 }
 
-// fields copies the parsed head into one string, which all of h's
-// strings share, and appends the fields r.spans located to h.Headers.
-func (r *Reader) fields(h *Head) string {
-	s := string(r.buf)
-	for _, sp := range r.spans {
-		h.Headers = append(h.Headers, headers.Field{Name: s[sp.name:sp.colon], Value: s[sp.value:sp.end]})
-	}
-	return s
-}
-
 // parseFields validates the field lines of r.buf (the lines after the
-// first), lower-casing the names in place, and records them in r.spans.
+// first), lower-casing the names in place, and records them in r.spans. A
+// value equal to the last head's at the same index was validated then.
 func (r *Reader) parseFields() error {
 	b := r.buf
 	r.spans = r.spans[:0]
@@ -335,11 +336,21 @@ func (r *Reader) parseFields() error {
 		if colon <= i {
 			return bad("header line without name and colon")
 		}
+		var last headers.Field
+		had := len(r.spans) < len(r.last.fields)
+		if had {
+			last = r.last.fields[len(r.spans)]
+		}
 		name := b[i:colon]
-		for j, c := range name {
-			if name[j] = lowerToken[c]; name[j] == 0 {
-				return bad("invalid header name")
+		// A name equal to the last head's is lower-case and valid already.
+		sameName := had && string(name) == last.Name
+		if !sameName {
+			for j, c := range name {
+				if name[j] = lowerToken[c]; name[j] == 0 {
+					return bad("invalid header name")
+				}
 			}
+			sameName = had && string(name) == last.Name
 		}
 		v, e := colon+1, end
 		for v < e && (b[v] == ' ' || b[v] == '\t') {
@@ -348,13 +359,15 @@ func (r *Reader) parseFields() error {
 		for e > v && (b[e-1] == ' ' || b[e-1] == '\t') {
 			e--
 		}
-		if !validValue(b[v:e]) {
+		sameValue := had && string(b[v:e]) == last.Value
+		if !sameValue && !validValue(b[v:e]) {
 			return bad("invalid character in header %q", b[i:colon])
 		}
 		if len(r.spans) >= r.lim.MaxHeaders {
 			return &Error{Status: 431, Msg: "too many header fields"}
 		}
-		r.spans = append(r.spans, fieldSpan{name: i, colon: colon, value: v, end: e})
+		r.spans = append(r.spans, fieldSpan{name: i, colon: colon, value: v, end: e,
+			sameName: sameName, sameValue: sameValue})
 		i = next
 	}
 	return nil // (not reached: readHead's last line is the empty one)

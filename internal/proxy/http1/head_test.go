@@ -182,6 +182,10 @@ func FuzzReadRequest(f *testing.F) {
 		"GET http://a/b HTTP/1.0\r\n\r\n",
 		"GET / HTTP/1.1\r\nHost: x\r\n a\r\n\r\n",
 		"\r\n\r\nGET / HTTP/1.1\nHost: x\n\n",
+		// Heads on one connection that repeat the last one's fields, or
+		// change one byte of them (the reader reuses equal fields' strings).
+		"GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nA: 1\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nA: \x01\r\n\r\n",
+		"GET / HTTP/1.1\r\nhost: x\r\ncontent-length: 1\r\n\r\naGET / HTTP/1.1\r\nHost: x\r\ncontent-length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -244,8 +248,9 @@ func TestTrailerValuesRefused(t *testing.T) {
 }
 
 // FuzzReadResponse runs the upstream response parser (head, body framing,
-// chunked trailers) on arbitrary bytes: it must never panic, and what it
-// accepts must carry no control characters in field values.
+// chunked trailers) on arbitrary bytes, up to three responses on one
+// reader: it must never panic, and what it accepts must carry no control
+// characters in field values.
 func FuzzReadResponse(f *testing.F) {
 	for _, s := range []string{
 		"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
@@ -254,6 +259,7 @@ func FuzzReadResponse(f *testing.F) {
 		"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n",
 		"HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\nok",
 		"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n1;ext=1\r\na\r\n0\r\nx: \r\r\n\r\n",
+		"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
 	} {
 		f.Add(s)
 	}
@@ -261,21 +267,23 @@ func FuzzReadResponse(f *testing.F) {
 		br := bufio.NewReaderSize(strings.NewReader(in), 4096)
 		r := NewReader(br, Limits{})
 		var h Head
-		if err := r.ReadResponse(&h); err != nil {
-			return
-		}
-		for _, fl := range h.Headers {
-			if !headers.ValidName(fl.Name) || strings.ContainsAny(fl.Value, "\r\n\x00") {
-				t.Fatalf("accepted field %q: %q", fl.Name, fl.Value)
+		for i := 0; i < 3; i++ { // interim and keep-alive responses on one reader
+			if err := r.ReadResponse(&h); err != nil {
+				return
 			}
-		}
-		b := NewBody(br, &h, true)
-		if _, err := io.Copy(io.Discard, b); err != nil {
-			return
-		}
-		for _, fl := range b.Trailers {
-			if strings.ContainsAny(fl.Value, "\r\n\x00") {
-				t.Fatalf("accepted trailer %q: %q", fl.Name, fl.Value)
+			for _, fl := range h.Headers {
+				if !headers.ValidName(fl.Name) || strings.ContainsAny(fl.Value, "\r\n\x00") {
+					t.Fatalf("accepted field %q: %q", fl.Name, fl.Value)
+				}
+			}
+			b := NewBody(br, &h, true)
+			if _, err := io.Copy(io.Discard, b); err != nil {
+				return
+			}
+			for _, fl := range b.Trailers {
+				if strings.ContainsAny(fl.Value, "\r\n\x00") {
+					t.Fatalf("accepted trailer %q: %q", fl.Name, fl.Value)
+				}
 			}
 		}
 	})

@@ -81,9 +81,12 @@ type Reader struct {
 	br  *bufio.Reader
 	buf []byte
 	lim Limits
-	// spans are the fields of the head being parsed, as offsets in buf
-	// (reused: a head's fields cost no allocation of their own).
+	// spans are the fields of the head being parsed that differ from the
+	// last head's, as offsets in buf after their move (kept.go); nf counts
+	// all its fields, w ends the bytes moved (reused: a head's fields cost
+	// no allocation of their own).
 	spans []fieldSpan
+	nf, w int
 	// eols are the offsets in buf of the head's line ends (each LF),
 	// which readHead found: the parser does not look for them again.
 	eols []int
@@ -91,14 +94,10 @@ type Reader struct {
 	last lastHead
 }
 
-// fieldSpan is one field line in a head buffer: the name is
-// buf[name:colon], the value (without OWS) buf[value:end]. sameName and
-// sameValue: the name (value) equals the last head's field at the same
-// index, whose string the head takes instead.
-type fieldSpan struct {
-	name, colon, value, end int
-	sameName, sameValue     bool
-}
+// fieldSpan is field k of a head, a line in its head buffer: the line
+// (without CRLF) is buf[name:eol], the name buf[name:colon], the value
+// (without OWS) buf[value:end].
+type fieldSpan struct{ k, name, colon, value, end, eol int }
 
 // NewReader returns a head reader over br.
 func NewReader(br *bufio.Reader, lim Limits) *Reader {
@@ -264,10 +263,11 @@ func (r *Reader) ReadRequest(h *Head) error {
 		}
 		return bad("malformed HTTP version")
 	}
+	same := r.keepFirst(len(line))
 	if err := r.parseFields(); err != nil {
 		return err
 	}
-	line0 := r.strings(h, [2]span{{0, len(m)}, {len(m) + 1, len(m) + 1 + len(t)}})
+	line0 := r.strings(h, same, len(line), [2]span{{0, len(m)}, {len(m) + 1, len(m) + 1 + len(t)}})
 	h.Method, h.Target = line0[0], line0[1]
 	return requestFraming(h)
 }
@@ -306,6 +306,7 @@ func (r *Reader) ReadResponse(h *Head) error {
 		return bad("malformed status code")
 	}
 	h.Status = n
+	same := r.keepFirst(len(line))
 	if err := r.parseFields(); err != nil {
 		return err
 	}
@@ -313,21 +314,32 @@ func (r *Reader) ReadResponse(h *Head) error {
 	if hasReason {
 		reason = span{13, len(line)}
 	}
-	h.Reason = r.strings(h, [2]span{reason, {-1, -1}})[0]
+	h.Reason = r.strings(h, same, len(line), [2]span{reason, {-1, -1}})[0]
 	return responseFraming(h)
 }
 
 // parseFields validates the field lines of r.buf (the lines after the
-// first), lower-casing the names in place, and records them in r.spans. A
-// value equal to the last head's at the same index was validated then.
+// first), lower-casing the names in place. A line equal to the last head's
+// at the same index was validated then and keeps its strings; the others
+// are moved to r.buf[r.w:] and recorded in r.spans.
 func (r *Reader) parseFields() error {
 	b := r.buf
-	r.spans = r.spans[:0]
+	r.spans, r.nf = r.spans[:0], 0
 	i := r.eols[0] + 1
 	for _, lf := range r.eols[1:] {
 		end, next := lf-1, lf+1 // the line is b[i:end], CRLF after it
 		if end == i {
 			return nil
+		}
+		k := r.nf
+		had := k < len(r.last.lines)
+		if had && string(b[i:end]) == r.last.lines[k] {
+			if k >= r.lim.MaxHeaders {
+				return &Error{Status: 431, Msg: "too many header fields"}
+			}
+			r.nf++
+			i = next
+			continue
 		}
 		if b[i] == ' ' || b[i] == '\t' {
 			return bad("obsolete line folding")
@@ -336,22 +348,14 @@ func (r *Reader) parseFields() error {
 		if colon <= i {
 			return bad("header line without name and colon")
 		}
-		var last headers.Field
-		had := len(r.spans) < len(r.last.fields)
-		if had {
-			last = r.last.fields[len(r.spans)]
-		}
 		name := b[i:colon]
-		// A name equal to the last head's is lower-case and valid already.
-		sameName := had && string(name) == last.Name
-		if !sameName {
-			for j, c := range name {
-				if name[j] = lowerToken[c]; name[j] == 0 {
-					return bad("invalid header name")
-				}
+		for j, c := range name {
+			if name[j] = lowerToken[c]; name[j] == 0 {
+				return bad("invalid header name")
 			}
-			sameName = had && string(name) == last.Name
 		}
+		// The same line but for its name's case (a client's Host, Content-Type...).
+		same := had && string(b[i:end]) == r.last.lines[k]
 		v, e := colon+1, end
 		for v < e && (b[v] == ' ' || b[v] == '\t') {
 			v++
@@ -359,15 +363,19 @@ func (r *Reader) parseFields() error {
 		for e > v && (b[e-1] == ' ' || b[e-1] == '\t') {
 			e--
 		}
-		sameValue := had && string(b[v:e]) == last.Value
-		if !sameValue && !validValue(b[v:e]) {
+		if !same && !validValue(b[v:e]) {
 			return bad("invalid character in header %q", b[i:colon])
 		}
-		if len(r.spans) >= r.lim.MaxHeaders {
+		if k >= r.lim.MaxHeaders {
 			return &Error{Status: 431, Msg: "too many header fields"}
 		}
-		r.spans = append(r.spans, fieldSpan{name: i, colon: colon, value: v, end: e,
-			sameName: sameName, sameValue: sameValue})
+		r.nf++
+		if !same {
+			d := r.w - i // the line moves left by -d
+			copy(b[r.w:], b[i:end])
+			r.w += end - i
+			r.spans = append(r.spans, fieldSpan{k: k, name: i + d, colon: colon + d, value: v + d, end: e + d, eol: end + d})
+		}
 		i = next
 	}
 	return nil // (not reached: readHead's last line is the empty one)

@@ -18,6 +18,10 @@ type lastHead struct {
 	// fields the fields cut from them.
 	lines  []string
 	fields []headers.Field
+	// made counts the bytes of the strings made since the Reader last
+	// dropped its last head: at most what the kept strings hold in memory
+	// (one kept line holds its whole allocation).
+	made int
 }
 
 // maxKeptFields is the most fields a Reader keeps of its last head.
@@ -72,8 +76,13 @@ func (r *Reader) strings(h *Head, sameFirst bool, n int, line [2]span) [2]string
 	}
 	h.Headers = append(h.Headers, fields...)
 	r.last.lines, r.last.fields = lines, fields
-	if r.nf > maxKeptFields {
-		r.last.lines, r.last.fields = nil, nil
+	line0 := r.last.line
+	r.last.made += len(s)
+	// A head with many fields, or kept lines holding more than two heads'
+	// limit (each line kept from a different head): the next head starts
+	// afresh.
+	if r.nf > maxKeptFields || r.last.made > 2*r.lim.MaxHeaderBytes {
+		r.last = lastHead{}
 	}
-	return r.last.line
+	return line0
 }

@@ -99,6 +99,39 @@ func TestKeptStringsSurviveReads(t *testing.T) {
 	}
 }
 
+// TestKeptStringsBounded: kept lines each from a different head would hold
+// each head's whole allocation; the Reader drops its last head once the
+// strings made since it last did pass two heads' limit.
+func TestKeptStringsBounded(t *testing.T) {
+	const limit = 4096
+	var in strings.Builder
+	for i := 0; i < 200; i++ {
+		// Line i%20 changes only now; the big line changes every time.
+		in.WriteString("HTTP/1.1 200 OK\r\nbig: " + strings.Repeat(string(rune('a'+i%2)), 3000) + "\r\n")
+		for k := 0; k < 20; k++ {
+			fmt.Fprintf(&in, "f%d: %d\r\n", k, (i+20-k)/20)
+		}
+		in.WriteString("content-length: 0\r\n\r\n")
+	}
+	r := NewReader(bufio.NewReader(strings.NewReader(in.String())), Limits{MaxHeaderBytes: limit})
+	var h Head
+	dropped := 0
+	for i := 0; i < 200; i++ {
+		if err := r.ReadResponse(&h); err != nil {
+			t.Fatal(err)
+		}
+		if r.last.made > 2*limit {
+			t.Fatalf("head %d: %d bytes made since the last drop, want at most %d", i, r.last.made, 2*limit)
+		}
+		if r.last.made == 0 {
+			dropped++
+		}
+	}
+	if dropped == 0 {
+		t.Error("the last head was never dropped")
+	}
+}
+
 // FuzzKeptFields is a differential fuzz of ReadRequest and ReadResponse
 // against the parser before heads kept the last head's strings
 // (ref_test.go), on sequences of heads on one connection: each head an edit

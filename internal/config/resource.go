@@ -85,9 +85,11 @@ func (r Resource) Key() Key { return Key{Kind: r.Kind, Namespace: r.Namespace, N
 // Snapshot is an immutable set of resources, indexed by kind and key.
 // Lists are sorted by namespace then name, so output built from them is stable;
 // a key is found by binary search in its kind's list, so that Update copies
-// no index of every resource.
+// no index of every resource. Each kind is held as one list per namespace
+// (kindList), so that Update copies the lists of the namespaces it touches,
+// not every resource of the kind.
 type Snapshot struct {
-	byKind map[Kind][]Resource
+	byKind map[Kind]*kindList
 	n      int
 }
 
@@ -97,17 +99,14 @@ func NewSnapshot(rs []Resource) *Snapshot {
 	for _, r := range rs {
 		byKey[r.Key()] = r
 	}
-	s := &Snapshot{byKind: map[Kind][]Resource{}, n: len(byKey)}
+	lists := map[Kind][]Resource{}
 	for k, r := range byKey {
-		s.byKind[k.Kind] = append(s.byKind[k.Kind], r)
+		lists[k.Kind] = append(lists[k.Kind], r)
 	}
-	for _, list := range s.byKind {
-		sort.Slice(list, func(i, j int) bool {
-			if list[i].Namespace != list[j].Namespace {
-				return list[i].Namespace < list[j].Namespace
-			}
-			return list[i].Name < list[j].Name
-		})
+	s := &Snapshot{byKind: make(map[Kind]*kindList, len(lists)), n: len(byKey)}
+	for k, list := range lists {
+		slices.SortFunc(list, compareNamespaceName)
+		s.byKind[k] = newKindList(list)
 	}
 	return s
 }
@@ -117,15 +116,26 @@ func (s *Snapshot) List(k Kind) []Resource {
 	if s == nil {
 		return nil
 	}
-	return s.byKind[k]
+	return s.byKind[k].list()
+}
+
+// ByNamespace returns the resources of kind k grouped by namespace, sorted
+// by namespace, each group sorted by name: List without concatenating. In a
+// snapshot made by Update, a namespace Update did not touch has the same
+// slice as before (SameResources). Callers must not modify it.
+func (s *Snapshot) ByNamespace(k Kind) []NamespaceResources {
+	if s == nil || s.byKind[k] == nil {
+		return nil
+	}
+	return s.byKind[k].segs
 }
 
 // Get returns the resource with key k.
 func (s *Snapshot) Get(k Key) (Resource, bool) {
-	if s == nil {
+	if s == nil || s.byKind[k.Kind] == nil {
 		return Resource{}, false
 	}
-	list := s.byKind[k.Kind]
+	list := InNamespace(s.byKind[k.Kind].segs, k.Namespace)
 	if i, found := slices.BinarySearchFunc(list, k, compareToKey); found {
 		return list[i], true
 	}
@@ -146,8 +156,8 @@ func (s *Snapshot) Kinds() []Kind {
 		return nil
 	}
 	kinds := make([]Kind, 0, len(s.byKind))
-	for k, rs := range s.byKind {
-		if len(rs) > 0 {
+	for k, l := range s.byKind {
+		if l.n > 0 {
 			kinds = append(kinds, k)
 		}
 	}
@@ -162,7 +172,7 @@ func (s *Snapshot) All() []Resource {
 	}
 	out := make([]Resource, 0, s.n)
 	for _, k := range s.Kinds() {
-		out = append(out, s.byKind[k]...)
+		out = append(out, s.byKind[k].list()...)
 	}
 	return out
 }

@@ -2,14 +2,13 @@ package config
 
 import (
 	"maps"
-	"slices"
 	"strings"
 )
 
 // Update returns a snapshot with the resources of put added (or replacing
 // those with the same key) and the keys of del removed, as NewSnapshot of the
 // resulting set would; s itself is unchanged. It copies and patches only the
-// lists of the kinds it touches, so one changed file in a large tree costs
+// lists of the namespaces it touches, so one changed file in a large tree costs
 // far less than NewSnapshot of everything. A key both deleted and put is put;
 // of several puts of one key the last counts.
 func (s *Snapshot) Update(put []Resource, del []Key) *Snapshot {
@@ -18,53 +17,36 @@ func (s *Snapshot) Update(put []Resource, del []Key) *Snapshot {
 	}
 	n := &Snapshot{byKind: maps.Clone(s.byKind), n: s.n}
 	final := make(map[Key]int, len(put)) // key -> index in put of its last put
-	touched := map[Kind]struct{}{}
 	for i, r := range put {
 		final[r.Key()] = i
-		touched[r.Kind] = struct{}{}
 	}
+	puts := map[Kind][]Resource{} // final values, once per key
+	for i, r := range put {
+		if final[r.Key()] == i {
+			puts[r.Kind] = append(puts[r.Kind], r)
+		}
+	}
+	dels := map[Kind][]Key{} // deleted and not put
 	for _, k := range del {
-		touched[k.Kind] = struct{}{}
+		if _, kept := final[k]; !kept {
+			dels[k.Kind] = append(dels[k.Kind], k)
+		}
+		if _, ok := puts[k.Kind]; !ok {
+			puts[k.Kind] = nil // touched
+		}
 	}
-	for kind := range touched {
-		// Replaced resources keep their place: copy the list, patch them,
-		// remove the deleted ones and insert the new ones by binary search.
+	for kind, p := range puts {
 		before := s.byKind[kind]
-		list := slices.Clone(before)
-		for _, k := range del {
-			if _, kept := final[k]; kept || k.Kind != kind {
-				continue
-			}
-			if i, found := slices.BinarySearchFunc(list, k, compareToKey); found {
-				list = slices.Delete(list, i, i+1)
-			}
+		after := before.update(p, dels[kind])
+		if before != nil {
+			n.n -= before.n
 		}
-		var fresh []Resource // new keys of this kind, once each, final values
-		for i, r := range put {
-			if r.Kind != kind || final[r.Key()] != i {
-				continue
-			}
-			if j, found := slices.BinarySearchFunc(list, r.Key(), compareToKey); found {
-				list[j] = r
-				continue
-			}
-			fresh = append(fresh, r)
-		}
-		if len(fresh) > 32 {
-			list = append(list, fresh...)
-			slices.SortFunc(list, compareNamespaceName)
-		} else {
-			for _, r := range fresh {
-				i, _ := slices.BinarySearchFunc(list, r, compareNamespaceName)
-				list = slices.Insert(list, i, r)
-			}
-		}
-		n.n += len(list) - len(before)
-		if len(list) == 0 {
+		n.n += after.n
+		if after.n == 0 {
 			delete(n.byKind, kind)
 			continue
 		}
-		n.byKind[kind] = list
+		n.byKind[kind] = after
 	}
 	return n
 }

@@ -54,6 +54,7 @@ func TestSnapshotUpdateMatchesNewSnapshot(t *testing.T) {
 				t.Fatalf("step %d: list of %s differs", step, k)
 			}
 		}
+		checkByNamespace(t, step, old, snap, put, del)
 		for _, r := range want.All() {
 			if got, ok := snap.Get(r.Key()); !ok || !same(got, r) {
 				t.Fatalf("step %d: Get(%v) = %v, %v", step, r.Key(), got.Labels, ok)
@@ -68,6 +69,41 @@ func TestSnapshotUpdateMatchesNewSnapshot(t *testing.T) {
 		}
 		if !slices.EqualFunc(old.All(), oldAll, same) {
 			t.Fatalf("step %d: Update changed the old snapshot", step)
+		}
+	}
+}
+
+// checkByNamespace checks that next's namespaces concatenate to its lists,
+// none empty, and that a namespace neither put nor del names is prev's own
+// slice (what the registry builder's skip relies on).
+func checkByNamespace(t *testing.T, step int, prev, next *Snapshot, put []Resource, del []Key) {
+	t.Helper()
+	touched := map[Kind]map[string]bool{}
+	note := func(k Kind, ns string) {
+		if touched[k] == nil {
+			touched[k] = map[string]bool{}
+		}
+		touched[k][ns] = true
+	}
+	for _, r := range put {
+		note(r.Kind, r.Namespace)
+	}
+	for _, k := range del {
+		note(k.Kind, k.Namespace)
+	}
+	for _, k := range next.Kinds() {
+		var cat []Resource
+		for _, g := range next.ByNamespace(k) {
+			if len(g.Resources) == 0 {
+				t.Fatalf("step %d: %s: empty namespace %s", step, k, g.Namespace)
+			}
+			cat = append(cat, g.Resources...)
+			if !touched[k][g.Namespace] && !SameResources(g.Resources, InNamespace(prev.ByNamespace(k), g.Namespace)) {
+				t.Fatalf("step %d: %s: untouched namespace %s copied", step, k, g.Namespace)
+			}
+		}
+		if !slices.EqualFunc(cat, next.List(k), func(a, b Resource) bool { return a.Key() == b.Key() }) {
+			t.Fatalf("step %d: %s: namespaces do not concatenate to the list", step, k)
 		}
 	}
 }

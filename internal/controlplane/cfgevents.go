@@ -22,37 +22,73 @@ func newConfigEvents(reg prometheus.Registerer) *prometheus.CounterVec {
 // added, updated or deleted between two snapshots.
 //
 // Lists are sorted by namespace and name, so the two are walked side by
-// side; a resource both hold as the same stored spec (most of them: stored
+// side, one namespace at a time; a namespace both hold as the same list
+// (config.SameResources: the update did not touch it) is skipped, and a
+// resource both hold as the same stored spec (most of them: stored
 // resources are immutable) is unchanged without comparing contents.
 func countConfigEvents(c *prometheus.CounterVec, old, cur *config.Snapshot, kinds map[config.Kind]struct{}) {
 	if c == nil || old == nil {
 		return
 	}
 	for k := range kinds {
-		a, b := old.List(k), cur.List(k)
-		var add, update, del int
+		var n eventCounts
+		a, b := old.ByNamespace(k), cur.ByNamespace(k)
 		for i, j := 0, 0; i < len(a) || j < len(b); {
-			switch c := compareResources(a, b, i, j); {
-			case c < 0:
-				del++
+			switch d := compareNamespaces(a, b, i, j); {
+			case d < 0:
+				n.del += len(a[i].Resources)
 				i++
-			case c > 0:
-				add++
+			case d > 0:
+				n.add += len(b[j].Resources)
 				j++
 			default:
-				if a[i].Spec != b[j].Spec && !proto.Equal(a[i].Spec, b[j].Spec) {
-					update++
+				if !config.SameResources(a[i].Resources, b[j].Resources) {
+					n.count(a[i].Resources, b[j].Resources)
 				}
 				i++
 				j++
 			}
 		}
-		for event, n := range map[string]int{"add": add, "update": update, "delete": del} {
-			if n > 0 {
-				c.WithLabelValues(k.Kind, event).Add(float64(n))
+		for event, v := range map[string]int{"add": n.add, "update": n.update, "delete": n.del} {
+			if v > 0 {
+				c.WithLabelValues(k.Kind, event).Add(float64(v))
 			}
 		}
 	}
+}
+
+type eventCounts struct{ add, update, del int }
+
+// count adds the events between two lists of one kind and namespace.
+func (n *eventCounts) count(a, b []config.Resource) {
+	for i, j := 0, 0; i < len(a) || j < len(b); {
+		switch c := compareResources(a, b, i, j); {
+		case c < 0:
+			n.del++
+			i++
+		case c > 0:
+			n.add++
+			j++
+		default:
+			if a[i].Spec != b[j].Spec && !proto.Equal(a[i].Spec, b[j].Spec) {
+				n.update++
+			}
+			i++
+			j++
+		}
+	}
+}
+
+// compareNamespaces orders a[i] and b[j] by namespace, an exhausted list's
+// position last.
+func compareNamespaces(a, b []config.NamespaceResources, i, j int) int {
+	switch {
+	case i == len(a):
+		return 1
+	case j == len(b):
+		return -1
+	}
+	return strings.Compare(a[i].Namespace, b[j].Namespace)
 }
 
 // compareResources orders a[i] and b[j] by namespace and name, an exhausted

@@ -27,7 +27,7 @@ import (
 // concurrent use.
 type Builder struct {
 	opts     Options
-	ses, wes []config.Resource // what snap was built from
+	ses, wes []config.NamespaceResources // what snap was built from
 	ids      *identities
 	wls      map[string]*nsWorkloads
 	svcs     map[key]*keyed // every service of snap
@@ -43,9 +43,10 @@ type keyed struct {
 // Build returns the snapshot of cfg's ServiceEntries and WorkloadEntries, as
 // the function Build does.
 func (b *Builder) Build(cfg *config.Snapshot, opts Options) *registry.Snapshot {
-	ses, wes := cfg.List(config.ServiceEntry), cfg.List(config.WorkloadEntry)
+	ses, wes := cfg.ByNamespace(config.ServiceEntry), cfg.ByNamespace(config.WorkloadEntry)
 	if b.snap == nil || !sameOptions(b.opts, opts) {
-		return b.full(ses, wes, opts)
+		b.ses, b.wes = ses, wes
+		return b.full(cfg.List(config.ServiceEntry), cfg.List(config.WorkloadEntry), opts)
 	}
 	affected := map[key]bool{}
 	changedNS := map[string]bool{} // namespaces whose WorkloadEntries changed
@@ -54,13 +55,13 @@ func (b *Builder) Build(cfg *config.Snapshot, opts Options) *registry.Snapshot {
 		labels map[string]string
 	}
 	var touched []labeled // changed WorkloadEntries' labels, old and new
-	diffResources(b.wes, wes, func(r *config.Resource) {
+	diffNamespaces(b.wes, wes, func(r *config.Resource) {
 		changedNS[r.Namespace] = true
 		if we, ok := r.Spec.(*networking.WorkloadEntry); ok && we != nil {
 			touched = append(touched, labeled{r.Namespace, mergeLabels(we.GetLabels(), r.Labels)})
 		}
 	})
-	diffResources(b.ses, ses, func(r *config.Resource) {
+	diffNamespaces(b.ses, ses, func(r *config.Resource) {
 		if se, ok := r.Spec.(*networking.ServiceEntry); ok && se != nil {
 			for _, h := range se.GetHosts() {
 				affected[key{h, r.Namespace}] = true
@@ -72,7 +73,7 @@ func (b *Builder) Build(cfg *config.Snapshot, opts Options) *registry.Snapshot {
 		return b.snap
 	}
 	for ns := range changedNS {
-		n := workloadsOf(namespaceRange(wes, ns), b.opts, b.ids, ns)[ns]
+		n := workloadsOf(config.InNamespace(wes, ns), b.opts, b.ids, ns)[ns]
 		if n == nil {
 			delete(b.wls, ns)
 		} else {
@@ -80,7 +81,7 @@ func (b *Builder) Build(cfg *config.Snapshot, opts Options) *registry.Snapshot {
 		}
 	}
 	for _, w := range touched {
-		for _, r := range namespaceRange(ses, w.ns) {
+		for _, r := range config.InNamespace(ses, w.ns) {
 			se, ok := r.Spec.(*networking.ServiceEntry)
 			if !ok || se == nil || se.GetWorkloadSelector() == nil || !matches(w.labels, se.GetWorkloadSelector().GetLabels()) {
 				continue
@@ -101,7 +102,7 @@ func (b *Builder) Build(cfg *config.Snapshot, opts Options) *registry.Snapshot {
 	}
 	var rebuilt []*built
 	for ns := range namespaces {
-		rebuilt = buildEntries(namespaceRange(ses, ns), b.wls, b.ids, affected, byKey, rebuilt)
+		rebuilt = buildEntries(config.InNamespace(ses, ns), b.wls, b.ids, affected, byKey, rebuilt)
 	}
 	for k := range affected {
 		if bt, ok := byKey[k]; ok {
@@ -163,7 +164,7 @@ func (b *Builder) Build(cfg *config.Snapshot, opts Options) *registry.Snapshot {
 
 // full builds everything from scratch.
 func (b *Builder) full(ses, wes []config.Resource, opts Options) *registry.Snapshot {
-	b.opts, b.ses, b.wes = opts, ses, wes
+	b.opts = opts
 	b.ids = &identities{td: cmp.Or(opts.TrustDomain, "cluster.local")}
 	b.wls = workloadsOf(wes, opts, b.ids, "")
 	byKey := make(map[key]*built, len(ses))
@@ -239,13 +240,34 @@ func compareNamespaceName(a, b *config.Resource) int {
 	return strings.Compare(a.Name, b.Name)
 }
 
-// namespaceRange returns the resources of namespace ns of a list sorted by
-// namespace.
-func namespaceRange(rs []config.Resource, ns string) []config.Resource {
-	lo, _ := slices.BinarySearchFunc(rs, ns, func(r config.Resource, ns string) int { return strings.Compare(r.Namespace, ns) })
-	hi := lo
-	for hi < len(rs) && rs[hi].Namespace == ns {
-		hi++
+// diffNamespaces calls f as diffResources does for two snapshots' lists of
+// one kind by namespace, skipping the namespaces whose lists are the same
+// (config.SameResources: Update did not touch them).
+func diffNamespaces(old, new []config.NamespaceResources, f func(*config.Resource)) {
+	i, j := 0, 0
+	for i < len(old) || j < len(new) {
+		c := 0
+		switch {
+		case i == len(old):
+			c = 1
+		case j == len(new):
+			c = -1
+		default:
+			c = strings.Compare(old[i].Namespace, new[j].Namespace)
+		}
+		switch {
+		case c < 0:
+			diffResources(old[i].Resources, nil, f)
+			i++
+		case c > 0:
+			diffResources(nil, new[j].Resources, f)
+			j++
+		default:
+			if !config.SameResources(old[i].Resources, new[j].Resources) {
+				diffResources(old[i].Resources, new[j].Resources, f)
+			}
+			i++
+			j++
+		}
 	}
-	return rs[lo:hi]
 }

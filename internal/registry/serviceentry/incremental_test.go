@@ -18,8 +18,10 @@ import (
 // namespaces, hosts and labels, so that hosts repeat across entries and
 // namespaces and selectors overlap.
 type randomMesh struct {
-	rng *rand.Rand
-	res map[config.Key]config.Resource
+	rng     *rand.Rand
+	res     map[config.Key]config.Resource
+	changed map[config.Key]bool // since the last snapshot
+	snap    *config.Snapshot    // the last snapshot
 }
 
 func (m *randomMesh) pick(xs ...string) string { return xs[m.rng.IntN(len(xs))] }
@@ -81,6 +83,7 @@ func (m *randomMesh) change() {
 			} else {
 				m.res[k] = m.serviceEntry(ns, k.Name)
 			}
+			m.changed[k] = true
 		} else {
 			k := config.Key{Kind: config.WorkloadEntry, Namespace: ns, Name: fmt.Sprintf("we%d", m.rng.IntN(12))}
 			if _, ok := m.res[k]; ok && m.rng.IntN(3) == 0 {
@@ -88,6 +91,7 @@ func (m *randomMesh) change() {
 			} else {
 				m.res[k] = m.workloadEntry(ns, k.Name)
 			}
+			m.changed[k] = true
 		}
 	}
 }
@@ -97,7 +101,25 @@ func (m *randomMesh) snapshot() *config.Snapshot {
 	for _, r := range m.res {
 		rs = append(rs, r)
 	}
-	return config.NewSnapshot(rs)
+	m.snap, m.changed = config.NewSnapshot(rs), map[config.Key]bool{}
+	return m.snap
+}
+
+// update is snapshot made as the config store makes it: the last snapshot
+// updated with the changed keys, so that the namespaces no change touched
+// keep their lists (config.SameResources) and the Builder skips them.
+func (m *randomMesh) update() *config.Snapshot {
+	var put []config.Resource
+	var del []config.Key
+	for k := range m.changed {
+		if r, ok := m.res[k]; ok {
+			put = append(put, r)
+		} else {
+			del = append(del, k)
+		}
+	}
+	m.snap, m.changed = m.snap.Update(put, del), map[config.Key]bool{}
+	return m.snap
 }
 
 // TestBuilderMatchesFullBuild applies random sequences of changes and holds
@@ -120,7 +142,7 @@ func FuzzBuilderSequence(f *testing.F) {
 
 func checkBuilderSequence(t *testing.T, seed uint64, steps int) {
 	t.Helper()
-	m := &randomMesh{rng: rand.New(rand.NewPCG(seed, 1)), res: map[config.Key]config.Resource{}}
+	m := &randomMesh{rng: rand.New(rand.NewPCG(seed, 1)), res: map[config.Key]config.Resource{}, changed: map[config.Key]bool{}}
 	for range 20 {
 		m.change()
 	}
@@ -129,7 +151,10 @@ func checkBuilderSequence(t *testing.T, seed uint64, steps int) {
 	b.Build(m.snapshot(), opts)
 	for step := range steps {
 		m.change()
-		cfg := m.snapshot()
+		cfg := m.update()
+		if seed%2 == 0 {
+			cfg = m.snapshot() // unrelated to the last: nothing shared
+		}
 		prev := b.snap
 		got, want := b.Build(cfg, opts), Build(cfg, opts)
 		checkDelta(t, prev, got)

@@ -36,6 +36,14 @@ func (in *Input) header(name string) (string, bool) {
 // exact domain, then the longest suffix wildcard, then the longest prefix
 // wildcard, then "*". It does not allocate for authorities up to 256 bytes.
 func (t *RouteTable) VirtualHostFor(authority string) *VirtualHost {
+	// The domains are lower-case: an authority that names one exactly is
+	// lower-case too and needs no lower-cased copy (the usual case).
+	if vh, ok := t.exact[authority]; ok {
+		return vh
+	}
+	if !hasUpper(authority) {
+		return t.wildcard(authority)
+	}
 	var buf [256]byte
 	var host string
 	if len(authority) <= len(buf) {
@@ -56,6 +64,12 @@ func (t *RouteTable) VirtualHostFor(authority string) *VirtualHost {
 			return vh
 		}
 	}
+	return t.wildcard(host)
+}
+
+// wildcard is VirtualHostFor's choice for a lower-case host that no domain
+// names exactly.
+func (t *RouteTable) wildcard(host string) *VirtualHost {
 	for _, e := range t.suffix {
 		if len(host) > len(e.fix) && strings.HasSuffix(host, e.fix) {
 			return e.vh
@@ -67,6 +81,30 @@ func (t *RouteTable) VirtualHostFor(authority string) *VirtualHost {
 		}
 	}
 	return t.any
+}
+
+// hasUpper reports whether s has an ASCII upper-case letter. It looks at
+// eight bytes at a time: a byte below 0x80 is in 'A'..'Z' when, with its
+// top bit set, subtracting 'A' leaves the top bit and subtracting '[' does
+// not (no borrow crosses bytes: each is at least 0x80 before, and the
+// subtrahends are below).
+func hasUpper(s string) bool {
+	const hi = 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		c := s[i : i+8] // one bounds check; the eight loads combine into one
+		w := uint64(c[0]) | uint64(c[1])<<8 | uint64(c[2])<<16 | uint64(c[3])<<24 |
+			uint64(c[4])<<32 | uint64(c[5])<<40 | uint64(c[6])<<48 | uint64(c[7])<<56
+		if ((w|hi)-0x4141414141414141) & ^((w|hi)-0x5b5b5b5b5b5b5b5b) & ^w & hi != 0 {
+			return true
+		}
+	}
+	for ; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			return true
+		}
+	}
+	return false
 }
 
 // Match returns the first route of the selected virtual host that matches, or nil.

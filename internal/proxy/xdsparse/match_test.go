@@ -65,6 +65,10 @@ func TestRouteMatch(t *testing.T) {
 		{"default", "reviews:9080", "GET", "/reviews/x", nil, "reviews-v1"},
 		{"authority case", "REVIEWS:9080", "GET", "/", nil, "reviews-v1"},
 		{"fqdn", "reviews.default.svc.cluster.local:9080", "GET", "/", nil, "reviews-v1"},
+		{"authority case past a word", "reviews.default.svc.cluster.locaL:9080", "GET", "/", nil, "reviews-v1"},
+		{"authority case in the tail", "reviews.default.svc.cluster.local:908O", "GET", "/only", nil, "any"},
+		{"wildcard suffix case", "x.API.example.com", "GET", "/", nil, "longer"},
+		{"wildcard prefix case", "RATINGS.default:9080", "GET", "/", nil, "prefix"},
 		{"other port no route", "reviews:9081", "GET", "/only", nil, "any"},
 		{"header exact", "reviews:9080", "GET", "/", headers.List{{Name: "end-user", Value: "jason"}}, "reviews-v2"},
 		{"header exact mismatch", "reviews:9080", "GET", "/", headers.List{{Name: "end-user", Value: "Jason"}}, "reviews-v1"},
@@ -114,6 +118,38 @@ func BenchmarkRouteMatch(b *testing.B) {
 		if r := tab.Match(wild); r == nil {
 			b.Fatal("wrong route")
 		}
+	}
+}
+
+func TestHasUpper(t *testing.T) {
+	naive := func(s string) bool {
+		for i := 0; i < len(s); i++ {
+			if 'A' <= s[i] && s[i] <= 'Z' {
+				return true
+			}
+		}
+		return false
+	}
+	// Every byte value at every position of strings of 1 to 19 bytes, the
+	// others lower-case letters or a byte next to the range.
+	for _, fill := range []byte{'a', 'z', '@', '[', 0xc1, 0xda, 0x00, 0xff} {
+		for n := 1; n < 20; n++ {
+			for pos := 0; pos < n; pos++ {
+				b := make([]byte, n)
+				for i := range b {
+					b[i] = fill
+				}
+				for c := 0; c < 256; c++ {
+					b[pos] = byte(c)
+					if got, want := hasUpper(string(b)), naive(string(b)); got != want {
+						t.Fatalf("hasUpper(%q) = %v, want %v", b, got, want)
+					}
+				}
+			}
+		}
+	}
+	if hasUpper("") {
+		t.Error(`hasUpper("") = true`)
 	}
 }
 

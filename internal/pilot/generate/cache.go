@@ -382,15 +382,18 @@ func appendSourceSelectors(out []map[string]string, spec proto.Message) []map[st
 // once: lookups of a key being built wait for it, since a push wakes every
 // connection at once and each would otherwise build the same resource.
 func (c *Cache) lookup(st *cacheState, key any, build func() proto.Message) (proto.Message, *model.Encoded) {
-	e := c.entry(st, key, func() (proto.Message, []byte) { return build(), nil }, build)
+	e := entry(c, st, key, func() (proto.Message, []byte) { return build(), nil }, build)
 	return e.msg, e.enc
 }
 
 // entry is lookup's entry for key. build returns the message and, when it
 // assembled the message's wire form from parts the cache holds encoded,
 // those bytes (nil: the server marshals the message); fresh builds the
-// message the plain way, for the self-check.
-func (c *Cache) entry(st *cacheState, key any, build func() (proto.Message, []byte), fresh func() proto.Message) *cacheEntry {
+// message the plain way, for the self-check. A function of the key's type
+// so that a hit does not copy the key to the heap (the map's Load keeps
+// it on the stack; only storing it moves it): a thousand default virtual
+// hosts are looked up per route configuration, ~1 MB of keys per change.
+func entry[K comparable](c *Cache, st *cacheState, key K, build func() (proto.Message, []byte), fresh func() proto.Message) *cacheEntry {
 	v, ok := c.entries.Load(key)
 	if !ok {
 		v, _ = c.entries.LoadOrStore(key, &cacheEntry{kind: c.keyUse(key)})

@@ -230,7 +230,7 @@ func (g *gen) portRouteConfig(name string, port uint32) (*routev3.RouteConfigura
 	}
 	st := g.cache.state(g.pc)
 	traced := g.pc.Traced(g.p)
-	e := g.cache.entry(st, g.routeKey(st, name, traced), func() (proto.Message, []byte) {
+	e := entry(g.cache, st, g.routeKey(st, name, traced), func() (proto.Message, []byte) {
 		return g.assembledPortRoute(st, port, traced)
 	}, func() proto.Message {
 		rc := full()

@@ -75,3 +75,22 @@ func TestSpliceRepeatedReusesPrev(t *testing.T) {
 		prev, parts = got, next
 	}
 }
+
+// TestEntryHitAllocatesNothing: looking up a cached entry by a struct key
+// does not copy the key to the heap (a thousand default virtual hosts per
+// route configuration).
+func TestEntryHitAllocatesNothing(t *testing.T) {
+	c := NewCache(CacheConfig{})
+	st := &cacheState{gen: 1}
+	key := defaultVhostKey{port: 80, namespace: "ns1", domainSuffix: "cluster.local"}
+	build := func() proto.Message { return &routev3.VirtualHost{Name: "a"} }
+	pair := func() (proto.Message, []byte) { return build(), nil }
+	first := entry(c, st, key, pair, build)
+	var got *cacheEntry
+	if n := testing.AllocsPerRun(100, func() { got = entry(c, st, key, pair, build) }); n != 0 {
+		t.Errorf("a hit allocates %v times, want 0", n)
+	}
+	if got != first {
+		t.Error("a hit returned another entry")
+	}
+}

@@ -226,19 +226,6 @@ func (s *scenario) round(ctx context.Context, r *RoundResult) error {
 	r.RSSPerProxy = (float64(r.MemConnected.RSS) - float64(r.MemIdle.RSS)) / float64(r.Clients)
 	s.logf("%d services x %d %s: synced in %.0f ms, %d B/proxy, heap +%.0f KB/proxy", r.Services, r.Clients, r.Protocol, r.InitialSyncMs, r.InitialBytesPerProxy, r.HeapPerProxy/1024)
 
-	// One config change that is not counted. The simulated proxies share
-	// one process and one heap: their first change after the initial sync
-	// refills grpc-go's receive-buffer pools (86-160 MB with SotW's 473 KB
-	// route configurations at 1,000 x 1,000, bench/README.md sotw-w15) and
-	// runs a GC on the cores mastd uses, which a fleet of separate proxies
-	// would not. Its time is reported on its own (ConfigWarmupMs).
-	warm, err := s.series(ctx, f, r.Clients, s.configWant(fc), 50*time.Millisecond, func(i int) bool { return i < 1 }, s.configChange)
-	if err != nil {
-		return fmt.Errorf("warm-up config change: %w", err)
-	}
-	r.ConfigWarmupMs = warm.ToLastACK.Max
-	s.logf("  warm-up config change (not counted): last ACK %.0f ms, clients CPU %.0f ms", r.ConfigWarmupMs, warm.ClientsCPUMs)
-
 	if s.cfg.ProfileDir != "" {
 		r.HeapProfile = filepath.Join(s.cfg.ProfileDir, fmt.Sprintf("mastd-heap-%d-%d-%s.pprof", r.Services, r.Clients, r.Protocol))
 		if err := s.srv.WriteHeapProfile(r.HeapProfile); err != nil {

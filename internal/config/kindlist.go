@@ -147,3 +147,36 @@ func patch(list []Resource, ns string, put []Resource, del []Key) []Resource {
 	}
 	return list
 }
+
+// ChangedNamespaces walks two lists of one kind by namespace (sorted by
+// namespace, as ByNamespace returns them) side by side and calls f with
+// each namespace's old and new resources (nil where a list lacks the
+// namespace), skipping the namespaces both hold as the same list
+// (SameResources: the update that made new did not touch them).
+func ChangedNamespaces(old, new []NamespaceResources, f func(old, new []Resource)) {
+	for i, j := 0, 0; i < len(old) || j < len(new); {
+		c := 0
+		switch {
+		case i == len(old):
+			c = 1
+		case j == len(new):
+			c = -1
+		default:
+			c = strings.Compare(old[i].Namespace, new[j].Namespace)
+		}
+		switch {
+		case c < 0:
+			f(old[i].Resources, nil)
+			i++
+		case c > 0:
+			f(nil, new[j].Resources)
+			j++
+		default:
+			if !SameResources(old[i].Resources, new[j].Resources) {
+				f(old[i].Resources, new[j].Resources)
+			}
+			i++
+			j++
+		}
+	}
+}

@@ -107,3 +107,34 @@ func checkByNamespace(t *testing.T, step int, prev, next *Snapshot, put []Resour
 		}
 	}
 }
+
+func TestChangedNamespaces(t *testing.T) {
+	mk := func(ns string, names ...string) NamespaceResources {
+		out := NamespaceResources{Namespace: ns}
+		for _, n := range names {
+			r := Resource{}
+			r.Namespace, r.Name = ns, n
+			out.Resources = append(out.Resources, r)
+		}
+		return out
+	}
+	shared := mk("b", "x")
+	old := []NamespaceResources{mk("a", "1"), shared, mk("c", "2")}
+	cur := []NamespaceResources{shared, mk("c", "2"), mk("d", "3")}
+	var got []string
+	ChangedNamespaces(old, cur, func(o, n []Resource) {
+		s := ""
+		for _, r := range o {
+			s += "-" + r.Namespace + "/" + r.Name
+		}
+		for _, r := range n {
+			s += "+" + r.Namespace + "/" + r.Name
+		}
+		got = append(got, s)
+	})
+	// a: gone; b: the same list, skipped; c: equal contents in another list, visited; d: new.
+	want := []string{"-a/1", "-c/2+c/2", "+d/3"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("ChangedNamespaces visited %q, want %q", got, want)
+	}
+}

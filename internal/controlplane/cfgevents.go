@@ -32,23 +32,7 @@ func countConfigEvents(c *prometheus.CounterVec, old, cur *config.Snapshot, kind
 	}
 	for k := range kinds {
 		var n eventCounts
-		a, b := old.ByNamespace(k), cur.ByNamespace(k)
-		for i, j := 0, 0; i < len(a) || j < len(b); {
-			switch d := compareNamespaces(a, b, i, j); {
-			case d < 0:
-				n.del += len(a[i].Resources)
-				i++
-			case d > 0:
-				n.add += len(b[j].Resources)
-				j++
-			default:
-				if !config.SameResources(a[i].Resources, b[j].Resources) {
-					n.count(a[i].Resources, b[j].Resources)
-				}
-				i++
-				j++
-			}
-		}
+		config.ChangedNamespaces(old.ByNamespace(k), cur.ByNamespace(k), n.count)
 		for event, v := range map[string]int{"add": n.add, "update": n.update, "delete": n.del} {
 			if v > 0 {
 				c.WithLabelValues(k.Kind, event).Add(float64(v))
@@ -77,18 +61,6 @@ func (n *eventCounts) count(a, b []config.Resource) {
 			j++
 		}
 	}
-}
-
-// compareNamespaces orders a[i] and b[j] by namespace, an exhausted list's
-// position last.
-func compareNamespaces(a, b []config.NamespaceResources, i, j int) int {
-	switch {
-	case i == len(a):
-		return 1
-	case j == len(b):
-		return -1
-	}
-	return strings.Compare(a[i].Namespace, b[j].Namespace)
 }
 
 // compareResources orders a[i] and b[j] by namespace and name, an exhausted

@@ -241,33 +241,7 @@ func compareNamespaceName(a, b *config.Resource) int {
 }
 
 // diffNamespaces calls f as diffResources does for two snapshots' lists of
-// one kind by namespace, skipping the namespaces whose lists are the same
-// (config.SameResources: Update did not touch them).
+// one kind by namespace, skipping the namespaces Update did not touch.
 func diffNamespaces(old, new []config.NamespaceResources, f func(*config.Resource)) {
-	i, j := 0, 0
-	for i < len(old) || j < len(new) {
-		c := 0
-		switch {
-		case i == len(old):
-			c = 1
-		case j == len(new):
-			c = -1
-		default:
-			c = strings.Compare(old[i].Namespace, new[j].Namespace)
-		}
-		switch {
-		case c < 0:
-			diffResources(old[i].Resources, nil, f)
-			i++
-		case c > 0:
-			diffResources(nil, new[j].Resources, f)
-			j++
-		default:
-			if !config.SameResources(old[i].Resources, new[j].Resources) {
-				diffResources(old[i].Resources, new[j].Resources, f)
-			}
-			i++
-			j++
-		}
-	}
+	config.ChangedNamespaces(old, new, func(o, n []config.Resource) { diffResources(o, n, f) })
 }

@@ -227,6 +227,21 @@ func cutSpace(b []byte) (before, after []byte, found bool) {
 	return b, nil, false
 }
 
+// checkRequestLine validates a request line's method and target.
+func checkRequestLine(m, t []byte) error {
+	for _, c := range m {
+		if !isToken(c) {
+			return bad("invalid method")
+		}
+	}
+	for _, c := range t {
+		if c <= ' ' || c == 0x7f {
+			return bad("invalid request target")
+		}
+	}
+	return nil
+}
+
 // ReadRequest reads and validates one request head into h. io.EOF means
 // the client closed cleanly between requests.
 func (r *Reader) ReadRequest(h *Head) error {
@@ -242,14 +257,11 @@ func (r *Reader) ReadRequest(h *Head) error {
 	if !ok1 || !ok2 || len(m) == 0 || len(t) == 0 {
 		return bad("malformed request line")
 	}
-	for _, c := range m {
-		if !isToken(c) {
-			return bad("invalid method")
-		}
-	}
-	for _, c := range t {
-		if c <= ' ' || c == 0x7f {
-			return bad("invalid request target")
+	// A request line equal to the last head's was validated then.
+	same := r.keepFirst(len(line))
+	if !same {
+		if err := checkRequestLine(m, t); err != nil {
+			return err
 		}
 	}
 	switch string(v) {
@@ -263,7 +275,6 @@ func (r *Reader) ReadRequest(h *Head) error {
 		}
 		return bad("malformed HTTP version")
 	}
-	same := r.keepFirst(len(line))
 	if err := r.parseFields(); err != nil {
 		return err
 	}

@@ -90,14 +90,22 @@ type Reader struct {
 	// eols are the offsets in buf of the head's line ends (each LF),
 	// which readHead found: the parser does not look for them again.
 	eols []int
+	// seen has bit j set when line j (j < 64) of the head equals the
+	// last head's first line (j = 0) or raw field line j-1 (kept.go):
+	// scanBuffered found it there, so parseFields does not compare it again.
+	seen uint64
+	// raw holds, while a head is parsed, the changed field lines whose
+	// names had upper-case letters, as they arrived (kept.go).
+	raw []byte
 	// last are the strings of the last head read (kept.go).
 	last lastHead
 }
 
 // fieldSpan is field k of a head, a line in its head buffer: the line
 // (without CRLF) is buf[name:eol], the name buf[name:colon], the value
-// (without OWS) buf[value:end].
-type fieldSpan struct{ k, name, colon, value, end, eol int }
+// (without OWS) buf[value:end]; the line as it arrived, when its name had
+// upper-case letters, is at raw in Reader.raw (else raw < 0).
+type fieldSpan struct{ k, name, colon, value, end, eol, raw int }
 
 // NewReader returns a head reader over br.
 func NewReader(br *bufio.Reader, lim Limits) *Reader {
@@ -107,7 +115,7 @@ func NewReader(br *bufio.Reader, lim Limits) *Reader {
 // Reset makes r read from br and drops its head buffer (an idle
 // connection parked without its reader holds neither).
 func (r *Reader) Reset(br *bufio.Reader) {
-	r.br, r.buf, r.spans, r.eols, r.last = br, nil, nil, nil, lastHead{}
+	r.br, r.buf, r.spans, r.eols, r.raw, r.last = br, nil, nil, nil, nil, lastHead{}
 }
 
 // Buffered returns the underlying reader.
@@ -121,7 +129,7 @@ const maxKeptLines = 256
 // r.buf, and the offset of each line's LF in it into r.eols. Lines must
 // end in CRLF; a bare LF is rejected.
 func (r *Reader) readHead(skipEmpty bool) error {
-	r.buf, r.eols = r.buf[:0], r.eols[:0]
+	r.buf, r.eols, r.seen, r.raw = r.buf[:0], r.eols[:0], 0, r.raw[:0]
 	if cap(r.eols) > maxKeptLines {
 		r.eols = nil // a head of many lines does not keep their offsets
 	}
@@ -187,7 +195,10 @@ func (r *Reader) scanBuffered(skipEmpty bool, empties *int) (done bool, err erro
 	b, _ := r.br.Peek(r.br.Buffered())
 	start, i := 0, 0 // the head is b[start:i] so far
 	for {
-		k := bytes.IndexByte(b[i:], '\n')
+		k := r.seenLine(b, i)
+		if k < 0 {
+			k = bytes.IndexByte(b[i:], '\n')
+		}
 		if k < 0 {
 			r.buf = append(r.buf, b[start:i]...)
 			r.br.Discard(i)
@@ -216,6 +227,28 @@ func (r *Reader) scanBuffered(skipEmpty bool, empties *int) (done bool, err erro
 			return true, nil
 		}
 	}
+}
+
+// seenLine returns the offset of the LF ending the line at b[i:] when
+// that line is the last head's line at the same index (r.seen gets its
+// bit), else -1: a line of the last head is found by one comparison
+// instead of a search for its end. The last head's lines hold no LF, so
+// the LF after an equal line is the first one.
+func (r *Reader) seenLine(b []byte, i int) int {
+	j := len(r.eols)
+	var want string
+	switch {
+	case j == 0:
+		want = r.last.first
+	case j <= len(r.last.raw) && j < 64:
+		want = r.last.raw[j-1]
+	}
+	n := len(want)
+	if n == 0 || i+n+1 >= len(b) || b[i+n] != '\r' || b[i+n+1] != '\n' || string(b[i:i+n]) != want {
+		return -1
+	}
+	r.seen |= 1 << j
+	return n + 1
 }
 
 // cutSpace is bytes.Cut(b, []byte(" ")) without Cut's and Index's
@@ -337,14 +370,14 @@ func (r *Reader) parseFields() error {
 	b := r.buf
 	r.spans, r.nf = r.spans[:0], 0
 	i := r.eols[0] + 1
-	for _, lf := range r.eols[1:] {
+	for j, lf := range r.eols[1:] {
 		end, next := lf-1, lf+1 // the line is b[i:end], CRLF after it
 		if end == i {
 			return nil
 		}
 		k := r.nf
-		had := k < len(r.last.lines)
-		if had && string(b[i:end]) == r.last.lines[k] {
+		had := k < len(r.last.raw)
+		if r.seen&(2<<j) != 0 || had && string(b[i:end]) == r.last.raw[k] {
 			if k >= r.lim.MaxHeaders {
 				return &Error{Status: 431, Msg: "too many header fields"}
 			}
@@ -360,13 +393,28 @@ func (r *Reader) parseFields() error {
 			return bad("header line without name and colon")
 		}
 		name := b[i:colon]
-		for j, c := range name {
-			if name[j] = lowerToken[c]; name[j] == 0 {
+		upper := false
+		for _, c := range name {
+			l := lowerToken[c]
+			if l == 0 {
 				return bad("invalid header name")
+			}
+			upper = upper || l != c
+		}
+		raw := -1
+		if upper {
+			// The line as it arrived is kept with it (kept.go).
+			raw = len(r.raw)
+			r.raw = append(r.raw, b[i:end]...)
+			for j, c := range name {
+				name[j] = lowerToken[c]
 			}
 		}
 		// The same line but for its name's case (a client's Host, Content-Type...).
 		same := had && string(b[i:end]) == r.last.lines[k]
+		if same && raw >= 0 {
+			r.raw = r.raw[:raw]
+		}
 		v, e := colon+1, end
 		for v < e && (b[v] == ' ' || b[v] == '\t') {
 			v++
@@ -385,7 +433,7 @@ func (r *Reader) parseFields() error {
 			d := r.w - i // the line moves left by -d
 			copy(b[r.w:], b[i:end])
 			r.w += end - i
-			r.spans = append(r.spans, fieldSpan{k: k, name: i + d, colon: colon + d, value: v + d, end: e + d, eol: end + d})
+			r.spans = append(r.spans, fieldSpan{k: k, name: i + d, colon: colon + d, value: v + d, end: e + d, eol: end + d, raw: raw})
 		}
 		i = next
 	}

@@ -15,8 +15,11 @@ type lastHead struct {
 	first string
 	line  [2]string
 	// lines are the field lines as parsed (names lower-cased, no CRLF),
-	// fields the fields cut from them.
+	// fields the fields cut from them; raw the lines as they arrived (the
+	// same string as lines' when the name was lower-case already): a line
+	// equal to raw's parses to lines'.
 	lines  []string
+	raw    []string
 	fields []headers.Field
 	// made counts the bytes of the strings made since the Reader last
 	// dropped its last head: at most what the kept strings hold in memory
@@ -34,7 +37,7 @@ type span struct{ a, b int }
 // (true) when it equals the last head's, else to be copied (it stays where
 // it is, at the front).
 func (r *Reader) keepFirst(n int) (same bool) {
-	same = string(r.buf[:n]) == r.last.first
+	same = r.seen&1 != 0 || string(r.buf[:n]) == r.last.first
 	r.w = 0
 	if !same {
 		r.w = n
@@ -50,7 +53,10 @@ func (r *Reader) keepFirst(n int) (same bool) {
 func (r *Reader) strings(h *Head, sameFirst bool, n int, line [2]span) [2]string {
 	var s string
 	if r.w > 0 {
-		s = string(r.buf[:r.w])
+		// The raw lines follow the moved ones in the same string (what
+		// r.buf held past r.w is parsed already).
+		r.buf = append(r.buf[:r.w], r.raw...)
+		s = string(r.buf)
 	}
 	if !sameFirst {
 		r.last.first = s[:n]
@@ -63,19 +69,25 @@ func (r *Reader) strings(h *Head, sameFirst bool, n int, line [2]span) [2]string
 	}
 	// The last head's fields become this head's: only the changed
 	// strings are set.
-	lines, fields := r.last.lines, r.last.fields
-	if r.nf <= cap(fields) && r.nf <= cap(lines) {
-		lines, fields = lines[:r.nf], fields[:r.nf]
+	lines, raw, fields := r.last.lines, r.last.raw, r.last.fields
+	if r.nf <= cap(fields) && r.nf <= cap(lines) && r.nf <= cap(raw) {
+		lines, raw, fields = lines[:r.nf], raw[:r.nf], fields[:r.nf]
 	} else {
 		lines = append(lines, make([]string, r.nf-len(lines))...)
+		raw = append(raw, make([]string, r.nf-len(raw))...)
 		fields = append(fields, make([]headers.Field, r.nf-len(fields))...)
 	}
 	for _, sp := range r.spans {
 		lines[sp.k] = s[sp.name:sp.eol]
+		raw[sp.k] = lines[sp.k]
+		if sp.raw >= 0 {
+			a := r.w + sp.raw
+			raw[sp.k] = s[a : a+sp.eol-sp.name]
+		}
 		fields[sp.k] = headers.Field{Name: s[sp.name:sp.colon], Value: s[sp.value:sp.end]}
 	}
 	h.Headers = append(h.Headers, fields...)
-	r.last.lines, r.last.fields = lines, fields
+	r.last.lines, r.last.raw, r.last.fields = lines, raw, fields
 	line0 := r.last.line
 	r.last.made += len(s)
 	// A head with many fields, or kept lines holding more than two heads'

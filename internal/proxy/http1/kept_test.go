@@ -241,3 +241,44 @@ func editHead(h string, op byte, at int, c byte) string {
 	}
 	return strings.Join(lines, "")
 }
+
+// TestKeptRawLines: a field line whose name has upper-case letters is
+// kept as it arrived too: the same line again takes the last head's
+// strings without being parsed, and a changed one is parsed anew, whatever
+// the case of the names before it. Each head must read as it does on a
+// fresh Reader.
+func TestKeptRawLines(t *testing.T) {
+	heads := []string{
+		"GET / HTTP/1.1\r\nHost: a\r\nX-Id: 1\r\nAccept: */*\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: b\r\nX-Id: 22\r\nAccept: */*\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: b\r\nX-Id: 22\r\nAccept: */*\r\n\r\n",
+		"GET / HTTP/1.1\r\nhost: b\r\nX-ID: 22\r\naccept: */*\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: b\r\nX-Id: 3\r\nAccept: */*\r\n\r\n",
+		"GET /x HTTP/1.1\r\nHost: h\r\nx-b: 0\r\nX-A: 0\r\n\r\n",
+		"GET /x HTTP/1.1\r\nHost: h\r\nx-b: 1\r\nX-A: 1\r\n\r\n",
+		"GET /x HTTP/1.1\r\nHost: h\r\nx-b: 1\r\nx-b: 1\r\n\r\n",
+		"GET /x HTTP/1.1\r\nHost: h\r\nx-b: 1\r\nX-A: 1\r\n\r\n",
+	}
+	r := NewReader(bufio.NewReaderSize(strings.NewReader(strings.Join(heads, "")), 16), Limits{})
+	var prev Head
+	for i, in := range heads {
+		var h, fresh Head
+		if err := r.ReadRequest(&h); err != nil {
+			t.Fatal(err)
+		}
+		if err := NewReader(bufio.NewReader(strings.NewReader(in)), Limits{}).ReadRequest(&fresh); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(h, fresh) {
+			t.Errorf("head %d: %v, want %v", i, h.Headers, fresh.Headers)
+		}
+		if i == 2 || i == 3 {
+			for k := range h.Headers {
+				if unsafe.StringData(h.Headers[k].Value) != unsafe.StringData(prev.Headers[k].Value) {
+					t.Errorf("head %d field %d: an unchanged field got a new string", i, k)
+				}
+			}
+		}
+		prev = h
+	}
+}

@@ -97,6 +97,11 @@ type Reader struct {
 	// raw holds, while a head is parsed, the changed field lines whose
 	// names had upper-case letters, as they arrived (kept.go).
 	raw []byte
+	// head is the last head's bytes as they arrived, up to its empty
+	// line, when it was found in the buffered bytes at once (kept.go);
+	// whole: the head being read was.
+	head  []byte
+	whole bool
 	// last are the strings of the last head read (kept.go).
 	last lastHead
 }
@@ -115,7 +120,7 @@ func NewReader(br *bufio.Reader, lim Limits) *Reader {
 // Reset makes r read from br and drops its head buffer (an idle
 // connection parked without its reader holds neither).
 func (r *Reader) Reset(br *bufio.Reader) {
-	r.br, r.buf, r.spans, r.eols, r.raw, r.last = br, nil, nil, nil, nil, lastHead{}
+	r.br, r.buf, r.spans, r.eols, r.raw, r.head, r.last = br, nil, nil, nil, nil, nil, lastHead{}
 }
 
 // Buffered returns the underlying reader.
@@ -127,16 +132,22 @@ const maxKeptLines = 256
 
 // readHead reads raw head bytes up to and including the empty line into
 // r.buf, and the offset of each line's LF in it into r.eols. Lines must
-// end in CRLF; a bare LF is rejected.
-func (r *Reader) readHead(skipEmpty bool) error {
-	r.buf, r.eols, r.seen, r.raw = r.buf[:0], r.eols[:0], 0, r.raw[:0]
+// end in CRLF; a bare LF is rejected. again: the head is the last head's
+// bytes again (kept.go), consumed, and r.buf and r.eols are not set.
+func (r *Reader) readHead(skipEmpty bool) (again bool, err error) {
+	r.buf, r.eols, r.seen, r.raw, r.whole = r.buf[:0], r.eols[:0], 0, r.raw[:0], false
 	if cap(r.eols) > maxKeptLines {
 		r.eols = nil // a head of many lines does not keep their offsets
 	}
 	empties := 0
-	if done, err := r.scanBuffered(skipEmpty, &empties); done {
-		return err
+	if done, again, err := r.scanBuffered(skipEmpty, &empties); done {
+		return again, err
 	}
+	return false, r.readLines(skipEmpty, empties)
+}
+
+// readLines is readHead past the buffered bytes: line by line.
+func (r *Reader) readLines(skipEmpty bool, empties int) error {
 	for {
 		line, err := r.br.ReadSlice('\n')
 		if err == bufio.ErrBufferFull {
@@ -186,14 +197,19 @@ func (r *Reader) readHead(skipEmpty bool) error {
 // rules in the same order. done false: the head goes on past the buffered
 // bytes; the complete lines seen are in r.buf and consumed, and readHead
 // reads on from there.
-func (r *Reader) scanBuffered(skipEmpty bool, empties *int) (done bool, err error) {
+func (r *Reader) scanBuffered(skipEmpty bool, empties *int) (done, again bool, err error) {
 	if r.br.Buffered() == 0 {
 		if _, err := r.br.Peek(1); err != nil {
-			return true, err // nothing read: io.EOF is a clean close
+			return true, false, err // nothing read: io.EOF is a clean close
 		}
 	}
 	b, _ := r.br.Peek(r.br.Buffered())
-	start, i := 0, 0 // the head is b[start:i] so far
+	if r.last.whole && len(b) >= len(r.head) && string(b[:len(r.head)]) == string(r.head) {
+		r.br.Discard(len(r.head))
+		return true, true, nil
+	}
+	r.last.whole = false // r.head is overwritten
+	start, i := 0, 0     // the head is b[start:i] so far
 	for {
 		k := r.seenLine(b, i)
 		if k < 0 {
@@ -202,10 +218,10 @@ func (r *Reader) scanBuffered(skipEmpty bool, empties *int) (done bool, err erro
 		if k < 0 {
 			r.buf = append(r.buf, b[start:i]...)
 			r.br.Discard(i)
-			return false, nil
+			return false, false, nil
 		}
 		if k < 1 || b[i+k-1] != '\r' {
-			return true, bad("line not terminated by CRLF")
+			return true, false, bad("line not terminated by CRLF")
 		}
 		empty := k == 1
 		i += k + 1
@@ -218,13 +234,15 @@ func (r *Reader) scanBuffered(skipEmpty bool, empties *int) (done bool, err erro
 			}
 		}
 		if i-start > r.lim.MaxHeaderBytes {
-			return true, &Error{Status: 431, Msg: "request header fields too large"}
+			return true, false, &Error{Status: 431, Msg: "request header fields too large"}
 		}
 		r.eols = append(r.eols, i-1-start) // r.buf is empty: the head is b[start:]
 		if empty {
 			r.buf = append(r.buf, b[start:i]...)
+			r.head = append(r.head[:0], b[start:i]...)
 			r.br.Discard(i)
-			return true, nil
+			r.whole = true
+			return true, false, nil
 		}
 	}
 }
@@ -278,10 +296,15 @@ func checkRequestLine(m, t []byte) error {
 // ReadRequest reads and validates one request head into h. io.EOF means
 // the client closed cleanly between requests.
 func (r *Reader) ReadRequest(h *Head) error {
-	if err := r.readHead(true); err != nil {
+	again, err := r.readHead(true)
+	if err != nil {
 		return err
 	}
 	*h = Head{Headers: h.Headers[:0], ContentLength: -1}
+	if again {
+		r.lastAgain(h)
+		return requestFraming(h)
+	}
 	b := r.buf
 	eol := r.eols[0]
 	line := b[:eol-1]
@@ -313,15 +336,21 @@ func (r *Reader) ReadRequest(h *Head) error {
 	}
 	line0 := r.strings(h, same, len(line), [2]span{{0, len(m)}, {len(m) + 1, len(m) + 1 + len(t)}})
 	h.Method, h.Target = line0[0], line0[1]
+	r.last.minor = h.Minor
 	return requestFraming(h)
 }
 
 // ReadResponse reads one response head (upstream side).
 func (r *Reader) ReadResponse(h *Head) error {
-	if err := r.readHead(false); err != nil {
+	again, err := r.readHead(false)
+	if err != nil {
 		return err
 	}
 	*h = Head{Headers: h.Headers[:0], ContentLength: -1}
+	if again {
+		r.lastAgain(h)
+		return responseFraming(h)
+	}
 	b := r.buf
 	eol := r.eols[0]
 	line := b[:eol-1]
@@ -359,6 +388,7 @@ func (r *Reader) ReadResponse(h *Head) error {
 		reason = span{13, len(line)}
 	}
 	h.Reason = r.strings(h, same, len(line), [2]span{reason, {-1, -1}})[0]
+	r.last.minor, r.last.status = h.Minor, h.Status
 	return responseFraming(h)
 }
 

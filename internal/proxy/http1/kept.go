@@ -21,6 +21,12 @@ type lastHead struct {
 	lines  []string
 	raw    []string
 	fields []headers.Field
+	// minor and status are a request's or response's version and a
+	// response's status code; whole: the Reader's head holds the bytes
+	// the last head was made of, so the same bytes again make a head of
+	// these strings and numbers (lastAgain).
+	minor, status int
+	whole         bool
 	// made counts the bytes of the strings made since the Reader last
 	// dropped its last head: at most what the kept strings hold in memory
 	// (one kept line holds its whole allocation).
@@ -43,6 +49,19 @@ func (r *Reader) keepFirst(n int) (same bool) {
 		r.w = n
 	}
 	return same
+}
+
+// lastAgain makes h the last head again: readHead found its bytes again.
+// A request's method and target, or a response's reason, are the first
+// line's strings.
+func (r *Reader) lastAgain(h *Head) {
+	h.Headers = append(h.Headers, r.last.fields...)
+	h.Minor, h.Status = r.last.minor, r.last.status
+	if h.Status == 0 {
+		h.Method, h.Target = r.last.line[0], r.last.line[1]
+	} else {
+		h.Reason = r.last.line[0]
+	}
 }
 
 // strings makes h's strings: the first line's pieces (line, spans of its n
@@ -88,6 +107,7 @@ func (r *Reader) strings(h *Head, sameFirst bool, n int, line [2]span) [2]string
 	}
 	h.Headers = append(h.Headers, fields...)
 	r.last.lines, r.last.raw, r.last.fields = lines, raw, fields
+	r.last.whole = r.whole
 	line0 := r.last.line
 	r.last.made += len(s)
 	// A head with many fields, or kept lines holding more than two heads'

@@ -282,3 +282,35 @@ func TestKeptRawLines(t *testing.T) {
 		prev = h
 	}
 }
+
+// TestLastHeadAgain: a head whose bytes are the last head's again is
+// read as the last head, without parsing; a head that failed is not the
+// last head, and its bytes again fail again.
+func TestLastHeadAgain(t *testing.T) {
+	good := "GET /a HTTP/1.1\r\nHost: h\r\nX-A: 1\r\n\r\n"
+	bad := "GET /b HTTP/1.1\r\nHost: h\r\nX A: 1\r\n\r\n"
+	for _, seq := range [][]string{
+		{good, good, good},
+		{good, bad, bad},
+		{good, bad, good, good},
+		{good, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n", good},
+	} {
+		r := NewReader(bufio.NewReader(strings.NewReader(strings.Join(seq, ""))), Limits{})
+		for i, in := range seq {
+			var h, fresh Head
+			err := r.ReadRequest(&h)
+			errFresh := NewReader(bufio.NewReader(strings.NewReader(in)), Limits{}).ReadRequest(&fresh)
+			if fmt.Sprint(err) != fmt.Sprint(errFresh) || !reflect.DeepEqual(h, fresh) {
+				t.Fatalf("%q, head %d: %+v, %v; want %+v, %v", seq, i, h, err, fresh, errFresh)
+			}
+		}
+	}
+	resp := "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
+	r := NewReader(bufio.NewReader(strings.NewReader(resp+resp)), Limits{})
+	for i := 0; i < 2; i++ {
+		var h Head
+		if err := r.ReadResponse(&h); err != nil || h.Status != 404 || h.Reason != "Not Found" || h.Minor != 1 || h.ContentLength != 0 {
+			t.Fatalf("response %d: %+v, %v", i, h, err)
+		}
+	}
+}

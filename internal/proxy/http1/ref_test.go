@@ -14,7 +14,7 @@ import (
 type refSpan struct{ name, colon, value, end int }
 
 func refReadRequest(r *Reader, h *Head) error {
-	if err := r.readHead(true); err != nil {
+	if _, err := r.readHead(true); err != nil {
 		return err
 	}
 	*h = Head{Headers: h.Headers[:0], ContentLength: -1}
@@ -57,7 +57,7 @@ func refReadRequest(r *Reader, h *Head) error {
 }
 
 func refReadResponse(r *Reader, h *Head) error {
-	if err := r.readHead(false); err != nil {
+	if _, err := r.readHead(false); err != nil {
 		return err
 	}
 	*h = Head{Headers: h.Headers[:0], ContentLength: -1}

@@ -43,6 +43,9 @@ type conn struct {
 
 	slot     pushSlot // the push slot the loop holds or held last (loop only)
 	inflight inflight // responses sent and not yet answered, guarded by mu
+	// owes: the client has not answered everything pushed to it yet; the
+	// connection counts in its server's fanout as owing. Guarded by mu.
+	owes bool
 }
 
 // watch is the state of one resource type on one connection.
@@ -133,7 +136,7 @@ func (c *conn) enqueue(req *model.PushRequest, now time.Time) {
 	c.mu.Lock()
 	if c.pending == nil {
 		c.pendingSince = now
-		c.s.busy.Add(1) // until the loop has pushed it (pushDone)
+		c.s.fan.enqueued() // until the loop has pushed it (pushEnded)
 	}
 	c.pending = c.pending.Merge(req)
 	c.mu.Unlock()
@@ -141,6 +144,67 @@ func (c *conn) enqueue(req *model.PushRequest, now time.Time) {
 	case c.wake <- struct{}{}:
 	default:
 	}
+}
+
+// pushEnded notes that the loop has finished a push (handed its responses
+// to gRPC, or failed): the connection no longer sends for the fan-out, and
+// owes answers to whatever it sent that its client has not answered.
+func (c *conn) pushEnded() {
+	c.mu.Lock()
+	owing := 0
+	switch owes := len(c.inflight.sent) > 0; {
+	case owes && !c.owes:
+		owing = 1
+	case !owes && c.owes:
+		owing = -1
+	}
+	c.owes = len(c.inflight.sent) > 0
+	st := c.s.fan.change(true, owing)
+	c.mu.Unlock()
+	c.s.fan.settle(st, true)
+}
+
+// owedAnswered releases the connection's part in the fan-out once its
+// client has answered every response it was sent (inflight is empty);
+// call it under mu after inflight.answered, and fan.settle(st, false)
+// after unlocking when ok.
+func (c *conn) owedAnswered() (st uint64, ok bool) {
+	if !c.owes || len(c.inflight.sent) > 0 {
+		return 0, false
+	}
+	c.owes = false
+	return c.s.fan.change(false, -1), true
+}
+
+// settleAnswers is owedAnswered for the loop, after it handled a request:
+// the responses that request caused count as owed with those before.
+func (c *conn) settleAnswers() {
+	c.mu.Lock()
+	st, ok := c.owedAnswered()
+	c.mu.Unlock()
+	if ok {
+		c.s.fan.settle(st, false)
+	}
+}
+
+// leave settles the connection's part in the fan-out once its stream has
+// ended (no push is enqueued once removeConn returned): a push left
+// pending is dropped, and answers still owed are no longer waited for.
+func (c *conn) leave() {
+	c.mu.Lock()
+	dropped := c.pending != nil
+	c.pending = nil
+	owing := 0
+	if c.owes {
+		c.owes, owing = false, -1
+	}
+	if !dropped && owing == 0 {
+		c.mu.Unlock()
+		return
+	}
+	st := c.s.fan.change(dropped, owing)
+	c.mu.Unlock()
+	c.s.fan.settle(st, dropped)
 }
 
 func (c *conn) takePending() (*model.PushRequest, time.Time) {
@@ -440,10 +504,11 @@ func loop[T any](ctx context.Context, c *conn, reqs <-chan recvItem[T], handle f
 			if err := handle(it.msg); err != nil {
 				return err
 			}
+			c.settleAnswers()
 		case <-c.wake:
 			if req, since := c.takePending(); req != nil {
 				err := push(req, since)
-				c.s.pushDone()
+				c.pushEnded()
 				if err != nil {
 					return err
 				}
@@ -542,10 +607,7 @@ func serveStream[Req any, Resp any, PReq interface {
 	close(stop)
 	out.close()
 	s.removeConn(c, err)
-	// No push is enqueued once removeConn returns: settle one left pending.
-	if req, _ := c.takePending(); req != nil {
-		s.pushDone()
-	}
+	c.leave()
 	if s.disconn != nil {
 		s.disconn(p)
 	}

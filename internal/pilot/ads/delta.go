@@ -106,18 +106,22 @@ func (st *deltaStream) absorbACK(req *discoveryv3.DeltaDiscoveryRequest) bool {
 	}
 	c := st.c
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	w := c.watches[req.TypeUrl]
 	if w == nil {
+		c.mu.Unlock()
 		return false
 	}
 	c.inflight.answered(req.ResponseNonce)
-	nonce, version := c.latestSent(w)
-	if req.ResponseNonce != nonce {
+	if nonce, version := c.latestSent(w); req.ResponseNonce != nonce {
 		c.s.log.Debug("xds: delta ACK for a stale nonce", "proxy", c.proxy.ID, "type", shortType(req.TypeUrl), "nonce", req.ResponseNonce, "latest", nonce)
-		return true
+	} else {
+		w.nonceAcked, w.versionAcked = nonce, version
 	}
-	w.nonceAcked, w.versionAcked = nonce, version
+	fan, answered := c.owedAnswered()
+	c.mu.Unlock()
+	if answered {
+		c.s.fan.settle(fan, false)
+	}
 	return true
 }
 

@@ -76,12 +76,20 @@ type Config struct {
 	// HealthInfoType (istio-agent's readiness probe results), which are
 	// never answered. Without it they are ignored.
 	Health func(ctx context.Context, p *model.Proxy, healthy bool, message string)
-	// Idle, when set, is called each time the last connection with a push
-	// pending or in progress has finished it, and Push has enqueued every
-	// connection of its fan-out: a fan-out is complete. It runs on that
-	// connection's goroutine (or Push's caller) and must not block. mastd
-	// collects garbage then (push.IdleGC), rather than in the next fan-out.
+	// Idle, when set, is called each time a fan-out is complete: Push has
+	// enqueued every connection, each has handed its responses to gRPC, and
+	// each client has answered (ACKed or NACKed) what was pushed to it or
+	// its stream has ended; or IdleWait has passed since the last of those
+	// responses was handed to gRPC with some clients still to answer (a
+	// client that never answers must not keep it from being called). It
+	// runs on a connection's goroutine, Push's caller or a timer's, and
+	// must not block. mastd collects garbage then (push.IdleGC), rather
+	// than in the next fan-out or the rest of this one.
 	Idle func()
+	// IdleWait bounds how long Idle waits for clients' answers once every
+	// response of a fan-out has been handed to gRPC; 0 means
+	// DefaultIdleWait.
+	IdleWait time.Duration
 	// MaxConnsPerNode bounds the streams open at once for one node ID; a
 	// further one is refused with ResourceExhausted. 0 means
 	// DefaultMaxConnsPerNode; negative means no limit.
@@ -113,11 +121,7 @@ type Server struct {
 	disconn     func(*model.Proxy)
 	health      func(context.Context, *model.Proxy, bool, string)
 	maxPerNode  int
-	idle        func()
-
-	// busy counts the connections with a push pending or in progress
-	// (conn.enqueue from none pending, to pushDone).
-	busy atomic.Int64
+	fan         *fanout // when a fan-out is complete (Config.Idle)
 
 	pc     atomic.Pointer[model.PushContext]
 	cache  atomic.Pointer[marshalCache] // of the current push context
@@ -169,7 +173,7 @@ func New(cfg Config) *Server {
 		disconn:     cfg.Disconnected,
 		health:      cfg.Health,
 		maxPerNode:  maxPerNode,
-		idle:        cfg.Idle,
+		fan:         newFanout(cfg.Idle, cfg.IdleWait),
 		perNode:     map[string]int{},
 		pushSlots:   slots,
 		noCache:     cfg.DisableCache,
@@ -204,10 +208,10 @@ func (s *Server) Push(pc *model.PushContext, req *model.PushRequest) {
 	// something (conn.wantsEndpoints); any other push wakes every one.
 	edsOnly := s.clusters != nil && !req.Full && len(req.Addresses) == 0 && len(req.EDSHosts) > 0
 	now := time.Now()
-	// Push counts as busy itself until every connection has its request:
-	// a connection that finished before the last was enqueued must not
-	// take the fan-out for complete (Config.Idle).
-	s.busy.Add(1)
+	// Push counts as sending itself until every connection has its
+	// request: a connection that finished before the last was enqueued
+	// must not take the fan-out for complete (Config.Idle).
+	s.fan.begin()
 	s.mu.RLock()
 	for c := range s.conns {
 		if edsOnly && !c.wantsEndpoints(s.clusters, req.EDSHosts) {
@@ -216,15 +220,7 @@ func (s *Server) Push(pc *model.PushContext, req *model.PushRequest) {
 		c.enqueue(req, now)
 	}
 	s.mu.RUnlock()
-	s.pushDone()
-}
-
-// pushDone notes that a connection finished (or dropped) the push it had
-// pending, and calls Config.Idle when it was the last one.
-func (s *Server) pushDone() {
-	if s.busy.Add(-1) == 0 && s.idle != nil {
-		s.idle()
-	}
+	s.fan.settle(s.fan.change(true, 0), true)
 }
 
 // Close ends every stream with codes.Unavailable and refuses new ones, so

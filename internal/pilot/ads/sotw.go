@@ -89,18 +89,23 @@ func (st *sotwStream) absorbACK(req *sotwRequest) bool {
 	}
 	c := st.c
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	w := c.watches[req.TypeUrl]
 	if w == nil || w.wildcard || len(w.names) != len(req.subscribed) || &w.names[0] != &req.subscribed[0] {
+		c.mu.Unlock()
 		return false // the subscription changed since the request was decoded
 	}
 	c.inflight.answered(req.ResponseNonce)
 	if nonce, _ := c.latestSent(w); req.ResponseNonce != nonce {
 		c.s.log.Debug("xds: ignoring request with stale nonce", "proxy", c.proxy.ID, "type", shortType(req.TypeUrl), "nonce", req.ResponseNonce, "latest", nonce)
-		return true
+	} else {
+		w.nonceAcked = req.ResponseNonce
+		w.versionAcked = req.VersionInfo
 	}
-	w.nonceAcked = req.ResponseNonce
-	w.versionAcked = req.VersionInfo
+	fan, answered := c.owedAnswered()
+	c.mu.Unlock()
+	if answered {
+		c.s.fan.settle(fan, false)
+	}
 	return true
 }
 

@@ -300,11 +300,11 @@ func (r *Reader) ReadRequest(h *Head) error {
 	if err != nil {
 		return err
 	}
-	*h = Head{Headers: h.Headers[:0], ContentLength: -1}
 	if again {
 		r.lastAgain(h)
-		return requestFraming(h)
+		return nil
 	}
+	*h = Head{Headers: h.Headers[:0], ContentLength: -1}
 	b := r.buf
 	eol := r.eols[0]
 	line := b[:eol-1]
@@ -336,8 +336,7 @@ func (r *Reader) ReadRequest(h *Head) error {
 	}
 	line0 := r.strings(h, same, len(line), [2]span{{0, len(m)}, {len(m) + 1, len(m) + 1 + len(t)}})
 	h.Method, h.Target = line0[0], line0[1]
-	r.last.minor = h.Minor
-	return requestFraming(h)
+	return r.framed(h, requestFraming(h))
 }
 
 // ReadResponse reads one response head (upstream side).
@@ -346,11 +345,11 @@ func (r *Reader) ReadResponse(h *Head) error {
 	if err != nil {
 		return err
 	}
-	*h = Head{Headers: h.Headers[:0], ContentLength: -1}
 	if again {
 		r.lastAgain(h)
-		return responseFraming(h)
+		return nil
 	}
+	*h = Head{Headers: h.Headers[:0], ContentLength: -1}
 	b := r.buf
 	eol := r.eols[0]
 	line := b[:eol-1]
@@ -388,8 +387,7 @@ func (r *Reader) ReadResponse(h *Head) error {
 		reason = span{13, len(line)}
 	}
 	h.Reason = r.strings(h, same, len(line), [2]span{reason, {-1, -1}})[0]
-	r.last.minor, r.last.status = h.Minor, h.Status
-	return responseFraming(h)
+	return r.framed(h, responseFraming(h))
 }
 
 // parseFields validates the field lines of r.buf (the lines after the

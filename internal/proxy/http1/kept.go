@@ -21,12 +21,12 @@ type lastHead struct {
 	lines  []string
 	raw    []string
 	fields []headers.Field
-	// minor and status are a request's or response's version and a
-	// response's status code; whole: the Reader's head holds the bytes
-	// the last head was made of, so the same bytes again make a head of
-	// these strings and numbers (lastAgain).
-	minor, status int
-	whole         bool
+	// head is the last head as read, framing checked, without its
+	// fields; whole: the Reader's head holds the bytes it was made of
+	// and it passed its framing checks, so the same bytes again make the
+	// same head (lastAgain).
+	head  Head
+	whole bool
 	// made counts the bytes of the strings made since the Reader last
 	// dropped its last head: at most what the kept strings hold in memory
 	// (one kept line holds its whole allocation).
@@ -52,16 +52,22 @@ func (r *Reader) keepFirst(n int) (same bool) {
 }
 
 // lastAgain makes h the last head again: readHead found its bytes again.
-// A request's method and target, or a response's reason, are the first
-// line's strings.
 func (r *Reader) lastAgain(h *Head) {
-	h.Headers = append(h.Headers, r.last.fields...)
-	h.Minor, h.Status = r.last.minor, r.last.status
-	if h.Status == 0 {
-		h.Method, h.Target = r.last.line[0], r.last.line[1]
-	} else {
-		h.Reason = r.last.line[0]
+	fields := h.Headers[:0]
+	*h = r.last.head
+	h.Headers = append(fields, r.last.fields...)
+}
+
+// framed ends the reading of h, whose framing check returned err: only a
+// head that passed it is made again from its bytes (lastAgain).
+func (r *Reader) framed(h *Head, err error) error {
+	if err != nil {
+		r.last.whole = false
+		return err
 	}
+	r.last.head = *h
+	r.last.head.Headers = nil
+	return nil
 }
 
 // strings makes h's strings: the first line's pieces (line, spans of its n

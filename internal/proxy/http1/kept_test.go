@@ -285,7 +285,8 @@ func TestKeptRawLines(t *testing.T) {
 
 // TestLastHeadAgain: a head whose bytes are the last head's again is
 // read as the last head, without parsing; a head that failed is not the
-// last head, and its bytes again fail again.
+// last head (nor is one that failed its framing checks), and its bytes
+// again fail again.
 func TestLastHeadAgain(t *testing.T) {
 	good := "GET /a HTTP/1.1\r\nHost: h\r\nX-A: 1\r\n\r\n"
 	bad := "GET /b HTTP/1.1\r\nHost: h\r\nX A: 1\r\n\r\n"
@@ -294,6 +295,8 @@ func TestLastHeadAgain(t *testing.T) {
 		{good, bad, bad},
 		{good, bad, good, good},
 		{good, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n", good},
+		{good, "GET /c HTTP/1.1\r\nX-A: 1\r\n\r\n", "GET /c HTTP/1.1\r\nX-A: 1\r\n\r\n"},
+		{"POST /d HTTP/1.0\r\nHost: h\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\nabc", "POST /d HTTP/1.0\r\nHost: h\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\nabc"},
 	} {
 		r := NewReader(bufio.NewReader(strings.NewReader(strings.Join(seq, ""))), Limits{})
 		for i, in := range seq {
@@ -302,6 +305,9 @@ func TestLastHeadAgain(t *testing.T) {
 			errFresh := NewReader(bufio.NewReader(strings.NewReader(in)), Limits{}).ReadRequest(&fresh)
 			if fmt.Sprint(err) != fmt.Sprint(errFresh) || !reflect.DeepEqual(h, fresh) {
 				t.Fatalf("%q, head %d: %+v, %v; want %+v, %v", seq, i, h, err, fresh, errFresh)
+			}
+			if err == nil && h.ContentLength > 0 {
+				r.Buffered().Discard(int(h.ContentLength))
 			}
 		}
 	}

@@ -176,7 +176,8 @@ func (c *Cache) get(value, id string) (e entry, cached bool) {
 }
 
 // Memo remembers the last values GetMemo resolved from the cache and their
-// peer, with the cache's own copies of the values. A connection's peer
+// peer, with the cache's own copies of the values or the last equal ones
+// it was asked for. A connection's peer
 // sends the same ~450-byte value on every request: comparing it with the
 // memo costs a fraction of hashing it for the map and taking the lock.
 // The zero Memo is empty; a Memo is not safe for concurrent use.
@@ -186,6 +187,12 @@ type Memo struct{ e entry }
 // a peer the cache keeps replaces m's.
 func (c *Cache) GetMemo(value, id string, m *Memo) *telemetry.Peer {
 	if m.e.p != nil && value == m.e.key.value && id == m.e.key.id {
+		// The caller's strings replace the equal ones m held: a reader
+		// that keeps a connection's unchanged fields hands out the same
+		// strings again, and comparing a string with itself is one
+		// pointer comparison. m then holds the caller's strings, which
+		// must stay unchanged (Go strings do).
+		m.e.key = cacheKey{value, id}
 		return m.e.p
 	}
 	e, cached := c.get(value, id)

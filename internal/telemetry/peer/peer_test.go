@@ -3,6 +3,7 @@ package peer
 import (
 	"encoding/base64"
 	"testing"
+	"unsafe"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -105,5 +106,10 @@ func TestCacheMemo(t *testing.T) {
 	value := string([]byte(va)) // a new copy, as the next head brings
 	if n := testing.AllocsPerRun(100, func() { c.GetMemo(value, a.ID, &m) }); n != 0 {
 		t.Errorf("a repeated value: %.1f allocations, want 0", n)
+	}
+	// The memo holds the equal strings it was last asked for (the next
+	// comparison of the same string is a pointer comparison).
+	if unsafe.StringData(m.e.key.value) != unsafe.StringData(value) {
+		t.Error("the memo kept its own copy of an equal value")
 	}
 }

@@ -3,7 +3,6 @@ package httpproxy
 import (
 	"context"
 	"encoding/binary"
-	"encoding/hex"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -320,17 +319,40 @@ func newRequestID() string {
 	binary.LittleEndian.PutUint64(b[8:], rand.Uint64())
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
+	return uuidString(&b)
+}
+
+// uuidString formats b as a UUID, 8-4-4-4-12 lower-case hex digits, four
+// bytes at a time (hex8).
+func uuidString(b *[16]byte) string {
 	var out [36]byte
-	hex.Encode(out[0:8], b[0:4])
+	h := hex8(binary.BigEndian.Uint32(b[0:]))
+	binary.BigEndian.PutUint64(out[0:], h)
 	out[8] = '-'
-	hex.Encode(out[9:13], b[4:6])
+	h = hex8(binary.BigEndian.Uint32(b[4:]))
+	binary.BigEndian.PutUint32(out[9:], uint32(h>>32))
 	out[13] = '-'
-	hex.Encode(out[14:18], b[6:8])
+	binary.BigEndian.PutUint32(out[14:], uint32(h))
 	out[18] = '-'
-	hex.Encode(out[19:23], b[8:10])
+	h = hex8(binary.BigEndian.Uint32(b[8:]))
+	binary.BigEndian.PutUint32(out[19:], uint32(h>>32))
 	out[23] = '-'
-	hex.Encode(out[24:], b[10:])
+	binary.BigEndian.PutUint32(out[24:], uint32(h))
+	binary.BigEndian.PutUint64(out[28:], hex8(binary.BigEndian.Uint32(b[12:])))
 	return string(out[:])
+}
+
+// hex8 returns v's eight lower-case hex digits as the bytes of a uint64,
+// the first digit in the most significant byte: each nibble is spread to a
+// byte of its own, then offset to '0', and by 'a'-'0'-10 more where it is
+// 10 or above (+6 carries into the byte's high nibble exactly then).
+func hex8(v uint32) uint64 {
+	x := uint64(v)
+	x = (x | x<<16) & 0x0000ffff0000ffff
+	x = (x | x<<8) & 0x00ff00ff00ff00ff
+	x = (x | x<<4) & 0x0f0f0f0f0f0f0f0f
+	letters := (x + 0x0606060606060606) >> 4 & 0x0101010101010101
+	return x + 0x3030303030303030 + letters*('a'-'0'-10)
 }
 
 func redirectLocation(r *xdsparse.Route, req *dsRequest, path string) string {

@@ -1,6 +1,8 @@
 package httpproxy
 
 import (
+	"encoding/hex"
+	mathrand "math/rand/v2"
 	"regexp"
 	"strings"
 	"testing"
@@ -181,5 +183,33 @@ func TestNewRequestID(t *testing.T) {
 			t.Fatalf("%q twice", id)
 		}
 		seen[id] = true
+	}
+}
+
+// TestUUIDString: uuidString formats as hex.Encode and dashes do, for
+// every byte value at every position and for random IDs.
+func TestUUIDString(t *testing.T) {
+	want := func(b *[16]byte) string {
+		h := hex.EncodeToString(b[:])
+		return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+	}
+	var b [16]byte
+	for i := range b {
+		for c := range 256 {
+			b[i] = byte(c)
+			if got, w := uuidString(&b), want(&b); got != w {
+				t.Fatalf("%x: %q, want %q", b, got, w)
+			}
+		}
+		b[i] = 0
+	}
+	r := mathrand.New(mathrand.NewPCG(1, 2))
+	for range 10000 {
+		for i := range b {
+			b[i] = byte(r.Uint32())
+		}
+		if got, w := uuidString(&b), want(&b); got != w {
+			t.Fatalf("%x: %q, want %q", b, got, w)
+		}
 	}
 }

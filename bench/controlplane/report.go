@@ -142,7 +142,7 @@ func (r Report) Markdown() string {
 		w("A *config change* rewrites a VirtualService file; an *endpoint change* rewrites one service file with a WorkloadEntry moved. ")
 		w("Latency is from the file write (rename) to the ACK completing the last proxy (it includes the file watcher's %d ms ", store.DefaultDebounce.Milliseconds())
 		w("and the push debounce's 100 ms quiet periods); fan-out is from the first response of the new version at any proxy to that last ACK. ")
-		w("Each change's time to the last ACK is in the JSON (to_last_ack_each_ms). ")
+		w("Each fleet's config changes follow uncounted warm-up changes (-warmup-changes: the simulated proxies share one heap, whose grpc-go buffer pools grow in the second change after the initial sync; the slowest one's time is in the JSON as config_warmup_ms). Each counted change's time to the last ACK is in the JSON (to_last_ack_each_ms). ")
 		w("Bytes are DiscoveryResponse proto bytes per proxy per change. Heap/proxy is (heap in use after GC with the fleet connected ")
 		w("minus before) / proxies; the proxies run in the benchmark process, not in mastd. p99 is nearest-rank: with n < 100 it is the maximum. ")
 		w("mastd CPU is its process's user + system time per change (from getrusage), which depends little on the machine's other load; ")

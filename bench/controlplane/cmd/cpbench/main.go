@@ -46,6 +46,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	minChanges := fs.Int("min-changes", 0, "changes per round even past -budget (default 3 quick, 5 full)")
 	fullUpTo := fs.Int("full-rounds-up-to", 100000, "rounds of at most this many services x proxies (and at most 1,000 services) always time -changes changes")
 	epChanges := fs.Int("endpoint-changes", 20, "endpoint-only changes timed per round")
+	warmup := fs.Int("warmup-changes", 2, "uncounted config changes before the timed ones (the simulated proxies' shared buffer pools grow in the second change after the initial sync)")
 	budget := fs.Duration("budget", 0, "time after which a round stops adding config changes (default 20s quick, 5m full; endpoint changes get twice as long)")
 	timeout := fs.Duration("timeout", 10*time.Minute, "limit for one wait (initial sync or one change)")
 	out := fs.String("out", "bench/results", "directory for the .md and .json results")
@@ -207,7 +208,7 @@ sizes:
 				Peer:     peer,
 				Services: n, Clients: clientList, Protocols: protos,
 				Changes: *changes, MinChanges: *minChanges,
-				FullRound: func(services, clients int) bool { return services <= 1000 && services*clients <= *fullUpTo }, EndpointChanges: *epChanges, RoundBudget: *budget,
+				FullRound: func(services, clients int) bool { return services <= 1000 && services*clients <= *fullUpTo }, EndpointChanges: *epChanges, WarmupChanges: *warmup, RoundBudget: *budget,
 				Timeout: *timeout, ProfileDir: *profileDir, Logf: logf, Verbose: *verbose,
 				Start: start,
 				Skip: func(services, clients int, p cpb.Protocol) bool {

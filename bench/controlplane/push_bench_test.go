@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"bytes"
 	"fmt"
 	"testing"
 
@@ -94,7 +95,7 @@ func without(rs []config.Resource, k config.Kind) []config.Resource {
 func marshalShared(b *testing.B, typeURL string, r model.XDSResource) *anypb.Any {
 	enc := func() (*anypb.Any, uint64, error) {
 		if w := r.Encoded.Wire(); w != nil { // assembled by the generator
-			return &anypb.Any{TypeUrl: typeURL, Value: w}, 0, nil
+			return &anypb.Any{TypeUrl: typeURL, Value: bytes.Join(w, nil)}, 0, nil
 		}
 		v, err := proto.MarshalOptions{Deterministic: true}.Marshal(r.Resource)
 		return &anypb.Any{TypeUrl: typeURL, Value: v}, 0, err

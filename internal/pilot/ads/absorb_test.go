@@ -30,11 +30,11 @@ func TestACKBeforeSendReturns(t *testing.T) {
 		cs := &captureStream[discoveryv3.DeltaDiscoveryRequest, discoveryv3.DeltaDiscoveryResponse]{}
 		st := &deltaStream{c: c, stream: cs}
 		absorbed := 0
-		st.out = startOutbox(func(r *discoveryv3.DeltaDiscoveryResponse) error {
-			if st.absorbACK(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: r.TypeUrl, ResponseNonce: r.Nonce}) {
+		st.out = startOutbox(func(r *deltaResponse) error {
+			if st.absorbACK(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: r.msg.TypeUrl, ResponseNonce: r.msg.Nonce}) {
 				absorbed++
 			}
-			return cs.Send(r)
+			return cs.Send(r.joined())
 		}, 0)
 		defer st.out.close()
 		if err := st.handle(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: ClusterType}); err != nil {
@@ -64,8 +64,8 @@ func TestACKBeforeSendReturns(t *testing.T) {
 		st := &sotwStream{c: c, stream: cs}
 		dec := newRequestDecoder()
 		absorbed := 0
-		st.out = startOutbox(func(r *discoveryv3.DiscoveryResponse) error {
-			b, _ := proto.Marshal(&discoveryv3.DiscoveryRequest{TypeUrl: r.TypeUrl, VersionInfo: r.VersionInfo, ResponseNonce: r.Nonce, ResourceNames: []string{clA}})
+		st.out = startOutbox(func(r *sotwResponse) error {
+			b, _ := proto.Marshal(&discoveryv3.DiscoveryRequest{TypeUrl: r.msg.TypeUrl, VersionInfo: r.msg.VersionInfo, ResponseNonce: r.msg.Nonce, ResourceNames: []string{clA}})
 			req := &sotwRequest{DiscoveryRequest: &discoveryv3.DiscoveryRequest{}, conn: c}
 			if err := dec.decodeSotw(b, req); err != nil {
 				t.Error(err)
@@ -73,7 +73,7 @@ func TestACKBeforeSendReturns(t *testing.T) {
 			if st.absorbACK(req) {
 				absorbed++
 			}
-			return cs.Send(r)
+			return cs.Send(r.joined())
 		}, 0)
 		defer st.out.close()
 		if err := st.handle(&sotwRequest{DiscoveryRequest: &discoveryv3.DiscoveryRequest{TypeUrl: EndpointType, ResourceNames: []string{clA}}}); err != nil {
@@ -93,7 +93,7 @@ func TestAbsorbOnlyPlainACKs(t *testing.T) {
 	t.Run("delta", func(t *testing.T) {
 		_, c := newCaptureServer(t, "delta")
 		cs := &captureStream[discoveryv3.DeltaDiscoveryRequest, discoveryv3.DeltaDiscoveryResponse]{}
-		st := &deltaStream{c: c, stream: cs, out: startOutbox(cs.Send, 0)}
+		st := &deltaStream{c: c, stream: cs, out: startOutbox(sendDelta(cs), 0)}
 		defer st.out.close()
 		if err := st.handle(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: EndpointType, ResourceNamesSubscribe: []string{clA}}); err != nil {
 			t.Fatal(err)
@@ -125,7 +125,7 @@ func TestAbsorbOnlyPlainACKs(t *testing.T) {
 	t.Run("sotw", func(t *testing.T) {
 		_, c := newCaptureServer(t, "sotw")
 		cs := &captureStream[discoveryv3.DiscoveryRequest, discoveryv3.DiscoveryResponse]{}
-		st := &sotwStream{c: c, stream: cs, out: startOutbox(cs.Send, 0)}
+		st := &sotwStream{c: c, stream: cs, out: startOutbox(sendSotw(cs), 0)}
 		defer st.out.close()
 		dec := newRequestDecoder()
 		for _, r := range []*discoveryv3.DiscoveryRequest{{TypeUrl: EndpointType, ResourceNames: []string{clA, clB}}, {TypeUrl: ClusterType}} {
@@ -196,7 +196,7 @@ func TestRepeatedSubscriptionChangesNACKsReconnects(t *testing.T) {
 	}
 	open := func(c *conn) stream {
 		cs := &captureStream[discoveryv3.DiscoveryRequest, discoveryv3.DiscoveryResponse]{}
-		st := &sotwStream{c: c, stream: cs, out: startOutbox(cs.Send, 0)}
+		st := &sotwStream{c: c, stream: cs, out: startOutbox(sendSotw(cs), 0)}
 		t.Cleanup(st.out.close)
 		return stream{c, cs, st}
 	}

@@ -592,3 +592,27 @@ func TestMarshalResourcesSendsAssembledWire(t *testing.T) {
 		}
 	}
 }
+
+// TestMarshalResourcesSendsPiecedWire: a resource the generator assembled
+// in pieces is sent as those pieces (its Any without a value), with the
+// hash of the joined bytes as its Delta version and their length as its
+// size.
+func TestMarshalResourcesSendsPiecedWire(t *testing.T) {
+	rc := &routev3.RouteConfiguration{Name: "80", ValidateClusters: wrapperspb.Bool(false)}
+	assembled := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), "assembled in pieces")
+	pieces := [][]byte{assembled[:3], assembled[3:10], assembled[10:]}
+	res := []model.XDSResource{{Name: "80", Resource: rc, Encoded: model.EncodedWire(pieces...)}}
+	out, size, err := marshalResources(newMarshalCache(nil), RouteType, res, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != 1 || len(out[0].pieces) != 3 || &out[0].pieces[1][0] != &assembled[3] || len(out[0].any.Value) != 0 || out[0].any.TypeUrl != RouteType {
+		t.Fatalf("sent %+v, want the three pieces beside an Any without a value", out)
+	}
+	if size != len(assembled) || out[0].size() != len(assembled) {
+		t.Fatalf("size %d, %d; want %d", size, out[0].size(), len(assembled))
+	}
+	if out[0].version != hashBytes(assembled) {
+		t.Fatalf("version %x, want the joined bytes' hash %x", out[0].version, hashBytes(assembled))
+	}
+}

@@ -156,12 +156,22 @@ func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 	var err error
 	switch m := v.(type) {
 	case *discoveryv3.DiscoveryResponse:
-		out, ok, err = marshalSotwResponse(m, c.heads)
+		out, ok, err = marshalSotwResponse(m, nil, c.heads)
 	case *discoveryv3.DeltaDiscoveryResponse:
-		out, ok, err = marshalDeltaResponse(m, c.heads)
+		out, ok, err = marshalDeltaResponse(m, nil, c.heads)
+	case *sotwResponse:
+		out, ok, err = marshalSotwResponse(m.msg, m.pieced, c.heads)
+	case *deltaResponse:
+		out, ok, err = marshalDeltaResponse(m.msg, m.pieced, c.heads)
 	}
 	if err != nil || ok {
 		return out, err
+	}
+	switch m := v.(type) { // written whole, with pieced values joined
+	case *sotwResponse:
+		v = m.joined()
+	case *deltaResponse:
+		v = m.joined()
 	}
 	return c.fallback.Marshal(v)
 }
@@ -366,6 +376,15 @@ func inlineSize[T any](rs []T, value func(T) []byte) int {
 	return n
 }
 
+// piecedInline is inlineSize of the pieced values' pieces.
+func piecedInline(pieced []piecedValue) int {
+	n := 0
+	for _, p := range pieced {
+		n += inlineSize(p.pieces, func(b []byte) []byte { return b })
+	}
+	return n
+}
+
 // headSize is the head buffer's capacity for a response of n resources
 // whose inlined values take inline bytes: their own bytes plus room for
 // each resource's tags, lengths, type URL, name and version, so that the
@@ -377,32 +396,49 @@ func plainAny(a *anypb.Any) bool {
 	return a != nil && len(a.ProtoReflect().GetUnknown()) == 0
 }
 
-// anySize is the encoded size of a's fields.
-func anySize(a *anypb.Any) int {
+// anySize is the encoded size of a's fields, with the value in pieces
+// when there are any (pieced values).
+func anySize(a *anypb.Any, pieces [][]byte) int {
 	n := 0
 	if a.TypeUrl != "" {
 		n += protowire.SizeTag(1) + protowire.SizeBytes(len(a.TypeUrl))
 	}
-	if len(a.Value) > 0 {
-		n += protowire.SizeTag(2) + protowire.SizeBytes(len(a.Value))
+	if v := valueLen(a, pieces); v > 0 {
+		n += protowire.SizeTag(2) + protowire.SizeBytes(v)
 	}
 	return n
 }
 
-// any writes a's fields (not its tag and length).
-func (s *spliced) any(a *anypb.Any) {
+// valueLen is the length of a's value, or of pieces when there are any.
+func valueLen(a *anypb.Any, pieces [][]byte) int {
+	if pieces != nil {
+		return piecesLen(pieces)
+	}
+	return len(a.Value)
+}
+
+// any writes a's fields (not its tag and length), with the value in
+// pieces when there are any, each written as bytes writes it.
+func (s *spliced) any(a *anypb.Any, pieces [][]byte) {
 	if a.TypeUrl != "" {
 		s.head = protowire.AppendTag(s.head, 1, protowire.BytesType)
 		s.head = protowire.AppendString(s.head, a.TypeUrl)
 	}
-	if len(a.Value) > 0 {
+	if v := valueLen(a, pieces); v > 0 {
 		s.head = protowire.AppendTag(s.head, 2, protowire.BytesType)
-		s.head = protowire.AppendVarint(s.head, uint64(len(a.Value)))
-		s.bytes(a.Value)
+		s.head = protowire.AppendVarint(s.head, uint64(v))
+		if pieces == nil {
+			s.bytes(a.Value)
+		}
+		for _, p := range pieces {
+			s.bytes(p)
+		}
 	}
 }
 
-func marshalSotwResponse(m *discoveryv3.DiscoveryResponse, pool mem.BufferPool) (mem.BufferSlice, bool, error) {
+// marshalSotwResponse writes m, the values of its resources that pieced
+// lists in pieces; ok is false for a response it does not handle.
+func marshalSotwResponse(m *discoveryv3.DiscoveryResponse, pieced []piecedValue, pool mem.BufferPool) (mem.BufferSlice, bool, error) {
 	if len(m.Resources) == 0 {
 		return nil, false, nil
 	}
@@ -418,12 +454,15 @@ func marshalSotwResponse(m *discoveryv3.DiscoveryResponse, pool mem.BufferPool) 
 			return nil, false, err
 		}
 	}
-	s := newSpliced(len(before)+len(after)+headSize(len(m.Resources), inlineSize(m.Resources, func(a *anypb.Any) []byte { return a.Value })), pool)
+	inline := inlineSize(m.Resources, func(a *anypb.Any) []byte { return a.Value }) + piecedInline(pieced)
+	s := newSpliced(len(before)+len(after)+headSize(len(m.Resources), inline), pool)
 	s.head = append(s.head, before...)
-	for _, a := range m.Resources {
+	for i, a := range m.Resources {
+		var pieces [][]byte
+		pieces, pieced = valueAt(pieced, i)
 		s.head = protowire.AppendTag(s.head, responseResourcesField, protowire.BytesType)
-		s.head = protowire.AppendVarint(s.head, uint64(anySize(a)))
-		s.any(a)
+		s.head = protowire.AppendVarint(s.head, uint64(anySize(a, pieces)))
+		s.any(a, pieces)
 	}
 	s.head = append(s.head, after...)
 	return s.finish(), true, nil
@@ -445,7 +484,8 @@ func plainResource(r *discoveryv3.Resource) bool {
 	return r.Resource == nil || plainAny(r.Resource)
 }
 
-func marshalDeltaResponse(m *discoveryv3.DeltaDiscoveryResponse, pool mem.BufferPool) (mem.BufferSlice, bool, error) {
+// marshalDeltaResponse is marshalSotwResponse for a DeltaDiscoveryResponse.
+func marshalDeltaResponse(m *discoveryv3.DeltaDiscoveryResponse, pieced []piecedValue, pool mem.BufferPool) (mem.BufferSlice, bool, error) {
 	if len(m.Resources) == 0 {
 		return nil, false, nil
 	}
@@ -456,10 +496,16 @@ func marshalDeltaResponse(m *discoveryv3.DeltaDiscoveryResponse, pool mem.Buffer
 			return nil, false, err
 		}
 	}
-	inline := inlineSize(m.Resources, func(r *discoveryv3.Resource) []byte { return r.GetResource().GetValue() })
+	inline := inlineSize(m.Resources, func(r *discoveryv3.Resource) []byte { return r.GetResource().GetValue() }) + piecedInline(pieced)
 	s := newSpliced(len(before)+len(after)+headSize(len(m.Resources), inline), pool)
 	s.head = append(s.head, before...)
-	for _, r := range m.Resources {
+	for i, r := range m.Resources {
+		var pieces [][]byte
+		pieces, pieced = valueAt(pieced, i)
+		if pieces != nil && (!plainResource(r) || r.Resource == nil) {
+			s.release() // written whole, with the value joined
+			return nil, false, nil
+		}
 		s.head = protowire.AppendTag(s.head, responseResourcesField, protowire.BytesType)
 		if !plainResource(r) {
 			b, err := deterministic.Marshal(r)
@@ -476,7 +522,7 @@ func marshalDeltaResponse(m *discoveryv3.DeltaDiscoveryResponse, pool mem.Buffer
 			n += protowire.SizeTag(resourceVersionField) + protowire.SizeBytes(len(r.Version))
 		}
 		if r.Resource != nil {
-			n += protowire.SizeTag(resourceAnyField) + protowire.SizeBytes(anySize(r.Resource))
+			n += protowire.SizeTag(resourceAnyField) + protowire.SizeBytes(anySize(r.Resource, pieces))
 		}
 		if r.Name != "" {
 			n += protowire.SizeTag(resourceNameField) + protowire.SizeBytes(len(r.Name))
@@ -488,8 +534,8 @@ func marshalDeltaResponse(m *discoveryv3.DeltaDiscoveryResponse, pool mem.Buffer
 		}
 		if r.Resource != nil {
 			s.head = protowire.AppendTag(s.head, resourceAnyField, protowire.BytesType)
-			s.head = protowire.AppendVarint(s.head, uint64(anySize(r.Resource)))
-			s.any(r.Resource)
+			s.head = protowire.AppendVarint(s.head, uint64(anySize(r.Resource, pieces)))
+			s.any(r.Resource, pieces)
 		}
 		if r.Name != "" {
 			s.head = protowire.AppendTag(s.head, resourceNameField, protowire.BytesType)

@@ -15,13 +15,13 @@ import (
 type deltaStream struct {
 	c      *conn
 	stream grpc.BidiStreamingServer[discoveryv3.DeltaDiscoveryRequest, discoveryv3.DeltaDiscoveryResponse]
-	out    *outbox[discoveryv3.DeltaDiscoveryResponse]
+	out    *outbox[deltaResponse]
 }
 
 // DeltaAggregatedResources serves the incremental ADS protocol.
 func (s *Server) DeltaAggregatedResources(stream grpc.BidiStreamingServer[discoveryv3.DeltaDiscoveryRequest, discoveryv3.DeltaDiscoveryResponse]) error {
 	recv := func(*conn) (*discoveryv3.DeltaDiscoveryRequest, error) { return stream.Recv() }
-	return serveStream(s, "delta", stream, recv, func(c *conn, out *outbox[discoveryv3.DeltaDiscoveryResponse]) streamHandler[discoveryv3.DeltaDiscoveryRequest] {
+	return serveStream(s, "delta", piecedStream[deltaResponse]{stream}, recv, func(c *conn, out *outbox[deltaResponse]) streamHandler[discoveryv3.DeltaDiscoveryRequest] {
 		return &deltaStream{c: c, stream: stream, out: out}
 	})
 }
@@ -200,6 +200,7 @@ func (st *deltaStream) respond(w *watch, names []string, since time.Time, report
 		}
 	}
 	resp := &discoveryv3.DeltaDiscoveryResponse{SystemVersionInfo: pc.Version, TypeUrl: w.typeURL}
+	out := &deltaResponse{msg: resp}
 	size := 0
 	got := newNameLookup(len(ms))
 	sent := make([]knownEntry, 0, len(ms)) // names and versions of resp.Resources
@@ -210,9 +211,12 @@ func (st *deltaStream) respond(w *watch, names []string, since time.Time, report
 		if v, ok := w.known.get(c.s.known, n); ok && v == m.version {
 			continue
 		}
+		if m.pieces != nil {
+			out.pieced = append(out.pieced, piecedValue{len(resp.Resources), m.pieces})
+		}
 		resp.Resources = append(resp.Resources, &discoveryv3.Resource{Name: m.name, Version: formatVersion(m.version), Resource: m.any})
 		sent = append(sent, knownEntry{n, m.version})
-		size += len(m.any.Value)
+		size += m.size()
 	}
 	if all {
 		w.known.all(func(n name, _ uint64) bool {
@@ -240,7 +244,7 @@ func (st *deltaStream) respond(w *watch, names []string, since time.Time, report
 	resp.Nonce = c.nextNonce()
 	c.handing(w, resp.Nonce, resp.SystemVersionInfo)
 	start := time.Now()
-	if err := st.out.deliver(st.stream.Context(), c, resp, resp.Nonce, deltaWireBound(resp), slot); err != nil {
+	if err := st.out.deliver(st.stream.Context(), c, out, resp.Nonce, deltaWireBound(out), slot); err != nil {
 		return err
 	}
 	removed := make([]name, len(resp.RemovedResources))

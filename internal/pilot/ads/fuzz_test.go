@@ -25,6 +25,17 @@ func (s *captureStream[Req, Resp]) Context() context.Context { return context.Ba
 func (s *captureStream[Req, Resp]) Send(m *Resp) error       { s.sent = append(s.sent, m); return nil }
 func (s *captureStream[Req, Resp]) Recv() (*Req, error)      { return nil, io.EOF }
 
+// sendSotw is a SotW stream's send to cs: the response as a client reads
+// it, pieced values joined.
+func sendSotw(cs *captureStream[discoveryv3.DiscoveryRequest, discoveryv3.DiscoveryResponse]) func(*sotwResponse) error {
+	return func(r *sotwResponse) error { return cs.Send(r.joined()) }
+}
+
+// sendDelta is sendSotw for a Delta stream.
+func sendDelta(cs *captureStream[discoveryv3.DeltaDiscoveryRequest, discoveryv3.DeltaDiscoveryResponse]) func(*deltaResponse) error {
+	return func(r *deltaResponse) error { return cs.Send(r.joined()) }
+}
+
 // FuzzDeltaRequests feeds arbitrary sequences of delta requests, as a
 // misbehaving proxy could send them, and checks the protocol invariants: no
 // panic, nothing sent that is not subscribed, removals only of names the
@@ -50,7 +61,7 @@ func FuzzDeltaRequests(f *testing.F) {
 		s.Push(m.set("v1", states[0]), nil)
 		cs := &captureStream[discoveryv3.DeltaDiscoveryRequest, discoveryv3.DeltaDiscoveryResponse]{}
 		c := s.newConn(nodeProxy(t), "delta")
-		st := &deltaStream{c: c, stream: cs, out: startOutbox(cs.Send, 0)}
+		st := &deltaStream{c: c, stream: cs, out: startOutbox(sendDelta(cs), 0)}
 		defer st.out.close()
 		subscribed := map[string]map[string]bool{} // what the client asked for, per type
 		for i, op := range ops {

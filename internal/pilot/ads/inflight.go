@@ -2,8 +2,6 @@ package ads
 
 import (
 	"context"
-
-	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 )
 
 // sendQuota is grpc-go's write quota of a server stream (defaultWriteQuota
@@ -98,24 +96,32 @@ const (
 	grpcHeader    = 5
 )
 
-// sotwWireBound is an upper bound of m's bytes on the stream: its encoding
+// sotwWireBound is an upper bound of r's bytes on the stream: its encoding
 // plus gRPC's message header (TestWireBounds).
-func sotwWireBound(m *discoveryv3.DiscoveryResponse) int {
+func sotwWireBound(r *sotwResponse) int {
+	m := r.msg
 	n := grpcHeader + 2 + 3*fieldOverhead + len(m.VersionInfo) + len(m.TypeUrl) + len(m.Nonce)
 	for _, a := range m.Resources {
 		n += 3*fieldOverhead + len(a.GetTypeUrl()) + len(a.GetValue())
+	}
+	for _, p := range r.pieced {
+		n += piecesLen(p.pieces)
 	}
 	return n
 }
 
 // deltaWireBound is sotwWireBound for a DeltaDiscoveryResponse.
-func deltaWireBound(m *discoveryv3.DeltaDiscoveryResponse) int {
+func deltaWireBound(r *deltaResponse) int {
+	m := r.msg
 	n := grpcHeader + 3*fieldOverhead + len(m.SystemVersionInfo) + len(m.TypeUrl) + len(m.Nonce)
 	for _, r := range m.Resources {
 		n += 6*fieldOverhead + len(r.GetName()) + len(r.GetVersion()) + len(r.GetResource().GetTypeUrl()) + len(r.GetResource().GetValue())
 	}
 	for _, r := range m.RemovedResources {
 		n += fieldOverhead + len(r)
+	}
+	for _, p := range r.pieced {
+		n += piecesLen(p.pieces)
 	}
 	return n
 }

@@ -89,7 +89,7 @@ func TestWireBounds(t *testing.T) {
 			for range rng.IntN(5) {
 				m.Resources = append(m.Resources, codecAny(str(200), sizes[rng.IntN(len(sizes))]))
 			}
-			if got, want := sotwWireBound(m), size(m); got < want {
+			if got, want := sotwWireBound(&sotwResponse{msg: m}), size(m); got < want {
 				t.Fatalf("sotw %d: bound %d < %d bytes", i, got, want)
 			}
 			continue
@@ -101,7 +101,7 @@ func TestWireBounds(t *testing.T) {
 		for range rng.IntN(4) {
 			m.RemovedResources = append(m.RemovedResources, str(300))
 		}
-		if got, want := deltaWireBound(m), size(m); got < want {
+		if got, want := deltaWireBound(&deltaResponse{msg: m}), size(m); got < want {
 			t.Fatalf("delta %d: bound %d < %d bytes", i, got, want)
 		}
 	}
@@ -253,17 +253,17 @@ func TestLoopSendsWhileAcknowledged(t *testing.T) {
 	cs := &captureStream[discoveryv3.DeltaDiscoveryRequest, discoveryv3.DeltaDiscoveryResponse]{}
 	c := s.newConn(nodeProxy(t), "delta")
 	var direct, handoffs atomic.Int32
-	out := &outbox[discoveryv3.DeltaDiscoveryResponse]{in: make(chan *discoveryv3.DeltaDiscoveryResponse),
+	out := &outbox[deltaResponse]{in: make(chan *deltaResponse),
 		res: make(chan error, 1), stop: make(chan struct{}), hold: stoppedTimer()}
 	// Bytes unanswered before the response being sent (deliver records
 	// it first).
 	before := func() int { return c.inflight.bytes - c.inflight.sent[len(c.inflight.sent)-1].bytes }
-	out.sendNow = func(r *discoveryv3.DeltaDiscoveryResponse) error {
+	out.sendNow = func(r *deltaResponse) error {
 		if b := before(); b >= sendQuota {
 			t.Errorf("sent on the loop with %d bytes unacknowledged", b)
 		}
 		direct.Add(1)
-		return cs.Send(r)
+		return cs.Send(r.joined())
 	}
 	go func() {
 		for {
@@ -273,7 +273,7 @@ func TestLoopSendsWhileAcknowledged(t *testing.T) {
 					t.Errorf("handed to the outbox with only %d bytes unacknowledged", b)
 				}
 				handoffs.Add(1)
-				out.res <- cs.Send(r)
+				out.res <- cs.Send(r.joined())
 			case <-out.stop:
 				return
 			}

@@ -68,9 +68,21 @@ func shortType(typeURL string) string {
 
 // marshaled is a generated resource in wire form.
 type marshaled struct {
-	name    string
+	name string
+	// any is the resource; its Value is empty when the generator
+	// assembled the bytes in pieces (pieces), which only a response's
+	// pieced values carry (sotwResponse, deltaResponse).
 	any     *anypb.Any
+	pieces  [][]byte
 	version uint64 // delta: hash of the bytes (0 when not asked for)
+}
+
+// size is the length of the resource's value.
+func (m *marshaled) size() int {
+	if m.pieces != nil {
+		return piecesLen(m.pieces)
+	}
+	return len(m.any.Value)
 }
 
 // marshalResources serializes generated resources deterministically, through
@@ -100,15 +112,22 @@ func marshalResources(cache *marshalCache, typeURL string, res []model.XDSResour
 		var a *anypb.Any
 		var v uint64
 		var err error
+		var pieces [][]byte
 		if r.Encoded != nil {
 			// shared by every proxy that gets it: marshaled and hashed once
+			if w := r.Encoded.Wire(); len(w) > 1 {
+				pieces = w // assembled by the generator, sent as they are
+			}
 			a, v, err = r.Encoded.Get(func() (*anypb.Any, uint64, error) {
-				b := r.Encoded.Wire() // assembled by the generator
-				if b == nil {
-					var err error
-					if b, err = cache.marshal(typeURL, r.Resource); err != nil {
-						return nil, 0, err
-					}
+				switch w := r.Encoded.Wire(); {
+				case len(w) > 1:
+					return &anypb.Any{TypeUrl: typeURL}, hashPieces(w), nil
+				case len(w) == 1:
+					return &anypb.Any{TypeUrl: typeURL, Value: w[0]}, hashBytes(w[0]), nil
+				}
+				b, err := cache.marshal(typeURL, r.Resource)
+				if err != nil {
+					return nil, 0, err
 				}
 				return &anypb.Any{TypeUrl: typeURL, Value: b}, hashBytes(b), nil
 			})
@@ -118,8 +137,9 @@ func marshalResources(cache *marshalCache, typeURL string, res []model.XDSResour
 		if err != nil {
 			return nil, 0, fmt.Errorf("generate %s: marshal %q: %w", shortType(typeURL), r.Name, err)
 		}
-		out = append(out, marshaled{name: r.Name, any: a, version: v})
-		size += len(a.Value)
+		m := marshaled{name: r.Name, any: a, pieces: pieces, version: v}
+		out = append(out, m)
+		size += m.size()
 	}
 	return out, size, nil
 }

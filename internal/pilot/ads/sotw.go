@@ -18,7 +18,7 @@ import (
 type sotwStream struct {
 	c      *conn
 	stream grpc.BidiStreamingServer[discoveryv3.DiscoveryRequest, discoveryv3.DiscoveryResponse]
-	out    *outbox[discoveryv3.DiscoveryResponse]
+	out    *outbox[sotwResponse]
 }
 
 // StreamAggregatedResources serves the state-of-the-world ADS protocol.
@@ -30,7 +30,7 @@ func (s *Server) StreamAggregatedResources(stream grpc.BidiStreamingServer[disco
 		}
 		return r, nil
 	}
-	return serveStream(s, "sotw", stream, recv, func(c *conn, out *outbox[discoveryv3.DiscoveryResponse]) streamHandler[sotwRequest] {
+	return serveStream(s, "sotw", piecedStream[sotwResponse]{stream}, recv, func(c *conn, out *outbox[sotwResponse]) streamHandler[sotwRequest] {
 		return &sotwStream{c: c, stream: stream, out: out}
 	})
 }
@@ -179,14 +179,18 @@ func (st *sotwStream) respond(w *watch, names []string, since time.Time, partial
 		Nonce:       c.nextNonce(),
 		Resources:   make([]*anypb.Any, len(ms)),
 	}
+	out := &sotwResponse{msg: resp}
 	size := 0
 	for i := range ms {
 		resp.Resources[i] = ms[i].any
-		size += len(ms[i].any.Value)
+		if ms[i].pieces != nil {
+			out.pieced = append(out.pieced, piecedValue{i, ms[i].pieces})
+		}
+		size += ms[i].size()
 	}
 	c.handing(w, resp.Nonce, resp.VersionInfo)
 	start := time.Now()
-	if err := st.out.deliver(st.stream.Context(), c, resp, resp.Nonce, sotwWireBound(resp), slot); err != nil {
+	if err := st.out.deliver(st.stream.Context(), c, out, resp.Nonce, sotwWireBound(out), slot); err != nil {
 		return err
 	}
 	c.sent(w, len(ms), size, since, start)

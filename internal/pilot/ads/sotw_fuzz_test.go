@@ -41,7 +41,7 @@ func FuzzSotwRequests(f *testing.F) {
 		s.Push(m.set("v1", states[0]), nil)
 		cs := &captureStream[discoveryv3.DiscoveryRequest, discoveryv3.DiscoveryResponse]{}
 		c := s.newConn(nodeProxy(t), "sotw")
-		st := &sotwStream{c: c, stream: cs, out: startOutbox(cs.Send, 0)}
+		st := &sotwStream{c: c, stream: cs, out: startOutbox(sendSotw(cs), 0)}
 		defer st.out.close()
 		dec := newRequestDecoder()
 		subscribed := map[string][]string{} // the names of the last request per type

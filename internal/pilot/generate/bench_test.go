@@ -164,11 +164,15 @@ func BenchmarkRouteConfigChange(b *testing.B) {
 			for _, r := range out {
 				w := r.Encoded.Wire()
 				if w == nil {
-					if w, err = deterministicMarshal(r.Resource); err != nil {
+					m, err := deterministicMarshal(r.Resource)
+					if err != nil {
 						b.Fatal(err)
 					}
+					w = [][]byte{m}
 				}
-				size += len(w)
+				for _, p := range w {
+					size += len(p)
+				}
 			}
 		}
 	}

@@ -382,18 +382,18 @@ func appendSourceSelectors(out []map[string]string, spec proto.Message) []map[st
 // once: lookups of a key being built wait for it, since a push wakes every
 // connection at once and each would otherwise build the same resource.
 func (c *Cache) lookup(st *cacheState, key any, build func() proto.Message) (proto.Message, *model.Encoded) {
-	e := entry(c, st, key, func() (proto.Message, []byte) { return build(), nil }, build)
+	e := entry(c, st, key, func() (proto.Message, [][]byte) { return build(), nil }, build)
 	return e.msg, e.enc
 }
 
 // entry is lookup's entry for key. build returns the message and, when it
 // assembled the message's wire form from parts the cache holds encoded,
-// those bytes (nil: the server marshals the message); fresh builds the
+// those bytes, in pieces (nil: the server marshals the message); fresh builds the
 // message the plain way, for the self-check. A function of the key's type
 // so that a hit does not copy the key to the heap (the map's Load keeps
 // it on the stack; only storing it moves it): a thousand default virtual
 // hosts are looked up per route configuration, ~1 MB of keys per change.
-func entry[K comparable](c *Cache, st *cacheState, key K, build func() (proto.Message, []byte), fresh func() proto.Message) *cacheEntry {
+func entry[K comparable](c *Cache, st *cacheState, key K, build func() (proto.Message, [][]byte), fresh func() proto.Message) *cacheEntry {
 	v, ok := c.entries.Load(key)
 	if !ok {
 		v, _ = c.entries.LoadOrStore(key, &cacheEntry{kind: c.keyUse(key)})
@@ -404,13 +404,13 @@ func entry[K comparable](c *Cache, st *cacheState, key K, build func() (proto.Me
 	e.once.Do(func() {
 		built = true
 		c.misses.Add(1)
-		var b []byte
-		e.msg, b = build()
+		var w [][]byte
+		e.msg, w = build()
 		switch {
 		case e.msg == nil || isNilMessage(e.msg):
 			e.msg = nil
-		case b != nil:
-			e.enc = model.EncodedWire(b)
+		case w != nil:
+			e.enc = model.EncodedWire(w...)
 		default:
 			e.enc = &model.Encoded{}
 		}
@@ -454,10 +454,19 @@ func (c *Cache) selfCheck(key any, e *cacheEntry, build func() proto.Message) *c
 	return n
 }
 
-// wireIs reports whether b is m's deterministic encoding.
-func wireIs(b []byte, m proto.Message) bool {
+// wireIs reports whether the pieces are m's deterministic encoding.
+func wireIs(pieces [][]byte, m proto.Message) bool {
 	x, err := deterministicMarshal(m)
-	return err == nil && bytes.Equal(x, b)
+	if err != nil {
+		return false
+	}
+	for _, p := range pieces {
+		if !bytes.HasPrefix(x, p) {
+			return false
+		}
+		x = x[len(p):]
+	}
+	return len(x) == 0
 }
 
 // wireForm returns the entry's message in wire form, marshaled once: the

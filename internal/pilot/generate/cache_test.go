@@ -56,10 +56,13 @@ func oracle(t testing.TB, c *Cache, pc *model.PushContext, proxies []fixtureProx
 					t.Fatalf("%s: %s %s %q: cached resource differs from a fresh one", step, fp.name, typ, want[i].Name)
 				}
 				if enc := got[i].Encoded; enc != nil && enc.Wire() != nil {
-					if !bytes.Equal(enc.Wire(), y) {
+					if !bytes.Equal(bytes.Join(enc.Wire(), nil), y) {
 						t.Fatalf("%s: %s %s %q: assembled wire form differs from the fresh resource's encoding", step, fp.name, typ, want[i].Name)
 					}
 					assembledChecked.Add(1)
+					if len(enc.Wire()) > 1 {
+						piecedChecked.Add(1)
+					}
 				}
 			}
 		}
@@ -69,6 +72,10 @@ func oracle(t testing.TB, c *Cache, pc *model.PushContext, proxies []fixtureProx
 // assembledChecked counts the resources whose assembled wire form (the
 // cache's, model.EncodedWire) oracle compared, so tests can require some.
 var assembledChecked atomic.Int64
+
+// piecedChecked counts those of them in more than one piece (referencing
+// an earlier assembly's bytes).
+var piecedChecked atomic.Int64
 
 func namesOf(rs []model.XDSResource) []string {
 	out := make([]string, len(rs))
@@ -177,9 +184,13 @@ func TestCacheOracle(t *testing.T) {
 	if assembledChecked.Load() == before {
 		t.Fatal("no route configuration served in assembled wire form")
 	}
+	pieced := piecedChecked.Load()
 	for i, r := range rs {
 		push(configSnapshot(without(rs, i)), "remove "+r.Key().String())
 		push(full, "restore "+r.Key().String())
+	}
+	if piecedChecked.Load() == pieced {
+		t.Fatal("no route configuration served in pieces after a change")
 	}
 	for h := range len(reg.Endpoints) {
 		for op := range 6 {
@@ -404,8 +415,8 @@ func TestCacheSelfCheckAssembledRoute(t *testing.T) {
 		if _, ok := k.(routeKey); !ok || old.enc == nil || old.enc.Wire() == nil {
 			return true
 		}
-		stale := append(slices.Clone(old.enc.Wire()), 0x08, 0x01) // a field more
-		e := &cacheEntry{msg: old.msg, enc: model.EncodedWire(stale), kind: old.kind}
+		stale := append(slices.Clone(old.enc.Wire()), []byte{0x08, 0x01}) // a field more
+		e := &cacheEntry{msg: old.msg, enc: model.EncodedWire(stale...), kind: old.kind}
 		e.once.Do(func() {}) // built
 		e.used.Store(old.used.Load())
 		c.entries.Store(k, e)
@@ -424,7 +435,7 @@ func TestCacheSelfCheckAssembledRoute(t *testing.T) {
 		if got[i].Name != corrupted {
 			continue
 		}
-		if b := got[i].Encoded.Wire(); b != nil && !bytes.Equal(b, wire(t, want[i].Resource)) {
+		if w := got[i].Encoded.Wire(); w != nil && !bytes.Equal(bytes.Join(w, nil), wire(t, want[i].Resource)) {
 			t.Fatalf("self-check served the stale bytes of %q", corrupted)
 		}
 	}

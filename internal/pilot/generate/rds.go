@@ -296,7 +296,7 @@ func (g *gen) sharedDefaultVhost(svc *registry.Service, port uint32, traced bool
 	}
 	st := g.cache.state(g.pc)
 	key := defaultVhostKey{svc: svc, port: port, namespace: g.p.Namespace, domainSuffix: g.pc.Mesh.DomainSuffix, dr: idOf(dr), grpc: g.grpc, traced: traced}
-	e := entry(g.cache, st, key, func() (proto.Message, []byte) { return build(), nil }, build)
+	e := entry(g.cache, st, key, func() (proto.Message, [][]byte) { return build(), nil }, build)
 	return e.msg.(*routev3.VirtualHost), e
 }
 

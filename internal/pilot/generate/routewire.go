@@ -1,6 +1,7 @@
 package generate
 
 import (
+	"sort"
 	"sync/atomic"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -44,13 +45,17 @@ type portLayout struct {
 	last [2]atomic.Pointer[assembly]
 }
 
-// assembly is an assembled route configuration: its wire form, the virtual
-// hosts' encodings spliced into it and where each one's field starts (offs
-// has one more, the end of the last). Immutable.
+// assembly is an assembled route configuration: its wire form in pieces
+// (wire; starts has where each piece starts and, last, the end), the
+// virtual hosts' encodings spliced into it and where each one's field
+// starts (offs has one more, the end of the last). Immutable, pieces
+// included: gRPC writes them as they are, to slow connections too, for as
+// long as it takes, so no later assembly may write into them.
 type assembly struct {
-	out   []byte
-	parts [][]byte
-	offs  []int
+	wire   [][]byte
+	starts []int
+	parts  [][]byte
+	offs   []int
 }
 
 type layoutVhost struct {
@@ -94,9 +99,10 @@ func (g *gen) buildPortLayout(port uint32) *portLayout {
 
 // assembledPortRoute returns the route configuration "PORT" as portRoute
 // and sidecarRoute build it (decorated when traced), and its wire form
-// assembled from the virtual hosts' encodings; nil bytes when an encoding
+// assembled from the virtual hosts' encodings, in pieces (spliceRepeated);
+// nil when an encoding
 // failed (the server then marshals the message and reports the error).
-func (g *gen) assembledPortRoute(st *cacheState, port uint32, traced bool) (*routev3.RouteConfiguration, []byte) {
+func (g *gen) assembledPortRoute(st *cacheState, port uint32, traced bool) (*routev3.RouteConfiguration, [][]byte) {
 	l := g.portLayout(st, port)
 	rc := &routev3.RouteConfiguration{Name: itoa(port), ValidateClusters: boolv(false)}
 	head, err := deterministicMarshal(rc)
@@ -151,7 +157,7 @@ func (g *gen) assembledPortRoute(st *cacheState, port uint32, traced bool) (*rou
 		return rc, nil
 	}
 	last.Store(a)
-	return rc, a.out
+	return rc, a.wire
 }
 
 func b2i(b bool) int {
@@ -168,11 +174,17 @@ const vhostsField protowire.Number = 2
 // as head (deterministically, so in field number order) with the repeated
 // message field n holding parts, in order: each part's tag and length
 // inserted before head's first field numbered above n. Nil when head does
-// not parse. A run of parts that are the very slices at the same places in
-// prev (the last assembly of field n with the same head) is copied from
-// prev's bytes in one piece: after a change, all but a few of a route
-// configuration's thousand virtual hosts, which would otherwise be copied
-// one by one from wherever the cache holds them.
+// not parse.
+//
+// The encoding is in pieces. A run of parts that are the very slices at the
+// same places in prev (the last assembly of field n with the same head) is
+// not copied: its bytes are referenced where prev holds them. After a
+// change, all but a few of a route configuration's thousand virtual hosts
+// are such a run, so an assembly writes only its changed virtual hosts and
+// head into a fresh buffer and the rest is a few references, instead of a
+// copy of the whole route configuration per namespace per change. When
+// less than half the bytes would be referenced, or the references would
+// make more than maxPieces pieces, it is written whole into one buffer.
 func spliceRepeated(head []byte, n protowire.Number, parts [][]byte, prev *assembly) *assembly {
 	split := 0
 	for split < len(head) {
@@ -196,24 +208,153 @@ func spliceRepeated(head []byte, n protowire.Number, parts [][]byte, prev *assem
 		at += protowire.SizeTag(n) + protowire.SizeBytes(len(b))
 	}
 	offs[len(parts)] = at
-	out := make([]byte, at+len(head)-split)
-	copy(out, head[:split])
+	total := at + len(head) - split
+	runs := keptRuns(parts, prev)
+	kept := 0
+	for _, r := range runs {
+		kept += offs[r.to] - offs[r.from]
+	}
+	a := &assembly{parts: parts, offs: offs}
+	if kept > 0 && 2*kept >= total {
+		a.wire = writeSplice(make([]byte, 0, total-kept), head, split, n, parts, runs, prev, true)
+		if len(a.wire) > maxPieces {
+			a.wire = [][]byte{joinPieces(a.wire, total)}
+		}
+	} else {
+		a.wire = writeSplice(make([]byte, 0, total), head, split, n, parts, runs, prev, false)
+	}
+	a.starts = pieceStarts(a.wire)
+	return a
+}
+
+// maxPieces bounds the pieces of an assembly. Each piece of a kilobyte or
+// more is one more buffer of each response that carries it (the ADS codec
+// references it; smaller ones it copies), and references to references
+// accumulate change after change while they are allowed to. A change of a
+// route configuration with k services with VirtualServices in it (their
+// virtual hosts are encoded afresh) makes about 2k+3 pieces.
+const maxPieces = 64
+
+// run is parts[from:to], the same slices as prev's at the same indexes.
+type run struct{ from, to int }
+
+// keptRuns returns the runs of parts that are prev's, in order.
+func keptRuns(parts [][]byte, prev *assembly) []run {
+	if prev == nil {
+		return nil
+	}
+	var runs []run
 	for i := 0; i < len(parts); {
 		j := i
-		for prev != nil && j < len(parts) && j < len(prev.parts) && sameSlice(parts[j], prev.parts[j]) {
+		for j < len(parts) && j < len(prev.parts) && sameSlice(parts[j], prev.parts[j]) {
 			j++
 		}
 		if j > i {
-			copy(out[offs[i]:offs[j]], prev.out[prev.offs[i]:prev.offs[j]])
+			runs = append(runs, run{i, j})
 			i = j
 			continue
 		}
-		b := protowire.AppendTag(out[offs[i]:offs[i]], n, protowire.BytesType)
-		protowire.AppendBytes(b, parts[i])
 		i++
 	}
-	copy(out[at:], head[split:])
-	return &assembly{out: out, parts: parts, offs: offs}
+	return runs
+}
+
+// writeSplice writes the encoding spliceRepeated describes as pieces:
+// everything but the runs appended to buf in order, and the runs' bytes
+// referenced in prev's pieces when refer, else copied from them to buf (in
+// one piece per run rather than part by part). buf has room for what is
+// appended to it, so the pieces cut from it are never moved.
+func writeSplice(buf []byte, head []byte, split int, n protowire.Number, parts [][]byte, runs []run, prev *assembly, refer bool) [][]byte {
+	var w pieces
+	from := 0
+	cut := func() {
+		w.add(buf[from:])
+		from = len(buf)
+	}
+	buf = append(buf, head[:split]...)
+	for i := 0; i < len(parts); {
+		if len(runs) > 0 && runs[0].from == i {
+			lo, hi := prev.offs[i], prev.offs[runs[0].to]
+			if refer {
+				cut()
+				prev.refer(&w, lo, hi)
+			} else {
+				buf = prev.appendRange(buf, lo, hi)
+			}
+			i, runs = runs[0].to, runs[1:]
+			continue
+		}
+		buf = protowire.AppendTag(buf, n, protowire.BytesType)
+		buf = protowire.AppendBytes(buf, parts[i])
+		i++
+	}
+	buf = append(buf, head[split:]...)
+	cut()
+	return w
+}
+
+// pieces is an encoding in pieces under construction: a piece that
+// continues the last one in memory extends it.
+type pieces [][]byte
+
+func (w *pieces) add(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	if k := len(*w) - 1; k >= 0 {
+		if last := (*w)[k]; follows(last, b) {
+			(*w)[k] = last[:len(last)+len(b)]
+			return
+		}
+	}
+	*w = append(*w, b)
+}
+
+// follows reports whether b starts where a ends, in a's array (so b's
+// bytes are a's array's next ones: two arrays never overlap).
+func follows(a, b []byte) bool {
+	return len(a) < cap(a) && len(b) > 0 && &a[:len(a)+1][len(a)] == &b[0]
+}
+
+// refer adds the bytes of a's encoding in [from, to) to w, as the pieces of
+// a that hold them.
+func (a *assembly) refer(w *pieces, from, to int) {
+	a.each(from, to, func(b []byte) { w.add(b) })
+}
+
+// appendRange appends the bytes of a's encoding in [from, to) to buf.
+func (a *assembly) appendRange(buf []byte, from, to int) []byte {
+	a.each(from, to, func(b []byte) { buf = append(buf, b...) })
+	return buf
+}
+
+// each calls f with the pieces of a's encoding in [from, to), in order.
+func (a *assembly) each(from, to int, f func([]byte)) {
+	k := sort.SearchInts(a.starts, from+1) - 1 // the piece holding from
+	for ; from < to; k++ {
+		p := a.wire[k]
+		lo, hi := from-a.starts[k], min(len(p), to-a.starts[k])
+		f(p[lo:hi])
+		from = a.starts[k] + hi
+	}
+}
+
+// pieceStarts returns where each piece starts, then the end of the last.
+func pieceStarts(wire [][]byte) []int {
+	starts := make([]int, len(wire)+1)
+	for i, p := range wire {
+		starts[i+1] = starts[i] + len(p)
+	}
+	return starts
+}
+
+// joinPieces returns the pieces' bytes in one fresh buffer of size total.
+func joinPieces(wire [][]byte, total int) []byte {
+	out := make([]byte, 0, total)
+	for _, p := range wire {
+		out = append(out, p...)
+	}
+	return out
 }
 
 // sameSlice reports whether a and b are the same bytes in memory.
@@ -230,7 +371,7 @@ func (g *gen) portRouteConfig(name string, port uint32) (*routev3.RouteConfigura
 	}
 	st := g.cache.state(g.pc)
 	traced := g.pc.Traced(g.p)
-	e := entry(g.cache, st, g.routeKey(st, name, traced), func() (proto.Message, []byte) {
+	e := entry(g.cache, st, g.routeKey(st, name, traced), func() (proto.Message, [][]byte) {
 		return g.assembledPortRoute(st, port, traced)
 	}, func() proto.Message {
 		rc := full()

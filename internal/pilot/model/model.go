@@ -294,18 +294,21 @@ type Encoded struct {
 	any     *anypb.Any
 	version uint64
 	err     error
-	wire    []byte // assembled by the generator; nil: marshal the resource
+	wire    [][]byte // assembled by the generator, in pieces; nil: marshal the resource
 }
 
 // EncodedWire returns the Encoded of a resource whose wire form the
-// generator assembled from parts it holds in wire form: b is exactly the
-// resource's deterministic encoding, so the server sends it as it is
-// instead of marshaling the resource.
-func EncodedWire(b []byte) *Encoded { return &Encoded{wire: b} }
+// generator assembled from parts it holds in wire form: the concatenation
+// of pieces is exactly the resource's deterministic encoding, so the server
+// sends the pieces as they are (without joining them into one copy)
+// instead of marshaling the resource. The pieces are never written to
+// again: gRPC may still be writing them to a slow connection pushes later.
+func EncodedWire(pieces ...[]byte) *Encoded { return &Encoded{wire: pieces} }
 
-// Wire returns the wire form the generator assembled (EncodedWire), or nil
-// when the resource is to be marshaled (or e is nil).
-func (e *Encoded) Wire() []byte {
+// Wire returns the pieces of the wire form the generator assembled
+// (EncodedWire), or nil when the resource is to be marshaled (or e is
+// nil). The caller must not modify them.
+func (e *Encoded) Wire() [][]byte {
 	if e == nil {
 		return nil
 	}

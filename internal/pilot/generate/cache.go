@@ -148,17 +148,27 @@ type epoch struct{ n uint64 }
 
 // inputsSeen are the kind-wide inputs of one push context.
 type inputsSeen struct {
-	mesh     model.MeshConfig
-	routing  []resourceRef // every configuration resource but the registry's
-	security []resourceRef // PeerAuthentications
+	mesh model.MeshConfig
+	inputs
 	services []*registry.Service
 
-	routingEpoch, securityEpoch, servicesEpoch *epoch
+	routingEpoch, securityEpoch, servicesEpoch, rulesEpoch *epoch
+	gen                                                    uint64
+}
+
+// inputs are the configuration resources a push context's kind-wide inputs
+// are made of.
+type inputs struct {
+	routing  []resourceRef // every configuration resource but the registry's
+	security []resourceRef // PeerAuthentications
+	rules    []resourceRef // DestinationRules
 	// sourceSelectors are every sourceLabels of every VirtualService match
 	// and every DestinationRule workloadSelector: the only ways a route
 	// depends on the proxy's labels besides the Sidecar that applies.
 	sourceSelectors []map[string]string
-	gen             uint64
+	// ruleSelectors are the DestinationRules' workloadSelectors: the only
+	// way which DestinationRule applies depends on the proxy's labels.
+	ruleSelectors []map[string]string
 }
 
 type resourceRef struct {
@@ -169,8 +179,12 @@ type resourceRef struct {
 // cacheState is the per-push-context view of the kind-wide inputs.
 type cacheState struct {
 	routing, security, services *epoch
-	sourceSelectors             []map[string]string
-	gen                         uint64
+	// rules versions the DestinationRules and the mesh: which
+	// DestinationRule applies to a host, given the proxy's namespace and
+	// its labels against ruleSelectors.
+	rules                          *epoch
+	sourceSelectors, ruleSelectors []map[string]string
+	gen                            uint64
 	// vhds are this push context's VHDS resources of sidecars with
 	// capture: vhdsMemoKey -> model.XDSResource (cachedVirtualHost).
 	vhds sync.Map
@@ -186,15 +200,14 @@ func (c *Cache) state(pc *model.PushContext) *cacheState {
 }
 
 func (c *Cache) newState(pc *model.PushContext) *cacheState {
-	var routing, security []resourceRef
-	var selectors []map[string]string
+	var in inputs
 	for _, k := range pc.Config.Kinds() {
 		switch k {
 		case config.ServiceEntry, config.WorkloadEntry, config.WorkloadGroup:
 			continue // the registry snapshot: versioned by identity
 		}
 		for _, r := range pc.Config.List(k) {
-			routing, security, selectors = noteInput(r, routing, security, selectors)
+			in.note(r)
 		}
 	}
 	var services []*registry.Service
@@ -205,14 +218,18 @@ func (c *Cache) newState(pc *model.PushContext) *cacheState {
 	defer c.mu.Unlock()
 	c.gen++
 	meshSame := reflect.DeepEqual(c.prev.mesh, pc.Mesh) && c.prev.gen > 0
-	next := inputsSeen{mesh: pc.Mesh, routing: routing, security: security, services: services, sourceSelectors: selectors, gen: c.gen}
+	next := inputsSeen{mesh: pc.Mesh, inputs: in, services: services, gen: c.gen}
 	next.routingEpoch = c.prev.routingEpoch
-	if !meshSame || next.routingEpoch == nil || !sameRefs(c.prev.routing, routing) {
+	if !meshSame || next.routingEpoch == nil || !sameRefs(c.prev.routing, in.routing) {
 		next.routingEpoch = &epoch{c.gen}
 	}
 	next.securityEpoch = c.prev.securityEpoch
-	if !meshSame || next.securityEpoch == nil || !sameRefs(c.prev.security, security) {
+	if !meshSame || next.securityEpoch == nil || !sameRefs(c.prev.security, in.security) {
 		next.securityEpoch = &epoch{c.gen}
+	}
+	next.rulesEpoch = c.prev.rulesEpoch
+	if !meshSame || next.rulesEpoch == nil || !sameRefs(c.prev.rules, in.rules) {
+		next.rulesEpoch = &epoch{c.gen}
 	}
 	next.servicesEpoch = c.prev.servicesEpoch
 	if next.servicesEpoch == nil || !samePointers(c.prev.services, services) {
@@ -222,7 +239,8 @@ func (c *Cache) newState(pc *model.PushContext) *cacheState {
 	if c.swept < c.gen {
 		c.sweep(c.gen)
 	}
-	return &cacheState{routing: next.routingEpoch, security: next.securityEpoch, services: next.servicesEpoch, sourceSelectors: selectors, gen: c.gen}
+	return &cacheState{routing: next.routingEpoch, security: next.securityEpoch, services: next.servicesEpoch, rules: next.rulesEpoch,
+		sourceSelectors: in.sourceSelectors, ruleSelectors: in.ruleSelectors, gen: c.gen}
 }
 
 // Idle is told that a push's fan-out is complete (ads.Config.Idle): it
@@ -305,22 +323,25 @@ func loadOrBuild[T derived](m *sync.Map, key any, gen uint64, build func() T) T 
 	return t
 }
 
-// noteInput adds a configuration resource to the kind-wide inputs: every one
-// to routing, PeerAuthentications to security, and the selectors that make a
-// route depend on the proxy's labels.
-func noteInput(r config.Resource, routing, security []resourceRef, selectors []map[string]string) ([]resourceRef, []resourceRef, []map[string]string) {
+// note adds a configuration resource to the kind-wide inputs: every one to
+// routing, PeerAuthentications to security, DestinationRules to rules, and
+// the selectors that make a route depend on the proxy's labels.
+func (in *inputs) note(r config.Resource) {
+	ref := resourceRef{r.Key(), r.Spec}
 	switch r.Kind {
 	case config.PeerAuthentication:
-		security = append(security, resourceRef{r.Key(), r.Spec})
+		in.security = append(in.security, ref)
 	case config.VirtualService:
-		selectors = appendSourceSelectors(selectors, r.Spec)
+		in.sourceSelectors = appendSourceSelectors(in.sourceSelectors, r.Spec)
 	case config.DestinationRule:
+		in.rules = append(in.rules, ref)
 		// which DestinationRule applies depends on the proxy's labels
 		if dr, ok := r.Spec.(*networking.DestinationRule); ok && dr.GetWorkloadSelector() != nil {
-			selectors = append(selectors, dr.GetWorkloadSelector().GetMatchLabels())
+			in.sourceSelectors = append(in.sourceSelectors, dr.GetWorkloadSelector().GetMatchLabels())
+			in.ruleSelectors = append(in.ruleSelectors, dr.GetWorkloadSelector().GetMatchLabels())
 		}
 	}
-	return append(routing, resourceRef{r.Key(), r.Spec}), security, selectors
+	in.routing = append(in.routing, ref)
 }
 
 func sameRefs(a, b []resourceRef) bool {

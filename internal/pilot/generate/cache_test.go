@@ -19,6 +19,10 @@ import (
 	"github.com/mast-mesh/mast/internal/pilot/model"
 	"github.com/mast-mesh/mast/internal/registry"
 	"github.com/mast-mesh/mast/internal/registry/serviceentry"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+	networking "istio.io/api/networking/v1alpha3"
+	telemetry "istio.io/api/telemetry/v1alpha1"
+	typev1beta1 "istio.io/api/type/v1beta1"
 )
 
 // oracle compares Cache.Generate with the uncached Generate for every type
@@ -162,18 +166,56 @@ func without(rs []config.Resource, i int) []config.Resource {
 	return append(append([]config.Resource{}, rs[:i]...), rs[i+1:]...)
 }
 
+// cacheConfig is the fixture configuration with DestinationRules that give
+// services without VirtualServices hash policies (their default virtual
+// hosts read them), one for some of the proxies of a namespace only
+// (workload selector): which rule applies is then an input of a layout's
+// kept default entries (defaultsKey).
+func cacheConfig() []config.Resource {
+	hash := func(host string, header string, sel map[string]string) *networking.DestinationRule {
+		dr := &networking.DestinationRule{Host: host, TrafficPolicy: &networking.TrafficPolicy{
+			LoadBalancer: &networking.LoadBalancerSettings{LbPolicy: &networking.LoadBalancerSettings_ConsistentHash{ConsistentHash: &networking.LoadBalancerSettings_ConsistentHashLB{
+				HashKey: &networking.LoadBalancerSettings_ConsistentHashLB_HttpHeaderName{HttpHeaderName: header},
+			}}},
+		}}
+		if sel != nil {
+			dr.WorkloadSelector = &typev1beta1.WorkloadSelector{MatchLabels: sel}
+		}
+		return dr
+	}
+	return append(bookinfoConfig(),
+		res(config.DestinationRule, "default", "details-for-ratings", hash("details", "x-ratings", map[string]string{"app": "ratings"})),
+		res(config.DestinationRule, "default", "productpage-hash", hash("productpage", "x-user", nil)),
+		res(config.DestinationRule, "other", "httpbin-hash", hash("httpbin.other.svc.cluster.local", "x-other", nil)),
+	)
+}
+
 // TestCacheOracle runs one cache through a sequence of pushes over the
 // fixture mesh: each configuration resource removed and restored, then
 // endpoint changes of every kind, checking every proxy's every type against
-// the uncached generators at each push.
+// the uncached generators at each push. Each push context is new, or
+// follows the last one (model.NextPushContext, as mastd makes them: sidecar
+// scopes carried over, so route layouts and their kept default entries
+// are too).
 func TestCacheOracle(t *testing.T) {
+	t.Run("new", func(t *testing.T) { cacheOracle(t, false) })
+	t.Run("next", func(t *testing.T) { cacheOracle(t, true) })
+}
+
+func cacheOracle(t *testing.T, next bool) {
 	c := NewCache(CacheConfig{})
 	proxies := cacheProxies()
-	rs := bookinfoConfig()
+	rs := cacheConfig()
 	reg := bookinfoRegistry()
 	full := configSnapshot(rs)
+	var prev *model.PushContext
 	push := func(cfg *config.Snapshot, step string) {
-		oracle(t, c, model.NewPushContext("v", model.DefaultMeshConfig(), cfg, reg), proxies, step)
+		pc := model.NewPushContext("v", model.DefaultMeshConfig(), cfg, reg)
+		if next {
+			pc = model.NextPushContext(prev, "v", model.DefaultMeshConfig(), cfg, reg)
+			prev = pc
+		}
+		oracle(t, c, pc, proxies, step)
 	}
 	before := assembledChecked.Load()
 	push(full, "initial")
@@ -186,8 +228,13 @@ func TestCacheOracle(t *testing.T) {
 	}
 	pieced := piecedChecked.Load()
 	for i, r := range rs {
-		push(configSnapshot(without(rs, i)), "remove "+r.Key().String())
-		push(full, "restore "+r.Key().String())
+		removed, restored := configSnapshot(without(rs, i)), full
+		if next { // as mastd's store: the other kinds' lists kept
+			removed = full.Update(nil, []config.Key{r.Key()})
+			restored = removed.Update([]config.Resource{r}, nil)
+		}
+		push(removed, "remove "+r.Key().String())
+		push(restored, "restore "+r.Key().String())
 	}
 	if piecedChecked.Load() == pieced {
 		t.Fatal("no route configuration served in pieces after a change")
@@ -327,7 +374,8 @@ func FuzzCacheOracle(f *testing.F) {
 	f.Add([]byte{0, 1, 2, 3})
 	f.Add([]byte{10, 11, 200, 7, 7, 31})
 	f.Add([]byte{255, 128, 64, 32, 16, 8, 4, 2, 1})
-	rs := bookinfoConfig()
+	f.Add([]byte{36, 38, 40, 36, 38, 40})
+	rs := cacheConfig()
 	proxies := cacheProxies()
 	f.Fuzz(func(t *testing.T, ops []byte) {
 		if len(ops) > 24 {
@@ -335,6 +383,10 @@ func FuzzCacheOracle(f *testing.F) {
 		}
 		c := NewCache(CacheConfig{})
 		reg := bookinfoRegistry()
+		// as mastd: each push context follows the last, and each snapshot
+		// keeps the lists of the kinds a change left alone
+		var prev *model.PushContext
+		cur := config.NewSnapshot(rs)
 		present := make([]bool, len(rs))
 		for i := range present {
 			present[i] = true
@@ -344,16 +396,16 @@ func FuzzCacheOracle(f *testing.F) {
 			case 0:
 				i := int(b/2) % len(rs)
 				present[i] = !present[i]
+				if present[i] {
+					cur = cur.Update([]config.Resource{rs[i]}, nil)
+				} else {
+					cur = cur.Update(nil, []config.Key{rs[i].Key()})
+				}
 			case 1:
 				reg = registry.Reuse(reg, mutateEndpoints(reg, int(b/12), int(b/2)+step))
 			}
-			var cur []config.Resource
-			for i, r := range rs {
-				if present[i] {
-					cur = append(cur, r)
-				}
-			}
-			oracle(t, c, model.NewPushContext("v", model.DefaultMeshConfig(), config.NewSnapshot(cur), reg), proxies, fmt.Sprintf("step %d (op %d)", step, b))
+			prev = model.NextPushContext(prev, "v", model.DefaultMeshConfig(), cur, reg)
+			oracle(t, c, prev, proxies, fmt.Sprintf("step %d (op %d)", step, b))
 			if b%3 == 0 {
 				c.Idle() // the fan-out is complete: sweep now (as mastd does)
 			}
@@ -524,4 +576,37 @@ func TestCacheBuildsEachEntryOnce(t *testing.T) {
 		t.Fatalf("%d builds by 12 concurrent proxies, want %d (one per entry)", got, w)
 	}
 	oracle(t, c, pc, []fixtureProxy{{name: "productpage", proxy: productpageProxy}}, "concurrent")
+}
+
+// TestCacheOracleTracedPerWorkload: proxies of one namespace and scope of
+// which one traces and one does not (a workload's Telemetry) share a route
+// layout; their default virtual hosts differ (decorators) and each keeps
+// its own across VirtualService changes, byte-identical to a fresh
+// generation.
+func TestCacheOracleTracedPerWorkload(t *testing.T) {
+	c := NewCache(CacheConfig{})
+	v1 := func() *model.Proxy { return relabel(productpageProxy(), "10.1.0.2", "reviews", "v1") }
+	proxies := append(cacheProxies(), fixtureProxy{name: "sidecar_reviews_v1", proxy: v1}) // sidecar_reviews_v2 is there
+	rs := append(cacheConfig(), res(config.Telemetry, "default", "reviews-v2-quiet", &telemetry.Telemetry{
+		Selector: &typev1beta1.WorkloadSelector{MatchLabels: map[string]string{"app": "reviews", "version": "v2"}},
+		Tracing:  []*telemetry.Tracing{{DisableSpanReporting: wrapperspb.Bool(true)}},
+	}))
+	reg := bookinfoRegistry()
+	cur := config.NewSnapshot(rs)
+	pc := model.NextPushContext(nil, "v", tracingMesh(), cur, reg)
+	if v2 := relabel(productpageProxy(), "10.1.0.3", "reviews", "v2"); !pc.Traced(v1()) || pc.Traced(v2) {
+		t.Fatalf("reviews v1 traced %v, v2 %v: want v1 only", pc.Traced(v1()), pc.Traced(v2))
+	}
+	oracle(t, c, pc, proxies, "initial")
+	for i, r := range rs {
+		if r.Kind != config.VirtualService {
+			continue
+		}
+		cur = cur.Update(nil, []config.Key{r.Key()})
+		pc = model.NextPushContext(pc, "v", tracingMesh(), cur, reg)
+		oracle(t, c, pc, proxies, "remove "+r.Key().String())
+		cur = cur.Update([]config.Resource{rs[i]}, nil)
+		pc = model.NextPushContext(pc, "v", tracingMesh(), cur, reg)
+		oracle(t, c, pc, proxies, "restore "+r.Key().String())
+	}
 }

@@ -43,6 +43,9 @@ type portLayout struct {
 	// last is the latest assembly of the layout by a proxy that traces
 	// (1) or not (0): the next one copies from it what did not change.
 	last [2]atomic.Pointer[assembly]
+	// defaults are the default virtual hosts' entries of the latest
+	// assemblies.
+	defaults atomic.Pointer[keptDefaults]
 }
 
 // assembly is an assembled route configuration: its wire form in pieces
@@ -115,10 +118,13 @@ func (g *gen) assembledPortRoute(st *cacheState, port uint32, traced bool) (*rou
 			err = e
 		}
 	}
-	for _, lv := range l.vhosts {
+	kept, dkey := g.defaultsFor(st, l, traced)
+	entries := make([]*cacheEntry, len(l.vhosts))
+	for i, lv := range l.vhosts {
 		svc := lv.svc
 		if len(g.scope.VirtualServicesFor(svc.Hostname)) == 0 {
-			vh, e := g.sharedDefaultVhost(svc, port, traced)
+			vh, e := g.defaultEntry(st, kept, i, svc, port, traced)
+			entries[i] = e
 			if !lv.clipped {
 				b, werr := e.wireForm()
 				add(vh, b, werr)
@@ -148,6 +154,7 @@ func (g *gen) assembledPortRoute(st *cacheState, port uint32, traced bool) (*rou
 		add(vh, b, merr)
 	}
 	rc.VirtualHosts = vhosts
+	keepDefaults(&l.defaults, dkey, entries)
 	if err != nil {
 		return rc, nil
 	}

@@ -4,10 +4,16 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
+	"time"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"google.golang.org/protobuf/proto"
+	networking "istio.io/api/networking/v1alpha3"
+
+	"github.com/mast-mesh/mast/internal/config"
+	"github.com/mast-mesh/mast/internal/pilot/model"
 )
 
 // TestSpliceRepeatedReusesPrev: a splice that references runs of
@@ -167,5 +173,66 @@ func TestEntryHitAllocatesNothing(t *testing.T) {
 	}
 	if got != first {
 		t.Error("a hit returned another entry")
+	}
+}
+
+// TestLayoutKeepsDefaultEntries: after a VirtualService change, a route
+// configuration's default virtual hosts come from its layout's kept
+// entries, without a lookup in the cache's map (the entries dropped from
+// it are not looked up and stored again); after a DestinationRule change
+// they are looked up.
+func TestLayoutKeepsDefaultEntries(t *testing.T) {
+	c := NewCache(CacheConfig{})
+	rs := cacheConfig()
+	reg := bookinfoRegistry()
+	p := relabel(productpageProxy(), "10.1.0.2", "reviews", "v1")
+	cur := config.NewSnapshot(rs)
+	pc := model.NextPushContext(nil, "v", model.DefaultMeshConfig(), cur, reg)
+	defaults := func() int {
+		n := 0
+		c.entries.Range(func(k, _ any) bool {
+			if _, ok := k.(defaultVhostKey); ok {
+				n++
+			}
+			return true
+		})
+		return n
+	}
+	change := func(kind config.Kind) {
+		t.Helper()
+		i := slices.IndexFunc(rs, func(r config.Resource) bool { return r.Kind == kind })
+		if kind == config.VirtualService { // still routing the same host
+			r := rs[i]
+			vs := proto.Clone(r.Spec).(*networking.VirtualService)
+			vs.Http[0].Timeout = durp(7 * time.Second)
+			r.Spec = vs
+			cur = cur.Update([]config.Resource{r}, nil)
+		} else {
+			cur = cur.Update(nil, []config.Key{rs[i].Key()})
+		}
+		pc = model.NextPushContext(pc, "v", model.DefaultMeshConfig(), cur, reg)
+		c.entries.Range(func(k, _ any) bool {
+			if _, ok := k.(defaultVhostKey); ok {
+				c.entries.Delete(k)
+			}
+			return true
+		})
+		if _, err := c.Generate(pc, p, RouteType, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Generate(pc, p, RouteType, nil); err != nil {
+		t.Fatal(err)
+	}
+	if defaults() == 0 {
+		t.Fatal("no default virtual host cached")
+	}
+	change(config.VirtualService)
+	if n := defaults(); n != 0 {
+		t.Fatalf("after a VirtualService change %d default virtual hosts were looked up in the cache, want 0", n)
+	}
+	change(config.DestinationRule)
+	if defaults() == 0 {
+		t.Fatal("after a DestinationRule change the default virtual hosts were not looked up")
 	}
 }

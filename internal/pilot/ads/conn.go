@@ -164,27 +164,27 @@ func (c *conn) pushEnded() {
 	c.s.fan.settle(st, true)
 }
 
-// owedAnswered releases the connection's part in the fan-out once its
-// client has answered every response it was sent (inflight is empty);
-// call it under mu after inflight.answered, and fan.settle(st, false)
-// after unlocking when ok.
-func (c *conn) owedAnswered() (st uint64, ok bool) {
+// unlockAnswered releases the connection's part in the fan-out once its
+// client has answered every response it was sent (inflight is empty), and
+// unlocks mu, which the caller holds (after inflight.answered); the
+// fan-out is settled outside the lock.
+func (c *conn) unlockAnswered() {
 	if !c.owes || len(c.inflight.sent) > 0 {
-		return 0, false
+		c.mu.Unlock()
+		return
 	}
 	c.owes = false
-	return c.s.fan.change(false, -1), true
+	st := c.s.fan.change(false, -1)
+	c.mu.Unlock()
+	c.s.fan.settle(st, false)
 }
 
-// settleAnswers is owedAnswered for the loop, after it handled a request:
-// the responses that request caused count as owed with those before.
+// settleAnswers is unlockAnswered for the loop, after it handled a
+// request: the responses that request caused count as owed with those
+// before.
 func (c *conn) settleAnswers() {
 	c.mu.Lock()
-	st, ok := c.owedAnswered()
-	c.mu.Unlock()
-	if ok {
-		c.s.fan.settle(st, false)
-	}
+	c.unlockAnswered()
 }
 
 // leave settles the connection's part in the fan-out once its stream has

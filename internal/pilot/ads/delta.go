@@ -117,11 +117,7 @@ func (st *deltaStream) absorbACK(req *discoveryv3.DeltaDiscoveryRequest) bool {
 	} else {
 		w.nonceAcked, w.versionAcked = nonce, version
 	}
-	fan, answered := c.owedAnswered()
-	c.mu.Unlock()
-	if answered {
-		c.s.fan.settle(fan, false)
-	}
+	c.unlockAnswered()
 	return true
 }
 

@@ -101,11 +101,7 @@ func (st *sotwStream) absorbACK(req *sotwRequest) bool {
 		w.nonceAcked = req.ResponseNonce
 		w.versionAcked = req.VersionInfo
 	}
-	fan, answered := c.owedAnswered()
-	c.mu.Unlock()
-	if answered {
-		c.s.fan.settle(fan, false)
-	}
+	c.unlockAnswered()
 	return true
 }
 

@@ -181,11 +181,41 @@ func TestTwoHopIstio(t *testing.T) {
 // sidecars report Istio's standard metrics and exchange peer metadata,
 // the outbound route has Istio's retry policy, both connection managers
 // run the fault and CORS filters, the inbound one forwards client
-// certificate details.
+// certificate details. The client sends the same request every time (as
+// fortio does); the second hop's request differs in its x-request-id.
 func BenchmarkTwoHopIstio(b *testing.B) {
+	benchTwoHopIstio(b, istioRequest(""), nil)
+}
+
+// BenchmarkTwoHopIstioRequestID is BenchmarkTwoHopIstio with a request
+// whose x-request-id differs every time (an application that propagates
+// one): neither hop's request head is the last one again.
+func BenchmarkTwoHopIstioRequestID(b *testing.B) {
+	const id = "X-Request-Id: 3c1d6f0e-8a2b-4c5d-9e7f-000000000000\r\n"
+	req := istioRequest(id)
+	end := bytes.Index(req, []byte(id)) + len(id) - len("\r\n")
+	benchTwoHopIstio(b, req, func(i int) { setHex(req[end-12:end], uint64(i)) })
+}
+
+// istioRequest is the benchmarks' request: fortio's head with extra
+// field lines, and a 1 KiB body.
+func istioRequest(extra string) []byte {
+	return append([]byte("POST /echo HTTP/1.1\r\nHost: "+istioHost+":8080\r\nUser-Agent: fortio.org/fortio-1.69.1\r\n"+extra+
+		"Content-Type: application/octet-stream\r\nContent-Length: 1024\r\n\r\n"), bytes.Repeat([]byte("x"), 1024)...)
+}
+
+// setHex writes n's low nibbles into b in lower-case hex, the last nibble last.
+func setHex(b []byte, n uint64) {
+	for i := len(b) - 1; i >= 0; i-- {
+		b[i] = "0123456789abcdef"[n&15]
+		n >>= 4
+	}
+}
+
+// benchTwoHopIstio sends req through startIstioTwoHop's sidecars b.N
+// times, calling vary(i) (when not nil) before request i.
+func benchTwoHopIstio(b *testing.B, req []byte, vary func(i int)) {
 	addr, _ := startIstioTwoHop(b, echoBackend(b))
-	payload := bytes.Repeat([]byte("x"), 1024)
-	req := append([]byte("POST /echo HTTP/1.1\r\nHost: "+istioHost+":8080\r\nUser-Agent: fortio.org/fortio-1.69.1\r\nContent-Type: application/octet-stream\r\nContent-Length: 1024\r\n\r\n"), payload...)
 	body := make([]byte, 1024)
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -193,8 +223,16 @@ func BenchmarkTwoHopIstio(b *testing.B) {
 	}
 	defer c.Close()
 	br := bufio.NewReader(c)
+	n := 0
+	send := func() error {
+		if vary != nil {
+			vary(n)
+		}
+		n++
+		return roundTrip(c, br, req, body)
+	}
 	for i := 0; i < 200; i++ { // warm the pools and the peer caches
-		if err := roundTrip(c, br, req, body); err != nil {
+		if err := send(); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -202,7 +240,7 @@ func BenchmarkTwoHopIstio(b *testing.B) {
 	b.ResetTimer()
 	cpu0 := cpuTime()
 	for i := 0; i < b.N; i++ {
-		if err := roundTrip(c, br, req, body); err != nil {
+		if err := send(); err != nil {
 			b.Fatal(err)
 		}
 	}

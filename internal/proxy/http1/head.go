@@ -98,10 +98,16 @@ type Reader struct {
 	// names had upper-case letters, as they arrived (kept.go).
 	raw []byte
 	// head is the last head's bytes as they arrived, up to its empty
-	// line, when it was found in the buffered bytes at once (kept.go);
-	// whole: the head being read was.
-	head  []byte
-	whole bool
+	// line, when it was found in the buffered bytes at once (kept.go),
+	// headEOLs the offsets of its lines' LFs; whole: the head being read
+	// was.
+	head     []byte
+	headEOLs []int
+	whole    bool
+	// patched lists the lines of the head being read that are not the
+	// last head's (patch.go): np of them.
+	patched [maxPatched]int
+	np      int
 	// last are the strings of the last head read (kept.go).
 	last lastHead
 }
@@ -120,7 +126,7 @@ func NewReader(br *bufio.Reader, lim Limits) *Reader {
 // Reset makes r read from br and drops its head buffer (an idle
 // connection parked without its reader holds neither).
 func (r *Reader) Reset(br *bufio.Reader) {
-	r.br, r.buf, r.spans, r.eols, r.raw, r.head, r.last = br, nil, nil, nil, nil, nil, lastHead{}
+	r.br, r.buf, r.spans, r.eols, r.raw, r.head, r.headEOLs, r.last = br, nil, nil, nil, nil, nil, nil, lastHead{}
 }
 
 // Buffered returns the underlying reader.
@@ -130,20 +136,32 @@ func (r *Reader) Buffered() *bufio.Reader { return r.br }
 // (heads of up to MaxHeaders fields, 100 by default, fit).
 const maxKeptLines = 256
 
-// readHead reads raw head bytes up to and including the empty line into
-// r.buf, and the offset of each line's LF in it into r.eols. Lines must
-// end in CRLF; a bare LF is rejected. again: the head is the last head's
-// bytes again (kept.go), consumed, and r.buf and r.eols are not set.
-func (r *Reader) readHead(skipEmpty bool) (again bool, err error) {
+// How readHead read a head.
+const (
+	// readLines: its bytes are in r.buf, the offset of each line's LF in
+	// r.eols.
+	readLines = iota
+	// readAgain: it is the last head's bytes again (kept.go), consumed;
+	// r.buf and r.eols are not set.
+	readAgain
+	// readPatched: it is the last head's bytes with the lines r.patch
+	// lists replaced (patch.go), consumed; its bytes are in r.head, the
+	// offsets of its lines' LFs in r.headEOLs.
+	readPatched
+)
+
+// readHead reads raw head bytes up to and including the empty line, and
+// says where it left them. Lines must end in CRLF; a bare LF is rejected.
+func (r *Reader) readHead(skipEmpty bool) (read int, err error) {
 	r.buf, r.eols, r.seen, r.raw, r.whole = r.buf[:0], r.eols[:0], 0, r.raw[:0], false
 	if cap(r.eols) > maxKeptLines {
 		r.eols = nil // a head of many lines does not keep their offsets
 	}
 	empties := 0
-	if done, again, err := r.scanBuffered(skipEmpty, &empties); done {
-		return again, err
+	if done, read, err := r.scanBuffered(skipEmpty, &empties); done {
+		return read, err
 	}
-	return false, r.readLines(skipEmpty, empties)
+	return readLines, r.readLines(skipEmpty, empties)
 }
 
 // readLines is readHead past the buffered bytes: line by line.
@@ -197,19 +215,25 @@ func (r *Reader) readLines(skipEmpty bool, empties int) error {
 // rules in the same order. done false: the head goes on past the buffered
 // bytes; the complete lines seen are in r.buf and consumed, and readHead
 // reads on from there.
-func (r *Reader) scanBuffered(skipEmpty bool, empties *int) (done, again bool, err error) {
+func (r *Reader) scanBuffered(skipEmpty bool, empties *int) (done bool, read int, err error) {
 	if r.br.Buffered() == 0 {
 		if _, err := r.br.Peek(1); err != nil {
-			return true, false, err // nothing read: io.EOF is a clean close
+			return true, readLines, err // nothing read: io.EOF is a clean close
 		}
 	}
 	b, _ := r.br.Peek(r.br.Buffered())
-	if r.last.whole && len(b) >= len(r.head) && string(b[:len(r.head)]) == string(r.head) {
-		r.br.Discard(len(r.head))
-		return true, true, nil
+	if r.last.whole {
+		if len(b) >= len(r.head) && string(b[:len(r.head)]) == string(r.head) {
+			r.br.Discard(len(r.head))
+			return true, readAgain, nil
+		}
+		r.last.whole = false // r.head is overwritten
+		if r.patch(b) {
+			r.whole = true
+			return true, readPatched, nil
+		}
 	}
-	r.last.whole = false // r.head is overwritten
-	start, i := 0, 0     // the head is b[start:i] so far
+	start, i := 0, 0 // the head is b[start:i] so far
 	for {
 		k := r.seenLine(b, i)
 		if k < 0 {
@@ -218,10 +242,10 @@ func (r *Reader) scanBuffered(skipEmpty bool, empties *int) (done, again bool, e
 		if k < 0 {
 			r.buf = append(r.buf, b[start:i]...)
 			r.br.Discard(i)
-			return false, false, nil
+			return false, readLines, nil
 		}
 		if k < 1 || b[i+k-1] != '\r' {
-			return true, false, bad("line not terminated by CRLF")
+			return true, readLines, bad("line not terminated by CRLF")
 		}
 		empty := k == 1
 		i += k + 1
@@ -234,15 +258,16 @@ func (r *Reader) scanBuffered(skipEmpty bool, empties *int) (done, again bool, e
 			}
 		}
 		if i-start > r.lim.MaxHeaderBytes {
-			return true, false, &Error{Status: 431, Msg: "request header fields too large"}
+			return true, readLines, &Error{Status: 431, Msg: "request header fields too large"}
 		}
 		r.eols = append(r.eols, i-1-start) // r.buf is empty: the head is b[start:]
 		if empty {
 			r.buf = append(r.buf, b[start:i]...)
 			r.head = append(r.head[:0], b[start:i]...)
+			r.headEOLs = append(r.headEOLs[:0], r.eols...)
 			r.br.Discard(i)
 			r.whole = true
-			return true, false, nil
+			return true, readLines, nil
 		}
 	}
 }
@@ -296,28 +321,50 @@ func checkRequestLine(m, t []byte) error {
 // ReadRequest reads and validates one request head into h. io.EOF means
 // the client closed cleanly between requests.
 func (r *Reader) ReadRequest(h *Head) error {
-	again, err := r.readHead(true)
+	read, err := r.readHead(true)
 	if err != nil {
 		return err
 	}
-	if again {
+	return r.request(h, read)
+}
+
+// request parses the request head readHead read.
+func (r *Reader) request(h *Head, read int) error {
+	switch read {
+	case readAgain:
 		r.lastAgain(h)
 		return nil
+	case readPatched:
+		return r.readPatched(h, true)
 	}
 	*h = Head{Headers: h.Headers[:0], ContentLength: -1}
-	b := r.buf
-	eol := r.eols[0]
-	line := b[:eol-1]
+	line := r.buf[:r.eols[0]-1]
+	// A request line equal to the last head's was validated then.
+	same := r.keepFirst(len(line))
+	first, err := requestLine(h, line, same)
+	if err != nil {
+		return err
+	}
+	if err := r.parseFields(); err != nil {
+		return err
+	}
+	line0 := r.strings(h, same, len(line), first)
+	h.Method, h.Target = line0[0], line0[1]
+	return r.framed(h, requestFraming(h))
+}
+
+// requestLine parses a request line into h.Minor and returns its
+// method's and target's spans; same: it is the last head's, validated
+// then.
+func requestLine(h *Head, line []byte, same bool) ([2]span, error) {
 	m, t, ok1 := cutSpace(line)
 	t, v, ok2 := cutSpace(t)
 	if !ok1 || !ok2 || len(m) == 0 || len(t) == 0 {
-		return bad("malformed request line")
+		return [2]span{}, bad("malformed request line")
 	}
-	// A request line equal to the last head's was validated then.
-	same := r.keepFirst(len(line))
 	if !same {
 		if err := checkRequestLine(m, t); err != nil {
-			return err
+			return [2]span{}, err
 		}
 	}
 	switch string(v) {
@@ -327,67 +374,78 @@ func (r *Reader) ReadRequest(h *Head) error {
 		h.Minor = 0
 	default:
 		if bytes.HasPrefix(v, []byte("HTTP/")) && len(v) == 8 && v[6] == '.' {
-			return &Error{Status: 505, Msg: "HTTP version not supported"}
+			return [2]span{}, &Error{Status: 505, Msg: "HTTP version not supported"}
 		}
-		return bad("malformed HTTP version")
+		return [2]span{}, bad("malformed HTTP version")
 	}
-	if err := r.parseFields(); err != nil {
-		return err
-	}
-	line0 := r.strings(h, same, len(line), [2]span{{0, len(m)}, {len(m) + 1, len(m) + 1 + len(t)}})
-	h.Method, h.Target = line0[0], line0[1]
-	return r.framed(h, requestFraming(h))
+	return [2]span{{0, len(m)}, {len(m) + 1, len(m) + 1 + len(t)}}, nil
 }
 
 // ReadResponse reads one response head (upstream side).
 func (r *Reader) ReadResponse(h *Head) error {
-	again, err := r.readHead(false)
+	read, err := r.readHead(false)
 	if err != nil {
 		return err
 	}
-	if again {
+	return r.response(h, read)
+}
+
+// response parses the response head readHead read.
+func (r *Reader) response(h *Head, read int) error {
+	switch read {
+	case readAgain:
 		r.lastAgain(h)
 		return nil
+	case readPatched:
+		return r.readPatched(h, false)
 	}
 	*h = Head{Headers: h.Headers[:0], ContentLength: -1}
-	b := r.buf
-	eol := r.eols[0]
-	line := b[:eol-1]
+	line := r.buf[:r.eols[0]-1]
+	first, err := statusLine(h, line)
+	if err != nil {
+		return err
+	}
+	same := r.keepFirst(len(line))
+	if err := r.parseFields(); err != nil {
+		return err
+	}
+	h.Reason = r.strings(h, same, len(line), first)[0]
+	return r.framed(h, responseFraming(h))
+}
+
+// statusLine parses a status line into h.Minor and h.Status and returns
+// its reason's span.
+func statusLine(h *Head, line []byte) ([2]span, error) {
 	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) || line[8] != ' ' {
-		return bad("malformed status line")
+		return [2]span{}, bad("malformed status line")
 	}
 	switch line[7] {
 	case '0':
 	case '1':
 		h.Minor = 1
 	default:
-		return bad("unsupported HTTP version")
+		return [2]span{}, bad("unsupported HTTP version")
 	}
 	code, _, hasReason := cutSpace(line[9:])
 	if len(code) != 3 {
-		return bad("malformed status code")
+		return [2]span{}, bad("malformed status code")
 	}
 	n := 0
 	for _, c := range code {
 		if c < '0' || c > '9' {
-			return bad("malformed status code")
+			return [2]span{}, bad("malformed status code")
 		}
 		n = n*10 + int(c-'0')
 	}
 	if n < 100 {
-		return bad("malformed status code")
+		return [2]span{}, bad("malformed status code")
 	}
 	h.Status = n
-	same := r.keepFirst(len(line))
-	if err := r.parseFields(); err != nil {
-		return err
-	}
 	reason := span{-1, -1}
 	if hasReason {
 		reason = span{13, len(line)}
 	}
-	h.Reason = r.strings(h, same, len(line), [2]span{reason, {-1, -1}})[0]
-	return r.framed(h, responseFraming(h))
+	return [2]span{reason, {-1, -1}}, nil
 }
 
 // parseFields validates the field lines of r.buf (the lines after the
@@ -404,68 +462,75 @@ func (r *Reader) parseFields() error {
 			return nil
 		}
 		k := r.nf
-		had := k < len(r.last.raw)
-		if r.seen&(2<<j) != 0 || had && string(b[i:end]) == r.last.raw[k] {
+		if r.seen&(2<<j) != 0 || k < len(r.last.raw) && string(b[i:end]) == r.last.raw[k] {
 			if k >= r.lim.MaxHeaders {
 				return &Error{Status: 431, Msg: "too many header fields"}
 			}
-			r.nf++
-			i = next
-			continue
-		}
-		if b[i] == ' ' || b[i] == '\t' {
-			return bad("obsolete line folding")
-		}
-		colon := i + bytes.IndexByte(b[i:end], ':')
-		if colon <= i {
-			return bad("header line without name and colon")
-		}
-		name := b[i:colon]
-		upper := false
-		for _, c := range name {
-			l := lowerToken[c]
-			if l == 0 {
-				return bad("invalid header name")
-			}
-			upper = upper || l != c
-		}
-		raw := -1
-		if upper {
-			// The line as it arrived is kept with it (kept.go).
-			raw = len(r.raw)
-			r.raw = append(r.raw, b[i:end]...)
-			for j, c := range name {
-				name[j] = lowerToken[c]
-			}
-		}
-		// The same line but for its name's case (a client's Host, Content-Type...).
-		same := had && string(b[i:end]) == r.last.lines[k]
-		if same && raw >= 0 {
-			r.raw = r.raw[:raw]
-		}
-		v, e := colon+1, end
-		for v < e && (b[v] == ' ' || b[v] == '\t') {
-			v++
-		}
-		for e > v && (b[e-1] == ' ' || b[e-1] == '\t') {
-			e--
-		}
-		if !same && !validValue(b[v:e]) {
-			return bad("invalid character in header %q", b[i:colon])
-		}
-		if k >= r.lim.MaxHeaders {
-			return &Error{Status: 431, Msg: "too many header fields"}
+		} else if err := r.field(i, end, k); err != nil {
+			return err
 		}
 		r.nf++
-		if !same {
-			d := r.w - i // the line moves left by -d
-			copy(b[r.w:], b[i:end])
-			r.w += end - i
-			r.spans = append(r.spans, fieldSpan{k: k, name: i + d, colon: colon + d, value: v + d, end: e + d, eol: end + d, raw: raw})
-		}
 		i = next
 	}
 	return nil // (not reached: readHead's last line is the empty one)
+}
+
+// field validates field line k, r.buf[i:end] (without CRLF), which is not
+// the last head's line k as it arrived, lower-casing its name in place.
+// Unless it is the last head's line k but for its name's case, it moves
+// to r.buf[r.w:] (i >= r.w) and is recorded in r.spans.
+func (r *Reader) field(i, end, k int) error {
+	b := r.buf
+	if b[i] == ' ' || b[i] == '\t' {
+		return bad("obsolete line folding")
+	}
+	colon := i + bytes.IndexByte(b[i:end], ':')
+	if colon <= i {
+		return bad("header line without name and colon")
+	}
+	name := b[i:colon]
+	var upper byte // a letter's case bit, when the name has upper-case ones
+	for _, c := range name {
+		l := lowerToken[c]
+		if l == 0 {
+			return bad("invalid header name")
+		}
+		upper |= l ^ c
+	}
+	raw := -1
+	if upper != 0 {
+		// The line as it arrived is kept with it (kept.go).
+		raw = len(r.raw)
+		r.raw = append(r.raw, b[i:end]...)
+		for j, c := range name {
+			name[j] = lowerToken[c]
+		}
+	}
+	// The same line but for its name's case (a client's Host, Content-Type...).
+	same := k < len(r.last.lines) && string(b[i:end]) == r.last.lines[k]
+	if same && raw >= 0 {
+		r.raw = r.raw[:raw]
+	}
+	v, e := colon+1, end
+	for v < e && (b[v] == ' ' || b[v] == '\t') {
+		v++
+	}
+	for e > v && (b[e-1] == ' ' || b[e-1] == '\t') {
+		e--
+	}
+	if !same && !validValue(b[v:e]) {
+		return bad("invalid character in header %q", b[i:colon])
+	}
+	if k >= r.lim.MaxHeaders {
+		return &Error{Status: 431, Msg: "too many header fields"}
+	}
+	if !same {
+		d := r.w - i // the line moves left by -d
+		copy(b[r.w:], b[i:end])
+		r.w += end - i
+		r.spans = append(r.spans, fieldSpan{k: k, name: i + d, colon: colon + d, value: v + d, end: e + d, eol: end + d, raw: raw})
+	}
+	return nil
 }
 
 func requestFraming(h *Head) error {

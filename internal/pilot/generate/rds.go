@@ -146,11 +146,36 @@ func (g *gen) isVhostDomain(svc *registry.Service, port uint32, host string) boo
 		}
 	}
 	for _, vip := range svc.Addresses {
-		if strings.IndexByte(vip, '/') < 0 && vip != wildcardIP && is(vip, "") {
+		if strings.IndexByte(vip, '/') >= 0 || vip == wildcardIP {
+			continue
+		}
+		if strings.IndexByte(vip, ':') < 0 {
+			if is(vip, "") {
+				return true
+			}
+			continue
+		}
+		v := strings.ToLower(vip) // vipDomain's "[" + vip + "]", not built
+		if bracketedIs(v, host) || (ported && bracketedIs(v, bare)) {
 			return true
 		}
 	}
 	return false
+}
+
+// bracketedIs reports whether s is "[" + a + "]".
+func bracketedIs(a, s string) bool {
+	return len(s) == len(a)+2 && s[0] == '[' && s[len(s)-1] == ']' && s[1:len(s)-1] == a
+}
+
+// vipDomain is a VIP as Host and :authority carry it: an IPv6 address in
+// brackets (RFC 3986's IP-literal, as Istio's domains have it), others as
+// they are. An unbracketed IPv6 domain matches no well-formed authority.
+func vipDomain(vip string) string {
+	if strings.IndexByte(vip, ':') >= 0 {
+		return "[" + vip + "]"
+	}
+	return vip
 }
 
 // concatIs reports whether s is a + b.
@@ -159,8 +184,8 @@ func concatIs(a, b, s string) bool {
 }
 
 // vhostDomains are Istio's sidecar domains for a service port: the FQDN, the
-// short names valid from the proxy's namespace and the VIPs, each with and
-// without ":PORT".
+// short names valid from the proxy's namespace and the VIPs (vipDomain),
+// each with and without ":PORT".
 func (g *gen) vhostDomains(ds domainSet, svc *registry.Service, port uint32) []string {
 	p := ":" + itoa(port)
 	var out []string
@@ -172,7 +197,8 @@ func (g *gen) vhostDomains(ds domainSet, svc *registry.Service, port uint32) []s
 		if strings.IndexByte(vip, '/') >= 0 || vip == wildcardIP {
 			continue
 		}
-		out = ds.add(out, vip, vip+p)
+		d := vipDomain(vip)
+		out = ds.add(out, d, d+p)
 	}
 	return out
 }

@@ -130,7 +130,7 @@ func (g *gen) touched(hosts map[string]struct{}) *touchedDomains {
 				t.domains[strings.ToLower(s)] = struct{}{}
 			}
 			for _, vip := range svc.Addresses {
-				t.domains[strings.ToLower(vip)] = struct{}{}
+				t.domains[strings.ToLower(vipDomain(vip))] = struct{}{}
 			}
 		}
 		return t

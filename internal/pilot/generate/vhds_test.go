@@ -90,7 +90,12 @@ func fullRoutes(t testing.TB, pc *model.PushContext, p *model.Proxy) []*routev3.
 // one only the catch-all takes — the virtual host served on demand routes
 // exactly as the full route configuration's selected virtual host does.
 func TestOnDemandRoutesServeWhatFullRoutesServe(t *testing.T) {
-	pc := bookinfoPush()
+	for _, pc := range []*model.PushContext{bookinfoPush(), hostFormsMesh(false)} {
+		checkOnDemandRoutes(t, pc)
+	}
+}
+
+func checkOnDemandRoutes(t *testing.T, pc *model.PushContext) {
 	for _, mk := range []func() *model.Proxy{productpageProxy, otherProxy, reviewsNoneProxy} {
 		p := onDemand(mk())
 		rs, err := Generate(pc, p, RouteType, nil)

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/mast-mesh/mast/internal/proxy/h2frame"
 	"github.com/mast-mesh/mast/internal/proxy/headers"
 )
 
@@ -298,10 +299,10 @@ func (c *Conn) RoundTrip(ctx context.Context, r *Request) (*Stream, error) {
 	encodeRequestHead(c.henc, r, c.cfg.Scheme, cl)
 	err := c.writeHeaderBlock(s.id, !hasBody || (inline && len(r.Body) == 0 && !sendPre), c.henc.Buf.Bytes(), frameMax)
 	if err == nil && inline && len(r.Body) > 0 {
-		err = c.fr.WriteData(s.id, true, r.Body)
+		err = h2frame.WriteData(c.bw, s.id, true, r.Body)
 	}
 	if err == nil && sendPre {
-		err = c.fr.WriteData(s.id, preDone, pre)
+		err = h2frame.WriteData(c.bw, s.id, preDone, pre)
 	}
 	if err == nil {
 		err = c.bw.Flush()
@@ -460,7 +461,7 @@ func (s *Stream) writeData(p []byte, end bool) error {
 		c.mu.Unlock()
 		last := end && int(n) == len(p)
 		chunk := p[:n]
-		if err := c.write(func() error { return c.fr.WriteData(s.id, last, chunk) }); err != nil {
+		if err := c.write(func() error { return h2frame.WriteData(c.bw, s.id, last, chunk) }); err != nil {
 			c.closeWith(ErrClosed)
 			return err
 		}

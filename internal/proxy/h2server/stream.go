@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/net/http2"
 
+	"github.com/mast-mesh/mast/internal/proxy/h2frame"
 	"github.com/mast-mesh/mast/internal/proxy/headers"
 )
 
@@ -263,7 +264,7 @@ func (s *Stream) write(p []byte, flush bool) (int, error) {
 		c.lockWrite()
 		err = s.flushHead(false)
 		if err == nil {
-			err = c.wfr.WriteData(s.ID, false, p[:k])
+			err = h2frame.WriteData(c.buf(), s.ID, false, p[:k])
 			c.sent.Add(1)
 		}
 		last := flush && k == len(p)
@@ -356,7 +357,7 @@ func (s *Stream) Finish(trailers headers.List) error {
 	case !s.headOut:
 		err = s.flushHead(true)
 	default:
-		err = c.wfr.WriteData(s.ID, true, nil)
+		err = h2frame.WriteData(c.buf(), s.ID, true, nil)
 		c.sent.Add(1)
 	}
 	s.localDone = true

@@ -89,19 +89,30 @@ func splitComma(s string) []string {
 // as the Host header; contentLength -1 with chunked writes
 // Transfer-Encoding: chunked.
 func AppendRequestHead(b []byte, method, target, host string, h headers.List, contentLength int64, chunked bool) []byte {
+	b = appendRequestLine(b, method, target, host)
+	b = appendFields(b, h)
+	return appendFraming(b, contentLength, chunked, false)
+}
+
+// appendRequestLine appends a request line and the host field.
+func appendRequestLine(b []byte, method, target, host string) []byte {
 	b = append(b, method...)
 	b = append(b, ' ')
 	b = append(b, target...)
 	b = append(b, " HTTP/1.1\r\nhost: "...)
 	b = append(b, host...)
-	b = append(b, "\r\n"...)
-	b = appendFields(b, h)
-	b = appendFraming(b, contentLength, chunked)
 	return append(b, "\r\n"...)
 }
 
 // AppendResponseHead appends a response status line and headers.
 func AppendResponseHead(b []byte, minor, status int, h headers.List, contentLength int64, chunked, close bool) []byte {
+	b = appendStatusLine(b, minor, status)
+	b = appendFields(b, h)
+	return appendFraming(b, contentLength, chunked, close)
+}
+
+// appendStatusLine appends a status line.
+func appendStatusLine(b []byte, minor, status int) []byte {
 	if minor == 0 {
 		b = append(b, "HTTP/1.0 "...)
 	} else {
@@ -110,29 +121,35 @@ func AppendResponseHead(b []byte, minor, status int, h headers.List, contentLeng
 	b = appendDecimal(b, int64(status))
 	b = append(b, ' ')
 	b = append(b, StatusText(status)...)
-	b = append(b, "\r\n"...)
-	b = appendFields(b, h)
-	b = appendFraming(b, contentLength, chunked)
-	if close {
-		b = append(b, "connection: close\r\n"...)
-	}
 	return append(b, "\r\n"...)
 }
 
 func appendFields(b []byte, h headers.List) []byte {
 	for _, f := range h {
-		if f.Name == "host" || f.Name == "content-length" || f.Name == "transfer-encoding" || f.Name == "" || f.Name[0] == ':' {
-			continue
+		if written(f.Name) {
+			b = appendField(b, f)
 		}
-		b = append(b, f.Name...)
-		b = append(b, ": "...)
-		b = append(b, f.Value...)
-		b = append(b, "\r\n"...)
 	}
 	return b
 }
 
-func appendFraming(b []byte, contentLength int64, chunked bool) []byte {
+// written reports whether a field called name is written as it is: the
+// head writers write host and the framing fields themselves, and
+// pseudo-headers not at all.
+func written(name string) bool {
+	return name != "host" && name != "content-length" && name != "transfer-encoding" && name != "" && name[0] != ':'
+}
+
+func appendField(b []byte, f headers.Field) []byte {
+	b = append(b, f.Name...)
+	b = append(b, ": "...)
+	b = append(b, f.Value...)
+	return append(b, "\r\n"...)
+}
+
+// appendFraming appends the framing fields, connection: close when close,
+// and the empty line that ends a head.
+func appendFraming(b []byte, contentLength int64, chunked, close bool) []byte {
 	switch {
 	case chunked:
 		b = append(b, "transfer-encoding: chunked\r\n"...)
@@ -141,7 +158,10 @@ func appendFraming(b []byte, contentLength int64, chunked bool) []byte {
 		b = appendDecimal(b, contentLength)
 		b = append(b, "\r\n"...)
 	}
-	return b
+	if close {
+		b = append(b, "connection: close\r\n"...)
+	}
+	return append(b, "\r\n"...)
 }
 
 // appendDecimal appends n in decimal, as strconv.AppendInt(b, n, 10) does:

@@ -257,8 +257,8 @@ type h1Conn struct {
 	hr     *http1.Reader
 	head   http1.Head
 	body   http1.Body
-	w      h1Writer // the current response's writer, reused per request
-	wbuf   []byte
+	w      h1Writer         // the current response's writer, reused per request
+	heads  http1.HeadWriter // writes the responses' heads, each from the last one's bytes
 	remote string
 	// remoteIP is remote parsed (unmapped), once for the connection.
 	remoteIP netip.Addr
@@ -493,7 +493,7 @@ func (c *h1Conn) parkIdle() bool {
 	c.br = nil
 	c.hr.Reset(nil)
 	c.head = http1.Head{}
-	c.wbuf = nil
+	c.heads = http1.HeadWriter{}
 	c.w = h1Writer{}
 	c.s.putReader(br)
 	if c.parkTimer == nil {
@@ -573,7 +573,7 @@ func (c *h1Conn) serveOne(ctx context.Context, hcm *xdsparse.HTTPManager) bool {
 			c.bw.Flush()
 		}
 	}
-	c.w = h1Writer{c: c, minor: h.Minor, head: h.Method == "HEAD", reqClose: h.Close || c.expired, buf: c.wbuf[:0], cw: http1.ChunkedWriter{Buf: c.w.cw.Buf}}
+	c.w = h1Writer{c: c, minor: h.Minor, head: h.Method == "HEAD", reqClose: h.Close || c.expired, cw: http1.ChunkedWriter{Buf: c.w.cw.Buf}}
 	w := &c.w
 	// The stream's context; stream_idle_timeout and request_timeout: the
 	// timers cut the connection's reads (and its writes once the response
@@ -626,7 +626,6 @@ func (c *h1Conn) serveOne(ctx context.Context, hcm *xdsparse.HTTPManager) bool {
 		// The timers cut the connection's I/O: it cannot carry more.
 		return false
 	}
-	c.wbuf = w.buf
 	if !w.finished {
 		return false
 	}
@@ -693,7 +692,6 @@ type h1Writer struct {
 	chunked  bool
 	noBody   bool
 	cw       http1.ChunkedWriter
-	buf      []byte
 	st       *streamTimer
 }
 
@@ -717,8 +715,7 @@ func (w *h1Writer) WriteHead(status int, h headers.List, contentLength int64) er
 	if w.c.s.draining.Load() || w.c.s.Overload.Shedding() {
 		w.close = true
 	}
-	w.buf = http1.AppendResponseHead(w.buf[:0], w.minor, status, h, contentLength, w.chunked, w.close || w.reqClose)
-	_, err := w.c.bw.Write(w.buf)
+	_, err := w.c.bw.Write(w.c.heads.Response(w.minor, status, h, contentLength, w.chunked, w.close || w.reqClose))
 	w.cw.W = w.c.bw
 	return err
 }
@@ -766,8 +763,7 @@ func (w *h1Writer) Upgrade(status int, h headers.List) (upstream.Conn, error) {
 	// timers must not cut it.
 	w.st.disarm()
 	w.close = true
-	w.buf = http1.AppendResponseHead(w.buf[:0], w.minor, status, h, -1, false, false)
-	if _, err := w.c.bw.Write(w.buf); err != nil {
+	if _, err := w.c.bw.Write(w.c.heads.Response(w.minor, status, h, -1, false, false)); err != nil {
 		return nil, err
 	}
 	if err := w.c.bw.Flush(); err != nil {

@@ -131,7 +131,8 @@ type h1conn struct {
 	head http1.Head
 	body http1.Body
 	rb   h1body
-	buf  []byte
+	// heads writes the requests' heads, each from the last one's bytes.
+	heads http1.HeadWriter
 	// resp and hdr hold the current exchange's response and its header
 	// list: a connection carries one exchange at a time, and the caller is
 	// done with both once it closed the body (which hands the connection
@@ -445,8 +446,7 @@ func (c *h1conn) exchange(ctx context.Context, req *Request) (*Response, error) 
 	} else if req.BodyStream != nil && cl < 0 {
 		chunked = true
 	}
-	c.buf = http1.AppendRequestHead(c.buf[:0], req.Method, req.Path, req.Authority, req.Header, cl, chunked)
-	_, err := c.bw.Write(c.buf)
+	_, err := c.bw.Write(c.heads.Request(req.Method, req.Path, req.Authority, req.Header, cl, chunked))
 	if err == nil && req.Body != nil {
 		_, err = c.bw.Write(req.Body)
 	}

@@ -65,7 +65,7 @@ func checkCovers(t *testing.T, what string, old, new *model.PushContext, req *mo
 			var keep func(string) bool
 			if pushed && req.Hosts != nil && !atProxyAddress(req, p) {
 				var all bool
-				if all, keep = generate.RouteScope(new, p, typ, req.Hosts); !all {
+				if all, keep = generate.RouteScope(new, p, req.Hosts)(typ); !all {
 					pushed = false
 					if keep == nil {
 						keep = func(string) bool { return false }

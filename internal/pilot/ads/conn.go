@@ -244,19 +244,26 @@ func (c *conn) orderedWatches() []*watch { return c.ordered }
 // scopedNames says what a full push of w's type regenerates when req
 // narrows it to the routes of req.Hosts (Config.RouteScope): every name
 // (nil, false), only names, or nothing (skip). A push at one of the
-// proxy's addresses, and a wildcard watch, regenerate everything.
-func (c *conn) scopedNames(pc *model.PushContext, req *model.PushRequest, w *watch) (names []string, skip bool) {
+// proxy's addresses, and a wildcard watch, regenerate everything. scope
+// holds the push's RouteScoper for the connection once one was asked for
+// (nil before): the proxy's scope is looked up once per push, not per type.
+func (c *conn) scopedNames(pc *model.PushContext, req *model.PushRequest, w *watch, scope *RouteScoper) (names []string, skip bool) {
 	if req.Hosts == nil || c.s.routeScope == nil || pc == nil || w.wildcard || atAddress(req, c.proxy) {
 		return nil, false
 	}
-	all, keep := c.s.routeScope(pc, c.proxy, w.typeURL, req.Hosts)
+	if *scope == nil {
+		*scope = c.s.routeScope(pc, c.proxy, req.Hosts)
+	}
+	all, keep := (*scope)(w.typeURL)
 	if all {
 		return nil, false
 	}
 	if keep != nil {
-		for _, n := range w.sortedNames() {
-			if keep(n) {
-				names = append(names, n)
+		// The set itself, not sortedNames' copy: a push wakes every
+		// proxy, and most keep none or one of their names.
+		for _, n := range w.names {
+			if v := n.Value(); keep(v) {
+				names = append(names, v)
 			}
 		}
 	}

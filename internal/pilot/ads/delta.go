@@ -140,9 +140,10 @@ func (w *watch) forgetUnsubscribed(t *knownTables) {
 // make-before-break order.
 func (st *deltaStream) push(req *model.PushRequest, since time.Time) error {
 	pc := st.c.s.current()
+	var scope RouteScoper
 	for _, w := range st.c.orderedWatches() {
 		if req.FullType(st.c.proxy, w.typeURL) {
-			names, skip := st.c.scopedNames(pc, req, w)
+			names, skip := st.c.scopedNames(pc, req, w, &scope)
 			if skip {
 				continue
 			}

@@ -336,14 +336,16 @@ func TestHostScopedPush(t *testing.T) {
 			m := newTestMesh()
 			keepNames := map[string]bool{"81": true}
 			e := newEnv(t, m, func(c *Config) {
-				c.RouteScope = func(_ *model.PushContext, p *model.Proxy, typeURL string, hosts map[string]struct{}) (bool, func(string) bool) {
-					if typeURL != RouteType {
-						return true, nil
+				c.RouteScope = func(_ *model.PushContext, p *model.Proxy, hosts map[string]struct{}) RouteScoper {
+					return func(typeURL string) (bool, func(string) bool) {
+						if typeURL != RouteType {
+							return true, nil
+						}
+						if _, ok := hosts["none.example"]; ok {
+							return false, nil
+						}
+						return false, func(n string) bool { return keepNames[n] }
 					}
-					if _, ok := hosts["none.example"]; ok {
-						return false, nil
-					}
-					return false, func(n string) bool { return keepNames[n] }
 				}
 			})
 			st := baseState()

@@ -26,6 +26,11 @@ import (
 	"github.com/mast-mesh/mast/internal/pilot/model"
 )
 
+// RouteScoper says, for a type URL, whether a push narrowed to some hosts'
+// routes regenerates every resource of that type (all) or those keep
+// accepts by name (keep nil: none); see Config.RouteScope.
+type RouteScoper = func(typeURL string) (all bool, keep func(name string) bool)
+
 // Config configures a Server.
 type Config struct {
 	// Generate produces the resources of one type for one proxy. Required.
@@ -37,10 +42,11 @@ type Config struct {
 	ClusterHost func(clusterName string) (host string, ok bool)
 	// RouteScope, when set, narrows a full push that carries Hosts (a
 	// change of those hosts' HTTP routes alone): for each type it pushes, a
-	// connection regenerates only the names RouteScope keeps, and skips the
-	// type when it keeps none (generate.RouteScope). Without it, such a
-	// push regenerates every name of its types.
-	RouteScope func(pc *model.PushContext, p *model.Proxy, typeURL string, hosts map[string]struct{}) (all bool, keep func(name string) bool)
+	// connection regenerates only the names the function RouteScope returns
+	// keeps, and skips the type when it keeps none (generate.RouteScope).
+	// It is called at most once per connection and push, its function once
+	// per type. Without it, such a push regenerates every name of its types.
+	RouteScope func(pc *model.PushContext, p *model.Proxy, hosts map[string]struct{}) RouteScoper
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Metrics registers the pilot_xds* metrics; nil means not registered.
@@ -110,7 +116,7 @@ type Server struct {
 
 	generate    model.GenerateFunc
 	clusters    *clusterIndex // nil without Config.ClusterHost
-	routeScope  func(*model.PushContext, *model.Proxy, string, map[string]struct{}) (bool, func(string) bool)
+	routeScope  func(*model.PushContext, *model.Proxy, map[string]struct{}) RouteScoper
 	log         *slog.Logger
 	metrics     *metrics
 	sendTimeout time.Duration

@@ -112,11 +112,12 @@ func (st *sotwStream) push(req *model.PushRequest, since time.Time) error {
 	// resources really changed for this proxy are sent.
 	onlyIfChanged := req.Types != nil
 	pc := st.c.s.current()
+	var scope RouteScoper
 	for _, w := range st.c.orderedWatches() {
 		if req.FullType(st.c.proxy, w.typeURL) {
 			// A response carries every subscribed name: the scope only
 			// says whether any of them can have changed.
-			if _, skip := st.c.scopedNames(pc, req, w); skip {
+			if _, skip := st.c.scopedNames(pc, req, w, &scope); skip {
 				continue
 			}
 			if err := st.respond(w, nil, since, false, onlyIfChanged); err != nil {

@@ -161,7 +161,7 @@ func TestSidecarHostForms(t *testing.T) {
 func TestRouteScopeIPv6VIP(t *testing.T) {
 	pc := hostFormsMesh(false)
 	hosts := map[string]struct{}{"six.default.svc.cluster.local": {}}
-	all, keep := RouteScope(pc, onDemand(productpageProxy()), VirtualHostType, hosts)
+	all, keep := RouteScope(pc, onDemand(productpageProxy()), hosts)(VirtualHostType)
 	if all || keep == nil {
 		t.Fatalf("all %v, keep nil %v; want a narrowed scope", all, keep == nil)
 	}

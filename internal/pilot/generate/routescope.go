@@ -9,12 +9,13 @@ import (
 	"github.com/mast-mesh/mast/internal/registry"
 )
 
-// RouteScope says which of a proxy's resources of typeURL a change can
-// alter that changed only the HTTP routes of hosts (model.PushRequest.Hosts:
-// the hosts of the VirtualServices that changed, FQDNs or wildcards): every
-// one (all), or those keep accepts by name (keep nil: none). It is the
-// generators' own account of what a sidecar's routes depend on, so that
-// the ADS server wakes and regenerates only what such a change touches:
+// RouteScope says which of a proxy's resources a change can alter that
+// changed only the HTTP routes of hosts (model.PushRequest.Hosts: the hosts
+// of the VirtualServices that changed, FQDNs or wildcards): for each type
+// URL, every one (all), or those keep accepts by name (keep nil: none). It
+// is the generators' own account of what a sidecar's routes depend on, so
+// that the ADS server wakes and regenerates only what such a change
+// touches:
 //
 //   - a VirtualService reaches a sidecar's route configurations only as the
 //     routes of the virtual hosts of the services in its scope that its
@@ -32,17 +33,36 @@ import (
 // reverse: controlplane's TestPushCoversChange and
 // TestVirtualServiceChangesSkipListeners hold it to the generators for every
 // VirtualService of the tree's testdata, removed and restored.
-func RouteScope(pc *model.PushContext, p *model.Proxy, typeURL string, hosts map[string]struct{}) (all bool, keep func(name string) bool) {
+//
+// The proxy's scope, the touched services and whether it takes its virtual
+// hosts on demand are looked up once, at the first type asked for: a push
+// wakes every proxy, and an on-demand one asks for two types (RDS, VHDS).
+func RouteScope(pc *model.PushContext, p *model.Proxy, hosts map[string]struct{}) func(typeURL string) (all bool, keep func(name string) bool) {
 	if pc == nil || p == nil || p.Type != model.SidecarProxy || p.IsGRPC() || hosts == nil {
-		return true, nil
+		return scopeAll
 	}
-	switch typeURL {
-	case RouteType, VirtualHostType:
-	default:
-		return true, nil
+	var g *gen
+	var t *touchedDomains
+	return func(typeURL string) (bool, func(string) bool) {
+		switch typeURL {
+		case RouteType, VirtualHostType:
+		default:
+			return true, nil
+		}
+		if g == nil {
+			g = newGen(pc, p)
+			t = g.touched(hosts)
+		}
+		return t.scope(g, typeURL)
 	}
-	g := newGen(pc, p)
-	t := g.touched(hosts)
+}
+
+// scopeAll is RouteScope's answer for a proxy whose every resource a
+// route change may alter.
+func scopeAll(string) (bool, func(string) bool) { return true, nil }
+
+// scope is RouteScope's answer for typeURL (RDS or VHDS) for g's proxy.
+func (t *touchedDomains) scope(g *gen, typeURL string) (all bool, keep func(name string) bool) {
 	onDemand := g.onDemand()
 	if typeURL == RouteType {
 		switch {
@@ -64,22 +84,25 @@ func RouteScope(pc *model.PushContext, p *model.Proxy, typeURL string, hosts map
 	case t.wildcard:
 		return true, nil // a wildcard service's virtual host is selected by suffix
 	}
-	domains := t.domains
-	return false, func(n string) bool {
-		i := strings.LastIndexByte(n, '/')
-		if i < 0 {
-			return true
-		}
-		host := strings.ToLower(n[i+1:])
-		if _, ok := domains[host]; ok {
-			return true
-		}
-		if j := strings.LastIndexByte(host, ':'); j >= 0 && isDigits(host[j+1:]) {
-			_, ok := domains[host[:j]]
-			return ok
-		}
-		return false
+	return false, t.keepVirtualHost
+}
+
+// keepVirtualHost reports whether the virtual host name ("RC/HOST") may
+// select a touched service's virtual host.
+func (t *touchedDomains) keepVirtualHost(n string) bool {
+	i := strings.LastIndexByte(n, '/')
+	if i < 0 {
+		return true
 	}
+	host := strings.ToLower(n[i+1:])
+	if _, ok := t.domains[host]; ok {
+		return true
+	}
+	if j := strings.LastIndexByte(host, ':'); j >= 0 && isDigits(host[j+1:]) {
+		_, ok := t.domains[host[:j]]
+		return ok
+	}
+	return false
 }
 
 func isDigits(s string) bool {

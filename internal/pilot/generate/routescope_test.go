@@ -28,7 +28,7 @@ func TestRouteScopeMemoPerHosts(t *testing.T) {
 		{onDemand(otherProxy()), map[string]struct{}{reviews: {}}, "9080/reviews", false},
 	}
 	for i, c := range cases {
-		all, keep := RouteScope(pc, c.proxy, VirtualHostType, c.hosts)
+		all, keep := RouteScope(pc, c.proxy, c.hosts)(VirtualHostType)
 		if all || keep == nil {
 			t.Fatalf("case %d: all %v, keep nil %v; want a narrowed scope", i, all, keep == nil)
 		}

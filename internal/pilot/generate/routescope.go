@@ -1,8 +1,11 @@
 package generate
 
 import (
+	"maps"
 	"reflect"
+	"slices"
 	"strings"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/mast-mesh/mast/internal/pilot/model"
@@ -88,13 +91,35 @@ func (t *touchedDomains) scope(g *gen, typeURL string) (all bool, keep func(name
 }
 
 // keepVirtualHost reports whether the virtual host name ("RC/HOST") may
-// select a touched service's virtual host.
+// select a touched service's virtual host: whether HOST, lower-cased, is
+// one of the domains, with or without a ":PORT" suffix. Every proxy's
+// every name is asked at each change, so an ASCII host is compared with
+// a short list of domains as it is, byte by byte, lower-casing as it
+// goes (keepLowered's answer without strings.ToLower's copy or two map
+// lookups; TestKeepVirtualHostMatchesLowered, FuzzKeepVirtualHost).
 func (t *touchedDomains) keepVirtualHost(n string) bool {
 	i := strings.LastIndexByte(n, '/')
 	if i < 0 {
 		return true
 	}
-	host := strings.ToLower(n[i+1:])
+	host := n[i+1:]
+	if t.list == nil || !isASCII(host) {
+		return t.keepLowered(strings.ToLower(host))
+	}
+	bare, ported := "", false
+	if j := strings.LastIndexByte(host, ':'); j >= 0 && isDigits(host[j+1:]) {
+		bare, ported = host[:j], true
+	}
+	for _, d := range t.list {
+		if equalLowerASCII(host, d) || ported && equalLowerASCII(bare, d) {
+			return true
+		}
+	}
+	return false
+}
+
+// keepLowered is keepVirtualHost for the lower-cased host of a name.
+func (t *touchedDomains) keepLowered(host string) bool {
 	if _, ok := t.domains[host]; ok {
 		return true
 	}
@@ -103,6 +128,47 @@ func (t *touchedDomains) keepVirtualHost(n string) bool {
 		return ok
 	}
 	return false
+}
+
+// maxListedDomains is the most domains keepVirtualHost compares one by
+// one; more are looked up in the map.
+const maxListedDomains = 16
+
+// equalLowerASCII reports whether the ASCII string s, lower-cased, is
+// lower (a lower-case domain).
+func equalLowerASCII(s, lower string) bool {
+	if len(s) != len(lower) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// isASCII reports whether s has no byte outside ASCII: lower-casing it
+// then changes nothing but its letters A-Z, and not its length.
+func isASCII(s string) bool {
+	i := 0
+	for ; i+8 <= len(s); i += 8 { // eight bytes at a time (one load)
+		b := s[i : i+8]
+		w := uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
+			uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
+		if w&0x8080808080808080 != 0 {
+			return false
+		}
+	}
+	var or byte
+	for ; i < len(s); i++ {
+		or |= s[i]
+	}
+	return or < utf8.RuneSelf
 }
 
 func isDigits(s string) bool {
@@ -132,6 +198,9 @@ type touchedDomains struct {
 	services []*registry.Service
 	wildcard bool // a touched service's hostname is a wildcard (domains nil)
 	domains  map[string]struct{}
+	// list holds the domains when there are at most maxListedDomains
+	// (nil: more, or none).
+	list []string
 }
 
 // touched returns the scope's services that hosts name and their domains,
@@ -155,6 +224,9 @@ func (g *gen) touched(hosts map[string]struct{}) *touchedDomains {
 			for _, vip := range svc.Addresses {
 				t.domains[strings.ToLower(vipDomain(vip))] = struct{}{}
 			}
+		}
+		if len(t.domains) <= maxListedDomains {
+			t.list = slices.Collect(maps.Keys(t.domains))
 		}
 		return t
 	}).(*touchedDomains)

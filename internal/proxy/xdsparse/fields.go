@@ -164,6 +164,8 @@ var routeRules = rules(
 	ruleRow{"envoy.config.route.v3.RouteConfiguration", cosmetic, "validate_clusters"},
 	// vhds: virtual hosts on demand over ADS (Delta); other sources are refused in ParseRouteConfiguration.
 	ruleRow{"envoy.config.route.v3.RouteConfiguration", honoured, "vhds"},
+	// ignore_port_in_host_matching: virtual hosts are selected by the authority without its port.
+	ruleRow{"envoy.config.route.v3.RouteConfiguration", honoured, "ignore_port_in_host_matching"},
 	ruleRow{"envoy.config.route.v3.Vhds", honoured, "config_source"},
 	ruleRow{"envoy.config.core.v3.ConfigSource", honoured, "ads resource_api_version"},
 	ruleRow{"envoy.config.route.v3.VirtualHost", honoured, "name domains routes require_tls request_headers_to_add request_headers_to_remove " +

@@ -3,6 +3,7 @@ package xdsparse
 import (
 	"strings"
 
+	"github.com/mast-mesh/mast/internal/hostport"
 	"github.com/mast-mesh/mast/internal/proxy/headers"
 )
 
@@ -34,8 +35,13 @@ func (in *Input) header(name string) (string, bool) {
 
 // VirtualHostFor selects the virtual host for authority the way Envoy does:
 // exact domain, then the longest suffix wildcard, then the longest prefix
-// wildcard, then "*". It does not allocate for authorities up to 256 bytes.
+// wildcard, then "*"; without the authority's port when the route
+// configuration ignores it (IgnorePort). It does not allocate for
+// authorities up to 256 bytes.
 func (t *RouteTable) VirtualHostFor(authority string) *VirtualHost {
+	if t.IgnorePort {
+		authority = hostport.WithoutPort(authority)
+	}
 	// The domains are lower-case: an authority that names one exactly is
 	// lower-case too and needs no lower-cased copy (the usual case).
 	if vh, ok := t.exact[authority]; ok {

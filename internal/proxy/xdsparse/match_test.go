@@ -1,10 +1,13 @@
 package xdsparse
 
 import (
+	"strings"
 	"testing"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/mast-mesh/mast/internal/proxy/headers"
@@ -159,5 +162,107 @@ func TestRouteMatchAllocs(t *testing.T) {
 		Headers: headers.List{{Name: "end-user", Value: "x"}}}
 	if n := testing.AllocsPerRun(100, func() { tab.Match(in) }); n != 0 {
 		t.Errorf("route matching allocates %v times per request", n)
+	}
+}
+
+// TestIgnorePortInHostMatching: a route configuration with
+// ignore_port_in_host_matching is accepted and selects virtual hosts by the
+// authority without its port, as Envoy's: any port, IPv6 literals cut after
+// the ']'; without the field the port stays part of the authority. An
+// unsupported RouteConfiguration field is still refused.
+func TestIgnorePortInHostMatching(t *testing.T) {
+	vh := func(name string, domains ...string) *routev3.VirtualHost {
+		return &routev3.VirtualHost{Name: name, Domains: domains, Routes: []*routev3.Route{{
+			Match:  &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+			Action: &routev3.Route_Route{Route: &routev3.RouteAction{ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: name}}},
+		}}}
+	}
+	rc := func(ignore bool) *routev3.RouteConfiguration {
+		return &routev3.RouteConfiguration{Name: "8080", IgnorePortInHostMatching: ignore, VirtualHosts: []*routev3.VirtualHost{
+			vh("svc", "svc.ns.svc.cluster.local", "svc.ns", "10.0.0.6", "[fd00::6]"),
+			vh("ported", "other:8080"),
+			vh("any", "*"),
+		}}
+	}
+	for _, c := range []struct {
+		authority     string
+		ignored, kept string // the cluster with and without the field
+	}{
+		{"svc.ns", "svc", "svc"},
+		{"svc.ns:8080", "svc", "any"},
+		{"svc.ns:9090", "svc", "any"}, // another port: Envoy and Istio ignore it too
+		{"SVC.NS:8080", "svc", "any"},
+		{"svc.ns.svc.cluster.local:80", "svc", "any"},
+		{"10.0.0.6:8080", "svc", "any"},
+		{"[fd00::6]:8080", "svc", "any"},
+		{"[fd00::6]", "svc", "svc"},
+		{"svc.ns:", "svc", "any"},
+		{"other:8080", "any", "ported"}, // a domain with a port no longer matches
+		{"other", "any", "any"},
+		{"unknown:8080", "any", "any"},
+	} {
+		for _, ignore := range []bool{true, false} {
+			tab, err := ParseRouteConfiguration(rc(ignore))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tab.IgnorePort != ignore {
+				t.Fatalf("IgnorePort %v, want %v", tab.IgnorePort, ignore)
+			}
+			want := c.kept
+			if ignore {
+				want = c.ignored
+			}
+			got := ""
+			if r := tab.Match(&Input{Authority: c.authority, Path: "/"}); r != nil {
+				got = r.Action.Cluster
+			}
+			if got != want {
+				t.Errorf("ignore_port %v, %q: cluster %q, want %q", ignore, c.authority, got, want)
+			}
+		}
+	}
+	bad := rc(true)
+	bad.IgnorePathParametersInPathMatching = true
+	if _, err := ParseRouteConfiguration(bad); err == nil || !strings.Contains(err.Error(), "ignore_path_parameters_in_path_matching") {
+		t.Errorf("ignore_path_parameters_in_path_matching: err %v, want it refused", err)
+	}
+	tab, _ := ParseRouteConfiguration(rc(true))
+	if n := testing.AllocsPerRun(100, func() { tab.Match(&Input{Authority: "SVC.ns:8080", Path: "/"}) }); n != 0 {
+		t.Errorf("%v allocations per match", n)
+	}
+}
+
+// TestOnDemandVirtualHostsKeptByName: two on-demand virtual hosts with one
+// name (mastd answers "8080/svc:8080" and "8080/svc" with virtual host
+// "8080/svc" when the port is ignored) are one virtual host, the later, as
+// in Envoy's VHDS; without that their shared domain would refuse one.
+func TestOnDemandVirtualHostsKeptByName(t *testing.T) {
+	stub, err := ParseRouteConfiguration(&routev3.RouteConfiguration{Name: "8080", IgnorePortInHostMatching: true,
+		Vhds: &routev3.Vhds{ConfigSource: &corev3.ConfigSource{ConfigSourceSpecifier: &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := func(name, domain, cluster string) []byte {
+		b, err := proto.Marshal(&routev3.VirtualHost{Name: name, Domains: []string{domain}, Routes: []*routev3.Route{{
+			Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}}, Action: act(cluster)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	tab, err := stub.WithOnDemand([][]byte{enc("8080/svc", "svc", "old"), enc("8080/svc", "svc", "new"), enc("8080/other", "other", "other")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tab.OnDemand != 2 || !tab.IgnorePort {
+		t.Errorf("OnDemand %d, IgnorePort %v; want 2, true", tab.OnDemand, tab.IgnorePort)
+	}
+	if r := tab.Match(&Input{Authority: "svc:8080", Path: "/"}); r == nil || r.Action.Cluster != "new" {
+		t.Errorf("svc:8080 matched %+v, want cluster new", r)
+	}
+	// Different names with one domain are still refused, as in Envoy.
+	if _, err := stub.WithOnDemand([][]byte{enc("8080/svc", "svc", "a"), enc("8080/svc:8080", "svc", "b")}); err == nil {
+		t.Error("two virtual hosts with domain svc: no error")
 	}
 }

@@ -27,8 +27,11 @@ type RouteTable struct {
 	// demand over ADS ("NAME/HOST"); OnDemand counts the ones it holds.
 	VHDS     bool
 	OnDemand int
-	inline   []*VirtualHost // the route configuration's own virtual hosts
-	filters  map[string]any // route-configuration level per-filter configs
+	// IgnorePort is ignore_port_in_host_matching: virtual hosts are
+	// selected by the authority without its port (hostport.WithoutPort).
+	IgnorePort bool
+	inline     []*VirtualHost // the route configuration's own virtual hosts
+	filters    map[string]any // route-configuration level per-filter configs
 }
 
 type domainEntry struct {
@@ -340,9 +343,12 @@ func (t *RouteTable) sortWildcards() {
 // WithOnDemand returns a copy of the VHDS table t holding its own virtual
 // hosts and vhs, the ones received on demand for it (encoded, validated).
 // A virtual host that does not parse or whose domain is taken is left
-// out, and named in the error.
+// out, and named in the error. Virtual hosts are kept by name, as Envoy
+// keeps them: of two with one name (two resources "RC/svc:8080" and
+// "RC/svc" both answered with virtual host "RC/svc" when the port is
+// ignored), the later one is the one kept.
 func (t *RouteTable) WithOnDemand(vhs [][]byte) (*RouteTable, error) {
-	n := &RouteTable{Name: t.Name, Headers: t.Headers, VHDS: t.VHDS, inline: t.inline, filters: t.filters, exact: map[string]*VirtualHost{}}
+	n := &RouteTable{Name: t.Name, Headers: t.Headers, VHDS: t.VHDS, IgnorePort: t.IgnorePort, inline: t.inline, filters: t.filters, exact: map[string]*VirtualHost{}}
 	for _, vh := range t.inline {
 		if err := n.add(vh); err != nil {
 			return nil, err // parsed together before: cannot clash
@@ -350,15 +356,23 @@ func (t *RouteTable) WithOnDemand(vhs [][]byte) (*RouteTable, error) {
 	}
 	reg := builtin.Registry()
 	var errs []error
+	decoded := make([]*VirtualHost, 0, len(vhs))
+	last := make(map[string]int, len(vhs)) // name -> index of its last virtual host in decoded
 	for _, b := range vhs {
 		vh, err := decodeVirtualHost(b, reg, t.filters)
-		if err == nil {
-			if err = n.add(vh); err != nil {
-				err = fmt.Errorf("virtual host %q: %w", vh.Name, err)
-			}
-		}
 		if err != nil {
 			errs = append(errs, err)
+			continue
+		}
+		last[vh.Name] = len(decoded)
+		decoded = append(decoded, vh)
+	}
+	for i, vh := range decoded {
+		if last[vh.Name] != i {
+			continue
+		}
+		if err := n.add(vh); err != nil {
+			errs = append(errs, fmt.Errorf("virtual host %q: %w", vh.Name, err))
 			continue
 		}
 		n.OnDemand++

@@ -38,6 +38,7 @@ func generatedRouteConfiguration(rc *routev3.RouteConfiguration) (*RouteTable, e
 		}
 		t.VHDS = true
 	}
+	t.IgnorePort = rc.GetIgnorePortInHostMatching()
 	reg := builtin.Registry()
 	tableFilters, err := reg.PerRoute(rc.GetTypedPerFilterConfig())
 	if err != nil {

@@ -26,6 +26,7 @@ import (
 const (
 	rcName, rcVirtualHosts, rcRespAdd, rcRespRemove, rcReqAdd, rcReqRemove = 1, 2, 4, 5, 6, 8
 	rcVHDS, rcPerFilter, vhdsConfigSource                                  = 9, 16, 1
+	rcIgnorePort                                                           = 14
 
 	vhName, vhDomains, vhRoutes, vhRequireTLS, vhReqAdd = 1, 2, 3, 4, 7
 	vhRespAdd, vhRespRemove, vhReqRemove, vhPerFilter   = 10, 11, 13, 15
@@ -118,6 +119,7 @@ func parseRouteConfigurationWire(name string, rc *pbwire.Msg) (*RouteTable, erro
 		}
 		t.VHDS = true
 	}
+	t.IgnorePort = rc.Bool(rcIgnorePort)
 	reg := builtin.Registry()
 	if t.filters, err = reg.PerRoute(perFilterWire(rc, rcPerFilter)); err != nil {
 		return nil, fail(err)

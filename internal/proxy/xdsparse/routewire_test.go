@@ -100,7 +100,7 @@ func dumpTable(t *RouteTable) string {
 		return "<nil>"
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "table %q vhds=%v headers=%+v filters=%v\n", t.Name, t.VHDS, t.Headers, t.filters)
+	fmt.Fprintf(&b, "table %q vhds=%v ignore_port=%v headers=%+v filters=%v\n", t.Name, t.VHDS, t.IgnorePort, t.Headers, t.filters)
 	for _, vh := range t.VirtualHosts {
 		fmt.Fprintf(&b, "  vhost %q %v tls=%v retry=%+v headers=%+v\n", vh.Name, vh.Domains, vh.RequireTLS, vh.Retry, vh.Headers)
 		for _, r := range vh.Routes {
@@ -472,8 +472,14 @@ func randomRouteConfiguration(r *rand.Rand) *routev3.RouteConfiguration {
 	if p(10) {
 		rc.TypedPerFilterConfig = perFilter(r, clean)
 	}
+	if p(20) {
+		rc.IgnorePortInHostMatching = true
+	}
 	if bad(3) {
 		rc.InternalOnlyHeaders = []string{"x"}
+	}
+	if bad(3) {
+		rc.IgnorePathParametersInPathMatching = true
 	}
 	for i := range r.IntN(4) {
 		vh := &routev3.VirtualHost{Name: fmt.Sprintf("vh%d", i), RequestHeadersToAdd: hvo(), ResponseHeadersToAdd: hvo(), RequestHeadersToRemove: names()}

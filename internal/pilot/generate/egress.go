@@ -131,10 +131,10 @@ func (g *gen) boundEgressRoute(name string) *routev3.RouteConfiguration {
 		if b.routeName() != name || !b.protocol.IsHTTP() {
 			continue
 		}
-		rc := &routev3.RouteConfiguration{Name: name, ValidateClusters: boolv(false)}
+		rc := sidecarRouteConfig(name)
 		ds := domainSet{}
 		for _, svc := range b.services() {
-			domains := g.vhostDomains(ds, svc, b.Port)
+			domains := g.vhostDomains(ds, svc)
 			if len(domains) == 0 {
 				continue
 			}

@@ -104,8 +104,8 @@ func TestBoundEgressRoutesAreScoped(t *testing.T) {
 		t.Fatalf("virtual hosts = %v", rc.GetVirtualHosts())
 	}
 	vh := vhost(t, rc, "reviews.default.svc.cluster.local:9080")
-	if !slices.Contains(vh.GetDomains(), "*") || !slices.Contains(vh.GetDomains(), "reviews:9080") {
-		t.Errorf("domains = %v", vh.GetDomains())
+	if !slices.Contains(vh.GetDomains(), "*") || !slices.Contains(vh.GetDomains(), "reviews") || !rc.GetIgnorePortInHostMatching() {
+		t.Errorf("domains = %v, ignore_port_in_host_matching %v", vh.GetDomains(), rc.GetIgnorePortInHostMatching())
 	}
 	if routeNamed(vh.GetRoutes(), "jason.header") == nil {
 		t.Errorf("reviews' VirtualService routes missing: %v", vh.GetRoutes())

@@ -119,23 +119,17 @@ func (g *gen) shortNameParts(host string) (base, name string, withName, ok bool)
 	return base, name, ns == g.p.Namespace, true
 }
 
-// isVhostDomain reports whether the lower-case host is, lower-cased, one of
-// vhostDomains(svc, port) without a wildcard, without building them: host
-// is a domain d or d + ":PORT", so it is compared with each d whole and,
-// when it ends in ":PORT", without that suffix.
-func (g *gen) isVhostDomain(svc *registry.Service, port uint32, host string) bool {
-	bare, ported := "", false
-	if j := strings.LastIndexByte(host, ':'); j >= 0 {
-		if n, ok := portName(host[j+1:]); ok && n == port {
-			bare, ported = host[:j], true
-		}
-	}
+// isVhostDomain reports whether the lower-case host (an authority without
+// its port, as a route configuration that ignores the port matches it) is,
+// lower-cased, one of vhostDomains(svc) without a wildcard, without
+// building them.
+func (g *gen) isVhostDomain(svc *registry.Service, host string) bool {
 	is := func(d, suffix string) bool {
 		if strings.IndexByte(d, '*') >= 0 {
 			return false
 		}
 		d = strings.ToLower(d) // no copy when already lower-case ASCII
-		return concatIs(d, suffix, host) || (ported && concatIs(d, suffix, bare))
+		return concatIs(d, suffix, host)
 	}
 	if is(svc.Hostname, "") {
 		return true
@@ -155,8 +149,7 @@ func (g *gen) isVhostDomain(svc *registry.Service, port uint32, host string) boo
 			}
 			continue
 		}
-		v := strings.ToLower(vip) // vipDomain's "[" + vip + "]", not built
-		if bracketedIs(v, host) || (ported && bracketedIs(v, bare)) {
+		if bracketedIs(strings.ToLower(vip), host) { // vipDomain's "[" + vip + "]", not built
 			return true
 		}
 	}
@@ -183,24 +176,35 @@ func concatIs(a, b, s string) bool {
 	return len(s) == len(a)+len(b) && s[:len(a)] == a && s[len(a):] == b
 }
 
-// vhostDomains are Istio's sidecar domains for a service port: the FQDN, the
-// short names valid from the proxy's namespace and the VIPs (vipDomain),
-// each with and without ":PORT".
-func (g *gen) vhostDomains(ds domainSet, svc *registry.Service, port uint32) []string {
-	p := ":" + itoa(port)
+// vhostDomains are istiod's sidecar domains for a service port, for Envoy
+// and mast-proxy: the FQDN, the short names valid from the proxy's
+// namespace and the VIPs (vipDomain), without ":PORT". The route
+// configurations that carry them ignore the authority's port
+// (sidecarRouteConfig), as istiod's have since Istio 1.15; proxyless gRPC
+// has its own (grpcRoutes, with the port).
+func (g *gen) vhostDomains(ds domainSet, svc *registry.Service) []string {
 	var out []string
-	out = ds.add(out, svc.Hostname, svc.Hostname+p)
+	out = ds.add(out, svc.Hostname)
 	for _, s := range g.shortNames(svc.Hostname) {
-		out = ds.add(out, s, s+p)
+		out = ds.add(out, s)
 	}
 	for _, vip := range svc.Addresses {
 		if strings.IndexByte(vip, '/') >= 0 || vip == wildcardIP {
 			continue
 		}
-		d := vipDomain(vip)
-		out = ds.add(out, d, d+p)
+		out = ds.add(out, vipDomain(vip))
 	}
 	return out
+}
+
+// sidecarRouteConfig is a sidecar's route configuration name whose virtual
+// hosts have vhostDomains ("PORT", "BIND:PORT"), without them: virtual
+// hosts are selected by the authority without its port
+// (ignore_port_in_host_matching), as istiod sets it on a sidecar's outbound
+// route configurations, so that "svc" is also "svc:8080", and "svc:9090"
+// on port 8080's route configuration selects svc too, as in Istio.
+func sidecarRouteConfig(name string) *routev3.RouteConfiguration {
+	return &routev3.RouteConfiguration{Name: name, ValidateClusters: boolv(false), IgnorePortInHostMatching: true}
 }
 
 // proxyDomains are the forward-proxy domains: "HOST:PORT" and short forms
@@ -293,7 +297,7 @@ func (g *gen) defaultVhost(ds domainSet, svc *registry.Service, port uint32) *ro
 		}
 		return vh
 	}
-	domains := g.vhostDomains(ds, svc, port)
+	domains := g.vhostDomains(ds, svc)
 	if len(domains) == 0 {
 		return nil
 	}
@@ -311,7 +315,7 @@ func (g *gen) sharedDefaultVhost(svc *registry.Service, port uint32, traced bool
 	build := func() proto.Message {
 		vh := &routev3.VirtualHost{
 			Name:    svc.Hostname + ":" + itoa(port),
-			Domains: g.vhostDomains(domainSet{}, svc, port),
+			Domains: g.vhostDomains(domainSet{}, svc),
 			Routes:  []*routev3.Route{g.defaultRoute(svc.Hostname, port)},
 		}
 		return decoratedVhost(vh, traced)
@@ -328,7 +332,7 @@ func (g *gen) sharedDefaultVhost(svc *registry.Service, port uint32, traced bool
 
 // portRoute is the route config "PORT" of a capturing sidecar.
 func (g *gen) portRoute(port uint32) *routev3.RouteConfiguration {
-	rc := &routev3.RouteConfiguration{Name: itoa(port), ValidateClusters: boolv(false)}
+	rc := sidecarRouteConfig(itoa(port))
 	ds := make(domainSet, 10*len(g.scope.Services))
 	for _, svc := range g.scope.Services {
 		sp, ok := svc.PortByNumber(port)
@@ -341,7 +345,7 @@ func (g *gen) portRoute(port uint32) *routev3.RouteConfiguration {
 			}
 			continue
 		}
-		domains := g.vhostDomains(ds, svc, port)
+		domains := g.vhostDomains(ds, svc)
 		if len(domains) == 0 {
 			continue
 		}

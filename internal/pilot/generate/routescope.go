@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
+	"github.com/mast-mesh/mast/internal/hostport"
 	"github.com/mast-mesh/mast/internal/pilot/model"
 	"github.com/mast-mesh/mast/internal/registry"
 )
@@ -28,8 +29,10 @@ import (
 //     configurations without virtual hosts, which no route reaches;
 //   - its virtual hosts ("RC/HOST") are selected by exact domain, and a
 //     service's domains are its hostname, the short names of it and its
-//     addresses (with and without the port), so only the names whose host
-//     is one of those of a named service can select a changed virtual host.
+//     addresses (with the port too in "http_proxy"; "PORT" ignores the
+//     authority's port), so only the names whose host, with or without its
+//     port, is one of those of a named service can select a changed
+//     virtual host.
 //
 // Other proxies (gateways, proxyless gRPC) and types get all. keep is
 // conservative: it may accept a name that does not change, never the
@@ -92,11 +95,12 @@ func (t *touchedDomains) scope(g *gen, typeURL string) (all bool, keep func(name
 
 // keepVirtualHost reports whether the virtual host name ("RC/HOST") may
 // select a touched service's virtual host: whether HOST, lower-cased, is
-// one of the domains, with or without a ":PORT" suffix. Every proxy's
-// every name is asked at each change, so an ASCII host is compared with
-// a short list of domains as it is, byte by byte, lower-casing as it
-// goes (keepLowered's answer without strings.ToLower's copy or two map
-// lookups; TestKeepVirtualHostMatchesLowered, FuzzKeepVirtualHost).
+// one of the domains, with or without its port (hostport.WithoutPort: any
+// port, as a route configuration that ignores the port). Every proxy's
+// every name is asked at each change, so an ASCII host is compared with a
+// short list of domains as it is, byte by byte, lower-casing as it goes
+// (keepLowered's answer without strings.ToLower's copy or two map lookups;
+// TestKeepVirtualHostMatchesLowered, FuzzKeepVirtualHost).
 func (t *touchedDomains) keepVirtualHost(n string) bool {
 	i := strings.LastIndexByte(n, '/')
 	if i < 0 {
@@ -106,10 +110,8 @@ func (t *touchedDomains) keepVirtualHost(n string) bool {
 	if t.list == nil || !isASCII(host) {
 		return t.keepLowered(strings.ToLower(host))
 	}
-	bare, ported := "", false
-	if j := strings.LastIndexByte(host, ':'); j >= 0 && isDigits(host[j+1:]) {
-		bare, ported = host[:j], true
-	}
+	bare := hostport.WithoutPort(host)
+	ported := len(bare) < len(host)
 	for _, d := range t.list {
 		if equalLowerASCII(host, d) || ported && equalLowerASCII(bare, d) {
 			return true
@@ -123,11 +125,8 @@ func (t *touchedDomains) keepLowered(host string) bool {
 	if _, ok := t.domains[host]; ok {
 		return true
 	}
-	if j := strings.LastIndexByte(host, ':'); j >= 0 && isDigits(host[j+1:]) {
-		_, ok := t.domains[host[:j]]
-		return ok
-	}
-	return false
+	_, ok := t.domains[hostport.WithoutPort(host)]
+	return ok
 }
 
 // maxListedDomains is the most domains keepVirtualHost compares one by
@@ -169,18 +168,6 @@ func isASCII(s string) bool {
 		or |= s[i]
 	}
 	return or < utf8.RuneSelf
-}
-
-func isDigits(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 // touchedKey names what touched derives from: the scope, the push's hosts

@@ -85,8 +85,8 @@ func (g *gen) buildPortLayout(port uint32) *portLayout {
 		if !ok || !sp.Protocol.IsHTTP() {
 			continue
 		}
-		own := len(g.vhostDomains(domainSet{}, svc, port))
-		domains := g.vhostDomains(ds, svc, port)
+		own := len(g.vhostDomains(domainSet{}, svc))
+		domains := g.vhostDomains(ds, svc)
 		if len(domains) == 0 {
 			continue
 		}
@@ -107,7 +107,7 @@ func (g *gen) buildPortLayout(port uint32) *portLayout {
 // failed (the server then marshals the message and reports the error).
 func (g *gen) assembledPortRoute(st *cacheState, port uint32, traced bool) (*routev3.RouteConfiguration, [][]byte) {
 	l := g.portLayout(st, port)
-	rc := &routev3.RouteConfiguration{Name: itoa(port), ValidateClusters: boolv(false)}
+	rc := sidecarRouteConfig(itoa(port))
 	head, err := deterministicMarshal(rc)
 	vhosts := make([]*routev3.VirtualHost, 0, len(l.vhosts)+1)
 	parts := make([][]byte, 0, len(l.vhosts)+1)
@@ -138,7 +138,7 @@ func (g *gen) assembledPortRoute(st *cacheState, port uint32, traced bool) (*rou
 		}
 		domains := lv.domains
 		if !lv.clipped {
-			domains = g.vhostDomains(domainSet{}, svc, port)
+			domains = g.vhostDomains(domainSet{}, svc)
 		}
 		vh := decoratedVhost(&routev3.VirtualHost{
 			Name:    svc.Hostname + ":" + itoa(port),

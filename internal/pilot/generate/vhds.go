@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/mast-mesh/mast/internal/hostport"
 	"github.com/mast-mesh/mast/internal/pilot/envoyfilter"
 	"github.com/mast-mesh/mast/internal/pilot/model"
 )
@@ -37,8 +38,20 @@ func (g *gen) onDemand() bool {
 }
 
 // vhdsStubKey is every input of a route configuration's VHDS stub: its
-// name, once fullRoute has said the proxy has such a route configuration.
-type vhdsStubKey struct{ name string }
+// name, once fullRoute has said the proxy has such a route configuration,
+// and whether it ignores the port (portIgnored).
+type vhdsStubKey struct {
+	name       string
+	ignorePort bool
+}
+
+// portIgnored reports whether the proxy's on-demand route configuration
+// rcName (fullRoute) ignores the authority's port: a capturing sidecar's
+// "PORT" ones do (sidecarRouteConfig), "http_proxy" does not.
+func (g *gen) portIgnored(rcName string) bool {
+	_, ok := portName(rcName)
+	return ok && !g.p.InterceptionNone()
+}
 
 // fullRoute returns the builder of the proxy's full route configuration
 // rcName ("PORT", or "http_proxy" without capture), or nil when the proxy
@@ -60,8 +73,9 @@ func (g *gen) fullRoute(rcName string) func() *routev3.RouteConfiguration {
 // vhdsStub is route configuration name as sent to an on-demand proxy: the
 // full one without its virtual hosts, which VHDS serves over ADS. It is
 // built from the name alone, never from the full route configuration:
-// portRoute and httpProxyRoute set nothing but the name, validate_clusters
-// and the virtual hosts, so the stub is those fields and VHDS (deriving it
+// portRoute and httpProxyRoute set nothing but the name, validate_clusters,
+// ignore_port_in_host_matching (portRoute) and the virtual hosts, so the
+// stub is those fields and VHDS (deriving it
 // from the full configuration kept 10 x 10,000 virtual hosts as protos at
 // 10,000 services). TestVHDSStubIsFullRouteWithoutVirtualHosts holds it to
 // the full route configuration stripped of its virtual hosts.
@@ -69,10 +83,12 @@ func (g *gen) vhdsStub(name string) (*routev3.RouteConfiguration, *model.Encoded
 	if g.fullRoute(name) == nil {
 		return nil, nil
 	}
+	ignorePort := g.portIgnored(name)
 	build := func() *routev3.RouteConfiguration {
 		return &routev3.RouteConfiguration{
-			Name:             name,
-			ValidateClusters: boolv(false),
+			Name:                     name,
+			ValidateClusters:         boolv(false),
+			IgnorePortInHostMatching: ignorePort,
 			Vhds: &routev3.Vhds{ConfigSource: &corev3.ConfigSource{
 				ConfigSourceSpecifier: &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}},
 				ResourceApiVersion:    corev3.ApiVersion_V3,
@@ -83,7 +99,7 @@ func (g *gen) vhdsStub(name string) (*routev3.RouteConfiguration, *model.Encoded
 		return build(), nil
 	}
 	st := g.cache.state(g.pc)
-	m, enc := g.cache.lookup(st, vhdsStubKey{name}, func() proto.Message { return build() })
+	m, enc := g.cache.lookup(st, vhdsStubKey{name, ignorePort}, func() proto.Message { return build() })
 	return m.(*routev3.RouteConfiguration), enc
 }
 
@@ -97,6 +113,14 @@ func (g *gen) vhdsStub(name string) (*routev3.RouteConfiguration, *model.Encoded
 // wildcard gets its own virtual host once a service claims it. A name that
 // selects nothing (no "*" virtual host) is absent: the server then lists
 // it as removed, which tells the proxy it does not exist.
+//
+// When the route configuration ignores the port (portIgnored), HOST is
+// taken without its port (hostport.WithoutPort), as the proxy matches it;
+// Envoy still names the resource by the authority it met, port included.
+// The virtual host is then named "ROUTECONFIG/HOST-without-port" with that
+// as its domain, so that "8080/svc:8080" and "8080/svc" are one virtual
+// host to the proxy (Envoy keeps VHDS virtual hosts by name) and never two
+// with domain "svc". A HOST that is only a port selects nothing.
 func (g *gen) virtualHosts(names []string) []model.XDSResource {
 	if !g.onDemand() {
 		return nil
@@ -112,9 +136,15 @@ func (g *gen) virtualHosts(names []string) []model.XDSResource {
 		if i <= 0 || i == len(n)-1 {
 			continue
 		}
-		rcName, host := n[:i], n[i+1:]
+		rcName, host, vhName := n[:i], n[i+1:], n
+		if g.portIgnored(rcName) {
+			if host = hostport.WithoutPort(host); host == "" {
+				continue
+			}
+			vhName = n[:i+1+len(host)]
+		}
 		if st != nil && !g.p.InterceptionNone() {
-			if r := g.cachedVirtualHost(st, rcName, host, n); r.Resource != nil {
+			if r := g.cachedVirtualHost(st, rcName, host, n, vhName); r.Resource != nil {
 				out = append(out, r)
 			}
 			continue
@@ -124,26 +154,27 @@ func (g *gen) virtualHosts(names []string) []model.XDSResource {
 			continue
 		}
 		if g.cache == nil {
-			out = append(out, model.XDSResource{Name: n, Resource: ownVirtualHost(vh, n, host)})
+			out = append(out, model.XDSResource{Name: n, Resource: ownVirtualHost(vh, vhName, host)})
 			continue
 		}
-		out = append(out, g.onDemandResource(st, vh, n, host))
+		out = append(out, g.onDemandResource(st, vh, n, vhName, host))
 	}
 	return out
 }
 
-// ownVirtualHost is vh as the VHDS resource name n: named n, with host its
-// only domain.
-func ownVirtualHost(vh *routev3.VirtualHost, n, host string) *routev3.VirtualHost {
+// ownVirtualHost is vh as a VHDS resource: named vhName ("ROUTECONFIG/HOST"),
+// with host its only domain.
+func ownVirtualHost(vh *routev3.VirtualHost, vhName, host string) *routev3.VirtualHost {
 	own := &routev3.VirtualHost{}
 	shallowCopy(own, vh, "name", "domains")
-	own.Name, own.Domains = n, []string{host}
+	own.Name, own.Domains = vhName, []string{host}
 	return own
 }
 
-// onDemandResource is the VHDS resource n of vh through the cache.
-func (g *gen) onDemandResource(st *cacheState, vh *routev3.VirtualHost, n, host string) model.XDSResource {
-	m, enc := g.cache.lookup(st, onDemandVhostKey{vh: vh, name: n}, func() proto.Message { return ownVirtualHost(vh, n, host) })
+// onDemandResource is the VHDS resource n of vh, as virtual host vhName
+// with domain host (vhName's HOST), through the cache.
+func (g *gen) onDemandResource(st *cacheState, vh *routev3.VirtualHost, n, vhName, host string) model.XDSResource {
+	m, enc := g.cache.lookup(st, onDemandVhostKey{vh: vh, name: vhName}, func() proto.Message { return ownVirtualHost(vh, vhName, host) })
 	return model.XDSResource{Name: n, Resource: m, Encoded: enc}
 }
 
@@ -158,7 +189,8 @@ type vhdsMemoKey struct {
 }
 
 // cachedVirtualHost is the VHDS resource name ("ROUTECONFIG/HOST") for a
-// sidecar with capture; Resource is nil when the host selects nothing. It
+// sidecar with capture, host and vhName as virtualHosts derives them from
+// it; Resource is nil when the host selects nothing. It
 // is looked up once per push context and vhdsMemoKey, by the first proxy
 // that asks (which also marks the entries it used as used in this
 // generation); the proxies with the same key (the same scope, namespace,
@@ -166,14 +198,14 @@ type vhdsMemoKey struct {
 // same resource without walking the port table, the VirtualService index
 // and three cache lookups each. TestVHDSMemoMatchesUncached holds it to
 // the uncached generator.
-func (g *gen) cachedVirtualHost(st *cacheState, rcName, host, name string) model.XDSResource {
+func (g *gen) cachedVirtualHost(st *cacheState, rcName, host, name, vhName string) model.XDSResource {
 	key := vhdsMemoKey{route: g.routeKey(st, rcName, g.pc.Traced(g.p)), name: name}
 	if r, ok := st.vhds.Load(key); ok {
 		return r.(model.XDSResource)
 	}
 	r := model.XDSResource{Name: name}
 	if vh := g.onDemandPortVhost(st, rcName, host); vh != nil {
-		r = g.onDemandResource(st, vh, name, host)
+		r = g.onDemandResource(st, vh, name, vhName, host)
 	}
 	st.vhds.Store(key, r)
 	return r
@@ -200,8 +232,8 @@ func (g *gen) selectFromFullRoute(st *cacheState, indexes map[string]*domainInde
 
 // onDemandVhostKey is every input of a VHDS resource: the virtual host of
 // the full route configuration its host selects (generated messages are
-// never modified, so its identity stands for its content) and the resource
-// name. A default virtual host is kept across pushes (defaultVhostKey), so
+// never modified, so its identity stands for its content) and the virtual
+// host's name, which holds its domain. A default virtual host is kept across pushes (defaultVhostKey), so
 // after a change only the VHDS resources of virtual hosts it touched are
 // rebuilt and re-encoded, not every one every proxy holds.
 type onDemandVhostKey struct {

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/mast-mesh/mast/internal/config"
+	"github.com/mast-mesh/mast/internal/hostport"
 	"github.com/mast-mesh/mast/internal/pilot/model"
 	"github.com/mast-mesh/mast/internal/registry"
 	"github.com/mast-mesh/mast/internal/registry/serviceentry"
@@ -133,6 +134,12 @@ func checkOnDemandRoutes(t *testing.T, pc *model.PushContext) {
 				if rcName != rc.Name || host == "" {
 					continue
 				}
+				if rc.IgnorePortInHostMatching {
+					// Matched without the port; "PORT/svc:8080" is virtual host "PORT/svc".
+					if host = hostport.WithoutPort(host); host == "" {
+						continue
+					}
+				}
 				want := selectVirtualHost(rc.VirtualHosts, strings.ToLower(host))
 				vh := byName[n]
 				if want == nil {
@@ -144,7 +151,7 @@ func checkOnDemandRoutes(t *testing.T, pc *model.PushContext) {
 				if vh == nil {
 					t.Fatalf("%s: %s not served (full routes select %s)", p.ID, n, want.Name)
 				}
-				if vh.Name != n || !slices.Equal(vh.Domains, []string{host}) {
+				if vh.Name != rcName+"/"+host || !slices.Equal(vh.Domains, []string{host}) {
 					t.Fatalf("%s: %s served as name %q domains %v", p.ID, n, vh.Name, vh.Domains)
 				}
 				a, b := &routev3.VirtualHost{Routes: vh.Routes}, &routev3.VirtualHost{Routes: want.Routes}

@@ -87,7 +87,7 @@ func (g *gen) buildPortTable(port uint32) *portTable {
 		if !ok || !sp.Protocol.IsHTTP() {
 			continue
 		}
-		domains := g.vhostDomains(ds, svc, port)
+		domains := g.vhostDomains(ds, svc)
 		if len(domains) == 0 {
 			continue
 		}
@@ -146,10 +146,10 @@ func (t *portTable) exactClaimer(g *gen, port uint32, host string) (*registry.Se
 	}
 	if c := t.claimers[i]; c >= 0 {
 		svc := t.services[c]
-		return svc, g.isVhostDomain(svc, port, host)
+		return svc, g.isVhostDomain(svc, host)
 	}
 	for _, svc := range t.services {
-		if g.isVhostDomain(svc, port, host) {
+		if g.isVhostDomain(svc, host) {
 			return svc, true
 		}
 	}

@@ -56,7 +56,7 @@ func TestPortTableMatchesDomainMap(t *testing.T) {
 					if sp, ok := svc.PortByNumber(port); !ok || !sp.Protocol.IsHTTP() {
 						continue
 					}
-					for _, d := range g.vhostDomains(ds, svc, port) {
+					for _, d := range g.vhostDomains(ds, svc) {
 						probes = append(probes, strings.ToLower(d), strings.ToLower(d)+"x", "x"+strings.ToLower(d))
 						if strings.IndexByte(d, '*') >= 0 {
 							continue
@@ -127,7 +127,7 @@ func TestIsVhostDomainMatchesDomains(t *testing.T) {
 			for _, svc := range services {
 				var probes []string
 				for _, s := range services {
-					for _, d := range g.vhostDomains(domainSet{}, s, port) {
+					for _, d := range g.vhostDomains(domainSet{}, s) {
 						l := strings.ToLower(d)
 						probes = append(probes, l, l+":80", l+":080", l+":1", l+"x", "x"+l, l[:len(l)/2])
 					}
@@ -135,12 +135,12 @@ func TestIsVhostDomainMatchesDomains(t *testing.T) {
 				probes = append(probes, "", ":80", ":1", "reviews.default.svc.", "reviews.default.svc", "reviews")
 				for _, h := range probes {
 					want := false
-					for _, d := range g.vhostDomains(domainSet{}, svc, port) {
+					for _, d := range g.vhostDomains(domainSet{}, svc) {
 						if strings.IndexByte(d, '*') < 0 && strings.ToLower(d) == h {
 							want = true
 						}
 					}
-					if got := g.isVhostDomain(svc, port, h); got != want {
+					if got := g.isVhostDomain(svc, h); got != want {
 						t.Fatalf("namespace %s port %d %q: isVhostDomain(%q) = %v, want %v", ns, port, svc.Hostname, h, got, want)
 					}
 					checked++

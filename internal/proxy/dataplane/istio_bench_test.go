@@ -13,10 +13,12 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/mast-mesh/mast/internal/proxy/xdsclient"
+	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
 	"github.com/mast-mesh/mast/internal/proxy/xdstest"
 	"github.com/mast-mesh/mast/internal/proxy/xdswire"
 	"github.com/mast-mesh/mast/internal/telemetry/peer"
@@ -122,7 +124,26 @@ func startIstioTwoHop(tb testing.TB, backend string) (string, []*reporter.Report
 	}
 	waitListening(tb, addrA)
 	waitListening(tb, addrB)
+	waitEndpointsAcked(tb, srv, 2)
 	return addrA, reps
+}
+
+// waitEndpointsAcked waits until n proxies have ACKed version "1" of their
+// endpoints. A listener listens once its routes are in, which can be
+// before its cluster's endpoints: a first request then got a 503.
+func waitEndpointsAcked(tb testing.TB, srv *xdstest.Server, n int) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	acked := 0
+	if srv.WaitRequest(ctx, func(r *discoveryv3.DiscoveryRequest) bool {
+		if r.GetTypeUrl() == xdsparse.EndpointType && r.GetVersionInfo() == "1" && r.GetErrorDetail() == nil {
+			acked++
+		}
+		return acked == n
+	}) == nil {
+		tb.Fatalf("%d of %d proxies ACKed their endpoints", acked, n)
+	}
 }
 
 // TestTwoHopIstio checks the benchmark's topology: requests pass both

@@ -237,6 +237,25 @@ func TestRealSidecars(t *testing.T) {
 			t.Errorf("server sidecar %s = %d, want %d", inCluster, got, inBefore+1)
 		}
 	})
+	t.Run("service host with another port", func(t *testing.T) {
+		// A sidecar's route configurations ignore the Host's port, as
+		// istiod's do since Istio 1.15: a Host naming the service with a
+		// port other than the listener's still selects the service's
+		// virtual host (before, it fell to PassthroughCluster), and the
+		// Host reaches the server as it was sent.
+		outBefore, passBefore := statValue(t, client, outCluster), statValue(t, client, "cluster.PassthroughCluster.upstream_rq_2xx")
+		other := fmt.Sprintf("%s:%d", host, app+1)
+		_, s := curlFull(t, client, "-H", "Host: "+other, fmt.Sprintf("http://%s:%d/other-port", srvIP, app))
+		if s.Host != other {
+			t.Errorf("server saw Host %q, want %q", s.Host, other)
+		}
+		if got := statValue(t, client, outCluster); got != outBefore+1 {
+			t.Errorf("client sidecar %s = %d, want %d", outCluster, got, outBefore+1)
+		}
+		if got := statValue(t, client, "cluster.PassthroughCluster.upstream_rq_2xx"); got != passBefore {
+			t.Errorf("client sidecar PassthroughCluster 2xx = %d, want %d", got, passBefore)
+		}
+	})
 	t.Run("by IP through PassthroughCluster", func(t *testing.T) {
 		inBefore := statValue(t, server, inCluster)
 		passBefore := statValue(t, client, "cluster.PassthroughCluster.upstream_rq_2xx")

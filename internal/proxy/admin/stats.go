@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
@@ -214,16 +215,32 @@ func writePrometheus(w io.Writer, stats []stat) {
 	w.Write(b)
 }
 
-// appendQuoted is strconv.AppendQuote(b, s) without its rune-by-rune
-// escaping when s is printable ASCII without a quote or a backslash
-// (cluster, route and virtual host names), which it leaves as it is.
+// appendQuoted appends s as a label value of Prometheus's text format:
+// in double quotes, with backslash, double quote and line feed escaped
+// (\\, \", \n) and everything else as it is. Bytes that are not UTF-8
+// become U+FFFD, since the format is UTF-8.
 func appendQuoted(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < ' ' || c > '~' || c == '"' || c == '\\' {
-			return strconv.AppendQuote(b, s)
+	b = append(b, '"')
+	plain := 0 // s[:plain] needs no escaping
+	for plain < len(s) && s[plain] < utf8.RuneSelf && s[plain] != '\\' && s[plain] != '"' && s[plain] != '\n' {
+		plain++
+	}
+	b = append(b, s[:plain]...)
+	if plain < len(s) {
+		for _, r := range s[plain:] { // invalid UTF-8 ranges as U+FFFD
+			switch r {
+			case '\\':
+				b = append(b, '\\', '\\')
+			case '"':
+				b = append(b, '\\', '"')
+			case '\n':
+				b = append(b, '\\', 'n')
+			default:
+				b = utf8.AppendRune(b, r)
+			}
 		}
 	}
-	return append(append(append(b, '"'), s...), '"')
+	return append(b, '"')
 }
 
 // promChunk is how much of a scrape writePrometheus renders before it

@@ -5,11 +5,15 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // TestWritePrometheusFormat pins the text format of /stats/prometheus:
 // families sorted by name (samples of one family in their collected
-// order) with one TYPE line each, label values quoted as Go's %q does.
+// order) with one TYPE line each, label values quoted as the text format says (only \\, " and line feed
+// escaped).
 func TestWritePrometheusFormat(t *testing.T) {
 	lbl := func(kv ...[2]string) (l [maxLabels][2]string, n uint8) {
 		return l, uint8(copy(l[:], kv))
@@ -38,7 +42,7 @@ envoy_cluster_upstream_rq_xx{envoy_cluster_name="outbound|80||a",envoy_response_
 # TYPE envoy_http_downstream_rq_total counter
 envoy_http_downstream_rq_total 42
 # TYPE envoy_vhost_route_upstream_rq_total counter
-envoy_vhost_route_upstream_rq_total{envoy_virtual_host="q\"uo\\te\nnl\x01é",envoy_route="r"} 3
+envoy_vhost_route_upstream_rq_total{envoy_virtual_host="q\"uo\\te\nnl` + "\x01" + `é",envoy_route="r"} 3
 `
 	if got := b.String(); got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
@@ -75,16 +79,25 @@ func itoa(i int) string {
 	return string(d)
 }
 
-// TestAppendQuoted: the fast path quotes as strconv.AppendQuote does, for
-// every byte alone and inside a name, and for UTF-8 and invalid bytes.
+// TestAppendQuoted: every label value, each byte alone and inside a
+// name, UTF-8 and invalid bytes, parses back with Prometheus's own text
+// parser to itself (invalid UTF-8 as U+FFFD).
 func TestAppendQuoted(t *testing.T) {
-	cases := []string{"", "outbound|8080||echo.bench.svc.cluster.local", "é", "\xff", "a\u2028b", "tab\there"}
+	cases := []string{"", "outbound|8080||echo.bench.svc.cluster.local", "é", "\xff", "a\u2028b", "tab\there", `q"uo\te`}
 	for c := range 256 {
 		cases = append(cases, string([]byte{byte(c)}), "outbound|80||"+string([]byte{byte(c)})+"x")
 	}
 	for _, s := range cases {
-		if got, want := string(appendQuoted([]byte("k="), s)), string(strconv.AppendQuote([]byte("k="), s)); got != want {
-			t.Errorf("appendQuoted(%q) = %s, want %s", s, got, want)
+		line := string(appendQuoted([]byte("envoy_x{k="), s)) + "} 1\n"
+		p := expfmt.NewTextParser(model.UTF8Validation)
+		fams, err := p.TextToMetricFamilies(strings.NewReader(line))
+		if err != nil {
+			t.Errorf("%q: %q does not parse: %v", s, line, err)
+			continue
+		}
+		got := fams["envoy_x"].GetMetric()[0].GetLabel()[0].GetValue()
+		if want := strings.ToValidUTF8(s, "\uFFFD"); got != want {
+			t.Errorf("%q: %q parses as %q, want %q", s, line, got, want)
 		}
 	}
 }

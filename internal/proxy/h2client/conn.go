@@ -569,10 +569,14 @@ func (c *Conn) onData(f *http2.DataFrame) error {
 	s := c.streams[id]
 	next := c.nextID
 	var err error
+	var sink Sink
 	if s != nil {
-		err = s.onData(f.Data(), n-int32(len(f.Data())), f.StreamEnded())
+		sink, err = s.onData(f.Data(), n-int32(len(f.Data())), f.StreamEnded())
 	}
 	c.mu.Unlock()
+	if sink != nil {
+		c.push(s, sink, f.Data())
+	}
 	if refund > 0 {
 		if err := c.write(func() error { return c.fr.WriteWindowUpdate(0, uint32(refund)) }); err != nil {
 			return err
@@ -592,7 +596,9 @@ func (c *Conn) onData(f *http2.DataFrame) error {
 		c.resetStream(id, code, err)
 		return nil
 	}
-	s.wake()
+	if sink == nil {
+		s.wake()
+	}
 	return nil
 }
 

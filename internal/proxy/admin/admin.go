@@ -5,6 +5,13 @@
 // anything else), and the endpoints that change state (/quitquitquit,
 // /logging?level=) take POST only and refuse cross-origin browser requests;
 // every path checks Host against DNS rebinding (see adminguard).
+//
+// /stats/prometheus?filter=REGEX returns only the metric families whose
+// name matches the RE2 expression (FamilyFilter); unlike Envoy, whose
+// filter matches its internal stat names (cluster.outbound|80||a.upstream_rq_total),
+// Mast's matches the Prometheus family name it emits (envoy_cluster_upstream_rq_total).
+// A bad expression is a 400 naming the parameter. Envoy's usedonly is not
+// implemented (ignored).
 package admin
 
 import (
@@ -104,13 +111,19 @@ func Handler(src Source, level *slog.LevelVar) http.Handler {
 		}
 	})
 	mux.HandleFunc("/stats", func(w http.ResponseWriter, r *http.Request) {
-		for _, s := range collect(src) {
+		for _, s := range collect(src, nil) {
 			fmt.Fprintf(w, "%s: %d\n", s.envoyName(), s.value)
 		}
 	})
+	var filters FilterParser
 	mux.HandleFunc("/stats/prometheus", func(w http.ResponseWriter, r *http.Request) {
+		keep, err := filters.Parse(r.URL.Query())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
 		w.Header().Set("content-type", "text/plain; version=0.0.4")
-		writePrometheus(w, collect(src))
+		WritePrometheus(w, src, keep)
 	})
 	mux.HandleFunc("/memory", func(w http.ResponseWriter, r *http.Request) {
 		var m runtime.MemStats

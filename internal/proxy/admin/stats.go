@@ -76,14 +76,22 @@ func (s stat) envoyName() string {
 // codeClasses are the response code classes' label values, by class.
 var codeClasses = [...]string{"0", "1", "2", "3", "4", "5"}
 
-func collect(src Source) []stat {
+// collect gathers the proxy's stats that keep keeps (nil: all).
+func collect(src Source, keep *FamilyFilter) []stat {
 	h := src.HTTPStats()
 	cs := src.Clusters()
 	routes := h.Routes.All()
 	// About 25 connection manager and control plane stats, 8 a route, 18
-	// a cluster: one allocation for the usual scrape.
-	out := make([]stat, 0, 32+8*len(routes)+18*len(cs))
+	// a cluster: one allocation for the usual scrape (filtered, the few
+	// kept grow their own).
+	var out []stat
+	if keep == nil {
+		out = make([]stat, 0, 32+8*len(routes)+18*len(cs))
+	}
 	add := func(name string, v int64, k kind, labels ...[2]string) {
+		if !keep.Keep("envoy_", name) {
+			return
+		}
 		st := stat{name: name, value: v, kind: k}
 		st.nlbl = uint8(copy(st.lbl[:], labels))
 		out = append(out, st)
@@ -248,8 +256,11 @@ func appendQuoted(b []byte, s string) []byte {
 const promChunk = 16 << 10
 
 // WritePrometheus writes the proxy's Envoy-named stats (envoy_*) in
-// Prometheus's text format, as /stats/prometheus serves them.
-func WritePrometheus(w io.Writer, src Source) { writePrometheus(w, collect(src)) }
+// Prometheus's text format, as /stats/prometheus serves them: those of
+// the families keep keeps (nil: all).
+func WritePrometheus(w io.Writer, src Source, keep *FamilyFilter) {
+	writePrometheus(w, collect(src, keep))
+}
 
 // filterStats adds the statistics of the HTTP filters that keep their own
 // (filter.StatsFilter), labelled with their connection manager's prefix.

@@ -16,22 +16,31 @@ import (
 
 // statsHandler serves /stats/prometheus on Istio's 15090: the Envoy-named
 // proxy stats and Istio's standard metrics. It changes nothing and reveals
-// no secrets, so it may listen where Prometheus can reach it.
+// no secrets, so it may listen where Prometheus can reach it. ?filter=
+// keeps the families whose name matches, as on the admin port
+// (admin.FamilyFilter); a bad expression is a 400.
 func (p *Proxy) statsHandler() http.Handler {
 	mux := http.NewServeMux()
+	var filters admin.FilterParser
 	mux.HandleFunc("/stats/prometheus", func(w http.ResponseWriter, r *http.Request) {
+		keep, err := filters.Parse(r.URL.Query())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
 		w.Header().Set("content-type", "text/plain; version=0.0.4; charset=utf-8")
-		p.writeProxyMetrics(w)
+		p.writeProxyMetrics(w, keep)
 	})
 	return mux
 }
 
-func (p *Proxy) writeProxyMetrics(w io.Writer) {
-	admin.WritePrometheus(w, p)
+// writeProxyMetrics writes the proxy's families that keep keeps (nil: all).
+func (p *Proxy) writeProxyMetrics(w io.Writer, keep *admin.FamilyFilter) {
+	admin.WritePrometheus(w, p, keep)
 	if t := p.cfg.Telemetry; t != nil {
-		t.WritePrometheus(w)
+		t.WritePrometheusMatching(w, keep.KeepFunc())
 	}
-	p.tracers.WritePrometheus(w)
+	p.tracers.WritePrometheus(w, keep.KeepFunc())
 }
 
 // mergedHandler serves /stats/prometheus on Istio's 15020: the
@@ -57,7 +66,7 @@ func (p *Proxy) mergedHandler() http.Handler {
 		if len(app) > 0 && app[len(app)-1] != '\n' {
 			w.Write([]byte{'\n'})
 		}
-		p.writeProxyMetrics(w)
+		p.writeProxyMetrics(w, nil)
 		fmt.Fprintf(w, "# TYPE istio_agent_scrape_failures_total counter\nistio_agent_scrape_failures_total{type=\"application\"} %d\n", failures.Load())
 	})
 	if len(p.cfg.AppProbers) > 0 {

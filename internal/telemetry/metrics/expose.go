@@ -40,23 +40,42 @@ func snapHist(h *histogram) histSnap {
 // Write writes every enabled metric in Prometheus's text exposition
 // format (version 0.0.4), series sorted, plus the overflow counter. Each
 // series is shaped by the configuration of its reporter side as it is now.
-func (r *Registry) Write(w io.Writer) error {
+func (r *Registry) Write(w io.Writer) error { return r.WriteMatching(w, nil) }
+
+// WriteMatching is Write restricted to the metric families keep keeps
+// (nil: all, as Write); the others are not aggregated at all.
+func (r *Registry) WriteMatching(w io.Writer, keep func(family string) bool) error {
+	var kept [NumMetrics]bool
+	var needHTTP, needTCP, needMsg bool
+	for m := Metric(0); m < NumMetrics; m++ {
+		kept[m] = keep == nil || keep(m.Name())
+		needTCP = needTCP || kept[m] && m.TCP()
+		needMsg = needMsg || kept[m] && m.Messages()
+		needHTTP = needHTTP || kept[m] && !m.TCP() && !m.Messages()
+	}
 	var cfgs [numSides]*Config
 	for s := range cfgs {
 		cfgs[s] = r.cfg[s].Load()
 	}
+	var httpSnap, tcpSnap, msgSnap map[string]snapshot
 	r.mu.RLock()
-	httpSnap := make(map[string]snapshot, len(r.http))
-	for l, s := range r.http {
-		httpSnap[l] = snapshot{v: [4]uint64{s.requests.Load()}, h: [3]histSnap{snapHist(&s.duration), snapHist(&s.req), snapHist(&s.res)}}
+	if needHTTP {
+		httpSnap = make(map[string]snapshot, len(r.http))
+		for l, s := range r.http {
+			httpSnap[l] = snapshot{v: [4]uint64{s.requests.Load()}, h: [3]histSnap{snapHist(&s.duration), snapHist(&s.req), snapHist(&s.res)}}
+		}
 	}
-	tcpSnap := make(map[string]snapshot, len(r.tcp))
-	for l, s := range r.tcp {
-		tcpSnap[l] = snapshot{v: [4]uint64{s.opened.Load(), s.closed.Load(), s.sent.Load(), s.received.Load()}}
+	if needTCP {
+		tcpSnap = make(map[string]snapshot, len(r.tcp))
+		for l, s := range r.tcp {
+			tcpSnap[l] = snapshot{v: [4]uint64{s.opened.Load(), s.closed.Load(), s.sent.Load(), s.received.Load()}}
+		}
 	}
-	msgSnap := make(map[string]snapshot, len(r.msg))
-	for l, s := range r.msg {
-		msgSnap[l] = snapshot{v: [4]uint64{s.request.Load(), s.response.Load()}}
+	if needMsg {
+		msgSnap = make(map[string]snapshot, len(r.msg))
+		for l, s := range r.msg {
+			msgSnap[l] = snapshot{v: [4]uint64{s.request.Load(), s.response.Load()}}
+		}
 	}
 	r.mu.RUnlock()
 
@@ -69,15 +88,23 @@ func (r *Registry) Write(w io.Writer) error {
 		case m.Messages():
 			src = msgSnap
 		}
+		if !kept[m] {
+			continue
+		}
 		if series := aggregate(&cfgs, m, src); len(series) > 0 {
 			writeMetric(bw, m, series)
 		}
 	}
-	bw.WriteString("# TYPE istio_metric_series_overflow_total counter\nistio_metric_series_overflow_total ")
-	bw.Write(strconv.AppendUint(bw.AvailableBuffer(), r.overflow.Load(), 10))
-	bw.WriteByte('\n')
+	if keep == nil || keep(overflowName) {
+		bw.WriteString("# TYPE " + overflowName + " counter\n" + overflowName + " ")
+		bw.Write(strconv.AppendUint(bw.AvailableBuffer(), r.overflow.Load(), 10))
+		bw.WriteByte('\n')
+	}
 	return bw.Flush()
 }
+
+// overflowName is the family that counts series refused beyond the cap.
+const overflowName = "istio_metric_series_overflow_total"
 
 type rendered struct {
 	labels string // rendered label pairs without braces

@@ -277,6 +277,12 @@ func (r *Reporter) Close() {
 // WritePrometheus writes the standard metrics in Prometheus's text format.
 func (r *Reporter) WritePrometheus(w io.Writer) error { return r.Metrics.Write(w) }
 
+// WritePrometheusMatching writes the standard metrics whose family name
+// keep keeps (nil: all).
+func (r *Reporter) WritePrometheusMatching(w io.Writer, keep func(family string) bool) error {
+	return r.Metrics.WriteMatching(w, keep)
+}
+
 // IsMeshCluster reports whether an upstream cluster is a mesh service
 // (Istio's outbound|PORT|SUBSET|HOST names), to which this proxy sends
 // its metadata.

@@ -183,8 +183,9 @@ func indexOf(as []Attr, key string) int {
 func (t *Tracer) Report(s *Span) { t.batcher.Offer(s) }
 
 // WritePrometheus writes each collector's counters in the text format,
-// named as Envoy's tracer stats (tracing.<provider>.spans_sent, …).
-func (r *Registry) WritePrometheus(w io.Writer) {
+// named as Envoy's tracer stats (tracing.<provider>.spans_sent, …): the
+// families keep keeps (nil: all).
+func (r *Registry) WritePrometheus(w io.Writer, keep func(family string) bool) {
 	r.mu.Lock()
 	ts := make([]*Tracer, 0, len(r.m))
 	for _, t := range r.m {
@@ -193,6 +194,9 @@ func (r *Registry) WritePrometheus(w io.Writer) {
 	r.mu.Unlock()
 	sort.Slice(ts, func(i, j int) bool { return ts[i].Provider.Key() < ts[j].Provider.Key() })
 	for _, stat := range []string{"spans_sent", "spans_dropped", "reports_failed"} {
+		if keep != nil && !keep("envoy_tracing_"+stat) {
+			continue
+		}
 		fmt.Fprintf(w, "# TYPE envoy_tracing_%s counter\n", stat)
 		for _, t := range ts {
 			v := t.batcher.Sent.Load()

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -159,32 +160,50 @@ func (s *scraper) round(ctx context.Context) {
 	s.publish(g, status)
 }
 
-func (s *scraper) scrape(ctx context.Context, url string) (map[seriesKey]*series, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
+// statsQuery asks a proxy's /stats/prometheus for only the families
+// parseStats reads (mast-proxy's filter parameter matches family names).
+func statsQuery() string {
+	return "?filter=" + url.QueryEscape("^("+requestsTotal+"|"+requestDuration+")$")
+}
+
+// scrape fetches and parses one proxy's standard metrics. It asks for the
+// two families it reads; a proxy that ignores the filter sends its whole
+// page, which parses the same, and one that refuses it (400) is asked
+// again without it.
+func (s *scraper) scrape(ctx context.Context, target string) (map[seriesKey]*series, error) {
+	resp, err := s.get(ctx, target+statsQuery())
+	if err == nil && resp.StatusCode == http.StatusBadRequest {
+		resp.Body.Close()
+		resp, err = s.get(ctx, target)
 	}
-	req.Header.Set("Accept", "text/plain;version=0.0.4")
-	resp, err := s.client.Do(req)
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+		return nil, fmt.Errorf("GET %s: %s", target, resp.Status)
 	}
 	if ct := resp.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "text/plain") {
-		return nil, fmt.Errorf("GET %s: content type %q, want Prometheus text", url, ct)
+		return nil, fmt.Errorf("GET %s: content type %q, want Prometheus text", target, ct)
 	}
 	lr := &io.LimitedReader{R: resp.Body, N: maxStatsBytes + 1}
 	out, err := parseStats(lr)
 	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", url, err)
+		return nil, fmt.Errorf("GET %s: %w", target, err)
 	}
 	if lr.N <= 0 {
-		return nil, fmt.Errorf("GET %s: more than %d bytes", url, maxStatsBytes)
+		return nil, fmt.Errorf("GET %s: more than %d bytes", target, maxStatsBytes)
 	}
 	return out, nil
+}
+
+func (s *scraper) get(ctx context.Context, u string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, fmt.Errorf("stats request: %w", err)
+	}
+	req.Header.Set("Accept", "text/plain;version=0.0.4")
+	return s.client.Do(req)
 }
 
 // publish stores a round's graph and its signals in the history.

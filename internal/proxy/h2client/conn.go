@@ -569,14 +569,10 @@ func (c *Conn) onData(f *http2.DataFrame) error {
 	s := c.streams[id]
 	next := c.nextID
 	var err error
-	var sink Sink
 	if s != nil {
-		sink, err = s.onData(f.Data(), n-int32(len(f.Data())), f.StreamEnded())
+		err = s.onData(f.Data(), n-int32(len(f.Data())), f.StreamEnded())
 	}
 	c.mu.Unlock()
-	if sink != nil {
-		c.push(s, sink, f.Data())
-	}
 	if refund > 0 {
 		if err := c.write(func() error { return c.fr.WriteWindowUpdate(0, uint32(refund)) }); err != nil {
 			return err
@@ -596,9 +592,7 @@ func (c *Conn) onData(f *http2.DataFrame) error {
 		c.resetStream(id, code, err)
 		return nil
 	}
-	if sink == nil {
-		s.wake()
-	}
+	s.wake()
 	return nil
 }
 

@@ -85,12 +85,6 @@ type exchange struct {
 	sentEnd    bool // END_STREAM went out
 	done       bool // Close or failure released the slot
 	writing    bool // the body writer runs (it may still read the body)
-	// sink: the caller waits in ReadPush with nothing buffered, and the
-	// read loop may hand it DATA; pushing: the read loop is at it (c.mu
-	// released); flush: a push left bytes the sink must flush.
-	sink    Sink
-	pushing bool
-	flush   bool
 	// refs counts the Stream's holders: the exchange until finish, the
 	// body writer until it returns. At zero, a Stream whose callbacks
 	// were all stopped (reusable) goes back to the connection.
@@ -575,15 +569,15 @@ func (s *Stream) checkLength() error {
 }
 
 // onData takes a DATA frame's payload (read loop, c.mu held); pad is its
-// padding. push is the sink the read loop hands data to itself (pushed,
-// after it released c.mu) instead of buffering it.
-func (s *Stream) onData(data []byte, pad int32, end bool) (push Sink, err error) {
+// padding.
+func (s *Stream) onData(data []byte, pad int32, end bool) error {
 	n := int32(len(data)) + pad
 	if n > s.inflow {
-		return nil, errFlow
+		return errFlow
 	}
 	s.inflow -= n
 	s.unacked += pad
+	var err error
 	switch {
 	case !s.head:
 		err = protoErr("DATA before the response head")
@@ -599,59 +593,44 @@ func (s *Stream) onData(data []byte, pad int32, end bool) (push Sink, err error)
 		}
 	}
 	if err == nil && !s.done {
-		if s.sink != nil && !end && len(data) > 0 && s.off == len(s.buf) {
-			push = s.sink
-			s.pushing = true
-		} else {
-			s.keep(data)
+		if s.off == len(s.buf) {
+			s.buf, s.off = s.buf[:0], 0
 		}
+		s.buf = append(s.buf, data...)
 	}
 	if err == nil && end {
 		s.ended = true
 		err = s.checkLength()
 	}
-	return push, err
-}
-
-// keep buffers body bytes for Read (c.mu held).
-func (s *Stream) keep(data []byte) {
-	if s.off == len(s.buf) {
-		s.buf, s.off = s.buf[:0], 0
-	}
-	s.buf = append(s.buf, data...)
+	return err
 }
 
 // Read reads the response body; the last bytes of a stream that ended
 // whole come with io.EOF.
-func (s *Stream) Read(p []byte) (int, error) { return s.read(p, nil) }
-
-func (s *Stream) read(p []byte, sink Sink) (int, error) {
+func (s *Stream) Read(p []byte) (int, error) {
 	c := s.c
 	c.mu.Lock()
 	for {
-		if s.pushing {
-			// The read loop is handing a frame to the sink: its bytes
-			// come before anything Read could return.
-			c.mu.Unlock()
-			<-s.respWake
-			c.mu.Lock()
-			continue
-		}
-		if s.flush {
-			s.flush = false
-			c.mu.Unlock()
-			return 0, nil
-		}
 		if s.off < len(s.buf) {
 			n := copy(p, s.buf[s.off:])
 			s.off += n
-			refund := s.consumed(n)
+			var refund int32
+			if !s.ended {
+				s.unacked += int32(n)
+				if s.unacked >= c.cfg.StreamWindow/4 {
+					refund, s.unacked = s.unacked, 0
+					s.inflow += refund
+				}
+			}
 			// The last bytes of a stream that ended whole come with EOF,
 			// so that a forwarder sends them with the response's end (and
 			// its trailers) in one write instead of flushing them first.
 			eof := s.off == len(s.buf) && s.ended && s.err == nil
 			c.mu.Unlock()
-			s.refund(refund)
+			if refund > 0 {
+				id := s.id
+				c.write(func() error { return c.fr.WriteWindowUpdate(id, uint32(refund)) })
+			}
 			if eof {
 				return n, io.EOF
 			}
@@ -666,33 +645,9 @@ func (s *Stream) read(p []byte, sink Sink) (int, error) {
 			c.mu.Unlock()
 			return 0, io.EOF
 		}
-		s.sink = sink
 		c.mu.Unlock()
 		<-s.respWake
 		c.mu.Lock()
-		s.sink = nil
-	}
-}
-
-// consumed counts n body bytes taken by the caller and returns the stream
-// window to give back now (c.mu held).
-func (s *Stream) consumed(n int) int32 {
-	var refund int32
-	if !s.ended {
-		s.unacked += int32(n)
-		if s.unacked >= s.c.cfg.StreamWindow/4 {
-			refund, s.unacked = s.unacked, 0
-			s.inflow += refund
-		}
-	}
-	return refund
-}
-
-// refund sends a stream WINDOW_UPDATE (c.mu not held).
-func (s *Stream) refund(n int32) {
-	if n > 0 {
-		id := s.id
-		s.c.write(func() error { return s.c.fr.WriteWindowUpdate(id, uint32(n)) })
 	}
 }
 

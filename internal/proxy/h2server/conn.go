@@ -196,12 +196,6 @@ type conn struct {
 	bw        *bufio.Writer // nil while nothing is buffered
 	dw        deadlineWriter
 	wdl       time.Time // the socket's write deadline
-	// Pushes (Stream.Push) write without waiting: trying sends writes
-	// to the socket once, non-blocking; what it did not take waits in
-	// pending, written before anything else (all under wmu).
-	trying    bool
-	pending   []byte
-	raw       rawSocket
 	wfr       *http2.Framer
 	fw        frameWriter
 	enc       *headerblock.Encoder // its Buf holds the block being written
@@ -284,18 +278,6 @@ type deadlineWriter struct{ c *conn }
 
 func (w deadlineWriter) Write(p []byte) (int, error) {
 	c := w.c
-	if c.trying {
-		return c.raw.tryWrite(c, p)
-	}
-	if err := c.writePending(); err != nil {
-		return 0, err
-	}
-	return c.writeSocket(p)
-}
-
-// writeSocket writes p to the socket, waiting as long as the write
-// timeout allows; wmu is held.
-func (c *conn) writeSocket(p []byte) (int, error) {
 	d := c.cfg.WriteTimeout
 	if d <= 0 {
 		d = defaultWriteTimeout
@@ -477,7 +459,7 @@ func (c *conn) parkNow() bool {
 	if c.cpending.Load() || !c.wmu.TryLock() {
 		return false
 	}
-	writing := c.bw != nil || len(c.pending) > 0
+	writing := c.bw != nil
 	c.wmu.Unlock()
 	if writing {
 		return false

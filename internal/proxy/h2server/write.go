@@ -32,44 +32,27 @@ func (c *conn) lockWrite() {
 // last writer queued does. It returns the connection's write error as of
 // the unlock (werr is read under wmu only).
 func (c *conn) unlockWrite(flush bool) error {
-	werr, _ := c.unlock(flush, false)
-	return werr
-}
-
-// unlock is unlockWrite; try flushes without waiting (Push): what the
-// socket does not take stays in pending, and stalled reports it (a writer
-// that may wait must flush it).
-func (c *conn) unlock(flush, try bool) (werr error, stalled bool) {
 	if flush {
 		c.needFlush = true
 	}
+	var werr error
 	for {
 		c.drainCtrl()
-		if (c.needFlush || len(c.pending) > 0) && c.waiting.Load() == 0 {
+		if c.needFlush && c.waiting.Load() == 0 && c.bw != nil {
 			c.needFlush = false
-			c.trying = try
-			if c.bw != nil {
-				if err := c.bw.Flush(); err != nil && c.werr == nil {
-					c.werr = err
-				}
-				if c.bw.Buffered() == 0 {
-					c.bw.Reset(nil)
-					c.pools.writers.Put(c.bw)
-					c.bw = nil
-				}
+			if err := c.bw.Flush(); err != nil && c.werr == nil {
+				c.werr = err
 			}
-			if !try {
-				if err := c.writePending(); err != nil && c.werr == nil {
-					c.werr = err
-				}
+			if c.bw.Buffered() == 0 {
+				c.bw.Reset(nil)
+				c.pools.writers.Put(c.bw)
+				c.bw = nil
 			}
-			c.trying = false
 		}
 		werr = c.werr
-		stalled = stalled || len(c.pending) > 0
 		c.wmu.Unlock()
 		if !c.cpending.Load() || !c.wmu.TryLock() {
-			return werr, stalled
+			return werr
 		}
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/mast-mesh/mast/internal/proxy/h2client"
 	"github.com/mast-mesh/mast/internal/proxy/headers"
 	"github.com/mast-mesh/mast/internal/proxy/http1"
 	"github.com/mast-mesh/mast/internal/proxy/upstream"
@@ -464,33 +463,8 @@ func copyBody(w responseWriter, r io.Reader, buf []byte, length int64) error {
 			return err
 		}
 	}
-	// A body of unknown length from an HTTP/2 upstream (a gRPC stream's)
-	// may be written to an HTTP/2 downstream by the upstream connection's
-	// reader itself, without waking this goroutine (pushReader).
-	var pr pushReader
-	var sink h2client.Sink
-	if length < 0 {
-		if pr, _ = r.(pushReader); pr != nil {
-			if sink = sinkOf(w); sink == nil {
-				pr = nil
-			}
-		}
-	}
 	for {
-		var n int
-		var err error
-		if pr != nil {
-			n, err = pr.ReadPush(buf, sink)
-		} else {
-			n, err = r.Read(buf)
-		}
-		if n == 0 && err == nil && pr != nil {
-			// A push left bytes the connection could not take at once.
-			if err := w.Flush(); err != nil {
-				return err
-			}
-			continue
-		}
+		n, err := r.Read(buf[:])
 		if n > 0 {
 			length -= int64(n)
 			// Flush when the upstream has nothing more right now, so
@@ -514,25 +488,6 @@ func copyBody(w responseWriter, r io.Reader, buf []byte, length int64) error {
 			return err
 		}
 	}
-}
-
-// pushReader is a response body whose connection's reader can write it
-// on to a sink itself (upstream's HTTP/2 body).
-type pushReader interface {
-	ReadPush(p []byte, sink h2client.Sink) (int, error)
-}
-
-// sinkOf returns the writer as a sink for pushed body bytes, nil when it
-// cannot take them (not an HTTP/2 stream of mast-proxy's server).
-func sinkOf(w responseWriter) h2client.Sink {
-	if t, ok := w.(*telWriter); ok {
-		if _, ok := t.responseWriter.(h2client.Sink); ok {
-			return t
-		}
-		return nil
-	}
-	s, _ := w.(h2client.Sink)
-	return s
 }
 
 // maxKeptBody is the largest body buffer a request's pooled state keeps

@@ -197,15 +197,6 @@ func (hs *h2stream) Write(p []byte) (int, error) {
 	return hs.s.Write(p)
 }
 
-// Push writes pushed body bytes (h2client.Sink), without waiting.
-func (hs *h2stream) Push(p []byte) (sent, stalled bool) {
-	sent, stalled = hs.s.Push(p)
-	if sent {
-		hs.st.touch()
-	}
-	return sent, stalled
-}
-
 func (hs *h2stream) Flush() error { return hs.s.Flush() }
 
 // WriteFlush is Write then Flush in one hold of the connection's writer.

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/mast-mesh/mast/internal/proxy/filter"
-	"github.com/mast-mesh/mast/internal/proxy/h2client"
 	"github.com/mast-mesh/mast/internal/proxy/headers"
 	"github.com/mast-mesh/mast/internal/proxy/upstream"
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
@@ -147,19 +146,6 @@ func (t *telWriter) WriteFlush(p []byte) (int, error) {
 	n, err := t.responseWriter.WriteFlush(p)
 	t.sent(p[:n])
 	return n, err
-}
-
-// Push passes pushed body bytes on (h2client.Sink), counting them.
-func (t *telWriter) Push(p []byte) (sent, stalled bool) {
-	s, ok := t.responseWriter.(h2client.Sink)
-	if !ok {
-		return false, false
-	}
-	sent, stalled = s.Push(p)
-	if sent {
-		t.sent(p)
-	}
-	return sent, stalled
 }
 
 // sent counts body bytes written, and the gRPC messages they carry.

@@ -240,19 +240,6 @@ func (b *h2body) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// ReadPush is Read that lets the connection's reader push DATA to sink
-// (h2client.Stream.ReadPush).
-func (b *h2body) ReadPush(p []byte, sink h2client.Sink) (int, error) {
-	if b.st == nil {
-		return 0, errBodyClosed
-	}
-	n, err := b.st.ReadPush(p, sink)
-	if err != nil && err != io.EOF {
-		err = classifyH2(b.ctx, err)
-	}
-	return n, err
-}
-
 // Ready reports whether Read would return without waiting (a closed
 // body's does).
 func (b *h2body) Ready() bool { return b.st == nil || b.st.Ready() }

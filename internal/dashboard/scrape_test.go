@@ -172,3 +172,26 @@ func BenchmarkParseStats(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkScrape is one scrape as a round does it (request, response,
+// parse) of a loopback server that writes the filtered page as it is:
+// BenchmarkParseStats/filtered plus the fetch (and the server's net/http,
+// in the same process).
+func BenchmarkScrape(b *testing.B) {
+	re := regexp.MustCompile("^(" + requestsTotal + "|" + requestDuration + ")$")
+	page := []byte(filterPage(sidecarPage(b), re))
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("content-type", "text/plain; version=0.0.4; charset=utf-8")
+		w.Write(page)
+	}))
+	defer hs.Close()
+	cfg := Config{ScrapeInterval: time.Second}
+	cfg.defaults()
+	s := newScraper(&cfg)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.scrape(context.Background(), hs.URL+"/stats/prometheus"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -701,3 +701,36 @@ func TestBurstWorkersKept(t *testing.T) {
 		}
 	}
 }
+
+// TestCookieCrumbsJoined: cookie fields are joined with "; " (RFC 9113
+// section 8.2.3); empty crumbs add nothing, so the value never starts or
+// ends with the delimiter.
+func TestCookieCrumbsJoined(t *testing.T) {
+	for _, tc := range []struct {
+		crumbs []string
+		want   string
+	}{
+		{[]string{"a=1", "b=2"}, "a=1; b=2"},
+		{[]string{"", "a=1", "", "b=2", ""}, "a=1; b=2"},
+		{[]string{"", "", ""}, ""},
+		{[]string{"a=1"}, "a=1"},
+	} {
+		fields := []hpack.HeaderField{{Name: ":method", Value: "GET"}, {Name: ":scheme", Value: "http"}, {Name: ":authority", Value: "a"}, {Name: ":path", Value: "/"}}
+		for _, c := range tc.crumbs {
+			fields = append(fields, hpack.HeaderField{Name: "cookie", Value: c})
+		}
+		var r Request
+		if msg := readRequest(&r, fields, true, false); msg != "" {
+			t.Fatalf("%q: %s", tc.crumbs, msg)
+		}
+		var got []string
+		for _, f := range r.Header {
+			if f.Name == "cookie" {
+				got = append(got, f.Value)
+			}
+		}
+		if len(got) != 1 || got[0] != tc.want {
+			t.Errorf("crumbs %q: cookie fields %q, want one %q", tc.crumbs, got, tc.want)
+		}
+	}
+}

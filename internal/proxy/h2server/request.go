@@ -77,7 +77,15 @@ func readRequest(r *Request, fields []hpack.HeaderField, endStream, truncated bo
 			r.ContentLength = int64(n)
 		case "cookie":
 			if cookie >= 0 {
-				r.Header[cookie].Value += "; " + f.Value
+				// Empty crumbs carry nothing; joining them would leave
+				// "; " at an end of the value.
+				switch c := &r.Header[cookie]; {
+				case f.Value == "":
+				case c.Value == "":
+					c.Value = f.Value
+				default:
+					c.Value += "; " + f.Value
+				}
 				continue
 			}
 			cookie = len(r.Header)

@@ -186,13 +186,20 @@ func (s *scraper) scrape(ctx context.Context, target string) (map[seriesKey]*ser
 	if ct := resp.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "text/plain") {
 		return nil, fmt.Errorf("GET %s: content type %q, want Prometheus text", target, ct)
 	}
-	lr := &io.LimitedReader{R: resp.Body, N: maxStatsBytes + 1}
-	out, err := parseStats(lr)
+	var page strings.Builder
+	n, err := io.Copy(&page, io.LimitReader(resp.Body, maxStatsBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("GET %s: %w", target, err)
 	}
-	if lr.N <= 0 {
+	if n > maxStatsBytes {
 		return nil, fmt.Errorf("GET %s: more than %d bytes", target, maxStatsBytes)
+	}
+	if out, ok := parseStatsFast(page.String()); ok {
+		return out, nil
+	}
+	out, err := parseStats(strings.NewReader(page.String()))
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", target, err)
 	}
 	return out, nil
 }

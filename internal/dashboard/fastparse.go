@@ -124,7 +124,7 @@ func parseStatsFast(page string) (out map[seriesKey]*series, ok bool) {
 		le := ""
 		if suffix == "_bucket" {
 			i := strings.LastIndex(labels, `le="`)
-			if i < 0 || !strings.HasSuffix(labels, `"`) || i > 0 && labels[i-1] != ',' {
+			if i < 0 || len(labels) < i+5 || !strings.HasSuffix(labels, `"`) || i > 0 && labels[i-1] != ',' {
 				return nil, false
 			}
 			le = labels[i+4 : len(labels)-1]

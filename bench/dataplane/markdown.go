@@ -224,9 +224,18 @@ func (r *Report) Ratios() string {
 		}
 		return 0
 	}
-	mc, nc, hc, cc := cpu("mast 2-hop"), cpu("nginx 2-hop"), cpu("haproxy 2-hop"), cpu("caddy 2-hop")
-	fmt.Fprintf(&b, "- CPU seconds per 1,000 requests per proxy (two-hop plaintext, mean of the two hops): Mast %.3f, nginx %.3f, HAProxy %.3f, Caddy %.3f; Mast/nginx = %s, Mast/HAProxy = %s.\n",
-		mc, nc, hc, cc, ratio(mc, nc), ratio(mc, hc))
+	mc, nc, hc := cpu("mast 2-hop"), cpu("nginx 2-hop"), cpu("haproxy 2-hop")
+	var figures []string // the peers that ran
+	for _, p := range []struct {
+		name string
+		path string
+	}{{"Mast", "mast 2-hop"}, {"nginx", "nginx 2-hop"}, {"HAProxy", "haproxy 2-hop"}, {"Caddy", "caddy 2-hop"}} {
+		if v := cpu(p.path); v > 0 {
+			figures = append(figures, fmt.Sprintf("%s %.3f", p.name, v))
+		}
+	}
+	fmt.Fprintf(&b, "- CPU seconds per 1,000 requests per proxy (two-hop plaintext, mean of the two hops): %s; Mast/nginx = %s, Mast/HAProxy = %s.\n",
+		strings.Join(figures, ", "), ratio(mc, nc), ratio(mc, hc))
 	if mp, ok := added("mast 2-hop", 1); ok {
 		m99, _ := added("mast 2-hop", 2)
 		fmt.Fprintf(&b, "- Against Istio's published two-sidecar figures (+%.3f ms p90, +%.3f ms p99, %.2f vCPU and %d MB per sidecar; those are with mTLS on its own hardware): Mast two-hop plaintext adds %+.3f ms p90, %+.3f ms p99 and uses %.3f vCPU per sidecar at 1,000 requests/s.\n",
@@ -234,8 +243,12 @@ func (r *Report) Ratios() string {
 	}
 	for _, mm := range r.Memory {
 		if mm.Peer == Mast && mm.Hop == 1 {
-			fmt.Fprintf(&b, "- Sidecar memory (Mast client sidecar RSS): idle %s MB, under load %s MB, with a %d-service mesh %s MB; Istio publishes %d MB per sidecar, Linkerd's proxy about %d–%d MB.\n",
-				mbs(mm.IdleRSS), mbs(mm.LoadRSS), r.Settings.MeshServices, mbs(mm.MeshRSS), istioMBPerSidecar, linkerdMBPerProxyLow, linkerdMBPerProxyHi)
+			mesh := ""
+			if r.Settings.MeshServices > 0 {
+				mesh = fmt.Sprintf(", with a %d-service mesh %s MB", r.Settings.MeshServices, mbs(mm.MeshRSS))
+			}
+			fmt.Fprintf(&b, "- Sidecar memory (Mast client sidecar RSS): idle %s MB, under load %s MB%s; Istio publishes %d MB per sidecar, Linkerd's proxy about %d–%d MB.\n",
+				mbs(mm.IdleRSS), mbs(mm.LoadRSS), mesh, istioMBPerSidecar, linkerdMBPerProxyLow, linkerdMBPerProxyHi)
 		}
 	}
 	b.WriteString("\n")

@@ -264,31 +264,7 @@ func unescape(raw string) string {
 // fastKey is keyOf of the labels as written.
 func fastKey(labels string) (seriesKey, bool) {
 	var k seriesKey
-	ok := eachLabel(labels, func(name, raw string) {
-		v := unescape(raw)
-		switch name {
-		case "reporter":
-			k.reporter = v
-		case "source_workload":
-			k.srcWL = v
-		case "source_workload_namespace":
-			k.srcNS = v
-		case "destination_service":
-			k.dstService = v
-		case "destination_service_name":
-			k.dstSvcName = v
-		case "destination_service_namespace":
-			k.dstSvcNS = v
-		case "destination_workload":
-			k.dstWL = v
-		case "destination_workload_namespace":
-			k.dstNS = v
-		case "response_code":
-			k.code = v
-		case "connection_security_policy":
-			k.security = v
-		}
-	})
+	ok := eachLabel(labels, func(name, raw string) { k.set(name, unescape(raw)) })
 	return k, ok
 }
 

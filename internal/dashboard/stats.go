@@ -139,29 +139,33 @@ func standardBuckets(h *dto.Histogram) ([numBuckets]float64, bool) {
 func keyOf(labels []*dto.LabelPair) seriesKey {
 	var k seriesKey
 	for _, l := range labels {
-		v := l.GetValue()
-		switch l.GetName() {
-		case "reporter":
-			k.reporter = v
-		case "source_workload":
-			k.srcWL = v
-		case "source_workload_namespace":
-			k.srcNS = v
-		case "destination_service":
-			k.dstService = v
-		case "destination_service_name":
-			k.dstSvcName = v
-		case "destination_service_namespace":
-			k.dstSvcNS = v
-		case "destination_workload":
-			k.dstWL = v
-		case "destination_workload_namespace":
-			k.dstNS = v
-		case "response_code":
-			k.code = v
-		case "connection_security_policy":
-			k.security = v
-		}
+		k.set(l.GetName(), l.GetValue())
 	}
 	return k
+}
+
+// set keeps label name's value v when the graph uses that label.
+func (k *seriesKey) set(name, v string) {
+	switch name {
+	case "reporter":
+		k.reporter = v
+	case "source_workload":
+		k.srcWL = v
+	case "source_workload_namespace":
+		k.srcNS = v
+	case "destination_service":
+		k.dstService = v
+	case "destination_service_name":
+		k.dstSvcName = v
+	case "destination_service_namespace":
+		k.dstSvcNS = v
+	case "destination_workload":
+		k.dstWL = v
+	case "destination_workload_namespace":
+		k.dstNS = v
+	case "response_code":
+		k.code = v
+	case "connection_security_policy":
+		k.security = v
+	}
 }

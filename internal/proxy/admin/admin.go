@@ -117,9 +117,8 @@ func Handler(src Source, level *slog.LevelVar) http.Handler {
 	})
 	var filters FilterParser
 	mux.HandleFunc("/stats/prometheus", func(w http.ResponseWriter, r *http.Request) {
-		keep, err := filters.Parse(r.URL.Query())
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
+		keep, ok := filters.FromRequest(w, r)
+		if !ok {
 			return
 		}
 		w.Header().Set("content-type", "text/plain; version=0.0.4")

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"fmt"
+	"net/http"
 	"net/url"
 	"regexp"
 	"sync"
@@ -20,12 +21,6 @@ type FamilyFilter struct {
 	seen map[[2]string]bool
 }
 
-// ParseFamilyFilter reads q's filter parameter (RE2 syntax). Absent or
-// empty, it returns nil: everything is kept.
-func ParseFamilyFilter(q url.Values) (*FamilyFilter, error) {
-	return new(FilterParser).Parse(q)
-}
-
 // FilterParser parses filter parameters, keeping the last expression
 // compiled: a scraper asks the same one every time. It is safe for
 // concurrent use.
@@ -35,8 +30,9 @@ type FilterParser struct {
 	re   *regexp.Regexp
 }
 
-// Parse is ParseFamilyFilter, compiling q's expression only when it
-// differs from the last one.
+// Parse reads q's filter parameter (RE2 syntax), compiling it only when
+// it differs from the last one. Absent or empty, it returns nil:
+// everything is kept.
 func (p *FilterParser) Parse(q url.Values) (*FamilyFilter, error) {
 	expr := q.Get("filter")
 	if expr == "" {
@@ -58,6 +54,17 @@ func (p *FilterParser) Parse(q url.Values) (*FamilyFilter, error) {
 		p.mu.Unlock()
 	}
 	return &FamilyFilter{re: re, seen: map[[2]string]bool{}}, nil
+}
+
+// FromRequest is Parse of r's query for a /stats/prometheus handler; a
+// bad expression is answered 400 (naming the parameter) and ok is false.
+func (p *FilterParser) FromRequest(w http.ResponseWriter, r *http.Request) (keep *FamilyFilter, ok bool) {
+	keep, err := p.Parse(r.URL.Query())
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return nil, false
+	}
+	return keep, true
 }
 
 // Keep reports whether the family named prefix+name is kept. The two

@@ -93,7 +93,7 @@ func TestPrometheusFilterBadRegex(t *testing.T) {
 // TestFamilyFilterKeep: the answer depends on the whole name (prefix and
 // name), and a nil filter keeps everything.
 func TestFamilyFilterKeep(t *testing.T) {
-	f, err := ParseFamilyFilter(url.Values{"filter": {"^envoy_a$"}})
+	f, err := new(FilterParser).Parse(url.Values{"filter": {"^envoy_a$"}})
 	if err != nil {
 		t.Fatal(err)
 	}

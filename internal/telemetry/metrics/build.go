@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/mast-mesh/mast/internal/hostport"
 	"github.com/mast-mesh/mast/internal/telemetry"
 )
 
@@ -179,10 +180,7 @@ func inboundService(rec *telemetry.Record) string {
 }
 
 func authorityHost(a string) string {
-	if i := strings.LastIndexByte(a, ':'); i >= 0 && !strings.Contains(a[i:], "]") {
-		a = a[:i]
-	}
-	return strings.TrimSuffix(strings.TrimPrefix(a, "["), "]")
+	return strings.TrimSuffix(strings.TrimPrefix(hostport.WithoutPort(a), "["), "]")
 }
 
 // serviceHost completes a short host name (reviews, reviews.default) as the

@@ -364,10 +364,12 @@ func (a *Agent) publish(s *Secrets) {
 		s.Version = 1
 	}
 	a.cur.Store(s)
+	// Counted before the change is announced, so whoever wakes on it
+	// sees the count that includes it.
+	a.Renewals.Add(1)
 	close(a.changed)
 	a.changed = make(chan struct{})
 	a.mu.Unlock()
-	a.Renewals.Add(1)
 	a.readyOne.Do(func() { close(a.ready) })
 }
 

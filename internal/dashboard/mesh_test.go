@@ -161,7 +161,10 @@ func (d *Dashboard) inject(scraped map[string]map[seriesKey]*series) {
 	for id := range scraped {
 		live[id] = true
 	}
-	d.scraper.traffic.round(scraped, live)
+	// Rounds a nominal interval apart, whenever the test runs them.
+	tr := d.scraper.traffic
+	at := time.Unix(1e9, 0).Add(time.Duration(tr.tick+1) * d.cfg.ScrapeInterval)
+	tr.round(at, scraped, live)
 	var wls []Workload
 	for _, p := range d.cfg.Proxies() {
 		wls = append(wls, WorkloadOf(p))

@@ -102,7 +102,7 @@ func newScraper(cfg *Config) *scraper {
 	return &scraper{
 		cfg:     cfg,
 		client:  &http.Client{Timeout: cfg.ScrapeTimeout, Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 1, IdleConnTimeout: 2 * cfg.ScrapeInterval}},
-		traffic: newTraffic(max(int(cfg.Window/cfg.ScrapeInterval), 1), cfg.ScrapeInterval, keep),
+		traffic: newTraffic(max(int(cfg.Window/cfg.ScrapeInterval), 1), keep),
 		graph:   &Graph{Nodes: []Node{}, Edges: []Edge{}},
 		times:   make([]time.Time, keep),
 		history: map[string][]Signals{},
@@ -127,6 +127,7 @@ func (s *scraper) round(ctx context.Context) {
 		series map[seriesKey]*series
 		err    error
 	}
+	now := time.Now() // the round's start: rates are over the time between starts
 	results := make(chan result, len(targets))
 	sem := make(chan struct{}, s.cfg.ScrapeConcurrency)
 	for i, t := range targets {
@@ -140,7 +141,6 @@ func (s *scraper) round(ctx context.Context) {
 	scraped := map[string]map[seriesKey]*series{}
 	live := map[string]bool{}
 	status := make([]TargetStatus, len(targets))
-	now := time.Now()
 	for range targets {
 		r := <-results
 		t := targets[r.i]
@@ -155,7 +155,7 @@ func (s *scraper) round(ctx context.Context) {
 	if ctx.Err() != nil {
 		return
 	}
-	s.traffic.round(scraped, live)
+	s.traffic.round(now, scraped, live)
 	g := s.traffic.graph(now, workloads)
 	s.publish(g, status)
 }

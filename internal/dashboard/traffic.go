@@ -135,11 +135,14 @@ type Workload struct {
 // traffic turns scrape rounds into the graph and the signal history. It
 // is not safe for concurrent use; the scraper owns it.
 type traffic struct {
-	window   int           // rounds in the rate window
-	interval time.Duration // between rounds
-	keep     int           // rounds of history kept (and of idle edges)
+	window int // rounds in the rate window
+	keep   int // rounds of history kept (and of idle edges)
 
-	tick  uint64
+	tick uint64
+	// at holds when each of the last window+1 rounds started (by tick
+	// modulo its length): rates divide by the time the window really
+	// covered, which is longer than window intervals when rounds overran.
+	at    []time.Time
 	prev  map[string]map[seriesKey]*series // last scrape, by target
 	edges map[edgeID]*edgeAcc
 	// pairs holds the connection security the destination proxies saw,
@@ -150,16 +153,19 @@ type traffic struct {
 	meta  map[string]nodeMeta
 }
 
-func newTraffic(window int, interval time.Duration, keep int) *traffic {
-	return &traffic{window: max(window, 1), interval: interval, keep: max(keep, 2),
+func newTraffic(window int, keep int) *traffic {
+	window = max(window, 1)
+	return &traffic{window: window, keep: max(keep, 2), at: make([]time.Time, window+1),
 		prev: map[string]map[seriesKey]*series{}, edges: map[edgeID]*edgeAcc{}, pairs: map[edgeID]*edgeAcc{}, meta: map[string]nodeMeta{}}
 }
 
-// round takes one scrape round: scraped holds each target that answered,
-// live every target that still exists (a target that failed this round
-// keeps its previous values, so no increment is lost or counted twice).
-func (t *traffic) round(scraped map[string]map[seriesKey]*series, live map[string]bool) {
+// round takes one scrape round, started at at: scraped holds each target
+// that answered, live every target that still exists (a target that failed
+// this round keeps its previous values, so no increment is lost or counted
+// twice).
+func (t *traffic) round(at time.Time, scraped map[string]map[seriesKey]*series, live map[string]bool) {
 	t.tick++
+	t.at[t.tick%uint64(len(t.at))] = at
 	for id := range t.prev {
 		if !live[id] {
 			delete(t.prev, id)
@@ -273,13 +279,16 @@ func firstKnown(vs ...string) string {
 	return ""
 }
 
-// windowSeconds is the time the current rate window covers.
+// windowSeconds is the time the current rate window covers: from the
+// round before its first slot to the latest round (the first round is
+// only a baseline).
 func (t *traffic) windowSeconds() float64 {
 	if t.tick < 2 {
 		return 0
 	}
 	n := min(t.tick-1, uint64(t.window))
-	return float64(n) * t.interval.Seconds()
+	l := uint64(len(t.at))
+	return max(t.at[t.tick%l].Sub(t.at[(t.tick-n)%l]).Seconds(), 0)
 }
 
 // graph builds the graph of the current window, with every workload in

@@ -16,8 +16,17 @@
 // calls made inside syscall.RawConn's Read and Write callbacks: EAGAIN
 // hands the wait to the netpoller, as the standard path does, and
 // deadlines, Close and concurrent use behave the same. Everything else
-// (addresses, deadlines, CloseWrite, SyscallConn, splice through
-// ReadFrom/WriteTo) is the embedded *net.TCPConn's.
+// (addresses, CloseWrite, SyscallConn, splice through ReadFrom/WriteTo) is
+// the embedded *net.TCPConn's.
+//
+// A write the socket takes whole at once skips even the RawConn: the
+// runtime's descriptor lock (two atomic operations) and its poll state
+// reset are for the wait that such a write does not need. It is made on
+// the descriptor directly, under the connection's own guard instead: Close
+// waits for such writes to finish before the runtime may close (and the
+// kernel reuse) the descriptor, and a connection with a write deadline
+// takes the RawConn's path, which enforces it. EAGAIN or a partial write
+// continues on that path.
 package rawsock
 
 import (
@@ -26,7 +35,9 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -52,6 +63,17 @@ type Conn struct {
 	wn      int
 	werr    syscall.Errno
 	writeFn func(fd uintptr) bool
+
+	// fd is the socket's descriptor for the direct writes (tryWrite).
+	// They hold fdmu's read lock and check closed under it; Close sets
+	// closed under its write lock before closing the descriptor.
+	fd     uintptr
+	fdmu   sync.RWMutex
+	closed bool
+	// wdl: a write deadline is set, so writes take the RawConn's path.
+	// dmu orders the deadline setters: wdl always tells the last one's.
+	dmu sync.Mutex
+	wdl atomic.Bool
 }
 
 // Wrap returns nc with raw reads and writes when it is a *net.TCPConn,
@@ -75,8 +97,35 @@ func New(tc *net.TCPConn) (*Conn, error) {
 		return nil, err
 	}
 	c := &Conn{TCPConn: tc, rc: rc}
+	if err := rc.Control(func(fd uintptr) { c.fd = fd }); err != nil {
+		return nil, err
+	}
 	c.readFn, c.writeFn = c.doRead, c.doWrite
 	return c, nil
+}
+
+// Close closes the connection once no direct write uses its descriptor.
+func (c *Conn) Close() error {
+	c.fdmu.Lock()
+	c.closed = true
+	c.fdmu.Unlock()
+	return c.TCPConn.Close()
+}
+
+// SetDeadline sets both deadlines, as net.Conn's.
+func (c *Conn) SetDeadline(t time.Time) error {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	c.wdl.Store(!t.IsZero())
+	return c.TCPConn.SetDeadline(t)
+}
+
+// SetWriteDeadline sets the write deadline, as net.Conn's.
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	c.wdl.Store(!t.IsZero())
+	return c.TCPConn.SetWriteDeadline(t)
 }
 
 // Read reads as net.Conn's Read: io.EOF once the peer closed its side.
@@ -126,9 +175,17 @@ func (c *Conn) doRead(fd uintptr) bool {
 // stops it, as net.Conn's Write.
 func (c *Conn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
-	c.wbuf, c.wn, c.werr = p, 0, 0
+	done, errno := c.tryWrite(p)
+	if done == len(p) && len(p) > 0 || errno != 0 {
+		c.wmu.Unlock()
+		if errno != 0 {
+			return 0, c.opError("write", os.NewSyscallError("write", errno))
+		}
+		return done, nil
+	}
+	c.wbuf, c.wn, c.werr = p[done:], 0, 0
 	err := c.rc.Write(c.writeFn)
-	n, errno := c.wn, c.werr
+	n, errno := done+c.wn, c.werr
 	c.wbuf = nil
 	c.wmu.Unlock()
 	switch {
@@ -138,6 +195,31 @@ func (c *Conn) Write(p []byte) (int, error) {
 		return n, c.opError("write", os.NewSyscallError("write", errno))
 	}
 	return n, nil
+}
+
+// tryWrite writes what of p the socket takes at once, directly on the
+// descriptor; errno is an error other than EAGAIN or EINTR. It writes
+// nothing (for the RawConn's path to do it all) when p is empty or too
+// large for one system call, when a write deadline is set, or once Close
+// began. c.wmu is held.
+func (c *Conn) tryWrite(p []byte) (n int, errno syscall.Errno) {
+	if len(p) == 0 || len(p) > maxRW || c.wdl.Load() {
+		return 0, 0
+	}
+	c.fdmu.RLock()
+	if c.closed {
+		c.fdmu.RUnlock()
+		return 0, 0
+	}
+	r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, c.fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
+	c.fdmu.RUnlock()
+	switch e {
+	case 0:
+		return int(r), 0
+	case syscall.EAGAIN, syscall.EINTR:
+		return 0, 0
+	}
+	return 0, e
 }
 
 func (c *Conn) doWrite(fd uintptr) bool {

@@ -6,9 +6,12 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // pair returns a raw connection and the plain peer it is connected to.
@@ -244,5 +247,121 @@ func TestNoAllocations(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Fatalf("%v allocations per exchange, want 0", allocs)
+	}
+}
+
+// A write deadline in the past fails a write the socket would take at
+// once (the direct path must not skip it); clearing it writes again.
+func TestWriteDeadlinePastFailsAtOnce(t *testing.T) {
+	c, p := pair(t)
+	for _, set := range []func(time.Time) error{c.SetWriteDeadline, c.SetDeadline} {
+		set(time.Unix(1, 0))
+		if n, err := c.Write([]byte("x")); n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("Write with a past deadline = %d, %v; want 0, os.ErrDeadlineExceeded", n, err)
+		}
+		set(time.Time{})
+		if n, err := c.Write([]byte("y")); n != 1 || err != nil {
+			t.Fatalf("Write after clearing the deadline = %d, %v", n, err)
+		}
+		got := make([]byte, 1)
+		if _, err := io.ReadFull(p, got); err != nil || string(got) != "y" {
+			t.Fatalf("peer read %q, %v; want \"y\"", got, err)
+		}
+	}
+}
+
+// A write to a connection the peer reset fails (a direct write's error is
+// reported as the RawConn path's).
+func TestWriteAfterResetIsAnError(t *testing.T) {
+	c, p := pair(t)
+	p.(*net.TCPConn).SetLinger(0)
+	p.Close()
+	if _, err := c.Read(make([]byte, 8)); err == nil {
+		t.Fatal("Read after a reset succeeded")
+	}
+	var err error
+	for range 3 { // the first write after a reset may still be taken
+		if _, err = c.Write([]byte("x")); err != nil {
+			break
+		}
+	}
+	var oe *net.OpError
+	if !errors.As(err, &oe) || oe.Op != "write" {
+		t.Fatalf("Write after a reset: %v, want a write *net.OpError", err)
+	}
+}
+
+// Close does not close the descriptor while a direct write holds it (the
+// kernel could otherwise give the number to another file under the write).
+func TestCloseWaitsForDirectWrite(t *testing.T) {
+	c, _ := pair(t)
+	c.fdmu.RLock() // as tryWrite holds it around its system call
+	closed := make(chan error, 1)
+	go func() { closed <- c.Close() }()
+	for range 100 {
+		runtime.Gosched()
+	}
+	select {
+	case err := <-closed:
+		t.Fatalf("Close returned (%v) while a direct write held the descriptor", err)
+	default:
+	}
+	if _, err := unix.FcntlInt(c.fd, unix.F_GETFD, 0); err != nil {
+		t.Fatalf("the descriptor was closed under a direct write: %v", err)
+	}
+	c.fdmu.RUnlock()
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.Write([]byte("x")); n != 0 || !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Write after Close = %d, %v; want 0, net.ErrClosed", n, err)
+	}
+}
+
+// Writers racing Close end with net.ErrClosed, and no byte written after
+// Close reaches a socket that reused the descriptor's number.
+func TestWritesRacingClose(t *testing.T) {
+	c, p := pair(t)
+	go io.Copy(io.Discard, p)
+	fd := int(c.fd)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				if _, err := c.Write([]byte("stray")); err != nil {
+					if !errors.Is(err, net.ErrClosed) {
+						t.Errorf("Write racing Close: %v, want net.ErrClosed", err)
+					}
+					return
+				}
+			}
+		}()
+	}
+	for range 50 {
+		runtime.Gosched()
+	}
+	c.Close()
+	// Sockets opened now may get the closed descriptor's number.
+	var reused [][2]int
+	for range 8 {
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reused = append(reused, fds)
+	}
+	wg.Wait()
+	for _, fds := range reused {
+		for i, f := range fds {
+			if f == fd {
+				if n, _ := unix.Read(fds[1-i], make([]byte, 16)); n > 0 {
+					t.Errorf("%d bytes written after Close reached the socket that reused descriptor %d", n, fd)
+				}
+			}
+		}
+		unix.Close(fds[0])
+		unix.Close(fds[1])
 	}
 }

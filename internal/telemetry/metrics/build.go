@@ -119,14 +119,7 @@ func (b *Builder) Build(rec *telemetry.Record, l *Labels) {
 			}
 		}
 	}
-	switch {
-	case rec.TCP:
-		l.Std[RequestProtocol] = "tcp"
-	case rec.GRPCStatus != "" || isGRPC(rec):
-		l.Std[RequestProtocol] = "grpc"
-	default:
-		l.Std[RequestProtocol] = "http"
-	}
+	l.Std[RequestProtocol] = protocol(rec)
 	if !rec.TCP {
 		if c := rec.ResponseCode; c >= 0 && c < len(codes) {
 			l.Std[ResponseCode] = codes[c]
@@ -136,6 +129,17 @@ func (b *Builder) Build(rec *telemetry.Record, l *Labels) {
 		l.Std[GRPCResponseStatus] = rec.GRPCStatus
 	}
 	l.Std[ResponseFlags] = rec.Flags.String()
+}
+
+// protocol is rec's request_protocol label.
+func protocol(rec *telemetry.Record) string {
+	switch {
+	case rec.TCP:
+		return "tcp"
+	case rec.GRPCStatus != "" || isGRPC(rec):
+		return "grpc"
+	}
+	return "http"
 }
 
 func isGRPC(rec *telemetry.Record) bool {

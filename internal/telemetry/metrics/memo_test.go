@@ -21,7 +21,7 @@ func clonePeer(p *telemetry.Peer) *telemetry.Peer {
 }
 
 // memoRun drives the same random requests through RecordRequest (old) and
-// RecordRequestMemo with a few memos, as connections keep them, mostly
+// RecordHTTP with a few memos, as connections keep them, mostly
 // repeating a connection's last labels (memo), and returns both
 // expositions.
 func memoRun(t *testing.T, seed uint64, maxSeries int) (old, memo []byte) {
@@ -62,14 +62,14 @@ func memoRun(t *testing.T, seed uint64, maxSeries int) (old, memo []byte) {
 			if reg == regOther && rnd.IntN(100) != 0 {
 				continue
 			}
+			if reg != regOld {
+				reg.RecordHTTP(b, &rec, m)
+				continue
+			}
 			var l Labels
 			b.Build(&rec, &l)
 			reg.Config(SideOf(&rec)).FillCustom(&rec, b.Local(), &l)
-			if reg == regOld {
-				reg.RecordRequest(&l, rec.Duration, rec.BytesReceived, rec.BytesSent)
-			} else {
-				reg.RecordRequestMemo(&l, m, rec.Duration, rec.BytesReceived, rec.BytesSent)
-			}
+			reg.RecordRequest(&l, rec.Duration, rec.BytesReceived, rec.BytesSent)
 		}
 	}
 	// Written in both shapes: without custom dimensions, and with them
@@ -115,7 +115,7 @@ func randomRecord(rnd *rand.Rand) telemetry.Record {
 	return rec
 }
 
-// RecordRequestMemo writes the very exposition RecordRequest does, over
+// RecordHTTP writes the very exposition RecordRequest does, over
 // many label sets (equal labels in the same or in different strings,
 // custom dimensions on and off, memos shared between registries, the
 // series cap), byte for byte.
@@ -140,12 +140,10 @@ func TestSeriesMemoDoesNotAllocate(t *testing.T) {
 	b := NewBuilder(Local{Peer: reviews})
 	rec := telemetry.Record{Protocol: "HTTP/1.1", ResponseCode: 200, Authority: "reviews:9080", DownstreamPeer: &productpage}
 	var m SeriesMemo
-	var l Labels
-	b.Build(&rec, &l)
-	reg.RecordRequestMemo(&l, &m, time.Millisecond, 10, 10)
+	reg.RecordHTTP(b, &rec, &m)
 	if n := testing.AllocsPerRun(100, func() {
-		b.Build(&rec, &l)
-		reg.RecordRequestMemo(&l, &m, time.Millisecond, 10, 10)
+		rec.ResponseCode = 200 + rec.ResponseCode%2 // memo by inputs, then by labels
+		reg.RecordHTTP(b, &rec, &m)
 	}); n != 0 {
 		t.Fatalf("%v allocations per request", n)
 	}
@@ -156,11 +154,10 @@ func BenchmarkRecordMemo(b *testing.B) {
 	reg := New(0)
 	bl := NewBuilder(Local{Peer: reviews})
 	rec := telemetry.Record{Protocol: "HTTP/1.1", ResponseCode: 200, Authority: "reviews:9080", DownstreamPeer: &productpage}
-	var l Labels
+	rec.Duration, rec.BytesReceived, rec.BytesSent = time.Millisecond, 10, 10
 	var m SeriesMemo
 	b.ReportAllocs()
 	for b.Loop() {
-		bl.Build(&rec, &l)
-		reg.RecordRequestMemo(&l, &m, time.Millisecond, 10, 10)
+		reg.RecordHTTP(bl, &rec, &m)
 	}
 }

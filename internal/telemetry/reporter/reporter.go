@@ -182,12 +182,7 @@ func (r *Reporter) PeerPrincipal(p *telemetry.Peer) string {
 // last series it recorded (metrics.SeriesMemo), kept from request to
 // request.
 func (r *Reporter) RequestDone(rec *telemetry.Record, logs []accesslog.Config, m *metrics.SeriesMemo) {
-	if cfg := r.Metrics.Config(metrics.SideOf(rec)); !cfg.HTTPOff() {
-		var l metrics.Labels
-		r.builder.Build(rec, &l)
-		cfg.FillCustom(rec, r.builder.Local(), &l)
-		r.Metrics.RecordRequestMemo(&l, m, rec.Duration, rec.BytesReceived, rec.BytesSent)
-	}
+	r.Metrics.RecordHTTP(r.builder, rec, m)
 	r.writeLogs(rec, logs)
 }
 

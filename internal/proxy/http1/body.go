@@ -83,6 +83,23 @@ func (b *Body) Ready() bool {
 	return err == nil && size > 0
 }
 
+// TakeBuffered consumes the rest of a body of known length when the reader
+// already holds all of it and it is at most max bytes: ok is false (and
+// nothing is consumed) otherwise, for chunked bodies and bodies read until
+// EOF. The slice is a view of the reader's buffer, valid only until the
+// reader's next read: the caller writes it out, or copies what it keeps,
+// before the connection reads again.
+func (b *Body) TakeBuffered(max int) (data []byte, ok bool) {
+	if b.err != nil || b.done || b.chunked || b.untilEOF || b.remain > int64(max) || int64(b.br.Buffered()) < b.remain {
+		return nil, false
+	}
+	n := int(b.remain)
+	data, _ = b.br.Peek(n) // buffered: no read, no error
+	b.br.Discard(n)
+	b.remain, b.done = 0, true
+	return data, true
+}
+
 func (b *Body) Read(p []byte) (int, error) {
 	if b.err != nil {
 		return 0, b.err

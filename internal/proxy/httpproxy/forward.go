@@ -96,34 +96,13 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 		if req.onBodyRead != nil {
 			req.onBodyRead()
 		}
-		limit := s.BufferLimit
-		if req.contentLength >= 0 && req.contentLength <= int64(limit) {
-			limit = int(req.contentLength)
-		}
-		data, complete, err := readLimited(req.body, limit, req.bodyBuf)
-		if cap(data) <= maxKeptBody {
-			req.bodyBuf = data[:0] // the buffer of the next request served with this state
-		}
-		if err != nil {
-			if status, msg, ok := timeoutStatus(err); ok && !w.Started() {
-				s.localReply(w, status, msg, "", nil)
-				return
-			}
-			if errors.As(err, new(*http1.Error)) {
-				s.Stats.RqRejected.Add(1)
-				s.localReply(w, 400, "malformed request body", "", nil)
-			}
-			w.Abort()
-			return
-		}
-		if complete {
+		if data, ok := takeBuffered(req.body, s.BufferLimit); ok {
+			// The whole body came with the head: sent from the connection's
+			// read buffer, which nothing reads again before forward returns
+			// (mirrors and hedged tries copy it).
 			up.Body = data
-			if up.Body == nil {
-				up.Body = []byte{}
-			}
-		} else {
-			up.BodyStream = io.MultiReader(strings.NewReader(string(data)), req.body)
-			up.ContentLength = req.contentLength
+		} else if !s.readBody(req, up, w) {
+			return
 		}
 	} else if req.contentLength == 0 {
 		up.Body = []byte{}
@@ -367,6 +346,42 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 	if err := w.Finish(tr); err != nil {
 		w.Abort()
 	}
+}
+
+// readBody reads the request body into the pooled state's buffer, or its
+// first limit bytes when it is longer (then up streams the rest and cannot
+// be retried). It reports false when the body failed, after answering.
+func (s *Server) readBody(req *dsRequest, up *upstream.Request, w responseWriter) bool {
+	limit := s.BufferLimit
+	if req.contentLength >= 0 && req.contentLength <= int64(limit) {
+		limit = int(req.contentLength)
+	}
+	data, complete, err := readLimited(req.body, limit, req.bodyBuf)
+	if cap(data) <= maxKeptBody {
+		req.bodyBuf = data[:0] // the buffer of the next request served with this state
+	}
+	if err != nil {
+		if status, msg, ok := timeoutStatus(err); ok && !w.Started() {
+			s.localReply(w, status, msg, "", nil)
+			return false
+		}
+		if errors.As(err, new(*http1.Error)) {
+			s.Stats.RqRejected.Add(1)
+			s.localReply(w, 400, "malformed request body", "", nil)
+		}
+		w.Abort()
+		return false
+	}
+	if complete {
+		up.Body = data
+		if up.Body == nil {
+			up.Body = []byte{}
+		}
+	} else {
+		up.BodyStream = io.MultiReader(strings.NewReader(string(data)), req.body)
+		up.ContentLength = req.contentLength
+	}
+	return true
 }
 
 // forwardDone is what forward undoes as it returns, in one deferred call:

@@ -446,6 +446,34 @@ func (b *timedBody) TryRead(p []byte) (int, bool, error) {
 // StopBody passes on h2client's BodyStopper to the body.
 func (b *timedBody) StopBody() { stopBody(b.r) }
 
+// TakeBuffered passes on the body's TakeBuffered (bufferedTaker) with
+// Read's bookkeeping: what it took is activity, and it is the body's end.
+func (b *timedBody) TakeBuffered(max int) ([]byte, bool) {
+	data, ok := takeBuffered(b.r, max)
+	if ok {
+		if len(data) > 0 {
+			b.st.touch()
+		}
+		b.st.requestDone()
+	}
+	return data, ok
+}
+
+// bufferedTaker is http1.Body's TakeBuffered: the rest of a body that is
+// all in the connection's read buffer, as a view of that buffer, valid
+// until the connection reads again. Wrappers of request bodies pass it on.
+type bufferedTaker interface {
+	TakeBuffered(max int) ([]byte, bool)
+}
+
+// takeBuffered calls r's TakeBuffered when it has one.
+func takeBuffered(r io.Reader, max int) ([]byte, bool) {
+	if t, ok := r.(bufferedTaker); ok {
+		return t.TakeBuffered(max)
+	}
+	return nil, false
+}
+
 // stopBody calls r's StopBody when it has one.
 func stopBody(r io.Reader) {
 	if bs, ok := r.(bodyStopper); ok {

@@ -85,6 +85,19 @@ func (c *countReader) TryRead(p []byte) (int, bool, error) {
 // StopBody passes on h2client's BodyStopper.
 func (c *countReader) StopBody() { stopBody(c.r) }
 
+// TakeBuffered passes on the body's TakeBuffered (bufferedTaker), counting
+// what it took.
+func (c *countReader) TakeBuffered(max int) ([]byte, bool) {
+	data, ok := takeBuffered(c.r, max)
+	if ok {
+		c.n += int64(len(data))
+		if c.frames != nil && len(data) > 0 {
+			c.frames.feed(data)
+		}
+	}
+	return data, ok
+}
+
 // telWriter records the response head, flags and bytes, and does the
 // response side of the metadata exchange.
 type telWriter struct {

@@ -177,6 +177,12 @@ func TestBodyFromReadBuffer(t *testing.T) {
 				}
 			}
 			if mode != "mirrored" {
+				// Responses taken whole from the upstream connection's
+				// buffer leave it at the next response: one connection
+				// carried every exchange.
+				if n := p.srv.cfg.Load().Clusters["c"].Stats.CxTotal.Load(); n != 1 {
+					t.Errorf("%d upstream connections, want 1", n)
+				}
 				return
 			}
 			for _, w := range writes {

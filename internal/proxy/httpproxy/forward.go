@@ -329,13 +329,7 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 		w.Abort()
 		return
 	}
-	buf, _ := s.bufs.Get().(*[16 * 1024]byte)
-	if buf == nil {
-		buf = new([16 * 1024]byte)
-	}
-	err := copyBody(w, resp.Body, buf[:], resp.ContentLength)
-	s.bufs.Put(buf)
-	if err != nil {
+	if err := s.sendBody(w, resp); err != nil {
 		w.Abort()
 		return
 	}
@@ -466,6 +460,24 @@ func connectCause(err error) string {
 
 // readyBody is a body that tells whether a Read would return at once.
 type readyBody interface{ Ready() bool }
+
+// sendBody forwards the response body: one that came whole with the head
+// from the upstream connection's read buffer (not read again before the
+// body is closed; Finish sends it with the end of the stream), any other
+// through a pooled buffer.
+func (s *Server) sendBody(w responseWriter, resp *upstream.Response) error {
+	if data, ok := takeBuffered(resp.Body, 16*1024); ok {
+		_, err := w.Write(data)
+		return err
+	}
+	buf, _ := s.bufs.Get().(*[16 * 1024]byte)
+	if buf == nil {
+		buf = new([16 * 1024]byte)
+	}
+	err := copyBody(w, resp.Body, buf[:], resp.ContentLength)
+	s.bufs.Put(buf)
+	return err
+}
 
 // copyBody forwards a response body of length bytes (-1: unknown).
 func copyBody(w responseWriter, r io.Reader, buf []byte, length int64) error {

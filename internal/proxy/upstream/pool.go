@@ -593,6 +593,11 @@ func (b *h1body) Read(p []byte) (int, error) {
 // upstream (http1.Body.Ready).
 func (b *h1body) Ready() bool { return b.body.Ready() }
 
+// TakeBuffered hands over the rest of the body when the connection's read
+// buffer holds all of it (http1.Body.TakeBuffered): a view valid until
+// Close, which gives the connection to the next exchange.
+func (b *h1body) TakeBuffered(max int) ([]byte, bool) { return b.body.TakeBuffered(max) }
+
 func (b *h1body) Close() error {
 	if b.done {
 		return nil

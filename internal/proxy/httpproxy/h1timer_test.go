@@ -80,3 +80,34 @@ func TestSlowRequestOutlivesConnectionLimits(t *testing.T) {
 	}
 	h1Get(t, c, br)
 }
+
+// TestIdleTimeoutFromTelemetryEnd: with telemetry on, the wait for a
+// connection's next request starts at the telemetry's end-of-request
+// clock reading (serveOne hands it to serve instead of reading the clock
+// again): the next request is served, and the idle timeout then closes
+// the connection.
+func TestIdleTimeoutFromTelemetryEnd(t *testing.T) {
+	backend, seen := recordingBackend(t, false, nil)
+	o := withHCM(func(h *hcmv3.HttpConnectionManager) {
+		h.CommonHttpProtocolOptions = &corev3.HttpProtocolOptions{IdleTimeout: durationpb.New(200 * time.Millisecond)}
+	})
+	o.telemetry = true
+	for _, park := range []time.Duration{0, time.Hour} {
+		o.parkIdle = park
+		p := startTestProxy(t, backend, o)
+		c, err := net.Dial("tcp", p.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		br := bufio.NewReader(c)
+		for range 2 {
+			h1Get(t, c, br)
+			<-seen
+		}
+		if n, err := br.Read(make([]byte, 1)); err != io.EOF {
+			t.Fatalf("ParkIdle %v: read on the idle connection = %d, %v; want io.EOF (the idle timeout closed it)", park, n, err)
+		}
+		c.Close()
+	}
+}

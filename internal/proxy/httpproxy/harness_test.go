@@ -27,6 +27,7 @@ import (
 	"github.com/mast-mesh/mast/internal/proxy/upstream"
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
 	"github.com/mast-mesh/mast/internal/proxy/xdstest"
+	"github.com/mast-mesh/mast/internal/telemetry/reporter"
 )
 
 // proxyOpts shape a test proxy: one listener whose routes send "/" to
@@ -44,6 +45,9 @@ type proxyOpts struct {
 	// parkIdle is the server's ParkIdle (0: idle connections park at
 	// once).
 	parkIdle time.Duration
+	// telemetry: the server reports its requests (a reporter with the
+	// default configuration).
+	telemetry bool
 }
 
 type testProxy struct {
@@ -90,6 +94,9 @@ func startTestProxy(t testing.TB, backend string, o proxyOpts) *testProxy {
 	cfg.Store(&Config{Routes: snap.Routes, Clusters: mgr.Update(snap.Clusters, snap.Endpoints)})
 	srv := NewServer(&cfg, mgr, log)
 	srv.ParkIdle = o.parkIdle
+	if o.telemetry {
+		srv.Telemetry = reporter.New(reporter.Config{})
+	}
 	l := snap.Listeners["l"]
 	chain := l.Default
 	if chain == nil {

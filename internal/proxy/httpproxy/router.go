@@ -46,6 +46,10 @@ type dsRequest struct {
 	// peer is the verified client certificate of a TLS connection, nil
 	// for plaintext (xfcc.go).
 	peer *tlsPeer
+	// start is when the request's first byte arrived, when the codec read
+	// the clock then (HTTP/1: its stream timers start there); zero: handle
+	// reads it.
+	start time.Time
 	// conn is what the filters know of the connection; fr and fw are the
 	// filter chain's per-request state (filters.go), kept here so that
 	// they cost no allocation.
@@ -133,7 +137,10 @@ func httpDate() string { return time.Now().UTC().Format("Mon, 02 Jan 2006 15:04:
 
 // handle runs one request through routing and upstream and writes the response.
 func (s *Server) handle(ctx context.Context, req *dsRequest, w responseWriter, hcm *xdsparse.HTTPManager) {
-	start := time.Now()
+	start := req.start
+	if start.IsZero() {
+		start = time.Now()
+	}
 	s.Stats.RqActive.Add(1)
 	done := handleDone{s: s, ctx: ctx, req: req}
 	defer done.run()

@@ -293,9 +293,11 @@ type h1Conn struct {
 	// idleUntil ends the current wait for a request (idle timeout or
 	// max_connection_duration), in monoclock.Now's clock.
 	idleUntil int64
-	// headAt is when the current request's first byte arrived (monoclock.Now),
-	// read by waitIdle; 0 for a connection's first request.
-	headAt int64
+	// headAt is when the current request's first byte arrived, read by
+	// waitIdle (time.Now: the request's telemetry wants the wall time,
+	// its timers the monotonic one); zero for a connection's first
+	// request.
+	headAt time.Time
 	// park is the connection's state with the idle poller (parkable:
 	// it may be parked); parkTimer wakes it at idleUntil.
 	park      idlepoll.Conn
@@ -415,7 +417,7 @@ func (c *h1Conn) serve(first bool, now int64) (parked bool) {
 			first = false
 		}
 		c.expired = hcm.MaxConnectionDuration > 0 && time.Since(c.born) >= hcm.MaxConnectionDuration
-		keep := c.serveOne(ctx, hcm)
+		keep, end := c.serveOne(ctx, hcm)
 		if !keep || s.draining.Load() || ctx.Err() != nil {
 			return false
 		}
@@ -427,7 +429,11 @@ func (c *h1Conn) serve(first bool, now int64) (parked bool) {
 			}
 			idle = min(idle, left)
 		}
-		now = monoclock.Now()
+		// The wait starts when the request ended (Envoy's idle timer
+		// starts with the last stream's end).
+		if now = end; now == 0 {
+			now = monoclock.Now()
+		}
 		c.idleUntil = monoclock.Add(now, idle)
 	}
 }
@@ -464,8 +470,8 @@ func (c *h1Conn) waitIdle(now int64) int {
 		_, err := c.br.Peek(1)
 		if err == nil {
 			var by int64
-			now = monoclock.Now()
-			c.headAt = now
+			c.headAt = time.Now()
+			now = monoclock.Of(c.headAt)
 			if d := c.hcm.RequestHeadersTimeout; d > 0 {
 				by = monoclock.Add(now, d)
 			}
@@ -531,8 +537,10 @@ func (c *h1Conn) writeSimple(status int, err error) {
 }
 
 // serveOne handles the request in c.head; it reports whether the
-// connection may carry another request.
-func (c *h1Conn) serveOne(ctx context.Context, hcm *xdsparse.HTTPManager) bool {
+// connection may carry another request and, when it read the clock at the
+// request's end (its telemetry did) and waited for nothing since, that
+// reading (monoclock.Now; else 0).
+func (c *h1Conn) serveOne(ctx context.Context, hcm *xdsparse.HTTPManager) (keep bool, end int64) {
 	h := &c.head
 	body := &c.body
 	body.Reset(c.br, h, false)
@@ -581,13 +589,13 @@ func (c *h1Conn) serveOne(ctx context.Context, hcm *xdsparse.HTTPManager) bool {
 	st := &c.stream
 	// The stream starts with its head's first byte (Envoy's message
 	// begin): waitIdle's clock reading, else (the connection's first
-	// request) now.
-	start := c.headAt
-	if start == 0 {
-		start = monoclock.Now()
+	// request) now. It is the request's start for handle too.
+	req.start = c.headAt
+	if req.start.IsZero() {
+		req.start = time.Now()
 	}
-	c.headAt = 0
-	st.initAt(ctx, hcm.StreamIdleTimeout, hcm.RequestTimeout, c.expireIO, start)
+	c.headAt = time.Time{}
+	st.initAt(ctx, hcm.StreamIdleTimeout, hcm.RequestTimeout, c.expireIO, monoclock.Of(req.start))
 	c.cur.Store(st)
 	if ctx.Err() != nil {
 		st.cancel(ctx.Err())
@@ -610,6 +618,9 @@ func (c *h1Conn) serveOne(ctx context.Context, hcm *xdsparse.HTTPManager) bool {
 	}
 	cause := st.stop()
 	c.cur.Store(nil)
+	if rec := &req.tel.rec; !rec.Start.IsZero() {
+		end = monoclock.Of(rec.Start.Add(rec.Duration)) // endTelemetry's reading
+	}
 	// Keep the header list's grown backing array for the next request, so
 	// the headers the proxy adds do not allocate every time.
 	if cap(req.header) > cap(h.Headers) {
@@ -624,26 +635,27 @@ func (c *h1Conn) serveOne(ctx context.Context, hcm *xdsparse.HTTPManager) bool {
 	c.bw = nil
 	if cause != nil {
 		// The timers cut the connection's I/O: it cannot carry more.
-		return false
+		return false, 0
 	}
 	if !w.finished {
-		return false
+		return false, 0
 	}
 	if w.close || h.Close {
-		return false
+		return false, 0
 	}
 	// Whatever the router left unread of the body must be consumed before
 	// the next request can be parsed; refuse to drain large remainders.
 	if !body.Done() {
 		n, err := io.CopyN(io.Discard, body, 256*1024)
 		if err != io.EOF && (err != nil || n == 256*1024) {
-			return false
+			return false, 0
 		}
 		if !body.Done() {
-			return false
+			return false, 0
 		}
+		end = 0 // the drain may have waited
 	}
-	return true
+	return true, end
 }
 
 // shed refuses a request because the proxy is overloaded (Envoy's

@@ -18,6 +18,11 @@ var epoch = time.Now()
 // Now is nanoseconds since epoch on the monotonic clock, always positive.
 func Now() int64 { return int64(time.Since(epoch)) }
 
+// Of is t's reading on Now's scale. For a time.Now result (which carries a
+// monotonic reading) it reads no clock: a caller that needs the wall time
+// too reads time.Now once and derives this from it.
+func Of(t time.Time) int64 { return int64(t.Sub(epoch)) }
+
 // Add is the reading d after t, saturating at the largest: an xDS
 // duration of centuries is math.MaxInt64 nanoseconds, and the sum must not
 // wrap into the past and fire at once.

@@ -26,3 +26,17 @@ func TestAdd(t *testing.T) {
 		}
 	}
 }
+
+// Of places a time.Now result on Now's scale between the readings taken
+// around it, and an offset from epoch at that offset.
+func TestOf(t *testing.T) {
+	a := Now()
+	tm := time.Now()
+	b := Now()
+	if got := Of(tm); got < a || got > b {
+		t.Fatalf("Of(time.Now()) = %d, want within [%d, %d]", got, a, b)
+	}
+	if got := Of(epoch.Add(5 * time.Second)); got != int64(5*time.Second) {
+		t.Fatalf("Of(epoch + 5s) = %d, want %d", got, int64(5*time.Second))
+	}
+}

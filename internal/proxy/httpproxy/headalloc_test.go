@@ -6,6 +6,10 @@ import (
 	"time"
 
 	"github.com/mast-mesh/mast/internal/proxy/headers"
+	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
+	"github.com/mast-mesh/mast/internal/telemetry"
+	"github.com/mast-mesh/mast/internal/telemetry/peer"
+	"github.com/mast-mesh/mast/internal/telemetry/reporter"
 )
 
 // discardWriter is a responseWriter that keeps nothing.
@@ -99,5 +103,30 @@ func TestTelWriterCountsWriteFlush(t *testing.T) {
 	tw.WriteFlush([]byte("defg"))
 	if got := req.tel.rec.BytesSent; got != 7 {
 		t.Fatalf("BytesSent %d, want 7", got)
+	}
+}
+
+// TestUpstreamPrincipalFollowsPeer: the principal the request state keeps
+// from response to response is the one of the peer each response names.
+func TestUpstreamPrincipalFollowsPeer(t *testing.T) {
+	s := &Server{Telemetry: reporter.New(reporter.Config{Local: telemetry.Peer{Workload: "client", Namespace: "default", ServiceAccount: "client"}})}
+	hcm := &xdsparse.HTTPManager{}
+	var req dsRequest
+	for i, sa := range []string{"a", "a", "b", "", "b", "a", ""} {
+		req.reset()
+		w := s.startTelemetry(&req, discardWriter{}, hcm, time.Now())
+		var h headers.List
+		want := ""
+		if sa != "" {
+			p := telemetry.Peer{Workload: sa, Namespace: "ns", ServiceAccount: sa}
+			h = headers.List{{Name: peer.HeaderMetadata, Value: peer.Encode(&p)}}
+			want = "spiffe://cluster.local/ns/ns/sa/" + sa
+		}
+		if err := w.WriteHead(200, h, 0); err != nil {
+			t.Fatal(err)
+		}
+		if got := req.tel.rec.UpstreamPrincipal; got != want {
+			t.Errorf("response %d from %q: upstream principal %q, want %q", i, sa, got, want)
+		}
 	}
 }

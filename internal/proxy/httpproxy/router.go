@@ -460,13 +460,13 @@ func (d *handleDone) run() {
 // reset clears r for the next request served with this pooled state,
 // keeping its body buffer and the array of the telemetry's response-head
 // copy (endTelemetry cleared it), which every response would otherwise
-// allocate again, and the telemetry's memos of the last peer and series. It clears in place:
+// allocate again, and the telemetry's memos of the last request. It clears in place:
 // `*r = dsRequest{bodyBuf: r.bodyBuf, ...}` would build the literal in a
 // temporary and copy it (two passes over the 2 KB struct instead of one).
 func (r *dsRequest) reset() {
-	bodyBuf, respHdr, peers, series := r.bodyBuf, r.tel.respHdr[:0], r.tel.peers, r.tel.series
+	bodyBuf, respHdr, memo := r.bodyBuf, r.tel.respHdr[:0], r.tel.memo
 	*r = dsRequest{}
-	r.bodyBuf, r.tel.respHdr, r.tel.peers, r.tel.series = bodyBuf, respHdr, peers, series
+	r.bodyBuf, r.tel.respHdr, r.tel.memo = bodyBuf, respHdr, memo
 }
 
 // localString is the proxy's address on the downstream connection as

@@ -41,13 +41,25 @@ type telState struct {
 	// grpc says the request is gRPC; msgs counts its messages.
 	grpc bool
 	msgs grpcStats
-	// peers is the last peer the metadata exchange named, kept across
-	// requests with the state (reset keeps it): requests from a peer and
-	// responses from one carry the same value every time.
+	// memo is kept across requests with the state (reset keeps it).
+	memo telMemo
+}
+
+// telMemo is what a request state's telemetry remembers of the last
+// request: consecutive requests on a connection come from the same peer
+// and are mostly reported in the same series.
+type telMemo struct {
+	// peers is the last peer the metadata exchange named: requests from a
+	// peer and responses from one carry the same value every time.
 	peers peer.Memo
-	// series is the last metric series reported, kept across requests
-	// likewise (allocated with the state's first report).
+	// series is the last metric series reported (allocated with the
+	// state's first report).
 	series *metrics.SeriesMemo
+	// principal is the SPIFFE ID of the upstream peer principalOf (nil
+	// and "" at first): a peer the exchange names is not changed
+	// (Reporter.PeerPrincipal), nor is the server's reporter.
+	principalOf *telemetry.Peer
+	principal   string
 }
 
 // countReader counts the request body bytes read (and, for gRPC, the
@@ -133,8 +145,12 @@ func (t *telWriter) head(status int, h *headers.List) {
 			t.s.Telemetry.AddSelf(h)
 		}
 	} else {
-		rec.UpstreamPeer = t.s.Telemetry.TakePeer(h, &t.req.tel.peers)
-		rec.UpstreamPrincipal = t.s.Telemetry.PeerPrincipal(rec.UpstreamPeer)
+		m := &t.req.tel.memo
+		rec.UpstreamPeer = t.s.Telemetry.TakePeer(h, &m.peers)
+		if p := rec.UpstreamPeer; p != m.principalOf {
+			m.principalOf, m.principal = p, t.s.Telemetry.PeerPrincipal(p)
+		}
+		rec.UpstreamPrincipal = m.principal
 	}
 	if v, ok := h.Get("grpc-status"); ok {
 		rec.GRPCStatus = v
@@ -215,7 +231,7 @@ func (s *Server) startTelemetry(req *dsRequest, w responseWriter, hcm *xdsparse.
 		}
 	}
 	if hcm.Inbound {
-		ts.rec.DownstreamPeer = s.Telemetry.TakePeer(&req.header, &ts.peers)
+		ts.rec.DownstreamPeer = s.Telemetry.TakePeer(&req.header, &ts.memo.peers)
 	} else {
 		reporter.StripPeerHeaders(&req.header)
 	}
@@ -284,10 +300,10 @@ func (s *Server) endTelemetry(ctx context.Context, req *dsRequest, hcm *xdsparse
 		}
 		ts.msgs.end()
 	}
-	if ts.series == nil {
-		ts.series = new(metrics.SeriesMemo)
+	if ts.memo.series == nil {
+		ts.memo.series = new(metrics.SeriesMemo)
 	}
-	s.Telemetry.RequestDone(rec, hcm.AccessLogs, ts.series)
+	s.Telemetry.RequestDone(rec, hcm.AccessLogs, ts.memo.series)
 	s.endTrace(req, hcm, rec)
 	// Drop references to this request's buffers.
 	ts.rec.RequestHeaders, ts.rec.ResponseHeaders, ts.body.r, ts.body.frames, ts.route = nil, nil, nil, nil, nil

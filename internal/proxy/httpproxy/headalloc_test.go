@@ -2,6 +2,7 @@ package httpproxy
 
 import (
 	"reflect"
+	"strconv"
 	"testing"
 	"time"
 
@@ -104,6 +105,31 @@ func TestTelWriterCountsWriteFlush(t *testing.T) {
 	if got := req.tel.rec.BytesSent; got != 7 {
 		t.Fatalf("BytesSent %d, want 7", got)
 	}
+}
+
+// serviceTimeStrconv is serviceTime as it was before its digit loop.
+func serviceTimeStrconv(v string) time.Duration {
+	if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
+		return time.Duration(ms) * time.Millisecond
+	}
+	if d, err := time.ParseDuration(v + "ms"); err == nil {
+		return d
+	}
+	return 0
+}
+
+// FuzzServiceTime: serviceTime reads what strconv and time read
+// (x-envoy-upstream-service-time comes from the upstream).
+func FuzzServiceTime(f *testing.F) {
+	for _, s := range []string{"0", "12", "007", "+5", "-3", "1.5", "", "x", "1_000", "١٢", "999999999999999999",
+		"9999999999999999999", "9223372036854775807", "9223372036854775808", "12a", " 12", "1e3", "0x10"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		if got, want := serviceTime(v), serviceTimeStrconv(v); got != want {
+			t.Fatalf("serviceTime(%q) = %v, strconv reads %v", v, got, want)
+		}
+	})
 }
 
 // TestUpstreamPrincipalFollowsPeer: the principal the request state keeps

@@ -149,10 +149,16 @@ func (r *Reporter) AddSelf(h *headers.List) {
 func (r *Reporter) ExchangeFrame() []byte { return r.selfFrame }
 
 // StripPeerHeaders removes metadata exchange headers a client outside the
-// mesh may have sent (they are the proxies' to set).
+// mesh may have sent (they are the proxies' to set). One scan finds that
+// there are none, which is what a client sends.
 func StripPeerHeaders(h *headers.List) {
-	h.Del(peer.HeaderMetadata)
-	h.Del(peer.HeaderMetadataID)
+	for i := range *h {
+		if n := (*h)[i].Name; n == peer.HeaderMetadata || n == peer.HeaderMetadataID {
+			h.Del(peer.HeaderMetadata)
+			h.Del(peer.HeaderMetadataID)
+			return
+		}
+	}
 }
 
 // PeerPrincipal is the SPIFFE ID a peer's metadata names, "" when it names

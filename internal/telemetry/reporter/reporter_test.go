@@ -88,3 +88,24 @@ func TestTakePeerFields(t *testing.T) {
 		}
 	}
 }
+
+// TestStripPeerHeaders: every exchange field goes, the other fields stay
+// in their order, and a head without exchange fields is left as it is.
+func TestStripPeerHeaders(t *testing.T) {
+	md, id := headers.Field{Name: peer.HeaderMetadata, Value: "m"}, headers.Field{Name: peer.HeaderMetadataID, Value: "i"}
+	a, b := headers.Field{Name: "a", Value: "1"}, headers.Field{Name: "b", Value: "2"}
+	for _, c := range []struct{ in, want headers.List }{
+		{nil, nil},
+		{headers.List{a, b}, headers.List{a, b}},
+		{headers.List{md}, headers.List{}},
+		{headers.List{id, a}, headers.List{a}},
+		{headers.List{a, md, b, id, md}, headers.List{a, b}},
+		{headers.List{a, b, id}, headers.List{a, b}},
+	} {
+		h := slices.Clone(c.in)
+		StripPeerHeaders(&h)
+		if !slices.Equal(h, c.want) {
+			t.Errorf("StripPeerHeaders(%v) = %v, want %v", c.in, h, c.want)
+		}
+	}
+}

@@ -74,6 +74,11 @@ type pool struct {
 	h2dial *h2dial
 	// exchanges are finished HTTP/2 exchanges for reuse (h2exchange).
 	exchanges sync.Pool
+	// writers are the HTTP/1.1 connections' write buffers, held only
+	// while an exchange sends its request: the next exchange writes into
+	// the one the last used, still in the cache, and idle connections
+	// hold none.
+	writers sync.Pool
 	// h2legacy is x/net's transport (legacy, --legacy-http2-client) and
 	// h2legacyConns counts its open connections.
 	h2legacy      *http2.Transport
@@ -126,7 +131,6 @@ type h1conn struct {
 	p    *pool
 	nc   net.Conn
 	br   *bufio.Reader
-	bw   *bufio.Writer
 	hr   *http1.Reader
 	head http1.Head
 	body http1.Body
@@ -262,7 +266,7 @@ func (p *pool) get(ctx context.Context, deadline time.Time) (*h1conn, bool, erro
 		return nil, false, err
 	}
 	p.stats.CxActive.Add(1)
-	c := &h1conn{p: p, nc: nc, br: bufio.NewReaderSize(nc, 4096), bw: bufio.NewWriterSize(nc, 4096), born: now}
+	c := &h1conn{p: p, nc: nc, br: bufio.NewReaderSize(nc, 4096), born: now}
 	c.hr = http1.NewReader(c.br, http1.Limits{MaxHeaderBytes: 96 * 1024, MaxHeaders: 200})
 	c.abortIO = c.unblock
 	c.trailers = c.bodyTrailers
@@ -446,19 +450,7 @@ func (c *h1conn) exchange(ctx context.Context, req *Request) (*Response, error) 
 	} else if req.BodyStream != nil && cl < 0 {
 		chunked = true
 	}
-	_, err := c.bw.Write(c.heads.Request(req.Method, req.Path, req.Authority, req.Header, cl, chunked))
-	if err == nil && req.Body != nil {
-		_, err = c.bw.Write(req.Body)
-	}
-	if err == nil && req.BodyStream != nil {
-		// Send the head first: the upstream may answer before the body ends.
-		if err = c.bw.Flush(); err == nil {
-			err = c.streamBody(req, chunked)
-		}
-	}
-	if err == nil {
-		err = c.bw.Flush()
-	}
+	err := c.send(req, cl, chunked)
 	if err != nil {
 		stop.stop()
 		return nil, classify(ctx, dl, err)
@@ -515,12 +507,39 @@ func (c *h1conn) exchange(ctx context.Context, req *Request) (*Response, error) 
 	return resp, nil
 }
 
-func (c *h1conn) streamBody(req *Request, chunked bool) error {
+// send writes the request through a pooled write buffer: head and body in
+// one write when the body is buffered.
+func (c *h1conn) send(req *Request, cl int64, chunked bool) error {
+	bw, _ := c.p.writers.Get().(*bufio.Writer)
+	if bw == nil {
+		bw = bufio.NewWriterSize(c.nc, 4096)
+	} else {
+		bw.Reset(c.nc)
+	}
+	_, err := bw.Write(c.heads.Request(req.Method, req.Path, req.Authority, req.Header, cl, chunked))
+	if err == nil && req.Body != nil {
+		_, err = bw.Write(req.Body)
+	}
+	if err == nil && req.BodyStream != nil {
+		// Send the head first: the upstream may answer before the body ends.
+		if err = bw.Flush(); err == nil {
+			err = streamBody(bw, req, chunked)
+		}
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
+	bw.Reset(nil) // after a failure, drops what was not sent: the connection closes
+	c.p.writers.Put(bw)
+	return err
+}
+
+func streamBody(bw *bufio.Writer, req *Request, chunked bool) error {
 	if !chunked {
-		_, err := io.Copy(c.bw, req.BodyStream)
+		_, err := io.Copy(bw, req.BodyStream)
 		return err
 	}
-	cw := &http1.ChunkedWriter{W: c.bw}
+	cw := &http1.ChunkedWriter{W: bw}
 	buf := make([]byte, 16*1024)
 	for {
 		n, err := req.BodyStream.Read(buf)
@@ -528,7 +547,7 @@ func (c *h1conn) streamBody(req *Request, chunked bool) error {
 			if _, werr := cw.Write(buf[:n]); werr != nil {
 				return werr
 			}
-			if werr := c.bw.Flush(); werr != nil {
+			if werr := bw.Flush(); werr != nil {
 				return werr
 			}
 		}

@@ -242,3 +242,43 @@ func TestExpectContinueBody(t *testing.T) {
 		}
 	}
 }
+
+// TestBodyCutBeforeResponse: a client that goes away in the middle of its
+// body gets no response (no write buffer was taken for it) and the proxy
+// goes on serving.
+func TestBodyCutBeforeResponse(t *testing.T) {
+	bb := &bodyBackend{release: make(chan struct{}), got: map[string][]string{}}
+	t.Cleanup(func() { close(bb.release) })
+	srv := &http.Server{Handler: bb}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	p := startTestProxy(t, ln.Addr().String(), proxyOpts{})
+	for _, req := range []string{
+		"POST /cut HTTP/1.1\r\nHost: shop\r\nContent-Length: 100\r\n\r\nshort",
+		"POST /ok HTTP/1.1\r\nHost: shop\r\nContent-Length: 2\r\n\r\nok",
+	} {
+		nc, err := net.Dial("tcp", p.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc.SetDeadline(time.Now().Add(20 * time.Second))
+		io.WriteString(nc, req)
+		nc.(*net.TCPConn).CloseWrite()
+		got, err := io.ReadAll(nc)
+		nc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cut := strings.Contains(req, "/cut")
+		if cut && len(got) != 0 {
+			t.Errorf("a request cut in its body was answered: %q", got)
+		}
+		if !cut && !strings.HasPrefix(string(got), "HTTP/1.1 200 ") {
+			t.Errorf("the next connection got %q", got)
+		}
+	}
+}

@@ -547,13 +547,9 @@ func (c *h1Conn) serveOne(ctx context.Context, hcm *xdsparse.HTTPManager) (keep 
 	// The request's state comes from a pool (as an HTTP/2 stream's is kept
 	// with the pooled stream): nothing keeps it after handle returns, and
 	// an idle connection holds none.
-	// The response's write buffer too: an idle connection holds none.
-	c.bw, _ = c.s.h1writers.Get().(*bufio.Writer)
-	if c.bw == nil {
-		c.bw = bufio.NewWriterSize(c.nc, 4096)
-	} else {
-		c.bw.Reset(c.nc)
-	}
+	// The response's write buffer too, taken when the first byte is
+	// written (writer): the requests waiting for their upstream hold none,
+	// and the next response written reuses the one this one gave back.
 	req, _ := c.s.reqs.Get().(*dsRequest)
 	if req == nil {
 		req = new(dsRequest)
@@ -577,8 +573,9 @@ func (c *h1Conn) serveOne(ctx context.Context, hcm *xdsparse.HTTPManager) (keep 
 	}
 	if h.Expect100 && (h.Chunked || h.ContentLength > 0) {
 		req.onBodyRead = func() {
-			c.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
-			c.bw.Flush()
+			bw := c.writer()
+			bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+			bw.Flush()
 		}
 	}
 	c.w = h1Writer{c: c, minor: h.Minor, head: h.Method == "HEAD", reqClose: h.Close || c.expired, cw: http1.ChunkedWriter{Buf: c.w.cw.Buf}}
@@ -628,7 +625,7 @@ func (c *h1Conn) serveOne(ctx context.Context, hcm *xdsparse.HTTPManager) (keep 
 	}
 	req.reset()
 	c.s.reqs.Put(req)
-	if c.bw.Buffered() == 0 { // else the response failed: drop it
+	if c.bw != nil && c.bw.Buffered() == 0 { // else the response failed: drop it
 		c.bw.Reset(nil)
 		c.s.h1writers.Put(c.bw)
 	}
@@ -709,6 +706,20 @@ type h1Writer struct {
 
 func (w *h1Writer) Started() bool { return w.started }
 
+// writer is the connection's write buffer for the current response, taken
+// from the server's pool at the first write (serveOne gives it back).
+func (c *h1Conn) writer() *bufio.Writer {
+	if c.bw == nil {
+		c.bw, _ = c.s.h1writers.Get().(*bufio.Writer)
+		if c.bw == nil {
+			c.bw = bufio.NewWriterSize(c.nc, 4096)
+		} else {
+			c.bw.Reset(c.nc)
+		}
+	}
+	return c.bw
+}
+
 func (w *h1Writer) WriteHead(status int, h headers.List, contentLength int64) error {
 	w.started = true
 	w.st.responseStarted()
@@ -727,8 +738,9 @@ func (w *h1Writer) WriteHead(status int, h headers.List, contentLength int64) er
 	if w.c.s.draining.Load() || w.c.s.Overload.Shedding() {
 		w.close = true
 	}
-	_, err := w.c.bw.Write(w.c.heads.Response(w.minor, status, h, contentLength, w.chunked, w.close || w.reqClose))
-	w.cw.W = w.c.bw
+	bw := w.c.writer()
+	_, err := bw.Write(w.c.heads.Response(w.minor, status, h, contentLength, w.chunked, w.close || w.reqClose))
+	w.cw.W = bw
 	return err
 }
 
@@ -740,10 +752,10 @@ func (w *h1Writer) Write(p []byte) (int, error) {
 	if w.chunked {
 		return w.cw.Write(p)
 	}
-	return w.c.bw.Write(p)
+	return w.c.writer().Write(p)
 }
 
-func (w *h1Writer) Flush() error { return w.c.bw.Flush() }
+func (w *h1Writer) Flush() error { return w.c.writer().Flush() }
 
 func (w *h1Writer) WriteFlush(p []byte) (int, error) {
 	n, err := w.Write(p)
@@ -759,7 +771,7 @@ func (w *h1Writer) Finish(trailers headers.List) error {
 			return err
 		}
 	}
-	if err := w.c.bw.Flush(); err != nil {
+	if err := w.c.writer().Flush(); err != nil {
 		return err
 	}
 	w.finished = true
@@ -775,10 +787,11 @@ func (w *h1Writer) Upgrade(status int, h headers.List) (upstream.Conn, error) {
 	// timers must not cut it.
 	w.st.disarm()
 	w.close = true
-	if _, err := w.c.bw.Write(w.c.heads.Response(w.minor, status, h, -1, false, false)); err != nil {
+	bw := w.c.writer()
+	if _, err := bw.Write(w.c.heads.Response(w.minor, status, h, -1, false, false)); err != nil {
 		return nil, err
 	}
-	if err := w.c.bw.Flush(); err != nil {
+	if err := bw.Flush(); err != nil {
 		return nil, err
 	}
 	return &downConn{br: w.c.br, nc: w.c.nc}, nil
@@ -786,7 +799,9 @@ func (w *h1Writer) Upgrade(status int, h headers.List) (upstream.Conn, error) {
 
 // Abort gives up on a response whose head was already sent.
 func (w *h1Writer) Abort() {
-	w.c.bw.Flush()
+	if w.c.bw != nil {
+		w.c.bw.Flush()
+	}
 	w.close = true
 	w.c.nc.Close()
 }

@@ -97,16 +97,8 @@ func (b *bodyBackend) bodies(key string) []string {
 func TestBodyFromReadBuffer(t *testing.T) {
 	for _, mode := range []string{"plain", "retried", "mirrored"} {
 		t.Run(mode, func(t *testing.T) {
-			bb := &bodyBackend{failFirst: mode == "retried", release: make(chan struct{}), got: map[string][]string{}}
-			t.Cleanup(func() { close(bb.release) })
-			srv := &http.Server{Handler: bb}
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			go srv.Serve(ln)
-			t.Cleanup(func() { srv.Close() })
-			p := startTestProxy(t, ln.Addr().String(), proxyOpts{routes: func(rc *routev3.RouteConfiguration) {
+			bb := &bodyBackend{failFirst: mode == "retried"}
+			p := startBodyProxy(t, bb, proxyOpts{routes: func(rc *routev3.RouteConfiguration) {
 				for _, r := range rc.VirtualHosts[0].Routes {
 					ra := r.GetRoute()
 					if ra.GetCluster() != "c" {
@@ -204,16 +196,7 @@ func TestBodyFromReadBuffer(t *testing.T) {
 // body after the head; body and the next request, sent together, go
 // upstream each with its own bytes.
 func TestExpectContinueBody(t *testing.T) {
-	bb := &bodyBackend{release: make(chan struct{}), got: map[string][]string{}}
-	t.Cleanup(func() { close(bb.release) })
-	srv := &http.Server{Handler: bb}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	p := startTestProxy(t, ln.Addr().String(), proxyOpts{})
+	p := startBodyProxy(t, &bodyBackend{}, proxyOpts{})
 	nc, err := net.Dial("tcp", p.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -247,16 +230,7 @@ func TestExpectContinueBody(t *testing.T) {
 // body gets no response (no write buffer was taken for it) and the proxy
 // goes on serving.
 func TestBodyCutBeforeResponse(t *testing.T) {
-	bb := &bodyBackend{release: make(chan struct{}), got: map[string][]string{}}
-	t.Cleanup(func() { close(bb.release) })
-	srv := &http.Server{Handler: bb}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	p := startTestProxy(t, ln.Addr().String(), proxyOpts{})
+	p := startBodyProxy(t, &bodyBackend{}, proxyOpts{})
 	for _, req := range []string{
 		"POST /cut HTTP/1.1\r\nHost: shop\r\nContent-Length: 100\r\n\r\nshort",
 		"POST /ok HTTP/1.1\r\nHost: shop\r\nContent-Length: 2\r\n\r\nok",
@@ -281,4 +255,20 @@ func TestBodyCutBeforeResponse(t *testing.T) {
 			t.Errorf("the next connection got %q", got)
 		}
 	}
+}
+
+// startBodyProxy serves bb on a loopback listener (its release channel and
+// record made here) and starts a test proxy in front of it with o.
+func startBodyProxy(t *testing.T, bb *bodyBackend, o proxyOpts) *testProxy {
+	t.Helper()
+	bb.release, bb.got = make(chan struct{}), map[string][]string{}
+	t.Cleanup(func() { close(bb.release) })
+	srv := &http.Server{Handler: bb}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return startTestProxy(t, ln.Addr().String(), o)
 }

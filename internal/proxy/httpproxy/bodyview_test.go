@@ -113,12 +113,7 @@ func TestBodyFromReadBuffer(t *testing.T) {
 					}
 				}
 			}})
-			nc, err := net.Dial("tcp", p.addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer nc.Close()
-			nc.SetDeadline(time.Now().Add(20 * time.Second))
+			nc := dialBodyProxy(t, p)
 			br := bufio.NewReader(nc)
 			post := func(path, body string) string {
 				return fmt.Sprintf("POST %s HTTP/1.1\r\nHost: shop:9080\r\nContent-Length: %d\r\n\r\n%s", path, len(body), body)
@@ -197,12 +192,7 @@ func TestBodyFromReadBuffer(t *testing.T) {
 // upstream each with its own bytes.
 func TestExpectContinueBody(t *testing.T) {
 	p := startBodyProxy(t, &bodyBackend{}, proxyOpts{})
-	nc, err := net.Dial("tcp", p.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	nc.SetDeadline(time.Now().Add(20 * time.Second))
+	nc := dialBodyProxy(t, p)
 	br := bufio.NewReader(nc)
 	io.WriteString(nc, "POST /1 HTTP/1.1\r\nHost: shop\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
 	line, err := br.ReadString('\n')
@@ -235,13 +225,9 @@ func TestBodyCutBeforeResponse(t *testing.T) {
 		"POST /cut HTTP/1.1\r\nHost: shop\r\nContent-Length: 100\r\n\r\nshort",
 		"POST /ok HTTP/1.1\r\nHost: shop\r\nContent-Length: 2\r\n\r\nok",
 	} {
-		nc, err := net.Dial("tcp", p.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		nc.SetDeadline(time.Now().Add(20 * time.Second))
+		nc := dialBodyProxy(t, p)
 		io.WriteString(nc, req)
-		nc.(*net.TCPConn).CloseWrite()
+		nc.CloseWrite()
 		got, err := io.ReadAll(nc)
 		nc.Close()
 		if err != nil {
@@ -271,4 +257,17 @@ func startBodyProxy(t *testing.T, bb *bodyBackend, o proxyOpts) *testProxy {
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	return startTestProxy(t, ln.Addr().String(), o)
+}
+
+// dialBodyProxy connects to p with a deadline that ends a stuck test; the
+// connection is closed when the test ends (a test may close it earlier).
+func dialBodyProxy(t *testing.T, p *testProxy) *net.TCPConn {
+	t.Helper()
+	nc, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	nc.SetDeadline(time.Now().Add(20 * time.Second))
+	return nc.(*net.TCPConn)
 }

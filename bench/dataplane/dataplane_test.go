@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -104,12 +105,12 @@ func TestParseFortio(t *testing.T) {
 }
 
 func TestParseSchedstat(t *testing.T) {
-	w, n, err := ParseSchedstat([]byte("123456 7890 42\n"))
-	if err != nil || w != 7890 || n != 42 {
-		t.Errorf("ParseSchedstat = %d, %d, %v; want 7890, 42, nil", w, n, err)
+	s, err := ParseSchedstat([]byte("123456 7890 42\n"))
+	if want := (Sched{RunNs: 123456, WaitNs: 7890, Slices: 42}); err != nil || s != want {
+		t.Errorf("ParseSchedstat = %+v, %v; want %+v, nil", s, err, want)
 	}
-	for _, bad := range []string{"", "1 2", "1 x 3", "1 2 -3"} {
-		if _, _, err := ParseSchedstat([]byte(bad)); err == nil {
+	for _, bad := range []string{"", "1 2", "x 2 3", "1 x 3", "1 2 -3"} {
+		if _, err := ParseSchedstat([]byte(bad)); err == nil {
 			t.Errorf("ParseSchedstat(%q): nil error", bad)
 		}
 	}
@@ -179,8 +180,8 @@ func TestTreeUsageSeesChildren(t *testing.T) {
 		}
 		if u.RSS > selfOnly.RSSBytes {
 			rss = u.RSS
-			if u.Slices == 0 {
-				t.Errorf("TreeUsage: %d bytes but no thread was ever scheduled (schedstat not read)", u.RSS)
+			if u.Slices == 0 || u.RunNs == 0 {
+				t.Errorf("TreeUsage: %d bytes but no thread was ever scheduled or ran (schedstat not read): %+v", u.RSS, u)
 			}
 			break
 		}
@@ -603,5 +604,28 @@ func TestH2cVsNginx(t *testing.T) {
 	}
 	if strings.Contains(got, "mTLS") {
 		t.Errorf("h2cVsNginx() has an mTLS line without mTLS figures: %q", got)
+	}
+}
+
+func TestCPUSecondsPrefersSchedstat(t *testing.T) {
+	before := Usage{CPUSeconds: 1.00, RunNs: 1_003_000_000}
+	tests := []struct {
+		name  string
+		after Usage
+		want  float64
+	}{
+		{"nanoseconds", Usage{CPUSeconds: 1.36, RunNs: 1_367_500_000}, 0.3645},
+		{"within two ticks below: nanoseconds", Usage{CPUSeconds: 1.36, RunNs: 1_348_000_000}, 0.345},
+		{"a thread exited: ticks", Usage{CPUSeconds: 1.36, RunNs: 1_200_000_000}, 0.36},
+		{"sum shrank: ticks", Usage{CPUSeconds: 1.36, RunNs: 900_000_000}, 0.36},
+		{"no schedstat: ticks", Usage{CPUSeconds: 1.36}, 0.36},
+	}
+	for _, tt := range tests {
+		if got := cpuSeconds(before, tt.after); math.Abs(got-tt.want) > 1e-9 {
+			t.Errorf("%s: cpuSeconds = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	if got := cpuSeconds(Usage{CPUSeconds: 1}, Usage{CPUSeconds: 1.5, RunNs: 7}); got != 0.5 {
+		t.Errorf("before without schedstat: %v, want the ticks' 0.5", got)
 	}
 }

@@ -106,48 +106,74 @@ func readProc(pid int) (ProcStat, error) {
 // from /proc/PID/task/*/schedstat how long its threads waited on a run queue
 // while runnable and how many times they were put on a CPU.
 type Usage struct {
-	CPUSeconds float64
+	CPUSeconds float64 // from /proc/PID/stat: 10 ms ticks
 	SysSeconds float64 // of CPUSeconds, in the kernel
 	RSS        uint64
+	RunNs      uint64 // time on a CPU, summed over live threads (ns)
 	WaitNs     uint64 // run-queue wait, summed over threads
 	Slices     uint64 // times a thread was scheduled in
 	Pids       []int  // the process and its descendants
 }
 
-// ParseSchedstat reads /proc/PID/task/TID/schedstat: time on CPU (ns), time
-// waiting on a run queue (ns) and the number of timeslices run.
-func ParseSchedstat(b []byte) (waitNs, slices uint64, err error) {
+// Sched is one thread's /proc/PID/task/TID/schedstat, or a sum of them:
+// time on a CPU (ns, the scheduler's own clock, so exact where /proc's
+// stat is in 10 ms ticks), time waiting on a run queue (ns) and the number
+// of timeslices run.
+type Sched struct{ RunNs, WaitNs, Slices uint64 }
+
+// ParseSchedstat reads the content of a schedstat file.
+func ParseSchedstat(b []byte) (Sched, error) {
 	f := strings.Fields(string(b))
 	if len(f) < 3 {
-		return 0, 0, fmt.Errorf("schedstat: %d fields, want 3", len(f))
+		return Sched{}, fmt.Errorf("schedstat: %d fields, want 3", len(f))
 	}
-	if waitNs, err = strconv.ParseUint(f[1], 10, 64); err != nil {
-		return 0, 0, fmt.Errorf("schedstat: wait %q: %w", f[1], err)
+	var s Sched
+	for i, dst := range []*uint64{&s.RunNs, &s.WaitNs, &s.Slices} {
+		v, err := strconv.ParseUint(f[i], 10, 64)
+		if err != nil {
+			return Sched{}, fmt.Errorf("schedstat: field %d %q: %w", i+1, f[i], err)
+		}
+		*dst = v
 	}
-	if slices, err = strconv.ParseUint(f[2], 10, 64); err != nil {
-		return 0, 0, fmt.Errorf("schedstat: timeslices %q: %w", f[2], err)
-	}
-	return waitNs, slices, nil
+	return s, nil
 }
 
-// schedOf sums ParseSchedstat over a process's live threads; 0 where the
-// kernel does not provide schedstat.
-func schedOf(pid int) (waitNs, slices uint64) {
+// schedOf sums ParseSchedstat over a process's live threads; zero where
+// the kernel does not provide schedstat.
+func schedOf(pid int) Sched {
 	dir := fmt.Sprintf("/proc/%d/task", pid)
 	tasks, err := os.ReadDir(dir)
 	if err != nil {
-		return 0, 0
+		return Sched{}
 	}
+	var sum Sched
 	for _, t := range tasks {
 		b, err := os.ReadFile(dir + "/" + t.Name() + "/schedstat")
 		if err != nil {
 			continue
 		}
-		if w, n, err := ParseSchedstat(b); err == nil {
-			waitNs, slices = waitNs+w, slices+n
+		if s, err := ParseSchedstat(b); err == nil {
+			sum.RunNs, sum.WaitNs, sum.Slices = sum.RunNs+s.RunNs, sum.WaitNs+s.WaitNs, sum.Slices+s.Slices
 		}
 	}
-	return waitNs, slices
+	return sum
+}
+
+// cpuSeconds is the CPU time a process tree used between two readings:
+// from the threads' schedstat (nanoseconds) where the kernel provides it,
+// else from /proc's 10 ms ticks, which at dpbench's fixed rate are a
+// 2-3 % step. A thread that exited between the readings takes its time
+// out of the schedstat sum (the ticks keep it), so a schedstat figure more
+// than two ticks below the ticks' falls back to them.
+func cpuSeconds(before, after Usage) float64 {
+	ticks := after.CPUSeconds - before.CPUSeconds
+	if before.RunNs == 0 || after.RunNs < before.RunNs {
+		return ticks
+	}
+	if ns := float64(after.RunNs-before.RunNs) / 1e9; ns >= ticks-2.0/clockTicks {
+		return ns
+	}
+	return ticks
 }
 
 // TreeUsage sums CPU time, RSS and scheduling over a process and its
@@ -180,8 +206,8 @@ func TreeUsage(root int) (Usage, error) {
 		ticks += stats[pid].CPUTicks
 		sys += stats[pid].SysTicks
 		u.RSS += stats[pid].RSSBytes
-		w, n := schedOf(pid)
-		u.WaitNs, u.Slices = u.WaitNs+w, u.Slices+n
+		s := schedOf(pid)
+		u.RunNs, u.WaitNs, u.Slices = u.RunNs+s.RunNs, u.WaitNs+s.WaitNs, u.Slices+s.Slices
 	}
 	add(root)
 	for changed := true; changed; {

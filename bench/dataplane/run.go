@@ -559,7 +559,7 @@ sample:
 	for _, name := range spec.Target.Procs {
 		if total > 0 {
 			a, b := after[name], before[name]
-			run.CPUPer1000[name] = (a.CPUSeconds - b.CPUSeconds) / (total / 1000)
+			run.CPUPer1000[name] = cpuSeconds(b, a) / (total / 1000)
 			if run.SysCPUPer1000 == nil {
 				run.SysCPUPer1000 = map[string]float64{}
 			}

@@ -144,7 +144,7 @@ func (r *Report) SyscallTable() string {
 		if b.Len() == 0 {
 			b.WriteString("## System calls per request (fixed rate)\n\n")
 			b.WriteString("Counted with `perf stat` on the proxy's threads during the fixed-rate run (tracepoints: no ptrace, little cost to the proxy), per request and hop; independent of the machine's load. `read-eagain`: reads that found nothing to read.\n\n")
-			b.WriteString("CPU µs / req: the hop's user + system CPU time per request (from /proc, 10 ms ticks, so coarse), and the system (kernel) part.\n\n")
+			b.WriteString("CPU µs / req: the hop's user + system CPU time per request (schedstat, as above), and the system (kernel) part (from /proc's user/system split, sampled at 10 ms ticks, so coarse).\n\n")
 			b.WriteString("| protocol | path | hop | CPU µs / req (kernel) | all | by name |\n|---|---|---|---|---:|---|\n")
 		}
 		names := make([]string, 0, len(s.Syscalls))

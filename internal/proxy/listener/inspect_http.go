@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mast-mesh/mast/internal/proxy/rawsock"
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
 )
 
@@ -114,6 +115,10 @@ func (c *peekedConn) SyscallConn() (syscall.RawConn, error) {
 
 // errUnread: a wrapped connection still holds bytes read from its socket.
 var errUnread = errors.New("connection has unread peeked bytes")
+
+// WriteVec passes a vectored write on (rawsock.WriteVec): the peeked
+// bytes are only read.
+func (c *peekedConn) WriteVec(a, b []byte) (int, error) { return rawsock.WriteVec(c.Conn, a, b) }
 
 // CloseWrite half-closes the underlying connection.
 func (c *peekedConn) CloseWrite() error {

@@ -27,6 +27,11 @@
 // kernel reuse) the descriptor, and a connection with a write deadline
 // takes the RawConn's path, which enforces it. EAGAIN or a partial write
 // continues on that path.
+//
+// WriteVec writes two buffers as one write of both would, with writev(2):
+// an HTTP/1 message's head and a body that is still in another buffer go
+// out in one system call without being copied together first. A partial
+// write resumes where it stopped, across the two buffers.
 package rawsock
 
 import (
@@ -59,7 +64,7 @@ type Conn struct {
 	readFn func(fd uintptr) bool
 
 	wmu     sync.Mutex
-	wbuf    []byte
+	wbuf    [2][]byte // what is left to write, in order
 	wn      int
 	werr    syscall.Errno
 	writeFn func(fd uintptr) bool
@@ -173,20 +178,29 @@ func (c *Conn) doRead(fd uintptr) bool {
 
 // Write writes all of p unless an error (a deadline, a closed connection)
 // stops it, as net.Conn's Write.
-func (c *Conn) Write(p []byte) (int, error) {
+func (c *Conn) Write(p []byte) (int, error) { return c.WriteVec(p, nil) }
+
+// WriteVec writes a then b, all of both unless an error stops it, as Write
+// writes them joined: in one system call (writev(2)) when the socket takes
+// them at once.
+func (c *Conn) WriteVec(a, b []byte) (int, error) {
+	if len(a) == 0 {
+		a, b = b, nil
+	}
 	c.wmu.Lock()
-	done, errno := c.tryWrite(p)
-	if done == len(p) && len(p) > 0 || errno != 0 {
+	done, errno := c.tryWrite(a, b)
+	if done == len(a)+len(b) && done > 0 || errno != 0 {
 		c.wmu.Unlock()
 		if errno != 0 {
 			return 0, c.opError("write", os.NewSyscallError("write", errno))
 		}
 		return done, nil
 	}
-	c.wbuf, c.wn, c.werr = p[done:], 0, 0
+	c.wbuf[0], c.wbuf[1] = skip(a, b, done)
+	c.wn, c.werr = 0, 0
 	err := c.rc.Write(c.writeFn)
 	n, errno := done+c.wn, c.werr
-	c.wbuf = nil
+	c.wbuf = [2][]byte{}
 	c.wmu.Unlock()
 	switch {
 	case err != nil:
@@ -197,13 +211,33 @@ func (c *Conn) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// tryWrite writes what of p the socket takes at once, directly on the
-// descriptor; errno is an error other than EAGAIN or EINTR. It writes
-// nothing (for the RawConn's path to do it all) when p is empty or too
-// large for one system call, when a write deadline is set, or once Close
-// began. c.wmu is held.
-func (c *Conn) tryWrite(p []byte) (n int, errno syscall.Errno) {
-	if len(p) == 0 || len(p) > maxRW || c.wdl.Load() {
+// VecWriter is a writer that writes two buffers in one system call, as
+// *Conn's WriteVec does.
+type VecWriter interface {
+	WriteVec(a, b []byte) (int, error)
+}
+
+// WriteVec writes a then b on w: with w's WriteVec when it has one (a
+// wrapper of a connection passes its own on this way), else with two
+// Writes.
+func WriteVec(w io.Writer, a, b []byte) (int, error) {
+	if v, ok := w.(VecWriter); ok {
+		return v.WriteVec(a, b)
+	}
+	n, err := w.Write(a)
+	if err != nil {
+		return n, err
+	}
+	m, err := w.Write(b)
+	return n + m, err
+}
+
+// tryWrite writes what of a and b the socket takes at once, directly on
+// the descriptor; errno is an error other than EAGAIN or EINTR. It writes
+// nothing (for the RawConn's path to do it all) when there is nothing to
+// write, when a write deadline is set, or once Close began. c.wmu is held.
+func (c *Conn) tryWrite(a, b []byte) (n int, errno syscall.Errno) {
+	if len(a) == 0 || c.wdl.Load() {
 		return 0, 0
 	}
 	c.fdmu.RLock()
@@ -211,11 +245,11 @@ func (c *Conn) tryWrite(p []byte) (n int, errno syscall.Errno) {
 		c.fdmu.RUnlock()
 		return 0, 0
 	}
-	r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, c.fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
+	r, e := writeOnce(c.fd, a, b)
 	c.fdmu.RUnlock()
 	switch e {
 	case 0:
-		return int(r), 0
+		return r, 0
 	case syscall.EAGAIN, syscall.EINTR:
 		return 0, 0
 	}
@@ -223,15 +257,12 @@ func (c *Conn) tryWrite(p []byte) (n int, errno syscall.Errno) {
 }
 
 func (c *Conn) doWrite(fd uintptr) bool {
-	for c.wn < len(c.wbuf) {
-		b := c.wbuf[c.wn:]
-		if len(b) > maxRW {
-			b = b[:maxRW]
-		}
-		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
+	for len(c.wbuf[0]) > 0 {
+		n, e := writeOnce(fd, c.wbuf[0], c.wbuf[1])
 		switch e {
 		case 0:
-			c.wn += int(n)
+			c.wn += n
+			c.wbuf[0], c.wbuf[1] = skip(c.wbuf[0], c.wbuf[1], n)
 		case syscall.EINTR:
 		case syscall.EAGAIN:
 			return false // the netpoller waits for writability
@@ -241,6 +272,35 @@ func (c *Conn) doWrite(fd uintptr) bool {
 		}
 	}
 	return true
+}
+
+// writeOnce is one write(2) of a, or writev(2) of a and b when b is not
+// empty, of at most maxRW bytes. a is not empty.
+func writeOnce(fd uintptr, a, b []byte) (int, syscall.Errno) {
+	if len(a) > maxRW {
+		a = a[:maxRW]
+	}
+	if len(b) == 0 || len(a) == maxRW {
+		r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(a))), uintptr(len(a)))
+		return int(r), e
+	}
+	if len(b) > maxRW-len(a) {
+		b = b[:maxRW-len(a)]
+	}
+	iov := [2]syscall.Iovec{{Base: unsafe.SliceData(a)}, {Base: unsafe.SliceData(b)}}
+	iov[0].SetLen(len(a))
+	iov[1].SetLen(len(b))
+	r, _, e := syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+	return int(r), e
+}
+
+// skip returns what is left of a then b after their first n bytes, the
+// first of the two empty only when both are.
+func skip(a, b []byte, n int) ([]byte, []byte) {
+	if n < len(a) {
+		return a[n:], b
+	}
+	return b[n-len(a):], nil
 }
 
 // ReadFrom lets io.Copy into c splice from another raw connection's socket.

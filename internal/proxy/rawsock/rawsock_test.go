@@ -259,6 +259,9 @@ func TestWriteDeadlinePastFailsAtOnce(t *testing.T) {
 		if n, err := c.Write([]byte("x")); n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
 			t.Fatalf("Write with a past deadline = %d, %v; want 0, os.ErrDeadlineExceeded", n, err)
 		}
+		if n, err := vecWrite(c, 1)([]byte("xz")); n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("WriteVec with a past deadline = %d, %v; want 0, os.ErrDeadlineExceeded", n, err)
+		}
 		set(time.Time{})
 		if n, err := c.Write([]byte("y")); n != 1 || err != nil {
 			t.Fatalf("Write after clearing the deadline = %d, %v", n, err)
@@ -316,11 +319,21 @@ func TestCloseWaitsForDirectWrite(t *testing.T) {
 	if n, err := c.Write([]byte("x")); n != 0 || !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("Write after Close = %d, %v; want 0, net.ErrClosed", n, err)
 	}
+	if n, err := c.WriteVec([]byte("x"), []byte("y")); n != 0 || !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("WriteVec after Close = %d, %v; want 0, net.ErrClosed", n, err)
+	}
 }
 
 // Writers racing Close end with net.ErrClosed, and no byte written after
 // Close reaches a socket that reused the descriptor's number.
 func TestWritesRacingClose(t *testing.T) {
+	t.Run("Write", func(t *testing.T) { testWritesRacingClose(t, (*Conn).Write) })
+	t.Run("WriteVec", func(t *testing.T) {
+		testWritesRacingClose(t, func(c *Conn, p []byte) (int, error) { return vecWrite(c, 2)(p) })
+	})
+}
+
+func testWritesRacingClose(t *testing.T, write func(*Conn, []byte) (int, error)) {
 	c, p := pair(t)
 	go io.Copy(io.Discard, p)
 	fd := int(c.fd)
@@ -330,7 +343,7 @@ func TestWritesRacingClose(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for {
-				if _, err := c.Write([]byte("stray")); err != nil {
+				if _, err := write(c, []byte("stray")); err != nil {
 					if !errors.Is(err, net.ErrClosed) {
 						t.Errorf("Write racing Close: %v, want net.ErrClosed", err)
 					}
@@ -363,5 +376,204 @@ func TestWritesRacingClose(t *testing.T) {
 		}
 		unix.Close(fds[0])
 		unix.Close(fds[1])
+	}
+}
+
+// vecWrite writes p as two buffers split at cut (WriteVec).
+func vecWrite(c *Conn, cut int) func([]byte) (int, error) {
+	return func(p []byte) (int, error) {
+		cut := min(cut, len(p))
+		return c.WriteVec(p[:cut], p[cut:])
+	}
+}
+
+func TestSkip(t *testing.T) {
+	a, b := []byte("head"), []byte("body!")
+	for n := 0; n <= len(a)+len(b); n++ {
+		x, y := skip(a, b, n)
+		got := string(x) + string(y)
+		if want := (string(a) + string(b))[n:]; got != want {
+			t.Errorf("skip(%d) = %q + %q, want %q", n, x, y, want)
+		}
+		if len(x) == 0 && len(y) > 0 {
+			t.Errorf("skip(%d) left the first buffer empty before the second", n)
+		}
+	}
+}
+
+// WriteVec's two buffers arrive as one write of both would carry them,
+// whichever of them is empty, in one system call.
+func TestWriteVec(t *testing.T) {
+	c, p := pair(t)
+	cases := [][2]string{{"head ", "body"}, {"", "body"}, {"head", ""}, {"", ""}, {"h", "b"}}
+	for _, tc := range cases {
+		n, err := c.WriteVec([]byte(tc[0]), []byte(tc[1]))
+		want := tc[0] + tc[1]
+		if n != len(want) || err != nil {
+			t.Fatalf("WriteVec(%q, %q) = %d, %v", tc[0], tc[1], n, err)
+		}
+		got := make([]byte, len(want))
+		if _, err := io.ReadFull(p, got); err != nil || string(got) != want {
+			t.Fatalf("peer read %q, %v; want %q", got, err, want)
+		}
+	}
+}
+
+// A WriteVec larger than the socket buffers is taken in parts, the first
+// ones directly, then on the RawConn's path after EAGAIN; each part resumes
+// where the last stopped, within the first buffer, at the boundary or
+// within the second, and the peer reads both buffers' bytes in order.
+func TestWriteVecPartialWrites(t *testing.T) {
+	for _, sizes := range [][2]int{{300 << 10, 500 << 10}, {1, 600 << 10}, {600 << 10, 1}} {
+		c, p := pair(t)
+		c.SetWriteBuffer(4096) // the kernel's minimum: many partial writes
+		a := make([]byte, sizes[0])
+		b := make([]byte, sizes[1])
+		for i := range a {
+			a[i] = byte(i * 7)
+		}
+		for i := range b {
+			b[i] = byte(i*13 + 1)
+		}
+		done := make(chan error, 1)
+		go func() {
+			n, err := c.WriteVec(a, b)
+			if err == nil && n != len(a)+len(b) {
+				err = errors.New("short WriteVec without an error")
+			}
+			c.CloseWrite()
+			done <- err
+		}()
+		// A slow reader: small reads, so the writer meets a full socket
+		// (EAGAIN) again and again.
+		var got []byte
+		buf := make([]byte, 1500)
+		for {
+			n, err := p.Read(buf)
+			got = append(got, buf[:n]...)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, append(append([]byte{}, a...), b...)) {
+			t.Fatalf("sizes %v: peer read %d bytes, not the two buffers' %d in order", sizes, len(got), len(a)+len(b))
+		}
+	}
+}
+
+// A WriteVec that meets a full socket at once (the direct writev takes
+// nothing: EAGAIN) waits on the netpoller and then writes everything.
+func TestWriteVecAfterEAGAIN(t *testing.T) {
+	c, p := pair(t)
+	c.SetWriteBuffer(4096)
+	// Fill the socket: a direct write now takes nothing.
+	fill := 0
+	junk := make([]byte, 4096)
+	for {
+		n, e := writeOnce(c.fd, junk, nil)
+		if e == unix.EAGAIN {
+			break
+		}
+		if e != 0 {
+			t.Fatal(e)
+		}
+		fill += n
+	}
+	if n, e := c.tryWrite([]byte("head"), []byte("body")); n != 0 || e != 0 {
+		t.Fatalf("tryWrite on a full socket = %d, %v; want 0, 0", n, e)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.WriteVec([]byte("head"), []byte("body"))
+		c.CloseWrite()
+		done <- err
+	}()
+	got, err := io.ReadAll(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != fill+8 || string(got[fill:]) != "headbody" {
+		t.Fatalf("peer read %d bytes ending %q, want %d ending \"headbody\"", len(got), got[max(0, len(got)-8):], fill+8)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A write deadline sends WriteVec down the RawConn's path, which enforces
+// it: a past one fails at once, a near one stops a write the peer does not
+// read, with what was written counted.
+func TestWriteVecDeadlines(t *testing.T) {
+	c, p := pair(t)
+	c.SetWriteDeadline(time.Unix(1, 0))
+	if n, err := c.WriteVec([]byte("x"), []byte("y")); n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("WriteVec with a past deadline = %d, %v; want 0, os.ErrDeadlineExceeded", n, err)
+	}
+	c.SetWriteDeadline(time.Time{})
+	if n, err := c.WriteVec([]byte("x"), []byte("y")); n != 2 || err != nil {
+		t.Fatalf("WriteVec after clearing the deadline = %d, %v", n, err)
+	}
+	got := make([]byte, 2)
+	if _, err := io.ReadFull(p, got); err != nil || string(got) != "xy" {
+		t.Fatalf("peer read %q, %v; want \"xy\"", got, err)
+	}
+	c.SetWriteDeadline(time.Now().Add(20 * time.Millisecond))
+	big := make([]byte, 32<<20)
+	n, err := c.WriteVec(big, big)
+	if !errors.Is(err, os.ErrDeadlineExceeded) || n >= 2*len(big) {
+		t.Fatalf("WriteVec past its deadline = %d, %v", n, err)
+	}
+}
+
+func TestWriteVecNoAllocations(t *testing.T) {
+	c, p := pair(t)
+	buf := make([]byte, 64)
+	head, body := []byte("head"), []byte("body")
+	allocs := testing.AllocsPerRun(200, func() {
+		if _, err := c.WriteVec(head, body); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(p, buf[:8]); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per WriteVec, want 0", allocs)
+	}
+}
+
+// countingWriter counts its Writes.
+type countingWriter struct {
+	bytes.Buffer
+	writes int
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) { w.writes++; return w.Buffer.Write(p) }
+
+// wrapper passes WriteVec on, as the inspectors' connection wrappers do.
+type wrapper struct{ net.Conn }
+
+func (w wrapper) WriteVec(a, b []byte) (int, error) { return WriteVec(w.Conn, a, b) }
+
+// WriteVec uses a writer's own WriteVec, through wrappers that pass it
+// on, and else writes the two buffers with two Writes.
+func TestWriteVecFunc(t *testing.T) {
+	var w countingWriter
+	if n, err := WriteVec(&w, []byte("head"), []byte("body")); n != 8 || err != nil || w.String() != "headbody" || w.writes != 2 {
+		t.Fatalf("WriteVec on a plain writer = %d, %v: %q in %d writes", n, err, w.String(), w.writes)
+	}
+	c, p := pair(t)
+	if n, err := WriteVec(wrapper{c}, []byte("head"), []byte("body")); n != 8 || err != nil {
+		t.Fatalf("WriteVec through a wrapper = %d, %v", n, err)
+	}
+	got := make([]byte, 8)
+	if _, err := io.ReadFull(p, got); err != nil || string(got) != "headbody" {
+		t.Fatalf("peer read %q, %v", got, err)
 	}
 }

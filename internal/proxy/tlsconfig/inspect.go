@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mast-mesh/mast/internal/proxy/rawsock"
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
 )
 
@@ -100,6 +101,10 @@ func (c *prefixConn) Read(p []byte) (int, error) {
 	}
 	return c.Conn.Read(p)
 }
+
+// WriteVec passes a vectored write on (rawsock.WriteVec): the prefix is
+// only read.
+func (c *prefixConn) WriteVec(a, b []byte) (int, error) { return rawsock.WriteVec(c.Conn, a, b) }
 
 // CloseWrite half-closes the underlying TCP connection when it can.
 func (c *prefixConn) CloseWrite() error {

@@ -507,16 +507,22 @@ func (c *h1conn) exchange(ctx context.Context, req *Request) (*Response, error) 
 	return resp, nil
 }
 
-// send writes the request through a pooled write buffer: head and body in
-// one write when the body is buffered.
+// send writes the request: head and buffered body in one write, straight
+// from where they are when the connection writes two buffers at once (a
+// plaintext one), else through a pooled write buffer.
 func (c *h1conn) send(req *Request, cl int64, chunked bool) error {
+	head := c.heads.Request(req.Method, req.Path, req.Authority, req.Header, cl, chunked)
+	if v, ok := c.nc.(rawsock.VecWriter); ok && req.BodyStream == nil {
+		_, err := v.WriteVec(head, req.Body)
+		return err
+	}
 	bw, _ := c.p.writers.Get().(*bufio.Writer)
 	if bw == nil {
 		bw = bufio.NewWriterSize(c.nc, 4096)
 	} else {
 		bw.Reset(c.nc)
 	}
-	_, err := bw.Write(c.heads.Request(req.Method, req.Path, req.Authority, req.Header, cl, chunked))
+	_, err := bw.Write(head)
 	if err == nil && req.Body != nil {
 		_, err = bw.Write(req.Body)
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -79,6 +80,7 @@ func (b *bodyBackend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(503)
 		return
 	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(body))) // not chunked when large
 	w.Write(body)
 }
 

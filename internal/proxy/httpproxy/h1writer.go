@@ -21,6 +21,13 @@ type h1Writer struct {
 	noBody   bool
 	cw       http1.ChunkedWriter
 	st       *streamTimer
+	// pend is the head not written yet (in the connection's head
+	// writer's buffer) of a response of pendLen body bytes on a
+	// connection that writes two buffers at once: a first Write of the
+	// whole body sends both in one system call, any other write puts the
+	// head in the write buffer first (putPend).
+	pend    []byte
+	pendLen int64
 }
 
 func (w *h1Writer) Started() bool { return w.started }
@@ -57,9 +64,24 @@ func (w *h1Writer) WriteHead(status int, h headers.List, contentLength int64) er
 	if w.c.s.draining.Load() || w.c.s.Overload.Shedding() {
 		w.close = true
 	}
+	head := w.c.heads.Response(w.minor, status, h, contentLength, w.chunked, w.close || w.reqClose)
+	if w.c.vw != nil && contentLength > 0 && !w.noBody && (w.c.bw == nil || w.c.bw.Buffered() == 0) {
+		w.pend, w.pendLen = head, contentLength
+		return nil
+	}
 	bw := w.c.writer()
-	_, err := bw.Write(w.c.heads.Response(w.minor, status, h, contentLength, w.chunked, w.close || w.reqClose))
+	_, err := bw.Write(head)
 	w.cw.W = bw
+	return err
+}
+
+// putPend puts the pending head in the write buffer.
+func (w *h1Writer) putPend() error {
+	if w.pend == nil {
+		return nil
+	}
+	_, err := w.c.writer().Write(w.pend)
+	w.pend = nil
 	return err
 }
 
@@ -71,10 +93,26 @@ func (w *h1Writer) Write(p []byte) (int, error) {
 	if w.chunked {
 		return w.cw.Write(p)
 	}
+	if w.pend != nil {
+		if int64(len(p)) == w.pendLen {
+			head := w.pend
+			w.pend = nil
+			n, err := w.c.vw.WriteVec(head, p)
+			return max(n-len(head), 0), err
+		}
+		if err := w.putPend(); err != nil {
+			return 0, err
+		}
+	}
 	return w.c.writer().Write(p)
 }
 
-func (w *h1Writer) Flush() error { return w.c.writer().Flush() }
+func (w *h1Writer) Flush() error {
+	if err := w.putPend(); err != nil {
+		return err
+	}
+	return w.c.writer().Flush()
+}
 
 func (w *h1Writer) WriteFlush(p []byte) (int, error) {
 	n, err := w.Write(p)
@@ -90,8 +128,13 @@ func (w *h1Writer) Finish(trailers headers.List) error {
 			return err
 		}
 	}
-	if err := w.c.writer().Flush(); err != nil {
+	if err := w.putPend(); err != nil {
 		return err
+	}
+	if w.c.bw != nil { // else the response went out whole (WriteVec)
+		if err := w.c.bw.Flush(); err != nil {
+			return err
+		}
 	}
 	w.finished = true
 	return nil
@@ -118,6 +161,7 @@ func (w *h1Writer) Upgrade(status int, h headers.List) (upstream.Conn, error) {
 
 // Abort gives up on a response whose head was already sent.
 func (w *h1Writer) Abort() {
+	w.putPend()
 	if w.c.bw != nil {
 		w.c.bw.Flush()
 	}

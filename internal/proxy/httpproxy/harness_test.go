@@ -24,6 +24,7 @@ import (
 	"golang.org/x/net/http2/hpack"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/mast-mesh/mast/internal/proxy/rawsock"
 	"github.com/mast-mesh/mast/internal/proxy/upstream"
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
 	"github.com/mast-mesh/mast/internal/proxy/xdstest"
@@ -48,6 +49,9 @@ type proxyOpts struct {
 	// telemetry: the server reports its requests (a reporter with the
 	// default configuration).
 	telemetry bool
+	// raw: connections are served through rawsock, as the listener's
+	// are (their responses go out with WriteVec).
+	raw bool
 }
 
 type testProxy struct {
@@ -119,6 +123,9 @@ func startTestProxy(t testing.TB, backend string, o proxyOpts) *testProxy {
 			}
 			wg.Add(1)
 			go func() {
+				if o.raw {
+					nc = rawsock.Wrap(nc)
+				}
 				if o.tls != nil {
 					tc := tls.Server(nc, o.tls)
 					if tc.Handshake() != nil {

@@ -28,6 +28,7 @@ import (
 	"github.com/mast-mesh/mast/internal/proxy/idlepoll"
 	"github.com/mast-mesh/mast/internal/proxy/monoclock"
 	"github.com/mast-mesh/mast/internal/proxy/overload"
+	"github.com/mast-mesh/mast/internal/proxy/rawsock"
 	"github.com/mast-mesh/mast/internal/proxy/upstream"
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
 )
@@ -254,6 +255,7 @@ type h1Conn struct {
 	nc     net.Conn
 	br     *bufio.Reader
 	bw     *bufio.Writer
+	vw     rawsock.VecWriter // nc when it writes two buffers at once, else nil
 	hr     *http1.Reader
 	head   http1.Head
 	body   http1.Body
@@ -325,6 +327,7 @@ func (s *Server) serveH1(ctx context.Context, nc net.Conn, br *bufio.Reader, hcm
 	c := &h1Conn{s: s, nc: nc, br: br, remote: remoteIP(nc), remoteAddr: nc.RemoteAddr().String(), local: nc.LocalAddr(), localStr: nc.LocalAddr().String(), orig: originalDst(nc), peer: peerOf(nc), scheme: connScheme(nc),
 		ctx: ctx, hcm: hcm, end: end, born: time.Now()}
 	c.remoteIP = parseRemote(c.remote)
+	c.vw, _ = nc.(rawsock.VecWriter)
 	// Always: the listener may gain filters while the connection lives.
 	c.conn = filter.NewConn(nc)
 	c.hr = http1.NewReader(br, http1.Limits{MaxHeaderBytes: hcm.MaxRequestHeadersBytes, MaxHeaders: hcm.MaxHeadersCount})

@@ -38,7 +38,7 @@ func TestWrappersPassTakeBufferedOn(t *testing.T) {
 	if c.n != int64(len(msg)) || frames.count.Load() != 2 {
 		t.Errorf("counted %d bytes and %d messages, want %d and 2", c.n, frames.count.Load(), len(msg))
 	}
-	if !st.reqDone.Load() || st.last.Load() == 0 {
+	if !st.reqDone() || st.last.Load() == 0 {
 		t.Error("the take was not the stream's activity and end")
 	}
 	other := &countReader{r: &timedBody{r: strings.NewReader("x"), st: st}}

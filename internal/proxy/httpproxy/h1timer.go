@@ -33,8 +33,8 @@ const (
 	phaseHead h1Phase = iota
 	// phaseIdle: waiting for a request's first byte, until by.
 	phaseIdle
-	// phaseStream: a request is served; its streamTimer (h1Conn.cur)
-	// has the limits.
+	// phaseStream: a request is served; its streamTimer (h1Conn.stream,
+	// while h1Conn.streaming) has the limits.
 	phaseStream
 	// phaseClosed: the connection is over; the timer is stopped.
 	phaseClosed
@@ -50,44 +50,40 @@ type h1Timer struct {
 	cut   bool  // the timer cut the reads (a read deadline in the past)
 }
 
-// enter moves c to phase ph with limit by (monoclock.Now, 0 for none; ignored
-// for phaseStream, see enterStream) and clears a cut of the reads made
-// for the phase before.
+// enter moves c to phase ph with limit by (monoclock.Now, 0 for none) and
+// clears a cut of the reads made for the phase before. The timer is armed
+// for by when it would fire later. For phaseStream (enterStream) by is
+// only when to look at the stream's limits first: onTimer reads them from
+// the stream.
 func (c *h1Conn) enter(ph h1Phase, by, now int64) {
 	t := &c.tm
 	t.mu.Lock()
-	c.enterLocked(ph, by, now)
+	if t.phase != phaseClosed {
+		t.phase, t.by = ph, by
+		if t.cut {
+			t.cut = false
+			c.nc.SetReadDeadline(time.Time{})
+		}
+		if by > 0 && (t.at == 0 || t.at > by) {
+			c.armLocked(by, now)
+		}
+	}
 	t.mu.Unlock()
 }
 
-func (c *h1Conn) enterLocked(ph h1Phase, by, now int64) {
-	t := &c.tm
-	if t.phase == phaseClosed {
-		return
+// enterStream moves c to phaseStream for its stream (c.stream, started
+// at now: no activity or request end since), which c.streaming
+// announces. The stream's first limit is the earlier of
+// stream_idle_timeout from now and request_timeout.
+func (c *h1Conn) enterStream(now int64) {
+	st := &c.stream
+	by := st.reqBy
+	if st.idle > 0 {
+		if idleBy := monoclock.Add(now, st.idle); by == 0 || idleBy < by {
+			by = idleBy
+		}
 	}
-	t.phase, t.by = ph, by
-	if t.cut {
-		t.cut = false
-		c.nc.SetReadDeadline(time.Time{})
-	}
-	if by > 0 && (t.at == 0 || t.at > by) {
-		c.armLocked(by, now)
-	}
-}
-
-// enterStream moves c to phaseStream for st, which c.cur holds.
-func (c *h1Conn) enterStream(st *streamTimer, now int64) {
-	by := int64(0)
-	if st.timed() {
-		by = monoclock.Add(now, st.next(now))
-	}
-	t := &c.tm
-	t.mu.Lock()
-	c.enterLocked(phaseStream, 0, now)
-	if by > 0 && (t.at == 0 || t.at > by) && t.phase == phaseStream {
-		c.armLocked(by, now)
-	}
-	t.mu.Unlock()
+	c.enter(phaseStream, by, now)
 }
 
 // armLocked makes the timer fire at by; c.tm.mu is held.
@@ -120,14 +116,15 @@ func (c *h1Conn) onTimer() {
 		}
 		t.mu.Unlock()
 	case phaseStream:
-		st := c.cur.Load()
+		st := &c.stream
+		streaming := c.streaming.Load()
 		t.mu.Unlock()
-		if st == nil {
+		if !streaming {
 			return
 		}
 		st.fire()
 		t.mu.Lock()
-		if t.phase == phaseStream && t.at == 0 && c.cur.Load() == st {
+		if t.phase == phaseStream && t.at == 0 && c.streaming.Load() {
 			now = monoclock.Now()
 			if d, ok := st.pending(now); ok {
 				c.armLocked(monoclock.Add(now, d), now)

@@ -275,10 +275,10 @@ type h1Conn struct {
 	// expired: the connection is past max_connection_duration; the
 	// current response closes it.
 	expired bool
-	// cur is the stream being served; its timers run on the
-	// connection's (tm), as the idle and head limits do (h1timer.go).
-	cur atomic.Pointer[streamTimer]
-	tm  h1Timer
+	// streaming: a stream is being served (stream); its timers run on
+	// the connection's (tm), as the idle and head limits do (h1timer.go).
+	streaming atomic.Bool
+	tm        h1Timer
 	// stream is the streams' context and timer state, reused (init) by
 	// each request.
 	stream streamTimer
@@ -314,8 +314,8 @@ type h1Conn struct {
 // cancelStream ends the current stream: the connection's context ended.
 // A parked connection is woken to close.
 func (c *h1Conn) cancelStream() {
-	if st := c.cur.Load(); st != nil {
-		st.cancel(context.Canceled)
+	if c.streaming.Load() {
+		c.stream.cancel(context.Canceled)
 	}
 	c.s.idle.Wake(&c.park)
 }
@@ -596,11 +596,11 @@ func (c *h1Conn) serveOne(ctx context.Context, hcm *xdsparse.HTTPManager) (keep 
 	}
 	c.headAt = time.Time{}
 	st.initAt(ctx, hcm.StreamIdleTimeout, hcm.RequestTimeout, c.expireIO, monoclock.Of(req.start))
-	c.cur.Store(st)
+	c.streaming.Store(true)
 	if ctx.Err() != nil {
 		st.cancel(ctx.Err())
 	}
-	c.enterStream(st, st.last.Load()) // init's clock reading
+	c.enterStream(st.last.Load()) // init's clock reading
 	if st.timed() {
 		if req.chunked || req.contentLength > 0 {
 			req.tb = timedBody{r: body, st: st, ctx: st}
@@ -617,7 +617,7 @@ func (c *h1Conn) serveOne(ctx context.Context, hcm *xdsparse.HTTPManager) (keep 
 		c.s.handle(st, req, w, hcm)
 	}
 	cause := st.stop()
-	c.cur.Store(nil)
+	c.streaming.Store(false)
 	if rec := &req.tel.rec; !rec.Start.IsZero() {
 		end = monoclock.Of(rec.Start.Add(rec.Duration)) // endTelemetry's reading
 	}

@@ -36,12 +36,13 @@ var (
 // The route and per-try timeouts are not timers either: they are deadlines
 // of the upstream connection (upstream.Request.Deadline).
 type streamTimer struct {
-	parent     context.Context
-	idle       time.Duration
-	reqBy      int64        // request deadline (monoclock.Now), 0 for none
-	last       atomic.Int64 // the last activity (monoclock.Now)
-	reqDone    atomic.Bool  // the request was read whole or the response started
-	respActive atomic.Bool  // the response head was sent
+	parent context.Context
+	idle   time.Duration
+	reqBy  int64        // request deadline (monoclock.Now), 0 for none
+	last   atomic.Int64 // the last activity (monoclock.Now)
+	// progress holds progressReqDone and progressResp: one word, so
+	// that a stream's start clears both with one store.
+	progress atomic.Uint32
 	// expire unblocks the codec's pending I/O: reads always, writes when
 	// the response had started (a local reply can still be written
 	// otherwise).
@@ -56,8 +57,10 @@ type streamTimer struct {
 	// firing counts a fire that decided to expire the stream and has not
 	// finished calling expire: stop waits for it, so that expire never
 	// runs after stop returned (a codec recycles the stream's state then,
-	// and a late expire would cut the next stream).
-	firing sync.WaitGroup
+	// and a late expire would cut the next stream). expiring (st.mu) says
+	// such a fire began in this stream: only then has stop to wait.
+	firing   sync.WaitGroup
+	expiring bool
 
 	mu      sync.Mutex
 	gen     uint64 // counts the streams st served (init)
@@ -70,6 +73,15 @@ type streamTimer struct {
 }
 
 var _ context.Context = (*streamTimer)(nil)
+
+// The bits of streamTimer.progress.
+const (
+	// progressReqDone: the request was read whole or the response
+	// started (request_timeout no longer applies).
+	progressReqDone uint32 = 1 << iota
+	// progressResp: the response head was sent.
+	progressResp
+)
 
 // closedChan is the Done channel of streams that ended before anyone asked.
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
@@ -94,21 +106,22 @@ func (st *streamTimer) init(parent context.Context, idle, request time.Duration,
 // HTTP/1 stream starts when its head's first byte arrived, as Envoy's
 // starts at the codec's message begin.
 func (st *streamTimer) initAt(parent context.Context, idle, request time.Duration, expire func(bool), now int64) {
+	reqBy := int64(0)
+	if request > 0 {
+		reqBy = monoclock.Add(now, request)
+	}
 	st.mu.Lock()
 	st.gen++
-	st.parent, st.idle, st.expire = parent, max(idle, 0), expire
-	st.reqBy = 0
-	if request > 0 {
-		st.reqBy = monoclock.Add(now, request)
-	}
-	st.t, st.unlinkParent = nil, nil
-	st.stopped = false
-	st.err, st.cause, st.done, st.abort, st.funcs = nil, nil, nil, nil, nil
+	st.idle, st.reqBy, st.stopped, st.expiring = max(idle, 0), reqBy, false, false
+	// The pointers in one statement: one write barrier check for all.
+	st.parent, st.expire, st.t, st.unlinkParent, st.err, st.cause, st.done, st.abort, st.funcs = parent, expire, nil, nil, nil, nil, nil, nil, nil
 	st.mu.Unlock()
 	st.last.Store(now)
-	st.reqDone.Store(false)
-	st.respActive.Store(false)
+	st.progress.Store(0)
 }
+
+// reqDone reports whether request_timeout no longer applies.
+func (st *streamTimer) reqDone() bool { return st.progress.Load()&progressReqDone != 0 }
 
 // timed reports whether the stream has a timeout to enforce.
 func (st *streamTimer) timed() bool { return st.idle > 0 || st.reqBy != 0 }
@@ -147,7 +160,7 @@ func (st *streamTimer) next(now int64) time.Duration {
 	if st.idle > 0 {
 		d = time.Duration(monoclock.Add(st.last.Load(), st.idle) - now)
 	}
-	if st.reqBy != 0 && !st.reqDone.Load() {
+	if st.reqBy != 0 && !st.reqDone() {
 		d = min(d, time.Duration(st.reqBy-now))
 	}
 	return max(d, 0)
@@ -174,7 +187,7 @@ func (st *streamTimer) fire() {
 	}
 	var cause error
 	switch {
-	case st.reqBy != 0 && !st.reqDone.Load() && now >= st.reqBy:
+	case st.reqBy != 0 && !st.reqDone() && now >= st.reqBy:
 		cause = errRequestTimeout
 	case st.idle > 0 && now-st.last.Load() >= int64(st.idle):
 		cause = errStreamIdle
@@ -189,14 +202,14 @@ func (st *streamTimer) fire() {
 		return
 	}
 	st.cause = cause
-	st.stopped = true
+	st.stopped, st.expiring = true, true
 	funcs := st.end(context.Canceled)
 	st.firing.Add(1)
 	st.mu.Unlock()
 	defer st.firing.Done()
 	runAll(funcs)
 	if st.expire != nil {
-		st.expire(st.respActive.Load())
+		st.expire(st.progress.Load()&progressResp != 0)
 	}
 }
 
@@ -303,24 +316,25 @@ func (st *streamTimer) AfterFunc(f func()) func() bool {
 // see upstream.Aborter); it runs at once when the stream already ended.
 func (st *streamTimer) SetAbort(f func()) {
 	st.mu.Lock()
-	if st.err == nil {
+	ended := st.err != nil
+	if !ended {
 		st.abort = f
-		st.mu.Unlock()
-		return
 	}
 	st.mu.Unlock()
-	f()
+	if ended {
+		f()
+	}
 }
 
 // ClearAbort removes the unblocker; false means it ran (or is running).
 func (st *streamTimer) ClearAbort() bool {
 	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.err != nil {
-		return false
+	ok := st.err == nil
+	if ok {
+		st.abort = nil
 	}
-	st.abort = nil
-	return true
+	st.mu.Unlock()
+	return ok
 }
 
 // streamCause is the timer that ended ctx's stream (errStreamIdle,
@@ -345,15 +359,16 @@ func (st *streamTimer) touch() {
 // requestDone disarms request_timeout: the request arrived whole, or the
 // response began.
 func (st *streamTimer) requestDone() {
-	if st != nil && !st.reqDone.Load() {
-		st.reqDone.Store(true)
+	if st != nil && !st.reqDone() {
+		st.progress.Or(progressReqDone)
 	}
 }
 
+// responseStarted records the response head's sending: activity, and
+// the end of request_timeout.
 func (st *streamTimer) responseStarted() {
 	if st != nil {
-		st.respActive.Store(true)
-		st.requestDone()
+		st.progress.Or(progressResp | progressReqDone)
 		st.touch()
 	}
 }
@@ -380,18 +395,32 @@ func (st *streamTimer) stop() error {
 		return nil
 	}
 	st.mu.Lock()
+	if st.t == nil && st.err == nil && st.done == nil && st.funcs == nil && st.abort == nil && st.unlinkParent == nil {
+		// Nothing to stop, close, run or wait for (an HTTP/1 stream
+		// that ended in time): the context ends, no timer's cause.
+		st.stopped, st.err = true, context.Canceled
+		st.mu.Unlock()
+		return nil
+	}
+	return st.stopLocked()
+}
+
+// stopLocked is stop's general case; st.mu is held.
+func (st *streamTimer) stopLocked() error {
 	st.stopped = true
 	if st.t != nil {
 		st.t.Stop()
 	}
 	funcs := st.end(context.Canceled)
-	cause := st.cause
+	cause, expiring := st.cause, st.expiring
 	st.mu.Unlock()
 	runAll(funcs)
 	if st.unlinkParent != nil {
 		st.unlinkParent()
 	}
-	st.firing.Wait()
+	if expiring {
+		st.firing.Wait()
+	}
 	return cause
 }
 

@@ -212,18 +212,13 @@ func (t *telWriter) Upgrade(status int, h headers.List) (upstream.Conn, error) {
 // from the request; elsewhere a client's copy is removed.
 func (s *Server) startTelemetry(req *dsRequest, w responseWriter, hcm *xdsparse.HTTPManager, start time.Time) responseWriter {
 	ts := &req.tel
-	ts.finish = false
-	ts.rec = telemetry.Record{Start: start, Outbound: !hcm.Inbound, Method: req.method, Path: req.target,
-		DownstreamRemote: req.remoteAddr, RequestHeaders: req.header}
-	switch {
-	case req.minor == 2:
-		ts.rec.Protocol = "HTTP/2"
-	case req.minor == 0:
-		ts.rec.Protocol = "HTTP/1.0"
-	default:
-		ts.rec.Protocol = "HTTP/1.1"
-	}
-	ts.rec.DownstreamLocal = req.localString()
+	// The record is zero: a request's state is new or was reset after
+	// its last request (dsRequest.reset). Only the fields known now are
+	// stored, in one statement (one write-barrier check for their
+	// pointers), not a whole record built and copied.
+	rec := &ts.rec
+	rec.Start, rec.Outbound, rec.Method, rec.Path, rec.DownstreamRemote, rec.RequestHeaders, rec.Protocol, rec.DownstreamLocal =
+		start, !hcm.Inbound, req.method, req.target, req.remoteAddr, req.header, protocolName(req.minor), req.localString()
 	if req.peer != nil {
 		ts.rec.DownstreamMTLS = true
 		if len(req.peer.uris) > 0 {

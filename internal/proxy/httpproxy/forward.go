@@ -42,7 +42,7 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 	rs := s.Stats.Routes.For(route)
 	var cl *upstream.Cluster
 	if cfg != nil {
-		cl = cfg.Clusters[name]
+		cl = req.route.clusterFor(cfg, name)
 	}
 	if cl == nil {
 		s.localReply(w, 503, "cluster not found", flagNoCluster, nil)

@@ -67,6 +67,9 @@ type dsRequest struct {
 	up      upstream.Request
 	tb      timedBody
 	bodyBuf []byte
+	// route remembers the last request's lookups (routememo.go); reset
+	// keeps it.
+	route routeMemo
 }
 
 // responseWriter is the codec's response side.
@@ -238,15 +241,15 @@ func (s *Server) handle(ctx context.Context, req *dsRequest, w responseWriter, h
 	cfg := s.cfg.Load()
 	table := hcm.Routes
 	if table == nil && cfg != nil {
-		table = cfg.Routes[hcm.RDSName]
+		table = req.route.routeTable(cfg, hcm.RDSName)
 	}
-	if table != nil && table.VHDS && s.OnDemand != nil && table.VirtualHostFor(req.authority) == nil {
+	if table != nil && table.VHDS && s.OnDemand != nil && table.VirtualHostForMemo(req.authority, &req.route.vh) == nil {
 		table = s.onDemand(ctx, table, hcm.RDSName, req.authority)
 	}
 	var route *xdsparse.Route
 	if table != nil {
 		in := xdsparse.Input{Authority: req.authority, Method: req.method, Scheme: req.scheme, Path: path, Headers: req.header}
-		route = table.Match(&in)
+		route = table.MatchMemo(&in, &req.route.vh)
 		req.tel.route = route
 		if route != nil && route.Action != nil {
 			// As Envoy, the route's cluster is known before the filters
@@ -267,7 +270,7 @@ func (s *Server) handle(ctx context.Context, req *dsRequest, w responseWriter, h
 		path = req.fr.Path
 		if req.fr.ClearRoute && table != nil {
 			in := xdsparse.Input{Authority: req.authority, Method: req.method, Scheme: req.scheme, Path: path, Headers: req.header}
-			route = table.Match(&in)
+			route = table.MatchMemo(&in, &req.route.vh)
 			req.tel.route = route
 			if route != nil && route.Action != nil {
 				req.tel.rec.UpstreamCluster = routeCluster(route.Action)
@@ -460,13 +463,14 @@ func (d *handleDone) run() {
 // reset clears r for the next request served with this pooled state,
 // keeping its body buffer and the array of the telemetry's response-head
 // copy (endTelemetry cleared it), which every response would otherwise
-// allocate again, and the telemetry's memos of the last request. It clears in place:
+// allocate again, and the telemetry's and the route's memos of the last
+// request. It clears in place:
 // `*r = dsRequest{bodyBuf: r.bodyBuf, ...}` would build the literal in a
 // temporary and copy it (two passes over the 2 KB struct instead of one).
 func (r *dsRequest) reset() {
-	bodyBuf, respHdr, memo := r.bodyBuf, r.tel.respHdr[:0], r.tel.memo
+	bodyBuf, respHdr, memo, route := r.bodyBuf, r.tel.respHdr[:0], r.tel.memo, r.route
 	*r = dsRequest{}
-	r.bodyBuf, r.tel.respHdr, r.tel.memo = bodyBuf, respHdr, memo
+	r.bodyBuf, r.tel.respHdr, r.tel.memo, r.route = bodyBuf, respHdr, memo, route
 }
 
 // localString is the proxy's address on the downstream connection as

@@ -74,6 +74,10 @@ type Head struct {
 	Close         bool // the connection must close after this message
 	Expect100     bool
 	Upgrade       bool
+	// HopByHop says a field is hop-by-hop (IsHopByHop; a field that
+	// Connection names comes with a Connection field): without one,
+	// StripHopByHop would leave Headers as they are.
+	HopByHop bool
 }
 
 // Reader reads heads from a connection, reusing its buffers.
@@ -570,7 +574,8 @@ type framing struct {
 	hasExpect bool
 }
 
-// check validates Content-Length and Transfer-Encoding (RFC 9112 6).
+// check validates Content-Length and Transfer-Encoding (RFC 9112 6) and
+// sets h.HopByHop.
 func (fr *framing) check(h *Head) error {
 	var te string
 	cl := int64(-1)
@@ -583,7 +588,10 @@ func (fr *framing) check(h *Head) error {
 			if !fr.hasExpect {
 				fr.expect, fr.hasExpect = f.Value, true
 			}
+		case "keep-alive", "proxy-connection", "te", "upgrade", "proxy-authenticate", "proxy-authorization":
+			h.HopByHop = true
 		case "transfer-encoding":
+			h.HopByHop = true
 			teCount++
 			if te != "" {
 				te += ","
@@ -606,6 +614,7 @@ func (fr *framing) check(h *Head) error {
 				rest = more
 			}
 		case "connection":
+			h.HopByHop = true
 			for rest := f.Value; rest != ""; {
 				var tok string
 				tok, rest, _ = strings.Cut(rest, ",")

@@ -171,6 +171,87 @@ func TestStripHopByHop(t *testing.T) {
 	}
 }
 
+// checkHopByHop fails t unless h.HopByHop says whether StripHopByHop would
+// change h's fields.
+func checkHopByHop(t *testing.T, h *Head) {
+	t.Helper()
+	l := slices.Clone(h.Headers)
+	StripHopByHop(&l)
+	if changed := !slices.Equal(l, h.Headers); h.HopByHop != changed || h.HopByHop != slices.ContainsFunc(h.Headers, func(f headers.Field) bool { return IsHopByHop(f.Name) }) {
+		t.Fatalf("HopByHop %v, fields %q (stripped: %q)", h.HopByHop, h.Headers, l)
+	}
+}
+
+// TestHeadHopByHop: Head.HopByHop follows each head of a connection,
+// whether it is parsed, the last head again or the last head with lines
+// changed (where the framing checks may not run again).
+func TestHeadHopByHop(t *testing.T) {
+	for _, c := range []struct {
+		response bool
+		heads    []string
+		want     []bool
+	}{
+		{false, []string{
+			"GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\n\r\n",
+			"GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\n\r\n",
+			"GET / HTTP/1.1\r\nHost: x\r\nTE: 1\r\n\r\n",
+			"GET / HTTP/1.1\r\nHost: x\r\nTE: 1\r\n\r\n",
+			"GET / HTTP/1.1\r\nHost: x\r\nA: 2\r\n\r\n",
+			"GET / HTTP/1.1\r\nHost: x\r\nkeep-alive: 2\r\n\r\n",
+			"GET /b HTTP/1.1\r\nHost: x\r\nkeep-alive: 2\r\n\r\n",
+			"GET /b HTTP/1.1\r\nHost: x\r\nProxy-Authorization: 2\r\n\r\n",
+			"GET /b HTTP/1.1\r\nHost: x\r\nConnection: x-a\r\n\r\n",
+			"GET /b HTTP/1.1\r\nHost: x\r\nx-a: 1\r\n\r\n",
+			"GET /b HTTP/1.1\r\nHost: x\r\nTE: trailers\r\nx-a: 1\r\n\r\n",
+			"GET /b HTTP/1.1\r\nHost: x\r\nTE: trailers\r\nx-a: 2\r\n\r\n", // only a field without a part in framing changed
+		}, []bool{false, false, true, true, false, true, true, true, true, false, true, true}},
+		{true, []string{
+			"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nx: 1\r\n\r\n",
+			"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nupgrade: 1\r\n\r\n",
+			"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nupgrade: 1\r\n\r\n",
+			"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nx: 2\r\n\r\n",
+			"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nProxy-Connection: 2\r\n\r\n",
+			"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nproxy-authenticate: 2\r\n\r\n",
+			"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nx: 2\r\n\r\n",
+			"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nx: 2\r\n\r\n0\r\n\r\n",
+			"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nx: 2\r\n\r\n",
+			"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: x\r\nx: 2\r\n\r\n",
+			"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: x\r\nx: 3\r\n\r\n",
+		}, []bool{false, true, true, false, true, true, false, true, false, true, true}},
+	} {
+		// One head at a time, as a connection's heads arrive: each
+		// following head is compared with the last one's bytes.
+		pr, pw := io.Pipe()
+		go func() {
+			for _, s := range c.heads {
+				pw.Write([]byte(s))
+			}
+			pw.Close()
+		}()
+		br := bufio.NewReader(pr)
+		r := NewReader(br, Limits{})
+		var h Head
+		for i, want := range c.want {
+			var err error
+			if c.response {
+				err = r.ReadResponse(&h)
+			} else {
+				err = r.ReadRequest(&h)
+			}
+			if err != nil {
+				t.Fatalf("head %d: %v", i, err)
+			}
+			if h.HopByHop != want {
+				t.Errorf("head %d %q: HopByHop %v, want %v", i, c.heads[i], h.HopByHop, want)
+			}
+			checkHopByHop(t, &h)
+			if _, err := io.Copy(io.Discard, NewBody(br, &h, c.response)); err != nil {
+				t.Fatalf("head %d: body: %v", i, err)
+			}
+		}
+	}
+}
+
 // FuzzReadRequest feeds arbitrary bytes to the request-head parser and the
 // body reader; accepted heads must have unambiguous framing.
 func FuzzReadRequest(f *testing.F) {
@@ -216,6 +297,7 @@ func FuzzReadRequest(f *testing.F) {
 			if h.Headers.Count("host") > 1 {
 				t.Fatal("accepted two Host headers")
 			}
+			checkHopByHop(t, &h)
 			for _, fl := range h.Headers {
 				if strings.ContainsAny(fl.Value, "\r\n\x00") || fl.Name != headers.Lower(fl.Name) {
 					t.Fatalf("bad field %q: %q", fl.Name, fl.Value)
@@ -311,6 +393,7 @@ func FuzzReadResponse(f *testing.F) {
 					t.Fatalf("accepted field %q: %q", fl.Name, fl.Value)
 				}
 			}
+			checkHopByHop(t, &h)
 			b := NewBody(br, &h, true)
 			if _, err := io.Copy(io.Discard, b); err != nil {
 				return

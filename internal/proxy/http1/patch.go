@@ -144,7 +144,7 @@ func (r *Reader) readPatched(h *Head, request bool) error {
 	}
 	switch {
 	case !check:
-		h.ContentLength, h.Chunked, h.Close, h.Expect100, h.Upgrade = prev.ContentLength, prev.Chunked, prev.Close, prev.Expect100, prev.Upgrade
+		h.ContentLength, h.Chunked, h.Close, h.Expect100, h.Upgrade, h.HopByHop = prev.ContentLength, prev.Chunked, prev.Close, prev.Expect100, prev.Upgrade, prev.HopByHop
 		return r.framed(h, nil)
 	case request:
 		return r.framed(h, requestFraming(h))
@@ -153,10 +153,12 @@ func (r *Reader) readPatched(h *Head, request bool) error {
 }
 
 // framingField reports whether a field called name (lower-case) takes part
-// in the framing checks (framing.check, requestFraming).
+// in the framing checks (framing.check, requestFraming) or is hop-by-hop
+// (Head.HopByHop).
 func framingField[S ~string | ~[]byte](name S) bool {
 	switch string(name) {
-	case "host", "expect", "transfer-encoding", "content-length", "connection":
+	case "host", "expect", "transfer-encoding", "content-length", "connection",
+		"keep-alive", "proxy-connection", "te", "upgrade", "proxy-authenticate", "proxy-authorization":
 		return true
 	}
 	return false

@@ -43,6 +43,9 @@ type dsRequest struct {
 	// upgrade is the Upgrade header of an HTTP/1.1 upgrade request
 	// ("websocket"), "" for none.
 	upgrade string
+	// noHopByHop: the HTTP/1 head had no hop-by-hop field
+	// (http1.Head.HopByHop), so handle has none to strip.
+	noHopByHop bool
 	// peer is the verified client certificate of a TLS connection, nil
 	// for plaintext (xfcc.go).
 	peer *tlsPeer
@@ -216,7 +219,9 @@ func (s *Server) handle(ctx context.Context, req *dsRequest, w responseWriter, h
 	// Internal headers are Envoy's to set (forwarded.go): clients do not
 	// get to set them.
 	req.header.Del("x-mast-response-flags")
-	http1.StripHopByHop(&req.header)
+	if !req.noHopByHop {
+		http1.StripHopByHop(&req.header)
+	}
 	req.header.Del("host")
 	var client netip.Addr
 	if hcm.Filters != nil {

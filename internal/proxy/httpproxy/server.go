@@ -562,7 +562,7 @@ func (c *h1Conn) serveOne(ctx context.Context, hcm *xdsparse.HTTPManager) (keep 
 	// naming req's own fields would be built in a temporary and copied:
 	// two passes over the 2 KB struct at each end of every request.)
 	req.method, req.target, req.header, req.minor = h.Method, h.Target, h.Headers, h.Minor
-	req.body, req.contentLength, req.chunked = body, h.ContentLength, h.Chunked
+	req.body, req.contentLength, req.chunked, req.noHopByHop = body, h.ContentLength, h.Chunked, !h.HopByHop
 	req.remote, req.remoteIP, req.remoteAddr, req.local, req.localStr = c.remote, c.remoteIP, c.remoteAddr, c.local, c.localStr
 	req.origDst, req.scheme, req.peer, req.conn = c.orig, c.scheme, c.peer, c.conn
 	if v, ok := h.Headers.Get("host"); ok {

@@ -487,7 +487,9 @@ func (c *h1conn) exchange(ctx context.Context, req *Request) (*Response, error) 
 		c.hdr = make(headers.List, 0, len(h.Headers)+8) // room for the router's additions
 	}
 	hdr := append(c.hdr[:0], h.Headers...)
-	http1.StripHopByHop(&hdr)
+	if h.HopByHop {
+		http1.StripHopByHop(&hdr)
+	}
 	c.hdr = hdr
 	resp := &c.resp
 	*resp = Response{Status: h.Status, Header: hdr, ContentLength: h.ContentLength}

@@ -88,6 +88,16 @@ type BodyFilter interface {
 	DecodeBody(ctx context.Context, r *Request, body []byte, complete bool) Status
 }
 
+// IdleFilter is implemented by HTTP filters that can tell from a route's
+// configuration alone that they leave every request on it alone.
+type IdleFilter interface {
+	// IdleOn reports whether, for every request whose route is rc
+	// (non-nil), DecodeHeaders returns Continue without changing the
+	// request (no flags, metadata or Defer) and EncodeHeaders, if the
+	// filter has it, leaves the response head alone.
+	IdleOn(rc RouteConfig) bool
+}
+
 // StatsFilter is implemented by HTTP filters with statistics of their own:
 // admin's /stats calls add for each (name without the "http." prefix).
 type StatsFilter interface {
@@ -150,6 +160,22 @@ func (c *Chain) NeedsBody() bool { return c != nil && c.firstBody >= 0 }
 
 // HasResponseFilters reports whether some filter sees responses.
 func (c *Chain) HasResponseFilters() bool { return c != nil && len(c.resp) > 0 }
+
+// IdleOn reports whether every filter of the chain is an [IdleFilter] idle
+// on rc (non-nil): the chain would leave each request on that route and
+// its response alone, so the proxy may skip it. The answer depends only on
+// the chain and rc, which are immutable, so callers may remember it.
+func (c *Chain) IdleOn(rc RouteConfig) bool {
+	if c == nil {
+		return true
+	}
+	for _, f := range c.filters {
+		if i, ok := f.(IdleFilter); !ok || !i.IdleOn(rc) {
+			return false
+		}
+	}
+	return true
+}
 
 // DecodeHeaders runs the filters' request head phase in order, up to and
 // including the first body filter (the rest run in DecodeBody).

@@ -67,3 +67,42 @@ func TestBodyFilterHoldsBackLaterFilters(t *testing.T) {
 		t.Errorf("chain without body filters: %v", log)
 	}
 }
+
+// idleStep is a step that reports itself idle on the routes named in idle.
+type idleStep struct {
+	step
+	idle map[string]bool
+}
+
+func (s idleStep) IdleOn(rc RouteConfig) bool { return s.idle[rc.PerFilterConfig("").(string)] }
+
+type routeName string
+
+func (r routeName) PerFilterConfig(string) any { return string(r) }
+
+// TestChainIdleOn: a chain is idle on a route only when every filter is an
+// IdleFilter idle there; a filter that cannot tell makes it run always.
+func TestChainIdleOn(t *testing.T) {
+	var log []string
+	a := idleStep{step{name: "a", log: &log}, map[string]bool{"r1": true, "r2": true}}
+	b := idleStep{step{name: "b", log: &log}, map[string]bool{"r1": true}}
+	for _, c := range []struct {
+		chain *Chain
+		route string
+		want  bool
+	}{
+		{nil, "r1", true},
+		{NewChain(nil, nil), "r1", true},
+		{NewChain([]string{"a", "b"}, []HTTPFilter{a, b}), "r1", true},
+		{NewChain([]string{"a", "b"}, []HTTPFilter{a, b}), "r2", false},
+		{NewChain([]string{"a", "b"}, []HTTPFilter{a, b}), "r3", false},
+		{NewChain([]string{"a", "s"}, []HTTPFilter{a, step{name: "s", log: &log}}), "r1", false},
+	} {
+		if got := c.chain.IdleOn(routeName(c.route)); got != c.want {
+			t.Errorf("chain %v on %s: IdleOn %v, want %v", c.chain.Len(), c.route, got, c.want)
+		}
+	}
+	if len(log) != 0 {
+		t.Errorf("IdleOn ran filters: %v", log)
+	}
+}

@@ -68,8 +68,7 @@ func (f *filterWriter) Upgrade(status int, h headers.List) (upstream.Conn, error
 func (s *Server) runFilters(ctx context.Context, req *dsRequest, w responseWriter, hcm *xdsparse.HTTPManager,
 	route *xdsparse.Route, path string, client netip.Addr, start time.Time) (responseWriter, bool) {
 	chain := hcm.Filters
-	fr := &req.fr
-	fr.Reset()
+	fr := &req.fr // zero: the request state's reset cleared it
 	fr.Method, fr.Authority, fr.Scheme, fr.Path = req.method, req.authority, req.scheme, path
 	fr.Headers, fr.HTTP2, fr.Conn, fr.RemoteIP = &req.header, req.minor == 2, req.conn, client
 	fr.Services, fr.Start = s.Services, start
@@ -94,6 +93,27 @@ func (s *Server) runFilters(ctx context.Context, req *dsRequest, w responseWrite
 		w.Abort()
 	}
 	return w, false
+}
+
+// filterMemo remembers whether the last request's filter chain was idle on
+// its route (filter.Chain.IdleOn): consecutive requests on a keep-alive
+// connection almost always have the same chain and route, both immutable.
+type filterMemo struct {
+	chain *filter.Chain
+	route *xdsparse.Route
+	idle  bool
+}
+
+// idleOn reports whether chain leaves every request on route (nil: never
+// idle) and its response alone, so that runFilters may be skipped.
+func (m *filterMemo) idleOn(chain *filter.Chain, route *xdsparse.Route) bool {
+	if route == nil {
+		return false
+	}
+	if m.chain != chain || m.route != route {
+		m.chain, m.route, m.idle = chain, route, chain.IdleOn(route)
+	}
+	return m.idle
 }
 
 // filterBody buffers the request body (up to BufferLimit) for the filters

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mast-mesh/mast/internal/proxy/filter"
 	"github.com/mast-mesh/mast/internal/proxy/headers"
 	"github.com/mast-mesh/mast/internal/proxy/xdsparse"
 	"github.com/mast-mesh/mast/internal/telemetry"
@@ -85,6 +86,8 @@ func TestRequestStateReset(t *testing.T) {
 		bodyBuf: make([]byte, 0, 64), tel: telState{respHdr: make(headers.List, 2, 8)}}
 	r.up.Path = "/"
 	r.tb.st = &streamTimer{}
+	// runFilters relies on a cleared filter state (no Reset of its own).
+	r.fr.Flags, r.fr.Details, r.fr.Path = filter.FlagFaultAbort, "fault", "/"
 	r.reset()
 	want := dsRequest{bodyBuf: r.bodyBuf, tel: telState{respHdr: r.tel.respHdr}}
 	if !reflect.DeepEqual(r, &want) {

@@ -24,6 +24,8 @@ type routeMemo struct {
 	cl         *upstream.Cluster
 
 	vh xdsparse.VirtualHostMemo
+
+	filters filterMemo // filters.go
 }
 
 // routeTable is cfg.Routes[name].

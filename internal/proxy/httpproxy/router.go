@@ -264,7 +264,8 @@ func (s *Server) handle(ctx context.Context, req *dsRequest, w responseWriter, h
 	}
 	// The HTTP filters (rbac, fault, cors, ...) see the request after
 	// route selection, as Envoy's filters see the cached route.
-	if hcm.Filters != nil {
+	// A chain idle on the route (no fault, no CORS policy, ...) is skipped.
+	if hcm.Filters != nil && !req.route.filters.idleOn(hcm.Filters, route) {
 		var ok bool
 		done.filters = true
 		if w, ok = s.runFilters(ctx, req, w, hcm, route, path, client, start); !ok {

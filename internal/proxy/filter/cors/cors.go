@@ -48,6 +48,7 @@ type Filter struct{ name string }
 var (
 	_ filter.HTTPFilter     = (*Filter)(nil)
 	_ filter.ResponseFilter = (*Filter)(nil)
+	_ filter.IdleFilter     = (*Filter)(nil)
 )
 
 // Field numbers of CorsPolicy and the messages it holds.
@@ -160,6 +161,13 @@ func (f *Filter) policy(r *filter.Request) (*Policy, string) {
 		return nil, ""
 	}
 	return p, origin
+}
+
+// IdleOn reports whether rc has no CORS policy: then the filter neither
+// answers preflights nor adds response headers on it.
+func (f *Filter) IdleOn(rc filter.RouteConfig) bool {
+	p, _ := rc.PerFilterConfig(f.name).(*Policy)
+	return p == nil
 }
 
 // DecodeHeaders answers preflight requests from allowed origins.

@@ -45,7 +45,10 @@ type Filter struct {
 	cfg  *Config // nil: only routes configure faults
 }
 
-var _ filter.HTTPFilter = (*Filter)(nil)
+var (
+	_ filter.HTTPFilter = (*Filter)(nil)
+	_ filter.IdleFilter = (*Filter)(nil)
+)
 
 // New parses the filter's typed config.
 func New(name string, a *anypb.Any) (filter.HTTPFilter, error) {
@@ -67,14 +70,23 @@ func PerRoute(a *anypb.Any) (any, error) { return ParseAny(a) }
 // configure faults).
 func (f *Filter) Config() *Config { return f.cfg }
 
-// DecodeHeaders delays and/or aborts the request as configured.
-func (f *Filter) DecodeHeaders(ctx context.Context, r *filter.Request) filter.Status {
-	c := f.cfg
-	if r.Route != nil {
-		if rc, ok := r.Route.PerFilterConfig(f.name).(*Config); ok {
-			c = rc
+// config is the configuration for a request on route rc (nil: none): the
+// route's own, else the filter's.
+func (f *Filter) config(rc filter.RouteConfig) *Config {
+	if rc != nil {
+		if c, ok := rc.PerFilterConfig(f.name).(*Config); ok {
+			return c
 		}
 	}
+	return f.cfg
+}
+
+// IdleOn reports whether the configuration for rc injects nothing.
+func (f *Filter) IdleOn(rc filter.RouteConfig) bool { return !f.config(rc).active() }
+
+// DecodeHeaders delays and/or aborts the request as configured.
+func (f *Filter) DecodeHeaders(ctx context.Context, r *filter.Request) filter.Status {
+	c := f.config(r.Route)
 	if c == nil {
 		return filter.Continue
 	}

@@ -65,13 +65,17 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 	if act.HostRewrite != "" {
 		up.Authority = act.HostRewrite
 	}
+	// The levels with header operations, most specific first: most
+	// routes have none, and then neither side applies any.
 	ops := make([]*xdsparse.HeaderOps, 0, 4)
 	if wc != nil {
-		ops = append(ops, &wc.HeaderOps)
+		ops = appendOps(ops, &wc.HeaderOps)
 	}
-	ops = append(ops, &route.HeaderOps, &route.VHost.Headers, &table.Headers)
+	ops = appendOps(appendOps(appendOps(ops, &route.HeaderOps), &route.VHost.Headers), &table.Headers)
 	vars := &opVars{req: req, start: start, route: route}
-	applyRequestOps(&up.Header, ops, &up.Authority, vars)
+	if len(ops) > 0 {
+		applyRequestOps(&up.Header, ops, &up.Authority, vars)
+	}
 	done.req, done.up = req, up // the grown list goes back to the connection (serveOne)
 	up.Header.Del("expect")
 	if req.upgrade != "" {
@@ -306,7 +310,9 @@ func (s *Server) forward(ctx context.Context, req *dsRequest, w responseWriter, 
 		h.Add("set-cookie", setCookie)
 	}
 	vars.status, vars.respHeader, vars.upstream, vars.cluster = resp.Status, h, respHost.Addr, name
-	applyResponseOps(&h, ops, vars)
+	if len(ops) > 0 {
+		applyResponseOps(&h, ops, vars)
+	}
 	if resp.Upgraded != nil {
 		s.countStatus(resp.Status)
 		u, ok := w.(upgrader)

@@ -6,6 +6,9 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/mast-mesh/mast/internal/proxy/xdstest"
 )
 
 // TestHeaderCommandOperators: request and response header values with
@@ -44,5 +47,52 @@ func TestHeaderCommandOperators(t *testing.T) {
 	}
 	if _, ok := r.header["X-Absent"]; ok {
 		t.Errorf("x-absent added although its operator has no value")
+	}
+}
+
+// TestHeaderOpsEachLevel: each level's operations apply when it is the
+// only one with any, whatever kind they are (weighted cluster: request
+// add; route: request remove; virtual host: response add; route
+// configuration: response remove), and only there.
+func TestHeaderOpsEachLevel(t *testing.T) {
+	backend, seen := recordingBackend(t, false, func(w http.ResponseWriter, r *http.Request) { w.Header().Set("x-backend", "b") })
+	p := startTestProxy(t, backend, proxyOpts{routes: func(rc *routev3.RouteConfiguration) {
+		add := func(k, v string) []*corev3.HeaderValueOption {
+			return []*corev3.HeaderValueOption{{Header: &corev3.HeaderValue{Key: k, Value: v}, AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD}}
+		}
+		ops := xdstest.RouteTo("/ops", "c")
+		ops.Action = &routev3.Route_Route{Route: &routev3.RouteAction{ClusterSpecifier: &routev3.RouteAction_WeightedClusters{
+			WeightedClusters: &routev3.WeightedCluster{Clusters: []*routev3.WeightedCluster_ClusterWeight{
+				{Name: "c", Weight: wrapperspb.UInt32(1), RequestHeadersToAdd: add("x-wc", "w")}}}}}}
+		ops.RequestHeadersToRemove = []string{"x-secret"}
+		plain := xdstest.RouteTo("/plain", "c")
+		vh := &routev3.VirtualHost{Name: "ops", Domains: []string{"ops.example"}, Routes: []*routev3.Route{ops, plain},
+			ResponseHeadersToAdd: add("x-vh", "v")}
+		rc.VirtualHosts = append([]*routev3.VirtualHost{vh}, rc.VirtualHosts...)
+		rc.ResponseHeadersToRemove = []string{"x-backend"}
+	}})
+	do := func(host, path string) (*http.Response, seenRequest) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", "http://"+p.addr+path, nil)
+		req.Host = host
+		req.Header.Set("x-secret", "s")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp, <-seen
+	}
+	resp, r := do("ops.example", "/ops")
+	if r.header.Get("x-wc") != "w" || r.header.Get("x-secret") != "" {
+		t.Errorf("upstream request x-wc %q x-secret %q, want w and none", r.header.Get("x-wc"), r.header.Get("x-secret"))
+	}
+	if resp.Header.Get("x-vh") != "v" || resp.Header.Get("x-backend") != "" {
+		t.Errorf("response x-vh %q x-backend %q, want v and none", resp.Header.Get("x-vh"), resp.Header.Get("x-backend"))
+	}
+	// Another virtual host: only the route configuration's removal applies.
+	resp, r = do("other.example", "/")
+	if r.header.Get("x-secret") != "s" || resp.Header.Get("x-vh") != "" || resp.Header.Get("x-backend") != "" {
+		t.Errorf("plain route: x-secret %q x-vh %q x-backend %q, want s, none, none", r.header.Get("x-secret"), resp.Header.Get("x-vh"), resp.Header.Get("x-backend"))
 	}
 }

@@ -527,6 +527,14 @@ func protocolName(minor int) string {
 	return "HTTP/1.1"
 }
 
+// appendOps appends o to ops unless it has no operations.
+func appendOps(ops []*xdsparse.HeaderOps, o *xdsparse.HeaderOps) []*xdsparse.HeaderOps {
+	if o.Empty() {
+		return ops
+	}
+	return append(ops, o)
+}
+
 func applyRequestOps(h *headers.List, ops []*xdsparse.HeaderOps, authority *string, vars *opVars) {
 	for _, o := range ops {
 		for _, n := range o.RequestRemove {

@@ -74,13 +74,26 @@ const (
 //
 // It reports whether the request is an edge request.
 func mutateForwarded(h *headers.List, hcm *xdsparse.HTTPManager, remote string, local net.Addr, scheme string) (edge bool) {
-	// Most requests carry no x-envoy-* header: one scan spares the removals.
-	envoyHeaders := false
+	// Most requests carry no x-envoy-* header, and inside a mesh none
+	// has x-forwarded-for: one scan spares the removals and, without
+	// use_remote_address, all but x-forwarded-proto (there is no address
+	// to trust, so no internal or edge request).
+	envoyHeaders, xff, xfp := false, false, false
 	for i := range *h {
-		if strings.HasPrefix((*h)[i].Name, "x-envoy-") {
+		switch n := (*h)[i].Name; {
+		case n == hdrXFF:
+			xff = true
+		case n == hdrXFP:
+			xfp = true
+		case strings.HasPrefix(n, "x-envoy-"):
 			envoyHeaders = true
-			break
 		}
+	}
+	if !hcm.UseRemoteAddress && !xff && !envoyHeaders {
+		if !xfp {
+			h.Add(hdrXFP, scheme)
+		}
+		return false
 	}
 	if envoyHeaders {
 		h.Del(hdrInternal)

@@ -3,6 +3,7 @@ package httpproxy
 import (
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -183,4 +184,89 @@ func FuzzLastXFFAddress(f *testing.F) {
 			t.Fatalf("%q: single with a comma", xff)
 		}
 	})
+}
+
+// mutateForwardedScan is mutateForwarded as it was before its one-scan
+// shortcut for requests without x-forwarded-for or x-envoy-* fields.
+func mutateForwardedScan(h *headers.List, hcm *xdsparse.HTTPManager, remote string, local net.Addr, scheme string) (edge bool) {
+	envoyHeaders := false
+	for i := range *h {
+		if strings.HasPrefix((*h)[i].Name, "x-envoy-") {
+			envoyHeaders = true
+			break
+		}
+	}
+	if envoyHeaders {
+		h.Del(hdrInternal)
+	}
+	var final string
+	var single bool
+	hops := hcm.XffTrustedHops
+	if hcm.UseRemoteAddress {
+		xff := joinedXFF(*h)
+		single = xff == ""
+		if hops > 0 {
+			final, _ = lastXFFAddress(xff, hops-1)
+		}
+		if final == "" {
+			final = remote
+		}
+		if !hcm.SkipXffAppend && remote != "" {
+			appendXFF(h, xff, xffEntry(remote, local))
+		}
+		if hops == 0 || !h.Has(hdrXFP) {
+			h.Set(hdrXFP, scheme)
+		}
+	} else {
+		final, single = lastXFFAddress(joinedXFF(*h), hops)
+	}
+	if !h.Has(hdrXFP) {
+		h.Set(hdrXFP, scheme)
+	}
+	if single && final != "" && hcm.IsInternalAddress(final) {
+		h.Set(hdrInternal, "true")
+		return false
+	}
+	edge = hcm.UseRemoteAddress
+	if envoyHeaders {
+		dropEnvoyHeaders(h, edge)
+	}
+	if edge && final != "" {
+		h.Set(hdrExternalAddress, final)
+	}
+	return edge
+}
+
+// TestMutateForwardedShortcut: mutateForwarded leaves every combination of
+// connection manager settings and forwarding fields as the full rules do.
+func TestMutateForwardedShortcut(t *testing.T) {
+	internal := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("127.0.0.0/8")}
+	hcms := []xdsparse.HTTPManager{{}, {XffTrustedHops: 1}, {InternalCIDRs: internal}, {InternalCIDRs: internal, XffTrustedHops: 1},
+		{UseRemoteAddress: true}, {UseRemoteAddress: true, InternalCIDRs: internal}, {UseRemoteAddress: true, XffTrustedHops: 1},
+		{UseRemoteAddress: true, SkipXffAppend: true}}
+	fields := []headers.Field{{Name: "x-forwarded-for", Value: "10.1.2.3"}, {Name: "x-forwarded-for", Value: "198.51.100.1, 10.0.0.5"},
+		{Name: "x-forwarded-proto", Value: "https"}, {Name: "x-envoy-internal", Value: "true"}, {Name: "x-envoy-retry-on", Value: "5xx"},
+		{Name: "x-envoy-decorator-operation", Value: "op"}, {Name: "x-envoy-external-address", Value: "6.6.6.6"}}
+	local := &net.TCPAddr{IP: net.ParseIP("10.0.0.9"), Port: 15001}
+	n := 0
+	for _, hcm := range hcms {
+		for mask := range 1 << len(fields) {
+			for _, remote := range []string{"10.0.0.7", "203.0.113.7", "127.0.0.1", ""} {
+				in := headers.List{{Name: "host", Value: "a"}, {Name: "x-request-id", Value: "r"}}
+				for i, f := range fields {
+					if mask&(1<<i) != 0 {
+						in = append(in, f)
+					}
+				}
+				got, want := append(headers.List(nil), in...), append(headers.List(nil), in...)
+				ge := mutateForwarded(&got, &hcm, remote, local, "http")
+				we := mutateForwardedScan(&want, &hcm, remote, local, "http")
+				if ge != we || !slices.Equal(got, want) {
+					t.Fatalf("hcm %+v remote %q in %v: got %v edge %v, want %v edge %v", hcm, remote, in, got, ge, want, we)
+				}
+				n++
+			}
+		}
+	}
+	t.Logf("%d cases", n)
 }

@@ -102,27 +102,33 @@ func mutateForwarded(h *headers.List, hcm *xdsparse.HTTPManager, remote string, 
 		final  string // the trusted client address
 		single bool   // x-forwarded-for ends up with one address
 	)
+	// The scan's findings stay true below: only x-forwarded-proto's
+	// presence changes, where it is set.
+	joined := ""
+	if xff {
+		joined = joinedXFF(*h)
+	}
 	hops := hcm.XffTrustedHops
 	if hcm.UseRemoteAddress {
-		xff := joinedXFF(*h)
-		single = xff == ""
+		single = joined == ""
 		if hops > 0 {
-			final, _ = lastXFFAddress(xff, hops-1)
+			final, _ = lastXFFAddress(joined, hops-1)
 		}
 		if final == "" {
 			final = remote
 		}
 		if !hcm.SkipXffAppend && remote != "" {
-			appendXFF(h, xff, xffEntry(remote, local))
+			appendXFF(h, joined, xffEntry(remote, local))
 		}
-		if hops == 0 || !h.Has(hdrXFP) {
+		if hops == 0 || !xfp {
 			h.Set(hdrXFP, scheme)
+			xfp = true
 		}
 	} else {
-		final, single = lastXFFAddress(joinedXFF(*h), hops)
+		final, single = lastXFFAddress(joined, hops)
 	}
-	if !h.Has(hdrXFP) {
-		h.Set(hdrXFP, scheme)
+	if !xfp {
+		h.Add(hdrXFP, scheme)
 	}
 	if single && final != "" && hcm.IsInternalAddress(final) {
 		h.Set(hdrInternal, "true")

@@ -100,21 +100,7 @@ func TestBodyFromReadBuffer(t *testing.T) {
 	for _, mode := range []string{"plain", "retried", "mirrored"} {
 		t.Run(mode, func(t *testing.T) {
 			bb := &bodyBackend{failFirst: mode == "retried"}
-			p := startBodyProxy(t, bb, proxyOpts{routes: func(rc *routev3.RouteConfiguration) {
-				for _, r := range rc.VirtualHosts[0].Routes {
-					ra := r.GetRoute()
-					if ra.GetCluster() != "c" {
-						continue
-					}
-					switch mode {
-					case "retried":
-						ra.RetryPolicy = &routev3.RetryPolicy{RetryOn: "5xx", NumRetries: wrapperspb.UInt32(2)}
-					case "mirrored":
-						ra.RequestMirrorPolicies = []*routev3.RouteAction_RequestMirrorPolicy{{Cluster: "c",
-							RuntimeFraction: &corev3.RuntimeFractionalPercent{DefaultValue: &typev3.FractionalPercent{Numerator: 100}}}}
-					}
-				}
-			}})
+			p := startBodyProxy(t, bb, proxyOpts{routes: bodyRouteMode(mode)})
 			nc := dialBodyProxy(t, p)
 			br := bufio.NewReader(nc)
 			post := func(path, body string) string {
@@ -272,4 +258,25 @@ func dialBodyProxy(t *testing.T, p *testProxy) *net.TCPConn {
 	t.Cleanup(func() { nc.Close() })
 	nc.SetDeadline(time.Now().Add(20 * time.Second))
 	return nc.(*net.TCPConn)
+}
+
+// bodyRouteMode returns startBodyProxy's route edit for a body test's mode:
+// "retried" retries 5xx twice on cluster c's routes, "mirrored" mirrors
+// every request to c, anything else leaves the routes as they are.
+func bodyRouteMode(mode string) func(*routev3.RouteConfiguration) {
+	return func(rc *routev3.RouteConfiguration) {
+		for _, r := range rc.VirtualHosts[0].Routes {
+			ra := r.GetRoute()
+			if ra.GetCluster() != "c" {
+				continue
+			}
+			switch mode {
+			case "retried":
+				ra.RetryPolicy = &routev3.RetryPolicy{RetryOn: "5xx", NumRetries: wrapperspb.UInt32(2)}
+			case "mirrored":
+				ra.RequestMirrorPolicies = []*routev3.RouteAction_RequestMirrorPolicy{{Cluster: "c",
+					RuntimeFraction: &corev3.RuntimeFractionalPercent{DefaultValue: &typev3.FractionalPercent{Numerator: 100}}}}
+			}
+		}
+	}
 }

@@ -9,11 +9,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
-	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 // TestVectoredResponsesSameBytes: responses served through rawsock (the
@@ -61,21 +56,7 @@ var varying = regexp.MustCompile(`(?im)^(date|x-envoy-upstream-service-time): [^
 func responsesOnWire(t *testing.T, mode string, raw bool, writes [][]string) string {
 	t.Helper()
 	bb := &bodyBackend{failFirst: mode == "retried"}
-	p := startBodyProxy(t, bb, proxyOpts{raw: raw, routes: func(rc *routev3.RouteConfiguration) {
-		for _, r := range rc.VirtualHosts[0].Routes {
-			ra := r.GetRoute()
-			if ra.GetCluster() != "c" {
-				continue
-			}
-			switch mode {
-			case "retried":
-				ra.RetryPolicy = &routev3.RetryPolicy{RetryOn: "5xx", NumRetries: wrapperspb.UInt32(2)}
-			case "mirrored":
-				ra.RequestMirrorPolicies = []*routev3.RouteAction_RequestMirrorPolicy{{Cluster: "c",
-					RuntimeFraction: &corev3.RuntimeFractionalPercent{DefaultValue: &typev3.FractionalPercent{Numerator: 100}}}}
-			}
-		}
-	}})
+	p := startBodyProxy(t, bb, proxyOpts{raw: raw, routes: bodyRouteMode(mode)})
 	nc := dialBodyProxy(t, p)
 	var got bytes.Buffer
 	br := bufio.NewReader(io.TeeReader(nc, &got))
